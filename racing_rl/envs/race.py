@@ -1,0 +1,341 @@
+"""RaceParallelEnv: a PettingZoo ParallelEnv of N cars racing on one simulated track."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+from gymnasium.utils import seeding
+from numpy.typing import NDArray
+from pettingzoo import ParallelEnv
+
+from racing_rl.config import dataclass_from_dict
+from racing_rl.envs.rewards import RewardConfig, compute_rewards
+from racing_rl.errors import ConfigError
+from racing_rl.sim.car import CarConfig
+from racing_rl.sim.sensors import SensorConfig
+from racing_rl.sim.track import Track, TrackConfig, generate_track
+from racing_rl.sim.world import RaceRules, World
+
+AgentID = str
+SPAWN_MODES = ("random", "grid")
+
+
+@dataclass(frozen=True)
+class EpisodeConfig:
+    """How episodes start and end.
+
+    Attributes:
+        max_steps: steps before every car is truncated.
+        spawn: ``"random"`` spreads the cars around the track with random offsets,
+            headings and speeds (training); ``"grid"`` lines them up at rest on the
+            start line (evaluation and races).
+        standing_start_prob: with ``spawn="random"``, chance that a car starts at rest.
+        max_spawn_speed: with ``spawn="random"``, fastest initial speed [m/s].
+        max_spawn_lateral: with ``spawn="random"``, largest offset from the centreline [m].
+        max_spawn_heading: with ``spawn="random"``, largest heading error [rad].
+        laps: a car that completes this many laps is truncated with ``finished`` in its
+            info; 0 races on until ``max_steps``.
+        track_change_every: episodes raced on one track before drawing the next from
+            the track seeds (a reset with a seed or a ``track_seed`` option always draws).
+    """
+
+    max_steps: int = 1500
+    spawn: str = "random"
+    standing_start_prob: float = 0.3
+    max_spawn_speed: float = 15.0
+    max_spawn_lateral: float = 3.0
+    max_spawn_heading: float = 0.2
+    laps: int = 0
+    track_change_every: int = 4
+
+    def __post_init__(self) -> None:
+        if self.spawn not in SPAWN_MODES:
+            raise ConfigError(f"episode.spawn must be one of {SPAWN_MODES}, got {self.spawn!r}.")
+        if self.max_steps < 1 or self.track_change_every < 1 or self.laps < 0:
+            raise ConfigError(
+                "episode.max_steps and episode.track_change_every must be >= 1 and episode.laps "
+                f">= 0, got {self.max_steps}, {self.track_change_every}, {self.laps}."
+            )
+        if not 0.0 <= self.standing_start_prob <= 1.0:
+            raise ConfigError(
+                f"episode.standing_start_prob must be in [0, 1], got {self.standing_start_prob}."
+            )
+
+
+@dataclass(frozen=True)
+class RaceConfig:
+    """Everything that defines a simulated race; each part is documented where it lives."""
+
+    track: TrackConfig = field(default_factory=TrackConfig)
+    car: CarConfig = field(default_factory=CarConfig)
+    sensors: SensorConfig = field(default_factory=SensorConfig)
+    rules: RaceRules = field(default_factory=RaceRules)
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    episode: EpisodeConfig = field(default_factory=EpisodeConfig)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any] | None, where: str = "backend") -> RaceConfig:
+        """Build from a (DictConfig) mapping; unknown keys raise ``ConfigError``."""
+        return dataclass_from_dict(cls, values, where)
+
+    @property
+    def observation_size(self) -> int:
+        """Numbers per observation: rays, nitro fuel, speed, is_reverse."""
+        return self.sensors.n_rays + 3
+
+
+class RaceParallelEnv(ParallelEnv):
+    """N cars racing on one procedurally generated track.
+
+    ## Description
+    A top-down 2-D race: every car sees the track through ray sensors and drives with
+    throttle, steering and nitro. Physics, sensors and progress are vectorised over cars
+    (``racing_rl.sim``). Agents are named ``car_{i}_env_{env_id}``.
+
+    ## Observation Space
+    ``Box(shape=(n_rays + 3,), float32)``, per car:
+
+    | index      | meaning                                          | min | max | unit |
+    |------------|--------------------------------------------------|-----|-----|------|
+    | 0 … R-1    | ray distance / sensor range, left to right       | 0   | 1   | -    |
+    | R          | nitro fuel                                        | 0   | 1   | -    |
+    | R+1        | signed speed / max speed                          | -1  | 1   | -    |
+    | R+2        | is_reverse: heading against the track direction  | 0   | 1   | -    |
+
+    ## Action Space
+    ``Box(-1, 1, shape=(3,), float32)``: throttle (negative brakes, then reverses),
+    steering (negative left), nitro (active while > 0.5 and fuel remains).
+
+    ## Rewards
+    ``racing_rl.envs.rewards``: 1000 per lap of progress (× 20 backwards), a speed bonus
+    (exp(2·v/v_max) − 1)·0.5, and −10 on a crash. ``info["reward_terms"]`` has the terms.
+
+    ## Starting State
+    ``episode.spawn="random"``: cars spread evenly around the track with random offset,
+    heading error and speed (a share at rest). ``"grid"``: at rest on the start line.
+
+    ## Episode End
+    Terminated: the car leaves the track, hits an obstacle, or (``rules.car_collisions``)
+    touches another car. Truncated: ``episode.max_steps`` reached, no new progress for
+    ``rules.stuck_time`` seconds (``info["stuck"]``), or ``episode.laps`` completed
+    (``info["finished"]``). Finished cars leave ``agents``; the others race on.
+
+    ## Arguments
+    config: a ``RaceConfig``; n_cars: cars on the track; track_seeds: seeds the track is
+    drawn from on reset; env_id: used in agent names; render_mode: "human" or "rgb_array".
+
+    ## Version History
+    v0: first version.
+    """
+
+    metadata = {
+        "name": "race_v0",
+        "render_modes": ["human", "rgb_array"],
+        "render_fps": 15,
+        "is_parallelizable": True,
+    }
+
+    def __init__(
+        self,
+        config: RaceConfig | None = None,
+        n_cars: int = 1,
+        track_seeds: Sequence[int] = range(10_000),
+        env_id: int | str = 0,
+        render_mode: str | None = None,
+    ) -> None:
+        self.config = config or RaceConfig()
+        if n_cars < 1:
+            raise ConfigError(f"n_cars must be >= 1, got {n_cars}.")
+        if len(track_seeds) == 0:
+            raise ConfigError("track_seeds is empty: give at least one track seed.")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ConfigError(
+                f"render_mode must be one of {self.metadata['render_modes']} or None, "
+                f"got {render_mode!r}."
+            )
+        self.render_mode = render_mode
+        self.n_cars = n_cars
+        self.track_seeds = track_seeds
+        self.possible_agents: list[AgentID] = [f"car_{i}_env_{env_id}" for i in range(n_cars)]
+        self.agents: list[AgentID] = []
+        self._index = {agent: i for i, agent in enumerate(self.possible_agents)}
+        n_rays = self.config.sensors.n_rays
+        low = np.array([0.0] * n_rays + [0.0, -1.0, 0.0], dtype=np.float32)
+        high = np.ones(n_rays + 3, dtype=np.float32)
+        self._observation_space = spaces.Box(low, high, dtype=np.float32)
+        self._action_space = spaces.Box(-1.0, 1.0, shape=(3,), dtype=np.float32)
+        self.np_random, _ = seeding.np_random()
+        self.world: World | None = None
+        self._episodes_on_track = 0
+        self._steps = 0
+        self._renderer: Any = None
+
+    def observation_space(self, agent: AgentID) -> spaces.Box:
+        """The observation space; the same object for every agent."""
+        return self._observation_space
+
+    def action_space(self, agent: AgentID) -> spaces.Box:
+        """The action space; the same object for every agent."""
+        return self._action_space
+
+    @property
+    def track(self) -> Track:
+        """The current track (after the first reset)."""
+        if self.world is None:
+            raise RuntimeError("No track yet: call reset() first.")
+        return self.world.track
+
+    def reset(
+        self, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[AgentID, NDArray[np.float32]], dict[AgentID, dict[str, Any]]]:
+        """Start an episode; draw a new track when due.
+
+        Args:
+            seed: seeds ``np_random`` (track choice and spawns) and forces a new track.
+            options: ``{"track_seed": int}`` races on that track.
+
+        Returns:
+            Observations and infos (``{"track_seed": int}``) of every agent.
+        """
+        if seed is not None:
+            self.np_random, _ = seeding.np_random(seed)
+        track_seed = (options or {}).get("track_seed")
+        config = self.config
+        due = self._episodes_on_track >= config.episode.track_change_every
+        if track_seed is not None or seed is not None or self.world is None or due:
+            if track_seed is None:
+                track_seed = self.track_seeds[int(self.np_random.integers(len(self.track_seeds)))]
+            track = generate_track(int(track_seed), config.track)
+            self.world = World(track, self.n_cars, config.car, config.sensors, config.rules)
+            self._episodes_on_track = 0
+        self._episodes_on_track += 1
+        self._spawn()
+        self._steps = 0
+        self.agents = self.possible_agents[:]
+        obs = self.world.observe()
+        seed_info = {"track_seed": self.world.track.seed}
+        return (
+            {agent: obs[i] for i, agent in enumerate(self.agents)},
+            {agent: dict(seed_info) for agent in self.agents},
+        )
+
+    def _spawn(self) -> None:
+        """Place the cars as ``episode.spawn`` says."""
+        world = self.world
+        assert world is not None
+        track, episode, n = world.track, self.config.episode, self.n_cars
+        if episode.spawn == "grid":
+            row, col = np.divmod(np.arange(n), 2)
+            arc = -8.0 * row - 4.0 * col
+            lateral = np.where(col == 0, 1.0, -1.0) * track.width / 4 if n > 1 else np.zeros(1)
+            world.place_cars(arc, lateral, np.zeros(n), np.zeros(n))
+            return
+        rng = self.np_random
+        arc = np.mod(rng.uniform(0.0, track.length) + np.arange(n) * track.length / n, track.length)
+        limit = min(episode.max_spawn_lateral, track.width / 2 - self.config.car.radius - 1.0)
+        lateral = rng.uniform(-limit, limit, n)
+        # A car spawned beside an obstacle goes to the middle of the gap it leaves.
+        for index, offset, radius in zip(
+            track.obstacle_index, track.obstacle_offset, track.obstacles[:, 2], strict=True
+        ):
+            apart = np.abs(arc - track.arc_length[index])
+            near = np.minimum(apart, track.length - apart) < radius + self.config.car.length
+            gap_centre = np.sign(offset) * (np.abs(offset) - radius - track.width / 2) / 2
+            lateral = np.where(near, gap_centre, lateral)
+        heading = rng.uniform(-episode.max_spawn_heading, episode.max_spawn_heading, n)
+        moving = rng.random(n) >= episode.standing_start_prob
+        speed = np.where(moving, rng.uniform(0.0, episode.max_spawn_speed, n), 0.0)
+        world.place_cars(arc, lateral, heading, speed)
+
+    def step(
+        self, actions: dict[AgentID, Any]
+    ) -> tuple[
+        dict[AgentID, NDArray[np.float32]],
+        dict[AgentID, float],
+        dict[AgentID, bool],
+        dict[AgentID, bool],
+        dict[AgentID, dict[str, Any]],
+    ]:
+        """Advance every live car by one step.
+
+        Args:
+            actions: an action of shape (3,) per live agent; a live agent without an
+                action does nothing (zero throttle, steering and nitro).
+
+        Returns:
+            observations, rewards, terminations, truncations, infos of the agents that
+            were live before the step. Info keys: ``progress`` (laps since the start
+            line), ``laps``, ``lap_time`` [s] (the lap just completed, else NaN),
+            ``speed`` [m/s], ``mean_speed`` [m/s], ``crashed``, ``stuck``, ``finished``,
+            ``reward_terms``.
+
+        Raises:
+            KeyError: an action for an agent that is not live.
+        """
+        world = self.world
+        if world is None or not self.agents:
+            raise RuntimeError("step() called with no live agents: call reset() first.")
+        action_array = np.zeros((self.n_cars, 3))
+        for agent, action in actions.items():
+            if agent not in self._index or not world.active[self._index[agent]]:
+                raise KeyError(f"Action for {agent!r}, which is not a live agent: {self.agents}.")
+            action_array[self._index[agent]] = action
+        events = world.step(action_array)
+        self._steps += 1
+        obs = world.observe()
+        episode = self.config.episode
+        terminated = events.crashed
+        finished = world.laps >= episode.laps if episode.laps else np.zeros(self.n_cars, bool)
+        truncated = (events.stuck | finished | (self._steps >= episode.max_steps)) & ~terminated
+        speed_fraction = world.cars.speed / self.config.car.max_speed
+        reward, terms = compute_rewards(
+            events.progress_delta, speed_fraction, terminated, self.config.reward
+        )
+        mean_speed = world.distance / max(world.time, 1e-9)
+        observations, rewards, terminations, truncations, infos = {}, {}, {}, {}, {}
+        for agent in self.agents:
+            i = self._index[agent]
+            observations[agent] = obs[i]
+            rewards[agent] = float(reward[i])
+            terminations[agent] = bool(terminated[i])
+            truncations[agent] = bool(truncated[i])
+            infos[agent] = {
+                "progress": float(world.progress[i]),
+                "laps": int(world.laps[i]),
+                "lap_time": float(events.lap_time[i]),
+                "speed": float(world.cars.speed[i]),
+                "mean_speed": float(mean_speed[i]),
+                "crashed": bool(terminated[i]),
+                "stuck": bool(events.stuck[i]),
+                "finished": bool(finished[i]),
+                "reward_terms": {name: float(term[i]) for name, term in terms.items()},
+            }
+        done = terminated | truncated
+        world.active &= ~done
+        self.agents = [agent for agent in self.agents if not done[self._index[agent]]]
+        if self.render_mode == "human":
+            self.render()
+        return observations, rewards, terminations, truncations, infos
+
+    def render(self) -> NDArray[np.uint8] | None:
+        """Draw the race: an (H, W, 3) uint8 frame in "rgb_array" mode, a window in "human".
+
+        Returns None (with a warning-free no-op) when ``render_mode`` is None.
+        """
+        if self.render_mode is None or self.world is None:
+            return None
+        if self._renderer is None:
+            from racing_rl.sim.render import Renderer
+
+            self._renderer = Renderer(mode=self.render_mode, fps=self.metadata["render_fps"])
+        return self._renderer.draw(self.world)
+
+    def close(self) -> None:
+        """Close the render window, if any."""
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None

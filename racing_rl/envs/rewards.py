@@ -1,0 +1,66 @@
+"""The reward of the observation/action contract, shared by both backends.
+
+For the simulator this module computes it; for Roblox the game does, and this module is
+its reference (tests and docs). Per car and step, as the seed game defines it:
+
+    progress  = Δp · 1000              (Δp: progress in laps; × 20 when Δp < 0)
+    speed     = (exp(2 · clip(v / v_max, 0, 1)) − 1) · 0.5
+    reward    = progress + speed,  or −10 on the step the episode terminates (a crash)
+
+Every coefficient is a field of ``RewardConfig`` and set in YAML.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+FloatArray = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class RewardConfig:
+    """Reward coefficients.
+
+    Attributes:
+        progress: reward per lap of progress along the centreline [1/lap].
+        backward_multiplier: factor on negative progress (driving backwards) [-].
+        speed: scale of the speed bonus [-].
+        speed_exponent: growth rate of the speed bonus [-].
+        crash: reward on a terminating step (replaces the other terms) [-].
+    """
+
+    progress: float = 1000.0
+    backward_multiplier: float = 20.0
+    speed: float = 0.5
+    speed_exponent: float = 2.0
+    crash: float = -10.0
+
+
+def compute_rewards(
+    progress_delta: FloatArray,
+    speed_fraction: FloatArray,
+    terminated: NDArray[np.bool_],
+    config: RewardConfig,
+) -> tuple[FloatArray, dict[str, FloatArray]]:
+    """Reward of N cars for one step.
+
+    Args:
+        progress_delta: progress along the centreline this step, shape (N,) [laps].
+        speed_fraction: signed speed / max speed, shape (N,) [-].
+        terminated: cars whose episode terminated this step, shape (N,).
+        config: coefficients.
+
+    Returns:
+        The total reward, shape (N,), and its named terms (each shape (N,)), which sum
+        to the total on non-terminating steps.
+    """
+    scale = np.where(
+        progress_delta < 0.0, config.progress * config.backward_multiplier, config.progress
+    )
+    progress = progress_delta * scale
+    speed = (np.exp(config.speed_exponent * np.clip(speed_fraction, 0.0, 1.0)) - 1.0) * config.speed
+    total = np.where(terminated, config.crash, progress + speed)
+    return total, {"progress": progress, "speed": speed}

@@ -1,0 +1,24 @@
+"""The exception tree. Every error racing-rl raises on purpose derives from RacingRLError.
+
+Messages say what was got, what was expected and how to fix it.
+"""
+
+
+class RacingRLError(Exception):
+    """Base class of racing-rl's own errors."""
+
+
+class ConfigError(RacingRLError, ValueError):
+    """A configuration value is missing, unknown or out of range."""
+
+
+class TrackGenerationError(RacingRLError):
+    """No valid track could be generated for a seed within the allowed attempts."""
+
+
+class CheckpointError(RacingRLError):
+    """A checkpoint or run directory is missing, damaged or does not match the config."""
+
+
+class BridgeProtocolError(RacingRLError):
+    """A message on the Roblox bridge is malformed or violates the protocol."""

@@ -1,0 +1,384 @@
+"""Procedural closed-loop race tracks and their arc-length geometry.
+
+A track is a closed centreline sampled at uniform arc length, a constant width, two
+walls (polylines offset from the centreline by ± width / 2) and optional circular
+obstacles that always leave a passable gap. One integer seed gives one track.
+
+Coordinates are metres; x right, y up. The track runs in the direction of increasing
+centreline index; the left wall is on the driver's left.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from racing_rl.errors import ConfigError, TrackGenerationError
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.int64]
+
+#: Number of samples of the analytic curve before arc-length resampling.
+_DENSE_SAMPLES = 4096
+
+
+@dataclass(frozen=True)
+class TrackConfig:
+    """Parameters of the track generator. Every length is in metres.
+
+    Attributes:
+        base_radius: mean radius of the loop [m].
+        radius_variation: largest relative deviation of the radius noise [-], in [0, 0.9].
+        n_harmonics: Fourier terms of the periodic radius noise; more gives busier tracks.
+        stretch: the loop is scaled by 1 ± U(0, stretch) along x and the inverse along y [-].
+        width: distance between the walls [m].
+        point_spacing: arc length between centreline samples [m].
+        min_curve_radius: tightest allowed radius of curvature of the centreline [m].
+        min_separation: smallest distance between centreline points that are far apart
+            along the track [m]; keeps distinct parts of the track from touching.
+        n_obstacles: circular obstacles on the track.
+        obstacle_radius_min: smallest obstacle radius [m].
+        obstacle_radius_max: largest obstacle radius [m].
+        min_gap: free width left beside every obstacle [m].
+        obstacle_clearance: arc length before and after the start line kept free [m].
+        obstacle_spacing: smallest arc length between two obstacles [m].
+        max_attempts: shapes tried per seed before giving up.
+    """
+
+    base_radius: float = 70.0
+    radius_variation: float = 0.3
+    n_harmonics: int = 5
+    stretch: float = 0.25
+    width: float = 12.0
+    point_spacing: float = 4.0
+    min_curve_radius: float = 15.0
+    min_separation: float = 30.0
+    n_obstacles: int = 3
+    obstacle_radius_min: float = 1.0
+    obstacle_radius_max: float = 2.0
+    min_gap: float = 5.0
+    obstacle_clearance: float = 40.0
+    obstacle_spacing: float = 40.0
+    max_attempts: int = 200
+
+    def __post_init__(self) -> None:
+        positive = ("base_radius", "width", "point_spacing", "min_curve_radius", "min_separation")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"track.{name} must be > 0, got {getattr(self, name)}.")
+        if not 0 <= self.radius_variation < 0.9:
+            raise ConfigError(
+                f"track.radius_variation must be in [0, 0.9), got {self.radius_variation}."
+            )
+        if self.n_harmonics < 1 or self.n_obstacles < 0 or self.max_attempts < 1:
+            raise ConfigError(
+                "track.n_harmonics and track.max_attempts must be >= 1 and track.n_obstacles "
+                f">= 0, got {self.n_harmonics}, {self.max_attempts}, {self.n_obstacles}."
+            )
+        if not 0 < self.obstacle_radius_min <= self.obstacle_radius_max:
+            raise ConfigError(
+                "track.obstacle_radius_min must be in (0, obstacle_radius_max], got "
+                f"{self.obstacle_radius_min} and {self.obstacle_radius_max}."
+            )
+        if self.n_obstacles and self.min_gap + 2 * self.obstacle_radius_max > self.width:
+            raise ConfigError(
+                f"track.min_gap ({self.min_gap}) + 2 * obstacle_radius_max "
+                f"({self.obstacle_radius_max}) must not exceed track.width ({self.width}): "
+                "an obstacle would block the track. Lower one of them or widen the track."
+            )
+        if self.min_curve_radius <= self.width / 2:
+            raise ConfigError(
+                f"track.min_curve_radius ({self.min_curve_radius}) must exceed half the width "
+                f"({self.width / 2}), or the inner wall folds over itself."
+            )
+
+
+@dataclass(frozen=True, eq=False)
+class Track:
+    """A generated track. Arrays are read-only.
+
+    Attributes:
+        seed: the seed it was generated from.
+        width: distance between the walls [m].
+        centreline: points, shape (n, 2) [m], uniformly spaced in arc length, closed
+            (point n-1 connects back to point 0). Point 0 is on the start line.
+        tangents: unit tangents at the points, shape (n, 2).
+        normals: unit left normals at the points, shape (n, 2).
+        arc_length: arc length of each point from the start line, shape (n,) [m].
+        length: total length of the loop [m].
+        left_wall: shape (n, 2) [m]; right_wall: shape (n, 2) [m].
+        obstacles: circles, shape (m, 3): x [m], y [m], radius [m].
+        obstacle_index: centreline index of each obstacle, shape (m,).
+        obstacle_offset: signed lateral offset of each obstacle centre, shape (m,) [m],
+            positive to the left.
+    """
+
+    seed: int
+    width: float
+    centreline: FloatArray
+    tangents: FloatArray
+    normals: FloatArray
+    arc_length: FloatArray
+    length: float
+    left_wall: FloatArray
+    right_wall: FloatArray
+    obstacles: FloatArray
+    obstacle_index: IntArray
+    obstacle_offset: FloatArray
+    _near_cache: dict[float, IntArray] = field(default_factory=dict, repr=False)
+
+    @property
+    def n_points(self) -> int:
+        """Number of centreline points (and of segments per wall)."""
+        return len(self.centreline)
+
+    @property
+    def wall_segments(self) -> tuple[FloatArray, FloatArray]:
+        """Both walls as segments: starts and ends, each shape (2n, 2) [m].
+
+        Segments 0 … n-1 are the left wall, n … 2n-1 the right wall; segment i of a wall
+        joins point i to point i+1 (mod n).
+        """
+        starts = np.concatenate([self.left_wall, self.right_wall])
+        ends = np.concatenate(
+            [np.roll(self.left_wall, -1, axis=0), np.roll(self.right_wall, -1, axis=0)]
+        )
+        return starts, ends
+
+    def curvature(self) -> FloatArray:
+        """Signed curvature of the centreline at each point, shape (n,) [1/m].
+
+        The turning angle between consecutive segments divided by the point spacing
+        (a discrete Frenet formula); positive for left turns.
+        """
+        seg = np.roll(self.centreline, -1, axis=0) - self.centreline
+        heading = np.arctan2(seg[:, 1], seg[:, 0])
+        turn = np.angle(np.exp(1j * (heading - np.roll(heading, 1))))
+        return turn / (self.length / self.n_points)
+
+    def segments_near(self, radius: float) -> IntArray:
+        """Wall segments that a sensor of range ``radius`` can reach from each point.
+
+        A car whose projection on the centreline is point i is within
+        sqrt((width/2)^2 + spacing^2) of point i, so every wall segment that a ray of
+        length ``radius`` from that car can touch lies within ``radius`` plus that
+        reach of point i. Rows are padded with the index 2n, a zero-length segment that
+        no ray hits (see ``padded_wall_segments``).
+
+        Args:
+            radius: sensor range [m].
+
+        Returns:
+            Segment indices, shape (n, k), int64, k the largest candidate count.
+        """
+        cached = self._near_cache.get(radius)
+        if cached is not None:
+            return cached
+        starts, ends = self.wall_segments
+        spacing = self.length / self.n_points
+        reach = radius + np.hypot(self.width / 2, spacing) + 1e-6
+        dist = point_segment_distance(self.centreline[:, None, :], starts[None], ends[None])
+        near = dist <= reach
+        k = int(near.sum(axis=1).max())
+        # Stable argsort puts each row's candidates first, in index order.
+        order = np.argsort(~near, axis=1, kind="stable")[:, :k]
+        table = np.where(np.take_along_axis(near, order, axis=1), order, len(starts))
+        table.setflags(write=False)
+        self._near_cache[radius] = table
+        return table
+
+    def padded_wall_segments(self) -> tuple[FloatArray, FloatArray]:
+        """Wall segment starts and edge vectors (end − start), each shape (2n + 1, 2) [m].
+
+        Row 2n is a zero-length segment far away that no ray hits, used as padding by
+        ``segments_near``.
+        """
+        starts, ends = self.wall_segments
+        far = np.full((1, 2), 1e9)
+        return np.concatenate([starts, far]), np.concatenate([ends - starts, np.zeros((1, 2))])
+
+
+def point_segment_distance(points: FloatArray, starts: FloatArray, ends: FloatArray) -> FloatArray:
+    """Euclidean distance from points to segments, broadcast over leading axes.
+
+    Args:
+        points: shape (..., 2) [m].
+        starts: segment starts, shape (..., 2) [m], broadcastable with ``points``.
+        ends: segment ends, same shape as ``starts`` [m].
+
+    Returns:
+        Distances, the broadcast shape without the last axis [m].
+    """
+    edge = ends - starts
+    rel = points - starts
+    length2 = np.maximum(np.einsum("...i,...i->...", edge, edge), 1e-300)
+    tau = np.clip(np.einsum("...i,...i->...", rel, edge) / length2, 0.0, 1.0)
+    closest = starts + tau[..., None] * edge
+    return np.linalg.norm(points - closest, axis=-1)
+
+
+def segments_intersect(
+    a0: FloatArray, a1: FloatArray, b0: FloatArray, b1: FloatArray
+) -> NDArray[np.bool_]:
+    """Whether segments a0→a1 and b0→b1 properly cross, broadcast over leading axes.
+
+    Orientation test (Cormen et al., *Introduction to Algorithms*, §33.1); segments
+    that only touch at an end point do not count.
+
+    Args:
+        a0, a1, b0, b1: end points, shape (..., 2) [m], mutually broadcastable.
+
+    Returns:
+        Boolean array of the broadcast shape without the last axis.
+    """
+
+    def orient(p: FloatArray, q: FloatArray, r: FloatArray) -> FloatArray:
+        return (q[..., 0] - p[..., 0]) * (r[..., 1] - p[..., 1]) - (q[..., 1] - p[..., 1]) * (
+            r[..., 0] - p[..., 0]
+        )
+
+    d1, d2 = orient(b0, b1, a0), orient(b0, b1, a1)
+    d3, d4 = orient(a0, a1, b0), orient(a0, a1, b1)
+    return (d1 * d2 < 0) & (d3 * d4 < 0)
+
+
+@functools.lru_cache(maxsize=256)
+def generate_track(seed: int, config: TrackConfig = TrackConfig()) -> Track:
+    """Generate the track for ``seed``; the same seed and config give the same track.
+
+    The centreline is r(θ) = R (1 + Σₖ aₖ cos(kθ + φₖ)) on a stretched circle: smooth
+    periodic noise on the radius, as the seed's Perlin-noise loop, with amplitudes
+    falling as 1/k so the low harmonics shape the loop. It is resampled to uniform arc
+    length; shapes that are too tight (curvature radius below ``min_curve_radius``) or
+    that come too close to themselves (``min_separation``) are rejected and redrawn.
+    The start line is put at the straightest point.
+
+    Args:
+        seed: any integer; one seed gives one track.
+        config: generator parameters.
+
+    Returns:
+        The track (cached: repeated calls return the same object).
+
+    Raises:
+        TrackGenerationError: if no valid shape is found in ``config.max_attempts`` tries.
+    """
+    rng = np.random.default_rng(seed)
+    for _ in range(config.max_attempts):
+        centreline = _random_centreline(rng, config)
+        if _shape_is_valid(centreline, config):
+            return _build_track(seed, centreline, rng, config)
+    raise TrackGenerationError(
+        f"No valid track for seed {seed} in {config.max_attempts} attempts with {config}. "
+        "Loosen track.min_curve_radius or track.min_separation, lower "
+        "track.radius_variation, or raise track.base_radius or track.max_attempts."
+    )
+
+
+def _random_centreline(rng: np.random.Generator, config: TrackConfig) -> FloatArray:
+    """A random closed curve, resampled to uniform arc length: shape (n, 2) [m]."""
+    k = np.arange(1, config.n_harmonics + 1)
+    amplitudes = rng.uniform(0.0, 1.0, k.size) / k
+    phases = rng.uniform(0.0, 2 * np.pi, k.size)
+    theta = np.linspace(0.0, 2 * np.pi, _DENSE_SAMPLES, endpoint=False)
+    noise = np.cos(np.outer(theta, k) + phases) @ amplitudes
+    noise *= config.radius_variation / max(np.abs(noise).max(), 1e-12)
+    radius = config.base_radius * (1.0 + noise)
+    stretch = 1.0 + rng.uniform(-config.stretch, config.stretch)
+    dense = np.stack([stretch * radius * np.cos(theta), radius * np.sin(theta) / stretch], 1)
+    if rng.random() < 0.5:  # clockwise or counter-clockwise
+        dense = dense[::-1].copy()
+    closed = np.concatenate([dense, dense[:1]])
+    cumulative = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(closed, axis=0), axis=1))])
+    n = max(int(round(cumulative[-1] / config.point_spacing)), 8)
+    targets = np.linspace(0.0, cumulative[-1], n, endpoint=False)
+    return np.stack([np.interp(targets, cumulative, closed[:, i]) for i in range(2)], 1)
+
+
+def _shape_is_valid(centreline: FloatArray, config: TrackConfig) -> bool:
+    """Reject curves that turn too tightly or whose distinct parts come too close."""
+    n = len(centreline)
+    seg = np.roll(centreline, -1, axis=0) - centreline
+    spacing = np.linalg.norm(seg, axis=1).mean()
+    heading = np.arctan2(seg[:, 1], seg[:, 0])
+    turn = np.abs(np.angle(np.exp(1j * (heading - np.roll(heading, 1)))))
+    if np.any(turn / spacing > 1.0 / config.min_curve_radius):
+        return False
+    # Points more than a half-circle of min_separation apart along the track must be at
+    # least min_separation apart in the plane.
+    index = np.arange(n)
+    gap = np.abs(index[:, None] - index[None, :])
+    arc = np.minimum(gap, n - gap) * spacing
+    far_along = arc > 0.5 * np.pi * config.min_separation
+    dist = np.linalg.norm(centreline[:, None] - centreline[None], axis=-1)
+    return not np.any(far_along & (dist < config.min_separation))
+
+
+def _build_track(
+    seed: int, centreline: FloatArray, rng: np.random.Generator, config: TrackConfig
+) -> Track:
+    """Put the start line on the straightest stretch, add walls and obstacles."""
+    n = len(centreline)
+    seg = np.roll(centreline, -1, axis=0) - centreline
+    heading = np.arctan2(seg[:, 1], seg[:, 0])
+    turn = np.abs(np.angle(np.exp(1j * (heading - np.roll(heading, 1)))))
+    window = max(int(round(30.0 / config.point_spacing)), 1)
+    straightness = np.convolve(np.tile(turn, 3), np.ones(2 * window + 1), "same")[n : 2 * n]
+    centreline = np.roll(centreline, -int(np.argmin(straightness)), axis=0)
+
+    seg = np.roll(centreline, -1, axis=0) - centreline
+    seg_len = np.linalg.norm(seg, axis=1)
+    arc_length = np.concatenate([[0.0], np.cumsum(seg_len)[:-1]])
+    length = float(seg_len.sum())
+    chord = np.roll(centreline, -1, axis=0) - np.roll(centreline, 1, axis=0)
+    tangents = chord / np.linalg.norm(chord, axis=1, keepdims=True)
+    normals = np.stack([-tangents[:, 1], tangents[:, 0]], 1)
+    half = config.width / 2
+    index, offset, radius = _place_obstacles(rng, arc_length, length, config)
+    obstacles = np.concatenate(
+        [centreline[index] + normals[index] * offset[:, None], radius[:, None]], axis=1
+    )
+    arrays = dict(
+        centreline=centreline,
+        tangents=tangents,
+        normals=normals,
+        arc_length=arc_length,
+        left_wall=centreline + half * normals,
+        right_wall=centreline - half * normals,
+        obstacles=obstacles.reshape(-1, 3),
+        obstacle_index=index,
+        obstacle_offset=offset,
+    )
+    for value in arrays.values():
+        value.setflags(write=False)
+    return Track(seed=seed, width=config.width, length=length, **arrays)
+
+
+def _place_obstacles(
+    rng: np.random.Generator, arc_length: FloatArray, length: float, config: TrackConfig
+) -> tuple[IntArray, FloatArray, FloatArray]:
+    """Obstacle centreline indices, lateral offsets [m] and radii [m].
+
+    Each obstacle sits towards one wall so the gap on the other side is at least
+    ``min_gap``: with half-width h and radius r the offset o satisfies
+    h + |o| - r >= min_gap and |o| + r <= h.
+    """
+    allowed = np.flatnonzero(
+        (arc_length > config.obstacle_clearance) & (arc_length < length - config.obstacle_clearance)
+    )
+    chosen: list[int] = []
+    for i in rng.permutation(allowed):
+        if len(chosen) == config.n_obstacles:
+            break
+        apart = np.abs(arc_length[chosen] - arc_length[i])
+        if np.all(np.minimum(apart, length - apart) >= config.obstacle_spacing):
+            chosen.append(int(i))
+    index = np.sort(np.array(chosen, dtype=np.int64))
+    half = config.width / 2
+    radius = rng.uniform(config.obstacle_radius_min, config.obstacle_radius_max, index.size)
+    lowest = np.maximum(config.min_gap + radius - half, 0.0)
+    offset = rng.uniform(lowest, half - radius) * rng.choice([-1.0, 1.0], index.size)
+    return index, offset, radius
