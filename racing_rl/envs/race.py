@@ -269,7 +269,7 @@ class RaceParallelEnv(ParallelEnv):
         Returns:
             observations, rewards, terminations, truncations, infos of the agents that
             were live before the step. Info keys: ``progress`` (laps since the start
-            line), ``laps``, ``lap_time`` [s] (the lap just completed, else NaN),
+            line), ``laps``, ``lap_time`` [s] (only on the step a lap is completed),
             ``speed`` [m/s], ``mean_speed`` [m/s], ``crashed``, ``stuck``, ``finished``,
             ``reward_terms``.
 
@@ -306,7 +306,6 @@ class RaceParallelEnv(ParallelEnv):
             infos[agent] = {
                 "progress": float(world.progress[i]),
                 "laps": int(world.laps[i]),
-                "lap_time": float(events.lap_time[i]),
                 "speed": float(world.cars.speed[i]),
                 "mean_speed": float(mean_speed[i]),
                 "crashed": bool(terminated[i]),
@@ -314,6 +313,8 @@ class RaceParallelEnv(ParallelEnv):
                 "finished": bool(finished[i]),
                 "reward_terms": {name: float(term[i]) for name, term in terms.items()},
             }
+            if events.lap_completed[i]:
+                infos[agent]["lap_time"] = float(events.lap_time[i])
         done = terminated | truncated
         world.active &= ~done
         self.agents = [agent for agent in self.agents if not done[self._index[agent]]]

@@ -57,8 +57,8 @@ class TrackConfig:
     min_curve_radius: float = 15.0
     min_separation: float = 30.0
     n_obstacles: int = 3
-    obstacle_radius_min: float = 1.0
-    obstacle_radius_max: float = 2.0
+    obstacle_radius_min: float = 1.5
+    obstacle_radius_max: float = 2.5
     min_gap: float = 5.0
     obstacle_clearance: float = 40.0
     obstacle_spacing: float = 40.0
@@ -293,7 +293,7 @@ def _random_centreline(rng: np.random.Generator, config: TrackConfig) -> FloatAr
         dense = dense[::-1].copy()
     closed = np.concatenate([dense, dense[:1]])
     cumulative = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(closed, axis=0), axis=1))])
-    n = max(int(round(cumulative[-1] / config.point_spacing)), 8)
+    n = max(round(cumulative[-1] / config.point_spacing), 8)
     targets = np.linspace(0.0, cumulative[-1], n, endpoint=False)
     return np.stack([np.interp(targets, cumulative, closed[:, i]) for i in range(2)], 1)
 
@@ -325,7 +325,7 @@ def _build_track(
     seg = np.roll(centreline, -1, axis=0) - centreline
     heading = np.arctan2(seg[:, 1], seg[:, 0])
     turn = np.abs(np.angle(np.exp(1j * (heading - np.roll(heading, 1)))))
-    window = max(int(round(30.0 / config.point_spacing)), 1)
+    window = max(round(30.0 / config.point_spacing), 1)
     straightness = np.convolve(np.tile(turn, 3), np.ones(2 * window + 1), "same")[n : 2 * n]
     centreline = np.roll(centreline, -int(np.argmin(straightness)), axis=0)
 

@@ -1,0 +1,85 @@
+"""The algorithm registry: ``conf/algo/<name>.yaml`` is the whole registry.
+
+Each file names an SB3-compatible class in ``model._target_`` with its constructor
+arguments; Hydra instantiates it. Adding an algorithm needs only a new YAML file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.vec_env import VecEnv
+
+from racing_rl.errors import CheckpointError, ConfigError
+
+
+def algorithm_class(algo: DictConfig) -> type[BaseAlgorithm]:
+    """The class named by ``algo.model._target_``.
+
+    Raises:
+        ConfigError: if it cannot be imported or is not an SB3 ``BaseAlgorithm``.
+    """
+    target = algo.get("model", {}).get("_target_")
+    try:
+        cls = hydra.utils.get_class(target)
+    except Exception as err:
+        raise ConfigError(
+            f"algo.model._target_ = {target!r} cannot be imported: {err}. Name an SB3-compatible "
+            "class such as stable_baselines3.PPO."
+        ) from err
+    if not issubclass(cls, BaseAlgorithm):
+        raise ConfigError(
+            f"algo.model._target_ = {target!r} is not a stable_baselines3 BaseAlgorithm."
+        )
+    return cls
+
+
+def is_off_policy(algo: DictConfig) -> bool:
+    """Whether the algorithm keeps a replay buffer (SAC, TD3, ...)."""
+    return issubclass(algorithm_class(algo), OffPolicyAlgorithm)
+
+
+def make_model(
+    algo: DictConfig, env: VecEnv, *, seed: int, device: str, tensorboard_log: str | None = None
+) -> BaseAlgorithm:
+    """Instantiate ``algo.model`` on ``env``.
+
+    Raises:
+        ConfigError: if the class is unknown or rejects its arguments.
+    """
+    algorithm_class(algo)
+    try:
+        return hydra.utils.instantiate(
+            algo.model,
+            env=env,
+            seed=seed,
+            device=device,
+            verbose=0,
+            tensorboard_log=tensorboard_log,
+            _convert_="all",
+        )
+    except Exception as err:
+        raise ConfigError(f"Could not create algorithm {algo.get('name')!r}: {err}") from err
+
+
+def load_model(algo: DictConfig, path: Path, env: VecEnv | None, device: str) -> BaseAlgorithm:
+    """Load a saved model of ``algo``'s class.
+
+    Raises:
+        CheckpointError: if ``path`` is missing or is not a loadable model of that class.
+    """
+    if not path.is_file():
+        raise CheckpointError(f"No checkpoint at {path}.")
+    cls = algorithm_class(algo)
+    try:
+        kwargs: dict[str, Any] = {"device": device}
+        return cls.load(path, env=env, **kwargs)
+    except Exception as err:
+        raise CheckpointError(
+            f"{path} is not a loadable {cls.__name__} checkpoint ({type(err).__name__}: {err})."
+        ) from err

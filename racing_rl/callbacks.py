@@ -1,0 +1,91 @@
+"""Training callbacks: race metrics, validation with best-model selection."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize, sync_envs_normalization
+
+from racing_rl.evaluate import run_episodes, score, summarize
+
+log = logging.getLogger(__name__)
+
+
+class RaceMetricsCallback(BaseCallback):
+    """Logs ``race/`` scalars of finished training episodes (means per logger dump).
+
+    ``race/progress`` [laps], ``race/laps``, ``race/mean_speed_mps``,
+    ``race/crash_rate``, ``race/stuck_rate`` per episode, and ``race/lap_time_s`` per
+    completed lap.
+    """
+
+    def _on_step(self) -> bool:
+        for done, info in zip(self.locals["dones"], self.locals["infos"], strict=True):
+            if "lap_time" in info:
+                self.logger.record_mean("race/lap_time_s", info["lap_time"])
+            if done:
+                self.logger.record_mean("race/progress", info.get("progress", 0.0))
+                self.logger.record_mean("race/laps", info.get("laps", 0))
+                self.logger.record_mean("race/mean_speed_mps", info.get("mean_speed", 0.0))
+                self.logger.record_mean("race/crash_rate", float(info.get("crashed", False)))
+                self.logger.record_mean("race/stuck_rate", float(info.get("stuck", False)))
+        return True
+
+
+class ValidationCallback(BaseCallback):
+    """Every ``every`` timesteps, races the deterministic policy on the validation tracks.
+
+    One car per track from a standing start, one lap. Logs ``eval/`` scalars and keeps
+    the best model so far (lap completion, then mean lap time) in ``best_dir`` as
+    ``model.zip``, ``vecnormalize.pkl`` and ``metrics.json``.
+
+    Args:
+        eval_env: from ``racing_rl.evaluate.evaluation_env``.
+        every: timesteps between evaluations.
+        best_dir: where the best model goes.
+    """
+
+    def __init__(self, eval_env: VecEnv, every: int, best_dir: Path) -> None:
+        super().__init__()
+        self.eval_env = eval_env
+        self.every = every
+        self.best_dir = best_dir
+        self.best: tuple[float, float] | None = None
+        self._next = every
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps >= self._next:
+            self._next += self.every
+            self.validate()
+        return True
+
+    def validate(self) -> dict[str, float]:
+        """Run the validation episodes now; returns the metrics."""
+        sync_envs_normalization(self.training_env, self.eval_env)
+        metrics = summarize(run_episodes(self.model, self.eval_env))
+        for key, value in metrics.items():
+            if not (isinstance(value, float) and math.isnan(value)):
+                self.logger.record(f"eval/{key}", value)
+        improved = self.best is None or score(metrics) > self.best
+        log.info(
+            "validation at %d steps: lap completion %.0f%%, mean lap %.2f s, crash rate %.0f%%%s",
+            self.num_timesteps,
+            100 * metrics["lap_completion_rate"],
+            metrics["mean_lap_time_s"],
+            100 * metrics["crash_rate"],
+            " (new best)" if improved else "",
+        )
+        if improved:
+            self.best = score(metrics)
+            self.best_dir.mkdir(parents=True, exist_ok=True)
+            self.model.save(self.best_dir / "model.zip")
+            if isinstance(self.training_env, VecNormalize):
+                self.training_env.save(str(self.best_dir / "vecnormalize.pkl"))
+            record = {**metrics, "timesteps": int(self.num_timesteps)}
+            (self.best_dir / "metrics.json").write_text(json.dumps(record, indent=2))
+        self.logger.dump(self.num_timesteps)
+        return metrics

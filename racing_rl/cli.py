@@ -1,0 +1,54 @@
+"""``racing-rl <command> [hydra overrides]``: dispatch to the command's Hydra app."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+USAGE = """\
+usage: racing-rl <command> [OVERRIDE ...] [--help]
+
+Train racing cars with reinforcement learning. Every command is a Hydra app: configure
+it with KEY=VALUE overrides and config groups (GROUP=OPTION), sweep with -m.
+
+commands:
+  train   train a policy (PPO, SAC, TD3, RecurrentPPO) on a backend
+            racing-rl train                          PPO on the built-in simulator
+            racing-rl train algo=sac seed=1 total_timesteps=500000
+            racing-rl train -m algo=ppo,sac seed=0,1,2
+  eval    measure a saved checkpoint on held-out tracks
+            racing-rl eval run_dir=outputs/<date>/<time>_ppo_pygame checkpoint=best
+
+Run 'racing-rl <command> --help' for the command's config groups and defaults.
+"""
+
+
+def _commands() -> dict[str, Callable[[], object]]:
+    # Imported lazily so that 'racing-rl --help' answers at once.
+    from racing_rl import evaluate, train
+
+    return {"train": train.main, "eval": evaluate.main}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``racing-rl`` console script.
+
+    Returns:
+        The exit status: 0 on success, 2 on a usage error.
+    """
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    if command not in ("train", "eval"):
+        print(f"racing-rl: unknown command {command!r}.\n\n{USAGE}", file=sys.stderr)
+        return 2
+    # Hydra parses sys.argv itself; the program name shows in its --help.
+    sys.argv = [f"racing-rl {command}", *rest]
+    _commands()[command]()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

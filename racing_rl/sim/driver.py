@@ -1,0 +1,137 @@
+"""A scripted baseline driver: pure pursuit with a curvature-limited speed profile.
+
+It proves every generated track drivable and is the reference learned drivers are
+measured against. It reads the simulator state (not the observation), so it drives
+any ``World``; ``racing_rl.evaluate.ScriptedPolicy`` makes it usable wherever an SB3
+policy is.
+
+Path: the centreline, shifted sideways around each obstacle into the middle of the gap
+it leaves (a cosine blend in and out). Speed profile (the classic forward/backward
+pass, e.g. Kapania et al., "A sequential two-step algorithm for fast generation of
+vehicle racing trajectories", 2016): v ≤ sqrt(safety · a_grip / |κ|) on the path, and
+v_i ≤ sqrt(v_{i+1}² + 2 · safety · a_brake · Δs) so the car brakes in time. Steering is
+pure pursuit (Coulter, "Implementation of the pure pursuit path tracking algorithm",
+CMU-RI-TR-92-01): curvature 2·sin(α)/L_d towards a point L_d ahead on the path.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from racing_rl.sim.car import CarConfig
+from racing_rl.sim.track import Track
+from racing_rl.sim.world import World
+
+FloatArray = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class DriverConfig:
+    """Tuning of the scripted driver.
+
+    Attributes:
+        grip_safety: share of the car's lateral grip the speed profile uses [-].
+        brake_safety: share of the brake deceleration the speed profile uses [-].
+        lookahead_time: pure-pursuit look-ahead per unit speed [s].
+        lookahead_min: shortest look-ahead distance [m].
+        lookahead_max: longest look-ahead distance [m].
+        speed_gain: throttle per m/s of speed error [s/m].
+        nitro_margin: burn nitro when the target speed exceeds the speed by this [m/s].
+        obstacle_blend: arc length over which the path moves around an obstacle [m].
+    """
+
+    grip_safety: float = 0.85
+    brake_safety: float = 0.6
+    lookahead_time: float = 0.35
+    lookahead_min: float = 6.0
+    lookahead_max: float = 18.0
+    speed_gain: float = 0.5
+    nitro_margin: float = 4.0
+    obstacle_blend: float = 25.0
+
+
+@dataclass(frozen=True, eq=False)
+class RacingPath:
+    """The driver's path on one track: points (n, 2) [m], arc lengths (n,) [m] of the
+    matching centreline points, and the speed profile (n,) [m/s]."""
+
+    points: FloatArray
+    speed: FloatArray
+
+
+@functools.lru_cache(maxsize=64)
+def plan_path(track: Track, car: CarConfig, config: DriverConfig) -> RacingPath:
+    """The obstacle-avoiding path and its speed profile for ``track`` (cached)."""
+    n, length, half = track.n_points, track.length, track.width / 2
+    offset = np.zeros(n)
+    for index, obstacle_offset, radius in zip(
+        track.obstacle_index, track.obstacle_offset, track.obstacles[:, 2], strict=True
+    ):
+        apart = np.abs(track.arc_length - track.arc_length[index])
+        apart = np.minimum(apart, length - apart)
+        hold = radius + car.length
+        weight = np.clip(1.0 - (apart - hold) / config.obstacle_blend, 0.0, 1.0)
+        weight = 0.5 - 0.5 * np.cos(np.pi * weight)
+        gap_centre = np.sign(obstacle_offset) * (np.abs(obstacle_offset) - radius - half) / 2
+        offset = np.where(weight > 0, weight * gap_centre + (1 - weight) * offset, offset)
+    points = track.centreline + track.normals * offset[:, None]
+    seg = np.roll(points, -1, axis=0) - points
+    ds = np.linalg.norm(seg, axis=1)
+    heading = np.arctan2(seg[:, 1], seg[:, 0])
+    turn = np.angle(np.exp(1j * (heading - np.roll(heading, 1))))
+    # Curvature over three segments smooths the discrete path's kinks.
+    kappa = np.convolve(np.tile(turn, 3), np.ones(3), "same")[n : 2 * n] / (3 * ds.mean())
+    top = np.sqrt(car.engine_accel / max(car.drag, 1e-9))
+    speed = np.minimum(
+        np.sqrt(config.grip_safety * car.lateral_grip / np.maximum(np.abs(kappa), 1e-9)), top
+    )
+    speed = np.minimum(speed, car.max_speed)
+    brake = config.brake_safety * car.brake_decel
+    for _ in range(2):  # backward pass around the closed loop, twice to wrap
+        for i in range(n - 1, -1, -1):
+            following = speed[(i + 1) % n]
+            speed[i] = min(speed[i], np.sqrt(following**2 + 2 * brake * ds[i]))
+    points.setflags(write=False)
+    speed.setflags(write=False)
+    return RacingPath(points, speed)
+
+
+class PurePursuitDriver:
+    """Drives every active car of a World along its track's racing path.
+
+    Args:
+        config: driver tuning.
+    """
+
+    def __init__(self, config: DriverConfig | None = None) -> None:
+        self.config = config or DriverConfig()
+
+    def act(self, world: World) -> FloatArray:
+        """Actions for every car of ``world``, shape (N, 3): throttle, steering, nitro."""
+        config, car, track = self.config, world.car, world.track
+        path = plan_path(track, car, config)
+        speed = world.cars.speed
+        lookahead = np.clip(
+            config.lookahead_time * np.abs(speed), config.lookahead_min, config.lookahead_max
+        )
+        spacing = track.length / track.n_points
+        # Target point: lookahead metres further along the path (centreline arc length).
+        target_arc = (world.arc + lookahead) / spacing
+        i0 = np.floor(target_arc).astype(np.int64) % track.n_points
+        frac = (target_arc - np.floor(target_arc))[:, None]
+        target = path.points[i0] * (1 - frac) + path.points[(i0 + 1) % track.n_points] * frac
+        delta = target - world.cars.position
+        alpha = np.arctan2(delta[:, 1], delta[:, 0]) - world.cars.heading
+        curvature = 2.0 * np.sin(alpha) / np.maximum(np.hypot(delta[:, 0], delta[:, 1]), 1e-6)
+        steer = -np.arctan(curvature * car.wheelbase) / car.max_steer
+        # Target speed: the profile a little ahead, so braking starts on time.
+        ahead = (world.index + 1) % track.n_points
+        target_speed = np.minimum(path.speed[world.index], path.speed[ahead])
+        error = target_speed - speed
+        throttle = np.clip(config.speed_gain * error, -1.0, 1.0)
+        nitro = np.where((error > config.nitro_margin) & (np.abs(steer) < 0.3), 1.0, -1.0)
+        return np.stack([throttle, np.clip(steer, -1.0, 1.0), nitro], axis=1)

@@ -1,0 +1,469 @@
+"""Top-down pygame renderer of a ``World``: track, cars, rays, trails and a HUD.
+
+This is the project's only pygame user; the rest of ``racing_rl.sim`` is pure NumPy.
+World coordinates are metres with x right and y up; this module alone converts them to
+pixels (x right, y down), fitting the whole track into the window with a margin.
+
+Two modes, as Gymnasium's ``render_mode``:
+
+- ``"rgb_array"``: draws on an off-screen ``pygame.Surface`` and returns the frame as an
+  (H, W, 3) uint8 array. No window is opened and the display module is never started.
+- ``"human"``: opens a window on the first ``draw``, shows each frame, pumps the event
+  queue and ticks a clock at ``fps``. Closing the window stops the drawing (the race
+  goes on).
+
+Example:
+    >>> renderer = Renderer(mode="rgb_array")
+    >>> frame = renderer.draw(world)  # (800, 800, 3) uint8
+    >>> renderer.close()
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections import deque
+
+import numpy as np
+from numpy.typing import NDArray
+
+from racing_rl.errors import ConfigError
+from racing_rl.sim.track import Track
+from racing_rl.sim.world import World
+
+# pygame prints a banner on import unless told not to; library code never prints.
+os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+import pygame
+
+logger = logging.getLogger(__name__)
+
+FloatArray = NDArray[np.float64]
+Colour = tuple[int, int, int]
+
+RENDER_MODES = ("human", "rgb_array")
+
+#: Body colour of car i is ``CAR_COLOURS[i % len(CAR_COLOURS)]``.
+CAR_COLOURS: tuple[Colour, ...] = (
+    (230, 57, 70),  # red
+    (58, 134, 255),  # blue
+    (255, 190, 11),  # yellow
+    (199, 84, 230),  # violet
+    (255, 120, 0),  # orange
+    (0, 200, 200),  # cyan
+    (255, 105, 180),  # pink
+    (160, 230, 60),  # lime
+)
+GRASS: Colour = (38, 92, 52)
+ASPHALT: Colour = (72, 72, 78)
+WALL: Colour = (235, 235, 235)
+OBSTACLE: Colour = (150, 95, 55)
+OBSTACLE_EDGE: Colour = (60, 35, 20)
+CHEQUER: tuple[Colour, Colour] = ((250, 250, 250), (20, 20, 20))
+HUD_TEXT: Colour = (245, 245, 245)
+HUD_INACTIVE: Colour = (150, 150, 150)
+#: Alpha of the HUD's dark backing box [0 … 255].
+HUD_BOX_ALPHA = 150
+#: Squares across the start line.
+START_LINE_SQUARES = 8
+
+
+def _greyed(colour: Colour) -> Colour:
+    """The colour mixed 75 % towards its own luminance grey (for inactive cars)."""
+    grey = 0.299 * colour[0] + 0.587 * colour[1] + 0.114 * colour[2]
+    return _mixed(colour, (grey, grey, grey), 0.75)
+
+
+def _mixed(colour: Colour, other: tuple[float, float, float], weight: float) -> Colour:
+    """``colour`` moved ``weight`` (0 … 1) of the way towards ``other``."""
+    r, g, b = (round(c + weight * (o - c)) for c, o in zip(colour, other, strict=True))
+    return r, g, b
+
+
+def _signed_area(points: FloatArray) -> float:
+    """Signed area of a closed polygon, shape (n, 2) [m²]; positive when counter-clockwise.
+
+    The shoelace formula.
+    """
+    x, y = points[:, 0], points[:, 1]
+    return 0.5 * float(np.dot(x, np.roll(y, -1)) - np.dot(np.roll(x, -1), y))
+
+
+class Renderer:
+    """Draws a ``World`` top-down with pygame.
+
+    The static track layer (grass, asphalt, walls, start line, obstacles) is drawn once
+    per track object and cached; each ``draw`` blits it and adds trails, rays, cars and
+    the HUD, which sits in the window corner that hides the least of the track. Cars are
+    drawn last, over the HUD, so none is ever hidden. Trails keep the last ``trail_length``
+    positions of each car and are cleared when a new episode starts: a different world or
+    track, the race clock going back, or the cars moving while the clock stands still.
+
+    Args:
+        mode: ``"human"`` (a window) or ``"rgb_array"`` (frames as arrays).
+        fps: frame rate the ``"human"`` window is held to [1/s]; 0 does not wait.
+        size_px: window or frame size, (width, height) [px].
+        margin_px: free border around the track [px].
+        trail_length: positions kept per car for its trail; 0 draws no trails.
+        max_hud_cars: cars listed in the HUD; the rest are summed up in one line.
+        font_size_px: HUD font size [px].
+
+    Raises:
+        ConfigError: on an unknown mode or a size, margin or count out of range.
+    """
+
+    def __init__(
+        self,
+        mode: str = "rgb_array",
+        fps: float = 15.0,
+        size_px: tuple[int, int] = (800, 800),
+        margin_px: int = 20,
+        trail_length: int = 200,
+        max_hud_cars: int = 6,
+        font_size_px: int = 20,
+    ) -> None:
+        if mode not in RENDER_MODES:
+            raise ConfigError(f"Render mode must be one of {RENDER_MODES}, got {mode!r}.")
+        width_px, height_px = size_px
+        if width_px < 1 or height_px < 1 or not 0 <= 2 * margin_px < min(width_px, height_px):
+            raise ConfigError(
+                f"size_px must be positive and margin_px below half of it, got size_px={size_px} "
+                f"and margin_px={margin_px}."
+            )
+        if fps < 0 or trail_length < 0 or max_hud_cars < 0 or font_size_px < 1:
+            raise ConfigError(
+                "fps, trail_length and max_hud_cars must be >= 0 and font_size_px >= 1, got "
+                f"{fps}, {trail_length}, {max_hud_cars} and {font_size_px}."
+            )
+        self.mode = mode
+        self.fps = fps
+        self.size_px = (int(width_px), int(height_px))
+        self.margin_px = margin_px
+        self.trail_length = trail_length
+        self.max_hud_cars = max_hud_cars
+        self.font_size_px = font_size_px
+
+        self._canvas = pygame.Surface(self.size_px)
+        self._window: pygame.Surface | None = None
+        self._clock: pygame.time.Clock | None = None
+        self._window_closed = False
+        self._started_display = False
+        self._started_font = False
+        self._font: pygame.font.Font | None = None
+
+        self._track: Track | None = None
+        self._track_layer: pygame.Surface | None = None
+        self._scale = 1.0  # [px/m]
+        self._offset = np.zeros(2)  # pixel position of the world origin [px]
+        self._track_pixels: NDArray[np.bool_] | None = None
+        self._hud_corner: tuple[int, int] | None = None  # (right?, bottom?), set per track
+
+        self._world: World | None = None
+        self._last_time = math.nan
+        self._last_position: FloatArray | None = None
+        self._trails: list[deque[tuple[float, float]]] = []
+
+    # ------------------------------------------------------------------ public API
+    def draw(self, world: World) -> NDArray[np.uint8] | None:
+        """Draw the world's current state.
+
+        Args:
+            world: the race to draw.
+
+        Returns:
+            In ``"rgb_array"`` mode the frame, shape (H, W, 3), uint8 RGB (a copy). In
+            ``"human"`` mode None: the frame is shown in the window.
+        """
+        if self.mode == "human" and self._window_closed:
+            return None
+        if world.track is not self._track:
+            self._set_track(world.track)
+        self._update_trails(world)
+        canvas = self._canvas
+        assert self._track_layer is not None
+        canvas.blit(self._track_layer, (0, 0))
+        self._draw_trails(canvas, world)
+        self._draw_rays(canvas, world)
+        self._draw_hud(canvas, world)
+        self._draw_cars(canvas, world)  # on top of the HUD: a car is never hidden
+        if self.mode == "rgb_array":
+            return np.transpose(pygame.surfarray.array3d(canvas), (1, 0, 2)).astype(
+                np.uint8, copy=True
+            )
+        self._show(canvas)
+        return None
+
+    def close(self) -> None:
+        """Close the window and shut down the pygame modules this renderer started.
+
+        Safe to call more than once; a later ``draw`` starts them again.
+        """
+        self._window_closed = False
+        if self._started_display:
+            pygame.display.quit()
+            self._started_display = False
+        self._window = None
+        self._clock = None
+        self._font = None
+        if self._started_font:
+            pygame.font.quit()
+            self._started_font = False
+
+    @property
+    def trails(self) -> list[FloatArray]:
+        """Recorded positions of each car this episode, oldest first: shape (k, 2) [m] each."""
+        return [np.array(trail, dtype=np.float64).reshape(-1, 2) for trail in self._trails]
+
+    def world_to_px(self, points: FloatArray) -> FloatArray:
+        """Convert world points to pixel coordinates of the current track's frame.
+
+        Args:
+            points: shape (..., 2) [m], x right and y up.
+
+        Returns:
+            Pixel coordinates, shape (..., 2) [px], x right and y down (not rounded).
+
+        Raises:
+            RuntimeError: before the first ``draw`` (no track, hence no scale).
+        """
+        if self._track is None:
+            raise RuntimeError("No track drawn yet: call draw(world) first.")
+        points = np.asarray(points, dtype=np.float64)
+        return self._offset + points * np.array([self._scale, -self._scale])
+
+    # ------------------------------------------------------------------ static layer
+    def _set_track(self, track: Track) -> None:
+        """Fit ``track`` into the window and draw its static layer."""
+        extent = np.concatenate([track.left_wall, track.right_wall])
+        low, high = extent.min(axis=0), extent.max(axis=0)
+        if len(track.obstacles):
+            centres, radii = track.obstacles[:, :2], track.obstacles[:, 2:]
+            low = np.minimum(low, (centres - radii).min(axis=0))
+            high = np.maximum(high, (centres + radii).max(axis=0))
+        span = np.maximum(high - low, 1e-9)
+        room = np.array(self.size_px, dtype=np.float64) - 2 * self.margin_px
+        self._scale = float(np.min(room / span))
+        centre_world = (low + high) / 2
+        centre_px = np.array(self.size_px, dtype=np.float64) / 2
+        # px = centre_px + (p - centre_world) * (s, -s)
+        self._offset = centre_px - centre_world * np.array([self._scale, -self._scale])
+        self._track = track
+        self._track_layer = self._draw_track(track)
+        # Pixels that are not grass, indexed [x, y], for placing the HUD off the track.
+        grass = np.array(GRASS, dtype=np.uint8)
+        self._track_pixels = (pygame.surfarray.array3d(self._track_layer) != grass).any(axis=-1)
+        self._hud_corner = None
+        logger.debug("Track %d drawn at %.2f px/m.", track.seed, self._scale)
+
+    def _draw_track(self, track: Track) -> pygame.Surface:
+        """The static layer: grass, asphalt between the walls, walls, start line, obstacles."""
+        layer = pygame.Surface(self.size_px)
+        layer.fill(GRASS)
+        left, right = self.world_to_px(track.left_wall), self.world_to_px(track.right_wall)
+        # The region between two nested closed walls: fill the outer one, then cut the
+        # inner one out again. The outer wall encloses the larger area.
+        outer, inner = (
+            (left, right)
+            if abs(_signed_area(track.left_wall)) > abs(_signed_area(track.right_wall))
+            else (right, left)
+        )
+        pygame.draw.polygon(layer, ASPHALT, outer.tolist())
+        pygame.draw.polygon(layer, GRASS, inner.tolist())
+        line_px = max(1, round(0.3 * self._scale))
+        for wall in (left, right):
+            pygame.draw.lines(layer, WALL, True, wall.tolist(), line_px)
+        self._draw_start_line(layer, track)
+        for x, y, radius in track.obstacles:
+            centre = self.world_to_px(np.array([x, y])).tolist()
+            radius_px = max(2.0, radius * self._scale)
+            pygame.draw.circle(layer, OBSTACLE, centre, radius_px)
+            pygame.draw.circle(layer, OBSTACLE_EDGE, centre, radius_px, max(1, line_px // 2))
+        return layer
+
+    def _draw_start_line(self, layer: pygame.Surface, track: Track) -> None:
+        """A two-row chequered band across the track at centreline point 0."""
+        normal = track.normals[0]
+        tangent = np.array([normal[1], -normal[0]])  # the normal is the tangent turned left
+        square = track.width / START_LINE_SQUARES
+        right_edge = track.centreline[0] - normal * track.width / 2
+        for row, along in enumerate((-square, 0.0)):
+            for col in range(START_LINE_SQUARES):
+                corner = right_edge + normal * col * square + tangent * along
+                quad = np.array(
+                    [
+                        corner,
+                        corner + normal * square,
+                        corner + normal * square + tangent * square,
+                        corner + tangent * square,
+                    ]
+                )
+                colour = CHEQUER[(row + col) % 2]
+                pygame.draw.polygon(layer, colour, self.world_to_px(quad).tolist())
+
+    # ------------------------------------------------------------------ dynamic layer
+    def _update_trails(self, world: World) -> None:
+        """Append the active cars' positions; clear the trails when an episode starts."""
+        position = world.cars.position
+        same_frame = world.time == self._last_time
+        new_episode = (
+            world is not self._world
+            or world.n_cars != len(self._trails)
+            or world.time < self._last_time
+            or (same_frame and not np.array_equal(position, self._last_position))
+        )
+        if new_episode:
+            self._trails = [deque(maxlen=self.trail_length) for _ in range(world.n_cars)]
+        elif same_frame:
+            return  # drawn again without a step: nothing new to record
+        self._world = world
+        self._last_time = world.time
+        self._last_position = position.copy()
+        if self.trail_length == 0:
+            return
+        for i in np.flatnonzero(world.active):
+            self._trails[i].append((float(position[i, 0]), float(position[i, 1])))
+
+    def _car_colour(self, index: int, active: bool) -> Colour:
+        colour = CAR_COLOURS[index % len(CAR_COLOURS)]
+        return colour if active else _greyed(colour)
+
+    def _draw_trails(self, canvas: pygame.Surface, world: World) -> None:
+        for i, trail in enumerate(self._trails):
+            if len(trail) < 2:
+                continue
+            colour = _mixed(self._car_colour(i, bool(world.active[i])), ASPHALT, 0.5)
+            points = self.world_to_px(np.array(trail)).tolist()
+            pygame.draw.lines(canvas, colour, False, points, 2)
+
+    def _draw_rays(self, canvas: pygame.Surface, world: World) -> None:
+        active = np.flatnonzero(world.active)
+        if active.size == 0:
+            return
+        distances = world.ray_distances()[active]  # (A, R) [m]
+        theta = world.cars.heading[active, None] + world.sensors.angles()[None, :]
+        origins = world.cars.position[active]
+        ends = origins[:, None, :] + distances[..., None] * np.stack(
+            [np.cos(theta), np.sin(theta)], axis=-1
+        )
+        origins_px = self.world_to_px(origins).tolist()
+        ends_px = self.world_to_px(ends).tolist()
+        hits = (distances < world.sensors.range).tolist()
+        for k, i in enumerate(active):
+            colour = _mixed(self._car_colour(int(i), True), (255, 255, 255), 0.45)
+            for end, hit in zip(ends_px[k], hits[k], strict=True):
+                pygame.draw.line(canvas, colour, origins_px[k], end, 1)
+                if hit:
+                    pygame.draw.circle(canvas, colour, end, 2)
+
+    def _draw_cars(self, canvas: pygame.Surface, world: World) -> None:
+        """Rotated rectangles of car length × width, with a light band at the front."""
+        half_length, half_width = world.car.length / 2, world.car.width / 2
+        # Body corners and the front band in the car frame (x forward, y left) [m].
+        body = np.array(
+            [
+                [half_length, half_width],
+                [-half_length, half_width],
+                [-half_length, -half_width],
+                [half_length, -half_width],
+            ]
+        )
+        front = body.copy()
+        front[1:3, 0] = half_length * 0.4
+        shapes = np.stack([body, front])  # (2, 4, 2)
+        cos, sin = np.cos(world.cars.heading), np.sin(world.cars.heading)
+        rotation = np.stack([np.stack([cos, -sin], -1), np.stack([sin, cos], -1)], -2)  # (N,2,2)
+        corners = np.einsum("nij,skj->nski", rotation, shapes)  # (N, 2, 4, 2)
+        corners = corners + world.cars.position[:, None, None, :]
+        corners_px = self.world_to_px(corners).tolist()
+        # Inactive cars first, so racing cars are drawn on top of them.
+        order = sorted(range(world.n_cars), key=lambda i: bool(world.active[i]))
+        for i in order:
+            colour = self._car_colour(i, bool(world.active[i]))
+            body_px, front_px = corners_px[i]
+            pygame.draw.polygon(canvas, colour, body_px)
+            pygame.draw.polygon(canvas, _mixed(colour, (255, 255, 255), 0.6), front_px)
+            pygame.draw.polygon(canvas, _mixed(colour, (0, 0, 0), 0.6), body_px, 1)
+
+    def _draw_hud(self, canvas: pygame.Surface, world: World) -> None:
+        """Race time, then per car: speed, laps, last lap time and progress within the lap."""
+        font = self._get_font()
+        lines: list[tuple[str, Colour, Colour | None]] = [
+            (f"race time {world.time:7.2f} s", HUD_TEXT, None)
+        ]
+        shown = min(world.n_cars, self.max_hud_cars)
+        for i in range(shown):
+            active = bool(world.active[i])
+            last = world.last_lap_time[i]
+            last_text = "  --.-- s" if np.isnan(last) else f"{last:7.2f} s"
+            fraction = float(np.mod(world.progress[i], 1.0))
+            text = (
+                f"car {i}  {world.cars.speed[i] * 3.6:4.0f} km/h  lap {world.laps[i]:2d}  "
+                f"last {last_text}  {fraction:4.0%}" + ("" if active else "  out")
+            )
+            lines.append((text, HUD_TEXT if active else HUD_INACTIVE, self._car_colour(i, active)))
+        if world.n_cars > shown:
+            lines.append((f"+ {world.n_cars - shown} more cars", HUD_TEXT, None))
+
+        rendered = [(font.render(text, True, colour), swatch) for text, colour, swatch in lines]
+        line_height = font.get_linesize()
+        swatch_px = line_height // 2
+        pad = 6
+        text_x = pad + swatch_px + pad
+        width = text_x + max(surface.get_width() for surface, _ in rendered) + pad
+        height = pad + line_height * len(rendered) + pad
+        if self._hud_corner is None:
+            self._hud_corner = self._emptiest_corner(width + 4 * pad, height + 2 * pad)
+        left = 0 if self._hud_corner[0] == 0 else self.size_px[0] - width
+        top = 0 if self._hud_corner[1] == 0 else self.size_px[1] - height
+        box = pygame.Surface((width, height), pygame.SRCALPHA)
+        box.fill((0, 0, 0, HUD_BOX_ALPHA))
+        canvas.blit(box, (left, top))
+        for row, (surface, swatch) in enumerate(rendered):
+            y = top + pad + row * line_height
+            if swatch is not None:
+                swatch_top = y + (line_height - swatch_px) // 2
+                pygame.draw.rect(canvas, swatch, (left + pad, swatch_top, swatch_px, swatch_px))
+            canvas.blit(surface, (left + text_x, y))
+
+    def _emptiest_corner(self, width_px: int, height_px: int) -> tuple[int, int]:
+        """The window corner whose width × height box covers the fewest track pixels.
+
+        Returns:
+            (0 for left or 1 for right, 0 for top or 1 for bottom); top left on a tie.
+        """
+        assert self._track_pixels is not None
+        w, h = self.size_px
+        x_slices = (slice(0, width_px), slice(max(w - width_px, 0), w))
+        y_slices = (slice(0, height_px), slice(max(h - height_px, 0), h))
+        corners = [(0, 0), (1, 0), (0, 1), (1, 1)]
+        covered = [int(self._track_pixels[x_slices[i], y_slices[j]].sum()) for i, j in corners]
+        return corners[int(np.argmin(covered))]
+
+    # ------------------------------------------------------------------ pygame state
+    def _get_font(self) -> pygame.font.Font:
+        """The HUD font (pygame's built-in one, so no system font is needed)."""
+        if self._font is None:
+            if not pygame.font.get_init():
+                pygame.font.init()
+                self._started_font = True
+            self._font = pygame.font.Font(None, self.font_size_px)
+        return self._font
+
+    def _show(self, canvas: pygame.Surface) -> None:
+        """Show the canvas in the window (opened on first use), pump events, keep the fps."""
+        if self._window is None:
+            if not pygame.display.get_init():
+                pygame.display.init()
+                self._started_display = True
+            self._window = pygame.display.set_mode(self.size_px)
+            pygame.display.set_caption("racing-rl")
+            self._clock = pygame.time.Clock()
+        if any(event.type == pygame.QUIT for event in pygame.event.get()):
+            logger.info("Render window closed; the race goes on without drawing.")
+            self.close()
+            self._window_closed = True
+            return
+        self._window.blit(canvas, (0, 0))
+        pygame.display.flip()
+        assert self._clock is not None
+        self._clock.tick(self.fps)

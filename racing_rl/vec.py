@@ -1,0 +1,237 @@
+"""From PettingZoo ParallelEnvs to a wrapped SB3 VecEnv.
+
+The stack, in order (CleanRL style, spelled out in ``make_vec_env``)::
+
+    n_venvs × ParallelEnv (one track each, agents_per_venv cars)
+      → SuperSuit frame_stack_v1         (wrappers.frame_stack; 1 = off)
+      → ParallelEnvsVecEnv               (ours: one VecEnv slot per car)
+      → VecMonitor                       (episode return/length for SB3's logger)
+      → VecNormalize                     (wrappers.normalize)
+
+Why the step to SB3 is ours (DESIGN.md, "Known pitfalls"): SuperSuit's
+``concat_vec_envs_v1(..., base_class="stable_baselines3")`` breaks ``PPO(seed=...)``
+(no ``seed()``) and reports time-limit truncations as true terminals (no
+``TimeLimit.truncated``), so SB3 skips value bootstrapping; and its
+``pettingzoo_env_to_vec_env_v1`` needs every agent to finish together or feeds SB3
+zero-observation "black death" transitions (PettingZoo #661). ``ParallelEnvsVecEnv``
+seeds through SB3's ``VecEnv.seed``, reports truncation as SB3 expects, and ends a
+virtual environment's race when its first car is done: that car reports its own
+termination or truncation, the other cars are truncated (bootstrapped, as a time limit
+is), every car's ``terminal_observation`` is taken before the track changes, and the
+ParallelEnv is reset. Every transition SB3 sees is a real one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import supersuit as ss
+from omegaconf import DictConfig
+from pettingzoo import ParallelEnv
+from stable_baselines3.common.vec_env import VecEnv, VecMonitor, VecNormalize
+from stable_baselines3.common.vec_env.base_vec_env import (
+    VecEnvIndices,
+    VecEnvObs,
+    VecEnvStepReturn,
+)
+
+from racing_rl.config import dataclass_from_dict, to_container
+from racing_rl.envs.race import RaceConfig, RaceParallelEnv
+from racing_rl.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+class ParallelEnvsVecEnv(VecEnv):
+    """An SB3 VecEnv with one slot per agent of several PettingZoo ParallelEnvs.
+
+    Slots are ordered env by env, agent by agent (``possible_agents`` order). Every
+    ParallelEnv must give all its agents the same observation and action spaces.
+
+    Args:
+        envs: the ParallelEnvs (possibly wrapped, e.g. by SuperSuit), not yet reset.
+
+    Raises:
+        ConfigError: if ``envs`` is empty or their spaces differ.
+    """
+
+    def __init__(self, envs: Sequence[ParallelEnv]) -> None:
+        if not envs:
+            raise ConfigError("ParallelEnvsVecEnv needs at least one ParallelEnv.")
+        first = envs[0].possible_agents[0]
+        observation_space = envs[0].observation_space(first)
+        action_space = envs[0].action_space(first)
+        for env in envs:
+            for agent in env.possible_agents:
+                if env.observation_space(agent) != observation_space or (
+                    env.action_space(agent) != action_space
+                ):
+                    raise ConfigError(
+                        f"Agent {agent!r} has spaces {env.observation_space(agent)}, "
+                        f"{env.action_space(agent)}; expected {observation_space}, "
+                        f"{action_space} like {first!r}. All cars must share one contract."
+                    )
+        self.envs = list(envs)
+        self._agents = [list(env.possible_agents) for env in self.envs]
+        self._offsets = np.cumsum([0] + [len(a) for a in self._agents]).tolist()
+        self._slot_env = [i for i, agents in enumerate(self._agents) for _ in agents]
+        super().__init__(self._offsets[-1], observation_space, action_space)
+        self._obs = np.zeros((self.num_envs, *observation_space.shape), observation_space.dtype)
+        self._actions: np.ndarray | None = None
+        self.metadata = getattr(self.envs[0], "metadata", {})
+
+    def _store(self, env_index: int, observations: dict[str, Any]) -> None:
+        start = self._offsets[env_index]
+        for j, agent in enumerate(self._agents[env_index]):
+            self._obs[start + j] = observations[agent]
+
+    def reset(self) -> VecEnvObs:
+        """Reset every ParallelEnv, with the seeds and options set by ``seed``/``set_options``."""
+        for i, env in enumerate(self.envs):
+            start = self._offsets[i]
+            options = self._options[start] or None
+            observations, infos = env.reset(seed=self._seeds[start], options=options)
+            self._store(i, observations)
+            for j, agent in enumerate(self._agents[i]):
+                self.reset_infos[start + j] = infos.get(agent, {})
+        self._reset_seeds()
+        self._reset_options()
+        return self._obs.copy()
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = actions
+
+    def step_wait(self) -> VecEnvStepReturn:
+        """Step every ParallelEnv; restart a ParallelEnv's race when its first car is done."""
+        assert self._actions is not None, "step_async() must come before step_wait()"
+        rewards = np.zeros(self.num_envs, dtype=np.float32)
+        dones = np.zeros(self.num_envs, dtype=bool)
+        infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
+        for i, env in enumerate(self.envs):
+            start, agents = self._offsets[i], self._agents[i]
+            actions = {agent: self._actions[start + j] for j, agent in enumerate(agents)}
+            observations, reward, terminated, truncated, info = env.step(actions)
+            race_over = any(terminated.values()) or any(truncated.values())
+            for j, agent in enumerate(agents):
+                slot = start + j
+                rewards[slot] = reward[agent]
+                infos[slot] = dict(info[agent])
+                if race_over:
+                    infos[slot]["terminal_observation"] = np.array(observations[agent])
+                    infos[slot]["TimeLimit.truncated"] = not terminated[agent]
+            if race_over:
+                dones[start : self._offsets[i + 1]] = True
+                observations, reset_infos = env.reset()
+                for j, agent in enumerate(agents):
+                    self.reset_infos[start + j] = reset_infos.get(agent, {})
+            self._store(i, observations)
+        self._actions = None
+        return self._obs.copy(), rewards, dones, infos
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()
+
+    def _slot_envs(self, indices: VecEnvIndices) -> list[ParallelEnv]:
+        return [self.envs[self._slot_env[k]] for k in self._get_indices(indices)]
+
+    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
+        """An attribute of the (unwrapped) ParallelEnv behind each slot."""
+        return [getattr(env.unwrapped, attr_name) for env in self._slot_envs(indices)]
+
+    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
+        for env in self._slot_envs(indices):
+            setattr(env.unwrapped, attr_name, value)
+
+    def env_method(
+        self,
+        method_name: str,
+        *method_args: Any,
+        indices: VecEnvIndices = None,
+        **method_kwargs: Any,
+    ) -> list[Any]:
+        return [
+            getattr(env.unwrapped, method_name)(*method_args, **method_kwargs)
+            for env in self._slot_envs(indices)
+        ]
+
+    def env_is_wrapped(self, wrapper_class: type, indices: VecEnvIndices = None) -> list[bool]:
+        return [False for _ in self._get_indices(indices)]
+
+    def get_images(self) -> Sequence[np.ndarray | None]:
+        """One frame per slot (the frame of the slot's ParallelEnv)."""
+        frames = [env.render() for env in self.envs]
+        return [frames[i] for i in self._slot_env]
+
+
+def make_parallel_envs(
+    backend: DictConfig,
+    n_venvs: int,
+    agents_per_venv: int,
+    track_seeds: Sequence[Sequence[int]],
+    episode: dict[str, Any] | None = None,
+    render_mode: str | None = None,
+) -> list[ParallelEnv]:
+    """The backend's ParallelEnvs, one per virtual environment.
+
+    Args:
+        backend: the ``backend`` config group.
+        n_venvs: number of ParallelEnvs.
+        agents_per_venv: cars in each.
+        track_seeds: per ParallelEnv, the seeds its tracks are drawn from.
+        episode: overrides of ``backend.episode`` (e.g. grid spawn for evaluation).
+        render_mode: passed to every ParallelEnv.
+
+    Raises:
+        ConfigError: on an unknown backend or invalid backend settings.
+    """
+    if backend.name != "pygame":
+        raise ConfigError(
+            f"Unknown backend {backend.name!r}: this version runs the built-in simulator "
+            "(backend=pygame)."
+        )
+    settings = {k: v for k, v in to_container(backend).items() if k != "name"}
+    settings["episode"] = {**settings.get("episode", {}), **(episode or {})}
+    config = dataclass_from_dict(RaceConfig, settings, "backend")
+    return [
+        RaceParallelEnv(
+            config,
+            n_cars=agents_per_venv,
+            track_seeds=track_seeds[i],
+            env_id=i,
+            render_mode=render_mode,
+        )
+        for i in range(n_venvs)
+    ]
+
+
+def make_vec_env(envs: Sequence[ParallelEnv], wrappers: DictConfig, gamma: float) -> VecEnv:
+    """Wrap ParallelEnvs into the SB3 VecEnv stack described in the module docstring.
+
+    Args:
+        envs: the ParallelEnvs.
+        wrappers: the ``wrappers`` config group (``frame_stack``, ``monitor``,
+            ``normalize`` with VecNormalize's keyword arguments, or null for none).
+        gamma: the algorithm's discount, for VecNormalize's return estimate.
+
+    Returns:
+        The outermost VecEnv.
+
+    Raises:
+        ConfigError: if ``wrappers.frame_stack`` is not a positive integer.
+    """
+    stack = wrappers.get("frame_stack", 1)
+    if not isinstance(stack, int) or stack < 1:
+        raise ConfigError(f"wrappers.frame_stack must be an integer >= 1, got {stack!r}.")
+    if stack > 1:
+        envs = [ss.frame_stack_v1(env, stack) for env in envs]
+    venv: VecEnv = ParallelEnvsVecEnv(envs)
+    if wrappers.get("monitor", True):
+        venv = VecMonitor(venv)
+    normalize = wrappers.get("normalize")
+    if normalize:
+        venv = VecNormalize(venv, gamma=gamma, **to_container(normalize))
+    return venv

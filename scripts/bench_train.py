@@ -1,0 +1,152 @@
+"""Benchmark: what the real environment costs PPO.
+
+Trains the default PPO config (conf/algo/ppo.yaml) twice in the same process, each for
+the same number of timesteps after a warm-up:
+
+* **real**: the default training stack — n_venvs × agents_per_venv cars on the built-in
+  simulator, SuperSuit frame stack, our SB3 adapter, VecMonitor, VecNormalize;
+* **zero-cost**: a VecEnv with the same number of slots and the same observation and
+  action spaces whose step does nothing (zeros), wrapped in the same VecMonitor and
+  VecNormalize.
+
+The ratio real / zero-cost is the share of PPO's throughput left once the environment
+runs: 1.0 would mean the environment is free. Usage::
+
+    python scripts/bench_train.py [--timesteps 100000] [overrides ...]
+
+Extra arguments are Hydra overrides of conf/train.yaml (e.g. ``n_venvs=2``). The last
+line printed is a JSON object with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+from stable_baselines3.common.vec_env import VecEnv, VecMonitor, VecNormalize
+
+from racing_rl import config_dir
+from racing_rl.algos import make_model
+from racing_rl.config import to_container
+from racing_rl.vec import make_parallel_envs, make_vec_env
+
+
+class ZeroCostVecEnv(VecEnv):
+    """A VecEnv with given spaces whose steps cost nothing: zero observations and rewards.
+
+    Every slot's episode is truncated every ``episode_length`` steps, so the wrappers see
+    episode ends as they do on the real environment.
+    """
+
+    def __init__(
+        self,
+        num_envs: int,
+        observation_space: gym.Space,
+        action_space: gym.Space,
+        episode_length: int = 500,
+    ) -> None:
+        super().__init__(num_envs, observation_space, action_space)
+        self._obs = np.zeros((num_envs, *observation_space.shape), dtype=observation_space.dtype)
+        self._episode_length = episode_length
+        self._t = 0
+
+    def reset(self) -> np.ndarray:
+        self._t = 0
+        return self._obs.copy()
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._t += 1
+
+    def step_wait(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
+        done = self._t % self._episode_length == 0
+        dones = np.full(self.num_envs, done)
+        infos = [
+            {"terminal_observation": self._obs[0], "TimeLimit.truncated": True} if done else {}
+            for _ in range(self.num_envs)
+        ]
+        return self._obs.copy(), np.zeros(self.num_envs, dtype=np.float32), dones, infos
+
+    def close(self) -> None:
+        pass
+
+    def get_attr(self, attr_name: str, indices: Any = None) -> list[Any]:
+        return [None for _ in self._get_indices(indices)]
+
+    def set_attr(self, attr_name: str, value: Any, indices: Any = None) -> None:
+        pass
+
+    def env_method(
+        self, method_name: str, *args: Any, indices: Any = None, **kwargs: Any
+    ) -> list[Any]:
+        return [None for _ in self._get_indices(indices)]
+
+    def env_is_wrapped(self, wrapper_class: type, indices: Any = None) -> list[bool]:
+        return [False for _ in self._get_indices(indices)]
+
+
+def throughput(cfg: DictConfig, venv: VecEnv, timesteps: int) -> float:
+    """PPO env-steps per second on ``venv`` over ``timesteps`` after one warm-up rollout."""
+    model = make_model(cfg.algo, venv, seed=cfg.seed, device=cfg.device)
+    rollout = cfg.algo.model.n_steps * venv.num_envs
+    model.learn(rollout)
+    started = time.perf_counter()
+    model.learn(timesteps, reset_num_timesteps=False)
+    return (model.num_timesteps - rollout) / (time.perf_counter() - started)
+
+
+def run(cfg: DictConfig, timesteps: int) -> dict[str, Any]:
+    """Measure both stacks; returns the figures."""
+    torch.set_num_threads(cfg.torch_threads)
+    gamma = cfg.algo.model.gamma
+    train_seeds = range(*(int(v) for v in cfg.tracks.train))
+    envs = make_parallel_envs(
+        cfg.backend, cfg.n_venvs, cfg.agents_per_venv, [train_seeds] * cfg.n_venvs
+    )
+    real = make_vec_env(envs, cfg.wrappers, gamma=gamma)
+    zero = VecNormalize(
+        VecMonitor(ZeroCostVecEnv(real.num_envs, real.observation_space, real.action_space)),
+        gamma=gamma,
+        **to_container(cfg.wrappers.normalize),
+    )
+    zero_rate = throughput(cfg, zero, timesteps)
+    real_rate = throughput(cfg, real, timesteps)
+    return {
+        "bench": "train",
+        "algo": cfg.algo.name,
+        "cars": real.num_envs,
+        "timesteps": timesteps,
+        "real_env_steps_per_s": real_rate,
+        "zero_cost_env_steps_per_s": zero_rate,
+        "ratio": real_rate / zero_rate,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--timesteps", type=int, default=100_000, help="measured timesteps per stack"
+    )
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides of conf/train.yaml")
+    args = parser.parse_args()
+    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+        cfg = compose("train", overrides=args.overrides)
+    figures = run(cfg, args.timesteps)
+    print(
+        f"PPO ({figures['algo']}), {figures['cars']} cars, {figures['timesteps']:,} timesteps each"
+    )
+    print(f"{'stack':<12}{'env-steps/s':>14}")
+    print(f"{'zero-cost':<12}{figures['zero_cost_env_steps_per_s']:>14,.0f}")
+    print(f"{'real':<12}{figures['real_env_steps_per_s']:>14,.0f}")
+    print(f"ratio real / zero-cost: {figures['ratio']:.2f} (target >= 0.70)")
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()

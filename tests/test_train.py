@@ -1,0 +1,152 @@
+"""Real, short `racing-rl train` / `racing-rl eval` runs in temporary directories."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from racing_rl import config_dir
+from racing_rl.algos import load_model
+from racing_rl.errors import ConfigError
+from racing_rl.train import check_track_splits, train
+
+ALGOS = ["ppo", "sac", "td3", "recurrent_ppo"]
+QUICK = [
+    "total_timesteps=2000",
+    "n_venvs=2",
+    "agents_per_venv=2",
+    "progress_bar=false",
+    "tracks.validation=[1000000,1000002]",
+    "validation.max_steps=200",
+    "validation.every=1000",
+    "checkpoint.every=1000",
+]
+
+
+def racing_rl(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "racing_rl.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+def test_train_each_algorithm_leaves_a_loadable_model(algo, tmp_path):
+    run_dir = tmp_path / "run"
+    extra = ["algo.model.learning_starts=100"] if algo in ("sac", "td3") else []
+    result = racing_rl(
+        "train", f"algo={algo}", *QUICK, *extra, f"hydra.run.dir={run_dir}", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    for name in [
+        ".hydra/config.yaml",
+        "train.log",
+        "model.zip",
+        "vecnormalize.pkl",
+        "best/model.zip",
+        "best/vecnormalize.pkl",
+        "best/metrics.json",
+        "summary.json",
+    ]:
+        assert (run_dir / name).is_file(), name
+    assert list((run_dir / "tb").rglob("events.out.tfevents.*"))
+    checkpoints = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
+    assert any(n.endswith("_steps.zip") and n.startswith(algo) for n in checkpoints), checkpoints
+    assert any("vecnormalize" in n for n in checkpoints), checkpoints
+    if algo in ("sac", "td3"):
+        assert any("replay_buffer" in n for n in checkpoints), checkpoints
+    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+        cfg = compose("train", overrides=[f"algo={algo}"])
+    model = load_model(cfg.algo, run_dir / "model.zip", env=None, device="cpu")
+    assert model.num_timesteps >= 2000
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["timesteps"] == model.num_timesteps
+    assert 0.0 <= summary["best"]["lap_completion_rate"] <= 1.0
+
+
+def test_train_function_in_process(tmp_path):
+    """train(cfg) is a plain function: compose a config and call it."""
+    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+        cfg = compose("train", overrides=[*QUICK, "validation.every=0", "checkpoint.every=0"])
+    summary = train(cfg, tmp_path)
+    assert summary["timesteps"] >= 2000 and "best" not in summary
+    assert (tmp_path / "model.zip").is_file() and (tmp_path / "vecnormalize.pkl").is_file()
+
+
+def test_eval_measures_a_trained_run(tmp_path):
+    run_dir = tmp_path / "run"
+    # Laps take ~300 steps: give the scripted driver time for one.
+    quick = [*QUICK, "validation.max_steps=600", "validation.every=0"]
+    result = racing_rl("train", *quick, f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    result = racing_rl(
+        "eval", f"run_dir={run_dir}", "checkpoint=final", "seeds=[5,6]", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((run_dir / "eval" / "metrics.json").read_text())
+    assert [t["track_seed"] for t in metrics["tracks"]] == [5, 6]
+    assert metrics["episodes"] == 2
+    scripted = racing_rl(
+        "eval", f"run_dir={run_dir}", "driver=scripted", "seeds=[5,6]", cwd=tmp_path
+    )
+    assert scripted.returncode == 0, scripted.stderr[-3000:]
+    metrics = json.loads((run_dir / "eval" / "metrics.json").read_text())
+    assert metrics["lap_completion_rate"] == 1.0 and metrics["mean_lap_time_s"] > 0
+
+
+def test_eval_of_a_missing_run_dir_fails_clearly(tmp_path):
+    result = racing_rl("eval", f"run_dir={tmp_path / 'nope'}", cwd=tmp_path)
+    assert result.returncode != 0
+    assert "not a racing-rl run directory" in result.stderr + result.stdout
+
+
+def test_unknown_algorithm_names_the_available_ones(tmp_path):
+    result = racing_rl("train", "algo=nope", cwd=tmp_path)
+    assert result.returncode != 0
+    for algo in ALGOS:
+        assert algo in result.stderr
+
+
+def test_help_explains_commands_and_config_groups(tmp_path):
+    top = racing_rl("--help", cwd=tmp_path)
+    assert top.returncode == 0 and "train" in top.stdout and "eval" in top.stdout
+    train_help = racing_rl("train", "--help", cwd=tmp_path)
+    assert train_help.returncode == 0
+    for group in (
+        "algo: ppo, recurrent_ppo, sac, td3",
+        "backend: pygame",
+        "wrappers: default, none",
+    ):
+        assert group in train_help.stdout
+
+
+def test_unknown_command_is_a_usage_error(tmp_path):
+    result = racing_rl("trian", cwd=tmp_path)
+    assert result.returncode == 2 and "unknown command" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("tracks", "message"),
+    [
+        ({"train": [0, 10], "validation": [5, 15], "test": [20, 30]}, "overlap"),
+        ({"train": [0, 10], "validation": [10, 20], "test": [0, 1]}, "overlap"),
+        ({"train": [10, 0], "validation": [10, 20], "test": [20, 30]}, "start < stop"),
+    ],
+)
+def test_track_splits_must_be_disjoint(tracks, message):
+    from omegaconf import OmegaConf
+
+    with pytest.raises(ConfigError, match=message):
+        check_track_splits(OmegaConf.create(tracks))
+
+
+def test_default_track_splits_are_disjoint():
+    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+        cfg = compose("train")
+    check_track_splits(cfg.tracks)

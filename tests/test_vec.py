@@ -1,0 +1,100 @@
+"""The step from PettingZoo to SB3 (racing_rl.vec): seeding, truncation, the stack."""
+
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+from stable_baselines3 import PPO
+from stable_baselines3.common.vec_env import VecMonitor, VecNormalize
+
+from racing_rl.envs.race import EpisodeConfig, RaceConfig, RaceParallelEnv
+from racing_rl.errors import ConfigError
+from racing_rl.vec import ParallelEnvsVecEnv, make_vec_env
+
+WRAPPERS = OmegaConf.create(
+    {"frame_stack": 4, "monitor": True, "normalize": {"norm_obs": True, "norm_reward": True}}
+)
+
+
+def race_envs(n_venvs=2, n_cars=3, **episode):
+    config = RaceConfig(episode=EpisodeConfig(**episode))
+    return [RaceParallelEnv(config, n_cars=n_cars, env_id=i) for i in range(n_venvs)]
+
+
+def test_stack_order_and_shapes():
+    venv = make_vec_env(race_envs(), WRAPPERS, gamma=0.99)
+    assert isinstance(venv, VecNormalize) and isinstance(venv.venv, VecMonitor)
+    assert isinstance(venv.unwrapped, ParallelEnvsVecEnv)
+    assert venv.num_envs == 6
+    assert venv.observation_space.shape == (4 * 13,)
+    obs = venv.reset()
+    assert obs.shape == (6, 52)
+
+
+def test_bare_stack_without_wrappers():
+    bare = OmegaConf.create({"frame_stack": 1, "monitor": False, "normalize": None})
+    venv = make_vec_env(race_envs(), bare, gamma=0.99)
+    assert isinstance(venv, ParallelEnvsVecEnv)
+    assert venv.observation_space.shape == (13,)
+
+
+@pytest.mark.parametrize("stack", [0, -1, 2.5, "4"])
+def test_invalid_frame_stack_is_refused(stack):
+    with pytest.raises(ConfigError, match="frame_stack"):
+        make_vec_env(race_envs(), OmegaConf.create({"frame_stack": stack}), gamma=0.99)
+
+
+def test_seeded_ppo_is_reproducible():
+    """SuperSuit's own SB3 adapter raises on PPO(seed=...); ours seeds every env."""
+
+    def rollout():
+        venv = make_vec_env(race_envs(), WRAPPERS, gamma=0.99)
+        model = PPO("MlpPolicy", venv, n_steps=32, batch_size=64, n_epochs=1, seed=7)
+        model.learn(64)
+        obs = venv.reset()
+        trace = []
+        for _ in range(20):
+            action, _ = model.predict(obs, deterministic=True)
+            obs, _, _, _ = venv.step(action)
+            trace.append(venv.get_original_reward().copy())
+        return np.array(trace)
+
+    np.testing.assert_array_equal(rollout(), rollout())
+
+
+def test_truncation_reaches_sb3_with_terminal_observation():
+    venv = ParallelEnvsVecEnv(race_envs(n_venvs=2, n_cars=2, max_steps=5, spawn="grid"))
+    venv.reset()
+    still = np.zeros((venv.num_envs, 3), dtype=np.float32)  # standing still: no crash
+    for step in range(5):
+        obs, _, dones, infos = venv.step(still)
+        if step < 4:
+            assert not dones.any()
+    assert dones.all()
+    for info, fresh in zip(infos, obs, strict=True):
+        assert info["TimeLimit.truncated"] is True
+        assert info["terminal_observation"].shape == (13,)
+        # The terminal observation is the last one of the old episode, not the reset one.
+        assert info["terminal_observation"] is not fresh
+
+
+def test_first_done_car_ends_its_race_and_truncates_the_others():
+    envs = race_envs(n_venvs=2, n_cars=2, spawn="grid")
+    venv = ParallelEnvsVecEnv(envs)
+    venv.reset()
+    actions = np.zeros((4, 3), dtype=np.float32)
+    actions[0] = [1.0, -1.0, 0.0]  # car 0 of env 0: full throttle, hard left: off the track
+    for _ in range(200):
+        _, _, dones, infos = venv.step(actions)
+        if dones.any():
+            break
+    assert dones.tolist() == [True, True, False, False]
+    assert infos[0]["crashed"] and infos[0]["TimeLimit.truncated"] is False
+    assert not infos[1]["crashed"] and infos[1]["TimeLimit.truncated"] is True
+    assert envs[0].agents == envs[0].possible_agents  # reset for the next race
+
+
+def test_mismatched_spaces_are_refused():
+    small = RaceConfig(sensors=RaceConfig().sensors.__class__(n_rays=5))
+    envs = [RaceParallelEnv(n_cars=1), RaceParallelEnv(small, n_cars=1, env_id=1)]
+    with pytest.raises(ConfigError, match="contract"):
+        ParallelEnvsVecEnv(envs)
