@@ -147,6 +147,10 @@ def step_cars(state: CarState, actions: FloatArray, dt: float, config: CarConfig
         state.position[:, 1] += step * np.sin(heading)
         state.heading = heading
         state.speed = new_speed
-        fuel = state.fuel + np.where(burning, -config.nitro_drain * h, config.nitro_refill * h)
-        state.fuel = np.minimum(np.maximum(fuel, 0.0), 1.0)
+        # Fuel refills only while nitro is not asked for; a held button on an empty tank
+        # neither burns nor refills.
+        rate = np.where(wants_nitro, -config.nitro_drain, config.nitro_refill)
+        fuel = state.fuel + rate * h
+        fuel[fuel < 1e-9] = 0.0  # no boost from rounding left-overs
+        state.fuel = np.minimum(fuel, 1.0)
     state.heading = np.mod(state.heading + np.pi, 2 * np.pi) - np.pi

@@ -160,10 +160,14 @@ class World:
         self.cars.fuel = np.ones(self.n_cars)
         self.index = index
         self.arc = wrapped
-        self.lateral = np.asarray(lateral, dtype=np.float64).copy()
         self.active = np.ones(self.n_cars, dtype=bool)
+        # Index, arc and lateral offset come from the same projection the steps use, so
+        # a car at rest never makes progress (next to a vertex the nearest segment can
+        # be the previous one).
+        delta = self._project()
         self.time = 0.0
-        self.progress = np.asarray(arc, dtype=np.float64) / track.length
+        self.progress = (np.asarray(arc, dtype=np.float64) + delta) / track.length
+        self.progress[np.abs(self.progress) < 1e-9] = 0.0
         self.distance = np.zeros(self.n_cars)
         self.laps = np.zeros(self.n_cars, dtype=np.int64)
         self.last_lap_time = np.full(self.n_cars, np.nan)

@@ -1,0 +1,142 @@
+"""Tests of the pygame renderer, run headless (tests/conftest.py sets the dummy drivers)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pygame
+import pytest
+
+from racing_rl.envs.race import RaceParallelEnv
+from racing_rl.errors import ConfigError
+from racing_rl.sim.render import CAR_COLOURS, Renderer
+from racing_rl.sim.world import World
+
+THROTTLE = np.array([0.4, 0.0, 0.0])
+
+
+def _drive(env: RaceParallelEnv, steps: int) -> None:
+    """Step the live cars with a little throttle and no steering."""
+    for _ in range(steps):
+        if not env.agents:
+            break
+        env.step({agent: THROTTLE for agent in env.agents})
+
+
+def _colour_near(frame: np.ndarray, centre_px: np.ndarray, colour: tuple[int, ...]) -> bool:
+    """Whether ``colour`` occurs within 4 px of ``centre_px`` (x, y) in an (H, W, 3) frame."""
+    x, y = np.round(centre_px).astype(int)
+    patch = frame[max(y - 4, 0) : y + 5, max(x - 4, 0) : x + 5]
+    return bool((patch == np.array(colour, dtype=np.uint8)).all(axis=-1).any())
+
+
+def test_rgb_array_frame_shows_track_and_cars() -> None:
+    env = RaceParallelEnv(n_cars=3, render_mode="rgb_array")
+    env.reset(seed=0)
+    _drive(env, 5)
+    frame = env.render()
+    env.close()
+
+    assert isinstance(frame, np.ndarray)
+    assert frame.shape == (800, 800, 3)
+    assert frame.dtype == np.uint8
+    assert len(np.unique(frame.reshape(-1, 3), axis=0)) > 10
+
+    world = env.world
+    assert world is not None
+    renderer = Renderer(mode="rgb_array", size_px=(640, 480))
+    frame = renderer.draw(world)
+    assert frame is not None and frame.shape == (480, 640, 3)
+    centres_px = renderer.world_to_px(world.cars.position)
+    for i in range(world.n_cars):
+        assert 0 <= centres_px[i, 0] < 640 and 0 <= centres_px[i, 1] < 480
+        if world.active[i]:
+            assert _colour_near(frame, centres_px[i], CAR_COLOURS[i])
+
+    # An inactive car is greyed: its colour is gone from where it stands.
+    world.active[0] = False
+    frame = renderer.draw(world)
+    assert frame is not None
+    assert not _colour_near(frame, centres_px[0], CAR_COLOURS[0])
+    renderer.close()
+
+
+def test_world_to_px_flips_y_and_fits_the_track() -> None:
+    env = RaceParallelEnv(n_cars=1)
+    env.reset(seed=3)
+    renderer = Renderer(mode="rgb_array", size_px=(300, 200), margin_px=10)
+    assert env.world is not None
+    renderer.draw(env.world)
+    walls_px = renderer.world_to_px(np.concatenate([env.track.left_wall, env.track.right_wall]))
+    assert walls_px.min() >= 10 - 1e-6
+    assert walls_px[:, 0].max() <= 290 + 1e-6 and walls_px[:, 1].max() <= 190 + 1e-6
+    up = renderer.world_to_px(np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0]]))
+    assert up[1, 1] < up[0, 1]  # y up in the world is up (smaller row) on screen
+    assert up[2, 0] > up[0, 0]
+    renderer.close()
+
+
+def test_human_mode_runs_headless_and_returns_none() -> None:
+    env = RaceParallelEnv(n_cars=2, render_mode="human")
+    env.reset(seed=1)
+    _drive(env, 3)  # step() renders in human mode
+    assert env.render() is None
+    assert pygame.display.get_init()
+    env.close()
+    assert not pygame.display.get_init()
+
+
+def test_trails_are_bounded_and_reset_on_a_new_episode() -> None:
+    env = RaceParallelEnv(n_cars=2)
+    env.reset(seed=2)
+    world = env.world
+    assert isinstance(world, World)
+    renderer = Renderer(mode="rgb_array", size_px=(200, 200), trail_length=4)
+    renderer.draw(world)
+    renderer.draw(world)  # the same frame again records nothing
+    assert [len(trail) for trail in renderer.trails] == [1, 1]
+    for steps in range(1, 7):
+        _drive(env, 1)
+        renderer.draw(world)
+        assert [len(trail) for trail in renderer.trails] == [min(steps + 1, 4)] * 2
+    np.testing.assert_array_equal(renderer.trails[0][-1], world.cars.position[0])
+
+    env.reset()  # same track and world, clock back to 0
+    assert env.world is world
+    renderer.draw(world)
+    assert [len(trail) for trail in renderer.trails] == [1, 1]
+
+    env.reset()  # again at time 0, but the cars stand elsewhere
+    renderer.draw(world)
+    assert [len(trail) for trail in renderer.trails] == [1, 1]
+    np.testing.assert_array_equal(renderer.trails[1][0], world.cars.position[1])
+
+    _drive(env, 2)
+    renderer.draw(world)
+    env.reset(options={"track_seed": 7})  # a new track and world
+    assert env.world is not world
+    renderer.draw(env.world)
+    assert [len(trail) for trail in renderer.trails] == [1, 1]
+    renderer.close()
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"mode": "video"}, {"size_px": (0, 100)}, {"margin_px": 60, "size_px": (100, 100)}],
+)
+def test_invalid_arguments_raise_config_error(kwargs: dict) -> None:
+    with pytest.raises(ConfigError):
+        Renderer(**kwargs)
+
+
+def test_closing_the_window_stops_drawing() -> None:
+    env = RaceParallelEnv(n_cars=1)
+    env.reset(seed=4)
+    assert env.world is not None
+    renderer = Renderer(mode="human", fps=0, size_px=(200, 150))
+    assert renderer.draw(env.world) is None
+    pygame.event.post(pygame.event.Event(pygame.QUIT))
+    assert renderer.draw(env.world) is None
+    assert not pygame.display.get_init()
+    assert renderer.draw(env.world) is None  # stays closed; the race goes on
+    assert not pygame.display.get_init()
+    renderer.close()

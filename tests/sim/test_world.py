@@ -1,0 +1,420 @@
+"""World: progress along the centreline, laps and lap times, crashes, stuck, projection."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from racing_rl.errors import ConfigError
+from racing_rl.sim.car import CarConfig
+from racing_rl.sim.sensors import SensorConfig
+from racing_rl.sim.track import Track, TrackConfig, generate_track
+from racing_rl.sim.world import RaceRules, World
+
+DT = RaceRules().dt
+NO_OBSTACLES = TrackConfig(n_obstacles=0)
+
+
+def make_world(
+    track: Track, n_cars: int = 1, rules: RaceRules | None = None, **sensor_kwargs
+) -> World:
+    return World(track, n_cars, CarConfig(), SensorConfig(**sensor_kwargs), rules or RaceRules())
+
+
+def point_at(track: Track, arc: float) -> tuple[np.ndarray, float]:
+    """Point on the centreline polyline at signed arc length ``arc`` and its heading."""
+    s = float(np.mod(arc, track.length))
+    i = min(int(np.searchsorted(track.arc_length, s, side="right") - 1), track.n_points - 1)
+    a, b = track.centreline[i], track.centreline[(i + 1) % track.n_points]
+    edge = b - a
+    seg_len = float(np.linalg.norm(edge))
+    return a + edge * (s - track.arc_length[i]) / seg_len, math.atan2(edge[1], edge[0])
+
+
+def glide_to(world: World, car: int, arc: float) -> None:
+    """Move a car (at rest, so physics leaves it in place) onto the centreline at ``arc``."""
+    position, heading = point_at(world.track, arc)
+    world.cars.position[car] = position
+    world.cars.heading[car] = heading
+    world.cars.speed[car] = 0.0
+
+
+def pure_pursuit(world: World, lookahead: float = 12.0, target_speed: float = 14.0) -> np.ndarray:
+    """A simple driver: steer at a centreline point ``lookahead`` metres ahead."""
+    actions = np.zeros((world.n_cars, 3))
+    for car in range(world.n_cars):
+        target, _ = point_at(world.track, world.arc[car] + lookahead)
+        offset = target - world.cars.position[car]
+        error = math.atan2(offset[1], offset[0]) - world.cars.heading[car]
+        error = math.atan2(math.sin(error), math.cos(error))
+        actions[car, 1] = -np.clip(3.0 * error, -1.0, 1.0)  # steering -1 is left (CCW)
+        actions[car, 0] = np.clip((target_speed - world.cars.speed[car]) / 4.0, -1.0, 1.0)
+    return actions
+
+
+# ---------------------------------------------------------------------- progress and laps
+@pytest.mark.parametrize("seed", [3, 41])
+def test_progress_is_monotone_along_the_centreline_and_laps_wrap(seed: int) -> None:
+    track = generate_track(seed, NO_OBSTACLES)
+    world = make_world(track)
+    step_arc = 2.5  # [m] per step, under max_speed·dt
+    n_steps = math.ceil(2.3 * track.length / step_arc)
+    laps_at: list[int] = []
+    lap_times: list[float] = []
+    for k in range(1, n_steps + 1):
+        glide_to(world, 0, k * step_arc)
+        before = world.progress[0]
+        events = world.step(np.zeros((1, 3)))
+        assert events.progress_delta[0] == pytest.approx(step_arc / track.length, rel=1e-6)
+        assert world.progress[0] > before
+        assert not events.crashed[0] and not events.stuck[0]
+        assert 0.0 <= world.arc[0] < track.length
+        if events.lap_completed[0]:
+            laps_at.append(k)
+            lap_times.append(events.lap_time[0])
+            assert world.last_lap_time[0] == events.lap_time[0]
+        else:
+            assert np.isnan(events.lap_time[0])
+    assert world.progress[0] == pytest.approx(n_steps * step_arc / track.length, rel=1e-6)
+    # One lap each time the progress passes a whole number, at the first step past it.
+    assert world.laps[0] == 2
+    assert laps_at == [math.ceil(lap * track.length / step_arc) for lap in (1, 2)]
+    # Constant speed step_arc / dt: a lap takes length / speed, interpolated in the step.
+    expected = track.length / step_arc * DT
+    np.testing.assert_allclose(lap_times, expected, rtol=1e-6)
+    assert world.best_lap_time[0] == pytest.approx(min(lap_times))
+    assert world.distance[0] == 0.0  # the car never drove: it was moved
+
+
+def test_lap_timer_starts_at_the_first_line_crossing_from_the_grid() -> None:
+    track = generate_track(5)
+    world = make_world(track)
+    world.place_cars(np.array([-10.0]), np.zeros(1), np.zeros(1), np.zeros(1))
+    assert world.progress[0] == pytest.approx(-10.0 / track.length)
+    step_arc = 2.0
+    crossings = 0
+    for k in range(1, math.ceil((track.length + 10.0) / step_arc) + 2):
+        glide_to(world, 0, -10.0 + k * step_arc)
+        events = world.step(np.zeros((1, 3)))
+        crossings += bool(events.lap_completed[0])
+    # Crossing the line from the grid starts the first lap; it is not a completed lap.
+    assert crossings == 1
+    assert world.laps[0] == 1
+    assert world.last_lap_time[0] == pytest.approx(track.length / step_arc * DT, rel=1e-6)
+
+
+def test_a_car_placed_mid_track_times_its_first_lap_from_the_line() -> None:
+    track = generate_track(6, NO_OBSTACLES)
+    world = make_world(track)
+    start = track.length / 2
+    world.place_cars(np.array([start]), np.zeros(1), np.zeros(1), np.zeros(1))
+    assert world.progress[0] == pytest.approx(0.5)
+    step_arc = 2.5
+    completed_at = []
+    for k in range(1, math.ceil(1.7 * track.length / step_arc)):
+        glide_to(world, 0, start + k * step_arc)
+        if world.step(np.zeros((1, 3))).lap_completed[0]:
+            completed_at.append(k)
+    # Half a lap to the line starts the timer; the first lap completes at progress 2.
+    assert completed_at == [math.ceil(1.5 * track.length / step_arc)]
+    assert world.laps[0] == 1
+    assert world.last_lap_time[0] == pytest.approx(track.length / step_arc * DT, rel=1e-6)
+
+
+def test_driving_a_lap_with_a_simple_controller() -> None:
+    track = generate_track(2, NO_OBSTACLES)
+    world = make_world(track)
+    progress = [world.progress[0]]
+    crossing_step = None
+    for k in range(1, 2000):
+        events = world.step(pure_pursuit(world))
+        assert not events.crashed[0], f"crashed at step {k}, lateral {world.lateral[0]:.2f}"
+        progress.append(world.progress[0])
+        if events.lap_completed[0]:
+            crossing_step = k
+            lap_time = events.lap_time[0]
+            break
+    assert crossing_step is not None, "no lap in 2000 steps"
+    assert np.all(np.diff(progress) >= 0.0)
+    assert world.laps[0] == 1
+    # The crossing lies inside its step, and the lap covered the track's length.
+    assert (crossing_step - 1) * DT < lap_time <= crossing_step * DT
+    assert world.last_lap_time[0] == lap_time == world.best_lap_time[0]
+    assert world.distance[0] == pytest.approx(track.length, rel=0.05)
+    assert world.progress[0] >= 1.0
+
+
+def test_driving_backwards_from_the_line_gives_negative_progress_and_no_lap() -> None:
+    track = generate_track(7)
+    world = make_world(track)
+    step_arc = 2.5
+    for k in range(1, math.ceil(1.3 * track.length / step_arc)):
+        glide_to(world, 0, -k * step_arc)
+        world.cars.heading[0] += np.pi  # facing backwards too
+        events = world.step(np.zeros((1, 3)))
+        assert events.progress_delta[0] == pytest.approx(-step_arc / track.length, rel=1e-6)
+        assert not events.lap_completed[0]
+        assert world.is_reverse()[0]
+    assert world.progress[0] < -1.0
+    assert world.laps[0] == 0
+    assert np.isnan(world.last_lap_time[0])
+
+
+def test_reversing_with_the_pedal_gives_negative_progress() -> None:
+    track = generate_track(7, NO_OBSTACLES)
+    world = make_world(track)
+    for _ in range(15):
+        events = world.step(np.array([[-1.0, 0.0, 0.0]]))
+        assert events.progress_delta[0] <= 0.0
+        assert not events.lap_completed[0]
+    assert world.progress[0] < 0.0
+    assert world.cars.speed[0] < 0.0
+    assert not world.is_reverse()[0]  # it faces forwards while reversing
+    assert world.laps[0] == 0
+
+
+def test_going_back_over_the_line_and_forward_again_counts_no_extra_lap() -> None:
+    track = generate_track(8)
+    world = make_world(track)
+    path = [-2.5 * k for k in range(1, 6)] + [-12.5 + 2.5 * k for k in range(1, 12)]
+    for arc in path:
+        glide_to(world, 0, arc)
+        assert not world.step(np.zeros((1, 3))).lap_completed[0]
+    assert world.progress[0] == pytest.approx(15.0 / track.length, rel=1e-6)
+    assert world.laps[0] == 0
+
+
+# ---------------------------------------------------------------------- crashes
+@pytest.mark.parametrize("side", [1.0, -1.0])
+def test_leaving_the_track_is_a_crash(side: float) -> None:
+    track = generate_track(9, NO_OBSTACLES)
+    world = make_world(track)
+    radius = world.car.radius
+    edge = track.width / 2 - radius
+    world.place_cars(np.array([3.0]), np.array([side * (edge - 0.2)]), np.zeros(1), np.zeros(1))
+    assert not world.step(np.zeros((1, 3))).crashed[0]
+    world.place_cars(np.array([3.0]), np.array([side * (edge + 0.2)]), np.zeros(1), np.zeros(1))
+    assert world.step(np.zeros((1, 3))).crashed[0]
+
+
+def test_driving_into_the_wall_crashes_within_the_expected_time() -> None:
+    track = generate_track(9, NO_OBSTACLES)
+    world = make_world(track)
+    # Start 1 m left of centre on the straight, heading 90° left at 10 m/s.
+    world.place_cars(np.array([2.0]), np.array([1.0]), np.array([np.pi / 2]), np.array([10.0]))
+    room = track.width / 2 - world.car.radius - 1.0
+    steps = 0
+    while steps < 30:
+        steps += 1
+        if world.step(np.zeros((1, 3))).crashed[0]:
+            break
+    # About room / 10 m/s, give or take a step and the drag.
+    assert steps * DT == pytest.approx(room / 10.0, abs=2 * DT)
+    assert abs(world.lateral[0]) > track.width / 2 - world.car.radius
+
+
+def test_hitting_an_obstacle_is_a_crash_and_its_gap_is_not() -> None:
+    config = TrackConfig(n_obstacles=2)
+    track = generate_track(10, config)
+    index = int(track.obstacle_index[0])
+    offset = float(track.obstacle_offset[0])
+    radius = float(track.obstacles[0, 2])
+    world = make_world(track)
+    arc = np.array([track.arc_length[index]])
+    world.place_cars(arc, np.array([offset]), np.zeros(1), np.zeros(1))
+    assert world.step(np.zeros((1, 3))).crashed[0]
+    # The middle of the gap on the other side is safe.
+    gap_centre = math.copysign(1.0, offset) * (abs(offset) - radius - track.width / 2) / 2
+    world.place_cars(arc, np.array([gap_centre]), np.zeros(1), np.zeros(1))
+    assert not world.step(np.zeros((1, 3))).crashed[0]
+    # Just touching the obstacle (centre distance < r_obstacle + r_car) crashes.
+    touch = offset - math.copysign(radius + world.car.radius - 0.05, offset)
+    world.place_cars(arc, np.array([touch]), np.zeros(1), np.zeros(1))
+    assert world.step(np.zeros((1, 3))).crashed[0]
+
+
+@pytest.mark.parametrize("collisions", [True, False])
+def test_overlapping_cars_crash_only_with_car_collisions(collisions: bool) -> None:
+    track = generate_track(11, NO_OBSTACLES)
+    world = make_world(track, n_cars=3, rules=RaceRules(car_collisions=collisions))
+    # Cars 0 and 1 are 1.5 m apart (< 2 radii); car 2 is well clear.
+    world.place_cars(
+        np.array([5.0, 5.0, 40.0]), np.array([0.75, -0.75, 0.0]), np.zeros(3), np.zeros(3)
+    )
+    crashed = world.step(np.zeros((3, 3))).crashed
+    np.testing.assert_array_equal(crashed, [collisions, collisions, False])
+
+
+def test_inactive_cars_neither_collide_nor_move() -> None:
+    track = generate_track(11, NO_OBSTACLES)
+    world = make_world(track, n_cars=2, rules=RaceRules(car_collisions=True))
+    world.place_cars(np.array([5.0, 5.0]), np.array([0.5, -0.5]), np.zeros(2), np.zeros(2))
+    world.active[1] = False
+    position = world.cars.position[1].copy()
+    events = world.step(np.ones((2, 3)))
+    assert not events.crashed.any()
+    np.testing.assert_array_equal(world.cars.position[1], position)
+    assert events.progress_delta[1] == 0.0
+    assert events.progress_delta[0] > 0.0
+
+
+# ---------------------------------------------------------------------- stuck
+def test_a_car_that_does_not_move_becomes_stuck_after_stuck_time() -> None:
+    track = generate_track(12)
+    rules = RaceRules(stuck_time=2.0)
+    world = make_world(track, n_cars=2, rules=rules)
+    world.place_cars(np.array([0.0, 30.0]), np.zeros(2), np.zeros(2), np.zeros(2))
+    first_stuck = None
+    for k in range(1, 60):
+        glide_to(world, 1, 30.0 + 1.0 * k)  # car 1 keeps making progress
+        events = world.step(np.zeros((2, 3)))
+        assert not events.stuck[1]
+        if events.stuck[0] and first_stuck is None:
+            first_stuck = k * DT
+        if world.time < rules.stuck_time - 1e-9:
+            assert not events.stuck[0]
+    assert first_stuck is not None
+    assert rules.stuck_time <= first_stuck <= rules.stuck_time + DT + 1e-9
+
+
+def test_stuck_clock_restarts_on_new_progress_only() -> None:
+    track = generate_track(12)
+    rules = RaceRules(stuck_time=1.0)
+    world = make_world(track, rules=rules)
+    glide_to(world, 0, 5.0)
+    world.step(np.zeros((1, 3)))  # new progress at t = dt
+    glide_to(world, 0, 2.0)
+    world.step(np.zeros((1, 3)))  # backwards: no new best progress
+    stuck = []
+    for _ in range(15):
+        glide_to(world, 0, 4.0)  # forward again, still short of the best (5 m)
+        stuck.append(bool(world.step(np.zeros((1, 3))).stuck[0]))
+    # The clock runs from t = dt: stuck once t - dt > 1 s, i.e. from step 17 (k = 15 here).
+    assert stuck[-1] and not any(stuck[:-2])
+
+
+# ---------------------------------------------------------------------- projection
+def _closest_far_pair(track: Track) -> tuple[int, int]:
+    """Centreline points far apart along the track but closest in the plane."""
+    n = track.n_points
+    index = np.arange(n)
+    gap = np.abs(index[:, None] - index[None, :])
+    along = np.minimum(gap, n - gap) * track.length / n
+    dist = np.linalg.norm(track.centreline[:, None] - track.centreline[None], axis=-1)
+    dist[along < 100.0] = np.inf
+    i, j = np.unravel_index(np.argmin(dist), dist.shape)
+    return int(i), int(j)
+
+
+@pytest.mark.parametrize("seed", [0, 13, 77])
+def test_projection_never_teleports_to_another_part_of_the_track(seed: int) -> None:
+    track = generate_track(seed, NO_OBSTACLES)
+    world = make_world(track)
+    i, j = _closest_far_pair(track)
+    world.place_cars(np.array([track.arc_length[i]]), np.zeros(1), np.zeros(1), np.zeros(1))
+    n = track.n_points
+    assert (world.index[0] - i) % n in (0, n - 1)  # on vertex i: the end of segment i-1 ties
+    # Jump onto the other part of the track: the car must not be projected there.
+    world.cars.position[0] = track.centreline[j]
+    events = world.step(np.zeros((1, 3)))
+    hops = min(abs(int(world.index[0]) - i), n - abs(int(world.index[0]) - i))
+    reach = math.ceil(world.car.max_speed * DT / (track.length / n)) + 2
+    assert hops <= reach
+    assert abs(events.progress_delta[0]) * track.length <= reach * track.length / n * 1.1
+    assert events.crashed[0]  # it is far off its own part of the track
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(min_value=0, max_value=10**6), start=st.floats(0.0, 1.0))
+def test_index_follows_the_car_step_by_step(seed: int, start: float) -> None:
+    track = generate_track(seed)
+    world = make_world(track)
+    arc0 = start * track.length
+    world.place_cars(np.array([arc0]), np.zeros(1), np.zeros(1), np.zeros(1))
+    previous = int(world.index[0])
+    n = track.n_points
+    for k in range(1, 40):
+        glide_to(world, 0, arc0 + 2.9 * k)
+        world.step(np.zeros((1, 3)))
+        index = int(world.index[0])
+        assert (index - previous) % n <= 1
+        expected = np.searchsorted(track.arc_length, np.mod(arc0 + 2.9 * k, track.length), "right")
+        assert abs(index - (expected - 1)) % n in (0, 1, n - 1)
+        previous = index
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(min_value=0, max_value=10**6),
+    point=st.floats(0.0, 1.0, exclude_max=True),
+    fraction=st.floats(0.3, 0.7),
+    lateral=st.floats(-0.95, 0.95),
+)
+def test_placement_mid_segment_round_trips_through_projection(
+    seed: int, point: float, fraction: float, lateral: float
+) -> None:
+    track = generate_track(seed, NO_OBSTACLES)
+    world = make_world(track)
+    i = int(point * track.n_points)
+    seg_len = np.linalg.norm(track.centreline[(i + 1) % track.n_points] - track.centreline[i])
+    offset = lateral * (track.width / 2 - world.car.radius)
+    world.place_cars(
+        np.array([track.arc_length[i] + fraction * seg_len]),
+        np.array([offset]),
+        np.zeros(1),
+        np.zeros(1),
+    )
+    events = world.step(np.zeros((1, 3)))
+    # A car at rest stays where it was put: no progress, same lateral offset, same index.
+    assert abs(events.progress_delta[0]) * track.length < 1e-9
+    assert world.lateral[0] == pytest.approx(offset, abs=1e-9)
+    assert world.index[0] == i
+
+
+def test_a_car_placed_at_rest_next_to_a_vertex_makes_no_progress() -> None:
+    track = generate_track(0, NO_OBSTACLES)
+    world = make_world(track)
+    curvature = track.curvature()
+    i = int(np.argmax(np.abs(curvature)))  # the sharpest vertex
+    inside = 3.0 * np.sign(curvature[i])  # on the inside of the bend
+    world.place_cars(
+        np.array([track.arc_length[i] + 0.01]), np.array([inside]), np.zeros(1), np.zeros(1)
+    )
+    placed_lateral = world.lateral[0]  # measured by the same projection as every step
+    assert placed_lateral == pytest.approx(inside, abs=0.1)
+    events = world.step(np.zeros((1, 3)))
+    assert abs(events.progress_delta[0]) * track.length < 1e-6
+    assert world.lateral[0] == pytest.approx(placed_lateral, abs=1e-9)
+
+
+# ---------------------------------------------------------------------- observations
+def test_observation_layout_and_range() -> None:
+    track = generate_track(14)
+    world = make_world(track, n_cars=4, n_rays=7, range=40.0)
+    world.place_cars(
+        np.array([0.0, 50.0, 100.0, 150.0]),
+        np.array([0.0, 2.0, -2.0, 0.0]),
+        np.array([0.0, 0.0, 0.0, np.pi]),
+        np.array([0.0, 10.0, 100.0, -3.0]),
+    )
+    obs = world.observe()
+    assert obs.shape == (4, 10) and obs.dtype == np.float32
+    np.testing.assert_allclose(obs[:, :7], world.ray_distances() / 40.0, rtol=1e-6)
+    assert np.all((obs[:, :7] >= 0.0) & (obs[:, :7] <= 1.0))
+    np.testing.assert_array_equal(obs[:, 7], 1.0)  # full nitro
+    top = world.car.max_speed
+    np.testing.assert_allclose(obs[:, 8], [0.0, 10.0 / top, 1.0, -3.0 / top], rtol=1e-6)
+    np.testing.assert_array_equal(obs[:, 9], [0.0, 0.0, 0.0, 1.0])
+
+
+def test_world_and_rules_reject_bad_values() -> None:
+    with pytest.raises(ConfigError):
+        make_world(generate_track(0), n_cars=0)
+    with pytest.raises(ConfigError):
+        RaceRules(dt=0.0)
+    with pytest.raises(ConfigError):
+        RaceRules(stuck_time=-1.0)
