@@ -56,8 +56,12 @@ class DriverConfig:
 
 @dataclass(frozen=True, eq=False)
 class RacingPath:
-    """The driver's path on one track: points (n, 2) [m], arc lengths (n,) [m] of the
-    matching centreline points, and the speed profile (n,) [m/s]."""
+    """The driver's path on one track, one entry per centreline point.
+
+    Attributes:
+        points: path points, shape (n, 2) [m]: the centreline shifted around obstacles.
+        speed: the speed profile at those points, shape (n,) [m/s].
+    """
 
     points: FloatArray
     speed: FloatArray

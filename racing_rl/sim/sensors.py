@@ -84,16 +84,33 @@ def cast_segments(
     """
     if starts.ndim == 2:
         starts, edges = starts[None], edges[None]
-    dx, dy = directions[:, :, 0, None], directions[:, :, 1, None]  # (N, R, 1)
-    ex, ey = edges[:, None, :, 0], edges[:, None, :, 1]  # (N|1, 1, K)
-    rx = (starts[..., 0] - origins[:, 0, None])[:, None, :]  # (N, 1, K)
-    ry = (starts[..., 1] - origins[:, 1, None])[:, None, :]
+    n, k = len(origins), starts.shape[-2]
+    rx = starts[..., 0] - origins[:, 0, None]  # (N, K)
+    ry = starts[..., 1] - origins[:, 1, None]
+    ex, ey = edges[..., 0], edges[..., 1]  # (N|1, K)
+    # d×e and (a−p)×d for every ray and segment in one batched matmul,
+    # (N, R, 2) @ (N, 2, 2K): far cheaper than four broadcast outer products.
+    basis = np.empty((n, 2, 2 * k))
+    basis[:, 0, :k] = ey
+    np.negative(ex, out=basis[:, 1, :k])
+    np.negative(ry, out=basis[:, 0, k:])
+    basis[:, 1, k:] = rx
+    cross = np.ascontiguousarray(directions) @ basis  # (N, R, 2K)
     with np.errstate(divide="ignore", invalid="ignore"):
-        inv = 1.0 / (dx * ey - dy * ex)  # (N, R, K)
-        t = (rx * ey - ry * ex) * inv
-        u = (rx * dy - ry * dx) * inv
-    hit = (t >= 0.0) & (u >= -VERTEX_TOLERANCE) & (u <= 1.0 + VERTEX_TOLERANCE)
-    return np.minimum(np.where(hit, t, max_range).min(axis=-1), max_range)
+        inv = np.reciprocal(cross[..., :k])
+        t = (rx * ey - ry * ex)[:, None, :] * inv  # (a−p)×e is per car and segment
+        u = cross[..., k:] * inv
+    hit = t >= 0.0
+    hit &= u >= -VERTEX_TOLERANCE
+    hit &= u <= 1.0 + VERTEX_TOLERANCE
+    return _capped_min(np.where(hit, t, max_range), max_range)
+
+
+def _capped_min(values: FloatArray, cap: float) -> FloatArray:
+    """min(values, axis=-1) capped at ``cap``; argmin + gather is several times faster
+    than ``min(axis=-1)`` on a short last axis. ``values`` must hold no NaN."""
+    best = np.take_along_axis(values, values.argmin(axis=-1)[..., None], axis=-1)[..., 0]
+    return np.minimum(best, cap, out=best)
 
 
 def cast_circles(
@@ -130,4 +147,4 @@ def cast_circles(
     with np.errstate(invalid="ignore"):
         t = np.where(c <= 0.0, 0.0, b - np.sqrt(disc))
     hit = (disc >= 0.0) & (t >= 0.0)
-    return np.minimum(np.where(hit, t, max_range).min(axis=-1), max_range)
+    return _capped_min(np.where(hit, t, max_range), max_range)
