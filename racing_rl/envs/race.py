@@ -295,26 +295,45 @@ class RaceParallelEnv(ParallelEnv):
         reward, terms = compute_rewards(
             events.progress_delta, speed_fraction, terminated, self.config.reward
         )
-        mean_speed = world.distance / max(world.time, 1e-9)
+        # Columns as Python lists once, then one small dict per live agent.
+        columns = zip(
+            reward.tolist(),
+            terminated.tolist(),
+            truncated.tolist(),
+            world.progress.tolist(),
+            world.laps.tolist(),
+            world.cars.speed.tolist(),
+            (world.distance / max(world.time, 1e-9)).tolist(),
+            events.stuck.tolist(),
+            finished.tolist(),
+            *(term.tolist() for term in terms.values()),
+            strict=True,
+        )
+        rows = list(columns)
+        term_names = list(terms)
+        lap_times = {
+            int(i): float(events.lap_time[i]) for i in np.flatnonzero(events.lap_completed)
+        }
         observations, rewards, terminations, truncations, infos = {}, {}, {}, {}, {}
         for agent in self.agents:
             i = self._index[agent]
+            rew, term, trunc, progress, laps, speed, mean_speed, stuck, fin, *term_values = rows[i]
             observations[agent] = obs[i]
-            rewards[agent] = float(reward[i])
-            terminations[agent] = bool(terminated[i])
-            truncations[agent] = bool(truncated[i])
+            rewards[agent] = rew
+            terminations[agent] = term
+            truncations[agent] = trunc
             infos[agent] = {
-                "progress": float(world.progress[i]),
-                "laps": int(world.laps[i]),
-                "speed": float(world.cars.speed[i]),
-                "mean_speed": float(mean_speed[i]),
-                "crashed": bool(terminated[i]),
-                "stuck": bool(events.stuck[i]),
-                "finished": bool(finished[i]),
-                "reward_terms": {name: float(term[i]) for name, term in terms.items()},
+                "progress": progress,
+                "laps": laps,
+                "speed": speed,
+                "mean_speed": mean_speed,
+                "crashed": term,
+                "stuck": stuck,
+                "finished": fin,
+                "reward_terms": dict(zip(term_names, term_values, strict=True)),
             }
-            if events.lap_completed[i]:
-                infos[agent]["lap_time"] = float(events.lap_time[i])
+            if i in lap_times:
+                infos[agent]["lap_time"] = lap_times[i]
         done = terminated | truncated
         world.active &= ~done
         self.agents = [agent for agent in self.agents if not done[self._index[agent]]]

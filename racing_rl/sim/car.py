@@ -107,7 +107,7 @@ class CarState:
         return cls(np.zeros((n_cars, 2)), np.zeros(n_cars), np.zeros(n_cars), np.ones(n_cars))
 
 
-def step_cars(state: CarState, actions: FloatArray, dt: float, config: CarConfig) -> None:
+def step_cars(state: CarState, actions: FloatArray, dt: float, config: CarConfig) -> FloatArray:
     """Advance every car by ``dt`` seconds in place (``config.substeps`` sub-steps).
 
     Written for small N as much as large: a few dozen NumPy calls per sub-step, no
@@ -120,6 +120,9 @@ def step_cars(state: CarState, actions: FloatArray, dt: float, config: CarConfig
             while fuel remains).
         dt: environment step [s].
         config: car parameters.
+
+    Returns:
+        Path length each car drove, shape (N,) [m].
     """
     throttle = np.minimum(np.maximum(actions[:, 0], -1.0), 1.0)
     steer = np.minimum(np.maximum(actions[:, 1], -1.0), 1.0)
@@ -129,6 +132,7 @@ def step_cars(state: CarState, actions: FloatArray, dt: float, config: CarConfig
     drive = np.maximum(throttle, 0.0) * config.engine_accel
     pedal = np.minimum(throttle, 0.0)
     h = dt / config.substeps
+    travelled = np.zeros(len(throttle))
     for _ in range(config.substeps):
         burning = wants_nitro & (state.fuel > 0.0)
         speed = state.speed
@@ -143,6 +147,7 @@ def step_cars(state: CarState, actions: FloatArray, dt: float, config: CarConfig
         curvature = np.minimum(np.maximum(curvature_cmd, -grip), grip)
         heading = state.heading + new_speed * curvature * h
         step = new_speed * h
+        travelled += np.abs(step)
         state.position[:, 0] += step * np.cos(heading)
         state.position[:, 1] += step * np.sin(heading)
         state.heading = heading
@@ -154,3 +159,4 @@ def step_cars(state: CarState, actions: FloatArray, dt: float, config: CarConfig
         fuel[fuel < 1e-9] = 0.0  # no boost from rounding left-overs
         state.fuel = np.minimum(fuel, 1.0)
     state.heading = np.mod(state.heading + np.pi, 2 * np.pi) - np.pi
+    return travelled

@@ -44,8 +44,8 @@ class DriverConfig:
         obstacle_blend: arc length over which the path moves around an obstacle [m].
     """
 
-    grip_safety: float = 0.85
-    brake_safety: float = 0.6
+    grip_safety: float = 0.95
+    brake_safety: float = 0.8
     lookahead_time: float = 0.35
     lookahead_min: float = 6.0
     lookahead_max: float = 18.0

@@ -32,7 +32,7 @@ class SensorConfig:
     """
 
     n_rays: int = 10
-    fov_deg: float = 120.0
+    fov_deg: float = 90.0
     range: float = 50.0
     detect_cars: bool = False
 

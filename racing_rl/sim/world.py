@@ -80,7 +80,7 @@ class World:
         progress: total progress since the start line [laps]; negative behind it.
         laps: full laps completed, shape (N,).
         last_lap_time, best_lap_time: [s], NaN before the first lap.
-        distance: path length driven [m].
+        distance: path length driven [m] (the integral of |speed|).
         lateral: signed offset from the centreline [m], positive to the left.
         arc: arc-length position on the centreline [m], in [0, track.length).
     """
@@ -194,13 +194,12 @@ class World:
         """
         dt = self.rules.dt
         active = self.active
-        actions = np.asarray(actions, dtype=np.float64) * active[:, None]
-        self.cars.speed = self.cars.speed * active
-        x0, y0 = self.cars.position[:, 0].copy(), self.cars.position[:, 1].copy()
-        step_cars(self.cars, actions, dt, self.car)
+        actions = np.asarray(actions, dtype=np.float64)
+        if not active.all():
+            actions = actions * active[:, None]
+            self.cars.speed = self.cars.speed * active
+        self.distance += step_cars(self.cars, actions, dt, self.car)
         self.time += dt
-        mx, my = self.cars.position[:, 0] - x0, self.cars.position[:, 1] - y0
-        self.distance += np.sqrt(mx * mx + my * my)
 
         before = self.progress
         self.progress = before + self._project() / self.track.length

@@ -67,7 +67,7 @@ def test_different_seeds_give_different_tracks() -> None:
 
 def test_config_changes_the_track() -> None:
     wide = generate_track(5, TrackConfig(width=16.0))
-    narrow = generate_track(5, TrackConfig(width=10.0))
+    narrow = generate_track(5, TrackConfig(width=10.0, min_gap=5.0, obstacle_radius_max=2.5))
     np.testing.assert_allclose(np.linalg.norm(wide.left_wall - wide.right_wall, axis=1), 16.0)
     np.testing.assert_allclose(np.linalg.norm(narrow.left_wall - narrow.right_wall, axis=1), 10.0)
 
@@ -293,13 +293,15 @@ def test_track_config_rejects_bad_values(kwargs: dict) -> None:
 
 def test_blocking_obstacle_message_names_the_fields() -> None:
     with pytest.raises(ConfigError, match="min_gap") as info:
-        TrackConfig(width=8.0, min_gap=5.0, obstacle_radius_max=2.0)
+        TrackConfig(width=8.0, min_gap=5.0, obstacle_radius_min=1.0, obstacle_radius_max=2.0)
     assert "width" in str(info.value)
     assert isinstance(info.value, RacingRLError)
 
 
 def test_obstacle_gap_check_skipped_without_obstacles() -> None:
-    TrackConfig(width=8.0, min_gap=5.0, obstacle_radius_max=2.0, n_obstacles=0)
+    TrackConfig(
+        width=8.0, min_gap=5.0, obstacle_radius_min=1.0, obstacle_radius_max=2.0, n_obstacles=0
+    )
 
 
 def test_impossible_shape_raises_track_generation_error() -> None:
