@@ -107,9 +107,10 @@ def cast_segments(
 
 
 def _capped_min(values: FloatArray, cap: float) -> FloatArray:
-    """min(values, axis=-1) capped at ``cap``; argmin + gather is several times faster
-    than ``min(axis=-1)`` on a short last axis. ``values`` must hold no NaN."""
-    best = np.take_along_axis(values, values.argmin(axis=-1)[..., None], axis=-1)[..., 0]
+    """min(values, axis=-1) capped at ``cap``. An argmin and a flat gather are several
+    times faster than ``min(axis=-1)`` on a short last axis. ``values`` holds no NaN."""
+    rows = values.reshape(-1, values.shape[-1])
+    best = rows[np.arange(len(rows)), rows.argmin(axis=1)].reshape(values.shape[:-1])
     return np.minimum(best, cap, out=best)
 
 
