@@ -275,13 +275,16 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 def checkpoint_paths(run_dir: Path, checkpoint: str) -> tuple[Path, Path]:
     """Model and VecNormalize paths for ``checkpoint`` = final | best | latest | <path>.
 
+    Statistics sit beside the model: ``vecnormalize.pkl``, or for SB3's
+    ``<prefix>_<steps>_steps.zip`` checkpoints ``<prefix>_vecnormalize_<steps>_steps.pkl``.
+
     Raises:
-        CheckpointError: if the files are missing.
+        CheckpointError: if the model file is missing.
     """
     if checkpoint == "final":
-        pair = run_dir / "model.zip", run_dir / "vecnormalize.pkl"
+        model = run_dir / "model.zip"
     elif checkpoint == "best":
-        pair = run_dir / "best" / "model.zip", run_dir / "best" / "vecnormalize.pkl"
+        model = run_dir / "best" / "model.zip"
     elif checkpoint == "latest":
         zips = sorted(
             (run_dir / "checkpoints").glob("*_steps.zip"),
@@ -289,18 +292,17 @@ def checkpoint_paths(run_dir: Path, checkpoint: str) -> tuple[Path, Path]:
         )
         if not zips:
             raise CheckpointError(f"No checkpoints in {run_dir / 'checkpoints'}.")
-        steps = zips[-1].stem.split("_")[-2]
-        stats = list((run_dir / "checkpoints").glob(f"*vecnormalize_{steps}_steps.pkl"))
-        pair = zips[-1], stats[0] if stats else run_dir / "missing.pkl"
+        model = zips[-1]
     else:
-        path = Path(checkpoint).expanduser()
-        pair = path, path.with_name("vecnormalize.pkl")
-    if not pair[0].is_file():
+        model = Path(checkpoint).expanduser()
+    if not model.is_file():
         raise CheckpointError(
-            f"Checkpoint {checkpoint!r} not found: {pair[0]} does not exist. Choose "
+            f"Checkpoint {checkpoint!r} not found: {model} does not exist. Choose "
             "checkpoint=final|best|latest or a path to a model .zip."
         )
-    return pair
+    prefix, _, steps = model.stem.rpartition("_steps")[0].rpartition("_")
+    sibling = model.with_name(f"{prefix}_vecnormalize_{steps}_steps.pkl")
+    return model, sibling if sibling.is_file() else model.with_name("vecnormalize.pkl")
 
 
 def load_normalization(path: Path, venv: VecEnv) -> VecNormalize:

@@ -82,7 +82,7 @@ def test_train_function_in_process(tmp_path):
 def test_eval_measures_a_trained_run(tmp_path):
     run_dir = tmp_path / "run"
     # Laps take ~300 steps: give the scripted driver time for one.
-    quick = [*QUICK, "validation.max_steps=600", "validation.every=0"]
+    quick = [*QUICK, "validation.max_steps=600", "validation.every=0", "checkpoint.every=2000"]
     result = racing_rl("train", *quick, f"hydra.run.dir={run_dir}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     result = racing_rl(
@@ -92,6 +92,10 @@ def test_eval_measures_a_trained_run(tmp_path):
     metrics = json.loads((run_dir / "eval" / "metrics.json").read_text())
     assert [t["track_seed"] for t in metrics["tracks"]] == [5, 6]
     assert metrics["episodes"] == 2
+    latest = racing_rl("eval", f"run_dir={run_dir}", "checkpoint=latest", "seeds=[5]", cwd=tmp_path)
+    assert latest.returncode == 0, latest.stderr[-3000:]
+    metrics = json.loads((run_dir / "eval" / "metrics.json").read_text())
+    assert metrics["driver"].endswith("ppo_2000_steps.zip")
     scripted = racing_rl(
         "eval", f"run_dir={run_dir}", "driver=scripted", "seeds=[5,6]", cwd=tmp_path
     )

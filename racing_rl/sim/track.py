@@ -128,7 +128,7 @@ class Track:
     obstacles: FloatArray
     obstacle_index: IntArray
     obstacle_offset: FloatArray
-    _near_cache: dict[float, IntArray] = field(default_factory=dict, repr=False)
+    _near_cache: dict[object, IntArray] = field(default_factory=dict, repr=False)
 
     @property
     def n_points(self) -> int:
@@ -188,6 +188,58 @@ class Track:
         table = np.where(np.take_along_axis(near, order, axis=1), order, len(starts))
         table.setflags(write=False)
         self._near_cache[radius] = table
+        return table
+
+    def ray_candidates(self, radius: float, fov: float, n_sectors: int) -> IntArray:
+        """``segments_near`` narrowed by heading: what the rays of a car can reach.
+
+        A car projected on point i is within ρ = sqrt((width/2)² + spacing²) of it, and
+        if its heading lies in sector s (of ``n_sectors`` equal sectors starting at −π)
+        its rays point within β = fov/2 + π/n_sectors of the sector's centre φ. Every
+        point such a ray reaches lies in the cone of half-angle β about φ whose apex is
+        point i moved back by ρ / sin β (that cone contains the wedge dilated by ρ). A
+        segment is kept when its middle lies in that cone widened by its half-length r
+        (apex moved back by (ρ + r) / sin β): a superset of the segments the rays can
+        meet. For β ≥ 90° nothing is dropped.
+
+        Args:
+            radius: sensor range [m].
+            fov: field of view [rad].
+            n_sectors: heading sectors.
+
+        Returns:
+            Segment indices, shape (n, n_sectors, k), padded with 2n (see
+            ``padded_wall_segments``).
+        """
+        key = (radius, fov, n_sectors)
+        cached = self._near_cache.get(key)
+        if cached is not None:
+            return cached
+        near = self.segments_near(radius)
+        n = self.n_points
+        half = fov / 2 + np.pi / n_sectors
+        if half >= np.pi / 2:
+            table = np.repeat(near[:, None, :], n_sectors, axis=1)
+        else:
+            starts, ends = self.wall_segments
+            middle = (starts + ends)[np.minimum(near, 2 * n - 1)] / 2  # (n, K, 2)
+            # A segment lies within its half-length r of its middle: widening the cone
+            # by ρ + r keeps every segment that may meet the dilated wedge.
+            r = np.max(np.linalg.norm(ends - starts, axis=1)) / 2
+            reach = np.hypot(self.width / 2, self.length / n) + r
+            centre = -np.pi + (np.arange(n_sectors) + 0.5) * 2 * np.pi / n_sectors
+            ax, ay = np.cos(centre)[:, None, None], np.sin(centre)[:, None, None]  # (S, 1, 1)
+            shift = reach / np.sin(half)
+            vx = middle[None, :, :, 0] - (self.centreline[None, :, None, 0] - ax * shift)
+            vy = middle[None, :, :, 1] - (self.centreline[None, :, None, 1] - ay * shift)
+            keep = vx * ax + vy * ay >= np.sqrt(vx * vx + vy * vy) * np.cos(half)  # (S, n, K)
+            table = np.where(keep, near[None], 2 * n).transpose(1, 0, 2)  # (n, S, K)
+        present = table < 2 * n
+        k = int(present.sum(axis=-1).max())
+        order = np.argsort(~present, axis=-1, kind="stable")[..., :k]
+        table = np.take_along_axis(table, order, axis=-1)
+        table.setflags(write=False)
+        self._near_cache[key] = table
         return table
 
     def padded_wall_segments(self) -> tuple[FloatArray, FloatArray]:

@@ -21,6 +21,9 @@ from racing_rl.sim.track import Track
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
 
+#: Heading sectors of the ray-candidate table (``Track.ray_candidates``).
+_SECTORS = 32
+
 
 @dataclass(frozen=True)
 class RaceRules:
@@ -119,10 +122,12 @@ class World:
             ],
             axis=-1,
         )
-        # Per centreline point, the wall segments its rays can reach: (start x, y, edge x, y).
+        # Per centreline point and heading sector, the wall segments the rays can reach,
+        # as (start x, y, edge x, y), and how many there are.
         starts, edges = track.padded_wall_segments()
-        near = track.segments_near(sensors.range)
-        self._ray_segments = np.concatenate([starts[near], edges[near]], axis=-1)
+        table = track.ray_candidates(sensors.range, np.deg2rad(sensors.fov_deg), _SECTORS)
+        self._ray_counts = (table < 2 * n).sum(axis=-1)  # (n, S)
+        self._ray_segments = np.concatenate([starts[table], edges[table]], axis=-1)
         self._obstacle_reach2 = (track.obstacles[:, 2] + car.radius) ** 2
         self.cars = CarState.zeros(n_cars)
         self.place_cars(np.zeros(n_cars), np.zeros(n_cars), np.zeros(n_cars), np.zeros(n_cars))
@@ -282,7 +287,11 @@ class World:
         directions = np.empty((*theta.shape, 2))
         np.cos(theta, out=directions[..., 0])
         np.sin(theta, out=directions[..., 1])
-        walls = self._ray_segments[self.index]  # (N, K, 4)
+        sector = (
+            np.floor((self.cars.heading + np.pi) * (_SECTORS / (2 * np.pi))) % _SECTORS
+        ).astype(np.int64)
+        k = self._ray_counts[self.index, sector].max()
+        walls = self._ray_segments[self.index, sector, :k]  # (N, k, 4)
         dist = cast_segments(origins, directions, walls[..., :2], walls[..., 2:], max_range)
         obstacles = self.track.obstacles
         if len(obstacles):
