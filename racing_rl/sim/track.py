@@ -208,7 +208,7 @@ class Track:
             n_sectors: heading sectors.
 
         Returns:
-            Segment indices, shape (n, n_sectors, k), padded with 2n (see
+            Segment indices, shape (n, n_sectors, k), int32, padded with 2n (see
             ``padded_wall_segments``).
         """
         key = (radius, fov, n_sectors)
@@ -237,7 +237,7 @@ class Track:
         present = table < 2 * n
         k = int(present.sum(axis=-1).max())
         order = np.argsort(~present, axis=-1, kind="stable")[..., :k]
-        table = np.take_along_axis(table, order, axis=-1)
+        table = np.take_along_axis(table, order, axis=-1).astype(np.int32)
         table.setflags(write=False)
         self._near_cache[key] = table
         return table
@@ -297,7 +297,7 @@ def segments_intersect(
     return (d1 * d2 < 0) & (d3 * d4 < 0)
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=64)
 def generate_track(seed: int, config: TrackConfig = TrackConfig()) -> Track:
     """Generate the track for ``seed``; the same seed and config give the same track.
 
