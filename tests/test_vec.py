@@ -62,7 +62,13 @@ def test_seeded_ppo_is_reproducible():
 
 
 def test_truncation_reaches_sb3_with_terminal_observation():
-    venv = ParallelEnvsVecEnv(race_envs(n_venvs=2, n_cars=2, max_steps=5, spawn="grid"))
+    import supersuit as ss
+
+    envs = [
+        ss.frame_stack_v1(env, 4)
+        for env in race_envs(n_venvs=2, n_cars=2, max_steps=5, spawn="grid")
+    ]
+    venv = ParallelEnvsVecEnv(envs)
     venv.reset()
     still = np.zeros((venv.num_envs, 3), dtype=np.float32)  # standing still: no crash
     for step in range(5):
@@ -72,9 +78,12 @@ def test_truncation_reaches_sb3_with_terminal_observation():
     assert dones.all()
     for info, fresh in zip(infos, obs, strict=True):
         assert info["TimeLimit.truncated"] is True
-        assert info["terminal_observation"].shape == (13,)
-        # The terminal observation is the last one of the old episode, not the reset one.
-        assert info["terminal_observation"] is not fresh
+        terminal = info["terminal_observation"]
+        assert terminal.shape == (4 * 13,)
+        # The terminal observation is the old episode's full stack of four frames; the
+        # returned one starts a new episode (three empty frames, then the first one).
+        assert np.all(terminal[:10] > 0) and np.all(fresh[: 3 * 13] == 0)  # rays of frame 1
+        np.testing.assert_array_equal(terminal[-13:], fresh[-13:])  # standing still
 
 
 def test_first_done_car_ends_its_race_and_truncates_the_others():
