@@ -23,7 +23,6 @@ ParallelEnv is reset. Every transition SB3 sees is a real one.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -41,8 +40,6 @@ from stable_baselines3.common.vec_env.base_vec_env import (
 from racing_rl.config import dataclass_from_dict, to_container
 from racing_rl.envs.race import RaceConfig, RaceParallelEnv
 from racing_rl.errors import ConfigError
-
-log = logging.getLogger(__name__)
 
 
 class ParallelEnvsVecEnv(VecEnv):

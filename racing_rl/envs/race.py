@@ -165,7 +165,7 @@ class RaceParallelEnv(ParallelEnv):
         self._index = {agent: i for i, agent in enumerate(self.possible_agents)}
         n_rays = self.config.sensors.n_rays
         low = np.array([0.0] * n_rays + [0.0, -1.0, 0.0], dtype=np.float32)
-        high = np.ones(n_rays + 3, dtype=np.float32)
+        high = np.ones(self.config.observation_size, dtype=np.float32)
         self._observation_space = spaces.Box(low, high, dtype=np.float32)
         self._action_space = spaces.Box(-1.0, 1.0, shape=(3,), dtype=np.float32)
         self.np_random, _ = seeding.np_random()
@@ -239,12 +239,11 @@ class RaceParallelEnv(ParallelEnv):
         limit = min(episode.max_spawn_lateral, track.width / 2 - self.config.car.radius - 1.0)
         lateral = rng.uniform(-limit, limit, n)
         # A car spawned beside an obstacle goes to the middle of the gap it leaves.
-        for index, offset, radius in zip(
-            track.obstacle_index, track.obstacle_offset, track.obstacles[:, 2], strict=True
+        for index, radius, gap_centre in zip(
+            track.obstacle_index, track.obstacles[:, 2], track.obstacle_gap_centre, strict=True
         ):
             apart = np.abs(arc - track.arc_length[index])
             near = np.minimum(apart, track.length - apart) < radius + self.config.car.length
-            gap_centre = np.sign(offset) * (np.abs(offset) - radius - track.width / 2) / 2
             lateral = np.where(near, gap_centre, lateral)
         heading = rng.uniform(-episode.max_spawn_heading, episode.max_spawn_heading, n)
         moving = rng.random(n) >= episode.standing_start_prob

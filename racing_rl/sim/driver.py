@@ -23,7 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from racing_rl.sim.car import CarConfig
-from racing_rl.sim.track import Track
+from racing_rl.sim.track import Track, turning_angles
 from racing_rl.sim.world import World
 
 FloatArray = NDArray[np.float64]
@@ -70,23 +70,21 @@ class RacingPath:
 @functools.lru_cache(maxsize=64)
 def plan_path(track: Track, car: CarConfig, config: DriverConfig) -> RacingPath:
     """The obstacle-avoiding path and its speed profile for ``track`` (cached)."""
-    n, length, half = track.n_points, track.length, track.width / 2
+    n, length = track.n_points, track.length
     offset = np.zeros(n)
-    for index, obstacle_offset, radius in zip(
-        track.obstacle_index, track.obstacle_offset, track.obstacles[:, 2], strict=True
+    for index, radius, gap_centre in zip(
+        track.obstacle_index, track.obstacles[:, 2], track.obstacle_gap_centre, strict=True
     ):
         apart = np.abs(track.arc_length - track.arc_length[index])
         apart = np.minimum(apart, length - apart)
         hold = radius + car.length
         weight = np.clip(1.0 - (apart - hold) / config.obstacle_blend, 0.0, 1.0)
         weight = 0.5 - 0.5 * np.cos(np.pi * weight)
-        gap_centre = np.sign(obstacle_offset) * (np.abs(obstacle_offset) - radius - half) / 2
         offset = np.where(weight > 0, weight * gap_centre + (1 - weight) * offset, offset)
     points = track.centreline + track.normals * offset[:, None]
     seg = np.roll(points, -1, axis=0) - points
     ds = np.linalg.norm(seg, axis=1)
-    heading = np.arctan2(seg[:, 1], seg[:, 0])
-    turn = np.angle(np.exp(1j * (heading - np.roll(heading, 1))))
+    turn = turning_angles(points)
     # Curvature over three segments smooths the discrete path's kinks.
     kappa = np.convolve(np.tile(turn, 3), np.ones(3), "same")[n : 2 * n] / (3 * ds.mean())
     top = np.sqrt(car.engine_accel / max(car.drag, 1e-9))

@@ -55,7 +55,10 @@ class SensorConfig:
 def ray_directions(heading: FloatArray, angles: FloatArray) -> FloatArray:
     """Unit ray directions, shape (N, R, 2), for headings (N,) [rad] and angles (R,) [rad]."""
     theta = heading[:, None] + angles[None, :]
-    return np.stack([np.cos(theta), np.sin(theta)], axis=-1)
+    directions = np.empty((*theta.shape, 2))
+    np.cos(theta, out=directions[..., 0])
+    np.sin(theta, out=directions[..., 1])
+    return directions
 
 
 def cast_segments(

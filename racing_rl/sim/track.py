@@ -154,10 +154,17 @@ class Track:
         The turning angle between consecutive segments divided by the point spacing
         (a discrete Frenet formula); positive for left turns.
         """
-        seg = np.roll(self.centreline, -1, axis=0) - self.centreline
-        heading = np.arctan2(seg[:, 1], seg[:, 0])
-        turn = np.angle(np.exp(1j * (heading - np.roll(heading, 1))))
-        return turn / (self.length / self.n_points)
+        return turning_angles(self.centreline) / (self.length / self.n_points)
+
+    @property
+    def obstacle_gap_centre(self) -> FloatArray:
+        """Lateral offset of the middle of the gap beside each obstacle, shape (m,) [m].
+
+        An obstacle at offset o with radius r leaves the gap from its far edge to the
+        opposite wall; its middle is sign(o) · (|o| − r − width/2) / 2.
+        """
+        offset = self.obstacle_offset
+        return np.sign(offset) * (np.abs(offset) - self.obstacles[:, 2] - self.width / 2) / 2
 
     def segments_near(self, radius: float) -> IntArray:
         """Wall segments that a sensor of range ``radius`` can reach from each point.
@@ -251,6 +258,20 @@ class Track:
         starts, ends = self.wall_segments
         far = np.full((1, 2), 1e9)
         return np.concatenate([starts, far]), np.concatenate([ends - starts, np.zeros((1, 2))])
+
+
+def turning_angles(points: FloatArray) -> FloatArray:
+    """Signed turn at each point of a closed polyline, shape (n,) [rad], positive left.
+
+    The angle from segment i-1 (point i-1 → i) to segment i (point i → i+1), wrapped to
+    (-π, π]. Divided by the segment length it is the discrete curvature.
+
+    Args:
+        points: the closed polyline, shape (n, 2) [m].
+    """
+    seg = np.roll(points, -1, axis=0) - points
+    heading = np.arctan2(seg[:, 1], seg[:, 0])
+    return np.angle(np.exp(1j * (heading - np.roll(heading, 1))))
 
 
 def point_segment_distance(points: FloatArray, starts: FloatArray, ends: FloatArray) -> FloatArray:
@@ -355,8 +376,7 @@ def _shape_is_valid(centreline: FloatArray, config: TrackConfig) -> bool:
     n = len(centreline)
     seg = np.roll(centreline, -1, axis=0) - centreline
     spacing = np.linalg.norm(seg, axis=1).mean()
-    heading = np.arctan2(seg[:, 1], seg[:, 0])
-    turn = np.abs(np.angle(np.exp(1j * (heading - np.roll(heading, 1)))))
+    turn = np.abs(turning_angles(centreline))
     if np.any(turn / spacing > 1.0 / config.min_curve_radius):
         return False
     # Points more than a half-circle of min_separation apart along the track must be at
@@ -374,9 +394,7 @@ def _build_track(
 ) -> Track:
     """Put the start line on the straightest stretch, add walls and obstacles."""
     n = len(centreline)
-    seg = np.roll(centreline, -1, axis=0) - centreline
-    heading = np.arctan2(seg[:, 1], seg[:, 0])
-    turn = np.abs(np.angle(np.exp(1j * (heading - np.roll(heading, 1)))))
+    turn = np.abs(turning_angles(centreline))
     window = max(round(30.0 / config.point_spacing), 1)
     straightness = np.convolve(np.tile(turn, 3), np.ones(2 * window + 1), "same")[n : 2 * n]
     centreline = np.roll(centreline, -int(np.argmin(straightness)), axis=0)

@@ -15,7 +15,7 @@ from numpy.typing import NDArray
 
 from racing_rl.errors import ConfigError
 from racing_rl.sim.car import CarConfig, CarState, step_cars
-from racing_rl.sim.sensors import SensorConfig, cast_circles, cast_segments
+from racing_rl.sim.sensors import SensorConfig, cast_circles, cast_segments, ray_directions
 from racing_rl.sim.track import Track
 
 FloatArray = NDArray[np.float64]
@@ -282,10 +282,7 @@ class World:
         """Distance along each car's rays to walls, obstacles (and cars), shape (N, R) [m]."""
         max_range = self.sensors.range
         origins = self.cars.position
-        theta = self.cars.heading[:, None] + self._angles[None, :]
-        directions = np.empty((*theta.shape, 2))
-        np.cos(theta, out=directions[..., 0])
-        np.sin(theta, out=directions[..., 1])
+        directions = ray_directions(self.cars.heading, self._angles)
         sector = (
             np.floor((self.cars.heading + np.pi) * (_SECTORS / (2 * np.pi))) % _SECTORS
         ).astype(np.int64)
