@@ -407,7 +407,11 @@ def _build_track(
     tangents = chord / np.linalg.norm(chord, axis=1, keepdims=True)
     normals = np.stack([-tangents[:, 1], tangents[:, 0]], 1)
     half = config.width / 2
+    left_wall, right_wall = centreline + half * normals, centreline - half * normals
     index, offset, radius = _place_obstacles(rng, arc_length, length, config)
+    index, offset, radius = _clear_walls(
+        index, offset, radius, centreline, normals, (left_wall, right_wall), config
+    )
     obstacles = np.concatenate(
         [centreline[index] + normals[index] * offset[:, None], radius[:, None]], axis=1
     )
@@ -416,8 +420,8 @@ def _build_track(
         tangents=tangents,
         normals=normals,
         arc_length=arc_length,
-        left_wall=centreline + half * normals,
-        right_wall=centreline - half * normals,
+        left_wall=left_wall,
+        right_wall=right_wall,
         obstacles=obstacles.reshape(-1, 3),
         obstacle_index=index,
         obstacle_offset=offset,
@@ -425,6 +429,39 @@ def _build_track(
     for value in arrays.values():
         value.setflags(write=False)
     return Track(seed=seed, width=config.width, length=length, **arrays)
+
+
+def _clear_walls(
+    index: IntArray,
+    offset: FloatArray,
+    radius: FloatArray,
+    centreline: FloatArray,
+    normals: FloatArray,
+    walls: tuple[FloatArray, FloatArray],
+    config: TrackConfig,
+) -> tuple[IntArray, FloatArray, FloatArray]:
+    """Keep every obstacle off the wall polylines, not only off the wall vertices.
+
+    ``_place_obstacles`` keeps |o| + r <= h at the obstacle's own centreline point, but on
+    the inside of a curve the wall chords beside it bend in by up to millimetres. An
+    obstacle that would touch a chord moves towards the centreline by the overlap; if
+    that narrows its far gap below ``min_gap`` its radius shrinks instead, and if that
+    would go below ``obstacle_radius_min`` it is dropped.
+    """
+    starts = np.concatenate(walls)
+    ends = np.concatenate([np.roll(wall, -1, axis=0) for wall in walls])
+    half = config.width / 2
+    offset, radius = offset.copy(), radius.copy()
+    for attempt in range(4):
+        centres = centreline[index] + normals[index] * offset[:, None]
+        clearance = point_segment_distance(centres[:, None], starts[None], ends[None]).min(1)
+        overlap = np.maximum(radius - clearance, 0.0)
+        if not overlap.any() or attempt == 3:
+            break
+        offset -= np.sign(offset) * (overlap + 1e-6)
+        radius = np.minimum(radius, half + np.abs(offset) - config.min_gap)
+    keep = (radius >= config.obstacle_radius_min) & (overlap == 0.0)
+    return index[keep], offset[keep], radius[keep]
 
 
 def _place_obstacles(
