@@ -17,6 +17,9 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from racing_rl.errors import CheckpointError, ConfigError
 
+#: Constructor arguments racing-rl passes itself; an algorithm YAML must not set them.
+SET_BY_RACING_RL = frozenset({"seed", "device", "verbose", "tensorboard_log"})
+
 
 def algorithm_class(algo: DictConfig) -> type[BaseAlgorithm]:
     """The class named by ``algo.model._target_``.

@@ -1,4 +1,4 @@
-"""Training callbacks: race metrics, validation with best-model selection."""
+"""Training callbacks: race metrics, periodic checkpoints, validation with best-model selection."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import math
 from pathlib import Path
 
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.vec_env import VecEnv, VecNormalize, sync_envs_normalization
+from stable_baselines3.common.vec_env import VecEnv, sync_envs_normalization
 
+from racing_rl.checkpoints import save_checkpoint, save_model_files, write_atomic
 from racing_rl.evaluate import run_episodes, score, summarize
 
 log = logging.getLogger(__name__)
@@ -36,12 +37,58 @@ class RaceMetricsCallback(BaseCallback):
         return True
 
 
-class ValidationCallback(BaseCallback):
+class PeriodicCallback(BaseCallback):
+    """Calls ``on_due`` whenever ``num_timesteps`` passes a multiple of ``every``.
+
+    The schedule follows the model's timestep counter, so a resumed run keeps it.
+    """
+
+    def __init__(self, every: int) -> None:
+        super().__init__()
+        self.every = every
+        self._next = every
+
+    def _init_callback(self) -> None:
+        self._next = (self.model.num_timesteps // self.every + 1) * self.every
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps >= self._next:
+            self._next = (self.num_timesteps // self.every + 1) * self.every
+            self.on_due()
+        return True
+
+    def on_due(self) -> None:
+        """The periodic work."""
+        raise NotImplementedError
+
+
+class CheckpointCallback(PeriodicCallback):
+    """Saves a checkpoint (``racing_rl.checkpoints.save_checkpoint``) every ``every``
+    timesteps.
+
+    Args:
+        every: timesteps between checkpoints.
+        checkpoints_dir: ``<run dir>/checkpoints``.
+        kind: the checkpoints' name prefix (the algorithm's name).
+    """
+
+    def __init__(self, every: int, checkpoints_dir: Path, kind: str) -> None:
+        super().__init__(every)
+        self.checkpoints_dir = checkpoints_dir
+        self.kind = kind
+
+    def on_due(self) -> None:
+        checkpoint = save_checkpoint(self.model, self.training_env, self.checkpoints_dir, self.kind)
+        log.info("checkpoint %s", checkpoint.path)
+
+
+class ValidationCallback(PeriodicCallback):
     """Every ``every`` timesteps, races the deterministic policy on the validation tracks.
 
     One car per track from a standing start, one lap. Logs ``eval/`` scalars and keeps
     the best model so far (lap completion, then mean lap time) in ``best_dir`` as
-    ``model.zip``, ``vecnormalize.pkl`` and ``metrics.json``.
+    ``model.zip``, ``vecnormalize.pkl`` and ``metrics.json`` (each file written
+    atomically, ``metrics.json`` last). A resumed run competes with the ``best/`` it has.
 
     Args:
         eval_env: from ``racing_rl.evaluate.evaluation_env``.
@@ -50,18 +97,16 @@ class ValidationCallback(BaseCallback):
     """
 
     def __init__(self, eval_env: VecEnv, every: int, best_dir: Path) -> None:
-        super().__init__()
+        super().__init__(every)
         self.eval_env = eval_env
-        self.every = every
         self.best_dir = best_dir
         self.best: tuple[float, float] | None = None
-        self._next = every
+        saved = best_dir / "metrics.json"
+        if saved.is_file():
+            self.best = score(json.loads(saved.read_text()))
 
-    def _on_step(self) -> bool:
-        if self.num_timesteps >= self._next:
-            self._next += self.every
-            self.validate()
-        return True
+    def on_due(self) -> None:
+        self.validate()
 
     def validate(self) -> dict[str, float]:
         """Run the validation episodes now; returns the metrics."""
@@ -82,10 +127,8 @@ class ValidationCallback(BaseCallback):
         if improved:
             self.best = score(metrics)
             self.best_dir.mkdir(parents=True, exist_ok=True)
-            self.model.save(self.best_dir / "model.zip")
-            if isinstance(self.training_env, VecNormalize):
-                self.training_env.save(str(self.best_dir / "vecnormalize.pkl"))
-            record = {**metrics, "timesteps": int(self.num_timesteps)}
-            (self.best_dir / "metrics.json").write_text(json.dumps(record, indent=2))
+            save_model_files(self.model, self.training_env, self.best_dir)
+            record = json.dumps({**metrics, "timesteps": int(self.num_timesteps)}, indent=2)
+            write_atomic(self.best_dir / "metrics.json", lambda tmp: tmp.write_text(record))
         self.logger.dump(self.num_timesteps)
         return metrics

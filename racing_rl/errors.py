@@ -22,3 +22,15 @@ class CheckpointError(RacingRLError):
 
 class BridgeProtocolError(RacingRLError):
     """A message on the Roblox bridge is malformed or violates the protocol."""
+
+
+class TrainingInterrupted(RacingRLError):
+    """Training stopped on SIGINT (Ctrl-C) or SIGTERM after saving a checkpoint.
+
+    Attributes:
+        exit_code: the shell convention for the signal: 128 + its number.
+    """
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code

@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from racing_rl import config_dir
+from racing_rl.checkpoints import MODEL, VECNORMALIZE, latest_checkpoint
 from racing_rl.errors import CheckpointError, ConfigError, RacingRLError
 from racing_rl.sim.driver import PurePursuitDriver
 from racing_rl.vec import ParallelEnvsVecEnv, make_parallel_envs, make_vec_env
@@ -216,6 +217,23 @@ def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
+def load_run_config(run_dir: Path) -> DictConfig:
+    """The config a run was trained with (``<run_dir>/.hydra/config.yaml``).
+
+    Raises:
+        CheckpointError: if ``run_dir`` is not a run directory.
+    """
+    saved = run_dir / ".hydra" / "config.yaml"
+    if not saved.is_file():
+        raise CheckpointError(
+            f"{run_dir} is not a racing-rl run directory (no .hydra/config.yaml). "
+            "Pass a directory written by racing-rl train."
+        )
+    cfg = OmegaConf.load(saved)
+    assert isinstance(cfg, DictConfig)
+    return cfg
+
+
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """``racing-rl eval``: measure a run's checkpoint (or the scripted driver) on tracks.
 
@@ -233,13 +251,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     from racing_rl.algos import load_model
 
     run_dir = Path(cfg.run_dir).expanduser()
-    saved = run_dir / ".hydra" / "config.yaml"
-    if not saved.is_file():
-        raise CheckpointError(
-            f"{run_dir} is not a racing-rl run directory (no .hydra/config.yaml). "
-            "Pass run_dir=<a directory written by racing-rl train>."
-        )
-    run_cfg = OmegaConf.load(saved)
+    run_cfg = load_run_config(run_dir)
+    if cfg.get("backend"):  # a difficulty group's settings replace the run's own
+        run_cfg.backend = OmegaConf.merge(run_cfg.backend, cfg.backend)
     seeds = list(cfg.seeds) if cfg.get("seeds") else track_seeds(run_cfg.tracks[cfg.split])
     started = time.perf_counter()
     venv = evaluation_env(run_cfg, seeds)
@@ -263,6 +277,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     metrics.update(
         driver=label,
         split=cfg.split,
+        backend_overrides=OmegaConf.to_container(cfg.backend) if cfg.get("backend") else None,
         seconds=time.perf_counter() - started,
         tracks=[asdict(r) for r in results],
     )
@@ -275,34 +290,29 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 def checkpoint_paths(run_dir: Path, checkpoint: str) -> tuple[Path, Path]:
     """Model and VecNormalize paths for ``checkpoint`` = final | best | latest | <path>.
 
-    Statistics sit beside the model: ``vecnormalize.pkl``, or for SB3's
-    ``<prefix>_<steps>_steps.zip`` checkpoints ``<prefix>_vecnormalize_<steps>_steps.pkl``.
+    ``latest`` is the newest directory under ``checkpoints/`` (``racing_rl.checkpoints``);
+    a path may name a model ``.zip`` or a checkpoint directory. The statistics are the
+    ``vecnormalize.pkl`` beside the model.
 
     Raises:
         CheckpointError: if the model file is missing.
     """
     if checkpoint == "final":
-        model = run_dir / "model.zip"
+        model = run_dir / MODEL
     elif checkpoint == "best":
-        model = run_dir / "best" / "model.zip"
+        model = run_dir / "best" / MODEL
     elif checkpoint == "latest":
-        zips = sorted(
-            (run_dir / "checkpoints").glob("*_steps.zip"),
-            key=lambda p: int(p.stem.split("_")[-2]),
-        )
-        if not zips:
-            raise CheckpointError(f"No checkpoints in {run_dir / 'checkpoints'}.")
-        model = zips[-1]
+        model = latest_checkpoint(run_dir).model
     else:
         model = Path(checkpoint).expanduser()
+        if model.is_dir():
+            model = model / MODEL
     if not model.is_file():
         raise CheckpointError(
             f"Checkpoint {checkpoint!r} not found: {model} does not exist. Choose "
-            "checkpoint=final|best|latest or a path to a model .zip."
+            "checkpoint=final|best|latest, a path to a model .zip or a checkpoint directory."
         )
-    prefix, _, steps = model.stem.rpartition("_steps")[0].rpartition("_")
-    sibling = model.with_name(f"{prefix}_vecnormalize_{steps}_steps.pkl")
-    return model, sibling if sibling.is_file() else model.with_name("vecnormalize.pkl")
+    return model, model.with_name(VECNORMALIZE)
 
 
 def load_normalization(path: Path, venv: VecEnv) -> VecNormalize:

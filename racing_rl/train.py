@@ -2,76 +2,197 @@
 
 ``train(cfg, run_dir)`` is the plain, testable function; ``main`` is the thin
 ``@hydra.main`` entry that reads the run directory from ``HydraConfig``.
+
+A run can be continued: ``racing-rl train resume=<run dir>`` loads the run's own config
+(``.hydra/config.yaml``) and its newest checkpoint (model, VecNormalize statistics,
+replay buffer) and trains on to ``total_timesteps``, in the same run directory and
+TensorBoard run. SIGINT (Ctrl-C) and SIGTERM save an ``interrupted`` checkpoint first.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import shlex
+import signal
+import sys
+import threading
 import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
-from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import OverrideParseException
+from omegaconf import DictConfig, OmegaConf
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import CallbackList
 from stable_baselines3.common.logger import configure
-from stable_baselines3.common.vec_env import VecNormalize
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from racing_rl import config_dir
-from racing_rl.algos import is_off_policy, make_model
-from racing_rl.callbacks import RaceMetricsCallback, ValidationCallback
-from racing_rl.errors import ConfigError, RacingRLError
-from racing_rl.evaluate import evaluation_env, track_seeds
+from racing_rl.algos import load_model, make_model
+from racing_rl.callbacks import CheckpointCallback, RaceMetricsCallback, ValidationCallback
+from racing_rl.checkpoints import (
+    Checkpoint,
+    latest_checkpoint,
+    save_checkpoint,
+    save_model_files,
+    write_atomic,
+)
+from racing_rl.checks import check_train_config
+from racing_rl.errors import CheckpointError, ConfigError, RacingRLError, TrainingInterrupted
+from racing_rl.evaluate import evaluation_env, load_run_config, track_seeds
+from racing_rl.provenance import environment_record
 from racing_rl.vec import make_parallel_envs, make_vec_env
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "validation", "test")
+# ``${racing_rl.if:cond,then,else}``: conf/train.yaml picks the run dir with it.
+OmegaConf.register_new_resolver(
+    "racing_rl.if", lambda cond, then, otherwise: then if cond else otherwise, replace=True
+)
+
+#: Keys a resumed run may change; everything else is the run's own.
+RESUMABLE = (
+    "total_timesteps",
+    "device",
+    "torch_threads",
+    "progress_bar",
+    "checkpoint",
+    "validation",
+)
+#: Keys whose change would change the model's shape, its inputs or its buffers.
+SHAPE_KEYS = ("algo", "wrappers", "backend.sensors", "n_venvs", "agents_per_venv")
 
 
-def check_track_splits(tracks: DictConfig) -> None:
-    """The training, validation and test seed ranges must be valid and disjoint.
+def _under(key: str, prefixes: Sequence[str]) -> bool:
+    return any(key == p or key.startswith(p + ".") for p in prefixes)
+
+
+def resume_config(run_dir: Path, overrides: Sequence[str]) -> DictConfig:
+    """The config of a run to resume: its saved config with the allowed overrides applied.
+
+    Args:
+        run_dir: the run directory.
+        overrides: the command line's overrides (``resume=...`` itself is skipped).
+
+    Returns:
+        The config to continue with.
 
     Raises:
-        ConfigError: naming the offending ranges.
+        CheckpointError: if ``run_dir`` is not a run directory.
+        ConfigError: if an override would change anything but ``RESUMABLE`` keys;
+            changes of the model's shape (``SHAPE_KEYS``) say so.
     """
-    ranges = {}
-    for split in SPLITS:
-        value = tracks.get(split)
-        if value is None or len(value) != 2 or not int(value[0]) < int(value[1]):
-            raise ConfigError(
-                f"tracks.{split} must be [start, stop) with start < stop, got {value}."
+    cfg = load_run_config(run_dir)
+    try:
+        parsed = OverridesParser.create().parse_overrides(list(overrides))
+    except OverrideParseException as err:
+        raise ConfigError(f"Could not parse the overrides {list(overrides)}: {err}") from err
+    for override in parsed:
+        key = override.key_or_group
+        if key == "resume":
+            continue
+        if override.is_add() or override.is_delete() or not _under(key, RESUMABLE):
+            why = (
+                "it would change the model's shape (its observations, actions, network or "
+                "number of environments)"
+                if _under(key, SHAPE_KEYS) or key in ("algo", "wrappers", "backend")
+                else "a resumed run keeps its own config"
             )
-        ranges[split] = (int(value[0]), int(value[1]))
-    for i, a in enumerate(SPLITS):
-        for b in SPLITS[i + 1 :]:
-            (a0, a1), (b0, b1) = ranges[a], ranges[b]
-            if a0 < b1 and b0 < a1:
-                raise ConfigError(
-                    f"tracks.{a} {list(ranges[a])} and tracks.{b} {list(ranges[b])} overlap; "
-                    "training, validation and test tracks must be disjoint."
-                )
+            raise ConfigError(
+                f"Cannot resume {run_dir} with {override.input_line!r}: {why}. A resume may "
+                f"change only {', '.join(RESUMABLE)} (and their sub-keys); start a new run "
+                "to train with other settings."
+            )
+        OmegaConf.update(cfg, key, override.value(), merge=False)
+    return cfg
 
 
-def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM into KeyboardInterrupt (as SIGINT already is) while training."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _record_leg(run_dir: Path, leg: dict[str, Any]) -> None:
+    """Add or update this invocation's entry in ``run.json`` (one entry per leg)."""
+    path = run_dir / "run.json"
+    record = json.loads(path.read_text()) if path.is_file() else {"legs": []}
+    legs = record["legs"]
+    if legs and legs[-1].get("started_at") == leg["started_at"]:
+        legs[-1] = leg
+    else:
+        legs.append(leg)
+    text = json.dumps(record, indent=2)
+    write_atomic(path, lambda tmp: tmp.write_text(text))
+
+
+def _load_for_resume(
+    cfg: DictConfig, checkpoint: Checkpoint, venv: VecEnv
+) -> tuple[BaseAlgorithm, VecEnv]:
+    """Load a checkpoint's model, VecNormalize statistics and replay buffer onto ``venv``."""
+    if isinstance(venv, VecNormalize):
+        if not checkpoint.vecnormalize.is_file():
+            raise CheckpointError(f"{checkpoint.path} has no {checkpoint.vecnormalize.name}.")
+        try:
+            venv = VecNormalize.load(str(checkpoint.vecnormalize), venv.venv)
+        except Exception as err:
+            raise CheckpointError(f"{checkpoint.vecnormalize} is not loadable: {err}") from err
+        venv.training = True
+    model = load_model(cfg.algo, checkpoint.model, env=venv, device=cfg.device)
+    if isinstance(model, OffPolicyAlgorithm):
+        if checkpoint.replay_buffer.is_file():
+            model.load_replay_buffer(checkpoint.replay_buffer)
+            buffer = model.replay_buffer
+            assert buffer is not None
+            log.info("replay buffer: %d transitions", buffer.size() * buffer.n_envs)
+        else:
+            log.warning("%s has no replay buffer: it starts empty", checkpoint.path)
+    # A resumed leg is as reproducible as a fresh run: seed it from the config and step.
+    model.set_random_seed(cfg.seed + model.num_timesteps)
+    return model, venv
+
+
+def train(cfg: DictConfig, run_dir: Path, resume: Checkpoint | None = None) -> dict[str, Any]:
     """Train ``cfg.algo`` on ``cfg.backend`` and write the run directory.
 
     Args:
         cfg: the composed ``train`` config.
         run_dir: the run directory (Hydra's output dir), already created.
+        resume: a checkpoint of this run to continue from (see ``resume_config``).
 
     Returns:
         Summary: timesteps, wall time, env-steps/s and the best validation metrics.
 
     Raises:
         ConfigError: on invalid settings, before any training starts.
+        CheckpointError: if ``resume`` cannot be loaded.
+        TrainingInterrupted: on SIGINT/SIGTERM, after saving an ``interrupted`` checkpoint.
     """
-    if cfg.total_timesteps <= 0:
-        raise ConfigError(f"total_timesteps must be > 0, got {cfg.total_timesteps}.")
-    check_track_splits(cfg.tracks)
+    check_train_config(cfg)
+    if resume is not None and resume.timesteps >= cfg.total_timesteps:
+        raise ConfigError(
+            f"{resume.path} is already at {resume.timesteps:,} timesteps, total_timesteps="
+            f"{cfg.total_timesteps:,}: pass a larger total_timesteps to train on."
+        )
     torch.set_num_threads(cfg.torch_threads)
     train_seeds = range(*(int(v) for v in cfg.tracks.train))
     envs = make_parallel_envs(
@@ -79,30 +200,37 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     )
     gamma = cfg.algo.model.get("gamma", 0.99)
     venv = make_vec_env(envs, cfg.wrappers, gamma=gamma)
-    model = make_model(cfg.algo, venv, seed=cfg.seed, device=cfg.device)
+    if resume is None:
+        model = make_model(cfg.algo, venv, seed=cfg.seed, device=cfg.device)
+    else:
+        model, venv = _load_for_resume(cfg, resume, venv)
     model.set_logger(configure(str(run_dir / "tb"), ["tensorboard"]))
+    leg: dict[str, Any] = {
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "command": " ".join([sys.argv[0], shlex.join(sys.argv[1:])]).strip(),
+        "resumed_from": str(resume.path) if resume else None,
+        "start_timesteps": int(model.num_timesteps),
+        "status": "running",
+        **environment_record(),
+    }
+    _record_leg(run_dir, leg)
     log.info(
-        "training %s on %s: %d cars (%d tracks x %d), %s timesteps, run dir %s",
+        "%s %s on %s: %d cars (%d tracks x %d), %s of %s timesteps, run dir %s",
+        "resuming" if resume else "training",
         cfg.algo.name,
         cfg.backend.name,
         venv.num_envs,
         cfg.n_venvs,
         cfg.agents_per_venv,
+        f"{cfg.total_timesteps - model.num_timesteps:,}",
         f"{cfg.total_timesteps:,}",
         run_dir,
     )
 
+    checkpoints_dir = run_dir / "checkpoints"
     callbacks = [RaceMetricsCallback()]
     if cfg.checkpoint.every > 0:
-        callbacks.append(
-            CheckpointCallback(
-                save_freq=max(cfg.checkpoint.every // venv.num_envs, 1),
-                save_path=str(run_dir / "checkpoints"),
-                name_prefix=cfg.algo.name,
-                save_replay_buffer=is_off_policy(cfg.algo),
-                save_vecnormalize=True,
-            )
-        )
+        callbacks.append(CheckpointCallback(cfg.checkpoint.every, checkpoints_dir, cfg.algo.name))
     validation = None
     if cfg.validation.every > 0:
         eval_env = evaluation_env(cfg, track_seeds(cfg.tracks.validation), venv)
@@ -110,19 +238,36 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         callbacks.append(validation)
 
     started = time.perf_counter()
-    model.learn(
-        total_timesteps=cfg.total_timesteps,
-        callback=CallbackList(callbacks),
-        progress_bar=cfg.progress_bar,
-    )
+    start_timesteps = model.num_timesteps
+    try:
+        with _sigterm_as_interrupt():
+            model.learn(
+                total_timesteps=cfg.total_timesteps - model.num_timesteps,
+                callback=CallbackList(callbacks),
+                progress_bar=cfg.progress_bar,
+                reset_num_timesteps=resume is None,
+            )
+    except KeyboardInterrupt as interrupt:
+        name = str(interrupt) or "SIGINT"
+        checkpoint = save_checkpoint(model, venv, checkpoints_dir, "interrupted")
+        _record_leg(run_dir, {**leg, "status": "interrupted", "end_timesteps": model.num_timesteps})
+        venv.close()
+        raise TrainingInterrupted(
+            f"Training interrupted by {name} at {model.num_timesteps:,} timesteps; saved "
+            f"{checkpoint.path}. Continue with: racing-rl train resume={run_dir}",
+            exit_code=128 + getattr(signal, name, signal.SIGINT),
+        ) from None
+    except Exception as err:
+        _record_leg(run_dir, {**leg, "status": "failed", "error": f"{type(err).__name__}: {err}"})
+        raise
     seconds = time.perf_counter() - started
-    model.save(run_dir / "model.zip")
-    if isinstance(venv, VecNormalize):
-        venv.save(str(run_dir / "vecnormalize.pkl"))
+    save_checkpoint(model, venv, checkpoints_dir, "final")
+    save_model_files(model, venv, run_dir)
+    trained = model.num_timesteps - start_timesteps
     summary: dict[str, Any] = {
         "timesteps": int(model.num_timesteps),
         "seconds": seconds,
-        "env_steps_per_s": model.num_timesteps / seconds,
+        "env_steps_per_s": trained / seconds,
     }
     if validation is not None:
         if validation.n_calls == 0 or model.num_timesteps % cfg.validation.every:
@@ -131,7 +276,9 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         summary["best"] = best
         validation.eval_env.close()
     venv.close()
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    text = json.dumps(summary, indent=2)
+    write_atomic(run_dir / "summary.json", lambda tmp: tmp.write_text(text))
+    _record_leg(run_dir, {**leg, "status": "completed", "end_timesteps": model.num_timesteps})
     best = summary.get("best")
     log.info(
         "done: %s timesteps in %.0f s (%.0f env-steps/s)%s",
@@ -149,9 +296,20 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
 @hydra.main(config_path=str(config_dir()), config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point of ``racing-rl train``; returns the best validation lap completion."""
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
     try:
-        summary = train(cfg, run_dir)
+        checkpoint = None
+        if cfg.get("resume"):
+            cfg = resume_config(run_dir, hydra_cfg.overrides.task)
+            check_train_config(cfg)
+            checkpoint = latest_checkpoint(run_dir)
+            saved = OmegaConf.to_yaml(cfg)
+            write_atomic(run_dir / ".hydra" / "config.yaml", lambda tmp: tmp.write_text(saved))
+        summary = train(cfg, run_dir, resume=checkpoint)
+    except TrainingInterrupted as err:
+        log.warning("%s", err)
+        raise SystemExit(err.exit_code) from err
     except RacingRLError as err:
         log.error("%s", err)
         raise SystemExit(1) from err

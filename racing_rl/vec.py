@@ -164,6 +164,26 @@ class ParallelEnvsVecEnv(VecEnv):
         return [frames[i] for i in self._slot_env]
 
 
+def race_config(backend: DictConfig, episode: dict[str, Any] | None = None) -> RaceConfig:
+    """The simulator's ``RaceConfig`` from the ``backend`` config group.
+
+    Args:
+        backend: the ``backend`` config group (``name: pygame``).
+        episode: overrides of ``backend.episode`` (e.g. grid spawn for evaluation).
+
+    Raises:
+        ConfigError: on an unknown backend, an unknown key or an invalid value, naming it.
+    """
+    if backend.get("name") != "pygame":
+        raise ConfigError(
+            f"Invalid config: backend.name={backend.get('name')!r}; this version runs the "
+            "built-in simulator (backend=pygame)."
+        )
+    settings = {k: v for k, v in to_container(backend).items() if k != "name"}
+    settings["episode"] = {**settings.get("episode", {}), **(episode or {})}
+    return dataclass_from_dict(RaceConfig, settings, "backend")
+
+
 def make_parallel_envs(
     backend: DictConfig,
     n_venvs: int,
@@ -185,14 +205,7 @@ def make_parallel_envs(
     Raises:
         ConfigError: on an unknown backend or invalid backend settings.
     """
-    if backend.name != "pygame":
-        raise ConfigError(
-            f"Unknown backend {backend.name!r}: this version runs the built-in simulator "
-            "(backend=pygame)."
-        )
-    settings = {k: v for k, v in to_container(backend).items() if k != "name"}
-    settings["episode"] = {**settings.get("episode", {}), **(episode or {})}
-    config = dataclass_from_dict(RaceConfig, settings, "backend")
+    config = race_config(backend, episode)
     return [
         RaceParallelEnv(
             config,

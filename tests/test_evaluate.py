@@ -1,5 +1,6 @@
 """Evaluation helpers: metrics, model selection order, checkpoint lookup."""
 
+import json
 import math
 
 import pytest
@@ -46,16 +47,15 @@ def test_score_prefers_completion_then_faster_laps():
 
 def test_checkpoint_paths(tmp_path):
     (tmp_path / "best").mkdir()
-    (tmp_path / "checkpoints").mkdir()
-    for name in [
-        "model.zip",
-        "best/model.zip",
-        "checkpoints/ppo_1000_steps.zip",
-        "checkpoints/ppo_vecnormalize_1000_steps.pkl",
-        "checkpoints/ppo_20000_steps.zip",
-        "checkpoints/ppo_vecnormalize_20000_steps.pkl",
-    ]:
+    for name in ["model.zip", "best/model.zip"]:
         (tmp_path / name).touch()
+    for kind, steps in [("ppo", 1000), ("ppo", 20000), ("interrupted", 3000)]:
+        directory = tmp_path / "checkpoints" / f"{kind}_{steps}_steps"
+        directory.mkdir(parents=True)
+        (directory / "model.zip").touch()
+        (directory / "checkpoint.json").write_text(json.dumps({"timesteps": steps, "kind": kind}))
+    # A save that died half-way is never a candidate.
+    (tmp_path / "checkpoints" / ".ppo_40000_steps.partial").mkdir()
     assert checkpoint_paths(tmp_path, "final") == (
         tmp_path / "model.zip",
         tmp_path / "vecnormalize.pkl",
@@ -63,9 +63,11 @@ def test_checkpoint_paths(tmp_path):
     assert checkpoint_paths(tmp_path, "best")[1] == tmp_path / "best" / "vecnormalize.pkl"
     # latest is by step count, not by name order
     model, stats = checkpoint_paths(tmp_path, "latest")
-    assert model.name == "ppo_20000_steps.zip" and stats.name == "ppo_vecnormalize_20000_steps.pkl"
-    model, stats = checkpoint_paths(tmp_path, str(tmp_path / "checkpoints" / "ppo_1000_steps.zip"))
-    assert stats.name == "ppo_vecnormalize_1000_steps.pkl"
+    assert model == tmp_path / "checkpoints" / "ppo_20000_steps" / "model.zip"
+    assert stats == model.with_name("vecnormalize.pkl")
+    directory = tmp_path / "checkpoints" / "interrupted_3000_steps"
+    assert checkpoint_paths(tmp_path, str(directory))[0] == directory / "model.zip"
+    assert checkpoint_paths(tmp_path, str(directory / "model.zip"))[0] == directory / "model.zip"
 
 
 @pytest.mark.parametrize("checkpoint", ["final", "best", "latest", "nope.zip"])

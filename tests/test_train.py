@@ -1,45 +1,23 @@
 """Real, short `racing-rl train` / `racing-rl eval` runs in temporary directories."""
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
+from runs import OFF_POLICY, QUICK, QUICK_OFF_POLICY, racing_rl
 
 from racing_rl import config_dir
 from racing_rl.algos import load_model
-from racing_rl.errors import ConfigError
-from racing_rl.train import check_track_splits, train
+from racing_rl.checkpoints import find_checkpoints
+from racing_rl.train import train
 
-ALGOS = ["ppo", "sac", "td3", "recurrent_ppo"]
-QUICK = [
-    "total_timesteps=2000",
-    "n_venvs=2",
-    "agents_per_venv=2",
-    "progress_bar=false",
-    "tracks.validation=[1000000,1000002]",
-    "validation.max_steps=200",
-    "validation.every=1000",
-    "checkpoint.every=1000",
-]
-
-
-def racing_rl(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "racing_rl.cli", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+ALGOS = ["ppo", "sac", "td3", "recurrent_ppo", "tqc"]
 
 
 @pytest.mark.parametrize("algo", ALGOS)
 def test_train_each_algorithm_leaves_a_loadable_model(algo, tmp_path):
     run_dir = tmp_path / "run"
-    extra = ["algo.model.learning_starts=100"] if algo in ("sac", "td3") else []
+    extra = QUICK_OFF_POLICY if algo in OFF_POLICY else []
     result = racing_rl(
         "train", f"algo={algo}", *QUICK, *extra, f"hydra.run.dir={run_dir}", cwd=tmp_path
     )
@@ -56,11 +34,18 @@ def test_train_each_algorithm_leaves_a_loadable_model(algo, tmp_path):
     ]:
         assert (run_dir / name).is_file(), name
     assert list((run_dir / "tb").rglob("events.out.tfevents.*"))
-    checkpoints = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
-    assert any(n.endswith("_steps.zip") and n.startswith(algo) for n in checkpoints), checkpoints
-    assert any("vecnormalize" in n for n in checkpoints), checkpoints
-    if algo in ("sac", "td3"):
-        assert any("replay_buffer" in n for n in checkpoints), checkpoints
+    checkpoints = find_checkpoints(run_dir)
+    assert [c.kind for c in checkpoints] == [algo, algo, "final"], checkpoints
+    assert [c.timesteps for c in checkpoints[:2]] == [1000, 2000]
+    for checkpoint in checkpoints:
+        assert checkpoint.vecnormalize.is_file()
+        # Only the newest checkpoint keeps the (large) replay buffer.
+        off_policy = algo in OFF_POLICY
+        assert checkpoint.replay_buffer.is_file() == (off_policy and checkpoint.kind == "final")
+    record = json.loads((run_dir / "run.json").read_text())
+    (leg,) = record["legs"]
+    assert leg["status"] == "completed" and leg["command"].startswith("racing-rl train")
+    assert leg["packages"]["stable-baselines3"] and "commit" in leg["git"]
     with initialize_config_dir(str(config_dir()), version_base="1.3"):
         cfg = compose("train", overrides=[f"algo={algo}"])
     model = load_model(cfg.algo, run_dir / "model.zip", env=None, device="cpu")
@@ -95,7 +80,7 @@ def test_eval_measures_a_trained_run(tmp_path):
     latest = racing_rl("eval", f"run_dir={run_dir}", "checkpoint=latest", "seeds=[5]", cwd=tmp_path)
     assert latest.returncode == 0, latest.stderr[-3000:]
     metrics = json.loads((run_dir / "eval" / "metrics.json").read_text())
-    assert metrics["driver"].endswith("ppo_2000_steps.zip")
+    assert metrics["driver"].endswith("checkpoints/final_2048_steps/model.zip")
     scripted = racing_rl(
         "eval", f"run_dir={run_dir}", "driver=scripted", "seeds=[5,6]", cwd=tmp_path
     )
@@ -123,7 +108,7 @@ def test_help_explains_commands_and_config_groups(tmp_path):
     train_help = racing_rl("train", "--help", cwd=tmp_path)
     assert train_help.returncode == 0
     for group in (
-        "algo: ppo, recurrent_ppo, sac, td3",
+        "algo: ppo, recurrent_ppo, sac, td3, tqc",
         "backend: pygame",
         "wrappers: default, none",
     ):
@@ -133,24 +118,3 @@ def test_help_explains_commands_and_config_groups(tmp_path):
 def test_unknown_command_is_a_usage_error(tmp_path):
     result = racing_rl("trian", cwd=tmp_path)
     assert result.returncode == 2 and "unknown command" in result.stderr
-
-
-@pytest.mark.parametrize(
-    ("tracks", "message"),
-    [
-        ({"train": [0, 10], "validation": [5, 15], "test": [20, 30]}, "overlap"),
-        ({"train": [0, 10], "validation": [10, 20], "test": [0, 1]}, "overlap"),
-        ({"train": [10, 0], "validation": [10, 20], "test": [20, 30]}, "start < stop"),
-    ],
-)
-def test_track_splits_must_be_disjoint(tracks, message):
-    from omegaconf import OmegaConf
-
-    with pytest.raises(ConfigError, match=message):
-        check_track_splits(OmegaConf.create(tracks))
-
-
-def test_default_track_splits_are_disjoint():
-    with initialize_config_dir(str(config_dir()), version_base="1.3"):
-        cfg = compose("train")
-    check_track_splits(cfg.tracks)

@@ -1,0 +1,163 @@
+"""Benchmark: train every algorithm with its defaults, measure it on held-out tracks.
+
+For each algorithm this runs, as a user would::
+
+    racing-rl train algo=<algo> hydra.run.dir=<runs>/<algo>          # its own defaults
+    racing-rl eval run_dir=<runs>/<algo>                              # best/, 20 test tracks
+    racing-rl eval run_dir=<runs>/<algo> difficulty=hard              # the harder set
+
+and, once, the scripted pure-pursuit driver on the same two sets of tracks. Test tracks
+are held out from training and from model selection (validation chooses ``best/``). It
+prints a table (the RL Baselines3 Zoo way: algorithm, timesteps, wall time, env-steps/s,
+lap completion, mean lap time, lap time relative to the scripted driver), writes it as
+Markdown (``--out``, default ``docs/benchmarks.md``) and, last, prints one JSON line with
+every figure.
+
+Usage::
+
+    python scripts/benchmark_algos.py                          # all algorithms, ~1.5 h
+    python scripts/benchmark_algos.py --algos ppo sac
+    python scripts/benchmark_algos.py --algos ppo --out /tmp/b.md -- total_timesteps=20000
+
+Arguments after ``--`` are Hydra overrides added to every training run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from racing_rl.provenance import environment_record
+
+ALGOS = ("ppo", "sac", "td3", "recurrent_ppo")
+#: Figures kept from each metrics.json.
+FIGURES = ("lap_completion_rate", "mean_lap_time_s", "crash_rate")
+#: (label, eval overrides) of the two held-out sets.
+SETS = (("default", []), ("hard", ["difficulty=hard"]))
+
+
+def racing_rl(*args: str) -> None:
+    """Run a racing-rl command; stop the benchmark with its output if it fails."""
+    result = subprocess.run([sys.executable, "-m", "racing_rl.cli", *args], text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"racing-rl {' '.join(args)} failed with exit code {result.returncode}")
+
+
+def evaluate(run_dir: Path, *overrides: str) -> dict[str, Any]:
+    """``racing-rl eval`` of a run; returns its metrics.json."""
+    racing_rl("eval", f"run_dir={run_dir}", *overrides)
+    return json.loads((run_dir / "eval" / "metrics.json").read_text())
+
+
+def benchmark(algo: str, runs: Path, overrides: list[str]) -> dict[str, Any]:
+    """Train ``algo`` with its defaults (+ ``overrides``) and evaluate it on both sets."""
+    run_dir = runs / algo
+    started = time.perf_counter()
+    racing_rl("train", f"algo={algo}", *overrides, f"hydra.run.dir={run_dir}")
+    wall = time.perf_counter() - started
+    summary = json.loads((run_dir / "summary.json").read_text())
+    row: dict[str, Any] = {
+        "algo": algo,
+        "timesteps": summary["timesteps"],
+        "wall_s": wall,
+        "train_s": summary["seconds"],
+        "env_steps_per_s": summary["env_steps_per_s"],
+    }
+    for name, extra in SETS:
+        metrics = evaluate(run_dir, *extra)
+        row[name] = {k: metrics[k] for k in FIGURES}
+    return row
+
+
+def scripted(run_dir: Path) -> dict[str, Any]:
+    """The scripted driver's figures on both sets (the tracks of ``run_dir``'s config)."""
+    figures = {}
+    for name, extra in SETS:
+        metrics = evaluate(run_dir, "driver=scripted", *extra)
+        figures[name] = {k: metrics[k] for k in FIGURES}
+    return figures
+
+
+def markdown(rows: list[dict[str, Any]], baseline: dict[str, Any]) -> str:
+    """The results table, one row per algorithm, both sets side by side."""
+
+    def cells(figures: dict[str, Any], reference: dict[str, Any]) -> list[str]:
+        lap = figures["mean_lap_time_s"]
+        ratio = lap / reference["mean_lap_time_s"]
+        return [
+            f"{100 * figures['lap_completion_rate']:.0f} %",
+            "–" if math.isnan(lap) else f"{lap:.2f}",
+            "–" if math.isnan(ratio) else f"{ratio:.2f}×",
+        ]
+
+    head = (
+        "| algorithm | timesteps | wall time | env-steps/s "
+        "| laps (default) | lap time [s] | vs scripted "
+        "| laps (hard) | lap time [s] | vs scripted |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+    )
+    body = ""
+    for row in rows:
+        body += (
+            f"| {row['algo']} | {row['timesteps']:,} | {row['wall_s'] / 60:.1f} min "
+            f"| {row['env_steps_per_s']:,.0f} | "
+            + " | ".join(cells(row["default"], baseline["default"]))
+            + " | "
+            + " | ".join(cells(row["hard"], baseline["hard"]))
+            + " |\n"
+        )
+    body += (
+        "| scripted driver | – | – | – | "
+        + " | ".join(cells(baseline["default"], baseline["default"]))
+        + " | "
+        + " | ".join(cells(baseline["hard"], baseline["hard"]))
+        + " |\n"
+    )
+    return head + body
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--algos", nargs="+", default=list(ALGOS), help="algorithms to run")
+    parser.add_argument("--runs", type=Path, default=Path("outputs/benchmark"), help="run dirs")
+    parser.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides for every training run")
+    args = parser.parse_args()
+    stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
+    runs = args.runs / stamp
+    rows = [benchmark(algo, runs, args.overrides) for algo in args.algos]
+    baseline = scripted(runs / args.algos[0])
+    table = markdown(rows, baseline)
+    environment = environment_record()
+    command = " ".join(["python scripts/benchmark_algos.py", *sys.argv[1:]])
+    versions = ", ".join(f"{k} {v}" for k, v in environment["packages"].items() if v)
+    git = environment["git"]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(
+        "# Benchmarks\n\n"
+        f"Produced by `{command}` on {time.strftime('%Y-%m-%d')}.\n\n"
+        "Each algorithm trains with its own defaults (`conf/algo/<algo>.yaml`, the "
+        "budget included) on the training tracks; `best/` (chosen on the validation "
+        "tracks) is measured on the 20 **test** tracks, held out from both, one car from a "
+        "standing start for one lap, deterministic policy: *default* with the training "
+        "generator, *hard* with `conf/difficulty/hard.yaml` (narrower, tighter, twice the "
+        "obstacles). *vs scripted* is the mean lap time over the scripted pure-pursuit "
+        "driver's on the same tracks (lower is faster).\n\n"
+        f"{table}\n"
+        f"Machine: {environment['platform']}, Python {environment['python']}; "
+        f"git {git.get('commit')}{' (dirty)' if git.get('dirty') else ''}.\n"
+        f"Packages: {versions}.\n"
+    )
+    print(table)
+    print(f"written to {args.out}; runs in {runs}")
+    print(json.dumps({"bench": "algos", "rows": rows, "scripted": baseline}))
+
+
+if __name__ == "__main__":
+    main()

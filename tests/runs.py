@@ -1,0 +1,31 @@
+"""Helpers for the tests that run `racing-rl` as a user would: a subprocess per command."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+#: A training run of a few seconds: 4 cars, 2000 timesteps, 2 validation tracks.
+QUICK = [
+    "total_timesteps=2000",
+    "n_venvs=2",
+    "agents_per_venv=2",
+    "progress_bar=false",
+    "tracks.validation=[1000000,1000002]",
+    "validation.max_steps=200",
+    "validation.every=1000",
+    "checkpoint.every=1000",
+]
+OFF_POLICY = ("sac", "td3", "tqc")
+#: Off-policy algorithms start learning after 10k steps by default: far beyond QUICK.
+QUICK_OFF_POLICY = ["algo.model.learning_starts=100"]
+
+
+def racing_rl(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run ``racing-rl <args>`` in ``cwd`` and capture its output."""
+    return subprocess.run(
+        [sys.executable, "-m", "racing_rl.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

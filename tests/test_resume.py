@@ -1,0 +1,155 @@
+"""Resume, interruption and atomic checkpoints, through real `racing-rl train` runs."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+from omegaconf import OmegaConf
+from runs import QUICK, QUICK_OFF_POLICY, racing_rl
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from racing_rl.algos import load_model
+from racing_rl.checkpoints import find_checkpoints, latest_checkpoint
+from racing_rl.evaluate import load_run_config
+
+# Rollouts of 50 steps × 4 cars = 200 timesteps, so the legs end exactly on 2000 and 4000.
+PPO = ["algo=ppo", "algo.model.n_steps=50", "algo.model.batch_size=100"]
+SAC = [
+    "algo=sac",
+    *QUICK_OFF_POLICY,
+    "algo.model.buffer_size=10000",
+    "algo.model.gradient_steps=1",
+]
+
+
+def scalars(run_dir, tag):
+    events = EventAccumulator(str(run_dir / "tb"))
+    events.Reload()
+    return [(s.step, s.value) for s in events.Scalars(tag)]
+
+
+@pytest.mark.parametrize("algo", [PPO, SAC], ids=["ppo", "sac"])
+def test_resume_continues_the_run_where_it_stopped(algo, tmp_path):
+    run_dir = tmp_path / "run"
+    first = racing_rl("train", *algo, *QUICK, f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert latest_checkpoint(run_dir).timesteps == 2000
+    second = racing_rl("train", f"resume={run_dir}", "total_timesteps=4000", cwd=tmp_path)
+    assert second.returncode == 0, second.stderr[-3000:]
+
+    legs = json.loads((run_dir / "run.json").read_text())["legs"]
+    assert [(leg["start_timesteps"], leg["end_timesteps"]) for leg in legs] == [
+        (0, 2000),
+        (2000, 4000),
+    ]
+    assert legs[1]["resumed_from"].endswith("final_2000_steps")
+    cfg = load_run_config(run_dir)
+    assert cfg.total_timesteps == 4000  # the run's config records the longer budget
+    final = latest_checkpoint(run_dir)
+    assert final.kind == "final" and final.timesteps == 4000  # 2000 + 2000
+    model = load_model(cfg.algo, final.model, env=None, device="cpu")
+    assert model.num_timesteps == 4000
+    # The schedule's position: progress is measured against the whole run's 4000 steps.
+    assert model._total_timesteps == 4000
+    # One TensorBoard run whose steps go on from the first leg.
+    steps = [step for step, _ in scalars(run_dir, "time/fps")]
+    assert steps == sorted(steps) and steps[-1] > 2000
+    if "algo=ppo" in algo:
+        # The linear schedule spans the run's total: 2000 steps in the first leg, 4000 in
+        # the second, which goes on from step 2000 (not from 0). Each value is logged one
+        # rollout (200 steps) after it was set.
+        for step, rate in scalars(run_dir, "train/learning_rate"):
+            total = 2000 if step <= 2000 else 4000
+            assert rate == pytest.approx(3e-4 * (1 - (step - 200) / total), rel=1e-5)
+    else:
+        # The replay buffer came back: it holds both legs' transitions, not the last 2000.
+        model.load_replay_buffer(final.replay_buffer)
+        assert model.replay_buffer.size() * model.replay_buffer.n_envs == 4000
+        assert "replay buffer: 2000 transitions" in second.stderr
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_saves_an_interrupted_checkpoint_that_resume_continues(sig, tmp_path):
+    run_dir = tmp_path / "run"
+    quick = [q for q in QUICK if not q.startswith("total_timesteps")]
+    args = [*PPO, *quick, "total_timesteps=10000000", f"hydra.run.dir={run_dir}"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "racing_rl.cli", "train", *args],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not list(run_dir.glob("checkpoints/ppo_*")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    process.send_signal(sig)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 128 + sig, stderr[-3000:]
+    assert f"resume={run_dir}" in stderr
+
+    interrupted = latest_checkpoint(run_dir)
+    assert interrupted.kind == "interrupted" and interrupted.timesteps >= 1000
+    assert interrupted.vecnormalize.is_file()
+    assert json.loads((run_dir / "run.json").read_text())["legs"][0]["status"] == "interrupted"
+    total = interrupted.timesteps + 400
+    resumed = racing_rl("train", f"resume={run_dir}", f"total_timesteps={total}", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resumed_from" in (run_dir / "run.json").read_text()
+    final = latest_checkpoint(run_dir)
+    assert final.kind == "final" and final.timesteps >= total
+
+
+def test_a_save_killed_midway_leaves_the_previous_checkpoint_loadable(tmp_path):
+    """A process that dies while writing a checkpoint (and the final model) loses nothing."""
+    script = textwrap.dedent(
+        f"""
+        import os
+        from pathlib import Path
+        from stable_baselines3 import PPO
+        from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+        import gymnasium
+        import racing_rl.envs
+        from racing_rl.checkpoints import save_checkpoint, save_model_files
+
+        run = Path({str(tmp_path)!r})
+        env = VecNormalize(DummyVecEnv([lambda: gymnasium.make("racing_rl/Race-v0")]))
+        model = PPO("MlpPolicy", env, n_steps=64, batch_size=64, seed=0)
+        model.learn(64)
+        save_checkpoint(model, env, run / "checkpoints", "ppo")
+        save_model_files(model, env, run)
+        model.learn(64, reset_num_timesteps=False)
+
+        def die_halfway(path, *args, **kwargs):
+            with open(path, "wb") as file:
+                file.write(b"PK\\x03\\x04 half a zip")
+            os._exit(9)
+
+        model.save = die_halfway
+        if os.environ["KILL_IN"] == "checkpoint":
+            save_checkpoint(model, env, run / "checkpoints", "ppo")
+        else:
+            save_model_files(model, env, run)
+        """
+    )
+    for kill_in in ("checkpoint", "final"):
+        result = subprocess.run(
+            [sys.executable, "-c", script],
+            env={**os.environ, "KILL_IN": kill_in},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 9, result.stderr[-3000:]
+        (checkpoint,) = find_checkpoints(tmp_path)
+        assert checkpoint.timesteps == 64
+        if kill_in == "checkpoint":  # the half-written one is left aside, not listed
+            assert list((tmp_path / "checkpoints").glob(".ppo_128_steps.partial"))
+        algo = OmegaConf.create({"model": {"_target_": "stable_baselines3.PPO"}})
+        for path in (checkpoint.model, tmp_path / "model.zip"):
+            assert load_model(algo, path, env=None, device="cpu").num_timesteps == 64
