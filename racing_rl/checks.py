@@ -20,6 +20,7 @@ from stable_baselines3.common.vec_env import VecNormalize
 from racing_rl.algos import SET_BY_RACING_RL, algorithm_class
 from racing_rl.config import to_container
 from racing_rl.errors import ConfigError
+from racing_rl.objective import OBJECTIVES
 from racing_rl.vec import race_config
 
 SPLITS = ("train", "validation", "test")
@@ -197,6 +198,8 @@ def check_train_config(cfg: DictConfig) -> None:
         raise invalid("device", cfg.device, "must be cpu, cuda, cuda:<index>, mps or auto")
     if not isinstance(cfg.progress_bar, bool):
         raise invalid("progress_bar", cfg.progress_bar, "must be true or false")
+    if cfg.objective not in OBJECTIVES:
+        raise invalid("objective", cfg.objective, f"must be one of {', '.join(OBJECTIVES)}")
     check_track_splits(cfg.tracks)
     check_wrappers(cfg.wrappers)
     race_config(cfg.backend)

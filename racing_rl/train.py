@@ -28,6 +28,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import OverrideParseException
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import CallbackList
@@ -48,6 +49,7 @@ from racing_rl.checkpoints import (
 from racing_rl.checks import check_train_config
 from racing_rl.errors import CheckpointError, ConfigError, RacingRLError, TrainingInterrupted
 from racing_rl.evaluate import evaluation_env, load_run_config, track_seeds
+from racing_rl.objective import objective
 from racing_rl.provenance import environment_record
 from racing_rl.vec import make_parallel_envs, make_vec_env
 
@@ -186,7 +188,32 @@ def train(cfg: DictConfig, run_dir: Path, resume: Checkpoint | None = None) -> d
         ConfigError: on invalid settings, before any training starts.
         CheckpointError: if ``resume`` cannot be loaded.
         TrainingInterrupted: on SIGINT/SIGTERM, after saving an ``interrupted`` checkpoint.
+
+    Every invocation is a leg in ``run.json``; an error marks it ``failed`` with the
+    error's text (what ``racing-rl report`` shows for a failed sweep job).
     """
+    leg: dict[str, Any] = {
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "command": " ".join([sys.argv[0], shlex.join(sys.argv[1:])]).strip(),
+        "resumed_from": str(resume.path) if resume else None,
+        "start_timesteps": None,
+        "status": "running",
+        **environment_record(),
+    }
+    _record_leg(run_dir, leg)
+    try:
+        return _train(cfg, run_dir, resume, leg)
+    except TrainingInterrupted:
+        raise
+    except Exception as err:
+        _record_leg(run_dir, {**leg, "status": "failed", "error": f"{type(err).__name__}: {err}"})
+        raise
+
+
+def _train(
+    cfg: DictConfig, run_dir: Path, resume: Checkpoint | None, leg: dict[str, Any]
+) -> dict[str, Any]:
+    """``train``'s work; updates ``leg`` in run.json as it goes."""
     check_train_config(cfg)
     if resume is not None and resume.timesteps >= cfg.total_timesteps:
         raise ConfigError(
@@ -205,14 +232,7 @@ def train(cfg: DictConfig, run_dir: Path, resume: Checkpoint | None = None) -> d
     else:
         model, venv = _load_for_resume(cfg, resume, venv)
     model.set_logger(configure(str(run_dir / "tb"), ["tensorboard"]))
-    leg: dict[str, Any] = {
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "command": " ".join([sys.argv[0], shlex.join(sys.argv[1:])]).strip(),
-        "resumed_from": str(resume.path) if resume else None,
-        "start_timesteps": int(model.num_timesteps),
-        "status": "running",
-        **environment_record(),
-    }
+    leg["start_timesteps"] = int(model.num_timesteps)
     _record_leg(run_dir, leg)
     log.info(
         "%s %s on %s: %d cars (%d tracks x %d), %s of %s timesteps, run dir %s",
@@ -257,9 +277,6 @@ def train(cfg: DictConfig, run_dir: Path, resume: Checkpoint | None = None) -> d
             f"{checkpoint.path}. Continue with: racing-rl train resume={run_dir}",
             exit_code=128 + getattr(signal, name, signal.SIGINT),
         ) from None
-    except Exception as err:
-        _record_leg(run_dir, {**leg, "status": "failed", "error": f"{type(err).__name__}: {err}"})
-        raise
     seconds = time.perf_counter() - started
     save_checkpoint(model, venv, checkpoints_dir, "final")
     save_model_files(model, venv, run_dir)
@@ -274,6 +291,11 @@ def train(cfg: DictConfig, run_dir: Path, resume: Checkpoint | None = None) -> d
             validation.validate()  # let the final model compete for best/
         best = json.loads((run_dir / "best" / "metrics.json").read_text())
         summary["best"] = best
+        lap_time_limit_s = cfg.validation.max_steps * cfg.backend.rules.dt
+        summary["objective"] = {
+            "kind": cfg.objective,
+            "value": objective(best, cfg.objective, lap_time_limit_s),
+        }
         validation.eval_env.close()
     venv.close()
     text = json.dumps(summary, indent=2)
@@ -295,7 +317,17 @@ def train(cfg: DictConfig, run_dir: Path, resume: Checkpoint | None = None) -> d
 
 @hydra.main(config_path=str(config_dir()), config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
-    """Hydra entry point of ``racing-rl train``; returns the best validation lap completion."""
+    """Hydra entry point of ``racing-rl train``.
+
+    Returns:
+        The run's objective (``racing_rl.objective``; None with validation off): what
+        Hydra's sweepers record and Optuna maximises.
+
+    Raises:
+        SystemExit: on a config or checkpoint error (1) or an interruption (128 + signal)
+            in a single run. In a multirun a failed job's error is re-raised instead, so
+            that Hydra marks the job failed and the sweep's other jobs go on.
+    """
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     try:
@@ -312,5 +344,7 @@ def main(cfg: DictConfig) -> float | None:
         raise SystemExit(err.exit_code) from err
     except RacingRLError as err:
         log.error("%s", err)
+        if hydra_cfg.mode == RunMode.MULTIRUN:
+            raise
         raise SystemExit(1) from err
-    return summary.get("best", {}).get("lap_completion_rate")
+    return summary.get("objective", {}).get("value")

@@ -1,0 +1,61 @@
+"""Hydra sweeper glue: an Optuna sweeper whose study survives an interrupted sweep.
+
+``conf/hydra/sweeper/{ppo,sac}_search.yaml`` select it. It is hydra-optuna-sweeper's
+``OptunaSweeper`` with four changes that make "run the same command again" resume a
+study kept in ``storage``:
+
+* ``n_trials`` is the number of *completed* trials the study should have: a restarted
+  sweep runs only the ones still missing;
+* Hydra job numbers continue from the study's trial count, so trial ``k`` (Optuna's
+  ``trial.number``) runs in job dir ``k_<overrides>`` and no earlier job dir is reused;
+* the sweep dir exists before the study opens (an SQLite storage can live in it);
+* trials an interrupted sweep left ``RUNNING`` are marked ``FAIL`` (their job dirs keep
+  the ``interrupted`` checkpoint and the run.json that say so).
+
+Only one sweep process may use a study at a time (with several, a running trial of
+another process would be marked failed).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import optuna
+from hydra.types import HydraContext, TaskFunction
+from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
+from omegaconf import DictConfig
+from optuna.trial import TrialState
+
+log = logging.getLogger(__name__)
+
+
+class ResumableOptunaSweeper(OptunaSweeper):
+    """``OptunaSweeper`` that continues a study found in its storage (see the module doc)."""
+
+    def setup(
+        self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
+    ) -> None:
+        super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
+        impl = self.sweeper
+        # An SQLite storage in the sweep dir needs the dir before the first trial makes it.
+        Path(config.hydra.sweep.dir).mkdir(parents=True, exist_ok=True)
+        if impl.storage is None or impl.study_name is None:
+            return
+        try:
+            study = optuna.load_study(study_name=impl.study_name, storage=impl.storage)
+        except KeyError:  # a new study
+            return
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            log.warning("trial %d was interrupted: marking it failed", trial.number)
+            study.tell(trial.number, state=TrialState.FAIL)
+        completed = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+        impl.job_idx = len(study.trials)
+        impl.n_trials = max(impl.n_trials - completed, 0)
+        log.info(
+            "resuming study %r: %d trials so far (%d completed), %d to run",
+            impl.study_name,
+            len(study.trials),
+            completed,
+            impl.n_trials,
+        )

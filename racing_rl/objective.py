@@ -1,0 +1,46 @@
+"""The number ``racing-rl train`` returns to Hydra sweepers (and writes to summary.json).
+
+Sweepers (Hydra's basic sweeper records it; Optuna maximises it) compare runs by one
+float computed from the run's best validation metrics (``best/metrics.json``: the
+validation tracks, which choose ``best/`` and are disjoint from the test tracks).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+#: ``objective=`` choices of conf/train.yaml.
+OBJECTIVES = ("laps", "return")
+
+
+def objective(metrics: Mapping[str, float], kind: str, lap_time_limit_s: float) -> float:
+    """One float to maximise, from validation metrics.
+
+    ``laps``: ``c − t / (T · (n + 1))`` with ``c`` the lap-completion rate over ``n``
+    episodes, ``t`` the mean lap time in seconds (``T`` when no lap was completed) and
+    ``T`` the time limit of a validation lap. As ``t ≤ T`` the tie-break term is below
+    ``1 / (n + 1)``, smaller than one more completed lap (``1 / n``): completion decides,
+    and among equal completion the faster driver wins (a lexicographic order as one
+    float, which is what sweepers need).
+
+    ``return``: the mean episode return.
+
+    Args:
+        metrics: ``racing_rl.evaluate.summarize`` output (``lap_completion_rate``,
+            ``mean_lap_time_s``, ``mean_return``, ``episodes``).
+        kind: ``laps`` or ``return``.
+        lap_time_limit_s: ``T`` in seconds (validation.max_steps × the step length).
+
+    Raises:
+        ValueError: on an unknown ``kind``.
+    """
+    if kind == "return":
+        return float(metrics["mean_return"])
+    if kind != "laps":
+        raise ValueError(f"Unknown objective {kind!r}; choose one of {', '.join(OBJECTIVES)}.")
+    lap_time = metrics["mean_lap_time_s"]
+    if math.isnan(lap_time):
+        lap_time = lap_time_limit_s
+    tie_break = min(lap_time, lap_time_limit_s) / lap_time_limit_s / (metrics["episodes"] + 1)
+    return float(metrics["lap_completion_rate"] - tie_break)
