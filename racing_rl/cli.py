@@ -18,6 +18,8 @@ commands:
             racing-rl train -m algo=ppo,sac seed=0,1,2
   eval    measure a saved checkpoint on held-out tracks
             racing-rl eval run_dir=outputs/<date>/<time>_ppo_pygame checkpoint=best
+  report  tabulate a sweep's jobs and plot their learning curves (not a Hydra app)
+            racing-rl report outputs/multirun/<date>/<time>
 
 Run 'racing-rl <command> --help' for the command's config groups and defaults.
 """
@@ -41,6 +43,10 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE)
         return 0 if argv else 2
     command, rest = argv[0], argv[1:]
+    if command == "report":
+        from racing_rl import report
+
+        return report.main(rest)
     if command not in ("train", "eval"):
         print(f"racing-rl: unknown command {command!r}.\n\n{USAGE}", file=sys.stderr)
         return 2

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shlex
 import signal
 import sys
@@ -59,6 +60,16 @@ log = logging.getLogger(__name__)
 OmegaConf.register_new_resolver(
     "racing_rl.if", lambda cond, then, otherwise: then if cond else otherwise, replace=True
 )
+
+
+def _jobs_per_machine(threads_per_job: int) -> int:
+    """How many jobs of ``threads_per_job`` cores each fit on this machine's cores."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, (cores or 1) // max(1, int(threads_per_job)))
+
+
+# ``${racing_rl.jobs_per_machine:${torch_threads}}``: conf/hydra/launcher/parallel.yaml.
+OmegaConf.register_new_resolver("racing_rl.jobs_per_machine", _jobs_per_machine, replace=True)
 
 #: Keys a resumed run may change; everything else is the run's own.
 RESUMABLE = (

@@ -1,13 +1,15 @@
 """Hydra sweeper glue: an Optuna sweeper whose study survives an interrupted sweep.
 
 ``conf/hydra/sweeper/{ppo,sac}_search.yaml`` select it. It is hydra-optuna-sweeper's
-``OptunaSweeper`` with four changes that make "run the same command again" resume a
+``OptunaSweeper`` with these changes that make "run the same command again" resume a
 study kept in ``storage``:
 
 * ``n_trials`` is the number of *completed* trials the study should have: a restarted
   sweep runs only the ones still missing;
 * Hydra job numbers continue from the study's trial count, so trial ``k`` (Optuna's
   ``trial.number``) runs in job dir ``k_<overrides>`` and no earlier job dir is reused;
+* a seeded sampler is re-seeded with ``seed + trials so far``, so that a resumed
+  sweep does not propose the first trials' parameters again (and stays reproducible);
 * the sweep dir exists before the study opens (an SQLite storage can live in it);
 * trials an interrupted sweep left ``RUNNING`` are marked ``FAIL`` (their job dirs keep
   the ``interrupted`` checkpoint and the run.json that say so).
@@ -23,6 +25,7 @@ from pathlib import Path
 
 import optuna
 from hydra.types import HydraContext, TaskFunction
+from hydra.utils import instantiate
 from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
 from omegaconf import DictConfig
 from optuna.trial import TrialState
@@ -51,6 +54,10 @@ class ResumableOptunaSweeper(OptunaSweeper):
             study.tell(trial.number, state=TrialState.FAIL)
         completed = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
         impl.job_idx = len(study.trials)
+        sampler = config.hydra.sweeper.sampler
+        if sampler.get("seed") is not None:
+            # A sampler restarted with its seed would propose the first trials again.
+            impl.sampler = instantiate(sampler, seed=sampler.seed + len(study.trials))
         impl.n_trials = max(impl.n_trials - completed, 0)
         log.info(
             "resuming study %r: %d trials so far (%d completed), %d to run",

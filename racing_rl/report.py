@@ -1,0 +1,236 @@
+"""``racing-rl report <sweep dir>``: one table of a sweep's jobs and their learning curves.
+
+Reads what every ``racing-rl train`` job leaves in its run directory — ``.hydra/
+overrides.yaml``, ``run.json`` (status, error), ``summary.json`` (objective, best
+validation metrics, throughput) and the TensorBoard events in ``tb/`` — and writes, into
+the sweep dir (or ``--out``):
+
+* ``report.md``: a Markdown table sorted by objective (best first; failed jobs last, with
+  their error), also printed;
+* ``report.csv``: the same rows;
+* ``learning_curves.png``: each job's validation metric (``eval/lap_completion_rate``,
+  or ``eval/mean_return`` for ``objective=return``) against timesteps.
+
+Works for any sweep dir Hydra writes (basic sweeper, Optuna, every launcher) and for a
+dir of single runs: a job is any subdirectory with a ``.hydra/`` folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+import re
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+#: Report columns: (header, Job attribute, format of a number).
+COLUMNS = (
+    ("job", "name", ""),
+    ("overrides", "swept", ""),
+    ("objective", "objective", ".4f"),
+    ("lap completion", "lap_completion_rate", ".0%"),
+    ("mean lap (s)", "mean_lap_time_s", ".2f"),
+    ("env-steps/s", "env_steps_per_s", ",.0f"),
+    ("wall time (s)", "seconds", ",.0f"),
+    ("status", "status", ""),
+)
+
+
+@dataclass
+class Job:
+    """One job of a sweep, as read from its run directory."""
+
+    path: Path
+    name: str
+    overrides: list[str]
+    status: str
+    error: str | None = None
+    objective: float | None = None
+    objective_kind: str = "laps"
+    lap_completion_rate: float | None = None
+    mean_lap_time_s: float | None = None
+    env_steps_per_s: float | None = None
+    seconds: float | None = None
+    swept: str = ""
+    curve: list[tuple[int, float]] = field(default_factory=list)
+
+
+def _job_number(path: Path) -> tuple[int, str]:
+    match = re.match(r"(\d+)", path.name)
+    return (int(match.group(1)) if match else sys.maxsize, path.name)
+
+
+def read_job(path: Path) -> Job:
+    """Read one job directory (see the module doc). Missing files make a failed job."""
+    overrides_file = path / ".hydra" / "overrides.yaml"
+    overrides = list(OmegaConf.load(overrides_file)) if overrides_file.is_file() else []
+    match = re.match(r"(\d+)", path.name)
+    job = Job(path, match.group(1) if match else path.name, [str(o) for o in overrides], "failed")
+    run_file = path / "run.json"
+    if not run_file.is_file():
+        job.error = "no run.json: the job stopped before training started (see its log)"
+        return job
+    leg = json.loads(run_file.read_text())["legs"][-1]
+    job.status, job.error = leg["status"], leg.get("error")
+    summary_file = path / "summary.json"
+    if summary_file.is_file():
+        summary = json.loads(summary_file.read_text())
+        job.env_steps_per_s = summary.get("env_steps_per_s")
+        job.seconds = summary.get("seconds")
+        best = summary.get("best") or {}
+        job.lap_completion_rate = best.get("lap_completion_rate")
+        lap_time = best.get("mean_lap_time_s")
+        job.mean_lap_time_s = None if lap_time is None or math.isnan(lap_time) else lap_time
+        objective = summary.get("objective") or {}
+        job.objective = objective.get("value")
+        job.objective_kind = objective.get("kind", job.objective_kind)
+    job.curve = learning_curve(path / "tb", _curve_tag(job.objective_kind))
+    return job
+
+
+def _curve_tag(objective_kind: str) -> str:
+    return "eval/mean_return" if objective_kind == "return" else "eval/lap_completion_rate"
+
+
+def learning_curve(tb_dir: Path, tag: str) -> list[tuple[int, float]]:
+    """``(timesteps, value)`` of scalar ``tag`` in a TensorBoard log dir; [] if none."""
+    if not tb_dir.is_dir():
+        return []
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tb_dir), size_guidance={"scalars": 0})
+    events.Reload()
+    if tag not in events.Tags()["scalars"]:
+        return []
+    return [(e.step, e.value) for e in events.Scalars(tag)]
+
+
+def read_sweep(sweep_dir: Path) -> tuple[list[Job], list[str]]:
+    """The jobs of a sweep dir, best objective first, and the overrides all jobs share.
+
+    Raises:
+        FileNotFoundError: if ``sweep_dir`` holds no job directory.
+    """
+    paths = sorted(
+        (p.parent.parent for p in sweep_dir.glob("*/.hydra/config.yaml")), key=_job_number
+    )
+    if not paths:
+        raise FileNotFoundError(
+            f"{sweep_dir} holds no job directories (subdirectories with .hydra/config.yaml). "
+            "Pass the dir of a multirun, e.g. outputs/multirun/<date>/<time>."
+        )
+    jobs = [read_job(p) for p in paths]
+    shared = [o for o in jobs[0].overrides if all(o in j.overrides for j in jobs)]
+    for job in jobs:
+        job.swept = " ".join(o for o in job.overrides if o not in shared) or "(none)"
+    jobs.sort(key=lambda j: (j.objective is None, -(j.objective or 0.0)))
+    return jobs, shared
+
+
+def _cell(value: Any, spec: str) -> str:
+    if value is None:
+        return "—"
+    return format(value, spec) if isinstance(value, float | int) and spec else str(value)
+
+
+def markdown(jobs: Sequence[Job], shared: Sequence[str], sweep_dir: Path) -> str:
+    """The report as Markdown: shared overrides, the table, then failed jobs' errors."""
+    out = io.StringIO()
+    out.write(f"# Sweep report: {sweep_dir}\n\n")
+    done = sum(j.status == "completed" for j in jobs)
+    out.write(f"{len(jobs)} jobs, {done} completed. ")
+    out.write(f"Shared overrides: `{' '.join(shared)}`\n\n" if shared else "\n\n")
+    out.write("| " + " | ".join(h for h, _, _ in COLUMNS) + " |\n")
+    out.write("|" + "|".join("---" for _ in COLUMNS) + "|\n")
+    for job in jobs:
+        out.write("| " + " | ".join(_cell(getattr(job, a), f) for _, a, f in COLUMNS) + " |\n")
+    failed = [j for j in jobs if j.status != "completed"]
+    if failed:
+        out.write("\nJobs that did not complete:\n\n")
+        for job in failed:
+            out.write(f"- job {job.name} ({job.status}): {job.error or 'no error recorded'}\n")
+    return out.getvalue()
+
+
+def write_csv(jobs: Sequence[Job], path: Path) -> None:
+    """One row per job: the table's columns plus the job dir, all overrides and error."""
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow([h for h, _, _ in COLUMNS] + ["all overrides", "error", "dir"])
+        for job in jobs:
+            values = ["" if getattr(job, a) is None else getattr(job, a) for _, a, _ in COLUMNS]
+            writer.writerow([*values, " ".join(job.overrides), job.error or "", str(job.path)])
+
+
+def plot_curves(jobs: Sequence[Job], path: Path) -> None:
+    """``learning_curves.png``: every job's validation metric against timesteps."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(8, 5), dpi=100)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    for job in jobs:
+        if job.curve:
+            steps, values = zip(*job.curve, strict=True)
+            axes.plot(steps, values, marker="o", markersize=3, label=f"job {job.name}")
+    kinds = {j.objective_kind for j in jobs}
+    axes.set_xlabel("timesteps")
+    axes.set_ylabel(
+        "validation mean return" if kinds == {"return"} else "validation lap completion"
+    )
+    axes.set_title("Learning curves (validation tracks)")
+    axes.grid(alpha=0.3)
+    if axes.lines:
+        axes.legend(fontsize=8, loc="best", title="report.md: overrides per job")
+    figure.tight_layout()
+    figure.savefig(path)
+
+
+def report(sweep_dir: Path, out_dir: Path | None = None) -> str:
+    """Write ``report.md``, ``report.csv`` and ``learning_curves.png``; return the Markdown.
+
+    Raises:
+        FileNotFoundError: if ``sweep_dir`` holds no job directory.
+    """
+    out_dir = out_dir or sweep_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    jobs, shared = read_sweep(sweep_dir)
+    text = markdown(jobs, shared, sweep_dir)
+    (out_dir / "report.md").write_text(text)
+    write_csv(jobs, out_dir / "report.csv")
+    plot_curves(jobs, out_dir / "learning_curves.png")
+    return text
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``racing-rl report``; returns the exit status (1 if the dir holds no jobs)."""
+    parser = argparse.ArgumentParser(
+        prog="racing-rl report",
+        description="Tabulate a sweep's jobs (objective, held-out lap completion, lap time, "
+        "throughput, wall time, status) and plot their learning curves.",
+    )
+    parser.add_argument(
+        "sweep_dir", type=Path, help="a multirun dir, e.g. outputs/multirun/<date>/<time>"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=None, help="where to write the report (default: the sweep dir)"
+    )
+    args = parser.parse_args(argv)
+    try:
+        text = report(args.sweep_dir, args.out)
+    except FileNotFoundError as err:
+        print(f"racing-rl report: {err}", file=sys.stderr)
+        return 1
+    print(text)
+    out = args.out or args.sweep_dir
+    print(f"written: {out / 'report.md'}, {out / 'report.csv'}, {out / 'learning_curves.png'}")
+    return 0

@@ -1,0 +1,67 @@
+"""Benchmark: a 2-job sweep with Hydra's basic launcher (one job after the other) and
+with ``hydra/launcher=parallel`` (joblib, one job per core).
+
+Both run ``racing-rl train -m seed=0,1`` with the same budget in a temporary directory
+and are timed end to end (start-up, training, validation, saving). Usage::
+
+    python scripts/bench_sweep.py [--timesteps 100000] [overrides ...]
+
+Extra arguments are Hydra overrides for both sweeps. The last line printed is a JSON
+object with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def sweep_seconds(launcher: str | None, timesteps: int, overrides: list[str], root: Path) -> float:
+    """Wall time of one 2-job sweep, in seconds.
+
+    Raises:
+        RuntimeError: if the sweep fails (its stderr is in the message).
+    """
+    name = launcher or "basic"
+    command = [sys.executable, "-m", "racing_rl.cli", "train", "-m", "seed=0,1"]
+    command += [f"hydra/launcher={launcher}"] if launcher else []
+    command += [f"total_timesteps={timesteps}", "progress_bar=false"]
+    command += [f"hydra.sweep.dir={root / name}", *overrides]
+    started = time.perf_counter()
+    result = subprocess.run(command, cwd=root, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if result.returncode != 0:
+        raise RuntimeError(f"the {name} sweep failed:\n{result.stderr[-3000:]}")
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--timesteps", type=int, default=100_000, help="timesteps per job")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides for both sweeps")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        basic = sweep_seconds(None, args.timesteps, args.overrides, Path(tmp))
+        parallel = sweep_seconds("parallel", args.timesteps, args.overrides, Path(tmp))
+    print(f"2-job sweep, {args.timesteps:,} timesteps per job")
+    print(f"{'launcher':<24}{'wall time (s)':>14}")
+    print(f"{'basic (sequential)':<24}{basic:>14.1f}")
+    print(f"{'parallel (joblib)':<24}{parallel:>14.1f}")
+    print(f"speed-up: {basic / parallel:.2f}x")
+    figures = {
+        "bench": "sweep",
+        "timesteps_per_job": args.timesteps,
+        "basic_s": basic,
+        "parallel_s": parallel,
+        "speedup": basic / parallel,
+    }
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()

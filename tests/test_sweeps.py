@@ -1,0 +1,174 @@
+"""Hydra multirun sweeps of `racing-rl train`, every launcher, Optuna, and `racing-rl report`.
+
+Each sweep runs real (tiny) training jobs in subprocesses, as a user would.
+"""
+
+import csv
+import json
+import math
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from runs import QUICK, racing_rl
+
+from racing_rl.objective import objective
+
+
+def job_dirs(sweep_dir: Path) -> dict[int, Path]:
+    """Job number -> job dir."""
+    return {int(p.name.split("_")[0]): p for p in sweep_dir.iterdir() if (p / ".hydra").is_dir()}
+
+
+def assert_complete(job: Path) -> dict:
+    """A finished job's run dir holds everything DESIGN.md lists; returns its summary."""
+    for name in (".hydra/config.yaml", "train.log", "model.zip", "vecnormalize.pkl"):
+        assert (job / name).is_file(), f"{job} lacks {name}"
+    assert (job / "best" / "model.zip").is_file()
+    assert any((job / "tb").iterdir())
+    assert json.loads((job / "run.json").read_text())["legs"][-1]["status"] == "completed"
+    summary = json.loads((job / "summary.json").read_text())
+    assert math.isfinite(summary["objective"]["value"])
+    return summary
+
+
+def report_rows(sweep_dir: Path) -> dict[str, dict[str, str]]:
+    """Run `racing-rl report` on a sweep; its CSV rows by job number."""
+    result = racing_rl("report", str(sweep_dir), cwd=sweep_dir, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert (sweep_dir / "learning_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| job | overrides | objective |" in (sweep_dir / "report.md").read_text()
+    with (sweep_dir / "report.csv").open() as f:
+        return {row["job"]: row for row in csv.DictReader(f)}
+
+
+def test_the_objective_ranks_lap_completion_first_then_lap_time():
+    def metrics(rate, lap_time):
+        return {"lap_completion_rate": rate, "mean_lap_time_s": lap_time, "episodes": 20}
+
+    limit = 100.0
+    slow_but_complete = objective(metrics(1.0, 99.9), "laps", limit)
+    fast_but_one_crash = objective(metrics(0.95, 10.0), "laps", limit)
+    assert slow_but_complete > fast_but_one_crash
+    assert objective(metrics(0.5, 20.0), "laps", limit) > objective(
+        metrics(0.5, 21.0), "laps", limit
+    )
+    assert objective(metrics(0.05, 99.0), "laps", limit) > objective(
+        metrics(0.0, math.nan), "laps", limit
+    )
+    assert objective({"mean_return": 12.5}, "return", limit) == 12.5
+    with pytest.raises(ValueError, match="laps, return"):
+        objective(metrics(1.0, 1.0), "speed", limit)
+
+
+def test_a_multirun_finishes_the_other_jobs_when_one_fails_and_the_report_marks_it(tmp_path):
+    sweep = tmp_path / "sweep"
+    # seed=-1 is an invalid config: that job fails, the other trains.
+    result = racing_rl("train", "-m", "seed=0,-1", *QUICK, f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    assert result.returncode != 0  # Hydra reports the failed job at the end of the sweep
+    jobs = job_dirs(sweep)
+    assert sorted(jobs) == [0, 1]
+    assert "seed=0" in jobs[0].name and "seed=-1" in jobs[1].name  # named by their overrides
+    summary = assert_complete(jobs[0])
+    failed = json.loads((jobs[1] / "run.json").read_text())["legs"][-1]
+    assert failed["status"] == "failed" and "seed=-1" in failed["error"]
+
+    rows = report_rows(sweep)
+    assert float(rows["0"]["objective"]) == pytest.approx(summary["objective"]["value"])
+    assert rows["0"]["status"] == "completed" and rows["0"]["overrides"] == "seed=0"
+    assert rows["1"]["status"] == "failed" and rows["1"]["objective"] == ""
+    assert "seed=-1" in rows["1"]["error"]
+    assert "job 1 (failed)" in (sweep / "report.md").read_text()
+
+
+LAUNCHERS = {
+    "parallel": [],  # joblib, sized to the cores
+    "submitit_local": [],
+    "ray": [
+        "+hydra.launcher.ray.init.num_cpus=2",
+        "+hydra.launcher.ray.init.include_dashboard=false",
+    ],
+}
+
+
+@pytest.mark.parametrize("launcher", LAUNCHERS)
+def test_each_launcher_runs_a_two_job_sweep(tmp_path, launcher):
+    sweep = tmp_path / "sweep"
+    result = racing_rl(
+        "train",
+        "-m",
+        f"hydra/launcher={launcher}",
+        *LAUNCHERS[launcher],
+        "seed=0,1",
+        *QUICK,
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = job_dirs(sweep)
+    assert sorted(jobs) == [0, 1]
+    summaries = {n: assert_complete(job) for n, job in jobs.items()}
+    rows = report_rows(sweep)
+    for n, summary in summaries.items():
+        assert float(rows[str(n)]["objective"]) == pytest.approx(summary["objective"]["value"])
+
+
+def optuna_command(study_dir: Path) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "racing_rl.cli",
+        "train",
+        "-m",
+        "hydra/sweeper=ppo_search",
+        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.study_name=test_study",
+        f"hydra.sweep.dir={study_dir}",
+        # Fixed, so that every sampled n_steps makes a valid rollout of 4 cars.
+        "algo.model.batch_size=64",
+        *QUICK,
+        "total_timesteps=6000",
+    ]
+
+
+def test_an_interrupted_optuna_study_continues_with_the_same_command(tmp_path):
+    study_dir = tmp_path / "study"
+    command = optuna_command(study_dir)
+    sweep = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # Interrupt once trial 0 is done and trial 1 is training.
+    deadline = time.monotonic() + 240
+    while not (study_dir.is_dir() and 1 in job_dirs(study_dir)):
+        assert sweep.poll() is None and time.monotonic() < deadline, sweep.communicate()[1][-3000:]
+        time.sleep(0.2)
+    while not (job_dirs(study_dir)[1] / "run.json").is_file():
+        time.sleep(0.1)
+    sweep.send_signal(signal.SIGINT)
+    sweep.communicate(timeout=120)
+    assert sweep.returncode != 0
+    assert_complete(job_dirs(study_dir)[0])
+
+    again = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "resuming study 'test_study'" in again.stderr
+    study = optuna.load_study(study_name="test_study", storage=f"sqlite:///{study_dir}/optuna.db")
+    states = {t.number: t.state for t in study.trials}
+    assert states == {
+        0: optuna.trial.TrialState.COMPLETE,
+        1: optuna.trial.TrialState.FAIL,  # the interrupted one
+        2: optuna.trial.TrialState.COMPLETE,  # numbering continues
+    }
+    jobs = job_dirs(study_dir)
+    assert sorted(jobs) == [0, 1, 2]
+    for n in (0, 2):
+        summary = assert_complete(jobs[n])
+        assert study.trials[n].value == pytest.approx(summary["objective"]["value"])
+    # The resumed sampler is re-seeded: trial 2 does not repeat trial 0's parameters.
+    assert study.trials[2].params != study.trials[0].params
+    assert (study_dir / "optimization_results.yaml").is_file()
+    rows = report_rows(study_dir)
+    assert rows["1"]["status"] == "interrupted"
+    assert {rows[n]["status"] for n in ("0", "2")} == {"completed"}
