@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv, sync_envs_normalization
 
 from racing_rl.checkpoints import save_checkpoint, save_model_files, write_atomic
-from racing_rl.evaluate import run_episodes, score, summarize
+from racing_rl.evaluate import run_episodes, summarize
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,8 @@ class ValidationCallback(PeriodicCallback):
     """Every ``every`` timesteps, races the deterministic policy on the validation tracks.
 
     One car per track from a standing start, one lap. Logs ``eval/`` scalars and keeps
-    the best model so far (lap completion, then mean lap time) in ``best_dir`` as
+    the best model so far by ``objective`` (the run's, ``racing_rl.objective``: by
+    default lap completion, then mean lap time) in ``best_dir`` as
     ``model.zip``, ``vecnormalize.pkl`` and ``metrics.json`` (each file written
     atomically, ``metrics.json`` last). A resumed run competes with the ``best/`` it has.
 
@@ -94,16 +96,24 @@ class ValidationCallback(PeriodicCallback):
         eval_env: from ``racing_rl.evaluate.evaluation_env``.
         every: timesteps between evaluations.
         best_dir: where the best model goes.
+        objective: validation metrics -> the number to maximise.
     """
 
-    def __init__(self, eval_env: VecEnv, every: int, best_dir: Path) -> None:
+    def __init__(
+        self,
+        eval_env: VecEnv,
+        every: int,
+        best_dir: Path,
+        objective: Callable[[Mapping[str, float]], float],
+    ) -> None:
         super().__init__(every)
         self.eval_env = eval_env
         self.best_dir = best_dir
-        self.best: tuple[float, float] | None = None
+        self.objective = objective
+        self.best: float | None = None
         saved = best_dir / "metrics.json"
         if saved.is_file():
-            self.best = score(json.loads(saved.read_text()))
+            self.best = objective(json.loads(saved.read_text()))
 
     def on_due(self) -> None:
         self.validate()
@@ -115,7 +125,7 @@ class ValidationCallback(PeriodicCallback):
         for key, value in metrics.items():
             if not (isinstance(value, float) and math.isnan(value)):
                 self.logger.record(f"eval/{key}", value)
-        improved = self.best is None or score(metrics) > self.best
+        improved = self.best is None or self.objective(metrics) > self.best
         log.info(
             "validation at %d steps: lap completion %.0f%%, mean lap %.2f s, crash rate %.0f%%%s",
             self.num_timesteps,
@@ -125,7 +135,7 @@ class ValidationCallback(PeriodicCallback):
             " (new best)" if improved else "",
         )
         if improved:
-            self.best = score(metrics)
+            self.best = self.objective(metrics)
             self.best_dir.mkdir(parents=True, exist_ok=True)
             save_model_files(self.model, self.training_env, self.best_dir)
             record = json.dumps({**metrics, "timesteps": int(self.num_timesteps)}, indent=2)

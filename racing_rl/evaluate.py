@@ -198,12 +198,6 @@ def summarize(results: Sequence[EpisodeResult]) -> dict[str, float]:
     }
 
 
-def score(metrics: dict[str, float]) -> tuple[float, float]:
-    """Order for choosing the best model: lap completion first, then faster laps."""
-    lap_time = metrics["mean_lap_time_s"]
-    return metrics["lap_completion_rate"], -lap_time if not math.isnan(lap_time) else -math.inf
-
-
 def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
     """A plain-text table of ``rows`` (dicts) with the given columns."""
 

@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -263,9 +264,13 @@ def _train(
     if cfg.checkpoint.every > 0:
         callbacks.append(CheckpointCallback(cfg.checkpoint.every, checkpoints_dir, cfg.algo.name))
     validation = None
+    lap_time_limit_s = cfg.validation.max_steps * cfg.backend.rules.dt
+    run_objective = partial(objective, kind=cfg.objective, lap_time_limit_s=lap_time_limit_s)
     if cfg.validation.every > 0:
         eval_env = evaluation_env(cfg, track_seeds(cfg.tracks.validation), venv)
-        validation = ValidationCallback(eval_env, cfg.validation.every, run_dir / "best")
+        validation = ValidationCallback(
+            eval_env, cfg.validation.every, run_dir / "best", run_objective
+        )
         callbacks.append(validation)
 
     started = time.perf_counter()
@@ -302,11 +307,7 @@ def _train(
             validation.validate()  # let the final model compete for best/
         best = json.loads((run_dir / "best" / "metrics.json").read_text())
         summary["best"] = best
-        lap_time_limit_s = cfg.validation.max_steps * cfg.backend.rules.dt
-        summary["objective"] = {
-            "kind": cfg.objective,
-            "value": objective(best, cfg.objective, lap_time_limit_s),
-        }
+        summary["objective"] = {"kind": cfg.objective, "value": run_objective(best)}
         validation.eval_env.close()
     venv.close()
     text = json.dumps(summary, indent=2)

@@ -6,7 +6,7 @@ import math
 import pytest
 
 from racing_rl.errors import CheckpointError
-from racing_rl.evaluate import EpisodeResult, checkpoint_paths, score, summarize
+from racing_rl.evaluate import EpisodeResult, checkpoint_paths, summarize
 
 
 def episode(finished: bool, lap_time: float = math.nan, crashed: bool = False) -> EpisodeResult:
@@ -35,14 +35,6 @@ def test_summarize_without_any_lap_reports_nan_lap_times():
     metrics = summarize([episode(False, crashed=True)])
     assert metrics["lap_completion_rate"] == 0.0
     assert math.isnan(metrics["mean_lap_time_s"]) and math.isnan(metrics["best_lap_time_s"])
-
-
-def test_score_prefers_completion_then_faster_laps():
-    full_slow = summarize([episode(True, 22.0), episode(True, 22.0)])
-    full_fast = summarize([episode(True, 20.0), episode(True, 20.0)])
-    half_fast = summarize([episode(True, 15.0), episode(False, crashed=True)])
-    none = summarize([episode(False, crashed=True)])
-    assert score(full_fast) > score(full_slow) > score(half_fast) > score(none)
 
 
 def test_checkpoint_paths(tmp_path):

@@ -63,9 +63,10 @@ def test_resume_continues_the_run_where_it_stopped(algo, tmp_path):
         # The linear schedule spans the run's total: 2000 steps in the first leg, 4000 in
         # the second, which goes on from step 2000 (not from 0). Each value is logged one
         # rollout (200 steps) after it was set.
+        start = cfg.algo.model.learning_rate.start
         for step, rate in scalars(run_dir, "train/learning_rate"):
             total = 2000 if step <= 2000 else 4000
-            assert rate == pytest.approx(3e-4 * (1 - (step - 200) / total), rel=1e-5)
+            assert rate == pytest.approx(start * (1 - (step - 200) / total), rel=1e-5)
     else:
         # The replay buffer came back: it holds both legs' transitions, not the last 2000.
         model.load_replay_buffer(final.replay_buffer)
