@@ -256,14 +256,17 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         label = "scripted driver"
     else:
         model_path, stats_path = checkpoint_paths(run_dir, cfg.checkpoint)
-        if isinstance(venv, VecNormalize):
-            venv = load_normalization(stats_path, venv.venv)
         policy = load_model(run_cfg.algo, model_path, env=None, device=cfg.device)
         if policy.observation_space.shape != venv.observation_space.shape:
             raise CheckpointError(
                 f"{model_path} expects observations of shape {policy.observation_space.shape} "
-                f"but the run's environment gives {venv.observation_space.shape}."
+                f"but {run_dir}'s config gives {venv.observation_space.shape}: the "
+                "checkpoint was trained with other sensors (backend.sensors) or another "
+                "frame stack (wrappers.frame_stack). Evaluate it with the run dir it was "
+                "trained in."
             )
+        if isinstance(venv, VecNormalize):
+            venv = load_normalization(stats_path, venv.venv)
         label = str(model_path)
     results = run_episodes(policy, venv)
     venv.close()

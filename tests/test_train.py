@@ -89,6 +89,30 @@ def test_eval_measures_a_trained_run(tmp_path):
     assert metrics["lap_completion_rate"] == 1.0 and metrics["mean_lap_time_s"] > 0
 
 
+def test_eval_of_a_damaged_or_mismatched_checkpoint_says_which_and_why(tmp_path):
+    tiny = [*QUICK, "total_timesteps=500", "validation.every=0", "checkpoint.every=0"]
+    run_dir, rays12 = tmp_path / "run", tmp_path / "rays12"
+    for path, extra in ((run_dir, []), (rays12, ["backend.sensors.n_rays=12"])):
+        result = racing_rl("train", *tiny, *extra, f"hydra.run.dir={path}", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr[-3000:]
+
+    # A checkpoint of another run with 12 rays: the shapes and the likely cause.
+    other = racing_rl("eval", f"run_dir={run_dir}", f"checkpoint={rays12}/model.zip", cwd=tmp_path)
+    assert other.returncode == 1
+    assert "expects observations of shape (60,)" in other.stderr
+    assert "gives (52,)" in other.stderr and "backend.sensors" in other.stderr
+
+    # A model file cut in half (its VecNormalize statistics intact beside it).
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    model = (run_dir / "model.zip").read_bytes()
+    (damaged / "model.zip").write_bytes(model[: len(model) // 2])
+    (damaged / "vecnormalize.pkl").write_bytes((run_dir / "vecnormalize.pkl").read_bytes())
+    result = racing_rl("eval", f"run_dir={run_dir}", f"checkpoint={damaged}", cwd=tmp_path)
+    assert result.returncode == 1
+    assert f"{damaged}/model.zip is not a loadable PPO checkpoint" in result.stderr
+
+
 def test_eval_of_a_missing_run_dir_fails_clearly(tmp_path):
     result = racing_rl("eval", f"run_dir={tmp_path / 'nope'}", cwd=tmp_path)
     assert result.returncode != 0
