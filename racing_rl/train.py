@@ -11,9 +11,11 @@ TensorBoard run. SIGINT (Ctrl-C) and SIGTERM save an ``interrupted`` checkpoint 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
+import re
 import shlex
 import signal
 import sys
@@ -71,6 +73,22 @@ def _jobs_per_machine(threads_per_job: int) -> int:
 
 # ``${racing_rl.jobs_per_machine:${torch_threads}}``: conf/hydra/launcher/parallel.yaml.
 OmegaConf.register_new_resolver("racing_rl.jobs_per_machine", _jobs_per_machine, replace=True)
+
+
+def job_dirname(override_dirname: str, limit: int = 160) -> str:
+    """A sweep job's dir name from Hydra's ``override_dirname``, short enough for a file
+    system (255 bytes a name): ``algo.model.`` dropped, floats to 4 significant digits,
+    and beyond ``limit`` characters cut with a hash of the whole for uniqueness."""
+    name = override_dirname.replace("algo.model.", "")
+    name = re.sub(r"\d+\.\d+(?:e-?\d+)?", lambda m: f"{float(m.group()):.4g}", name)
+    if len(name) > limit:
+        digest = hashlib.sha1(override_dirname.encode()).hexdigest()[:8]
+        name = f"{name[: limit - 9]}~{digest}"
+    return name
+
+
+# ``${racing_rl.job_dirname:${hydra.job.override_dirname}}``: conf/train.yaml's sweep subdir.
+OmegaConf.register_new_resolver("racing_rl.job_dirname", job_dirname, replace=True)
 
 #: Keys a resumed run may change; everything else is the run's own.
 RESUMABLE = (

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import optuna
 import pytest
-from runs import QUICK, racing_rl
+from runs import QUICK, QUICK_OFF_POLICY, racing_rl
 
 from racing_rl.objective import objective
+from racing_rl.train import job_dirname
 
 
 def job_dirs(sweep_dir: Path) -> dict[int, Path]:
@@ -63,6 +64,15 @@ def test_the_objective_ranks_lap_completion_first_then_lap_time():
     assert objective({"mean_return": 12.5}, "return", limit) == 12.5
     with pytest.raises(ValueError, match="laps, return"):
         objective(metrics(1.0, 1.0), "speed", limit)
+
+
+def test_job_dir_names_stay_short_and_distinct():
+    long = ",".join(f"algo.model.key_{i}=0.000123456789{i}" for i in range(20))
+    other = long.replace("key_19=", "key_19=9")
+    name = job_dirname(long)
+    assert len(name) <= 160 and name != job_dirname(other)
+    assert name.startswith("key_0=0.0001235,key_1=")
+    assert job_dirname("algo=sac,seed=1") == "algo=sac,seed=1"
 
 
 def test_a_multirun_finishes_the_other_jobs_when_one_fails_and_the_report_marks_it(tmp_path):
@@ -114,6 +124,34 @@ def test_each_launcher_runs_a_two_job_sweep(tmp_path, launcher):
     summaries = {n: assert_complete(job) for n, job in jobs.items()}
     rows = report_rows(sweep)
     for n, summary in summaries.items():
+        assert float(rows[str(n)]["objective"]) == pytest.approx(summary["objective"]["value"])
+
+
+def test_a_two_trial_optuna_search_over_sac(tmp_path):
+    study_dir = tmp_path / "study"
+    result = racing_rl(
+        "train",
+        "-m",
+        "algo=sac",
+        "hydra/sweeper=sac_search",
+        "hydra.sweeper.n_trials=2",
+        f"hydra.sweep.dir={study_dir}",
+        *QUICK,
+        *QUICK_OFF_POLICY,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = job_dirs(study_dir)
+    assert sorted(jobs) == [0, 1]
+    study = optuna.load_study(study_name="sac_search", storage=f"sqlite:///{study_dir}/optuna.db")
+    assert len(study.trials) == 2
+    rows = report_rows(study_dir)
+    for n, job in jobs.items():
+        summary = assert_complete(job)
+        # The sampled parameters reached the run: its saved config holds them.
+        config = (job / ".hydra" / "config.yaml").read_text()
+        assert f"train_freq: {study.trials[n].params['algo.model.train_freq']}" in config
+        assert study.trials[n].value == pytest.approx(summary["objective"]["value"])
         assert float(rows[str(n)]["objective"]) == pytest.approx(summary["objective"]["value"])
 
 
