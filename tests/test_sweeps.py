@@ -37,6 +37,13 @@ def assert_complete(job: Path) -> dict:
     return summary
 
 
+def sweep(tmp_path: Path, *overrides: str) -> tuple[subprocess.CompletedProcess, Path]:
+    """`racing-rl train -m <overrides> <QUICK>` into ``tmp_path/sweep``."""
+    sweep_dir = tmp_path / "sweep"
+    command = ["train", "-m", *overrides, *QUICK, f"hydra.sweep.dir={sweep_dir}"]
+    return racing_rl(*command, cwd=tmp_path), sweep_dir
+
+
 def report_rows(sweep_dir: Path) -> dict[str, dict[str, str]]:
     """Run `racing-rl report` on a sweep; its CSV rows by job number."""
     result = racing_rl("report", str(sweep_dir), cwd=sweep_dir, timeout=120)
@@ -76,23 +83,22 @@ def test_job_dir_names_stay_short_and_distinct():
 
 
 def test_a_multirun_finishes_the_other_jobs_when_one_fails_and_the_report_marks_it(tmp_path):
-    sweep = tmp_path / "sweep"
     # seed=-1 is an invalid config: that job fails, the other trains.
-    result = racing_rl("train", "-m", "seed=0,-1", *QUICK, f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    result, sweep_dir = sweep(tmp_path, "seed=0,-1")
     assert result.returncode != 0  # Hydra reports the failed job at the end of the sweep
-    jobs = job_dirs(sweep)
+    jobs = job_dirs(sweep_dir)
     assert sorted(jobs) == [0, 1]
     assert "seed=0" in jobs[0].name and "seed=-1" in jobs[1].name  # named by their overrides
     summary = assert_complete(jobs[0])
     failed = json.loads((jobs[1] / "run.json").read_text())["legs"][-1]
     assert failed["status"] == "failed" and "seed=-1" in failed["error"]
 
-    rows = report_rows(sweep)
+    rows = report_rows(sweep_dir)
     assert float(rows["0"]["objective"]) == pytest.approx(summary["objective"]["value"])
     assert rows["0"]["status"] == "completed" and rows["0"]["overrides"] == "seed=0"
     assert rows["1"]["status"] == "failed" and rows["1"]["objective"] == ""
     assert "seed=-1" in rows["1"]["error"]
-    assert "job 1 (failed)" in (sweep / "report.md").read_text()
+    assert "job 1 (failed)" in (sweep_dir / "report.md").read_text()
 
 
 LAUNCHERS = {
@@ -107,38 +113,25 @@ LAUNCHERS = {
 
 @pytest.mark.parametrize("launcher", LAUNCHERS)
 def test_each_launcher_runs_a_two_job_sweep(tmp_path, launcher):
-    sweep = tmp_path / "sweep"
-    result = racing_rl(
-        "train",
-        "-m",
-        f"hydra/launcher={launcher}",
-        *LAUNCHERS[launcher],
-        "seed=0,1",
-        *QUICK,
-        f"hydra.sweep.dir={sweep}",
-        cwd=tmp_path,
+    result, sweep_dir = sweep(
+        tmp_path, f"hydra/launcher={launcher}", *LAUNCHERS[launcher], "seed=0,1"
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    jobs = job_dirs(sweep)
+    jobs = job_dirs(sweep_dir)
     assert sorted(jobs) == [0, 1]
     summaries = {n: assert_complete(job) for n, job in jobs.items()}
-    rows = report_rows(sweep)
+    rows = report_rows(sweep_dir)
     for n, summary in summaries.items():
         assert float(rows[str(n)]["objective"]) == pytest.approx(summary["objective"]["value"])
 
 
 def test_a_two_trial_optuna_search_over_sac(tmp_path):
-    study_dir = tmp_path / "study"
-    result = racing_rl(
-        "train",
-        "-m",
+    result, study_dir = sweep(
+        tmp_path,
         "algo=sac",
         "hydra/sweeper=sac_search",
         "hydra.sweeper.n_trials=2",
-        f"hydra.sweep.dir={study_dir}",
-        *QUICK,
         *QUICK_OFF_POLICY,
-        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = job_dirs(study_dir)
