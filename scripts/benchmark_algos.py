@@ -10,14 +10,16 @@ and, once, the scripted pure-pursuit driver on the same two sets of tracks. Test
 are held out from training and from model selection (validation chooses ``best/``). It
 prints a table (the RL Baselines3 Zoo way: algorithm, timesteps, wall time, env-steps/s,
 lap completion, mean lap time, lap time relative to the scripted driver), writes it as
-Markdown (``--out``, default ``docs/benchmarks.md``) and, last, prints one JSON line with
-every figure.
+Markdown (``--out``, default ``docs/benchmarks.md``), saves every figure to
+``<runs>/results.json`` and, last, prints them as one JSON line. ``--render
+<results.json>`` rewrites the Markdown from saved figures without training.
 
 Usage::
 
     python scripts/benchmark_algos.py                          # all algorithms, ~1.5 h
     python scripts/benchmark_algos.py --algos ppo sac
     python scripts/benchmark_algos.py --algos ppo --out /tmp/b.md -- total_timesteps=20000
+    python scripts/benchmark_algos.py --render outputs/benchmark/<stamp>/results.json
 
 Arguments after ``--`` are Hydra overrides added to every training run.
 """
@@ -97,15 +99,16 @@ def markdown(rows: list[dict[str, Any]], baseline: dict[str, Any]) -> str:
         ]
 
     head = (
-        "| algorithm | timesteps | wall time | env-steps/s "
+        "| algorithm | timesteps | training time | wall time | env-steps/s "
         "| laps (default) | lap time [s] | vs scripted "
         "| laps (hard) | lap time [s] | vs scripted |\n"
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
     )
     body = ""
     for row in rows:
         body += (
-            f"| {row['algo']} | {row['timesteps']:,} | {row['wall_s'] / 60:.1f} min "
+            f"| {row['algo']} | {row['timesteps']:,} | {row['train_s'] / 60:.1f} min "
+            f"| {row['wall_s'] / 60:.1f} min "
             f"| {row['env_steps_per_s']:,.0f} | "
             + " | ".join(cells(row["default"], baseline["default"]))
             + " | "
@@ -113,7 +116,7 @@ def markdown(rows: list[dict[str, Any]], baseline: dict[str, Any]) -> str:
             + " |\n"
         )
     body += (
-        "| scripted driver | – | – | – | "
+        "| scripted driver | – | – | – | – | "
         + " | ".join(cells(baseline["default"], baseline["default"]))
         + " | "
         + " | ".join(cells(baseline["hard"], baseline["hard"]))
@@ -122,41 +125,65 @@ def markdown(rows: list[dict[str, Any]], baseline: dict[str, Any]) -> str:
     return head + body
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--algos", nargs="+", default=list(ALGOS), help="algorithms to run")
-    parser.add_argument("--runs", type=Path, default=Path("outputs/benchmark"), help="run dirs")
-    parser.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
-    parser.add_argument("overrides", nargs="*", help="Hydra overrides for every training run")
-    args = parser.parse_args()
-    stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
-    runs = args.runs / stamp
-    rows = [benchmark(algo, runs, args.overrides) for algo in args.algos]
-    baseline = scripted(runs / args.algos[0])
-    table = markdown(rows, baseline)
-    environment = environment_record()
-    command = " ".join(["python scripts/benchmark_algos.py", *sys.argv[1:]])
+def write_markdown(results: dict[str, Any], out: Path) -> str:
+    """Write ``out`` from saved ``results`` (see ``main``); returns the table."""
+    table = markdown(results["rows"], results["scripted"])
+    environment = results["environment"]
     versions = ", ".join(f"{k} {v}" for k, v in environment["packages"].items() if v)
     git = environment["git"]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(
         "# Benchmarks\n\n"
-        f"Produced by `{command}` on {time.strftime('%Y-%m-%d')}.\n\n"
+        f"Produced by `{results['command']}` on {results['date']}.\n\n"
         "Each algorithm trains with its own defaults (`conf/algo/<algo>.yaml`, the "
         "budget included) on the training tracks; `best/` (chosen on the validation "
         "tracks) is measured on the 20 **test** tracks, held out from both, one car from a "
         "standing start for one lap, deterministic policy: *default* with the training "
         "generator, *hard* with `conf/difficulty/hard.yaml` (narrower, tighter, twice the "
         "obstacles). *vs scripted* is the mean lap time over the scripted pure-pursuit "
-        "driver's on the same tracks (lower is faster).\n\n"
+        "driver's on the same tracks (lower is faster). *Training time* is `model.learn`; "
+        "*wall time* is the whole `racing-rl train` command (start-up, validation, saving)."
+        "\n\n"
         f"{table}\n"
         f"Machine: {environment['platform']}, Python {environment['python']}; "
         f"git {git.get('commit')}{' (dirty)' if git.get('dirty') else ''}.\n"
         f"Packages: {versions}.\n"
     )
+    return table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--algos", nargs="+", default=list(ALGOS), help="algorithms to run")
+    parser.add_argument("--runs", type=Path, default=Path("outputs/benchmark"), help="run dirs")
+    parser.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides for every training run")
+    parser.add_argument(
+        "--render", type=Path, default=None, help="rewrite --out from a saved results.json"
+    )
+    args = parser.parse_args()
+    if args.render is not None:
+        table = write_markdown(json.loads(args.render.read_text()), args.out)
+        print(table)
+        print(f"written to {args.out}")
+        return
+    stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
+    runs = args.runs / stamp
+    environment = environment_record()  # before training: the code that runs
+    rows = [benchmark(algo, runs, args.overrides) for algo in args.algos]
+    results = {
+        "bench": "algos",
+        "command": " ".join(["python scripts/benchmark_algos.py", *sys.argv[1:]]),
+        "date": time.strftime("%Y-%m-%d"),
+        "environment": environment,
+        "rows": rows,
+        "scripted": scripted(runs / args.algos[0]),
+    }
+    (runs / "results.json").write_text(json.dumps(results, indent=2))
+    table = write_markdown(results, args.out)
     print(table)
     print(f"written to {args.out}; runs in {runs}")
-    print(json.dumps({"bench": "algos", "rows": rows, "scripted": baseline}))
+    print(json.dumps(results))
 
 
 if __name__ == "__main__":
