@@ -1,5 +1,6 @@
 """Helpers for the tests that run `racing-rl` as a user would: a subprocess per command."""
 
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,18 @@ QUICK = [
 OFF_POLICY = ("sac", "td3", "tqc")
 #: Off-policy algorithms start learning after 10k steps by default: far beyond QUICK.
 QUICK_OFF_POLICY = ["algo.model.learning_starts=100"]
+#: Per-algorithm overrides that fit QUICK's 4 cars (RecurrentPPO's default batch of 2560
+#: is more than its rollout of 256 steps × 4 cars).
+QUICK_ALGO = {
+    **{algo: QUICK_OFF_POLICY for algo in OFF_POLICY},
+    "recurrent_ppo": ["algo.model.batch_size=512"],
+}
+
+
+def default_sigint() -> None:
+    """``preexec_fn`` for a child that a test interrupts with SIGINT: a shell's background
+    job starts with SIGINT ignored, and Python then installs no KeyboardInterrupt handler."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def racing_rl(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:

@@ -10,7 +10,7 @@ import time
 
 import pytest
 from omegaconf import OmegaConf
-from runs import QUICK, QUICK_OFF_POLICY, racing_rl
+from runs import QUICK, QUICK_OFF_POLICY, default_sigint, racing_rl
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from racing_rl.algos import load_model
@@ -85,6 +85,7 @@ def test_a_signal_saves_an_interrupted_checkpoint_that_resume_continues(sig, tmp
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=default_sigint,
     )
     deadline = time.monotonic() + 120
     while not list(run_dir.glob("checkpoints/ppo_*")) and time.monotonic() < deadline:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from runs import QUICK, QUICK_OFF_POLICY, racing_rl
+from runs import QUICK, QUICK_OFF_POLICY, default_sigint, racing_rl
 
 from racing_rl.objective import objective
 from racing_rl.train import job_dirname
@@ -169,7 +169,13 @@ def optuna_command(study_dir: Path) -> list[str]:
 def test_an_interrupted_optuna_study_continues_with_the_same_command(tmp_path):
     study_dir = tmp_path / "study"
     command = optuna_command(study_dir)
-    sweep = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    sweep = subprocess.Popen(
+        command,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=default_sigint,
+    )
     # Interrupt once trial 0 is done and trial 1 is training.
     deadline = time.monotonic() + 240
     while not (study_dir.is_dir() and 1 in job_dirs(study_dir)):

@@ -4,7 +4,7 @@ import json
 
 import pytest
 from hydra import compose, initialize_config_dir
-from runs import OFF_POLICY, QUICK, QUICK_OFF_POLICY, racing_rl
+from runs import OFF_POLICY, QUICK, QUICK_ALGO, racing_rl
 
 from racing_rl import config_dir
 from racing_rl.algos import load_model
@@ -17,7 +17,7 @@ ALGOS = ["ppo", "sac", "td3", "recurrent_ppo", "tqc"]
 @pytest.mark.parametrize("algo", ALGOS)
 def test_train_each_algorithm_leaves_a_loadable_model(algo, tmp_path):
     run_dir = tmp_path / "run"
-    extra = QUICK_OFF_POLICY if algo in OFF_POLICY else []
+    extra = QUICK_ALGO.get(algo, [])
     result = racing_rl(
         "train", f"algo={algo}", *QUICK, *extra, f"hydra.run.dir={run_dir}", cwd=tmp_path
     )
