@@ -23,12 +23,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import optuna
 from hydra.types import HydraContext, TaskFunction
 from hydra.utils import instantiate
 from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
 from omegaconf import DictConfig
-from optuna.trial import TrialState
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +37,11 @@ class ResumableOptunaSweeper(OptunaSweeper):
     def setup(
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
     ) -> None:
+        # Imported here, not at the top: Hydra imports every plugin module at each start
+        # of every app, and optuna takes ~3 s to import.
+        import optuna
+        from optuna.trial import TrialState
+
         super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
         impl = self.sweeper
         # An SQLite storage in the sweep dir needs the dir before the first trial makes it.
