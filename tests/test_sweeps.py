@@ -125,6 +125,23 @@ def test_each_launcher_runs_a_two_job_sweep(tmp_path, launcher):
         assert float(rows[str(n)]["objective"]) == pytest.approx(summary["objective"]["value"])
 
 
+@pytest.mark.slow
+def test_ray_cluster_runs_a_sweep_on_a_running_cluster(tmp_path):
+    """`hydra/launcher=ray_cluster` joins a cluster started with `ray start --head`.
+    Slow (~20 s) and it starts a machine-wide Ray cluster, so not in the default run."""
+    ray = [sys.executable, "-m", "ray.scripts.scripts"]
+    head = ["start", "--head", "--num-cpus=2", "--include-dashboard=false"]
+    subprocess.run([*ray, *head], check=True, capture_output=True, timeout=120)
+    try:
+        result, sweep_dir = sweep(tmp_path, "hydra/launcher=ray_cluster", "seed=0,1")
+    finally:
+        subprocess.run([*ray, "stop"], capture_output=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Connected to Ray cluster" in result.stderr
+    for job in job_dirs(sweep_dir).values():
+        assert_complete(job)
+
+
 def test_a_two_trial_optuna_search_over_sac(tmp_path):
     result, study_dir = sweep(
         tmp_path,
