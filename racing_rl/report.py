@@ -63,17 +63,22 @@ class Job:
     curve: list[tuple[int, float]] = field(default_factory=list)
 
 
-def _job_number(path: Path) -> tuple[int, str]:
-    match = re.match(r"(\d+)", path.name)
-    return (int(match.group(1)) if match else sys.maxsize, path.name)
+def _job_name(path: Path) -> str:
+    """A job's number (Hydra's ``<job number>_<overrides>`` dir names), else its dir name."""
+    match = re.match(r"\d+", path.name)
+    return match.group() if match else path.name
+
+
+def _job_order(path: Path) -> tuple[int, str]:
+    name = _job_name(path)
+    return (int(name) if name.isdigit() else sys.maxsize, path.name)
 
 
 def read_job(path: Path) -> Job:
     """Read one job directory (see the module doc). Missing files make a failed job."""
     overrides_file = path / ".hydra" / "overrides.yaml"
     overrides = list(OmegaConf.load(overrides_file)) if overrides_file.is_file() else []
-    match = re.match(r"(\d+)", path.name)
-    job = Job(path, match.group(1) if match else path.name, [str(o) for o in overrides], "failed")
+    job = Job(path, _job_name(path), [str(o) for o in overrides], "failed")
     run_file = path / "run.json"
     if not run_file.is_file():
         job.error = "no run.json: the job stopped before training started (see its log)"
@@ -120,7 +125,7 @@ def read_sweep(sweep_dir: Path) -> tuple[list[Job], list[str]]:
         FileNotFoundError: if ``sweep_dir`` holds no job directory.
     """
     paths = sorted(
-        (p.parent.parent for p in sweep_dir.glob("*/.hydra/config.yaml")), key=_job_number
+        (p.parent.parent for p in sweep_dir.glob("*/.hydra/config.yaml")), key=_job_order
     )
     if not paths:
         raise FileNotFoundError(

@@ -135,7 +135,7 @@ def resume_config(run_dir: Path, overrides: Sequence[str]) -> DictConfig:
             why = (
                 "it would change the model's shape (its observations, actions, network or "
                 "number of environments)"
-                if _under(key, SHAPE_KEYS) or key in ("algo", "wrappers", "backend")
+                if _under(key, SHAPE_KEYS) or key == "backend"
                 else "a resumed run keeps its own config"
             )
             raise ConfigError(

@@ -9,13 +9,17 @@ import textwrap
 import time
 
 import pytest
+from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from runs import QUICK, QUICK_OFF_POLICY, default_sigint, racing_rl
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from racing_rl import config_dir
 from racing_rl.algos import load_model
 from racing_rl.checkpoints import find_checkpoints, latest_checkpoint
+from racing_rl.errors import ConfigError
 from racing_rl.evaluate import load_run_config
+from racing_rl.train import resume_config
 
 # Rollouts of 50 steps × 4 cars = 200 timesteps, so the legs end exactly on 2000 and 4000.
 PPO = ["algo=ppo", "algo.model.n_steps=50", "algo.model.batch_size=100"]
@@ -155,3 +159,25 @@ def test_a_save_killed_midway_leaves_the_previous_checkpoint_loadable(tmp_path):
         algo = OmegaConf.create({"model": {"_target_": "stable_baselines3.PPO"}})
         for path in (checkpoint.model, tmp_path / "model.zip"):
             assert load_model(algo, path, env=None, device="cpu").num_timesteps == 64
+
+
+@pytest.mark.parametrize(
+    ("override", "why"),
+    [
+        ("algo=sac", "model's shape"),
+        ("backend=pygame", "model's shape"),
+        ("wrappers.frame_stack=2", "model's shape"),
+        ("backend.sensors.n_rays=12", "model's shape"),
+        ("n_venvs=8", "model's shape"),
+        ("seed=3", "keeps its own config"),
+    ],
+)
+def test_resume_refuses_overrides_other_than_the_resumable_keys(tmp_path, override, why):
+    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+        cfg = compose("train")
+    (tmp_path / ".hydra").mkdir()
+    OmegaConf.save(cfg, tmp_path / ".hydra" / "config.yaml")
+    with pytest.raises(ConfigError, match=why):
+        resume_config(tmp_path, [f"resume={tmp_path}", override])
+    resumed = resume_config(tmp_path, [f"resume={tmp_path}", "total_timesteps=5000000"])
+    assert resumed.total_timesteps == 5_000_000 and resumed.seed == cfg.seed
