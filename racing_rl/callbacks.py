@@ -7,12 +7,17 @@ import logging
 import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv, sync_envs_normalization
 
 from racing_rl.checkpoints import save_checkpoint, save_model_files, write_atomic
+from racing_rl.errors import BridgeError
 from racing_rl.evaluate import run_episodes, summarize
+
+if TYPE_CHECKING:
+    from racing_rl.bridge.training_bridge import TrainingBridge
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +40,32 @@ class RaceMetricsCallback(BaseCallback):
                 self.logger.record_mean("race/mean_speed_mps", info.get("mean_speed", 0.0))
                 self.logger.record_mean("race/crash_rate", float(info.get("crashed", False)))
                 self.logger.record_mean("race/stuck_rate", float(info.get("stuck", False)))
+        return True
+
+
+class FreezeCallback(BaseCallback):
+    """Freezes a Roblox game's physics (``FREEZE true``) while the algorithm updates.
+
+    The game runs in real time; without this, its cars would drive on with stale actions
+    during every policy update. SB3 calls ``_on_rollout_end`` just before the update; the
+    next env step sends ``FREEZE false`` (``RobloxParallelEnv.step``).
+
+    Args:
+        bridge: the run's ``TrainingBridge``.
+    """
+
+    def __init__(self, bridge: TrainingBridge) -> None:
+        super().__init__()
+        self.bridge = bridge
+
+    def _on_rollout_end(self) -> None:
+        if self.bridge.connected:
+            try:
+                self.bridge.freeze(True)
+            except BridgeError as err:  # the step after the update finds out and waits
+                log.warning("could not freeze the game: %s", err)
+
+    def _on_step(self) -> bool:
         return True
 
 

@@ -21,7 +21,7 @@ from racing_rl.algos import SET_BY_RACING_RL, algorithm_class
 from racing_rl.config import to_container
 from racing_rl.errors import ConfigError
 from racing_rl.objective import OBJECTIVES
-from racing_rl.vec import race_config
+from racing_rl.vec import backend_config
 
 SPLITS = ("train", "validation", "test")
 _DEVICE = re.compile(r"^(cpu|auto|mps|cuda(:\d+)?)$")
@@ -202,5 +202,5 @@ def check_train_config(cfg: DictConfig) -> None:
         raise invalid("objective", cfg.objective, f"must be one of {', '.join(OBJECTIVES)}")
     check_track_splits(cfg.tracks)
     check_wrappers(cfg.wrappers)
-    race_config(cfg.backend)
+    backend_config(cfg.backend)
     check_algo(cfg.algo, n_venvs * agents)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
-from collections.abc import Callable
 
 USAGE = """\
 usage: racing-rl <command> [OVERRIDE ...] [--help]
@@ -18,6 +18,8 @@ commands:
             racing-rl train -m algo=ppo,sac seed=0,1,2
   eval    measure a saved checkpoint on held-out tracks
             racing-rl eval run_dir=outputs/<date>/<time>_ppo_pygame checkpoint=best
+  emulate stand in for the Roblox game: race the simulator over the bridge
+            racing-rl train backend=roblox  &  racing-rl emulate url=ws://127.0.0.1:8765/ws/demo
   report  tabulate a sweep's jobs and plot their learning curves (not a Hydra app)
             racing-rl report outputs/multirun/<date>/<time>
 
@@ -25,11 +27,13 @@ Run 'racing-rl <command> --help' for the command's config groups and defaults.
 """
 
 
-def _commands() -> dict[str, Callable[[], object]]:
-    # Imported lazily so that 'racing-rl --help' answers at once.
-    from racing_rl import evaluate, train
-
-    return {"train": train.main, "eval": evaluate.main}
+# command -> module whose ``main`` is the command's Hydra app (imported on use, so that
+# 'racing-rl --help' answers at once and each command loads only what it needs).
+HYDRA_APPS = {
+    "train": "racing_rl.train",
+    "eval": "racing_rl.evaluate",
+    "emulate": "racing_rl.bridge.emulator",
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,12 +51,12 @@ def main(argv: list[str] | None = None) -> int:
         from racing_rl import report
 
         return report.main(rest)
-    if command not in ("train", "eval"):
+    if command not in HYDRA_APPS:
         print(f"racing-rl: unknown command {command!r}.\n\n{USAGE}", file=sys.stderr)
         return 2
     # Hydra parses sys.argv itself; the program name shows in its --help.
     sys.argv = [f"racing-rl {command}", *rest]
-    _commands()[command]()
+    importlib.import_module(HYDRA_APPS[command]).main()
     return 0
 
 

@@ -20,7 +20,11 @@ class CheckpointError(RacingRLError):
     """A checkpoint or run directory is missing, damaged or does not match the config."""
 
 
-class BridgeProtocolError(RacingRLError):
+class BridgeError(RacingRLError):
+    """The Roblox bridge cannot go on: no game connected, or the game did not answer in time."""
+
+
+class BridgeProtocolError(BridgeError):
     """A message on the Roblox bridge is malformed or violates the protocol."""
 
 

@@ -26,7 +26,7 @@ from racing_rl import config_dir
 from racing_rl.checkpoints import MODEL, VECNORMALIZE, latest_checkpoint
 from racing_rl.errors import CheckpointError, ConfigError, RacingRLError
 from racing_rl.sim.driver import PurePursuitDriver
-from racing_rl.vec import ParallelEnvsVecEnv, make_parallel_envs, make_vec_env
+from racing_rl.vec import ParallelEnvsVecEnv, bridge_of, make_parallel_envs, make_vec_env
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +95,7 @@ def evaluation_env(
         agents_per_venv=1,
         track_seeds=[[seed] for seed in seeds],
         episode={"spawn": "grid", "laps": 1, "max_steps": cfg.validation.max_steps},
+        bridge=bridge_of(train_env) if train_env is not None else None,
     )
     venv = make_vec_env(envs, cfg.wrappers, gamma=cfg.algo.model.get("gamma", 0.99))
     if isinstance(venv, VecNormalize):
@@ -246,8 +247,11 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
     run_dir = Path(cfg.run_dir).expanduser()
     run_cfg = load_run_config(run_dir)
-    if cfg.get("backend"):  # a difficulty group's settings replace the run's own
-        run_cfg.backend = OmegaConf.merge(run_cfg.backend, cfg.backend)
+    if cfg.get("backend"):
+        if cfg.backend.get("name", run_cfg.backend.name) != run_cfg.backend.name:
+            run_cfg.backend = cfg.backend  # another backend: backend=roblox
+        else:  # a difficulty group's settings replace the run's own
+            run_cfg.backend = OmegaConf.merge(run_cfg.backend, cfg.backend)
     seeds = list(cfg.seeds) if cfg.get("seeds") else track_seeds(run_cfg.tracks[cfg.split])
     started = time.perf_counter()
     venv = evaluation_env(run_cfg, seeds)

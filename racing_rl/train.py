@@ -35,14 +35,19 @@ from hydra.errors import OverrideParseException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.callbacks import CallbackList
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from racing_rl import config_dir
 from racing_rl.algos import load_model, make_model
-from racing_rl.callbacks import CheckpointCallback, RaceMetricsCallback, ValidationCallback
+from racing_rl.callbacks import (
+    CheckpointCallback,
+    FreezeCallback,
+    RaceMetricsCallback,
+    ValidationCallback,
+)
 from racing_rl.checkpoints import (
     Checkpoint,
     latest_checkpoint,
@@ -55,7 +60,7 @@ from racing_rl.errors import CheckpointError, ConfigError, RacingRLError, Traini
 from racing_rl.evaluate import evaluation_env, load_run_config, track_seeds
 from racing_rl.objective import objective
 from racing_rl.provenance import environment_record
-from racing_rl.vec import make_parallel_envs, make_vec_env
+from racing_rl.vec import bridge_of, make_parallel_envs, make_vec_env
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +105,15 @@ RESUMABLE = (
     "validation",
 )
 #: Keys whose change would change the model's shape, its inputs or its buffers.
-SHAPE_KEYS = ("algo", "wrappers", "backend.sensors", "n_venvs", "agents_per_venv")
+SHAPE_KEYS = (
+    "algo",
+    "wrappers",
+    "backend.sensors",
+    "backend.n_rays",
+    "backend.observation_size",
+    "n_venvs",
+    "agents_per_venv",
+)
 
 
 def _under(key: str, prefixes: Sequence[str]) -> bool:
@@ -278,7 +291,10 @@ def _train(
     )
 
     checkpoints_dir = run_dir / "checkpoints"
-    callbacks = [RaceMetricsCallback()]
+    callbacks: list[BaseCallback] = [RaceMetricsCallback()]
+    bridge = bridge_of(venv)
+    if bridge is not None and cfg.backend.freeze_during_updates:
+        callbacks.append(FreezeCallback(bridge))
     if cfg.checkpoint.every > 0:
         callbacks.append(CheckpointCallback(cfg.checkpoint.every, checkpoints_dir, cfg.algo.name))
     validation = None

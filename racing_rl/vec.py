@@ -19,12 +19,17 @@ virtual environment's race when its first car is done: that car reports its own
 termination or truncation, the other cars are truncated (bootstrapped, as a time limit
 is), every car's ``terminal_observation`` is taken before the track changes, and the
 ParallelEnv is reset. Every transition SB3 sees is a real one.
+
+ParallelEnvs that wait on a network (``RobloxParallelEnv.concurrent_step``) are stepped
+in threads, one per ParallelEnv, so that all virtual environments' actions reach the
+game within the same tick and their observations come back together.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import supersuit as ss
@@ -40,6 +45,12 @@ from stable_baselines3.common.vec_env.base_vec_env import (
 from racing_rl.config import dataclass_from_dict, to_container
 from racing_rl.envs.race import RaceConfig, RaceParallelEnv
 from racing_rl.errors import ConfigError
+
+if TYPE_CHECKING:
+    from racing_rl.bridge.env import RobloxConfig
+    from racing_rl.bridge.training_bridge import TrainingBridge
+
+BACKENDS = ("pygame", "roblox")
 
 
 class ParallelEnvsVecEnv(VecEnv):
@@ -79,6 +90,17 @@ class ParallelEnvsVecEnv(VecEnv):
         self._obs = np.zeros((self.num_envs, *observation_space.shape), observation_space.dtype)
         self._actions: np.ndarray | None = None
         self.metadata = getattr(self.envs[0], "metadata", {})
+        concurrent = getattr(self.envs[0].unwrapped, "concurrent_step", False)
+        self._pool = (
+            ThreadPoolExecutor(len(self.envs), thread_name_prefix="racing-rl-env")
+            if concurrent and len(self.envs) > 1
+            else None
+        )
+
+    def _map(self, function: Any) -> list[Any]:
+        """``function(i)`` for every ParallelEnv index, in threads if they wait on I/O."""
+        indices = range(len(self.envs))
+        return list(self._pool.map(function, indices) if self._pool else map(function, indices))
 
     def _store(self, env_index: int, observations: dict[str, Any]) -> None:
         start = self._offsets[env_index]
@@ -87,13 +109,15 @@ class ParallelEnvsVecEnv(VecEnv):
 
     def reset(self) -> VecEnvObs:
         """Reset every ParallelEnv, with the seeds and options set by ``seed``/``set_options``."""
-        for i, env in enumerate(self.envs):
+
+        def reset(i: int) -> tuple[dict[str, Any], dict[str, Any]]:
             start = self._offsets[i]
-            options = self._options[start] or None
-            observations, infos = env.reset(seed=self._seeds[start], options=options)
+            return self.envs[i].reset(seed=self._seeds[start], options=self._options[start] or None)
+
+        for i, (observations, infos) in enumerate(self._map(reset)):
             self._store(i, observations)
             for j, agent in enumerate(self._agents[i]):
-                self.reset_infos[start + j] = infos.get(agent, {})
+                self.reset_infos[self._offsets[i] + j] = infos.get(agent, {})
         self._reset_seeds()
         self._reset_options()
         return self._obs.copy()
@@ -104,31 +128,37 @@ class ParallelEnvsVecEnv(VecEnv):
     def step_wait(self) -> VecEnvStepReturn:
         """Step every ParallelEnv; restart a ParallelEnv's race when its first car is done."""
         assert self._actions is not None, "step_async() must come before step_wait()"
-        rewards = np.zeros(self.num_envs, dtype=np.float32)
-        dones = np.zeros(self.num_envs, dtype=bool)
-        infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
-        for i, env in enumerate(self.envs):
-            start, agents = self._offsets[i], self._agents[i]
-            actions = {agent: self._actions[start + j] for j, agent in enumerate(agents)}
-            observations, reward, terminated, truncated, info = env.step(actions)
-            race_over = any(terminated.values()) or any(truncated.values())
-            for j, agent in enumerate(agents):
-                slot = start + j
-                rewards[slot] = reward[agent]
-                infos[slot] = dict(info[agent])
-                if race_over:
-                    infos[slot]["terminal_observation"] = np.array(observations[agent])
-                    infos[slot]["TimeLimit.truncated"] = not terminated[agent]
-            if race_over:
-                dones[start : self._offsets[i + 1]] = True
-                observations, reset_infos = env.reset()
-                for j, agent in enumerate(agents):
-                    self.reset_infos[start + j] = reset_infos.get(agent, {})
-            self._store(i, observations)
+        self._rewards = np.zeros(self.num_envs, dtype=np.float32)
+        self._dones = np.zeros(self.num_envs, dtype=bool)
+        self._infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
+        self._map(self._step_env)
         self._actions = None
-        return self._obs.copy(), rewards, dones, infos
+        return self._obs.copy(), self._rewards, self._dones, self._infos
+
+    def _step_env(self, i: int) -> None:
+        """Step ParallelEnv ``i`` and write its slots (each call touches only its own)."""
+        assert self._actions is not None
+        env, start, agents = self.envs[i], self._offsets[i], self._agents[i]
+        actions = {agent: self._actions[start + j] for j, agent in enumerate(agents)}
+        observations, reward, terminated, truncated, info = env.step(actions)
+        race_over = any(terminated.values()) or any(truncated.values())
+        for j, agent in enumerate(agents):
+            slot = start + j
+            self._rewards[slot] = reward[agent]
+            self._infos[slot] = dict(info[agent])
+            if race_over:
+                self._infos[slot]["terminal_observation"] = np.array(observations[agent])
+                self._infos[slot]["TimeLimit.truncated"] = not terminated[agent]
+        if race_over:
+            self._dones[start : self._offsets[i + 1]] = True
+            observations, reset_infos = env.reset()
+            for j, agent in enumerate(agents):
+                self.reset_infos[start + j] = reset_infos.get(agent, {})
+        self._store(i, observations)
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
         for env in self.envs:
             env.close()
 
@@ -172,16 +202,54 @@ def race_config(backend: DictConfig, episode: dict[str, Any] | None = None) -> R
         episode: overrides of ``backend.episode`` (e.g. grid spawn for evaluation).
 
     Raises:
-        ConfigError: on an unknown backend, an unknown key or an invalid value, naming it.
+        ConfigError: on an unknown key or an invalid value, naming it.
     """
-    if backend.get("name") != "pygame":
-        raise ConfigError(
-            f"Invalid config: backend.name={backend.get('name')!r}; this version runs the "
-            "built-in simulator (backend=pygame)."
-        )
+    return dataclass_from_dict(RaceConfig, _settings(backend, episode), "backend")
+
+
+def roblox_config(backend: DictConfig, episode: dict[str, Any] | None = None) -> RobloxConfig:
+    """The Roblox backend's ``RobloxConfig`` from the ``backend`` config group.
+
+    Raises:
+        ConfigError: on an unknown key or an invalid value (e.g. a non-loopback host
+            without a token), naming it.
+    """
+    from racing_rl.bridge.env import RobloxConfig
+
+    return dataclass_from_dict(RobloxConfig, _settings(backend, episode), "backend")
+
+
+def backend_config(
+    backend: DictConfig, episode: dict[str, Any] | None = None
+) -> RaceConfig | RobloxConfig:
+    """The checked settings of either backend (``backend.name``: pygame | roblox).
+
+    Raises:
+        ConfigError: on an unknown backend, an unknown key or an invalid value.
+    """
+    name = backend.get("name")
+    if name == "pygame":
+        return race_config(backend, episode)
+    if name == "roblox":
+        return roblox_config(backend, episode)
+    raise ConfigError(
+        f"Invalid config: backend.name={name!r}; must be one of {', '.join(BACKENDS)} "
+        "(backend=pygame: the built-in simulator; backend=roblox: a game over the bridge)."
+    )
+
+
+def _settings(backend: DictConfig, episode: dict[str, Any] | None) -> dict[str, Any]:
     settings = {k: v for k, v in to_container(backend).items() if k != "name"}
     settings["episode"] = {**settings.get("episode", {}), **(episode or {})}
-    return dataclass_from_dict(RaceConfig, settings, "backend")
+    return settings
+
+
+def bridge_of(venv: VecEnv) -> TrainingBridge | None:
+    """The ``TrainingBridge`` behind a VecEnv of the Roblox backend (None for the sim)."""
+    base = venv.unwrapped
+    if isinstance(base, ParallelEnvsVecEnv):
+        return getattr(base.envs[0].unwrapped, "bridge", None)
+    return None
 
 
 def make_parallel_envs(
@@ -191,6 +259,7 @@ def make_parallel_envs(
     track_seeds: Sequence[Sequence[int]],
     episode: dict[str, Any] | None = None,
     render_mode: str | None = None,
+    bridge: TrainingBridge | None = None,
 ) -> list[ParallelEnv]:
     """The backend's ParallelEnvs, one per virtual environment.
 
@@ -201,19 +270,33 @@ def make_parallel_envs(
         track_seeds: per ParallelEnv, the seeds its tracks are drawn from.
         episode: overrides of ``backend.episode`` (e.g. grid spawn for evaluation).
         render_mode: passed to every ParallelEnv.
+        bridge: Roblox only: a running bridge to share (the training env's, for
+            validation); by default a new one is started (it stops when its
+            environments are closed).
 
     Raises:
         ConfigError: on an unknown backend or invalid backend settings.
+        BridgeError: Roblox only, if the bridge cannot listen on its address.
     """
-    config = race_config(backend, episode)
+    config = backend_config(backend, episode)
+    if isinstance(config, RaceConfig):
+        return [
+            RaceParallelEnv(
+                config,
+                n_cars=agents_per_venv,
+                track_seeds=track_seeds[i],
+                env_id=i,
+                render_mode=render_mode,
+            )
+            for i in range(n_venvs)
+        ]
+    from racing_rl.bridge.env import RobloxParallelEnv
+    from racing_rl.bridge.training_bridge import TrainingBridge
+
+    if bridge is None:
+        bridge = TrainingBridge(config.server, config.observation_size, config.update_collisions)
     return [
-        RaceParallelEnv(
-            config,
-            n_cars=agents_per_venv,
-            track_seeds=track_seeds[i],
-            env_id=i,
-            render_mode=render_mode,
-        )
+        RobloxParallelEnv(bridge, config, agents_per_venv, track_seeds[i], i, render_mode)
         for i in range(n_venvs)
     ]
 

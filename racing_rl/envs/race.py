@@ -223,8 +223,8 @@ class RaceParallelEnv(ParallelEnv):
             {agent: dict(seed_info) for agent in self.agents},
         )
 
-    def _spawn(self) -> None:
-        """Place the cars as ``episode.spawn`` says."""
+    def _spawn(self, cars: NDArray[np.bool_] | None = None) -> None:
+        """Place the cars (all, or those in the mask ``cars``) as ``episode.spawn`` says."""
         world = self.world
         assert world is not None
         track, episode, n = world.track, self.config.episode, self.n_cars
@@ -232,7 +232,7 @@ class RaceParallelEnv(ParallelEnv):
             row, col = np.divmod(np.arange(n), 2)
             arc = -8.0 * row - 4.0 * col
             lateral = np.where(col == 0, 1.0, -1.0) * track.width / 4 if n > 1 else np.zeros(1)
-            world.place_cars(arc, lateral, np.zeros(n), np.zeros(n))
+            world.place_cars(arc, lateral, np.zeros(n), np.zeros(n), cars)
             return
         rng = self.np_random
         arc = np.mod(rng.uniform(0.0, track.length) + np.arange(n) * track.length / n, track.length)
@@ -248,7 +248,30 @@ class RaceParallelEnv(ParallelEnv):
         heading = rng.uniform(-episode.max_spawn_heading, episode.max_spawn_heading, n)
         moving = rng.random(n) >= episode.standing_start_prob
         speed = np.where(moving, rng.uniform(0.0, episode.max_spawn_speed, n), 0.0)
-        world.place_cars(arc, lateral, heading, speed)
+        world.place_cars(arc, lateral, heading, speed, cars)
+
+    def respawn(self, agents: Sequence[AgentID]) -> dict[AgentID, NDArray[np.float32]]:
+        """Start a new episode for some cars while the others race on.
+
+        What the Roblox game does when a car's episode ends (the bridge's emulator uses
+        it): the cars are placed as ``episode.spawn`` says and rejoin ``agents``.
+
+        Args:
+            agents: agents to respawn (finished ones, or live ones to restart).
+
+        Returns:
+            The respawned agents' observations.
+        """
+        world = self.world
+        if world is None:
+            raise RuntimeError("respawn() before reset(): call reset() first.")
+        cars = np.zeros(self.n_cars, dtype=bool)
+        cars[[self._index[agent] for agent in agents]] = True
+        self._spawn(cars)
+        live = set(self.agents) | set(agents)
+        self.agents = [agent for agent in self.possible_agents if agent in live]
+        obs = world.observe()
+        return {agent: obs[self._index[agent]] for agent in agents}
 
     def step(
         self, actions: dict[AgentID, Any]

@@ -138,8 +138,9 @@ class World:
         lateral: FloatArray,
         heading_offset: FloatArray,
         speed: FloatArray,
+        cars: BoolArray | None = None,
     ) -> None:
-        """Put every car on the track and restart the race clock.
+        """Put cars on the track: every car (restarting the race clock) or some of them.
 
         Args:
             arc: signed arc length from the start line, shape (N,) [m]; negative is
@@ -147,8 +148,12 @@ class World:
             lateral: offset from the centreline, shape (N,) [m], positive to the left.
             heading_offset: heading relative to the track direction, shape (N,) [rad].
             speed: initial speed, shape (N,) [m/s].
+            cars: which cars to place, shape (N,) bool; None places all and restarts the
+                clock. The others keep their state; a placed car starts afresh at the
+                current time (lap clock, progress, distance), as a respawned car does.
         """
         track = self.track
+        placed = np.ones(self.n_cars, dtype=bool) if cars is None else np.asarray(cars, bool)
         wrapped = np.mod(arc, track.length)
         index = np.minimum(
             np.searchsorted(track.arc_length, wrapped, side="right") - 1, track.n_points - 1
@@ -156,34 +161,52 @@ class World:
         along = wrapped - track.arc_length[index]
         direction = self._seg_dir[index]
         normal = np.stack([-direction[:, 1], direction[:, 0]], axis=1)
-        self.cars.position = (
-            track.centreline[index] + direction * along[:, None] + normal * lateral[:, None]
-        )
-        self.cars.heading = np.arctan2(direction[:, 1], direction[:, 0]) + heading_offset
-        self.cars.speed = np.asarray(speed, dtype=np.float64).copy()
-        self.cars.fuel = np.ones(self.n_cars)
-        self.index = index
-        self.arc = wrapped
-        self.active = np.ones(self.n_cars, dtype=bool)
+        position = track.centreline[index] + direction * along[:, None] + normal * lateral[:, None]
+        heading = np.arctan2(direction[:, 1], direction[:, 0]) + heading_offset
+        cars_state = self.cars
+        cars_state.position = np.where(placed[:, None], position, cars_state.position)
+        cars_state.heading = np.where(placed, heading, cars_state.heading)
+        cars_state.speed = np.where(placed, np.asarray(speed, dtype=np.float64), cars_state.speed)
+        cars_state.fuel = np.where(placed, 1.0, cars_state.fuel)
+        if cars is None:
+            self.index, self.arc = index, wrapped
+            self.active = np.ones(self.n_cars, dtype=bool)
+            self.time = 0.0
+            self.distance = np.zeros(self.n_cars)
+            self.laps = np.zeros(self.n_cars, dtype=np.int64)
+            self.last_lap_time = np.full(self.n_cars, np.nan)
+            self.best_lap_time = np.full(self.n_cars, np.nan)
+            self.progress = np.zeros(self.n_cars)
+            self._lap_started = np.zeros(self.n_cars, dtype=bool)
+            self._lap_start_time = np.zeros(self.n_cars)
+            self._next_line = np.zeros(self.n_cars)
+            self._best_progress = np.zeros(self.n_cars)
+            self._last_improvement = np.zeros(self.n_cars)
+        else:
+            self.index = np.where(placed, index, self.index)
+            self.arc = np.where(placed, wrapped, self.arc)
+            self.active = self.active | placed
         # Index, arc and lateral offset come from the same projection the steps use, so
         # a car at rest never makes progress (next to a vertex the nearest segment can
-        # be the previous one).
+        # be the previous one). Cars not placed project where they are (no change).
         delta = self._project()
-        self.time = 0.0
-        self.progress = (np.asarray(arc, dtype=np.float64) + delta) / track.length
-        self.progress[np.abs(self.progress) < 1e-9] = 0.0
-        self.distance = np.zeros(self.n_cars)
-        self.laps = np.zeros(self.n_cars, dtype=np.int64)
-        self.last_lap_time = np.full(self.n_cars, np.nan)
-        self.best_lap_time = np.full(self.n_cars, np.nan)
+        progress = (np.asarray(arc, dtype=np.float64) + delta) / track.length
+        progress[np.abs(progress) < 1e-9] = 0.0
+        self.progress = np.where(placed, progress, self.progress)
+        self.distance = np.where(placed, 0.0, self.distance)
+        self.laps = np.where(placed, 0, self.laps)
+        self.last_lap_time = np.where(placed, np.nan, self.last_lap_time)
+        self.best_lap_time = np.where(placed, np.nan, self.best_lap_time)
         # A lap is timed from a start-line crossing; a car placed exactly on the line
         # starts its first lap at once.
-        on_line = self.progress == 0.0
-        self._lap_started = on_line
-        self._lap_start_time = np.zeros(self.n_cars)
-        self._next_line = np.where(on_line, 1.0, np.ceil(self.progress))
-        self._best_progress = self.progress.copy()
-        self._last_improvement = np.zeros(self.n_cars)
+        on_line = placed & (self.progress == 0.0)
+        self._lap_started = np.where(placed, on_line, self._lap_started)
+        self._lap_start_time = np.where(placed, self.time, self._lap_start_time)
+        self._next_line = np.where(
+            placed, np.where(on_line, 1.0, np.ceil(self.progress)), self._next_line
+        )
+        self._best_progress = np.where(placed, self.progress, self._best_progress)
+        self._last_improvement = np.where(placed, self.time, self._last_improvement)
 
     # ------------------------------------------------------------------ stepping
     def step(self, actions: FloatArray) -> StepEvents:

@@ -1,0 +1,440 @@
+"""A stand-in for the Roblox game: a WebSocket client that races the built-in simulator.
+
+It behaves as ``docs/protocol.md`` says the existing game does: it connects to
+``ws://<host>:<port>/ws/<model_id>``, honours every command, respawns a car by itself
+when its episode ends (that message carries the fresh car's observation and reward
+``done_reward``), skips frozen cars, drops the connection after ``silence_timeout_s``
+without a server message and reconnects, and sends 12- or 13-number observations.
+
+Two clocks: ``lockstep=False`` ticks at ``tick_hz`` whether or not actions arrived (the
+game); ``lockstep=True`` steps an environment as soon as its ``ACTION`` arrives and
+answers at once (as fast as the server goes: tests and benchmarks).
+
+It also sends the protocol's optional extensions (``info`` with lap metrics, echoed
+``step``; a hello with ``hello=True``) and misbehaves on request (``Faults``).
+``racing-rl emulate url=...`` runs it from the command line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import hydra
+import numpy as np
+from omegaconf import DictConfig
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+from racing_rl import config_dir
+from racing_rl.bridge import protocol as p
+from racing_rl.config import to_container
+from racing_rl.envs.race import RaceConfig, RaceParallelEnv
+from racing_rl.errors import RacingRLError
+
+log = logging.getLogger(__name__)
+
+FAULT_KINDS = ("malformed_json", "wrong_length", "nan", "unknown_agent", "oversized", "binary")
+
+
+@dataclass(frozen=True)
+class Faults:
+    """Misbehaviour on purpose (tests). Observation messages are counted from 1 over the
+    emulator's life, across reconnections.
+
+    Attributes:
+        inject: before message k, send a bad frame of a kind in ``FAULT_KINDS``.
+        drop_after: close the connection once, right after message k (then reconnect).
+        delay_s: send every observation message this late [s].
+        silent_after: after message k, stop answering (the server's step times out).
+    """
+
+    inject: Mapping[int, str] = field(default_factory=dict)
+    drop_after: int | None = None
+    delay_s: float = 0.0
+    silent_after: int | None = None
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.inject.values()) - set(FAULT_KINDS))
+        if unknown:
+            raise ValueError(f"Unknown fault kind(s) {unknown}; known: {', '.join(FAULT_KINDS)}.")
+
+
+class _GameEnv:
+    """One virtual environment of the emulated game: the server's agent ids on a sim race."""
+
+    def __init__(self, agents: Sequence[str], config: RaceConfig) -> None:
+        self.agents = list(agents)
+        self.env = RaceParallelEnv(config, n_cars=len(self.agents))
+        self.names = dict(zip(self.env.possible_agents, self.agents, strict=True))
+        self.ids = {agent: sim for sim, agent in self.names.items()}
+        self.actions = {sim: np.zeros(3) for sim in self.env.possible_agents}
+        self.removed: set[str] = set()
+        self.step: int | None = None
+        self.track_seed: int | None = None
+        self.last_reset: dict[str, Any] = {}
+
+    def reset(self, track_seed: int, spawn: str, seed: int | None) -> dict[str, Any]:
+        env = self.env
+        episode = dataclasses.replace(env.config.episode, spawn=spawn)
+        env.config = dataclasses.replace(env.config, episode=episode)
+        new_track = track_seed != self.track_seed or seed is not None
+        self.track_seed = track_seed
+        observations, _ = env.reset(
+            seed=seed, options={"track_seed": track_seed} if new_track else None
+        )
+        self.actions = {sim: np.zeros(3) for sim in env.possible_agents}
+        return {sim: (obs, 0.0, False, False, {}) for sim, obs in observations.items()}
+
+    def advance(self, done_reward: float) -> dict[str, Any]:
+        env = self.env
+        actions = {sim: self.actions[sim] for sim in env.agents}
+        observations, rewards, terminated, truncated, infos = env.step(actions)
+        ended = [sim for sim in observations if terminated[sim] or truncated[sim]]
+        if ended:  # the game respawns a car at once; the message carries the new car
+            observations.update(env.respawn(ended))
+        return {
+            sim: (
+                observations[sim],
+                done_reward if sim in ended else rewards[sim],
+                terminated[sim],
+                truncated[sim],
+                infos[sim],
+            )
+            for sim in observations
+        }
+
+
+class Emulator:
+    """Plays the game's side of the bridge with the built-in simulator.
+
+    Args:
+        url: the server's ``ws://host:port/ws/<model_id>``.
+        sim: the simulator's settings (tracks, cars, sensors, rules, rewards).
+        lockstep: step on each ``ACTION`` (True) or tick at ``tick_hz`` (False).
+        tick_hz: the game's tick rate [Hz].
+        observation_size: 13 (rays, nitro, speed, is_reverse) or 12 (no is_reverse).
+        token: sent as ``Authorization: Bearer <token>``.
+        done_reward: reward on the message that ends a car's episode (the game: −20).
+        track_seeds: tracks drawn when the server does not name one.
+        hello: send the optional hello on connecting.
+        silence_timeout_s: drop the connection after this long without a message [s].
+        faults: misbehaviour for tests.
+        record: also append every received command to this JSON-lines file.
+        seed: seeds the track draws.
+
+    Attributes:
+        commands: every command received, ``{"command", "envid", "data"}``, in order.
+        connections: connections made so far.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        sim: RaceConfig | None = None,
+        *,
+        lockstep: bool = True,
+        tick_hz: float = 15.0,
+        observation_size: int = 13,
+        token: str | None = None,
+        done_reward: float = -20.0,
+        track_seeds: Sequence[int] = range(100_000),
+        hello: bool = False,
+        silence_timeout_s: float = 20.0,
+        faults: Faults | None = None,
+        record: Path | None = None,
+        seed: int = 0,
+    ) -> None:
+        config = sim or RaceConfig()
+        n_rays = config.sensors.n_rays
+        if observation_size not in (n_rays + 2, n_rays + 3):
+            raise ValueError(f"observation_size must be {n_rays + 2} or {n_rays + 3}.")
+        # Episodes end when the car's does (crash, stuck); limits are the server's.
+        episode = dataclasses.replace(
+            config.episode, max_steps=2**62, laps=0, track_change_every=2**62
+        )
+        self.config = dataclasses.replace(config, episode=episode)
+        self.url = url
+        self.lockstep = lockstep
+        self.tick_s = 1.0 / tick_hz
+        self.observation_size = observation_size
+        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.done_reward = done_reward
+        self.track_seeds = track_seeds
+        self.hello = hello
+        self.silence_timeout_s = silence_timeout_s
+        self.faults = faults or Faults()
+        self.record = record
+        self.rng = np.random.default_rng(seed)
+        self.commands: list[dict[str, Any]] = []
+        self.connections = 0
+        self.frozen = False
+        self.collisions = False
+        self.envs: dict[str, _GameEnv] = {}
+        self._sent = 0
+        self._dropped = False
+        self._stop: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ running
+    async def run(self) -> None:
+        """Connect, play, and reconnect after every drop, until ``stop``."""
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        delay = 0.05
+        while not self._stop.is_set():
+            try:
+                async with connect(
+                    self.url,
+                    additional_headers=self.headers,
+                    compression=None,
+                    proxy=None,
+                    max_size=None,
+                    open_timeout=5,
+                ) as connection:
+                    self.connections += 1
+                    delay = 0.05
+                    log.info("emulator connected to %s (connection %d)", self.url, self.connections)
+                    await self._session(connection)
+            except (OSError, InvalidHandshake, InvalidStatus, TimeoutError) as err:
+                log.debug("emulator cannot connect to %s: %s", self.url, err)
+            except ConnectionClosed as err:
+                log.info("emulator connection closed: %s", err)
+            if not self._stop.is_set():
+                await asyncio.sleep(delay)
+                delay = min(2 * delay, 1.0)
+
+    def start(self) -> Emulator:
+        """Run in a background thread (tests, benchmarks); returns self."""
+        ready = threading.Event()
+
+        def main() -> None:
+            async def go() -> None:
+                task = asyncio.create_task(self.run())
+                while self._stop is None:
+                    await asyncio.sleep(0)
+                ready.set()
+                await task
+
+            asyncio.run(go())
+
+        self._thread = threading.Thread(target=main, name="racing-rl-emulator", daemon=True)
+        self._thread.start()
+        ready.wait()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop playing and disconnect."""
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    async def _session(self, connection: ClientConnection) -> None:
+        if self.hello:
+            hello = {"protocol": p.PROTOCOL_VERSION, "observation_size": self.observation_size}
+            await connection.send(json.dumps({"hello": {**hello, "game": "racing-rl emulator"}}))
+        ticker = None if self.lockstep else asyncio.create_task(self._tick(connection))
+        stop = asyncio.create_task(self._stop.wait())  # type: ignore[union-attr]
+        try:
+            while True:
+                receive = asyncio.create_task(connection.recv())
+                done, _ = await asyncio.wait(
+                    {receive, stop},
+                    timeout=self.silence_timeout_s,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                if stop in done:
+                    receive.cancel()
+                    await connection.close()
+                    return
+                if not done:
+                    receive.cancel()
+                    log.warning(
+                        "emulator: no message for %.0f s, reconnecting", self.silence_timeout_s
+                    )
+                    await connection.close()
+                    return
+                await self._command(connection, json.loads(receive.result()))
+                drop_after = self.faults.drop_after
+                if drop_after is not None and not self._dropped and self._sent >= drop_after:
+                    self._dropped = True
+                    log.warning("emulator: dropping the connection (fault)")
+                    await connection.close(1001, "dropped on purpose")
+                    return
+        finally:
+            stop.cancel()
+            if ticker is not None:
+                ticker.cancel()
+
+    async def _tick(self, connection: ClientConnection) -> None:
+        loop = asyncio.get_running_loop()
+        next_tick = loop.time()
+        while True:
+            next_tick += self.tick_s
+            await asyncio.sleep(max(0.0, next_tick - loop.time()))
+            if not self.frozen and self.envs:
+                entries: dict[str, Any] = {}
+                for env in list(self.envs.values()):
+                    entries.update(self._entries(env, env.advance(self.done_reward)))
+                await self._send(connection, entries)
+
+    # ------------------------------------------------------------------ commands
+    async def _command(self, connection: ClientConnection, message: dict[str, Any]) -> None:
+        command = message.get("command")
+        envid = message.get("envid", "")
+        data = message.get("data") or {}
+        entry = {"command": command, "envid": envid, "data": data}
+        self.commands.append(entry)
+        if self.record is not None:
+            with self.record.open("a") as out:
+                out.write(json.dumps(entry) + "\n")
+        answer: _GameEnv | None = None
+        if command in (p.SPAWN_AGENTS, p.RESET_AGENTS):
+            answer = self._spawn(command, envid, data)
+        elif command == p.REMOVE_AGENTS and envid in self.envs:
+            self.envs[envid].removed.update(data.get("agents", []))
+        elif command == p.ACTION and envid in self.envs:
+            env = self.envs[envid]
+            env.step = message.get("step")
+            for agent, action in data.items():
+                if agent in env.ids:
+                    env.actions[env.ids[agent]] = np.asarray(action, dtype=np.float64)
+            if self.lockstep and not self.frozen:
+                await self._send(connection, self._entries(env, env.advance(self.done_reward)))
+        elif command == p.FREEZE:
+            self.frozen = bool(data.get("status"))
+        elif command == p.UPDATE_COLLISIONS:
+            self.collisions = bool(data.get("enable_collisions", data.get("status", False)))
+            for env in self.envs.values():
+                self._apply_collisions(env)
+        elif command == p.CLOSE:
+            self.envs.pop(envid, None)
+        elif command == p.CLOSE_ALL:
+            self.envs.clear()
+        elif command not in (p.PING, p.CREATE_ENV, p.HELLO):
+            log.warning("emulator: ignoring command %r for env %r", command, envid)
+        if answer is not None and self.lockstep and not self.frozen:
+            await self._send(connection, self._entries(answer, answer.last_reset))
+
+    def _spawn(self, command: str, envid: str, data: Mapping[str, Any]) -> _GameEnv | None:
+        agents = list(data.get("agents", []))
+        options = data.get("options") or {}
+        env = self.envs.get(envid)
+        if command == p.SPAWN_AGENTS or env is None or set(agents) - set(env.agents):
+            if not agents:
+                return None
+            env = self.envs[envid] = _GameEnv(agents, self.config)
+            self._apply_collisions(env)
+        env.removed.clear()
+        track_seed = options.get("track_seed")
+        if track_seed is None:
+            track_seed = int(self.track_seeds[int(self.rng.integers(len(self.track_seeds)))])
+        seed = options.get("seed")
+        if seed is None and command == p.SPAWN_AGENTS:  # a new race: seed its spawns
+            seed = int(self.rng.integers(2**31))
+        env.last_reset = env.reset(int(track_seed), options.get("spawn", "random"), seed)
+        return env
+
+    def _apply_collisions(self, env: _GameEnv) -> None:
+        rules = dataclasses.replace(env.env.config.rules, car_collisions=self.collisions)
+        env.env.config = dataclasses.replace(env.env.config, rules=rules)
+        if env.env.world is not None:
+            env.env.world.rules = rules
+
+    # ------------------------------------------------------------------ messages
+    def _entries(self, env: _GameEnv, results: Mapping[str, Any]) -> dict[str, Any]:
+        entries = {}
+        for sim, (obs, reward, terminated, truncated, info) in results.items():
+            agent = env.names[sim]
+            if agent in env.removed:
+                continue
+            entry: dict[str, Any] = {
+                "obs": np.asarray(obs[: self.observation_size], dtype=np.float64).tolist(),
+                "reward": float(reward),
+                "terminated": bool(terminated),
+                "truncated": bool(truncated),
+                "info": {
+                    "track_seed": env.track_seed,
+                    **{k: v for k, v in info.items() if k != "reward_terms"},
+                },
+            }
+            if env.step is not None:
+                entry["step"] = env.step
+            entries[agent] = entry
+        return entries
+
+    async def _send(self, connection: ClientConnection, entries: dict[str, Any]) -> None:
+        faults = self.faults
+        if faults.silent_after is not None and self._sent >= faults.silent_after:
+            return
+        self._sent += 1
+        if faults.delay_s:
+            await asyncio.sleep(faults.delay_s)
+        kind = faults.inject.get(self._sent)
+        if kind is not None:
+            log.warning("emulator: sending a %s message (fault)", kind)
+            await connection.send(_bad_frame(kind, entries))
+        await connection.send(json.dumps(entries))
+
+
+def _bad_frame(kind: str, entries: dict[str, Any]) -> str | bytes:
+    """A frame of the fault ``kind`` built from a good message's ``entries``."""
+    agent, entry = next(iter(entries.items())) if entries else ("car_0_env_x", {"obs": [0.0]})
+    if kind == "malformed_json":
+        return json.dumps(entries)[:-7]
+    if kind == "binary":
+        return json.dumps(entries).encode()
+    if kind == "oversized":
+        return json.dumps({agent: {**entry, "padding": "x" * (4 << 20)}})
+    bad = dict(entry)
+    if kind == "wrong_length":
+        bad["obs"] = list(entry["obs"])[:-1]
+    elif kind == "nan":
+        bad["obs"] = [float("nan"), *list(entry["obs"])[1:]]
+    else:  # unknown_agent
+        return json.dumps({**entries, "car_99_env_nobody": entry})
+    return json.dumps({**entries, agent: bad})
+
+
+@hydra.main(config_path=str(config_dir()), config_name="emulate", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    """Hydra entry point of ``racing-rl emulate``: play the game until Ctrl-C."""
+    from racing_rl.vec import race_config
+
+    try:
+        emulator = Emulator(
+            cfg.url,
+            race_config(cfg.sim),
+            lockstep=cfg.lockstep,
+            tick_hz=cfg.tick_hz,
+            observation_size=cfg.observation_size,
+            token=cfg.token,
+            done_reward=cfg.done_reward,
+            track_seeds=range(*(int(v) for v in cfg.track_seeds)),
+            hello=cfg.hello,
+            silence_timeout_s=cfg.silence_timeout_s,
+            faults=Faults(**to_container(cfg.faults)),
+            record=Path(cfg.record) if cfg.record else None,
+            seed=cfg.seed,
+        )
+    except (RacingRLError, ValueError) as err:
+        log.error("%s", err)
+        raise SystemExit(1) from err
+    log.info(
+        "emulating the game at %s (%s); Ctrl-C stops",
+        cfg.url,
+        "lock-step" if cfg.lockstep else f"{cfg.tick_hz:g} Hz",
+    )
+    try:
+        asyncio.run(emulator.run())
+    except KeyboardInterrupt:
+        log.info("emulator stopped after %d commands", len(emulator.commands))

@@ -1,0 +1,329 @@
+"""RobloxParallelEnv: a PettingZoo ParallelEnv whose cars live in a Roblox game.
+
+Each instance is one virtual environment of the game (an ``envid``) with ``n_cars``
+cars; every instance of a run shares one ``TrainingBridge`` (one game connection). The
+spaces are the simulator's (``racing_rl.envs.race``), so a policy trained on one backend
+drives on the other.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+from gymnasium.utils import seeding
+from numpy.typing import NDArray
+from pettingzoo import ParallelEnv
+
+from racing_rl.bridge.server import ServerConfig
+from racing_rl.bridge.training_bridge import TrainingBridge
+from racing_rl.envs.race import EpisodeConfig
+from racing_rl.errors import BridgeError, ConfigError
+
+log = logging.getLogger(__name__)
+AgentID = str
+
+
+@dataclass(frozen=True)
+class GameRules:
+    """What racing-rl needs to know of the game's physics.
+
+    Attributes:
+        dt: the game's tick, one env step [s] (the seed game runs at ~15 Hz).
+    """
+
+    dt: float = 1 / 15
+
+
+@dataclass(frozen=True)
+class RobloxConfig:
+    """The ``backend=roblox`` config group (``conf/backend/roblox.yaml``).
+
+    Attributes:
+        server: where the bridge listens (``racing_rl.bridge.server.ServerConfig``).
+        n_rays: ray distances at the start of each observation.
+        observation_size: numbers per observation the game sends: ``n_rays + 2``
+            (the current game: rays, nitro, speed) or ``n_rays + 3`` (+ is_reverse).
+        update_collisions: car-car collisions in the game (``UPDATE_COLLISIONS``).
+        freeze_during_updates: ``FREEZE`` the game while the algorithm updates.
+        connect_timeout_s: how long to wait for the game to connect [s].
+        reconnect_timeout_s: how long to wait for it after a disconnect [s].
+        observation_timeout_s: how long a step waits for the cars' observations [s].
+        rules: the game's tick.
+        episode: episode limits applied on the Python side (``max_steps``, ``laps``)
+            and spawn hints sent to the game (``spawn``; a game may ignore them).
+    """
+
+    server: ServerConfig = field(default_factory=ServerConfig)
+    n_rays: int = 10
+    observation_size: int = 13
+    update_collisions: bool = False
+    freeze_during_updates: bool = True
+    connect_timeout_s: float = 120.0
+    reconnect_timeout_s: float = 120.0
+    observation_timeout_s: float = 10.0
+    rules: GameRules = field(default_factory=GameRules)
+    episode: EpisodeConfig = field(default_factory=EpisodeConfig)
+
+    def __post_init__(self) -> None:
+        if self.observation_size not in (self.n_rays + 2, self.n_rays + 3):
+            raise ConfigError(
+                f"observation_size={self.observation_size} does not fit n_rays={self.n_rays}: "
+                f"it must be n_rays + 2 ({self.n_rays + 2}: rays, nitro, speed) or n_rays + 3 "
+                f"({self.n_rays + 3}: + is_reverse)."
+            )
+        if min(self.connect_timeout_s, self.reconnect_timeout_s, self.observation_timeout_s) <= 0:
+            raise ConfigError("The bridge's timeouts (*_timeout_s) must be > 0.")
+
+
+class RobloxParallelEnv(ParallelEnv):
+    """``n_cars`` cars of one virtual environment of a Roblox game, over the bridge.
+
+    ## Observation Space
+    ``Box(shape=(observation_size,), float32)``: ray distances / range (0 … 1), nitro
+    fuel (0 … 1), signed speed / max speed (−1 … 1) and, with ``n_rays + 3`` numbers,
+    is_reverse (0 or 1): the simulator's contract.
+
+    ## Action Space
+    ``Box(-1, 1, shape=(3,), float32)``: throttle, steering, nitro.
+
+    ## Rewards
+    The game's (the seed game: progress × 1000, speed bonus, −20 on an episode end).
+
+    ## Starting State
+    ``reset`` spawns the cars (``SPAWN_AGENTS``, first time and after a reconnection)
+    or respawns them (``RESET_AGENTS``), with ``options`` {``track_seed``, ``spawn``,
+    ``seed``} for games that can use them, and waits for their first observations.
+
+    ## Episode End
+    As the game reports: ``terminated`` (crash) or ``truncated`` (stuck); plus, on this
+    side, truncation after ``episode.max_steps`` steps, after ``episode.laps`` laps
+    (``info["finished"]``, needs the game's ``info.laps``), and when an episode was
+    interrupted (a reconnection, or an episode end the env did not see in time:
+    ``info["interrupted"]``). The game respawns a car as soon as its episode ends and
+    sends the new car's observation in that message, so the observation returned with
+    a game-reported episode end is the car's previous one (its last real state).
+
+    ## Arguments
+    bridge: the shared ``TrainingBridge``; config: ``RobloxConfig``; n_cars: cars;
+    track_seeds: tracks suggested to the game on reset; env_id: a label for logs.
+    """
+
+    metadata = {"name": "roblox_race_v0", "render_modes": [], "is_parallelizable": True}
+    concurrent_step = True
+    """Steps of several instances should run concurrently: each waits on the game."""
+
+    def __init__(
+        self,
+        bridge: TrainingBridge,
+        config: RobloxConfig,
+        n_cars: int = 1,
+        track_seeds: Sequence[int] = range(10_000),
+        env_id: int | str = 0,
+        render_mode: str | None = None,
+    ) -> None:
+        if render_mode is not None:
+            raise ConfigError(
+                f"render_mode={render_mode!r}: the Roblox game renders itself; use None."
+            )
+        if n_cars < 1 or len(track_seeds) == 0:
+            raise ConfigError(f"n_cars must be >= 1 and track_seeds non-empty, got {n_cars}.")
+        self.bridge = bridge.acquire()
+        self.config = config
+        self.render_mode = None
+        self.envid = bridge.new_envid()
+        self.env_id = env_id
+        self.track_seeds = track_seeds
+        self.possible_agents = [f"car_{i}_env_{self.envid}" for i in range(n_cars)]
+        self.agents: list[AgentID] = []
+        n_rays = config.n_rays
+        low = np.array([0.0] * n_rays + [0.0, -1.0, 0.0], dtype=np.float32)
+        size = config.observation_size
+        self._observation_space = spaces.Box(low[:size], np.ones(size, np.float32))
+        self._action_space = spaces.Box(-1.0, 1.0, shape=(3,), dtype=np.float32)
+        self.np_random, _ = seeding.np_random()
+        self._generation = 0  # the connection the cars were spawned on
+        self._track_seed: int | None = None
+        self._episodes_on_track = 0
+        self._steps = 0
+        self._action_step = 0
+        self._last_obs: dict[AgentID, NDArray[np.float32]] = {}
+        self._closed = False
+
+    def observation_space(self, agent: AgentID) -> spaces.Box:
+        """The observation space; the same object for every agent."""
+        return self._observation_space
+
+    def action_space(self, agent: AgentID) -> spaces.Box:
+        """The action space; the same object for every agent."""
+        return self._action_space
+
+    # ------------------------------------------------------------------ episodes
+    def reset(
+        self, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[AgentID, NDArray[np.float32]], dict[AgentID, dict[str, Any]]]:
+        """Spawn or respawn the cars and return their first observations.
+
+        Args:
+            seed: seeds ``np_random`` (the track suggested to the game).
+            options: ``{"track_seed": int}`` suggests that track.
+
+        Raises:
+            BridgeError: no game connects within ``connect_timeout_s``, or the cars'
+                first observations do not arrive within ``observation_timeout_s``.
+        """
+        if seed is not None:
+            self.np_random, _ = seeding.np_random(seed)
+        episode = self.config.episode
+        track_seed = (options or {}).get("track_seed")
+        due = self._episodes_on_track >= episode.track_change_every
+        if track_seed is None and (self._track_seed is None or seed is not None or due):
+            track_seed = self.track_seeds[int(self.np_random.integers(len(self.track_seeds)))]
+        if track_seed is not None:
+            self._track_seed, self._episodes_on_track = int(track_seed), 0
+        self._episodes_on_track += 1
+        hints = {"track_seed": self._track_seed, "spawn": episode.spawn}
+        if seed is not None:
+            hints["seed"] = seed
+        for _attempt in range(3):
+            self.bridge.wait_for_game(self.config.connect_timeout_s, why="spawning the cars")
+            generation = self.bridge.generation
+            after = self.bridge.inbox.mark()
+            try:
+                if generation != self._generation:
+                    self.bridge.spawn_agents(self.envid, self.possible_agents, hints)
+                    self._generation = generation
+                else:
+                    self.bridge.reset_agents(self.envid, self.possible_agents, hints)
+                self.bridge.freeze(False)
+            except BridgeError:
+                continue  # the game went away while we sent: wait for it again
+            received, missing = self.bridge.get_observation(
+                self.possible_agents, after, self.config.observation_timeout_s, None, generation
+            )
+            if not missing:
+                break
+            self._check_connection(missing, generation, "spawning")
+        else:
+            raise BridgeError(
+                f"The game disconnected three times while env {self.env_id} was spawning its "
+                f"cars; {self.bridge.describe()}."
+            )
+        self.agents = self.possible_agents[:]
+        self._steps = 0
+        self._last_obs = {agent: received[agent].step.observation for agent in self.agents}
+        info = {"track_seed": self._track_seed}
+        return dict(self._last_obs), {agent: dict(info) for agent in self.agents}
+
+    def _check_connection(self, missing: list[str], generation: int, doing: str) -> None:
+        """After a wait that came back short: raise on a timeout, return on a reconnect."""
+        if self.bridge.connected and self.bridge.generation == generation:
+            raise BridgeError(
+                f"No observation from the game for {len(missing)} car(s) of env "
+                f"{self.env_id} ({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}) "
+                f"within {self.config.observation_timeout_s:g} s of {doing}; "
+                f"{self.bridge.describe()}. Check the game's output, or raise "
+                "backend.observation_timeout_s."
+            )
+        log.warning(
+            "the game disconnected while env %s was %s; waiting up to %.0f s for it to "
+            "reconnect, then its cars are re-spawned",
+            self.env_id,
+            doing,
+            self.config.reconnect_timeout_s,
+        )
+        self.bridge.wait_for_game(self.config.reconnect_timeout_s, why="reconnection")
+
+    def step(
+        self, actions: dict[AgentID, Any]
+    ) -> tuple[
+        dict[AgentID, NDArray[np.float32]],
+        dict[AgentID, float],
+        dict[AgentID, bool],
+        dict[AgentID, bool],
+        dict[AgentID, dict[str, Any]],
+    ]:
+        """Send the live cars' actions and wait for the game's next observations.
+
+        Args:
+            actions: an action of shape (3,) per live agent.
+
+        Returns:
+            observations, rewards, terminations, truncations, infos of the live agents.
+            Info keys: the game's ``info`` extension (``progress``, ``laps``,
+            ``lap_time``, ``speed``, ...) if it sends one, ``finished``,
+            ``interrupted``.
+
+        Raises:
+            BridgeError: the observations do not arrive within
+                ``observation_timeout_s`` while the game stays connected (the message
+                names the missing agents), or the game does not reconnect in time.
+        """
+        if not self.agents:
+            raise RuntimeError("step() called with no live agents: call reset() first.")
+        live = self.agents
+        generation = self._generation
+        received: dict[str, Any] = {}
+        missing = live
+        if self.bridge.generation == generation and self.bridge.connected:
+            self._action_step += 1
+            after = self.bridge.inbox.mark()
+            try:
+                self.bridge.freeze(False)
+                self.bridge.send_actions(
+                    self.envid, {a: actions[a] for a in live if a in actions}, self._action_step
+                )
+                received, missing = self.bridge.get_observation(
+                    live, after, self.config.observation_timeout_s, self._action_step, generation
+                )
+            except BridgeError:
+                missing = live  # the connection broke while sending
+        if missing:
+            self._check_connection(missing, generation, "stepping")
+        self._steps += 1
+        episode = self.config.episode
+        observations, rewards, terminations, truncations, infos = {}, {}, {}, {}, {}
+        for agent in live:
+            got = received.get(agent)
+            if got is None or got.interrupted:  # the game lost or ended this episode unseen
+                observations[agent] = self._last_obs[agent]
+                rewards[agent], terminations[agent], truncations[agent] = 0.0, False, True
+                infos[agent] = {"interrupted": True, "finished": False}
+                continue
+            step = got.step
+            info = {**step.info, "interrupted": False}
+            finished = bool(episode.laps) and int(info.get("laps", 0)) >= episode.laps
+            info["finished"] = finished
+            game_end = step.terminated or step.truncated
+            observations[agent] = self._last_obs[agent] if game_end else step.observation
+            rewards[agent] = step.reward
+            terminations[agent] = step.terminated
+            truncations[agent] = (
+                step.truncated or finished or self._steps >= episode.max_steps
+            ) and not step.terminated
+            infos[agent] = info
+            self._last_obs[agent] = step.observation
+        self.agents = [a for a in live if not (terminations[a] or truncations[a])]
+        return observations, rewards, terminations, truncations, infos
+
+    # ------------------------------------------------------------------ control
+    def render(self) -> None:
+        """The game renders itself; nothing to draw here."""
+        return None
+
+    def close(self) -> None:
+        """Remove this environment from the game; the last env stops the bridge."""
+        if self._closed:
+            return
+        self._closed = True
+        if self.bridge.connected and self._generation == self.bridge.generation:
+            try:
+                self.bridge.remove_agents(self.envid, self.possible_agents)
+                self.bridge.close_environment(self.envid)
+            except BridgeError:
+                pass  # the game is gone already
+        self.bridge.release()

@@ -1,0 +1,214 @@
+"""The Roblox bridge's messages: commands to the game, observations from it, validation.
+
+The wire format is the seed game's (``docs/protocol.md`` has every message with an
+example): JSON text frames, server → game ``{"command": C, "envid": "<id>", "data":
+{...}}``, game → server ``{"<agent id>": {"obs": [...], "reward": r, "terminated": b,
+"truncated": b}, ...}``. Everything a game sends is validated here before it reaches
+training: a message that fails raises ``BridgeProtocolError`` with the reason, and the
+server drops it whole (one bad agent entry never half-applies a step).
+
+Extensions a seed game does not need (it ignores them, or never sends them):
+
+- server → game: ``"step"`` (an integer) beside ``command`` on ``ACTION``; ``"options"``
+  in ``SPAWN_AGENTS``/``RESET_AGENTS`` data (track seed, spawn mode) for games that can
+  choose; ``HELLO`` in answer to a game's hello.
+- game → server: ``{"hello": {"protocol": 1, "observation_size": 13}}`` once after
+  connecting; per agent entry an echoed ``"step"`` (an entry older than the newest
+  ``ACTION`` is stale and ignored) and an ``"info"`` object (``progress``, ``laps``,
+  ``lap_time`` [s], ``speed`` [m/s], ``crashed``, ...) that lets racing-rl measure laps.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Container, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from racing_rl.errors import BridgeProtocolError
+
+PROTOCOL_VERSION = 1
+"""Bumped when a message changes meaning; additions that old games ignore keep it."""
+
+SPAWN_AGENTS = "SPAWN_AGENTS"
+RESET_AGENTS = "RESET_AGENTS"
+REMOVE_AGENTS = "REMOVE_AGENTS"
+ACTION = "ACTION"
+FREEZE = "FREEZE"
+UPDATE_COLLISIONS = "UPDATE_COLLISIONS"
+CLOSE = "CLOSE"
+CLOSE_ALL = "CLOSE_ALL"
+PING = "PING"
+CREATE_ENV = "CREATE_ENV"
+HELLO = "HELLO"
+COMMANDS = (
+    SPAWN_AGENTS,
+    RESET_AGENTS,
+    REMOVE_AGENTS,
+    ACTION,
+    FREEZE,
+    UPDATE_COLLISIONS,
+    CLOSE,
+    CLOSE_ALL,
+    PING,
+    CREATE_ENV,
+    HELLO,
+)
+ACTION_SIZE = 3  # throttle, steering, nitro
+
+
+def encode_command(
+    command: str, envid: str = "", data: Mapping[str, Any] | None = None, **extra: Any
+) -> str:
+    """One server → game frame.
+
+    Args:
+        command: one of ``COMMANDS``.
+        envid: the virtual environment; empty for commands that apply to all (``FREEZE``).
+        data: the command's payload, e.g. ``{"agents": [...]}``.
+        extra: optional top-level fields (``step=...`` on ``ACTION``).
+
+    Raises:
+        ValueError: on an unknown command (a programming error, not game input).
+    """
+    if command not in COMMANDS:
+        raise ValueError(f"Unknown bridge command {command!r}; known: {', '.join(COMMANDS)}.")
+    return json.dumps({"command": command, "envid": envid, "data": dict(data or {}), **extra})
+
+
+def encode_actions(actions: Mapping[str, Sequence[float] | NDArray[np.floating]]) -> dict:
+    """``ACTION`` data: agent id → ``[throttle, steering, nitro]`` as plain floats in [-1, 1].
+
+    Actions are clipped to [-1, 1] (the action space) and sent with full precision, so a
+    game that uses them as given drives exactly as the simulator would.
+    """
+    return {
+        agent: np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0).tolist()
+        for agent, action in actions.items()
+    }
+
+
+@dataclass(frozen=True)
+class AgentStep:
+    """One agent's entry of an observation message, validated.
+
+    Attributes:
+        observation: shape (observation_size,), float32, in the contract's ranges.
+        reward: the game's reward for the last step.
+        terminated: the episode ended (crash); the game has already respawned the car.
+        truncated: the episode was cut (time limit, stuck); respawned as well.
+        step: the ``ACTION`` step this answers, if the game echoes it; else None.
+        info: the optional ``info`` extension (lap metrics), else empty.
+    """
+
+    observation: NDArray[np.float32]
+    reward: float
+    terminated: bool
+    truncated: bool
+    step: int | None = None
+    info: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Hello:
+    """The optional first message of a game: its protocol version and observation size."""
+
+    protocol: int
+    observation_size: int | None
+    game: str = ""
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _agent_step(agent: str, entry: Any, observation_size: int) -> AgentStep:
+    if not isinstance(entry, dict):
+        raise BridgeProtocolError(
+            f"Entry of {agent!r} is {type(entry).__name__}; expected an object with obs, "
+            "reward, terminated, truncated."
+        )
+    missing = [k for k in ("obs", "reward", "terminated", "truncated") if k not in entry]
+    if missing:
+        raise BridgeProtocolError(f"Entry of {agent!r} lacks {', '.join(missing)}.")
+    obs = entry["obs"]
+    if not isinstance(obs, list):
+        raise BridgeProtocolError(f"obs of {agent!r} is {type(obs).__name__}; expected a list.")
+    if len(obs) != observation_size:
+        raise BridgeProtocolError(
+            f"obs of {agent!r} has {len(obs)} numbers; backend.observation_size is "
+            f"{observation_size}. The current game sends 12 (10 rays, nitro, speed), newer "
+            "ones 13 (+ is_reverse): set backend.observation_size to what the game sends."
+        )
+    if not all(_finite(v) for v in obs):
+        bad = next(v for v in obs if not _finite(v))
+        raise BridgeProtocolError(f"obs of {agent!r} holds {bad!r}; expected finite numbers.")
+    reward = entry["reward"]
+    if not _finite(reward):
+        raise BridgeProtocolError(f"reward of {agent!r} is {reward!r}; expected a finite number.")
+    for key in ("terminated", "truncated"):
+        if not isinstance(entry[key], bool):
+            raise BridgeProtocolError(f"{key} of {agent!r} is {entry[key]!r}; expected a boolean.")
+    step = entry.get("step")
+    if step is not None and (isinstance(step, bool) or not isinstance(step, int)):
+        raise BridgeProtocolError(f"step of {agent!r} is {step!r}; expected an integer.")
+    info = entry.get("info", {})
+    if not isinstance(info, dict):
+        raise BridgeProtocolError(f"info of {agent!r} is {info!r}; expected an object.")
+    return AgentStep(
+        observation=np.asarray(obs, dtype=np.float32),
+        reward=float(reward),
+        terminated=entry["terminated"],
+        truncated=entry["truncated"],
+        step=step,
+        info=info,
+    )
+
+
+def decode_game_message(
+    frame: str | bytes, observation_size: int, known_agents: Container[str]
+) -> dict[str, AgentStep] | Hello:
+    """Validate one game → server frame.
+
+    Args:
+        frame: the frame as received (text; a binary frame is refused).
+        observation_size: numbers per observation (``backend.observation_size``).
+        known_agents: the agent ids spawned so far.
+
+    Returns:
+        The agents' entries (possibly empty: every car frozen), or the game's hello.
+
+    Raises:
+        BridgeProtocolError: a binary frame, invalid JSON, not an object, an unknown
+            agent id, or an entry with a wrong type, a wrong observation length or a
+            non-finite number. The message names the first problem found.
+    """
+    if isinstance(frame, bytes):
+        raise BridgeProtocolError("Binary frame; the protocol uses JSON text frames.")
+    try:
+        message = json.loads(frame)
+    except json.JSONDecodeError as err:
+        raise BridgeProtocolError(f"Invalid JSON ({err}): {frame[:80]!r}") from err
+    if not isinstance(message, dict):
+        raise BridgeProtocolError(
+            f"Message is {type(message).__name__}; expected an object of agent id → entry."
+        )
+    if "hello" in message:
+        hello = message["hello"]
+        if not isinstance(hello, dict) or not isinstance(hello.get("protocol"), int):
+            raise BridgeProtocolError(f"Malformed hello {hello!r}; expected {{'protocol': int}}.")
+        size = hello.get("observation_size")
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int)):
+            raise BridgeProtocolError(f"hello.observation_size is {size!r}; expected an integer.")
+        return Hello(hello["protocol"], size, str(hello.get("game", "")))
+    unknown = [agent for agent in message if agent not in known_agents]
+    if unknown:
+        raise BridgeProtocolError(
+            f"Unknown agent id(s) {', '.join(map(repr, unknown[:5]))}: not spawned by this "
+            "server (or already removed)."
+        )
+    return {agent: _agent_step(agent, entry, observation_size) for agent, entry in message.items()}

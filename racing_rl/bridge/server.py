@@ -1,0 +1,465 @@
+"""The bridge's WebSocket server: a ``websockets`` asyncio server in a background thread.
+
+The game connects as a client to ``ws://<host>:<port><path>/<model_id>``. One
+connection carries every virtual environment; a second game connecting while one is
+active is refused (close code 1013, try again later). Frames are validated on arrival
+(``racing_rl.bridge.protocol``); a bad one is logged with its reason and dropped, and
+the connection stays up. A frame over ``max_message_bytes`` makes ``websockets`` close
+the connection (code 1009); the game reconnects. After ``ping_after_s`` of silence the
+server sends ``PING`` (the game drops a connection after 20 s without a message).
+
+Threads: the server's event loop runs in its own thread. The training thread talks to it
+only through ``send`` (``asyncio.run_coroutine_threadsafe``) and the ``Inbox``, a
+per-agent mailbox guarded by a condition variable (the seed's DataBridge queues).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import ipaddress
+import logging
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Collection, Container, Mapping
+from dataclasses import dataclass
+from urllib.parse import parse_qs, urlsplit
+
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+
+from racing_rl.bridge.protocol import (
+    HELLO,
+    PING,
+    PROTOCOL_VERSION,
+    AgentStep,
+    Hello,
+    decode_game_message,
+    encode_command,
+)
+from racing_rl.errors import BridgeError, BridgeProtocolError, ConfigError
+
+log = logging.getLogger(__name__)
+# websockets logs every connection at INFO; ours say more, so keep its warnings only.
+_WEBSOCKETS_LOG = log.getChild("websockets")
+_WEBSOCKETS_LOG.setLevel(logging.WARNING)
+
+POLICY_VIOLATION = 1008  # RFC 6455: wrong or missing token, unknown path, wrong observation size
+TRY_AGAIN_LATER = 1013  # RFC 6455 (IANA registry): a game is already connected
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Where and how the bridge listens (``backend.server``).
+
+    Attributes:
+        host: address to bind; anything but loopback needs ``token``.
+        port: TCP port; 0 picks a free one (see ``BridgeServer.url``).
+        path: URL path prefix; the game connects to ``<path>/<model_id>``.
+        token: shared secret the game presents as ``Authorization: Bearer <token>`` or
+            ``?token=<token>`` in the URL; None accepts any game (loopback only).
+        max_message_bytes: largest frame accepted [bytes]; larger closes the connection.
+        ping_after_s: silence before the server sends ``PING`` [s].
+        send_timeout_s: longest a send may block on a slow connection [s].
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8765
+    path: str = "/ws"
+    token: str | None = None
+    max_message_bytes: int = 1 << 20
+    ping_after_s: float = 5.0
+    send_timeout_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"server.port must be in [0, 65535], got {self.port}.")
+        if not self.path.startswith("/"):
+            raise ConfigError(f"server.path must start with '/', got {self.path!r}.")
+        if self.max_message_bytes < 1024 or self.ping_after_s <= 0 or self.send_timeout_s <= 0:
+            raise ConfigError(
+                "server.max_message_bytes must be >= 1024 and server.ping_after_s, "
+                f"server.send_timeout_s > 0; got {self.max_message_bytes}, "
+                f"{self.ping_after_s}, {self.send_timeout_s}."
+            )
+        if not _is_loopback(self.host) and not self.token:
+            raise ConfigError(
+                f"server.host={self.host!r} exposes the bridge beyond this machine, so it "
+                "needs a token: set backend.server.token (the game sends it as "
+                "'Authorization: Bearer <token>' or ?token=...), or bind 127.0.0.1."
+            )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class Received:
+    """An agent's entry taken from the inbox.
+
+    Attributes:
+        step: the entry.
+        interrupted: an episode end of this agent was skipped (it came in a stale
+            message, or the inbox overflowed): the episode the caller is tracking is over.
+    """
+
+    step: AgentStep
+    interrupted: bool
+
+
+class Inbox:
+    """Observation entries per agent, in arrival order, between the server and training.
+
+    Every message gets a sequence number. A caller notes ``mark()`` before it sends an
+    action, and ``take`` returns per agent the first entry that arrived after it (and,
+    if the game echoes steps, answers that step): an observation that arrived before an
+    action was sent is never that action's result.
+
+    Args:
+        capacity: entries kept per agent; older ones are dropped (an episode end among
+            them is remembered as ``Received.interrupted``).
+    """
+
+    def __init__(self, capacity: int = 64) -> None:
+        self._cond = threading.Condition()
+        self._seq = 0
+        self._entries: dict[str, deque[tuple[int, AgentStep]]] = {}
+        self._lost_end: set[str] = set()
+        self._capacity = capacity
+
+    def put(self, steps: Mapping[str, AgentStep]) -> None:
+        """Add one message's entries (server thread)."""
+        with self._cond:
+            self._seq += 1
+            for agent, step in steps.items():
+                queue = self._entries.setdefault(agent, deque())
+                if len(queue) == self._capacity:
+                    _, dropped = queue.popleft()
+                    if dropped.terminated or dropped.truncated:
+                        self._lost_end.add(agent)
+                queue.append((self._seq, step))
+            self._cond.notify_all()
+
+    def mark(self) -> int:
+        """The sequence number of the newest message so far."""
+        with self._cond:
+            return self._seq
+
+    def wake(self) -> None:
+        """Wake every ``take`` so that it re-checks its ``stop`` (e.g. on a disconnect)."""
+        with self._cond:
+            self._cond.notify_all()
+
+    def clear(self, agents: Collection[str] | None = None) -> None:
+        """Drop the entries of ``agents`` (all if None)."""
+        with self._cond:
+            for agent in list(self._entries) if agents is None else agents:
+                self._entries.pop(agent, None)
+                self._lost_end.discard(agent)
+
+    def take(
+        self,
+        agents: Collection[str],
+        after: int,
+        timeout: float,
+        min_step: int | None = None,
+        stop: Callable[[], bool] = lambda: False,
+    ) -> tuple[dict[str, Received], list[str]]:
+        """Wait for an entry of every agent that arrived after ``after``.
+
+        Args:
+            agents: the agents to wait for.
+            after: a ``mark()`` taken before the action was sent.
+            timeout: longest wait [s].
+            min_step: entries that echo a ``step`` below this are stale (skipped).
+            stop: checked on every wake-up; True ends the wait early.
+
+        Returns:
+            The entries found, and the agents still missing (empty unless the wait
+            timed out or ``stop`` said so). Entries up to the taken one are consumed.
+        """
+        deadline = time.monotonic() + timeout
+        found: dict[str, Received] = {}
+        with self._cond:
+            while True:
+                for agent in agents:
+                    if agent not in found:
+                        received = self._pop_after(agent, after, min_step)
+                        if received is not None:
+                            found[agent] = received
+                missing = [agent for agent in agents if agent not in found]
+                remaining = deadline - time.monotonic()
+                if not missing or remaining <= 0 or stop():
+                    return found, missing
+                self._cond.wait(remaining)
+
+    def _pop_after(self, agent: str, after: int, min_step: int | None) -> Received | None:
+        queue = self._entries.get(agent)
+        interrupted = agent in self._lost_end
+        while queue:
+            seq, step = queue[0]
+            stale = seq <= after or (
+                min_step is not None and step.step is not None and step.step < min_step
+            )
+            if not stale:
+                queue.popleft()
+                self._lost_end.discard(agent)
+                return Received(step, interrupted)
+            queue.popleft()
+            if step.terminated or step.truncated:
+                interrupted = True
+                self._lost_end.add(agent)
+        return None
+
+
+class BridgeServer:
+    """The WebSocket server the game connects to, running in a background thread.
+
+    Args:
+        config: where and how to listen.
+        observation_size: numbers per observation the game must send.
+        inbox: where validated observation entries go.
+        known_agents: the agent ids spawned so far (read on every message).
+
+    Raises:
+        BridgeError: from ``start`` if the address cannot be bound.
+    """
+
+    def __init__(
+        self,
+        config: ServerConfig,
+        observation_size: int,
+        inbox: Inbox,
+        known_agents: Container[str],
+    ) -> None:
+        self.config = config
+        self.observation_size = observation_size
+        self.inbox = inbox
+        self.known_agents = known_agents
+        self.generation = 0
+        """Game connections accepted so far; a change means the game reconnected."""
+        self.rejected: Counter[str] = Counter()
+        """Dropped messages by reason kind (``invalid``, ``refused``, ...)."""
+        self.model_id: str | None = None
+        self.last_received = 0.0
+        self._connection: ServerConnection | None = None
+        self._connected = threading.Event()
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Future[None] | None = None
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        self._port = config.port
+        self._last_sent = time.monotonic()
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        """Start listening; returns once the socket is bound."""
+        self._thread = threading.Thread(target=self._run, name="racing-rl-bridge", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        if self._error is not None:
+            raise BridgeError(
+                f"The bridge cannot listen on {self.config.host}:{self.config.port}: "
+                f"{self._error}. Is another run using the port? Choose another with "
+                "backend.server.port=<port>."
+            ) from self._error
+        log.info("bridge listening on %s", self.url)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Close the connection and the server, and join the thread."""
+        if self._loop is not None and self._stop is not None and not self._loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._stop.set_result, None)
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def port(self) -> int:
+        """The bound port (the real one when ``config.port`` is 0)."""
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """The URL a game connects to, with ``<model_id>`` as a placeholder."""
+        return f"ws://{self.config.host}:{self.port}{self.config.path}/<model_id>"
+
+    @property
+    def connected(self) -> bool:
+        """Whether a game is connected now."""
+        return self._connected.is_set()
+
+    def wait_connected(self, timeout: float) -> bool:
+        """Block until a game is connected or ``timeout`` [s] passes; True if connected."""
+        return self._connected.wait(timeout)
+
+    def send(self, frame: str) -> None:
+        """Send one frame to the connected game (any thread).
+
+        Raises:
+            BridgeError: no game is connected, or the connection broke while sending.
+        """
+        connection, loop = self._connection, self._loop
+        if connection is None or loop is None:
+            raise BridgeError("No game is connected to the bridge.")
+        future = asyncio.run_coroutine_threadsafe(self._send(connection, frame), loop)
+        try:
+            future.result(self.config.send_timeout_s)
+        except (ConnectionClosed, TimeoutError) as err:
+            raise BridgeError(f"Sending to the game failed: {err!r}") from err
+
+    async def _send(self, connection: ServerConnection, frame: str) -> None:
+        self._last_sent = time.monotonic()
+        await connection.send(frame)
+
+    # ------------------------------------------------------------------ the event loop
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._serve())
+        except BaseException as err:  # reported by start()
+            self._error = err
+            self._ready.set()
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = self._loop.create_future()
+        async with serve(
+            self._handle,
+            self.config.host,
+            self.config.port,
+            max_size=self.config.max_message_bytes,
+            compression=None,  # small JSON frames: deflate costs more latency than it saves
+            ping_interval=self.config.ping_after_s * 2,
+            ping_timeout=20.0,
+            logger=_WEBSOCKETS_LOG,
+        ) as server:
+            self._port = next(iter(server.sockets)).getsockname()[1]
+            self._ready.set()
+            await self._stop
+            if self._connection is not None:
+                await self._connection.close(1001, "racing-rl is shutting down")
+
+    def _authorized(self, connection: ServerConnection) -> bool:
+        token = self.config.token
+        if not token:
+            return True
+        request = connection.request
+        assert request is not None
+        header = request.headers.get("Authorization", "")
+        offered = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
+        if not offered:
+            offered = parse_qs(urlsplit(request.path).query).get("token", [""])[0]
+        return hmac.compare_digest(offered.encode(), token.encode())
+
+    async def _refuse(self, connection: ServerConnection, code: int, reason: str) -> None:
+        self.rejected["refused"] += 1
+        log.warning("refused a connection from %s: %s", connection.remote_address, reason)
+        await connection.close(code, reason)
+
+    async def _handle(self, connection: ServerConnection) -> None:
+        request = connection.request
+        assert request is not None
+        path = urlsplit(request.path).path
+        prefix = self.config.path.rstrip("/") + "/"
+        model_id = path[len(prefix) :] if path.startswith(prefix) else ""
+        if not self._authorized(connection):
+            await self._refuse(connection, POLICY_VIOLATION, "missing or wrong token")
+            return
+        if not model_id or "/" in model_id:
+            reason = f"unknown path {path!r}; connect to {prefix}<model_id>"
+            await self._refuse(connection, POLICY_VIOLATION, reason)
+            return
+        if self._connection is not None:
+            await self._refuse(connection, TRY_AGAIN_LATER, "a game is already connected")
+            return
+        self._connection = connection
+        self.model_id = model_id
+        self.generation += 1
+        self.last_received = time.monotonic()
+        self._connected.set()
+        log.info(
+            "game connected from %s as %r (connection %d)",
+            connection.remote_address,
+            model_id,
+            self.generation,
+        )
+        keepalive = asyncio.create_task(self._keepalive(connection))
+        try:
+            async for frame in connection:
+                self.last_received = time.monotonic()
+                await self._receive(connection, frame)
+        except ConnectionClosed:
+            pass
+        finally:
+            keepalive.cancel()
+            self._connection = None
+            self._connected.clear()
+            self.inbox.wake()
+            log.warning("game disconnected (%s)", _close_story(connection))
+
+    async def _receive(self, connection: ServerConnection, frame: str | bytes) -> None:
+        try:
+            message = decode_game_message(frame, self.observation_size, self.known_agents)
+        except BridgeProtocolError as err:
+            self.rejected["invalid"] += 1
+            count = self.rejected["invalid"]
+            if count <= 10 or count % 1000 == 0:
+                log.warning("dropped a game message (%d so far): %s", count, err)
+            return
+        if isinstance(message, Hello):
+            await self._hello(connection, message)
+            return
+        self.inbox.put(message)
+
+    async def _hello(self, connection: ServerConnection, hello: Hello) -> None:
+        size = hello.observation_size
+        if size is not None and size != self.observation_size:
+            await self._refuse(
+                connection,
+                POLICY_VIOLATION,
+                f"the game sends {size} numbers per observation, backend.observation_size is "
+                f"{self.observation_size}",
+            )
+            return
+        if hello.protocol > PROTOCOL_VERSION:
+            log.warning(
+                "the game speaks bridge protocol %d, this server %d: newer fields are ignored",
+                hello.protocol,
+                PROTOCOL_VERSION,
+            )
+        log.info("game hello: protocol %d, %r", hello.protocol, hello.game)
+        reply = {"protocol": PROTOCOL_VERSION, "observation_size": self.observation_size}
+        await self._send(connection, encode_command(HELLO, data=reply))
+
+    async def _keepalive(self, connection: ServerConnection) -> None:
+        ping = encode_command(PING)
+        period = self.config.ping_after_s
+        while True:
+            idle = time.monotonic() - self._last_sent
+            if idle >= period:
+                with contextlib.suppress(ConnectionClosed):
+                    await self._send(connection, ping)
+                idle = 0.0
+            await asyncio.sleep(period - idle)
+
+
+def _close_story(connection: ServerConnection) -> str:
+    """Who closed a connection with which code, e.g. ``sent 1009 (message too big)``."""
+    parts = []
+    for side, frame in (
+        ("sent", connection.protocol.close_sent),
+        ("received", connection.protocol.close_rcvd),
+    ):
+        if frame is not None:
+            parts.append(
+                f"{side} close code {frame.code}" + (f": {frame.reason}" if frame.reason else "")
+            )
+    return "; ".join(parts) or "connection lost without a close frame"

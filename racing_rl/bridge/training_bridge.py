@@ -1,0 +1,232 @@
+"""TrainingBridge: the seed's trainer-facing API over the bridge server.
+
+``spawn_agents``, ``reset_agents``, ``remove_agents``, ``send_actions``, ``freeze``,
+``update_collisions``, ``close_environment``, ``close_all``, ``get_observation``
+(blocking, with a timeout) and ``clear_observations``, as the seed defines them; one
+bridge serves every virtual environment of a run (training and validation share it).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from racing_rl.bridge.protocol import (
+    ACTION,
+    CLOSE,
+    CLOSE_ALL,
+    FREEZE,
+    REMOVE_AGENTS,
+    RESET_AGENTS,
+    SPAWN_AGENTS,
+    UPDATE_COLLISIONS,
+    encode_actions,
+    encode_command,
+)
+from racing_rl.bridge.server import BridgeServer, Inbox, Received, ServerConfig
+from racing_rl.errors import BridgeError
+
+log = logging.getLogger(__name__)
+
+
+class TrainingBridge:
+    """Commands to the game and observations from it, for any number of environments.
+
+    The server starts with the bridge. Environments that share it ``acquire`` it; the
+    last ``release`` stops the server.
+
+    Args:
+        server: where to listen.
+        observation_size: numbers per observation (12 for the current game, 13 newer).
+        update_collisions: car-car collisions, sent as ``UPDATE_COLLISIONS`` on every
+            (re)connection before the first spawn.
+
+    Raises:
+        BridgeError: if the server cannot bind its address.
+    """
+
+    def __init__(
+        self, server: ServerConfig, observation_size: int, update_collisions: bool = False
+    ) -> None:
+        self.inbox = Inbox()
+        self._agents: set[str] = set()
+        self.server = BridgeServer(server, observation_size, self.inbox, self._agents)
+        self.collisions = update_collisions
+        self._users = 0
+        self._lock = threading.Lock()
+        self._frozen: bool | None = None
+        self._configured_generation = 0
+        self._waiting_since = -1
+        self.server.start()
+
+    # ------------------------------------------------------------------ sharing
+    def acquire(self) -> TrainingBridge:
+        """Register one more user (an environment); returns self."""
+        with self._lock:
+            self._users += 1
+        return self
+
+    def release(self) -> None:
+        """Unregister a user; the last one stops the server."""
+        with self._lock:
+            self._users -= 1
+            last = self._users <= 0
+        if last:
+            self.close()
+
+    def close(self) -> None:
+        """Stop the server (the game sees the connection close and reconnects later)."""
+        self.server.stop()
+
+    # ------------------------------------------------------------------ connection
+    @property
+    def generation(self) -> int:
+        """Game connections so far; changes when the game reconnects."""
+        return self.server.generation
+
+    @property
+    def connected(self) -> bool:
+        """Whether a game is connected."""
+        return self.server.connected
+
+    def new_envid(self) -> str:
+        """A fresh virtual-environment id (a UUID, as the seed game expects)."""
+        return str(uuid.uuid4())
+
+    def wait_for_game(self, timeout: float, why: str = "") -> None:
+        """Block until a game is connected and configured for this connection.
+
+        Raises:
+            BridgeError: if no game connects within ``timeout`` [s].
+        """
+        if not self.server.connected:
+            with self._lock:  # one line for all the environments that wait together
+                if self._waiting_since != self.generation:
+                    self._waiting_since = self.generation
+                    log.warning(
+                        "waiting up to %.0f s for the game to connect to %s%s",
+                        timeout,
+                        self.server.url,
+                        f" ({why})" if why else "",
+                    )
+            if not self.server.wait_connected(timeout):
+                raise BridgeError(
+                    f"No game connected to {self.server.url} within {timeout:g} s. Start the "
+                    "Roblox game (or `racing-rl emulate url=ws://<host>:<port>/ws/<name>`), "
+                    "or raise backend.connect_timeout_s."
+                )
+        with self._lock:
+            if self._configured_generation != self.generation:
+                self._configured_generation = self.generation
+                self._frozen = None
+                self._send(UPDATE_COLLISIONS, "", {"enable_collisions": self.collisions})
+
+    def describe(self) -> str:
+        """A line on the connection's state, for error messages."""
+        if not self.server.connected:
+            return f"no game is connected to {self.server.url}"
+        silent = time.monotonic() - self.server.last_received
+        return (
+            f"a game is connected as {self.server.model_id!r}, its last message arrived "
+            f"{silent:.1f} s ago; {sum(self.server.rejected.values())} message(s) were rejected"
+        )
+
+    def _send(self, command: str, envid: str, data: Mapping[str, Any], **extra: Any) -> None:
+        self.server.send(encode_command(command, envid, data, **extra))
+
+    # ------------------------------------------------------------------ the seed API
+    def spawn_agents(
+        self, envid: str, agents: Sequence[str], options: Mapping[str, Any] | None = None
+    ) -> None:
+        """``SPAWN_AGENTS``: create the cars of ``envid`` (``options``: track seed, spawn)."""
+        self._agents.update(agents)
+        data: dict[str, Any] = {"agents": list(agents)}
+        if options:
+            data["options"] = dict(options)
+        self._send(SPAWN_AGENTS, envid, data)
+
+    def reset_agents(
+        self, envid: str, agents: Sequence[str], options: Mapping[str, Any] | None = None
+    ) -> None:
+        """``RESET_AGENTS``: respawn the cars of ``envid`` for a new episode."""
+        data: dict[str, Any] = {"agents": list(agents)}
+        if options:
+            data["options"] = dict(options)
+        self._send(RESET_AGENTS, envid, data)
+
+    def remove_agents(self, envid: str, agents: Sequence[str]) -> None:
+        """``REMOVE_AGENTS``: take the cars out of the game; their messages become unknown."""
+        self._send(REMOVE_AGENTS, envid, {"agents": list(agents)})
+        self._agents.difference_update(agents)
+        self.inbox.clear(agents)
+
+    def send_actions(
+        self,
+        envid: str,
+        actions: Mapping[str, Sequence[float] | NDArray[np.floating]],
+        step: int | None = None,
+    ) -> None:
+        """``ACTION``: throttle, steering, nitro in [-1, 1] per agent (``step``: echo counter)."""
+        extra = {} if step is None else {"step": step}
+        self._send(ACTION, envid, encode_actions(actions), **extra)
+
+    def freeze(self, status: bool) -> None:
+        """``FREEZE``: stop (True) or restart (False) the game's physics, in every
+        environment. Sent only when the state changes."""
+        with self._lock:
+            if self._frozen == status:
+                return
+            self._frozen = status
+        self._send(FREEZE, "", {"status": status})
+
+    def update_collisions(self, status: bool) -> None:
+        """``UPDATE_COLLISIONS``: car-car collisions on or off (kept for reconnections)."""
+        self.collisions = status
+        self._send(UPDATE_COLLISIONS, "", {"enable_collisions": status})
+
+    def close_environment(self, envid: str) -> None:
+        """``CLOSE``: the game tears down ``envid``."""
+        self._send(CLOSE, envid, {})
+
+    def close_all(self) -> None:
+        """``CLOSE_ALL``: the game tears down every environment."""
+        self._send(CLOSE_ALL, "", {})
+
+    def get_observation(
+        self,
+        agents: Collection[str],
+        after: int,
+        timeout: float,
+        step: int | None = None,
+        generation: int | None = None,
+    ) -> tuple[dict[str, Received], list[str]]:
+        """Block until every agent has an entry newer than ``after`` (an ``inbox.mark()``).
+
+        Args:
+            agents: agent ids to wait for.
+            after: the inbox mark taken before the action was sent.
+            timeout: longest wait [s].
+            step: the ``ACTION`` step; entries echoing an older step are stale.
+            generation: the connection the caller sent on; the wait ends early when the
+                game disconnects or a new connection replaces it.
+
+        Returns:
+            The entries found and the agents still missing (see ``Inbox.take``).
+        """
+        generation = self.generation if generation is None else generation
+
+        def stop() -> bool:
+            return not self.server.connected or self.generation != generation
+
+        return self.inbox.take(agents, after, timeout, min_step=step, stop=stop)
+
+    def clear_observations(self, agents: Collection[str] | None = None) -> None:
+        """Forget buffered observations (of ``agents``, or all)."""
+        self.inbox.clear(agents)

@@ -1,0 +1,110 @@
+"""The bridge server on a real loopback socket: auth, refusals, limits, keepalive."""
+
+import json
+
+import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+
+from racing_rl.bridge.server import ServerConfig
+from racing_rl.bridge.training_bridge import TrainingBridge
+from racing_rl.errors import BridgeError, ConfigError
+
+
+@pytest.fixture
+def bridge(request):
+    settings = getattr(request, "param", {})
+    bridge = TrainingBridge(ServerConfig(port=0, **settings), observation_size=13)
+    yield bridge
+    bridge.close()
+
+
+def url(bridge, path="/ws/test"):
+    return f"ws://127.0.0.1:{bridge.server.port}{path}"
+
+
+def closed_with(client) -> tuple[int, str]:
+    with pytest.raises(ConnectionClosed) as closed:
+        client.recv(timeout=5)
+    return closed.value.rcvd.code, closed.value.rcvd.reason
+
+
+def test_a_non_loopback_address_needs_a_token():
+    with pytest.raises(ConfigError, match="needs a token"):
+        ServerConfig(host="0.0.0.0")
+    ServerConfig(host="0.0.0.0", token="s3cret")  # fine with one
+
+
+def test_a_busy_port_is_a_clear_error(bridge):
+    with pytest.raises(BridgeError, match=r"cannot listen on .*backend\.server\.port"):
+        TrainingBridge(ServerConfig(port=bridge.server.port), observation_size=13)
+
+
+@pytest.mark.parametrize("bridge", [{"token": "s3cret"}], indirect=True)
+@pytest.mark.parametrize(
+    ("headers", "query", "accepted"),
+    [
+        ({}, "", False),
+        ({"Authorization": "Bearer wrong"}, "", False),
+        ({}, "?token=wrong", False),
+        ({"Authorization": "Bearer s3cret"}, "", True),
+        ({}, "?token=s3cret", True),
+    ],
+)
+def test_the_token_is_required_when_set(bridge, headers, query, accepted):
+    with connect(url(bridge, "/ws/test" + query), additional_headers=headers) as client:
+        if accepted:
+            assert bridge.server.wait_connected(5)
+        else:
+            assert closed_with(client) == (1008, "missing or wrong token")
+            assert not bridge.connected
+    # The server stays up: a good client still gets in.
+    with connect(url(bridge, "/ws/test?token=s3cret")):
+        assert bridge.server.wait_connected(5)
+
+
+def test_a_wrong_path_is_refused(bridge):
+    with connect(url(bridge, "/other")) as client:
+        assert closed_with(client)[0] == 1008
+
+
+def test_a_second_game_is_refused_while_one_is_connected(bridge):
+    with connect(url(bridge)) as first:
+        assert bridge.server.wait_connected(5)
+        with connect(url(bridge)) as second:
+            assert closed_with(second) == (1013, "a game is already connected")
+        bridge.spawn_agents("e", ["car_0_env_e"])
+        assert json.loads(first.recv(timeout=5))["command"] == "SPAWN_AGENTS"
+        assert bridge.server.rejected["refused"] == 1
+
+
+def test_an_oversized_frame_closes_that_connection_and_the_server_stays_up(bridge):
+    with connect(url(bridge), max_size=None) as client:
+        assert bridge.server.wait_connected(5)
+        client.send("x" * (bridge.server.config.max_message_bytes + 1))
+        assert closed_with(client)[0] == 1009  # message too big
+    with connect(url(bridge)):
+        assert bridge.server.wait_connected(5) and bridge.generation == 2
+
+
+def test_bad_messages_are_dropped_and_the_connection_stays_up(bridge):
+    with connect(url(bridge)) as client:
+        assert bridge.server.wait_connected(5)
+        bridge.spawn_agents("e", ["car_0_env_e"])
+        client.recv(timeout=5)
+        after = bridge.inbox.mark()
+        good = {"obs": [0.5] * 13, "reward": 0.0, "terminated": False, "truncated": False}
+        for bad in ["{", json.dumps({"car_7_env_q": good}), b"\x00"]:
+            client.send(bad)
+        client.send(json.dumps({"car_0_env_e": good}))
+        received, missing = bridge.get_observation(["car_0_env_e"], after, timeout=5)
+        assert not missing and received["car_0_env_e"].step.reward == 0.0
+        assert bridge.server.rejected["invalid"] == 3 and bridge.generation == 1
+
+
+@pytest.mark.parametrize("bridge", [{"ping_after_s": 0.2}], indirect=True)
+def test_the_server_pings_a_silent_connection(bridge):
+    with connect(url(bridge)) as client:
+        bridge.wait_for_game(5)  # sends UPDATE_COLLISIONS to a new game
+        assert json.loads(client.recv(timeout=5))["command"] == "UPDATE_COLLISIONS"
+        assert json.loads(client.recv(timeout=5))["command"] == "PING"  # after 0.2 s
