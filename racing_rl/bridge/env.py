@@ -194,12 +194,12 @@ class RobloxParallelEnv(ParallelEnv):
             generation = self.bridge.generation
             after = self.bridge.inbox.mark()
             try:
+                self.bridge.freeze(False)  # a frozen game sends nothing
                 if generation != self._generation:
                     self.bridge.spawn_agents(self.envid, self.possible_agents, hints)
                     self._generation = generation
                 else:
                     self.bridge.reset_agents(self.envid, self.possible_agents, hints)
-                self.bridge.freeze(False)
             except BridgeError:
                 continue  # the game went away while we sent: wait for it again
             received, missing = self.bridge.get_observation(

@@ -1,0 +1,168 @@
+"""Benchmark the Roblox bridge: synchronous env-steps/s and round-trip latency over loopback.
+
+What is measured
+    ``--venvs`` virtual environments × ``--cars`` cars (4 × 5 = 20 by default) as the
+    training app builds them for ``backend=roblox`` (``make_parallel_envs`` →
+    ``ParallelEnvsVecEnv``; no frame stack or normalisation, no policy), stepped with
+    seeded random actions (throttle forward-biased, so cars travel and crash as early
+    training does; every crash restarts its virtual environment with ``RESET_AGENTS``).
+    The game is ``racing-rl emulate lockstep=true`` in its own process, as the real game
+    would be: it answers each ``ACTION`` as soon as it has stepped the simulator.
+
+    - env-steps/s: cars × vec steps / seconds (SB3's timesteps per second).
+    - round trip: one ``RobloxParallelEnv.step``, from sending its ``ACTION`` to holding
+      its cars' observations (JSON both ways, the websockets server thread, the
+      emulator's simulator step); p50 and p99 over every environment's timed steps (the
+      environments step concurrently). Restarts after crashes are not in it; the vec
+      step column (all environments, restarts included) is.
+    - direct: the same VecEnv built on the simulator backend (``RaceParallelEnv``), in the
+      same run, with the same actions: what the bridge costs.
+
+How to read it
+    A readable table, then one JSON line:
+
+        {"bench": "bridge", "cars": 20, "bridge_env_steps_per_s": ..., "p50_ms": ...,
+         "p99_ms": ..., "direct_env_steps_per_s": ..., "ratio": ...}
+
+    Targets (issue 5): >= 1,000 env-steps/s for 20 cars and p99 <= 5 ms on a 2-core
+    machine. Rates move by tens of percent on a busy machine; compare runs on one machine.
+
+Usage:
+    python scripts/bench_bridge.py [--venvs 4] [--cars 5] [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+from omegaconf import OmegaConf
+
+from racing_rl import config_dir
+from racing_rl.vec import make_parallel_envs, make_vec_env
+
+BARE = OmegaConf.create({"frame_stack": 1, "monitor": False, "normalize": None})
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def run(venv, seconds: float, seed: int = 0) -> tuple[list[float], list[float]]:
+    """Step ``venv`` for ``seconds`` after a warm-up.
+
+    Returns:
+        The vec steps' times and its ParallelEnvs' step times (round trips) [s].
+    """
+    rng = np.random.default_rng(seed)
+    round_trips: list[float] = []
+    for env in venv.unwrapped.envs:
+        env.step = timed(env.step, round_trips)
+    venv.seed(seed)
+    venv.reset()
+
+    def actions() -> np.ndarray:
+        a = rng.uniform(-1, 1, (venv.num_envs, 3)).astype(np.float32)
+        a[:, 0] = 0.3 + 0.7 * np.abs(a[:, 0])
+        return a
+
+    for _ in range(50):  # warm-up
+        venv.step(actions())
+    round_trips.clear()
+    times = []
+    started = time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        batch = actions()
+        t0 = time.perf_counter()
+        venv.step(batch)
+        times.append(time.perf_counter() - t0)
+    return times, round_trips
+
+
+def timed(step, sink: list[float]):
+    """``step`` that appends its duration [s] to ``sink``."""
+
+    def wrapper(actions):
+        started = time.perf_counter()
+        result = step(actions)
+        sink.append(time.perf_counter() - started)
+        return result
+
+    return wrapper
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--venvs", type=int, default=4, help="virtual environments")
+    parser.add_argument("--cars", type=int, default=5, help="cars per virtual environment")
+    parser.add_argument("--seconds", type=float, default=10.0, help="timed seconds per side")
+    args = parser.parse_args()
+    cars = args.venvs * args.cars
+    seeds = [range(100)] * args.venvs
+
+    pygame_cfg = OmegaConf.load(config_dir() / "backend" / "pygame.yaml")
+    direct = make_vec_env(make_parallel_envs(pygame_cfg, args.venvs, args.cars, seeds), BARE, 0.99)
+    direct_times, direct_trips = run(direct, args.seconds)
+    direct.close()
+
+    roblox_cfg = OmegaConf.load(config_dir() / "backend" / "roblox.yaml")
+    roblox_cfg.server.port = free_port()
+    roblox_cfg.server.token = None
+    url = f"ws://127.0.0.1:{roblox_cfg.server.port}/ws/bench"
+    game = subprocess.Popen(
+        [sys.executable, "-m", "racing_rl.cli", "emulate", f"url={url}", "lockstep=true"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        envs = make_parallel_envs(roblox_cfg, args.venvs, args.cars, seeds)
+        bridged = make_vec_env(envs, BARE, 0.99)
+        bridge_times, bridge_trips = run(bridged, args.seconds)
+        rejected = sum(envs[0].bridge.server.rejected.values())
+        bridged.close()
+    finally:
+        game.terminate()
+        game.wait(10)
+
+    rows = []
+    for name, times, trips in [
+        ("roblox (bridge + emulator)", bridge_times, bridge_trips),
+        ("pygame (direct simulator)", direct_times, direct_trips),
+    ]:
+        p50, p99 = (float(np.percentile(trips, q)) * 1e3 for q in (50, 99))
+        vec99 = float(np.percentile(times, 99)) * 1e3
+        rows.append((name, cars * len(times) / sum(times), p50, p99, vec99, len(times)))
+    print(f"{args.venvs} virtual environments x {args.cars} cars = {cars} cars, loopback")
+    print(
+        f"{'backend':<28}{'env-steps/s':>12}{'step p50':>10}{'step p99':>10}"
+        f"{'vec p99':>9}{'vec steps':>10}   [ms]"
+    )
+    for name, rate, p50, p99, vec99, steps in rows:
+        print(f"{name:<28}{rate:>12,.0f}{p50:>10.2f}{p99:>10.2f}{vec99:>9.2f}{steps:>10}")
+    (_, bridge_rate, p50, p99, vec99, _), (_, direct_rate, *_) = rows
+    print(f"bridge / direct: {bridge_rate / direct_rate:.2f}; messages rejected: {rejected}")
+    print(
+        json.dumps(
+            {
+                "bench": "bridge",
+                "cars": cars,
+                "bridge_env_steps_per_s": round(bridge_rate),
+                "p50_ms": round(p50, 3),
+                "p99_ms": round(p99, 3),
+                "vec_step_p99_ms": round(vec99, 3),
+                "direct_env_steps_per_s": round(direct_rate),
+                "ratio": round(bridge_rate / direct_rate, 3),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,112 @@
+"""`racing-rl train` / `racing-rl eval` with backend=roblox against the emulator over loopback."""
+
+import json
+import logging
+import re
+
+import pytest
+from conftest import free_port, game
+from hydra import compose, initialize_config_dir
+from runs import QUICK, racing_rl
+
+from racing_rl import config_dir
+from racing_rl.bridge.emulator import Faults
+from racing_rl.train import train
+
+N_STEPS = 256  # conf/algo/ppo.yaml
+
+
+def contents(run_dir):
+    """A run dir's files, TensorBoard event file names reduced to their kind."""
+    names = set()
+    for path in run_dir.rglob("*"):
+        if path.is_file():
+            name = str(path.relative_to(run_dir))
+            names.add(re.sub(r"events\.out\.tfevents\..*", "events.out.tfevents", name))
+    return names
+
+
+@pytest.fixture(scope="module")
+def sim_run(tmp_path_factory):
+    """A tiny PPO run on the simulator backend."""
+    tmp = tmp_path_factory.mktemp("sim")
+    result = racing_rl("train", *QUICK, f"hydra.run.dir={tmp / 'run'}", cwd=tmp)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return tmp / "run"
+
+
+def test_train_on_roblox_leaves_the_simulators_run_dir_and_freezes_for_updates(
+    sim_run, tmp_path
+):
+    port = free_port()
+    run_dir = tmp_path / "run"
+    with game(port) as emulator:
+        result = racing_rl(
+            "train",
+            "backend=roblox",
+            f"backend.server.port={port}",
+            *QUICK,
+            f"hydra.run.dir={run_dir}",
+            cwd=tmp_path,
+        )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert contents(run_dir) == contents(sim_run)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["timesteps"] == 2048 and "best" in summary
+
+    # FREEZE true after every rollout (before each policy update), FREEZE false before
+    # stepping resumes. The training envs are the first spawned (2 cars each).
+    commands = emulator.commands
+    spawned = [c for c in commands if c["command"] == "SPAWN_AGENTS"]
+    training = {c["envid"] for c in spawned[:2]}
+    assert all(len(c["data"]["agents"]) == 2 for c in spawned[:2])
+    actions_since_update, frozen, updates = 0, False, 0
+    for command in commands:
+        kind = command["command"]
+        if kind == "ACTION":
+            assert not frozen, "an ACTION was sent while the game was frozen"
+            actions_since_update += command["envid"] in training
+        elif kind == "FREEZE" and command["data"]["status"]:
+            assert actions_since_update == N_STEPS * 2  # one rollout of both envs
+            actions_since_update, frozen, updates = 0, True, updates + 1
+        elif kind == "FREEZE":
+            frozen = False
+    assert updates == 2  # 2048 timesteps = 2 rollouts of 256 steps × 4 cars
+
+
+def test_a_policy_trained_on_the_simulator_races_the_same_through_the_bridge(sim_run, tmp_path):
+    seeds = "seeds=[2000000,2000001,2000002,2000003,2000004,2000005]"
+    direct = racing_rl("eval", f"run_dir={sim_run}", seeds, "checkpoint=final", cwd=tmp_path)
+    assert direct.returncode == 0, direct.stderr[-3000:]
+    on_sim = json.loads((sim_run / "eval" / "metrics.json").read_text())
+    port = free_port()
+    with game(port):
+        bridged = racing_rl(
+            "eval",
+            f"run_dir={sim_run}",
+            seeds,
+            "checkpoint=final",
+            "backend=roblox",
+            f"backend.server.port={port}",
+            cwd=tmp_path,
+        )
+    assert bridged.returncode == 0, bridged.stderr[-3000:]
+    on_roblox = json.loads((sim_run / "eval" / "metrics.json").read_text())
+    assert on_roblox["lap_completion_rate"] == on_sim["lap_completion_rate"]
+    # Same tracks, same physics, same actions: the very same episodes.
+    for key in ("track_seed", "finished", "crashed", "length", "progress"):
+        assert [t[key] for t in on_roblox["tracks"]] == [t[key] for t in on_sim["tracks"]], key
+
+
+def test_training_survives_a_dropped_connection(tmp_path, caplog):
+    port = free_port()
+    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+        cfg = compose(
+            "train",
+            overrides=["backend=roblox", f"backend.server.port={port}", *QUICK],
+        )
+    with caplog.at_level(logging.INFO), game(port, faults=Faults(drop_after=400)) as emulator:
+        summary = train(cfg, tmp_path)
+    assert summary["timesteps"] == 2048 and emulator.connections == 2
+    assert "game disconnected" in caplog.text and "(connection 2)" in caplog.text
+    assert (tmp_path / "model.zip").is_file()
