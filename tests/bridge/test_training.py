@@ -35,9 +35,7 @@ def sim_run(tmp_path_factory):
     return tmp / "run"
 
 
-def test_train_on_roblox_leaves_the_simulators_run_dir_and_freezes_for_updates(
-    sim_run, tmp_path
-):
+def test_train_on_roblox_leaves_the_simulators_run_dir_and_freezes_for_updates(sim_run, tmp_path):
     port = free_port()
     run_dir = tmp_path / "run"
     with game(port) as emulator:
