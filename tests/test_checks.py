@@ -38,7 +38,9 @@ INVALID = [
     (["backend.track.width=-3"], "backend.track"),
     (["+backend.track.colour=red"], "backend.track.colour"),
     (["backend.episode.spawn=air"], "episode.spawn"),
-    (["backend.name=roblox"], "backend.name='roblox'"),
+    (["backend.name=carla"], "backend.name='carla'; must be one of pygame, roblox"),
+    (["backend=roblox", "backend.server.host=0.0.0.0"], "server.host='0.0.0.0'"),
+    (["backend=roblox", "backend.observation_size=11"], "observation_size=11"),
 ]
 
 

@@ -208,6 +208,8 @@ class Emulator:
                 log.debug("emulator cannot connect to %s: %s", self.url, err)
             except ConnectionClosed as err:
                 log.info("emulator connection closed: %s", err)
+            except Exception:  # a game keeps running: report, then reconnect
+                log.exception("emulator: error on connection %d", self.connections)
             if not self._stop.is_set():
                 await asyncio.sleep(delay)
                 delay = min(2 * delay, 1.0)

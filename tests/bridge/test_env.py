@@ -105,3 +105,14 @@ def test_the_current_games_twelve_number_observations(roblox_vec_env):
         venv = roblox_vec_env(backend)
         observations, _, _ = rollout(venv, steps=5)
     assert observations.shape == (6, 4, 12)
+
+
+def test_a_real_time_game_answers_every_step_with_a_fresh_tick(roblox_vec_env):
+    """The game's own clock (here 60 Hz): ticks do not wait for actions; every step still
+    gets an observation that arrived after its ACTION, echoing that ACTION's step."""
+    backend = roblox_backend()
+    with game(backend.server.port, lockstep=False, tick_hz=60.0):
+        venv = roblox_vec_env(backend)
+        observations, rewards, _ = rollout(venv, steps=40)
+    assert observations.shape == (41, 4, 13) and np.isfinite(rewards).all()
+    assert not np.array_equal(observations[1], observations[-1])  # the cars moved
