@@ -1,0 +1,224 @@
+"""Races: D drivers, one car each, on B tracks at once; results, leaderboards, replays.
+
+``run_races`` steps one ParallelEnv per track with one car per driver (the race's own
+rules: standing start, ``laps`` laps, a step limit). Every step, each driver acts for its
+car on all tracks in one batch (``racing_rl.drivers``); a car that is done stands still
+while the others race on, and a track's race ends when every car is done. With one
+driver this is ``racing-rl eval``'s measurement; with several, a race.
+
+Finishing time is the race clock at the start-line crossing that completes the car's
+last lap. Cars start on the line together (``spawn="line"``) unless car collisions are
+on (then two abreast on a grid), so without collisions a car's finishing time is the sum
+of its lap times and the leaderboard's order is the order of those sums.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from racing_rl.drivers import Driver
+from racing_rl.evaluate import EpisodeResult
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CarResult:
+    """One car's race on one track.
+
+    Attributes:
+        label: the driver's name.
+        episode: the episode's figures (``racing_rl.evaluate.EpisodeResult``).
+        lap_times: every completed lap [s], in order.
+        finish_time: race clock when the car completed its laps [s]; NaN if it did not.
+    """
+
+    label: str
+    episode: EpisodeResult
+    lap_times: list[float] = field(default_factory=list)
+    finish_time: float = math.nan
+
+
+@dataclass(frozen=True)
+class TrackRace:
+    """The race on one track: a result per driver, in driver order, and the replay if recorded."""
+
+    track_seed: int
+    cars: list[CarResult]
+    replay: Any = None
+
+
+def run_races(
+    envs: Sequence[Any],
+    drivers: Sequence[Driver],
+    record: bool = False,
+    meta: dict[str, Any] | None = None,
+    on_step: Callable[[], None] | None = None,
+) -> list[TrackRace]:
+    """Race every driver on every env (one ParallelEnv per track, one car per driver).
+
+    Args:
+        envs: B ``RaceParallelEnv`` (or wrappers of one) with D cars each, not yet reset.
+        drivers: D drivers; driver d drives car d of every env.
+        record: keep a ``racing_rl.replay.Replay`` of each track's race.
+        meta: metadata for the replays.
+        on_step: called after every step (e.g. to draw).
+
+    Returns:
+        One ``TrackRace`` per env, in env order.
+    """
+    n_tracks, n_cars = len(envs), len(drivers)
+    worlds, recorders, observations = [], [], None
+    agents = [list(env.possible_agents) for env in envs]
+    for b, env in enumerate(envs):
+        obs, _ = env.reset()
+        world = env.unwrapped.world
+        worlds.append(world)
+        if observations is None:
+            size = next(iter(obs.values())).shape[0]
+            observations = np.zeros((n_cars, n_tracks, size), dtype=np.float32)
+        for d, agent in enumerate(agents[b]):
+            observations[d, b] = obs[agent]
+        if record:
+            from racing_rl.replay import ReplayRecorder
+
+            recorder = ReplayRecorder(
+                [driver.label for driver in drivers],
+                [driver.run for driver in drivers],
+                {**(meta or {}), "track_seed": int(world.track.seed)},
+            )
+            recorder.start(world)
+            recorders.append(recorder)
+    assert observations is not None
+    for driver in drivers:
+        driver.reset(n_tracks)
+    returns = np.zeros((n_tracks, n_cars))
+    lengths = np.zeros((n_tracks, n_cars), dtype=np.int64)
+    lap_times: list[list[list[float]]] = [[[] for _ in drivers] for _ in envs]
+    finish = np.full((n_tracks, n_cars), math.nan)
+    results: list[list[EpisodeResult | None]] = [[None] * n_cars for _ in envs]
+    while any(env.agents for env in envs):
+        actions = np.stack(
+            [driver.act(observations[d], worlds, d) for d, driver in enumerate(drivers)]
+        )
+        for b, env in enumerate(envs):
+            if not env.agents:
+                continue
+            live = set(env.agents)
+            step_actions = np.where([[a in live] for a in agents[b]], actions[:, b], 0.0)
+            obs, rewards, terminated, truncated, infos = env.step(
+                {agent: step_actions[d] for d, agent in enumerate(agents[b]) if agent in live}
+            )
+            world = worlds[b]
+            lap = np.full(n_cars, math.nan)
+            for d, agent in enumerate(agents[b]):
+                if agent not in live:
+                    continue
+                observations[d, b] = obs[agent]
+                returns[b, d] += rewards[agent]
+                lengths[b, d] += 1
+                info = infos[agent]
+                if "lap_time" in info:
+                    lap[d] = info["lap_time"]
+                    lap_times[b][d].append(float(info["lap_time"]))
+                    if info.get("finished"):
+                        # The crossing that ends the last lap starts the clock of the next.
+                        finish[b, d] = world.time - world.lap_clock[d]
+                if terminated[agent] or truncated[agent]:
+                    results[b][d] = EpisodeResult(
+                        track_seed=int(world.track.seed),
+                        finished=bool(info.get("finished", False)),
+                        crashed=bool(info.get("crashed", False)),
+                        lap_time=lap_times[b][d][0] if info.get("finished") else math.nan,
+                        progress=float(info.get("progress", math.nan)),
+                        mean_speed=float(info.get("mean_speed", math.nan)),
+                        episode_return=float(returns[b, d]),
+                        length=int(lengths[b, d]),
+                    )
+            if record:
+                recorders[b].step(
+                    step_actions,
+                    np.array([rewards.get(a, 0.0) for a in agents[b]]),
+                    lap,
+                    np.array([terminated.get(a, False) for a in agents[b]]),
+                    np.array([truncated.get(a, False) for a in agents[b]]),
+                )
+        if on_step is not None:
+            on_step()
+    races = []
+    for b, world in enumerate(worlds):
+        cars = []
+        for d, driver in enumerate(drivers):
+            episode = results[b][d]
+            assert episode is not None
+            cars.append(CarResult(driver.label, episode, lap_times[b][d], float(finish[b, d])))
+        replay = recorders[b].replay() if record else None
+        races.append(TrackRace(int(world.track.seed), cars, replay))
+    return races
+
+
+def leaderboard(race: TrackRace) -> list[dict[str, Any]]:
+    """The positions of one track's race, winner first.
+
+    Finishers by finishing time, then the others by progress (a crash before a stall).
+
+    Returns:
+        Rows: ``position``, ``label``, ``finished``, ``crashed``, ``laps``,
+        ``lap_times_s``, ``best_lap_s``, ``finish_time_s``, ``gap_s`` (to the winner;
+        NaN for cars that did not finish), ``progress``.
+    """
+
+    def key(car: CarResult) -> tuple[float, ...]:
+        if car.episode.finished:
+            return (0.0, car.finish_time)
+        return (1.0, -car.episode.progress)
+
+    ordered = sorted(race.cars, key=key)
+    winner = ordered[0].finish_time
+    return [
+        {
+            "position": position,
+            "label": car.label,
+            "finished": car.episode.finished,
+            "crashed": car.episode.crashed,
+            "laps": len(car.lap_times),
+            "lap_times_s": car.lap_times,
+            "best_lap_s": min(car.lap_times) if car.lap_times else math.nan,
+            "finish_time_s": car.finish_time,
+            "gap_s": car.finish_time - winner,
+            "progress": car.episode.progress,
+        }
+        for position, car in enumerate(ordered, start=1)
+    ]
+
+
+def standings(races: Sequence[TrackRace]) -> list[dict[str, Any]]:
+    """The overall order over several tracks: by mean position, then mean lap time.
+
+    Returns:
+        Rows: ``position``, ``label``, ``wins``, ``mean_position``, ``finished_rate``,
+        ``mean_lap_time_s`` (first laps of the tracks it finished).
+    """
+    boards = [leaderboard(race) for race in races]
+    labels = [car.label for car in races[0].cars]
+    rows = []
+    for d, label in enumerate(labels):
+        positions = [next(r["position"] for r in board if r["label"] == label) for board in boards]
+        laps = [race.cars[d].episode.lap_time for race in races if race.cars[d].episode.finished]
+        rows.append(
+            {
+                "label": label,
+                "wins": positions.count(1),
+                "mean_position": float(np.mean(positions)),
+                "finished_rate": float(np.mean([race.cars[d].episode.finished for race in races])),
+                "mean_lap_time_s": float(np.mean(laps)) if laps else math.nan,
+            }
+        )
+    rows.sort(key=lambda r: (r["mean_position"], np.nan_to_num(r["mean_lap_time_s"], nan=np.inf)))
+    return [{"position": i, **row} for i, row in enumerate(rows, start=1)]
