@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Callable
 
@@ -25,11 +26,19 @@ Run 'racing-rl <command> --help' for the command's config groups and defaults.
 """
 
 
-def _commands() -> dict[str, Callable[[], object]]:
-    # Imported lazily so that 'racing-rl --help' answers at once.
-    from racing_rl import evaluate, train
+#: Each Hydra command's module; its ``main`` is the Hydra app.
+COMMANDS = {
+    "train": "racing_rl.train",
+    "eval": "racing_rl.evaluate",
+    "replay": "racing_rl.replay",
+    "play": "racing_rl.play",
+}
 
-    return {"train": train.main, "eval": evaluate.main}
+
+def _command(name: str) -> Callable[[], object]:
+    # Only the command's own module is imported, so that 'racing-rl --help' answers at
+    # once and 'racing-rl replay' does not load what training needs.
+    return importlib.import_module(COMMANDS[name]).main
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,12 +56,12 @@ def main(argv: list[str] | None = None) -> int:
         from racing_rl import report
 
         return report.main(rest)
-    if command not in ("train", "eval"):
+    if command not in COMMANDS:
         print(f"racing-rl: unknown command {command!r}.\n\n{USAGE}", file=sys.stderr)
         return 2
     # Hydra parses sys.argv itself; the program name shows in its --help.
     sys.argv = [f"racing-rl {command}", *rest]
-    _commands()[command]()
+    _command(command)()
     return 0
 
 
