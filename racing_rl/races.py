@@ -59,7 +59,7 @@ def run_races(
     drivers: Sequence[Driver],
     record: bool = False,
     meta: dict[str, Any] | None = None,
-    on_step: Callable[[], None] | None = None,
+    on_step: Callable[[], bool | None] | None = None,
 ) -> list[TrackRace]:
     """Race every driver on every env (one ParallelEnv per track, one car per driver).
 
@@ -68,7 +68,9 @@ def run_races(
         drivers: D drivers; driver d drives car d of every env.
         record: keep a ``racing_rl.replay.Replay`` of each track's race.
         meta: metadata for the replays.
-        on_step: called after every step (e.g. to draw).
+        on_step: called before the first step and after every step (e.g. to draw); the
+            race stops early when it returns False, cars still racing then count as not
+            finished.
 
     Returns:
         One ``TrackRace`` per env, in env order.
@@ -103,7 +105,8 @@ def run_races(
     lap_times: list[list[list[float]]] = [[[] for _ in drivers] for _ in envs]
     finish = np.full((n_tracks, n_cars), math.nan)
     results: list[list[EpisodeResult | None]] = [[None] * n_cars for _ in envs]
-    while any(env.agents for env in envs):
+    stopped = on_step is not None and on_step() is False
+    while not stopped and any(env.agents for env in envs):
         actions = np.stack(
             [driver.act(observations[d], worlds, d) for d, driver in enumerate(drivers)]
         )
@@ -149,14 +152,22 @@ def run_races(
                     np.array([terminated.get(a, False) for a in agents[b]]),
                     np.array([truncated.get(a, False) for a in agents[b]]),
                 )
-        if on_step is not None:
-            on_step()
+        if on_step is not None and on_step() is False:
+            stopped = True
     races = []
     for b, world in enumerate(worlds):
         cars = []
         for d, driver in enumerate(drivers):
-            episode = results[b][d]
-            assert episode is not None
+            episode = results[b][d] or EpisodeResult(  # still racing when stopped
+                track_seed=int(world.track.seed),
+                finished=False,
+                crashed=False,
+                lap_time=math.nan,
+                progress=float(world.progress[d]),
+                mean_speed=float(world.distance[d] / max(world.time, 1e-9)),
+                episode_return=float(returns[b, d]),
+                length=int(lengths[b, d]),
+            )
             cars.append(CarResult(driver.label, episode, lap_times[b][d], float(finish[b, d])))
         replay = recorders[b].replay() if record else None
         races.append(TrackRace(int(world.track.seed), cars, replay))
