@@ -42,7 +42,12 @@ from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from racing_rl import config_dir
 from racing_rl.algos import load_model, make_model
-from racing_rl.callbacks import CheckpointCallback, RaceMetricsCallback, ValidationCallback
+from racing_rl.callbacks import (
+    CheckpointCallback,
+    RaceMetricsCallback,
+    ValidationCallback,
+    ValidationVideo,
+)
 from racing_rl.checkpoints import (
     Checkpoint,
     latest_checkpoint,
@@ -285,9 +290,19 @@ def _train(
     lap_time_limit_s = cfg.validation.max_steps * cfg.backend.rules.dt
     run_objective = partial(objective, kind=cfg.objective, lap_time_limit_s=lap_time_limit_s)
     if cfg.validation.every > 0:
-        eval_env = evaluation_env(cfg, track_seeds(cfg.tracks.validation), venv)
+        seeds = track_seeds(cfg.tracks.validation)
+        eval_env = evaluation_env(cfg, seeds, venv)
+        video = cfg.validation.get("video")
         validation = ValidationCallback(
-            eval_env, cfg.validation.every, run_dir / "best", run_objective
+            eval_env,
+            cfg.validation.every,
+            run_dir / "best",
+            run_objective,
+            video=ValidationVideo(
+                cfg, seeds[0], video.every, video.max_steps, (video.size, video.size)
+            )
+            if video and video.every > 0
+            else None,
         )
         callbacks.append(validation)
 
