@@ -17,8 +17,15 @@ commands:
             racing-rl train                          PPO on the built-in simulator
             racing-rl train algo=sac seed=1 total_timesteps=500000
             racing-rl train -m algo=ppo,sac seed=0,1,2
-  eval    measure a saved checkpoint on held-out tracks
+  eval    measure a saved checkpoint on held-out tracks, or race several
             racing-rl eval run_dir=outputs/<date>/<time>_ppo_pygame checkpoint=best
+            racing-rl eval run_dir=<run dir> record=true      + a replay per track
+            racing-rl eval run_dir=[<run a>,<run b>,scripted] laps=3   a race
+  replay  play a recorded race in a window, or export it to a video
+            racing-rl replay path=<run dir>/eval/replays/track_2000000.npz
+            racing-rl replay path=<replay .npz> video=race.mp4   (or .gif)
+  play    drive a car yourself with the arrow keys (space: nitro)
+            racing-rl play seed=2000003 opponent=<run dir>
   report  tabulate a sweep's jobs and plot their learning curves (not a Hydra app)
             racing-rl report outputs/multirun/<date>/<time>
 
