@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from racing_rl.drivers import Driver
+from racing_rl.errors import ConfigError
 from racing_rl.evaluate import EpisodeResult
 
 log = logging.getLogger(__name__)
@@ -74,13 +75,21 @@ def run_races(
 
     Returns:
         One ``TrackRace`` per env, in env order.
+
+    Raises:
+        ConfigError: if an env is not the built-in simulator's (no ``world`` to read).
     """
     n_tracks, n_cars = len(envs), len(drivers)
     worlds, recorders, observations = [], [], None
     agents = [list(env.possible_agents) for env in envs]
     for b, env in enumerate(envs):
         obs, _ = env.reset()
-        world = env.unwrapped.world
+        world = getattr(env.unwrapped, "world", None)
+        if world is None:
+            raise ConfigError(
+                f"Races and racing-rl eval run on the built-in simulator; {type(env.unwrapped)} "
+                "exposes no simulator world. Evaluate with backend=pygame."
+            )
         worlds.append(world)
         if observations is None:
             size = next(iter(obs.values())).shape[0]
