@@ -77,12 +77,21 @@ START_LINE_SQUARES = 8
 SPEED_RAMP: tuple[Colour, ...] = ((40, 90, 255), (0, 210, 140), (255, 225, 0), (255, 40, 40))
 
 
+_RAMP = np.array(SPEED_RAMP, dtype=np.float64)
+_RAMP_STOPS = np.linspace(0.0, 1.0, len(SPEED_RAMP))
+
+
+def speed_colours(speeds: FloatArray, max_speed: float) -> NDArray[np.int64]:
+    """Trail colours of ``speeds`` [m/s], shape (k,) -> (k, 3) RGB: ``SPEED_RAMP``
+    interpolated linearly over 0 … ``max_speed`` (|speed|, clipped)."""
+    fraction = np.clip(np.abs(speeds) / max(max_speed, 1e-9), 0.0, 1.0)
+    channels = [np.interp(fraction, _RAMP_STOPS, _RAMP[:, c]) for c in range(3)]
+    return np.rint(np.stack(channels, axis=-1)).astype(np.int64)
+
+
 def speed_colour(speed: float, max_speed: float) -> Colour:
-    """The trail colour of ``speed`` [m/s]: ``SPEED_RAMP`` interpolated over 0 … ``max_speed``."""
-    fraction = min(max(abs(speed) / max(max_speed, 1e-9), 0.0), 1.0)
-    stops = np.linspace(0.0, 1.0, len(SPEED_RAMP))
-    ramp = np.array(SPEED_RAMP, dtype=np.float64)
-    r, g, b = (round(float(np.interp(fraction, stops, ramp[:, c]))) for c in range(3))
+    """The trail colour of one ``speed`` [m/s] (``speed_colours``)."""
+    r, g, b = speed_colours(np.array([speed]), max_speed)[0].tolist()
     return r, g, b
 
 
@@ -238,9 +247,8 @@ class Renderer:
         self._draw_cars(canvas, snapshot)  # on top of the HUD: a car is never hidden
         self._draw_labels(canvas, snapshot)
         if self.mode == "rgb_array":
-            return np.transpose(pygame.surfarray.array3d(canvas), (1, 0, 2)).astype(
-                np.uint8, copy=True
-            )
+            # A view of the canvas's pixels, indexed [x, y], copied once into [y, x] order.
+            return np.ascontiguousarray(np.transpose(pygame.surfarray.pixels3d(canvas), (1, 0, 2)))
         self._show(canvas)
         return None
 
@@ -408,11 +416,10 @@ class Renderer:
                 continue
             active = bool(snapshot.active[i])
             points = self.world_to_px(trail[:, :2]).tolist()
-            for k in range(1, len(points)):
-                colour = speed_colour(float(trail[k, 2]), snapshot.max_speed)
-                pygame.draw.line(
-                    canvas, colour if active else _greyed(colour), *points[k - 1 : k + 1], 2
-                )
+            colours = speed_colours(trail[1:, 2], snapshot.max_speed).tolist()
+            for k, colour in enumerate(colours, start=1):
+                shown = tuple(colour) if active else _greyed(tuple(colour))
+                pygame.draw.line(canvas, shown, points[k - 1], points[k], 2)
 
     def _draw_rays(self, canvas: pygame.Surface, snapshot: RaceSnapshot) -> None:
         active = np.flatnonzero(snapshot.active)
