@@ -159,3 +159,19 @@ def test_a_three_car_race_leaderboard_matches_the_replays(tiny_runs, tmp_path):
         assert str(track["track_seed"]) in result.stdout
     assert "wins" in result.stdout and "mean_position" in result.stdout
     assert {row["label"] for row in metrics["standings"]} == {a.name, b.name, "scripted"}
+
+
+@pytest.mark.slow
+def test_eval_of_a_ppo_run_that_laps_agrees_with_its_replays(tmp_path):
+    """As the test above, with a PPO run trained long enough to complete laps (~1 min)."""
+    run_dir = tmp_path / "run"
+    train = ["total_timesteps=150000", "progress_bar=false", "validation.every=0"]
+    result = racing_rl("train", *train, f"hydra.run.dir={run_dir}", cwd=tmp_path, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    result = racing_rl(
+        "eval", f"run_dir={run_dir}", "checkpoint=final", "record=true", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((run_dir / "eval" / "metrics.json").read_text())
+    assert metrics["episodes"] == 20 and metrics["lap_completion_rate"] >= 0.5
+    assert_metrics_agree_with_replays(metrics)
