@@ -5,7 +5,11 @@ Roblox game over a WebSocket bridge), a wrapper stack (PettingZoo → SuperSuit 
 VecEnv → VecMonitor → VecNormalize) and an algorithm (PPO, SAC, TD3, RecurrentPPO).
 """
 
+import os
 from pathlib import Path
+
+# pygame prints a banner on import unless told not to; library code never prints.
+os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
 __version__ = "0.1.0"
 

@@ -1,4 +1,5 @@
-"""Training callbacks: race metrics, periodic checkpoints, validation with best-model selection."""
+"""Training callbacks: race metrics, periodic checkpoints, validation with best-model
+selection, and (opt-in) a video of a validation episode in TensorBoard."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from omegaconf import DictConfig
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.vec_env import VecEnv, sync_envs_normalization
+from stable_baselines3.common.logger import Logger, TensorBoardOutputFormat
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize, sync_envs_normalization
 
 from racing_rl.checkpoints import save_checkpoint, save_model_files, write_atomic
 from racing_rl.errors import BridgeError
@@ -128,6 +131,7 @@ class ValidationCallback(PeriodicCallback):
         every: timesteps between evaluations.
         best_dir: where the best model goes.
         objective: validation metrics -> the number to maximise.
+        video: logs a validation episode's video every few validations, or None.
     """
 
     def __init__(
@@ -136,8 +140,11 @@ class ValidationCallback(PeriodicCallback):
         every: int,
         best_dir: Path,
         objective: Callable[[Mapping[str, float]], float],
+        video: ValidationVideo | None = None,
     ) -> None:
         super().__init__(every)
+        self.video = video
+        self.validations = 0
         self.eval_env = eval_env
         self.best_dir = best_dir
         self.objective = objective
@@ -171,5 +178,77 @@ class ValidationCallback(PeriodicCallback):
             save_model_files(self.model, self.training_env, self.best_dir)
             record = json.dumps({**metrics, "timesteps": int(self.num_timesteps)}, indent=2)
             write_atomic(self.best_dir / "metrics.json", lambda tmp: tmp.write_text(record))
+        self.validations += 1
+        if self.video is not None and self.validations % self.video.every == 0:
+            self.video.log(self.model, self.training_env, self.logger, self.num_timesteps)
         self.logger.dump(self.num_timesteps)
         return metrics
+
+
+class ValidationVideo:
+    """A held-out episode of the current policy, as an animated GIF in TensorBoard.
+
+    The episode is a one-lap race from a standing start on one validation track
+    (``racing_rl.races.run_races`` with the policy behind the run's frame stack and the
+    training VecNormalize's current statistics), drawn by the replay renderer with the
+    viewer's overlays and encoded by imageio. It is written as the image summary
+    ``eval/video``, which TensorBoard's Images tab plays, straight to the SB3 logger's
+    TensorBoard writer: SB3's ``Video`` goes through torch's ``add_video``, which needs
+    ``moviepy.editor``, gone since moviepy 2.0 (torch then prints a notice and writes
+    nothing).
+
+    Args:
+        cfg: the run's config (backend, wrappers).
+        track_seed: the track.
+        every: validations between videos.
+        max_steps: the episode's step limit (frames).
+        size_px: frame size (width, height) [px].
+    """
+
+    def __init__(
+        self,
+        cfg: DictConfig,
+        track_seed: int,
+        every: int,
+        max_steps: int,
+        size_px: tuple[int, int] = (256, 256),
+    ) -> None:
+        self.cfg = cfg
+        self.track_seed = track_seed
+        self.every = every
+        self.max_steps = max_steps
+        self.size_px = size_px
+
+    def frames(self, model: object, train_env: VecEnv) -> list:
+        """The episode's frames, (H, W, 3) uint8 each."""
+        from racing_rl.drivers import PolicyDriver
+        from racing_rl.races import run_races
+        from racing_rl.replay import frames
+        from racing_rl.vec import make_parallel_envs
+
+        normalizer = train_env if isinstance(train_env, VecNormalize) else None
+        stack = int(self.cfg.wrappers.get("frame_stack", 1))
+        driver = PolicyDriver(model, "policy", "training", stack, normalizer)
+        episode = {"spawn": "grid", "laps": 1, "max_steps": self.max_steps}
+        envs = make_parallel_envs(self.cfg.backend, 1, 1, [[self.track_seed]], episode)
+        (race,) = run_races(envs, [driver], record=True)
+        return list(frames(race.replay, size_px=self.size_px))
+
+    def log(self, model: object, train_env: VecEnv, logger: Logger, timesteps: int) -> None:
+        """Record the episode and write it to the TensorBoard writer of ``logger``, if any."""
+        import imageio.v3 as iio
+        from tensorboard.compat.proto.summary_pb2 import Summary
+
+        writers = [f for f in logger.output_formats if isinstance(f, TensorBoardOutputFormat)]
+        if not writers:
+            return
+        clip = self.frames(model, train_env)
+        fps = 1.0 / float(self.cfg.backend.rules.dt)
+        gif = iio.imwrite("<bytes>", clip, extension=".gif", duration=1000 / fps, loop=0)
+        height, width = clip[0].shape[:2]
+        image = Summary.Image(height=height, width=width, colorspace=3, encoded_image_string=gif)
+        summary = Summary(value=[Summary.Value(tag="eval/video", image=image)])
+        for writer in writers:
+            writer.writer.file_writer.add_summary(summary, timesteps)
+            writer.writer.flush()
+        log.info("eval/video: %d frames of track %d", len(clip), self.track_seed)

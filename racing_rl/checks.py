@@ -194,6 +194,10 @@ def check_train_config(cfg: DictConfig) -> None:
     _integer(cfg, "checkpoint.every", minimum=0)
     _integer(cfg, "validation.every", minimum=0)
     _integer(cfg, "validation.max_steps", minimum=1)
+    if OmegaConf.select(cfg, "validation.video") is not None:
+        _integer(cfg, "validation.video.every", minimum=0)
+        _integer(cfg, "validation.video.max_steps", minimum=1)
+        _integer(cfg, "validation.video.size", minimum=16)
     if not isinstance(cfg.device, str) or not _DEVICE.match(cfg.device):
         raise invalid("device", cfg.device, "must be cpu, cuda, cuda:<index>, mps or auto")
     if not isinstance(cfg.progress_bar, bool):

@@ -38,3 +38,7 @@ class TrainingInterrupted(RacingRLError):
     def __init__(self, message: str, exit_code: int) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+class ReplayError(RacingRLError):
+    """A replay file is missing, damaged, or of a format version this code does not read."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import pickle
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -26,7 +27,13 @@ from racing_rl import config_dir
 from racing_rl.checkpoints import MODEL, VECNORMALIZE, latest_checkpoint
 from racing_rl.errors import CheckpointError, ConfigError, RacingRLError
 from racing_rl.sim.driver import PurePursuitDriver
-from racing_rl.vec import ParallelEnvsVecEnv, bridge_of, make_parallel_envs, make_vec_env
+from racing_rl.vec import (
+    ParallelEnvsVecEnv,
+    backend_config,
+    bridge_of,
+    make_parallel_envs,
+    make_vec_env,
+)
 
 log = logging.getLogger(__name__)
 
@@ -229,24 +236,60 @@ def load_run_config(run_dir: Path) -> DictConfig:
     return cfg
 
 
+def eval_dir(run_dir: str | Sequence[str]) -> str:
+    """Where ``racing-rl eval`` writes (the ``racing_rl.eval_dir`` resolver of eval.yaml).
+
+    ``<run dir>/eval`` for one run; ``<first run dir>/eval/race`` for a race of several
+    (``scripted`` entries are not directories).
+    """
+    entries = [run_dir] if isinstance(run_dir, str) else [str(r) for r in run_dir]
+    runs = [r for r in entries if r != SCRIPTED] or entries
+    return f"{runs[0]}/eval" + ("/race" if len(entries) > 1 else "")
+
+
+OmegaConf.register_new_resolver("racing_rl.eval_dir", eval_dir, replace=True)
+
+#: The run-dir entry (and ``driver`` value) that stands for the scripted baseline driver.
+SCRIPTED = "scripted"
+
+
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
-    """``racing-rl eval``: measure a run's checkpoint (or the scripted driver) on tracks.
+    """``racing-rl eval``: measure a run's checkpoint, or race several, on held-out tracks.
+
+    One run (``run_dir=<dir>``): its checkpoint (or, with ``driver=scripted``, the
+    scripted driver) drives one car per track. Several (``run_dir=[a,b,scripted]``): one
+    car of each on every track at once, a race with a leaderboard per track and overall
+    standings. Tracks, rules and sensors are the first run's; each car sees them through
+    its own run's frame stack and frozen normalisation (``racing_rl.drivers``).
 
     Args:
         cfg: the eval config (``conf/eval.yaml``): ``run_dir``, ``checkpoint``,
-            ``split``, ``driver``.
+            ``split`` or ``seeds``, ``driver``, ``laps``, ``max_steps``, ``record``,
+            ``out_dir``.
 
     Returns:
-        The metrics, also written to ``<run_dir>/eval/metrics.json``.
+        The metrics, also written to ``<out_dir>/metrics.json``; recorded replays go to
+        ``<out_dir>/replays/track_<seed>.npz``.
 
     Raises:
-        CheckpointError: if the run dir, its config or the checkpoint is missing or
-            does not match the environment.
+        CheckpointError: if a run dir, its config or a checkpoint is missing or does not
+            match the environment.
+        ConfigError: if no run dir is given to take the tracks from.
     """
-    from racing_rl.algos import load_model
+    from racing_rl.drivers import Driver, ScriptedDriver
+    from racing_rl.races import leaderboard, run_races, standings
 
-    run_dir = Path(cfg.run_dir).expanduser()
-    run_cfg = load_run_config(run_dir)
+    entries = [cfg.run_dir] if isinstance(cfg.run_dir, str) else [str(r) for r in cfg.run_dir]
+    runs = [Path(r).expanduser() for r in entries if r != SCRIPTED]
+    if not runs:
+        raise ConfigError(
+            f"run_dir={entries} names no run directory; the tracks and rules come from the "
+            "first run's config. Give at least one run dir, e.g. run_dir=[<run dir>,scripted]."
+        )
+    racing = len(entries) > 1
+    if racing and cfg.driver == SCRIPTED and SCRIPTED not in entries:
+        entries.append(SCRIPTED)
+    run_cfg = load_run_config(runs[0])
     if cfg.get("backend"):
         if cfg.backend.get("name", run_cfg.backend.name) != run_cfg.backend.name:
             run_cfg.backend = cfg.backend  # another backend: backend=roblox
@@ -254,38 +297,150 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             run_cfg.backend = OmegaConf.merge(run_cfg.backend, cfg.backend)
     seeds = list(cfg.seeds) if cfg.get("seeds") else track_seeds(run_cfg.tracks[cfg.split])
     started = time.perf_counter()
-    venv = evaluation_env(run_cfg, seeds)
-    if cfg.driver == "scripted":
-        policy: Policy = ScriptedPolicy(venv)
-        label = "scripted driver"
-    else:
-        model_path, stats_path = checkpoint_paths(run_dir, cfg.checkpoint)
-        policy = load_model(run_cfg.algo, model_path, env=None, device=cfg.device)
-        if policy.observation_space.shape != venv.observation_space.shape:
-            raise CheckpointError(
-                f"{model_path} expects observations of shape {policy.observation_space.shape} "
-                f"but {run_dir}'s config gives {venv.observation_space.shape}: the "
-                "checkpoint was trained with other sensors (backend.sensors) or another "
-                "frame stack (wrappers.frame_stack). Evaluate it with the run dir it was "
-                "trained in."
-            )
-        if isinstance(venv, VecNormalize):
-            venv = load_normalization(stats_path, venv.venv)
-        label = str(model_path)
-    results = run_episodes(policy, venv)
-    venv.close()
-    metrics: dict[str, Any] = summarize(results)
-    metrics.update(
-        driver=label,
-        split=cfg.split,
-        backend_overrides=OmegaConf.to_container(cfg.backend) if cfg.get("backend") else None,
-        seconds=time.perf_counter() - started,
-        tracks=[asdict(r) for r in results],
+    observation_size = backend_config(run_cfg.backend).observation_size
+    drivers: list[Driver] = []
+    for entry in entries:
+        if entry == SCRIPTED or (not racing and cfg.driver == SCRIPTED):
+            drivers.append(ScriptedDriver("scripted driver" if not racing else SCRIPTED))
+        else:
+            drivers.append(load_policy_driver(Path(entry).expanduser(), cfg, observation_size))
+    labels = unique_labels([d.label for d in drivers])
+    for driver, label in zip(drivers, labels, strict=True):
+        driver.label = label
+    backend = run_cfg.backend
+    collisions = bool(
+        OmegaConf.select(backend, "rules.car_collisions", default=False)
+        or backend.get("update_collisions", False)  # a Roblox game's collisions
     )
-    out = run_dir / "eval"
-    out.mkdir(exist_ok=True)
+    detect = bool(OmegaConf.select(backend, "sensors.detect_cars", default=False))
+    max_steps = cfg.max_steps or int(run_cfg.validation.max_steps) * int(cfg.laps)
+    episode = {
+        "spawn": "grid" if collisions or detect else "line",
+        "laps": int(cfg.laps),
+        "max_steps": int(max_steps),
+    }
+    envs = make_parallel_envs(
+        run_cfg.backend,
+        n_venvs=len(seeds),
+        agents_per_venv=len(drivers),
+        track_seeds=[[seed] for seed in seeds],
+        episode=episode,
+    )
+    meta = {"split": cfg.split, "laps": int(cfg.laps), "checkpoint": cfg.checkpoint}
+    try:
+        races = run_races(envs, drivers, record=bool(cfg.record), meta=meta)
+    finally:
+        for env in envs:
+            env.close()
+    seconds = time.perf_counter() - started
+    out = Path(cfg.out_dir) if cfg.get("out_dir") else Path(eval_dir(entries))
+    replays = []
+    if cfg.record:
+        for race in races:
+            replays.append(str(race.replay.save(out / "replays" / f"track_{race.track_seed}.npz")))
+    metrics: dict[str, Any]
+    if not racing:
+        results = [race.cars[0].episode for race in races]
+        metrics = summarize(results)
+        metrics.update(
+            driver=getattr(drivers[0], "checkpoint", drivers[0].label),
+            split=cfg.split,
+            backend_overrides=OmegaConf.to_container(cfg.backend) if cfg.get("backend") else None,
+            seconds=seconds,
+            tracks=[
+                {**asdict(r), "lap_times": race.cars[0].lap_times}
+                for r, race in zip(results, races, strict=True)
+            ],
+        )
+    else:
+        metrics = {
+            "race": True,
+            "drivers": [{"label": d.label, "run": d.run} for d in drivers],
+            "split": cfg.split,
+            "laps": int(cfg.laps),
+            "car_collisions": collisions,
+            "seconds": seconds,
+            "standings": standings(races),
+            "tracks": [{"track_seed": r.track_seed, "leaderboard": leaderboard(r)} for r in races],
+            "cars": {
+                label: summarize([race.cars[d].episode for race in races])
+                for d, label in enumerate(labels)
+            },
+        }
+    metrics["replays"] = replays
+    out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    metrics["out_dir"] = str(out)
     return metrics
+
+
+def unique_labels(labels: Sequence[str]) -> list[str]:
+    """``labels`` with repeats numbered (``ppo``, ``ppo#2``), so each car has its own name."""
+    seen: dict[str, int] = {}
+    unique = []
+    for label in labels:
+        seen[label] = seen.get(label, 0) + 1
+        unique.append(label if seen[label] == 1 else f"{label}#{seen[label]}")
+    return unique
+
+
+def load_policy_driver(run_dir: Path, cfg: DictConfig, observation_size: int) -> Any:
+    """A ``PolicyDriver`` of ``run_dir``'s checkpoint ``cfg.checkpoint`` with its run's
+    frame stack and frozen VecNormalize statistics.
+
+    Args:
+        run_dir: the run.
+        cfg: the eval config (``checkpoint``, ``device``).
+        observation_size: numbers per raw observation of the race's environment.
+
+    Raises:
+        CheckpointError: if the run, checkpoint or statistics are missing or damaged, or
+            the checkpoint expects other observations.
+    """
+    from racing_rl.algos import load_model
+    from racing_rl.drivers import PolicyDriver
+
+    run_cfg = load_run_config(run_dir)
+    model_path, stats_path = checkpoint_paths(run_dir, cfg.checkpoint)
+    model = load_model(run_cfg.algo, model_path, env=None, device=cfg.device)
+    stack = int(run_cfg.wrappers.get("frame_stack", 1))
+    expected = (observation_size * stack,)
+    if model.observation_space.shape != expected:
+        raise CheckpointError(
+            f"{model_path} expects observations of shape {model.observation_space.shape} "
+            f"but {run_dir}'s config gives {expected}: the "
+            "checkpoint was trained with other sensors (backend.sensors) or another "
+            "frame stack (wrappers.frame_stack). Evaluate it with the run dir it was "
+            "trained in."
+        )
+    normalizer = (
+        load_normalizer(stats_path, expected) if run_cfg.wrappers.get("normalize") else None
+    )
+    return PolicyDriver(model, run_dir.name, str(run_dir), stack, normalizer, str(model_path))
+
+
+def load_normalizer(path: Path, shape: tuple[int, ...]) -> VecNormalize:
+    """Frozen VecNormalize statistics without a VecEnv: ``normalize_obs`` works, nothing
+    updates (training off, raw rewards).
+
+    Raises:
+        CheckpointError: if the file is missing, damaged or for other observations.
+    """
+    if not path.is_file():
+        raise CheckpointError(f"VecNormalize statistics {path} are missing.")
+    try:
+        with open(path, "rb") as file:
+            normalizer = pickle.load(file)
+    except Exception as err:
+        raise CheckpointError(f"{path} is not loadable VecNormalize statistics: {err}") from err
+    if not isinstance(normalizer, VecNormalize) or normalizer.obs_rms.mean.shape != shape:
+        raise CheckpointError(
+            f"{path} holds no VecNormalize statistics for observations of shape {shape}. "
+            "Keep vecnormalize.pkl beside the model.zip it was saved with."
+        )
+    normalizer.training = False
+    normalizer.norm_reward = False
+    return normalizer
 
 
 def checkpoint_paths(run_dir: Path, checkpoint: str) -> tuple[Path, Path]:
@@ -316,23 +471,6 @@ def checkpoint_paths(run_dir: Path, checkpoint: str) -> tuple[Path, Path]:
     return model, model.with_name(VECNORMALIZE)
 
 
-def load_normalization(path: Path, venv: VecEnv) -> VecNormalize:
-    """Load frozen VecNormalize statistics onto ``venv`` (training off, raw rewards).
-
-    Raises:
-        CheckpointError: if the file is missing or damaged.
-    """
-    if not path.is_file():
-        raise CheckpointError(f"VecNormalize statistics {path} are missing.")
-    try:
-        normalized = VecNormalize.load(str(path), venv)
-    except Exception as err:
-        raise CheckpointError(f"{path} is not loadable VecNormalize statistics: {err}") from err
-    normalized.training = False
-    normalized.norm_reward = False
-    return normalized
-
-
 @hydra.main(config_path=str(config_dir()), config_name="eval", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     """Hydra entry point of ``racing-rl eval``."""
@@ -341,11 +479,45 @@ def main(cfg: DictConfig) -> None:
     except RacingRLError as err:
         log.error("%s", err)
         raise SystemExit(1) from err
+    out = Path(metrics["out_dir"]) / "metrics.json"
+    if metrics.get("race"):
+        print_race(metrics)
+        print(f"{len(metrics['tracks'])} races, {metrics['seconds']:.1f} s; written to {out}")
+        return
     columns = ["track_seed", "finished", "crashed", "lap_time", "progress", "mean_speed"]
     print(format_table(metrics["tracks"], columns))
-    summary = {k: v for k, v in metrics.items() if k != "tracks"}
+    summary = {k: v for k, v in metrics.items() if k not in ("tracks", "replays", "out_dir")}
     print(format_table([summary], [k for k in summary if k not in ("driver", "split")]))
+    if metrics["replays"]:
+        print(f"{len(metrics['replays'])} replays in {Path(metrics['replays'][0]).parent}")
     print(
         f"{metrics['driver']} on {metrics['episodes']} {metrics['split']} tracks, "
-        f"{metrics['seconds']:.1f} s; written to {Path(cfg.run_dir) / 'eval' / 'metrics.json'}"
+        f"{metrics['seconds']:.1f} s; written to {out}"
     )
+
+
+def print_race(metrics: dict[str, Any]) -> None:
+    """Print a race's leaderboard per track (position, lap times, gaps) and the standings."""
+    rows = []
+    for track in metrics["tracks"]:
+        for row in track["leaderboard"]:
+            laps = " ".join(f"{t:.2f}" for t in row["lap_times_s"]) or "-"
+            if row["finished"]:
+                result = f"{row['finish_time_s']:.2f}"
+                gap = f"+{row['gap_s']:.2f}" if row["position"] > 1 else ""
+            else:
+                result, gap = ("crash" if row["crashed"] else "DNF"), f"{row['progress']:.2f} laps"
+            rows.append(
+                {
+                    "track": track["track_seed"],
+                    "pos": row["position"],
+                    "car": row["label"],
+                    "lap_times_s": laps,
+                    "time_s": result,
+                    "gap": gap,
+                }
+            )
+    print(format_table(rows, ["track", "pos", "car", "lap_times_s", "time_s", "gap"]))
+    print()
+    columns = ["position", "label", "wins", "mean_position", "finished_rate", "mean_lap_time_s"]
+    print(format_table(metrics["standings"], columns))

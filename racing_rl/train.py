@@ -47,6 +47,7 @@ from racing_rl.callbacks import (
     FreezeCallback,
     RaceMetricsCallback,
     ValidationCallback,
+    ValidationVideo,
 )
 from racing_rl.checkpoints import (
     Checkpoint,
@@ -301,9 +302,19 @@ def _train(
     lap_time_limit_s = cfg.validation.max_steps * cfg.backend.rules.dt
     run_objective = partial(objective, kind=cfg.objective, lap_time_limit_s=lap_time_limit_s)
     if cfg.validation.every > 0:
-        eval_env = evaluation_env(cfg, track_seeds(cfg.tracks.validation), venv)
+        seeds = track_seeds(cfg.tracks.validation)
+        eval_env = evaluation_env(cfg, seeds, venv)
+        video = cfg.validation.get("video")
         validation = ValidationCallback(
-            eval_env, cfg.validation.every, run_dir / "best", run_objective
+            eval_env,
+            cfg.validation.every,
+            run_dir / "best",
+            run_objective,
+            video=ValidationVideo(
+                cfg, seeds[0], video.every, video.max_steps, (video.size, video.size)
+            )
+            if video and video.every > 0
+            else None,
         )
         callbacks.append(validation)
 

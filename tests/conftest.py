@@ -1,6 +1,23 @@
-"""Shared pytest setup: headless pygame for every test."""
+"""Shared pytest setup: headless pygame for every test; tiny trained runs to evaluate."""
 
 import os
+from pathlib import Path
+
+import pytest
+from runs import TINY, racing_rl
 
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(tmp_path_factory) -> list[Path]:
+    """Two tiny PPO runs (2048 timesteps each, seeds 0 and 1), trained once per session."""
+    root = tmp_path_factory.mktemp("tiny_runs")
+    runs = []
+    for seed in (0, 1):
+        run_dir = root / f"ppo_seed{seed}"
+        result = racing_rl("train", *TINY, f"seed={seed}", f"hydra.run.dir={run_dir}", cwd=root)
+        assert result.returncode == 0, result.stderr[-3000:]
+        runs.append(run_dir)
+    return runs

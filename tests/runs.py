@@ -16,6 +16,8 @@ QUICK = [
     "validation.every=1000",
     "checkpoint.every=1000",
 ]
+#: The smallest useful run: QUICK without validation or checkpoints (a final model only).
+TINY = [*QUICK, "validation.every=0", "checkpoint.every=0"]
 OFF_POLICY = ("sac", "td3", "tqc")
 #: Off-policy algorithms start learning after 10k steps by default: far beyond QUICK.
 QUICK_OFF_POLICY = ["algo.model.learning_starts=100"]

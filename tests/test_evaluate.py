@@ -1,12 +1,16 @@
-"""Evaluation helpers: metrics, model selection order, checkpoint lookup."""
+"""Evaluation: metrics, checkpoint lookup, recorded evaluations and races through the CLI."""
 
 import json
 import math
+from pathlib import Path
 
+import numpy as np
 import pytest
+from runs import racing_rl
 
 from racing_rl.errors import CheckpointError
 from racing_rl.evaluate import EpisodeResult, checkpoint_paths, summarize
+from racing_rl.replay import load_replay
 
 
 def episode(finished: bool, lap_time: float = math.nan, crashed: bool = False) -> EpisodeResult:
@@ -66,3 +70,108 @@ def test_checkpoint_paths(tmp_path):
 def test_missing_checkpoints_raise_a_clear_error(tmp_path, checkpoint):
     with pytest.raises(CheckpointError, match=r"(?i)checkpoint"):
         checkpoint_paths(tmp_path, checkpoint)
+
+
+def assert_metrics_agree_with_replays(metrics: dict) -> None:
+    """Each track's row in metrics.json tells what its recorded replay shows."""
+    assert len(metrics["replays"]) == len(metrics["tracks"]) == metrics["episodes"]
+    for row, path in zip(metrics["tracks"], metrics["replays"], strict=True):
+        replay = load_replay(path)
+        assert replay.meta["track_seed"] == row["track_seed"] == replay.track.seed
+        laps = replay.lap_times(0)
+        assert row["lap_times"] == laps
+        assert row["finished"] == (len(laps) == 1)
+        assert replay.truncated[-1, 0] or replay.terminated[-1, 0]  # the episode's end
+        assert not replay.active[-1, 0] and replay.active[:-1, 0].all()
+        if row["finished"]:
+            assert row["lap_time"] == laps[0]
+        else:
+            assert math.isnan(row["lap_time"])
+        assert row["crashed"] == bool(replay.terminated[-1, 0])
+        assert row["length"] == replay.n_steps
+        assert row["progress"] == replay.progress[-1, 0]
+        assert row["episode_return"] == pytest.approx(float(replay.rewards[:, 0].sum()), rel=1e-5)
+    finished = [t for t in metrics["tracks"] if t["finished"]]
+    assert metrics["lap_completion_rate"] == len(finished) / metrics["episodes"]
+    if finished:
+        assert metrics["mean_lap_time_s"] == pytest.approx(
+            np.mean([t["lap_time"] for t in finished])
+        )
+
+
+def test_eval_records_replays_that_agree_with_metrics(tiny_runs, tmp_path):
+    run_dir = tiny_runs[0]
+    # The tiny PPO run (it completes no lap after 2048 steps), then the scripted driver on
+    # the same run's tracks, which laps: both through racing-rl eval record=true.
+    for driver, out in (("policy", tmp_path / "ppo"), ("scripted", tmp_path / "scripted")):
+        result = racing_rl(
+            "eval",
+            f"run_dir={run_dir}",
+            "checkpoint=final",
+            f"driver={driver}",
+            "seeds=[5,6]",
+            "max_steps=600",
+            "record=true",
+            f"out_dir={out}",
+            cwd=tmp_path,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        metrics = json.loads((out / "metrics.json").read_text())
+        assert [Path(p).name for p in metrics["replays"]] == ["track_5.npz", "track_6.npz"]
+        assert str(out / "replays") in result.stdout
+        assert_metrics_agree_with_replays(metrics)
+    assert metrics["lap_completion_rate"] == 1.0  # the scripted driver's laps were checked
+
+
+def test_a_three_car_race_leaderboard_matches_the_replays(tiny_runs, tmp_path):
+    a, b = tiny_runs
+    result = racing_rl(
+        "eval",
+        f"run_dir=[{a},{b},scripted]",
+        "checkpoint=final",
+        "seeds=[5,6]",
+        "laps=2",
+        "max_steps=900",
+        "record=true",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = a / "eval" / "race"
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert [d["label"] for d in metrics["drivers"]] == [a.name, b.name, "scripted"]
+    for track, path in zip(metrics["tracks"], metrics["replays"], strict=True):
+        replay = load_replay(path)
+        assert replay.labels == (a.name, b.name, "scripted") and replay.n_cars == 3
+        laps = {label: replay.lap_times(d) for d, label in enumerate(replay.labels)}
+        finishers = [label for label in laps if len(laps[label]) == 2]
+        others = [label for label in laps if label not in finishers]
+        # Finishers by the sum of their recorded laps, then the rest by final progress.
+        progress = {label: replay.progress[-1, d] for d, label in enumerate(replay.labels)}
+        expected = sorted(finishers, key=lambda label: sum(laps[label])) + sorted(
+            others, key=lambda label: -progress[label]
+        )
+        board = track["leaderboard"]
+        assert [row["label"] for row in board] == expected
+        assert [row["position"] for row in board] == [1, 2, 3]
+        for row in board:
+            assert row["lap_times_s"] == laps[row["label"]]
+        assert "scripted" in finishers
+        assert str(track["track_seed"]) in result.stdout
+    assert "wins" in result.stdout and "mean_position" in result.stdout
+    assert {row["label"] for row in metrics["standings"]} == {a.name, b.name, "scripted"}
+
+
+@pytest.mark.slow
+def test_eval_of_a_ppo_run_that_laps_agrees_with_its_replays(tmp_path):
+    """As the test above, with a PPO run trained long enough to complete laps (~1 min)."""
+    run_dir = tmp_path / "run"
+    train = ["total_timesteps=150000", "progress_bar=false", "validation.every=0"]
+    result = racing_rl("train", *train, f"hydra.run.dir={run_dir}", cwd=tmp_path, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    result = racing_rl(
+        "eval", f"run_dir={run_dir}", "checkpoint=final", "record=true", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((run_dir / "eval" / "metrics.json").read_text())
+    assert metrics["episodes"] == 20 and metrics["lap_completion_rate"] >= 0.5
+    assert_metrics_agree_with_replays(metrics)

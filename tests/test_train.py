@@ -128,7 +128,12 @@ def test_unknown_algorithm_names_the_available_ones(tmp_path):
 
 def test_help_explains_commands_and_config_groups(tmp_path):
     top = racing_rl("--help", cwd=tmp_path)
-    assert top.returncode == 0 and "train" in top.stdout and "eval" in top.stdout
+    assert top.returncode == 0
+    for command in ("train", "eval", "replay", "play", "report"):
+        assert f"\n  {command}  " in top.stdout
+    for command, key in (("replay", "path: ???"), ("play", "opponent: null")):
+        help_text = racing_rl(command, "--help", cwd=tmp_path)
+        assert help_text.returncode == 0 and key in help_text.stdout
     train_help = racing_rl("train", "--help", cwd=tmp_path)
     assert train_help.returncode == 0
     for group in (

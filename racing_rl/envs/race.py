@@ -21,7 +21,7 @@ from racing_rl.sim.track import Track, TrackConfig, generate_track
 from racing_rl.sim.world import RaceRules, World
 
 AgentID = str
-SPAWN_MODES = ("random", "grid")
+SPAWN_MODES = ("random", "grid", "line")
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,9 @@ class EpisodeConfig:
         max_steps: steps before every car is truncated.
         spawn: ``"random"`` spreads the cars around the track with random offsets,
             headings and speeds (training); ``"grid"`` lines them up at rest on the
-            start line (evaluation and races).
+            start line (evaluation and races with car collisions); ``"line"`` puts every
+            car at rest on the start line on the centreline, overlapping (a race of
+            "ghost" cars without car collisions: every car starts alike).
         standing_start_prob: with ``spawn="random"``, chance that a car starts at rest.
         max_spawn_speed: with ``spawn="random"``, fastest initial speed [m/s].
         max_spawn_lateral: with ``spawn="random"``, largest offset from the centreline [m].
@@ -116,7 +118,8 @@ class RaceParallelEnv(ParallelEnv):
 
     ## Starting State
     ``episode.spawn="random"``: cars spread evenly around the track with random offset,
-    heading error and speed (a share at rest). ``"grid"``: at rest on the start line.
+    heading error and speed (a share at rest). ``"grid"``: at rest on the start line, two
+    abreast. ``"line"``: at rest on the start line, all on the same spot (no collisions).
 
     ## Episode End
     Terminated: the car leaves the track, hits an obstacle, or (``rules.car_collisions``)
@@ -228,6 +231,9 @@ class RaceParallelEnv(ParallelEnv):
         world = self.world
         assert world is not None
         track, episode, n = world.track, self.config.episode, self.n_cars
+        if episode.spawn == "line":
+            world.place_cars(np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n), cars)
+            return
         if episode.spawn == "grid":
             row, col = np.divmod(np.arange(n), 2)
             arc = -8.0 * row - 4.0 * col

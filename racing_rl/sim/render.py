@@ -4,6 +4,11 @@ This is the project's only pygame user; the rest of ``racing_rl.sim`` is pure Nu
 World coordinates are metres with x right and y up; this module alone converts them to
 pixels (x right, y down), fitting the whole track into the window with a margin.
 
+It draws ``RaceSnapshot``s (``racing_rl.sim.snapshot``): of a live ``World`` (``draw``
+takes one and snapshots it) or read back from a replay file, so both look the same.
+Two cameras: ``"track"`` fits the whole track into the frame; ``"chase"`` follows one
+car at a fixed zoom (north up). Trails are coloured by speed, slow blue to fast red.
+
 Two modes, as Gymnasium's ``render_mode``:
 
 - ``"rgb_array"``: draws on an off-screen ``pygame.Surface`` and returns the frame as an
@@ -29,6 +34,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from racing_rl.errors import ConfigError
+from racing_rl.sim.snapshot import RaceSnapshot
 from racing_rl.sim.track import Track
 from racing_rl.sim.world import World
 
@@ -42,6 +48,7 @@ FloatArray = NDArray[np.float64]
 Colour = tuple[int, int, int]
 
 RENDER_MODES = ("human", "rgb_array")
+CAMERAS = ("track", "chase")
 
 #: Body colour of car i is ``CAR_COLOURS[i % len(CAR_COLOURS)]``.
 CAR_COLOURS: tuple[Colour, ...] = (
@@ -66,6 +73,26 @@ HUD_INACTIVE: Colour = (150, 150, 150)
 HUD_BOX_ALPHA = 150
 #: Squares across the start line.
 START_LINE_SQUARES = 8
+#: Trail colours from standing still to ``max_speed``, evenly spaced in speed.
+SPEED_RAMP: tuple[Colour, ...] = ((40, 90, 255), (0, 210, 140), (255, 225, 0), (255, 40, 40))
+
+
+_RAMP = np.array(SPEED_RAMP, dtype=np.float64)
+_RAMP_STOPS = np.linspace(0.0, 1.0, len(SPEED_RAMP))
+
+
+def speed_colours(speeds: FloatArray, max_speed: float) -> NDArray[np.int64]:
+    """Trail colours of ``speeds`` [m/s], shape (k,) -> (k, 3) RGB: ``SPEED_RAMP``
+    interpolated linearly over 0 … ``max_speed`` (|speed|, clipped)."""
+    fraction = np.clip(np.abs(speeds) / max(max_speed, 1e-9), 0.0, 1.0)
+    channels = [np.interp(fraction, _RAMP_STOPS, _RAMP[:, c]) for c in range(3)]
+    return np.rint(np.stack(channels, axis=-1)).astype(np.int64)
+
+
+def speed_colour(speed: float, max_speed: float) -> Colour:
+    """The trail colour of one ``speed`` [m/s] (``speed_colours``)."""
+    r, g, b = speed_colours(np.array([speed]), max_speed)[0].tolist()
+    return r, g, b
 
 
 def _greyed(colour: Colour) -> Colour:
@@ -90,14 +117,15 @@ def _signed_area(points: FloatArray) -> float:
 
 
 class Renderer:
-    """Draws a ``World`` top-down with pygame.
+    """Draws a ``World`` (or a ``RaceSnapshot``) top-down with pygame.
 
     The static track layer (grass, asphalt, walls, start line, obstacles) is drawn once
-    per track object and cached; each ``draw`` blits it and adds trails, rays, cars and
-    the HUD, which sits in the window corner that hides the least of the track. Cars are
-    drawn last, over the HUD, so none is ever hidden. Trails keep the last ``trail_length``
-    positions of each car and are cleared when a new episode starts: a different world or
-    track, the race clock going back, or the cars moving while the clock stands still.
+    per track object and camera and cached; each ``draw`` blits it and adds trails, rays,
+    cars, car labels and the HUD, which sits in the window corner that hides the least of
+    the track. Cars are drawn last, over the HUD, so none is ever hidden. Unless the
+    snapshot brings its own, trails keep the last ``trail_length`` positions of each car
+    and are cleared when a new episode starts: a different world or track, the race clock
+    going back, or the cars moving while the clock stands still.
 
     Args:
         mode: ``"human"`` (a window) or ``"rgb_array"`` (frames as arrays).
@@ -107,9 +135,14 @@ class Renderer:
         trail_length: positions kept per car for its trail; 0 draws no trails.
         max_hud_cars: cars listed in the HUD; the rest are summed up in one line.
         font_size_px: HUD font size [px].
+        camera: ``"track"`` (the whole track) or ``"chase"`` (follows car ``follow``).
+        follow: the car the chase camera follows (taken modulo the number of cars).
+        chase_scale_px: the chase camera's zoom [px/m].
+        pump_events: in ``"human"`` mode, read the window's event queue (and stop on
+            QUIT); False leaves the events to the caller (the replay viewer, ``play``).
 
     Raises:
-        ConfigError: on an unknown mode or a size, margin or count out of range.
+        ConfigError: on an unknown mode or camera or a size, margin or count out of range.
     """
 
     def __init__(
@@ -121,9 +154,18 @@ class Renderer:
         trail_length: int = 200,
         max_hud_cars: int = 6,
         font_size_px: int = 20,
+        camera: str = "track",
+        follow: int = 0,
+        chase_scale_px: float = 6.0,
+        pump_events: bool = True,
     ) -> None:
         if mode not in RENDER_MODES:
             raise ConfigError(f"Render mode must be one of {RENDER_MODES}, got {mode!r}.")
+        if camera not in CAMERAS or chase_scale_px <= 0:
+            raise ConfigError(
+                f"camera must be one of {CAMERAS} and chase_scale_px > 0, got {camera!r} and "
+                f"{chase_scale_px}."
+            )
         width_px, height_px = size_px
         if width_px < 1 or height_px < 1 or not 0 <= 2 * margin_px < min(width_px, height_px):
             raise ConfigError(
@@ -142,6 +184,10 @@ class Renderer:
         self.trail_length = trail_length
         self.max_hud_cars = max_hud_cars
         self.font_size_px = font_size_px
+        self.camera = camera
+        self.follow = follow
+        self.chase_scale_px = chase_scale_px
+        self.pump_events = pump_events
 
         self._canvas = pygame.Surface(self.size_px)
         self._window: pygame.Surface | None = None
@@ -153,22 +199,24 @@ class Renderer:
 
         self._track: Track | None = None
         self._track_layer: pygame.Surface | None = None
+        self._layer_camera = camera  # the camera the cached layer was drawn for
+        self._layer_offset = np.zeros(2)  # pixel position of the world origin in the layer
         self._scale = 1.0  # [px/m]
-        self._offset = np.zeros(2)  # pixel position of the world origin [px]
+        self._offset = np.zeros(2)  # pixel position of the world origin in the frame [px]
         self._track_pixels: NDArray[np.bool_] | None = None
         self._hud_corner: tuple[int, int] | None = None  # (right?, bottom?), set per track
 
-        self._world: World | None = None
+        self._source: object = None  # the World (or track) the trails come from
         self._last_time = math.nan
         self._last_position: FloatArray | None = None
-        self._trails: list[deque[tuple[float, float]]] = []
+        self._trails: list[deque[tuple[float, float, float]]] = []
 
     # ------------------------------------------------------------------ public API
-    def draw(self, world: World) -> NDArray[np.uint8] | None:
-        """Draw the world's current state.
+    def draw(self, race: World | RaceSnapshot) -> NDArray[np.uint8] | None:
+        """Draw the race's current state.
 
         Args:
-            world: the race to draw.
+            race: a live ``World`` or a ``RaceSnapshot`` (e.g. a replay's frame).
 
         Returns:
             In ``"rgb_array"`` mode the frame, shape (H, W, 3), uint8 RGB (a copy). In
@@ -176,20 +224,31 @@ class Renderer:
         """
         if self.mode == "human" and self._window_closed:
             return None
-        if world.track is not self._track:
-            self._set_track(world.track)
-        self._update_trails(world)
+        if isinstance(race, World):
+            snapshot = RaceSnapshot.from_world(race)
+            source: object = race
+        else:
+            snapshot, source = race, race.track
+        if snapshot.track is not self._track or self.camera != self._layer_camera:
+            self._set_track(snapshot.track)
+        self._place_camera(snapshot)
+        trails = snapshot.trails
+        if trails is None:
+            self._update_trails(snapshot, source)
+            trails = tuple(np.array(trail).reshape(-1, 3) for trail in self._trails)
         canvas = self._canvas
         assert self._track_layer is not None
-        canvas.blit(self._track_layer, (0, 0))
-        self._draw_trails(canvas, world)
-        self._draw_rays(canvas, world)
-        self._draw_hud(canvas, world)
-        self._draw_cars(canvas, world)  # on top of the HUD: a car is never hidden
+        if self.camera == "chase":
+            canvas.fill(GRASS)  # beyond the track's layer
+        canvas.blit(self._track_layer, (self._offset - self._layer_offset).round().tolist())
+        self._draw_trails(canvas, snapshot, trails)
+        self._draw_rays(canvas, snapshot)
+        self._draw_hud(canvas, snapshot)
+        self._draw_cars(canvas, snapshot)  # on top of the HUD: a car is never hidden
+        self._draw_labels(canvas, snapshot)
         if self.mode == "rgb_array":
-            return np.transpose(pygame.surfarray.array3d(canvas), (1, 0, 2)).astype(
-                np.uint8, copy=True
-            )
+            # A view of the canvas's pixels, indexed [x, y], copied once into [y, x] order.
+            return np.ascontiguousarray(np.transpose(pygame.surfarray.pixels3d(canvas), (1, 0, 2)))
         self._show(canvas)
         return None
 
@@ -212,7 +271,7 @@ class Renderer:
     @property
     def trails(self) -> list[FloatArray]:
         """Recorded positions of each car this episode, oldest first: shape (k, 2) [m] each."""
-        return [np.array(trail, dtype=np.float64).reshape(-1, 2) for trail in self._trails]
+        return [np.array(trail, dtype=np.float64).reshape(-1, 3)[:, :2] for trail in self._trails]
 
     def world_to_px(self, points: FloatArray) -> FloatArray:
         """Convert world points to pixel coordinates of the current track's frame.
@@ -233,7 +292,11 @@ class Renderer:
 
     # ------------------------------------------------------------------ static layer
     def _set_track(self, track: Track) -> None:
-        """Fit ``track`` into the window and draw its static layer."""
+        """Fit ``track`` into the window (or, chasing, scale it) and draw its static layer.
+
+        The track camera's layer is the frame's size; the chase camera's is the whole
+        track at ``chase_scale_px``, of which each frame shows the part around the car.
+        """
         extent = np.concatenate([track.left_wall, track.right_wall])
         low, high = extent.min(axis=0), extent.max(axis=0)
         if len(track.obstacles):
@@ -241,23 +304,39 @@ class Renderer:
             low = np.minimum(low, (centres - radii).min(axis=0))
             high = np.maximum(high, (centres + radii).max(axis=0))
         span = np.maximum(high - low, 1e-9)
-        room = np.array(self.size_px, dtype=np.float64) - 2 * self.margin_px
-        self._scale = float(np.min(room / span))
+        if self.camera == "chase":
+            self._scale = self.chase_scale_px
+            layer_size = tuple(int(v) for v in np.ceil(span * self._scale) + 2 * self.margin_px)
+        else:
+            room = np.array(self.size_px, dtype=np.float64) - 2 * self.margin_px
+            self._scale = float(np.min(room / span))
+            layer_size = self.size_px
         centre_world = (low + high) / 2
-        centre_px = np.array(self.size_px, dtype=np.float64) / 2
+        centre_px = np.array(layer_size, dtype=np.float64) / 2
         # px = centre_px + (p - centre_world) * (s, -s)
         self._offset = centre_px - centre_world * np.array([self._scale, -self._scale])
+        self._layer_offset = self._offset.copy()
+        self._layer_camera = self.camera
         self._track = track
-        self._track_layer = self._draw_track(track)
+        self._track_layer = self._draw_track(track, layer_size)
         # Pixels that are not grass, indexed [x, y], for placing the HUD off the track.
         grass = np.array(GRASS, dtype=np.uint8)
         self._track_pixels = (pygame.surfarray.array3d(self._track_layer) != grass).any(axis=-1)
-        self._hud_corner = None
+        self._hud_corner = None if self.camera == "track" else (0, 0)
         logger.debug("Track %d drawn at %.2f px/m.", track.seed, self._scale)
 
-    def _draw_track(self, track: Track) -> pygame.Surface:
+    def _place_camera(self, snapshot: RaceSnapshot) -> None:
+        """Set the frame's world-to-pixel offset: fixed, or centred on the chased car."""
+        if self.camera == "track":
+            self._offset = self._layer_offset
+            return
+        car = snapshot.position[self.follow % snapshot.n_cars]
+        car_px = self._layer_offset + car * np.array([self._scale, -self._scale])
+        self._offset = self._layer_offset - car_px + np.array(self.size_px) / 2
+
+    def _draw_track(self, track: Track, size_px: tuple[int, int]) -> pygame.Surface:
         """The static layer: grass, asphalt between the walls, walls, start line, obstacles."""
-        layer = pygame.Surface(self.size_px)
+        layer = pygame.Surface(size_px)
         layer.fill(GRASS)
         left, right = self.world_to_px(track.left_wall), self.world_to_px(track.right_wall)
         # The region between two nested closed walls: fill the outer one, then cut the
@@ -301,53 +380,60 @@ class Renderer:
                 pygame.draw.polygon(layer, colour, self.world_to_px(quad).tolist())
 
     # ------------------------------------------------------------------ dynamic layer
-    def _update_trails(self, world: World) -> None:
+    def _update_trails(self, snapshot: RaceSnapshot, source: object) -> None:
         """Append the active cars' positions; clear the trails when an episode starts."""
-        position = world.cars.position
-        same_frame = world.time == self._last_time
+        position = snapshot.position
+        same_frame = snapshot.time == self._last_time
         new_episode = (
-            world is not self._world
-            or world.n_cars != len(self._trails)
-            or world.time < self._last_time
+            source is not self._source
+            or snapshot.n_cars != len(self._trails)
+            or snapshot.time < self._last_time
             or (same_frame and not np.array_equal(position, self._last_position))
         )
         if new_episode:
-            self._trails = [deque(maxlen=self.trail_length) for _ in range(world.n_cars)]
+            self._trails = [deque(maxlen=self.trail_length) for _ in range(snapshot.n_cars)]
         elif same_frame:
             return  # drawn again without a step: nothing new to record
-        self._world = world
-        self._last_time = world.time
+        self._source = source
+        self._last_time = snapshot.time
         self._last_position = position.copy()
         if self.trail_length == 0:
             return
-        for i in np.flatnonzero(world.active):
-            self._trails[i].append((float(position[i, 0]), float(position[i, 1])))
+        for i in np.flatnonzero(snapshot.active):
+            x, y = position[i]
+            self._trails[i].append((float(x), float(y), float(snapshot.speed[i])))
 
     def _car_colour(self, index: int, active: bool) -> Colour:
         colour = CAR_COLOURS[index % len(CAR_COLOURS)]
         return colour if active else _greyed(colour)
 
-    def _draw_trails(self, canvas: pygame.Surface, world: World) -> None:
-        for i, trail in enumerate(self._trails):
+    def _draw_trails(
+        self, canvas: pygame.Surface, snapshot: RaceSnapshot, trails: tuple[FloatArray, ...]
+    ) -> None:
+        """Each car's trail, segment by segment in the colour of its speed (greyed if out)."""
+        for i, trail in enumerate(trails):
             if len(trail) < 2:
                 continue
-            colour = _mixed(self._car_colour(i, bool(world.active[i])), ASPHALT, 0.5)
-            points = self.world_to_px(np.array(trail)).tolist()
-            pygame.draw.lines(canvas, colour, False, points, 2)
+            active = bool(snapshot.active[i])
+            points = self.world_to_px(trail[:, :2]).tolist()
+            colours = speed_colours(trail[1:, 2], snapshot.max_speed).tolist()
+            for k, colour in enumerate(colours, start=1):
+                shown = tuple(colour) if active else _greyed(tuple(colour))
+                pygame.draw.line(canvas, shown, points[k - 1], points[k], 2)
 
-    def _draw_rays(self, canvas: pygame.Surface, world: World) -> None:
-        active = np.flatnonzero(world.active)
+    def _draw_rays(self, canvas: pygame.Surface, snapshot: RaceSnapshot) -> None:
+        active = np.flatnonzero(snapshot.active)
         if active.size == 0:
             return
-        distances = world.ray_distances()[active]  # (A, R) [m]
-        theta = world.cars.heading[active, None] + world.sensors.angles()[None, :]
-        origins = world.cars.position[active]
+        distances = snapshot.rays[active]  # (A, R) [m]
+        theta = snapshot.heading[active, None] + snapshot.ray_angles[None, :]
+        origins = snapshot.position[active]
         ends = origins[:, None, :] + distances[..., None] * np.stack(
             [np.cos(theta), np.sin(theta)], axis=-1
         )
         origins_px = self.world_to_px(origins).tolist()
         ends_px = self.world_to_px(ends).tolist()
-        hits = (distances < world.sensors.range).tolist()
+        hits = (distances < snapshot.ray_range).tolist()
         for k, i in enumerate(active):
             colour = _mixed(self._car_colour(int(i), True), (255, 255, 255), 0.45)
             for end, hit in zip(ends_px[k], hits[k], strict=True):
@@ -355,9 +441,9 @@ class Renderer:
                 if hit:
                     pygame.draw.circle(canvas, colour, end, 2)
 
-    def _draw_cars(self, canvas: pygame.Surface, world: World) -> None:
+    def _draw_cars(self, canvas: pygame.Surface, snapshot: RaceSnapshot) -> None:
         """Rotated rectangles of car length × width, with a light band at the front."""
-        half_length, half_width = world.car.length / 2, world.car.width / 2
+        half_length, half_width = snapshot.car_length / 2, snapshot.car_width / 2
         # Body corners and the front band in the car frame (x forward, y left) [m].
         body = np.array(
             [
@@ -370,39 +456,58 @@ class Renderer:
         front = body.copy()
         front[1:3, 0] = half_length * 0.4
         shapes = np.stack([body, front])  # (2, 4, 2)
-        cos, sin = np.cos(world.cars.heading), np.sin(world.cars.heading)
+        cos, sin = np.cos(snapshot.heading), np.sin(snapshot.heading)
         rotation = np.stack([np.stack([cos, -sin], -1), np.stack([sin, cos], -1)], -2)  # (N,2,2)
         corners = np.einsum("nij,skj->nski", rotation, shapes)  # (N, 2, 4, 2)
-        corners = corners + world.cars.position[:, None, None, :]
+        corners = corners + snapshot.position[:, None, None, :]
         corners_px = self.world_to_px(corners).tolist()
         # Inactive cars first, so racing cars are drawn on top of them.
-        order = sorted(range(world.n_cars), key=lambda i: bool(world.active[i]))
+        order = sorted(range(snapshot.n_cars), key=lambda i: bool(snapshot.active[i]))
         for i in order:
-            colour = self._car_colour(i, bool(world.active[i]))
+            colour = self._car_colour(i, bool(snapshot.active[i]))
             body_px, front_px = corners_px[i]
             pygame.draw.polygon(canvas, colour, body_px)
             pygame.draw.polygon(canvas, _mixed(colour, (255, 255, 255), 0.6), front_px)
             pygame.draw.polygon(canvas, _mixed(colour, (0, 0, 0), 0.6), body_px, 1)
 
-    def _draw_hud(self, canvas: pygame.Surface, world: World) -> None:
-        """Race time, then per car: speed, laps, last lap time and progress within the lap."""
+    def _draw_labels(self, canvas: pygame.Surface, snapshot: RaceSnapshot) -> None:
+        """Each car's label (when the snapshot names the cars) just above it."""
+        if not snapshot.labels:
+            return
+        font = self._get_font()
+        above = np.array([0.0, -(snapshot.car_length * self._scale / 2 + font.get_linesize())])
+        centres = self.world_to_px(snapshot.position) + above
+        for i in range(snapshot.n_cars):
+            colour = self._car_colour(i, bool(snapshot.active[i]))
+            text = font.render(snapshot.label(i), True, _mixed(colour, (255, 255, 255), 0.5))
+            box = pygame.Surface((text.get_width() + 4, text.get_height()), pygame.SRCALPHA)
+            box.fill((0, 0, 0, HUD_BOX_ALPHA))
+            box.blit(text, (2, 0))
+            x, y = centres[i]
+            canvas.blit(box, (round(x - box.get_width() / 2), round(y)))
+
+    def _draw_hud(self, canvas: pygame.Surface, snapshot: RaceSnapshot) -> None:
+        """Race time, then per car: speed, laps, running and last lap time, lap progress."""
         font = self._get_font()
         lines: list[tuple[str, Colour, Colour | None]] = [
-            (f"race time {world.time:7.2f} s", HUD_TEXT, None)
+            (f"race time {snapshot.time:7.2f} s", HUD_TEXT, None)
         ]
-        shown = min(world.n_cars, self.max_hud_cars)
+        shown = min(snapshot.n_cars, self.max_hud_cars)
+        width = max(len(snapshot.label(i)) for i in range(shown)) if shown else 0
         for i in range(shown):
-            active = bool(world.active[i])
-            last = world.last_lap_time[i]
+            active = bool(snapshot.active[i])
+            clock, last = snapshot.lap_clock[i], snapshot.last_lap_time[i]
+            clock_text = "  --.-- s" if np.isnan(clock) or not active else f"{clock:7.2f} s"
             last_text = "  --.-- s" if np.isnan(last) else f"{last:7.2f} s"
-            fraction = float(np.mod(world.progress[i], 1.0))
+            fraction = float(np.mod(snapshot.progress[i], 1.0))
             text = (
-                f"car {i}  {world.cars.speed[i] * 3.6:4.0f} km/h  lap {world.laps[i]:2d}  "
-                f"last {last_text}  {fraction:4.0%}" + ("" if active else "  out")
+                f"{snapshot.label(i):<{width}}  {snapshot.speed[i] * 3.6:4.0f} km/h  "
+                f"lap {snapshot.laps[i]:2d}  time {clock_text}  last {last_text}  "
+                f"{fraction:4.0%}" + ("" if active else "  out")
             )
             lines.append((text, HUD_TEXT if active else HUD_INACTIVE, self._car_colour(i, active)))
-        if world.n_cars > shown:
-            lines.append((f"+ {world.n_cars - shown} more cars", HUD_TEXT, None))
+        if snapshot.n_cars > shown:
+            lines.append((f"+ {snapshot.n_cars - shown} more cars", HUD_TEXT, None))
 
         rendered = [(font.render(text, True, colour), swatch) for text, colour, swatch in lines]
         line_height = font.get_linesize()
@@ -458,7 +563,7 @@ class Renderer:
             self._window = pygame.display.set_mode(self.size_px)
             pygame.display.set_caption("racing-rl")
             self._clock = pygame.time.Clock()
-        if any(event.type == pygame.QUIT for event in pygame.event.get()):
+        if self.pump_events and any(event.type == pygame.QUIT for event in pygame.event.get()):
             logger.info("Render window closed; the race goes on without drawing.")
             self.close()
             self._window_closed = True

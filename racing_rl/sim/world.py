@@ -300,6 +300,14 @@ class World:
             crashed |= touching.any(axis=1)
         return crashed
 
+    @property
+    def lap_clock(self) -> FloatArray:
+        """Time since each car last crossed the start line, shape (N,) [s]; NaN before.
+
+        The running time of the lap in progress (the HUD's "lap time").
+        """
+        return np.where(self._lap_started, self.time - self._lap_start_time, np.nan)
+
     # ------------------------------------------------------------------ sensing
     def ray_distances(self) -> FloatArray:
         """Distance along each car's rays to walls, obstacles (and cars), shape (N, R) [m]."""

@@ -18,6 +18,7 @@ ENV_CONFIGS = {
     "one_car": ({}, 1),
     "five_cars": ({}, 5),
     "grid": ({"episode": {"spawn": "grid"}}, 4),
+    "line": ({"episode": {"spawn": "line"}}, 3),
     "one_lap": ({"episode": {"laps": 1, "max_steps": 200}}, 2),
     "cars_see_and_hit_cars": (
         {"sensors": {"detect_cars": True}, "rules": {"car_collisions": True}},
@@ -178,6 +179,16 @@ def test_grid_spawn_is_at_rest_behind_the_line() -> None:
     distances = np.linalg.norm(world.cars.position[:, None] - world.cars.position[None], axis=-1)
     np.fill_diagonal(distances, np.inf)
     assert distances.min() > 2 * env.config.car.radius
+
+
+def test_line_spawn_starts_every_car_alike_on_the_start_line() -> None:
+    env = make_env("line")
+    env.reset(seed=0)
+    world = env.world
+    np.testing.assert_array_equal(world.cars.speed, 0.0)
+    np.testing.assert_array_equal(world.progress, 0.0)
+    np.testing.assert_array_equal(world.cars.position, world.cars.position[[0, 0, 0]])
+    np.testing.assert_array_equal(world.lap_clock, 0.0)  # on the line: the lap is timed
 
 
 # ---------------------------------------------------------------------- rewards
@@ -352,7 +363,7 @@ def test_from_dict_accepts_omegaconf() -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"spawn": "line"}, {"max_steps": 0}, {"laps": -1}, {"standing_start_prob": 1.5}],
+    [{"spawn": "ladder"}, {"max_steps": 0}, {"laps": -1}, {"standing_start_prob": 1.5}],
 )
 def test_episode_config_rejects_bad_values(kwargs: dict) -> None:
     with pytest.raises(ConfigError):

@@ -8,7 +8,9 @@ import pytest
 
 from racing_rl.envs.race import RaceParallelEnv
 from racing_rl.errors import ConfigError
-from racing_rl.sim.render import CAR_COLOURS, Renderer
+from racing_rl.sim.driver import PurePursuitDriver
+from racing_rl.sim.render import CAR_COLOURS, SPEED_RAMP, Renderer, speed_colour
+from racing_rl.sim.snapshot import RaceSnapshot
 from racing_rl.sim.world import World
 
 THROTTLE = np.array([0.4, 0.0, 0.0])
@@ -139,4 +141,42 @@ def test_closing_the_window_stops_drawing() -> None:
     assert not pygame.display.get_init()
     assert renderer.draw(env.world) is None  # stays closed; the race goes on
     assert not pygame.display.get_init()
+    renderer.close()
+
+
+def test_chase_camera_centres_the_followed_car_and_labels_show() -> None:
+    env = RaceParallelEnv(n_cars=2)
+    env.reset(seed=5)
+    _drive(env, 10)
+    world = env.world
+    assert world is not None
+    snapshot = RaceSnapshot.from_world(world, labels=("alpha", "beta"))
+    renderer = Renderer(mode="rgb_array", size_px=(320, 240), camera="chase", follow=1)
+    frame = renderer.draw(snapshot)
+    assert frame is not None and frame.shape == (240, 320, 3)
+    np.testing.assert_allclose(renderer.world_to_px(world.cars.position[1]), [160, 120])
+    assert _colour_near(frame, np.array([160, 120]), CAR_COLOURS[1])
+    renderer.camera = "track"  # switching back redraws the whole-track layer
+    renderer.draw(snapshot)
+    assert renderer.world_to_px(world.cars.position[1]).tolist() != [160, 120]
+    renderer.close()
+
+
+def test_trails_are_coloured_by_speed() -> None:
+    assert speed_colour(0.0, 40.0) == SPEED_RAMP[0]
+    assert speed_colour(40.0, 40.0) == SPEED_RAMP[-1] == speed_colour(99.0, 40.0)
+    env = RaceParallelEnv(n_cars=1)
+    env.reset(seed=6)
+    world = env.world
+    assert world is not None
+    renderer = Renderer(mode="rgb_array", size_px=(400, 400), trail_length=50)
+    driver = PurePursuitDriver()
+    for _ in range(40):
+        env.step({env.agents[0]: driver.act(world)[0]})
+        frame = renderer.draw(world)
+    assert frame is not None
+    trail = renderer.trails[0]
+    middle_px = renderer.world_to_px(trail[len(trail) // 2])
+    speed = np.hypot(*(trail[len(trail) // 2 + 1] - trail[len(trail) // 2])) / world.rules.dt
+    assert _colour_near(frame, middle_px, speed_colour(speed, world.car.max_speed))
     renderer.close()

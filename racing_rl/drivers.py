@@ -1,0 +1,133 @@
+"""Drivers: who steers a car in a race, each with its own observation pipeline.
+
+A race puts several drivers on the same tracks at once (``racing_rl.races``): one car
+of each ParallelEnv per driver. Each driver acts for its car on every track in one
+batch, from the car's raw observations, shape (B, obs_size) for B tracks:
+
+- ``PolicyDriver``: a trained SB3 model with the wrapper stack of its own run applied
+  per car: SuperSuit's frame stack (``frame_stack_v1``'s semantics: zeros, newest
+  frame last) and the run's frozen VecNormalize statistics (``normalize_obs``, no
+  update). So runs trained with other frame stacks or statistics race side by side.
+- ``ScriptedDriver``: the pure-pursuit baseline; reads the simulator state.
+- ``racing_rl.play.KeyboardDriver``: a person at the keyboard.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from racing_rl.sim.driver import PurePursuitDriver
+from racing_rl.sim.world import World
+
+FloatArray = NDArray[np.float64]
+
+
+class Driver(Protocol):
+    """One car on each of B tracks.
+
+    Attributes:
+        label: the name shown in leaderboards, HUDs and replays.
+        run: what drives: a run directory, ``scripted`` or ``human``.
+    """
+
+    label: str
+    run: str
+
+    def reset(self, n_tracks: int) -> None:
+        """Forget the last race; the next ``act`` is a race's first step."""
+
+    def act(
+        self, observations: NDArray[np.float32], worlds: Sequence[World], car: int
+    ) -> FloatArray:
+        """Actions for car ``car`` of each world.
+
+        Args:
+            observations: the car's raw observation on each track, shape (B, obs_size).
+            worlds: the B simulator worlds (for drivers that read the state).
+            car: the car's index in each world.
+
+        Returns:
+            Actions, shape (B, 3): throttle, steering, nitro in [-1, 1].
+        """
+        ...
+
+
+class PolicyDriver:
+    """A trained policy behind its run's frame stack and frozen observation normalisation.
+
+    Args:
+        model: anything with SB3's ``predict`` (recurrent policies included).
+        label: the driver's name.
+        run: the run directory it comes from.
+        frame_stack: observations stacked, as the run's ``wrappers.frame_stack``.
+        normalizer: the run's VecNormalize (statistics loaded, no VecEnv needed), or None.
+        checkpoint: the model file, for reports.
+        deterministic: use the policy's deterministic action.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        label: str,
+        run: str,
+        frame_stack: int = 1,
+        normalizer: Any = None,
+        checkpoint: str = "",
+        deterministic: bool = True,
+    ) -> None:
+        self.model = model
+        self.label = label
+        self.run = run
+        self.frame_stack = frame_stack
+        self.normalizer = normalizer
+        self.checkpoint = checkpoint
+        self.deterministic = deterministic
+        self._stack: NDArray[np.float32] | None = None
+        self._state: Any = None
+        self._episode_start: NDArray[np.bool_] | None = None
+
+    def reset(self, n_tracks: int) -> None:
+        self._stack = None
+        self._state = None
+        self._episode_start = np.ones(n_tracks, dtype=bool)
+
+    def act(
+        self, observations: NDArray[np.float32], worlds: Sequence[World], car: int
+    ) -> FloatArray:
+        size = observations.shape[1]
+        if self._stack is None:
+            self._stack = np.zeros((len(observations), size * self.frame_stack), np.float32)
+        self._stack[:, :-size] = self._stack[:, size:]
+        self._stack[:, -size:] = observations
+        observation = self._stack.copy()
+        if self.normalizer is not None:
+            observation = self.normalizer.normalize_obs(observation)
+        actions, self._state = self.model.predict(
+            observation,
+            state=self._state,
+            episode_start=self._episode_start,
+            deterministic=self.deterministic,
+        )
+        self._episode_start = np.zeros(len(observations), dtype=bool)
+        return np.asarray(actions, dtype=np.float64)
+
+
+class ScriptedDriver:
+    """The pure-pursuit baseline driver (``racing_rl.sim.driver``); ignores observations."""
+
+    def __init__(self, label: str = "scripted") -> None:
+        self.label = label
+        self.run = "scripted"
+        self._driver = PurePursuitDriver()
+
+    def reset(self, n_tracks: int) -> None:
+        pass
+
+    def act(
+        self, observations: NDArray[np.float32], worlds: Sequence[World], car: int
+    ) -> FloatArray:
+        return np.stack([self._driver.act(world)[car] for world in worlds])

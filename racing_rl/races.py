@@ -1,0 +1,286 @@
+"""Races: D drivers, one car each, on B tracks at once; results, leaderboards, replays.
+
+``run_races`` steps one ParallelEnv per track with one car per driver (the race's own
+rules: standing start, ``laps`` laps, a step limit). Every step, each driver acts for its
+car on all tracks in one batch (``racing_rl.drivers``); a car that is done stands still
+while the others race on, and a track's race ends when every car is done. With one
+driver this is ``racing-rl eval``'s measurement; with several, a race.
+
+Finishing time is the race clock at the start-line crossing that completes the car's
+last lap. Cars start on the line together (``spawn="line"``) unless car collisions are
+on (then two abreast on a grid), so without collisions a car's finishing time is the sum
+of its lap times and the leaderboard's order is the order of those sums.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import numpy as np
+
+from racing_rl.drivers import Driver, ScriptedDriver
+from racing_rl.errors import ConfigError
+from racing_rl.evaluate import EpisodeResult
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CarResult:
+    """One car's race on one track.
+
+    Attributes:
+        label: the driver's name.
+        episode: the episode's figures (``racing_rl.evaluate.EpisodeResult``).
+        lap_times: every completed lap [s], in order.
+        finish_time: race clock when the car completed its laps [s]; NaN if it did not.
+    """
+
+    label: str
+    episode: EpisodeResult
+    lap_times: list[float] = field(default_factory=list)
+    finish_time: float = math.nan
+
+
+@dataclass(frozen=True)
+class TrackRace:
+    """The race on one track: a result per driver, in driver order, and the replay if recorded."""
+
+    track_seed: int
+    cars: list[CarResult]
+    replay: Any = None
+
+
+def run_races(
+    envs: Sequence[Any],
+    drivers: Sequence[Driver],
+    record: bool = False,
+    meta: dict[str, Any] | None = None,
+    on_step: Callable[[], bool | None] | None = None,
+) -> list[TrackRace]:
+    """Race every driver on every env (one ParallelEnv per track, one car per driver).
+
+    Args:
+        envs: B ``RaceParallelEnv`` (or wrappers of one) with D cars each, not yet reset.
+        drivers: D drivers; driver d drives car d of every env.
+        record: keep a ``racing_rl.replay.Replay`` of each track's race.
+        meta: metadata for the replays.
+        on_step: called before the first step and after every step (e.g. to draw); the
+            race stops early when it returns False, cars still racing then count as not
+            finished.
+
+    Returns:
+        One ``TrackRace`` per env, in env order.
+
+    Envs without a simulator world (the Roblox backend) are stepped concurrently, take
+    their track seeds from the reset infos and their finishing times from the lap times.
+
+    Raises:
+        ConfigError: if replays or the scripted driver are asked for on envs without a
+            simulator world.
+    """
+    n_tracks, n_cars = len(envs), len(drivers)
+    worlds, recorders, observations, seeds = [], [], None, []
+    agents = [list(env.possible_agents) for env in envs]
+    pool = _pool(envs)
+    for b, (obs, infos) in enumerate(_map(pool, lambda env: env.reset(), envs)):
+        world = getattr(envs[b].unwrapped, "world", None)
+        if world is None and (record or any(isinstance(d, ScriptedDriver) for d in drivers)):
+            raise ConfigError(
+                "Replays and the scripted driver need the built-in simulator's state; "
+                f"{type(envs[b].unwrapped).__name__} has none. Race policies only, without "
+                "record=true, on this backend."
+            )
+        worlds.append(world)
+        seeds.append(int(world.track.seed if world else infos[agents[b][0]]["track_seed"]))
+        if observations is None:
+            size = next(iter(obs.values())).shape[0]
+            observations = np.zeros((n_cars, n_tracks, size), dtype=np.float32)
+        for d, agent in enumerate(agents[b]):
+            observations[d, b] = obs[agent]
+        if record:
+            from racing_rl.replay import ReplayRecorder
+
+            recorder = ReplayRecorder(
+                [driver.label for driver in drivers],
+                [driver.run for driver in drivers],
+                {**(meta or {}), "track_seed": seeds[b]},
+            )
+            recorder.start(world)
+            recorders.append(recorder)
+    assert observations is not None
+    for driver in drivers:
+        driver.reset(n_tracks)
+    returns = np.zeros((n_tracks, n_cars))
+    lengths = np.zeros((n_tracks, n_cars), dtype=np.int64)
+    lap_times: list[list[list[float]]] = [[[] for _ in drivers] for _ in envs]
+    finish = np.full((n_tracks, n_cars), math.nan)
+    results: list[list[EpisodeResult | None]] = [[None] * n_cars for _ in envs]
+    last_info: list[list[dict[str, Any]]] = [[{} for _ in drivers] for _ in envs]
+    stopped = on_step is not None and on_step() is False
+    while not stopped and any(env.agents for env in envs):
+        actions = np.stack(
+            [driver.act(observations[d], worlds, d) for d, driver in enumerate(drivers)]
+        )
+        racing = [b for b, env in enumerate(envs) if env.agents]
+        step_actions = {
+            b: np.where([[a in envs[b].agents] for a in agents[b]], actions[:, b], 0.0)
+            for b in racing
+        }
+
+        live_before = {b: set(envs[b].agents) for b in racing}
+        step = partial(_step, envs, agents, step_actions)
+        for b, (obs, rewards, terminated, truncated, infos) in zip(
+            racing, _map(pool, step, racing), strict=True
+        ):
+            live = live_before[b]
+            world = worlds[b]
+            lap = np.full(n_cars, math.nan)
+            for d, agent in enumerate(agents[b]):
+                if agent not in live:
+                    continue
+                observations[d, b] = obs[agent]
+                returns[b, d] += rewards[agent]
+                lengths[b, d] += 1
+                info = infos[agent]
+                if "lap_time" in info:
+                    lap[d] = info["lap_time"]
+                    lap_times[b][d].append(float(info["lap_time"]))
+                    if info.get("finished"):
+                        # The crossing that ends the last lap starts the clock of the next;
+                        # without the simulator's clock (a game), the laps' sum (a line start).
+                        finish[b, d] = (
+                            world.time - world.lap_clock[d] if world else sum(lap_times[b][d])
+                        )
+                last_info[b][d] = info
+                if terminated[agent] or truncated[agent]:
+                    results[b][d] = EpisodeResult(
+                        track_seed=seeds[b],
+                        finished=bool(info.get("finished", False)),
+                        crashed=bool(info.get("crashed", False)),
+                        lap_time=lap_times[b][d][0] if info.get("finished") else math.nan,
+                        progress=float(info.get("progress", math.nan)),
+                        mean_speed=float(info.get("mean_speed", math.nan)),
+                        episode_return=float(returns[b, d]),
+                        length=int(lengths[b, d]),
+                    )
+            if record:
+                recorders[b].step(
+                    step_actions[b],
+                    np.array([rewards.get(a, 0.0) for a in agents[b]]),
+                    lap,
+                    np.array([terminated.get(a, False) for a in agents[b]]),
+                    np.array([truncated.get(a, False) for a in agents[b]]),
+                )
+        if on_step is not None and on_step() is False:
+            stopped = True
+    if pool is not None:
+        pool.shutdown()
+    races = []
+    for b, world in enumerate(worlds):
+        cars = []
+        for d, driver in enumerate(drivers):
+            info = last_info[b][d]
+            episode = results[b][d] or EpisodeResult(  # still racing when stopped
+                track_seed=seeds[b],
+                finished=False,
+                crashed=False,
+                lap_time=math.nan,
+                progress=float(world.progress[d] if world else info.get("progress", math.nan)),
+                mean_speed=float(
+                    world.distance[d] / max(world.time, 1e-9)
+                    if world
+                    else info.get("mean_speed", math.nan)
+                ),
+                episode_return=float(returns[b, d]),
+                length=int(lengths[b, d]),
+            )
+            cars.append(CarResult(driver.label, episode, lap_times[b][d], float(finish[b, d])))
+        replay = recorders[b].replay() if record else None
+        races.append(TrackRace(seeds[b], cars, replay))
+    return races
+
+
+def _pool(envs: Sequence[Any]) -> ThreadPoolExecutor | None:
+    """Threads to step envs that wait on a network (a game) at once; None for the sim."""
+    concurrent = len(envs) > 1 and getattr(envs[0].unwrapped, "concurrent_step", False)
+    if not concurrent:
+        return None
+    return ThreadPoolExecutor(len(envs), thread_name_prefix="racing-rl-race")
+
+
+def _step(envs: Sequence[Any], agents: list[list[str]], actions: dict, b: int) -> tuple:
+    """Step env ``b``'s live cars with their rows of ``actions[b]``."""
+    live = set(envs[b].agents)
+    return envs[b].step({a: actions[b][d] for d, a in enumerate(agents[b]) if a in live})
+
+
+def _map(pool: ThreadPoolExecutor | None, function: Callable[[Any], Any], items: Iterable) -> list:
+    return list(pool.map(function, items) if pool is not None else map(function, items))
+
+
+def leaderboard(race: TrackRace) -> list[dict[str, Any]]:
+    """The positions of one track's race, winner first.
+
+    Finishers by finishing time, then the others by progress (a crash before a stall).
+
+    Returns:
+        Rows: ``position``, ``label``, ``finished``, ``crashed``, ``laps``,
+        ``lap_times_s``, ``best_lap_s``, ``finish_time_s``, ``gap_s`` (to the winner;
+        NaN for cars that did not finish), ``progress``.
+    """
+
+    def key(car: CarResult) -> tuple[float, ...]:
+        if car.episode.finished:
+            return (0.0, car.finish_time)
+        return (1.0, -car.episode.progress)
+
+    ordered = sorted(race.cars, key=key)
+    winner = ordered[0].finish_time
+    return [
+        {
+            "position": position,
+            "label": car.label,
+            "finished": car.episode.finished,
+            "crashed": car.episode.crashed,
+            "laps": len(car.lap_times),
+            "lap_times_s": car.lap_times,
+            "best_lap_s": min(car.lap_times) if car.lap_times else math.nan,
+            "finish_time_s": car.finish_time,
+            "gap_s": car.finish_time - winner,
+            "progress": car.episode.progress,
+        }
+        for position, car in enumerate(ordered, start=1)
+    ]
+
+
+def standings(races: Sequence[TrackRace]) -> list[dict[str, Any]]:
+    """The overall order over several tracks: by mean position, then mean lap time.
+
+    Returns:
+        Rows: ``position``, ``label``, ``wins``, ``mean_position``, ``finished_rate``,
+        ``mean_lap_time_s`` (first laps of the tracks it finished).
+    """
+    boards = [leaderboard(race) for race in races]
+    labels = [car.label for car in races[0].cars]
+    rows = []
+    for d, label in enumerate(labels):
+        positions = [next(r["position"] for r in board if r["label"] == label) for board in boards]
+        laps = [race.cars[d].episode.lap_time for race in races if race.cars[d].episode.finished]
+        rows.append(
+            {
+                "label": label,
+                "wins": positions.count(1),
+                "mean_position": float(np.mean(positions)),
+                "finished_rate": float(np.mean([race.cars[d].episode.finished for race in races])),
+                "mean_lap_time_s": float(np.mean(laps)) if laps else math.nan,
+            }
+        )
+    rows.sort(key=lambda r: (r["mean_position"], np.nan_to_num(r["mean_lap_time_s"], nan=np.inf)))
+    return [{"position": i, **row} for i, row in enumerate(rows, start=1)]

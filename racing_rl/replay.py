@@ -1,0 +1,668 @@
+"""Replay files: the record of one race (one track, N cars), playback and video export.
+
+A replay is a compressed NumPy archive (``np.savez_compressed``, ``.npz``) with a format
+name and version, the track geometry, and per step and per car the positions, headings,
+speeds, actions, raw rewards, ray distances and lap events. ``docs/replays.md`` lists
+every array with its shape, dtype and unit.
+
+- ``ReplayRecorder`` collects a race step by step from a simulator ``World``;
+  ``Replay.save`` / ``load_replay`` write and read the file (a file of another format
+  version, or a damaged one, raises ``ReplayError``).
+- ``Replay.snapshot(t)`` is frame ``t`` as a ``RaceSnapshot``, which the pygame
+  renderer draws; ``play_replay`` shows a replay in a window with speed control, pause,
+  single-step, seek and two cameras, and ``export_video`` writes an MP4 or GIF headless
+  through imageio.
+
+Nothing here imports pygame or imageio until a replay is drawn, so recording costs
+``racing-rl eval`` no start-up time.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import zipfile
+import zlib
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import hydra
+import numpy as np
+from numpy.typing import NDArray
+from omegaconf import DictConfig
+
+from racing_rl import config_dir
+from racing_rl.errors import RacingRLError, ReplayError
+from racing_rl.sim.snapshot import RaceSnapshot
+from racing_rl.sim.track import Track
+from racing_rl.sim.world import World
+
+log = logging.getLogger(__name__)
+
+FloatArray = NDArray[np.float64]
+
+#: The ``format`` field of every replay file.
+FORMAT = "racing-rl-replay"
+#: The format version this code writes and reads; bumped when an array changes.
+VERSION = 1
+#: Track fields stored as ``track_<name>`` (``racing_rl.sim.track.Track``).
+TRACK_FIELDS = (
+    "seed",
+    "width",
+    "length",
+    "centreline",
+    "tangents",
+    "normals",
+    "arc_length",
+    "left_wall",
+    "right_wall",
+    "obstacles",
+    "obstacle_index",
+    "obstacle_offset",
+)
+#: Per-frame arrays, shape (T + 1, N, ...): the state before the first step and after each.
+FRAME_FIELDS = (
+    "position",
+    "heading",
+    "speed",
+    "fuel",
+    "progress",
+    "laps",
+    "lap_clock",
+    "active",
+    "rays",
+)
+#: Per-step arrays, shape (T, N, ...): step t leads from frame t to frame t + 1.
+STEP_FIELDS = ("actions", "rewards", "lap_completed", "lap_time", "terminated", "truncated")
+#: Scalar fields, one number each.
+SCALAR_FIELDS = ("dt", "car_length", "car_width", "max_speed", "ray_range")
+
+
+@dataclass(frozen=True, eq=False)
+class Replay:
+    """One recorded race: a track, N cars, T steps. See ``docs/replays.md``.
+
+    Attributes:
+        track: the track raced on.
+        labels: a display name per car, shape (N,) (e.g. a run directory's name).
+        runs: what drove each car, shape (N,): a run directory, ``scripted`` or ``human``.
+        dt: time per step [s].
+        car_length: body length [m]; car_width: body width [m].
+        max_speed: the car's top speed [m/s].
+        ray_range: sensor range [m].
+        ray_angles: ray angles relative to the heading, shape (R,) [rad].
+        time: race time of each frame, shape (T + 1,) [s].
+        position: (T + 1, N, 2) [m]. heading: (T + 1, N) [rad]. speed: (T + 1, N) [m/s].
+        fuel: nitro fuel, (T + 1, N) [0 … 1]. progress: (T + 1, N) [laps].
+        laps: laps completed, (T + 1, N). lap_clock: running lap time, (T + 1, N) [s].
+        active: still racing, (T + 1, N). rays: ray distances, (T + 1, N, R) [m].
+        actions: (T, N, 3) throttle, steering, nitro in [-1, 1] (zeros once out).
+        rewards: raw rewards, (T, N). lap_completed: (T, N). lap_time: the completed
+            lap's time where ``lap_completed``, else NaN, (T, N) [s].
+        terminated, truncated: (T, N), as the environment reported them.
+        meta: free JSON metadata (track seed, split, checkpoints, laps asked for, ...).
+    """
+
+    track: Track
+    labels: tuple[str, ...]
+    runs: tuple[str, ...]
+    dt: float
+    car_length: float
+    car_width: float
+    max_speed: float
+    ray_range: float
+    ray_angles: FloatArray
+    time: FloatArray
+    position: FloatArray
+    heading: FloatArray
+    speed: FloatArray
+    fuel: FloatArray
+    progress: FloatArray
+    laps: NDArray[np.int64]
+    lap_clock: FloatArray
+    active: NDArray[np.bool_]
+    rays: NDArray[np.float32]
+    actions: FloatArray
+    rewards: FloatArray
+    lap_completed: NDArray[np.bool_]
+    lap_time: FloatArray
+    terminated: NDArray[np.bool_]
+    truncated: NDArray[np.bool_]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_steps(self) -> int:
+        """Steps T; there are T + 1 frames."""
+        return len(self.actions)
+
+    @property
+    def n_frames(self) -> int:
+        """Frames T + 1: the start and the state after each step."""
+        return len(self.time)
+
+    @property
+    def n_cars(self) -> int:
+        """Cars N."""
+        return len(self.labels)
+
+    def lap_times(self, car: int) -> list[float]:
+        """Car ``car``'s completed laps, in order, from the lap events [s]."""
+        return self.lap_time[self.lap_completed[:, car], car].tolist()
+
+    def last_lap_time(self, frame: int) -> FloatArray:
+        """Each car's last completed lap time at ``frame``, shape (N,) [s]; NaN before one."""
+        last = np.full(self.n_cars, np.nan)
+        for car in range(self.n_cars):
+            done = np.flatnonzero(self.lap_completed[:frame, car])
+            if done.size:
+                last[car] = self.lap_time[done[-1], car]
+        return last
+
+    def snapshot(self, frame: int, trail_length: int = 200) -> RaceSnapshot:
+        """Frame ``frame`` (0 … T) as the renderer's ``RaceSnapshot``.
+
+        Args:
+            frame: the frame index; frame 0 is the start, frame t the state after step t.
+            trail_length: positions of each car's trail, ending at this frame.
+
+        Raises:
+            IndexError: if ``frame`` is outside 0 … T.
+        """
+        if not 0 <= frame < self.n_frames:
+            raise IndexError(f"Frame {frame} is outside the replay's 0 … {self.n_frames - 1}.")
+        start = max(0, frame + 1 - trail_length) if trail_length else frame + 1
+        trails = []
+        for car in range(self.n_cars):
+            seen = start + np.flatnonzero(self.active[start : frame + 1, car])
+            trails.append(
+                np.column_stack([self.position[seen, car], self.speed[seen, car]])
+                if trail_length
+                else np.zeros((0, 3))
+            )
+        return RaceSnapshot(
+            track=self.track,
+            time=float(self.time[frame]),
+            position=self.position[frame],
+            heading=self.heading[frame],
+            speed=self.speed[frame],
+            active=self.active[frame],
+            laps=self.laps[frame],
+            last_lap_time=self.last_lap_time(frame),
+            lap_clock=self.lap_clock[frame],
+            progress=self.progress[frame],
+            rays=self.rays[frame].astype(np.float64),
+            ray_angles=self.ray_angles,
+            ray_range=self.ray_range,
+            car_length=self.car_length,
+            car_width=self.car_width,
+            max_speed=self.max_speed,
+            labels=self.labels,
+            trails=tuple(trails),
+        )
+
+    def save(self, path: Path) -> Path:
+        """Write the replay to ``path`` (``.npz``), atomically; returns the path."""
+        arrays: dict[str, Any] = {
+            "format": np.array(FORMAT),
+            "version": np.array(VERSION),
+            "meta": np.array(json.dumps(self.meta)),
+            "labels": np.array(self.labels, dtype=np.str_),
+            "runs": np.array(self.runs, dtype=np.str_),
+            "ray_angles": self.ray_angles,
+            "time": self.time,
+        }
+        arrays.update(
+            {f"track_{name}": np.asarray(getattr(self.track, name)) for name in TRACK_FIELDS}
+        )
+        arrays.update({name: np.array(getattr(self, name)) for name in SCALAR_FIELDS})
+        arrays.update({name: getattr(self, name) for name in FRAME_FIELDS + STEP_FIELDS})
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.partial")
+        try:
+            with open(tmp, "wb") as file:
+                np.savez_compressed(file, **arrays)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return path
+
+
+def load_replay(path: Path | str) -> Replay:
+    """Read a replay file.
+
+    Raises:
+        ReplayError: if the file is missing, not a replay, of another format version,
+            truncated or otherwise damaged (the message says which).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ReplayError(
+            f"Replay {path} does not exist. Record one with racing-rl eval record=true."
+        )
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            contents = {name: data[name] for name in data.files}
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as err:
+        raise ReplayError(
+            f"{path} is not a readable replay file ({type(err).__name__}: {err}); it may be "
+            "truncated or damaged. Record it again with racing-rl eval record=true."
+        ) from err
+    if str(contents.get("format", "")) != FORMAT:
+        raise ReplayError(
+            f"{path} is not a racing-rl replay (format {str(contents.get('format'))!r}, "
+            f"expected {FORMAT!r})."
+        )
+    version = int(contents.get("version", -1))
+    if version != VERSION:
+        raise ReplayError(
+            f"{path} is a replay of format version {version}; this racing-rl reads version "
+            f"{VERSION}. Play it with the racing-rl version that recorded it, or record it "
+            "again."
+        )
+    return _replay_from_arrays(path, contents)
+
+
+def _replay_from_arrays(path: Path, contents: Mapping[str, np.ndarray]) -> Replay:
+    """Build a Replay from a version-checked archive, checking names and shapes."""
+    names = [f"track_{n}" for n in TRACK_FIELDS] + list(FRAME_FIELDS + STEP_FIELDS + SCALAR_FIELDS)
+    missing = [
+        n for n in [*names, "labels", "runs", "meta", "ray_angles", "time"] if n not in contents
+    ]
+    if missing:
+        raise ReplayError(f"{path} is damaged: it lacks {missing}. Record it again.")
+    track_values = {name: contents[f"track_{name}"] for name in TRACK_FIELDS}
+    for name in ("seed", "obstacle_index"):
+        track_values[name] = track_values[name].astype(np.int64)
+    for name in ("seed", "width", "length"):
+        track_values[name] = track_values[name].item()
+    labels = tuple(str(v) for v in contents["labels"])
+    n_cars, n_frames = len(labels), len(contents["time"])
+    for name in FRAME_FIELDS + STEP_FIELDS:
+        expected = (n_frames if name in FRAME_FIELDS else n_frames - 1, n_cars)
+        if contents[name].shape[:2] != expected:
+            raise ReplayError(
+                f"{path} is damaged: {name} has shape {contents[name].shape}, expected "
+                f"{expected} + ... for {n_frames} frames of {n_cars} cars. Record it again."
+            )
+    return Replay(
+        track=Track(**track_values),
+        labels=labels,
+        runs=tuple(str(v) for v in contents["runs"]),
+        ray_angles=contents["ray_angles"],
+        time=contents["time"],
+        meta=json.loads(str(contents["meta"])),
+        **{name: float(contents[name]) for name in SCALAR_FIELDS},
+        **{name: contents[name] for name in FRAME_FIELDS + STEP_FIELDS},
+    )
+
+
+class ReplayRecorder:
+    """Records one race of a simulator ``World``, frame by frame, into a ``Replay``.
+
+    Call ``start`` after the race is set up (cars on the grid), ``step`` after every
+    environment step, then ``replay``.
+
+    Args:
+        labels: a display name per car.
+        runs: what drives each car (a run directory, ``scripted``, ``human``).
+        meta: JSON-serialisable metadata to keep in the file.
+    """
+
+    def __init__(
+        self, labels: Sequence[str], runs: Sequence[str], meta: Mapping[str, Any] | None = None
+    ) -> None:
+        self.labels = tuple(labels)
+        self.runs = tuple(runs)
+        self.meta = dict(meta or {})
+        self._world: World | None = None
+        self._frames: dict[str, list[np.ndarray]] = {name: [] for name in ("time", *FRAME_FIELDS)}
+        self._steps: dict[str, list[np.ndarray]] = {name: [] for name in STEP_FIELDS}
+
+    def start(self, world: World) -> None:
+        """Record the race's first frame (and forget any earlier one)."""
+        self._world = world
+        for values in (*self._frames.values(), *self._steps.values()):
+            values.clear()
+        self._frame()
+
+    def step(
+        self,
+        actions: np.ndarray,
+        rewards: np.ndarray,
+        lap_time: np.ndarray,
+        terminated: np.ndarray,
+        truncated: np.ndarray,
+    ) -> None:
+        """Record one step and the frame after it.
+
+        Args:
+            actions: the actions applied, shape (N, 3).
+            rewards: raw rewards, shape (N,); 0 for cars that were out.
+            lap_time: time of the lap completed in this step, shape (N,) [s]; NaN where none.
+            terminated, truncated: shape (N,), as the environment reported them.
+        """
+        lap_time = np.asarray(lap_time, dtype=np.float64)
+        values = (actions, rewards, ~np.isnan(lap_time), lap_time, terminated, truncated)
+        dtypes = (np.float64, np.float64, bool, np.float64, bool, bool)
+        for name, value, dtype in zip(STEP_FIELDS, values, dtypes, strict=True):
+            self._steps[name].append(np.asarray(value, dtype=dtype).copy())
+        self._frame()
+
+    def _frame(self) -> None:
+        world = self._world
+        if world is None:
+            raise RuntimeError("ReplayRecorder.start(world) must come first.")
+        cars = world.cars
+        frame = {
+            "time": np.float64(world.time),
+            "position": cars.position,
+            "heading": cars.heading,
+            "speed": cars.speed,
+            "fuel": cars.fuel,
+            "progress": world.progress,
+            "laps": world.laps,
+            "lap_clock": world.lap_clock,
+            "active": world.active,
+            "rays": world.ray_distances().astype(np.float32),
+        }
+        for name, value in frame.items():
+            self._frames[name].append(np.array(value, copy=True))
+
+    def replay(self) -> Replay:
+        """The race recorded so far."""
+        world = self._world
+        if world is None:
+            raise RuntimeError("Nothing recorded: call start(world) first.")
+        n, r = world.n_cars, world.sensors.n_rays
+        empty = {"actions": (0, n, 3), "rays": (0, n, r)}
+        stacked = {
+            name: np.stack(values) if values else np.zeros(empty.get(name, (0, n)))
+            for name, values in (*self._frames.items(), *self._steps.items())
+        }
+        return Replay(
+            track=world.track,
+            labels=self.labels,
+            runs=self.runs,
+            dt=float(world.rules.dt),
+            car_length=float(world.car.length),
+            car_width=float(world.car.width),
+            max_speed=float(world.car.max_speed),
+            ray_range=float(world.sensors.range),
+            ray_angles=world.sensors.angles(),
+            meta=self.meta,
+            **stacked,
+        )
+
+
+def frames(replay: Replay, **renderer_options: Any) -> Iterator[NDArray[np.uint8]]:
+    """Every frame of ``replay`` drawn off-screen, as (H, W, 3) uint8 RGB arrays.
+
+    Args:
+        replay: the replay.
+        renderer_options: ``racing_rl.sim.render.Renderer`` arguments (size_px, camera,
+            follow, trail_length, ...).
+    """
+    from racing_rl.sim.render import Renderer
+
+    renderer = Renderer(mode="rgb_array", **renderer_options)
+    try:
+        for t in range(replay.n_frames):
+            frame = renderer.draw(replay.snapshot(t, renderer.trail_length))
+            assert frame is not None
+            yield frame
+    finally:
+        renderer.close()
+
+
+#: Playback speeds the viewer steps through (↑/↓), slowest to fastest.
+SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0)
+#: Seconds of race time a seek key ([ and ]) jumps.
+SEEK_S = 5.0
+#: The viewer's key bindings, for its help line and the docs.
+KEYS_HELP = (
+    "space pause · ←/→ step one frame · ↑/↓ speed 0.25×–4× · [/] seek ∓5 s · "
+    "0–9 seek to 0–90 % · home/end · c camera · tab next car · q/esc quit"
+)
+
+
+class ReplayPlayer:
+    """Playback state of a replay: current frame, speed, pause, camera. No drawing, no clock.
+
+    ``handle_key`` applies one key press, ``advance`` moves playback on by wall-clock
+    time; the viewer loop (``play_replay``) draws ``snapshot()`` after each.
+
+    Args:
+        replay: the replay.
+        speed: playback speed, one of ``SPEEDS``.
+        camera: ``"track"`` or ``"chase"``.
+        follow: the car the chase camera follows.
+
+    Raises:
+        ReplayError: on a speed outside ``SPEEDS``.
+    """
+
+    def __init__(
+        self, replay: Replay, speed: float = 1.0, camera: str = "track", follow: int = 0
+    ) -> None:
+        if speed not in SPEEDS:
+            raise ReplayError(f"speed must be one of {SPEEDS}, got {speed}.")
+        self.replay = replay
+        self.speed = float(speed)
+        self.camera = camera
+        self.follow = follow % replay.n_cars
+        self.paused = False
+        self.quit = False
+        self._position = 0.0  # fractional frame
+
+    @property
+    def frame(self) -> int:
+        """The frame shown, 0 … T."""
+        return int(self._position)
+
+    def seek(self, frame: float) -> None:
+        """Jump to ``frame`` (clamped to the replay)."""
+        self._position = float(min(max(frame, 0), self.replay.n_frames - 1))
+
+    def advance(self, elapsed_s: float) -> None:
+        """Move on by ``elapsed_s`` seconds of wall-clock time at the current speed."""
+        if not self.paused:
+            self.seek(self._position + elapsed_s * self.speed / self.replay.dt)
+
+    def handle_key(self, key: str) -> None:
+        """Apply one key press, by pygame key name (``pygame.key.name``): see ``KEYS_HELP``."""
+        step = round(SEEK_S / self.replay.dt)
+        last = self.replay.n_frames - 1
+        if key == "space":
+            self.paused = not self.paused
+        elif key in ("right", "left"):
+            self.paused = True
+            self.seek(self.frame + (1 if key == "right" else -1))
+        elif key in ("up", "down"):
+            index = SPEEDS.index(self.speed) + (1 if key == "up" else -1)
+            self.speed = SPEEDS[min(max(index, 0), len(SPEEDS) - 1)]
+        elif key in ("[", "]"):
+            self.seek(self.frame + (step if key == "]" else -step))
+        elif key in ("home", "end"):
+            self.seek(0 if key == "home" else last)
+        elif key.isdigit() and len(key) == 1:
+            self.seek(round(int(key) / 10 * last))
+        elif key == "c":
+            self.camera = "chase" if self.camera == "track" else "track"
+        elif key == "tab":
+            self.follow = (self.follow + 1) % self.replay.n_cars
+        elif key in ("q", "escape"):
+            self.quit = True
+
+    def status(self) -> str:
+        """A one-line state for the window title."""
+        state = "paused" if self.paused else f"{self.speed:g}x"
+        return (
+            f"racing-rl replay · frame {self.frame}/{self.replay.n_frames - 1} · {state} · "
+            f"{self.camera} camera"
+        )
+
+
+def play_replay(
+    replay: Replay,
+    speed: float = 1.0,
+    camera: str = "track",
+    follow: int = 0,
+    size_px: tuple[int, int] = (800, 800),
+    trail_length: int = 200,
+    script: Sequence[str] | None = None,
+    on_frame: Any = None,
+) -> ReplayPlayer:
+    """Play a replay in a pygame window until the user quits (q, esc or closing it).
+
+    Args:
+        replay: the replay.
+        speed, camera, follow: the start settings (``ReplayPlayer``).
+        size_px: window size (width, height) [px].
+        trail_length: trail positions per car.
+        script: key names pressed one per drawn frame instead of the keyboard's (demos
+            and headless tests); playback stops after the last one. ``"-"`` presses none.
+        on_frame: called as ``on_frame(player, snapshot)`` after each frame is drawn.
+
+    Returns:
+        The player, in its final state.
+    """
+    import pygame
+
+    from racing_rl.sim.render import Renderer
+
+    player = ReplayPlayer(replay, speed, camera, follow)
+    renderer = Renderer(
+        mode="human", fps=0, size_px=size_px, trail_length=trail_length, pump_events=False
+    )
+    keys = iter(script) if script is not None else None
+    clock = pygame.time.Clock()
+    log.info("%s", KEYS_HELP)
+    try:
+        while not player.quit:
+            renderer.camera, renderer.follow = player.camera, player.follow
+            snapshot = replay.snapshot(player.frame, trail_length)
+            renderer.draw(snapshot)
+            pygame.display.set_caption(player.status())
+            if on_frame is not None:
+                on_frame(player, snapshot)
+            elapsed = clock.tick(60) / 1000
+            for event in pygame.event.get():
+                if event.type == pygame.QUIT:
+                    player.quit = True
+                elif event.type == pygame.KEYDOWN and keys is None:
+                    player.handle_key(pygame.key.name(event.key))
+            if keys is not None:
+                key = next(keys, None)
+                if key is None:
+                    break
+                if key != "-":
+                    player.handle_key(key)
+            player.advance(elapsed)
+    finally:
+        renderer.close()
+    return player
+
+
+def export_video(
+    replay: Replay,
+    path: Path | str,
+    speed: float = 1.0,
+    fps: float | None = None,
+    **renderer_options: Any,
+) -> int:
+    """Render a replay headless to a video file through imageio, with the viewer's overlays.
+
+    ``.mp4`` (H.264 through imageio-ffmpeg) or ``.gif`` (Pillow). Every frame of the
+    replay is drawn; ``speed`` sets the playback rate by the frame rate.
+
+    Args:
+        replay: the replay.
+        path: the output file, ``.mp4`` or ``.gif``.
+        speed: playback speed [×]: the frame rate is ``speed / replay.dt`` unless ``fps``.
+        fps: frames per second of the video.
+        renderer_options: ``racing_rl.sim.render.Renderer`` arguments (size_px, camera,
+            follow, trail_length); MP4 sizes are rounded up to multiples of 16 px.
+
+    Returns:
+        The number of frames written.
+
+    Raises:
+        ReplayError: on another file type.
+    """
+    import imageio.v3 as iio
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".mp4", ".gif"):
+        raise ReplayError(f"Videos are .mp4 or .gif files, got {path}. Name the file so.")
+    rate = float(fps or speed / replay.dt)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    count = 0
+
+    def counted() -> Iterator[NDArray[np.uint8]]:
+        nonlocal count
+        for frame in frames(replay, **renderer_options):
+            count += 1
+            yield frame
+
+    if suffix == ".mp4":
+        # The legacy ffmpeg plugin writes frames as they come (no whole-video array).
+        iio.imwrite(path, counted(), is_batch=True, plugin="FFMPEG", fps=rate)
+    else:
+        iio.imwrite(path, list(counted()), duration=1000 / rate, loop=0)
+    log.info("wrote %d frames to %s", count, path)
+    return count
+
+
+def run(cfg: DictConfig) -> str:
+    """``racing-rl replay``: play ``cfg.path`` in a window, or export it to ``cfg.video``.
+
+    Returns:
+        A line saying what was done.
+
+    Raises:
+        ReplayError: if the replay cannot be read or the video path is not .mp4/.gif.
+    """
+    replay = load_replay(Path(cfg.path).expanduser())
+    size = (int(cfg.size[0]), int(cfg.size[1]))
+    options = {"camera": cfg.camera, "follow": int(cfg.follow), "size_px": size}
+    if cfg.video:
+        started = time.perf_counter()
+        count = export_video(
+            replay,
+            Path(cfg.video).expanduser(),
+            speed=float(cfg.speed),
+            trail_length=int(cfg.trail_length),
+            **options,
+        )
+        seconds = time.perf_counter() - started
+        racing_s = replay.n_frames * replay.dt
+        return (
+            f"wrote {count} frames ({racing_s:.1f} s of racing) to {cfg.video} in {seconds:.1f} s"
+        )
+    script = list(cfg.script) if cfg.script is not None else None
+    player = play_replay(
+        replay,
+        speed=float(cfg.speed),
+        trail_length=int(cfg.trail_length),
+        script=script,
+        camera=options["camera"],
+        follow=options["follow"],
+        size_px=size,
+    )
+    return f"stopped at frame {player.frame} of {replay.n_frames - 1}"
+
+
+@hydra.main(config_path=str(config_dir()), config_name="replay", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    """Hydra entry point of ``racing-rl replay``."""
+    try:
+        print(run(cfg))
+    except RacingRLError as err:
+        log.error("%s", err)
+        raise SystemExit(1) from err

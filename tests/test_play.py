@@ -1,0 +1,59 @@
+"""racing-rl play: keyboard driving, headless, with scripted keys and posted key events."""
+
+import numpy as np
+import pygame
+from hydra import compose, initialize_config_dir
+from runs import racing_rl
+
+from racing_rl import config_dir
+from racing_rl.play import ScriptedKeys, keys_to_action, play
+from racing_rl.replay import load_replay
+
+SCRIPT = ["up"] * 20 + ["up+space"] * 5 + ["up+left"] * 5 + ["down+right"] * 3 + ["-"] * 2
+
+
+def test_keys_map_to_actions():
+    np.testing.assert_array_equal(keys_to_action([]), [0, 0, -1])
+    np.testing.assert_array_equal(keys_to_action(["up", "left", "space"]), [1, -1, 1])
+    np.testing.assert_array_equal(keys_to_action(["down", "right", "left shift"]), [-1, 1, 1])
+    keys = ScriptedKeys(["up+left", "-"])
+    assert keys() == {"up", "left"} and not keys.done
+    assert keys() == set() and keys.done
+
+
+def test_play_against_a_checkpoint_headless(tiny_runs, tmp_path):
+    record = tmp_path / "play.npz"
+    result = racing_rl(
+        "play",
+        "seed=5",
+        f"opponent={tiny_runs[0]}",
+        "checkpoint=final",
+        f"script=[{','.join(SCRIPT)}]",
+        "fps=0",
+        f"record={record}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "you" in result.stdout and tiny_runs[0].name in result.stdout
+    replay = load_replay(record)
+    assert replay.labels == ("you", tiny_runs[0].name) and replay.runs[0] == "human"
+    assert replay.n_steps == len(SCRIPT)
+    np.testing.assert_array_equal(
+        replay.actions[:, 0], [keys_to_action(s.split("+")) for s in SCRIPT]
+    )
+    assert replay.speed[20, 0] > 5.0 and replay.progress[-1, 0] > 0.0
+
+
+def test_escape_ends_the_game(tmp_path):
+    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+        cfg = compose("play", overrides=["script=[up,up,up,up,up]", "fps=0", "size=[200,200]"])
+    pygame.display.init()
+    try:
+        pygame.display.set_mode((200, 200))
+        pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_ESCAPE))
+        result = play(cfg)
+    finally:
+        pygame.display.quit()
+    assert result["steps"] == 0
+    (row,) = result["leaderboard"]
+    assert row["label"] == "you" and not row["finished"]

@@ -1,0 +1,94 @@
+"""Races of several drivers on the same tracks: per-driver observation pipelines, leaderboards."""
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+from stable_baselines3.common.vec_env import VecNormalize
+
+from racing_rl.drivers import ScriptedDriver
+from racing_rl.evaluate import (
+    evaluation_env,
+    load_policy_driver,
+    load_run_config,
+    run_episodes,
+)
+from racing_rl.races import leaderboard, run_races, standings
+from racing_rl.sim.driver import DriverConfig, PurePursuitDriver
+from racing_rl.vec import make_parallel_envs, race_config
+
+SEEDS = [5, 6]
+
+
+def race_envs(backend, n_cars: int, laps: int = 1, max_steps: int = 900):
+    episode = {"spawn": "line", "laps": laps, "max_steps": max_steps}
+    return make_parallel_envs(backend, len(SEEDS), n_cars, [[s] for s in SEEDS], episode)
+
+
+def test_a_policy_driver_sees_what_its_run_s_wrapper_stack_would_give_it(tiny_runs):
+    """One PolicyDriver (own frame stack + frozen VecNormalize) = the VecEnv stack of eval."""
+    run_dir = tiny_runs[0]
+    run_cfg = load_run_config(run_dir)
+    cfg = OmegaConf.create({"checkpoint": "final", "device": "cpu"})
+    size = race_config(run_cfg.backend).observation_size
+    driver = load_policy_driver(run_dir, cfg, size)
+    assert driver.frame_stack == 4 and driver.normalizer is not None
+
+    venv = evaluation_env(run_cfg, SEEDS)
+    assert isinstance(venv, VecNormalize)
+    venv.obs_rms = driver.normalizer.obs_rms
+    expected = run_episodes(driver.model, venv)
+    (race_a, race_b) = run_races(race_envs(run_cfg.backend, 1, max_steps=200), [driver])
+    episodes = [race_a.cars[0].episode, race_b.cars[0].episode]
+    # The same cars, step by step; returns differ by the VecEnv's float32 rewards only.
+    assert [replace(e, episode_return=0.0) for e in episodes] == [
+        replace(e, episode_return=0.0) for e in expected
+    ]
+    for episode, reference in zip(episodes, expected, strict=True):
+        assert episode.episode_return == pytest.approx(reference.episode_return, rel=1e-6)
+
+
+def test_leaderboard_orders_finishers_by_their_recorded_lap_times():
+    backend = OmegaConf.load("conf/backend/pygame.yaml")
+    slow = ScriptedDriver("careful")
+    slow._driver = PurePursuitDriver(DriverConfig(grip_safety=0.6, brake_safety=0.5))
+    drivers = [slow, ScriptedDriver("fast")]
+    races = run_races(race_envs(backend, 2, laps=2, max_steps=1500), drivers, record=True)
+    for race in races:
+        board = leaderboard(race)
+        replay = race.replay
+        totals = {label: sum(replay.lap_times(d)) for d, label in enumerate(replay.labels)}
+        assert all(len(replay.lap_times(d)) == 2 for d in range(2))
+        assert (
+            [row["label"] for row in board] == sorted(totals, key=totals.get) == ["fast", "careful"]
+        )
+        for row in board:
+            assert row["lap_times_s"] == replay.lap_times(replay.labels.index(row["label"]))
+            # Cars start together on the line: finishing time = the sum of the laps.
+            assert row["finish_time_s"] == pytest.approx(totals[row["label"]], abs=1e-9)
+        assert board[1]["gap_s"] == pytest.approx(totals["careful"] - totals["fast"])
+        assert board[0]["gap_s"] == 0.0
+    table = standings(races)
+    assert [row["label"] for row in table] == ["fast", "careful"]
+    assert table[0]["wins"] == len(SEEDS) and table[1]["mean_position"] == 2.0
+
+
+def test_cars_that_do_not_finish_rank_behind_by_progress():
+    backend = OmegaConf.load("conf/backend/pygame.yaml")
+
+    class Parked:
+        label, run = "parked", "test"
+
+        def reset(self, n_tracks):
+            pass
+
+        def act(self, observations, worlds, car):
+            return np.zeros((len(worlds), 3))
+
+    races = run_races(race_envs(backend, 2, max_steps=900), [Parked(), ScriptedDriver()])
+    board = leaderboard(races[0])
+    assert [row["label"] for row in board] == ["scripted", "parked"]
+    assert not board[1]["finished"] and math.isnan(board[1]["gap_s"])
+    assert board[1]["laps"] == 0
