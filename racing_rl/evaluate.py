@@ -327,8 +327,21 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         episode=episode,
     )
     meta = {"split": cfg.split, "laps": int(cfg.laps), "checkpoint": cfg.checkpoint}
+    rounds = int(cfg.get("rounds", 1))
+    if rounds < 0:
+        raise ConfigError(f"Invalid config: rounds={rounds}; must be >= 1, or 0 for until Ctrl-C.")
+    races: list[Any] = []
     try:
-        races = run_races(envs, drivers, record=bool(cfg.record), meta=meta)
+        while rounds == 0 or len(races) < rounds * len(seeds):
+            done = run_races(envs, drivers, record=bool(cfg.record), meta=meta)
+            races.extend(done)
+            if rounds != 1:
+                laps = np.mean([car.episode.finished for race in done for car in race.cars])
+                log.info("round %d: lap completion %.0f%%", len(races) // len(seeds), 100 * laps)
+    except KeyboardInterrupt:
+        if not races:
+            raise
+        log.info("stopped after %d rounds; metrics cover those", len(races) // len(seeds))
     finally:
         for env in envs:
             env.close()
@@ -336,8 +349,11 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     out = Path(cfg.out_dir) if cfg.get("out_dir") else Path(eval_dir(entries))
     replays = []
     if cfg.record:
-        for race in races:
-            replays.append(str(race.replay.save(out / "replays" / f"track_{race.track_seed}.npz")))
+        for i, race in enumerate(races):
+            name = f"track_{race.track_seed}"
+            if i >= len(seeds):  # later rounds on the same tracks
+                name += f"_round{i // len(seeds) + 1}"
+            replays.append(str(race.replay.save(out / "replays" / f"{name}.npz")))
     metrics: dict[str, Any]
     if not racing:
         results = [race.cars[0].episode for race in races]

@@ -157,8 +157,8 @@ class ParallelEnvsVecEnv(VecEnv):
         self._store(i, observations)
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown()
+        if self._pool is not None:  # a step cut short (Ctrl-C) may still wait on the game
+            self._pool.shutdown(wait=False, cancel_futures=True)
         for env in self.envs:
             env.close()
 

@@ -64,6 +64,7 @@ class TrainingBridge:
         self._frozen: bool | None = None
         self._configured_generation = 0
         self._waiting_since = -1
+        self._closed = False
         self.server.start()
 
     # ------------------------------------------------------------------ sharing
@@ -82,7 +83,11 @@ class TrainingBridge:
             self.close()
 
     def close(self) -> None:
-        """Stop the server (the game sees the connection close and reconnects later)."""
+        """Stop the server (the game sees the connection close and reconnects later).
+
+        Waits for the game end at once (``wait_for_game`` raises ``BridgeError``).
+        """
+        self._closed = True
         self.server.stop()
 
     # ------------------------------------------------------------------ connection
@@ -116,7 +121,12 @@ class TrainingBridge:
                         self.server.url,
                         f" ({why})" if why else "",
                     )
-            if not self.server.wait_connected(timeout):
+            deadline = time.monotonic() + timeout
+            while not self.server.wait_connected(min(0.2, max(0.0, deadline - time.monotonic()))):
+                if self._closed:
+                    raise BridgeError("The bridge was closed while waiting for the game.")
+                if time.monotonic() < deadline:
+                    continue
                 raise BridgeError(
                     f"No game connected to {self.server.url} within {timeout:g} s. Start the "
                     "Roblox game (or `racing-rl emulate url=ws://<host>:<port>/ws/<name>`), "

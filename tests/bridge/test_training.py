@@ -3,11 +3,15 @@
 import json
 import logging
 import re
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 from conftest import free_port, game
 from hydra import compose, initialize_config_dir
-from runs import QUICK, racing_rl
+from runs import QUICK, default_sigint, racing_rl
 
 from racing_rl import config_dir
 from racing_rl.bridge.emulator import Faults
@@ -108,3 +112,40 @@ def test_training_survives_a_dropped_connection(tmp_path, caplog):
     assert summary["timesteps"] == 2048 and emulator.connections == 2
     assert "game disconnected" in caplog.text and "(connection 2)" in caplog.text
     assert (tmp_path / "model.zip").is_file()
+
+
+def test_eval_serves_the_policy_to_the_game_until_ctrl_c(sim_run, tmp_path):
+    """The seed's "use" mode: rounds=0 drives the cars round after round; Ctrl-C stops it
+    and the metrics of the completed rounds are written."""
+    port = free_port()
+    seeds = [2000000, 2000001]
+    command = [
+        sys.executable,
+        "-m",
+        "racing_rl.cli",
+        "eval",
+        f"run_dir={sim_run}",
+        f"seeds=[{seeds[0]},{seeds[1]}]",
+        "checkpoint=final",
+        "backend=roblox",
+        f"backend.server.port={port}",
+        "rounds=0",
+        f"out_dir={tmp_path / 'use'}",
+    ]
+    with game(port) as emulator:
+        eval_process = subprocess.Popen(
+            command, cwd=tmp_path, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint
+        )
+        resets = 0
+        for _ in range(600):  # a round is a SPAWN (first) or RESET per track
+            resets = sum(c["command"] == "RESET_AGENTS" for c in emulator.commands)
+            if resets >= 2 * len(seeds) or eval_process.poll() is not None:
+                break
+            time.sleep(0.1)
+        eval_process.send_signal(signal.SIGINT)
+        _, stderr = eval_process.communicate(timeout=60)
+    assert resets >= 2 * len(seeds), stderr[-3000:]
+    assert eval_process.returncode == 0, stderr[-3000:]
+    assert "round 2: lap completion" in stderr and "stopped after" in stderr
+    metrics = json.loads((tmp_path / "use" / "metrics.json").read_text())
+    assert metrics["episodes"] >= 2 * len(seeds) and metrics["episodes"] % len(seeds) == 0
