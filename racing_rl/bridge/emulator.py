@@ -18,6 +18,7 @@ It also sends the protocol's optional extensions (``info`` with lap metrics, ech
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
@@ -180,6 +181,7 @@ class Emulator:
         self.envs: dict[str, _GameEnv] = {}
         self._sent = 0
         self._dropped = False
+        self._last_message = 0.0
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -204,7 +206,7 @@ class Emulator:
                     delay = 0.05
                     log.info("emulator connected to %s (connection %d)", self.url, self.connections)
                     await self._session(connection)
-            except (OSError, InvalidHandshake, InvalidStatus, TimeoutError) as err:
+            except (OSError, InvalidHandshake, InvalidStatus, asyncio.TimeoutError) as err:
                 log.debug("emulator cannot connect to %s: %s", self.url, err)
             except ConnectionClosed as err:
                 log.info("emulator connection closed: %s", err)
@@ -245,27 +247,11 @@ class Emulator:
             hello = {"protocol": p.PROTOCOL_VERSION, "observation_size": self.observation_size}
             await connection.send(json.dumps({"hello": {**hello, "game": "racing-rl emulator"}}))
         ticker = None if self.lockstep else asyncio.create_task(self._tick(connection))
-        stop = asyncio.create_task(self._stop.wait())  # type: ignore[union-attr]
+        watchdog = asyncio.create_task(self._watchdog(connection))
         try:
-            while True:
-                receive = asyncio.create_task(connection.recv())
-                done, _ = await asyncio.wait(
-                    {receive, stop},
-                    timeout=self.silence_timeout_s,
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
-                if stop in done:
-                    receive.cancel()
-                    await connection.close()
-                    return
-                if not done:
-                    receive.cancel()
-                    log.warning(
-                        "emulator: no message for %.0f s, reconnecting", self.silence_timeout_s
-                    )
-                    await connection.close()
-                    return
-                await self._command(connection, json.loads(receive.result()))
+            async for frame in connection:
+                self._last_message = asyncio.get_running_loop().time()
+                await self._command(connection, json.loads(frame))
                 drop_after = self.faults.drop_after
                 if drop_after is not None and not self._dropped and self._sent >= drop_after:
                     self._dropped = True
@@ -273,9 +259,25 @@ class Emulator:
                     await connection.close(1001, "dropped on purpose")
                     return
         finally:
-            stop.cancel()
+            watchdog.cancel()
             if ticker is not None:
                 ticker.cancel()
+
+    async def _watchdog(self, connection: ClientConnection) -> None:
+        """Close the connection on ``stop``, or after ``silence_timeout_s`` without a message."""
+        loop = asyncio.get_running_loop()
+        self._last_message = loop.time()
+        assert self._stop is not None
+        while True:
+            with contextlib.suppress(asyncio.TimeoutError):  # TimeoutError from 3.11 on
+                await asyncio.wait_for(self._stop.wait(), min(1.0, self.silence_timeout_s))
+            if self._stop.is_set():
+                await connection.close()
+                return
+            if loop.time() - self._last_message > self.silence_timeout_s:
+                log.warning("emulator: no message for %.0f s, reconnecting", self.silence_timeout_s)
+                await connection.close()
+                return
 
     async def _tick(self, connection: ClientConnection) -> None:
         loop = asyncio.get_running_loop()

@@ -16,6 +16,7 @@ per-agent mailbox guarded by a condition variable (the seed's DataBridge queues)
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import hmac
 import ipaddress
@@ -313,7 +314,7 @@ class BridgeServer:
         future = asyncio.run_coroutine_threadsafe(self._send(connection, frame), loop)
         try:
             future.result(self.config.send_timeout_s)
-        except (ConnectionClosed, TimeoutError) as err:
+        except (ConnectionClosed, concurrent.futures.TimeoutError) as err:
             raise BridgeError(f"Sending to the game failed: {err!r}") from err
 
     async def _send(self, connection: ServerConnection, frame: str) -> None:
