@@ -6,6 +6,10 @@ What is measured
     ``ParallelEnvsVecEnv``; no frame stack or normalisation, no policy), stepped with
     seeded random actions (throttle forward-biased, so cars travel and crash as early
     training does; every crash restarts its virtual environment with ``RESET_AGENTS``).
+    Tracks come from ``--tracks`` seeds (8: a game has a few maps loaded); the
+    simulator builds each once (``generate_track`` is cached), so the figures time
+    stepping and the bridge, not track generation (~35 ms a track, which a game's
+    own maps do not cost).
     The game is ``racing-rl emulate lockstep=true`` in its own process, as the real game
     would be: it answers each ``ACTION`` as soon as it has stepped the simulator.
 
@@ -28,7 +32,7 @@ How to read it
     machine. Rates move by tens of percent on a busy machine; compare runs on one machine.
 
 Usage:
-    python scripts/bench_bridge.py [--venvs 4] [--cars 5] [--seconds 10]
+    python scripts/bench_bridge.py [--venvs 4] [--cars 5] [--seconds 10] [--tracks 8]
 """
 
 from __future__ import annotations
@@ -103,9 +107,10 @@ def main() -> None:
     parser.add_argument("--venvs", type=int, default=4, help="virtual environments")
     parser.add_argument("--cars", type=int, default=5, help="cars per virtual environment")
     parser.add_argument("--seconds", type=float, default=10.0, help="timed seconds per side")
+    parser.add_argument("--tracks", type=int, default=8, help="track seeds raced on")
     args = parser.parse_args()
     cars = args.venvs * args.cars
-    seeds = [range(100)] * args.venvs
+    seeds = [range(args.tracks)] * args.venvs
 
     pygame_cfg = OmegaConf.load(config_dir() / "backend" / "pygame.yaml")
     direct = make_vec_env(make_parallel_envs(pygame_cfg, args.venvs, args.cars, seeds), BARE, 0.99)
@@ -139,7 +144,10 @@ def main() -> None:
         p50, p99 = (float(np.percentile(trips, q)) * 1e3 for q in (50, 99))
         vec99 = float(np.percentile(times, 99)) * 1e3
         rows.append((name, cars * len(times) / sum(times), p50, p99, vec99, len(times)))
-    print(f"{args.venvs} virtual environments x {args.cars} cars = {cars} cars, loopback")
+    print(
+        f"{args.venvs} virtual environments x {args.cars} cars = {cars} cars on "
+        f"{args.tracks} tracks, loopback"
+    )
     print(
         f"{'backend':<28}{'env-steps/s':>12}{'step p50':>10}{'step p99':>10}"
         f"{'vec p99':>9}{'vec steps':>10}   [ms]"
