@@ -503,7 +503,8 @@ def main(cfg: DictConfig) -> None:
     columns = ["track_seed", "finished", "crashed", "lap_time", "progress", "mean_speed"]
     print(format_table(metrics["tracks"], columns))
     summary = {k: v for k, v in metrics.items() if k not in ("tracks", "replays", "out_dir")}
-    print(format_table([summary], [k for k in summary if k not in ("driver", "split")]))
+    hidden = ("driver", "split", "backend_overrides")
+    print(format_table([summary], [k for k in summary if k not in hidden]))
     if metrics["replays"]:
         print(f"{len(metrics['replays'])} replays in {Path(metrics['replays'][0]).parent}")
     print(
