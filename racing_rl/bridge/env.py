@@ -21,11 +21,10 @@ from pettingzoo import ParallelEnv
 
 from racing_rl.bridge.server import ServerConfig
 from racing_rl.bridge.training_bridge import TrainingBridge
-from racing_rl.envs.race import EpisodeConfig
+from racing_rl.envs.race import AgentID, EpisodeConfig, ParallelStepReturn
 from racing_rl.errors import BridgeError, ConfigError
 
 log = logging.getLogger(__name__)
-AgentID = str
 
 
 @dataclass(frozen=True)
@@ -238,15 +237,7 @@ class RobloxParallelEnv(ParallelEnv):
         )
         self.bridge.wait_for_game(self.config.reconnect_timeout_s, why="reconnection")
 
-    def step(
-        self, actions: dict[AgentID, Any]
-    ) -> tuple[
-        dict[AgentID, NDArray[np.float32]],
-        dict[AgentID, float],
-        dict[AgentID, bool],
-        dict[AgentID, bool],
-        dict[AgentID, dict[str, Any]],
-    ]:
+    def step(self, actions: dict[AgentID, Any]) -> ParallelStepReturn:
         """Send the live cars' actions and wait for the game's next observations.
 
         Args:

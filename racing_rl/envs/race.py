@@ -21,6 +21,15 @@ from racing_rl.sim.track import Track, TrackConfig, generate_track
 from racing_rl.sim.world import RaceRules, World
 
 AgentID = str
+#: What a ParallelEnv's ``step`` returns: observations, rewards, terminations,
+#: truncations and infos, each keyed by agent.
+ParallelStepReturn = tuple[
+    dict[AgentID, NDArray[np.float32]],
+    dict[AgentID, float],
+    dict[AgentID, bool],
+    dict[AgentID, bool],
+    dict[AgentID, dict[str, Any]],
+]
 SPAWN_MODES = ("random", "grid", "line")
 
 
@@ -279,15 +288,7 @@ class RaceParallelEnv(ParallelEnv):
         obs = world.observe()
         return {agent: obs[self._index[agent]] for agent in agents}
 
-    def step(
-        self, actions: dict[AgentID, Any]
-    ) -> tuple[
-        dict[AgentID, NDArray[np.float32]],
-        dict[AgentID, float],
-        dict[AgentID, bool],
-        dict[AgentID, bool],
-        dict[AgentID, dict[str, Any]],
-    ]:
+    def step(self, actions: dict[AgentID, Any]) -> ParallelStepReturn:
         """Advance every live car by one step.
 
         Args:
