@@ -17,6 +17,7 @@ commands:
             racing-rl train                          PPO on the built-in simulator
             racing-rl train algo=sac seed=1 total_timesteps=500000
             racing-rl train -m algo=ppo,sac seed=0,1,2
+            racing-rl train algo=sac backend=roblox     a Roblox game over the bridge
   eval    measure a saved checkpoint on held-out tracks, or race several
             racing-rl eval run_dir=outputs/<date>/<time>_ppo_pygame checkpoint=best
             racing-rl eval run_dir=<run dir> record=true      + a replay per track
