@@ -29,7 +29,8 @@ class BridgeProtocolError(BridgeError):
 
 
 class TrainingInterrupted(RacingRLError):
-    """Training stopped on SIGINT (Ctrl-C) or SIGTERM after saving a checkpoint.
+    """Training stopped on SIGINT (Ctrl-C) or SIGTERM after saving a checkpoint (or,
+    interrupted while setting up, with nothing to save).
 
     Attributes:
         exit_code: the shell convention for the signal: 128 + its number.

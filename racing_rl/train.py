@@ -249,6 +249,14 @@ def train(cfg: DictConfig, run_dir: Path, resume: Checkpoint | None = None) -> d
         return _train(cfg, run_dir, resume, leg)
     except TrainingInterrupted:
         raise
+    except KeyboardInterrupt as interrupt:  # before training started: nothing to save
+        name = str(interrupt) or "SIGINT"
+        _record_leg(run_dir, {**leg, "status": "interrupted"})
+        raise TrainingInterrupted(
+            f"Interrupted by {name} while setting up, before any training; nothing was "
+            "saved. Run the command again to start.",
+            exit_code=128 + getattr(signal, name, signal.SIGINT),
+        ) from None
     except Exception as err:
         _record_leg(run_dir, {**leg, "status": "failed", "error": f"{type(err).__name__}: {err}"})
         raise

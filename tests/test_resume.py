@@ -17,7 +17,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from racing_rl import config_dir
 from racing_rl.algos import load_model
 from racing_rl.checkpoints import find_checkpoints, latest_checkpoint
-from racing_rl.errors import ConfigError
+from racing_rl.errors import ConfigError, TrainingInterrupted
 from racing_rl.evaluate import load_run_config
 from racing_rl.train import resume_config
 
@@ -181,3 +181,20 @@ def test_resume_refuses_overrides_other_than_the_resumable_keys(tmp_path, overri
         resume_config(tmp_path, [f"resume={tmp_path}", override])
     resumed = resume_config(tmp_path, [f"resume={tmp_path}", "total_timesteps=5000000"])
     assert resumed.total_timesteps == 5_000_000 and resumed.seed == cfg.seed
+
+
+def test_ctrl_c_while_setting_up_is_recorded_and_explained(tmp_path, monkeypatch):
+    """A SIGINT before training starts has nothing to save: run.json says interrupted."""
+    import racing_rl.train as train_module
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "make_model", interrupted)
+    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+        cfg = compose("train", overrides=QUICK)
+    with pytest.raises(TrainingInterrupted, match="before any training") as raised:
+        train_module.train(cfg, tmp_path)
+    assert raised.value.exit_code == 128 + signal.SIGINT
+    (leg,) = json.loads((tmp_path / "run.json").read_text())["legs"]
+    assert leg["status"] == "interrupted"
