@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -27,6 +26,7 @@ import numpy as np
 from racing_rl.drivers import Driver, ScriptedDriver
 from racing_rl.errors import ConfigError
 from racing_rl.evaluate import EpisodeResult
+from racing_rl.vec import env_pool, map_envs
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +88,8 @@ def run_races(
     n_tracks, n_cars = len(envs), len(drivers)
     worlds, recorders, observations, seeds = [], [], None, []
     agents = [list(env.possible_agents) for env in envs]
-    pool = _pool(envs)
-    for b, (obs, infos) in enumerate(_map(pool, lambda env: env.reset(), envs)):
+    pool = env_pool(envs)
+    for b, (obs, infos) in enumerate(map_envs(pool, lambda env: env.reset(), envs)):
         world = getattr(envs[b].unwrapped, "world", None)
         if world is None and (record or any(isinstance(d, ScriptedDriver) for d in drivers)):
             raise ConfigError(
@@ -137,7 +137,7 @@ def run_races(
         live_before = {b: set(envs[b].agents) for b in racing}
         step = partial(_step, envs, agents, step_actions)
         for b, (obs, rewards, terminated, truncated, infos) in zip(
-            racing, _map(pool, step, racing), strict=True
+            racing, map_envs(pool, step, racing), strict=True
         ):
             live = live_before[b]
             world = worlds[b]
@@ -207,22 +207,10 @@ def run_races(
     return races
 
 
-def _pool(envs: Sequence[Any]) -> ThreadPoolExecutor | None:
-    """Threads to step envs that wait on a network (a game) at once; None for the sim."""
-    concurrent = len(envs) > 1 and getattr(envs[0].unwrapped, "concurrent_step", False)
-    if not concurrent:
-        return None
-    return ThreadPoolExecutor(len(envs), thread_name_prefix="racing-rl-race")
-
-
 def _step(envs: Sequence[Any], agents: list[list[str]], actions: dict, b: int) -> tuple:
     """Step env ``b``'s live cars with their rows of ``actions[b]``."""
     live = set(envs[b].agents)
     return envs[b].step({a: actions[b][d] for d, a in enumerate(agents[b]) if a in live})
-
-
-def _map(pool: ThreadPoolExecutor | None, function: Callable[[Any], Any], items: Iterable) -> list:
-    return list(pool.map(function, items) if pool is not None else map(function, items))
 
 
 def leaderboard(race: TrackRace) -> list[dict[str, Any]]:

@@ -27,7 +27,7 @@ game within the same tick and their observations come back together.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +51,21 @@ if TYPE_CHECKING:
     from racing_rl.bridge.training_bridge import TrainingBridge
 
 BACKENDS = ("pygame", "roblox")
+
+
+def env_pool(envs: Sequence[ParallelEnv]) -> ThreadPoolExecutor | None:
+    """Threads to step ParallelEnvs at once when each waits on a network
+    (``concurrent_step``, the Roblox backend); None for the simulator."""
+    if len(envs) < 2 or not getattr(envs[0].unwrapped, "concurrent_step", False):
+        return None
+    return ThreadPoolExecutor(len(envs), thread_name_prefix="racing-rl-env")
+
+
+def map_envs(
+    pool: ThreadPoolExecutor | None, function: Callable[[Any], Any], items: Iterable
+) -> list:
+    """``[function(item) for item in items]``, in ``pool``'s threads if there is one."""
+    return list(pool.map(function, items) if pool is not None else map(function, items))
 
 
 class ParallelEnvsVecEnv(VecEnv):
@@ -90,17 +105,11 @@ class ParallelEnvsVecEnv(VecEnv):
         self._obs = np.zeros((self.num_envs, *observation_space.shape), observation_space.dtype)
         self._actions: np.ndarray | None = None
         self.metadata = getattr(self.envs[0], "metadata", {})
-        concurrent = getattr(self.envs[0].unwrapped, "concurrent_step", False)
-        self._pool = (
-            ThreadPoolExecutor(len(self.envs), thread_name_prefix="racing-rl-env")
-            if concurrent and len(self.envs) > 1
-            else None
-        )
+        self._pool = env_pool(self.envs)
 
     def _map(self, function: Any) -> list[Any]:
         """``function(i)`` for every ParallelEnv index, in threads if they wait on I/O."""
-        indices = range(len(self.envs))
-        return list(self._pool.map(function, indices) if self._pool else map(function, indices))
+        return map_envs(self._pool, function, range(len(self.envs)))
 
     def _store(self, env_index: int, observations: dict[str, Any]) -> None:
         start = self._offsets[env_index]
