@@ -59,6 +59,7 @@ def test_train_on_roblox_leaves_the_simulators_run_dir_and_freezes_for_updates(s
     # FREEZE true after every rollout (before each policy update), FREEZE false before
     # stepping resumes. The training envs are the first spawned (2 cars each).
     commands = emulator.commands
+    assert len(commands) == emulator.received, "the emulator's history dropped commands"
     spawned = [c for c in commands if c["command"] == "SPAWN_AGENTS"]
     training = {c["envid"] for c in spawned[:2]}
     assert all(len(c["data"]["agents"]) == 2 for c in spawned[:2])
