@@ -202,11 +202,11 @@ class Track:
 
         A car projected on point i is within ρ = sqrt((width/2)² + spacing²) of it, and
         if its heading lies in sector s (of ``n_sectors`` equal sectors starting at −π)
-        its rays point within β = fov/2 + π/n_sectors of the sector's centre φ. Every
-        point such a ray reaches lies in the cone of half-angle β about φ whose apex is
-        point i moved back by ρ / sin β (that cone contains the wedge dilated by ρ). A
-        segment is kept when its middle lies in that cone widened by its half-length r
-        (apex moved back by (ρ + r) / sin β): a superset of the segments the rays can
+        its rays point within β = fov/2 + π/n_sectors of the sector's centre φ. A ray
+        point q = p + t·u with |p − c_i| ≤ ρ lies within ρ of the line c_i + t·u, so a
+        segment of half-length ≤ r whose middle m is at distance d > ρ + r from c_i can
+        only be met if the direction of m − c_i is within β + asin((ρ + r) / d) of φ
+        (nearer segments are always kept): a superset of the segments the rays can
         meet. For β ≥ 90° nothing is dropped.
 
         Args:
@@ -230,17 +230,28 @@ class Track:
         else:
             starts, ends = self.wall_segments
             middle = (starts + ends)[np.minimum(near, 2 * n - 1)] / 2  # (n, K, 2)
-            # A segment lies within its half-length r of its middle: widening the cone
-            # by ρ + r keeps every segment that may meet the dilated wedge.
             r = np.max(np.linalg.norm(ends - starts, axis=1)) / 2
             reach = np.hypot(self.width / 2, self.length / n) + r
-            centre = -np.pi + (np.arange(n_sectors) + 0.5) * 2 * np.pi / n_sectors
-            ax, ay = np.cos(centre)[:, None, None], np.sin(centre)[:, None, None]  # (S, 1, 1)
-            shift = reach / np.sin(half)
-            vx = middle[None, :, :, 0] - (self.centreline[None, :, None, 0] - ax * shift)
-            vy = middle[None, :, :, 1] - (self.centreline[None, :, None, 1] - ay * shift)
-            keep = vx * ax + vy * ay >= np.sqrt(vx * vx + vy * vy) * np.cos(half)  # (S, n, K)
-            table = np.where(keep, near[None], 2 * n).transpose(1, 0, 2)  # (n, S, K)
+            v = middle - self.centreline[:, None, :]
+            distance = np.hypot(v[..., 0], v[..., 1])
+            direction = np.arctan2(v[..., 1], v[..., 0])  # (n, K)
+            spread = half + np.arcsin(np.minimum(reach / np.maximum(distance, 1e-9), 1.0))
+            spread[distance <= reach] = np.pi
+            # Sector s is centred on φ_s = −π + (s + ½)·w: the sectors within ``spread``
+            # of a direction form the circular range lo … lo + count − 1 (integer
+            # arithmetic: 5x faster than wrapping angles for every sector).
+            w = 2 * np.pi / n_sectors
+            x = (direction + np.pi) / w - 0.5
+            span = spread / w + 1e-9
+            lo = np.ceil(x - span).astype(np.int32)
+            count = np.floor(x + span).astype(np.int32) - lo + 1  # (n, K)
+            offset = (
+                np.arange(n_sectors, dtype=np.int32)[None, :, None]
+                - np.mod(lo, n_sectors)[:, None, :]
+            )
+            offset[offset < 0] += n_sectors
+            keep = offset < count[:, None, :]  # (n, S, K)
+            table = np.where(keep, near[:, None, :], 2 * n)
         present = table < 2 * n
         k = int(present.sum(axis=-1).max())
         order = np.argsort(~present, axis=-1, kind="stable")[..., :k]
