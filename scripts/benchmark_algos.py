@@ -12,7 +12,9 @@ prints a table (the RL Baselines3 Zoo way: algorithm, timesteps, wall time, env-
 lap completion, mean lap time, lap time relative to the scripted driver), writes it as
 Markdown (``--out``, default ``docs/benchmarks.md``), saves every figure to
 ``<runs>/results.json`` and, last, prints them as one JSON line. ``--render
-<results.json>`` rewrites the Markdown from saved figures without training.
+<results.json> ...`` rewrites the Markdown from saved figures without training; given
+several files (say, all algorithms, then one re-run after tuning), a later file's row
+for an algorithm replaces an earlier one's, and each row's command and commit are listed.
 
 Usage::
 
@@ -20,6 +22,7 @@ Usage::
     python scripts/benchmark_algos.py --algos ppo sac
     python scripts/benchmark_algos.py --algos ppo --out /tmp/b.md -- total_timesteps=20000
     python scripts/benchmark_algos.py --render outputs/benchmark/<stamp>/results.json
+    python scripts/benchmark_algos.py --render <all>/results.json <ppo-rerun>/results.json
 
 Arguments after ``--`` are Hydra overrides added to every training run.
 """
@@ -125,16 +128,62 @@ def markdown(rows: list[dict[str, Any]], baseline: dict[str, Any]) -> str:
     return head + body
 
 
-def write_markdown(results: dict[str, Any], out: Path) -> str:
-    """Write ``out`` from saved ``results`` (see ``main``); returns the table."""
-    table = markdown(results["rows"], results["scripted"])
+def merge(sources: list[dict[str, Any]]) -> dict[str, Any]:
+    """Combine saved results: a later file's row for an algorithm replaces an earlier one's.
+
+    Lets one algorithm be re-run (after tuning it) without re-running the others. Each
+    row keeps where it came from (``source``: an index into ``sources``).
+
+    Raises:
+        SystemExit: the scripted driver's figures differ by more than 0.1 % between the
+            files (other tracks or another simulator): their rows would not compare.
+    """
+
+    def same(a: dict[str, Any], b: dict[str, Any]) -> bool:
+        return all(
+            math.isclose(a[s][k], b[s][k], rel_tol=1e-3)
+            or (math.isnan(a[s][k]) and math.isnan(b[s][k]))
+            for s, _ in SETS
+            for k in FIGURES
+        )
+
+    rows: dict[str, dict[str, Any]] = {}
+    for index, results in enumerate(sources):
+        if not same(results["scripted"], sources[0]["scripted"]):
+            raise SystemExit(
+                "The scripted driver's figures differ between the results files: they were "
+                "measured on other tracks or another simulator, so their rows do not compare."
+            )
+        for row in results["rows"]:
+            rows[row["algo"]] = {**row, "source": index}
+    ordered = [rows[a] for a in ALGOS if a in rows] + [r for a, r in rows.items() if a not in ALGOS]
+    return {"sources": sources, "rows": ordered, "scripted": sources[0]["scripted"]}
+
+
+def provenance(results: dict[str, Any], algos: list[str]) -> str:
+    """One Markdown list item: the command, date, git commit and packages of a results file."""
     environment = results["environment"]
     versions = ", ".join(f"{k} {v}" for k, v in environment["packages"].items() if v)
     git = environment["git"]
+    return (
+        f"- {', '.join(algos)}: `{results['command']}` on {results['date']}; "
+        f"git {git.get('commit')}{' (dirty)' if git.get('dirty') else ''}; "
+        f"{environment['platform']}, Python {environment['python']}; {versions}.\n"
+    )
+
+
+def write_markdown(sources: list[dict[str, Any]], out: Path) -> str:
+    """Write ``out`` from saved results (see ``main`` and ``merge``); returns the table."""
+    merged = merge(sources)
+    table = markdown(merged["rows"], merged["scripted"])
+    used = [
+        (results, [row["algo"] for row in merged["rows"] if row["source"] == index])
+        for index, results in enumerate(sources)
+    ]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(
         "# Benchmarks\n\n"
-        f"Produced by `{results['command']}` on {results['date']}.\n\n"
+        "Produced by `python scripts/benchmark_algos.py` (commands and versions below).\n\n"
         "Each algorithm trains with its own defaults (`conf/algo/<algo>.yaml`, the "
         "budget included) on the training tracks; `best/` (chosen on the validation "
         "tracks) is measured on the 20 **test** tracks, held out from both, one car from a "
@@ -145,9 +194,8 @@ def write_markdown(results: dict[str, Any], out: Path) -> str:
         "*wall time* is the whole `racing-rl train` command (start-up, validation, saving)."
         "\n\n"
         f"{table}\n"
-        f"Machine: {environment['platform']}, Python {environment['python']}; "
-        f"git {git.get('commit')}{' (dirty)' if git.get('dirty') else ''}.\n"
-        f"Packages: {versions}.\n"
+        "Rows by the run that measured them (`--render` merges several runs' "
+        "`results.json`):\n\n" + "".join(provenance(r, algos) for r, algos in used if algos)
     )
     return table
 
@@ -159,11 +207,16 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every training run")
     parser.add_argument(
-        "--render", type=Path, default=None, help="rewrite --out from a saved results.json"
+        "--render",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="rewrite --out from saved results.json files; a later file's row for an "
+        "algorithm replaces an earlier one's",
     )
     args = parser.parse_args()
     if args.render is not None:
-        table = write_markdown(json.loads(args.render.read_text()), args.out)
+        table = write_markdown([json.loads(path.read_text()) for path in args.render], args.out)
         print(table)
         print(f"written to {args.out}")
         return
@@ -180,7 +233,7 @@ def main() -> None:
         "scripted": scripted(runs / args.algos[0]),
     }
     (runs / "results.json").write_text(json.dumps(results, indent=2))
-    table = write_markdown(results, args.out)
+    table = write_markdown([results], args.out)
     print(table)
     print(f"written to {args.out}; runs in {runs}")
     print(json.dumps(results))
