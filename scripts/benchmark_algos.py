@@ -200,6 +200,21 @@ def write_markdown(sources: list[dict[str, Any]], out: Path) -> str:
     return table
 
 
+def new_runs_dir(parent: Path) -> Path:
+    """A fresh ``<parent>/<date>_<time>`` dir (``_2``, ``_3``… if two benchmarks start
+    in the same second: they would otherwise train into the same run dirs)."""
+    stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
+    parent.mkdir(parents=True, exist_ok=True)
+    for attempt in range(1, 1000):
+        runs = parent / (stamp if attempt == 1 else f"{stamp}_{attempt}")
+        try:
+            runs.mkdir()
+            return runs
+        except FileExistsError:
+            continue
+    raise SystemExit(f"Could not create a new benchmark dir under {parent}.")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--algos", nargs="+", default=list(ALGOS), help="algorithms to run")
@@ -220,8 +235,7 @@ def main() -> None:
         print(table)
         print(f"written to {args.out}")
         return
-    stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
-    runs = args.runs / stamp
+    runs = new_runs_dir(args.runs)
     environment = environment_record()  # before training: the code that runs
     rows = [benchmark(algo, runs, args.overrides) for algo in args.algos]
     results = {
