@@ -18,7 +18,7 @@ from racing_rl.errors import ConfigError
 from racing_rl.sim.car import CarConfig
 from racing_rl.sim.sensors import SensorConfig
 from racing_rl.sim.track import Track, TrackConfig, generate_track
-from racing_rl.sim.world import RaceRules, World
+from racing_rl.sim.world import RaceRules, StepEvents, World
 
 AgentID = str
 #: What a ParallelEnv's ``step`` returns: observations, rewards, terminations,
@@ -185,6 +185,7 @@ class RaceParallelEnv(ParallelEnv):
         self._episodes_on_track = 0
         self._steps = 0
         self._renderer: Any = None
+        self._group: _StepGroup | None = None
 
     def observation_space(self, agent: AgentID) -> spaces.Box:
         """The observation space; the same object for every agent."""
@@ -305,6 +306,52 @@ class RaceParallelEnv(ParallelEnv):
         Raises:
             KeyError: an action for an agent that is not live.
         """
+        group = self._group
+        if group is not None and (self in group.results or self in group.prepared):
+            return group.result(self)
+        return RaceParallelEnv.step_many([self], [actions])[0]
+
+    @staticmethod
+    def share_steps(envs: Sequence[RaceParallelEnv]) -> None:
+        """Let ``envs`` step together: after ``prepare_step`` of several of them, the first
+        ``step`` advances all their worlds in one NumPy pass (``step_many``) and each
+        ``step`` returns its own result. ``ParallelEnvsVecEnv`` prepares every
+        environment before it steps the first one."""
+        group = _StepGroup()
+        for env in envs:
+            env._group = group
+
+    def prepare_step(self, actions: dict[AgentID, Any]) -> None:
+        """Hand over this step's actions ahead of ``step`` (which must follow, with the same
+        actions), so that environments sharing steps (``share_steps``) step together.
+        Without sharing it does nothing."""
+        if self._group is not None:
+            self._group.prepared[self] = actions
+            self._group.results.pop(self, None)  # a result never collected is stale
+
+    @staticmethod
+    def step_many(
+        envs: Sequence[RaceParallelEnv], actions: Sequence[dict[AgentID, Any]]
+    ) -> list[ParallelStepReturn]:
+        """``step`` several environments at once: their worlds advance in one NumPy pass
+        (``World.step_many``), with the results each ``step`` alone would give.
+
+        Args:
+            envs: the environments (each reset).
+            actions: per environment, its actions as ``step`` takes them.
+
+        Returns:
+            Per environment, what its ``step`` returns.
+
+        Raises:
+            RuntimeError, KeyError: as ``step``, for the first environment at fault.
+        """
+        arrays = [env._action_array(a) for env, a in zip(envs, actions, strict=True)]
+        events, observations = World.step_many([env.world for env in envs], arrays)
+        return [env._after_step(e, o) for env, e, o in zip(envs, events, observations, strict=True)]
+
+    def _action_array(self, actions: dict[AgentID, Any]) -> NDArray[np.float64]:
+        """The (n_cars, 3) action array of a ``step``; checks the agents."""
         world = self.world
         if world is None or not self.agents:
             raise RuntimeError("step() called with no live agents: call reset() first.")
@@ -313,9 +360,14 @@ class RaceParallelEnv(ParallelEnv):
             if agent not in self._index or not world.active[self._index[agent]]:
                 raise KeyError(f"Action for {agent!r}, which is not a live agent: {self.agents}.")
             action_array[self._index[agent]] = action
-        events = world.step(action_array)
+        return action_array
+
+    def _after_step(self, events: StepEvents, obs: NDArray[np.float32]) -> ParallelStepReturn:
+        """Rewards, ends of episodes and the per-agent dicts of a ``step`` whose world has
+        advanced (``events``) and been observed (``obs``)."""
+        world = self.world
+        assert world is not None
         self._steps += 1
-        obs = world.observe()
         episode = self.config.episode
         terminated = events.crashed
         finished = world.laps >= episode.laps if episode.laps else np.zeros(self.n_cars, bool)
@@ -388,3 +440,21 @@ class RaceParallelEnv(ParallelEnv):
         if self._renderer is not None:
             self._renderer.close()
             self._renderer = None
+
+
+class _StepGroup:
+    """Environments that step together (``RaceParallelEnv.share_steps``): the actions
+    prepared since the last shared step, and the results not yet collected."""
+
+    def __init__(self) -> None:
+        self.prepared: dict[RaceParallelEnv, dict[AgentID, Any]] = {}
+        self.results: dict[RaceParallelEnv, ParallelStepReturn] = {}
+
+    def result(self, env: RaceParallelEnv) -> ParallelStepReturn:
+        """``env``'s step result, stepping every prepared environment first if needed."""
+        if env not in self.results:
+            envs = list(self.prepared)
+            actions = [self.prepared[e] for e in envs]
+            self.prepared.clear()
+            self.results.update(zip(envs, RaceParallelEnv.step_many(envs, actions), strict=True))
+        return self.results.pop(env)

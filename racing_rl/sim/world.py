@@ -1,14 +1,20 @@
 """One track and N cars: physics, sensors, progress, laps, crashes. Pure NumPy.
 
 ``World.step`` advances every car at once; nothing loops over cars, rays or walls.
-The observation of each car is the contract of DESIGN.md:
+``World.step_many`` advances several worlds (one track each) in one NumPy pass, with
+results bit-identical to stepping each alone. The observation of each car is the
+contract of DESIGN.md:
 
     [ray_0 … ray_{R-1}] / range,  nitro fuel,  signed speed / max speed,  is_reverse
 """
 
 from __future__ import annotations
 
+import itertools
+from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -104,32 +110,7 @@ class World:
         self.sensors = sensors
         self.rules = rules
         self._angles = sensors.angles()
-        n = track.n_points
-        seg = np.roll(track.centreline, -1, axis=0) - track.centreline
-        self._seg_len = np.sqrt((seg * seg).sum(axis=1))
-        self._seg_dir = seg / self._seg_len[:, None]
-        # Per centreline point, the segments a car projected there may move onto next
-        # step, packed as (start x, start y, direction x, direction y, length, index).
-        # A car moves at most max_speed·dt per step; search that far plus one segment.
-        reach = int(np.ceil(car.max_speed * rules.dt / self._seg_len.min())) + 1
-        window = (np.arange(n)[:, None] + np.arange(-reach, reach + 1)[None, :]) % n
-        self._window = np.concatenate(
-            [
-                track.centreline[window],
-                self._seg_dir[window],
-                self._seg_len[window][..., None],
-                window[..., None].astype(np.float64),
-            ],
-            axis=-1,
-        )
-        # Per centreline point and heading sector, the wall segments the rays can reach
-        # (padded with a segment no ray hits), and how many there are. Walls are packed
-        # as rows (start x, start y, edge x, edge y): one ``take`` gathers a car's
-        # candidates, 8-15x faster than two fancy-indexed gathers (2-D index).
-        self._walls = np.concatenate(track.padded_wall_segments(), axis=1)
-        self._ray_table = track.ray_candidates(sensors.range, np.deg2rad(sensors.fov_deg), _SECTORS)
-        self._ray_counts = (self._ray_table < 2 * n).sum(axis=-1)  # (n, S)
-        self._obstacle_reach2 = (track.obstacles[:, 2] + car.radius) ** 2
+        self._layout = _Layout.of_track(track, car, sensors, rules)
         self.cars = CarState.zeros(n_cars)
         self.place_cars(np.zeros(n_cars), np.zeros(n_cars), np.zeros(n_cars), np.zeros(n_cars))
 
@@ -161,7 +142,7 @@ class World:
             np.searchsorted(track.arc_length, wrapped, side="right") - 1, track.n_points - 1
         )
         along = wrapped - track.arc_length[index]
-        direction = self._seg_dir[index]
+        direction = self._layout.seg_dir[index]
         normal = np.stack([-direction[:, 1], direction[:, 0]], axis=1)
         position = track.centreline[index] + direction * along[:, None] + normal * lateral[:, None]
         heading = np.arctan2(direction[:, 1], direction[:, 0]) + heading_offset
@@ -191,7 +172,7 @@ class World:
         # Index, arc and lateral offset come from the same projection the steps use, so
         # a car at rest never makes progress (next to a vertex the nearest segment can
         # be the previous one). Cars not placed project where they are (no change).
-        delta = self._project()
+        delta = _project(self)
         progress = (np.asarray(arc, dtype=np.float64) + delta) / track.length
         progress[np.abs(progress) < 1e-9] = 0.0
         self.progress = np.where(placed, progress, self.progress)
@@ -221,86 +202,47 @@ class World:
         Returns:
             The step's events per car (inactive cars report nothing).
         """
-        dt = self.rules.dt
-        active = self.active
-        actions = np.asarray(actions, dtype=np.float64)
-        if not active.all():
-            actions = actions * active[:, None]
-            self.cars.speed = self.cars.speed * active
-        self.distance += step_cars(self.cars, actions, dt, self.car)
-        self.time += dt
+        return _advance(self, actions)
 
-        before = self.progress
-        self.progress = before + self._project() / self.track.length
-        lap_completed, lap_time = self._count_laps(before, dt)
-        crashed = self._crashed() & active
-        improved = self.progress > self._best_progress
-        self._best_progress = np.maximum(self.progress, self._best_progress)
-        self._last_improvement[improved] = self.time
-        stuck = (self.time - self._last_improvement > self.rules.stuck_time) & active & ~crashed
-        return StepEvents(
-            progress_delta=self.progress - before,
-            crashed=crashed,
-            stuck=stuck,
-            lap_completed=lap_completed,
-            lap_time=np.where(lap_completed, lap_time, np.nan),
+    @staticmethod
+    def step_many(
+        worlds: Sequence[World], actions: Sequence[FloatArray]
+    ) -> tuple[list[StepEvents], list[NDArray[np.float32]]]:
+        """Step several worlds and observe them, in one NumPy pass when they can share it.
+
+        Worlds with the same car, sensor and rule settings (their tracks and car counts
+        may differ) are stacked: a car's arithmetic is exactly that of ``step`` then
+        ``observe`` on its own world (bit-identical results), but the few dozen NumPy
+        calls of a step are paid once, not once per world. Other worlds are stepped one
+        by one.
+
+        Args:
+            worlds: the worlds.
+            actions: per world, its actions, shape (N_i, 3) (see ``step``).
+
+        Returns:
+            Per world, its ``StepEvents`` and its observations (see ``observe``).
+        """
+        if len(worlds) != len(actions):
+            raise ValueError(f"{len(worlds)} worlds but {len(actions)} action arrays.")
+        first = worlds[0] if worlds else None
+        if len(worlds) < 2 or any(
+            (w.car, w.sensors, w.rules) != (first.car, first.sensors, first.rules) for w in worlds
+        ):
+            events = [w.step(a) for w, a in zip(worlds, actions, strict=True)]
+            return events, [w.observe() for w in worlds]
+        stack = _Stack(worlds)
+        events = _advance(stack, np.concatenate([np.asarray(a, np.float64) for a in actions]))
+        observations = _observe(stack)
+        stack.scatter()
+        cuts = stack.offsets
+        return (
+            [
+                StepEvents(*(getattr(events, f)[a:b] for f in StepEvents.__dataclass_fields__))
+                for a, b in itertools.pairwise(cuts)
+            ],
+            [observations[a:b] for a, b in itertools.pairwise(cuts)],
         )
-
-    def _project(self) -> FloatArray:
-        """Project cars on the centreline near their last index; return Δarc [m]."""
-        track = self.track
-        win = self._window[self.index]  # (N, W, 6)
-        px, py = self.cars.position[:, 0, None], self.cars.position[:, 1, None]
-        rx, ry = px - win[..., 0], py - win[..., 1]
-        dx, dy = win[..., 2], win[..., 3]
-        along = np.minimum(np.maximum(rx * dx + ry * dy, 0.0), win[..., 4])
-        ox, oy = rx - dx * along, ry - dy * along
-        best = np.argmin(ox * ox + oy * oy, axis=1)
-        rows = np.arange(self.n_cars)
-        chosen = win[rows, best]  # (N, 6)
-        index = chosen[:, 5].astype(np.int64)
-        self.lateral = chosen[:, 2] * ry[rows, best] - chosen[:, 3] * rx[rows, best]
-        new_arc = track.arc_length[index] + along[rows, best]
-        half = track.length / 2
-        delta = np.mod(new_arc - self.arc + half, track.length) - half
-        self.index, self.arc = index, new_arc
-        return delta * self.active
-
-    def _count_laps(self, before: FloatArray, dt: float) -> tuple[BoolArray, FloatArray]:
-        """Detect start-line crossings; lap times are interpolated within the step."""
-        crossed = (self.progress >= self._next_line) & self.active
-        if not crossed.any():
-            return crossed, np.full(self.n_cars, np.nan)
-        span = np.where(crossed, self.progress - before, 1.0)
-        crossing_time = self.time - dt + dt * (self._next_line - before) / span
-        completed = crossed & self._lap_started
-        lap_time = crossing_time - self._lap_start_time
-        self.laps += completed
-        self.last_lap_time = np.where(completed, lap_time, self.last_lap_time)
-        self.best_lap_time = np.where(
-            completed, np.fmin(self.best_lap_time, lap_time), self.best_lap_time
-        )
-        self._lap_started = self._lap_started | crossed
-        self._lap_start_time = np.where(crossed, crossing_time, self._lap_start_time)
-        self._next_line = self._next_line + crossed
-        return completed, lap_time
-
-    def _crashed(self) -> BoolArray:
-        """Off the track, on an obstacle or (with collisions on) touching another car."""
-        radius = self.car.radius
-        crashed = np.abs(self.lateral) > self.track.width / 2 - radius
-        obstacles = self.track.obstacles
-        if len(obstacles):
-            fx = self.cars.position[:, 0, None] - obstacles[None, :, 0]
-            fy = self.cars.position[:, 1, None] - obstacles[None, :, 1]
-            crashed |= (fx * fx + fy * fy < self._obstacle_reach2).any(axis=1)
-        if self.rules.car_collisions and self.n_cars > 1:
-            fx = self.cars.position[:, 0, None] - self.cars.position[None, :, 0]
-            fy = self.cars.position[:, 1, None] - self.cars.position[None, :, 1]
-            touching = (fx * fx + fy * fy < (2 * radius) ** 2) & self.active[None, :]
-            np.fill_diagonal(touching, False)
-            crashed |= touching.any(axis=1)
-        return crashed
 
     @property
     def lap_clock(self) -> FloatArray:
@@ -313,39 +255,341 @@ class World:
     # ------------------------------------------------------------------ sensing
     def ray_distances(self) -> FloatArray:
         """Distance along each car's rays to walls, obstacles (and cars), shape (N, R) [m]."""
-        max_range = self.sensors.range
-        origins = self.cars.position
-        directions = ray_directions(self.cars.heading, self._angles)
-        sector = (
-            np.floor((self.cars.heading + np.pi) * (_SECTORS / (2 * np.pi))) % _SECTORS
-        ).astype(np.int64)
-        k = self._ray_counts[self.index, sector].max()
-        walls = self._walls.take(self._ray_table[self.index, sector, :k], axis=0)  # (N, k, 4)
-        dist = cast_segments(origins, directions, walls[..., :2], walls[..., 2:], max_range)
-        obstacles = self.track.obstacles
-        if len(obstacles):
-            dist = np.minimum(
-                dist,
-                cast_circles(origins, directions, obstacles[:, :2], obstacles[:, 2], max_range),
-            )
-        if self.sensors.detect_cars and self.n_cars > 1:
-            radii = np.where(self.active, self.car.radius, np.nan)[None, :].repeat(self.n_cars, 0)
-            np.fill_diagonal(radii, np.nan)
-            centres = np.broadcast_to(origins[None], (self.n_cars, self.n_cars, 2))
-            dist = np.minimum(dist, cast_circles(origins, directions, centres, radii, max_range))
-        return dist
+        return _ray_distances(self)
 
     def is_reverse(self) -> BoolArray:
         """Whether each car faces against the track direction, shape (N,)."""
-        direction = self._seg_dir[self.index]
-        heading = self.cars.heading
-        return direction[:, 0] * np.cos(heading) + direction[:, 1] * np.sin(heading) < 0.0
+        return _is_reverse(self)
 
     def observe(self) -> NDArray[np.float32]:
         """Observations of every car, shape (N, n_rays + 3), float32 (see module doc)."""
-        obs = np.empty((self.n_cars, self.sensors.n_rays + 3), dtype=np.float32)
-        obs[:, :-3] = self.ray_distances() / self.sensors.range
-        obs[:, -3] = self.cars.fuel
-        obs[:, -2] = np.clip(self.cars.speed / self.car.max_speed, -1.0, 1.0)
-        obs[:, -1] = self.is_reverse()
-        return obs
+        return _observe(self)
+
+
+# ---------------------------------------------------------------------- internals
+@dataclass(frozen=True, eq=False)
+class _Layout:
+    """What stepping needs of the track(s), as arrays: one track's, or several stacked.
+
+    Point and wall indices are global over the stacked tracks. The last six fields are
+    scalars / shared arrays for one track and per-car arrays (N,) / (N, M…) when
+    stacked (``same_track`` is then the (N, N) mask of cars on one track).
+    """
+
+    seg_dir: FloatArray  # (P, 2) unit direction of centreline segment i
+    arc_length: FloatArray  # (P,) arc length of point i on its track [m]
+    window: FloatArray  # (P, W, 6) segments near point i: start, direction, length, index
+    walls: FloatArray  # (2n + 1, 4) wall start and edge vector; the last row no ray hits
+    ray_table: NDArray[np.int32]  # (P, S, k) wall candidates per point and heading sector
+    ray_counts: NDArray[np.int64]  # (P, S) candidates in each row of ray_table
+    length: Any  # track length [m]
+    crash_half_width: Any  # |lateral| beyond this is a crash [m]
+    obstacle_xy: FloatArray  # (M, 2) or (N, M, 2) obstacle centres [m] (NaN: padding)
+    obstacle_radius: FloatArray  # (M,) or (N, M) radii [m]
+    obstacle_reach2: FloatArray  # (M,) or (N, M) (radius + car radius)² [m²]
+    same_track: BoolArray | None
+
+    @classmethod
+    def of_track(
+        cls, track: Track, car: CarConfig, sensors: SensorConfig, rules: RaceRules
+    ) -> _Layout:
+        n = track.n_points
+        seg = np.roll(track.centreline, -1, axis=0) - track.centreline
+        seg_len = np.sqrt((seg * seg).sum(axis=1))
+        seg_dir = seg / seg_len[:, None]
+        # Per centreline point, the segments a car projected there may move onto next
+        # step. A car moves at most max_speed·dt per step; search that far plus one.
+        reach = int(np.ceil(car.max_speed * rules.dt / seg_len.min())) + 1
+        window = (np.arange(n)[:, None] + np.arange(-reach, reach + 1)[None, :]) % n
+        # Walls are packed as rows (start x, start y, edge x, edge y): one ``take``
+        # gathers a car's candidates, 8-15x faster than two fancy-indexed gathers.
+        ray_table = track.ray_candidates(sensors.range, np.deg2rad(sensors.fov_deg), _SECTORS)
+        obstacles = track.obstacles
+        return cls(
+            seg_dir=seg_dir,
+            arc_length=track.arc_length,
+            window=np.concatenate(
+                [
+                    track.centreline[window],
+                    seg_dir[window],
+                    seg_len[window][..., None],
+                    window[..., None].astype(np.float64),
+                ],
+                axis=-1,
+            ),
+            walls=np.concatenate(track.padded_wall_segments(), axis=1),
+            ray_table=ray_table,
+            ray_counts=(ray_table < 2 * n).sum(axis=-1),
+            length=track.length,
+            crash_half_width=track.width / 2 - car.radius,
+            obstacle_xy=obstacles[:, :2],
+            obstacle_radius=obstacles[:, 2],
+            obstacle_reach2=(obstacles[:, 2] + car.radius) ** 2,
+            same_track=None,
+        )
+
+    @classmethod
+    def stack(cls, layouts: Sequence[_Layout], counts: Sequence[int]) -> tuple[_Layout, list[int]]:
+        """Several tracks' layouts as one (``counts`` cars on each); also each track's
+        first global point index."""
+        points = [len(layout.arc_length) for layout in layouts]
+        point_offsets = np.cumsum([0, *points[:-1]]).tolist()
+        walls = np.cumsum([0, *(len(layout.walls) - 1 for layout in layouts)]).tolist()
+        wall_offsets, pad = walls[:-1], walls[-1]  # pad: the shared no-hit row, last
+        width = max(layout.window.shape[1] for layout in layouts)
+        depth = max(layout.ray_table.shape[2] for layout in layouts)
+        windows, tables = [], []
+        for layout, p0, w0 in zip(layouts, point_offsets, wall_offsets, strict=True):
+            window = layout.window.copy()
+            window[..., 5] += p0
+            # Repeating the last column changes no argmin: the first minimum wins.
+            extra = np.repeat(window[:, -1:], width - window.shape[1], axis=1)
+            windows.append(np.concatenate([window, extra], axis=1))
+            local_pad = len(layout.walls) - 1
+            table = np.full((*layout.ray_table.shape[:2], depth), pad, dtype=np.int32)
+            table[..., : layout.ray_table.shape[2]] = np.where(
+                layout.ray_table == local_pad, pad, layout.ray_table + w0
+            )
+            tables.append(table)
+        m = max(layout.obstacle_radius.shape[-1] for layout in layouts)
+        n = int(sum(counts))
+        xy, radius, reach2 = (
+            np.full((n, m, 2), np.nan),
+            np.full((n, m), np.nan),
+            np.full((n, m), np.nan),
+        )
+        start = 0
+        for layout, count in zip(layouts, counts, strict=True):
+            k = layout.obstacle_radius.shape[-1]
+            xy[start : start + count, :k] = layout.obstacle_xy
+            radius[start : start + count, :k] = layout.obstacle_radius
+            reach2[start : start + count, :k] = layout.obstacle_reach2
+            start += count
+        track_of_car = np.repeat(np.arange(len(layouts)), counts)
+        stacked = cls(
+            seg_dir=np.concatenate([layout.seg_dir for layout in layouts]),
+            arc_length=np.concatenate([layout.arc_length for layout in layouts]),
+            window=np.concatenate(windows),
+            walls=np.concatenate(
+                [*(layout.walls[:-1] for layout in layouts), layouts[0].walls[-1:]]
+            ),
+            ray_table=np.concatenate(tables),
+            ray_counts=np.concatenate([layout.ray_counts for layout in layouts]),
+            length=np.repeat([layout.length for layout in layouts], counts),
+            crash_half_width=np.repeat([layout.crash_half_width for layout in layouts], counts),
+            obstacle_xy=xy,
+            obstacle_radius=radius,
+            obstacle_reach2=reach2,
+            same_track=track_of_car[:, None] == track_of_car[None, :],
+        )
+        return stacked, point_offsets
+
+
+#: World state arrays of shape (N,) that ``World.step_many`` stacks and splits back.
+_STATE = (
+    "active",
+    "distance",
+    "progress",
+    "arc",
+    "lateral",
+    "laps",
+    "last_lap_time",
+    "best_lap_time",
+    "_lap_started",
+    "_lap_start_time",
+    "_next_line",
+    "_best_progress",
+    "_last_improvement",
+)
+
+
+class _Stack:
+    """The cars of several worlds as one World-like batch (``World.step_many``).
+
+    Holds the same attributes the step functions read and write (state arrays stacked,
+    ``time`` per car, the stacked ``_Layout``); ``scatter`` hands the results back to
+    each world as views of the stacked arrays.
+    """
+
+    #: Stacked layouts of recent world combinations (they change on a track change).
+    _layouts: OrderedDict[tuple[tuple[int, int], ...], tuple[Any, _Layout, list[int]]] = (
+        OrderedDict()
+    )
+
+    def __init__(self, worlds: Sequence[World]) -> None:
+        self.worlds = list(worlds)
+        first = worlds[0]
+        self.car, self.sensors, self.rules = first.car, first.sensors, first.rules
+        self._angles = first._angles
+        counts = [w.n_cars for w in worlds]
+        self.offsets: list[int] = np.cumsum([0, *counts]).tolist()
+        self.n_cars = self.offsets[-1]
+        key = tuple((id(w._layout), w.n_cars) for w in worlds)
+        cached = self._layouts.get(key)
+        if cached is None:  # the layouts are kept in the entry, so their ids stay unique
+            layouts = tuple(w._layout for w in worlds)
+            cached = (layouts, *_Layout.stack(layouts, counts))
+            self._layouts[key] = cached
+            while len(self._layouts) > 16:
+                self._layouts.popitem(last=False)
+        else:
+            self._layouts.move_to_end(key)
+        _, self._layout, self._point_offsets = cached
+        self.cars = CarState(
+            *(
+                np.concatenate([getattr(w.cars, f) for w in worlds])
+                for f in CarState.__dataclass_fields__
+            )
+        )
+        self.index = np.concatenate(
+            [w.index + p0 for w, p0 in zip(worlds, self._point_offsets, strict=True)]
+        )
+        for name in _STATE:
+            setattr(self, name, np.concatenate([getattr(w, name) for w in worlds]))
+        self.time = np.repeat([w.time for w in worlds], counts)
+
+    def scatter(self) -> None:
+        """Give every world its rows of the stacked state."""
+        for w, a, b, p0 in zip(
+            self.worlds, self.offsets[:-1], self.offsets[1:], self._point_offsets, strict=True
+        ):
+            for f in CarState.__dataclass_fields__:
+                setattr(w.cars, f, getattr(self.cars, f)[a:b])
+            w.index = self.index[a:b] - p0
+            for name in _STATE:
+                setattr(w, name, getattr(self, name)[a:b])
+            w.time = float(self.time[a])
+
+
+# The step, written once for a World (scalar time, one track) and a _Stack (time and
+# track data per car): every car's arithmetic is the same either way.
+
+
+def _advance(w: Any, actions: FloatArray) -> StepEvents:
+    """``World.step`` of a World or a _Stack."""
+    dt = w.rules.dt
+    active = w.active
+    actions = np.asarray(actions, dtype=np.float64)
+    if not active.all():
+        actions = actions * active[:, None]
+        w.cars.speed = w.cars.speed * active
+    w.distance += step_cars(w.cars, actions, dt, w.car)
+    w.time += dt
+
+    before = w.progress
+    w.progress = before + _project(w) / w._layout.length
+    lap_completed, lap_time = _count_laps(w, before, dt)
+    crashed = _crashed(w) & active
+    improved = w.progress > w._best_progress
+    w._best_progress = np.maximum(w.progress, w._best_progress)
+    w._last_improvement = np.where(improved, w.time, w._last_improvement)
+    stuck = (w.time - w._last_improvement > w.rules.stuck_time) & active & ~crashed
+    return StepEvents(
+        progress_delta=w.progress - before,
+        crashed=crashed,
+        stuck=stuck,
+        lap_completed=lap_completed,
+        lap_time=np.where(lap_completed, lap_time, np.nan),
+    )
+
+
+def _project(w: Any) -> FloatArray:
+    """Project cars on the centreline near their last index; return Δarc [m]."""
+    layout = w._layout
+    win = layout.window[w.index]  # (N, W, 6)
+    px, py = w.cars.position[:, 0, None], w.cars.position[:, 1, None]
+    rx, ry = px - win[..., 0], py - win[..., 1]
+    dx, dy = win[..., 2], win[..., 3]
+    along = np.minimum(np.maximum(rx * dx + ry * dy, 0.0), win[..., 4])
+    ox, oy = rx - dx * along, ry - dy * along
+    best = np.argmin(ox * ox + oy * oy, axis=1)
+    rows = np.arange(w.n_cars)
+    chosen = win[rows, best]  # (N, 6)
+    index = chosen[:, 5].astype(np.int64)
+    w.lateral = chosen[:, 2] * ry[rows, best] - chosen[:, 3] * rx[rows, best]
+    new_arc = layout.arc_length[index] + along[rows, best]
+    half = layout.length / 2
+    delta = np.mod(new_arc - w.arc + half, layout.length) - half
+    w.index, w.arc = index, new_arc
+    return delta * w.active
+
+
+def _count_laps(w: Any, before: FloatArray, dt: float) -> tuple[BoolArray, FloatArray]:
+    """Detect start-line crossings; lap times are interpolated within the step."""
+    crossed = (w.progress >= w._next_line) & w.active
+    if not crossed.any():
+        return crossed, np.full(w.n_cars, np.nan)
+    span = np.where(crossed, w.progress - before, 1.0)
+    crossing_time = w.time - dt + dt * (w._next_line - before) / span
+    completed = crossed & w._lap_started
+    lap_time = crossing_time - w._lap_start_time
+    w.laps += completed
+    w.last_lap_time = np.where(completed, lap_time, w.last_lap_time)
+    w.best_lap_time = np.where(completed, np.fmin(w.best_lap_time, lap_time), w.best_lap_time)
+    w._lap_started = w._lap_started | crossed
+    w._lap_start_time = np.where(crossed, crossing_time, w._lap_start_time)
+    w._next_line = w._next_line + crossed
+    return completed, lap_time
+
+
+def _crashed(w: Any) -> BoolArray:
+    """Off the track, on an obstacle or (with collisions on) touching another car."""
+    layout = w._layout
+    crashed = np.abs(w.lateral) > layout.crash_half_width
+    if layout.obstacle_radius.shape[-1]:
+        fx = w.cars.position[:, 0, None] - layout.obstacle_xy[..., 0]
+        fy = w.cars.position[:, 1, None] - layout.obstacle_xy[..., 1]
+        crashed |= (fx * fx + fy * fy < layout.obstacle_reach2).any(axis=1)
+    if w.rules.car_collisions and w.n_cars > 1:
+        fx = w.cars.position[:, 0, None] - w.cars.position[None, :, 0]
+        fy = w.cars.position[:, 1, None] - w.cars.position[None, :, 1]
+        touching = (fx * fx + fy * fy < (2 * w.car.radius) ** 2) & w.active[None, :]
+        np.fill_diagonal(touching, False)
+        if layout.same_track is not None:
+            touching &= layout.same_track
+        crashed |= touching.any(axis=1)
+    return crashed
+
+
+def _ray_distances(w: Any) -> FloatArray:
+    """``World.ray_distances`` of a World or a _Stack."""
+    layout = w._layout
+    max_range = w.sensors.range
+    origins = w.cars.position
+    directions = ray_directions(w.cars.heading, w._angles)
+    sector = (np.floor((w.cars.heading + np.pi) * (_SECTORS / (2 * np.pi))) % _SECTORS).astype(
+        np.int64
+    )
+    k = layout.ray_counts[w.index, sector].max()
+    walls = layout.walls.take(layout.ray_table[w.index, sector, :k], axis=0)  # (N, k, 4)
+    dist = cast_segments(origins, directions, walls[..., :2], walls[..., 2:], max_range)
+    if layout.obstacle_radius.shape[-1]:
+        dist = np.minimum(
+            dist,
+            cast_circles(
+                origins, directions, layout.obstacle_xy, layout.obstacle_radius, max_range
+            ),
+        )
+    if w.sensors.detect_cars and w.n_cars > 1:
+        radii = np.where(w.active, w.car.radius, np.nan)[None, :].repeat(w.n_cars, 0)
+        np.fill_diagonal(radii, np.nan)
+        if layout.same_track is not None:
+            radii[~layout.same_track] = np.nan
+        centres = np.broadcast_to(origins[None], (w.n_cars, w.n_cars, 2))
+        dist = np.minimum(dist, cast_circles(origins, directions, centres, radii, max_range))
+    return dist
+
+
+def _is_reverse(w: Any) -> BoolArray:
+    direction = w._layout.seg_dir[w.index]
+    heading = w.cars.heading
+    return direction[:, 0] * np.cos(heading) + direction[:, 1] * np.sin(heading) < 0.0
+
+
+def _observe(w: Any) -> NDArray[np.float32]:
+    obs = np.empty((w.n_cars, w.sensors.n_rays + 3), dtype=np.float32)
+    obs[:, :-3] = _ray_distances(w) / w.sensors.range
+    obs[:, -3] = w.cars.fuel
+    obs[:, -2] = np.clip(w.cars.speed / w.car.max_speed, -1.0, 1.0)
+    obs[:, -1] = _is_reverse(w)
+    return obs

@@ -13,6 +13,7 @@ from racing_rl.envs.race import EpisodeConfig, RaceConfig, RaceParallelEnv
 from racing_rl.envs.rewards import RewardConfig, compute_rewards
 from racing_rl.errors import ConfigError
 from racing_rl.sim.track import TrackConfig, generate_track
+from racing_rl.sim.world import World
 
 ENV_CONFIGS = {
     "one_car": ({}, 1),
@@ -384,3 +385,46 @@ def test_render_without_mode_returns_none() -> None:
     env.reset(seed=0)
     assert env.render() is None
     env.close()
+
+
+def test_environments_sharing_steps_give_what_each_gives_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """share_steps + prepare_step (what ParallelEnvsVecEnv does) steps the worlds in one
+    pass; every environment's results are exactly those of stepping it on its own."""
+    passes: list[int] = []
+    step_many = World.step_many
+
+    def counted(worlds, actions):  # type: ignore[no-untyped-def]
+        passes.append(len(worlds))
+        return step_many(worlds, actions)
+
+    monkeypatch.setattr(World, "step_many", staticmethod(counted))
+
+    def make() -> list[RaceParallelEnv]:
+        envs = [RaceParallelEnv(RaceConfig(), n_cars=n, env_id=i) for i, n in enumerate((3, 2, 4))]
+        for i, env in enumerate(envs):
+            env.reset(seed=i)
+        return envs
+
+    alone, shared = make(), make()
+    RaceParallelEnv.share_steps(shared)
+    rng = np.random.default_rng(0)
+    for t in range(200):
+        actions = [
+            {agent: rng.uniform(-1, 1, 3).astype(np.float32) for agent in env.agents}
+            for env in alone
+        ]
+        if t % 7 != 3:  # now and then an environment is stepped without preparing
+            for env, env_actions in zip(shared, actions, strict=True):
+                env.prepare_step(env_actions)
+        for a, b, env_actions in zip(alone, shared, actions, strict=True):
+            expected, got = a.step(env_actions), b.step(env_actions)
+            assert got[1:] == expected[1:]  # rewards, terminations, truncations, infos
+            assert got[0].keys() == expected[0].keys()
+            for agent, obs in expected[0].items():
+                np.testing.assert_array_equal(got[0][agent], obs)
+            if not a.agents:
+                a.reset()
+                b.reset()
+    assert passes.count(3) > 100  # the shared steps were one pass over the three worlds

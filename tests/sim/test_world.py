@@ -418,3 +418,69 @@ def test_world_and_rules_reject_bad_values() -> None:
         RaceRules(dt=0.0)
     with pytest.raises(ConfigError):
         RaceRules(stuck_time=-1.0)
+
+
+# ---------------------------------------------------------------------- step_many
+def state_of(world: World) -> list[np.ndarray]:
+    """Everything a step changes, as arrays (for exact comparison)."""
+    cars = world.cars
+    return [
+        cars.position, cars.heading, cars.speed, cars.fuel, world.index, world.arc,
+        world.lateral, world.progress, world.laps, world.last_lap_time, world.best_lap_time,
+        world.distance, world.active, world.lap_clock, np.array([world.time]),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("rules", "sensors"),
+    [(RaceRules(), {}), (RaceRules(car_collisions=True), {"detect_cars": True})],
+)
+def test_step_many_is_bit_identical_to_stepping_each_world(rules: RaceRules, sensors: dict) -> None:
+    """Stacked worlds (other tracks, car counts and obstacle counts; crashes, stuck and
+    respawned cars) give exactly the arithmetic of stepping each world on its own."""
+
+    def make() -> list[World]:
+        worlds = []
+        for seed, n_cars, n_obstacles in [(3, 5, 3), (8, 2, 0), (12, 4, 1)]:
+            world = make_world(
+                generate_track(seed, TrackConfig(n_obstacles=n_obstacles)), n_cars, rules, **sensors
+            )
+            rng = np.random.default_rng(seed)
+            world.place_cars(
+                rng.uniform(0, 60, n_cars), rng.uniform(-2, 2, n_cars), np.zeros(n_cars),
+                rng.uniform(0, 15, n_cars),
+            )  # fmt: skip
+            worlds.append(world)
+        return worlds
+
+    alone, stacked = make(), make()
+    rng = np.random.default_rng(0)
+    for t in range(250):
+        actions = [np.clip(rng.normal(0.5, 0.6, (w.n_cars, 3)), -1, 1) for w in alone]
+        events = [w.step(a) for w, a in zip(alone, actions, strict=True)]
+        observations = [w.observe() for w in alone]
+        many_events, many_observations = World.step_many(stacked, actions)
+        for a, b, ea, eb, oa, ob in zip(
+            alone, stacked, events, many_events, observations, many_observations, strict=True
+        ):
+            np.testing.assert_array_equal(ob, oa)
+            for field in ("progress_delta", "crashed", "stuck", "lap_completed", "lap_time"):
+                np.testing.assert_array_equal(getattr(eb, field), getattr(ea, field))
+            for x, y in zip(state_of(a), state_of(b), strict=True):
+                np.testing.assert_array_equal(y, x)
+            for world, event in ((a, ea), (b, eb)):
+                world.active &= ~(event.crashed | event.stuck)
+                if t % 60 == 59:  # respawn the stopped cars, the others race on
+                    n = world.n_cars
+                    world.place_cars(np.full(n, 30.0), np.zeros(n), np.zeros(n), np.zeros(n),
+                                     cars=~world.active)  # fmt: skip
+
+
+def test_step_many_steps_worlds_with_other_settings_one_by_one() -> None:
+    track = generate_track(5, NO_OBSTACLES)
+    fast = make_world(track, 2)
+    slow = World(track, 2, CarConfig(max_speed=20.0), SensorConfig(), RaceRules())
+    events, observations = World.step_many([fast, slow], [np.ones((2, 3)), np.ones((2, 3))])
+    assert [len(o) for o in observations] == [2, 2] and len(events) == 2
+    with pytest.raises(ValueError, match="2 worlds but 1 action"):
+        World.step_many([fast, slow], [np.ones((2, 3))])
