@@ -18,7 +18,6 @@ import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 
 import numpy as np
@@ -26,7 +25,7 @@ import numpy as np
 from racing_rl.drivers import Driver, ScriptedDriver
 from racing_rl.errors import ConfigError
 from racing_rl.evaluate import EpisodeResult
-from racing_rl.vec import env_pool, map_envs
+from racing_rl.vec import env_pool, map_envs, step_envs
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +77,9 @@ def run_races(
     Returns:
         One ``TrackRace`` per env, in env order.
 
-    Envs without a simulator world (the Roblox backend) are stepped concurrently, take
-    their track seeds from the reset infos and their finishing times from the lap times.
+    Envs are stepped together (``racing_rl.vec.step_envs``). Envs without a simulator world
+    (the Roblox backend) take their track seeds from the reset infos and their finishing
+    times from the lap times.
 
     Raises:
         ConfigError: if replays or the scripted driver are asked for on envs without a
@@ -135,10 +135,14 @@ def run_races(
         }
 
         live_before = {b: set(envs[b].agents) for b in racing}
-        step = partial(_step, envs, agents, step_actions)
-        for b, (obs, rewards, terminated, truncated, infos) in zip(
-            racing, map_envs(pool, step, racing), strict=True
-        ):
+        stepped = step_envs(
+            [envs[b] for b in racing],
+            [
+                {a: step_actions[b][d] for d, a in enumerate(agents[b]) if a in live_before[b]}
+                for b in racing
+            ],
+        )
+        for b, (obs, rewards, terminated, truncated, infos) in zip(racing, stepped, strict=True):
             live = live_before[b]
             world = worlds[b]
             lap = np.full(n_cars, math.nan)
@@ -205,12 +209,6 @@ def run_races(
         replay = recorders[b].replay() if record else None
         races.append(TrackRace(seeds[b], cars, replay))
     return races
-
-
-def _step(envs: Sequence[Any], agents: list[list[str]], actions: dict, b: int) -> tuple:
-    """Step env ``b``'s live cars with their rows of ``actions[b]``."""
-    live = set(envs[b].agents)
-    return envs[b].step({a: actions[b][d] for d, a in enumerate(agents[b]) if a in live})
 
 
 def leaderboard(race: TrackRace) -> list[dict[str, Any]]:

@@ -20,9 +20,11 @@ termination or truncation, the other cars are truncated (bootstrapped, as a time
 is), every car's ``terminal_observation`` is taken before the track changes, and the
 ParallelEnv is reset. Every transition SB3 sees is a real one.
 
-ParallelEnvs that wait on a network (``RobloxParallelEnv.concurrent_step``) are stepped
-in threads, one per ParallelEnv, so that all virtual environments' actions reach the
-game within the same tick and their observations come back together.
+Every step hands each ParallelEnv its actions before any is stepped (``step_envs``):
+the Roblox envs send all their ACTIONs within the same tick of the game, and simulator
+envs advance all their worlds in one NumPy pass (``RaceParallelEnv.share_steps``, set
+up by ``make_parallel_envs``). Races restart after every env has been stepped; Roblox
+envs reset in threads, one per ParallelEnv, as each waits on the game.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from stable_baselines3.common.vec_env.base_vec_env import (
 )
 
 from racing_rl.config import dataclass_from_dict, to_container
-from racing_rl.envs.race import RaceConfig, RaceParallelEnv
+from racing_rl.envs.race import ParallelStepReturn, RaceConfig, RaceParallelEnv
 from racing_rl.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -54,9 +56,9 @@ BACKENDS = ("pygame", "roblox")
 
 
 def env_pool(envs: Sequence[ParallelEnv]) -> ThreadPoolExecutor | None:
-    """Threads to step ParallelEnvs at once when each waits on a network
-    (``concurrent_step``, the Roblox backend); None for the simulator."""
-    if len(envs) < 2 or not getattr(envs[0].unwrapped, "concurrent_step", False):
+    """Threads to reset ParallelEnvs at once when each waits on a network
+    (``concurrent_reset``, the Roblox backend); None for the simulator."""
+    if len(envs) < 2 or not getattr(envs[0].unwrapped, "concurrent_reset", False):
         return None
     return ThreadPoolExecutor(len(envs), thread_name_prefix="racing-rl-env")
 
@@ -66,6 +68,23 @@ def map_envs(
 ) -> list:
     """``[function(item) for item in items]``, in ``pool``'s threads if there is one."""
     return list(pool.map(function, items) if pool is not None else map(function, items))
+
+
+def step_envs(
+    envs: Sequence[ParallelEnv], actions: Sequence[dict[str, Any]]
+) -> list[ParallelStepReturn]:
+    """Step ParallelEnvs together; returns what each ``step`` returns.
+
+    Every env that can take its actions ahead of its step (``prepare_step``) gets them
+    first: Roblox envs send their ACTIONs, so that all reach the game in the same tick;
+    simulator envs that share steps (``RaceParallelEnv.share_steps``) advance in one NumPy
+    pass. Then each env is stepped, in order. Wrappers between must not change actions.
+    """
+    for env, env_actions in zip(envs, actions, strict=True):
+        prepare = getattr(env.unwrapped, "prepare_step", None)
+        if prepare is not None:
+            prepare(env_actions)
+    return [env.step(env_actions) for env, env_actions in zip(envs, actions, strict=True)]
 
 
 class ParallelEnvsVecEnv(VecEnv):
@@ -140,16 +159,22 @@ class ParallelEnvsVecEnv(VecEnv):
         self._rewards = np.zeros(self.num_envs, dtype=np.float32)
         self._dones = np.zeros(self.num_envs, dtype=bool)
         self._infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
-        self._map(self._step_env)
+        actions = [
+            {agent: self._actions[start + j] for j, agent in enumerate(agents)}
+            for start, agents in zip(self._offsets, self._agents, strict=False)
+        ]
+        results = step_envs(self.envs, actions)
+        over = [self._store_step(i, result) for i, result in enumerate(results)]
+        # Races restart once every environment has been stepped: a restart waits for the
+        # game, which the other environments' answers need not do.
+        map_envs(self._pool, self._restart, [i for i, done in enumerate(over) if done])
         self._actions = None
         return self._obs.copy(), self._rewards, self._dones, self._infos
 
-    def _step_env(self, i: int) -> None:
-        """Step ParallelEnv ``i`` and write its slots (each call touches only its own)."""
-        assert self._actions is not None
-        env, start, agents = self.envs[i], self._offsets[i], self._agents[i]
-        actions = {agent: self._actions[start + j] for j, agent in enumerate(agents)}
-        observations, reward, terminated, truncated, info = env.step(actions)
+    def _store_step(self, i: int, result: ParallelStepReturn) -> bool:
+        """Write ParallelEnv ``i``'s step into its slots; True if its race is over."""
+        start, agents = self._offsets[i], self._agents[i]
+        observations, reward, terminated, truncated, info = result
         race_over = any(terminated.values()) or any(truncated.values())
         for j, agent in enumerate(agents):
             slot = start + j
@@ -160,9 +185,16 @@ class ParallelEnvsVecEnv(VecEnv):
                 self._infos[slot]["TimeLimit.truncated"] = not terminated[agent]
         if race_over:
             self._dones[start : self._offsets[i + 1]] = True
-            observations, reset_infos = env.reset()
-            for j, agent in enumerate(agents):
-                self.reset_infos[start + j] = reset_infos.get(agent, {})
+        else:
+            self._store(i, observations)
+        return race_over
+
+    def _restart(self, i: int) -> None:
+        """Reset ParallelEnv ``i`` (its race is over) and write its slots."""
+        start, agents = self._offsets[i], self._agents[i]
+        observations, reset_infos = self.envs[i].reset()
+        for j, agent in enumerate(agents):
+            self.reset_infos[start + j] = reset_infos.get(agent, {})
         self._store(i, observations)
 
     def close(self) -> None:
@@ -289,7 +321,7 @@ def make_parallel_envs(
     """
     config = backend_config(backend, episode)
     if isinstance(config, RaceConfig):
-        return [
+        envs = [
             RaceParallelEnv(
                 config,
                 n_cars=agents_per_venv,
@@ -299,6 +331,8 @@ def make_parallel_envs(
             )
             for i in range(n_venvs)
         ]
+        RaceParallelEnv.share_steps(envs)  # one NumPy pass for all their worlds
+        return envs
     from racing_rl.bridge.env import RobloxParallelEnv
     from racing_rl.bridge.training_bridge import TrainingBridge
 

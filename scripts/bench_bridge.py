@@ -14,11 +14,14 @@ What is measured
     would be: it answers each ``ACTION`` as soon as it has stepped the simulator.
 
     - env-steps/s: cars × vec steps / seconds (SB3's timesteps per second).
-    - round trip: one ``RobloxParallelEnv.step``, from sending its ``ACTION`` to holding
-      its cars' observations (JSON both ways, the websockets server thread, the
-      emulator's simulator step); p50 and p99 over every environment's timed steps (the
-      environments step concurrently). Restarts after crashes are not in it; the vec
-      step column (all environments, restarts included) is.
+    - round trip: one environment's step, from sending its ``ACTION``
+      (``RobloxParallelEnv.prepare_step``) to holding its cars' observations (JSON both
+      ways, the websockets server thread, the emulator's simulator step); p50 and p99
+      over every environment's timed steps. Every environment's ACTION is sent before
+      the first one's answer is awaited, and the emulator steps the ACTIONs that arrive
+      together in one simulator pass, as a game steps all its cars in one tick.
+      Restarts after crashes are not in it; the vec step column (all environments,
+      restarts included) is.
     - direct: the same VecEnv built on the simulator backend (``RaceParallelEnv``), in the
       same run, with the same actions: what the bridge costs.
 
@@ -68,7 +71,7 @@ def run(venv, seconds: float, seed: int = 0) -> tuple[list[float], list[float]]:
     rng = np.random.default_rng(seed)
     round_trips: list[float] = []
     for env in venv.unwrapped.envs:
-        env.step = timed(env.step, round_trips)
+        time_round_trips(env, round_trips)
     venv.seed(seed)
     venv.reset()
 
@@ -90,16 +93,27 @@ def run(venv, seconds: float, seed: int = 0) -> tuple[list[float], list[float]]:
     return times, round_trips
 
 
-def timed(step, sink: list[float]):
-    """``step`` that appends its duration [s] to ``sink``."""
+def time_round_trips(env, sink: list[float]) -> None:
+    """Make ``env`` append each step's round trip [s] to ``sink``: from its
+    ``prepare_step`` (which sends the ACTION) if it has one, else from ``step``, to the
+    end of ``step`` (observations held)."""
+    sent: list[float] = []
+    prepare, step = getattr(env, "prepare_step", None), env.step
+    if prepare is not None:
 
-    def wrapper(actions):
-        started = time.perf_counter()
+        def timed_prepare(actions):
+            sent.append(time.perf_counter())
+            prepare(actions)
+
+        env.prepare_step = timed_prepare
+
+    def timed_step(actions):
+        started = sent.pop() if sent else time.perf_counter()
         result = step(actions)
         sink.append(time.perf_counter() - started)
         return result
 
-    return wrapper
+    env.step = timed_step
 
 
 def main() -> None:

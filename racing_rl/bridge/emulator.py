@@ -96,22 +96,42 @@ class _GameEnv:
         return {sim: (obs, 0.0, False, False, {}) for sim, obs in observations.items()}
 
     def advance(self, done_reward: float) -> dict[str, Any]:
-        env = self.env
-        actions = {sim: self.actions[sim] for sim in env.agents}
-        observations, rewards, terminated, truncated, infos = env.step(actions)
-        ended = [sim for sim in observations if terminated[sim] or truncated[sim]]
-        if ended:  # the game respawns a car at once; the message carries the new car
-            observations.update(env.respawn(ended))
-        return {
-            sim: (
-                observations[sim],
-                done_reward if sim in ended else rewards[sim],
-                terminated[sim],
-                truncated[sim],
-                infos[sim],
+        """Step this environment with its last actions; see ``advance_many``."""
+        return _GameEnv.advance_many([self], done_reward)[0]
+
+    @staticmethod
+    def advance_many(envs: Sequence[_GameEnv], done_reward: float) -> list[dict[str, Any]]:
+        """Step environments with their last actions, in one simulator pass (as a game
+        steps every car of a tick together); a car whose episode ends is respawned at
+        once and its message carries the new car, with ``done_reward``.
+
+        Returns:
+            Per environment, sim agent → (observation, reward, terminated, truncated, info).
+        """
+        results = RaceParallelEnv.step_many(
+            [env.env for env in envs],
+            [{sim: env.actions[sim] for sim in env.env.agents} for env in envs],
+        )
+        answers = []
+        for env, (observations, rewards, terminated, truncated, infos) in zip(
+            envs, results, strict=True
+        ):
+            ended = [sim for sim in observations if terminated[sim] or truncated[sim]]
+            if ended:  # the game respawns a car at once; the message carries the new car
+                observations.update(env.env.respawn(ended))
+            answers.append(
+                {
+                    sim: (
+                        observations[sim],
+                        done_reward if sim in ended else rewards[sim],
+                        terminated[sim],
+                        truncated[sim],
+                        infos[sim],
+                    )
+                    for sim in observations
+                }
             )
-            for sim in observations
-        }
+        return answers
 
 
 class Emulator:
@@ -261,12 +281,6 @@ class Emulator:
             async for frame in connection:
                 self._last_message = asyncio.get_running_loop().time()
                 await self._command(connection, json.loads(frame))
-                drop_after = self.faults.drop_after
-                if drop_after is not None and not self._dropped and self._sent >= drop_after:
-                    self._dropped = True
-                    log.warning("emulator: dropping the connection (fault)")
-                    await connection.close(1001, "dropped on purpose")
-                    return
         finally:
             watchdog.cancel()
             if ticker is not None:
@@ -295,10 +309,7 @@ class Emulator:
             next_tick += self.tick_s
             await asyncio.sleep(max(0.0, next_tick - loop.time()))
             if not self.frozen and self.envs:
-                entries: dict[str, Any] = {}
-                for env in list(self.envs.values()):
-                    entries.update(self._entries(env, env.advance(self.done_reward)))
-                await self._send(connection, entries)
+                await self._send(connection, self._step_entries(list(self.envs.values())))
 
     # ------------------------------------------------------------------ commands
     async def _command(self, connection: ClientConnection, message: dict[str, Any]) -> None:
@@ -323,7 +334,7 @@ class Emulator:
                 if agent in env.ids:
                     env.actions[env.ids[agent]] = np.asarray(action, dtype=np.float64)
             if self.lockstep and not self.frozen:
-                await self._send(connection, self._entries(env, env.advance(self.done_reward)))
+                await self._send(connection, self._step_entries([env]))
         elif command == p.FREEZE:
             self.frozen = bool(data.get("status"))
         elif command == p.UPDATE_COLLISIONS:
@@ -365,6 +376,14 @@ class Emulator:
             env.env.world.rules = rules
 
     # ------------------------------------------------------------------ messages
+    def _step_entries(self, envs: Sequence[_GameEnv]) -> dict[str, Any]:
+        """Step ``envs`` in one simulator pass; one message's entries for all their cars
+        (a game sends one message per tick; lock-step answers each ACTION at once)."""
+        entries: dict[str, Any] = {}
+        for env, answer in zip(envs, _GameEnv.advance_many(envs, self.done_reward), strict=True):
+            entries.update(self._entries(env, answer))
+        return entries
+
     def _entries(self, env: _GameEnv, results: Mapping[str, Any]) -> dict[str, Any]:
         entries = {}
         for sim, (obs, reward, terminated, truncated, info) in results.items():
@@ -398,6 +417,10 @@ class Emulator:
             log.warning("emulator: sending a %s message (fault)", kind)
             await connection.send(_bad_frame(kind, entries))
         await connection.send(json.dumps(entries))
+        if faults.drop_after is not None and not self._dropped and self._sent >= faults.drop_after:
+            self._dropped = True
+            log.warning("emulator: dropping the connection (fault)")
+            await connection.close(1001, "dropped on purpose")
 
 
 def _bad_frame(kind: str, entries: dict[str, Any]) -> str | bytes:

@@ -8,6 +8,7 @@ drives on the other.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -79,6 +80,17 @@ class RobloxConfig:
             raise ConfigError("The bridge's timeouts (*_timeout_s) must be > 0.")
 
 
+@dataclass(frozen=True)
+class _Sent:
+    """An ACTION sent: to whom, on which connection, after which inbox mark (None: not
+    sent, the game is gone), and its step number."""
+
+    agents: list[AgentID]
+    generation: int
+    after: int | None
+    step: int
+
+
 class RobloxParallelEnv(ParallelEnv):
     """``n_cars`` cars of one virtual environment of a Roblox game, over the bridge.
 
@@ -113,8 +125,8 @@ class RobloxParallelEnv(ParallelEnv):
     """
 
     metadata = {"name": "roblox_race_v0", "render_modes": [], "is_parallelizable": True}
-    concurrent_step = True
-    """Steps of several instances should run concurrently: each waits on the game."""
+    concurrent_reset = True
+    """Resets of several instances should run concurrently: each waits on the game."""
 
     def __init__(
         self,
@@ -150,6 +162,7 @@ class RobloxParallelEnv(ParallelEnv):
         self._episodes_on_track = 0
         self._steps = 0
         self._action_step = 0
+        self._sent: _Sent | None = None  # an ACTION sent by prepare_step, not yet awaited
         self._last_obs: dict[AgentID, NDArray[np.float32]] = {}
         self._closed = False
 
@@ -214,6 +227,7 @@ class RobloxParallelEnv(ParallelEnv):
             )
         self.agents = self.possible_agents[:]
         self._steps = 0
+        self._sent = None
         self._last_obs = {agent: received[agent].step.observation for agent in self.agents}
         info = {"track_seed": self._track_seed}
         return dict(self._last_obs), {agent: dict(info) for agent in self.agents}
@@ -237,6 +251,38 @@ class RobloxParallelEnv(ParallelEnv):
         )
         self.bridge.wait_for_game(self.config.reconnect_timeout_s, why="reconnection")
 
+    def prepare_step(self, actions: dict[AgentID, Any]) -> None:
+        """Send the live cars' actions now; the next ``step`` only waits for the answer.
+
+        ``ParallelEnvsVecEnv`` sends every virtual environment's ACTION this way before
+        it steps the first one, so that they reach the game together (the same tick of a
+        real-time game; one simulator pass of the emulator). ``step`` must follow, with
+        the same actions.
+        """
+        if not self.agents:
+            raise RuntimeError("prepare_step() called with no live agents: call reset() first.")
+        self._sent = self._send(actions)
+
+    def _send(self, actions: dict[AgentID, Any]) -> _Sent:
+        """Send an ACTION for the live cars (unless the game is gone)."""
+        sent = _Sent(self.agents, self._generation, None, self._action_step + 1)
+        if self.bridge.generation != sent.generation or not self.bridge.connected:
+            return sent
+        self._action_step += 1
+        after = self.bridge.inbox.mark()
+        try:
+            self.bridge.freeze(False)
+            # Queued, not awaited: a broken connection shows as missing observations.
+            self.bridge.send_actions(
+                self.envid,
+                {a: actions[a] for a in sent.agents if a in actions},
+                sent.step,
+                wait=False,
+            )
+        except BridgeError:
+            return sent  # the connection broke while sending
+        return dataclasses.replace(sent, after=after)
+
     def step(self, actions: dict[AgentID, Any]) -> ParallelStepReturn:
         """Send the live cars' actions and wait for the game's next observations.
 
@@ -256,23 +302,18 @@ class RobloxParallelEnv(ParallelEnv):
         """
         if not self.agents:
             raise RuntimeError("step() called with no live agents: call reset() first.")
-        live = self.agents
-        generation = self._generation
+        sent = self._sent or self._send(actions)
+        self._sent = None
+        live, generation = sent.agents, sent.generation
         received: dict[str, Any] = {}
         missing = live
-        if self.bridge.generation == generation and self.bridge.connected:
-            self._action_step += 1
-            after = self.bridge.inbox.mark()
+        if sent.after is not None:
             try:
-                self.bridge.freeze(False)
-                self.bridge.send_actions(
-                    self.envid, {a: actions[a] for a in live if a in actions}, self._action_step
-                )
                 received, missing = self.bridge.get_observation(
-                    live, after, self.config.observation_timeout_s, self._action_step, generation
+                    live, sent.after, self.config.observation_timeout_s, sent.step, generation
                 )
             except BridgeError:
-                missing = live  # the connection broke while sending
+                missing = live  # the connection broke while waiting
         if missing:
             self._check_connection(missing, generation, "stepping")
         self._steps += 1

@@ -302,16 +302,25 @@ class BridgeServer:
         """Block until a game is connected or ``timeout`` [s] passes; True if connected."""
         return self._connected.wait(timeout)
 
-    def send(self, frame: str) -> None:
+    def send(self, frame: str, wait: bool = True) -> None:
         """Send one frame to the connected game (any thread).
 
+        Args:
+            frame: the text frame.
+            wait: wait until it is written. False returns once it is queued (frames keep
+                their order): several environments' ACTIONs then leave together, and a
+                broken connection shows up as missing observations instead.
+
         Raises:
-            BridgeError: no game is connected, or the connection broke while sending.
+            BridgeError: no game is connected, or (``wait``) the connection broke while
+                sending.
         """
         connection, loop = self._connection, self._loop
         if connection is None or loop is None:
             raise BridgeError("No game is connected to the bridge.")
         future = asyncio.run_coroutine_threadsafe(self._send(connection, frame), loop)
+        if not wait:
+            return
         try:
             future.result(self.config.send_timeout_s)
         except (ConnectionClosed, concurrent.futures.TimeoutError) as err:

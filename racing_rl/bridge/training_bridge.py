@@ -148,8 +148,10 @@ class TrainingBridge:
             f"{silent:.1f} s ago; {sum(self.server.rejected.values())} message(s) were rejected"
         )
 
-    def _send(self, command: str, envid: str, data: Mapping[str, Any], **extra: Any) -> None:
-        self.server.send(encode_command(command, envid, data, **extra))
+    def _send(
+        self, command: str, envid: str, data: Mapping[str, Any], wait: bool = True, **extra: Any
+    ) -> None:
+        self.server.send(encode_command(command, envid, data, **extra), wait=wait)
 
     # ------------------------------------------------------------------ the seed API
     def spawn_agents(
@@ -182,10 +184,12 @@ class TrainingBridge:
         envid: str,
         actions: Mapping[str, Sequence[float] | NDArray[np.floating]],
         step: int | None = None,
+        wait: bool = True,
     ) -> None:
-        """``ACTION``: throttle, steering, nitro in [-1, 1] per agent (``step``: echo counter)."""
+        """``ACTION``: throttle, steering, nitro in [-1, 1] per agent (``step``: echo counter;
+        ``wait``: see ``BridgeServer.send``)."""
         extra = {} if step is None else {"step": step}
-        self._send(ACTION, envid, encode_actions(actions), **extra)
+        self._send(ACTION, envid, encode_actions(actions), wait=wait, **extra)
 
     def freeze(self, status: bool) -> None:
         """``FREEZE``: stop (True) or restart (False) the game's physics, in every
