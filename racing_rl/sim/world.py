@@ -222,6 +222,9 @@ class World:
 
         Returns:
             Per world, its ``StepEvents`` and its observations (see ``observe``).
+
+        Raises:
+            ValueError: ``worlds`` and ``actions`` differ in length.
         """
         if len(worlds) != len(actions):
             raise ValueError(f"{len(worlds)} worlds but {len(actions)} action arrays.")
