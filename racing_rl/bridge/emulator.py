@@ -95,10 +95,6 @@ class _GameEnv:
         self.actions = {sim: np.zeros(3) for sim in env.possible_agents}
         return {sim: (obs, 0.0, False, False, {}) for sim, obs in observations.items()}
 
-    def advance(self, done_reward: float) -> dict[str, Any]:
-        """Step this environment with its last actions; see ``advance_many``."""
-        return _GameEnv.advance_many([self], done_reward)[0]
-
     @staticmethod
     def advance_many(envs: Sequence[_GameEnv], done_reward: float) -> list[dict[str, Any]]:
         """Step environments with their last actions, in one simulator pass (as a game
