@@ -282,7 +282,7 @@ class _Layout:
     seg_dir: FloatArray  # (P, 2) unit direction of centreline segment i
     arc_length: FloatArray  # (P,) arc length of point i on its track [m]
     window: FloatArray  # (P, W, 6) segments near point i: start, direction, length, index
-    walls: FloatArray  # (2n + 1, 4) wall start and edge vector; the last row no ray hits
+    walls: FloatArray  # (2n + 1, 4) wall start and edge vector; row 2n (per track) no ray hits
     ray_table: NDArray[np.int32]  # (P, S, k) wall candidates per point and heading sector
     ray_counts: NDArray[np.int64]  # (P, S) candidates in each row of ray_table
     length: Any  # track length [m]
@@ -337,8 +337,9 @@ class _Layout:
         first global point index."""
         points = [len(layout.arc_length) for layout in layouts]
         point_offsets = np.cumsum([0, *points[:-1]]).tolist()
-        walls = np.cumsum([0, *(len(layout.walls) - 1 for layout in layouts)]).tolist()
-        wall_offsets, pad = walls[:-1], walls[-1]  # pad: the shared no-hit row, last
+        # Every track keeps its own no-hit row (its last wall), so its table entries
+        # only shift by the track's first wall: no remapping of the padding.
+        wall_offsets = np.cumsum([0, *(len(layout.walls) for layout in layouts[:-1])]).tolist()
         width = max(layout.window.shape[1] for layout in layouts)
         depth = max(layout.ray_table.shape[2] for layout in layouts)
         windows, tables = [], []
@@ -348,11 +349,10 @@ class _Layout:
             # Repeating the last column changes no argmin: the first minimum wins.
             extra = np.repeat(window[:, -1:], width - window.shape[1], axis=1)
             windows.append(np.concatenate([window, extra], axis=1))
-            local_pad = len(layout.walls) - 1
-            table = np.full((*layout.ray_table.shape[:2], depth), pad, dtype=np.int32)
-            table[..., : layout.ray_table.shape[2]] = np.where(
-                layout.ray_table == local_pad, pad, layout.ray_table + w0
+            table = np.full(
+                (*layout.ray_table.shape[:2], depth), w0 + len(layout.walls) - 1, np.int32
             )
+            np.add(layout.ray_table, w0, out=table[..., : layout.ray_table.shape[2]])
             tables.append(table)
         m = max(layout.obstacle_radius.shape[-1] for layout in layouts)
         n = int(sum(counts))
@@ -373,9 +373,7 @@ class _Layout:
             seg_dir=np.concatenate([layout.seg_dir for layout in layouts]),
             arc_length=np.concatenate([layout.arc_length for layout in layouts]),
             window=np.concatenate(windows),
-            walls=np.concatenate(
-                [*(layout.walls[:-1] for layout in layouts), layouts[0].walls[-1:]]
-            ),
+            walls=np.concatenate([layout.walls for layout in layouts]),
             ray_table=np.concatenate(tables),
             ray_counts=np.concatenate([layout.ray_counts for layout in layouts]),
             length=np.repeat([layout.length for layout in layouts], counts),
