@@ -161,7 +161,7 @@ class ParallelEnvsVecEnv(VecEnv):
         self._infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
         actions = [
             {agent: self._actions[start + j] for j, agent in enumerate(agents)}
-            for start, agents in zip(self._offsets, self._agents, strict=False)
+            for start, agents in zip(self._offsets[:-1], self._agents, strict=True)
         ]
         results = step_envs(self.envs, actions)
         over = [self._store_step(i, result) for i, result in enumerate(results)]

@@ -18,8 +18,7 @@ What is measured
       (``RobloxParallelEnv.prepare_step``) to holding its cars' observations (JSON both
       ways, the websockets server thread, the emulator's simulator step); p50 and p99
       over every environment's timed steps. Every environment's ACTION is sent before
-      the first one's answer is awaited, and the emulator steps the ACTIONs that arrive
-      together in one simulator pass, as a game steps all its cars in one tick.
+      the first one's answer is awaited; the emulator answers them one after another.
       Restarts after crashes are not in it; the vec step column (all environments,
       restarts included) is.
     - direct: the same VecEnv built on the simulator backend (``RaceParallelEnv``), in the

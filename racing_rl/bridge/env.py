@@ -256,8 +256,7 @@ class RobloxParallelEnv(ParallelEnv):
 
         ``ParallelEnvsVecEnv`` sends every virtual environment's ACTION this way before
         it steps the first one, so that they reach the game together (the same tick of a
-        real-time game; one simulator pass of the emulator). ``step`` must follow, with
-        the same actions.
+        real-time game). ``step`` must follow, with the same actions.
         """
         if not self.agents:
             raise RuntimeError("prepare_step() called with no live agents: call reset() first.")
