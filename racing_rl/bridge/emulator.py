@@ -381,24 +381,26 @@ class Emulator:
         return entries
 
     def _entries(self, env: _GameEnv, results: Mapping[str, Any]) -> dict[str, Any]:
+        sims = [sim for sim in results if env.names[sim] not in env.removed]
+        if not sims:
+            return {}
+        # float32 observations as float64: JSON carries them exactly.
+        rows = np.array([results[sim][0] for sim in sims], dtype=np.float64)
         entries = {}
-        for sim, (obs, reward, terminated, truncated, info) in results.items():
-            agent = env.names[sim]
-            if agent in env.removed:
-                continue
+        for sim, obs in zip(sims, rows[:, : self.observation_size].tolist(), strict=True):
+            _, reward, terminated, truncated, info = results[sim]
+            info = {"track_seed": env.track_seed, **info}
+            info.pop("reward_terms", None)
             entry: dict[str, Any] = {
-                "obs": np.asarray(obs[: self.observation_size], dtype=np.float64).tolist(),
+                "obs": obs,
                 "reward": float(reward),
                 "terminated": bool(terminated),
                 "truncated": bool(truncated),
-                "info": {
-                    "track_seed": env.track_seed,
-                    **{k: v for k, v in info.items() if k != "reward_terms"},
-                },
+                "info": info,
             }
             if env.step is not None:
                 entry["step"] = env.step
-            entries[agent] = entry
+            entries[env.names[sim]] = entry
         return entries
 
     async def _send(self, connection: ClientConnection, entries: dict[str, Any]) -> None:

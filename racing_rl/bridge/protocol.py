@@ -86,10 +86,10 @@ def encode_actions(actions: Mapping[str, Sequence[float] | NDArray[np.floating]]
     Actions are clipped to [-1, 1] (the action space) and sent with full precision, so a
     game that uses them as given drives exactly as the simulator would.
     """
-    return {
-        agent: np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0).tolist()
-        for agent, action in actions.items()
-    }
+    if not actions:
+        return {}
+    rows = np.clip(np.array(list(actions.values()), dtype=np.float64), -1.0, 1.0).tolist()
+    return dict(zip(actions, rows, strict=True))
 
 
 @dataclass(frozen=True)
@@ -122,8 +122,25 @@ class Hello:
     game: str = ""
 
 
+#: The JSON number types (``bool`` is not one of them).
+_NUMBERS = frozenset({int, float})
+
+
 def _finite(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if type(value) not in _NUMBERS:
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer beyond the float range
+        return False
+
+
+def _all_finite(values: list[Any]) -> bool:
+    """``all(_finite(v) for v in values)``, several times faster (C-level ``map``)."""
+    try:
+        return _NUMBERS.issuperset(map(type, values)) and all(map(math.isfinite, values))
+    except OverflowError:
+        return False
 
 
 def _agent_step(agent: str, entry: Any, observation_size: int) -> AgentStep:
@@ -144,7 +161,7 @@ def _agent_step(agent: str, entry: Any, observation_size: int) -> AgentStep:
             f"{observation_size}. The current game sends 12 (10 rays, nitro, speed), newer "
             "ones 13 (+ is_reverse): set backend.observation_size to what the game sends."
         )
-    if not all(_finite(v) for v in obs):
+    if not _all_finite(obs):
         bad = next(v for v in obs if not _finite(v))
         raise BridgeProtocolError(f"obs of {agent!r} holds {bad!r}; expected finite numbers.")
     reward = entry["reward"]

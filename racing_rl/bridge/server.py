@@ -258,6 +258,12 @@ class BridgeServer:
         self._stop: asyncio.Future[None] | None = None
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
+        # Frames waiting for the event loop (``send``): one wake-up writes them all.
+        self._outbox: deque[tuple[ServerConnection, str, concurrent.futures.Future | None]] = (
+            deque()
+        )
+        self._outbox_lock = threading.Lock()
+        self._flush_scheduled = False
         self._port = config.port
         self._last_sent = time.monotonic()
 
@@ -318,13 +324,39 @@ class BridgeServer:
         connection, loop = self._connection, self._loop
         if connection is None or loop is None:
             raise BridgeError("No game is connected to the bridge.")
-        future = asyncio.run_coroutine_threadsafe(self._send(connection, frame), loop)
-        if not wait:
+        written = concurrent.futures.Future() if wait else None
+        with self._outbox_lock:
+            self._outbox.append((connection, frame, written))
+            schedule, self._flush_scheduled = not self._flush_scheduled, True
+        if schedule:
+            loop.call_soon_threadsafe(self._flush)
+        if written is None:
             return
         try:
-            future.result(self.config.send_timeout_s)
+            written.result(self.config.send_timeout_s)
         except (ConnectionClosed, concurrent.futures.TimeoutError) as err:
             raise BridgeError(f"Sending to the game failed: {err!r}") from err
+
+    def _flush(self) -> None:
+        """Write every frame queued by ``send``, in order (event loop thread)."""
+        with self._outbox_lock:
+            frames = list(self._outbox)
+            self._outbox.clear()
+            self._flush_scheduled = False
+        asyncio.ensure_future(self._write(frames))
+
+    async def _write(
+        self, frames: list[tuple[ServerConnection, str, concurrent.futures.Future | None]]
+    ) -> None:
+        for connection, frame, written in frames:
+            try:
+                await self._send(connection, frame)
+            except Exception as err:  # ConnectionClosed: reported to a sender that waits
+                if written is not None:
+                    written.set_exception(err)
+                continue
+            if written is not None:
+                written.set_result(None)
 
     async def _send(self, connection: ServerConnection, frame: str) -> None:
         self._last_sent = time.monotonic()

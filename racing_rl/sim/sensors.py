@@ -148,7 +148,7 @@ def cast_circles(
     b = directions[:, :, 0, None] * fx + directions[:, :, 1, None] * fy  # (N, R, M)
     c = fx * fx + fy * fy - (radii * radii)[:, None, :]  # (N, 1, M)
     disc = b * b - c
-    with np.errstate(invalid="ignore"):
-        t = np.where(c <= 0.0, 0.0, b - np.sqrt(disc))
+    # Where disc < 0 the ray misses and t is not used: sqrt(0) there needs no errstate.
+    t = np.where(c <= 0.0, 0.0, b - np.sqrt(np.maximum(disc, 0.0)))
     hit = (disc >= 0.0) & (t >= 0.0)
     return _capped_min(np.where(hit, t, max_range), max_range)

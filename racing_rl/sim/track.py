@@ -20,6 +20,7 @@ from racing_rl.errors import ConfigError, TrackGenerationError
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
+BoolArray = NDArray[np.bool_]
 
 #: Number of samples of the analytic curve before arc-length resampling.
 _DENSE_SAMPLES = 4096
@@ -189,10 +190,7 @@ class Track:
         reach = radius + np.hypot(self.width / 2, spacing) + 1e-6
         dist = point_segment_distance(self.centreline[:, None, :], starts[None], ends[None])
         near = dist <= reach
-        k = int(near.sum(axis=1).max())
-        # Stable argsort puts each row's candidates first, in index order.
-        order = np.argsort(~near, axis=1, kind="stable")[:, :k]
-        table = np.where(np.take_along_axis(near, order, axis=1), order, len(starts))
+        table = _pack_rows(near, np.broadcast_to(np.arange(len(starts)), near.shape), len(starts))
         table.setflags(write=False)
         self._near_cache[radius] = table
         return table
@@ -226,7 +224,7 @@ class Track:
         n = self.n_points
         half = fov / 2 + np.pi / n_sectors
         if half >= np.pi / 2:
-            table = np.repeat(near[:, None, :], n_sectors, axis=1)
+            table = np.repeat(near[:, None, :], n_sectors, axis=1)  # padding is at the end
         else:
             starts, ends = self.wall_segments
             middle = (starts + ends)[np.minimum(near, 2 * n - 1)] / 2  # (n, K, 2)
@@ -251,11 +249,9 @@ class Track:
             )
             offset[offset < 0] += n_sectors
             keep = offset < count[:, None, :]  # (n, S, K)
-            table = np.where(keep, near[:, None, :], 2 * n)
-        present = table < 2 * n
-        k = int(present.sum(axis=-1).max())
-        order = np.argsort(~present, axis=-1, kind="stable")[..., :k]
-        table = np.take_along_axis(table, order, axis=-1).astype(np.int32)
+            keep &= (near < 2 * n)[:, None, :]
+            table = _pack_rows(keep, np.broadcast_to(near[:, None, :], keep.shape), 2 * n)
+        table = table.astype(np.int32)
         table.setflags(write=False)
         self._near_cache[key] = table
         return table
@@ -269,6 +265,27 @@ class Track:
         starts, ends = self.wall_segments
         far = np.full((1, 2), 1e9)
         return np.concatenate([starts, far]), np.concatenate([ends - starts, np.zeros((1, 2))])
+
+
+def _pack_rows(mask: BoolArray, values: IntArray, pad: int) -> IntArray:
+    """Each row's ``values`` where ``mask`` holds, in order, then ``pad``.
+
+    Args:
+        mask: shape (..., M).
+        values: same shape as ``mask``.
+        pad: the value after a row's entries.
+
+    Returns:
+        Shape (..., k), k the largest count of a row (the shape of a stable argsort of
+        ``~mask`` cut at k and gathered, without the sort).
+    """
+    counts = mask.sum(axis=-1)
+    flat_counts = counts.ravel()
+    table = np.full((flat_counts.size, int(flat_counts.max(initial=0))), pad, dtype=values.dtype)
+    rows = np.repeat(np.arange(flat_counts.size), flat_counts)
+    first = np.cumsum(flat_counts) - flat_counts  # where each row's entries start
+    table[rows, np.arange(rows.size) - first[rows]] = values[mask]
+    return table.reshape(*counts.shape, table.shape[-1])
 
 
 def turning_angles(points: FloatArray) -> FloatArray:
