@@ -274,16 +274,18 @@ class World:
 class _Layout:
     """What stepping needs of the track(s), as arrays: one track's, or several stacked.
 
-    Point and wall indices are global over the stacked tracks. The last six fields are
+    Point and wall indices are global over the stacked tracks. The last seven fields are
     scalars / shared arrays for one track and per-car arrays (N,) / (N, M…) when
-    stacked (``same_track`` is then the (N, N) mask of cars on one track).
+    stacked (``same_track`` is then the (N, N) mask of cars on one track). A stack
+    keeps each track's own ``ray_table`` (``ray_parts``): copying several tables into
+    one took 1–2 ms per new combination of tracks.
     """
 
     seg_dir: FloatArray  # (P, 2) unit direction of centreline segment i
     arc_length: FloatArray  # (P,) arc length of point i on its track [m]
     window: FloatArray  # (P, W, 6) segments near point i: start, direction, length, index
     walls: FloatArray  # (2n + 1, 4) wall start and edge vector; row 2n (per track) no ray hits
-    ray_table: NDArray[np.int32]  # (P, S, k) wall candidates per point and heading sector
+    ray_table: NDArray[np.int32] | None  # (P, S, k) wall candidates per point and sector
     ray_counts: NDArray[np.int64]  # (P, S) candidates in each row of ray_table
     length: Any  # track length [m]
     crash_half_width: Any  # |lateral| beyond this is a crash [m]
@@ -291,6 +293,8 @@ class _Layout:
     obstacle_radius: FloatArray  # (M,) or (N, M) radii [m]
     obstacle_reach2: FloatArray  # (M,) or (N, M) (radius + car radius)² [m²]
     same_track: BoolArray | None
+    # Stacked: per track, its ray_table, first wall, first point, and first and end car.
+    ray_parts: tuple[tuple[NDArray[np.int32], int, int, int, int], ...] | None = None
 
     @classmethod
     def of_track(
@@ -341,19 +345,14 @@ class _Layout:
         # only shift by the track's first wall: no remapping of the padding.
         wall_offsets = np.cumsum([0, *(len(layout.walls) for layout in layouts[:-1])]).tolist()
         width = max(layout.window.shape[1] for layout in layouts)
-        depth = max(layout.ray_table.shape[2] for layout in layouts)
-        windows, tables = [], []
-        for layout, p0, w0 in zip(layouts, point_offsets, wall_offsets, strict=True):
+        windows = []
+        for layout, p0 in zip(layouts, point_offsets, strict=True):
             window = layout.window.copy()
             window[..., 5] += p0
             # Repeating the last column changes no argmin: the first minimum wins.
             extra = np.repeat(window[:, -1:], width - window.shape[1], axis=1)
             windows.append(np.concatenate([window, extra], axis=1))
-            table = np.full(
-                (*layout.ray_table.shape[:2], depth), w0 + len(layout.walls) - 1, np.int32
-            )
-            np.add(layout.ray_table, w0, out=table[..., : layout.ray_table.shape[2]])
-            tables.append(table)
+        car_offsets = np.cumsum([0, *counts]).tolist()
         m = max(layout.obstacle_radius.shape[-1] for layout in layouts)
         n = int(sum(counts))
         xy, radius, reach2 = (
@@ -374,7 +373,7 @@ class _Layout:
             arc_length=np.concatenate([layout.arc_length for layout in layouts]),
             window=np.concatenate(windows),
             walls=np.concatenate([layout.walls for layout in layouts]),
-            ray_table=np.concatenate(tables),
+            ray_table=None,
             ray_counts=np.concatenate([layout.ray_counts for layout in layouts]),
             length=np.repeat([layout.length for layout in layouts], counts),
             crash_half_width=np.repeat([layout.crash_half_width for layout in layouts], counts),
@@ -382,6 +381,18 @@ class _Layout:
             obstacle_radius=radius,
             obstacle_reach2=reach2,
             same_track=track_of_car[:, None] == track_of_car[None, :],
+            ray_parts=tuple(
+                (layout.ray_table, w0, p0, a, b)
+                for layout, w0, p0, a, b in zip(
+                    layouts,
+                    wall_offsets,
+                    point_offsets,
+                    car_offsets[:-1],
+                    car_offsets[1:],
+                    strict=True,
+                )
+                if b > a
+            ),
         )
         return stacked, point_offsets
 
@@ -562,7 +573,14 @@ def _ray_distances(w: Any) -> FloatArray:
         np.int64
     )
     k = layout.ray_counts[w.index, sector].max()
-    walls = layout.walls.take(layout.ray_table[w.index, sector, :k], axis=0)  # (N, k, 4)
+    if layout.ray_parts is None:
+        rows = layout.ray_table[w.index, sector, :k]
+    else:  # each track's table, its walls shifted to the stack's; padding: a no-hit wall
+        rows = np.full((w.n_cars, k), len(layout.walls) - 1, np.int32)
+        for table, w0, p0, a, b in layout.ray_parts:
+            part = table[w.index[a:b] - p0, sector[a:b], :k]
+            np.add(part, w0, out=rows[a:b, : part.shape[1]])
+    walls = layout.walls.take(rows, axis=0)  # (N, k, 4)
     dist = cast_segments(origins, directions, walls[..., :2], walls[..., 2:], max_range)
     if layout.obstacle_radius.shape[-1]:
         dist = np.minimum(
