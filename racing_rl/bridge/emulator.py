@@ -8,7 +8,8 @@ without a server message and reconnects, and sends 12- or 13-number observations
 
 Two clocks: ``lockstep=False`` ticks at ``tick_hz`` whether or not actions arrived (the
 game); ``lockstep=True`` steps an environment as soon as its ``ACTION`` arrives and
-answers at once (as fast as the server goes: tests and benchmarks).
+answers at once (as fast as the server goes: tests and benchmarks); ``ACTION``s that
+have arrived together are stepped in one pass and answered one message each.
 
 It also sends the protocol's optional extensions (``info`` with lap metrics, echoed
 ``step``; a hello with ``hello=True``) and misbehaves on request (``Faults``).
@@ -273,14 +274,59 @@ class Emulator:
             await connection.send(json.dumps({"hello": {**hello, "game": "racing-rl emulator"}}))
         ticker = None if self.lockstep else asyncio.create_task(self._tick(connection))
         watchdog = asyncio.create_task(self._watchdog(connection))
+        arrived: asyncio.Queue[str | bytes | None] = asyncio.Queue()
+        reader = asyncio.create_task(self._read(connection, arrived))
         try:
-            async for frame in connection:
-                self._last_message = asyncio.get_running_loop().time()
-                await self._command(connection, json.loads(frame))
+            while (frame := await arrived.get()) is not None:
+                frames = [frame]
+                while not arrived.empty() and frames[-1] is not None:
+                    frames.append(arrived.get_nowait())
+                await self._play(connection, [f for f in frames if f is not None])
+                if frames[-1] is None:
+                    break
+            await reader  # a broken connection raises here
         finally:
+            reader.cancel()
             watchdog.cancel()
             if ticker is not None:
                 ticker.cancel()
+
+    async def _read(
+        self, connection: ClientConnection, arrived: asyncio.Queue[str | bytes | None]
+    ) -> None:
+        """Queue the server's frames as they arrive; None when the connection ends."""
+        try:
+            async for frame in connection:
+                self._last_message = asyncio.get_running_loop().time()
+                arrived.put_nowait(frame)
+        finally:
+            arrived.put_nowait(None)
+
+    async def _play(self, connection: ClientConnection, frames: Sequence[str | bytes]) -> None:
+        """Carry out the commands that have arrived, in order.
+
+        In lock-step, consecutive ``ACTION``s of different environments are stepped in
+        one simulator pass (as a game's tick steps every car); each environment still
+        gets its own answer, in the order of the ``ACTION``s. Nothing waits for more
+        frames: what has arrived is what is stepped.
+        """
+        due: list[_GameEnv] = []
+        for frame in frames:
+            message = json.loads(frame)
+            if message.get("command") != p.ACTION or self.envs.get(message.get("envid")) in due:
+                await self._answer(connection, due)  # answered before what follows
+                due = []
+            env = await self._command(connection, message)
+            if env is not None:
+                due.append(env)
+        await self._answer(connection, due)
+
+    async def _answer(self, connection: ClientConnection, envs: Sequence[_GameEnv]) -> None:
+        """Step ``envs`` in one pass and send each its own answer (lock-step)."""
+        if envs:
+            answers = _GameEnv.advance_many(envs, self.done_reward)
+            for env, answer in zip(envs, answers, strict=True):
+                await self._send(connection, self._entries(env, answer))
 
     async def _watchdog(self, connection: ClientConnection) -> None:
         """Close the connection on ``stop``, or after ``silence_timeout_s`` without a message."""
@@ -308,7 +354,11 @@ class Emulator:
                 await self._send(connection, self._step_entries(list(self.envs.values())))
 
     # ------------------------------------------------------------------ commands
-    async def _command(self, connection: ClientConnection, message: dict[str, Any]) -> None:
+    async def _command(
+        self, connection: ClientConnection, message: dict[str, Any]
+    ) -> _GameEnv | None:
+        """Record and carry out one command; returns the environment that an ``ACTION``
+        asks to step now (lock-step), for ``_play`` to step and answer."""
         command = message.get("command")
         envid = message.get("envid", "")
         data = message.get("data") or {}
@@ -330,7 +380,7 @@ class Emulator:
                 if agent in env.ids:
                     env.actions[env.ids[agent]] = np.asarray(action, dtype=np.float64)
             if self.lockstep and not self.frozen:
-                await self._send(connection, self._step_entries([env]))
+                return env
         elif command == p.FREEZE:
             self.frozen = bool(data.get("status"))
         elif command == p.UPDATE_COLLISIONS:
@@ -345,6 +395,7 @@ class Emulator:
             log.warning("emulator: ignoring command %r for env %r", command, envid)
         if answer is not None and self.lockstep and not self.frozen:
             await self._send(connection, self._entries(answer, answer.last_reset))
+        return None
 
     def _spawn(self, command: str, envid: str, data: Mapping[str, Any]) -> _GameEnv | None:
         agents = list(data.get("agents", []))
@@ -374,7 +425,7 @@ class Emulator:
     # ------------------------------------------------------------------ messages
     def _step_entries(self, envs: Sequence[_GameEnv]) -> dict[str, Any]:
         """Step ``envs`` in one simulator pass; one message's entries for all their cars
-        (a game sends one message per tick; lock-step answers each ACTION at once)."""
+        (a game sends one message per tick; lock-step answers each environment apart)."""
         entries: dict[str, Any] = {}
         for env, answer in zip(envs, _GameEnv.advance_many(envs, self.done_reward), strict=True):
             entries.update(self._entries(env, answer))

@@ -264,6 +264,7 @@ class BridgeServer:
         )
         self._outbox_lock = threading.Lock()
         self._flush_scheduled = False
+        self._writing: set[asyncio.Future[None]] = set()
         self._port = config.port
         self._last_sent = time.monotonic()
 
@@ -343,7 +344,9 @@ class BridgeServer:
             frames = list(self._outbox)
             self._outbox.clear()
             self._flush_scheduled = False
-        asyncio.ensure_future(self._write(frames))
+        task = asyncio.ensure_future(self._write(frames))
+        self._writing.add(task)  # a task nothing refers to may be collected unfinished
+        task.add_done_callback(self._writing.discard)
 
     async def _write(
         self, frames: list[tuple[ServerConnection, str, concurrent.futures.Future | None]]

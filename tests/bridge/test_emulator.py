@@ -1,0 +1,58 @@
+"""The emulator's lock-step: ACTIONs that arrived together share one simulator pass."""
+
+import asyncio
+import json
+
+from racing_rl.bridge import emulator as emu
+from racing_rl.bridge import protocol as p
+
+
+class Recorder:
+    """Stands in for the WebSocket connection: keeps what the emulator sends."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict] = []
+
+    async def send(self, frame: str) -> None:
+        self.sent.append(json.loads(frame))
+
+
+def frame(command: str, envid: str, data: dict) -> str:
+    return p.encode_command(command, envid, data)
+
+
+def test_actions_that_arrive_together_are_stepped_in_one_pass_and_answered_apart(monkeypatch):
+    passes: list[list[str]] = []
+    advance_many = emu._GameEnv.advance_many
+
+    def recorded(envs, done_reward):
+        passes.append([env.agents[0][:2] for env in envs])
+        return advance_many(envs, done_reward)
+
+    monkeypatch.setattr(emu._GameEnv, "advance_many", staticmethod(recorded))
+    game = emu.Emulator("ws://unused", lockstep=True)
+    connection = Recorder()
+    agents = {envid: [f"{envid}_car{i}" for i in range(2)] for envid in ("e0", "e1")}
+    spawns = [frame(p.SPAWN_AGENTS, e, {"agents": a}) for e, a in agents.items()]
+
+    def action(envid: str) -> str:
+        return frame(p.ACTION, envid, {agent: [1.0, 0.0, 0.0] for agent in agents[envid]})
+
+    arrived = [
+        action("e0"),
+        action("e1"),  # joins e0's pass
+        action("e0"),  # e0 again: a new pass
+        frame(p.RESET_AGENTS, "e1", {"agents": agents["e1"]}),  # answered after that pass
+        action("e1"),
+    ]
+
+    async def play() -> None:
+        await game._play(connection, spawns)
+        connection.sent.clear()
+        await game._play(connection, arrived)
+
+    asyncio.run(play())
+    assert passes == [["e0", "e1"], ["e0"], ["e1"]]
+    answered = [sorted(message)[0][:2] for message in connection.sent]
+    assert answered == ["e0", "e1", "e0", "e1", "e1"]  # one message per environment, in order
+    assert all(len(message) == 2 for message in connection.sent)
