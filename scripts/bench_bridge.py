@@ -11,14 +11,16 @@ What is measured
     stepping and the bridge, not track generation (~35 ms a track, which a game's
     own maps do not cost).
     The game is ``racing-rl emulate lockstep=true`` in its own process, as the real game
-    would be: it answers each ``ACTION`` as soon as it has stepped the simulator.
+    would be: it steps the ``ACTION``s that have arrived, in one simulator pass, and
+    answers them in one message, without waiting for more.
 
     - env-steps/s: cars × vec steps / seconds (SB3's timesteps per second).
     - round trip: one environment's step, from sending its ``ACTION``
       (``RobloxParallelEnv.prepare_step``) to holding its cars' observations (JSON both
       ways, the websockets server thread, the emulator's simulator step); p50 and p99
       over every environment's timed steps. Every environment's ACTION is sent before
-      the first one's answer is awaited; the emulator answers them one after another.
+      the first one's answer is awaited; the first usually reaches the emulator alone,
+      the others together.
       Restarts after crashes are not in it; the vec step column (all environments,
       restarts included) is.
     - direct: the same VecEnv built on the simulator backend (``RaceParallelEnv``), in the

@@ -9,7 +9,7 @@ without a server message and reconnects, and sends 12- or 13-number observations
 Two clocks: ``lockstep=False`` ticks at ``tick_hz`` whether or not actions arrived (the
 game); ``lockstep=True`` steps an environment as soon as its ``ACTION`` arrives and
 answers at once (as fast as the server goes: tests and benchmarks); ``ACTION``s that
-have arrived together are stepped in one pass and answered one message each.
+have arrived together are stepped in one pass and answered in one message, as a tick.
 
 It also sends the protocol's optional extensions (``info`` with lap metrics, echoed
 ``step``; a hello with ``hello=True``) and misbehaves on request (``Faults``).
@@ -306,9 +306,8 @@ class Emulator:
         """Carry out the commands that have arrived, in order.
 
         In lock-step, consecutive ``ACTION``s of different environments are stepped in
-        one simulator pass (as a game's tick steps every car); each environment still
-        gets its own answer, in the order of the ``ACTION``s. Nothing waits for more
-        frames: what has arrived is what is stepped.
+        one simulator pass and answered in one message, as a game's tick steps every
+        car. Nothing waits for more frames: what has arrived is what is stepped.
         """
         due: list[_GameEnv] = []
         for frame in frames:
@@ -322,11 +321,9 @@ class Emulator:
         await self._answer(connection, due)
 
     async def _answer(self, connection: ClientConnection, envs: Sequence[_GameEnv]) -> None:
-        """Step ``envs`` in one pass and send each its own answer (lock-step)."""
+        """Step ``envs`` in one pass and answer them in one message (lock-step)."""
         if envs:
-            answers = _GameEnv.advance_many(envs, self.done_reward)
-            for env, answer in zip(envs, answers, strict=True):
-                await self._send(connection, self._entries(env, answer))
+            await self._send(connection, self._step_entries(envs))
 
     async def _watchdog(self, connection: ClientConnection) -> None:
         """Close the connection on ``stop``, or after ``silence_timeout_s`` without a message."""
@@ -425,7 +422,7 @@ class Emulator:
     # ------------------------------------------------------------------ messages
     def _step_entries(self, envs: Sequence[_GameEnv]) -> dict[str, Any]:
         """Step ``envs`` in one simulator pass; one message's entries for all their cars
-        (a game sends one message per tick; lock-step answers each environment apart)."""
+        (a game sends one message per tick, lock-step one per pass)."""
         entries: dict[str, Any] = {}
         for env, answer in zip(envs, _GameEnv.advance_many(envs, self.done_reward), strict=True):
             entries.update(self._entries(env, answer))

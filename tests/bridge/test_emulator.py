@@ -1,4 +1,4 @@
-"""The emulator's lock-step: ACTIONs that arrived together share one simulator pass."""
+"""The emulator's lock-step: ACTIONs that arrived together share one pass and one answer."""
 
 import asyncio
 import json
@@ -21,7 +21,7 @@ def frame(command: str, envid: str, data: dict) -> str:
     return p.encode_command(command, envid, data)
 
 
-def test_actions_that_arrive_together_are_stepped_in_one_pass_and_answered_apart(monkeypatch):
+def test_actions_that_arrive_together_are_stepped_in_one_pass_and_one_answer(monkeypatch):
     passes: list[list[str]] = []
     advance_many = emu._GameEnv.advance_many
 
@@ -53,6 +53,6 @@ def test_actions_that_arrive_together_are_stepped_in_one_pass_and_answered_apart
 
     asyncio.run(play())
     assert passes == [["e0", "e1"], ["e0"], ["e1"]]
-    answered = [sorted(message)[0][:2] for message in connection.sent]
-    assert answered == ["e0", "e1", "e0", "e1", "e1"]  # one message per environment, in order
-    assert all(len(message) == 2 for message in connection.sent)
+    answered = [sorted({agent[:2] for agent in message}) for message in connection.sent]
+    assert answered == [["e0", "e1"], ["e0"], ["e1"], ["e1"]]  # in order; the 3rd: the reset
+    assert [len(message) for message in connection.sent] == [4, 2, 2, 2]  # every car answers
