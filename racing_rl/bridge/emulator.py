@@ -277,13 +277,13 @@ class Emulator:
         arrived: asyncio.Queue[str | bytes | None] = asyncio.Queue()
         reader = asyncio.create_task(self._read(connection, arrived))
         try:
-            while (frame := await arrived.get()) is not None:
-                frames = [frame]
-                while not arrived.empty() and frames[-1] is not None:
+            ended = False
+            while not ended:  # everything that has arrived, at once
+                frames = [await arrived.get()]
+                while frames[-1] is not None and not arrived.empty():
                     frames.append(arrived.get_nowait())
-                await self._play(connection, [f for f in frames if f is not None])
-                if frames[-1] is None:
-                    break
+                ended = frames[-1] is None
+                await self._play(connection, frames[:-1] if ended else frames)
             await reader  # a broken connection raises here
         finally:
             reader.cancel()

@@ -274,11 +274,12 @@ class World:
 class _Layout:
     """What stepping needs of the track(s), as arrays: one track's, or several stacked.
 
-    Point and wall indices are global over the stacked tracks. The last seven fields are
-    scalars / shared arrays for one track and per-car arrays (N,) / (N, M…) when
-    stacked (``same_track`` is then the (N, N) mask of cars on one track). A stack
-    keeps each track's own ``ray_table`` (``ray_parts``): copying several tables into
-    one took 1–2 ms per new combination of tracks.
+    Point and wall indices are global over the stacked tracks. The fields from
+    ``length`` to ``same_track`` are scalars / shared arrays for one track and per-car
+    arrays (N,) / (N, M…) when stacked (``same_track`` is then the (N, N) mask of cars
+    on one track). A stack has no ``ray_table``: it keeps each track's own
+    (``ray_parts``), since copying several tables into one took 1–2 ms per new
+    combination of tracks.
     """
 
     seg_dir: FloatArray  # (P, 2) unit direction of centreline segment i
