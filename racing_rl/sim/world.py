@@ -361,13 +361,11 @@ class _Layout:
             np.full((n, m), np.nan),
             np.full((n, m), np.nan),
         )
-        start = 0
-        for layout, count in zip(layouts, counts, strict=True):
+        for layout, a, b in zip(layouts, car_offsets[:-1], car_offsets[1:], strict=True):
             k = layout.obstacle_radius.shape[-1]
-            xy[start : start + count, :k] = layout.obstacle_xy
-            radius[start : start + count, :k] = layout.obstacle_radius
-            reach2[start : start + count, :k] = layout.obstacle_reach2
-            start += count
+            xy[a:b, :k] = layout.obstacle_xy
+            radius[a:b, :k] = layout.obstacle_radius
+            reach2[a:b, :k] = layout.obstacle_reach2
         track_of_car = np.repeat(np.arange(len(layouts)), counts)
         stacked = cls(
             seg_dir=np.concatenate([layout.seg_dir for layout in layouts]),
