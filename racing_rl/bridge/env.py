@@ -8,7 +8,6 @@ drives on the other.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -264,23 +263,20 @@ class RobloxParallelEnv(ParallelEnv):
 
     def _send(self, actions: dict[AgentID, Any]) -> _Sent:
         """Send an ACTION for the live cars (unless the game is gone)."""
-        sent = _Sent(self.agents, self._generation, None, self._action_step + 1)
-        if self.bridge.generation != sent.generation or not self.bridge.connected:
-            return sent
-        self._action_step += 1
+        live, generation, step = self.agents, self._generation, self._action_step + 1
+        if self.bridge.generation != generation or not self.bridge.connected:
+            return _Sent(live, generation, None, step)
+        self._action_step = step
         after = self.bridge.inbox.mark()
         try:
             self.bridge.freeze(False)
             # Queued, not awaited: a broken connection shows as missing observations.
             self.bridge.send_actions(
-                self.envid,
-                {a: actions[a] for a in sent.agents if a in actions},
-                sent.step,
-                wait=False,
+                self.envid, {a: actions[a] for a in live if a in actions}, step, wait=False
             )
         except BridgeError:
-            return sent  # the connection broke while sending
-        return dataclasses.replace(sent, after=after)
+            return _Sent(live, generation, None, step)  # the connection broke while sending
+        return _Sent(live, generation, after, step)
 
     def step(self, actions: dict[AgentID, Any]) -> ParallelStepReturn:
         """Send the live cars' actions and wait for the game's next observations.
