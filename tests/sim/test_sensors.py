@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from racing_rl.errors import ConfigError
+from racing_rl.sim import sensors
 from racing_rl.sim.car import CarConfig
 from racing_rl.sim.sensors import SensorConfig, cast_circles, cast_segments, ray_directions
 from racing_rl.sim.track import TrackConfig, generate_track
@@ -126,6 +128,50 @@ def test_cast_segments_per_origin_segments_match_reference(case_seed: int) -> No
     for i in range(n):
         want = ref_cast(origins[i : i + 1], directions[i : i + 1], 40.0, starts[i], ends[i])
         np.testing.assert_allclose(got[i : i + 1], want, atol=TOL, rtol=0)
+
+
+def _segment_case(seed: int, n: int, k: int) -> tuple[np.ndarray, ...]:
+    rng = np.random.default_rng(seed)
+    origins = rng.uniform(-20, 20, (n, 2))
+    directions = _unit(rng.uniform(-np.pi, np.pi, (n, 6)))
+    starts = rng.uniform(-30, 30, (n, k, 2))
+    return origins, directions, starts, rng.uniform(-25, 25, (n, k, 2))
+
+
+def test_cast_segments_reusing_its_scratch_arrays_gives_each_call_its_own_answer() -> None:
+    """cast_segments keeps its temporaries between calls: calls of growing, shrinking and
+    repeated shapes, interleaved, must each return what the brute force gives."""
+    cases = [_segment_case(seed, n, k) for seed, (n, k) in enumerate([(3, 5), (40, 30), (2, 9)])]
+    want = [
+        np.concatenate(
+            [ref_cast(o[i : i + 1], d[i : i + 1], 40.0, s[i], s[i] + e[i]) for i in range(len(o))]
+        )
+        for o, d, s, e in cases
+    ]
+    for index in [0, 1, 2, 1, 0, 2, 2]:
+        np.testing.assert_allclose(
+            cast_segments(*cases[index], 40.0), want[index], atol=TOL, rtol=0
+        )
+
+
+def test_every_thread_casts_into_scratch_arrays_of_its_own() -> None:
+    """Threads that cast at once (an emulator beside a trainer) must not share
+    cast_segments' scratch arrays: NumPy releases the GIL inside its loops."""
+    together = threading.Barrier(2)
+    buffers: list[np.ndarray] = []
+
+    def take_scratch() -> None:
+        together.wait()  # both threads are alive: two distinct threads
+        buffers.append(sensors._scratch.arrays(2, 3, 4)[0])
+
+    threads = [threading.Thread(target=take_scratch) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    mine = sensors._scratch.arrays(2, 3, 4)[0]
+    assert not np.shares_memory(buffers[0], buffers[1])
+    assert not any(np.shares_memory(mine, other) for other in buffers)
 
 
 @PROPERTY
