@@ -132,19 +132,20 @@ class _Scratch(threading.local):
         views = self.views.get((n, r, k))
         if views is not None:
             return views
-        m = n * r * k
-        if self.floats.size < 4 * n * k + 4 * m or self.bools.size < 2 * m:
-            self.floats = np.empty(max(self.floats.size, 4 * n * k + 4 * m))
+        m, a = n * r * k, 4 * n * k  # a: the basis's size
+        if self.floats.size < a + 4 * m or self.bools.size < 2 * m:
+            self.floats = np.empty(max(self.floats.size, a + 4 * m))
             self.bools = np.empty(max(self.bools.size, 2 * m), dtype=bool)
             self.views.clear()  # views of the old buffers
-        cuts = np.cumsum([0, 4 * n * k, 2 * m, m, m]).tolist()
-        shapes = ((n, 2, 2 * k), (n, r, 2 * k), (n, r, k), (n, r, k))
-        floats = [
-            self.floats[a:b].reshape(shape)
-            for a, b, shape in zip(cuts[:-1], cuts[1:], shapes, strict=True)
-        ]
-        bools = [self.bools[:m].reshape(n, r, k), self.bools[m : 2 * m].reshape(n, r, k)]
-        views = self.views[(n, r, k)] = (*floats, *bools)
+        f, b = self.floats, self.bools
+        views = self.views[(n, r, k)] = (
+            f[:a].reshape(n, 2, 2 * k),
+            f[a : a + 2 * m].reshape(n, r, 2 * k),
+            f[a + 2 * m : a + 3 * m].reshape(n, r, k),
+            f[a + 3 * m : a + 4 * m].reshape(n, r, k),
+            b[:m].reshape(n, r, k),
+            b[m : 2 * m].reshape(n, r, k),
+        )
         return views
 
 
