@@ -86,8 +86,6 @@ def encode_actions(actions: Mapping[str, Sequence[float] | NDArray[np.floating]]
     Actions are clipped to [-1, 1] (the action space) and sent with full precision, so a
     game that uses them as given drives exactly as the simulator would.
     """
-    if not actions:
-        return {}
     rows = np.clip(np.array(list(actions.values()), dtype=np.float64), -1.0, 1.0).tolist()
     return dict(zip(actions, rows, strict=True))
 
