@@ -92,17 +92,20 @@ def cast_segments(
     rx = starts[..., 0] - origins[:, 0, None]  # (N, K)
     ry = starts[..., 1] - origins[:, 1, None]
     ex, ey = edges[..., 0], edges[..., 1]  # (N|1, K)
-    basis, cross, t, u, hit, test = _scratch.arrays(n, r, k)
-    # d×e and (a−p)×d for every ray and segment in one batched matmul,
-    # (N, R, 2) @ (N, 2, 2K): far cheaper than four broadcast outer products.
-    basis[:, 0, :k] = ey
-    np.negative(ex, out=basis[:, 1, :k])
-    np.negative(ry, out=basis[:, 0, k:])
-    basis[:, 1, k:] = rx
-    np.matmul(np.ascontiguousarray(directions), basis, out=cross)  # (N, R, 2K)
+    basis, t, u, hit, test = _scratch.arrays(n, r, k)
+    # d×e and (a−p)×d for every ray and segment in one batched matmul each,
+    # (N, R, 2) @ (N, 2, K): far cheaper than four broadcast outer products. Every
+    # (N, R, K) array is contiguous, so each ufunc below is one flat loop.
+    basis[0, :, 0] = ey
+    np.negative(ex, out=basis[0, :, 1])
+    np.negative(ry, out=basis[1, :, 0])
+    basis[1, :, 1] = rx
+    directions = np.ascontiguousarray(directions)
+    np.matmul(directions, basis[0], out=t)  # d×e
+    np.matmul(directions, basis[1], out=u)  # (a−p)×d
     with np.errstate(divide="ignore", invalid="ignore"):
-        inv = np.reciprocal(cross[..., :k], out=t)  # t is computed in place of 1 / d×e
-        np.multiply(cross[..., k:], inv, out=u)
+        inv = np.reciprocal(t, out=t)  # t is computed in place of 1 / d×e
+        np.multiply(u, inv, out=u)
         np.multiply((rx * ey - ry * ex)[:, None, :], inv, out=t)  # (a−p)×e: per car, segment
     np.greater_equal(t, 0.0, out=hit)
     hit &= np.greater_equal(u, -VERTEX_TOLERANCE, out=test)
@@ -127,22 +130,21 @@ class _Scratch(threading.local):
         self.views: dict[tuple[int, int, int], tuple[np.ndarray, ...]] = {}
 
     def arrays(self, n: int, r: int, k: int) -> tuple[np.ndarray, ...]:
-        """Views for N cars, R rays and K segments: basis (N, 2, 2K), cross (N, R, 2K),
+        """Contiguous views for N cars, R rays and K segments: basis (2, N, 2, K) and
         t, u (N, R, K) floats; hit, test (N, R, K) bools. Their contents are stale."""
         views = self.views.get((n, r, k))
         if views is not None:
             return views
         m, a = n * r * k, 4 * n * k  # a: the basis's size
-        if self.floats.size < a + 4 * m or self.bools.size < 2 * m:
-            self.floats = np.empty(max(self.floats.size, a + 4 * m))
+        if self.floats.size < a + 2 * m or self.bools.size < 2 * m:
+            self.floats = np.empty(max(self.floats.size, a + 2 * m))
             self.bools = np.empty(max(self.bools.size, 2 * m), dtype=bool)
             self.views.clear()  # views of the old buffers
         f, b = self.floats, self.bools
         views = self.views[(n, r, k)] = (
-            f[:a].reshape(n, 2, 2 * k),
-            f[a : a + 2 * m].reshape(n, r, 2 * k),
-            f[a + 2 * m : a + 3 * m].reshape(n, r, k),
-            f[a + 3 * m : a + 4 * m].reshape(n, r, k),
+            f[:a].reshape(2, n, 2, k),
+            f[a : a + m].reshape(n, r, k),
+            f[a + m : a + 2 * m].reshape(n, r, k),
             b[:m].reshape(n, r, k),
             b[m : 2 * m].reshape(n, r, k),
         )
@@ -184,14 +186,14 @@ def cast_circles(
     """
     if centres.shape[-2] == 0:
         return np.full(directions.shape[:2], max_range)
-    if centres.ndim == 2:
-        centres, radii = centres[None], radii[None]
-    fx = (centres[..., 0] - origins[:, 0, None])[:, None, :]  # (N, 1, M)
-    fy = (centres[..., 1] - origins[:, 1, None])[:, None, :]
-    b = directions[:, :, 0, None] * fx + directions[:, :, 1, None] * fy  # (N, R, M)
-    c = fx * fx + fy * fy - (radii * radii)[:, None, :]  # (N, 1, M)
-    disc = b * b - c
-    # Where disc < 0 the ray misses and t is not used: sqrt(0) there needs no errstate.
-    t = np.where(c <= 0.0, 0.0, b - np.sqrt(np.maximum(disc, 0.0)))
-    hit = (disc >= 0.0) & (t >= 0.0)
-    return _capped_min(np.where(hit, t, max_range), max_range)
+    fx = centres[..., 0] - origins[:, 0, None]  # (N, M)
+    fy = centres[..., 1] - origins[:, 1, None]
+    c = (fx * fx + fy * fy - radii * radii)[:, :, None]  # (N, M, 1)
+    # (N, M, R), rays innermost: every ufunc, and the minimum over circles, runs R-long
+    # inner loops (rays last, each ufunc ran M-long ones: 3 for the default track).
+    b = fx[:, :, None] * directions[:, None, :, 0] + fy[:, :, None] * directions[:, None, :, 1]
+    with np.errstate(invalid="ignore"):
+        t = b - np.sqrt(b * b - c)  # NaN where the ray's line misses the circle
+    t = np.where(c <= 0.0, 0.0, t)
+    t = np.where(t >= 0.0, t, max_range)  # NaN compares false: a miss
+    return np.minimum(t.min(axis=1), max_range)
