@@ -132,30 +132,33 @@ def step_cars(state: CarState, actions: FloatArray, dt: float, config: CarConfig
     drive = np.maximum(throttle, 0.0) * config.engine_accel
     pedal = np.minimum(throttle, 0.0)
     h = dt / config.substeps
-    travelled = np.zeros(len(throttle))
+    # Per-step constants, each the float the per-car expression gives.
+    boosted = 1.0 + (config.nitro_multiplier - 1.0)
+    fuel_rate = np.where(wants_nitro, -config.nitro_drain * h, config.nitro_refill * h)
+    travelled = None
     for _ in range(config.substeps):
         burning = wants_nitro & (state.fuel > 0.0)
         speed = state.speed
         braking = (pedal < 0.0) & (speed > 0.0)
         pedal_accel = pedal * np.where(braking, config.brake_decel, config.reverse_accel)
-        boost = 1.0 + (config.nitro_multiplier - 1.0) * burning
+        boost = np.where(burning, boosted, 1.0)
         resistance = (config.drag * np.abs(speed) + config.rolling_resistance) * speed
         new_speed = speed + (drive * boost + pedal_accel - resistance) * h
-        new_speed[braking & (new_speed < 0.0)] = 0.0
-        new_speed = np.minimum(np.maximum(new_speed, -config.max_reverse_speed), config.max_speed)
+        # Braking stops the car; it does not reverse it.
+        slowest = np.where(braking, 0.0, -config.max_reverse_speed)
+        new_speed = np.minimum(np.maximum(new_speed, slowest), config.max_speed)
         grip = config.lateral_grip / np.maximum(new_speed * new_speed, 1e-9)
         curvature = np.minimum(np.maximum(curvature_cmd, -grip), grip)
         heading = state.heading + new_speed * curvature * h
         step = new_speed * h
-        travelled += np.abs(step)
+        travelled = np.abs(step) if travelled is None else travelled + np.abs(step)
         state.position[:, 0] += step * np.cos(heading)
         state.position[:, 1] += step * np.sin(heading)
         state.heading = heading
         state.speed = new_speed
         # Fuel refills only while nitro is not asked for; a held button on an empty tank
         # neither burns nor refills.
-        rate = np.where(wants_nitro, -config.nitro_drain, config.nitro_refill)
-        fuel = state.fuel + rate * h
+        fuel = state.fuel + fuel_rate
         fuel[fuel < 1e-9] = 0.0  # no boost from rounding left-overs
         state.fuel = np.minimum(fuel, 1.0)
     state.heading = np.mod(state.heading + np.pi, 2 * np.pi) - np.pi

@@ -606,8 +606,8 @@ def _is_reverse(w: Any) -> BoolArray:
 
 def _observe(w: Any) -> NDArray[np.float32]:
     obs = np.empty((w.n_cars, w.sensors.n_rays + 3), dtype=np.float32)
-    obs[:, :-3] = _ray_distances(w) / w.sensors.range
+    np.divide(_ray_distances(w), w.sensors.range, out=obs[:, :-3])
     obs[:, -3] = w.cars.fuel
-    obs[:, -2] = np.clip(w.cars.speed / w.car.max_speed, -1.0, 1.0)
+    obs[:, -2] = np.minimum(np.maximum(w.cars.speed / w.car.max_speed, -1.0), 1.0)
     obs[:, -1] = _is_reverse(w)
     return obs
