@@ -132,7 +132,7 @@ def step_cars(state: CarState, actions: FloatArray, dt: float, config: CarConfig
     drive = np.maximum(throttle, 0.0) * config.engine_accel
     pedal = np.minimum(throttle, 0.0)
     h = dt / config.substeps
-    # Per-step constants, each the float the per-car expression gives.
+    # Constants of the step, computed once.
     boosted = 1.0 + (config.nitro_multiplier - 1.0)
     fuel_rate = np.where(wants_nitro, -config.nitro_drain * h, config.nitro_refill * h)
     travelled = None

@@ -181,7 +181,7 @@ def cast_circles(
     fy = centres[..., 1] - origins[:, 1, None]
     c = (fx * fx + fy * fy - radii * radii)[:, :, None]  # (N, M, 1)
     # (N, M, R), rays innermost: every ufunc, and the minimum over circles, runs R-long
-    # inner loops (rays last, each ufunc ran M-long ones: 3 for the default track).
+    # inner loops (with circles innermost they would be M-long: 3 on a default track).
     b = fx[:, :, None] * directions[:, None, :, 0] + fy[:, :, None] * directions[:, None, :, 1]
     with np.errstate(invalid="ignore"):
         t = b - np.sqrt(b * b - c)  # NaN where the ray's line misses the circle
