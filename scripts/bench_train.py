@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
+from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.vec_env import VecEnv, VecMonitor, VecNormalize
 
 from racing_rl import config_dir
@@ -94,6 +95,7 @@ class ZeroCostVecEnv(VecEnv):
 def throughput(cfg: DictConfig, venv: VecEnv, timesteps: int) -> float:
     """PPO env-steps per second on ``venv`` over ``timesteps`` after one warm-up rollout."""
     model = make_model(cfg.algo, venv, seed=cfg.seed, device=cfg.device)
+    model.set_logger(Logger(folder=None, output_formats=[]))  # no log dir, no output
     rollout = cfg.algo.model.n_steps * venv.num_envs
     model.learn(rollout)
     started = time.perf_counter()

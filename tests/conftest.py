@@ -10,6 +10,16 @@ os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def sb3_log_dir(tmp_path_factory):
+    """SB3 makes a log dir in the system temp dir for every ``learn`` without a logger of
+    its own (``configure(folder=None)``); ``SB3_LOGDIR`` keeps them in pytest's."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("SB3_LOGDIR", str(tmp_path_factory.mktemp("sb3_logs")))
+    yield
+    mp.undo()
+
+
 @pytest.fixture(scope="session")
 def tiny_runs(tmp_path_factory) -> list[Path]:
     """Two tiny PPO runs (2048 timesteps each, seeds 0 and 1), trained once per session."""
