@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 import hydra
 import numpy as np
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
@@ -253,7 +254,7 @@ OmegaConf.register_new_resolver("racing_rl.eval_dir", eval_dir, replace=True)
 SCRIPTED = "scripted"
 
 
-def evaluate(cfg: DictConfig) -> dict[str, Any]:
+def evaluate(cfg: DictConfig, difficulty: str | None = None) -> dict[str, Any]:
     """``racing-rl eval``: measure a run's checkpoint, or race several, on held-out tracks.
 
     One run (``run_dir=<dir>``): its checkpoint (or, with ``driver=scripted``, the
@@ -266,6 +267,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         cfg: the eval config (``conf/eval.yaml``): ``run_dir``, ``checkpoint``,
             ``split`` or ``seeds``, ``driver``, ``laps``, ``max_steps``, ``record``,
             ``out_dir``.
+        difficulty: a ``conf/difficulty`` group option to race on instead of the run's
+            own tracks and rules (``with_difficulty``); None keeps the run's.
 
     Returns:
         The metrics, also written to ``<out_dir>/metrics.json``; recorded replays go to
@@ -290,10 +293,12 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if racing and cfg.driver == SCRIPTED and SCRIPTED not in entries:
         entries.append(SCRIPTED)
     run_cfg = load_run_config(runs[0])
-    if cfg.get("backend"):
-        if cfg.backend.get("name", run_cfg.backend.name) != run_cfg.backend.name:
-            run_cfg.backend = cfg.backend  # another backend: backend=roblox
-        else:  # a difficulty group's settings replace the run's own
+    if cfg.get("backend") and cfg.backend.get("name", run_cfg.backend.name) != run_cfg.backend.name:
+        run_cfg.backend = cfg.backend  # another backend: backend=roblox
+    else:
+        if difficulty is not None:
+            run_cfg.backend = with_difficulty(run_cfg.backend, difficulty)
+        if cfg.get("backend"):  # the difficulty's keys again, and any given on the command line
             run_cfg.backend = OmegaConf.merge(run_cfg.backend, cfg.backend)
     seeds = list(cfg.seeds) if cfg.get("seeds") else track_seeds(run_cfg.tracks[cfg.split])
     started = time.perf_counter()
@@ -361,7 +366,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         metrics.update(
             driver=getattr(drivers[0], "checkpoint", drivers[0].label),
             split=cfg.split,
-            backend_overrides=OmegaConf.to_container(cfg.backend) if cfg.get("backend") else None,
+            difficulty=difficulty,
             seconds=seconds,
             tracks=[
                 {**asdict(r), "lap_times": race.cars[0].lap_times}
@@ -388,6 +393,56 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     metrics["out_dir"] = str(out)
     return metrics
+
+
+def with_difficulty(backend: DictConfig, difficulty: str) -> DictConfig:
+    """A run's simulator settings with the tracks and rules of a difficulty level.
+
+    Every setting that some ``conf/difficulty/*.yaml`` sets takes the value of
+    ``difficulty``'s file, or the backend's default (``conf/backend/<name>.yaml``) where
+    that file is silent: ``difficulty=default`` undoes a run trained on ``hard``, and
+    ``difficulty=hard`` is the same held-out set whatever the run was trained on. The
+    other settings (car, sensors, reward, ...) stay the run's, so its policy still fits.
+
+    Args:
+        backend: the run's ``backend`` config (the built-in simulator's).
+        difficulty: a file name in ``conf/difficulty`` without ``.yaml``.
+
+    Returns:
+        A new backend config; ``backend`` is not changed.
+
+    Raises:
+        ConfigError: for an unknown difficulty, or a backend other than the simulator
+            (a Roblox game makes its own tracks).
+    """
+    levels = config_dir() / "difficulty"
+    known = sorted(path.stem for path in levels.glob("*.yaml"))
+    if difficulty not in known:
+        raise ConfigError(f"Unknown difficulty={difficulty!r}; available: {', '.join(known)}.")
+    if backend.get("name") != "pygame":
+        raise ConfigError(
+            f"difficulty={difficulty} sets the built-in simulator's tracks and rules; this run's "
+            f"backend is {backend.get('name')!r}, whose game makes its own. Leave difficulty out."
+        )
+    defaults = OmegaConf.load(config_dir() / "backend" / "pygame.yaml")
+    level = OmegaConf.load(levels / f"{difficulty}.yaml")
+    governed = sorted(
+        {key for name in known for key in _leaf_keys(OmegaConf.load(levels / f"{name}.yaml"))}
+    )
+    result = backend.copy()
+    for key in governed:
+        value = OmegaConf.select(level, key, default=OmegaConf.select(defaults, key))
+        OmegaConf.update(result, key, value, force_add=True)
+    return result
+
+
+def _leaf_keys(node: DictConfig, prefix: str = "") -> list[str]:
+    """Dotted paths of a config's leaf values, e.g. ``track.width``."""
+    keys = []
+    for key, value in node.items():
+        path = f"{prefix}{key}"
+        keys += _leaf_keys(value, f"{path}.") if isinstance(value, DictConfig) else [path]
+    return keys
 
 
 def unique_labels(labels: Sequence[str]) -> list[str]:
@@ -491,7 +546,7 @@ def checkpoint_paths(run_dir: Path, checkpoint: str) -> tuple[Path, Path]:
 def main(cfg: DictConfig) -> None:
     """Hydra entry point of ``racing-rl eval``."""
     try:
-        metrics = evaluate(cfg)
+        metrics = evaluate(cfg, difficulty=HydraConfig.get().runtime.choices.get("difficulty"))
     except RacingRLError as err:
         log.error("%s", err)
         raise SystemExit(1) from err
@@ -503,7 +558,7 @@ def main(cfg: DictConfig) -> None:
     columns = ["track_seed", "finished", "crashed", "lap_time", "progress", "mean_speed"]
     print(format_table(metrics["tracks"], columns))
     summary = {k: v for k, v in metrics.items() if k not in ("tracks", "replays", "out_dir")}
-    hidden = ("driver", "split", "backend_overrides")
+    hidden = ("driver", "split", "difficulty")
     print(format_table([summary], [k for k in summary if k not in hidden]))
     if metrics["replays"]:
         print(f"{len(metrics['replays'])} replays in {Path(metrics['replays'][0]).parent}")

@@ -2,14 +2,17 @@
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from omegaconf import OmegaConf
 from runs import racing_rl
 
-from racing_rl.errors import CheckpointError
-from racing_rl.evaluate import EpisodeResult, checkpoint_paths, summarize
+from racing_rl import config_dir
+from racing_rl.errors import CheckpointError, ConfigError
+from racing_rl.evaluate import EpisodeResult, checkpoint_paths, summarize, with_difficulty
 from racing_rl.replay import load_replay
 
 
@@ -175,3 +178,42 @@ def test_eval_of_a_ppo_run_that_laps_agrees_with_its_replays(tmp_path):
     metrics = json.loads((run_dir / "eval" / "metrics.json").read_text())
     assert metrics["episodes"] == 20 and metrics["lap_completion_rate"] >= 0.5
     assert_metrics_agree_with_replays(metrics)
+
+
+def test_a_difficulty_level_sets_the_same_tracks_and_rules_whatever_the_run_trained_on():
+    defaults = OmegaConf.load(config_dir() / "backend" / "pygame.yaml")
+    hard_file = OmegaConf.load(config_dir() / "difficulty" / "hard.yaml")
+    hard = with_difficulty(defaults, "hard")
+    assert hard == OmegaConf.merge(defaults, hard_file)  # what `train difficulty=hard` composes
+    assert with_difficulty(hard, "default") == defaults  # hard undone, key by key
+    # A run with its own settings keeps those no difficulty file governs.
+    own = OmegaConf.merge(hard, {"track": {"n_obstacles": 0, "base_radius": 80.0}})
+    assert with_difficulty(own, "hard") == OmegaConf.merge(hard, {"track": {"base_radius": 80.0}})
+    assert with_difficulty(own, "default").track.n_obstacles == defaults.track.n_obstacles
+    with pytest.raises(ConfigError, match="available: default, hard"):
+        with_difficulty(defaults, "brutal")
+    with pytest.raises(ConfigError, match="roblox"):
+        with_difficulty(OmegaConf.create({"name": "roblox"}), "hard")
+
+
+def test_eval_difficulty_default_undoes_a_run_trained_on_hard(tiny_runs, tmp_path):
+    """`racing-rl eval run_dir=<hard run> difficulty=default` races on the default tracks."""
+    hard_run = tmp_path / "hard_run"
+    shutil.copytree(tiny_runs[0], hard_run)
+    config = OmegaConf.load(hard_run / ".hydra" / "config.yaml")
+    config.backend = with_difficulty(config.backend, "hard")  # as `train difficulty=hard` has it
+    OmegaConf.save(config, hard_run / ".hydra" / "config.yaml")
+
+    def lap_times(run: Path, *difficulty: str) -> list[float]:
+        out = tmp_path / f"{run.name}_{difficulty[0].split('=')[1] if difficulty else 'own'}"
+        args = ["eval", f"run_dir={run}", "driver=scripted", "seeds=[5,6,7]", "max_steps=600"]
+        result = racing_rl(*args, f"out_dir={out}", *difficulty, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr[-3000:]
+        return [
+            track["lap_time"] for track in json.loads((out / "metrics.json").read_text())["tracks"]
+        ]
+
+    default = lap_times(tiny_runs[0])
+    assert lap_times(hard_run) != default  # the run's own (hard) tracks
+    assert lap_times(hard_run, "difficulty=default") == default
+    assert lap_times(tiny_runs[0], "difficulty=hard") == lap_times(hard_run)
