@@ -267,6 +267,25 @@ def test_segments_near_rows_list_candidates_then_padding() -> None:
     assert track.segments_near(30.0) is table  # cached
 
 
+def test_ray_candidates_narrow_each_row_of_segments_near_by_heading() -> None:
+    """Rows list a subset of the point's nearby walls, ascending, then padding; the rays'
+    own completeness is checked against brute force in tests/sim/test_sensors.py."""
+    track = generate_track(4)
+    n, pad = track.n_points, 2 * track.n_points
+    near = track.segments_near(50.0)
+    table = track.ray_candidates(50.0, np.deg2rad(90.0), 32)
+    assert table.shape[:2] == (n, 32) and table.shape[2] < near.shape[1]  # it culls
+    for i in range(n):
+        for row in table[i]:
+            real = row[row != pad]
+            np.testing.assert_array_equal(real, np.sort(real))
+            assert np.all(row[real.size :] == pad)
+            assert set(real.tolist()) <= set(near[i].tolist())
+    # Rays spanning 90° or more either side can reach every nearby wall: nothing is dropped.
+    wide = track.ray_candidates(50.0, np.deg2rad(200.0), 32)
+    np.testing.assert_array_equal(wide, np.repeat(near[:, None, :], 32, axis=1))
+
+
 # ---------------------------------------------------------------------- validation
 @pytest.mark.parametrize(
     "kwargs",
