@@ -34,7 +34,8 @@ def test_a_policy_driver_sees_what_its_run_s_wrapper_stack_would_give_it(tiny_ru
     cfg = OmegaConf.create({"checkpoint": "final", "device": "cpu"})
     size = race_config(run_cfg.backend).observation_size
     driver = load_policy_driver(run_dir, cfg, size)
-    assert driver.frame_stack == 4 and driver.normalizer is not None
+    assert driver.frame_stack == run_cfg.wrappers.frame_stack > 1
+    assert driver.normalizer is not None
 
     venv = evaluation_env(run_cfg, SEEDS)
     assert isinstance(venv, VecNormalize)
