@@ -415,20 +415,18 @@ def with_difficulty(backend: DictConfig, difficulty: str) -> DictConfig:
         ConfigError: for an unknown difficulty, or a backend other than the simulator
             (a Roblox game makes its own tracks).
     """
-    levels = config_dir() / "difficulty"
-    known = sorted(path.stem for path in levels.glob("*.yaml"))
-    if difficulty not in known:
-        raise ConfigError(f"Unknown difficulty={difficulty!r}; available: {', '.join(known)}.")
+    levels = {path.stem: path for path in sorted((config_dir() / "difficulty").glob("*.yaml"))}
+    if difficulty not in levels:
+        raise ConfigError(f"Unknown difficulty={difficulty!r}; available: {', '.join(levels)}.")
     if backend.get("name") != "pygame":
         raise ConfigError(
             f"difficulty={difficulty} sets the built-in simulator's tracks and rules; this run's "
             f"backend is {backend.get('name')!r}, whose game makes its own. Leave difficulty out."
         )
     defaults = OmegaConf.load(config_dir() / "backend" / "pygame.yaml")
-    level = OmegaConf.load(levels / f"{difficulty}.yaml")
-    governed = sorted(
-        {key for name in known for key in _leaf_keys(OmegaConf.load(levels / f"{name}.yaml"))}
-    )
+    files = {name: OmegaConf.load(path) for name, path in levels.items()}
+    level = files[difficulty]
+    governed = sorted({key for file in files.values() for key in _leaf_keys(file)})
     result = backend.copy()
     for key in governed:
         value = OmegaConf.select(level, key, default=OmegaConf.select(defaults, key))

@@ -132,8 +132,7 @@ def step_cars(state: CarState, actions: FloatArray, dt: float, config: CarConfig
     drive = np.maximum(throttle, 0.0) * config.engine_accel
     pedal = np.minimum(throttle, 0.0)
     h = dt / config.substeps
-    # Constants of the step, computed once.
-    boosted = 1.0 + (config.nitro_multiplier - 1.0)
+    # Fuel change per substep, computed once.
     fuel_rate = np.where(wants_nitro, -config.nitro_drain * h, config.nitro_refill * h)
     travelled = None
     for _ in range(config.substeps):
@@ -141,7 +140,7 @@ def step_cars(state: CarState, actions: FloatArray, dt: float, config: CarConfig
         speed = state.speed
         braking = (pedal < 0.0) & (speed > 0.0)
         pedal_accel = pedal * np.where(braking, config.brake_decel, config.reverse_accel)
-        boost = np.where(burning, boosted, 1.0)
+        boost = np.where(burning, config.nitro_multiplier, 1.0)
         resistance = (config.drag * np.abs(speed) + config.rolling_resistance) * speed
         new_speed = speed + (drive * boost + pedal_accel - resistance) * h
         # Braking stops the car; it does not reverse it.
