@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -334,7 +335,9 @@ class RaceParallelEnv(ParallelEnv):
         envs: Sequence[RaceParallelEnv], actions: Sequence[dict[AgentID, Any]]
     ) -> list[ParallelStepReturn]:
         """``step`` several environments at once: their worlds advance in one NumPy pass
-        (``World.step_many``), with the results each ``step`` alone would give.
+        (``World.step_batch``) and the rewards and ends of episodes of environments with
+        one config are computed in one pass too, with the results each ``step`` alone
+        would give.
 
         Args:
             envs: the environments (each reset).
@@ -347,8 +350,26 @@ class RaceParallelEnv(ParallelEnv):
             RuntimeError, KeyError: as ``step``, for the first environment at fault.
         """
         arrays = [env._action_array(a) for env, a in zip(envs, actions, strict=True)]
-        events, observations = World.step_many([env.world for env in envs], arrays)
-        return [env._after_step(e, o) for env, e, o in zip(envs, events, observations, strict=True)]
+        events, observations, offsets = World.step_batch([env.world for env in envs], arrays)
+        first = envs[0].config
+        if all(env.config is first for env in envs):
+            return RaceParallelEnv._after_steps(envs, events, observations, offsets)
+        results: list[ParallelStepReturn | None] = [None] * len(envs)
+        fields = StepEvents.__dataclass_fields__
+        for config in dict.fromkeys(env.config for env in envs):  # configs in order, once
+            group = [k for k, env in enumerate(envs) if env.config == config]
+            rows = np.concatenate([np.arange(offsets[k], offsets[k + 1]) for k in group])
+            group_events = StepEvents(*(getattr(events, f)[rows] for f in fields))
+            group_offsets = list(itertools.accumulate((envs[k].n_cars for k in group), initial=0))
+            for k, result in zip(
+                group,
+                RaceParallelEnv._after_steps(
+                    [envs[k] for k in group], group_events, observations[rows], group_offsets
+                ),
+                strict=True,
+            ):
+                results[k] = result
+        return results  # type: ignore[return-value]
 
     def _action_array(self, actions: dict[AgentID, Any]) -> NDArray[np.float64]:
         """The (n_cars, 3) action array of a ``step``; checks the agents."""
@@ -362,65 +383,89 @@ class RaceParallelEnv(ParallelEnv):
             action_array[self._index[agent]] = action
         return action_array
 
-    def _after_step(self, events: StepEvents, obs: NDArray[np.float32]) -> ParallelStepReturn:
-        """Rewards, ends of episodes and the per-agent dicts of a ``step`` whose world has
-        advanced (``events``) and been observed (``obs``)."""
-        world = self.world
-        assert world is not None
-        self._steps += 1
-        episode = self.config.episode
+    @staticmethod
+    def _after_steps(
+        envs: Sequence[RaceParallelEnv],
+        events: StepEvents,
+        obs: NDArray[np.float32],
+        offsets: Sequence[int],
+    ) -> list[ParallelStepReturn]:
+        """Rewards, ends of episodes and the per-agent dicts of a ``step`` of environments
+        with one config whose worlds have advanced (``events``) and been observed
+        (``obs``); environment k's cars are rows ``offsets[k]:offsets[k + 1]``."""
+        config = envs[0].config
+        episode = config.episode
+        worlds = [env.world for env in envs]
+        counts = [env.n_cars for env in envs]
+        for env in envs:
+            env._steps += 1
+
+        def column(values: list[Any]) -> NDArray[Any]:  # one value per environment, per car
+            return np.repeat(values, counts) if len(envs) > 1 else np.asarray(values[0])
+
+        def cars(get: Any) -> NDArray[Any]:  # every world's (N_i,) array, end to end
+            return np.concatenate([get(w) for w in worlds]) if len(envs) > 1 else get(worlds[0])
+
+        laps = cars(lambda w: w.laps)
+        speed = cars(lambda w: w.cars.speed)
         terminated = events.crashed
-        finished = world.laps >= episode.laps if episode.laps else np.zeros(self.n_cars, bool)
-        truncated = (events.stuck | finished | (self._steps >= episode.max_steps)) & ~terminated
-        speed_fraction = world.cars.speed / self.config.car.max_speed
+        finished = laps >= episode.laps if episode.laps else np.zeros(len(terminated), bool)
+        out_of_time = column([env._steps >= episode.max_steps for env in envs])
+        truncated = (events.stuck | finished | out_of_time) & ~terminated
         reward, terms = compute_rewards(
-            events.progress_delta, speed_fraction, terminated, self.config.reward
+            events.progress_delta, speed / config.car.max_speed, terminated, config.reward
         )
+        mean_speed = cars(lambda w: w.distance) / column([max(w.time, 1e-9) for w in worlds])
         # Columns as Python lists once, then one small dict per live agent.
-        columns = zip(
-            reward.tolist(),
-            terminated.tolist(),
-            truncated.tolist(),
-            world.progress.tolist(),
-            world.laps.tolist(),
-            world.cars.speed.tolist(),
-            (world.distance / max(world.time, 1e-9)).tolist(),
-            events.stuck.tolist(),
-            finished.tolist(),
-            *(term.tolist() for term in terms.values()),
-            strict=True,
+        rows = list(
+            zip(
+                reward.tolist(),
+                terminated.tolist(),
+                truncated.tolist(),
+                cars(lambda w: w.progress).tolist(),
+                laps.tolist(),
+                speed.tolist(),
+                mean_speed.tolist(),
+                events.stuck.tolist(),
+                finished.tolist(),
+                *(term.tolist() for term in terms.values()),
+                strict=True,
+            )
         )
-        rows = list(columns)
         term_names = list(terms)
         lap_times = {
             int(i): float(events.lap_time[i]) for i in np.flatnonzero(events.lap_completed)
         }
-        observations, rewards, terminations, truncations, infos = {}, {}, {}, {}, {}
-        for agent in self.agents:
-            i = self._index[agent]
-            rew, term, trunc, progress, laps, speed, mean_speed, stuck, fin, *term_values = rows[i]
-            observations[agent] = obs[i]
-            rewards[agent] = rew
-            terminations[agent] = term
-            truncations[agent] = trunc
-            infos[agent] = {
-                "progress": progress,
-                "laps": laps,
-                "speed": speed,
-                "mean_speed": mean_speed,
-                "crashed": term,
-                "stuck": stuck,
-                "finished": fin,
-                "reward_terms": dict(zip(term_names, term_values, strict=True)),
-            }
-            if i in lap_times:
-                infos[agent]["lap_time"] = lap_times[i]
         done = terminated | truncated
-        world.active &= ~done
-        self.agents = [agent for agent in self.agents if not done[self._index[agent]]]
-        if self.render_mode == "human":
-            self.render()
-        return observations, rewards, terminations, truncations, infos
+        results = []
+        for env, start, world in zip(envs, offsets, worlds, strict=False):
+            observations, rewards, terminations, truncations, infos = {}, {}, {}, {}, {}
+            for agent in env.agents:
+                i = start + env._index[agent]
+                rew, term, trunc, progress, n_laps, v, mean_v, stuck, fin, *term_values = rows[i]
+                observations[agent] = obs[i]
+                rewards[agent] = rew
+                terminations[agent] = term
+                truncations[agent] = trunc
+                infos[agent] = {
+                    "progress": progress,
+                    "laps": n_laps,
+                    "speed": v,
+                    "mean_speed": mean_v,
+                    "crashed": term,
+                    "stuck": stuck,
+                    "finished": fin,
+                    "reward_terms": dict(zip(term_names, term_values, strict=True)),
+                }
+                if i in lap_times:
+                    infos[agent]["lap_time"] = lap_times[i]
+            env_done = done[start : start + env.n_cars]
+            world.active &= ~env_done
+            env.agents = [agent for agent in env.agents if not env_done[env._index[agent]]]
+            if env.render_mode == "human":
+                env.render()
+            results.append((observations, rewards, terminations, truncations, infos))
+        return results
 
     def render(self) -> NDArray[np.uint8] | None:
         """Draw the race: an (H, W, 3) uint8 frame in "rgb_array" mode, a window in "human".

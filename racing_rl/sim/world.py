@@ -11,6 +11,7 @@ contract of DESIGN.md:
 from __future__ import annotations
 
 import itertools
+import operator
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -208,6 +209,26 @@ class World:
     def step_many(
         worlds: Sequence[World], actions: Sequence[FloatArray]
     ) -> tuple[list[StepEvents], list[NDArray[np.float32]]]:
+        """``step_batch``, split per world.
+
+        Returns:
+            Per world, its ``StepEvents`` and its observations (see ``observe``).
+
+        Raises:
+            ValueError: as ``step_batch``.
+        """
+        events, observations, offsets = World.step_batch(worlds, actions)
+        cuts = list(itertools.pairwise(offsets))
+        fields = StepEvents.__dataclass_fields__
+        return (
+            [StepEvents(*(getattr(events, f)[a:b] for f in fields)) for a, b in cuts],
+            [observations[a:b] for a, b in cuts],
+        )
+
+    @staticmethod
+    def step_batch(
+        worlds: Sequence[World], actions: Sequence[FloatArray]
+    ) -> tuple[StepEvents, NDArray[np.float32], list[int]]:
         """Step several worlds and observe them, in one NumPy pass when they can share it.
 
         Worlds with the same car, sensor and rule settings (their tracks and car counts
@@ -221,31 +242,34 @@ class World:
             actions: per world, its actions, shape (N_i, 3) (see ``step``).
 
         Returns:
-            Per world, its ``StepEvents`` and its observations (see ``observe``).
+            The events and observations of every car, world after world (shapes (ΣN_i,)
+            and (ΣN_i, n_rays + 3)), and the offsets of each world's cars: world i has
+            rows ``offsets[i]:offsets[i + 1]``.
 
         Raises:
-            ValueError: ``worlds`` and ``actions`` differ in length.
+            ValueError: ``worlds`` is empty or ``actions`` differs from it in length.
         """
-        if len(worlds) != len(actions):
-            raise ValueError(f"{len(worlds)} worlds but {len(actions)} action arrays.")
-        first = worlds[0] if worlds else None
+        if len(worlds) != len(actions) or not worlds:
+            raise ValueError(
+                "step_batch needs one action array per world and at least one world, got "
+                f"{len(worlds)} worlds and {len(actions)} action arrays."
+            )
+        offsets = list(itertools.accumulate((w.n_cars for w in worlds), initial=0))
+        first = worlds[0]
         if len(worlds) < 2 or any(
             (w.car, w.sensors, w.rules) != (first.car, first.sensors, first.rules) for w in worlds
         ):
-            events = [w.step(a) for w, a in zip(worlds, actions, strict=True)]
-            return events, [w.observe() for w in worlds]
-        stack = _Stack(worlds)
+            each = [w.step(a) for w, a in zip(worlds, actions, strict=True)]
+            if len(each) == 1:
+                return each[0], worlds[0].observe(), offsets
+            fields = StepEvents.__dataclass_fields__
+            events = StepEvents(*(np.concatenate([getattr(e, f) for e in each]) for f in fields))
+            return events, np.concatenate([w.observe() for w in worlds]), offsets
+        stack = _Stack.of(worlds)
         events = _advance(stack, np.concatenate([np.asarray(a, np.float64) for a in actions]))
         observations = _observe(stack)
         stack.scatter()
-        cuts = stack.offsets
-        return (
-            [
-                StepEvents(*(getattr(events, f)[a:b] for f in StepEvents.__dataclass_fields__))
-                for a, b in itertools.pairwise(cuts)
-            ],
-            [observations[a:b] for a, b in itertools.pairwise(cuts)],
-        )
+        return events, observations, offsets
 
     @property
     def lap_clock(self) -> FloatArray:
@@ -421,13 +445,33 @@ class _Stack:
 
     Holds the same attributes the step functions read and write (state arrays stacked,
     ``time`` per car, the stacked ``_Layout``); ``scatter`` hands the results back to
-    each world as views of the stacked arrays.
+    each world as views of the stacked arrays. The next ``World.step_many`` of the same
+    worlds reuses the stack (``of``) unless a world's state has been replaced since
+    (``place_cars``, a lone ``step``): in-place changes reach the stack through the
+    views, so its arrays hold what stacking the worlds again would give.
     """
 
     #: Stacked layouts of recent world combinations (they change on a track change).
     _layouts: OrderedDict[tuple[tuple[int, int], ...], tuple[Any, _Layout, list[int]]] = (
         OrderedDict()
     )
+    #: The stack of the last ``World.step_many`` (it holds its worlds and the objects
+    #: ``scatter`` gave them, so their identities cannot be reused).
+    _last: _Stack | None = None
+
+    @classmethod
+    def of(cls, worlds: Sequence[World]) -> _Stack:
+        """The last stack if it still holds exactly these worlds' state, else a new one."""
+        last = cls._last
+        if last is None or not last._holds(worlds):
+            last = cls._last = cls(worlds)
+        return last
+
+    def _holds(self, worlds: Sequence[World]) -> bool:
+        return len(worlds) == len(self.worlds) and all(
+            w is mine and all(map(operator.is_, _state_of(w), given))
+            for w, mine, given in zip(worlds, self.worlds, self._given, strict=True)
+        )
 
     def __init__(self, worlds: Sequence[World]) -> None:
         self.worlds = list(worlds)
@@ -460,9 +504,11 @@ class _Stack:
         for name in _STATE:
             setattr(self, name, np.concatenate([getattr(w, name) for w in worlds]))
         self.time = np.repeat([w.time for w in worlds], counts)
+        self._given: list[tuple[Any, ...]] = []
 
     def scatter(self) -> None:
         """Give every world its rows of the stacked state."""
+        self._given = []
         for w, a, b, p0 in zip(
             self.worlds, self.offsets[:-1], self.offsets[1:], self._point_offsets, strict=True
         ):
@@ -472,6 +518,22 @@ class _Stack:
             for name in _STATE:
                 setattr(w, name, getattr(self, name)[a:b])
             w.time = float(self.time[a])
+            self._given.append(_state_of(w))
+
+
+#: The objects of a world that a ``_Stack`` is built from or ``scatter`` sets: while all
+#: are the same objects, the stack holds the world's state.
+_state_of = operator.attrgetter(
+    "car",
+    "sensors",
+    "rules",
+    "_layout",
+    "cars",
+    *(f"cars.{f}" for f in CarState.__dataclass_fields__),
+    "index",
+    *_STATE,
+    "time",
+)
 
 
 # The step, written once for a World (scalar time, one track) and a _Stack (time and

@@ -393,13 +393,13 @@ def test_environments_sharing_steps_give_what_each_gives_alone(
     """share_steps + prepare_step (what ParallelEnvsVecEnv does) steps the worlds in one
     pass; every environment's results are exactly those of stepping it on its own."""
     passes: list[int] = []
-    step_many = World.step_many
+    step_batch = World.step_batch
 
     def counted(worlds, actions):  # type: ignore[no-untyped-def]
         passes.append(len(worlds))
-        return step_many(worlds, actions)
+        return step_batch(worlds, actions)
 
-    monkeypatch.setattr(World, "step_many", staticmethod(counted))
+    monkeypatch.setattr(World, "step_batch", staticmethod(counted))
 
     def make() -> list[RaceParallelEnv]:
         envs = [RaceParallelEnv(RaceConfig(), n_cars=n, env_id=i) for i, n in enumerate((3, 2, 4))]
@@ -428,3 +428,41 @@ def test_environments_sharing_steps_give_what_each_gives_alone(
                 a.reset()
                 b.reset()
     assert passes.count(3) > 100  # the shared steps were one pass over the three worlds
+
+
+def test_step_many_of_environments_with_other_configs_gives_what_each_gives_alone() -> None:
+    """Environments with other rewards or episode rules in one ``step_many`` (the bridge's
+    emulator steps such together): each config's rewards and ends of episodes are its
+    own, whatever the order of the environments."""
+    configs = [
+        RaceConfig(),
+        RaceConfig(reward=RewardConfig(progress=500.0, crash=-3.0)),
+        RaceConfig(),  # equal to the first, not the same object
+        RaceConfig(episode=EpisodeConfig(max_steps=25)),
+    ]
+
+    def make() -> list[RaceParallelEnv]:
+        envs = [RaceParallelEnv(c, n_cars=2 + i % 2, env_id=i) for i, c in enumerate(configs)]
+        for i, env in enumerate(envs):
+            env.reset(seed=i)
+        return envs
+
+    alone, together = make(), make()
+    rng = np.random.default_rng(1)
+    truncated = 0
+    for _ in range(120):
+        actions = [
+            {agent: rng.uniform(-0.2, 1, 3).astype(np.float32) for agent in env.agents}
+            for env in alone
+        ]
+        got = RaceParallelEnv.step_many(together, actions)
+        for a, b, env_actions, result in zip(alone, together, actions, got, strict=True):
+            expected = a.step(env_actions)
+            assert result[1:] == expected[1:]  # rewards, terminations, truncations, infos
+            for agent, obs in expected[0].items():
+                np.testing.assert_array_equal(result[0][agent], obs)
+            truncated += sum(expected[3].values())
+            if not a.agents:
+                a.reset()
+                b.reset()
+    assert truncated > 0  # max_steps=25 ended episodes on the fourth environment

@@ -437,7 +437,9 @@ def state_of(world: World) -> list[np.ndarray]:
 )
 def test_step_many_is_bit_identical_to_stepping_each_world(rules: RaceRules, sensors: dict) -> None:
     """Stacked worlds (other tracks, car counts and obstacle counts; crashes, stuck and
-    respawned cars) give exactly the arithmetic of stepping each world on its own."""
+    respawned cars) give exactly the arithmetic of stepping each world on its own, also
+    when a world is stepped alone or some worlds without the others in between (the
+    stack kept from the last step must not be reused then)."""
 
     def make() -> list[World]:
         worlds = []
@@ -474,6 +476,14 @@ def test_step_many_is_bit_identical_to_stepping_each_world(rules: RaceRules, sen
                     n = world.n_cars
                     world.place_cars(np.full(n, 30.0), np.zeros(n), np.zeros(n), np.zeros(n),
                                      cars=~world.active)  # fmt: skip
+        if t % 50 == 20:  # the second world alone, then the others without it
+            lone = np.full((alone[1].n_cars, 3), 0.5)
+            alone[1].step(lone)
+            stacked[1].step(lone)
+            pair = [np.full((w.n_cars, 3), 0.3) for w in (alone[0], alone[2])]
+            for world, action in zip((alone[0], alone[2]), pair, strict=True):
+                world.step(action)
+            World.step_many([stacked[0], stacked[2]], pair)
 
 
 def test_step_many_steps_worlds_with_other_settings_one_by_one() -> None:
@@ -482,5 +492,7 @@ def test_step_many_steps_worlds_with_other_settings_one_by_one() -> None:
     slow = World(track, 2, CarConfig(max_speed=20.0), SensorConfig(), RaceRules())
     events, observations = World.step_many([fast, slow], [np.ones((2, 3)), np.ones((2, 3))])
     assert [len(o) for o in observations] == [2, 2] and len(events) == 2
-    with pytest.raises(ValueError, match="2 worlds but 1 action"):
+    with pytest.raises(ValueError, match="got 0 worlds and 0 action"):
+        World.step_batch([], [])
+    with pytest.raises(ValueError, match="got 2 worlds and 1 action"):
         World.step_many([fast, slow], [np.ones((2, 3))])
