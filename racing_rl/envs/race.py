@@ -255,13 +255,14 @@ class RaceParallelEnv(ParallelEnv):
         arc = np.mod(rng.uniform(0.0, track.length) + np.arange(n) * track.length / n, track.length)
         limit = min(episode.max_spawn_lateral, track.width / 2 - self.config.car.radius - 1.0)
         lateral = rng.uniform(-limit, limit, n)
-        # A car spawned beside an obstacle goes to the middle of the gap it leaves.
-        for index, radius, gap_centre in zip(
-            track.obstacle_index, track.obstacles[:, 2], track.obstacle_gap_centre, strict=True
-        ):
-            apart = np.abs(arc - track.arc_length[index])
-            near = np.minimum(apart, track.length - apart) < radius + self.config.car.length
-            lateral = np.where(near, gap_centre, lateral)
+        if len(track.obstacle_index):
+            # A car spawned beside an obstacle goes to the middle of the gap it leaves
+            # (beside two, the gap of the later one).
+            apart = np.abs(arc[:, None] - track.arc_length[track.obstacle_index])  # (n, M)
+            reach = track.obstacles[:, 2] + self.config.car.length
+            near = np.minimum(apart, track.length - apart) < reach
+            last = near.shape[1] - 1 - np.argmax(near[:, ::-1], axis=1)
+            lateral = np.where(near.any(axis=1), track.obstacle_gap_centre[last], lateral)
         heading = rng.uniform(-episode.max_spawn_heading, episode.max_spawn_heading, n)
         moving = rng.random(n) >= episode.standing_start_prob
         speed = np.where(moving, rng.uniform(0.0, episode.max_spawn_speed, n), 0.0)
@@ -396,36 +397,35 @@ class RaceParallelEnv(ParallelEnv):
         config = envs[0].config
         episode = config.episode
         worlds = [env.world for env in envs]
-        counts = [env.n_cars for env in envs]
         for env in envs:
             env._steps += 1
-
-        def column(values: list[Any]) -> NDArray[Any]:  # one value per environment, per car
-            return np.repeat(values, counts) if len(envs) > 1 else np.asarray(values[0])
-
-        def cars(get: Any) -> NDArray[Any]:  # every world's (N_i,) array, end to end
-            return np.concatenate([get(w) for w in worlds]) if len(envs) > 1 else get(worlds[0])
-
-        laps = cars(lambda w: w.laps)
-        speed = cars(lambda w: w.cars.speed)
+        if len(worlds) == 1:
+            laps, speed, progress = worlds[0].laps, worlds[0].cars.speed, worlds[0].progress
+        else:  # every world's (N_i,) arrays, end to end
+            laps = np.concatenate([w.laps for w in worlds])
+            speed = np.concatenate([w.cars.speed for w in worlds])
+            progress = np.concatenate([w.progress for w in worlds])
         terminated = events.crashed
-        finished = laps >= episode.laps if episode.laps else np.zeros(len(terminated), bool)
-        out_of_time = column([env._steps >= episode.max_steps for env in envs])
-        truncated = (events.stuck | finished | out_of_time) & ~terminated
+        finished = laps >= episode.laps if episode.laps else np.zeros(len(laps), bool)
+        truncated = events.stuck | finished
+        for env, start in zip(envs, offsets, strict=False):  # out of time
+            if env._steps >= episode.max_steps:
+                truncated[start : start + env.n_cars] = True
+        truncated &= ~terminated
         reward, terms = compute_rewards(
             events.progress_delta, speed / config.car.max_speed, terminated, config.reward
         )
-        mean_speed = cars(lambda w: w.distance) / column([max(w.time, 1e-9) for w in worlds])
         # Columns as Python lists once, then one small dict per live agent.
+        mean_speed = [v for w in worlds for v in (w.distance / max(w.time, 1e-9)).tolist()]
         rows = list(
             zip(
                 reward.tolist(),
                 terminated.tolist(),
                 truncated.tolist(),
-                cars(lambda w: w.progress).tolist(),
+                progress.tolist(),
                 laps.tolist(),
                 speed.tolist(),
-                mean_speed.tolist(),
+                mean_speed,
                 events.stuck.tolist(),
                 finished.tolist(),
                 *(term.tolist() for term in terms.values()),
@@ -436,19 +436,20 @@ class RaceParallelEnv(ParallelEnv):
         lap_times = {
             int(i): float(events.lap_time[i]) for i in np.flatnonzero(events.lap_completed)
         }
-        done = terminated | truncated
+        done = (terminated | truncated).tolist()
         results = []
         for env, start, world in zip(envs, offsets, worlds, strict=False):
             observations, rewards, terminations, truncations, infos = {}, {}, {}, {}, {}
+            index = env._index
             for agent in env.agents:
-                i = start + env._index[agent]
-                rew, term, trunc, progress, n_laps, v, mean_v, stuck, fin, *term_values = rows[i]
+                i = start + index[agent]
+                rew, term, trunc, progress_i, n_laps, v, mean_v, stuck, fin, *term_values = rows[i]
                 observations[agent] = obs[i]
                 rewards[agent] = rew
                 terminations[agent] = term
                 truncations[agent] = trunc
                 infos[agent] = {
-                    "progress": progress,
+                    "progress": progress_i,
                     "laps": n_laps,
                     "speed": v,
                     "mean_speed": mean_v,
@@ -459,9 +460,9 @@ class RaceParallelEnv(ParallelEnv):
                 }
                 if i in lap_times:
                     infos[agent]["lap_time"] = lap_times[i]
-            env_done = done[start : start + env.n_cars]
-            world.active &= ~env_done
-            env.agents = [agent for agent in env.agents if not env_done[env._index[agent]]]
+            if any(done[start : start + env.n_cars]):
+                world.active &= ~np.array(done[start : start + env.n_cars])
+                env.agents = [agent for agent in env.agents if not done[start + index[agent]]]
             if env.render_mode == "human":
                 env.render()
             results.append((observations, rewards, terminations, truncations, infos))
