@@ -11,9 +11,12 @@ that a slow spell of the machine falls on both:
   VecNormalize.
 
 The ratio real / zero-cost is the share of PPO's throughput left once the environment
-runs: 1.0 would mean the environment is free. Usage::
+runs: 1.0 would mean the environment is free. PPO starts from scratch, so the first turns
+cost the real stack more than later ones: a policy that still crashes often ends races
+(restarting them and drawing new tracks) several times as often as one that laps. The
+per-turn ratios show it. Usage::
 
-    python scripts/bench_train.py [--timesteps 100000] [--rounds 4] [overrides ...]
+    python scripts/bench_train.py [--timesteps 300000] [--rounds 6] [overrides ...]
 
 Extra arguments are Hydra overrides of conf/train.yaml (e.g. ``n_venvs=2``). The last
 line printed is a JSON object with the figures.
@@ -155,9 +158,9 @@ def run(cfg: DictConfig, timesteps: int, rounds: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--timesteps", type=int, default=100_000, help="measured timesteps per stack"
+        "--timesteps", type=int, default=300_000, help="measured timesteps per stack"
     )
-    parser.add_argument("--rounds", type=int, default=4, help="turns each stack takes (see run())")
+    parser.add_argument("--rounds", type=int, default=6, help="turns each stack takes (see run())")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides of conf/train.yaml")
     args = parser.parse_args()
     if args.rounds < 1 or args.timesteps < args.rounds:

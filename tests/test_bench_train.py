@@ -1,0 +1,41 @@
+"""scripts/bench_train.py: both stacks train, taking turns, and the figures add up."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from racing_rl import config_dir
+
+SCRIPT = Path(__file__).parents[1] / "scripts" / "bench_train.py"
+
+
+@pytest.fixture(scope="module")
+def bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_train", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_both_stacks_train_in_turns_and_the_ratio_is_their_rates(bench: ModuleType) -> None:
+    overrides = [
+        "n_venvs=2",
+        "agents_per_venv=2",
+        "algo.model.n_steps=32",
+        "algo.model.batch_size=64",
+    ]
+    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+        cfg = compose("train", overrides=overrides)
+    figures = bench.run(cfg, timesteps=256, rounds=2)
+    assert figures["cars"] == 4 and figures["rounds"] == 2
+    assert figures["timesteps"] == 256  # two turns of 128: one rollout of 4 × 32 each
+    assert figures["ratio"] == pytest.approx(
+        figures["real_env_steps_per_s"] / figures["zero_cost_env_steps_per_s"]
+    )
+    assert len(figures["round_ratios"]) == 2 and all(r > 0 for r in figures["round_ratios"])
