@@ -1,9 +1,14 @@
-"""Helpers for the tests that run `racing-rl` as a user would: a subprocess per command."""
+"""Helpers for the tests that run `racing-rl` as a user would: a subprocess per command,
+and the scripts under scripts/ loaded as modules."""
 
+import importlib.util
 import signal
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
+
+SCRIPTS = Path(__file__).parents[1] / "scripts"
 
 #: A training run of a few seconds: 4 cars, 2000 timesteps, 2 validation tracks.
 QUICK = [
@@ -44,3 +49,12 @@ def racing_rl(*args: str, cwd: Path, timeout: float = 300) -> subprocess.Complet
         text=True,
         timeout=timeout,
     )
+
+
+def load_script(name: str) -> ModuleType:
+    """``scripts/<name>.py`` as a module (scripts are not part of the package)."""
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 from hydra import compose, initialize_config_dir
+from runs import load_script
 
 from racing_rl import config_dir
-
-SCRIPT = Path(__file__).parents[1] / "scripts" / "bench_train.py"
 
 
 @pytest.fixture(scope="module")
 def bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_train", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench_train")
 
 
 def test_both_stacks_train_in_turns_and_the_ratio_is_their_rates(bench: ModuleType) -> None:
