@@ -1,7 +1,7 @@
 """One track and N cars: physics, sensors, progress, laps, crashes. Pure NumPy.
 
 ``World.step`` advances every car at once; nothing loops over cars, rays or walls.
-``World.step_many`` advances several worlds (one track each) in one NumPy pass, with
+``World.step_batch`` advances several worlds (one track each) in one NumPy pass, with
 results bit-identical to stepping each alone. The observation of each car is the
 contract of DESIGN.md:
 
@@ -422,7 +422,7 @@ class _Layout:
         return stacked, point_offsets
 
 
-#: World state arrays of shape (N,) that ``World.step_many`` stacks and splits back.
+#: World state arrays of shape (N,) that ``World.step_batch`` stacks and splits back.
 _STATE = (
     "active",
     "distance",
@@ -441,11 +441,11 @@ _STATE = (
 
 
 class _Stack:
-    """The cars of several worlds as one World-like batch (``World.step_many``).
+    """The cars of several worlds as one World-like batch (``World.step_batch``).
 
     Holds the same attributes the step functions read and write (state arrays stacked,
     ``time`` per car, the stacked ``_Layout``); ``scatter`` hands the results back to
-    each world as views of the stacked arrays. The next ``World.step_many`` of the same
+    each world as views of the stacked arrays. The next ``World.step_batch`` of the same
     worlds reuses the stack (``of``) unless a world's state has been replaced since
     (``place_cars``, a lone ``step``): in-place changes reach the stack through the
     views, so its arrays hold what stacking the worlds again would give.
@@ -455,7 +455,7 @@ class _Stack:
     _layouts: OrderedDict[tuple[tuple[int, int], ...], tuple[Any, _Layout, list[int]]] = (
         OrderedDict()
     )
-    #: The stack of the last ``World.step_many`` (it holds its worlds and the objects
+    #: The stack of the last ``World.step_batch`` (it holds its worlds and the objects
     #: ``scatter`` gave them, so their identities cannot be reused).
     _last: _Stack | None = None
 
@@ -468,7 +468,8 @@ class _Stack:
         return last
 
     def _holds(self, worlds: Sequence[World]) -> bool:
-        return len(worlds) == len(self.worlds) and all(
+        # _given is short of the worlds until scatter (a step that raised never got there).
+        return len(worlds) == len(self.worlds) == len(self._given) and all(
             w is mine and all(map(operator.is_, _state_of(w), given))
             for w, mine, given in zip(worlds, self.worlds, self._given, strict=True)
         )

@@ -496,3 +496,19 @@ def test_step_many_steps_worlds_with_other_settings_one_by_one() -> None:
         World.step_batch([], [])
     with pytest.raises(ValueError, match="got 2 worlds and 1 action"):
         World.step_many([fast, slow], [np.ones((2, 3))])
+
+
+def test_a_step_that_raises_leaves_no_stale_stack_behind() -> None:
+    """A shared step cut short (here by actions of the wrong shape) must not leave a
+    stack that the next shared step takes for the worlds' state."""
+    alone, stacked = (
+        [make_world(generate_track(seed, NO_OBSTACLES), 2) for seed in (1, 2)] for _ in range(2)
+    )
+    with pytest.raises(ValueError):
+        World.step_batch(stacked, [np.ones((2, 3)), np.ones((3, 3))])
+    actions = [np.full((2, 3), 0.5), np.full((2, 3), 0.5)]
+    events, observations, _ = World.step_batch(stacked, actions)
+    for world, action in zip(alone, actions, strict=True):
+        world.step(action)
+    assert not events.crashed.any()
+    np.testing.assert_array_equal(observations, np.concatenate([w.observe() for w in alone]))
