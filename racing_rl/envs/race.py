@@ -443,16 +443,17 @@ class RaceParallelEnv(ParallelEnv):
             index = env._index
             for agent in env.agents:
                 i = start + index[agent]
-                rew, term, trunc, progress_i, n_laps, v, mean_v, stuck, fin, *term_values = rows[i]
+                (rew, term, trunc, progress_i, laps_i, speed_i, mean_speed_i, stuck, fin,
+                 *term_values) = rows[i]  # fmt: skip
                 observations[agent] = obs[i]
                 rewards[agent] = rew
                 terminations[agent] = term
                 truncations[agent] = trunc
                 infos[agent] = {
                     "progress": progress_i,
-                    "laps": n_laps,
-                    "speed": v,
-                    "mean_speed": mean_v,
+                    "laps": laps_i,
+                    "speed": speed_i,
+                    "mean_speed": mean_speed_i,
                     "crashed": term,
                     "stuck": stuck,
                     "finished": fin,
