@@ -131,24 +131,25 @@ def run(cfg: DictConfig, timesteps: int, rounds: int) -> dict[str, Any]:
         **to_container(cfg.wrappers.normalize),
     )
     models = {"zero": warmed_model(cfg, zero), "real": warmed_model(cfg, real)}
-    done = {"zero": [0, 0.0], "real": [0, 0.0]}
+    steps = dict.fromkeys(models, 0)
+    seconds = dict.fromkeys(models, 0.0)
     turns = []
     for _ in range(rounds):
         rate = {}
         for name, model in models.items():
-            steps, seconds = train_for(model, timesteps // rounds)
-            done[name][0] += steps
-            done[name][1] += seconds
-            rate[name] = steps / seconds
+            turn_steps, turn_seconds = train_for(model, timesteps // rounds)
+            steps[name] += turn_steps
+            seconds[name] += turn_seconds
+            rate[name] = turn_steps / turn_seconds
         turns.append(
             {"zero_cost": rate["zero"], "real": rate["real"], "ratio": rate["real"] / rate["zero"]}
         )
-    real_rate, zero_rate = (done[name][0] / done[name][1] for name in ("real", "zero"))
+    real_rate, zero_rate = (steps[name] / seconds[name] for name in ("real", "zero"))
     return {
         "bench": "train",
         "algo": cfg.algo.name,
         "cars": real.num_envs,
-        "timesteps": done["real"][0],
+        "timesteps": steps["real"],
         "rounds": rounds,
         "real_env_steps_per_s": real_rate,
         "zero_cost_env_steps_per_s": zero_rate,
