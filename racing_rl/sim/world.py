@@ -301,9 +301,7 @@ class _Layout:
     Point and wall indices are global over the stacked tracks. The fields from
     ``length`` to ``same_track`` are scalars / shared arrays for one track and per-car
     arrays (N,) / (N, M…) when stacked (``same_track`` is then the (N, N) mask of cars
-    on one track). A stack has no ``ray_table``: it keeps each track's own
-    (``ray_parts``), since copying several tables into one took 1–2 ms per new
-    combination of tracks.
+    on one track).
     """
 
     seg_dir: FloatArray  # (P, 2) unit direction of centreline segment i
@@ -312,7 +310,7 @@ class _Layout:
     # length, index; one plane per quantity, so each is a contiguous (N, W) block per step
     walls: FloatArray  # (2n + 1, 4) wall start and edge vector; row 2n (per track) no ray hits
     # Cells: point i and heading sector s are row i·S + s (one ``take`` finds a car's).
-    ray_table: NDArray[np.int32] | None  # (P·S, k) wall candidates per cell
+    ray_table: NDArray[np.int32]  # (P·S, k) wall candidates per cell
     ray_counts: NDArray[np.int64]  # (P·S,) candidates in each row of ray_table
     length: Any  # track length [m]
     crash_half_width: Any  # |lateral| beyond this is a crash [m]
@@ -320,8 +318,6 @@ class _Layout:
     obstacle_radius: FloatArray  # (M,) or (N, M) radii [m]
     obstacle_reach2: FloatArray  # (M,) or (N, M) (radius + car radius)² [m²]
     same_track: BoolArray | None
-    # Stacked: per track, its ray_table, first wall, first point, and first and end car.
-    ray_parts: tuple[tuple[NDArray[np.int32], int, int, int, int], ...] | None = None
 
     @classmethod
     def of_track(
@@ -392,13 +388,26 @@ class _Layout:
             xy[a:b, :k] = layout.obstacle_xy
             radius[a:b, :k] = layout.obstacle_radius
             reach2[a:b, :k] = layout.obstacle_reach2
+        walls = np.concatenate([layout.walls for layout in layouts])
+        # One candidate table, each track's walls shifted to the stack's; a row past its
+        # track's own width reads the stack's last (no-hit) wall. Building it costs
+        # ~0.5 ms per new combination of tracks; a step then needs one ``take``, not
+        # one per track.
+        tables = [layout.ray_table for layout in layouts]
+        shape = (sum(len(t) for t in tables), max(t.shape[1] for t in tables))
+        ray_table = np.full(shape, len(walls) - 1, np.int32)
+        row = 0
+        for table, w0 in zip(tables, wall_offsets, strict=True):
+            rows, k = table.shape
+            np.add(table, w0, out=ray_table[row : row + rows, :k])
+            row += rows
         track_of_car = np.repeat(np.arange(len(layouts)), counts)
         stacked = cls(
             seg_dir=np.concatenate([layout.seg_dir for layout in layouts]),
             arc_length=np.concatenate([layout.arc_length for layout in layouts]),
             window=np.concatenate(windows, axis=1),
-            walls=np.concatenate([layout.walls for layout in layouts]),
-            ray_table=None,
+            walls=walls,
+            ray_table=ray_table,
             ray_counts=np.concatenate([layout.ray_counts for layout in layouts]),
             length=np.repeat([layout.length for layout in layouts], counts),
             crash_half_width=np.repeat([layout.crash_half_width for layout in layouts], counts),
@@ -406,18 +415,6 @@ class _Layout:
             obstacle_radius=radius,
             obstacle_reach2=reach2,
             same_track=track_of_car[:, None] == track_of_car[None, :],
-            ray_parts=tuple(
-                (layout.ray_table, w0, p0, a, b)
-                for layout, w0, p0, a, b in zip(
-                    layouts,
-                    wall_offsets,
-                    point_offsets,
-                    car_offsets[:-1],
-                    car_offsets[1:],
-                    strict=True,
-                )
-                if b > a
-            ),
         )
         return stacked, point_offsets
 
@@ -488,7 +485,7 @@ class _Stack:
             layouts = tuple(w._layout for w in worlds)
             cached = (layouts, *_Layout.stack(layouts, counts))
             self._layouts[key] = cached
-            while len(self._layouts) > 16:
+            while len(self._layouts) > 4:  # each holds a ray table of ~0.75 MB a track
                 self._layouts.popitem(last=False)
         else:
             self._layouts.move_to_end(key)
@@ -638,13 +635,7 @@ def _ray_distances(w: Any) -> FloatArray:
     )
     cell = w.index * _SECTORS + sector
     k = layout.ray_counts.take(cell).max()
-    if layout.ray_parts is None:
-        rows = layout.ray_table.take(cell, axis=0)[:, :k]
-    else:  # each track's table, its walls shifted to the stack's; padding: a no-hit wall
-        rows = np.full((w.n_cars, k), len(layout.walls) - 1, np.int32)
-        for table, w0, p0, a, b in layout.ray_parts:
-            part = table.take(cell[a:b] - p0 * _SECTORS, axis=0)[:, :k]
-            np.add(part, w0, out=rows[a:b, : part.shape[1]])
+    rows = layout.ray_table.take(cell, axis=0)[:, :k]
     walls = layout.walls.take(rows, axis=0)  # (N, k, 4)
     dist = cast_segments(origins, directions, walls[..., :2], walls[..., 2:], max_range)
     if layout.obstacle_radius.shape[-1]:
