@@ -396,11 +396,9 @@ class _Layout:
         tables = [layout.ray_table for layout in layouts]
         shape = (sum(len(t) for t in tables), max(t.shape[1] for t in tables))
         ray_table = np.full(shape, len(walls) - 1, np.int32)
-        row = 0
-        for table, w0 in zip(tables, wall_offsets, strict=True):
-            rows, k = table.shape
-            np.add(table, w0, out=ray_table[row : row + rows, :k])
-            row += rows
+        for table, w0, p0 in zip(tables, wall_offsets, point_offsets, strict=True):
+            row = p0 * _SECTORS  # a track's cells follow the previous tracks' cells
+            np.add(table, w0, out=ray_table[row : row + len(table), : table.shape[1]])
         track_of_car = np.repeat(np.arange(len(layouts)), counts)
         stacked = cls(
             seg_dir=np.concatenate([layout.seg_dir for layout in layouts]),
