@@ -11,12 +11,14 @@ that a slow spell of the machine falls on both:
   VecNormalize.
 
 The ratio real / zero-cost is the share of PPO's throughput left once the environment
-runs: 1.0 would mean the environment is free. PPO starts from scratch, so the first turns
-cost the real stack more than later ones: a policy that still crashes often ends races
-(restarting them and drawing new tracks) several times as often as one that laps. The
-per-turn ratios show it. Usage::
+runs: 1.0 would mean the environment is free. By default each stack trains for the
+default training's budget (``total_timesteps``: 1.5M steps for PPO, ~8 min for both
+stacks), since what the environment costs changes as PPO learns: a policy that still
+crashes often ends races (restarting them and drawing new tracks) several times as
+often as one that laps, so the first turns cost the real stack more than later ones.
+The per-turn rows, printed as each turn ends, show it. Usage::
 
-    python scripts/bench_train.py [--timesteps 300000] [--rounds 6] [overrides ...]
+    python scripts/bench_train.py [--timesteps N] [--rounds 30] [overrides ...]
 
 Extra arguments are Hydra overrides of conf/train.yaml (e.g. ``n_venvs=2``). The last
 line printed is a JSON object with the figures.
@@ -27,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
@@ -111,12 +114,18 @@ def train_for(model: Any, timesteps: int) -> tuple[int, float]:
     return model.num_timesteps - before, time.perf_counter() - started
 
 
-def run(cfg: DictConfig, timesteps: int, rounds: int) -> dict[str, Any]:
+def run(
+    cfg: DictConfig,
+    timesteps: int,
+    rounds: int,
+    on_turn: Callable[[int, dict[str, float]], None] | None = None,
+) -> dict[str, Any]:
     """Measure both stacks, taking turns; returns the figures.
 
     Each stack trains ``timesteps`` in all, in ``rounds`` turns of zero-cost then real:
     a slow spell of the machine (other processes, clock changes) then falls on both
     alike. Each rate is the stack's timesteps over its seconds, summed over its turns.
+    ``on_turn(k, rates)`` is called as turn k (from 1) ends.
     """
     torch.set_num_threads(cfg.torch_threads)
     gamma = cfg.algo.model.gamma
@@ -134,7 +143,7 @@ def run(cfg: DictConfig, timesteps: int, rounds: int) -> dict[str, Any]:
     steps = dict.fromkeys(models, 0)
     seconds = dict.fromkeys(models, 0.0)
     turns = []
-    for _ in range(rounds):
+    for k in range(1, rounds + 1):
         rate = {}
         for name, model in models.items():
             turn_steps, turn_seconds = train_for(model, timesteps // rounds)
@@ -144,6 +153,8 @@ def run(cfg: DictConfig, timesteps: int, rounds: int) -> dict[str, Any]:
         turns.append(
             {"zero_cost": rate["zero"], "real": rate["real"], "ratio": rate["real"] / rate["zero"]}
         )
+        if on_turn is not None:
+            on_turn(k, turns[-1])
     real_rate, zero_rate = (steps[name] / seconds[name] for name in ("real", "zero"))
     return {
         "bench": "train",
@@ -158,30 +169,43 @@ def run(cfg: DictConfig, timesteps: int, rounds: int) -> dict[str, Any]:
     }
 
 
+def print_turn(k: int | str, rates: dict[str, float]) -> None:
+    """One row of the table: a turn's (or all turns') rates and ratio."""
+    print(
+        f"{k:<6}{rates['zero_cost']:>13,.0f}{rates['real']:>10,.0f}{rates['ratio']:>8.2f}",
+        flush=True,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--timesteps", type=int, default=300_000, help="measured timesteps per stack"
+        "--timesteps",
+        type=int,
+        default=None,
+        help="measured timesteps per stack (default: the config's total_timesteps)",
     )
-    parser.add_argument("--rounds", type=int, default=6, help="turns each stack takes (see run())")
+    parser.add_argument("--rounds", type=int, default=30, help="turns each stack takes (see run())")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides of conf/train.yaml")
     args = parser.parse_args()
-    if args.rounds < 1 or args.timesteps < args.rounds:
-        parser.error("--rounds must be >= 1 and --timesteps at least --rounds.")
     with initialize_config_dir(str(config_dir()), version_base="1.3"):
         cfg = compose("train", overrides=args.overrides)
-    figures = run(cfg, args.timesteps, args.rounds)
+    timesteps = int(cfg.total_timesteps) if args.timesteps is None else args.timesteps
+    if args.rounds < 1 or timesteps < args.rounds:
+        parser.error("--rounds must be >= 1 and --timesteps at least --rounds.")
+    cars = cfg.n_venvs * cfg.agents_per_venv
     print(
-        f"PPO ({figures['algo']}), {figures['cars']} cars, {figures['timesteps']:,} timesteps "
-        f"each, in {figures['rounds']} turns"
+        f"PPO ({cfg.algo.name}), {cars} cars, {timesteps:,} timesteps each, in {args.rounds} turns"
     )
-    print(f"{'turn':<6}{'zero-cost/s':>13}{'real/s':>10}{'ratio':>8}")
-    for k, turn in enumerate(figures["turns"], 1):
-        print(f"{k:<6}{turn['zero_cost']:>13,.0f}{turn['real']:>10,.0f}{turn['ratio']:>8.2f}")
-    print(
-        f"{'all':<6}{figures['zero_cost_env_steps_per_s']:>13,.0f}"
-        f"{figures['real_env_steps_per_s']:>10,.0f}{figures['ratio']:>8.2f}   (target >= 0.70)"
-    )
+    print(f"{'turn':<6}{'zero-cost/s':>13}{'real/s':>10}{'ratio':>8}", flush=True)
+    figures = run(cfg, timesteps, args.rounds, on_turn=print_turn)
+    overall = {
+        "zero_cost": figures["zero_cost_env_steps_per_s"],
+        "real": figures["real_env_steps_per_s"],
+        "ratio": figures["ratio"],
+    }
+    print_turn("all", overall)
+    print(f"(target: ratio >= 0.70; {figures['timesteps']:,} timesteps each)")
     print(json.dumps(figures))
 
 
