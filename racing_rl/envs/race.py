@@ -378,10 +378,12 @@ class RaceParallelEnv(ParallelEnv):
         if world is None or not self.agents:
             raise RuntimeError("step() called with no live agents: call reset() first.")
         action_array = np.zeros((self.n_cars, 3))
+        index, active = self._index, world.active.tolist()
         for agent, action in actions.items():
-            if agent not in self._index or not world.active[self._index[agent]]:
+            i = index.get(agent)
+            if i is None or not active[i]:
                 raise KeyError(f"Action for {agent!r}, which is not a live agent: {self.agents}.")
-            action_array[self._index[agent]] = action
+            action_array[i] = action
         return action_array
 
     @staticmethod

@@ -61,6 +61,7 @@ def compute_rewards(
         progress_delta < 0.0, config.progress * config.backward_multiplier, config.progress
     )
     progress = progress_delta * scale
-    speed = (np.exp(config.speed_exponent * np.clip(speed_fraction, 0.0, 1.0)) - 1.0) * config.speed
+    fraction = np.minimum(np.maximum(speed_fraction, 0.0), 1.0)  # np.clip is slower on (N,)
+    speed = (np.exp(config.speed_exponent * fraction) - 1.0) * config.speed
     total = np.where(terminated, config.crash, progress + speed)
     return total, {"progress": progress, "speed": speed}
