@@ -12,7 +12,7 @@ that a slow spell of the machine falls on both:
 
 The ratio real / zero-cost is the share of PPO's throughput left once the environment
 runs: 1.0 would mean the environment is free. By default each stack trains for the
-default training's budget (``total_timesteps``: 1.5M steps for PPO, ~8 min for both
+default training's budget (``total_timesteps``: 1.5M steps for PPO, ~6 min for both
 stacks), since what the environment costs changes as PPO learns: a policy that still
 crashes often ends races (restarting them and drawing new tracks) several times as
 often as one that laps, so the first turns cost the real stack more than later ones.
