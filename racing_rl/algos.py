@@ -6,16 +6,13 @@ arguments; Hydra instantiates it. Adding an algorithm needs only a new YAML file
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 import hydra
 from omegaconf import DictConfig
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
 
-from racing_rl.errors import CheckpointError, ConfigError
+from racing_rl.errors import ConfigError
 
 #: Constructor arguments racing-rl passes itself; an algorithm YAML must not set them.
 SET_BY_RACING_RL = frozenset({"seed", "device", "verbose", "tensorboard_log"})
@@ -68,21 +65,3 @@ def make_model(
         )
     except Exception as err:
         raise ConfigError(f"Could not create algorithm {algo.get('name')!r}: {err}") from err
-
-
-def load_model(algo: DictConfig, path: Path, env: VecEnv | None, device: str) -> BaseAlgorithm:
-    """Load a saved model of ``algo``'s class.
-
-    Raises:
-        CheckpointError: if ``path`` is missing or is not a loadable model of that class.
-    """
-    if not path.is_file():
-        raise CheckpointError(f"No checkpoint at {path}.")
-    cls = algorithm_class(algo)
-    try:
-        kwargs: dict[str, Any] = {"device": device}
-        return cls.load(path, env=env, **kwargs)
-    except Exception as err:
-        raise CheckpointError(
-            f"{path} is not a loadable {cls.__name__} checkpoint ({type(err).__name__}: {err})."
-        ) from err

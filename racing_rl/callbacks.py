@@ -105,15 +105,19 @@ class CheckpointCallback(PeriodicCallback):
         every: timesteps between checkpoints.
         checkpoints_dir: ``<run dir>/checkpoints``.
         kind: the checkpoints' name prefix (the algorithm's name).
+        keep: how many of these periodic checkpoints to keep, the newest (0: all).
     """
 
-    def __init__(self, every: int, checkpoints_dir: Path, kind: str) -> None:
+    def __init__(self, every: int, checkpoints_dir: Path, kind: str, keep: int = 0) -> None:
         super().__init__(every)
         self.checkpoints_dir = checkpoints_dir
         self.kind = kind
+        self.keep = keep
 
     def on_due(self) -> None:
-        checkpoint = save_checkpoint(self.model, self.training_env, self.checkpoints_dir, self.kind)
+        checkpoint = save_checkpoint(
+            self.model, self.training_env, self.checkpoints_dir, self.kind, self.keep
+        )
         log.info("checkpoint %s", checkpoint.path)
 
 
@@ -123,7 +127,7 @@ class ValidationCallback(PeriodicCallback):
     One car per track from a standing start, one lap. Logs ``eval/`` scalars and keeps
     the best model so far by ``objective`` (the run's, ``racing_rl.objective``: by
     default lap completion, then mean lap time) in ``best_dir`` as
-    ``model.zip``, ``vecnormalize.pkl`` and ``metrics.json`` (each file written
+    ``model.zip``, ``vecnormalize.npz`` (+ ``.pkl``) and ``metrics.json`` (each file written
     atomically, ``metrics.json`` last). A resumed run competes with the ``best/`` it has.
 
     Args:

@@ -3,6 +3,8 @@
 Hydra already refuses keys that are not in the config (``racing-rl train foo=1``); these
 checks catch wrong values and the keys Hydra lets through (``+algo.model.foo=1``). Every
 failure is a ``ConfigError`` whose message names the key, the value and what is allowed.
+Everything that allocates memory or environments has an upper bound (``LIMITS``), so a
+typo such as ``n_venvs=100000`` fails at once instead of filling the memory.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+import torch
 from omegaconf import DictConfig, OmegaConf
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
@@ -26,6 +29,26 @@ from racing_rl.vec import backend_config
 SPLITS = ("train", "validation", "test")
 _DEVICE = re.compile(r"^(cpu|auto|mps|cuda(:\d+)?)$")
 _HYDRA_KEYS = {"_target_", "_convert_", "_recursive_", "_partial_", "_args_"}
+_AUTO_ENT_COEF = re.compile(r"^auto(_\d+(\.\d*)?([eE][-+]?\d+)?)?$")
+
+#: Upper bounds of the settings that allocate (environments, buffers, networks, frames).
+LIMITS = {
+    "n_venvs": 1024,
+    "agents_per_venv": 256,
+    "cars": 8192,  # n_venvs × agents_per_venv: VecEnv slots
+    "frame_stack": 64,
+    "observation_dim": 65_536,  # numbers per stacked observation
+    "net_width": 16_384,  # units per hidden layer
+    "n_steps": 100_000,
+    "rollout": 4_194_304,  # n_steps × cars: the on-policy rollout buffer's transitions
+    "buffer_size": 10_000_000,  # replay buffer transitions
+    "tracks": 10_000,  # validation and test tracks, one environment each
+    "max_steps": 100_000,  # validation.max_steps
+    "video_size": 1024,  # [px]
+    "video_bytes": 2**31,  # frames held while a video is encoded
+    "seed": 2**32 - 1,  # NumPy's seeding range
+    "torch_threads": 1024,
+}
 
 
 def invalid(key: str, value: Any, allowed: str) -> ConfigError:
@@ -33,11 +56,38 @@ def invalid(key: str, value: Any, allowed: str) -> ConfigError:
     return ConfigError(f"Invalid config: {key}={value!r}; {allowed}.")
 
 
-def _integer(cfg: DictConfig, key: str, minimum: int, where: str = "") -> int:
+def _integer(
+    cfg: DictConfig, key: str, minimum: int, where: str = "", maximum: int | None = None
+) -> int:
     value = OmegaConf.select(cfg, key)
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise invalid(f"{where}{key}", value, f"must be an integer >= {minimum}")
+        allowed = f"in [{minimum}, {maximum:_}]" if maximum is not None else f">= {minimum}"
+        raise invalid(f"{where}{key}", value, f"must be an integer {allowed}")
+    if maximum is not None and value > maximum:
+        raise invalid(
+            f"{where}{key}", value, f"must be <= {maximum:_} (racing-rl's limit on what allocates)"
+        )
     return value
+
+
+def check_device(device: Any) -> None:
+    """``device`` names a torch device that this machine has.
+
+    Raises:
+        ConfigError: for an unknown name, or a CUDA or MPS device the machine lacks.
+    """
+    if not isinstance(device, str) or not _DEVICE.match(device):
+        raise invalid("device", device, "must be cpu, cuda, cuda:<index>, mps or auto")
+    if device.startswith("cuda"):
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = int(device.partition(":")[2] or 0)
+        if index >= count:
+            have = f"cuda:0 … cuda:{count - 1}" if count else "none (no CUDA available)"
+            raise invalid(
+                "device", device, f"this machine's CUDA devices: {have}; use device=cpu or auto"
+            )
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise invalid("device", device, "this machine has no MPS device; use device=cpu or auto")
 
 
 def _number(
@@ -67,6 +117,12 @@ def check_track_splits(tracks: DictConfig) -> None:
                 f"tracks.{split}", to_container(value), "must be [start, stop) with start < stop"
             )
         ranges[split] = (int(value[0]), int(value[1]))
+        if split != "train" and ranges[split][1] - ranges[split][0] > LIMITS["tracks"]:
+            raise invalid(
+                f"tracks.{split}",
+                to_container(value),
+                f"at most {LIMITS['tracks']:_} tracks (one environment each)",
+            )
     for i, a in enumerate(SPLITS):
         for b in SPLITS[i + 1 :]:
             (a0, a1), (b0, b1) = ranges[a], ranges[b]
@@ -87,7 +143,7 @@ def check_wrappers(wrappers: DictConfig) -> None:
             wrappers[unknown[0]],
             "allowed keys of wrappers: frame_stack, monitor, normalize",
         )
-    _integer(wrappers, "frame_stack", minimum=1, where="wrappers.")
+    _integer(wrappers, "frame_stack", minimum=1, where="wrappers.", maximum=LIMITS["frame_stack"])
     if not isinstance(wrappers.get("monitor", True), bool):
         raise invalid("wrappers.monitor", wrappers.monitor, "must be true or false")
     normalize = wrappers.get("normalize")
@@ -106,6 +162,13 @@ def check_wrappers(wrappers: DictConfig) -> None:
                 f"not an argument of VecNormalize (allowed: {', '.join(sorted(allowed))}; "
                 "gamma comes from the algorithm)",
             )
+    values = to_container(normalize)
+    inf = float("inf")
+    for key in ("clip_obs", "clip_reward", "epsilon"):
+        _number(values, key, "wrappers.normalize", 0.0, inf, open_low=True)
+    for key in ("norm_obs", "norm_reward", "training"):
+        if key in values and not isinstance(values[key], bool):
+            raise invalid(f"wrappers.normalize.{key}", values[key], "must be true or false")
 
 
 def check_algo(algo: DictConfig, num_envs: int) -> None:
@@ -144,20 +207,41 @@ def check_algo(algo: DictConfig, num_envs: int) -> None:
             f"{cls.__name__} policies are {', '.join(cls.policy_aliases)}",
         )
     where = "algo.model"
+    inf = float("inf")
     _number(model, "gamma", where, 0.0, 1.0, open_low=True)
     _number(model, "gae_lambda", where, 0.0, 1.0, open_low=False)
     _number(model, "tau", where, 0.0, 1.0, open_low=True)
     if not isinstance(model.get("learning_rate"), dict):  # a schedule is checked by its class
         _number(model, "learning_rate", where, 0.0, float("inf"), open_low=True)
+    if not isinstance(model.get("clip_range"), dict):  # a schedule is checked by its class
+        _number(model, "clip_range", where, 0.0, 1.0, open_low=True)
+    if model.get("clip_range_vf") is not None:
+        _number(model, "clip_range_vf", where, 0.0, inf, open_low=True)
+    _number(model, "vf_coef", where, 0.0, inf, open_low=False)
+    _number(model, "max_grad_norm", where, 0.0, inf, open_low=True)
+    if model.get("target_kl") is not None:
+        _number(model, "target_kl", where, 0.0, inf, open_low=True)
+    check_ent_coef(model, parameters)
+    limits = {"n_steps": LIMITS["n_steps"], "buffer_size": LIMITS["buffer_size"]}
     for key in ("batch_size", "n_epochs", "n_steps", "buffer_size"):
         if key in model:
-            _integer(algo.model, key, minimum=1, where="algo.model.")
+            _integer(algo.model, key, minimum=1, where="algo.model.", maximum=limits.get(key))
+    if "net_width" in algo:
+        _integer(algo, "net_width", minimum=1, where="algo.", maximum=LIMITS["net_width"])
+    check_net_arch((model.get("policy_kwargs") or {}).get("net_arch"))
     if "learning_starts" in model:
         _integer(algo.model, "learning_starts", minimum=0, where="algo.model.")
     if issubclass(cls, OnPolicyAlgorithm):
         n_steps = model.get("n_steps", parameters["n_steps"].default)
         batch = model.get("batch_size", parameters["batch_size"].default)
         rollout = n_steps * num_envs
+        if rollout > LIMITS["rollout"]:
+            raise invalid(
+                "algo.model.n_steps",
+                n_steps,
+                f"the rollout n_steps × cars = {n_steps} × {num_envs} = {rollout:_} must be "
+                f"<= {LIMITS['rollout']:_} transitions",
+            )
         if rollout < 2:
             raise invalid(
                 "algo.model.n_steps",
@@ -179,32 +263,109 @@ def check_algo(algo: DictConfig, num_envs: int) -> None:
             )
 
 
-def check_train_config(cfg: DictConfig) -> None:
+def check_ent_coef(model: Mapping[str, Any], parameters: Mapping[str, Any]) -> None:
+    """``algo.model.ent_coef``: a number >= 0, or (SAC, TQC: where the default is
+    ``"auto"``) ``auto``, ``auto_<initial value>`` or a number > 0."""
+    if "ent_coef" not in model or "ent_coef" not in parameters:
+        return
+    value = model["ent_coef"]
+    if isinstance(parameters["ent_coef"].default, str):  # learned: SAC, TQC
+        if isinstance(value, str) and _AUTO_ENT_COEF.match(value):
+            return
+        number = isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+        if not number:
+            raise invalid(
+                "algo.model.ent_coef", value, "must be auto, auto_<initial value> or a number > 0"
+            )
+        return
+    _number(model, "ent_coef", "algo.model", 0.0, float("inf"), open_low=False)
+
+
+def check_net_arch(net_arch: Any) -> None:
+    """``algo.model.policy_kwargs.net_arch``: layer sizes in [1, LIMITS["net_width"]], as
+    a list or a dict of lists (``pi``, ``vf``, ``qf``)."""
+    if net_arch is None:
+        return
+    layers = net_arch if isinstance(net_arch, list) else None
+    if isinstance(net_arch, dict):
+        layers = [n for value in net_arch.values() for n in (value or [])]
+    limit = LIMITS["net_width"]
+    ok = layers is not None and all(
+        isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= limit for n in layers
+    )
+    if not ok:
+        raise invalid(
+            "algo.model.policy_kwargs.net_arch",
+            net_arch,
+            f"must list layer sizes in [1, {limit:_}] (a list, or a dict of lists)",
+        )
+
+
+def check_train_config(cfg: DictConfig, *, device: bool = True) -> None:
     """Check a composed ``train`` config; raise before anything is built.
+
+    Args:
+        cfg: the config.
+        device: also check that this machine has ``cfg.device`` (off for a run's config
+            read to evaluate it elsewhere).
 
     Raises:
         ConfigError: on the first invalid value, naming the key, the value and what is
-            allowed.
+            allowed (upper bounds included, ``LIMITS``).
     """
-    _integer(cfg, "seed", minimum=0)
+    _integer(cfg, "seed", minimum=0, maximum=LIMITS["seed"])
     _integer(cfg, "total_timesteps", minimum=1)
-    n_venvs = _integer(cfg, "n_venvs", minimum=1)
-    agents = _integer(cfg, "agents_per_venv", minimum=1)
-    _integer(cfg, "torch_threads", minimum=1)
+    n_venvs = _integer(cfg, "n_venvs", minimum=1, maximum=LIMITS["n_venvs"])
+    agents = _integer(cfg, "agents_per_venv", minimum=1, maximum=LIMITS["agents_per_venv"])
+    if n_venvs * agents > LIMITS["cars"]:
+        raise invalid(
+            "n_venvs",
+            n_venvs,
+            f"n_venvs × agents_per_venv = {n_venvs} × {agents} = {n_venvs * agents:_} cars; "
+            f"must be <= {LIMITS['cars']:_}",
+        )
+    _integer(cfg, "torch_threads", minimum=1, maximum=LIMITS["torch_threads"])
     _integer(cfg, "checkpoint.every", minimum=0)
+    if OmegaConf.select(cfg, "checkpoint.keep") is not None:
+        _integer(cfg, "checkpoint.keep", minimum=0)
     _integer(cfg, "validation.every", minimum=0)
-    _integer(cfg, "validation.max_steps", minimum=1)
+    _integer(cfg, "validation.max_steps", minimum=1, maximum=LIMITS["max_steps"])
     if OmegaConf.select(cfg, "validation.video") is not None:
-        _integer(cfg, "validation.video.every", minimum=0)
-        _integer(cfg, "validation.video.max_steps", minimum=1)
-        _integer(cfg, "validation.video.size", minimum=16)
-    if not isinstance(cfg.device, str) or not _DEVICE.match(cfg.device):
-        raise invalid("device", cfg.device, "must be cpu, cuda, cuda:<index>, mps or auto")
+        check_video(cfg.validation.video)
+    if device:
+        check_device(cfg.device)
     if not isinstance(cfg.progress_bar, bool):
         raise invalid("progress_bar", cfg.progress_bar, "must be true or false")
+    if not isinstance(cfg.get("trust_pickles", False), bool):
+        raise invalid("trust_pickles", cfg.trust_pickles, "must be true or false")
     if cfg.objective not in OBJECTIVES:
         raise invalid("objective", cfg.objective, f"must be one of {', '.join(OBJECTIVES)}")
     check_track_splits(cfg.tracks)
     check_wrappers(cfg.wrappers)
-    backend_config(cfg.backend)
+    observation_dim = backend_config(cfg.backend).observation_size * cfg.wrappers.get(
+        "frame_stack", 1
+    )
+    if observation_dim > LIMITS["observation_dim"]:
+        raise invalid(
+            "wrappers.frame_stack",
+            cfg.wrappers.frame_stack,
+            f"observations of {observation_dim:_} numbers (the backend's observation size × "
+            f"frame_stack) must be <= {LIMITS['observation_dim']:_}",
+        )
     check_algo(cfg.algo, n_venvs * agents)
+
+
+def check_video(video: DictConfig) -> None:
+    """``validation.video``: a period, a frame count and a size whose frames fit in memory."""
+    _integer(video, "every", minimum=0, where="validation.video.")
+    frames = _integer(video, "max_steps", minimum=1, where="validation.video.")
+    size = _integer(
+        video, "size", minimum=16, where="validation.video.", maximum=LIMITS["video_size"]
+    )
+    if frames * size * size * 3 > LIMITS["video_bytes"]:
+        raise invalid(
+            "validation.video.max_steps",
+            frames,
+            f"{frames} frames of {size}×{size} px take {frames * size * size * 3 / 2**30:.1f} "
+            f"GiB; frames × size² × 3 must be <= {LIMITS['video_bytes'] / 2**30:.0f} GiB",
+        )

@@ -56,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``racing-rl`` console script.
 
     Returns:
-        The exit status: 0 on success, 2 on a usage error.
+        The exit status: 0 on success, 2 on a usage error, 130 on Ctrl-C before a command
+        handles it (while Python imports or Hydra composes the config).
     """
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help", "help"):
@@ -72,7 +73,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     # Hydra parses sys.argv itself; the program name shows in its --help.
     sys.argv = [f"racing-rl {command}", *rest]
-    _command(command)()
+    try:
+        _command(command)()
+    except KeyboardInterrupt:
+        print(
+            f"racing-rl {command}: interrupted while starting; nothing was done.", file=sys.stderr
+        )
+        return 130
     return 0
 
 

@@ -20,6 +20,11 @@ class CheckpointError(RacingRLError):
     """A checkpoint or run directory is missing, damaged or does not match the config."""
 
 
+class NonFiniteError(RacingRLError):
+    """A value that training keeps (a normalisation statistic, a weight) would become
+    infinite or NaN."""
+
+
 class BridgeError(RacingRLError):
     """The Roblox bridge cannot go on: no game connected, or the game did not answer in time."""
 

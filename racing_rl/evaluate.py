@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import pickle
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -25,7 +24,6 @@ from omegaconf import DictConfig, OmegaConf
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from racing_rl import config_dir
-from racing_rl.checkpoints import MODEL, VECNORMALIZE, latest_checkpoint
 from racing_rl.errors import CheckpointError, ConfigError, RacingRLError
 from racing_rl.sim.driver import PurePursuitDriver
 from racing_rl.vec import (
@@ -221,19 +219,32 @@ def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
 
 
 def load_run_config(run_dir: Path) -> DictConfig:
-    """The config a run was trained with (``<run_dir>/.hydra/config.yaml``).
+    """The config a run was trained with (``<run_dir>/.hydra/config.yaml``), checked.
 
     Raises:
-        CheckpointError: if ``run_dir`` is not a run directory.
+        CheckpointError: if ``run_dir`` is not a run directory, or its config is not a
+            readable, resolvable mapping of valid settings (one line naming the cause).
     """
+    from racing_rl.checks import check_train_config
+
     saved = run_dir / ".hydra" / "config.yaml"
     if not saved.is_file():
         raise CheckpointError(
             f"{run_dir} is not a racing-rl run directory (no .hydra/config.yaml). "
             "Pass a directory written by racing-rl train."
         )
-    cfg = OmegaConf.load(saved)
-    assert isinstance(cfg, DictConfig)
+    try:
+        cfg = OmegaConf.load(saved)
+        if not isinstance(cfg, DictConfig) or not cfg:
+            raise ValueError(f"it holds {type(cfg).__name__ if cfg else 'nothing'}, not settings")
+        OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
+        check_train_config(cfg, device=False)
+    except Exception as err:
+        why = (str(err).strip().splitlines() or [""])[0]
+        raise CheckpointError(
+            f"{saved} is not a valid run config ({type(err).__name__}: {why}). It is written "
+            "by racing-rl train; restore it, or pass the directory of a complete run."
+        ) from err
     return cfg
 
 
@@ -455,22 +466,23 @@ def unique_labels(labels: Sequence[str]) -> list[str]:
 
 def load_policy_driver(run_dir: Path, cfg: DictConfig, observation_size: int) -> Any:
     """A ``PolicyDriver`` of ``run_dir``'s checkpoint ``cfg.checkpoint`` with its run's
-    frame stack and frozen VecNormalize statistics.
+    frame stack and frozen VecNormalize statistics, loaded without running code from the
+    run (``racing_rl.checkpoints``).
 
     Args:
         run_dir: the run.
-        cfg: the eval config (``checkpoint``, ``device``).
+        cfg: the eval config (``checkpoint``, ``device``, ``trust_pickles``).
         observation_size: numbers per raw observation of the race's environment.
 
     Raises:
         CheckpointError: if the run, checkpoint or statistics are missing or damaged, or
             the checkpoint expects other observations.
     """
-    from racing_rl.algos import load_model
+    from racing_rl.checkpoints import load_model, load_normalizer, resolve_model
     from racing_rl.drivers import PolicyDriver
 
     run_cfg = load_run_config(run_dir)
-    model_path, stats_path = checkpoint_paths(run_dir, cfg.checkpoint)
+    model_path = resolve_model(run_dir, cfg.checkpoint)
     model = load_model(run_cfg.algo, model_path, env=None, device=cfg.device)
     stack = int(run_cfg.wrappers.get("frame_stack", 1))
     expected = (observation_size * stack,)
@@ -483,61 +495,11 @@ def load_policy_driver(run_dir: Path, cfg: DictConfig, observation_size: int) ->
             "trained in."
         )
     normalizer = (
-        load_normalizer(stats_path, expected) if run_cfg.wrappers.get("normalize") else None
+        load_normalizer(model_path.parent, expected, bool(cfg.get("trust_pickles", False)))
+        if run_cfg.wrappers.get("normalize")
+        else None
     )
     return PolicyDriver(model, run_dir.name, str(run_dir), stack, normalizer, str(model_path))
-
-
-def load_normalizer(path: Path, shape: tuple[int, ...]) -> VecNormalize:
-    """Frozen VecNormalize statistics without a VecEnv: ``normalize_obs`` works, nothing
-    updates (training off, raw rewards).
-
-    Raises:
-        CheckpointError: if the file is missing, damaged or for other observations.
-    """
-    if not path.is_file():
-        raise CheckpointError(f"VecNormalize statistics {path} are missing.")
-    try:
-        with open(path, "rb") as file:
-            normalizer = pickle.load(file)
-    except Exception as err:
-        raise CheckpointError(f"{path} is not loadable VecNormalize statistics: {err}") from err
-    if not isinstance(normalizer, VecNormalize) or normalizer.obs_rms.mean.shape != shape:
-        raise CheckpointError(
-            f"{path} holds no VecNormalize statistics for observations of shape {shape}. "
-            "Keep vecnormalize.pkl beside the model.zip it was saved with."
-        )
-    normalizer.training = False
-    normalizer.norm_reward = False
-    return normalizer
-
-
-def checkpoint_paths(run_dir: Path, checkpoint: str) -> tuple[Path, Path]:
-    """Model and VecNormalize paths for ``checkpoint`` = final | best | latest | <path>.
-
-    ``latest`` is the newest directory under ``checkpoints/`` (``racing_rl.checkpoints``);
-    a path may name a model ``.zip`` or a checkpoint directory. The statistics are the
-    ``vecnormalize.pkl`` beside the model.
-
-    Raises:
-        CheckpointError: if the model file is missing.
-    """
-    if checkpoint == "final":
-        model = run_dir / MODEL
-    elif checkpoint == "best":
-        model = run_dir / "best" / MODEL
-    elif checkpoint == "latest":
-        model = latest_checkpoint(run_dir).model
-    else:
-        model = Path(checkpoint).expanduser()
-        if model.is_dir():
-            model = model / MODEL
-    if not model.is_file():
-        raise CheckpointError(
-            f"Checkpoint {checkpoint!r} not found: {model} does not exist. Choose "
-            "checkpoint=final|best|latest, a path to a model .zip or a checkpoint directory."
-        )
-    return model, model.with_name(VECNORMALIZE)
 
 
 @hydra.main(config_path=str(config_dir()), config_name="eval", version_base="1.3")

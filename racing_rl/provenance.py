@@ -1,13 +1,22 @@
-"""What a run needs to be rerun: the code's git commit, package versions, the machine."""
+"""What a run needs to be rerun (the code's git commit, package versions, the machine),
+and its history: ``run.json``, one entry ("leg") per invocation of ``racing-rl train``.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
+import os
 import platform
 import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from racing_rl.checkpoints import write_atomic
+
+log = logging.getLogger(__name__)
 
 #: Distributions whose versions decide what a run computes.
 PACKAGES = (
@@ -73,3 +82,60 @@ def environment_record() -> dict[str, Any]:
         "machine": platform.machine(),
         "host": platform.node(),
     }
+
+
+def record_leg(run_dir: Path, leg: dict[str, Any]) -> None:
+    """Add or update this invocation's entry in ``<run dir>/run.json``.
+
+    A leg is this process's entry if its ``started_at`` and ``pid`` match. When a new
+    leg is added, every earlier leg still marked ``running`` whose process is gone (killed
+    with SIGKILL, out of memory, a power cut: it could not write its end) is marked
+    ``killed``. A leg of a process that is still alive on this host is left alone.
+
+    Args:
+        run_dir: the run directory.
+        leg: the entry: ``started_at``, ``pid``, ``host``, ``status``, ...
+    """
+    path = run_dir / "run.json"
+    record: dict[str, Any] = {"legs": []}
+    if path.is_file():
+        try:
+            record = json.loads(path.read_text())
+            if not isinstance(record.get("legs"), list):
+                raise ValueError("no list of legs")
+        except (ValueError, AttributeError) as err:
+            log.warning("%s is damaged (%s); starting a new history", path, err)
+            record = {"legs": []}
+    legs = record["legs"]
+    mine = [i for i, old in enumerate(legs) if _same_leg(old, leg)]
+    if mine:
+        legs[mine[-1]] = leg
+    else:
+        for old in legs:
+            if isinstance(old, dict) and old.get("status") == "running" and not _alive(old):
+                old["status"] = "killed"
+                old["killed_noticed_at"] = leg.get("started_at")
+        legs.append(leg)
+    text = json.dumps(record, indent=2)
+    write_atomic(path, lambda tmp: tmp.write_text(text))
+
+
+def _same_leg(a: Any, b: dict[str, Any]) -> bool:
+    return isinstance(a, dict) and (a.get("started_at"), a.get("pid")) == (
+        b.get("started_at"),
+        b.get("pid"),
+    )
+
+
+def _alive(leg: dict[str, Any]) -> bool:
+    """Whether the process of ``leg`` is still running (on this host)."""
+    pid = leg.get("pid")
+    if not isinstance(pid, int) or leg.get("host") != platform.node() or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists but belongs to another user
+        return True
+    return True

@@ -4,9 +4,11 @@
 ``@hydra.main`` entry that reads the run directory from ``HydraConfig``.
 
 A run can be continued: ``racing-rl train resume=<run dir>`` loads the run's own config
-(``.hydra/config.yaml``) and its newest checkpoint (model, VecNormalize statistics,
-replay buffer) and trains on to ``total_timesteps``, in the same run directory and
-TensorBoard run. SIGINT (Ctrl-C) and SIGTERM save an ``interrupted`` checkpoint first.
+(``.hydra/config.yaml``) and its newest loadable checkpoint (model, VecNormalize
+statistics, replay buffer; ``racing_rl.checkpoints``, which runs no code from the run) and
+trains on to ``total_timesteps``, in the same run directory and TensorBoard run. SIGINT
+(Ctrl-C), SIGTERM and any error during training save an ``interrupted`` checkpoint
+first; a second signal during that save waits for it.
 """
 
 from __future__ import annotations
@@ -21,8 +23,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,7 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from racing_rl import config_dir
-from racing_rl.algos import load_model, make_model
+from racing_rl.algos import make_model
 from racing_rl.callbacks import (
     CheckpointCallback,
     FreezeCallback,
@@ -50,17 +51,23 @@ from racing_rl.callbacks import (
     ValidationVideo,
 )
 from racing_rl.checkpoints import (
+    INTERRUPTED,
     Checkpoint,
     latest_checkpoint,
+    load_model,
+    load_replay_buffer,
+    newest_loadable,
+    restore_statistics,
     save_checkpoint,
     save_model_files,
     write_atomic,
 )
 from racing_rl.checks import check_train_config
-from racing_rl.errors import CheckpointError, ConfigError, RacingRLError, TrainingInterrupted
+from racing_rl.errors import ConfigError, RacingRLError, TrainingInterrupted
 from racing_rl.evaluate import evaluation_env, load_run_config, track_seeds
+from racing_rl.normalize import is_finite
 from racing_rl.objective import objective
-from racing_rl.provenance import environment_record
+from racing_rl.provenance import environment_record, record_leg
 from racing_rl.vec import bridge_of, make_parallel_envs, make_vec_env
 
 log = logging.getLogger(__name__)
@@ -104,6 +111,7 @@ RESUMABLE = (
     "progress_bar",
     "checkpoint",
     "validation",
+    "trust_pickles",
 )
 #: Keys whose change would change the model's shape, its inputs or its buffers.
 SHAPE_KEYS = (
@@ -161,52 +169,53 @@ def resume_config(run_dir: Path, overrides: Sequence[str]) -> DictConfig:
     return cfg
 
 
-@contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """Turn SIGTERM into KeyboardInterrupt (as SIGINT already is) while training."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+class _Interrupts:
+    """SIGINT and SIGTERM while training (a context manager).
 
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt(signal.Signals(signum).name)
+    The first signal raises ``KeyboardInterrupt`` (SIGTERM too), which ends ``learn``
+    so that an ``interrupted`` checkpoint is saved. Any later signal, and any signal once
+    ``saving`` is set (a save after an error), is logged and otherwise waits for the save:
+    a double Ctrl-C leaves a complete checkpoint, not a ``.partial`` one and tracebacks.
+    Outside the main thread (where Python allows no handlers) it does nothing.
+    """
 
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    def __init__(self) -> None:
+        self.saving = False
+        self._previous: dict[signal.Signals, Any] = {}
+
+    def __enter__(self) -> _Interrupts:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        name = signal.Signals(signum).name
+        if self.saving:
+            log.warning("%s: still saving the checkpoint; it ends in a moment", name)
+            return
+        self.saving = True
+        raise KeyboardInterrupt(name)
 
 
-def _record_leg(run_dir: Path, leg: dict[str, Any]) -> None:
-    """Add or update this invocation's entry in ``run.json`` (one entry per leg)."""
-    path = run_dir / "run.json"
-    record = json.loads(path.read_text()) if path.is_file() else {"legs": []}
-    legs = record["legs"]
-    if legs and legs[-1].get("started_at") == leg["started_at"]:
-        legs[-1] = leg
-    else:
-        legs.append(leg)
-    text = json.dumps(record, indent=2)
-    write_atomic(path, lambda tmp: tmp.write_text(text))
+def _load_for_resume(cfg: DictConfig, checkpoint: Checkpoint, venv: VecEnv) -> BaseAlgorithm:
+    """Load a checkpoint's model, VecNormalize statistics (into ``venv``) and replay
+    buffer, running no code from the files (``racing_rl.checkpoints``).
 
-
-def _load_for_resume(
-    cfg: DictConfig, checkpoint: Checkpoint, venv: VecEnv
-) -> tuple[BaseAlgorithm, VecEnv]:
-    """Load a checkpoint's model, VecNormalize statistics and replay buffer onto ``venv``."""
+    Raises:
+        CheckpointError: if any part is missing or damaged.
+    """
+    trust = bool(cfg.get("trust_pickles", False))
     if isinstance(venv, VecNormalize):
-        if not checkpoint.vecnormalize.is_file():
-            raise CheckpointError(f"{checkpoint.path} has no {checkpoint.vecnormalize.name}.")
-        try:
-            venv = VecNormalize.load(str(checkpoint.vecnormalize), venv.venv)
-        except Exception as err:
-            raise CheckpointError(f"{checkpoint.vecnormalize} is not loadable: {err}") from err
+        restore_statistics(venv, checkpoint.path, trust)
         venv.training = True
     model = load_model(cfg.algo, checkpoint.model, env=venv, device=cfg.device)
     if isinstance(model, OffPolicyAlgorithm):
-        if checkpoint.replay_buffer.is_file():
-            model.load_replay_buffer(checkpoint.replay_buffer)
+        if load_replay_buffer(model, checkpoint.path, trust):
             buffer = model.replay_buffer
             assert buffer is not None
             log.info("replay buffer: %d transitions", buffer.size() * buffer.n_envs)
@@ -214,7 +223,34 @@ def _load_for_resume(
             log.warning("%s has no replay buffer: it starts empty", checkpoint.path)
     # A resumed leg is as reproducible as a fresh run: seed it from the config and step.
     model.set_random_seed(cfg.seed + model.num_timesteps)
-    return model, venv
+    return model
+
+
+def _all_finite(model: BaseAlgorithm, venv: VecEnv) -> bool:
+    """Whether the model's weights and the VecNormalize statistics are all finite."""
+    weights = all(bool(torch.isfinite(p).all()) for p in model.policy.parameters())
+    return weights and (not isinstance(venv, VecNormalize) or is_finite(venv))
+
+
+def _save_after_error(
+    model: BaseAlgorithm, venv: VecEnv, checkpoints_dir: Path, err: BaseException
+) -> Checkpoint | None:
+    """Save an ``interrupted`` checkpoint after ``err`` ended training, if the model and
+    statistics are finite (else the previous checkpoints stay the newest). A failure to
+    save is logged, so that ``err`` is what the user sees."""
+    if not _all_finite(model, venv):
+        log.error(
+            "training stopped by %s at %s timesteps; not saving: the weights or the "
+            "VecNormalize statistics are not finite. The last checkpoint stays the newest.",
+            type(err).__name__,
+            f"{model.num_timesteps:,}",
+        )
+        return None
+    try:
+        return save_checkpoint(model, venv, checkpoints_dir, INTERRUPTED)
+    except Exception as save_err:
+        log.error("could not save a checkpoint after the error: %s", save_err)
+        return None
 
 
 def train(cfg: DictConfig, run_dir: Path, resume: Checkpoint | None = None) -> dict[str, Any]:
@@ -239,26 +275,27 @@ def train(cfg: DictConfig, run_dir: Path, resume: Checkpoint | None = None) -> d
     leg: dict[str, Any] = {
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "command": " ".join([sys.argv[0], shlex.join(sys.argv[1:])]).strip(),
+        "pid": os.getpid(),
         "resumed_from": str(resume.path) if resume else None,
         "start_timesteps": None,
         "status": "running",
         **environment_record(),
     }
-    _record_leg(run_dir, leg)
+    record_leg(run_dir, leg)
     try:
         return _train(cfg, run_dir, resume, leg)
     except TrainingInterrupted:
         raise
     except KeyboardInterrupt as interrupt:  # before training started: nothing to save
         name = str(interrupt) or "SIGINT"
-        _record_leg(run_dir, {**leg, "status": "interrupted"})
+        record_leg(run_dir, {**leg, "status": "interrupted"})
         raise TrainingInterrupted(
             f"Interrupted by {name} while setting up, before any training; nothing was "
             "saved. Run the command again to start.",
             exit_code=128 + getattr(signal, name, signal.SIGINT),
         ) from None
     except Exception as err:
-        _record_leg(run_dir, {**leg, "status": "failed", "error": f"{type(err).__name__}: {err}"})
+        record_leg(run_dir, {**leg, "status": "failed", "error": f"{type(err).__name__}: {err}"})
         raise
 
 
@@ -282,10 +319,11 @@ def _train(
     if resume is None:
         model = make_model(cfg.algo, venv, seed=cfg.seed, device=cfg.device)
     else:
-        model, venv = _load_for_resume(cfg, resume, venv)
+        resume, model = newest_loadable(run_dir, partial(_load_for_resume, cfg, venv=venv))
+        leg["resumed_from"] = str(resume.path)
     model.set_logger(configure(str(run_dir / "tb"), ["tensorboard"]))
     leg["start_timesteps"] = int(model.num_timesteps)
-    _record_leg(run_dir, leg)
+    record_leg(run_dir, leg)
     log.info(
         "%s %s on %s: %d cars (%d tracks x %d), %s of %s timesteps, run dir %s",
         "resuming" if resume else "training",
@@ -305,7 +343,10 @@ def _train(
     if bridge is not None and cfg.backend.freeze_during_updates:
         callbacks.append(FreezeCallback(bridge))
     if cfg.checkpoint.every > 0:
-        callbacks.append(CheckpointCallback(cfg.checkpoint.every, checkpoints_dir, cfg.algo.name))
+        keep = int(cfg.checkpoint.get("keep", 0))
+        callbacks.append(
+            CheckpointCallback(cfg.checkpoint.every, checkpoints_dir, cfg.algo.name, keep)
+        )
     validation = None
     lap_time_limit_s = cfg.validation.max_steps * cfg.backend.rules.dt
     run_objective = partial(objective, kind=cfg.objective, lap_time_limit_s=lap_time_limit_s)
@@ -328,24 +369,41 @@ def _train(
 
     started = time.perf_counter()
     start_timesteps = model.num_timesteps
-    try:
-        with _sigterm_as_interrupt():
+    with _Interrupts() as interrupts:
+        try:
             model.learn(
                 total_timesteps=cfg.total_timesteps - model.num_timesteps,
                 callback=CallbackList(callbacks),
                 progress_bar=cfg.progress_bar,
                 reset_num_timesteps=resume is None,
             )
-    except KeyboardInterrupt as interrupt:
-        name = str(interrupt) or "SIGINT"
-        checkpoint = save_checkpoint(model, venv, checkpoints_dir, "interrupted")
-        _record_leg(run_dir, {**leg, "status": "interrupted", "end_timesteps": model.num_timesteps})
-        venv.close()
-        raise TrainingInterrupted(
-            f"Training interrupted by {name} at {model.num_timesteps:,} timesteps; saved "
-            f"{checkpoint.path}. Continue with: racing-rl train resume={run_dir}",
-            exit_code=128 + getattr(signal, name, signal.SIGINT),
-        ) from None
+        except KeyboardInterrupt as interrupt:
+            interrupts.saving = True
+            name = str(interrupt) or "SIGINT"
+            checkpoint = save_checkpoint(model, venv, checkpoints_dir, INTERRUPTED)
+            end = {"status": "interrupted", "end_timesteps": model.num_timesteps}
+            record_leg(run_dir, {**leg, **end})
+            venv.close()
+            raise TrainingInterrupted(
+                f"Training interrupted by {name} at {model.num_timesteps:,} timesteps; saved "
+                f"{checkpoint.path}. Continue with: racing-rl train resume={run_dir}",
+                exit_code=128 + getattr(signal, name, signal.SIGINT),
+            ) from None
+        except Exception as err:
+            interrupts.saving = True
+            saved = _save_after_error(model, venv, checkpoints_dir, err)
+            if saved is not None:
+                leg["checkpoint"] = str(saved.path)
+                log.warning(
+                    "training stopped by an error at %s timesteps; saved %s. After fixing the "
+                    "cause, continue with: racing-rl train resume=%s",
+                    f"{model.num_timesteps:,}",
+                    saved.path,
+                    run_dir,
+                )
+            leg["end_timesteps"] = model.num_timesteps
+            venv.close()
+            raise
     seconds = time.perf_counter() - started
     save_checkpoint(model, venv, checkpoints_dir, "final")
     save_model_files(model, venv, run_dir)
@@ -365,7 +423,7 @@ def _train(
     venv.close()
     text = json.dumps(summary, indent=2)
     write_atomic(run_dir / "summary.json", lambda tmp: tmp.write_text(text))
-    _record_leg(run_dir, {**leg, "status": "completed", "end_timesteps": model.num_timesteps})
+    record_leg(run_dir, {**leg, "status": "completed", "end_timesteps": model.num_timesteps})
     best = summary.get("best")
     log.info(
         "done: %s timesteps in %.0f s (%.0f env-steps/s)%s",

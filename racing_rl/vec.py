@@ -6,7 +6,8 @@ The stack, in order (CleanRL style, spelled out in ``make_vec_env``)::
       → SuperSuit frame_stack_v1         (wrappers.frame_stack; 1 = off)
       → ParallelEnvsVecEnv               (ours: one VecEnv slot per car)
       → VecMonitor                       (episode return/length for SB3's logger)
-      → VecNormalize                     (wrappers.normalize)
+      → VecNormalize                     (wrappers.normalize; racing_rl.normalize's
+                                          FiniteVecNormalize: statistics stay finite)
 
 Why the step to SB3 is ours (DESIGN.md, "Known pitfalls"): SuperSuit's
 ``concat_vec_envs_v1(..., base_class="stable_baselines3")`` breaks ``PPO(seed=...)``
@@ -37,7 +38,7 @@ import numpy as np
 import supersuit as ss
 from omegaconf import DictConfig
 from pettingzoo import ParallelEnv
-from stable_baselines3.common.vec_env import VecEnv, VecMonitor, VecNormalize
+from stable_baselines3.common.vec_env import VecEnv, VecMonitor
 from stable_baselines3.common.vec_env.base_vec_env import (
     VecEnvIndices,
     VecEnvObs,
@@ -47,6 +48,7 @@ from stable_baselines3.common.vec_env.base_vec_env import (
 from racing_rl.config import dataclass_from_dict, to_container
 from racing_rl.envs.race import ParallelStepReturn, RaceConfig, RaceParallelEnv
 from racing_rl.errors import ConfigError
+from racing_rl.normalize import FiniteVecNormalize
 
 if TYPE_CHECKING:
     from racing_rl.bridge.env import RobloxConfig
@@ -369,5 +371,5 @@ def make_vec_env(envs: Sequence[ParallelEnv], wrappers: DictConfig, gamma: float
         venv = VecMonitor(venv)
     normalize = wrappers.get("normalize")
     if normalize:
-        venv = VecNormalize(venv, gamma=gamma, **to_container(normalize))
+        venv = FiniteVecNormalize(venv, gamma=gamma, **to_container(normalize))
     return venv

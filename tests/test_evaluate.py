@@ -11,8 +11,9 @@ from omegaconf import OmegaConf
 from runs import racing_rl
 
 from racing_rl import config_dir
+from racing_rl.checkpoints import resolve_model
 from racing_rl.errors import CheckpointError, ConfigError
-from racing_rl.evaluate import EpisodeResult, checkpoint_paths, summarize, with_difficulty
+from racing_rl.evaluate import EpisodeResult, summarize, with_difficulty
 from racing_rl.replay import load_replay
 
 
@@ -44,7 +45,7 @@ def test_summarize_without_any_lap_reports_nan_lap_times():
     assert math.isnan(metrics["mean_lap_time_s"]) and math.isnan(metrics["best_lap_time_s"])
 
 
-def test_checkpoint_paths(tmp_path):
+def test_resolve_model(tmp_path):
     (tmp_path / "best").mkdir()
     for name in ["model.zip", "best/model.zip"]:
         (tmp_path / name).touch()
@@ -55,24 +56,20 @@ def test_checkpoint_paths(tmp_path):
         (directory / "checkpoint.json").write_text(json.dumps({"timesteps": steps, "kind": kind}))
     # A save that died half-way is never a candidate.
     (tmp_path / "checkpoints" / ".ppo_40000_steps.partial").mkdir()
-    assert checkpoint_paths(tmp_path, "final") == (
-        tmp_path / "model.zip",
-        tmp_path / "vecnormalize.pkl",
-    )
-    assert checkpoint_paths(tmp_path, "best")[1] == tmp_path / "best" / "vecnormalize.pkl"
+    assert resolve_model(tmp_path, "final") == tmp_path / "model.zip"
+    assert resolve_model(tmp_path, "best") == tmp_path / "best" / "model.zip"
     # latest is by step count, not by name order
-    model, stats = checkpoint_paths(tmp_path, "latest")
+    model = resolve_model(tmp_path, "latest")
     assert model == tmp_path / "checkpoints" / "ppo_20000_steps" / "model.zip"
-    assert stats == model.with_name("vecnormalize.pkl")
     directory = tmp_path / "checkpoints" / "interrupted_3000_steps"
-    assert checkpoint_paths(tmp_path, str(directory))[0] == directory / "model.zip"
-    assert checkpoint_paths(tmp_path, str(directory / "model.zip"))[0] == directory / "model.zip"
+    assert resolve_model(tmp_path, str(directory)) == directory / "model.zip"
+    assert resolve_model(tmp_path, str(directory / "model.zip")) == directory / "model.zip"
 
 
 @pytest.mark.parametrize("checkpoint", ["final", "best", "latest", "nope.zip"])
 def test_missing_checkpoints_raise_a_clear_error(tmp_path, checkpoint):
     with pytest.raises(CheckpointError, match=r"(?i)checkpoint"):
-        checkpoint_paths(tmp_path, checkpoint)
+        resolve_model(tmp_path, checkpoint)
 
 
 def assert_metrics_agree_with_replays(metrics: dict) -> None:

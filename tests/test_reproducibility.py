@@ -7,7 +7,7 @@ import torch
 from runs import QUICK, QUICK_OFF_POLICY, racing_rl
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from racing_rl.algos import load_model
+from racing_rl.checkpoints import load_model
 from racing_rl.evaluate import load_run_config
 
 RUNS = {

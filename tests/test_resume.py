@@ -15,8 +15,7 @@ from runs import QUICK, QUICK_OFF_POLICY, default_sigint, racing_rl
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from racing_rl import config_dir
-from racing_rl.algos import load_model
-from racing_rl.checkpoints import find_checkpoints, latest_checkpoint
+from racing_rl.checkpoints import find_checkpoints, latest_checkpoint, load_model
 from racing_rl.errors import ConfigError, TrainingInterrupted
 from racing_rl.evaluate import load_run_config
 from racing_rl.train import resume_config
@@ -101,7 +100,7 @@ def test_a_signal_saves_an_interrupted_checkpoint_that_resume_continues(sig, tmp
 
     interrupted = latest_checkpoint(run_dir)
     assert interrupted.kind == "interrupted" and interrupted.timesteps >= 1000
-    assert interrupted.vecnormalize.is_file()
+    assert interrupted.statistics.is_file()
     assert json.loads((run_dir / "run.json").read_text())["legs"][0]["status"] == "interrupted"
     total = interrupted.timesteps + 400
     resumed = racing_rl("train", f"resume={run_dir}", f"total_timesteps={total}", cwd=tmp_path)

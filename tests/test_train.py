@@ -7,8 +7,7 @@ from hydra import compose, initialize_config_dir
 from runs import OFF_POLICY, QUICK, QUICK_ALGO, racing_rl
 
 from racing_rl import config_dir
-from racing_rl.algos import load_model
-from racing_rl.checkpoints import find_checkpoints
+from racing_rl.checkpoints import find_checkpoints, load_model
 from racing_rl.train import train
 
 ALGOS = ["ppo", "sac", "td3", "recurrent_ppo", "tqc"]
@@ -38,7 +37,7 @@ def test_train_each_algorithm_leaves_a_loadable_model(algo, tmp_path):
     assert [c.kind for c in checkpoints] == [algo, algo, "final"], checkpoints
     assert [c.timesteps for c in checkpoints[:2]] == [1000, 2000]
     for checkpoint in checkpoints:
-        assert checkpoint.vecnormalize.is_file()
+        assert checkpoint.statistics.is_file()
         # Only the newest checkpoint keeps the (large) replay buffer.
         off_policy = algo in OFF_POLICY
         assert checkpoint.replay_buffer.is_file() == (off_policy and checkpoint.kind == "final")
