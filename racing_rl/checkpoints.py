@@ -361,7 +361,9 @@ def trusted_objects(
             trusted[key] = getattr(env, key) if env is not None else _space(key, data[key])
         elif key == "policy_class":
             policy = arguments.get("policy")
-            trusted[key] = cls._get_policy_from_name(policy) if isinstance(policy, str) else policy
+            if isinstance(policy, str):  # an alias (MlpPolicy) or an importable class
+                policy = cls.policy_aliases.get(policy) or hydra.utils.get_class(policy)
+            trusted[key] = policy
         elif key in parameters:
             default = parameters[key].default
             trusted[key] = arguments.get(

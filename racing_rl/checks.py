@@ -61,8 +61,7 @@ def _integer(
 ) -> int:
     value = OmegaConf.select(cfg, key)
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        allowed = f"in [{minimum}, {maximum:_}]" if maximum is not None else f">= {minimum}"
-        raise invalid(f"{where}{key}", value, f"must be an integer {allowed}")
+        raise invalid(f"{where}{key}", value, f"must be an integer >= {minimum}")
     if maximum is not None and value > maximum:
         raise invalid(
             f"{where}{key}", value, f"must be <= {maximum:_} (racing-rl's limit on what allocates)"

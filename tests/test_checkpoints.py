@@ -1,0 +1,175 @@
+"""Checkpoints: loading runs no code from a run dir, pruning, falling back on resume."""
+
+import base64
+import contextlib
+import json
+import pickle
+import shutil
+import zipfile
+from pathlib import Path
+
+import gymnasium
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+from runs import racing_rl
+from stable_baselines3 import PPO
+from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+
+from racing_rl import config_dir
+from racing_rl.checkpoints import (
+    STATISTICS,
+    VECNORMALIZE_PICKLE,
+    find_checkpoints,
+    latest_checkpoint,
+    load_model,
+    load_normalizer,
+    newest_loadable,
+    save_checkpoint,
+)
+from racing_rl.errors import CheckpointError
+from racing_rl.evaluate import load_run_config
+from racing_rl.train import train
+
+
+class Payload:
+    """A pickle that creates ``marker`` when it is unpickled (any code could run there)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def craft(run_dir: Path, marker: Path) -> None:
+    """Put the payload in every pickle of ``run_dir``'s final model files: vecnormalize.pkl
+    and model.zip's ``:serialized:`` observation space."""
+    payload = pickle.dumps(Payload(marker))
+    for directory in (run_dir, *(c.path for c in find_checkpoints(run_dir))):
+        (directory / VECNORMALIZE_PICKLE).write_bytes(payload)
+        model = directory / "model.zip"
+        with zipfile.ZipFile(model) as archive:
+            files = {name: archive.read(name) for name in archive.namelist()}
+        data = json.loads(files["data"])
+        data["observation_space"][":serialized:"] = base64.b64encode(payload).decode()
+        files["data"] = json.dumps(data).encode()
+        with zipfile.ZipFile(model, "w") as archive:
+            for name, content in files.items():
+                archive.writestr(name, content)
+
+
+@pytest.fixture
+def run_copy(tiny_runs, tmp_path) -> Path:
+    """A writable copy of a tiny trained run."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(tiny_runs[0], run_dir)
+    return run_dir
+
+
+def test_crafted_pickles_run_nothing_in_eval_and_resume(run_copy, tmp_path):
+    marker = tmp_path / "marker"
+    craft(run_copy, marker)
+    # The original failure: SB3's own loaders run the payload (then fail on its result).
+    for sb3_load in (
+        lambda: PPO.load(run_copy / "model.zip"),
+        lambda: VecNormalize.load(str(run_copy / VECNORMALIZE_PICKLE), None),
+    ):
+        with contextlib.suppress(Exception):
+            sb3_load()
+        assert marker.exists()
+        marker.unlink()
+
+    evaluated = racing_rl(
+        "eval", f"run_dir={run_copy}", "checkpoint=final", "seeds=[5]", cwd=tmp_path
+    )
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    assert not marker.exists()
+    resumed = racing_rl("train", f"resume={run_copy}", "total_timesteps=3000", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert not marker.exists()
+    assert latest_checkpoint(run_copy).timesteps > 2048
+
+
+def test_an_old_run_s_pickled_statistics_load_only_when_trusted(run_copy, tmp_path):
+    for npz in run_copy.rglob(STATISTICS):
+        npz.unlink()
+    shape = (26,)  # (10 rays + 3) × PPO's 2 frames
+    with pytest.raises(CheckpointError, match="trust_pickles=true"):
+        load_normalizer(run_copy, shape)
+    trusted = load_normalizer(run_copy, shape, trust_pickles=True)
+    pickled = pickle.loads((run_copy / VECNORMALIZE_PICKLE).read_bytes())  # our own run
+    observation = np.linspace(-1, 1, 26, dtype=np.float32)[None]
+    assert np.array_equal(trusted.normalize_obs(observation), pickled.normalize_obs(observation))
+
+
+def test_plain_statistics_normalise_as_the_pickle_does(run_copy):
+    normalizer = load_normalizer(run_copy, (26,))
+    pickled = pickle.loads((run_copy / VECNORMALIZE_PICKLE).read_bytes())  # our own run
+    observation = np.linspace(-3, 3, 52, dtype=np.float32).reshape(2, 26)
+    assert np.array_equal(normalizer.normalize_obs(observation), pickled.normalize_obs(observation))
+    assert not normalizer.training and not normalizer.norm_reward
+    with pytest.raises(CheckpointError, match=r"shape \(26,\).*expected \(30,\)"):
+        load_normalizer(run_copy, (30,))
+
+
+def test_a_safely_loaded_model_acts_as_sb3_s_own_load(run_copy):
+    cfg = load_run_config(run_copy)
+    safe = load_model(cfg.algo, run_copy / "model.zip")
+    reference = PPO.load(run_copy / "model.zip")
+    observation = np.linspace(-1, 1, 26, dtype=np.float32)[None]
+    assert np.array_equal(
+        safe.predict(observation, deterministic=True)[0],
+        reference.predict(observation, deterministic=True)[0],
+    )
+    assert safe.num_timesteps == reference.num_timesteps == 2048
+
+
+def tiny_model() -> tuple[PPO, VecNormalize]:
+    env = VecNormalize(DummyVecEnv([lambda: gymnasium.make("racing_rl/Race-v0")]))
+    return PPO("MlpPolicy", env, n_steps=16, batch_size=16, n_epochs=1, seed=0), env
+
+
+def test_keep_prunes_the_oldest_periodic_checkpoints_only(tmp_path):
+    model, env = tiny_model()
+    checkpoints = tmp_path / "checkpoints"
+    save_checkpoint(model, env, checkpoints, "interrupted")
+    for steps in (100, 200, 300, 400):
+        model.num_timesteps = steps
+        save_checkpoint(model, env, checkpoints, "ppo", keep=2)
+    save_checkpoint(model, env, checkpoints, "final", keep=2)
+    names = [c.path.name for c in find_checkpoints(tmp_path)]
+    assert names == ["interrupted_0_steps", "ppo_300_steps", "ppo_400_steps", "final_400_steps"]
+
+
+def test_resume_falls_back_to_the_newest_checkpoint_that_loads(tmp_path, caplog):
+    overrides = [
+        "total_timesteps=600",
+        "n_venvs=1",
+        "agents_per_venv=2",
+        "algo.model.n_steps=100",
+        "algo.model.batch_size=100",
+        "validation.every=0",
+        "checkpoint.every=200",
+        "progress_bar=false",
+    ]
+    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+        cfg = compose("train", overrides=overrides)
+    (tmp_path / ".hydra").mkdir()
+    OmegaConf.save(cfg, tmp_path / ".hydra" / "config.yaml")
+    train(cfg, tmp_path)
+    final = latest_checkpoint(tmp_path)
+    damaged = final.model.read_bytes()
+    final.model.write_bytes(damaged[: len(damaged) // 2])
+    cfg.total_timesteps = 800
+    summary = train(cfg, tmp_path, resume=final)
+    assert summary["timesteps"] == 800
+    legs = json.loads((tmp_path / "run.json").read_text())["legs"]
+    assert legs[-1]["resumed_from"].endswith("ppo_600_steps")
+    assert "resuming from" in caplog.text and "ppo_600_steps" in caplog.text
+
+
+def test_resume_with_no_loadable_checkpoint_says_why(tmp_path):
+    with pytest.raises(CheckpointError, match="no complete checkpoint"):
+        newest_loadable(tmp_path, lambda checkpoint: None)
