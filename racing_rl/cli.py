@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import importlib
+import os
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import CodeType, FrameType
+from typing import Any
 
 USAGE = """\
 usage: racing-rl <command> [OVERRIDE ...] [--help]
@@ -73,14 +79,50 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     # Hydra parses sys.argv itself; the program name shows in its --help.
     sys.argv = [f"racing-rl {command}", *rest]
-    try:
-        _command(command)()
-    except KeyboardInterrupt:
-        print(
-            f"racing-rl {command}: interrupted while starting; nothing was done.", file=sys.stderr
-        )
-        return 130
+    with _interrupts_while_starting(command) as started:
+        try:
+            app = _command(command)
+            started(app)
+            app()
+        except KeyboardInterrupt:  # the command let it through
+            print(f"racing-rl {command}: interrupted (Ctrl-C).", file=sys.stderr)
+            return 130
     return 0
+
+
+@contextmanager
+def _interrupts_while_starting(command: str) -> Iterator[Callable[[Any], None]]:
+    """Ctrl-C before the command's own code runs (while Python imports it or Hydra
+    composes its config) exits at once with 130 and one line, not a traceback: a
+    KeyboardInterrupt raised inside Hydra's config handling leaves it half-updated and
+    ends in an unrelated error. Once the command's task function is on the stack, SIGINT
+    raises KeyboardInterrupt as usual, which the commands handle (train saves a
+    checkpoint). Yields ``started(app)``, to be called with the Hydra app once imported.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda app: None
+        return
+    task_code: list[CodeType] = []
+
+    def started(app: Any) -> None:
+        task = getattr(app, "__wrapped__", None)  # hydra.main keeps the task function here
+        if task is not None:
+            task_code.append(task.__code__)
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        while frame is not None:
+            if frame.f_code in task_code:
+                raise KeyboardInterrupt
+            frame = frame.f_back
+        print(f"racing-rl {command}: interrupted while starting (Ctrl-C).", file=sys.stderr)
+        sys.stderr.flush()
+        os._exit(130)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield started
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 if __name__ == "__main__":

@@ -104,7 +104,9 @@ def record_leg(run_dir: Path, leg: dict[str, Any]) -> None:
             if not isinstance(record.get("legs"), list):
                 raise ValueError("no list of legs")
         except (ValueError, AttributeError) as err:
-            log.warning("%s is damaged (%s); starting a new history", path, err)
+            kept = path.with_name(f"{path.name}.damaged")
+            os.replace(path, kept)
+            log.warning("%s is damaged (%s); kept as %s, starting a new history", path, err, kept)
             record = {"legs": []}
     legs = record["legs"]
     mine = [i for i, old in enumerate(legs) if _same_leg(old, leg)]

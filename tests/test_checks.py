@@ -3,13 +3,15 @@
 import json
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from runs import racing_rl
 
 from racing_rl import config_dir
 from racing_rl.checks import check_track_splits, check_train_config
-from racing_rl.errors import ConfigError
+from racing_rl.errors import CheckpointError, ConfigError
+from racing_rl.evaluate import load_run_config
 
 # (overrides, text the message must contain: the key, and what is allowed where useful)
 INVALID = [
@@ -41,6 +43,29 @@ INVALID = [
     (["backend.name=carla"], "backend.name='carla'; must be one of pygame, roblox"),
     (["backend=roblox", "backend.server.host=0.0.0.0"], "server.host='0.0.0.0'"),
     (["backend=roblox", "backend.observation_size=11"], "observation_size=11"),
+    # Upper bounds on what allocates, and values that used to train silently.
+    (["n_venvs=100000"], "n_venvs=100000; must be <= 1_024"),
+    (["agents_per_venv=1000000"], "agents_per_venv=1000000; must be <= 256"),
+    (["n_venvs=1000", "agents_per_venv=200"], "1000 × 200 = 200_000 cars; must be <= 8_192"),
+    (
+        ["n_venvs=64", "agents_per_venv=20", "algo.model.n_steps=5000"],
+        "n_steps × cars = 5000 × 1280 = 6_400_000 must be <= 4_194_304",
+    ),
+    (["algo.model.n_steps=1000000"], "algo.model.n_steps=1000000; must be <= 100_000"),
+    (["algo=sac", "algo.model.buffer_size=100000000"], "buffer_size=100000000; must be <="),
+    (["wrappers.frame_stack=1000"], "wrappers.frame_stack=1000; must be <= 64"),
+    (["tracks.validation=[1000000,3000000]"], "at most 10_000 tracks"),
+    (["validation.video.size=4096"], "validation.video.size=4096; must be <= 1_024"),
+    (["validation.video.max_steps=100000"], "frames × size² × 3 must be <= 2 GiB"),
+    (["algo.model.clip_range=-1"], "algo.model.clip_range=-1; must be a number in (0.0, 1.0]"),
+    (["algo.net_width=0"], "algo.net_width=0; must be an integer >= 1"),
+    (["algo.net_width=100000"], "algo.net_width=100000; must be <= 16_384"),
+    (["wrappers.normalize.clip_obs=-1"], "wrappers.normalize.clip_obs=-1; must be a number in"),
+    (["algo.model.ent_coef=abc"], "algo.model.ent_coef='abc'; must be a number in [0.0, inf]"),
+    (["algo=sac", "algo.model.ent_coef=abc"], "must be auto, auto_<initial value> or a number"),
+    (["algo.model.max_grad_norm=0"], "algo.model.max_grad_norm=0"),
+    (["checkpoint.keep=-1"], "checkpoint.keep=-1; must be an integer >= 0"),
+    (["trust_pickles=maybe"], "trust_pickles='maybe'; must be true or false"),
 ]
 
 
@@ -51,6 +76,22 @@ def test_invalid_config_fails_naming_the_key(overrides, message):
     with pytest.raises(ConfigError) as raised:
         check_train_config(cfg)
     assert message in str(raised.value)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_without_cuda_fails_naming_the_key():
+    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+        cfg = compose("train", overrides=["device=cuda"])
+    with pytest.raises(ConfigError, match=r"device='cuda'; this machine's CUDA devices: none"):
+        check_train_config(cfg)
+
+
+def test_a_cuda_index_the_machine_lacks_fails_naming_the_key():
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+        cfg = compose("train", overrides=[f"device=cuda:{count}"])
+    with pytest.raises(ConfigError, match=f"device='cuda:{count}'"):
+        check_train_config(cfg)
 
 
 @pytest.mark.parametrize("algo", ["ppo", "sac", "td3", "recurrent_ppo", "tqc"])
@@ -96,3 +137,32 @@ def test_default_track_splits_are_disjoint():
     with initialize_config_dir(str(config_dir()), version_base="1.3"):
         cfg = compose("train")
     check_track_splits(cfg.tracks)
+
+
+GARBAGE = {
+    "binary": b"\x00\x9f\x92\x96\xff\xfe garbage",
+    "a YAML list": b"- 1\n- 2\n",
+    "empty": b"",
+    "a bad interpolation": b"seed: ${nope}\nalgo: {name: ppo}\n",
+    "a missing section": b"seed: 0\n",
+}
+
+
+@pytest.mark.parametrize("content", GARBAGE.values(), ids=GARBAGE.keys())
+def test_a_garbage_run_config_is_a_one_line_error(tmp_path, content):
+    (tmp_path / ".hydra").mkdir()
+    (tmp_path / ".hydra" / "config.yaml").write_bytes(content)
+    with pytest.raises(CheckpointError, match="is not a valid run config") as raised:
+        load_run_config(tmp_path)
+    assert "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize("command", ["eval", "train"])
+def test_eval_and_resume_of_a_garbage_run_config_say_so_without_a_traceback(tmp_path, command):
+    run_dir = tmp_path / "run"
+    (run_dir / ".hydra").mkdir(parents=True)
+    (run_dir / ".hydra" / "config.yaml").write_bytes(GARBAGE["a YAML list"])
+    arg = f"run_dir={run_dir}" if command == "eval" else f"resume={run_dir}"
+    result = racing_rl(command, arg, cwd=tmp_path, timeout=120)
+    assert result.returncode == 1
+    assert "is not a valid run config" in result.stderr and "Traceback" not in result.stderr

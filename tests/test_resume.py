@@ -15,7 +15,12 @@ from runs import QUICK, QUICK_OFF_POLICY, default_sigint, racing_rl
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from racing_rl import config_dir
-from racing_rl.checkpoints import find_checkpoints, latest_checkpoint, load_model
+from racing_rl.checkpoints import (
+    find_checkpoints,
+    latest_checkpoint,
+    load_model,
+    load_replay_buffer,
+)
 from racing_rl.errors import ConfigError, TrainingInterrupted
 from racing_rl.evaluate import load_run_config
 from racing_rl.train import resume_config
@@ -72,19 +77,18 @@ def test_resume_continues_the_run_where_it_stopped(algo, tmp_path):
             assert rate == pytest.approx(start * (1 - (step - 200) / total), rel=1e-5)
     else:
         # The replay buffer came back: it holds both legs' transitions, not the last 2000.
-        model.load_replay_buffer(final.replay_buffer)
+        assert load_replay_buffer(model, final.path)
         assert model.replay_buffer.size() * model.replay_buffer.n_envs == 4000
         assert "replay buffer: 2000 transitions" in second.stderr
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_a_signal_saves_an_interrupted_checkpoint_that_resume_continues(sig, tmp_path):
-    run_dir = tmp_path / "run"
+def training_with_a_checkpoint(run_dir) -> subprocess.Popen:
+    """A long `racing-rl train` in a subprocess, once it has saved a periodic checkpoint."""
     quick = [q for q in QUICK if not q.startswith("total_timesteps")]
     args = [*PPO, *quick, "total_timesteps=10000000", f"hydra.run.dir={run_dir}"]
     process = subprocess.Popen(
         [sys.executable, "-m", "racing_rl.cli", "train", *args],
-        cwd=tmp_path,
+        cwd=run_dir.parent,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -93,6 +97,13 @@ def test_a_signal_saves_an_interrupted_checkpoint_that_resume_continues(sig, tmp
     deadline = time.monotonic() + 120
     while not list(run_dir.glob("checkpoints/ppo_*")) and time.monotonic() < deadline:
         time.sleep(0.2)
+    return process
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_saves_an_interrupted_checkpoint_that_resume_continues(sig, tmp_path):
+    run_dir = tmp_path / "run"
+    process = training_with_a_checkpoint(run_dir)
     process.send_signal(sig)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 128 + sig, stderr[-3000:]
@@ -155,7 +166,9 @@ def test_a_save_killed_midway_leaves_the_previous_checkpoint_loadable(tmp_path):
         assert checkpoint.timesteps == 64
         if kill_in == "checkpoint":  # the half-written one is left aside, not listed
             assert list((tmp_path / "checkpoints").glob(".ppo_128_steps.partial"))
-        algo = OmegaConf.create({"model": {"_target_": "stable_baselines3.PPO"}})
+        algo = OmegaConf.create(
+            {"model": {"_target_": "stable_baselines3.PPO", "policy": "MlpPolicy"}}
+        )
         for path in (checkpoint.model, tmp_path / "model.zip"):
             assert load_model(algo, path, env=None, device="cpu").num_timesteps == 64
 
@@ -197,3 +210,59 @@ def test_ctrl_c_while_setting_up_is_recorded_and_explained(tmp_path, monkeypatch
     assert raised.value.exit_code == 128 + signal.SIGINT
     (leg,) = json.loads((tmp_path / "run.json").read_text())["legs"]
     assert leg["status"] == "interrupted"
+
+
+def test_an_exception_during_training_saves_an_interrupted_checkpoint(tmp_path, monkeypatch):
+    import racing_rl.train as train_module
+
+    class Failing(train_module.RaceMetricsCallback):
+        def _on_step(self) -> bool:
+            if self.num_timesteps >= 600:
+                raise RuntimeError("a bug in a callback")
+            return super()._on_step()
+
+    monkeypatch.setattr(train_module, "RaceMetricsCallback", Failing)
+    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+        cfg = compose("train", overrides=[*PPO, *QUICK, "validation.every=0"])
+    with pytest.raises(RuntimeError, match="a bug in a callback"):
+        train_module.train(cfg, tmp_path)
+    checkpoint = latest_checkpoint(tmp_path)
+    assert checkpoint.kind == "interrupted" and checkpoint.timesteps == 600
+    assert load_model(cfg.algo, checkpoint.model).num_timesteps == 600
+    (leg,) = json.loads((tmp_path / "run.json").read_text())["legs"]
+    assert leg["status"] == "failed" and "a bug in a callback" in leg["error"]
+    assert leg["checkpoint"] == str(checkpoint.path)
+
+
+def test_a_double_sigint_leaves_a_loadable_checkpoint_and_no_traceback(tmp_path):
+    run_dir = tmp_path / "run"
+    process = training_with_a_checkpoint(run_dir)
+    process.send_signal(signal.SIGINT)
+    time.sleep(0.02)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr[-3000:]
+    assert "Traceback" not in stderr, stderr[-3000:]
+    assert not list((run_dir / "checkpoints").glob(".*.partial"))
+    interrupted = latest_checkpoint(run_dir)
+    assert interrupted.kind == "interrupted"
+    cfg = load_run_config(run_dir)
+    assert load_model(cfg.algo, interrupted.model).num_timesteps == interrupted.timesteps
+
+
+@pytest.mark.parametrize("after_s", [0.5, 1.5])
+def test_ctrl_c_while_starting_exits_130_without_a_traceback(tmp_path, after_s):
+    """While Python imports, Hydra composes the config or train() sets up."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "racing_rl.cli", "train", *QUICK, f"hydra.run.dir={tmp_path}/r"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=default_sigint,
+    )
+    time.sleep(after_s)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr[-3000:]
+    assert "Traceback" not in stderr, stderr[-3000:]

@@ -1,0 +1,54 @@
+"""run.json: one leg per invocation; legs of killed processes are marked on the next start."""
+
+import json
+import os
+import platform
+import subprocess
+import sys
+
+from racing_rl.provenance import record_leg
+
+
+def leg(started_at: str, pid: int, status: str = "running") -> dict:
+    return {"started_at": started_at, "pid": pid, "host": platform.node(), "status": status}
+
+
+def dead_pid() -> int:
+    child = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(child.stdout)
+
+
+def test_a_killed_leg_is_marked_on_the_next_start(tmp_path):
+    record_leg(tmp_path, leg("2026-12-01T10:00:00", dead_pid()))  # then: kill -9
+    record_leg(tmp_path, leg("2026-12-01T11:00:00", os.getpid()))
+    killed, current = json.loads((tmp_path / "run.json").read_text())["legs"]
+    assert killed["status"] == "killed"
+    assert killed["killed_noticed_at"] == "2026-12-01T11:00:00"
+    assert current["status"] == "running"
+    record_leg(tmp_path, {**leg("2026-12-01T11:00:00", os.getpid()), "status": "completed"})
+    legs = json.loads((tmp_path / "run.json").read_text())["legs"]
+    assert [entry["status"] for entry in legs] == ["killed", "completed"]
+
+
+def test_a_leg_whose_process_still_runs_is_left_alone(tmp_path):
+    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as other:
+        try:
+            record_leg(tmp_path, leg("2026-12-01T10:00:00", other.pid))
+            record_leg(tmp_path, leg("2026-12-01T11:00:00", os.getpid()))
+        finally:
+            other.kill()
+    first, _ = json.loads((tmp_path / "run.json").read_text())["legs"]
+    assert first["status"] == "running"
+
+
+def test_a_damaged_run_json_starts_a_new_history(tmp_path):
+    (tmp_path / "run.json").write_text("{not json")
+    record_leg(tmp_path, leg("2026-12-01T11:00:00", os.getpid()))
+    (only,) = json.loads((tmp_path / "run.json").read_text())["legs"]
+    assert only["pid"] == os.getpid()
+    assert (tmp_path / "run.json.damaged").read_text() == "{not json"
