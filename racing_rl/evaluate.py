@@ -477,10 +477,13 @@ def load_policy_driver(run_dir: Path, cfg: DictConfig, observation_size: int) ->
     Raises:
         CheckpointError: if the run, checkpoint or statistics are missing or damaged, or
             the checkpoint expects other observations.
+        ConfigError: if this machine lacks ``cfg.device``.
     """
     from racing_rl.checkpoints import load_model, load_normalizer, resolve_model
+    from racing_rl.checks import check_device
     from racing_rl.drivers import PolicyDriver
 
+    check_device(cfg.device)
     run_cfg = load_run_config(run_dir)
     model_path = resolve_model(run_dir, cfg.checkpoint)
     model = load_model(run_cfg.algo, model_path, env=None, device=cfg.device)
