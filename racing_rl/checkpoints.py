@@ -351,14 +351,21 @@ def trusted_objects(
       ``policy_kwargs``...): the config's value, else the constructor's default.
     - anything else is run-time state that ``_setup_model``/``learn`` rebuild
       (``lr_schedule``, ``_last_obs``, episode buffers): None.
+
+    Raises:
+        CheckpointError: without ``env``, if the file records no valid space shape.
     """
     serialized = [k for k, v in data.items() if isinstance(v, dict) and ":serialized:" in v]
     arguments = hydra.utils.instantiate(algo.model, _partial_=True, _convert_="all").keywords
     parameters = inspect.signature(cls.__init__).parameters
+    spaces_ = {
+        key: getattr(env, key) if env is not None else _space(key, data[key])
+        for key in ("observation_space", "action_space")
+    }
     trusted: dict[str, Any] = {}
     for key in serialized:
-        if key in ("observation_space", "action_space"):
-            trusted[key] = getattr(env, key) if env is not None else _space(key, data[key])
+        if key in spaces_:
+            trusted[key] = spaces_[key]
         elif key == "policy_class":
             policy = arguments.get("policy")
             if isinstance(policy, str):  # an alias (MlpPolicy) or an importable class
@@ -366,11 +373,14 @@ def trusted_objects(
             trusted[key] = policy
         elif key in parameters:
             default = parameters[key].default
-            trusted[key] = arguments.get(
-                key, None if default is inspect.Parameter.empty else default
-            )
+            missing = default is inspect.Parameter.empty
+            trusted[key] = arguments.get(key, None if missing else default)
         else:
             trusted[key] = None
+    if trusted.get("target_entropy") == "auto":
+        # What TQC's _setup_model makes of "auto", which needs an env that inference lacks.
+        shape = spaces_["action_space"].shape
+        trusted["target_entropy"] = -np.prod(shape).astype(np.float32)
     return trusted
 
 
