@@ -87,7 +87,8 @@ def environment_record() -> dict[str, Any]:
 def record_leg(run_dir: Path, leg: dict[str, Any]) -> None:
     """Add or update this invocation's entry in ``<run dir>/run.json``.
 
-    A leg is this process's entry if its ``started_at`` and ``pid`` match. When a new
+    A leg is this process's entry if it is still ``running`` and its ``started_at`` and
+    ``pid`` match (two legs of one process can start within a second). When a new
     leg is added, every earlier leg still marked ``running`` whose process is gone (killed
     with SIGKILL, out of memory, a power cut: it could not write its end) is marked
     ``killed``. A leg of a process that is still alive on this host is left alone.
@@ -123,7 +124,8 @@ def record_leg(run_dir: Path, leg: dict[str, Any]) -> None:
 
 
 def _same_leg(a: Any, b: dict[str, Any]) -> bool:
-    return isinstance(a, dict) and (a.get("started_at"), a.get("pid")) == (
+    return isinstance(a, dict) and (a.get("status"), a.get("started_at"), a.get("pid")) == (
+        "running",
         b.get("started_at"),
         b.get("pid"),
     )

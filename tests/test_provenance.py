@@ -52,3 +52,12 @@ def test_a_damaged_run_json_starts_a_new_history(tmp_path):
     (only,) = json.loads((tmp_path / "run.json").read_text())["legs"]
     assert only["pid"] == os.getpid()
     assert (tmp_path / "run.json.damaged").read_text() == "{not json"
+
+
+def test_two_legs_of_one_process_in_the_same_second_stay_two(tmp_path):
+    first = leg("2026-12-01T10:00:00", os.getpid())
+    record_leg(tmp_path, first)
+    record_leg(tmp_path, {**first, "status": "completed"})
+    record_leg(tmp_path, first)  # resumed in-process within the same second
+    legs = json.loads((tmp_path / "run.json").read_text())["legs"]
+    assert [entry["status"] for entry in legs] == ["completed", "running"]
