@@ -51,6 +51,7 @@ from racing_rl.callbacks import (
     ValidationVideo,
 )
 from racing_rl.checkpoints import (
+    FINAL,
     INTERRUPTED,
     Checkpoint,
     latest_checkpoint,
@@ -404,9 +405,10 @@ def _train(
             leg["end_timesteps"] = model.num_timesteps
             venv.close()
             raise
-    seconds = time.perf_counter() - started
-    save_checkpoint(model, venv, checkpoints_dir, "final")
-    save_model_files(model, venv, run_dir)
+        seconds = time.perf_counter() - started
+        interrupts.saving = True  # a signal now waits for the final model
+        save_checkpoint(model, venv, checkpoints_dir, FINAL)
+        save_model_files(model, venv, run_dir)
     trained = model.num_timesteps - start_timesteps
     summary: dict[str, Any] = {
         "timesteps": int(model.num_timesteps),

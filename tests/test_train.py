@@ -25,8 +25,10 @@ def test_train_each_algorithm_leaves_a_loadable_model(algo, tmp_path):
         ".hydra/config.yaml",
         "train.log",
         "model.zip",
+        "vecnormalize.npz",
         "vecnormalize.pkl",
         "best/model.zip",
+        "best/vecnormalize.npz",
         "best/vecnormalize.pkl",
         "best/metrics.json",
         "summary.json",
@@ -60,7 +62,7 @@ def test_train_function_in_process(tmp_path):
         cfg = compose("train", overrides=[*QUICK, "validation.every=0", "checkpoint.every=0"])
     summary = train(cfg, tmp_path)
     assert summary["timesteps"] >= 2000 and "best" not in summary
-    assert (tmp_path / "model.zip").is_file() and (tmp_path / "vecnormalize.pkl").is_file()
+    assert (tmp_path / "model.zip").is_file() and (tmp_path / "vecnormalize.npz").is_file()
 
 
 def test_eval_measures_a_trained_run(tmp_path):
@@ -106,7 +108,7 @@ def test_eval_of_a_damaged_or_mismatched_checkpoint_says_which_and_why(tmp_path)
     damaged.mkdir()
     model = (run_dir / "model.zip").read_bytes()
     (damaged / "model.zip").write_bytes(model[: len(model) // 2])
-    (damaged / "vecnormalize.pkl").write_bytes((run_dir / "vecnormalize.pkl").read_bytes())
+    (damaged / "vecnormalize.npz").write_bytes((run_dir / "vecnormalize.npz").read_bytes())
     result = racing_rl("eval", f"run_dir={run_dir}", f"checkpoint={damaged}", cwd=tmp_path)
     assert result.returncode == 1
     assert f"{damaged}/model.zip is not a loadable PPO checkpoint" in result.stderr
