@@ -186,7 +186,10 @@ def save_checkpoint(
     if keep > 0 and kind not in (INTERRUPTED, FINAL):
         periodic = [c for c in older if c.kind == kind] + [checkpoint]
         for pruned in periodic[:-keep]:
-            shutil.rmtree(pruned.path, ignore_errors=True)
+            # Out of the listing first, so that a kill mid-delete leaves only a .partial.
+            doomed = checkpoints_dir / f".{pruned.path.name}.partial"
+            os.replace(pruned.path, doomed)
+            shutil.rmtree(doomed, ignore_errors=True)
             log.info("checkpoint.keep=%d: deleted %s", keep, pruned.path)
     return checkpoint
 
