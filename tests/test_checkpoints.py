@@ -14,7 +14,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from runs import racing_rl
-from stable_baselines3 import PPO
+from stable_baselines3 import PPO, SAC
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
 from racing_rl import config_dir
@@ -25,8 +25,10 @@ from racing_rl.checkpoints import (
     latest_checkpoint,
     load_model,
     load_normalizer,
+    load_replay_buffer,
     newest_loadable,
     save_checkpoint,
+    save_replay_buffer,
 )
 from racing_rl.errors import CheckpointError
 from racing_rl.evaluate import load_run_config
@@ -173,3 +175,26 @@ def test_resume_falls_back_to_the_newest_checkpoint_that_loads(tmp_path, caplog)
 def test_resume_with_no_loadable_checkpoint_says_why(tmp_path):
     with pytest.raises(CheckpointError, match="no complete checkpoint"):
         newest_loadable(tmp_path, lambda checkpoint: None)
+
+
+def test_a_replay_buffer_round_trips_as_npz_and_an_old_pickle_needs_trust(tmp_path):
+    env = DummyVecEnv([lambda: gymnasium.make("racing_rl/Race-v0")])
+    model = SAC("MlpPolicy", env, buffer_size=500, learning_starts=1000, seed=0)
+    model.learn(120)
+    save_replay_buffer(model, tmp_path / "replay_buffer.npz")
+    fresh = SAC("MlpPolicy", env, buffer_size=500, learning_starts=1000, seed=0)
+    assert load_replay_buffer(fresh, tmp_path)
+    for key in ("observations", "actions", "rewards", "dones", "timeouts"):
+        assert np.array_equal(getattr(fresh.replay_buffer, key), getattr(model.replay_buffer, key))
+    assert fresh.replay_buffer.pos == model.replay_buffer.pos == 120
+
+    old = tmp_path / "old"
+    old.mkdir()
+    model.save_replay_buffer(old / "replay_buffer.pkl")
+    with pytest.raises(CheckpointError, match="trust_pickles=true"):
+        load_replay_buffer(fresh, old)
+    assert load_replay_buffer(fresh, old, trust_pickles=True)
+    assert fresh.replay_buffer.size() == 120
+    small = SAC("MlpPolicy", env, buffer_size=100, learning_starts=1000, seed=0)
+    with pytest.raises(CheckpointError, match="observations has shape"):
+        load_replay_buffer(small, tmp_path)
