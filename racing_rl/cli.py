@@ -179,7 +179,7 @@ def check_arguments(name: str, args: list[str]) -> None:
     if any(a.startswith("-") and a not in ("-m", "--multirun") for a in args):
         return  # --cfg, --info, ...: Hydra's own questions, nothing is run
     try:
-        overrides = OverridesParser.create().parse_overrides(args)
+        overrides = OverridesParser.create().parse_overrides([a for a in args if a[:1] != "-"])
     except OverrideParseException:
         return  # Hydra says what is wrong with it
     given = {o.key_or_group: o for o in overrides}

@@ -388,6 +388,7 @@ def evaluate(cfg: DictConfig, difficulty: str | None = None) -> dict[str, Any]:
             env.close()
         if window is not None:
             window.close()
+            log.info("render: %d frames drawn", window.frames)
     seconds = time.perf_counter() - started
     out = Path(cfg.out_dir) if cfg.get("out_dir") else Path(eval_dir(entries))
     replays = []

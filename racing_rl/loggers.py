@@ -9,6 +9,7 @@ Biases run (``logger=wandb``) that syncs those TensorBoard events.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import sys
 from collections.abc import Iterator
@@ -67,6 +68,16 @@ def sb3_logger(run_dir: Path) -> Logger:
     )
 
 
+def check_logger(cfg: DictConfig) -> None:
+    """Check that the package of ``cfg.logger`` (if any) is installed.
+
+    Raises:
+        ConfigError: ``logger=wandb`` without the ``wandb`` package.
+    """
+    if cfg.get("logger") and importlib.util.find_spec("wandb") is None:
+        raise ConfigError("logger=wandb needs the wandb package: pip install 'racing-rl[wandb]'")
+
+
 @contextmanager
 def wandb_run(cfg: DictConfig, run_dir: Path) -> Iterator[object | None]:
     """A Weights & Biases run for the duration of training, if ``cfg.logger`` asks for one.
@@ -88,12 +99,9 @@ def wandb_run(cfg: DictConfig, run_dir: Path) -> Iterator[object | None]:
     if not settings:
         yield None
         return
-    try:
-        import wandb
-    except ImportError as err:
-        raise ConfigError(
-            "logger=wandb needs the wandb package: pip install 'racing-rl[wandb]'"
-        ) from err
+    check_logger(cfg)
+    import wandb
+
     run = wandb.init(
         project=settings.project,
         entity=settings.entity,

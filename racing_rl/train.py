@@ -60,7 +60,7 @@ from racing_rl.checkpoints import (
 from racing_rl.checks import check_train_config
 from racing_rl.errors import CheckpointError, ConfigError, RacingRLError, TrainingInterrupted
 from racing_rl.evaluate import evaluation_env, load_run_config, track_seeds
-from racing_rl.loggers import sb3_logger, wandb_run
+from racing_rl.loggers import check_logger, sb3_logger, wandb_run
 from racing_rl.objective import objective
 from racing_rl.provenance import environment_record
 from racing_rl.vec import bridge_of, make_parallel_envs, make_vec_env
@@ -401,6 +401,7 @@ class CheckConfig(Callback):
             return
         try:
             check_train_config(config)
+            check_logger(config)
         except ConfigError as err:
             log.error("%s", err)
             raise SystemExit(1) from err
