@@ -66,8 +66,17 @@ def test_training_shows_a_table_writes_progress_csv_and_syncs_wandb(tmp_path):
     overrides = [o for o in TINY if o not in ("total_timesteps=2000", "progress_bar=false")]
     # 2 rollouts of 256 steps × 4 cars: 1,025 timesteps run 2,048.
     result = subprocess.run(
-        [sys.executable, "-m", "racing_rl.cli", "train", *overrides, "total_timesteps=1025"]
-        + ["progress_bar=true", "logger=wandb", f"hydra.run.dir={run_dir}"],
+        [
+            sys.executable,
+            "-m",
+            "racing_rl.cli",
+            "train",
+            *overrides,
+            "total_timesteps=1025",
+            "progress_bar=true",
+            "logger=wandb",
+            f"hydra.run.dir={run_dir}",
+        ],
         cwd=tmp_path,
         capture_output=True,
         text=True,

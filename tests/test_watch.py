@@ -46,8 +46,15 @@ def test_follow_switches_to_a_checkpoint_saved_after_it_started(tiny_runs, tmp_p
     shutil.copytree(tiny_runs[0], run_dir)
     (first,) = (run_dir / "checkpoints").iterdir()  # final_2048_steps
     process = subprocess.Popen(
-        [sys.executable, "-m", "racing_rl.cli", "eval", f"run_dir={run_dir}", "follow=true"]
-        + WATCH,
+        [
+            sys.executable,
+            "-m",
+            "racing_rl.cli",
+            "eval",
+            f"run_dir={run_dir}",
+            "follow=true",
+            *WATCH,
+        ],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
