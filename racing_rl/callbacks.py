@@ -11,8 +11,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig
-from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common import callbacks as sb3_callbacks
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback, ProgressBarCallback
 from stable_baselines3.common.logger import Logger, TensorBoardOutputFormat
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
+from stable_baselines3.common.type_aliases import TrainFrequencyUnit
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize, sync_envs_normalization
 
 from racing_rl.checkpoints import save_checkpoint, save_model_files, write_atomic
@@ -44,6 +49,45 @@ class RaceMetricsCallback(BaseCallback):
                 self.logger.record_mean("race/crash_rate", float(info.get("crashed", False)))
                 self.logger.record_mean("race/stuck_rate", float(info.get("stuck", False)))
         return True
+
+
+def planned_timesteps(model: BaseAlgorithm, total_timesteps: int) -> int:
+    """The timesteps ``model.learn`` will have reached when it stops at ``total_timesteps``.
+
+    ``learn`` checks the budget only between rollouts: an on-policy algorithm collects
+    whole rollouts of ``n_steps`` × ``n_envs`` timesteps, an off-policy one ``train_freq``
+    steps × ``n_envs``, so the run overshoots to the next multiple (PPO with 20 cars and
+    ``n_steps=256``: ``total_timesteps=1000`` runs 5,120).
+
+    Args:
+        model: the algorithm, at its current ``num_timesteps``.
+        total_timesteps: the budget as ``learn`` sees it (absolute).
+
+    Returns:
+        The timesteps at which training will stop.
+    """
+    if isinstance(model, OnPolicyAlgorithm):
+        chunk = model.n_steps * model.n_envs
+    elif isinstance(model, OffPolicyAlgorithm) and model.train_freq.unit == TrainFrequencyUnit.STEP:
+        chunk = model.train_freq.frequency * model.n_envs
+    else:  # train_freq in episodes: the overshoot is unknown in advance
+        chunk = model.n_envs
+    remaining = max(0, total_timesteps - model.num_timesteps)
+    return model.num_timesteps + math.ceil(remaining / chunk) * chunk
+
+
+class ProgressBar(ProgressBarCallback):
+    """SB3's progress bar, counting to the timesteps that will really run
+    (``planned_timesteps``) instead of ``total_timesteps``, on stderr (SB3's is on stdout,
+    which racing-rl leaves for results)."""
+
+    def _on_training_start(self) -> None:
+        from rich.console import Console
+
+        planned = planned_timesteps(self.model, self.locals["total_timesteps"])
+        self.pbar = sb3_callbacks.tqdm(
+            total=planned - self.model.num_timesteps, options={"console": Console(stderr=True)}
+        )
 
 
 class FreezeCallback(BaseCallback):

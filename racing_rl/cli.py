@@ -1,91 +1,321 @@
-"""``racing-rl <command> [hydra overrides]``: dispatch to the command's Hydra app."""
+"""``racing-rl <command> [hydra overrides]``: dispatch to the command's Hydra app.
+
+The dispatcher answers what needs no training stack at once, without importing torch or
+SB3: ``--help`` and ``--version``, a command's ``--help`` (``racing_rl.usage``, from the
+command's YAML and its comments), shell completion (Hydra's, through the command's
+config), and the first-use mistakes: a required argument left out, a path that does not
+exist, a sweeper or launcher whose extra is not installed. Each gets one line and exit
+status 2 (``HYDRA_FULL_ERROR=1``: the stack instead). Only then is the command's module
+imported and its Hydra app run.
+"""
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
 from types import CodeType, FrameType
 from typing import Any
 
-USAGE = """\
-usage: racing-rl <command> [OVERRIDE ...] [--help]
-
-Train racing cars with reinforcement learning. Every command is a Hydra app: configure
-it with KEY=VALUE overrides and config groups (GROUP=OPTION), sweep with -m.
-
-commands:
-  train   train a policy (PPO, SAC, TD3, RecurrentPPO) on a backend
-            racing-rl train                          PPO on the built-in simulator
-            racing-rl train algo=sac seed=1 total_timesteps=500000
-            racing-rl train -m algo=ppo,sac seed=0,1,2
-            racing-rl train algo=sac backend=roblox     a Roblox game over the bridge
-  eval    measure a saved checkpoint on held-out tracks, or race several
-            racing-rl eval run_dir=outputs/<date>/<time>_ppo_pygame checkpoint=best
-            racing-rl eval run_dir=<run dir> record=true      + a replay per track
-            racing-rl eval run_dir=[<run a>,<run b>,scripted] laps=3   a race
-  replay  play a recorded race in a window, or export it to a video
-            racing-rl replay path=<run dir>/eval/replays/track_2000000.npz
-            racing-rl replay path=<replay .npz> video=race.mp4   (or .gif)
-  play    drive a car yourself with the arrow keys (space: nitro)
-            racing-rl play seed=2000003 opponent=<run dir>
-  emulate stand in for the Roblox game: race the simulator over the bridge
-            racing-rl train backend=roblox  &  racing-rl emulate url=ws://127.0.0.1:8765/ws/demo
-  report  tabulate a sweep's jobs and plot their learning curves (not a Hydra app)
-            racing-rl report outputs/multirun/<date>/<time>
-
-Run 'racing-rl <command> --help' for the command's config groups and defaults.
-"""
+from racing_rl import __version__, config_dir
 
 
-#: Each Hydra command's module; its ``main`` is the Hydra app.
+@dataclass(frozen=True)
+class Command:
+    """One command of the dispatcher.
+
+    Attributes:
+        module: the module whose ``main`` runs it (a Hydra app, except ``report``).
+        summary: what it does, in one line.
+        examples: command lines, each optionally followed by ``  # what it does``.
+        paths: keys that name something that must exist, and what: ``run`` (a run
+            directory of ``racing-rl train``) or ``file``.
+    """
+
+    module: str
+    summary: str
+    examples: tuple[str, ...]
+    paths: dict[str, str] = field(default_factory=dict)
+
+
 COMMANDS = {
-    "train": "racing_rl.train",
-    "eval": "racing_rl.evaluate",
-    "replay": "racing_rl.replay",
-    "play": "racing_rl.play",
-    "emulate": "racing_rl.bridge.emulator",
+    "train": Command(
+        "racing_rl.train",
+        "train a policy (PPO, SAC, TD3, TQC, CrossQ, RecurrentPPO) on a backend",
+        (
+            "racing-rl train                                 # PPO on the built-in simulator",
+            "racing-rl train algo=sac seed=1 total_timesteps=500000",
+            "racing-rl train -m algo=ppo,sac seed=0,1,2      # a sweep of 6 runs",
+            "racing-rl train algo=sac backend=roblox         # a Roblox game over the bridge",
+        ),
+        {"resume": "run"},
+    ),
+    "eval": Command(
+        "racing_rl.evaluate",
+        "measure a saved checkpoint on held-out tracks, watch it, or race several",
+        (
+            "racing-rl eval run_dir=outputs/<date>/<time>_ppo_pygame checkpoint=best",
+            "racing-rl eval run_dir=<run dir> render=human follow=true   # watch it train",
+            "racing-rl eval run_dir=[<run a>,<run b>,scripted] laps=3   # a race",
+        ),
+        {"run_dir": "run"},
+    ),
+    "replay": Command(
+        "racing_rl.replay",
+        "play a recorded race in a window, or export it to a video",
+        (
+            "racing-rl replay path=<run dir>/eval/replays/track_2000000.npz",
+            "racing-rl replay path=<replay .npz> video=race.mp4 camera=chase   # or .gif",
+        ),
+        {"path": "file"},
+    ),
+    "play": Command(
+        "racing_rl.play",
+        "drive a car yourself with the arrow keys (space: nitro)",
+        (
+            "racing-rl play seed=2000003",
+            "racing-rl play seed=2000003 opponent=<run dir> laps=3   # against a checkpoint",
+        ),
+        {"opponent": "run"},
+    ),
+    "emulate": Command(
+        "racing_rl.bridge.emulator",
+        "stand in for the Roblox game: race the simulator over the bridge",
+        (
+            "racing-rl train backend=roblox &  racing-rl emulate url=ws://127.0.0.1:8765/ws/demo",
+            "racing-rl emulate url=ws://127.0.0.1:8765/ws/demo lockstep=true  # fast as can be",
+        ),
+    ),
+    "report": Command(
+        "racing_rl.report",
+        "tabulate a sweep's jobs and plot their learning curves (not a Hydra app)",
+        ("racing-rl report outputs/multirun/<date>/<time>",),
+    ),
+}
+
+#: Sweepers and launchers that come from a Hydra plugin: (group, option) -> (the
+#: plugin's module, the racing-rl extra that installs it).
+PLUGINS = {
+    **{
+        ("hydra/sweeper", option): ("hydra_plugins.hydra_optuna_sweeper", "sweeps")
+        for option in ("optuna", "ppo_search", "sac_search")
+    },
+    **{
+        ("hydra/launcher", option): ("hydra_plugins.hydra_joblib_launcher", "sweeps")
+        for option in ("joblib", "parallel")
+    },
+    **{
+        ("hydra/launcher", option): ("hydra_plugins.hydra_submitit_launcher", "slurm")
+        for option in ("submitit_local", "submitit_slurm", "slurm")
+    },
+    **{
+        ("hydra/launcher", option): ("hydra_plugins.hydra_ray_launcher", "ray")
+        for option in ("ray", "ray_cluster")
+    },
 }
 
 
-def _command(name: str) -> Callable[[], object]:
-    # Only the command's own module is imported, so that 'racing-rl --help' answers at
-    # once and 'racing-rl replay' does not load what training needs.
-    return importlib.import_module(COMMANDS[name]).main
+def usage() -> str:
+    """The text of ``racing-rl --help``: every command with its examples."""
+    lines = [
+        "usage: racing-rl <command> [KEY=VALUE ...] [--help]",
+        "       racing-rl --version | -sc install=bash",
+        "",
+        "Train racing cars with reinforcement learning. Every command but report is a Hydra",
+        "app: configure it with KEY=VALUE overrides and config groups (GROUP=OPTION), sweep",
+        "with -m.",
+        "",
+        "commands:",
+    ]
+    for name, command in COMMANDS.items():
+        lines.append(f"  {name:<8}{command.summary}")
+        lines += [f"            {example}" for example in command.examples]
+    lines += ["", "Run 'racing-rl <command> --help' for its options and config groups."]
+    return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``racing-rl`` console script.
+class UsageError(Exception):
+    """A command line that cannot run: the message says what to pass instead."""
+
+
+def command_help(name: str) -> str:
+    """``racing-rl <name> --help``, from ``conf/<name>.yaml`` and its comments."""
+    from racing_rl.usage import format_help, read_config_doc
+
+    extra = []
+    if name == "train":
+        for group in ("hydra/sweeper", "hydra/launcher"):
+            options = sorted(
+                {o for g, o in PLUGINS if g == group}
+                | {p.stem for p in (config_dir() / group).glob("*.yaml")}
+            )
+            extras = sorted({extra for (g, _), (_, extra) in PLUGINS.items() if g == group})
+            extra.append(
+                (group, options, f"with -m; needs an extra: {', '.join(extras)} (README, Sweeps)")
+            )
+    return format_help(
+        read_config_doc(config_dir() / f"{name}.yaml"), COMMANDS[name].examples, extra
+    )
+
+
+def check_arguments(name: str, args: list[str]) -> None:
+    """Refuse a command line that cannot run, before Hydra writes anything.
+
+    Args:
+        name: a Hydra command of ``COMMANDS``.
+        args: its command line after the command name.
+
+    Raises:
+        UsageError: a required key (``???`` in its YAML) is missing, a path of
+            ``Command.paths`` does not exist (or is not a run directory), or a sweeper or
+            launcher's plugin is not installed.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    from racing_rl.usage import read_config_doc
+
+    if any(a.startswith("-") and a not in ("-m", "--multirun") for a in args):
+        return  # --cfg, --info, ...: Hydra's own questions, nothing is run
+    try:
+        overrides = OverridesParser.create().parse_overrides([a for a in args if a[:1] != "-"])
+    except OverrideParseException:
+        return  # Hydra says what is wrong with it
+    given = {o.key_or_group: o for o in overrides}
+    for override in overrides:
+        plugin = PLUGINS.get((override.key_or_group, str(override.value())))
+        if plugin and importlib.util.find_spec(plugin[0]) is None:
+            raise UsageError(
+                f"{override.input_line} needs the Hydra plugin {plugin[0].split('.')[-1]}, "
+                f"which is not installed: pip install 'racing-rl[{plugin[1]}]'"
+            )
+    doc = read_config_doc(config_dir() / f"{name}.yaml")
+    for option in doc.options:
+        if option.value == "???" and option.key not in given:
+            kind = COMMANDS[name].paths.get(option.key, "value")
+            raise UsageError(f"missing {option.key}: pass {option.key}=<{kind}> ({option.comment})")
+    for key, kind in COMMANDS[name].paths.items():
+        override = given.get(key)
+        if override is None or override.is_sweep_override():
+            continue
+        value = override.value()
+        for entry in value if isinstance(value, list) else [value]:
+            _check_path(key, kind, entry)
+
+
+def _check_path(key: str, kind: str, value: object) -> None:
+    if value is None or (kind == "run" and value == "scripted"):
+        return
+    path = Path(str(value))
+    if not path.exists():
+        raise UsageError(f"{key}={value}: no such file or directory; pass {key}=<{kind}>")
+    if kind == "run" and not (path / ".hydra" / "config.yaml").is_file():
+        raise UsageError(
+            f"{key}={value} is not a run directory (it has no .hydra/config.yaml); pass "
+            f"{key}=<run>, a directory racing-rl train made, e.g. outputs/<date>/<time>_ppo_pygame"
+        )
+
+
+def complete(line: str) -> str:
+    """Answer a bash completion query (``-sc query=bash``) for ``line``.
+
+    Args:
+        line: the command line so far (``COMP_LINE``), e.g. ``racing-rl train algo=``.
 
     Returns:
-        The exit status: 0 on success, 2 on a usage error, 130 on Ctrl-C before a command
-        handles it (while Python imports or Hydra composes the config).
+        The candidates, separated by spaces: the commands for the first word, else
+        Hydra's completion of the command's config (keys, groups and their options).
     """
-    argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] in ("-h", "--help", "help"):
-        print(USAGE)
-        return 0 if argv else 2
-    command, rest = argv[0], argv[1:]
-    if command == "report":
-        from racing_rl import report
+    words = line.split()
+    if len(words) < 2 or (len(words) == 2 and not line.endswith(" ")):
+        prefix = words[1] if len(words) == 2 else ""
+        return " ".join(c for c in COMMANDS if c.startswith(prefix))
+    name = words[1]
+    if name not in COMMANDS or name == "report":
+        return ""  # the shell completes file names
+    import io
+    from contextlib import redirect_stdout
 
-        return report.main(rest)
-    if command not in COMMANDS:
-        print(f"racing-rl: unknown command {command!r}.\n\n{USAGE}", file=sys.stderr)
-        return 2
-    # Hydra parses sys.argv itself; the program name shows in its --help.
-    sys.argv = [f"racing-rl {command}", *rest]
-    with _interrupts_while_starting(command) as started:
+    import hydra
+
+    os.environ["COMP_LINE"] = line.split(None, 1)[1]  # Hydra strips the first word
+    argv, sys.argv = sys.argv, [f"racing-rl {name}", "-sc", "query=bash"]
+    answer = io.StringIO()
+    try:
+        with redirect_stdout(answer):
+            hydra.main(config_path=str(config_dir()), config_name=name, version_base="1.3")(
+                lambda cfg: None
+            )()
+    finally:
+        sys.argv = argv
+    return answer.getvalue().strip()
+
+
+def shell_completion(request: str) -> int:
+    """``racing-rl -sc install=bash|query=bash|uninstall=bash`` (zsh: through bash's).
+
+    Returns:
+        The exit status.
+    """
+    action, _, shell = request.partition("=")
+    if shell not in ("bash", "zsh"):
+        raise UsageError(f"-sc {request}: pass -sc install=bash (zsh uses it too, README)")
+    if action == "query":
+        print(complete(os.environ.get("COMP_LINE", "")))
+        return 0
+    from hydra._internal.core_plugins.bash_completion import BashCompletion
+
+    if action not in ("install", "uninstall"):
+        raise UsageError(f"-sc {request}: pass -sc install=bash or -sc uninstall=bash")
+    argv, sys.argv = sys.argv, ["racing-rl"]
+    try:
+        getattr(BashCompletion(config_loader=None), action)()  # type: ignore[arg-type]
+    finally:
+        sys.argv = argv
+    return 0
+
+
+def run(argv: list[str]) -> int:
+    """Dispatch ``argv`` (the command line after ``racing-rl``); returns the exit status.
+
+    Raises:
+        UsageError: on a command line that cannot run.
+    """
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(usage())
+        return 0 if argv else 2
+    if argv[0] in ("-V", "--version"):
+        print(f"racing-rl {__version__}")
+        return 0
+    for flag in ("-sc", "--shell-completion"):
+        if flag in argv and argv.index(flag) + 1 < len(argv):
+            return shell_completion(argv[argv.index(flag) + 1])
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        raise UsageError(f"unknown command {name!r}; the commands: {', '.join(COMMANDS)}")
+    module = COMMANDS[name].module
+    if name == "report":
+        return importlib.import_module(module).main(rest)
+    if "-h" in rest or "--help" in rest:
+        print(command_help(name))
+        return 0
+    check_arguments(name, rest)
+    # Hydra parses sys.argv itself; the program name shows in its messages.
+    sys.argv = [f"racing-rl {name}", *rest]
+    with _interrupts_while_starting(name) as started:
         try:
-            app = _command(command)
+            app = importlib.import_module(module).main
             started(app)
             app()
         except KeyboardInterrupt:  # the command let it through
-            print(f"racing-rl {command}: interrupted (Ctrl-C).", file=sys.stderr)
+            print(f"racing-rl {name}: interrupted (Ctrl-C).", file=sys.stderr)
             return 130
     return 0
 
@@ -123,6 +353,25 @@ def _interrupts_while_starting(command: str) -> Iterator[Callable[[Any], None]]:
         yield started
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``racing-rl`` console script.
+
+    Returns:
+        The exit status: 0 on success, 2 on a usage error (one line on stderr; with
+        ``HYDRA_FULL_ERROR=1`` the error is raised, with its stack), 130 on Ctrl-C before
+        a command handles it (while Python imports it or Hydra composes its config).
+    """
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        return run(argv)
+    except UsageError as err:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        command = argv[0] if argv and argv[0] in COMMANDS else ""
+        print(f"racing-rl{' ' + command if command else ''}: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

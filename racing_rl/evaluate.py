@@ -314,8 +314,26 @@ def evaluate(cfg: DictConfig, difficulty: str | None = None) -> dict[str, Any]:
     seeds = list(cfg.seeds) if cfg.get("seeds") else track_seeds(run_cfg.tracks[cfg.split])
     started = time.perf_counter()
     observation_size = backend_config(run_cfg.backend).observation_size
+    follower = None
+    if cfg.get("follow"):
+        if racing or cfg.driver == SCRIPTED:
+            raise ConfigError(
+                "follow=true watches one run's newest checkpoint: give one run_dir and "
+                "driver=policy."
+            )
+        from racing_rl.watch import CheckpointFollower
+
+        follower = CheckpointFollower(
+            runs[0],
+            lambda path: load_policy_driver(
+                runs[0], OmegaConf.merge(cfg, {"checkpoint": str(path)}), observation_size
+            ),
+        )
     drivers: list[Driver] = []
     for entry in entries:
+        if follower is not None:
+            drivers.append(follower.driver())
+            continue
         if entry == SCRIPTED or (not racing and cfg.driver == SCRIPTED):
             drivers.append(ScriptedDriver("scripted driver" if not racing else SCRIPTED))
         else:
@@ -343,24 +361,45 @@ def evaluate(cfg: DictConfig, difficulty: str | None = None) -> dict[str, Any]:
         episode=episode,
     )
     meta = {"split": cfg.split, "laps": int(cfg.laps), "checkpoint": cfg.checkpoint}
-    rounds = int(cfg.get("rounds", 1))
+    rounds = cfg.get("rounds")
+    rounds = (0 if follower else 1) if rounds is None else int(rounds)
     if rounds < 0:
         raise ConfigError(f"Invalid config: rounds={rounds}; must be >= 1, or 0 for until Ctrl-C.")
+    window = None
+    if cfg.get("render") is not None:
+        if cfg.render != "human":
+            raise ConfigError(f"Invalid config: render={cfg.render}; must be human or null.")
+        from racing_rl.watch import RaceWindow
+
+        window = RaceWindow(float(cfg.fps), (int(cfg.size[0]), int(cfg.size[1])))
     races: list[Any] = []
     try:
         while rounds == 0 or len(races) < rounds * len(seeds):
-            done = run_races(envs, drivers, record=bool(cfg.record), meta=meta)
+            if window is None and follower is None:
+                done = run_races(envs, drivers, record=bool(cfg.record), meta=meta)
+            else:  # one track at a time: the window shows it, a newer checkpoint drives the next
+                done = _race_one_track(envs[len(races) % len(seeds)], drivers, cfg, meta, window)
+                if follower is not None:
+                    drivers[0] = follower.driver()
+                if window is not None and window.closed:
+                    log.info("window closed after %d races; metrics cover those", len(races))
+                    break
             races.extend(done)
-            if rounds != 1:
-                laps = np.mean([car.episode.finished for race in done for car in race.cars])
+            if rounds != 1 and len(races) % len(seeds) == 0:
+                laps = np.mean(
+                    [car.episode.finished for r in races[-len(seeds) :] for car in r.cars]
+                )
                 log.info("round %d: lap completion %.0f%%", len(races) // len(seeds), 100 * laps)
     except KeyboardInterrupt:
         if not races:
             raise
-        log.info("stopped after %d rounds; metrics cover those", len(races) // len(seeds))
+        log.info("stopped after %d races; metrics cover those", len(races))
     finally:
         for env in envs:
             env.close()
+        if window is not None:
+            window.close()
+            log.info("render: %d frames drawn", window.frames)
     seconds = time.perf_counter() - started
     out = Path(cfg.out_dir) if cfg.get("out_dir") else Path(eval_dir(entries))
     replays = []
@@ -404,6 +443,21 @@ def evaluate(cfg: DictConfig, difficulty: str | None = None) -> dict[str, Any]:
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     metrics["out_dir"] = str(out)
     return metrics
+
+
+def _race_one_track(
+    env: Any, drivers: Sequence[Any], cfg: DictConfig, meta: dict[str, Any], window: Any
+) -> list[Any]:
+    """``run_races`` on one track, drawn in ``window`` (a ``racing_rl.watch.RaceWindow``)
+    if there is one."""
+    from racing_rl.races import run_races
+
+    on_step = None
+    if window is not None:
+        labels = tuple(d.label for d in drivers)
+        caption = f"racing-rl eval · {', '.join(labels)} · esc quits"
+        on_step = window.on_step(env, labels, caption)
+    return run_races([env], drivers, record=bool(cfg.record), meta=meta, on_step=on_step)
 
 
 def with_difficulty(backend: DictConfig, difficulty: str) -> DictConfig:

@@ -232,8 +232,12 @@ class Replay:
         return path
 
 
+#: The first bytes of a zip archive, which an .npz file is.
+_ZIP_MAGIC = b"PK\x03\x04"
+
+
 def load_replay(path: Path | str) -> Replay:
-    """Read a replay file.
+    """Read a replay file, without pickle (``np.load(..., allow_pickle=False)``).
 
     Raises:
         ReplayError: if the file is missing, not a replay, of another format version,
@@ -244,14 +248,22 @@ def load_replay(path: Path | str) -> Replay:
         raise ReplayError(
             f"Replay {path} does not exist. Record one with racing-rl eval record=true."
         )
+    with path.open("rb") as file:
+        magic = file.read(len(_ZIP_MAGIC))
+    if magic != _ZIP_MAGIC:
+        raise ReplayError(
+            f"{path} is not a racing-rl replay (a .npz archive that racing-rl eval record=true "
+            "writes)."
+        )
     try:
         with np.load(path, allow_pickle=False) as data:
             contents = {name: data[name] for name in data.files}
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as err:
-        raise ReplayError(
-            f"{path} is not a readable replay file ({type(err).__name__}: {err}); it may be "
-            "truncated or damaged. Record it again with racing-rl eval record=true."
-        ) from err
+    except ValueError as err:
+        if "pickle" in str(err):  # object arrays, loadable only with pickle: not a replay
+            raise ReplayError(f"{path} is not a racing-rl replay (it holds objects).") from err
+        raise _damaged(path, err) from err
+    except (OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as err:
+        raise _damaged(path, err) from err
     if str(contents.get("format", "")) != FORMAT:
         raise ReplayError(
             f"{path} is not a racing-rl replay (format {str(contents.get('format'))!r}, "
@@ -265,6 +277,13 @@ def load_replay(path: Path | str) -> Replay:
             "again."
         )
     return _replay_from_arrays(path, contents)
+
+
+def _damaged(path: Path, err: Exception) -> ReplayError:
+    return ReplayError(
+        f"{path} is not a readable replay file ({type(err).__name__}: {err}); it may be "
+        "truncated or damaged. Record it again with racing-rl eval record=true."
+    )
 
 
 def _replay_from_arrays(path: Path, contents: Mapping[str, np.ndarray]) -> Replay:

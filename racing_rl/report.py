@@ -206,9 +206,9 @@ def report(sweep_dir: Path, out_dir: Path | None = None) -> str:
     Raises:
         FileNotFoundError: if ``sweep_dir`` holds no job directory.
     """
+    jobs, shared = read_sweep(sweep_dir)
     out_dir = out_dir or sweep_dir
     out_dir.mkdir(parents=True, exist_ok=True)
-    jobs, shared = read_sweep(sweep_dir)
     text = markdown(jobs, shared, sweep_dir)
     (out_dir / "report.md").write_text(text)
     write_csv(jobs, out_dir / "report.csv")
@@ -217,19 +217,35 @@ def report(sweep_dir: Path, out_dir: Path | None = None) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``racing-rl report``; returns the exit status (1 if the dir holds no jobs)."""
+    """``racing-rl report``; returns the exit status (2 without an existing sweep dir,
+    1 if the dir holds no jobs)."""
     parser = argparse.ArgumentParser(
         prog="racing-rl report",
         description="Tabulate a sweep's jobs (objective, held-out lap completion, lap time, "
         "throughput, wall time, status) and plot their learning curves.",
+        epilog="examples:\n  racing-rl report outputs/multirun/<date>/<time>\n"
+        "  racing-rl report outputs/optuna/ppo_search --out /tmp/ppo_search   # elsewhere",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "sweep_dir", type=Path, help="a multirun dir, e.g. outputs/multirun/<date>/<time>"
+        "sweep_dir",
+        type=Path,
+        nargs="?",
+        help="a multirun dir, e.g. outputs/multirun/<date>/<time>",
     )
     parser.add_argument(
         "--out", type=Path, default=None, help="where to write the report (default: the sweep dir)"
     )
     args = parser.parse_args(argv)
+    if args.sweep_dir is None or not args.sweep_dir.is_dir():
+        got = (
+            "missing the sweep dir" if args.sweep_dir is None else f"{args.sweep_dir}: no such dir"
+        )
+        print(
+            f"racing-rl report: {got}; pass one: racing-rl report outputs/multirun/<date>/<time>",
+            file=sys.stderr,
+        )
+        return 2
     try:
         text = report(args.sweep_dir, args.out)
     except FileNotFoundError as err:

@@ -33,11 +33,11 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import OverrideParseException
+from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
-from stable_baselines3.common.logger import configure
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
@@ -46,6 +46,7 @@ from racing_rl.algos import make_model
 from racing_rl.callbacks import (
     CheckpointCallback,
     FreezeCallback,
+    ProgressBar,
     RaceMetricsCallback,
     ValidationCallback,
     ValidationVideo,
@@ -66,6 +67,7 @@ from racing_rl.checkpoints import (
 from racing_rl.checks import check_train_config
 from racing_rl.errors import ConfigError, RacingRLError, TrainingInterrupted
 from racing_rl.evaluate import evaluation_env, load_run_config, track_seeds
+from racing_rl.loggers import check_logger, sb3_logger, wandb_run
 from racing_rl.normalize import is_finite
 from racing_rl.objective import objective
 from racing_rl.provenance import environment_record, record_leg
@@ -110,6 +112,7 @@ RESUMABLE = (
     "device",
     "torch_threads",
     "progress_bar",
+    "log_interval",
     "checkpoint",
     "validation",
     "trust_pickles",
@@ -284,7 +287,8 @@ def train(cfg: DictConfig, run_dir: Path, resume: Checkpoint | None = None) -> d
     }
     record_leg(run_dir, leg)
     try:
-        return _train(cfg, run_dir, resume, leg)
+        with wandb_run(cfg, run_dir):
+            return _train(cfg, run_dir, resume, leg)
     except TrainingInterrupted:
         raise
     except KeyboardInterrupt as interrupt:  # before training started: nothing to save
@@ -322,7 +326,7 @@ def _train(
     else:
         resume, model = newest_loadable(run_dir, partial(_load_for_resume, cfg, venv=venv))
         leg["resumed_from"] = str(resume.path)
-    model.set_logger(configure(str(run_dir / "tb"), ["tensorboard"]))
+    model.set_logger(sb3_logger(run_dir))
     leg["start_timesteps"] = int(model.num_timesteps)
     record_leg(run_dir, leg)
     log.info(
@@ -340,6 +344,8 @@ def _train(
 
     checkpoints_dir = run_dir / "checkpoints"
     callbacks: list[BaseCallback] = [RaceMetricsCallback()]
+    if cfg.progress_bar:
+        callbacks.append(ProgressBar())
     bridge = bridge_of(venv)
     if bridge is not None and cfg.backend.freeze_during_updates:
         callbacks.append(FreezeCallback(bridge))
@@ -375,7 +381,7 @@ def _train(
             model.learn(
                 total_timesteps=cfg.total_timesteps - model.num_timesteps,
                 callback=CallbackList(callbacks),
-                progress_bar=cfg.progress_bar,
+                log_interval=cfg.log_interval,
                 reset_num_timesteps=resume is None,
             )
         except KeyboardInterrupt as interrupt:
@@ -438,6 +444,27 @@ def _train(
         else "",
     )
     return summary
+
+
+class CheckConfig(Callback):
+    """Hydra callback (``hydra.callbacks`` in conf/train.yaml): check a single run's
+    config before Hydra creates its run directory, so that an invalid one leaves nothing
+    behind. (A sweep's jobs are checked in ``train``: a failed job keeps its run.json.)"""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """Check ``config`` (a resumed run's is checked once it is loaded).
+
+        Raises:
+            SystemExit: 1, after logging the error, if the config is invalid.
+        """
+        if config.get("resume"):
+            return
+        try:
+            check_train_config(config)
+            check_logger(config)
+        except ConfigError as err:
+            log.error("%s", err)
+            raise SystemExit(1) from err
 
 
 @hydra.main(config_path=str(config_dir()), config_name="train", version_base="1.3")

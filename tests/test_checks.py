@@ -1,7 +1,5 @@
 """Invalid configs fail before any work starts, with a message naming the key."""
 
-import json
-
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
@@ -94,25 +92,23 @@ def test_a_cuda_index_the_machine_lacks_fails_naming_the_key():
         check_train_config(cfg)
 
 
-@pytest.mark.parametrize("algo", ["ppo", "sac", "td3", "recurrent_ppo", "tqc"])
+@pytest.mark.parametrize("algo", ["ppo", "sac", "td3", "recurrent_ppo", "tqc", "crossq"])
 def test_every_shipped_config_passes(algo):
     with initialize_config_dir(str(config_dir()), version_base="1.3"):
         check_train_config(compose("train", overrides=[f"algo={algo}"]))
         check_train_config(compose("train", overrides=[f"algo={algo}", "wrappers=none"]))
 
 
-def test_the_cli_fails_fast_and_records_the_failure(tmp_path):
+def test_the_cli_fails_fast_and_leaves_nothing_behind(tmp_path):
     run_dir = tmp_path / "run"
     result = racing_rl(
         "train", "wrappers.frame_stack=0", f"hydra.run.dir={run_dir}", cwd=tmp_path, timeout=60
     )
     assert result.returncode == 1
     assert "Invalid config: wrappers.frame_stack=0; must be an integer >= 1" in result.stderr
-    # Nothing was built or trained: only the config, the log and the failed leg.
-    assert sorted(p.name for p in run_dir.iterdir()) == [".hydra", "run.json", "train.log"]
-    (leg,) = json.loads((run_dir / "run.json").read_text())["legs"]
-    assert leg["status"] == "failed"
-    assert "wrappers.frame_stack=0" in leg["error"]
+    # Checked before Hydra makes the run dir (a sweep's failed job keeps its run.json:
+    # tests/test_sweeps.py).
+    assert not run_dir.exists()
 
 
 def test_hydra_refuses_keys_that_are_not_in_the_config(tmp_path):

@@ -127,24 +127,6 @@ def test_unknown_algorithm_names_the_available_ones(tmp_path):
         assert algo in result.stderr
 
 
-def test_help_explains_commands_and_config_groups(tmp_path):
-    top = racing_rl("--help", cwd=tmp_path)
-    assert top.returncode == 0
-    for command in ("train", "eval", "replay", "play", "report"):
-        assert f"\n  {command}  " in top.stdout
-    for command, key in (("replay", "path: ???"), ("play", "opponent: null")):
-        help_text = racing_rl(command, "--help", cwd=tmp_path)
-        assert help_text.returncode == 0 and key in help_text.stdout
-    train_help = racing_rl("train", "--help", cwd=tmp_path)
-    assert train_help.returncode == 0
-    for group in (
-        "algo: ppo, recurrent_ppo, sac, td3, tqc",
-        "backend: pygame",
-        "wrappers: default, none",
-    ):
-        assert group in train_help.stdout
-
-
 def test_unknown_command_is_a_usage_error(tmp_path):
     result = racing_rl("trian", cwd=tmp_path)
     assert result.returncode == 2 and "unknown command" in result.stderr

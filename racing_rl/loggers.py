@@ -1,0 +1,119 @@
+"""Where training's figures go: SB3's table, ``progress.csv``, TensorBoard, and W&B.
+
+``sb3_logger`` is SB3's ``configure(folder, ["stdout", "csv", "tensorboard"])`` laid out
+for a run directory: the table on stderr (with the project's other logs; stdout is left
+for results), ``progress.csv`` in the run dir (its earlier rows kept when a run is
+resumed) and TensorBoard events in ``tb/``. ``wandb_run`` adds an optional Weights &
+Biases run (``logger=wandb``) that syncs those TensorBoard events.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+from stable_baselines3.common.logger import (
+    CSVOutputFormat,
+    HumanOutputFormat,
+    Logger,
+    TensorBoardOutputFormat,
+)
+
+from racing_rl.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def csv_output(path: Path) -> CSVOutputFormat:
+    """SB3's CSV writer on ``path``, keeping the rows already in it.
+
+    SB3 truncates the file it opens; a resumed run would lose its earlier legs' rows.
+
+    Args:
+        path: the CSV file, e.g. ``<run dir>/progress.csv``; need not exist.
+
+    Returns:
+        The writer, positioned after the earlier rows, with their columns.
+    """
+    earlier = path.read_text() if path.is_file() else ""
+    writer = CSVOutputFormat(str(path))
+    if earlier:
+        writer.keys = earlier.splitlines()[0].split(writer.separator)
+        writer.file.write(earlier)
+        writer.file.flush()
+    return writer
+
+
+def sb3_logger(run_dir: Path) -> Logger:
+    """The SB3 logger of a run: table on stderr, ``progress.csv``, TensorBoard in ``tb/``.
+
+    Args:
+        run_dir: the run directory (it exists).
+
+    Returns:
+        The logger to give ``model.set_logger``.
+    """
+    return Logger(
+        str(run_dir),
+        [
+            HumanOutputFormat(sys.stderr),
+            csv_output(run_dir / "progress.csv"),
+            TensorBoardOutputFormat(str(run_dir / "tb")),
+        ],
+    )
+
+
+def check_logger(cfg: DictConfig) -> None:
+    """Check that the package of ``cfg.logger`` (if any) is installed.
+
+    Raises:
+        ConfigError: ``logger=wandb`` without the ``wandb`` package.
+    """
+    if cfg.get("logger") and importlib.util.find_spec("wandb") is None:
+        raise ConfigError("logger=wandb needs the wandb package: pip install 'racing-rl[wandb]'")
+
+
+@contextmanager
+def wandb_run(cfg: DictConfig, run_dir: Path) -> Iterator[object | None]:
+    """A Weights & Biases run for the duration of training, if ``cfg.logger`` asks for one.
+
+    ``wandb.init`` patches TensorBoard's writer (``sync_tensorboard=True``), so it must
+    start before ``sb3_logger``: every scalar of ``tb/`` then also goes to W&B.
+
+    Args:
+        cfg: the run's config; ``cfg.logger`` is ``conf/logger/wandb.yaml`` or absent.
+        run_dir: the run directory: W&B's files go in ``<run dir>/wandb``.
+
+    Yields:
+        The W&B run, or None without ``logger=wandb``.
+
+    Raises:
+        ConfigError: ``logger=wandb`` without the ``wandb`` package.
+    """
+    settings = cfg.get("logger")
+    if not settings:
+        yield None
+        return
+    check_logger(cfg)
+    import wandb
+
+    run = wandb.init(
+        project=settings.project,
+        entity=settings.entity,
+        group=settings.group,
+        tags=list(settings.tags),
+        name=run_dir.name,
+        dir=str(run_dir),
+        config=OmegaConf.to_container(cfg, resolve=True),
+        sync_tensorboard=True,
+    )
+    log.info("W&B run %s (%s)", run.name, run.dir)
+    try:
+        yield run
+    finally:
+        run.finish()

@@ -1,0 +1,196 @@
+"""The first five minutes: --help, --version, first-use errors, completion, plugin hints."""
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from racing_rl import __version__, cli
+from racing_rl.usage import read_config_doc
+
+#: Modules that --help must not wait for.
+HEAVY = ("torch", "stable_baselines3", "sb3_contrib", "pygame", "gymnasium", "optuna")
+HYDRA_COMMANDS = ("train", "eval", "replay", "play", "emulate")
+
+
+def timed(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    """``racing-rl <args>``; prints its wall time (reported, never asserted)."""
+    started = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-m", "racing_rl.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
+    print(f"racing-rl {' '.join(args)}: {time.perf_counter() - started:.2f} s")
+    return result
+
+
+@pytest.mark.parametrize("command", [*HYDRA_COMMANDS, "report"])
+def test_every_command_answers_help_with_usage_options_and_examples(command, tmp_path):
+    result = timed(command, "--help", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    assert text.startswith(f"usage: racing-rl {command}")
+    assert "examples:" in text
+    if command == "report":
+        return
+    # Every key of the YAML, with the comment above it.
+    doc = read_config_doc(cli.config_dir() / f"{command}.yaml")
+    assert doc.options and doc.paragraph
+    for option in doc.options:
+        assert f"  {option.key}" in text
+        if option.comment:
+            assert option.comment.split()[0] in text
+    assert "is powered by Hydra" not in text
+
+
+def test_help_lists_only_the_groups_a_command_takes(tmp_path):
+    train = timed("train", "--help", cwd=tmp_path).stdout
+    for group in ("algo:", "backend:", "wrappers:", "logger:", "hydra/sweeper:"):
+        assert group in train
+    assert "tqc" in train and "crossq" in train
+    # Train's comments, which Hydra's --help drops.
+    assert "Track seeds: [start, stop)" in train
+    evaluate = timed("eval", "--help", cwd=tmp_path).stdout
+    assert "backend:" in evaluate and "difficulty:" in evaluate
+    assert "algo:" not in evaluate and "wrappers:" not in evaluate
+    replay = timed("replay", "--help", cwd=tmp_path).stdout
+    assert "config groups" not in replay
+
+
+def test_help_imports_nothing_heavy():
+    code = (
+        "import sys, contextlib, io\n"
+        "from racing_rl import cli\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    for name in ('', 'train', 'eval', 'replay', 'play', 'emulate'):\n"
+        "        cli.main([name, '--help'] if name else ['--help'])\n"
+        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_version_and_python_m_racing_rl(tmp_path):
+    version = timed("--version", cwd=tmp_path)
+    assert (version.returncode, version.stdout.strip()) == (0, f"racing-rl {__version__}")
+    result = subprocess.run(
+        [sys.executable, "-m", "racing_rl", "--help"], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert result.returncode == 0 and result.stdout.startswith("usage: racing-rl <command>")
+    for name in ("train", "eval", "replay", "play", "emulate", "report", "TQC", "CrossQ"):
+        assert name in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["eval"], "racing-rl eval: missing run_dir: pass run_dir=<run>"),
+        (["replay"], "racing-rl replay: missing path: pass path=<file>"),
+        (["eval", "run_dir=nope"], "run_dir=nope: no such file or directory"),
+        (["eval", "run_dir=[nope,scripted]"], "run_dir=nope: no such file or directory"),
+        (["eval", "run_dir=."], "run_dir=. is not a run directory"),
+        (["replay", "path=nope/race.npz"], "path=nope/race.npz: no such file or directory"),
+        (["play", "opponent=nope"], "opponent=nope: no such file or directory"),
+        (["train", "resume=nope"], "resume=nope: no such file or directory"),
+        (["report"], "racing-rl report: missing the sweep dir"),
+        (["report", "nope"], "racing-rl report: nope: no such dir"),
+        (["nope"], "racing-rl: unknown command 'nope'"),
+    ],
+)
+def test_a_first_mistake_gets_one_line_exit_2_and_leaves_nothing(args, says, tmp_path):
+    result = timed(*args, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [result.stderr.strip()]  # one line
+    assert says in result.stderr and "Traceback" not in result.stderr
+    assert list(tmp_path.iterdir()) == []  # no nope/, no nope/eval/eval.log, no outputs/
+
+
+def test_hydra_full_error_shows_the_stack(tmp_path):
+    result = timed("eval", "run_dir=nope", cwd=tmp_path, env={"HYDRA_FULL_ERROR": "1"})
+    assert result.returncode != 0
+    assert "Traceback" in result.stderr and "UsageError" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_sweeper_or_launcher_without_its_plugin_says_which_extra(monkeypatch):
+    installed = cli.importlib.util.find_spec
+    monkeypatch.setattr(
+        cli.importlib.util,
+        "find_spec",
+        lambda name: None if name.startswith("hydra_plugins.hydra_") else installed(name),
+    )
+    for args, extra in (
+        (["-m", "hydra/sweeper=ppo_search"], "sweeps"),
+        (["-m", "hydra/launcher=parallel", "seed=0,1"], "sweeps"),
+        (["-m", "hydra/launcher=slurm", "seed=0,1"], "slurm"),
+        (["-m", "hydra/launcher=ray_cluster", "seed=0,1"], "ray"),
+    ):
+        with pytest.raises(cli.UsageError, match=rf"pip install 'racing-rl\[{extra}\]'"):
+            cli.check_arguments("train", args)
+
+
+def test_the_sweeper_plugin_hides_itself_without_hydra_optuna_sweeper():
+    # As on a base install: hydra-optuna-sweeper cannot be found.
+    code = (
+        "import sys, warnings\n"
+        "sys.modules['hydra_plugins.hydra_optuna_sweeper'] = None\n"
+        "warnings.simplefilter('error')\n"
+        "from hydra.core.plugins import Plugins\n"
+        "from hydra.plugins.sweeper import Sweeper\n"
+        "names = [p.__name__ for p in Plugins.instance().discover(Sweeper)]\n"
+        "print(names)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "ResumableOptunaSweeper" not in result.stdout and result.stderr == ""
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("racing-rl ", {"train", "eval", "replay", "play", "emulate", "report"}),
+        ("racing-rl re", {"replay", "report"}),
+        ("racing-rl train algo=", {f"algo={a}" for a in ("ppo", "sac", "td3", "tqc", "crossq")}),
+        ("racing-rl eval checkp", {"checkpoint="}),
+    ],
+)
+def test_the_completion_query_answers_through_the_dispatcher(line, expected, tmp_path):
+    result = timed("-sc", "query=bash", cwd=tmp_path, env={"COMP_LINE": line})
+    assert result.returncode == 0, result.stderr
+    assert expected <= set(result.stdout.split())
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_bash_completes_commands_and_algorithms_with_the_installed_script(tmp_path):
+    # `racing-rl` on PATH, as pip installs it.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    script = bin_dir / "racing-rl"
+    script.write_text(f'#!/bin/sh\nexec {sys.executable} -m racing_rl.cli "$@"\n')
+    script.chmod(0o755)
+    complete = (
+        'eval "$(racing-rl -sc install=bash)"\n'
+        "for COMP_LINE in 'racing-rl ' 'racing-rl train algo='; do\n"
+        "  COMP_WORDS=($COMP_LINE); COMP_CWORD=${#COMP_WORDS[@]}\n"
+        '  [ "${COMP_LINE: -1}" = " " ] || COMP_CWORD=$((COMP_CWORD - 1))\n'
+        "  COMP_POINT=${#COMP_LINE}; COMPREPLY=()\n"
+        "  hydra_bash_completion\n"
+        '  echo "${COMPREPLY[*]}"\n'
+        "done\n"
+    )
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run(
+        ["bash", "-c", complete], capture_output=True, text=True, env=env, cwd=tmp_path
+    )
+    commands, algorithms = result.stdout.splitlines()
+    assert set(commands.split()) == set(cli.COMMANDS)
+    assert {"algo=ppo", "algo=crossq", "algo=tqc"} <= set(algorithms.split())

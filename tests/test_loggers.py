@@ -1,0 +1,106 @@
+"""What training shows and writes: SB3's table, progress.csv, the progress bar, W&B."""
+
+import csv
+import json
+import os
+import struct
+import subprocess
+import sys
+
+import pytest
+from runs import TINY
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from racing_rl.loggers import csv_output
+
+
+def test_progress_csv_keeps_the_rows_of_earlier_legs(tmp_path):
+    path = tmp_path / "progress.csv"
+    first = csv_output(path)
+    first.write({"time/total_timesteps": 1024, "rollout/ep_rew_mean": 1.5}, {}, 1024)
+    first.close()
+    resumed = csv_output(path)  # a resumed run opens it again
+    resumed.write({"time/total_timesteps": 2048, "train/loss": 0.25}, {}, 2048)
+    resumed.close()
+    rows = list(csv.DictReader(path.open()))
+    assert [row["time/total_timesteps"] for row in rows] == ["1024", "2048"]
+    assert rows[0]["rollout/ep_rew_mean"] == "1.5" and rows[0]["train/loss"] == ""
+    assert rows[1]["train/loss"] == "0.25"
+
+
+def wandb_history(run_file) -> list[dict]:
+    """The history rows of an offline W&B run file (``run-<id>.wandb``).
+
+    The file is a LevelDB-style log (wandb's transaction log): a 7-byte header, then
+    32 KiB blocks of records, each ``crc32 (4) | length (2) | type (1) | data``; a record
+    longer than a block's rest is split (types first, middle, last; 1 = whole).
+    """
+    from wandb.proto import wandb_internal_pb2
+
+    data, block, header = run_file.read_bytes(), 32768, 7
+    assert data[:4] == b":W&B", f"{run_file} is not a W&B run file"
+    position, chunk, rows = header, b"", []
+    while position + header <= len(data):
+        left = block - position % block
+        _, length, kind = struct.unpack("<IHB", data[position : position + header])
+        if left < header or (kind == 0 and length == 0):  # a block's zero padding
+            position += left
+            continue
+        chunk += data[position + header : position + header + length]
+        position += header + length
+        if kind in (1, 4):  # the whole record, or its last part
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(chunk)
+            chunk = b""
+            if record.WhichOneof("record_type") == "history":
+                items = record.history.item
+                rows.append(
+                    {i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in items}
+                )
+    return rows
+
+
+def test_training_shows_a_table_writes_progress_csv_and_syncs_wandb(tmp_path):
+    pytest.importorskip("wandb")
+    run_dir = tmp_path / "run"
+    overrides = [o for o in TINY if o not in ("total_timesteps=2000", "progress_bar=false")]
+    # 2 rollouts of 256 steps × 4 cars: 1,025 timesteps run 2,048.
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "racing_rl.cli",
+            "train",
+            *overrides,
+            "total_timesteps=1025",
+            "progress_bar=true",
+            "logger=wandb",
+            f"hydra.run.dir={run_dir}",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    # SB3's table on stderr, with the logs; stdout is left for results.
+    assert "| rollout/" in result.stderr and "ep_rew_mean" in result.stderr
+    assert "ep_rew_mean" not in result.stdout
+    # The progress bar counts to what ran, not to total_timesteps.
+    assert "2,048/2,048" in result.stderr
+    progress = list(csv.DictReader((run_dir / "progress.csv").open()))
+    assert [int(row["time/total_timesteps"]) for row in progress] == [1024, 2048]
+
+    # The offline W&B run holds every TensorBoard scalar at the same step.
+    tensorboard = EventAccumulator(str(run_dir / "tb"))
+    tensorboard.Reload()
+    (run_file,) = (run_dir / "wandb").glob("offline-run-*/run-*.wandb")
+    rows = wandb_history(run_file)
+    # W&B's own rows (system metrics, the run's end) have no TensorBoard step.
+    history = {row["global_step"]: row for row in rows if "global_step" in row}
+    tags = tensorboard.Tags()["scalars"]
+    assert "rollout/ep_rew_mean" in tags and "train/loss" in tags
+    for tag in tags:
+        for event in tensorboard.Scalars(tag):
+            assert history[event.step][tag] == pytest.approx(event.value, rel=1e-6), tag

@@ -1,0 +1,83 @@
+"""Watching a policy: eval render=human (headless under SDL_VIDEODRIVER=dummy) and follow."""
+
+import json
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+
+from runs import default_sigint, racing_rl
+
+#: A short race on one track in a small window, drawn as fast as it goes.
+WATCH = ["render=human", "fps=0", "size=[160,160]", "seeds=[2000000]", "max_steps=20"]
+
+
+def test_eval_render_human_draws_every_step_of_the_races(tiny_runs, tmp_path):
+    run_dir = tmp_path / "run"
+    shutil.copytree(tiny_runs[0], run_dir)
+    result = racing_rl(
+        "eval", f"run_dir={run_dir}", "checkpoint=final", *WATCH, "rounds=2", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((run_dir / "eval" / "metrics.json").read_text())
+    assert metrics["episodes"] == 2  # two rounds of the one track, each in the window
+    (drawn,) = [line for line in result.stderr.splitlines() if "frames drawn" in line]
+    # Every step of both races and their starting grids: up to 2 × (20 + 1).
+    assert 10 < int(drawn.split("render: ")[1].split()[0]) <= 42
+
+
+def _lines(stream, into: queue.Queue) -> None:
+    for line in stream:
+        into.put(line)
+
+
+def _wait_for(lines: queue.Queue, text: str, timeout: float = 120) -> str:
+    while True:
+        line = lines.get(timeout=timeout)
+        if text in line:
+            return line
+
+
+def test_follow_switches_to_a_checkpoint_saved_after_it_started(tiny_runs, tmp_path):
+    run_dir = tmp_path / "run"
+    shutil.copytree(tiny_runs[0], run_dir)
+    (first,) = (run_dir / "checkpoints").iterdir()  # final_2048_steps
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "racing_rl.cli",
+            "eval",
+            f"run_dir={run_dir}",
+            "follow=true",
+            *WATCH,
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "SDL_VIDEODRIVER": "dummy"},
+        preexec_fn=default_sigint,
+    )
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=_lines, args=(process.stderr, lines), daemon=True).start()
+    try:
+        assert first.name in _wait_for(lines, "driving")
+        # Training saves a newer checkpoint while the evaluation races.
+        newer = run_dir / "checkpoints" / "ppo_4096_steps"
+        shutil.copytree(first, newer)
+        manifest = json.loads((newer / "checkpoint.json").read_text())
+        (newer / "checkpoint.json").write_text(json.dumps({**manifest, "timesteps": 4096}))
+        assert "ppo_4096_steps" in _wait_for(lines, "driving")
+        # The race that ended before the switch, then one of the newer checkpoint.
+        _wait_for(lines, "round")
+        _wait_for(lines, "round")
+    finally:
+        process.send_signal(signal.SIGINT)
+        out, _ = process.communicate(timeout=60)
+    assert process.returncode == 0, out[-3000:]
+    metrics = json.loads((run_dir / "eval" / "metrics.json").read_text())
+    assert metrics["driver"].endswith("ppo_4096_steps/model.zip")
