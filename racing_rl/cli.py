@@ -306,10 +306,10 @@ def run(argv: list[str]) -> int:
     if "-h" in rest or "--help" in rest:
         print(command_help(name))
         return 0
-    check_arguments(name, rest)
-    # Hydra parses sys.argv itself; the program name shows in its messages.
-    sys.argv = [f"racing-rl {name}", *rest]
     with _interrupts_while_starting(name) as started:
+        check_arguments(name, rest)
+        # Hydra parses sys.argv itself; the program name shows in its messages.
+        sys.argv = [f"racing-rl {name}", *rest]
         try:
             app = importlib.import_module(module).main
             started(app)
