@@ -22,6 +22,9 @@ commands:
             racing-rl eval run_dir=outputs/<date>/<time>_ppo_pygame checkpoint=best
             racing-rl eval run_dir=<run dir> record=true      + a replay per track
             racing-rl eval run_dir=[<run a>,<run b>,scripted] laps=3   a race
+  export  write a trained driver as one file: a Roblox ModuleScript or an ONNX model
+            racing-rl export run_dir=<run dir> format=luau      <run dir>/export/policy_best.luau
+            racing-rl export run_dir=<run dir> format=onnx out=driver.onnx
   replay  play a recorded race in a window, or export it to a video
             racing-rl replay path=<run dir>/eval/replays/track_2000000.npz
             racing-rl replay path=<replay .npz> video=race.mp4   (or .gif)
@@ -40,6 +43,7 @@ Run 'racing-rl <command> --help' for the command's config groups and defaults.
 COMMANDS = {
     "train": "racing_rl.train",
     "eval": "racing_rl.evaluate",
+    "export": "racing_rl.export",
     "replay": "racing_rl.replay",
     "play": "racing_rl.play",
     "emulate": "racing_rl.bridge.emulator",
