@@ -252,6 +252,9 @@ OmegaConf.register_new_resolver("racing_rl.eval_dir", eval_dir, replace=True)
 
 #: The run-dir entry (and ``driver`` value) that stands for the scripted baseline driver.
 SCRIPTED = "scripted"
+#: ``driver`` values that export the checkpoint and drive with the exported file: a Luau
+#: module in a Luau VM, an ONNX model in onnxruntime (``racing_rl.export``).
+EXPORTED = ("luau", "onnx")
 
 
 def evaluate(cfg: DictConfig, difficulty: str | None = None) -> dict[str, Any]:
@@ -307,6 +310,10 @@ def evaluate(cfg: DictConfig, difficulty: str | None = None) -> dict[str, Any]:
     for entry in entries:
         if entry == SCRIPTED or (not racing and cfg.driver == SCRIPTED):
             drivers.append(ScriptedDriver("scripted driver" if not racing else SCRIPTED))
+        elif cfg.driver in EXPORTED:  # the checkpoint exported, run outside SB3
+            from racing_rl.export import load_exported_driver
+
+            drivers.append(load_exported_driver(Path(entry).expanduser(), cfg, cfg.driver))
         else:
             drivers.append(load_policy_driver(Path(entry).expanduser(), cfg, observation_size))
     labels = unique_labels([d.label for d in drivers])
