@@ -129,7 +129,7 @@ def _header(spec: PolicySpec) -> str:
         else "rescaled from [-1, 1] to the action bounds"
     )
     return f"""\
-A racing-rl driver, exported for Roblox: {spec.algorithm}, {info.get("timesteps", "?")} timesteps.
+A racing-rl driver, exported for Roblox: {spec.algorithm}, {info.get("timesteps", 0):,} timesteps.
 
   checkpoint   {info.get("checkpoint", "?")}
   exported     {info.get("exported_at", "?")} by racing-rl {info.get("racing_rl_version", "?")}
@@ -143,15 +143,14 @@ API (one instance drives any number of cars; carId is any value, e.g. the car's 
     }
   local throttle, steering, nitro = policy:act(carId, observation)
 
-observation: one frame, {spec.observation_size} numbers ({n_rays} rays), as the car's sensors
-give it:
+observation: the car's newest frame, {spec.observation_size} numbers ({n_rays} rays):
 {layout}
 The module stacks the last {spec.frame_stack} frame(s) per car (zeros before the first, newest
 last), normalises them ({norm}), runs the network
   {network}
-and returns the action {post}: throttle (negative brakes, then reverses),
-steering (negative left), nitro (on while > 0.5), each in [-1, 1].
-Policy.info holds the same facts as a table."""
+and returns the action {post}:
+throttle (negative brakes, then reverses), steering (negative left), nitro (on while
+> 0.5), each in [-1, 1]. Policy.info holds the same facts as a table."""
 
 
 def observation_layout(spec: PolicySpec) -> list[str]:

@@ -10,11 +10,14 @@ shape (B, obs_size), and are what ``racing-rl eval driver=luau|onnx`` and
 
 from __future__ import annotations
 
+import gc
 import importlib
 import importlib.util
 import json
+import os
 import sys
 import types
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -98,17 +101,19 @@ class LuauPolicy:
     """
 
     def __init__(self, source: str, name: str = "policy") -> None:
-        vm = pluau()
-        self._lua = vm.Lua()
+        self._vm = _LuauVM(pluau().Lua())
+        lua = self._vm.lua
         try:
-            module = self._lua.load_chunk(source, name=f"={name}")()[0]
-            self._policy = module.get("new")()[0]
+            module = lua.load_chunk(source, name=f"={name}")()[0]
+            self._vm.policy = module.get("new")()[0]
         except Exception as err:
             raise ExportError(f"{name} is not a loadable racing-rl Luau policy: {err}") from err
-        self._reset = self._policy.get("reset")
-        self._batch = self._lua.load_chunk(_BATCH_ACT, name="=batch_act")
+        self._vm.reset = self._vm.policy.get("reset")
+        self._vm.batch = lua.load_chunk(_BATCH_ACT, name="=batch_act")
         self.info: dict[str, Any] = _python(module.get("info"))
         self.observation_size = int(self.info["observationSize"])
+        del module
+        weakref.finalize(self, _close_quietly, self._vm)
 
     @classmethod
     def from_file(cls, path: Path) -> LuauPolicy:
@@ -116,14 +121,39 @@ class LuauPolicy:
         return cls(Path(path).read_text(encoding="utf-8"), name=Path(path).name)
 
     def reset(self, car: int) -> None:
-        self._reset(self._policy, car)
+        self._vm.reset(self._vm.policy, car)
 
     def act(self, observations: NDArray[np.float32]) -> FloatArray:
         observations = np.ascontiguousarray(observations, dtype="<f4")
         count, size = observations.shape
-        data = self._lua.create_buffer(observations.tobytes())
-        packed = self._batch(self._policy, count, size, data)[0]
+        data = self._vm.lua.create_buffer(observations.tobytes())
+        packed = self._vm.batch(self._vm.policy, count, size, data)[0]
         return np.frombuffer(packed.as_bytes(), dtype="<f8").reshape(count, 3).copy()
+
+
+class _LuauVM:
+    """A Luau VM and every handle into it, so that they are dropped together."""
+
+    def __init__(self, lua: Any) -> None:
+        self.lua = lua
+        self.policy: Any = None
+        self.reset: Any = None
+        self.batch: Any = None
+
+
+def _close_quietly(vm: _LuauVM) -> None:
+    """Drop a VM without pluau's "Lua VM is being closed" on stdout (its native code
+    prints it when a VM is dropped), which would mix into a command's results."""
+    sys.stdout.flush()
+    saved, devnull = os.dup(1), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        vm.__dict__.clear()
+        gc.collect()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
 
 
 def _python(value: Any) -> Any:
