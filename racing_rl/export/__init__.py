@@ -113,10 +113,15 @@ def export(cfg: DictConfig) -> dict[str, Any]:
         ``timesteps``.
 
     Raises:
-        ConfigError: for a format other than ``luau`` or ``onnx``.
+        ConfigError: without a ``run_dir``, or for a format other than ``luau`` or ``onnx``.
         CheckpointError: if the run, checkpoint or statistics are missing or damaged.
         ExportError: if the policy has parts export does not translate.
     """
+    if OmegaConf.is_missing(cfg, "run_dir"):
+        raise ConfigError(
+            "No run_dir given: name the run to export, e.g. "
+            "racing-rl export run_dir=outputs/<date>/<time>_ppo_pygame format=luau."
+        )
     fmt = check_format(str(cfg.format))
     write = writer(fmt)
     run_dir = Path(str(cfg.run_dir)).expanduser()

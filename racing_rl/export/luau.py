@@ -14,7 +14,7 @@ unrolled by four. One instance drives many cars: each car id has its own frame s
     local throttle, steering, nitro = policy:act(carId, observation)
 
 Luau numbers are doubles, so the module computes in float64 what SB3 computes in
-float32: actions agree to ~1e-6.
+float32: actions agree to ~1e-7 (``tests/export/test_runtime.py``).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from racing_rl.export.spec import Activation, Dense, PolicySpec
+from racing_rl.export.spec import Activation, Dense, LSTMLayer, PolicySpec
 
 #: Characters per line of the weight string (``\\z`` continues it on the next line).
 LINE_WIDTH = 96
@@ -67,7 +67,6 @@ def luau_source(spec: PolicySpec) -> str:
         decode="\n".join(decode),
         obs_size=spec.observation_size,
         input_size=spec.input_size,
-        frame_stack=spec.frame_stack,
         n_lstm=len(spec.lstm),
         hidden=spec.lstm_hidden_size,
         lstm_helpers=_LSTM_HELPERS if spec.lstm else "",
@@ -162,12 +161,12 @@ def observation_layout(spec: PolicySpec) -> list[str]:
     return rows[: 1 + spec.observation_size - n_rays]
 
 
-def _describe(layer: object) -> str:
+def _describe(layer: Dense | Activation | LSTMLayer) -> str:
     if isinstance(layer, Dense):
         return f"Linear({layer.n_in}, {layer.n_out})"
     if isinstance(layer, Activation):
         return layer.name
-    return f"LSTM({layer.weight_ih.shape[1]}, {layer.hidden_size})"  # type: ignore[attr-defined]
+    return f"LSTM({layer.weight_ih.shape[1]}, {layer.hidden_size})"
 
 
 def _info_table(spec: PolicySpec) -> str:

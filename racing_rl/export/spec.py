@@ -36,6 +36,9 @@ from racing_rl.errors import ExportError
 
 FloatArray = NDArray[np.float32]
 
+#: Numbers per action: throttle, steering, nitro (the exported files return three).
+ACTION_SIZE = 3
+
 #: Activation modules a spec can carry, by their ``Activation.name``.
 ACTIVATIONS: dict[type[nn.Module], str] = {
     nn.Tanh: "tanh",
@@ -196,9 +199,10 @@ def policy_spec(
             f"{algorithm}'s observation space {observation_space} is not supported: export "
             "needs a 1-D Box (the racing observation vector)."
         )
-    if not isinstance(action_space, spaces.Box) or len(action_space.shape) != 1:
+    if not isinstance(action_space, spaces.Box) or action_space.shape != (ACTION_SIZE,):
         raise ExportError(
-            f"{algorithm}'s action space {action_space} is not supported: export needs a 1-D Box."
+            f"{algorithm}'s action space {action_space} is not supported: export needs a Box "
+            f"of {ACTION_SIZE} (throttle, steering, nitro)."
         )
     input_size = int(observation_space.shape[0])
     if frame_stack < 1 or input_size % frame_stack:
