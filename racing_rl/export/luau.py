@@ -346,7 +346,7 @@ local function newCar(): Car
 	return {{ frames = table.create(INPUT_SIZE, 0), h = h, c = c }}
 end
 
-type PolicyData = {{ cars: {{ [any]: Car }} }}
+type PolicyData = {{ cars: {{ [any]: Car? }} }}
 export type Policy = typeof(setmetatable({{}} :: PolicyData, Policy))
 
 -- A driver for any number of cars.
