@@ -124,10 +124,18 @@ class LuauPolicy:
         self._vm.reset(self._vm.policy, car)
 
     def act(self, observations: NDArray[np.float32]) -> FloatArray:
+        """Actions of cars 0 … B-1, shape (B, 3), float64, for frames of shape (B, obs_size).
+
+        Raises:
+            ExportError: if the module raises (it names a wrong observation size).
+        """
         observations = np.ascontiguousarray(observations, dtype="<f4")
         count, size = observations.shape
         data = self._vm.lua.create_buffer(observations.tobytes())
-        packed = self._vm.batch(self._vm.policy, count, size, data)[0]
+        try:
+            packed = self._vm.batch(self._vm.policy, count, size, data)[0]
+        except RuntimeError as err:  # a Luau error, e.g. an observation of the wrong size
+            raise ExportError(f"The Luau policy failed: {err}") from err
         return np.frombuffer(packed.as_bytes(), dtype="<f8").reshape(count, 3).copy()
 
 

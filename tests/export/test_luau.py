@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from racing_rl.errors import ExportError
 from racing_rl.export import load_spec
 from racing_rl.export.luau import LINE_WIDTH, _Blob, luau_source
 from racing_rl.export.runtime import LuauPolicy, pluau
@@ -69,7 +70,7 @@ def test_cars_keep_their_own_frames_and_memory_and_reset_forgets_them(sources):
 
 def test_a_wrong_observation_length_says_what_the_policy_reads(sources):
     policy = LuauPolicy(sources["ppo"])
-    with pytest.raises(Exception, match="the observation has 19 numbers, this policy reads 13"):
+    with pytest.raises(ExportError, match="the observation has 19 numbers, this policy reads 13"):
         policy.act(np.zeros((1, 19), np.float32))
 
 
