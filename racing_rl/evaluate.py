@@ -285,6 +285,11 @@ def evaluate(cfg: DictConfig, difficulty: str | None = None) -> dict[str, Any]:
     from racing_rl.drivers import Driver, ScriptedDriver
     from racing_rl.races import leaderboard, run_races, standings
 
+    drivers_allowed = ("policy", SCRIPTED, *EXPORTED)
+    if cfg.driver not in drivers_allowed:
+        raise ConfigError(
+            f"Invalid config: driver={cfg.driver!r}; must be one of {', '.join(drivers_allowed)}."
+        )
     entries = [cfg.run_dir] if isinstance(cfg.run_dir, str) else [str(r) for r in cfg.run_dir]
     runs = [Path(r).expanduser() for r in entries if r != SCRIPTED]
     if not runs:

@@ -7,6 +7,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from racing_rl import config_dir
+from racing_rl.errors import ConfigError
 from racing_rl.evaluate import evaluate
 
 
@@ -36,3 +37,10 @@ def test_exported_drivers_race_as_the_checkpoint(trained_runs, driver, tmp_path)
         # 40 steps are too few for actions differing by ~1e-7 to part the cars' paths.
         assert ours["progress"] == pytest.approx(theirs["progress"], abs=1e-4)
         assert ours["episode_return"] == pytest.approx(theirs["episode_return"], abs=1e-2)
+
+
+def test_an_unknown_driver_is_refused(trained_runs, tmp_path):
+    with pytest.raises(
+        ConfigError, match=r"driver='lua'; must be one of policy, scripted, luau, onnx"
+    ):
+        eval_metrics(trained_runs["ppo"], "lua", tmp_path)
