@@ -266,7 +266,7 @@ def _network(
             *_sequential(policy.mlp_extractor.policy_net, algorithm, "mlp_extractor.policy_net"),
             _dense(policy.action_net, algorithm, "action_net"),
         )
-        return lstm, layers, "rescale" if policy.squash_output else "clip"
+        return lstm, layers, "clip"  # squash_output needs gSDE, refused above
     if isinstance(policy, SACPolicy | TQCPolicy):
         actor = policy.actor
         check_extractor(actor.features_extractor)
