@@ -296,7 +296,7 @@ local function take(n: number): {{ number }}
 end
 
 local function takeRows(nOut: number, nIn: number): {{ {{ number }} }}
-	local rows = table.create(nOut)
+	local rows: {{ {{ number }} }} = {{}}
 	for o = 1, nOut do
 		rows[o] = take(nIn)
 	end
@@ -372,11 +372,8 @@ function Policy.act(self: Policy, carId: any, observation: {{ number }}): (numbe
 			2
 		)
 	end
-	local car = self.cars[carId]
-	if car == nil then
-		car = newCar()
-		self.cars[carId] = car
-	end
+	local car: Car = self.cars[carId] or newCar()
+	self.cars[carId] = car
 	local frames = car.frames
 	table.move(frames, OBS_SIZE + 1, INPUT_SIZE, 1)
 	table.move(observation, 1, OBS_SIZE, INPUT_SIZE - OBS_SIZE + 1, frames)

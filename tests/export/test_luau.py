@@ -4,6 +4,9 @@ wrong with a bad observation."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+
 import numpy as np
 import pytest
 
@@ -23,6 +26,16 @@ def test_the_module_compiles_in_a_luau_vm(sources, algo):
     lua = pluau().Lua()
     module = lua.load_chunk(sources[algo], name="=policy")()[0]
     assert {"new", "reset", "act", "info"} <= {str(key) for key, _ in module}
+
+
+@pytest.mark.skipif(shutil.which("luau-analyze") is None, reason="luau-analyze is not on PATH")
+def test_the_module_passes_luau_analyze_in_strict_mode(sources, tmp_path):
+    """Luau's type checker and linter, where a developer has them (CI needs none)."""
+    for algo, source in sources.items():
+        path = tmp_path / f"{algo}.luau"
+        path.write_text(source)
+        result = subprocess.run(["luau-analyze", str(path)], capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_the_header_and_info_state_layout_stack_algorithm_checkpoint_and_version(
