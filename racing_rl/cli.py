@@ -85,6 +85,15 @@ COMMANDS = {
         ),
         {"opponent": "run"},
     ),
+    "export": Command(
+        "racing_rl.export",
+        "write a trained driver as one file: a Roblox ModuleScript or an ONNX model",
+        (
+            "racing-rl export run_dir=<run dir> format=luau   # <run dir>/export/policy_best.luau",
+            "racing-rl export run_dir=<run dir> format=onnx out=driver.onnx",
+        ),
+        {"run_dir": "run"},
+    ),
     "emulate": Command(
         "racing_rl.bridge.emulator",
         "stand in for the Roblox game: race the simulator over the bridge",

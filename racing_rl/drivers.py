@@ -56,6 +56,42 @@ class Driver(Protocol):
         ...
 
 
+class FrameStack:
+    """SuperSuit's ``frame_stack_v1`` for a batch of cars: zeros at an episode start,
+    newest frame last.
+
+    Args:
+        frame_stack: frames per stacked observation (1: no stacking).
+    """
+
+    def __init__(self, frame_stack: int = 1) -> None:
+        self.frame_stack = frame_stack
+        self._stack: NDArray[np.float32] | None = None
+
+    def reset(self, rows: Sequence[int] | None = None) -> None:
+        """Start new episodes: all cars (None) or the cars of ``rows``."""
+        if rows is None or self._stack is None:
+            self._stack = None
+        else:
+            self._stack[list(rows)] = 0.0
+
+    def push(self, observations: NDArray[np.float32]) -> NDArray[np.float32]:
+        """Append each car's newest frame.
+
+        Args:
+            observations: one raw frame per car, shape (B, obs_size).
+
+        Returns:
+            The stacked observations, shape (B, obs_size * frame_stack), float32 (a copy).
+        """
+        size = observations.shape[1]
+        if self._stack is None:
+            self._stack = np.zeros((len(observations), size * self.frame_stack), np.float32)
+        self._stack[:, :-size] = self._stack[:, size:]
+        self._stack[:, -size:] = observations
+        return self._stack.copy()
+
+
 class PolicyDriver:
     """A trained policy behind its run's frame stack and frozen observation normalisation.
 
@@ -86,24 +122,19 @@ class PolicyDriver:
         self.normalizer = normalizer
         self.checkpoint = checkpoint
         self.deterministic = deterministic
-        self._stack: NDArray[np.float32] | None = None
+        self._stack = FrameStack(frame_stack)
         self._state: Any = None
         self._episode_start: NDArray[np.bool_] | None = None
 
     def reset(self, n_tracks: int) -> None:
-        self._stack = None
+        self._stack.reset()
         self._state = None
         self._episode_start = np.ones(n_tracks, dtype=bool)
 
     def act(
         self, observations: NDArray[np.float32], worlds: Sequence[World], car: int
     ) -> FloatArray:
-        size = observations.shape[1]
-        if self._stack is None:
-            self._stack = np.zeros((len(observations), size * self.frame_stack), np.float32)
-        self._stack[:, :-size] = self._stack[:, size:]
-        self._stack[:, -size:] = observations
-        observation = self._stack.copy()
+        observation = self._stack.push(observations)
         if self.normalizer is not None:
             observation = self.normalizer.normalize_obs(observation)
         actions, self._state = self.model.predict(

@@ -48,3 +48,8 @@ class TrainingInterrupted(RacingRLError):
 
 class ReplayError(RacingRLError):
     """A replay file is missing, damaged, or of a format version this code does not read."""
+
+
+class ExportError(RacingRLError):
+    """A policy cannot be exported: its network or settings are not ones ``racing-rl export``
+    translates (a custom feature extractor or layer, gSDE, a non-Box space)."""

@@ -263,6 +263,9 @@ OmegaConf.register_new_resolver("racing_rl.eval_dir", eval_dir, replace=True)
 
 #: The run-dir entry (and ``driver`` value) that stands for the scripted baseline driver.
 SCRIPTED = "scripted"
+#: ``driver`` values that export the checkpoint and drive with the exported file: a Luau
+#: module in a Luau VM, an ONNX model in onnxruntime (``racing_rl.export``).
+EXPORTED = ("luau", "onnx")
 
 
 def evaluate(cfg: DictConfig, difficulty: str | None = None) -> dict[str, Any]:
@@ -293,6 +296,11 @@ def evaluate(cfg: DictConfig, difficulty: str | None = None) -> dict[str, Any]:
     from racing_rl.drivers import Driver, ScriptedDriver
     from racing_rl.races import leaderboard, run_races, standings
 
+    drivers_allowed = ("policy", SCRIPTED, *EXPORTED)
+    if cfg.driver not in drivers_allowed:
+        raise ConfigError(
+            f"Invalid config: driver={cfg.driver!r}; must be one of {', '.join(drivers_allowed)}."
+        )
     entries = [cfg.run_dir] if isinstance(cfg.run_dir, str) else [str(r) for r in cfg.run_dir]
     runs = [Path(r).expanduser() for r in entries if r != SCRIPTED]
     if not runs:
@@ -336,6 +344,10 @@ def evaluate(cfg: DictConfig, difficulty: str | None = None) -> dict[str, Any]:
             continue
         if entry == SCRIPTED or (not racing and cfg.driver == SCRIPTED):
             drivers.append(ScriptedDriver("scripted driver" if not racing else SCRIPTED))
+        elif cfg.driver in EXPORTED:  # the checkpoint exported, run outside SB3
+            from racing_rl.export import load_exported_driver
+
+            drivers.append(load_exported_driver(Path(entry).expanduser(), cfg, cfg.driver))
         else:
             drivers.append(load_policy_driver(Path(entry).expanduser(), cfg, observation_size))
     labels = unique_labels([d.label for d in drivers])

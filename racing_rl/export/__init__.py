@@ -1,0 +1,178 @@
+"""``racing-rl export``: a trained driver as one self-contained file, Luau or ONNX.
+
+``export(cfg)`` loads a run's checkpoint the way ``racing-rl eval`` does
+(``racing_rl.evaluate.load_policy_driver``: the model, the run's frame stack and frozen
+VecNormalize statistics), reads it into a ``PolicySpec`` (``spec.py``) and writes it as a
+Roblox ModuleScript (``luau.py``) or an ONNX model (``onnx.py``). The file is written
+beside its final name and renamed into place, so a failed export leaves no file.
+``runtime.py`` runs exported files (a Luau VM, onnxruntime) for ``racing-rl eval
+driver=luau|onnx`` and the tests. ``main`` is the Hydra app.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from racing_rl import __version__, config_dir
+from racing_rl.checkpoints import write_atomic
+from racing_rl.errors import ConfigError, RacingRLError
+from racing_rl.export.spec import PolicySpec, policy_spec
+
+log = logging.getLogger(__name__)
+
+#: ``format=`` values and their file suffixes.
+FORMATS = {"luau": ".luau", "onnx": ".onnx"}
+
+
+def check_format(fmt: str) -> str:
+    """``fmt`` if it is one of ``FORMATS``.
+
+    Raises:
+        ConfigError: otherwise, naming the formats.
+    """
+    if fmt not in FORMATS:
+        raise ConfigError(
+            f"Invalid config: format={fmt!r}; must be one of {', '.join(FORMATS)} "
+            "(luau: a Roblox ModuleScript; onnx: an ONNX model)."
+        )
+    return fmt
+
+
+def load_spec(run_dir: Path, checkpoint: str = "best", device: str = "cpu") -> PolicySpec:
+    """A run's checkpoint as a ``PolicySpec``, with the facts an exported file states.
+
+    Args:
+        run_dir: the run directory.
+        checkpoint: ``final | best | latest | <model .zip or checkpoint dir>``.
+        device: where to load the model (the weights are copied to the CPU).
+
+    Raises:
+        CheckpointError: if the run, the checkpoint or its statistics are missing or damaged.
+        ExportError: if the policy has parts export does not translate.
+    """
+    from racing_rl.evaluate import load_policy_driver, load_run_config
+    from racing_rl.vec import backend_config
+
+    run_cfg = load_run_config(run_dir)
+    backend = backend_config(run_cfg.backend)
+    n_rays = getattr(backend, "n_rays", None) or backend.sensors.n_rays  # type: ignore[union-attr]
+    cfg = OmegaConf.create({"checkpoint": checkpoint, "device": device})
+    driver = load_policy_driver(run_dir, cfg, backend.observation_size)
+    model_path = Path(driver.checkpoint)
+    try:
+        shown = str(model_path.resolve().relative_to(run_dir.resolve()))
+    except ValueError:
+        shown = str(model_path)
+    info = {
+        "checkpoint": f"{run_dir.name}/{shown}",
+        "timesteps": int(driver.model.num_timesteps),
+        "ray_count": int(n_rays),
+        "racing_rl_version": __version__,
+        "exported_at": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    return policy_spec(driver.model, driver.normalizer, driver.frame_stack, info)
+
+
+def writer(fmt: str) -> Callable[[PolicySpec, Path], None]:
+    """The function that writes a spec in format ``fmt`` to a path."""
+    check_format(fmt)
+    if fmt == "luau":
+        from racing_rl.export.luau import luau_source
+
+        return lambda spec, path: path.write_text(luau_source(spec), encoding="utf-8")
+    from racing_rl.export.onnx import write_onnx
+
+    return write_onnx
+
+
+def default_out(run_dir: Path, checkpoint: str, fmt: str) -> Path:
+    """``<run dir>/export/policy_<checkpoint>.<luau|onnx>`` (a path's last part names it)."""
+    name = checkpoint if checkpoint in ("best", "final", "latest") else Path(checkpoint).stem
+    if name == "model":  # .../<checkpoint dir>/model.zip
+        name = Path(checkpoint).parent.name
+    return run_dir / "export" / f"policy_{name}{FORMATS[fmt]}"
+
+
+def export(cfg: DictConfig) -> dict[str, Any]:
+    """``racing-rl export``: write a run's checkpoint as one Luau or ONNX file.
+
+    Args:
+        cfg: the export config (``conf/export.yaml``): ``run_dir``, ``checkpoint``,
+            ``format``, ``out``, ``device``.
+
+    Returns:
+        ``path`` (the file written), ``bytes``, ``format``, ``algorithm``, ``checkpoint``,
+        ``timesteps``.
+
+    Raises:
+        ConfigError: without a ``run_dir``, or for a format other than ``luau`` or ``onnx``.
+        CheckpointError: if the run, checkpoint or statistics are missing or damaged.
+        ExportError: if the policy has parts export does not translate.
+    """
+    if OmegaConf.is_missing(cfg, "run_dir"):
+        raise ConfigError(
+            "No run_dir given: name the run to export, e.g. "
+            "racing-rl export run_dir=outputs/<date>/<time>_ppo_pygame format=luau."
+        )
+    fmt = check_format(str(cfg.format))
+    write = writer(fmt)
+    run_dir = Path(str(cfg.run_dir)).expanduser()
+    spec = load_spec(run_dir, str(cfg.checkpoint), str(cfg.get("device", "cpu")))
+    out = Path(str(cfg.out)).expanduser() if cfg.get("out") else None
+    out = out or default_out(run_dir, str(cfg.checkpoint), fmt)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(out, lambda tmp: write(spec, tmp))
+    return {
+        "path": str(out),
+        "bytes": out.stat().st_size,
+        "format": fmt,
+        "algorithm": spec.algorithm,
+        "checkpoint": spec.info["checkpoint"],
+        "timesteps": spec.info["timesteps"],
+    }
+
+
+def load_exported_driver(run_dir: Path, cfg: DictConfig, fmt: str) -> Any:
+    """A run's checkpoint exported on the fly to ``fmt`` and loaded into its runtime, as a
+    race driver (``racing-rl eval driver=luau|onnx``).
+
+    Args:
+        run_dir: the run.
+        cfg: the eval config (``checkpoint``, ``device``).
+        fmt: ``luau`` (a Luau VM) or ``onnx`` (onnxruntime).
+
+    Raises:
+        ConfigError, CheckpointError, ExportError: as ``export``.
+    """
+    from racing_rl.export.runtime import ExportedDriver, LuauPolicy, OnnxPolicy
+
+    write = writer(fmt)
+    spec = load_spec(run_dir, str(cfg.checkpoint), str(cfg.get("device", "cpu")))
+    with tempfile.TemporaryDirectory(prefix="racing_rl_export_") as tmp:
+        path = Path(tmp) / f"policy{FORMATS[fmt]}"
+        write(spec, path)
+        policy = LuauPolicy.from_file(path) if fmt == "luau" else OnnxPolicy(path)
+    label = f"{run_dir.name} ({fmt})"
+    return ExportedDriver(policy, label, str(run_dir), f"{spec.info['checkpoint']} as {fmt}")
+
+
+@hydra.main(config_path=str(config_dir()), config_name="export", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    """Hydra entry point of ``racing-rl export``."""
+    try:
+        result = export(cfg)
+    except RacingRLError as err:
+        log.error("%s", err)
+        raise SystemExit(1) from err
+    print(
+        f"wrote {result['path']} ({result['bytes'] / 1024:.0f} KiB): {result['algorithm']} "
+        f"{result['checkpoint']}, {result['timesteps']:,} timesteps"
+    )

@@ -1,0 +1,405 @@
+"""A ``PolicySpec`` as a Luau ModuleScript: the driver runs inside a Roblox game.
+
+The module is self-contained: ``--!strict`` and ``--!native``; every float (normalisation
+statistics, weights, biases, action bounds) is one float32 little-endian binary string,
+written with ``\\xNN`` escapes for the bytes that are not printable ASCII, and decoded
+once at ``require`` with the ``buffer`` library into plain tables (numeric literals of
+this size fail Luau's type checker). The hot loop is a dense layer over those tables,
+unrolled by four. One instance drives many cars: each car id has its own frame stack
+(and LSTM state). The API is in the file's header::
+
+    local Policy = require(script.Parent.Driver)
+    local policy = Policy.new()
+    policy:reset(carId)                               -- on spawn and respawn
+    local throttle, steering, nitro = policy:act(carId, observation)
+
+Luau numbers are doubles, so the module computes in float64 what SB3 computes in
+float32: actions agree to ~1e-7 (``tests/export/test_runtime.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from racing_rl.export.spec import Activation, Dense, LSTMLayer, PolicySpec
+
+#: Characters per line of the weight string (``\\z`` continues it on the next line).
+LINE_WIDTH = 96
+
+
+def luau_source(spec: PolicySpec) -> str:
+    """The ModuleScript's source for ``spec``.
+
+    Args:
+        spec: the driver (``racing_rl.export.spec.policy_spec``).
+
+    Returns:
+        Luau source text, ASCII only, ending in a newline.
+    """
+    blob = _Blob()
+    decode: list[str] = []
+    if spec.normalization is not None:
+        decode.append(f"local MEAN = take({spec.input_size})")
+        decode.append(f"local STD = take({spec.input_size})")
+        blob.add(spec.normalization.mean, spec.normalization.std)
+    decode.append(f"local LOW = take({spec.action_size})")
+    decode.append(f"local HIGH = take({spec.action_size})")
+    blob.add(spec.action_low, spec.action_high)
+    for k, layer in enumerate(spec.lstm):
+        # One dense layer on [x; h]: rows of [W_ih | W_hh], bias b_ih + b_hh.
+        h, n_in = layer.hidden_size, int(layer.weight_ih.shape[1])
+        decode.append(f"local LSTM{k}_W = takeRows({4 * h}, {n_in + h})")
+        decode.append(f"local LSTM{k}_B = take({4 * h})")
+        decode.append(f"for i, v in take({4 * h}) do\n\tLSTM{k}_B[i] += v\nend")
+        blob.add(np.hstack([layer.weight_ih, layer.weight_hh]), layer.bias_ih, layer.bias_hh)
+    dense = [layer for layer in spec.layers if isinstance(layer, Dense)]
+    for k, layer in enumerate(dense):
+        decode.append(f"local W{k} = takeRows({layer.n_out}, {layer.n_in})")
+        decode.append(f"local B{k} = take({layer.n_out})")
+        blob.add(layer.weight, layer.bias)
+    return _TEMPLATE.format(
+        header=_header(spec),
+        info=_info_table(spec),
+        weights=blob.literal(),
+        n_floats=blob.n_floats,
+        decode="\n".join(decode),
+        obs_size=spec.observation_size,
+        input_size=spec.input_size,
+        n_lstm=len(spec.lstm),
+        hidden=spec.lstm_hidden_size,
+        lstm_helpers=_LSTM_HELPERS if spec.lstm else "",
+        scratch=_scratch(spec),
+        forward=_indent(_forward(spec), 1),
+        outputs=_outputs(spec),
+    )
+
+
+class _Blob:
+    """Arrays appended as float32 little-endian bytes, in the order ``take`` reads them."""
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+        self.n_floats = 0
+
+    def add(self, *arrays: np.ndarray) -> None:
+        for array in arrays:
+            data = np.ascontiguousarray(array, dtype="<f4")
+            self._parts.append(data.tobytes())
+            self.n_floats += data.size
+
+    def literal(self) -> str:
+        """A Luau string literal of the bytes, broken into lines with ``\\z``."""
+        lines, line = [], []
+        width = 0
+        for token in _escaped(b"".join(self._parts)):
+            if width + len(token) > LINE_WIDTH:
+                lines.append("".join(line))
+                line, width = [], 0
+            line.append(token)
+            width += len(token)
+        lines.append("".join(line))
+        return '"' + "\\z\n".join(lines) + '"'
+
+
+def _escaped(data: bytes) -> Iterator[str]:
+    for byte in data:
+        char = chr(byte)
+        if 0x20 < byte < 0x7F and char not in '"\\':
+            yield char
+        else:
+            yield f"\\x{byte:02x}"
+
+
+def _header(spec: PolicySpec) -> str:
+    info = spec.info
+    n_rays = info.get("ray_count")
+    layout = "\n".join(f"    {row}" for row in observation_layout(spec))
+    network = " -> ".join(_describe(layer) for layer in (*spec.lstm, *spec.layers))
+    norm = (
+        f"clip((x - mean) / std, -{spec.normalization.clip:g}, {spec.normalization.clip:g})"
+        if spec.normalization is not None
+        else "none"
+    )
+    post = (
+        "clipped to the action bounds"
+        if spec.postprocess == "clip"
+        else "rescaled from [-1, 1] to the action bounds"
+    )
+    return f"""\
+A racing-rl driver, exported for Roblox: {spec.algorithm}, {info.get("timesteps", 0):,} timesteps.
+
+  checkpoint   {info.get("checkpoint", "?")}
+  exported     {info.get("exported_at", "?")} by racing-rl {info.get("racing_rl_version", "?")}
+
+API (one instance drives any number of cars; carId is any value, e.g. the car's Model):
+
+  local Policy = require(path.to.this.module)
+  local policy = Policy.new()
+  policy:reset(carId)     -- when the car spawns or respawns: clears its frames{
+        " and LSTM state" if spec.lstm else ""
+    }
+  local throttle, steering, nitro = policy:act(carId, observation)
+
+observation: the car's newest frame, {spec.observation_size} numbers ({n_rays} rays):
+{layout}
+The module stacks the last {spec.frame_stack} frame(s) per car (zeros before the first, newest
+last), normalises them ({norm}), runs the network
+  {network}
+and returns the action {post}:
+throttle (negative brakes, then reverses), steering (negative left), nitro (on while
+> 0.5), each in [-1, 1]. Policy.info holds the same facts as a table."""
+
+
+def observation_layout(spec: PolicySpec) -> list[str]:
+    """One line per observation index (1-based, as Luau counts), e.g. ``1-10  ray distance``."""
+    n_rays = int(spec.info.get("ray_count", spec.observation_size - 3))
+    rows = [f"1-{n_rays}  ray distance / sensor range, left to right (0..1)"]
+    rest = ["nitro fuel (0..1)", "signed speed / max speed (-1..1)", "is_reverse (0 or 1)"]
+    rows += [f"{n_rays + 1 + i}  {text}" for i, text in enumerate(rest)]
+    return rows[: 1 + spec.observation_size - n_rays]
+
+
+def _describe(layer: Dense | Activation | LSTMLayer) -> str:
+    if isinstance(layer, Dense):
+        return f"Linear({layer.n_in}, {layer.n_out})"
+    if isinstance(layer, Activation):
+        return layer.name
+    return f"LSTM({layer.weight_ih.shape[1]}, {layer.hidden_size})"
+
+
+def _info_table(spec: PolicySpec) -> str:
+    info = spec.info
+    fields = {
+        "algorithm": spec.algorithm,
+        "checkpoint": info.get("checkpoint", ""),
+        "timesteps": int(info.get("timesteps", 0)),
+        "racingRlVersion": info.get("racing_rl_version", ""),
+        "exportedAt": info.get("exported_at", ""),
+        "observationSize": spec.observation_size,
+        "rayCount": int(info.get("ray_count", spec.observation_size - 3)),
+        "frameStack": spec.frame_stack,
+        "inputSize": spec.input_size,
+        "actionSize": spec.action_size,
+        "lstmHiddenSize": spec.lstm_hidden_size,
+    }
+    lines = [f"\t{key} = {_luau_value(value)}," for key, value in fields.items()]
+    layout = ", ".join(_luau_value(row) for row in observation_layout(spec))
+    lines.append(f"\tobservationLayout = table.freeze({{ {layout} }}),")
+    return "\n".join(lines)
+
+
+def _luau_value(value: object) -> str:
+    if isinstance(value, str):
+        return '"' + "".join(_escaped(value.encode())) + '"'
+    return repr(value)
+
+
+def _scratch(spec: PolicySpec) -> str:
+    """Module-level scratch tables, one per layer output (``act`` is not re-entrant)."""
+    lines = [f"local X = table.create({spec.input_size}, 0)"]
+    if spec.lstm:
+        lines.append(f"local GATES = table.create({4 * spec.lstm_hidden_size}, 0)")
+        for k, layer in enumerate(spec.lstm):
+            n = int(layer.weight_ih.shape[1]) + layer.hidden_size
+            lines.append(f"local XH{k} = table.create({n}, 0)")
+    dense = [layer for layer in spec.layers if isinstance(layer, Dense)]
+    lines += [f"local Y{k} = table.create({layer.n_out}, 0)" for k, layer in enumerate(dense)]
+    return "\n".join(lines)
+
+
+def _forward(spec: PolicySpec) -> str:
+    """The body of ``act`` after the frame stack: normalisation, LSTM, layers."""
+    lines = []
+    if spec.normalization is not None:
+        clip = f"{spec.normalization.clip!r}"
+        lines += [
+            f"for i = 1, {spec.input_size} do",
+            f"\tX[i] = math.clamp((frames[i] - MEAN[i]) / STD[i], -{clip}, {clip})",
+            "end",
+        ]
+    else:
+        lines += [f"for i = 1, {spec.input_size} do", "\tX[i] = frames[i]", "end"]
+    current, size = "X", spec.input_size
+    for k, layer in enumerate(spec.lstm):
+        h = layer.hidden_size
+        lines += [
+            f"table.move({current}, 1, {size}, 1, XH{k})",
+            f"table.move(car.h[{k + 1}], 1, {h}, {size + 1}, XH{k})",
+            f"dense(LSTM{k}_W, LSTM{k}_B, XH{k}, {size + h}, GATES)",
+            f"lstmCell(GATES, car.h[{k + 1}], car.c[{k + 1}], {h})",
+        ]
+        current, size = f"car.h[{k + 1}]", h
+    k = 0
+    for layer in spec.layers:
+        if isinstance(layer, Dense):
+            lines.append(f"dense(W{k}, B{k}, {current}, {size}, Y{k})")
+            current, size = f"Y{k}", layer.n_out
+            k += 1
+        else:
+            lines += _activation(layer, current, size)
+    lines.append(f"local out = {current}")
+    return "\n".join(lines)
+
+
+def _activation(layer: Activation, x: str, n: int) -> list[str]:
+    expression = {
+        "tanh": "math.tanh(v)",
+        "relu": "if v > 0 then v else 0",
+        "elu": "if v > 0 then v else {0!r} * (math.exp(v) - 1)",
+        "leaky_relu": "if v >= 0 then v else v * {0!r}",
+        "hardtanh": "math.clamp(v, {0!r}, {1!r})",
+    }[layer.name].format(*layer.params)
+    return [f"for i = 1, {n} do", f"\tlocal v = {x}[i]", f"\t{x}[i] = {expression}", "end"]
+
+
+def _outputs(spec: PolicySpec) -> str:
+    if spec.postprocess == "clip":
+        values = [f"math.clamp(out[{i}], LOW[{i}], HIGH[{i}])" for i in (1, 2, 3)]
+    else:
+        values = [f"LOW[{i}] + 0.5 * (out[{i}] + 1) * (HIGH[{i}] - LOW[{i}])" for i in (1, 2, 3)]
+    return ", ".join(values)
+
+
+def _indent(text: str, levels: int) -> str:
+    return "\n".join("\t" * levels + line for line in text.splitlines())
+
+
+_TEMPLATE = """\
+--!strict
+--!native
+--[[
+{header}
+]]
+
+local Policy = {{}}
+Policy.__index = Policy
+
+Policy.info = table.freeze({{
+{info}
+}})
+
+-- {n_floats} float32 numbers, little-endian: normalisation, action bounds, weights.
+local WEIGHTS = {weights}
+
+local blob = buffer.fromstring(WEIGHTS)
+local cursor = 0
+
+local function take(n: number): {{ number }}
+	local values = table.create(n, 0)
+	for i = 1, n do
+		values[i] = buffer.readf32(blob, cursor)
+		cursor += 4
+	end
+	return values
+end
+
+local function takeRows(nOut: number, nIn: number): {{ {{ number }} }}
+	local rows: {{ {{ number }} }} = {{}}
+	for o = 1, nOut do
+		rows[o] = take(nIn)
+	end
+	return rows
+end
+
+{decode}
+assert(cursor == buffer.len(blob), "racing-rl policy: weight string has the wrong length")
+
+local OBS_SIZE = {obs_size}
+local INPUT_SIZE = {input_size}
+local N_LSTM = {n_lstm}
+local HIDDEN = {hidden}
+
+-- y = W x + b, W one table per output row; the inner loop unrolled by four.
+local function dense(
+	w: {{ {{ number }} }},
+	b: {{ number }},
+	x: {{ number }},
+	nIn: number,
+	y: {{ number }}
+)
+	local tail = nIn - nIn % 4
+	for o = 1, #w do
+		local r = w[o]
+		local s = b[o]
+		for i = 1, tail, 4 do
+			s += r[i] * x[i] + r[i + 1] * x[i + 1] + r[i + 2] * x[i + 2] + r[i + 3] * x[i + 3]
+		end
+		for i = tail + 1, nIn do
+			s += r[i] * x[i]
+		end
+		y[o] = s
+	end
+end
+
+{lstm_helpers}{scratch}
+
+type Car = {{ frames: {{ number }}, h: {{ {{ number }} }}, c: {{ {{ number }} }} }}
+
+local function newCar(): Car
+	local h, c = {{}}, {{}}
+	for k = 1, N_LSTM do
+		h[k] = table.create(HIDDEN, 0)
+		c[k] = table.create(HIDDEN, 0)
+	end
+	return {{ frames = table.create(INPUT_SIZE, 0), h = h, c = c }}
+end
+
+type PolicyData = {{ cars: {{ [any]: Car? }} }}
+export type Policy = typeof(setmetatable({{}} :: PolicyData, Policy))
+
+-- A driver for any number of cars.
+function Policy.new(): Policy
+	return setmetatable({{ cars = {{}} }} :: PolicyData, Policy)
+end
+
+-- Forget a car's frames and memory: call it when the car spawns or respawns.
+function Policy.reset(self: Policy, carId: any)
+	self.cars[carId] = nil
+end
+
+-- The car's action for its newest observation frame (OBS_SIZE numbers).
+function Policy.act(self: Policy, carId: any, observation: {{ number }}): (number, number, number)
+	if #observation ~= OBS_SIZE then
+		error(
+			string.format(
+				"Policy:act: the observation has %d numbers, this policy reads %d "
+					.. "(rays, nitro, speed, is_reverse): export a policy trained for these cars",
+				#observation,
+				OBS_SIZE
+			),
+			2
+		)
+	end
+	local car: Car = self.cars[carId] or newCar()
+	self.cars[carId] = car
+	local frames = car.frames
+	table.move(frames, OBS_SIZE + 1, INPUT_SIZE, 1)
+	table.move(observation, 1, OBS_SIZE, INPUT_SIZE - OBS_SIZE + 1, frames)
+{forward}
+	return {outputs}
+end
+
+return Policy
+"""
+
+_LSTM_HELPERS = """\
+local function sigmoid(v: number): number
+	return 1 / (1 + math.exp(-v))
+end
+
+-- PyTorch's LSTM cell: gates in the order input, forget, cell, output.
+local function lstmCell(gates: { number }, h: { number }, c: { number }, n: number)
+	for j = 1, n do
+		local i = sigmoid(gates[j])
+		local f = sigmoid(gates[n + j])
+		local g = math.tanh(gates[2 * n + j])
+		local o = sigmoid(gates[3 * n + j])
+		local cj = f * c[j] + i * g
+		c[j] = cj
+		h[j] = o * math.tanh(cj)
+	end
+end
+
+"""

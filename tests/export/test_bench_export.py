@@ -1,0 +1,15 @@
+"""scripts/bench_export.py: every driver is timed for 1 and 20 cars, and sizes are given."""
+
+from __future__ import annotations
+
+from runs import load_script
+
+
+def test_bench_export_times_every_driver(trained_runs):
+    bench = load_script("bench_export")
+    figures = bench.run(trained_runs["ppo"], checkpoint="final", steps=5)
+    assert set(figures["us_per_action"]) == {"luau", "onnx", "sb3"}
+    for row in figures["us_per_action"].values():
+        assert set(row) == {1, 20} and all(us > 0 for us in row.values())
+    assert figures["bytes"]["luau"] > figures["bytes"]["onnx"] > 0
+    assert figures["algorithm"] == "PPO"

@@ -1,0 +1,46 @@
+"""racing-rl eval driver=luau|onnx: the exported checkpoint drives the same races, with the
+same table, as driver=policy."""
+
+from __future__ import annotations
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from racing_rl import config_dir
+from racing_rl.errors import ConfigError
+from racing_rl.evaluate import evaluate
+
+
+def eval_metrics(run_dir, driver, out_dir):
+    overrides = [
+        f"run_dir={run_dir}",
+        "checkpoint=final",
+        "seeds=[5,6,7]",
+        "max_steps=40",
+        f"driver={driver}",
+        f"out_dir={out_dir}",
+    ]
+    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+        return evaluate(compose("eval", overrides=overrides))
+
+
+@pytest.mark.parametrize("driver", ["luau", "onnx"])
+def test_exported_drivers_race_as_the_checkpoint(trained_runs, driver, tmp_path):
+    run_dir = trained_runs["recurrent_ppo"]
+    policy = eval_metrics(run_dir, "policy", tmp_path / "policy")
+    exported = eval_metrics(run_dir, driver, tmp_path / driver)
+    assert exported["driver"] == f"recurrent_ppo/model.zip as {driver}"
+    assert exported["episodes"] == policy["episodes"] == 3
+    for ours, theirs in zip(exported["tracks"], policy["tracks"], strict=True):
+        assert ours["track_seed"] == theirs["track_seed"]
+        assert ours["length"] == theirs["length"]
+        # 40 steps are too few for actions differing by ~1e-7 to part the cars' paths.
+        assert ours["progress"] == pytest.approx(theirs["progress"], abs=1e-4)
+        assert ours["episode_return"] == pytest.approx(theirs["episode_return"], abs=1e-2)
+
+
+def test_an_unknown_driver_is_refused(trained_runs, tmp_path):
+    with pytest.raises(
+        ConfigError, match=r"driver='lua'; must be one of policy, scripted, luau, onnx"
+    ):
+        eval_metrics(trained_runs["ppo"], "lua", tmp_path)

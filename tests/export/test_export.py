@@ -1,0 +1,116 @@
+"""racing-rl export: the command, its default path, and its errors, which leave no file."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import gymnasium as gym
+import pytest
+from hydra import compose, initialize_config_dir
+from runs import racing_rl
+from stable_baselines3 import PPO
+from torch import nn
+
+from racing_rl import config_dir
+from racing_rl.errors import CheckpointError, ConfigError, ExportError
+from racing_rl.export import export
+
+
+class Spaces(gym.Env):
+    """An env with given spaces, to build a model on (never stepped)."""
+
+    def __init__(self, observation_space: gym.Space, action_space: gym.Space) -> None:
+        self.observation_space, self.action_space = observation_space, action_space
+
+    def reset(self, *, seed=None, options=None):
+        return self.observation_space.sample(), {}
+
+    def step(self, action):
+        return self.observation_space.sample(), 0.0, True, False, {}
+
+
+def export_cfg(run_dir: Path, *overrides: str):
+    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+        return compose("export", overrides=[f"run_dir={run_dir}", *overrides])
+
+
+def files(directory: Path) -> list[str]:
+    """Every file under ``directory`` (hidden ones included), relative."""
+    return sorted(str(p.relative_to(directory)) for p in directory.rglob("*") if p.is_file())
+
+
+def test_export_command_writes_the_file_and_says_where(trained_runs, tmp_path):
+    run_dir = shutil.copytree(trained_runs["ppo"], tmp_path / "run")
+    result = racing_rl("export", f"run_dir={run_dir}", "checkpoint=final", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    path = run_dir / "export" / "policy_final.luau"
+    assert f"wrote {path}" in result.stdout
+    assert "PPO run/model.zip, " in result.stdout
+    assert path.read_text().startswith("--!strict\n--!native\n")
+    assert files(run_dir / "export") == ["policy_final.luau"]
+
+
+def test_onnx_goes_to_out(trained_runs, tmp_path):
+    result = export(
+        export_cfg(trained_runs["td3"], "checkpoint=final", "format=onnx", f"out={tmp_path}/d.onnx")
+    )
+    assert result["path"] == str(tmp_path / "d.onnx") and result["algorithm"] == "TD3"
+    assert result["bytes"] == (tmp_path / "d.onnx").stat().st_size
+    assert files(tmp_path) == ["d.onnx"]
+
+
+def test_a_wrong_format_is_refused_naming_the_formats(trained_runs, tmp_path):
+    out = tmp_path / "policy.lua"
+    with pytest.raises(ConfigError, match=r"format='lua'; must be one of luau, onnx"):
+        export(export_cfg(trained_runs["ppo"], "checkpoint=final", "format=lua", f"out={out}"))
+    assert files(tmp_path) == []
+
+
+def test_a_damaged_checkpoint_is_refused_and_leaves_the_old_file(trained_runs, tmp_path):
+    run_dir = shutil.copytree(trained_runs["ppo"], tmp_path / "run")
+    (run_dir / "model.zip").write_bytes(b"PK\x03\x04 truncated")
+    out = tmp_path / "policy.luau"
+    out.write_text("-- an earlier export\n")
+    with pytest.raises(CheckpointError, match="is not a loadable PPO checkpoint"):
+        export(export_cfg(run_dir, "checkpoint=final", f"out={out}"))
+    assert out.read_text() == "-- an earlier export\n"
+    assert files(tmp_path).count("policy.luau") == 1 and not list(tmp_path.glob(".*partial"))
+
+
+def test_the_cli_reports_a_damaged_checkpoint_in_one_line(trained_runs, tmp_path):
+    run_dir = shutil.copytree(trained_runs["ppo"], tmp_path / "run")
+    (run_dir / "model.zip").write_bytes(b"not a zip")
+    result = racing_rl("export", f"run_dir={run_dir}", "checkpoint=final", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "is not a loadable PPO checkpoint" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (run_dir / "export").exists()
+
+
+def test_an_unsupported_activation_is_refused_naming_it(trained_runs, tmp_path):
+    run_dir = shutil.copytree(trained_runs["ppo"], tmp_path / "run")
+    trained = PPO.load(run_dir / "model.zip", device="cpu")
+    spaces = Spaces(trained.observation_space, trained.action_space)
+    kwargs = {"activation_fn": nn.GELU, "net_arch": [16, 16]}
+    PPO("MlpPolicy", spaces, policy_kwargs=kwargs, device="cpu").save(run_dir / "model.zip")
+    with pytest.raises(ExportError, match=r"mlp_extractor.policy_net\[1\] is a GELU"):
+        export(export_cfg(run_dir, "checkpoint=final", "format=onnx"))
+    assert not (run_dir / "export").exists()
+
+
+def test_a_failed_write_leaves_no_file(trained_runs, tmp_path, monkeypatch):
+    import racing_rl.export.onnx as onnx_writer
+
+    def write_then_fail(spec, path):
+        path.write_bytes(b"half an onnx model")
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(onnx_writer, "write_onnx", write_then_fail)
+    with pytest.raises(RuntimeError, match="disk full"):
+        export(
+            export_cfg(
+                trained_runs["sac"], "checkpoint=final", "format=onnx", f"out={tmp_path}/p.onnx"
+            )
+        )
+    assert files(tmp_path) == []

@@ -1,0 +1,99 @@
+"""The Luau ModuleScript: it compiles in a real Luau VM (the syntax check CI runs), states
+what it is in its header and Policy.info, keeps each car's state apart, and says what is
+wrong with a bad observation."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from racing_rl.errors import ExportError
+from racing_rl.export import load_spec
+from racing_rl.export.luau import LINE_WIDTH, _Blob, luau_source
+from racing_rl.export.runtime import LuauPolicy, pluau
+
+
+@pytest.fixture(scope="module")
+def sources(trained_runs) -> dict[str, str]:
+    return {algo: luau_source(load_spec(trained_runs[algo], "final")) for algo in trained_runs}
+
+
+@pytest.mark.parametrize("algo", ["ppo", "sac", "td3", "tqc", "recurrent_ppo"])
+def test_the_module_compiles_in_a_luau_vm(sources, algo):
+    lua = pluau().Lua()
+    module = lua.load_chunk(sources[algo], name="=policy")()[0]
+    assert {"new", "reset", "act", "info"} <= {str(key) for key, _ in module}
+
+
+@pytest.mark.skipif(shutil.which("luau-analyze") is None, reason="luau-analyze is not on PATH")
+def test_the_module_passes_luau_analyze_in_strict_mode(sources, tmp_path):
+    """Luau's type checker and linter, where a developer has them (CI needs none)."""
+    for algo, source in sources.items():
+        path = tmp_path / f"{algo}.luau"
+        path.write_text(source)
+        result = subprocess.run(["luau-analyze", str(path)], capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_header_and_info_state_layout_stack_algorithm_checkpoint_and_version(
+    sources, trained_runs
+):
+    source = sources["ppo"]
+    assert source.startswith("--!strict\n--!native\n--[[\n")
+    header = source[: source.index("]]")]
+    for text in (
+        "PPO",
+        "ppo/model.zip",
+        "policy:reset(carId)",
+        "policy:act(carId, observation)",
+        "13 numbers (10 rays)",
+        "1-10  ray distance / sensor range",
+        "13  is_reverse",
+        "last 2 frame(s)",
+        "by racing-rl 0.1.0",
+    ):
+        assert text in header
+    info = LuauPolicy(source).info
+    assert info["algorithm"] == "PPO" and info["checkpoint"] == "ppo/model.zip"
+    assert info["observationSize"] == 13 and info["rayCount"] == 10
+    assert info["frameStack"] == 2 and info["timesteps"] >= 512
+    assert info["racingRlVersion"] == "0.1.0" and info["exportedAt"].endswith("Z")
+    assert len(info["observationLayout"]) == 4
+    assert max(len(line) for line in source.splitlines()[:40]) <= 110
+
+
+def test_cars_keep_their_own_frames_and_memory_and_reset_forgets_them(sources):
+    rng = np.random.default_rng(0)
+    frames = rng.uniform(0, 1, (4, 2, 13)).astype(np.float32)  # 4 steps of cars 0 and 1
+    for algo in ("ppo", "recurrent_ppo"):
+        together = LuauPolicy(sources[algo])
+        actions = np.stack([together.act(step) for step in frames])
+        for car in (0, 1):  # each car alone, in a module of its own
+            alone = LuauPolicy(sources[algo])
+            own = np.stack([alone.act(step[car : car + 1])[0] for step in frames])
+            np.testing.assert_array_equal(own, actions[:, car])
+        together.reset(1)
+        restarted = together.act(frames[0])
+        np.testing.assert_array_equal(restarted[1], actions[0, 1])
+        assert not np.array_equal(restarted[0], actions[0, 0])
+
+
+def test_a_wrong_observation_length_says_what_the_policy_reads(sources):
+    policy = LuauPolicy(sources["ppo"])
+    with pytest.raises(ExportError, match="the observation has 19 numbers, this policy reads 13"):
+        policy.act(np.zeros((1, 19), np.float32))
+
+
+def test_every_byte_survives_the_weight_string():
+    """All 256 byte values, spaces at line starts included (``\\z`` skips whitespace)."""
+    data = np.frombuffer(bytes(range(256)) * 3 + b" " * 200, dtype="<f4")
+    blob = _Blob()
+    blob.add(data)
+    literal = blob.literal()
+    assert max(len(line) for line in literal.splitlines()) <= LINE_WIDTH + 3
+    lua = pluau().Lua()
+    decoded = lua.load_chunk(f"return {literal}")()[0]
+    assert decoded.as_bytes() == data.tobytes()

@@ -1,0 +1,62 @@
+"""The ONNX model: opset, inputs and outputs as documented, metadata props as the Luau
+header, and a batch of any size."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import onnxruntime
+import pytest
+
+from racing_rl.export import load_spec
+from racing_rl.export.onnx import OPSET, write_onnx
+
+
+@pytest.fixture(scope="module")
+def models(trained_runs, tmp_path_factory) -> dict[str, str]:
+    out = tmp_path_factory.mktemp("onnx")
+    paths = {}
+    for algo in ("ppo", "recurrent_ppo"):
+        paths[algo] = str(out / f"{algo}.onnx")
+        write_onnx(load_spec(trained_runs[algo], "final"), out / f"{algo}.onnx")
+    return paths
+
+
+def shapes(values) -> dict[str, list]:
+    return {
+        v.name: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim] for v in values
+    }
+
+
+def test_inputs_outputs_and_opset(models):
+    model = onnx.load(models["ppo"])
+    assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= OPSET >= 17
+    assert shapes(model.graph.input) == {"observation": ["batch", 26]}
+    assert shapes(model.graph.output) == {"action": ["batch", 3]}
+    recurrent = onnx.load(models["recurrent_ppo"])
+    assert shapes(recurrent.graph.input) == {
+        "observation": ["batch", 13],
+        "state_h": [1, "batch", 8],
+        "state_c": [1, "batch", 8],
+    }
+    assert list(shapes(recurrent.graph.output)) == ["action", "state_h_out", "state_c_out"]
+
+
+def test_metadata_props_state_what_the_luau_header_states(models):
+    props = {p.key: p.value for p in onnx.load(models["ppo"]).metadata_props}
+    assert props["algorithm"] == "PPO" and props["checkpoint"] == "ppo/model.zip"
+    assert props["frame_stack"] == "2" and props["observation_size"] == "13"
+    assert props["ray_count"] == "10" and int(props["timesteps"]) >= 512
+    assert props["racing_rl_version"] == "0.1.0" and props["exported_at"].endswith("Z")
+    assert json.loads(props["observation_layout"])[0].startswith("1-10  ray distance")
+
+
+def test_normalisation_and_clipping_are_in_the_graph(models):
+    session = onnxruntime.InferenceSession(models["ppo"], providers=["CPUExecutionProvider"])
+    for batch in (1, 7):
+        extreme = np.full((batch, 26), 1e6, np.float32)  # normalised and clipped to 10
+        (action,) = session.run(["action"], {"observation": extreme})
+        assert action.shape == (batch, 3)
+        assert np.all(np.abs(action) <= 1.0)

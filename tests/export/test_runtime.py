@@ -1,0 +1,71 @@
+"""The exported Luau module (in a Luau VM) and ONNX model (in onnxruntime) act as SB3's
+``predict(deterministic=True)`` does behind the run's own frame stack and VecNormalize,
+for every algorithm, over recorded episodes with resets at different times per car."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+
+from racing_rl.evaluate import load_policy_driver, load_run_config
+from racing_rl.export import load_spec, writer
+from racing_rl.export.runtime import ExportedPolicy, LuauPolicy, OnnxPolicy
+from racing_rl.vec import make_parallel_envs, make_vec_env
+
+ALGORITHMS = ["ppo", "sac", "td3", "tqc", "recurrent_ppo"]
+#: Steps driven; episodes last at most MAX_STEPS, so every car has several.
+STEPS, MAX_STEPS = 150, 40
+TOLERANCE = 1e-5
+
+
+def exported(run_dir: Path, fmt: str, tmp_path: Path) -> ExportedPolicy:
+    path = tmp_path / f"policy.{fmt}"
+    writer(fmt)(load_spec(run_dir, "final"), path)
+    return LuauPolicy.from_file(path) if fmt == "luau" else OnnxPolicy(path)
+
+
+@pytest.mark.parametrize("fmt", ["luau", "onnx"])
+@pytest.mark.parametrize("algo", ALGORITHMS)
+def test_exported_actions_match_sb3_predict(trained_runs, algo, fmt, tmp_path):
+    run_dir = trained_runs[algo]
+    run_cfg = load_run_config(run_dir)
+    cfg = OmegaConf.create({"checkpoint": "final", "device": "cpu"})
+    driver = load_policy_driver(run_dir, cfg, observation_size=13)
+    size = 13
+    # The run's own wrapper stack (SuperSuit frame stack, VecNormalize frozen with the
+    # checkpoint's statistics); random spawns and a short step limit end episodes at
+    # different times per car, and the VecEnv resets each car as training does.
+    envs = make_parallel_envs(
+        run_cfg.backend,
+        n_venvs=2,
+        agents_per_venv=2,
+        track_seeds=[[7], [8]],
+        episode={"spawn": "random", "max_steps": MAX_STEPS},
+    )
+    venv = make_vec_env(envs, run_cfg.wrappers, gamma=0.99)
+    venv.training, venv.norm_reward = False, False
+    venv.obs_rms = driver.normalizer.obs_rms.copy()
+    venv.seed(3)
+    policy = exported(run_dir, fmt, tmp_path)
+    observation = venv.reset()
+    state, episode_start = None, np.ones(venv.num_envs, dtype=bool)
+    worst, resets = 0.0, 0
+    for _ in range(STEPS):
+        raw = venv.get_original_obs()[:, -size:].astype(np.float32)
+        expected, state = driver.model.predict(
+            observation, state=state, episode_start=episode_start, deterministic=True
+        )
+        actions = policy.act(raw)
+        assert actions.shape == (venv.num_envs, 3)
+        worst = max(worst, float(np.abs(actions - expected).max()))
+        observation, _, dones, _ = venv.step(expected)
+        for car in np.flatnonzero(dones):
+            policy.reset(int(car))
+        resets += int(dones.sum())
+        episode_start = dones
+    venv.close()
+    assert resets >= 2 * venv.num_envs  # episodes ended, at different steps
+    assert worst < TOLERANCE, f"{algo} {fmt}: max |action - SB3| = {worst:.2e}"
