@@ -8,6 +8,7 @@ from pathlib import Path
 import gymnasium as gym
 import pytest
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 from runs import racing_rl
 from stable_baselines3 import PPO
 from torch import nn
@@ -94,6 +95,15 @@ def test_an_unsupported_activation_is_refused_naming_it(trained_runs, tmp_path):
     spaces = Spaces(trained.observation_space, trained.action_space)
     kwargs = {"activation_fn": nn.GELU, "net_arch": [16, 16]}
     PPO("MlpPolicy", spaces, policy_kwargs=kwargs, device="cpu").save(run_dir / "model.zip")
+    # Models load with the run's config as the policy's trusted description, so the run's
+    # config says GELU too (an activation_fn is a class: Hydra's get_class names it).
+    config = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+    config.algo.net_width = 16
+    config.algo.model.policy_kwargs = {
+        "net_arch": [16, 16],
+        "activation_fn": {"_target_": "hydra.utils.get_class", "path": "torch.nn.GELU"},
+    }
+    OmegaConf.save(config, run_dir / ".hydra" / "config.yaml")
     with pytest.raises(ExportError, match=r"mlp_extractor.policy_net\[1\] is a GELU"):
         export(export_cfg(run_dir, "checkpoint=final", "format=onnx"))
     assert not (run_dir / "export").exists()
