@@ -206,5 +206,15 @@ def check_train_config(cfg: DictConfig) -> None:
         raise invalid("objective", cfg.objective, f"must be one of {', '.join(OBJECTIVES)}")
     check_track_splits(cfg.tracks)
     check_wrappers(cfg.wrappers)
-    backend_config(cfg.backend)
+    backend = backend_config(cfg.backend)
+    limit = getattr(backend, "max_environments", None)  # a Roblox game's collision groups
+    needed = n_venvs + (1 if cfg.validation.every > 0 else 0)
+    if limit is not None and needed > limit:
+        raise ConfigError(
+            f"Invalid config: n_venvs={n_venvs} training environments"
+            f"{' + 1 for validation' if needed > n_venvs else ''} = {needed} in the game, "
+            f"which keeps at most backend.max_environments={limit} apart (a collision group "
+            f"each). Lower n_venvs to {limit - (needed - n_venvs)} or less (more "
+            "agents_per_venv keeps the cars), or turn validation off (validation.every=0)."
+        )
     check_algo(cfg.algo, n_venvs * agents)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import re
 import shlex
@@ -44,8 +45,8 @@ from racing_rl import config_dir
 from racing_rl.algos import load_model, make_model
 from racing_rl.callbacks import (
     CheckpointCallback,
-    FreezeCallback,
     RaceMetricsCallback,
+    RobloxCallback,
     ValidationCallback,
     ValidationVideo,
 )
@@ -57,8 +58,14 @@ from racing_rl.checkpoints import (
     write_atomic,
 )
 from racing_rl.checks import check_train_config
-from racing_rl.errors import CheckpointError, ConfigError, RacingRLError, TrainingInterrupted
-from racing_rl.evaluate import evaluation_env, load_run_config, track_seeds
+from racing_rl.errors import (
+    BridgeError,
+    CheckpointError,
+    ConfigError,
+    RacingRLError,
+    TrainingInterrupted,
+)
+from racing_rl.evaluate import checkpoint_paths, evaluation_env, load_run_config, track_seeds
 from racing_rl.objective import objective
 from racing_rl.provenance import environment_record
 from racing_rl.vec import bridge_of, make_parallel_envs, make_vec_env
@@ -217,6 +224,65 @@ def _load_for_resume(
     return model, venv
 
 
+def initialize_from(cfg: DictConfig, source: Path, venv: VecEnv) -> tuple[BaseAlgorithm, VecEnv]:
+    """A new model on ``venv`` that starts from another run's weights and VecNormalize
+    statistics (``init_from=<run dir>``; ML-Agents' ``--initialize-from``).
+
+    The source's best model is taken (its final one if it has no ``best/``); its
+    timestep count, optimiser schedule and replay buffer are not: this is a new run.
+
+    Args:
+        cfg: this run's config.
+        source: the run directory to start from.
+        venv: this run's training VecEnv.
+
+    Returns:
+        The model and the VecEnv (the source's statistics loaded into it).
+
+    Raises:
+        CheckpointError: if ``source`` is not a run directory or its files are damaged.
+        ConfigError: if its algorithm or its observations differ from this run's,
+            naming the key to change.
+    """
+    source_cfg = load_run_config(source)
+    if source_cfg.algo.name != cfg.algo.name:
+        raise ConfigError(
+            f"init_from={source} was trained with algo={source_cfg.algo.name}; this run uses "
+            f"algo={cfg.algo.name}. Pass algo={source_cfg.algo.name}."
+        )
+    checkpoint = "best" if (source / "best" / "model.zip").is_file() else "final"
+    model_path, stats_path = checkpoint_paths(source, checkpoint)
+    loaded = load_model(source_cfg.algo, model_path, env=None, device=cfg.device)
+    expected, got = loaded.observation_space.shape, venv.observation_space.shape
+    if expected != got:
+        stack = int(source_cfg.wrappers.get("frame_stack", 1))
+        raise ConfigError(
+            f"init_from={source} expects observations of shape {expected} ({stack} stacked "
+            f"frames of {expected[0] // stack} numbers: backend.sensors.n_rays="
+            f"{OmegaConf.select(source_cfg, 'backend.sensors.n_rays')} + 3), this run's "
+            f"environment gives {got}. Train the source run with the game car's sensors "
+            "(backend.sensors.n_rays=<numbers the game sends - 3>, "
+            "backend.sensors.layout=roblox_car for its 16-ray car) and the same "
+            "wrappers.frame_stack, or set backend.observation_size to match."
+        )
+    model = make_model(cfg.algo, venv, seed=cfg.seed, device=cfg.device)
+    model.set_parameters(loaded.get_parameters(), exact_match=True, device=cfg.device)
+    if isinstance(venv, VecNormalize) and source_cfg.wrappers.get("normalize"):
+        try:
+            venv = VecNormalize.load(str(stats_path), venv.venv)
+        except Exception as err:
+            raise CheckpointError(f"{stats_path} is not loadable: {err}") from err
+        venv.training = True
+        model.set_env(venv)
+    log.info(
+        "initialized from %s (%s model, %s) with its VecNormalize statistics",
+        source,
+        checkpoint,
+        model_path,
+    )
+    return model, venv
+
+
 def train(cfg: DictConfig, run_dir: Path, resume: Checkpoint | None = None) -> dict[str, Any]:
     """Train ``cfg.algo`` on ``cfg.backend`` and write the run directory.
 
@@ -279,10 +345,12 @@ def _train(
     )
     gamma = cfg.algo.model.get("gamma", 0.99)
     venv = make_vec_env(envs, cfg.wrappers, gamma=gamma)
-    if resume is None:
-        model = make_model(cfg.algo, venv, seed=cfg.seed, device=cfg.device)
-    else:
+    if resume is not None:
         model, venv = _load_for_resume(cfg, resume, venv)
+    elif cfg.get("init_from"):
+        model, venv = initialize_from(cfg, Path(cfg.init_from).expanduser(), venv)
+    else:
+        model = make_model(cfg.algo, venv, seed=cfg.seed, device=cfg.device)
     model.set_logger(configure(str(run_dir / "tb"), ["tensorboard"]))
     leg["start_timesteps"] = int(model.num_timesteps)
     _record_leg(run_dir, leg)
@@ -302,16 +370,42 @@ def _train(
     checkpoints_dir = run_dir / "checkpoints"
     callbacks: list[BaseCallback] = [RaceMetricsCallback()]
     bridge = bridge_of(venv)
-    if bridge is not None and cfg.backend.freeze_during_updates:
-        callbacks.append(FreezeCallback(bridge))
+    pause = None
+    if bridge is not None:
+        roblox = RobloxCallback(bridge, freeze=cfg.backend.freeze_during_updates)
+        callbacks.append(roblox)
+        pause = roblox.pause
     if cfg.checkpoint.every > 0:
-        callbacks.append(CheckpointCallback(cfg.checkpoint.every, checkpoints_dir, cfg.algo.name))
+        callbacks.append(
+            CheckpointCallback(cfg.checkpoint.every, checkpoints_dir, cfg.algo.name, pause)
+        )
     validation = None
     lap_time_limit_s = cfg.validation.max_steps * cfg.backend.rules.dt
-    run_objective = partial(objective, kind=cfg.objective, lap_time_limit_s=lap_time_limit_s)
+    kind = cfg.objective
+    if bridge is not None and kind != "return":
+        kind = "return"
+        log.info(
+            "validation in the game ranks checkpoints by mean episode return "
+            "(objective=return): the game sends no lap information"
+        )
+    run_objective = partial(objective, kind=kind, lap_time_limit_s=lap_time_limit_s)
     if cfg.validation.every > 0:
         seeds = track_seeds(cfg.tracks.validation)
-        eval_env = evaluation_env(cfg, seeds, venv)
+        if bridge is None:
+            eval_env = evaluation_env(cfg, seeds, venv)
+        else:  # one more environment in the game, of agents_per_venv cars
+            eval_env = evaluation_env(cfg, seeds[:1], venv, agents=cfg.agents_per_venv)
+            tick_hz = bridge.server.tick_hz
+            if not math.isfinite(tick_hz):
+                tick_hz = 1.0 / cfg.backend.rules.dt
+            log.info(
+                "validation in the game: %d cars, each until its first episode ends or "
+                "for at most validation.max_steps=%d ticks (%.0f s at the game's %.1f Hz)",
+                cfg.agents_per_venv,
+                cfg.validation.max_steps,
+                cfg.validation.max_steps / tick_hz,
+                tick_hz,
+            )
         video = cfg.validation.get("video")
         validation = ValidationCallback(
             eval_env,
@@ -321,8 +415,9 @@ def _train(
             video=ValidationVideo(
                 cfg, seeds[0], video.every, video.max_steps, (video.size, video.size)
             )
-            if video and video.every > 0
+            if video and video.every > 0 and bridge is None
             else None,
+            pause=pause,
         )
         callbacks.append(validation)
 
@@ -346,6 +441,13 @@ def _train(
             f"{checkpoint.path}. Continue with: racing-rl train resume={run_dir}",
             exit_code=128 + getattr(signal, name, signal.SIGINT),
         ) from None
+    except BridgeError as err:  # the game went away or silent: keep what was learned
+        checkpoint = save_checkpoint(model, venv, checkpoints_dir, "interrupted")
+        venv.close()
+        raise BridgeError(
+            f"{err} Saved {checkpoint.path} at {model.num_timesteps:,} timesteps; continue "
+            f"with: racing-rl train resume={run_dir}"
+        ) from err
     seconds = time.perf_counter() - started
     save_checkpoint(model, venv, checkpoints_dir, "final")
     save_model_files(model, venv, run_dir)
@@ -360,7 +462,7 @@ def _train(
             validation.validate()  # let the final model compete for best/
         best = json.loads((run_dir / "best" / "metrics.json").read_text())
         summary["best"] = best
-        summary["objective"] = {"kind": cfg.objective, "value": run_objective(best)}
+        summary["objective"] = {"kind": kind, "value": run_objective(best)}
         validation.eval_env.close()
     venv.close()
     text = json.dumps(summary, indent=2)

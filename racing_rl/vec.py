@@ -377,12 +377,28 @@ def make_parallel_envs(
     from racing_rl.bridge.env import RobloxParallelEnv
     from racing_rl.bridge.training_bridge import TrainingBridge
 
+    own = bridge is None
     if bridge is None:
-        bridge = TrainingBridge(config.server, config.observation_size, config.update_collisions)
-    return [
-        RobloxParallelEnv(bridge, config, agents_per_venv, track_seeds[i], i, render_mode)
-        for i in range(n_venvs)
-    ]
+        bridge = TrainingBridge(
+            config.server,
+            config.observation_size,
+            config.update_collisions,
+            config.max_environments,
+        )
+    roblox_envs: list[ParallelEnv] = []
+    try:
+        bridge.check_room(n_venvs)
+        for i in range(n_venvs):
+            roblox_envs.append(
+                RobloxParallelEnv(bridge, config, agents_per_venv, track_seeds[i], i, render_mode)
+            )
+    except BaseException:
+        for env in roblox_envs:
+            env.close()
+        if own:
+            bridge.close()
+        raise
+    return roblox_envs
 
 
 def make_vec_env(envs: Sequence[ParallelEnv], wrappers: DictConfig, gamma: float) -> VecEnv:

@@ -55,26 +55,33 @@ def test_train_on_roblox_leaves_the_simulators_run_dir_and_freezes_for_updates(s
     assert contents(run_dir) == contents(sim_run)
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["timesteps"] == 2048 and "best" in summary
+    assert summary["objective"]["kind"] == "return"  # the game sends no lap information
+    assert "ranks checkpoints by mean episode return" in result.stderr
 
-    # FREEZE true after every rollout (before each policy update), FREEZE false before
-    # stepping resumes. The training envs are the first spawned (2 cars each).
+    # FREEZE true after every rollout (before each policy update) and before each save,
+    # FREEZE false before stepping resumes. The training envs are the first spawned.
     commands = emulator.commands
     assert len(commands) == emulator.received, "the emulator's history dropped commands"
     spawned = [c for c in commands if c["command"] == "SPAWN_AGENTS"]
     training = {c["envid"] for c in spawned[:2]}
     assert all(len(c["data"]["agents"]) == 2 for c in spawned[:2])
-    actions_since_update, frozen, updates = 0, False, 0
+    assert len({c["envid"] for c in spawned}) == 3  # + one validation env of 2 cars
+    actions_since_update, frozen, updates, saves = 0, False, 0, 0
     for command in commands:
         kind = command["command"]
         if kind == "ACTION":
             assert not frozen, "an ACTION was sent while the game was frozen"
             actions_since_update += command["envid"] in training
         elif kind == "FREEZE" and command["data"]["status"]:
-            assert actions_since_update == N_STEPS * 2  # one rollout of both envs
-            actions_since_update, frozen, updates = 0, True, updates + 1
+            frozen = True
+            if actions_since_update == N_STEPS * 2:  # one rollout of both envs: an update
+                actions_since_update, updates = 0, updates + 1
+            else:
+                saves += 1
         elif kind == "FREEZE":
             frozen = False
     assert updates == 2  # 2048 timesteps = 2 rollouts of 256 steps × 4 cars
+    assert saves >= 2  # checkpoints at 1,000 and 2,000 steps (and best models)
 
 
 def test_a_policy_trained_on_the_simulator_races_the_same_through_the_bridge(sim_run, tmp_path):
@@ -83,7 +90,7 @@ def test_a_policy_trained_on_the_simulator_races_the_same_through_the_bridge(sim
     assert direct.returncode == 0, direct.stderr[-3000:]
     on_sim = json.loads((sim_run / "eval" / "metrics.json").read_text())
     port = free_port()
-    with game(port):
+    with game(port, info=True):  # lap metrics: the protocol's optional info extension
         bridged = racing_rl(
             "eval",
             f"run_dir={sim_run}",
