@@ -339,9 +339,9 @@ class RobloxParallelEnv(ParallelEnv):
 
         Returns:
             observations, rewards, terminations, truncations, infos of the live agents.
-            Info keys: the game's ``info`` extension (``progress``, ``laps``,
-            ``lap_time``, ``speed``, ...) if it sends one, ``finished``,
-            ``interrupted``.
+            Info keys: ``crashed`` (the game's ``terminated``), the game's ``info``
+            extension (``progress``, ``laps``, ``lap_time``, ``speed``, ...) if it
+            sends one, ``finished``, ``interrupted``.
 
         Raises:
             BridgeError: the observations do not arrive within
@@ -384,7 +384,7 @@ class RobloxParallelEnv(ParallelEnv):
                 infos[agent] = {"interrupted": True, "finished": False}
                 continue
             step = got.step
-            info = {**step.info, "interrupted": False}
+            info = {"crashed": step.terminated, **step.info, "interrupted": False}
             finished = bool(episode.laps) and int(info.get("laps", 0)) >= episode.laps
             info["finished"] = finished
             game_end = step.terminated or step.truncated
