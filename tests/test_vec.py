@@ -108,8 +108,10 @@ def test_with_reset_car_one_cars_end_respawns_it_alone():
     venv.reset()
     actions = np.zeros((2, 3), dtype=np.float32)
     actions[0] = [1.0, -1.0, 0.0]  # car 0: off the track
-    for steps in range(1, 200):
+    steps = 0
+    while steps < 200:
         obs, _, dones, infos = venv.step(actions)
+        steps += 1
         if dones.any():
             break
     assert dones.tolist() == [True, False] and infos[0]["crashed"]
