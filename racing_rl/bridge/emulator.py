@@ -95,6 +95,7 @@ class _GameEnv:
         self.removed: set[str] = set()
         self.lost: set[str] = set()
         self.acted = False
+        self.reported = False
         self.step: int | None = None
         self.track_seed: int | None = None
         self.last_reset: dict[str, Any] = {}
@@ -228,6 +229,10 @@ class Emulator:
         """Times the watchdog closed every environment and stopped the ticks."""
         self.unisolated = 0
         """Environments opened beyond ``max_environments`` (without collision isolation)."""
+        self.awaited = 0
+        """Ticks (per environment) that followed a tick that reported its cars."""
+        self.in_time = 0
+        """Of those, the ticks before which the environment's ``ACTION`` had arrived."""
         self.stopped = False
         self.silence_timeout_s = silence_timeout_s
         self.faults = faults or Faults()
@@ -399,7 +404,10 @@ class Emulator:
         envs = [] if self.frozen else list(self.envs.values())
         acted = any(env.acted for env in envs)
         for env in envs:
-            env.acted = False
+            if env.reported:  # its cars were reported last tick: was the answer in time?
+                self.awaited += 1
+                self.in_time += env.acted
+            env.acted, env.reported = False, True
         await self._send(connection, self._step_entries(envs) if envs else {})
         if not envs or acted or not self.watchdog_ticks:
             self.unresponsive_ticks = 0
@@ -446,6 +454,8 @@ class Emulator:
                 return env
         elif command == p.FREEZE:
             self.frozen = bool(data.get("status"))
+            for env in self.envs.values():  # no answer is due across a freeze
+                env.reported = False
             if self.frozen and self.lockstep:  # the ticks while frozen
                 await self._send(connection, {})
         elif command == p.UPDATE_COLLISIONS:
@@ -628,4 +638,13 @@ def main(cfg: DictConfig) -> None:
     try:
         asyncio.run(emulator.run())
     except KeyboardInterrupt:
-        log.info("emulator stopped after %d commands", emulator.received)
+        log.info(
+            "emulator stopped after %d commands, %d ticks (%d empty); ACTION in time for "
+            "%d of %d ticks; %d watchdog shutdowns",
+            emulator.received,
+            emulator.ticks,
+            emulator.empty_frames,
+            emulator.in_time,
+            emulator.awaited,
+            emulator.watchdog_shutdowns,
+        )
