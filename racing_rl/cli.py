@@ -28,7 +28,7 @@ commands:
   play    drive a car yourself with the arrow keys (space: nitro)
             racing-rl play seed=2000003 opponent=<run dir>
   emulate stand in for the Roblox game: race the simulator over the bridge
-            racing-rl train backend=roblox  &  racing-rl emulate url=ws://127.0.0.1:8765/ws/demo
+            racing-rl train backend=roblox  &  racing-rl emulate
   report  tabulate a sweep's jobs and plot their learning curves (not a Hydra app)
             racing-rl report outputs/multirun/<date>/<time>
 
