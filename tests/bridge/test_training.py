@@ -2,6 +2,7 @@
 
 import json
 import logging
+import pickle
 import re
 import signal
 import subprocess
@@ -11,10 +12,13 @@ import time
 import pytest
 from conftest import free_port, game
 from hydra import compose, initialize_config_dir
-from runs import QUICK, default_sigint, racing_rl
+from runs import QUICK, TINY, default_sigint, racing_rl
 
 from racing_rl import config_dir
 from racing_rl.bridge.emulator import Faults
+from racing_rl.envs.race import RaceConfig
+from racing_rl.errors import ConfigError
+from racing_rl.sim.sensors import SensorConfig
 from racing_rl.train import train
 
 N_STEPS = 256  # conf/algo/ppo.yaml
@@ -157,3 +161,42 @@ def test_eval_serves_the_policy_to_the_game_until_ctrl_c(sim_run, tmp_path):
     assert "round 2: lap completion" in stderr and "stopped after" in stderr
     metrics = json.loads((tmp_path / "use" / "metrics.json").read_text())
     assert metrics["episodes"] >= 2 * len(seeds) and metrics["episodes"] % len(seeds) == 0
+
+
+def test_init_from_a_simulator_run_fine_tunes_in_the_game_and_saves(sim_run, tmp_path, caplog):
+    port = free_port()
+    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+        cfg = compose(
+            "train",
+            overrides=[
+                "backend=roblox",
+                f"backend.server.port={port}",
+                *TINY,
+                f"init_from={sim_run}",
+            ],
+        )
+    with caplog.at_level(logging.INFO), game(port):
+        summary = train(cfg, tmp_path)
+    assert summary["timesteps"] == 2048 and (tmp_path / "model.zip").is_file()
+    assert f"initialized from {sim_run}" in caplog.text
+    # The source's VecNormalize statistics went on counting: they were loaded.
+    source = pickle.loads((sim_run / "best" / "vecnormalize.pkl").read_bytes())
+    tuned = pickle.loads((tmp_path / "vecnormalize.pkl").read_bytes())
+    assert tuned.obs_rms.count == pytest.approx(source.obs_rms.count + 2048, abs=64)
+
+
+def test_init_from_a_run_with_other_sensors_names_the_key(sim_run, tmp_path):
+    port = free_port()
+    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+        cfg = compose(
+            "train",
+            overrides=[
+                "backend=roblox",
+                f"backend.server.port={port}",
+                *TINY,
+                f"init_from={sim_run}",
+            ],
+        )
+    game_car = RaceConfig(sensors=SensorConfig(n_rays=16, layout="roblox_car"))
+    with game(port, sim=game_car), pytest.raises(ConfigError, match=r"backend\.sensors\.n_rays"):
+        train(cfg, tmp_path)
