@@ -123,8 +123,9 @@ class TrainingBridge:
                 f"{self._environments + n} environments would be open in the game at once "
                 f"({self._environments} open, {n} more), which keeps at most "
                 f"{self.max_environments} apart (a collision group each; Roblox allows 32 "
-                "per place). Lower n_venvs (a validation in the game adds one more), or "
-                "backend.max_environments if the game holds fewer."
+                "per place). Lower n_venvs (a validation in the game adds one more) or, "
+                "for racing-rl eval, pass fewer seeds; or lower backend.max_environments "
+                "if the game holds fewer."
             )
 
     def new_envid(self) -> str:

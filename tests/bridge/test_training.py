@@ -150,7 +150,7 @@ def test_eval_serves_the_policy_to_the_game_until_ctrl_c(sim_run, tmp_path):
         )
         resets = 0
         for _ in range(600):  # a round is a SPAWN (first) or RESET per track
-            resets = sum(c["command"] == "RESET_AGENTS" for c in emulator.commands)
+            resets = sum(c["command"] == "RESET_AGENTS" for c in list(emulator.commands))
             if resets >= 2 * len(seeds) or eval_process.poll() is not None:
                 break
             time.sleep(0.1)
