@@ -1,8 +1,8 @@
 """racing-rl: train racing cars with reinforcement learning.
 
 A Hydra experiment runner that composes a backend (the built-in 2-D simulator or a
-Roblox game over a WebSocket bridge), a wrapper stack (PettingZoo → SuperSuit → SB3
-VecEnv → VecMonitor → VecNormalize) and an algorithm (PPO, SAC, TD3, RecurrentPPO).
+Roblox game over a WebSocket bridge), a wrapper stack (PettingZoo → SB3 VecEnv →
+frame stack → VecMonitor → VecNormalize) and an algorithm (PPO, SAC, TD3, RecurrentPPO).
 """
 
 import os

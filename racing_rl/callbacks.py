@@ -90,27 +90,73 @@ class ProgressBar(ProgressBarCallback):
         )
 
 
-class FreezeCallback(BaseCallback):
-    """Freezes a Roblox game's physics (``FREEZE true``) while the algorithm updates.
+class RobloxCallback(BaseCallback):
+    """Keeps a Roblox game calm while training pauses, and logs the bridge's counters.
 
-    The game runs in real time; without this, its cars would drive on with stale actions
-    during every policy update. SB3 calls ``_on_rollout_end`` just before the update; the
-    next env step sends ``FREEZE false`` (``RobloxParallelEnv.step``).
+    The game runs in real time: while the algorithm updates, its cars would drive on
+    with stale actions, and after 250 ticks (~17-20 s) without an ``ACTION`` its
+    watchdog closes every environment. So the game is frozen (``FREEZE true``) before
+    every update of an algorithm that updates after a rollout of several steps (PPO,
+    or an off-policy ``train_freq`` > 1), and by ``pause`` before checkpoint and best-
+    model saves. An algorithm that trains after every step (SAC, TD3, TQC with
+    ``train_freq=1``) is not frozen around each step (that anchors and unanchors every
+    car of the game 15 times a second, and its gradient step is milliseconds). The next
+    env step sends ``FREEZE false`` (``RobloxParallelEnv``).
+
+    Logs ``roblox/tick_hz`` (the measured tick rate), ``roblox/empty_ticks``,
+    ``roblox/rejected``, ``roblox/dropped_<kind>`` and ``roblox/freezes_per_1000_steps``
+    at every rollout end, and a line to the log every ``log_every`` timesteps.
 
     Args:
         bridge: the run's ``TrainingBridge``.
+        freeze: freeze the game during pauses (``backend.freeze_during_updates``).
+        log_every: timesteps between log lines.
     """
 
-    def __init__(self, bridge: TrainingBridge) -> None:
+    def __init__(self, bridge: TrainingBridge, freeze: bool = True, log_every: int = 10_000):
         super().__init__()
         self.bridge = bridge
+        self.freeze = freeze
+        self.log_every = log_every
+        self._next_log = log_every
+        self._freeze_on_rollout_end = True
 
-    def _on_rollout_end(self) -> None:
-        if self.bridge.connected:
+    def _init_callback(self) -> None:
+        train_freq = getattr(self.model, "train_freq", None)
+        if train_freq is not None:  # off-policy: a rollout of train_freq steps or episodes
+            every_step = train_freq.unit == TrainFrequencyUnit.STEP and train_freq.frequency == 1
+            self._freeze_on_rollout_end = not every_step
+
+    def pause(self) -> None:
+        """Freeze the game for a pause of training that may last seconds (a save)."""
+        if self.freeze and self.bridge.connected:
             try:
                 self.bridge.freeze(True)
-            except BridgeError as err:  # the step after the update finds out and waits
+            except BridgeError as err:  # the step after the pause finds out and waits
                 log.warning("could not freeze the game: %s", err)
+
+    def _on_rollout_end(self) -> None:
+        if self._freeze_on_rollout_end:
+            self.pause()
+        counters = self.bridge.counters()
+        for key, value in counters.items():
+            if key != "freezes" and not (isinstance(value, float) and math.isnan(value)):
+                self.logger.record(f"roblox/{key}", value)
+        steps = max(1, self.num_timesteps)
+        self.logger.record("roblox/freezes_per_1000_steps", 1000 * counters["freezes"] / steps)
+        if self.num_timesteps >= self._next_log:
+            self._next_log = (self.num_timesteps // self.log_every + 1) * self.log_every
+            log.info(
+                "game at %d steps: ticking at %.1f Hz; %d frames (%d empty ticks), %d rejected, "
+                "%d entries dropped; FREEZE %.1f per 1,000 steps",
+                self.num_timesteps,
+                counters["tick_hz"],
+                counters["frames"],
+                counters["empty_ticks"],
+                counters["rejected"],
+                sum(v for k, v in counters.items() if k.startswith("dropped_")),
+                1000 * counters["freezes"] / steps,
+            )
 
     def _on_step(self) -> bool:
         return True
@@ -150,15 +196,26 @@ class CheckpointCallback(PeriodicCallback):
         checkpoints_dir: ``<run dir>/checkpoints``.
         kind: the checkpoints' name prefix (the algorithm's name).
         keep: how many of these periodic checkpoints to keep, the newest (0: all).
+        pause: called before a save (``RobloxCallback.pause`` freezes a game).
     """
 
-    def __init__(self, every: int, checkpoints_dir: Path, kind: str, keep: int = 0) -> None:
+    def __init__(
+        self,
+        every: int,
+        checkpoints_dir: Path,
+        kind: str,
+        keep: int = 0,
+        pause: Callable[[], None] | None = None,
+    ) -> None:
         super().__init__(every)
         self.checkpoints_dir = checkpoints_dir
         self.kind = kind
         self.keep = keep
+        self.pause = pause
 
     def on_due(self) -> None:
+        if self.pause is not None:
+            self.pause()
         checkpoint = save_checkpoint(
             self.model, self.training_env, self.checkpoints_dir, self.kind, self.keep
         )
@@ -180,6 +237,7 @@ class ValidationCallback(PeriodicCallback):
         best_dir: where the best model goes.
         objective: validation metrics -> the number to maximise.
         video: logs a validation episode's video every few validations, or None.
+        pause: called before the best model is saved (``RobloxCallback.pause``).
     """
 
     def __init__(
@@ -189,8 +247,10 @@ class ValidationCallback(PeriodicCallback):
         best_dir: Path,
         objective: Callable[[Mapping[str, float]], float],
         video: ValidationVideo | None = None,
+        pause: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(every)
+        self.pause = pause
         self.video = video
         self.validations = 0
         self.eval_env = eval_env
@@ -213,14 +273,18 @@ class ValidationCallback(PeriodicCallback):
                 self.logger.record(f"eval/{key}", value)
         improved = self.best is None or self.objective(metrics) > self.best
         log.info(
-            "validation at %d steps: lap completion %.0f%%, mean lap %.2f s, crash rate %.0f%%%s",
+            "validation at %d steps: lap completion %.0f%%, mean lap %.2f s, crash rate %.0f%%, "
+            "mean return %.1f%s",
             self.num_timesteps,
             100 * metrics["lap_completion_rate"],
             metrics["mean_lap_time_s"],
             100 * metrics["crash_rate"],
+            metrics["mean_return"],
             " (new best)" if improved else "",
         )
         if improved:
+            if self.pause is not None:
+                self.pause()
             self.best = self.objective(metrics)
             self.best_dir.mkdir(parents=True, exist_ok=True)
             save_model_files(self.model, self.training_env, self.best_dir)

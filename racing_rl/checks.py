@@ -341,15 +341,26 @@ def check_train_config(cfg: DictConfig, *, device: bool = True) -> None:
         raise invalid("objective", cfg.objective, f"must be one of {', '.join(OBJECTIVES)}")
     check_track_splits(cfg.tracks)
     check_wrappers(cfg.wrappers)
-    observation_dim = backend_config(cfg.backend).observation_size * cfg.wrappers.get(
-        "frame_stack", 1
-    )
-    if observation_dim > LIMITS["observation_dim"]:
-        raise invalid(
-            "wrappers.frame_stack",
-            cfg.wrappers.frame_stack,
-            f"observations of {observation_dim:_} numbers (the backend's observation size × "
-            f"frame_stack) must be <= {LIMITS['observation_dim']:_}",
+    backend = backend_config(cfg.backend)
+    # None: a Roblox game's size, read from its first frame (the bridge bounds it then).
+    if backend.observation_size is not None:
+        observation_dim = backend.observation_size * cfg.wrappers.get("frame_stack", 1)
+        if observation_dim > LIMITS["observation_dim"]:
+            raise invalid(
+                "wrappers.frame_stack",
+                cfg.wrappers.frame_stack,
+                f"observations of {observation_dim:_} numbers (the backend's observation size "
+                f"× frame_stack) must be <= {LIMITS['observation_dim']:_}",
+            )
+    limit = getattr(backend, "max_environments", None)  # a Roblox game's collision groups
+    needed = n_venvs + (1 if cfg.validation.every > 0 else 0)
+    if limit is not None and needed > limit:
+        raise ConfigError(
+            f"Invalid config: n_venvs={n_venvs} training environments"
+            f"{' + 1 for validation' if needed > n_venvs else ''} = {needed} in the game, "
+            f"which keeps at most backend.max_environments={limit} apart (a collision group "
+            f"each). Lower n_venvs to {limit - (needed - n_venvs)} or less (more "
+            "agents_per_venv keeps the cars), or turn validation off (validation.every=0)."
         )
     check_algo(cfg.algo, n_venvs * agents)
 

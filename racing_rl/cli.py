@@ -98,8 +98,8 @@ COMMANDS = {
         "racing_rl.bridge.emulator",
         "stand in for the Roblox game: race the simulator over the bridge",
         (
-            "racing-rl train backend=roblox &  racing-rl emulate url=ws://127.0.0.1:8765/ws/demo",
-            "racing-rl emulate url=ws://127.0.0.1:8765/ws/demo lockstep=true  # fast as can be",
+            "racing-rl train backend=roblox &  racing-rl emulate   # the game's own port and path",
+            "racing-rl emulate lockstep=true   # as fast as can be, not on the game's clock",
         ),
     ),
     "report": Command(

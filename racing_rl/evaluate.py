@@ -81,9 +81,10 @@ def track_seeds(split: Sequence[int]) -> list[int]:
 
 
 def evaluation_env(
-    cfg: DictConfig, seeds: Sequence[int], train_env: VecEnv | None = None
+    cfg: DictConfig, seeds: Sequence[int], train_env: VecEnv | None = None, agents: int = 1
 ) -> VecEnv:
-    """One single-car virtual environment per track seed, with the run's wrapper stack.
+    """One virtual environment per track seed (``agents`` cars each), with the run's
+    wrapper stack.
 
     Cars start at rest on the start line and are truncated (``finished``) after one lap
     or ``cfg.validation.max_steps`` steps. VecNormalize, if the run uses it, is frozen
@@ -94,11 +95,12 @@ def evaluation_env(
         cfg: the run's composed config.
         seeds: track seeds, one virtual environment each.
         train_env: the training VecEnv whose normalisation statistics to copy.
+        agents: cars per environment.
     """
     envs = make_parallel_envs(
         cfg.backend,
         n_venvs=len(seeds),
-        agents_per_venv=1,
+        agents_per_venv=agents,
         track_seeds=[[seed] for seed in seeds],
         episode={"spawn": "grid", "laps": 1, "max_steps": cfg.validation.max_steps},
         bridge=bridge_of(train_env) if train_env is not None else None,
@@ -321,6 +323,7 @@ def evaluate(cfg: DictConfig, difficulty: str | None = None) -> dict[str, Any]:
             run_cfg.backend = OmegaConf.merge(run_cfg.backend, cfg.backend)
     seeds = list(cfg.seeds) if cfg.get("seeds") else track_seeds(run_cfg.tracks[cfg.split])
     started = time.perf_counter()
+    # None: a Roblox game's own size, which the (first) checkpoint then pins.
     observation_size = backend_config(run_cfg.backend).observation_size
     follower = None
     if cfg.get("follow"):
@@ -349,7 +352,12 @@ def evaluate(cfg: DictConfig, difficulty: str | None = None) -> dict[str, Any]:
 
             drivers.append(load_exported_driver(Path(entry).expanduser(), cfg, cfg.driver))
         else:
-            drivers.append(load_policy_driver(Path(entry).expanduser(), cfg, observation_size))
+            driver = load_policy_driver(Path(entry).expanduser(), cfg, observation_size)
+            if observation_size is None:
+                space = driver.model.observation_space.shape
+                observation_size = space[0] // driver.frame_stack
+                run_cfg.backend.observation_size = observation_size
+            drivers.append(driver)
     labels = unique_labels([d.label for d in drivers])
     for driver, label in zip(drivers, labels, strict=True):
         driver.label = label
@@ -530,7 +538,7 @@ def unique_labels(labels: Sequence[str]) -> list[str]:
     return unique
 
 
-def load_policy_driver(run_dir: Path, cfg: DictConfig, observation_size: int) -> Any:
+def load_policy_driver(run_dir: Path, cfg: DictConfig, observation_size: int | None) -> Any:
     """A ``PolicyDriver`` of ``run_dir``'s checkpoint ``cfg.checkpoint`` with its run's
     frame stack and frozen VecNormalize statistics, loaded without running code from the
     run (``racing_rl.checkpoints``).
@@ -538,7 +546,8 @@ def load_policy_driver(run_dir: Path, cfg: DictConfig, observation_size: int) ->
     Args:
         run_dir: the run.
         cfg: the eval config (``checkpoint``, ``device``, ``trust_pickles``).
-        observation_size: numbers per raw observation of the race's environment.
+        observation_size: numbers per raw observation of the race's environment; None
+            takes the checkpoint's (a Roblox game then has to send that many).
 
     Raises:
         CheckpointError: if the run, checkpoint or statistics are missing or damaged, or
@@ -554,6 +563,8 @@ def load_policy_driver(run_dir: Path, cfg: DictConfig, observation_size: int) ->
     model_path = resolve_model(run_dir, cfg.checkpoint)
     model = load_model(run_cfg.algo, model_path, env=None, device=cfg.device)
     stack = int(run_cfg.wrappers.get("frame_stack", 1))
+    if observation_size is None:
+        observation_size = model.observation_space.shape[0] // stack
     expected = (observation_size * stack,)
     if model.observation_space.shape != expected:
         raise CheckpointError(

@@ -168,7 +168,11 @@ def run_races(
                         track_seed=seeds[b],
                         finished=bool(info.get("finished", False)),
                         crashed=bool(info.get("crashed", False)),
-                        lap_time=lap_times[b][d][0] if info.get("finished") else math.nan,
+                        # A real-time game's tick that completed the lap may have gone
+                        # unread (it came before the next ACTION): no lap time then.
+                        lap_time=lap_times[b][d][0]
+                        if info.get("finished") and lap_times[b][d]
+                        else math.nan,
                         progress=float(info.get("progress", math.nan)),
                         mean_speed=float(info.get("mean_speed", math.nan)),
                         episode_return=float(returns[b, d]),

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import re
 import shlex
@@ -45,9 +46,9 @@ from racing_rl import config_dir
 from racing_rl.algos import make_model
 from racing_rl.callbacks import (
     CheckpointCallback,
-    FreezeCallback,
     ProgressBar,
     RaceMetricsCallback,
+    RobloxCallback,
     ValidationCallback,
     ValidationVideo,
 )
@@ -59,13 +60,18 @@ from racing_rl.checkpoints import (
     load_model,
     load_replay_buffer,
     newest_loadable,
+    resolve_model,
     restore_statistics,
     save_checkpoint,
     save_model_files,
     write_atomic,
 )
 from racing_rl.checks import check_train_config
-from racing_rl.errors import ConfigError, RacingRLError, TrainingInterrupted
+from racing_rl.errors import (
+    ConfigError,
+    RacingRLError,
+    TrainingInterrupted,
+)
 from racing_rl.evaluate import evaluation_env, load_run_config, track_seeds
 from racing_rl.loggers import check_logger, sb3_logger, wandb_run
 from racing_rl.normalize import is_finite
@@ -257,6 +263,61 @@ def _save_after_error(
         return None
 
 
+def initialize_from(cfg: DictConfig, source: Path, venv: VecEnv) -> tuple[BaseAlgorithm, VecEnv]:
+    """A new model on ``venv`` that starts from another run's weights and VecNormalize
+    statistics (``init_from=<run dir>``; ML-Agents' ``--initialize-from``).
+
+    The source's best model is taken (its final one if it has no ``best/``); its
+    timestep count, optimiser schedule and replay buffer are not: this is a new run.
+
+    Args:
+        cfg: this run's config.
+        source: the run directory to start from.
+        venv: this run's training VecEnv.
+
+    Returns:
+        The model and the VecEnv (the source's statistics loaded into it).
+
+    Raises:
+        CheckpointError: if ``source`` is not a run directory or its files are damaged.
+        ConfigError: if its algorithm or its observations differ from this run's,
+            naming the key to change.
+    """
+    source_cfg = load_run_config(source)
+    if source_cfg.algo.name != cfg.algo.name:
+        raise ConfigError(
+            f"init_from={source} was trained with algo={source_cfg.algo.name}; this run uses "
+            f"algo={cfg.algo.name}. Pass algo={source_cfg.algo.name}."
+        )
+    checkpoint = "best" if (source / "best" / "model.zip").is_file() else "final"
+    model_path = resolve_model(source, checkpoint)
+    loaded = load_model(source_cfg.algo, model_path, env=None, device=cfg.device)
+    expected, got = loaded.observation_space.shape, venv.observation_space.shape
+    if expected != got:
+        stack = int(source_cfg.wrappers.get("frame_stack", 1))
+        raise ConfigError(
+            f"init_from={source} expects observations of shape {expected} ({stack} stacked "
+            f"frames of {expected[0] // stack} numbers: backend.sensors.n_rays="
+            f"{OmegaConf.select(source_cfg, 'backend.sensors.n_rays')} + 3), this run's "
+            f"environment gives {got}. Train the source run with the game car's sensors "
+            "(backend.sensors.n_rays=<numbers the game sends - 3>, "
+            "backend.sensors.layout=roblox_car for its 16-ray car) and the same "
+            "wrappers.frame_stack, or set backend.observation_size to match."
+        )
+    model = make_model(cfg.algo, venv, seed=cfg.seed, device=cfg.device)
+    model.set_parameters(loaded.get_parameters(), exact_match=True, device=cfg.device)
+    if isinstance(venv, VecNormalize) and source_cfg.wrappers.get("normalize"):
+        restore_statistics(venv, model_path.parent, bool(cfg.get("trust_pickles", False)))
+        venv.training = True
+    log.info(
+        "initialized from %s (%s model, %s) with its VecNormalize statistics",
+        source,
+        checkpoint,
+        model_path,
+    )
+    return model, venv
+
+
 def train(cfg: DictConfig, run_dir: Path, resume: Checkpoint | None = None) -> dict[str, Any]:
     """Train ``cfg.algo`` on ``cfg.backend`` and write the run directory.
 
@@ -321,11 +382,13 @@ def _train(
     )
     gamma = cfg.algo.model.get("gamma", 0.99)
     venv = make_vec_env(envs, cfg.wrappers, gamma=gamma)
-    if resume is None:
-        model = make_model(cfg.algo, venv, seed=cfg.seed, device=cfg.device)
-    else:
+    if resume is not None:
         resume, model = newest_loadable(run_dir, partial(_load_for_resume, cfg, venv=venv))
         leg["resumed_from"] = str(resume.path)
+    elif cfg.get("init_from"):
+        model, venv = initialize_from(cfg, Path(cfg.init_from).expanduser(), venv)
+    else:
+        model = make_model(cfg.algo, venv, seed=cfg.seed, device=cfg.device)
     model.set_logger(sb3_logger(run_dir))
     leg["start_timesteps"] = int(model.num_timesteps)
     record_leg(run_dir, leg)
@@ -347,19 +410,43 @@ def _train(
     if cfg.progress_bar:
         callbacks.append(ProgressBar())
     bridge = bridge_of(venv)
-    if bridge is not None and cfg.backend.freeze_during_updates:
-        callbacks.append(FreezeCallback(bridge))
+    pause = None
+    if bridge is not None:
+        roblox = RobloxCallback(bridge, freeze=cfg.backend.freeze_during_updates)
+        callbacks.append(roblox)
+        pause = roblox.pause
     if cfg.checkpoint.every > 0:
         keep = int(cfg.checkpoint.get("keep", 0))
         callbacks.append(
-            CheckpointCallback(cfg.checkpoint.every, checkpoints_dir, cfg.algo.name, keep)
+            CheckpointCallback(cfg.checkpoint.every, checkpoints_dir, cfg.algo.name, keep, pause)
         )
     validation = None
     lap_time_limit_s = cfg.validation.max_steps * cfg.backend.rules.dt
-    run_objective = partial(objective, kind=cfg.objective, lap_time_limit_s=lap_time_limit_s)
+    kind = cfg.objective
+    if bridge is not None and kind != "return":
+        kind = "return"
+        log.info(
+            "validation in the game ranks checkpoints by mean episode return "
+            "(objective=return): the game sends no lap information"
+        )
+    run_objective = partial(objective, kind=kind, lap_time_limit_s=lap_time_limit_s)
     if cfg.validation.every > 0:
         seeds = track_seeds(cfg.tracks.validation)
-        eval_env = evaluation_env(cfg, seeds, venv)
+        if bridge is None:
+            eval_env = evaluation_env(cfg, seeds, venv)
+        else:  # one more environment in the game, of agents_per_venv cars
+            eval_env = evaluation_env(cfg, seeds[:1], venv, agents=cfg.agents_per_venv)
+            tick_hz = bridge.server.tick_hz
+            if not math.isfinite(tick_hz):
+                tick_hz = 1.0 / cfg.backend.rules.dt
+            log.info(
+                "validation in the game: %d cars, each until its first episode ends or "
+                "for at most validation.max_steps=%d ticks (%.0f s at the game's %.1f Hz)",
+                cfg.agents_per_venv,
+                cfg.validation.max_steps,
+                cfg.validation.max_steps / tick_hz,
+                tick_hz,
+            )
         video = cfg.validation.get("video")
         validation = ValidationCallback(
             eval_env,
@@ -369,8 +456,9 @@ def _train(
             video=ValidationVideo(
                 cfg, seeds[0], video.every, video.max_steps, (video.size, video.size)
             )
-            if video and video.every > 0
+            if video and video.every > 0 and bridge is None
             else None,
+            pause=pause,
         )
         callbacks.append(validation)
 
@@ -426,7 +514,7 @@ def _train(
             validation.validate()  # let the final model compete for best/
         best = json.loads((run_dir / "best" / "metrics.json").read_text())
         summary["best"] = best
-        summary["objective"] = {"kind": cfg.objective, "value": run_objective(best)}
+        summary["objective"] = {"kind": kind, "value": run_objective(best)}
         validation.eval_env.close()
     venv.close()
     text = json.dumps(summary, indent=2)

@@ -3,8 +3,8 @@
 The stack, in order (CleanRL style, spelled out in ``make_vec_env``)::
 
     n_venvs × ParallelEnv (one track each, agents_per_venv cars)
-      → SuperSuit frame_stack_v1         (wrappers.frame_stack; 1 = off)
       → ParallelEnvsVecEnv               (ours: one VecEnv slot per car)
+      → FrameStack                       (wrappers.frame_stack; 1 = off)
       → VecMonitor                       (episode return/length for SB3's logger)
       → VecNormalize                     (wrappers.normalize; racing_rl.normalize's
                                           FiniteVecNormalize: statistics stay finite)
@@ -15,11 +15,18 @@ Why the step to SB3 is ours (DESIGN.md, "Known pitfalls"): SuperSuit's
 ``TimeLimit.truncated``), so SB3 skips value bootstrapping; and its
 ``pettingzoo_env_to_vec_env_v1`` needs every agent to finish together or feeds SB3
 zero-observation "black death" transitions (PettingZoo #661). ``ParallelEnvsVecEnv``
-seeds through SB3's ``VecEnv.seed``, reports truncation as SB3 expects, and ends a
-virtual environment's race when its first car is done: that car reports its own
-termination or truncation, the other cars are truncated (bootstrapped, as a time limit
-is), every car's ``terminal_observation`` is taken before the track changes, and the
-ParallelEnv is reset. Every transition SB3 sees is a real one.
+seeds through SB3's ``VecEnv.seed``, reports truncation as SB3 expects, and ends
+episodes as ``episode.reset`` says: ``race`` ends a virtual environment's race when its
+first car is done (that car reports its own termination or truncation, the other cars
+are truncated, bootstrapped as a time limit is, and the ParallelEnv is reset); ``car``
+respawns only the cars that are done (``respawn``: the simulator places them anew, the
+Roblox game has already done it) while the others race on. Every car's
+``terminal_observation`` is taken before its next episode starts. Every transition SB3
+sees is a real one.
+
+Frames are stacked per VecEnv slot (``FrameStack``, SB3's ``VecFrameStack``), so a car
+respawned alone starts its stack afresh, as SuperSuit's ``frame_stack_v1`` does on a
+whole-env reset (zeros, newest frame last; the same observation space).
 
 Every step hands each ParallelEnv its actions before any is stepped (``step_envs``):
 the Roblox envs send all their ACTIONs within the same tick of the game, and simulator
@@ -35,10 +42,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import supersuit as ss
+from gymnasium import spaces
 from omegaconf import DictConfig
 from pettingzoo import ParallelEnv
-from stable_baselines3.common.vec_env import VecEnv, VecMonitor
+from stable_baselines3.common.vec_env import VecEnv, VecFrameStack, VecMonitor
 from stable_baselines3.common.vec_env.base_vec_env import (
     VecEnvIndices,
     VecEnvObs,
@@ -127,6 +134,7 @@ class ParallelEnvsVecEnv(VecEnv):
         self._actions: np.ndarray | None = None
         self.metadata = getattr(self.envs[0], "metadata", {})
         self._pool = env_pool(self.envs)
+        self._reset = [env.unwrapped.config.episode.reset for env in self.envs]
 
     def _map(self, function: Any) -> list[Any]:
         """``function(i)`` for every ParallelEnv index, in threads if they wait on I/O."""
@@ -166,38 +174,49 @@ class ParallelEnvsVecEnv(VecEnv):
             for start, agents in zip(self._offsets[:-1], self._agents, strict=True)
         ]
         results = step_envs(self.envs, actions)
-        over = [self._store_step(i, result) for i, result in enumerate(results)]
-        # Races restart once every environment has been stepped: a restart waits for the
-        # game, which the other environments' answers need not do.
-        map_envs(self._pool, self._restart, [i for i, done in enumerate(over) if done])
+        ended = [self._store_step(i, result) for i, result in enumerate(results)]
+        # Races restart (and cars respawn) once every environment has been stepped: a
+        # restart may wait for the game, which the other environments' answers need not do.
+        map_envs(
+            self._pool, self._restart, [(i, agents) for i, agents in enumerate(ended) if agents]
+        )
         self._actions = None
         return self._obs.copy(), self._rewards, self._dones, self._infos
 
-    def _store_step(self, i: int, result: ParallelStepReturn) -> bool:
-        """Write ParallelEnv ``i``'s step into its slots; True if its race is over."""
+    def _store_step(self, i: int, result: ParallelStepReturn) -> list[str]:
+        """Write ParallelEnv ``i``'s step into its slots; returns the agents whose episodes
+        are over (``episode.reset``: race = all of them once one car is done)."""
         start, agents = self._offsets[i], self._agents[i]
         observations, reward, terminated, truncated, info = result
-        race_over = any(terminated.values()) or any(truncated.values())
+        done = {agent for agent in agents if terminated[agent] or truncated[agent]}
+        if done and self._reset[i] == "race":
+            done = set(agents)
         for j, agent in enumerate(agents):
             slot = start + j
             self._rewards[slot] = reward[agent]
             self._infos[slot] = dict(info[agent])
-            if race_over:
+            if agent in done:
                 self._infos[slot]["terminal_observation"] = np.array(observations[agent])
                 self._infos[slot]["TimeLimit.truncated"] = not terminated[agent]
-        if race_over:
-            self._dones[start : self._offsets[i + 1]] = True
-        else:
-            self._store(i, observations)
-        return race_over
+                self._dones[slot] = True
+            else:
+                self._obs[slot] = observations[agent]
+        return [agent for agent in agents if agent in done]
 
-    def _restart(self, i: int) -> None:
-        """Reset ParallelEnv ``i`` (its race is over) and write its slots."""
-        start, agents = self._offsets[i], self._agents[i]
-        observations, reset_infos = self.envs[i].reset()
-        for j, agent in enumerate(agents):
-            self.reset_infos[start + j] = reset_infos.get(agent, {})
-        self._store(i, observations)
+    def _restart(self, ended: tuple[int, list[str]]) -> None:
+        """Start the next episodes of ParallelEnv ``i``'s ``agents`` and write their slots:
+        a reset when every car is done, else a ``respawn`` of those cars alone."""
+        i, agents = ended
+        start, env = self._offsets[i], self.envs[i]
+        if len(agents) < len(self._agents[i]):
+            observations = env.unwrapped.respawn(agents)
+            reset_infos: dict[str, Any] = {}
+        else:
+            observations, reset_infos = env.reset()
+        for j, agent in enumerate(self._agents[i]):
+            if agent in observations:
+                self.reset_infos[start + j] = reset_infos.get(agent, {})
+                self._obs[start + j] = observations[agent]
 
     def close(self) -> None:
         if self._pool is not None:  # a step cut short (Ctrl-C) may still wait on the game
@@ -235,6 +254,28 @@ class ParallelEnvsVecEnv(VecEnv):
         """One frame per slot (the frame of the slot's ParallelEnv)."""
         frames = [env.render() for env in self.envs]
         return [frames[i] for i in self._slot_env]
+
+
+class FrameStack(VecFrameStack):
+    """SB3's ``VecFrameStack`` (one stack per slot, started afresh when the slot's episode
+    ends: zeros, newest frame last) with SuperSuit ``frame_stack_v1``'s observation space.
+
+    ``VecFrameStack`` repeats each bound (``[l0, l0, l1, l1, ...]``) where the stacked
+    observations, and SuperSuit, tile them (``[l0, l1, ..., l0, l1, ...]``); runs saved
+    with either stack load into this one.
+
+    Args:
+        venv: a VecEnv of flat (1-D) observations.
+        n_stack: frames per observation.
+    """
+
+    def __init__(self, venv: VecEnv, n_stack: int) -> None:
+        super().__init__(venv, n_stack)
+        space = venv.observation_space
+        assert isinstance(space, spaces.Box) and len(space.shape) == 1
+        self.observation_space = spaces.Box(
+            np.tile(space.low, n_stack), np.tile(space.high, n_stack), dtype=space.dtype
+        )
 
 
 def race_config(backend: DictConfig, episode: dict[str, Any] | None = None) -> RaceConfig:
@@ -338,12 +379,28 @@ def make_parallel_envs(
     from racing_rl.bridge.env import RobloxParallelEnv
     from racing_rl.bridge.training_bridge import TrainingBridge
 
+    own = bridge is None
     if bridge is None:
-        bridge = TrainingBridge(config.server, config.observation_size, config.update_collisions)
-    return [
-        RobloxParallelEnv(bridge, config, agents_per_venv, track_seeds[i], i, render_mode)
-        for i in range(n_venvs)
-    ]
+        bridge = TrainingBridge(
+            config.server,
+            config.observation_size,
+            config.update_collisions,
+            config.max_environments,
+        )
+    roblox_envs: list[ParallelEnv] = []
+    try:
+        bridge.check_room(n_venvs)
+        for i in range(n_venvs):
+            roblox_envs.append(
+                RobloxParallelEnv(bridge, config, agents_per_venv, track_seeds[i], i, render_mode)
+            )
+    except BaseException:
+        for env in roblox_envs:
+            env.close()
+        if own:
+            bridge.close()
+        raise
+    return roblox_envs
 
 
 def make_vec_env(envs: Sequence[ParallelEnv], wrappers: DictConfig, gamma: float) -> VecEnv:
@@ -364,9 +421,9 @@ def make_vec_env(envs: Sequence[ParallelEnv], wrappers: DictConfig, gamma: float
     stack = wrappers.get("frame_stack", 1)
     if not isinstance(stack, int) or stack < 1:
         raise ConfigError(f"wrappers.frame_stack must be an integer >= 1, got {stack!r}.")
-    if stack > 1:
-        envs = [ss.frame_stack_v1(env, stack) for env in envs]
     venv: VecEnv = ParallelEnvsVecEnv(envs)
+    if stack > 1:
+        venv = FrameStack(venv, stack)
     if wrappers.get("monitor", True):
         venv = VecMonitor(venv)
     normalize = wrappers.get("normalize")

@@ -5,7 +5,7 @@ each for the same number of timesteps after a warm-up, taking turns (``--rounds`
 that a slow spell of the machine falls on both:
 
 * **real**: the default training stack — n_venvs × agents_per_venv cars on the built-in
-  simulator, SuperSuit frame stack, our SB3 adapter, VecMonitor, VecNormalize;
+  simulator, our SB3 adapter, the per-car frame stack, VecMonitor, VecNormalize;
 * **zero-cost**: a VecEnv with the same number of slots and the same observation and
   action spaces whose step does nothing (zeros), wrapped in the same VecMonitor and
   VecNormalize.

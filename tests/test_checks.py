@@ -40,7 +40,9 @@ INVALID = [
     (["backend.episode.spawn=air"], "episode.spawn"),
     (["backend.name=carla"], "backend.name='carla'; must be one of pygame, roblox"),
     (["backend=roblox", "backend.server.host=0.0.0.0"], "server.host='0.0.0.0'"),
-    (["backend=roblox", "backend.observation_size=11"], "observation_size=11"),
+    (["backend=roblox", "backend.observation_size=3"], "observation_size=3"),
+    (["backend=roblox", "n_venvs=31"], "Lower n_venvs to 30 or less"),
+    (["backend=roblox", "backend.max_environments=40"], "at most 31 environments apart"),
     # Upper bounds on what allocates, and values that used to train silently.
     (["n_venvs=100000"], "n_venvs=100000; must be <= 1_024"),
     (["agents_per_venv=1000000"], "agents_per_venv=1000000; must be <= 256"),

@@ -102,6 +102,36 @@ def test_first_done_car_ends_its_race_and_truncates_the_others():
     assert envs[0].agents == envs[0].possible_agents  # reset for the next race
 
 
+def test_with_reset_car_one_cars_end_respawns_it_alone():
+    envs = race_envs(n_venvs=1, n_cars=2, spawn="grid", reset="car")
+    venv = make_vec_env(envs, WRAPPERS, gamma=0.99)  # a stack of 4 frames per car
+    venv.reset()
+    actions = np.zeros((2, 3), dtype=np.float32)
+    actions[0] = [1.0, -1.0, 0.0]  # car 0: off the track
+    steps = 0
+    while steps < 200:
+        obs, _, dones, infos = venv.step(actions)
+        steps += 1
+        if dones.any():
+            break
+    assert dones.tolist() == [True, False] and infos[0]["crashed"]
+    assert "terminal_observation" in infos[0] and "terminal_observation" not in infos[1]
+    assert envs[0].agents == envs[0].possible_agents  # car 0 back, car 1 raced on
+    assert envs[0]._steps == steps  # the race was not restarted
+    raw = venv.unnormalize_obs(obs)
+    assert np.allclose(raw[0, :-13], 0.0, atol=1e-6)  # car 0's stack starts afresh: zeros ...
+    assert not np.allclose(raw[1, :-13], 0.0, atol=1e-6)  # ... car 1's keeps its frames
+
+
+def test_frame_stack_space_is_supersuits():
+    """Runs saved with SuperSuit's frame_stack_v1 (bounds tiled) load into ours."""
+    import supersuit as ss
+
+    stacked = ss.frame_stack_v1(race_envs(n_venvs=1)[0], 2)
+    venv = make_vec_env(race_envs(n_venvs=1), OmegaConf.create({"frame_stack": 2}), gamma=0.99)
+    assert venv.observation_space == stacked.observation_space(stacked.possible_agents[0])
+
+
 def test_mismatched_spaces_are_refused():
     small = RaceConfig(sensors=RaceConfig().sensors.__class__(n_rays=5))
     envs = [RaceParallelEnv(n_cars=1), RaceParallelEnv(small, n_cars=1, env_id=1)]

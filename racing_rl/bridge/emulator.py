@@ -1,19 +1,26 @@
 """A stand-in for the Roblox game: a WebSocket client that races the built-in simulator.
 
-It behaves as ``docs/protocol.md`` says the existing game does: it connects to
-``ws://<host>:<port>/ws/<model_id>``, honours every command, respawns a car by itself
-when its episode ends (that message carries the fresh car's observation and reward
-``done_reward``), skips frozen cars, drops the connection after ``silence_timeout_s``
-without a server message and reconnects, and sends 12- or 13-number observations.
+By default it behaves as the real game does (``ROBLOX_GAME.md``, ``docs/roblox.md``):
+it connects to ``ws://<host>:<port>/ws/<model_id>``, honours every command, sends rays
++ 3 numbers per car (nitro, speed, is_reverse; the ray count is the simulator's
+``sensors.n_rays``), sends ``[]`` on every tick without an unfrozen car, respawns a car
+by itself when its episode ends (that frame carries the fresh car's observation and
+reward ``done_reward``), skips frozen cars, closes every environment and goes silent
+after ``watchdog_ticks`` ticks with an unfrozen car and no ``ACTION`` (the connection
+stays open), warns when more environments open than ``max_environments`` (the game's
+collision groups), and drops the connection after ``silence_timeout_s`` without a
+server message, then reconnects. It sends no ``info``, no hello and no step echo.
 
-Two clocks: ``lockstep=False`` ticks at ``tick_hz`` whether or not actions arrived (the
-game); ``lockstep=True`` steps an environment as soon as its ``ACTION`` arrives and
-answers at once (as fast as the server goes: tests and benchmarks); ``ACTION``s that
-have arrived together are stepped in one pass and answered in one message, as a tick.
+Two clocks: ``lockstep=False`` is the game's Heartbeat loop (``heartbeat_hz``): time
+accumulates until it reaches 1/``tick_hz``, then a tick runs and the accumulator is
+reset to zero (so a tick is 4-5 Heartbeats, 12-15 Hz). ``lockstep=True`` steps an
+environment as soon as its ``ACTION`` arrives and answers at once (as fast as the
+server goes: tests and benchmarks); ``ACTION``s that have arrived together are stepped
+in one pass and answered in one frame, as a tick.
 
-It also sends the protocol's optional extensions (``info`` with lap metrics, echoed
-``step``; a hello with ``hello=True``) and misbehaves on request (``Faults``).
-``racing-rl emulate url=...`` runs it from the command line.
+Flags turn on the protocol's optional extensions (``info`` with lap metrics, echoed
+``step``, a hello) and ``Faults`` misbehaves on request. ``racing-rl emulate url=...``
+runs it from the command line.
 """
 
 from __future__ import annotations
@@ -45,6 +52,8 @@ from racing_rl.errors import RacingRLError
 log = logging.getLogger(__name__)
 
 FAULT_KINDS = ("malformed_json", "wrong_length", "nan", "unknown_agent", "oversized", "binary")
+EMPTY_FRAME = "[]"
+"""What the game sends on a tick without entries: Roblox's JSONEncode of an empty table."""
 
 
 @dataclass(frozen=True)
@@ -56,13 +65,17 @@ class Faults:
         inject: before message k, send a bad frame of a kind in ``FAULT_KINDS``.
         drop_after: close the connection once, right after message k (then reconnect).
         delay_s: send every observation message this late [s].
-        silent_after: after message k, stop answering (the server's step times out).
+        silent_after: after message k, stop sending anything, the connection kept open
+            (the game after a Luau error inside its tick).
+        lose_car_after: after message k, the first car of the first environment is not
+            reported any more (its model destroyed) until it is spawned again.
     """
 
     inject: Mapping[int, str] = field(default_factory=dict)
     drop_after: int | None = None
     delay_s: float = 0.0
     silent_after: int | None = None
+    lose_car_after: int | None = None
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.inject.values()) - set(FAULT_KINDS))
@@ -80,6 +93,9 @@ class _GameEnv:
         self.ids = {agent: sim for sim, agent in self.names.items()}
         self.actions = {sim: np.zeros(3) for sim in self.env.possible_agents}
         self.removed: set[str] = set()
+        self.lost: set[str] = set()
+        self.acted = False
+        self.reported = False
         self.step: int | None = None
         self.track_seed: int | None = None
         self.last_reset: dict[str, Any] = {}
@@ -137,13 +153,20 @@ class Emulator:
     Args:
         url: the server's ``ws://host:port/ws/<model_id>``.
         sim: the simulator's settings (tracks, cars, sensors, rules, rewards).
-        lockstep: step on each ``ACTION`` (True) or tick at ``tick_hz`` (False).
-        tick_hz: the game's tick rate [Hz].
-        observation_size: 13 (rays, nitro, speed, is_reverse) or 12 (no is_reverse).
+        lockstep: step on each ``ACTION`` (True) or tick on the game's clock (False).
+        tick_hz: the game's tick rate before its accumulator reset (its ``MaxFPS``) [Hz].
+        heartbeat_hz: the game engine's frame rate (Roblox's Heartbeat) [Hz].
         token: sent as ``Authorization: Bearer <token>``.
         done_reward: reward on the message that ends a car's episode (the game: −20).
         track_seeds: tracks drawn when the server does not name one.
-        hello: send the optional hello on connecting.
+        hello: send the optional hello on connecting (an extension).
+        info: send each entry's ``info`` with lap metrics (an extension).
+        echo_step: echo each ``ACTION``'s ``step`` in the entries (an extension).
+        watchdog_ticks: after more than this many ticks in a row with an unfrozen car
+            and no ``ACTION``, close every environment and stop ticking (the game's
+            watchdog; 0 = off). Only on the game's clock.
+        max_environments: environments the game keeps apart (collision groups); one
+            more is opened without isolation and counted in ``unisolated``.
         silence_timeout_s: drop the connection after this long without a message [s].
         faults: misbehaviour for tests.
         record: also append every received command to this JSON-lines file.
@@ -164,11 +187,15 @@ class Emulator:
         *,
         lockstep: bool = True,
         tick_hz: float = 15.0,
-        observation_size: int = 13,
+        heartbeat_hz: float = 60.0,
         token: str | None = None,
         done_reward: float = -20.0,
         track_seeds: Sequence[int] = range(100_000),
         hello: bool = False,
+        info: bool = False,
+        echo_step: bool = False,
+        watchdog_ticks: int = 250,
+        max_environments: int = 31,
         silence_timeout_s: float = 20.0,
         faults: Faults | None = None,
         record: Path | None = None,
@@ -176,9 +203,6 @@ class Emulator:
         history: int = 10_000,
     ) -> None:
         config = sim or RaceConfig()
-        n_rays = config.sensors.n_rays
-        if observation_size not in (n_rays + 2, n_rays + 3):
-            raise ValueError(f"observation_size must be {n_rays + 2} or {n_rays + 3}.")
         # Episodes end when the car's does (crash, stuck); limits are the server's.
         episode = dataclasses.replace(
             config.episode, max_steps=2**62, laps=0, track_change_every=2**62
@@ -187,11 +211,29 @@ class Emulator:
         self.url = url
         self.lockstep = lockstep
         self.tick_s = 1.0 / tick_hz
-        self.observation_size = observation_size
+        self.heartbeat_s = 1.0 / heartbeat_hz
+        self.observation_size = config.observation_size
         self.headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.done_reward = done_reward
         self.track_seeds = track_seeds
         self.hello = hello
+        self.info = info
+        self.echo_step = echo_step
+        self.watchdog_ticks = watchdog_ticks
+        self.max_environments = max_environments
+        self.ticks = 0
+        """Ticks of the game's clock so far (frames sent, empty ones included)."""
+        self.empty_frames = 0
+        """``[]`` frames sent."""
+        self.watchdog_shutdowns = 0
+        """Times the watchdog closed every environment and stopped the ticks."""
+        self.unisolated = 0
+        """Environments opened beyond ``max_environments`` (without collision isolation)."""
+        self.awaited = 0
+        """Ticks (per environment) that followed a tick that reported its cars."""
+        self.in_time = 0
+        """Of those, the ticks before which the environment's ``ACTION`` had arrived."""
+        self.stopped = False
         self.silence_timeout_s = silence_timeout_s
         self.faults = faults or Faults()
         self.record = record
@@ -203,6 +245,7 @@ class Emulator:
         self.received = 0
         self.connections = 0
         self.frozen = False
+        self.unresponsive_ticks = 0
         self.collisions = False
         self.envs: dict[str, _GameEnv] = {}
         self._sent = 0
@@ -342,13 +385,43 @@ class Emulator:
                 return
 
     async def _tick(self, connection: ClientConnection) -> None:
+        """The game's Heartbeat loop: accumulate frame time; at 1/``tick_hz`` tick and
+        reset the accumulator to zero (not subtract), as the game does."""
         loop = asyncio.get_running_loop()
-        next_tick = loop.time()
-        while True:
-            next_tick += self.tick_s
-            await asyncio.sleep(max(0.0, next_tick - loop.time()))
-            if not self.frozen and self.envs:
-                await self._send(connection, self._step_entries(list(self.envs.values())))
+        accumulated, last = 0.0, loop.time()
+        while not self.stopped:
+            await asyncio.sleep(self.heartbeat_s)
+            now = loop.time()
+            accumulated, last = accumulated + now - last, now
+            if accumulated < self.tick_s:
+                continue
+            accumulated = 0.0
+            await self._game_tick(connection)
+
+    async def _game_tick(self, connection: ClientConnection) -> None:
+        """One tick: every unfrozen car's entry (``[]`` if none), then the watchdog."""
+        self.ticks += 1
+        envs = [] if self.frozen else list(self.envs.values())
+        acted = any(env.acted for env in envs)
+        for env in envs:
+            if env.reported:  # its cars were reported last tick: was the answer in time?
+                self.awaited += 1
+                self.in_time += env.acted
+            env.acted, env.reported = False, True
+        await self._send(connection, self._step_entries(envs) if envs else {})
+        if not envs or acted or not self.watchdog_ticks:
+            self.unresponsive_ticks = 0
+            return
+        self.unresponsive_ticks += 1
+        if self.unresponsive_ticks > self.watchdog_ticks:
+            log.warning(
+                "emulator: no ACTION for %d ticks: closing every environment and stopping "
+                "(the game's watchdog)",
+                self.watchdog_ticks,
+            )
+            self.watchdog_shutdowns += 1
+            self.envs.clear()
+            self.stopped = True
 
     # ------------------------------------------------------------------ commands
     async def _command(
@@ -372,7 +445,8 @@ class Emulator:
             self.envs[envid].removed.update(data.get("agents", []))
         elif command == p.ACTION and envid in self.envs:
             env = self.envs[envid]
-            env.step = message.get("step")
+            env.acted = True
+            env.step = message.get("step") if self.echo_step else None
             for agent, action in data.items():
                 if agent in env.ids:
                     env.actions[env.ids[agent]] = np.asarray(action, dtype=np.float64)
@@ -380,6 +454,10 @@ class Emulator:
                 return env
         elif command == p.FREEZE:
             self.frozen = bool(data.get("status"))
+            for env in self.envs.values():  # no answer is due across a freeze
+                env.reported = False
+            if self.frozen and self.lockstep:  # the ticks while frozen
+                await self._send(connection, {})
         elif command == p.UPDATE_COLLISIONS:
             self.collisions = bool(data.get("enable_collisions", data.get("status", False)))
             for env in self.envs.values():
@@ -401,9 +479,31 @@ class Emulator:
         if command == p.SPAWN_AGENTS or env is None or set(agents) - set(env.agents):
             if not agents:
                 return None
+            if envid not in self.envs and len(self.envs) >= self.max_environments:
+                self.unisolated += 1
+                log.warning(
+                    "emulator: environment %d opened; the game keeps only %d apart (its "
+                    "collision groups): this one collides with the others",
+                    len(self.envs) + 1,
+                    self.max_environments,
+                )
             env = self.envs[envid] = _GameEnv(agents, self.config)
             self._apply_collisions(env)
         env.removed.clear()
+        env.lost.difference_update(agents)
+        if (
+            command == p.RESET_AGENTS
+            and env.track_seed is not None
+            and set(agents) < set(env.agents)
+        ):  # the game respawns just these cars; the others race on
+            sims = [env.ids[agent] for agent in agents]
+            observations = env.env.respawn(sims)
+            for sim in sims:
+                env.actions[sim] = np.zeros(3)
+            env.last_reset = {
+                sim: (obs, 0.0, False, False, {}) for sim, obs in observations.items()
+            }
+            return env
         track_seed = options.get("track_seed")
         if track_seed is None:
             track_seed = int(self.track_seeds[int(self.rng.integers(len(self.track_seeds)))])
@@ -429,7 +529,8 @@ class Emulator:
         return entries
 
     def _entries(self, env: _GameEnv, results: Mapping[str, Any]) -> dict[str, Any]:
-        sims = [sim for sim in results if env.names[sim] not in env.removed]
+        gone = env.removed | env.lost
+        sims = [sim for sim in results if env.names[sim] not in gone]
         if not sims:
             return {}
         # float32 observations as float64: JSON carries them exactly.
@@ -437,15 +538,16 @@ class Emulator:
         entries = {}
         for sim, obs in zip(sims, rows[:, : self.observation_size].tolist(), strict=True):
             _, reward, terminated, truncated, info = results[sim]
-            info = {"track_seed": env.track_seed, **info}
-            info.pop("reward_terms", None)
             entry: dict[str, Any] = {
                 "obs": obs,
                 "reward": float(reward),
                 "terminated": bool(terminated),
                 "truncated": bool(truncated),
-                "info": info,
             }
+            if self.info:
+                info = {"track_seed": env.track_seed, **info}
+                info.pop("reward_terms", None)
+                entry["info"] = info
             if env.step is not None:
                 entry["step"] = env.step
             entries[env.names[sim]] = entry
@@ -456,36 +558,48 @@ class Emulator:
         if faults.silent_after is not None and self._sent >= faults.silent_after:
             return
         self._sent += 1
+        if faults.lose_car_after is not None and self._sent == faults.lose_car_after + 1:
+            env = next(iter(self.envs.values()), None)
+            if env is not None:
+                log.warning("emulator: car %s is not reported any more (fault)", env.agents[0])
+                env.lost.add(env.agents[0])
+                entries.pop(env.agents[0], None)
         if faults.delay_s:
             await asyncio.sleep(faults.delay_s)
         kind = faults.inject.get(self._sent)
         if kind is not None:
             log.warning("emulator: sending a %s message (fault)", kind)
-            await connection.send(_bad_frame(kind, entries))
-        await connection.send(json.dumps(entries))
+            bad, entries = _bad_frame(kind, entries)
+            await connection.send(bad)
+        if not entries:
+            self.empty_frames += 1
+        await connection.send(json.dumps(entries) if entries else EMPTY_FRAME)
         if faults.drop_after is not None and not self._dropped and self._sent >= faults.drop_after:
             self._dropped = True
             log.warning("emulator: dropping the connection (fault)")
             await connection.close(1001, "dropped on purpose")
 
 
-def _bad_frame(kind: str, entries: dict[str, Any]) -> str | bytes:
-    """A frame of the fault ``kind`` built from a good message's ``entries``."""
+def _bad_frame(kind: str, entries: dict[str, Any]) -> tuple[str | bytes, dict[str, Any]]:
+    """A frame of the fault ``kind`` built from a good frame's ``entries``, and what of
+    the good frame is still to send: all of it after a bad frame, the spoilt entry alone
+    after a frame with one bad entry (as the game's next tick would bring it), nothing
+    after a frame with an extra unknown entry."""
     agent, entry = next(iter(entries.items())) if entries else ("car_0_env_x", {"obs": [0.0]})
     if kind == "malformed_json":
-        return json.dumps(entries)[:-7]
+        return json.dumps(entries)[:-7], entries
     if kind == "binary":
-        return json.dumps(entries).encode()
+        return json.dumps(entries).encode(), entries
     if kind == "oversized":
-        return json.dumps({agent: {**entry, "padding": "x" * (4 << 20)}})
+        return json.dumps({agent: {**entry, "padding": "x" * (4 << 20)}}), entries
+    if kind == "unknown_agent":
+        return json.dumps({**entries, "car_99_env_nobody": entry}), {}
     bad = dict(entry)
     if kind == "wrong_length":
         bad["obs"] = list(entry["obs"])[:-1]
-    elif kind == "nan":
+    else:  # nan
         bad["obs"] = [float("nan"), *list(entry["obs"])[1:]]
-    else:  # unknown_agent
-        return json.dumps({**entries, "car_99_env_nobody": entry})
-    return json.dumps({**entries, agent: bad})
+    return json.dumps({**entries, agent: bad}), {agent: entry}
 
 
 @hydra.main(config_path=str(config_dir()), config_name="emulate", version_base="1.3")
@@ -499,11 +613,15 @@ def main(cfg: DictConfig) -> None:
             race_config(cfg.sim),
             lockstep=cfg.lockstep,
             tick_hz=cfg.tick_hz,
-            observation_size=cfg.observation_size,
+            heartbeat_hz=cfg.heartbeat_hz,
             token=cfg.token,
             done_reward=cfg.done_reward,
             track_seeds=range(*(int(v) for v in cfg.track_seeds)),
             hello=cfg.hello,
+            info=cfg.info,
+            echo_step=cfg.echo_step,
+            watchdog_ticks=cfg.watchdog_ticks,
+            max_environments=cfg.max_environments,
             silence_timeout_s=cfg.silence_timeout_s,
             faults=Faults(**to_container(cfg.faults)),
             record=Path(cfg.record) if cfg.record else None,
@@ -515,9 +633,18 @@ def main(cfg: DictConfig) -> None:
     log.info(
         "emulating the game at %s (%s); Ctrl-C stops",
         cfg.url,
-        "lock-step" if cfg.lockstep else f"{cfg.tick_hz:g} Hz",
+        "lock-step" if cfg.lockstep else f"the game's clock ({cfg.tick_hz:g} Hz, reset ticks)",
     )
     try:
         asyncio.run(emulator.run())
     except KeyboardInterrupt:
-        log.info("emulator stopped after %d commands", emulator.received)
+        log.info(
+            "emulator stopped after %d commands, %d ticks (%d empty); ACTION in time for "
+            "%d of %d ticks; %d watchdog shutdowns",
+            emulator.received,
+            emulator.ticks,
+            emulator.empty_frames,
+            emulator.in_time,
+            emulator.awaited,
+            emulator.watchdog_shutdowns,
+        )

@@ -8,6 +8,7 @@ drives on the other.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from gymnasium.utils import seeding
 from numpy.typing import NDArray
 from pettingzoo import ParallelEnv
 
+from racing_rl.bridge.protocol import STATE_SIZE
 from racing_rl.bridge.server import ServerConfig
 from racing_rl.bridge.training_bridge import TrainingBridge
 from racing_rl.envs.race import AgentID, EpisodeConfig, ParallelStepReturn
@@ -44,36 +46,53 @@ class RobloxConfig:
 
     Attributes:
         server: where the bridge listens (``racing_rl.bridge.server.ServerConfig``).
-        n_rays: ray distances at the start of each observation.
-        observation_size: numbers per observation the game sends: ``n_rays + 2``
-            (the current game: rays, nitro, speed) or ``n_rays + 3`` (+ is_reverse).
+        observation_size: numbers per observation: the car's rays, then nitro, speed and
+            is_reverse (19 for the game's 16-ray cars). None (the default) takes it from
+            the game's first observation; a number pins it (entries of another length
+            are dropped, and if every one is, training stops with an error).
+        max_environments: virtual environments open in the game at once, validation
+            included; the game keeps each apart with a collision group, and Roblox
+            allows 32 per place (one is the default group).
         update_collisions: car-car collisions in the game (``UPDATE_COLLISIONS``).
-        freeze_during_updates: ``FREEZE`` the game while the algorithm updates.
+        freeze_during_updates: ``FREEZE`` the game during every pause of training that
+            can last seconds (policy updates, validation set-up, checkpoint saves).
         connect_timeout_s: how long to wait for the game to connect [s].
         reconnect_timeout_s: how long to wait for it after a disconnect [s].
-        observation_timeout_s: how long a step waits for the cars' observations [s].
-        rules: the game's tick.
-        episode: episode limits applied on the Python side (``max_steps``, ``laps``)
-            and spawn hints sent to the game (``spawn``; a game may ignore them).
+        observation_timeout_s: how long a step waits for the cars' observations [s]: a
+            car still missing then is truncated and respawned; a game that sent no
+            frame at all in that time has stopped, and training ends with an error.
+        rules: the game's nominal tick; the bridge measures the real one (``tick_hz``).
+        episode: episode limits applied on the Python side (``max_steps``, ``laps``),
+            spawn hints sent to the game (``spawn``; the game ignores them) and
+            ``reset`` (``car``: the game respawns each car itself; ``race``: one car's
+            end respawns every car of its environment).
     """
 
     server: ServerConfig = field(default_factory=ServerConfig)
-    n_rays: int = 10
-    observation_size: int = 13
+    observation_size: int | None = None
+    max_environments: int = 31
     update_collisions: bool = False
     freeze_during_updates: bool = True
     connect_timeout_s: float = 120.0
     reconnect_timeout_s: float = 120.0
     observation_timeout_s: float = 10.0
     rules: GameRules = field(default_factory=GameRules)
-    episode: EpisodeConfig = field(default_factory=EpisodeConfig)
+    episode: EpisodeConfig = field(default_factory=lambda: EpisodeConfig(reset="car"))
 
     def __post_init__(self) -> None:
-        if self.observation_size not in (self.n_rays + 2, self.n_rays + 3):
+        if self.observation_size is not None and (
+            isinstance(self.observation_size, bool)
+            or not isinstance(self.observation_size, int)
+            or self.observation_size <= STATE_SIZE
+        ):
             raise ConfigError(
-                f"observation_size={self.observation_size} does not fit n_rays={self.n_rays}: "
-                f"it must be n_rays + 2 ({self.n_rays + 2}: rays, nitro, speed) or n_rays + 3 "
-                f"({self.n_rays + 3}: + is_reverse)."
+                f"observation_size={self.observation_size!r}: it must be null (take it from "
+                f"the game) or the game's rays + {STATE_SIZE} (19 for its 16-ray cars)."
+            )
+        if not 1 <= self.max_environments <= 31:
+            raise ConfigError(
+                f"max_environments={self.max_environments}: the game keeps at most 31 "
+                "environments apart (Roblox's 32 collision groups, less the default one)."
             )
         if min(self.connect_timeout_s, self.reconnect_timeout_s, self.observation_timeout_s) <= 0:
             raise ConfigError("The bridge's timeouts (*_timeout_s) must be > 0.")
@@ -94,15 +113,16 @@ class RobloxParallelEnv(ParallelEnv):
     """``n_cars`` cars of one virtual environment of a Roblox game, over the bridge.
 
     ## Observation Space
-    ``Box(shape=(observation_size,), float32)``: ray distances / range (0 … 1), nitro
-    fuel (0 … 1), signed speed / max speed (−1 … 1) and, with ``n_rays + 3`` numbers,
-    is_reverse (0 or 1): the simulator's contract.
+    ``Box(shape=(observation_size,), float32)``: the car's ray distances / range (0 …
+    1), nitro fuel (0 … 1), signed speed / max speed (−1 … 1), is_reverse (0 or 1): the
+    simulator's contract. Its size is the game's (``backend.observation_size``, or the
+    first observation the game sends: the first environment spawns its cars to see it).
 
     ## Action Space
     ``Box(-1, 1, shape=(3,), float32)``: throttle, steering, nitro.
 
     ## Rewards
-    The game's (the seed game: progress × 1000, speed bonus, −20 on an episode end).
+    The game's (progress × 1000, × 20 backwards, a speed bonus; −20 on an episode end).
 
     ## Starting State
     ``reset`` spawns the cars (``SPAWN_AGENTS``, first time and after a reconnection)
@@ -113,14 +133,21 @@ class RobloxParallelEnv(ParallelEnv):
     As the game reports: ``terminated`` (crash) or ``truncated`` (stuck); plus, on this
     side, truncation after ``episode.max_steps`` steps, after ``episode.laps`` laps
     (``info["finished"]``, needs the game's ``info.laps``), and when an episode was
-    interrupted (a reconnection, or an episode end the env did not see in time:
+    interrupted (a reconnection, a car that stopped reporting for
+    ``observation_timeout_s``, or an episode end the env did not see in time:
     ``info["interrupted"]``). The game respawns a car as soon as its episode ends and
     sends the new car's observation in that message, so the observation returned with
-    a game-reported episode end is the car's previous one (its last real state).
+    a game-reported episode end is the car's previous one (its last real state), and
+    ``respawn`` returns the new one without asking the game for anything.
 
     ## Arguments
     bridge: the shared ``TrainingBridge``; config: ``RobloxConfig``; n_cars: cars;
     track_seeds: tracks suggested to the game on reset; env_id: a label for logs.
+
+    Raises:
+        ConfigError: on a render mode, no cars, or more environments than the game holds.
+        BridgeError: with ``observation_size`` null, if the game does not connect and
+            send the first observation in time.
     """
 
     metadata = {"name": "roblox_race_v0", "render_modes": [], "is_parallelizable": True}
@@ -142,18 +169,14 @@ class RobloxParallelEnv(ParallelEnv):
             )
         if n_cars < 1 or len(track_seeds) == 0:
             raise ConfigError(f"n_cars must be >= 1 and track_seeds non-empty, got {n_cars}.")
+        self.envid = bridge.new_envid()
         self.bridge = bridge.acquire()
         self.config = config
         self.render_mode = None
-        self.envid = bridge.new_envid()
         self.env_id = env_id
         self.track_seeds = track_seeds
         self.possible_agents = [f"car_{i}_env_{self.envid}" for i in range(n_cars)]
         self.agents: list[AgentID] = []
-        n_rays = config.n_rays
-        low = np.array([0.0] * n_rays + [0.0, -1.0, 0.0], dtype=np.float32)
-        size = config.observation_size
-        self._observation_space = spaces.Box(low[:size], np.ones(size, np.float32))
         self._action_space = spaces.Box(-1.0, 1.0, shape=(3,), dtype=np.float32)
         self.np_random, _ = seeding.np_random()
         self._generation = 0  # the connection the cars were spawned on
@@ -163,7 +186,14 @@ class RobloxParallelEnv(ParallelEnv):
         self._action_step = 0
         self._sent: _Sent | None = None  # an ACTION sent by prepare_step, not yet awaited
         self._last_obs: dict[AgentID, NDArray[np.float32]] = {}
+        self._respawned: set[AgentID] = set()  # ended by the game, already respawned by it
         self._closed = False
+        if not bridge.server.size_known.is_set():
+            self.reset()  # the game's first observation tells its size
+        size = bridge.server.observation_size
+        assert size is not None
+        low = np.array([0.0] * (size - STATE_SIZE) + [0.0, -1.0, 0.0], dtype=np.float32)
+        self._observation_space = spaces.Box(low, np.ones(size, np.float32))
 
     def observation_space(self, agent: AgentID) -> spaces.Box:
         """The observation space; the same object for every agent."""
@@ -227,19 +257,32 @@ class RobloxParallelEnv(ParallelEnv):
         self.agents = self.possible_agents[:]
         self._steps = 0
         self._sent = None
+        self._respawned.clear()
         self._last_obs = {agent: received[agent].step.observation for agent in self.agents}
         info = {"track_seed": self._track_seed}
         return dict(self._last_obs), {agent: dict(info) for agent in self.agents}
 
     def _check_connection(self, missing: list[str], generation: int, doing: str) -> None:
-        """After a wait that came back short: raise on a timeout, return on a reconnect."""
+        """After a wait that came back short: return on a reconnect (after waiting for
+        it); raise if the game sends frames of another size or has gone silent."""
+        server = self.bridge.server
+        if server.size_error is not None:
+            raise BridgeError(
+                f"{server.size_error} Set backend.observation_size to what the game sends "
+                "(or null to take it from the game), or use a checkpoint trained with "
+                f"that many rays (backend.sensors.n_rays = numbers - {STATE_SIZE})."
+            )
         if self.bridge.connected and self.bridge.generation == generation:
             raise BridgeError(
                 f"No observation from the game for {len(missing)} car(s) of env "
                 f"{self.env_id} ({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}) "
                 f"within {self.config.observation_timeout_s:g} s of {doing}; "
-                f"{self.bridge.describe()}. Check the game's output, or raise "
-                "backend.observation_timeout_s."
+                f"{self.bridge.describe()}. The game is connected but silent: its tick loop "
+                "has stopped (its watchdog closes every environment after 250 ticks without "
+                "an ACTION, and a Luau error inside a tick stops it for good: see the "
+                "Output window in Studio). Stop the game and press Play again, then "
+                "continue with `racing-rl train resume=<run dir>`; raise "
+                "backend.observation_timeout_s if the game is only slow."
             )
         log.warning(
             "the game disconnected while env %s was %s; waiting up to %.0f s for it to "
@@ -249,6 +292,16 @@ class RobloxParallelEnv(ParallelEnv):
             self.config.reconnect_timeout_s,
         )
         self.bridge.wait_for_game(self.config.reconnect_timeout_s, why="reconnection")
+
+    def _game_is_silent(self, frames_before: int, generation: int) -> bool:
+        """Whether the game sent no frame at all since ``frames_before`` (on the same
+        connection): missing cars then mean a stopped game, not a lost car."""
+        return (
+            not self.bridge.connected
+            or self.bridge.generation != generation
+            or self.bridge.server.frames == frames_before
+            or self.bridge.server.size_error is not None
+        )
 
     def prepare_step(self, actions: dict[AgentID, Any]) -> None:
         """Send the live cars' actions now; the next ``step`` only waits for the answer.
@@ -286,9 +339,9 @@ class RobloxParallelEnv(ParallelEnv):
 
         Returns:
             observations, rewards, terminations, truncations, infos of the live agents.
-            Info keys: the game's ``info`` extension (``progress``, ``laps``,
-            ``lap_time``, ``speed``, ...) if it sends one, ``finished``,
-            ``interrupted``.
+            Info keys: ``crashed`` (the game's ``terminated``), the game's ``info``
+            extension (``progress``, ``laps``, ``lap_time``, ``speed``, ...) if it
+            sends one, ``finished``, ``interrupted``.
 
         Raises:
             BridgeError: the observations do not arrive within
@@ -302,6 +355,7 @@ class RobloxParallelEnv(ParallelEnv):
         live, generation = sent.agents, sent.generation
         received: dict[str, Any] = {}
         missing = live
+        frames_before = self.bridge.server.frames
         if sent.after is not None:
             try:
                 received, missing = self.bridge.get_observation(
@@ -309,8 +363,16 @@ class RobloxParallelEnv(ParallelEnv):
                 )
             except BridgeError:
                 missing = live  # the connection broke while waiting
-        if missing:
+        if missing and self._game_is_silent(frames_before, generation):
             self._check_connection(missing, generation, "stepping")
+        elif missing:  # the game ticks on without these cars: truncated, then respawned
+            log.warning(
+                "car(s) %s of env %s sent nothing for %.0f s while the game ticked on: "
+                "their episodes are truncated and the cars respawned",
+                ", ".join(missing),
+                self.env_id,
+                self.config.observation_timeout_s,
+            )
         self._steps += 1
         episode = self.config.episode
         observations, rewards, terminations, truncations, infos = {}, {}, {}, {}, {}
@@ -322,11 +384,13 @@ class RobloxParallelEnv(ParallelEnv):
                 infos[agent] = {"interrupted": True, "finished": False}
                 continue
             step = got.step
-            info = {**step.info, "interrupted": False}
+            info = {"crashed": step.terminated, **step.info, "interrupted": False}
             finished = bool(episode.laps) and int(info.get("laps", 0)) >= episode.laps
             info["finished"] = finished
             game_end = step.terminated or step.truncated
             observations[agent] = self._last_obs[agent] if game_end else step.observation
+            if game_end:
+                self._respawned.add(agent)
             rewards[agent] = step.reward
             terminations[agent] = step.terminated
             truncations[agent] = (
@@ -336,6 +400,47 @@ class RobloxParallelEnv(ParallelEnv):
             self._last_obs[agent] = step.observation
         self.agents = [a for a in live if not (terminations[a] or truncations[a])]
         return observations, rewards, terminations, truncations, infos
+
+    def respawn(self, agents: Sequence[AgentID]) -> dict[AgentID, NDArray[np.float32]]:
+        """Start a new episode for some cars while the others race on (``episode.reset:
+        car``).
+
+        A car the game ended has been respawned by the game already: its new
+        observation came with its end. Any other (truncated here: ``max_steps``,
+        ``laps``, or it stopped reporting) is respawned with ``RESET_AGENTS``.
+
+        Args:
+            agents: cars whose episodes are over.
+
+        Returns:
+            Their first observations, shape (observation_size,) float32 each.
+
+        Raises:
+            BridgeError: as ``reset``, if the cars sent to respawn do not report.
+        """
+        ask = [agent for agent in agents if agent not in self._respawned]
+        self._respawned.difference_update(agents)
+        if ask:
+            generation = self.bridge.generation
+            after = self.bridge.inbox.mark()
+            frames_before = self.bridge.server.frames
+            with contextlib.suppress(BridgeError):  # the game went away: the wait finds out
+                self.bridge.reset_agents(self.envid, ask)
+            received, missing = self.bridge.get_observation(
+                ask, after, self.config.observation_timeout_s, None, generation
+            )
+            if missing and not self._game_is_silent(frames_before, generation):
+                raise BridgeError(
+                    f"The game does not report car(s) {', '.join(missing)} of env "
+                    f"{self.env_id} even after RESET_AGENTS; {self.bridge.describe()}."
+                )
+            if missing:
+                self._check_connection(missing, generation, "respawning cars")
+            for agent, got in received.items():
+                self._last_obs[agent] = got.step.observation
+        live = set(self.agents) | set(agents)
+        self.agents = [agent for agent in self.possible_agents if agent in live]
+        return {agent: self._last_obs[agent] for agent in agents}
 
     # ------------------------------------------------------------------ control
     def render(self) -> None:
@@ -353,4 +458,5 @@ class RobloxParallelEnv(ParallelEnv):
                 self.bridge.close_environment(self.envid)
             except BridgeError:
                 pass  # the game is gone already
+        self.bridge.drop_envid()
         self.bridge.release()

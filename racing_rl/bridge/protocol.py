@@ -3,16 +3,19 @@
 The wire format is the seed game's (``docs/protocol.md`` has every message with an
 example): JSON text frames, server → game ``{"command": C, "envid": "<id>", "data":
 {...}}``, game → server ``{"<agent id>": {"obs": [...], "reward": r, "terminated": b,
-"truncated": b}, ...}``. Everything a game sends is validated here before it reaches
-training: a message that fails raises ``BridgeProtocolError`` with the reason, and the
-server drops it whole (one bad agent entry never half-applies a step).
+"truncated": b}, ...}``; ``[]`` is a tick with no unfrozen car (Roblox encodes an empty
+table as an array). Everything a game sends is validated here before it reaches
+training. A frame that is not a JSON object of entries raises ``BridgeProtocolError``
+with the reason and is dropped whole; a bad entry (an unknown agent, a wrong length,
+NaN or an infinity, which Roblox's ``JSONEncode`` writes) is dropped alone, counted by
+kind (``ENTRY_FAULTS``), and the frame's other entries are kept.
 
 Extensions a seed game does not need (it ignores them, or never sends them):
 
 - server → game: ``"step"`` (an integer) beside ``command`` on ``ACTION``; ``"options"``
   in ``SPAWN_AGENTS``/``RESET_AGENTS`` data (track seed, spawn mode) for games that can
   choose; ``HELLO`` in answer to a game's hello.
-- game → server: ``{"hello": {"protocol": 1, "observation_size": 13}}`` once after
+- game → server: ``{"hello": {"protocol": 1, "observation_size": 19}}`` once after
   connecting; per agent entry an echoed ``"step"`` (an entry older than the newest
   ``ACTION`` is stale and ignored) and an ``"info"`` object (``progress``, ``laps``,
   ``lap_time`` [s], ``speed`` [m/s], ``crashed``, ...) that lets racing-rl measure laps.
@@ -59,6 +62,10 @@ COMMANDS = (
     HELLO,
 )
 ACTION_SIZE = 3  # throttle, steering, nitro
+STATE_SIZE = 3
+"""Numbers after the rays in every observation the game sends: nitro, speed, is_reverse."""
+ENTRY_FAULTS = ("unknown_agent", "wrong_length", "non_finite", "malformed")
+"""Why a single entry of a frame is dropped (``GameFrame.dropped``)."""
 
 
 def encode_command(
@@ -112,6 +119,24 @@ class AgentStep:
 
 
 @dataclass(frozen=True)
+class GameFrame:
+    """One observation frame of the game, validated.
+
+    Attributes:
+        steps: the valid entries, agent id → ``AgentStep`` (empty on an empty tick).
+        dropped: entries dropped, by kind (``ENTRY_FAULTS``) → agent id → reason.
+    """
+
+    steps: dict[str, AgentStep]
+    dropped: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    @property
+    def empty(self) -> bool:
+        """A tick without entries (``[]`` or ``{}``): every car frozen, or none spawned."""
+        return not self.steps and not self.dropped
+
+
+@dataclass(frozen=True)
 class Hello:
     """The optional first message of a game: its protocol version and observation size."""
 
@@ -141,7 +166,29 @@ def _all_finite(values: list[Any]) -> bool:
         return False
 
 
-def _agent_step(agent: str, entry: Any, observation_size: int) -> AgentStep:
+class _EntryError(BridgeProtocolError):
+    """A single entry is bad (``kind``: one of ``ENTRY_FAULTS``)."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def observation_layout(size: int) -> str:
+    """What ``size`` numbers per car mean, e.g. ``16 rays + nitro, speed, is_reverse``."""
+    return f"{size - STATE_SIZE} rays + nitro, speed, is_reverse"
+
+
+def _agent_step(agent: str, entry: Any, observation_size: int | None) -> AgentStep:
+    try:
+        return _checked_step(agent, entry, observation_size)
+    except _EntryError:
+        raise
+    except BridgeProtocolError as err:
+        raise _EntryError("malformed", str(err)) from err
+
+
+def _checked_step(agent: str, entry: Any, observation_size: int | None) -> AgentStep:
     if not isinstance(entry, dict):
         raise BridgeProtocolError(
             f"Entry of {agent!r} is {type(entry).__name__}; expected an object with obs, "
@@ -153,18 +200,25 @@ def _agent_step(agent: str, entry: Any, observation_size: int) -> AgentStep:
     obs = entry["obs"]
     if not isinstance(obs, list):
         raise BridgeProtocolError(f"obs of {agent!r} is {type(obs).__name__}; expected a list.")
-    if len(obs) != observation_size:
-        raise BridgeProtocolError(
-            f"obs of {agent!r} has {len(obs)} numbers; backend.observation_size is "
-            f"{observation_size}. The current game sends 12 (10 rays, nitro, speed), newer "
-            "ones 13 (+ is_reverse): set backend.observation_size to what the game sends."
+    if observation_size is not None and len(obs) != observation_size:
+        raise _EntryError(
+            "wrong_length",
+            f"obs of {agent!r} has {len(obs)} numbers; expected {observation_size} "
+            f"({observation_layout(observation_size)}).",
+        )
+    if len(obs) <= STATE_SIZE:
+        raise _EntryError(
+            "wrong_length",
+            f"obs of {agent!r} has {len(obs)} numbers; expected rays + {STATE_SIZE}.",
         )
     if not _all_finite(obs):
         bad = next(v for v in obs if not _finite(v))
-        raise BridgeProtocolError(f"obs of {agent!r} holds {bad!r}; expected finite numbers.")
+        kind = "non_finite" if type(bad) in _NUMBERS else "malformed"
+        raise _EntryError(kind, f"obs of {agent!r} holds {bad!r}; expected finite numbers.")
     reward = entry["reward"]
     if not _finite(reward):
-        raise BridgeProtocolError(f"reward of {agent!r} is {reward!r}; expected a finite number.")
+        kind = "non_finite" if type(reward) in _NUMBERS else "malformed"
+        raise _EntryError(kind, f"reward of {agent!r} is {reward!r}; expected a finite number.")
     for key in ("terminated", "truncated"):
         if not isinstance(entry[key], bool):
             raise BridgeProtocolError(f"{key} of {agent!r} is {entry[key]!r}; expected a boolean.")
@@ -185,22 +239,24 @@ def _agent_step(agent: str, entry: Any, observation_size: int) -> AgentStep:
 
 
 def decode_game_message(
-    frame: str | bytes, observation_size: int, known_agents: Container[str]
-) -> dict[str, AgentStep] | Hello:
+    frame: str | bytes, observation_size: int | None, known_agents: Container[str]
+) -> GameFrame | Hello:
     """Validate one game → server frame.
 
     Args:
         frame: the frame as received (text; a binary frame is refused).
-        observation_size: numbers per observation (``backend.observation_size``).
+        observation_size: numbers per observation; None accepts the length of the
+            frame's first entry (rays + 3), and the other entries must match it.
         known_agents: the agent ids spawned so far.
 
     Returns:
-        The agents' entries (possibly empty: every car frozen), or the game's hello.
+        The frame's valid entries and the dropped ones (an unknown agent id, a wrong
+        length, a non-finite or malformed value: ``GameFrame.dropped``), or the
+        game's hello. ``[]`` is an empty frame.
 
     Raises:
-        BridgeProtocolError: a binary frame, invalid JSON, not an object, an unknown
-            agent id, or an entry with a wrong type, a wrong observation length or a
-            non-finite number. The message names the first problem found.
+        BridgeProtocolError: the frame as a whole is bad: binary, invalid JSON, or not
+            an object (nor ``[]``). The message names the problem.
     """
     if isinstance(frame, bytes):
         raise BridgeProtocolError("Binary frame; the protocol uses JSON text frames.")
@@ -208,6 +264,8 @@ def decode_game_message(
         message = json.loads(frame)
     except json.JSONDecodeError as err:
         raise BridgeProtocolError(f"Invalid JSON ({err}): {frame[:80]!r}") from err
+    if message == []:  # Roblox's JSONEncode of an empty table
+        return GameFrame({})
     if not isinstance(message, dict):
         raise BridgeProtocolError(
             f"Message is {type(message).__name__}; expected an object of agent id → entry."
@@ -220,10 +278,19 @@ def decode_game_message(
         if size is not None and (isinstance(size, bool) or not isinstance(size, int)):
             raise BridgeProtocolError(f"hello.observation_size is {size!r}; expected an integer.")
         return Hello(hello["protocol"], size, str(hello.get("game", "")))
-    unknown = [agent for agent in message if agent not in known_agents]
-    if unknown:
-        raise BridgeProtocolError(
-            f"Unknown agent id(s) {', '.join(map(repr, unknown[:5]))}: not spawned by this "
-            "server (or already removed)."
-        )
-    return {agent: _agent_step(agent, entry, observation_size) for agent, entry in message.items()}
+    steps: dict[str, AgentStep] = {}
+    dropped: dict[str, dict[str, str]] = {}
+    for agent, entry in message.items():
+        try:
+            if agent not in known_agents:
+                raise _EntryError(
+                    "unknown_agent",
+                    f"Unknown agent id {agent!r}: not spawned by this server (or removed).",
+                )
+            step = _agent_step(agent, entry, observation_size)
+        except _EntryError as err:
+            dropped.setdefault(err.kind, {})[agent] = str(err)
+            continue
+        steps[agent] = step
+        observation_size = len(step.observation)
+    return GameFrame(steps, dropped)

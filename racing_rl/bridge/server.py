@@ -3,8 +3,11 @@
 The game connects as a client to ``ws://<host>:<port><path>/<model_id>``. One
 connection carries every virtual environment; a second game connecting while one is
 active is refused (close code 1013, try again later). Frames are validated on arrival
-(``racing_rl.bridge.protocol``); a bad one is logged with its reason and dropped, and
-the connection stays up. A frame over ``max_message_bytes`` makes ``websockets`` close
+(``racing_rl.bridge.protocol``): a bad frame is logged with its reason and dropped, a
+bad entry is dropped alone (counted per kind in ``dropped``), ``[]`` is counted as an
+empty tick (``empty_ticks``), and the connection stays up. The arrival times of frames
+give the game's tick rate (``tick_hz``); the first entry gives its observation size
+when none is configured. A frame over ``max_message_bytes`` makes ``websockets`` close
 the connection (code 1009); the game reconnects. After ``ping_after_s`` of silence the
 server sends ``PING`` (the game drops a connection after 20 s without a message).
 
@@ -21,6 +24,7 @@ import contextlib
 import hmac
 import ipaddress
 import logging
+import math
 import threading
 import time
 from collections import Counter, deque
@@ -39,6 +43,7 @@ from racing_rl.bridge.protocol import (
     Hello,
     decode_game_message,
     encode_command,
+    observation_layout,
 )
 from racing_rl.errors import BridgeError, BridgeProtocolError, ConfigError
 
@@ -67,7 +72,7 @@ class ServerConfig:
     """
 
     host: str = "127.0.0.1"
-    port: int = 8765
+    port: int = 8000
     path: str = "/ws"
     token: str | None = None
     max_message_bytes: int = 1 << 20
@@ -226,7 +231,8 @@ class BridgeServer:
 
     Args:
         config: where and how to listen.
-        observation_size: numbers per observation the game must send.
+        observation_size: numbers per observation the game must send; None takes the
+            length of the first entry the game sends (``size_known`` is set then).
         inbox: where validated observation entries go.
         known_agents: the agent ids spawned so far (read on every message).
 
@@ -237,18 +243,35 @@ class BridgeServer:
     def __init__(
         self,
         config: ServerConfig,
-        observation_size: int,
+        observation_size: int | None,
         inbox: Inbox,
         known_agents: Container[str],
     ) -> None:
         self.config = config
         self.observation_size = observation_size
+        self.size_known = threading.Event()
+        """Set once ``observation_size`` is known (configured, or from the game)."""
+        if observation_size is not None:
+            self.size_known.set()
+        self.expected_by = "backend.observation_size"
+        """Who wants ``observation_size`` (a key to change, a checkpoint), for errors."""
+        self.size_error: str | None = None
+        """Why the game's entries cannot be used: every one so far had another length."""
         self.inbox = inbox
         self.known_agents = known_agents
         self.generation = 0
         """Game connections accepted so far; a change means the game reconnected."""
         self.rejected: Counter[str] = Counter()
-        """Dropped messages by reason kind (``invalid``, ``refused``, ...)."""
+        """Dropped frames by reason kind (``invalid``, ``refused``)."""
+        self.dropped: Counter[str] = Counter()
+        """Dropped single entries by kind (``racing_rl.bridge.protocol.ENTRY_FAULTS``)."""
+        self.frames = 0
+        """Observation frames received (empty ones included)."""
+        self.empty_ticks = 0
+        """Frames without entries: the game's ``[]`` while no car is unfrozen."""
+        self.entries = 0
+        """Entries accepted."""
+        self._arrivals: deque[float] = deque(maxlen=61)
         self.model_id: str | None = None
         self.last_received = 0.0
         self._connection: ServerConnection | None = None
@@ -299,6 +322,18 @@ class BridgeServer:
     def url(self) -> str:
         """The URL a game connects to, with ``<model_id>`` as a placeholder."""
         return f"ws://{self.config.host}:{self.port}{self.config.path}/<model_id>"
+
+    @property
+    def tick_hz(self) -> float:
+        """The game's tick rate [Hz] over its last (up to) 60 frames; NaN before two.
+
+        Every tick of the game sends a frame (``[]`` if no car is unfrozen), so frame
+        arrivals are its ticks; in a lock-step stand-in they follow the actions instead.
+        """
+        arrivals = list(self._arrivals)
+        if len(arrivals) < 2 or arrivals[-1] <= arrivals[0]:
+            return math.nan
+        return (len(arrivals) - 1) / (arrivals[-1] - arrivals[0])
 
     @property
     def connected(self) -> bool:
@@ -429,6 +464,7 @@ class BridgeServer:
         self.model_id = model_id
         self.generation += 1
         self.last_received = time.monotonic()
+        self._arrivals.clear()
         self._connected.set()
         log.info(
             "game connected from %s as %r (connection %d)",
@@ -462,15 +498,49 @@ class BridgeServer:
         if isinstance(message, Hello):
             await self._hello(connection, message)
             return
-        self.inbox.put(message)
+        self.frames += 1
+        self._arrivals.append(self.last_received)
+        for kind, entries in message.dropped.items():
+            self.dropped[kind] += len(entries)
+            count = sum(self.dropped.values())
+            if count <= 10 or count % 1000 == 0:
+                log.warning(
+                    "dropped %d %s entr%s of a game frame (%d so far): %s",
+                    len(entries),
+                    kind,
+                    "y" if len(entries) == 1 else "ies",
+                    count,
+                    next(iter(entries.values())),
+                )
+            if kind == "wrong_length" and self.entries == 0:
+                self.size_error = (
+                    f"{next(iter(entries.values()))} The game sends another number per car "
+                    f"than {self.expected_by} expects."
+                )
+        if message.empty:
+            self.empty_ticks += 1
+            return
+        if not message.steps:
+            return
+        if self.observation_size is None or self.entries == 0:
+            size = len(next(iter(message.steps.values())).observation)
+            if self.observation_size is None:
+                self.observation_size = size
+                self.size_known.set()
+            log.info("game sends %d numbers per car: %s", size, observation_layout(size))
+        self.entries += len(message.steps)
+        self.inbox.put(message.steps)
 
     async def _hello(self, connection: ServerConnection, hello: Hello) -> None:
         size = hello.observation_size
+        if size is not None and self.observation_size is None:
+            self.observation_size = size
+            self.size_known.set()
         if size is not None and size != self.observation_size:
             await self._refuse(
                 connection,
                 POLICY_VIOLATION,
-                f"the game sends {size} numbers per observation, backend.observation_size is "
+                f"the game sends {size} numbers per observation, {self.expected_by} expects "
                 f"{self.observation_size}",
             )
             return

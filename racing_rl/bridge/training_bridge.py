@@ -31,7 +31,7 @@ from racing_rl.bridge.protocol import (
     encode_command,
 )
 from racing_rl.bridge.server import BridgeServer, Inbox, Received, ServerConfig
-from racing_rl.errors import BridgeError
+from racing_rl.errors import BridgeError, ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -44,21 +44,32 @@ class TrainingBridge:
 
     Args:
         server: where to listen.
-        observation_size: numbers per observation (12 for the current game, 13 newer).
+        observation_size: numbers per observation (rays + 3: 19 for the game's 16-ray
+            cars); None takes what the game sends.
         update_collisions: car-car collisions, sent as ``UPDATE_COLLISIONS`` on every
             (re)connection before the first spawn.
+        max_environments: virtual environments the game can keep apart (a collision
+            group each; Roblox allows 32 groups per place, one is the default).
 
     Raises:
         BridgeError: if the server cannot bind its address.
     """
 
     def __init__(
-        self, server: ServerConfig, observation_size: int, update_collisions: bool = False
+        self,
+        server: ServerConfig,
+        observation_size: int | None,
+        update_collisions: bool = False,
+        max_environments: int = 31,
     ) -> None:
         self.inbox = Inbox()
         self._agents: set[str] = set()
         self.server = BridgeServer(server, observation_size, self.inbox, self._agents)
         self.collisions = update_collisions
+        self.max_environments = max_environments
+        self.freezes = 0
+        """``FREEZE`` messages sent (both directions of the toggle)."""
+        self._environments = 0
         self._users = 0
         self._lock = threading.Lock()
         self._frozen: bool | None = None
@@ -101,9 +112,37 @@ class TrainingBridge:
         """Whether a game is connected."""
         return self.server.connected
 
+    def check_room(self, n: int) -> None:
+        """Raise unless ``n`` more environments fit in the game.
+
+        Raises:
+            ConfigError: if they would make more than ``max_environments``.
+        """
+        if self._environments + n > self.max_environments:
+            raise ConfigError(
+                f"{self._environments + n} environments would be open in the game at once "
+                f"({self._environments} open, {n} more), which keeps at most "
+                f"{self.max_environments} apart (a collision group each; Roblox allows 32 "
+                "per place). Lower n_venvs (a validation in the game adds one more) or, "
+                "for racing-rl eval, pass fewer seeds; or lower backend.max_environments "
+                "if the game holds fewer."
+            )
+
     def new_envid(self) -> str:
-        """A fresh virtual-environment id (a UUID, as the seed game expects)."""
+        """A fresh virtual-environment id (a UUID, as the seed game expects).
+
+        Raises:
+            ConfigError: if the game already holds ``max_environments`` environments.
+        """
+        with self._lock:
+            self.check_room(1)
+            self._environments += 1
         return str(uuid.uuid4())
+
+    def drop_envid(self) -> None:
+        """An environment of ``new_envid`` has closed: its slot is free again."""
+        with self._lock:
+            self._environments -= 1
 
     def wait_for_game(self, timeout: float, why: str = "") -> None:
         """Block until a game is connected and configured for this connection.
@@ -116,7 +155,7 @@ class TrainingBridge:
                 if self._waiting_since != self.generation:
                     self._waiting_since = self.generation
                     log.warning(
-                        "waiting up to %.0f s for the game to connect to %s%s",
+                        "waiting up to %g s for the game to connect to %s%s",
                         timeout,
                         self.server.url,
                         f" ({why})" if why else "",
@@ -128,9 +167,10 @@ class TrainingBridge:
                 if time.monotonic() < deadline:
                     continue
                 raise BridgeError(
-                    f"No game connected to {self.server.url} within {timeout:g} s. Start the "
-                    "Roblox game (or `racing-rl emulate url=ws://<host>:<port>/ws/<name>`), "
-                    "or raise backend.connect_timeout_s."
+                    f"No game connected to {self.server.url} within {timeout:g} s. Press Play "
+                    "in Roblox Studio with the game's HttpService requests enabled (it "
+                    "connects to this port and path; a refused game retries about every "
+                    "25 s), or run `racing-rl emulate`; or raise backend.connect_timeout_s."
                 )
         with self._lock:
             if self._configured_generation != self.generation:
@@ -142,11 +182,31 @@ class TrainingBridge:
         """A line on the connection's state, for error messages."""
         if not self.server.connected:
             return f"no game is connected to {self.server.url}"
-        silent = time.monotonic() - self.server.last_received
+        server = self.server
+        dropped = ", ".join(f"{n} {kind}" for kind, n in sorted(server.dropped.items()))
         return (
-            f"a game is connected as {self.server.model_id!r}, its last message arrived "
-            f"{silent:.1f} s ago; {sum(self.server.rejected.values())} message(s) were rejected"
+            f"a game is connected as {server.model_id!r}, its last frame arrived "
+            f"{self.silence_s():.1f} s ago; {server.frames} frame(s) received "
+            f"({server.empty_ticks} empty), {sum(server.rejected.values())} rejected, "
+            f"entries dropped: {dropped or 'none'}"
         )
+
+    def silence_s(self) -> float:
+        """Seconds since the game's last frame (any frame, ``[]`` included) [s]."""
+        return time.monotonic() - self.server.last_received
+
+    def counters(self) -> dict[str, float]:
+        """The bridge's counters, for logs and TensorBoard (``roblox/``): ``tick_hz``,
+        ``frames``, ``empty_ticks``, ``rejected``, ``dropped_<kind>``, ``freezes``."""
+        server = self.server
+        return {
+            "tick_hz": server.tick_hz,
+            "frames": server.frames,
+            "empty_ticks": server.empty_ticks,
+            "rejected": sum(server.rejected.values()),
+            **{f"dropped_{kind}": n for kind, n in server.dropped.items()},
+            "freezes": self.freezes,
+        }
 
     def _send(
         self, command: str, envid: str, data: Mapping[str, Any], wait: bool = True, **extra: Any
@@ -198,6 +258,7 @@ class TrainingBridge:
             if self._frozen == status:
                 return
             self._frozen = status
+            self.freezes += 1
         self._send(FREEZE, "", {"status": status})
 
     def update_collisions(self, status: bool) -> None:
@@ -237,7 +298,11 @@ class TrainingBridge:
         generation = self.generation if generation is None else generation
 
         def stop() -> bool:
-            return not self.server.connected or self.generation != generation
+            return (
+                not self.server.connected
+                or self.generation != generation
+                or self.server.size_error is not None
+            )
 
         return self.inbox.take(agents, after, timeout, min_step=step, stop=stop)
 

@@ -32,6 +32,7 @@ ParallelStepReturn = tuple[
     dict[AgentID, dict[str, Any]],
 ]
 SPAWN_MODES = ("random", "grid", "line")
+RESET_MODES = ("race", "car")
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,10 @@ class EpisodeConfig:
             info; 0 races on until ``max_steps``.
         track_change_every: episodes raced on one track before drawing the next from
             the track seeds (a reset with a seed or a ``track_seed`` option always draws).
+        reset: what ends when one car's episode ends (``ParallelEnvsVecEnv``): ``"race"``
+            truncates every other car and restarts the race; ``"car"`` respawns that car
+            alone while the others race on (the Roblox game's rule), and the race restarts
+            only when every car is done at once (``max_steps``).
     """
 
     max_steps: int = 1500
@@ -63,10 +68,16 @@ class EpisodeConfig:
     max_spawn_heading: float = 0.2
     laps: int = 0
     track_change_every: int = 4
+    reset: str = "race"
 
     def __post_init__(self) -> None:
         if self.spawn not in SPAWN_MODES:
             raise ConfigError(f"episode.spawn must be one of {SPAWN_MODES}, got {self.spawn!r}.")
+        if self.reset not in RESET_MODES:
+            raise ConfigError(
+                f"episode.reset must be one of {RESET_MODES}, got {self.reset!r} (race: one "
+                "car's end restarts the race; car: that car respawns alone)."
+            )
         if self.max_steps < 1 or self.track_change_every < 1 or self.laps < 0:
             raise ConfigError(
                 "episode.max_steps and episode.track_change_every must be >= 1 and episode.laps "

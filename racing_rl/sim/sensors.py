@@ -6,6 +6,7 @@ over cars, rays or obstacles. Distances are metres, capped at the sensor range.
 
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass
 
@@ -21,23 +22,56 @@ FloatArray = NDArray[np.float64]
 VERTEX_TOLERANCE = 1e-9
 
 
+#: The Roblox game's ``Car``/``Bus`` rays (their ``Rays`` config): 8 directions, each
+#: as (angle from the heading [deg], counter-clockwise = left; length relative to the
+#: forward ray). The game casts them (x, z) studs = (0, -15)·25, (±8, -15)·25,
+#: (±15, -15)·25, (±15, 0)·10, (0, 15)·5, right before left, and reports each distance
+#: over its own length. The 16 rays are the 8 twice: the first 8 ignore cars, the
+#: last 8 see the cars of their environment.
+ROBLOX_CAR_RAYS = (
+    (0.0, 1.0),
+    (-math.degrees(math.atan2(8, 15)), 17 / 15),
+    (math.degrees(math.atan2(8, 15)), 17 / 15),
+    (-45.0, math.sqrt(2)),
+    (45.0, math.sqrt(2)),
+    (-90.0, 0.4),
+    (90.0, 0.4),
+    (180.0, 0.2),
+)
+LAYOUTS = ("fan", "roblox_car")
+
+
 @dataclass(frozen=True)
 class SensorConfig:
     """Ray sensor parameters.
 
     Attributes:
-        n_rays: rays per car, spread evenly over the field of view.
-        fov_deg: field of view, centred on the heading [deg].
-        range: longest distance a ray reports [m].
-        detect_cars: whether rays also see other cars (as circles).
+        n_rays: rays per car (16 with ``layout="roblox_car"``).
+        fov_deg: with ``layout="fan"``, the field of view the rays spread evenly over,
+            centred on the heading [deg].
+        range: longest distance a ray reports [m]; with ``layout="roblox_car"``, the
+            forward ray's (the others are as long as the game's, relative to it).
+        detect_cars: whether rays also see other cars (as circles); with
+            ``layout="roblox_car"``, only the last 8 rays, as in the game.
+        layout: ``"fan"``: ``n_rays`` spread over ``fov_deg``, each ``range`` long;
+            ``"roblox_car"``: the Roblox game's car (``ROBLOX_CAR_RAYS``), so that a
+            model trained on the simulator fits that car's observations.
     """
 
     n_rays: int = 10
     fov_deg: float = 90.0
     range: float = 50.0
     detect_cars: bool = False
+    layout: str = "fan"
 
     def __post_init__(self) -> None:
+        if self.layout not in LAYOUTS:
+            raise ConfigError(f"sensors.layout must be one of {LAYOUTS}, got {self.layout!r}.")
+        if self.layout == "roblox_car" and self.n_rays != 2 * len(ROBLOX_CAR_RAYS):
+            raise ConfigError(
+                f"sensors.layout=roblox_car has {2 * len(ROBLOX_CAR_RAYS)} rays; got "
+                f"sensors.n_rays={self.n_rays}. Set sensors.n_rays=16."
+            )
         if self.n_rays < 1:
             raise ConfigError(f"sensors.n_rays must be >= 1, got {self.n_rays}.")
         if not 0 <= self.fov_deg <= 360:
@@ -46,11 +80,32 @@ class SensorConfig:
             raise ConfigError(f"sensors.range must be > 0, got {self.range}.")
 
     def angles(self) -> FloatArray:
-        """Ray angles relative to the heading, shape (n_rays,) [rad], left to right."""
+        """Ray angles relative to the heading, shape (n_rays,) [rad]: left to right
+        (``fan``), or the game's order (``roblox_car``)."""
+        if self.layout == "roblox_car":
+            return np.deg2rad([angle for angle, _ in ROBLOX_CAR_RAYS] * 2)
         half = np.deg2rad(self.fov_deg) / 2
         if self.n_rays == 1:
             return np.zeros(1)
         return np.linspace(half, -half, self.n_rays)
+
+    def ranges(self) -> float | FloatArray:
+        """Each ray's length [m]: ``range`` (``fan``), or shape (n_rays,) (``roblox_car``)."""
+        if self.layout == "roblox_car":
+            return self.range * np.array([length for _, length in ROBLOX_CAR_RAYS] * 2)
+        return self.range
+
+    def max_range(self) -> float:
+        """The longest ray [m]."""
+        return float(np.max(self.ranges()))
+
+    def spread_deg(self) -> float:
+        """The angle the rays span, centred on the heading [deg] (360 with rays behind)."""
+        return 360.0 if self.layout == "roblox_car" else self.fov_deg
+
+    def car_rays(self) -> slice:
+        """The rays that see cars when ``detect_cars`` (all, or the game's last 8)."""
+        return slice(len(ROBLOX_CAR_RAYS), None) if self.layout == "roblox_car" else slice(None)
 
 
 def ray_directions(heading: FloatArray, angles: FloatArray) -> FloatArray:

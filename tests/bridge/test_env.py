@@ -1,6 +1,7 @@
 """RobloxParallelEnv against the emulator over loopback: the API, faults, timeouts."""
 
 import logging
+import time
 
 import numpy as np
 import pytest
@@ -10,15 +11,18 @@ from pettingzoo.test import parallel_api_test
 from racing_rl.bridge.emulator import Faults
 from racing_rl.bridge.env import RobloxParallelEnv
 from racing_rl.bridge.training_bridge import TrainingBridge
-from racing_rl.errors import BridgeError
+from racing_rl.envs.race import RaceConfig
+from racing_rl.errors import BridgeError, ConfigError
+from racing_rl.sim.sensors import SensorConfig
 from racing_rl.vec import roblox_config
 
 
 def test_parallel_api_test_passes_against_the_emulator():
     config = roblox_config(roblox_backend())
     bridge = TrainingBridge(config.server, config.observation_size)
-    env = RobloxParallelEnv(bridge, config, n_cars=3)
     with game(bridge.server.port):
+        env = RobloxParallelEnv(bridge, config, n_cars=3)
+        assert env.observation_space(env.possible_agents[0]).shape == (13,)  # from the game
         parallel_api_test(env, num_cycles=300)
         env.close()
 
@@ -38,7 +42,15 @@ def rollout(venv, steps=60, seed=0):
     return np.array(observations), np.array(rewards), infos
 
 
-BAD_KINDS = ["malformed_json", "wrong_length", "nan", "unknown_agent", "binary"]
+#: Fault → (the server's counter, its key): a bad frame is rejected whole, a bad entry
+#: alone (the frame's other entries are used).
+BAD_KINDS = {
+    "malformed_json": ("rejected", "invalid"),
+    "binary": ("rejected", "invalid"),
+    "wrong_length": ("dropped", "wrong_length"),
+    "nan": ("dropped", "non_finite"),
+    "unknown_agent": ("dropped", "unknown_agent"),
+}
 
 
 @pytest.mark.parametrize("kind", BAD_KINDS)
@@ -52,10 +64,46 @@ def test_bad_messages_are_dropped_and_the_episode_goes_on_unchanged(kind, roblox
         venv = roblox_vec_env(faulty)
         got = rollout(venv)
         server = venv.envs[0].bridge.server
-        assert server.rejected["invalid"] == 3 and server.generation == 1
+        counter, key = BAD_KINDS[kind]
+        assert getattr(server, counter) == {key: 3} and server.generation == 1
+        other = "dropped" if counter == "rejected" else "rejected"
+        assert not getattr(server, other)
     np.testing.assert_array_equal(got[0], expected[0])  # every observation
     np.testing.assert_array_equal(got[1], expected[1])  # every reward
-    assert "dropped a game message" in caplog.text
+    assert "dropped" in caplog.text
+
+
+def test_a_frame_with_one_nan_entry_keeps_the_others(roblox_vec_env):
+    backend = roblox_backend()
+    with game(backend.server.port, faults=Faults({5: "nan"})):
+        venv = roblox_vec_env(backend)
+        venv.reset()
+        bridge = venv.envs[0].bridge
+        entries = bridge.server.entries
+        frame_5 = 5 - bridge.server.frames  # steps until the faulty frame
+        for _ in range(frame_5 + 1):
+            venv.step(np.zeros((venv.num_envs, 3), np.float32))
+        # The faulty frame's 3 good entries were used (a frame dropped whole would leave
+        # 4 * frame_5 + 1: the spoilt car's entry alone follows it, as a next tick would).
+        assert bridge.server.dropped == {"non_finite": 1} and not bridge.server.rejected
+        assert bridge.server.entries - entries == 4 * (frame_5 + 1)
+
+
+def test_a_car_that_stops_reporting_is_truncated_and_respawned(roblox_vec_env, caplog):
+    backend = roblox_backend(observation_timeout_s=1.0)
+    with (
+        caplog.at_level(logging.WARNING),
+        game(backend.server.port, faults=Faults(lose_car_after=10)) as emulator,
+    ):
+        venv = roblox_vec_env(backend)
+        _, _, infos = rollout(venv, steps=20)
+        lost = [k for k, info in enumerate(infos) if info.get("interrupted")]
+        commands = list(emulator.commands)
+        first_action = next(k for k, c in enumerate(commands) if c["command"] == "ACTION")
+        resets = [c for c in commands[first_action:] if c["command"] == "RESET_AGENTS"]
+    assert len(lost) == 1 and infos[lost[0]]["TimeLimit.truncated"]
+    assert [len(c["data"]["agents"]) for c in resets] == [1]  # that car alone
+    assert "sent nothing for 1 s while the game ticked on" in caplog.text
 
 
 def test_a_dropped_connection_truncates_the_episode_and_the_cars_are_respawned(
@@ -84,35 +132,94 @@ def test_an_oversized_message_costs_the_connection_not_the_run(roblox_vec_env, c
     assert "sent close code 1009: frame with" in caplog.text
 
 
-def test_a_silent_game_is_a_clear_error_not_a_hang(roblox_vec_env):
+def test_a_silent_game_is_a_clear_error_within_the_observation_timeout(roblox_vec_env):
     backend = roblox_backend(observation_timeout_s=1.0)
     with game(backend.server.port, faults=Faults(silent_after=10)):
         venv = roblox_vec_env(backend)
-        with pytest.raises(BridgeError, match=r"No observation .*car_0_env_.*a game is connected"):
+        started = time.monotonic()
+        expected = r"No observation .*a game is connected.*watchdog.*press Play again.*resume="
+        with pytest.raises(BridgeError, match=expected):
             rollout(venv, steps=50)
+        assert time.monotonic() - started < 30  # a wait of 1 s, not a hang
+
+
+def test_the_watchdog_of_a_real_time_game_is_a_clear_error(roblox_vec_env):
+    """The game's clock, its watchdog at 5 ticks: a pause of training longer than that
+    (here a sleep) stops the game; the next step says what happened."""
+    backend = roblox_backend(observation_timeout_s=1.0)
+    with game(backend.server.port, lockstep=False, tick_hz=60.0, watchdog_ticks=5) as emulator:
+        venv = roblox_vec_env(backend)
+        venv.reset()
+        time.sleep(0.5)
+        with pytest.raises(BridgeError, match="watchdog"):
+            venv.step(np.zeros((venv.num_envs, 3), np.float32))
+        assert emulator.watchdog_shutdowns == 1
 
 
 def test_no_game_at_all_is_a_clear_error(roblox_vec_env):
-    venv = roblox_vec_env(roblox_backend(connect_timeout_s=0.5))
-    expected = r"No game connected to ws://127.0.0.1:.*within 0.5 s.*racing-rl emulate"
+    expected = r"No game connected to ws://127.0.0.1:.*within 0.5 s.*Play.*racing-rl emulate"
     with pytest.raises(BridgeError, match=expected):
-        venv.reset()
+        roblox_vec_env(roblox_backend(connect_timeout_s=0.5))
 
 
-def test_the_current_games_twelve_number_observations(roblox_vec_env):
-    backend = roblox_backend(observation_size=12)
-    with game(backend.server.port, observation_size=12, hello=True):
+def test_the_game_cars_nineteen_numbers_are_taken_from_its_first_frame(roblox_vec_env, caplog):
+    backend = roblox_backend()
+    game_car = RaceConfig(sensors=SensorConfig(n_rays=16, layout="roblox_car"))
+    with caplog.at_level(logging.INFO), game(backend.server.port, sim=game_car):
         venv = roblox_vec_env(backend)
         observations, _, _ = rollout(venv, steps=5)
-    assert observations.shape == (6, 4, 12)
+    assert observations.shape == (6, 4, 19)
+    assert "game sends 19 numbers per car: 16 rays + nitro, speed, is_reverse" in caplog.text
+
+
+def test_a_pinned_size_the_game_does_not_send_is_a_clear_error(roblox_vec_env):
+    backend = roblox_backend(observation_size=19)
+    with game(backend.server.port), pytest.raises(BridgeError, match=r"backend\.observation_size"):
+        roblox_vec_env(backend).reset()
+
+
+def test_one_cars_end_leaves_the_other_cars_episodes_running(roblox_vec_env):
+    """Per-car episodes (episode.reset=car, the game's rule): the game respawns a crashed
+    car itself (-20, its fresh observation in the same frame); no RESET_AGENTS follows
+    and the other cars race on."""
+    backend = roblox_backend()
+    with game(backend.server.port) as emulator:
+        venv = roblox_vec_env(backend)
+        rng = np.random.default_rng(0)
+        venv.reset()
+        for _ in range(200):
+            actions = np.tile([1.0, 0.0, 1.0], (venv.num_envs, 1)).astype(np.float32)
+            actions[:, 1] = rng.uniform(-1, 1, venv.num_envs)  # crash soon
+            _, rewards, dones, infos = venv.step(actions)
+            if dones.any():
+                break
+        assert dones.any() and not dones.all()
+        ended = int(np.flatnonzero(dones)[0])
+        assert rewards[ended] == -20.0 and "terminal_observation" in infos[ended]
+        commands = list(emulator.commands)
+        first_action = next(k for k, c in enumerate(commands) if c["command"] == "ACTION")
+        assert not any(c["command"] == "RESET_AGENTS" for c in commands[first_action:])
 
 
 def test_a_real_time_game_answers_every_step_with_a_fresh_tick(roblox_vec_env):
     """The game's own clock (here 60 Hz): ticks do not wait for actions; every step still
-    gets an observation that arrived after its ACTION, echoing that ACTION's step."""
+    gets an observation that arrived after its ACTION; frozen ticks send ``[]``."""
     backend = roblox_backend()
-    with game(backend.server.port, lockstep=False, tick_hz=60.0):
+    with game(backend.server.port, lockstep=False, tick_hz=60.0, heartbeat_hz=240.0) as emulator:
         venv = roblox_vec_env(backend)
         observations, rewards, _ = rollout(venv, steps=40)
+        bridge = venv.envs[0].bridge
+        bridge.freeze(True)
+        time.sleep(0.3)
+        assert emulator.empty_frames > 0 and bridge.server.empty_ticks > 0
+        assert 20 < bridge.server.tick_hz < 70  # accumulator-reset ticks: below 60 Hz
+        assert not bridge.server.rejected and not bridge.server.dropped
     assert observations.shape == (41, 4, 13) and np.isfinite(rewards).all()
     assert not np.array_equal(observations[1], observations[-1])  # the cars moved
+
+
+def test_more_environments_than_the_game_keeps_apart_are_refused(roblox_vec_env):
+    with pytest.raises(
+        ConfigError, match=r"3 environments .* keeps at most 2 apart.*Lower n_venvs"
+    ):
+        roblox_vec_env(roblox_backend(max_environments=2), n_venvs=3)

@@ -21,16 +21,21 @@ def decode(message, size=13, known=(AGENT,)):
 
 
 def test_a_seed_game_message_decodes():
-    (step,) = decode({AGENT: entry()}).values()
+    (step,) = decode({AGENT: entry()}).steps.values()
     assert step.observation.shape == (13,) and step.observation.dtype.name == "float32"
     assert (step.reward, step.terminated, step.truncated, step.step) == (1.0, False, False, None)
 
 
+def test_an_empty_tick_is_an_empty_frame_not_an_error():
+    for frame in ("[]", "{}"):  # Roblox's JSONEncode of an empty table is []
+        assert decode(frame).empty
+
+
 def test_extensions_decode():
-    steps = decode({AGENT: entry(step=7, info={"laps": 1})})
+    steps = decode({AGENT: entry(step=7, info={"laps": 1})}).steps
     assert steps[AGENT].step == 7 and steps[AGENT].info == {"laps": 1}
-    hello = decode({"hello": {"protocol": 1, "observation_size": 12}})
-    assert hello == p.Hello(1, 12)
+    hello = decode({"hello": {"protocol": 1, "observation_size": 19}})
+    assert hello == p.Hello(1, 19)
 
 
 @pytest.mark.parametrize(
@@ -39,29 +44,44 @@ def test_extensions_decode():
         ('{"car_0_env_a": {"obs": [1, 2', "Invalid JSON"),
         (b"{}", "Binary frame"),
         ("[1, 2]", "expected an object"),
-        ({"car_9_env_zz": entry()}, "Unknown agent id"),
-        ({AGENT: entry(obs=[0.5] * 12)}, "has 12 numbers; backend.observation_size is 13"),
-        ({AGENT: entry(obs=[math.nan] + [0.5] * 12)}, "expected finite numbers"),
-        ({AGENT: entry(obs=["x"] * 13)}, "expected finite numbers"),
-        ({AGENT: entry(obs=[0.5] * 12 + [True])}, "holds True; expected finite numbers"),
-        ({AGENT: entry(obs=[0.5] * 12 + [10**400])}, "expected finite numbers"),
-        ({AGENT: entry(reward=10**400)}, "reward of"),
-        ({AGENT: entry(reward=math.inf)}, "reward of"),
-        ({AGENT: entry(reward=True)}, "reward of"),
-        ({AGENT: entry(terminated=1)}, "terminated of"),
-        ({AGENT: {"obs": [0.5] * 13}}, "lacks reward, terminated, truncated"),
-        ({AGENT: entry(step="3")}, "step of"),
-        ({AGENT: [1, 2]}, "expected an object"),
         ({"hello": "hi"}, "Malformed hello"),
     ],
 )
-def test_bad_messages_are_refused_with_the_reason(message, reason):
+def test_bad_frames_are_refused_whole_with_the_reason(message, reason):
     with pytest.raises(BridgeProtocolError, match=reason):
         decode(message)
 
 
-def test_the_current_games_twelve_numbers_pass_when_configured():
-    assert decode({AGENT: entry(obs=[0.5] * 12)}, size=12)[AGENT].observation.shape == (12,)
+@pytest.mark.parametrize(
+    ("bad", "kind", "reason"),
+    [
+        ({"car_9_env_zz": entry()}, "unknown_agent", "Unknown agent id"),
+        ({AGENT: entry(obs=[0.5] * 12)}, "wrong_length", "has 12 numbers; expected 13"),
+        ({AGENT: entry(obs=[math.nan] + [0.5] * 12)}, "non_finite", "expected finite numbers"),
+        ({AGENT: entry(obs=[0.5] * 12 + [10**400])}, "non_finite", "expected finite numbers"),
+        ({AGENT: entry(reward=math.inf)}, "non_finite", "reward of"),
+        ({AGENT: entry(obs=["x"] * 13)}, "malformed", "expected finite numbers"),
+        ({AGENT: entry(obs=[0.5] * 12 + [True])}, "malformed", "holds True"),
+        ({AGENT: entry(reward=True)}, "malformed", "reward of"),
+        ({AGENT: entry(terminated=1)}, "malformed", "terminated of"),
+        ({AGENT: {"obs": [0.5] * 13}}, "malformed", "lacks reward, terminated, truncated"),
+        ({AGENT: entry(step="3")}, "malformed", "step of"),
+        ({AGENT: [1, 2]}, "malformed", "expected an object"),
+    ],
+)
+def test_a_bad_entry_is_dropped_alone_by_kind(bad, kind, reason):
+    other = "car_1_env_a"
+    frame = decode({other: entry(), **bad}, known=(AGENT, other))
+    assert list(frame.steps) == [other]  # the good entry is kept
+    ((agent, message),) = frame.dropped[kind].items()
+    assert agent in bad and reason in message
+
+
+def test_without_a_size_the_first_entry_sets_it():
+    other = "car_1_env_a"
+    frame = decode({AGENT: entry(obs=[0.5] * 19), other: entry()}, size=None, known=(AGENT, other))
+    assert frame.steps[AGENT].observation.shape == (19,)
+    assert list(frame.dropped["wrong_length"]) == [other]
 
 
 def test_commands_encode_as_the_seed_defines_them():

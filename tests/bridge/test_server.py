@@ -94,12 +94,14 @@ def test_bad_messages_are_dropped_and_the_connection_stays_up(bridge):
         client.recv(timeout=5)
         after = bridge.inbox.mark()
         good = {"obs": [0.5] * 13, "reward": 0.0, "terminated": False, "truncated": False}
-        for bad in ["{", json.dumps({"car_7_env_q": good}), b"\x00"]:
+        for bad in ["{", json.dumps({"car_7_env_q": good}), b"\x00", "[]"]:
             client.send(bad)
         client.send(json.dumps({"car_0_env_e": good}))
         received, missing = bridge.get_observation(["car_0_env_e"], after, timeout=5)
         assert not missing and received["car_0_env_e"].step.reward == 0.0
-        assert bridge.server.rejected["invalid"] == 3 and bridge.generation == 1
+        assert bridge.server.rejected["invalid"] == 2 and bridge.generation == 1
+        assert bridge.server.dropped == {"unknown_agent": 1}
+        assert bridge.server.empty_ticks == 1  # [], counted apart from the rejections
 
 
 @pytest.mark.parametrize("bridge", [{"ping_after_s": 0.2}], indirect=True)

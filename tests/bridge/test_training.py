@@ -2,6 +2,7 @@
 
 import json
 import logging
+import pickle
 import re
 import signal
 import subprocess
@@ -11,10 +12,13 @@ import time
 import pytest
 from conftest import free_port, game
 from hydra import compose, initialize_config_dir
-from runs import QUICK, default_sigint, racing_rl
+from runs import QUICK, TINY, default_sigint, racing_rl
 
 from racing_rl import config_dir
 from racing_rl.bridge.emulator import Faults
+from racing_rl.envs.race import RaceConfig
+from racing_rl.errors import ConfigError
+from racing_rl.sim.sensors import SensorConfig
 from racing_rl.train import train
 
 N_STEPS = 256  # conf/algo/ppo.yaml
@@ -55,26 +59,33 @@ def test_train_on_roblox_leaves_the_simulators_run_dir_and_freezes_for_updates(s
     assert contents(run_dir) == contents(sim_run)
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["timesteps"] == 2048 and "best" in summary
+    assert summary["objective"]["kind"] == "return"  # the game sends no lap information
+    assert "ranks checkpoints by mean episode return" in result.stderr
 
-    # FREEZE true after every rollout (before each policy update), FREEZE false before
-    # stepping resumes. The training envs are the first spawned (2 cars each).
+    # FREEZE true after every rollout (before each policy update) and before each save,
+    # FREEZE false before stepping resumes. The training envs are the first spawned.
     commands = emulator.commands
     assert len(commands) == emulator.received, "the emulator's history dropped commands"
     spawned = [c for c in commands if c["command"] == "SPAWN_AGENTS"]
     training = {c["envid"] for c in spawned[:2]}
     assert all(len(c["data"]["agents"]) == 2 for c in spawned[:2])
-    actions_since_update, frozen, updates = 0, False, 0
+    assert len({c["envid"] for c in spawned}) == 3  # + one validation env of 2 cars
+    actions_since_update, frozen, updates, saves = 0, False, 0, 0
     for command in commands:
         kind = command["command"]
         if kind == "ACTION":
             assert not frozen, "an ACTION was sent while the game was frozen"
             actions_since_update += command["envid"] in training
         elif kind == "FREEZE" and command["data"]["status"]:
-            assert actions_since_update == N_STEPS * 2  # one rollout of both envs
-            actions_since_update, frozen, updates = 0, True, updates + 1
+            frozen = True
+            if actions_since_update == N_STEPS * 2:  # one rollout of both envs: an update
+                actions_since_update, updates = 0, updates + 1
+            else:
+                saves += 1
         elif kind == "FREEZE":
             frozen = False
     assert updates == 2  # 2048 timesteps = 2 rollouts of 256 steps × 4 cars
+    assert saves >= 2  # checkpoints at 1,000 and 2,000 steps (and best models)
 
 
 def test_a_policy_trained_on_the_simulator_races_the_same_through_the_bridge(sim_run, tmp_path):
@@ -83,7 +94,7 @@ def test_a_policy_trained_on_the_simulator_races_the_same_through_the_bridge(sim
     assert direct.returncode == 0, direct.stderr[-3000:]
     on_sim = json.loads((sim_run / "eval" / "metrics.json").read_text())
     port = free_port()
-    with game(port):
+    with game(port, info=True):  # lap metrics: the protocol's optional info extension
         bridged = racing_rl(
             "eval",
             f"run_dir={sim_run}",
@@ -139,7 +150,7 @@ def test_eval_serves_the_policy_to_the_game_until_ctrl_c(sim_run, tmp_path):
         )
         resets = 0
         for _ in range(600):  # a round is a SPAWN (first) or RESET per track
-            resets = sum(c["command"] == "RESET_AGENTS" for c in emulator.commands)
+            resets = sum(c["command"] == "RESET_AGENTS" for c in list(emulator.commands))
             if resets >= 2 * len(seeds) or eval_process.poll() is not None:
                 break
             time.sleep(0.1)
@@ -150,3 +161,42 @@ def test_eval_serves_the_policy_to_the_game_until_ctrl_c(sim_run, tmp_path):
     assert "round 2: lap completion" in stderr and "stopped after" in stderr
     metrics = json.loads((tmp_path / "use" / "metrics.json").read_text())
     assert metrics["episodes"] >= 2 * len(seeds) and metrics["episodes"] % len(seeds) == 0
+
+
+def test_init_from_a_simulator_run_fine_tunes_in_the_game_and_saves(sim_run, tmp_path, caplog):
+    port = free_port()
+    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+        cfg = compose(
+            "train",
+            overrides=[
+                "backend=roblox",
+                f"backend.server.port={port}",
+                *TINY,
+                f"init_from={sim_run}",
+            ],
+        )
+    with caplog.at_level(logging.INFO), game(port):
+        summary = train(cfg, tmp_path)
+    assert summary["timesteps"] == 2048 and (tmp_path / "model.zip").is_file()
+    assert f"initialized from {sim_run}" in caplog.text
+    # The source's VecNormalize statistics went on counting: they were loaded.
+    source = pickle.loads((sim_run / "best" / "vecnormalize.pkl").read_bytes())
+    tuned = pickle.loads((tmp_path / "vecnormalize.pkl").read_bytes())
+    assert tuned.obs_rms.count == pytest.approx(source.obs_rms.count + 2048, abs=64)
+
+
+def test_init_from_a_run_with_other_sensors_names_the_key(sim_run, tmp_path):
+    port = free_port()
+    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+        cfg = compose(
+            "train",
+            overrides=[
+                "backend=roblox",
+                f"backend.server.port={port}",
+                *TINY,
+                f"init_from={sim_run}",
+            ],
+        )
+    game_car = RaceConfig(sensors=SensorConfig(n_rays=16, layout="roblox_car"))
+    with game(port, sim=game_car), pytest.raises(ConfigError, match=r"backend\.sensors\.n_rays"):
+        train(cfg, tmp_path)

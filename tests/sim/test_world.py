@@ -512,3 +512,18 @@ def test_a_step_that_raises_leaves_no_stale_stack_behind() -> None:
         world.step(action)
     assert not events.crashed.any()
     np.testing.assert_array_equal(observations, np.concatenate([w.observe() for w in alone]))
+
+
+def test_the_roblox_car_layout_sees_as_the_games_car() -> None:
+    """16 rays: the game's 8 directions twice (each over its own length); the side rays
+    of a car on the centreline reach the walls at half the track's width."""
+    track = generate_track(3, NO_OBSTACLES)
+    world = make_world(track, n_rays=16, layout="roblox_car", range=20.0)
+    world.place_cars(np.array([10.0]), np.zeros(1), np.zeros(1), np.zeros(1))
+    obs = world.observe()[0]
+    assert obs.shape == (19,)
+    np.testing.assert_array_equal(obs[:8], obs[8:16])  # no other cars to see
+    side = obs[5:7] * 0.4 * 20.0  # the ±90° rays are 0.4 × range long [m]
+    np.testing.assert_allclose(side, track.width / 2, rtol=0.15)
+    with pytest.raises(ConfigError, match=r"sensors\.n_rays=16"):
+        SensorConfig(n_rays=10, layout="roblox_car")
