@@ -1,4 +1,4 @@
-"""docs/export.md's game-side driver loop is valid Luau (the Luau VM compiles it; its
+"""docs/roblox.md's game-side driver loop is valid Luau (the Luau VM compiles it; its
 Roblox globals are not there to run it)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 
 from racing_rl.export.runtime import pluau
 
-DOC = Path(__file__).parents[2] / "docs" / "export.md"
+DOC = Path(__file__).parents[2] / "docs" / "roblox.md"
 
 
 def test_the_npc_driver_script_compiles():
