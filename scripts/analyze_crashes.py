@@ -257,8 +257,9 @@ def classify(replay: Replay, car: int, lateral_grip: float) -> Failure | None:
 
 
 def tightest_bend(replay: Replay) -> float:
-    """The smallest radius of curvature of the track's centreline [m]."""
-    return float(1.0 / np.abs(replay.track.curvature()).max())
+    """The track's tightest bend: its signed radius of curvature [m], positive left."""
+    curvature = replay.track.curvature()
+    return float(1.0 / curvature[np.argmax(np.abs(curvature))])
 
 
 def analyze(replays: Sequence[Replay], lateral_grip: float) -> dict[str, Any]:
@@ -275,8 +276,8 @@ def analyze(replays: Sequence[Replay], lateral_grip: float) -> dict[str, Any]:
         ``straight``), ``standing_start``, ``over_bend_speed`` (crashes
         with ``bend_speed_ratio`` > 1), ``median_speed_mps``, ``median_bend_radius_m``,
         and per track set ``tightest_bend_m`` (median of each track's tightest bend)
-        and ``obstacles`` (mean per track) for the tracks with a failure and those
-        without.
+        ``tightest_bend_right`` (tracks whose tightest bend turns right) and
+        ``obstacles`` (mean per track) for the tracks with a failure and those without.
     """
     failures: list[Failure] = []
     failed_tracks, clean_tracks = [], []
@@ -292,9 +293,11 @@ def analyze(replays: Sequence[Replay], lateral_grip: float) -> dict[str, Any]:
         return float(np.median(values)) if len(values) else math.nan
 
     def tracks(group: Sequence[Replay]) -> dict[str, float]:
+        bends = [tightest_bend(r) for r in group]
         return {
             "tracks": len(group),
-            "tightest_bend_m": median([tightest_bend(r) for r in group]),
+            "tightest_bend_m": median(np.abs(bends)),
+            "tightest_bend_right": sum(bend < 0 for bend in bends),
             "obstacles": float(np.mean([len(r.track.obstacles) for r in group]))
             if group
             else math.nan,
@@ -380,6 +383,11 @@ def summary_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
         (
             "tightest bend, median over tracks with / without a failure [m]",
             f"{with_failure['tightest_bend_m']:.1f} / {without['tightest_bend_m']:.1f}",
+        ),
+        (
+            "tracks whose tightest bend turns right, with / without a failure",
+            f"{with_failure['tightest_bend_right']} of {with_failure['tracks']} / "
+            f"{without['tightest_bend_right']} of {without['tracks']}",
         ),
         (
             "obstacles per track, with / without a failure",

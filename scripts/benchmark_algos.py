@@ -428,8 +428,9 @@ def section(sources: list[dict[str, Any]]) -> str:
         "one lap; *hard*: the same seeds with `difficulty=hard` (narrower, tighter, "
         "twice the obstacles). *vs scripted*: mean lap time over the scripted "
         "pure-pursuit driver's on the tracks both completed (lower is faster). "
-        f"*race*: {RACE_LAPS} laps against the scripted driver on the first {races} "
-        "benchmark tracks, no contact; *won*: the learned car first. *traffic*: the same "
+        f"*race*: {RACE_LAPS} laps against the scripted driver on "
+        + ("the benchmark tracks" if races == high - low else f"the first {races} of them")
+        + ", no contact; *won*: the learned car first. *traffic*: the same "
         "races with 2 learned and 2 scripted cars starting two abreast, car collisions "
         "on (a touch crashes both); *finished*: share of the learned cars that "
         "completed the laps; *position*: mean finishing position (1–4) of the learned "
@@ -452,7 +453,8 @@ def write_markdown(sources: list[dict[str, Any]], out: Path) -> str:
     old = out.read_text() if out.is_file() else "# Benchmarks\n"
     if BEGIN in old and END in old:
         before, rest = old.split(BEGIN, 1)
-        new = before + marked + rest.split(END, 1)[1].lstrip("\n")
+        after = rest.split(END, 1)[1].lstrip("\n")
+        new = before + marked + ("\n" + after if after else "")
     else:
         new = old.rstrip("\n") + "\n\n" + marked
     out.parent.mkdir(parents=True, exist_ok=True)

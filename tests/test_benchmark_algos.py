@@ -131,7 +131,7 @@ def test_a_later_file_replaces_a_driver_s_seed_and_keeps_the_rest_of_the_doc(ben
     assert text.count(bench.BEGIN) == text.count(bench.END) == 1
     assert text.startswith("# Benchmarks\n\nAn earlier table.")
     assert "## Crash analysis\n\nKept." in text
-    assert "seeds [3000000, 3000100)" in text and "first 20 benchmark tracks" in text
+    assert "seeds [3000000, 3000100)" in text and "on the first 20 of them, no contact" in text
     assert "- ppo seed 0: /runs/ppo_0; sac seed 0: /runs/sac_0: `python" in text
     assert "- ppo seed 1: /runs/ppo_1: `python scripts/benchmark_algos.py  # at bbb222`" in text
 
