@@ -1,7 +1,8 @@
 """Benchmark: drivers on held-out tracks and in races, per seed, with the mean and the worst.
 
-Every run is measured as a user would measure it, with ``racing-rl eval`` (checkpoint
-``best/`` unless ``--checkpoint``), on five sets:
+Every run is measured by ``racing-rl eval``'s own code (its config composition and
+``racing_rl.evaluate.evaluate``, in this process; checkpoint ``best/`` unless
+``--checkpoint``) on five sets:
 
 ========  =====================================================================
 test      ``split=test difficulty=default``: the run's 20 test tracks
@@ -42,8 +43,9 @@ Usage::
     python scripts/benchmark_algos.py --render outputs/benchmark/<stamp>/results.json
 
 Arguments after ``--`` are Hydra overrides added to every training run. Measuring one
-run takes ~10 min on 2 cores (the races are most of it; ``--race-tracks 20`` races on
-the first 20 benchmark tracks only); training every algorithm on 4 seeds ~5 h.
+run (and the scripted driver) took 26 min on a 2-core machine shared with four other
+jobs, three quarters of it the races (``--race-tracks 20`` races on the first 20
+benchmark tracks only); training every algorithm on 4 seeds takes hours.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ from omegaconf import OmegaConf
 
 from racing_rl import config_dir
 from racing_rl import evaluate as evaluation
+from racing_rl.errors import RacingRLError
 from racing_rl.evaluate import SCRIPTED, load_run_config, track_seeds
 from racing_rl.provenance import environment_record
 
@@ -81,8 +84,8 @@ SETS = {
 }
 #: Laps of a race.
 RACE_LAPS = 3
-#: The races: name -> (grid, from the first car, of the run (RUN) and the scripted
-#: driver; extra eval overrides). Grid slots alternate left and right, 4 m apart.
+#: The races: name -> (the cars in grid order, RUN standing for the measured run;
+#: extra eval overrides). Grid slots alternate left and right, each 4 m behind the last.
 RUN = "<run>"
 RACES = {
     "race": ([RUN, SCRIPTED], []),
@@ -130,6 +133,10 @@ def run_eval(entries: Sequence[str], out_dir: Path, *overrides: str) -> dict[str
 
     Returns:
         The metrics, also in ``<out_dir>/metrics.json``.
+
+    Raises:
+        SystemExit: if the evaluation fails (a missing checkpoint, a bad override), with
+            its message.
     """
     run_dir = entries[0] if len(entries) == 1 else f"[{','.join(entries)}]"
     args = [f"run_dir={run_dir}", f"out_dir={out_dir}", *overrides]
@@ -137,7 +144,10 @@ def run_eval(entries: Sequence[str], out_dir: Path, *overrides: str) -> dict[str
     with initialize_config_dir(str(config_dir()), version_base="1.3", job_name="eval"):
         cfg = compose(config_name="eval", overrides=args)
     levels = [o.split("=", 1)[1] for o in overrides if o.startswith("difficulty=")]
-    return evaluation.evaluate(cfg, difficulty=levels[-1] if levels else None)
+    try:
+        return evaluation.evaluate(cfg, difficulty=levels[-1] if levels else None)
+    except RacingRLError as err:
+        raise SystemExit(f"racing-rl eval {' '.join(args)} failed: {err}") from err
 
 
 def seeds_override(seeds: Sequence[int]) -> str:

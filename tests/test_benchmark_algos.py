@@ -186,3 +186,9 @@ def test_measuring_a_finished_run_writes_every_set_beside_the_benchmark_not_in_t
     assert race["win_rate"] == (race["mean_position"] == 1)
     assert 2 * (traffic["mean_position"] + traffic["scripted_mean_position"]) == 10
     assert 0 <= traffic["finished_rate"] <= 1 and 0 <= traffic["crash_rate"] <= 1
+
+
+def test_a_failing_evaluation_stops_the_benchmark_with_its_message(bench, tiny_runs, tmp_path):
+    # Tiny runs validate never, so they have no best/.
+    with pytest.raises(SystemExit, match=r"checkpoint=best seeds=\[3000000\] failed: Checkpoint"):
+        bench.run_eval([str(tiny_runs[0])], tmp_path, "checkpoint=best", "seeds=[3000000]")
