@@ -373,8 +373,9 @@ def merge(sources: list[dict[str, Any]]) -> dict[str, Any]:
     others. Each row keeps where it came from (``source``: an index into ``sources``).
 
     Raises:
-        SystemExit: the scripted driver's figures differ by more than 0.1 % between the
-            files (other tracks or another simulator): their rows would not compare.
+        SystemExit: the files were measured on other benchmark or race tracks, or the
+            scripted driver's figures differ by more than 0.1 % between them (another
+            simulator): their rows would not compare.
     """
 
     def same(a: dict[str, Any], b: dict[str, Any]) -> bool:
@@ -392,6 +393,14 @@ def merge(sources: list[dict[str, Any]]) -> dict[str, Any]:
                 "The scripted driver's figures differ between the results files: they were "
                 "measured on other tracks or another simulator, so their rows do not compare."
             )
+        for key in ("benchmark_seeds", "race_seeds"):
+            if results[key] != sources[0][key]:
+                raise SystemExit(
+                    f"The results files were measured on other tracks ({key}: "
+                    f"{len(results[key])} from {results[key][:1]} against "
+                    f"{len(sources[0][key])} from {sources[0][key][:1]}), so their rows do "
+                    "not compare. Measure again with the same tracks.benchmark and --race-tracks."
+                )
         for row in results["rows"]:
             rows[row["label"], row["seed"]] = {**row, "source": index}
     order = {label: i for i, label in enumerate(ALGOS)}

@@ -136,7 +136,7 @@ def test_a_later_file_replaces_a_driver_s_seed_and_keeps_the_rest_of_the_doc(ben
     assert "- ppo seed 1: /runs/ppo_1: `python scripts/benchmark_algos.py  # at bbb222`" in text
 
 
-def test_runs_measured_against_another_scripted_baseline_are_refused(bench):
+def test_runs_measured_on_other_tracks_or_another_simulator_are_refused(bench):
     first = results("aaa111", [row("ppo", 0, 0.8)])
     other = copy.deepcopy(results("bbb222", [row("sac", 0, 0.8)]))
     other["scripted"]["hard"]["mean_lap_time_s"] = 25.0  # other tracks or simulator
@@ -145,6 +145,11 @@ def test_runs_measured_against_another_scripted_baseline_are_refused(bench):
     nearly = copy.deepcopy(first)
     nearly["scripted"]["hard"]["mean_lap_time_s"] *= 1 + 1e-5  # rounding: still the same
     assert len(bench.merge([first, nearly])["rows"]) == 1
+    fewer_races = copy.deepcopy(first)
+    fewer_races["race_seeds"] = fewer_races["race_seeds"][:10]
+    other_tracks = r"other tracks \(race_seeds: 10 from \[3000000\] against 20"
+    with pytest.raises(SystemExit, match=other_tracks):
+        bench.merge([first, fewer_races])
 
 
 def test_lap_time_ratio_compares_only_the_tracks_both_drivers_completed(bench):
