@@ -357,8 +357,10 @@ def scripted_figures(rows: Sequence[dict[str, Any]], baseline: dict[str, Any]) -
     }
     values = []
     for name, key, *_ in COLUMNS:
-        if name in baseline:
-            values.append(1.0 if key == "lap_time_ratio" else baseline[name][key])
+        if name in baseline and key == "lap_time_ratio":  # itself, where it completed laps
+            values.append(math.nan if math.isnan(baseline[name]["mean_lap_time_s"]) else 1.0)
+        elif name in baseline:
+            values.append(baseline[name][key])
         elif (name, key) in mirrored and rows:
             values.append(float(np.mean([mirrored[name, key](row[name]) for row in rows])))
         else:
