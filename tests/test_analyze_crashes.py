@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -12,7 +11,7 @@ from types import ModuleType
 import numpy as np
 import pytest
 from omegaconf import OmegaConf
-from runs import SCRIPTS, load_script
+from runs import load_script
 
 from racing_rl.races import run_races
 from racing_rl.replay import Replay
@@ -120,17 +119,15 @@ def test_analyze_counts_every_car_and_compares_failed_with_clean_tracks(crashes,
 
 
 def test_the_script_evaluates_a_run_with_replays_and_ends_with_one_json_line(
-    crashes, tiny_runs, tmp_path
+    crashes, tiny_runs, tmp_path, monkeypatch, capfd
 ):
     run_dir = tiny_runs[0]
     out = tmp_path / "crashes"
-    command = [sys.executable, str(SCRIPTS / "analyze_crashes.py"), str(run_dir)]
     options = ["--checkpoint", "final", "--seeds", "3000000", "3000001", "--out", str(out)]
-    result = subprocess.run(
-        [*command, *options], capture_output=True, text=True, timeout=300, cwd=tmp_path
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    lines = result.stdout.strip().splitlines()
+    monkeypatch.setattr(sys, "argv", ["analyze_crashes.py", str(run_dir), *options])
+    crashes.main()  # in this process; the evaluation is a racing-rl eval subprocess
+    stdout = capfd.readouterr().out
+    lines = stdout.strip().splitlines()
     report = json.loads(lines[-1])
     assert sorted(p.name for p in (out / "replays").iterdir()) == [
         "track_3000000.npz",
@@ -139,7 +136,7 @@ def test_the_script_evaluates_a_run_with_replays_and_ends_with_one_json_line(
     summary = report["summary"]
     assert summary["cars"] == 2 and summary["finished"] + summary["failures"] == 2
     assert len(report["failures"]) == summary["failures"]
-    assert "cars finished / raced" in result.stdout
+    assert "cars finished / raced" in stdout
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["episodes"] == 2 and metrics["difficulty"] == "default"
     # The analysis of the recorded replays agrees with the evaluation's own figures.
