@@ -53,6 +53,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shlex
 import subprocess
 import sys
 import time
@@ -456,7 +457,8 @@ def section(sources: list[dict[str, Any]]) -> str:
         "on (a touch crashes both); *finished*: share of the learned cars that "
         "completed the laps; *position*: mean finishing position (1–4) of the learned "
         "cars, *scripted position* that of the scripted ones. The *worst* row takes each "
-        "column's worst seed.\n\n"
+        "column's worst seed; the scripted driver's race columns are the scripted cars' "
+        "side of the races above, averaged.\n\n"
         f"{markdown(merged['rows'], merged['scripted'])}\n"
         "Rows by the command that measured them (`--render` merges several "
         "`results.json`):\n\n" + items
@@ -595,7 +597,7 @@ def main() -> None:
         trained = [train(a, s, runs, args.overrides) for a in args.algos for s in args.seeds]
     results = {
         "bench": "algos",
-        "command": " ".join(["python scripts/benchmark_algos.py", *sys.argv[1:]]),
+        "command": shlex.join(["python", "scripts/benchmark_algos.py", *sys.argv[1:]]),
         "date": time.strftime("%Y-%m-%d"),
         "environment": environment,
         **benchmark(trained, runs, seeds, race_seeds, args.checkpoint, args.label),
