@@ -113,12 +113,6 @@ def test_eval_of_a_damaged_or_mismatched_checkpoint_says_which_and_why(tmp_path)
     assert f"{damaged}/model.zip is not a loadable PPO checkpoint" in result.stderr
 
 
-def test_eval_of_a_missing_run_dir_fails_clearly(tmp_path):
-    result = racing_rl("eval", f"run_dir={tmp_path / 'nope'}", cwd=tmp_path)
-    assert result.returncode != 0
-    assert "not a racing-rl run directory" in result.stderr + result.stdout
-
-
 def test_unknown_algorithm_names_the_available_ones(tmp_path):
     result = racing_rl("train", "algo=nope", cwd=tmp_path)
     assert result.returncode != 0
