@@ -12,7 +12,8 @@ from racing_rl.evaluate import load_run_config
 
 RUNS = {
     "ppo": ["algo=ppo", "algo.model.n_steps=50", "algo.model.batch_size=100"],
-    "sac": ["algo=sac", *QUICK_OFF_POLICY, "algo.model.gradient_steps=1"],
+    # log_interval: episodes between logs; this short run ends fewer than the default 20.
+    "sac": ["algo=sac", *QUICK_OFF_POLICY, "algo.model.gradient_steps=1", "log_interval=2"],
 }
 
 
