@@ -222,7 +222,7 @@ def check_arguments(name: str, args: list[str]) -> None:
 def _check_path(key: str, kind: str, value: object) -> None:
     if value is None or (kind == "run" and value == "scripted"):
         return
-    path = Path(str(value))
+    path = Path(str(value)).expanduser()
     if not path.exists():
         raise UsageError(f"{key}={value}: no such file or directory; pass {key}=<{kind}>")
     if kind == "run" and not (path / ".hydra" / "config.yaml").is_file():
