@@ -55,6 +55,11 @@ _WEBSOCKETS_LOG.setLevel(logging.WARNING)
 
 POLICY_VIOLATION = 1008  # RFC 6455: wrong observation size
 TRY_AGAIN_LATER = 1013  # RFC 6455 (IANA registry): a game is already connected
+SIZE_ERROR_AFTER = (10, 1.0)
+"""Frames with wrong-length entries and none accepted yet, or seconds since the first
+one, that make ``size_error`` (whichever comes first): one bad frame of a game that
+also sends the right size must not stop the run (a game mismatched for good sends 15
+frames a second)."""
 REFUSAL_LOG_EVERY_S = 10.0
 """Refusals of one reason are logged at most once per this many seconds [s] (with the
 count since the last line): a refused game retries, and must not flood the log."""
@@ -259,8 +264,8 @@ class BridgeServer:
             self.size_known.set()
         self.expected_by = "backend.observation_size"
         """Who wants ``observation_size`` (a key to change, a checkpoint), for errors."""
-        self.size_error: str | None = None
-        """Why the game's entries cannot be used: every one so far had another length."""
+        # (first arrival, count, reason) of frames with wrong-length entries only
+        self._wrong_sized: tuple[float, int, str] | None = None
         self.inbox = inbox
         self.known_agents = known_agents
         self.generation = 0
@@ -319,6 +324,18 @@ class BridgeServer:
                 self._loop.call_soon_threadsafe(self._stop.set_result, None)
         if self._thread is not None:
             self._thread.join(timeout)
+
+    @property
+    def size_error(self) -> str | None:
+        """Why the game's entries cannot be used: every one so far had another length
+        (for ``SIZE_ERROR_AFTER`` frames or seconds); None while that is not so."""
+        if self._wrong_sized is None or self.entries:
+            return None
+        first, count, reason = self._wrong_sized
+        frames, seconds = SIZE_ERROR_AFTER
+        if count < frames and time.monotonic() - first < seconds:
+            return None
+        return f"{reason} The game sends another number per car than {self.expected_by} expects."
 
     @property
     def port(self) -> int:
@@ -557,11 +574,9 @@ class BridgeServer:
                     count,
                     next(iter(entries.values())),
                 )
-            if kind == "wrong_length" and self.entries == 0:
-                self.size_error = (
-                    f"{next(iter(entries.values()))} The game sends another number per car "
-                    f"than {self.expected_by} expects."
-                )
+            if kind == "wrong_length" and self.entries == 0 and not message.steps:
+                first, count, reason = self._wrong_sized or (time.monotonic(), 0, "")
+                self._wrong_sized = (first, count + 1, reason or next(iter(entries.values())))
         for kind, reasons in message.info_dropped.items():
             self.info_dropped[kind] += len(reasons)
             count = sum(self.info_dropped.values())
