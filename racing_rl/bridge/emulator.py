@@ -105,7 +105,7 @@ class Faults:
     lose_car_after: int | None = None
 
     def __post_init__(self) -> None:
-        unknown = sorted({*self.inject.values(), *self.flood} - set(FAULT_KINDS))
+        unknown = sorted({*self.inject.values(), *self.flood} - set(FAULT_KINDS), key=str)
         if unknown:
             raise ValueError(f"Unknown fault kind(s) {unknown}; known: {', '.join(FAULT_KINDS)}.")
 
