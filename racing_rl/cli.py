@@ -375,7 +375,12 @@ def main(argv: list[str] | None = None) -> int:
     """
     argv = sys.argv[1:] if argv is None else argv
     try:
-        return run(argv)
+        code = run(argv)
+        _ending(code)
+        return code
+    except SystemExit as exit_:
+        _ending(exit_.code)
+        raise
     except UsageError as err:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
@@ -387,6 +392,16 @@ def main(argv: list[str] | None = None) -> int:
         # Python would report the failed flush of stdout at exit; point it at devnull.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141  # 128 + SIGPIPE, as a shell reports it
+
+
+def _ending(code: object) -> None:
+    """If the exit status ``code`` says the command was interrupted (130: SIGINT, 143:
+    SIGTERM), ignore further signals: the command has saved what it had, and a second
+    Ctrl-C while Python shuts down would otherwise end the process with a traceback or a
+    signal instead of that status."""
+    if code in (130, 143) and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 if __name__ == "__main__":
