@@ -172,16 +172,7 @@ def test_eval_serves_the_policy_to_the_game_until_ctrl_c(sim_run, tmp_path):
 
 def test_init_from_a_simulator_run_fine_tunes_in_the_game_and_saves(sim_run, tmp_path, caplog):
     port = free_port()
-    with initialize_config_dir(str(config_dir()), version_base="1.3"):
-        cfg = compose(
-            "train",
-            overrides=[
-                "backend=roblox",
-                f"backend.server.port={port}",
-                *TINY,
-                f"init_from={sim_run}",
-            ],
-        )
+    cfg = roblox_cfg(port, f"init_from={sim_run}")
     with caplog.at_level(logging.INFO), game(port):
         summary = train(cfg, tmp_path)
     assert summary["timesteps"] == 2048 and (tmp_path / "model.zip").is_file()
@@ -194,16 +185,7 @@ def test_init_from_a_simulator_run_fine_tunes_in_the_game_and_saves(sim_run, tmp
 
 def test_init_from_a_run_with_other_sensors_names_the_key(sim_run, tmp_path):
     port = free_port()
-    with initialize_config_dir(str(config_dir()), version_base="1.3"):
-        cfg = compose(
-            "train",
-            overrides=[
-                "backend=roblox",
-                f"backend.server.port={port}",
-                *TINY,
-                f"init_from={sim_run}",
-            ],
-        )
+    cfg = roblox_cfg(port, f"init_from={sim_run}")
     game_car = RaceConfig(sensors=SensorConfig(n_rays=16, layout="roblox_car"))
     with game(port, sim=game_car), pytest.raises(ConfigError, match=r"backend\.sensors\.n_rays"):
         train(cfg, tmp_path)
