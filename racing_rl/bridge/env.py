@@ -384,6 +384,8 @@ class RobloxParallelEnv(ParallelEnv):
                 infos[agent] = {"interrupted": True, "finished": False}
                 continue
             step = got.step
+            self.bridge.car_steps += 1
+            self.bridge.car_ticks += got.ticks
             info = {"crashed": step.terminated, **step.info, "interrupted": False}
             finished = bool(episode.laps) and int(info.get("laps", 0)) >= episode.laps
             info["finished"] = finished
