@@ -185,6 +185,7 @@ class RobloxParallelEnv(ParallelEnv):
         self._steps = 0
         self._action_step = 0
         self._sent: _Sent | None = None  # an ACTION sent by prepare_step, not yet awaited
+        self._read = 0  # the newest inbox message the cars' observations were read from
         self._last_obs: dict[AgentID, NDArray[np.float32]] = {}
         self._respawned: set[AgentID] = set()  # ended by the game, already respawned by it
         self._closed = False
@@ -259,6 +260,7 @@ class RobloxParallelEnv(ParallelEnv):
         self._sent = None
         self._respawned.clear()
         self._last_obs = {agent: received[agent].step.observation for agent in self.agents}
+        self._read = max(got.seq for got in received.values())
         info = {"track_seed": self._track_seed}
         return dict(self._last_obs), {agent: dict(info) for agent in self.agents}
 
@@ -320,7 +322,14 @@ class RobloxParallelEnv(ParallelEnv):
         if self.bridge.generation != generation or not self.bridge.connected:
             return _Sent(live, generation, None, step)
         self._action_step = step
+        # The answer is the first tick after the one the actions were chosen from. A tick
+        # that came since (while they were chosen, or other environments' ACTIONs were
+        # sent) is the game's next state, which this ACTION missed: it is taken too,
+        # folded with the next if that has come as well (``Inbox.take``). A tick older
+        # than the game's tick period is not: training paused, and the game went on.
         after = self.bridge.inbox.mark()
+        if self.bridge.silence_s() < self.config.rules.dt:
+            after = max(self._read, after - 1)
         try:
             self.bridge.freeze(False)
             # Queued, not awaited: a broken connection shows as missing observations.
@@ -400,6 +409,7 @@ class RobloxParallelEnv(ParallelEnv):
             ) and not step.terminated
             infos[agent] = info
             self._last_obs[agent] = step.observation
+            self._read = max(self._read, got.seq)
         self.agents = [a for a in live if not (terminations[a] or truncations[a])]
         return observations, rewards, terminations, truncations, infos
 
@@ -440,6 +450,7 @@ class RobloxParallelEnv(ParallelEnv):
                 self._check_connection(missing, generation, "respawning cars")
             for agent, got in received.items():
                 self._last_obs[agent] = got.step.observation
+                self._read = max(self._read, got.seq)
         live = set(self.agents) | set(agents)
         self.agents = [agent for agent in self.possible_agents if agent in live]
         return {agent: self._last_obs[agent] for agent in agents}

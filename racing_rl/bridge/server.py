@@ -122,11 +122,13 @@ class Received:
             message, or the inbox overflowed): the episode the caller is tracking is over.
         ticks: the game's entries folded into ``step`` (1: the action was in time for
             the game's next tick).
+        seq: the message ``step``'s newest entry came in (``Inbox.mark`` numbering).
     """
 
     step: AgentStep
     interrupted: bool
     ticks: int = 1
+    seq: int = 0
 
 
 class Inbox:
@@ -221,6 +223,7 @@ class Inbox:
         queue = self._entries.get(agent)
         interrupted = agent in self._lost_end
         taken: list[AgentStep] = []
+        newest = 0
         while queue and not (taken and (taken[-1].terminated or taken[-1].truncated)):
             seq, step = queue.popleft()
             stale = seq <= after or (
@@ -228,6 +231,7 @@ class Inbox:
             )
             if not stale:
                 taken.append(step)
+                newest = seq
             elif step.terminated or step.truncated:
                 interrupted = True
         if not taken:
@@ -235,7 +239,7 @@ class Inbox:
                 self._lost_end.add(agent)
             return None
         self._lost_end.discard(agent)
-        return Received(_fold(taken), interrupted, len(taken))
+        return Received(_fold(taken), interrupted, len(taken), newest)
 
 
 def _fold(steps: list[AgentStep]) -> AgentStep:
