@@ -413,6 +413,11 @@ class RobloxParallelEnv(ParallelEnv):
         self.agents = [a for a in live if not (terminations[a] or truncations[a])]
         return observations, rewards, terminations, truncations, infos
 
+    def respawned_by_game(self, agents: Sequence[AgentID]) -> bool:
+        """Whether the game ended the episodes of all ``agents`` and respawned the cars
+        itself: ``respawn`` then needs no round trip, even for every car at once."""
+        return set(agents) <= self._respawned
+
     def respawn(self, agents: Sequence[AgentID]) -> dict[AgentID, NDArray[np.float32]]:
         """Start a new episode for some cars while the others race on (``episode.reset:
         car``).
@@ -451,6 +456,8 @@ class RobloxParallelEnv(ParallelEnv):
             for agent, got in received.items():
                 self._last_obs[agent] = got.step.observation
                 self._read = max(self._read, got.seq)
+        if not self.agents:  # every car starts anew, as after a reset
+            self._steps = 0
         live = set(self.agents) | set(agents)
         self.agents = [agent for agent in self.possible_agents if agent in live]
         return {agent: self._last_obs[agent] for agent in agents}
