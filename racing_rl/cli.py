@@ -222,7 +222,7 @@ def check_arguments(name: str, args: list[str]) -> None:
 def _check_path(key: str, kind: str, value: object) -> None:
     if value is None or (kind == "run" and value == "scripted"):
         return
-    path = Path(str(value))
+    path = Path(str(value)).expanduser()
     if not path.exists():
         raise UsageError(f"{key}={value}: no such file or directory; pass {key}=<{kind}>")
     if kind == "run" and not (path / ".hydra" / "config.yaml").is_file():
@@ -370,7 +370,8 @@ def main(argv: list[str] | None = None) -> int:
     Returns:
         The exit status: 0 on success, 2 on a usage error (one line on stderr; with
         ``HYDRA_FULL_ERROR=1`` the error is raised, with its stack), 130 on Ctrl-C before
-        a command handles it (while Python imports it or Hydra composes its config).
+        a command handles it (while Python imports it or Hydra composes its config), 141
+        when the reader of stdout went away (a pipe into ``head``).
     """
     argv = sys.argv[1:] if argv is None else argv
     try:
@@ -381,6 +382,11 @@ def main(argv: list[str] | None = None) -> int:
         command = argv[0] if argv and argv[0] in COMMANDS else ""
         print(f"racing-rl{' ' + command if command else ''}: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader went away (``racing-rl train --help | head``): nothing more to say.
+        # Python would report the failed flush of stdout at exit; point it at devnull.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, as a shell reports it
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import hydra
 import numpy as np
 from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
@@ -298,11 +299,7 @@ def evaluate(cfg: DictConfig, difficulty: str | None = None) -> dict[str, Any]:
     from racing_rl.drivers import Driver, ScriptedDriver
     from racing_rl.races import leaderboard, run_races, standings
 
-    drivers_allowed = ("policy", SCRIPTED, *EXPORTED)
-    if cfg.driver not in drivers_allowed:
-        raise ConfigError(
-            f"Invalid config: driver={cfg.driver!r}; must be one of {', '.join(drivers_allowed)}."
-        )
+    check_runs(cfg)
     entries = [cfg.run_dir] if isinstance(cfg.run_dir, str) else [str(r) for r in cfg.run_dir]
     runs = [Path(r).expanduser() for r in entries if r != SCRIPTED]
     if not runs:
@@ -589,6 +586,49 @@ def load_policy_driver(run_dir: Path, cfg: DictConfig, observation_size: int | N
         else None
     )
     return PolicyDriver(model, run_dir.name, str(run_dir), stack, normalizer, str(model_path))
+
+
+def check_runs(cfg: DictConfig) -> None:
+    """Check what ``racing-rl eval`` will load, before anything is written: the driver,
+    every run's config and (unless the scripted driver or ``follow`` drives) its
+    checkpoint.
+
+    Raises:
+        CheckpointError: if a run's config or checkpoint is missing or damaged.
+        ConfigError: if ``cfg.driver`` is not a known driver.
+    """
+    from racing_rl.checkpoints import resolve_model
+
+    drivers_allowed = ("policy", SCRIPTED, *EXPORTED)
+    if cfg.driver not in drivers_allowed:
+        raise ConfigError(
+            f"Invalid config: driver={cfg.driver!r}; must be one of {', '.join(drivers_allowed)}."
+        )
+    entries = [cfg.run_dir] if isinstance(cfg.run_dir, str) else [str(r) for r in cfg.run_dir]
+    for entry in entries:
+        if entry == SCRIPTED:
+            continue
+        run = Path(entry).expanduser()
+        load_run_config(run)
+        if not cfg.get("follow") and not (len(entries) == 1 and cfg.driver == SCRIPTED):
+            resolve_model(run, str(cfg.checkpoint))
+
+
+class CheckRuns(Callback):
+    """Hydra callback (``hydra.callbacks`` in conf/eval.yaml): ``check_runs`` before Hydra
+    creates ``out_dir`` and its log file, so that a failed eval leaves nothing behind."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """Check ``config``.
+
+        Raises:
+            SystemExit: 1, after logging the error, if a run or its checkpoint is unusable.
+        """
+        try:
+            check_runs(config)
+        except RacingRLError as err:
+            log.error("%s", err)
+            raise SystemExit(1) from err
 
 
 @hydra.main(config_path=str(config_dir()), config_name="eval", version_base="1.3")

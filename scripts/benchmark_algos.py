@@ -1,30 +1,51 @@
-"""Benchmark: train every algorithm with its defaults, measure it on held-out tracks.
+"""Benchmark: drivers on held-out tracks and in races, per seed, with the mean and the worst.
 
-For each algorithm this runs, as a user would::
+Every run is measured by ``racing-rl eval``'s own code (its config composition and
+``racing_rl.evaluate.evaluate``, in this process; checkpoint ``best/`` unless
+``--checkpoint``) on five sets:
 
-    racing-rl train algo=<algo> hydra.run.dir=<runs>/<algo>          # its own defaults
-    racing-rl eval run_dir=<runs>/<algo>                              # best/, 20 test tracks
-    racing-rl eval run_dir=<runs>/<algo> difficulty=hard              # the harder set
+========  =====================================================================
+test      ``split=test difficulty=default``: the run's 20 test tracks
+unseen    ``seeds=<tracks.benchmark> difficulty=default``: the held-out benchmark
+hard      ``seeds=<tracks.benchmark> difficulty=hard``: the same seeds, harder generator
+race      ``run_dir=[<run>,scripted] laps=3``: a 3-lap race against the scripted
+          driver on the benchmark tracks (default difficulty), no contact
+traffic   ``run_dir=[<run>,scripted,scripted,<run>] laps=3
+          +backend.rules.car_collisions=true``: 2 learned + 2 scripted cars starting
+          two abreast (learned cars on grid slots 1 and 4, scripted on 2 and 3, so
+          both sides start 12 m of grid behind the line in total), contact crashes
+========  =====================================================================
 
-and, once, the scripted pure-pursuit driver on the same two sets of tracks. Test tracks
-are held out from training and from model selection (validation chooses ``best/``). It
-prints a table (the RL Baselines3 Zoo way: algorithm, timesteps, wall time, env-steps/s,
-lap completion, mean lap time, lap time relative to the scripted driver), writes it as
-Markdown (``--out``, default ``docs/benchmarks.md``), saves every figure to
-``<runs>/results.json`` and, last, prints them as one JSON line. ``--render
-<results.json> ...`` rewrites the Markdown from saved figures without training; given
-several files (say, all algorithms, then one re-run after tuning), a later file's row
-for an algorithm replaces an earlier one's, and each row's command and commit are listed.
+and the scripted pure-pursuit driver once on the three single-car sets (the first run's
+tracks and rules). ``tracks.benchmark`` (conf/train.yaml) is a seed range that no
+training, validation, config choice or tuning touches: measure on it, never select on
+it. A run whose training, validation or test range overlaps it is refused.
+
+Figures per run (a row per seed): lap completion and crash rate; *vs scripted*, the mean
+lap time over the scripted driver's on the tracks both completed (lower is faster); in
+races, the share of races the learned car(s) finished and won (*won*: a learned car in
+first place) and the mean position of the learned and the scripted cars. Each driver
+(algorithm, or ``--label``) gets the mean and the worst over its seeds.
+
+Everything goes to ``<runs>/<stamp>/``: trained runs, every ``metrics.json`` under
+``eval/<n>_<run name>/<set>/`` and ``eval/scripted/<set>/`` (a measured run dir is only
+read), ``results.json`` with every figure, and a
+Markdown section of ``--out`` (``docs/benchmarks.md``; the rest of that file is kept).
+``--render <results.json> ...`` rewrites that section from saved figures; given several
+files, a later file's row for a driver and seed replaces an earlier one's.
 
 Usage::
 
-    python scripts/benchmark_algos.py                          # all algorithms, ~1.5 h
-    python scripts/benchmark_algos.py --algos ppo sac
-    python scripts/benchmark_algos.py --algos ppo --out /tmp/b.md -- total_timesteps=20000
+    python scripts/benchmark_algos.py --measure <run dir> [<run dir> ...]   # no training
+    python scripts/benchmark_algos.py --measure <run dir> --label "ppo, 16 rays"
+    python scripts/benchmark_algos.py --algos ppo sac --seeds 0 1 2 3       # train, measure
+    python scripts/benchmark_algos.py --algos ppo --seeds 0 --out /tmp/b.md -- total_timesteps=20000
     python scripts/benchmark_algos.py --render outputs/benchmark/<stamp>/results.json
-    python scripts/benchmark_algos.py --render <all>/results.json <ppo-rerun>/results.json
 
-Arguments after ``--`` are Hydra overrides added to every training run.
+Arguments after ``--`` are Hydra overrides added to every training run. Measuring one
+run (and the scripted driver) took 26 min on a 2-core machine shared with four other
+jobs, three quarters of it the races (``--race-tracks 20`` races on the first 20
+benchmark tracks only); training every algorithm on 4 seeds takes hours.
 """
 
 from __future__ import annotations
@@ -32,19 +53,70 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from racing_rl import config_dir
+from racing_rl import evaluate as evaluation
+from racing_rl.errors import RacingRLError
+from racing_rl.evaluate import SCRIPTED, load_run_config, track_seeds
 from racing_rl.provenance import environment_record
 
 ALGOS = ("ppo", "sac", "td3", "recurrent_ppo")
-#: Figures kept from each metrics.json.
+SEEDS = (0, 1, 2, 3)
+#: Figures kept from a single-car evaluation's metrics.json.
 FIGURES = ("lap_completion_rate", "mean_lap_time_s", "crash_rate")
-#: (label, eval overrides) of the two held-out sets.
-SETS = (("default", []), ("hard", ["difficulty=hard"]))
+#: The single-car sets: name -> ``racing-rl eval`` overrides; BENCHMARK stands for
+#: ``seeds=<the benchmark seeds>``.
+BENCHMARK = "seeds=<benchmark>"
+SETS = {
+    "test": ["split=test", "difficulty=default"],
+    "unseen": [BENCHMARK, "difficulty=default"],
+    "hard": [BENCHMARK, "difficulty=hard"],
+}
+#: Laps of a race.
+RACE_LAPS = 3
+#: The races: name -> (the cars in grid order, RUN standing for the measured run;
+#: extra eval overrides). Grid slots alternate left and right, each 4 m behind the last.
+RUN = "<run>"
+RACES = {
+    "race": ([RUN, SCRIPTED], []),
+    "traffic": ([RUN, SCRIPTED, SCRIPTED, RUN], ["+backend.rules.car_collisions=true"]),
+}
+#: Markers around the section this script owns in ``--out``.
+BEGIN, END = "<!-- benchmark_algos: begin -->", "<!-- benchmark_algos: end -->"
+
+
+def benchmark_seeds() -> list[int]:
+    """The held-out benchmark's track seeds, ``tracks.benchmark`` of conf/train.yaml."""
+    return track_seeds(OmegaConf.load(config_dir() / "train.yaml").tracks.benchmark)
+
+
+def check_held_out(run_dir: Path, seeds: Sequence[int]) -> None:
+    """Refuse a run whose training, validation or test tracks overlap the benchmark's.
+
+    Raises:
+        SystemExit: naming the overlapping range.
+    """
+    tracks = load_run_config(run_dir).tracks
+    low, high = min(seeds), max(seeds) + 1
+    for split in ("train", "validation", "test"):
+        start, stop = (int(v) for v in tracks[split])
+        if start < high and low < stop:
+            raise SystemExit(
+                f"{run_dir} used tracks.{split}=[{start}, {stop}), which overlaps the "
+                f"benchmark's tracks [{low}, {high}) (tracks.benchmark in conf/train.yaml): "
+                "its figures would not be held out. Measure runs trained on other seeds."
+            )
 
 
 def racing_rl(*args: str) -> None:
@@ -54,155 +126,368 @@ def racing_rl(*args: str) -> None:
         raise SystemExit(f"racing-rl {' '.join(args)} failed with exit code {result.returncode}")
 
 
-def evaluate(run_dir: Path, *overrides: str) -> dict[str, Any]:
-    """``racing-rl eval`` of a run; returns its metrics.json."""
-    racing_rl("eval", f"run_dir={run_dir}", *overrides)
-    return json.loads((run_dir / "eval" / "metrics.json").read_text())
+def run_eval(entries: Sequence[str], out_dir: Path, *overrides: str) -> dict[str, Any]:
+    """``racing-rl eval run_dir=<entries> out_dir=<out_dir> <overrides>``, in this process.
+
+    The same config composition and ``racing_rl.evaluate.evaluate`` as the command,
+    without its start-up per call.
+
+    Returns:
+        The metrics, also in ``<out_dir>/metrics.json``.
+
+    Raises:
+        SystemExit: if the evaluation fails (a missing checkpoint, a bad override), with
+            its message.
+    """
+    run_dir = entries[0] if len(entries) == 1 else f"[{','.join(entries)}]"
+    args = [f"run_dir={run_dir}", f"out_dir={out_dir}", *overrides]
+    print("racing-rl eval " + " ".join(args), file=sys.stderr, flush=True)
+    with initialize_config_dir(str(config_dir()), version_base="1.3", job_name="eval"):
+        cfg = compose(config_name="eval", overrides=args)
+    levels = [o.split("=", 1)[1] for o in overrides if o.startswith("difficulty=")]
+    try:
+        return evaluation.evaluate(cfg, difficulty=levels[-1] if levels else None)
+    except RacingRLError as err:
+        raise SystemExit(f"racing-rl eval {' '.join(args)} failed: {err}") from err
 
 
-def benchmark(algo: str, runs: Path, overrides: list[str]) -> dict[str, Any]:
-    """Train ``algo`` with its defaults (+ ``overrides``) and evaluate it on both sets."""
-    run_dir = runs / algo
-    started = time.perf_counter()
-    racing_rl("train", f"algo={algo}", *overrides, f"hydra.run.dir={run_dir}")
-    wall = time.perf_counter() - started
-    summary = json.loads((run_dir / "summary.json").read_text())
-    row: dict[str, Any] = {
-        "algo": algo,
-        "timesteps": summary["timesteps"],
-        "wall_s": wall,
-        "train_s": summary["seconds"],
-        "env_steps_per_s": summary["env_steps_per_s"],
+def seeds_override(seeds: Sequence[int]) -> str:
+    """The ``seeds=[...]`` override of ``racing-rl eval``."""
+    return f"seeds=[{','.join(str(s) for s in seeds)}]"
+
+
+def single_sets(
+    entry: str, out: Path, seeds: Sequence[int], *overrides: str
+) -> dict[str, dict[str, Any]]:
+    """The metrics.json of ``entry`` (a run dir) on each of ``SETS``, under ``out/<set>``."""
+    return {
+        name: run_eval(
+            [entry],
+            out / name,
+            *(seeds_override(seeds) if o == BENCHMARK else o for o in extra),
+            *overrides,
+        )
+        for name, extra in SETS.items()
     }
-    for name, extra in SETS:
-        metrics = evaluate(run_dir, *extra)
+
+
+def lap_time_ratio(metrics: dict[str, Any], reference: dict[str, Any]) -> float:
+    """Mean lap time over ``reference``'s, on the tracks both completed (NaN if none).
+
+    Args:
+        metrics, reference: metrics.json of single-car evaluations on the same tracks.
+    """
+    laps = {t["track_seed"]: t["lap_time"] for t in reference["tracks"] if t["finished"]}
+    common = [
+        (t["lap_time"], laps[t["track_seed"]])
+        for t in metrics["tracks"]
+        if t["finished"] and t["track_seed"] in laps
+    ]
+    if not common:
+        return math.nan
+    mine, theirs = np.mean(common, axis=0)
+    return float(mine / theirs)
+
+
+def race_figures(metrics: dict[str, Any]) -> dict[str, float]:
+    """The learned and the scripted cars' figures in a race's metrics.json.
+
+    Returns:
+        ``finished_rate`` and ``crash_rate`` of the learned cars (over cars and tracks),
+        ``win_rate`` (share of tracks a learned car won), ``mean_position`` of the
+        learned cars, and ``scripted_finished_rate``, ``scripted_mean_position``,
+        ``races`` (tracks).
+    """
+    scripted = {d["label"] for d in metrics["drivers"] if d["run"] == SCRIPTED}
+    learned = [d["label"] for d in metrics["drivers"] if d["label"] not in scripted]
+    position = {row["label"]: row["mean_position"] for row in metrics["standings"]}
+
+    def mean(labels: Sequence[str], key: Callable[[str], float]) -> float:
+        return float(np.mean([key(label) for label in labels]))
+
+    winners = [track["leaderboard"][0]["label"] for track in metrics["tracks"]]
+    return {
+        "races": len(metrics["tracks"]),
+        "finished_rate": mean(learned, lambda c: metrics["cars"][c]["lap_completion_rate"]),
+        "crash_rate": mean(learned, lambda c: metrics["cars"][c]["crash_rate"]),
+        "win_rate": float(np.mean([w in learned for w in winners])),
+        "mean_position": mean(learned, position.__getitem__),
+        "scripted_finished_rate": mean(
+            sorted(scripted), lambda c: metrics["cars"][c]["lap_completion_rate"]
+        ),
+        "scripted_mean_position": mean(sorted(scripted), position.__getitem__),
+    }
+
+
+def scripted_baseline(run_dir: Path, out: Path, seeds: Sequence[int]) -> dict[str, Any]:
+    """The scripted driver's metrics.json on each single-car set (``run_dir``'s tracks)."""
+    return single_sets(str(run_dir), out / SCRIPTED, seeds, "driver=scripted")
+
+
+def measure(
+    run_dir: Path,
+    out: Path,
+    baseline: dict[str, Any],
+    seeds: Sequence[int],
+    race_seeds: Sequence[int],
+    checkpoint: str = "best",
+    label: str | None = None,
+) -> dict[str, Any]:
+    """Measure one finished run on every set.
+
+    Args:
+        run_dir: the run (read only).
+        out: where its evaluations write, ``out/<set>/metrics.json``.
+        baseline: ``scripted_baseline``'s metrics, for the lap-time ratios.
+        seeds: the benchmark's track seeds; race_seeds: those raced on.
+        checkpoint: ``racing-rl eval``'s ``checkpoint``.
+        label: the driver's name in the table; None: the run's algorithm.
+
+    Returns:
+        The run's row: ``label``, ``algo``, ``seed``, ``run_dir``, ``checkpoint``, the
+        training figures of its summary.json (``timesteps``, ``train_s``,
+        ``env_steps_per_s``; None if it has none), a dict of ``FIGURES`` plus
+        ``lap_time_ratio`` per single-car set and ``race_figures`` per race.
+    """
+    cfg = load_run_config(run_dir)
+    summary_path = run_dir / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    row: dict[str, Any] = {
+        "label": label or str(cfg.algo.name),
+        "algo": str(cfg.algo.name),
+        "seed": int(cfg.seed),
+        "run_dir": str(run_dir),
+        "checkpoint": checkpoint,
+        "timesteps": summary.get("timesteps"),
+        "train_s": summary.get("seconds"),
+        "env_steps_per_s": summary.get("env_steps_per_s"),
+    }
+    chosen = f"checkpoint={checkpoint}"
+    for name, metrics in single_sets(str(run_dir), out, seeds, chosen).items():
         row[name] = {k: metrics[k] for k in FIGURES}
+        row[name]["lap_time_ratio"] = lap_time_ratio(metrics, baseline[name])
+    for name, (grid, extra) in RACES.items():
+        entries = [str(run_dir) if e == RUN else e for e in grid]
+        metrics = run_eval(
+            entries,
+            out / name,
+            chosen,
+            f"laps={RACE_LAPS}",
+            seeds_override(race_seeds),
+            "difficulty=default",
+            *extra,
+        )
+        row[name] = race_figures(metrics)
     return row
 
 
-def scripted(run_dir: Path) -> dict[str, Any]:
-    """The scripted driver's figures on both sets (the tracks of ``run_dir``'s config)."""
-    figures = {}
-    for name, extra in SETS:
-        metrics = evaluate(run_dir, "driver=scripted", *extra)
-        figures[name] = {k: metrics[k] for k in FIGURES}
-    return figures
+#: The table's figures: (set, key, column head, format, True if higher is better).
+COLUMNS: tuple[tuple[str, str, str, str, bool], ...] = (
+    ("test", "lap_completion_rate", "test: laps", "pct", True),
+    ("unseen", "lap_completion_rate", "unseen: laps", "pct", True),
+    ("unseen", "crash_rate", "unseen: crashes", "pct", False),
+    ("unseen", "lap_time_ratio", "unseen: vs scripted", "ratio", False),
+    ("hard", "lap_completion_rate", "hard: laps", "pct", True),
+    ("hard", "lap_time_ratio", "hard: vs scripted", "ratio", False),
+    ("race", "finished_rate", "race: finished", "pct", True),
+    ("race", "win_rate", "race: won", "pct", True),
+    ("traffic", "finished_rate", "traffic: finished", "pct", True),
+    ("traffic", "mean_position", "traffic: position", "position", False),
+    ("traffic", "scripted_mean_position", "traffic: scripted position", "position", True),
+)
 
 
-def markdown(rows: list[dict[str, Any]], baseline: dict[str, Any]) -> str:
-    """The results table, one row per algorithm, both sets side by side."""
+def cell(value: float | None, style: str) -> str:
+    """One table cell: a percentage, a ratio (``0.92×``), a position or ``–``."""
+    if value is None or math.isnan(value):
+        return "–"
+    if style == "pct":
+        return f"{100 * value:.0f} %"
+    if style == "ratio":
+        return f"{value:.2f}×"
+    return f"{value:.2f}"
 
-    def cells(figures: dict[str, Any], reference: dict[str, Any]) -> list[str]:
-        lap = figures["mean_lap_time_s"]
-        ratio = lap / reference["mean_lap_time_s"]
-        return [
-            f"{100 * figures['lap_completion_rate']:.0f} %",
-            "–" if math.isnan(lap) else f"{lap:.2f}",
-            "–" if math.isnan(ratio) else f"{ratio:.2f}×",
-        ]
 
-    head = (
-        "| algorithm | timesteps | training time | wall time | env-steps/s "
-        "| laps (default) | lap time [s] | vs scripted "
-        "| laps (hard) | lap time [s] | vs scripted |\n"
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
-    )
-    body = ""
-    for row in rows:
-        body += (
-            f"| {row['algo']} | {row['timesteps']:,} | {row['train_s'] / 60:.1f} min "
-            f"| {row['wall_s'] / 60:.1f} min "
-            f"| {row['env_steps_per_s']:,.0f} | "
-            + " | ".join(cells(row["default"], baseline["default"]))
-            + " | "
-            + " | ".join(cells(row["hard"], baseline["hard"]))
-            + " |\n"
-        )
-    body += (
-        "| scripted driver | – | – | – | – | "
-        + " | ".join(cells(baseline["default"], baseline["default"]))
-        + " | "
-        + " | ".join(cells(baseline["hard"], baseline["hard"]))
-        + " |\n"
-    )
-    return head + body
+def aggregate(rows: Sequence[dict[str, Any]]) -> tuple[list[float], list[float]]:
+    """The mean and the worst of each of ``COLUMNS`` over ``rows`` (NaNs left out)."""
+    means, worst = [], []
+    for name, key, _, _, higher in COLUMNS:
+        values = np.array([row[name][key] for row in rows], dtype=float)
+        values = values[~np.isnan(values)]
+        means.append(float(values.mean()) if len(values) else math.nan)
+        if not len(values):
+            worst.append(math.nan)
+        else:
+            worst.append(float(values.min() if higher else values.max()))
+    return means, worst
+
+
+def markdown(rows: Sequence[dict[str, Any]], baseline: dict[str, Any]) -> str:
+    """The results table: a row per run (seed), the mean and the worst per driver, and the
+    scripted driver."""
+    head = ["driver", "seed", "timesteps", *(c[2] for c in COLUMNS)]
+    lines = ["| " + " | ".join(head) + " |", "|---|---:|" + "---:|" * (len(head) - 2)]
+
+    def line(driver: str, seed: str, timesteps: str, values: Sequence[float]) -> str:
+        cells = [cell(v, c[3]) for v, c in zip(values, COLUMNS, strict=True)]
+        return "| " + " | ".join([driver, seed, timesteps, *cells]) + " |"
+
+    labels = list(dict.fromkeys(row["label"] for row in rows))
+    for label in labels:
+        group = [row for row in rows if row["label"] == label]
+        for row in group:
+            steps = f"{row['timesteps']:,}" if row.get("timesteps") else "–"
+            values = [row[name][key] for name, key, *_ in COLUMNS]
+            lines.append(line(label, str(row["seed"]), steps, values))
+        if len(group) > 1:
+            means, worst = aggregate(group)
+            lines.append(line(f"**{label}: mean**", "", "", means))
+            lines.append(line(f"**{label}: worst**", "", "", worst))
+    lines.append(line("scripted driver", "–", "–", scripted_figures(rows, baseline)))
+    return "\n".join(lines) + "\n"
+
+
+def scripted_figures(rows: Sequence[dict[str, Any]], baseline: dict[str, Any]) -> list[float]:
+    """The scripted driver's value of each of ``COLUMNS``: its own runs on the single-car
+    sets, and in races the scripted cars' side of the learned rows' races (averaged)."""
+    mirrored = {
+        ("race", "finished_rate"): lambda r: r["scripted_finished_rate"],
+        ("race", "win_rate"): lambda r: 1.0 - r["win_rate"],  # two cars: the others
+        ("traffic", "finished_rate"): lambda r: r["scripted_finished_rate"],
+        ("traffic", "mean_position"): lambda r: r["scripted_mean_position"],
+    }
+    values = []
+    for name, key, *_ in COLUMNS:
+        if name in baseline and key == "lap_time_ratio":  # itself, where it completed laps
+            values.append(math.nan if math.isnan(baseline[name]["mean_lap_time_s"]) else 1.0)
+        elif name in baseline:
+            values.append(baseline[name][key])
+        elif (name, key) in mirrored and rows:
+            values.append(float(np.mean([mirrored[name, key](row[name]) for row in rows])))
+        else:
+            values.append(math.nan)
+    return values
 
 
 def merge(sources: list[dict[str, Any]]) -> dict[str, Any]:
-    """Combine saved results: a later file's row for an algorithm replaces an earlier one's.
+    """Combine saved results: a later file's row for a driver and seed replaces an earlier one's.
 
-    Lets one algorithm be re-run (after tuning it) without re-running the others. Each
-    row keeps where it came from (``source``: an index into ``sources``).
+    Lets one driver be re-measured (or re-trained after tuning) without re-running the
+    others. Each row keeps where it came from (``source``: an index into ``sources``).
 
     Raises:
-        SystemExit: the scripted driver's figures differ by more than 0.1 % between the
-            files (other tracks or another simulator): their rows would not compare.
+        SystemExit: the files were measured on other benchmark or race tracks, or the
+            scripted driver's figures differ by more than 0.1 % between them (another
+            simulator): their rows would not compare.
     """
 
     def same(a: dict[str, Any], b: dict[str, Any]) -> bool:
         return all(
             math.isclose(a[s][k], b[s][k], rel_tol=1e-3)
             or (math.isnan(a[s][k]) and math.isnan(b[s][k]))
-            for s, _ in SETS
+            for s in SETS
             for k in FIGURES
         )
 
-    rows: dict[str, dict[str, Any]] = {}
+    rows: dict[tuple[str, int], dict[str, Any]] = {}
     for index, results in enumerate(sources):
         if not same(results["scripted"], sources[0]["scripted"]):
             raise SystemExit(
                 "The scripted driver's figures differ between the results files: they were "
                 "measured on other tracks or another simulator, so their rows do not compare."
             )
+        for key in ("benchmark_seeds", "race_seeds"):
+            if results[key] != sources[0][key]:
+                raise SystemExit(
+                    f"The results files were measured on other tracks ({key}: "
+                    f"{len(results[key])} from {results[key][:1]} against "
+                    f"{len(sources[0][key])} from {sources[0][key][:1]}), so their rows do "
+                    "not compare. Measure again with the same tracks.benchmark and --race-tracks."
+                )
         for row in results["rows"]:
-            rows[row["algo"]] = {**row, "source": index}
-    ordered = [rows[a] for a in ALGOS if a in rows] + [r for a, r in rows.items() if a not in ALGOS]
+            rows[row["label"], row["seed"]] = {**row, "source": index}
+    order = {label: i for i, label in enumerate(ALGOS)}
+    ordered = sorted(rows.values(), key=lambda r: (order.get(r["label"], len(order)), r["seed"]))
     return {"sources": sources, "rows": ordered, "scripted": sources[0]["scripted"]}
 
 
-def provenance(results: dict[str, Any], algos: list[str]) -> str:
-    """One Markdown list item: the command, date, git commit and packages of a results file."""
+def provenance(results: dict[str, Any], rows: Sequence[dict[str, Any]]) -> str:
+    """One Markdown list item: the rows, command, date, git commit and packages of a
+    results file."""
     environment = results["environment"]
     versions = ", ".join(f"{k} {v}" for k, v in environment["packages"].items() if v)
     git = environment["git"]
+    measured = "; ".join(
+        f"{row['label']} seed {row['seed']}: {row['run_dir']}"
+        + ("" if row["checkpoint"] == "best" else f" (checkpoint {row['checkpoint']})")
+        for row in rows
+    )
     return (
-        f"- {', '.join(algos)}: `{results['command']}` on {results['date']}; "
+        f"- {measured}: `{results['command']}` on {results['date']}; "
         f"git {git.get('commit')}{' (dirty)' if git.get('dirty') else ''}; "
         f"{environment['platform']}, Python {environment['python']}; {versions}.\n"
     )
 
 
-def write_markdown(sources: list[dict[str, Any]], out: Path) -> str:
-    """Write ``out`` from saved results (see ``main`` and ``merge``); returns the table."""
+def section(sources: list[dict[str, Any]]) -> str:
+    """The Markdown section of saved results (see ``main`` and ``merge``)."""
     merged = merge(sources)
-    table = markdown(merged["rows"], merged["scripted"])
-    used = [
-        (results, [row["algo"] for row in merged["rows"] if row["source"] == index])
+    first = sources[0]
+    low, high = first["benchmark_seeds"][0], first["benchmark_seeds"][-1] + 1
+    races = len(first["race_seeds"])
+    items = "".join(
+        provenance(results, [row for row in merged["rows"] if row["source"] == index])
         for index, results in enumerate(sources)
-    ]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(
-        "# Benchmarks\n\n"
-        "Produced by `python scripts/benchmark_algos.py` (commands and versions below).\n\n"
-        "Each algorithm trains with its own defaults (`conf/algo/<algo>.yaml`, the "
-        "budget included) on the training tracks; `best/` (chosen on the validation "
-        "tracks) is measured on the 20 **test** tracks, held out from both, one car from a "
-        "standing start for one lap, deterministic policy: *default* with the training "
-        "generator, *hard* with `conf/difficulty/hard.yaml` (narrower, tighter, twice the "
-        "obstacles). *vs scripted* is the mean lap time over the scripted pure-pursuit "
-        "driver's on the same tracks (lower is faster). *Training time* is `model.learn`; "
-        "*wall time* is the whole `racing-rl train` command (start-up, validation, saving)."
-        "\n\n"
-        f"{table}\n"
-        "Rows by the run that measured them (`--render` merges several runs' "
-        "`results.json`):\n\n" + "".join(provenance(r, algos) for r, algos in used if algos)
+        if any(row["source"] == index for row in merged["rows"])
     )
-    return table
+    return (
+        "## Held-out benchmark\n\n"
+        "Produced by `python scripts/benchmark_algos.py` (commands, run dirs and versions "
+        "below); each row is one run's `best/` checkpoint, deterministic policy, cars "
+        "from a standing start. *test*: the 20 test tracks (`tracks.test`), one lap. "
+        f"*unseen*: the {high - low} benchmark tracks, seeds [{low}, {high}) "
+        "(`tracks.benchmark`, never trained, validated or tuned on), default generator, "
+        "one lap; *hard*: the same seeds with `difficulty=hard` (narrower, tighter, "
+        "twice the obstacles). *vs scripted*: mean lap time over the scripted "
+        "pure-pursuit driver's on the tracks both completed (lower is faster). "
+        f"*race*: {RACE_LAPS} laps against the scripted driver on "
+        + ("the benchmark tracks" if races == high - low else f"the first {races} of them")
+        + ", no contact; *won*: the learned car first. *traffic*: the same "
+        "races with 2 learned and 2 scripted cars starting two abreast, car collisions "
+        "on (a touch crashes both); *finished*: share of the learned cars that "
+        "completed the laps; *position*: mean finishing position (1–4) of the learned "
+        "cars, *scripted position* that of the scripted ones. The *worst* row takes each "
+        "column's worst seed; the scripted driver's race columns are the scripted cars' "
+        "side of the races above, averaged.\n\n"
+        f"{markdown(merged['rows'], merged['scripted'])}\n"
+        "Rows by the command that measured them (`--render` merges several "
+        "`results.json`):\n\n" + items
+    )
+
+
+def write_markdown(sources: list[dict[str, Any]], out: Path) -> str:
+    """Write the section of saved results into ``out``; returns the section.
+
+    The section sits between ``BEGIN`` and ``END`` markers: an existing one is replaced,
+    otherwise it is appended; the rest of ``out`` is kept.
+    """
+    text = section(sources)
+    marked = f"{BEGIN}\n{text}{END}\n"
+    old = out.read_text() if out.is_file() else "# Benchmarks\n"
+    if BEGIN in old and END in old:
+        before, rest = old.split(BEGIN, 1)
+        after = rest.split(END, 1)[1].lstrip("\n")
+        new = before + marked + ("\n" + after if after else "")
+    else:
+        new = old.rstrip("\n") + "\n\n" + marked
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(new)
+    return text
 
 
 def new_runs_dir(parent: Path) -> Path:
     """A fresh ``<parent>/<date>_<time>`` dir (``_2``, ``_3``… if two benchmarks start
-    in the same second: they would otherwise train into the same run dirs)."""
+    in the same second: they would otherwise write into the same dirs)."""
     stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
     parent.mkdir(parents=True, exist_ok=True)
     for attempt in range(1, 1000):
@@ -215,10 +500,77 @@ def new_runs_dir(parent: Path) -> Path:
     raise SystemExit(f"Could not create a new benchmark dir under {parent}.")
 
 
+def train(algo: str, seed: int, runs: Path, overrides: Sequence[str]) -> tuple[Path, float]:
+    """``racing-rl train algo=<algo> seed=<seed>`` (+ ``overrides``) into
+    ``runs/<algo>_seed<seed>``; returns the run dir and the command's wall time [s]."""
+    run_dir = runs / f"{algo}_seed{seed}"
+    started = time.perf_counter()
+    racing_rl("train", f"algo={algo}", f"seed={seed}", *overrides, f"hydra.run.dir={run_dir}")
+    return run_dir, time.perf_counter() - started
+
+
+def benchmark(
+    trained: Sequence[tuple[Path, float | None]],
+    runs: Path,
+    seeds: Sequence[int],
+    race_seeds: Sequence[int],
+    checkpoint: str = "best",
+    label: str | None = None,
+) -> dict[str, Any]:
+    """Measure finished runs and the scripted driver (on the first run's tracks and rules).
+
+    Args:
+        trained: (run dir, wall time of its training [s] or None) per run.
+        runs: the benchmark dir; evaluations write under ``runs/eval/``.
+        seeds: the benchmark's track seeds; race_seeds: those raced on.
+        checkpoint: ``racing-rl eval``'s ``checkpoint`` for every run.
+        label: the driver's name of every row; None: each run's algorithm.
+
+    Returns:
+        ``benchmark_seeds``, ``race_seeds``, ``rows`` (``measure``'s, in order) and
+        ``scripted`` (``FIGURES`` per single-car set).
+
+    Raises:
+        SystemExit: if a run's tracks overlap the benchmark's (``check_held_out``), before
+            anything is measured.
+    """
+    for run_dir, _ in trained:
+        check_held_out(run_dir, seeds)
+    baseline = scripted_baseline(trained[0][0], runs / "eval", seeds)
+    rows = []
+    for index, (run_dir, wall) in enumerate(trained):
+        out = runs / "eval" / f"{index}_{run_dir.name}"
+        row = measure(run_dir, out, baseline, seeds, race_seeds, checkpoint, label)
+        if wall is not None:
+            row["wall_s"] = wall
+        rows.append(row)
+    return {
+        "benchmark_seeds": list(seeds),
+        "race_seeds": list(race_seeds),
+        "rows": rows,
+        "scripted": {name: {k: m[k] for k in FIGURES} for name, m in baseline.items()},
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--algos", nargs="+", default=list(ALGOS), help="algorithms to run")
-    parser.add_argument("--runs", type=Path, default=Path("outputs/benchmark"), help="run dirs")
+    parser.add_argument("--algos", nargs="+", default=list(ALGOS), help="algorithms to train")
+    parser.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS), help="seeds to train")
+    parser.add_argument(
+        "--measure",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="finished run dirs to measure instead of training (only read)",
+    )
+    parser.add_argument("--label", default=None, help="driver name of --measure's runs")
+    parser.add_argument("--checkpoint", default="best", help="racing-rl eval's checkpoint")
+    parser.add_argument(
+        "--race-tracks", type=int, default=None, help="race on the first N benchmark tracks"
+    )
+    parser.add_argument(
+        "--runs", type=Path, default=Path("outputs/benchmark"), help="benchmark dirs go here"
+    )
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every training run")
     parser.add_argument(
@@ -226,30 +578,34 @@ def main() -> None:
         type=Path,
         nargs="+",
         default=None,
-        help="rewrite --out from saved results.json files; a later file's row for an "
-        "algorithm replaces an earlier one's",
+        help="rewrite --out's section from saved results.json files; a later file's row "
+        "for a driver and seed replaces an earlier one's",
     )
     args = parser.parse_args()
     if args.render is not None:
-        table = write_markdown([json.loads(path.read_text()) for path in args.render], args.out)
-        print(table)
+        text = write_markdown([json.loads(path.read_text()) for path in args.render], args.out)
+        print(text)
         print(f"written to {args.out}")
         return
+    seeds = benchmark_seeds()
+    race_seeds = seeds[: args.race_tracks] if args.race_tracks else seeds
     runs = new_runs_dir(args.runs)
     environment = environment_record()  # before training: the code that runs
-    rows = [benchmark(algo, runs, args.overrides) for algo in args.algos]
+    if args.measure is not None:
+        trained: list[tuple[Path, float | None]] = [(run_dir, None) for run_dir in args.measure]
+    else:
+        trained = [train(a, s, runs, args.overrides) for a in args.algos for s in args.seeds]
     results = {
         "bench": "algos",
-        "command": " ".join(["python scripts/benchmark_algos.py", *sys.argv[1:]]),
+        "command": shlex.join(["python", "scripts/benchmark_algos.py", *sys.argv[1:]]),
         "date": time.strftime("%Y-%m-%d"),
         "environment": environment,
-        "rows": rows,
-        "scripted": scripted(runs / args.algos[0]),
+        **benchmark(trained, runs, seeds, race_seeds, args.checkpoint, args.label),
     }
     (runs / "results.json").write_text(json.dumps(results, indent=2))
-    table = write_markdown([results], args.out)
-    print(table)
-    print(f"written to {args.out}; runs in {runs}")
+    text = write_markdown([results], args.out)
+    print(text)
+    print(f"written to {args.out}; evaluations and results.json in {runs}")
     print(json.dumps(results))
 
 

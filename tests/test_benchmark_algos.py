@@ -1,14 +1,19 @@
-"""scripts/benchmark_algos.py: merging saved results into docs/benchmarks.md."""
+"""scripts/benchmark_algos.py: measuring runs on the held-out sets, merging saved results
+into docs/benchmarks.md."""
 
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
+from omegaconf import OmegaConf
 from runs import load_script
+
+TRAIN_YAML = Path(__file__).parents[1] / "conf" / "train.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -16,74 +21,179 @@ def bench() -> ModuleType:
     return load_script("benchmark_algos")
 
 
-def figures(completion: float, lap: float) -> dict[str, float]:
-    return {"lap_completion_rate": completion, "mean_lap_time_s": lap, "crash_rate": 0.0}
+def figures(completion: float, lap: float, ratio: float = 1.0) -> dict[str, float]:
+    return {
+        "lap_completion_rate": completion,
+        "mean_lap_time_s": lap,
+        "crash_rate": 1.0 - completion,
+        "lap_time_ratio": ratio,
+    }
 
 
-def results(commit: str, rows: dict[str, float]) -> dict[str, Any]:
-    """A results.json as benchmark_algos writes it; ``rows``: algo → default lap time."""
+def races(finished: float, won: float, position: float) -> dict[str, float]:
+    return {
+        "races": 10,
+        "finished_rate": finished,
+        "crash_rate": 1.0 - finished,
+        "win_rate": won,
+        "mean_position": position,
+        "scripted_finished_rate": 1.0,
+        "scripted_mean_position": 5.0 - position,  # 4 cars: positions add up to 10
+    }
+
+
+def row(label: str, seed: int, unseen: float, position: float = 2.0) -> dict[str, Any]:
+    return {
+        "label": label,
+        "algo": label,
+        "seed": seed,
+        "run_dir": f"/runs/{label}_{seed}",
+        "checkpoint": "best",
+        "timesteps": 1000,
+        "train_s": 50.0,
+        "env_steps_per_s": 20.0,
+        "test": figures(1.0, 19.0, 0.9),
+        "unseen": figures(unseen, 19.0, 0.9 + seed / 50),
+        "hard": figures(unseen - 0.1, 21.0, 0.95),
+        "race": races(unseen, unseen - 0.2, 3.0 - unseen),
+        "traffic": races(0.5, 0.3, position),
+    }
+
+
+def results(commit: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """A results.json as benchmark_algos writes it."""
     return {
         "command": f"python scripts/benchmark_algos.py  # at {commit}",
-        "date": "2026-11-22",
+        "date": "2026-12-02",
         "environment": {
             "git": {"commit": commit, "dirty": False},
             "packages": {"stable-baselines3": "2.9.2"},
             "platform": "Linux",
             "python": "3.11.7",
         },
-        "rows": [
-            {
-                "algo": algo,
-                "timesteps": 1000,
-                "wall_s": 60.0,
-                "train_s": 50.0,
-                "env_steps_per_s": 20.0,
-                "default": figures(1.0, lap),
-                "hard": figures(0.5, lap + 2.0),
-            }
-            for algo, lap in rows.items()
-        ],
-        "scripted": {"default": figures(1.0, 20.0), "hard": figures(1.0, 22.0)},
+        "benchmark_seeds": list(range(3_000_000, 3_000_100)),
+        "race_seeds": list(range(3_000_000, 3_000_020)),
+        "rows": rows,
+        "scripted": {name: figures(1.0, 20.0) for name in ("test", "unseen", "hard")},
     }
 
 
-def test_a_later_run_replaces_an_algorithms_row_and_keeps_the_others(
-    bench: ModuleType, tmp_path: Path
-) -> None:
-    everything = results("aaa111", {"ppo": 19.0, "sac": 18.0, "td3": 17.0})
-    rerun = results("bbb222", {"sac": 16.0})
-    merged = bench.merge([everything, rerun])
-    assert [(row["algo"], row["default"]["mean_lap_time_s"]) for row in merged["rows"]] == [
-        ("ppo", 19.0),
-        ("sac", 16.0),
-        ("td3", 17.0),
-    ]
-    assert [row["source"] for row in merged["rows"]] == [0, 1, 0]
+def test_the_benchmark_tracks_are_held_out_from_every_other_range(bench):
+    seeds = bench.benchmark_seeds()
+    tracks = OmegaConf.load(TRAIN_YAML).tracks
+    assert len(seeds) >= 50 and seeds == list(range(*tracks.benchmark))
+    for split in ("train", "validation", "test"):
+        start, stop = tracks[split]
+        assert stop <= seeds[0] or seeds[-1] < start, split
+
+
+def test_a_run_that_trained_or_selected_on_benchmark_tracks_is_refused(bench, tmp_path):
+    run_dir = tmp_path / "run"
+    (run_dir / ".hydra").mkdir(parents=True)
+    tracks = {"train": [0, 10], "validation": [20, 30], "test": [3_000_050, 3_000_070]}
+    OmegaConf.save(OmegaConf.create({"tracks": tracks}), run_dir / ".hydra" / "config.yaml")
+    with pytest.raises(SystemExit, match=r"tracks.test=\[3000050, 3000070\).*overlaps"):
+        bench.benchmark([(run_dir, None)], tmp_path / "bench", bench.benchmark_seeds(), [])
+    assert not (tmp_path / "bench").exists()  # refused before anything was measured
+
+
+def test_per_seed_rows_come_with_the_mean_and_the_worst_seed(bench):
+    table = bench.markdown(
+        [row("ppo", 0, 0.8, position=2.0), row("ppo", 1, 0.6, position=3.0), row("sac", 0, 0.9)],
+        results("x", [])["scripted"],
+    )
+    lines = table.splitlines()
+    assert lines[0].startswith("| driver | seed | timesteps | test: laps | unseen: laps |")
+    ppo = [line for line in lines if line.startswith("| ppo |") or "**ppo" in line]
+    assert ppo[0].startswith("| ppo | 0 | 1,000 | 100 % | 80 % | 20 % | 0.90× |")
+    assert ppo[2].startswith("| **ppo: mean** |  |  | 100 % | 70 % | 30 % | 0.91× |")
+    # Worst: the lowest completion, the highest crash rate and lap-time ratio, the worst
+    # (highest) position of the learned cars and the best (lowest) of the scripted ones.
+    assert ppo[3].startswith("| **ppo: worst** |  |  | 100 % | 60 % | 40 % | 0.92× |")
+    assert ppo[3].endswith("| 3.00 | 2.00 |")
+    assert not any("**sac" in line for line in lines)  # one seed: nothing to aggregate
+    assert lines[-1].startswith("| scripted driver | – | – | 100 % | 100 % | 0 % | 1.00× |")
+
+
+def test_a_later_file_replaces_a_driver_s_seed_and_keeps_the_rest_of_the_doc(bench, tmp_path):
+    first = results("aaa111", [row("ppo", 0, 0.8), row("ppo", 1, 0.7), row("sac", 0, 0.9)])
+    rerun = results("bbb222", [row("ppo", 1, 0.95)])
+    merged = bench.merge([first, rerun])
+    kept = [(r["label"], r["seed"], r["unseen"]["lap_completion_rate"]) for r in merged["rows"]]
+    assert kept == [("ppo", 0, 0.8), ("ppo", 1, 0.95), ("sac", 0, 0.9)]
+    assert [r["source"] for r in merged["rows"]] == [0, 1, 0]
 
     out = tmp_path / "benchmarks.md"
-    bench.write_markdown([everything, rerun], out)
+    out.write_text("# Benchmarks\n\nAn earlier table.\n\n## Crash analysis\n\nKept.\n")
+    bench.write_markdown([first], out)
+    bench.write_markdown([first, rerun], out)  # the section again: replaced, not added
     text = out.read_text()
-    assert "| sac | 1,000 |" in text and "| 16.00 | 0.80× |" in text
-    assert "- ppo, td3: `python scripts/benchmark_algos.py  # at aaa111`" in text
-    assert "- sac: `python scripts/benchmark_algos.py  # at bbb222`" in text
-    assert "git bbb222;" in text
+    assert text.count(bench.BEGIN) == text.count(bench.END) == 1
+    assert text.startswith("# Benchmarks\n\nAn earlier table.")
+    assert "## Crash analysis\n\nKept." in text
+    assert "seeds [3000000, 3000100)" in text and "on the first 20 of them, no contact" in text
+    assert "- ppo seed 0: /runs/ppo_0; sac seed 0: /runs/sac_0: `python" in text
+    assert "- ppo seed 1: /runs/ppo_1: `python scripts/benchmark_algos.py  # at bbb222`" in text
 
 
-def test_runs_measured_against_another_scripted_baseline_are_refused(
-    bench: ModuleType,
-) -> None:
-    first = results("aaa111", {"ppo": 19.0})
-    other = copy.deepcopy(results("bbb222", {"sac": 18.0}))
+def test_runs_measured_on_other_tracks_or_another_simulator_are_refused(bench):
+    first = results("aaa111", [row("ppo", 0, 0.8)])
+    other = copy.deepcopy(results("bbb222", [row("sac", 0, 0.8)]))
     other["scripted"]["hard"]["mean_lap_time_s"] = 25.0  # other tracks or simulator
     with pytest.raises(SystemExit, match="scripted driver's figures differ"):
         bench.merge([first, other])
     nearly = copy.deepcopy(first)
     nearly["scripted"]["hard"]["mean_lap_time_s"] *= 1 + 1e-5  # rounding: still the same
     assert len(bench.merge([first, nearly])["rows"]) == 1
+    fewer_races = copy.deepcopy(first)
+    fewer_races["race_seeds"] = fewer_races["race_seeds"][:10]
+    other_tracks = r"other tracks \(race_seeds: 10 from \[3000000\] against 20"
+    with pytest.raises(SystemExit, match=other_tracks):
+        bench.merge([first, fewer_races])
 
 
-def test_two_benchmarks_started_in_the_same_second_get_their_own_dirs(
-    bench: ModuleType, tmp_path: Path
-) -> None:
-    dirs = {bench.new_runs_dir(tmp_path) for _ in range(3)}
-    assert len(dirs) == 3 and all(d.is_dir() for d in dirs)
+def test_lap_time_ratio_compares_only_the_tracks_both_drivers_completed(bench):
+    def metrics(*laps: float) -> dict[str, Any]:
+        tracks = [
+            {"track_seed": seed, "finished": not math.isnan(lap), "lap_time": lap}
+            for seed, lap in enumerate(laps)
+        ]
+        return {"tracks": tracks}
+
+    learned, scripted = metrics(18.0, math.nan, 30.0), metrics(20.0, 21.0, math.nan)
+    assert bench.lap_time_ratio(learned, scripted) == pytest.approx(0.9)
+    assert math.isnan(bench.lap_time_ratio(metrics(math.nan), metrics(20.0)))
+
+
+def test_measuring_a_finished_run_writes_every_set_beside_the_benchmark_not_in_the_run(
+    bench, tiny_runs, tmp_path, monkeypatch
+):
+    run_dir = tiny_runs[0]
+    before = sorted(p.relative_to(run_dir) for p in run_dir.rglob("*"))
+    # Two test tracks of the 20 and one benchmark track keep it quick.
+    monkeypatch.setitem(bench.SETS, "test", ["seeds=[2000000,2000001]", "difficulty=default"])
+    seeds = [3_000_000]
+    measured = bench.benchmark([(run_dir, None)], tmp_path, seeds, seeds[:1], checkpoint="final")
+    (result,) = measured["rows"]
+    assert (result["label"], result["algo"], result["seed"]) == ("ppo", "ppo", 0)
+    assert result["timesteps"] > 0 and result["checkpoint"] == "final"
+    evaluations = tmp_path / "eval" / f"0_{run_dir.name}"
+    for name in ("test", "unseen", "hard", "race", "traffic"):
+        assert (evaluations / name / "metrics.json").is_file(), name
+    assert sorted(p.relative_to(run_dir) for p in run_dir.rglob("*")) == before
+    assert set(measured["scripted"]) == {"test", "unseen", "hard"}
+
+    # One race on one track: the learned and the scripted car take positions 1 and 2;
+    # in traffic, two of each take 1 to 4.
+    race, traffic = result["race"], result["traffic"]
+    assert race["races"] == traffic["races"] == 1
+    assert race["mean_position"] + race["scripted_mean_position"] == 3
+    assert race["win_rate"] == (race["mean_position"] == 1)
+    assert 2 * (traffic["mean_position"] + traffic["scripted_mean_position"]) == 10
+    assert 0 <= traffic["finished_rate"] <= 1 and 0 <= traffic["crash_rate"] <= 1
+
+
+def test_a_failing_evaluation_stops_the_benchmark_with_its_message(bench, tiny_runs, tmp_path):
+    # Tiny runs validate never, so they have no best/.
+    with pytest.raises(SystemExit, match=r"checkpoint=best seeds=\[3000000\] failed: Checkpoint"):
+        bench.run_eval([str(tiny_runs[0])], tmp_path, "checkpoint=best", "seeds=[3000000]")

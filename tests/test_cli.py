@@ -194,3 +194,13 @@ def test_bash_completes_commands_and_algorithms_with_the_installed_script(tmp_pa
     commands, algorithms = result.stdout.splitlines()
     assert set(commands.split()) == set(cli.COMMANDS)
     assert {"algo=ppo", "algo=crossq", "algo=tqc"} <= set(algorithms.split())
+
+
+def test_help_into_a_closed_pipe_ends_quietly():
+    # racing-rl train --help | head -1: the reader goes away before the help is written.
+    command = [sys.executable, "-m", "racing_rl.cli", "train", "--help"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        proc.stdout.close()
+        stderr = proc.stderr.read().decode()
+    assert proc.returncode == 141, stderr
+    assert stderr == ""

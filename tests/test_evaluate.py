@@ -214,3 +214,13 @@ def test_eval_difficulty_default_undoes_a_run_trained_on_hard(tiny_runs, tmp_pat
     assert lap_times(hard_run) != default  # the run's own (hard) tracks
     assert lap_times(hard_run, "difficulty=default") == default
     assert lap_times(tiny_runs[0], "difficulty=hard") == lap_times(hard_run)
+
+
+def test_eval_of_a_missing_checkpoint_leaves_no_eval_dir(tiny_runs, tmp_path):
+    run_dir = shutil.copytree(tiny_runs[0], tmp_path / "run")
+    shutil.rmtree(run_dir / "eval", ignore_errors=True)
+    result = racing_rl("eval", f"run_dir={run_dir}", "checkpoint=nope", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "Checkpoint 'nope' not found" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (run_dir / "eval").exists()

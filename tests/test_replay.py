@@ -185,3 +185,14 @@ def test_replay_command_plays_headless_and_exports(saved, tmp_path):
     failed = racing_rl("replay", f"path={broken}", cwd=tmp_path)
     assert failed.returncode == 1 and "truncated or damaged" in failed.stderr
     assert not list(tmp_path.glob("*.log"))  # nothing but what was asked for
+
+
+def test_a_file_that_is_not_a_replay_says_only_that(tmp_path):
+    text = tmp_path / "README.md"
+    text.write_text("# not a replay\n")
+    objects = tmp_path / "objects.npz"  # loadable only with pickle
+    np.savez(objects, x=np.array([{"a": 1}], dtype=object))
+    for path, why in ((text, r"\(a \.npz archive"), (objects, r"\(it holds objects\)")):
+        with pytest.raises(ReplayError, match=rf"is not a racing-rl replay {why}") as raised:
+            load_replay(path)
+        assert "pickle" not in str(raised.value)  # numpy's advice is not passed on

@@ -231,7 +231,7 @@ class RobloxParallelEnv(ParallelEnv):
         hints = {"track_seed": self._track_seed, "spawn": episode.spawn}
         if seed is not None:
             hints["seed"] = seed
-        for _attempt in range(3):
+        while True:  # until the cars report; a game that goes away is waited for again
             self.bridge.wait_for_game(self.config.connect_timeout_s, why="spawning the cars")
             generation = self.bridge.generation
             after = self.bridge.inbox.mark()
@@ -250,11 +250,6 @@ class RobloxParallelEnv(ParallelEnv):
             if not missing:
                 break
             self._check_connection(missing, generation, "spawning")
-        else:
-            raise BridgeError(
-                f"The game disconnected three times while env {self.env_id} was spawning its "
-                f"cars; {self.bridge.describe()}."
-            )
         self.agents = self.possible_agents[:]
         self._steps = 0
         self._sent = None
@@ -293,7 +288,9 @@ class RobloxParallelEnv(ParallelEnv):
             doing,
             self.config.reconnect_timeout_s,
         )
-        self.bridge.wait_for_game(self.config.reconnect_timeout_s, why="reconnection")
+        self.bridge.wait_for_game(
+            self.config.reconnect_timeout_s, "reconnection", key="backend.reconnect_timeout_s"
+        )
 
     def _game_is_silent(self, frames_before: int, generation: int) -> bool:
         """Whether the game sent no frame at all since ``frames_before`` (on the same

@@ -8,7 +8,11 @@ table as an array). Everything a game sends is validated here before it reaches
 training. A frame that is not a JSON object of entries raises ``BridgeProtocolError``
 with the reason and is dropped whole; a bad entry (an unknown agent, a wrong length,
 NaN or an infinity, which Roblox's ``JSONEncode`` writes) is dropped alone, counted by
-kind (``ENTRY_FAULTS``), and the frame's other entries are kept.
+kind (``ENTRY_FAULTS``), and the frame's other entries are kept. Numbers are bounded
+before they reach a float32 array (``OBSERVATION_LIMIT``, ``REWARD_LIMIT``), and the
+``info`` extension is checked key by key against ``INFO_FIELDS``: anything else in it
+(``episode``, ``terminal_observation``, ``TimeLimit.truncated``, which SB3 reserves, or
+any unknown key) is dropped, counted by kind (``INFO_FAULTS``), and the entry is kept.
 
 Extensions a seed game does not need (it ignores them, or never sends them):
 
@@ -64,8 +68,31 @@ COMMANDS = (
 ACTION_SIZE = 3  # throttle, steering, nitro
 STATE_SIZE = 3
 """Numbers after the rays in every observation the game sends: nitro, speed, is_reverse."""
-ENTRY_FAULTS = ("unknown_agent", "wrong_length", "non_finite", "malformed")
+ENTRY_FAULTS = ("unknown_agent", "wrong_length", "non_finite", "out_of_range", "malformed")
 """Why a single entry of a frame is dropped (``GameFrame.dropped``)."""
+OBSERVATION_LIMIT = 1e4
+"""Largest magnitude of an observation number. The contract's ranges are [0, 1] and
+[-1, 1]; this bound only keeps a broken game from overflowing float32 (1e39 is ``inf``
+there) or VecNormalize's running variance (1e30 squared is ``inf``)."""
+REWARD_LIMIT = 1e6
+"""Largest magnitude of a reward (the game's rewards are below 1e3 per step)."""
+INFO_LIMIT = 1e9
+"""Largest magnitude of a number in ``info`` (track seeds are below 1e7)."""
+INFO_FIELDS: dict[str, type] = {
+    "progress": float,
+    "laps": int,
+    "lap_time": float,
+    "speed": float,
+    "mean_speed": float,
+    "crashed": bool,
+    "stuck": bool,
+    "track_seed": int,
+}
+"""The ``info`` keys a game may send and their types (``float`` also takes integers)."""
+RESERVED_INFO_KEYS = ("episode", "terminal_observation", "TimeLimit.truncated")
+"""``info`` keys that SB3's wrappers own; a game's are dropped (``reserved``)."""
+INFO_FAULTS = ("reserved", "unknown", "bad_value")
+"""Why a single ``info`` key of an entry is dropped (``GameFrame.info_dropped``)."""
 
 
 def encode_command(
@@ -125,10 +152,13 @@ class GameFrame:
     Attributes:
         steps: the valid entries, agent id → ``AgentStep`` (empty on an empty tick).
         dropped: entries dropped, by kind (``ENTRY_FAULTS``) → agent id → reason.
+        info_dropped: ``info`` keys dropped from the kept entries, by kind
+            (``INFO_FAULTS``) → reasons.
     """
 
     steps: dict[str, AgentStep]
     dropped: dict[str, dict[str, str]] = field(default_factory=dict)
+    info_dropped: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
@@ -166,6 +196,15 @@ def _all_finite(values: list[Any]) -> bool:
         return False
 
 
+def _number_fault(value: Any, limit: float) -> str | None:
+    """The entry fault kind of ``value`` as a number within ±``limit``; None if it is one."""
+    if type(value) not in _NUMBERS:
+        return "malformed"
+    if not _finite(value):
+        return "non_finite"
+    return None if abs(value) <= limit else "out_of_range"
+
+
 class _EntryError(BridgeProtocolError):
     """A single entry is bad (``kind``: one of ``ENTRY_FAULTS``)."""
 
@@ -179,16 +218,20 @@ def observation_layout(size: int) -> str:
     return f"{size - STATE_SIZE} rays + nitro, speed, is_reverse"
 
 
-def _agent_step(agent: str, entry: Any, observation_size: int | None) -> AgentStep:
+def _agent_step(
+    agent: str, entry: Any, observation_size: int | None, info_dropped: dict[str, list[str]]
+) -> AgentStep:
     try:
-        return _checked_step(agent, entry, observation_size)
+        return _checked_step(agent, entry, observation_size, info_dropped)
     except _EntryError:
         raise
     except BridgeProtocolError as err:
         raise _EntryError("malformed", str(err)) from err
 
 
-def _checked_step(agent: str, entry: Any, observation_size: int | None) -> AgentStep:
+def _checked_step(
+    agent: str, entry: Any, observation_size: int | None, info_dropped: dict[str, list[str]]
+) -> AgentStep:
     if not isinstance(entry, dict):
         raise BridgeProtocolError(
             f"Entry of {agent!r} is {type(entry).__name__}; expected an object with obs, "
@@ -211,14 +254,21 @@ def _checked_step(agent: str, entry: Any, observation_size: int | None) -> Agent
             "wrong_length",
             f"obs of {agent!r} has {len(obs)} numbers; expected rays + {STATE_SIZE}.",
         )
-    if not _all_finite(obs):
-        bad = next(v for v in obs if not _finite(v))
-        kind = "non_finite" if type(bad) in _NUMBERS else "malformed"
-        raise _EntryError(kind, f"obs of {agent!r} holds {bad!r}; expected finite numbers.")
+    if not _all_finite(obs) or max(map(abs, obs)) > OBSERVATION_LIMIT:
+        bad = next(v for v in obs if _number_fault(v, OBSERVATION_LIMIT))
+        raise _EntryError(
+            _number_fault(bad, OBSERVATION_LIMIT),
+            f"obs of {agent!r} holds {bad!r:.80}; expected finite numbers within "
+            f"±{OBSERVATION_LIMIT:g}.",
+        )
     reward = entry["reward"]
-    if not _finite(reward):
-        kind = "non_finite" if type(reward) in _NUMBERS else "malformed"
-        raise _EntryError(kind, f"reward of {agent!r} is {reward!r}; expected a finite number.")
+    kind = _number_fault(reward, REWARD_LIMIT)
+    if kind:
+        raise _EntryError(
+            kind,
+            f"reward of {agent!r} is {reward!r:.80}; expected a finite number within "
+            f"±{REWARD_LIMIT:g}.",
+        )
     for key in ("terminated", "truncated"):
         if not isinstance(entry[key], bool):
             raise BridgeProtocolError(f"{key} of {agent!r} is {entry[key]!r}; expected a boolean.")
@@ -227,15 +277,43 @@ def _checked_step(agent: str, entry: Any, observation_size: int | None) -> Agent
         raise BridgeProtocolError(f"step of {agent!r} is {step!r}; expected an integer.")
     info = entry.get("info", {})
     if not isinstance(info, dict):
-        raise BridgeProtocolError(f"info of {agent!r} is {info!r}; expected an object.")
+        raise BridgeProtocolError(f"info of {agent!r} is {info!r:.80}; expected an object.")
     return AgentStep(
         observation=np.asarray(obs, dtype=np.float32),
         reward=float(reward),
         terminated=entry["terminated"],
         truncated=entry["truncated"],
         step=step,
-        info=info,
+        info=_checked_info(agent, info, info_dropped),
     )
+
+
+def _checked_info(
+    agent: str, info: dict[str, Any], dropped: dict[str, list[str]]
+) -> dict[str, Any]:
+    """The keys of ``info`` that fit ``INFO_FIELDS``; the others go to ``dropped`` by kind."""
+    kept: dict[str, Any] = {}
+    for key, value in info.items():
+        wanted = INFO_FIELDS.get(key)
+        if wanted is None:
+            kind = "reserved" if key in RESERVED_INFO_KEYS else "unknown"
+            dropped.setdefault(kind, []).append(
+                f"info key {key!r:.40} of {agent!r} is "
+                + ("reserved for SB3" if kind == "reserved" else "not in the protocol")
+            )
+            continue
+        if wanted is bool:
+            fits = type(value) is bool
+        else:
+            fits = (type(value) is int or wanted is float) and not _number_fault(value, INFO_LIMIT)
+        if not fits:
+            dropped.setdefault("bad_value", []).append(
+                f"info.{key} of {agent!r} is {value!r:.40}; expected "
+                + ("a boolean" if wanted is bool else f"{wanted.__name__} within ±{INFO_LIMIT:g}")
+            )
+            continue
+        kept[key] = float(value) if wanted is float else value
+    return kept
 
 
 def decode_game_message(
@@ -251,19 +329,21 @@ def decode_game_message(
 
     Returns:
         The frame's valid entries and the dropped ones (an unknown agent id, a wrong
-        length, a non-finite or malformed value: ``GameFrame.dropped``), or the
-        game's hello. ``[]`` is an empty frame.
+        length, a non-finite, out-of-range or malformed value: ``GameFrame.dropped``),
+        with the ``info`` keys dropped from the kept ones, or the game's hello. ``[]``
+        is an empty frame.
 
     Raises:
-        BridgeProtocolError: the frame as a whole is bad: binary, invalid JSON, or not
-            an object (nor ``[]``). The message names the problem.
+        BridgeProtocolError: the frame as a whole is bad: binary, not JSON (nested too
+            deep or an integer of more than 4300 digits included), or not an object
+            (nor ``[]``). The message names the problem.
     """
     if isinstance(frame, bytes):
         raise BridgeProtocolError("Binary frame; the protocol uses JSON text frames.")
     try:
         message = json.loads(frame)
-    except json.JSONDecodeError as err:
-        raise BridgeProtocolError(f"Invalid JSON ({err}): {frame[:80]!r}") from err
+    except (ValueError, RecursionError) as err:  # ValueError: also an integer of > 4300 digits
+        raise BridgeProtocolError(f"Invalid JSON ({err!s:.200}): {frame[:80]!r}") from err
     if message == []:  # Roblox's JSONEncode of an empty table
         return GameFrame({})
     if not isinstance(message, dict):
@@ -273,13 +353,17 @@ def decode_game_message(
     if "hello" in message:
         hello = message["hello"]
         if not isinstance(hello, dict) or not isinstance(hello.get("protocol"), int):
-            raise BridgeProtocolError(f"Malformed hello {hello!r}; expected {{'protocol': int}}.")
+            raise BridgeProtocolError(
+                f"Malformed hello {hello!r:.80}; expected {{'protocol': int}}."
+            )
         size = hello.get("observation_size")
         if size is not None and (isinstance(size, bool) or not isinstance(size, int)):
             raise BridgeProtocolError(f"hello.observation_size is {size!r}; expected an integer.")
-        return Hello(hello["protocol"], size, str(hello.get("game", "")))
+        game = hello.get("game", "")
+        return Hello(hello["protocol"], size, game[:100] if isinstance(game, str) else "")
     steps: dict[str, AgentStep] = {}
     dropped: dict[str, dict[str, str]] = {}
+    info_dropped: dict[str, list[str]] = {}
     for agent, entry in message.items():
         try:
             if agent not in known_agents:
@@ -287,10 +371,10 @@ def decode_game_message(
                     "unknown_agent",
                     f"Unknown agent id {agent!r}: not spawned by this server (or removed).",
                 )
-            step = _agent_step(agent, entry, observation_size)
+            step = _agent_step(agent, entry, observation_size, info_dropped)
         except _EntryError as err:
             dropped.setdefault(err.kind, {})[agent] = str(err)
             continue
         steps[agent] = step
         observation_size = len(step.observation)
-    return GameFrame(steps, dropped)
+    return GameFrame(steps, dropped, info_dropped)

@@ -36,6 +36,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
 
 from racing_rl.bridge.protocol import (
     HELLO,
@@ -54,8 +55,16 @@ log = logging.getLogger(__name__)
 _WEBSOCKETS_LOG = log.getChild("websockets")
 _WEBSOCKETS_LOG.setLevel(logging.WARNING)
 
-POLICY_VIOLATION = 1008  # RFC 6455: wrong or missing token, unknown path, wrong observation size
+POLICY_VIOLATION = 1008  # RFC 6455: wrong observation size
 TRY_AGAIN_LATER = 1013  # RFC 6455 (IANA registry): a game is already connected
+SIZE_ERROR_AFTER = (10, 1.0)
+"""Frames with wrong-length entries and none accepted yet, or seconds since the first
+one, that make ``size_error`` (whichever comes first): one bad frame of a game that
+also sends the right size must not stop the run (a game mismatched for good sends 15
+frames a second)."""
+REFUSAL_LOG_EVERY_S = 10.0
+"""Refusals of one reason are logged at most once per this many seconds [s] (with the
+count since the last line): a refused game retries, and must not flood the log."""
 
 
 @dataclass(frozen=True)
@@ -284,8 +293,8 @@ class BridgeServer:
             self.size_known.set()
         self.expected_by = "backend.observation_size"
         """Who wants ``observation_size`` (a key to change, a checkpoint), for errors."""
-        self.size_error: str | None = None
-        """Why the game's entries cannot be used: every one so far had another length."""
+        # (first arrival, count, reason) of frames with wrong-length entries only
+        self._wrong_sized: tuple[float, int, str] | None = None
         self.inbox = inbox
         self.known_agents = known_agents
         self.generation = 0
@@ -294,6 +303,9 @@ class BridgeServer:
         """Dropped frames by reason kind (``invalid``, ``refused``)."""
         self.dropped: Counter[str] = Counter()
         """Dropped single entries by kind (``racing_rl.bridge.protocol.ENTRY_FAULTS``)."""
+        self.info_dropped: Counter[str] = Counter()
+        """Dropped ``info`` keys of kept entries by kind (``protocol.INFO_FAULTS``)."""
+        self._refusals_logged: dict[str, tuple[float, int]] = {}
         self.frames = 0
         """Observation frames received (empty ones included)."""
         self.empty_ticks = 0
@@ -341,6 +353,18 @@ class BridgeServer:
                 self._loop.call_soon_threadsafe(self._stop.set_result, None)
         if self._thread is not None:
             self._thread.join(timeout)
+
+    @property
+    def size_error(self) -> str | None:
+        """Why the game's entries cannot be used: every one so far had another length
+        (for ``SIZE_ERROR_AFTER`` frames or seconds); None while that is not so."""
+        if self._wrong_sized is None or self.entries:
+            return None
+        first, count, reason = self._wrong_sized
+        frames, seconds = SIZE_ERROR_AFTER
+        if count < frames and time.monotonic() - first < seconds:
+            return None
+        return f"{reason} The game sends another number per car than {self.expected_by} expects."
 
     @property
     def port(self) -> int:
@@ -449,6 +473,7 @@ class BridgeServer:
             ping_interval=self.config.ping_after_s * 2,
             ping_timeout=20.0,
             logger=_WEBSOCKETS_LOG,
+            process_request=self._admit,
         ) as server:
             self._port = next(iter(server.sockets)).getsockname()[1]
             self._ready.set()
@@ -456,36 +481,73 @@ class BridgeServer:
             if self._connection is not None:
                 await self._connection.close(1001, "racing-rl is shutting down")
 
-    def _authorized(self, connection: ServerConnection) -> bool:
+    def _authorized(self, request: Request) -> bool:
         token = self.config.token
         if not token:
             return True
-        request = connection.request
-        assert request is not None
         header = request.headers.get("Authorization", "")
         offered = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
         if not offered:
             offered = parse_qs(urlsplit(request.path).query).get("token", [""])[0]
         return hmac.compare_digest(offered.encode(), token.encode())
 
-    async def _refuse(self, connection: ServerConnection, code: int, reason: str) -> None:
+    def _model_id(self, request: Request) -> str:
+        """The ``<model_id>`` of ``<path>/<model_id>``; empty for any other path."""
+        path = urlsplit(request.path).path
+        prefix = self.config.path.rstrip("/") + "/"
+        model_id = path[len(prefix) :] if path.startswith(prefix) else ""
+        return "" if "/" in model_id else model_id
+
+    def _admit(self, connection: ServerConnection, request: Request) -> Response | None:
+        """``process_request``: refuse during the handshake, before the upgrade.
+
+        Returns:
+            None to accept; an HTTP 401 without the right token, 404 for another path,
+            403 for another model id than the game's that connected first (its slot is
+            kept while it reconnects).
+        """
+        model_id = self._model_id(request)
+        if not self._authorized(request):
+            status, reason = 401, "missing or wrong token"
+        elif not model_id:
+            prefix = self.config.path.rstrip("/") + "/"
+            path = urlsplit(request.path).path
+            status, reason = 404, f"unknown path {path[:80]!r}; connect to {prefix}<model_id>"
+        elif self.model_id is not None and model_id != self.model_id:
+            status = 403
+            reason = (
+                f"model id {model_id[:80]!r} is not this run's game {self.model_id!r}, "
+                "whose slot is kept for its reconnection"
+            )
+        else:
+            return None
+        self._log_refusal(connection, reason)
+        response = connection.respond(status, reason + "\n")
+        if status == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="racing-rl bridge"'
+        return response
+
+    def _log_refusal(self, connection: ServerConnection, reason: str) -> None:
+        """Count a refusal; log it unless one of the same kind was logged lately."""
         self.rejected["refused"] += 1
-        log.warning("refused a connection from %s: %s", connection.remote_address, reason)
+        kind = reason.split(";")[0].split(" ")[0]  # "missing", "unknown", "model", ...
+        now = time.monotonic()
+        logged_at, since = self._refusals_logged.get(kind, (-math.inf, 0))
+        if now - logged_at < REFUSAL_LOG_EVERY_S:
+            self._refusals_logged[kind] = (logged_at, since + 1)
+            return
+        self._refusals_logged[kind] = (now, 0)
+        more = f" ({since} more like it in the last {now - logged_at:.0f} s)" if since else ""
+        log.warning("refused a connection from %s: %s%s", connection.remote_address, reason, more)
+
+    async def _refuse(self, connection: ServerConnection, code: int, reason: str) -> None:
+        self._log_refusal(connection, reason)
         await connection.close(code, reason)
 
     async def _handle(self, connection: ServerConnection) -> None:
         request = connection.request
-        assert request is not None
-        path = urlsplit(request.path).path
-        prefix = self.config.path.rstrip("/") + "/"
-        model_id = path[len(prefix) :] if path.startswith(prefix) else ""
-        if not self._authorized(connection):
-            await self._refuse(connection, POLICY_VIOLATION, "missing or wrong token")
-            return
-        if not model_id or "/" in model_id:
-            reason = f"unknown path {path!r}; connect to {prefix}<model_id>"
-            await self._refuse(connection, POLICY_VIOLATION, reason)
-            return
+        assert request is not None  # the handshake is done: ``_admit`` has checked it
+        model_id = self._model_id(request)
         if self._connection is not None:
             await self._refuse(connection, TRY_AGAIN_LATER, "a game is already connected")
             return
@@ -541,11 +603,14 @@ class BridgeServer:
                     count,
                     next(iter(entries.values())),
                 )
-            if kind == "wrong_length" and self.entries == 0:
-                self.size_error = (
-                    f"{next(iter(entries.values()))} The game sends another number per car "
-                    f"than {self.expected_by} expects."
-                )
+            if kind == "wrong_length" and self.entries == 0 and not message.steps:
+                first, count, reason = self._wrong_sized or (time.monotonic(), 0, "")
+                self._wrong_sized = (first, count + 1, reason or next(iter(entries.values())))
+        for kind, reasons in message.info_dropped.items():
+            self.info_dropped[kind] += len(reasons)
+            count = sum(self.info_dropped.values())
+            if count <= 10 or count % 1000 == 0:
+                log.warning("dropped an info key (%d so far): %s", count, reasons[0])
         if message.empty:
             self.empty_ticks += 1
             return

@@ -150,39 +150,68 @@ class TrainingBridge:
         with self._lock:
             self._environments -= 1
 
-    def wait_for_game(self, timeout: float, why: str = "") -> None:
+    def wait_for_game(
+        self, timeout: float, why: str = "", key: str = "backend.connect_timeout_s"
+    ) -> None:
         """Block until a game is connected and configured for this connection.
 
+        A game that goes away while it is greeted (``UPDATE_COLLISIONS`` on every new
+        connection) is waited for again, with a log line: only the timeout ends the wait.
+
+        Args:
+            timeout: longest wait [s], reconnections included.
+            why: what the wait is for, in the log line.
+            key: the config key of ``timeout``, named in the error.
+
         Raises:
-            BridgeError: if no game connects within ``timeout`` [s].
+            BridgeError: if no game connects (and stays connected to be greeted) within
+                ``timeout``, or the bridge is closed meanwhile.
         """
-        if not self.server.connected:
-            with self._lock:  # one line for all the environments that wait together
-                if self._waiting_since != self.generation:
-                    self._waiting_since = self.generation
-                    log.warning(
-                        "waiting up to %g s for the game to connect to %s%s",
-                        timeout,
-                        self.server.url,
-                        f" ({why})" if why else "",
-                    )
-            deadline = time.monotonic() + timeout
-            while not self.server.wait_connected(min(0.2, max(0.0, deadline - time.monotonic()))):
-                if self._closed:
-                    raise BridgeError("The bridge was closed while waiting for the game.")
-                if time.monotonic() < deadline:
-                    continue
+        deadline = time.monotonic() + timeout
+        while True:
+            self._wait_connected(deadline, timeout, why, key)
+            with self._lock:
+                if self._configured_generation == self.generation:
+                    return
+                try:
+                    self._send(UPDATE_COLLISIONS, "", {"enable_collisions": self.collisions})
+                except BridgeError as err:
+                    log.warning("the game went away while it was greeted (%s); waiting again", err)
+                else:
+                    self._configured_generation = self.generation
+                    self._frozen = None
+                    return
+            if time.monotonic() >= deadline:
                 raise BridgeError(
-                    f"No game connected to {self.server.url} within {timeout:g} s. Press Play "
-                    "in Roblox Studio with the game's HttpService requests enabled (it "
-                    "connects to this port and path; a refused game retries about every "
-                    "25 s), or run `racing-rl emulate`; or raise backend.connect_timeout_s."
+                    f"The game connected to {self.server.url} but went away before it could "
+                    f"be greeted, again and again for {timeout:g} s; {self.describe()}. Check "
+                    f"the game's Output window for errors, or raise {key}."
                 )
-        with self._lock:
-            if self._configured_generation != self.generation:
-                self._configured_generation = self.generation
-                self._frozen = None
-                self._send(UPDATE_COLLISIONS, "", {"enable_collisions": self.collisions})
+            time.sleep(0.05)  # the server notices the closed connection
+
+    def _wait_connected(self, deadline: float, timeout: float, why: str, key: str) -> None:
+        if self.server.connected:
+            return
+        with self._lock:  # one line for all the environments that wait together
+            if self._waiting_since != self.generation:
+                self._waiting_since = self.generation
+                log.warning(
+                    "waiting up to %g s for the game to connect to %s%s",
+                    timeout,
+                    self.server.url,
+                    f" ({why})" if why else "",
+                )
+        while not self.server.wait_connected(min(0.2, max(0.0, deadline - time.monotonic()))):
+            if self._closed:
+                raise BridgeError("The bridge was closed while waiting for the game.")
+            if time.monotonic() < deadline:
+                continue
+            raise BridgeError(
+                f"No game connected to {self.server.url} within {timeout:g} s. Press Play "
+                "in Roblox Studio with the game's HttpService requests enabled (it "
+                "connects to this port and path; a refused game retries about every "
+                f"25 s), or run `racing-rl emulate`; or raise {key}."
+            )
 
     def describe(self) -> str:
         """A line on the connection's state, for error messages."""
@@ -203,12 +232,13 @@ class TrainingBridge:
 
     def counters(self) -> dict[str, float]:
         """The bridge's counters, for logs and TensorBoard (``roblox/``): ``tick_hz``,
-        ``frames``, ``empty_ticks``, ``rejected``, ``dropped_<kind>``, ``freezes``,
-        ``steps_per_tick`` (``car_steps / car_ticks``: 1 when no tick of the game went
-        unread between two steps, less when ACTIONs missed ticks; NaN before the
-        first step). It bounds the share of ticks answered in time from above: an
-        ``ACTION`` that reaches the game just after a tick whose frame is then read
-        alone is late too, which only the game (or ``racing-rl emulate``) sees."""
+        ``frames``, ``empty_ticks``, ``rejected``, ``dropped_<kind>``,
+        ``info_dropped_<kind>``, ``freezes``, ``steps_per_tick`` (``car_steps /
+        car_ticks``: 1 when no tick of the game went unread between two steps, less
+        when ACTIONs missed ticks; NaN before the first step). It bounds the share of
+        ticks answered in time from above: an ``ACTION`` that reaches the game just
+        after a tick whose frame is then read alone is late too, which only the game
+        (or ``racing-rl emulate``) sees."""
         server = self.server
         return {
             "tick_hz": server.tick_hz,
@@ -216,6 +246,7 @@ class TrainingBridge:
             "empty_ticks": server.empty_ticks,
             "rejected": sum(server.rejected.values()),
             **{f"dropped_{kind}": n for kind, n in server.dropped.items()},
+            **{f"info_dropped_{kind}": n for kind, n in server.info_dropped.items()},
             "freezes": self.freezes,
             "steps_per_tick": self.car_steps / self.car_ticks if self.car_ticks else math.nan,
         }

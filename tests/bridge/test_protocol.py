@@ -60,6 +60,9 @@ def test_bad_frames_are_refused_whole_with_the_reason(message, reason):
         ({AGENT: entry(obs=[math.nan] + [0.5] * 12)}, "non_finite", "expected finite numbers"),
         ({AGENT: entry(obs=[0.5] * 12 + [10**400])}, "non_finite", "expected finite numbers"),
         ({AGENT: entry(reward=math.inf)}, "non_finite", "reward of"),
+        ({AGENT: entry(obs=[1e39] + [0.5] * 12)}, "out_of_range", "within ±10000"),
+        ({AGENT: entry(obs=[0.5] * 12 + [-1e30])}, "out_of_range", "holds -1e+30"),
+        ({AGENT: entry(reward=1e300)}, "out_of_range", "within ±1e+06"),
         ({AGENT: entry(obs=["x"] * 13)}, "malformed", "expected finite numbers"),
         ({AGENT: entry(obs=[0.5] * 12 + [True])}, "malformed", "holds True"),
         ({AGENT: entry(reward=True)}, "malformed", "reward of"),
@@ -75,6 +78,36 @@ def test_a_bad_entry_is_dropped_alone_by_kind(bad, kind, reason):
     assert list(frame.steps) == [other]  # the good entry is kept
     ((agent, message),) = frame.dropped[kind].items()
     assert agent in bad and reason in message
+
+
+@pytest.mark.parametrize(
+    ("info", "kind"),
+    [
+        ({"lap_time": "1:02.5"}, "bad_value"),
+        ({"crashed": "yes"}, "bad_value"),
+        ({"laps": 1.5}, "bad_value"),
+        ({"speed": 1e300}, "bad_value"),
+        ({"episode": {"r": 1.0, "l": 3}}, "reserved"),
+        ({"terminal_observation": [0.0]}, "reserved"),
+        ({"TimeLimit.truncated": True}, "reserved"),
+        ({"colour": "red"}, "unknown"),
+    ],
+)
+def test_a_bad_info_key_is_dropped_alone_and_the_entry_kept(info, kind):
+    frame = decode({AGENT: entry(info={"progress": 2, "stuck": False, **info})})
+    assert frame.steps[AGENT].info == {"progress": 2.0, "stuck": False}
+    assert isinstance(frame.steps[AGENT].info["progress"], float)
+    assert list(frame.info_dropped) == [kind] and len(frame.info_dropped[kind]) == 1
+
+
+@pytest.mark.parametrize(
+    "frame",
+    ["[" * 100_000 + "]" * 100_000, '{"car_0_env_a": ' + "9" * 5000 + "}"],
+    ids=["nested 100,000 deep", "an integer of 5,000 digits"],
+)
+def test_frames_that_break_the_json_parser_are_refused_whole(frame):
+    with pytest.raises(BridgeProtocolError, match="Invalid JSON"):
+        decode(frame)
 
 
 def test_without_a_size_the_first_entry_sets_it():

@@ -1,9 +1,11 @@
 """The bridge server on a real loopback socket: auth, refusals, limits, keepalive."""
 
 import json
+import logging
+import threading
 
 import pytest
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from racing_rl.bridge.server import ServerConfig
@@ -52,20 +54,46 @@ def test_a_busy_port_is_a_clear_error(bridge):
     ],
 )
 def test_the_token_is_required_when_set(bridge, headers, query, accepted):
-    with connect(url(bridge, "/ws/test" + query), additional_headers=headers) as client:
-        if accepted:
+    if accepted:
+        with connect(url(bridge, "/ws/test" + query), additional_headers=headers):
             assert bridge.server.wait_connected(5)
-        else:
-            assert closed_with(client) == (1008, "missing or wrong token")
-            assert not bridge.connected
+    else:  # refused during the handshake: HTTP 401, never upgraded
+        with pytest.raises(InvalidStatus) as refused:
+            connect(url(bridge, "/ws/test" + query), additional_headers=headers)
+        assert refused.value.response.status_code == 401
+        assert b"missing or wrong token" in refused.value.response.body
+        assert not bridge.connected and bridge.generation == 0
     # The server stays up: a good client still gets in.
     with connect(url(bridge, "/ws/test?token=s3cret")):
         assert bridge.server.wait_connected(5)
 
 
-def test_a_wrong_path_is_refused(bridge):
-    with connect(url(bridge, "/other")) as client:
-        assert closed_with(client)[0] == 1008
+def refused_status(bridge, path="/ws/test") -> int:
+    with pytest.raises(InvalidStatus) as refused:
+        connect(url(bridge, path))
+    return refused.value.response.status_code
+
+
+def test_a_wrong_path_is_refused_before_the_upgrade(bridge):
+    assert refused_status(bridge, "/other") == 404
+    assert refused_status(bridge, "/ws/a/b") == 404
+
+
+def test_refusals_are_logged_once_per_interval(bridge, caplog):
+    with caplog.at_level(logging.WARNING):
+        for _ in range(20):
+            refused_status(bridge, "/other")
+    assert bridge.server.rejected["refused"] == 20
+    assert caplog.text.count("refused a connection") == 1
+
+
+def test_the_games_slot_is_kept_for_its_reconnection(bridge):
+    with connect(url(bridge, "/ws/game")):
+        assert bridge.server.wait_connected(5)
+    assert bridge.generation == 1
+    assert refused_status(bridge, "/ws/intruder") == 403  # while the game is away
+    with connect(url(bridge, "/ws/game")):  # the game itself comes back
+        assert bridge.server.wait_connected(5) and bridge.generation == 2
 
 
 def test_a_second_game_is_refused_while_one_is_connected(bridge):
@@ -94,12 +122,13 @@ def test_bad_messages_are_dropped_and_the_connection_stays_up(bridge):
         client.recv(timeout=5)
         after = bridge.inbox.mark()
         good = {"obs": [0.5] * 13, "reward": 0.0, "terminated": False, "truncated": False}
-        for bad in ["{", json.dumps({"car_7_env_q": good}), b"\x00", "[]"]:
+        deep, huge = "[" * 100_000 + "]" * 100_000, '{"x": ' + "9" * 5000 + "}"
+        for bad in ["{", json.dumps({"car_7_env_q": good}), b"\x00", "[]", deep, huge]:
             client.send(bad)
         client.send(json.dumps({"car_0_env_e": good}))
         received, missing = bridge.get_observation(["car_0_env_e"], after, timeout=5)
         assert not missing and received["car_0_env_e"].step.reward == 0.0
-        assert bridge.server.rejected["invalid"] == 2 and bridge.generation == 1
+        assert bridge.server.rejected["invalid"] == 4 and bridge.generation == 1
         assert bridge.server.dropped == {"unknown_agent": 1}
         assert bridge.server.empty_ticks == 1  # [], counted apart from the rejections
 
@@ -110,3 +139,34 @@ def test_the_server_pings_a_silent_connection(bridge):
         bridge.wait_for_game(5)  # sends UPDATE_COLLISIONS to a new game
         assert json.loads(client.recv(timeout=5))["command"] == "UPDATE_COLLISIONS"
         assert json.loads(client.recv(timeout=5))["command"] == "PING"  # after 0.2 s
+
+
+def test_a_game_that_drops_right_after_the_handshake_is_waited_for_again(bridge):
+    """Ten games close as soon as they are upgraded while ``wait_for_game`` greets them
+    (the env calls it before each spawn); the eleventh stays and is greeted."""
+    greeted = threading.Event()
+
+    def flaky_then_good():
+        for _ in range(10):
+            with connect(url(bridge)):
+                pass
+        with connect(url(bridge)) as client:
+            while json.loads(client.recv(timeout=10))["command"] != "UPDATE_COLLISIONS":
+                pass  # a PING
+            greeted.set()
+
+    game = threading.Thread(target=flaky_then_good)
+    game.start()
+    try:
+        for _ in range(1000):  # as the env does before each spawn
+            bridge.wait_for_game(20)  # never raises while games come and go
+            if greeted.wait(0.01):
+                break
+    finally:
+        game.join(20)
+    assert greeted.is_set() and bridge.generation == 11
+
+
+def test_only_the_timeout_ends_the_wait_and_names_its_key(bridge):
+    with pytest.raises(BridgeError, match=r"within 0\.3 s.*backend\.reconnect_timeout_s"):
+        bridge.wait_for_game(0.3, key="backend.reconnect_timeout_s")

@@ -1,5 +1,6 @@
 """`racing-rl train` / `racing-rl eval` with backend=roblox against the emulator over loopback."""
 
+import io
 import json
 import logging
 import pickle
@@ -7,17 +8,23 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
+import zipfile
 
+import numpy as np
 import pytest
+import torch
 from conftest import free_port, game
 from hydra import compose, initialize_config_dir
 from runs import QUICK, TINY, default_sigint, racing_rl
+from websockets.sync.client import connect
 
 from racing_rl import config_dir
 from racing_rl.bridge.emulator import Faults
 from racing_rl.envs.race import RaceConfig
 from racing_rl.errors import ConfigError
+from racing_rl.normalize import read_statistics
 from racing_rl.sim.sensors import SensorConfig
 from racing_rl.train import train
 
@@ -200,3 +207,65 @@ def test_init_from_a_run_with_other_sensors_names_the_key(sim_run, tmp_path):
     game_car = RaceConfig(sensors=SensorConfig(n_rays=16, layout="roblox_car"))
     with game(port, sim=game_car), pytest.raises(ConfigError, match=r"backend\.sensors\.n_rays"):
         train(cfg, tmp_path)
+
+
+def roblox_cfg(port, *overrides):
+    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+        return compose(
+            "train", overrides=["backend=roblox", f"backend.server.port={port}", *TINY, *overrides]
+        )
+
+
+def finite_weights_and_statistics(run_dir) -> bool:
+    with zipfile.ZipFile(run_dir / "model.zip") as archive:
+        weights = torch.load(io.BytesIO(archive.read("policy.pth")), weights_only=True)
+    stats = read_statistics(run_dir / "vecnormalize.npz")
+    arrays = [*(w.numpy() for w in weights.values()), *stats.values()]
+    return all(np.isfinite(np.asarray(a, dtype=np.float64)).all() for a in arrays)
+
+
+def test_out_of_range_values_and_bad_info_never_reach_training(tmp_path, caplog):
+    """Point 2 of issue 24: each of these in one otherwise valid frame, before every frame,
+    crashed training (1e39, 1e300, the info values) or left VecNormalize's variance at
+    inf for good (1e30)."""
+    port = free_port()
+    kinds = ("obs_1e39", "obs_1e30", "reward_1e300", "lap_time_string", "crashed_string")
+    kinds += ("episode_key",)
+    with caplog.at_level(logging.WARNING), game(port, faults=Faults(flood=kinds)) as emulator:
+        summary = train(roblox_cfg(port), tmp_path)
+    assert summary["timesteps"] == 2048 and finite_weights_and_statistics(tmp_path)
+    assert set(emulator.faults_sent) == set(kinds) and min(emulator.faults_sent.values()) > 500
+    assert "out_of_range entr" in caplog.text and "info key 'episode'" in caplog.text
+
+
+def test_games_that_drop_right_after_the_handshake_never_end_training(tmp_path, caplog):
+    """Point 1 of issue 24: the game goes away mid-run, then ten games close as soon as
+    they are upgraded (while training greets them), then the game comes back."""
+    port = free_port()
+    url = f"ws://127.0.0.1:{port}/ws/test"
+    first = game(port)
+    emulator = first.__enter__()
+
+    def away_flaky_back():
+        while emulator.received < 300:
+            time.sleep(0.05)
+        first.__exit__(None, None, None)
+        for _ in range(10):
+            with connect(url):
+                pass
+        with game(port) as again:
+            while not done.wait(0.05):
+                pass
+            flaky.append(again.connections)
+
+    done, flaky = threading.Event(), []
+    helper = threading.Thread(target=away_flaky_back)
+    helper.start()
+    try:
+        with caplog.at_level(logging.INFO):
+            summary = train(roblox_cfg(port), tmp_path)
+    finally:
+        done.set()
+        helper.join(30)
+    assert summary["timesteps"] == 2048 and flaky == [1]
+    assert "(connection 12)" in caplog.text  # the game's first, ten flaky ones, the game

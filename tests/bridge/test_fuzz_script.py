@@ -1,0 +1,16 @@
+"""scripts/fuzz_bridge.py, small: every fault kind reaches a real training run, which
+finishes, and the script reports it."""
+
+import json
+
+from runs import load_script
+
+
+def test_the_fuzz_script_floods_a_training_run_that_survives(capsys):
+    fuzz = load_script("fuzz_bridge")
+    assert fuzz.main(["--frames", "100", "--timeout", "300"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["crashes"] == 0 and result["returncode"] == 0
+    assert result["kinds"] == 18 and result["bad_frames"] >= 100
+    assert result["dropped"]["out_of_range"] > 0 and result["info_dropped"]["reserved"] > 0
+    assert result["rejected"] > 0 and result["rss_after_mib"] > 0

@@ -1,0 +1,149 @@
+"""scripts/analyze_crashes.py: classifying failures from replays, and the script on a tiny run."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+from runs import load_script
+
+from racing_rl.races import run_races
+from racing_rl.replay import Replay
+from racing_rl.vec import make_parallel_envs
+
+BACKEND = Path(__file__).parents[1] / "conf" / "backend" / "pygame.yaml"
+GRIP = 14.0  # conf/backend/pygame.yaml: car.lateral_grip [m/s²]
+
+
+@pytest.fixture(scope="module")
+def crashes() -> ModuleType:
+    return load_script("analyze_crashes")
+
+
+class Constant:
+    """A driver that holds one action: throttle, steering, nitro."""
+
+    run = "test"
+
+    def __init__(self, label: str, action: tuple[float, float, float]) -> None:
+        self.label = label
+        self.action = np.array(action)
+
+    def reset(self, n_tracks: int) -> None:
+        pass
+
+    def act(self, observations, worlds, car):
+        return np.tile(self.action, (len(worlds), 1))
+
+
+def race(drivers: list[Constant], seed: int = 3, spawn: str = "line") -> Replay:
+    """One recorded 1-lap race of ``drivers`` on track ``seed``, default settings."""
+    backend = OmegaConf.load(BACKEND)
+    episode = {"spawn": spawn, "laps": 1, "max_steps": 600}
+    envs = make_parallel_envs(backend, 1, len(drivers), [[seed]], episode)
+    (result,) = run_races(envs, drivers, record=True, meta={"laps": 1})
+    return result.replay
+
+
+@pytest.fixture(scope="module")
+def straight() -> Replay:
+    """Full throttle, no steering: off the track on the outside of the first bend."""
+    return race([Constant("straight", (1.0, 0.0, 0.0))])
+
+
+def test_driving_straight_into_a_bend_is_a_wall_crash_on_its_outside(crashes, straight):
+    failure = crashes.classify(straight, 0, GRIP)
+    assert failure is not None and failure.cause == "wall"
+    assert failure.side == "outside" and failure.bend in ("left", "right")
+    step = int(np.flatnonzero(straight.terminated[:, 0])[0])
+    assert failure.time_s == pytest.approx(straight.time[step + 1])
+    assert failure.speed_mps == pytest.approx(straight.speed[step + 1, 0]) and failure.speed_mps > 5
+    # Off the track on the side away from the bend's centre: the lateral offset has the
+    # opposite sign of the bend's curvature and exceeds half the width less the car's radius.
+    assert abs(failure.lateral_m) > straight.track.width / 2 - straight.car_width / 2 - 0.5
+    assert (failure.lateral_m > 0) == (failure.bend == "right")
+    assert failure.throttle == 1.0 and failure.steering == 0.0 and failure.full_lock == 0.0
+    assert failure.min_ray_m <= failure.front_ray_before_m
+    assert len(failure.rays_before_m) == len(straight.ray_angles)
+
+
+def test_the_same_crash_on_an_obstacle_or_another_car_is_classified_as_such(crashes, straight):
+    step = int(np.flatnonzero(straight.terminated[:, 0])[0])
+    where = straight.position[step + 1, 0]
+    track = straight.track
+    on_it = replace(track, obstacles=np.array([[*where, 2.5]]), obstacle_index=np.array([0]))
+    assert crashes.classify(replace(straight, track=on_it), 0, GRIP).cause == "obstacle"
+
+    # A second car, still racing, touching the first where it crashed.
+    two = {
+        name: np.concatenate([value, value], axis=1)
+        for name in ("position", "speed", "progress", "laps", "active", "rays", "actions")
+        for value in [getattr(straight, name)]
+    }
+    two["position"][step + 1, 1] = where + np.array([straight.car_width * 0.9, 0.0])
+    two.update(
+        terminated=np.concatenate([straight.terminated, np.zeros_like(straight.terminated)], 1),
+        truncated=np.concatenate([straight.truncated, np.zeros_like(straight.truncated)], 1),
+        labels=("straight", "other"),
+    )
+    assert crashes.classify(replace(straight, **two), 0, GRIP).cause == "car"
+
+
+def test_a_car_that_stands_still_is_stopped_and_a_finisher_is_no_failure(crashes):
+    stopped = race([Constant("parked", (0.0, 0.0, 0.0))])
+    failure = crashes.classify(stopped, 0, GRIP)
+    assert failure is not None and failure.cause == "stopped" and failure.standing_start
+    assert failure.distance_m == pytest.approx(0.0, abs=1e-6) and failure.side == ""
+
+    finished = replace(stopped, terminated=np.zeros_like(stopped.terminated))
+    finished.laps[-1, 0] = 1  # the replay's own array: a copy of the race's
+    assert crashes.classify(finished, 0, GRIP) is None
+
+
+def test_analyze_counts_every_car_and_compares_failed_with_clean_tracks(crashes, straight):
+    clean = replace(straight, terminated=np.zeros_like(straight.terminated))
+    clean.laps[-1, 0] = 1
+    result = crashes.analyze([straight, clean], GRIP)
+    summary = result["summary"]
+    assert summary["cars"] == 2 and summary["finished"] == 1 and summary["failures"] == 1
+    assert summary["by_cause"] == {"wall": 1} and summary["by_side"] == {"outside": 1}
+    assert summary["tracks_with_failure"]["tracks"] == summary["tracks_without"]["tracks"] == 1
+    assert [f["cause"] for f in result["failures"]] == ["wall"]
+    assert "| track | car | cause |" in crashes.markdown_table(crashes.rows(result["failures"]))
+
+
+def test_the_script_evaluates_a_run_with_replays_and_ends_with_one_json_line(
+    crashes, tiny_runs, tmp_path, monkeypatch, capfd
+):
+    run_dir = tiny_runs[0]
+    out = tmp_path / "crashes"
+    options = ["--checkpoint", "final", "--seeds", "3000000", "3000001", "--out", str(out)]
+    monkeypatch.setattr(sys, "argv", ["analyze_crashes.py", str(run_dir), *options])
+    crashes.main()  # in this process; the evaluation is a racing-rl eval subprocess
+    stdout = capfd.readouterr().out
+    lines = stdout.strip().splitlines()
+    report = json.loads(lines[-1])
+    assert sorted(p.name for p in (out / "replays").iterdir()) == [
+        "track_3000000.npz",
+        "track_3000001.npz",
+    ]
+    summary = report["summary"]
+    assert summary["cars"] == 2 and summary["finished"] + summary["failures"] == 2
+    assert len(report["failures"]) == summary["failures"]
+    assert "cars finished / raced" in stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["episodes"] == 2 and metrics["difficulty"] == "default"
+    # The analysis of the recorded replays agrees with the evaluation's own figures.
+    assert summary["finished"] == round(metrics["lap_completion_rate"] * 2)
+    crashed = sum(f["cause"] != "stopped" for f in report["failures"])
+    assert crashed == round(metrics["crash_rate"] * 2)
+
+    # --replays reads the same files again, without evaluating.
+    replays = crashes.load_replays(out / "replays")
+    assert crashes.analyze(replays, GRIP)["failures"] == report["failures"]
