@@ -148,7 +148,7 @@ class RobloxCallback(BaseCallback):
             self._next_log = (self.num_timesteps // self.log_every + 1) * self.log_every
             log.info(
                 "game at %d steps: ticking at %.1f Hz; %d frames (%d empty ticks), %d rejected, "
-                "%d entries dropped; FREEZE %.1f per 1,000 steps",
+                "%d entries dropped; FREEZE %.1f per 1,000 steps; %.3f steps per tick",
                 self.num_timesteps,
                 counters["tick_hz"],
                 counters["frames"],
@@ -156,6 +156,7 @@ class RobloxCallback(BaseCallback):
                 counters["rejected"],
                 sum(v for k, v in counters.items() if k.startswith("dropped_")),
                 1000 * counters["freezes"] / steps,
+                counters["steps_per_tick"],
             )
 
     def _on_step(self) -> bool:

@@ -456,6 +456,15 @@ def evaluate(cfg: DictConfig, difficulty: str | None = None) -> dict[str, Any]:
             },
         }
     metrics["replays"] = replays
+    bridge = getattr(envs[0].unwrapped, "bridge", None)  # the Roblox backend's
+    if bridge is not None:
+        metrics["bridge"] = bridge.counters()
+        log.info(
+            "through the bridge: the game ticked at %.1f Hz, %.3f steps per tick (1: no "
+            "tick went unread)",
+            metrics["bridge"]["tick_hz"],
+            metrics["bridge"]["steps_per_tick"],
+        )
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     metrics["out_dir"] = str(out)

@@ -205,10 +205,13 @@ class ParallelEnvsVecEnv(VecEnv):
 
     def _restart(self, ended: tuple[int, list[str]]) -> None:
         """Start the next episodes of ParallelEnv ``i``'s ``agents`` and write their slots:
-        a reset when every car is done, else a ``respawn`` of those cars alone."""
+        a reset when every car is done, else a ``respawn`` of those cars alone. A game is
+        never reset after cars it respawned itself (``respawned_by_game``, per-car episodes):
+        a reset would wait a tick for cars the game already placed."""
         i, agents = ended
         start, env = self._offsets[i], self.envs[i]
-        if len(agents) < len(self._agents[i]):
+        respawned = getattr(env.unwrapped, "respawned_by_game", lambda agents: False)
+        if len(agents) < len(self._agents[i]) or (self._reset[i] == "car" and respawned(agents)):
             observations = env.unwrapped.respawn(agents)
             reset_infos: dict[str, Any] = {}
         else:

@@ -123,6 +123,8 @@ class _GameEnv:
         self.lost: set[str] = set()
         self.acted = False
         self.reported = False
+        self.driven = False  # an ACTION came since the cars were (re)spawned
+        self.missed = 0  # ticks without an ACTION since the last one (counted if one follows)
         self.step: int | None = None
         self.track_seed: int | None = None
         self.last_reset: dict[str, Any] = {}
@@ -257,9 +259,11 @@ class Emulator:
         self.unisolated = 0
         """Environments opened beyond ``max_environments`` (without collision isolation)."""
         self.awaited = 0
-        """Ticks (per environment) that followed a tick that reported its cars."""
+        """Ticks (per environment) that followed a tick that reported its cars, while it
+        was driven: from its first ``ACTION`` after a spawn to its last (not those of an
+        environment that is no longer stepped, such as an evaluation's finished car)."""
         self.in_time = 0
-        """Of those, the ticks before which the environment's ``ACTION`` had arrived."""
+        """Of those, the ticks before which a new ``ACTION`` of the environment had arrived."""
         self.stopped = False
         self.silence_timeout_s = silence_timeout_s
         self.faults = faults or Faults()
@@ -433,9 +437,13 @@ class Emulator:
         envs = [] if self.frozen else list(self.envs.values())
         acted = any(env.acted for env in envs)
         for env in envs:
-            if env.reported:  # its cars were reported last tick: was the answer in time?
-                self.awaited += 1
-                self.in_time += env.acted
+            if env.acted:
+                if env.reported:  # reported last tick and answered before this one
+                    self.awaited += 1 + env.missed  # with the ticks it missed before
+                    self.in_time += 1
+                env.missed, env.driven = 0, True
+            elif env.reported and env.driven:  # late, unless no ACTION follows any more
+                env.missed += 1
             env.acted, env.reported = False, True
         await self._send(connection, self._step_entries(envs) if envs else {})
         if not envs or acted or not self.watchdog_ticks:
@@ -520,6 +528,7 @@ class Emulator:
             self._apply_collisions(env)
         env.removed.clear()
         env.lost.difference_update(agents)
+        env.driven, env.missed = False, 0  # the wait for the new cars is no ACTION's due
         if (
             command == p.RESET_AGENTS
             and env.track_seed is not None

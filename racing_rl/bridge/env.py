@@ -185,6 +185,7 @@ class RobloxParallelEnv(ParallelEnv):
         self._steps = 0
         self._action_step = 0
         self._sent: _Sent | None = None  # an ACTION sent by prepare_step, not yet awaited
+        self._read = 0  # the newest inbox message the cars' observations were read from
         self._last_obs: dict[AgentID, NDArray[np.float32]] = {}
         self._respawned: set[AgentID] = set()  # ended by the game, already respawned by it
         self._closed = False
@@ -254,6 +255,7 @@ class RobloxParallelEnv(ParallelEnv):
         self._sent = None
         self._respawned.clear()
         self._last_obs = {agent: received[agent].step.observation for agent in self.agents}
+        self._read = max(got.seq for got in received.values())
         info = {"track_seed": self._track_seed}
         return dict(self._last_obs), {agent: dict(info) for agent in self.agents}
 
@@ -317,7 +319,14 @@ class RobloxParallelEnv(ParallelEnv):
         if self.bridge.generation != generation or not self.bridge.connected:
             return _Sent(live, generation, None, step)
         self._action_step = step
+        # The answer is the first tick after the one the actions were chosen from. A tick
+        # that came since (while they were chosen, or other environments' ACTIONs were
+        # sent) is the game's next state, which this ACTION missed: it is taken too,
+        # folded with the next if that has come as well (``Inbox.take``). A tick older
+        # than the game's tick period is not: training paused, and the game went on.
         after = self.bridge.inbox.mark()
+        if self.bridge.silence_s() < self.config.rules.dt:
+            after = max(self._read, after - 1)
         try:
             self.bridge.freeze(False)
             # Queued, not awaited: a broken connection shows as missing observations.
@@ -381,6 +390,8 @@ class RobloxParallelEnv(ParallelEnv):
                 infos[agent] = {"interrupted": True, "finished": False}
                 continue
             step = got.step
+            self.bridge.car_steps += 1
+            self.bridge.car_ticks += got.ticks
             info = {"crashed": step.terminated, **step.info, "interrupted": False}
             finished = bool(episode.laps) and int(info.get("laps", 0)) >= episode.laps
             info["finished"] = finished
@@ -395,8 +406,14 @@ class RobloxParallelEnv(ParallelEnv):
             ) and not step.terminated
             infos[agent] = info
             self._last_obs[agent] = step.observation
+            self._read = max(self._read, got.seq)
         self.agents = [a for a in live if not (terminations[a] or truncations[a])]
         return observations, rewards, terminations, truncations, infos
+
+    def respawned_by_game(self, agents: Sequence[AgentID]) -> bool:
+        """Whether the game ended the episodes of all ``agents`` and respawned the cars
+        itself: ``respawn`` then needs no round trip, even for every car at once."""
+        return set(agents) <= self._respawned
 
     def respawn(self, agents: Sequence[AgentID]) -> dict[AgentID, NDArray[np.float32]]:
         """Start a new episode for some cars while the others race on (``episode.reset:
@@ -435,6 +452,9 @@ class RobloxParallelEnv(ParallelEnv):
                 self._check_connection(missing, generation, "respawning cars")
             for agent, got in received.items():
                 self._last_obs[agent] = got.step.observation
+                self._read = max(self._read, got.seq)
+        if not self.agents:  # every car starts anew, as after a reset
+            self._steps = 0
         live = set(self.agents) | set(agents)
         self.agents = [agent for agent in self.possible_agents if agent in live]
         return {agent: self._last_obs[agent] for agent in agents}

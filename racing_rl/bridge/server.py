@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import dataclasses
 import hmac
 import ipaddress
 import logging
@@ -30,6 +31,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Collection, Container, Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import ServerConnection, serve
@@ -121,22 +123,31 @@ class Received:
     """An agent's entry taken from the inbox.
 
     Attributes:
-        step: the entry.
+        step: the entry; when several arrived after the action (a real-time game ticked
+            again before the next action), they are folded into one: the newest
+            observation, the rewards summed, the infos merged (a ``lap_time`` of an
+            earlier tick is kept), up to the first episode end.
         interrupted: an episode end of this agent was skipped (it came in a stale
             message, or the inbox overflowed): the episode the caller is tracking is over.
+        ticks: the game's entries folded into ``step`` (1: the action was in time for
+            the game's next tick).
+        seq: the message ``step``'s newest entry came in (``Inbox.mark`` numbering).
     """
 
     step: AgentStep
     interrupted: bool
+    ticks: int = 1
+    seq: int = 0
 
 
 class Inbox:
     """Observation entries per agent, in arrival order, between the server and training.
 
     Every message gets a sequence number. A caller notes ``mark()`` before it sends an
-    action, and ``take`` returns per agent the first entry that arrived after it (and,
-    if the game echoes steps, answers that step): an observation that arrived before an
-    action was sent is never that action's result.
+    action, and ``take`` returns per agent the entries that arrived after it (and, if
+    the game echoes steps, answer that step), folded into one: an observation that
+    arrived before an action was sent is never that action's result, and a tick the
+    action missed is counted, never lost.
 
     Args:
         capacity: entries kept per agent; older ones are dropped (an episode end among
@@ -199,7 +210,8 @@ class Inbox:
 
         Returns:
             The entries found, and the agents still missing (empty unless the wait
-            timed out or ``stop`` said so). Entries up to the taken one are consumed.
+            timed out or ``stop`` said so). Every entry of an agent that arrived after
+            ``after`` is consumed, folded into one up to an episode end (``Received``).
         """
         deadline = time.monotonic() + timeout
         found: dict[str, Received] = {}
@@ -219,20 +231,37 @@ class Inbox:
     def _pop_after(self, agent: str, after: int, min_step: int | None) -> Received | None:
         queue = self._entries.get(agent)
         interrupted = agent in self._lost_end
-        while queue:
-            seq, step = queue[0]
+        taken: list[AgentStep] = []
+        newest = 0
+        while queue and not (taken and (taken[-1].terminated or taken[-1].truncated)):
+            seq, step = queue.popleft()
             stale = seq <= after or (
                 min_step is not None and step.step is not None and step.step < min_step
             )
             if not stale:
-                queue.popleft()
-                self._lost_end.discard(agent)
-                return Received(step, interrupted)
-            queue.popleft()
-            if step.terminated or step.truncated:
+                taken.append(step)
+                newest = seq
+            elif step.terminated or step.truncated:
                 interrupted = True
+        if not taken:
+            if interrupted:
                 self._lost_end.add(agent)
-        return None
+            return None
+        self._lost_end.discard(agent)
+        return Received(_fold(taken), interrupted, len(taken), newest)
+
+
+def _fold(steps: list[AgentStep]) -> AgentStep:
+    """One entry for several ticks of one agent: the newest, with the rewards summed and
+    the infos merged (newer keys win)."""
+    if len(steps) == 1:
+        return steps[0]
+    info: dict[str, Any] = {}
+    for step in steps:
+        info.update(step.info)
+    return dataclasses.replace(
+        steps[-1], reward=float(sum(step.reward for step in steps)), info=info
+    )
 
 
 class BridgeServer:

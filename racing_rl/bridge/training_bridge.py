@@ -9,6 +9,7 @@ bridge serves every virtual environment of a run (training and validation share 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 import uuid
@@ -69,6 +70,11 @@ class TrainingBridge:
         self.max_environments = max_environments
         self.freezes = 0
         """``FREEZE`` messages sent (both directions of the toggle)."""
+        self.car_steps = 0
+        """Steps taken by the cars of every environment (one per car per ``step``)."""
+        self.car_ticks = 0
+        """The game's ticks those steps spanned: more than ``car_steps`` when an
+        ``ACTION`` missed the game's next tick (``Received.ticks``)."""
         self._environments = 0
         self._users = 0
         self._lock = threading.Lock()
@@ -227,7 +233,12 @@ class TrainingBridge:
     def counters(self) -> dict[str, float]:
         """The bridge's counters, for logs and TensorBoard (``roblox/``): ``tick_hz``,
         ``frames``, ``empty_ticks``, ``rejected``, ``dropped_<kind>``,
-        ``info_dropped_<kind>``, ``freezes``."""
+        ``info_dropped_<kind>``, ``freezes``, ``steps_per_tick`` (``car_steps /
+        car_ticks``: 1 when no tick of the game went unread between two steps, less
+        when ACTIONs missed ticks; NaN before the first step). It bounds the share of
+        ticks answered in time from above: an ``ACTION`` that reaches the game just
+        after a tick whose frame is then read alone is late too, which only the game
+        (or ``racing-rl emulate``) sees."""
         server = self.server
         return {
             "tick_hz": server.tick_hz,
@@ -237,6 +248,7 @@ class TrainingBridge:
             **{f"dropped_{kind}": n for kind, n in server.dropped.items()},
             **{f"info_dropped_{kind}": n for kind, n in server.info_dropped.items()},
             "freezes": self.freezes,
+            "steps_per_tick": self.car_steps / self.car_ticks if self.car_ticks else math.nan,
         }
 
     def _send(

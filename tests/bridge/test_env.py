@@ -201,6 +201,38 @@ def test_one_cars_end_leaves_the_other_cars_episodes_running(roblox_vec_env):
         assert not any(c["command"] == "RESET_AGENTS" for c in commands[first_action:])
 
 
+def one_car_rollout(roblox_vec_env, backend, action, steps):
+    """Step 2 environments of one car; returns (step, truncated) of each episode end and
+    the RESET_AGENTS sent after the first ACTION."""
+    with game(backend.server.port) as emulator:
+        venv = roblox_vec_env(backend, n_venvs=2, agents=1)
+        venv.reset()
+        ends = []
+        for step in range(1, steps + 1):
+            _, _, _, infos = venv.step(np.tile(action, (2, 1)).astype(np.float32))
+            ends += [(step, i["TimeLimit.truncated"]) for i in infos if "terminal_observation" in i]
+        commands = list(emulator.commands)
+    first_action = next(k for k, c in enumerate(commands) if c["command"] == "ACTION")
+    return ends, [c for c in commands[first_action:] if c["command"] == "RESET_AGENTS"]
+
+
+def test_an_environment_of_one_car_is_not_reset_after_the_game_respawned_it(roblox_vec_env):
+    """Per-car episodes, one car per environment: a car the game ended (a crash) is taken
+    as respawned, as in a bigger environment: no RESET_AGENTS, no wait for a tick."""
+    ends, resets = one_car_rollout(roblox_vec_env, roblox_backend(), [1.0, 1.0, 1.0], 80)
+    assert ends and not any(truncated for _, truncated in ends)  # crashes
+    assert not resets
+
+
+def test_an_environment_of_one_car_restarts_its_step_count(roblox_vec_env):
+    """A car truncated at ``max_steps`` on this side is respawned alone (RESET_AGENTS) and
+    its next episode is counted from zero."""
+    backend = roblox_backend(episode={"max_steps": 6})
+    ends, resets = one_car_rollout(roblox_vec_env, backend, [0.5, 0.0, 0.0], 24)
+    assert ends == [(step, True) for step in (6, 6, 12, 12, 18, 18, 24, 24)]
+    assert len(resets) == len(ends)
+
+
 def test_a_real_time_game_answers_every_step_with_a_fresh_tick(roblox_vec_env):
     """The game's own clock (here 60 Hz): ticks do not wait for actions; every step still
     gets an observation that arrived after its ACTION; frozen ticks send ``[]``."""
