@@ -12,5 +12,7 @@ def test_the_fuzz_script_floods_a_training_run_that_survives(capsys):
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["crashes"] == 0 and result["returncode"] == 0
     assert result["kinds"] == 18 and result["bad_frames"] >= 100
-    assert result["dropped"]["out_of_range"] > 0 and result["info_dropped"]["reserved"] > 0
+    # The trainer's counters as last logged (at a rollout's end). Which info keys are
+    # dropped, and that none reaches training, is tests/bridge/test_training.py's.
+    assert result["dropped"]["out_of_range"] > 0
     assert result["rejected"] > 0 and result["rss_after_mib"] > 0
