@@ -521,15 +521,21 @@ def _train(
     write_atomic(run_dir / "summary.json", lambda tmp: tmp.write_text(text))
     record_leg(run_dir, {**leg, "status": "completed", "end_timesteps": model.num_timesteps})
     best = summary.get("best")
+    if not best:
+        figures = ""
+    elif kind == "return":  # a Roblox game sends no lap information
+        figures = f"; best validation: mean return {best['mean_return']:.1f}"
+    else:
+        figures = (
+            f"; best validation: lap completion {100 * best['lap_completion_rate']:.0f}%, "
+            f"mean lap {best['mean_lap_time_s']:.2f} s"
+        )
     log.info(
         "done: %s timesteps in %.0f s (%.0f env-steps/s)%s",
         f"{summary['timesteps']:,}",
         seconds,
         summary["env_steps_per_s"],
-        f"; best validation: lap completion {100 * best['lap_completion_rate']:.0f}%, "
-        f"mean lap {best['mean_lap_time_s']:.2f} s"
-        if best
-        else "",
+        figures,
     )
     return summary
 
