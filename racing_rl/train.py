@@ -128,7 +128,6 @@ SHAPE_KEYS = (
     "algo",
     "wrappers",
     "backend.sensors",
-    "backend.n_rays",
     "backend.observation_size",
     "n_venvs",
     "agents_per_venv",
