@@ -21,10 +21,10 @@ from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecNormalize
 
 from racing_rl.algos import SET_BY_RACING_RL, algorithm_class
+from racing_rl.backends import backend_config
 from racing_rl.config import to_container
 from racing_rl.errors import ConfigError
 from racing_rl.objective import OBJECTIVES
-from racing_rl.vec import backend_config
 
 SPLITS = ("train", "validation", "test")
 _DEVICE = re.compile(r"^(cpu|auto|mps|cuda(:\d+)?)$")

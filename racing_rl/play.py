@@ -107,11 +107,12 @@ def play(cfg: DictConfig) -> dict[str, Any]:
     """
     import pygame
 
+    from racing_rl.backends import race_config
     from racing_rl.evaluate import load_policy_driver, load_run_config
     from racing_rl.races import leaderboard, run_races
     from racing_rl.sim.render import Renderer
     from racing_rl.sim.snapshot import RaceSnapshot
-    from racing_rl.vec import make_parallel_envs, race_config
+    from racing_rl.vec import make_parallel_envs
 
     backend = cfg.backend
     script = ScriptedKeys(list(cfg.script)) if cfg.script is not None else None

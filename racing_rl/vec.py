@@ -52,16 +52,16 @@ from stable_baselines3.common.vec_env.base_vec_env import (
     VecEnvStepReturn,
 )
 
-from racing_rl.config import dataclass_from_dict, to_container
-from racing_rl.envs.race import ParallelStepReturn, RaceConfig, RaceParallelEnv
+from racing_rl.backends import backend_config
+from racing_rl.config import to_container
+from racing_rl.contract import ParallelStepReturn
+from racing_rl.envs.config import RaceConfig
+from racing_rl.envs.race import RaceParallelEnv
 from racing_rl.errors import ConfigError
 from racing_rl.normalize import FiniteVecNormalize
 
 if TYPE_CHECKING:
-    from racing_rl.bridge.env import RobloxConfig
     from racing_rl.bridge.training_bridge import TrainingBridge
-
-BACKENDS = ("pygame", "roblox")
 
 
 def env_pool(envs: Sequence[ParallelEnv]) -> ThreadPoolExecutor | None:
@@ -279,56 +279,6 @@ class FrameStack(VecFrameStack):
         self.observation_space = spaces.Box(
             np.tile(space.low, n_stack), np.tile(space.high, n_stack), dtype=space.dtype
         )
-
-
-def race_config(backend: DictConfig, episode: dict[str, Any] | None = None) -> RaceConfig:
-    """The simulator's ``RaceConfig`` from the ``backend`` config group.
-
-    Args:
-        backend: the ``backend`` config group (``name: pygame``).
-        episode: overrides of ``backend.episode`` (e.g. grid spawn for evaluation).
-
-    Raises:
-        ConfigError: on an unknown key or an invalid value, naming it.
-    """
-    return dataclass_from_dict(RaceConfig, _settings(backend, episode), "backend")
-
-
-def roblox_config(backend: DictConfig, episode: dict[str, Any] | None = None) -> RobloxConfig:
-    """The Roblox backend's ``RobloxConfig`` from the ``backend`` config group.
-
-    Raises:
-        ConfigError: on an unknown key or an invalid value (e.g. a non-loopback host
-            without a token), naming it.
-    """
-    from racing_rl.bridge.env import RobloxConfig
-
-    return dataclass_from_dict(RobloxConfig, _settings(backend, episode), "backend")
-
-
-def backend_config(
-    backend: DictConfig, episode: dict[str, Any] | None = None
-) -> RaceConfig | RobloxConfig:
-    """The checked settings of either backend (``backend.name``: pygame | roblox).
-
-    Raises:
-        ConfigError: on an unknown backend, an unknown key or an invalid value.
-    """
-    name = backend.get("name")
-    if name == "pygame":
-        return race_config(backend, episode)
-    if name == "roblox":
-        return roblox_config(backend, episode)
-    raise ConfigError(
-        f"Invalid config: backend.name={name!r}; must be one of {', '.join(BACKENDS)} "
-        "(backend=pygame: the built-in simulator; backend=roblox: a game over the bridge)."
-    )
-
-
-def _settings(backend: DictConfig, episode: dict[str, Any] | None) -> dict[str, Any]:
-    settings = {k: v for k, v in to_container(backend).items() if k != "name"}
-    settings["episode"] = {**settings.get("episode", {}), **(episode or {})}
-    return settings
 
 
 def bridge_of(venv: VecEnv) -> TrainingBridge | None:

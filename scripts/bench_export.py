@@ -31,10 +31,10 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
+from racing_rl.backends import backend_config
 from racing_rl.evaluate import load_policy_driver, load_run_config
 from racing_rl.export import FORMATS, load_spec, writer
 from racing_rl.export.runtime import LuauPolicy, OnnxPolicy
-from racing_rl.vec import backend_config
 
 #: Car counts timed.
 CARS = (1, 20)

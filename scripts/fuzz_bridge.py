@@ -48,7 +48,7 @@ from pathlib import Path
 
 from racing_rl.bridge.emulator import FAULT_KINDS, Emulator, Faults
 from racing_rl.bridge.protocol import ENTRY_FAULTS, INFO_FAULTS
-from racing_rl.envs.race import RaceConfig
+from racing_rl.envs.config import RaceConfig
 from racing_rl.report import learning_curve
 
 CARS = 4  # 2 environments × 2 cars

@@ -8,6 +8,7 @@ import pytest
 from omegaconf import OmegaConf
 from stable_baselines3.common.vec_env import VecNormalize
 
+from racing_rl.backends import race_config
 from racing_rl.drivers import ScriptedDriver
 from racing_rl.evaluate import (
     evaluation_env,
@@ -17,7 +18,7 @@ from racing_rl.evaluate import (
 )
 from racing_rl.races import leaderboard, run_races, standings
 from racing_rl.sim.driver import DriverConfig, PurePursuitDriver
-from racing_rl.vec import make_parallel_envs, race_config
+from racing_rl.vec import make_parallel_envs
 
 SEEDS = [5, 6]
 

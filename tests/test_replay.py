@@ -8,6 +8,7 @@ import pytest
 from omegaconf import OmegaConf
 from runs import racing_rl
 
+from racing_rl.backends import race_config
 from racing_rl.drivers import ScriptedDriver
 from racing_rl.envs.race import RaceParallelEnv
 from racing_rl.errors import ReplayError
@@ -22,7 +23,7 @@ from racing_rl.replay import (
     load_replay,
     play_replay,
 )
-from racing_rl.vec import make_parallel_envs, race_config
+from racing_rl.vec import make_parallel_envs
 
 BACKEND = OmegaConf.load("conf/backend/pygame.yaml")
 EPISODE = {"spawn": "grid", "laps": 1, "max_steps": 90}

@@ -6,7 +6,8 @@ from omegaconf import OmegaConf
 from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import VecMonitor, VecNormalize
 
-from racing_rl.envs.race import EpisodeConfig, RaceConfig, RaceParallelEnv
+from racing_rl.envs.config import EpisodeConfig, RaceConfig
+from racing_rl.envs.race import RaceParallelEnv
 from racing_rl.errors import ConfigError
 from racing_rl.vec import ParallelEnvsVecEnv, make_vec_env
 

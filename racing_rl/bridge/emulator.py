@@ -46,7 +46,8 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from racing_rl import config_dir
 from racing_rl.bridge import protocol as p
 from racing_rl.config import to_container
-from racing_rl.envs.race import RaceConfig, RaceParallelEnv
+from racing_rl.envs.config import RaceConfig
+from racing_rl.envs.race import RaceParallelEnv
 from racing_rl.errors import RacingRLError
 
 log = logging.getLogger(__name__)
@@ -663,7 +664,7 @@ def _bad_frame(kind: str, entries: dict[str, Any]) -> tuple[str | bytes, dict[st
 @hydra.main(config_path=str(config_dir()), config_name="emulate", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     """Hydra entry point of ``racing-rl emulate``: play the game until Ctrl-C."""
-    from racing_rl.vec import race_config
+    from racing_rl.backends import race_config
 
     try:
         emulator = Emulator(

@@ -20,10 +20,16 @@ from gymnasium.utils import seeding
 from numpy.typing import NDArray
 from pettingzoo import ParallelEnv
 
-from racing_rl.bridge.protocol import STATE_SIZE
 from racing_rl.bridge.server import ServerConfig
 from racing_rl.bridge.training_bridge import TrainingBridge
-from racing_rl.envs.race import AgentID, EpisodeConfig, ParallelStepReturn
+from racing_rl.contract import (
+    STATE_SIZE,
+    AgentID,
+    ParallelStepReturn,
+    action_space,
+    observation_space,
+)
+from racing_rl.envs.config import EpisodeConfig
 from racing_rl.errors import BridgeError, ConfigError
 
 log = logging.getLogger(__name__)
@@ -177,7 +183,7 @@ class RobloxParallelEnv(ParallelEnv):
         self.track_seeds = track_seeds
         self.possible_agents = [f"car_{i}_env_{self.envid}" for i in range(n_cars)]
         self.agents: list[AgentID] = []
-        self._action_space = spaces.Box(-1.0, 1.0, shape=(3,), dtype=np.float32)
+        self._action_space = action_space()
         self.np_random, _ = seeding.np_random()
         self._generation = 0  # the connection the cars were spawned on
         self._track_seed: int | None = None
@@ -193,8 +199,7 @@ class RobloxParallelEnv(ParallelEnv):
             self.reset()  # the game's first observation tells its size
         size = bridge.server.observation_size
         assert size is not None
-        low = np.array([0.0] * (size - STATE_SIZE) + [0.0, -1.0, 0.0], dtype=np.float32)
-        self._observation_space = spaces.Box(low, np.ones(size, np.float32))
+        self._observation_space = observation_space(size - STATE_SIZE)
 
     def observation_space(self, agent: AgentID) -> spaces.Box:
         """The observation space; the same object for every agent."""

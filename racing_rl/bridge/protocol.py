@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from racing_rl.contract import STATE_SIZE
 from racing_rl.errors import BridgeProtocolError
 
 PROTOCOL_VERSION = 1
@@ -65,9 +66,6 @@ COMMANDS = (
     CREATE_ENV,
     HELLO,
 )
-ACTION_SIZE = 3  # throttle, steering, nitro
-STATE_SIZE = 3
-"""Numbers after the rays in every observation the game sends: nitro, speed, is_reverse."""
 ENTRY_FAULTS = ("unknown_agent", "wrong_length", "non_finite", "out_of_range", "malformed")
 """Why a single entry of a frame is dropped (``GameFrame.dropped``)."""
 OBSERVATION_LIMIT = 1e4

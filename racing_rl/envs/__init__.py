@@ -2,7 +2,8 @@
 
 import gymnasium
 
-from racing_rl.envs.race import RaceConfig, RaceParallelEnv
+from racing_rl.envs.config import RaceConfig
+from racing_rl.envs.race import RaceParallelEnv
 from racing_rl.envs.single import RaceEnv
 
 __all__ = ["RaceConfig", "RaceEnv", "RaceParallelEnv"]

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -13,102 +12,12 @@ from gymnasium.utils import seeding
 from numpy.typing import NDArray
 from pettingzoo import ParallelEnv
 
-from racing_rl.config import dataclass_from_dict
-from racing_rl.envs.rewards import RewardConfig, compute_rewards
+from racing_rl.contract import AgentID, ParallelStepReturn, action_space, observation_space
+from racing_rl.envs.config import RaceConfig
+from racing_rl.envs.rewards import compute_rewards
 from racing_rl.errors import ConfigError
-from racing_rl.sim.car import CarConfig
-from racing_rl.sim.sensors import SensorConfig
-from racing_rl.sim.track import Track, TrackConfig, generate_track
-from racing_rl.sim.world import RaceRules, StepEvents, World
-
-AgentID = str
-#: What a ParallelEnv's ``step`` returns: observations, rewards, terminations,
-#: truncations and infos, each keyed by agent.
-ParallelStepReturn = tuple[
-    dict[AgentID, NDArray[np.float32]],
-    dict[AgentID, float],
-    dict[AgentID, bool],
-    dict[AgentID, bool],
-    dict[AgentID, dict[str, Any]],
-]
-SPAWN_MODES = ("random", "grid", "line")
-RESET_MODES = ("race", "car")
-
-
-@dataclass(frozen=True)
-class EpisodeConfig:
-    """How episodes start and end.
-
-    Attributes:
-        max_steps: steps before every car is truncated.
-        spawn: ``"random"`` spreads the cars around the track with random offsets,
-            headings and speeds (training); ``"grid"`` lines them up at rest on the
-            start line (evaluation and races with car collisions); ``"line"`` puts every
-            car at rest on the start line on the centreline, overlapping (a race of
-            "ghost" cars without car collisions: every car starts alike).
-        standing_start_prob: with ``spawn="random"``, chance that a car starts at rest.
-        max_spawn_speed: with ``spawn="random"``, fastest initial speed [m/s].
-        max_spawn_lateral: with ``spawn="random"``, largest offset from the centreline [m].
-        max_spawn_heading: with ``spawn="random"``, largest heading error [rad].
-        laps: a car that completes this many laps is truncated with ``finished`` in its
-            info; 0 races on until ``max_steps``.
-        track_change_every: episodes raced on one track before drawing the next from
-            the track seeds (a reset with a seed or a ``track_seed`` option always draws).
-        reset: what ends when one car's episode ends (``ParallelEnvsVecEnv``): ``"race"``
-            truncates every other car and restarts the race; ``"car"`` respawns that car
-            alone while the others race on (the Roblox game's rule), and the race restarts
-            only when every car is done at once (``max_steps``).
-    """
-
-    max_steps: int = 1500
-    spawn: str = "random"
-    standing_start_prob: float = 0.3
-    max_spawn_speed: float = 15.0
-    max_spawn_lateral: float = 3.0
-    max_spawn_heading: float = 0.2
-    laps: int = 0
-    track_change_every: int = 4
-    reset: str = "race"
-
-    def __post_init__(self) -> None:
-        if self.spawn not in SPAWN_MODES:
-            raise ConfigError(f"episode.spawn must be one of {SPAWN_MODES}, got {self.spawn!r}.")
-        if self.reset not in RESET_MODES:
-            raise ConfigError(
-                f"episode.reset must be one of {RESET_MODES}, got {self.reset!r} (race: one "
-                "car's end restarts the race; car: that car respawns alone)."
-            )
-        if self.max_steps < 1 or self.track_change_every < 1 or self.laps < 0:
-            raise ConfigError(
-                "episode.max_steps and episode.track_change_every must be >= 1 and episode.laps "
-                f">= 0, got {self.max_steps}, {self.track_change_every}, {self.laps}."
-            )
-        if not 0.0 <= self.standing_start_prob <= 1.0:
-            raise ConfigError(
-                f"episode.standing_start_prob must be in [0, 1], got {self.standing_start_prob}."
-            )
-
-
-@dataclass(frozen=True)
-class RaceConfig:
-    """Everything that defines a simulated race; each part is documented where it lives."""
-
-    track: TrackConfig = field(default_factory=TrackConfig)
-    car: CarConfig = field(default_factory=CarConfig)
-    sensors: SensorConfig = field(default_factory=SensorConfig)
-    rules: RaceRules = field(default_factory=RaceRules)
-    reward: RewardConfig = field(default_factory=RewardConfig)
-    episode: EpisodeConfig = field(default_factory=EpisodeConfig)
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any] | None, where: str = "backend") -> RaceConfig:
-        """Build from a (DictConfig) mapping; unknown keys raise ``ConfigError``."""
-        return dataclass_from_dict(cls, values, where)
-
-    @property
-    def observation_size(self) -> int:
-        """Numbers per observation: rays, nitro fuel, speed, is_reverse."""
-        return self.sensors.n_rays + 3
+from racing_rl.sim.track import Track, generate_track
+from racing_rl.sim.world import StepEvents, World
 
 
 class RaceParallelEnv(ParallelEnv):
@@ -187,11 +96,8 @@ class RaceParallelEnv(ParallelEnv):
         self.possible_agents: list[AgentID] = [f"car_{i}_env_{env_id}" for i in range(n_cars)]
         self.agents: list[AgentID] = []
         self._index = {agent: i for i, agent in enumerate(self.possible_agents)}
-        n_rays = self.config.sensors.n_rays
-        low = np.array([0.0] * n_rays + [0.0, -1.0, 0.0], dtype=np.float32)
-        high = np.ones(self.config.observation_size, dtype=np.float32)
-        self._observation_space = spaces.Box(low, high, dtype=np.float32)
-        self._action_space = spaces.Box(-1.0, 1.0, shape=(3,), dtype=np.float32)
+        self._observation_space = observation_space(self.config.sensors.n_rays)
+        self._action_space = action_space()
         self.np_random, _ = seeding.np_random()
         self.world: World | None = None
         self._episodes_on_track = 0

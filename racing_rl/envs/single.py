@@ -8,7 +8,8 @@ import gymnasium as gym
 import numpy as np
 from numpy.typing import NDArray
 
-from racing_rl.envs.race import RaceConfig, RaceParallelEnv
+from racing_rl.envs.config import RaceConfig
+from racing_rl.envs.race import RaceParallelEnv
 
 
 class RaceEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):

@@ -58,8 +58,8 @@ def load_spec(run_dir: Path, checkpoint: str = "best", device: str = "cpu") -> P
         CheckpointError: if the run, the checkpoint or its statistics are missing or damaged.
         ExportError: if the policy has parts export does not translate.
     """
+    from racing_rl.backends import backend_config
     from racing_rl.evaluate import load_policy_driver, load_run_config
-    from racing_rl.vec import backend_config
 
     run_cfg = load_run_config(run_dir)
     backend = backend_config(run_cfg.backend)

@@ -32,12 +32,10 @@ from gymnasium import spaces
 from numpy.typing import NDArray
 from torch import nn
 
+from racing_rl.contract import ACTION_SIZE
 from racing_rl.errors import ExportError
 
 FloatArray = NDArray[np.float32]
-
-#: Numbers per action: throttle, steering, nitro (the exported files return three).
-ACTION_SIZE = 3
 
 #: Activation modules a spec can carry, by their ``Activation.name``.
 ACTIVATIONS: dict[type[nn.Module], str] = {

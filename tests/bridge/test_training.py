@@ -22,7 +22,7 @@ from websockets.sync.client import connect
 
 from racing_rl import config_dir
 from racing_rl.bridge.emulator import Faults
-from racing_rl.envs.race import RaceConfig
+from racing_rl.envs.config import RaceConfig
 from racing_rl.errors import ConfigError
 from racing_rl.normalize import read_statistics
 from racing_rl.sim.sensors import SensorConfig

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from pettingzoo.test import parallel_api_test, parallel_seed_test
 
-from racing_rl.envs.race import EpisodeConfig, RaceConfig, RaceParallelEnv
+from racing_rl.envs.config import EpisodeConfig, RaceConfig
+from racing_rl.envs.race import RaceParallelEnv
 from racing_rl.envs.rewards import RewardConfig, compute_rewards
 from racing_rl.errors import ConfigError
 from racing_rl.sim.track import TrackConfig, generate_track

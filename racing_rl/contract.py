@@ -1,0 +1,46 @@
+"""The observation/action contract every backend keeps (DESIGN.md, "Observation and action").
+
+Per car, an observation is ``[ray_0 … ray_{R-1}] / range, nitro fuel, signed speed / max
+speed, is_reverse`` (float32, ``R`` rays then ``STATE_SIZE`` numbers) and an action is
+``[throttle, steering, nitro]`` in [-1, 1]. The simulator (``racing_rl.envs.race``) and the
+Roblox game (``racing_rl.bridge.env``) build their spaces here, so a policy trained on one
+drives on the other.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+from numpy.typing import NDArray
+
+ACTION_SIZE = 3
+"""Numbers per action: throttle, steering, nitro."""
+STATE_SIZE = 3
+"""Numbers after the rays in every observation: nitro, speed, is_reverse."""
+
+AgentID = str
+#: What a ParallelEnv's ``step`` returns: observations, rewards, terminations,
+#: truncations and infos, each keyed by agent.
+ParallelStepReturn = tuple[
+    dict[AgentID, NDArray[np.float32]],
+    dict[AgentID, float],
+    dict[AgentID, bool],
+    dict[AgentID, bool],
+    dict[AgentID, dict[str, Any]],
+]
+
+
+def observation_space(n_rays: int) -> spaces.Box:
+    """The observation space of a car with ``n_rays`` rays, shape (n_rays + 3,), float32.
+
+    Rays and nitro fuel lie in [0, 1], the signed speed in [-1, 1], is_reverse in {0, 1}.
+    """
+    low = np.array([0.0] * n_rays + [0.0, -1.0, 0.0], dtype=np.float32)
+    return spaces.Box(low, np.ones(n_rays + STATE_SIZE, np.float32), dtype=np.float32)
+
+
+def action_space() -> spaces.Box:
+    """The action space: ``Box(-1, 1, shape=(3,), float32)``, throttle, steering, nitro."""
+    return spaces.Box(-1.0, 1.0, shape=(ACTION_SIZE,), dtype=np.float32)

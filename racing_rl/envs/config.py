@@ -1,0 +1,94 @@
+"""The settings of a simulated race: ``RaceConfig`` and its episode rules."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from racing_rl.config import dataclass_from_dict
+from racing_rl.envs.rewards import RewardConfig
+from racing_rl.errors import ConfigError
+from racing_rl.sim.car import CarConfig
+from racing_rl.sim.sensors import SensorConfig
+from racing_rl.sim.track import TrackConfig
+from racing_rl.sim.world import RaceRules
+
+SPAWN_MODES = ("random", "grid", "line")
+RESET_MODES = ("race", "car")
+
+
+@dataclass(frozen=True)
+class EpisodeConfig:
+    """How episodes start and end.
+
+    Attributes:
+        max_steps: steps before every car is truncated.
+        spawn: ``"random"`` spreads the cars around the track with random offsets,
+            headings and speeds (training); ``"grid"`` lines them up at rest on the
+            start line (evaluation and races with car collisions); ``"line"`` puts every
+            car at rest on the start line on the centreline, overlapping (a race of
+            "ghost" cars without car collisions: every car starts alike).
+        standing_start_prob: with ``spawn="random"``, chance that a car starts at rest.
+        max_spawn_speed: with ``spawn="random"``, fastest initial speed [m/s].
+        max_spawn_lateral: with ``spawn="random"``, largest offset from the centreline [m].
+        max_spawn_heading: with ``spawn="random"``, largest heading error [rad].
+        laps: a car that completes this many laps is truncated with ``finished`` in its
+            info; 0 races on until ``max_steps``.
+        track_change_every: episodes raced on one track before drawing the next from
+            the track seeds (a reset with a seed or a ``track_seed`` option always draws).
+        reset: what ends when one car's episode ends (``ParallelEnvsVecEnv``): ``"race"``
+            truncates every other car and restarts the race; ``"car"`` respawns that car
+            alone while the others race on (the Roblox game's rule), and the race restarts
+            only when every car is done at once (``max_steps``).
+    """
+
+    max_steps: int = 1500
+    spawn: str = "random"
+    standing_start_prob: float = 0.3
+    max_spawn_speed: float = 15.0
+    max_spawn_lateral: float = 3.0
+    max_spawn_heading: float = 0.2
+    laps: int = 0
+    track_change_every: int = 4
+    reset: str = "race"
+
+    def __post_init__(self) -> None:
+        if self.spawn not in SPAWN_MODES:
+            raise ConfigError(f"episode.spawn must be one of {SPAWN_MODES}, got {self.spawn!r}.")
+        if self.reset not in RESET_MODES:
+            raise ConfigError(
+                f"episode.reset must be one of {RESET_MODES}, got {self.reset!r} (race: one "
+                "car's end restarts the race; car: that car respawns alone)."
+            )
+        if self.max_steps < 1 or self.track_change_every < 1 or self.laps < 0:
+            raise ConfigError(
+                "episode.max_steps and episode.track_change_every must be >= 1 and episode.laps "
+                f">= 0, got {self.max_steps}, {self.track_change_every}, {self.laps}."
+            )
+        if not 0.0 <= self.standing_start_prob <= 1.0:
+            raise ConfigError(
+                f"episode.standing_start_prob must be in [0, 1], got {self.standing_start_prob}."
+            )
+
+
+@dataclass(frozen=True)
+class RaceConfig:
+    """Everything that defines a simulated race; each part is documented where it lives."""
+
+    track: TrackConfig = field(default_factory=TrackConfig)
+    car: CarConfig = field(default_factory=CarConfig)
+    sensors: SensorConfig = field(default_factory=SensorConfig)
+    rules: RaceRules = field(default_factory=RaceRules)
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    episode: EpisodeConfig = field(default_factory=EpisodeConfig)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any] | None, where: str = "backend") -> RaceConfig:
+        """Build from a (DictConfig) mapping; unknown keys raise ``ConfigError``."""
+        return dataclass_from_dict(cls, values, where)
+
+    @property
+    def observation_size(self) -> int:
+        """Numbers per observation: rays, nitro fuel, speed, is_reverse."""
+        return self.sensors.n_rays + 3
