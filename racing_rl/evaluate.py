@@ -25,14 +25,15 @@ from omegaconf import DictConfig, OmegaConf
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from racing_rl import config_dir
+from racing_rl.backends import backend_config
+from racing_rl.envs.vec_env import SimVecEnv
 from racing_rl.errors import CheckpointError, ConfigError, RacingRLError
 from racing_rl.sim.driver import PurePursuitDriver
 from racing_rl.vec import (
-    ParallelEnvsVecEnv,
-    backend_config,
     bridge_of,
+    make_env,
     make_parallel_envs,
-    make_vec_env,
+    wrap_vec_env,
 )
 
 log = logging.getLogger(__name__)
@@ -98,7 +99,7 @@ def evaluation_env(
         train_env: the training VecEnv whose normalisation statistics to copy.
         agents: cars per environment.
     """
-    envs = make_parallel_envs(
+    base = make_env(
         cfg.backend,
         n_venvs=len(seeds),
         agents_per_venv=agents,
@@ -106,7 +107,7 @@ def evaluation_env(
         episode={"spawn": "grid", "laps": 1, "max_steps": cfg.validation.max_steps},
         bridge=bridge_of(train_env) if train_env is not None else None,
     )
-    venv = make_vec_env(envs, cfg.wrappers, gamma=cfg.algo.model.get("gamma", 0.99))
+    venv = wrap_vec_env(base, cfg.wrappers, gamma=cfg.algo.model.get("gamma", 0.99))
     if isinstance(venv, VecNormalize):
         venv.training = False
         venv.norm_reward = False
@@ -118,15 +119,15 @@ def evaluation_env(
 class ScriptedPolicy:
     """The pure-pursuit driver behind SB3's ``predict`` interface, for ``run_episodes``.
 
-    It reads the simulator state of each slot's ParallelEnv, so it only drives the
+    It reads the simulator state of each race of the VecEnv, so it only drives the
     built-in simulator backend; observations are ignored.
     """
 
     def __init__(self, venv: VecEnv) -> None:
         base = venv.unwrapped
-        if not isinstance(base, ParallelEnvsVecEnv):
+        if not isinstance(base, SimVecEnv):
             raise ConfigError("The scripted driver needs a racing-rl simulator VecEnv.")
-        self._envs = [env.unwrapped for env in base.envs]
+        self._races = base.races
         self._driver = PurePursuitDriver()
 
     def predict(
@@ -136,7 +137,9 @@ class ScriptedPolicy:
         episode_start: np.ndarray | None = None,
         deterministic: bool = True,
     ) -> tuple[np.ndarray, None]:
-        actions = [self._driver.act(env.world) for env in self._envs]
+        worlds = self._races.worlds
+        assert worlds is not None, "reset the VecEnv first"
+        actions = [self._driver.act(worlds.world(k)) for k in range(self._races.n_races)]
         return np.concatenate(actions).astype(np.float32), None
 
 

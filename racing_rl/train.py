@@ -77,7 +77,7 @@ from racing_rl.loggers import check_logger, sb3_logger, wandb_run
 from racing_rl.normalize import is_finite
 from racing_rl.objective import objective
 from racing_rl.provenance import environment_record, record_leg
-from racing_rl.vec import bridge_of, make_parallel_envs, make_vec_env
+from racing_rl.vec import bridge_of, make_env, wrap_vec_env
 
 log = logging.getLogger(__name__)
 
@@ -376,11 +376,9 @@ def _train(
         )
     torch.set_num_threads(cfg.torch_threads)
     train_seeds = range(*(int(v) for v in cfg.tracks.train))
-    envs = make_parallel_envs(
-        cfg.backend, cfg.n_venvs, cfg.agents_per_venv, [train_seeds] * cfg.n_venvs
-    )
+    base = make_env(cfg.backend, cfg.n_venvs, cfg.agents_per_venv, [train_seeds] * cfg.n_venvs)
     gamma = cfg.algo.model.get("gamma", 0.99)
-    venv = make_vec_env(envs, cfg.wrappers, gamma=gamma)
+    venv = wrap_vec_env(base, cfg.wrappers, gamma=gamma)
     if resume is not None:
         resume, model = newest_loadable(run_dir, partial(_load_for_resume, cfg, venv=venv))
         leg["resumed_from"] = str(resume.path)

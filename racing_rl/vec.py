@@ -1,9 +1,11 @@
-"""From PettingZoo ParallelEnvs to a wrapped SB3 VecEnv.
+"""The SB3 VecEnv stack of both backends.
 
-The stack, in order (CleanRL style, spelled out in ``make_vec_env``)::
+The stack, in order (CleanRL style; ``make_env`` then ``wrap_vec_env``)::
 
-    n_venvs × ParallelEnv (one track each, agents_per_venv cars)
-      → ParallelEnvsVecEnv               (ours: one VecEnv slot per car)
+    the backend's VecEnv, one slot per car:
+      simulator:  SimVecEnv               (racing_rl.envs.vec_env: n_venvs races stepped
+                                           as one WorldBatch, arrays in and out)
+      Roblox:     ParallelEnvsVecEnv      (n_venvs RobloxParallelEnvs, PettingZoo's API)
       → FrameStack                       (wrappers.frame_stack; 1 = off)
       → VecMonitor                       (episode return/length for SB3's logger)
       → VecNormalize                     (wrappers.normalize; racing_rl.normalize's
@@ -14,25 +16,22 @@ Why the step to SB3 is ours (DESIGN.md, "Known pitfalls"): SuperSuit's
 (no ``seed()``) and reports time-limit truncations as true terminals (no
 ``TimeLimit.truncated``), so SB3 skips value bootstrapping; and its
 ``pettingzoo_env_to_vec_env_v1`` needs every agent to finish together or feeds SB3
-zero-observation "black death" transitions (PettingZoo #661). ``ParallelEnvsVecEnv``
-seeds through SB3's ``VecEnv.seed``, reports truncation as SB3 expects, and ends
-episodes as ``episode.reset`` says: ``race`` ends a virtual environment's race when its
-first car is done (that car reports its own termination or truncation, the other cars
-are truncated, bootstrapped as a time limit is, and the ParallelEnv is reset); ``car``
-respawns only the cars that are done (``respawn``: the simulator places them anew, the
-Roblox game has already done it) while the others race on. Every car's
-``terminal_observation`` is taken before its next episode starts. Every transition SB3
-sees is a real one.
+zero-observation "black death" transitions (PettingZoo #661). Both of our VecEnvs seed
+through SB3's ``VecEnv.seed``, report truncation as SB3 expects, and end episodes as
+``episode.reset`` says: ``race`` ends a virtual environment's race when its first car
+is done (that car reports its own termination or truncation, the other cars are
+truncated, bootstrapped as a time limit is, and the race restarts); ``car`` respawns
+only the cars that are done (the simulator places them anew, the Roblox game has already
+done it) while the others race on. Every car's ``terminal_observation`` is taken before
+its next episode starts. Every transition SB3 sees is a real one.
 
 Frames are stacked per VecEnv slot (``FrameStack``, SB3's ``VecFrameStack``), so a car
 respawned alone starts its stack afresh, as SuperSuit's ``frame_stack_v1`` does on a
 whole-env reset (zeros, newest frame last; the same observation space).
 
-Every step hands each ParallelEnv its actions before any is stepped (``step_envs``):
-the Roblox envs send all their ACTIONs within the same tick of the game, and simulator
-envs advance all their worlds in one NumPy pass (``RaceParallelEnv.share_steps``, set
-up by ``make_parallel_envs``). Races restart after every env has been stepped; Roblox
-envs reset in threads, one per ParallelEnv, as each waits on the game.
+The Roblox envs send all their ACTIONs before any waits for its answer (``step_envs``
+with ``send_ahead``), so that all reach the game within the same tick, and restart in
+threads, one per ParallelEnv, as each waits on the game.
 """
 
 from __future__ import annotations
@@ -57,6 +56,7 @@ from racing_rl.config import to_container
 from racing_rl.contract import ParallelStepReturn
 from racing_rl.envs.config import RaceConfig
 from racing_rl.envs.race import RaceParallelEnv
+from racing_rl.envs.vec_env import SimVecEnv
 from racing_rl.errors import ConfigError
 from racing_rl.normalize import FiniteVecNormalize
 
@@ -80,19 +80,20 @@ def map_envs(
 
 
 def step_envs(
-    envs: Sequence[ParallelEnv], actions: Sequence[dict[str, Any]]
+    envs: Sequence[ParallelEnv], actions: Sequence[dict[str, Any]], send_ahead: bool = False
 ) -> list[ParallelStepReturn]:
-    """Step ParallelEnvs together; returns what each ``step`` returns.
+    """Step ParallelEnvs together; returns what each ``step`` returns, in order.
 
-    Every env that can take its actions ahead of its step (``prepare_step``) gets them
-    first: Roblox envs send their ACTIONs, so that all reach the game in the same tick;
-    simulator envs that share steps (``RaceParallelEnv.share_steps``) advance in one NumPy
-    pass. Then each env is stepped, in order. Wrappers between must not change actions.
+    Args:
+        envs: the ParallelEnvs; with ``send_ahead``, ``RobloxParallelEnv``s (or wrappers
+            of them that do not change actions).
+        actions: per env, its actions as its ``step`` takes them.
+        send_ahead: first send every env's actions (``RobloxParallelEnv.send_actions``),
+            so that all reach the game in the same tick, then step each.
     """
-    for env, env_actions in zip(envs, actions, strict=True):
-        prepare = getattr(env.unwrapped, "prepare_step", None)
-        if prepare is not None:
-            prepare(env_actions)
+    if send_ahead:
+        for env, env_actions in zip(envs, actions, strict=True):
+            env.unwrapped.send_actions(env_actions)
     return [env.step(env_actions) for env, env_actions in zip(envs, actions, strict=True)]
 
 
@@ -104,12 +105,14 @@ class ParallelEnvsVecEnv(VecEnv):
 
     Args:
         envs: the ParallelEnvs (possibly wrapped, e.g. by SuperSuit), not yet reset.
+        send_ahead: send every env's actions before stepping any (``step_envs``): for
+            ``RobloxParallelEnv``s.
 
     Raises:
         ConfigError: if ``envs`` is empty or their spaces differ.
     """
 
-    def __init__(self, envs: Sequence[ParallelEnv]) -> None:
+    def __init__(self, envs: Sequence[ParallelEnv], send_ahead: bool = False) -> None:
         if not envs:
             raise ConfigError("ParallelEnvsVecEnv needs at least one ParallelEnv.")
         first = envs[0].possible_agents[0]
@@ -126,6 +129,7 @@ class ParallelEnvsVecEnv(VecEnv):
                         f"{action_space} like {first!r}. All cars must share one contract."
                     )
         self.envs = list(envs)
+        self._send_ahead = send_ahead
         self._agents = [list(env.possible_agents) for env in self.envs]
         self._offsets = np.cumsum([0] + [len(a) for a in self._agents]).tolist()
         self._slot_env = [i for i, agents in enumerate(self._agents) for _ in agents]
@@ -173,7 +177,7 @@ class ParallelEnvsVecEnv(VecEnv):
             {agent: self._actions[start + j] for j, agent in enumerate(agents)}
             for start, agents in zip(self._offsets[:-1], self._agents, strict=True)
         ]
-        results = step_envs(self.envs, actions)
+        results = step_envs(self.envs, actions, self._send_ahead)
         ended = [self._store_step(i, result) for i, result in enumerate(results)]
         # Races restart (and cars respawn) once every environment has been stepped: a
         # restart may wait for the game, which the other environments' answers need not do.
@@ -317,7 +321,7 @@ def make_parallel_envs(
     """
     config = backend_config(backend, episode)
     if isinstance(config, RaceConfig):
-        envs = [
+        return [
             RaceParallelEnv(
                 config,
                 n_cars=agents_per_venv,
@@ -327,8 +331,6 @@ def make_parallel_envs(
             )
             for i in range(n_venvs)
         ]
-        RaceParallelEnv.share_steps(envs)  # one NumPy pass for all their worlds
-        return envs
     from racing_rl.bridge.env import RobloxParallelEnv
     from racing_rl.bridge.training_bridge import TrainingBridge
 
@@ -356,11 +358,33 @@ def make_parallel_envs(
     return roblox_envs
 
 
-def make_vec_env(envs: Sequence[ParallelEnv], wrappers: DictConfig, gamma: float) -> VecEnv:
-    """Wrap ParallelEnvs into the SB3 VecEnv stack described in the module docstring.
+def make_env(
+    backend: DictConfig,
+    n_venvs: int,
+    agents_per_venv: int,
+    track_seeds: Sequence[Sequence[int]],
+    episode: dict[str, Any] | None = None,
+    bridge: TrainingBridge | None = None,
+) -> VecEnv:
+    """The backend's bare VecEnv: one slot per car of ``n_venvs`` virtual environments.
+
+    The simulator's is a ``SimVecEnv`` (every race stepped as one ``WorldBatch``); a
+    Roblox game's a ``ParallelEnvsVecEnv`` of ``RobloxParallelEnv``s that send their
+    ACTIONs ahead. Arguments and errors as ``make_parallel_envs``'.
+    """
+    config = backend_config(backend, episode)
+    if isinstance(config, RaceConfig):
+        return SimVecEnv(config, n_venvs, agents_per_venv, track_seeds)
+    envs = make_parallel_envs(backend, n_venvs, agents_per_venv, track_seeds, episode, None, bridge)
+    return ParallelEnvsVecEnv(envs, send_ahead=True)
+
+
+def wrap_vec_env(venv: VecEnv, wrappers: DictConfig, gamma: float) -> VecEnv:
+    """Wrap a backend's VecEnv (``make_env``) into the stack described in the module
+    docstring.
 
     Args:
-        envs: the ParallelEnvs.
+        venv: the bare VecEnv.
         wrappers: the ``wrappers`` config group (``frame_stack``, ``monitor``,
             ``normalize`` with VecNormalize's keyword arguments, or null for none).
         gamma: the algorithm's discount, for VecNormalize's return estimate.
@@ -374,7 +398,6 @@ def make_vec_env(envs: Sequence[ParallelEnv], wrappers: DictConfig, gamma: float
     stack = wrappers.get("frame_stack", 1)
     if not isinstance(stack, int) or stack < 1:
         raise ConfigError(f"wrappers.frame_stack must be an integer >= 1, got {stack!r}.")
-    venv: VecEnv = ParallelEnvsVecEnv(envs)
     if stack > 1:
         venv = FrameStack(venv, stack)
     if wrappers.get("monitor", True):

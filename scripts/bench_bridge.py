@@ -3,11 +3,11 @@ in real time.
 
 What is measured
     ``--venvs`` virtual environments × ``--cars`` cars (4 × 5 = 20 by default) as the
-    training app builds them for ``backend=roblox`` (``make_parallel_envs`` →
-    ``ParallelEnvsVecEnv``; no frame stack or normalisation, no policy), stepped with
-    seeded random actions (throttle forward-biased, so cars travel and crash as early
-    training does; a crashed car is respawned alone, ``episode.reset=car``, as the game
-    does).
+    training app builds them for ``backend=roblox`` (``make_env``: a
+    ``ParallelEnvsVecEnv`` of ``RobloxParallelEnv``s; no frame stack or normalisation, no
+    policy), stepped with seeded random actions (throttle forward-biased, so cars travel
+    and crash as early training does; a crashed car is respawned alone,
+    ``episode.reset=car``, as the game does).
     Tracks come from ``--tracks`` seeds (8: a game has a few maps loaded); the
     simulator builds each once (``generate_track`` is cached), so the figures time
     stepping and the bridge, not track generation (~35 ms a track, which a game's
@@ -18,14 +18,14 @@ What is measured
 
     - env-steps/s: cars × vec steps / seconds (SB3's timesteps per second).
     - round trip: one environment's step, from sending its ``ACTION``
-      (``RobloxParallelEnv.prepare_step``) to holding its cars' observations (JSON both
+      (``RobloxParallelEnv.send_actions``) to holding its cars' observations (JSON both
       ways, the websockets server thread, the emulator's simulator step); p50 and p99
       over every environment's timed steps. Every environment's ACTION is sent before
       the first one's answer is awaited; the first usually reaches the emulator alone,
       the others together.
       Restarts after crashes are not in it; the vec step column (all environments,
       restarts included) is.
-    - direct: the same VecEnv built on the simulator backend (``RaceParallelEnv``), in the
+    - direct: the same VecEnv built on the simulator backend (``SimVecEnv``), in the
       same run, with the same actions: what the bridge costs.
     - real time: the emulator on the game's own clock (``racing-rl emulate``'s default:
       Heartbeats accumulated to 1/15 s, then a tick and an accumulator reset, 12-15 Hz),
@@ -64,9 +64,7 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from racing_rl import config_dir
-from racing_rl.vec import make_parallel_envs, make_vec_env
-
-BARE = OmegaConf.create({"frame_stack": 1, "monitor": False, "normalize": None})
+from racing_rl.vec import ParallelEnvsVecEnv, make_env
 
 
 def free_port() -> int:
@@ -79,11 +77,13 @@ def run(venv, seconds: float, seed: int = 0) -> tuple[list[float], list[float]]:
     """Step ``venv`` for ``seconds`` after a warm-up.
 
     Returns:
-        The vec steps' times and its ParallelEnvs' step times (round trips) [s].
+        The vec steps' times and its ParallelEnvs' step times (round trips) [s]; the
+        simulator's VecEnv has no ParallelEnvs: its round trips are its steps.
     """
     rng = np.random.default_rng(seed)
     round_trips: list[float] = []
-    for env in venv.unwrapped.envs:
+    bridged = isinstance(venv.unwrapped, ParallelEnvsVecEnv)
+    for env in venv.unwrapped.envs if bridged else []:
         time_round_trips(env, round_trips)
     venv.seed(seed)
     venv.reset()
@@ -103,7 +103,7 @@ def run(venv, seconds: float, seed: int = 0) -> tuple[list[float], list[float]]:
         t0 = time.perf_counter()
         venv.step(batch)
         times.append(time.perf_counter() - t0)
-    return times, round_trips
+    return times, round_trips if bridged else times
 
 
 def run_bridged(
@@ -136,10 +136,9 @@ def run_bridged(
         text=True,
     )
     try:
-        envs = make_parallel_envs(roblox_cfg, args.venvs, args.cars, seeds)
-        bridged = make_vec_env(envs, BARE, 0.99)
+        bridged = make_env(roblox_cfg, args.venvs, args.cars, seeds)
         times, trips = run(bridged, args.seconds)
-        server = envs[0].bridge.server
+        server = bridged.envs[0].bridge.server
         rejected, tick_hz = sum(server.rejected.values()), server.tick_hz
         bridged.close()
     finally:
@@ -165,17 +164,16 @@ def run_bridged(
 
 def time_round_trips(env, sink: list[float]) -> None:
     """Make ``env`` append each step's round trip [s] to ``sink``: from its
-    ``prepare_step`` (which sends the ACTION) if it has one, else from ``step``, to the
-    end of ``step`` (observations held)."""
+    ``send_actions`` (which sends the ACTION) to the end of ``step`` (observations
+    held)."""
     sent: list[float] = []
-    prepare, step = getattr(env, "prepare_step", None), env.step
-    if prepare is not None:
+    send, step = env.send_actions, env.step
 
-        def timed_prepare(actions):
-            sent.append(time.perf_counter())
-            prepare(actions)
+    def timed_send(actions):
+        sent.append(time.perf_counter())
+        send(actions)
 
-        env.prepare_step = timed_prepare
+    env.send_actions = timed_send
 
     def timed_step(actions):
         started = sent.pop() if sent else time.perf_counter()
@@ -198,7 +196,7 @@ def main() -> None:
 
     pygame_cfg = OmegaConf.load(config_dir() / "backend" / "pygame.yaml")
     pygame_cfg.episode.reset = "car"  # as the game: a crashed car respawns alone
-    direct = make_vec_env(make_parallel_envs(pygame_cfg, args.venvs, args.cars, seeds), BARE, 0.99)
+    direct = make_env(pygame_cfg, args.venvs, args.cars, seeds)
     direct_times, direct_trips = run(direct, args.seconds)
     direct.close()
 

@@ -43,7 +43,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecMonitor, VecNormalize
 from racing_rl import config_dir
 from racing_rl.algos import make_model
 from racing_rl.config import to_container
-from racing_rl.vec import make_parallel_envs, make_vec_env
+from racing_rl.vec import make_env, wrap_vec_env
 
 
 class ZeroCostVecEnv(VecEnv):
@@ -130,10 +130,8 @@ def run(
     torch.set_num_threads(cfg.torch_threads)
     gamma = cfg.algo.model.gamma
     train_seeds = range(*(int(v) for v in cfg.tracks.train))
-    envs = make_parallel_envs(
-        cfg.backend, cfg.n_venvs, cfg.agents_per_venv, [train_seeds] * cfg.n_venvs
-    )
-    real = make_vec_env(envs, cfg.wrappers, gamma=gamma)
+    base = make_env(cfg.backend, cfg.n_venvs, cfg.agents_per_venv, [train_seeds] * cfg.n_venvs)
+    real = wrap_vec_env(base, cfg.wrappers, gamma=gamma)
     zero = VecNormalize(
         VecMonitor(ZeroCostVecEnv(real.num_envs, real.observation_space, real.action_space)),
         gamma=gamma,

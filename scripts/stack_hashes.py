@@ -1,11 +1,12 @@
 """Fingerprint what the training stack returns, to show a refactor changed nothing.
 
 Steps the simulator's SB3 VecEnv stack, built as ``racing-rl train`` builds it
-(``make_parallel_envs`` → ``make_vec_env``), for ``--steps`` steps with seeded random
+(``make_env`` → ``wrap_vec_env``), for ``--steps`` steps with seeded random
 actions, and prints one SHA-256 per configuration over every observation, reward, done
 flag and info (``terminal_observation``, ``TimeLimit.truncated``, ``episode`` but for its
-wall-clock ``t``, lap times, reward terms, …) it returned. The same code and seed give the same hashes on one machine;
-run it before and after a change and compare. Configurations:
+wall-clock ``t``, lap times, reward terms, …) it returned. The same code and seed give
+the same hashes on one machine; run it before and after a change and compare.
+Configurations:
 
 * ``default``: the default stack (conf/train.yaml: 4 tracks × 5 cars, frame stack,
   VecMonitor, VecNormalize);
@@ -32,7 +33,7 @@ import numpy as np
 from hydra import compose, initialize_config_dir
 
 from racing_rl import config_dir
-from racing_rl.vec import make_parallel_envs, make_vec_env
+from racing_rl.vec import make_env, wrap_vec_env
 
 CONFIGS: dict[str, tuple[list[str], int, int]] = {
     # name: (overrides of conf/train.yaml, virtual environments, cars per environment)
@@ -77,8 +78,9 @@ def stack_hash(overrides: list[str], n_envs: int, n_cars: int, steps: int, seed:
     with initialize_config_dir(str(config_dir()), version_base="1.3"):
         cfg = compose("train", overrides=overrides)
     seeds = range(*(int(v) for v in cfg.tracks.train))
-    envs = make_parallel_envs(cfg.backend, n_envs, n_cars, [seeds] * n_envs)
-    venv = make_vec_env(envs, cfg.wrappers, gamma=0.99)
+    venv = wrap_vec_env(
+        make_env(cfg.backend, n_envs, n_cars, [seeds] * n_envs), cfg.wrappers, gamma=0.99
+    )
     venv.seed(seed)
     rng = np.random.default_rng(seed)
     digest = hashlib.sha256()

@@ -4,16 +4,15 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
-from pettingzoo.utils.wrappers import BaseParallelWrapper
 from runs import TINY
-from stable_baselines3.common.vec_env import VecNormalize
+from stable_baselines3.common.vec_env import VecEnvWrapper, VecNormalize
 
 import racing_rl.train as train_module
 from racing_rl import config_dir
 from racing_rl.checkpoints import find_checkpoints, load_model, read_statistics
 from racing_rl.errors import NonFiniteError
 from racing_rl.normalize import FiniteVecNormalize
-from racing_rl.vec import make_parallel_envs, make_vec_env
+from racing_rl.vec import make_env, wrap_vec_env
 
 BACKEND = OmegaConf.load(config_dir() / "backend" / "pygame.yaml")
 #: (what is poisoned, value): each overflows float32 or its variance.
@@ -24,43 +23,44 @@ pytestmark = pytest.mark.filterwarnings(
 BAD = [("observation", 1e30), ("observation", 1e39), ("reward", 1e300)]
 
 
-class Poisoned(BaseParallelWrapper):
-    """Sends ``value`` as the first car's observation entry 0 (or reward) at step ``at``."""
+class Poisoned(VecEnvWrapper):
+    """Sends ``value`` as the first car's observation entry 0 (or reward) at step ``at``,
+    written into the float32 arrays the VecEnv returns (1e39 overflows to inf there)."""
 
-    def __init__(self, env, what: str, value: float, at: int) -> None:
-        super().__init__(env)
+    def __init__(self, venv, what: str, value: float, at: int) -> None:
+        super().__init__(venv)
         self.what, self.value, self.at, self.steps = what, value, at, 0
 
-    def step(self, actions):
-        observations, rewards, terminated, truncated, infos = super().step(actions)
+    def reset(self):
+        return self.venv.reset()
+
+    def step_wait(self):
+        observations, rewards, dones, infos = self.venv.step_wait()
         self.steps += 1
-        if self.steps == self.at and observations:
-            agent = next(iter(observations))
+        if self.steps == self.at:
             if self.what == "observation":
-                observations[agent] = observations[agent].astype(np.float64)
-                observations[agent][0] = self.value
+                observations[0, 0] = self.value
             else:
-                rewards[agent] = self.value
-        return observations, rewards, terminated, truncated, infos
+                rewards[0] = self.value
+        return observations, rewards, dones, infos
 
 
-def poisoned_envs(what: str, value: float, at: int):
-    envs = make_parallel_envs(BACKEND, 2, 2, [range(100)] * 2)
-    return [Poisoned(envs[0], what, value, at), *envs[1:]]
+def poisoned_env(what: str, value: float, at: int):
+    return Poisoned(make_env(BACKEND, 2, 2, [range(100)] * 2), what, value, at)
 
 
 @pytest.mark.parametrize(("what", "value"), BAD, ids=[f"{w}={v:g}" for w, v in BAD])
 def test_a_bad_value_leaves_the_statistics_as_they_were(what, value):
     wrappers = OmegaConf.create({"frame_stack": 1, "normalize": {"norm_obs": True}})
     # The original failure: SB3's VecNormalize keeps an infinite or NaN statistic.
-    sb3 = VecNormalize(make_vec_env(poisoned_envs(what, value, at=3), {"frame_stack": 1}, 0.99))
+    sb3 = VecNormalize(poisoned_env(what, value, at=3))
     sb3.reset()
     for _ in range(3):
         sb3.step(np.zeros((sb3.num_envs, 3), np.float32))
     stats = (sb3.obs_rms.mean, sb3.obs_rms.var, sb3.ret_rms.var)
     assert not all(np.isfinite(s).all() for s in stats)
 
-    venv = make_vec_env(poisoned_envs(what, value, at=3), wrappers, gamma=0.99)
+    venv = wrap_vec_env(poisoned_env(what, value, at=3), wrappers, gamma=0.99)
     assert isinstance(venv, FiniteVecNormalize)
     venv.reset()
     for _ in range(2):
@@ -75,7 +75,7 @@ def test_a_bad_value_leaves_the_statistics_as_they_were(what, value):
 
 def test_training_stops_with_a_clear_error_and_a_checkpoint_from_before(tmp_path, monkeypatch):
     monkeypatch.setattr(
-        train_module, "make_parallel_envs", lambda *args: poisoned_envs("observation", 1e39, 300)
+        train_module, "make_env", lambda *args: poisoned_env("observation", 1e39, 300)
     )
     with initialize_config_dir(str(config_dir()), version_base="1.3"):
         cfg = compose("train", overrides=TINY)

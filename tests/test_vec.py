@@ -1,4 +1,5 @@
-"""The step from PettingZoo to SB3 (racing_rl.vec): seeding, truncation, the stack."""
+"""The SB3 VecEnvs and their stack (racing_rl.vec, racing_rl.envs.vec_env): seeding,
+truncation, episode ends, the stack."""
 
 import numpy as np
 import pytest
@@ -8,8 +9,9 @@ from stable_baselines3.common.vec_env import VecMonitor, VecNormalize
 
 from racing_rl.envs.config import EpisodeConfig, RaceConfig
 from racing_rl.envs.race import RaceParallelEnv
+from racing_rl.envs.vec_env import SimVecEnv
 from racing_rl.errors import ConfigError
-from racing_rl.vec import ParallelEnvsVecEnv, make_vec_env
+from racing_rl.vec import ParallelEnvsVecEnv, wrap_vec_env
 
 WRAPPERS = OmegaConf.create(
     {"frame_stack": 4, "monitor": True, "normalize": {"norm_obs": True, "norm_reward": True}}
@@ -21,10 +23,42 @@ def race_envs(n_venvs=2, n_cars=3, **episode):
     return [RaceParallelEnv(config, n_cars=n_cars, env_id=i) for i in range(n_venvs)]
 
 
+def sim_venv(n_venvs=2, n_cars=3, **episode):
+    config = RaceConfig(episode=EpisodeConfig(**episode))
+    return SimVecEnv(config, n_venvs, n_cars, [range(10_000)] * n_venvs)
+
+
+@pytest.mark.parametrize("reset", ["race", "car"])
+def test_the_simulators_vecenv_is_the_parallelenvs_one(reset):
+    """SimVecEnv (every race in one WorldBatch, arrays in and out) returns exactly what
+    the generic ParallelEnvsVecEnv over the same races' RaceParallelEnvs returns: the
+    observations, rewards, dones, infos (terminal observations included) and reset infos,
+    through crashes, time limits, restarts, respawns and track changes."""
+    episode = {"reset": reset, "max_steps": 90, "track_change_every": 2}
+    sim, generic = sim_venv(3, 2, **episode), ParallelEnvsVecEnv(race_envs(3, 2, **episode))
+    for venv in (sim, generic):
+        venv.seed(5)
+    np.testing.assert_array_equal(sim.reset(), generic.reset())
+    rng = np.random.default_rng(0)
+    ends = 0
+    for _ in range(300):
+        actions = rng.uniform(-0.3, 1.0, (6, 3)).astype(np.float32)
+        got, expected = sim.step(actions), generic.step(actions)
+        for a, b in zip(got[:3], expected[:3], strict=True):
+            np.testing.assert_array_equal(a, b)
+        for a, b in zip(got[3], expected[3], strict=True):
+            terminal = a.pop("terminal_observation", None)
+            np.testing.assert_array_equal(terminal, b.pop("terminal_observation", None))
+            assert a == b
+        assert sim.reset_infos == generic.reset_infos
+        ends += int(got[2].sum())
+    assert ends > 20
+
+
 def test_stack_order_and_shapes():
-    venv = make_vec_env(race_envs(), WRAPPERS, gamma=0.99)
+    venv = wrap_vec_env(sim_venv(), WRAPPERS, gamma=0.99)
     assert isinstance(venv, VecNormalize) and isinstance(venv.venv, VecMonitor)
-    assert isinstance(venv.unwrapped, ParallelEnvsVecEnv)
+    assert isinstance(venv.unwrapped, SimVecEnv)
     assert venv.num_envs == 6
     assert venv.observation_space.shape == (4 * 13,)
     obs = venv.reset()
@@ -33,22 +67,22 @@ def test_stack_order_and_shapes():
 
 def test_bare_stack_without_wrappers():
     bare = OmegaConf.create({"frame_stack": 1, "monitor": False, "normalize": None})
-    venv = make_vec_env(race_envs(), bare, gamma=0.99)
-    assert isinstance(venv, ParallelEnvsVecEnv)
+    venv = wrap_vec_env(sim_venv(), bare, gamma=0.99)
+    assert isinstance(venv, SimVecEnv)
     assert venv.observation_space.shape == (13,)
 
 
 @pytest.mark.parametrize("stack", [0, -1, 2.5, "4"])
 def test_invalid_frame_stack_is_refused(stack):
     with pytest.raises(ConfigError, match="frame_stack"):
-        make_vec_env(race_envs(), OmegaConf.create({"frame_stack": stack}), gamma=0.99)
+        wrap_vec_env(sim_venv(), OmegaConf.create({"frame_stack": stack}), gamma=0.99)
 
 
 def test_seeded_ppo_is_reproducible():
     """SuperSuit's own SB3 adapter raises on PPO(seed=...); ours seeds every env."""
 
     def rollout():
-        venv = make_vec_env(race_envs(), WRAPPERS, gamma=0.99)
+        venv = wrap_vec_env(sim_venv(), WRAPPERS, gamma=0.99)
         model = PPO("MlpPolicy", venv, n_steps=32, batch_size=64, n_epochs=1, seed=7)
         model.learn(64)
         obs = venv.reset()
@@ -88,8 +122,7 @@ def test_truncation_reaches_sb3_with_terminal_observation():
 
 
 def test_first_done_car_ends_its_race_and_truncates_the_others():
-    envs = race_envs(n_venvs=2, n_cars=2, spawn="grid")
-    venv = ParallelEnvsVecEnv(envs)
+    venv = sim_venv(n_venvs=2, n_cars=2, spawn="grid")
     venv.reset()
     actions = np.zeros((4, 3), dtype=np.float32)
     actions[0] = [1.0, -1.0, 0.0]  # car 0 of env 0: full throttle, hard left: off the track
@@ -100,12 +133,13 @@ def test_first_done_car_ends_its_race_and_truncates_the_others():
     assert dones.tolist() == [True, True, False, False]
     assert infos[0]["crashed"] and infos[0]["TimeLimit.truncated"] is False
     assert not infos[1]["crashed"] and infos[1]["TimeLimit.truncated"] is True
-    assert envs[0].agents == envs[0].possible_agents  # reset for the next race
+    assert venv.races.worlds.active.all()  # reset for the next race
+    assert venv.races._steps[0] == 0 < venv.races._steps[1]  # env 1 races on
 
 
 def test_with_reset_car_one_cars_end_respawns_it_alone():
-    envs = race_envs(n_venvs=1, n_cars=2, spawn="grid", reset="car")
-    venv = make_vec_env(envs, WRAPPERS, gamma=0.99)  # a stack of 4 frames per car
+    sim = sim_venv(n_venvs=1, n_cars=2, spawn="grid", reset="car")
+    venv = wrap_vec_env(sim, WRAPPERS, gamma=0.99)  # a stack of 4 frames per car
     venv.reset()
     actions = np.zeros((2, 3), dtype=np.float32)
     actions[0] = [1.0, -1.0, 0.0]  # car 0: off the track
@@ -117,8 +151,8 @@ def test_with_reset_car_one_cars_end_respawns_it_alone():
             break
     assert dones.tolist() == [True, False] and infos[0]["crashed"]
     assert "terminal_observation" in infos[0] and "terminal_observation" not in infos[1]
-    assert envs[0].agents == envs[0].possible_agents  # car 0 back, car 1 raced on
-    assert envs[0]._steps == steps  # the race was not restarted
+    assert sim.races.worlds.active.all()  # car 0 back, car 1 raced on
+    assert sim.races._steps.tolist() == [steps]  # the race was not restarted
     raw = venv.unnormalize_obs(obs)
     assert np.allclose(raw[0, :-13], 0.0, atol=1e-6)  # car 0's stack starts afresh: zeros ...
     assert not np.allclose(raw[1, :-13], 0.0, atol=1e-6)  # ... car 1's keeps its frames
@@ -129,7 +163,7 @@ def test_frame_stack_space_is_supersuits():
     import supersuit as ss
 
     stacked = ss.frame_stack_v1(race_envs(n_venvs=1)[0], 2)
-    venv = make_vec_env(race_envs(n_venvs=1), OmegaConf.create({"frame_stack": 2}), gamma=0.99)
+    venv = wrap_vec_env(sim_venv(n_venvs=1), OmegaConf.create({"frame_stack": 2}), gamma=0.99)
     assert venv.observation_space == stacked.observation_space(stacked.possible_agents[0])
 
 

@@ -144,17 +144,14 @@ class _GameEnv:
 
     @staticmethod
     def advance_many(envs: Sequence[_GameEnv], done_reward: float) -> list[dict[str, Any]]:
-        """Step environments with their last actions, in one simulator pass (as a game
-        steps every car of a tick together); a car whose episode ends is respawned at
-        once and its message carries the new car, with ``done_reward``.
+        """Step environments with their last actions (as a game steps every car of a
+        tick); a car whose episode ends is respawned at once and its message carries the
+        new car, with ``done_reward``.
 
         Returns:
             Per environment, sim agent → (observation, reward, terminated, truncated, info).
         """
-        results = RaceParallelEnv.step_many(
-            [env.env for env in envs],
-            [{sim: env.actions[sim] for sim in env.env.agents} for env in envs],
-        )
+        results = [env.env.step({sim: env.actions[sim] for sim in env.env.agents}) for env in envs]
         answers = []
         for env, (observations, rewards, terminated, truncated, infos) in zip(
             envs, results, strict=True

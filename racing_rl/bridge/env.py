@@ -190,7 +190,7 @@ class RobloxParallelEnv(ParallelEnv):
         self._episodes_on_track = 0
         self._steps = 0
         self._action_step = 0
-        self._sent: _Sent | None = None  # an ACTION sent by prepare_step, not yet awaited
+        self._sent: _Sent | None = None  # an ACTION sent by send_actions, not yet awaited
         self._read = 0  # the newest inbox message the cars' observations were read from
         self._last_obs: dict[AgentID, NDArray[np.float32]] = {}
         self._respawned: set[AgentID] = set()  # ended by the game, already respawned by it
@@ -307,15 +307,19 @@ class RobloxParallelEnv(ParallelEnv):
             or self.bridge.server.size_error is not None
         )
 
-    def prepare_step(self, actions: dict[AgentID, Any]) -> None:
+    def send_actions(self, actions: dict[AgentID, Any]) -> None:
         """Send the live cars' actions now; the next ``step`` only waits for the answer.
 
-        ``ParallelEnvsVecEnv`` sends every virtual environment's ACTION this way before
-        it steps the first one, so that they reach the game together (the same tick of a
-        real-time game). ``step`` must follow, with the same actions.
+        ``racing_rl.vec.step_envs`` (``send_ahead``) sends every virtual environment's
+        ACTION this way before it steps the first one, so that they reach the game
+        together (the same tick of a real-time game). ``step`` must follow, with the
+        same actions.
+
+        Raises:
+            RuntimeError: no live agents (call ``reset`` first).
         """
         if not self.agents:
-            raise RuntimeError("prepare_step() called with no live agents: call reset() first.")
+            raise RuntimeError("send_actions() called with no live agents: call reset() first.")
         self._sent = self._send(actions)
 
     def _send(self, actions: dict[AgentID, Any]) -> _Sent:

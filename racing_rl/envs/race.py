@@ -1,9 +1,17 @@
-"""RaceParallelEnv: a PettingZoo ParallelEnv of N cars racing on one simulated track."""
+"""Simulated races: ``RaceBatch`` (K races as arrays, the episode rules) and
+``RaceParallelEnv`` (PettingZoo's multi-agent API over a batch of one race).
+
+A ``RaceBatch`` owns one ``WorldBatch`` and adds what makes the worlds races: tracks drawn
+from seeds, cars spawned as ``episode.spawn`` says, rewards, terminations and truncations.
+Arrays in, arrays out: the simulator's SB3 VecEnv (``racing_rl.envs.vec_env.SimVecEnv``)
+steps K races through it with no per-agent dicts, and ``RaceParallelEnv`` is the same code
+for one race, behind PettingZoo's dicts.
+"""
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -17,7 +25,245 @@ from racing_rl.envs.config import RaceConfig
 from racing_rl.envs.rewards import compute_rewards
 from racing_rl.errors import ConfigError
 from racing_rl.sim.track import Track, generate_track
-from racing_rl.sim.world import StepEvents, World
+from racing_rl.sim.world import World, WorldBatch
+
+FloatArray = NDArray[np.float64]
+BoolArray = NDArray[np.bool_]
+
+
+@dataclass(frozen=True)
+class RaceStep:
+    """What one step of a ``RaceBatch`` gives every car; arrays of shape (N,) over all
+    cars, race after race (cars that were not racing hold meaningless values).
+
+    Attributes:
+        observations: shape (N, n_rays + 3), float32 (``racing_rl.contract``).
+        reward: the step's reward.
+        terminated: crashed (left the track, hit an obstacle or another car).
+        truncated: out of time (``episode.max_steps``), stuck, or finished its laps.
+        progress: total progress since the start line [laps].
+        laps: full laps completed.
+        speed: signed speed [m/s].
+        mean_speed: distance driven / race time [m/s].
+        stuck: no new progress for ``rules.stuck_time``.
+        finished: completed ``episode.laps`` laps.
+        lap_time: the lap's time where a lap was completed this step [s], else NaN.
+        reward_terms: the reward's named terms (``racing_rl.envs.rewards``), each (N,).
+    """
+
+    observations: NDArray[np.float32]
+    reward: FloatArray
+    terminated: BoolArray
+    truncated: BoolArray
+    progress: FloatArray
+    laps: NDArray[np.int64]
+    speed: FloatArray
+    mean_speed: FloatArray
+    stuck: BoolArray
+    finished: BoolArray
+    lap_time: FloatArray
+    reward_terms: dict[str, FloatArray]
+
+    def info(self, car: int) -> dict[str, Any]:
+        """Car ``car``'s step info, as ``RaceParallelEnv.step`` documents it."""
+        info = {
+            "progress": float(self.progress[car]),
+            "laps": int(self.laps[car]),
+            "speed": float(self.speed[car]),
+            "mean_speed": float(self.mean_speed[car]),
+            "crashed": bool(self.terminated[car]),
+            "stuck": bool(self.stuck[car]),
+            "finished": bool(self.finished[car]),
+            "reward_terms": {name: float(term[car]) for name, term in self.reward_terms.items()},
+        }
+        if not np.isnan(self.lap_time[car]):
+            info["lap_time"] = float(self.lap_time[car])
+        return info
+
+
+class RaceBatch:
+    """K races of ``n_cars`` cars under one ``RaceConfig``, stepped as one ``WorldBatch``.
+
+    Each race has its own random generator (track choice and spawns), its own track
+    seeds, step count and episodes on its track, so a race's results do not depend on
+    the others. Cars are rows, race after race: race k's are ``rows(k)``.
+
+    Args:
+        config: the race settings.
+        n_cars: cars in each race, >= 1.
+        track_seeds: per race, the seeds its tracks are drawn from (non-empty).
+
+    Raises:
+        ConfigError: ``n_cars`` < 1, no race, or a race without track seeds.
+    """
+
+    def __init__(
+        self, config: RaceConfig, n_cars: int, track_seeds: Sequence[Sequence[int]]
+    ) -> None:
+        if n_cars < 1:
+            raise ConfigError(f"n_cars must be >= 1, got {n_cars}.")
+        if len(track_seeds) == 0 or any(len(seeds) == 0 for seeds in track_seeds):
+            raise ConfigError("track_seeds is empty: give at least one track seed per race.")
+        self.config = config
+        self.n_cars = n_cars
+        self.n_races = len(track_seeds)
+        self.track_seeds = list(track_seeds)
+        self.np_random = [seeding.np_random()[0] for _ in track_seeds]
+        #: The worlds, after the first ``reset`` of every race (a ``World`` for one race).
+        self.worlds: WorldBatch | None = None
+        self._pending: list[Track | None] = [None] * self.n_races
+        self._episodes_on_track = [0] * self.n_races
+        self._steps = np.zeros(self.n_races, np.int64)
+
+    def rows(self, race: int) -> slice:
+        """Rows of race ``race``'s cars."""
+        return slice(race * self.n_cars, (race + 1) * self.n_cars)
+
+    def reset(
+        self, race: int, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> int:
+        """Start race ``race``'s next episode: draw a new track when due, spawn every car.
+
+        Until every race has been reset once, a reset only draws the track; the worlds
+        exist (and cars are spawned) from the reset of the last race on.
+
+        Args:
+            race: which race.
+            seed: seeds the race's generator (track choice and spawns) and forces a new
+                track.
+            options: ``{"track_seed": int}`` races on that track.
+
+        Returns:
+            The track's seed.
+        """
+        if seed is not None:
+            self.np_random[race], _ = seeding.np_random(seed)
+        track_seed = (options or {}).get("track_seed")
+        config, worlds = self.config, self.worlds
+        due = self._episodes_on_track[race] >= config.episode.track_change_every
+        if track_seed is not None or seed is not None or worlds is None or due:
+            if track_seed is None:
+                seeds = self.track_seeds[race]
+                track_seed = seeds[int(self.np_random[race].integers(len(seeds)))]
+            track = generate_track(int(track_seed), config.track)
+            self._episodes_on_track[race] = 0
+            if worlds is None:
+                self._pending[race] = track
+                if any(t is None for t in self._pending):
+                    self._episodes_on_track[race] += 1
+                    self._steps[race] = 0
+                    return track.seed
+                self._create_worlds()
+            else:
+                worlds.set_track(race, track)
+        self._episodes_on_track[race] += 1
+        self._steps[race] = 0
+        self._spawn(race)
+        assert self.worlds is not None
+        return self.worlds.tracks[race].seed
+
+    def _create_worlds(self) -> None:
+        tracks: list[Track] = [t for t in self._pending if t is not None]
+        c = self.config
+        if self.n_races == 1:
+            self.worlds = World(tracks[0], self.n_cars, c.car, c.sensors, c.rules)
+        else:
+            counts = [self.n_cars] * self.n_races
+            self.worlds = WorldBatch(tracks, counts, c.car, c.sensors, c.rules)
+        # Races reset before the worlds existed spawn now, in order (each its own generator).
+        for race in range(self.n_races - 1):
+            self._spawn(race)
+        self._pending = [None] * self.n_races
+
+    def respawn(self, race: int, cars: BoolArray) -> None:
+        """Start a new episode for some cars of race ``race`` while the others race on.
+
+        Args:
+            race: which race.
+            cars: the cars to respawn, shape (n_cars,) bool.
+        """
+        self._spawn(race, np.asarray(cars, bool))
+
+    def _spawn(self, race: int, cars: BoolArray | None = None) -> None:
+        """Place race ``race``'s cars (all, or those in the mask ``cars``) as
+        ``episode.spawn`` says."""
+        world = self.worlds
+        assert world is not None
+        track, episode, n = world.tracks[race], self.config.episode, self.n_cars
+        if episode.spawn == "line":
+            world.place_cars(np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n), cars, race)
+            return
+        if episode.spawn == "grid":
+            row, col = np.divmod(np.arange(n), 2)
+            arc = -8.0 * row - 4.0 * col
+            lateral = np.where(col == 0, 1.0, -1.0) * track.width / 4 if n > 1 else np.zeros(1)
+            world.place_cars(arc, lateral, np.zeros(n), np.zeros(n), cars, race)
+            return
+        rng = self.np_random[race]
+        arc = np.mod(rng.uniform(0.0, track.length) + np.arange(n) * track.length / n, track.length)
+        limit = min(episode.max_spawn_lateral, track.width / 2 - self.config.car.radius - 1.0)
+        lateral = rng.uniform(-limit, limit, n)
+        if len(track.obstacle_index):
+            # A car spawned beside an obstacle goes to the middle of the gap it leaves
+            # (beside two, the gap of the later one).
+            apart = np.abs(arc[:, None] - track.arc_length[track.obstacle_index])  # (n, M)
+            reach = track.obstacles[:, 2] + self.config.car.length
+            near = np.minimum(apart, track.length - apart) < reach
+            last = near.shape[1] - 1 - np.argmax(near[:, ::-1], axis=1)
+            lateral = np.where(near.any(axis=1), track.obstacle_gap_centre[last], lateral)
+        heading = rng.uniform(-episode.max_spawn_heading, episode.max_spawn_heading, n)
+        moving = rng.random(n) >= episode.standing_start_prob
+        speed = np.where(moving, rng.uniform(0.0, episode.max_spawn_speed, n), 0.0)
+        world.place_cars(arc, lateral, heading, speed, cars, race)
+
+    def step(self, actions: NDArray[np.float64]) -> RaceStep:
+        """Advance every race by one step.
+
+        Cars whose episode ended stop racing (``worlds.active``) until their race is
+        reset or they are respawned.
+
+        Args:
+            actions: shape (K · n_cars, 3) in [-1, 1], race after race; rows of cars
+                not racing are ignored.
+
+        Returns:
+            Every car's step (``RaceStep``).
+
+        Raises:
+            RuntimeError: before every race has been reset.
+        """
+        worlds = self.worlds
+        if worlds is None:
+            raise RuntimeError("step() before reset(): reset every race first.")
+        config, episode = self.config, self.config.episode
+        events = worlds.step(actions)
+        observations = worlds.observe()
+        self._steps += 1
+        terminated = events.crashed
+        laps = worlds.laps.copy()
+        finished = laps >= episode.laps if episode.laps else np.zeros(len(laps), bool)
+        truncated = events.stuck | finished
+        truncated |= np.repeat(self._steps >= episode.max_steps, self.n_cars)  # out of time
+        truncated &= ~terminated
+        speed = worlds.cars.speed.copy()
+        reward, terms = compute_rewards(
+            events.progress_delta, speed / config.car.max_speed, terminated, config.reward
+        )
+        worlds.active &= ~(terminated | truncated)
+        return RaceStep(
+            observations=observations,
+            reward=reward,
+            terminated=terminated,
+            truncated=truncated,
+            progress=worlds.progress.copy(),
+            laps=laps,
+            speed=speed,
+            mean_speed=worlds.distance / np.maximum(worlds.clock, 1e-9),
+            stuck=events.stuck,
+            finished=finished,
+            lap_time=events.lap_time,
+            reward_terms=terms,
+        )
 
 
 class RaceParallelEnv(ParallelEnv):
@@ -81,15 +327,12 @@ class RaceParallelEnv(ParallelEnv):
         render_mode: str | None = None,
     ) -> None:
         self.config = config or RaceConfig()
-        if n_cars < 1:
-            raise ConfigError(f"n_cars must be >= 1, got {n_cars}.")
-        if len(track_seeds) == 0:
-            raise ConfigError("track_seeds is empty: give at least one track seed.")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ConfigError(
                 f"render_mode must be one of {self.metadata['render_modes']} or None, "
                 f"got {render_mode!r}."
             )
+        self.races = RaceBatch(self.config, n_cars, [track_seeds])
         self.render_mode = render_mode
         self.n_cars = n_cars
         self.track_seeds = track_seeds
@@ -98,12 +341,7 @@ class RaceParallelEnv(ParallelEnv):
         self._index = {agent: i for i, agent in enumerate(self.possible_agents)}
         self._observation_space = observation_space(self.config.sensors.n_rays)
         self._action_space = action_space()
-        self.np_random, _ = seeding.np_random()
-        self.world: World | None = None
-        self._episodes_on_track = 0
-        self._steps = 0
         self._renderer: Any = None
-        self._group: _StepGroup | None = None
 
     def observation_space(self, agent: AgentID) -> spaces.Box:
         """The observation space; the same object for every agent."""
@@ -112,6 +350,16 @@ class RaceParallelEnv(ParallelEnv):
     def action_space(self, agent: AgentID) -> spaces.Box:
         """The action space; the same object for every agent."""
         return self._action_space
+
+    @property
+    def world(self) -> World | None:
+        """The race's world (None before the first reset)."""
+        return self.races.worlds  # type: ignore[return-value]  # one race: a World
+
+    @property
+    def np_random(self) -> np.random.Generator:
+        """The generator of track choices and spawns."""
+        return self.races.np_random[0]
 
     @property
     def track(self) -> Track:
@@ -132,58 +380,14 @@ class RaceParallelEnv(ParallelEnv):
         Returns:
             Observations and infos (``{"track_seed": int}``) of every agent.
         """
-        if seed is not None:
-            self.np_random, _ = seeding.np_random(seed)
-        track_seed = (options or {}).get("track_seed")
-        config = self.config
-        due = self._episodes_on_track >= config.episode.track_change_every
-        if track_seed is not None or seed is not None or self.world is None or due:
-            if track_seed is None:
-                track_seed = self.track_seeds[int(self.np_random.integers(len(self.track_seeds)))]
-            track = generate_track(int(track_seed), config.track)
-            self.world = World(track, self.n_cars, config.car, config.sensors, config.rules)
-            self._episodes_on_track = 0
-        self._episodes_on_track += 1
-        self._spawn()
-        self._steps = 0
+        track_seed = self.races.reset(0, seed, options)
         self.agents = self.possible_agents[:]
+        assert self.world is not None
         obs = self.world.observe()
-        seed_info = {"track_seed": self.world.track.seed}
         return (
             {agent: obs[i] for i, agent in enumerate(self.agents)},
-            {agent: dict(seed_info) for agent in self.agents},
+            {agent: {"track_seed": track_seed} for agent in self.agents},
         )
-
-    def _spawn(self, cars: NDArray[np.bool_] | None = None) -> None:
-        """Place the cars (all, or those in the mask ``cars``) as ``episode.spawn`` says."""
-        world = self.world
-        assert world is not None
-        track, episode, n = world.track, self.config.episode, self.n_cars
-        if episode.spawn == "line":
-            world.place_cars(np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n), cars)
-            return
-        if episode.spawn == "grid":
-            row, col = np.divmod(np.arange(n), 2)
-            arc = -8.0 * row - 4.0 * col
-            lateral = np.where(col == 0, 1.0, -1.0) * track.width / 4 if n > 1 else np.zeros(1)
-            world.place_cars(arc, lateral, np.zeros(n), np.zeros(n), cars)
-            return
-        rng = self.np_random
-        arc = np.mod(rng.uniform(0.0, track.length) + np.arange(n) * track.length / n, track.length)
-        limit = min(episode.max_spawn_lateral, track.width / 2 - self.config.car.radius - 1.0)
-        lateral = rng.uniform(-limit, limit, n)
-        if len(track.obstacle_index):
-            # A car spawned beside an obstacle goes to the middle of the gap it leaves
-            # (beside two, the gap of the later one).
-            apart = np.abs(arc[:, None] - track.arc_length[track.obstacle_index])  # (n, M)
-            reach = track.obstacles[:, 2] + self.config.car.length
-            near = np.minimum(apart, track.length - apart) < reach
-            last = near.shape[1] - 1 - np.argmax(near[:, ::-1], axis=1)
-            lateral = np.where(near.any(axis=1), track.obstacle_gap_centre[last], lateral)
-        heading = rng.uniform(-episode.max_spawn_heading, episode.max_spawn_heading, n)
-        moving = rng.random(n) >= episode.standing_start_prob
-        speed = np.where(moving, rng.uniform(0.0, episode.max_spawn_speed, n), 0.0)
-        world.place_cars(arc, lateral, heading, speed, cars)
 
     def respawn(self, agents: Sequence[AgentID]) -> dict[AgentID, NDArray[np.float32]]:
         """Start a new episode for some cars while the others race on.
@@ -196,13 +400,16 @@ class RaceParallelEnv(ParallelEnv):
 
         Returns:
             The respawned agents' observations.
+
+        Raises:
+            RuntimeError: before the first reset.
         """
         world = self.world
         if world is None:
             raise RuntimeError("respawn() before reset(): call reset() first.")
         cars = np.zeros(self.n_cars, dtype=bool)
         cars[[self._index[agent] for agent in agents]] = True
-        self._spawn(cars)
+        self.races.respawn(0, cars)
         live = set(self.agents) | set(agents)
         self.agents = [agent for agent in self.possible_agents if agent in live]
         obs = world.observe()
@@ -223,74 +430,9 @@ class RaceParallelEnv(ParallelEnv):
             ``reward_terms``.
 
         Raises:
+            RuntimeError: no live agents (call ``reset`` first).
             KeyError: an action for an agent that is not live.
         """
-        group = self._group
-        if group is not None and (self in group.results or self in group.prepared):
-            return group.result(self)
-        return RaceParallelEnv.step_many([self], [actions])[0]
-
-    @staticmethod
-    def share_steps(envs: Sequence[RaceParallelEnv]) -> None:
-        """Let ``envs`` step together: after ``prepare_step`` of several of them, the first
-        ``step`` advances all their worlds in one NumPy pass (``step_many``) and each
-        ``step`` returns its own result. ``ParallelEnvsVecEnv`` prepares every
-        environment before it steps the first one."""
-        group = _StepGroup()
-        for env in envs:
-            env._group = group
-
-    def prepare_step(self, actions: dict[AgentID, Any]) -> None:
-        """Hand over this step's actions ahead of ``step`` (which must follow, with the same
-        actions), so that environments sharing steps (``share_steps``) step together.
-        Without sharing it does nothing."""
-        if self._group is not None:
-            self._group.prepared[self] = actions
-            self._group.results.pop(self, None)  # a result never collected is stale
-
-    @staticmethod
-    def step_many(
-        envs: Sequence[RaceParallelEnv], actions: Sequence[dict[AgentID, Any]]
-    ) -> list[ParallelStepReturn]:
-        """``step`` several environments at once: their worlds advance in one NumPy pass
-        (``World.step_batch``) and the rewards and ends of episodes of environments with
-        one config are computed in one pass too, with the results each ``step`` alone
-        would give.
-
-        Args:
-            envs: the environments (each reset).
-            actions: per environment, its actions as ``step`` takes them.
-
-        Returns:
-            Per environment, what its ``step`` returns.
-
-        Raises:
-            RuntimeError, KeyError: as ``step``, for the first environment at fault.
-        """
-        arrays = [env._action_array(a) for env, a in zip(envs, actions, strict=True)]
-        events, observations, offsets = World.step_batch([env.world for env in envs], arrays)
-        first = envs[0].config
-        if all(env.config is first for env in envs):
-            return RaceParallelEnv._after_steps(envs, events, observations, offsets)
-        results: list[ParallelStepReturn | None] = [None] * len(envs)
-        fields = StepEvents.__dataclass_fields__
-        for config in dict.fromkeys(env.config for env in envs):  # configs in order, once
-            group = [k for k, env in enumerate(envs) if env.config == config]
-            rows = np.concatenate([np.arange(offsets[k], offsets[k + 1]) for k in group])
-            group_events = StepEvents(*(getattr(events, f)[rows] for f in fields))
-            group_offsets = list(itertools.accumulate((envs[k].n_cars for k in group), initial=0))
-            for k, result in zip(
-                group,
-                RaceParallelEnv._after_steps(
-                    [envs[k] for k in group], group_events, observations[rows], group_offsets
-                ),
-                strict=True,
-            ):
-                results[k] = result
-        return results  # type: ignore[return-value]
-
-    def _action_array(self, actions: dict[AgentID, Any]) -> NDArray[np.float64]:
-        """The (n_cars, 3) action array of a ``step``; checks the agents."""
         world = self.world
         if world is None or not self.agents:
             raise RuntimeError("step() called with no live agents: call reset() first.")
@@ -301,92 +443,19 @@ class RaceParallelEnv(ParallelEnv):
             if i is None or not active[i]:
                 raise KeyError(f"Action for {agent!r}, which is not a live agent: {self.agents}.")
             action_array[i] = action
-        return action_array
-
-    @staticmethod
-    def _after_steps(
-        envs: Sequence[RaceParallelEnv],
-        events: StepEvents,
-        obs: NDArray[np.float32],
-        offsets: Sequence[int],
-    ) -> list[ParallelStepReturn]:
-        """Rewards, ends of episodes and the per-agent dicts of a ``step`` of environments
-        with one config whose worlds have advanced (``events``) and been observed
-        (``obs``); environment k's cars are rows ``offsets[k]:offsets[k + 1]``."""
-        config = envs[0].config
-        episode = config.episode
-        worlds = [env.world for env in envs]
-        for env in envs:
-            env._steps += 1
-        if len(worlds) == 1:
-            laps, speed, progress = worlds[0].laps, worlds[0].cars.speed, worlds[0].progress
-        else:  # every world's (N_i,) arrays, end to end
-            laps = np.concatenate([w.laps for w in worlds])
-            speed = np.concatenate([w.cars.speed for w in worlds])
-            progress = np.concatenate([w.progress for w in worlds])
-        terminated = events.crashed
-        finished = laps >= episode.laps if episode.laps else np.zeros(len(laps), bool)
-        truncated = events.stuck | finished
-        for env, start in zip(envs, offsets, strict=False):  # out of time
-            if env._steps >= episode.max_steps:
-                truncated[start : start + env.n_cars] = True
-        truncated &= ~terminated
-        reward, terms = compute_rewards(
-            events.progress_delta, speed / config.car.max_speed, terminated, config.reward
-        )
-        # Columns as Python lists once, then one small dict per live agent.
-        mean_speed = [v for w in worlds for v in (w.distance / max(w.time, 1e-9)).tolist()]
-        rows = list(
-            zip(
-                reward.tolist(),
-                terminated.tolist(),
-                truncated.tolist(),
-                progress.tolist(),
-                laps.tolist(),
-                speed.tolist(),
-                mean_speed,
-                events.stuck.tolist(),
-                finished.tolist(),
-                *(term.tolist() for term in terms.values()),
-                strict=True,
-            )
-        )
-        term_names = list(terms)
-        lap_times = {
-            int(i): float(events.lap_time[i]) for i in np.flatnonzero(events.lap_completed)
-        }
-        done = (terminated | truncated).tolist()
-        results = []
-        for env, start, world in zip(envs, offsets, worlds, strict=False):
-            observations, rewards, terminations, truncations, infos = {}, {}, {}, {}, {}
-            index = env._index
-            for agent in env.agents:
-                i = start + index[agent]
-                (rew, term, trunc, progress_i, laps_i, speed_i, mean_speed_i, stuck, fin,
-                 *term_values) = rows[i]  # fmt: skip
-                observations[agent] = obs[i]
-                rewards[agent] = rew
-                terminations[agent] = term
-                truncations[agent] = trunc
-                infos[agent] = {
-                    "progress": progress_i,
-                    "laps": laps_i,
-                    "speed": speed_i,
-                    "mean_speed": mean_speed_i,
-                    "crashed": term,
-                    "stuck": stuck,
-                    "finished": fin,
-                    "reward_terms": dict(zip(term_names, term_values, strict=True)),
-                }
-                if i in lap_times:
-                    infos[agent]["lap_time"] = lap_times[i]
-            if any(done[start : start + env.n_cars]):
-                world.active &= ~np.array(done[start : start + env.n_cars])
-                env.agents = [agent for agent in env.agents if not done[start + index[agent]]]
-            if env.render_mode == "human":
-                env.render()
-            results.append((observations, rewards, terminations, truncations, infos))
-        return results
+        result = self.races.step(action_array)
+        observations, rewards, terminations, truncations, infos = {}, {}, {}, {}, {}
+        for agent in self.agents:
+            i = index[agent]
+            observations[agent] = result.observations[i]
+            rewards[agent] = float(result.reward[i])
+            terminations[agent] = bool(result.terminated[i])
+            truncations[agent] = bool(result.truncated[i])
+            infos[agent] = result.info(i)
+        self.agents = [a for a in self.agents if not (terminations[a] or truncations[a])]
+        if self.render_mode == "human":
+            self.render()
+        return observations, rewards, terminations, truncations, infos
 
     def render(self) -> NDArray[np.uint8] | None:
         """Draw the race: an (H, W, 3) uint8 frame in "rgb_array" mode, a window in "human".
@@ -406,21 +475,3 @@ class RaceParallelEnv(ParallelEnv):
         if self._renderer is not None:
             self._renderer.close()
             self._renderer = None
-
-
-class _StepGroup:
-    """Environments that step together (``RaceParallelEnv.share_steps``): the actions
-    prepared since the last shared step, and the results not yet collected."""
-
-    def __init__(self) -> None:
-        self.prepared: dict[RaceParallelEnv, dict[AgentID, Any]] = {}
-        self.results: dict[RaceParallelEnv, ParallelStepReturn] = {}
-
-    def result(self, env: RaceParallelEnv) -> ParallelStepReturn:
-        """``env``'s step result, stepping every prepared environment first if needed."""
-        if env not in self.results:
-            envs = list(self.prepared)
-            actions = [self.prepared[e] for e in envs]
-            self.prepared.clear()
-            self.results.update(zip(envs, RaceParallelEnv.step_many(envs, actions), strict=True))
-        return self.results.pop(env)

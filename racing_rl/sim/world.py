@@ -1,21 +1,21 @@
-"""One track and N cars: physics, sensors, progress, laps, crashes. Pure NumPy.
+"""Cars racing on tracks: physics, sensors, progress, laps, crashes. Pure NumPy.
 
-``World.step`` advances every car at once; nothing loops over cars, rays or walls.
-``World.step_batch`` advances several worlds (one track each) in one NumPy pass, with
-results bit-identical to stepping each alone. The observation of each car is the
-contract of DESIGN.md:
+``WorldBatch`` holds the cars of several tracks (each track its own race, with its own
+clock) as one set of arrays, and ``WorldBatch.step`` advances every car of every track
+in one NumPy pass: nothing loops over cars, rays, walls or tracks. ``World`` is the
+batch of one track, the plain reference: stepping K tracks in one batch is bit-identical
+to stepping K ``World``s (``tests/sim/test_world.py``), since each car's arithmetic is
+the same and tracks only meet where a car's data is looked up (its track's rows).
+
+The observation of each car is the contract of ``racing_rl.contract``:
 
     [ray_0 … ray_{R-1}] / range,  nitro fuel,  signed speed / max speed,  is_reverse
 """
 
 from __future__ import annotations
 
-import itertools
-import operator
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -28,8 +28,15 @@ from racing_rl.sim.track import Track
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
 
-#: Heading sectors of the ray-candidate table (``Track.ray_candidates``).
-_SECTORS = 32
+IntArray = NDArray[np.int64]
+
+#: Heading sectors of the ray-candidate table (``Track.ray_candidates``): a car's rays
+#: are looked up by its centreline point and the sector its heading lies in.
+RAY_SECTORS = 32
+#: Planes of ``TrackLayout.window``, each (P, W): for centreline point i, the W segments a
+#: car projected there may be on after one step: their start x and y [m], unit direction
+#: x and y, length [m] and index (a float, as the other planes).
+WINDOW_X, WINDOW_Y, WINDOW_DIR_X, WINDOW_DIR_Y, WINDOW_LENGTH, WINDOW_INDEX = range(6)
 
 
 @dataclass(frozen=True)
@@ -72,257 +79,45 @@ class StepEvents:
     lap_time: FloatArray
 
 
-class World:
-    """N cars racing on one track.
-
-    Args:
-        track: the track.
-        n_cars: number of cars.
-        car: car parameters.
-        sensors: ray sensor parameters.
-        rules: race rules.
+@dataclass(frozen=True, eq=False)
+class TrackLayout:
+    """What stepping needs of one track, as arrays (built once per track).
 
     Attributes:
-        cars: the car state (positions, headings, speeds, fuel).
-        active: cars still racing, shape (N,); inactive cars stand still and are ignored
-            by collisions.
-        time: race time [s].
-        progress: total progress since the start line [laps]; negative behind it.
-        laps: full laps completed, shape (N,).
-        last_lap_time, best_lap_time: [s], NaN before the first lap.
-        distance: path length driven [m] (the integral of |speed|).
-        lateral: signed offset from the centreline [m], positive to the left.
-        arc: arc-length position on the centreline [m], in [0, track.length).
+        seg_dir: unit direction of centreline segment i, shape (P, 2).
+        arc_length: arc length of centreline point i, shape (P,) [m].
+        window: the segments near each point, shape (6, P, W); planes ``WINDOW_X`` …
+            ``WINDOW_INDEX``, one plane per quantity, so that one ``take`` gathers a
+            car's window and each quantity is a contiguous (N, W) block.
+        walls: wall start and edge vector, shape (2n + 1, 4) [m]; row 2n is a padding
+            wall no ray hits (``Track.padded_wall_segments``).
+        ray_table: wall candidates of each (point, heading sector) cell, shape (P·S, k);
+            point i and sector s are row i·S + s (``Track.ray_candidates``).
+        ray_counts: candidates in each row of ``ray_table``, shape (P·S,).
+        length: track length [m].
+        crash_half_width: a car whose centre is farther than this from the centreline
+            has left the track [m].
+        obstacle_xy, obstacle_radius: obstacle centres (M, 2) and radii (M,) [m].
+        obstacle_reach2: (radius + car radius)², shape (M,) [m²]: closer is a crash.
     """
 
-    def __init__(
-        self,
-        track: Track,
-        n_cars: int,
-        car: CarConfig,
-        sensors: SensorConfig,
-        rules: RaceRules,
-    ) -> None:
-        if n_cars < 1:
-            raise ConfigError(f"A race needs at least one car, got n_cars={n_cars}.")
-        self.track = track
-        self.n_cars = n_cars
-        self.car = car
-        self.sensors = sensors
-        self.rules = rules
-        self._angles = sensors.angles()
-        self._layout = _Layout.of_track(track, car, sensors, rules)
-        self.cars = CarState.zeros(n_cars)
-        self.place_cars(np.zeros(n_cars), np.zeros(n_cars), np.zeros(n_cars), np.zeros(n_cars))
-
-    # ------------------------------------------------------------------ placement
-    def place_cars(
-        self,
-        arc: FloatArray,
-        lateral: FloatArray,
-        heading_offset: FloatArray,
-        speed: FloatArray,
-        cars: BoolArray | None = None,
-    ) -> None:
-        """Put cars on the track: every car (restarting the race clock) or some of them.
-
-        Args:
-            arc: signed arc length from the start line, shape (N,) [m]; negative is
-                behind the line (a grid slot), and the car's progress starts at arc / L.
-            lateral: offset from the centreline, shape (N,) [m], positive to the left.
-            heading_offset: heading relative to the track direction, shape (N,) [rad].
-            speed: initial speed, shape (N,) [m/s].
-            cars: which cars to place, shape (N,) bool; None places all and restarts the
-                clock. The others keep their state; a placed car starts afresh at the
-                current time (lap clock, progress, distance), as a respawned car does.
-        """
-        track = self.track
-        placed = np.ones(self.n_cars, dtype=bool) if cars is None else np.asarray(cars, bool)
-        wrapped = np.mod(arc, track.length)
-        index = np.minimum(
-            np.searchsorted(track.arc_length, wrapped, side="right") - 1, track.n_points - 1
-        )
-        along = wrapped - track.arc_length[index]
-        direction = self._layout.seg_dir[index]
-        normal = np.stack([-direction[:, 1], direction[:, 0]], axis=1)
-        position = track.centreline[index] + direction * along[:, None] + normal * lateral[:, None]
-        heading = np.arctan2(direction[:, 1], direction[:, 0]) + heading_offset
-        cars_state = self.cars
-        cars_state.position = np.where(placed[:, None], position, cars_state.position)
-        cars_state.heading = np.where(placed, heading, cars_state.heading)
-        cars_state.speed = np.where(placed, np.asarray(speed, dtype=np.float64), cars_state.speed)
-        cars_state.fuel = np.where(placed, 1.0, cars_state.fuel)
-        if cars is None:
-            self.index, self.arc = index, wrapped
-            self.active = np.ones(self.n_cars, dtype=bool)
-            self.time = 0.0
-            self.distance = np.zeros(self.n_cars)
-            self.laps = np.zeros(self.n_cars, dtype=np.int64)
-            self.last_lap_time = np.full(self.n_cars, np.nan)
-            self.best_lap_time = np.full(self.n_cars, np.nan)
-            self.progress = np.zeros(self.n_cars)
-            self._lap_started = np.zeros(self.n_cars, dtype=bool)
-            self._lap_start_time = np.zeros(self.n_cars)
-            self._next_line = np.zeros(self.n_cars)
-            self._best_progress = np.zeros(self.n_cars)
-            self._last_improvement = np.zeros(self.n_cars)
-        else:
-            self.index = np.where(placed, index, self.index)
-            self.arc = np.where(placed, wrapped, self.arc)
-            self.active = self.active | placed
-        # Index, arc and lateral offset come from the same projection the steps use, so
-        # a car at rest never makes progress (next to a vertex the nearest segment can
-        # be the previous one). Cars not placed project where they are (no change).
-        delta = _project(self)
-        progress = (np.asarray(arc, dtype=np.float64) + delta) / track.length
-        progress[np.abs(progress) < 1e-9] = 0.0
-        self.progress = np.where(placed, progress, self.progress)
-        self.distance = np.where(placed, 0.0, self.distance)
-        self.laps = np.where(placed, 0, self.laps)
-        self.last_lap_time = np.where(placed, np.nan, self.last_lap_time)
-        self.best_lap_time = np.where(placed, np.nan, self.best_lap_time)
-        # A lap is timed from a start-line crossing; a car placed exactly on the line
-        # starts its first lap at once.
-        on_line = placed & (self.progress == 0.0)
-        self._lap_started = np.where(placed, on_line, self._lap_started)
-        self._lap_start_time = np.where(placed, self.time, self._lap_start_time)
-        self._next_line = np.where(
-            placed, np.where(on_line, 1.0, np.ceil(self.progress)), self._next_line
-        )
-        self._best_progress = np.where(placed, self.progress, self._best_progress)
-        self._last_improvement = np.where(placed, self.time, self._last_improvement)
-
-    # ------------------------------------------------------------------ stepping
-    def step(self, actions: FloatArray) -> StepEvents:
-        """Advance the race by one step of ``rules.dt`` seconds.
-
-        Args:
-            actions: shape (N, 3) in [-1, 1]: throttle, steering, nitro (see
-                ``racing_rl.sim.car.step_cars``). Rows of inactive cars are ignored.
-
-        Returns:
-            The step's events per car (inactive cars report nothing).
-        """
-        return _advance(self, actions)
-
-    @staticmethod
-    def step_many(
-        worlds: Sequence[World], actions: Sequence[FloatArray]
-    ) -> tuple[list[StepEvents], list[NDArray[np.float32]]]:
-        """``step_batch``, split per world.
-
-        Returns:
-            Per world, its ``StepEvents`` and its observations (see ``observe``).
-
-        Raises:
-            ValueError: as ``step_batch``.
-        """
-        events, observations, offsets = World.step_batch(worlds, actions)
-        cuts = list(itertools.pairwise(offsets))
-        fields = StepEvents.__dataclass_fields__
-        return (
-            [StepEvents(*(getattr(events, f)[a:b] for f in fields)) for a, b in cuts],
-            [observations[a:b] for a, b in cuts],
-        )
-
-    @staticmethod
-    def step_batch(
-        worlds: Sequence[World], actions: Sequence[FloatArray]
-    ) -> tuple[StepEvents, NDArray[np.float32], list[int]]:
-        """Step several worlds and observe them, in one NumPy pass when they can share it.
-
-        Worlds with the same car, sensor and rule settings (their tracks and car counts
-        may differ) are stacked: a car's arithmetic is exactly that of ``step`` then
-        ``observe`` on its own world (bit-identical results), but the few dozen NumPy
-        calls of a step are paid once, not once per world. Other worlds are stepped one
-        by one.
-
-        Args:
-            worlds: the worlds.
-            actions: per world, its actions, shape (N_i, 3) (see ``step``).
-
-        Returns:
-            The events and observations of every car, world after world (shapes (ΣN_i,)
-            and (ΣN_i, n_rays + 3)), and the offsets of each world's cars: world i has
-            rows ``offsets[i]:offsets[i + 1]``.
-
-        Raises:
-            ValueError: ``worlds`` is empty or ``actions`` differs from it in length.
-        """
-        if len(worlds) != len(actions) or not worlds:
-            raise ValueError(
-                "step_batch needs one action array per world and at least one world, got "
-                f"{len(worlds)} worlds and {len(actions)} action arrays."
-            )
-        offsets = list(itertools.accumulate((w.n_cars for w in worlds), initial=0))
-        first = worlds[0]
-        if len(worlds) < 2 or any(
-            (w.car, w.sensors, w.rules) != (first.car, first.sensors, first.rules) for w in worlds
-        ):
-            each = [w.step(a) for w, a in zip(worlds, actions, strict=True)]
-            if len(each) == 1:
-                return each[0], worlds[0].observe(), offsets
-            fields = StepEvents.__dataclass_fields__
-            events = StepEvents(*(np.concatenate([getattr(e, f) for e in each]) for f in fields))
-            return events, np.concatenate([w.observe() for w in worlds]), offsets
-        stack = _Stack.of(worlds)
-        events = _advance(stack, np.concatenate([np.asarray(a, np.float64) for a in actions]))
-        observations = _observe(stack)
-        stack.scatter()
-        return events, observations, offsets
-
-    @property
-    def lap_clock(self) -> FloatArray:
-        """Time since each car last crossed the start line, shape (N,) [s]; NaN before.
-
-        The running time of the lap in progress (the HUD's "lap time").
-        """
-        return np.where(self._lap_started, self.time - self._lap_start_time, np.nan)
-
-    # ------------------------------------------------------------------ sensing
-    def ray_distances(self) -> FloatArray:
-        """Distance along each car's rays to walls, obstacles (and cars), shape (N, R) [m]."""
-        return _ray_distances(self)
-
-    def is_reverse(self) -> BoolArray:
-        """Whether each car faces against the track direction, shape (N,)."""
-        return _is_reverse(self)
-
-    def observe(self) -> NDArray[np.float32]:
-        """Observations of every car, shape (N, n_rays + 3), float32 (see module doc)."""
-        return _observe(self)
-
-
-# ---------------------------------------------------------------------- internals
-@dataclass(frozen=True, eq=False)
-class _Layout:
-    """What stepping needs of the track(s), as arrays: one track's, or several stacked.
-
-    Point and wall indices are global over the stacked tracks. The fields from
-    ``length`` to ``same_track`` are scalars / shared arrays for one track and per-car
-    arrays (N,) / (N, M…) when stacked (``same_track`` is then the (N, N) mask of cars
-    on one track).
-    """
-
-    seg_dir: FloatArray  # (P, 2) unit direction of centreline segment i
-    arc_length: FloatArray  # (P,) arc length of point i on its track [m]
-    window: FloatArray  # (6, P, W) segments near point i: start x, y, direction x, y,
-    # length, index; one plane per quantity, so each is a contiguous (N, W) block per step
-    walls: FloatArray  # (2n + 1, 4) wall start and edge vector; row 2n (per track) no ray hits
-    # Cells: point i and heading sector s are row i·S + s (one ``take`` finds a car's).
-    ray_table: NDArray[np.int32]  # (P·S, k) wall candidates per cell
-    ray_counts: NDArray[np.int64]  # (P·S,) candidates in each row of ray_table
-    length: Any  # track length [m]
-    crash_half_width: Any  # |lateral| beyond this is a crash [m]
-    obstacle_xy: FloatArray  # (M, 2) or (N, M, 2) obstacle centres [m] (NaN: padding)
-    obstacle_radius: FloatArray  # (M,) or (N, M) radii [m]
-    obstacle_reach2: FloatArray  # (M,) or (N, M) (radius + car radius)² [m²]
-    same_track: BoolArray | None
+    seg_dir: FloatArray
+    arc_length: FloatArray
+    window: FloatArray
+    walls: FloatArray
+    ray_table: NDArray[np.int32]
+    ray_counts: IntArray
+    length: float
+    crash_half_width: float
+    obstacle_xy: FloatArray
+    obstacle_radius: FloatArray
+    obstacle_reach2: FloatArray
 
     @classmethod
-    def of_track(
+    def of(
         cls, track: Track, car: CarConfig, sensors: SensorConfig, rules: RaceRules
-    ) -> _Layout:
+    ) -> TrackLayout:
+        """The layout of ``track`` for cars and sensors of these settings."""
         n = track.n_points
         seg = np.roll(track.centreline, -1, axis=0) - track.centreline
         seg_len = np.sqrt((seg * seg).sum(axis=1))
@@ -334,9 +129,9 @@ class _Layout:
         # Walls are packed as rows (start x, start y, edge x, edge y): one ``take``
         # gathers a car's candidates, 8-15x faster than two fancy-indexed gathers.
         ray_table = track.ray_candidates(
-            sensors.max_range(), np.deg2rad(sensors.spread_deg()), _SECTORS
+            sensors.max_range(), np.deg2rad(sensors.spread_deg()), RAY_SECTORS
         )
-        ray_table = ray_table.reshape(n * _SECTORS, -1)
+        ray_table = ray_table.reshape(n * RAY_SECTORS, -1)
         obstacles = track.obstacles
         return cls(
             seg_dir=seg_dir,
@@ -357,28 +152,75 @@ class _Layout:
             obstacle_xy=obstacles[:, :2],
             obstacle_radius=obstacles[:, 2],
             obstacle_reach2=(obstacles[:, 2] + car.radius) ** 2,
-            same_track=None,
         )
 
+
+@dataclass(frozen=True, eq=False)
+class _StackedLayout:
+    """The layouts of a batch's tracks as one: the track arrays end to end (a car finds
+    its track's rows through ``point_offset``) and per-car copies of the per-track values.
+
+    Attributes:
+        seg_dir, arc_length, window, ray_table, ray_counts: as ``TrackLayout``'s, the
+            tracks' rows end to end; window planes are padded to the widest window by
+            repeating their last column (which changes no nearest segment: the first
+            minimum wins) and ``ray_table`` rows point into ``walls``.
+        walls: every track's walls, end to end; each track keeps its own no-hit row, and
+            rows of a narrower table are padded with the last track's.
+        point_offset: index of each car's track's first centreline point, shape (N,).
+        length, crash_half_width: each car's track's, shape (N,) [m].
+        obstacle_xy, obstacle_radius, obstacle_reach2: each car's track's obstacles,
+            shapes (N, M, 2), (N, M), (N, M), padded with NaN to the most obstacles.
+        same_track: (N, N) mask of cars on one track; None for a single track.
+    """
+
+    seg_dir: FloatArray
+    arc_length: FloatArray
+    window: FloatArray
+    walls: FloatArray
+    ray_table: NDArray[np.int32]
+    ray_counts: IntArray
+    point_offset: IntArray
+    length: FloatArray
+    crash_half_width: FloatArray
+    obstacle_xy: FloatArray
+    obstacle_radius: FloatArray
+    obstacle_reach2: FloatArray
+    same_track: BoolArray | None
+
     @classmethod
-    def stack(cls, layouts: Sequence[_Layout], counts: Sequence[int]) -> tuple[_Layout, list[int]]:
-        """Several tracks' layouts as one (``counts`` cars on each); also each track's
-        first global point index."""
+    def of(cls, layouts: Sequence[TrackLayout], counts: Sequence[int]) -> _StackedLayout:
+        """Stack ``layouts`` for ``counts`` cars on each (~0.5 ms for 4 tracks)."""
+        if len(layouts) == 1:  # nothing to shift or pad
+            (layout,), (n,) = layouts, counts
+            m = len(layout.obstacle_radius)
+            return cls(
+                seg_dir=layout.seg_dir,
+                arc_length=layout.arc_length,
+                window=layout.window,
+                walls=layout.walls,
+                ray_table=layout.ray_table,
+                ray_counts=layout.ray_counts,
+                point_offset=np.zeros(n, np.int64),
+                length=np.full(n, layout.length),
+                crash_half_width=np.full(n, layout.crash_half_width),
+                obstacle_xy=np.broadcast_to(layout.obstacle_xy, (n, m, 2)),
+                obstacle_radius=np.broadcast_to(layout.obstacle_radius, (n, m)),
+                obstacle_reach2=np.broadcast_to(layout.obstacle_reach2, (n, m)),
+                same_track=None,
+            )
         points = [len(layout.arc_length) for layout in layouts]
-        point_offsets = np.cumsum([0, *points[:-1]]).tolist()
+        point_offsets = np.cumsum([0, *points[:-1]])
         # Every track keeps its own no-hit row (its last wall), so its table entries
         # only shift by the track's first wall: no remapping of the padding.
-        wall_offsets = np.cumsum([0, *(len(layout.walls) for layout in layouts[:-1])]).tolist()
+        wall_offsets = np.cumsum([0, *(len(layout.walls) for layout in layouts[:-1])])
         width = max(layout.window.shape[2] for layout in layouts)
         windows = []
-        for layout, p0 in zip(layouts, point_offsets, strict=True):
-            window = layout.window.copy()
-            window[5] += p0
-            # Repeating the last column changes no argmin: the first minimum wins.
-            extra = np.repeat(window[..., -1:], width - window.shape[2], axis=2)
-            windows.append(np.concatenate([window, extra], axis=2))
+        for layout in layouts:
+            extra = np.repeat(layout.window[..., -1:], width - layout.window.shape[2], axis=2)
+            windows.append(np.concatenate([layout.window, extra], axis=2))
         car_offsets = np.cumsum([0, *counts]).tolist()
-        m = max(layout.obstacle_radius.shape[-1] for layout in layouts)
+        m = max(len(layout.obstacle_radius) for layout in layouts)
         n = int(sum(counts))
         xy, radius, reach2 = (
             np.full((n, m, 2), np.nan),
@@ -386,29 +228,27 @@ class _Layout:
             np.full((n, m), np.nan),
         )
         for layout, a, b in zip(layouts, car_offsets[:-1], car_offsets[1:], strict=True):
-            k = layout.obstacle_radius.shape[-1]
+            k = len(layout.obstacle_radius)
             xy[a:b, :k] = layout.obstacle_xy
             radius[a:b, :k] = layout.obstacle_radius
             reach2[a:b, :k] = layout.obstacle_reach2
         walls = np.concatenate([layout.walls for layout in layouts])
-        # One candidate table, each track's walls shifted to the stack's; a row past its
-        # track's own width reads the stack's last (no-hit) wall. Building it costs
-        # ~0.5 ms per new combination of tracks; a step then needs one ``take``, not
-        # one per track.
         tables = [layout.ray_table for layout in layouts]
-        shape = (sum(len(t) for t in tables), max(t.shape[1] for t in tables))
-        ray_table = np.full(shape, len(walls) - 1, np.int32)
+        ray_table = np.full(
+            (sum(len(t) for t in tables), max(t.shape[1] for t in tables)), len(walls) - 1, np.int32
+        )
         for table, w0, p0 in zip(tables, wall_offsets, point_offsets, strict=True):
-            row = p0 * _SECTORS  # a track's cells follow the previous tracks' cells
+            row = p0 * RAY_SECTORS  # a track's cells follow the previous tracks' cells
             np.add(table, w0, out=ray_table[row : row + len(table), : table.shape[1]])
         track_of_car = np.repeat(np.arange(len(layouts)), counts)
-        stacked = cls(
+        return cls(
             seg_dir=np.concatenate([layout.seg_dir for layout in layouts]),
             arc_length=np.concatenate([layout.arc_length for layout in layouts]),
             window=np.concatenate(windows, axis=1),
             walls=walls,
             ray_table=ray_table,
             ray_counts=np.concatenate([layout.ray_counts for layout in layouts]),
+            point_offset=np.repeat(point_offsets, counts).astype(np.int64),
             length=np.repeat([layout.length for layout in layouts], counts),
             crash_half_width=np.repeat([layout.crash_half_width for layout in layouts], counts),
             obstacle_xy=xy,
@@ -416,19 +256,390 @@ class _Layout:
             obstacle_reach2=reach2,
             same_track=track_of_car[:, None] == track_of_car[None, :],
         )
-        return stacked, point_offsets
 
 
-#: World state arrays of shape (N,) that ``World.step_batch`` stacks and splits back.
+class WorldBatch:
+    """Cars on several tracks, stepped as one: track k has ``counts[k]`` cars and its own
+    race (clock, laps); cars on different tracks never meet.
+
+    Every state array covers all cars, track after track: track k's cars are rows
+    ``offsets[k]:offsets[k + 1]``. The batch owns them; nothing else holds a copy.
+
+    Args:
+        tracks: one track per race, K ≥ 1.
+        counts: cars on each track, each ≥ 1.
+        car: car parameters (every car).
+        sensors: ray sensor parameters (every car).
+        rules: race rules (every race).
+
+    Attributes:
+        tracks: the tracks (``set_track`` replaces one).
+        offsets: track k's cars are rows ``offsets[k]:offsets[k + 1]``, length K + 1.
+        n_cars: cars in all, N = offsets[-1].
+        cars: the car state (positions, headings, speeds, fuel), (N,) and (N, 2).
+        active: cars still racing, (N,); inactive cars stand still and are ignored by
+            collisions.
+        clock: each car's race time, (N,) [s] (one value per track).
+        progress: total progress since the start line, (N,) [laps]; negative behind it.
+        laps: full laps completed, (N,).
+        last_lap_time, best_lap_time: (N,) [s], NaN before the first lap.
+        distance: path length driven, (N,) [m] (the integral of |speed|).
+        lateral: signed offset from the centreline, (N,) [m], positive to the left.
+        arc: arc-length position on the car's track's centreline, (N,) [m].
+        index: the centreline point each car is projected from, (N,), on its own track.
+
+    Raises:
+        ConfigError: no track, or a count below 1.
+    """
+
+    def __init__(
+        self,
+        tracks: Sequence[Track],
+        counts: Sequence[int],
+        car: CarConfig,
+        sensors: SensorConfig,
+        rules: RaceRules,
+    ) -> None:
+        if len(tracks) == 0 or len(tracks) != len(counts) or min(counts) < 1:
+            raise ConfigError(
+                f"A world batch needs one car count >= 1 per track, got {len(tracks)} tracks "
+                f"and counts {list(counts)}."
+            )
+        self.car, self.sensors, self.rules = car, sensors, rules
+        self._angles = sensors.angles()
+        self._setup(tracks, counts, [TrackLayout.of(t, car, sensors, rules) for t in tracks])
+        n = self.n_cars
+        self.cars = CarState.zeros(n)
+        self.index = np.zeros(n, np.int64)
+        self.arc = np.zeros(n)
+        self.lateral = np.zeros(n)
+        self.active = np.ones(n, dtype=bool)
+        self.clock = np.zeros(n)
+        self.distance = np.zeros(n)
+        self.laps = np.zeros(n, dtype=np.int64)
+        self.last_lap_time = np.full(n, np.nan)
+        self.best_lap_time = np.full(n, np.nan)
+        self.progress = np.zeros(n)
+        self._lap_started = np.zeros(n, dtype=bool)
+        self._lap_start_time = np.zeros(n)
+        self._next_line = np.zeros(n)
+        self._best_progress = np.zeros(n)
+        self._last_improvement = np.zeros(n)
+        for k, count in enumerate(self.counts):
+            zeros = np.zeros(count)
+            self.place_cars(zeros, zeros, zeros, zeros, track=k)
+
+    def _setup(
+        self, tracks: Sequence[Track], counts: Sequence[int], layouts: Sequence[TrackLayout]
+    ) -> None:
+        self.tracks = list(tracks)
+        self.counts = [int(c) for c in counts]
+        self.offsets: list[int] = np.cumsum([0, *self.counts]).tolist()
+        self.n_cars = self.offsets[-1]
+        self._layouts = list(layouts)
+        self._layout = _StackedLayout.of(self._layouts, self.counts)
+
+    def rows(self, track: int) -> slice:
+        """Rows of track ``track``'s cars in every state array."""
+        return slice(self.offsets[track], self.offsets[track + 1])
+
+    def set_track(self, track: int, new: Track) -> None:
+        """Race on ``new`` in place of track ``track``; its cars start on its start line at
+        rest (``place_cars`` them next). The other races go on untouched."""
+        self.tracks[track] = new
+        self._layouts[track] = TrackLayout.of(new, self.car, self.sensors, self.rules)
+        self._layout = _StackedLayout.of(self._layouts, self.counts)
+        zeros = np.zeros(self.counts[track])
+        self.place_cars(zeros, zeros, zeros, zeros, track=track)
+
+    # ------------------------------------------------------------------ placement
+    def place_cars(
+        self,
+        arc: FloatArray,
+        lateral: FloatArray,
+        heading_offset: FloatArray,
+        speed: FloatArray,
+        cars: BoolArray | None = None,
+        track: int = 0,
+    ) -> None:
+        """Put cars of one track on it: every car (restarting its race) or some of them.
+
+        Args:
+            arc: signed arc length from the start line, shape (n,) for the track's n cars
+                [m]; negative is behind the line (a grid slot), and the car's progress
+                starts at arc / L.
+            lateral: offset from the centreline, shape (n,) [m], positive to the left.
+            heading_offset: heading relative to the track direction, shape (n,) [rad].
+            speed: initial speed, shape (n,) [m/s].
+            cars: which of the track's cars to place, shape (n,) bool; None places all and
+                restarts the race clock. The others keep their state; a placed car starts
+                afresh at the current time (lap clock, progress, distance), as a respawned
+                car does.
+            track: which track, 0 … K - 1.
+        """
+        rows = self.rows(track)
+        n = self.counts[track]
+        layout, length = self._layouts[track], self.tracks[track].length
+        placed = np.ones(n, dtype=bool) if cars is None else np.asarray(cars, bool)
+        wrapped = np.mod(arc, length)
+        index = np.minimum(
+            np.searchsorted(layout.arc_length, wrapped, side="right") - 1,
+            len(layout.arc_length) - 1,
+        )
+        along = wrapped - layout.arc_length[index]
+        direction = layout.seg_dir[index]
+        normal = np.stack([-direction[:, 1], direction[:, 0]], axis=1)
+        centreline = self.tracks[track].centreline
+        position = centreline[index] + direction * along[:, None] + normal * lateral[:, None]
+        heading = np.arctan2(direction[:, 1], direction[:, 0]) + heading_offset
+        cars_state = self.cars
+        cars_state.position[rows] = np.where(placed[:, None], position, cars_state.position[rows])
+        cars_state.heading[rows] = np.where(placed, heading, cars_state.heading[rows])
+        cars_state.speed[rows] = np.where(
+            placed, np.asarray(speed, np.float64), cars_state.speed[rows]
+        )
+        cars_state.fuel[rows] = np.where(placed, 1.0, cars_state.fuel[rows])
+        if cars is None:
+            self.index[rows], self.arc[rows] = index, wrapped
+            self.active[rows] = True
+            self.clock[rows] = 0.0
+            for name in ("distance", "progress", "_lap_start_time", "_next_line"):
+                getattr(self, name)[rows] = 0.0
+            for name in ("_best_progress", "_last_improvement"):
+                getattr(self, name)[rows] = 0.0
+            self.laps[rows] = 0
+            self.last_lap_time[rows] = np.nan
+            self.best_lap_time[rows] = np.nan
+            self._lap_started[rows] = False
+        else:
+            self.index[rows] = np.where(placed, index, self.index[rows])
+            self.arc[rows] = np.where(placed, wrapped, self.arc[rows])
+            self.active[rows] |= placed
+        # Index, arc and lateral offset come from the same projection the steps use, so
+        # a car at rest never makes progress (next to a vertex the nearest segment can
+        # be the previous one). Cars not placed project where they are (no change).
+        delta = self._project(rows)
+        progress = (np.asarray(arc, dtype=np.float64) + delta) / length
+        progress[np.abs(progress) < 1e-9] = 0.0
+        self.progress[rows] = np.where(placed, progress, self.progress[rows])
+        self.distance[rows] = np.where(placed, 0.0, self.distance[rows])
+        self.laps[rows] = np.where(placed, 0, self.laps[rows])
+        self.last_lap_time[rows] = np.where(placed, np.nan, self.last_lap_time[rows])
+        self.best_lap_time[rows] = np.where(placed, np.nan, self.best_lap_time[rows])
+        # A lap is timed from a start-line crossing; a car placed exactly on the line
+        # starts its first lap at once.
+        progress = self.progress[rows]
+        on_line = placed & (progress == 0.0)
+        self._lap_started[rows] = np.where(placed, on_line, self._lap_started[rows])
+        self._lap_start_time[rows] = np.where(placed, self.clock[rows], self._lap_start_time[rows])
+        self._next_line[rows] = np.where(
+            placed, np.where(on_line, 1.0, np.ceil(progress)), self._next_line[rows]
+        )
+        self._best_progress[rows] = np.where(placed, progress, self._best_progress[rows])
+        self._last_improvement[rows] = np.where(
+            placed, self.clock[rows], self._last_improvement[rows]
+        )
+
+    # ------------------------------------------------------------------ stepping
+    def step(self, actions: FloatArray) -> StepEvents:
+        """Advance every race by one step of ``rules.dt`` seconds.
+
+        Args:
+            actions: shape (N, 3) in [-1, 1]: throttle, steering, nitro (see
+                ``racing_rl.sim.car.step_cars``). Rows of inactive cars are ignored.
+
+        Returns:
+            The step's events per car, shape (N,) (inactive cars report nothing).
+
+        Raises:
+            ValueError: ``actions`` is not of shape (N, 3).
+        """
+        actions = np.asarray(actions, dtype=np.float64)
+        if actions.shape != (self.n_cars, 3):
+            raise ValueError(
+                f"actions must have shape ({self.n_cars}, 3), one row per car; got {actions.shape}."
+            )
+        dt = self.rules.dt
+        active = self.active
+        if not active.all():
+            actions = actions * active[:, None]
+            self.cars.speed[:] = self.cars.speed * active
+        self.distance += step_cars(self.cars, actions, dt, self.car)
+        self.clock += dt
+
+        before = self.progress.copy()
+        self.progress += self._project(slice(None)) / self._layout.length
+        lap_completed, lap_time = self._count_laps(before, dt)
+        crashed = self._crashed() & active
+        improved = self.progress > self._best_progress
+        np.maximum(self.progress, self._best_progress, out=self._best_progress)
+        self._last_improvement[:] = np.where(improved, self.clock, self._last_improvement)
+        stuck = (self.clock - self._last_improvement > self.rules.stuck_time) & active & ~crashed
+        return StepEvents(
+            progress_delta=self.progress - before,
+            crashed=crashed,
+            stuck=stuck,
+            lap_completed=lap_completed,
+            lap_time=np.where(lap_completed, lap_time, np.nan),
+        )
+
+    @property
+    def lap_clock(self) -> FloatArray:
+        """Time since each car last crossed the start line, shape (N,) [s]; NaN before.
+
+        The running time of the lap in progress (the HUD's "lap time").
+        """
+        return np.where(self._lap_started, self.clock - self._lap_start_time, np.nan)
+
+    def world(self, track: int) -> World:
+        """Track ``track``'s race as it is now, as a ``World`` of its own (a copy of its
+        cars' state that shares the track's layout): to draw it or drive it with the
+        scripted driver. Stepping the copy leaves the batch as it is.
+
+        Raises:
+            IndexError: no such track.
+        """
+        rows = self.rows(track)
+        world = World.__new__(World)
+        world._setup([self.tracks[track]], [self.counts[track]], self._layouts[track : track + 1])
+        world.car, world.sensors, world.rules = self.car, self.sensors, self.rules
+        world._angles = self._angles
+        world.cars = CarState(
+            *(getattr(self.cars, f)[rows].copy() for f in CarState.__dataclass_fields__)
+        )
+        for name in _STATE:
+            setattr(world, name, getattr(self, name)[rows].copy())
+        return world
+
+    # ------------------------------------------------------------------ sensing
+    def ray_distances(self) -> FloatArray:
+        """Distance along each car's rays to walls, obstacles (and cars), shape (N, R) [m]."""
+        layout = self._layout
+        sensors, max_range = self.sensors, self.sensors.max_range()
+        origins = self.cars.position
+        directions = ray_directions(self.cars.heading, self._angles)
+        sector = (
+            np.floor((self.cars.heading + np.pi) * (RAY_SECTORS / (2 * np.pi))) % RAY_SECTORS
+        ).astype(np.int64)
+        cell = (self.index + layout.point_offset) * RAY_SECTORS + sector
+        k = layout.ray_counts.take(cell).max()
+        rows = layout.ray_table.take(cell, axis=0)[:, :k]
+        walls = layout.walls.take(rows, axis=0)  # (N, k, 4)
+        dist = cast_segments(origins, directions, walls[..., :2], walls[..., 2:], max_range)
+        if layout.obstacle_radius.shape[-1]:
+            dist = np.minimum(
+                dist,
+                cast_circles(
+                    origins, directions, layout.obstacle_xy, layout.obstacle_radius, max_range
+                ),
+            )
+        n = self.n_cars
+        if sensors.detect_cars and n > 1:
+            radii = np.where(self.active, self.car.radius, np.nan)[None, :].repeat(n, 0)
+            np.fill_diagonal(radii, np.nan)
+            if layout.same_track is not None:
+                radii[~layout.same_track] = np.nan
+            centres = np.broadcast_to(origins[None], (n, n, 2))
+            rays = sensors.car_rays()
+            dist[:, rays] = np.minimum(
+                dist[:, rays],
+                cast_circles(origins, directions[:, rays], centres, radii, max_range),
+            )
+        if sensors.layout != "fan":  # rays of their own lengths
+            dist = np.minimum(dist, sensors.ranges())
+        return dist
+
+    def is_reverse(self) -> BoolArray:
+        """Whether each car faces against its track's direction, shape (N,)."""
+        direction = self._layout.seg_dir.take(self.index + self._layout.point_offset, axis=0)
+        heading = self.cars.heading
+        return direction[:, 0] * np.cos(heading) + direction[:, 1] * np.sin(heading) < 0.0
+
+    def observe(self) -> NDArray[np.float32]:
+        """Observations of every car, shape (N, n_rays + 3), float32 (see module doc)."""
+        obs = np.empty((self.n_cars, self.sensors.n_rays + 3), dtype=np.float32)
+        np.divide(self.ray_distances(), self.sensors.ranges(), out=obs[:, :-3])
+        obs[:, -3] = self.cars.fuel
+        obs[:, -2] = np.minimum(np.maximum(self.cars.speed / self.car.max_speed, -1.0), 1.0)
+        obs[:, -1] = self.is_reverse()
+        return obs
+
+    # ------------------------------------------------------------------ internals
+    def _project(self, rows: slice) -> FloatArray:
+        """Project cars ``rows`` on their centrelines near their last index; update their
+        index, arc and lateral offset; return Δarc, shape (n,) [m] (0 for inactive cars)."""
+        layout = self._layout
+        offset = layout.point_offset[rows]
+        win = layout.window.take(self.index[rows] + offset, axis=1)  # (6, n, W)
+        n, width = win.shape[1:]
+        position = self.cars.position[rows]
+        rx = position[:, 0, None] - win[WINDOW_X]
+        ry = position[:, 1, None] - win[WINDOW_Y]
+        dx, dy = win[WINDOW_DIR_X], win[WINDOW_DIR_Y]
+        along = np.minimum(np.maximum(rx * dx + ry * dy, 0.0), win[WINDOW_LENGTH])
+        ox, oy = rx - dx * along, ry - dy * along
+        best = np.argmin(ox * ox + oy * oy, axis=1)
+        best += np.arange(0, n * width, width)  # flat index into the (n, W) arrays
+        index = win[WINDOW_INDEX].take(best).astype(np.int64)  # on the car's own track
+        self.lateral[rows] = dx.take(best) * ry.take(best) - dy.take(best) * rx.take(best)
+        new_arc = layout.arc_length.take(index + offset) + along.take(best)
+        length = layout.length[rows]
+        half = length / 2
+        delta = np.mod(new_arc - self.arc[rows] + half, length) - half
+        self.index[rows], self.arc[rows] = index, new_arc
+        return delta * self.active[rows]
+
+    def _count_laps(self, before: FloatArray, dt: float) -> tuple[BoolArray, FloatArray]:
+        """Detect start-line crossings; lap times are interpolated within the step."""
+        crossed = (self.progress >= self._next_line) & self.active
+        if not crossed.any():
+            return crossed, np.full(self.n_cars, np.nan)
+        span = np.where(crossed, self.progress - before, 1.0)
+        crossing_time = self.clock - dt + dt * (self._next_line - before) / span
+        completed = crossed & self._lap_started
+        lap_time = crossing_time - self._lap_start_time
+        self.laps += completed
+        self.last_lap_time[:] = np.where(completed, lap_time, self.last_lap_time)
+        self.best_lap_time[:] = np.where(
+            completed, np.fmin(self.best_lap_time, lap_time), self.best_lap_time
+        )
+        self._lap_started |= crossed
+        self._lap_start_time[:] = np.where(crossed, crossing_time, self._lap_start_time)
+        self._next_line += crossed
+        return completed, lap_time
+
+    def _crashed(self) -> BoolArray:
+        """Off the track, on an obstacle or (with collisions on) touching another car."""
+        layout = self._layout
+        crashed = np.abs(self.lateral) > layout.crash_half_width
+        position = self.cars.position
+        if layout.obstacle_radius.shape[-1]:
+            fx = position[:, 0, None] - layout.obstacle_xy[..., 0]
+            fy = position[:, 1, None] - layout.obstacle_xy[..., 1]
+            crashed |= (fx * fx + fy * fy < layout.obstacle_reach2).any(axis=1)
+        if self.rules.car_collisions and self.n_cars > 1:
+            fx = position[:, 0, None] - position[None, :, 0]
+            fy = position[:, 1, None] - position[None, :, 1]
+            touching = (fx * fx + fy * fy < (2 * self.car.radius) ** 2) & self.active[None, :]
+            np.fill_diagonal(touching, False)
+            if layout.same_track is not None:
+                touching &= layout.same_track
+            crashed |= touching.any(axis=1)
+        return crashed
+
+
+#: Per-car state arrays of a ``WorldBatch`` besides ``cars`` (what ``world`` copies).
 _STATE = (
-    "active",
-    "distance",
-    "progress",
+    "index",
     "arc",
     "lateral",
+    "active",
+    "clock",
+    "distance",
     "laps",
     "last_lap_time",
     "best_lap_time",
+    "progress",
     "_lap_started",
     "_lap_start_time",
     "_next_line",
@@ -437,240 +648,36 @@ _STATE = (
 )
 
 
-class _Stack:
-    """The cars of several worlds as one World-like batch (``World.step_batch``).
+class World(WorldBatch):
+    """N cars racing on one track: the ``WorldBatch`` of one track, the plain reference.
 
-    Holds the same attributes the step functions read and write (state arrays stacked,
-    ``time`` per car, the stacked ``_Layout``); ``scatter`` hands the results back to
-    each world as views of the stacked arrays. The next ``World.step_batch`` of the same
-    worlds reuses the stack (``of``) unless a world's state has been replaced since
-    (``place_cars``, a lone ``step``): in-place changes reach the stack through the
-    views, so its arrays hold what stacking the worlds again would give.
+    Args:
+        track: the track.
+        n_cars: number of cars, ≥ 1.
+        car: car parameters.
+        sensors: ray sensor parameters.
+        rules: race rules.
+
+    Attributes:
+        As ``WorldBatch``'s, each of shape (N,); ``time`` is the race time [s].
+
+    Raises:
+        ConfigError: ``n_cars`` < 1.
     """
 
-    #: Stacked layouts of recent world combinations (they change on a track change).
-    _layouts: OrderedDict[tuple[tuple[int, int], ...], tuple[Any, _Layout, list[int]]] = (
-        OrderedDict()
-    )
-    #: The stack of the last ``World.step_batch`` (it holds its worlds and the objects
-    #: ``scatter`` gave them, so their identities cannot be reused).
-    _last: _Stack | None = None
+    def __init__(
+        self, track: Track, n_cars: int, car: CarConfig, sensors: SensorConfig, rules: RaceRules
+    ) -> None:
+        if n_cars < 1:
+            raise ConfigError(f"A race needs at least one car, got n_cars={n_cars}.")
+        super().__init__([track], [n_cars], car, sensors, rules)
 
-    @classmethod
-    def of(cls, worlds: Sequence[World]) -> _Stack:
-        """The last stack if it still holds exactly these worlds' state, else a new one."""
-        last = cls._last
-        if last is None or not last._holds(worlds):
-            last = cls._last = cls(worlds)
-        return last
+    @property
+    def track(self) -> Track:
+        """The track."""
+        return self.tracks[0]
 
-    def _holds(self, worlds: Sequence[World]) -> bool:
-        # _given is short of the worlds until scatter (a step that raised never got there).
-        return len(worlds) == len(self.worlds) == len(self._given) and all(
-            w is mine and all(map(operator.is_, _state_of(w), given))
-            for w, mine, given in zip(worlds, self.worlds, self._given, strict=True)
-        )
-
-    def __init__(self, worlds: Sequence[World]) -> None:
-        self.worlds = list(worlds)
-        first = worlds[0]
-        self.car, self.sensors, self.rules = first.car, first.sensors, first.rules
-        self._angles = first._angles
-        counts = [w.n_cars for w in worlds]
-        self.offsets: list[int] = np.cumsum([0, *counts]).tolist()
-        self.n_cars = self.offsets[-1]
-        key = tuple((id(w._layout), w.n_cars) for w in worlds)
-        cached = self._layouts.get(key)
-        if cached is None:  # the layouts are kept in the entry, so their ids stay unique
-            layouts = tuple(w._layout for w in worlds)
-            cached = (layouts, *_Layout.stack(layouts, counts))
-            self._layouts[key] = cached
-            while len(self._layouts) > 4:  # each holds a ray table of ~0.75 MB a track
-                self._layouts.popitem(last=False)
-        else:
-            self._layouts.move_to_end(key)
-        _, self._layout, self._point_offsets = cached
-        self.cars = CarState(
-            *(
-                np.concatenate([getattr(w.cars, f) for w in worlds])
-                for f in CarState.__dataclass_fields__
-            )
-        )
-        self.index = np.concatenate(
-            [w.index + p0 for w, p0 in zip(worlds, self._point_offsets, strict=True)]
-        )
-        for name in _STATE:
-            setattr(self, name, np.concatenate([getattr(w, name) for w in worlds]))
-        self.time = np.repeat([w.time for w in worlds], counts)
-        self._given: list[tuple[Any, ...]] = []
-
-    def scatter(self) -> None:
-        """Give every world its rows of the stacked state."""
-        self._given = []
-        for w, a, b, p0 in zip(
-            self.worlds, self.offsets[:-1], self.offsets[1:], self._point_offsets, strict=True
-        ):
-            for f in CarState.__dataclass_fields__:
-                setattr(w.cars, f, getattr(self.cars, f)[a:b])
-            w.index = self.index[a:b] - p0
-            for name in _STATE:
-                setattr(w, name, getattr(self, name)[a:b])
-            w.time = float(self.time[a])
-            self._given.append(_state_of(w))
-
-
-#: The objects of a world that a ``_Stack`` is built from or ``scatter`` sets: while all
-#: are the same objects, the stack holds the world's state.
-_state_of = operator.attrgetter(
-    "car",
-    "sensors",
-    "rules",
-    "_layout",
-    "cars",
-    *(f"cars.{f}" for f in CarState.__dataclass_fields__),
-    "index",
-    *_STATE,
-    "time",
-)
-
-
-# The step, written once for a World (scalar time, one track) and a _Stack (time and
-# track data per car): every car's arithmetic is the same either way.
-
-
-def _advance(w: Any, actions: FloatArray) -> StepEvents:
-    """``World.step`` of a World or a _Stack."""
-    dt = w.rules.dt
-    active = w.active
-    actions = np.asarray(actions, dtype=np.float64)
-    if not active.all():
-        actions = actions * active[:, None]
-        w.cars.speed = w.cars.speed * active
-    w.distance += step_cars(w.cars, actions, dt, w.car)
-    w.time += dt
-
-    before = w.progress
-    w.progress = before + _project(w) / w._layout.length
-    lap_completed, lap_time = _count_laps(w, before, dt)
-    crashed = _crashed(w) & active
-    improved = w.progress > w._best_progress
-    w._best_progress = np.maximum(w.progress, w._best_progress)
-    w._last_improvement = np.where(improved, w.time, w._last_improvement)
-    stuck = (w.time - w._last_improvement > w.rules.stuck_time) & active & ~crashed
-    return StepEvents(
-        progress_delta=w.progress - before,
-        crashed=crashed,
-        stuck=stuck,
-        lap_completed=lap_completed,
-        lap_time=np.where(lap_completed, lap_time, np.nan),
-    )
-
-
-def _project(w: Any) -> FloatArray:
-    """Project cars on the centreline near their last index; return Δarc [m]."""
-    layout = w._layout
-    win = layout.window.take(w.index, axis=1)  # (6, N, W)
-    n, width = win.shape[1:]
-    rx = w.cars.position[:, 0, None] - win[0]
-    ry = w.cars.position[:, 1, None] - win[1]
-    dx, dy = win[2], win[3]
-    along = np.minimum(np.maximum(rx * dx + ry * dy, 0.0), win[4])
-    ox, oy = rx - dx * along, ry - dy * along
-    best = np.argmin(ox * ox + oy * oy, axis=1)
-    best += np.arange(0, n * width, width)  # flat index into the (N, W) arrays
-    index = win[5].take(best).astype(np.int64)
-    w.lateral = win[2].take(best) * ry.take(best) - win[3].take(best) * rx.take(best)
-    new_arc = layout.arc_length.take(index) + along.take(best)
-    half = layout.length / 2
-    delta = np.mod(new_arc - w.arc + half, layout.length) - half
-    w.index, w.arc = index, new_arc
-    return delta * w.active
-
-
-def _count_laps(w: Any, before: FloatArray, dt: float) -> tuple[BoolArray, FloatArray]:
-    """Detect start-line crossings; lap times are interpolated within the step."""
-    crossed = (w.progress >= w._next_line) & w.active
-    if not crossed.any():
-        return crossed, np.full(w.n_cars, np.nan)
-    span = np.where(crossed, w.progress - before, 1.0)
-    crossing_time = w.time - dt + dt * (w._next_line - before) / span
-    completed = crossed & w._lap_started
-    lap_time = crossing_time - w._lap_start_time
-    w.laps += completed
-    w.last_lap_time = np.where(completed, lap_time, w.last_lap_time)
-    w.best_lap_time = np.where(completed, np.fmin(w.best_lap_time, lap_time), w.best_lap_time)
-    w._lap_started = w._lap_started | crossed
-    w._lap_start_time = np.where(crossed, crossing_time, w._lap_start_time)
-    w._next_line = w._next_line + crossed
-    return completed, lap_time
-
-
-def _crashed(w: Any) -> BoolArray:
-    """Off the track, on an obstacle or (with collisions on) touching another car."""
-    layout = w._layout
-    crashed = np.abs(w.lateral) > layout.crash_half_width
-    if layout.obstacle_radius.shape[-1]:
-        fx = w.cars.position[:, 0, None] - layout.obstacle_xy[..., 0]
-        fy = w.cars.position[:, 1, None] - layout.obstacle_xy[..., 1]
-        crashed |= (fx * fx + fy * fy < layout.obstacle_reach2).any(axis=1)
-    if w.rules.car_collisions and w.n_cars > 1:
-        fx = w.cars.position[:, 0, None] - w.cars.position[None, :, 0]
-        fy = w.cars.position[:, 1, None] - w.cars.position[None, :, 1]
-        touching = (fx * fx + fy * fy < (2 * w.car.radius) ** 2) & w.active[None, :]
-        np.fill_diagonal(touching, False)
-        if layout.same_track is not None:
-            touching &= layout.same_track
-        crashed |= touching.any(axis=1)
-    return crashed
-
-
-def _ray_distances(w: Any) -> FloatArray:
-    """``World.ray_distances`` of a World or a _Stack."""
-    layout = w._layout
-    max_range = w.sensors.max_range()
-    origins = w.cars.position
-    directions = ray_directions(w.cars.heading, w._angles)
-    sector = (np.floor((w.cars.heading + np.pi) * (_SECTORS / (2 * np.pi))) % _SECTORS).astype(
-        np.int64
-    )
-    cell = w.index * _SECTORS + sector
-    k = layout.ray_counts.take(cell).max()
-    rows = layout.ray_table.take(cell, axis=0)[:, :k]
-    walls = layout.walls.take(rows, axis=0)  # (N, k, 4)
-    dist = cast_segments(origins, directions, walls[..., :2], walls[..., 2:], max_range)
-    if layout.obstacle_radius.shape[-1]:
-        dist = np.minimum(
-            dist,
-            cast_circles(
-                origins, directions, layout.obstacle_xy, layout.obstacle_radius, max_range
-            ),
-        )
-    if w.sensors.detect_cars and w.n_cars > 1:
-        radii = np.where(w.active, w.car.radius, np.nan)[None, :].repeat(w.n_cars, 0)
-        np.fill_diagonal(radii, np.nan)
-        if layout.same_track is not None:
-            radii[~layout.same_track] = np.nan
-        centres = np.broadcast_to(origins[None], (w.n_cars, w.n_cars, 2))
-        rays = w.sensors.car_rays()
-        dist[:, rays] = np.minimum(
-            dist[:, rays],
-            cast_circles(origins, directions[:, rays], centres, radii, max_range),
-        )
-    if w.sensors.layout != "fan":  # rays of their own lengths
-        dist = np.minimum(dist, w.sensors.ranges())
-    return dist
-
-
-def _is_reverse(w: Any) -> BoolArray:
-    direction = w._layout.seg_dir.take(w.index, axis=0)
-    heading = w.cars.heading
-    return direction[:, 0] * np.cos(heading) + direction[:, 1] * np.sin(heading) < 0.0
-
-
-def _observe(w: Any) -> NDArray[np.float32]:
-    obs = np.empty((w.n_cars, w.sensors.n_rays + 3), dtype=np.float32)
-    np.divide(_ray_distances(w), w.sensors.ranges(), out=obs[:, :-3])
-    obs[:, -3] = w.cars.fuel
-    obs[:, -2] = np.minimum(np.maximum(w.cars.speed / w.car.max_speed, -1.0), 1.0)
-    obs[:, -1] = _is_reverse(w)
-    return obs
+    @property
+    def time(self) -> float:
+        """Race time [s]: time since the race (re)started."""
+        return float(self.clock[0])

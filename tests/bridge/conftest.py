@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 
 from racing_rl import config_dir
 from racing_rl.bridge.emulator import Emulator
-from racing_rl.vec import make_parallel_envs, make_vec_env
+from racing_rl.vec import make_env
 
 
 def free_port() -> int:
@@ -50,8 +50,7 @@ def roblox_vec_env():
     made = []
 
     def make(backend, n_venvs=2, agents=2, seeds=range(100)):
-        envs = make_parallel_envs(backend, n_venvs, agents, [seeds] * n_venvs)
-        venv = make_vec_env(envs, NO_WRAPPERS, gamma=0.99)
+        venv = make_env(backend, n_venvs, agents, [seeds] * n_venvs)
         made.append(venv)
         return venv
 

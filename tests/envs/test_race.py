@@ -14,7 +14,6 @@ from racing_rl.envs.race import RaceParallelEnv
 from racing_rl.envs.rewards import RewardConfig, compute_rewards
 from racing_rl.errors import ConfigError
 from racing_rl.sim.track import TrackConfig, generate_track
-from racing_rl.sim.world import World
 
 ENV_CONFIGS = {
     "one_car": ({}, 1),
@@ -319,15 +318,15 @@ def test_track_changes_every_track_change_every_episodes() -> None:
     values = {"episode": {"track_change_every": 3}}
     env = RaceParallelEnv(RaceConfig.from_dict(values), n_cars=1, track_seeds=range(50))
     env.reset(seed=0)
-    worlds = [env.world]
+    tracks = [env.track]
     for _ in range(6):
         env.reset()
-        worlds.append(env.world)
-    # Episodes 1-3 share a world (and track), episode 4 draws a new one, and so on.
-    assert worlds[0] is worlds[1] is worlds[2]
-    assert worlds[3] is not worlds[2]
-    assert worlds[3] is worlds[4] is worlds[5]
-    assert worlds[6] is not worlds[5]
+        tracks.append(env.track)
+    # Episodes 1-3 share a track, episode 4 draws a new one, and so on.
+    assert tracks[0] is tracks[1] is tracks[2]
+    assert tracks[3] is not tracks[2]
+    assert tracks[3] is tracks[4] is tracks[5]
+    assert tracks[6] is not tracks[5]
 
 
 # ---------------------------------------------------------------------- config
@@ -386,84 +385,3 @@ def test_render_without_mode_returns_none() -> None:
     env.reset(seed=0)
     assert env.render() is None
     env.close()
-
-
-def test_environments_sharing_steps_give_what_each_gives_alone(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """share_steps + prepare_step (what ParallelEnvsVecEnv does) steps the worlds in one
-    pass; every environment's results are exactly those of stepping it on its own."""
-    passes: list[int] = []
-    step_batch = World.step_batch
-
-    def counted(worlds, actions):  # type: ignore[no-untyped-def]
-        passes.append(len(worlds))
-        return step_batch(worlds, actions)
-
-    monkeypatch.setattr(World, "step_batch", staticmethod(counted))
-
-    def make() -> list[RaceParallelEnv]:
-        envs = [RaceParallelEnv(RaceConfig(), n_cars=n, env_id=i) for i, n in enumerate((3, 2, 4))]
-        for i, env in enumerate(envs):
-            env.reset(seed=i)
-        return envs
-
-    alone, shared = make(), make()
-    RaceParallelEnv.share_steps(shared)
-    rng = np.random.default_rng(0)
-    for t in range(200):
-        actions = [
-            {agent: rng.uniform(-1, 1, 3).astype(np.float32) for agent in env.agents}
-            for env in alone
-        ]
-        if t % 7 != 3:  # now and then an environment is stepped without preparing
-            for env, env_actions in zip(shared, actions, strict=True):
-                env.prepare_step(env_actions)
-        for a, b, env_actions in zip(alone, shared, actions, strict=True):
-            expected, got = a.step(env_actions), b.step(env_actions)
-            assert got[1:] == expected[1:]  # rewards, terminations, truncations, infos
-            assert got[0].keys() == expected[0].keys()
-            for agent, obs in expected[0].items():
-                np.testing.assert_array_equal(got[0][agent], obs)
-            if not a.agents:
-                a.reset()
-                b.reset()
-    assert passes.count(3) > 100  # the shared steps were one pass over the three worlds
-
-
-def test_step_many_of_environments_with_other_configs_gives_what_each_gives_alone() -> None:
-    """Environments with other rewards or episode rules in one ``step_many`` (the bridge's
-    emulator steps such together): each config's rewards and ends of episodes are its
-    own, whatever the order of the environments."""
-    configs = [
-        RaceConfig(),
-        RaceConfig(reward=RewardConfig(progress=500.0, crash=-3.0)),
-        RaceConfig(),  # equal to the first, not the same object
-        RaceConfig(episode=EpisodeConfig(max_steps=25)),
-    ]
-
-    def make() -> list[RaceParallelEnv]:
-        envs = [RaceParallelEnv(c, n_cars=2 + i % 2, env_id=i) for i, c in enumerate(configs)]
-        for i, env in enumerate(envs):
-            env.reset(seed=i)
-        return envs
-
-    alone, together = make(), make()
-    rng = np.random.default_rng(1)
-    truncated = 0
-    for _ in range(120):
-        actions = [
-            {agent: rng.uniform(-0.2, 1, 3).astype(np.float32) for agent in env.agents}
-            for env in alone
-        ]
-        got = RaceParallelEnv.step_many(together, actions)
-        for a, b, env_actions, result in zip(alone, together, actions, got, strict=True):
-            expected = a.step(env_actions)
-            assert result[1:] == expected[1:]  # rewards, terminations, truncations, infos
-            for agent, obs in expected[0].items():
-                np.testing.assert_array_equal(result[0][agent], obs)
-            truncated += sum(expected[3].values())
-            if not a.agents:
-                a.reset()
-                b.reset()
-    assert truncated > 0  # max_steps=25 ended episodes on the fourth environment

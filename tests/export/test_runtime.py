@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 from racing_rl.evaluate import load_policy_driver, load_run_config
 from racing_rl.export import load_spec, writer
 from racing_rl.export.runtime import ExportedPolicy, LuauPolicy, OnnxPolicy
-from racing_rl.vec import make_parallel_envs, make_vec_env
+from racing_rl.vec import make_env, wrap_vec_env
 
 ALGORITHMS = ["ppo", "sac", "td3", "tqc", "recurrent_ppo"]
 #: Steps driven; episodes last at most MAX_STEPS, so every car has several.
@@ -38,14 +38,14 @@ def test_exported_actions_match_sb3_predict(trained_runs, algo, fmt, tmp_path):
     # The run's own wrapper stack (SuperSuit frame stack, VecNormalize frozen with the
     # checkpoint's statistics); random spawns and a short step limit end episodes at
     # different times per car, and the VecEnv resets each car as training does.
-    envs = make_parallel_envs(
+    base = make_env(
         run_cfg.backend,
         n_venvs=2,
         agents_per_venv=2,
         track_seeds=[[7], [8]],
         episode={"spawn": "random", "max_steps": MAX_STEPS},
     )
-    venv = make_vec_env(envs, run_cfg.wrappers, gamma=0.99)
+    venv = wrap_vec_env(base, run_cfg.wrappers, gamma=0.99)
     venv.training, venv.norm_reward = False, False
     venv.obs_rms = driver.normalizer.obs_rms.copy()
     venv.seed(3)

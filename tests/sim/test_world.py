@@ -13,7 +13,7 @@ from racing_rl.errors import ConfigError
 from racing_rl.sim.car import CarConfig
 from racing_rl.sim.sensors import SensorConfig
 from racing_rl.sim.track import Track, TrackConfig, generate_track
-from racing_rl.sim.world import RaceRules, World
+from racing_rl.sim.world import RaceRules, World, WorldBatch
 
 DT = RaceRules().dt
 NO_OBSTACLES = TrackConfig(n_obstacles=0)
@@ -420,98 +420,102 @@ def test_world_and_rules_reject_bad_values() -> None:
         RaceRules(stuck_time=-1.0)
 
 
-# ---------------------------------------------------------------------- step_many
-def state_of(world: World) -> list[np.ndarray]:
-    """Everything a step changes, as arrays (for exact comparison)."""
+# ---------------------------------------------------------------------- WorldBatch
+def state_of(world: WorldBatch, rows: slice = slice(None)) -> list[np.ndarray]:
+    """Everything a step changes of cars ``rows``, as arrays (for exact comparison)."""
     cars = world.cars
     return [
-        cars.position, cars.heading, cars.speed, cars.fuel, world.index, world.arc,
-        world.lateral, world.progress, world.laps, world.last_lap_time, world.best_lap_time,
-        world.distance, world.active, world.lap_clock, np.array([world.time]),
+        x[rows]
+        for x in (
+            cars.position, cars.heading, cars.speed, cars.fuel, world.index, world.arc,
+            world.lateral, world.progress, world.laps, world.last_lap_time,
+            world.best_lap_time, world.distance, world.active, world.lap_clock, world.clock,
+        )
     ]  # fmt: skip
+
+
+SETUPS = [(3, 5, 3), (8, 2, 0), (12, 4, 1)]  # track seed, cars, obstacles
 
 
 @pytest.mark.parametrize(
     ("rules", "sensors"),
     [(RaceRules(), {}), (RaceRules(car_collisions=True), {"detect_cars": True})],
 )
-def test_step_many_is_bit_identical_to_stepping_each_world(rules: RaceRules, sensors: dict) -> None:
-    """Stacked worlds (other tracks, car counts and obstacle counts; crashes, stuck and
-    respawned cars) give exactly the arithmetic of stepping each world on its own, also
-    when a world is stepped alone or some worlds without the others in between (the
-    stack kept from the last step must not be reused then)."""
+def test_a_batch_is_bit_identical_to_stepping_each_world(rules: RaceRules, sensors: dict) -> None:
+    """A batch of tracks (other car and obstacle counts, so windows, ray tables and
+    obstacles are padded; crashes, stuck and respawned cars; a track replaced while the
+    others race on) gives exactly the arithmetic of stepping each track's ``World`` alone."""
+    tracks = [generate_track(seed, TrackConfig(n_obstacles=k)) for seed, _, k in SETUPS]
+    counts = [n for _, n, _ in SETUPS]
+    setting = (CarConfig(), SensorConfig(**sensors), rules)
+    alone = [World(track, n, *setting) for track, n in zip(tracks, counts, strict=True)]
+    batch = WorldBatch(tracks, counts, *setting)
 
-    def make() -> list[World]:
-        worlds = []
-        for seed, n_cars, n_obstacles in [(3, 5, 3), (8, 2, 0), (12, 4, 1)]:
-            world = make_world(
-                generate_track(seed, TrackConfig(n_obstacles=n_obstacles)), n_cars, rules, **sensors
-            )
-            rng = np.random.default_rng(seed)
-            world.place_cars(
-                rng.uniform(0, 60, n_cars), rng.uniform(-2, 2, n_cars), np.zeros(n_cars),
-                rng.uniform(0, 15, n_cars),
-            )  # fmt: skip
-            worlds.append(world)
-        return worlds
+    def place(k: int, cars: np.ndarray | None = None) -> None:
+        rng = np.random.default_rng(k)
+        n = counts[k]
+        spawn = (rng.uniform(0, 60, n), rng.uniform(-2, 2, n), np.zeros(n), rng.uniform(0, 15, n))
+        alone[k].place_cars(*spawn, cars)
+        batch.place_cars(*spawn, cars, track=k)
 
-    alone, stacked = make(), make()
+    for k in range(len(tracks)):
+        place(k)
     rng = np.random.default_rng(0)
     for t in range(250):
-        actions = [np.clip(rng.normal(0.5, 0.6, (w.n_cars, 3)), -1, 1) for w in alone]
+        actions = [np.clip(rng.normal(0.5, 0.6, (n, 3)), -1, 1) for n in counts]
         events = [w.step(a) for w, a in zip(alone, actions, strict=True)]
-        observations = [w.observe() for w in alone]
-        many_events, many_observations = World.step_many(stacked, actions)
-        for a, b, ea, eb, oa, ob in zip(
-            alone, stacked, events, many_events, observations, many_observations, strict=True
-        ):
-            np.testing.assert_array_equal(ob, oa)
+        batch_events = batch.step(np.concatenate(actions))
+        batch_observations = batch.observe()
+        for k, (world, event) in enumerate(zip(alone, events, strict=True)):
+            rows = batch.rows(k)
+            np.testing.assert_array_equal(batch_observations[rows], world.observe())
             for field in ("progress_delta", "crashed", "stuck", "lap_completed", "lap_time"):
-                np.testing.assert_array_equal(getattr(eb, field), getattr(ea, field))
-            for x, y in zip(state_of(a), state_of(b), strict=True):
+                np.testing.assert_array_equal(
+                    getattr(batch_events, field)[rows], getattr(event, field)
+                )
+            for x, y in zip(state_of(world), state_of(batch, rows), strict=True):
                 np.testing.assert_array_equal(y, x)
-            for world, event in ((a, ea), (b, eb)):
-                world.active &= ~(event.crashed | event.stuck)
-                if t % 60 == 59:  # respawn the stopped cars, the others race on
-                    n = world.n_cars
-                    world.place_cars(np.full(n, 30.0), np.zeros(n), np.zeros(n), np.zeros(n),
-                                     cars=~world.active)  # fmt: skip
-        if t % 50 == 20:  # the second world alone, then the others without it
-            lone = np.full((alone[1].n_cars, 3), 0.5)
-            alone[1].step(lone)
-            stacked[1].step(lone)
-            pair = [np.full((w.n_cars, 3), 0.3) for w in (alone[0], alone[2])]
-            for world, action in zip((alone[0], alone[2]), pair, strict=True):
-                world.step(action)
-            World.step_many([stacked[0], stacked[2]], pair)
+            stopped = event.crashed | event.stuck
+            world.active &= ~stopped
+            batch.active[rows] &= ~stopped
+            if t % 60 == 59 and not world.active.all():  # respawn the stopped cars alone
+                place(k, ~world.active)
+        if t == 100:  # a new track for the second race; the others race on
+            new = generate_track(21, TrackConfig(n_obstacles=2))
+            alone[1] = World(new, counts[1], *setting)
+            batch.set_track(1, new)
+            place(1)
 
 
-def test_step_many_steps_worlds_with_other_settings_one_by_one() -> None:
+def test_a_batch_refuses_what_it_cannot_step() -> None:
     track = generate_track(5, NO_OBSTACLES)
-    fast = make_world(track, 2)
-    slow = World(track, 2, CarConfig(max_speed=20.0), SensorConfig(), RaceRules())
-    events, observations = World.step_many([fast, slow], [np.ones((2, 3)), np.ones((2, 3))])
-    assert [len(o) for o in observations] == [2, 2] and len(events) == 2
-    with pytest.raises(ValueError, match="got 0 worlds and 0 action"):
-        World.step_batch([], [])
-    with pytest.raises(ValueError, match="got 2 worlds and 1 action"):
-        World.step_many([fast, slow], [np.ones((2, 3))])
+    setting = (CarConfig(), SensorConfig(), RaceRules())
+    with pytest.raises(ConfigError, match="one car count >= 1 per track"):
+        WorldBatch([], [], *setting)
+    with pytest.raises(ConfigError, match="one car count >= 1 per track"):
+        WorldBatch([track, track], [2, 0], *setting)
+    batch = WorldBatch([track, track], [2, 3], *setting)
+    with pytest.raises(ValueError, match=r"shape \(5, 3\)"):
+        batch.step(np.ones((4, 3)))
 
 
-def test_a_step_that_raises_leaves_no_stale_stack_behind() -> None:
-    """A shared step cut short (here by actions of the wrong shape) must not leave a
-    stack that the next shared step takes for the worlds' state."""
-    alone, stacked = (
-        [make_world(generate_track(seed, NO_OBSTACLES), 2) for seed in (1, 2)] for _ in range(2)
+def test_a_copy_of_one_race_is_that_race() -> None:
+    """``WorldBatch.world(k)`` has race k's cars and track; stepping it leaves the batch."""
+    tracks = [generate_track(seed, NO_OBSTACLES) for seed in (1, 2)]
+    batch = WorldBatch(tracks, [2, 3], CarConfig(), SensorConfig(), RaceRules())
+    batch.place_cars(
+        np.array([5.0, 9.0, 13.0]), np.zeros(3), np.zeros(3), np.full(3, 10.0), track=1
     )
-    with pytest.raises(ValueError):
-        World.step_batch(stacked, [np.ones((2, 3)), np.ones((3, 3))])
-    actions = [np.full((2, 3), 0.5), np.full((2, 3), 0.5)]
-    events, observations, _ = World.step_batch(stacked, actions)
-    for world, action in zip(alone, actions, strict=True):
-        world.step(action)
-    assert not events.crashed.any()
-    np.testing.assert_array_equal(observations, np.concatenate([w.observe() for w in alone]))
+    for _ in range(20):
+        batch.step(np.full((5, 3), 0.6))
+    copy = batch.world(1)
+    assert copy.track is tracks[1] and copy.n_cars == 3
+    np.testing.assert_array_equal(copy.observe(), batch.observe()[batch.rows(1)])
+    for x, y in zip(state_of(copy), state_of(batch, batch.rows(1)), strict=True):
+        np.testing.assert_array_equal(x, y)
+    before = batch.cars.position.copy()
+    copy.step(np.ones((3, 3)))
+    np.testing.assert_array_equal(batch.cars.position, before)
 
 
 def test_the_roblox_car_layout_sees_as_the_games_car() -> None:

@@ -1,0 +1,178 @@
+"""SimVecEnv: the built-in simulator as an SB3 VecEnv, one slot per car.
+
+Training and evaluation on the simulator step every car of every race in one
+``RaceBatch`` (one ``WorldBatch``, one NumPy pass): SB3's action array goes in, and
+observation, reward and done arrays come out, with no per-agent dicts between.
+
+Slots are ordered race by race, car by car, as ``racing_rl.vec.ParallelEnvsVecEnv``
+orders the agents of several ParallelEnvs, and episodes end as it ends them
+(``episode.reset``): ``race`` ends a race's episode for all its cars when its first car
+is done (that car reports its own termination or truncation, the others are truncated,
+bootstrapped as a time limit is) and restarts the race; ``car`` respawns only the cars
+that are done while the others race on. Every car's ``terminal_observation`` is taken
+before its next episode starts. Races restart after every race has been stepped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from stable_baselines3.common.vec_env import VecEnv
+from stable_baselines3.common.vec_env.base_vec_env import (
+    VecEnvIndices,
+    VecEnvObs,
+    VecEnvStepReturn,
+)
+
+from racing_rl.contract import action_space, observation_space
+from racing_rl.envs.config import RaceConfig
+from racing_rl.envs.race import RaceBatch
+from racing_rl.errors import ConfigError
+
+
+class SimVecEnv(VecEnv):
+    """``n_envs`` simulated races of ``n_cars`` cars as one SB3 VecEnv.
+
+    Args:
+        config: the race settings.
+        n_envs: races (virtual environments), one track each.
+        n_cars: cars per race.
+        track_seeds: per race, the seeds its tracks are drawn from.
+        render_mode: None or "rgb_array" (``get_images`` draws every race).
+
+    Attributes:
+        races: the races, stepped as one ``RaceBatch``.
+
+    Raises:
+        ConfigError: on a count below 1, track seeds that are not one list per race, or
+            an unknown render mode.
+    """
+
+    def __init__(
+        self,
+        config: RaceConfig,
+        n_envs: int,
+        n_cars: int,
+        track_seeds: Sequence[Sequence[int]],
+        render_mode: str | None = None,
+    ) -> None:
+        if n_envs < 1 or len(track_seeds) != n_envs:
+            raise ConfigError(
+                f"SimVecEnv needs n_envs >= 1 and one list of track seeds per race, got "
+                f"n_envs={n_envs} and {len(track_seeds)} lists."
+            )
+        if render_mode not in (None, "rgb_array"):
+            raise ConfigError(f"render_mode must be None or 'rgb_array', got {render_mode!r}.")
+        self.config = config
+        self.races = RaceBatch(config, n_cars, track_seeds)
+        self.n_cars = n_cars
+        self._render_mode = render_mode
+        self._renderer: Any = None
+        super().__init__(n_envs * n_cars, observation_space(config.sensors.n_rays), action_space())
+        self.metadata = {"render_modes": ["rgb_array"], "render_fps": 15}
+        self._obs = np.zeros((self.num_envs, *self.observation_space.shape), np.float32)
+        self._actions: NDArray[np.float32] | None = None
+
+    @property
+    def n_envs(self) -> int:
+        """Races (virtual environments)."""
+        return self.races.n_races
+
+    def _reset_race(self, race: int, seed: int | None = None, options: Any = None) -> None:
+        """Reset race ``race`` and give each of its slots ``{"track_seed": seed}``."""
+        track_seed = self.races.reset(race, seed, options)
+        rows = self.races.rows(race)
+        for slot in range(rows.start, rows.stop):
+            self.reset_infos[slot] = {"track_seed": track_seed}
+
+    def reset(self) -> VecEnvObs:
+        """Reset every race, with the seeds and options set by ``seed``/``set_options``
+        (race k takes those of its first slot)."""
+        for race in range(self.n_envs):
+            first = race * self.n_cars
+            self._reset_race(race, self._seeds[first], self._options[first] or None)
+        self._reset_seeds()
+        self._reset_options()
+        assert self.races.worlds is not None
+        self._obs[:] = self.races.worlds.observe()
+        return self._obs.copy()
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = actions
+
+    def step_wait(self) -> VecEnvStepReturn:
+        """Step every race; restart races (or respawn cars) whose episodes ended."""
+        assert self._actions is not None, "step_async() must come before step_wait()"
+        step = self.races.step(np.asarray(self._actions, np.float64))
+        self._actions = None
+        done = step.terminated | step.truncated
+        n = self.n_cars
+        per_race = done.reshape(self.n_envs, n)
+        ended = per_race.any(axis=1)
+        whole = ended & (
+            per_race.all(axis=1) | (self.config.episode.reset == "race")
+        )  # races that restart
+        ending = done | np.repeat(whole, n)  # slots whose episode ends this step
+        infos: list[dict[str, Any]] = []
+        for slot in range(self.num_envs):
+            info = step.info(slot)
+            if ending[slot]:
+                info["terminal_observation"] = step.observations[slot].copy()
+                info["TimeLimit.truncated"] = not step.terminated[slot]
+            infos.append(info)
+        self._obs[~ending] = step.observations[~ending]
+        if ended.any():
+            for race in np.flatnonzero(ended):
+                if whole[race]:
+                    self._reset_race(int(race))
+                else:
+                    self.races.respawn(int(race), per_race[race])
+                    for slot in np.flatnonzero(per_race[race]) + race * n:
+                        self.reset_infos[slot] = {}
+            assert self.races.worlds is not None
+            self._obs[ending] = self.races.worlds.observe()[ending]
+        return self._obs.copy(), step.reward.astype(np.float32), ending, infos
+
+    def close(self) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+
+    def get_images(self) -> Sequence[np.ndarray | None]:
+        """One frame per slot: the frame of the slot's race (``render_mode="rgb_array"``)."""
+        worlds = self.races.worlds
+        if self._render_mode != "rgb_array" or worlds is None:
+            return [None] * self.num_envs
+        if self._renderer is None:
+            from racing_rl.sim.render import Renderer
+
+            self._renderer = Renderer(mode="rgb_array", fps=self.metadata["render_fps"])
+        frames = [self._renderer.draw(worlds.world(race)) for race in range(self.n_envs)]
+        return [frames[slot // self.n_cars] for slot in range(self.num_envs)]
+
+    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
+        """An attribute of the VecEnv, once per slot (every slot shares one simulator)."""
+        if attr_name == "render_mode":
+            return [self._render_mode for _ in self._get_indices(indices)]
+        return [getattr(self, attr_name) for _ in self._get_indices(indices)]
+
+    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
+        setattr(self, attr_name, value)
+
+    def env_method(
+        self,
+        method_name: str,
+        *method_args: Any,
+        indices: VecEnvIndices = None,
+        **method_kwargs: Any,
+    ) -> list[Any]:
+        return [
+            getattr(self, method_name)(*method_args, **method_kwargs)
+            for _ in self._get_indices(indices)
+        ]
+
+    def env_is_wrapped(self, wrapper_class: type, indices: VecEnvIndices = None) -> list[bool]:
+        return [False for _ in self._get_indices(indices)]
