@@ -1,24 +1,137 @@
-"""Training callbacks that need a real run: the validation video in TensorBoard."""
+"""Training callbacks in a real run: the ``race/`` and ``eval/`` scalars and the validation
+video in TensorBoard (one short run shared by the tests)."""
+
+import math
+from pathlib import Path
+from types import SimpleNamespace
 
 import imageio.v3 as iio
+import pytest
+from omegaconf import OmegaConf
 from runs import QUICK, racing_rl
+from stable_baselines3.common.logger import Logger
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from racing_rl.callbacks import RaceMetricsCallback
 
-def test_validation_video_reaches_tensorboard_as_an_animated_gif(tmp_path):
-    run_dir = tmp_path / "run"
+#: RaceMetricsCallback's scalars of finished training episodes (``race/lap_time_s``, per
+#: completed lap, comes on top when a car laps).
+RACE_EPISODE_TAGS = {
+    "race/progress",
+    "race/laps",
+    "race/mean_speed_mps",
+    "race/crash_rate",
+    "race/stuck_rate",
+}
+#: ValidationCallback's scalars (``racing_rl.evaluate.summarize``); the lap times come on
+#: top at a validation where some car lapped (NaN, and so not logged, otherwise).
+EVAL_TAGS = {
+    "eval/episodes",
+    "eval/lap_completion_rate",
+    "eval/mean_progress",
+    "eval/crash_rate",
+    "eval/mean_speed_mps",
+    "eval/mean_return",
+}
+EVAL_LAP_TAGS = {"eval/mean_lap_time_s", "eval/best_lap_time_s"}
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    """A QUICK run (validation on 2 tracks at 1000 and 2000 timesteps, and at the end,
+    2048) that logs a validation video every second validation."""
+    root = tmp_path_factory.mktemp("callbacks")
+    run_dir = root / "run"
     video = [
         "validation.video.every=2",
         "validation.video.max_steps=40",
         "validation.video.size=96",
     ]
     result = racing_rl(
-        "train", *QUICK, "checkpoint.every=0", *video, f"hydra.run.dir={run_dir}", cwd=tmp_path
+        "train", *QUICK, "checkpoint.every=0", *video, f"hydra.run.dir={run_dir}", cwd=root
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir
+
+
+def scalars(run_dir: Path, prefix: str) -> dict[str, dict[int, float]]:
+    """The run's TensorBoard scalars whose tag starts with ``prefix``: tag -> step -> value."""
+    events = EventAccumulator(str(run_dir / "tb"), size_guidance={"scalars": 0})
+    events.Reload()
+    return {
+        tag: {event.step: event.value for event in events.Scalars(tag)}
+        for tag in events.Tags()["scalars"]
+        if tag.startswith(prefix)
+    }
+
+
+def test_race_scalars_of_training_episodes(run_dir):
+    race = scalars(run_dir, "race/")
+    assert set(race) - {"race/lap_time_s"} == RACE_EPISODE_TAGS
+    values = {tag: list(by_step.values()) for tag, by_step in race.items()}
+    assert all(v and all(math.isfinite(x) for x in v) for v in values.values()), values
+    for rate in ("race/crash_rate", "race/stuck_rate"):
+        assert all(0.0 <= x <= 1.0 for x in values[rate]), (rate, values[rate])
+    car = OmegaConf.load(run_dir / ".hydra" / "config.yaml").backend.car
+    top_speed = car.max_speed * car.nitro_multiplier
+    assert all(0.0 < x <= top_speed for x in values["race/mean_speed_mps"])
+    assert all(x >= 0.0 for x in values["race/laps"])
+    assert all(x > 0.0 for x in values.get("race/lap_time_s", []))
+
+
+def test_race_metrics_average_finished_episodes_and_every_completed_lap():
+    logger = Logger(folder=None, output_formats=[])
+    callback = RaceMetricsCallback()
+    callback.init_callback(SimpleNamespace(logger=logger, num_timesteps=0))
+    running = {"progress": 0.4, "laps": 0, "mean_speed": 30.0, "crashed": False, "stuck": False}
+    steps = [
+        # Car 0 completes a lap; car 1 drives on (its figures are not an episode's yet).
+        ([False, False], [{"lap_time": 20.0}, running]),
+        # Car 0 crashes; car 1 completes its second lap and gets stuck on the same step.
+        (
+            [True, True],
+            [
+                {"progress": 1.5, "laps": 1, "mean_speed": 10.0, "crashed": True, "stuck": False},
+                {"lap_time": 30.0, "progress": 2.0, "laps": 2, "mean_speed": 8.0, "stuck": True},
+            ],
+        ),
+    ]
+    for dones, infos in steps:
+        callback.update_locals({"dones": dones, "infos": infos})
+        callback.on_step()
+    assert logger.name_to_value == pytest.approx(
+        {
+            "race/lap_time_s": 25.0,
+            "race/progress": 1.75,
+            "race/laps": 1.5,
+            "race/mean_speed_mps": 9.0,
+            "race/crash_rate": 0.5,  # car 1's info has no "crashed": not a crash
+            "race/stuck_rate": 0.5,
+        }
+    )
+
+
+def test_eval_scalars_of_every_validation(run_dir):
+    evals = scalars(run_dir, "eval/")
+    steps = sorted(evals["eval/episodes"])
+    assert steps == [1000, 2000, 2048]  # every 1000 timesteps, and the final model's
+    for step in steps:
+        logged = {tag: by_step[step] for tag, by_step in evals.items() if step in by_step}
+        lapped = logged["eval/lap_completion_rate"] > 0.0
+        assert set(logged) == EVAL_TAGS | (EVAL_LAP_TAGS if lapped else set()), step
+        assert all(math.isfinite(value) for value in logged.values()), logged
+        assert logged["eval/episodes"] == 2  # one per validation track
+        for rate in ("eval/lap_completion_rate", "eval/crash_rate"):
+            assert 0.0 <= logged[rate] <= 1.0, (rate, logged)
+        assert logged["eval/mean_speed_mps"] >= 0.0
+        if lapped:
+            assert logged["eval/mean_lap_time_s"] >= logged["eval/best_lap_time_s"] > 0.0
+
+
+def test_validation_video_reaches_tensorboard_as_an_animated_gif(run_dir):
     events = EventAccumulator(str(run_dir / "tb"), size_guidance={"images": 0})
     events.Reload()
-    # Validations at 1000 and 2000 (QUICK): the second one logs the video.
+    # Validations at 1000, 2000 and 2048: the second one logs the video.
     (image,) = events.Images("eval/video")
     assert image.step == 2000 and (image.width, image.height) == (96, 96)
     frames = iio.imread(image.encoded_image_string, index=None, extension=".gif")

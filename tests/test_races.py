@@ -8,6 +8,7 @@ import pytest
 from omegaconf import OmegaConf
 from stable_baselines3.common.vec_env import VecNormalize
 
+from racing_rl import config_dir
 from racing_rl.backends import race_config
 from racing_rl.drivers import ScriptedDriver
 from racing_rl.evaluate import (
@@ -53,7 +54,7 @@ def test_a_policy_driver_sees_what_its_run_s_wrapper_stack_would_give_it(tiny_ru
 
 
 def test_leaderboard_orders_finishers_by_their_recorded_lap_times():
-    backend = OmegaConf.load("conf/backend/pygame.yaml")
+    backend = OmegaConf.load(config_dir() / "backend" / "pygame.yaml")
     slow = ScriptedDriver("careful")
     slow._driver = PurePursuitDriver(DriverConfig(grip_safety=0.6, brake_safety=0.5))
     drivers = [slow, ScriptedDriver("fast")]
@@ -78,7 +79,7 @@ def test_leaderboard_orders_finishers_by_their_recorded_lap_times():
 
 
 def test_cars_that_do_not_finish_rank_behind_by_progress():
-    backend = OmegaConf.load("conf/backend/pygame.yaml")
+    backend = OmegaConf.load(config_dir() / "backend" / "pygame.yaml")
 
     class Parked:
         label, run = "parked", "test"

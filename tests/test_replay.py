@@ -8,6 +8,7 @@ import pytest
 from omegaconf import OmegaConf
 from runs import racing_rl
 
+from racing_rl import config_dir
 from racing_rl.backends import race_config
 from racing_rl.drivers import ScriptedDriver
 from racing_rl.envs.race import RaceParallelEnv
@@ -25,7 +26,7 @@ from racing_rl.replay import (
 )
 from racing_rl.vec import make_parallel_envs
 
-BACKEND = OmegaConf.load("conf/backend/pygame.yaml")
+BACKEND = OmegaConf.load(config_dir() / "backend" / "pygame.yaml")
 EPISODE = {"spawn": "grid", "laps": 1, "max_steps": 90}
 
 

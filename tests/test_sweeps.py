@@ -16,7 +16,6 @@ import optuna
 import pytest
 from runs import QUICK, QUICK_OFF_POLICY, default_sigint, racing_rl
 
-from racing_rl.objective import objective
 from racing_rl.train import job_dirname
 
 
@@ -52,25 +51,6 @@ def report_rows(sweep_dir: Path) -> dict[str, dict[str, str]]:
     assert "| job | overrides | objective |" in (sweep_dir / "report.md").read_text()
     with (sweep_dir / "report.csv").open() as f:
         return {row["job"]: row for row in csv.DictReader(f)}
-
-
-def test_the_objective_ranks_lap_completion_first_then_lap_time():
-    def metrics(rate, lap_time):
-        return {"lap_completion_rate": rate, "mean_lap_time_s": lap_time, "episodes": 20}
-
-    limit = 100.0
-    slow_but_complete = objective(metrics(1.0, 99.9), "laps", limit)
-    fast_but_one_crash = objective(metrics(0.95, 10.0), "laps", limit)
-    assert slow_but_complete > fast_but_one_crash
-    assert objective(metrics(0.5, 20.0), "laps", limit) > objective(
-        metrics(0.5, 21.0), "laps", limit
-    )
-    assert objective(metrics(0.05, 99.0), "laps", limit) > objective(
-        metrics(0.0, math.nan), "laps", limit
-    )
-    assert objective({"mean_return": 12.5}, "return", limit) == 12.5
-    with pytest.raises(ValueError, match="laps, return"):
-        objective(metrics(1.0, 1.0), "speed", limit)
 
 
 def test_job_dir_names_stay_short_and_distinct():

@@ -1,47 +1,8 @@
-"""Fixtures for the bridge: a server on a free loopback port and the emulator as the game."""
-
-import contextlib
-import socket
-from collections.abc import Iterator
+"""Fixtures for the bridge: VecEnvs of Roblox cars (helpers in roblox_game.py)."""
 
 import pytest
-from omegaconf import OmegaConf
 
-from racing_rl import config_dir
-from racing_rl.bridge.emulator import Emulator
 from racing_rl.vec import make_env
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def roblox_backend(**overrides):
-    """The ``backend=roblox`` config group on a free port, with short timeouts."""
-    cfg = OmegaConf.load(config_dir() / "backend" / "roblox.yaml")
-    cfg.server.port = free_port()
-    cfg.server.token = None
-    cfg.connect_timeout_s = 20.0
-    cfg.reconnect_timeout_s = 20.0
-    cfg.observation_timeout_s = 5.0
-    return OmegaConf.merge(cfg, overrides)
-
-
-@contextlib.contextmanager
-def game(port: int, **kwargs) -> Iterator[Emulator]:
-    """The emulator (lock-step unless told otherwise) connected to ``port`` for a block."""
-    kwargs.setdefault("lockstep", True)
-    emulator = Emulator(f"ws://127.0.0.1:{port}/ws/test", **kwargs).start()
-    try:
-        yield emulator
-    finally:
-        emulator.stop()
-
-
-NO_WRAPPERS = OmegaConf.create({"frame_stack": 1, "monitor": False, "normalize": None})
 
 
 @pytest.fixture

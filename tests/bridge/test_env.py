@@ -5,8 +5,8 @@ import time
 
 import numpy as np
 import pytest
-from conftest import game, roblox_backend
 from pettingzoo.test import parallel_api_test
+from roblox_game import game, roblox_backend
 
 from racing_rl.backends import roblox_config
 from racing_rl.bridge.emulator import Faults

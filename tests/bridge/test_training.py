@@ -15,8 +15,8 @@ import zipfile
 import numpy as np
 import pytest
 import torch
-from conftest import free_port, game
 from hydra import compose, initialize_config_dir
+from roblox_game import free_port, game
 from runs import QUICK, TINY, default_sigint, racing_rl
 from websockets.sync.client import connect
 

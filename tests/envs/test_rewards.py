@@ -9,6 +9,8 @@ import pytest
 
 from racing_rl.envs.rewards import RewardConfig, compute_rewards
 
+#: The seed game's coefficients: 1000 per lap of progress, ×20 backwards, a speed bonus of
+#: 0.5·(e^(2·v/v_max) − 1), −10 on a crash (the numbers below are worked out from these).
 DEFAULT = RewardConfig()
 
 
@@ -19,13 +21,6 @@ def _rewards(delta: list[float], speed: list[float], terminated: list[bool], con
         np.array(terminated, dtype=bool),
         config,
     )
-
-
-def test_default_coefficients_are_the_seed_games() -> None:
-    seed_game = RewardConfig(
-        progress=1000.0, backward_multiplier=20.0, speed=0.5, speed_exponent=2.0, crash=-10.0
-    )
-    assert seed_game == DEFAULT
 
 
 def test_forward_progress_and_speed_bonus() -> None:

@@ -10,6 +10,7 @@ import subprocess
 import numpy as np
 import pytest
 
+from racing_rl import __version__
 from racing_rl.errors import ExportError
 from racing_rl.export import load_spec
 from racing_rl.export.luau import LINE_WIDTH, _Blob, luau_source
@@ -60,7 +61,7 @@ def test_the_header_and_info_state_layout_stack_algorithm_checkpoint_and_version
     assert info["algorithm"] == "PPO" and info["checkpoint"] == "ppo/model.zip"
     assert info["observationSize"] == 13 and info["rayCount"] == 10
     assert info["frameStack"] == 2 and info["timesteps"] >= 512
-    assert info["racingRlVersion"] == "0.1.0" and info["exportedAt"].endswith("Z")
+    assert info["racingRlVersion"] == __version__ and info["exportedAt"].endswith("Z")
     assert len(info["observationLayout"]) == 4
     assert max(len(line) for line in source.splitlines()[:40]) <= 110
 

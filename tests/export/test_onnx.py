@@ -10,6 +10,7 @@ import onnx
 import onnxruntime
 import pytest
 
+from racing_rl import __version__
 from racing_rl.export import load_spec
 from racing_rl.export.onnx import OPSET, write_onnx
 
@@ -49,7 +50,7 @@ def test_metadata_props_state_what_the_luau_header_states(models):
     assert props["algorithm"] == "PPO" and props["checkpoint"] == "ppo/model.zip"
     assert props["frame_stack"] == "2" and props["observation_size"] == "13"
     assert props["ray_count"] == "10" and int(props["timesteps"]) >= 512
-    assert props["racing_rl_version"] == "0.1.0" and props["exported_at"].endswith("Z")
+    assert props["racing_rl_version"] == __version__ and props["exported_at"].endswith("Z")
     assert json.loads(props["observation_layout"])[0].startswith("1-10  ray distance")
 
 

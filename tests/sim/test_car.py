@@ -33,13 +33,6 @@ def _state(n: int = 1, speed: float = 0.0, heading: float = 0.0) -> CarState:
     return state
 
 
-def test_zeros_is_at_rest_at_origin_with_full_fuel() -> None:
-    state = CarState.zeros(3)
-    assert state.position.shape == (3, 2)
-    np.testing.assert_array_equal(state.speed, 0.0)
-    np.testing.assert_array_equal(state.fuel, 1.0)
-
-
 @pytest.mark.parametrize("heading", [0.0, 1.0, -2.5])
 def test_coasting_without_resistance_travels_speed_times_time(heading: float) -> None:
     state = _state(speed=20.0, heading=heading)
@@ -69,12 +62,21 @@ def test_speed_never_exceeds_max_speed() -> None:
     assert state.speed[0] == FRICTIONLESS.max_speed
 
 
-def test_drag_and_rolling_resistance_slow_a_coasting_car() -> None:
-    config = CarConfig()
+def test_rolling_resistance_alone_decays_speed_exponentially() -> None:
+    # dv/dt = −c·v: explicit Euler gives v₀·(1 − c·h)ⁿ, which tends to v₀·e^(−c·t).
+    config = CarConfig(drag=0.0, rolling_resistance=0.5)
     state = _state(speed=30.0)
-    step_cars(state, np.zeros((1, 3)), DT, config)
-    decel = (config.drag * 30.0 + config.rolling_resistance) * 30.0
-    assert state.speed[0] == pytest.approx(30.0 - decel * DT, rel=1e-12)
+    _drive(state, (0.0, 0.0, 0.0), 2.0, config)
+    assert state.speed[0] == pytest.approx(30.0 * (1.0 - 0.5 * DT) ** 30, rel=1e-12)
+    assert state.speed[0] == pytest.approx(30.0 * math.exp(-0.5 * 2.0), rel=0.02)
+
+
+def test_air_drag_alone_slows_a_coasting_car_as_one_over_time() -> None:
+    # dv/dt = −k·v²: v(t) = v₀ / (1 + k·v₀·t) (30 m/s, 2 s: 19.48 m/s).
+    config = CarConfig(drag=0.009, rolling_resistance=0.0)
+    state = _state(speed=30.0)
+    _drive(state, (0.0, 0.0, 0.0), 2.0, config)
+    assert state.speed[0] == pytest.approx(30.0 / (1.0 + 0.009 * 30.0 * 2.0), rel=0.01)
 
 
 def test_top_speed_with_drag_is_near_sqrt_engine_over_drag() -> None:
@@ -285,7 +287,16 @@ def test_car_config_rejects_bad_values(kwargs: dict) -> None:
         CarConfig(**kwargs)
 
 
-def test_car_config_allows_zero_resistance_and_has_radius_and_corner_speed() -> None:
-    config = CarConfig(drag=0.0, rolling_resistance=0.0, width=2.4, lateral_grip=10.0)
-    assert config.radius == 1.2
-    assert config.corner_speed(np.array([0.1]))[0] == pytest.approx(10.0)
+@pytest.mark.parametrize("steer", [-0.5, 0.3])
+def test_corner_speed_is_the_fastest_a_car_holds_the_commanded_curvature(steer: float) -> None:
+    config = FRICTIONLESS
+    curvature = math.tan(config.max_steer * abs(steer)) / config.wheelbase
+    limit = config.corner_speed(np.array([-curvature, curvature]))
+    np.testing.assert_allclose(limit, math.sqrt(config.lateral_grip / curvature), rtol=1e-12)
+    below, above = _state(speed=0.99 * limit[0]), _state(speed=1.2 * limit[0])
+    for state in (below, above):
+        step_cars(state, np.array([[0.0, steer, 0.0]]), DT, config)
+    turned = [abs(s.heading[0]) / (s.speed[0] * DT) for s in (below, above)]
+    assert turned[0] == pytest.approx(curvature, rel=1e-9)  # follows the steering
+    assert turned[1] == pytest.approx(config.lateral_grip / above.speed[0] ** 2, rel=1e-9)
+    assert turned[1] < curvature  # understeers
