@@ -336,7 +336,7 @@ class ValidationVideo:
         """The episode's frames, (H, W, 3) uint8 each."""
         from racing_rl.drivers import PolicyDriver
         from racing_rl.races import run_races
-        from racing_rl.replay import frames
+        from racing_rl.ui.video import frames
         from racing_rl.vec import make_parallel_envs
 
         normalizer = train_env if isinstance(train_env, VecNormalize) else None

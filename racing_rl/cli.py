@@ -68,7 +68,7 @@ COMMANDS = {
         {"run_dir": "run"},
     ),
     "replay": Command(
-        "racing_rl.replay",
+        "racing_rl.replay_app",
         "play a recorded race in a window, or export it to a video",
         (
             "racing-rl replay path=<run dir>/eval/replays/track_2000000.npz",

@@ -9,7 +9,7 @@ batch, from the car's raw observations, shape (B, obs_size) for B tracks:
   frame last) and the run's frozen VecNormalize statistics (``normalize_obs``, no
   update). So runs trained with other frame stacks or statistics race side by side.
 - ``ScriptedDriver``: the pure-pursuit baseline; reads the simulator state.
-- ``racing_rl.play.KeyboardDriver``: a person at the keyboard.
+- ``racing_rl.ui.keyboard.KeyboardDriver``: a person at the keyboard.
 """
 
 from __future__ import annotations

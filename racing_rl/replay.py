@@ -1,4 +1,4 @@
-"""Replay files: the record of one race (one track, N cars), playback and video export.
+"""Replay files: the record of one race (one track, N cars), and its recorder.
 
 A replay is a compressed NumPy archive (``np.savez_compressed``, ``.npz``) with a format
 name and version, the track geometry, and per step and per car the positions, headings,
@@ -8,40 +8,32 @@ every array with its shape, dtype and unit.
 - ``ReplayRecorder`` collects a race step by step from a simulator ``World``;
   ``Replay.save`` / ``load_replay`` write and read the file (a file of another format
   version, or a damaged one, raises ``ReplayError``).
-- ``Replay.snapshot(t)`` is frame ``t`` as a ``RaceSnapshot``, which the pygame
-  renderer draws; ``play_replay`` shows a replay in a window with speed control, pause,
-  single-step, seek and two cameras, and ``export_video`` writes an MP4 or GIF headless
-  through imageio.
+- ``Replay.snapshot(t)`` is frame ``t`` as a ``RaceSnapshot``, which ``racing_rl.ui``
+  draws: ``ui.viewer`` plays a replay in a window, ``ui.video`` exports it to a video.
 
-Nothing here imports pygame or imageio until a replay is drawn, so recording costs
-``racing-rl eval`` no start-up time.
+Pure NumPy, no pygame, so recording costs ``racing-rl eval`` no start-up time. Over 400
+lines for one reason: the field lists, the writer, the reader and the recorder change
+together (a new array touches all four), so they stay side by side.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import os
-import time
 import zipfile
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import hydra
 import numpy as np
 from numpy.typing import NDArray
-from omegaconf import DictConfig
 
-from racing_rl import config_dir
-from racing_rl.errors import RacingRLError, ReplayError
+from racing_rl.errors import ReplayError
 from racing_rl.sim.snapshot import RaceSnapshot
 from racing_rl.sim.track import Track
 from racing_rl.sim.world import World
-
-log = logging.getLogger(__name__)
 
 FloatArray = NDArray[np.float64]
 
@@ -416,272 +408,3 @@ class ReplayRecorder:
             meta=self.meta,
             **stacked,
         )
-
-
-def frames(replay: Replay, **renderer_options: Any) -> Iterator[NDArray[np.uint8]]:
-    """Every frame of ``replay`` drawn off-screen, as (H, W, 3) uint8 RGB arrays.
-
-    Args:
-        replay: the replay.
-        renderer_options: ``racing_rl.sim.render.Renderer`` arguments (size_px, camera,
-            follow, trail_length, ...).
-    """
-    from racing_rl.sim.render import Renderer
-
-    renderer = Renderer(mode="rgb_array", **renderer_options)
-    try:
-        for t in range(replay.n_frames):
-            frame = renderer.draw(replay.snapshot(t, renderer.trail_length))
-            assert frame is not None
-            yield frame
-    finally:
-        renderer.close()
-
-
-#: Playback speeds the viewer steps through (↑/↓), slowest to fastest.
-SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0)
-#: Seconds of race time a seek key ([ and ]) jumps.
-SEEK_S = 5.0
-#: The viewer's key bindings, for its help line and the docs.
-KEYS_HELP = (
-    "space pause · ←/→ step one frame · ↑/↓ speed 0.25×–4× · [/] seek ∓5 s · "
-    "0–9 seek to 0–90 % · home/end · c camera · tab next car · q/esc quit"
-)
-
-
-class ReplayPlayer:
-    """Playback state of a replay: current frame, speed, pause, camera. No drawing, no clock.
-
-    ``handle_key`` applies one key press, ``advance`` moves playback on by wall-clock
-    time; the viewer loop (``play_replay``) draws ``snapshot()`` after each.
-
-    Args:
-        replay: the replay.
-        speed: playback speed, one of ``SPEEDS``.
-        camera: ``"track"`` or ``"chase"``.
-        follow: the car the chase camera follows.
-
-    Raises:
-        ReplayError: on a speed outside ``SPEEDS``.
-    """
-
-    def __init__(
-        self, replay: Replay, speed: float = 1.0, camera: str = "track", follow: int = 0
-    ) -> None:
-        if speed not in SPEEDS:
-            raise ReplayError(f"speed must be one of {SPEEDS}, got {speed}.")
-        self.replay = replay
-        self.speed = float(speed)
-        self.camera = camera
-        self.follow = follow % replay.n_cars
-        self.paused = False
-        self.quit = False
-        self._position = 0.0  # fractional frame
-
-    @property
-    def frame(self) -> int:
-        """The frame shown, 0 … T."""
-        return int(self._position)
-
-    def seek(self, frame: float) -> None:
-        """Jump to ``frame`` (clamped to the replay)."""
-        self._position = float(min(max(frame, 0), self.replay.n_frames - 1))
-
-    def advance(self, elapsed_s: float) -> None:
-        """Move on by ``elapsed_s`` seconds of wall-clock time at the current speed."""
-        if not self.paused:
-            self.seek(self._position + elapsed_s * self.speed / self.replay.dt)
-
-    def handle_key(self, key: str) -> None:
-        """Apply one key press, by pygame key name (``pygame.key.name``): see ``KEYS_HELP``."""
-        step = round(SEEK_S / self.replay.dt)
-        last = self.replay.n_frames - 1
-        if key == "space":
-            self.paused = not self.paused
-        elif key in ("right", "left"):
-            self.paused = True
-            self.seek(self.frame + (1 if key == "right" else -1))
-        elif key in ("up", "down"):
-            index = SPEEDS.index(self.speed) + (1 if key == "up" else -1)
-            self.speed = SPEEDS[min(max(index, 0), len(SPEEDS) - 1)]
-        elif key in ("[", "]"):
-            self.seek(self.frame + (step if key == "]" else -step))
-        elif key in ("home", "end"):
-            self.seek(0 if key == "home" else last)
-        elif key.isdigit() and len(key) == 1:
-            self.seek(round(int(key) / 10 * last))
-        elif key == "c":
-            self.camera = "chase" if self.camera == "track" else "track"
-        elif key == "tab":
-            self.follow = (self.follow + 1) % self.replay.n_cars
-        elif key in ("q", "escape"):
-            self.quit = True
-
-    def status(self) -> str:
-        """A one-line state for the window title."""
-        state = "paused" if self.paused else f"{self.speed:g}x"
-        return (
-            f"racing-rl replay · frame {self.frame}/{self.replay.n_frames - 1} · {state} · "
-            f"{self.camera} camera"
-        )
-
-
-def play_replay(
-    replay: Replay,
-    speed: float = 1.0,
-    camera: str = "track",
-    follow: int = 0,
-    size_px: tuple[int, int] = (800, 800),
-    trail_length: int = 200,
-    script: Sequence[str] | None = None,
-    on_frame: Any = None,
-) -> ReplayPlayer:
-    """Play a replay in a pygame window until the user quits (q, esc or closing it).
-
-    Args:
-        replay: the replay.
-        speed, camera, follow: the start settings (``ReplayPlayer``).
-        size_px: window size (width, height) [px].
-        trail_length: trail positions per car.
-        script: key names pressed one per drawn frame instead of the keyboard's (demos
-            and headless tests); playback stops after the last one. ``"-"`` presses none.
-        on_frame: called as ``on_frame(player, snapshot)`` after each frame is drawn.
-
-    Returns:
-        The player, in its final state.
-    """
-    import pygame
-
-    from racing_rl.sim.render import Renderer
-
-    player = ReplayPlayer(replay, speed, camera, follow)
-    renderer = Renderer(
-        mode="human", fps=0, size_px=size_px, trail_length=trail_length, pump_events=False
-    )
-    keys = iter(script) if script is not None else None
-    clock = pygame.time.Clock()
-    log.info("%s", KEYS_HELP)
-    try:
-        while not player.quit:
-            renderer.camera, renderer.follow = player.camera, player.follow
-            snapshot = replay.snapshot(player.frame, trail_length)
-            renderer.draw(snapshot)
-            pygame.display.set_caption(player.status())
-            if on_frame is not None:
-                on_frame(player, snapshot)
-            elapsed = clock.tick(60) / 1000
-            for event in pygame.event.get():
-                if event.type == pygame.QUIT:
-                    player.quit = True
-                elif event.type == pygame.KEYDOWN and keys is None:
-                    player.handle_key(pygame.key.name(event.key))
-            if keys is not None:
-                key = next(keys, None)
-                if key is None:
-                    break
-                if key != "-":
-                    player.handle_key(key)
-            player.advance(elapsed)
-    finally:
-        renderer.close()
-    return player
-
-
-def export_video(
-    replay: Replay,
-    path: Path | str,
-    speed: float = 1.0,
-    fps: float | None = None,
-    **renderer_options: Any,
-) -> int:
-    """Render a replay headless to a video file through imageio, with the viewer's overlays.
-
-    ``.mp4`` (H.264 through imageio-ffmpeg) or ``.gif`` (Pillow). Every frame of the
-    replay is drawn; ``speed`` sets the playback rate by the frame rate.
-
-    Args:
-        replay: the replay.
-        path: the output file, ``.mp4`` or ``.gif``.
-        speed: playback speed [×]: the frame rate is ``speed / replay.dt`` unless ``fps``.
-        fps: frames per second of the video.
-        renderer_options: ``racing_rl.sim.render.Renderer`` arguments (size_px, camera,
-            follow, trail_length); MP4 sizes are rounded up to multiples of 16 px.
-
-    Returns:
-        The number of frames written.
-
-    Raises:
-        ReplayError: on another file type.
-    """
-    import imageio.v3 as iio
-
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in (".mp4", ".gif"):
-        raise ReplayError(f"Videos are .mp4 or .gif files, got {path}. Name the file so.")
-    rate = float(fps or speed / replay.dt)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    count = 0
-
-    def counted() -> Iterator[NDArray[np.uint8]]:
-        nonlocal count
-        for frame in frames(replay, **renderer_options):
-            count += 1
-            yield frame
-
-    if suffix == ".mp4":
-        # The legacy ffmpeg plugin writes frames as they come (no whole-video array).
-        iio.imwrite(path, counted(), is_batch=True, plugin="FFMPEG", fps=rate)
-    else:
-        iio.imwrite(path, list(counted()), duration=1000 / rate, loop=0)
-    log.info("wrote %d frames to %s", count, path)
-    return count
-
-
-def run(cfg: DictConfig) -> str:
-    """``racing-rl replay``: play ``cfg.path`` in a window, or export it to ``cfg.video``.
-
-    Returns:
-        A line saying what was done.
-
-    Raises:
-        ReplayError: if the replay cannot be read or the video path is not .mp4/.gif.
-    """
-    replay = load_replay(Path(cfg.path).expanduser())
-    size = (int(cfg.size[0]), int(cfg.size[1]))
-    options = {"camera": cfg.camera, "follow": int(cfg.follow), "size_px": size}
-    if cfg.video:
-        started = time.perf_counter()
-        count = export_video(
-            replay,
-            Path(cfg.video).expanduser(),
-            speed=float(cfg.speed),
-            trail_length=int(cfg.trail_length),
-            **options,
-        )
-        seconds = time.perf_counter() - started
-        racing_s = replay.n_frames * replay.dt
-        return (
-            f"wrote {count} frames ({racing_s:.1f} s of racing) to {cfg.video} in {seconds:.1f} s"
-        )
-    script = list(cfg.script) if cfg.script is not None else None
-    player = play_replay(
-        replay,
-        speed=float(cfg.speed),
-        trail_length=int(cfg.trail_length),
-        script=script,
-        camera=options["camera"],
-        follow=options["follow"],
-        size_px=size,
-    )
-    return f"stopped at frame {player.frame} of {replay.n_frames - 1}"
-
-
-@hydra.main(config_path=str(config_dir()), config_name="replay", version_base="1.3")
-def main(cfg: DictConfig) -> None:
-    """Hydra entry point of ``racing-rl replay``."""
-    try:
-        print(run(cfg))
-    except RacingRLError as err:
-        log.error("%s", err)
-        raise SystemExit(1) from err

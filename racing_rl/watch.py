@@ -1,8 +1,7 @@
-"""Watching a policy drive: ``racing-rl eval render=human`` and ``follow=true``.
+"""Watching a run that is still training: ``racing-rl eval follow=true``.
 
-``RaceWindow`` draws a track's race in a pygame window, step by step, through the
-simulator's ``Renderer`` (as RL Baselines3 Zoo's ``enjoy`` does); ``CheckpointFollower``
-swaps the driver for the newest checkpoint of a run that is still training.
+``CheckpointFollower`` swaps the driver for the newest checkpoint of the run; the window
+that shows the race is ``racing_rl.ui.window.RaceWindow``.
 """
 
 from __future__ import annotations
@@ -17,63 +16,6 @@ from racing_rl.checkpoints import Checkpoint, find_checkpoints
 from racing_rl.errors import CheckpointError
 
 log = logging.getLogger(__name__)
-
-#: Keys that close the window (and stop the evaluation).
-QUIT_KEYS = ("escape", "q")
-
-
-class RaceWindow:
-    """A pygame window that shows one track's race at a time.
-
-    Args:
-        fps: frame rate the window is held to [1/s]; 15 is the simulator's real time, 0
-            does not wait.
-        size_px: window size, (width, height) [px].
-
-    Raises:
-        ConfigError: on a negative ``fps`` or a size out of range (``Renderer``).
-    """
-
-    def __init__(self, fps: float, size_px: tuple[int, int]) -> None:
-        from racing_rl.sim.render import Renderer
-
-        self._renderer = Renderer(mode="human", fps=fps, size_px=size_px, pump_events=False)
-        #: Whether the window was closed (window button, esc or q): stop racing.
-        self.closed = False
-        #: Frames drawn so far.
-        self.frames = 0
-
-    def on_step(self, env: Any, labels: tuple[str, ...], caption: str) -> Callable[[], bool]:
-        """A ``run_races`` ``on_step`` hook that draws ``env``'s race.
-
-        Args:
-            env: a ``RaceParallelEnv`` (or a wrapper of one) of the built-in simulator.
-            labels: the cars' names for the HUD, in car order.
-            caption: the window's title.
-
-        Returns:
-            The hook: it draws a frame and returns False once the window is closed.
-        """
-        import pygame
-
-        from racing_rl.sim.snapshot import RaceSnapshot
-
-        def draw() -> bool:
-            self._renderer.draw(RaceSnapshot.from_world(env.unwrapped.world, labels))
-            pygame.display.set_caption(caption)
-            self.frames += 1
-            for event in pygame.event.get():
-                if event.type == pygame.QUIT or (
-                    event.type == pygame.KEYDOWN and pygame.key.name(event.key) in QUIT_KEYS
-                ):
-                    self.closed = True
-            return not self.closed
-
-        return draw
-
-    def close(self) -> None:
-        """Close the window."""
-        self._renderer.close()
 
 
 class CheckpointFollower:

@@ -1,10 +1,14 @@
-"""Shared pytest setup: headless pygame for every test; tiny trained runs to evaluate."""
+"""Shared pytest setup: headless pygame for every test; tiny trained runs to evaluate; a
+recorded race to replay."""
 
 import os
 from pathlib import Path
 
 import pytest
-from runs import TINY, racing_rl
+from omegaconf import OmegaConf
+from runs import REPLAY_EPISODE, REPLAY_TRACK, TINY, racing_rl
+
+from racing_rl import config_dir
 
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
@@ -31,3 +35,18 @@ def tiny_runs(tmp_path_factory) -> list[Path]:
         assert result.returncode == 0, result.stderr[-3000:]
         runs.append(run_dir)
     return runs
+
+
+@pytest.fixture(scope="session")
+def replay():
+    """The ``racing_rl.replay.Replay`` of two scripted cars, ``first`` and ``second``,
+    racing ``REPLAY_EPISODE`` on track ``REPLAY_TRACK`` (meta ``{"split": "test"}``)."""
+    from racing_rl.drivers import ScriptedDriver
+    from racing_rl.races import run_races
+    from racing_rl.vec import make_parallel_envs
+
+    backend = OmegaConf.load(config_dir() / "backend" / "pygame.yaml")
+    envs = make_parallel_envs(backend, 1, 2, [[REPLAY_TRACK]], REPLAY_EPISODE)
+    drivers = [ScriptedDriver("first"), ScriptedDriver("second")]
+    (race,) = run_races(envs, drivers, record=True, meta={"split": "test"})
+    return race.replay

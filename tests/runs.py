@@ -33,6 +33,11 @@ QUICK_ALGO = {
     "recurrent_ppo": ["algo.model.batch_size=512"],
 }
 
+#: The race that the ``replay`` fixture (tests/conftest.py) records: two scripted cars on
+#: track 7 for 90 steps, from a grid start (so they stand apart).
+REPLAY_TRACK = 7
+REPLAY_EPISODE = {"spawn": "grid", "laps": 1, "max_steps": 90}
+
 
 def default_sigint() -> None:
     """``preexec_fn`` for a child that a test interrupts with SIGINT: a shell's background

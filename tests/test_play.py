@@ -6,19 +6,11 @@ from hydra import compose, initialize_config_dir
 from runs import racing_rl
 
 from racing_rl import config_dir
-from racing_rl.play import ScriptedKeys, keys_to_action, play
+from racing_rl.play import play
 from racing_rl.replay import load_replay
+from racing_rl.ui.keyboard import keys_to_action
 
 SCRIPT = ["up"] * 20 + ["up+space"] * 5 + ["up+left"] * 5 + ["down+right"] * 3 + ["-"] * 2
-
-
-def test_keys_map_to_actions():
-    np.testing.assert_array_equal(keys_to_action([]), [0, 0, -1])
-    np.testing.assert_array_equal(keys_to_action(["up", "left", "space"]), [1, -1, 1])
-    np.testing.assert_array_equal(keys_to_action(["down", "right", "left shift"]), [-1, 1, 1])
-    keys = ScriptedKeys(["up+left", "-"])
-    assert keys() == {"up", "left"} and not keys.done
-    assert keys() == set() and keys.done
 
 
 def test_play_against_a_checkpoint_headless(tiny_runs, tmp_path):

@@ -1,4 +1,7 @@
-"""Replay files: round trip, clear errors, exact playback, video export, the replay command."""
+"""Replay files: round trip, exact re-simulation, clear errors, the replay command.
+
+The ``replay`` fixture (tests/conftest.py) is a recorded race of two scripted cars.
+"""
 
 import zipfile
 
@@ -6,37 +9,15 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 from omegaconf import OmegaConf
-from runs import racing_rl
+from runs import REPLAY_EPISODE, REPLAY_TRACK, racing_rl
 
 from racing_rl import config_dir
 from racing_rl.backends import race_config
-from racing_rl.drivers import ScriptedDriver
 from racing_rl.envs.race import RaceParallelEnv
 from racing_rl.errors import ReplayError
-from racing_rl.races import run_races
-from racing_rl.replay import (
-    FRAME_FIELDS,
-    STEP_FIELDS,
-    VERSION,
-    Replay,
-    ReplayPlayer,
-    export_video,
-    load_replay,
-    play_replay,
-)
-from racing_rl.vec import make_parallel_envs
+from racing_rl.replay import FRAME_FIELDS, STEP_FIELDS, VERSION, load_replay
 
 BACKEND = OmegaConf.load(config_dir() / "backend" / "pygame.yaml")
-EPISODE = {"spawn": "grid", "laps": 1, "max_steps": 90}
-
-
-@pytest.fixture(scope="module")
-def replay() -> Replay:
-    """Two scripted cars racing 90 steps on track 7 (grid start: they stand apart)."""
-    envs = make_parallel_envs(BACKEND, 1, 2, [[7]], EPISODE)
-    drivers = [ScriptedDriver("first"), ScriptedDriver("second")]
-    (race,) = run_races(envs, drivers, record=True, meta={"split": "test"})
-    return race.replay
 
 
 @pytest.fixture
@@ -59,7 +40,9 @@ def test_a_saved_replay_loads_back_identical(replay, saved):
 
 
 def test_recorded_actions_resimulated_reproduce_the_positions_exactly(replay):
-    env = RaceParallelEnv(race_config(BACKEND, EPISODE), n_cars=2, track_seeds=[7])
+    env = RaceParallelEnv(
+        race_config(BACKEND, REPLAY_EPISODE), n_cars=2, track_seeds=[REPLAY_TRACK]
+    )
     env.reset()
     world = env.world
     np.testing.assert_array_equal(world.cars.position, replay.position[0])
@@ -68,67 +51,6 @@ def test_recorded_actions_resimulated_reproduce_the_positions_exactly(replay):
         env.step({a: replay.actions[t, env.possible_agents.index(a)] for a in live})
         np.testing.assert_array_equal(world.cars.position, replay.position[t + 1])
         np.testing.assert_array_equal(world.cars.heading, replay.heading[t + 1])
-
-
-def test_playback_frame_by_frame_shows_the_recorded_positions(replay):
-    seen = []
-
-    def on_frame(player, snapshot):
-        seen.append(player.frame)
-        np.testing.assert_array_equal(snapshot.position, replay.position[player.frame])
-        np.testing.assert_array_equal(snapshot.speed, replay.speed[player.frame])
-        assert snapshot.time == replay.time[player.frame]
-
-    # Pause on the first frame, then single-step through the whole replay.
-    script = ["space"] + ["right"] * (replay.n_frames - 1) + ["right", "q"]
-    player = play_replay(replay, size_px=(320, 240), script=script, on_frame=on_frame)
-    assert player.quit and player.paused
-    assert seen[1:] == [*range(replay.n_frames), replay.n_frames - 1]
-
-
-def test_player_keys_seek_change_speed_and_camera(replay):
-    player = ReplayPlayer(replay)
-    player.advance(1.0)  # one second at 1x: 15 frames
-    assert player.frame == 15
-    player.handle_key("up")
-    player.advance(1.0)
-    assert player.speed == 2.0 and player.frame == 45
-    for _ in range(5):
-        player.handle_key("up")
-    assert player.speed == 4.0
-    for _ in range(9):
-        player.handle_key("down")
-    assert player.speed == 0.25
-    player.handle_key("home")
-    player.handle_key("]")  # +5 s
-    assert player.frame == 75
-    player.handle_key("[")
-    player.handle_key("left")  # a step back pauses at the start
-    assert player.frame == 0 and player.paused
-    player.advance(10.0)
-    assert player.frame == 0
-    player.handle_key("5")
-    assert player.frame == 45
-    player.handle_key("end")
-    assert player.frame == replay.n_frames - 1
-    player.handle_key("c")
-    player.handle_key("tab")
-    assert (player.camera, player.follow) == ("chase", 1)
-    with pytest.raises(ReplayError, match="speed"):
-        ReplayPlayer(replay, speed=3.0)
-
-
-def test_export_mp4_and_gif_read_back_with_imageio(replay, tmp_path):
-    mp4, gif = tmp_path / "race.mp4", tmp_path / "race.gif"
-    assert export_video(replay, mp4, size_px=(320, 240), camera="chase", follow=1) == 91
-    frames = list(iio.imiter(mp4, plugin="FFMPEG"))
-    assert len(frames) == replay.n_frames
-    assert frames[0].shape == (240, 320, 3)
-    assert iio.immeta(mp4, plugin="FFMPEG")["fps"] == pytest.approx(15.0)
-    assert export_video(replay, gif, speed=2.0, size_px=(160, 128)) == 91
-    assert iio.imread(gif, index=None).shape == (91, 128, 160, 3)
-    with pytest.raises(ReplayError, match=r"\.mp4 or \.gif"):
-        export_video(replay, tmp_path / "race.avi")
 
 
 def test_another_version_or_a_damaged_file_is_a_clear_error(saved, tmp_path):

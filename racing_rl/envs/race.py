@@ -465,7 +465,7 @@ class RaceParallelEnv(ParallelEnv):
         if self.render_mode is None or self.world is None:
             return None
         if self._renderer is None:
-            from racing_rl.sim.render import Renderer
+            from racing_rl.ui.render import Renderer
 
             self._renderer = Renderer(mode=self.render_mode, fps=self.metadata["render_fps"])
         return self._renderer.draw(self.world)

@@ -1,6 +1,6 @@
 """RaceSnapshot: what the renderer draws, taken from a live ``World`` or a recorded replay.
 
-The renderer (``racing_rl.sim.render``) draws snapshots, so a race in progress and a
+The renderer (``racing_rl.ui.render``) draws snapshots, so a race in progress and a
 replay read back from a file look the same. Pure NumPy, no pygame.
 """
 

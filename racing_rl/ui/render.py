@@ -1,8 +1,9 @@
 """Top-down pygame renderer of a ``World``: track, cars, rays, trails and a HUD.
 
-This is the project's only pygame user; the rest of ``racing_rl.sim`` is pure NumPy.
-World coordinates are metres with x right and y up; this module alone converts them to
-pixels (x right, y down), fitting the whole track into the window with a margin.
+World coordinates are metres with x right and y up; the ``Renderer`` converts them to
+pixels (x right, y down), fitting the whole track into the window with a margin. It owns
+the camera, the cached track layer, the trails, the HUD and the window; ``layers`` draws
+each layer and ``colours`` holds the palette.
 
 It draws ``RaceSnapshot``s (``racing_rl.sim.snapshot``): of a live ``World`` (``draw``
 takes one and snapshots it) or read back from a replay file, so both look the same.
@@ -27,93 +28,25 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from collections import deque
 
 import numpy as np
+import pygame
 from numpy.typing import NDArray
 
 from racing_rl.errors import ConfigError
 from racing_rl.sim.snapshot import RaceSnapshot
 from racing_rl.sim.track import Track
 from racing_rl.sim.world import World
-
-# pygame prints a banner on import unless told not to; library code never prints.
-os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
-import pygame
+from racing_rl.ui import layers
+from racing_rl.ui.colours import GRASS, HUD_BOX_ALPHA, HUD_INACTIVE, HUD_TEXT, Colour, car_colour
 
 logger = logging.getLogger(__name__)
 
 FloatArray = NDArray[np.float64]
-Colour = tuple[int, int, int]
 
 RENDER_MODES = ("human", "rgb_array")
 CAMERAS = ("track", "chase")
-
-#: Body colour of car i is ``CAR_COLOURS[i % len(CAR_COLOURS)]``.
-CAR_COLOURS: tuple[Colour, ...] = (
-    (230, 57, 70),  # red
-    (58, 134, 255),  # blue
-    (255, 190, 11),  # yellow
-    (199, 84, 230),  # violet
-    (255, 120, 0),  # orange
-    (0, 200, 200),  # cyan
-    (255, 105, 180),  # pink
-    (160, 230, 60),  # lime
-)
-GRASS: Colour = (38, 92, 52)
-ASPHALT: Colour = (72, 72, 78)
-WALL: Colour = (235, 235, 235)
-OBSTACLE: Colour = (150, 95, 55)
-OBSTACLE_EDGE: Colour = (60, 35, 20)
-CHEQUER: tuple[Colour, Colour] = ((250, 250, 250), (20, 20, 20))
-HUD_TEXT: Colour = (245, 245, 245)
-HUD_INACTIVE: Colour = (150, 150, 150)
-#: Alpha of the HUD's dark backing box [0 … 255].
-HUD_BOX_ALPHA = 150
-#: Squares across the start line.
-START_LINE_SQUARES = 8
-#: Trail colours from standing still to ``max_speed``, evenly spaced in speed.
-SPEED_RAMP: tuple[Colour, ...] = ((40, 90, 255), (0, 210, 140), (255, 225, 0), (255, 40, 40))
-
-
-_RAMP = np.array(SPEED_RAMP, dtype=np.float64)
-_RAMP_STOPS = np.linspace(0.0, 1.0, len(SPEED_RAMP))
-
-
-def speed_colours(speeds: FloatArray, max_speed: float) -> NDArray[np.int64]:
-    """Trail colours of ``speeds`` [m/s], shape (k,) -> (k, 3) RGB: ``SPEED_RAMP``
-    interpolated linearly over 0 … ``max_speed`` (|speed|, clipped)."""
-    fraction = np.clip(np.abs(speeds) / max(max_speed, 1e-9), 0.0, 1.0)
-    channels = [np.interp(fraction, _RAMP_STOPS, _RAMP[:, c]) for c in range(3)]
-    return np.rint(np.stack(channels, axis=-1)).astype(np.int64)
-
-
-def speed_colour(speed: float, max_speed: float) -> Colour:
-    """The trail colour of one ``speed`` [m/s] (``speed_colours``)."""
-    r, g, b = speed_colours(np.array([speed]), max_speed)[0].tolist()
-    return r, g, b
-
-
-def _greyed(colour: Colour) -> Colour:
-    """The colour mixed 75 % towards its own luminance grey (for inactive cars)."""
-    grey = 0.299 * colour[0] + 0.587 * colour[1] + 0.114 * colour[2]
-    return _mixed(colour, (grey, grey, grey), 0.75)
-
-
-def _mixed(colour: Colour, other: tuple[float, float, float], weight: float) -> Colour:
-    """``colour`` moved ``weight`` (0 … 1) of the way towards ``other``."""
-    r, g, b = (round(c + weight * (o - c)) for c, o in zip(colour, other, strict=True))
-    return r, g, b
-
-
-def _signed_area(points: FloatArray) -> float:
-    """Signed area of a closed polygon, shape (n, 2) [m²]; positive when counter-clockwise.
-
-    The shoelace formula.
-    """
-    x, y = points[:, 0], points[:, 1]
-    return 0.5 * float(np.dot(x, np.roll(y, -1)) - np.dot(np.roll(x, -1), y))
 
 
 class Renderer:
@@ -241,11 +174,12 @@ class Renderer:
         if self.camera == "chase":
             canvas.fill(GRASS)  # beyond the track's layer
         canvas.blit(self._track_layer, (self._offset - self._layer_offset).round().tolist())
-        self._draw_trails(canvas, snapshot, trails)
-        self._draw_rays(canvas, snapshot)
+        layers.draw_trails(canvas, snapshot, trails, self.world_to_px)
+        layers.draw_rays(canvas, snapshot, self.world_to_px)
         self._draw_hud(canvas, snapshot)
-        self._draw_cars(canvas, snapshot)  # on top of the HUD: a car is never hidden
-        self._draw_labels(canvas, snapshot)
+        # On top of the HUD: a car is never hidden.
+        layers.draw_cars(canvas, snapshot, self.world_to_px)
+        layers.draw_labels(canvas, snapshot, self.world_to_px, self._scale, self._get_font())
         if self.mode == "rgb_array":
             # A view of the canvas's pixels, indexed [x, y], copied once into [y, x] order.
             return np.ascontiguousarray(np.transpose(pygame.surfarray.pixels3d(canvas), (1, 0, 2)))
@@ -318,7 +252,7 @@ class Renderer:
         self._layer_offset = self._offset.copy()
         self._layer_camera = self.camera
         self._track = track
-        self._track_layer = self._draw_track(track, layer_size)
+        self._track_layer = layers.draw_track(track, layer_size, self.world_to_px, self._scale)
         # Pixels that are not grass, indexed [x, y], for placing the HUD off the track.
         grass = np.array(GRASS, dtype=np.uint8)
         self._track_pixels = (pygame.surfarray.array3d(self._track_layer) != grass).any(axis=-1)
@@ -333,51 +267,6 @@ class Renderer:
         car = snapshot.position[self.follow % snapshot.n_cars]
         car_px = self._layer_offset + car * np.array([self._scale, -self._scale])
         self._offset = self._layer_offset - car_px + np.array(self.size_px) / 2
-
-    def _draw_track(self, track: Track, size_px: tuple[int, int]) -> pygame.Surface:
-        """The static layer: grass, asphalt between the walls, walls, start line, obstacles."""
-        layer = pygame.Surface(size_px)
-        layer.fill(GRASS)
-        left, right = self.world_to_px(track.left_wall), self.world_to_px(track.right_wall)
-        # The region between two nested closed walls: fill the outer one, then cut the
-        # inner one out again. The outer wall encloses the larger area.
-        outer, inner = (
-            (left, right)
-            if abs(_signed_area(track.left_wall)) > abs(_signed_area(track.right_wall))
-            else (right, left)
-        )
-        pygame.draw.polygon(layer, ASPHALT, outer.tolist())
-        pygame.draw.polygon(layer, GRASS, inner.tolist())
-        line_px = max(1, round(0.3 * self._scale))
-        for wall in (left, right):
-            pygame.draw.lines(layer, WALL, True, wall.tolist(), line_px)
-        self._draw_start_line(layer, track)
-        for x, y, radius in track.obstacles:
-            centre = self.world_to_px(np.array([x, y])).tolist()
-            radius_px = max(2.0, radius * self._scale)
-            pygame.draw.circle(layer, OBSTACLE, centre, radius_px)
-            pygame.draw.circle(layer, OBSTACLE_EDGE, centre, radius_px, max(1, line_px // 2))
-        return layer
-
-    def _draw_start_line(self, layer: pygame.Surface, track: Track) -> None:
-        """A two-row chequered band across the track at centreline point 0."""
-        normal = track.normals[0]
-        tangent = np.array([normal[1], -normal[0]])  # the normal is the tangent turned left
-        square = track.width / START_LINE_SQUARES
-        right_edge = track.centreline[0] - normal * track.width / 2
-        for row, along in enumerate((-square, 0.0)):
-            for col in range(START_LINE_SQUARES):
-                corner = right_edge + normal * col * square + tangent * along
-                quad = np.array(
-                    [
-                        corner,
-                        corner + normal * square,
-                        corner + normal * square + tangent * square,
-                        corner + tangent * square,
-                    ]
-                )
-                colour = CHEQUER[(row + col) % 2]
-                pygame.draw.polygon(layer, colour, self.world_to_px(quad).tolist())
 
     # ------------------------------------------------------------------ dynamic layer
     def _update_trails(self, snapshot: RaceSnapshot, source: object) -> None:
@@ -403,89 +292,6 @@ class Renderer:
             x, y = position[i]
             self._trails[i].append((float(x), float(y), float(snapshot.speed[i])))
 
-    def _car_colour(self, index: int, active: bool) -> Colour:
-        colour = CAR_COLOURS[index % len(CAR_COLOURS)]
-        return colour if active else _greyed(colour)
-
-    def _draw_trails(
-        self, canvas: pygame.Surface, snapshot: RaceSnapshot, trails: tuple[FloatArray, ...]
-    ) -> None:
-        """Each car's trail, segment by segment in the colour of its speed (greyed if out)."""
-        for i, trail in enumerate(trails):
-            if len(trail) < 2:
-                continue
-            active = bool(snapshot.active[i])
-            points = self.world_to_px(trail[:, :2]).tolist()
-            colours = speed_colours(trail[1:, 2], snapshot.max_speed).tolist()
-            for k, colour in enumerate(colours, start=1):
-                shown = tuple(colour) if active else _greyed(tuple(colour))
-                pygame.draw.line(canvas, shown, points[k - 1], points[k], 2)
-
-    def _draw_rays(self, canvas: pygame.Surface, snapshot: RaceSnapshot) -> None:
-        active = np.flatnonzero(snapshot.active)
-        if active.size == 0:
-            return
-        distances = snapshot.rays[active]  # (A, R) [m]
-        theta = snapshot.heading[active, None] + snapshot.ray_angles[None, :]
-        origins = snapshot.position[active]
-        ends = origins[:, None, :] + distances[..., None] * np.stack(
-            [np.cos(theta), np.sin(theta)], axis=-1
-        )
-        origins_px = self.world_to_px(origins).tolist()
-        ends_px = self.world_to_px(ends).tolist()
-        hits = (distances < snapshot.ray_range).tolist()
-        for k, i in enumerate(active):
-            colour = _mixed(self._car_colour(int(i), True), (255, 255, 255), 0.45)
-            for end, hit in zip(ends_px[k], hits[k], strict=True):
-                pygame.draw.line(canvas, colour, origins_px[k], end, 1)
-                if hit:
-                    pygame.draw.circle(canvas, colour, end, 2)
-
-    def _draw_cars(self, canvas: pygame.Surface, snapshot: RaceSnapshot) -> None:
-        """Rotated rectangles of car length × width, with a light band at the front."""
-        half_length, half_width = snapshot.car_length / 2, snapshot.car_width / 2
-        # Body corners and the front band in the car frame (x forward, y left) [m].
-        body = np.array(
-            [
-                [half_length, half_width],
-                [-half_length, half_width],
-                [-half_length, -half_width],
-                [half_length, -half_width],
-            ]
-        )
-        front = body.copy()
-        front[1:3, 0] = half_length * 0.4
-        shapes = np.stack([body, front])  # (2, 4, 2)
-        cos, sin = np.cos(snapshot.heading), np.sin(snapshot.heading)
-        rotation = np.stack([np.stack([cos, -sin], -1), np.stack([sin, cos], -1)], -2)  # (N,2,2)
-        corners = np.einsum("nij,skj->nski", rotation, shapes)  # (N, 2, 4, 2)
-        corners = corners + snapshot.position[:, None, None, :]
-        corners_px = self.world_to_px(corners).tolist()
-        # Inactive cars first, so racing cars are drawn on top of them.
-        order = sorted(range(snapshot.n_cars), key=lambda i: bool(snapshot.active[i]))
-        for i in order:
-            colour = self._car_colour(i, bool(snapshot.active[i]))
-            body_px, front_px = corners_px[i]
-            pygame.draw.polygon(canvas, colour, body_px)
-            pygame.draw.polygon(canvas, _mixed(colour, (255, 255, 255), 0.6), front_px)
-            pygame.draw.polygon(canvas, _mixed(colour, (0, 0, 0), 0.6), body_px, 1)
-
-    def _draw_labels(self, canvas: pygame.Surface, snapshot: RaceSnapshot) -> None:
-        """Each car's label (when the snapshot names the cars) just above it."""
-        if not snapshot.labels:
-            return
-        font = self._get_font()
-        above = np.array([0.0, -(snapshot.car_length * self._scale / 2 + font.get_linesize())])
-        centres = self.world_to_px(snapshot.position) + above
-        for i in range(snapshot.n_cars):
-            colour = self._car_colour(i, bool(snapshot.active[i]))
-            text = font.render(snapshot.label(i), True, _mixed(colour, (255, 255, 255), 0.5))
-            box = pygame.Surface((text.get_width() + 4, text.get_height()), pygame.SRCALPHA)
-            box.fill((0, 0, 0, HUD_BOX_ALPHA))
-            box.blit(text, (2, 0))
-            x, y = centres[i]
-            canvas.blit(box, (round(x - box.get_width() / 2), round(y)))
-
     def _draw_hud(self, canvas: pygame.Surface, snapshot: RaceSnapshot) -> None:
         """Race time, then per car: speed, laps, running and last lap time, lap progress."""
         font = self._get_font()
@@ -505,7 +311,7 @@ class Renderer:
                 f"lap {snapshot.laps[i]:2d}  time {clock_text}  last {last_text}  "
                 f"{fraction:4.0%}" + ("" if active else "  out")
             )
-            lines.append((text, HUD_TEXT if active else HUD_INACTIVE, self._car_colour(i, active)))
+            lines.append((text, HUD_TEXT if active else HUD_INACTIVE, car_colour(i, active)))
         if snapshot.n_cars > shown:
             lines.append((f"+ {snapshot.n_cars - shown} more cars", HUD_TEXT, None))
 

@@ -9,9 +9,10 @@ import pytest
 from racing_rl.envs.race import RaceParallelEnv
 from racing_rl.errors import ConfigError
 from racing_rl.sim.driver import PurePursuitDriver
-from racing_rl.sim.render import CAR_COLOURS, SPEED_RAMP, Renderer, speed_colour
 from racing_rl.sim.snapshot import RaceSnapshot
 from racing_rl.sim.world import World
+from racing_rl.ui.colours import CAR_COLOURS, SPEED_RAMP, speed_colour
+from racing_rl.ui.render import Renderer
 
 THROTTLE = np.array([0.4, 0.0, 0.0])
 

@@ -1,0 +1,72 @@
+"""``racing-rl replay``: play a replay file in a window, or export it to a video.
+
+A thin Hydra app (``conf/replay.yaml``): ``run`` reads the file (``racing_rl.replay``) and
+hands it to the viewer (``racing_rl.ui.viewer``) or the video export
+(``racing_rl.ui.video``); ``main`` prints what was done.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from racing_rl import config_dir
+from racing_rl.errors import RacingRLError
+from racing_rl.replay import load_replay
+from racing_rl.ui.video import export_video
+from racing_rl.ui.viewer import play_replay
+
+log = logging.getLogger(__name__)
+
+
+def run(cfg: DictConfig) -> str:
+    """``racing-rl replay``: play ``cfg.path`` in a window, or export it to ``cfg.video``.
+
+    Returns:
+        A line saying what was done.
+
+    Raises:
+        ReplayError: if the replay cannot be read or the video path is not .mp4/.gif.
+    """
+    replay = load_replay(Path(cfg.path).expanduser())
+    size = (int(cfg.size[0]), int(cfg.size[1]))
+    options = {"camera": cfg.camera, "follow": int(cfg.follow), "size_px": size}
+    if cfg.video:
+        started = time.perf_counter()
+        count = export_video(
+            replay,
+            Path(cfg.video).expanduser(),
+            speed=float(cfg.speed),
+            trail_length=int(cfg.trail_length),
+            **options,
+        )
+        seconds = time.perf_counter() - started
+        racing_s = replay.n_frames * replay.dt
+        return (
+            f"wrote {count} frames ({racing_s:.1f} s of racing) to {cfg.video} in {seconds:.1f} s"
+        )
+    script = list(cfg.script) if cfg.script is not None else None
+    player = play_replay(
+        replay,
+        speed=float(cfg.speed),
+        trail_length=int(cfg.trail_length),
+        script=script,
+        camera=options["camera"],
+        follow=options["follow"],
+        size_px=size,
+    )
+    return f"stopped at frame {player.frame} of {replay.n_frames - 1}"
+
+
+@hydra.main(config_path=str(config_dir()), config_name="replay", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    """Hydra entry point of ``racing-rl replay``."""
+    try:
+        print(run(cfg))
+    except RacingRLError as err:
+        log.error("%s", err)
+        raise SystemExit(1) from err

@@ -1,0 +1,23 @@
+"""Replay video export: MP4 and GIF files read back with imageio.
+
+The ``replay`` fixture (tests/conftest.py) is a recorded race of two scripted cars.
+"""
+
+import imageio.v3 as iio
+import pytest
+
+from racing_rl.errors import ReplayError
+from racing_rl.ui.video import export_video
+
+
+def test_export_mp4_and_gif_read_back_with_imageio(replay, tmp_path):
+    mp4, gif = tmp_path / "race.mp4", tmp_path / "race.gif"
+    assert export_video(replay, mp4, size_px=(320, 240), camera="chase", follow=1) == 91
+    frames = list(iio.imiter(mp4, plugin="FFMPEG"))
+    assert len(frames) == replay.n_frames
+    assert frames[0].shape == (240, 320, 3)
+    assert iio.immeta(mp4, plugin="FFMPEG")["fps"] == pytest.approx(15.0)
+    assert export_video(replay, gif, speed=2.0, size_px=(160, 128)) == 91
+    assert iio.imread(gif, index=None).shape == (91, 128, 160, 3)
+    with pytest.raises(ReplayError, match=r"\.mp4 or \.gif"):
+        export_video(replay, tmp_path / "race.avi")

@@ -1,0 +1,41 @@
+"""RaceWindow: a live race drawn step by step, stopped by esc, q or closing the window."""
+
+import pygame
+import pytest
+
+from racing_rl.envs.race import RaceParallelEnv
+from racing_rl.errors import ConfigError
+from racing_rl.ui.window import RaceWindow
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        pygame.event.Event(pygame.KEYDOWN, key=pygame.K_q),
+        pygame.event.Event(pygame.KEYDOWN, key=pygame.K_ESCAPE),
+        pygame.event.Event(pygame.QUIT),
+    ],
+    ids=["q", "escape", "window closed"],
+)
+def test_the_hook_draws_until_the_window_is_closed(event):
+    env = RaceParallelEnv(n_cars=2)
+    env.reset(seed=0)
+    window = RaceWindow(fps=0, size_px=(160, 120), camera="chase")
+    draw = window.on_step(env, ("first", "second"), "a caption")
+    try:
+        assert draw() and draw()
+        assert window.frames == 2 and not window.closed
+        assert pygame.display.get_caption()[0] == "a caption"
+        assert pygame.display.get_surface().get_size() == (160, 120)
+        pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_a))  # not a quit key
+        assert draw()
+        pygame.event.post(event)
+        assert not draw() and window.closed and window.frames == 4
+    finally:
+        window.close()
+    assert not pygame.display.get_init()
+
+
+def test_an_unknown_camera_is_a_config_error():
+    with pytest.raises(ConfigError, match="camera"):
+        RaceWindow(fps=0, size_px=(160, 120), camera="drone")
