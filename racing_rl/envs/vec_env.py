@@ -147,7 +147,7 @@ class SimVecEnv(VecEnv):
         if self._render_mode != "rgb_array" or worlds is None:
             return [None] * self.num_envs
         if self._renderer is None:
-            from racing_rl.sim.render import Renderer
+            from racing_rl.ui.render import Renderer
 
             self._renderer = Renderer(mode="rgb_array", fps=self.metadata["render_fps"])
         frames = [self._renderer.draw(worlds.world(race)) for race in range(self.n_envs)]
