@@ -30,6 +30,15 @@ from racing_rl.sim.world import World, WorldBatch
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
 
+#: Grid start (``episode.spawn="grid"``): cars two abreast, each row this far behind the
+#: one ahead [m], the right-hand car of a row half a row behind the left-hand one, and
+#: the two a quarter of the track's width either side of the centreline.
+GRID_ROW_GAP = 8.0
+#: Random spawns keep this far from the track's edge, beyond the car's radius [m].
+SPAWN_EDGE_MARGIN = 1.0
+#: Shortest race time a mean speed is divided by [s] (the race's first instant).
+MIN_RACE_TIME = 1e-9
+
 
 @dataclass(frozen=True)
 class RaceStep:
@@ -195,13 +204,14 @@ class RaceBatch:
             return
         if episode.spawn == "grid":
             row, col = np.divmod(np.arange(n), 2)
-            arc = -8.0 * row - 4.0 * col
+            arc = -GRID_ROW_GAP * row - GRID_ROW_GAP / 2 * col
             lateral = np.where(col == 0, 1.0, -1.0) * track.width / 4 if n > 1 else np.zeros(1)
             world.place_cars(arc, lateral, np.zeros(n), np.zeros(n), cars, race)
             return
         rng = self.np_random[race]
         arc = np.mod(rng.uniform(0.0, track.length) + np.arange(n) * track.length / n, track.length)
-        limit = min(episode.max_spawn_lateral, track.width / 2 - self.config.car.radius - 1.0)
+        edge = track.width / 2 - self.config.car.radius - SPAWN_EDGE_MARGIN
+        limit = min(episode.max_spawn_lateral, edge)
         lateral = rng.uniform(-limit, limit, n)
         if len(track.obstacle_index):
             # A car spawned beside an obstacle goes to the middle of the gap it leaves
@@ -258,7 +268,7 @@ class RaceBatch:
             progress=worlds.progress.copy(),
             laps=laps,
             speed=speed,
-            mean_speed=worlds.distance / np.maximum(worlds.clock, 1e-9),
+            mean_speed=worlds.distance / np.maximum(worlds.clock, MIN_RACE_TIME),
             stuck=events.stuck,
             finished=finished,
             lap_time=events.lap_time,

@@ -37,6 +37,9 @@ RAY_SECTORS = 32
 #: car projected there may be on after one step: their start x and y [m], unit direction
 #: x and y, length [m] and index (a float, as the other planes).
 WINDOW_X, WINDOW_Y, WINDOW_DIR_X, WINDOW_DIR_Y, WINDOW_LENGTH, WINDOW_INDEX = range(6)
+#: A placed car's progress closer to 0 than this is 0 [laps]: the car stands on the line
+#: (rounding of the projection must not put it a hair behind, an extra lap to drive).
+ON_LINE_PROGRESS = 1e-9
 
 
 @dataclass(frozen=True)
@@ -420,7 +423,7 @@ class WorldBatch:
         # be the previous one). Cars not placed project where they are (no change).
         delta = self._project(rows)
         progress = (np.asarray(arc, dtype=np.float64) + delta) / length
-        progress[np.abs(progress) < 1e-9] = 0.0
+        progress[np.abs(progress) < ON_LINE_PROGRESS] = 0.0
         self.progress[rows] = np.where(placed, progress, self.progress[rows])
         self.distance[rows] = np.where(placed, 0.0, self.distance[rows])
         self.laps[rows] = np.where(placed, 0, self.laps[rows])
