@@ -172,3 +172,25 @@ def test_mismatched_spaces_are_refused():
     envs = [RaceParallelEnv(n_cars=1), RaceParallelEnv(small, n_cars=1, env_id=1)]
     with pytest.raises(ConfigError, match="contract"):
         ParallelEnvsVecEnv(envs)
+
+
+def test_the_simulators_vecenv_draws_each_race_and_passes_sb3s_checks():
+    """``get_images`` draws every race once, as ``RaceParallelEnv.render`` draws it; SB3's
+    ``VecEnv`` API (render modes, attributes, methods) answers as for any VecEnv."""
+    venv = SimVecEnv(RaceConfig(), 2, 2, [[3], [4]], render_mode="rgb_array")
+    venv.seed(0)
+    venv.reset()
+    venv.step(np.full((4, 3), 0.5, np.float32))
+    frames = venv.get_images()
+    assert len(frames) == 4 and frames[0] is frames[1] and frames[2] is frames[3]
+    env = RaceParallelEnv(RaceConfig(), n_cars=2, track_seeds=[4], render_mode="rgb_array")
+    env.reset(seed=2)  # the second race: its first slot, 2, has seed 0 + 2 (VecEnv.seed)
+    env.step({agent: np.full(3, 0.5, np.float32) for agent in env.agents})
+    np.testing.assert_array_equal(frames[2], env.render())
+    assert venv.render_mode == "rgb_array" and venv.get_attr("n_cars") == [2] * 4
+    assert venv.env_is_wrapped(VecMonitor) == [False] * 4
+    venv.close()
+    with pytest.raises(ConfigError, match="render_mode"):
+        SimVecEnv(RaceConfig(), 1, 1, [[3]], render_mode="human")
+    with pytest.raises(ConfigError, match="one list of track seeds per race"):
+        SimVecEnv(RaceConfig(), 2, 1, [[3]])
