@@ -552,8 +552,6 @@ class Emulator:
     def _apply_collisions(self, env: _GameEnv) -> None:
         rules = dataclasses.replace(env.env.config.rules, car_collisions=self.collisions)
         env.env.config = dataclasses.replace(env.env.config, rules=rules)
-        if env.env.world is not None:
-            env.env.world.rules = rules
 
     # ------------------------------------------------------------------ messages
     def _step_entries(self, envs: Sequence[_GameEnv]) -> dict[str, Any]:

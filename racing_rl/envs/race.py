@@ -124,6 +124,29 @@ class RaceBatch:
         self._episodes_on_track = [0] * self.n_races
         self._steps = np.zeros(self.n_races, np.int64)
 
+    def configure(self, config: RaceConfig) -> None:
+        """Race under ``config`` from now on: its rules at once, its episode rules from
+        the next reset (the bridge's emulator changes collisions and spawns this way).
+
+        Raises:
+            ConfigError: ``config`` has other car, sensor or track settings or another
+                ``dt`` (the worlds were built for them).
+        """
+        old = self.config
+        if (config.car, config.sensors, config.track, config.rules.dt) != (
+            old.car,
+            old.sensors,
+            old.track,
+            old.rules.dt,
+        ):
+            raise ConfigError(
+                "Only the rules (but dt), rewards and episode settings of a race can change; "
+                "make a new environment for other car, sensor or track settings."
+            )
+        self.config = config
+        if self.worlds is not None:
+            self.worlds.rules = config.rules
+
     def rows(self, race: int) -> slice:
         """Rows of race ``race``'s cars."""
         return slice(race * self.n_cars, (race + 1) * self.n_cars)
@@ -336,20 +359,20 @@ class RaceParallelEnv(ParallelEnv):
         env_id: int | str = 0,
         render_mode: str | None = None,
     ) -> None:
-        self.config = config or RaceConfig()
+        config = config or RaceConfig()
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ConfigError(
                 f"render_mode must be one of {self.metadata['render_modes']} or None, "
                 f"got {render_mode!r}."
             )
-        self.races = RaceBatch(self.config, n_cars, [track_seeds])
+        self.races = RaceBatch(config, n_cars, [track_seeds])
         self.render_mode = render_mode
         self.n_cars = n_cars
         self.track_seeds = track_seeds
         self.possible_agents: list[AgentID] = [f"car_{i}_env_{env_id}" for i in range(n_cars)]
         self.agents: list[AgentID] = []
         self._index = {agent: i for i, agent in enumerate(self.possible_agents)}
-        self._observation_space = observation_space(self.config.sensors.n_rays)
+        self._observation_space = observation_space(config.sensors.n_rays)
         self._action_space = action_space()
         self._renderer: Any = None
 
@@ -360,6 +383,15 @@ class RaceParallelEnv(ParallelEnv):
     def action_space(self, agent: AgentID) -> spaces.Box:
         """The action space; the same object for every agent."""
         return self._action_space
+
+    @property
+    def config(self) -> RaceConfig:
+        """The race settings; setting them is ``RaceBatch.configure``'s."""
+        return self.races.config
+
+    @config.setter
+    def config(self, config: RaceConfig) -> None:
+        self.races.configure(config)
 
     @property
     def world(self) -> World | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 
@@ -13,6 +14,7 @@ from racing_rl.envs.config import EpisodeConfig, RaceConfig
 from racing_rl.envs.race import RaceParallelEnv
 from racing_rl.envs.rewards import RewardConfig, compute_rewards
 from racing_rl.errors import ConfigError
+from racing_rl.sim.sensors import SensorConfig
 from racing_rl.sim.track import TrackConfig, generate_track
 
 ENV_CONFIGS = {
@@ -385,3 +387,20 @@ def test_render_without_mode_returns_none() -> None:
     env.reset(seed=0)
     assert env.render() is None
     env.close()
+
+
+def test_new_rules_and_spawns_apply_to_a_running_env() -> None:
+    """What the bridge's emulator does when the game asks for collisions or a grid: the
+    rules apply at once, the spawn from the next reset; other settings are refused."""
+    env = RaceParallelEnv(RaceConfig(episode=EpisodeConfig(spawn="line")), n_cars=2)
+    env.reset(seed=0)
+    still = {agent: np.zeros(3) for agent in env.agents}
+    assert not any(env.step(still)[2].values())  # overlapping ghosts: no contact
+    rules = dataclasses.replace(env.config.rules, car_collisions=True)
+    env.config = dataclasses.replace(env.config, rules=rules)
+    assert all(env.step(still)[2].values())  # the same cars now touch: both crash
+    env.config = dataclasses.replace(env.config, episode=EpisodeConfig(spawn="grid"))
+    env.reset()
+    assert env.world.cars.position[0].tolist() != env.world.cars.position[1].tolist()
+    with pytest.raises(ConfigError, match="new environment"):
+        env.config = dataclasses.replace(env.config, sensors=SensorConfig(n_rays=5))
