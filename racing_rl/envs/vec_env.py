@@ -28,8 +28,8 @@ from stable_baselines3.common.vec_env.base_vec_env import (
 )
 
 from racing_rl.contract import action_space, observation_space
+from racing_rl.envs.batch import RaceBatch
 from racing_rl.envs.config import RaceConfig
-from racing_rl.envs.race import RaceBatch
 from racing_rl.errors import ConfigError
 
 

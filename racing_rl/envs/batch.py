@@ -1,0 +1,295 @@
+"""``RaceBatch``: K simulated races as arrays, with the episode rules.
+
+A ``RaceBatch`` owns one ``WorldBatch`` and adds what makes the worlds races: tracks drawn
+from seeds, cars spawned as ``episode.spawn`` says, rewards, terminations and truncations.
+Arrays in, arrays out: the simulator's SB3 VecEnv (``racing_rl.envs.vec_env.SimVecEnv``)
+steps K races through it with no per-agent dicts, and ``RaceParallelEnv``
+(``racing_rl.envs.race``) is the same code for one race, behind PettingZoo's dicts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from gymnasium.utils import seeding
+from numpy.typing import NDArray
+
+from racing_rl.envs.config import RaceConfig
+from racing_rl.envs.rewards import compute_rewards
+from racing_rl.errors import ConfigError
+from racing_rl.sim.track import Track, generate_track
+from racing_rl.sim.world import World, WorldBatch
+
+FloatArray = NDArray[np.float64]
+BoolArray = NDArray[np.bool_]
+
+#: Grid start (``episode.spawn="grid"``): cars two abreast, each row this far behind the
+#: one ahead [m], the right-hand car of a row half a row behind the left-hand one, and
+#: the two a quarter of the track's width either side of the centreline.
+GRID_ROW_GAP = 8.0
+#: Random spawns keep this far from the track's edge, beyond the car's radius [m].
+SPAWN_EDGE_MARGIN = 1.0
+#: Shortest race time a mean speed is divided by [s] (the race's first instant).
+MIN_RACE_TIME = 1e-9
+
+
+@dataclass(frozen=True)
+class RaceStep:
+    """What one step of a ``RaceBatch`` gives every car; arrays of shape (N,) over all
+    cars, race after race (cars that were not racing hold meaningless values).
+
+    Attributes:
+        observations: shape (N, n_rays + 3), float32 (``racing_rl.contract``).
+        reward: the step's reward.
+        terminated: crashed (left the track, hit an obstacle or another car).
+        truncated: out of time (``episode.max_steps``), stuck, or finished its laps.
+        progress: total progress since the start line [laps].
+        laps: full laps completed.
+        speed: signed speed [m/s].
+        mean_speed: distance driven / race time [m/s].
+        stuck: no new progress for ``rules.stuck_time``.
+        finished: completed ``episode.laps`` laps.
+        lap_time: the lap's time where a lap was completed this step [s], else NaN.
+        reward_terms: the reward's named terms (``racing_rl.envs.rewards``), each (N,).
+    """
+
+    observations: NDArray[np.float32]
+    reward: FloatArray
+    terminated: BoolArray
+    truncated: BoolArray
+    progress: FloatArray
+    laps: NDArray[np.int64]
+    speed: FloatArray
+    mean_speed: FloatArray
+    stuck: BoolArray
+    finished: BoolArray
+    lap_time: FloatArray
+    reward_terms: dict[str, FloatArray]
+
+    def info(self, car: int) -> dict[str, Any]:
+        """Car ``car``'s step info, as ``RaceParallelEnv.step`` documents it."""
+        info = {
+            "progress": float(self.progress[car]),
+            "laps": int(self.laps[car]),
+            "speed": float(self.speed[car]),
+            "mean_speed": float(self.mean_speed[car]),
+            "crashed": bool(self.terminated[car]),
+            "stuck": bool(self.stuck[car]),
+            "finished": bool(self.finished[car]),
+            "reward_terms": {name: float(term[car]) for name, term in self.reward_terms.items()},
+        }
+        if not np.isnan(self.lap_time[car]):
+            info["lap_time"] = float(self.lap_time[car])
+        return info
+
+
+class RaceBatch:
+    """K races of ``n_cars`` cars under one ``RaceConfig``, stepped as one ``WorldBatch``.
+
+    Each race has its own random generator (track choice and spawns), its own track
+    seeds, step count and episodes on its track, so a race's results do not depend on
+    the others. Cars are rows, race after race: race k's are ``rows(k)``.
+
+    Args:
+        config: the race settings.
+        n_cars: cars in each race, >= 1.
+        track_seeds: per race, the seeds its tracks are drawn from (non-empty).
+
+    Raises:
+        ConfigError: ``n_cars`` < 1, no race, or a race without track seeds.
+    """
+
+    def __init__(
+        self, config: RaceConfig, n_cars: int, track_seeds: Sequence[Sequence[int]]
+    ) -> None:
+        if n_cars < 1:
+            raise ConfigError(f"n_cars must be >= 1, got {n_cars}.")
+        if len(track_seeds) == 0 or any(len(seeds) == 0 for seeds in track_seeds):
+            raise ConfigError("track_seeds is empty: give at least one track seed per race.")
+        self.config = config
+        self.n_cars = n_cars
+        self.n_races = len(track_seeds)
+        self.track_seeds = list(track_seeds)
+        self.np_random = [seeding.np_random()[0] for _ in track_seeds]
+        #: The worlds, after the first ``reset`` of every race (a ``World`` for one race).
+        self.worlds: WorldBatch | None = None
+        self._pending: list[Track | None] = [None] * self.n_races
+        self._episodes_on_track = [0] * self.n_races
+        self._steps = np.zeros(self.n_races, np.int64)
+
+    def configure(self, config: RaceConfig) -> None:
+        """Race under ``config`` from now on: its rules at once, its episode rules from
+        the next reset (the bridge's emulator changes collisions and spawns this way).
+
+        Raises:
+            ConfigError: ``config`` has other car, sensor or track settings or another
+                ``dt`` (the worlds were built for them).
+        """
+        old = self.config
+        if (config.car, config.sensors, config.track, config.rules.dt) != (
+            old.car,
+            old.sensors,
+            old.track,
+            old.rules.dt,
+        ):
+            raise ConfigError(
+                "Only the rules (but dt), rewards and episode settings of a race can change; "
+                "make a new environment for other car, sensor or track settings."
+            )
+        self.config = config
+        if self.worlds is not None:
+            self.worlds.rules = config.rules
+
+    def rows(self, race: int) -> slice:
+        """Rows of race ``race``'s cars."""
+        return slice(race * self.n_cars, (race + 1) * self.n_cars)
+
+    def reset(
+        self, race: int, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> int:
+        """Start race ``race``'s next episode: draw a new track when due, spawn every car.
+
+        Until every race has been reset once, a reset only draws the track; the worlds
+        exist (and cars are spawned) from the reset of the last race on.
+
+        Args:
+            race: which race.
+            seed: seeds the race's generator (track choice and spawns) and forces a new
+                track.
+            options: ``{"track_seed": int}`` races on that track.
+
+        Returns:
+            The track's seed.
+        """
+        if seed is not None:
+            self.np_random[race], _ = seeding.np_random(seed)
+        track_seed = (options or {}).get("track_seed")
+        config, worlds = self.config, self.worlds
+        due = self._episodes_on_track[race] >= config.episode.track_change_every
+        if track_seed is not None or seed is not None or worlds is None or due:
+            if track_seed is None:
+                seeds = self.track_seeds[race]
+                track_seed = seeds[int(self.np_random[race].integers(len(seeds)))]
+            track = generate_track(int(track_seed), config.track)
+            self._episodes_on_track[race] = 0
+            if worlds is None:
+                self._pending[race] = track
+                if any(t is None for t in self._pending):
+                    self._episodes_on_track[race] += 1
+                    self._steps[race] = 0
+                    return track.seed
+                self._create_worlds()
+            else:
+                worlds.set_track(race, track)
+        self._episodes_on_track[race] += 1
+        self._steps[race] = 0
+        self._spawn(race)
+        assert self.worlds is not None
+        return self.worlds.tracks[race].seed
+
+    def _create_worlds(self) -> None:
+        tracks: list[Track] = [t for t in self._pending if t is not None]
+        c = self.config
+        if self.n_races == 1:
+            self.worlds = World(tracks[0], self.n_cars, c.car, c.sensors, c.rules)
+        else:
+            counts = [self.n_cars] * self.n_races
+            self.worlds = WorldBatch(tracks, counts, c.car, c.sensors, c.rules)
+        # Races reset before the worlds existed spawn now, in order (each its own generator).
+        for race in range(self.n_races - 1):
+            self._spawn(race)
+        self._pending = [None] * self.n_races
+
+    def respawn(self, race: int, cars: BoolArray) -> None:
+        """Start a new episode for some cars of race ``race`` while the others race on.
+
+        Args:
+            race: which race.
+            cars: the cars to respawn, shape (n_cars,) bool.
+        """
+        self._spawn(race, np.asarray(cars, bool))
+
+    def _spawn(self, race: int, cars: BoolArray | None = None) -> None:
+        """Place race ``race``'s cars (all, or those in the mask ``cars``) as
+        ``episode.spawn`` says."""
+        world = self.worlds
+        assert world is not None
+        track, episode, n = world.tracks[race], self.config.episode, self.n_cars
+        if episode.spawn == "line":
+            world.place_cars(np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n), cars, race)
+            return
+        if episode.spawn == "grid":
+            row, col = np.divmod(np.arange(n), 2)
+            arc = -GRID_ROW_GAP * row - GRID_ROW_GAP / 2 * col
+            lateral = np.where(col == 0, 1.0, -1.0) * track.width / 4 if n > 1 else np.zeros(1)
+            world.place_cars(arc, lateral, np.zeros(n), np.zeros(n), cars, race)
+            return
+        rng = self.np_random[race]
+        arc = np.mod(rng.uniform(0.0, track.length) + np.arange(n) * track.length / n, track.length)
+        edge = track.width / 2 - self.config.car.radius - SPAWN_EDGE_MARGIN
+        limit = min(episode.max_spawn_lateral, edge)
+        lateral = rng.uniform(-limit, limit, n)
+        if len(track.obstacle_index):
+            # A car spawned beside an obstacle goes to the middle of the gap it leaves
+            # (beside two, the gap of the later one).
+            apart = np.abs(arc[:, None] - track.arc_length[track.obstacle_index])  # (n, M)
+            reach = track.obstacles[:, 2] + self.config.car.length
+            near = np.minimum(apart, track.length - apart) < reach
+            last = near.shape[1] - 1 - np.argmax(near[:, ::-1], axis=1)
+            lateral = np.where(near.any(axis=1), track.obstacle_gap_centre[last], lateral)
+        heading = rng.uniform(-episode.max_spawn_heading, episode.max_spawn_heading, n)
+        moving = rng.random(n) >= episode.standing_start_prob
+        speed = np.where(moving, rng.uniform(0.0, episode.max_spawn_speed, n), 0.0)
+        world.place_cars(arc, lateral, heading, speed, cars, race)
+
+    def step(self, actions: NDArray[np.float64]) -> RaceStep:
+        """Advance every race by one step.
+
+        Cars whose episode ended stop racing (``worlds.active``) until their race is
+        reset or they are respawned.
+
+        Args:
+            actions: shape (K · n_cars, 3) in [-1, 1], race after race; rows of cars
+                not racing are ignored.
+
+        Returns:
+            Every car's step (``RaceStep``).
+
+        Raises:
+            RuntimeError: before every race has been reset.
+        """
+        worlds = self.worlds
+        if worlds is None:
+            raise RuntimeError("step() before reset(): reset every race first.")
+        config, episode = self.config, self.config.episode
+        events = worlds.step(actions)
+        observations = worlds.observe()
+        self._steps += 1
+        terminated = events.crashed
+        laps = worlds.laps.copy()
+        finished = laps >= episode.laps if episode.laps else np.zeros(len(laps), bool)
+        truncated = events.stuck | finished
+        truncated |= np.repeat(self._steps >= episode.max_steps, self.n_cars)  # out of time
+        truncated &= ~terminated
+        speed = worlds.cars.speed.copy()
+        reward, terms = compute_rewards(
+            events.progress_delta, speed / config.car.max_speed, terminated, config.reward
+        )
+        worlds.active &= ~(terminated | truncated)
+        return RaceStep(
+            observations=observations,
+            reward=reward,
+            terminated=terminated,
+            truncated=truncated,
+            progress=worlds.progress.copy(),
+            laps=laps,
+            speed=speed,
+            mean_speed=worlds.distance / np.maximum(worlds.clock, MIN_RACE_TIME),
+            stuck=events.stuck,
+            finished=finished,
+            lap_time=events.lap_time,
+            reward_terms=terms,
+        )

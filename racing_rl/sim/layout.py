@@ -1,0 +1,204 @@
+"""What stepping needs of a track, as arrays: ``TrackLayout`` (one track, built once)
+and ``StackedLayout`` (the tracks of a ``WorldBatch`` as one, with per-car lookups)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from racing_rl.sim.car import CarConfig
+from racing_rl.sim.sensors import SensorConfig
+from racing_rl.sim.track import Track
+
+FloatArray = NDArray[np.float64]
+BoolArray = NDArray[np.bool_]
+IntArray = NDArray[np.int64]
+
+#: Heading sectors of the ray-candidate table (``Track.ray_candidates``): a car's rays
+#: are looked up by its centreline point and the sector its heading lies in.
+RAY_SECTORS = 32
+#: Planes of ``TrackLayout.window``, each (P, W): for centreline point i, the W segments a
+#: car projected there may be on after one step: their start x and y [m], unit direction
+#: x and y, length [m] and index (a float, as the other planes).
+WINDOW_X, WINDOW_Y, WINDOW_DIR_X, WINDOW_DIR_Y, WINDOW_LENGTH, WINDOW_INDEX = range(6)
+
+
+@dataclass(frozen=True, eq=False)
+class TrackLayout:
+    """What stepping needs of one track, as arrays (built once per track).
+
+    Attributes:
+        seg_dir: unit direction of centreline segment i, shape (P, 2).
+        arc_length: arc length of centreline point i, shape (P,) [m].
+        window: the segments near each point, shape (6, P, W); planes ``WINDOW_X`` …
+            ``WINDOW_INDEX``, one plane per quantity, so that one ``take`` gathers a
+            car's window and each quantity is a contiguous (N, W) block.
+        walls: wall start and edge vector, shape (2n + 1, 4) [m]; row 2n is a padding
+            wall no ray hits (``Track.padded_wall_segments``).
+        ray_table: wall candidates of each (point, heading sector) cell, shape (P·S, k);
+            point i and sector s are row i·S + s (``Track.ray_candidates``).
+        ray_counts: candidates in each row of ``ray_table``, shape (P·S,).
+        length: track length [m].
+        crash_half_width: a car whose centre is farther than this from the centreline
+            has left the track [m].
+        obstacle_xy, obstacle_radius: obstacle centres (M, 2) and radii (M,) [m].
+        obstacle_reach2: (radius + car radius)², shape (M,) [m²]: closer is a crash.
+    """
+
+    seg_dir: FloatArray
+    arc_length: FloatArray
+    window: FloatArray
+    walls: FloatArray
+    ray_table: NDArray[np.int32]
+    ray_counts: IntArray
+    length: float
+    crash_half_width: float
+    obstacle_xy: FloatArray
+    obstacle_radius: FloatArray
+    obstacle_reach2: FloatArray
+
+    @classmethod
+    def of(cls, track: Track, car: CarConfig, sensors: SensorConfig, dt: float) -> TrackLayout:
+        """The layout of ``track`` for cars and sensors of these settings and steps of
+        ``dt`` seconds."""
+        n = track.n_points
+        seg = np.roll(track.centreline, -1, axis=0) - track.centreline
+        seg_len = np.sqrt((seg * seg).sum(axis=1))
+        seg_dir = seg / seg_len[:, None]
+        # Per centreline point, the segments a car projected there may move onto next
+        # step. A car moves at most max_speed·dt per step; search that far plus one.
+        reach = int(np.ceil(car.max_speed * dt / seg_len.min())) + 1
+        window = (np.arange(n)[:, None] + np.arange(-reach, reach + 1)[None, :]) % n
+        # Walls are packed as rows (start x, start y, edge x, edge y): one ``take``
+        # gathers a car's candidates, 8-15x faster than two fancy-indexed gathers.
+        ray_table = track.ray_candidates(
+            sensors.max_range(), np.deg2rad(sensors.spread_deg()), RAY_SECTORS
+        )
+        ray_table = ray_table.reshape(n * RAY_SECTORS, -1)
+        obstacles = track.obstacles
+        return cls(
+            seg_dir=seg_dir,
+            arc_length=track.arc_length,
+            window=np.stack(
+                [
+                    *np.moveaxis(track.centreline[window], -1, 0),
+                    *np.moveaxis(seg_dir[window], -1, 0),
+                    seg_len[window],
+                    window.astype(np.float64),
+                ]
+            ),
+            walls=np.concatenate(track.padded_wall_segments(), axis=1),
+            ray_table=ray_table,
+            ray_counts=(ray_table < 2 * n).sum(axis=-1),
+            length=track.length,
+            crash_half_width=track.width / 2 - car.radius,
+            obstacle_xy=obstacles[:, :2],
+            obstacle_radius=obstacles[:, 2],
+            obstacle_reach2=(obstacles[:, 2] + car.radius) ** 2,
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class StackedLayout:
+    """The layouts of a batch's tracks as one: the track arrays end to end (a car finds
+    its track's rows through ``point_offset``) and per-car copies of the per-track values.
+
+    Attributes:
+        seg_dir, arc_length, window, ray_table, ray_counts: as ``TrackLayout``'s, the
+            tracks' rows end to end; window planes are padded to the widest window by
+            repeating their last column (which changes no nearest segment: the first
+            minimum wins) and ``ray_table`` rows point into ``walls``.
+        walls: every track's walls, end to end; each track keeps its own no-hit row, and
+            rows of a narrower table are padded with the last track's.
+        point_offset: index of each car's track's first centreline point, shape (N,).
+        length, crash_half_width: each car's track's, shape (N,) [m].
+        obstacle_xy, obstacle_radius, obstacle_reach2: each car's track's obstacles,
+            shapes (N, M, 2), (N, M), (N, M), padded with NaN to the most obstacles.
+        same_track: (N, N) mask of cars on one track; None for a single track.
+    """
+
+    seg_dir: FloatArray
+    arc_length: FloatArray
+    window: FloatArray
+    walls: FloatArray
+    ray_table: NDArray[np.int32]
+    ray_counts: IntArray
+    point_offset: IntArray
+    length: FloatArray
+    crash_half_width: FloatArray
+    obstacle_xy: FloatArray
+    obstacle_radius: FloatArray
+    obstacle_reach2: FloatArray
+    same_track: BoolArray | None
+
+    @classmethod
+    def of(cls, layouts: Sequence[TrackLayout], counts: Sequence[int]) -> StackedLayout:
+        """Stack ``layouts`` for ``counts`` cars on each (~0.5 ms for 4 tracks)."""
+        if len(layouts) == 1:  # nothing to shift or pad
+            (layout,), (n,) = layouts, counts
+            m = len(layout.obstacle_radius)
+            return cls(
+                seg_dir=layout.seg_dir,
+                arc_length=layout.arc_length,
+                window=layout.window,
+                walls=layout.walls,
+                ray_table=layout.ray_table,
+                ray_counts=layout.ray_counts,
+                point_offset=np.zeros(n, np.int64),
+                length=np.full(n, layout.length),
+                crash_half_width=np.full(n, layout.crash_half_width),
+                obstacle_xy=np.broadcast_to(layout.obstacle_xy, (n, m, 2)),
+                obstacle_radius=np.broadcast_to(layout.obstacle_radius, (n, m)),
+                obstacle_reach2=np.broadcast_to(layout.obstacle_reach2, (n, m)),
+                same_track=None,
+            )
+        points = [len(layout.arc_length) for layout in layouts]
+        point_offsets = np.cumsum([0, *points[:-1]])
+        # Every track keeps its own no-hit row (its last wall), so its table entries
+        # only shift by the track's first wall: no remapping of the padding.
+        wall_offsets = np.cumsum([0, *(len(layout.walls) for layout in layouts[:-1])])
+        width = max(layout.window.shape[2] for layout in layouts)
+        windows = []
+        for layout in layouts:
+            extra = np.repeat(layout.window[..., -1:], width - layout.window.shape[2], axis=2)
+            windows.append(np.concatenate([layout.window, extra], axis=2))
+        car_offsets = np.cumsum([0, *counts]).tolist()
+        m = max(len(layout.obstacle_radius) for layout in layouts)
+        n = int(sum(counts))
+        xy, radius, reach2 = (
+            np.full((n, m, 2), np.nan),
+            np.full((n, m), np.nan),
+            np.full((n, m), np.nan),
+        )
+        for layout, a, b in zip(layouts, car_offsets[:-1], car_offsets[1:], strict=True):
+            k = len(layout.obstacle_radius)
+            xy[a:b, :k] = layout.obstacle_xy
+            radius[a:b, :k] = layout.obstacle_radius
+            reach2[a:b, :k] = layout.obstacle_reach2
+        walls = np.concatenate([layout.walls for layout in layouts])
+        tables = [layout.ray_table for layout in layouts]
+        ray_table = np.full(
+            (sum(len(t) for t in tables), max(t.shape[1] for t in tables)), len(walls) - 1, np.int32
+        )
+        for table, w0, p0 in zip(tables, wall_offsets, point_offsets, strict=True):
+            row = p0 * RAY_SECTORS  # a track's cells follow the previous tracks' cells
+            np.add(table, w0, out=ray_table[row : row + len(table), : table.shape[1]])
+        track_of_car = np.repeat(np.arange(len(layouts)), counts)
+        return cls(
+            seg_dir=np.concatenate([layout.seg_dir for layout in layouts]),
+            arc_length=np.concatenate([layout.arc_length for layout in layouts]),
+            window=np.concatenate(windows, axis=1),
+            walls=walls,
+            ray_table=ray_table,
+            ray_counts=np.concatenate([layout.ray_counts for layout in layouts]),
+            point_offset=np.repeat(point_offsets, counts).astype(np.int64),
+            length=np.repeat([layout.length for layout in layouts], counts),
+            crash_half_width=np.repeat([layout.crash_half_width for layout in layouts], counts),
+            obstacle_xy=xy,
+            obstacle_radius=radius,
+            obstacle_reach2=reach2,
+            same_track=track_of_car[:, None] == track_of_car[None, :],
+        )
