@@ -46,7 +46,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from racing_rl.bridge.emulator import FAULT_KINDS, Emulator, Faults
+from racing_rl.bridge.emulator import Emulator
+from racing_rl.bridge.faults import FAULT_KINDS, Faults
 from racing_rl.bridge.protocol import ENTRY_FAULTS, INFO_FAULTS
 from racing_rl.envs.config import RaceConfig
 from racing_rl.report import learning_curve

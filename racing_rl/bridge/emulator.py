@@ -21,6 +21,10 @@ in one pass and answered in one frame, as a tick.
 Flags turn on the protocol's optional extensions (``info`` with lap metrics, echoed
 ``step``, a hello) and ``Faults`` misbehaves on request. ``racing-rl emulate url=...``
 runs it from the command line.
+
+Why one module of ~600 lines: the emulated game is one state machine around one event
+loop (connection, commands, ticks, the real game's rules in lock-step or on its own
+clock); its faults on purpose live in ``racing_rl.bridge.faults``.
 """
 
 from __future__ import annotations
@@ -33,7 +37,6 @@ import logging
 import threading
 from collections import Counter, deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +48,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from racing_rl import config_dir
 from racing_rl.bridge import protocol as p
+from racing_rl.bridge.faults import Faults, bad_frame
 from racing_rl.config import to_container
 from racing_rl.envs.config import RaceConfig
 from racing_rl.envs.race import RaceParallelEnv
@@ -52,63 +56,8 @@ from racing_rl.errors import RacingRLError
 
 log = logging.getLogger(__name__)
 
-FAULT_KINDS = (
-    "malformed_json",
-    "wrong_length",
-    "nan",
-    "unknown_agent",
-    "oversized",
-    "binary",
-    "obs_1e39",
-    "obs_1e30",
-    "reward_1e300",
-    "string_reward",
-    "bool_obs",
-    "missing_fields",
-    "not_an_object",
-    "lap_time_string",
-    "crashed_string",
-    "episode_key",
-    "deep_nesting",
-    "huge_integer",
-)
-"""Bad frames ``Faults`` can send: invalid frames (``malformed_json``, ``binary``,
-``not_an_object``, JSON nested 100,000 deep, an integer of 5,000 digits), frames with one
-bad entry (a value out of range, of a wrong type, fields missing, an unknown agent), with
-a bad ``info`` key (a string lap time or ``crashed``, a reserved ``episode``), and a frame
-over the size cap (``oversized``: it costs the connection)."""
 EMPTY_FRAME = "[]"
 """What the game sends on a tick without entries: Roblox's JSONEncode of an empty table."""
-
-
-@dataclass(frozen=True)
-class Faults:
-    """Misbehaviour on purpose (tests). Observation messages are counted from 1 over the
-    emulator's life, across reconnections.
-
-    Attributes:
-        inject: before message k, send a bad frame of a kind in ``FAULT_KINDS``.
-        flood: before every message, send a bad frame of each of these kinds (copies of
-            that message with one fault each; the message itself follows, unspoilt).
-        drop_after: close the connection once, right after message k (then reconnect).
-        delay_s: send every observation message this late [s].
-        silent_after: after message k, stop sending anything, the connection kept open
-            (the game after a Luau error inside its tick).
-        lose_car_after: after message k, the first car of the first environment is not
-            reported any more (its model destroyed) until it is spawned again.
-    """
-
-    inject: Mapping[int, str] = field(default_factory=dict)
-    flood: Sequence[str] = ()
-    drop_after: int | None = None
-    delay_s: float = 0.0
-    silent_after: int | None = None
-    lose_car_after: int | None = None
-
-    def __post_init__(self) -> None:
-        unknown = sorted({*self.inject.values(), *self.flood} - set(FAULT_KINDS), key=str)
-        if unknown:
-            raise ValueError(f"Unknown fault kind(s) {unknown}; known: {', '.join(FAULT_KINDS)}.")
 
 
 class _GameEnv:
@@ -602,12 +551,12 @@ class Emulator:
             await asyncio.sleep(faults.delay_s)
         for kind in faults.flood:
             self.faults_sent[kind] += 1
-            await connection.send(_bad_frame(kind, entries)[0])
+            await connection.send(bad_frame(kind, entries)[0])
         kind = faults.inject.get(self._sent)
         if kind is not None:
             self.faults_sent[kind] += 1
             log.warning("emulator: sending a %s message (fault)", kind)
-            bad, entries = _bad_frame(kind, entries)
+            bad, entries = bad_frame(kind, entries)
             await connection.send(bad)
         if not entries:
             self.empty_frames += 1
@@ -616,44 +565,6 @@ class Emulator:
             self._dropped = True
             log.warning("emulator: dropping the connection (fault)")
             await connection.close(1001, "dropped on purpose")
-
-
-def _bad_frame(kind: str, entries: dict[str, Any]) -> tuple[str | bytes, dict[str, Any]]:
-    """A frame of the fault ``kind`` built from a good frame's ``entries``, and what of
-    the good frame is still to send: all of it after a bad frame, the spoilt entry alone
-    after a frame with one bad entry (as the game's next tick would bring it), nothing
-    after a frame whose entries are all used (an extra unknown entry, a bad ``info`` key)."""
-    agent, entry = next(iter(entries.items())) if entries else ("car_0_env_x", {"obs": [0.0]})
-    whole = {
-        "malformed_json": lambda: json.dumps(entries)[:-7],
-        "binary": lambda: json.dumps(entries).encode(),
-        "not_an_object": lambda: json.dumps(list(entries.values())),
-        "deep_nesting": lambda: "[" * 100_000 + "]" * 100_000,
-        "huge_integer": lambda: json.dumps({agent: {**entry, "reward": 0}}).replace(
-            '"reward": 0', '"reward": ' + "7" * 5000
-        ),
-        "oversized": lambda: json.dumps({agent: {**entry, "padding": "x" * (4 << 20)}}),
-        "unknown_agent": lambda: json.dumps({**entries, "car_99_env_nobody": entry}),
-    }
-    if kind in whole:
-        return whole[kind](), {} if kind == "unknown_agent" else entries
-    obs = list(entry["obs"])
-    spoilt = {
-        "wrong_length": {"obs": obs[:-1]},
-        "nan": {"obs": [float("nan"), *obs[1:]]},
-        "obs_1e39": {"obs": [1e39, *obs[1:]]},
-        "obs_1e30": {"obs": [1e30, *obs[1:]]},
-        "reward_1e300": {"reward": 1e300},
-        "string_reward": {"reward": "3.7"},
-        "bool_obs": {"obs": [True, *obs[1:]]},
-        "missing_fields": {"reward": None},
-        "lap_time_string": {"info": {"lap_time": "1:02.5"}},
-        "crashed_string": {"info": {"crashed": "yes"}},
-        "episode_key": {"info": {"episode": {"r": 1e9, "l": "x", "t": None}}},
-    }[kind]
-    bad = {key: value for key, value in {**entry, **spoilt}.items() if value is not None}
-    rest = {} if "info" in spoilt else {agent: entry}
-    return json.dumps({**entries, agent: bad}), rest
 
 
 @hydra.main(config_path=str(config_dir()), config_name="emulate", version_base="1.3")

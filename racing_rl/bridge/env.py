@@ -4,6 +4,10 @@ Each instance is one virtual environment of the game (an ``envid``) with ``n_car
 cars; every instance of a run shares one ``TrainingBridge`` (one game connection). The
 spaces are the simulator's (``racing_rl.envs.race``), so a policy trained on one backend
 drives on the other.
+
+Why one module of ~490 lines: ``RobloxParallelEnv`` is one environment's episode
+bookkeeping against a game that runs on its own (resets, cars the game respawned, cars
+it lost, late actions, reconnections); each method is a case of the same state.
 """
 
 from __future__ import annotations

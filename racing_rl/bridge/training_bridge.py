@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from racing_rl.bridge.inbox import Inbox, Received
 from racing_rl.bridge.protocol import (
     ACTION,
     CLOSE,
@@ -31,7 +32,7 @@ from racing_rl.bridge.protocol import (
     encode_actions,
     encode_command,
 )
-from racing_rl.bridge.server import BridgeServer, Inbox, Received, ServerConfig
+from racing_rl.bridge.server import BridgeServer, ServerConfig
 from racing_rl.errors import BridgeError, ConfigError
 
 log = logging.getLogger(__name__)

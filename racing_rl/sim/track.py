@@ -6,6 +6,10 @@ obstacles that always leave a passable gap. One integer seed gives one track.
 
 Coordinates are metres; x right, y up. The track runs in the direction of increasing
 centreline index; the left wall is on the driver's left.
+
+Why one module of ~520 lines: generation (shape, validation, walls, obstacles) and the
+queries on a generated track (nearest segments, ray candidates) share the track's
+arrays and their invariants.
 """
 
 from __future__ import annotations

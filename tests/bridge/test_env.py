@@ -9,8 +9,8 @@ from pettingzoo.test import parallel_api_test
 from roblox_game import game, roblox_backend
 
 from racing_rl.backends import roblox_config
-from racing_rl.bridge.emulator import Faults
 from racing_rl.bridge.env import RobloxParallelEnv
+from racing_rl.bridge.faults import Faults
 from racing_rl.bridge.training_bridge import TrainingBridge
 from racing_rl.envs.config import RaceConfig
 from racing_rl.errors import BridgeError, ConfigError

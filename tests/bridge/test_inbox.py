@@ -1,11 +1,11 @@
-"""The bridge's inbox (``racing_rl.bridge.server.Inbox``): what a step takes when a
+"""The bridge's inbox (``racing_rl.bridge.inbox.Inbox``): what a step takes when a
 real-time game ticked more than once before the step's action reached it."""
 
 import numpy as np
 import pytest
 
+from racing_rl.bridge.inbox import Inbox
 from racing_rl.bridge.protocol import AgentStep
-from racing_rl.bridge.server import Inbox
 
 
 def entry(x: float, reward: float = 1.0, terminated: bool = False, **info) -> AgentStep:

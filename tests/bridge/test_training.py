@@ -21,7 +21,7 @@ from runs import QUICK, TINY, default_sigint, racing_rl
 from websockets.sync.client import connect
 
 from racing_rl import config_dir
-from racing_rl.bridge.emulator import Faults
+from racing_rl.bridge.faults import Faults
 from racing_rl.envs.config import RaceConfig
 from racing_rl.errors import ConfigError
 from racing_rl.normalize import read_statistics

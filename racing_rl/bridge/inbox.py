@@ -1,0 +1,166 @@
+"""The ``Inbox``: game entries per agent between the bridge's server thread and training.
+
+The server thread puts every valid entry of a frame in (``put``); the training thread
+takes an agent's entries out (``take``), blocking until they come. When a real-time game
+ticked more than once since an action, the entries are folded into one (``Received``):
+the newest observation, the rewards summed, lap info kept, up to the first episode end.
+A condition variable guards it (the seed's DataBridge queues).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from racing_rl.bridge.protocol import AgentStep
+
+
+@dataclass(frozen=True)
+class Received:
+    """An agent's entry taken from the inbox.
+
+    Attributes:
+        step: the entry; when several arrived after the action (a real-time game ticked
+            again before the next action), they are folded into one: the newest
+            observation, the rewards summed, the infos merged (a ``lap_time`` of an
+            earlier tick is kept), up to the first episode end.
+        interrupted: an episode end of this agent was skipped (it came in a stale
+            message, or the inbox overflowed): the episode the caller is tracking is over.
+        ticks: the game's entries folded into ``step`` (1: the action was in time for
+            the game's next tick).
+        seq: the message ``step``'s newest entry came in (``Inbox.mark`` numbering).
+    """
+
+    step: AgentStep
+    interrupted: bool
+    ticks: int = 1
+    seq: int = 0
+
+
+class Inbox:
+    """Observation entries per agent, in arrival order, between the server and training.
+
+    Every message gets a sequence number. A caller notes ``mark()`` before it sends an
+    action, and ``take`` returns per agent the entries that arrived after it (and, if
+    the game echoes steps, answer that step), folded into one: an observation that
+    arrived before an action was sent is never that action's result, and a tick the
+    action missed is counted, never lost.
+
+    Args:
+        capacity: entries kept per agent; older ones are dropped (an episode end among
+            them is remembered as ``Received.interrupted``).
+    """
+
+    def __init__(self, capacity: int = 64) -> None:
+        self._cond = threading.Condition()
+        self._seq = 0
+        self._entries: dict[str, deque[tuple[int, AgentStep]]] = {}
+        self._lost_end: set[str] = set()
+        self._capacity = capacity
+
+    def put(self, steps: Mapping[str, AgentStep]) -> None:
+        """Add one message's entries (server thread)."""
+        with self._cond:
+            self._seq += 1
+            for agent, step in steps.items():
+                queue = self._entries.setdefault(agent, deque())
+                if len(queue) == self._capacity:
+                    _, dropped = queue.popleft()
+                    if dropped.terminated or dropped.truncated:
+                        self._lost_end.add(agent)
+                queue.append((self._seq, step))
+            self._cond.notify_all()
+
+    def mark(self) -> int:
+        """The sequence number of the newest message so far."""
+        with self._cond:
+            return self._seq
+
+    def wake(self) -> None:
+        """Wake every ``take`` so that it re-checks its ``stop`` (e.g. on a disconnect)."""
+        with self._cond:
+            self._cond.notify_all()
+
+    def clear(self, agents: Collection[str] | None = None) -> None:
+        """Drop the entries of ``agents`` (all if None)."""
+        with self._cond:
+            for agent in list(self._entries) if agents is None else agents:
+                self._entries.pop(agent, None)
+                self._lost_end.discard(agent)
+
+    def take(
+        self,
+        agents: Collection[str],
+        after: int,
+        timeout: float,
+        min_step: int | None = None,
+        stop: Callable[[], bool] = lambda: False,
+    ) -> tuple[dict[str, Received], list[str]]:
+        """Wait for an entry of every agent that arrived after ``after``.
+
+        Args:
+            agents: the agents to wait for.
+            after: a ``mark()`` taken before the action was sent.
+            timeout: longest wait [s].
+            min_step: entries that echo a ``step`` below this are stale (skipped).
+            stop: checked on every wake-up; True ends the wait early.
+
+        Returns:
+            The entries found, and the agents still missing (empty unless the wait
+            timed out or ``stop`` said so). Every entry of an agent that arrived after
+            ``after`` is consumed, folded into one up to an episode end (``Received``).
+        """
+        deadline = time.monotonic() + timeout
+        found: dict[str, Received] = {}
+        with self._cond:
+            while True:
+                for agent in agents:
+                    if agent not in found:
+                        received = self._pop_after(agent, after, min_step)
+                        if received is not None:
+                            found[agent] = received
+                missing = [agent for agent in agents if agent not in found]
+                remaining = deadline - time.monotonic()
+                if not missing or remaining <= 0 or stop():
+                    return found, missing
+                self._cond.wait(remaining)
+
+    def _pop_after(self, agent: str, after: int, min_step: int | None) -> Received | None:
+        queue = self._entries.get(agent)
+        interrupted = agent in self._lost_end
+        taken: list[AgentStep] = []
+        newest = 0
+        while queue and not (taken and (taken[-1].terminated or taken[-1].truncated)):
+            seq, step = queue.popleft()
+            stale = seq <= after or (
+                min_step is not None and step.step is not None and step.step < min_step
+            )
+            if not stale:
+                taken.append(step)
+                newest = seq
+            elif step.terminated or step.truncated:
+                interrupted = True
+        if not taken:
+            if interrupted:
+                self._lost_end.add(agent)
+            return None
+        self._lost_end.discard(agent)
+        return Received(_fold(taken), interrupted, len(taken), newest)
+
+
+def _fold(steps: list[AgentStep]) -> AgentStep:
+    """One entry for several ticks of one agent: the newest, with the rewards summed and
+    the infos merged (newer keys win)."""
+    if len(steps) == 1:
+        return steps[0]
+    info: dict[str, Any] = {}
+    for step in steps:
+        info.update(step.info)
+    return dataclasses.replace(
+        steps[-1], reward=float(sum(step.reward for step in steps)), info=info
+    )
