@@ -17,7 +17,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-import hydra
 import numpy as np
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
@@ -25,11 +24,11 @@ from omegaconf import DictConfig, OmegaConf
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from racing_rl import config_dir
+from racing_rl.config import backend_config, default_backend, eval_dir, hydra_main
 from racing_rl.errors import CheckpointError, ConfigError, RacingRLError
 from racing_rl.sim.driver import PurePursuitDriver
 from racing_rl.vec import (
     ParallelEnvsVecEnv,
-    backend_config,
     bridge_of,
     make_parallel_envs,
     make_vec_env,
@@ -250,19 +249,6 @@ def load_run_config(run_dir: Path) -> DictConfig:
         ) from err
     return cfg
 
-
-def eval_dir(run_dir: str | Sequence[str]) -> str:
-    """Where ``racing-rl eval`` writes (the ``racing_rl.eval_dir`` resolver of eval.yaml).
-
-    ``<run dir>/eval`` for one run; ``<first run dir>/eval/race`` for a race of several
-    (``scripted`` entries are not directories).
-    """
-    entries = [run_dir] if isinstance(run_dir, str) else [str(r) for r in run_dir]
-    runs = [r for r in entries if r != SCRIPTED] or entries
-    return f"{runs[0]}/eval" + ("/race" if len(entries) > 1 else "")
-
-
-OmegaConf.register_new_resolver("racing_rl.eval_dir", eval_dir, replace=True)
 
 #: The run-dir entry (and ``driver`` value) that stands for the scripted baseline driver.
 SCRIPTED = "scripted"
@@ -514,7 +500,7 @@ def with_difficulty(backend: DictConfig, difficulty: str) -> DictConfig:
             f"difficulty={difficulty} sets the built-in simulator's tracks and rules; this run's "
             f"backend is {backend.get('name')!r}, whose game makes its own. Leave difficulty out."
         )
-    defaults = OmegaConf.load(config_dir() / "backend" / "pygame.yaml")
+    defaults = default_backend("pygame")
     files = {name: OmegaConf.load(path) for name, path in levels.items()}
     level = files[difficulty]
     governed = sorted({key for file in files.values() for key in _leaf_keys(file)})
@@ -631,7 +617,7 @@ class CheckRuns(Callback):
             raise SystemExit(1) from err
 
 
-@hydra.main(config_path=str(config_dir()), config_name="eval", version_base="1.3")
+@hydra_main("eval")
 def main(cfg: DictConfig) -> None:
     """Hydra entry point of ``racing-rl eval``."""
     try:

@@ -30,12 +30,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import hydra
 import numpy as np
 from numpy.typing import NDArray
 from omegaconf import DictConfig
 
-from racing_rl import config_dir
+from racing_rl.config import hydra_main
 from racing_rl.errors import RacingRLError, ReplayError
 from racing_rl.sim.snapshot import RaceSnapshot
 from racing_rl.sim.track import Track
@@ -677,7 +676,7 @@ def run(cfg: DictConfig) -> str:
     return f"stopped at frame {player.frame} of {replay.n_frames - 1}"
 
 
-@hydra.main(config_path=str(config_dir()), config_name="replay", version_base="1.3")
+@hydra_main("replay")
 def main(cfg: DictConfig) -> None:
     """Hydra entry point of ``racing-rl replay``."""
     try:

@@ -63,7 +63,7 @@ import time
 import numpy as np
 from omegaconf import OmegaConf
 
-from racing_rl import config_dir
+from racing_rl.config import default_backend
 from racing_rl.vec import make_parallel_envs, make_vec_env
 
 BARE = OmegaConf.create({"frame_stack": 1, "monitor": False, "normalize": None})
@@ -116,7 +116,7 @@ def run_bridged(
         emulator's own count (``in_time`` of ``awaited`` ticks, ``empty`` ticks,
         ``watchdog`` shutdowns) with the bridge's measured ``tick_hz``.
     """
-    roblox_cfg = OmegaConf.load(config_dir() / "backend" / "roblox.yaml")
+    roblox_cfg = default_backend("roblox")
     roblox_cfg.server.port = free_port()
     roblox_cfg.server.token = None
     url = f"ws://127.0.0.1:{roblox_cfg.server.port}/ws/bench"
@@ -196,7 +196,7 @@ def main() -> None:
     cars = args.venvs * args.cars
     seeds = [range(args.tracks)] * args.venvs
 
-    pygame_cfg = OmegaConf.load(config_dir() / "backend" / "pygame.yaml")
+    pygame_cfg = default_backend("pygame")
     pygame_cfg.episode.reset = "car"  # as the game: a crashed car respawns alone
     direct = make_vec_env(make_parallel_envs(pygame_cfg, args.venvs, args.cars, seeds), BARE, 0.99)
     direct_times, direct_trips = run(direct, args.seconds)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from types import ModuleType
 
 import pytest
-from hydra import compose, initialize_config_dir
+from hydra import compose
 from runs import load_script
 
-from racing_rl import config_dir
+from racing_rl.config import initialize
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def test_both_stacks_train_in_turns_and_the_ratio_is_their_rates(bench: ModuleTy
         "algo.model.n_steps=32",
         "algo.model.batch_size=64",
     ]
-    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+    with initialize():
         cfg = compose("train", overrides=overrides)
     figures = bench.run(cfg, timesteps=256, rounds=2)
     assert figures["cars"] == 4 and figures["rounds"] == 2

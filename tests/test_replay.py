@@ -5,10 +5,9 @@ import zipfile
 import imageio.v3 as iio
 import numpy as np
 import pytest
-from omegaconf import OmegaConf
 from runs import racing_rl
 
-from racing_rl.backends import race_config
+from racing_rl.config import backend_config, default_backend
 from racing_rl.drivers import ScriptedDriver
 from racing_rl.envs.race import RaceParallelEnv
 from racing_rl.errors import ReplayError
@@ -25,7 +24,7 @@ from racing_rl.replay import (
 )
 from racing_rl.vec import make_parallel_envs
 
-BACKEND = OmegaConf.load("conf/backend/pygame.yaml")
+BACKEND = default_backend("pygame")
 EPISODE = {"spawn": "grid", "laps": 1, "max_steps": 90}
 
 
@@ -58,7 +57,7 @@ def test_a_saved_replay_loads_back_identical(replay, saved):
 
 
 def test_recorded_actions_resimulated_reproduce_the_positions_exactly(replay):
-    env = RaceParallelEnv(race_config(BACKEND, EPISODE), n_cars=2, track_seeds=[7])
+    env = RaceParallelEnv(backend_config(BACKEND, EPISODE), n_cars=2, track_seeds=[7])
     env.reset()
     world = env.world
     np.testing.assert_array_equal(world.cars.position, replay.position[0])

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from racing_rl.config import dataclass_from_dict
+from racing_rl.config import parse
 from racing_rl.envs.rewards import RewardConfig
 from racing_rl.errors import ConfigError
 from racing_rl.sim.car import CarConfig
@@ -40,7 +40,10 @@ class EpisodeConfig:
         reset: what ends when one car's episode ends (``ParallelEnvsVecEnv``): ``"race"``
             truncates every other car and restarts the race; ``"car"`` respawns that car
             alone while the others race on (the Roblox game's rule), and the race restarts
-            only when every car is done at once (``max_steps``).
+            only when every car is done at once (``max_steps``). Default PPO, seed 0,
+            1.5M steps, best/ on the 20 test tracks: race 90 % laps, 20.07 s mean lap;
+            car 95 %, 19.77 s (one seed each; one track of 20 apart), so race stays the
+            default until more seeds say so.
     """
 
     max_steps: int = 1500
@@ -85,8 +88,9 @@ class RaceConfig:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any] | None, where: str = "backend") -> RaceConfig:
-        """Build from a (DictConfig) mapping; unknown keys raise ``ConfigError``."""
-        return dataclass_from_dict(cls, values, where)
+        """Build from a (DictConfig) mapping (``racing_rl.config.parse``); an unknown key
+        or a wrong type raises ``ConfigError``."""
+        return parse(cls, values, where)
 
     @property
     def observation_size(self) -> int:
