@@ -291,7 +291,7 @@ def parse(cls: type[T], values: Mapping[str, Any] | None, where: str) -> T:
         why = str(err).strip().splitlines()[0]
         raise ConfigError(f"Invalid config: {key}: {why}") from err
     except ConfigError as err:
-        raise ConfigError(f"Invalid config in {where}: {err}") from err
+        raise ConfigError(f"Invalid config: {where}.{err}") from err
     except (TypeError, ValueError) as err:
         raise ConfigError(f"Invalid value in {where}: {err}") from err
 

@@ -33,7 +33,7 @@ INVALID = [
     (["algo=sac", "algo.model.learning_rate=-0.1"], "algo.model.learning_rate=-0.1"),
     (["algo=sac", "algo.model.buffer_size=100"], "algo.model.batch_size=256; must be <="),
     (["algo.model._target_=stable_baselines3.PPOO"], "algo.model._target_"),
-    (["backend.track.width=-3"], "backend: track.width must be > 0, got -3.0"),
+    (["backend.track.width=-3"], "backend.track.width must be > 0, got -3.0"),
     (["+backend.track.colour=red"], "backend.track.colour"),
     (["backend.episode.spawn=air"], "episode.spawn"),
     (["backend.name=carla"], "backend.name='carla'; must be one of pygame, roblox"),
