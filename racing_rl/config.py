@@ -14,8 +14,9 @@ The schemas are the config dataclasses themselves, so each default lives in one 
   defaults stay in the YAML beside their comments (``racing-rl train --help`` shows them).
 
 A key the schema lacks, or a value of the wrong type, then fails while Hydra composes
-the config, before anything starts. Ranges live in the dataclasses' ``__post_init__``
-(run by ``parse``), and rules across keys in ``racing_rl.checks``.
+the config, before anything starts. The backend's ranges live in its dataclasses'
+``__post_init__`` (run by ``parse``); the top level's ranges, and rules across keys, in
+``racing_rl.checks``.
 """
 
 from __future__ import annotations
@@ -176,7 +177,8 @@ def schema(cls: type) -> DictConfig:
     """The structured config of the dataclass ``cls``: its fields, types and defaults.
 
     Unlike ``OmegaConf.structured`` of a frozen dataclass, the node is writable, so that
-    Hydra can merge YAML files and overrides into it; its keys and types stay fixed.
+    Hydra can merge YAML files and overrides into it; its keys and types stay fixed. (The
+    config dataclasses stay frozen: they are hashed, e.g. by the track cache.)
     """
     node = OmegaConf.structured(cls)
     _writable(node)
@@ -184,13 +186,10 @@ def schema(cls: type) -> DictConfig:
 
 
 def _writable(node: DictConfig) -> None:
-    node._set_flag("readonly", None)
+    OmegaConf.set_readonly(node, None)  # None: inherit, i.e. writable at the root
     for key in node:
-        child = node._get_node(key)
-        if isinstance(child, DictConfig):
-            _writable(child)
-        else:
-            child._set_flag("readonly", None)
+        if not OmegaConf.is_missing(node, key) and isinstance(node[key], DictConfig):
+            _writable(node[key])
 
 
 def backend_schema(name: str) -> DictConfig:
