@@ -48,7 +48,8 @@ class GameRules:
 
 @dataclass(frozen=True)
 class RobloxConfig:
-    """The ``backend=roblox`` config group (``conf/backend/roblox.yaml``).
+    """The ``backend=roblox`` config group: its schema and defaults
+    (``racing_rl.config.backend_schema``; ``conf/backend/roblox.yaml`` sets what differs).
 
     Attributes:
         server: where the bridge listens (``racing_rl.bridge.server.ServerConfig``).

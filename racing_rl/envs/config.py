@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
-from racing_rl.config import parse
 from racing_rl.envs.rewards import RewardConfig
 from racing_rl.errors import ConfigError
 from racing_rl.sim.car import CarConfig
@@ -77,7 +74,11 @@ class EpisodeConfig:
 
 @dataclass(frozen=True)
 class RaceConfig:
-    """Everything that defines a simulated race; each part is documented where it lives."""
+    """Everything that defines a simulated race; each part is documented where it lives.
+
+    The schema of the ``backend=pygame`` config group and its defaults
+    (``racing_rl.config.backend_schema``; conf/backend/pygame.yaml sets what differs).
+    """
 
     track: TrackConfig = field(default_factory=TrackConfig)
     car: CarConfig = field(default_factory=CarConfig)
@@ -85,12 +86,6 @@ class RaceConfig:
     rules: RaceRules = field(default_factory=RaceRules)
     reward: RewardConfig = field(default_factory=RewardConfig)
     episode: EpisodeConfig = field(default_factory=EpisodeConfig)
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any] | None, where: str = "backend") -> RaceConfig:
-        """Build from a (DictConfig) mapping (``racing_rl.config.parse``); an unknown key
-        or a wrong type raises ``ConfigError``."""
-        return parse(cls, values, where)
 
     @property
     def observation_size(self) -> int:
