@@ -476,8 +476,8 @@ def with_difficulty(backend: DictConfig, difficulty: str) -> DictConfig:
     """A run's simulator settings with the tracks and rules of a difficulty level.
 
     Every setting that some ``conf/difficulty/*.yaml`` sets takes the value of
-    ``difficulty``'s file, or the backend's default (``conf/backend/<name>.yaml``) where
-    that file is silent: ``difficulty=default`` undoes a run trained on ``hard``, and
+    ``difficulty``'s file, or the simulator's default (``racing_rl.config.default_backend``)
+    where that file is silent: ``difficulty=default`` undoes a run trained on ``hard``, and
     ``difficulty=hard`` is the same held-out set whatever the run was trained on. The
     other settings (car, sensors, reward, ...) stay the run's, so its policy still fits.
 
