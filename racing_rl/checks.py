@@ -1,10 +1,16 @@
-"""Checks of a composed ``train`` config, run before any work starts.
+"""Checks of a composed ``train`` config that its schema cannot express, run before any
+work starts.
 
-Hydra already refuses keys that are not in the config (``racing-rl train foo=1``); these
-checks catch wrong values and the keys Hydra lets through (``+algo.model.foo=1``). Every
-failure is a ``ConfigError`` whose message names the key, the value and what is allowed.
-Everything that allocates memory or environments has an upper bound (``LIMITS``), so a
-typo such as ``n_venvs=100000`` fails at once instead of filling the memory.
+The schemas (``racing_rl.config``) already refuse, while Hydra composes, a key they lack
+(``backend.car.max_sped=3``) or a value of the wrong type (``backend.car.max_speed=fast``),
+and the backend's dataclasses check their own ranges (``__post_init__``, run by
+``racing_rl.config.backend_config``). These checks cover the rest: ranges of the top-level
+keys, rules across keys (disjoint track ranges, a rollout that holds a batch, the game's
+environments), and the ``algo`` and ``wrappers.normalize`` arguments, checked against the
+signatures of the classes they configure (``+algo.model.foo=1``). Every failure is a
+``ConfigError`` whose message names the key, the value and what is allowed. Everything
+that allocates memory or environments has an upper bound (``LIMITS``), so a typo such as
+``n_venvs=100000`` fails at once instead of filling the memory.
 """
 
 from __future__ import annotations
@@ -21,8 +27,7 @@ from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecNormalize
 
 from racing_rl.algos import SET_BY_RACING_RL, algorithm_class
-from racing_rl.backends import backend_config
-from racing_rl.config import to_container
+from racing_rl.config import backend_config, to_container
 from racing_rl.errors import ConfigError
 from racing_rl.objective import OBJECTIVES
 
@@ -134,24 +139,12 @@ def check_track_splits(tracks: DictConfig) -> None:
 
 
 def check_wrappers(wrappers: DictConfig) -> None:
-    """``wrappers``: frame_stack >= 1, monitor a bool, normalize VecNormalize's arguments."""
-    unknown = sorted(set(wrappers) - {"frame_stack", "monitor", "normalize"})
-    if unknown:
-        raise invalid(
-            f"wrappers.{unknown[0]}",
-            wrappers[unknown[0]],
-            "allowed keys of wrappers: frame_stack, monitor, normalize",
-        )
+    """``wrappers``: frame_stack in [1, LIMITS["frame_stack"]], normalize VecNormalize's
+    keyword arguments (its keys and types are the schema's)."""
     _integer(wrappers, "frame_stack", minimum=1, where="wrappers.", maximum=LIMITS["frame_stack"])
-    if not isinstance(wrappers.get("monitor", True), bool):
-        raise invalid("wrappers.monitor", wrappers.monitor, "must be true or false")
     normalize = wrappers.get("normalize")
-    if normalize in (None, False):
+    if not normalize:
         return
-    if not isinstance(normalize, DictConfig):
-        raise invalid(
-            "wrappers.normalize", normalize, "must be null or VecNormalize's keyword arguments"
-        )
     allowed = set(inspect.signature(VecNormalize.__init__).parameters) - {"self", "venv", "gamma"}
     for key in normalize:
         if key not in allowed:
@@ -333,10 +326,6 @@ def check_train_config(cfg: DictConfig, *, device: bool = True) -> None:
         check_video(cfg.validation.video)
     if device:
         check_device(cfg.device)
-    if not isinstance(cfg.progress_bar, bool):
-        raise invalid("progress_bar", cfg.progress_bar, "must be true or false")
-    if not isinstance(cfg.get("trust_pickles", False), bool):
-        raise invalid("trust_pickles", cfg.trust_pickles, "must be true or false")
     if cfg.objective not in OBJECTIVES:
         raise invalid("objective", cfg.objective, f"must be one of {', '.join(OBJECTIVES)}")
     check_track_splits(cfg.tracks)

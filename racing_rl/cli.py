@@ -252,16 +252,14 @@ def complete(line: str) -> str:
     import io
     from contextlib import redirect_stdout
 
-    import hydra
+    from racing_rl.config import hydra_main
 
     os.environ["COMP_LINE"] = line.split(None, 1)[1]  # Hydra strips the first word
     argv, sys.argv = sys.argv, [f"racing-rl {name}", "-sc", "query=bash"]
     answer = io.StringIO()
     try:
         with redirect_stdout(answer):
-            hydra.main(config_path=str(config_dir()), config_name=name, version_base="1.3")(
-                lambda cfg: None
-            )()
+            hydra_main(name)(lambda cfg: None)()
     finally:
         sys.argv = argv
     return answer.getvalue().strip()

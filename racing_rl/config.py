@@ -1,17 +1,264 @@
-"""Turning Hydra/OmegaConf mappings into the frozen config dataclasses, with clear errors."""
+"""racing-rl's one config source: Hydra's version, the OmegaConf resolvers, the
+structured-config schemas and the parsing of config nodes into the frozen dataclasses.
+
+Nothing happens on import. ``register`` adds the resolvers and the schemas; every
+Hydra app (``hydra_main``) and every ``compose`` (``initialize``) calls it first.
+
+The schemas are the config dataclasses themselves, so each default lives in one place:
+
+* ``schema/backend/pygame`` is ``RaceConfig`` (``racing_rl.envs.config``) and
+  ``schema/backend/roblox`` is ``RobloxConfig`` (``racing_rl.bridge.env``), each plus the
+  ``name`` of its backend; ``conf/backend/<name>.yaml`` lists its schema first and then
+  holds only comments and the values that differ from the dataclass;
+* ``schema/train`` types the top level of ``conf/train.yaml`` (``TrainSchema``), whose
+  defaults stay in the YAML beside their comments (``racing-rl train --help`` shows them).
+
+A key the schema lacks, or a value of the wrong type, then fails while Hydra composes
+the config, before anything starts. The backend's ranges live in its dataclasses'
+``__post_init__`` (run by ``parse``); the top level's ranges, and rules across keys, in
+``racing_rl.checks``.
+"""
 
 from __future__ import annotations
 
-import dataclasses
-import typing
-from collections.abc import Mapping
-from typing import Any, TypeVar
+import functools
+import hashlib
+import os
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
+from omegaconf.errors import OmegaConfBaseException
 
+from racing_rl import config_dir
 from racing_rl.errors import ConfigError
 
+if TYPE_CHECKING:
+    from racing_rl.bridge.env import RobloxConfig
+    from racing_rl.envs.config import RaceConfig
+
 T = TypeVar("T")
+
+VERSION_BASE = "1.3"
+"""Hydra's ``version_base`` of every app and compose (hydra-core 1.3 defaults)."""
+
+BACKENDS = ("pygame", "roblox")
+"""``backend.name`` values: the built-in simulator, a Roblox game."""
+
+
+def if_then_else(condition: Any, then: Any, otherwise: Any) -> Any:
+    """``${racing_rl.if:cond,then,else}``: conf/train.yaml picks the run dir with it."""
+    return then if condition else otherwise
+
+
+def jobs_per_machine(threads_per_job: int) -> int:
+    """``${racing_rl.jobs_per_machine:${torch_threads}}`` (conf/hydra/launcher/parallel.yaml):
+    how many jobs of ``threads_per_job`` cores each fit on this machine's cores."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, (cores or 1) // max(1, int(threads_per_job)))
+
+
+def job_dirname(override_dirname: str, limit: int = 160) -> str:
+    """``${racing_rl.job_dirname:${hydra.job.override_dirname}}`` (conf/train.yaml's sweep
+    subdir): a sweep job's dir name from Hydra's ``override_dirname``, short enough for a
+    file system (255 bytes a name): ``algo.model.`` dropped, floats to 4 significant
+    digits, and beyond ``limit`` characters cut with a hash of the whole for uniqueness."""
+    name = override_dirname.replace("algo.model.", "")
+    name = re.sub(r"\d+\.\d+(?:e-?\d+)?", lambda m: f"{float(m.group()):.4g}", name)
+    if len(name) > limit:
+        digest = hashlib.sha1(override_dirname.encode()).hexdigest()[:8]
+        name = f"{name[: limit - 9]}~{digest}"
+    return name
+
+
+def eval_dir(run_dir: str | Sequence[str]) -> str:
+    """``${racing_rl.eval_dir:${run_dir}}`` (conf/eval.yaml): where ``racing-rl eval``
+    writes: ``<run dir>/eval`` for one run; ``<first run dir>/eval/race`` for a race of
+    several (``scripted`` entries are not directories)."""
+    entries = [run_dir] if isinstance(run_dir, str) else [str(r) for r in run_dir]
+    runs = [r for r in entries if r != "scripted"] or entries
+    return f"{runs[0]}/eval" + ("/race" if len(entries) > 1 else "")
+
+
+RESOLVERS: dict[str, Callable[..., Any]] = {
+    "racing_rl.if": if_then_else,
+    "racing_rl.jobs_per_machine": jobs_per_machine,
+    "racing_rl.job_dirname": job_dirname,
+    "racing_rl.eval_dir": eval_dir,
+}
+"""The OmegaConf resolvers that conf/ uses, by name."""
+
+
+@dataclass
+class WrappersSchema:
+    """The ``wrappers`` group (conf/wrappers/*.yaml; racing_rl.vec.make_vec_env)."""
+
+    frame_stack: int = MISSING
+    monitor: bool = MISSING
+    normalize: dict[str, Any] | None = MISSING
+
+
+@dataclass
+class TracksSchema:
+    """``tracks``: track seed ranges [start, stop)."""
+
+    train: list[int] = MISSING
+    validation: list[int] = MISSING
+    test: list[int] = MISSING
+    benchmark: list[int] = MISSING
+
+
+@dataclass
+class CheckpointSchema:
+    """``checkpoint``: periodic checkpoints."""
+
+    every: int = MISSING
+    keep: int | None = MISSING
+
+
+@dataclass
+class VideoSchema:
+    """``validation.video``: a video of the policy every few validations."""
+
+    every: int = MISSING
+    max_steps: int = MISSING
+    size: int = MISSING
+
+
+@dataclass
+class ValidationSchema:
+    """``validation``: evaluation on the validation tracks during training."""
+
+    every: int = MISSING
+    max_steps: int = MISSING
+    video: VideoSchema = field(default_factory=VideoSchema)
+
+
+@dataclass
+class TrainSchema:
+    """The types of conf/train.yaml's keys; the defaults and their comments are the YAML's.
+
+    ``backend`` is typed by its group option's schema, ``algo`` and ``logger`` are the
+    arguments of classes that ``racing_rl.checks`` checks against their signatures.
+    """
+
+    backend: Any = MISSING
+    wrappers: WrappersSchema = field(default_factory=WrappersSchema)
+    algo: Any = MISSING
+    logger: Any = None
+    seed: int = MISSING
+    total_timesteps: int = MISSING
+    device: str = MISSING
+    torch_threads: int = MISSING
+    n_venvs: int = MISSING
+    agents_per_venv: int = MISSING
+    progress_bar: bool = MISSING
+    log_interval: int = MISSING
+    resume: str | None = MISSING
+    trust_pickles: bool = MISSING
+    init_from: str | None = MISSING
+    tracks: TracksSchema = field(default_factory=TracksSchema)
+    objective: str = MISSING
+    checkpoint: CheckpointSchema = field(default_factory=CheckpointSchema)
+    validation: ValidationSchema = field(default_factory=ValidationSchema)
+
+
+def _backend_classes() -> dict[str, type]:
+    from racing_rl.bridge.env import RobloxConfig
+    from racing_rl.envs.config import RaceConfig
+
+    return {"pygame": RaceConfig, "roblox": RobloxConfig}
+
+
+def schema(cls: type) -> DictConfig:
+    """The structured config of the dataclass ``cls``: its fields, types and defaults.
+
+    Unlike ``OmegaConf.structured`` of a frozen dataclass, the node is writable, so that
+    Hydra can merge YAML files and overrides into it; its keys and types stay fixed. (The
+    config dataclasses stay frozen: they are hashed, e.g. by the track cache.)
+    """
+    node = OmegaConf.structured(cls)
+    _writable(node)
+    return node
+
+
+def _writable(node: DictConfig) -> None:
+    OmegaConf.set_readonly(node, None)  # None: inherit, i.e. writable at the root
+    for key in node:
+        if not OmegaConf.is_missing(node, key) and isinstance(node[key], DictConfig):
+            _writable(node[key])
+
+
+def backend_schema(name: str) -> DictConfig:
+    """The schema of the ``backend=<name>`` group option: its dataclass plus ``name``."""
+    node = schema(_backend_classes()[name])
+    with open_dict(node):
+        node.name = name
+    return node
+
+
+def default_backend(name: str) -> DictConfig:
+    """The ``backend=<name>`` group option as Hydra composes it: its schema (every
+    default), then ``conf/backend/<name>.yaml``'s own values.
+
+    For code that needs a backend's defaults outside a composed config (a difficulty
+    level's defaults, scripts and tests that build environments directly).
+    """
+    values = OmegaConf.load(config_dir() / "backend" / f"{name}.yaml")
+    values.pop("defaults", None)
+    return OmegaConf.merge(backend_schema(name), values)
+
+
+def register() -> None:
+    """Register racing-rl's resolvers and schemas with OmegaConf and Hydra's ConfigStore.
+
+    Idempotent; ``hydra_main`` and ``initialize`` call it before Hydra composes.
+    """
+    from hydra.core.config_store import ConfigStore
+
+    for name, resolver in RESOLVERS.items():
+        OmegaConf.register_new_resolver(name, resolver, replace=True)
+    store = ConfigStore.instance()
+    for name in BACKENDS:
+        store.store(group="schema/backend", name=name, node=backend_schema(name))
+    store.store(group="schema", name="train", node=schema(TrainSchema))
+
+
+def hydra_main(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Callable[..., Any]]:
+    """``@hydra.main`` of the command config ``conf/<config_name>.yaml``, with ``register``
+    run before Hydra composes it.
+
+    The decorated function keeps the task as ``__wrapped__`` (as ``hydra.main`` does).
+    """
+    import hydra
+
+    def decorator(task: Callable[[DictConfig], Any]) -> Callable[..., Any]:
+        app = hydra.main(
+            config_path=str(config_dir()), config_name=config_name, version_base=VERSION_BASE
+        )(task)
+
+        @functools.wraps(task)
+        def main(*args: Any, **kwargs: Any) -> Any:
+            register()
+            return app(*args, **kwargs)
+
+        return main
+
+    return decorator
+
+
+@contextmanager
+def initialize(job_name: str | None = None) -> Iterator[None]:
+    """Hydra's ``initialize_config_dir`` on racing-rl's conf/, after ``register``: inside
+    it, ``hydra.compose("train", overrides=[...])`` composes a command's config."""
+    from hydra import initialize_config_dir
+
+    register()
+    with initialize_config_dir(str(config_dir()), version_base=VERSION_BASE, job_name=job_name):
+        yield
 
 
 def to_container(values: Any) -> Any:
@@ -21,38 +268,53 @@ def to_container(values: Any) -> Any:
     return values
 
 
-def dataclass_from_dict(cls: type[T], values: Mapping[str, Any] | None, where: str) -> T:
-    """Build the (possibly nested) dataclass ``cls`` from a mapping.
+def parse(cls: type[T], values: Mapping[str, Any] | None, where: str) -> T:
+    """Build the (nested) frozen dataclass ``cls`` from a mapping, checked by its schema.
 
     Args:
         cls: a dataclass type; fields that are dataclasses are built recursively.
         values: field values; missing fields keep their defaults. A DictConfig is fine.
-        where: the config path of ``values`` (e.g. ``"backend.track"``), for messages.
+        where: the config path of ``values`` (e.g. ``"backend"``), for messages.
 
     Returns:
         The dataclass instance.
 
     Raises:
-        ConfigError: on an unknown key or a value the dataclass rejects, naming the key.
+        ConfigError: on an unknown key, a value of the wrong type or one the dataclass
+            rejects (``__post_init__``), naming the key.
     """
-    values = dict(to_container(values) or {})
-    hints = typing.get_type_hints(cls)
-    fields = {f.name for f in dataclasses.fields(cls) if f.init and not f.name.startswith("_")}
-    unknown = sorted(set(values) - fields)
-    if unknown:
-        raise ConfigError(
-            f"Unknown key(s) {', '.join(f'{where}.{k}' for k in unknown)}. "
-            f"Allowed keys of {where}: {', '.join(sorted(fields))}."
-        )
-    kwargs = {}
-    for name, value in values.items():
-        kind = hints[name]
-        if dataclasses.is_dataclass(kind) and isinstance(value, Mapping | type(None)):
-            value = dataclass_from_dict(kind, value, f"{where}.{name}")
-        kwargs[name] = value
     try:
-        return cls(**kwargs)
+        return OmegaConf.to_object(OmegaConf.merge(schema(cls), values or {}))
+    except OmegaConfBaseException as err:
+        key = f"{where}.{err.full_key}" if getattr(err, "full_key", None) else where
+        why = str(err).strip().splitlines()[0]
+        raise ConfigError(f"Invalid config: {key}: {why}") from err
     except ConfigError as err:
-        raise ConfigError(f"In {where}: {err}") from err
+        raise ConfigError(f"Invalid config: {where}.{err}") from err
     except (TypeError, ValueError) as err:
         raise ConfigError(f"Invalid value in {where}: {err}") from err
+
+
+def backend_config(
+    backend: DictConfig | Mapping[str, Any], episode: Mapping[str, Any] | None = None
+) -> RaceConfig | RobloxConfig:
+    """The checked settings of the ``backend`` config group: ``RaceConfig`` (``name:
+    pygame``, the built-in simulator) or ``RobloxConfig`` (``name: roblox``, a game).
+
+    Args:
+        backend: the ``backend`` group, or a saved run's (``.hydra/config.yaml``).
+        episode: overrides of ``backend.episode`` (e.g. grid spawn for evaluation).
+
+    Raises:
+        ConfigError: on an unknown backend, an unknown key or an invalid value.
+    """
+    name = backend.get("name")
+    classes = _backend_classes()
+    if name not in classes:
+        raise ConfigError(
+            f"Invalid config: backend.name={name!r}; must be one of {', '.join(BACKENDS)} "
+            "(backend=pygame: the built-in simulator; backend=roblox: a game over the bridge)."
+        )
+    settings = {k: v for k, v in to_container(backend).items() if k != "name"}
+    settings["episode"] = {**(settings.get("episode") or {}), **(episode or {})}
+    return parse(classes[name], settings, "backend")

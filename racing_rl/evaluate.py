@@ -17,7 +17,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-import hydra
 import numpy as np
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
@@ -25,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from racing_rl import config_dir
-from racing_rl.backends import backend_config
+from racing_rl.config import backend_config, default_backend, eval_dir, hydra_main
 from racing_rl.envs.vec_env import SimVecEnv
 from racing_rl.errors import CheckpointError, ConfigError, RacingRLError
 from racing_rl.sim.driver import PurePursuitDriver
@@ -254,19 +253,6 @@ def load_run_config(run_dir: Path) -> DictConfig:
     return cfg
 
 
-def eval_dir(run_dir: str | Sequence[str]) -> str:
-    """Where ``racing-rl eval`` writes (the ``racing_rl.eval_dir`` resolver of eval.yaml).
-
-    ``<run dir>/eval`` for one run; ``<first run dir>/eval/race`` for a race of several
-    (``scripted`` entries are not directories).
-    """
-    entries = [run_dir] if isinstance(run_dir, str) else [str(r) for r in run_dir]
-    runs = [r for r in entries if r != SCRIPTED] or entries
-    return f"{runs[0]}/eval" + ("/race" if len(entries) > 1 else "")
-
-
-OmegaConf.register_new_resolver("racing_rl.eval_dir", eval_dir, replace=True)
-
 #: The run-dir entry (and ``driver`` value) that stands for the scripted baseline driver.
 SCRIPTED = "scripted"
 #: ``driver`` values that export the checkpoint and drive with the exported file: a Luau
@@ -493,8 +479,8 @@ def with_difficulty(backend: DictConfig, difficulty: str) -> DictConfig:
     """A run's simulator settings with the tracks and rules of a difficulty level.
 
     Every setting that some ``conf/difficulty/*.yaml`` sets takes the value of
-    ``difficulty``'s file, or the backend's default (``conf/backend/<name>.yaml``) where
-    that file is silent: ``difficulty=default`` undoes a run trained on ``hard``, and
+    ``difficulty``'s file, or the simulator's default (``racing_rl.config.default_backend``)
+    where that file is silent: ``difficulty=default`` undoes a run trained on ``hard``, and
     ``difficulty=hard`` is the same held-out set whatever the run was trained on. The
     other settings (car, sensors, reward, ...) stay the run's, so its policy still fits.
 
@@ -517,7 +503,7 @@ def with_difficulty(backend: DictConfig, difficulty: str) -> DictConfig:
             f"difficulty={difficulty} sets the built-in simulator's tracks and rules; this run's "
             f"backend is {backend.get('name')!r}, whose game makes its own. Leave difficulty out."
         )
-    defaults = OmegaConf.load(config_dir() / "backend" / "pygame.yaml")
+    defaults = default_backend("pygame")
     files = {name: OmegaConf.load(path) for name, path in levels.items()}
     level = files[difficulty]
     governed = sorted({key for file in files.values() for key in _leaf_keys(file)})
@@ -634,7 +620,7 @@ class CheckRuns(Callback):
             raise SystemExit(1) from err
 
 
-@hydra.main(config_path=str(config_dir()), config_name="eval", version_base="1.3")
+@hydra_main("eval")
 def main(cfg: DictConfig) -> None:
     """Hydra entry point of ``racing-rl eval``."""
     try:

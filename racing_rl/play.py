@@ -14,10 +14,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import hydra
 from omegaconf import DictConfig
 
-from racing_rl import config_dir
+from racing_rl.config import hydra_main
 from racing_rl.errors import RacingRLError
 
 log = logging.getLogger(__name__)
@@ -33,7 +32,7 @@ def play(cfg: DictConfig) -> dict[str, Any]:
     Raises:
         CheckpointError: if the opponent's run or checkpoint cannot be loaded.
     """
-    from racing_rl.backends import race_config
+    from racing_rl.config import backend_config
     from racing_rl.evaluate import load_policy_driver, load_run_config
     from racing_rl.races import leaderboard, run_races
     from racing_rl.ui.keyboard import KeyboardDriver, ScriptedKeys, pygame_keys
@@ -46,7 +45,7 @@ def play(cfg: DictConfig) -> dict[str, Any]:
     if cfg.opponent:
         run_dir = Path(cfg.opponent).expanduser()
         backend = load_run_config(run_dir).backend
-        size = race_config(backend).observation_size
+        size = backend_config(backend).observation_size
         drivers.append(load_policy_driver(run_dir, cfg, size))
     collisions = bool(backend.rules.get("car_collisions", False))
     episode = {"spawn": "grid" if collisions else "line", "laps": int(cfg.laps)}
@@ -70,7 +69,7 @@ def play(cfg: DictConfig) -> dict[str, Any]:
     return result
 
 
-@hydra.main(config_path=str(config_dir()), config_name="play", version_base="1.3")
+@hydra_main("play")
 def main(cfg: DictConfig) -> None:
     """Hydra entry point of ``racing-rl play``."""
     from racing_rl.evaluate import format_table

@@ -11,10 +11,9 @@ import logging
 import time
 from pathlib import Path
 
-import hydra
 from omegaconf import DictConfig
 
-from racing_rl import config_dir
+from racing_rl.config import hydra_main
 from racing_rl.errors import RacingRLError
 from racing_rl.replay import load_replay
 from racing_rl.ui.video import export_video
@@ -62,7 +61,7 @@ def run(cfg: DictConfig) -> str:
     return f"stopped at frame {player.frame} of {replay.n_frames - 1}"
 
 
-@hydra.main(config_path=str(config_dir()), config_name="replay", version_base="1.3")
+@hydra_main("replay")
 def main(cfg: DictConfig) -> None:
     """Hydra entry point of ``racing-rl replay``."""
     try:

@@ -13,12 +13,10 @@ first; a second signal during that save waits for it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
 import os
-import re
 import shlex
 import signal
 import sys
@@ -29,7 +27,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -42,7 +39,6 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
-from racing_rl import config_dir
 from racing_rl.algos import make_model
 from racing_rl.callbacks import (
     CheckpointCallback,
@@ -67,6 +63,7 @@ from racing_rl.checkpoints import (
     write_atomic,
 )
 from racing_rl.checks import check_train_config
+from racing_rl.config import hydra_main
 from racing_rl.errors import (
     ConfigError,
     RacingRLError,
@@ -80,37 +77,6 @@ from racing_rl.provenance import environment_record, record_leg
 from racing_rl.vec import bridge_of, make_env, wrap_vec_env
 
 log = logging.getLogger(__name__)
-
-# ``${racing_rl.if:cond,then,else}``: conf/train.yaml picks the run dir with it.
-OmegaConf.register_new_resolver(
-    "racing_rl.if", lambda cond, then, otherwise: then if cond else otherwise, replace=True
-)
-
-
-def _jobs_per_machine(threads_per_job: int) -> int:
-    """How many jobs of ``threads_per_job`` cores each fit on this machine's cores."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, (cores or 1) // max(1, int(threads_per_job)))
-
-
-# ``${racing_rl.jobs_per_machine:${torch_threads}}``: conf/hydra/launcher/parallel.yaml.
-OmegaConf.register_new_resolver("racing_rl.jobs_per_machine", _jobs_per_machine, replace=True)
-
-
-def job_dirname(override_dirname: str, limit: int = 160) -> str:
-    """A sweep job's dir name from Hydra's ``override_dirname``, short enough for a file
-    system (255 bytes a name): ``algo.model.`` dropped, floats to 4 significant digits,
-    and beyond ``limit`` characters cut with a hash of the whole for uniqueness."""
-    name = override_dirname.replace("algo.model.", "")
-    name = re.sub(r"\d+\.\d+(?:e-?\d+)?", lambda m: f"{float(m.group()):.4g}", name)
-    if len(name) > limit:
-        digest = hashlib.sha1(override_dirname.encode()).hexdigest()[:8]
-        name = f"{name[: limit - 9]}~{digest}"
-    return name
-
-
-# ``${racing_rl.job_dirname:${hydra.job.override_dirname}}``: conf/train.yaml's sweep subdir.
-OmegaConf.register_new_resolver("racing_rl.job_dirname", job_dirname, replace=True)
 
 #: Keys a resumed run may change; everything else is the run's own.
 RESUMABLE = (
@@ -558,7 +524,7 @@ class CheckConfig(Callback):
             raise SystemExit(1) from err
 
 
-@hydra.main(config_path=str(config_dir()), config_name="train", version_base="1.3")
+@hydra_main("train")
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point of ``racing-rl train``.
 

@@ -51,8 +51,7 @@ from stable_baselines3.common.vec_env.base_vec_env import (
     VecEnvStepReturn,
 )
 
-from racing_rl.backends import backend_config
-from racing_rl.config import to_container
+from racing_rl.config import backend_config, to_container
 from racing_rl.contract import ParallelStepReturn
 from racing_rl.envs.config import RaceConfig
 from racing_rl.envs.race import RaceParallelEnv

@@ -61,9 +61,8 @@ import sys
 import time
 
 import numpy as np
-from omegaconf import OmegaConf
 
-from racing_rl import config_dir
+from racing_rl.config import default_backend
 from racing_rl.vec import ParallelEnvsVecEnv, make_env
 
 
@@ -116,7 +115,7 @@ def run_bridged(
         emulator's own count (``in_time`` of ``awaited`` ticks, ``empty`` ticks,
         ``watchdog`` shutdowns) with the bridge's measured ``tick_hz``.
     """
-    roblox_cfg = OmegaConf.load(config_dir() / "backend" / "roblox.yaml")
+    roblox_cfg = default_backend("roblox")
     roblox_cfg.server.port = free_port()
     roblox_cfg.server.token = None
     url = f"ws://127.0.0.1:{roblox_cfg.server.port}/ws/bench"
@@ -194,7 +193,7 @@ def main() -> None:
     cars = args.venvs * args.cars
     seeds = [range(args.tracks)] * args.venvs
 
-    pygame_cfg = OmegaConf.load(config_dir() / "backend" / "pygame.yaml")
+    pygame_cfg = default_backend("pygame")
     pygame_cfg.episode.reset = "car"  # as the game: a crashed car respawns alone
     direct = make_env(pygame_cfg, args.venvs, args.cars, seeds)
     direct_times, direct_trips = run(direct, args.seconds)

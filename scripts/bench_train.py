@@ -35,14 +35,13 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-from hydra import compose, initialize_config_dir
+from hydra import compose
 from omegaconf import DictConfig
 from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.vec_env import VecEnv, VecMonitor, VecNormalize
 
-from racing_rl import config_dir
 from racing_rl.algos import make_model
-from racing_rl.config import to_container
+from racing_rl.config import initialize, to_container
 from racing_rl.vec import make_env, wrap_vec_env
 
 
@@ -186,7 +185,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=30, help="turns each stack takes (see run())")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides of conf/train.yaml")
     args = parser.parse_args()
-    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+    with initialize():
         cfg = compose("train", overrides=args.overrides)
     timesteps = int(cfg.total_timesteps) if args.timesteps is None else args.timesteps
     if args.rounds < 1 or timesteps < args.rounds:

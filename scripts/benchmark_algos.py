@@ -62,11 +62,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from hydra import compose, initialize_config_dir
+from hydra import compose
 from omegaconf import OmegaConf
 
 from racing_rl import config_dir
 from racing_rl import evaluate as evaluation
+from racing_rl.config import initialize
 from racing_rl.errors import RacingRLError
 from racing_rl.evaluate import SCRIPTED, load_run_config, track_seeds
 from racing_rl.provenance import environment_record
@@ -142,7 +143,7 @@ def run_eval(entries: Sequence[str], out_dir: Path, *overrides: str) -> dict[str
     run_dir = entries[0] if len(entries) == 1 else f"[{','.join(entries)}]"
     args = [f"run_dir={run_dir}", f"out_dir={out_dir}", *overrides]
     print("racing-rl eval " + " ".join(args), file=sys.stderr, flush=True)
-    with initialize_config_dir(str(config_dir()), version_base="1.3", job_name="eval"):
+    with initialize(job_name="eval"):
         cfg = compose(config_name="eval", overrides=args)
     levels = [o.split("=", 1)[1] for o in overrides if o.startswith("difficulty=")]
     try:

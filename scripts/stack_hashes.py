@@ -30,9 +30,9 @@ import json
 from typing import Any
 
 import numpy as np
-from hydra import compose, initialize_config_dir
+from hydra import compose
 
-from racing_rl import config_dir
+from racing_rl.config import initialize
 from racing_rl.vec import make_env, wrap_vec_env
 
 CONFIGS: dict[str, tuple[list[str], int, int]] = {
@@ -75,7 +75,7 @@ def _feed(digest: Any, value: Any) -> None:
 
 def stack_hash(overrides: list[str], n_envs: int, n_cars: int, steps: int, seed: int) -> str:
     """The SHA-256 of ``steps`` steps of one configuration's stack (see module doc)."""
-    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+    with initialize():
         cfg = compose("train", overrides=overrides)
     seeds = range(*(int(v) for v in cfg.tracks.train))
     venv = wrap_vec_env(

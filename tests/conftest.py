@@ -5,10 +5,7 @@ import os
 from pathlib import Path
 
 import pytest
-from omegaconf import OmegaConf
 from runs import REPLAY_EPISODE, REPLAY_TRACK, TINY, racing_rl
-
-from racing_rl import config_dir
 
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
@@ -41,11 +38,12 @@ def tiny_runs(tmp_path_factory) -> list[Path]:
 def replay():
     """The ``racing_rl.replay.Replay`` of two scripted cars, ``first`` and ``second``,
     racing ``REPLAY_EPISODE`` on track ``REPLAY_TRACK`` (meta ``{"split": "test"}``)."""
+    from racing_rl.config import default_backend
     from racing_rl.drivers import ScriptedDriver
     from racing_rl.races import run_races
     from racing_rl.vec import make_parallel_envs
 
-    backend = OmegaConf.load(config_dir() / "backend" / "pygame.yaml")
+    backend = default_backend("pygame")
     envs = make_parallel_envs(backend, 1, 2, [[REPLAY_TRACK]], REPLAY_EPISODE)
     drivers = [ScriptedDriver("first"), ScriptedDriver("second")]
     (race,) = run_races(envs, drivers, record=True, meta={"split": "test"})

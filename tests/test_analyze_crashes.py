@@ -5,20 +5,18 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import replace
-from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import pytest
-from omegaconf import OmegaConf
 from runs import load_script
 
+from racing_rl.config import default_backend
 from racing_rl.races import run_races
 from racing_rl.replay import Replay
 from racing_rl.vec import make_parallel_envs
 
-BACKEND = Path(__file__).parents[1] / "conf" / "backend" / "pygame.yaml"
-GRIP = 14.0  # conf/backend/pygame.yaml: car.lateral_grip [m/s²]
+GRIP = 14.0  # racing_rl.sim.car.CarConfig.lateral_grip [m/s²]
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +42,7 @@ class Constant:
 
 def race(drivers: list[Constant], seed: int = 3, spawn: str = "line") -> Replay:
     """One recorded 1-lap race of ``drivers`` on track ``seed``, default settings."""
-    backend = OmegaConf.load(BACKEND)
+    backend = default_backend("pygame")
     episode = {"spawn": spawn, "laps": 1, "max_steps": 600}
     envs = make_parallel_envs(backend, 1, len(drivers), [[seed]], episode)
     (result,) = run_races(envs, drivers, record=True, meta={"laps": 1})

@@ -6,10 +6,10 @@ import statistics
 from types import ModuleType
 
 import pytest
-from hydra import compose, initialize_config_dir
+from hydra import compose
 from runs import load_script
 
-from racing_rl import config_dir
+from racing_rl.config import initialize
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +24,7 @@ def test_both_stacks_train_in_turns_and_each_rate_sums_its_turns(bench: ModuleTy
         "algo.model.n_steps=32",
         "algo.model.batch_size=64",
     ]
-    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+    with initialize():
         cfg = compose("train", overrides=overrides)
     reported = []
     figures = bench.run(cfg, timesteps=256, rounds=2, on_turn=lambda k, r: reported.append((k, r)))

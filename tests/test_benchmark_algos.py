@@ -10,11 +10,11 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from hydra import compose, initialize_config_dir
+from hydra import compose
 from omegaconf import OmegaConf
 from runs import load_script
 
-from racing_rl import config_dir
+from racing_rl.config import initialize
 
 TRAIN_YAML = Path(__file__).parents[1] / "conf" / "train.yaml"
 
@@ -93,7 +93,7 @@ def test_the_benchmark_tracks_are_held_out_from_every_other_range(bench):
 def test_a_run_that_trained_or_selected_on_benchmark_tracks_is_refused(bench, tmp_path):
     run_dir = tmp_path / "run"
     (run_dir / ".hydra").mkdir(parents=True)
-    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+    with initialize():
         config = compose("train", overrides=["tracks.test=[3000050,3000070]"])
     OmegaConf.save(config, run_dir / ".hydra" / "config.yaml")  # a complete run's config
     with pytest.raises(SystemExit, match=r"tracks.test=\[3000050, 3000070\).*overlaps"):

@@ -11,13 +11,12 @@ from pathlib import Path
 import gymnasium
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
+from hydra import compose
 from omegaconf import OmegaConf
 from runs import racing_rl
 from stable_baselines3 import PPO, SAC
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
-from racing_rl import config_dir
 from racing_rl.checkpoints import (
     STATISTICS,
     VECNORMALIZE_PICKLE,
@@ -30,6 +29,7 @@ from racing_rl.checkpoints import (
     save_checkpoint,
     save_replay_buffer,
 )
+from racing_rl.config import initialize
 from racing_rl.errors import CheckpointError
 from racing_rl.evaluate import load_run_config
 from racing_rl.train import train
@@ -156,7 +156,7 @@ def test_resume_falls_back_to_the_newest_checkpoint_that_loads(tmp_path, caplog)
         "checkpoint.every=200",
         "progress_bar=false",
     ]
-    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+    with initialize():
         cfg = compose("train", overrides=overrides)
     (tmp_path / ".hydra").mkdir()
     OmegaConf.save(cfg, tmp_path / ".hydra" / "config.yaml")

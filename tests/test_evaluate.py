@@ -12,6 +12,7 @@ from runs import racing_rl
 
 from racing_rl import config_dir
 from racing_rl.checkpoints import resolve_model
+from racing_rl.config import default_backend
 from racing_rl.errors import CheckpointError, ConfigError
 from racing_rl.evaluate import EpisodeResult, summarize, with_difficulty
 from racing_rl.replay import load_replay
@@ -178,7 +179,7 @@ def test_eval_of_a_ppo_run_that_laps_agrees_with_its_replays(tmp_path):
 
 
 def test_a_difficulty_level_sets_the_same_tracks_and_rules_whatever_the_run_trained_on():
-    defaults = OmegaConf.load(config_dir() / "backend" / "pygame.yaml")
+    defaults = default_backend("pygame")
     hard_file = OmegaConf.load(config_dir() / "difficulty" / "hard.yaml")
     hard = with_difficulty(defaults, "hard")
     assert hard == OmegaConf.merge(defaults, hard_file)  # what `train difficulty=hard` composes

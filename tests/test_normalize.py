@@ -2,19 +2,19 @@
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
+from hydra import compose
 from omegaconf import OmegaConf
 from runs import TINY
 from stable_baselines3.common.vec_env import VecEnvWrapper, VecNormalize
 
 import racing_rl.train as train_module
-from racing_rl import config_dir
 from racing_rl.checkpoints import find_checkpoints, load_model, read_statistics
+from racing_rl.config import default_backend, initialize
 from racing_rl.errors import NonFiniteError
 from racing_rl.normalize import FiniteVecNormalize
 from racing_rl.vec import make_env, wrap_vec_env
 
-BACKEND = OmegaConf.load(config_dir() / "backend" / "pygame.yaml")
+BACKEND = default_backend("pygame")
 #: (what is poisoned, value): each overflows float32 or its variance.
 # The bad values overflow float32 on their way (that is the point): NumPy says so.
 pytestmark = pytest.mark.filterwarnings(
@@ -77,7 +77,7 @@ def test_training_stops_with_a_clear_error_and_a_checkpoint_from_before(tmp_path
     monkeypatch.setattr(
         train_module, "make_env", lambda *args: poisoned_env("observation", 1e39, 300)
     )
-    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+    with initialize():
         cfg = compose("train", overrides=TINY)
     with pytest.raises(NonFiniteError, match="observation"):
         train_module.train(cfg, tmp_path)

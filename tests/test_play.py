@@ -2,10 +2,10 @@
 
 import numpy as np
 import pygame
-from hydra import compose, initialize_config_dir
+from hydra import compose
 from runs import racing_rl
 
-from racing_rl import config_dir
+from racing_rl.config import initialize
 from racing_rl.play import play
 from racing_rl.replay import load_replay
 from racing_rl.ui.keyboard import keys_to_action
@@ -37,7 +37,7 @@ def test_play_against_a_checkpoint_headless(tiny_runs, tmp_path):
 
 
 def test_escape_ends_the_game(tmp_path):
-    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+    with initialize():
         cfg = compose("play", overrides=["script=[up,up,up,up,up]", "fps=0", "size=[200,200]"])
     pygame.display.init()
     try:

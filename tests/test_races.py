@@ -8,8 +8,7 @@ import pytest
 from omegaconf import OmegaConf
 from stable_baselines3.common.vec_env import VecNormalize
 
-from racing_rl import config_dir
-from racing_rl.backends import race_config
+from racing_rl.config import backend_config, default_backend
 from racing_rl.drivers import ScriptedDriver
 from racing_rl.evaluate import (
     evaluation_env,
@@ -34,7 +33,7 @@ def test_a_policy_driver_sees_what_its_run_s_wrapper_stack_would_give_it(tiny_ru
     run_dir = tiny_runs[0]
     run_cfg = load_run_config(run_dir)
     cfg = OmegaConf.create({"checkpoint": "final", "device": "cpu"})
-    size = race_config(run_cfg.backend).observation_size
+    size = backend_config(run_cfg.backend).observation_size
     driver = load_policy_driver(run_dir, cfg, size)
     assert driver.frame_stack == run_cfg.wrappers.frame_stack > 1
     assert driver.normalizer is not None
@@ -54,7 +53,7 @@ def test_a_policy_driver_sees_what_its_run_s_wrapper_stack_would_give_it(tiny_ru
 
 
 def test_leaderboard_orders_finishers_by_their_recorded_lap_times():
-    backend = OmegaConf.load(config_dir() / "backend" / "pygame.yaml")
+    backend = default_backend("pygame")
     slow = ScriptedDriver("careful")
     slow._driver = PurePursuitDriver(DriverConfig(grip_safety=0.6, brake_safety=0.5))
     drivers = [slow, ScriptedDriver("fast")]
@@ -79,7 +78,7 @@ def test_leaderboard_orders_finishers_by_their_recorded_lap_times():
 
 
 def test_cars_that_do_not_finish_rank_behind_by_progress():
-    backend = OmegaConf.load(config_dir() / "backend" / "pygame.yaml")
+    backend = default_backend("pygame")
 
     class Parked:
         label, run = "parked", "test"

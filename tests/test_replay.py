@@ -8,16 +8,14 @@ import zipfile
 import imageio.v3 as iio
 import numpy as np
 import pytest
-from omegaconf import OmegaConf
 from runs import REPLAY_EPISODE, REPLAY_TRACK, racing_rl
 
-from racing_rl import config_dir
-from racing_rl.backends import race_config
+from racing_rl.config import backend_config, default_backend
 from racing_rl.envs.race import RaceParallelEnv
 from racing_rl.errors import ReplayError
 from racing_rl.replay import FRAME_FIELDS, STEP_FIELDS, VERSION, load_replay
 
-BACKEND = OmegaConf.load(config_dir() / "backend" / "pygame.yaml")
+BACKEND = default_backend("pygame")
 
 
 @pytest.fixture
@@ -41,7 +39,7 @@ def test_a_saved_replay_loads_back_identical(replay, saved):
 
 def test_recorded_actions_resimulated_reproduce_the_positions_exactly(replay):
     env = RaceParallelEnv(
-        race_config(BACKEND, REPLAY_EPISODE), n_cars=2, track_seeds=[REPLAY_TRACK]
+        backend_config(BACKEND, REPLAY_EPISODE), n_cars=2, track_seeds=[REPLAY_TRACK]
     )
     env.reset()
     world = env.world

@@ -9,18 +9,18 @@ import textwrap
 import time
 
 import pytest
-from hydra import compose, initialize_config_dir
+from hydra import compose
 from omegaconf import OmegaConf
 from runs import QUICK, QUICK_OFF_POLICY, default_sigint, racing_rl
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from racing_rl import config_dir
 from racing_rl.checkpoints import (
     find_checkpoints,
     latest_checkpoint,
     load_model,
     load_replay_buffer,
 )
+from racing_rl.config import initialize
 from racing_rl.errors import ConfigError, TrainingInterrupted
 from racing_rl.evaluate import load_run_config
 from racing_rl.train import resume_config
@@ -185,7 +185,7 @@ def test_a_save_killed_midway_leaves_the_previous_checkpoint_loadable(tmp_path):
     ],
 )
 def test_resume_refuses_overrides_other_than_the_resumable_keys(tmp_path, override, why):
-    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+    with initialize():
         cfg = compose("train")
     (tmp_path / ".hydra").mkdir()
     OmegaConf.save(cfg, tmp_path / ".hydra" / "config.yaml")
@@ -203,7 +203,7 @@ def test_ctrl_c_while_setting_up_is_recorded_and_explained(tmp_path, monkeypatch
         raise KeyboardInterrupt
 
     monkeypatch.setattr(train_module, "make_model", interrupted)
-    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+    with initialize():
         cfg = compose("train", overrides=QUICK)
     with pytest.raises(TrainingInterrupted, match="before any training") as raised:
         train_module.train(cfg, tmp_path)
@@ -222,7 +222,7 @@ def test_an_exception_during_training_saves_an_interrupted_checkpoint(tmp_path, 
             return super()._on_step()
 
     monkeypatch.setattr(train_module, "RaceMetricsCallback", Failing)
-    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+    with initialize():
         cfg = compose("train", overrides=[*PPO, *QUICK, "validation.every=0"])
     with pytest.raises(RuntimeError, match="a bug in a callback"):
         train_module.train(cfg, tmp_path)

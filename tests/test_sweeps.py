@@ -16,7 +16,7 @@ import optuna
 import pytest
 from runs import QUICK, QUICK_OFF_POLICY, default_sigint, racing_rl
 
-from racing_rl.train import job_dirname
+from racing_rl.config import job_dirname
 
 
 def job_dirs(sweep_dir: Path) -> dict[int, Path]:

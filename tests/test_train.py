@@ -3,11 +3,11 @@
 import json
 
 import pytest
-from hydra import compose, initialize_config_dir
+from hydra import compose
 from runs import OFF_POLICY, QUICK, QUICK_ALGO, racing_rl
 
-from racing_rl import config_dir
 from racing_rl.checkpoints import find_checkpoints, load_model
+from racing_rl.config import initialize
 from racing_rl.train import train
 
 ALGOS = ["ppo", "sac", "td3", "recurrent_ppo", "tqc"]
@@ -47,7 +47,7 @@ def test_train_each_algorithm_leaves_a_loadable_model(algo, tmp_path):
     (leg,) = record["legs"]
     assert leg["status"] == "completed" and leg["command"].startswith("racing-rl train")
     assert leg["packages"]["stable-baselines3"] and "commit" in leg["git"]
-    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+    with initialize():
         cfg = compose("train", overrides=[f"algo={algo}"])
     model = load_model(cfg.algo, run_dir / "model.zip", env=None, device="cpu")
     assert model.num_timesteps >= 2000
@@ -58,7 +58,7 @@ def test_train_each_algorithm_leaves_a_loadable_model(algo, tmp_path):
 
 def test_train_function_in_process(tmp_path):
     """train(cfg) is a plain function: compose a config and call it."""
-    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+    with initialize():
         cfg = compose("train", overrides=[*QUICK, "validation.every=0", "checkpoint.every=0"])
     summary = train(cfg, tmp_path)
     assert summary["timesteps"] >= 2000 and "best" not in summary

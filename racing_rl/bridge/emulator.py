@@ -40,16 +40,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import hydra
 import numpy as np
 from omegaconf import DictConfig
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from racing_rl import config_dir
 from racing_rl.bridge import protocol as p
 from racing_rl.bridge.faults import Faults, bad_frame
-from racing_rl.config import to_container
+from racing_rl.config import hydra_main, to_container
 from racing_rl.envs.config import RaceConfig
 from racing_rl.envs.race import RaceParallelEnv
 from racing_rl.errors import RacingRLError
@@ -567,15 +565,15 @@ class Emulator:
             await connection.close(1001, "dropped on purpose")
 
 
-@hydra.main(config_path=str(config_dir()), config_name="emulate", version_base="1.3")
+@hydra_main("emulate")
 def main(cfg: DictConfig) -> None:
     """Hydra entry point of ``racing-rl emulate``: play the game until Ctrl-C."""
-    from racing_rl.backends import race_config
+    from racing_rl.config import backend_config
 
     try:
         emulator = Emulator(
             cfg.url,
-            race_config(cfg.sim),
+            backend_config(cfg.sim),
             lockstep=cfg.lockstep,
             tick_hz=cfg.tick_hz,
             heartbeat_hz=cfg.heartbeat_hz,

@@ -52,7 +52,8 @@ class GameRules:
 
 @dataclass(frozen=True)
 class RobloxConfig:
-    """The ``backend=roblox`` config group (``conf/backend/roblox.yaml``).
+    """The ``backend=roblox`` config group: its schema and defaults
+    (``racing_rl.config.backend_schema``; ``conf/backend/roblox.yaml`` sets what differs).
 
     Attributes:
         server: where the bridge listens (``racing_rl.bridge.server.ServerConfig``).
@@ -90,11 +91,7 @@ class RobloxConfig:
     episode: EpisodeConfig = field(default_factory=lambda: EpisodeConfig(reset="car"))
 
     def __post_init__(self) -> None:
-        if self.observation_size is not None and (
-            isinstance(self.observation_size, bool)
-            or not isinstance(self.observation_size, int)
-            or self.observation_size <= STATE_SIZE
-        ):
+        if self.observation_size is not None and self.observation_size <= STATE_SIZE:
             raise ConfigError(
                 f"observation_size={self.observation_size!r}: it must be null (take it from "
                 f"the game) or the game's rays + {STATE_SIZE} (19 for its 16-ray cars)."
@@ -105,7 +102,11 @@ class RobloxConfig:
                 "environments apart (Roblox's 32 collision groups, less the default one)."
             )
         if min(self.connect_timeout_s, self.reconnect_timeout_s, self.observation_timeout_s) <= 0:
-            raise ConfigError("The bridge's timeouts (*_timeout_s) must be > 0.")
+            raise ConfigError(
+                "connect_timeout_s, reconnect_timeout_s and observation_timeout_s must be > 0 "
+                f"seconds, got {self.connect_timeout_s}, {self.reconnect_timeout_s} and "
+                f"{self.observation_timeout_s}."
+            )
 
 
 @dataclass(frozen=True)

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
-from racing_rl.config import dataclass_from_dict
 from racing_rl.envs.rewards import RewardConfig
 from racing_rl.errors import ConfigError
 from racing_rl.sim.car import CarConfig
@@ -40,7 +37,10 @@ class EpisodeConfig:
         reset: what ends when one car's episode ends (``ParallelEnvsVecEnv``): ``"race"``
             truncates every other car and restarts the race; ``"car"`` respawns that car
             alone while the others race on (the Roblox game's rule), and the race restarts
-            only when every car is done at once (``max_steps``).
+            only when every car is done at once (``max_steps``). Default PPO, seed 0,
+            1.5M steps, best/ on the 20 test tracks: race 90 % laps, 20.07 s mean lap;
+            car 95 %, 19.77 s (one seed each; one track of 20 apart), so race stays the
+            default until more seeds say so.
     """
 
     max_steps: int = 1500
@@ -74,7 +74,11 @@ class EpisodeConfig:
 
 @dataclass(frozen=True)
 class RaceConfig:
-    """Everything that defines a simulated race; each part is documented where it lives."""
+    """Everything that defines a simulated race; each part is documented where it lives.
+
+    The schema of the ``backend=pygame`` config group and its defaults
+    (``racing_rl.config.backend_schema``; conf/backend/pygame.yaml sets what differs).
+    """
 
     track: TrackConfig = field(default_factory=TrackConfig)
     car: CarConfig = field(default_factory=CarConfig)
@@ -82,11 +86,6 @@ class RaceConfig:
     rules: RaceRules = field(default_factory=RaceRules)
     reward: RewardConfig = field(default_factory=RewardConfig)
     episode: EpisodeConfig = field(default_factory=EpisodeConfig)
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any] | None, where: str = "backend") -> RaceConfig:
-        """Build from a (DictConfig) mapping; unknown keys raise ``ConfigError``."""
-        return dataclass_from_dict(cls, values, where)
 
     @property
     def observation_size(self) -> int:

@@ -18,11 +18,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from racing_rl import __version__, config_dir
+from racing_rl import __version__
 from racing_rl.checkpoints import write_atomic
+from racing_rl.config import hydra_main
 from racing_rl.errors import ConfigError, RacingRLError
 from racing_rl.export.spec import PolicySpec, policy_spec
 
@@ -58,7 +58,7 @@ def load_spec(run_dir: Path, checkpoint: str = "best", device: str = "cpu") -> P
         CheckpointError: if the run, the checkpoint or its statistics are missing or damaged.
         ExportError: if the policy has parts export does not translate.
     """
-    from racing_rl.backends import backend_config
+    from racing_rl.config import backend_config
     from racing_rl.evaluate import load_policy_driver, load_run_config
 
     run_cfg = load_run_config(run_dir)
@@ -164,7 +164,7 @@ def load_exported_driver(run_dir: Path, cfg: DictConfig, fmt: str) -> Any:
     return ExportedDriver(policy, label, str(run_dir), f"{spec.info['checkpoint']} as {fmt}")
 
 
-@hydra.main(config_path=str(config_dir()), config_name="export", version_base="1.3")
+@hydra_main("export")
 def main(cfg: DictConfig) -> None:
     """Hydra entry point of ``racing-rl export``."""
     try:

@@ -66,7 +66,8 @@ class RaceRules:
     def __post_init__(self) -> None:
         if self.dt <= 0 or self.stuck_time <= 0:
             raise ConfigError(
-                f"dt and stuck_time must be > 0 seconds, got {self.dt} and {self.stuck_time}."
+                f"rules.dt and rules.stuck_time must be > 0 seconds, got {self.dt} and "
+                f"{self.stuck_time}."
             )
 
 

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 from omegaconf import OmegaConf
 
-from racing_rl import config_dir
 from racing_rl.bridge.emulator import Emulator
+from racing_rl.config import default_backend
 
 
 def free_port() -> int:
@@ -20,7 +20,7 @@ def free_port() -> int:
 
 def roblox_backend(**overrides):
     """The ``backend=roblox`` config group on a free port, with short timeouts."""
-    cfg = OmegaConf.load(config_dir() / "backend" / "roblox.yaml")
+    cfg = default_backend("roblox")
     cfg.server.port = free_port()
     cfg.server.token = None
     cfg.connect_timeout_s = 20.0

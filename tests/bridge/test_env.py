@@ -8,17 +8,17 @@ import pytest
 from pettingzoo.test import parallel_api_test
 from roblox_game import game, roblox_backend
 
-from racing_rl.backends import roblox_config
 from racing_rl.bridge.env import RobloxParallelEnv
 from racing_rl.bridge.faults import Faults
 from racing_rl.bridge.training_bridge import TrainingBridge
+from racing_rl.config import backend_config
 from racing_rl.envs.config import RaceConfig
 from racing_rl.errors import BridgeError, ConfigError
 from racing_rl.sim.sensors import SensorConfig
 
 
 def test_parallel_api_test_passes_against_the_emulator():
-    config = roblox_config(roblox_backend())
+    config = backend_config(roblox_backend())
     bridge = TrainingBridge(config.server, config.observation_size)
     with game(bridge.server.port):
         env = RobloxParallelEnv(bridge, config, n_cars=3)

@@ -15,13 +15,13 @@ import zipfile
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
+from hydra import compose
 from roblox_game import free_port, game
 from runs import QUICK, TINY, default_sigint, racing_rl
 from websockets.sync.client import connect
 
-from racing_rl import config_dir
 from racing_rl.bridge.faults import Faults
+from racing_rl.config import initialize
 from racing_rl.envs.config import RaceConfig
 from racing_rl.errors import ConfigError
 from racing_rl.normalize import read_statistics
@@ -121,7 +121,7 @@ def test_a_policy_trained_on_the_simulator_races_the_same_through_the_bridge(sim
 
 def test_training_survives_a_dropped_connection(tmp_path, caplog):
     port = free_port()
-    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+    with initialize():
         cfg = compose(
             "train",
             overrides=["backend=roblox", f"backend.server.port={port}", *QUICK],
@@ -192,7 +192,7 @@ def test_init_from_a_run_with_other_sensors_names_the_key(sim_run, tmp_path):
 
 
 def roblox_cfg(port, *overrides):
-    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+    with initialize():
         return compose(
             "train", overrides=["backend=roblox", f"backend.server.port={port}", *TINY, *overrides]
         )

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from pettingzoo.test import parallel_api_test, parallel_seed_test
 
+from racing_rl.config import parse
 from racing_rl.envs.config import EpisodeConfig, RaceConfig
 from racing_rl.envs.race import RaceParallelEnv
 from racing_rl.envs.rewards import RewardConfig, compute_rewards
@@ -32,7 +33,9 @@ ENV_CONFIGS = {
 
 def make_env(name: str, env_id: int | str = 0, **kwargs) -> RaceParallelEnv:
     values, n_cars = ENV_CONFIGS[name]
-    return RaceParallelEnv(RaceConfig.from_dict(values), n_cars=n_cars, env_id=env_id, **kwargs)
+    return RaceParallelEnv(
+        parse(RaceConfig, values, "backend"), n_cars=n_cars, env_id=env_id, **kwargs
+    )
 
 
 def single_car_env(**sections) -> RaceParallelEnv:
@@ -40,7 +43,7 @@ def single_car_env(**sections) -> RaceParallelEnv:
     values = {"track": {"n_obstacles": 0}, "episode": {"spawn": "grid"}}
     for key, section in sections.items():
         values.setdefault(key, {}).update(section)
-    return RaceParallelEnv(RaceConfig.from_dict(values), n_cars=1)
+    return RaceParallelEnv(parse(RaceConfig, values, "backend"), n_cars=1)
 
 
 def rollout(env: RaceParallelEnv, seed: int, actions_seed: int, steps: int = 60) -> list:
@@ -139,7 +142,7 @@ def test_observations_lie_in_the_observation_space(name: str) -> None:
 
 
 def test_spaces_match_the_contract() -> None:
-    env = RaceParallelEnv(RaceConfig.from_dict({"sensors": {"n_rays": 6}}), n_cars=2)
+    env = RaceParallelEnv(parse(RaceConfig, {"sensors": {"n_rays": 6}}, "backend"), n_cars=2)
     obs_space = env.observation_space("car_0_env_0")
     np.testing.assert_array_equal(obs_space.low, [0.0] * 6 + [0.0, -1.0, 0.0])
     np.testing.assert_array_equal(obs_space.high, np.ones(9))
@@ -162,7 +165,7 @@ def test_agent_ids(env_id: int | str) -> None:
 
 
 def test_random_spawns_start_on_the_track_and_clear_of_obstacles() -> None:
-    env = RaceParallelEnv(RaceConfig.from_dict({"track": {"n_obstacles": 6}}), n_cars=8)
+    env = RaceParallelEnv(parse(RaceConfig, {"track": {"n_obstacles": 6}}, "backend"), n_cars=8)
     for seed in range(20):
         env.reset(seed=seed)
         world = env.world
@@ -318,7 +321,7 @@ def test_track_seed_option_selects_the_track(track_seed: int) -> None:
 
 def test_track_changes_every_track_change_every_episodes() -> None:
     values = {"episode": {"track_change_every": 3}}
-    env = RaceParallelEnv(RaceConfig.from_dict(values), n_cars=1, track_seeds=range(50))
+    env = RaceParallelEnv(parse(RaceConfig, values, "backend"), n_cars=1, track_seeds=range(50))
     env.reset(seed=0)
     tracks = [env.track]
     for _ in range(6):
@@ -343,25 +346,27 @@ def test_track_changes_every_track_change_every_episodes() -> None:
 )
 def test_unknown_config_keys_raise_config_error_naming_the_key(values: dict, key: str) -> None:
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
-        RaceConfig.from_dict(values)
+        parse(RaceConfig, values, "backend")
 
 
-def test_from_dict_builds_nested_sections_and_validates_values() -> None:
-    config = RaceConfig.from_dict(
-        {"track": {"width": 14.0}, "sensors": {"n_rays": 4}, "episode": {"laps": 2}}
+def test_parse_builds_nested_sections_and_validates_values() -> None:
+    config = parse(
+        RaceConfig,
+        {"track": {"width": 14.0}, "sensors": {"n_rays": 4}, "episode": {"laps": 2}},
+        "backend",
     )
     assert config.track == TrackConfig(width=14.0)
     assert config.sensors.n_rays == 4 and config.episode == EpisodeConfig(laps=2)
     assert config.observation_size == 7
     with pytest.raises(ConfigError, match=r"backend\.track"):
-        RaceConfig.from_dict({"track": {"width": -1.0}})
-    assert RaceConfig.from_dict(None) == RaceConfig()
+        parse(RaceConfig, {"track": {"width": -1.0}}, "backend")
+    assert parse(RaceConfig, None, "backend") == RaceConfig()
 
 
-def test_from_dict_accepts_omegaconf() -> None:
+def test_parse_accepts_omegaconf() -> None:
     omegaconf = pytest.importorskip("omegaconf")
     node = omegaconf.OmegaConf.create({"reward": {"crash": -5.0}})
-    assert RaceConfig.from_dict(node).reward == RewardConfig(crash=-5.0)
+    assert parse(RaceConfig, node, "backend").reward == RewardConfig(crash=-5.0)
 
 
 @pytest.mark.parametrize(

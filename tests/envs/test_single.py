@@ -11,6 +11,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env as gymnasium_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
+from racing_rl.config import parse
 from racing_rl.envs.config import RaceConfig
 
 #: Per configuration: the ``RaceConfig`` sections that differ from the defaults, and the
@@ -33,7 +34,7 @@ def make(name: str) -> gymnasium.Env:
     """``gymnasium.make("racing_rl/Race-v0")`` with configuration ``name``."""
     values, render_mode = CONFIGS[name]
     return gymnasium.make(
-        "racing_rl/Race-v0", config=RaceConfig.from_dict(values), render_mode=render_mode
+        "racing_rl/Race-v0", config=parse(RaceConfig, values, "backend"), render_mode=render_mode
     )
 
 
@@ -56,7 +57,7 @@ def test_sb3_check_env(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_observations_hold_the_configured_rays_and_three_car_numbers(name: str) -> None:
     env = make(name)
-    n_rays = RaceConfig.from_dict(CONFIGS[name][0]).sensors.n_rays
+    n_rays = parse(RaceConfig, CONFIGS[name][0], "backend").sensors.n_rays
     observation, _ = env.reset(seed=0)
     assert env.observation_space.shape == observation.shape == (n_rays + 3,)
     env.close()

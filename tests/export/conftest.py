@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
+from hydra import compose
 from omegaconf import OmegaConf
 from runs import TINY
 
-from racing_rl import config_dir
+from racing_rl.config import initialize
 from racing_rl.train import train
 
 #: PPO's orthogonal initialisation scales the action layer by 0.01, so a briefly trained
@@ -49,7 +49,7 @@ ALGORITHMS = {
 
 def train_run(run_dir: Path, overrides: list[str]) -> Path:
     """Train a run with ``overrides`` into ``run_dir`` and save its config as Hydra does."""
-    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+    with initialize():
         cfg = compose("train", overrides=overrides)
     run_dir.mkdir(parents=True)
     (run_dir / ".hydra").mkdir()

@@ -4,9 +4,9 @@ same table, as driver=policy."""
 from __future__ import annotations
 
 import pytest
-from hydra import compose, initialize_config_dir
+from hydra import compose
 
-from racing_rl import config_dir
+from racing_rl.config import initialize
 from racing_rl.errors import ConfigError
 from racing_rl.evaluate import evaluate
 
@@ -20,7 +20,7 @@ def eval_metrics(run_dir, driver, out_dir):
         f"driver={driver}",
         f"out_dir={out_dir}",
     ]
-    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+    with initialize():
         return evaluate(compose("eval", overrides=overrides))
 
 

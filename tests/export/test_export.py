@@ -7,13 +7,13 @@ from pathlib import Path
 
 import gymnasium as gym
 import pytest
-from hydra import compose, initialize_config_dir
+from hydra import compose
 from omegaconf import OmegaConf
 from runs import racing_rl
 from stable_baselines3 import PPO
 from torch import nn
 
-from racing_rl import config_dir
+from racing_rl.config import initialize
 from racing_rl.errors import CheckpointError, ConfigError, ExportError
 from racing_rl.export import export
 
@@ -32,7 +32,7 @@ class Spaces(gym.Env):
 
 
 def export_cfg(run_dir: Path, *overrides: str):
-    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+    with initialize():
         return compose("export", overrides=[f"run_dir={run_dir}", *overrides])
 
 

@@ -1,0 +1,180 @@
+"""The one config source (racing_rl/config.py): schemas that fail at compose time, every
+group option composes, each default in one place, run configs parsed by the schemas."""
+
+import subprocess
+import sys
+
+import pytest
+from hydra import compose
+from hydra.errors import ConfigCompositionException
+from omegaconf import DictConfig, OmegaConf
+from runs import racing_rl
+
+from racing_rl import config_dir
+from racing_rl.bridge.env import RobloxConfig
+from racing_rl.config import (
+    BACKENDS,
+    backend_config,
+    backend_schema,
+    default_backend,
+    initialize,
+)
+from racing_rl.envs.config import EpisodeConfig, RaceConfig
+from racing_rl.errors import ConfigError
+from racing_rl.sim.car import CarConfig
+
+# (overrides, the key the message must name): a typo, or a value of the wrong type.
+FAIL_AT_COMPOSE = [
+    (["backend.car.max_sped=3"], "backend.car.max_sped"),
+    (["backend.car.max_speed=fast"], "backend.car.max_speed"),
+    (["backend.sensors.detect_cars=maybe"], "backend.sensors.detect_cars"),
+    (["backend=roblox", "backend.server.prt=1"], "backend.server.prt"),
+    (["backend=roblox", "backend.max_environments=many"], "backend.max_environments"),
+    (["backend=roblox", "difficulty=hard"], "backend.track"),
+    (["seed=abc"], "seed"),
+    (["total_timesteps=1.5e6"], "total_timesteps"),
+    (["agents_per_venv=two"], "agents_per_venv"),
+    (["progress_bar=maybe"], "progress_bar"),
+    (["trust_pickles=maybe"], "trust_pickles"),
+    (["wrappers.monitor=maybe"], "wrappers.monitor"),
+    (["wrappers.frame_stak=2"], "wrappers.frame_stak"),
+    (["checkpoint.kep=1"], "checkpoint.kep"),
+    (["validation.video.sise=64"], "validation.video.sise"),
+    (["tracks.test=[a,b]"], "tracks.test"),
+]
+
+
+def _message(err: BaseException) -> str:
+    return f"{err}\n{err.__cause__ or ''}"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key"), FAIL_AT_COMPOSE, ids=[" ".join(o) for o, _ in FAIL_AT_COMPOSE]
+)
+def test_a_typo_or_a_wrong_type_fails_at_compose_time(overrides, key):
+    with initialize(), pytest.raises(ConfigCompositionException) as raised:
+        compose("train", overrides=overrides)
+    assert key in _message(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("override", "says"),
+    [
+        ("backend.car.max_sped=3", "Key 'max_sped' not in 'CarConfig'"),
+        ("backend.car.max_speed=fast", "Value 'fast' of type 'str' could not be converted"),
+    ],
+)
+def test_the_cli_refuses_a_typo_or_a_wrong_type_before_the_run_dir(tmp_path, override, says):
+    run_dir = tmp_path / "run"
+    result = racing_rl("train", override, f"hydra.run.dir={run_dir}", cwd=tmp_path, timeout=60)
+    assert result.returncode == 1
+    assert says in result.stderr and "backend.car.max_sp" in result.stderr
+    assert not run_dir.exists()
+
+
+def _group_options() -> list[tuple[str, str]]:
+    groups = ("backend", "difficulty", "wrappers", "algo", "logger")
+    return [(g, p.stem) for g in groups for p in sorted((config_dir() / g).glob("*.yaml"))]
+
+
+@pytest.mark.parametrize(("group", "option"), _group_options())
+def test_every_group_option_composes_and_resolves(group, option):
+    overrides = [f"{group}={option}"]
+    if group == "difficulty":  # the simulator's tracks and rules
+        overrides.append("backend=pygame")
+    with initialize():
+        cfg = compose("train", overrides=overrides)
+    OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    if group == "backend":
+        assert cfg.backend.name == option
+
+
+@pytest.mark.parametrize("command", ["train", "eval", "play", "emulate", "export", "replay"])
+def test_every_command_config_composes(command):
+    with initialize():
+        cfg = compose(command)
+    assert isinstance(cfg, DictConfig) and cfg
+
+
+def _leaves(values: dict, prefix: str = "") -> dict[str, object]:
+    """A nested mapping's leaf values by dotted key, interpolations unresolved."""
+    leaves = {}
+    for key, value in values.items():
+        path = f"{prefix}{key}"
+        leaves |= _leaves(value, f"{path}.") if isinstance(value, dict) else {path: value}
+    return leaves
+
+
+@pytest.mark.parametrize(
+    ("path", "node", "backend"),
+    [
+        ("backend/pygame.yaml", None, "pygame"),
+        ("backend/roblox.yaml", None, "roblox"),
+        ("emulate.yaml", "sim", "pygame"),
+    ],
+)
+def test_no_yaml_value_repeats_a_dataclass_default(path, node, backend):
+    """The dataclasses hold the defaults; a YAML file sets only what differs from them."""
+    values = OmegaConf.to_container(OmegaConf.load(config_dir() / path), resolve=False)
+    values.pop("defaults", None)
+    defaults = _leaves(OmegaConf.to_container(backend_schema(backend), resolve=False))
+    for key, value in _leaves(values[node] if node else values).items():
+        assert key in defaults, f"{path}: {key} is not a field of the {backend} schema"
+        assert value != defaults[key], f"{path}: {key}={value} repeats the dataclass default"
+
+
+def test_the_backend_defaults_are_the_dataclasses():
+    """What reaches the simulator (or the bridge) from the default config."""
+    assert backend_config(default_backend("pygame")) == RaceConfig()
+    roblox = backend_config(default_backend("roblox"))
+    assert roblox == RobloxConfig(server=roblox.server)  # the token comes from the environment
+    assert roblox.episode == EpisodeConfig(reset="car")
+    assert set(BACKENDS) == {"pygame", "roblox"}
+
+
+def test_a_saved_run_config_parses_with_its_overrides_and_an_episode_override():
+    """A run dir's .hydra/config.yaml holds every value explicitly (as older versions wrote
+    it); the schema takes it, and the episode override of evaluation wins."""
+    with initialize():
+        cfg = compose("train", overrides=["backend.car.max_speed=30", "backend.sensors.n_rays=6"])
+    saved = OmegaConf.create(OmegaConf.to_yaml(cfg))
+    config = backend_config(saved.backend, {"spawn": "grid", "laps": 1})
+    assert config.car == CarConfig(max_speed=30.0)
+    assert config.sensors.n_rays == 6
+    assert (config.episode.spawn, config.episode.laps) == ("grid", 1)
+
+
+@pytest.mark.parametrize(
+    ("backend", "message"),
+    [
+        ({"name": "pygame", "car": {"max_sped": 3}}, "backend.car.max_sped"),
+        ({"name": "pygame", "car": {"max_speed": "fast"}}, "backend.car.max_speed"),
+        ({"name": "pygame", "car": {"max_speed": -1}}, "car.max_speed must be > 0"),
+        ({"name": "roblox", "server": {"host": "0.0.0.0"}}, "server.host='0.0.0.0'"),
+        ({"name": "carla"}, "backend.name='carla'; must be one of pygame, roblox"),
+    ],
+)
+def test_an_invalid_saved_backend_is_a_config_error_naming_the_key(backend, message):
+    with pytest.raises(ConfigError) as raised:
+        backend_config(OmegaConf.create(backend))
+    assert message in str(raised.value)
+
+
+def test_composing_train_needs_nothing_but_racing_rl_config():
+    """The resolvers and schemas come from ``initialize`` (racing_rl.config.register), not
+    from importing the commands' modules: the run dir and sweep subdir resolve."""
+    code = (
+        "import sys\n"
+        "from hydra import compose\n"
+        "from omegaconf import OmegaConf\n"
+        "from racing_rl.config import initialize\n"
+        "with initialize():\n"
+        "    cfg = compose('train', overrides=['hydra.job.num=3'], return_hydra_config=True)\n"
+        "OmegaConf.to_container(cfg.backend, resolve=True)\n"
+        "print(cfg.hydra.run.dir.endswith('_ppo_pygame'), cfg.hydra.sweep.subdir)\n"
+        "print(sorted(m for m in sys.modules if m in ('racing_rl.train', 'racing_rl.evaluate')))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert result.stdout.split("\n")[:2] == ["True 3_", "[]"]
