@@ -24,26 +24,23 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.errors import OverrideParseException
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
-from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from racing_rl import config_dir
 from racing_rl.algos import make_model
+from racing_rl.backends import roblox_config
 from racing_rl.callbacks import (
     CheckpointCallback,
     ProgressBar,
@@ -52,32 +49,29 @@ from racing_rl.callbacks import (
     ValidationCallback,
     ValidationVideo,
 )
-from racing_rl.checkpoints import (
-    FINAL,
-    INTERRUPTED,
-    Checkpoint,
-    latest_checkpoint,
-    load_model,
-    load_replay_buffer,
+from racing_rl.checkpoints.layout import FINAL, INTERRUPTED, Checkpoint, latest_checkpoint
+from racing_rl.checkpoints.runs import (
+    initialize_from,
+    load_for_resume,
     newest_loadable,
-    resolve_model,
-    restore_statistics,
-    save_checkpoint,
-    save_model_files,
-    write_atomic,
+    resume_config,
 )
+from racing_rl.checkpoints.saving import save_checkpoint, save_model_files, write_atomic
 from racing_rl.checks import check_train_config
 from racing_rl.errors import (
     ConfigError,
     RacingRLError,
     TrainingInterrupted,
 )
-from racing_rl.evaluate import evaluation_env, load_run_config, track_seeds
+from racing_rl.evaluation.episodes import evaluation_env, track_seeds
 from racing_rl.loggers import check_logger, sb3_logger, wandb_run
 from racing_rl.normalize import is_finite
 from racing_rl.objective import objective
 from racing_rl.provenance import environment_record, record_leg
-from racing_rl.vec import bridge_of, make_parallel_envs, make_vec_env
+from racing_rl.vec import make_parallel_envs, make_vec_env
+
+if TYPE_CHECKING:
+    from racing_rl.bridge.training_bridge import TrainingBridge
 
 log = logging.getLogger(__name__)
 
@@ -111,71 +105,6 @@ def job_dirname(override_dirname: str, limit: int = 160) -> str:
 
 # ``${racing_rl.job_dirname:${hydra.job.override_dirname}}``: conf/train.yaml's sweep subdir.
 OmegaConf.register_new_resolver("racing_rl.job_dirname", job_dirname, replace=True)
-
-#: Keys a resumed run may change; everything else is the run's own.
-RESUMABLE = (
-    "total_timesteps",
-    "device",
-    "torch_threads",
-    "progress_bar",
-    "log_interval",
-    "checkpoint",
-    "validation",
-    "trust_pickles",
-)
-#: Keys whose change would change the model's shape, its inputs or its buffers.
-SHAPE_KEYS = (
-    "algo",
-    "wrappers",
-    "backend.sensors",
-    "backend.observation_size",
-    "n_venvs",
-    "agents_per_venv",
-)
-
-
-def _under(key: str, prefixes: Sequence[str]) -> bool:
-    return any(key == p or key.startswith(p + ".") for p in prefixes)
-
-
-def resume_config(run_dir: Path, overrides: Sequence[str]) -> DictConfig:
-    """The config of a run to resume: its saved config with the allowed overrides applied.
-
-    Args:
-        run_dir: the run directory.
-        overrides: the command line's overrides (``resume=...`` itself is skipped).
-
-    Returns:
-        The config to continue with.
-
-    Raises:
-        CheckpointError: if ``run_dir`` is not a run directory.
-        ConfigError: if an override would change anything but ``RESUMABLE`` keys;
-            changes of the model's shape (``SHAPE_KEYS``) say so.
-    """
-    cfg = load_run_config(run_dir)
-    try:
-        parsed = OverridesParser.create().parse_overrides(list(overrides))
-    except OverrideParseException as err:
-        raise ConfigError(f"Could not parse the overrides {list(overrides)}: {err}") from err
-    for override in parsed:
-        key = override.key_or_group
-        if key == "resume":
-            continue
-        if override.is_add() or override.is_delete() or not _under(key, RESUMABLE):
-            why = (
-                "it would change the model's shape (its observations, actions, network or "
-                "number of environments)"
-                if _under(key, SHAPE_KEYS) or key == "backend"
-                else "a resumed run keeps its own config"
-            )
-            raise ConfigError(
-                f"Cannot resume {run_dir} with {override.input_line!r}: {why}. A resume may "
-                f"change only {', '.join(RESUMABLE)} (and their sub-keys); start a new run "
-                "to train with other settings."
-            )
-        OmegaConf.update(cfg, key, override.value(), merge=False)
-    return cfg
 
 
 class _Interrupts:
@@ -211,30 +140,6 @@ class _Interrupts:
         raise KeyboardInterrupt(name)
 
 
-def _load_for_resume(cfg: DictConfig, checkpoint: Checkpoint, venv: VecEnv) -> BaseAlgorithm:
-    """Load a checkpoint's model, VecNormalize statistics (into ``venv``) and replay
-    buffer, running no code from the files (``racing_rl.checkpoints``).
-
-    Raises:
-        CheckpointError: if any part is missing or damaged.
-    """
-    trust = bool(cfg.get("trust_pickles", False))
-    if isinstance(venv, VecNormalize):
-        restore_statistics(venv, checkpoint.path, trust)
-        venv.training = True
-    model = load_model(cfg.algo, checkpoint.model, env=venv, device=cfg.device)
-    if isinstance(model, OffPolicyAlgorithm):
-        if load_replay_buffer(model, checkpoint.path, trust):
-            buffer = model.replay_buffer
-            assert buffer is not None
-            log.info("replay buffer: %d transitions", buffer.size() * buffer.n_envs)
-        else:
-            log.warning("%s has no replay buffer: it starts empty", checkpoint.path)
-    # A resumed leg is as reproducible as a fresh run: seed it from the config and step.
-    model.set_random_seed(cfg.seed + model.num_timesteps)
-    return model
-
-
 def _all_finite(model: BaseAlgorithm, venv: VecEnv) -> bool:
     """Whether the model's weights and the VecNormalize statistics are all finite."""
     weights = all(bool(torch.isfinite(p).all()) for p in model.policy.parameters())
@@ -260,61 +165,6 @@ def _save_after_error(
     except Exception as save_err:
         log.error("could not save a checkpoint after the error: %s", save_err)
         return None
-
-
-def initialize_from(cfg: DictConfig, source: Path, venv: VecEnv) -> tuple[BaseAlgorithm, VecEnv]:
-    """A new model on ``venv`` that starts from another run's weights and VecNormalize
-    statistics (``init_from=<run dir>``; ML-Agents' ``--initialize-from``).
-
-    The source's best model is taken (its final one if it has no ``best/``); its
-    timestep count, optimiser schedule and replay buffer are not: this is a new run.
-
-    Args:
-        cfg: this run's config.
-        source: the run directory to start from.
-        venv: this run's training VecEnv.
-
-    Returns:
-        The model and the VecEnv (the source's statistics loaded into it).
-
-    Raises:
-        CheckpointError: if ``source`` is not a run directory or its files are damaged.
-        ConfigError: if its algorithm or its observations differ from this run's,
-            naming the key to change.
-    """
-    source_cfg = load_run_config(source)
-    if source_cfg.algo.name != cfg.algo.name:
-        raise ConfigError(
-            f"init_from={source} was trained with algo={source_cfg.algo.name}; this run uses "
-            f"algo={cfg.algo.name}. Pass algo={source_cfg.algo.name}."
-        )
-    checkpoint = "best" if (source / "best" / "model.zip").is_file() else "final"
-    model_path = resolve_model(source, checkpoint)
-    loaded = load_model(source_cfg.algo, model_path, env=None, device=cfg.device)
-    expected, got = loaded.observation_space.shape, venv.observation_space.shape
-    if expected != got:
-        stack = int(source_cfg.wrappers.get("frame_stack", 1))
-        raise ConfigError(
-            f"init_from={source} expects observations of shape {expected} ({stack} stacked "
-            f"frames of {expected[0] // stack} numbers: backend.sensors.n_rays="
-            f"{OmegaConf.select(source_cfg, 'backend.sensors.n_rays')} + 3), this run's "
-            f"environment gives {got}. Train the source run with the game car's sensors "
-            "(backend.sensors.n_rays=<numbers the game sends - 3>, "
-            "backend.sensors.layout=roblox_car for its 16-ray car) and the same "
-            "wrappers.frame_stack, or set backend.observation_size to match."
-        )
-    model = make_model(cfg.algo, venv, seed=cfg.seed, device=cfg.device)
-    model.set_parameters(loaded.get_parameters(), exact_match=True, device=cfg.device)
-    if isinstance(venv, VecNormalize) and source_cfg.wrappers.get("normalize"):
-        restore_statistics(venv, model_path.parent, bool(cfg.get("trust_pickles", False)))
-        venv.training = True
-    log.info(
-        "initialized from %s (%s model, %s) with its VecNormalize statistics",
-        source,
-        checkpoint,
-        model_path,
-    )
-    return model, venv
 
 
 def train(cfg: DictConfig, run_dir: Path, resume: Checkpoint | None = None) -> dict[str, Any]:
@@ -367,22 +217,47 @@ def train(cfg: DictConfig, run_dir: Path, resume: Checkpoint | None = None) -> d
 def _train(
     cfg: DictConfig, run_dir: Path, resume: Checkpoint | None, leg: dict[str, Any]
 ) -> dict[str, Any]:
-    """``train``'s work; updates ``leg`` in run.json as it goes."""
+    """``train``'s work; updates ``leg`` in run.json as it goes.
+
+    With ``backend=roblox`` it starts the bridge that training, validation and the
+    ``RobloxCallback`` share, and stops it however training ends (the environments also
+    stop it when the last of them closes).
+    """
     check_train_config(cfg)
     if resume is not None and resume.timesteps >= cfg.total_timesteps:
         raise ConfigError(
             f"{resume.path} is already at {resume.timesteps:,} timesteps, total_timesteps="
             f"{cfg.total_timesteps:,}: pass a larger total_timesteps to train on."
         )
+    bridge = None
+    if cfg.backend.name == "roblox":
+        from racing_rl.bridge.training_bridge import TrainingBridge
+
+        bridge = TrainingBridge.from_config(roblox_config(cfg.backend))
+    try:
+        return _train_on(cfg, run_dir, resume, leg, bridge)
+    finally:
+        if bridge is not None:
+            bridge.close()
+
+
+def _train_on(
+    cfg: DictConfig,
+    run_dir: Path,
+    resume: Checkpoint | None,
+    leg: dict[str, Any],
+    bridge: TrainingBridge | None,
+) -> dict[str, Any]:
+    """``_train`` with the Roblox backend's ``bridge`` (None for the simulator)."""
     torch.set_num_threads(cfg.torch_threads)
     train_seeds = range(*(int(v) for v in cfg.tracks.train))
     envs = make_parallel_envs(
-        cfg.backend, cfg.n_venvs, cfg.agents_per_venv, [train_seeds] * cfg.n_venvs
+        cfg.backend, cfg.n_venvs, cfg.agents_per_venv, [train_seeds] * cfg.n_venvs, bridge=bridge
     )
     gamma = cfg.algo.model.get("gamma", 0.99)
     venv = make_vec_env(envs, cfg.wrappers, gamma=gamma)
     if resume is not None:
-        resume, model = newest_loadable(run_dir, partial(_load_for_resume, cfg, venv=venv))
+        resume, model = newest_loadable(run_dir, partial(load_for_resume, cfg, venv=venv))
         leg["resumed_from"] = str(resume.path)
     elif cfg.get("init_from"):
         model, venv = initialize_from(cfg, Path(cfg.init_from).expanduser(), venv)
@@ -408,7 +283,6 @@ def _train(
     callbacks: list[BaseCallback] = [RaceMetricsCallback()]
     if cfg.progress_bar:
         callbacks.append(ProgressBar())
-    bridge = bridge_of(venv)
     pause = None
     if bridge is not None:
         roblox = RobloxCallback(bridge, freeze=cfg.backend.freeze_during_updates)
@@ -434,7 +308,9 @@ def _train(
         if bridge is None:
             eval_env = evaluation_env(cfg, seeds, venv)
         else:  # one more environment in the game, of agents_per_venv cars
-            eval_env = evaluation_env(cfg, seeds[:1], venv, agents=cfg.agents_per_venv)
+            eval_env = evaluation_env(
+                cfg, seeds[:1], venv, agents=cfg.agents_per_venv, bridge=bridge
+            )
             tick_hz = bridge.server.tick_hz
             if not math.isfinite(tick_hz):
                 tick_hz = 1.0 / cfg.backend.rules.dt

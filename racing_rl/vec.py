@@ -281,14 +281,6 @@ class FrameStack(VecFrameStack):
         )
 
 
-def bridge_of(venv: VecEnv) -> TrainingBridge | None:
-    """The ``TrainingBridge`` behind a VecEnv of the Roblox backend (None for the sim)."""
-    base = venv.unwrapped
-    if isinstance(base, ParallelEnvsVecEnv):
-        return getattr(base.envs[0].unwrapped, "bridge", None)
-    return None
-
-
 def make_parallel_envs(
     backend: DictConfig,
     n_venvs: int,

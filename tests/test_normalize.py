@@ -10,9 +10,10 @@ from stable_baselines3.common.vec_env import VecNormalize
 
 import racing_rl.train as train_module
 from racing_rl import config_dir
-from racing_rl.checkpoints import find_checkpoints, load_model, read_statistics
+from racing_rl.checkpoints.layout import find_checkpoints
+from racing_rl.checkpoints.loading import load_model
 from racing_rl.errors import NonFiniteError
-from racing_rl.normalize import FiniteVecNormalize
+from racing_rl.normalize import FiniteVecNormalize, read_statistics
 from racing_rl.vec import make_parallel_envs, make_vec_env
 
 BACKEND = OmegaConf.load(config_dir() / "backend" / "pygame.yaml")
@@ -75,7 +76,9 @@ def test_a_bad_value_leaves_the_statistics_as_they_were(what, value):
 
 def test_training_stops_with_a_clear_error_and_a_checkpoint_from_before(tmp_path, monkeypatch):
     monkeypatch.setattr(
-        train_module, "make_parallel_envs", lambda *args: poisoned_envs("observation", 1e39, 300)
+        train_module,
+        "make_parallel_envs",
+        lambda *args, **kwargs: poisoned_envs("observation", 1e39, 300),
     )
     with initialize_config_dir(str(config_dir()), version_base="1.3"):
         cfg = compose("train", overrides=TINY)

@@ -12,7 +12,7 @@ from racing_rl.backends import race_config
 from racing_rl.drivers import ScriptedDriver
 from racing_rl.envs.race import RaceParallelEnv
 from racing_rl.errors import ReplayError
-from racing_rl.races import run_races
+from racing_rl.evaluation.races import run_races
 from racing_rl.replay import (
     FRAME_FIELDS,
     STEP_FIELDS,

@@ -15,15 +15,10 @@ from runs import QUICK, QUICK_OFF_POLICY, default_sigint, racing_rl
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from racing_rl import config_dir
-from racing_rl.checkpoints import (
-    find_checkpoints,
-    latest_checkpoint,
-    load_model,
-    load_replay_buffer,
-)
+from racing_rl.checkpoints.layout import find_checkpoints, latest_checkpoint
+from racing_rl.checkpoints.loading import load_model, load_replay_buffer
+from racing_rl.checkpoints.runs import load_run_config, resume_config
 from racing_rl.errors import ConfigError, TrainingInterrupted
-from racing_rl.evaluate import load_run_config
-from racing_rl.train import resume_config
 
 # Rollouts of 50 steps × 4 cars = 200 timesteps, so the legs end exactly on 2000 and 4000.
 PPO = ["algo=ppo", "algo.model.n_steps=50", "algo.model.batch_size=100"]
@@ -131,7 +126,7 @@ def test_a_save_killed_midway_leaves_the_previous_checkpoint_loadable(tmp_path):
         from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
         import gymnasium
         import racing_rl.envs
-        from racing_rl.checkpoints import save_checkpoint, save_model_files
+        from racing_rl.checkpoints.saving import save_checkpoint, save_model_files
 
         run = Path({str(tmp_path)!r})
         env = VecNormalize(DummyVecEnv([lambda: gymnasium.make("racing_rl/Race-v0")]))

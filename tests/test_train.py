@@ -7,7 +7,8 @@ from hydra import compose, initialize_config_dir
 from runs import OFF_POLICY, QUICK, QUICK_ALGO, racing_rl
 
 from racing_rl import config_dir
-from racing_rl.checkpoints import find_checkpoints, load_model
+from racing_rl.checkpoints.layout import find_checkpoints
+from racing_rl.checkpoints.loading import load_model
 from racing_rl.train import train
 
 ALGOS = ["ppo", "sac", "td3", "recurrent_ppo", "tqc"]
