@@ -28,7 +28,7 @@ from racing_rl.checkpoints.loading import load_model, load_normalizer, load_repl
 from racing_rl.checkpoints.runs import load_run_config, newest_loadable
 from racing_rl.checkpoints.saving import save_checkpoint, save_replay_buffer
 from racing_rl.errors import CheckpointError
-from racing_rl.train import train
+from racing_rl.training import train
 
 
 class Payload:

@@ -8,7 +8,7 @@ from pettingzoo.utils.wrappers import BaseParallelWrapper
 from runs import TINY
 from stable_baselines3.common.vec_env import VecNormalize
 
-import racing_rl.train as train_module
+import racing_rl.training as train_module
 from racing_rl import config_dir
 from racing_rl.checkpoints.layout import find_checkpoints
 from racing_rl.checkpoints.loading import load_model

@@ -192,7 +192,7 @@ def test_resume_refuses_overrides_other_than_the_resumable_keys(tmp_path, overri
 
 def test_ctrl_c_while_setting_up_is_recorded_and_explained(tmp_path, monkeypatch):
     """A SIGINT before training starts has nothing to save: run.json says interrupted."""
-    import racing_rl.train as train_module
+    import racing_rl.training as train_module
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
@@ -208,7 +208,7 @@ def test_ctrl_c_while_setting_up_is_recorded_and_explained(tmp_path, monkeypatch
 
 
 def test_an_exception_during_training_saves_an_interrupted_checkpoint(tmp_path, monkeypatch):
-    import racing_rl.train as train_module
+    import racing_rl.training as train_module
 
     class Failing(train_module.RaceMetricsCallback):
         def _on_step(self) -> bool:
