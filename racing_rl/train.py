@@ -23,13 +23,10 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from racing_rl import config_dir
-from racing_rl.checkpoints.layout import latest_checkpoint
-from racing_rl.checkpoints.runs import resume_config
-from racing_rl.checkpoints.saving import write_atomic
 from racing_rl.checks import check_train_config
 from racing_rl.errors import ConfigError, RacingRLError, TrainingInterrupted
 from racing_rl.loggers import check_logger
-from racing_rl.training import train
+from racing_rl.training import resume_run, train
 
 log = logging.getLogger(__name__)
 
@@ -104,11 +101,7 @@ def main(cfg: DictConfig) -> float | None:
     try:
         checkpoint = None
         if cfg.get("resume"):
-            cfg = resume_config(run_dir, hydra_cfg.overrides.task)
-            check_train_config(cfg)
-            checkpoint = latest_checkpoint(run_dir)
-            saved = OmegaConf.to_yaml(cfg)
-            write_atomic(run_dir / ".hydra" / "config.yaml", lambda tmp: tmp.write_text(saved))
+            cfg, checkpoint = resume_run(run_dir, hydra_cfg.overrides.task)
         summary = train(cfg, run_dir, resume=checkpoint)
     except TrainingInterrupted as err:
         log.warning("%s", err)

@@ -20,12 +20,13 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
@@ -40,11 +41,12 @@ from racing_rl.callbacks import (
     ValidationCallback,
     ValidationVideo,
 )
-from racing_rl.checkpoints.layout import FINAL, INTERRUPTED, Checkpoint
+from racing_rl.checkpoints.layout import FINAL, INTERRUPTED, Checkpoint, latest_checkpoint
 from racing_rl.checkpoints.runs import (
     initialize_from,
     load_for_resume,
     newest_loadable,
+    resume_config,
 )
 from racing_rl.checkpoints.saving import save_checkpoint, save_model_files, write_atomic
 from racing_rl.checks import check_train_config
@@ -123,6 +125,28 @@ def _save_after_error(
     except Exception as save_err:
         log.error("could not save a checkpoint after the error: %s", save_err)
         return None
+
+
+def resume_run(run_dir: Path, overrides: Sequence[str]) -> tuple[DictConfig, Checkpoint]:
+    """The config and checkpoint to continue a run with (``racing-rl train resume=``).
+
+    The run's saved config with the overrides a resume may make (``resume_config``),
+    checked and written back to ``.hydra/config.yaml``, and its newest checkpoint.
+
+    Args:
+        run_dir: the run directory.
+        overrides: the command line's overrides.
+
+    Raises:
+        CheckpointError: if ``run_dir`` is not a run directory or has no checkpoint.
+        ConfigError: if an override may not change on resume, or the config is invalid.
+    """
+    cfg = resume_config(run_dir, overrides)
+    check_train_config(cfg)
+    checkpoint = latest_checkpoint(run_dir)
+    saved = OmegaConf.to_yaml(cfg)
+    write_atomic(run_dir / ".hydra" / "config.yaml", lambda tmp: tmp.write_text(saved))
+    return cfg, checkpoint
 
 
 def train(cfg: DictConfig, run_dir: Path, resume: Checkpoint | None = None) -> dict[str, Any]:
