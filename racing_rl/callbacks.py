@@ -20,9 +20,10 @@ from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.type_aliases import TrainFrequencyUnit
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize, sync_envs_normalization
 
-from racing_rl.checkpoints import save_checkpoint, save_model_files, write_atomic
+from racing_rl.checkpoints.saving import save_checkpoint, save_model_files, write_atomic
 from racing_rl.errors import BridgeError
-from racing_rl.evaluate import run_episodes, summarize
+from racing_rl.evaluation.episodes import run_episodes
+from racing_rl.evaluation.results import summarize
 
 if TYPE_CHECKING:
     from racing_rl.bridge.training_bridge import TrainingBridge
@@ -189,7 +190,7 @@ class PeriodicCallback(BaseCallback):
 
 
 class CheckpointCallback(PeriodicCallback):
-    """Saves a checkpoint (``racing_rl.checkpoints.save_checkpoint``) every ``every``
+    """Saves a checkpoint (``racing_rl.checkpoints.saving.save_checkpoint``) every ``every``
     timesteps.
 
     Args:
@@ -233,7 +234,7 @@ class ValidationCallback(PeriodicCallback):
     atomically, ``metrics.json`` last). A resumed run competes with the ``best/`` it has.
 
     Args:
-        eval_env: from ``racing_rl.evaluate.evaluation_env``.
+        eval_env: from ``racing_rl.evaluation.episodes.evaluation_env``.
         every: timesteps between evaluations.
         best_dir: where the best model goes.
         objective: validation metrics -> the number to maximise.
@@ -302,13 +303,13 @@ class ValidationVideo:
     """A held-out episode of the current policy, as an animated GIF in TensorBoard.
 
     The episode is a one-lap race from a standing start on one validation track
-    (``racing_rl.races.run_races`` with the policy behind the run's frame stack and the
-    training VecNormalize's current statistics), drawn by the replay renderer with the
-    viewer's overlays and encoded by imageio. It is written as the image summary
-    ``eval/video``, which TensorBoard's Images tab plays, straight to the SB3 logger's
-    TensorBoard writer: SB3's ``Video`` goes through torch's ``add_video``, which needs
-    ``moviepy.editor``, gone since moviepy 2.0 (torch then prints a notice and writes
-    nothing).
+    (``racing_rl.evaluation.races.run_races`` with the policy behind the run's frame
+    stack and the training VecNormalize's current statistics), drawn by the replay
+    renderer with the viewer's overlays and encoded by imageio. It is written as the
+    image summary ``eval/video``, which TensorBoard's Images tab plays, straight to the
+    SB3 logger's TensorBoard writer: SB3's ``Video`` goes through torch's ``add_video``,
+    which needs ``moviepy.editor``, gone since moviepy 2.0 (torch then prints a notice
+    and writes nothing).
 
     Args:
         cfg: the run's config (backend, wrappers).
@@ -335,7 +336,7 @@ class ValidationVideo:
     def frames(self, model: object, train_env: VecEnv) -> list:
         """The episode's frames, (H, W, 3) uint8 each."""
         from racing_rl.drivers import PolicyDriver
-        from racing_rl.races import run_races
+        from racing_rl.evaluation.races import run_races
         from racing_rl.ui.video import frames
         from racing_rl.vec import make_parallel_envs
 

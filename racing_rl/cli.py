@@ -7,6 +7,10 @@ config), and the first-use mistakes: a required argument left out, a path that d
 exist, a sweeper or launcher whose extra is not installed. Each gets one line and exit
 status 2 (``HYDRA_FULL_ERROR=1``: the stack instead). Only then is the command's module
 imported and its Hydra app run.
+
+Over 400 lines on purpose: everything the console script does before a command's own
+imports (dispatch, help, completion, the first-use checks, Ctrl-C while starting) is
+here, in one module that imports nothing heavy, so the start-up path reads in one place.
 """
 
 from __future__ import annotations

@@ -94,7 +94,7 @@ RESOLVERS: dict[str, Callable[..., Any]] = {
 
 @dataclass
 class WrappersSchema:
-    """The ``wrappers`` group (conf/wrappers/*.yaml; racing_rl.vec.make_vec_env)."""
+    """The ``wrappers`` group (conf/wrappers/*.yaml; racing_rl.vec.wrap_vec_env)."""
 
     frame_stack: int = MISSING
     monitor: bool = MISSING

@@ -6,7 +6,7 @@ and one of 1e30 overflows float32's variance to ``inf``; a reward of 1e300 does 
 to the return statistics. Such a statistic would poison every later observation and
 every later checkpoint, so the wrapper puts the statistics back as they were before the
 step and raises ``NonFiniteError``; training then saves a checkpoint (with the statistics
-from before) and stops (``racing_rl.train``).
+from before) and stops (``racing_rl.training``).
 
 The statistics are saved as ``vecnormalize.npz``, a NumPy archive read with
 ``allow_pickle=False`` (arrays and scalars only, nothing that runs code)::

@@ -27,7 +27,7 @@ def objective(metrics: Mapping[str, float], kind: str, lap_time_limit_s: float) 
     ``return``: the mean episode return.
 
     Args:
-        metrics: ``racing_rl.evaluate.summarize`` output (``lap_completion_rate``,
+        metrics: ``racing_rl.evaluation.results.summarize`` output (``lap_completion_rate``,
             ``mean_lap_time_s``, ``mean_return``, ``episodes``).
         kind: ``laps`` or ``return``.
         lap_time_limit_s: ``T`` in seconds (validation.max_steps × the step length).

@@ -1,7 +1,7 @@
 """``racing-rl play``: drive a car yourself, alone or against a saved checkpoint.
 
 Arrow keys drive (↑ throttle, ↓ brake and reverse, ←/→ steer), space or shift burns
-nitro, esc or q gives up. ``play`` races ``racing_rl.races.run_races`` with a
+nitro, esc or q gives up. ``play`` races ``racing_rl.evaluation.races.run_races`` with a
 ``KeyboardDriver`` (``racing_rl.ui.keyboard``) as car 0 and, with ``opponent=<run dir>``,
 the run's checkpoint as car 1 (its own frame stack and frozen normalisation, on the run's
 tracks and rules), shown live in a ``RaceWindow`` (``racing_rl.ui.window``) at the
@@ -26,15 +26,15 @@ def play(cfg: DictConfig) -> dict[str, Any]:
     """``racing-rl play``: one race of you (and ``cfg.opponent``) on track ``cfg.seed``.
 
     Returns:
-        ``leaderboard`` rows (``racing_rl.races.leaderboard``), ``replay`` (the saved
+        ``leaderboard`` rows (``racing_rl.evaluation.races.leaderboard``), ``replay`` (the saved
         replay's path, with ``record``) and ``steps``.
 
     Raises:
         CheckpointError: if the opponent's run or checkpoint cannot be loaded.
     """
+    from racing_rl.checkpoints.runs import load_policy_driver, load_run_config
     from racing_rl.config import backend_config
-    from racing_rl.evaluate import load_policy_driver, load_run_config
-    from racing_rl.races import leaderboard, run_races
+    from racing_rl.evaluation.races import leaderboard, run_races
     from racing_rl.ui.keyboard import KeyboardDriver, ScriptedKeys, pygame_keys
     from racing_rl.ui.window import RaceWindow
     from racing_rl.vec import make_parallel_envs
@@ -72,7 +72,7 @@ def play(cfg: DictConfig) -> dict[str, Any]:
 @hydra_main("play")
 def main(cfg: DictConfig) -> None:
     """Hydra entry point of ``racing-rl play``."""
-    from racing_rl.evaluate import format_table
+    from racing_rl.evaluation.tables import format_table
 
     try:
         result = play(cfg)

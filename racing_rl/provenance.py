@@ -14,7 +14,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from racing_rl.checkpoints import write_atomic
+from racing_rl.checkpoints.saving import write_atomic
 
 log = logging.getLogger(__name__)
 

@@ -284,14 +284,6 @@ class FrameStack(VecFrameStack):
         )
 
 
-def bridge_of(venv: VecEnv) -> TrainingBridge | None:
-    """The ``TrainingBridge`` behind a VecEnv of the Roblox backend (None for the sim)."""
-    base = venv.unwrapped
-    if isinstance(base, ParallelEnvsVecEnv):
-        return getattr(base.envs[0].unwrapped, "bridge", None)
-    return None
-
-
 def make_parallel_envs(
     backend: DictConfig,
     n_venvs: int,
@@ -335,12 +327,7 @@ def make_parallel_envs(
 
     own = bridge is None
     if bridge is None:
-        bridge = TrainingBridge(
-            config.server,
-            config.observation_size,
-            config.update_collisions,
-            config.max_environments,
-        )
+        bridge = TrainingBridge.from_config(config)
     roblox_envs: list[ParallelEnv] = []
     try:
         bridge.check_room(n_venvs)

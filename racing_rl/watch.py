@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from racing_rl.checkpoints import Checkpoint, find_checkpoints
+from racing_rl.checkpoints.layout import Checkpoint, find_checkpoints
 from racing_rl.errors import CheckpointError
 
 log = logging.getLogger(__name__)

@@ -54,7 +54,9 @@ from numpy.typing import NDArray
 from omegaconf import OmegaConf
 
 from racing_rl import config_dir
-from racing_rl.evaluate import format_table, load_run_config, track_seeds
+from racing_rl.checkpoints.runs import load_run_config
+from racing_rl.evaluation.episodes import track_seeds
+from racing_rl.evaluation.tables import format_table
 from racing_rl.replay import Replay, load_replay
 
 FloatArray = NDArray[np.float64]

@@ -31,8 +31,8 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
+from racing_rl.checkpoints.runs import load_policy_driver, load_run_config
 from racing_rl.config import backend_config
-from racing_rl.evaluate import load_policy_driver, load_run_config
 from racing_rl.export import FORMATS, load_spec, writer
 from racing_rl.export.runtime import LuauPolicy, OnnxPolicy
 

@@ -1,7 +1,7 @@
 """Benchmark: drivers on held-out tracks and in races, per seed, with the mean and the worst.
 
 Every run is measured by ``racing-rl eval``'s own code (its config composition and
-``racing_rl.evaluate.evaluate``, in this process; checkpoint ``best/`` unless
+``racing_rl.evaluation.command.evaluate``, in this process; checkpoint ``best/`` unless
 ``--checkpoint``) on five sets:
 
 ========  =====================================================================
@@ -66,10 +66,11 @@ from hydra import compose
 from omegaconf import OmegaConf
 
 from racing_rl import config_dir
-from racing_rl import evaluate as evaluation
+from racing_rl.checkpoints.runs import load_run_config
 from racing_rl.config import initialize
 from racing_rl.errors import RacingRLError
-from racing_rl.evaluate import SCRIPTED, load_run_config, track_seeds
+from racing_rl.evaluation.command import SCRIPTED, evaluate
+from racing_rl.evaluation.episodes import track_seeds
 from racing_rl.provenance import environment_record
 
 ALGOS = ("ppo", "sac", "td3", "recurrent_ppo")
@@ -130,7 +131,7 @@ def racing_rl(*args: str) -> None:
 def run_eval(entries: Sequence[str], out_dir: Path, *overrides: str) -> dict[str, Any]:
     """``racing-rl eval run_dir=<entries> out_dir=<out_dir> <overrides>``, in this process.
 
-    The same config composition and ``racing_rl.evaluate.evaluate`` as the command,
+    The same config composition and ``racing_rl.evaluation.command.evaluate`` as the command,
     without its start-up per call.
 
     Returns:
@@ -147,7 +148,7 @@ def run_eval(entries: Sequence[str], out_dir: Path, *overrides: str) -> dict[str
         cfg = compose(config_name="eval", overrides=args)
     levels = [o.split("=", 1)[1] for o in overrides if o.startswith("difficulty=")]
     try:
-        return evaluation.evaluate(cfg, difficulty=levels[-1] if levels else None)
+        return evaluate(cfg, difficulty=levels[-1] if levels else None)
     except RacingRLError as err:
         raise SystemExit(f"racing-rl eval {' '.join(args)} failed: {err}") from err
 

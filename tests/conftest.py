@@ -40,7 +40,7 @@ def replay():
     racing ``REPLAY_EPISODE`` on track ``REPLAY_TRACK`` (meta ``{"split": "test"}``)."""
     from racing_rl.config import default_backend
     from racing_rl.drivers import ScriptedDriver
-    from racing_rl.races import run_races
+    from racing_rl.evaluation.races import run_races
     from racing_rl.vec import make_parallel_envs
 
     backend = default_backend("pygame")

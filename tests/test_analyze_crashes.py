@@ -12,7 +12,7 @@ import pytest
 from runs import load_script
 
 from racing_rl.config import default_backend
-from racing_rl.races import run_races
+from racing_rl.evaluation.races import run_races
 from racing_rl.replay import Replay
 from racing_rl.vec import make_parallel_envs
 

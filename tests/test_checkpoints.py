@@ -17,22 +17,18 @@ from runs import racing_rl
 from stable_baselines3 import PPO, SAC
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
-from racing_rl.checkpoints import (
+from racing_rl.checkpoints.layout import (
     STATISTICS,
     VECNORMALIZE_PICKLE,
     find_checkpoints,
     latest_checkpoint,
-    load_model,
-    load_normalizer,
-    load_replay_buffer,
-    newest_loadable,
-    save_checkpoint,
-    save_replay_buffer,
 )
+from racing_rl.checkpoints.loading import load_model, load_normalizer, load_replay_buffer
+from racing_rl.checkpoints.runs import load_run_config, newest_loadable
+from racing_rl.checkpoints.saving import save_checkpoint, save_replay_buffer
 from racing_rl.config import initialize
 from racing_rl.errors import CheckpointError
-from racing_rl.evaluate import load_run_config
-from racing_rl.train import train
+from racing_rl.training import train
 
 
 class Payload:

@@ -7,10 +7,10 @@ from hydra import compose
 from omegaconf import OmegaConf
 from runs import racing_rl
 
+from racing_rl.checkpoints.runs import load_run_config
 from racing_rl.checks import check_track_splits, check_train_config
 from racing_rl.config import initialize
 from racing_rl.errors import CheckpointError, ConfigError
-from racing_rl.evaluate import load_run_config
 
 # (overrides, text the message must contain: the key, and what is allowed where useful)
 INVALID = [

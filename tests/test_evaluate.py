@@ -11,10 +11,11 @@ from omegaconf import OmegaConf
 from runs import racing_rl
 
 from racing_rl import config_dir
-from racing_rl.checkpoints import resolve_model
+from racing_rl.checkpoints.layout import resolve_model
 from racing_rl.config import default_backend
 from racing_rl.errors import CheckpointError, ConfigError
-from racing_rl.evaluate import EpisodeResult, summarize, with_difficulty
+from racing_rl.evaluation.command import with_difficulty
+from racing_rl.evaluation.results import EpisodeResult, summarize
 from racing_rl.replay import load_replay
 
 

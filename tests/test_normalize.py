@@ -7,11 +7,12 @@ from omegaconf import OmegaConf
 from runs import TINY
 from stable_baselines3.common.vec_env import VecEnvWrapper, VecNormalize
 
-import racing_rl.train as train_module
-from racing_rl.checkpoints import find_checkpoints, load_model, read_statistics
+import racing_rl.training as train_module
+from racing_rl.checkpoints.layout import find_checkpoints
+from racing_rl.checkpoints.loading import load_model
 from racing_rl.config import default_backend, initialize
 from racing_rl.errors import NonFiniteError
-from racing_rl.normalize import FiniteVecNormalize
+from racing_rl.normalize import FiniteVecNormalize, read_statistics
 from racing_rl.vec import make_env, wrap_vec_env
 
 BACKEND = default_backend("pygame")
@@ -75,7 +76,7 @@ def test_a_bad_value_leaves_the_statistics_as_they_were(what, value):
 
 def test_training_stops_with_a_clear_error_and_a_checkpoint_from_before(tmp_path, monkeypatch):
     monkeypatch.setattr(
-        train_module, "make_env", lambda *args: poisoned_env("observation", 1e39, 300)
+        train_module, "make_env", lambda *args, **kwargs: poisoned_env("observation", 1e39, 300)
     )
     with initialize():
         cfg = compose("train", overrides=TINY)

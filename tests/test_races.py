@@ -8,16 +8,12 @@ import pytest
 from omegaconf import OmegaConf
 from stable_baselines3.common.vec_env import VecNormalize
 
+from racing_rl.checkpoints.runs import load_policy_driver, load_run_config
 from racing_rl.config import backend_config, default_backend
 from racing_rl.drivers import ScriptedDriver
-from racing_rl.evaluate import (
-    evaluation_env,
-    load_policy_driver,
-    load_run_config,
-    run_episodes,
-)
-from racing_rl.races import leaderboard, run_races, standings
-from racing_rl.sim.driver import DriverConfig, PurePursuitDriver
+from racing_rl.drivers.pure_pursuit import DriverConfig, PurePursuitDriver
+from racing_rl.evaluation.episodes import evaluation_env, run_episodes
+from racing_rl.evaluation.races import leaderboard, run_races, standings
 from racing_rl.vec import make_parallel_envs
 
 SEEDS = [5, 6]

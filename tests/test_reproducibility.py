@@ -7,8 +7,8 @@ import torch
 from runs import QUICK, QUICK_OFF_POLICY, racing_rl
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from racing_rl.checkpoints import load_model
-from racing_rl.evaluate import load_run_config
+from racing_rl.checkpoints.loading import load_model
+from racing_rl.checkpoints.runs import load_run_config
 
 RUNS = {
     "ppo": ["algo=ppo", "algo.model.n_steps=50", "algo.model.batch_size=100"],

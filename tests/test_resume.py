@@ -14,16 +14,11 @@ from omegaconf import OmegaConf
 from runs import QUICK, QUICK_OFF_POLICY, default_sigint, racing_rl
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from racing_rl.checkpoints import (
-    find_checkpoints,
-    latest_checkpoint,
-    load_model,
-    load_replay_buffer,
-)
+from racing_rl.checkpoints.layout import find_checkpoints, latest_checkpoint
+from racing_rl.checkpoints.loading import load_model, load_replay_buffer
+from racing_rl.checkpoints.runs import load_run_config, resume_config
 from racing_rl.config import initialize
 from racing_rl.errors import ConfigError, TrainingInterrupted
-from racing_rl.evaluate import load_run_config
-from racing_rl.train import resume_config
 
 # Rollouts of 50 steps × 4 cars = 200 timesteps, so the legs end exactly on 2000 and 4000.
 PPO = ["algo=ppo", "algo.model.n_steps=50", "algo.model.batch_size=100"]
@@ -131,7 +126,7 @@ def test_a_save_killed_midway_leaves_the_previous_checkpoint_loadable(tmp_path):
         from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
         import gymnasium
         import racing_rl.envs
-        from racing_rl.checkpoints import save_checkpoint, save_model_files
+        from racing_rl.checkpoints.saving import save_checkpoint, save_model_files
 
         run = Path({str(tmp_path)!r})
         env = VecNormalize(DummyVecEnv([lambda: gymnasium.make("racing_rl/Race-v0")]))
@@ -197,7 +192,7 @@ def test_resume_refuses_overrides_other_than_the_resumable_keys(tmp_path, overri
 
 def test_ctrl_c_while_setting_up_is_recorded_and_explained(tmp_path, monkeypatch):
     """A SIGINT before training starts has nothing to save: run.json says interrupted."""
-    import racing_rl.train as train_module
+    import racing_rl.training as train_module
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
@@ -213,7 +208,7 @@ def test_ctrl_c_while_setting_up_is_recorded_and_explained(tmp_path, monkeypatch
 
 
 def test_an_exception_during_training_saves_an_interrupted_checkpoint(tmp_path, monkeypatch):
-    import racing_rl.train as train_module
+    import racing_rl.training as train_module
 
     class Failing(train_module.RaceMetricsCallback):
         def _on_step(self) -> bool:

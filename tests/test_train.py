@@ -6,9 +6,11 @@ import pytest
 from hydra import compose
 from runs import OFF_POLICY, QUICK, QUICK_ALGO, racing_rl
 
-from racing_rl.checkpoints import find_checkpoints, load_model
+from racing_rl.checkpoints.layout import find_checkpoints
+from racing_rl.checkpoints.loading import load_model
 from racing_rl.config import initialize
-from racing_rl.train import train
+from racing_rl.errors import BridgeError, TrainingInterrupted
+from racing_rl.training import train
 
 ALGOS = ["ppo", "sac", "td3", "recurrent_ppo", "tqc"]
 
@@ -124,3 +126,33 @@ def test_unknown_algorithm_names_the_available_ones(tmp_path):
 def test_unknown_command_is_a_usage_error(tmp_path):
     result = racing_rl("trian", cwd=tmp_path)
     assert result.returncode == 2 and "unknown command" in result.stderr
+
+
+@pytest.mark.parametrize("failure", [BridgeError("no game"), KeyboardInterrupt("SIGINT")])
+def test_training_in_a_game_stops_the_bridge_it_started_however_setup_ends(
+    failure, tmp_path, monkeypatch
+):
+    """train starts the Roblox bridge, hands it to the environments and stops it on an
+    error or Ctrl-C before training (the environments never got to release it)."""
+    from racing_rl import training
+    from racing_rl.bridge.training_bridge import TrainingBridge
+
+    class Bridge:
+        closed = 0
+
+        def close(self) -> None:
+            self.closed += 1
+
+    bridge = Bridge()
+    monkeypatch.setattr(TrainingBridge, "from_config", classmethod(lambda cls, config: bridge))
+
+    def make_env(*args, bridge=None, **kwargs):
+        assert bridge is not None  # handed in, not started by the environments
+        raise failure
+
+    monkeypatch.setattr(training, "make_env", make_env)
+    with initialize():
+        cfg = compose("train", overrides=["backend=roblox"])
+    with pytest.raises((BridgeError, TrainingInterrupted)):
+        training.train(cfg, tmp_path)
+    assert bridge.closed == 1

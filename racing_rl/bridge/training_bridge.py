@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Collection, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -34,6 +34,9 @@ from racing_rl.bridge.protocol import (
 )
 from racing_rl.bridge.server import BridgeServer, ServerConfig
 from racing_rl.errors import BridgeError, ConfigError
+
+if TYPE_CHECKING:
+    from racing_rl.bridge.env import RobloxConfig
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +87,21 @@ class TrainingBridge:
         self._waiting_since = -1
         self._closed = False
         self.server.start()
+
+    @classmethod
+    def from_config(cls, config: RobloxConfig) -> TrainingBridge:
+        """A bridge with the Roblox backend's settings (``racing_rl.config.backend_config``),
+        its server started.
+
+        Raises:
+            BridgeError: if the server cannot bind its address.
+        """
+        return cls(
+            config.server,
+            config.observation_size,
+            config.update_collisions,
+            config.max_environments,
+        )
 
     # ------------------------------------------------------------------ sharing
     def acquire(self) -> TrainingBridge:

@@ -1,7 +1,7 @@
 """``racing-rl export``: a trained driver as one self-contained file, Luau or ONNX.
 
 ``export(cfg)`` loads a run's checkpoint the way ``racing-rl eval`` does
-(``racing_rl.evaluate.load_policy_driver``: the model, the run's frame stack and frozen
+(``racing_rl.checkpoints.runs.load_policy_driver``: the model, the run's frame stack and frozen
 VecNormalize statistics), reads it into a ``PolicySpec`` (``spec.py``) and writes it as a
 Roblox ModuleScript (``luau.py``) or an ONNX model (``onnx.py``). The file is written
 beside its final name and renamed into place, so a failed export leaves no file.
@@ -21,7 +21,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from racing_rl import __version__
-from racing_rl.checkpoints import write_atomic
+from racing_rl.checkpoints.saving import write_atomic
 from racing_rl.config import hydra_main
 from racing_rl.errors import ConfigError, RacingRLError
 from racing_rl.export.spec import PolicySpec, policy_spec
@@ -58,8 +58,8 @@ def load_spec(run_dir: Path, checkpoint: str = "best", device: str = "cpu") -> P
         CheckpointError: if the run, the checkpoint or its statistics are missing or damaged.
         ExportError: if the policy has parts export does not translate.
     """
+    from racing_rl.checkpoints.runs import load_policy_driver, load_run_config
     from racing_rl.config import backend_config
-    from racing_rl.evaluate import load_policy_driver, load_run_config
 
     run_cfg = load_run_config(run_dir)
     backend = backend_config(run_cfg.backend)

@@ -2,9 +2,10 @@
 
 ``LuauPolicy`` loads a ``.luau`` ModuleScript into a real Luau VM (the ``pluau`` package)
 and calls its ``Policy.new``/``reset``/``act``, so what is measured is the module a game
-runs. ``OnnxPolicy`` runs a ``.onnx`` model in onnxruntime, stacking frames and keeping
-the LSTM state as its inputs ask. Both drive cars 0 … B-1 from raw observation frames,
-shape (B, obs_size), and are what ``racing-rl eval driver=luau|onnx`` and
+runs. ``OnnxPolicy`` runs a ``.onnx`` model in onnxruntime, stacking frames (with SB3's
+frame stack, as training does: ``racing_rl.drivers.DriverFrameStack``) and keeping the
+LSTM state as its inputs ask. Both drive cars 0 … B-1 from raw observation frames, shape
+(B, obs_size), and are what ``racing-rl eval driver=luau|onnx`` and
 ``scripts/bench_export.py`` use, through ``ExportedDriver``.
 """
 
@@ -25,7 +26,7 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from racing_rl.drivers import FrameStack
+from racing_rl.drivers import DriverFrameStack
 from racing_rl.errors import ExportError
 from racing_rl.sim.world import World
 
@@ -208,7 +209,7 @@ class OnnxPolicy:
             self._lstm_shape = (int(props["lstm_layers"]), int(props["lstm_hidden_size"]))
         except Exception as err:
             raise ExportError(f"{path} is not a loadable racing-rl ONNX policy: {err}") from err
-        self._frames = FrameStack(frame_stack)
+        self._frames = DriverFrameStack(frame_stack)
         self._state: list[NDArray[np.float32]] | None = None
 
     @property

@@ -26,7 +26,7 @@ from racing_rl.envs.config import RaceConfig
 from racing_rl.errors import ConfigError
 from racing_rl.normalize import read_statistics
 from racing_rl.sim.sensors import SensorConfig
-from racing_rl.train import train
+from racing_rl.training import train
 
 N_STEPS = 256  # conf/algo/ppo.yaml
 

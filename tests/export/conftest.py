@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 from runs import TINY
 
 from racing_rl.config import initialize
-from racing_rl.train import train
+from racing_rl.training import train
 
 #: PPO's orthogonal initialisation scales the action layer by 0.01, so a briefly trained
 #: policy's actions hardly vary; PyTorch's default initialisation makes them span the range.

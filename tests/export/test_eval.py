@@ -8,7 +8,7 @@ from hydra import compose
 
 from racing_rl.config import initialize
 from racing_rl.errors import ConfigError
-from racing_rl.evaluate import evaluate
+from racing_rl.evaluation.command import evaluate
 
 
 def eval_metrics(run_dir, driver, out_dir):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from racing_rl.evaluate import load_policy_driver, load_run_config
+from racing_rl.checkpoints.runs import load_policy_driver, load_run_config
 from racing_rl.export import load_spec, writer
 from racing_rl.export.runtime import ExportedPolicy, LuauPolicy, OnnxPolicy
 from racing_rl.vec import make_env, wrap_vec_env

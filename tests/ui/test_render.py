@@ -6,9 +6,9 @@ import numpy as np
 import pygame
 import pytest
 
+from racing_rl.drivers.pure_pursuit import PurePursuitDriver
 from racing_rl.envs.race import RaceParallelEnv
 from racing_rl.errors import ConfigError
-from racing_rl.sim.driver import PurePursuitDriver
 from racing_rl.sim.snapshot import RaceSnapshot
 from racing_rl.sim.world import World
 from racing_rl.ui.colours import CAR_COLOURS, SPEED_RAMP, speed_colour

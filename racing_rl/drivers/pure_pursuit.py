@@ -2,8 +2,7 @@
 
 It proves every generated track drivable and is the reference learned drivers are
 measured against. It reads the simulator state (not the observation), so it drives
-any ``World``; ``racing_rl.evaluate.ScriptedPolicy`` makes it usable wherever an SB3
-policy is.
+any ``World``; ``racing_rl.drivers.ScriptedDriver`` puts it in races.
 
 Path: the centreline, shifted sideways around each obstacle into the middle of the gap
 it leaves (a cosine blend in and out). Speed profile (the classic forward/backward

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
+from racing_rl.drivers.pure_pursuit import PurePursuitDriver, plan_path
 from racing_rl.sim.car import CarConfig
-from racing_rl.sim.driver import PurePursuitDriver, plan_path
 from racing_rl.sim.sensors import SensorConfig
 from racing_rl.sim.track import TrackConfig, generate_track
 from racing_rl.sim.world import RaceRules, World

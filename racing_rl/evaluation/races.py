@@ -24,7 +24,7 @@ import numpy as np
 
 from racing_rl.drivers import Driver, ScriptedDriver
 from racing_rl.errors import ConfigError
-from racing_rl.evaluate import EpisodeResult
+from racing_rl.evaluation.results import EpisodeResult
 from racing_rl.vec import env_pool, map_envs, step_envs
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ class CarResult:
 
     Attributes:
         label: the driver's name.
-        episode: the episode's figures (``racing_rl.evaluate.EpisodeResult``).
+        episode: the episode's figures (``racing_rl.evaluation.results.EpisodeResult``).
         lap_times: every completed lap [s], in order.
         finish_time: race clock when the car completed its laps [s]; NaN if it did not.
     """
@@ -164,19 +164,11 @@ def run_races(
                         )
                 last_info[b][d] = info
                 if terminated[agent] or truncated[agent]:
-                    results[b][d] = EpisodeResult(
-                        track_seed=seeds[b],
-                        finished=bool(info.get("finished", False)),
-                        crashed=bool(info.get("crashed", False)),
-                        # A real-time game's tick that completed the lap may have gone
-                        # unread (it came before the next ACTION): no lap time then.
-                        lap_time=lap_times[b][d][0]
-                        if info.get("finished") and lap_times[b][d]
-                        else math.nan,
-                        progress=float(info.get("progress", math.nan)),
-                        mean_speed=float(info.get("mean_speed", math.nan)),
-                        episode_return=float(returns[b, d]),
-                        length=int(lengths[b, d]),
+                    # A real-time game's tick that completed the lap may have gone
+                    # unread (it came before the next ACTION): no lap time then.
+                    first_lap = lap_times[b][d][0] if lap_times[b][d] else math.nan
+                    results[b][d] = EpisodeResult.from_info(
+                        seeds[b], info, first_lap, returns[b, d], lengths[b, d]
                     )
             if record:
                 recorders[b].step(
@@ -194,21 +186,18 @@ def run_races(
     for b, world in enumerate(worlds):
         cars = []
         for d, driver in enumerate(drivers):
-            info = last_info[b][d]
-            episode = results[b][d] or EpisodeResult(  # still racing when stopped
-                track_seed=seeds[b],
-                finished=False,
-                crashed=False,
-                lap_time=math.nan,
-                progress=float(world.progress[d] if world else info.get("progress", math.nan)),
-                mean_speed=float(
-                    world.distance[d] / max(world.time, 1e-9)
+            episode = results[b][d]
+            if episode is None:  # still racing when stopped: neither finished nor crashed
+                info = last_info[b][d]
+                figures = {
+                    "progress": world.progress[d] if world else info.get("progress", math.nan),
+                    "mean_speed": world.distance[d] / max(world.time, 1e-9)
                     if world
-                    else info.get("mean_speed", math.nan)
-                ),
-                episode_return=float(returns[b, d]),
-                length=int(lengths[b, d]),
-            )
+                    else info.get("mean_speed", math.nan),
+                }
+                episode = EpisodeResult.from_info(
+                    seeds[b], figures, math.nan, returns[b, d], lengths[b, d]
+                )
             cars.append(CarResult(driver.label, episode, lap_times[b][d], float(finish[b, d])))
         replay = recorders[b].replay() if record else None
         races.append(TrackRace(seeds[b], cars, replay))

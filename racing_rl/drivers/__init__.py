@@ -1,14 +1,16 @@
 """Drivers: who steers a car in a race, each with its own observation pipeline.
 
-A race puts several drivers on the same tracks at once (``racing_rl.races``): one car
+A race puts several drivers on the same tracks at once (``racing_rl.evaluation.races``): one car
 of each ParallelEnv per driver. Each driver acts for its car on every track in one
 batch, from the car's raw observations, shape (B, obs_size) for B tracks:
 
 - ``PolicyDriver``: a trained SB3 model with the wrapper stack of its own run applied
-  per car: SuperSuit's frame stack (``frame_stack_v1``'s semantics: zeros, newest
-  frame last) and the run's frozen VecNormalize statistics (``normalize_obs``, no
-  update). So runs trained with other frame stacks or statistics race side by side.
-- ``ScriptedDriver``: the pure-pursuit baseline; reads the simulator state.
+  per car: SB3's frame stack (``DriverFrameStack``: zeros, newest frame last) and the
+  run's frozen VecNormalize statistics (``normalize_obs``, no update). So runs trained
+  with other frame stacks or statistics race side by side.
+- ``ScriptedDriver``: the pure-pursuit baseline (``pure_pursuit``); reads the simulator
+  state.
+- ``racing_rl.export.runtime.ExportedDriver``: an exported Luau module or ONNX model.
 - ``racing_rl.ui.keyboard.KeyboardDriver``: a person at the keyboard.
 """
 
@@ -18,9 +20,11 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 import numpy as np
+from gymnasium import spaces
 from numpy.typing import NDArray
+from stable_baselines3.common.vec_env.stacked_observations import StackedObservations
 
-from racing_rl.sim.driver import PurePursuitDriver
+from racing_rl.drivers.pure_pursuit import PurePursuitDriver
 from racing_rl.sim.world import World
 
 FloatArray = NDArray[np.float64]
@@ -56,9 +60,16 @@ class Driver(Protocol):
         ...
 
 
-class FrameStack:
-    """SuperSuit's ``frame_stack_v1`` for a batch of cars: zeros at an episode start,
-    newest frame last.
+class DriverFrameStack:
+    """SB3's frame stack for the cars a driver steers outside a VecEnv.
+
+    Training stacks frames with SB3's ``VecFrameStack`` (``racing_rl.vec.FrameStack``),
+    which keeps them in a ``StackedObservations``. A driver in a race sees its cars
+    through ParallelEnvs that it shares with other drivers, each with its own run's frame
+    stack, so it cannot sit inside that VecEnv; it keeps its cars' frames in the same
+    ``StackedObservations`` instead. So training, validation, races and the exported
+    ONNX runtime stack frames with one implementation, and a driver's observations are
+    bit for bit the training stack's: zeros at an episode start, newest frame last.
 
     Args:
         frame_stack: frames per stacked observation (1: no stacking).
@@ -66,30 +77,34 @@ class FrameStack:
 
     def __init__(self, frame_stack: int = 1) -> None:
         self.frame_stack = frame_stack
-        self._stack: NDArray[np.float32] | None = None
+        self._stack: StackedObservations | None = None
 
     def reset(self, rows: Sequence[int] | None = None) -> None:
-        """Start new episodes: all cars (None) or the cars of ``rows``."""
+        """Start new episodes: all cars (None; the next ``push`` may bring another number
+        of cars) or the cars of ``rows``."""
         if rows is None or self._stack is None:
             self._stack = None
         else:
-            self._stack[list(rows)] = 0.0
+            self._stack.stacked_obs[list(rows)] = 0.0
 
     def push(self, observations: NDArray[np.float32]) -> NDArray[np.float32]:
         """Append each car's newest frame.
 
         Args:
-            observations: one raw frame per car, shape (B, obs_size).
+            observations: one raw frame per car, shape (B, obs_size), float32.
 
         Returns:
             The stacked observations, shape (B, obs_size * frame_stack), float32 (a copy).
         """
-        size = observations.shape[1]
+        n_cars, size = observations.shape
         if self._stack is None:
-            self._stack = np.zeros((len(observations), size * self.frame_stack), np.float32)
-        self._stack[:, :-size] = self._stack[:, size:]
-        self._stack[:, -size:] = observations
-        return self._stack.copy()
+            space = spaces.Box(-np.inf, np.inf, (size,), np.float32)
+            self._stack = StackedObservations(n_cars, self.frame_stack, space)
+            return self._stack.reset(observations).copy()
+        stacked, _ = self._stack.update(
+            observations, np.zeros(n_cars, dtype=bool), [{} for _ in range(n_cars)]
+        )
+        return stacked.copy()
 
 
 class PolicyDriver:
@@ -122,7 +137,7 @@ class PolicyDriver:
         self.normalizer = normalizer
         self.checkpoint = checkpoint
         self.deterministic = deterministic
-        self._stack = FrameStack(frame_stack)
+        self._stack = DriverFrameStack(frame_stack)
         self._state: Any = None
         self._episode_start: NDArray[np.bool_] | None = None
 
@@ -148,7 +163,8 @@ class PolicyDriver:
 
 
 class ScriptedDriver:
-    """The pure-pursuit baseline driver (``racing_rl.sim.driver``); ignores observations."""
+    """The pure-pursuit baseline driver (``racing_rl.drivers.pure_pursuit``); ignores
+    observations."""
 
     def __init__(self, label: str = "scripted") -> None:
         self.label = label

@@ -1,0 +1,112 @@
+"""Where a run's checkpoints are: file names, the ``Checkpoint`` record, finding them.
+
+The layout of a checkpoint directory is ``racing_rl.checkpoints``'s docstring.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from racing_rl.errors import CheckpointError
+
+MODEL = "model.zip"
+STATISTICS = "vecnormalize.npz"
+#: SB3's pickles: written for SB3's tools (statistics only), read only with trust_pickles.
+VECNORMALIZE_PICKLE = "vecnormalize.pkl"
+REPLAY_BUFFER_PICKLE = "replay_buffer.pkl"
+REPLAY_BUFFER = "replay_buffer.npz"
+MANIFEST = "checkpoint.json"
+#: Kinds that are not periodic; ``keep`` never prunes them.
+INTERRUPTED, FINAL = "interrupted", "final"
+#: The replay buffer's arrays saved in ``replay_buffer.npz`` (None ones are skipped).
+BUFFER_ARRAYS = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
+REPLAY_BUFFER_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A saved checkpoint directory.
+
+    Attributes:
+        path: the directory.
+        timesteps: the model's ``num_timesteps`` when it was saved.
+        kind: algorithm name (periodic), ``interrupted`` or ``final``.
+    """
+
+    path: Path
+    timesteps: int
+    kind: str
+
+    @property
+    def model(self) -> Path:
+        return self.path / MODEL
+
+    @property
+    def statistics(self) -> Path:
+        return self.path / STATISTICS
+
+    @property
+    def replay_buffer(self) -> Path:
+        return self.path / REPLAY_BUFFER
+
+
+def find_checkpoints(run_dir: Path) -> list[Checkpoint]:
+    """The complete checkpoints of a run, oldest first (by timesteps, then save order).
+
+    Directories without a readable ``checkpoint.json`` and a ``model.zip`` (partial or
+    damaged saves) are skipped.
+    """
+    found = []
+    for manifest in (run_dir / "checkpoints").glob(f"*/{MANIFEST}"):
+        try:
+            data = json.loads(manifest.read_text())
+            checkpoint = Checkpoint(manifest.parent, int(data["timesteps"]), str(data["kind"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if checkpoint.model.is_file():
+            found.append((checkpoint.timesteps, manifest.stat().st_mtime_ns, checkpoint))
+    return [checkpoint for *_, checkpoint in sorted(found, key=lambda t: t[:2])]
+
+
+def latest_checkpoint(run_dir: Path) -> Checkpoint:
+    """The newest complete checkpoint of a run.
+
+    Raises:
+        CheckpointError: if the run has none.
+    """
+    checkpoints = find_checkpoints(run_dir)
+    if not checkpoints:
+        raise CheckpointError(
+            f"{run_dir} has no complete checkpoint under checkpoints/ (a run saves one every "
+            "checkpoint.every timesteps, on Ctrl-C and at the end)."
+        )
+    return checkpoints[-1]
+
+
+def resolve_model(run_dir: Path, checkpoint: str) -> Path:
+    """The ``model.zip`` of ``checkpoint`` = final | best | latest | <path> of a run.
+
+    ``latest`` is the newest complete checkpoint under ``checkpoints/``; a path may name a
+    model ``.zip`` or a checkpoint directory. The statistics are the files beside it.
+
+    Raises:
+        CheckpointError: if the model file is missing.
+    """
+    if checkpoint == FINAL:
+        model = run_dir / MODEL
+    elif checkpoint == "best":
+        model = run_dir / "best" / MODEL
+    elif checkpoint == "latest":
+        model = latest_checkpoint(run_dir).model
+    else:
+        model = Path(checkpoint).expanduser()
+        if model.is_dir():
+            model = model / MODEL
+    if not model.is_file():
+        raise CheckpointError(
+            f"Checkpoint {checkpoint!r} not found: {model} does not exist. Choose "
+            "checkpoint=final|best|latest, a path to a model .zip or a checkpoint directory."
+        )
+    return model

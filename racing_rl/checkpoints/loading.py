@@ -1,0 +1,248 @@
+"""Loading one checkpoint's files without running code from them (the trust model of
+``racing_rl.checkpoints``): the model, the VecNormalize statistics, the replay buffer."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import hydra
+import numpy as np
+from gymnasium import spaces
+from omegaconf import DictConfig
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+
+from racing_rl.algos import algorithm_class
+from racing_rl.checkpoints.layout import (
+    BUFFER_ARRAYS,
+    REPLAY_BUFFER,
+    REPLAY_BUFFER_PICKLE,
+    REPLAY_BUFFER_VERSION,
+    STATISTICS,
+    VECNORMALIZE_PICKLE,
+)
+from racing_rl.errors import CheckpointError
+from racing_rl.normalize import (
+    apply_statistics,
+    check_statistics,
+    frozen_normalizer,
+    read_statistics,
+    statistics_of,
+)
+
+log = logging.getLogger(__name__)
+
+_PICKLE_WARNING = (
+    "Loading %s with pickle (trust_pickles=true). A pickle runs whatever code its author "
+    "put in it: do this only for run directories you made yourself. Checkpoints saved "
+    "from now on also hold the plain %s, which loads without trust_pickles."
+)
+
+
+def load_model(
+    algo: DictConfig,
+    path: Path,
+    env: VecEnv | None = None,
+    device: str = "cpu",
+) -> BaseAlgorithm:
+    """Load a saved model of ``algo``'s class without unpickling anything from the file.
+
+    The weights are read by SB3 with ``torch.load(weights_only=True)``. Every entry of
+    the archive's ``data`` that SB3 would unpickle is replaced by a trusted value
+    (``trusted_objects``), so a crafted ``model.zip`` runs no code.
+
+    Args:
+        algo: the run's ``algo`` config (the class, its constructor arguments).
+        path: the ``model.zip``.
+        env: the VecEnv to attach (resume), or None (inference: spaces from the file's
+            recorded shapes).
+        device: torch device.
+
+    Raises:
+        CheckpointError: if ``path`` is missing or is not a loadable model of that class.
+    """
+    if not path.is_file():
+        raise CheckpointError(f"No checkpoint at {path}.")
+    cls = algorithm_class(algo)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            data = json.loads(archive.read("data"))
+        custom_objects = trusted_objects(cls, algo, data, env)
+        return cls.load(path, env=env, device=device, custom_objects=custom_objects)
+    except Exception as err:
+        raise CheckpointError(
+            f"{path} is not a loadable {cls.__name__} checkpoint ({type(err).__name__}: {err})."
+        ) from err
+
+
+def trusted_objects(
+    cls: type[BaseAlgorithm], algo: DictConfig, data: dict[str, Any], env: VecEnv | None
+) -> dict[str, Any]:
+    """A trusted value for each ``:serialized:`` (pickled) entry of a model's ``data``.
+
+    - ``observation_space``, ``action_space``: ``env``'s; without one, Boxes of the
+      shapes the file records in plain JSON (observations unbounded, actions in [-1, 1],
+      racing-rl's action contract).
+    - ``policy_class``: ``algo.model.policy`` resolved by the class.
+    - constructor arguments (schedules, ``clip_range``, ``train_freq``, buffer classes,
+      ``policy_kwargs``...): the config's value, else the constructor's default.
+    - anything else is run-time state that ``_setup_model``/``learn`` rebuild
+      (``lr_schedule``, ``_last_obs``, episode buffers): None.
+
+    Raises:
+        CheckpointError: without ``env``, if the file records no valid space shape.
+    """
+    serialized = [k for k, v in data.items() if isinstance(v, dict) and ":serialized:" in v]
+    arguments = hydra.utils.instantiate(algo.model, _partial_=True, _convert_="all").keywords
+    parameters = inspect.signature(cls.__init__).parameters
+    spaces_ = {
+        key: getattr(env, key) if env is not None else _space(key, data[key])
+        for key in ("observation_space", "action_space")
+    }
+    trusted: dict[str, Any] = {}
+    for key in serialized:
+        if key in spaces_:
+            trusted[key] = spaces_[key]
+        elif key == "policy_class":
+            policy = arguments.get("policy")
+            if isinstance(policy, str):  # an alias (MlpPolicy) or an importable class
+                policy = cls.policy_aliases.get(policy) or hydra.utils.get_class(policy)
+            trusted[key] = policy
+        elif key in parameters:
+            default = parameters[key].default
+            missing = default is inspect.Parameter.empty
+            trusted[key] = arguments.get(key, None if missing else default)
+        else:
+            trusted[key] = None
+    if trusted.get("target_entropy") == "auto":
+        # What TQC's _setup_model makes of "auto", which needs an env that inference lacks.
+        shape = spaces_["action_space"].shape
+        trusted["target_entropy"] = -np.prod(shape).astype(np.float32)
+    return trusted
+
+
+def _space(key: str, recorded: dict[str, Any]) -> spaces.Box:
+    shape = recorded.get("_shape")
+    if not isinstance(shape, list) or not all(isinstance(n, int) and n > 0 for n in shape):
+        raise CheckpointError(f"the model's {key} records no valid shape ({shape!r}).")
+    low, high = (-np.inf, np.inf) if key == "observation_space" else (-1.0, 1.0)
+    return spaces.Box(low, high, tuple(shape), np.float32)
+
+
+def load_statistics(
+    directory: Path, obs_shape: tuple[int, ...] | None, trust_pickles: bool = False
+) -> dict[str, Any]:
+    """The VecNormalize statistics saved in ``directory`` (``racing_rl.normalize``).
+
+    Reads ``vecnormalize.npz``; a run saved before it existed has only
+    ``vecnormalize.pkl``, read only with ``trust_pickles`` (and a warning).
+
+    Raises:
+        CheckpointError: if neither loads, or only the pickle is there without
+            ``trust_pickles``.
+    """
+    plain, pickled = directory / STATISTICS, directory / VECNORMALIZE_PICKLE
+    if plain.is_file() or not pickled.is_file():
+        return read_statistics(plain, obs_shape)
+    if not trust_pickles:
+        raise CheckpointError(
+            f"{directory} has VecNormalize statistics only as {pickled.name}, a pickle, and a "
+            f"pickle can run any code (checkpoints of racing-rl before {STATISTICS}). If you "
+            "made this run yourself or trust who did, add trust_pickles=true."
+        )
+    log.warning(_PICKLE_WARNING, pickled, STATISTICS)
+    try:
+        with open(pickled, "rb") as file:
+            normalizer = pickle.load(file)
+        stats = statistics_of(normalizer)
+    except Exception as err:
+        raise CheckpointError(
+            f"{pickled} is not loadable VecNormalize statistics ({type(err).__name__}: {err})."
+        ) from err
+    return check_statistics(stats, pickled, obs_shape)
+
+
+def load_normalizer(
+    directory: Path, obs_shape: tuple[int, ...], trust_pickles: bool = False
+) -> VecNormalize:
+    """Frozen VecNormalize statistics from ``directory``, without a VecEnv:
+    ``normalize_obs`` works, nothing updates (``training=False``, raw rewards).
+
+    Raises:
+        CheckpointError: as ``load_statistics``.
+    """
+    return frozen_normalizer(load_statistics(directory, obs_shape, trust_pickles))
+
+
+def restore_statistics(venv: VecNormalize, directory: Path, trust_pickles: bool = False) -> None:
+    """Load the statistics saved in ``directory`` into the training ``venv``.
+
+    Raises:
+        CheckpointError: as ``load_statistics``.
+    """
+    apply_statistics(venv, load_statistics(directory, venv.observation_space.shape, trust_pickles))
+
+
+def load_replay_buffer(
+    model: OffPolicyAlgorithm, directory: Path, trust_pickles: bool = False
+) -> bool:
+    """Fill ``model``'s (freshly allocated) replay buffer from ``directory``.
+
+    Reads ``replay_buffer.npz``, or an older run's ``replay_buffer.pkl`` only with
+    ``trust_pickles`` (and a warning).
+
+    Returns:
+        Whether a buffer was found (False: it stays empty).
+
+    Raises:
+        CheckpointError: if the saved buffer is damaged or of other shapes, or only the
+            pickle is there without ``trust_pickles``.
+    """
+    plain, pickled = directory / REPLAY_BUFFER, directory / REPLAY_BUFFER_PICKLE
+    if pickled.is_file() and not plain.is_file():
+        if not trust_pickles:
+            raise CheckpointError(
+                f"{directory} has its replay buffer only as {pickled.name}, a pickle, and a "
+                "pickle can run any code. If you made this run yourself or trust who did, add "
+                "trust_pickles=true."
+            )
+        log.warning(_PICKLE_WARNING, pickled, REPLAY_BUFFER)
+        model.load_replay_buffer(pickled)
+        return True
+    if not plain.is_file():
+        return False
+    buffer = model.replay_buffer
+    assert buffer is not None
+    try:
+        with np.load(plain, allow_pickle=False) as data:
+            if int(data["format_version"]) != REPLAY_BUFFER_VERSION:
+                raise CheckpointError(f"{plain} has format_version {data['format_version']}.")
+            for key in BUFFER_ARRAYS:
+                current = getattr(buffer, key)
+                if current is None:
+                    continue
+                saved = data[key]
+                if saved.shape != current.shape or saved.dtype != current.dtype:
+                    raise CheckpointError(
+                        f"{plain}: {key} has shape {saved.shape} {saved.dtype}; this run's "
+                        f"buffer has {current.shape} {current.dtype}."
+                    )
+                setattr(buffer, key, saved)
+            pos, full = int(data["pos"]), bool(data["full"])
+            if not 0 <= pos < buffer.buffer_size:
+                raise CheckpointError(f"{plain}: pos={pos} is outside the buffer.")
+            buffer.pos, buffer.full = pos, full
+    except CheckpointError:
+        raise
+    except Exception as err:
+        raise CheckpointError(
+            f"{plain} is not a loadable replay buffer ({type(err).__name__}: {err})."
+        ) from err
+    return True

@@ -1,0 +1,295 @@
+"""A run directory: its config, the checkpoint to resume from, a model to start from, a
+driver of one of its checkpoints. Nothing is loaded but through ``loading`` (no code from
+the run runs)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import OverrideParseException
+from omegaconf import DictConfig, OmegaConf
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+
+from racing_rl.algos import make_model
+from racing_rl.checkpoints.layout import (
+    Checkpoint,
+    find_checkpoints,
+    latest_checkpoint,
+    resolve_model,
+)
+from racing_rl.checkpoints.loading import (
+    load_model,
+    load_normalizer,
+    load_replay_buffer,
+    restore_statistics,
+)
+from racing_rl.checks import check_device, check_train_config
+from racing_rl.drivers import PolicyDriver
+from racing_rl.errors import CheckpointError, ConfigError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def load_run_config(run_dir: Path) -> DictConfig:
+    """The config a run was trained with (``<run_dir>/.hydra/config.yaml``), checked.
+
+    Raises:
+        CheckpointError: if ``run_dir`` is not a run directory, or its config is not a
+            readable, resolvable mapping of valid settings (one line naming the cause).
+    """
+    saved = run_dir / ".hydra" / "config.yaml"
+    if not saved.is_file():
+        raise CheckpointError(
+            f"{run_dir} is not a racing-rl run directory (no .hydra/config.yaml). "
+            "Pass a directory written by racing-rl train."
+        )
+    try:
+        cfg = OmegaConf.load(saved)
+        if not isinstance(cfg, DictConfig) or not cfg:
+            raise ValueError(f"it holds {type(cfg).__name__ if cfg else 'nothing'}, not settings")
+        OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
+        check_train_config(cfg, device=False)
+    except Exception as err:
+        why = (str(err).strip().splitlines() or [""])[0]
+        raise CheckpointError(
+            f"{saved} is not a valid run config ({type(err).__name__}: {why}). It is written "
+            "by racing-rl train; restore it, or pass the directory of a complete run."
+        ) from err
+    return cfg
+
+
+#: Keys a resumed run may change; everything else is the run's own.
+RESUMABLE = (
+    "total_timesteps",
+    "device",
+    "torch_threads",
+    "progress_bar",
+    "log_interval",
+    "checkpoint",
+    "validation",
+    "trust_pickles",
+)
+#: Keys whose change would change the model's shape, its inputs or its buffers.
+SHAPE_KEYS = (
+    "algo",
+    "wrappers",
+    "backend.sensors",
+    "backend.observation_size",
+    "n_venvs",
+    "agents_per_venv",
+)
+
+
+def _under(key: str, prefixes: Sequence[str]) -> bool:
+    return any(key == p or key.startswith(p + ".") for p in prefixes)
+
+
+def resume_config(run_dir: Path, overrides: Sequence[str]) -> DictConfig:
+    """The config of a run to resume: its saved config with the allowed overrides applied.
+
+    Args:
+        run_dir: the run directory.
+        overrides: the command line's overrides (``resume=...`` itself is skipped).
+
+    Returns:
+        The config to continue with.
+
+    Raises:
+        CheckpointError: if ``run_dir`` is not a run directory.
+        ConfigError: if an override would change anything but ``RESUMABLE`` keys;
+            changes of the model's shape (``SHAPE_KEYS``) say so.
+    """
+    cfg = load_run_config(run_dir)
+    try:
+        parsed = OverridesParser.create().parse_overrides(list(overrides))
+    except OverrideParseException as err:
+        raise ConfigError(f"Could not parse the overrides {list(overrides)}: {err}") from err
+    for override in parsed:
+        key = override.key_or_group
+        if key == "resume":
+            continue
+        if override.is_add() or override.is_delete() or not _under(key, RESUMABLE):
+            why = (
+                "it would change the model's shape (its observations, actions, network or "
+                "number of environments)"
+                if _under(key, SHAPE_KEYS) or key == "backend"
+                else "a resumed run keeps its own config"
+            )
+            raise ConfigError(
+                f"Cannot resume {run_dir} with {override.input_line!r}: {why}. A resume may "
+                f"change only {', '.join(RESUMABLE)} (and their sub-keys); start a new run "
+                "to train with other settings."
+            )
+        OmegaConf.update(cfg, key, override.value(), merge=False)
+    return cfg
+
+
+def newest_loadable(run_dir: Path, load: Callable[[Checkpoint], T]) -> tuple[Checkpoint, T]:
+    """Load the newest checkpoint of a run that ``load`` accepts, falling back to older ones.
+
+    Args:
+        run_dir: the run directory.
+        load: loads one checkpoint; raises ``CheckpointError`` if it cannot.
+
+    Returns:
+        The checkpoint that loaded and what ``load`` returned. Each one skipped is logged
+        with the reason.
+
+    Raises:
+        CheckpointError: if the run has no checkpoint, or none loads (the newest's error).
+    """
+    candidates = find_checkpoints(run_dir)[::-1]
+    if not candidates:
+        latest_checkpoint(run_dir)  # raises the "no checkpoint" error
+    first_error: CheckpointError | None = None
+    for checkpoint in candidates:
+        try:
+            loaded = load(checkpoint)
+        except CheckpointError as err:
+            log.warning("cannot resume from %s: %s", checkpoint.path, err)
+            first_error = first_error or err
+            continue
+        if checkpoint is not candidates[0]:
+            log.warning(
+                "resuming from %s, the newest checkpoint that loads (%d newer ones did not)",
+                checkpoint.path,
+                candidates.index(checkpoint),
+            )
+        return checkpoint, loaded
+    raise CheckpointError(
+        f"None of the {len(candidates)} checkpoints of {run_dir} loads; the newest: {first_error}"
+    ) from first_error
+
+
+def load_for_resume(cfg: DictConfig, checkpoint: Checkpoint, venv: VecEnv) -> BaseAlgorithm:
+    """Load a checkpoint's model, VecNormalize statistics (into ``venv``) and replay
+    buffer, running no code from the files; the model's random state is seeded from
+    ``cfg.seed`` and its timesteps, so a resumed leg is as reproducible as a fresh run.
+
+    Args:
+        cfg: the run's config (``algo``, ``device``, ``seed``, ``trust_pickles``).
+        checkpoint: the checkpoint to load.
+        venv: the training VecEnv; its VecNormalize takes the statistics and trains on.
+
+    Raises:
+        CheckpointError: if any part is missing or damaged.
+    """
+    trust = bool(cfg.get("trust_pickles", False))
+    if isinstance(venv, VecNormalize):
+        restore_statistics(venv, checkpoint.path, trust)
+        venv.training = True
+    model = load_model(cfg.algo, checkpoint.model, env=venv, device=cfg.device)
+    if isinstance(model, OffPolicyAlgorithm):
+        if load_replay_buffer(model, checkpoint.path, trust):
+            buffer = model.replay_buffer
+            assert buffer is not None
+            log.info("replay buffer: %d transitions", buffer.size() * buffer.n_envs)
+        else:
+            log.warning("%s has no replay buffer: it starts empty", checkpoint.path)
+    # A resumed leg is as reproducible as a fresh run: seed it from the config and step.
+    model.set_random_seed(cfg.seed + model.num_timesteps)
+    return model
+
+
+def initialize_from(cfg: DictConfig, source: Path, venv: VecEnv) -> tuple[BaseAlgorithm, VecEnv]:
+    """A new model on ``venv`` that starts from another run's weights and VecNormalize
+    statistics (``init_from=<run dir>``; ML-Agents' ``--initialize-from``).
+
+    The source's best model is taken (its final one if it has no ``best/``); its
+    timestep count, optimiser schedule and replay buffer are not: this is a new run.
+
+    Args:
+        cfg: this run's config.
+        source: the run directory to start from.
+        venv: this run's training VecEnv.
+
+    Returns:
+        The model and the VecEnv (the source's statistics loaded into it).
+
+    Raises:
+        CheckpointError: if ``source`` is not a run directory or its files are damaged.
+        ConfigError: if its algorithm or its observations differ from this run's,
+            naming the key to change.
+    """
+    source_cfg = load_run_config(source)
+    if source_cfg.algo.name != cfg.algo.name:
+        raise ConfigError(
+            f"init_from={source} was trained with algo={source_cfg.algo.name}; this run uses "
+            f"algo={cfg.algo.name}. Pass algo={source_cfg.algo.name}."
+        )
+    checkpoint = "best" if (source / "best" / "model.zip").is_file() else "final"
+    model_path = resolve_model(source, checkpoint)
+    loaded = load_model(source_cfg.algo, model_path, env=None, device=cfg.device)
+    expected, got = loaded.observation_space.shape, venv.observation_space.shape
+    if expected != got:
+        stack = int(source_cfg.wrappers.get("frame_stack", 1))
+        raise ConfigError(
+            f"init_from={source} expects observations of shape {expected} ({stack} stacked "
+            f"frames of {expected[0] // stack} numbers: backend.sensors.n_rays="
+            f"{OmegaConf.select(source_cfg, 'backend.sensors.n_rays')} + 3), this run's "
+            f"environment gives {got}. Train the source run with the game car's sensors "
+            "(backend.sensors.n_rays=<numbers the game sends - 3>, "
+            "backend.sensors.layout=roblox_car for its 16-ray car) and the same "
+            "wrappers.frame_stack, or set backend.observation_size to match."
+        )
+    model = make_model(cfg.algo, venv, seed=cfg.seed, device=cfg.device)
+    model.set_parameters(loaded.get_parameters(), exact_match=True, device=cfg.device)
+    if isinstance(venv, VecNormalize) and source_cfg.wrappers.get("normalize"):
+        restore_statistics(venv, model_path.parent, bool(cfg.get("trust_pickles", False)))
+        venv.training = True
+    log.info(
+        "initialized from %s (%s model, %s) with its VecNormalize statistics",
+        source,
+        checkpoint,
+        model_path,
+    )
+    return model, venv
+
+
+def load_policy_driver(
+    run_dir: Path, cfg: DictConfig, observation_size: int | None
+) -> PolicyDriver:
+    """A ``PolicyDriver`` of ``run_dir``'s checkpoint ``cfg.checkpoint`` with its run's
+    frame stack and frozen VecNormalize statistics, loaded without running code from the
+    run.
+
+    Args:
+        run_dir: the run.
+        cfg: the eval config (``checkpoint``, ``device``, ``trust_pickles``).
+        observation_size: numbers per raw observation of the race's environment; None
+            takes the checkpoint's (a Roblox game then has to send that many).
+
+    Raises:
+        CheckpointError: if the run, checkpoint or statistics are missing or damaged, or
+            the checkpoint expects other observations.
+        ConfigError: if this machine lacks ``cfg.device``.
+    """
+    check_device(cfg.device)
+    run_cfg = load_run_config(run_dir)
+    model_path = resolve_model(run_dir, cfg.checkpoint)
+    model = load_model(run_cfg.algo, model_path, env=None, device=cfg.device)
+    stack = int(run_cfg.wrappers.get("frame_stack", 1))
+    if observation_size is None:
+        observation_size = model.observation_space.shape[0] // stack
+    expected = (observation_size * stack,)
+    if model.observation_space.shape != expected:
+        raise CheckpointError(
+            f"{model_path} expects observations of shape {model.observation_space.shape} "
+            f"but {run_dir}'s config gives {expected}: the "
+            "checkpoint was trained with other sensors (backend.sensors) or another "
+            "frame stack (wrappers.frame_stack). Evaluate it with the run dir it was "
+            "trained in."
+        )
+    normalizer = (
+        load_normalizer(model_path.parent, expected, bool(cfg.get("trust_pickles", False)))
+        if run_cfg.wrappers.get("normalize")
+        else None
+    )
+    return PolicyDriver(model, run_dir.name, str(run_dir), stack, normalizer, str(model_path))

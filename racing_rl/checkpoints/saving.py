@@ -1,0 +1,156 @@
+"""Saving checkpoints: atomic files, atomic checkpoint directories, pruning.
+
+See ``racing_rl.checkpoints`` for the layout and why saves are atomic.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+
+from racing_rl.checkpoints.layout import (
+    BUFFER_ARRAYS,
+    FINAL,
+    INTERRUPTED,
+    MANIFEST,
+    MODEL,
+    REPLAY_BUFFER,
+    REPLAY_BUFFER_PICKLE,
+    REPLAY_BUFFER_VERSION,
+    STATISTICS,
+    VECNORMALIZE_PICKLE,
+    Checkpoint,
+    find_checkpoints,
+)
+from racing_rl.errors import CheckpointError
+from racing_rl.normalize import save_statistics
+
+log = logging.getLogger(__name__)
+
+
+def write_atomic(path: Path, write: Callable[[Path], object]) -> None:
+    """Write a file so that ``path`` holds either its old content or the complete new one.
+
+    ``write(tmp)`` creates a temporary file beside ``path``; it is flushed to disk and
+    renamed over ``path`` (``os.replace`` is atomic on POSIX and Windows).
+    """
+    tmp = path.with_name(f".{path.name}.partial")
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as file:
+            os.fsync(file.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def save_model_files(model: BaseAlgorithm, env: VecEnv | None, directory: Path) -> None:
+    """Write ``model.zip`` and, if ``env`` is a VecNormalize, ``vecnormalize.npz`` and
+    ``vecnormalize.pkl``, each atomically (see ``write_atomic``), into an existing
+    ``directory``."""
+    if isinstance(env, VecNormalize):
+        write_atomic(directory / STATISTICS, lambda tmp: save_statistics(env, tmp))
+        write_atomic(directory / VECNORMALIZE_PICKLE, lambda tmp: env.save(str(tmp)))
+    write_atomic(directory / MODEL, model.save)
+
+
+def save_checkpoint(
+    model: BaseAlgorithm, env: VecEnv | None, checkpoints_dir: Path, kind: str, keep: int = 0
+) -> Checkpoint:
+    """Save ``model`` (+ VecNormalize statistics, + replay buffer) as a new checkpoint.
+
+    Args:
+        model: the model; its ``num_timesteps`` names the checkpoint.
+        env: the training VecEnv (its VecNormalize statistics are saved, if any).
+        checkpoints_dir: ``<run dir>/checkpoints``; created if missing.
+        kind: the name prefix: the algorithm's name (periodic), ``interrupted`` or
+            ``final``.
+        keep: for a periodic checkpoint, how many of that kind to keep (the newest; the
+            older ones are deleted); 0 keeps all. Other kinds are never deleted.
+
+    Returns:
+        The new checkpoint. Older checkpoints lose their replay buffers.
+    """
+    checkpoints_dir.mkdir(parents=True, exist_ok=True)
+    name = f"{kind}_{model.num_timesteps}_steps"
+    partial = checkpoints_dir / f".{name}.partial"
+    for stale in checkpoints_dir.glob(".*.partial"):
+        shutil.rmtree(stale, ignore_errors=True)
+    partial.mkdir()
+    save_model_files(model, env, partial)
+    if isinstance(model, OffPolicyAlgorithm):
+        write_atomic(partial / REPLAY_BUFFER, lambda tmp: save_replay_buffer(model, tmp))
+    manifest = {
+        "timesteps": int(model.num_timesteps),
+        "kind": kind,
+        "algorithm": type(model).__name__,
+        "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    write_atomic(partial / MANIFEST, lambda tmp: tmp.write_text(json.dumps(manifest, indent=2)))
+    final = checkpoints_dir / name
+    if final.exists():  # same kind at the same timestep (e.g. interrupted twice): replace
+        shutil.rmtree(final)
+    os.replace(partial, final)
+    _fsync_dir(checkpoints_dir)
+    checkpoint = Checkpoint(final, int(model.num_timesteps), kind)
+    older = [c for c in find_checkpoints(checkpoints_dir.parent) if c.path != final]
+    for previous in older:
+        previous.replay_buffer.unlink(missing_ok=True)
+        (previous.path / REPLAY_BUFFER_PICKLE).unlink(missing_ok=True)
+    if keep > 0 and kind not in (INTERRUPTED, FINAL):
+        periodic = [c for c in older if c.kind == kind] + [checkpoint]
+        for pruned in periodic[:-keep]:
+            # Out of the listing first, so that a kill mid-delete leaves only a .partial.
+            doomed = checkpoints_dir / f".{pruned.path.name}.partial"
+            os.replace(pruned.path, doomed)
+            shutil.rmtree(doomed, ignore_errors=True)
+            log.info("checkpoint.keep=%d: deleted %s", keep, pruned.path)
+    return checkpoint
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Flush a directory entry (the rename) to disk where the OS allows it."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def save_replay_buffer(model: OffPolicyAlgorithm, path: Path) -> None:
+    """Write the replay buffer's arrays, position and fill state as ``replay_buffer.npz``.
+
+    Raises:
+        CheckpointError: for a buffer other than SB3's ``ReplayBuffer``.
+    """
+    buffer = model.replay_buffer
+    if type(buffer) is not ReplayBuffer:
+        raise CheckpointError(
+            f"Cannot save a {type(buffer).__name__} replay buffer; racing-rl saves SB3's "
+            "ReplayBuffer."
+        )
+    arrays = {k: getattr(buffer, k) for k in BUFFER_ARRAYS if getattr(buffer, k) is not None}
+    with open(path, "wb") as file:
+        np.savez(
+            file,
+            format_version=np.int64(REPLAY_BUFFER_VERSION),
+            pos=np.int64(buffer.pos),
+            full=np.bool_(buffer.full),
+            **arrays,
+        )

@@ -1,0 +1,378 @@
+"""``racing-rl eval`` as a plain function: drivers from run directories, races on
+held-out tracks, ``metrics.json``.
+
+``evaluate(cfg)`` loads a driver per entry of ``run_dir`` (a checkpoint behind its run's
+frame stack and statistics, an exported file, or the scripted baseline), races them
+(``racing_rl.evaluation.races``) and writes the metrics. ``check_runs`` checks what it
+will load before anything is written (the Hydra app ``racing_rl.evaluate`` runs it
+first).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from racing_rl import config_dir
+from racing_rl.checkpoints.layout import resolve_model
+from racing_rl.checkpoints.runs import load_policy_driver, load_run_config
+from racing_rl.config import backend_config, default_backend, eval_dir
+from racing_rl.drivers import Driver, ScriptedDriver
+from racing_rl.errors import ConfigError
+from racing_rl.evaluation.episodes import track_seeds
+from racing_rl.evaluation.races import TrackRace, leaderboard, run_races, standings
+from racing_rl.evaluation.results import summarize
+from racing_rl.vec import make_parallel_envs
+
+if TYPE_CHECKING:
+    from racing_rl.bridge.training_bridge import TrainingBridge
+    from racing_rl.watch import CheckpointFollower
+
+log = logging.getLogger(__name__)
+
+#: The run-dir entry (and ``driver`` value) that stands for the scripted baseline driver.
+SCRIPTED = "scripted"
+#: ``driver`` values that export the checkpoint and drive with the exported file: a Luau
+#: module in a Luau VM, an ONNX model in onnxruntime (``racing_rl.export``).
+EXPORTED = ("luau", "onnx")
+
+
+def evaluate(cfg: DictConfig, difficulty: str | None = None) -> dict[str, Any]:
+    """``racing-rl eval``: measure a run's checkpoint, or race several, on held-out tracks.
+
+    One run (``run_dir=<dir>``): its checkpoint (or, with ``driver=scripted``, the
+    scripted driver) drives one car per track. Several (``run_dir=[a,b,scripted]``): one
+    car of each on every track at once, a race with a leaderboard per track and overall
+    standings. Tracks, rules and sensors are the first run's; each car sees them through
+    its own run's frame stack and frozen normalisation (``racing_rl.drivers``).
+
+    Args:
+        cfg: the eval config (``conf/eval.yaml``): ``run_dir``, ``checkpoint``,
+            ``split`` or ``seeds``, ``driver``, ``laps``, ``max_steps``, ``record``,
+            ``out_dir``.
+        difficulty: a ``conf/difficulty`` group option to race on instead of the run's
+            own tracks and rules (``with_difficulty``); None keeps the run's.
+
+    Returns:
+        The metrics, also written to ``<out_dir>/metrics.json``; recorded replays go to
+        ``<out_dir>/replays/track_<seed>.npz``.
+
+    Raises:
+        CheckpointError: if a run dir, its config or a checkpoint is missing or does not
+            match the environment.
+        ConfigError: if no run dir is given to take the tracks from.
+    """
+    check_runs(cfg)
+    entries = [cfg.run_dir] if isinstance(cfg.run_dir, str) else [str(r) for r in cfg.run_dir]
+    runs = [Path(r).expanduser() for r in entries if r != SCRIPTED]
+    if not runs:
+        raise ConfigError(
+            f"run_dir={entries} names no run directory; the tracks and rules come from the "
+            "first run's config. Give at least one run dir, e.g. run_dir=[<run dir>,scripted]."
+        )
+    racing = len(entries) > 1
+    if racing and cfg.driver == SCRIPTED and SCRIPTED not in entries:
+        entries.append(SCRIPTED)
+    run_cfg = load_run_config(runs[0])
+    if cfg.get("backend") and cfg.backend.get("name", run_cfg.backend.name) != run_cfg.backend.name:
+        run_cfg.backend = cfg.backend  # another backend: backend=roblox
+    else:
+        if difficulty is not None:
+            run_cfg.backend = with_difficulty(run_cfg.backend, difficulty)
+        if cfg.get("backend"):  # the difficulty's keys again, and any given on the command line
+            run_cfg.backend = OmegaConf.merge(run_cfg.backend, cfg.backend)
+    seeds = list(cfg.seeds) if cfg.get("seeds") else track_seeds(run_cfg.tracks[cfg.split])
+    started = time.perf_counter()
+    # None: a Roblox game's own size, which the (first) checkpoint then pins.
+    observation_size = backend_config(run_cfg.backend).observation_size
+    follower = None
+    if cfg.get("follow"):
+        if racing or cfg.driver == SCRIPTED:
+            raise ConfigError(
+                "follow=true watches one run's newest checkpoint: give one run_dir and "
+                "driver=policy."
+            )
+        from racing_rl.watch import CheckpointFollower
+
+        follower = CheckpointFollower(
+            runs[0],
+            lambda path: load_policy_driver(
+                runs[0], OmegaConf.merge(cfg, {"checkpoint": str(path)}), observation_size
+            ),
+        )
+    drivers: list[Driver] = []
+    for entry in entries:
+        if follower is not None:
+            drivers.append(follower.driver())
+            continue
+        if entry == SCRIPTED or (not racing and cfg.driver == SCRIPTED):
+            drivers.append(ScriptedDriver("scripted driver" if not racing else SCRIPTED))
+        elif cfg.driver in EXPORTED:  # the checkpoint exported, run outside SB3
+            from racing_rl.export import load_exported_driver
+
+            drivers.append(load_exported_driver(Path(entry).expanduser(), cfg, cfg.driver))
+        else:
+            driver = load_policy_driver(Path(entry).expanduser(), cfg, observation_size)
+            if observation_size is None:
+                space = driver.model.observation_space.shape
+                observation_size = space[0] // driver.frame_stack
+                run_cfg.backend.observation_size = observation_size
+            drivers.append(driver)
+    labels = unique_labels([d.label for d in drivers])
+    for driver, label in zip(drivers, labels, strict=True):
+        driver.label = label
+    backend = run_cfg.backend
+    collisions = bool(
+        OmegaConf.select(backend, "rules.car_collisions", default=False)
+        or backend.get("update_collisions", False)  # a Roblox game's collisions
+    )
+    detect = bool(OmegaConf.select(backend, "sensors.detect_cars", default=False))
+    max_steps = cfg.max_steps or int(run_cfg.validation.max_steps) * int(cfg.laps)
+    episode = {
+        "spawn": "grid" if collisions or detect else "line",
+        "laps": int(cfg.laps),
+        "max_steps": int(max_steps),
+    }
+    bridge = None
+    if backend.name == "roblox":  # started here, stopped however the races end
+        from racing_rl.bridge.training_bridge import TrainingBridge
+
+        bridge = TrainingBridge.from_config(backend_config(backend))
+    try:
+        races = _run_rounds(cfg, backend, episode, drivers, seeds, follower, bridge)
+    finally:
+        if bridge is not None:
+            bridge.close()
+    seconds = time.perf_counter() - started
+    out = Path(cfg.out_dir) if cfg.get("out_dir") else Path(eval_dir(entries))
+    replays = []
+    if cfg.record:
+        for i, race in enumerate(races):
+            name = f"track_{race.track_seed}"
+            if i >= len(seeds):  # later rounds on the same tracks
+                name += f"_round{i // len(seeds) + 1}"
+            replays.append(str(race.replay.save(out / "replays" / f"{name}.npz")))
+    metrics: dict[str, Any]
+    if not racing:
+        results = [race.cars[0].episode for race in races]
+        metrics = summarize(results)
+        metrics.update(
+            driver=getattr(drivers[0], "checkpoint", drivers[0].label),
+            split=cfg.split,
+            difficulty=difficulty,
+            seconds=seconds,
+            tracks=[
+                {**asdict(r), "lap_times": race.cars[0].lap_times}
+                for r, race in zip(results, races, strict=True)
+            ],
+        )
+    else:
+        metrics = {
+            "race": True,
+            "drivers": [{"label": d.label, "run": d.run} for d in drivers],
+            "split": cfg.split,
+            "laps": int(cfg.laps),
+            "car_collisions": collisions,
+            "seconds": seconds,
+            "standings": standings(races),
+            "tracks": [{"track_seed": r.track_seed, "leaderboard": leaderboard(r)} for r in races],
+            "cars": {
+                label: summarize([race.cars[d].episode for race in races])
+                for d, label in enumerate(labels)
+            },
+        }
+    metrics["replays"] = replays
+    if bridge is not None:
+        metrics["bridge"] = bridge.counters()
+        log.info(
+            "through the bridge: the game ticked at %.1f Hz, %.3f steps per tick (1: no "
+            "tick went unread)",
+            metrics["bridge"]["tick_hz"],
+            metrics["bridge"]["steps_per_tick"],
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    metrics["out_dir"] = str(out)
+    return metrics
+
+
+def _run_rounds(
+    cfg: DictConfig,
+    backend: DictConfig,
+    episode: dict[str, Any],
+    drivers: list[Driver],
+    seeds: Sequence[int],
+    follower: CheckpointFollower | None,
+    bridge: TrainingBridge | None,
+) -> list[TrackRace]:
+    """Race ``drivers`` on every track of ``seeds`` ``cfg.rounds`` times (0: until Ctrl-C),
+    in a window if ``cfg.render`` asks for one.
+
+    Args:
+        cfg: the eval config.
+        backend: the backend config the races run on.
+        episode: overrides of ``backend.episode`` (spawn, laps, step limit).
+        drivers: one car each; with ``follower``, its newest checkpoint's driver replaces
+            ``drivers[0]`` before every race.
+        seeds: the tracks.
+        follower: watches a run's newest checkpoint (``follow=true``), or None.
+        bridge: Roblox only: the running bridge; None on the simulator.
+
+    Returns:
+        Every completed race, in order (those before a Ctrl-C, if one came after the first).
+
+    Raises:
+        ConfigError: for an invalid ``rounds`` or ``render``.
+    """
+    envs = make_parallel_envs(
+        backend,
+        n_venvs=len(seeds),
+        agents_per_venv=len(drivers),
+        track_seeds=[[seed] for seed in seeds],
+        episode=episode,
+        bridge=bridge,
+    )
+    meta = {"split": cfg.split, "laps": int(cfg.laps), "checkpoint": cfg.checkpoint}
+    rounds = cfg.get("rounds")
+    rounds = (0 if follower else 1) if rounds is None else int(rounds)
+    if rounds < 0:
+        raise ConfigError(f"Invalid config: rounds={rounds}; must be >= 1, or 0 for until Ctrl-C.")
+    window = None
+    if cfg.get("render") is not None:
+        if cfg.render != "human":
+            raise ConfigError(f"Invalid config: render={cfg.render}; must be human or null.")
+        from racing_rl.watch import RaceWindow
+
+        window = RaceWindow(float(cfg.fps), (int(cfg.size[0]), int(cfg.size[1])))
+    races: list[Any] = []
+    try:
+        while rounds == 0 or len(races) < rounds * len(seeds):
+            if window is None and follower is None:
+                done = run_races(envs, drivers, record=bool(cfg.record), meta=meta)
+            else:  # one track at a time: the window shows it, a newer checkpoint drives the next
+                done = _race_one_track(envs[len(races) % len(seeds)], drivers, cfg, meta, window)
+                if follower is not None:
+                    drivers[0] = follower.driver()
+                if window is not None and window.closed:
+                    log.info("window closed after %d races; metrics cover those", len(races))
+                    break
+            races.extend(done)
+            if rounds != 1 and len(races) % len(seeds) == 0:
+                laps = np.mean(
+                    [car.episode.finished for r in races[-len(seeds) :] for car in r.cars]
+                )
+                log.info("round %d: lap completion %.0f%%", len(races) // len(seeds), 100 * laps)
+    except KeyboardInterrupt:
+        if not races:
+            raise
+        log.info("stopped after %d races; metrics cover those", len(races))
+    finally:
+        for env in envs:
+            env.close()
+        if window is not None:
+            window.close()
+            log.info("render: %d frames drawn", window.frames)
+    return races
+
+
+def _race_one_track(
+    env: Any, drivers: Sequence[Any], cfg: DictConfig, meta: dict[str, Any], window: Any
+) -> list[Any]:
+    """``run_races`` on one track, drawn in ``window`` (a ``racing_rl.watch.RaceWindow``)
+    if there is one."""
+    on_step = None
+    if window is not None:
+        labels = tuple(d.label for d in drivers)
+        caption = f"racing-rl eval · {', '.join(labels)} · esc quits"
+        on_step = window.on_step(env, labels, caption)
+    return run_races([env], drivers, record=bool(cfg.record), meta=meta, on_step=on_step)
+
+
+def with_difficulty(backend: DictConfig, difficulty: str) -> DictConfig:
+    """A run's simulator settings with the tracks and rules of a difficulty level.
+
+    Every setting that some ``conf/difficulty/*.yaml`` sets takes the value of
+    ``difficulty``'s file, or the simulator's default (``racing_rl.config.default_backend``)
+    where that file is silent: ``difficulty=default`` undoes a run trained on ``hard``, and
+    ``difficulty=hard`` is the same held-out set whatever the run was trained on. The
+    other settings (car, sensors, reward, ...) stay the run's, so its policy still fits.
+
+    Args:
+        backend: the run's ``backend`` config (the built-in simulator's).
+        difficulty: a file name in ``conf/difficulty`` without ``.yaml``.
+
+    Returns:
+        A new backend config; ``backend`` is not changed.
+
+    Raises:
+        ConfigError: for an unknown difficulty, or a backend other than the simulator
+            (a Roblox game makes its own tracks).
+    """
+    levels = {path.stem: path for path in sorted((config_dir() / "difficulty").glob("*.yaml"))}
+    if difficulty not in levels:
+        raise ConfigError(f"Unknown difficulty={difficulty!r}; available: {', '.join(levels)}.")
+    if backend.get("name") != "pygame":
+        raise ConfigError(
+            f"difficulty={difficulty} sets the built-in simulator's tracks and rules; this run's "
+            f"backend is {backend.get('name')!r}, whose game makes its own. Leave difficulty out."
+        )
+    defaults = default_backend("pygame")
+    files = {name: OmegaConf.load(path) for name, path in levels.items()}
+    level = files[difficulty]
+    governed = sorted({key for file in files.values() for key in _leaf_keys(file)})
+    result = backend.copy()
+    for key in governed:
+        value = OmegaConf.select(level, key, default=OmegaConf.select(defaults, key))
+        OmegaConf.update(result, key, value, force_add=True)
+    return result
+
+
+def _leaf_keys(node: DictConfig, prefix: str = "") -> list[str]:
+    """Dotted paths of a config's leaf values, e.g. ``track.width``."""
+    keys = []
+    for key, value in node.items():
+        path = f"{prefix}{key}"
+        keys += _leaf_keys(value, f"{path}.") if isinstance(value, DictConfig) else [path]
+    return keys
+
+
+def unique_labels(labels: Sequence[str]) -> list[str]:
+    """``labels`` with repeats numbered (``ppo``, ``ppo#2``), so each car has its own name."""
+    seen: dict[str, int] = {}
+    unique = []
+    for label in labels:
+        seen[label] = seen.get(label, 0) + 1
+        unique.append(label if seen[label] == 1 else f"{label}#{seen[label]}")
+    return unique
+
+
+def check_runs(cfg: DictConfig) -> None:
+    """Check what ``racing-rl eval`` will load, before anything is written: the driver,
+    every run's config and (unless the scripted driver or ``follow`` drives) its
+    checkpoint.
+
+    Raises:
+        CheckpointError: if a run's config or checkpoint is missing or damaged.
+        ConfigError: if ``cfg.driver`` is not a known driver.
+    """
+    drivers_allowed = ("policy", SCRIPTED, *EXPORTED)
+    if cfg.driver not in drivers_allowed:
+        raise ConfigError(
+            f"Invalid config: driver={cfg.driver!r}; must be one of {', '.join(drivers_allowed)}."
+        )
+    entries = [cfg.run_dir] if isinstance(cfg.run_dir, str) else [str(r) for r in cfg.run_dir]
+    for entry in entries:
+        if entry == SCRIPTED:
+            continue
+        run = Path(entry).expanduser()
+        load_run_config(run)
+        if not cfg.get("follow") and not (len(entries) == 1 and cfg.driver == SCRIPTED):
+            resolve_model(run, str(cfg.checkpoint))

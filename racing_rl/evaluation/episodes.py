@@ -1,0 +1,123 @@
+"""A policy's episodes in an evaluation VecEnv: training's validation.
+
+``evaluation_env`` builds the VecEnv (the run's own wrapper stack, VecNormalize frozen)
+and ``run_episodes`` drives any SB3-style policy for one episode per slot, as SB3's
+``evaluate_policy`` does. Races and ``racing-rl eval`` drive ParallelEnvs instead
+(``racing_rl.evaluation.races``), several drivers at once, each behind its own run's
+wrappers. The two loops stay apart: a VecEnv keeps stepping (and restarting) the slots
+whose episode is over, and sums float32 rewards, where a race stops a finished car and
+sums the env's own rewards, so one loop for both would change validation's figures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+from omegaconf import DictConfig
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+
+from racing_rl.evaluation.results import EpisodeResult
+from racing_rl.vec import make_env, wrap_vec_env
+
+if TYPE_CHECKING:
+    from racing_rl.bridge.training_bridge import TrainingBridge
+
+
+class Policy(Protocol):
+    """What ``run_episodes`` needs: SB3's ``predict`` signature."""
+
+    def predict(
+        self,
+        observation: np.ndarray,
+        state: Any = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, Any]: ...
+
+
+def track_seeds(split: Sequence[int]) -> list[int]:
+    """The seeds of a ``[start, stop)`` split from ``cfg.tracks``."""
+    start, stop = (int(v) for v in split)
+    return list(range(start, stop))
+
+
+def evaluation_env(
+    cfg: DictConfig,
+    seeds: Sequence[int],
+    train_env: VecEnv | None = None,
+    agents: int = 1,
+    bridge: TrainingBridge | None = None,
+) -> VecEnv:
+    """One virtual environment per track seed (``agents`` cars each), with the run's
+    wrapper stack.
+
+    Cars start at rest on the start line and are truncated (``finished``) after one lap
+    or ``cfg.validation.max_steps`` steps. VecNormalize, if the run uses it, is frozen
+    (``training=False``) and leaves rewards raw; its statistics come from ``train_env``
+    (or must be loaded by the caller).
+
+    Args:
+        cfg: the run's composed config.
+        seeds: track seeds, one virtual environment each.
+        train_env: the training VecEnv whose normalisation statistics to copy.
+        agents: cars per environment.
+        bridge: Roblox only: the training's running bridge, to validate in the same
+            game; None starts a new one.
+    """
+    base = make_env(
+        cfg.backend,
+        n_venvs=len(seeds),
+        agents_per_venv=agents,
+        track_seeds=[[seed] for seed in seeds],
+        episode={"spawn": "grid", "laps": 1, "max_steps": cfg.validation.max_steps},
+        bridge=bridge,
+    )
+    venv = wrap_vec_env(base, cfg.wrappers, gamma=cfg.algo.model.get("gamma", 0.99))
+    if isinstance(venv, VecNormalize):
+        venv.training = False
+        venv.norm_reward = False
+        if train_env is not None:
+            venv.obs_rms = train_env.obs_rms.copy()
+    return venv
+
+
+def run_episodes(policy: Policy, venv: VecEnv, deterministic: bool = True) -> list[EpisodeResult]:
+    """Run one episode in every slot of ``venv`` and report each.
+
+    Slots that finish early keep stepping (their results are already taken) until the
+    last slot is done, as SB3's ``evaluate_policy`` does.
+
+    Args:
+        policy: anything with SB3's ``predict`` (recurrent policies included).
+        venv: an evaluation VecEnv, e.g. from ``evaluation_env``.
+        deterministic: use the policy's deterministic action.
+
+    Returns:
+        One result per slot, in slot order.
+    """
+    n = venv.num_envs
+    observation = venv.reset()
+    seeds = [info.get("track_seed", -1) for info in venv.unwrapped.reset_infos]
+    state = None
+    episode_start = np.ones(n, dtype=bool)
+    returns = np.zeros(n)
+    lengths = np.zeros(n, dtype=np.int64)
+    results: list[EpisodeResult | None] = [None] * n
+    while any(r is None for r in results):
+        actions, state = policy.predict(
+            observation, state=state, episode_start=episode_start, deterministic=deterministic
+        )
+        observation, rewards, dones, infos = venv.step(actions)
+        raw = venv.get_original_reward() if isinstance(venv, VecNormalize) else rewards
+        pending = np.array([r is None for r in results])
+        returns += np.where(pending, raw, 0.0)
+        lengths += pending
+        for k in np.flatnonzero(dones & pending):
+            info = infos[k]
+            results[k] = EpisodeResult.from_info(
+                seeds[k], info, info.get("lap_time", np.nan), returns[k], lengths[k]
+            )
+        episode_start = dones
+    return [r for r in results if r is not None]

@@ -1,0 +1,88 @@
+"""One evaluated episode's figures (``EpisodeResult``) and the ``eval/`` metrics of many."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class EpisodeResult:
+    """One evaluated episode of one car.
+
+    Attributes:
+        track_seed: the track.
+        finished: completed the lap(s) asked for.
+        crashed: the episode terminated in a crash.
+        lap_time: time of the first lap [s], NaN if none was completed.
+        progress: progress along the track at the end [laps].
+        mean_speed: path length / time [m/s].
+        episode_return: sum of raw (unnormalised) rewards.
+        length: steps.
+    """
+
+    track_seed: int
+    finished: bool
+    crashed: bool
+    lap_time: float
+    progress: float
+    mean_speed: float
+    episode_return: float
+    length: int
+
+    @classmethod
+    def from_info(
+        cls,
+        track_seed: int,
+        info: Mapping[str, Any],
+        lap_time: float,
+        episode_return: float,
+        length: int,
+    ) -> EpisodeResult:
+        """The result of an episode from the car's last ``info``.
+
+        Args:
+            track_seed: the track.
+            info: the car's info of its last step (``finished``, ``crashed``,
+                ``progress`` [laps], ``mean_speed`` [m/s]; missing flags are False,
+                missing figures NaN).
+            lap_time: the first lap's time [s]; taken only if the car ``finished``.
+            episode_return: sum of raw rewards.
+            length: steps.
+        """
+        finished = bool(info.get("finished", False))
+        return cls(
+            track_seed=int(track_seed),
+            finished=finished,
+            crashed=bool(info.get("crashed", False)),
+            lap_time=float(lap_time) if finished else math.nan,
+            progress=float(info.get("progress", math.nan)),
+            mean_speed=float(info.get("mean_speed", math.nan)),
+            episode_return=float(episode_return),
+            length=int(length),
+        )
+
+
+def summarize(results: Sequence[EpisodeResult]) -> dict[str, float]:
+    """The ``eval/`` metrics of a set of episodes.
+
+    Returns:
+        ``lap_completion_rate``, ``mean_lap_time_s`` and ``best_lap_time_s`` (over
+        completed laps; NaN if none), ``mean_progress``, ``crash_rate``,
+        ``mean_speed_mps``, ``mean_return``, ``episodes``.
+    """
+    laps = [r.lap_time for r in results if r.finished]
+    return {
+        "episodes": len(results),
+        "lap_completion_rate": float(np.mean([r.finished for r in results])),
+        "mean_lap_time_s": float(np.mean(laps)) if laps else math.nan,
+        "best_lap_time_s": float(np.min(laps)) if laps else math.nan,
+        "mean_progress": float(np.mean([r.progress for r in results])),
+        "crash_rate": float(np.mean([r.crashed for r in results])),
+        "mean_speed_mps": float(np.mean([r.mean_speed for r in results])),
+        "mean_return": float(np.mean([r.episode_return for r in results])),
+    }

@@ -1,0 +1,397 @@
+"""Training as a plain function: ``train(cfg, run_dir)`` composes backend × wrappers ×
+algorithm, trains and writes the run directory (``racing-rl train``'s Hydra app is
+``racing_rl.train``).
+
+A run can be continued (``resume``): the run's newest loadable checkpoint (model,
+VecNormalize statistics, replay buffer; ``racing_rl.checkpoints``, which runs no code
+from the run) trains on to ``total_timesteps``, in the same run directory and
+TensorBoard run. SIGINT (Ctrl-C), SIGTERM and any error during training save an
+``interrupted`` checkpoint first; a second signal during that save waits for it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shlex
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+
+from racing_rl.algos import make_model
+from racing_rl.callbacks import (
+    CheckpointCallback,
+    ProgressBar,
+    RaceMetricsCallback,
+    RobloxCallback,
+    ValidationCallback,
+    ValidationVideo,
+)
+from racing_rl.checkpoints.layout import FINAL, INTERRUPTED, Checkpoint, latest_checkpoint
+from racing_rl.checkpoints.runs import (
+    initialize_from,
+    load_for_resume,
+    newest_loadable,
+    resume_config,
+)
+from racing_rl.checkpoints.saving import save_checkpoint, save_model_files, write_atomic
+from racing_rl.checks import check_train_config
+from racing_rl.config import backend_config
+from racing_rl.errors import (
+    ConfigError,
+    TrainingInterrupted,
+)
+from racing_rl.evaluation.episodes import evaluation_env, track_seeds
+from racing_rl.loggers import sb3_logger, wandb_run
+from racing_rl.normalize import is_finite
+from racing_rl.objective import objective
+from racing_rl.provenance import environment_record, record_leg
+from racing_rl.vec import make_env, wrap_vec_env
+
+if TYPE_CHECKING:
+    from racing_rl.bridge.training_bridge import TrainingBridge
+
+log = logging.getLogger(__name__)
+
+
+class _Interrupts:
+    """SIGINT and SIGTERM while training (a context manager).
+
+    The first signal raises ``KeyboardInterrupt`` (SIGTERM too), which ends ``learn``
+    so that an ``interrupted`` checkpoint is saved. Any later signal, and any signal once
+    ``saving`` is set (a save after an error), is logged and otherwise waits for the save:
+    a double Ctrl-C leaves a complete checkpoint, not a ``.partial`` one and tracebacks.
+    Outside the main thread (where Python allows no handlers) it does nothing.
+    """
+
+    def __init__(self) -> None:
+        self.saving = False
+        self._previous: dict[signal.Signals, Any] = {}
+
+    def __enter__(self) -> _Interrupts:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        name = signal.Signals(signum).name
+        if self.saving:
+            log.warning("%s: still saving the checkpoint; it ends in a moment", name)
+            return
+        self.saving = True
+        raise KeyboardInterrupt(name)
+
+
+def _all_finite(model: BaseAlgorithm, venv: VecEnv) -> bool:
+    """Whether the model's weights and the VecNormalize statistics are all finite."""
+    weights = all(bool(torch.isfinite(p).all()) for p in model.policy.parameters())
+    return weights and (not isinstance(venv, VecNormalize) or is_finite(venv))
+
+
+def _save_after_error(
+    model: BaseAlgorithm, venv: VecEnv, checkpoints_dir: Path, err: BaseException
+) -> Checkpoint | None:
+    """Save an ``interrupted`` checkpoint after ``err`` ended training, if the model and
+    statistics are finite (else the previous checkpoints stay the newest). A failure to
+    save is logged, so that ``err`` is what the user sees."""
+    if not _all_finite(model, venv):
+        log.error(
+            "training stopped by %s at %s timesteps; not saving: the weights or the "
+            "VecNormalize statistics are not finite. The last checkpoint stays the newest.",
+            type(err).__name__,
+            f"{model.num_timesteps:,}",
+        )
+        return None
+    try:
+        return save_checkpoint(model, venv, checkpoints_dir, INTERRUPTED)
+    except Exception as save_err:
+        log.error("could not save a checkpoint after the error: %s", save_err)
+        return None
+
+
+def resume_run(run_dir: Path, overrides: Sequence[str]) -> tuple[DictConfig, Checkpoint]:
+    """The config and checkpoint to continue a run with (``racing-rl train resume=``).
+
+    The run's saved config with the overrides a resume may make (``resume_config``),
+    checked and written back to ``.hydra/config.yaml``, and its newest checkpoint.
+
+    Args:
+        run_dir: the run directory.
+        overrides: the command line's overrides.
+
+    Raises:
+        CheckpointError: if ``run_dir`` is not a run directory or has no checkpoint.
+        ConfigError: if an override may not change on resume, or the config is invalid.
+    """
+    cfg = resume_config(run_dir, overrides)
+    check_train_config(cfg)
+    checkpoint = latest_checkpoint(run_dir)
+    saved = OmegaConf.to_yaml(cfg)
+    write_atomic(run_dir / ".hydra" / "config.yaml", lambda tmp: tmp.write_text(saved))
+    return cfg, checkpoint
+
+
+def train(cfg: DictConfig, run_dir: Path, resume: Checkpoint | None = None) -> dict[str, Any]:
+    """Train ``cfg.algo`` on ``cfg.backend`` and write the run directory.
+
+    Args:
+        cfg: the composed ``train`` config.
+        run_dir: the run directory (Hydra's output dir), already created.
+        resume: a checkpoint of this run to continue from (see ``resume_config``).
+
+    Returns:
+        Summary: timesteps, wall time, env-steps/s and the best validation metrics.
+
+    Raises:
+        ConfigError: on invalid settings, before any training starts.
+        CheckpointError: if ``resume`` cannot be loaded.
+        TrainingInterrupted: on SIGINT/SIGTERM, after saving an ``interrupted`` checkpoint.
+
+    Every invocation is a leg in ``run.json``; an error marks it ``failed`` with the
+    error's text (what ``racing-rl report`` shows for a failed sweep job).
+    """
+    leg: dict[str, Any] = {
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "command": " ".join([sys.argv[0], shlex.join(sys.argv[1:])]).strip(),
+        "pid": os.getpid(),
+        "resumed_from": str(resume.path) if resume else None,
+        "start_timesteps": None,
+        "status": "running",
+        **environment_record(),
+    }
+    record_leg(run_dir, leg)
+    try:
+        with wandb_run(cfg, run_dir):
+            return _train(cfg, run_dir, resume, leg)
+    except TrainingInterrupted:
+        raise
+    except KeyboardInterrupt as interrupt:  # before training started: nothing to save
+        name = str(interrupt) or "SIGINT"
+        record_leg(run_dir, {**leg, "status": "interrupted"})
+        raise TrainingInterrupted(
+            f"Interrupted by {name} while setting up, before any training; nothing was "
+            "saved. Run the command again to start.",
+            exit_code=128 + getattr(signal, name, signal.SIGINT),
+        ) from None
+    except Exception as err:
+        record_leg(run_dir, {**leg, "status": "failed", "error": f"{type(err).__name__}: {err}"})
+        raise
+
+
+def _train(
+    cfg: DictConfig, run_dir: Path, resume: Checkpoint | None, leg: dict[str, Any]
+) -> dict[str, Any]:
+    """``train``'s work; updates ``leg`` in run.json as it goes.
+
+    With ``backend=roblox`` it starts the bridge that training, validation and the
+    ``RobloxCallback`` share, and stops it however training ends (the environments also
+    stop it when the last of them closes).
+    """
+    check_train_config(cfg)
+    if resume is not None and resume.timesteps >= cfg.total_timesteps:
+        raise ConfigError(
+            f"{resume.path} is already at {resume.timesteps:,} timesteps, total_timesteps="
+            f"{cfg.total_timesteps:,}: pass a larger total_timesteps to train on."
+        )
+    bridge = None
+    if cfg.backend.name == "roblox":
+        from racing_rl.bridge.training_bridge import TrainingBridge
+
+        bridge = TrainingBridge.from_config(backend_config(cfg.backend))
+    try:
+        return _train_on(cfg, run_dir, resume, leg, bridge)
+    finally:
+        if bridge is not None:
+            bridge.close()
+
+
+def _train_on(
+    cfg: DictConfig,
+    run_dir: Path,
+    resume: Checkpoint | None,
+    leg: dict[str, Any],
+    bridge: TrainingBridge | None,
+) -> dict[str, Any]:
+    """``_train`` with the Roblox backend's ``bridge`` (None for the simulator)."""
+    torch.set_num_threads(cfg.torch_threads)
+    train_seeds = range(*(int(v) for v in cfg.tracks.train))
+    base = make_env(
+        cfg.backend, cfg.n_venvs, cfg.agents_per_venv, [train_seeds] * cfg.n_venvs, bridge=bridge
+    )
+    gamma = cfg.algo.model.get("gamma", 0.99)
+    venv = wrap_vec_env(base, cfg.wrappers, gamma=gamma)
+    if resume is not None:
+        resume, model = newest_loadable(run_dir, partial(load_for_resume, cfg, venv=venv))
+        leg["resumed_from"] = str(resume.path)
+    elif cfg.get("init_from"):
+        model, venv = initialize_from(cfg, Path(cfg.init_from).expanduser(), venv)
+    else:
+        model = make_model(cfg.algo, venv, seed=cfg.seed, device=cfg.device)
+    model.set_logger(sb3_logger(run_dir))
+    leg["start_timesteps"] = int(model.num_timesteps)
+    record_leg(run_dir, leg)
+    log.info(
+        "%s %s on %s: %d cars (%d tracks x %d), %s of %s timesteps, run dir %s",
+        "resuming" if resume else "training",
+        cfg.algo.name,
+        cfg.backend.name,
+        venv.num_envs,
+        cfg.n_venvs,
+        cfg.agents_per_venv,
+        f"{cfg.total_timesteps - model.num_timesteps:,}",
+        f"{cfg.total_timesteps:,}",
+        run_dir,
+    )
+
+    checkpoints_dir = run_dir / "checkpoints"
+    callbacks: list[BaseCallback] = [RaceMetricsCallback()]
+    if cfg.progress_bar:
+        callbacks.append(ProgressBar())
+    pause = None
+    if bridge is not None:
+        roblox = RobloxCallback(bridge, freeze=cfg.backend.freeze_during_updates)
+        callbacks.append(roblox)
+        pause = roblox.pause
+    if cfg.checkpoint.every > 0:
+        keep = int(cfg.checkpoint.get("keep", 0))
+        callbacks.append(
+            CheckpointCallback(cfg.checkpoint.every, checkpoints_dir, cfg.algo.name, keep, pause)
+        )
+    validation = None
+    lap_time_limit_s = cfg.validation.max_steps * cfg.backend.rules.dt
+    kind = cfg.objective
+    if bridge is not None and kind != "return":
+        kind = "return"
+        log.info(
+            "validation in the game ranks checkpoints by mean episode return "
+            "(objective=return): the game sends no lap information"
+        )
+    run_objective = partial(objective, kind=kind, lap_time_limit_s=lap_time_limit_s)
+    if cfg.validation.every > 0:
+        seeds = track_seeds(cfg.tracks.validation)
+        if bridge is None:
+            eval_env = evaluation_env(cfg, seeds, venv)
+        else:  # one more environment in the game, of agents_per_venv cars
+            eval_env = evaluation_env(
+                cfg, seeds[:1], venv, agents=cfg.agents_per_venv, bridge=bridge
+            )
+            tick_hz = bridge.server.tick_hz
+            if not math.isfinite(tick_hz):
+                tick_hz = 1.0 / cfg.backend.rules.dt
+            log.info(
+                "validation in the game: %d cars, each until its first episode ends or "
+                "for at most validation.max_steps=%d ticks (%.0f s at the game's %.1f Hz)",
+                cfg.agents_per_venv,
+                cfg.validation.max_steps,
+                cfg.validation.max_steps / tick_hz,
+                tick_hz,
+            )
+        video = cfg.validation.get("video")
+        validation = ValidationCallback(
+            eval_env,
+            cfg.validation.every,
+            run_dir / "best",
+            run_objective,
+            video=ValidationVideo(
+                cfg, seeds[0], video.every, video.max_steps, (video.size, video.size)
+            )
+            if video and video.every > 0 and bridge is None
+            else None,
+            pause=pause,
+        )
+        callbacks.append(validation)
+
+    started = time.perf_counter()
+    start_timesteps = model.num_timesteps
+    with _Interrupts() as interrupts:
+        try:
+            model.learn(
+                total_timesteps=cfg.total_timesteps - model.num_timesteps,
+                callback=CallbackList(callbacks),
+                log_interval=cfg.log_interval,
+                reset_num_timesteps=resume is None,
+            )
+        except KeyboardInterrupt as interrupt:
+            interrupts.saving = True
+            name = str(interrupt) or "SIGINT"
+            checkpoint = save_checkpoint(model, venv, checkpoints_dir, INTERRUPTED)
+            end = {"status": "interrupted", "end_timesteps": model.num_timesteps}
+            record_leg(run_dir, {**leg, **end})
+            venv.close()
+            raise TrainingInterrupted(
+                f"Training interrupted by {name} at {model.num_timesteps:,} timesteps; saved "
+                f"{checkpoint.path}. Continue with: racing-rl train resume={run_dir}",
+                exit_code=128 + getattr(signal, name, signal.SIGINT),
+            ) from None
+        except Exception as err:
+            interrupts.saving = True
+            saved = _save_after_error(model, venv, checkpoints_dir, err)
+            if saved is not None:
+                leg["checkpoint"] = str(saved.path)
+                log.warning(
+                    "training stopped by an error at %s timesteps; saved %s. After fixing the "
+                    "cause, continue with: racing-rl train resume=%s",
+                    f"{model.num_timesteps:,}",
+                    saved.path,
+                    run_dir,
+                )
+            leg["end_timesteps"] = model.num_timesteps
+            venv.close()
+            raise
+        seconds = time.perf_counter() - started
+        interrupts.saving = True  # a signal now waits for the final model
+        save_checkpoint(model, venv, checkpoints_dir, FINAL)
+        save_model_files(model, venv, run_dir)
+    trained = model.num_timesteps - start_timesteps
+    summary: dict[str, Any] = {
+        "timesteps": int(model.num_timesteps),
+        "seconds": seconds,
+        "env_steps_per_s": trained / seconds,
+    }
+    if validation is not None:
+        if validation.n_calls == 0 or model.num_timesteps % cfg.validation.every:
+            validation.validate()  # let the final model compete for best/
+        best = json.loads((run_dir / "best" / "metrics.json").read_text())
+        summary["best"] = best
+        summary["objective"] = {"kind": kind, "value": run_objective(best)}
+        validation.eval_env.close()
+    venv.close()
+    text = json.dumps(summary, indent=2)
+    write_atomic(run_dir / "summary.json", lambda tmp: tmp.write_text(text))
+    record_leg(run_dir, {**leg, "status": "completed", "end_timesteps": model.num_timesteps})
+    best = summary.get("best")
+    if not best:
+        figures = ""
+    elif kind == "return":  # a Roblox game sends no lap information
+        figures = f"; best validation: mean return {best['mean_return']:.1f}"
+    else:
+        figures = (
+            f"; best validation: lap completion {100 * best['lap_completion_rate']:.0f}%, "
+            f"mean lap {best['mean_lap_time_s']:.2f} s"
+        )
+    log.info(
+        "done: %s timesteps in %.0f s (%.0f env-steps/s)%s",
+        f"{summary['timesteps']:,}",
+        seconds,
+        summary["env_steps_per_s"],
+        figures,
+    )
+    return summary
