@@ -149,9 +149,9 @@ class Replay:
         """Each car's last completed lap time at ``frame``, shape (N,) [s]; NaN before one."""
         last = np.full(self.n_cars, np.nan)
         for car in range(self.n_cars):
-            done = np.flatnonzero(self.lap_completed[:frame, car])
-            if done.size:
-                last[car] = self.lap_time[done[-1], car]
+            completed = np.flatnonzero(self.lap_completed[:frame, car])
+            if completed.size:
+                last[car] = self.lap_time[completed[-1], car]
         return last
 
     def snapshot(self, frame: int, trail_length: int = 200) -> RaceSnapshot:

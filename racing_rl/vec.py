@@ -191,20 +191,20 @@ class ParallelEnvsVecEnv(VecEnv):
         are over (``episode.reset``: race = all of them once one car is done)."""
         start, agents = self._offsets[i], self._agents[i]
         observations, reward, terminated, truncated, info = result
-        done = {agent for agent in agents if terminated[agent] or truncated[agent]}
-        if done and self._reset[i] == "race":
-            done = set(agents)
+        ending = {agent for agent in agents if terminated[agent] or truncated[agent]}
+        if ending and self._reset[i] == "race":
+            ending = set(agents)
         for j, agent in enumerate(agents):
             slot = start + j
             self._rewards[slot] = reward[agent]
             self._infos[slot] = dict(info[agent])
-            if agent in done:
+            if agent in ending:
                 self._infos[slot]["terminal_observation"] = np.array(observations[agent])
                 self._infos[slot]["TimeLimit.truncated"] = not terminated[agent]
                 self._dones[slot] = True
             else:
                 self._obs[slot] = observations[agent]
-        return [agent for agent in agents if agent in done]
+        return [agent for agent in agents if agent in ending]
 
     def _restart(self, ended: tuple[int, list[str]]) -> None:
         """Start the next episodes of ParallelEnv ``i``'s ``agents`` and write their slots:

@@ -108,7 +108,7 @@ class SimVecEnv(VecEnv):
         assert self._actions is not None, "step_async() must come before step_wait()"
         step = self.races.step(np.asarray(self._actions, np.float64))
         self._actions = None
-        done = step.terminated | step.truncated
+        done = step.terminated | step.truncated  # per car: its own episode ended
         n = self.n_cars
         per_race = done.reshape(self.n_envs, n)
         ended = per_race.any(axis=1)

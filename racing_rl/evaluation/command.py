@@ -256,20 +256,24 @@ def _run_rounds(
     try:
         while rounds == 0 or len(races) < rounds * len(seeds):
             if window is None and follower is None:
-                done = run_races(envs, drivers, record=bool(cfg.record), meta=meta)
+                finished = run_races(envs, drivers, record=bool(cfg.record), meta=meta)
             else:  # one track at a time: the window shows it, a newer checkpoint drives the next
-                done = _race_one_track(envs[len(races) % len(seeds)], drivers, cfg, meta, window)
+                finished = _race_one_track(
+                    envs[len(races) % len(seeds)], drivers, cfg, meta, window
+                )
                 if follower is not None:
                     drivers[0] = follower.driver()
                 if window is not None and window.closed:
                     log.info("window closed after %d races; metrics cover those", len(races))
                     break
-            races.extend(done)
+            races.extend(finished)
             if rounds != 1 and len(races) % len(seeds) == 0:
-                laps = np.mean(
+                completion = np.mean(
                     [car.episode.finished for r in races[-len(seeds) :] for car in r.cars]
                 )
-                log.info("round %d: lap completion %.0f%%", len(races) // len(seeds), 100 * laps)
+                log.info(
+                    "round %d: lap completion %.0f%%", len(races) // len(seeds), 100 * completion
+                )
     except KeyboardInterrupt:
         if not races:
             raise

@@ -251,14 +251,16 @@ def standings(races: Sequence[TrackRace]) -> list[dict[str, Any]]:
     rows = []
     for d, label in enumerate(labels):
         positions = [next(r["position"] for r in board if r["label"] == label) for board in boards]
-        laps = [race.cars[d].episode.lap_time for race in races if race.cars[d].episode.finished]
+        lap_times = [
+            race.cars[d].episode.lap_time for race in races if race.cars[d].episode.finished
+        ]
         rows.append(
             {
                 "label": label,
                 "wins": positions.count(1),
                 "mean_position": float(np.mean(positions)),
                 "finished_rate": float(np.mean([race.cars[d].episode.finished for race in races])),
-                "mean_lap_time_s": float(np.mean(laps)) if laps else math.nan,
+                "mean_lap_time_s": float(np.mean(lap_times)) if lap_times else math.nan,
             }
         )
     rows.sort(key=lambda r: (r["mean_position"], np.nan_to_num(r["mean_lap_time_s"], nan=np.inf)))

@@ -75,12 +75,12 @@ def summarize(results: Sequence[EpisodeResult]) -> dict[str, float]:
         completed laps; NaN if none), ``mean_progress``, ``crash_rate``,
         ``mean_speed_mps``, ``mean_return``, ``episodes``.
     """
-    laps = [r.lap_time for r in results if r.finished]
+    lap_times = [r.lap_time for r in results if r.finished]
     return {
         "episodes": len(results),
         "lap_completion_rate": float(np.mean([r.finished for r in results])),
-        "mean_lap_time_s": float(np.mean(laps)) if laps else math.nan,
-        "best_lap_time_s": float(np.min(laps)) if laps else math.nan,
+        "mean_lap_time_s": float(np.mean(lap_times)) if lap_times else math.nan,
+        "best_lap_time_s": float(np.min(lap_times)) if lap_times else math.nan,
         "mean_progress": float(np.mean([r.progress for r in results])),
         "crash_rate": float(np.mean([r.crashed for r in results])),
         "mean_speed_mps": float(np.mean([r.mean_speed for r in results])),
