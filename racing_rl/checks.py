@@ -10,7 +10,7 @@ environments), and the ``algo`` and ``wrappers.normalize`` arguments, checked ag
 signatures of the classes they configure (``+algo.model.foo=1``). Every failure is a
 ``ConfigError`` whose message names the key, the value and what is allowed. Everything
 that allocates memory or environments has an upper bound (``LIMITS``), so a typo such as
-``n_venvs=100000`` fails at once instead of filling the memory.
+``n_races=100000`` fails at once instead of filling the memory.
 """
 
 from __future__ import annotations
@@ -38,9 +38,9 @@ _AUTO_ENT_COEF = re.compile(r"^auto(_\d+(\.\d*)?([eE][-+]?\d+)?)?$")
 
 #: Upper bounds of the settings that allocate (environments, buffers, networks, frames).
 LIMITS = {
-    "n_venvs": 1024,
-    "agents_per_venv": 256,
-    "cars": 8192,  # n_venvs × agents_per_venv: VecEnv slots
+    "n_races": 1024,
+    "cars_per_race": 256,
+    "cars": 8192,  # n_races × cars_per_race: VecEnv slots
     "frame_stack": 64,
     "observation_dim": 65_536,  # numbers per stacked observation
     "net_width": 16_384,  # units per hidden layer
@@ -168,7 +168,7 @@ def check_algo(algo: DictConfig, num_envs: int) -> None:
 
     Args:
         algo: the ``algo`` config group.
-        num_envs: VecEnv slots (n_venvs × agents_per_venv), to check PPO's batch size
+        num_envs: VecEnv slots (n_races × cars_per_race), to check PPO's batch size
             against the rollout.
     """
     cls = algorithm_class(algo)
@@ -307,13 +307,13 @@ def check_train_config(cfg: DictConfig, *, device: bool = True) -> None:
     """
     _integer(cfg, "seed", minimum=0, maximum=LIMITS["seed"])
     _integer(cfg, "total_timesteps", minimum=1)
-    n_venvs = _integer(cfg, "n_venvs", minimum=1, maximum=LIMITS["n_venvs"])
-    agents = _integer(cfg, "agents_per_venv", minimum=1, maximum=LIMITS["agents_per_venv"])
-    if n_venvs * agents > LIMITS["cars"]:
+    n_races = _integer(cfg, "n_races", minimum=1, maximum=LIMITS["n_races"])
+    agents = _integer(cfg, "cars_per_race", minimum=1, maximum=LIMITS["cars_per_race"])
+    if n_races * agents > LIMITS["cars"]:
         raise invalid(
-            "n_venvs",
-            n_venvs,
-            f"n_venvs × agents_per_venv = {n_venvs} × {agents} = {n_venvs * agents:_} cars; "
+            "n_races",
+            n_races,
+            f"n_races × cars_per_race = {n_races} × {agents} = {n_races * agents:_} cars; "
             f"must be <= {LIMITS['cars']:_}",
         )
     _integer(cfg, "torch_threads", minimum=1, maximum=LIMITS["torch_threads"])
@@ -342,16 +342,16 @@ def check_train_config(cfg: DictConfig, *, device: bool = True) -> None:
                 f"× frame_stack) must be <= {LIMITS['observation_dim']:_}",
             )
     limit = getattr(backend, "max_environments", None)  # a Roblox game's collision groups
-    needed = n_venvs + (1 if cfg.validation.every > 0 else 0)
+    needed = n_races + (1 if cfg.validation.every > 0 else 0)
     if limit is not None and needed > limit:
         raise ConfigError(
-            f"Invalid config: n_venvs={n_venvs} training environments"
-            f"{' + 1 for validation' if needed > n_venvs else ''} = {needed} in the game, "
+            f"Invalid config: n_races={n_races} training environments"
+            f"{' + 1 for validation' if needed > n_races else ''} = {needed} in the game, "
             f"which keeps at most backend.max_environments={limit} apart (a collision group "
-            f"each). Lower n_venvs to {limit - (needed - n_venvs)} or less (more "
-            "agents_per_venv keeps the cars), or turn validation off (validation.every=0)."
+            f"each). Lower n_races to {limit - (needed - n_races)} or less (more "
+            "cars_per_race keeps the cars), or turn validation off (validation.every=0)."
         )
-    check_algo(cfg.algo, n_venvs * agents)
+    check_algo(cfg.algo, n_races * agents)
 
 
 def check_video(video: DictConfig) -> None:

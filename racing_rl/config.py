@@ -153,8 +153,8 @@ class TrainSchema:
     total_timesteps: int = MISSING
     device: str = MISSING
     torch_threads: int = MISSING
-    n_venvs: int = MISSING
-    agents_per_venv: int = MISSING
+    n_races: int = MISSING
+    cars_per_race: int = MISSING
     progress_bar: bool = MISSING
     log_interval: int = MISSING
     resume: str | None = MISSING

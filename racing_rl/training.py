@@ -234,7 +234,7 @@ def _train_on(
     torch.set_num_threads(cfg.torch_threads)
     train_seeds = range(*(int(v) for v in cfg.tracks.train))
     base = make_env(
-        cfg.backend, cfg.n_venvs, cfg.agents_per_venv, [train_seeds] * cfg.n_venvs, bridge=bridge
+        cfg.backend, cfg.n_races, cfg.cars_per_race, [train_seeds] * cfg.n_races, bridge=bridge
     )
     gamma = cfg.algo.model.get("gamma", 0.99)
     venv = wrap_vec_env(base, cfg.wrappers, gamma=gamma)
@@ -254,8 +254,8 @@ def _train_on(
         cfg.algo.name,
         cfg.backend.name,
         venv.num_envs,
-        cfg.n_venvs,
-        cfg.agents_per_venv,
+        cfg.n_races,
+        cfg.cars_per_race,
         f"{cfg.total_timesteps - model.num_timesteps:,}",
         f"{cfg.total_timesteps:,}",
         run_dir,
@@ -289,17 +289,15 @@ def _train_on(
         seeds = track_seeds(cfg.tracks.validation)
         if bridge is None:
             eval_env = evaluation_env(cfg, seeds, venv)
-        else:  # one more environment in the game, of agents_per_venv cars
-            eval_env = evaluation_env(
-                cfg, seeds[:1], venv, agents=cfg.agents_per_venv, bridge=bridge
-            )
+        else:  # one more environment in the game, of cars_per_race cars
+            eval_env = evaluation_env(cfg, seeds[:1], venv, agents=cfg.cars_per_race, bridge=bridge)
             tick_hz = bridge.server.tick_hz
             if not math.isfinite(tick_hz):
                 tick_hz = 1.0 / cfg.backend.rules.dt
             log.info(
                 "validation in the game: %d cars, each until its first episode ends or "
                 "for at most validation.max_steps=%d ticks (%.0f s at the game's %.1f Hz)",
-                cfg.agents_per_venv,
+                cfg.cars_per_race,
                 cfg.validation.max_steps,
                 cfg.validation.max_steps / tick_hz,
                 tick_hz,

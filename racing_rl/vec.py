@@ -3,9 +3,9 @@
 The stack, in order (CleanRL style; ``make_env`` then ``wrap_vec_env``)::
 
     the backend's VecEnv, one slot per car:
-      simulator:  SimVecEnv               (racing_rl.envs.vec_env: n_venvs races stepped
+      simulator:  SimVecEnv               (racing_rl.envs.vec_env: n_races races stepped
                                            as one WorldBatch, arrays in and out)
-      Roblox:     ParallelEnvsVecEnv      (n_venvs RobloxParallelEnvs, PettingZoo's API)
+      Roblox:     ParallelEnvsVecEnv      (n_races RobloxParallelEnvs, PettingZoo's API)
       → FrameStack                       (wrappers.frame_stack; 1 = off)
       → VecMonitor                       (episode return/length for SB3's logger)
       → VecNormalize                     (wrappers.normalize; racing_rl.normalize's
@@ -286,8 +286,8 @@ class FrameStack(VecFrameStack):
 
 def make_parallel_envs(
     backend: DictConfig,
-    n_venvs: int,
-    agents_per_venv: int,
+    n_races: int,
+    cars_per_race: int,
     track_seeds: Sequence[Sequence[int]],
     episode: dict[str, Any] | None = None,
     render_mode: str | None = None,
@@ -297,8 +297,8 @@ def make_parallel_envs(
 
     Args:
         backend: the ``backend`` config group.
-        n_venvs: number of ParallelEnvs.
-        agents_per_venv: cars in each.
+        n_races: number of ParallelEnvs.
+        cars_per_race: cars in each.
         track_seeds: per ParallelEnv, the seeds its tracks are drawn from.
         episode: overrides of ``backend.episode`` (e.g. grid spawn for evaluation).
         render_mode: passed to every ParallelEnv.
@@ -315,12 +315,12 @@ def make_parallel_envs(
         return [
             RaceParallelEnv(
                 config,
-                n_cars=agents_per_venv,
+                n_cars=cars_per_race,
                 track_seeds=track_seeds[i],
                 env_id=i,
                 render_mode=render_mode,
             )
-            for i in range(n_venvs)
+            for i in range(n_races)
         ]
     from racing_rl.bridge.env import RobloxParallelEnv
     from racing_rl.bridge.training_bridge import TrainingBridge
@@ -330,10 +330,10 @@ def make_parallel_envs(
         bridge = TrainingBridge.from_config(config)
     roblox_envs: list[ParallelEnv] = []
     try:
-        bridge.check_room(n_venvs)
-        for i in range(n_venvs):
+        bridge.check_room(n_races)
+        for i in range(n_races):
             roblox_envs.append(
-                RobloxParallelEnv(bridge, config, agents_per_venv, track_seeds[i], i, render_mode)
+                RobloxParallelEnv(bridge, config, cars_per_race, track_seeds[i], i, render_mode)
             )
     except BaseException:
         for env in roblox_envs:
@@ -346,13 +346,13 @@ def make_parallel_envs(
 
 def make_env(
     backend: DictConfig,
-    n_venvs: int,
-    agents_per_venv: int,
+    n_races: int,
+    cars_per_race: int,
     track_seeds: Sequence[Sequence[int]],
     episode: dict[str, Any] | None = None,
     bridge: TrainingBridge | None = None,
 ) -> VecEnv:
-    """The backend's bare VecEnv: one slot per car of ``n_venvs`` virtual environments.
+    """The backend's bare VecEnv: one slot per car of ``n_races`` virtual environments.
 
     The simulator's is a ``SimVecEnv`` (every race stepped as one ``WorldBatch``); a
     Roblox game's a ``ParallelEnvsVecEnv`` of ``RobloxParallelEnv``s that send their
@@ -360,8 +360,8 @@ def make_env(
     """
     config = backend_config(backend, episode)
     if isinstance(config, RaceConfig):
-        return SimVecEnv(config, n_venvs, agents_per_venv, track_seeds)
-    envs = make_parallel_envs(backend, n_venvs, agents_per_venv, track_seeds, episode, None, bridge)
+        return SimVecEnv(config, n_races, cars_per_race, track_seeds)
+    envs = make_parallel_envs(backend, n_races, cars_per_race, track_seeds, episode, None, bridge)
     return ParallelEnvsVecEnv(envs, send_ahead=True)
 
 

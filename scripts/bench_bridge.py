@@ -2,8 +2,8 @@
 in real time.
 
 What is measured
-    ``--venvs`` virtual environments × ``--cars`` cars (4 × 5 = 20 by default) as the
-    training app builds them for ``backend=roblox`` (``make_env``: a
+    ``--races`` races (virtual environments of the game) × ``--cars`` cars (4 × 5 = 20
+    by default) as the training app builds them for ``backend=roblox`` (``make_env``: a
     ``ParallelEnvsVecEnv`` of ``RobloxParallelEnv``s; no frame stack or normalisation, no
     policy), stepped with seeded random actions (throttle forward-biased, so cars travel
     and crash as early training does; a crashed car is respawned alone,
@@ -46,7 +46,7 @@ How to read it
     Rates move by tens of percent on a busy machine; compare runs on one machine.
 
 Usage:
-    python scripts/bench_bridge.py [--venvs 4] [--cars 5] [--seconds 10] [--tracks 8]
+    python scripts/bench_bridge.py [--races 4] [--cars 5] [--seconds 10] [--tracks 8]
 """
 
 from __future__ import annotations
@@ -135,7 +135,7 @@ def run_bridged(
         text=True,
     )
     try:
-        bridged = make_env(roblox_cfg, args.venvs, args.cars, seeds)
+        bridged = make_env(roblox_cfg, args.races, args.cars, seeds)
         times, trips = run(bridged, args.seconds)
         server = bridged.envs[0].bridge.server
         rejected, tick_hz = sum(server.rejected.values()), server.tick_hz
@@ -185,17 +185,17 @@ def time_round_trips(env, sink: list[float]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--venvs", type=int, default=4, help="virtual environments")
-    parser.add_argument("--cars", type=int, default=5, help="cars per virtual environment")
+    parser.add_argument("--races", type=int, default=4, help="races (virtual environments)")
+    parser.add_argument("--cars", type=int, default=5, help="cars per race")
     parser.add_argument("--seconds", type=float, default=10.0, help="timed seconds per side")
     parser.add_argument("--tracks", type=int, default=8, help="track seeds raced on")
     args = parser.parse_args()
-    cars = args.venvs * args.cars
-    seeds = [range(args.tracks)] * args.venvs
+    cars = args.races * args.cars
+    seeds = [range(args.tracks)] * args.races
 
     pygame_cfg = default_backend("pygame")
     pygame_cfg.episode.reset = "car"  # as the game: a crashed car respawns alone
-    direct = make_env(pygame_cfg, args.venvs, args.cars, seeds)
+    direct = make_env(pygame_cfg, args.races, args.cars, seeds)
     direct_times, direct_trips = run(direct, args.seconds)
     direct.close()
 
@@ -211,10 +211,7 @@ def main() -> None:
         p50, p99 = (float(np.percentile(trips, q)) * 1e3 for q in (50, 99))
         vec99 = float(np.percentile(times, 99)) * 1e3
         rows.append((name, cars * len(times) / sum(times), p50, p99, vec99, len(times)))
-    print(
-        f"{args.venvs} virtual environments x {args.cars} cars = {cars} cars on "
-        f"{args.tracks} tracks, loopback"
-    )
+    print(f"{args.races} races x {args.cars} cars = {cars} cars on {args.tracks} tracks, loopback")
     print(
         f"{'backend':<28}{'env-steps/s':>12}{'step p50':>10}{'step p99':>10}"
         f"{'vec p99':>9}{'vec steps':>10}   [ms]"

@@ -4,7 +4,7 @@ Trains the default PPO config (conf/algo/ppo.yaml) on two stacks in the same pro
 each for the same number of timesteps after a warm-up, taking turns (``--rounds``) so
 that a slow spell of the machine falls on both:
 
-* **real**: the default training stack — n_venvs × agents_per_venv cars on the built-in
+* **real**: the default training stack — n_races × cars_per_race cars on the built-in
   simulator, our SB3 adapter, the per-car frame stack, VecMonitor, VecNormalize;
 * **zero-cost**: a VecEnv with the same number of slots and the same observation and
   action spaces whose step does nothing (zeros), wrapped in the same VecMonitor and
@@ -20,7 +20,7 @@ The per-turn rows, printed as each turn ends, show it. Usage::
 
     python scripts/bench_train.py [--timesteps N] [--rounds 30] [overrides ...]
 
-Extra arguments are Hydra overrides of conf/train.yaml (e.g. ``n_venvs=2``). The last
+Extra arguments are Hydra overrides of conf/train.yaml (e.g. ``n_races=2``). The last
 line printed is a JSON object with the figures.
 """
 
@@ -129,7 +129,7 @@ def run(
     torch.set_num_threads(cfg.torch_threads)
     gamma = cfg.algo.model.gamma
     train_seeds = range(*(int(v) for v in cfg.tracks.train))
-    base = make_env(cfg.backend, cfg.n_venvs, cfg.agents_per_venv, [train_seeds] * cfg.n_venvs)
+    base = make_env(cfg.backend, cfg.n_races, cfg.cars_per_race, [train_seeds] * cfg.n_races)
     real = wrap_vec_env(base, cfg.wrappers, gamma=gamma)
     zero = VecNormalize(
         VecMonitor(ZeroCostVecEnv(real.num_envs, real.observation_space, real.action_space)),
@@ -190,7 +190,7 @@ def main() -> None:
     timesteps = int(cfg.total_timesteps) if args.timesteps is None else args.timesteps
     if args.rounds < 1 or timesteps < args.rounds:
         parser.error("--rounds must be >= 1 and --timesteps at least --rounds.")
-    cars = cfg.n_venvs * cfg.agents_per_venv
+    cars = cfg.n_races * cfg.cars_per_race
     print(
         f"PPO ({cfg.algo.name}), {cars} cars, {timesteps:,} timesteps each, in {args.rounds} turns"
     )

@@ -102,8 +102,8 @@ def fuzz(frames: int, timeout: float, run_dir: Path) -> dict:
         # wrong_length one first (the run then stops, rightly, on a size mismatch).
         f"backend.observation_size={RaceConfig().observation_size}",
         f"total_timesteps={timesteps}",
-        "n_venvs=2",
-        "agents_per_venv=2",
+        "n_races=2",
+        "cars_per_race=2",
         "progress_bar=false",
         "validation.every=0",
         "checkpoint.every=0",

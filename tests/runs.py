@@ -13,8 +13,8 @@ SCRIPTS = Path(__file__).parents[1] / "scripts"
 #: A training run of a few seconds: 4 cars, 2000 timesteps, 2 validation tracks.
 QUICK = [
     "total_timesteps=2000",
-    "n_venvs=2",
-    "agents_per_venv=2",
+    "n_races=2",
+    "cars_per_race=2",
     "progress_bar=false",
     "tracks.validation=[1000000,1000002]",
     "validation.max_steps=200",

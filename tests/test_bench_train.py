@@ -19,8 +19,8 @@ def bench() -> ModuleType:
 
 def test_both_stacks_train_in_turns_and_each_rate_sums_its_turns(bench: ModuleType) -> None:
     overrides = [
-        "n_venvs=2",
-        "agents_per_venv=2",
+        "n_races=2",
+        "cars_per_race=2",
         "algo.model.n_steps=32",
         "algo.model.batch_size=64",
     ]

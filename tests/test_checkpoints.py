@@ -144,8 +144,8 @@ def test_keep_prunes_the_oldest_periodic_checkpoints_only(tmp_path):
 def test_resume_falls_back_to_the_newest_checkpoint_that_loads(tmp_path, caplog):
     overrides = [
         "total_timesteps=600",
-        "n_venvs=1",
-        "agents_per_venv=2",
+        "n_races=1",
+        "cars_per_race=2",
         "algo.model.n_steps=100",
         "algo.model.batch_size=100",
         "validation.every=0",

@@ -16,7 +16,7 @@ from racing_rl.errors import CheckpointError, ConfigError
 INVALID = [
     (["total_timesteps=-5"], "total_timesteps=-5; must be an integer >= 1"),
     (["seed=-1"], "seed=-1"),
-    (["n_venvs=0"], "n_venvs=0"),
+    (["n_races=0"], "n_races=0"),
     (["torch_threads=0"], "torch_threads=0"),
     (["device=gpu"], "device='gpu'; must be cpu, cuda"),
     (["checkpoint.every=-1"], "checkpoint.every=-1"),
@@ -39,14 +39,14 @@ INVALID = [
     (["backend.name=carla"], "backend.name='carla'; must be one of pygame, roblox"),
     (["backend=roblox", "backend.server.host=0.0.0.0"], "server.host='0.0.0.0'"),
     (["backend=roblox", "backend.observation_size=3"], "observation_size=3"),
-    (["backend=roblox", "n_venvs=31"], "Lower n_venvs to 30 or less"),
+    (["backend=roblox", "n_races=31"], "Lower n_races to 30 or less"),
     (["backend=roblox", "backend.max_environments=40"], "at most 31 environments apart"),
     # Upper bounds on what allocates, and values that used to train silently.
-    (["n_venvs=100000"], "n_venvs=100000; must be <= 1_024"),
-    (["agents_per_venv=1000000"], "agents_per_venv=1000000; must be <= 256"),
-    (["n_venvs=1000", "agents_per_venv=200"], "1000 × 200 = 200_000 cars; must be <= 8_192"),
+    (["n_races=100000"], "n_races=100000; must be <= 1_024"),
+    (["cars_per_race=1000000"], "cars_per_race=1000000; must be <= 256"),
+    (["n_races=1000", "cars_per_race=200"], "1000 × 200 = 200_000 cars; must be <= 8_192"),
     (
-        ["n_venvs=64", "agents_per_venv=20", "algo.model.n_steps=5000"],
+        ["n_races=64", "cars_per_race=20", "algo.model.n_steps=5000"],
         "n_steps × cars = 5000 × 1280 = 6_400_000 must be <= 4_194_304",
     ),
     (["algo.model.n_steps=1000000"], "algo.model.n_steps=1000000; must be <= 100_000"),
@@ -161,3 +161,17 @@ def test_eval_and_resume_of_a_garbage_run_config_say_so_without_a_traceback(tmp_
     result = racing_rl(command, arg, cwd=tmp_path, timeout=120)
     assert result.returncode == 1
     assert "is not a valid run config" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_run_saved_with_the_old_environment_keys_loads_with_the_new_ones(tmp_path):
+    """Runs saved before ``n_venvs``/``agents_per_venv`` became ``n_races``/``cars_per_race``
+    load (eval, resume) with their values under the new names."""
+    with initialize():
+        cfg = compose("train", overrides=["n_races=3", "cars_per_race=2"])
+    saved = OmegaConf.to_container(cfg, resolve=False)
+    saved["n_venvs"], saved["agents_per_venv"] = saved.pop("n_races"), saved.pop("cars_per_race")
+    (tmp_path / ".hydra").mkdir()
+    OmegaConf.save(OmegaConf.create(saved), tmp_path / ".hydra" / "config.yaml")
+    loaded = load_run_config(tmp_path)
+    assert (loaded.n_races, loaded.cars_per_race) == (3, 2)
+    assert "n_venvs" not in loaded and "agents_per_venv" not in loaded

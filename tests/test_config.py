@@ -33,7 +33,7 @@ FAIL_AT_COMPOSE = [
     (["backend=roblox", "difficulty=hard"], "backend.track"),
     (["seed=abc"], "seed"),
     (["total_timesteps=1.5e6"], "total_timesteps"),
-    (["agents_per_venv=two"], "agents_per_venv"),
+    (["cars_per_race=two"], "cars_per_race"),
     (["progress_bar=maybe"], "progress_bar"),
     (["trust_pickles=maybe"], "trust_pickles"),
     (["wrappers.monitor=maybe"], "wrappers.monitor"),

@@ -175,7 +175,7 @@ def test_a_save_killed_midway_leaves_the_previous_checkpoint_loadable(tmp_path):
         ("backend=pygame", "model's shape"),
         ("wrappers.frame_stack=3", "model's shape"),
         ("backend.sensors.n_rays=12", "model's shape"),
-        ("n_venvs=8", "model's shape"),
+        ("n_races=8", "model's shape"),
         ("seed=3", "keeps its own config"),
     ],
 )

@@ -18,14 +18,14 @@ WRAPPERS = OmegaConf.create(
 )
 
 
-def race_envs(n_venvs=2, n_cars=3, **episode):
+def race_envs(n_races=2, n_cars=3, **episode):
     config = RaceConfig(episode=EpisodeConfig(**episode))
-    return [RaceParallelEnv(config, n_cars=n_cars, env_id=i) for i in range(n_venvs)]
+    return [RaceParallelEnv(config, n_cars=n_cars, env_id=i) for i in range(n_races)]
 
 
-def sim_venv(n_venvs=2, n_cars=3, **episode):
+def sim_venv(n_races=2, n_cars=3, **episode):
     config = RaceConfig(episode=EpisodeConfig(**episode))
-    return SimVecEnv(config, n_venvs, n_cars, [range(10_000)] * n_venvs)
+    return SimVecEnv(config, n_races, n_cars, [range(10_000)] * n_races)
 
 
 @pytest.mark.parametrize("reset", ["race", "car"])
@@ -101,7 +101,7 @@ def test_truncation_reaches_sb3_with_terminal_observation():
 
     envs = [
         ss.frame_stack_v1(env, 4)
-        for env in race_envs(n_venvs=2, n_cars=2, max_steps=5, spawn="grid")
+        for env in race_envs(n_races=2, n_cars=2, max_steps=5, spawn="grid")
     ]
     venv = ParallelEnvsVecEnv(envs)
     venv.reset()
@@ -122,7 +122,7 @@ def test_truncation_reaches_sb3_with_terminal_observation():
 
 
 def test_first_done_car_ends_its_race_and_truncates_the_others():
-    venv = sim_venv(n_venvs=2, n_cars=2, spawn="grid")
+    venv = sim_venv(n_races=2, n_cars=2, spawn="grid")
     venv.reset()
     actions = np.zeros((4, 3), dtype=np.float32)
     actions[0] = [1.0, -1.0, 0.0]  # car 0 of env 0: full throttle, hard left: off the track
@@ -138,7 +138,7 @@ def test_first_done_car_ends_its_race_and_truncates_the_others():
 
 
 def test_with_reset_car_one_cars_end_respawns_it_alone():
-    sim = sim_venv(n_venvs=1, n_cars=2, spawn="grid", reset="car")
+    sim = sim_venv(n_races=1, n_cars=2, spawn="grid", reset="car")
     venv = wrap_vec_env(sim, WRAPPERS, gamma=0.99)  # a stack of 4 frames per car
     venv.reset()
     actions = np.zeros((2, 3), dtype=np.float32)
@@ -162,8 +162,8 @@ def test_frame_stack_space_is_supersuits():
     """Runs saved with SuperSuit's frame_stack_v1 (bounds tiled) load into ours."""
     import supersuit as ss
 
-    stacked = ss.frame_stack_v1(race_envs(n_venvs=1)[0], 2)
-    venv = wrap_vec_env(sim_venv(n_venvs=1), OmegaConf.create({"frame_stack": 2}), gamma=0.99)
+    stacked = ss.frame_stack_v1(race_envs(n_races=1)[0], 2)
+    venv = wrap_vec_env(sim_venv(n_races=1), OmegaConf.create({"frame_stack": 2}), gamma=0.99)
     assert venv.observation_space == stacked.observation_space(stacked.possible_agents[0])
 
 

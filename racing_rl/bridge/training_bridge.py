@@ -148,7 +148,7 @@ class TrainingBridge:
                 f"{self._environments + n} environments would be open in the game at once "
                 f"({self._environments} open, {n} more), which keeps at most "
                 f"{self.max_environments} apart (a collision group each; Roblox allows 32 "
-                "per place). Lower n_venvs (a validation in the game adds one more) or, "
+                "per place). Lower n_races (a validation in the game adds one more) or, "
                 "for racing-rl eval, pass fewer seeds; or lower backend.max_environments "
                 "if the game holds fewer."
             )

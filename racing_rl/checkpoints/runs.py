@@ -11,7 +11,7 @@ from typing import TypeVar
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import OverrideParseException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
@@ -37,8 +37,14 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+#: Top-level keys renamed since runs were first saved: old name -> new name. A run saved
+#: with the old name loads (``load_run_config``), resumes and evaluates as before.
+RENAMED = {"n_venvs": "n_races", "agents_per_venv": "cars_per_race"}
+
+
 def load_run_config(run_dir: Path) -> DictConfig:
-    """The config a run was trained with (``<run_dir>/.hydra/config.yaml``), checked.
+    """The config a run was trained with (``<run_dir>/.hydra/config.yaml``), checked; keys
+    renamed since it was saved (``RENAMED``) take their new names.
 
     Raises:
         CheckpointError: if ``run_dir`` is not a run directory, or its config is not a
@@ -54,6 +60,10 @@ def load_run_config(run_dir: Path) -> DictConfig:
         cfg = OmegaConf.load(saved)
         if not isinstance(cfg, DictConfig) or not cfg:
             raise ValueError(f"it holds {type(cfg).__name__ if cfg else 'nothing'}, not settings")
+        for old, new in RENAMED.items():  # a run saved before the key was renamed
+            if old in cfg and new not in cfg:
+                with open_dict(cfg):
+                    cfg[new] = cfg.pop(old)
         OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
         check_train_config(cfg, device=False)
     except Exception as err:
@@ -82,8 +92,8 @@ SHAPE_KEYS = (
     "wrappers",
     "backend.sensors",
     "backend.observation_size",
-    "n_venvs",
-    "agents_per_venv",
+    "n_races",
+    "cars_per_race",
 )
 
 

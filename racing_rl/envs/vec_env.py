@@ -34,11 +34,11 @@ from racing_rl.errors import ConfigError
 
 
 class SimVecEnv(VecEnv):
-    """``n_envs`` simulated races of ``n_cars`` cars as one SB3 VecEnv.
+    """``n_races`` simulated races of ``n_cars`` cars as one SB3 VecEnv.
 
     Args:
         config: the race settings.
-        n_envs: races (virtual environments), one track each.
+        n_races: races, one track each.
         n_cars: cars per race.
         track_seeds: per race, the seeds its tracks are drawn from.
         render_mode: None or "rgb_array" (``get_images`` draws every race).
@@ -54,15 +54,15 @@ class SimVecEnv(VecEnv):
     def __init__(
         self,
         config: RaceConfig,
-        n_envs: int,
+        n_races: int,
         n_cars: int,
         track_seeds: Sequence[Sequence[int]],
         render_mode: str | None = None,
     ) -> None:
-        if n_envs < 1 or len(track_seeds) != n_envs:
+        if n_races < 1 or len(track_seeds) != n_races:
             raise ConfigError(
-                f"SimVecEnv needs n_envs >= 1 and one list of track seeds per race, got "
-                f"n_envs={n_envs} and {len(track_seeds)} lists."
+                f"SimVecEnv needs n_races >= 1 and one list of track seeds per race, got "
+                f"n_races={n_races} and {len(track_seeds)} lists."
             )
         if render_mode not in (None, "rgb_array"):
             raise ConfigError(f"render_mode must be None or 'rgb_array', got {render_mode!r}.")
@@ -71,15 +71,10 @@ class SimVecEnv(VecEnv):
         self.n_cars = n_cars
         self._render_mode = render_mode
         self._renderer: Any = None
-        super().__init__(n_envs * n_cars, observation_space(config.sensors.n_rays), action_space())
+        super().__init__(n_races * n_cars, observation_space(config.sensors.n_rays), action_space())
         self.metadata = {"render_modes": ["rgb_array"], "render_fps": 15}
         self._obs = np.zeros((self.num_envs, *self.observation_space.shape), np.float32)
         self._actions: NDArray[np.float32] | None = None
-
-    @property
-    def n_envs(self) -> int:
-        """Races (virtual environments)."""
-        return self.races.n_races
 
     def _reset_race(self, race: int, seed: int | None = None, options: Any = None) -> None:
         """Reset race ``race`` and give each of its slots ``{"track_seed": seed}``."""
@@ -91,7 +86,7 @@ class SimVecEnv(VecEnv):
     def reset(self) -> VecEnvObs:
         """Reset every race, with the seeds and options set by ``seed``/``set_options``
         (race k takes those of its first slot)."""
-        for race in range(self.n_envs):
+        for race in range(self.races.n_races):
             first = race * self.n_cars
             self._reset_race(race, self._seeds[first], self._options[first] or None)
         self._reset_seeds()
@@ -110,7 +105,7 @@ class SimVecEnv(VecEnv):
         self._actions = None
         done = step.terminated | step.truncated  # per car: its own episode ended
         n = self.n_cars
-        per_race = done.reshape(self.n_envs, n)
+        per_race = done.reshape(self.races.n_races, n)
         ended = per_race.any(axis=1)
         whole = ended & (
             per_race.all(axis=1) | (self.config.episode.reset == "race")
@@ -150,7 +145,7 @@ class SimVecEnv(VecEnv):
             from racing_rl.ui.render import Renderer
 
             self._renderer = Renderer(mode="rgb_array", fps=self.metadata["render_fps"])
-        frames = [self._renderer.draw(worlds.world(race)) for race in range(self.n_envs)]
+        frames = [self._renderer.draw(worlds.world(race)) for race in range(self.races.n_races)]
         return [frames[slot // self.n_cars] for slot in range(self.num_envs)]
 
     def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:

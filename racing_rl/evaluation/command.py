@@ -234,8 +234,8 @@ def _run_rounds(
     """
     envs = make_parallel_envs(
         backend,
-        n_venvs=len(seeds),
-        agents_per_venv=len(drivers),
+        n_races=len(seeds),
+        cars_per_race=len(drivers),
         track_seeds=[[seed] for seed in seeds],
         episode=episode,
         bridge=bridge,

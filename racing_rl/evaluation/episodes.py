@@ -68,8 +68,8 @@ def evaluation_env(
     """
     base = make_env(
         cfg.backend,
-        n_venvs=len(seeds),
-        agents_per_venv=agents,
+        n_races=len(seeds),
+        cars_per_race=agents,
         track_seeds=[[seed] for seed in seeds],
         episode={"spawn": "grid", "laps": 1, "max_steps": cfg.validation.max_steps},
         bridge=bridge,

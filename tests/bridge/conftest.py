@@ -7,11 +7,11 @@ from racing_rl.vec import make_env
 
 @pytest.fixture
 def roblox_vec_env():
-    """Factory: a bare VecEnv of ``n_venvs`` × ``agents`` Roblox cars (closed afterwards)."""
+    """Factory: a bare VecEnv of ``n_races`` × ``agents`` Roblox cars (closed afterwards)."""
     made = []
 
-    def make(backend, n_venvs=2, agents=2, seeds=range(100)):
-        venv = make_env(backend, n_venvs, agents, [seeds] * n_venvs)
+    def make(backend, n_races=2, agents=2, seeds=range(100)):
+        venv = make_env(backend, n_races, agents, [seeds] * n_races)
         made.append(venv)
         return venv
 

@@ -205,7 +205,7 @@ def one_car_rollout(roblox_vec_env, backend, action, steps):
     """Step 2 environments of one car; returns (step, truncated) of each episode end and
     the RESET_AGENTS sent after the first ACTION."""
     with game(backend.server.port) as emulator:
-        venv = roblox_vec_env(backend, n_venvs=2, agents=1)
+        venv = roblox_vec_env(backend, n_races=2, agents=1)
         venv.reset()
         ends = []
         for step in range(1, steps + 1):
@@ -252,6 +252,6 @@ def test_a_real_time_game_answers_every_step_with_a_fresh_tick(roblox_vec_env):
 
 def test_more_environments_than_the_game_keeps_apart_are_refused(roblox_vec_env):
     with pytest.raises(
-        ConfigError, match=r"3 environments .* keeps at most 2 apart.*Lower n_venvs"
+        ConfigError, match=r"3 environments .* keeps at most 2 apart.*Lower n_races"
     ):
-        roblox_vec_env(roblox_backend(max_environments=2), n_venvs=3)
+        roblox_vec_env(roblox_backend(max_environments=2), n_races=3)

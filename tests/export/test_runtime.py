@@ -40,8 +40,8 @@ def test_exported_actions_match_sb3_predict(trained_runs, algo, fmt, tmp_path):
     # different times per car, and the VecEnv resets each car as training does.
     base = make_env(
         run_cfg.backend,
-        n_venvs=2,
-        agents_per_venv=2,
+        n_races=2,
+        cars_per_race=2,
         track_seeds=[[7], [8]],
         episode={"spawn": "random", "max_steps": MAX_STEPS},
     )
