@@ -14,7 +14,7 @@ from collections.abc import Mapping
 OBJECTIVES = ("laps", "return")
 
 
-def objective(metrics: Mapping[str, float], kind: str, lap_time_limit_s: float) -> float:
+def objective(metrics: Mapping[str, float], kind: str, lap_time_limit: float) -> float:
     """One float to maximise, from validation metrics.
 
     ``laps``: ``c − t / (T · (n + 1))`` with ``c`` the lap-completion rate over ``n``
@@ -30,7 +30,7 @@ def objective(metrics: Mapping[str, float], kind: str, lap_time_limit_s: float) 
         metrics: ``racing_rl.evaluation.results.summarize`` output (``lap_completion_rate``,
             ``mean_lap_time_s``, ``mean_return``, ``episodes``).
         kind: ``laps`` or ``return``.
-        lap_time_limit_s: ``T`` in seconds (validation.max_steps × the step length).
+        lap_time_limit: ``T`` in seconds (validation.max_steps × the step length).
 
     Raises:
         ValueError: on an unknown ``kind``.
@@ -41,6 +41,6 @@ def objective(metrics: Mapping[str, float], kind: str, lap_time_limit_s: float) 
         raise ValueError(f"Unknown objective {kind!r}; choose one of {', '.join(OBJECTIVES)}.")
     lap_time = metrics["mean_lap_time_s"]
     if math.isnan(lap_time):
-        lap_time = lap_time_limit_s
-    tie_break = min(lap_time, lap_time_limit_s) / lap_time_limit_s / (metrics["episodes"] + 1)
+        lap_time = lap_time_limit
+    tie_break = min(lap_time, lap_time_limit) / lap_time_limit / (metrics["episodes"] + 1)
     return float(metrics["lap_completion_rate"] - tie_break)

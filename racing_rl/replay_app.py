@@ -44,9 +44,10 @@ def run(cfg: DictConfig) -> str:
             **options,
         )
         seconds = time.perf_counter() - started
-        racing_s = replay.n_frames * replay.dt
+        racing_time = replay.n_frames * replay.dt
         return (
-            f"wrote {count} frames ({racing_s:.1f} s of racing) to {cfg.video} in {seconds:.1f} s"
+            f"wrote {count} frames ({racing_time:.1f} s of racing) to {cfg.video} "
+            f"in {seconds:.1f} s"
         )
     script = list(cfg.script) if cfg.script is not None else None
     player = play_replay(

@@ -276,7 +276,7 @@ def _train_on(
             CheckpointCallback(cfg.checkpoint.every, checkpoints_dir, cfg.algo.name, keep, pause)
         )
     validation = None
-    lap_time_limit_s = cfg.validation.max_steps * cfg.backend.rules.dt
+    lap_time_limit = cfg.validation.max_steps * cfg.backend.rules.dt
     kind = cfg.objective
     if bridge is not None and kind != "return":
         kind = "return"
@@ -284,7 +284,7 @@ def _train_on(
             "validation in the game ranks checkpoints by mean episode return "
             "(objective=return): the game sends no lap information"
         )
-    run_objective = partial(objective, kind=kind, lap_time_limit_s=lap_time_limit_s)
+    run_objective = partial(objective, kind=kind, lap_time_limit=lap_time_limit)
     if cfg.validation.every > 0:
         seeds = track_seeds(cfg.tracks.validation)
         if bridge is None:

@@ -25,13 +25,15 @@ class CheckpointFollower:
         run_dir: a run directory, possibly still training.
         load: loads a driver from a checkpoint directory (``load_policy_driver`` with
             ``checkpoint=<that dir>``).
-        poll_s: how often to look for the first checkpoint while there is none [s].
+        poll_interval: how often to look for the first checkpoint while there is none [s].
     """
 
-    def __init__(self, run_dir: Path, load: Callable[[Path], Any], poll_s: float = 2.0) -> None:
+    def __init__(
+        self, run_dir: Path, load: Callable[[Path], Any], poll_interval: float = 2.0
+    ) -> None:
         self.run_dir = run_dir
         self._load = load
-        self._poll_s = poll_s
+        self._poll_interval = poll_interval
         self._current: Checkpoint | None = None
         self._driver: Any = None
 
@@ -49,7 +51,7 @@ class CheckpointFollower:
             if not waiting:
                 log.info("waiting for the first checkpoint of %s", self.run_dir)
                 waiting = True
-            time.sleep(self._poll_s)
+            time.sleep(self._poll_interval)
         newest = checkpoints[-1]
         if self._current is None or newest.path != self._current.path:
             try:

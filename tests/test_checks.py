@@ -163,15 +163,20 @@ def test_eval_and_resume_of_a_garbage_run_config_say_so_without_a_traceback(tmp_
     assert "is not a valid run config" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_a_run_saved_with_the_old_environment_keys_loads_with_the_new_ones(tmp_path):
+def test_a_run_saved_with_keys_since_renamed_loads_with_the_new_names(tmp_path):
     """Runs saved before ``n_venvs``/``agents_per_venv`` became ``n_races``/``cars_per_race``
-    load (eval, resume) with their values under the new names."""
+    and the bridge's timeouts lost their ``_s`` load (eval, resume) with their values under
+    the new names."""
     with initialize():
-        cfg = compose("train", overrides=["n_races=3", "cars_per_race=2"])
+        cfg = compose("train", overrides=["backend=roblox", "n_races=3", "cars_per_race=2"])
     saved = OmegaConf.to_container(cfg, resolve=False)
     saved["n_venvs"], saved["agents_per_venv"] = saved.pop("n_races"), saved.pop("cars_per_race")
+    saved["backend"]["connect_timeout_s"] = 7.0
+    del saved["backend"]["connect_timeout"]
+    saved["backend"]["server"]["ping_after_s"] = saved["backend"]["server"].pop("ping_after")
     (tmp_path / ".hydra").mkdir()
     OmegaConf.save(OmegaConf.create(saved), tmp_path / ".hydra" / "config.yaml")
     loaded = load_run_config(tmp_path)
     assert (loaded.n_races, loaded.cars_per_race) == (3, 2)
-    assert "n_venvs" not in loaded and "agents_per_venv" not in loaded
+    assert loaded.backend.connect_timeout == 7.0 and "ping_after" in loaded.backend.server
+    assert "n_venvs" not in loaded and "connect_timeout_s" not in loaded.backend

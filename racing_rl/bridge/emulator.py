@@ -8,7 +8,7 @@ by itself when its episode ends (that frame carries the fresh car's observation 
 reward ``done_reward``), skips frozen cars, closes every environment and goes silent
 after ``watchdog_ticks`` ticks with an unfrozen car and no ``ACTION`` (the connection
 stays open), warns when more environments open than ``max_environments`` (the game's
-collision groups), and drops the connection after ``silence_timeout_s`` without a
+collision groups), and drops the connection after ``silence_timeout`` without a
 server message, then reconnects. It sends no ``info``, no hello and no step echo.
 
 Two clocks: ``lockstep=False`` is the game's Heartbeat loop (``heartbeat_hz``): time
@@ -141,7 +141,7 @@ class Emulator:
             watchdog; 0 = off). Only on the game's clock.
         max_environments: environments the game keeps apart (collision groups); one
             more is opened without isolation and counted in ``unisolated``.
-        silence_timeout_s: drop the connection after this long without a message [s].
+        silence_timeout: drop the connection after this long without a message [s].
         faults: misbehaviour for tests.
         record: also append every received command to this JSON-lines file.
         seed: seeds the track draws.
@@ -170,7 +170,7 @@ class Emulator:
         echo_step: bool = False,
         watchdog_ticks: int = 250,
         max_environments: int = 31,
-        silence_timeout_s: float = 20.0,
+        silence_timeout: float = 20.0,
         faults: Faults | None = None,
         record: Path | None = None,
         seed: int = 0,
@@ -184,8 +184,8 @@ class Emulator:
         self.config = dataclasses.replace(config, episode=episode)
         self.url = url
         self.lockstep = lockstep
-        self.tick_s = 1.0 / tick_hz
-        self.heartbeat_s = 1.0 / heartbeat_hz
+        self.tick_period = 1.0 / tick_hz
+        self.heartbeat_period = 1.0 / heartbeat_hz
         self.observation_size = config.observation_size
         self.headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.done_reward = done_reward
@@ -210,7 +210,7 @@ class Emulator:
         self.in_time = 0
         """Of those, the ticks before which a new ``ACTION`` of the environment had arrived."""
         self.stopped = False
-        self.silence_timeout_s = silence_timeout_s
+        self.silence_timeout = silence_timeout
         self.faults = faults or Faults()
         self.record = record
         self.rng = np.random.default_rng(seed)
@@ -347,18 +347,18 @@ class Emulator:
             await self._send(connection, self._step_entries(envs))
 
     async def _watchdog(self, connection: ClientConnection) -> None:
-        """Close the connection on ``stop``, or after ``silence_timeout_s`` without a message."""
+        """Close the connection on ``stop``, or after ``silence_timeout`` without a message."""
         loop = asyncio.get_running_loop()
         self._last_message = loop.time()
         assert self._stop is not None
         while True:
             with contextlib.suppress(asyncio.TimeoutError):  # TimeoutError from 3.11 on
-                await asyncio.wait_for(self._stop.wait(), min(1.0, self.silence_timeout_s))
+                await asyncio.wait_for(self._stop.wait(), min(1.0, self.silence_timeout))
             if self._stop.is_set():
                 await connection.close()
                 return
-            if loop.time() - self._last_message > self.silence_timeout_s:
-                log.warning("emulator: no message for %.0f s, reconnecting", self.silence_timeout_s)
+            if loop.time() - self._last_message > self.silence_timeout:
+                log.warning("emulator: no message for %.0f s, reconnecting", self.silence_timeout)
                 await connection.close()
                 return
 
@@ -368,10 +368,10 @@ class Emulator:
         loop = asyncio.get_running_loop()
         accumulated, last = 0.0, loop.time()
         while not self.stopped:
-            await asyncio.sleep(self.heartbeat_s)
+            await asyncio.sleep(self.heartbeat_period)
             now = loop.time()
             accumulated, last = accumulated + now - last, now
-            if accumulated < self.tick_s:
+            if accumulated < self.tick_period:
                 continue
             accumulated = 0.0
             await self._game_tick(connection)
@@ -545,8 +545,8 @@ class Emulator:
                 log.warning("emulator: car %s is not reported any more (fault)", env.agents[0])
                 env.lost.add(env.agents[0])
                 entries.pop(env.agents[0], None)
-        if faults.delay_s:
-            await asyncio.sleep(faults.delay_s)
+        if faults.delay:
+            await asyncio.sleep(faults.delay)
         for kind in faults.flood:
             self.faults_sent[kind] += 1
             await connection.send(bad_frame(kind, entries)[0])
@@ -585,7 +585,7 @@ def main(cfg: DictConfig) -> None:
             echo_step=cfg.echo_step,
             watchdog_ticks=cfg.watchdog_ticks,
             max_environments=cfg.max_environments,
-            silence_timeout_s=cfg.silence_timeout_s,
+            silence_timeout=cfg.silence_timeout,
             faults=Faults(**to_container(cfg.faults)),
             record=Path(cfg.record) if cfg.record else None,
             seed=cfg.seed,

@@ -67,9 +67,9 @@ class RobloxConfig:
         update_collisions: car-car collisions in the game (``UPDATE_COLLISIONS``).
         freeze_during_updates: ``FREEZE`` the game during every pause of training that
             can last seconds (policy updates, validation set-up, checkpoint saves).
-        connect_timeout_s: how long to wait for the game to connect [s].
-        reconnect_timeout_s: how long to wait for it after a disconnect [s].
-        observation_timeout_s: how long a step waits for the cars' observations [s]: a
+        connect_timeout: how long to wait for the game to connect [s].
+        reconnect_timeout: how long to wait for it after a disconnect [s].
+        observation_timeout: how long a step waits for the cars' observations [s]: a
             car still missing then is truncated and respawned; a game that sent no
             frame at all in that time has stopped, and training ends with an error.
         rules: the game's nominal tick; the bridge measures the real one (``tick_hz``).
@@ -84,9 +84,9 @@ class RobloxConfig:
     max_environments: int = 31
     update_collisions: bool = False
     freeze_during_updates: bool = True
-    connect_timeout_s: float = 120.0
-    reconnect_timeout_s: float = 120.0
-    observation_timeout_s: float = 10.0
+    connect_timeout: float = 120.0
+    reconnect_timeout: float = 120.0
+    observation_timeout: float = 10.0
     rules: GameRules = field(default_factory=GameRules)
     episode: EpisodeConfig = field(default_factory=lambda: EpisodeConfig(reset="car"))
 
@@ -101,11 +101,11 @@ class RobloxConfig:
                 f"max_environments={self.max_environments}: the game keeps at most 31 "
                 "environments apart (Roblox's 32 collision groups, less the default one)."
             )
-        if min(self.connect_timeout_s, self.reconnect_timeout_s, self.observation_timeout_s) <= 0:
+        if min(self.connect_timeout, self.reconnect_timeout, self.observation_timeout) <= 0:
             raise ConfigError(
-                "connect_timeout_s, reconnect_timeout_s and observation_timeout_s must be > 0 "
-                f"seconds, got {self.connect_timeout_s}, {self.reconnect_timeout_s} and "
-                f"{self.observation_timeout_s}."
+                "connect_timeout, reconnect_timeout and observation_timeout must be > 0 "
+                f"seconds, got {self.connect_timeout}, {self.reconnect_timeout} and "
+                f"{self.observation_timeout}."
             )
 
 
@@ -145,7 +145,7 @@ class RobloxParallelEnv(ParallelEnv):
     side, truncation after ``episode.max_steps`` steps, after ``episode.laps`` laps
     (``info["finished"]``, needs the game's ``info.laps``), and when an episode was
     interrupted (a reconnection, a car that stopped reporting for
-    ``observation_timeout_s``, or an episode end the env did not see in time:
+    ``observation_timeout``, or an episode end the env did not see in time:
     ``info["interrupted"]``). The game respawns a car as soon as its episode ends and
     sends the new car's observation in that message, so the observation returned with
     a game-reported episode end is the car's previous one (its last real state), and
@@ -225,8 +225,8 @@ class RobloxParallelEnv(ParallelEnv):
             options: ``{"track_seed": int}`` suggests that track.
 
         Raises:
-            BridgeError: no game connects within ``connect_timeout_s``, or the cars'
-                first observations do not arrive within ``observation_timeout_s``.
+            BridgeError: no game connects within ``connect_timeout``, or the cars'
+                first observations do not arrive within ``observation_timeout``.
         """
         if seed is not None:
             self.np_random, _ = seeding.np_random(seed)
@@ -242,7 +242,7 @@ class RobloxParallelEnv(ParallelEnv):
         if seed is not None:
             hints["seed"] = seed
         while True:  # until the cars report; a game that goes away is waited for again
-            self.bridge.wait_for_game(self.config.connect_timeout_s, why="spawning the cars")
+            self.bridge.wait_for_game(self.config.connect_timeout, why="spawning the cars")
             generation = self.bridge.generation
             after = self.bridge.inbox.mark()
             try:
@@ -255,7 +255,7 @@ class RobloxParallelEnv(ParallelEnv):
             except BridgeError:
                 continue  # the game went away while we sent: wait for it again
             received, missing = self.bridge.get_observation(
-                self.possible_agents, after, self.config.observation_timeout_s, None, generation
+                self.possible_agents, after, self.config.observation_timeout, None, generation
             )
             if not missing:
                 break
@@ -283,23 +283,23 @@ class RobloxParallelEnv(ParallelEnv):
             raise BridgeError(
                 f"No observation from the game for {len(missing)} car(s) of env "
                 f"{self.env_id} ({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}) "
-                f"within {self.config.observation_timeout_s:g} s of {doing}; "
+                f"within {self.config.observation_timeout:g} s of {doing}; "
                 f"{self.bridge.describe()}. The game is connected but silent: its tick loop "
                 "has stopped (its watchdog closes every environment after 250 ticks without "
                 "an ACTION, and a Luau error inside a tick stops it for good: see the "
                 "Output window in Studio). Stop the game and press Play again, then "
                 "continue with `racing-rl train resume=<run dir>`; raise "
-                "backend.observation_timeout_s if the game is only slow."
+                "backend.observation_timeout if the game is only slow."
             )
         log.warning(
             "the game disconnected while env %s was %s; waiting up to %.0f s for it to "
             "reconnect, then its cars are re-spawned",
             self.env_id,
             doing,
-            self.config.reconnect_timeout_s,
+            self.config.reconnect_timeout,
         )
         self.bridge.wait_for_game(
-            self.config.reconnect_timeout_s, "reconnection", key="backend.reconnect_timeout_s"
+            self.config.reconnect_timeout, "reconnection", key="backend.reconnect_timeout"
         )
 
     def _game_is_silent(self, frames_before: int, generation: int) -> bool:
@@ -339,7 +339,7 @@ class RobloxParallelEnv(ParallelEnv):
         # folded with the next if that has come as well (``Inbox.take``). A tick older
         # than the game's tick period is not: training paused, and the game went on.
         after = self.bridge.inbox.mark()
-        if self.bridge.silence_s() < self.config.rules.dt:
+        if self.bridge.silence() < self.config.rules.dt:
             after = max(self._read, after - 1)
         try:
             self.bridge.freeze(False)
@@ -365,7 +365,7 @@ class RobloxParallelEnv(ParallelEnv):
 
         Raises:
             BridgeError: the observations do not arrive within
-                ``observation_timeout_s`` while the game stays connected (the message
+                ``observation_timeout`` while the game stays connected (the message
                 names the missing agents), or the game does not reconnect in time.
         """
         if not self.agents:
@@ -379,7 +379,7 @@ class RobloxParallelEnv(ParallelEnv):
         if sent.after is not None:
             try:
                 received, missing = self.bridge.get_observation(
-                    live, sent.after, self.config.observation_timeout_s, sent.step, generation
+                    live, sent.after, self.config.observation_timeout, sent.step, generation
                 )
             except BridgeError:
                 missing = live  # the connection broke while waiting
@@ -391,7 +391,7 @@ class RobloxParallelEnv(ParallelEnv):
                 "their episodes are truncated and the cars respawned",
                 ", ".join(missing),
                 self.env_id,
-                self.config.observation_timeout_s,
+                self.config.observation_timeout,
             )
         self._steps += 1
         episode = self.config.episode
@@ -455,7 +455,7 @@ class RobloxParallelEnv(ParallelEnv):
             with contextlib.suppress(BridgeError):  # the game went away: the wait finds out
                 self.bridge.reset_agents(self.envid, ask)
             received, missing = self.bridge.get_observation(
-                ask, after, self.config.observation_timeout_s, None, generation
+                ask, after, self.config.observation_timeout, None, generation
             )
             if missing and not self._game_is_silent(frames_before, generation):
                 raise BridgeError(

@@ -45,7 +45,7 @@ class Faults:
         flood: before every message, send a bad frame of each of these kinds (copies of
             that message with one fault each; the message itself follows, unspoilt).
         drop_after: close the connection once, right after message k (then reconnect).
-        delay_s: send every observation message this late [s].
+        delay: send every observation message this late [s].
         silent_after: after message k, stop sending anything, the connection kept open
             (the game after a Luau error inside its tick).
         lose_car_after: after message k, the first car of the first environment is not
@@ -55,7 +55,7 @@ class Faults:
     inject: Mapping[int, str] = field(default_factory=dict)
     flood: Sequence[str] = ()
     drop_after: int | None = None
-    delay_s: float = 0.0
+    delay: float = 0.0
     silent_after: int | None = None
     lose_car_after: int | None = None
 

@@ -8,7 +8,7 @@ bad entry is dropped alone (counted per kind in ``dropped``), ``[]`` is counted 
 empty tick (``empty_ticks``), and the connection stays up. The arrival times of frames
 give the game's tick rate (``tick_hz``); the first entry gives its observation size
 when none is configured. A frame over ``max_message_bytes`` makes ``websockets`` close
-the connection (code 1009); the game reconnects. After ``ping_after_s`` of silence the
+the connection (code 1009); the game reconnects. After ``ping_after`` of silence the
 server sends ``PING`` (the game drops a connection after 20 s without a message).
 
 Threads: the server's event loop runs in its own thread. The training thread talks to it
@@ -81,8 +81,8 @@ class ServerConfig:
         token: shared secret the game presents as ``Authorization: Bearer <token>`` or
             ``?token=<token>`` in the URL; None accepts any game (loopback only).
         max_message_bytes: largest frame accepted [bytes]; larger closes the connection.
-        ping_after_s: silence before the server sends ``PING`` [s].
-        send_timeout_s: longest a send may block on a slow connection [s].
+        ping_after: silence before the server sends ``PING`` [s].
+        send_timeout: longest a send may block on a slow connection [s].
     """
 
     host: str = "127.0.0.1"
@@ -90,19 +90,19 @@ class ServerConfig:
     path: str = "/ws"
     token: str | None = None
     max_message_bytes: int = 1 << 20
-    ping_after_s: float = 5.0
-    send_timeout_s: float = 5.0
+    ping_after: float = 5.0
+    send_timeout: float = 5.0
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"server.port must be in [0, 65535], got {self.port}.")
         if not self.path.startswith("/"):
             raise ConfigError(f"server.path must start with '/', got {self.path!r}.")
-        if self.max_message_bytes < 1024 or self.ping_after_s <= 0 or self.send_timeout_s <= 0:
+        if self.max_message_bytes < 1024 or self.ping_after <= 0 or self.send_timeout <= 0:
             raise ConfigError(
-                "server.max_message_bytes must be >= 1024 and server.ping_after_s, "
-                f"server.send_timeout_s > 0; got {self.max_message_bytes}, "
-                f"{self.ping_after_s}, {self.send_timeout_s}."
+                "server.max_message_bytes must be >= 1024 and server.ping_after, "
+                f"server.send_timeout > 0; got {self.max_message_bytes}, "
+                f"{self.ping_after}, {self.send_timeout}."
             )
         if not _is_loopback(self.host) and not self.token:
             raise ConfigError(
@@ -279,7 +279,7 @@ class BridgeServer:
         if written is None:
             return
         try:
-            written.result(self.config.send_timeout_s)
+            written.result(self.config.send_timeout)
         except (ConnectionClosed, concurrent.futures.TimeoutError) as err:
             raise BridgeError(f"Sending to the game failed: {err!r}") from err
 
@@ -327,7 +327,7 @@ class BridgeServer:
             self.config.port,
             max_size=self.config.max_message_bytes,
             compression=None,  # small JSON frames: deflate costs more latency than it saves
-            ping_interval=self.config.ping_after_s * 2,
+            ping_interval=self.config.ping_after * 2,
             ping_timeout=20.0,
             logger=_WEBSOCKETS_LOG,
             process_request=self._admit,
@@ -507,7 +507,7 @@ class BridgeServer:
 
     async def _keepalive(self, connection: ServerConnection) -> None:
         ping = encode_command(PING)
-        period = self.config.ping_after_s
+        period = self.config.ping_after
         while True:
             idle = time.monotonic() - self._last_sent
             if idle >= period:

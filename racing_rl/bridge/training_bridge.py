@@ -170,7 +170,7 @@ class TrainingBridge:
             self._environments -= 1
 
     def wait_for_game(
-        self, timeout: float, why: str = "", key: str = "backend.connect_timeout_s"
+        self, timeout: float, why: str = "", key: str = "backend.connect_timeout"
     ) -> None:
         """Block until a game is connected and configured for this connection.
 
@@ -240,12 +240,12 @@ class TrainingBridge:
         dropped = ", ".join(f"{n} {kind}" for kind, n in sorted(server.dropped.items()))
         return (
             f"a game is connected as {server.model_id!r}, its last frame arrived "
-            f"{self.silence_s():.1f} s ago; {server.frames} frame(s) received "
+            f"{self.silence():.1f} s ago; {server.frames} frame(s) received "
             f"({server.empty_ticks} empty), {sum(server.rejected.values())} rejected, "
             f"entries dropped: {dropped or 'none'}"
         )
 
-    def silence_s(self) -> float:
+    def silence(self) -> float:
         """Seconds since the game's last frame (any frame, ``[]`` included) [s]."""
         return time.monotonic() - self.server.last_received
 

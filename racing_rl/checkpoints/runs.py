@@ -37,9 +37,27 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-#: Top-level keys renamed since runs were first saved: old name -> new name. A run saved
-#: with the old name loads (``load_run_config``), resumes and evaluates as before.
-RENAMED = {"n_venvs": "n_races", "agents_per_venv": "cars_per_race"}
+#: Keys renamed since runs were first saved: old dotted key -> new name in the same node.
+#: A run saved with an old name loads (``load_run_config``), resumes and evaluates as before.
+RENAMED = {
+    "n_venvs": "n_races",
+    "agents_per_venv": "cars_per_race",
+    "backend.connect_timeout_s": "connect_timeout",
+    "backend.reconnect_timeout_s": "reconnect_timeout",
+    "backend.observation_timeout_s": "observation_timeout",
+    "backend.server.ping_after_s": "ping_after",
+    "backend.server.send_timeout_s": "send_timeout",
+}
+
+
+def _rename_old_keys(cfg: DictConfig) -> None:
+    """Give the keys of ``RENAMED`` their new names in ``cfg`` (in place)."""
+    for old, new in RENAMED.items():
+        parent, _, key = old.rpartition(".")
+        node = OmegaConf.select(cfg, parent) if parent else cfg
+        if isinstance(node, DictConfig) and key in node and new not in node:
+            with open_dict(node):
+                node[new] = node.pop(key)
 
 
 def load_run_config(run_dir: Path) -> DictConfig:
@@ -60,10 +78,7 @@ def load_run_config(run_dir: Path) -> DictConfig:
         cfg = OmegaConf.load(saved)
         if not isinstance(cfg, DictConfig) or not cfg:
             raise ValueError(f"it holds {type(cfg).__name__ if cfg else 'nothing'}, not settings")
-        for old, new in RENAMED.items():  # a run saved before the key was renamed
-            if old in cfg and new not in cfg:
-                with open_dict(cfg):
-                    cfg[new] = cfg.pop(old)
+        _rename_old_keys(cfg)  # a run saved before some keys were renamed
         OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
         check_train_config(cfg, device=False)
     except Exception as err:

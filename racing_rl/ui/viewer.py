@@ -68,10 +68,10 @@ class ReplayPlayer:
         """Jump to ``frame`` (clamped to the replay)."""
         self._position = float(min(max(frame, 0), self.replay.n_frames - 1))
 
-    def advance(self, elapsed_s: float) -> None:
-        """Move on by ``elapsed_s`` seconds of wall-clock time at the current speed."""
+    def advance(self, elapsed: float) -> None:
+        """Move on by ``elapsed`` seconds of wall-clock time at the current speed."""
         if not self.paused:
-            self.seek(self._position + elapsed_s * self.speed / self.replay.dt)
+            self.seek(self._position + elapsed * self.speed / self.replay.dt)
 
     def handle_key(self, key: str) -> None:
         """Apply one key press, by pygame key name (``pygame.key.name``): see ``KEYS_HELP``."""

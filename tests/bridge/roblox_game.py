@@ -23,9 +23,9 @@ def roblox_backend(**overrides):
     cfg = default_backend("roblox")
     cfg.server.port = free_port()
     cfg.server.token = None
-    cfg.connect_timeout_s = 20.0
-    cfg.reconnect_timeout_s = 20.0
-    cfg.observation_timeout_s = 5.0
+    cfg.connect_timeout = 20.0
+    cfg.reconnect_timeout = 20.0
+    cfg.observation_timeout = 5.0
     return OmegaConf.merge(cfg, overrides)
 
 

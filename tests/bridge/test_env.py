@@ -90,7 +90,7 @@ def test_a_frame_with_one_nan_entry_keeps_the_others(roblox_vec_env):
 
 
 def test_a_car_that_stops_reporting_is_truncated_and_respawned(roblox_vec_env, caplog):
-    backend = roblox_backend(observation_timeout_s=1.0)
+    backend = roblox_backend(observation_timeout=1.0)
     with (
         caplog.at_level(logging.WARNING),
         game(backend.server.port, faults=Faults(lose_car_after=10)) as emulator,
@@ -133,7 +133,7 @@ def test_an_oversized_message_costs_the_connection_not_the_run(roblox_vec_env, c
 
 
 def test_a_silent_game_is_a_clear_error_within_the_observation_timeout(roblox_vec_env):
-    backend = roblox_backend(observation_timeout_s=1.0)
+    backend = roblox_backend(observation_timeout=1.0)
     with game(backend.server.port, faults=Faults(silent_after=10)):
         venv = roblox_vec_env(backend)
         started = time.monotonic()
@@ -146,7 +146,7 @@ def test_a_silent_game_is_a_clear_error_within_the_observation_timeout(roblox_ve
 def test_the_watchdog_of_a_real_time_game_is_a_clear_error(roblox_vec_env):
     """The game's clock, its watchdog at 5 ticks: a pause of training longer than that
     (here a sleep) stops the game; the next step says what happened."""
-    backend = roblox_backend(observation_timeout_s=1.0)
+    backend = roblox_backend(observation_timeout=1.0)
     with game(backend.server.port, lockstep=False, tick_hz=60.0, watchdog_ticks=5) as emulator:
         venv = roblox_vec_env(backend)
         venv.reset()
@@ -159,7 +159,7 @@ def test_the_watchdog_of_a_real_time_game_is_a_clear_error(roblox_vec_env):
 def test_no_game_at_all_is_a_clear_error(roblox_vec_env):
     expected = r"No game connected to ws://127.0.0.1:.*within 0.5 s.*Play.*racing-rl emulate"
     with pytest.raises(BridgeError, match=expected):
-        roblox_vec_env(roblox_backend(connect_timeout_s=0.5))
+        roblox_vec_env(roblox_backend(connect_timeout=0.5))
 
 
 def test_the_game_cars_nineteen_numbers_are_taken_from_its_first_frame(roblox_vec_env, caplog):

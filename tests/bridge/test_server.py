@@ -133,7 +133,7 @@ def test_bad_messages_are_dropped_and_the_connection_stays_up(bridge):
         assert bridge.server.empty_ticks == 1  # [], counted apart from the rejections
 
 
-@pytest.mark.parametrize("bridge", [{"ping_after_s": 0.2}], indirect=True)
+@pytest.mark.parametrize("bridge", [{"ping_after": 0.2}], indirect=True)
 def test_the_server_pings_a_silent_connection(bridge):
     with connect(url(bridge)) as client:
         bridge.wait_for_game(5)  # sends UPDATE_COLLISIONS to a new game
@@ -168,5 +168,5 @@ def test_a_game_that_drops_right_after_the_handshake_is_waited_for_again(bridge)
 
 
 def test_only_the_timeout_ends_the_wait_and_names_its_key(bridge):
-    with pytest.raises(BridgeError, match=r"within 0\.3 s.*backend\.reconnect_timeout_s"):
-        bridge.wait_for_game(0.3, key="backend.reconnect_timeout_s")
+    with pytest.raises(BridgeError, match=r"within 0\.3 s.*backend\.reconnect_timeout"):
+        bridge.wait_for_game(0.3, key="backend.reconnect_timeout")
