@@ -90,7 +90,7 @@ COMMANDS = {
         {"opponent": "run"},
     ),
     "export": Command(
-        "racing_rl.export",
+        "racing_rl.export.app",
         "write a trained driver as one file: a Roblox ModuleScript or an ONNX model",
         (
             "racing-rl export run_dir=<run dir> format=luau   # <run dir>/export/policy_best.luau",

@@ -6,7 +6,7 @@ VecNormalize statistics), reads it into a ``PolicySpec`` (``spec.py``) and write
 Roblox ModuleScript (``luau.py``) or an ONNX model (``onnx.py``). The file is written
 beside its final name and renamed into place, so a failed export leaves no file.
 ``runtime.py`` runs exported files (a Luau VM, onnxruntime) for ``racing-rl eval
-driver=luau|onnx`` and the tests. ``main`` is the Hydra app.
+driver=luau|onnx`` and the tests. The Hydra app is ``racing_rl.export.app``.
 """
 
 from __future__ import annotations
@@ -22,8 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from racing_rl import __version__
 from racing_rl.checkpoints.saving import write_atomic
-from racing_rl.config import hydra_main
-from racing_rl.errors import ConfigError, RacingRLError
+from racing_rl.errors import ConfigError
 from racing_rl.export.spec import PolicySpec, policy_spec
 
 log = logging.getLogger(__name__)
@@ -162,17 +161,3 @@ def load_exported_driver(run_dir: Path, cfg: DictConfig, fmt: str) -> Any:
         policy = LuauPolicy.from_file(path) if fmt == "luau" else OnnxPolicy(path)
     label = f"{run_dir.name} ({fmt})"
     return ExportedDriver(policy, label, str(run_dir), f"{spec.info['checkpoint']} as {fmt}")
-
-
-@hydra_main("export")
-def main(cfg: DictConfig) -> None:
-    """Hydra entry point of ``racing-rl export``."""
-    try:
-        result = export(cfg)
-    except RacingRLError as err:
-        log.error("%s", err)
-        raise SystemExit(1) from err
-    print(
-        f"wrote {result['path']} ({result['bytes'] / 1024:.0f} KiB): {result['algorithm']} "
-        f"{result['checkpoint']}, {result['timesteps']:,} timesteps"
-    )

@@ -1,0 +1,27 @@
+"""``racing-rl export``: the Hydra app (parse, ``racing_rl.export.export``, print)."""
+
+from __future__ import annotations
+
+import logging
+
+from omegaconf import DictConfig
+
+from racing_rl.config import hydra_main
+from racing_rl.errors import RacingRLError
+from racing_rl.export import export
+
+log = logging.getLogger(__name__)
+
+
+@hydra_main("export")
+def main(cfg: DictConfig) -> None:
+    """Hydra entry point of ``racing-rl export``."""
+    try:
+        result = export(cfg)
+    except RacingRLError as err:
+        log.error("%s", err)
+        raise SystemExit(1) from err
+    print(
+        f"wrote {result['path']} ({result['bytes'] / 1024:.0f} KiB): {result['algorithm']} "
+        f"{result['checkpoint']}, {result['timesteps']:,} timesteps"
+    )
