@@ -15,6 +15,10 @@ unrolled by four. One instance drives many cars: each car id has its own frame s
 
 Luau numbers are doubles, so the module computes in float64 what SB3 computes in
 float32: actions agree to ~1e-7 (``tests/export/test_runtime.py``).
+
+Why one module of ~400 lines: most of it is the Luau source it writes (header, decoder,
+layers, the per-car API), kept beside the Python that fills it in so the two change
+together.
 """
 
 from __future__ import annotations
