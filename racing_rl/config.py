@@ -37,7 +37,7 @@ from racing_rl import config_dir
 from racing_rl.errors import ConfigError
 
 if TYPE_CHECKING:
-    from racing_rl.bridge.env import RobloxConfig
+    from racing_rl.bridge.config import RobloxConfig
     from racing_rl.envs.config import RaceConfig
 
 T = TypeVar("T")
@@ -167,7 +167,7 @@ class TrainSchema:
 
 
 def _backend_classes() -> dict[str, type]:
-    from racing_rl.bridge.env import RobloxConfig
+    from racing_rl.bridge.config import RobloxConfig
     from racing_rl.envs.config import RaceConfig
 
     return {"pygame": RaceConfig, "roblox": RobloxConfig}

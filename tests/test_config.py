@@ -11,7 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 from runs import racing_rl
 
 from racing_rl import config_dir
-from racing_rl.bridge.env import RobloxConfig
+from racing_rl.bridge.config import RobloxConfig
 from racing_rl.config import (
     BACKENDS,
     backend_config,

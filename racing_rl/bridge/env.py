@@ -5,7 +5,7 @@ cars; every instance of a run shares one ``TrainingBridge`` (one game connection
 spaces are the simulator's (``racing_rl.envs.race``), so a policy trained on one backend
 drives on the other.
 
-Why one module of ~490 lines: ``RobloxParallelEnv`` is one environment's episode
+Why one module of ~420 lines: ``RobloxParallelEnv`` is one environment's episode
 bookkeeping against a game that runs on its own (resets, cars the game respawned, cars
 it lost, late actions, reconnections); each method is a case of the same state.
 """
@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -24,7 +24,7 @@ from gymnasium.utils import seeding
 from numpy.typing import NDArray
 from pettingzoo import ParallelEnv
 
-from racing_rl.bridge.server import ServerConfig
+from racing_rl.bridge.config import RobloxConfig
 from racing_rl.bridge.training_bridge import TrainingBridge
 from racing_rl.contract import (
     STATE_SIZE,
@@ -33,80 +33,9 @@ from racing_rl.contract import (
     action_space,
     observation_space,
 )
-from racing_rl.envs.config import EpisodeConfig
 from racing_rl.errors import BridgeError, ConfigError
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class GameRules:
-    """What racing-rl needs to know of the game's physics.
-
-    Attributes:
-        dt: the game's tick, one env step [s] (the seed game runs at ~15 Hz).
-    """
-
-    dt: float = 1 / 15
-
-
-@dataclass(frozen=True)
-class RobloxConfig:
-    """The ``backend=roblox`` config group: its schema and defaults
-    (``racing_rl.config.backend_schema``; ``conf/backend/roblox.yaml`` sets what differs).
-
-    Attributes:
-        server: where the bridge listens (``racing_rl.bridge.server.ServerConfig``).
-        observation_size: numbers per observation: the car's rays, then nitro, speed and
-            is_reverse (19 for the game's 16-ray cars). None (the default) takes it from
-            the game's first observation; a number pins it (entries of another length
-            are dropped, and if every one is, training stops with an error).
-        max_environments: virtual environments open in the game at once, validation
-            included; the game keeps each apart with a collision group, and Roblox
-            allows 32 per place (one is the default group).
-        update_collisions: car-car collisions in the game (``UPDATE_COLLISIONS``).
-        freeze_during_updates: ``FREEZE`` the game during every pause of training that
-            can last seconds (policy updates, validation set-up, checkpoint saves).
-        connect_timeout: how long to wait for the game to connect [s].
-        reconnect_timeout: how long to wait for it after a disconnect [s].
-        observation_timeout: how long a step waits for the cars' observations [s]: a
-            car still missing then is truncated and respawned; a game that sent no
-            frame at all in that time has stopped, and training ends with an error.
-        rules: the game's nominal tick; the bridge measures the real one (``tick_hz``).
-        episode: episode limits applied on the Python side (``max_steps``, ``laps``),
-            spawn hints sent to the game (``spawn``; the game ignores them) and
-            ``reset`` (``car``: the game respawns each car itself; ``race``: one car's
-            end respawns every car of its environment).
-    """
-
-    server: ServerConfig = field(default_factory=ServerConfig)
-    observation_size: int | None = None
-    max_environments: int = 31
-    update_collisions: bool = False
-    freeze_during_updates: bool = True
-    connect_timeout: float = 120.0
-    reconnect_timeout: float = 120.0
-    observation_timeout: float = 10.0
-    rules: GameRules = field(default_factory=GameRules)
-    episode: EpisodeConfig = field(default_factory=lambda: EpisodeConfig(reset="car"))
-
-    def __post_init__(self) -> None:
-        if self.observation_size is not None and self.observation_size <= STATE_SIZE:
-            raise ConfigError(
-                f"observation_size={self.observation_size!r}: it must be null (take it from "
-                f"the game) or the game's rays + {STATE_SIZE} (19 for its 16-ray cars)."
-            )
-        if not 1 <= self.max_environments <= 31:
-            raise ConfigError(
-                f"max_environments={self.max_environments}: the game keeps at most 31 "
-                "environments apart (Roblox's 32 collision groups, less the default one)."
-            )
-        if min(self.connect_timeout, self.reconnect_timeout, self.observation_timeout) <= 0:
-            raise ConfigError(
-                "connect_timeout, reconnect_timeout and observation_timeout must be > 0 "
-                f"seconds, got {self.connect_timeout}, {self.reconnect_timeout} and "
-                f"{self.observation_timeout}."
-            )
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ Threads: the server's event loop runs in its own thread. The training thread tal
 only through ``send`` (``asyncio.run_coroutine_threadsafe``) and the ``Inbox``, a
 per-agent mailbox guarded by a condition variable (the seed's DataBridge queues).
 
-Why one module of ~520 lines: the asyncio server, its connection handler and the
+Why one module of ~480 lines: the asyncio server, its connection handler and the
 thread-safe API the training thread calls are one object around one event loop
 (``BridgeServer``); the mailbox between threads (``racing_rl.bridge.inbox``) and the
 message formats (``racing_rl.bridge.protocol``) live in their own modules.
@@ -27,20 +27,19 @@ import asyncio
 import concurrent.futures
 import contextlib
 import hmac
-import ipaddress
 import logging
 import math
 import threading
 import time
 from collections import Counter, deque
 from collections.abc import Container
-from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from racing_rl.bridge.config import ServerConfig
 from racing_rl.bridge.inbox import Inbox
 from racing_rl.bridge.protocol import (
     HELLO,
@@ -51,7 +50,7 @@ from racing_rl.bridge.protocol import (
     encode_command,
     observation_layout,
 )
-from racing_rl.errors import BridgeError, BridgeProtocolError, ConfigError
+from racing_rl.errors import BridgeError, BridgeProtocolError
 
 log = logging.getLogger(__name__)
 # websockets logs every connection at INFO; ours say more, so keep its warnings only.
@@ -68,57 +67,6 @@ frames a second)."""
 REFUSAL_LOG_EVERY_S = 10.0
 """Refusals of one reason are logged at most once per this many seconds [s] (with the
 count since the last line): a refused game retries, and must not flood the log."""
-
-
-@dataclass(frozen=True)
-class ServerConfig:
-    """Where and how the bridge listens (``backend.server``).
-
-    Attributes:
-        host: address to bind; anything but loopback needs ``token``.
-        port: TCP port; 0 picks a free one (see ``BridgeServer.url``).
-        path: URL path prefix; the game connects to ``<path>/<model_id>``.
-        token: shared secret the game presents as ``Authorization: Bearer <token>`` or
-            ``?token=<token>`` in the URL; None accepts any game (loopback only).
-        max_message_bytes: largest frame accepted [bytes]; larger closes the connection.
-        ping_after: silence before the server sends ``PING`` [s].
-        send_timeout: longest a send may block on a slow connection [s].
-    """
-
-    host: str = "127.0.0.1"
-    port: int = 8000
-    path: str = "/ws"
-    token: str | None = None
-    max_message_bytes: int = 1 << 20
-    ping_after: float = 5.0
-    send_timeout: float = 5.0
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.port <= 65535:
-            raise ConfigError(f"server.port must be in [0, 65535], got {self.port}.")
-        if not self.path.startswith("/"):
-            raise ConfigError(f"server.path must start with '/', got {self.path!r}.")
-        if self.max_message_bytes < 1024 or self.ping_after <= 0 or self.send_timeout <= 0:
-            raise ConfigError(
-                "server.max_message_bytes must be >= 1024 and server.ping_after, "
-                f"server.send_timeout > 0; got {self.max_message_bytes}, "
-                f"{self.ping_after}, {self.send_timeout}."
-            )
-        if not _is_loopback(self.host) and not self.token:
-            raise ConfigError(
-                f"server.host={self.host!r} exposes the bridge beyond this machine, so it "
-                "needs a token: set backend.server.token (the game sends it as "
-                "'Authorization: Bearer <token>' or ?token=...), or bind 127.0.0.1."
-            )
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class BridgeServer:

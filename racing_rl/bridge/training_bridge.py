@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from racing_rl.bridge.config import ServerConfig
 from racing_rl.bridge.inbox import Inbox, Received
 from racing_rl.bridge.protocol import (
     ACTION,
@@ -32,11 +33,11 @@ from racing_rl.bridge.protocol import (
     encode_actions,
     encode_command,
 )
-from racing_rl.bridge.server import BridgeServer, ServerConfig
+from racing_rl.bridge.server import BridgeServer
 from racing_rl.errors import BridgeError, ConfigError
 
 if TYPE_CHECKING:
-    from racing_rl.bridge.env import RobloxConfig
+    from racing_rl.bridge.config import RobloxConfig
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from racing_rl.bridge.server import ServerConfig
+from racing_rl.bridge.config import ServerConfig
 from racing_rl.bridge.training_bridge import TrainingBridge
 from racing_rl.errors import BridgeError, ConfigError
 

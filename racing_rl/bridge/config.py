@@ -1,0 +1,133 @@
+"""The ``backend=roblox`` settings: ``RobloxConfig`` and the server's ``ServerConfig``
+(their schemas in ``racing_rl.config``). Plain dataclasses: importing them starts no
+server and needs no WebSocket library."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+from racing_rl.contract import STATE_SIZE
+from racing_rl.envs.config import EpisodeConfig
+from racing_rl.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Where and how the bridge listens (``backend.server``).
+
+    Attributes:
+        host: address to bind; anything but loopback needs ``token``.
+        port: TCP port; 0 picks a free one (see ``BridgeServer.url``).
+        path: URL path prefix; the game connects to ``<path>/<model_id>``.
+        token: shared secret the game presents as ``Authorization: Bearer <token>`` or
+            ``?token=<token>`` in the URL; None accepts any game (loopback only).
+        max_message_bytes: largest frame accepted [bytes]; larger closes the connection.
+        ping_after: silence before the server sends ``PING`` [s].
+        send_timeout: longest a send may block on a slow connection [s].
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    path: str = "/ws"
+    token: str | None = None
+    max_message_bytes: int = 1 << 20
+    ping_after: float = 5.0
+    send_timeout: float = 5.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"server.port must be in [0, 65535], got {self.port}.")
+        if not self.path.startswith("/"):
+            raise ConfigError(f"server.path must start with '/', got {self.path!r}.")
+        if self.max_message_bytes < 1024 or self.ping_after <= 0 or self.send_timeout <= 0:
+            raise ConfigError(
+                "server.max_message_bytes must be >= 1024 and server.ping_after, "
+                f"server.send_timeout > 0; got {self.max_message_bytes}, "
+                f"{self.ping_after}, {self.send_timeout}."
+            )
+        if not _is_loopback(self.host) and not self.token:
+            raise ConfigError(
+                f"server.host={self.host!r} exposes the bridge beyond this machine, so it "
+                "needs a token: set backend.server.token (the game sends it as "
+                "'Authorization: Bearer <token>' or ?token=...), or bind 127.0.0.1."
+            )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class GameRules:
+    """What racing-rl needs to know of the game's physics.
+
+    Attributes:
+        dt: the game's tick, one env step [s] (the seed game runs at ~15 Hz).
+    """
+
+    dt: float = 1 / 15
+
+
+@dataclass(frozen=True)
+class RobloxConfig:
+    """The ``backend=roblox`` config group: its schema and defaults
+    (``racing_rl.config.backend_schema``; ``conf/backend/roblox.yaml`` sets what differs).
+
+    Attributes:
+        server: where the bridge listens (``ServerConfig``).
+        observation_size: numbers per observation: the car's rays, then nitro, speed and
+            is_reverse (19 for the game's 16-ray cars). None (the default) takes it from
+            the game's first observation; a number pins it (entries of another length
+            are dropped, and if every one is, training stops with an error).
+        max_environments: virtual environments open in the game at once, validation
+            included; the game keeps each apart with a collision group, and Roblox
+            allows 32 per place (one is the default group).
+        update_collisions: car-car collisions in the game (``UPDATE_COLLISIONS``).
+        freeze_during_updates: ``FREEZE`` the game during every pause of training that
+            can last seconds (policy updates, validation set-up, checkpoint saves).
+        connect_timeout: how long to wait for the game to connect [s].
+        reconnect_timeout: how long to wait for it after a disconnect [s].
+        observation_timeout: how long a step waits for the cars' observations [s]: a
+            car still missing then is truncated and respawned; a game that sent no
+            frame at all in that time has stopped, and training ends with an error.
+        rules: the game's nominal tick; the bridge measures the real one (``tick_hz``).
+        episode: episode limits applied on the Python side (``max_steps``, ``laps``),
+            spawn hints sent to the game (``spawn``; the game ignores them) and
+            ``reset`` (``car``: the game respawns each car itself; ``race``: one car's
+            end respawns every car of its environment).
+    """
+
+    server: ServerConfig = field(default_factory=ServerConfig)
+    observation_size: int | None = None
+    max_environments: int = 31
+    update_collisions: bool = False
+    freeze_during_updates: bool = True
+    connect_timeout: float = 120.0
+    reconnect_timeout: float = 120.0
+    observation_timeout: float = 10.0
+    rules: GameRules = field(default_factory=GameRules)
+    episode: EpisodeConfig = field(default_factory=lambda: EpisodeConfig(reset="car"))
+
+    def __post_init__(self) -> None:
+        if self.observation_size is not None and self.observation_size <= STATE_SIZE:
+            raise ConfigError(
+                f"observation_size={self.observation_size!r}: it must be null (take it from "
+                f"the game) or the game's rays + {STATE_SIZE} (19 for its 16-ray cars)."
+            )
+        if not 1 <= self.max_environments <= 31:
+            raise ConfigError(
+                f"max_environments={self.max_environments}: the game keeps at most 31 "
+                "environments apart (Roblox's 32 collision groups, less the default one)."
+            )
+        if min(self.connect_timeout, self.reconnect_timeout, self.observation_timeout) <= 0:
+            raise ConfigError(
+                "connect_timeout, reconnect_timeout and observation_timeout must be > 0 "
+                f"seconds, got {self.connect_timeout}, {self.reconnect_timeout} and "
+                f"{self.observation_timeout}."
+            )
