@@ -27,6 +27,13 @@ from racing_rl.errors import ConfigError
 
 FloatArray = NDArray[np.float64]
 
+#: Floor of speed² in the grip limit a / v² [m²/s²]: a car at rest may steer fully.
+MIN_SPEED_SQUARED = 1e-9
+#: Fuel below this is empty [-]: no boost from rounding left-overs.
+EMPTY_FUEL = 1e-9
+#: Floor of |curvature| in the corner speed sqrt(a / |κ|) [1/m]: a straight is not infinite.
+MIN_CURVATURE = 1e-9
+
 
 @dataclass(frozen=True)
 class CarConfig:
@@ -82,7 +89,7 @@ class CarConfig:
 
     def corner_speed(self, curvature: FloatArray) -> FloatArray:
         """Fastest speed held on a path of the given curvature: sqrt(a_grip / |κ|) [m/s]."""
-        return np.sqrt(self.lateral_grip / np.maximum(np.abs(curvature), 1e-9))
+        return np.sqrt(self.lateral_grip / np.maximum(np.abs(curvature), MIN_CURVATURE))
 
 
 @dataclass
@@ -146,7 +153,7 @@ def step_cars(state: CarState, actions: FloatArray, dt: float, config: CarConfig
         # Braking stops the car; it does not reverse it.
         slowest = np.where(braking, 0.0, -config.max_reverse_speed)
         new_speed = np.minimum(np.maximum(new_speed, slowest), config.max_speed)
-        grip = config.lateral_grip / np.maximum(new_speed * new_speed, 1e-9)
+        grip = config.lateral_grip / np.maximum(new_speed * new_speed, MIN_SPEED_SQUARED)
         curvature = np.minimum(np.maximum(curvature_cmd, -grip), grip)
         heading = state.heading + new_speed * curvature * h
         step = new_speed * h
@@ -158,7 +165,7 @@ def step_cars(state: CarState, actions: FloatArray, dt: float, config: CarConfig
         # Fuel refills only while nitro is not asked for; a held button on an empty tank
         # neither burns nor refills.
         fuel = state.fuel + fuel_rate
-        fuel[fuel < 1e-9] = 0.0  # no boost from rounding left-overs
+        fuel[fuel < EMPTY_FUEL] = 0.0
         state.fuel = np.minimum(fuel, 1.0)
     state.heading = np.mod(state.heading + np.pi, 2 * np.pi) - np.pi
     return travelled
