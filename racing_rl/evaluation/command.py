@@ -249,7 +249,7 @@ def _run_rounds(
     if cfg.get("render") is not None:
         if cfg.render != "human":
             raise ConfigError(f"Invalid config: render={cfg.render}; must be human or null.")
-        from racing_rl.watch import RaceWindow
+        from racing_rl.ui.window import RaceWindow
 
         window = RaceWindow(float(cfg.fps), (int(cfg.size[0]), int(cfg.size[1])))
     races: list[Any] = []
@@ -290,7 +290,7 @@ def _run_rounds(
 def _race_one_track(
     env: Any, drivers: Sequence[Any], cfg: DictConfig, meta: dict[str, Any], window: Any
 ) -> list[Any]:
-    """``run_races`` on one track, drawn in ``window`` (a ``racing_rl.watch.RaceWindow``)
+    """``run_races`` on one track, drawn in ``window`` (a ``racing_rl.ui.window.RaceWindow``)
     if there is one."""
     on_step = None
     if window is not None:
