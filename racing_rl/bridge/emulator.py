@@ -455,10 +455,16 @@ class Emulator:
         return None
 
     def _spawn(self, command: str, envid: str, data: Mapping[str, Any]) -> _GameEnv | None:
+        """``SPAWN_AGENTS`` or ``RESET_AGENTS``, which the game handles alike
+        (``CmdHandler``): the listed cars are (re)spawned, the environment's other cars race
+        on. ``SPAWN_AGENTS`` of every car, or of a car new to the environment, makes a new
+        race of the listed cars (the simulator's races have a fixed set of cars; the game
+        would keep the others)."""
         agents = list(data.get("agents", []))
         options = data.get("options") or {}
         env = self.envs.get(envid)
-        if command == p.SPAWN_AGENTS or env is None or set(agents) - set(env.agents):
+        some = env is not None and set(agents) < set(env.agents)
+        if env is None or set(agents) - set(env.agents) or (command == p.SPAWN_AGENTS and not some):
             if not agents:
                 return None
             if envid not in self.envs and len(self.envs) >= self.max_environments:
@@ -474,11 +480,7 @@ class Emulator:
         env.removed.clear()
         env.lost.difference_update(agents)
         env.driven, env.missed = False, 0  # the wait for the new cars is no ACTION's due
-        if (
-            command == p.RESET_AGENTS
-            and env.track_seed is not None
-            and set(agents) < set(env.agents)
-        ):  # the game respawns just these cars; the others race on
+        if some and env.track_seed is not None:  # the game respawns just these cars
             sims = [env.ids[agent] for agent in agents]
             observations = env.env.respawn(sims)
             for sim in sims:

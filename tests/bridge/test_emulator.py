@@ -56,3 +56,24 @@ def test_actions_that_arrive_together_are_stepped_in_one_pass_and_one_answer(mon
     answered = [sorted({agent[:2] for agent in message}) for message in connection.sent]
     assert answered == [["e0", "e1"], ["e0"], ["e1"], ["e1"]]  # in order; the 3rd: the reset
     assert [len(message) for message in connection.sent] == [4, 2, 2, 2]  # every car answers
+
+
+def test_spawning_some_cars_of_an_environment_leaves_the_others_racing():
+    """The game handles ``SPAWN_AGENTS`` as ``RESET_AGENTS`` (its ``CmdHandler``): the
+    listed cars are spawned anew, the environment's other cars race on where they are."""
+    game = emu.Emulator("ws://unused", lockstep=True)
+    connection = Recorder()
+    agents = [f"car{i}" for i in range(3)]
+    drive = frame(p.ACTION, "e0", {agent: [1.0, 0.0, 0.0] for agent in agents})
+
+    async def play(frames: list[str]) -> None:
+        await game._play(connection, frames)
+
+    asyncio.run(play([frame(p.SPAWN_AGENTS, "e0", {"agents": agents}), *[drive] * 30]))
+    env = game.envs["e0"]
+    before = env.env.world.cars.position.copy()
+    asyncio.run(play([frame(p.SPAWN_AGENTS, "e0", {"agents": ["car1"]})]))
+    assert game.envs["e0"] is env and env.agents == agents  # the same race, every car in it
+    after = env.env.world.cars.position
+    assert (after[[0, 2]] == before[[0, 2]]).all()  # the others did not move
+    assert (after[1] != before[1]).any()  # car1 was spawned anew
