@@ -206,6 +206,7 @@ def one_car_rollout(roblox_vec_env, backend, action, steps):
     the RESET_AGENTS sent after the first ACTION."""
     with game(backend.server.port) as emulator:
         venv = roblox_vec_env(backend, n_races=2, agents=1)
+        venv.seed(0)  # the tracks and spawns asked of the game: the same every run
         venv.reset()
         ends = []
         for step in range(1, steps + 1):
