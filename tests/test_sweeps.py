@@ -91,7 +91,11 @@ LAUNCHERS = {
 }
 
 
-@pytest.mark.parametrize("launcher", LAUNCHERS)
+@pytest.mark.parametrize(
+    "launcher",
+    # ray's start-up alone takes ~15 s: its sweep runs with the slow tests.
+    [pytest.param(name, marks=pytest.mark.slow) if name == "ray" else name for name in LAUNCHERS],
+)
 def test_each_launcher_runs_a_two_job_sweep(tmp_path, launcher):
     result, sweep_dir = sweep(
         tmp_path, f"hydra/launcher={launcher}", *LAUNCHERS[launcher], "seed=0,1"
