@@ -9,6 +9,7 @@ steps K races through it with no per-agent dicts, and ``RaceParallelEnv``
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -69,21 +70,49 @@ class RaceStep:
     lap_time: FloatArray
     reward_terms: dict[str, FloatArray]
 
-    def info(self, car: int) -> dict[str, Any]:
-        """Car ``car``'s step info, as ``RaceParallelEnv.step`` documents it."""
-        info = {
-            "progress": float(self.progress[car]),
-            "laps": int(self.laps[car]),
-            "speed": float(self.speed[car]),
-            "mean_speed": float(self.mean_speed[car]),
-            "crashed": bool(self.terminated[car]),
-            "stuck": bool(self.stuck[car]),
-            "finished": bool(self.finished[car]),
-            "reward_terms": {name: float(term[car]) for name, term in self.reward_terms.items()},
-        }
-        if not np.isnan(self.lap_time[car]):
-            info["lap_time"] = float(self.lap_time[car])
-        return info
+    def infos(self) -> list[dict[str, Any]]:
+        """Every car's step info, as ``RaceParallelEnv.step`` documents it (plain Python
+        values; ``lap_time`` only where a lap was completed). Columns are converted once,
+        then one small dict is made per car: this runs every step of training."""
+        names = list(self.reward_terms)
+        columns = zip(
+            self.progress.tolist(),
+            self.laps.tolist(),
+            self.speed.tolist(),
+            self.mean_speed.tolist(),
+            self.terminated.tolist(),
+            self.stuck.tolist(),
+            self.finished.tolist(),
+            self.lap_time.tolist(),
+            *(term.tolist() for term in self.reward_terms.values()),
+            strict=True,
+        )
+        infos = []
+        for (
+            progress,
+            laps,
+            speed,
+            mean_speed,
+            crashed,
+            stuck,
+            finished,
+            lap_time,
+            *terms,
+        ) in columns:
+            info = {
+                "progress": progress,
+                "laps": laps,
+                "speed": speed,
+                "mean_speed": mean_speed,
+                "crashed": crashed,
+                "stuck": stuck,
+                "finished": finished,
+                "reward_terms": dict(zip(names, terms, strict=True)),
+            }
+            if not math.isnan(lap_time):
+                info["lap_time"] = lap_time
+            infos.append(info)
+        return infos
 
 
 class RaceBatch:
@@ -116,6 +145,7 @@ class RaceBatch:
         self.np_random = [seeding.np_random()[0] for _ in track_seeds]
         #: The worlds, after the first ``reset`` of every race (a ``World`` for one race).
         self.worlds: WorldBatch | None = None
+        #: Each race's track until the worlds exist (they need every race's track).
         self._pending: list[Track | None] = [None] * self.n_races
         self._episodes_on_track = [0] * self.n_races
         self._steps = np.zeros(self.n_races, np.int64)
@@ -168,8 +198,9 @@ class RaceBatch:
             self.np_random[race], _ = seeding.np_random(seed)
         track_seed = (options or {}).get("track_seed")
         config, worlds = self.config, self.worlds
+        tracks = self._pending if worlds is None else worlds.tracks
         due = self._episodes_on_track[race] >= config.episode.track_change_every
-        if track_seed is not None or seed is not None or worlds is None or due:
+        if track_seed is not None or seed is not None or tracks[race] is None or due:
             if track_seed is None:
                 seeds = self.track_seeds[race]
                 track_seed = seeds[int(self.np_random[race].integers(len(seeds)))]
@@ -177,31 +208,28 @@ class RaceBatch:
             self._episodes_on_track[race] = 0
             if worlds is None:
                 self._pending[race] = track
-                if any(t is None for t in self._pending):
-                    self._episodes_on_track[race] += 1
-                    self._steps[race] = 0
-                    return track.seed
-                self._create_worlds()
             else:
                 worlds.set_track(race, track)
         self._episodes_on_track[race] += 1
         self._steps[race] = 0
-        self._spawn(race)
-        assert self.worlds is not None
-        return self.worlds.tracks[race].seed
+        if worlds is not None:
+            self._spawn(race)
+        elif all(track is not None for track in self._pending):
+            self._create_worlds()
+        return (self._pending if self.worlds is None else self.worlds.tracks)[race].seed
 
     def _create_worlds(self) -> None:
-        tracks: list[Track] = [t for t in self._pending if t is not None]
+        """The worlds of the tracks every race has drawn, every race's cars spawned (each
+        race with its own generator, so the order of the resets does not matter)."""
+        tracks: list[Track] = [track for track in self._pending if track is not None]
         c = self.config
         if self.n_races == 1:
             self.worlds = World(tracks[0], self.n_cars, c.car, c.sensors, c.rules)
         else:
             counts = [self.n_cars] * self.n_races
             self.worlds = WorldBatch(tracks, counts, c.car, c.sensors, c.rules)
-        # Races reset before the worlds existed spawn now, in order (each its own generator).
-        for race in range(self.n_races - 1):
+        for race in range(self.n_races):
             self._spawn(race)
-        self._pending = [None] * self.n_races
 
     def respawn(self, race: int, cars: BoolArray) -> None:
         """Start a new episode for some cars of race ``race`` while the others race on.

@@ -206,6 +206,7 @@ class RaceParallelEnv(ParallelEnv):
                 raise KeyError(f"Action for {agent!r}, which is not a live agent: {self.agents}.")
             action_array[i] = action
         result = self.races.step(action_array)
+        car_infos = result.infos()
         observations, rewards, terminations, truncations, infos = {}, {}, {}, {}, {}
         for agent in self.agents:
             i = index[agent]
@@ -213,7 +214,7 @@ class RaceParallelEnv(ParallelEnv):
             rewards[agent] = float(result.reward[i])
             terminations[agent] = bool(result.terminated[i])
             truncations[agent] = bool(result.truncated[i])
-            infos[agent] = result.info(i)
+            infos[agent] = car_infos[i]
         self.agents = [a for a in self.agents if not (terminations[a] or truncations[a])]
         if self.render_mode == "human":
             self.render()

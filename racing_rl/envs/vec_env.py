@@ -111,13 +111,10 @@ class SimVecEnv(VecEnv):
             per_race.all(axis=1) | (self.config.episode.reset == "race")
         )  # races that restart
         ending = done | np.repeat(whole, n)  # slots whose episode ends this step
-        infos: list[dict[str, Any]] = []
-        for slot in range(self.num_envs):
-            info = step.info(slot)
-            if ending[slot]:
-                info["terminal_observation"] = step.observations[slot].copy()
-                info["TimeLimit.truncated"] = not step.terminated[slot]
-            infos.append(info)
+        infos = step.infos()
+        for slot in np.flatnonzero(ending):
+            infos[slot]["terminal_observation"] = step.observations[slot].copy()
+            infos[slot]["TimeLimit.truncated"] = not step.terminated[slot]
         self._obs[~ending] = step.observations[~ending]
         if ended.any():
             for race in np.flatnonzero(ended):

@@ -231,22 +231,11 @@ class WorldBatch:
             placed, np.asarray(speed, np.float64), cars_state.speed[rows]
         )
         cars_state.fuel[rows] = np.where(placed, 1.0, cars_state.fuel[rows])
-        if cars is None:
-            self.index[rows], self.arc[rows] = index, wrapped
-            self.active[rows] = True
+        if cars is None:  # the race restarts; every placed car's state is set below
             self.clock[rows] = 0.0
-            for name in ("distance", "progress", "_lap_start_time", "_next_line"):
-                getattr(self, name)[rows] = 0.0
-            for name in ("_best_progress", "_last_improvement"):
-                getattr(self, name)[rows] = 0.0
-            self.laps[rows] = 0
-            self.last_lap_time[rows] = np.nan
-            self.best_lap_time[rows] = np.nan
-            self._lap_started[rows] = False
-        else:
-            self.index[rows] = np.where(placed, index, self.index[rows])
-            self.arc[rows] = np.where(placed, wrapped, self.arc[rows])
-            self.active[rows] |= placed
+        self.index[rows] = np.where(placed, index, self.index[rows])
+        self.arc[rows] = np.where(placed, wrapped, self.arc[rows])
+        self.active[rows] |= placed
         # Index, arc and lateral offset come from the same projection the steps use, so
         # a car at rest never makes progress (next to a vertex the nearest segment can
         # be the previous one). Cars not placed project where they are (no change).
