@@ -69,7 +69,7 @@ class SimVecEnv(VecEnv):
         self.config = config
         self.races = RaceBatch(config, n_cars, track_seeds)
         self.n_cars = n_cars
-        self._render_mode = render_mode
+        self.render_mode = render_mode  # SB3's VecEnv reads it back through get_attr
         self._renderer: Any = None
         super().__init__(n_races * n_cars, observation_space(config.sensors.n_rays), action_space())
         self.metadata = {"render_modes": ["rgb_array"], "render_fps": 15}
@@ -136,7 +136,7 @@ class SimVecEnv(VecEnv):
     def get_images(self) -> Sequence[np.ndarray | None]:
         """One frame per slot: the frame of the slot's race (``render_mode="rgb_array"``)."""
         worlds = self.races.worlds
-        if self._render_mode != "rgb_array" or worlds is None:
+        if self.render_mode != "rgb_array" or worlds is None:
             return [None] * self.num_envs
         if self._renderer is None:
             from racing_rl.ui.render import Renderer
@@ -147,9 +147,8 @@ class SimVecEnv(VecEnv):
 
     def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
         """An attribute of the VecEnv, once per slot (every slot shares one simulator)."""
-        if attr_name == "render_mode":
-            return [self._render_mode for _ in self._get_indices(indices)]
-        return [getattr(self, attr_name) for _ in self._get_indices(indices)]
+        value = getattr(self, attr_name)
+        return [value for _ in self._get_indices(indices)]
 
     def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
         setattr(self, attr_name, value)
@@ -161,10 +160,10 @@ class SimVecEnv(VecEnv):
         indices: VecEnvIndices = None,
         **method_kwargs: Any,
     ) -> list[Any]:
-        return [
-            getattr(self, method_name)(*method_args, **method_kwargs)
-            for _ in self._get_indices(indices)
-        ]
+        """Call a method of the VecEnv once (every slot shares one simulator); its result
+        once per slot."""
+        result = getattr(self, method_name)(*method_args, **method_kwargs)
+        return [result for _ in self._get_indices(indices)]
 
     def env_is_wrapped(self, wrapper_class: type, indices: VecEnvIndices = None) -> list[bool]:
         return [False for _ in self._get_indices(indices)]
