@@ -13,7 +13,7 @@ What is measured
     stepping and the bridge, not track generation (~35 ms a track, which a game's
     own maps do not cost).
     The game is ``racing-rl emulate lockstep=true`` in its own process, as the real game
-    would be: it steps the ``ACTION``s that have arrived, in one simulator pass, and
+    would be: it steps the ``ACTION``s that have arrived together, as one tick, and
     answers them in one message, without waiting for more.
 
     - env-steps/s: cars × vec steps / seconds (SB3's timesteps per second).

@@ -326,9 +326,9 @@ class Emulator:
     async def _play(self, connection: ClientConnection, frames: Sequence[str | bytes]) -> None:
         """Carry out the commands that have arrived, in order.
 
-        In lock-step, consecutive ``ACTION``s of different environments are stepped in
-        one simulator pass and answered in one message, as a game's tick steps every
-        car. Nothing waits for more frames: what has arrived is what is stepped.
+        In lock-step, consecutive ``ACTION``s of different environments are stepped
+        together and answered in one message, as a game's tick steps every car.
+        Nothing waits for more frames: what has arrived is what is stepped.
         """
         due: list[_GameEnv] = []
         for frame in frames:
@@ -504,7 +504,7 @@ class Emulator:
 
     # ------------------------------------------------------------------ messages
     def _step_entries(self, envs: Sequence[_GameEnv]) -> dict[str, Any]:
-        """Step ``envs`` in one simulator pass; one message's entries for all their cars
+        """Step ``envs`` together; one message's entries for all their cars
         (a game sends one message per tick, lock-step one per pass)."""
         entries: dict[str, Any] = {}
         for env, answer in zip(envs, _GameEnv.advance_many(envs, self.done_reward), strict=True):
