@@ -29,8 +29,8 @@ Frames are stacked per VecEnv slot (``FrameStack``, SB3's ``VecFrameStack``), so
 respawned alone starts its stack afresh, as SuperSuit's ``frame_stack_v1`` does on a
 whole-env reset (zeros, newest frame last; the same observation space).
 
-The Roblox envs send all their ACTIONs before any waits for its answer (``step_envs``
-with ``send_ahead``), so that all reach the game within the same tick, and restart in
+The Roblox envs send all their ACTIONs before any waits for its answer (``step_envs``),
+so that all reach the game within the same tick, and restart in
 threads, one per ParallelEnv, as each waits on the game.
 """
 
@@ -63,10 +63,18 @@ if TYPE_CHECKING:
     from racing_rl.bridge.training_bridge import TrainingBridge
 
 
+def in_a_game(envs: Sequence[ParallelEnv]) -> bool:
+    """Whether ``envs`` (or their wrappers) are a Roblox game's ``RobloxParallelEnv``s,
+    whose steps and resets wait on the game."""
+    from racing_rl.bridge.env import RobloxParallelEnv
+
+    return bool(envs) and isinstance(envs[0].unwrapped, RobloxParallelEnv)
+
+
 def env_pool(envs: Sequence[ParallelEnv]) -> ThreadPoolExecutor | None:
-    """Threads to reset ParallelEnvs at once when each waits on a network
-    (``concurrent_reset``, the Roblox backend); None for the simulator."""
-    if len(envs) < 2 or not getattr(envs[0].unwrapped, "concurrent_reset", False):
+    """Threads to reset ParallelEnvs at once when each waits on a game (``in_a_game``);
+    None for the simulator."""
+    if len(envs) < 2 or not in_a_game(envs):
         return None
     return ThreadPoolExecutor(len(envs), thread_name_prefix="racing-rl-env")
 
@@ -79,18 +87,19 @@ def map_envs(
 
 
 def step_envs(
-    envs: Sequence[ParallelEnv], actions: Sequence[dict[str, Any]], send_ahead: bool = False
+    envs: Sequence[ParallelEnv], actions: Sequence[dict[str, Any]]
 ) -> list[ParallelStepReturn]:
     """Step ParallelEnvs together; returns what each ``step`` returns, in order.
 
+    A game's envs (``in_a_game``; wrappers between must not change actions) first send
+    every env's actions (``RobloxParallelEnv.send_actions``), so that all reach the game
+    in the same tick; then each env is stepped.
+
     Args:
-        envs: the ParallelEnvs; with ``send_ahead``, ``RobloxParallelEnv``s (or wrappers
-            of them that do not change actions).
+        envs: the ParallelEnvs.
         actions: per env, its actions as its ``step`` takes them.
-        send_ahead: first send every env's actions (``RobloxParallelEnv.send_actions``),
-            so that all reach the game in the same tick, then step each.
     """
-    if send_ahead:
+    if in_a_game(envs):
         for env, env_actions in zip(envs, actions, strict=True):
             env.unwrapped.send_actions(env_actions)
     return [env.step(env_actions) for env, env_actions in zip(envs, actions, strict=True)]
@@ -104,14 +113,12 @@ class ParallelEnvsVecEnv(VecEnv):
 
     Args:
         envs: the ParallelEnvs (possibly wrapped, e.g. by SuperSuit), not yet reset.
-        send_ahead: send every env's actions before stepping any (``step_envs``): for
-            ``RobloxParallelEnv``s.
 
     Raises:
         ConfigError: if ``envs`` is empty or their spaces differ.
     """
 
-    def __init__(self, envs: Sequence[ParallelEnv], send_ahead: bool = False) -> None:
+    def __init__(self, envs: Sequence[ParallelEnv]) -> None:
         if not envs:
             raise ConfigError("ParallelEnvsVecEnv needs at least one ParallelEnv.")
         first = envs[0].possible_agents[0]
@@ -128,7 +135,6 @@ class ParallelEnvsVecEnv(VecEnv):
                         f"{action_space} like {first!r}. All cars must share one contract."
                     )
         self.envs = list(envs)
-        self._send_ahead = send_ahead
         self._agents = [list(env.possible_agents) for env in self.envs]
         self._offsets = np.cumsum([0] + [len(a) for a in self._agents]).tolist()
         self._slot_env = [i for i, agents in enumerate(self._agents) for _ in agents]
@@ -176,7 +182,7 @@ class ParallelEnvsVecEnv(VecEnv):
             {agent: self._actions[start + j] for j, agent in enumerate(agents)}
             for start, agents in zip(self._offsets[:-1], self._agents, strict=True)
         ]
-        results = step_envs(self.envs, actions, self._send_ahead)
+        results = step_envs(self.envs, actions)
         ended = [self._store_step(i, result) for i, result in enumerate(results)]
         # Races restart (and cars respawn) once every environment has been stepped: a
         # restart may wait for the game, which the other environments' answers need not do.
@@ -362,7 +368,7 @@ def make_env(
     if isinstance(config, RaceConfig):
         return SimVecEnv(config, n_races, cars_per_race, track_seeds)
     envs = make_parallel_envs(backend, n_races, cars_per_race, track_seeds, episode, None, bridge)
-    return ParallelEnvsVecEnv(envs, send_ahead=True)
+    return ParallelEnvsVecEnv(envs)
 
 
 def wrap_vec_env(venv: VecEnv, wrappers: DictConfig, gamma: float) -> VecEnv:

@@ -194,3 +194,31 @@ def test_the_simulators_vecenv_draws_each_race_and_passes_sb3s_checks():
         SimVecEnv(RaceConfig(), 1, 1, [[3]], render_mode="human")
     with pytest.raises(ConfigError, match="one list of track seeds per race"):
         SimVecEnv(RaceConfig(), 2, 1, [[3]])
+
+
+def test_a_games_envs_send_every_action_before_any_waits():
+    """``step_envs`` (training's ParallelEnvsVecEnv and the races of ``racing-rl eval``):
+    a Roblox game's envs send all their ACTIONs, so that they reach the game in one tick,
+    before any step waits for its answer; the simulator's envs are just stepped."""
+    from racing_rl.bridge.env import RobloxParallelEnv
+    from racing_rl.vec import step_envs
+
+    calls = []
+
+    class Game(RobloxParallelEnv):
+        def __init__(self, name):  # no bridge: only the order of calls matters here
+            self.name = name
+
+        def send_actions(self, actions):
+            calls.append(("send", self.name))
+
+        def step(self, actions):
+            calls.append(("step", self.name))
+
+    step_envs([Game("a"), Game("b")], [{}, {}])
+    assert calls == [("send", "a"), ("send", "b"), ("step", "a"), ("step", "b")]
+    sim = race_envs(n_races=2, n_cars=1)
+    for env in sim:
+        env.reset(seed=0)
+    results = step_envs(sim, [{a: np.zeros(3) for a in env.agents} for env in sim])
+    assert len(results) == 2

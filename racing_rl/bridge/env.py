@@ -91,8 +91,6 @@ class RobloxParallelEnv(ParallelEnv):
     """
 
     metadata = {"name": "roblox_race_v0", "render_modes": [], "is_parallelizable": True}
-    concurrent_reset = True
-    """Resets of several instances should run concurrently: each waits on the game."""
 
     def __init__(
         self,
@@ -244,7 +242,7 @@ class RobloxParallelEnv(ParallelEnv):
     def send_actions(self, actions: dict[AgentID, Any]) -> None:
         """Send the live cars' actions now; the next ``step`` only waits for the answer.
 
-        ``racing_rl.vec.step_envs`` (``send_ahead``) sends every virtual environment's
+        ``racing_rl.vec.step_envs`` sends every virtual environment's
         ACTION this way before it steps the first one, so that they reach the game
         together (the same tick of a real-time game). ``step`` must follow, with the
         same actions.
