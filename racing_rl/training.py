@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import shlex
 import signal
@@ -291,9 +290,7 @@ def _train_on(
             eval_env = evaluation_env(cfg, seeds, venv)
         else:  # one more environment in the game, of cars_per_race cars
             eval_env = evaluation_env(cfg, seeds[:1], venv, agents=cfg.cars_per_race, bridge=bridge)
-            tick_hz = bridge.server.tick_hz
-            if not math.isfinite(tick_hz):
-                tick_hz = 1.0 / cfg.backend.rules.dt
+            tick_hz = 1.0 / bridge.tick_period(cfg.backend.rules.dt)
             log.info(
                 "validation in the game: %d cars, each until its first episode ends or "
                 "for at most validation.max_steps=%d ticks (%.0f s at the game's %.1f Hz)",

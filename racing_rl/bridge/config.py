@@ -96,7 +96,8 @@ class RobloxConfig:
         observation_timeout: how long a step waits for the cars' observations [s]: a
             car still missing then is truncated and respawned; a game that sent no
             frame at all in that time has stopped, and training ends with an error.
-        rules: the game's nominal tick; the bridge measures the real one (``tick_hz``).
+        rules: the game's nominal tick, used until the bridge has measured the real one
+            (``tick_hz``, from the frames' arrivals).
         episode: episode limits applied on the Python side (``max_steps``, ``laps``),
             spawn hints sent to the game (``spawn``; the game ignores them) and
             ``reset`` (``car``: the game respawns each car itself; ``race``: one car's

@@ -264,9 +264,10 @@ class RobloxParallelEnv(ParallelEnv):
         # that came since (while they were chosen, or other environments' ACTIONs were
         # sent) is the game's next state, which this ACTION missed: it is taken too,
         # folded with the next if that has come as well (``Inbox.take``). A tick older
-        # than the game's tick period is not: training paused, and the game went on.
+        # than the game's tick period (as measured) is not: training paused, and the game
+        # went on.
         after = self.bridge.inbox.mark()
-        if self.bridge.silence() < self.config.rules.dt:
+        if self.bridge.silence() < self.bridge.tick_period(self.config.rules.dt):
             after = max(self._read, after - 1)
         try:
             self.bridge.freeze(False)

@@ -250,6 +250,12 @@ class TrainingBridge:
         """Seconds since the game's last frame (any frame, ``[]`` included) [s]."""
         return time.monotonic() - self.server.last_received
 
+    def tick_period(self, nominal: float) -> float:
+        """The game's tick period as measured from its frames (``1 / tick_hz``) [s], or
+        ``nominal`` [s] before two frames have arrived."""
+        tick_hz = self.server.tick_hz
+        return 1.0 / tick_hz if math.isfinite(tick_hz) and tick_hz > 0 else nominal
+
     def counters(self) -> dict[str, float]:
         """The bridge's counters, for logs and TensorBoard (``roblox/``): ``tick_hz``,
         ``frames``, ``empty_ticks``, ``rejected``, ``dropped_<kind>``,

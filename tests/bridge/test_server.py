@@ -3,6 +3,7 @@
 import json
 import logging
 import threading
+import time
 
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -170,3 +171,17 @@ def test_a_game_that_drops_right_after_the_handshake_is_waited_for_again(bridge)
 def test_only_the_timeout_ends_the_wait_and_names_its_key(bridge):
     with pytest.raises(BridgeError, match=r"within 0\.3 s.*backend\.reconnect_timeout"):
         bridge.wait_for_game(0.3, key="backend.reconnect_timeout")
+
+
+def test_the_tick_period_is_the_nominal_one_until_frames_measure_it(bridge):
+    assert bridge.tick_period(1 / 15) == 1 / 15  # no frame yet
+    with connect(url(bridge)) as game:
+        for _ in range(5):
+            game.send("[]")
+            threading.Event().wait(0.02)
+        deadline = time.monotonic() + 10
+        while bridge.server.frames < 5 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    measured = bridge.tick_period(1 / 15)
+    assert measured == pytest.approx(1 / bridge.server.tick_hz)
+    assert 0.01 < measured < 1 / 15
