@@ -27,7 +27,7 @@ from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecNormalize
 
 from racing_rl.algos import SET_BY_RACING_RL, algorithm_class
-from racing_rl.config import backend_config, to_container
+from racing_rl.config import backend_config, to_container, train_mix
 from racing_rl.errors import ConfigError
 from racing_rl.objective import OBJECTIVES
 
@@ -329,6 +329,7 @@ def check_train_config(cfg: DictConfig, *, device: bool = True) -> None:
     if cfg.objective not in OBJECTIVES:
         raise invalid("objective", cfg.objective, f"must be one of {', '.join(OBJECTIVES)}")
     check_track_splits(cfg.tracks)
+    train_mix(cfg)
     check_wrappers(cfg.wrappers)
     backend = backend_config(cfg.backend)
     # None: a Roblox game's size, read from its first frame (the bridge bounds it then).

@@ -39,6 +39,7 @@ from racing_rl.errors import ConfigError
 if TYPE_CHECKING:
     from racing_rl.bridge.config import RobloxConfig
     from racing_rl.envs.config import RaceConfig
+    from racing_rl.sim.track import TrackConfig
 
 T = TypeVar("T")
 
@@ -103,12 +104,14 @@ class WrappersSchema:
 
 @dataclass
 class TracksSchema:
-    """``tracks``: track seed ranges [start, stop)."""
+    """``tracks``: track seed ranges [start, stop), and the training tracks' generators."""
 
     train: list[int] = MISSING
     validation: list[int] = MISSING
     test: list[int] = MISSING
     benchmark: list[int] = MISSING
+    # Not MISSING: runs saved before it existed have none.
+    train_mix: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -210,6 +213,78 @@ def default_backend(name: str) -> DictConfig:
     values = OmegaConf.load(config_dir() / "backend" / f"{name}.yaml")
     values.pop("defaults", None)
     return OmegaConf.merge(backend_schema(name), values)
+
+
+def with_difficulty(backend: DictConfig, difficulty: str) -> DictConfig:
+    """A run's simulator settings with the tracks and rules of a difficulty level.
+
+    Every setting that some ``conf/difficulty/*.yaml`` sets takes the value of
+    ``difficulty``'s file, or the simulator's default (``racing_rl.config.default_backend``)
+    where that file is silent: ``difficulty=default`` undoes a run trained on ``hard``, and
+    ``difficulty=hard`` is the same held-out set whatever the run was trained on. The
+    other settings (car, sensors, reward, ...) stay the run's, so its policy still fits.
+
+    Args:
+        backend: the run's ``backend`` config (the built-in simulator's).
+        difficulty: a file name in ``conf/difficulty`` without ``.yaml``.
+
+    Returns:
+        A new backend config; ``backend`` is not changed.
+
+    Raises:
+        ConfigError: for an unknown difficulty, or a backend other than the simulator
+            (a Roblox game makes its own tracks).
+    """
+    levels = {path.stem: path for path in sorted((config_dir() / "difficulty").glob("*.yaml"))}
+    if difficulty not in levels:
+        raise ConfigError(f"Unknown difficulty={difficulty!r}; available: {', '.join(levels)}.")
+    if backend.get("name") != "pygame":
+        raise ConfigError(
+            f"difficulty={difficulty} sets the built-in simulator's tracks and rules; this run's "
+            f"backend is {backend.get('name')!r}, whose game makes its own. Leave difficulty out."
+        )
+    defaults = default_backend("pygame")
+    files = {name: OmegaConf.load(path) for name, path in levels.items()}
+    level = files[difficulty]
+    governed = sorted({key for file in files.values() for key in _leaf_keys(file)})
+    result = backend.copy()
+    for key in governed:
+        value = OmegaConf.select(level, key, default=OmegaConf.select(defaults, key))
+        OmegaConf.update(result, key, value, force_add=True)
+    return result
+
+
+def train_mix(cfg: DictConfig) -> list[TrackConfig]:
+    """The track generators of ``tracks.train_mix``: each difficulty level's track
+    settings (``with_difficulty``) on the run's own backend, in the list's order.
+
+    Args:
+        cfg: a composed ``train`` config.
+
+    Returns:
+        One ``TrackConfig`` per name; empty when the mix is.
+
+    Raises:
+        ConfigError: for an unknown level, or a backend other than the built-in simulator.
+    """
+    names = list(OmegaConf.select(cfg, "tracks.train_mix", default=None) or [])
+    configs = []
+    for name in names:
+        try:
+            backend = with_difficulty(cfg.backend, name)
+        except ConfigError as err:
+            raise ConfigError(f"Invalid config: tracks.train_mix={names}: {err}") from err
+        configs.append(backend_config(backend).track)  # type: ignore[union-attr]
+    return configs
+
+
+def _leaf_keys(node: DictConfig, prefix: str = "") -> list[str]:
+    """Dotted paths of a config's leaf values, e.g. ``track.width``."""
+    keys = []
+    for key, value in node.items():
+        path = f"{prefix}{key}"
+        keys += _leaf_keys(value, f"{path}.") if isinstance(value, DictConfig) else [path]
+    return keys
 
 
 def register() -> None:

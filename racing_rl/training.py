@@ -48,7 +48,7 @@ from racing_rl.checkpoints.runs import (
 )
 from racing_rl.checkpoints.saving import save_checkpoint, save_model_files, write_atomic
 from racing_rl.checks import check_train_config
-from racing_rl.config import backend_config
+from racing_rl.config import backend_config, train_mix
 from racing_rl.errors import (
     ConfigError,
     TrainingInterrupted,
@@ -233,7 +233,12 @@ def _train_on(
     torch.set_num_threads(cfg.torch_threads)
     train_seeds = range(*(int(v) for v in cfg.tracks.train))
     base = make_env(
-        cfg.backend, cfg.n_races, cfg.cars_per_race, [train_seeds] * cfg.n_races, bridge=bridge
+        cfg.backend,
+        cfg.n_races,
+        cfg.cars_per_race,
+        [train_seeds] * cfg.n_races,
+        bridge=bridge,
+        track_mix=train_mix(cfg),
     )
     gamma = cfg.algo.model.get("gamma", 0.99)
     venv = wrap_vec_env(base, cfg.wrappers, gamma=gamma)

@@ -61,6 +61,7 @@ from racing_rl.normalize import FiniteVecNormalize
 
 if TYPE_CHECKING:
     from racing_rl.bridge.training_bridge import TrainingBridge
+    from racing_rl.sim.track import TrackConfig
 
 
 def in_a_game(envs: Sequence[ParallelEnv]) -> bool:
@@ -357,16 +358,19 @@ def make_env(
     track_seeds: Sequence[Sequence[int]],
     episode: dict[str, Any] | None = None,
     bridge: TrainingBridge | None = None,
+    track_mix: Sequence[TrackConfig] = (),
 ) -> VecEnv:
     """The backend's bare VecEnv: one slot per car of ``n_races`` virtual environments.
 
     The simulator's is a ``SimVecEnv`` (every race stepped as one ``WorldBatch``); a
     Roblox game's a ``ParallelEnvsVecEnv`` of ``RobloxParallelEnv``s that send their
-    ACTIONs ahead. Arguments and errors as ``make_parallel_envs``'.
+    ACTIONs ahead. ``track_mix``: the simulator's other track generators (``RaceBatch``;
+    training's ``tracks.train_mix``). Other arguments and errors as
+    ``make_parallel_envs``'.
     """
     config = backend_config(backend, episode)
     if isinstance(config, RaceConfig):
-        return SimVecEnv(config, n_races, cars_per_race, track_seeds)
+        return SimVecEnv(config, n_races, cars_per_race, track_seeds, track_mix=track_mix)
     envs = make_parallel_envs(backend, n_races, cars_per_race, track_seeds, episode, None, bridge)
     return ParallelEnvsVecEnv(envs)
 

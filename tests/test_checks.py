@@ -63,6 +63,8 @@ INVALID = [
     (["algo=sac", "algo.model.ent_coef=abc"], "must be auto, auto_<initial value> or a number"),
     (["algo.model.max_grad_norm=0"], "algo.model.max_grad_norm=0"),
     (["checkpoint.keep=-1"], "checkpoint.keep=-1; must be an integer >= 0"),
+    (["tracks.train_mix=[brutal]"], "tracks.train_mix=['brutal']: Unknown difficulty='brutal'"),
+    (["backend=roblox", "tracks.train_mix=[hard]"], "train_mix=['hard']: difficulty=hard sets"),
 ]
 
 

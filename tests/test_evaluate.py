@@ -12,9 +12,8 @@ from runs import racing_rl
 
 from racing_rl import config_dir
 from racing_rl.checkpoints.layout import resolve_model
-from racing_rl.config import default_backend
+from racing_rl.config import default_backend, with_difficulty
 from racing_rl.errors import CheckpointError, ConfigError
-from racing_rl.evaluation.command import with_difficulty
 from racing_rl.evaluation.results import EpisodeResult, summarize
 from racing_rl.replay import load_replay
 

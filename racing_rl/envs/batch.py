@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 from racing_rl.envs.config import RaceConfig
 from racing_rl.envs.rewards import compute_rewards
 from racing_rl.errors import ConfigError
-from racing_rl.sim.track import Track, generate_track
+from racing_rl.sim.track import Track, TrackConfig, generate_track
 from racing_rl.sim.world import World, WorldBatch
 
 FloatArray = NDArray[np.float64]
@@ -126,13 +126,22 @@ class RaceBatch:
         config: the race settings.
         n_cars: cars in each race, >= 1.
         track_seeds: per race, the seeds its tracks are drawn from (non-empty).
+        track_mix: other track generators (training's ``tracks.train_mix``): a track drawn
+            from ``track_seeds`` is generated, with equal probability, by
+            ``config.track`` or one of these; a track named by a reset's
+            ``track_seed`` option always by ``config.track``. Empty (the default)
+            leaves the race's random stream exactly as without a mix.
 
     Raises:
         ConfigError: ``n_cars`` < 1, no race, or a race without track seeds.
     """
 
     def __init__(
-        self, config: RaceConfig, n_cars: int, track_seeds: Sequence[Sequence[int]]
+        self,
+        config: RaceConfig,
+        n_cars: int,
+        track_seeds: Sequence[Sequence[int]],
+        track_mix: Sequence[TrackConfig] = (),
     ) -> None:
         if n_cars < 1:
             raise ConfigError(f"n_cars must be >= 1, got {n_cars}.")
@@ -142,6 +151,7 @@ class RaceBatch:
         self.n_cars = n_cars
         self.n_races = len(track_seeds)
         self.track_seeds = list(track_seeds)
+        self.track_mix = tuple(track_mix)
         self.np_random = [seeding.np_random()[0] for _ in track_seeds]
         #: The worlds, after the first ``reset`` of every race (a ``World`` for one race).
         self.worlds: WorldBatch | None = None
@@ -201,10 +211,14 @@ class RaceBatch:
         tracks = self._pending if worlds is None else worlds.tracks
         due = self._episodes_on_track[race] >= config.episode.track_change_every
         if track_seed is not None or seed is not None or tracks[race] is None or due:
+            generator = config.track
             if track_seed is None:
-                seeds = self.track_seeds[race]
-                track_seed = seeds[int(self.np_random[race].integers(len(seeds)))]
-            track = generate_track(int(track_seed), config.track)
+                rng, seeds = self.np_random[race], self.track_seeds[race]
+                track_seed = seeds[int(rng.integers(len(seeds)))]
+                if self.track_mix:
+                    pick = int(rng.integers(len(self.track_mix) + 1))
+                    generator = self.track_mix[pick - 1] if pick else config.track
+            track = generate_track(int(track_seed), generator)
             self._episodes_on_track[race] = 0
             if worlds is None:
                 self._pending[race] = track

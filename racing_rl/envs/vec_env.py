@@ -31,6 +31,7 @@ from racing_rl.contract import action_space, observation_space
 from racing_rl.envs.batch import RaceBatch
 from racing_rl.envs.config import RaceConfig
 from racing_rl.errors import ConfigError
+from racing_rl.sim.track import TrackConfig
 
 
 class SimVecEnv(VecEnv):
@@ -42,6 +43,7 @@ class SimVecEnv(VecEnv):
         n_cars: cars per race.
         track_seeds: per race, the seeds its tracks are drawn from.
         render_mode: None or "rgb_array" (``get_images`` draws every race).
+        track_mix: other track generators the drawn tracks come from (``RaceBatch``).
 
     Attributes:
         races: the races, stepped as one ``RaceBatch``.
@@ -58,6 +60,7 @@ class SimVecEnv(VecEnv):
         n_cars: int,
         track_seeds: Sequence[Sequence[int]],
         render_mode: str | None = None,
+        track_mix: Sequence[TrackConfig] = (),
     ) -> None:
         if n_races < 1 or len(track_seeds) != n_races:
             raise ConfigError(
@@ -67,7 +70,7 @@ class SimVecEnv(VecEnv):
         if render_mode not in (None, "rgb_array"):
             raise ConfigError(f"render_mode must be None or 'rgb_array', got {render_mode!r}.")
         self.config = config
-        self.races = RaceBatch(config, n_cars, track_seeds)
+        self.races = RaceBatch(config, n_cars, track_seeds, track_mix)
         self.n_cars = n_cars
         self.render_mode = render_mode  # SB3's VecEnv reads it back through get_attr
         self._renderer: Any = None

@@ -21,10 +21,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from racing_rl import config_dir
 from racing_rl.checkpoints.layout import resolve_model
 from racing_rl.checkpoints.runs import load_policy_driver, load_run_config
-from racing_rl.config import backend_config, default_backend, eval_dir
+from racing_rl.config import backend_config, eval_dir, with_difficulty
 from racing_rl.drivers import Driver, ScriptedDriver
 from racing_rl.errors import ConfigError
 from racing_rl.evaluation.episodes import track_seeds
@@ -298,54 +297,6 @@ def _race_one_track(
         caption = f"racing-rl eval · {', '.join(labels)} · esc quits"
         on_step = window.on_step(env, labels, caption)
     return run_races([env], drivers, record=bool(cfg.record), meta=meta, on_step=on_step)
-
-
-def with_difficulty(backend: DictConfig, difficulty: str) -> DictConfig:
-    """A run's simulator settings with the tracks and rules of a difficulty level.
-
-    Every setting that some ``conf/difficulty/*.yaml`` sets takes the value of
-    ``difficulty``'s file, or the simulator's default (``racing_rl.config.default_backend``)
-    where that file is silent: ``difficulty=default`` undoes a run trained on ``hard``, and
-    ``difficulty=hard`` is the same held-out set whatever the run was trained on. The
-    other settings (car, sensors, reward, ...) stay the run's, so its policy still fits.
-
-    Args:
-        backend: the run's ``backend`` config (the built-in simulator's).
-        difficulty: a file name in ``conf/difficulty`` without ``.yaml``.
-
-    Returns:
-        A new backend config; ``backend`` is not changed.
-
-    Raises:
-        ConfigError: for an unknown difficulty, or a backend other than the simulator
-            (a Roblox game makes its own tracks).
-    """
-    levels = {path.stem: path for path in sorted((config_dir() / "difficulty").glob("*.yaml"))}
-    if difficulty not in levels:
-        raise ConfigError(f"Unknown difficulty={difficulty!r}; available: {', '.join(levels)}.")
-    if backend.get("name") != "pygame":
-        raise ConfigError(
-            f"difficulty={difficulty} sets the built-in simulator's tracks and rules; this run's "
-            f"backend is {backend.get('name')!r}, whose game makes its own. Leave difficulty out."
-        )
-    defaults = default_backend("pygame")
-    files = {name: OmegaConf.load(path) for name, path in levels.items()}
-    level = files[difficulty]
-    governed = sorted({key for file in files.values() for key in _leaf_keys(file)})
-    result = backend.copy()
-    for key in governed:
-        value = OmegaConf.select(level, key, default=OmegaConf.select(defaults, key))
-        OmegaConf.update(result, key, value, force_add=True)
-    return result
-
-
-def _leaf_keys(node: DictConfig, prefix: str = "") -> list[str]:
-    """Dotted paths of a config's leaf values, e.g. ``track.width``."""
-    keys = []
-    for key, value in node.items():
-        path = f"{prefix}{key}"
-        keys += _leaf_keys(value, f"{path}.") if isinstance(value, DictConfig) else [path]
-    return keys
 
 
 def unique_labels(labels: Sequence[str]) -> list[str]:
