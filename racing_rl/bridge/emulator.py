@@ -527,10 +527,9 @@ class Emulator:
                 "terminated": bool(terminated),
                 "truncated": bool(truncated),
             }
-            if self.info:
+            if self.info:  # the protocol's keys only: the bridge drops any other
                 info = {"track_seed": env.track_seed, **info}
-                info.pop("reward_terms", None)
-                entry["info"] = info
+                entry["info"] = {k: v for k, v in info.items() if k in p.INFO_FIELDS}
             if env.step is not None:
                 entry["step"] = env.step
             entries[env.names[sim]] = entry

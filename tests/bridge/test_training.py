@@ -114,6 +114,9 @@ def test_a_policy_trained_on_the_simulator_races_the_same_through_the_bridge(sim
     assert bridged.returncode == 0, bridged.stderr[-3000:]
     on_roblox = json.loads((sim_run / "eval" / "metrics.json").read_text())
     assert on_roblox["lap_completion_rate"] == on_sim["lap_completion_rate"]
+    # The emulator sends the protocol's info keys only: nothing dropped, nothing rejected.
+    counters = on_roblox["bridge"]
+    assert counters["rejected"] == 0 and not [k for k in counters if "dropped" in k], counters
     # Same tracks, same physics, same actions: the very same episodes.
     for key in ("track_seed", "finished", "crashed", "length", "progress"):
         assert [t[key] for t in on_roblox["tracks"]] == [t[key] for t in on_sim["tracks"]], key
