@@ -232,13 +232,20 @@ def _train_on(
     """``_train`` with the Roblox backend's ``bridge`` (None for the simulator)."""
     torch.set_num_threads(cfg.torch_threads)
     train_seeds = range(*(int(v) for v in cfg.tracks.train))
+    track_mix = train_mix(cfg)
+    if track_mix:
+        log.info(
+            "training tracks: each drawn, equally often, from the run's own generator or "
+            "that of %s (tracks.train_mix); validation and test tracks keep the run's own",
+            ", ".join(cfg.tracks.train_mix),
+        )
     base = make_env(
         cfg.backend,
         cfg.n_races,
         cfg.cars_per_race,
         [train_seeds] * cfg.n_races,
         bridge=bridge,
-        track_mix=train_mix(cfg),
+        track_mix=track_mix,
     )
     gamma = cfg.algo.model.get("gamma", 0.99)
     venv = wrap_vec_env(base, cfg.wrappers, gamma=gamma)
