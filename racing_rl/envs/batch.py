@@ -216,8 +216,8 @@ class RaceBatch:
                 rng, seeds = self.np_random[race], self.track_seeds[race]
                 track_seed = seeds[int(rng.integers(len(seeds)))]
                 if self.track_mix:
-                    pick = int(rng.integers(len(self.track_mix) + 1))
-                    generator = self.track_mix[pick - 1] if pick else config.track
+                    generators = (config.track, *self.track_mix)
+                    generator = generators[int(rng.integers(len(generators)))]
             track = generate_track(int(track_seed), generator)
             self._episodes_on_track[race] = 0
             if worlds is None:
