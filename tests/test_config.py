@@ -3,12 +3,13 @@ group option composes, each default in one place, run configs parsed by the sche
 
 import subprocess
 import sys
+from dataclasses import replace
 
+import numpy as np
 import pytest
 from hydra import compose
 from hydra.errors import ConfigCompositionException
 from omegaconf import DictConfig, OmegaConf
-from runs import racing_rl
 
 from racing_rl import config_dir
 from racing_rl.bridge.config import RobloxConfig
@@ -18,10 +19,14 @@ from racing_rl.config import (
     backend_schema,
     default_backend,
     initialize,
+    train_mix,
+    with_difficulty,
 )
+from racing_rl.envs.batch import RaceBatch
 from racing_rl.envs.config import EpisodeConfig, RaceConfig
 from racing_rl.errors import ConfigError
 from racing_rl.sim.car import CarConfig
+from runs import racing_rl
 
 # (overrides, the key the message must name): a typo, or a value of the wrong type.
 FAIL_AT_COMPOSE = [
@@ -73,7 +78,7 @@ def test_the_cli_refuses_a_typo_or_a_wrong_type_before_the_run_dir(tmp_path, ove
 
 
 def _group_options() -> list[tuple[str, str]]:
-    groups = ("backend", "difficulty", "wrappers", "algo", "logger")
+    groups = ("backend", "difficulty", "wrappers", "algo", "logger", "experiment")
     return [(g, p.stem) for g in groups for p in sorted((config_dir() / g).glob("*.yaml"))]
 
 
@@ -178,3 +183,32 @@ def test_composing_train_needs_nothing_but_racing_rl_config():
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
     )
     assert result.stdout.split("\n")[:2] == ["True 3_", "[]"]
+
+
+def test_experiment_race_sees_the_car_beside_it_on_the_grid():
+    """``experiment=race`` trains in traffic: collisions on, rays that see cars, a crashed
+    car respawning alone, half hard tracks; and its wider fan sees the car beside on a
+    two-abreast grid, which the default 10 rays over 90 deg never do (the learned car
+    behind-right of its neighbour: 4 m back, 7 m right, 60 deg to the left)."""
+    with initialize():
+        cfg = compose("train", overrides=["experiment=race"])
+        default = compose("train")
+    race = backend_config(cfg.backend)
+    assert race.rules.car_collisions and race.sensors.detect_cars
+    assert race.episode.reset == "car" and race.sensors.n_rays == 20
+    assert train_mix(cfg) == [backend_config(with_difficulty(cfg.backend, "hard")).track]
+
+    def second_car_rays(config: RaceConfig, detect_cars: bool) -> np.ndarray:
+        config = replace(
+            config,
+            sensors=replace(config.sensors, detect_cars=detect_cars),
+            episode=replace(config.episode, spawn="grid"),
+        )
+        batch = RaceBatch(config, 2, [[0]])
+        batch.reset(0)
+        return batch.worlds.observe()[1, : config.sensors.n_rays]
+
+    seen = second_car_rays(race, True) < second_car_rays(race, False)
+    assert seen.any() and not seen[race.sensors.n_rays // 2 :].any()  # on its left only
+    plain = backend_config(default.backend)
+    np.testing.assert_array_equal(second_car_rays(plain, True), second_car_rays(plain, False))
