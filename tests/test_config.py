@@ -10,6 +10,7 @@ import pytest
 from hydra import compose
 from hydra.errors import ConfigCompositionException
 from omegaconf import DictConfig, OmegaConf
+from runs import racing_rl
 
 from racing_rl import config_dir
 from racing_rl.bridge.config import RobloxConfig
@@ -26,7 +27,6 @@ from racing_rl.envs.batch import RaceBatch
 from racing_rl.envs.config import EpisodeConfig, RaceConfig
 from racing_rl.errors import ConfigError
 from racing_rl.sim.car import CarConfig
-from runs import racing_rl
 
 # (overrides, the key the message must name): a typo, or a value of the wrong type.
 FAIL_AT_COMPOSE = [
