@@ -28,6 +28,7 @@ from stable_baselines3.common.vec_env import VecNormalize
 
 from racing_rl.algos import SET_BY_RACING_RL, algorithm_class
 from racing_rl.config import backend_config, to_container, train_mix
+from racing_rl.envs.config import RaceConfig
 from racing_rl.errors import ConfigError
 from racing_rl.objective import OBJECTIVES
 
@@ -40,7 +41,7 @@ _AUTO_ENT_COEF = re.compile(r"^auto(_\d+(\.\d*)?([eE][-+]?\d+)?)?$")
 LIMITS = {
     "n_races": 1024,
     "cars_per_race": 256,
-    "cars": 8192,  # n_races × cars_per_race: VecEnv slots
+    "cars": 8192,  # n_races × (cars_per_race + scripted_opponents): cars simulated
     "frame_stack": 64,
     "observation_dim": 65_536,  # numbers per stacked observation
     "net_width": 16_384,  # units per hidden layer
@@ -309,12 +310,17 @@ def check_train_config(cfg: DictConfig, *, device: bool = True) -> None:
     _integer(cfg, "total_timesteps", minimum=1)
     n_races = _integer(cfg, "n_races", minimum=1, maximum=LIMITS["n_races"])
     agents = _integer(cfg, "cars_per_race", minimum=1, maximum=LIMITS["cars_per_race"])
-    if n_races * agents > LIMITS["cars"]:
+    opponents = 0
+    if OmegaConf.select(cfg, "scripted_opponents") is not None:  # runs saved before it lack it
+        opponents = _integer(
+            cfg, "scripted_opponents", minimum=0, maximum=LIMITS["cars_per_race"] - agents
+        )
+    if n_races * (agents + opponents) > LIMITS["cars"]:
         raise invalid(
             "n_races",
             n_races,
-            f"n_races × cars_per_race = {n_races} × {agents} = {n_races * agents:_} cars; "
-            f"must be <= {LIMITS['cars']:_}",
+            f"n_races × (cars_per_race + scripted_opponents) = {n_races} × {agents + opponents}"
+            f" = {n_races * (agents + opponents):_} cars; must be <= {LIMITS['cars']:_}",
         )
     _integer(cfg, "torch_threads", minimum=1, maximum=LIMITS["torch_threads"])
     _integer(cfg, "checkpoint.every", minimum=0)
@@ -332,6 +338,21 @@ def check_train_config(cfg: DictConfig, *, device: bool = True) -> None:
     train_mix(cfg)
     check_wrappers(cfg.wrappers)
     backend = backend_config(cfg.backend)
+    if not isinstance(backend, RaceConfig):
+        if opponents:
+            raise invalid(
+                "scripted_opponents",
+                opponents,
+                "scripted opponents race on the built-in simulator only (backend=pygame); "
+                "in a Roblox game, put the game's own NPC cars on track",
+            )
+        if backend.episode.grid_start_prob:
+            raise invalid(
+                "backend.episode.grid_start_prob",
+                backend.episode.grid_start_prob,
+                "grid starts in training are the built-in simulator's (backend=pygame); "
+                "a Roblox game spawns its cars itself",
+            )
     # None: a Roblox game's size, read from its first frame (the bridge bounds it then).
     if backend.observation_size is not None:
         observation_dim = backend.observation_size * cfg.wrappers.get("frame_stack", 1)

@@ -158,6 +158,7 @@ class TrainSchema:
     torch_threads: int = MISSING
     n_races: int = MISSING
     cars_per_race: int = MISSING
+    scripted_opponents: int = 0  # not MISSING: runs saved before it existed have none
     progress_bar: bool = MISSING
     log_interval: int = MISSING
     resume: str | None = MISSING

@@ -239,6 +239,14 @@ def _train_on(
             "that of %s (tracks.train_mix); validation and test tracks keep the run's own",
             ", ".join(cfg.tracks.train_mix),
         )
+    opponents = int(cfg.get("scripted_opponents", 0))
+    if opponents:
+        log.info(
+            "training races: %d learning cars and %d scripted ones each "
+            "(scripted_opponents); the scripted cars are not VecEnv slots",
+            cfg.cars_per_race,
+            opponents,
+        )
     base = make_env(
         cfg.backend,
         cfg.n_races,
@@ -246,6 +254,7 @@ def _train_on(
         [train_seeds] * cfg.n_races,
         bridge=bridge,
         track_mix=track_mix,
+        scripted_opponents=opponents,
     )
     gamma = cfg.algo.model.get("gamma", 0.99)
     venv = wrap_vec_env(base, cfg.wrappers, gamma=gamma)

@@ -359,18 +359,27 @@ def make_env(
     episode: dict[str, Any] | None = None,
     bridge: TrainingBridge | None = None,
     track_mix: Sequence[TrackConfig] = (),
+    scripted_opponents: int = 0,
 ) -> VecEnv:
     """The backend's bare VecEnv: one slot per car of ``n_races`` virtual environments.
 
     The simulator's is a ``SimVecEnv`` (every race stepped as one ``WorldBatch``); a
     Roblox game's a ``ParallelEnvsVecEnv`` of ``RobloxParallelEnv``s that send their
-    ACTIONs ahead. ``track_mix``: the simulator's other track generators (``RaceBatch``;
-    training's ``tracks.train_mix``). Other arguments and errors as
+    ACTIONs ahead. The simulator's only: ``track_mix``, other track generators
+    (``RaceBatch``; training's ``tracks.train_mix``), and ``scripted_opponents``, scripted
+    cars in each race besides its slots (``SimVecEnv``). Other arguments and errors as
     ``make_parallel_envs``'.
     """
     config = backend_config(backend, episode)
     if isinstance(config, RaceConfig):
-        return SimVecEnv(config, n_races, cars_per_race, track_seeds, track_mix=track_mix)
+        return SimVecEnv(
+            config,
+            n_races,
+            cars_per_race,
+            track_seeds,
+            track_mix=track_mix,
+            n_opponents=scripted_opponents,
+        )
     envs = make_parallel_envs(backend, n_races, cars_per_race, track_seeds, episode, None, bridge)
     return ParallelEnvsVecEnv(envs)
 

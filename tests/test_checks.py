@@ -65,6 +65,11 @@ INVALID = [
     (["checkpoint.keep=-1"], "checkpoint.keep=-1; must be an integer >= 0"),
     (["tracks.train_mix=[brutal]"], "tracks.train_mix=['brutal']: Unknown difficulty='brutal'"),
     (["backend=roblox", "tracks.train_mix=[hard]"], "train_mix=['hard']: difficulty=hard sets"),
+    (["scripted_opponents=-1"], "scripted_opponents=-1; must be an integer >= 0"),
+    (["cars_per_race=200", "scripted_opponents=60"], "scripted_opponents=60; must be <= 56"),
+    (["backend=roblox", "scripted_opponents=2"], "on the built-in simulator only"),
+    (["backend.episode.grid_start_prob=2"], "episode.grid_start_prob must be in [0, 1]"),
+    (["backend=roblox", "backend.episode.grid_start_prob=0.5"], "a Roblox game spawns its cars"),
 ]
 
 

@@ -186,16 +186,21 @@ def test_composing_train_needs_nothing_but_racing_rl_config():
 
 
 def test_experiment_race_sees_the_car_beside_it_on_the_grid():
-    """``experiment=race`` trains in traffic: collisions on, rays that see cars, a crashed
-    car respawning alone, half hard tracks; and its wider fan sees the car beside on a
-    two-abreast grid, which the default 10 rays over 90 deg never do (the learned car
+    """``experiment=race`` trains in traffic: 2 learning and 2 scripted cars a race (20
+    slots, as the default), collisions on, rays that see cars, half the races started on
+    the grid, a crash restarting the race, half hard tracks; and its wider fan sees the car
+    beside on a two-abreast grid, which the default 10 rays over 90 deg never do (the car
     behind-right of its neighbour: 4 m back, 7 m right, 60 deg to the left)."""
     with initialize():
         cfg = compose("train", overrides=["experiment=race"])
         default = compose("train")
     race = backend_config(cfg.backend)
     assert race.rules.car_collisions and race.sensors.detect_cars
-    assert race.episode.reset == "car" and race.sensors.n_rays == 20
+    assert race.episode.reset == "race" and race.episode.grid_start_prob == 0.5
+    assert race.sensors.n_rays == 20
+    assert (cfg.n_races, cfg.cars_per_race, cfg.scripted_opponents) == (10, 2, 2)
+    assert cfg.n_races * cfg.cars_per_race == default.n_races * default.cars_per_race
+    assert default.scripted_opponents == 0
     assert train_mix(cfg) == [backend_config(with_difficulty(cfg.backend, "hard")).track]
 
     def second_car_rays(config: RaceConfig, detect_cars: bool) -> np.ndarray:

@@ -4,7 +4,7 @@ import json
 
 import pytest
 from hydra import compose
-from runs import OFF_POLICY, QUICK, QUICK_ALGO, racing_rl
+from runs import OFF_POLICY, QUICK, QUICK_ALGO, TINY, racing_rl
 
 from racing_rl.checkpoints.layout import find_checkpoints
 from racing_rl.checkpoints.loading import load_model
@@ -65,6 +65,20 @@ def test_train_function_in_process(tmp_path):
     summary = train(cfg, tmp_path)
     assert summary["timesteps"] >= 2000 and "best" not in summary
     assert (tmp_path / "model.zip").is_file() and (tmp_path / "vecnormalize.npz").is_file()
+
+
+def test_train_in_traffic_with_scripted_opponents(tmp_path):
+    """``racing-rl train experiment=race``: scripted opponents race beside the learning
+    cars (not slots: the VecEnv has n_races × cars_per_race of them), and the run saves
+    a model."""
+    run_dir = tmp_path / "run"
+    result = racing_rl(
+        "train", "experiment=race", *TINY, "n_races=2", f"hydra.run.dir={run_dir}", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = (run_dir / "train.log").read_text()
+    assert "2 learning cars and 2 scripted ones each" in log and ": 4 cars (2 tracks x 2)" in log
+    assert (run_dir / "model.zip").is_file()
 
 
 def test_eval_measures_a_trained_run(tmp_path):

@@ -158,6 +158,58 @@ def test_with_reset_car_one_cars_end_respawns_it_alone():
     assert not np.allclose(raw[1, :-13], 0.0, atol=1e-6)  # ... car 1's keeps its frames
 
 
+def test_scripted_opponents_race_beside_the_slots_and_their_crash_ends_the_race():
+    """``n_opponents`` (training's ``scripted_opponents``): each race has that many more
+    cars, driven by the scripted driver and hidden from SB3: the slots are the learning
+    cars, their observations and rewards those of the RaceBatch rows they stand for.
+    With ``episode.reset="race"`` a scripted car's crash restarts its race, the learning
+    cars truncated (bootstrapped), not terminated."""
+    config = RaceConfig(episode=EpisodeConfig(spawn="grid"))
+    venv = SimVecEnv(config, 2, 1, [[3], [4]], n_opponents=2)
+    assert venv.num_envs == 2 and venv.races.n_cars == 3
+    venv.seed(0)
+    obs = venv.reset()
+    np.testing.assert_array_equal(obs, venv.races.worlds.observe()[[0, 3]])
+    still = np.zeros((2, 3), np.float32)  # the learning cars wait on the grid
+    for _ in range(30):  # within rules.stuck_time (4 s)
+        obs, _, dones, _ = venv.step(still)
+        assert not dones.any()
+    worlds = venv.races.worlds
+    assert np.all(worlds.progress[[1, 2, 4, 5]] > 0.01)  # the scripted cars drove off ...
+    assert np.all(np.abs(worlds.cars.speed[[0, 3]]) < 1e-9)  # ... the learning ones did not
+    np.testing.assert_array_equal(obs, worlds.observe()[[0, 3]])
+    # A scripted car that crashes (put it beside the track) ends its race.
+    worlds.cars.position[4] += 100 * worlds.tracks[1].normals[worlds.index[4]]
+    _, _, dones, infos = venv.step(still)
+    assert dones.tolist() == [False, True]
+    assert not infos[1]["crashed"] and infos[1]["TimeLimit.truncated"] is True
+    assert venv.races._steps.tolist() == [31, 0]
+    with pytest.raises(ConfigError, match="n_opponents"):
+        SimVecEnv(config, 1, 1, [[3]], n_opponents=-1)
+
+
+def test_grid_starts_put_a_random_spawns_race_on_the_grid_in_random_order():
+    """``episode.grid_start_prob``: that share of a race's starts are grid starts (at rest,
+    two abreast, the cars in shuffled slots); cars respawned alone spawn at random."""
+    from racing_rl.envs.batch import GRID_ROW_GAP, RaceBatch
+
+    batch = RaceBatch(RaceConfig(episode=EpisodeConfig(grid_start_prob=0.5)), 4, [range(100)])
+    grids, orders = 0, set()
+    for episode in range(40):
+        batch.reset(0, seed=episode)
+        worlds = batch.worlds
+        if np.all(worlds.cars.speed == 0) and np.all(worlds.progress <= 0):
+            grids += 1
+            slots = np.rint(-worlds.progress * worlds.tracks[0].length / (GRID_ROW_GAP / 2))
+            assert sorted(slots.tolist()) == [0, 1, 2, 3]
+            orders.add(tuple(slots.tolist()))
+    assert 10 < grids < 30 and len(orders) > 3
+    batch.respawn(0, np.array([True, False, False, False]))
+    assert batch.worlds.progress[0] > 0  # spread round the track, not on the grid
+    with pytest.raises(ConfigError, match="grid_start_prob"):
+        EpisodeConfig(grid_start_prob=1.5)
+
+
 def test_frame_stack_space_is_supersuits():
     """Runs saved with SuperSuit's frame_stack_v1 (bounds tiled) load into ours."""
     import supersuit as ss

@@ -2,7 +2,7 @@
 
 It proves every generated track drivable and is the reference learned drivers are
 measured against. It reads the simulator state (not the observation), so it drives
-any ``World``; ``racing_rl.drivers.ScriptedDriver`` puts it in races.
+any ``World`` or ``WorldBatch``; ``racing_rl.drivers.ScriptedDriver`` puts it in races.
 
 Path: the centreline, shifted sideways around each obstacle into the middle of the gap
 it leaves (a cosine blend in and out). Speed profile (the classic forward/backward
@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 
 from racing_rl.sim.car import CarConfig
 from racing_rl.sim.track import Track, turning_angles
-from racing_rl.sim.world import World
+from racing_rl.sim.world import WorldBatch
 
 FloatArray = NDArray[np.float64]
 
@@ -102,7 +102,8 @@ def plan_path(track: Track, car: CarConfig, config: DriverConfig) -> RacingPath:
 
 
 class PurePursuitDriver:
-    """Drives every active car of a World along its track's racing path.
+    """Drives every active car of a World, or of a WorldBatch's tracks at once, along its
+    track's racing path.
 
     Args:
         config: driver tuning.
@@ -111,27 +112,39 @@ class PurePursuitDriver:
     def __init__(self, config: DriverConfig | None = None) -> None:
         self.config = config or DriverConfig()
 
-    def act(self, world: World) -> FloatArray:
-        """Actions for every car of ``world``, shape (N, 3): throttle, steering, nitro."""
-        config, car, track = self.config, world.car, world.track
-        path = plan_path(track, car, config)
+    def act(self, world: WorldBatch) -> FloatArray:
+        """Actions for every car of ``world``, shape (N, 3): throttle, steering, nitro.
+
+        ``world`` is one race (a ``World``) or several (a ``WorldBatch``: training's
+        scripted opponents); the arithmetic runs over all N cars at once, each on its
+        own track's path.
+        """
+        config, car = self.config, world.car
+        paths = [plan_path(track, car, config) for track in world.tracks]
+        counts = world.counts
+        # Per car: its track's point count and spacing, and where its path starts in the
+        # concatenated paths.
+        n_points = np.repeat([track.n_points for track in world.tracks], counts)
+        spacing = np.repeat([track.length / track.n_points for track in world.tracks], counts)
+        start = np.repeat(np.cumsum([0] + [track.n_points for track in world.tracks[:-1]]), counts)
+        points = np.concatenate([path.points for path in paths])
+        profile = np.concatenate([path.speed for path in paths])
         speed = world.cars.speed
         lookahead = np.clip(
             config.lookahead_time * np.abs(speed), config.lookahead_min, config.lookahead_max
         )
-        spacing = track.length / track.n_points
         # Target point: lookahead metres further along the path (centreline arc length).
         target_arc = (world.arc + lookahead) / spacing
-        i0 = np.floor(target_arc).astype(np.int64) % track.n_points
+        i0 = np.floor(target_arc).astype(np.int64) % n_points
         frac = (target_arc - np.floor(target_arc))[:, None]
-        target = path.points[i0] * (1 - frac) + path.points[(i0 + 1) % track.n_points] * frac
+        target = points[start + i0] * (1 - frac) + points[start + (i0 + 1) % n_points] * frac
         delta = target - world.cars.position
         alpha = np.arctan2(delta[:, 1], delta[:, 0]) - world.cars.heading
         curvature = 2.0 * np.sin(alpha) / np.maximum(np.hypot(delta[:, 0], delta[:, 1]), 1e-6)
         steer = -np.arctan(curvature * car.wheelbase) / car.max_steer
         # Target speed: the profile a little ahead, so braking starts on time.
-        ahead = (world.index + 1) % track.n_points
-        target_speed = np.minimum(path.speed[world.index], path.speed[ahead])
+        ahead = (world.index + 1) % n_points
+        target_speed = np.minimum(profile[start + world.index], profile[start + ahead])
         error = target_speed - speed
         throttle = np.clip(config.speed_gain * error, -1.0, 1.0)
         nitro = np.where((error > config.nitro_margin) & (np.abs(steer) < 0.3), 1.0, -1.0)

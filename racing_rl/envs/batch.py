@@ -263,13 +263,16 @@ class RaceBatch:
         if episode.spawn == "line":
             world.place_cars(np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n), cars, race)
             return
-        if episode.spawn == "grid":
-            row, col = np.divmod(np.arange(n), 2)
+        rng = self.np_random[race]
+        grid_start = cars is None and episode.grid_start_prob > 0  # drawn only when it can be
+        if episode.spawn == "grid" or (grid_start and rng.random() < episode.grid_start_prob):
+            # The grid's slots in order, or (a random spawn's grid start) shuffled.
+            slot = np.arange(n) if episode.spawn == "grid" else rng.permutation(n)
+            row, col = np.divmod(slot, 2)
             arc = -GRID_ROW_GAP * row - GRID_ROW_GAP / 2 * col
             lateral = np.where(col == 0, 1.0, -1.0) * track.width / 4 if n > 1 else np.zeros(1)
             world.place_cars(arc, lateral, np.zeros(n), np.zeros(n), cars, race)
             return
-        rng = self.np_random[race]
         arc = np.mod(rng.uniform(0.0, track.length) + np.arange(n) * track.length / n, track.length)
         edge = track.width / 2 - self.config.car.radius - SPAWN_EDGE_MARGIN
         limit = min(episode.max_spawn_lateral, edge)

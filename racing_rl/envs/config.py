@@ -27,6 +27,9 @@ class EpisodeConfig:
             car at rest on the start line on the centreline, overlapping (a race of
             "ghost" cars without car collisions: every car starts alike).
         standing_start_prob: with ``spawn="random"``, chance that a car starts at rest.
+        grid_start_prob: with ``spawn="random"``, chance that a race (every car at once,
+            not a car respawned alone) starts on the grid instead, its cars in random
+            grid slots: training for two-abreast standing starts in traffic.
         max_spawn_speed: with ``spawn="random"``, fastest initial speed [m/s].
         max_spawn_lateral: with ``spawn="random"``, largest offset from the centreline [m].
         max_spawn_heading: with ``spawn="random"``, largest heading error [rad].
@@ -46,6 +49,7 @@ class EpisodeConfig:
     max_steps: int = 1500
     spawn: str = "random"
     standing_start_prob: float = 0.3
+    grid_start_prob: float = 0.0
     max_spawn_speed: float = 15.0
     max_spawn_lateral: float = 3.0
     max_spawn_heading: float = 0.2
@@ -66,10 +70,9 @@ class EpisodeConfig:
                 "episode.max_steps and episode.track_change_every must be >= 1 and episode.laps "
                 f">= 0, got {self.max_steps}, {self.track_change_every}, {self.laps}."
             )
-        if not 0.0 <= self.standing_start_prob <= 1.0:
-            raise ConfigError(
-                f"episode.standing_start_prob must be in [0, 1], got {self.standing_start_prob}."
-            )
+        for name in ("standing_start_prob", "grid_start_prob"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"episode.{name} must be in [0, 1], got {getattr(self, name)}.")
 
 
 @dataclass(frozen=True)

@@ -47,8 +47,10 @@ class RaceParallelEnv(ParallelEnv):
 
     ## Starting State
     ``episode.spawn="random"``: cars spread evenly around the track with random offset,
-    heading error and speed (a share at rest). ``"grid"``: at rest on the start line, two
-    abreast. ``"line"``: at rest on the start line, all on the same spot (no collisions).
+    heading error and speed (a share at rest; with ``episode.grid_start_prob``, a race
+    starts on the grid instead, its cars in random slots). ``"grid"``: at rest on the
+    start line, two abreast. ``"line"``: at rest on the start line, all on the same spot
+    (no collisions).
 
     ## Episode End
     Terminated: the car leaves the track, hits an obstacle, or (``rules.car_collisions``)

@@ -11,6 +11,12 @@ is done (that car reports its own termination or truncation, the others are trun
 bootstrapped as a time limit is) and restarts the race; ``car`` respawns only the cars
 that are done while the others race on. Every car's ``terminal_observation`` is taken
 before its next episode starts. Races restart after every race has been stepped.
+
+Scripted opponents (training's ``scripted_opponents``): each race has that many more
+cars, driven by the pure-pursuit driver (``racing_rl.drivers.pure_pursuit``) for all
+races in one call. They race under the same rules (their crashes and ends count as any
+car's: with ``episode.reset="race"`` one ends the race) but are not slots: the policy
+neither sees their observations nor learns from their rewards.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from stable_baselines3.common.vec_env.base_vec_env import (
 )
 
 from racing_rl.contract import action_space, observation_space
+from racing_rl.drivers.pure_pursuit import PurePursuitDriver
 from racing_rl.envs.batch import RaceBatch
 from racing_rl.envs.config import RaceConfig
 from racing_rl.errors import ConfigError
@@ -44,13 +51,16 @@ class SimVecEnv(VecEnv):
         track_seeds: per race, the seeds its tracks are drawn from.
         render_mode: None or "rgb_array" (``get_images`` draws every race).
         track_mix: other track generators the drawn tracks come from (``RaceBatch``).
+        n_opponents: scripted cars in each race besides its ``n_cars`` slots, >= 0
+            (the last cars of each race in the ``RaceBatch``).
 
     Attributes:
-        races: the races, stepped as one ``RaceBatch``.
+        races: the races, stepped as one ``RaceBatch`` of ``n_cars + n_opponents`` cars
+            each.
 
     Raises:
-        ConfigError: on a count below 1, track seeds that are not one list per race, or
-            an unknown render mode.
+        ConfigError: on a count below 1 (opponents below 0), track seeds that are not
+            one list per race, or an unknown render mode.
     """
 
     def __init__(
@@ -61,17 +71,25 @@ class SimVecEnv(VecEnv):
         track_seeds: Sequence[Sequence[int]],
         render_mode: str | None = None,
         track_mix: Sequence[TrackConfig] = (),
+        n_opponents: int = 0,
     ) -> None:
         if n_races < 1 or len(track_seeds) != n_races:
             raise ConfigError(
                 f"SimVecEnv needs n_races >= 1 and one list of track seeds per race, got "
                 f"n_races={n_races} and {len(track_seeds)} lists."
             )
+        if n_opponents < 0:
+            raise ConfigError(f"SimVecEnv needs n_opponents >= 0, got {n_opponents}.")
         if render_mode not in (None, "rgb_array"):
             raise ConfigError(f"render_mode must be None or 'rgb_array', got {render_mode!r}.")
         self.config = config
-        self.races = RaceBatch(config, n_cars, track_seeds, track_mix)
+        self.races = RaceBatch(config, n_cars + n_opponents, track_seeds, track_mix)
         self.n_cars = n_cars
+        self.n_opponents = n_opponents
+        per_race = n_cars + n_opponents
+        #: The RaceBatch rows of the slots' cars (every row without opponents).
+        self._learners = (np.arange(n_races * per_race) % per_race) < n_cars
+        self._opponent_driver = PurePursuitDriver() if n_opponents else None
         self.render_mode = render_mode  # SB3's VecEnv reads it back through get_attr
         self._renderer: Any = None
         super().__init__(n_races * n_cars, observation_space(config.sensors.n_rays), action_space())
@@ -82,8 +100,7 @@ class SimVecEnv(VecEnv):
     def _reset_race(self, race: int, seed: int | None = None, options: Any = None) -> None:
         """Reset race ``race`` and give each of its slots ``{"track_seed": seed}``."""
         track_seed = self.races.reset(race, seed, options)
-        rows = self.races.rows(race)
-        for slot in range(rows.start, rows.stop):
+        for slot in range(race * self.n_cars, (race + 1) * self.n_cars):
             self.reset_infos[slot] = {"track_seed": track_seed}
 
     def reset(self) -> VecEnvObs:
@@ -95,7 +112,7 @@ class SimVecEnv(VecEnv):
         self._reset_seeds()
         self._reset_options()
         assert self.races.worlds is not None
-        self._obs[:] = self.races.worlds.observe()
+        self._obs[:] = self.races.worlds.observe()[self._learners]
         return self._obs.copy()
 
     def step_async(self, actions: np.ndarray) -> None:
@@ -104,32 +121,41 @@ class SimVecEnv(VecEnv):
     def step_wait(self) -> VecEnvStepReturn:
         """Step every race; restart races (or respawn cars) whose episodes ended."""
         assert self._actions is not None, "step_async() must come before step_wait()"
-        step = self.races.step(np.asarray(self._actions, np.float64))
+        worlds, learners = self.races.worlds, self._learners
+        assert worlds is not None, "reset() must come before step()"
+        if self._opponent_driver is None:
+            actions = np.asarray(self._actions, np.float64)
+        else:
+            actions = self._opponent_driver.act(worlds)
+            actions[learners] = self._actions
+        step = self.races.step(actions)
         self._actions = None
         done = step.terminated | step.truncated  # per car: its own episode ended
-        n = self.n_cars
-        per_race = done.reshape(self.races.n_races, n)
+        per_race = done.reshape(self.races.n_races, self.races.n_cars)
         ended = per_race.any(axis=1)
         whole = ended & (
             per_race.all(axis=1) | (self.config.episode.reset == "race")
         )  # races that restart
-        ending = done | np.repeat(whole, n)  # slots whose episode ends this step
+        ending = (done | np.repeat(whole, self.races.n_cars))[learners]  # slots whose episode ends
+        terminated, observations = step.terminated[learners], step.observations[learners]
         infos = step.infos()
+        if self.n_opponents:
+            infos = [info for info, learner in zip(infos, learners, strict=True) if learner]
         for slot in np.flatnonzero(ending):
-            infos[slot]["terminal_observation"] = step.observations[slot].copy()
-            infos[slot]["TimeLimit.truncated"] = not step.terminated[slot]
-        self._obs[~ending] = step.observations[~ending]
+            infos[slot]["terminal_observation"] = observations[slot].copy()
+            infos[slot]["TimeLimit.truncated"] = not terminated[slot]
+        self._obs[~ending] = observations[~ending]
         if ended.any():
+            n = self.n_cars
             for race in np.flatnonzero(ended):
                 if whole[race]:
                     self._reset_race(int(race))
                 else:
                     self.races.respawn(int(race), per_race[race])
-                    for slot in np.flatnonzero(per_race[race]) + race * n:
+                    for slot in np.flatnonzero(per_race[race][:n]) + race * n:
                         self.reset_infos[slot] = {}
-            assert self.races.worlds is not None
-            self._obs[ending] = self.races.worlds.observe()[ending]
-        return self._obs.copy(), step.reward.astype(np.float32), ending, infos
+            self._obs[ending] = worlds.observe()[learners][ending]
+        return self._obs.copy(), step.reward[learners].astype(np.float32), ending, infos
 
     def close(self) -> None:
         if self._renderer is not None:

@@ -65,3 +65,24 @@ def test_scripted_driver_laps_every_hard_test_track():
     config = TrackConfig(**hard["track"])
     lap_times = {seed: drive_one_lap(seed, config) for seed in range(2_000_000, 2_000_020)}
     assert not [seed for seed, lap in lap_times.items() if lap is None]
+
+
+def test_a_batch_of_tracks_is_driven_as_each_track_alone():
+    """Training's scripted opponents act for every race of a WorldBatch in one call."""
+    from racing_rl.sim.world import WorldBatch
+
+    tracks = [generate_track(seed) for seed in (3, 4, 5)]
+    counts = [2, 1, 3]
+    batch = WorldBatch(tracks, counts, CarConfig(), SensorConfig(), RaceRules())
+    rng = np.random.default_rng(0)
+    for k, count in enumerate(counts):
+        arc = rng.uniform(0, tracks[k].length, count)
+        batch.place_cars(
+            arc, rng.uniform(-2, 2, count), np.zeros(count), np.full(count, 9.0), track=k
+        )
+    driver = PurePursuitDriver()
+    for _ in range(30):
+        actions = driver.act(batch)
+        alone = np.concatenate([driver.act(batch.world(k)) for k in range(len(tracks))])
+        np.testing.assert_array_equal(actions, alone)
+        batch.step(actions)
