@@ -53,6 +53,7 @@ from stable_baselines3.common.vec_env.base_vec_env import (
 
 from racing_rl.config import backend_config, to_container
 from racing_rl.contract import ParallelStepReturn
+from racing_rl.drivers.pure_pursuit import PurePursuitDriver
 from racing_rl.envs.config import RaceConfig
 from racing_rl.envs.race import RaceParallelEnv
 from racing_rl.envs.vec_env import SimVecEnv
@@ -379,6 +380,7 @@ def make_env(
             track_seeds,
             track_mix=track_mix,
             n_opponents=scripted_opponents,
+            opponent_driver=PurePursuitDriver().act,
         )
     envs = make_parallel_envs(backend, n_races, cars_per_race, track_seeds, episode, None, bridge)
     return ParallelEnvsVecEnv(envs)

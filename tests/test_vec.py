@@ -7,6 +7,7 @@ from omegaconf import OmegaConf
 from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import VecMonitor, VecNormalize
 
+from racing_rl.drivers.pure_pursuit import PurePursuitDriver
 from racing_rl.envs.config import EpisodeConfig, RaceConfig
 from racing_rl.envs.race import RaceParallelEnv
 from racing_rl.envs.vec_env import SimVecEnv
@@ -160,12 +161,12 @@ def test_with_reset_car_one_cars_end_respawns_it_alone():
 
 def test_scripted_opponents_race_beside_the_slots_and_their_crash_ends_the_race():
     """``n_opponents`` (training's ``scripted_opponents``): each race has that many more
-    cars, driven by the scripted driver and hidden from SB3: the slots are the learning
-    cars, their observations and rewards those of the RaceBatch rows they stand for.
-    With ``episode.reset="race"`` a scripted car's crash restarts its race, the learning
-    cars truncated (bootstrapped), not terminated."""
-    config = RaceConfig(episode=EpisodeConfig(spawn="grid"))
-    venv = SimVecEnv(config, 2, 1, [[3], [4]], n_opponents=2)
+    cars, driven by the given (here the scripted) driver and hidden from SB3: the slots
+    are the learning cars, their observations and rewards those of the RaceBatch rows
+    they stand for. With ``episode.reset="race"`` a scripted car's crash restarts its
+    race, the learning cars truncated (bootstrapped), not terminated."""
+    config, scripted = RaceConfig(episode=EpisodeConfig(spawn="grid")), PurePursuitDriver()
+    venv = SimVecEnv(config, 2, 1, [[3], [4]], n_opponents=2, opponent_driver=scripted.act)
     assert venv.num_envs == 2 and venv.races.n_cars == 3
     venv.seed(0)
     obs = venv.reset()
@@ -186,6 +187,8 @@ def test_scripted_opponents_race_beside_the_slots_and_their_crash_ends_the_race(
     assert venv.races._steps.tolist() == [31, 0]
     with pytest.raises(ConfigError, match="n_opponents"):
         SimVecEnv(config, 1, 1, [[3]], n_opponents=-1)
+    with pytest.raises(ConfigError, match="an opponent_driver"):
+        SimVecEnv(config, 1, 1, [[3]], n_opponents=1)
 
 
 def test_grid_starts_put_a_random_spawns_race_on_the_grid_in_random_order():

@@ -12,16 +12,17 @@ bootstrapped as a time limit is) and restarts the race; ``car`` respawns only th
 that are done while the others race on. Every car's ``terminal_observation`` is taken
 before its next episode starts. Races restart after every race has been stepped.
 
-Scripted opponents (training's ``scripted_opponents``): each race has that many more
-cars, driven by the pure-pursuit driver (``racing_rl.drivers.pure_pursuit``) for all
-races in one call. They race under the same rules (their crashes and ends count as any
-car's: with ``episode.reset="race"`` one ends the race) but are not slots: the policy
-neither sees their observations nor learns from their rewards.
+Opponents (training's ``scripted_opponents``): each race has that many more cars, driven
+by a driver given to the VecEnv (``racing_rl.vec.make_env`` gives the pure-pursuit one,
+``racing_rl.drivers.pure_pursuit``) for all races in one call. They race under the same
+rules (their crashes and ends count as any car's: with ``episode.reset="race"`` one ends
+the race) but are not slots: the policy neither sees their observations nor learns from
+their rewards.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -34,11 +35,11 @@ from stable_baselines3.common.vec_env.base_vec_env import (
 )
 
 from racing_rl.contract import action_space, observation_space
-from racing_rl.drivers.pure_pursuit import PurePursuitDriver
 from racing_rl.envs.batch import RaceBatch
 from racing_rl.envs.config import RaceConfig
 from racing_rl.errors import ConfigError
 from racing_rl.sim.track import TrackConfig
+from racing_rl.sim.world import WorldBatch
 
 
 class SimVecEnv(VecEnv):
@@ -51,16 +52,19 @@ class SimVecEnv(VecEnv):
         track_seeds: per race, the seeds its tracks are drawn from.
         render_mode: None or "rgb_array" (``get_images`` draws every race).
         track_mix: other track generators the drawn tracks come from (``RaceBatch``).
-        n_opponents: scripted cars in each race besides its ``n_cars`` slots, >= 0
-            (the last cars of each race in the ``RaceBatch``).
+        n_opponents: cars in each race besides its ``n_cars`` slots, >= 0 (the last cars
+            of each race in the ``RaceBatch``), driven by ``opponent_driver``.
+        opponent_driver: actions for every car of the races' ``WorldBatch``, shape
+            (cars, 3) (e.g. ``PurePursuitDriver().act``); the opponents' rows are used.
 
     Attributes:
         races: the races, stepped as one ``RaceBatch`` of ``n_cars + n_opponents`` cars
             each.
 
     Raises:
-        ConfigError: on a count below 1 (opponents below 0), track seeds that are not
-            one list per race, or an unknown render mode.
+        ConfigError: on a count below 1 (opponents below 0, or opponents without a
+            driver), track seeds that are not one list per race, or an unknown render
+            mode.
     """
 
     def __init__(
@@ -72,14 +76,18 @@ class SimVecEnv(VecEnv):
         render_mode: str | None = None,
         track_mix: Sequence[TrackConfig] = (),
         n_opponents: int = 0,
+        opponent_driver: Callable[[WorldBatch], NDArray[np.float64]] | None = None,
     ) -> None:
         if n_races < 1 or len(track_seeds) != n_races:
             raise ConfigError(
                 f"SimVecEnv needs n_races >= 1 and one list of track seeds per race, got "
                 f"n_races={n_races} and {len(track_seeds)} lists."
             )
-        if n_opponents < 0:
-            raise ConfigError(f"SimVecEnv needs n_opponents >= 0, got {n_opponents}.")
+        if n_opponents < 0 or (n_opponents and opponent_driver is None):
+            raise ConfigError(
+                f"SimVecEnv needs n_opponents >= 0 and, for opponents, an opponent_driver; got "
+                f"n_opponents={n_opponents} and opponent_driver={opponent_driver!r}."
+            )
         if render_mode not in (None, "rgb_array"):
             raise ConfigError(f"render_mode must be None or 'rgb_array', got {render_mode!r}.")
         self.config = config
@@ -89,7 +97,7 @@ class SimVecEnv(VecEnv):
         per_race = n_cars + n_opponents
         #: The RaceBatch rows of the slots' cars (every row without opponents).
         self._learners = (np.arange(n_races * per_race) % per_race) < n_cars
-        self._opponent_driver = PurePursuitDriver() if n_opponents else None
+        self._opponent_driver = opponent_driver if n_opponents else None
         self.render_mode = render_mode  # SB3's VecEnv reads it back through get_attr
         self._renderer: Any = None
         super().__init__(n_races * n_cars, observation_space(config.sensors.n_rays), action_space())
@@ -126,7 +134,7 @@ class SimVecEnv(VecEnv):
         if self._opponent_driver is None:
             actions = np.asarray(self._actions, np.float64)
         else:
-            actions = self._opponent_driver.act(worlds)
+            actions = np.array(self._opponent_driver(worlds), np.float64)
             actions[learners] = self._actions
         step = self.races.step(actions)
         self._actions = None
