@@ -64,13 +64,14 @@ def free_port() -> int:
 
 
 def rss_mib(pid: int) -> float:
-    """The resident set size of process ``pid`` [MiB]; NaN once it has gone."""
+    """The resident set size of process ``pid`` [MiB]; NaN once it has gone (an exited
+    process not yet reaped, a zombie, has no ``VmRSS`` line)."""
     try:
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return math.nan
-    kib = next((line.split()[1] for line in status.splitlines() if line.startswith("VmRSS")), 0)
-    return int(kib) / 1024
+    kib = next((line.split()[1] for line in status.splitlines() if line.startswith("VmRSS")), None)
+    return math.nan if kib is None else int(kib) / 1024
 
 
 def last_counters(tb_dir: Path) -> dict[str, int]:

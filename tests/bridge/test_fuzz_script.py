@@ -16,3 +16,20 @@ def test_the_fuzz_script_floods_a_training_run_that_survives(capsys):
     # dropped, and that none reaches training, is tests/bridge/test_training.py's.
     assert result["dropped"]["out_of_range"] > 0
     assert result["rejected"] > 0 and result["rss_after_mib"] > 0
+
+
+def test_the_memory_of_a_process_that_has_exited_is_unknown_not_zero():
+    """A trainer that exits between two polls is a zombie until it is reaped: no VmRSS.
+    Its memory is NaN, so the last reading before it stays the script's figure."""
+    import math
+    import subprocess
+    import sys
+    import time
+
+    fuzz = load_script("fuzz_bridge")
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.3)"])
+    assert fuzz.rss_mib(process.pid) > 0
+    time.sleep(1.0)  # exited, not reaped
+    assert math.isnan(fuzz.rss_mib(process.pid))
+    process.wait()
+    assert math.isnan(fuzz.rss_mib(process.pid))
