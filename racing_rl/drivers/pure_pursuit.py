@@ -120,13 +120,14 @@ class PurePursuitDriver:
         own track's path.
         """
         config, car = self.config, world.car
-        paths = [plan_path(track, car, config) for track in world.tracks]
-        counts = world.counts
+        tracks, counts = world.tracks, world.counts
+        paths = [plan_path(track, car, config) for track in tracks]
         # Per car: its track's point count and spacing, and where its path starts in the
         # concatenated paths.
-        n_points = np.repeat([track.n_points for track in world.tracks], counts)
-        spacing = np.repeat([track.length / track.n_points for track in world.tracks], counts)
-        start = np.repeat(np.cumsum([0] + [track.n_points for track in world.tracks[:-1]]), counts)
+        sizes = np.array([track.n_points for track in tracks])
+        n_points = np.repeat(sizes, counts)
+        spacing = np.repeat([track.length for track in tracks] / sizes, counts)
+        start = np.repeat(np.cumsum(sizes) - sizes, counts)
         points = np.concatenate([path.points for path in paths])
         profile = np.concatenate([path.speed for path in paths])
         speed = world.cars.speed

@@ -97,7 +97,7 @@ class SimVecEnv(VecEnv):
         per_race = n_cars + n_opponents
         #: The RaceBatch rows of the slots' cars (every row without opponents).
         self._learners = (np.arange(n_races * per_race) % per_race) < n_cars
-        self._opponent_driver = opponent_driver if n_opponents else None
+        self._opponent_driver = opponent_driver
         self.render_mode = render_mode  # SB3's VecEnv reads it back through get_attr
         self._renderer: Any = None
         super().__init__(n_races * n_cars, observation_space(config.sensors.n_rays), action_space())
@@ -131,11 +131,12 @@ class SimVecEnv(VecEnv):
         assert self._actions is not None, "step_async() must come before step_wait()"
         worlds, learners = self.races.worlds, self._learners
         assert worlds is not None, "reset() must come before step()"
-        if self._opponent_driver is None:
-            actions = np.asarray(self._actions, np.float64)
-        else:
+        if self.n_opponents:
+            assert self._opponent_driver is not None
             actions = np.array(self._opponent_driver(worlds), np.float64)
             actions[learners] = self._actions
+        else:
+            actions = np.asarray(self._actions, np.float64)
         step = self.races.step(actions)
         self._actions = None
         done = step.terminated | step.truncated  # per car: its own episode ended
