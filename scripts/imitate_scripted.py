@@ -26,9 +26,9 @@ actor-critic with a diagonal Gaussian, whose mean is fitted); others are refused
 Usage::
 
     # a run dir with the config (a few thousand timesteps: the policy is replaced)
-    racing-rl train experiment=race total_timesteps=5120 validation.every=0 \\
-        checkpoint.every=0 hydra.run.dir=/tmp/student
-    python scripts/imitate_scripted.py /tmp/student                  # ~10 min on 1 core
+    racing-rl train algo.net_width=256 'tracks.train_mix=[hard]' total_timesteps=5120 \\
+        validation.every=0 checkpoint.every=0 hydra.run.dir=/tmp/student
+    python scripts/imitate_scripted.py /tmp/student     # 23 min on 2 cores beside another job
     python scripts/benchmark_algos.py --measure /tmp/student --label "DAgger student"
 """
 
