@@ -6,6 +6,8 @@ arguments; Hydra instantiates it. Adding an algorithm needs only a new YAML file
 
 from __future__ import annotations
 
+import inspect
+
 import hydra
 from omegaconf import DictConfig
 from stable_baselines3.common.base_class import BaseAlgorithm
@@ -37,6 +39,24 @@ def algorithm_class(algo: DictConfig) -> type[BaseAlgorithm]:
             f"algo.model._target_ = {target!r} is not a stable_baselines3 BaseAlgorithm."
         )
     return cls
+
+
+def constructor_parameters(cls: type) -> dict[str, inspect.Parameter]:
+    """The keyword arguments ``cls(...)`` accepts, by name: its ``__init__``'s and, while
+    that passes ``**kwargs`` on (``racing_rl.teacher.TeacherPPO``), its bases'. ``self``,
+    ``*args`` and ``**kwargs`` themselves are left out."""
+    parameters: dict[str, inspect.Parameter] = {}
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        own = inspect.signature(klass.__init__).parameters
+        variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+        for name, parameter in own.items():
+            if name != "self" and parameter.kind not in variadic:
+                parameters.setdefault(name, parameter)
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in own.values()):
+            break
+    return parameters
 
 
 def is_off_policy(algo: DictConfig) -> bool:

@@ -26,7 +26,7 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecNormalize
 
-from racing_rl.algos import SET_BY_RACING_RL, algorithm_class
+from racing_rl.algos import SET_BY_RACING_RL, algorithm_class, constructor_parameters
 from racing_rl.config import backend_config, to_container, train_mix
 from racing_rl.envs.config import RaceConfig
 from racing_rl.errors import ConfigError
@@ -174,8 +174,8 @@ def check_algo(algo: DictConfig, num_envs: int) -> None:
     """
     cls = algorithm_class(algo)
     model = to_container(algo.model)
-    parameters = inspect.signature(cls.__init__).parameters
-    accepted = set(parameters) - {"self", "env"}
+    parameters = constructor_parameters(cls)
+    accepted = set(parameters) - {"env"}
     for key, value in model.items():
         if key in _HYDRA_KEYS:
             continue

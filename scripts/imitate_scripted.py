@@ -51,7 +51,7 @@ from racing_rl.checkpoints.loading import load_model
 from racing_rl.checkpoints.runs import load_run_config
 from racing_rl.checkpoints.saving import save_model_files
 from racing_rl.config import train_mix
-from racing_rl.drivers.pure_pursuit import PurePursuitDriver
+from racing_rl.drivers.pure_pursuit import TUNINGS, PurePursuitDriver
 from racing_rl.errors import ConfigError
 from racing_rl.vec import make_env, wrap_vec_env
 
@@ -66,6 +66,7 @@ def imitate(
     epochs: int = 4,
     batch_size: int = 1024,
     learning_rate: float = 1e-3,
+    teacher: str = "default",
 ) -> list[dict[str, float]]:
     """Train ``run_dir``'s policy by DAgger on the scripted driver; write it to ``best/``.
 
@@ -78,6 +79,8 @@ def imitate(
         epochs: passes over all the labels so far after each iteration.
         batch_size: labels per gradient step.
         learning_rate: Adam's step size.
+        teacher: the scripted driver's tuning, a name of ``pure_pursuit.TUNINGS``:
+            ``default`` (the benchmark's reference) or ``racing`` (its racing line, faster).
 
     Returns:
         Per iteration: ``beta``, ``labels`` (so far), ``loss_before`` and ``loss`` (the
@@ -118,7 +121,7 @@ def imitate(
             f"{type(getattr(policy, 'action_dist', None)).__name__}: imitation fits a "
             "diagonal Gaussian's mean (algo=ppo)."
         )
-    teacher = PurePursuitDriver()
+    teacher = PurePursuitDriver(TUNINGS[teacher])
     optimizer = torch.optim.Adam(policy.parameters(), lr=learning_rate)
     rng = np.random.default_rng(int(cfg.seed))
     observations: list[np.ndarray] = []
@@ -195,9 +198,18 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3000, help="VecEnv steps per iteration (3000)")
     parser.add_argument("--races", type=int, default=20, help="cars driving at once (20)")
     parser.add_argument("--epochs", type=int, default=4, help="passes over the labels (4)")
+    parser.add_argument(
+        "--teacher",
+        choices=sorted(TUNINGS),
+        default="default",
+        help="the scripted driver imitated: default (the benchmark's reference) or racing "
+        "(its racing line, ~0.92x the lap time)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
-    history = imitate(args.run_dir, args.iterations, args.steps, args.races, args.epochs)
+    history = imitate(
+        args.run_dir, args.iterations, args.steps, args.races, args.epochs, teacher=args.teacher
+    )
     print(json.dumps({"run_dir": str(args.run_dir), "iterations": history}))
 
 

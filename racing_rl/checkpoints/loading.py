@@ -19,7 +19,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
-from racing_rl.algos import algorithm_class
+from racing_rl.algos import algorithm_class, constructor_parameters
 from racing_rl.checkpoints.layout import (
     BUFFER_ARRAYS,
     REPLAY_BUFFER,
@@ -101,7 +101,7 @@ def trusted_objects(
     """
     serialized = [k for k, v in data.items() if isinstance(v, dict) and ":serialized:" in v]
     arguments = hydra.utils.instantiate(algo.model, _partial_=True, _convert_="all").keywords
-    parameters = inspect.signature(cls.__init__).parameters
+    parameters = constructor_parameters(cls)
     spaces_ = {
         key: getattr(env, key) if env is not None else _space(key, data[key])
         for key in ("observation_space", "action_space")

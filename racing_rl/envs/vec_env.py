@@ -166,6 +166,12 @@ class SimVecEnv(VecEnv):
             self._obs[ending] = worlds.observe()[learners][ending]
         return self._obs.copy(), step.reward[learners].astype(np.float32), ending, infos
 
+    @property
+    def learners(self) -> NDArray[np.bool_]:
+        """Which cars of ``races.worlds`` are slots (not scripted opponents), shape (cars,):
+        the slots' rows, in slot order."""
+        return self._learners
+
     def close(self) -> None:
         if self._renderer is not None:
             self._renderer.close()

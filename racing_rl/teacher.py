@@ -1,0 +1,179 @@
+"""PPO taught by the scripted driver: a behaviour-cloning term on the policy's own rollouts.
+
+Kickstarting (Schmitt et al., "Kickstarting Deep Reinforcement Learning", 2018): the
+student learns from its own rollouts with an auxiliary loss that pulls it towards a
+teacher's actions on the states it visits, weighted by a coefficient that is annealed so
+that reinforcement learning takes over. Here the teacher is the scripted pure-pursuit
+driver (``racing_rl.drivers.pure_pursuit``, by default on its racing line), which reads
+the simulator state: every
+observation of a rollout is labelled with the action the scripted driver would take in
+that state, the labels of the states the *student* reaches (as DAgger labels them, Ross et
+al. 2011), so it learns to recover from its own mistakes rather than only to follow the
+teacher's path. The loss is the mean squared error between the policy's action mean
+(its deterministic action) and the label, per action component:
+
+    L_teacher = teacher_coef(progress) * mean_i ||mu(o_i) - a_scripted(s_i)||^2 / 3
+
+It is minimised after PPO's epochs on each rollout, in ``teacher_epochs`` passes of
+``batch_size`` minibatches with PPO's own optimizer (and gradient clipping): the
+alternating form of PPO's loss plus the term, as Phasic Policy Gradient's auxiliary phase
+(Cobbe et al. 2021) is.
+
+Built-in simulator only (the labels read its state); the cars' scripted opponents, if
+any, are not labelled (they are not VecEnv slots).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch as th
+from numpy.typing import NDArray
+from stable_baselines3 import PPO
+from stable_baselines3.common.buffers import RolloutBuffer
+from stable_baselines3.common.callbacks import BaseCallback, ConvertCallback
+from stable_baselines3.common.distributions import DiagGaussianDistribution
+from stable_baselines3.common.type_aliases import MaybeCallback, Schedule
+from stable_baselines3.common.utils import FloatSchedule
+from torch.nn import functional as F
+
+from racing_rl.drivers.pure_pursuit import TUNINGS, DriverConfig, PurePursuitDriver
+from racing_rl.envs.vec_env import SimVecEnv
+from racing_rl.errors import ConfigError
+
+
+class TeacherPPO(PPO):
+    """SB3's PPO with the scripted driver as a teacher (see the module docstring).
+
+    Takes every argument of ``stable_baselines3.PPO``, and:
+
+    Args:
+        teacher_coef: weight of the teacher term, a float or a schedule of SB3's
+            ``progress_remaining`` (1 at the start, 0 at the end), e.g.
+            ``LinearSchedule(1.0, 0.0, 0.5)``: annealed to 0 over the first half of
+            training. 0 turns the term off (then this is PPO, step for step).
+        teacher_epochs: passes of the teacher term over each rollout.
+        teacher: the scripted driver's tuning, a name of ``pure_pursuit.TUNINGS``:
+            ``racing`` (its racing line, ~0.92x the reference's lap time) or ``default``
+            (the benchmark's reference).
+
+    Raises:
+        ConfigError: at ``learn``, if the env is not the built-in simulator's
+            ``SimVecEnv`` (under its wrappers) or the policy's actions are not a diagonal
+            Gaussian.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        teacher_coef: float | Schedule = 1.0,
+        teacher_epochs: int = 1,
+        teacher: str = "racing",
+        **kwargs: Any,
+    ) -> None:
+        if teacher not in TUNINGS:
+            raise ConfigError(
+                f"TeacherPPO's teacher must be one of {', '.join(sorted(TUNINGS))}, "
+                f"got {teacher!r}."
+            )
+        self.teacher_coef = teacher_coef
+        self.teacher_epochs = teacher_epochs
+        self.teacher = teacher
+        super().__init__(*args, **kwargs)
+
+    def _setup_model(self) -> None:
+        super()._setup_model()
+        self.teacher_schedule = FloatSchedule(self.teacher_coef)
+        #: The scripted driver's action for each observation of the rollout, shape
+        #: (n_steps, n_envs, 3), filled by ``TeacherLabels`` as the rollout is collected.
+        self.teacher_actions = np.zeros((self.n_steps, self.n_envs, 3), np.float32)
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "teacher_schedule", "teacher_actions"]
+
+    def teacher_weight(self) -> float:
+        """The teacher term's weight now (``teacher_coef`` at the current progress)."""
+        return float(self.teacher_schedule(self._current_progress_remaining))
+
+    def learn(self, total_timesteps: int, callback: MaybeCallback = None, **kwargs: Any) -> Any:
+        """PPO's ``learn``, with ``TeacherLabels`` before ``callback``."""
+        if not isinstance(self.policy.action_dist, DiagGaussianDistribution):
+            raise ConfigError(
+                f"TeacherPPO fits a diagonal Gaussian's mean; this policy's actions are a "
+                f"{type(self.policy.action_dist).__name__}."
+            )
+        callbacks = callback if isinstance(callback, list) else [callback] if callback else []
+        callbacks = [c if isinstance(c, BaseCallback) else ConvertCallback(c) for c in callbacks]
+        return super().learn(total_timesteps, callback=[TeacherLabels(), *callbacks], **kwargs)
+
+    def train(self) -> None:
+        """PPO's epochs on the rollout, then the teacher term's (``teacher_epochs``)."""
+        super().train()
+        weight = self.teacher_weight()
+        self.logger.record("train/teacher_coef", weight)
+        if weight <= 0.0:
+            return
+        # super().train() flattened the rollout buffer to (n_envs * n_steps, ...).
+        observations = th.as_tensor(self.rollout_buffer.observations, device=self.device)
+        labels = th.as_tensor(
+            RolloutBuffer.swap_and_flatten(self.teacher_actions), device=self.device
+        )
+        self.policy.set_training_mode(True)
+        losses = []
+        for _ in range(self.teacher_epochs):
+            for batch in th.randperm(len(labels), device=self.device).split(self.batch_size):
+                mean = self.policy.get_distribution(observations[batch]).distribution.mean
+                loss = F.mse_loss(mean, labels[batch])
+                self.policy.optimizer.zero_grad()
+                (weight * loss).backward()
+                th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+                self.policy.optimizer.step()
+                losses.append(loss.item())
+        self.policy.set_training_mode(False)
+        self.logger.record("train/teacher_loss", float(np.mean(losses)))
+
+
+def scripted_actions(simulator: SimVecEnv, config: DriverConfig) -> NDArray[np.float32]:
+    """What the scripted driver tuned by ``config`` would do now in each of
+    ``simulator``'s slots, shape (num_envs, 3): throttle, steering, nitro in [-1, 1]."""
+    assert simulator.races.worlds is not None, "reset() must come before scripted_actions()"
+    actions = PurePursuitDriver(config).act(simulator.races.worlds)[simulator.learners]
+    return actions.astype(np.float32)
+
+
+class TeacherLabels(BaseCallback):
+    """Labels each observation of a ``TeacherPPO`` rollout with the scripted driver's
+    action in the state it was observed in (``TeacherPPO.teacher_actions``).
+
+    SB3 calls ``on_step`` after each ``env.step`` and before the step's transition enters
+    the rollout buffer at ``rollout_buffer.pos``; the label of that transition's
+    observation was computed one call earlier (or at the rollout's start), before the
+    cars moved. Cars respawned or races restarted by the step are labelled in their new
+    state, which is what their next observation shows.
+    """
+
+    model: TeacherPPO
+
+    def _init_callback(self) -> None:
+        env = self.model.get_env()
+        simulator = env.unwrapped if env is not None else None
+        if not isinstance(simulator, SimVecEnv):
+            raise ConfigError(
+                f"TeacherPPO's teacher reads the built-in simulator's state; this env is a "
+                f"{type(simulator).__name__}. Use backend=pygame, or algo=ppo."
+            )
+        self.simulator = simulator
+        self.label = np.zeros((simulator.num_envs, 3), np.float32)
+
+    def _labels(self) -> None:
+        if self.model.teacher_weight() > 0.0:
+            self.label = scripted_actions(self.simulator, TUNINGS[self.model.teacher])
+
+    def _on_rollout_start(self) -> None:
+        self._labels()
+
+    def _on_step(self) -> bool:
+        self.model.teacher_actions[self.model.rollout_buffer.pos] = self.label
+        self._labels()
+        return True
