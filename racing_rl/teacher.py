@@ -19,12 +19,14 @@ It is minimised after PPO's epochs on each rollout, in ``teacher_epochs`` passes
 alternating form of PPO's loss plus the term, as Phasic Policy Gradient's auxiliary phase
 (Cobbe et al. 2021) is.
 
-Built-in simulator only (the labels read its state); the cars' scripted opponents, if
-any, are not labelled (they are not VecEnv slots).
+The labels read the built-in simulator's state: on another env (``backend=roblox``) the
+term is off, with a warning, and this is PPO. The cars' scripted opponents, if any, are
+not labelled (they are not VecEnv slots).
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
@@ -41,6 +43,8 @@ from torch.nn import functional as F
 from racing_rl.drivers.pure_pursuit import TUNINGS, DriverConfig, PurePursuitDriver
 from racing_rl.envs.vec_env import SimVecEnv
 from racing_rl.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 class TeacherPPO(PPO):
@@ -59,9 +63,8 @@ class TeacherPPO(PPO):
             (the benchmark's reference).
 
     Raises:
-        ConfigError: at ``learn``, if the env is not the built-in simulator's
-            ``SimVecEnv`` (under its wrappers) or the policy's actions are not a diagonal
-            Gaussian.
+        ConfigError: for an unknown ``teacher``; at ``learn``, if the policy's actions are
+            not a diagonal Gaussian.
     """
 
     def __init__(
@@ -93,8 +96,17 @@ class TeacherPPO(PPO):
         return [*super()._excluded_save_params(), "teacher_schedule", "teacher_actions"]
 
     def teacher_weight(self) -> float:
-        """The teacher term's weight now (``teacher_coef`` at the current progress)."""
+        """The teacher term's weight now (``teacher_coef`` at the current progress; 0 on an
+        env that is not the simulator)."""
+        if self.simulator is None:
+            return 0.0
         return float(self.teacher_schedule(self._current_progress_remaining))
+
+    @property
+    def simulator(self) -> SimVecEnv | None:
+        """The built-in simulator under the env's wrappers, or None (no teacher then)."""
+        env = self.get_env()
+        return env.unwrapped if env is not None and isinstance(env.unwrapped, SimVecEnv) else None
 
     def learn(self, total_timesteps: int, callback: MaybeCallback = None, **kwargs: Any) -> Any:
         """PPO's ``learn``, with ``TeacherLabels`` before ``callback``."""
@@ -103,6 +115,14 @@ class TeacherPPO(PPO):
                 f"TeacherPPO fits a diagonal Gaussian's mean; this policy's actions are a "
                 f"{type(self.policy.action_dist).__name__}."
             )
+        if self.simulator is None:
+            env = self.get_env()
+            log.warning(
+                "The scripted teacher reads the built-in simulator's state, and this env is "
+                "a %s: training without the teacher term (plain PPO).",
+                type(env.unwrapped if env is not None else None).__name__,
+            )
+            return super().learn(total_timesteps, callback=callback, **kwargs)
         callbacks = callback if isinstance(callback, list) else [callback] if callback else []
         callbacks = [c if isinstance(c, BaseCallback) else ConvertCallback(c) for c in callbacks]
         return super().learn(total_timesteps, callback=[TeacherLabels(), *callbacks], **kwargs)
@@ -156,13 +176,8 @@ class TeacherLabels(BaseCallback):
     model: TeacherPPO
 
     def _init_callback(self) -> None:
-        env = self.model.get_env()
-        simulator = env.unwrapped if env is not None else None
-        if not isinstance(simulator, SimVecEnv):
-            raise ConfigError(
-                f"TeacherPPO's teacher reads the built-in simulator's state; this env is a "
-                f"{type(simulator).__name__}. Use backend=pygame, or algo=ppo."
-            )
+        simulator = self.model.simulator
+        assert simulator is not None, "TeacherPPO.learn labels on the simulator only"
         self.simulator = simulator
         self.label = np.zeros((simulator.num_envs, 3), np.float32)
 

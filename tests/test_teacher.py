@@ -82,11 +82,20 @@ def test_an_unknown_teacher_is_refused():
         TeacherPPO("MlpPolicy", simulator(), teacher="fast")
 
 
-def test_the_teacher_needs_the_simulator():
-    env = DummyVecEnv([lambda: gym.make("MountainCarContinuous-v0")])
-    model = TeacherPPO("MlpPolicy", env, n_steps=32, batch_size=32)
-    with pytest.raises(ConfigError, match="built-in simulator"):
-        model.learn(32)
+def test_off_the_simulator_it_warns_and_is_ppo(caplog):
+    """backend=roblox: the scripted teacher cannot read a game's state."""
+
+    def env():
+        return DummyVecEnv([lambda: gym.make("MountainCarContinuous-v0")])
+
+    args = {"n_steps": 32, "batch_size": 32, "seed": 0, "device": "cpu"}
+    with caplog.at_level("WARNING", logger="racing_rl.teacher"):
+        teacher = TeacherPPO("MlpPolicy", env(), teacher_coef=1.0, **args).learn(64)
+    assert "without the teacher term" in caplog.text and "DummyVecEnv" in caplog.text
+    assert teacher.logger.name_to_value["train/teacher_coef"] == 0.0
+    ppo = PPO("MlpPolicy", env(), **args).learn(64)
+    for ours, theirs in zip(teacher.policy.parameters(), ppo.policy.parameters(), strict=True):
+        assert th.equal(ours, theirs)
 
 
 def test_its_arguments_are_ppos_and_its_own():
