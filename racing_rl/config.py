@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import os
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -35,6 +36,8 @@ from omegaconf.errors import OmegaConfBaseException
 
 from racing_rl import config_dir
 from racing_rl.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from racing_rl.bridge.config import RobloxConfig
@@ -263,12 +266,21 @@ def train_mix(cfg: DictConfig) -> list[TrackConfig]:
         cfg: a composed ``train`` config.
 
     Returns:
-        One ``TrackConfig`` per name; empty when the mix is.
+        One ``TrackConfig`` per name; empty when the mix is, and for a backend other than
+        the built-in simulator (a Roblox game makes its own tracks; logged as a warning).
 
     Raises:
-        ConfigError: for an unknown level, or a backend other than the built-in simulator.
+        ConfigError: for an unknown level.
     """
     names = list(OmegaConf.select(cfg, "tracks.train_mix", default=None) or [])
+    if names and cfg.backend.get("name") != "pygame":
+        log.warning(
+            "tracks.train_mix=%s draws the built-in simulator's training tracks; "
+            "backend=%s's game makes its own tracks: left out.",
+            names,
+            cfg.backend.get("name"),
+        )
+        return []
     configs = []
     for name in names:
         try:

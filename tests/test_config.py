@@ -185,6 +185,19 @@ def test_composing_train_needs_nothing_but_racing_rl_config():
     assert result.stdout.split("\n")[:2] == ["True 3_", "[]"]
 
 
+def test_the_default_mix_is_half_hard_tracks_and_left_out_for_a_game(caplog):
+    """tracks.train_mix=[hard] by default on the simulator; a Roblox game makes its own
+    tracks, so backend=roblox trains without the mix, saying so."""
+    with initialize():
+        simulator = compose("train")
+        game = compose("train", overrides=["backend=roblox"])
+    hard = backend_config(with_difficulty(simulator.backend, "hard")).track
+    assert train_mix(simulator) == [hard]
+    with caplog.at_level("WARNING", logger="racing_rl.config"):
+        assert train_mix(game) == []
+    assert "tracks.train_mix=['hard']" in caplog.text and "backend=roblox" in caplog.text
+
+
 def test_experiment_race_sees_the_car_beside_it_on_the_grid():
     """``experiment=race`` trains in traffic: 2 learning and 2 scripted cars a race (20
     slots, as the default), collisions on, rays that see cars, half the races started on

@@ -27,6 +27,7 @@ SAC = [
     *QUICK_OFF_POLICY,
     "algo.model.buffer_size=10000",
     "algo.model.gradient_steps=1",
+    "log_interval=1",  # a row every episode: both legs log, whatever the tracks
 ]
 
 

@@ -127,7 +127,7 @@ def test_eval_of_a_damaged_or_mismatched_checkpoint_says_which_and_why(tmp_path)
     (damaged / "vecnormalize.npz").write_bytes((run_dir / "vecnormalize.npz").read_bytes())
     result = racing_rl("eval", f"run_dir={run_dir}", f"checkpoint={damaged}", cwd=tmp_path)
     assert result.returncode == 1
-    assert f"{damaged}/model.zip is not a loadable PPO checkpoint" in result.stderr
+    assert f"{damaged}/model.zip is not a loadable TeacherPPO checkpoint" in result.stderr
 
 
 def test_unknown_algorithm_names_the_available_ones(tmp_path):

@@ -12,4 +12,4 @@ def test_bench_export_times_every_driver(trained_runs):
     for row in figures["us_per_action"].values():
         assert set(row) == {1, 20} and all(us > 0 for us in row.values())
     assert figures["bytes"]["luau"] > figures["bytes"]["onnx"] > 0
-    assert figures["algorithm"] == "PPO"
+    assert figures["algorithm"] == "TeacherPPO"  # algo=ppo (conf/algo/ppo.yaml)

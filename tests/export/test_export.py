@@ -73,7 +73,7 @@ def test_a_damaged_checkpoint_is_refused_and_leaves_the_old_file(trained_runs, t
     (run_dir / "model.zip").write_bytes(b"PK\x03\x04 truncated")
     out = tmp_path / "policy.luau"
     out.write_text("-- an earlier export\n")
-    with pytest.raises(CheckpointError, match="is not a loadable PPO checkpoint"):
+    with pytest.raises(CheckpointError, match="is not a loadable TeacherPPO checkpoint"):
         export(export_cfg(run_dir, "checkpoint=final", f"out={out}"))
     assert out.read_text() == "-- an earlier export\n"
     assert files(tmp_path).count("policy.luau") == 1 and not list(tmp_path.glob(".*partial"))
@@ -84,7 +84,7 @@ def test_the_cli_reports_a_damaged_checkpoint_in_one_line(trained_runs, tmp_path
     (run_dir / "model.zip").write_bytes(b"not a zip")
     result = racing_rl("export", f"run_dir={run_dir}", "checkpoint=final", cwd=tmp_path)
     assert result.returncode == 1
-    assert "is not a loadable PPO checkpoint" in result.stderr
+    assert "is not a loadable TeacherPPO checkpoint" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (run_dir / "export").exists()
 

@@ -58,7 +58,7 @@ def test_the_header_and_info_state_layout_stack_algorithm_checkpoint_and_version
     ):
         assert text in header
     info = LuauPolicy(source).info
-    assert info["algorithm"] == "PPO" and info["checkpoint"] == "ppo/model.zip"
+    assert info["algorithm"] == "TeacherPPO" and info["checkpoint"] == "ppo/model.zip"
     assert info["observationSize"] == 13 and info["rayCount"] == 10
     assert info["frameStack"] == 2 and info["timesteps"] >= 512
     assert info["racingRlVersion"] == __version__ and info["exportedAt"].endswith("Z")

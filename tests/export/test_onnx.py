@@ -47,7 +47,7 @@ def test_inputs_outputs_and_opset(models):
 
 def test_metadata_props_state_what_the_luau_header_states(models):
     props = {p.key: p.value for p in onnx.load(models["ppo"]).metadata_props}
-    assert props["algorithm"] == "PPO" and props["checkpoint"] == "ppo/model.zip"
+    assert props["algorithm"] == "TeacherPPO" and props["checkpoint"] == "ppo/model.zip"
     assert props["frame_stack"] == "2" and props["observation_size"] == "13"
     assert props["ray_count"] == "10" and int(props["timesteps"]) >= 512
     assert props["racing_rl_version"] == __version__ and props["exported_at"].endswith("Z")
