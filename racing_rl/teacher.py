@@ -19,6 +19,10 @@ It is minimised after PPO's epochs on each rollout, in ``teacher_epochs`` passes
 alternating form of PPO's loss plus the term, as Phasic Policy Gradient's auxiliary phase
 (Cobbe et al. 2021) is.
 
+With car collisions on (``experiment=race``), the racing-line teacher follows the cars
+ahead on its line (``DriverConfig.traffic``): its labels teach the learner, whose rays
+see the other cars there, to brake behind them rather than drive through them.
+
 The labels read the built-in simulator's state: on another env (``backend=roblox``) the
 term is off, with a warning, and this is PPO. The cars' scripted opponents, if any, are
 not labelled (they are not VecEnv slots).
@@ -59,7 +63,7 @@ class TeacherPPO(PPO):
             training. 0 turns the term off (then this is PPO, step for step).
         teacher_epochs: passes of the teacher term over each rollout.
         teacher: the scripted driver's tuning, a name of ``pure_pursuit.TUNINGS``:
-            ``racing`` (its racing line, ~0.92x the reference's lap time) or ``default``
+            ``racing`` (its racing line, ~0.93x the reference's lap time) or ``default``
             (the benchmark's reference).
 
     Raises:

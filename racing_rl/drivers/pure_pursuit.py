@@ -16,6 +16,14 @@ vehicle racing trajectories", 2016): v ≤ sqrt(safety · a_grip / |κ|) on the 
 v_i ≤ sqrt(v_{i+1}² + 2 · safety · a_brake · Δs) so the car brakes in time. Steering is
 pure pursuit (Coulter, "Implementation of the pure pursuit path tracking algorithm",
 CMU-RI-TR-92-01): curvature 2·sin(α)/L_d towards a point L_d ahead on the path.
+
+Traffic (``DriverConfig.traffic``, only where car collisions are on): a car whose path
+meets another car ahead within ``traffic_horizon`` keeps a speed from which it can still
+stop behind it, v ≤ sqrt(v_ahead² + 2 · b · (gap − follow_gap)) (the safe speed of Gipps'
+car-following model, "A behavioural car-following model for computer simulation",
+Transportation Research B, 1981). It does not pass: it follows until the car ahead's
+line leaves its own.
+Without ``traffic`` the driver ignores other cars: it is the benchmark's blind opponent.
 """
 
 from __future__ import annotations
@@ -50,6 +58,10 @@ class DriverConfig:
         line_margin: the racing line's least distance from a wall or an obstacle's edge,
             from the car's centre [m].
         line_iterations: smoothing passes that pull the racing line taut.
+        traffic: follow other cars when car collisions are on (module docstring).
+        traffic_horizon: how far ahead other cars are considered [m] (along the track).
+        follow_gap: the least along-track gap kept to a car ahead in one's path [m].
+        conflict_width: cars closer sideways than this are in each other's path [m].
     """
 
     grip_safety: float = 0.95
@@ -63,6 +75,10 @@ class DriverConfig:
     line: str = "centre"
     line_margin: float = 1.75
     line_iterations: int = 1000
+    traffic: bool = False
+    traffic_horizon: float = 40.0
+    follow_gap: float = 10.0
+    conflict_width: float = 3.0
 
     def __post_init__(self) -> None:
         if self.line not in ("centre", "racing"):
@@ -73,8 +89,9 @@ class DriverConfig:
 #: the car's brake and 1.05x its lateral grip (the default: 0.8 and 0.95). On the 200
 #: default and 100 hard test tracks it laps every one at 0.93x the default driver's lap
 #: time; 1.1x the grip, or a margin of 1.5 m, crashes on 1 % of them
-#: (docs/benchmarks.md, "A faster teacher").
-RACING = DriverConfig(grip_safety=1.05, brake_safety=1.0, line="racing")
+#: (docs/benchmarks.md, "A faster teacher"). With car collisions on it follows the cars
+#: ahead (``traffic``).
+RACING = DriverConfig(grip_safety=1.05, brake_safety=1.0, line="racing", traffic=True)
 #: The scripted drivers by name: the benchmark's reference (``default``) and ``racing``.
 TUNINGS = {"default": DriverConfig(), "racing": RACING}
 
@@ -86,13 +103,16 @@ class RacingPath:
     Attributes:
         points: path points, shape (n, 2) [m]: the centreline shifted around obstacles.
         speed: the speed profile at those points, shape (n,) [m/s].
+        offset: the points' lateral offsets from the centreline, shape (n,) [m], positive
+            left.
     """
 
     points: FloatArray
     speed: FloatArray
+    offset: FloatArray
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=1024)
 def plan_path(track: Track, car: CarConfig, config: DriverConfig) -> RacingPath:
     """The obstacle-avoiding path (``config.line``) and its speed profile for ``track``
     (cached)."""
@@ -116,9 +136,9 @@ def plan_path(track: Track, car: CarConfig, config: DriverConfig) -> RacingPath:
         for i in range(n - 1, -1, -1):
             following = speed[(i + 1) % n]
             speed[i] = min(speed[i], np.sqrt(following**2 + 2 * brake * ds[i]))
-    points.setflags(write=False)
-    speed.setflags(write=False)
-    return RacingPath(points, speed)
+    for array in (points, speed, offset):
+        array.setflags(write=False)
+    return RacingPath(points, speed, offset)
 
 
 def centre_offsets(track: Track, car: CarConfig, config: DriverConfig) -> FloatArray:
@@ -196,33 +216,93 @@ class PurePursuitDriver:
         own track's path.
         """
         config, car = self.config, world.car
-        tracks, counts = world.tracks, world.counts
-        paths = [plan_path(track, car, config) for track in tracks]
-        # Per car: its track's point count and spacing, and where its path starts in the
-        # concatenated paths.
-        sizes = np.array([track.n_points for track in tracks])
-        n_points = np.repeat(sizes, counts)
-        spacing = np.repeat([track.length for track in tracks] / sizes, counts)
-        start = np.repeat(np.cumsum(sizes) - sizes, counts)
-        points = np.concatenate([path.points for path in paths])
-        profile = np.concatenate([path.speed for path in paths])
+        paths = _Paths(world, config)
         speed = world.cars.speed
         lookahead = np.clip(
             config.lookahead_time * np.abs(speed), config.lookahead_min, config.lookahead_max
         )
         # Target point: lookahead metres further along the path (centreline arc length).
-        target_arc = (world.arc + lookahead) / spacing
-        i0 = np.floor(target_arc).astype(np.int64) % n_points
-        frac = (target_arc - np.floor(target_arc))[:, None]
-        target = points[start + i0] * (1 - frac) + points[start + (i0 + 1) % n_points] * frac
+        i0, frac = paths.locate(world.arc + lookahead)
+        i1 = paths.start + (i0 - paths.start + 1) % paths.n_points
+        target = paths.points[i0] * (1 - frac[:, None]) + paths.points[i1] * frac[:, None]
+        # Target speed: the profile a little ahead, so braking starts on time.
+        here = paths.start + world.index
+        ahead = paths.start + (world.index + 1) % paths.n_points
+        target_speed = np.minimum(paths.speed[here], paths.speed[ahead])
+        if config.traffic and world.rules.car_collisions and world.n_cars > 1:
+            target_speed = np.minimum(target_speed, self._traffic(world, paths))
         delta = target - world.cars.position
         alpha = np.arctan2(delta[:, 1], delta[:, 0]) - world.cars.heading
         curvature = 2.0 * np.sin(alpha) / np.maximum(np.hypot(delta[:, 0], delta[:, 1]), 1e-6)
         steer = -np.arctan(curvature * car.wheelbase) / car.max_steer
-        # Target speed: the profile a little ahead, so braking starts on time.
-        ahead = (world.index + 1) % n_points
-        target_speed = np.minimum(profile[start + world.index], profile[start + ahead])
         error = target_speed - speed
         throttle = np.clip(config.speed_gain * error, -1.0, 1.0)
         nitro = np.where((error > config.nitro_margin) & (np.abs(steer) < 0.3), 1.0, -1.0)
         return np.stack([throttle, np.clip(steer, -1.0, 1.0), nitro], axis=1)
+
+    def _traffic(self, world: WorldBatch, paths: _Paths) -> FloatArray:
+        """Each car's safe speed among the other cars of its track, shape (N,) [m/s]: the
+        fastest speed from which it can still stop ``follow_gap`` behind every car ahead
+        within ``traffic_horizon`` that is in its path (closer sideways than
+        ``conflict_width`` to where the car's path, or the car itself, is at that point);
+        inf where there is none.
+
+        Pairwise over all N cars (a car meets only those of its own track), as (N, N)
+        arrays indexed [car, other].
+        """
+        config, car = self.config, world.car
+        arc, lateral = world.arc, world.lateral
+        others = paths.same_track & world.active[:, None] & world.active[None, :]
+        np.fill_diagonal(others, False)
+        length = paths.length[:, None]
+        gap = np.mod(arc[None, :] - arc[:, None], length)  # how far the other is ahead
+        gap = np.where(gap > length / 2, gap - length, gap)
+        # The car's own path where the other car is.
+        there = paths.start[:, None] + (
+            np.floor(arc[None, :] / paths.spacing[:, None]).astype(np.int64)
+            % paths.n_points[:, None]
+        )
+        sideways = np.minimum(
+            np.abs(paths.offset[there] - lateral[None, :]),
+            np.abs(lateral[None, :] - lateral[:, None]),
+        )
+        blocking = others & (gap > 0) & (gap < config.traffic_horizon)
+        blocking &= sideways < config.conflict_width
+        brake = config.brake_safety * car.brake_decel
+        ahead_speed = np.maximum(world.cars.speed, 0.0)[None, :]
+        safe = np.sqrt(np.maximum(ahead_speed**2 + 2 * brake * (gap - config.follow_gap), 0.0))
+        return np.where(blocking, safe, np.inf).min(axis=1)
+
+
+class _Paths:
+    """Every car's path in one set of arrays: the paths of a world's tracks concatenated,
+    with per-car indices into them (car i's path is ``start[i]:start[i] + n_points[i]``).
+
+    Attributes:
+        points, speed, offset: ``RacingPath``'s, concatenated.
+        start, n_points, spacing, length: per car, shape (N,): where its path starts,
+            its length in points, their spacing [m] and the track's length [m].
+        same_track: (N, N), whether two cars share a track.
+    """
+
+    def __init__(self, world: WorldBatch, config: DriverConfig) -> None:
+        tracks, counts = world.tracks, world.counts
+        paths = [plan_path(track, world.car, config) for track in tracks]
+        sizes = np.array([track.n_points for track in tracks])
+        lengths = np.array([track.length for track in tracks])
+        self.n_points = np.repeat(sizes, counts)
+        self.length = np.repeat(lengths, counts)
+        self.spacing = self.length / self.n_points
+        self.start = np.repeat(np.cumsum(sizes) - sizes, counts)
+        self.points = np.concatenate([path.points for path in paths])
+        self.speed = np.concatenate([path.speed for path in paths])
+        self.offset = np.concatenate([path.offset for path in paths])
+        track_of = np.repeat(np.arange(len(tracks)), counts)
+        self.same_track = track_of[:, None] == track_of[None, :]
+
+    def locate(self, arc: FloatArray) -> tuple[NDArray[np.int64], FloatArray]:
+        """The path point at or before arc length ``arc`` (N,) [m] of each car (an index
+        into the concatenated arrays) and the fraction of the way to the next."""
+        position = arc / self.spacing
+        index = np.floor(position).astype(np.int64)
+        return self.start + index % self.n_points, position - index

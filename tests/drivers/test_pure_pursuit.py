@@ -112,20 +112,44 @@ def test_scripted_driver_laps_every_hard_test_track():
     assert not [seed for seed, lap in lap_times.items() if lap is None]
 
 
-def test_a_batch_of_tracks_is_driven_as_each_track_alone():
-    """Training's scripted opponents act for every race of a WorldBatch in one call."""
+@pytest.mark.parametrize("car_collisions", [True, False])
+def test_in_traffic_the_racing_driver_stops_behind_a_standing_car(car_collisions):
+    """``RACING`` follows cars ahead on its line only when they can collide (Gipps' safe
+    speed): it stops behind a car standing on its line, and drives through a ghost."""
+    track = generate_track(2_000_000)
+    path = plan_path(track, CarConfig(), RACING)
+    world = World(track, 2, CarConfig(), SensorConfig(), RaceRules(car_collisions=car_collisions))
+    arc = np.array([100.0, 160.0])
+    index = (arc / (track.length / track.n_points)).astype(int)
+    world.place_cars(arc, path.offset[index], np.zeros(2), np.array([20.0, 0.0]))
+    driver = PurePursuitDriver(RACING)
+    for _ in range(int(10.0 / world.rules.dt)):
+        actions = driver.act(world)
+        actions[1] = 0.0  # the car ahead stands still
+        events = world.step(actions)
+        assert not events.crashed.any()
+    gap = world.arc[1] - world.arc[0]
+    if car_collisions:
+        assert RACING.follow_gap - 3.0 < gap < RACING.follow_gap + 3.0
+        assert abs(world.cars.speed[0]) < 0.5
+    else:
+        assert gap < 0  # it drove on, through the other car
+
+
+@pytest.mark.parametrize("config", [DriverConfig(), RACING], ids=["reference", "racing"])
+def test_a_batch_of_tracks_is_driven_as_each_track_alone(config):
+    """Training's scripted opponents and the teacher act for every race of a WorldBatch in
+    one call; in traffic a car follows only the cars of its own track."""
     from racing_rl.sim.world import WorldBatch
 
     tracks = [generate_track(seed) for seed in (3, 4, 5)]
     counts = [2, 1, 3]
-    batch = WorldBatch(tracks, counts, CarConfig(), SensorConfig(), RaceRules())
-    rng = np.random.default_rng(0)
-    for k, count in enumerate(counts):
-        arc = rng.uniform(0, tracks[k].length, count)
-        batch.place_cars(
-            arc, rng.uniform(-2, 2, count), np.zeros(count), np.full(count, 9.0), track=k
-        )
-    driver = PurePursuitDriver()
+    rules = RaceRules(car_collisions=config.traffic)
+    batch = WorldBatch(tracks, counts, CarConfig(), SensorConfig(), rules)
+    for k, count in enumerate(counts):  # the same places on every track: 25 m apart
+        arc = 100.0 + 25.0 * np.arange(count)
+        batch.place_cars(arc, np.zeros(count), np.zeros(count), np.full(count, 9.0), track=k)
+    driver = PurePursuitDriver(config)
     for _ in range(30):
         actions = driver.act(batch)
         alone = np.concatenate([driver.act(batch.world(k)) for k in range(len(tracks))])
