@@ -215,6 +215,9 @@ def test_experiment_race_sees_the_car_beside_it_on_the_grid():
     assert cfg.n_races * cfg.cars_per_race == default.n_races * default.cars_per_race
     assert default.scripted_opponents == 0
     assert train_mix(cfg) == [backend_config(with_difficulty(cfg.backend, "hard")).track]
+    # PPO alone with 128 units (docs/benchmarks.md: the teacher costs it in traffic).
+    assert (cfg.algo.model.teacher_coef, cfg.algo.model.policy_kwargs.net_arch) == (0.0, [128, 128])
+    assert default.algo.model.teacher_coef == 1.0
 
     def second_car_rays(config: RaceConfig, detect_cars: bool) -> np.ndarray:
         config = replace(

@@ -81,6 +81,24 @@ def test_train_in_traffic_with_scripted_opponents(tmp_path):
     assert (run_dir / "model.zip").is_file()
 
 
+def test_train_in_traffic_with_sac(tmp_path):
+    """``experiment=race algo=sac``: the preset's PPO settings (teacher_coef) do not reach
+    SAC's constructor."""
+    run_dir = tmp_path / "run"
+    result = racing_rl(
+        "train",
+        "experiment=race",
+        "algo=sac",
+        *TINY,
+        "n_races=2",
+        "algo.model.learning_starts=100",
+        f"hydra.run.dir={run_dir}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (run_dir / "model.zip").is_file()
+
+
 def test_eval_measures_a_trained_run(tmp_path):
     run_dir = tmp_path / "run"
     # Laps take ~300 steps: give the scripted driver time for one.
