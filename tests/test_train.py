@@ -67,35 +67,26 @@ def test_train_function_in_process(tmp_path):
     assert (tmp_path / "model.zip").is_file() and (tmp_path / "vecnormalize.npz").is_file()
 
 
-def test_train_in_traffic_with_scripted_opponents(tmp_path):
+@pytest.mark.parametrize(
+    "algo", [[], ["algo=sac", "algo.model.learning_starts=100"]], ids=["ppo", "sac"]
+)
+def test_train_in_traffic_with_scripted_opponents(tmp_path, algo):
     """``racing-rl train experiment=race``: scripted opponents race beside the learning
     cars (not slots: the VecEnv has n_races × cars_per_race of them), and the run saves
-    a model."""
-    run_dir = tmp_path / "run"
-    result = racing_rl(
-        "train", "experiment=race", *TINY, "n_races=2", f"hydra.run.dir={run_dir}", cwd=tmp_path
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    log = (run_dir / "train.log").read_text()
-    assert "2 learning cars and 2 scripted ones each" in log and ": 4 cars (2 tracks x 2)" in log
-    assert (run_dir / "model.zip").is_file()
-
-
-def test_train_in_traffic_with_sac(tmp_path):
-    """``experiment=race algo=sac``: the preset's PPO settings (teacher_coef) do not reach
-    SAC's constructor."""
+    a model; with ``algo=sac`` too (the preset's PPO settings do not reach SAC)."""
     run_dir = tmp_path / "run"
     result = racing_rl(
         "train",
         "experiment=race",
-        "algo=sac",
+        *algo,
         *TINY,
         "n_races=2",
-        "algo.model.learning_starts=100",
         f"hydra.run.dir={run_dir}",
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    log = (run_dir / "train.log").read_text()
+    assert "2 learning cars and 2 scripted ones each" in log and ": 4 cars (2 tracks x 2)" in log
     assert (run_dir / "model.zip").is_file()
 
 
