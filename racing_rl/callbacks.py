@@ -7,6 +7,7 @@ import json
 import logging
 import math
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -199,6 +200,8 @@ class CheckpointCallback(PeriodicCallback):
         kind: the checkpoints' name prefix (the algorithm's name).
         keep: how many of these periodic checkpoints to keep, the newest (0: all).
         pause: called before a save (``RobloxCallback.pause`` freezes a game).
+        hold: the context every save runs in (training's holds SIGINT and SIGTERM until
+            the save is complete).
     """
 
     def __init__(
@@ -208,19 +211,22 @@ class CheckpointCallback(PeriodicCallback):
         kind: str,
         keep: int = 0,
         pause: Callable[[], None] | None = None,
+        hold: Callable[[], AbstractContextManager[None]] = nullcontext,
     ) -> None:
         super().__init__(every)
         self.checkpoints_dir = checkpoints_dir
         self.kind = kind
         self.keep = keep
         self.pause = pause
+        self.hold = hold
 
     def on_due(self) -> None:
         if self.pause is not None:
             self.pause()
-        checkpoint = save_checkpoint(
-            self.model, self.training_env, self.checkpoints_dir, self.kind, self.keep
-        )
+        with self.hold():
+            checkpoint = save_checkpoint(
+                self.model, self.training_env, self.checkpoints_dir, self.kind, self.keep
+            )
         log.info("checkpoint %s", checkpoint.path)
 
 
@@ -240,6 +246,7 @@ class ValidationCallback(PeriodicCallback):
         objective: validation metrics -> the number to maximise.
         video: logs a validation episode's video every few validations, or None.
         pause: called before the best model is saved (``RobloxCallback.pause``).
+        hold: the context the best model's save runs in (as ``CheckpointCallback``'s).
     """
 
     def __init__(
@@ -250,9 +257,11 @@ class ValidationCallback(PeriodicCallback):
         objective: Callable[[Mapping[str, float]], float],
         video: ValidationVideo | None = None,
         pause: Callable[[], None] | None = None,
+        hold: Callable[[], AbstractContextManager[None]] = nullcontext,
     ) -> None:
         super().__init__(every)
         self.pause = pause
+        self.hold = hold
         self.video = video
         self.validations = 0
         self.eval_env = eval_env
@@ -289,9 +298,10 @@ class ValidationCallback(PeriodicCallback):
                 self.pause()
             self.best = self.objective(metrics)
             self.best_dir.mkdir(parents=True, exist_ok=True)
-            save_model_files(self.model, self.training_env, self.best_dir)
             record = json.dumps({**metrics, "timesteps": int(self.num_timesteps)}, indent=2)
-            write_atomic(self.best_dir / "metrics.json", lambda tmp: tmp.write_text(record))
+            with self.hold():
+                save_model_files(self.model, self.training_env, self.best_dir)
+                write_atomic(self.best_dir / "metrics.json", lambda tmp: tmp.write_text(record))
         self.validations += 1
         if self.video is not None and self.validations % self.video.every == 0:
             self.video.log(self.model, self.training_env, self.logger, self.num_timesteps)

@@ -19,7 +19,8 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -70,14 +71,19 @@ class _Interrupts:
     """SIGINT and SIGTERM while training (a context manager).
 
     The first signal raises ``KeyboardInterrupt`` (SIGTERM too), which ends ``learn``
-    so that an ``interrupted`` checkpoint is saved. Any later signal, and any signal once
-    ``saving`` is set (a save after an error), is logged and otherwise waits for the save:
-    a double Ctrl-C leaves a complete checkpoint, not a ``.partial`` one and tracebacks.
-    Outside the main thread (where Python allows no handlers) it does nothing.
+    so that an ``interrupted`` checkpoint is saved. Inside ``held()`` (the saves that
+    callbacks make during ``learn``) it is held and raised when the block ends: raised
+    inside ``torch.save``, it would surface as a ``RuntimeError`` of the half-written
+    zip file. Any later signal, and any signal once ``saving`` is set (the interrupted
+    or final save), is logged and otherwise waits for the save: a double Ctrl-C leaves
+    a complete checkpoint, not a ``.partial`` one and tracebacks. Outside the main
+    thread (where Python allows no handlers) it does nothing.
     """
 
     def __init__(self) -> None:
         self.saving = False
+        self._holding = False
+        self._held: str | None = None
         self._previous: dict[signal.Signals, Any] = {}
 
     def __enter__(self) -> _Interrupts:
@@ -90,10 +96,30 @@ class _Interrupts:
         for sig, previous in self._previous.items():
             signal.signal(sig, previous)
 
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """A block (a save) that a signal does not cut: it is raised when the block ends.
+
+        Raises:
+            KeyboardInterrupt: after the block, if a signal came during it.
+        """
+        self._holding = True
+        try:
+            yield
+        finally:
+            self._holding = False
+        if self._held is not None and not self.saving:
+            self.saving = True
+            raise KeyboardInterrupt(self._held)
+
     def _handle(self, signum: int, frame: Any) -> None:
         name = signal.Signals(signum).name
-        if self.saving:
+        if self.saving or (self._holding and self._held is not None):
             log.warning("%s: still saving the checkpoint; it ends in a moment", name)
+            return
+        if self._holding:
+            self._held = name
+            log.warning("%s: stopping once the checkpoint being written is complete", name)
             return
         self.saving = True
         raise KeyboardInterrupt(name)
@@ -285,6 +311,7 @@ def _train_on(
     callbacks: list[BaseCallback] = [RaceMetricsCallback()]
     if cfg.progress_bar:
         callbacks.append(ProgressBar())
+    interrupts = _Interrupts()
     pause = None
     if bridge is not None:
         roblox = RobloxCallback(bridge, freeze=cfg.backend.freeze_during_updates)
@@ -293,7 +320,14 @@ def _train_on(
     if cfg.checkpoint.every > 0:
         keep = int(cfg.checkpoint.get("keep", 0))
         callbacks.append(
-            CheckpointCallback(cfg.checkpoint.every, checkpoints_dir, cfg.algo.name, keep, pause)
+            CheckpointCallback(
+                cfg.checkpoint.every,
+                checkpoints_dir,
+                cfg.algo.name,
+                keep,
+                pause,
+                interrupts.held,
+            )
         )
     validation = None
     lap_time_limit = cfg.validation.max_steps * cfg.backend.rules.dt
@@ -332,12 +366,13 @@ def _train_on(
             if video and video.every > 0 and bridge is None
             else None,
             pause=pause,
+            hold=interrupts.held,
         )
         callbacks.append(validation)
 
     started = time.perf_counter()
     start_timesteps = model.num_timesteps
-    with _Interrupts() as interrupts:
+    with interrupts:
         try:
             model.learn(
                 total_timesteps=cfg.total_timesteps - model.num_timesteps,

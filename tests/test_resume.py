@@ -19,6 +19,7 @@ from racing_rl.checkpoints.loading import load_model, load_replay_buffer
 from racing_rl.checkpoints.runs import load_run_config, resume_config
 from racing_rl.config import initialize
 from racing_rl.errors import ConfigError, TrainingInterrupted
+from racing_rl.training import _Interrupts
 
 # Rollouts of 50 steps × 4 cars = 200 timesteps, so the legs end exactly on 2000 and 4000.
 PPO = ["algo=ppo", "algo.model.n_steps=50", "algo.model.batch_size=100"]
@@ -115,6 +116,29 @@ def test_a_signal_saves_an_interrupted_checkpoint_that_resume_continues(sig, tmp
     assert "resumed_from" in (run_dir / "run.json").read_text()
     final = latest_checkpoint(run_dir)
     assert final.kind == "final" and final.timesteps >= total
+
+
+def test_a_signal_during_a_save_in_training_is_raised_once_the_save_is_complete(caplog):
+    # Raised inside torch.save, the KeyboardInterrupt became a RuntimeError of the
+    # half-written zip, and the run exited 1 instead of saving an interrupted checkpoint.
+    interrupts = _Interrupts()
+    saved = []
+    with interrupts:
+        with pytest.raises(KeyboardInterrupt, match="SIGTERM"), interrupts.held():
+            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), signal.SIGINT)  # a second one only waits
+            saved.append(sum(range(1000)))  # the save goes on to its end
+        assert saved and interrupts.saving
+        os.kill(os.getpid(), signal.SIGINT)  # the interrupted checkpoint's save: waits too
+        saved.append(sum(range(1000)))
+    assert len(saved) == 2
+    assert "stopping once the checkpoint being written is complete" in caplog.text
+    assert caplog.text.count("still saving the checkpoint") == 2
+    # Outside a save, a signal interrupts at once.
+    with _Interrupts(), pytest.raises(KeyboardInterrupt, match="SIGINT"):
+        os.kill(os.getpid(), signal.SIGINT)
+        saved.append(sum(range(1000)))
+    assert len(saved) == 2
 
 
 def test_a_save_killed_midway_leaves_the_previous_checkpoint_loadable(tmp_path):
