@@ -11,7 +11,6 @@ import inspect
 import hydra
 from omegaconf import DictConfig
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
 
 from racing_rl.errors import ConfigError
@@ -57,11 +56,6 @@ def constructor_parameters(cls: type) -> dict[str, inspect.Parameter]:
         if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in own.values()):
             break
     return parameters
-
-
-def is_off_policy(algo: DictConfig) -> bool:
-    """Whether the algorithm keeps a replay buffer (SAC, TD3, ...)."""
-    return issubclass(algorithm_class(algo), OffPolicyAlgorithm)
 
 
 def make_model(
