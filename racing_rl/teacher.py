@@ -47,7 +47,6 @@ from torch.nn import functional as F
 from racing_rl.drivers.pure_pursuit import TUNINGS, DriverConfig, PurePursuitDriver
 from racing_rl.envs.vec_env import SimVecEnv
 from racing_rl.errors import ConfigError
-from racing_rl.sim.world import WorldBatch
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +65,6 @@ class TeacherPPO(PPO):
         teacher: the scripted driver's tuning, a name of ``pure_pursuit.TUNINGS``:
             ``racing`` (its racing line, ~0.93x the reference's lap time) or ``default``
             (the benchmark's reference).
-        teacher_clearance: label only the states where no other racing car is within
-            this distance [m] of the learner (with car collisions on: near other cars,
-            PPO alone learns what to do); 0 labels every state.
 
     Raises:
         ConfigError: for an unknown ``teacher``; at ``learn``, if the policy's actions are
@@ -81,7 +77,6 @@ class TeacherPPO(PPO):
         teacher_coef: float | Schedule = 1.0,
         teacher_epochs: int = 1,
         teacher: str = "racing",
-        teacher_clearance: float = 0.0,
         **kwargs: Any,
     ) -> None:
         if teacher not in TUNINGS:
@@ -92,7 +87,6 @@ class TeacherPPO(PPO):
         self.teacher_coef = teacher_coef
         self.teacher_epochs = teacher_epochs
         self.teacher = teacher
-        self.teacher_clearance = teacher_clearance
         super().__init__(*args, **kwargs)
 
     def _setup_model(self) -> None:
@@ -101,16 +95,9 @@ class TeacherPPO(PPO):
         #: The scripted driver's action for each observation of the rollout, shape
         #: (n_steps, n_envs, 3), filled by ``TeacherLabels`` as the rollout is collected.
         self.teacher_actions = np.zeros((self.n_steps, self.n_envs, 3), np.float32)
-        #: Whether each observation of the rollout is taught (``teacher_clearance``).
-        self.teacher_taught = np.ones((self.n_steps, self.n_envs), np.bool_)
 
     def _excluded_save_params(self) -> list[str]:
-        return [
-            *super()._excluded_save_params(),
-            "teacher_schedule",
-            "teacher_actions",
-            "teacher_taught",
-        ]
+        return [*super()._excluded_save_params(), "teacher_schedule", "teacher_actions"]
 
     def teacher_weight(self) -> float:
         """The teacher term's weight now (``teacher_coef`` at the current progress; 0 on an
@@ -156,21 +143,10 @@ class TeacherPPO(PPO):
         labels = th.as_tensor(
             RolloutBuffer.swap_and_flatten(self.teacher_actions), device=self.device
         )
-        taught = th.as_tensor(
-            RolloutBuffer.swap_and_flatten(self.teacher_taught[..., None])[:, 0],
-            device=self.device,
-        )
-        self.logger.record("train/teacher_taught", float(taught.float().mean()))
-        taught_indices = th.nonzero(taught)[:, 0]
-        if len(taught_indices) == 0:
-            return
         self.policy.set_training_mode(True)
         losses = []
         for _ in range(self.teacher_epochs):
-            order = th.randperm(len(taught_indices), device=self.device)
-            if len(taught_indices) < len(labels):
-                order = taught_indices[order]
-            for batch in order.split(self.batch_size):
+            for batch in th.randperm(len(labels), device=self.device).split(self.batch_size):
                 mean = self.policy.get_distribution(observations[batch]).distribution.mean
                 loss = F.mse_loss(mean, labels[batch])
                 self.policy.optimizer.zero_grad()
@@ -188,16 +164,6 @@ def scripted_actions(simulator: SimVecEnv, config: DriverConfig) -> NDArray[np.f
     assert simulator.races.worlds is not None, "reset() must come before scripted_actions()"
     actions = PurePursuitDriver(config).act(simulator.races.worlds)[simulator.learners]
     return actions.astype(np.float32)
-
-
-def nearest_car_distance(worlds: WorldBatch) -> NDArray[np.float64]:
-    """Distance from each car to the nearest other racing car on its track, shape (N,) [m];
-    inf where there is none. Every track must have the same number of cars."""
-    per_track = worlds.n_cars // len(worlds.tracks)
-    position = worlds.cars.position.reshape(-1, per_track, 1, 2)
-    distance = np.linalg.norm(position - position.reshape(-1, 1, per_track, 2), axis=-1)
-    others = ~np.eye(per_track, dtype=np.bool_) & worlds.active.reshape(-1, 1, per_track)
-    return np.where(others, distance, np.inf).min(axis=-1).reshape(-1)
 
 
 class TeacherLabels(BaseCallback):
@@ -218,22 +184,15 @@ class TeacherLabels(BaseCallback):
         assert simulator is not None, "TeacherPPO.learn labels on the simulator only"
         self.simulator = simulator
         self.label = np.zeros((simulator.num_envs, 3), np.float32)
-        self.taught = np.ones(simulator.num_envs, np.bool_)
 
     def _labels(self) -> None:
         if self.model.teacher_weight() > 0.0:
             self.label = scripted_actions(self.simulator, TUNINGS[self.model.teacher])
-            if self.model.teacher_clearance > 0.0:
-                worlds = self.simulator.races.worlds
-                assert worlds is not None
-                nearest = nearest_car_distance(worlds)[self.simulator.learners]
-                self.taught = nearest > self.model.teacher_clearance
 
     def _on_rollout_start(self) -> None:
         self._labels()
 
     def _on_step(self) -> bool:
         self.model.teacher_actions[self.model.rollout_buffer.pos] = self.label
-        self.model.teacher_taught[self.model.rollout_buffer.pos] = self.taught
         self._labels()
         return True
