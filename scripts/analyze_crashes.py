@@ -8,6 +8,8 @@ classifies every car that did not complete its laps:
 - *cause*: ``obstacle`` (the car's centre within obstacle radius + car radius of an
   obstacle's), ``car`` (within a car width of another racing car), ``wall`` (off the
   track), or ``stopped`` (no crash: stood still or ran out of steps);
+- for cars, the *other car* touched and *where* it was, seen from this one: ``behind``,
+  ``ahead`` (within 45° of the heading) or ``beside`` (in traffic races: who ran into whom);
 - for walls, the *side* against the bend: ``outside`` of it (too fast for the bend: the
   car understeers wide), ``inside`` (cut the corner) or on a ``straight`` (no bend
   tighter than ``STRAIGHT_RADIUS`` in the window below);
@@ -85,6 +87,9 @@ class Failure:
         track_seed: the track.
         label: the car's driver (a run dir's name, ``scripted``).
         cause: ``obstacle``, ``car``, ``wall`` or ``stopped``.
+        other_car: for ``car``: the other car's driver (its label); else ``""``.
+        other_was: for ``car``: where the other car was, seen from this one, ``behind``,
+            ``ahead`` or ``beside`` (``where_was``); else ``""``.
         side: for ``wall``: ``outside`` or ``inside`` of the bend, or ``straight``;
             else ``""``.
         bend: the bend's direction, ``left`` or ``right``; ``""`` on a straight.
@@ -109,6 +114,8 @@ class Failure:
     track_seed: int
     label: str
     cause: str
+    other_car: str
+    other_was: str
     side: str
     bend: str
     distance_m: float
@@ -176,8 +183,9 @@ def free_width(replay: Replay, distance: float) -> float:
     return float(min(track.width, *gaps[near])) if near.any() else float(track.width)
 
 
-def cause_of_crash(replay: Replay, step: int, car: int) -> str:
-    """What car ``car`` hit in step ``step``: ``obstacle``, ``car`` or ``wall``.
+def cause_of_crash(replay: Replay, step: int, car: int) -> tuple[str, int | None]:
+    """What car ``car`` hit in step ``step``: ``obstacle``, ``car`` or ``wall``, and the
+    other car's index for ``car`` (else None).
 
     The simulator's crash test (``racing_rl.sim.world``) on the frame after the step:
     an obstacle if the car's centre is within obstacle radius + car radius, another car
@@ -190,12 +198,24 @@ def cause_of_crash(replay: Replay, step: int, car: int) -> str:
     if len(obstacles):
         reach = np.linalg.norm(obstacles[:, :2] - position, axis=1)
         if (reach < obstacles[:, 2] + radius).any():
-            return "obstacle"
+            return "obstacle", None
     others = np.flatnonzero(replay.active[step]) if replay.n_cars > 1 else []
     for other in others:
         if other != car and np.linalg.norm(replay.position[frame, other] - position) < 2 * radius:
-            return "car"
-    return "wall"
+            return "car", int(other)
+    return "wall", None
+
+
+def where_was(replay: Replay, frame: int, car: int, other: int) -> str:
+    """Where car ``other`` was seen from car ``car`` at ``frame``: ``behind``, ``ahead``
+    (within 45° of the car's heading, backwards or forwards) or ``beside``."""
+    heading = replay.heading[frame, car]
+    offset = replay.position[frame, other] - replay.position[frame, car]
+    along = offset[0] * math.cos(heading) + offset[1] * math.sin(heading)
+    across = -offset[0] * math.sin(heading) + offset[1] * math.cos(heading)
+    if abs(along) <= abs(across):
+        return "beside"
+    return "ahead" if along > 0 else "behind"
 
 
 def classify(replay: Replay, car: int, lateral_grip: float) -> Failure | None:
@@ -218,7 +238,7 @@ def classify(replay: Replay, car: int, lateral_grip: float) -> Failure | None:
     curvature = bend_around(replay, distance)
     radius = 1.0 / abs(curvature) if curvature else math.inf
     lateral = lateral_offset(replay, frame, car)
-    cause = cause_of_crash(replay, step, car) if crashed else "stopped"
+    cause, other = cause_of_crash(replay, step, car) if crashed else ("stopped", None)
     side = ""
     if cause == "wall":
         side = (
@@ -237,6 +257,8 @@ def classify(replay: Replay, car: int, lateral_grip: float) -> Failure | None:
         track_seed=int(replay.track.seed),
         label=replay.labels[car],
         cause=cause,
+        other_car="" if other is None else replay.labels[other],
+        other_was="" if other is None else where_was(replay, frame, car, other),
         side=side,
         bend="" if radius > STRAIGHT_RADIUS else ("left" if curvature > 0 else "right"),
         distance_m=distance,
@@ -274,9 +296,11 @@ def analyze(replays: Sequence[Replay], lateral_grip: float) -> dict[str, Any]:
     Returns:
         ``failures`` (``Failure`` dicts, by track), and ``summary``: ``cars`` (cars
         raced over all tracks), ``finished``, ``failures``, ``by_cause`` (counts),
-        ``by_side`` (wall crashes), ``by_bend`` (crashes by the bend's direction, or
-        ``straight``), ``standing_start``, ``over_bend_speed`` (crashes
-        with ``bend_speed_ratio`` > 1), ``median_speed_mps``, ``median_bend_radius_m``,
+        ``by_side`` (wall crashes), ``car_contacts`` (car crashes by the car, the car it
+        touched and where that one was: ``"a: scripted behind"``), ``by_bend`` (crashes
+        by the bend's direction, or ``straight``), ``standing_start``,
+        ``over_bend_speed`` (crashes with ``bend_speed_ratio`` > 1), ``median_speed_mps``,
+        ``median_bend_radius_m``,
         and per track set ``tightest_bend_m`` (median of each track's tightest bend)
         ``tightest_bend_right`` (tracks whose tightest bend turns right) and
         ``obstacles`` (mean per track) for the tracks with a failure and those without.
@@ -311,6 +335,9 @@ def analyze(replays: Sequence[Replay], lateral_grip: float) -> dict[str, Any]:
         "failures": len(failures),
         "by_cause": dict(Counter(f.cause for f in failures)),
         "by_side": dict(Counter(f.side for f in crashes if f.cause == "wall")),
+        "car_contacts": dict(
+            Counter(f"{f.label}: {f.other_car} {f.other_was}" for f in crashes if f.cause == "car")
+        ),
         "by_bend": dict(Counter(f.bend or "straight" for f in crashes)),
         "standing_start": sum(f.standing_start for f in crashes),
         "over_bend_speed": sum(f.bend_speed_ratio > 1 for f in crashes),
@@ -328,6 +355,8 @@ COLUMNS = (
     ("track_seed", "track"),
     ("label", "car"),
     ("cause", "cause"),
+    ("other_car", "other car"),
+    ("other_was", "where"),
     ("side", "side"),
     ("bend", "bend"),
     ("distance_m", "at [m]"),
@@ -370,12 +399,14 @@ def summary_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
     """The summary as (figure, value) rows."""
     causes = ", ".join(f"{k} {v}" for k, v in sorted(summary["by_cause"].items())) or "–"
     sides = ", ".join(f"{k} {v}" for k, v in sorted(summary["by_side"].items())) or "–"
+    contacts = "; ".join(f"{k} {v}" for k, v in sorted(summary["car_contacts"].items())) or "–"
     bends = ", ".join(f"{k} {v}" for k, v in sorted(summary["by_bend"].items())) or "–"
     with_failure, without = summary["tracks_with_failure"], summary["tracks_without"]
     figures = [
         ("cars finished / raced", f"{summary['finished']} / {summary['cars']}"),
         ("failures by cause", causes),
         ("wall crashes by side of the bend", sides),
+        ("car crashes: the car, the car it touched and where that one was", contacts),
         ("crashes by the bend's direction", bends),
         (f"crashes in the first {STANDING_START_M:.0f} m", summary["standing_start"]),
         ("crashes above the bend's corner speed", summary["over_bend_speed"]),

@@ -90,7 +90,18 @@ def test_the_same_crash_on_an_obstacle_or_another_car_is_classified_as_such(cras
         truncated=np.concatenate([straight.truncated, np.zeros_like(straight.truncated)], 1),
         labels=("straight", "other"),
     )
-    assert crashes.classify(replace(straight, **two), 0, GRIP).cause == "car"
+    failure = crashes.classify(replace(straight, **two), 0, GRIP)
+    assert (failure.cause, failure.other_car) == ("car", "other")
+    # Where the other car was, seen from the crashed one: along its heading, behind it,
+    # or across it.
+    heading = np.array(
+        [np.cos(straight.heading[step + 1, 0]), np.sin(straight.heading[step + 1, 0])]
+    )
+    across = np.array([-heading[1], heading[0]])
+    for offset, seen in ((heading, "ahead"), (-heading, "behind"), (across, "beside")):
+        two["position"][step + 1, 1] = where + offset * straight.car_width * 0.9
+        failure = crashes.classify(replace(straight, **two), 0, GRIP)
+        assert (failure.cause, failure.other_was) == ("car", seen)
 
 
 def test_a_car_that_stands_still_is_stopped_and_a_finisher_is_no_failure(crashes):
