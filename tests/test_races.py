@@ -11,7 +11,7 @@ from stable_baselines3.common.vec_env import VecNormalize
 from racing_rl.checkpoints.runs import load_policy_driver, load_run_config
 from racing_rl.config import backend_config, default_backend
 from racing_rl.drivers import ScriptedDriver
-from racing_rl.drivers.pure_pursuit import DriverConfig, PurePursuitDriver
+from racing_rl.drivers.pure_pursuit import DriverConfig
 from racing_rl.evaluation.episodes import evaluation_env, run_episodes
 from racing_rl.evaluation.races import leaderboard, run_races, standings
 from racing_rl.vec import make_parallel_envs
@@ -50,8 +50,7 @@ def test_a_policy_driver_sees_what_its_run_s_wrapper_stack_would_give_it(tiny_ru
 
 def test_leaderboard_orders_finishers_by_their_recorded_lap_times():
     backend = default_backend("pygame")
-    slow = ScriptedDriver("careful")
-    slow._driver = PurePursuitDriver(DriverConfig(grip_safety=0.6, brake_safety=0.5))
+    slow = ScriptedDriver("careful", DriverConfig(grip_safety=0.6, brake_safety=0.5))
     drivers = [slow, ScriptedDriver("fast")]
     races = run_races(race_envs(backend, 2, laps=2, max_steps=1500), drivers, record=True)
     for race in races:

@@ -24,7 +24,7 @@ from gymnasium import spaces
 from numpy.typing import NDArray
 from stable_baselines3.common.vec_env.stacked_observations import StackedObservations
 
-from racing_rl.drivers.pure_pursuit import PurePursuitDriver
+from racing_rl.drivers.pure_pursuit import DriverConfig, PurePursuitDriver
 from racing_rl.sim.world import World
 
 FloatArray = NDArray[np.float64]
@@ -164,12 +164,18 @@ class PolicyDriver:
 
 class ScriptedDriver:
     """The pure-pursuit baseline driver (``racing_rl.drivers.pure_pursuit``); ignores
-    observations."""
+    observations.
 
-    def __init__(self, label: str = "scripted") -> None:
+    Args:
+        label: the driver's name.
+        config: its tuning; the default is the benchmark's reference driver
+            (``DriverConfig()``), ``pure_pursuit.RACING`` the racing line.
+    """
+
+    def __init__(self, label: str = "scripted", config: DriverConfig | None = None) -> None:
         self.label = label
         self.run = "scripted"
-        self._driver = PurePursuitDriver()
+        self._driver = PurePursuitDriver(config or DriverConfig())
 
     def reset(self, n_tracks: int) -> None:
         pass
