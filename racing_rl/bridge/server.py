@@ -38,6 +38,7 @@ from urllib.parse import parse_qs, urlsplit
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 
 from racing_rl.bridge.config import ServerConfig
 from racing_rl.bridge.inbox import Inbox
@@ -67,6 +68,10 @@ frames a second)."""
 REFUSAL_LOG_EVERY_S = 10.0
 """Refusals of one reason are logged at most once per this many seconds [s] (with the
 count since the last line): a refused game retries, and must not flood the log."""
+RELEASE_WAIT_S = 10.0
+"""How long a new connection waits for a closing one's handler to let go of the slot
+before it is refused [s] (websockets' default close_timeout: the closing one is closed
+by then)."""
 
 
 class BridgeServer:
@@ -122,6 +127,9 @@ class BridgeServer:
         self.last_received = 0.0
         self._connection: ServerConnection | None = None
         self._connected = threading.Event()
+        # Set while no connection's handler holds the slot (asyncio: the server's loop).
+        self._released = asyncio.Event()
+        self._released.set()
         self._ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Future[None] | None = None
@@ -353,10 +361,18 @@ class BridgeServer:
         request = connection.request
         assert request is not None  # the handshake is done: ``_admit`` has checked it
         model_id = self._model_id(request)
+        previous = self._connection
+        if previous is not None and previous.state is not State.OPEN:
+            # Closing (a frame too big, say): the game can see the close handshake end
+            # before that connection's handler has let go of the slot, and reconnect at
+            # once; wait for the handler rather than refuse the game.
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._released.wait(), RELEASE_WAIT_S)
         if self._connection is not None:
             await self._refuse(connection, TRY_AGAIN_LATER, "a game is already connected")
             return
         self._connection = connection
+        self._released.clear()
         self.model_id = model_id
         self.generation += 1
         self.last_received = time.monotonic()
@@ -379,6 +395,7 @@ class BridgeServer:
             keepalive.cancel()
             self._connection = None
             self._connected.clear()
+            self._released.set()
             self.inbox.wake()
             log.warning("game disconnected (%s)", _close_story(connection))
 
