@@ -175,7 +175,7 @@ class ScriptedDriver:
     def __init__(self, label: str = "scripted", config: DriverConfig | None = None) -> None:
         self.label = label
         self.run = "scripted"
-        self._driver = PurePursuitDriver(config or DriverConfig())
+        self._driver = PurePursuitDriver(config)
 
     def reset(self, n_tracks: int) -> None:
         pass
