@@ -69,15 +69,9 @@ def hard_tracks() -> TrackConfig:
     return TrackConfig(**hard["track"])
 
 
-def squared_curvature(points: np.ndarray) -> float:
-    """The racing line's objective: Σ |p_{i-1} - 2 p_i + p_{i+1}|² around the loop [m²]."""
-    second = np.roll(points, 1, axis=0) - 2 * points + np.roll(points, -1, axis=0)
-    return float((second**2).sum())
-
-
 @pytest.mark.parametrize("seed", [2_000_000, 2_000_003, 2_000_011])
 @pytest.mark.parametrize("difficulty", ["default", "hard"])
-def test_racing_line_stays_in_its_corridor_and_is_straighter(seed, difficulty):
+def test_racing_line_stays_in_its_corridor_and_is_shorter(seed, difficulty):
     track = generate_track(seed, hard_tracks() if difficulty == "hard" else TrackConfig())
     centre = plan_path(track, CarConfig(), DriverConfig())
     racing = plan_path(track, CarConfig(), RACING)
@@ -86,35 +80,16 @@ def test_racing_line_stays_in_its_corridor_and_is_straighter(seed, difficulty):
     for x, y, radius in track.obstacles:  # every point clears every obstacle's edge
         clearance = np.linalg.norm(racing.points - [x, y], axis=1) - radius
         assert clearance.min() > RACING.line_margin - 0.05
-    # Measured 0.43-0.62 of the centre path's squared curvature on these six tracks.
-    assert squared_curvature(racing.points) < 0.7 * squared_curvature(centre.points)
-    assert np.mean(racing.speed) > 1.05 * np.mean(centre.speed)
-
-
-def test_racing_line_is_the_least_curved_path_in_its_corridor():
-    """The quadratic programme's solution: no small feasible move of the offsets (each
-    kept where the solution leaves it room) lowers the summed squared curvature."""
-    track = generate_track(2_000_003, TrackConfig())
-    racing = plan_path(track, CarConfig(), RACING)
-    best = squared_curvature(racing.points)
-    half = track.width / 2 - RACING.line_margin
-    inside = np.abs(racing.offset) < half - 0.1  # free to move 0.1 m either way
-    rng = np.random.default_rng(0)
-    for _ in range(50):
-        nudge = np.where(inside, rng.uniform(-0.05, 0.05, track.n_points), 0.0)
-        nudge = np.convolve(np.tile(nudge, 3), np.ones(5) / 5, "same")[
-            track.n_points : -track.n_points
-        ]
-        nudge = np.where(inside, nudge, 0.0)
-        points = track.centreline + track.normals * (racing.offset + nudge)[:, None]
-        assert squared_curvature(points) > best - 1e-6
+    length = [np.linalg.norm(np.diff(p.points, axis=0), axis=1).sum() for p in (centre, racing)]
+    assert length[1] < 0.97 * length[0]
+    assert np.mean(racing.speed) > np.mean(centre.speed)
 
 
 def test_racing_line_laps_every_test_track_faster():
     """The fast scripted driver (``RACING``, the teacher of racing_rl/teacher.py) laps
-    default and hard test tracks, faster than the reference driver: 10 % or more on
-    average (measured: 0.87x and 0.86x), and at least 5 % on every track (the slowest:
-    0.90x and 0.91x)."""
+    default and hard test tracks, faster than the reference driver: 4 % or more on
+    average (measured: 0.93x and 0.92x), and not more than 1 % slower on any track (one is
+    0.6 % slower: a lap is won on the straights and lost in the corners it takes wider)."""
     for config in (TrackConfig(), hard_tracks()):
         ratios = []
         for seed in range(2_000_000, 2_000_020):
@@ -122,7 +97,7 @@ def test_racing_line_laps_every_test_track_faster():
             racing = drive_one_lap(seed, config, driver_config=RACING)
             assert racing is not None and reference is not None
             ratios.append(racing / reference)
-        assert np.mean(ratios) < 0.9 and max(ratios) < 0.95, ratios
+        assert np.mean(ratios) < 0.96 and max(ratios) < 1.01, ratios
 
 
 def test_an_unknown_line_is_refused():
