@@ -124,7 +124,8 @@ class PolicySpec:
     """A deterministic driver, from one raw observation frame to one action.
 
     Attributes:
-        algorithm: the SB3 class name (``PPO``, ``SAC``, ``TD3``, ``TQC``, ``RecurrentPPO``).
+        algorithm: the model's class name (``SAC``, ``TD3``, ``TQC``, ``RecurrentPPO``;
+            ``TeacherPPO``, the default ``algo=ppo``'s PPO subclass, or ``PPO``).
         observation_size: numbers per raw observation frame (rays + 3).
         frame_stack: frames stacked into the network's input, newest last.
         normalization: the frozen statistics, or None if the run does not normalise.
