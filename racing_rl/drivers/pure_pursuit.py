@@ -58,8 +58,6 @@ class DriverConfig:
         line_margin: the racing line's least distance from a wall or an obstacle's edge,
             from the car's centre [m].
         line_iterations: smoothing passes that pull the racing line taut.
-        gap_tolerance: beside an obstacle the racing line stays within this of the middle
-            of the gap it leaves [m] (inf: only ``line_margin`` from its edges).
         traffic: follow other cars when car collisions are on (module docstring).
         traffic_horizon: how far ahead other cars are considered [m] (along the track).
         follow_gap: the least along-track gap kept to a car ahead in one's path [m].
@@ -77,7 +75,6 @@ class DriverConfig:
     line: str = "centre"
     line_margin: float = 1.75
     line_iterations: int = 1000
-    gap_tolerance: float = float("inf")
     traffic: bool = False
     traffic_horizon: float = 40.0
     follow_gap: float = 10.0
@@ -94,9 +91,7 @@ class DriverConfig:
 #: time; 1.1x the grip, or a margin of 1.5 m, crashes on 1 % of them
 #: (docs/benchmarks.md, "A faster teacher"). With car collisions on it follows the cars
 #: ahead (``traffic``).
-RACING = DriverConfig(
-    grip_safety=1.05, brake_safety=1.0, line="racing", gap_tolerance=0.5, traffic=True
-)
+RACING = DriverConfig(grip_safety=1.05, brake_safety=1.0, line="racing", traffic=True)
 #: The scripted drivers by name: the benchmark's reference (``default``) and ``racing``.
 TUNINGS = {"default": DriverConfig(), "racing": RACING}
 
@@ -183,12 +178,8 @@ def racing_line_offsets(
     """
     half = track.width / 2 - config.line_margin
     low, high = np.full(track.n_points, -half), np.full(track.n_points, half)
-    for index, radius, offset, middle in zip(
-        track.obstacle_index,
-        track.obstacles[:, 2],
-        track.obstacle_offset,
-        track.obstacle_gap_centre,
-        strict=True,
+    for index, radius, offset in zip(
+        track.obstacle_index, track.obstacles[:, 2], track.obstacle_offset, strict=True
     ):
         apart = np.abs(track.arc_length - track.arc_length[index])
         near = np.minimum(apart, track.length - apart) < radius + car.length
@@ -196,8 +187,6 @@ def racing_line_offsets(
             high[near] = np.minimum(high[near], offset - radius - config.line_margin)
         else:
             low[near] = np.maximum(low[near], offset + radius + config.line_margin)
-        low[near] = np.maximum(low[near], middle - config.gap_tolerance)
-        high[near] = np.minimum(high[near], middle + config.gap_tolerance)
     centre, normals = track.centreline, track.normals
     offset = np.clip(start, low, high)
     for _ in range(config.line_iterations):
