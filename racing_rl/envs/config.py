@@ -93,4 +93,6 @@ class RaceConfig:
     @property
     def observation_size(self) -> int:
         """Numbers per observation: rays, nitro fuel, speed, is_reverse."""
-        return self.sensors.n_rays + 3
+        from racing_rl.contract import PREVIEW
+
+        return self.sensors.n_rays + 3 + 2 * len(PREVIEW)
