@@ -32,20 +32,13 @@ ParallelStepReturn = tuple[
 ]
 
 
-import os
-
-#: EXPERIMENT: distances ahead [m] of the centreline points appended to the observation.
-PREVIEW = tuple(float(x) for x in os.environ.get("RACING_RL_PREVIEW", "").split(",") if x)
-
-
 def observation_space(n_rays: int) -> spaces.Box:
     """The observation space of a car with ``n_rays`` rays, shape (n_rays + 3,), float32.
 
     Rays and nitro fuel lie in [0, 1], the signed speed in [-1, 1], is_reverse in {0, 1}.
     """
-    k = 2 * len(PREVIEW)
-    low = np.array([0.0] * n_rays + [0.0, -1.0, 0.0] + [-1.0] * k, dtype=np.float32)
-    return spaces.Box(low, np.ones(n_rays + STATE_SIZE + k, np.float32), dtype=np.float32)
+    low = np.array([0.0] * n_rays + [0.0, -1.0, 0.0], dtype=np.float32)
+    return spaces.Box(low, np.ones(n_rays + STATE_SIZE, np.float32), dtype=np.float32)
 
 
 def action_space() -> spaces.Box:

@@ -93,6 +93,4 @@ class RaceConfig:
     @property
     def observation_size(self) -> int:
         """Numbers per observation: rays, nitro fuel, speed, is_reverse."""
-        from racing_rl.contract import PREVIEW
-
-        return self.sensors.n_rays + 3 + 2 * len(PREVIEW)
+        return self.sensors.n_rays + 3

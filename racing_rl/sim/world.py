@@ -378,30 +378,11 @@ class WorldBatch:
 
     def observe(self) -> NDArray[np.float32]:
         """Observations of every car, shape (N, n_rays + 3), float32 (see module doc)."""
-        from racing_rl.contract import PREVIEW
-
-        r = self.sensors.n_rays
-        obs = np.empty((self.n_cars, r + 3 + 2 * len(PREVIEW)), dtype=np.float32)
-        np.divide(self.ray_distances(), self.sensors.ranges(), out=obs[:, :r])
-        obs[:, r] = self.cars.fuel
-        obs[:, r + 1] = np.minimum(np.maximum(self.cars.speed / self.car.max_speed, -1.0), 1.0)
-        obs[:, r + 2] = self.is_reverse()
-        if PREVIEW:
-            cos, sin = np.cos(self.cars.heading), np.sin(self.cars.heading)
-            for track, start, count in zip(self.tracks, self.offsets, self.counts):
-                rows = slice(start, start + count)
-                n = track.n_points
-                spacing = track.length / n
-                for k, ahead in enumerate(PREVIEW):
-                    at = (self.arc[rows] + ahead) / spacing
-                    i = np.floor(at).astype(np.int64)
-                    f = (at - i)[:, None]
-                    point = track.centreline[i % n] * (1 - f) + track.centreline[(i + 1) % n] * f
-                    rel = point - self.cars.position[rows]
-                    x = rel[:, 0] * cos[rows] + rel[:, 1] * sin[rows]
-                    y = -rel[:, 0] * sin[rows] + rel[:, 1] * cos[rows]
-                    obs[rows, r + 3 + 2 * k] = np.clip(x / ahead, -1, 1)
-                    obs[rows, r + 4 + 2 * k] = np.clip(y / ahead, -1, 1)
+        obs = np.empty((self.n_cars, self.sensors.n_rays + 3), dtype=np.float32)
+        np.divide(self.ray_distances(), self.sensors.ranges(), out=obs[:, :-3])
+        obs[:, -3] = self.cars.fuel
+        obs[:, -2] = np.minimum(np.maximum(self.cars.speed / self.car.max_speed, -1.0), 1.0)
+        obs[:, -1] = self.is_reverse()
         return obs
 
     # ------------------------------------------------------------------ internals
