@@ -68,10 +68,10 @@ frames a second)."""
 REFUSAL_LOG_EVERY_S = 10.0
 """Refusals of one reason are logged at most once per this many seconds [s] (with the
 count since the last line): a refused game retries, and must not flood the log."""
-RELEASE_WAIT_S = 10.0
+RELEASE_WAIT_S = 5.0
 """How long a new connection waits for a closing one's handler to let go of the slot
-before it is refused [s] (websockets' default close_timeout: the closing one is closed
-by then)."""
+before it is refused [s]. The closing one is aborted first, so its handler lets go at
+once; this only bounds a handler that is slow to run."""
 
 
 class BridgeServer:
@@ -363,9 +363,12 @@ class BridgeServer:
         model_id = self._model_id(request)
         previous = self._connection
         if previous is not None and previous.state is not State.OPEN:
-            # Closing (a frame too big, say): the game can see the close handshake end
-            # before that connection's handler has let go of the slot, and reconnect at
-            # once; wait for the handler rather than refuse the game.
+            # Closing (a frame too big, say) and a game connects: the game saw the close
+            # and reconnected before that connection's handler let go of the slot, or
+            # the old one's peer no longer answers (websockets would wait its
+            # close_timeout, 10 s, for the close handshake). End the old one now and
+            # wait for its handler rather than refuse the game.
+            previous.transport.abort()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._released.wait(), RELEASE_WAIT_S)
         if self._connection is not None:

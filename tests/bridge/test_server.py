@@ -2,12 +2,15 @@
 
 import json
 import logging
+import socket
 import threading
 import time
 
 import pytest
+from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
+from websockets.uri import parse_uri
 
 from racing_rl.bridge.config import ServerConfig
 from racing_rl.bridge.training_bridge import TrainingBridge
@@ -125,6 +128,24 @@ def test_an_oversized_frame_closes_that_connection_and_the_server_stays_up(bridg
         assert closed_with(client)[0] == 1009  # message too big
     with connect(url(bridge)):
         assert wait_for_connection(bridge, 2)
+
+
+def test_a_game_reconnecting_while_its_old_connection_hangs_in_closing_gets_in(bridge):
+    # The old connection's peer sends a frame too big and then never answers the
+    # server's close (a dead network path): it stays CLOSING, and websockets would wait
+    # its close_timeout (10 s) before letting go. A raw socket driven by websockets'
+    # own sans-I/O client plays that peer.
+    old = ClientProtocol(parse_uri(url(bridge)))
+    with socket.create_connection(("127.0.0.1", bridge.server.port)) as silent:
+        old.send_request(old.connect())
+        silent.sendall(b"".join(old.data_to_send()))
+        old.receive_data(silent.recv(65536))
+        assert old.handshake_exc is None and bridge.server.wait_connected(5)
+        old.send_text(b"x" * (bridge.server.config.max_message_bytes + 1))
+        silent.sendall(b"".join(old.data_to_send()))
+        with connect(url(bridge)):  # without the abort, admitted after 10 s, not 3
+            assert wait_for_connection(bridge, 2, timeout=3.0)
+        assert bridge.server.rejected["refused"] == 0
 
 
 def test_bad_messages_are_dropped_and_the_connection_stays_up(bridge):
