@@ -77,8 +77,6 @@ class TeacherPPO(PPO):
         teacher_coef: float | Schedule = 1.0,
         teacher_epochs: int = 1,
         teacher: str = "racing",
-        teacher_floor: float = 1.0,
-        teacher_horizon: int = 45,
         **kwargs: Any,
     ) -> None:
         if teacher not in TUNINGS:
@@ -89,8 +87,6 @@ class TeacherPPO(PPO):
         self.teacher_coef = teacher_coef
         self.teacher_epochs = teacher_epochs
         self.teacher = teacher
-        self.teacher_floor = teacher_floor
-        self.teacher_horizon = teacher_horizon
         super().__init__(*args, **kwargs)
 
     def _setup_model(self) -> None:
@@ -99,16 +95,9 @@ class TeacherPPO(PPO):
         #: The scripted driver's action for each observation of the rollout, shape
         #: (n_steps, n_envs, 3), filled by ``TeacherLabels`` as the rollout is collected.
         self.teacher_actions = np.zeros((self.n_steps, self.n_envs, 3), np.float32)
-        #: Whether the transition at (step, env) of the rollout ended in a crash.
-        self.teacher_crashed = np.zeros((self.n_steps, self.n_envs), bool)
 
     def _excluded_save_params(self) -> list[str]:
-        return [
-            *super()._excluded_save_params(),
-            "teacher_schedule",
-            "teacher_actions",
-            "teacher_crashed",
-        ]
+        return [*super()._excluded_save_params(), "teacher_schedule", "teacher_actions"]
 
     def teacher_weight(self) -> float:
         """The teacher term's weight now (``teacher_coef`` at the current progress; 0 on an
@@ -154,22 +143,12 @@ class TeacherPPO(PPO):
         labels = th.as_tensor(
             RolloutBuffer.swap_and_flatten(self.teacher_actions), device=self.device
         )
-        near = np.zeros_like(self.teacher_crashed)
-        for k in range(min(self.teacher_horizon, self.n_steps)):
-            near[: self.n_steps - k] |= self.teacher_crashed[k:]
-        gate = np.where(near, 1.0, self.teacher_floor).astype(np.float32)
-        self.logger.record("train/teacher_near_crash", float(near.mean()))
-        gates = th.as_tensor(RolloutBuffer.swap_and_flatten(gate), device=self.device)
         self.policy.set_training_mode(True)
         losses = []
         for _ in range(self.teacher_epochs):
             for batch in th.randperm(len(labels), device=self.device).split(self.batch_size):
                 mean = self.policy.get_distribution(observations[batch]).distribution.mean
-                if self.teacher_floor == 1.0:
-                    loss = F.mse_loss(mean, labels[batch])
-                else:
-                    err = ((mean - labels[batch]) ** 2).mean(dim=1)
-                    loss = (gates[batch] * err).mean()
+                loss = F.mse_loss(mean, labels[batch])
                 self.policy.optimizer.zero_grad()
                 (weight * loss).backward()
                 th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
@@ -215,12 +194,5 @@ class TeacherLabels(BaseCallback):
 
     def _on_step(self) -> bool:
         self.model.teacher_actions[self.model.rollout_buffer.pos] = self.label
-        crashed = np.array(
-            [
-                bool(d) and not i.get("TimeLimit.truncated", False)
-                for d, i in zip(self.locals["dones"], self.locals["infos"], strict=True)
-            ]
-        )
-        self.model.teacher_crashed[self.model.rollout_buffer.pos] = crashed
         self._labels()
         return True
