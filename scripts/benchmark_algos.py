@@ -32,7 +32,9 @@ Everything goes to ``<runs>/<stamp>/``: trained runs, every ``metrics.json`` und
 read), ``results.json`` with every figure, and a
 Markdown section of ``--out`` (``docs/benchmarks.md``; the rest of that file is kept).
 ``--render <results.json> ...`` rewrites that section from saved figures; given several
-files, a later file's row for a driver and seed replaces an earlier one's.
+files, a later file's row for a driver and seed replaces an earlier one's. The files of
+``docs/benchmarks.md``'s table are listed, in order, in ``docs/results/rendered.txt``:
+``--render @docs/results/rendered.txt`` re-renders it as committed.
 
 Usage::
 
@@ -555,7 +557,9 @@ def benchmark(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], fromfile_prefix_chars="@"
+    )
     parser.add_argument("--algos", nargs="+", default=list(ALGOS), help="algorithms to train")
     parser.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS), help="seeds to train")
     parser.add_argument(
@@ -581,7 +585,8 @@ def main() -> None:
         nargs="+",
         default=None,
         help="rewrite --out's section from saved results.json files; a later file's row "
-        "for a driver and seed replaces an earlier one's",
+        "for a driver and seed replaces an earlier one's (@list.txt: the files listed in "
+        "list.txt, one per line; docs/results/rendered.txt is docs/benchmarks.md's)",
     )
     args = parser.parse_args()
     if args.render is not None:

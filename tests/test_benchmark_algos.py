@@ -4,6 +4,7 @@ into docs/benchmarks.md."""
 from __future__ import annotations
 
 import copy
+import json
 import math
 from pathlib import Path
 from types import ModuleType
@@ -138,6 +139,17 @@ def test_a_later_file_replaces_a_driver_s_seed_and_keeps_the_rest_of_the_doc(ben
     assert "seeds [3000000, 3000100)" in text and "on the first 20 of them, no contact" in text
     assert "- ppo seed 0: /runs/ppo_0; sac seed 0: /runs/sac_0: `python" in text
     assert "- ppo seed 1: /runs/ppo_1: `python scripts/benchmark_algos.py  # at bbb222`" in text
+
+
+def test_the_committed_table_is_the_render_of_the_listed_results(bench, tmp_path):
+    # docs/benchmarks.md's table is not edited by hand: docs/results/rendered.txt lists
+    # the results.json files that write it (scripts/benchmark_algos.py --render @...).
+    root = Path(__file__).parents[1]
+    listed = (root / "docs" / "results" / "rendered.txt").read_text().split()
+    out = tmp_path / "benchmarks.md"
+    out.write_text((root / "docs" / "benchmarks.md").read_text())
+    bench.write_markdown([json.loads((root / path).read_text()) for path in listed], out)
+    assert out.read_text() == (root / "docs" / "benchmarks.md").read_text()
 
 
 def test_runs_measured_on_other_tracks_or_another_simulator_are_refused(bench):
