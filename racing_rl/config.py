@@ -21,6 +21,8 @@ the config, before anything starts. The backend's ranges live in its dataclasses
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import functools
 import hashlib
 import logging
@@ -29,7 +31,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, get_type_hints
 
 from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
@@ -173,6 +175,153 @@ class TrainSchema:
     validation: ValidationSchema = field(default_factory=ValidationSchema)
 
 
+@dataclass
+class EvalSchema:
+    """The types of conf/eval.yaml's keys (``racing-rl eval``); defaults and comments are
+    the YAML's. ``backend`` holds only what the command line changes of the run's own."""
+
+    backend: Any = None
+    run_dir: Any = MISSING  # a run dir, or a list of them (and ``scripted``) for a race
+    checkpoint: str = MISSING
+    split: str = MISSING
+    seeds: list[int] | None = MISSING
+    driver: str = MISSING
+    laps: int = MISSING
+    max_steps: int | None = MISSING
+    rounds: int | None = MISSING
+    render: str | None = MISSING
+    fps: float = MISSING
+    size: list[int] = MISSING
+    follow: bool = MISSING
+    record: bool = MISSING
+    out_dir: str = MISSING
+    device: str = MISSING
+    trust_pickles: bool = MISSING
+
+
+@dataclass
+class PlaySchema:
+    """The types of conf/play.yaml's keys (``racing-rl play``)."""
+
+    backend: Any = MISSING
+    seed: int = MISSING
+    laps: int = MISSING
+    opponent: str | None = MISSING
+    checkpoint: str = MISSING
+    device: str = MISSING
+    trust_pickles: bool = MISSING
+    max_steps: int = MISSING
+    fps: float = MISSING
+    camera: str = MISSING
+    size: list[int] = MISSING
+    record: str | None = MISSING
+    script: list[str] | None = MISSING
+
+
+@dataclass
+class FaultsSchema:
+    """``faults`` of conf/emulate.yaml: racing_rl.bridge.faults.Faults's fields."""
+
+    inject: dict[int, str] = MISSING
+    flood: list[str] = MISSING
+    drop_after: int | None = MISSING
+    delay: float = MISSING
+    silent_after: int | None = MISSING
+    lose_car_after: int | None = MISSING
+
+
+@dataclass
+class EmulateSchema:
+    """The types of conf/emulate.yaml's keys (``racing-rl emulate``); ``sim`` is typed by
+    its backend group option's schema."""
+
+    sim: Any = MISSING
+    url: str = MISSING
+    token: str | None = MISSING
+    lockstep: bool = MISSING
+    tick_hz: float = MISSING
+    heartbeat_hz: float = MISSING
+    done_reward: float = MISSING
+    watchdog_ticks: int = MISSING
+    max_environments: int = MISSING
+    hello: bool = MISSING
+    info: bool = MISSING
+    echo_step: bool = MISSING
+    silence_timeout: float = MISSING
+    track_seeds: list[int] = MISSING
+    seed: int = MISSING
+    record: str | None = MISSING
+    faults: FaultsSchema = field(default_factory=FaultsSchema)
+
+
+@dataclass
+class ReplaySchema:
+    """The types of conf/replay.yaml's keys (``racing-rl replay``)."""
+
+    path: str = MISSING
+    video: str | None = MISSING
+    speed: float = MISSING
+    camera: str = MISSING
+    follow: int = MISSING
+    size: list[int] = MISSING
+    trail_length: int = MISSING
+    script: list[str] | None = MISSING
+
+
+@dataclass
+class ExportSchema:
+    """The types of conf/export.yaml's keys (``racing-rl export``)."""
+
+    run_dir: str = MISSING
+    checkpoint: str = MISSING
+    format: str = MISSING
+    out: str | None = MISSING
+    device: str = MISSING
+
+
+COMMAND_SCHEMAS: dict[str, type] = {
+    "train": TrainSchema,
+    "eval": EvalSchema,
+    "play": PlaySchema,
+    "emulate": EmulateSchema,
+    "replay": ReplaySchema,
+    "export": ExportSchema,
+}
+"""Each command's config schema, stored as ``schema/<command>`` for its YAML's defaults."""
+
+
+def check_known_keys(cfg: DictConfig, command: str) -> None:
+    """Refuse a key that ``command``'s schema (``COMMAND_SCHEMAS``) does not have, such as
+    one added with Hydra's ``+key=value`` (which Hydra suggests for a misspelt key, and
+    which would otherwise be ignored without a word). Fields typed ``Any`` (``backend``,
+    ``algo``) are left to their own checks.
+
+    Args:
+        cfg: the command's composed config.
+        command: ``train``, ``eval``, ...
+
+    Raises:
+        ConfigError: naming the unknown key, and the known one it is closest to.
+    """
+
+    def check(node: DictConfig, cls: type, where: str) -> None:
+        hints = get_type_hints(cls)
+        for key in map(str, node):
+            if key == "hydra":
+                continue
+            if key not in hints:
+                close = difflib.get_close_matches(key, list(hints), n=1)
+                raise ConfigError(
+                    f"Invalid config: unknown key {where}{key}"
+                    + (f"; did you mean {where}{close[0]}?" if close else ".")
+                    + f" `racing-rl {command} --help` lists the keys."
+                )
+            if dataclasses.is_dataclass(hints[key]) and isinstance(node[key], DictConfig):
+                check(node[key], hints[key], f"{where}{key}.")
+
+    check(cfg, COMMAND_SCHEMAS[command], "")
+
+
 def _backend_classes() -> dict[str, type]:
     from racing_rl.bridge.config import RobloxConfig
     from racing_rl.envs.config import RaceConfig
@@ -312,21 +461,33 @@ def register() -> None:
     store = ConfigStore.instance()
     for name in BACKENDS:
         store.store(group="schema/backend", name=name, node=backend_schema(name))
-    store.store(group="schema", name="train", node=schema(TrainSchema))
+    for name, cls in COMMAND_SCHEMAS.items():
+        store.store(group="schema", name=name, node=schema(cls))
 
 
 def hydra_main(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Callable[..., Any]]:
     """``@hydra.main`` of the command config ``conf/<config_name>.yaml``, with ``register``
-    run before Hydra composes it.
+    run before Hydra composes it, and the composed config's keys checked against the
+    command's schema (``check_known_keys``; exit status 1 with one logged line) before the
+    task runs.
 
     The decorated function keeps the task as ``__wrapped__`` (as ``hydra.main`` does).
     """
     import hydra
 
     def decorator(task: Callable[[DictConfig], Any]) -> Callable[..., Any]:
+        @functools.wraps(task)
+        def checked(cfg: DictConfig) -> Any:
+            try:
+                check_known_keys(cfg, config_name)
+            except ConfigError as err:
+                logging.getLogger(task.__module__).error("%s", err)
+                raise SystemExit(1) from err
+            return task(cfg)
+
         app = hydra.main(
             config_path=str(config_dir()), config_name=config_name, version_base=VERSION_BASE
-        )(task)
+        )(checked)
 
         @functools.wraps(task)
         def main(*args: Any, **kwargs: Any) -> Any:

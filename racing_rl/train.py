@@ -19,7 +19,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from racing_rl.checks import check_train_config
-from racing_rl.config import hydra_main
+from racing_rl.config import check_known_keys, hydra_main
 from racing_rl.errors import ConfigError, RacingRLError, TrainingInterrupted
 from racing_rl.loggers import check_logger
 from racing_rl.training import resume_run, train
@@ -41,6 +41,7 @@ class CheckConfig(Callback):
         if config.get("resume"):
             return
         try:
+            check_known_keys(config, "train")
             check_train_config(config)
             check_logger(config)
         except ConfigError as err:

@@ -1,6 +1,7 @@
 """The one config source (racing_rl/config.py): schemas that fail at compose time, every
 group option composes, each default in one place, run configs parsed by the schemas."""
 
+import re
 import subprocess
 import sys
 from dataclasses import replace
@@ -18,6 +19,7 @@ from racing_rl.config import (
     BACKENDS,
     backend_config,
     backend_schema,
+    check_known_keys,
     default_backend,
     initialize,
     train_mix,
@@ -60,6 +62,76 @@ def test_a_typo_or_a_wrong_type_fails_at_compose_time(overrides, key):
     with initialize(), pytest.raises(ConfigCompositionException) as raised:
         compose("train", overrides=overrides)
     assert key in _message(raised.value)
+
+
+# (command, overrides, the key the message must name): every command's keys are typed.
+COMMANDS_FAIL_AT_COMPOSE = [
+    ("eval", ["run_dir=r", "seeds=[abc]"], "seeds"),
+    ("eval", ["run_dir=r", "record=maybe"], "record"),
+    ("eval", ["run_dir=r", "laps=one"], "laps"),
+    ("eval", ["run_dir=r", "chekpoint=final"], "chekpoint"),
+    ("play", ["seed=abc"], "seed"),
+    ("emulate", ["tick_hz=fast"], "tick_hz"),
+    ("emulate", ["lockstep=maybe"], "lockstep"),
+    ("emulate", ["faults.drop_after=soon"], "faults.drop_after"),
+    ("replay", ["path=x.npz", "speed=fast"], "speed"),
+    ("export", ["run_dir=r", "format=[luau]"], "format"),
+]
+
+
+@pytest.mark.parametrize(
+    ("command", "overrides", "key"),
+    COMMANDS_FAIL_AT_COMPOSE,
+    ids=[f"{c} {' '.join(o)}" for c, o, _ in COMMANDS_FAIL_AT_COMPOSE],
+)
+def test_every_command_refuses_a_wrong_type_at_compose_time(command, overrides, key):
+    with initialize(), pytest.raises(ConfigCompositionException) as raised:
+        compose(command, overrides=overrides)
+    assert key in _message(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("command", "override", "says"),
+    [
+        (
+            "train",
+            "+total_timestep=100",
+            "unknown key total_timestep; did you mean total_timesteps?",
+        ),
+        ("train", "+wrappers.frame_stak=3", "unknown key wrappers.frame_stak; did you mean"),
+        ("eval", "+chekpoint=final", "unknown key chekpoint; did you mean checkpoint?"),
+        ("emulate", "+faults.dropafter=3", "unknown key faults.dropafter; did you mean"),
+    ],
+)
+def test_a_key_appended_with_plus_that_no_schema_has_is_refused(command, override, says):
+    overrides = [override] + (["run_dir=r"] if command == "eval" else [])
+    with initialize():
+        cfg = compose(command, overrides=overrides)
+    with pytest.raises(ConfigError, match=re.escape(says)):
+        check_known_keys(cfg, command)
+
+
+@pytest.mark.parametrize("command", ["train", "eval", "play", "emulate", "export", "replay"])
+def test_every_command_config_and_free_form_groups_pass_the_known_key_check(command):
+    # algo and backend are typed Any: +algo.model.<kwarg> reaches the algorithm's class,
+    # which checks it against its signature (racing_rl.checks).
+    overrides = {
+        "train": ["+algo.model.sde_sample_freq=4"],
+        "eval": ["+backend.rules.car_collisions=true"],
+    }
+    with initialize():
+        cfg = compose(command, overrides=overrides.get(command, []))
+    check_known_keys(cfg, command)
+
+
+def test_the_cli_refuses_a_key_appended_with_plus_before_the_run_dir(tmp_path):
+    run_dir = tmp_path / "run"
+    result = racing_rl(
+        "train", "+total_timestep=100", f"hydra.run.dir={run_dir}", cwd=tmp_path, timeout=60
+    )
+    assert result.returncode == 1
+    assert "did you mean total_timesteps?" in result.stderr
+    assert not run_dir.exists()
 
 
 @pytest.mark.parametrize(
