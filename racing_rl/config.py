@@ -407,12 +407,14 @@ def with_difficulty(backend: DictConfig, difficulty: str) -> DictConfig:
     return result
 
 
-def train_mix(cfg: DictConfig) -> list[TrackConfig]:
+def train_mix(cfg: DictConfig, *, warn: bool = True) -> list[TrackConfig]:
     """The track generators of ``tracks.train_mix``: each difficulty level's track
     settings (``with_difficulty``) on the run's own backend, in the list's order.
 
     Args:
         cfg: a composed ``train`` config.
+        warn: log the warning of a mix left out (off where the config is only checked,
+            so that a run says it once).
 
     Returns:
         One ``TrackConfig`` per name; empty when the mix is, and for a backend other than
@@ -423,12 +425,13 @@ def train_mix(cfg: DictConfig) -> list[TrackConfig]:
     """
     names = list(OmegaConf.select(cfg, "tracks.train_mix", default=None) or [])
     if names and cfg.backend.get("name") != "pygame":
-        log.warning(
-            "tracks.train_mix=%s draws the built-in simulator's training tracks; "
-            "backend=%s's game makes its own tracks: left out.",
-            names,
-            cfg.backend.get("name"),
-        )
+        if warn:
+            log.warning(
+                "tracks.train_mix=%s draws the built-in simulator's training tracks; "
+                "backend=%s's game makes its own tracks: left out.",
+                names,
+                cfg.backend.get("name"),
+            )
         return []
     configs = []
     for name in names:

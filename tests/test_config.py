@@ -15,6 +15,7 @@ from runs import racing_rl
 
 from racing_rl import config_dir
 from racing_rl.bridge.config import RobloxConfig
+from racing_rl.checks import check_train_config
 from racing_rl.config import (
     BACKENDS,
     backend_config,
@@ -268,6 +269,10 @@ def test_the_default_mix_is_half_hard_tracks_and_left_out_for_a_game(caplog):
     with caplog.at_level("WARNING", logger="racing_rl.config"):
         assert train_mix(game) == []
     assert "tracks.train_mix=['hard']" in caplog.text and "backend=roblox" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="racing_rl.config"):
+        check_train_config(game, device=False)
+    assert "train_mix" not in caplog.text  # checks are quiet: a run says it once
 
 
 def test_experiment_race_sees_the_car_beside_it_on_the_grid():
