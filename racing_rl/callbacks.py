@@ -247,6 +247,8 @@ class ValidationCallback(PeriodicCallback):
         video: logs a validation episode's video every few validations, or None.
         pause: called before the best model is saved (``RobloxCallback.pause``).
         hold: the context the best model's save runs in (as ``CheckpointCallback``'s).
+        laps: the environment reports laps; False (a Roblox game, which sends none): the
+            log line gives the mean return and crash rate alone.
     """
 
     def __init__(
@@ -258,8 +260,10 @@ class ValidationCallback(PeriodicCallback):
         video: ValidationVideo | None = None,
         pause: Callable[[], None] | None = None,
         hold: Callable[[], AbstractContextManager[None]] = nullcontext,
+        laps: bool = True,
     ) -> None:
         super().__init__(every)
+        self.laps = laps
         self.pause = pause
         self.hold = hold
         self.video = video
@@ -283,12 +287,16 @@ class ValidationCallback(PeriodicCallback):
             if not (isinstance(value, float) and math.isnan(value)):
                 self.logger.record(f"eval/{key}", value)
         improved = self.best is None or self.objective(metrics) > self.best
+        laps = (
+            f"lap completion {100 * metrics['lap_completion_rate']:.0f}%, "
+            f"mean lap {metrics['mean_lap_time_s']:.2f} s, "
+            if self.laps
+            else ""
+        )
         log.info(
-            "validation at %d steps: lap completion %.0f%%, mean lap %.2f s, crash rate %.0f%%, "
-            "mean return %.1f%s",
+            "validation at %d steps: %scrash rate %.0f%%, mean return %.1f%s",
             self.num_timesteps,
-            100 * metrics["lap_completion_rate"],
-            metrics["mean_lap_time_s"],
+            laps,
             100 * metrics["crash_rate"],
             metrics["mean_return"],
             " (new best)" if improved else "",

@@ -367,6 +367,7 @@ def _train_on(
             else None,
             pause=pause,
             hold=interrupts.held,
+            laps=bridge is None,
         )
         callbacks.append(validation)
 

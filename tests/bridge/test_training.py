@@ -68,6 +68,9 @@ def test_train_on_roblox_leaves_the_simulators_run_dir_and_freezes_for_updates(s
     assert summary["timesteps"] == 2048 and "best" in summary
     assert summary["objective"]["kind"] == "return"  # the game sends no lap information
     assert "ranks checkpoints by mean episode return" in result.stderr
+    validations = [line for line in result.stderr.splitlines() if "validation at" in line]
+    assert validations and not any("lap completion" in line for line in validations)
+    assert result.stderr.count("tracks.train_mix") == 1  # said once, not per config check
 
     # FREEZE true after every rollout (before each policy update) and before each save,
     # FREEZE false before stepping resumes. The training envs are the first spawned.
