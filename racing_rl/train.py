@@ -74,7 +74,7 @@ def main(cfg: DictConfig) -> float | None:
         raise SystemExit(err.exit_code) from err
     except RacingRLError as err:
         log.error("%s", err)
-        if hydra_cfg.mode == RunMode.MULTIRUN:
-            raise
+        if hydra_cfg.mode == RunMode.MULTIRUN:  # without the stack: the message says it all
+            raise err.with_traceback(None) from None
         raise SystemExit(1) from err
     return summary.get("objective", {}).get("value")
