@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 from racing_rl.config import hydra_main
 from racing_rl.errors import RacingRLError
 from racing_rl.evaluation.command import check_runs, evaluate
-from racing_rl.evaluation.tables import format_table, race_tables
+from racing_rl.evaluation.tables import format_table, race_tables, tracks_phrase
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +50,15 @@ def main(cfg: DictConfig) -> None:
         log.error("%s", err)
         raise SystemExit(1) from err
     out = Path(metrics["out_dir"]) / "metrics.json"
+    seeds = [t["track_seed"] for t in metrics["tracks"]]
+    tracks = tracks_phrase(seeds, metrics["split"])
     if metrics.get("race"):
+        races = len(metrics["tracks"])
         print(race_tables(metrics))
-        print(f"{len(metrics['tracks'])} races, {metrics['seconds']:.1f} s; written to {out}")
+        print(
+            f"{races} race{'' if races == 1 else 's'} on {tracks}, {metrics['seconds']:.1f} s; "
+            f"written to {out}"
+        )
         return
     columns = ["track_seed", "finished", "crashed", "lap_time", "progress", "mean_speed"]
     print(format_table(metrics["tracks"], columns))
@@ -60,8 +66,8 @@ def main(cfg: DictConfig) -> None:
     hidden = ("driver", "split", "difficulty")
     print(format_table([summary], [k for k in summary if k not in hidden]))
     if metrics["replays"]:
-        print(f"{len(metrics['replays'])} replays in {Path(metrics['replays'][0]).parent}")
-    print(
-        f"{metrics['driver']} on {metrics['episodes']} {metrics['split']} tracks, "
-        f"{metrics['seconds']:.1f} s; written to {out}"
-    )
+        replays = len(metrics["replays"])
+        where = Path(metrics["replays"][0]).parent
+        print(f"{replays} replay{'' if replays == 1 else 's'} in {where}")
+    rounds = f", {len(seeds)} episodes" if len(seeds) > len(set(seeds)) else ""
+    print(f"{metrics['driver']} on {tracks}{rounds}, {metrics['seconds']:.1f} s; written to {out}")

@@ -14,6 +14,7 @@ from racing_rl import config_dir
 from racing_rl.checkpoints.layout import resolve_model
 from racing_rl.config import default_backend, with_difficulty
 from racing_rl.errors import CheckpointError, ConfigError
+from racing_rl.evaluation.command import check_runs
 from racing_rl.evaluation.results import EpisodeResult, summarize
 from racing_rl.replay import load_replay
 
@@ -120,6 +121,9 @@ def test_eval_records_replays_that_agree_with_metrics(tiny_runs, tmp_path):
         metrics = json.loads((out / "metrics.json").read_text())
         assert [Path(p).name for p in metrics["replays"]] == ["track_5.npz", "track_6.npz"]
         assert str(out / "replays") in result.stdout
+        # Seeds given explicitly are no split's: neither the summary nor the file says test.
+        assert "on 2 tracks (seeds 5, 6)," in result.stdout and "test track" not in result.stdout
+        assert metrics["split"] is None and "-0.000" not in result.stdout
         assert_metrics_agree_with_replays(metrics)
     assert metrics["lap_completion_rate"] == 1.0  # the scripted driver's laps were checked
 
@@ -225,3 +229,46 @@ def test_eval_of_a_missing_checkpoint_leaves_no_eval_dir(tiny_runs, tmp_path):
     assert "Checkpoint 'nope' not found" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (run_dir / "eval").exists()
+
+
+def eval_config(run_dir: object, **settings: object) -> OmegaConf:
+    """An eval config as conf/eval.yaml gives it, with ``run_dir`` and ``settings``."""
+    defaults = {"driver": "policy", "checkpoint": "final", "laps": 1, "max_steps": None}
+    return OmegaConf.create({**defaults, "rounds": None, "run_dir": run_dir, **settings})
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ({"laps": 0}, "laps=0; must be >= 1"),
+        ({"max_steps": -5}, "max_steps=-5; must be >= 1"),
+        ({"rounds": -1}, "rounds=-1; must be >= 1, or 0"),
+    ],
+)
+def test_eval_names_the_setting_that_is_out_of_range(tiny_runs, setting, message):
+    with pytest.raises(ConfigError, match=message):
+        check_runs(eval_config(str(tiny_runs[0]), **setting))
+
+
+def test_eval_laps_0_says_so_and_leaves_no_eval_dir(tiny_runs, tmp_path):
+    out = tmp_path / "eval"
+    result = racing_rl("eval", f"run_dir={tiny_runs[0]}", "laps=0", f"out_dir={out}", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "laps=0; must be >= 1" in result.stderr and "max_steps" not in result.stderr
+    assert not out.exists()
+
+
+def test_a_race_of_runs_that_observe_differently_says_so(tiny_runs, tmp_path):
+    """A race gives every car the first run's sensors: a 16-ray run cannot race a 10-ray
+    one, and the message says that, not that a checkpoint lost its run dir."""
+    rays16 = shutil.copytree(tiny_runs[1], tmp_path / "rays16")
+    config = OmegaConf.load(rays16 / ".hydra" / "config.yaml")
+    config.backend.sensors.n_rays = 16
+    config.backend.sensors.layout = "roblox_car"
+    OmegaConf.save(config, rays16 / ".hydra" / "config.yaml")
+    cfg = eval_config([str(tiny_runs[0]), "scripted", str(rays16)])
+    with pytest.raises(ConfigError, match="observe differently") as raised:
+        check_runs(cfg)
+    assert "13 numbers per car (10 rays + 3)" in str(raised.value)
+    assert "rays16 sees 19 (16 rays + 3)" in str(raised.value)
+    check_runs(eval_config([str(tiny_runs[0]), str(tiny_runs[1]), "scripted"]))  # alike: fine

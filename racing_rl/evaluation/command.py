@@ -67,7 +67,8 @@ def evaluate(cfg: DictConfig, difficulty: str | None = None) -> dict[str, Any]:
     Raises:
         CheckpointError: if a run dir, its config or a checkpoint is missing or does not
             match the environment.
-        ConfigError: if no run dir is given to take the tracks from.
+        ConfigError: if no run dir is given to take the tracks from, or ``check_runs``
+            finds a setting out of range or a race of runs that observe differently.
     """
     check_runs(cfg)
     entries = [cfg.run_dir] if isinstance(cfg.run_dir, str) else [str(r) for r in cfg.run_dir]
@@ -89,6 +90,7 @@ def evaluate(cfg: DictConfig, difficulty: str | None = None) -> dict[str, Any]:
         if cfg.get("backend"):  # the difficulty's keys again, and any given on the command line
             run_cfg.backend = OmegaConf.merge(run_cfg.backend, cfg.backend)
     seeds = list(cfg.seeds) if cfg.get("seeds") else track_seeds(run_cfg.tracks[cfg.split])
+    split = None if cfg.get("seeds") else str(cfg.split)  # explicit seeds are no split's
     started = time.perf_counter()
     # None: a Roblox game's own size, which the (first) checkpoint then pins.
     observation_size = backend_config(run_cfg.backend).observation_size
@@ -146,7 +148,7 @@ def evaluate(cfg: DictConfig, difficulty: str | None = None) -> dict[str, Any]:
 
         bridge = TrainingBridge.from_config(backend_config(backend))
     try:
-        races = _run_rounds(cfg, backend, episode, drivers, seeds, follower, bridge)
+        races = _run_rounds(cfg, backend, episode, drivers, seeds, split, follower, bridge)
     finally:
         if bridge is not None:
             bridge.close()
@@ -165,7 +167,7 @@ def evaluate(cfg: DictConfig, difficulty: str | None = None) -> dict[str, Any]:
         metrics = summarize(results)
         metrics.update(
             driver=getattr(drivers[0], "checkpoint", drivers[0].label),
-            split=cfg.split,
+            split=split,
             difficulty=difficulty,
             seconds=seconds,
             tracks=[
@@ -177,7 +179,7 @@ def evaluate(cfg: DictConfig, difficulty: str | None = None) -> dict[str, Any]:
         metrics = {
             "race": True,
             "drivers": [{"label": d.label, "run": d.run} for d in drivers],
-            "split": cfg.split,
+            "split": split,
             "laps": int(cfg.laps),
             "car_collisions": collisions,
             "seconds": seconds,
@@ -209,6 +211,7 @@ def _run_rounds(
     episode: dict[str, Any],
     drivers: list[Driver],
     seeds: Sequence[int],
+    split: str | None,
     follower: CheckpointFollower | None,
     bridge: TrainingBridge | None,
 ) -> list[TrackRace]:
@@ -222,6 +225,8 @@ def _run_rounds(
         drivers: one car each; with ``follower``, its newest checkpoint's driver replaces
             ``drivers[0]`` before every race.
         seeds: the tracks.
+        split: the ``cfg.tracks`` split ``seeds`` come from, for the replays' ``meta``;
+            None for seeds given explicitly.
         follower: watches a run's newest checkpoint (``follow=true``), or None.
         bridge: Roblox only: the running bridge; None on the simulator.
 
@@ -229,7 +234,7 @@ def _run_rounds(
         Every completed race, in order (those before a Ctrl-C, if one came after the first).
 
     Raises:
-        ConfigError: for an invalid ``rounds`` or ``render``.
+        ConfigError: for an invalid ``render``.
     """
     envs = make_parallel_envs(
         backend,
@@ -239,11 +244,9 @@ def _run_rounds(
         episode=episode,
         bridge=bridge,
     )
-    meta = {"split": cfg.split, "laps": int(cfg.laps), "checkpoint": cfg.checkpoint}
+    meta = {"split": split, "laps": int(cfg.laps), "checkpoint": cfg.checkpoint}
     rounds = cfg.get("rounds")
     rounds = (0 if follower else 1) if rounds is None else int(rounds)
-    if rounds < 0:
-        raise ConfigError(f"Invalid config: rounds={rounds}; must be >= 1, or 0 for until Ctrl-C.")
     window = None
     if cfg.get("render") is not None:
         if cfg.render != "human":
@@ -310,24 +313,72 @@ def unique_labels(labels: Sequence[str]) -> list[str]:
 
 
 def check_runs(cfg: DictConfig) -> None:
-    """Check what ``racing-rl eval`` will load, before anything is written: the driver,
-    every run's config and (unless the scripted driver or ``follow`` drives) its
-    checkpoint.
+    """Check what ``racing-rl eval`` will do and load, before anything is written: the
+    driver, ``laps``, ``max_steps`` and ``rounds``, every run's config and (unless the
+    scripted driver or ``follow`` drives) its checkpoint, and that a race's runs observe
+    alike.
 
     Raises:
         CheckpointError: if a run's config or checkpoint is missing or damaged.
-        ConfigError: if ``cfg.driver`` is not a known driver.
+        ConfigError: if ``cfg.driver`` is not a known driver, ``laps``, ``max_steps`` or
+            ``rounds`` is out of range, or a race's runs observe differently.
     """
     drivers_allowed = ("policy", SCRIPTED, *EXPORTED)
     if cfg.driver not in drivers_allowed:
         raise ConfigError(
             f"Invalid config: driver={cfg.driver!r}; must be one of {', '.join(drivers_allowed)}."
         )
+    if int(cfg.laps) < 1:
+        raise ConfigError(f"Invalid config: laps={cfg.laps}; must be >= 1 (laps per race).")
+    if cfg.get("max_steps") is not None and int(cfg.max_steps) < 1:
+        raise ConfigError(
+            f"Invalid config: max_steps={cfg.max_steps}; must be >= 1, or null for the run's "
+            "validation.max_steps per lap."
+        )
+    if cfg.get("rounds") is not None and int(cfg.rounds) < 0:
+        raise ConfigError(
+            f"Invalid config: rounds={cfg.rounds}; must be >= 1, or 0 for until Ctrl-C."
+        )
     entries = [cfg.run_dir] if isinstance(cfg.run_dir, str) else [str(r) for r in cfg.run_dir]
+    backends: dict[str, DictConfig] = {}  # run dir -> the backend it was trained on
     for entry in entries:
         if entry == SCRIPTED:
             continue
         run = Path(entry).expanduser()
-        load_run_config(run)
+        backends[entry] = load_run_config(run).backend
         if not cfg.get("follow") and not (len(entries) == 1 and cfg.driver == SCRIPTED):
             resolve_model(run, str(cfg.checkpoint))
+    if len(entries) > 1:
+        _check_observe_alike(backends)
+
+
+def _check_observe_alike(backends: dict[str, DictConfig]) -> None:
+    """Check that the runs of a race observe alike: every car races on the first run's
+    backend and sensors, so a run trained with other sensors cannot drive there.
+
+    Args:
+        backends: run dir → the backend config the run was trained on.
+
+    Raises:
+        ConfigError: if two runs' observations have different sizes.
+    """
+    sizes = {run: backend_config(backend).observation_size for run, backend in backends.items()}
+    known = {run: size for run, size in sizes.items() if size is not None}  # None: a game's own
+    if len(set(known.values())) <= 1:
+        return
+
+    def rays(run: str) -> str:
+        n_rays = OmegaConf.select(backends[run], "sensors.n_rays")
+        return f" ({n_rays} rays + 3)" if n_rays else ""
+
+    first, *others = known
+    other = next(run for run in others if known[run] != known[first])
+    raise ConfigError(
+        f"These runs observe differently and cannot race each other: {first} sees "
+        f"{known[first]} numbers per car{rays(first)}, {other} sees {known[other]}{rays(other)}. "
+        "A race runs every car on the first run's backend and sensors, so its runs must "
+        "have been trained with the same observation (backend.sensors). Evaluate them "
+        f"separately on the same tracks (racing-rl eval run_dir={first} seeds=[...], then "
+        f"run_dir={other} seeds=[...]), "
+        "or retrain one with the other's backend.sensors."
+    )

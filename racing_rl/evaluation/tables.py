@@ -10,13 +10,36 @@ def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
     """A plain-text table of ``rows`` (dicts) with the given columns."""
 
     def cell(value: Any) -> str:
-        return f"{value:.3f}" if isinstance(value, float) else str(value)
+        return fixed(value, 3) if isinstance(value, float) else str(value)
 
     body = [[cell(row[c]) for c in columns] for row in rows]
     widths = [max(len(c), *(len(r[i]) for r in body)) for i, c in enumerate(columns)]
     lines = ["  ".join(c.rjust(w) for c, w in zip(columns, widths, strict=True))]
     lines += ["  ".join(v.rjust(w) for v, w in zip(r, widths, strict=True)) for r in body]
     return "\n".join(lines)
+
+
+def fixed(value: float, digits: int) -> str:
+    """``value`` with ``digits`` decimals, and no sign on a value that rounds to zero
+    (``0.000``, not ``-0.000``)."""
+    text = f"{value:.{digits}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text
+
+
+def tracks_phrase(seeds: Sequence[int], split: str | None) -> str:
+    """The tracks of an evaluation in words: ``20 test tracks``, ``1 track (seed 5)``,
+    ``2 tracks (seeds 5, 6)``.
+
+    Args:
+        seeds: the track seeds raced (repeats, from several rounds, count once).
+        split: the ``cfg.tracks`` split they come from; None for seeds given explicitly.
+    """
+    distinct = list(dict.fromkeys(seeds))
+    plural = "" if len(distinct) == 1 else "s"
+    if split:
+        return f"{len(distinct)} {split} track{plural}"
+    shown = ", ".join(str(s) for s in distinct[:8]) + (", ..." if len(distinct) > 8 else "")
+    return f"{len(distinct)} track{plural} (seed{plural} {shown})"
 
 
 def race_tables(metrics: dict[str, Any]) -> str:
@@ -35,7 +58,8 @@ def race_tables(metrics: dict[str, Any]) -> str:
                 result = f"{row['finish_time_s']:.2f}"
                 gap = f"+{row['gap_s']:.2f}" if row["position"] > 1 else ""
             else:
-                result, gap = ("crash" if row["crashed"] else "DNF"), f"{row['progress']:.2f} laps"
+                result = "crash" if row["crashed"] else "DNF"
+                gap = f"{fixed(row['progress'], 2)} laps"
             rows.append(
                 {
                     "track": track["track_seed"],

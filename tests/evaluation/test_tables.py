@@ -1,0 +1,46 @@
+"""``racing_rl.evaluation.tables``: the numbers and words ``racing-rl eval`` prints."""
+
+import pytest
+
+from racing_rl.evaluation.tables import fixed, format_table, race_tables, tracks_phrase
+
+
+@pytest.mark.parametrize(
+    ("value", "digits", "text"),
+    [(-0.0, 3, "0.000"), (-0.0004, 3, "0.000"), (-0.004, 2, "0.00"), (-0.006, 2, "-0.01")],
+)
+def test_a_value_that_rounds_to_zero_prints_without_a_minus(value, digits, text):
+    assert fixed(value, digits) == text
+
+
+def test_tables_print_no_negative_zero():
+    assert format_table([{"progress": -0.0001}], ["progress"]).split() == ["progress", "0.000"]
+    row = {"position": 1, "label": "a", "lap_times_s": [], "finished": False, "crashed": False}
+    metrics = {
+        "tracks": [{"track_seed": 5, "leaderboard": [{**row, "progress": -0.001}]}],
+        "standings": [
+            {
+                "position": 1,
+                "label": "a",
+                "wins": 0,
+                "mean_position": 1.0,
+                "finished_rate": 0.0,
+                "mean_lap_time_s": float("nan"),
+            }
+        ],
+    }
+    assert "0.00 laps" in race_tables(metrics) and "-0.00" not in race_tables(metrics)
+
+
+@pytest.mark.parametrize(
+    ("seeds", "split", "phrase"),
+    [
+        (range(20), "test", "20 test tracks"),
+        ([3], "validation", "1 validation track"),
+        ([5], None, "1 track (seed 5)"),
+        ([5, 6, 5, 6], None, "2 tracks (seeds 5, 6)"),
+        (range(10), None, "10 tracks (seeds 0, 1, 2, 3, 4, 5, 6, 7, ...)"),
+    ],
+)
+def test_tracks_are_named_by_their_split_or_their_seeds(seeds, split, phrase):
+    assert tracks_phrase(list(seeds), split) == phrase
