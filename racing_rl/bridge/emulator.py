@@ -57,6 +57,9 @@ log = logging.getLogger(__name__)
 EMPTY_FRAME = "[]"
 """What the game sends on a tick without entries: Roblox's JSONEncode of an empty table."""
 
+OPEN_TIMEOUT = 5.0
+"""How long a connection attempt may take [s]."""
+
 
 class _GameEnv:
     """One virtual environment of the emulated game: the server's agent ids on a sim race."""
@@ -142,6 +145,9 @@ class Emulator:
         max_environments: environments the game keeps apart (collision groups); one
             more is opened without isolation and counted in ``unisolated``.
         silence_timeout: drop the connection after this long without a message [s].
+        unreachable_every: while it cannot connect, say so again this often [s] (the
+            first failed attempt says it at once, with what to do; each retry only at
+            debug level).
         faults: misbehaviour for tests.
         record: also append every received command to this JSON-lines file.
         seed: seeds the track draws.
@@ -171,6 +177,7 @@ class Emulator:
         watchdog_ticks: int = 250,
         max_environments: int = 31,
         silence_timeout: float = 20.0,
+        unreachable_every: float = 10.0,
         faults: Faults | None = None,
         record: Path | None = None,
         seed: int = 0,
@@ -211,6 +218,7 @@ class Emulator:
         """Of those, the ticks before which a new ``ACTION`` of the environment had arrived."""
         self.stopped = False
         self.silence_timeout = silence_timeout
+        self.unreachable_every = unreachable_every
         self.faults = faults or Faults()
         self.record = record
         self.rng = np.random.default_rng(seed)
@@ -236,9 +244,11 @@ class Emulator:
     # ------------------------------------------------------------------ running
     async def run(self) -> None:
         """Connect, play, and reconnect after every drop, until ``stop``."""
-        self._loop = asyncio.get_running_loop()
+        self._loop = loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         delay = 0.05
+        unreachable_since: float | None = None  # when the failed attempts began
+        said = 0.0  # when they were last reported
         while not self._stop.is_set():
             try:
                 async with connect(
@@ -247,14 +257,32 @@ class Emulator:
                     compression=None,
                     proxy=None,
                     max_size=None,
-                    open_timeout=5,
+                    open_timeout=OPEN_TIMEOUT,
                 ) as connection:
                     self.connections += 1
-                    delay = 0.05
+                    delay, unreachable_since = 0.05, None
                     log.info("emulator connected to %s (connection %d)", self.url, self.connections)
                     await self._session(connection)
             except (OSError, InvalidHandshake, InvalidStatus, asyncio.TimeoutError) as err:
-                log.debug("emulator cannot connect to %s: %s", self.url, err)
+                reason, advice = _unreachable(err)
+                now = loop.time()
+                if unreachable_since is None:
+                    unreachable_since = said = now
+                    log.warning(
+                        "emulator cannot connect to %s: %s. It keeps retrying; %s",
+                        self.url,
+                        reason,
+                        advice,
+                    )
+                elif now - said >= self.unreachable_every:
+                    said = now
+                    log.warning(
+                        "emulator still cannot connect to %s after %.0f s: %s; retrying",
+                        self.url,
+                        now - unreachable_since,
+                        reason,
+                    )
+                log.debug("emulator: no connection (%s); retry in %.2f s", err, delay)
             except ConnectionClosed as err:
                 log.info("emulator connection closed: %s", err)
             except Exception:  # a game keeps running: report, then reconnect
@@ -564,6 +592,37 @@ class Emulator:
             self._dropped = True
             log.warning("emulator: dropping the connection (fault)")
             await connection.close(1001, "dropped on purpose")
+
+
+def _unreachable(err: Exception) -> tuple[str, str]:
+    """Why a connection attempt failed, and what to do about it, in words.
+
+    Args:
+        err: what ``websockets.asyncio.client.connect`` raised.
+
+    Returns:
+        The reason (``connection refused``, the server's HTTP status, ...) and the advice.
+    """
+    if isinstance(err, InvalidStatus):
+        status = err.response.status_code
+        body = err.response.body.decode(errors="replace").strip() if err.response.body else ""
+        return (
+            f"the server refused it with HTTP {status}" + (f" ({body})" if body else ""),
+            "check token= (or RACING_RL_BRIDGE_TOKEN) against the server's, and that the url "
+            "is ws://<host>:<port>/ws/<model_id>.",
+        )
+    if isinstance(err, ConnectionRefusedError):
+        reason = "connection refused (nothing listens there)"
+    elif isinstance(err, asyncio.TimeoutError):
+        reason = f"no answer within {OPEN_TIMEOUT:g} s"
+    else:
+        reason = str(err) or type(err).__name__
+    return (
+        reason,
+        "start the bridge it connects to first (racing-rl train backend=roblox, or "
+        "racing-rl eval run_dir=<run> backend=roblox), or check url=ws://<host>:<port>/ws/"
+        "<model_id> against the address the bridge logs.",
+    )
 
 
 @hydra_main("emulate")

@@ -1,10 +1,16 @@
-"""The emulator's lock-step: ACTIONs that arrived together share one pass and one answer."""
+"""The emulator's lock-step (ACTIONs that arrived together share one pass and one
+answer), and what it says while it cannot connect."""
 
 import asyncio
 import json
+import logging
+import socket
+import time
 
 from racing_rl.bridge import emulator as emu
 from racing_rl.bridge import protocol as p
+from racing_rl.bridge.config import ServerConfig
+from racing_rl.bridge.training_bridge import TrainingBridge
 
 
 class Recorder:
@@ -77,3 +83,49 @@ def test_spawning_some_cars_of_an_environment_leaves_the_others_racing():
     after = env.env.world.cars.position
     assert (after[[0, 2]] == before[[0, 2]]).all()  # the others did not move
     assert (after[1] != before[1]).any()  # car1 was spawned anew
+
+
+def free_port() -> int:
+    """A loopback port that nothing listens on (bound, then let go)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_an_emulator_without_a_server_says_so_once_and_what_to_do(caplog):
+    url = f"ws://127.0.0.1:{free_port()}/ws/emulator"
+    with caplog.at_level(logging.DEBUG, logger="racing_rl.bridge.emulator"):
+        game = emu.Emulator(url, unreachable_every=60.0).start()
+        time.sleep(0.6)  # failed attempts after 0, 0.05, 0.15, 0.35 s
+        game.stop()
+    attempts = [r for r in caplog.records if "no connection" in r.getMessage()]
+    said = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(attempts) >= 2 and len(said) == 1
+    message = said[0].getMessage()
+    assert url in message and "connection refused" in message and "keeps retrying" in message
+    assert "racing-rl train backend=roblox" in message and "check url=" in message
+
+
+def test_an_emulator_that_stays_unreachable_reminds_every_interval(caplog):
+    url = f"ws://127.0.0.1:{free_port()}/ws/emulator"
+    with caplog.at_level(logging.WARNING, logger="racing_rl.bridge.emulator"):
+        game = emu.Emulator(url, unreachable_every=0.3).start()
+        time.sleep(1.0)
+        game.stop()
+    said = [r.getMessage() for r in caplog.records]
+    assert "cannot connect" in said[0] and 1 <= len(said) - 1 <= 3
+    assert all("still cannot connect" in message for message in said[1:])
+
+
+def test_an_emulator_with_the_wrong_token_says_the_server_refused_it(caplog):
+    bridge = TrainingBridge(ServerConfig(port=0, token="s3cret"), observation_size=19)
+    url = f"ws://127.0.0.1:{bridge.server.port}/ws/emulator"
+    try:
+        with caplog.at_level(logging.WARNING, logger="racing_rl.bridge.emulator"):
+            game = emu.Emulator(url, token="wrong").start()
+            time.sleep(0.3)
+            game.stop()
+    finally:
+        bridge.close()
+    (message,) = [r.getMessage() for r in caplog.records if r.name == "racing_rl.bridge.emulator"]
+    assert "HTTP 401 (missing or wrong token)" in message and "check token=" in message
