@@ -46,7 +46,7 @@ import math
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -461,6 +461,22 @@ def load_replays(directory: Path) -> list[Replay]:
     return [load_replay(path) for path in paths]
 
 
+def json_line(report: Mapping[str, Any]) -> str:
+    """``report`` as one line of strict JSON: a figure that is not finite (NaN, the median
+    of no values; an infinity) becomes ``null``, as JSON has no NaN."""
+
+    def finite(value: Any) -> Any:
+        if isinstance(value, float):
+            return value if math.isfinite(value) else None
+        if isinstance(value, Mapping):
+            return {key: finite(v) for key, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [finite(v) for v in value]
+        return value
+
+    return json.dumps(finite(report), allow_nan=False)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dir", type=Path, help="the run (its config gives the car's grip)")
@@ -500,7 +516,7 @@ def main() -> None:
         print(format_table(table, list(table[0])) if table else "(no failures)")
         print()
         print(format_table(summary, ["figure", "value"]))
-    print(json.dumps({"run_dir": str(args.run_dir), "replays": str(replays_dir), **result}))
+    print(json_line({"run_dir": str(args.run_dir), "replays": str(replays_dir), **result}))
 
 
 if __name__ == "__main__":
