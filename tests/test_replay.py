@@ -100,6 +100,7 @@ def test_replay_command_plays_headless_and_exports(saved, tmp_path):
     )
     assert exported.returncode == 0, exported.stderr[-3000:]
     assert f"wrote 91 frames (6.1 s of racing) to {video}" in exported.stdout
+    assert (exported.stdout + exported.stderr).count("wrote ") == 1  # said once
     assert iio.improps(video, plugin="FFMPEG").shape[1:] == (240, 320, 3)
     assert iio.immeta(video, plugin="FFMPEG")["fps"] == pytest.approx(30.0)
     broken = tmp_path / "broken.npz"

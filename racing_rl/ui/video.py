@@ -87,5 +87,5 @@ def export_video(
         iio.imwrite(path, counted(), is_batch=True, plugin="FFMPEG", fps=rate)
     else:
         iio.imwrite(path, list(counted()), duration=1000 / rate, loop=0)
-    log.info("wrote %d frames to %s", count, path)
+    log.debug("wrote %d frames to %s", count, path)  # the caller prints the result
     return count
