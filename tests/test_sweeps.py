@@ -169,6 +169,22 @@ def optuna_command(study_dir: Path) -> list[str]:
     ]
 
 
+def test_an_optuna_study_refuses_a_sweep_with_other_overrides(tmp_path):
+    # Optuna finds a study by its name alone: another algorithm or budget under the same
+    # study_name would otherwise continue the old search and report its best trial.
+    study_dir = tmp_path / "study"
+    first = [a.replace("n_trials=2", "n_trials=1") for a in optuna_command(study_dir)]
+    done = subprocess.run(first, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    other = [a.replace("total_timesteps=6000", "total_timesteps=5000") for a in first]
+    refused = subprocess.run(other, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 1
+    assert "was started by a sweep with the overrides" in refused.stderr
+    assert "total_timesteps=6000" in refused.stderr and "hydra.sweeper.study_name" in refused.stderr
+    study = optuna.load_study(study_name="test_study", storage=f"sqlite:///{study_dir}/optuna.db")
+    assert len(study.trials) == 1 and sorted(job_dirs(study_dir)) == [0]
+
+
 def test_an_interrupted_optuna_study_continues_with_the_same_command(tmp_path):
     study_dir = tmp_path / "study"
     command = optuna_command(study_dir)

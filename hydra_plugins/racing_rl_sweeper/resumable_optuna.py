@@ -12,7 +12,10 @@ study kept in ``storage``:
   sweep does not propose the first trials' parameters again (and stays reproducible);
 * the sweep dir exists before the study opens (an SQLite storage can live in it);
 * trials an interrupted sweep left ``RUNNING`` are marked ``FAIL`` (their job dirs keep
-  the ``interrupted`` checkpoint and the run.json that say so).
+  the ``interrupted`` checkpoint and the run.json that say so);
+* the study records the sweep's command-line overrides (``racing_rl_overrides``), and
+  a sweep with other overrides (another algorithm, budget or seed) is refused rather
+  than mixed into it: Optuna finds a study by its name alone.
 
 Only one sweep process may use a study at a time (with several, a running trial of
 another process would be marked failed).
@@ -26,9 +29,12 @@ from pathlib import Path
 from hydra.types import HydraContext, TaskFunction
 from hydra.utils import instantiate
 from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger(__name__)
+
+OVERRIDES_ATTR = "racing_rl_overrides"
+"""The study's user attribute with the overrides of the sweep that started it."""
 
 
 class ResumableOptunaSweeper(OptunaSweeper):
@@ -48,10 +54,32 @@ class ResumableOptunaSweeper(OptunaSweeper):
         Path(config.hydra.sweep.dir).mkdir(parents=True, exist_ok=True)
         if impl.storage is None or impl.study_name is None:
             return
+        overrides = sorted(config.hydra.overrides.task)
         try:
             study = optuna.load_study(study_name=impl.study_name, storage=impl.storage)
-        except KeyError:  # a new study
+        except KeyError:  # a new study: created here, to record what it searches
+            direction = config.hydra.sweeper.direction
+            directions = list(direction) if OmegaConf.is_list(direction) else [direction]
+            study = optuna.create_study(
+                study_name=impl.study_name,
+                storage=impl.storage,
+                directions=[str(d) for d in directions],
+            )
+            study.set_user_attr(OVERRIDES_ATTR, overrides)
             return
+        recorded = study.user_attrs.get(OVERRIDES_ATTR)
+        if recorded is not None and recorded != overrides:
+            log.error(
+                "Optuna study %r (%s) was started by a sweep with the overrides %s; this one "
+                "has %s. Their trials would mix two searches: run the same overrides to "
+                "continue it, or give this search its own study with "
+                "hydra.sweeper.study_name=<name>.",
+                impl.study_name,
+                impl.storage,
+                " ".join(recorded) or "(none)",
+                " ".join(overrides) or "(none)",
+            )
+            raise SystemExit(1)
         for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             log.warning("trial %d was interrupted: marking it failed", trial.number)
             study.tell(trial.number, state=TrialState.FAIL)
