@@ -18,9 +18,10 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from racing_rl.checkpoints.runs import check_init_from
 from racing_rl.checks import check_train_config
 from racing_rl.config import check_known_keys, hydra_main
-from racing_rl.errors import ConfigError, RacingRLError, TrainingInterrupted
+from racing_rl.errors import RacingRLError, TrainingInterrupted
 from racing_rl.loggers import check_logger
 from racing_rl.training import resume_run, train
 
@@ -44,7 +45,9 @@ class CheckConfig(Callback):
             check_known_keys(config, "train")
             check_train_config(config)
             check_logger(config)
-        except ConfigError as err:
+            if config.get("init_from"):
+                check_init_from(config, Path(config.init_from).expanduser())
+        except RacingRLError as err:
             log.error("%s", err)
             raise SystemExit(1) from err
 

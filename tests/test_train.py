@@ -115,6 +115,25 @@ def test_eval_measures_a_trained_run(tmp_path):
     assert metrics["lap_completion_rate"] == 1.0 and metrics["mean_lap_time_s"] > 0
 
 
+def test_init_from_a_run_that_cannot_start_this_one_is_refused_before_the_run_dir(tmp_path):
+    rays12 = tmp_path / "rays12"
+    tiny = [*QUICK, "total_timesteps=500", "validation.every=0", "checkpoint.every=0"]
+    result = racing_rl(
+        "train", *tiny, "backend.sensors.n_rays=12", f"hydra.run.dir={rays12}", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    for extra, says in (
+        ([], "expects observations of shape (30,)"),  # (12 + 3) × 2 frames; this run: 10 rays
+        (["algo=sac"], "was trained with algo=ppo; this run uses algo=sac"),
+    ):
+        new = tmp_path / "new"
+        refused = racing_rl(
+            "train", *tiny, *extra, f"init_from={rays12}", f"hydra.run.dir={new}", cwd=tmp_path
+        )
+        assert refused.returncode == 1 and says in refused.stderr, refused.stderr[-3000:]
+        assert not new.exists()
+
+
 def test_eval_of_a_damaged_or_mismatched_checkpoint_says_which_and_why(tmp_path):
     tiny = [*QUICK, "total_timesteps=500", "validation.every=0", "checkpoint.every=0"]
     run_dir, rays12 = tmp_path / "run", tmp_path / "rays12"

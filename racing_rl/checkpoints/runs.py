@@ -30,6 +30,7 @@ from racing_rl.checkpoints.loading import (
     restore_statistics,
 )
 from racing_rl.checks import check_device, check_train_config
+from racing_rl.config import backend_config
 from racing_rl.drivers import PolicyDriver
 from racing_rl.errors import CheckpointError, ConfigError
 
@@ -223,6 +224,53 @@ def load_for_resume(cfg: DictConfig, checkpoint: Checkpoint, venv: VecEnv) -> Ba
     return model
 
 
+def check_init_from(cfg: DictConfig, source: Path) -> DictConfig:
+    """Check, from the two runs' configs, that ``init_from=source`` can start this run:
+    the same algorithm and, where both configs fix it, the same observation (frames of
+    ``backend.observation_size`` numbers × ``wrappers.frame_stack``; a Roblox game's own
+    size is known only once it connects). Runs before this run's directory is made.
+
+    Returns:
+        The source's config.
+
+    Raises:
+        CheckpointError: if ``source`` is not a run directory.
+        ConfigError: if its algorithm or its observations differ from this run's,
+            naming the key to change.
+    """
+    source_cfg = load_run_config(source)
+    if source_cfg.algo.name != cfg.algo.name:
+        raise ConfigError(
+            f"init_from={source} was trained with algo={source_cfg.algo.name}; this run uses "
+            f"algo={cfg.algo.name}. Pass algo={source_cfg.algo.name}."
+        )
+    expected, got = _stacked_size(source_cfg), _stacked_size(cfg)
+    if expected is not None and got is not None and expected != got:
+        raise _observation_mismatch(source, source_cfg, (expected,), (got,))
+    return source_cfg
+
+
+def _stacked_size(cfg: DictConfig) -> int | None:
+    """A run's observation size after the frame stack; None where a game sets it."""
+    size = backend_config(cfg.backend).observation_size
+    return None if size is None else size * int(cfg.wrappers.get("frame_stack", 1))
+
+
+def _observation_mismatch(
+    source: Path, source_cfg: DictConfig, expected: tuple[int, ...], got: tuple[int, ...]
+) -> ConfigError:
+    stack = int(source_cfg.wrappers.get("frame_stack", 1))
+    return ConfigError(
+        f"init_from={source} expects observations of shape {expected} ({stack} stacked "
+        f"frames of {expected[0] // stack} numbers: backend.sensors.n_rays="
+        f"{OmegaConf.select(source_cfg, 'backend.sensors.n_rays')} + 3), this run's "
+        f"environment gives {got}. Train the source run with the game car's sensors "
+        "(backend.sensors.n_rays=<numbers the game sends - 3>, "
+        "backend.sensors.layout=roblox_car for its 16-ray car) and the same "
+        "wrappers.frame_stack, or set backend.observation_size to match."
+    )
+
+
 def initialize_from(cfg: DictConfig, source: Path, venv: VecEnv) -> tuple[BaseAlgorithm, VecEnv]:
     """A new model on ``venv`` that starts from another run's weights and VecNormalize
     statistics (``init_from=<run dir>``; ML-Agents' ``--initialize-from``).
@@ -240,30 +288,17 @@ def initialize_from(cfg: DictConfig, source: Path, venv: VecEnv) -> tuple[BaseAl
 
     Raises:
         CheckpointError: if ``source`` is not a run directory or its files are damaged.
-        ConfigError: if its algorithm or its observations differ from this run's,
-            naming the key to change.
+        ConfigError: if its algorithm or its observations differ from this run's
+            (``check_init_from``; the observations again as the model and the VecEnv
+            have them), naming the key to change.
     """
-    source_cfg = load_run_config(source)
-    if source_cfg.algo.name != cfg.algo.name:
-        raise ConfigError(
-            f"init_from={source} was trained with algo={source_cfg.algo.name}; this run uses "
-            f"algo={cfg.algo.name}. Pass algo={source_cfg.algo.name}."
-        )
+    source_cfg = check_init_from(cfg, source)
     checkpoint = "best" if (source / "best" / "model.zip").is_file() else "final"
     model_path = resolve_model(source, checkpoint)
     loaded = load_model(source_cfg.algo, model_path, env=None, device=cfg.device)
     expected, got = loaded.observation_space.shape, venv.observation_space.shape
     if expected != got:
-        stack = int(source_cfg.wrappers.get("frame_stack", 1))
-        raise ConfigError(
-            f"init_from={source} expects observations of shape {expected} ({stack} stacked "
-            f"frames of {expected[0] // stack} numbers: backend.sensors.n_rays="
-            f"{OmegaConf.select(source_cfg, 'backend.sensors.n_rays')} + 3), this run's "
-            f"environment gives {got}. Train the source run with the game car's sensors "
-            "(backend.sensors.n_rays=<numbers the game sends - 3>, "
-            "backend.sensors.layout=roblox_car for its 16-ray car) and the same "
-            "wrappers.frame_stack, or set backend.observation_size to match."
-        )
+        raise _observation_mismatch(source, source_cfg, expected, got)
     model = make_model(cfg.algo, venv, seed=cfg.seed, device=cfg.device)
     model.set_parameters(loaded.get_parameters(), exact_match=True, device=cfg.device)
     if isinstance(venv, VecNormalize) and source_cfg.wrappers.get("normalize"):
