@@ -4,8 +4,9 @@ answer), and what it says while it cannot connect."""
 import asyncio
 import json
 import logging
-import socket
 import time
+
+from roblox_game import free_port
 
 from racing_rl.bridge import emulator as emu
 from racing_rl.bridge import protocol as p
@@ -83,13 +84,6 @@ def test_spawning_some_cars_of_an_environment_leaves_the_others_racing():
     after = env.env.world.cars.position
     assert (after[[0, 2]] == before[[0, 2]]).all()  # the others did not move
     assert (after[1] != before[1]).any()  # car1 was spawned anew
-
-
-def free_port() -> int:
-    """A loopback port that nothing listens on (bound, then let go)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_an_emulator_without_a_server_says_so_once_and_what_to_do(caplog):
