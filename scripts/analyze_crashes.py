@@ -57,9 +57,11 @@ from omegaconf import OmegaConf
 
 from racing_rl import config_dir
 from racing_rl.checkpoints.runs import load_run_config
+from racing_rl.config import parse
 from racing_rl.evaluation.episodes import track_seeds
 from racing_rl.evaluation.tables import format_table
 from racing_rl.replay import Replay, load_replay
+from racing_rl.sim.car import CarConfig
 
 FloatArray = NDArray[np.float64]
 
@@ -218,14 +220,13 @@ def where_was(replay: Replay, frame: int, car: int, other: int) -> str:
     return "ahead" if along > 0 else "behind"
 
 
-def classify(replay: Replay, car: int, lateral_grip: float) -> Failure | None:
+def classify(replay: Replay, car: int, car_config: CarConfig) -> Failure | None:
     """Car ``car``'s failure in ``replay``, or None if it completed its laps.
 
     Args:
         replay: a recorded race.
         car: the car's index.
-        lateral_grip: the car's largest lateral acceleration [m/s²] (the run's
-            ``backend.car.lateral_grip``), for the corner speed.
+        car_config: the cars' settings (the run's ``backend.car``), for the corner speed.
     """
     ended = np.flatnonzero(replay.terminated[:, car] | replay.truncated[:, car])
     step = int(ended[0]) if len(ended) else replay.n_steps - 1
@@ -266,7 +267,7 @@ def classify(replay: Replay, car: int, lateral_grip: float) -> Failure | None:
         standing_start=distance < STANDING_START_M,
         speed_mps=speed,
         bend_radius_m=radius,
-        bend_speed_ratio=abs(speed) / math.sqrt(lateral_grip * radius),
+        bend_speed_ratio=abs(speed) / float(car_config.corner_speed(np.array(curvature))),
         track_width_m=float(replay.track.width),
         free_width_m=free_width(replay, distance),
         lateral_m=lateral,
@@ -286,12 +287,12 @@ def tightest_bend(replay: Replay) -> float:
     return float(1.0 / curvature[np.argmax(np.abs(curvature))])
 
 
-def analyze(replays: Sequence[Replay], lateral_grip: float) -> dict[str, Any]:
+def analyze(replays: Sequence[Replay], car_config: CarConfig) -> dict[str, Any]:
     """Classify every failure in ``replays`` and summarise them.
 
     Args:
         replays: recorded races (one or more cars each).
-        lateral_grip: the cars' largest lateral acceleration [m/s²].
+        car_config: the cars' settings (the run's ``backend.car``), for the corner speed.
 
     Returns:
         ``failures`` (``Failure`` dicts, by track), and ``summary``: ``cars`` (cars
@@ -309,7 +310,7 @@ def analyze(replays: Sequence[Replay], lateral_grip: float) -> dict[str, Any]:
     failed_tracks, clean_tracks = [], []
     cars = 0
     for replay in sorted(replays, key=lambda r: r.track.seed):
-        found = [f for car in range(replay.n_cars) if (f := classify(replay, car, lateral_grip))]
+        found = [f for car in range(replay.n_cars) if (f := classify(replay, car, car_config))]
         cars += replay.n_cars
         failures += found
         (failed_tracks if found else clean_tracks).append(replay)
@@ -506,7 +507,9 @@ def main() -> None:
         replays_dir = record(args.run_dir, out, seeds, options)
     else:
         replays_dir = args.replays
-    result = analyze(load_replays(replays_dir), float(run_cfg.backend.car.lateral_grip))
+    result = analyze(
+        load_replays(replays_dir), parse(CarConfig, run_cfg.backend.car, "backend.car")
+    )
     table, summary = rows(result["failures"]), summary_rows(result["summary"])
     if args.markdown:
         print(markdown_table(table) or "(no failures)")

@@ -15,9 +15,10 @@ from runs import load_script
 from racing_rl.config import default_backend
 from racing_rl.evaluation.races import run_races
 from racing_rl.replay import Replay
+from racing_rl.sim.car import CarConfig
 from racing_rl.vec import make_parallel_envs
 
-GRIP = 14.0  # racing_rl.sim.car.CarConfig.lateral_grip [m/s²]
+CAR = CarConfig()
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +58,7 @@ def straight() -> Replay:
 
 
 def test_driving_straight_into_a_bend_is_a_wall_crash_on_its_outside(crashes, straight):
-    failure = crashes.classify(straight, 0, GRIP)
+    failure = crashes.classify(straight, 0, CAR)
     assert failure is not None and failure.cause == "wall"
     assert failure.side == "outside" and failure.bend in ("left", "right")
     step = int(np.flatnonzero(straight.terminated[:, 0])[0])
@@ -77,7 +78,7 @@ def test_the_same_crash_on_an_obstacle_or_another_car_is_classified_as_such(cras
     where = straight.position[step + 1, 0]
     track = straight.track
     on_it = replace(track, obstacles=np.array([[*where, 2.5]]), obstacle_index=np.array([0]))
-    assert crashes.classify(replace(straight, track=on_it), 0, GRIP).cause == "obstacle"
+    assert crashes.classify(replace(straight, track=on_it), 0, CAR).cause == "obstacle"
 
     # A second car, still racing, touching the first where it crashed.
     two = {
@@ -91,7 +92,7 @@ def test_the_same_crash_on_an_obstacle_or_another_car_is_classified_as_such(cras
         truncated=np.concatenate([straight.truncated, np.zeros_like(straight.truncated)], 1),
         labels=("straight", "other"),
     )
-    failure = crashes.classify(replace(straight, **two), 0, GRIP)
+    failure = crashes.classify(replace(straight, **two), 0, CAR)
     assert (failure.cause, failure.other_car) == ("car", "other")
     # Where the other car was, seen from the crashed one: along its heading, behind it,
     # or across it.
@@ -101,25 +102,25 @@ def test_the_same_crash_on_an_obstacle_or_another_car_is_classified_as_such(cras
     across = np.array([-heading[1], heading[0]])
     for offset, seen in ((heading, "ahead"), (-heading, "behind"), (across, "beside")):
         two["position"][step + 1, 1] = where + offset * straight.car_width * 0.9
-        failure = crashes.classify(replace(straight, **two), 0, GRIP)
+        failure = crashes.classify(replace(straight, **two), 0, CAR)
         assert (failure.cause, failure.other_was) == ("car", seen)
 
 
 def test_a_car_that_stands_still_is_stopped_and_a_finisher_is_no_failure(crashes):
     stopped = race([Constant("parked", (0.0, 0.0, 0.0))])
-    failure = crashes.classify(stopped, 0, GRIP)
+    failure = crashes.classify(stopped, 0, CAR)
     assert failure is not None and failure.cause == "stopped" and failure.standing_start
     assert failure.distance_m == pytest.approx(0.0, abs=1e-6) and failure.side == ""
 
     finished = replace(stopped, terminated=np.zeros_like(stopped.terminated))
     finished.laps[-1, 0] = 1  # the replay's own array: a copy of the race's
-    assert crashes.classify(finished, 0, GRIP) is None
+    assert crashes.classify(finished, 0, CAR) is None
 
 
 def test_analyze_counts_every_car_and_compares_failed_with_clean_tracks(crashes, straight):
     clean = replace(straight, terminated=np.zeros_like(straight.terminated))
     clean.laps[-1, 0] = 1
-    result = crashes.analyze([straight, clean], GRIP)
+    result = crashes.analyze([straight, clean], CAR)
     summary = result["summary"]
     assert summary["cars"] == 2 and summary["finished"] == 1 and summary["failures"] == 1
     assert summary["by_cause"] == {"wall": 1} and summary["by_side"] == {"outside": 1}
@@ -156,7 +157,7 @@ def test_the_script_evaluates_a_run_with_replays_and_ends_with_one_json_line(
 
     # --replays reads the same files again, without evaluating.
     replays = crashes.load_replays(out / "replays")
-    assert crashes.analyze(replays, GRIP)["failures"] == report["failures"]
+    assert crashes.analyze(replays, CAR)["failures"] == report["failures"]
 
 
 def reject_non_json(constant: str) -> None:

@@ -127,9 +127,7 @@ def plan_path(track: Track, car: CarConfig, config: DriverConfig) -> RacingPath:
     # Curvature over three segments smooths the discrete path's kinks.
     kappa = np.convolve(np.tile(turn, 3), np.ones(3), "same")[n : 2 * n] / (3 * ds.mean())
     top = np.sqrt(car.engine_accel / max(car.drag, 1e-9))
-    speed = np.minimum(
-        np.sqrt(config.grip_safety * car.lateral_grip / np.maximum(np.abs(kappa), 1e-9)), top
-    )
+    speed = np.minimum(car.corner_speed(kappa, config.grip_safety), top)
     speed = np.minimum(speed, car.max_speed)
     brake = config.brake_safety * car.brake_decel
     for _ in range(2):  # backward pass around the closed loop, twice to wrap

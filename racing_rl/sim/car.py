@@ -87,9 +87,15 @@ class CarConfig:
         """Collision radius [m]: half the body width."""
         return self.width / 2
 
-    def corner_speed(self, curvature: FloatArray) -> FloatArray:
-        """Fastest speed held on a path of the given curvature: sqrt(a_grip / |κ|) [m/s]."""
-        return np.sqrt(self.lateral_grip / np.maximum(np.abs(curvature), MIN_CURVATURE))
+    def corner_speed(self, curvature: FloatArray, grip_share: float = 1.0) -> FloatArray:
+        """Fastest speed held on a path of the given curvature [m/s], same shape as
+        ``curvature`` [1/m]: sqrt(grip_share · a_grip / |κ|), from a_lat = v² κ.
+
+        ``grip_share`` is the share of ``lateral_grip`` a driver plans with (a scripted
+        driver's safety margin, ``DriverConfig.grip_safety``)."""
+        return np.sqrt(
+            grip_share * self.lateral_grip / np.maximum(np.abs(curvature), MIN_CURVATURE)
+        )
 
 
 @dataclass
