@@ -78,4 +78,6 @@ def make_model(
             _convert_="all",
         )
     except Exception as err:
-        raise ConfigError(f"Could not create algorithm {algo.get('name')!r}: {err}") from err
+        # The class's own ConfigError says what to fix; Hydra's wrapper adds only noise.
+        why = err.__cause__ if isinstance(err.__cause__, ConfigError) else err
+        raise ConfigError(f"Could not create algorithm {algo.get('name')!r}: {why}") from err

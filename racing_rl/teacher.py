@@ -67,8 +67,9 @@ class TeacherPPO(PPO):
             (the benchmark's reference).
 
     Raises:
-        ConfigError: for an unknown ``teacher``; at ``learn``, if the policy's actions are
-            not a diagonal Gaussian.
+        ConfigError: for a ``teacher_coef`` that is neither a number >= 0 nor a schedule,
+            ``teacher_epochs`` < 1, or an unknown ``teacher``; at ``learn``, if the policy's
+            actions are not a diagonal Gaussian.
     """
 
     def __init__(
@@ -79,6 +80,23 @@ class TeacherPPO(PPO):
         teacher: str = "racing",
         **kwargs: Any,
     ) -> None:
+        if not callable(teacher_coef) and not (
+            isinstance(teacher_coef, int | float)
+            and not isinstance(teacher_coef, bool)
+            and teacher_coef >= 0
+        ):
+            raise ConfigError(
+                "TeacherPPO's teacher_coef must be a number >= 0 or a schedule of the "
+                f"progress (algo.teacher_coef), got {teacher_coef!r}."
+            )
+        if (
+            isinstance(teacher_epochs, bool)
+            or not isinstance(teacher_epochs, int)
+            or teacher_epochs < 1
+        ):
+            raise ConfigError(
+                f"TeacherPPO's teacher_epochs must be an integer >= 1, got {teacher_epochs!r}."
+            )
         if teacher not in TUNINGS:
             raise ConfigError(
                 f"TeacherPPO's teacher must be one of {', '.join(sorted(TUNINGS))}, "

@@ -6,10 +6,11 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
+from omegaconf import OmegaConf
 from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
-from racing_rl.algos import constructor_parameters
+from racing_rl.algos import constructor_parameters, make_model
 from racing_rl.config import default_backend
 from racing_rl.drivers.pure_pursuit import RACING, TUNINGS
 from racing_rl.errors import ConfigError
@@ -77,9 +78,38 @@ def test_the_term_moves_the_policy_to_the_scripted_driver():
     assert 0.0 < model.logger.name_to_value["train/teacher_loss"] < 0.5
 
 
-def test_an_unknown_teacher_is_refused():
-    with pytest.raises(ConfigError, match="default, racing"):
-        TeacherPPO("MlpPolicy", simulator(), teacher="fast")
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"teacher": "fast"}, "teacher must be one of default, racing, got 'fast'"),
+        ({"teacher_coef": "abc"}, "teacher_coef must be a number >= 0 or a schedule"),
+        ({"teacher_coef": -1.0}, "teacher_coef must be a number >= 0"),
+        ({"teacher_epochs": 0}, "teacher_epochs must be an integer >= 1, got 0"),
+    ],
+)
+def test_bad_arguments_are_refused(arguments, message):
+    with pytest.raises(ConfigError, match=message):
+        TeacherPPO("MlpPolicy", simulator(), **arguments)
+
+
+def test_the_run_names_the_bad_argument_not_hydra():
+    """SB3 would fail on ``teacher_coef='abc'`` as 'the learning rate schedule'."""
+    algo = OmegaConf.create(
+        {
+            "name": "ppo",
+            "model": {
+                "_target_": "racing_rl.teacher.TeacherPPO",
+                "policy": "MlpPolicy",
+                "teacher_coef": "abc",
+            },
+        }
+    )
+    with pytest.raises(ConfigError) as caught:
+        make_model(algo, simulator(), seed=0, device="cpu")
+    assert str(caught.value) == (
+        "Could not create algorithm 'ppo': TeacherPPO's teacher_coef must be a number >= 0 "
+        "or a schedule of the progress (algo.teacher_coef), got 'abc'."
+    )
 
 
 def test_off_the_simulator_it_warns_and_is_ppo(caplog):
