@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -22,16 +24,9 @@ PROPERTY = settings(max_examples=30, deadline=None)
 #: Uncached generator, so determinism tests really generate twice.
 _generate_fresh = generate_track.__wrapped__
 
-ARRAY_FIELDS = (
-    "centreline",
-    "tangents",
-    "normals",
-    "arc_length",
-    "left_wall",
-    "right_wall",
-    "obstacles",
-    "obstacle_index",
-    "obstacle_offset",
+#: Every array of a Track (read from its annotations, so a new array is covered too).
+ARRAY_FIELDS = tuple(
+    f.name for f in dataclasses.fields(Track) if f.type in ("FloatArray", "IntArray")
 )
 
 
