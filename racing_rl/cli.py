@@ -366,6 +366,12 @@ def _interrupts_while_starting(command: str) -> Iterator[Callable[[Any], None]]:
         signal.signal(signal.SIGINT, previous)
 
 
+def print_error(command: str, err: Exception) -> None:
+    """Print ``err`` as one line on stderr, ``racing-rl <command>: <message>``: how every
+    error found before a command runs (before Hydra makes its directory) is reported."""
+    print(f"racing-rl{' ' + command if command else ''}: {err}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``racing-rl`` console script.
 
@@ -386,8 +392,7 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as err:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
-        command = argv[0] if argv and argv[0] in COMMANDS else ""
-        print(f"racing-rl{' ' + command if command else ''}: {err}", file=sys.stderr)
+        print_error(argv[0] if argv and argv[0] in COMMANDS else "", err)
         return 2
     except BrokenPipeError:
         # The reader went away (``racing-rl train --help | head``): nothing more to say.

@@ -16,6 +16,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from racing_rl.cli import print_error
 from racing_rl.config import hydra_main
 from racing_rl.errors import RacingRLError
 from racing_rl.evaluation.command import check_runs, evaluate
@@ -32,12 +33,13 @@ class CheckRuns(Callback):
         """Check ``config``.
 
         Raises:
-            SystemExit: 1, after logging the error, if a run or its checkpoint is unusable.
+            SystemExit: 1, after printing the error (``racing_rl.cli.print_error``), if a run
+                or its checkpoint is unusable.
         """
         try:
             check_runs(config)
         except RacingRLError as err:
-            log.error("%s", err)
+            print_error("eval", err)
             raise SystemExit(1) from err
 
 

@@ -20,6 +20,7 @@ from omegaconf import DictConfig
 
 from racing_rl.checkpoints.runs import check_init_from
 from racing_rl.checks import check_train_config
+from racing_rl.cli import print_error
 from racing_rl.config import check_known_keys, hydra_main
 from racing_rl.errors import RacingRLError, TrainingInterrupted
 from racing_rl.loggers import check_logger
@@ -37,7 +38,8 @@ class CheckConfig(Callback):
         """Check ``config`` (a resumed run's is checked once it is loaded).
 
         Raises:
-            SystemExit: 1, after logging the error, if the config is invalid.
+            SystemExit: 1, after printing the error (``racing_rl.cli.print_error``), if the
+                config is invalid.
         """
         if config.get("resume"):
             return
@@ -48,7 +50,7 @@ class CheckConfig(Callback):
             if config.get("init_from"):
                 check_init_from(config, Path(config.init_from).expanduser())
         except RacingRLError as err:
-            log.error("%s", err)
+            print_error("train", err)
             raise SystemExit(1) from err
 
 
