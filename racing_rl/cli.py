@@ -367,8 +367,10 @@ def _interrupts_while_starting(command: str) -> Iterator[Callable[[Any], None]]:
 
 
 def print_error(command: str, err: Exception) -> None:
-    """Print ``err`` as one line on stderr, ``racing-rl <command>: <message>``: how every
-    error found before a command runs (before Hydra makes its directory) is reported."""
+    """Print ``err`` as one line on stderr, ``racing-rl <command>: <message>``: how a
+    command reports an error that has no run log to go to (a usage error, a config or
+    checkpoint error found before Hydra makes the run directory, any error of export,
+    play and replay, which write no log)."""
     print(f"racing-rl{' ' + command if command else ''}: {err}", file=sys.stderr)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from racing_rl.cli import print_error
 from racing_rl.config import hydra_main
 from racing_rl.errors import RacingRLError
 
@@ -77,7 +78,7 @@ def main(cfg: DictConfig) -> None:
     try:
         result = play(cfg)
     except RacingRLError as err:
-        log.error("%s", err)
+        print_error("play", err)
         raise SystemExit(1) from err
     rows = [
         {

@@ -7,19 +7,17 @@ hands it to the viewer (``racing_rl.ui.viewer``) or the video export
 
 from __future__ import annotations
 
-import logging
 import time
 from pathlib import Path
 
 from omegaconf import DictConfig
 
+from racing_rl.cli import print_error
 from racing_rl.config import hydra_main
 from racing_rl.errors import RacingRLError
 from racing_rl.replay import load_replay
 from racing_rl.ui.video import export_video
 from racing_rl.ui.viewer import play_replay
-
-log = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig) -> str:
@@ -68,5 +66,5 @@ def main(cfg: DictConfig) -> None:
     try:
         print(run(cfg))
     except RacingRLError as err:
-        log.error("%s", err)
+        print_error("replay", err)
         raise SystemExit(1) from err

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import logging
-
 from omegaconf import DictConfig
 
+from racing_rl.cli import print_error
 from racing_rl.config import hydra_main
 from racing_rl.errors import RacingRLError
 from racing_rl.export import export
-
-log = logging.getLogger(__name__)
 
 
 @hydra_main("export")
@@ -19,7 +16,7 @@ def main(cfg: DictConfig) -> None:
     try:
         result = export(cfg)
     except RacingRLError as err:
-        log.error("%s", err)
+        print_error("export", err)
         raise SystemExit(1) from err
     print(
         f"wrote {result['path']} ({result['bytes'] / 1024:.0f} KiB): {result['algorithm']} "
