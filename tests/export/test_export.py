@@ -84,7 +84,8 @@ def test_the_cli_reports_a_damaged_checkpoint_in_one_line(trained_runs, tmp_path
     (run_dir / "model.zip").write_bytes(b"not a zip")
     result = racing_rl("export", f"run_dir={run_dir}", "checkpoint=final", cwd=tmp_path)
     assert result.returncode == 1
-    assert "is not a loadable TeacherPPO checkpoint" in result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if "is not a loadable" in line]
+    assert line.startswith("racing-rl export: ") and "TeacherPPO checkpoint" in line
     assert "Traceback" not in result.stderr
     assert not (run_dir / "export").exists()
 
