@@ -20,6 +20,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
@@ -165,7 +166,9 @@ def check_wrappers(wrappers: DictConfig) -> None:
 
 
 def check_algo(algo: DictConfig, num_envs: int) -> None:
-    """``algo``: an importable SB3 class, constructor arguments it accepts, sane values.
+    """``algo``: an importable SB3 class, constructor arguments it accepts, nested objects
+    that can be made (schedules, action noise), sane values, and whatever the class checks
+    itself (a static ``check_arguments(keyword arguments)``, as ``TeacherPPO`` has).
 
     Args:
         algo: the ``algo`` config group.
@@ -192,6 +195,15 @@ def check_algo(algo: DictConfig, num_envs: int) -> None:
                 f"not an argument of {cls.__name__} "
                 f"(allowed: {', '.join(sorted(accepted - SET_BY_RACING_RL))})",
             )
+    try:  # nested objects (schedules, action noise) are made, the algorithm is not
+        arguments = hydra.utils.instantiate(algo.model, _partial_=True, _convert_="all")
+    except Exception as err:  # Hydra's message spans lines and points at its own stack
+        why = str(err).replace(", set env var HYDRA_FULL_ERROR=1 to see chained exception", "")
+        why = " ".join(line.strip() for line in why.splitlines() if line.strip())
+        raise ConfigError(f"algo.model cannot be instantiated: {why}") from err
+    check_arguments = getattr(cls, "check_arguments", None)  # racing_rl.teacher.TeacherPPO
+    if check_arguments is not None:
+        check_arguments(arguments.keywords)
     policy = model.get("policy")
     if isinstance(policy, str) and "." not in policy and policy not in cls.policy_aliases:
         raise invalid(

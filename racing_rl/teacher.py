@@ -31,6 +31,7 @@ not labelled (they are not VecEnv slots).
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -80,32 +81,41 @@ class TeacherPPO(PPO):
         teacher: str = "racing",
         **kwargs: Any,
     ) -> None:
-        if not callable(teacher_coef) and not (
-            isinstance(teacher_coef, int | float)
-            and not isinstance(teacher_coef, bool)
-            and teacher_coef >= 0
-        ):
-            raise ConfigError(
-                "TeacherPPO's teacher_coef must be a number >= 0 or a schedule of the "
-                f"progress (algo.teacher_coef), got {teacher_coef!r}."
-            )
-        if (
-            isinstance(teacher_epochs, bool)
-            or not isinstance(teacher_epochs, int)
-            or teacher_epochs < 1
-        ):
-            raise ConfigError(
-                f"TeacherPPO's teacher_epochs must be an integer >= 1, got {teacher_epochs!r}."
-            )
-        if teacher not in TUNINGS:
-            raise ConfigError(
-                f"TeacherPPO's teacher must be one of {', '.join(sorted(TUNINGS))}, "
-                f"got {teacher!r}."
-            )
+        self.check_arguments(
+            {"teacher_coef": teacher_coef, "teacher_epochs": teacher_epochs, "teacher": teacher}
+        )
         self.teacher_coef = teacher_coef
         self.teacher_epochs = teacher_epochs
         self.teacher = teacher
         super().__init__(*args, **kwargs)
+
+    @staticmethod
+    def check_arguments(arguments: Mapping[str, Any]) -> None:
+        """Check this class's own constructor arguments among ``arguments`` (keyword
+        arguments, instantiated: a schedule is a callable; one left out is not checked).
+        Called by ``__init__``, and by ``racing_rl.checks.check_algo`` before a run starts.
+
+        Raises:
+            ConfigError: for a ``teacher_coef`` that is neither a number >= 0 nor a
+                schedule, ``teacher_epochs`` < 1, or an unknown ``teacher``.
+        """
+        coef = arguments.get("teacher_coef", 0.0)
+        number = isinstance(coef, int | float) and not isinstance(coef, bool)
+        if not callable(coef) and not (number and coef >= 0):
+            raise ConfigError(
+                "TeacherPPO's teacher_coef must be a number >= 0 or a schedule of the "
+                f"progress (algo.teacher_coef), got {coef!r}."
+            )
+        epochs = arguments.get("teacher_epochs", 1)
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+            raise ConfigError(
+                f"TeacherPPO's teacher_epochs must be an integer >= 1, got {epochs!r}."
+            )
+        if arguments.get("teacher", "racing") not in TUNINGS:
+            raise ConfigError(
+                f"TeacherPPO's teacher must be one of {', '.join(sorted(TUNINGS))}, "
+                f"got {arguments['teacher']!r}."
+            )
 
     def _setup_model(self) -> None:
         super()._setup_model()

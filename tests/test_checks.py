@@ -33,6 +33,15 @@ INVALID = [
     (["algo=sac", "algo.model.learning_rate=-0.1"], "algo.model.learning_rate=-0.1"),
     (["algo=sac", "algo.model.buffer_size=100"], "algo.model.batch_size=256; must be <="),
     (["algo.model._target_=stable_baselines3.PPOO"], "algo.model._target_"),
+    # The arguments TeacherPPO checks itself, and nested objects that cannot be made.
+    (["algo.teacher_coef=abc"], "TeacherPPO's teacher_coef must be a number >= 0"),
+    (["algo.model.teacher=fast"], "TeacherPPO's teacher must be one of default, racing"),
+    (["+algo.model.teacher_epochs=0"], "TeacherPPO's teacher_epochs must be an integer >= 1"),
+    (
+        ["algo.model.learning_rate._target_=nope.Schedule"],
+        "algo.model cannot be instantiated: Error locating target 'nope.Schedule'. "
+        "full_key: algo.model.learning_rate",
+    ),
     (["backend.track.width=-3"], "backend.track.width must be > 0, got -3.0"),
     (["+backend.track.colour=red"], "backend.track.colour"),
     (["backend.episode.spawn=air"], "episode.spawn"),
