@@ -181,6 +181,12 @@ def test_an_optuna_study_refuses_a_sweep_with_other_overrides(tmp_path):
     assert refused.returncode == 1
     assert "was started by a sweep with the overrides" in refused.stderr
     assert "total_timesteps=6000" in refused.stderr and "hydra.sweeper.study_name" in refused.stderr
+    # The same overrides over another search space (SAC's params) are refused too.
+    space = [a.replace("=ppo_search", "=sac_search") for a in first]
+    refused = subprocess.run(space, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 1
+    assert "was started with another search space (hydra.sweeper.params)" in refused.stderr
+    assert "algo.model.train_freq: (absent) then, choice(1, 2, 4) now" in refused.stderr
     study = optuna.load_study(study_name="test_study", storage=f"sqlite:///{study_dir}/optuna.db")
     assert len(study.trials) == 1 and sorted(job_dirs(study_dir)) == [0]
 

@@ -13,9 +13,10 @@ study kept in ``storage``:
 * the sweep dir exists before the study opens (an SQLite storage can live in it);
 * trials an interrupted sweep left ``RUNNING`` are marked ``FAIL`` (their job dirs keep
   the ``interrupted`` checkpoint and the run.json that say so);
-* the study records the sweep's command-line overrides (``racing_rl_overrides``), and
-  a sweep with other overrides (another algorithm, budget or seed) is refused rather
-  than mixed into it: Optuna finds a study by its name alone.
+* the study records the sweep's command-line overrides (``racing_rl_overrides``) and
+  search space (``racing_rl_params``, ``hydra.sweeper.params``), and a sweep with other
+  overrides (another algorithm, budget or seed) or another search space is refused
+  rather than mixed into it: Optuna finds a study by its name alone.
 
 Only one sweep process may use a study at a time (with several, a running trial of
 another process would be marked failed).
@@ -32,9 +33,17 @@ from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
 from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger(__name__)
+# Importing optuna imports Alembic, which logs a line per Alembic plugin at INFO: through
+# Hydra's handler, seven lines of "setup plugin alembic..." before every Optuna sweep.
+# Set here because Hydra imports optuna (the sampler's _target_) before the sweeper exists.
+logging.getLogger("alembic").setLevel(logging.WARNING)
 
 OVERRIDES_ATTR = "racing_rl_overrides"
 """The study's user attribute with the overrides of the sweep that started it."""
+
+PARAMS_ATTR = "racing_rl_params"
+"""The study's user attribute with the search space (``hydra.sweeper.params``) it began
+with (studies created before it was recorded have none, and are not checked)."""
 
 
 class ResumableOptunaSweeper(OptunaSweeper):
@@ -55,6 +64,7 @@ class ResumableOptunaSweeper(OptunaSweeper):
         if impl.storage is None or impl.study_name is None:
             return
         overrides = sorted(config.hydra.overrides.task)
+        params = {str(k): str(v) for k, v in (config.hydra.sweeper.params or {}).items()}
         try:
             study = optuna.load_study(study_name=impl.study_name, storage=impl.storage)
         except KeyError:  # a new study: created here, to record what it searches
@@ -66,6 +76,7 @@ class ResumableOptunaSweeper(OptunaSweeper):
                 directions=[str(d) for d in directions],
             )
             study.set_user_attr(OVERRIDES_ATTR, overrides)
+            study.set_user_attr(PARAMS_ATTR, params)
             return
         recorded = study.user_attrs.get(OVERRIDES_ATTR)
         if recorded is not None and recorded != overrides:
@@ -78,6 +89,24 @@ class ResumableOptunaSweeper(OptunaSweeper):
                 impl.storage,
                 " ".join(recorded) or "(none)",
                 " ".join(overrides) or "(none)",
+            )
+            raise SystemExit(1)
+        searched = study.user_attrs.get(PARAMS_ATTR)
+        if searched is not None and searched != params:
+            changed = sorted(
+                k for k in searched.keys() | params.keys() if searched.get(k) != params.get(k)
+            )
+            log.error(
+                "Optuna study %r (%s) was started with another search space "
+                "(hydra.sweeper.params): %s. Their trials would mix two searches: restore "
+                "its params to continue it, or give this search its own study with "
+                "hydra.sweeper.study_name=<name>.",
+                impl.study_name,
+                impl.storage,
+                "; ".join(
+                    f"{k}: {searched.get(k, '(absent)')} then, {params.get(k, '(absent)')} now"
+                    for k in changed
+                ),
             )
             raise SystemExit(1)
         for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
