@@ -76,6 +76,16 @@ def _integer(
     return value
 
 
+def check_torch_threads(cfg: DictConfig) -> int:
+    """``cfg.torch_threads``: torch's intra-op threads, an integer in [1,
+    ``LIMITS["torch_threads"]``]; returned.
+
+    Raises:
+        ConfigError: naming the key and value otherwise.
+    """
+    return _integer(cfg, "torch_threads", minimum=1, maximum=LIMITS["torch_threads"])
+
+
 def check_device(device: Any) -> None:
     """``device`` names a torch device that this machine has.
 
@@ -334,7 +344,7 @@ def check_train_config(cfg: DictConfig, *, device: bool = True) -> None:
             f"n_races × (cars_per_race + scripted_opponents) = {n_races} × {agents + opponents}"
             f" = {n_races * (agents + opponents):_} cars; must be <= {LIMITS['cars']:_}",
         )
-    _integer(cfg, "torch_threads", minimum=1, maximum=LIMITS["torch_threads"])
+    check_torch_threads(cfg)
     _integer(cfg, "checkpoint.every", minimum=0)
     if OmegaConf.select(cfg, "checkpoint.keep") is not None:
         _integer(cfg, "checkpoint.keep", minimum=0)

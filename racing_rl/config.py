@@ -196,6 +196,7 @@ class EvalSchema:
     record: bool = MISSING
     out_dir: str = MISSING
     device: str = MISSING
+    torch_threads: int = MISSING
     trust_pickles: bool = MISSING
 
 
@@ -209,6 +210,7 @@ class PlaySchema:
     opponent: str | None = MISSING
     checkpoint: str = MISSING
     device: str = MISSING
+    torch_threads: int = MISSING
     trust_pickles: bool = MISSING
     max_steps: int = MISSING
     fps: float = MISSING

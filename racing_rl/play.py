@@ -32,14 +32,19 @@ def play(cfg: DictConfig) -> dict[str, Any]:
 
     Raises:
         CheckpointError: if the opponent's run or checkpoint cannot be loaded.
+        ConfigError: for ``torch_threads`` out of range.
     """
+    import torch
+
     from racing_rl.checkpoints.runs import load_policy_driver, load_run_config
+    from racing_rl.checks import check_torch_threads
     from racing_rl.config import backend_config
     from racing_rl.evaluation.races import leaderboard, run_races
     from racing_rl.ui.keyboard import KeyboardDriver, ScriptedKeys, pygame_keys
     from racing_rl.ui.window import RaceWindow
     from racing_rl.vec import make_parallel_envs
 
+    torch.set_num_threads(check_torch_threads(cfg))
     backend = cfg.backend
     script = ScriptedKeys(list(cfg.script)) if cfg.script is not None else None
     drivers: list[Any] = [KeyboardDriver(script or pygame_keys)]

@@ -7,14 +7,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from hydra import compose
 from omegaconf import OmegaConf
 from runs import racing_rl
 
 from racing_rl import config_dir
 from racing_rl.checkpoints.layout import resolve_model
-from racing_rl.config import default_backend, with_difficulty
+from racing_rl.config import default_backend, initialize, with_difficulty
 from racing_rl.errors import CheckpointError, ConfigError
-from racing_rl.evaluation.command import check_runs
+from racing_rl.evaluation.command import check_runs, evaluate
 from racing_rl.evaluation.results import EpisodeResult, summarize
 from racing_rl.replay import load_replay
 
@@ -234,7 +236,8 @@ def test_eval_of_a_missing_checkpoint_leaves_no_eval_dir(tiny_runs, tmp_path):
 def eval_config(run_dir: object, **settings: object) -> OmegaConf:
     """An eval config as conf/eval.yaml gives it, with ``run_dir`` and ``settings``."""
     defaults = {"driver": "policy", "checkpoint": "final", "laps": 1, "max_steps": None}
-    return OmegaConf.create({**defaults, "rounds": None, "run_dir": run_dir, **settings})
+    defaults |= {"rounds": None, "torch_threads": 1, "run_dir": run_dir}
+    return OmegaConf.create({**defaults, **settings})
 
 
 @pytest.mark.parametrize(
@@ -243,6 +246,7 @@ def eval_config(run_dir: object, **settings: object) -> OmegaConf:
         ({"laps": 0}, "laps=0; must be >= 1"),
         ({"max_steps": -5}, "max_steps=-5; must be >= 1"),
         ({"rounds": -1}, "rounds=-1; must be >= 1, or 0"),
+        ({"torch_threads": 0}, "torch_threads=0; must be an integer >= 1"),
     ],
 )
 def test_eval_names_the_setting_that_is_out_of_range(tiny_runs, setting, message):
@@ -272,3 +276,17 @@ def test_a_race_of_runs_that_observe_differently_says_so(tiny_runs, tmp_path):
     assert "13 numbers per car (10 rays + 3)" in str(raised.value)
     assert "rays16 sees 19 (16 rays + 3)" in str(raised.value)
     check_runs(eval_config([str(tiny_runs[0]), str(tiny_runs[1]), "scripted"]))  # alike: fine
+
+
+def test_eval_sets_its_torch_threads(tiny_runs, tmp_path):
+    """``torch_threads`` (1 by default: more threads wait on a busy machine,
+    scripts/bench_eval.py) is what the policies run on."""
+    before = torch.get_num_threads()
+    overrides = [f"run_dir={tiny_runs[0]}", "checkpoint=final", "seeds=[5]", "max_steps=20"]
+    try:
+        with initialize():
+            cfg = compose("eval", overrides=[*overrides, "torch_threads=3", f"out_dir={tmp_path}"])
+        evaluate(cfg)
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)

@@ -19,10 +19,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from racing_rl.checkpoints.layout import resolve_model
 from racing_rl.checkpoints.runs import load_policy_driver, load_run_config
+from racing_rl.checks import check_torch_threads
 from racing_rl.config import backend_config, eval_dir, with_difficulty
 from racing_rl.drivers import Driver, ScriptedDriver
 from racing_rl.errors import ConfigError
@@ -56,7 +58,7 @@ def evaluate(cfg: DictConfig, difficulty: str | None = None) -> dict[str, Any]:
     Args:
         cfg: the eval config (``conf/eval.yaml``): ``run_dir``, ``checkpoint``,
             ``split`` or ``seeds``, ``driver``, ``laps``, ``max_steps``, ``record``,
-            ``out_dir``.
+            ``out_dir``, ``torch_threads`` (set for this process).
         difficulty: a ``conf/difficulty`` group option to race on instead of the run's
             own tracks and rules (``with_difficulty``); None keeps the run's.
 
@@ -71,6 +73,7 @@ def evaluate(cfg: DictConfig, difficulty: str | None = None) -> dict[str, Any]:
             finds a setting out of range or a race of runs that observe differently.
     """
     check_runs(cfg)
+    torch.set_num_threads(int(cfg.torch_threads))
     entries = [cfg.run_dir] if isinstance(cfg.run_dir, str) else [str(r) for r in cfg.run_dir]
     runs = [Path(r).expanduser() for r in entries if r != SCRIPTED]
     if not runs:
@@ -320,8 +323,9 @@ def check_runs(cfg: DictConfig) -> None:
 
     Raises:
         CheckpointError: if a run's config or checkpoint is missing or damaged.
-        ConfigError: if ``cfg.driver`` is not a known driver, ``laps``, ``max_steps`` or
-            ``rounds`` is out of range, or a race's runs observe differently.
+        ConfigError: if ``cfg.driver`` is not a known driver, ``laps``, ``max_steps``,
+            ``rounds`` or ``torch_threads`` is out of range, or a race's runs observe
+            differently.
     """
     drivers_allowed = ("policy", SCRIPTED, *EXPORTED)
     if cfg.driver not in drivers_allowed:
@@ -339,6 +343,7 @@ def check_runs(cfg: DictConfig) -> None:
         raise ConfigError(
             f"Invalid config: rounds={cfg.rounds}; must be >= 1, or 0 for until Ctrl-C."
         )
+    check_torch_threads(cfg)
     entries = [cfg.run_dir] if isinstance(cfg.run_dir, str) else [str(r) for r in cfg.run_dir]
     backends: dict[str, DictConfig] = {}  # run dir -> the backend it was trained on
     for entry in entries:
