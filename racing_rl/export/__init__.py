@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from racing_rl import __version__
 from racing_rl.checkpoints.saving import write_atomic
+from racing_rl.contract import STATE_SIZE
 from racing_rl.errors import ConfigError
 from racing_rl.export.spec import PolicySpec, policy_spec
 
@@ -61,10 +62,12 @@ def load_spec(run_dir: Path, checkpoint: str = "best", device: str = "cpu") -> P
     from racing_rl.config import backend_config
 
     run_cfg = load_run_config(run_dir)
-    backend = backend_config(run_cfg.backend)
-    n_rays = getattr(backend, "n_rays", None) or backend.sensors.n_rays  # type: ignore[union-attr]
+    # The simulator's config states its observation size; a Roblox run's is the game's
+    # (None: the checkpoint's, as the game sent it).
+    observation_size = backend_config(run_cfg.backend).observation_size
     cfg = OmegaConf.create({"checkpoint": checkpoint, "device": device})
-    driver = load_policy_driver(run_dir, cfg, backend.observation_size)
+    driver = load_policy_driver(run_dir, cfg, observation_size)
+    n_rays = driver.model.observation_space.shape[0] // driver.frame_stack - STATE_SIZE
     model_path = Path(driver.checkpoint)
     try:
         shown = str(model_path.resolve().relative_to(run_dir.resolve()))

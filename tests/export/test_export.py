@@ -52,6 +52,20 @@ def test_export_command_writes_the_file_and_says_where(trained_runs, tmp_path):
     assert files(run_dir / "export") == ["policy_final.luau"]
 
 
+def test_a_run_trained_in_the_game_exports_with_the_rays_its_checkpoint_saw(trained_runs, tmp_path):
+    """A ``backend=roblox`` run's config has no sensors (the game sends its rays): the
+    ray count comes from the checkpoint's observation space."""
+    run_dir = shutil.copytree(trained_runs["ppo"], tmp_path / "game_run")
+    config = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+    with initialize():
+        config.backend = compose("train", overrides=["backend=roblox"]).backend
+    OmegaConf.save(config, run_dir / ".hydra" / "config.yaml")
+    result = export(export_cfg(run_dir, "checkpoint=final", f"out={tmp_path}/game.luau"))
+    source = (tmp_path / "game.luau").read_text()
+    assert result["path"] == str(tmp_path / "game.luau")
+    assert "observationSize = 13," in source and "rayCount = 10," in source
+
+
 def test_onnx_goes_to_out(trained_runs, tmp_path):
     result = export(
         export_cfg(trained_runs["td3"], "checkpoint=final", "format=onnx", f"out={tmp_path}/d.onnx")
