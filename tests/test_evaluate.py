@@ -236,7 +236,7 @@ def test_eval_of_a_missing_checkpoint_leaves_no_eval_dir(tiny_runs, tmp_path):
 def eval_config(run_dir: object, **settings: object) -> OmegaConf:
     """An eval config as conf/eval.yaml gives it, with ``run_dir`` and ``settings``."""
     defaults = {"driver": "policy", "checkpoint": "final", "laps": 1, "max_steps": None}
-    defaults |= {"rounds": None, "torch_threads": 1, "run_dir": run_dir}
+    defaults |= {"split": "test", "rounds": None, "torch_threads": 1, "run_dir": run_dir}
     return OmegaConf.create({**defaults, **settings})
 
 
@@ -247,6 +247,7 @@ def eval_config(run_dir: object, **settings: object) -> OmegaConf:
         ({"max_steps": -5}, "max_steps=-5; must be >= 1"),
         ({"rounds": -1}, "rounds=-1; must be >= 1, or 0"),
         ({"torch_threads": 0}, "torch_threads=0; must be an integer >= 1"),
+        ({"split": "tests"}, "split='tests'; must be one of the run's track ranges: train, "),
     ],
 )
 def test_eval_names_the_setting_that_is_out_of_range(tiny_runs, setting, message):

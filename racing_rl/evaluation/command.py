@@ -323,9 +323,9 @@ def check_runs(cfg: DictConfig) -> None:
 
     Raises:
         CheckpointError: if a run's config or checkpoint is missing or damaged.
-        ConfigError: if ``cfg.driver`` is not a known driver, ``laps``, ``max_steps``,
-            ``rounds`` or ``torch_threads`` is out of range, or a race's runs observe
-            differently.
+        ConfigError: if ``cfg.driver`` is not a known driver, ``split`` not one of the
+            first run's track ranges, ``laps``, ``max_steps``, ``rounds`` or
+            ``torch_threads`` out of range, or a race's runs observe differently.
     """
     drivers_allowed = ("policy", SCRIPTED, *EXPORTED)
     if cfg.driver not in drivers_allowed:
@@ -350,11 +350,30 @@ def check_runs(cfg: DictConfig) -> None:
         if entry == SCRIPTED:
             continue
         run = Path(entry).expanduser()
-        backends[entry] = load_run_config(run).backend
+        run_cfg = load_run_config(run)
+        if not backends and not cfg.get("seeds"):  # the first run's tracks are raced
+            _check_split(str(cfg.split), run_cfg.tracks)
+        backends[entry] = run_cfg.backend
         if not cfg.get("follow") and not (len(entries) == 1 and cfg.driver == SCRIPTED):
             resolve_model(run, str(cfg.checkpoint))
     if len(entries) > 1:
         _check_observe_alike(backends)
+
+
+def _check_split(split: str, tracks: DictConfig) -> None:
+    """``split`` names one of the run's track ranges (``tracks.<split>: [start, stop)``).
+
+    Raises:
+        ConfigError: naming the ranges the run has.
+    """
+    ranges = [
+        key for key, value in tracks.items() if OmegaConf.is_list(value) and key != "train_mix"
+    ]
+    if split not in ranges:
+        raise ConfigError(
+            f"Invalid config: split={split!r}; must be one of the run's track ranges: "
+            f"{', '.join(ranges)} (or give seeds=[...])."
+        )
 
 
 def _check_observe_alike(backends: dict[str, DictConfig]) -> None:
