@@ -186,7 +186,8 @@ def check_arguments(name: str, args: list[str]) -> None:
         args: its command line after the command name.
 
     Raises:
-        UsageError: a required key (``???`` in its YAML) is missing, a path of
+        UsageError: an argument is not an override (``KEY=VALUE``, ``~KEY``) or a
+            flag, a required key (``???`` in its YAML) is missing, a path of
             ``Command.paths`` does not exist (or is not a run directory), or a sweeper or
             launcher's plugin is not installed.
     """
@@ -197,6 +198,14 @@ def check_arguments(name: str, args: list[str]) -> None:
 
     if any(a.startswith("-") and a not in ("-m", "--multirun") for a in args):
         return  # --cfg, --info, ...: Hydra's own questions, nothing is run
+    for arg in args:
+        if arg[:1] not in ("-", "~") and "=" not in arg:  # Hydra: a lexer error
+            (key, _), *_ = COMMANDS[name].paths.items()
+            hint = f"did you mean {key}={arg}? " if Path(arg).expanduser().exists() else ""
+            raise UsageError(
+                f"{arg!r} is not a KEY=VALUE override: {hint}racing-rl {name} --help lists "
+                "the keys"
+            )
     try:
         overrides = OverridesParser.create().parse_overrides([a for a in args if a[:1] != "-"])
     except OverrideParseException:
