@@ -24,7 +24,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecNormalize, sync_envs_nor
 from racing_rl.checkpoints.saving import save_checkpoint, save_model_files, write_atomic
 from racing_rl.errors import BridgeError
 from racing_rl.evaluation.episodes import run_episodes
-from racing_rl.evaluation.results import summarize
+from racing_rl.evaluation.results import lap_figures, summarize
 
 if TYPE_CHECKING:
     from racing_rl.bridge.training_bridge import TrainingBridge
@@ -287,12 +287,7 @@ class ValidationCallback(PeriodicCallback):
             if not (isinstance(value, float) and math.isnan(value)):
                 self.logger.record(f"eval/{key}", value)
         improved = self.best is None or self.objective(metrics) > self.best
-        laps = (
-            f"lap completion {100 * metrics['lap_completion_rate']:.0f}%, "
-            f"mean lap {metrics['mean_lap_time_s']:.2f} s, "
-            if self.laps
-            else ""
-        )
+        laps = f"{lap_figures(metrics)}, " if self.laps else ""
         log.info(
             "validation at %d steps: %scrash rate %.0f%%, mean return %.1f%s",
             self.num_timesteps,

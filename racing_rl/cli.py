@@ -203,8 +203,7 @@ def check_arguments(name: str, args: list[str]) -> None:
             (key, _), *_ = COMMANDS[name].paths.items()
             hint = f"did you mean {key}={arg}? " if Path(arg).expanduser().exists() else ""
             raise UsageError(
-                f"{arg!r} is not a KEY=VALUE override: {hint}racing-rl {name} --help lists "
-                "the keys"
+                f"{arg!r} is not a KEY=VALUE override: {hint}racing-rl {name} --help lists the keys"
             )
     try:
         overrides = OverridesParser.create().parse_overrides([a for a in args if a[:1] != "-"])

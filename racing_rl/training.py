@@ -55,6 +55,7 @@ from racing_rl.errors import (
     TrainingInterrupted,
 )
 from racing_rl.evaluation.episodes import evaluation_env, track_seeds
+from racing_rl.evaluation.results import lap_figures
 from racing_rl.loggers import sb3_logger, wandb_run
 from racing_rl.normalize import is_finite
 from racing_rl.objective import objective
@@ -435,10 +436,7 @@ def _train_on(
     elif kind == "return":  # a Roblox game sends no lap information
         figures = f"; best validation: mean return {best['mean_return']:.1f}"
     else:
-        figures = (
-            f"; best validation: lap completion {100 * best['lap_completion_rate']:.0f}%, "
-            f"mean lap {best['mean_lap_time_s']:.2f} s"
-        )
+        figures = f"; best validation: {lap_figures(best)}"
     log.info(
         "done: %s timesteps in %.0f s (%.0f env-steps/s)%s",
         f"{summary['timesteps']:,}",

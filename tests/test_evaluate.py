@@ -17,7 +17,7 @@ from racing_rl.checkpoints.layout import resolve_model
 from racing_rl.config import default_backend, initialize, with_difficulty
 from racing_rl.errors import CheckpointError, ConfigError
 from racing_rl.evaluation.command import check_runs, evaluate
-from racing_rl.evaluation.results import EpisodeResult, summarize
+from racing_rl.evaluation.results import EpisodeResult, lap_figures, summarize
 from racing_rl.replay import load_replay
 
 
@@ -47,6 +47,10 @@ def test_summarize_without_any_lap_reports_nan_lap_times():
     metrics = summarize([episode(False, crashed=True)])
     assert metrics["lap_completion_rate"] == 0.0
     assert math.isnan(metrics["mean_lap_time_s"]) and math.isnan(metrics["best_lap_time_s"])
+    # The logs leave the NaN out ("mean lap nan s" said nothing).
+    assert lap_figures(metrics) == "lap completion 0%"
+    laps = summarize([episode(True, 20.0), episode(True, 22.0), episode(False, crashed=True)])
+    assert lap_figures(laps) == "lap completion 67%, mean lap 21.00 s"
 
 
 def test_resolve_model(tmp_path):

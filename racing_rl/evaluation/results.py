@@ -86,3 +86,12 @@ def summarize(results: Sequence[EpisodeResult]) -> dict[str, float]:
         "mean_speed_mps": float(np.mean([r.mean_speed for r in results])),
         "mean_return": float(np.mean([r.episode_return for r in results])),
     }
+
+
+def lap_figures(metrics: Mapping[str, float]) -> str:
+    """``lap completion 95%, mean lap 20.09 s`` of ``summarize``'s metrics, for the logs;
+    ``lap completion 0%`` alone when no lap was completed (its mean lap time is NaN)."""
+    text = f"lap completion {100 * metrics['lap_completion_rate']:.0f}%"
+    if not math.isnan(metrics["mean_lap_time_s"]):
+        text += f", mean lap {metrics['mean_lap_time_s']:.2f} s"
+    return text
