@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shlex
 import signal
@@ -29,6 +30,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from racing_rl.algos import make_model
@@ -295,16 +297,22 @@ def _train_on(
     model.set_logger(sb3_logger(run_dir))
     leg["start_timesteps"] = int(model.num_timesteps)
     record_leg(run_dir, leg)
+    remaining = cfg.total_timesteps - model.num_timesteps
+    budget = f"{remaining:,} of {cfg.total_timesteps:,} timesteps"
+    if isinstance(model, OnPolicyAlgorithm):  # SB3 stops after the rollout that reaches it
+        rollout = model.n_steps * venv.num_envs
+        end = model.num_timesteps + math.ceil(remaining / rollout) * rollout
+        if end != cfg.total_timesteps:
+            budget += f" (to {end:,}: whole rollouts of {model.n_steps} x {venv.num_envs})"
     log.info(
-        "%s %s on %s: %d cars (%d tracks x %d), %s of %s timesteps, run dir %s",
+        "%s %s on %s: %d cars (%d tracks x %d), %s, run dir %s",
         "resuming" if resume else "training",
         cfg.algo.name,
         cfg.backend.name,
         venv.num_envs,
         cfg.n_races,
         cfg.cars_per_race,
-        f"{cfg.total_timesteps - model.num_timesteps:,}",
-        f"{cfg.total_timesteps:,}",
+        budget,
         run_dir,
     )
 
