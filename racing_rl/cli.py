@@ -200,8 +200,10 @@ def check_arguments(name: str, args: list[str]) -> None:
         return  # --cfg, --info, ...: Hydra's own questions, nothing is run
     for arg in args:
         if arg[:1] not in ("-", "~") and "=" not in arg:  # Hydra: a lexer error
-            (key, _), *_ = COMMANDS[name].paths.items()
-            hint = f"did you mean {key}={arg}? " if Path(arg).expanduser().exists() else ""
+            keys = list(COMMANDS[name].paths)  # a path is likeliest the command's path key's
+            hint = ""
+            if keys and Path(arg).expanduser().exists():
+                hint = f"did you mean {keys[0]}={arg}? "
             raise UsageError(
                 f"{arg!r} is not a KEY=VALUE override: {hint}racing-rl {name} --help lists the keys"
             )

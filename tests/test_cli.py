@@ -107,6 +107,7 @@ def test_version_and_python_m_racing_rl(tmp_path):
         # A path or a word without its key (Hydra: a lexer error).
         (["eval", "."], "racing-rl eval: '.' is not a KEY=VALUE override: did you mean run_dir=.?"),
         (["train", "sac"], "'sac' is not a KEY=VALUE override: racing-rl train --help lists"),
+        (["emulate", "."], "racing-rl emulate: '.' is not a KEY=VALUE override: racing-rl emulate"),
     ],
 )
 def test_a_first_mistake_gets_one_line_exit_2_and_leaves_nothing(args, says, tmp_path):
