@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import shlex
 import signal
@@ -30,7 +29,6 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
-from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from racing_rl.algos import make_model
@@ -41,6 +39,7 @@ from racing_rl.callbacks import (
     RobloxCallback,
     ValidationCallback,
     ValidationVideo,
+    planned_timesteps,
 )
 from racing_rl.checkpoints.layout import FINAL, INTERRUPTED, Checkpoint, latest_checkpoint
 from racing_rl.checkpoints.runs import (
@@ -297,13 +296,10 @@ def _train_on(
     model.set_logger(sb3_logger(run_dir))
     leg["start_timesteps"] = int(model.num_timesteps)
     record_leg(run_dir, leg)
-    remaining = cfg.total_timesteps - model.num_timesteps
-    budget = f"{remaining:,} of {cfg.total_timesteps:,} timesteps"
-    if isinstance(model, OnPolicyAlgorithm):  # SB3 stops after the rollout that reaches it
-        rollout = model.n_steps * venv.num_envs
-        end = model.num_timesteps + math.ceil(remaining / rollout) * rollout
-        if end != cfg.total_timesteps:
-            budget += f" (to {end:,}: whole rollouts of {model.n_steps} x {venv.num_envs})"
+    budget = f"{cfg.total_timesteps - model.num_timesteps:,} of {cfg.total_timesteps:,} timesteps"
+    end = planned_timesteps(model, cfg.total_timesteps)
+    if end != cfg.total_timesteps:  # SB3 checks the budget only between rollouts
+        budget += f" (it stops at {end:,}, after the rollout that reaches them)"
     log.info(
         "%s %s on %s: %d cars (%d tracks x %d), %s, run dir %s",
         "resuming" if resume else "training",

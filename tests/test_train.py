@@ -55,10 +55,10 @@ def test_train_each_algorithm_leaves_a_loadable_model(algo, tmp_path):
     assert model.num_timesteps >= 2000
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["timesteps"] == model.num_timesteps
-    # The first line says where the run will stop: after whole rollouts, on-policy.
+    # The first line says where the run will stop (SB3 checks between rollouts).
     budget = "2,000 of 2,000 timesteps"
     if model.num_timesteps != 2000:
-        budget += f" (to {model.num_timesteps:,}: whole rollouts of {model.n_steps} x 4)"
+        budget += f" (it stops at {model.num_timesteps:,}, after the rollout that reaches them)"
     assert f"{budget}, run dir {run_dir}" in result.stderr
     assert 0.0 <= summary["best"]["lap_completion_rate"] <= 1.0
 
