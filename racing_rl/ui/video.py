@@ -67,6 +67,7 @@ def export_video(
         ReplayError: on another file type.
     """
     import imageio.v3 as iio
+    from tqdm import tqdm
 
     path = Path(path)
     suffix = path.suffix.lower()
@@ -78,7 +79,9 @@ def export_video(
 
     def counted() -> Iterator[NDArray[np.uint8]]:
         nonlocal count
-        for frame in frames(replay, **renderer_options):
+        # A bar on stderr while frames are drawn (and, for .mp4, encoded); none off a TTY.
+        drawn = frames(replay, **renderer_options)
+        for frame in tqdm(drawn, total=replay.n_frames, desc=path.name, unit="frame", disable=None):
             count += 1
             yield frame
 
