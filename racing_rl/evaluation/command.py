@@ -367,7 +367,9 @@ def _check_split(split: str, tracks: DictConfig) -> None:
         ConfigError: naming the ranges the run has.
     """
     ranges = [
-        key for key, value in tracks.items() if OmegaConf.is_list(value) and key != "train_mix"
+        key
+        for key, value in tracks.items()
+        if OmegaConf.is_list(value) and len(value) == 2 and all(isinstance(v, int) for v in value)
     ]
     if split not in ranges:
         raise ConfigError(
