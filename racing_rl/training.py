@@ -166,11 +166,19 @@ def resume_run(run_dir: Path, overrides: Sequence[str]) -> tuple[DictConfig, Che
 
     Raises:
         CheckpointError: if ``run_dir`` is not a run directory or has no checkpoint.
-        ConfigError: if an override may not change on resume, or the config is invalid.
+        ConfigError: if an override may not change on resume, the config is invalid, or
+            the newest checkpoint is already at ``total_timesteps`` (checked here, before
+            ``train`` records a leg in run.json).
     """
     cfg = resume_config(run_dir, overrides)
     check_train_config(cfg)
     checkpoint = latest_checkpoint(run_dir)
+    if checkpoint.timesteps >= cfg.total_timesteps:
+        raise ConfigError(
+            f"{checkpoint.path} is already at {checkpoint.timesteps:,} timesteps, "
+            f"total_timesteps={cfg.total_timesteps:,}: pass a larger total_timesteps to "
+            "train on."
+        )
     saved = OmegaConf.to_yaml(cfg)
     write_atomic(run_dir / ".hydra" / "config.yaml", lambda tmp: tmp.write_text(saved))
     return cfg, checkpoint
@@ -233,11 +241,6 @@ def _train(
     stop it when the last of them closes).
     """
     check_train_config(cfg)
-    if resume is not None and resume.timesteps >= cfg.total_timesteps:
-        raise ConfigError(
-            f"{resume.path} is already at {resume.timesteps:,} timesteps, total_timesteps="
-            f"{cfg.total_timesteps:,}: pass a larger total_timesteps to train on."
-        )
     bridge = None
     if cfg.backend.name == "roblox":
         from racing_rl.bridge.training_bridge import TrainingBridge

@@ -53,6 +53,11 @@ def test_resume_continues_the_run_where_it_stopped(algo, tmp_path):
         (2000, 4000),
     ]
     assert legs[1]["resumed_from"].endswith("final_2000_steps")
+    # Resuming a finished run is refused before a leg is recorded.
+    again = racing_rl("train", f"resume={run_dir}", cwd=tmp_path)
+    assert again.returncode == 1
+    assert "is already at 4,000 timesteps, total_timesteps=4,000" in again.stderr
+    assert json.loads((run_dir / "run.json").read_text())["legs"] == legs
     cfg = load_run_config(run_dir)
     assert cfg.total_timesteps == 4000  # the run's config records the longer budget
     final = latest_checkpoint(run_dir)
