@@ -176,6 +176,8 @@ def test_an_optuna_study_refuses_a_sweep_with_other_overrides(tmp_path):
     first = [a.replace("n_trials=2", "n_trials=1") for a in optuna_command(study_dir)]
     done = subprocess.run(first, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
+    # A new study says so, and not also that it uses an existing one.
+    assert "A new study created" in done.stderr and "Using an existing study" not in done.stderr
     other = [a.replace("total_timesteps=6000", "total_timesteps=5000") for a in first]
     refused = subprocess.run(other, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert refused.returncode == 1

@@ -77,6 +77,7 @@ class ResumableOptunaSweeper(OptunaSweeper):
             )
             study.set_user_attr(OVERRIDES_ATTR, overrides)
             study.set_user_attr(PARAMS_ATTR, params)
+            _drop_next_reopen_line(impl.study_name)
             return
         recorded = study.user_attrs.get(OVERRIDES_ATTR)
         if recorded is not None and recorded != overrides:
@@ -126,3 +127,22 @@ class ResumableOptunaSweeper(OptunaSweeper):
             completed,
             impl.n_trials,
         )
+
+
+def _drop_next_reopen_line(study_name: str) -> None:
+    """Drop Optuna's next ``Using an existing study with name '<study_name>'`` line.
+
+    ``OptunaSweeper.sweep`` opens the study with ``create_study(load_if_exists=True)``;
+    after ``setup`` created it, that line would follow Optuna's ``A new study created``
+    and read as if an old study were continued.
+    """
+    logger = logging.getLogger("optuna.study.study")
+    prefix = f"Using an existing study with name '{study_name}'"
+
+    def drop(record: logging.LogRecord) -> bool:
+        if record.getMessage().startswith(prefix):
+            logger.removeFilter(drop)
+            return False
+        return True
+
+    logger.addFilter(drop)
