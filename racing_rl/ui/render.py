@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from collections import deque
 
 import numpy as np
@@ -47,6 +48,8 @@ FloatArray = NDArray[np.float64]
 
 RENDER_MODES = ("human", "rgb_array")
 CAMERAS = ("track", "chase")
+HEADLESS_DRIVERS = ("offscreen", "dummy")
+"""SDL video drivers that draw into memory: what SDL falls back to without a display."""
 
 
 class Renderer:
@@ -368,6 +371,15 @@ class Renderer:
                 self._started_display = True
             self._window = pygame.display.set_mode(self.size_px)
             pygame.display.set_caption("racing-rl")
+            driver = pygame.display.get_driver()
+            if driver in HEADLESS_DRIVERS and "SDL_VIDEODRIVER" not in os.environ:
+                logger.warning(
+                    "render=human: this machine has no display (pygame's video driver is "
+                    "%r), so no window is shown. Record the race instead (record=true, "
+                    "then racing-rl replay path=<replay .npz> video=race.mp4), or run where a "
+                    "display is.",
+                    driver,
+                )
             self._clock = pygame.time.Clock()
         if self.pump_events and any(event.type == pygame.QUIT for event in pygame.event.get()):
             logger.info("Render window closed; the race goes on without drawing.")

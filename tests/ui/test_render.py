@@ -88,6 +88,27 @@ def test_human_mode_runs_headless_and_returns_none() -> None:
     assert not pygame.display.get_init()
 
 
+def test_human_mode_without_a_display_warns_unless_a_driver_was_chosen(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    env = RaceParallelEnv(n_cars=1)
+    env.reset(seed=1)
+    assert env.world is not None
+    chosen = Renderer(mode="human", fps=0, size_px=(200, 150))
+    chosen.draw(env.world)  # SDL_VIDEODRIVER=dummy, set by tests/conftest.py
+    chosen.close()
+    assert "no window is shown" not in caplog.text
+    pygame.display.init()  # kept open: the next renderer finds the dummy driver running
+    monkeypatch.delenv("SDL_VIDEODRIVER")
+    renderer = Renderer(mode="human", fps=0, size_px=(200, 150))
+    try:
+        renderer.draw(env.world)
+    finally:
+        renderer.close()
+        pygame.display.quit()
+    assert "this machine has no display (pygame's video driver is 'dummy')" in caplog.text
+
+
 def test_trails_are_bounded_and_reset_on_a_new_episode() -> None:
     env = RaceParallelEnv(n_cars=2)
     env.reset(seed=2)
