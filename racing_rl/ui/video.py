@@ -89,6 +89,9 @@ def export_video(
         # The legacy ffmpeg plugin writes frames as they come (no whole-video array).
         iio.imwrite(path, counted(), is_batch=True, plugin="FFMPEG", fps=rate)
     else:
-        iio.imwrite(path, list(counted()), duration=1000 / rate, loop=0)
+        drawn = list(counted())
+        # Pillow encodes the whole GIF after the bar ends, which takes a while.
+        log.info("encoding %d frames as %s (Pillow) ...", len(drawn), path.name)
+        iio.imwrite(path, drawn, duration=1000 / rate, loop=0)
     log.debug("wrote %d frames to %s", count, path)  # the caller prints the result
     return count
