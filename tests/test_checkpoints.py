@@ -90,6 +90,73 @@ def test_crafted_pickles_run_nothing_in_eval_and_resume(run_copy, tmp_path):
     assert latest_checkpoint(run_copy).timesteps > 2048
 
 
+def crafted_config(run_dir: Path, key: str, value) -> None:
+    """Set ``key`` of ``run_dir``'s saved config (a dotted path) to ``value``."""
+    saved = run_dir / ".hydra" / "config.yaml"
+    cfg = OmegaConf.load(saved)
+    OmegaConf.update(cfg, key, value, force_add=True)
+    OmegaConf.save(cfg, saved)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "refused"),
+    [
+        # Instantiating algo.model would call each with the file's arguments.
+        (
+            "algo.model.learning_rate",
+            {"_target_": "builtins.open", "_args_": ["{m}", "w"]},
+            "algo.model.learning_rate._target_ = 'builtins.open': a run's config may name only",
+        ),
+        (
+            "algo.model.clip_range",
+            {"_target_": "pathlib.Path.mkdir", "_args_": ["{m}"]},
+            "algo.model.clip_range._target_ = 'pathlib.Path.mkdir': a run's config may name",
+        ),
+        (
+            "algo.model.ent_coef",
+            {"_target_": "subprocess.Popen", "args": ["touch", "{m}"]},
+            "algo.model.ent_coef._target_ = 'subprocess.Popen': a run's config may name",
+        ),
+        (
+            "algo.model.policy_kwargs.activation_fn",
+            {"_target_": "hydra.utils.get_class", "path": "subprocess.Popen"},
+            "algo.model.policy_kwargs.activation_fn.path = 'subprocess.Popen': a run's",
+        ),
+        (
+            "algo.model.policy",
+            "subprocess.Popen",
+            "algo.model.policy = 'subprocess.Popen': a run's config may name only",
+        ),
+        (
+            "algo.model._target_",
+            "no_such_module.PPO",
+            "algo.model._target_ = 'no_such_module.PPO' cannot be imported",
+        ),
+    ],
+)
+def test_a_run_config_naming_anything_but_a_trusted_class_is_refused_unrun(
+    run_copy, tmp_path, key, value, refused
+):
+    marker = tmp_path / "marker"
+    marker.write_text("kept")
+    if isinstance(value, dict):
+        value = json.loads(json.dumps(value).replace("{m}", str(marker)))
+    crafted_config(run_copy, key, value)
+    with pytest.raises(CheckpointError) as refusal:
+        load_run_config(run_copy)
+    assert refused in str(refusal.value)
+    assert marker.read_text() == "kept"
+    result = racing_rl("export", f"run_dir={run_copy}", "checkpoint=final", cwd=tmp_path)
+    assert result.returncode == 1 and "is not a valid run config" in result.stderr
+    assert marker.read_text() == "kept"
+
+
+def test_a_run_config_may_name_torch_classes_through_get_class(run_copy):
+    activation = {"_target_": "hydra.utils.get_class", "path": "torch.nn.Tanh"}
+    crafted_config(run_copy, "algo.model.policy_kwargs.activation_fn", activation)
+    assert load_run_config(run_copy).algo.model.policy_kwargs.activation_fn.path == "torch.nn.Tanh"
+
+
 def test_an_old_run_s_pickled_statistics_load_only_when_trusted(run_copy, tmp_path):
     for npz in run_copy.rglob(STATISTICS):
         npz.unlink()

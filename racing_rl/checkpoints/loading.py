@@ -7,16 +7,21 @@ import inspect
 import json
 import logging
 import pickle
+import pydoc
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import hydra
 import numpy as np
+import torch
 from gymnasium import spaces
 from omegaconf import DictConfig
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.buffers import BaseBuffer
+from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.utils import ConstantSchedule, FloatSchedule, LinearSchedule
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from racing_rl.algos import algorithm_class, constructor_parameters
@@ -38,6 +43,63 @@ from racing_rl.normalize import (
 )
 
 log = logging.getLogger(__name__)
+
+#: The kinds of class a run directory's config may name: loading the run calls each with
+#: the file's arguments (``algo.model`` is instantiated), so nothing else may be named.
+#: Policies, activation functions and feature extractors are ``torch.nn.Module``\ s.
+TRUSTED_CLASSES: tuple[type, ...] = (
+    BaseAlgorithm,
+    torch.nn.Module,
+    torch.optim.Optimizer,
+    LinearSchedule,
+    ConstantSchedule,
+    FloatSchedule,
+    ActionNoise,
+    BaseBuffer,
+)
+
+
+def check_named_classes(node: Any, where: str = "") -> None:
+    """Refuse a run's config (resolved to plain containers) that names anything to call
+    but a ``TRUSTED_CLASSES`` class.
+
+    Hydra would call every ``_target_`` with the file's arguments (``builtins.open``,
+    ``pathlib.Path.mkdir``, ``subprocess.Popen``...). Checked: each ``_target_``, the
+    ``path`` of ``_target_: hydra.utils.get_class`` (Hydra's way to pass a class), and
+    ``algo.model.policy`` when it is a dotted class name. Naming a class imports its
+    module, which must be installed; nothing from the run directory is imported.
+
+    Raises:
+        ValueError: naming the key and the value, for the first one that is not a class
+            or not of a trusted kind.
+    """
+    if isinstance(node, list):
+        for i, item in enumerate(node):
+            check_named_classes(item, f"{where}[{i}]")
+        return
+    if not isinstance(node, dict):
+        return
+    named = {}
+    if "_target_" in node:
+        target = node["_target_"]
+        if target == "hydra.utils.get_class":
+            named[f"{where}.path"] = node.get("path")
+        else:
+            named[f"{where}._target_"] = target
+    if where == ".algo.model" and "." in str(node.get("policy", "")):
+        named[f"{where}.policy"] = node["policy"]
+    for key, name in named.items():
+        found = pydoc.locate(str(name))  # imports the module, calls nothing in it
+        if found is None:
+            raise ValueError(f"{key.lstrip('.')} = {name!r} cannot be imported")
+        if not (isinstance(found, type) and issubclass(found, TRUSTED_CLASSES)):
+            raise ValueError(
+                f"{key.lstrip('.')} = {name!r}: a run's config may name only an algorithm, "
+                "policy, torch module, optimiser, schedule, action noise or replay buffer class"
+            )
+    for key, value in node.items():
+        check_named_classes(value, f"{where}.{key}")
+
 
 _PICKLE_WARNING = (
     "Loading %s with pickle (trust_pickles=true). A pickle runs whatever code its author "

@@ -24,6 +24,7 @@ from racing_rl.checkpoints.layout import (
     resolve_model,
 )
 from racing_rl.checkpoints.loading import (
+    check_named_classes,
     load_model,
     load_normalizer,
     load_replay_buffer,
@@ -67,7 +68,9 @@ def load_run_config(run_dir: Path) -> DictConfig:
 
     Raises:
         CheckpointError: if ``run_dir`` is not a run directory, or its config is not a
-            readable, resolvable mapping of valid settings (one line naming the cause).
+            readable, resolvable mapping of valid settings (one line naming the cause),
+            or names a class that loading must not call (``check_named_classes``): that
+            is refused before anything in it is instantiated.
     """
     saved = run_dir / ".hydra" / "config.yaml"
     if not saved.is_file():
@@ -80,7 +83,8 @@ def load_run_config(run_dir: Path) -> DictConfig:
         if not isinstance(cfg, DictConfig) or not cfg:
             raise ValueError(f"it holds {type(cfg).__name__ if cfg else 'nothing'}, not settings")
         _rename_old_keys(cfg)  # a run saved before some keys were renamed
-        OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
+        # Every interpolation resolves; nothing is called but what a run may name.
+        check_named_classes(OmegaConf.to_container(cfg, resolve=True))
         check_train_config(cfg, device=False)
     except Exception as err:
         why = (str(err).strip().splitlines() or [""])[0]
