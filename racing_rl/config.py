@@ -279,6 +279,7 @@ class ExportSchema:
     format: str = MISSING
     out: str | None = MISSING
     device: str = MISSING
+    trust_pickles: bool = MISSING
 
 
 COMMAND_SCHEMAS: dict[str, type] = {

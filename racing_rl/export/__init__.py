@@ -46,13 +46,17 @@ def check_format(fmt: str) -> str:
     return fmt
 
 
-def load_spec(run_dir: Path, checkpoint: str = "best", device: str = "cpu") -> PolicySpec:
+def load_spec(
+    run_dir: Path, checkpoint: str = "best", device: str = "cpu", trust_pickles: bool = False
+) -> PolicySpec:
     """A run's checkpoint as a ``PolicySpec``, with the facts an exported file states.
 
     Args:
         run_dir: the run directory.
         checkpoint: ``final | best | latest | <model .zip or checkpoint dir>``.
         device: where to load the model (the weights are copied to the CPU).
+        trust_pickles: read an old run's ``vecnormalize.pkl`` when it has no
+            ``vecnormalize.npz`` (docs/checkpoints.md).
 
     Raises:
         CheckpointError: if the run, the checkpoint or its statistics are missing or damaged.
@@ -65,7 +69,9 @@ def load_spec(run_dir: Path, checkpoint: str = "best", device: str = "cpu") -> P
     # The simulator's config states its observation size; a Roblox run's is the game's
     # (None: the checkpoint's, as the game sent it).
     observation_size = backend_config(run_cfg.backend).observation_size
-    cfg = OmegaConf.create({"checkpoint": checkpoint, "device": device})
+    cfg = OmegaConf.create(
+        {"checkpoint": checkpoint, "device": device, "trust_pickles": trust_pickles}
+    )
     driver = load_policy_driver(run_dir, cfg, observation_size)
     n_rays = driver.model.observation_space.shape[0] // driver.frame_stack - STATE_SIZE
     model_path = Path(driver.checkpoint)
@@ -108,7 +114,7 @@ def export(cfg: DictConfig) -> dict[str, Any]:
 
     Args:
         cfg: the export config (``conf/export.yaml``): ``run_dir``, ``checkpoint``,
-            ``format``, ``out``, ``device``.
+            ``format``, ``out``, ``device``, ``trust_pickles``.
 
     Returns:
         ``path`` (the file written), ``bytes``, ``format``, ``algorithm``, ``checkpoint``,
@@ -127,7 +133,7 @@ def export(cfg: DictConfig) -> dict[str, Any]:
     fmt = check_format(str(cfg.format))
     write = writer(fmt)
     run_dir = Path(str(cfg.run_dir)).expanduser()
-    spec = load_spec(run_dir, str(cfg.checkpoint), str(cfg.get("device", "cpu")))
+    spec = load_spec(run_dir, str(cfg.checkpoint), str(cfg.device), bool(cfg.trust_pickles))
     out = Path(str(cfg.out)).expanduser() if cfg.get("out") else None
     out = out or default_out(run_dir, str(cfg.checkpoint), fmt)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -148,7 +154,7 @@ def load_exported_driver(run_dir: Path, cfg: DictConfig, fmt: str) -> Any:
 
     Args:
         run_dir: the run.
-        cfg: the eval config (``checkpoint``, ``device``).
+        cfg: the eval config (``checkpoint``, ``device``, ``trust_pickles``).
         fmt: ``luau`` (a Luau VM) or ``onnx`` (onnxruntime).
 
     Raises:
@@ -157,7 +163,8 @@ def load_exported_driver(run_dir: Path, cfg: DictConfig, fmt: str) -> Any:
     from racing_rl.export.runtime import ExportedDriver, LuauPolicy, OnnxPolicy
 
     write = writer(fmt)
-    spec = load_spec(run_dir, str(cfg.checkpoint), str(cfg.get("device", "cpu")))
+    trust = bool(cfg.get("trust_pickles", False))
+    spec = load_spec(run_dir, str(cfg.checkpoint), str(cfg.get("device", "cpu")), trust)
     with tempfile.TemporaryDirectory(prefix="racing_rl_export_") as tmp:
         path = Path(tmp) / f"policy{FORMATS[fmt]}"
         write(spec, path)

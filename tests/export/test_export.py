@@ -13,8 +13,10 @@ from runs import racing_rl
 from stable_baselines3 import PPO
 from torch import nn
 
+from racing_rl.checkpoints.layout import STATISTICS
 from racing_rl.config import initialize
 from racing_rl.errors import CheckpointError, ConfigError, ExportError
+from racing_rl.evaluation.command import evaluate
 from racing_rl.export import export
 
 
@@ -91,6 +93,29 @@ def test_a_damaged_checkpoint_is_refused_and_leaves_the_old_file(trained_runs, t
         export(export_cfg(run_dir, "checkpoint=final", f"out={out}"))
     assert out.read_text() == "-- an earlier export\n"
     assert files(tmp_path).count("policy.luau") == 1 and not list(tmp_path.glob(".*partial"))
+
+
+def test_an_old_run_s_pickled_statistics_export_only_when_trusted(trained_runs, tmp_path):
+    """A run saved before vecnormalize.npz existed: export and eval driver=onnx read its
+    vecnormalize.pkl only with trust_pickles=true, as eval and resume do."""
+    run_dir = shutil.copytree(trained_runs["ppo"], tmp_path / "run")
+    for plain in run_dir.rglob(STATISTICS):
+        plain.unlink()
+    out = tmp_path / "old.onnx"
+    with pytest.raises(CheckpointError, match="add trust_pickles=true"):
+        export(export_cfg(run_dir, "checkpoint=final", "format=onnx", f"out={out}"))
+    assert not out.exists()
+    export(
+        export_cfg(run_dir, "checkpoint=final", "format=onnx", f"out={out}", "trust_pickles=true")
+    )
+    assert out.stat().st_size > 0
+    overrides = [f"run_dir={run_dir}", "checkpoint=final", "seeds=[5]", "max_steps=20"]
+    with initialize():
+        cfg = compose("eval", overrides=[*overrides, "driver=onnx", f"out_dir={tmp_path}/e"])
+    with pytest.raises(CheckpointError, match="add trust_pickles=true"):
+        evaluate(cfg)
+    cfg.trust_pickles = True
+    assert evaluate(cfg)["episodes"] == 1
 
 
 def test_the_cli_reports_a_damaged_checkpoint_in_one_line(trained_runs, tmp_path):
