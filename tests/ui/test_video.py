@@ -19,5 +19,22 @@ def test_export_mp4_and_gif_read_back_with_imageio(replay, tmp_path):
     assert iio.immeta(mp4, plugin="FFMPEG")["fps"] == pytest.approx(15.0)
     assert export_video(replay, gif, speed=2.0, size_px=(160, 128)) == 91
     assert iio.imread(gif, index=None).shape == (91, 128, 160, 3)
+    assert iio.immeta(gif, index=0)["duration"] == 30  # 1/30 s in whole 1/100 s
     with pytest.raises(ReplayError, match=r"\.mp4 or \.gif"):
         export_video(replay, tmp_path / "race.avi")
+
+
+def test_a_fast_gif_keeps_every_kth_frame_at_50_fps_at_most(replay, tmp_path):
+    # speed 8: 120 fps, which a GIF cannot show: every 3rd frame, 25 ms apart, which a GIF
+    # stores in whole 1/100 s.
+    gif = tmp_path / "fast.gif"
+    assert export_video(replay, gif, speed=8.0, size_px=(160, 128)) == 31  # ceil(91 / 3)
+    assert iio.imread(gif, index=None).shape[0] == 31
+    assert iio.immeta(gif, index=0)["duration"] == 20  # round(2.5) = 2
+
+
+@pytest.mark.parametrize("speed", [0.0, -1.0])
+def test_a_video_needs_a_positive_speed(replay, tmp_path, speed):
+    with pytest.raises(ReplayError, match=r"frame rate must be > 0.*give a speed > 0"):
+        export_video(replay, tmp_path / "race.gif", speed=speed)
+    assert not (tmp_path / "race.gif").exists()
