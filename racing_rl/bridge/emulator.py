@@ -34,6 +34,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import math
 import threading
 from collections import Counter, deque
 from collections.abc import Mapping, Sequence
@@ -43,14 +44,16 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.uri import parse_uri
 
 from racing_rl.bridge import protocol as p
 from racing_rl.bridge.faults import Faults, bad_frame
+from racing_rl.cli import print_error
 from racing_rl.config import hydra_main, to_container
 from racing_rl.envs.config import RaceConfig
 from racing_rl.envs.race import RaceParallelEnv
-from racing_rl.errors import RacingRLError
+from racing_rl.errors import ConfigError, RacingRLError
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +156,10 @@ class Emulator:
         seed: seeds the track draws.
         history: commands kept in ``commands``.
 
+    Raises:
+        ConfigError: if ``url`` is not a ``ws://`` or ``wss://`` address, or a rate is not
+            > 0.
+
     Attributes:
         commands: the last ``history`` commands received, ``{"command", "envid", "data"}``,
             oldest first (``record`` keeps them all).
@@ -183,6 +190,16 @@ class Emulator:
         seed: int = 0,
         history: int = 10_000,
     ) -> None:
+        try:
+            parse_uri(url)
+        except InvalidURI as err:
+            raise ConfigError(
+                f"url={url!r} is not a WebSocket address ({err}): give "
+                "ws://<host>:<port>/ws/<model_id>, as the bridge logs it."
+            ) from None
+        for name, rate in (("tick_hz", tick_hz), ("heartbeat_hz", heartbeat_hz)):
+            if not (math.isfinite(rate) and rate > 0):
+                raise ConfigError(f"{name}={rate}; must be a frame rate > 0 [Hz].")
         config = sim or RaceConfig()
         # Episodes end when the car's does (crash, stuck); limits are the server's.
         episode = dataclasses.replace(
@@ -250,6 +267,7 @@ class Emulator:
         unreachable_since: float | None = None  # when the failed attempts began
         said = 0.0  # when they were last reported
         while not self._stop.is_set():
+            received = self.received
             try:
                 async with connect(
                     self.url,
@@ -260,8 +278,12 @@ class Emulator:
                     open_timeout=OPEN_TIMEOUT,
                 ) as connection:
                     self.connections += 1
-                    delay, unreachable_since = 0.05, None
-                    log.info("emulator connected to %s (connection %d)", self.url, self.connections)
+                    log.log(
+                        logging.DEBUG if unreachable_since else logging.INFO,
+                        "emulator connected to %s (connection %d)",
+                        self.url,
+                        self.connections,
+                    )
                     await self._session(connection)
             except (OSError, InvalidHandshake, InvalidStatus, asyncio.TimeoutError) as err:
                 reason, advice = _unreachable(err)
@@ -284,9 +306,29 @@ class Emulator:
                     )
                 log.debug("emulator: no connection (%s); retry in %.2f s", err, delay)
             except ConnectionClosed as err:
-                log.info("emulator connection closed: %s", err)
+                if self.received > received:  # it played: reconnect at once
+                    delay, unreachable_since = 0.05, None
+                    log.info("emulator connection closed: %s", err)
+                else:  # closed before any command: refused (another game, a wrong size)
+                    now = loop.time()
+                    if unreachable_since is None or now - said >= self.unreachable_every:
+                        close = err.rcvd or err.sent
+                        why = f"close code {close.code}: {close.reason}" if close else str(err)
+                        log.warning(
+                            "emulator: the bridge at %s closed the connection before any "
+                            "command (%s)%s; it keeps retrying",
+                            self.url,
+                            why,
+                            ""
+                            if unreachable_since is None
+                            else f", refused for {now - unreachable_since:.0f} s",
+                        )
+                        said = now
+                        unreachable_since = unreachable_since or now
             except Exception:  # a game keeps running: report, then reconnect
                 log.exception("emulator: error on connection %d", self.connections)
+            else:
+                delay, unreachable_since = 0.05, None
             if not self._stop.is_set():
                 await asyncio.sleep(delay)
                 delay = min(2 * delay, 1.0)
@@ -651,7 +693,7 @@ def main(cfg: DictConfig) -> None:
             seed=cfg.seed,
         )
     except (RacingRLError, ValueError) as err:
-        log.error("%s", err)
+        print_error("emulate", err)
         raise SystemExit(1) from err
     log.info(
         "emulating the game at %s (%s); Ctrl-C stops",

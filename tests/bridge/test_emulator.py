@@ -4,14 +4,17 @@ answer), and what it says while it cannot connect."""
 import asyncio
 import json
 import logging
+import re
 import time
 
+import pytest
 from roblox_game import free_port
 
 from racing_rl.bridge import emulator as emu
 from racing_rl.bridge import protocol as p
 from racing_rl.bridge.config import ServerConfig
 from racing_rl.bridge.training_bridge import TrainingBridge
+from racing_rl.errors import ConfigError
 
 
 class Recorder:
@@ -123,3 +126,38 @@ def test_an_emulator_with_the_wrong_token_says_the_server_refused_it(caplog):
         bridge.close()
     (message,) = [r.getMessage() for r in caplog.records if r.name == "racing_rl.bridge.emulator"]
     assert "HTTP 401 (missing or wrong token)" in message and "check token=" in message
+
+
+def test_a_second_emulator_refused_by_a_busy_bridge_backs_off_and_says_so_once(caplog):
+    bridge = TrainingBridge(ServerConfig(port=0), observation_size=19)
+    url = f"ws://127.0.0.1:{bridge.server.port}/ws/emulator"
+    first = emu.Emulator(url).start()
+    try:
+        assert bridge.server.wait_connected(5)
+        with caplog.at_level(logging.INFO, logger="racing_rl.bridge.emulator"):
+            second = emu.Emulator(url, unreachable_every=60.0).start()
+            time.sleep(2.0)  # tries after 0, 0.05, 0.15, 0.35, 0.75, 1.55 s: 6 at most
+            second.stop()
+    finally:
+        first.stop()
+        bridge.close()
+    assert 2 <= second.connections <= 6  # without the back-off: ~40
+    ours = [r for r in caplog.records if r.name == "racing_rl.bridge.emulator"]
+    said = [r.getMessage() for r in ours if r.levelno >= logging.WARNING]
+    assert len(said) == 1, said
+    assert "closed the connection before any command (close code 1013: a game is" in said[0]
+    # Each emulator's first connection is logged; the second's retries only at debug level.
+    assert len([r for r in ours if "connected to" in r.getMessage()]) == 2
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "refused"),
+    [
+        ({"url": "localhost:8000"}, "url='localhost:8000' is not a WebSocket address"),
+        ({"url": "ws://127.0.0.1:8000/ws/x", "tick_hz": 0.0}, "tick_hz=0.0; must be"),
+        ({"url": "ws://127.0.0.1:8000/ws/x", "heartbeat_hz": -60.0}, "heartbeat_hz=-60.0"),
+    ],
+)
+def test_an_emulator_with_a_bad_address_or_rate_is_refused(kwargs, refused):
+    with pytest.raises(ConfigError, match=re.escape(refused)):
+        emu.Emulator(**kwargs)
