@@ -199,13 +199,7 @@ class RobloxParallelEnv(ParallelEnv):
     def _check_connection(self, missing: list[str], generation: int, doing: str) -> None:
         """After a wait that came back short: return on a reconnect (after waiting for
         it); raise if the game sends frames of another size or has gone silent."""
-        server = self.bridge.server
-        if server.size_error is not None:
-            raise BridgeError(
-                f"{server.size_error} Set backend.observation_size to what the game sends "
-                "(or null to take it from the game), or use a checkpoint trained with "
-                f"that many rays (backend.sensors.n_rays = numbers - {STATE_SIZE})."
-            )
+        self.bridge.check_size()
         if self.bridge.connected and self.bridge.generation == generation:
             raise BridgeError(
                 f"No observation from the game for {len(missing)} car(s) of env "

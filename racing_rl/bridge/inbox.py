@@ -19,6 +19,9 @@ from typing import Any
 
 from racing_rl.bridge.protocol import AgentStep
 
+STOP_POLL_S = 0.2
+"""The longest a ``take`` waits without checking its ``stop`` condition [s]."""
+
 
 @dataclass(frozen=True)
 class Received:
@@ -108,7 +111,9 @@ class Inbox:
             after: a ``mark()`` taken before the action was sent.
             timeout: longest wait [s].
             min_step: entries that echo a ``step`` below this are stale (skipped).
-            stop: checked on every wake-up; True ends the wait early.
+            stop: checked on every wake-up, and at least every ``STOP_POLL_S``; True
+                ends the wait early (it can turn True without an entry: a size error
+                that ``SIZE_ERROR_AFTER`` seconds make, a closed bridge).
 
         Returns:
             The entries found, and the agents still missing (empty unless the wait
@@ -128,7 +133,7 @@ class Inbox:
                 remaining = deadline - time.monotonic()
                 if not missing or remaining <= 0 or stop():
                     return found, missing
-                self._cond.wait(remaining)
+                self._cond.wait(min(remaining, STOP_POLL_S))
 
     def _pop_after(self, agent: str, after: int, min_step: int | None) -> Received | None:
         queue = self._entries.get(agent)

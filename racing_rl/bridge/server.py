@@ -105,6 +105,8 @@ class BridgeServer:
         """Who wants ``observation_size`` (a key to change, a checkpoint), for errors."""
         # (first arrival, count, reason) of frames with wrong-length entries only
         self._wrong_sized: tuple[float, int, str] | None = None
+        # Why the last hello was refused for its observation size (None after one that fit)
+        self._hello_refused: str | None = None
         self.inbox = inbox
         self.known_agents = known_agents
         self.generation = 0
@@ -171,7 +173,11 @@ class BridgeServer:
     def size_error(self) -> str | None:
         """Why the game's entries cannot be used: every one so far had another length
         (for ``SIZE_ERROR_AFTER`` frames or seconds); None while that is not so."""
-        if self._wrong_sized is None or self.entries:
+        if self.entries:
+            return None
+        if self._hello_refused is not None:  # the game said so: no need to count frames
+            return f"The game's hello was refused: {self._hello_refused}."
+        if self._wrong_sized is None:
             return None
         first, count, reason = self._wrong_sized
         frames, seconds = SIZE_ERROR_AFTER
@@ -456,13 +462,13 @@ class BridgeServer:
             self.observation_size = size
             self.size_known.set()
         if size is not None and size != self.observation_size:
-            await self._refuse(
-                connection,
-                POLICY_VIOLATION,
+            self._hello_refused = (
                 f"the game sends {size} numbers per observation, {self.expected_by} expects "
-                f"{self.observation_size}",
+                f"{self.observation_size}"
             )
+            await self._refuse(connection, POLICY_VIOLATION, self._hello_refused)
             return
+        self._hello_refused = None
         if hello.protocol > PROTOCOL_VERSION:
             log.warning(
                 "the game speaks bridge protocol %d, this server %d: newer fields are ignored",

@@ -34,6 +34,7 @@ from racing_rl.bridge.protocol import (
     encode_command,
 )
 from racing_rl.bridge.server import BridgeServer
+from racing_rl.contract import STATE_SIZE
 from racing_rl.errors import BridgeError, ConfigError
 
 if TYPE_CHECKING:
@@ -224,6 +225,7 @@ class TrainingBridge:
         while not self.server.wait_connected(min(0.2, max(0.0, deadline - time.monotonic()))):
             if self._closed:
                 raise BridgeError("The bridge was closed while waiting for the game.")
+            self.check_size()  # a refused hello: waiting longer cannot fix it
             if time.monotonic() < deadline:
                 continue
             raise BridgeError(
@@ -231,6 +233,23 @@ class TrainingBridge:
                 "in Roblox Studio with the game's HttpService requests enabled (it "
                 "connects to this port and path; a refused game retries about every "
                 f"25 s), or run `racing-rl emulate`; or raise {key}."
+            )
+
+    def check_size(self) -> None:
+        """Raise if the game's observations have another size than this run's
+        (``BridgeServer.size_error``): no wait can fix that, so it ends the wait at once.
+
+        Raises:
+            BridgeError: naming both sizes and what to change.
+        """
+        error = self.server.size_error
+        if error is not None:
+            expected = self.server.observation_size
+            raise BridgeError(
+                f"{error} Give the game's cars {expected - STATE_SIZE} rays ({expected} "
+                "numbers per car), or train a new run with backend.observation_size set to "
+                "what the game sends (or null to take it from the game): a resumed run or a "
+                "checkpoint keeps its size."
             )
 
     def describe(self) -> str:

@@ -172,10 +172,19 @@ def test_the_game_cars_nineteen_numbers_are_taken_from_its_first_frame(roblox_ve
     assert "game sends 19 numbers per car: 16 rays + nitro, speed, is_reverse" in caplog.text
 
 
-def test_a_pinned_size_the_game_does_not_send_is_a_clear_error(roblox_vec_env):
-    backend = roblox_backend(observation_size=19)
-    with game(backend.server.port), pytest.raises(BridgeError, match=r"backend\.observation_size"):
+@pytest.mark.parametrize("hello", [False, True], ids=["frames", "hello"])
+def test_a_pinned_size_the_game_does_not_send_is_a_clear_error_at_once(roblox_vec_env, hello):
+    # The game sends 13 numbers per car. Long timeouts: the error must end the wait, as
+    # no wait can fix it (a size is known wrong after SIZE_ERROR_AFTER, or from a hello).
+    backend = roblox_backend(observation_size=19, observation_timeout=300, connect_timeout=300)
+    started = time.monotonic()
+    with game(backend.server.port, hello=hello), pytest.raises(BridgeError) as error:
         roblox_vec_env(backend).reset()
+    assert time.monotonic() - started < 100  # neither timeout ran out
+    message = str(error.value)
+    if hello:
+        assert message.startswith("The game's hello was refused: the game sends 13 numbers")
+    assert "Give the game's cars 16 rays (19 numbers per car)" in message
 
 
 def test_one_cars_end_leaves_the_other_cars_episodes_running(roblox_vec_env):
