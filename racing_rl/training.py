@@ -403,7 +403,9 @@ def _train_on(
             ) from None
         except Exception as err:
             interrupts.saving = True
-            saved = _save_after_error(model, venv, checkpoints_dir, err)
+            # Nothing trained in this leg (an error at the first reset): nothing to save.
+            trained = model.num_timesteps > start_timesteps
+            saved = _save_after_error(model, venv, checkpoints_dir, err) if trained else None
             if saved is not None:
                 leg["checkpoint"] = str(saved.path)
                 log.warning(

@@ -259,6 +259,25 @@ def test_an_exception_during_training_saves_an_interrupted_checkpoint(tmp_path, 
     assert leg["checkpoint"] == str(checkpoint.path)
 
 
+def test_an_exception_before_the_first_timestep_saves_nothing(tmp_path, monkeypatch):
+    # A game whose observations have another size fails at the first reset: an
+    # interrupted_0_steps checkpoint and "continue with resume=" would only mislead.
+    import racing_rl.training as train_module
+
+    class Failing(train_module.RaceMetricsCallback):
+        def _on_training_start(self) -> None:
+            raise RuntimeError("the first reset failed")
+
+    monkeypatch.setattr(train_module, "RaceMetricsCallback", Failing)
+    with initialize():
+        cfg = compose("train", overrides=[*PPO, *QUICK, "validation.every=0"])
+    with pytest.raises(RuntimeError, match="the first reset failed"):
+        train_module.train(cfg, tmp_path)
+    assert find_checkpoints(tmp_path) == []
+    (leg,) = json.loads((tmp_path / "run.json").read_text())["legs"]
+    assert leg["status"] == "failed" and "checkpoint" not in leg
+
+
 def test_a_double_sigint_leaves_a_loadable_checkpoint_and_no_traceback(tmp_path):
     run_dir = tmp_path / "run"
     process = training_with_a_checkpoint(run_dir)
