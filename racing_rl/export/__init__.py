@@ -79,10 +79,13 @@ def load_spec(
         shown = str(model_path.resolve().relative_to(run_dir.resolve()))
     except ValueError:
         shown = str(model_path)
+    sensors = getattr(backend_config(run_cfg.backend), "sensors", None)
     info = {
         "checkpoint": f"{run_dir.name}/{shown}",
         "timesteps": int(driver.model.num_timesteps),
         "ray_count": int(n_rays),
+        # fan or roblox_car (the simulator's SensorConfig.layout); game: the game's rays
+        "ray_layout": sensors.layout if sensors is not None else "game",
         "racing_rl_version": __version__,
         "exported_at": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }

@@ -156,10 +156,23 @@ throttle (negative brakes, then reverses), steering (negative left), nitro (on w
 > 0.5), each in [-1, 1]. Policy.info holds the same facts as a table."""
 
 
+#: The rays' order, by ``info["ray_layout"]`` (``racing_rl.sim.sensors.LAYOUTS``, or
+#: ``game`` for a run trained in the game).
+RAY_ORDER = {
+    "fan": "ray distance / sensor range, left to right (0..1)",
+    "roblox_car": (
+        "ray distance / that ray's length (0..1): ahead, 28 deg right, 28 deg left, 45 deg "
+        "right, 45 deg left, 90 deg right, 90 deg left, behind; the first 8 ignore cars, "
+        "the last 8 repeat them and see cars (the game's Car)"
+    ),
+    "game": "ray distance / that ray's length (0..1), in the order the game's car casts them",
+}
+
+
 def observation_layout(spec: PolicySpec) -> list[str]:
     """One line per observation index (1-based, as Luau counts), e.g. ``1-10  ray distance``."""
     n_rays = int(spec.info.get("ray_count", spec.observation_size - 3))
-    rows = [f"1-{n_rays}  ray distance / sensor range, left to right (0..1)"]
+    rows = [f"1-{n_rays}  {RAY_ORDER[spec.info.get('ray_layout', 'fan')]}"]
     rest = ["nitro fuel (0..1)", "signed speed / max speed (-1..1)", "is_reverse (0 or 1)"]
     rows += [f"{n_rays + 1 + i}  {text}" for i, text in enumerate(rest)]
     return rows[: 1 + spec.observation_size - n_rays]

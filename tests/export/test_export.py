@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -17,7 +18,8 @@ from racing_rl.checkpoints.layout import STATISTICS
 from racing_rl.config import initialize
 from racing_rl.errors import CheckpointError, ConfigError, ExportError
 from racing_rl.evaluation.command import evaluate
-from racing_rl.export import export
+from racing_rl.export import export, load_spec
+from racing_rl.export.luau import observation_layout
 
 
 class Spaces(gym.Env):
@@ -66,6 +68,18 @@ def test_a_run_trained_in_the_game_exports_with_the_rays_its_checkpoint_saw(trai
     source = (tmp_path / "game.luau").read_text()
     assert result["path"] == str(tmp_path / "game.luau")
     assert "observationSize = 13," in source and "rayCount = 10," in source
+    assert "1-10  ray distance / that ray's length (0..1), in the order the game's car" in source
+
+
+def test_the_header_gives_the_ray_order_of_the_run_s_sensor_layout(trained_runs):
+    spec = load_spec(trained_runs["ppo"], "final")
+    assert spec.info["ray_layout"] == "fan"
+    assert observation_layout(spec)[0] == "1-10  ray distance / sensor range, left to right (0..1)"
+    # The game's Car sensors (a simulator run with layout=roblox_car): each over its length.
+    car = dataclasses.replace(spec, info={**spec.info, "ray_layout": "roblox_car"})
+    assert observation_layout(car)[0].startswith(
+        "1-10  ray distance / that ray's length (0..1): ahead, 28 deg right, 28 deg left"
+    )
 
 
 def test_onnx_goes_to_out(trained_runs, tmp_path):
