@@ -245,11 +245,24 @@ def test_a_replay_buffer_round_trips_as_npz_and_an_old_pickle_needs_trust(tmp_pa
     model = SAC("MlpPolicy", env, buffer_size=500, learning_starts=1000, seed=0)
     model.learn(120)
     save_replay_buffer(model, tmp_path / "replay_buffer.npz")
+    with np.load(tmp_path / "replay_buffer.npz") as saved:
+        assert saved["observations"].shape[0] == 120  # the filled rows, not all 500
     fresh = SAC("MlpPolicy", env, buffer_size=500, learning_starts=1000, seed=0)
     assert load_replay_buffer(fresh, tmp_path)
     for key in ("observations", "actions", "rewards", "dones", "timeouts"):
         assert np.array_equal(getattr(fresh.replay_buffer, key), getattr(model.replay_buffer, key))
     assert fresh.replay_buffer.pos == model.replay_buffer.pos == 120
+
+    # A version-1 file (every row of the capacity) still loads.
+    first = tmp_path / "v1"
+    first.mkdir()
+    buffer = model.replay_buffer
+    arrays = {k: getattr(buffer, k) for k in ("observations", "actions", "rewards", "dones")}
+    arrays |= {"next_observations": buffer.next_observations, "timeouts": buffer.timeouts}
+    np.savez(first / "replay_buffer.npz", format_version=1, pos=120, full=False, **arrays)
+    again = SAC("MlpPolicy", env, buffer_size=500, learning_starts=1000, seed=0)
+    assert load_replay_buffer(again, first)
+    assert np.array_equal(again.replay_buffer.observations, buffer.observations)
 
     old = tmp_path / "old"
     old.mkdir()
@@ -259,5 +272,9 @@ def test_a_replay_buffer_round_trips_as_npz_and_an_old_pickle_needs_trust(tmp_pa
     assert load_replay_buffer(fresh, old, trust_pickles=True)
     assert fresh.replay_buffer.size() == 120
     small = SAC("MlpPolicy", env, buffer_size=100, learning_starts=1000, seed=0)
-    with pytest.raises(CheckpointError, match="observations has shape"):
+    with pytest.raises(CheckpointError, match="pos=120 is outside the buffer"):
         load_replay_buffer(small, tmp_path)
+    other = DummyVecEnv([lambda: gymnasium.make("Pendulum-v1")])  # 3 numbers, 1 action
+    narrower = SAC("MlpPolicy", other, buffer_size=500, learning_starts=1000, seed=0)
+    with pytest.raises(CheckpointError, match=r"observations has shape \(120, 1, 13\)"):
+        load_replay_buffer(narrower, tmp_path)

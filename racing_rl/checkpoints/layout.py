@@ -22,7 +22,9 @@ MANIFEST = "checkpoint.json"
 INTERRUPTED, FINAL = "interrupted", "final"
 #: The replay buffer's arrays saved in ``replay_buffer.npz`` (None ones are skipped).
 BUFFER_ARRAYS = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
-REPLAY_BUFFER_VERSION = 1
+REPLAY_BUFFER_VERSION = 2
+"""2: only the filled rows (``[:pos]`` until the buffer is full); 1 (still read): every
+row of the buffer's capacity."""
 
 
 @dataclass(frozen=True)

@@ -284,22 +284,25 @@ def load_replay_buffer(
     assert buffer is not None
     try:
         with np.load(plain, allow_pickle=False) as data:
-            if int(data["format_version"]) != REPLAY_BUFFER_VERSION:
-                raise CheckpointError(f"{plain} has format_version {data['format_version']}.")
+            version = int(data["format_version"])
+            if version not in (1, REPLAY_BUFFER_VERSION):
+                raise CheckpointError(f"{plain} has format_version {version}.")
+            pos, full = int(data["pos"]), bool(data["full"])
+            if not 0 <= pos < buffer.buffer_size:
+                raise CheckpointError(f"{plain}: pos={pos} is outside the buffer.")
+            # Version 1 holds every row of the capacity; 2 the filled ones.
+            rows = buffer.buffer_size if full or version == 1 else pos
             for key in BUFFER_ARRAYS:
                 current = getattr(buffer, key)
                 if current is None:
                     continue
                 saved = data[key]
-                if saved.shape != current.shape or saved.dtype != current.dtype:
+                if saved.shape != (rows, *current.shape[1:]) or saved.dtype != current.dtype:
                     raise CheckpointError(
                         f"{plain}: {key} has shape {saved.shape} {saved.dtype}; this run's "
-                        f"buffer has {current.shape} {current.dtype}."
+                        f"buffer takes {(rows, *current.shape[1:])} {current.dtype}."
                     )
-                setattr(buffer, key, saved)
-            pos, full = int(data["pos"]), bool(data["full"])
-            if not 0 <= pos < buffer.buffer_size:
-                raise CheckpointError(f"{plain}: pos={pos} is outside the buffer.")
+                current[:rows] = saved
             buffer.pos, buffer.full = pos, full
     except CheckpointError:
         raise

@@ -134,7 +134,9 @@ def _fsync_dir(directory: Path) -> None:
 
 
 def save_replay_buffer(model: OffPolicyAlgorithm, path: Path) -> None:
-    """Write the replay buffer's arrays, position and fill state as ``replay_buffer.npz``.
+    """Write the replay buffer's filled rows (all once it is full), position and fill
+    state as ``replay_buffer.npz``: a buffer of 1,000,000 transitions holding 3,000 is
+    saved as 3,000 rows.
 
     Raises:
         CheckpointError: for a buffer other than SB3's ``ReplayBuffer``.
@@ -145,7 +147,8 @@ def save_replay_buffer(model: OffPolicyAlgorithm, path: Path) -> None:
             f"Cannot save a {type(buffer).__name__} replay buffer; racing-rl saves SB3's "
             "ReplayBuffer."
         )
-    arrays = {k: getattr(buffer, k) for k in BUFFER_ARRAYS if getattr(buffer, k) is not None}
+    rows = buffer.buffer_size if buffer.full else buffer.pos
+    arrays = {k: getattr(buffer, k)[:rows] for k in BUFFER_ARRAYS if getattr(buffer, k) is not None}
     with open(path, "wb") as file:
         np.savez(
             file,
