@@ -236,6 +236,13 @@ def load_replay(path: Path | str) -> Replay:
             truncated or otherwise damaged (the message says which).
     """
     path = Path(path)
+    if path.is_dir():
+        found = sorted(path.glob("*.npz"))
+        raise ReplayError(
+            f"Replay {path} is a directory; give one file in it"
+            + (f", e.g. path={found[0]}" if found else "")
+            + " (racing-rl eval record=true writes <eval dir>/replays/track_<seed>.npz)."
+        )
     if not path.is_file():
         raise ReplayError(
             f"Replay {path} does not exist. Record one with racing-rl eval record=true."

@@ -86,6 +86,8 @@ def test_another_version_or_a_damaged_file_is_a_clear_error(saved, tmp_path):
         load_replay(tmp_path / "flipped.npz")
     with pytest.raises(ReplayError, match="does not exist"):
         load_replay(tmp_path / "nope.npz")
+    with pytest.raises(ReplayError, match=r"is a directory; give one file in it, e.g. path="):
+        load_replay(tmp_path)
 
 
 def test_replay_command_plays_headless_and_exports(saved, tmp_path):

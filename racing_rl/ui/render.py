@@ -97,11 +97,10 @@ class Renderer:
     ) -> None:
         if mode not in RENDER_MODES:
             raise ConfigError(f"Render mode must be one of {RENDER_MODES}, got {mode!r}.")
-        if camera not in CAMERAS or chase_scale_px <= 0:
-            raise ConfigError(
-                f"camera must be one of {CAMERAS} and chase_scale_px > 0, got {camera!r} and "
-                f"{chase_scale_px}."
-            )
+        if camera not in CAMERAS:
+            raise ConfigError(f"camera must be one of {', '.join(CAMERAS)}, got {camera!r}.")
+        if chase_scale_px <= 0:
+            raise ConfigError(f"chase_scale_px must be > 0, got {chase_scale_px}.")
         width_px, height_px = size_px
         if width_px < 1 or height_px < 1 or not 0 <= 2 * margin_px < min(width_px, height_px):
             raise ConfigError(

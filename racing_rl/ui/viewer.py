@@ -21,6 +21,10 @@ log = logging.getLogger(__name__)
 
 #: Playback speeds the viewer steps through (↑/↓), slowest to fastest.
 SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0)
+#: The key names ``handle_key`` knows (pygame's), and ``-`` (no key) for a script.
+SCRIPT_KEYS = frozenset(
+    ("space", "left", "right", "up", "down", "[", "]", "home", "end", "c", "tab", "q", "escape")
+) | {"-", *"0123456789"}
 #: Seconds of race time a seek key ([ and ]) jumps.
 SEEK_S = 5.0
 #: The viewer's key bindings, for its help line and the docs.
@@ -130,7 +134,21 @@ def play_replay(
 
     Returns:
         The player, in its final state.
+
+    Raises:
+        ReplayError: on a speed outside ``SPEEDS``, a ``follow`` that is not a car of the
+            replay, or a script key outside ``SCRIPT_KEYS``.
     """
+    if not 0 <= follow < replay.n_cars:
+        raise ReplayError(
+            f"follow={follow}; this replay has {replay.n_cars} car(s): 0 to "
+            f"{replay.n_cars - 1} ({', '.join(replay.labels)})."
+        )
+    unknown = sorted({key for key in script or () if key not in SCRIPT_KEYS})
+    if unknown:
+        raise ReplayError(
+            f"script has unknown keys {unknown}; the keys are {', '.join(sorted(SCRIPT_KEYS))}."
+        )
     player = ReplayPlayer(replay, speed, camera, follow)
     renderer = Renderer(
         mode="human", fps=0, size_px=size_px, trail_length=trail_length, pump_events=False

@@ -56,3 +56,16 @@ def test_player_keys_seek_change_speed_and_camera(replay):
     assert (player.camera, player.follow) == ("chase", 1)
     with pytest.raises(ReplayError, match="speed"):
         ReplayPlayer(replay, speed=3.0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "refused"),
+    [
+        ({"follow": 2}, r"follow=2; this replay has 2 car\(s\): 0 to 1 \(first, second\)"),
+        ({"follow": -1}, r"follow=-1"),
+        ({"script": ["space", "pgup", "x"]}, r"script has unknown keys \['pgup', 'x'\]"),
+    ],
+)
+def test_a_car_or_key_the_replay_lacks_is_refused(replay, kwargs, refused):
+    with pytest.raises(ReplayError, match=refused):
+        play_replay(replay, size_px=(320, 240), **kwargs)
