@@ -406,7 +406,13 @@ class BridgeServer:
             self._connected.clear()
             self._released.set()
             self.inbox.wake()
-            log.warning("game disconnected (%s)", _close_story(connection))
+            # Closed by our own shutdown (the run ended): expected, so not a warning.
+            ours = self._stop is not None and self._stop.done()
+            log.log(
+                logging.INFO if ours else logging.WARNING,
+                "game disconnected (%s)",
+                _close_story(connection),
+            )
 
     async def _receive(self, connection: ServerConnection, frame: str | bytes) -> None:
         try:

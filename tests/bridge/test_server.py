@@ -112,6 +112,16 @@ def test_the_games_slot_is_kept_for_its_reconnection(bridge):
         assert wait_for_connection(bridge, 2)
 
 
+def test_closing_the_bridge_says_the_game_left_without_a_warning(caplog):
+    bridge = TrainingBridge(ServerConfig(port=0), observation_size=13)
+    with caplog.at_level(logging.INFO), connect(url(bridge)) as game:
+        assert bridge.server.wait_connected(5)
+        bridge.close()
+        assert closed_with(game) == (1001, "racing-rl is shutting down")
+    (left,) = [r for r in caplog.records if "game disconnected" in r.getMessage()]
+    assert left.levelno == logging.INFO
+
+
 def test_a_second_game_is_refused_while_one_is_connected(bridge):
     with connect(url(bridge)) as first:
         assert bridge.server.wait_connected(5)
