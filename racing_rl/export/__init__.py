@@ -112,6 +112,29 @@ def default_out(run_dir: Path, checkpoint: str, fmt: str) -> Path:
     return run_dir / "export" / f"policy_{name}{FORMATS[fmt]}"
 
 
+def output_path(out: str | None, run_dir: Path, checkpoint: str, fmt: str) -> Path:
+    """The file an export writes: ``out``, or ``default_out``'s name inside ``out`` when it
+    is a directory (exists as one, or ends in ``/``), or ``default_out`` without it.
+
+    Raises:
+        ConfigError: if ``out``'s suffix is another format's (``.luau`` with
+            ``format=onnx``, say).
+    """
+    default = default_out(run_dir, checkpoint, fmt)
+    if not out:
+        return default
+    path = Path(out).expanduser()
+    if str(out).endswith(("/", "\\")) or path.is_dir():
+        return path / default.name
+    other = {suffix: name for name, suffix in FORMATS.items() if name != fmt}
+    if path.suffix.lower() in other:
+        raise ConfigError(
+            f"out={out} names a {other[path.suffix.lower()]} file, but format={fmt}: name it "
+            f"{path.with_suffix(FORMATS[fmt]).name}, or pass format={other[path.suffix.lower()]}."
+        )
+    return path
+
+
 def export(cfg: DictConfig) -> dict[str, Any]:
     """``racing-rl export``: write a run's checkpoint as one Luau or ONNX file.
 
@@ -136,9 +159,8 @@ def export(cfg: DictConfig) -> dict[str, Any]:
     fmt = check_format(str(cfg.format))
     write = writer(fmt)
     run_dir = Path(str(cfg.run_dir)).expanduser()
+    out = output_path(cfg.get("out"), run_dir, str(cfg.checkpoint), fmt)
     spec = load_spec(run_dir, str(cfg.checkpoint), str(cfg.device), bool(cfg.trust_pickles))
-    out = Path(str(cfg.out)).expanduser() if cfg.get("out") else None
-    out = out or default_out(run_dir, str(cfg.checkpoint), fmt)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(out, lambda tmp: write(spec, tmp))
     return {

@@ -91,6 +91,19 @@ def test_onnx_goes_to_out(trained_runs, tmp_path):
     assert files(tmp_path) == ["d.onnx"]
 
 
+def test_out_may_name_a_directory_but_not_another_format_s_file(trained_runs, tmp_path):
+    run_dir = trained_runs["td3"]
+    into = tmp_path / "exports"
+    into.mkdir()
+    result = export(export_cfg(run_dir, "checkpoint=final", "format=onnx", f"out={into}"))
+    assert result["path"] == str(into / "policy_final.onnx")
+    result = export(export_cfg(run_dir, "checkpoint=final", f"out={tmp_path}/new/"))
+    assert result["path"] == str(tmp_path / "new" / "policy_final.luau")
+    with pytest.raises(ConfigError, match=r"names a luau file, but format=onnx: name it d\.onnx"):
+        export(export_cfg(run_dir, "checkpoint=final", "format=onnx", f"out={tmp_path}/d.luau"))
+    assert not (tmp_path / "d.luau").exists()
+
+
 def test_a_wrong_format_is_refused_naming_the_formats(trained_runs, tmp_path):
     out = tmp_path / "policy.lua"
     with pytest.raises(ConfigError, match=r"format='lua'; must be one of luau, onnx"):
