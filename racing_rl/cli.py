@@ -211,6 +211,8 @@ def check_arguments(name: str, args: list[str]) -> None:
         overrides = OverridesParser.create().parse_overrides([a for a in args if a[:1] != "-"])
     except OverrideParseException:
         return  # Hydra says what is wrong with it
+    doc = read_config_doc(config_dir() / f"{name}.yaml")
+    _check_keys(name, overrides, doc)
     given = {o.key_or_group: o for o in overrides}
     for override in overrides:
         plugin = PLUGINS.get((override.key_or_group, str(override.value())))
@@ -219,7 +221,6 @@ def check_arguments(name: str, args: list[str]) -> None:
                 f"{override.input_line} needs the Hydra plugin {plugin[0].split('.')[-1]}, "
                 f"which is not installed: pip install 'racing-rl[{plugin[1]}]'"
             )
-    doc = read_config_doc(config_dir() / f"{name}.yaml")
     for option in doc.options:
         if option.value == "???" and option.key not in given:
             kind = COMMANDS[name].paths.get(option.key, "value")
@@ -231,6 +232,31 @@ def check_arguments(name: str, args: list[str]) -> None:
         value = override.value()
         for entry in value if isinstance(value, list) else [value]:
             _check_path(key, kind, entry)
+
+
+def _check_keys(name: str, overrides: list[Any], doc: Any) -> None:
+    """Refuse an override whose first part is no key or group of the command's config
+    (a typo such as ``fromat=onnx``, for which Hydra would suggest ``+fromat=onnx``).
+    Appends (``+``, ``++``) and deletions (``~``) are Hydra's business, and so are the
+    keys below the first part."""
+    import difflib
+    import re
+
+    known = {option.key.split(".")[0] for option in doc.options}
+    known |= {part for group in doc.groups for part in group.name.split("@")}
+    known.add("hydra")
+    for override in overrides:
+        if override.is_add() or override.is_force_add() or override.is_delete():
+            continue
+        root = re.split(r"[./@]", override.key_or_group)[0]
+        if root in known:
+            continue
+        close = difflib.get_close_matches(root, sorted(known), n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise UsageError(
+            f"{override.key_or_group!r} is not a key of racing-rl {name}: {hint}"
+            f"racing-rl {name} --help lists the keys"
+        )
 
 
 def _check_path(key: str, kind: str, value: object) -> None:

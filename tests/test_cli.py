@@ -108,6 +108,12 @@ def test_version_and_python_m_racing_rl(tmp_path):
         (["eval", "."], "racing-rl eval: '.' is not a KEY=VALUE override: did you mean run_dir=.?"),
         (["train", "sac"], "'sac' is not a KEY=VALUE override: racing-rl train --help lists"),
         (["emulate", "."], "racing-rl emulate: '.' is not a KEY=VALUE override: racing-rl emulate"),
+        # A misspelt key (Hydra would suggest appending it: +fromat=onnx).
+        (["export", "run_dir=.", "fromat=onnx"], "'fromat' is not a key of racing-rl export: did"),
+        (
+            ["train", "sed=3"],
+            "racing-rl train: 'sed' is not a key of racing-rl train: did you mean seed?",
+        ),
     ],
 )
 def test_a_first_mistake_gets_one_line_exit_2_and_leaves_nothing(args, says, tmp_path):
@@ -116,6 +122,12 @@ def test_a_first_mistake_gets_one_line_exit_2_and_leaves_nothing(args, says, tmp
     assert result.stderr.splitlines() == [result.stderr.strip()]  # one line
     assert says in result.stderr and "Traceback" not in result.stderr
     assert list(tmp_path.iterdir()) == []  # no nope/, no nope/eval/eval.log, no outputs/
+
+
+def test_keys_groups_appends_and_nested_keys_pass_the_key_check():
+    args = ["+extra=1", "algo=sac", "algo.modle=1", "hydra/launcher=joblib", "seed=1"]
+    cli.check_arguments("train", args)  # algo.modle: Hydra's to refuse
+    cli.check_arguments("emulate", ["sim.sensors.n_rays=16", "~token"])
 
 
 def test_hydra_full_error_shows_the_stack(tmp_path):
