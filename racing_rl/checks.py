@@ -357,7 +357,7 @@ def check_train_config(cfg: DictConfig, *, device: bool = True) -> None:
     if cfg.objective not in OBJECTIVES:
         raise invalid("objective", cfg.objective, f"must be one of {', '.join(OBJECTIVES)}")
     check_track_splits(cfg.tracks)
-    train_mix(cfg, warn=False)
+    train_mix(cfg, say=False)
     check_wrappers(cfg.wrappers)
     backend = backend_config(cfg.backend)
     if not isinstance(backend, RaceConfig):

@@ -410,26 +410,27 @@ def with_difficulty(backend: DictConfig, difficulty: str) -> DictConfig:
     return result
 
 
-def train_mix(cfg: DictConfig, *, warn: bool = True) -> list[TrackConfig]:
+def train_mix(cfg: DictConfig, *, say: bool = True) -> list[TrackConfig]:
     """The track generators of ``tracks.train_mix``: each difficulty level's track
     settings (``with_difficulty``) on the run's own backend, in the list's order.
 
     Args:
         cfg: a composed ``train`` config.
-        warn: log the warning of a mix left out (off where the config is only checked,
+        say: log the line that says a mix is left out (off where the config is only checked,
             so that a run says it once).
 
     Returns:
         One ``TrackConfig`` per name; empty when the mix is, and for a backend other than
-        the built-in simulator (a Roblox game makes its own tracks; logged as a warning).
+        the built-in simulator (a Roblox game makes its own tracks; logged, at INFO: the
+        default mix is left out of every ``backend=roblox`` run).
 
     Raises:
         ConfigError: for an unknown level.
     """
     names = list(OmegaConf.select(cfg, "tracks.train_mix", default=None) or [])
     if names and cfg.backend.get("name") != "pygame":
-        if warn:
-            log.warning(
+        if say:
+            log.info(
                 "tracks.train_mix=%s draws the built-in simulator's training tracks; "
                 "backend=%s's game makes its own tracks: left out.",
                 names,

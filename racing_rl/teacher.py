@@ -149,7 +149,7 @@ class TeacherPPO(PPO):
             )
         if self.simulator is None:
             env = self.get_env()
-            log.warning(
+            log.info(  # expected on backend=roblox (conf/algo/ppo.yaml says so): no warning
                 "The scripted teacher reads the built-in simulator's state, and this env is "
                 "a %s: training without the teacher term (plain PPO).",
                 type(env.unwrapped if env is not None else None).__name__,
