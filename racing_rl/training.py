@@ -430,6 +430,10 @@ def _train_on(
     }
     if validation is not None:
         if validation.n_calls == 0 or model.num_timesteps % cfg.validation.every:
+            log.info(
+                "validating the final model (%s timesteps) for best/",
+                f"{model.num_timesteps:,}",
+            )
             validation.validate()  # let the final model compete for best/
         best = json.loads((run_dir / "best" / "metrics.json").read_text())
         summary["best"] = best
