@@ -120,6 +120,7 @@ def test_a_policy_trained_on_the_simulator_races_the_same_through_the_bridge(sim
     # The emulator sends the protocol's info keys only: nothing dropped, nothing rejected.
     counters = on_roblox["bridge"]
     assert counters["rejected"] == 0 and not [k for k in counters if "dropped" in k], counters
+    assert "tick_hz" not in bridged.stdout  # the summary table shows figures, not the record
     # Same tracks, same physics, same actions: the very same episodes.
     for key in ("track_seed", "finished", "crashed", "length", "progress"):
         assert [t[key] for t in on_roblox["tracks"]] == [t[key] for t in on_sim["tracks"]], key
