@@ -703,9 +703,12 @@ def main(cfg: DictConfig) -> None:
     try:
         asyncio.run(emulator.run())
     except KeyboardInterrupt:
+        if emulator.lockstep:  # no clock: every command is answered, nothing is late
+            log.info("emulator stopped after %d commands (lock-step)", emulator.received)
+            return
         log.info(
-            "emulator stopped after %d commands, %d ticks (%d empty); ACTION in time for "
-            "%d of %d ticks; %d watchdog shutdowns",
+            "emulator stopped after %d commands, %d ticks (%d empty); an environment's "
+            "ACTION was in time for %d of its %d driven ticks; %d watchdog shutdowns",
             emulator.received,
             emulator.ticks,
             emulator.empty_frames,
