@@ -152,7 +152,7 @@ class Emulator:
             first failed attempt says it at once, with what to do; each retry only at
             debug level).
         faults: misbehaviour for tests.
-        record: also append every received command to this JSON-lines file.
+        record: also append every received command, as received, to this JSON-lines file.
         seed: seeds the track draws.
         history: commands kept in ``commands``.
 
@@ -488,8 +488,8 @@ class Emulator:
         self.commands.append(entry)
         self.received += 1
         if self.record is not None:
-            with self.record.open("a") as out:
-                out.write(json.dumps(entry) + "\n")
+            with self.record.open("a") as out:  # as received (an ACTION's step included)
+                out.write(json.dumps(message) + "\n")
         answer: _GameEnv | None = None
         if command in (p.SPAWN_AGENTS, p.RESET_AGENTS):
             answer = self._spawn(command, envid, data)

@@ -161,3 +161,20 @@ def test_a_second_emulator_refused_by_a_busy_bridge_backs_off_and_says_so_once(c
 def test_an_emulator_with_a_bad_address_or_rate_is_refused(kwargs, refused):
     with pytest.raises(ConfigError, match=re.escape(refused)):
         emu.Emulator(**kwargs)
+
+
+def test_the_record_keeps_each_command_as_received(tmp_path):
+    record = tmp_path / "commands.jsonl"
+    game = emu.Emulator("ws://unused", lockstep=True, echo_step=True, record=record)
+    spawn = frame(p.SPAWN_AGENTS, "e0", {"agents": ["e0_car0"]})
+    action = json.dumps(
+        {"command": p.ACTION, "envid": "e0", "step": 7, "data": {"e0_car0": [1, 0, 0]}}
+    )
+
+    async def play() -> None:
+        await game._play(Recorder(), [spawn, action])
+
+    asyncio.run(play())
+    lines = [json.loads(line) for line in record.read_text().splitlines()]
+    assert [line["command"] for line in lines] == [p.SPAWN_AGENTS, p.ACTION]
+    assert lines[1]["step"] == 7 and lines[1] == json.loads(action)
