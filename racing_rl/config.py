@@ -552,7 +552,9 @@ def parse(cls: type[T], values: Mapping[str, Any] | None, where: str) -> T:
 
 
 def backend_config(
-    backend: DictConfig | Mapping[str, Any], episode: Mapping[str, Any] | None = None
+    backend: DictConfig | Mapping[str, Any],
+    episode: Mapping[str, Any] | None = None,
+    where: str = "backend",
 ) -> RaceConfig | RobloxConfig:
     """The checked settings of the ``backend`` config group: ``RaceConfig`` (``name:
     pygame``, the built-in simulator) or ``RobloxConfig`` (``name: roblox``, a game).
@@ -560,6 +562,7 @@ def backend_config(
     Args:
         backend: the ``backend`` group, or a saved run's (``.hydra/config.yaml``).
         episode: overrides of ``backend.episode`` (e.g. grid spawn for evaluation).
+        where: the group's config path, for messages (``sim`` in ``racing-rl emulate``).
 
     Raises:
         ConfigError: on an unknown backend, an unknown key or an invalid value.
@@ -568,9 +571,9 @@ def backend_config(
     classes = _backend_classes()
     if name not in classes:
         raise ConfigError(
-            f"Invalid config: backend.name={name!r}; must be one of {', '.join(BACKENDS)} "
+            f"Invalid config: {where}.name={name!r}; must be one of {', '.join(BACKENDS)} "
             "(backend=pygame: the built-in simulator; backend=roblox: a game over the bridge)."
         )
     settings = {k: v for k, v in to_container(backend).items() if k != "name"}
     settings["episode"] = {**(settings.get("episode") or {}), **(episode or {})}
-    return parse(classes[name], settings, "backend")
+    return parse(classes[name], settings, where)

@@ -310,3 +310,15 @@ def test_experiment_race_sees_the_car_beside_it_on_the_grid():
     assert seen.any() and not seen[race.sensors.n_rays // 2 :].any()  # on its left only
     plain = backend_config(default.backend)
     np.testing.assert_array_equal(second_car_rays(plain, True), second_car_rays(plain, False))
+
+
+def test_a_backend_error_names_the_group_s_own_path():
+    # racing-rl emulate's simulator is the group `sim` (backend@sim), not `backend`.
+    with initialize():
+        sim = compose("emulate", overrides=["sim.sensors.n_rays=10"]).sim
+    with pytest.raises(ConfigError) as error:
+        backend_config(sim, where="sim")
+    assert str(error.value) == (
+        "Invalid config: sim.sensors.n_rays=10: layout=roblox_car has 16 rays (the game's "
+        "Car); set n_rays=16, or layout=fan."
+    )

@@ -675,7 +675,7 @@ def main(cfg: DictConfig) -> None:
     try:
         emulator = Emulator(
             cfg.url,
-            backend_config(cfg.sim),
+            backend_config(cfg.sim, where="sim"),
             lockstep=cfg.lockstep,
             tick_hz=cfg.tick_hz,
             heartbeat_hz=cfg.heartbeat_hz,

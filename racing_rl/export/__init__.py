@@ -68,7 +68,8 @@ def load_spec(
     run_cfg = load_run_config(run_dir)
     # The simulator's config states its observation size; a Roblox run's is the game's
     # (None: the checkpoint's, as the game sent it).
-    observation_size = backend_config(run_cfg.backend).observation_size
+    backend = backend_config(run_cfg.backend)
+    observation_size = backend.observation_size
     cfg = OmegaConf.create(
         {"checkpoint": checkpoint, "device": device, "trust_pickles": trust_pickles}
     )
@@ -79,7 +80,7 @@ def load_spec(
         shown = str(model_path.resolve().relative_to(run_dir.resolve()))
     except ValueError:
         shown = str(model_path)
-    sensors = getattr(backend_config(run_cfg.backend), "sensors", None)
+    sensors = getattr(backend, "sensors", None)  # a Roblox run's are the game's
     info = {
         "checkpoint": f"{run_dir.name}/{shown}",
         "timesteps": int(driver.model.num_timesteps),

@@ -69,8 +69,9 @@ class SensorConfig:
             raise ConfigError(f"sensors.layout must be one of {LAYOUTS}, got {self.layout!r}.")
         if self.layout == "roblox_car" and self.n_rays != 2 * len(ROBLOX_CAR_RAYS):
             raise ConfigError(
-                f"sensors.layout=roblox_car has {2 * len(ROBLOX_CAR_RAYS)} rays; got "
-                f"sensors.n_rays={self.n_rays}. Set sensors.n_rays=16."
+                f"sensors.n_rays={self.n_rays}: layout=roblox_car has "
+                f"{2 * len(ROBLOX_CAR_RAYS)} rays (the game's Car); set n_rays="
+                f"{2 * len(ROBLOX_CAR_RAYS)}, or layout=fan."
             )
         if self.n_rays < 1:
             raise ConfigError(f"sensors.n_rays must be >= 1, got {self.n_rays}.")
