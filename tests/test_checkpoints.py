@@ -151,10 +151,15 @@ def test_a_run_config_naming_anything_but_a_trusted_class_is_refused_unrun(
     assert marker.read_text() == "kept"
 
 
-def test_a_run_config_may_name_torch_classes_through_get_class(run_copy):
+@pytest.mark.filterwarnings("ignore:get_linear_fn\\(\\) is deprecated")
+def test_a_run_config_may_name_torch_classes_and_sb3_schedule_functions(run_copy):
     activation = {"_target_": "hydra.utils.get_class", "path": "torch.nn.Tanh"}
     crafted_config(run_copy, "algo.model.policy_kwargs.activation_fn", activation)
-    assert load_run_config(run_copy).algo.model.policy_kwargs.activation_fn.path == "torch.nn.Tanh"
+    schedule = {"_target_": "stable_baselines3.common.utils.get_linear_fn", "start": 3e-4}
+    crafted_config(run_copy, "algo.model.learning_rate", {**schedule, "end": 0, "end_fraction": 1})
+    cfg = load_run_config(run_copy)
+    assert cfg.algo.model.policy_kwargs.activation_fn.path == "torch.nn.Tanh"
+    assert cfg.algo.model.learning_rate._target_.endswith("get_linear_fn")
 
 
 def test_an_old_run_s_pickled_statistics_load_only_when_trusted(run_copy, tmp_path):

@@ -21,7 +21,14 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.buffers import BaseBuffer
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
-from stable_baselines3.common.utils import ConstantSchedule, FloatSchedule, LinearSchedule
+from stable_baselines3.common.utils import (
+    ConstantSchedule,
+    FloatSchedule,
+    LinearSchedule,
+    constant_fn,
+    get_linear_fn,
+    get_schedule_fn,
+)
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from racing_rl.algos import algorithm_class, constructor_parameters
@@ -57,13 +64,16 @@ TRUSTED_CLASSES: tuple[type, ...] = (
     ActionNoise,
     BaseBuffer,
 )
+#: SB3's schedule functions (older configs' ``learning_rate``): they only build a schedule.
+TRUSTED_FUNCTIONS = (get_linear_fn, constant_fn, get_schedule_fn)
 
 
 def check_named_classes(node: Any, where: str = "") -> None:
     """Refuse a run's config (resolved to plain containers) that names anything to call
     but a ``TRUSTED_CLASSES`` class.
 
-    Hydra would call every ``_target_`` with the file's arguments (``builtins.open``,
+    ``TRUSTED_FUNCTIONS`` may be named too. Hydra would call every ``_target_`` with the
+    file's arguments (``builtins.open``,
     ``pathlib.Path.mkdir``, ``subprocess.Popen``...). Checked: each ``_target_``, the
     ``path`` of ``_target_: hydra.utils.get_class`` (Hydra's way to pass a class), and
     ``algo.model.policy`` when it is a dotted class name. Naming a class imports its
@@ -92,10 +102,13 @@ def check_named_classes(node: Any, where: str = "") -> None:
         found = pydoc.locate(str(name))  # imports the module, calls nothing in it
         if found is None:
             raise ValueError(f"{key.lstrip('.')} = {name!r} cannot be imported")
+        if found in TRUSTED_FUNCTIONS:
+            continue
         if not (isinstance(found, type) and issubclass(found, TRUSTED_CLASSES)):
             raise ValueError(
                 f"{key.lstrip('.')} = {name!r}: a run's config may name only an algorithm, "
-                "policy, torch module, optimiser, schedule, action noise or replay buffer class"
+                "policy, torch module, optimiser, schedule, action noise or replay buffer "
+                "class, or an SB3 schedule function"
             )
     for key, value in node.items():
         check_named_classes(value, f"{where}.{key}")
