@@ -266,11 +266,11 @@ def test_the_default_mix_is_half_hard_tracks_and_left_out_for_a_game(caplog):
         game = compose("train", overrides=["backend=roblox"])
     hard = backend_config(with_difficulty(simulator.backend, "hard")).track
     assert train_mix(simulator) == [hard]
-    with caplog.at_level("WARNING", logger="racing_rl.config"):
+    with caplog.at_level("INFO", logger="racing_rl.config"):
         assert train_mix(game) == []
     assert "tracks.train_mix=['hard']" in caplog.text and "backend=roblox" in caplog.text
     caplog.clear()
-    with caplog.at_level("WARNING", logger="racing_rl.config"):
+    with caplog.at_level("INFO", logger="racing_rl.config"):
         check_train_config(game, device=False)
     assert "train_mix" not in caplog.text  # checks are quiet: a run says it once
 
