@@ -112,14 +112,14 @@ def test_the_run_names_the_bad_argument_not_hydra():
     )
 
 
-def test_off_the_simulator_it_warns_and_is_ppo(caplog):
+def test_off_the_simulator_it_says_so_and_is_ppo(caplog):
     """backend=roblox: the scripted teacher cannot read a game's state."""
 
     def env():
         return DummyVecEnv([lambda: gym.make("MountainCarContinuous-v0")])
 
     args = {"n_steps": 32, "batch_size": 32, "seed": 0, "device": "cpu"}
-    with caplog.at_level("WARNING", logger="racing_rl.teacher"):
+    with caplog.at_level("INFO", logger="racing_rl.teacher"):
         teacher = TeacherPPO("MlpPolicy", env(), teacher_coef=1.0, **args).learn(64)
     assert "without the teacher term" in caplog.text and "DummyVecEnv" in caplog.text
     assert teacher.logger.name_to_value["train/teacher_coef"] == 0.0

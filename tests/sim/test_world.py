@@ -529,5 +529,7 @@ def test_the_roblox_car_layout_sees_as_the_games_car() -> None:
     np.testing.assert_array_equal(obs[:8], obs[8:16])  # no other cars to see
     side = obs[5:7] * 0.4 * 20.0  # the ±90° rays are 0.4 × range long [m]
     np.testing.assert_allclose(side, track.width / 2, rtol=0.15)
-    with pytest.raises(ConfigError, match=r"sensors\.n_rays=16"):
+    with pytest.raises(
+        ConfigError, match=r"sensors\.n_rays=10: layout=roblox_car has 16 rays .*set n_rays=16"
+    ):
         SensorConfig(n_rays=10, layout="roblox_car")
