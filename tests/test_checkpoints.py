@@ -109,13 +109,23 @@ def crafted_config(run_dir: Path, key: str, value) -> None:
         ),
         (
             "algo.model.clip_range",
-            {"_target_": "pathlib.Path.mkdir", "_args_": ["{m}"]},
+            {"_target_": "pathlib.Path.mkdir", "_args_": ["{m}.dir"]},
             "algo.model.clip_range._target_ = 'pathlib.Path.mkdir': a run's config may name",
         ),
         (
             "algo.model.ent_coef",
-            {"_target_": "subprocess.Popen", "args": ["touch", "{m}"]},
+            {"_target_": "subprocess.Popen", "args": ["touch", "{m}.new"]},
             "algo.model.ent_coef._target_ = 'subprocess.Popen': a run's config may name",
+        ),
+        (  # an algorithm only as algo.model._target_ (a nested one would build an env)
+            "algo.model.policy_kwargs.x",
+            {"_target_": "stable_baselines3.PPO", "policy": "MlpPolicy", "env": "Pendulum-v1"},
+            "algo.model.policy_kwargs.x._target_ = 'stable_baselines3.PPO': a run's config",
+        ),
+        (  # a resume's override could make an interpolation resolve to another name
+            "algo.model.learning_rate",
+            {"_target_": "${oc.env:TARGET,stable_baselines3.common.utils.constant_fn}"},
+            "algo.model.learning_rate._target_ = '${oc.env:TARGET,stable_baselines3.common",
         ),
         (
             "algo.model.policy_kwargs.activation_fn",
@@ -145,10 +155,24 @@ def test_a_run_config_naming_anything_but_a_trusted_class_is_refused_unrun(
     with pytest.raises(CheckpointError) as refusal:
         load_run_config(run_copy)
     assert refused in str(refusal.value)
-    assert marker.read_text() == "kept"
     result = racing_rl("export", f"run_dir={run_copy}", "checkpoint=final", cwd=tmp_path)
     assert result.returncode == 1 and "is not a valid run config" in result.stderr
     assert marker.read_text() == "kept"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["marker", "run"]  # no .dir, .new
+
+
+def test_a_run_config_cannot_import_a_module_from_the_working_directory(
+    run_copy, tmp_path, monkeypatch
+):
+    # `python -m racing_rl` puts the working directory first on sys.path: a module there
+    # (shipped beside the run) would run its code on import.
+    (tmp_path / "shipped.py").write_text("open(__file__ + '.ran', 'w')\nclass Policy: ...\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    crafted_config(run_copy, "algo.model.policy", "shipped.Policy")
+    with pytest.raises(CheckpointError, match="shipped would be imported from the working dir"):
+        load_run_config(run_copy)
+    assert not (tmp_path / "shipped.py.ran").exists()
 
 
 @pytest.mark.filterwarnings("ignore:get_linear_fn\\(\\) is deprecated")

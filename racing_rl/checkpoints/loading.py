@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import json
 import logging
@@ -21,6 +22,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.buffers import BaseBuffer
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.type_aliases import TrainFreq, TrainFrequencyUnit
 from stable_baselines3.common.utils import (
     ConstantSchedule,
     FloatSchedule,
@@ -53,9 +55,9 @@ log = logging.getLogger(__name__)
 
 #: The kinds of class a run directory's config may name: loading the run calls each with
 #: the file's arguments (``algo.model`` is instantiated), so nothing else may be named.
-#: Policies, activation functions and feature extractors are ``torch.nn.Module``\ s.
+#: Policies, activation functions and feature extractors are ``torch.nn.Module``\ s; the
+#: algorithm (a ``BaseAlgorithm``) only as ``algo.model._target_`` itself.
 TRUSTED_CLASSES: tuple[type, ...] = (
-    BaseAlgorithm,
     torch.nn.Module,
     torch.optim.Optimizer,
     LinearSchedule,
@@ -63,21 +65,26 @@ TRUSTED_CLASSES: tuple[type, ...] = (
     FloatSchedule,
     ActionNoise,
     BaseBuffer,
+    TrainFreq,
+    TrainFrequencyUnit,
 )
 #: SB3's schedule functions (older configs' ``learning_rate``): they only build a schedule.
 TRUSTED_FUNCTIONS = (get_linear_fn, constant_fn, get_schedule_fn)
+_ALGORITHM = ".algo.model._target_"
 
 
 def check_named_classes(node: Any, where: str = "") -> None:
-    """Refuse a run's config (resolved to plain containers) that names anything to call
-    but a ``TRUSTED_CLASSES`` class.
+    """Refuse a run's config (as plain containers, interpolations unresolved) that names
+    anything to call but a ``TRUSTED_CLASSES`` class or a ``TRUSTED_FUNCTIONS`` function.
 
-    ``TRUSTED_FUNCTIONS`` may be named too. Hydra would call every ``_target_`` with the
-    file's arguments (``builtins.open``,
+    Hydra would call every ``_target_`` with the file's arguments (``builtins.open``,
     ``pathlib.Path.mkdir``, ``subprocess.Popen``...). Checked: each ``_target_``, the
     ``path`` of ``_target_: hydra.utils.get_class`` (Hydra's way to pass a class), and
-    ``algo.model.policy`` when it is a dotted class name. Naming a class imports its
-    module, which must be installed; nothing from the run directory is imported.
+    ``algo.model.policy`` when it is a dotted class name. Each must be written out (an
+    interpolation could resolve to another name once a resume overrides a key), and its
+    top-level package must be installed: one found in the working directory is refused
+    before it is imported (``python -m`` puts that directory first on ``sys.path``), so
+    nothing from a run directory is imported.
 
     Raises:
         ValueError: naming the key and the value, for the first one that is not a class
@@ -99,19 +106,49 @@ def check_named_classes(node: Any, where: str = "") -> None:
     if where == ".algo.model" and "." in str(node.get("policy", "")):
         named[f"{where}.policy"] = node["policy"]
     for key, name in named.items():
-        found = pydoc.locate(str(name))  # imports the module, calls nothing in it
-        if found is None:
-            raise ValueError(f"{key.lstrip('.')} = {name!r} cannot be imported")
+        found = _locate(key.lstrip("."), str(name))
         if found in TRUSTED_FUNCTIONS:
             continue
-        if not (isinstance(found, type) and issubclass(found, TRUSTED_CLASSES)):
+        kinds = (*TRUSTED_CLASSES, BaseAlgorithm) if key == _ALGORITHM else TRUSTED_CLASSES
+        if not (isinstance(found, type) and issubclass(found, kinds)):
             raise ValueError(
-                f"{key.lstrip('.')} = {name!r}: a run's config may name only an algorithm, "
-                "policy, torch module, optimiser, schedule, action noise or replay buffer "
-                "class, or an SB3 schedule function"
+                f"{key.lstrip('.')} = {name!r}: a run's config may name only its algorithm "
+                "(algo.model._target_) and policy, torch module, optimiser, schedule, action "
+                "noise, replay buffer or train frequency classes, or an SB3 schedule function"
             )
     for key, value in node.items():
         check_named_classes(value, f"{where}.{key}")
+
+
+def _locate(key: str, name: str) -> Any:
+    """The object ``name`` (a dotted path) names, imported only from an installed package.
+
+    Raises:
+        ValueError: if ``name`` is an interpolation, cannot be imported, or its top-level
+            package lies in the working directory (and is not racing_rl itself).
+    """
+    if "${" in name:
+        raise ValueError(f"{key} = {name!r}: a run's config names its classes literally")
+    root = name.split(".")[0]
+    try:
+        spec = importlib.util.find_spec(root)  # a top-level module: found, not run
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None:
+        raise ValueError(f"{key} = {name!r} cannot be imported")
+    # Where its code lies (none for a built-in module such as builtins).
+    places = [spec.origin] if spec.has_location else list(spec.submodule_search_locations or [])
+    here = Path.cwd().resolve()
+    inside = [p for p in places if p and Path(p).resolve().is_relative_to(here)]
+    if root != "racing_rl" and inside:
+        raise ValueError(
+            f"{key} = {name!r}: {root} would be imported from the working directory "
+            f"({inside[0]}), not from an installed package"
+        )
+    found = pydoc.locate(name)  # imports the module, calls nothing in it
+    if found is None:
+        raise ValueError(f"{key} = {name!r} cannot be imported")
+    return found
 
 
 _PICKLE_WARNING = (

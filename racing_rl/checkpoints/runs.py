@@ -83,8 +83,9 @@ def load_run_config(run_dir: Path) -> DictConfig:
         if not isinstance(cfg, DictConfig) or not cfg:
             raise ValueError(f"it holds {type(cfg).__name__ if cfg else 'nothing'}, not settings")
         _rename_old_keys(cfg)  # a run saved before some keys were renamed
-        # Every interpolation resolves; nothing is called but what a run may name.
-        check_named_classes(OmegaConf.to_container(cfg, resolve=True))
+        OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
+        # Nothing is called but what a run may name (written out: see check_named_classes).
+        check_named_classes(OmegaConf.to_container(cfg, resolve=False))
         check_train_config(cfg, device=False)
     except Exception as err:
         why = (str(err).strip().splitlines() or [""])[0]
