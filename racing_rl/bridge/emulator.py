@@ -265,7 +265,8 @@ class Emulator:
         self._stop = asyncio.Event()
         delay = 0.05
         unreachable_since: float | None = None  # when the failed attempts began
-        said = 0.0  # when they were last reported
+        refused_since: float | None = None  # when closes before any command began
+        said = 0.0  # when either was last reported
         while not self._stop.is_set():
             received = self.received
             try:
@@ -278,8 +279,9 @@ class Emulator:
                     open_timeout=OPEN_TIMEOUT,
                 ) as connection:
                     self.connections += 1
+                    unreachable_since = None
                     log.log(
-                        logging.DEBUG if unreachable_since else logging.INFO,
+                        logging.DEBUG if refused_since else logging.INFO,
                         "emulator connected to %s (connection %d)",
                         self.url,
                         self.connections,
@@ -307,11 +309,11 @@ class Emulator:
                 log.debug("emulator: no connection (%s); retry in %.2f s", err, delay)
             except ConnectionClosed as err:
                 if self.received > received:  # it played: reconnect at once
-                    delay, unreachable_since = 0.05, None
+                    delay, refused_since = 0.05, None
                     log.info("emulator connection closed: %s", err)
                 else:  # closed before any command: refused (another game, a wrong size)
                     now = loop.time()
-                    if unreachable_since is None or now - said >= self.unreachable_every:
+                    if refused_since is None or now - said >= self.unreachable_every:
                         close = err.rcvd or err.sent
                         why = f"close code {close.code}: {close.reason}" if close else str(err)
                         log.warning(
@@ -320,15 +322,15 @@ class Emulator:
                             self.url,
                             why,
                             ""
-                            if unreachable_since is None
-                            else f", refused for {now - unreachable_since:.0f} s",
+                            if refused_since is None
+                            else f", refused for {now - refused_since:.0f} s",
                         )
                         said = now
-                        unreachable_since = unreachable_since or now
+                        refused_since = refused_since or now
             except Exception:  # a game keeps running: report, then reconnect
                 log.exception("emulator: error on connection %d", self.connections)
             else:
-                delay, unreachable_since = 0.05, None
+                delay, refused_since = 0.05, None
             if not self._stop.is_set():
                 await asyncio.sleep(delay)
                 delay = min(2 * delay, 1.0)
