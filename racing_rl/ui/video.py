@@ -71,11 +71,13 @@ def export_video(
         The number of frames written.
 
     Raises:
-        ReplayError: on another file type, or a frame rate that is not > 0.
+        ReplayError: on another file type, a frame rate that is not > 0, or a ``follow``
+            that is not a car of the replay.
     """
     import imageio.v3 as iio
     from tqdm import tqdm
 
+    replay.check_car(int(renderer_options.get("follow", 0)))
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in (".mp4", ".gif"):

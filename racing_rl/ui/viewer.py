@@ -139,11 +139,7 @@ def play_replay(
         ReplayError: on a speed outside ``SPEEDS``, a ``follow`` that is not a car of the
             replay, or a script key outside ``SCRIPT_KEYS``.
     """
-    if not 0 <= follow < replay.n_cars:
-        raise ReplayError(
-            f"follow={follow}; this replay has {replay.n_cars} car(s): 0 to "
-            f"{replay.n_cars - 1} ({', '.join(replay.labels)})."
-        )
+    replay.check_car(follow)
     unknown = sorted({key for key in script or () if key not in SCRIPT_KEYS})
     if unknown:
         raise ReplayError(

@@ -38,3 +38,9 @@ def test_a_video_needs_a_positive_speed(replay, tmp_path, speed):
     with pytest.raises(ReplayError, match=r"frame rate must be > 0.*give a speed > 0"):
         export_video(replay, tmp_path / "race.gif", speed=speed)
     assert not (tmp_path / "race.gif").exists()
+
+
+def test_a_video_following_a_car_the_replay_lacks_is_refused(replay, tmp_path):
+    with pytest.raises(ReplayError, match=r"follow=7; this replay has 2 car\(s\)"):
+        export_video(replay, tmp_path / "race.mp4", camera="chase", follow=7)
+    assert not (tmp_path / "race.mp4").exists()
