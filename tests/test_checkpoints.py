@@ -307,3 +307,18 @@ def test_a_replay_buffer_round_trips_as_npz_and_an_old_pickle_needs_trust(tmp_pa
     narrower = SAC("MlpPolicy", other, buffer_size=500, learning_starts=1000, seed=0)
     with pytest.raises(CheckpointError, match=r"observations has shape \(120, 1, 13\)"):
         load_replay_buffer(narrower, tmp_path)
+
+
+def test_a_memory_optimised_replay_buffer_round_trips_with_its_last_next_observation(tmp_path):
+    # optimize_memory_usage: no next_observations; row pos holds the last one's next.
+    env = DummyVecEnv([lambda: gymnasium.make("racing_rl/Race-v0")])
+    kwargs = {"learning_starts": 1000, "seed": 0, "optimize_memory_usage": True}
+    kwargs |= {"replay_buffer_kwargs": {"handle_timeout_termination": False}}
+    model = SAC("MlpPolicy", env, buffer_size=500, **kwargs).learn(50)
+    save_replay_buffer(model, tmp_path / "replay_buffer.npz")
+    with np.load(tmp_path / "replay_buffer.npz") as saved:
+        assert saved["observations"].shape[0] == 51 and "next_observations" not in saved
+    fresh = SAC("MlpPolicy", env, buffer_size=500, **kwargs)
+    assert load_replay_buffer(fresh, tmp_path)
+    for key in ("observations", "actions", "rewards", "dones"):
+        assert np.array_equal(getattr(fresh.replay_buffer, key), getattr(model.replay_buffer, key))

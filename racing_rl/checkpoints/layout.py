@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from racing_rl.errors import CheckpointError
 
@@ -25,6 +26,18 @@ BUFFER_ARRAYS = ("observations", "next_observations", "actions", "rewards", "don
 REPLAY_BUFFER_VERSION = 2
 """2: only the filled rows (``[:pos]`` until the buffer is full); 1 (still read): every
 row of the buffer's capacity."""
+
+
+def filled_rows(buffer: Any, pos: int, full: bool) -> int:
+    """The rows of a replay buffer's arrays that hold transitions (what format 2 saves).
+
+    Every row once ``full``; else those before ``pos``, and with
+    ``optimize_memory_usage`` (no ``next_observations``: the next observation of row ``i``
+    is ``observations[i + 1]``) the row at ``pos`` too.
+    """
+    if full:
+        return int(buffer.buffer_size)
+    return min(pos + int(bool(buffer.optimize_memory_usage)), int(buffer.buffer_size))
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ from racing_rl.checkpoints.layout import (
     REPLAY_BUFFER_VERSION,
     STATISTICS,
     VECNORMALIZE_PICKLE,
+    filled_rows,
 )
 from racing_rl.errors import CheckpointError
 from racing_rl.normalize import (
@@ -341,9 +342,9 @@ def load_replay_buffer(
             if not 0 <= pos < buffer.buffer_size:
                 raise CheckpointError(f"{plain}: pos={pos} is outside the buffer.")
             # Version 1 holds every row of the capacity; 2 the filled ones.
-            rows = buffer.buffer_size if full or version == 1 else pos
+            rows = buffer.buffer_size if version == 1 else filled_rows(buffer, pos, full)
             for key in BUFFER_ARRAYS:
-                current = getattr(buffer, key)
+                current = getattr(buffer, key, None)  # memory-optimised: no next_observations
                 if current is None:
                     continue
                 saved = data[key]

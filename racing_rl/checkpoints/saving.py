@@ -31,6 +31,7 @@ from racing_rl.checkpoints.layout import (
     STATISTICS,
     VECNORMALIZE_PICKLE,
     Checkpoint,
+    filled_rows,
     find_checkpoints,
 )
 from racing_rl.errors import CheckpointError
@@ -147,8 +148,12 @@ def save_replay_buffer(model: OffPolicyAlgorithm, path: Path) -> None:
             f"Cannot save a {type(buffer).__name__} replay buffer; racing-rl saves SB3's "
             "ReplayBuffer."
         )
-    rows = buffer.buffer_size if buffer.full else buffer.pos
-    arrays = {k: getattr(buffer, k)[:rows] for k in BUFFER_ARRAYS if getattr(buffer, k) is not None}
+    rows = filled_rows(buffer, buffer.pos, buffer.full)
+    arrays = {
+        k: getattr(buffer, k)[:rows]
+        for k in BUFFER_ARRAYS
+        if getattr(buffer, k, None) is not None  # no next_observations: memory-optimised
+    }
     with open(path, "wb") as file:
         np.savez(
             file,
