@@ -42,6 +42,7 @@ from racing_rl.callbacks import (
     planned_timesteps,
 )
 from racing_rl.checkpoints.layout import FINAL, INTERRUPTED, Checkpoint, latest_checkpoint
+from racing_rl.checkpoints.loading import check_named_classes
 from racing_rl.checkpoints.runs import (
     initialize_from,
     load_for_resume,
@@ -241,6 +242,14 @@ def _train(
     stop it when the last of them closes).
     """
     check_train_config(cfg)
+    try:  # the user's own config may name anything; a loaded run's may not
+        check_named_classes(OmegaConf.to_container(cfg, resolve=False))
+    except ValueError as err:
+        log.warning(
+            "this run trains, but racing-rl eval, export and resume will refuse to load it: "
+            "%s (docs/checkpoints.md)",
+            err,
+        )
     bridge = None
     if cfg.backend.name == "roblox":
         from racing_rl.bridge.training_bridge import TrainingBridge

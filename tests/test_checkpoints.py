@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from hydra import compose
 from omegaconf import OmegaConf
-from runs import racing_rl
+from runs import TINY, racing_rl
 from stable_baselines3 import PPO, SAC
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
@@ -184,6 +184,21 @@ def test_a_run_config_may_name_torch_classes_and_sb3_schedule_functions(run_copy
     cfg = load_run_config(run_copy)
     assert cfg.algo.model.policy_kwargs.activation_fn.path == "torch.nn.Tanh"
     assert cfg.algo.model.learning_rate._target_.endswith("get_linear_fn")
+
+
+def test_training_a_config_that_loading_would_refuse_says_so(tmp_path, caplog):
+    # The user's own config may name any callable; a run directory's may not.
+    rate = "+algo.model.learning_rate={_target_:builtins.float,_args_:[3e-4]}"
+    with initialize():
+        cfg = compose("train", overrides=[*TINY, "~algo.model.learning_rate", rate])
+    with caplog.at_level("WARNING", logger="racing_rl.training"):
+        train(cfg, tmp_path)
+    assert "this run trains, but racing-rl eval, export and resume will refuse" in caplog.text
+    assert "algo.model.learning_rate._target_ = 'builtins.float'" in caplog.text
+    (tmp_path / ".hydra").mkdir()
+    OmegaConf.save(cfg, tmp_path / ".hydra" / "config.yaml")  # as Hydra writes it
+    with pytest.raises(CheckpointError, match=r"builtins\.float"):
+        load_run_config(tmp_path)
 
 
 def test_an_old_run_s_pickled_statistics_load_only_when_trusted(run_copy, tmp_path):
