@@ -28,6 +28,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from racing_rl.export.spec import Activation, Dense, LSTMLayer, PolicySpec
+from racing_rl.sim.sensors import ROBLOX_CAR_RAYS
 
 #: Characters per line of the weight string (``\\z`` continues it on the next line).
 LINE_WIDTH = 96
@@ -156,14 +157,24 @@ throttle (negative brakes, then reverses), steering (negative left), nitro (on w
 > 0.5), each in [-1, 1]. Policy.info holds the same facts as a table."""
 
 
+def _direction(angle_deg: float) -> str:
+    """``ahead``, ``behind`` or ``28 deg left`` for a ray angle (counter-clockwise: left)."""
+    if angle_deg == 0:
+        return "ahead"
+    if abs(angle_deg) == 180:
+        return "behind"
+    return f"{abs(angle_deg):.0f} deg {'left' if angle_deg > 0 else 'right'}"
+
+
 #: The rays' order, by ``info["ray_layout"]`` (``racing_rl.sim.sensors.LAYOUTS``, or
 #: ``game`` for a run trained in the game).
 RAY_ORDER = {
     "fan": "ray distance / sensor range, left to right (0..1)",
     "roblox_car": (
-        "ray distance / that ray's length (0..1): ahead, 28 deg right, 28 deg left, 45 deg "
-        "right, 45 deg left, 90 deg right, 90 deg left, behind; the first 8 ignore cars, "
-        "the last 8 repeat them and see cars (the game's Car)"
+        "ray distance / that ray's length (0..1): "
+        + ", ".join(_direction(angle) for angle, _ in ROBLOX_CAR_RAYS)
+        + f"; the first {len(ROBLOX_CAR_RAYS)} ignore cars, the last {len(ROBLOX_CAR_RAYS)} "
+        "repeat them and see cars (the game's Car)"
     ),
     "game": "ray distance / that ray's length (0..1), in the order the game's car casts them",
 }
