@@ -23,7 +23,12 @@ from racing_rl.checkpoints.layout import (
     find_checkpoints,
     latest_checkpoint,
 )
-from racing_rl.checkpoints.loading import load_model, load_normalizer, load_replay_buffer
+from racing_rl.checkpoints.loading import (
+    check_named_classes,
+    load_model,
+    load_normalizer,
+    load_replay_buffer,
+)
 from racing_rl.checkpoints.runs import load_run_config, newest_loadable
 from racing_rl.checkpoints.saving import save_checkpoint, save_replay_buffer
 from racing_rl.config import initialize
@@ -173,6 +178,12 @@ def test_a_run_config_cannot_import_a_module_from_the_working_directory(
     with pytest.raises(CheckpointError, match="shipped would be imported from the working dir"):
         load_run_config(run_copy)
     assert not (tmp_path / "shipped.py.ran").exists()
+    # An installed package below the working directory (a project's .venv) is fine.
+    package = tmp_path / ".venv" / "site-packages" / "installed_policies"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("import torch\nclass Policy(torch.nn.Module): ...\n")
+    monkeypatch.syspath_prepend(str(package.parent))
+    check_named_classes({"algo": {"model": {"policy": "installed_policies.Policy"}}})
 
 
 @pytest.mark.filterwarnings("ignore:get_linear_fn\\(\\) is deprecated")

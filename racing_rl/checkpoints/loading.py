@@ -137,10 +137,14 @@ def _locate(key: str, name: str) -> Any:
         spec = None
     if spec is None:
         raise ValueError(f"{key} = {name!r} cannot be imported")
-    # Where its code lies (none for a built-in module such as builtins).
-    places = [spec.origin] if spec.has_location else list(spec.submodule_search_locations or [])
-    here = Path.cwd().resolve()
-    inside = [p for p in places if p and Path(p).resolve().is_relative_to(here)]
+    # The sys.path entry it was found on (none for a built-in module such as builtins):
+    # the parent of a module file, of a package's directory or of a namespace's.
+    if spec.has_location and spec.origin:
+        origin = Path(spec.origin).resolve()
+        places = [origin.parent.parent if origin.name == "__init__.py" else origin.parent]
+    else:
+        places = [Path(p).resolve().parent for p in spec.submodule_search_locations or []]
+    inside = [place for place in places if place == Path.cwd().resolve()]
     if root != "racing_rl" and inside:
         raise ValueError(
             f"{key} = {name!r}: {root} would be imported from the working directory "
