@@ -26,9 +26,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import CodeType, FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from racing_rl import __version__, config_dir
+
+if TYPE_CHECKING:  # imported where used: the dispatcher starts fast
+    from hydra.core.override_parser.types import Override
+
+    from racing_rl.usage import ConfigDoc
 
 
 @dataclass(frozen=True)
@@ -234,7 +239,7 @@ def check_arguments(name: str, args: list[str]) -> None:
             _check_path(key, kind, entry)
 
 
-def _check_keys(name: str, overrides: list[Any], doc: Any) -> None:
+def _check_keys(name: str, overrides: list[Override], doc: ConfigDoc) -> None:
     """Refuse an override whose first part is no key or group of the command's config
     (a typo such as ``fromat=onnx``, for which Hydra would suggest ``+fromat=onnx``).
     Appends (``+``, ``++``) and deletions (``~``) are Hydra's business, and so are the

@@ -141,12 +141,12 @@ class Replay:
         """Cars N."""
         return len(self.labels)
 
-    def check_car(self, car: int, key: str = "follow") -> None:
-        """Raise ``ReplayError`` unless ``car`` is one of the replay's cars (0 … N-1),
-        naming ``key`` and the cars' labels."""
+    def check_car(self, car: int) -> None:
+        """Raise ``ReplayError`` unless ``car`` (a ``follow=`` value) is one of the replay's
+        cars (0 … N-1), naming the cars' labels."""
         if not 0 <= car < self.n_cars:
             raise ReplayError(
-                f"{key}={car}; this replay has {self.n_cars} car(s): 0 to {self.n_cars - 1} "
+                f"follow={car}; this replay has {self.n_cars} car(s): 0 to {self.n_cars - 1} "
                 f"({', '.join(self.labels)})."
             )
 
