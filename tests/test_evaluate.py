@@ -1,13 +1,18 @@
 """Evaluation: metrics, checkpoint lookup, recorded evaluations and races through the CLI."""
 
+import functools
+import io
 import json
 import math
+import re
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import tqdm
 from hydra import compose
 from omegaconf import OmegaConf
 from runs import racing_rl
@@ -295,3 +300,27 @@ def test_eval_sets_its_torch_threads(tiny_runs, tmp_path):
         assert torch.get_num_threads() == 3
     finally:
         torch.set_num_threads(before)
+
+
+def test_eval_shows_races_progress_on_a_terminal(tiny_runs, tmp_path, monkeypatch):
+    """On a terminal a bar counts the cars done and the steps while the races run (a
+    game's races run in real time); off one, nothing is drawn."""
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    overrides = [f"run_dir={tiny_runs[0]}", "driver=scripted", "seeds=[5,6]", "max_steps=300"]
+    with initialize():
+        cfg = compose("eval", overrides=[*overrides, f"out_dir={tmp_path}"])
+    terminal = Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    # Every refresh, however fast the races.
+    monkeypatch.setattr("tqdm.tqdm", functools.partial(tqdm.tqdm, mininterval=0))
+    evaluate(cfg)
+    bars = terminal.getvalue().replace("\r", "\n").splitlines()
+    assert any(re.search(r"races:.*0/2 cars done \[.*step 0/300\]", b) for b in bars), bars
+    assert any(re.search(r"races:.*2/2 cars done \[.*step [1-9]\d*/300\]", b) for b in bars), bars
+    monkeypatch.setattr("sys.stderr", io.StringIO())
+    evaluate(cfg)
+    assert "cars done" not in sys.stderr.getvalue()

@@ -13,7 +13,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -261,7 +262,9 @@ def _run_rounds(
     try:
         while rounds == 0 or len(races) < rounds * len(seeds):
             if window is None and follower is None:
-                finished = run_races(envs, drivers, record=bool(cfg.record), meta=meta)
+                round_number = len(races) // len(seeds) + 1
+                with _progress(envs, episode, round_number if rounds != 1 else None) as bar:
+                    finished = run_races(envs, drivers, bool(cfg.record), meta, on_step=bar)
             else:  # one track at a time: the window shows it, a newer checkpoint drives the next
                 finished = _race_one_track(
                     envs[len(races) % len(seeds)], drivers, cfg, meta, window
@@ -290,6 +293,35 @@ def _run_rounds(
             window.close()
             log.info("render: %d frames drawn", window.frames)
     return races
+
+
+@contextmanager
+def _progress(
+    envs: Sequence[Any], episode: dict[str, Any], round_number: int | None
+) -> Iterator[Callable[[], None]]:
+    """A bar on stderr (none off a TTY) while ``envs`` race: cars done out of all cars, and
+    the step count against ``episode["max_steps"]``; yields ``run_races``' ``on_step``.
+
+    A game's races run at its tick rate (a 3-lap race, a minute or more), the simulator's
+    100 hard tracks for tens of seconds: the bar says the races are going on.
+    """
+    from tqdm import tqdm
+
+    cars = sum(len(env.possible_agents) for env in envs)
+    desc = "races" if round_number is None else f"round {round_number}"
+    max_steps = int(episode["max_steps"])
+    # No rate or ETA: cars finish in bursts, near the end of the races.
+    layout = "{l_bar}{bar}| {n_fmt}/{total_fmt} cars done [{elapsed}{postfix}]"
+    with tqdm(total=cars, desc=desc, bar_format=layout, disable=None, leave=False) as bar:
+        steps = -1  # on_step comes once before the first step
+
+        def on_step() -> None:
+            nonlocal steps
+            steps += 1
+            bar.set_postfix_str(f"step {steps}/{max_steps}", refresh=False)
+            bar.update(cars - sum(len(env.agents) for env in envs) - bar.n)
+
+        yield on_step
 
 
 def _race_one_track(
