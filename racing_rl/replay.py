@@ -39,8 +39,11 @@ FloatArray = NDArray[np.float64]
 
 #: The ``format`` field of every replay file.
 FORMAT = "racing-rl-replay"
-#: The format version this code writes and reads; bumped when an array changes.
-VERSION = 1
+#: The format version this code writes; bumped when an array changes.
+VERSION = 2
+#: The versions this code reads. Version 1 had one ``ray_range`` (the forward ray's length)
+#: instead of ``ray_ranges``: its rays read as that long each.
+READABLE_VERSIONS = (1, 2)
 #: Track fields stored as ``track_<name>`` (``racing_rl.sim.track.Track``).
 TRACK_FIELDS = (
     "seed",
@@ -71,7 +74,7 @@ FRAME_FIELDS = (
 #: Per-step arrays, shape (T, N, ...): step t leads from frame t to frame t + 1.
 STEP_FIELDS = ("actions", "rewards", "lap_completed", "lap_time", "terminated", "truncated")
 #: Scalar fields, one number each.
-SCALAR_FIELDS = ("dt", "car_length", "car_width", "max_speed", "ray_range")
+SCALAR_FIELDS = ("dt", "car_length", "car_width", "max_speed")
 
 
 @dataclass(frozen=True, eq=False)
@@ -85,8 +88,8 @@ class Replay:
         dt: time per step [s].
         car_length: body length [m]; car_width: body width [m].
         max_speed: the car's top speed [m/s].
-        ray_range: sensor range [m].
         ray_angles: ray angles relative to the heading, shape (R,) [rad].
+        ray_ranges: each ray's length, shape (R,) [m]: a ray this long hit nothing.
         time: race time of each frame, shape (T + 1,) [s].
         position: (T + 1, N, 2) [m]. heading: (T + 1, N) [rad]. speed: (T + 1, N) [m/s].
         fuel: nitro fuel, (T + 1, N) [0 … 1]. progress: (T + 1, N) [laps].
@@ -106,8 +109,8 @@ class Replay:
     car_length: float
     car_width: float
     max_speed: float
-    ray_range: float
     ray_angles: FloatArray
+    ray_ranges: FloatArray
     time: FloatArray
     position: FloatArray
     heading: FloatArray
@@ -197,7 +200,7 @@ class Replay:
             progress=self.progress[frame],
             rays=self.rays[frame].astype(np.float64),
             ray_angles=self.ray_angles,
-            ray_range=self.ray_range,
+            ray_ranges=self.ray_ranges,
             car_length=self.car_length,
             car_width=self.car_width,
             max_speed=self.max_speed,
@@ -214,6 +217,7 @@ class Replay:
             "labels": np.array(self.labels, dtype=np.str_),
             "runs": np.array(self.runs, dtype=np.str_),
             "ray_angles": self.ray_angles,
+            "ray_ranges": self.ray_ranges,
             "time": self.time,
         }
         arrays.update(
@@ -278,12 +282,14 @@ def load_replay(path: Path | str) -> Replay:
             f"expected {FORMAT!r})."
         )
     version = int(contents.get("version", -1))
-    if version != VERSION:
+    if version not in READABLE_VERSIONS:
         raise ReplayError(
-            f"{path} is a replay of format version {version}; this racing-rl reads version "
-            f"{VERSION}. Play it with the racing-rl version that recorded it, or record it "
-            "again."
+            f"{path} is a replay of format version {version}; this racing-rl reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))}. Play it with the racing-rl version "
+            "that recorded it, or record it again."
         )
+    if version == 1 and "ray_range" in contents and "ray_angles" in contents:
+        contents["ray_ranges"] = np.full(len(contents["ray_angles"]), float(contents["ray_range"]))
     return _replay_from_arrays(path, contents)
 
 
@@ -298,7 +304,9 @@ def _replay_from_arrays(path: Path, contents: Mapping[str, np.ndarray]) -> Repla
     """Build a Replay from a version-checked archive, checking names and shapes."""
     names = [f"track_{n}" for n in TRACK_FIELDS] + list(FRAME_FIELDS + STEP_FIELDS + SCALAR_FIELDS)
     missing = [
-        n for n in [*names, "labels", "runs", "meta", "ray_angles", "time"] if n not in contents
+        n
+        for n in [*names, "labels", "runs", "meta", "ray_angles", "ray_ranges", "time"]
+        if n not in contents
     ]
     if missing:
         raise ReplayError(f"{path} is damaged: it lacks {missing}. Record it again.")
@@ -321,6 +329,7 @@ def _replay_from_arrays(path: Path, contents: Mapping[str, np.ndarray]) -> Repla
         labels=labels,
         runs=tuple(str(v) for v in contents["runs"]),
         ray_angles=contents["ray_angles"],
+        ray_ranges=contents["ray_ranges"],
         time=contents["time"],
         meta=json.loads(str(contents["meta"])),
         **{name: float(contents[name]) for name in SCALAR_FIELDS},
@@ -419,8 +428,8 @@ class ReplayRecorder:
             car_length=float(world.car.length),
             car_width=float(world.car.width),
             max_speed=float(world.car.max_speed),
-            ray_range=float(world.sensors.range),
             ray_angles=world.sensors.angles(),
+            ray_ranges=world.sensors.ranges(),
             meta=self.meta,
             **stacked,
         )

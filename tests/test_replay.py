@@ -8,12 +8,15 @@ import zipfile
 import imageio.v3 as iio
 import numpy as np
 import pytest
+from omegaconf import OmegaConf
 from runs import REPLAY_EPISODE, REPLAY_TRACK, racing_rl
 
 from racing_rl.config import backend_config, default_backend
+from racing_rl.drivers import ScriptedDriver
 from racing_rl.envs.race import RaceParallelEnv
 from racing_rl.errors import ReplayError
-from racing_rl.replay import FRAME_FIELDS, STEP_FIELDS, VERSION, load_replay
+from racing_rl.replay import FRAME_FIELDS, STEP_FIELDS, VERSION, ReplayRecorder, load_replay
+from racing_rl.ui.layers import ray_hits
 
 BACKEND = default_backend("pygame")
 
@@ -121,3 +124,51 @@ def test_a_file_that_is_not_a_replay_says_only_that(tmp_path):
         with pytest.raises(ReplayError, match=rf"is not a racing-rl replay {why}") as raised:
             load_replay(path)
         assert "pickle" not in str(raised.value)  # numpy's advice is not passed on
+
+
+def test_a_roblox_car_replay_keeps_each_rays_length_and_hits_are_true_hits():
+    """layout=roblox_car rays have the game car's lengths (the one behind is 0.2 × the
+    forward one): a replay keeps each, so a ray drawn as a hit is one the car's own
+    observation reports below 1 (a short ray reaching its end is no hit)."""
+    backend = OmegaConf.merge(
+        BACKEND, {"sensors": {"n_rays": 16, "layout": "roblox_car", "detect_cars": True}}
+    )
+    env = RaceParallelEnv(backend_config(backend, REPLAY_EPISODE), n_cars=2, track_seeds=[3])
+    observations, _ = env.reset(seed=0)
+    recorder = ReplayRecorder(["a", "b"], ["scripted", "scripted"], {})
+    recorder.start(env.world)
+    driver = ScriptedDriver("scripted")
+    driver.reset(1)
+    observed = [np.stack([observations[a][:16] for a in env.possible_agents])]
+    for _ in range(60):
+        if len(env.agents) < 2:  # a car out: its observations end
+            break
+        step = {
+            a: driver.act(np.zeros((1, 19), np.float32), [env.world], d)[0]
+            for d, a in enumerate(env.possible_agents)
+        }
+        observations, rewards, terminated, truncated, _ = env.step(step)
+        recorder.step(
+            np.stack([step.get(a, np.zeros(3)) for a in env.possible_agents]),
+            np.array([rewards.get(a, 0.0) for a in env.possible_agents]),
+            np.full(2, np.nan),
+            np.array([terminated.get(a, False) for a in env.possible_agents]),
+            np.array([truncated.get(a, False) for a in env.possible_agents]),
+        )
+        observed.append(np.stack([observations[a][:16] for a in env.possible_agents]))
+    replay = recorder.replay()
+    np.testing.assert_allclose(replay.ray_ranges, env.world.sensors.ranges())
+    assert replay.ray_ranges[7] == pytest.approx(0.2 * replay.ray_ranges[0])
+    hits = ray_hits(replay.rays, replay.ray_ranges)
+    np.testing.assert_array_equal(hits, np.stack(observed) < 1.0)
+    assert hits.any() and not hits.all()  # both kinds were seen
+
+
+def test_a_version_1_replay_loads_with_its_one_ray_range(saved, tmp_path):
+    with np.load(saved) as data:
+        arrays = dict(data)
+    del arrays["ray_ranges"]
+    arrays.update(version=np.array(1), ray_range=np.array(50.0))
+    np.savez_compressed(tmp_path / "v1.npz", **arrays)
+    loaded = load_replay(tmp_path / "v1.npz")
+    np.testing.assert_array_equal(loaded.ray_ranges, np.full(loaded.rays.shape[-1], 50.0))

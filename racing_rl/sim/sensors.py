@@ -90,11 +90,12 @@ class SensorConfig:
             return np.zeros(1)
         return np.linspace(half, -half, self.n_rays)
 
-    def ranges(self) -> float | FloatArray:
-        """Each ray's length [m]: ``range`` (``fan``), or shape (n_rays,) (``roblox_car``)."""
+    def ranges(self) -> FloatArray:
+        """Each ray's length, shape (n_rays,) [m]: ``range`` for every ``fan`` ray; the game
+        car's own lengths relative to the forward ray for ``roblox_car``."""
         if self.layout == "roblox_car":
             return self.range * np.array([length for _, length in ROBLOX_CAR_RAYS] * 2)
-        return self.range
+        return np.full(self.n_rays, float(self.range))
 
     def max_range(self) -> float:
         """The longest ray [m]."""

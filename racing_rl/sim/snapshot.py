@@ -35,7 +35,7 @@ class RaceSnapshot:
         progress: progress since the start line, shape (N,) [laps].
         rays: ray distances, shape (N, R) [m].
         ray_angles: ray angles relative to the heading, shape (R,) [rad], left to right.
-        ray_range: sensor range [m]; a ray this long hit nothing.
+        ray_ranges: each ray's length, shape (R,) [m]; a ray this long hit nothing.
         car_length: body length [m].
         car_width: body width [m].
         max_speed: the speed that gets the hottest trail colour [m/s].
@@ -57,7 +57,7 @@ class RaceSnapshot:
     progress: FloatArray
     rays: FloatArray
     ray_angles: FloatArray
-    ray_range: float
+    ray_ranges: FloatArray
     car_length: float
     car_width: float
     max_speed: float
@@ -89,7 +89,7 @@ class RaceSnapshot:
             progress=world.progress.copy(),
             rays=world.ray_distances(),
             ray_angles=world.sensors.angles(),
-            ray_range=float(world.sensors.range),
+            ray_ranges=world.sensors.ranges(),
             car_length=float(world.car.length),
             car_width=float(world.car.width),
             max_speed=float(world.car.max_speed),

@@ -127,6 +127,20 @@ def draw_trails(
             pygame.draw.line(canvas, shown, points[k - 1], points[k], 2)
 
 
+def ray_hits(distances: FloatArray, ranges: FloatArray) -> NDArray[np.bool_]:
+    """Which rays hit something: shorter than their own length (a ray that hits nothing
+    reports its length; a replay's float32 distances are that to ~1e-7, hence the margin).
+
+    Args:
+        distances: ray distances, shape (..., R) [m].
+        ranges: each ray's length, shape (R,) [m].
+
+    Returns:
+        Shape (..., R).
+    """
+    return np.asarray(distances < ranges * (1 - 1e-6))
+
+
 def draw_rays(canvas: pygame.Surface, snapshot: RaceSnapshot, to_px: ToPixels) -> None:
     """The active cars' rays, with a dot where a ray hit something within range."""
     active = np.flatnonzero(snapshot.active)
@@ -140,7 +154,7 @@ def draw_rays(canvas: pygame.Surface, snapshot: RaceSnapshot, to_px: ToPixels) -
     )
     origins_px = to_px(origins).tolist()
     ends_px = to_px(ends).tolist()
-    hits = (distances < snapshot.ray_range).tolist()
+    hits = ray_hits(distances, snapshot.ray_ranges).tolist()
     for k, i in enumerate(active):
         colour = mixed(car_colour(int(i), True), (255, 255, 255), 0.45)
         for end, hit in zip(ends_px[k], hits[k], strict=True):
