@@ -324,19 +324,23 @@ class Renderer:
         text_x = pad + swatch_px + pad
         width = text_x + max(surface.get_width() for surface, _ in rendered) + pad
         height = pad + line_height * len(rendered) + pad
+        box = pygame.Surface((width, height), pygame.SRCALPHA)
+        box.fill((0, 0, 0, HUD_BOX_ALPHA))
+        for row, (surface, swatch) in enumerate(rendered):
+            y = pad + row * line_height
+            if swatch is not None:
+                swatch_top = y + (line_height - swatch_px) // 2
+                pygame.draw.rect(box, swatch, (pad, swatch_top, swatch_px, swatch_px))
+            box.blit(surface, (text_x, y))
+        if width > self.size_px[0]:  # a small window: the HUD shrunk to its width, not cut
+            height = max(1, round(height * self.size_px[0] / width))
+            width = self.size_px[0]
+            box = pygame.transform.smoothscale(box, (width, height))
         if self._hud_corner is None:
             self._hud_corner = self._emptiest_corner(width + 4 * pad, height + 2 * pad)
         left = 0 if self._hud_corner[0] == 0 else self.size_px[0] - width
         top = 0 if self._hud_corner[1] == 0 else self.size_px[1] - height
-        box = pygame.Surface((width, height), pygame.SRCALPHA)
-        box.fill((0, 0, 0, HUD_BOX_ALPHA))
         canvas.blit(box, (left, top))
-        for row, (surface, swatch) in enumerate(rendered):
-            y = top + pad + row * line_height
-            if swatch is not None:
-                swatch_top = y + (line_height - swatch_px) // 2
-                pygame.draw.rect(canvas, swatch, (left + pad, swatch_top, swatch_px, swatch_px))
-            canvas.blit(surface, (left + text_x, y))
 
     def _emptiest_corner(self, width_px: int, height_px: int) -> tuple[int, int]:
         """The window corner whose width × height box covers the fewest track pixels.

@@ -203,3 +203,21 @@ def test_trails_are_coloured_by_speed() -> None:
     speed = np.hypot(*(trail[len(trail) // 2 + 1] - trail[len(trail) // 2])) / world.rules.dt
     assert _colour_near(frame, middle_px, speed_colour(speed, world.car.max_speed))
     renderer.close()
+
+
+@pytest.mark.parametrize("size_px", [(300, 300), (180, 400)])
+def test_a_hud_wider_than_the_frame_is_shrunk_to_fit_not_cut(size_px: tuple[int, int]) -> None:
+    """At 300 px the HUD's line (name, speed, laps, times, progress) is wider than the
+    frame: it is scaled down, so its text ends inside the frame, clear of both edges."""
+    env = RaceParallelEnv(n_cars=2)
+    env.reset(seed=5)
+    _drive(env, 10)
+    assert env.world is not None
+    snapshot = RaceSnapshot.from_world(env.world, labels=("a_long_run_name", "scripted"))
+    renderer = Renderer(mode="rgb_array", size_px=size_px, trail_length=0)
+    frame = renderer.draw(snapshot)
+    renderer.close()
+    assert frame is not None
+    bright = (frame > 180).all(axis=-1)  # text; the track's edge lines stay inside the margin
+    assert not bright[:, :2].any() and not bright[:, -2:].any()
+    assert bright.any()
