@@ -26,17 +26,10 @@ from racing_rl.evaluation.results import EpisodeResult, lap_figures, summarize
 from racing_rl.replay import load_replay
 
 
-def episode(finished: bool, lap_time: float = math.nan, crashed: bool = False) -> EpisodeResult:
-    return EpisodeResult(
-        track_seed=1,
-        finished=finished,
-        crashed=crashed,
-        lap_time=lap_time,
-        progress=1.0 if finished else 0.4,
-        mean_speed=20.0,
-        episode_return=100.0,
-        length=300,
-    )
+def episode(finished: bool, *lap_times: float, crashed: bool = False) -> EpisodeResult:
+    info = {"finished": finished, "crashed": crashed, "mean_speed": 20.0}
+    info["progress"] = max(len(lap_times), 1) if finished else len(lap_times) + 0.4
+    return EpisodeResult.from_info(1, info, lap_times, episode_return=100.0, length=300)
 
 
 def test_summarize_averages_lap_times_over_completed_laps_only():
@@ -46,6 +39,20 @@ def test_summarize_averages_lap_times_over_completed_laps_only():
     assert metrics["best_lap_time_s"] == pytest.approx(20.0)
     assert metrics["crash_rate"] == pytest.approx(1 / 3)
     assert metrics["mean_progress"] == pytest.approx(0.8)
+
+
+def test_multi_lap_episodes_count_every_lap_of_the_finished_ones():
+    """laps=3: an episode's lap_time is its mean lap, the summary's mean and best are over
+    every lap of the finished episodes (not their first, standing-start, laps alone); a
+    car that crashed in its third lap adds no lap time."""
+    three = episode(True, 22.0, 19.0, 19.5)
+    assert three.lap_time == pytest.approx(60.5 / 3) and three.lap_times == (22.0, 19.0, 19.5)
+    crashed = episode(False, 21.0, 18.0, crashed=True)
+    assert math.isnan(crashed.lap_time) and crashed.lap_times == (21.0, 18.0)
+    metrics = summarize([three, episode(True, 23.0, 20.0, 20.0), crashed])
+    assert metrics["mean_lap_time_s"] == pytest.approx(np.mean([22, 19, 19.5, 23, 20, 20]))
+    assert metrics["best_lap_time_s"] == 19.0
+    assert metrics["mean_progress"] == pytest.approx((3 + 3 + 2.4) / 3)
 
 
 def test_summarize_without_any_lap_reports_nan_lap_times():

@@ -174,10 +174,7 @@ def evaluate(cfg: DictConfig, difficulty: str | None = None) -> dict[str, Any]:
             split=split,
             difficulty=difficulty,
             seconds=seconds,
-            tracks=[
-                {**asdict(r), "lap_times": race.cars[0].lap_times}
-                for r, race in zip(results, races, strict=True)
-            ],
+            tracks=[asdict(r) for r in results],
         )
     else:
         metrics = {

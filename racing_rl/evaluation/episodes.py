@@ -117,7 +117,11 @@ def run_episodes(policy: Policy, venv: VecEnv, deterministic: bool = True) -> li
         for k in np.flatnonzero(dones & pending):
             info = infos[k]
             results[k] = EpisodeResult.from_info(
-                seeds[k], info, info.get("lap_time", np.nan), returns[k], lengths[k]
+                seeds[k],
+                info,
+                [info["lap_time"]] if "lap_time" in info else [],
+                returns[k],
+                lengths[k],
             )
         episode_start = dones
     return [r for r in results if r is not None]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -36,14 +36,13 @@ class CarResult:
 
     Attributes:
         label: the driver's name.
-        episode: the episode's figures (``racing_rl.evaluation.results.EpisodeResult``).
-        lap_times: every completed lap [s], in order.
+        episode: the episode's figures (``racing_rl.evaluation.results.EpisodeResult``),
+            its lap times among them.
         finish_time: race clock when the car completed its laps [s]; NaN if it did not.
     """
 
     label: str
     episode: EpisodeResult
-    lap_times: list[float] = field(default_factory=list)
     finish_time: float = math.nan
 
 
@@ -164,11 +163,8 @@ def run_races(
                         )
                 last_info[b][d] = info
                 if terminated[agent] or truncated[agent]:
-                    # A real-time game's tick that completed the lap may have gone
-                    # unread (it came before the next ACTION): no lap time then.
-                    first_lap = lap_times[b][d][0] if lap_times[b][d] else math.nan
                     results[b][d] = EpisodeResult.from_info(
-                        seeds[b], info, first_lap, returns[b, d], lengths[b, d]
+                        seeds[b], info, lap_times[b][d], returns[b, d], lengths[b, d]
                     )
             if record:
                 recorders[b].step(
@@ -196,9 +192,9 @@ def run_races(
                     else info.get("mean_speed", math.nan),
                 }
                 episode = EpisodeResult.from_info(
-                    seeds[b], figures, math.nan, returns[b, d], lengths[b, d]
+                    seeds[b], figures, lap_times[b][d], returns[b, d], lengths[b, d]
                 )
-            cars.append(CarResult(driver.label, episode, lap_times[b][d], float(finish[b, d])))
+            cars.append(CarResult(driver.label, episode, float(finish[b, d])))
         replay = recorders[b].replay() if record else None
         races.append(TrackRace(seeds[b], cars, replay))
     return races
@@ -228,9 +224,9 @@ def leaderboard(race: TrackRace) -> list[dict[str, Any]]:
             "label": car.label,
             "finished": car.episode.finished,
             "crashed": car.episode.crashed,
-            "laps": len(car.lap_times),
-            "lap_times_s": car.lap_times,
-            "best_lap_s": min(car.lap_times) if car.lap_times else math.nan,
+            "laps": len(car.episode.lap_times),
+            "lap_times_s": list(car.episode.lap_times),
+            "best_lap_s": min(car.episode.lap_times, default=math.nan),
             "finish_time_s": car.finish_time,
             "gap_s": car.finish_time - winner,
             "progress": car.episode.progress,
@@ -244,7 +240,7 @@ def standings(races: Sequence[TrackRace]) -> list[dict[str, Any]]:
 
     Returns:
         Rows: ``position``, ``label``, ``wins``, ``mean_position``, ``finished_rate``,
-        ``mean_lap_time_s`` (first laps of the tracks it finished).
+        ``mean_lap_time_s`` (every lap of the races it finished).
     """
     boards = [leaderboard(race) for race in races]
     labels = [car.label for car in races[0].cars]
@@ -252,7 +248,10 @@ def standings(races: Sequence[TrackRace]) -> list[dict[str, Any]]:
     for d, label in enumerate(labels):
         positions = [next(r["position"] for r in board if r["label"] == label) for board in boards]
         lap_times = [
-            race.cars[d].episode.lap_time for race in races if race.cars[d].episode.finished
+            t
+            for race in races
+            if race.cars[d].episode.finished
+            for t in race.cars[d].episode.lap_times
         ]
         rows.append(
             {

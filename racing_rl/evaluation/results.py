@@ -18,11 +18,14 @@ class EpisodeResult:
         track_seed: the track.
         finished: completed the lap(s) asked for.
         crashed: the episode terminated in a crash.
-        lap_time: time of the first lap [s], NaN if none was completed.
+        lap_time: its mean lap time [s] if it finished (one lap: that lap's time), else
+            NaN.
         progress: progress along the track at the end [laps].
         mean_speed: path length / time [m/s].
         episode_return: sum of raw (unnormalised) rewards.
         length: steps.
+        lap_times: every lap it completed [s], in order (a car that did not finish
+            may have some).
     """
 
     track_seed: int
@@ -33,13 +36,14 @@ class EpisodeResult:
     mean_speed: float
     episode_return: float
     length: int
+    lap_times: tuple[float, ...] = ()
 
     @classmethod
     def from_info(
         cls,
         track_seed: int,
         info: Mapping[str, Any],
-        lap_time: float,
+        lap_times: Sequence[float],
         episode_return: float,
         length: int,
     ) -> EpisodeResult:
@@ -50,20 +54,24 @@ class EpisodeResult:
             info: the car's info of its last step (``finished``, ``crashed``,
                 ``progress`` [laps], ``mean_speed`` [m/s]; missing flags are False,
                 missing figures NaN).
-            lap_time: the first lap's time [s]; taken only if the car ``finished``.
+            lap_times: the laps it completed [s]; ``lap_time`` is their mean if the car
+                ``finished`` (NaN without any: a game's tick that completed the lap may go
+                unread).
             episode_return: sum of raw rewards.
             length: steps.
         """
         finished = bool(info.get("finished", False))
+        laps = tuple(float(t) for t in lap_times)
         return cls(
             track_seed=int(track_seed),
             finished=finished,
             crashed=bool(info.get("crashed", False)),
-            lap_time=float(lap_time) if finished else math.nan,
+            lap_time=float(np.mean(laps)) if finished and laps else math.nan,
             progress=float(info.get("progress", math.nan)),
             mean_speed=float(info.get("mean_speed", math.nan)),
             episode_return=float(episode_return),
             length=int(length),
+            lap_times=laps,
         )
 
 
@@ -71,11 +79,11 @@ def summarize(results: Sequence[EpisodeResult]) -> dict[str, float]:
     """The ``eval/`` metrics of a set of episodes.
 
     Returns:
-        ``lap_completion_rate``, ``mean_lap_time_s`` and ``best_lap_time_s`` (over
-        completed laps; NaN if none), ``mean_progress``, ``crash_rate``,
+        ``lap_completion_rate``, ``mean_lap_time_s`` and ``best_lap_time_s`` (over every
+        lap of the episodes that finished; NaN if none), ``mean_progress``, ``crash_rate``,
         ``mean_speed_mps``, ``mean_return``, ``episodes``.
     """
-    lap_times = [r.lap_time for r in results if r.finished]
+    lap_times = [t for r in results if r.finished for t in r.lap_times]
     return {
         "episodes": len(results),
         "lap_completion_rate": float(np.mean([r.finished for r in results])),
