@@ -366,12 +366,14 @@ class ValidationVideo:
         import imageio.v3 as iio
         from tensorboard.compat.proto.summary_pb2 import Summary
 
+        from racing_rl.ui.video import gif_delays_ms
+
         writers = [f for f in logger.output_formats if isinstance(f, TensorBoardOutputFormat)]
         if not writers:
             return
         clip = self.frames(model, train_env)
-        fps = 1.0 / float(self.cfg.backend.rules.dt)
-        gif = iio.imwrite("<bytes>", clip, extension=".gif", duration=1000 / fps, loop=0)
+        delays_ms = gif_delays_ms(len(clip), float(self.cfg.backend.rules.dt))
+        gif = iio.imwrite("<bytes>", clip, extension=".gif", duration=delays_ms, loop=0)
         height, width = clip[0].shape[:2]
         image = Summary.Image(height=height, width=width, colorspace=3, encoded_image_string=gif)
         summary = Summary(value=[Summary.Value(tag="eval/video", image=image)])

@@ -4,10 +4,11 @@ The ``replay`` fixture (tests/conftest.py) is a recorded race of two scripted ca
 """
 
 import imageio.v3 as iio
+import numpy as np
 import pytest
 
 from racing_rl.errors import ReplayError
-from racing_rl.ui.video import export_video
+from racing_rl.ui.video import export_video, gif_delays_ms
 
 
 def test_export_mp4_and_gif_read_back_with_imageio(replay, tmp_path):
@@ -19,18 +20,29 @@ def test_export_mp4_and_gif_read_back_with_imageio(replay, tmp_path):
     assert iio.immeta(mp4, plugin="FFMPEG")["fps"] == pytest.approx(15.0)
     assert export_video(replay, gif, speed=2.0, size_px=(160, 128)) == 91
     assert iio.imread(gif, index=None).shape == (91, 128, 160, 3)
-    assert iio.immeta(gif, index=0)["duration"] == 30  # 1/30 s in whole 1/100 s
+    assert iio.immeta(gif, index=0)["duration"] == 30  # 1/30 s in whole 1/100 s: 30, 40, 30, ...
     with pytest.raises(ReplayError, match=r"\.mp4 or \.gif"):
         export_video(replay, tmp_path / "race.avi")
 
 
 def test_a_fast_gif_keeps_every_kth_frame_at_50_fps_at_most(replay, tmp_path):
     # speed 8: 120 fps, which a GIF cannot show: every 3rd frame, 25 ms apart, which a GIF
-    # stores in whole 1/100 s.
+    # stores in whole 1/100 s: 30 and 20 ms in turn, 40 fps on average.
     gif = tmp_path / "fast.gif"
     assert export_video(replay, gif, speed=8.0, size_px=(160, 128)) == 31  # ceil(91 / 3)
     assert iio.imread(gif, index=None).shape[0] == 31
-    assert iio.immeta(gif, index=0)["duration"] == 20  # round(2.5) = 2
+    delays = [iio.immeta(gif, index=k)["duration"] for k in range(31)]
+    assert delays[:4] == [30, 20, 30, 20] and sum(delays) == 780  # 31 × 25 ms, to 10 ms
+
+
+@pytest.mark.parametrize("frames,interval_s", [(91, 1 / 15), (300, 1 / 15), (31, 0.025), (7, 0.02)])
+def test_gif_delays_keep_the_clock_to_a_hundredth_of_a_second(frames, interval_s):
+    """Each frame starts at k × interval, rounded to 1/100 s; no delay under 20 ms (a
+    browser would slow it to 100 ms)."""
+    delays = gif_delays_ms(frames, interval_s)
+    assert len(delays) == frames and min(delays) >= 20
+    starts = np.cumsum([0, *delays])
+    assert np.abs(starts - 1000 * interval_s * np.arange(frames + 1)).max() <= 5 + 1e-9
 
 
 @pytest.mark.parametrize("speed", [0.0, -1.0])
