@@ -264,6 +264,9 @@ def eval_config(run_dir: object, **settings: object) -> OmegaConf:
         ({"rounds": -1}, "rounds=-1; must be >= 1, or 0"),
         ({"torch_threads": 0}, "torch_threads=0; must be an integer >= 1"),
         ({"split": "tests"}, "split='tests'; must be one of the run's track ranges: train, "),
+        # 100,000 environments at once filled the memory (7 GB after 45 s, no output).
+        ({"split": "train"}, r"split=train has 100,000 tracks .* e.g. seeds=\[0,1,2\]"),
+        ({"seeds": list(range(10_001))}, "seeds has 10,001 tracks; .* at most 10,000"),
     ],
 )
 def test_eval_names_the_setting_that_is_out_of_range(tiny_runs, setting, message):

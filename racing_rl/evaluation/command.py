@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from racing_rl.checkpoints.layout import resolve_model
 from racing_rl.checkpoints.runs import load_policy_driver, load_run_config
-from racing_rl.checks import check_torch_threads
+from racing_rl.checks import LIMITS, check_torch_threads
 from racing_rl.config import backend_config, eval_dir, with_difficulty
 from racing_rl.drivers import Driver, ScriptedDriver
 from racing_rl.errors import ConfigError
@@ -353,8 +353,9 @@ def check_runs(cfg: DictConfig) -> None:
     Raises:
         CheckpointError: if a run's config or checkpoint is missing or damaged.
         ConfigError: if ``cfg.driver`` is not a known driver, ``split`` not one of the
-            first run's track ranges, ``laps``, ``max_steps``, ``rounds`` or
-            ``torch_threads`` out of range, or a race's runs observe differently.
+            first run's track ranges, more tracks than ``LIMITS["tracks"]`` (the training
+            range), ``laps``, ``max_steps``, ``rounds`` or ``torch_threads`` out of range,
+            or a race's runs observe differently.
     """
     drivers_allowed = ("policy", SCRIPTED, *EXPORTED)
     if cfg.driver not in drivers_allowed:
@@ -373,6 +374,11 @@ def check_runs(cfg: DictConfig) -> None:
             f"Invalid config: rounds={cfg.rounds}; must be >= 1, or 0 for until Ctrl-C."
         )
     check_torch_threads(cfg)
+    if cfg.get("seeds") and len(cfg.seeds) > LIMITS["tracks"]:
+        raise ConfigError(
+            f"Invalid config: seeds has {len(cfg.seeds):,} tracks; eval races them all at once, "
+            f"one environment each, at most {LIMITS['tracks']:,}."
+        )
     entries = [cfg.run_dir] if isinstance(cfg.run_dir, str) else [str(r) for r in cfg.run_dir]
     backends: dict[str, DictConfig] = {}  # run dir -> the backend it was trained on
     for entry in entries:
@@ -404,6 +410,13 @@ def _check_split(split: str, tracks: DictConfig) -> None:
         raise ConfigError(
             f"Invalid config: split={split!r}; must be one of the run's track ranges: "
             f"{', '.join(ranges)} (or give seeds=[...])."
+        )
+    start, stop = tracks[split]
+    if stop - start > LIMITS["tracks"]:  # the training range: 100,000 tracks
+        raise ConfigError(
+            f"Invalid config: split={split} has {stop - start:,} tracks ([{start}, {stop})); eval "
+            f"races them all at once, one environment each, at most {LIMITS['tracks']:,}: give "
+            f"seeds=[...] instead, e.g. seeds=[{start},{start + 1},{start + 2}]."
         )
 
 
