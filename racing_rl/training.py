@@ -79,8 +79,9 @@ class _Interrupts:
     inside ``torch.save``, it would surface as a ``RuntimeError`` of the half-written
     zip file. Any later signal, and any signal once ``saving`` is set (the interrupted
     or final save), is logged and otherwise waits for the save: a double Ctrl-C leaves
-    a complete checkpoint, not a ``.partial`` one and tracebacks. Outside the main
-    thread (where Python allows no handlers) it does nothing.
+    a complete checkpoint, not a ``.partial`` one and tracebacks. A signal during the
+    final save (``pending``) or the final validation after it skips that validation.
+    Outside the main thread (where Python allows no handlers) it does nothing.
     """
 
     def __init__(self) -> None:
@@ -115,10 +116,16 @@ class _Interrupts:
             self.saving = True
             raise KeyboardInterrupt(self._held)
 
+    @property
+    def pending(self) -> str | None:
+        """The first signal that came while a save was held or ``saving`` (its name)."""
+        return self._held
+
     def _handle(self, signum: int, frame: Any) -> None:
         name = signal.Signals(signum).name
         if self.saving or (self._holding and self._held is not None):
             log.warning("%s: still saving the checkpoint; it ends in a moment", name)
+            self._held = self._held or name
             return
         if self._holding:
             self._held = name
@@ -168,17 +175,26 @@ def resume_run(run_dir: Path, overrides: Sequence[str]) -> tuple[DictConfig, Che
     Raises:
         CheckpointError: if ``run_dir`` is not a run directory or has no checkpoint.
         ConfigError: if an override may not change on resume, the config is invalid, or
-            the newest checkpoint is already at ``total_timesteps`` (checked here, before
-            ``train`` records a leg in run.json).
+            the run's final checkpoint is already at ``total_timesteps`` (checked here,
+            before ``train`` records a leg in run.json).
     """
     cfg = resume_config(run_dir, overrides)
     check_train_config(cfg)
     checkpoint = latest_checkpoint(run_dir)
     if checkpoint.timesteps >= cfg.total_timesteps:
-        raise ConfigError(
-            f"{checkpoint.path} is already at {checkpoint.timesteps:,} timesteps, "
-            f"total_timesteps={cfg.total_timesteps:,}: pass a larger total_timesteps to "
-            "train on."
+        if checkpoint.kind == FINAL:
+            raise ConfigError(
+                f"{checkpoint.path} is already at {checkpoint.timesteps:,} timesteps, "
+                f"total_timesteps={cfg.total_timesteps:,}: pass a larger total_timesteps to "
+                "train on."
+            )
+        # Stopped after its last rollout, before the final save: the run only ends.
+        log.info(
+            "%s is at %s timesteps, total_timesteps=%s: nothing is left to train; the run "
+            "ends as a finished one does (final model, final validation, summary.json)",
+            checkpoint.path,
+            f"{checkpoint.timesteps:,}",
+            f"{cfg.total_timesteps:,}",
         )
     saved = OmegaConf.to_yaml(cfg)
     write_atomic(run_dir / ".hydra" / "config.yaml", lambda tmp: tmp.write_text(saved))
@@ -393,7 +409,7 @@ def _train_on(
     with interrupts:
         try:
             model.learn(
-                total_timesteps=cfg.total_timesteps - model.num_timesteps,
+                total_timesteps=max(0, cfg.total_timesteps - model.num_timesteps),
                 callback=CallbackList(callbacks),
                 log_interval=cfg.log_interval,
                 reset_num_timesteps=resume is None,
@@ -405,9 +421,10 @@ def _train_on(
             end = {"status": "interrupted", "end_timesteps": model.num_timesteps}
             record_leg(run_dir, {**leg, **end})
             venv.close()
+            left = "Continue" if model.num_timesteps < cfg.total_timesteps else "Finish the run"
             raise TrainingInterrupted(
                 f"Training interrupted by {name} at {model.num_timesteps:,} timesteps; saved "
-                f"{checkpoint.path}. Continue with: racing-rl train resume={run_dir}",
+                f"{checkpoint.path}. {left} with: racing-rl train resume={run_dir}",
                 exit_code=128 + getattr(signal, name, signal.SIGINT),
             ) from None
         except Exception as err:
@@ -431,6 +448,24 @@ def _train_on(
         interrupts.saving = True  # a signal now waits for the final model
         save_checkpoint(model, venv, checkpoints_dir, FINAL)
         save_model_files(model, venv, run_dir)
+        interrupts.saving = False
+        stopped = interrupts.pending  # a signal during the save skips the final validation
+        if validation is not None and not stopped:
+            try:
+                if validation.n_calls == 0 or model.num_timesteps % cfg.validation.every:
+                    log.info(
+                        "validating the final model (%s timesteps) for best/",
+                        f"{model.num_timesteps:,}",
+                    )
+                    validation.validate()  # let the final model compete for best/
+            except KeyboardInterrupt as interrupt:  # best/ is written whole (held)
+                stopped = str(interrupt) or "SIGINT"
+        if stopped:
+            log.warning(
+                "%s: the final model is saved; its validation is skipped, so best/ is the best "
+                "of the earlier validations",
+                stopped,
+            )
     trained = model.num_timesteps - start_timesteps
     summary: dict[str, Any] = {
         "timesteps": int(model.num_timesteps),
@@ -438,15 +473,10 @@ def _train_on(
         "env_steps_per_s": trained / seconds,
     }
     if validation is not None:
-        if validation.n_calls == 0 or model.num_timesteps % cfg.validation.every:
-            log.info(
-                "validating the final model (%s timesteps) for best/",
-                f"{model.num_timesteps:,}",
-            )
-            validation.validate()  # let the final model compete for best/
-        best = json.loads((run_dir / "best" / "metrics.json").read_text())
-        summary["best"] = best
-        summary["objective"] = {"kind": kind, "value": run_objective(best)}
+        if (run_dir / "best" / "metrics.json").is_file():  # none if stopped before any
+            best = json.loads((run_dir / "best" / "metrics.json").read_text())
+            summary["best"] = best
+            summary["objective"] = {"kind": kind, "value": run_objective(best)}
         validation.eval_env.close()
     venv.close()
     text = json.dumps(summary, indent=2)
@@ -466,4 +496,10 @@ def _train_on(
         summary["env_steps_per_s"],
         figures,
     )
+    if stopped:  # the run is complete; the signal still stops a sweep
+        raise TrainingInterrupted(
+            f"Stopped by {stopped} after the final save; {run_dir} is complete but for the "
+            "final model's validation (racing-rl eval run_dir=<run> checkpoint=final measures it).",
+            exit_code=128 + getattr(signal, stopped, signal.SIGINT),
+        )
     return summary

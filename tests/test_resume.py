@@ -133,7 +133,7 @@ def test_a_signal_during_a_save_in_training_is_raised_once_the_save_is_complete(
             os.kill(os.getpid(), signal.SIGTERM)
             os.kill(os.getpid(), signal.SIGINT)  # a second one only waits
             saved.append(sum(range(1000)))  # the save goes on to its end
-        assert saved and interrupts.saving
+        assert saved and interrupts.saving and interrupts.pending == "SIGTERM"
         os.kill(os.getpid(), signal.SIGINT)  # the interrupted checkpoint's save: waits too
         saved.append(sum(range(1000)))
     assert len(saved) == 2
@@ -310,3 +310,72 @@ def test_ctrl_c_while_starting_exits_130_without_a_traceback(tmp_path, after_s):
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr[-3000:]
     assert "Traceback" not in stderr, stderr[-3000:]
+
+
+def stop_at(timesteps: int, train_module):
+    """A RaceMetricsCallback that raises KeyboardInterrupt (as a signal does) once training
+    reaches ``timesteps``."""
+
+    class Stopping(train_module.RaceMetricsCallback):
+        def _on_step(self) -> bool:
+            if self.num_timesteps >= timesteps:
+                raise KeyboardInterrupt("SIGINT")
+            return super()._on_step()
+
+    return Stopping
+
+
+def test_a_run_stopped_after_its_last_rollout_is_finished_by_resume(tmp_path, monkeypatch):
+    """A Ctrl-C in the last rollout's update left interrupted_2000_steps of a 2000-step run:
+    the printed resume command was refused ("already at 2,000 timesteps"), and the run had
+    no final model, best/ or summary. Now resume ends it without training."""
+    import racing_rl.training as train_module
+
+    with initialize():
+        cfg = compose("train", overrides=[*PPO, *QUICK])
+    (tmp_path / ".hydra").mkdir()
+    OmegaConf.save(cfg, tmp_path / ".hydra" / "config.yaml")
+    with monkeypatch.context() as patched:
+        patched.setattr(train_module, "RaceMetricsCallback", stop_at(2000, train_module))
+        with pytest.raises(TrainingInterrupted, match="Finish the run with: racing-rl train"):
+            train_module.train(cfg, tmp_path)
+    assert latest_checkpoint(tmp_path).kind == "interrupted"
+    assert not (tmp_path / "summary.json").exists()
+
+    cfg, checkpoint = train_module.resume_run(tmp_path, [])
+    assert checkpoint.timesteps == 2000
+    summary = train_module.train(cfg, tmp_path, resume=checkpoint)
+    assert summary["timesteps"] == 2000 and "best" in summary
+    final = latest_checkpoint(tmp_path)
+    assert final.kind == "final" and final.timesteps == 2000
+    assert (tmp_path / "model.zip").is_file() and (tmp_path / "summary.json").is_file()
+    legs = json.loads((tmp_path / "run.json").read_text())["legs"]
+    assert [leg["status"] for leg in legs] == ["interrupted", "completed"]
+    with pytest.raises(ConfigError, match="is already at 2,000 timesteps"):  # now finished
+        train_module.resume_run(tmp_path, [])
+
+
+def test_ctrl_c_during_the_final_validation_skips_it_and_still_stops(tmp_path, monkeypatch):
+    """The final validation (a minute in a game) ran on whatever signals came; a Ctrl-C in
+    it now skips it: the run is complete, best/ the best of the earlier validations, and
+    the exit status 130 stops a sweep too."""
+    import racing_rl.training as train_module
+
+    validate = train_module.ValidationCallback.validate
+
+    def interrupted_at_the_end(self):
+        if self.model.num_timesteps >= 2000:
+            raise KeyboardInterrupt("SIGINT")
+        return validate(self)
+
+    monkeypatch.setattr(train_module.ValidationCallback, "validate", interrupted_at_the_end)
+    with initialize():
+        cfg = compose("train", overrides=[*PPO, *QUICK, "validation.every=1200"])
+    with pytest.raises(TrainingInterrupted, match="complete but for the final model's") as raised:
+        train_module.train(cfg, tmp_path)
+    assert raised.value.exit_code == 128 + signal.SIGINT
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["timesteps"] == 2000 and summary["best"]["episodes"] == 2  # at 1200
+    assert latest_checkpoint(tmp_path).kind == "final"
+    (leg,) = json.loads((tmp_path / "run.json").read_text())["legs"]
+    assert leg["status"] == "completed"
