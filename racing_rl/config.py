@@ -52,6 +52,16 @@ VERSION_BASE = "1.3"
 """Hydra's ``version_base`` of every app and compose (hydra-core 1.3 defaults)."""
 
 BACKENDS = ("pygame", "roblox")
+#: ``train`` keys that change how a run runs, not what it learns: a resume may change
+#: them, and an Optuna study's identity leaves them out.
+RUNTIME_KEYS = (
+    "device",
+    "torch_threads",
+    "progress_bar",
+    "log_interval",
+    "checkpoint",
+    "trust_pickles",
+)
 """``backend.name`` values: the built-in simulator, a Roblox game."""
 
 

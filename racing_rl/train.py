@@ -16,13 +16,13 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from racing_rl.checkpoints.runs import check_init_from
 from racing_rl.checks import check_train_config
 from racing_rl.cli import print_error
 from racing_rl.config import check_known_keys, hydra_main
-from racing_rl.errors import RacingRLError, TrainingInterrupted
+from racing_rl.errors import ConfigError, RacingRLError, TrainingInterrupted
 from racing_rl.loggers import check_logger
 from racing_rl.training import resume_run, train
 
@@ -52,6 +52,24 @@ class CheckConfig(Callback):
         except RacingRLError as err:
             print_error("train", err)
             raise SystemExit(1) from err
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """Refuse an Optuna search of runs that return no objective (validation off).
+
+        Raises:
+            SystemExit: 1, after printing the error: every trial would fail, then Optuna.
+        """
+        sweeper = str(OmegaConf.select(config, "hydra.sweeper._target_", default=""))
+        if "optuna" in sweeper.lower() and config.validation.every == 0:
+            print_error(
+                "train",
+                ConfigError(
+                    "Invalid config: validation.every=0 with an Optuna sweeper: a run without "
+                    "validation has no objective to maximise. Set validation.every > 0 (e.g. "
+                    "validation.every=50000)."
+                ),
+            )
+            raise SystemExit(1)
 
 
 @hydra_main("train")

@@ -201,7 +201,8 @@ def test_a_save_killed_midway_leaves_the_previous_checkpoint_loadable(tmp_path):
 @pytest.mark.parametrize(
     ("override", "why"),
     [
-        ("algo=sac", "model's shape"),
+        ("algo=sac", "algorithm and its settings are the run's own"),
+        ("algo.model.learning_rate=0.001", "algorithm and its settings are the run's own"),
         ("backend=pygame", "model's shape"),
         ("wrappers.frame_stack=3", "model's shape"),
         ("backend.sensors.n_rays=12", "model's shape"),

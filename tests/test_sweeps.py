@@ -189,8 +189,18 @@ def test_an_optuna_study_refuses_a_sweep_with_other_overrides(tmp_path):
     assert refused.returncode == 1
     assert "was started with another search space (hydra.sweeper.params)" in refused.stderr
     assert "algo.model.train_freq: (absent) then, choice(1, 2, 4) now" in refused.stderr
+    # Without progress_bar=false (how its trials run, not what they learn): the same study.
+    same = [a for a in first if a != "progress_bar=false"]
+    again = subprocess.run(same, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "1 trials so far (1 completed), 0 to run" in again.stderr
     study = optuna.load_study(study_name="test_study", storage=f"sqlite:///{study_dir}/optuna.db")
     assert len(study.trials) == 1 and sorted(job_dirs(study_dir)) == [0]
+    # Runs without validation return no objective: refused before the first trial.
+    off = [*first, "validation.every=0", "hydra.sweeper.study_name=no_objective"]
+    refused = subprocess.run(off, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 1 and "has no objective to maximise" in refused.stderr
+    assert "Traceback" not in refused.stderr
 
 
 def test_an_interrupted_optuna_study_continues_with_the_same_command(tmp_path):

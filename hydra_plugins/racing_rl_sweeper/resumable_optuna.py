@@ -13,7 +13,8 @@ study kept in ``storage``:
 * the sweep dir exists before the study opens (an SQLite storage can live in it);
 * trials an interrupted sweep left ``RUNNING`` are marked ``FAIL`` (their job dirs keep
   the ``interrupted`` checkpoint and the run.json that say so);
-* the study records the sweep's command-line overrides (``racing_rl_overrides``) and
+* the study records the sweep's command-line overrides (``racing_rl_overrides``; not
+  those of ``racing_rl.config.RUNTIME_KEYS``, such as ``progress_bar``) and
   search space (``racing_rl_params``, ``hydra.sweeper.params``), and a sweep with other
   overrides (another algorithm, budget or seed) or another search space is refused
   rather than mixed into it: Optuna finds a study by its name alone.
@@ -46,6 +47,19 @@ PARAMS_ATTR = "racing_rl_params"
 with (studies created before it was recorded have none, and are not checked)."""
 
 
+def study_overrides(overrides: list[str]) -> list[str]:
+    """A sweep's command-line overrides that define its search, sorted: those of
+    ``racing_rl.config.RUNTIME_KEYS`` (``progress_bar=false``, ``torch_threads=2``) change
+    how its trials run, not what they learn, and are left out."""
+    from racing_rl.config import RUNTIME_KEYS
+
+    def runtime(override: str) -> bool:
+        key = override.lstrip("+~").split("=", 1)[0]
+        return any(key == k or key.startswith(f"{k}.") for k in RUNTIME_KEYS)
+
+    return sorted(o for o in overrides if not runtime(o))
+
+
 class ResumableOptunaSweeper(OptunaSweeper):
     """``OptunaSweeper`` that continues a study found in its storage (see the module doc)."""
 
@@ -63,7 +77,7 @@ class ResumableOptunaSweeper(OptunaSweeper):
         Path(config.hydra.sweep.dir).mkdir(parents=True, exist_ok=True)
         if impl.storage is None or impl.study_name is None:
             return
-        overrides = sorted(config.hydra.overrides.task)
+        overrides = study_overrides(config.hydra.overrides.task)
         params = {str(k): str(v) for k, v in (config.hydra.sweeper.params or {}).items()}
         try:
             study = optuna.load_study(study_name=impl.study_name, storage=impl.storage)
@@ -80,7 +94,7 @@ class ResumableOptunaSweeper(OptunaSweeper):
             _drop_next_reopen_line(impl.study_name)
             return
         recorded = study.user_attrs.get(OVERRIDES_ATTR)
-        if recorded is not None and recorded != overrides:
+        if recorded is not None and study_overrides(recorded) != overrides:
             log.error(
                 "Optuna study %r (%s) was started by a sweep with the overrides %s; this one "
                 "has %s. Their trials would mix two searches: run the same overrides to "

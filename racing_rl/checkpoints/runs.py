@@ -31,7 +31,7 @@ from racing_rl.checkpoints.loading import (
     restore_statistics,
 )
 from racing_rl.checks import check_device, check_train_config
-from racing_rl.config import backend_config
+from racing_rl.config import RUNTIME_KEYS, backend_config
 from racing_rl.drivers import PolicyDriver
 from racing_rl.errors import CheckpointError, ConfigError
 
@@ -96,20 +96,10 @@ def load_run_config(run_dir: Path) -> DictConfig:
     return cfg
 
 
-#: Keys a resumed run may change; everything else is the run's own.
-RESUMABLE = (
-    "total_timesteps",
-    "device",
-    "torch_threads",
-    "progress_bar",
-    "log_interval",
-    "checkpoint",
-    "validation",
-    "trust_pickles",
-)
+#: Keys a resumed run may change (and their sub-keys); everything else is the run's own.
+RESUMABLE = ("total_timesteps", "validation", *RUNTIME_KEYS)
 #: Keys whose change would change the model's shape, its inputs or its buffers.
 SHAPE_KEYS = (
-    "algo",
     "wrappers",
     "backend.sensors",
     "backend.observation_size",
@@ -147,12 +137,14 @@ def resume_config(run_dir: Path, overrides: Sequence[str]) -> DictConfig:
         if key == "resume":
             continue
         if override.is_add() or override.is_delete() or not _under(key, RESUMABLE):
-            why = (
-                "it would change the model's shape (its observations, actions, network or "
-                "number of environments)"
-                if _under(key, SHAPE_KEYS) or key == "backend"
-                else "a resumed run keeps its own config"
-            )
+            if _under(key, ("algo",)):
+                why = "the algorithm and its settings are the run's own (the checkpoint's"
+                why += " network, optimiser state and schedules were made with them)"
+            elif _under(key, SHAPE_KEYS) or key == "backend":
+                why = "it would change the model's shape (its observations, actions or number "
+                why += "of environments)"
+            else:
+                why = "a resumed run keeps its own config"
             raise ConfigError(
                 f"Cannot resume {run_dir} with {override.input_line!r}: {why}. A resume may "
                 f"change only {', '.join(RESUMABLE)} (and their sub-keys); start a new run "
