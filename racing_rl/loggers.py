@@ -93,7 +93,8 @@ def wandb_run(cfg: DictConfig, run_dir: Path) -> Iterator[object | None]:
         The W&B run, or None without ``logger=wandb``.
 
     Raises:
-        ConfigError: ``logger=wandb`` without the ``wandb`` package.
+        ConfigError: ``logger=wandb`` without the ``wandb`` package, or when W&B refuses
+            to start the run (no API key, no network).
     """
     settings = cfg.get("logger")
     if not settings:
@@ -102,16 +103,23 @@ def wandb_run(cfg: DictConfig, run_dir: Path) -> Iterator[object | None]:
     check_logger(cfg)
     import wandb
 
-    run = wandb.init(
-        project=settings.project,
-        entity=settings.entity,
-        group=settings.group,
-        tags=list(settings.tags),
-        name=run_dir.name,
-        dir=str(run_dir),
-        config=OmegaConf.to_container(cfg, resolve=True),
-        sync_tensorboard=True,
-    )
+    try:
+        run = wandb.init(
+            project=settings.project,
+            entity=settings.entity,
+            group=settings.group,
+            tags=list(settings.tags),
+            name=run_dir.name,
+            dir=str(run_dir),
+            config=OmegaConf.to_container(cfg, resolve=True),
+            sync_tensorboard=True,
+        )
+    except wandb.errors.Error as err:  # no API key, no network, an unknown entity
+        raise ConfigError(
+            f"logger=wandb: W&B refused to start the run ({str(err).rstrip('.')}). Log in "
+            "with `wandb login` (or set WANDB_API_KEY), or keep the run on disk with "
+            "WANDB_MODE=offline (`wandb sync` uploads it later)."
+        ) from err
     log.info("W&B run %s (%s)", run.name, run.dir)
     try:
         yield run

@@ -104,3 +104,21 @@ def test_training_shows_a_table_writes_progress_csv_and_syncs_wandb(tmp_path):
     for tag in tags:
         for event in tensorboard.Scalars(tag):
             assert history[event.step][tag] == pytest.approx(event.value, rel=1e-6), tag
+
+
+def test_wandb_without_a_login_is_one_line_that_says_what_to_do(tmp_path):
+    """logger=wandb with no API key (and W&B online) ended in a 20-line traceback."""
+    pytest.importorskip("wandb")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "racing_rl.cli", "train", *TINY, "logger=wandb"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        # A home without ~/.netrc or W&B settings: no key, whatever this machine has.
+        env={**env, "HOME": str(tmp_path), "WANDB_MODE": "online", "WANDB_SILENT": "true"},
+    )
+    assert result.returncode == 1
+    assert "logger=wandb: W&B refused to start the run (No API key configured" in result.stderr
+    assert "WANDB_MODE=offline" in result.stderr and "Traceback" not in result.stderr
