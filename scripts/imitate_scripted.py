@@ -20,7 +20,8 @@ training tracks (``tracks.train`` and ``tracks.train_mix``). The cars drive alon
 per race; respawned where they crash), from random places on the track. The student is
 written to ``<run dir>/best/`` (``model.zip`` and the VecNormalize statistics, frozen),
 which ``racing-rl eval`` and ``racing-rl train init_from=<run dir>`` read, and every
-iteration's figures to ``<run dir>/imitation.json``. PPO's policies only (an
+iteration's figures to ``<run dir>/imitation.json``; a run that has a ``best/`` already is
+refused, and Ctrl-C writes nothing. PPO's policies only (an
 actor-critic with a diagonal Gaussian, whose mean is fitted); others are refused.
 
 Usage::
@@ -52,7 +53,7 @@ from racing_rl.checkpoints.runs import load_run_config
 from racing_rl.checkpoints.saving import save_model_files
 from racing_rl.config import train_mix
 from racing_rl.drivers.pure_pursuit import TUNINGS, PurePursuitDriver
-from racing_rl.errors import ConfigError
+from racing_rl.errors import ConfigError, RacingRLError
 from racing_rl.vec import make_env, wrap_vec_env
 
 log = logging.getLogger("imitate_scripted")
@@ -89,11 +90,18 @@ def imitate(
         ``seconds``.
 
     Raises:
-        ConfigError: for a Roblox run, or a policy that is not an actor-critic with a
-            diagonal Gaussian (PPO's ``MlpPolicy``).
+        ConfigError: for a Roblox run, a run that has a ``best/`` (the student would
+            replace it), or a policy that is not an actor-critic with a diagonal Gaussian
+            (PPO's ``MlpPolicy``).
         CheckpointError: if ``model.zip`` is missing or damaged.
     """
     cfg = load_run_config(run_dir)
+    if (run_dir / "best").exists():
+        raise ConfigError(
+            f"{run_dir / 'best'} exists: the student would replace that model. Give a run "
+            "made for the student (validation.every=0 leaves no best/; see --help), or move "
+            "best/ away first."
+        )
     if cfg.backend.name != "pygame":
         raise ConfigError(
             f"{run_dir} trained on backend={cfg.backend.name}: imitation needs "
@@ -207,9 +215,16 @@ def main() -> None:
     )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
-    history = imitate(
-        args.run_dir, args.iterations, args.steps, args.races, args.epochs, teacher=args.teacher
-    )
+    try:
+        history = imitate(
+            args.run_dir, args.iterations, args.steps, args.races, args.epochs, teacher=args.teacher
+        )
+    except RacingRLError as err:
+        log.error("%s", err)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        log.error("interrupted: nothing was written (the student is written at the end)")
+        sys.exit(130)
     print(json.dumps({"run_dir": str(args.run_dir), "iterations": history}))
 
 

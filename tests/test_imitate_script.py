@@ -57,3 +57,14 @@ def test_a_policy_that_is_not_a_gaussian_actor_critic_is_refused(imitation, tmp_
     with pytest.raises(ConfigError, match="diagonal Gaussian"):
         imitation.imitate(run_dir, iterations=1, steps=2, n_races=1)
     assert not (run_dir / "best").exists()
+
+
+def test_a_run_with_a_best_model_is_left_alone(imitation, tiny_runs, tmp_path):
+    """The student replaced best/ without a word (its metrics.json then described another
+    model): a run that has one is refused before anything is loaded."""
+    run_dir = shutil.copytree(tiny_runs[0], tmp_path / "trained")
+    (run_dir / "best").mkdir()
+    (run_dir / "best" / "model.zip").write_bytes(b"the trained model")
+    with pytest.raises(ConfigError, match=r"best exists: the student would replace that model"):
+        imitation.imitate(run_dir, iterations=1, steps=2, n_races=1)
+    assert (run_dir / "best" / "model.zip").read_bytes() == b"the trained model"
