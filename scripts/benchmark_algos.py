@@ -209,12 +209,17 @@ def race_figures(metrics: dict[str, Any]) -> dict[str, float]:
     def mean(labels: Sequence[str], key: Callable[[str], float]) -> float:
         return float(np.mean([key(label) for label in labels]))
 
-    winners = [track["leaderboard"][0]["label"] for track in metrics["tracks"]]
+    # A race that no car finished has no winner.
+    winners = [
+        first["label"]
+        for first in (track["leaderboard"][0] for track in metrics["tracks"])
+        if first["finished"]
+    ]
     return {
         "races": len(metrics["tracks"]),
         "finished_rate": mean(learned, lambda c: metrics["cars"][c]["lap_completion_rate"]),
         "crash_rate": mean(learned, lambda c: metrics["cars"][c]["crash_rate"]),
-        "win_rate": float(np.mean([w in learned for w in winners])),
+        "win_rate": sum(w in learned for w in winners) / len(metrics["tracks"]),
         "mean_position": mean(learned, position.__getitem__),
         "scripted_finished_rate": mean(
             sorted(scripted), lambda c: metrics["cars"][c]["lap_completion_rate"]

@@ -89,3 +89,7 @@ def test_cars_that_do_not_finish_rank_behind_by_progress():
     assert [row["label"] for row in board] == ["scripted", "parked"]
     assert not board[1]["finished"] and math.isnan(board[1]["gap_s"])
     assert board[1]["laps"] == 0
+    # A race nobody finished has no winner: the car listed first "won" every such race.
+    nobody = run_races(race_envs(backend, 2, max_steps=30), [Parked(), ScriptedDriver()])
+    assert [row["wins"] for row in standings(nobody)] == [0, 0]
+    assert [row["wins"] for row in standings(races)] == [len(races), 0]

@@ -239,7 +239,8 @@ def standings(races: Sequence[TrackRace]) -> list[dict[str, Any]]:
     """The overall order over several tracks: by mean position, then mean lap time.
 
     Returns:
-        Rows: ``position``, ``label``, ``wins``, ``mean_position``, ``finished_rate``,
+        Rows: ``position``, ``label``, ``wins`` (first and finished: a race in which no
+        car finished has no winner), ``mean_position``, ``finished_rate``,
         ``mean_lap_time_s`` (every lap of the races it finished).
     """
     boards = [leaderboard(race) for race in races]
@@ -256,7 +257,7 @@ def standings(races: Sequence[TrackRace]) -> list[dict[str, Any]]:
         rows.append(
             {
                 "label": label,
-                "wins": positions.count(1),
+                "wins": sum(b[0]["label"] == label and b[0]["finished"] for b in boards),
                 "mean_position": float(np.mean(positions)),
                 "finished_rate": float(np.mean([race.cars[d].episode.finished for race in races])),
                 "mean_lap_time_s": float(np.mean(lap_times)) if lap_times else math.nan,
