@@ -86,6 +86,20 @@ def test_resolve_model(tmp_path):
     assert resolve_model(tmp_path, str(directory / "model.zip")) == directory / "model.zip"
 
 
+def test_a_missing_checkpoint_names_those_the_run_has(tmp_path):
+    """A run with validation.every=0 has no best/: eval's default checkpoint=best said only
+    that best/model.zip does not exist."""
+    (tmp_path / "model.zip").touch()
+    directory = tmp_path / "checkpoints" / "ppo_1000_steps"
+    directory.mkdir(parents=True)
+    (directory / "model.zip").touch()
+    (directory / "checkpoint.json").write_text(json.dumps({"timesteps": 1000, "kind": "ppo"}))
+    with pytest.raises(
+        CheckpointError, match=r"does not exist \(this run has checkpoint=final\|latest\)"
+    ):
+        resolve_model(tmp_path, "best")
+
+
 @pytest.mark.parametrize("checkpoint", ["final", "best", "latest", "nope.zip"])
 def test_missing_checkpoints_raise_a_clear_error(tmp_path, checkpoint):
     with pytest.raises(CheckpointError, match=r"(?i)checkpoint"):

@@ -120,8 +120,17 @@ def resolve_model(run_dir: Path, checkpoint: str) -> Path:
         if model.is_dir():
             model = model / MODEL
     if not model.is_file():
+        others = [
+            name
+            for name, path in ((FINAL, run_dir / MODEL), ("best", run_dir / "best" / MODEL))
+            if name != checkpoint and path.is_file()
+        ]
+        if find_checkpoints(run_dir) and checkpoint != "latest":
+            others.append("latest")
+        # best/ is missing after a run with validation.every=0, or one stopped before it.
+        hint = f" (this run has checkpoint={'|'.join(others)})" if others else ""
         raise CheckpointError(
-            f"Checkpoint {checkpoint!r} not found: {model} does not exist. Choose "
+            f"Checkpoint {checkpoint!r} not found: {model} does not exist{hint}. Choose "
             "checkpoint=final|best|latest, a path to a model .zip or a checkpoint directory."
         )
     return model
