@@ -15,6 +15,7 @@ here, in one module that imports nothing heavy, so the start-up path reads in on
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.util
 import os
@@ -244,7 +245,6 @@ def _check_keys(name: str, overrides: list[Override], doc: ConfigDoc) -> None:
     (a typo such as ``fromat=onnx``, for which Hydra would suggest ``+fromat=onnx``).
     Appends (``+``, ``++``) and deletions (``~``) are Hydra's business, and so are the
     keys below the first part."""
-    import difflib
     import re
 
     known = {option.key.split(".")[0] for option in doc.options}
@@ -351,7 +351,9 @@ def run(argv: list[str]) -> int:
             return shell_completion(argv[argv.index(flag) + 1])
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
-        raise UsageError(f"unknown command {name!r}; the commands: {', '.join(COMMANDS)}")
+        close = difflib.get_close_matches(name, COMMANDS, n=1)
+        guess = f"did you mean {close[0]}? " if close else ""
+        raise UsageError(f"unknown command {name!r}; {guess}the commands: {', '.join(COMMANDS)}")
     module = COMMANDS[name].module
     if name == "report":
         return importlib.import_module(module).main(rest)

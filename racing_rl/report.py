@@ -221,7 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     1 if the dir holds no jobs)."""
     parser = argparse.ArgumentParser(
         prog="racing-rl report",
-        description="Tabulate a sweep's jobs (objective, held-out lap completion, lap time, "
+        description="Tabulate a sweep's jobs (objective, validation lap completion, lap time, "
         "throughput, wall time, status) and plot their learning curves.",
         epilog="examples:\n  racing-rl report outputs/multirun/<date>/<time>\n"
         "  racing-rl report outputs/optuna/ppo_search --out /tmp/ppo_search   # elsewhere",

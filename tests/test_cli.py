@@ -103,7 +103,8 @@ def test_version_and_python_m_racing_rl(tmp_path):
         (["train", "resume=nope"], "resume=nope: no such file or directory"),
         (["report"], "racing-rl report: missing the sweep dir"),
         (["report", "nope"], "racing-rl report: nope: no such dir"),
-        (["nope"], "racing-rl: unknown command 'nope'"),
+        (["nope"], "racing-rl: unknown command 'nope'; the commands: train,"),
+        (["trian"], "racing-rl: unknown command 'trian'; did you mean train? the commands:"),
         # A path or a word without its key (Hydra: a lexer error).
         (["eval", "."], "racing-rl eval: '.' is not a KEY=VALUE override: did you mean run_dir=.?"),
         (["train", "sac"], "'sac' is not a KEY=VALUE override: racing-rl train --help lists"),

@@ -130,7 +130,8 @@ def output_path(out: str | None, run_dir: Path, checkpoint: str, fmt: str) -> Pa
     other = {suffix: name for name, suffix in FORMATS.items() if name != fmt}
     if path.suffix.lower() in other:
         raise ConfigError(
-            f"out={out} names a {other[path.suffix.lower()]} file, but format={fmt}: name it "
+            f"out={out} names a {path.suffix.lower()} file ({other[path.suffix.lower()]}), but "
+            f"format={fmt}: name it "
             f"{path.with_suffix(FORMATS[fmt]).name}, or pass format={other[path.suffix.lower()]}."
         )
     return path

@@ -99,7 +99,8 @@ def test_out_may_name_a_directory_but_not_another_format_s_file(trained_runs, tm
     assert result["path"] == str(into / "policy_final.onnx")
     result = export(export_cfg(run_dir, "checkpoint=final", f"out={tmp_path}/new/"))
     assert result["path"] == str(tmp_path / "new" / "policy_final.luau")
-    with pytest.raises(ConfigError, match=r"names a luau file, but format=onnx: name it d\.onnx"):
+    refused = r"names a \.luau file \(luau\), but format=onnx: name it d\.onnx"
+    with pytest.raises(ConfigError, match=refused):
         export(export_cfg(run_dir, "checkpoint=final", "format=onnx", f"out={tmp_path}/d.luau"))
     assert not (tmp_path / "d.luau").exists()
 
