@@ -43,7 +43,8 @@ class RaceParallelEnv(ParallelEnv):
 
     ## Rewards
     ``racing_rl.envs.rewards``: 1000 per lap of progress (× 20 backwards), a speed bonus
-    (exp(2·v/v_max) − 1)·0.5, and −10 on a crash. ``info["reward_terms"]`` has the terms.
+    (exp(2·v/v_max) − 1)·0.5, and −10 on a crash. ``info["reward_terms"]`` has the terms
+    (``progress``, ``speed``, ``crash``), which sum to the reward.
 
     ## Starting State
     ``episode.spawn="random"``: cars spread evenly around the track with random offset,

@@ -54,8 +54,9 @@ def compute_rewards(
         config: coefficients.
 
     Returns:
-        The total reward, shape (N,), and its named terms (each shape (N,)), which sum
-        to the total on non-terminating steps.
+        The total reward, shape (N,), and its named terms ``progress``, ``speed`` and
+        ``crash`` (each shape (N,)), which sum to it: on a terminating step ``crash``
+        alone, the others 0.
     """
     scale = np.where(
         progress_delta < 0.0, config.progress * config.backward_multiplier, config.progress
@@ -63,5 +64,9 @@ def compute_rewards(
     progress = progress_delta * scale
     fraction = np.minimum(np.maximum(speed_fraction, 0.0), 1.0)  # np.clip is slower on (N,)
     speed = (np.exp(config.speed_exponent * fraction) - 1.0) * config.speed
-    total = np.where(terminated, config.crash, progress + speed)
-    return total, {"progress": progress, "speed": speed}
+    terms = {
+        "progress": np.where(terminated, 0.0, progress),
+        "speed": np.where(terminated, 0.0, speed),
+        "crash": np.where(terminated, config.crash, 0.0),
+    }
+    return terms["progress"] + terms["speed"] + terms["crash"], terms

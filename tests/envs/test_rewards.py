@@ -50,9 +50,11 @@ def test_speed_bonus_is_clipped_at_max_speed_and_zero_at_rest() -> None:
 def test_termination_replaces_the_reward_with_the_crash_penalty() -> None:
     total, terms = _rewards([0.01, -0.01, 0.01], [0.9, 0.2, 0.9], [True, True, False])
     assert total[0] == -10.0 and total[1] == -10.0
-    # The terms still report what the step would have earned.
-    assert terms["progress"][0] == pytest.approx(10.0)
-    assert terms["progress"][1] == pytest.approx(-200.0)
+    # The terms sum to the reward: the crash alone (they said what the step would have
+    # earned, which info["reward_terms"] readers summed to the wrong reward).
+    np.testing.assert_array_equal(terms["crash"], [-10.0, -10.0, 0.0])
+    np.testing.assert_array_equal(terms["progress"][:2], 0.0)
+    np.testing.assert_array_equal(terms["speed"][:2], 0.0)
     assert total[2] == pytest.approx(10.0 + (math.exp(1.8) - 1.0) * 0.5)
 
 
@@ -60,10 +62,12 @@ def test_vectorised_over_cars_and_terms_sum_to_total() -> None:
     rng = np.random.default_rng(0)
     delta = rng.uniform(-0.002, 0.004, 50)
     speed = rng.uniform(-0.3, 1.3, 50)
-    total, terms = _rewards(delta.tolist(), speed.tolist(), [False] * 50)
+    crashed = rng.random(50) < 0.2
+    total, terms = _rewards(delta.tolist(), speed.tolist(), crashed.tolist())
     assert total.shape == (50,)
-    np.testing.assert_allclose(terms["progress"] + terms["speed"], total, rtol=1e-12)
-    for i in range(50):
+    np.testing.assert_array_equal(sum(terms.values()), total)
+    np.testing.assert_array_equal(total[crashed], -10.0)
+    for i in np.flatnonzero(~crashed):
         scale = 20_000.0 if delta[i] < 0 else 1000.0
         bonus = (math.exp(2.0 * min(max(speed[i], 0.0), 1.0)) - 1.0) * 0.5
         assert total[i] == pytest.approx(delta[i] * scale + bonus, rel=1e-12, abs=1e-12)
