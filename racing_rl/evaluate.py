@@ -53,7 +53,7 @@ def main(cfg: DictConfig) -> None:
         raise SystemExit(1) from err
     out = Path(metrics["out_dir"]) / "metrics.json"
     seeds = [t["track_seed"] for t in metrics["tracks"]]
-    tracks = tracks_phrase(seeds, metrics["split"])
+    tracks = tracks_phrase(seeds, metrics["split"], metrics.get("difficulty"))
     if metrics.get("race"):
         races = len(metrics["tracks"])
         print(race_tables(metrics))

@@ -181,6 +181,7 @@ def evaluate(cfg: DictConfig, difficulty: str | None = None) -> dict[str, Any]:
             "race": True,
             "drivers": [{"label": d.label, "run": d.run} for d in drivers],
             "split": split,
+            "difficulty": difficulty,
             "laps": int(cfg.laps),
             "car_collisions": collisions,
             "seconds": seconds,

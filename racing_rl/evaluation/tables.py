@@ -26,20 +26,22 @@ def fixed(value: float, digits: int) -> str:
     return text[1:] if text.startswith("-") and float(text) == 0 else text
 
 
-def tracks_phrase(seeds: Sequence[int], split: str | None) -> str:
-    """The tracks of an evaluation in words: ``20 test tracks``, ``1 track (seed 5)``,
-    ``2 tracks (seeds 5, 6)``.
+def tracks_phrase(seeds: Sequence[int], split: str | None, difficulty: str | None = None) -> str:
+    """The tracks of an evaluation in words: ``20 test tracks``, ``20 hard test tracks``,
+    ``1 track (seed 5)``, ``2 tracks (seeds 5, 6)``.
 
     Args:
         seeds: the track seeds raced (repeats, from several rounds, count once).
         split: the ``cfg.tracks`` split they come from; None for seeds given explicitly.
+        difficulty: the ``difficulty`` level raced on instead of the run's own, or None.
     """
     distinct = list(dict.fromkeys(seeds))
     plural = "" if len(distinct) == 1 else "s"
+    kind = " ".join(word for word in (difficulty, split) if word)
     if split:
-        return f"{len(distinct)} {split} track{plural}"
+        return f"{len(distinct)} {kind} track{plural}"
     shown = ", ".join(str(s) for s in distinct[:8]) + (", ..." if len(distinct) > 8 else "")
-    return f"{len(distinct)} track{plural} (seed{plural} {shown})"
+    return f"{len(distinct)} {kind + ' ' if kind else ''}track{plural} (seed{plural} {shown})"
 
 
 def race_tables(metrics: dict[str, Any]) -> str:

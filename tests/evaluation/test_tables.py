@@ -33,14 +33,16 @@ def test_tables_print_no_negative_zero():
 
 
 @pytest.mark.parametrize(
-    ("seeds", "split", "phrase"),
+    ("seeds", "split", "difficulty", "phrase"),
     [
-        (range(20), "test", "20 test tracks"),
-        ([3], "validation", "1 validation track"),
-        ([5], None, "1 track (seed 5)"),
-        ([5, 6, 5, 6], None, "2 tracks (seeds 5, 6)"),
-        (range(10), None, "10 tracks (seeds 0, 1, 2, 3, 4, 5, 6, 7, ...)"),
+        (range(20), "test", None, "20 test tracks"),
+        (range(20), "test", "hard", "20 hard test tracks"),
+        ([3], "validation", None, "1 validation track"),
+        ([5], None, None, "1 track (seed 5)"),
+        ([5, 6, 5, 6], None, None, "2 tracks (seeds 5, 6)"),
+        ([5, 6], None, "hard", "2 hard tracks (seeds 5, 6)"),
+        (range(10), None, None, "10 tracks (seeds 0, 1, 2, 3, 4, 5, 6, 7, ...)"),
     ],
 )
-def test_tracks_are_named_by_their_split_or_their_seeds(seeds, split, phrase):
-    assert tracks_phrase(list(seeds), split) == phrase
+def test_tracks_are_named_by_their_split_or_their_seeds(seeds, split, difficulty, phrase):
+    assert tracks_phrase(list(seeds), split, difficulty) == phrase
