@@ -184,6 +184,17 @@ def command_help(name: str) -> str:
     )
 
 
+#: Hydra's mode flags (its ``--run``, ``--multirun``, ``--cfg``, ``--info`` and
+#: ``--shell-completion``, short or long), of which a command line may give one.
+MODE_FLAGS = {
+    **dict.fromkeys(("-r", "--run"), "run"),
+    **dict.fromkeys(("-m", "--multirun"), "multirun"),
+    **dict.fromkeys(("-c", "--cfg"), "cfg"),
+    **dict.fromkeys(("-i", "--info"), "info"),
+    **dict.fromkeys(("-sc", "--shell-completion"), "shell-completion"),
+}
+
+
 def check_arguments(name: str, args: list[str]) -> None:
     """Refuse a command line that cannot run, before Hydra writes anything.
 
@@ -192,16 +203,22 @@ def check_arguments(name: str, args: list[str]) -> None:
         args: its command line after the command name.
 
     Raises:
-        UsageError: an argument is not an override (``KEY=VALUE``, ``~KEY``) or a
-            flag, a required key (``???`` in its YAML) is missing, a path of
-            ``Command.paths`` does not exist (or is not a run directory), or a sweeper or
-            launcher's plugin is not installed.
+        UsageError: two of Hydra's mode flags (``MODE_FLAGS``) are given, an argument is
+            not an override (``KEY=VALUE``, ``~KEY``) or a flag, a required key (``???``
+            in its YAML) is missing, a path of ``Command.paths`` does not exist (or is not
+            a run directory), or a sweeper or launcher's plugin is not installed.
     """
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import OverrideParseException
 
     from racing_rl.usage import read_config_doc
 
+    modes = [a for a in args if a in MODE_FLAGS]
+    if len({MODE_FLAGS[a] for a in modes}) > 1:  # Hydra: a ValueError and its stack
+        raise UsageError(
+            f"{' and '.join(modes)} cannot be given together: one of --multirun, --cfg, "
+            "--info, --run, --shell-completion at a time"
+        )
     if any(a.startswith("-") and a not in ("-m", "--multirun") for a in args):
         return  # --cfg, --info, ...: Hydra's own questions, nothing is run
     for arg in args:
