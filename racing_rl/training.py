@@ -351,7 +351,7 @@ def _train_on(
         callbacks.append(roblox)
         pause = roblox.pause
     if cfg.checkpoint.every > 0:
-        keep = int(cfg.checkpoint.get("keep", 0))
+        keep = int(cfg.checkpoint.get("keep") or 0)  # null: all, as 0
         callbacks.append(
             CheckpointCallback(
                 cfg.checkpoint.every,

@@ -203,3 +203,15 @@ def test_training_in_a_game_stops_the_bridge_it_started_however_setup_ends(
     with pytest.raises((BridgeError, TrainingInterrupted)):
         training.train(cfg, tmp_path)
     assert bridge.closed == 1
+
+
+@pytest.mark.parametrize(("keep", "kept"), [("null", 4), ("0", 4), ("2", 2)])
+def test_checkpoint_keep_null_keeps_every_periodic_checkpoint(tmp_path, keep, kept):
+    """checkpoint.keep=null passed the schema and the checks, then failed with a TypeError
+    in int(None) once the run dir existed; it keeps all, as 0 does."""
+    overrides = [*TINY, "checkpoint.every=500", f"checkpoint.keep={keep}"]
+    with initialize():
+        cfg = compose("train", overrides=overrides)
+    train(cfg, tmp_path)
+    kinds = [c.kind for c in find_checkpoints(tmp_path)]
+    assert kinds == ["ppo"] * kept + ["final"]
