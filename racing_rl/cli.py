@@ -105,7 +105,7 @@ COMMANDS = {
         {"run_dir": "run"},
     ),
     "emulate": Command(
-        "racing_rl.bridge.emulator",
+        "racing_rl.emulate",
         "stand in for the Roblox game: race the simulator over the bridge",
         (
             "racing-rl train backend=roblox &  racing-rl emulate   # the game's own port and path",

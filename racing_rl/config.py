@@ -90,6 +90,13 @@ def job_dirname(override_dirname: str, limit: int = 160) -> str:
     return name
 
 
+def track_seeds(split: Sequence[int]) -> range:
+    """The seeds of a ``[start, stop)`` range from the config (``tracks.<split>``,
+    emulate's ``track_seeds``)."""
+    start, stop = (int(v) for v in split)
+    return range(start, stop)
+
+
 def eval_dir(run_dir: str | Sequence[str]) -> str:
     """``${racing_rl.eval_dir:${run_dir}}`` (conf/eval.yaml): where ``racing-rl eval``
     writes: ``<run dir>/eval`` for one run; ``<first run dir>/eval/race`` for a race of

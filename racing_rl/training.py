@@ -51,12 +51,12 @@ from racing_rl.checkpoints.runs import (
 )
 from racing_rl.checkpoints.saving import save_checkpoint, save_model_files, write_atomic
 from racing_rl.checks import check_train_config
-from racing_rl.config import backend_config, train_mix
+from racing_rl.config import backend_config, track_seeds, train_mix
 from racing_rl.errors import (
     ConfigError,
     TrainingInterrupted,
 )
-from racing_rl.evaluation.episodes import evaluation_env, track_seeds
+from racing_rl.evaluation.episodes import evaluation_env
 from racing_rl.evaluation.results import lap_figures
 from racing_rl.loggers import sb3_logger, wandb_run
 from racing_rl.normalize import is_finite
@@ -287,7 +287,7 @@ def _train_on(
 ) -> dict[str, Any]:
     """``_train`` with the Roblox backend's ``bridge`` (None for the simulator)."""
     torch.set_num_threads(cfg.torch_threads)
-    train_seeds = range(*(int(v) for v in cfg.tracks.train))
+    train_seeds = track_seeds(cfg.tracks.train)
     track_mix = train_mix(cfg)
     if track_mix:
         log.info(

@@ -41,7 +41,7 @@ from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.vec_env import VecEnv, VecMonitor, VecNormalize
 
 from racing_rl.algos import make_model
-from racing_rl.config import initialize, to_container
+from racing_rl.config import initialize, to_container, track_seeds
 from racing_rl.vec import make_env, wrap_vec_env
 
 
@@ -128,7 +128,7 @@ def run(
     """
     torch.set_num_threads(cfg.torch_threads)
     gamma = cfg.algo.model.gamma
-    train_seeds = range(*(int(v) for v in cfg.tracks.train))
+    train_seeds = track_seeds(cfg.tracks.train)
     base = make_env(cfg.backend, cfg.n_races, cfg.cars_per_race, [train_seeds] * cfg.n_races)
     real = wrap_vec_env(base, cfg.wrappers, gamma=gamma)
     zero = VecNormalize(

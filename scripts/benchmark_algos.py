@@ -69,10 +69,9 @@ from omegaconf import OmegaConf
 
 from racing_rl import config_dir
 from racing_rl.checkpoints.runs import load_run_config
-from racing_rl.config import initialize
+from racing_rl.config import initialize, track_seeds
 from racing_rl.errors import RacingRLError
 from racing_rl.evaluation.command import SCRIPTED, evaluate
-from racing_rl.evaluation.episodes import track_seeds
 from racing_rl.provenance import environment_record
 
 ALGOS = ("ppo", "sac", "td3", "recurrent_ppo")
@@ -100,7 +99,7 @@ RACES = {
 BEGIN, END = "<!-- benchmark_algos: begin -->", "<!-- benchmark_algos: end -->"
 
 
-def benchmark_seeds() -> list[int]:
+def benchmark_seeds() -> range:
     """The held-out benchmark's track seeds, ``tracks.benchmark`` of conf/train.yaml."""
     return track_seeds(OmegaConf.load(config_dir() / "train.yaml").tracks.benchmark)
 

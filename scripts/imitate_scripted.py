@@ -51,7 +51,7 @@ from stable_baselines3.common.vec_env import VecNormalize
 from racing_rl.checkpoints.loading import load_model
 from racing_rl.checkpoints.runs import load_run_config
 from racing_rl.checkpoints.saving import save_model_files
-from racing_rl.config import train_mix
+from racing_rl.config import track_seeds, train_mix
 from racing_rl.drivers.pure_pursuit import TUNINGS, PurePursuitDriver
 from racing_rl.errors import ConfigError, RacingRLError
 from racing_rl.vec import make_env, wrap_vec_env
@@ -108,7 +108,7 @@ def imitate(
             "the built-in simulator (the scripted driver reads its state)."
         )
     torch.set_num_threads(int(cfg.torch_threads))
-    train_seeds = range(*(int(v) for v in cfg.tracks.train))
+    train_seeds = track_seeds(cfg.tracks.train)
     base = make_env(
         cfg.backend,
         n_races,

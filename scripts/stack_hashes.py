@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 from hydra import compose
 
-from racing_rl.config import initialize
+from racing_rl.config import initialize, track_seeds
 from racing_rl.vec import make_env, wrap_vec_env
 
 CONFIGS: dict[str, tuple[list[str], int, int]] = {
@@ -77,7 +77,7 @@ def stack_hash(overrides: list[str], n_envs: int, n_cars: int, steps: int, seed:
     """The SHA-256 of ``steps`` steps of one configuration's stack (see module doc)."""
     with initialize():
         cfg = compose("train", overrides=overrides)
-    seeds = range(*(int(v) for v in cfg.tracks.train))
+    seeds = track_seeds(cfg.tracks.train)
     venv = wrap_vec_env(
         make_env(cfg.backend, n_envs, n_cars, [seeds] * n_envs), cfg.wrappers, gamma=0.99
     )

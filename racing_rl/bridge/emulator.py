@@ -20,7 +20,7 @@ in one pass and answered in one frame, as a tick.
 
 Flags turn on the protocol's optional extensions (``info`` with lap metrics, echoed
 ``step``, a hello) and ``Faults`` misbehaves on request. ``racing-rl emulate url=...``
-runs it from the command line.
+runs it from the command line (``racing_rl.emulate``).
 
 Why one module of ~600 lines: the emulated game is one state machine around one event
 loop (connection, commands, ticks, the real game's rules in lock-step or on its own
@@ -42,18 +42,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from omegaconf import DictConfig
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 from websockets.uri import parse_uri
 
 from racing_rl.bridge import protocol as p
 from racing_rl.bridge.faults import Faults, bad_frame
-from racing_rl.cli import print_error
-from racing_rl.config import hydra_main, to_container
 from racing_rl.envs.config import RaceConfig
 from racing_rl.envs.race import RaceParallelEnv
-from racing_rl.errors import ConfigError, RacingRLError
+from racing_rl.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -667,54 +664,3 @@ def _unreachable(err: Exception) -> tuple[str, str]:
         "racing-rl eval run_dir=<run> backend=roblox), or check url=ws://<host>:<port>/ws/"
         "<model_id> against the address the bridge logs.",
     )
-
-
-@hydra_main("emulate")
-def main(cfg: DictConfig) -> None:
-    """Hydra entry point of ``racing-rl emulate``: play the game until Ctrl-C."""
-    from racing_rl.config import backend_config
-
-    try:
-        emulator = Emulator(
-            cfg.url,
-            backend_config(cfg.sim, where="sim"),
-            lockstep=cfg.lockstep,
-            tick_hz=cfg.tick_hz,
-            heartbeat_hz=cfg.heartbeat_hz,
-            token=cfg.token,
-            done_reward=cfg.done_reward,
-            track_seeds=range(*(int(v) for v in cfg.track_seeds)),
-            hello=cfg.hello,
-            info=cfg.info,
-            echo_step=cfg.echo_step,
-            watchdog_ticks=cfg.watchdog_ticks,
-            max_environments=cfg.max_environments,
-            silence_timeout=cfg.silence_timeout,
-            faults=Faults(**to_container(cfg.faults)),
-            record=Path(cfg.record) if cfg.record else None,
-            seed=cfg.seed,
-        )
-    except (RacingRLError, ValueError) as err:
-        print_error("emulate", err)
-        raise SystemExit(1) from err
-    log.info(
-        "emulating the game at %s (%s); Ctrl-C stops",
-        cfg.url,
-        "lock-step" if cfg.lockstep else f"the game's clock ({cfg.tick_hz:g} Hz, reset ticks)",
-    )
-    try:
-        asyncio.run(emulator.run())
-    except KeyboardInterrupt:
-        if emulator.lockstep:  # no clock: every command is answered, nothing is late
-            log.info("emulator stopped after %d commands (lock-step)", emulator.received)
-            return
-        log.info(
-            "emulator stopped after %d commands, %d ticks (%d empty); an environment's "
-            "ACTION was in time for %d of its %d driven ticks; %d watchdog shutdowns",
-            emulator.received,
-            emulator.ticks,
-            emulator.empty_frames,
-            emulator.in_time,
-            emulator.awaited,
-            emulator.watchdog_shutdowns,
-        )

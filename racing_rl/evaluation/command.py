@@ -26,10 +26,9 @@ from omegaconf import DictConfig, OmegaConf
 from racing_rl.checkpoints.layout import resolve_model
 from racing_rl.checkpoints.runs import load_policy_driver, load_run_config
 from racing_rl.checks import LIMITS, check_torch_threads
-from racing_rl.config import backend_config, eval_dir, with_difficulty
+from racing_rl.config import backend_config, eval_dir, track_seeds, with_difficulty
 from racing_rl.drivers import Driver, ScriptedDriver
 from racing_rl.errors import ConfigError
-from racing_rl.evaluation.episodes import track_seeds
 from racing_rl.evaluation.races import TrackRace, leaderboard, run_races, standings
 from racing_rl.evaluation.results import summarize
 from racing_rl.vec import make_parallel_envs

@@ -37,12 +37,6 @@ class Policy(Protocol):
     ) -> tuple[np.ndarray, Any]: ...
 
 
-def track_seeds(split: Sequence[int]) -> list[int]:
-    """The seeds of a ``[start, stop)`` split from ``cfg.tracks``."""
-    start, stop = (int(v) for v in split)
-    return list(range(start, stop))
-
-
 def evaluation_env(
     cfg: DictConfig,
     seeds: Sequence[int],
