@@ -105,9 +105,11 @@ class RobloxCallback(BaseCallback):
     car of the game 15 times a second, and its gradient step is milliseconds). The next
     env step sends ``FREEZE false`` (``RobloxParallelEnv``).
 
-    Logs ``roblox/tick_hz`` (the measured tick rate), ``roblox/empty_ticks``,
-    ``roblox/rejected``, ``roblox/dropped_<kind>`` and ``roblox/freezes_per_1000_steps``
-    at every rollout end, and a line to the log every ``log_every`` timesteps.
+    Logs the bridge's counters (``TrainingBridge.counters``: ``roblox/tick_hz``, the
+    measured tick rate, ``roblox/frames``, ``roblox/empty_ticks``, ``roblox/rejected``,
+    ``roblox/dropped_<kind>``, ``roblox/info_dropped_<kind>``, ``roblox/steps_per_tick``)
+    and ``roblox/freezes_per_1000_steps`` at every rollout end, and a line to the log
+    every ``log_every`` timesteps.
 
     Args:
         bridge: the run's ``TrainingBridge``.

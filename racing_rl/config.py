@@ -7,7 +7,7 @@ Hydra app (``hydra_main``) and every ``compose`` (``initialize``) calls it first
 The schemas are the config dataclasses themselves, so each default lives in one place:
 
 * ``schema/backend/pygame`` is ``RaceConfig`` (``racing_rl.envs.config``) and
-  ``schema/backend/roblox`` is ``RobloxConfig`` (``racing_rl.bridge.env``), each plus the
+  ``schema/backend/roblox`` is ``RobloxConfig`` (``racing_rl.bridge.config``), each plus the
   ``name`` of its backend; ``conf/backend/<name>.yaml`` lists its schema first and then
   holds only comments and the values that differ from the dataclass;
 * ``schema/train`` types the top level of ``conf/train.yaml`` (``TrainSchema``), whose
@@ -52,8 +52,8 @@ VERSION_BASE = "1.3"
 """Hydra's ``version_base`` of every app and compose (hydra-core 1.3 defaults)."""
 
 BACKENDS = ("pygame", "roblox")
-#: ``train`` keys that change how a run runs, not what it learns: a resume may change
-#: them, and an Optuna study's identity leaves them out.
+"""``backend.name`` values: the built-in simulator, a Roblox game."""
+
 RUNTIME_KEYS = (
     "device",
     "torch_threads",
@@ -62,7 +62,9 @@ RUNTIME_KEYS = (
     "checkpoint",
     "trust_pickles",
 )
-"""``backend.name`` values: the built-in simulator, a Roblox game."""
+"""``train`` keys that change how a run runs, not what it learns: a resume may change
+them (``racing_rl.checkpoints.runs.RESUMABLE``), and an Optuna study's identity leaves
+them out (``hydra_plugins.racing_rl_sweeper``)."""
 
 
 def if_then_else(condition: Any, then: Any, otherwise: Any) -> Any:

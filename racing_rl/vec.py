@@ -114,7 +114,8 @@ class ParallelEnvsVecEnv(VecEnv):
     ParallelEnv must give all its agents the same observation and action spaces.
 
     Args:
-        envs: the ParallelEnvs (possibly wrapped, e.g. by SuperSuit), not yet reset.
+        envs: the ParallelEnvs (possibly wrapped, e.g. by PettingZoo's or SuperSuit's
+            wrappers), not yet reset.
 
     Raises:
         ConfigError: if ``envs`` is empty or their spaces differ.

@@ -14,7 +14,6 @@ from __future__ import annotations
 import gc
 import importlib
 import importlib.util
-import json
 import os
 import sys
 import types
@@ -112,7 +111,6 @@ class LuauPolicy:
         self._vm.reset = self._vm.policy.get("reset")
         self._vm.batch = lua.load_chunk(_BATCH_ACT, name="=batch_act")
         self.info: dict[str, Any] = _python(module.get("info"))
-        self.observation_size = int(self.info["observationSize"])
         del module
         weakref.finalize(self, _close_quietly, self._vm)
 
@@ -203,19 +201,12 @@ class OnnxPolicy:
                 str(path), options, providers=["CPUExecutionProvider"]
             )
             props = self._session.get_modelmeta().custom_metadata_map
-            self.info: dict[str, Any] = dict(props)
-            self.observation_size = int(props["observation_size"])
             frame_stack = int(props["frame_stack"])
             self._lstm_shape = (int(props["lstm_layers"]), int(props["lstm_hidden_size"]))
         except Exception as err:
             raise ExportError(f"{path} is not a loadable racing-rl ONNX policy: {err}") from err
         self._frames = DriverFrameStack(frame_stack)
         self._state: list[NDArray[np.float32]] | None = None
-
-    @property
-    def layout(self) -> list[str]:
-        """The observation layout from the model's metadata."""
-        return list(json.loads(self.info["observation_layout"]))
 
     def reset(self, car: int) -> None:
         self._frames.reset([car])

@@ -17,8 +17,8 @@ What SB3's ``predict(observation, deterministic=True)`` computes, per algorithm:
   mode, rescaled from [-1, 1] to the action space (``unscale_action``).
 - TD3 (its ``Actor``): ``mu(x)``, which ends in tanh, rescaled likewise.
 
-The observation ``x`` is the frame stack (SuperSuit's ``frame_stack_v1``: zeros at an
-episode start, newest frame last) normalised as VecNormalize's ``normalize_obs`` does:
+The observation ``x`` is the frame stack (``racing_rl.vec.FrameStack`` per car: zeros at
+an episode start, newest frame last) normalised as VecNormalize's ``normalize_obs`` does:
 ``clip((x - mean) / sqrt(var + epsilon), -clip_obs, clip_obs)``.
 """
 
