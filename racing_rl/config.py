@@ -92,6 +92,11 @@ def job_dirname(override_dirname: str, limit: int = 160) -> str:
     return name
 
 
+def under(key: str, prefixes: Sequence[str]) -> bool:
+    """Whether the dotted config ``key`` is one of ``prefixes`` or below one."""
+    return any(key == p or key.startswith(p + ".") for p in prefixes)
+
+
 def track_seeds(split: Sequence[int]) -> range:
     """The seeds of a ``[start, stop)`` range from the config (``tracks.<split>``,
     emulate's ``track_seeds``)."""

@@ -51,13 +51,12 @@ def study_overrides(overrides: list[str]) -> list[str]:
     """A sweep's command-line overrides that define its search, sorted: those of
     ``racing_rl.config.RUNTIME_KEYS`` (``progress_bar=false``, ``torch_threads=2``) change
     how its trials run, not what they learn, and are left out."""
-    from racing_rl.config import RUNTIME_KEYS
+    from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    def runtime(override: str) -> bool:
-        key = override.lstrip("+~").split("=", 1)[0]
-        return any(key == k or key.startswith(f"{k}.") for k in RUNTIME_KEYS)
+    from racing_rl.config import RUNTIME_KEYS, under
 
-    return sorted(o for o in overrides if not runtime(o))
+    parsed = OverridesParser.create().parse_overrides(list(overrides))
+    return sorted(o.input_line for o in parsed if not under(o.key_or_group, RUNTIME_KEYS))
 
 
 class ResumableOptunaSweeper(OptunaSweeper):

@@ -31,7 +31,7 @@ from racing_rl.checkpoints.loading import (
     restore_statistics,
 )
 from racing_rl.checks import check_device, check_train_config
-from racing_rl.config import RUNTIME_KEYS, backend_config
+from racing_rl.config import RUNTIME_KEYS, backend_config, under
 from racing_rl.drivers import PolicyDriver
 from racing_rl.errors import CheckpointError, ConfigError
 
@@ -108,10 +108,6 @@ SHAPE_KEYS = (
 )
 
 
-def _under(key: str, prefixes: Sequence[str]) -> bool:
-    return any(key == p or key.startswith(p + ".") for p in prefixes)
-
-
 def resume_config(run_dir: Path, overrides: Sequence[str]) -> DictConfig:
     """The config of a run to resume: its saved config with the allowed overrides applied.
 
@@ -136,11 +132,11 @@ def resume_config(run_dir: Path, overrides: Sequence[str]) -> DictConfig:
         key = override.key_or_group
         if key == "resume":
             continue
-        if override.is_add() or override.is_delete() or not _under(key, RESUMABLE):
-            if _under(key, ("algo",)):
+        if override.is_add() or override.is_delete() or not under(key, RESUMABLE):
+            if under(key, ("algo",)):
                 why = "the algorithm and its settings are the run's own (the checkpoint's"
                 why += " network, optimiser state and schedules were made with them)"
-            elif _under(key, SHAPE_KEYS) or key == "backend":
+            elif under(key, SHAPE_KEYS) or key == "backend":
                 why = "it would change the model's shape (its observations, actions or number "
                 why += "of environments)"
             else:
