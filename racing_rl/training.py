@@ -375,9 +375,9 @@ def _train_on(
     if cfg.validation.every > 0:
         seeds = track_seeds(cfg.tracks.validation)
         if bridge is None:
-            eval_env = evaluation_env(cfg, seeds, venv)
+            eval_env = evaluation_env(cfg, seeds)
         else:  # one more environment in the game, of cars_per_race cars
-            eval_env = evaluation_env(cfg, seeds[:1], venv, agents=cfg.cars_per_race, bridge=bridge)
+            eval_env = evaluation_env(cfg, seeds[:1], agents=cfg.cars_per_race, bridge=bridge)
             tick_hz = 1.0 / bridge.tick_period(cfg.backend.rules.dt)
             log.info(
                 "validation in the game: %d cars, each until its first episode ends or "

@@ -40,7 +40,6 @@ class Policy(Protocol):
 def evaluation_env(
     cfg: DictConfig,
     seeds: Sequence[int],
-    train_env: VecEnv | None = None,
     agents: int = 1,
     bridge: TrainingBridge | None = None,
 ) -> VecEnv:
@@ -49,13 +48,12 @@ def evaluation_env(
 
     Cars start at rest on the start line and are truncated (``finished``) after one lap
     or ``cfg.validation.max_steps`` steps. VecNormalize, if the run uses it, is frozen
-    (``training=False``) and leaves rewards raw; its statistics come from ``train_env``
-    (or must be loaded by the caller).
+    (``training=False``) and leaves rewards raw; its statistics are the caller's to set
+    (``ValidationCallback`` syncs them from the training VecEnv before every validation).
 
     Args:
         cfg: the run's composed config.
         seeds: track seeds, one virtual environment each.
-        train_env: the training VecEnv whose normalisation statistics to copy.
         agents: cars per environment.
         bridge: Roblox only: the training's running bridge, to validate in the same
             game; None starts a new one.
@@ -72,8 +70,6 @@ def evaluation_env(
     if isinstance(venv, VecNormalize):
         venv.training = False
         venv.norm_reward = False
-        if train_env is not None:
-            venv.obs_rms = train_env.obs_rms.copy()
     return venv
 
 
