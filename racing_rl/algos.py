@@ -58,6 +58,19 @@ def constructor_parameters(cls: type) -> dict[str, inspect.Parameter]:
     return parameters
 
 
+def discount(algo: DictConfig) -> float:
+    """The algorithm's γ: ``algo.model.gamma``, or its class's default (SB3's 0.99) when
+    the config leaves it out. VecNormalize's return statistics use the same γ.
+
+    Raises:
+        ConfigError: if ``algo.model._target_`` is not an SB3 algorithm.
+    """
+    gamma = algo.model.get("gamma")
+    if gamma is None:
+        gamma = constructor_parameters(algorithm_class(algo))["gamma"].default
+    return float(gamma)
+
+
 def make_model(
     algo: DictConfig, env: VecEnv, *, seed: int, device: str, tensorboard_log: str | None = None
 ) -> BaseAlgorithm:

@@ -31,7 +31,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
-from racing_rl.algos import make_model
+from racing_rl.algos import discount, make_model
 from racing_rl.callbacks import (
     CheckpointCallback,
     ProgressBar,
@@ -312,7 +312,7 @@ def _train_on(
         track_mix=track_mix,
         scripted_opponents=opponents,
     )
-    gamma = cfg.algo.model.get("gamma", 0.99)
+    gamma = discount(cfg.algo)
     venv = wrap_vec_env(base, cfg.wrappers, gamma=gamma)
     if resume is not None:
         resume, model = newest_loadable(run_dir, partial(load_for_resume, cfg, venv=venv))

@@ -48,6 +48,7 @@ from stable_baselines3.common.distributions import DiagGaussianDistribution
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.vec_env import VecNormalize
 
+from racing_rl.algos import discount
 from racing_rl.checkpoints.loading import load_model
 from racing_rl.checkpoints.runs import load_run_config
 from racing_rl.checkpoints.saving import save_model_files
@@ -117,7 +118,7 @@ def imitate(
         episode={"reset": "car", "grid_start_prob": 0.0},
         track_mix=train_mix(cfg),
     )
-    venv = wrap_vec_env(base, cfg.wrappers, gamma=cfg.algo.model.get("gamma", 0.99))
+    venv = wrap_vec_env(base, cfg.wrappers, gamma=discount(cfg.algo))
     venv.seed(int(cfg.seed))
     model = load_model(cfg.algo, run_dir / "model.zip", env=venv)
     policy = model.policy

@@ -322,3 +322,14 @@ def test_a_backend_error_names_the_group_s_own_path():
         "Invalid config: sim.sensors.n_rays=10: layout=roblox_car has 16 rays (the game's "
         "Car); set n_rays=16, or layout=fan."
     )
+
+
+def test_the_discount_is_the_configs_or_the_algorithms_own_default():
+    """VecNormalize's γ: the algorithm's, read from its class when the YAML leaves it out
+    (it was SB3's 0.99 written out in three places)."""
+    from racing_rl.algos import discount
+
+    with initialize():
+        assert discount(compose("train", overrides=["algo=ppo"]).algo) == 0.996
+        bare = compose("train", overrides=["algo=td3", "~algo.model.gamma"]).algo
+    assert discount(bare) == 0.99  # TD3's own default

@@ -18,6 +18,7 @@ import numpy as np
 from omegaconf import DictConfig
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
+from racing_rl.algos import discount
 from racing_rl.evaluation.results import EpisodeResult
 from racing_rl.vec import make_env, wrap_vec_env
 
@@ -66,7 +67,7 @@ def evaluation_env(
         episode={"spawn": "grid", "laps": 1, "max_steps": cfg.validation.max_steps},
         bridge=bridge,
     )
-    venv = wrap_vec_env(base, cfg.wrappers, gamma=cfg.algo.model.get("gamma", 0.99))
+    venv = wrap_vec_env(base, cfg.wrappers, gamma=discount(cfg.algo))
     if isinstance(venv, VecNormalize):
         venv.training = False
         venv.norm_reward = False
