@@ -48,7 +48,7 @@ def frames(replay: Replay, **renderer_options: Any) -> Iterator[NDArray[np.uint8
 def gif_delays_ms(frames: int, interval_s: float) -> list[int]:
     """Each GIF frame's delay [ms], in whole 1/100 s, so that frame k starts at
     ``k × interval_s`` rounded to 1/100 s: a rate a GIF cannot hold (15 fps: 6.67/100 s)
-    alternates delays (70, 60, 70 ms) instead of drifting (70 ms each: 7 % slow).
+    alternates delays (70, 60, 70 ms) instead of drifting (70 ms each: 5 % slow).
 
     Args:
         frames: the number of frames.
