@@ -17,13 +17,12 @@ Why the step to SB3 is ours (DESIGN.md, "Known pitfalls"): SuperSuit's
 ``TimeLimit.truncated``), so SB3 skips value bootstrapping; and its
 ``pettingzoo_env_to_vec_env_v1`` needs every agent to finish together or feeds SB3
 zero-observation "black death" transitions (PettingZoo #661). Both of our VecEnvs seed
-through SB3's ``VecEnv.seed``, report truncation as SB3 expects, and end episodes as
-``episode.reset`` says: ``race`` ends a virtual environment's race when its first car
-is done (that car reports its own termination or truncation, the other cars are
-truncated, bootstrapped as a time limit is, and the race restarts); ``car`` respawns
-only the cars that are done (the simulator places them anew, the Roblox game has already
-done it) while the others race on. Every car's ``terminal_observation`` is taken before
-its next episode starts. Every transition SB3 sees is a real one.
+through SB3's ``VecEnv.seed``, report truncation as SB3 expects, and end episodes by one
+rule, ``racing_rl.envs.vec_env.episode_ends`` (``episode.reset``: ``race`` ends a race for
+all its cars once one is done, the others truncated; ``car`` respawns only the cars that
+are done, which the simulator places anew and the Roblox game has already placed). Every
+car's ``terminal_observation`` is taken before its next episode starts
+(``mark_terminal``). Every transition SB3 sees is a real one.
 
 Frames are stacked per VecEnv slot (``FrameStack``, SB3's ``VecFrameStack``), so a car
 respawned alone starts its stack afresh, as SuperSuit's ``frame_stack_v1`` does on a
@@ -56,7 +55,7 @@ from racing_rl.contract import ParallelStepReturn
 from racing_rl.drivers.pure_pursuit import PurePursuitDriver
 from racing_rl.envs.config import RaceConfig
 from racing_rl.envs.race import RaceParallelEnv
-from racing_rl.envs.vec_env import SimVecEnv
+from racing_rl.envs.vec_env import SimVecEnv, episode_ends, mark_terminal
 from racing_rl.errors import ConfigError
 from racing_rl.normalize import FiniteVecNormalize
 
@@ -197,23 +196,21 @@ class ParallelEnvsVecEnv(VecEnv):
 
     def _store_step(self, i: int, result: ParallelStepReturn) -> list[str]:
         """Write ParallelEnv ``i``'s step into its slots; returns the agents whose episodes
-        are over (``episode.reset``: race = all of them once one car is done)."""
+        are over (``episode_ends``: with ``race``, all of them once one car is done)."""
         start, agents = self._offsets[i], self._agents[i]
         observations, reward, terminated, truncated, info = result
-        ending = {agent for agent in agents if terminated[agent] or truncated[agent]}
-        if ending and self._reset[i] == "race":
-            ending = set(agents)
+        done = np.array([[terminated[agent] or truncated[agent] for agent in agents]])
+        (ending,), _ = episode_ends(done, self._reset[i])
         for j, agent in enumerate(agents):
             slot = start + j
             self._rewards[slot] = reward[agent]
             self._infos[slot] = dict(info[agent])
-            if agent in ending:
-                self._infos[slot]["terminal_observation"] = np.array(observations[agent])
-                self._infos[slot]["TimeLimit.truncated"] = not terminated[agent]
+            if ending[j]:
+                mark_terminal(self._infos[slot], observations[agent], bool(terminated[agent]))
                 self._dones[slot] = True
             else:
                 self._obs[slot] = observations[agent]
-        return [agent for agent in agents if agent in ending]
+        return [agent for j, agent in enumerate(agents) if ending[j]]
 
     def _restart(self, ended: tuple[int, list[str]]) -> None:
         """Start the next episodes of ParallelEnv ``i``'s ``agents`` and write their slots:

@@ -10,7 +10,7 @@ from stable_baselines3.common.vec_env import VecMonitor, VecNormalize
 from racing_rl.drivers.pure_pursuit import PurePursuitDriver
 from racing_rl.envs.config import EpisodeConfig, RaceConfig
 from racing_rl.envs.race import RaceParallelEnv
-from racing_rl.envs.vec_env import SimVecEnv
+from racing_rl.envs.vec_env import SimVecEnv, episode_ends
 from racing_rl.errors import ConfigError
 from racing_rl.vec import ParallelEnvsVecEnv, wrap_vec_env
 
@@ -277,3 +277,19 @@ def test_a_games_envs_send_every_action_before_any_waits():
         env.reset(seed=0)
     results = step_envs(sim, [{a: np.zeros(3) for a in env.agents} for env in sim])
     assert len(results) == 2
+
+
+@pytest.mark.parametrize(
+    ("reset", "ending", "whole"),
+    [
+        # race: one car done ends its race's episode for every car; the race restarts.
+        ("race", [[1, 1, 1], [0, 0, 0], [1, 1, 1]], [1, 0, 1]),
+        # car: only the cars done end; a race restarts only when all of them are.
+        ("car", [[1, 0, 0], [0, 0, 0], [1, 1, 1]], [0, 0, 1]),
+    ],
+)
+def test_episode_ends_is_the_one_rule_of_both_vec_envs(reset, ending, whole):
+    done = np.array([[1, 0, 0], [0, 0, 0], [1, 1, 1]], dtype=bool)
+    got_ending, got_whole = episode_ends(done, reset)
+    np.testing.assert_array_equal(got_ending, np.array(ending, dtype=bool))
+    np.testing.assert_array_equal(got_whole, np.array(whole, dtype=bool))

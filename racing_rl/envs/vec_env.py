@@ -42,6 +42,36 @@ from racing_rl.sim.track import TrackConfig
 from racing_rl.sim.world import WorldBatch
 
 
+def episode_ends(
+    done: NDArray[np.bool_], reset: str
+) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+    """Which cars' episodes end, and which races restart, under ``episode.reset``.
+
+    ``race``: a race's episode ends for all its cars once one is done, and the race
+    restarts. ``car``: only the cars that are done end; their race restarts only when
+    all of them are (else those cars respawn). Both VecEnvs (``SimVecEnv``,
+    ``racing_rl.vec.ParallelEnvsVecEnv``) end episodes by this rule.
+
+    Args:
+        done: per race and car, terminated or truncated this step, shape (R, C).
+        reset: ``"race"`` or ``"car"``.
+
+    Returns:
+        ``ending``, shape (R, C): the cars whose episodes end (each one a done in SB3's
+        sense); ``whole``, shape (R,): the races that restart.
+    """
+    whole = done.any(axis=1) & (done.all(axis=1) | (reset == "race"))
+    return done | whole[:, None], whole
+
+
+def mark_terminal(info: dict[str, Any], observation: NDArray[np.float32], terminated: bool) -> None:
+    """The keys SB3 reads from the ``info`` of a slot whose episode ended:
+    ``terminal_observation`` (a copy) and ``TimeLimit.truncated`` (bootstrap from it:
+    every end but a termination, the other cars of a ``race`` reset among them)."""
+    info["terminal_observation"] = np.array(observation, copy=True)
+    info["TimeLimit.truncated"] = not terminated
+
+
 class SimVecEnv(VecEnv):
     """``n_races`` simulated races of ``n_cars`` cars as one SB3 VecEnv.
 
@@ -142,17 +172,14 @@ class SimVecEnv(VecEnv):
         done = step.terminated | step.truncated  # per car: its own episode ended
         per_race = done.reshape(self.races.n_races, self.races.n_cars)
         ended = per_race.any(axis=1)
-        whole = ended & (
-            per_race.all(axis=1) | (self.config.episode.reset == "race")
-        )  # races that restart
-        ending = (done | np.repeat(whole, self.races.n_cars))[learners]  # slots whose episode ends
+        ending_cars, whole = episode_ends(per_race, self.config.episode.reset)
+        ending = ending_cars.reshape(-1)[learners]  # slots whose episode ends
         terminated, observations = step.terminated[learners], step.observations[learners]
         infos = step.infos()
         if self.n_opponents:
             infos = [info for info, learner in zip(infos, learners, strict=True) if learner]
         for slot in np.flatnonzero(ending):
-            infos[slot]["terminal_observation"] = observations[slot].copy()
-            infos[slot]["TimeLimit.truncated"] = not terminated[slot]
+            mark_terminal(infos[slot], observations[slot], bool(terminated[slot]))
         self._obs[~ending] = observations[~ending]
         if ended.any():
             n = self.n_cars
