@@ -40,7 +40,7 @@ from omegaconf import DictConfig
 from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.vec_env import VecEnv, VecMonitor, VecNormalize
 
-from racing_rl.algos import make_model
+from racing_rl.algos import discount, make_model
 from racing_rl.config import initialize, to_container, track_seeds
 from racing_rl.vec import make_env, wrap_vec_env
 
@@ -127,7 +127,7 @@ def run(
     ``on_turn(k, rates)`` is called as turn k (from 1) ends.
     """
     torch.set_num_threads(cfg.torch_threads)
-    gamma = cfg.algo.model.gamma
+    gamma = discount(cfg.algo)
     train_seeds = track_seeds(cfg.tracks.train)
     base = make_env(cfg.backend, cfg.n_races, cfg.cars_per_race, [train_seeds] * cfg.n_races)
     real = wrap_vec_env(base, cfg.wrappers, gamma=gamma)
