@@ -198,8 +198,9 @@ def race_figures(metrics: dict[str, Any]) -> dict[str, float]:
     Returns:
         ``finished_rate`` and ``crash_rate`` of the learned cars (over cars and tracks),
         ``win_rate`` (share of tracks a learned car won), ``mean_position`` of the
-        learned cars, and ``scripted_finished_rate``, ``scripted_mean_position``,
-        ``races`` (tracks).
+        learned cars, and ``scripted_finished_rate``, ``scripted_win_rate``,
+        ``scripted_mean_position``, ``races`` (tracks). A race that no car finished is
+        won by nobody.
     """
     scripted = {d["label"] for d in metrics["drivers"] if d["run"] == SCRIPTED}
     learned = [d["label"] for d in metrics["drivers"] if d["label"] not in scripted]
@@ -219,6 +220,7 @@ def race_figures(metrics: dict[str, Any]) -> dict[str, float]:
         "finished_rate": mean(learned, lambda c: metrics["cars"][c]["lap_completion_rate"]),
         "crash_rate": mean(learned, lambda c: metrics["cars"][c]["crash_rate"]),
         "win_rate": sum(w in learned for w in winners) / len(metrics["tracks"]),
+        "scripted_win_rate": sum(w in scripted for w in winners) / len(metrics["tracks"]),
         "mean_position": mean(learned, position.__getitem__),
         "scripted_finished_rate": mean(
             sorted(scripted), lambda c: metrics["cars"][c]["lap_completion_rate"]
@@ -355,12 +357,24 @@ def markdown(rows: Sequence[dict[str, Any]], baseline: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def scripted_win_rate(race: dict[str, float]) -> float:
+    """The scripted cars' share of race wins in ``race_figures``' output.
+
+    Results saved before ``scripted_win_rate`` was recorded give it only where it follows
+    from the rest: when the scripted car finished every race, every race had a winner, and
+    a race the learned car did not win the scripted car did. Otherwise NaN (a ``–`` cell).
+    """
+    if "scripted_win_rate" in race:
+        return race["scripted_win_rate"]
+    return 1.0 - race["win_rate"] if race["scripted_finished_rate"] == 1.0 else math.nan
+
+
 def scripted_figures(rows: Sequence[dict[str, Any]], baseline: dict[str, Any]) -> list[float]:
     """The scripted driver's value of each of ``COLUMNS``: its own runs on the single-car
     sets, and in races the scripted cars' side of the learned rows' races (averaged)."""
     mirrored = {
         ("race", "finished_rate"): lambda r: r["scripted_finished_rate"],
-        ("race", "win_rate"): lambda r: 1.0 - r["win_rate"],  # two cars: the others
+        ("race", "win_rate"): scripted_win_rate,
         ("traffic", "finished_rate"): lambda r: r["scripted_finished_rate"],
         ("traffic", "mean_position"): lambda r: r["scripted_mean_position"],
     }

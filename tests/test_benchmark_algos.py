@@ -181,6 +181,39 @@ def test_lap_time_ratio_compares_only_the_tracks_both_drivers_completed(bench):
     assert math.isnan(bench.lap_time_ratio(metrics(math.nan), metrics(20.0)))
 
 
+def test_a_race_nobody_finished_is_won_by_neither_driver(bench):
+    drivers = [{"label": "ppo", "run": "/runs/ppo"}, {"label": "scripted", "run": bench.SCRIPTED}]
+
+    def car(label: str, finished: bool) -> dict[str, Any]:
+        return {"label": label, "finished": finished}
+
+    metrics = {
+        "drivers": drivers,
+        "tracks": [
+            {"leaderboard": [car("ppo", True), car("scripted", True)]},
+            {"leaderboard": [car("scripted", True), car("ppo", False)]},
+            {"leaderboard": [car("ppo", False), car("scripted", False)]},  # both crashed
+            {"leaderboard": [car("scripted", False), car("ppo", False)]},
+        ],
+        "cars": {
+            "ppo": {"lap_completion_rate": 0.25, "crash_rate": 0.75},
+            "scripted": {"lap_completion_rate": 0.5, "crash_rate": 0.5},
+        },
+        "standings": [
+            {"label": "ppo", "mean_position": 1.5},
+            {"label": "scripted", "mean_position": 1.5},
+        ],
+    }
+    race = bench.race_figures(metrics)
+    assert (race["win_rate"], race["scripted_win_rate"]) == (0.25, 0.25)
+    column = [c[:2] for c in bench.COLUMNS].index(("race", "win_rate"))
+    assert bench.scripted_figures([{"race": race, "traffic": race}], {})[column] == 0.25
+    # Saved before scripted_win_rate existed: exact only when the scripted car always finished.
+    old = {"win_rate": 0.75, "scripted_finished_rate": 1.0}
+    assert bench.scripted_win_rate(old) == 0.25
+    assert math.isnan(bench.scripted_win_rate({**old, "scripted_finished_rate": 0.9}))
+
+
 def test_measuring_a_finished_run_writes_every_set_beside_the_benchmark_not_in_the_run(
     bench, tiny_runs, tmp_path, monkeypatch
 ):
