@@ -52,10 +52,7 @@ from racing_rl.checkpoints.runs import (
 from racing_rl.checkpoints.saving import save_checkpoint, save_model_files, write_atomic
 from racing_rl.checks import check_train_config
 from racing_rl.config import backend_config, track_seeds, train_mix
-from racing_rl.errors import (
-    ConfigError,
-    TrainingInterrupted,
-)
+from racing_rl.errors import CheckpointError, ConfigError, TrainingInterrupted
 from racing_rl.evaluation.episodes import evaluation_env
 from racing_rl.evaluation.results import lap_figures
 from racing_rl.loggers import sb3_logger, wandb_run
@@ -124,7 +121,7 @@ class _Interrupts:
     def _handle(self, signum: int, frame: Any) -> None:
         name = signal.Signals(signum).name
         if self.saving or (self._holding and self._held is not None):
-            log.warning("%s: still saving the checkpoint; it ends in a moment", name)
+            log.warning("%s: still writing the run's files; it stops in a moment", name)
             self._held = self._held or name
             return
         if self._holding:
@@ -133,6 +130,12 @@ class _Interrupts:
             return
         self.saving = True
         raise KeyboardInterrupt(name)
+
+
+def _best_timesteps(run_dir: Path) -> int | None:
+    """The timesteps of the model in ``run_dir/best`` (None if there is none yet)."""
+    path = run_dir / "best" / "metrics.json"
+    return json.loads(path.read_text())["timesteps"] if path.is_file() else None
 
 
 def _all_finite(model: BaseAlgorithm, venv: VecEnv) -> bool:
@@ -235,12 +238,19 @@ def train(cfg: DictConfig, run_dir: Path, resume: Checkpoint | None = None) -> d
             return _train(cfg, run_dir, resume, leg)
     except TrainingInterrupted:
         raise
-    except KeyboardInterrupt as interrupt:  # before training started: nothing to save
+    except KeyboardInterrupt as interrupt:  # outside learn and the saves: nothing saved
         name = str(interrupt) or "SIGINT"
         record_leg(run_dir, {**leg, "status": "interrupted"})
+        try:
+            checkpoint = latest_checkpoint(run_dir)
+        except CheckpointError:
+            message = "while setting up, before any training; nothing was saved. Run the "
+            message += "command again to start."
+        else:
+            message = "before this leg saved anything; the newest checkpoint is still "
+            message += f"{checkpoint.path}. Continue with: racing-rl train resume={run_dir}"
         raise TrainingInterrupted(
-            f"Interrupted by {name} while setting up, before any training; nothing was "
-            "saved. Run the command again to start.",
+            f"Interrupted by {name} {message}",
             exit_code=128 + getattr(signal, name, signal.SIGINT),
         ) from None
     except Exception as err:
@@ -324,9 +334,10 @@ def _train_on(
     model.set_logger(sb3_logger(run_dir))
     leg["start_timesteps"] = int(model.num_timesteps)
     record_leg(run_dir, leg)
-    budget = f"{cfg.total_timesteps - model.num_timesteps:,} of {cfg.total_timesteps:,} timesteps"
+    left = max(0, cfg.total_timesteps - model.num_timesteps)  # < 0: stopped past the total
+    budget = f"{left:,} of {cfg.total_timesteps:,} timesteps"
     end = planned_timesteps(model, cfg.total_timesteps)
-    if end != cfg.total_timesteps:  # SB3 checks the budget only between rollouts
+    if left and end != cfg.total_timesteps:  # SB3 checks the budget only between rollouts
         budget += f" (it stops at {end:,}, after the rollout that reaches them)"
     log.info(
         "%s %s on %s: %d cars (%d tracks x %d), %s, run dir %s",
@@ -445,61 +456,79 @@ def _train_on(
             venv.close()
             raise
         seconds = time.perf_counter() - started
-        interrupts.saving = True  # a signal now waits for the final model
+        interrupts.saving = True  # from here a signal waits for the run's files
         save_checkpoint(model, venv, checkpoints_dir, FINAL)
         save_model_files(model, venv, run_dir)
-        interrupts.saving = False
         stopped = interrupts.pending  # a signal during the save skips the final validation
-        if validation is not None and not stopped:
+        due = validation is not None and (
+            validation.n_calls == 0 or model.num_timesteps % cfg.validation.every != 0
+        )
+        validated = not due
+        if due and not stopped:
             try:
-                if validation.n_calls == 0 or model.num_timesteps % cfg.validation.every:
-                    log.info(
-                        "validating the final model (%s timesteps) for best/",
-                        f"{model.num_timesteps:,}",
-                    )
-                    validation.validate()  # let the final model compete for best/
+                interrupts.saving = False
+                log.info(
+                    "validating the final model (%s timesteps) for best/",
+                    f"{model.num_timesteps:,}",
+                )
+                validation.validate()  # let the final model compete for best/
+                validated = interrupts.saving = True
             except KeyboardInterrupt as interrupt:  # best/ is written whole (held)
                 stopped = str(interrupt) or "SIGINT"
-        if stopped:
+                # Raised once best/ was written: the final model did compete, and won.
+                validated = _best_timesteps(run_dir) == model.num_timesteps
+        if stopped and not validated:
             log.warning(
-                "%s: the final model is saved; its validation is skipped, so best/ is the best "
-                "of the earlier validations",
+                "%s: the final model is saved; its validation is skipped, so %s",
                 stopped,
+                "best/ is the best of the earlier validations"
+                if _best_timesteps(run_dir) is not None
+                else "the run has no best/",
             )
-    trained = model.num_timesteps - start_timesteps
-    summary: dict[str, Any] = {
-        "timesteps": int(model.num_timesteps),
-        "seconds": seconds,
-        "env_steps_per_s": trained / seconds,
-    }
-    if validation is not None:
-        if (run_dir / "best" / "metrics.json").is_file():  # none if stopped before any
-            best = json.loads((run_dir / "best" / "metrics.json").read_text())
-            summary["best"] = best
-            summary["objective"] = {"kind": kind, "value": run_objective(best)}
-        validation.eval_env.close()
-    venv.close()
-    text = json.dumps(summary, indent=2)
-    write_atomic(run_dir / "summary.json", lambda tmp: tmp.write_text(text))
-    record_leg(run_dir, {**leg, "status": "completed", "end_timesteps": model.num_timesteps})
-    best = summary.get("best")
-    if not best:
-        figures = ""
-    elif kind == "return":  # a Roblox game sends no lap information
-        figures = f"; best validation: mean return {best['mean_return']:.1f}"
-    else:
-        figures = f"; best validation: {lap_figures(best)}"
-    log.info(
-        "done: %s timesteps in %.0f s (%.0f env-steps/s)%s",
-        f"{summary['timesteps']:,}",
-        seconds,
-        summary["env_steps_per_s"],
-        figures,
-    )
+        trained = model.num_timesteps - start_timesteps
+        summary: dict[str, Any] = {
+            "timesteps": int(model.num_timesteps),
+            "seconds": seconds,
+            # None if this leg only finished a run that had trained to the end (resume=)
+            "env_steps_per_s": trained / seconds if trained else None,
+        }
+        if validation is not None:
+            if (run_dir / "best" / "metrics.json").is_file():  # none if stopped before any
+                best = json.loads((run_dir / "best" / "metrics.json").read_text())
+                summary["best"] = best
+                summary["objective"] = {"kind": kind, "value": run_objective(best)}
+            validation.eval_env.close()
+        venv.close()
+        text = json.dumps(summary, indent=2)
+        write_atomic(run_dir / "summary.json", lambda tmp: tmp.write_text(text))
+        record_leg(run_dir, {**leg, "status": "completed", "end_timesteps": model.num_timesteps})
+        best = summary.get("best")
+        if not best:
+            figures = ""
+        elif kind == "return":  # a Roblox game sends no lap information
+            figures = f"; best validation: mean return {best['mean_return']:.1f}"
+        else:
+            figures = f"; best validation: {lap_figures(best)}"
+        if trained:
+            log.info(
+                "done: %s timesteps in %.0f s (%.0f env-steps/s)%s",
+                f"{summary['timesteps']:,}",
+                seconds,
+                summary["env_steps_per_s"],
+                figures,
+            )
+        else:
+            log.info("done: %s timesteps%s", f"{summary['timesteps']:,}", figures)
+        stopped = stopped or interrupts.pending
     if stopped:  # the run is complete; the signal still stops a sweep
+        unvalidated = (
+            ""
+            if validated
+            else " but for the final model's validation (racing-rl eval "
+            f"run_dir={run_dir} checkpoint=final measures it)"
+        )
         raise TrainingInterrupted(
-            f"Stopped by {stopped} after the final save; {run_dir} is complete but for the "
-            "final model's validation (racing-rl eval run_dir=<run> checkpoint=final measures it).",
+            f"Stopped by {stopped} at the end of the run; {run_dir} is complete{unvalidated}.",
             exit_code=128 + getattr(signal, stopped, signal.SIGINT),
         )
     return summary

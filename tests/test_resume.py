@@ -1,6 +1,7 @@
 """Resume, interruption and atomic checkpoints, through real `racing-rl train` runs."""
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -138,7 +139,7 @@ def test_a_signal_during_a_save_in_training_is_raised_once_the_save_is_complete(
         saved.append(sum(range(1000)))
     assert len(saved) == 2
     assert "stopping once the checkpoint being written is complete" in caplog.text
-    assert caplog.text.count("still saving the checkpoint") == 2
+    assert caplog.text.count("still writing the run's files") == 2
     # Outside a save, a signal interrupts at once.
     with _Interrupts(), pytest.raises(KeyboardInterrupt, match="SIGINT"):
         os.kill(os.getpid(), signal.SIGINT)
@@ -237,6 +238,21 @@ def test_ctrl_c_while_setting_up_is_recorded_and_explained(tmp_path, monkeypatch
     (leg,) = json.loads((tmp_path / "run.json").read_text())["legs"]
     assert leg["status"] == "interrupted"
 
+    # A run that has checkpoints keeps them, and the message says how to go on.
+    monkeypatch.undo()
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    train_module.train(cfg, run_dir)
+    saved = latest_checkpoint(run_dir)
+    monkeypatch.setattr(train_module, "newest_loadable", interrupted)
+    with pytest.raises(TrainingInterrupted) as raised:
+        train_module.train(cfg, run_dir, resume=saved)
+    assert str(raised.value) == (
+        f"Interrupted by SIGINT before this leg saved anything; the newest checkpoint is "
+        f"still {saved.path}. Continue with: racing-rl train resume={run_dir}"
+    )
+    assert latest_checkpoint(run_dir) == saved
+
 
 def test_an_exception_during_training_saves_an_interrupted_checkpoint(tmp_path, monkeypatch):
     import racing_rl.training as train_module
@@ -326,14 +342,15 @@ def stop_at(timesteps: int, train_module):
     return Stopping
 
 
-def test_a_run_stopped_after_its_last_rollout_is_finished_by_resume(tmp_path, monkeypatch):
+def test_a_run_stopped_after_its_last_rollout_is_finished_by_resume(tmp_path, monkeypatch, caplog):
     """A Ctrl-C in the last rollout's update left interrupted_2000_steps of a 2000-step run:
     the printed resume command was refused ("already at 2,000 timesteps"), and the run had
     no final model, best/ or summary. Now resume ends it without training."""
     import racing_rl.training as train_module
 
+    # Rollouts of 200 timesteps overshoot a total of 1,900: the last one ends at 2,000.
     with initialize():
-        cfg = compose("train", overrides=[*PPO, *QUICK])
+        cfg = compose("train", overrides=[*PPO, *QUICK, "total_timesteps=1900"])
     (tmp_path / ".hydra").mkdir()
     OmegaConf.save(cfg, tmp_path / ".hydra" / "config.yaml")
     with monkeypatch.context() as patched:
@@ -345,8 +362,12 @@ def test_a_run_stopped_after_its_last_rollout_is_finished_by_resume(tmp_path, mo
 
     cfg, checkpoint = train_module.resume_run(tmp_path, [])
     assert checkpoint.timesteps == 2000
-    summary = train_module.train(cfg, tmp_path, resume=checkpoint)
+    with caplog.at_level(logging.INFO, logger="racing_rl"):
+        summary = train_module.train(cfg, tmp_path, resume=checkpoint)
+    assert "resuming ppo on pygame: 4 cars (2 tracks x 2), 0 of 1,900 timesteps, run" in caplog.text
+    assert "done: 2,000 timesteps; best validation" in caplog.text
     assert summary["timesteps"] == 2000 and "best" in summary
+    assert summary["env_steps_per_s"] is None  # this leg trained nothing
     final = latest_checkpoint(tmp_path)
     assert final.kind == "final" and final.timesteps == 2000
     assert (tmp_path / "model.zip").is_file() and (tmp_path / "summary.json").is_file()
@@ -356,27 +377,82 @@ def test_a_run_stopped_after_its_last_rollout_is_finished_by_resume(tmp_path, mo
         train_module.resume_run(tmp_path, [])
 
 
+def interrupt_once(function, when=lambda *args, **kwargs: True):
+    """``function``, sending this process a SIGINT (training's handlers take it) the first
+    time it is called with arguments that ``when`` accepts."""
+    sent = []
+
+    def sending(*args, **kwargs):
+        if not sent and when(*args, **kwargs):
+            sent.append(True)
+            os.kill(os.getpid(), signal.SIGINT)
+        return function(*args, **kwargs)
+
+    return sending
+
+
 def test_ctrl_c_during_the_final_validation_skips_it_and_still_stops(tmp_path, monkeypatch):
     """The final validation (a minute in a game) ran on whatever signals came; a Ctrl-C in
     it now skips it: the run is complete, best/ the best of the earlier validations, and
     the exit status 130 stops a sweep too."""
     import racing_rl.training as train_module
 
-    validate = train_module.ValidationCallback.validate
-
-    def interrupted_at_the_end(self):
-        if self.model.num_timesteps >= 2000:
-            raise KeyboardInterrupt("SIGINT")
-        return validate(self)
-
-    monkeypatch.setattr(train_module.ValidationCallback, "validate", interrupted_at_the_end)
+    callback = train_module.ValidationCallback
+    at_the_end = interrupt_once(callback.validate, lambda self: self.num_timesteps >= 2000)
+    monkeypatch.setattr(callback, "validate", at_the_end)
     with initialize():
         cfg = compose("train", overrides=[*PPO, *QUICK, "validation.every=1200"])
     with pytest.raises(TrainingInterrupted, match="complete but for the final model's") as raised:
         train_module.train(cfg, tmp_path)
+    assert f"racing-rl eval run_dir={tmp_path} checkpoint=final" in str(raised.value)
     assert raised.value.exit_code == 128 + signal.SIGINT
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["timesteps"] == 2000 and summary["best"]["episodes"] == 2  # at 1200
+    assert summary["best"]["timesteps"] == 1200
     assert latest_checkpoint(tmp_path).kind == "final"
+    (leg,) = json.loads((tmp_path / "run.json").read_text())["legs"]
+    assert leg["status"] == "completed"
+
+
+@pytest.mark.parametrize(
+    ("every", "skipped"), [(1200, True), (0, False)], ids=["validated", "no-validation"]
+)
+def test_ctrl_c_during_the_final_save_completes_the_run_and_says_what_was_skipped(
+    tmp_path, monkeypatch, every, skipped
+):
+    import racing_rl.training as train_module
+
+    monkeypatch.setattr(
+        train_module, "save_model_files", interrupt_once(train_module.save_model_files)
+    )
+    with initialize():
+        cfg = compose("train", overrides=[*PPO, *QUICK, f"validation.every={every}"])
+    with pytest.raises(TrainingInterrupted) as raised:
+        train_module.train(cfg, tmp_path)
+    message = str(raised.value)
+    assert message.startswith(f"Stopped by SIGINT at the end of the run; {tmp_path} is complete")
+    assert ("but for the final model's validation" in message) == skipped
+    assert (tmp_path / "model.zip").is_file() and latest_checkpoint(tmp_path).kind == "final"
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["timesteps"] == 2000
+    assert ("best" in summary) == bool(every) and summary.get("best", {}).get("timesteps") != 2000
+    (leg,) = json.loads((tmp_path / "run.json").read_text())["legs"]
+    assert leg["status"] == "completed"
+
+
+def test_ctrl_c_while_the_run_s_files_are_written_waits_for_them(tmp_path, monkeypatch):
+    """A signal after the final validation (closing the environments, writing summary.json
+    and run.json) was reported as "while setting up; nothing was saved"."""
+    import racing_rl.training as train_module
+
+    closing = interrupt_once(train_module.write_atomic)
+    monkeypatch.setattr(train_module, "write_atomic", closing)
+    with initialize():
+        cfg = compose("train", overrides=[*PPO, *QUICK, "validation.every=1000"])
+    with pytest.raises(TrainingInterrupted) as raised:
+        train_module.train(cfg, tmp_path)
+    assert str(raised.value) == f"Stopped by SIGINT at the end of the run; {tmp_path} is complete."
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["best"]["timesteps"] in (1000, 2000)
     (leg,) = json.loads((tmp_path / "run.json").read_text())["legs"]
     assert leg["status"] == "completed"
