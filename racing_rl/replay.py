@@ -324,6 +324,13 @@ def _replay_from_arrays(path: Path, contents: Mapping[str, np.ndarray]) -> Repla
                 f"{path} is damaged: {name} has shape {contents[name].shape}, expected "
                 f"{expected} + ... for {n_frames} frames of {n_cars} cars. Record it again."
             )
+    n_rays = contents["rays"].shape[-1]
+    for name in ("ray_angles", "ray_ranges"):
+        if contents[name].shape != (n_rays,):
+            raise ReplayError(
+                f"{path} is damaged: {name} has shape {contents[name].shape}, expected "
+                f"({n_rays},) for the {n_rays} rays each car reads. Record it again."
+            )
     return Replay(
         track=Track(**track_values),
         labels=labels,

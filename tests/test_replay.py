@@ -73,11 +73,16 @@ def test_another_version_or_a_damaged_file_is_a_clear_error(saved, tmp_path):
     with pytest.raises(ReplayError, match="not a racing-rl replay"):
         load_replay(other)
 
-    del arrays["rays"]
+    rays = arrays.pop("rays")
     arrays["version"] = np.array(VERSION)
     np.savez_compressed(tmp_path / "partial.npz", **arrays)
     with pytest.raises(ReplayError, match=r"lacks \['rays'\]"):
         load_replay(tmp_path / "partial.npz")
+
+    arrays = {**arrays, "rays": rays, "ray_ranges": arrays["ray_ranges"][:-1]}
+    np.savez_compressed(tmp_path / "short.npz", **arrays)
+    with pytest.raises(ReplayError, match=r"ray_ranges has shape \(\d+,\), expected"):
+        load_replay(tmp_path / "short.npz")
 
     # A corrupted member (a flipped byte inside the compressed positions).
     with zipfile.ZipFile(saved) as archive:
