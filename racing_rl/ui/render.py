@@ -140,6 +140,7 @@ class Renderer:
         self._offset = np.zeros(2)  # pixel position of the world origin in the frame [px]
         self._track_pixels: NDArray[np.bool_] | None = None
         self._hud_corner: tuple[int, int] | None = None  # (right?, bottom?), set per track
+        self._hud_scale: float | None = None  # the HUD's shrink factor (<= 1), set per track
 
         self._source: object = None  # the World (or track) the trails come from
         self._last_time = math.nan
@@ -259,6 +260,7 @@ class Renderer:
         grass = np.array(GRASS, dtype=np.uint8)
         self._track_pixels = (pygame.surfarray.array3d(self._track_layer) != grass).any(axis=-1)
         self._hud_corner = None if self.camera == "track" else (0, 0)
+        self._hud_scale = None
         logger.debug("Track %d drawn at %.2f px/m.", track.seed, self._scale)
 
     def _place_camera(self, snapshot: RaceSnapshot) -> None:
@@ -332,9 +334,15 @@ class Renderer:
                 swatch_top = y + (line_height - swatch_px) // 2
                 pygame.draw.rect(box, swatch, (pad, swatch_top, swatch_px, swatch_px))
             box.blit(surface, (text_x, y))
-        if width > self.size_px[0]:  # a small window: the HUD shrunk to its width, not cut
-            height = max(1, round(height * self.size_px[0] / width))
-            width = self.size_px[0]
+        # A small window: the HUD shrunk to fit, not cut; by one factor per track, with room
+        # for the text to widen by 5 %, so that it does not change size with every digit of
+        # the proportional font (only if it would no longer fit).
+        if self._hud_scale is None or width * self._hud_scale > self.size_px[0]:
+            fits = width <= self.size_px[0]
+            self._hud_scale = 1.0 if fits else 0.95 * self.size_px[0] / width
+        if self._hud_scale < 1.0:
+            width = min(self.size_px[0], round(width * self._hud_scale))
+            height = max(1, round(height * self._hud_scale))
             box = pygame.transform.smoothscale(box, (width, height))
         if self._hud_corner is None:
             self._hud_corner = self._emptiest_corner(width + 4 * pad, height + 2 * pad)

@@ -221,3 +221,33 @@ def test_a_hud_wider_than_the_frame_is_shrunk_to_fit_not_cut(size_px: tuple[int,
     bright = (frame > 180).all(axis=-1)  # text; the track's edge lines stay inside the margin
     assert not bright[:, :2].any() and not bright[:, -2:].any()
     assert bright.any()
+
+
+def test_a_shrunk_hud_keeps_its_size_while_its_numbers_change(monkeypatch) -> None:
+    """The HUD's font is proportional, so its text width changes with every digit: shrunk
+    per frame, the box (and its text) grew and shrank from frame to frame in a video."""
+    sizes = []
+    smoothscale = pygame.transform.smoothscale
+
+    def recording(surface, size):
+        sizes.append((surface.get_width(), size[0]))
+        return smoothscale(surface, size)
+
+    monkeypatch.setattr(pygame.transform, "smoothscale", recording)
+    env = RaceParallelEnv(n_cars=2)
+    env.reset(seed=5)
+    assert env.world is not None
+    renderer = Renderer(mode="rgb_array", size_px=(300, 300), trail_length=0)
+    widths = set()
+    for _ in range(30):
+        _drive(env, 1)
+        snapshot = RaceSnapshot.from_world(env.world, labels=("a_long_run_name", "scripted"))
+        renderer.draw(snapshot)
+        font = renderer._get_font()
+        text = f"race time {snapshot.time:7.2f} s {snapshot.speed[0] * 3.6:4.0f}"
+        widths.add(font.size(text)[0])
+    renderer.close()
+    assert len(widths) > 1  # the text did change width
+    assert len(sizes) == 30
+    scales = [scaled / width for width, scaled in sizes]
+    assert max(scales) - min(scales) <= 1 / min(width for width, _ in sizes)  # one, rounded
