@@ -213,8 +213,8 @@ def check_arguments(name: str, args: list[str]) -> None:
 
     from racing_rl.usage import read_config_doc
 
-    modes = [a for a in args if a in MODE_FLAGS]
-    if len({MODE_FLAGS[a] for a in modes}) > 1:  # Hydra: a ValueError and its stack
+    modes = [a for a in args if a.split("=", 1)[0] in MODE_FLAGS]  # --cfg job, --cfg=job
+    if len({MODE_FLAGS[a.split("=", 1)[0]] for a in modes}) > 1:  # Hydra: a ValueError stack
         raise UsageError(
             f"{' and '.join(modes)} cannot be given together: one of --multirun, --cfg, "
             "--info, --run, --shell-completion at a time"
