@@ -16,6 +16,7 @@ import optuna
 import pytest
 from runs import QUICK, QUICK_OFF_POLICY, default_sigint, racing_rl
 
+from hydra_plugins.racing_rl_sweeper.resumable_optuna import OVERRIDES_ATTR
 from racing_rl.config import job_dirname
 
 
@@ -178,11 +179,18 @@ def test_an_optuna_study_refuses_a_sweep_with_other_overrides(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     # A new study says so, and not also that it uses an existing one.
     assert "A new study created" in done.stderr and "Using an existing study" not in done.stderr
+    # Studies started before RUNTIME_KEYS were left out recorded every override.
+    storage = f"sqlite:///{study_dir}/optuna.db"
+    study = optuna.load_study(study_name="test_study", storage=storage)
+    recorded = study.user_attrs[OVERRIDES_ATTR]
+    assert "progress_bar=false" not in recorded
+    study.set_user_attr(OVERRIDES_ATTR, [*recorded, "progress_bar=false"])
     other = [a.replace("total_timesteps=6000", "total_timesteps=5000") for a in first]
     refused = subprocess.run(other, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert refused.returncode == 1
     assert "was started by a sweep with the overrides" in refused.stderr
     assert "total_timesteps=6000" in refused.stderr and "hydra.sweeper.study_name" in refused.stderr
+    assert "progress_bar" not in refused.stderr  # not part of the search: not named
     # The same overrides over another search space (SAC's params) are refused too.
     space = [a.replace("=ppo_search", "=sac_search") for a in first]
     refused = subprocess.run(space, cwd=tmp_path, capture_output=True, text=True, timeout=300)
@@ -194,7 +202,7 @@ def test_an_optuna_study_refuses_a_sweep_with_other_overrides(tmp_path):
     again = subprocess.run(same, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "1 trials so far (1 completed), 0 to run" in again.stderr
-    study = optuna.load_study(study_name="test_study", storage=f"sqlite:///{study_dir}/optuna.db")
+    study = optuna.load_study(study_name="test_study", storage=storage)
     assert len(study.trials) == 1 and sorted(job_dirs(study_dir)) == [0]
     # Runs without validation return no objective: refused before the first trial.
     off = [*first, "validation.every=0", "hydra.sweeper.study_name=no_objective"]

@@ -93,7 +93,9 @@ class ResumableOptunaSweeper(OptunaSweeper):
             _drop_next_reopen_line(impl.study_name)
             return
         recorded = study.user_attrs.get(OVERRIDES_ATTR)
-        if recorded is not None and study_overrides(recorded) != overrides:
+        if recorded is not None:
+            recorded = study_overrides(recorded)  # recorded whole before RUNTIME_KEYS were
+        if recorded is not None and recorded != overrides:
             log.error(
                 "Optuna study %r (%s) was started by a sweep with the overrides %s; this one "
                 "has %s. Their trials would mix two searches: run the same overrides to "
