@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 from hydra import compose
 
+from racing_rl.algos import discount
 from racing_rl.config import initialize, track_seeds
 from racing_rl.vec import make_env, wrap_vec_env
 
@@ -78,9 +79,8 @@ def stack_hash(overrides: list[str], n_envs: int, n_cars: int, steps: int, seed:
     with initialize():
         cfg = compose("train", overrides=overrides)
     seeds = track_seeds(cfg.tracks.train)
-    venv = wrap_vec_env(
-        make_env(cfg.backend, n_envs, n_cars, [seeds] * n_envs), cfg.wrappers, gamma=0.99
-    )
+    base = make_env(cfg.backend, n_envs, n_cars, [seeds] * n_envs)
+    venv = wrap_vec_env(base, cfg.wrappers, gamma=discount(cfg.algo))  # as training's
     venv.seed(seed)
     rng = np.random.default_rng(seed)
     digest = hashlib.sha256()
