@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from racing_rl.contract import STATE_SIZE
 from racing_rl.envs.rewards import RewardConfig
 from racing_rl.errors import ConfigError
 from racing_rl.sim.car import CarConfig
@@ -92,5 +93,5 @@ class RaceConfig:
 
     @property
     def observation_size(self) -> int:
-        """Numbers per observation: rays, nitro fuel, speed, is_reverse."""
-        return self.sensors.n_rays + 3
+        """Numbers per observation: rays, then nitro fuel, speed and is_reverse."""
+        return self.sensors.n_rays + STATE_SIZE

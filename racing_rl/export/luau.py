@@ -182,7 +182,7 @@ RAY_ORDER = {
 
 def observation_layout(spec: PolicySpec) -> list[str]:
     """One line per observation index (1-based, as Luau counts), e.g. ``1-10  ray distance``."""
-    n_rays = int(spec.info.get("ray_count", spec.observation_size - 3))
+    n_rays = spec.n_rays
     rows = [f"1-{n_rays}  {RAY_ORDER[spec.info.get('ray_layout', 'fan')]}"]
     rest = ["nitro fuel (0..1)", "signed speed / max speed (-1..1)", "is_reverse (0 or 1)"]
     rows += [f"{n_rays + 1 + i}  {text}" for i, text in enumerate(rest)]
@@ -206,7 +206,7 @@ def _info_table(spec: PolicySpec) -> str:
         "racingRlVersion": info.get("racing_rl_version", ""),
         "exportedAt": info.get("exported_at", ""),
         "observationSize": spec.observation_size,
-        "rayCount": int(info.get("ray_count", spec.observation_size - 3)),
+        "rayCount": spec.n_rays,
         "frameStack": spec.frame_stack,
         "inputSize": spec.input_size,
         "actionSize": spec.action_size,

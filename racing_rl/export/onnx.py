@@ -120,7 +120,7 @@ def metadata(spec: PolicySpec) -> dict[str, str]:
         "racing_rl_version": str(info.get("racing_rl_version", "")),
         "exported_at": str(info.get("exported_at", "")),
         "observation_size": str(spec.observation_size),
-        "ray_count": str(int(info.get("ray_count", spec.observation_size - 3))),
+        "ray_count": str(spec.n_rays),
         "frame_stack": str(spec.frame_stack),
         "input_size": str(spec.input_size),
         "observation_layout": json.dumps(observation_layout(spec)),

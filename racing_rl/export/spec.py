@@ -32,7 +32,7 @@ from gymnasium import spaces
 from numpy.typing import NDArray
 from torch import nn
 
-from racing_rl.contract import ACTION_SIZE
+from racing_rl.contract import ACTION_SIZE, STATE_SIZE
 from racing_rl.errors import ExportError
 
 FloatArray = NDArray[np.float32]
@@ -126,7 +126,7 @@ class PolicySpec:
     Attributes:
         algorithm: the model's class name (``SAC``, ``TD3``, ``TQC``, ``RecurrentPPO``;
             ``TeacherPPO``, the default ``algo=ppo``'s PPO subclass, or ``PPO``).
-        observation_size: numbers per raw observation frame (rays + 3).
+        observation_size: numbers per raw observation frame (rays + ``STATE_SIZE``).
         frame_stack: frames stacked into the network's input, newest last.
         normalization: the frozen statistics, or None if the run does not normalise.
         lstm: the LSTM layers before ``layers`` (RecurrentPPO), else empty.
@@ -154,6 +154,12 @@ class PolicySpec:
     def input_size(self) -> int:
         """Numbers in the network's input: ``observation_size * frame_stack``."""
         return self.observation_size * self.frame_stack
+
+    @property
+    def n_rays(self) -> int:
+        """Rays per observation frame: ``info["ray_count"]``, else all but the
+        ``STATE_SIZE`` numbers after the rays."""
+        return int(self.info.get("ray_count", self.observation_size - STATE_SIZE))
 
     @property
     def action_size(self) -> int:

@@ -378,6 +378,8 @@ class WorldBatch:
 
     def observe(self) -> NDArray[np.float32]:
         """Observations of every car, shape (N, n_rays + 3), float32 (see module doc)."""
+        # The 3 is racing_rl.contract.STATE_SIZE, the contract this writes (the simulator
+        # does not import it: the contract imports gymnasium).
         obs = np.empty((self.n_cars, self.sensors.n_rays + 3), dtype=np.float32)
         np.divide(self.ray_distances(), self.sensors.ranges(), out=obs[:, :-3])
         obs[:, -3] = self.cars.fuel
