@@ -356,7 +356,7 @@ class ValidationVideo:
         from racing_rl.vec import make_parallel_envs
 
         normalizer = train_env if isinstance(train_env, VecNormalize) else None
-        stack = int(self.cfg.wrappers.get("frame_stack", 1))
+        stack = int(self.cfg.wrappers.frame_stack)
         driver = PolicyDriver(model, "policy", "training", stack, normalizer)
         episode = {"spawn": "grid", "laps": 1, "max_steps": self.max_steps}
         envs = make_parallel_envs(self.cfg.backend, 1, 1, [[self.track_seed]], episode)

@@ -377,7 +377,7 @@ def check_train_config(cfg: DictConfig, *, device: bool = True) -> None:
             )
     # None: a Roblox game's size, read from its first frame (the bridge bounds it then).
     if backend.observation_size is not None:
-        observation_dim = backend.observation_size * cfg.wrappers.get("frame_stack", 1)
+        observation_dim = backend.observation_size * cfg.wrappers.frame_stack
         if observation_dim > LIMITS["observation_dim"]:
             raise invalid(
                 "wrappers.frame_stack",

@@ -246,13 +246,13 @@ def check_init_from(cfg: DictConfig, source: Path) -> DictConfig:
 def _stacked_size(cfg: DictConfig) -> int | None:
     """A run's observation size after the frame stack; None where a game sets it."""
     size = backend_config(cfg.backend).observation_size
-    return None if size is None else size * int(cfg.wrappers.get("frame_stack", 1))
+    return None if size is None else size * int(cfg.wrappers.frame_stack)
 
 
 def _observation_mismatch(
     source: Path, source_cfg: DictConfig, expected: tuple[int, ...], got: tuple[int, ...]
 ) -> ConfigError:
-    stack = int(source_cfg.wrappers.get("frame_stack", 1))
+    stack = int(source_cfg.wrappers.frame_stack)
     return ConfigError(
         f"init_from={source} expects observations of shape {expected} ({stack} stacked "
         f"frames of {expected[0] // stack} numbers: backend.sensors.n_rays="
@@ -328,7 +328,7 @@ def load_policy_driver(
     run_cfg = load_run_config(run_dir)
     model_path = resolve_model(run_dir, cfg.checkpoint)
     model = load_model(run_cfg.algo, model_path, env=None, device=cfg.device)
-    stack = int(run_cfg.wrappers.get("frame_stack", 1))
+    stack = int(run_cfg.wrappers.frame_stack)
     if observation_size is None:
         observation_size = model.observation_space.shape[0] // stack
     expected = (observation_size * stack,)
