@@ -7,6 +7,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
+from racing_rl.bridge.protocol import MAX_ENVIRONMENTS
 from racing_rl.contract import STATE_SIZE
 from racing_rl.envs.config import EpisodeConfig
 from racing_rl.errors import ConfigError
@@ -106,7 +107,7 @@ class RobloxConfig:
 
     server: ServerConfig = field(default_factory=ServerConfig)
     observation_size: int | None = None
-    max_environments: int = 31
+    max_environments: int = MAX_ENVIRONMENTS
     update_collisions: bool = False
     freeze_during_updates: bool = True
     connect_timeout: float = 120.0
@@ -121,10 +122,11 @@ class RobloxConfig:
                 f"observation_size={self.observation_size!r}: it must be null (take it from "
                 f"the game) or the game's rays + {STATE_SIZE} (19 for its 16-ray cars)."
             )
-        if not 1 <= self.max_environments <= 31:
+        if not 1 <= self.max_environments <= MAX_ENVIRONMENTS:
             raise ConfigError(
-                f"max_environments={self.max_environments}: the game keeps at most 31 "
-                "environments apart (Roblox's 32 collision groups, less the default one)."
+                f"max_environments={self.max_environments}: the game keeps at most "
+                f"{MAX_ENVIRONMENTS} environments apart (Roblox's 32 collision groups, less "
+                "the default one)."
             )
         if min(self.connect_timeout, self.reconnect_timeout, self.observation_timeout) <= 0:
             raise ConfigError(

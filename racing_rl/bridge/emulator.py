@@ -179,7 +179,7 @@ class Emulator:
         info: bool = False,
         echo_step: bool = False,
         watchdog_ticks: int = 250,
-        max_environments: int = 31,
+        max_environments: int = p.MAX_ENVIRONMENTS,
         silence_timeout: float = 20.0,
         unreachable_every: float = 10.0,
         faults: Faults | None = None,

@@ -66,6 +66,9 @@ COMMANDS = (
     CREATE_ENV,
     HELLO,
 )
+MAX_ENVIRONMENTS = 31
+"""Virtual environments the game keeps apart: a collision group each, and Roblox allows 32
+per place, one of which is the default group."""
 ENTRY_FAULTS = ("unknown_agent", "wrong_length", "non_finite", "out_of_range", "malformed")
 """Why a single entry of a frame is dropped (``GameFrame.dropped``)."""
 OBSERVATION_LIMIT = 1e4

@@ -26,6 +26,7 @@ from racing_rl.bridge.protocol import (
     CLOSE,
     CLOSE_ALL,
     FREEZE,
+    MAX_ENVIRONMENTS,
     REMOVE_AGENTS,
     RESET_AGENTS,
     SPAWN_AGENTS,
@@ -67,7 +68,7 @@ class TrainingBridge:
         server: ServerConfig,
         observation_size: int | None,
         update_collisions: bool = False,
-        max_environments: int = 31,
+        max_environments: int = MAX_ENVIRONMENTS,
     ) -> None:
         self.inbox = Inbox()
         self._agents: set[str] = set()
