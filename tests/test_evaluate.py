@@ -159,6 +159,13 @@ def test_eval_records_replays_that_agree_with_metrics(tiny_runs, tmp_path):
         assert_metrics_agree_with_replays(metrics)
     assert metrics["lap_completion_rate"] == 1.0  # the scripted driver's laps were checked
 
+    # Recorded again into the same folder on one track: only its replay remains.
+    again = [f"run_dir={run_dir}", "driver=scripted", "seeds=[6]", "max_steps=600"]
+    result = racing_rl("eval", *again, "record=true", f"out_dir={out}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sorted(p.name for p in (out / "replays").iterdir()) == ["track_6.npz"]
+    assert "removed 1 replays of an earlier eval" in result.stderr
+
 
 def test_a_three_car_race_leaderboard_matches_the_replays(tiny_runs, tmp_path):
     a, b = tiny_runs

@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from racing_rl.checkpoints.layout import resolve_model
 from racing_rl.checkpoints.runs import load_policy_driver, load_run_config
+from racing_rl.checkpoints.saving import write_atomic
 from racing_rl.checks import LIMITS, check_torch_threads
 from racing_rl.config import backend_config, eval_dir, track_seeds, with_difficulty
 from racing_rl.drivers import Driver, ScriptedDriver
@@ -201,7 +202,14 @@ def evaluate(cfg: DictConfig, difficulty: str | None = None) -> dict[str, Any]:
             metrics["bridge"]["steps_per_tick"],
         )
     out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    text = json.dumps(metrics, indent=2)
+    write_atomic(out / "metrics.json", lambda tmp: tmp.write_text(text))
+    if cfg.record:  # the replays folder is this eval's: an earlier one's would mix in
+        stale = set((out / "replays").glob("track_*.npz")) - {Path(r) for r in replays}
+        for path in stale:
+            path.unlink()
+        if stale:
+            log.info("removed %d replays of an earlier eval from %s", len(stale), out / "replays")
     metrics["out_dir"] = str(out)
     return metrics
 
