@@ -211,6 +211,7 @@ def check_arguments(name: str, args: list[str]) -> None:
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import OverrideParseException
 
+    from racing_rl.config import integer_keys
     from racing_rl.usage import read_config_doc
 
     modes = [a for a in args if a.split("=", 1)[0] in MODE_FLAGS]  # --cfg job, --cfg=job
@@ -236,6 +237,14 @@ def check_arguments(name: str, args: list[str]) -> None:
         return  # Hydra says what is wrong with it
     doc = read_config_doc(config_dir() / f"{name}.yaml")
     _check_keys(name, overrides, doc)
+    whole = integer_keys(name)
+    for override in overrides:  # Hydra: "Value '100000.0' of type 'float' could not be ..."
+        value = None if override.is_sweep_override() else override.value()
+        if override.key_or_group in whole and isinstance(value, float) and value.is_integer():
+            spelt = f"{int(value)}" + (f" or {int(value):_}" if abs(value) >= 10_000 else "")
+            raise UsageError(
+                f"{override.input_line}: {override.key_or_group} is a whole number; write {spelt}"
+            )
     given = {o.key_or_group: o for o in overrides}
     for override in overrides:
         plugin = PLUGINS.get((override.key_or_group, str(override.value())))

@@ -349,6 +349,20 @@ def check_known_keys(cfg: DictConfig, command: str) -> None:
     check(cfg, COMMAND_SCHEMAS[command], "")
 
 
+def integer_keys(command: str) -> set[str]:
+    """The dotted keys that ``command``'s schema (``COMMAND_SCHEMAS``, nested dataclasses
+    walked) types ``int``; none for a command without a schema."""
+
+    def walk(cls: type, where: str) -> Iterator[str]:
+        for key, hint in get_type_hints(cls).items():
+            if hint is int:
+                yield where + key
+            elif dataclasses.is_dataclass(hint):
+                yield from walk(hint, f"{where}{key}.")
+
+    return set(walk(COMMAND_SCHEMAS[command], "")) if command in COMMAND_SCHEMAS else set()
+
+
 def _backend_classes() -> dict[str, type]:
     from racing_rl.bridge.config import RobloxConfig
     from racing_rl.envs.config import RaceConfig

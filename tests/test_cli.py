@@ -107,6 +107,7 @@ def test_version_and_python_m_racing_rl(tmp_path):
         (["trian"], "racing-rl: unknown command 'trian'; did you mean train? the commands:"),
         (["train", "-m", "seed=0,1", "--cfg", "job"], "-m and --cfg cannot be given together"),
         (["train", "--info=config", "--cfg=job"], "--info=config and --cfg=job cannot be given"),
+        (["train", "total_timesteps=1e5"], "whole number; write 100000 or 100_000"),
         # A path or a word without its key (Hydra: a lexer error).
         (["eval", "."], "racing-rl eval: '.' is not a KEY=VALUE override: did you mean run_dir=.?"),
         (["train", "sac"], "'sac' is not a KEY=VALUE override: racing-rl train --help lists"),
