@@ -6,10 +6,13 @@ it connects to ``ws://<host>:<port>/ws/<model_id>``, honours every command, send
 ``sensors.n_rays``), sends ``[]`` on every tick without an unfrozen car, respawns a car
 by itself when its episode ends (that frame carries the fresh car's observation and
 reward ``done_reward``), skips frozen cars, closes every environment and goes silent
-after ``watchdog_ticks`` ticks with an unfrozen car and no ``ACTION`` (the connection
-stays open), warns when more environments open than ``max_environments`` (the game's
-collision groups), and drops the connection after ``silence_timeout`` without a
-server message, then reconnects. It sends no ``info``, no hello and no step echo.
+after ``watchdog_ticks`` ticks with an unfrozen car and no ``ACTION`` (ticks without
+an unfrozen car pause that count; the connection stays open), warns when more
+environments open than ``max_environments`` (the game's collision groups), and drops
+the connection after ``silence_timeout`` without a server message, then reconnects;
+each connection starts anew, with no environment, nothing frozen and its clock
+ticking (the game cleans up when a connection ends). It sends no ``info``, no hello
+and no step echo.
 
 Two clocks: ``lockstep=False`` is the game's Heartbeat loop (``heartbeat_hz``): time
 accumulates until it reaches 1/``tick_hz``, then a tick runs and the accumulator is
@@ -359,6 +362,10 @@ class Emulator:
             self._thread.join(timeout)
 
     async def _session(self, connection: ClientConnection) -> None:
+        # The game cleans up when a connection ends (every environment closed) and meets
+        # the next one with a new command handler: nothing frozen, its clock ticking.
+        self.envs.clear()
+        self.frozen, self.stopped, self.unresponsive_ticks = False, False, 0
         if self.hello:
             hello = {"protocol": p.PROTOCOL_VERSION, "observation_size": self.observation_size}
             await connection.send(json.dumps({"hello": {**hello, "game": "racing-rl emulator"}}))
@@ -460,9 +467,11 @@ class Emulator:
                 env.missed += 1
             env.acted, env.reported = False, True
         await self._send(connection, self._step_entries(envs) if envs else {})
-        if not envs or acted or not self.watchdog_ticks:
+        if acted or not self.watchdog_ticks:
             self.unresponsive_ticks = 0
             return
+        if not any(set(env.agents) - env.removed for env in envs):
+            return  # no unfrozen car: the game's count waits (it is not reset)
         self.unresponsive_ticks += 1
         if self.unresponsive_ticks > self.watchdog_ticks:
             log.warning(

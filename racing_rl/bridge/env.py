@@ -56,7 +56,8 @@ class RobloxParallelEnv(ParallelEnv):
     ``Box(shape=(observation_size,), float32)``: the car's ray distances / range (0 …
     1), nitro fuel (0 … 1), signed speed / max speed (−1 … 1), is_reverse (0 or 1): the
     simulator's contract. Its size is the game's (``backend.observation_size``, or the
-    first observation the game sends: the first environment spawns its cars to see it).
+    first observation the game sends: the first environment spawns its cars to see it,
+    then freezes the game until training's first reset).
 
     ## Action Space
     ``Box(-1, 1, shape=(3,), float32)``: throttle, steering, nitro.
@@ -129,6 +130,13 @@ class RobloxParallelEnv(ParallelEnv):
         self._closed = False
         if not bridge.server.size_known.is_set():
             self.reset()  # the game's first observation tells its size
+            if config.freeze_during_updates:
+                # Until training's first reset (after the model is built, or a resume's
+                # replay buffer loaded: seconds), these cars would get no ACTION, and the
+                # game's watchdog closes everything after 250 such ticks. A frozen car is
+                # not counted; the next reset or step sends FREEZE false.
+                with contextlib.suppress(BridgeError):  # gone: the next reset waits for it
+                    self.bridge.freeze(True)
         size = bridge.server.observation_size
         assert size is not None
         self._observation_space = observation_space(size - STATE_SIZE)

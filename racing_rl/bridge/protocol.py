@@ -112,7 +112,8 @@ def encode_command(
     """
     if command not in COMMANDS:
         raise ValueError(f"Unknown bridge command {command!r}; known: {', '.join(COMMANDS)}.")
-    return json.dumps({"command": command, "envid": envid, "data": dict(data or {}), **extra})
+    frame = {"command": command, "envid": envid, "data": dict(data or {}), **extra}
+    return json.dumps(frame, allow_nan=False)  # NaN is not JSON: the game could not read it
 
 
 def encode_actions(actions: Mapping[str, Sequence[float] | NDArray[np.floating]]) -> dict:
@@ -120,9 +121,23 @@ def encode_actions(actions: Mapping[str, Sequence[float] | NDArray[np.floating]]
 
     Actions are clipped to [-1, 1] (the action space) and sent with full precision, so a
     game that uses them as given drives exactly as the simulator would.
+
+    Raises:
+        ValueError: an action is NaN: JSON has no NaN, and the game's ``JSONDecode``
+            would drop the environment's whole ``ACTION`` (infinities are clipped).
     """
-    rows = np.clip(np.array(list(actions.values()), dtype=np.float64), -1.0, 1.0).tolist()
-    return dict(zip(actions, rows, strict=True))
+    if not actions:
+        return {}
+    rows = np.clip(np.array(list(actions.values()), dtype=np.float64), -1.0, 1.0)
+    nan = np.isnan(rows).any(axis=1)
+    if nan.any():
+        k = int(np.argmax(nan))
+        raise ValueError(
+            f"The action for {list(actions)[k]} is {rows[k].tolist()}: not a number. "
+            "The policy (or driver) that chose it is broken, e.g. NaN weights after a "
+            "diverged update; resume from an earlier checkpoint, or lower the learning rate."
+        )
+    return dict(zip(actions, rows.tolist(), strict=True))
 
 
 @dataclass(frozen=True)

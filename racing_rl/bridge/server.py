@@ -1,11 +1,13 @@
 """The bridge's WebSocket server: a ``websockets`` asyncio server in a background thread.
 
 The game connects as a client to ``ws://<host>:<port><path>/<model_id>``. One
-connection carries every virtual environment; a second game connecting while one is
-active is refused (close code 1013, try again later). Frames are validated on arrival
-(``racing_rl.bridge.protocol``): a bad frame is logged with its reason and dropped, a
-bad entry is dropped alone (counted per kind in ``dropped``), ``[]`` is counted as an
-empty tick (``empty_ticks``), and the connection stays up. The arrival times of frames
+connection carries every virtual environment; the first game's ``model_id`` owns the
+run: another one is refused in the handshake (HTTP 403), and a second connection with
+the same one while the first is open is closed (code 1013, try again later). Frames
+are validated on arrival (``racing_rl.bridge.protocol``): a bad frame is logged with
+its reason and dropped, a bad entry is dropped alone (counted per kind in
+``dropped``), ``[]`` is counted as an empty tick (``empty_ticks``), and the
+connection stays up. The arrival times of frames
 give the game's tick rate (``tick_hz``); the first entry gives its observation size
 when none is configured. A frame over ``max_message_bytes`` makes ``websockets`` close
 the connection (code 1009); the game reconnects. After ``ping_after`` of silence the
@@ -68,6 +70,11 @@ frames a second)."""
 REFUSAL_LOG_EVERY_S = 10.0
 """Refusals of one reason are logged at most once per this many seconds [s] (with the
 count since the last line): a refused game retries, and must not flood the log."""
+TOKEN_REFUSED = (
+    "missing or wrong token (backend.server.token, taken from RACING_RL_BRIDGE_TOKEN unless "
+    "given, is set; the unmodified game sends no token: on loopback, unset both)"
+)
+"""The reason of a 401: the text the game receives and the bridge logs."""
 RELEASE_WAIT_S = 5.0
 """How long a new connection waits for a closing one's handler to let go of the slot
 before it is refused [s]. The closing one is aborted first, so its handler lets go at
@@ -118,6 +125,8 @@ class BridgeServer:
         self.info_dropped: Counter[str] = Counter()
         """Dropped ``info`` keys of kept entries by kind (``protocol.INFO_FAULTS``)."""
         self._refusals_logged: dict[str, tuple[float, int]] = {}
+        self.last_refusal: str | None = None
+        """Why the last refused connection was refused (None before any)."""
         self.frames = 0
         """Observation frames received (empty ones included)."""
         self.empty_ticks = 0
@@ -159,7 +168,13 @@ class BridgeServer:
                 f"{self._error}. Is another run using the port? Choose another with "
                 "backend.server.port=<port>."
             ) from self._error
-        log.info("bridge listening on %s", self.url)
+        log.info(
+            "bridge listening on %s%s",
+            self.url,
+            " (a game must present backend.server.token; the unmodified game sends none)"
+            if self.config.token
+            else "",
+        )
 
     def stop(self, timeout: float = 5.0) -> None:
         """Close the connection and the server, and join the thread."""
@@ -322,22 +337,22 @@ class BridgeServer:
 
         Returns:
             None to accept; an HTTP 401 without the right token, 404 for another path,
-            403 for another model id than the game's that connected first (its slot is
-            kept while it reconnects).
+            403 for another model id than the game's that connected first, whether that
+            game is connected or away (its slot is kept while it reconnects). A second
+            connection with the first game's model id is accepted, then closed with 1013
+            if that game is still connected (``_handle``).
         """
         model_id = self._model_id(request)
         if not self._authorized(request):
-            status, reason = 401, "missing or wrong token"
+            status, reason = 401, TOKEN_REFUSED
         elif not model_id:
             prefix = self.config.path.rstrip("/") + "/"
             path = urlsplit(request.path).path
             status, reason = 404, f"unknown path {path[:80]!r}; connect to {prefix}<model_id>"
         elif self.model_id is not None and model_id != self.model_id:
             status = 403
-            reason = (
-                f"model id {model_id[:80]!r} is not this run's game {self.model_id!r}, "
-                "whose slot is kept for its reconnection"
-            )
+            owner = "which is connected" if self.connected else "whose slot is kept for it"
+            reason = f"model id {model_id[:80]!r} is not this run's game {self.model_id!r}, {owner}"
         else:
             return None
         self._log_refusal(connection, reason)
@@ -349,6 +364,7 @@ class BridgeServer:
     def _log_refusal(self, connection: ServerConnection, reason: str) -> None:
         """Count a refusal; log it unless one of the same kind was logged lately."""
         self.rejected["refused"] += 1
+        self.last_refusal = reason
         kind = reason.split(";")[0].split(" ")[0]  # "missing", "unknown", "model", ...
         now = time.monotonic()
         logged_at, since = self._refusals_logged.get(kind, (-math.inf, 0))

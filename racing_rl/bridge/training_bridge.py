@@ -214,6 +214,7 @@ class TrainingBridge:
     def _wait_connected(self, deadline: float, timeout: float, why: str, key: str) -> None:
         if self.server.connected:
             return
+        refused_before = self.server.rejected["refused"]
         with self._lock:  # one line for all the environments that wait together
             if self._waiting_since != self.generation:
                 self._waiting_since = self.generation
@@ -229,6 +230,13 @@ class TrainingBridge:
             self.check_size()  # a refused hello: waiting longer cannot fix it
             if time.monotonic() < deadline:
                 continue
+            refused = self.server.rejected["refused"] - refused_before
+            if refused:  # a game tried: what stopped it, not how to start one
+                raise BridgeError(
+                    f"No game connected to {self.server.url} within {timeout:g} s: "
+                    f"{refused} connection(s) were refused, the last because: "
+                    f"{self.server.last_refusal}."
+                )
             raise BridgeError(
                 f"No game connected to {self.server.url} within {timeout:g} s. Press Play "
                 "in Roblox Studio with the game's HttpService requests enabled (it "

@@ -89,6 +89,59 @@ def test_spawning_some_cars_of_an_environment_leaves_the_others_racing():
     assert (after[1] != before[1]).any()  # car1 was spawned anew
 
 
+def test_the_watchdog_counts_ticks_without_an_action_and_a_freeze_only_pauses_it():
+    """As the game's tick handler: a tick with an unfrozen car and no ACTION counts, one
+    without an unfrozen car leaves the count as it is, an ACTION resets it; past
+    ``watchdog_ticks`` every environment is closed and the clock stops."""
+    game = emu.Emulator("ws://unused", lockstep=False, watchdog_ticks=5)
+    connection = Recorder()
+
+    async def play(frames: list[str], ticks: int) -> None:
+        await game._play(connection, frames)
+        for _ in range(ticks):
+            await game._game_tick(connection)
+
+    asyncio.run(play([frame(p.SPAWN_AGENTS, "e0", {"agents": ["car0"]})], 3))
+    assert game.unresponsive_ticks == 3
+    asyncio.run(play([frame(p.FREEZE, "", {"status": True})], 10))
+    assert game.unresponsive_ticks == 3  # paused, not reset
+    asyncio.run(play([frame(p.FREEZE, "", {"status": False})], 2))
+    assert game.unresponsive_ticks == 5 and not game.stopped
+    asyncio.run(play([frame(p.ACTION, "e0", {"car0": [1.0, 0.0, 0.0]})], 1))
+    assert game.unresponsive_ticks == 0
+    asyncio.run(play([], 6))
+    assert game.stopped and game.watchdog_shutdowns == 1 and not game.envs
+
+
+def test_each_connection_meets_a_fresh_game():
+    """The game cleans up when a connection ends and greets the next with a new command
+    handler: no environment of the last connection, nothing frozen, the clock ticking."""
+    game = emu.Emulator("ws://unused", lockstep=True)
+
+    class Ended(Recorder):
+        """A connection the server closes at once."""
+
+        def __aiter__(self):
+            return self
+
+        async def __anext__(self):
+            raise StopAsyncIteration
+
+        async def close(self) -> None:
+            pass
+
+    async def play() -> None:
+        game._stop = asyncio.Event()
+        await game._play(Recorder(), [frame(p.SPAWN_AGENTS, "e0", {"agents": ["car0"]})])
+        await game._play(Recorder(), [frame(p.FREEZE, "", {"status": True})])
+        game.stopped = True  # as after the watchdog
+        assert game.envs and game.frozen
+        await game._session(Ended())
+
+    asyncio.run(play())
+    assert not game.envs and not game.frozen and not game.stopped
+
+
 def test_an_emulator_without_a_server_says_so_once_and_what_to_do(caplog):
     url = f"ws://127.0.0.1:{free_port()}/ws/emulator"
     with caplog.at_level(logging.DEBUG, logger="racing_rl.bridge.emulator"):
@@ -125,7 +178,7 @@ def test_an_emulator_with_the_wrong_token_says_the_server_refused_it(caplog):
     finally:
         bridge.close()
     (message,) = [r.getMessage() for r in caplog.records if r.name == "racing_rl.bridge.emulator"]
-    assert "HTTP 401 (missing or wrong token)" in message and "check token=" in message
+    assert "HTTP 401 (missing or wrong token (" in message and "check token=" in message
 
 
 def test_a_second_emulator_refused_by_a_busy_bridge_backs_off_and_says_so_once(caplog):

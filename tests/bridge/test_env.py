@@ -156,10 +156,33 @@ def test_the_watchdog_of_a_real_time_game_is_a_clear_error(roblox_vec_env):
         assert emulator.watchdog_shutdowns == 1
 
 
+def test_the_game_stays_frozen_from_the_size_probe_to_the_first_reset(roblox_vec_env):
+    """With observation_size null, the first environment spawns its cars to learn the
+    size. What follows before training's first reset (building the model, loading a
+    resume's replay buffer) can outlast the game's watchdog: the game is frozen meanwhile,
+    and a frozen car is not counted."""
+    backend = roblox_backend(observation_timeout=2.0)
+    with game(backend.server.port, lockstep=False, tick_hz=30.0, watchdog_ticks=10) as emulator:
+        venv = roblox_vec_env(backend)
+        time.sleep(1.5)  # 45 ticks: over four times the watchdog's
+        venv.reset()
+        venv.step(np.zeros((venv.num_envs, 3), np.float32))
+        assert emulator.watchdog_shutdowns == 0 and emulator.frozen is False
+
+
 def test_no_game_at_all_is_a_clear_error(roblox_vec_env):
     expected = r"No game connected to ws://127.0.0.1:.*within 0.5 s.*Play.*racing-rl emulate"
     with pytest.raises(BridgeError, match=expected):
         roblox_vec_env(roblox_backend(connect_timeout=0.5))
+
+
+def test_a_game_refused_for_its_token_is_named_when_the_wait_ends(roblox_vec_env):
+    """With backend.server.token set (RACING_RL_BRIDGE_TOKEN), the unmodified game, which
+    sends no token, is refused on every try: the error says so, not "press Play"."""
+    backend = roblox_backend(connect_timeout=1.0, server={"token": "secret"})
+    expected = r"within 1 s: \d+ connection\(s\) were refused, .*missing or wrong token.*unset"
+    with game(backend.server.port), pytest.raises(BridgeError, match=expected):
+        roblox_vec_env(backend)
 
 
 def test_the_game_cars_nineteen_numbers_are_taken_from_its_first_frame(roblox_vec_env, caplog):

@@ -3,6 +3,7 @@
 import json
 import math
 
+import numpy as np
 import pytest
 
 from racing_rl.bridge import protocol as p
@@ -122,5 +123,11 @@ def test_commands_encode_as_the_seed_defines_them():
     assert frame == {"command": "RESET_AGENTS", "envid": "e1", "data": {"agents": [AGENT]}}
     actions = p.encode_actions({AGENT: [2.0, -0.25, 0.5]})
     assert actions == {AGENT: [1.0, -0.25, 0.5]}  # clipped to the action space
+    assert p.encode_actions({AGENT: [np.inf, -np.inf, 0.0]}) == {AGENT: [1.0, -1.0, 0.0]}
+    assert p.encode_actions({}) == {}
+    with pytest.raises(ValueError, match=r"action for car_1 is \[0.5, nan, 0.0\]: not a number"):
+        p.encode_actions({AGENT: [0.0, 0.0, 0.0], "car_1": [0.5, np.nan, 0.0]})
+    with pytest.raises(ValueError, match="Out of range float"):  # never a bare NaN on the wire
+        p.encode_command(p.ACTION, "e1", {AGENT: [np.nan, 0.0, 0.0]})
     with pytest.raises(ValueError, match="Unknown bridge command"):
         p.encode_command("JUMP")

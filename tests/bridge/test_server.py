@@ -73,10 +73,16 @@ def test_the_token_is_required_when_set(bridge, headers, query, accepted):
         assert bridge.server.wait_connected(5)
 
 
-def refused_status(bridge, path="/ws/test") -> int:
-    with pytest.raises(InvalidStatus) as refused:
+def refused(bridge, path="/ws/test") -> tuple[int, str]:
+    """The HTTP status and body of a connection refused during the handshake."""
+    with pytest.raises(InvalidStatus) as refusal:
         connect(url(bridge, path))
-    return refused.value.response.status_code
+    response = refusal.value.response
+    return response.status_code, response.body.decode()
+
+
+def refused_status(bridge, path="/ws/test") -> int:
+    return refused(bridge, path)[0]
 
 
 def test_a_wrong_path_is_refused_before_the_upgrade(bridge):
@@ -106,8 +112,11 @@ def wait_for_connection(bridge, number: int, timeout: float = 5.0) -> bool:
 def test_the_games_slot_is_kept_for_its_reconnection(bridge):
     with connect(url(bridge, "/ws/game")):
         assert bridge.server.wait_connected(5)
+        status, body = refused(bridge, "/ws/intruder")  # while the game is connected
+        assert status == 403 and body.endswith("'game', which is connected\n")
     assert bridge.generation == 1
-    assert refused_status(bridge, "/ws/intruder") == 403  # while the game is away
+    status, body = refused(bridge, "/ws/intruder")  # while the game is away
+    assert status == 403 and body.endswith("'game', whose slot is kept for it\n")
     with connect(url(bridge, "/ws/game")):  # the game itself comes back
         assert wait_for_connection(bridge, 2)
 
