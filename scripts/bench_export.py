@@ -33,6 +33,7 @@ from omegaconf import OmegaConf
 
 from racing_rl.checkpoints.runs import load_policy_driver, load_run_config
 from racing_rl.config import backend_config
+from racing_rl.errors import RacingRLError
 from racing_rl.export import FORMATS, load_spec, writer
 from racing_rl.export.runtime import LuauPolicy, OnnxPolicy
 
@@ -102,7 +103,10 @@ def main() -> None:
     parser.add_argument("--checkpoint", default="best", help="final | best | latest | <path>")
     parser.add_argument("--steps", type=int, default=200, help="steps timed per car count")
     args = parser.parse_args()
-    figures = run(args.run_dir, args.checkpoint, args.steps)
+    try:
+        figures = run(args.run_dir, args.checkpoint, args.steps)
+    except RacingRLError as err:  # a wrong run dir or checkpoint: its message, no traceback
+        raise SystemExit(f"bench_export.py: {err}") from None
     print(f"{figures['algorithm']} {figures['checkpoint']}: µs per action (per car)")
     print(f"{'driver':<8}" + "".join(f"{f'{cars} car(s)':>12}" for cars in CARS))
     for driver, row in figures["us_per_action"].items():

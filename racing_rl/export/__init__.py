@@ -12,6 +12,7 @@ driver=luau|onnx`` and the tests. The Hydra app is ``racing_rl.export.app``.
 from __future__ import annotations
 
 import datetime
+import importlib.util
 import logging
 import tempfile
 from collections.abc import Callable
@@ -23,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from racing_rl import __version__
 from racing_rl.checkpoints.saving import write_atomic
 from racing_rl.contract import STATE_SIZE
-from racing_rl.errors import ConfigError
+from racing_rl.errors import ConfigError, ExportError
 from racing_rl.export.spec import PolicySpec, policy_spec
 
 log = logging.getLogger(__name__)
@@ -94,12 +95,22 @@ def load_spec(
 
 
 def writer(fmt: str) -> Callable[[PolicySpec, Path], None]:
-    """The function that writes a spec in format ``fmt`` to a path."""
+    """The function that writes a spec in format ``fmt`` to a path.
+
+    Raises:
+        ConfigError: for a format other than ``luau`` or ``onnx``.
+        ExportError: for ``onnx`` without the ``onnx`` package (the ``export`` extra).
+    """
     check_format(fmt)
     if fmt == "luau":
         from racing_rl.export.luau import luau_source
 
         return lambda spec, path: path.write_text(luau_source(spec), encoding="utf-8")
+    if importlib.util.find_spec("onnx") is None:
+        raise ExportError(
+            "Writing ONNX needs the onnx package, which is not installed: pip install "
+            "'racing-rl[export]' (format=luau needs nothing more)."
+        )
     from racing_rl.export.onnx import write_onnx
 
     return write_onnx
@@ -115,7 +126,8 @@ def default_out(run_dir: Path, checkpoint: str, fmt: str) -> Path:
 
 def output_path(out: str | None, run_dir: Path, checkpoint: str, fmt: str) -> Path:
     """The file an export writes: ``out``, or ``default_out``'s name inside ``out`` when it
-    is a directory (exists as one, or ends in ``/``), or ``default_out`` without it.
+    is a directory (exists as one, ends in ``/``, or has no suffix: ``out=exports``), or
+    ``default_out`` without it.
 
     Raises:
         ConfigError: if ``out``'s suffix is another format's (``.luau`` with
@@ -125,7 +137,7 @@ def output_path(out: str | None, run_dir: Path, checkpoint: str, fmt: str) -> Pa
     if not out:
         return default
     path = Path(out).expanduser()
-    if str(out).endswith(("/", "\\")) or path.is_dir():
+    if str(out).endswith(("/", "\\")) or path.is_dir() or not path.suffix:
         return path / default.name
     other = {suffix: name for name, suffix in FORMATS.items() if name != fmt}
     if path.suffix.lower() in other:
@@ -151,7 +163,8 @@ def export(cfg: DictConfig) -> dict[str, Any]:
     Raises:
         ConfigError: without a ``run_dir``, or for a format other than ``luau`` or ``onnx``.
         CheckpointError: if the run, checkpoint or statistics are missing or damaged.
-        ExportError: if the policy has parts export does not translate.
+        ExportError: if the policy has parts export does not translate, or ``onnx``
+            lacks its package (``writer``).
     """
     if OmegaConf.is_missing(cfg, "run_dir"):
         raise ConfigError(

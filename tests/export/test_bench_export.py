@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from runs import load_script
 
 
@@ -13,3 +14,10 @@ def test_bench_export_times_every_driver(trained_runs):
         assert set(row) == {1, 20} and all(us > 0 for us in row.values())
     assert figures["bytes"]["luau"] > figures["bytes"]["onnx"] > 0
     assert figures["algorithm"] == "TeacherPPO"  # algo=ppo (conf/algo/ppo.yaml)
+
+
+def test_bench_export_names_a_wrong_run_dir_without_a_traceback(tmp_path, monkeypatch, capsys):
+    bench = load_script("bench_export")
+    monkeypatch.setattr("sys.argv", ["bench_export.py", str(tmp_path)])
+    with pytest.raises(SystemExit, match=r"bench_export.py: .* is not a racing-rl run directory"):
+        bench.main()

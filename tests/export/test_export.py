@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import sys
 from pathlib import Path
 
 import gymnasium as gym
@@ -99,6 +100,8 @@ def test_out_may_name_a_directory_but_not_another_format_s_file(trained_runs, tm
     assert result["path"] == str(into / "policy_final.onnx")
     result = export(export_cfg(run_dir, "checkpoint=final", f"out={tmp_path}/new/"))
     assert result["path"] == str(tmp_path / "new" / "policy_final.luau")
+    result = export(export_cfg(run_dir, "checkpoint=final", f"out={tmp_path}/exports"))
+    assert result["path"] == str(tmp_path / "exports" / "policy_final.luau")  # no suffix
     refused = r"names a \.luau file \(luau\), but format=onnx: name it d\.onnx"
     with pytest.raises(ConfigError, match=refused):
         export(export_cfg(run_dir, "checkpoint=final", "format=onnx", f"out={tmp_path}/d.luau"))
@@ -109,6 +112,13 @@ def test_a_wrong_format_is_refused_naming_the_formats(trained_runs, tmp_path):
     out = tmp_path / "policy.lua"
     with pytest.raises(ConfigError, match=r"format='lua'; must be one of luau, onnx"):
         export(export_cfg(trained_runs["ppo"], "checkpoint=final", "format=lua", f"out={out}"))
+    assert files(tmp_path) == []
+
+
+def test_onnx_without_the_export_extra_says_what_to_install(trained_runs, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnx", None)  # as if not installed
+    with pytest.raises(ExportError, match=r"needs the onnx package.*racing-rl\[export\]"):
+        export(export_cfg(trained_runs["ppo"], "format=onnx", f"out={tmp_path}/d.onnx"))
     assert files(tmp_path) == []
 
 
