@@ -40,13 +40,17 @@ from racing_rl.normalize import save_statistics
 log = logging.getLogger(__name__)
 
 
-def write_atomic(path: Path, write: Callable[[Path], object]) -> None:
+def write_atomic(path: Path, write: Callable[[Path], object], keep_suffix: bool = False) -> None:
     """Write a file so that ``path`` holds either its old content or the complete new one.
 
-    ``write(tmp)`` creates a temporary file beside ``path``; it is flushed to disk and
-    renamed over ``path`` (``os.replace`` is atomic on POSIX and Windows).
+    ``write(tmp)`` creates a temporary file beside ``path``: ``.<name>.partial``, or
+    ``.<stem>.partial<suffix>`` with ``keep_suffix`` (for writers that choose the format
+    by the file's suffix, such as ffmpeg). It is flushed to disk and renamed over
+    ``path`` (``os.replace`` is atomic on POSIX and Windows); however ``write`` ends (an
+    error, Ctrl-C), the temporary file is removed.
     """
-    tmp = path.with_name(f".{path.name}.partial")
+    name = f".{path.stem}.partial{path.suffix}" if keep_suffix else f".{path.name}.partial"
+    tmp = path.with_name(name)
     try:
         write(tmp)
         with open(tmp, "rb+") as file:

@@ -90,6 +90,8 @@ def export_video(
     import imageio.v3 as iio
     from tqdm import tqdm
 
+    from racing_rl.checkpoints.saving import write_atomic
+
     replay.check_car(int(renderer_options.get("follow", 0)))
     path = Path(path)
     suffix = path.suffix.lower()
@@ -112,15 +114,18 @@ def export_video(
             count += 1
             yield frame
 
-    if suffix == ".mp4":
-        # The legacy ffmpeg plugin writes frames as they come (no whole-video array).
-        iio.imwrite(path, counted(), is_batch=True, plugin="FFMPEG", fps=rate)
-        written = count
-    else:
+    written = 0
+
+    def write(tmp: Path) -> None:
+        nonlocal written
+        if suffix == ".mp4":
+            # The legacy ffmpeg plugin writes frames as they come (no whole-video array).
+            iio.imwrite(tmp, counted(), is_batch=True, plugin="FFMPEG", fps=rate)
+            written = count
+            return
         stride = math.ceil(rate / GIF_MAX_FPS)
         delays_ms = gif_delays_ms(math.ceil(replay.n_frames / stride), stride / rate)
-        written = 0
-        with iio.imopen(path, "w", plugin="pillow") as gif:
+        with iio.imopen(tmp, "w", plugin="pillow") as gif:
             for i, frame in enumerate(counted()):
                 if i % stride == 0:
                     # bits=8: held as a 256-colour image (1 byte a pixel) until written.
@@ -128,5 +133,9 @@ def export_video(
                     written += 1
             # Pillow encodes the whole GIF when the file closes, after the bar ends.
             log.info("encoding %d frames as %s (Pillow) ...", written, path.name)
+
+    # Stopped halfway (Ctrl-C, a full disk), a video file is unplayable: the file appears
+    # whole or not at all, and an earlier one stays as it was.
+    write_atomic(path, write, keep_suffix=True)
     log.debug("wrote %d frames to %s", written, path)  # the caller prints the result
     return written

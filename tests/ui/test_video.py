@@ -56,3 +56,27 @@ def test_a_video_following_a_car_the_replay_lacks_is_refused(replay, tmp_path):
     with pytest.raises(ReplayError, match=r"follow=7; this replay has 2 car\(s\)"):
         export_video(replay, tmp_path / "race.mp4", camera="chase", follow=7)
     assert not (tmp_path / "race.mp4").exists()
+
+
+@pytest.mark.parametrize("name", ["race.mp4", "race.gif"])
+def test_a_video_stopped_halfway_leaves_the_earlier_file_and_no_partial_one(
+    replay, tmp_path, monkeypatch, name
+):
+    """Ctrl-C while frames are drawn: an unplayable half video never takes the name."""
+    from racing_rl.ui import video
+
+    drawn = video.frames
+
+    def interrupted(*args, **kwargs):
+        for k, frame in enumerate(drawn(*args, **kwargs)):
+            if k == 20:
+                raise KeyboardInterrupt
+            yield frame
+
+    path = tmp_path / name
+    path.write_bytes(b"an earlier video")
+    monkeypatch.setattr(video, "frames", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        export_video(replay, path, size_px=(160, 128))
+    assert path.read_bytes() == b"an earlier video"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
