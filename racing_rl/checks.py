@@ -393,7 +393,8 @@ def check_train_config(cfg: DictConfig, *, device: bool = True) -> None:
             f"{' + 1 for validation' if needed > n_races else ''} = {needed} in the game, "
             f"which keeps at most backend.max_environments={limit} apart (a collision group "
             f"each). Lower n_races to {limit - (needed - n_races)} or less (more "
-            "cars_per_race keeps the cars), or turn validation off (validation.every=0)."
+            "cars_per_race keeps the cars)"
+            + (", or turn validation off (validation.every=0)." if needed > n_races else ".")
         )
     check_algo(cfg.algo, n_races * agents)
 

@@ -237,6 +237,7 @@ def check_arguments(name: str, args: list[str]) -> None:
         return  # Hydra says what is wrong with it
     doc = read_config_doc(config_dir() / f"{name}.yaml")
     _check_keys(name, overrides, doc)
+    _check_backend_keys(name, overrides, doc)
     whole = integer_keys(name)
     for override in overrides:  # Hydra: "Value '100000.0' of type 'float' could not be ..."
         value = None if override.is_sweep_override() else override.value()
@@ -288,6 +289,57 @@ def _check_keys(name: str, overrides: list[Override], doc: ConfigDoc) -> None:
             f"{override.key_or_group!r} is not a key of racing-rl {name}: {hint}"
             f"racing-rl {name} --help lists the keys"
         )
+
+
+def _check_backend_keys(name: str, overrides: list[Override], doc: ConfigDoc) -> None:
+    """Refuse an override below ``backend`` that the chosen backend does not have
+    (``backend=roblox backend.sensors.n_rays=16``), for which Hydra would suggest
+    ``+backend.sensors.n_rays``, which its schema refuses too. Checked only where the
+    backend is known (given, or the command's default) and not swept."""
+    from omegaconf import OmegaConf
+
+    from racing_rl.config import default_backend
+
+    group = next((g for g in doc.groups if g.name == "backend"), None)
+    chosen = next((o for o in overrides if o.key_or_group == "backend"), None)
+    if group is None or (chosen is not None and chosen.is_sweep_override()):
+        return
+    backend = str(chosen.value()) if chosen is not None else group.default
+    if backend not in group.options:
+        return  # none (eval: the run's own), or Hydra says the option is unknown
+    keys = {
+        option: OmegaConf.to_container(default_backend(option), resolve=False)
+        for option in group.options
+    }
+    for override in overrides:
+        parts = override.key_or_group.split(".")
+        if parts[0] != "backend" or override.is_add() or override.is_delete():
+            continue
+        node: Any = keys[backend]
+        for depth, part in enumerate(parts[1:], start=2):
+            if isinstance(node, dict) and part in node:
+                node = node[part]
+                continue
+            missing = ".".join(parts[:depth])
+            elsewhere = [o for o in group.options if _has_key(keys[o], parts[1:depth])]
+            close = difflib.get_close_matches(part, sorted(node), n=1) if node else []
+            hint = (
+                f"it is a key of backend={' and '.join(elsewhere)} only. "
+                if elsewhere
+                else (f"did you mean {close[0]}? " if close else "")
+            )
+            raise UsageError(
+                f"{override.input_line}: backend={backend} has no {missing}; {hint}"
+                f"racing-rl {name} backend={backend} --cfg job prints its keys"
+            )
+
+
+def _has_key(node: Any, parts: list[str]) -> bool:
+    for part in parts:
+        if not (isinstance(node, dict) and part in node):
+            return False
+        node = node[part]
+    return True
 
 
 def _check_path(key: str, kind: str, value: object) -> None:

@@ -48,7 +48,11 @@ INVALID = [
     (["backend.name=carla"], "backend.name='carla'; must be one of pygame, roblox"),
     (["backend=roblox", "backend.server.host=0.0.0.0"], "server.host='0.0.0.0'"),
     (["backend=roblox", "backend.observation_size=3"], "observation_size=3"),
-    (["backend=roblox", "n_races=31"], "Lower n_races to 30 or less"),
+    (["backend=roblox", "n_races=31"], "30 or less (more cars_per_race keeps the cars), or"),
+    (  # validation is off already: lowering n_races is the only way
+        ["backend=roblox", "n_races=40", "validation.every=0"],
+        "Lower n_races to 31 or less (more cars_per_race keeps the cars).",
+    ),
     (["backend=roblox", "backend.max_environments=40"], "at most 31 environments apart"),
     # Upper bounds on what allocates, and values that used to train silently.
     (["n_races=100000"], "n_races=100000; must be <= 1_024"),

@@ -118,6 +118,12 @@ def test_version_and_python_m_racing_rl(tmp_path):
             ["train", "sed=3"],
             "racing-rl train: 'sed' is not a key of racing-rl train: did you mean seed?",
         ),
+        # A key the chosen backend lacks (Hydra: +backend.sensors.n_rays=16, refused too).
+        (
+            ["train", "backend=roblox", "backend.sensors.n_rays=16"],
+            "backend=roblox has no backend.sensors; it is a key of backend=pygame only.",
+        ),
+        (["train", "backend.sensors.n_ray=16"], "has no backend.sensors.n_ray; did you mean n_"),
     ],
 )
 def test_a_first_mistake_gets_one_line_exit_2_and_leaves_nothing(args, says, tmp_path):
@@ -132,6 +138,10 @@ def test_keys_groups_appends_and_nested_keys_pass_the_key_check():
     args = ["+extra=1", "algo=sac", "algo.modle=1", "hydra/launcher=joblib", "seed=1"]
     cli.check_arguments("train", args)  # algo.modle: Hydra's to refuse
     cli.check_arguments("emulate", ["sim.sensors.n_rays=16", "~token"])
+    # The chosen backend's own keys; a sweep over backends is Hydra's to compose.
+    cli.check_arguments("train", ["backend=roblox", "backend.server.port=9000"])
+    cli.check_arguments("train", ["backend.sensors.n_rays=16", "backend.track.width=12"])
+    cli.check_arguments("train", ["backend=pygame,roblox", "backend.server.port=9000"])
 
 
 def test_hydra_full_error_shows_the_stack(tmp_path):
