@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -264,8 +264,9 @@ def _train(
     """``train``'s work; updates ``leg`` in run.json as it goes.
 
     With ``backend=roblox`` it starts the bridge that training, validation and the
-    ``RobloxCallback`` share, and stops it however training ends (the environments also
-    stop it when the last of them closes).
+    ``RobloxCallback`` share. However training ends (an error, a refused ``init_from``,
+    Ctrl-C), every environment it opened is closed, then the bridge is stopped: the
+    game's cars leave with their environments.
     """
     check_train_config(cfg)
     try:  # the user's own config may name anything; a loaded run's may not
@@ -276,16 +277,14 @@ def _train(
             "%s (docs/checkpoints.md)",
             err,
         )
-    bridge = None
-    if cfg.backend.name == "roblox":
-        from racing_rl.bridge.training_bridge import TrainingBridge
+    with ExitStack() as opened:  # closed last-in first-out, the bridge last
+        bridge = None
+        if cfg.backend.name == "roblox":
+            from racing_rl.bridge.training_bridge import TrainingBridge
 
-        bridge = TrainingBridge.from_config(backend_config(cfg.backend))
-    try:
-        return _train_on(cfg, run_dir, resume, leg, bridge)
-    finally:
-        if bridge is not None:
-            bridge.close()
+            bridge = TrainingBridge.from_config(backend_config(cfg.backend))
+            opened.callback(bridge.close)
+        return _train_on(cfg, run_dir, resume, leg, bridge, opened)
 
 
 def _train_on(
@@ -294,8 +293,10 @@ def _train_on(
     resume: Checkpoint | None,
     leg: dict[str, Any],
     bridge: TrainingBridge | None,
+    opened: ExitStack,
 ) -> dict[str, Any]:
-    """``_train`` with the Roblox backend's ``bridge`` (None for the simulator)."""
+    """``_train`` with the Roblox backend's ``bridge`` (None for the simulator); the
+    VecEnvs it makes are closed by ``opened``."""
     torch.set_num_threads(cfg.torch_threads)
     train_seeds = track_seeds(cfg.tracks.train)
     track_mix = train_mix(cfg)
@@ -324,6 +325,7 @@ def _train_on(
     )
     gamma = discount(cfg.algo)
     venv = wrap_vec_env(base, cfg.wrappers, gamma=gamma)
+    opened.callback(venv.close)
     if resume is not None:
         resume, model = newest_loadable(run_dir, partial(load_for_resume, cfg, venv=venv))
         leg["resumed_from"] = str(resume.path)
@@ -375,13 +377,8 @@ def _train_on(
         )
     validation = None
     lap_time_limit = cfg.validation.max_steps * cfg.backend.rules.dt
-    kind = cfg.objective
-    if bridge is not None and kind != "return":
-        kind = "return"
-        log.info(
-            "validation in the game ranks checkpoints by mean episode return "
-            "(objective=return): the game sends no lap information"
-        )
+    # In the game, validation ranks by return: the game's own cars send no laps.
+    kind = "return" if bridge is not None else cfg.objective
     run_objective = partial(objective, kind=kind, lap_time_limit=lap_time_limit)
     if cfg.validation.every > 0:
         seeds = track_seeds(cfg.tracks.validation)
@@ -389,10 +386,14 @@ def _train_on(
             eval_env = evaluation_env(cfg, seeds)
         else:  # one more environment in the game, of cars_per_race cars
             eval_env = evaluation_env(cfg, seeds[:1], agents=cfg.cars_per_race, bridge=bridge)
+        opened.callback(eval_env.close)
+        if bridge is not None:
             tick_hz = 1.0 / bridge.tick_period(cfg.backend.rules.dt)
             log.info(
                 "validation in the game: %d cars, each until its first episode ends or "
-                "for at most validation.max_steps=%d ticks (%.0f s at the game's %.1f Hz)",
+                "for at most validation.max_steps=%d ticks (%.0f s at the game's %.1f Hz); "
+                "it ranks checkpoints by mean episode return (objective=return): the "
+                "game sends no lap information",
                 cfg.cars_per_race,
                 cfg.validation.max_steps,
                 cfg.validation.max_steps / tick_hz,
@@ -431,7 +432,6 @@ def _train_on(
             checkpoint = save_checkpoint(model, venv, checkpoints_dir, INTERRUPTED)
             end = {"status": "interrupted", "end_timesteps": model.num_timesteps}
             record_leg(run_dir, {**leg, **end})
-            venv.close()
             left = "Continue" if model.num_timesteps < cfg.total_timesteps else "Finish the run"
             raise TrainingInterrupted(
                 f"Training interrupted by {name} at {model.num_timesteps:,} timesteps; saved "
@@ -453,7 +453,6 @@ def _train_on(
                     run_dir,
                 )
             leg["end_timesteps"] = model.num_timesteps
-            venv.close()
             raise
         seconds = time.perf_counter() - started
         interrupts.saving = True  # from here a signal waits for the run's files
@@ -492,13 +491,11 @@ def _train_on(
             # None if this leg only finished a run that had trained to the end (resume=)
             "env_steps_per_s": trained / seconds if trained else None,
         }
-        if validation is not None:
-            if (run_dir / "best" / "metrics.json").is_file():  # none if stopped before any
-                best = json.loads((run_dir / "best" / "metrics.json").read_text())
-                summary["best"] = best
-                summary["objective"] = {"kind": kind, "value": run_objective(best)}
-            validation.eval_env.close()
-        venv.close()
+        # no best/ if stopped before any validation
+        if validation is not None and (run_dir / "best" / "metrics.json").is_file():
+            best = json.loads((run_dir / "best" / "metrics.json").read_text())
+            summary["best"] = best
+            summary["objective"] = {"kind": kind, "value": run_objective(best)}
         text = json.dumps(summary, indent=2)
         write_atomic(run_dir / "summary.json", lambda tmp: tmp.write_text(text))
         record_leg(run_dir, {**leg, "status": "completed", "end_timesteps": model.num_timesteps})

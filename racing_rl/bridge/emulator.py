@@ -1,6 +1,6 @@
 """A stand-in for the Roblox game: a WebSocket client that races the built-in simulator.
 
-By default it behaves as the real game does (``ROBLOX_GAME.md``, ``docs/roblox.md``):
+By default it behaves as the real game does (``docs/roblox.md``, the game's ``CmdHandler``):
 it connects to ``ws://<host>:<port>/ws/<model_id>``, honours every command, sends rays
 + 3 numbers per car (nitro, speed, is_reverse; the ray count is the simulator's
 ``sensors.n_rays``), sends ``[]`` on every tick without an unfrozen car, respawns a car

@@ -191,11 +191,23 @@ def test_init_from_a_simulator_run_fine_tunes_in_the_game_and_saves(sim_run, tmp
 
 
 def test_init_from_a_run_with_other_sensors_names_the_key(sim_run, tmp_path):
+    """The refusal comes after the size probe spawned cars in the game: the run closes
+    every environment it opened before it ends."""
     port = free_port()
     cfg = roblox_cfg(port, f"init_from={sim_run}")
     game_car = RaceConfig(sensors=SensorConfig(n_rays=16, layout="roblox_car"))
-    with game(port, sim=game_car), pytest.raises(ConfigError, match=r"backend\.sensors\.n_rays"):
-        train(cfg, tmp_path)
+
+    def envids(emulator, command):
+        return {c["envid"] for c in list(emulator.commands) if c["command"] == command}
+
+    with game(port, sim=game_car) as emulator:
+        with pytest.raises(ConfigError, match=r"backend\.sensors\.n_rays"):
+            train(cfg, tmp_path)
+        spawned = envids(emulator, "SPAWN_AGENTS")
+        deadline = time.monotonic() + 10
+        while envids(emulator, "CLOSE") != spawned and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert spawned and envids(emulator, "CLOSE") == spawned
 
 
 def roblox_cfg(port, *overrides):
