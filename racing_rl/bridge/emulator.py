@@ -19,7 +19,10 @@ accumulates until it reaches 1/``tick_hz``, then a tick runs and the accumulator
 reset to zero (so a tick is 4-5 Heartbeats, 12-15 Hz). ``lockstep=True`` steps an
 environment as soon as its ``ACTION`` arrives and answers at once (as fast as the
 server goes: tests and benchmarks); ``ACTION``s that have arrived together are stepped
-in one pass and answered in one frame, as a tick.
+in one pass and answered in one frame, as a tick. On the game's clock a new car's first
+``ACTION`` only sets its inputs and moves nothing, as in the game (its ``CmdHandler``
+updates a car from its second ``ACTION`` on); lock-step applies it, so that a race
+through the bridge is the simulator's, step for step.
 
 Flags turn on the protocol's optional extensions (``info`` with lap metrics, echoed
 ``step``, a hello) and ``Faults`` misbehaves on request. ``racing-rl emulate url=...``
@@ -73,6 +76,9 @@ class _GameEnv:
         self.names = dict(zip(self.env.possible_agents, self.agents, strict=True))
         self.ids = {agent: sim for sim, agent in self.names.items()}
         self.actions = {sim: np.zeros(3) for sim in self.env.possible_agents}
+        # Cars (re)spawned since their last ACTION: the game's first ACTION for a new car
+        # only sets its inputs (CmdHandler's ACTION updates a car from its second on).
+        self.fresh: set[str] = set(self.env.possible_agents)
         self.removed: set[str] = set()
         self.lost: set[str] = set()
         self.acted = False
@@ -93,6 +99,7 @@ class _GameEnv:
             seed=seed, options={"track_seed": track_seed} if new_track else None
         )
         self.actions = {sim: np.zeros(3) for sim in env.possible_agents}
+        self.fresh = set(env.possible_agents)
         return {sim: (obs, 0.0, False, False, {}) for sim, obs in observations.items()}
 
     @staticmethod
@@ -112,6 +119,9 @@ class _GameEnv:
             ended = [sim for sim in observations if terminated[sim] or truncated[sim]]
             if ended:  # the game respawns a car at once; the message carries the new car
                 observations.update(env.env.respawn(ended))
+                env.fresh.update(ended)
+                for sim in ended:
+                    env.actions[sim] = np.zeros(3)
             answers.append(
                 {
                     sim: (
@@ -508,8 +518,14 @@ class Emulator:
             env.acted = True
             env.step = message.get("step") if self.echo_step else None
             for agent, action in data.items():
-                if agent in env.ids:
-                    env.actions[env.ids[agent]] = np.asarray(action, dtype=np.float64)
+                sim = env.ids.get(agent)
+                if sim is None:
+                    continue
+                if sim in env.fresh:
+                    env.fresh.discard(sim)
+                    if not self.lockstep:  # the game's: a new car's first moves nothing
+                        continue
+                env.actions[sim] = np.asarray(action, dtype=np.float64)
             if self.lockstep and not self.frozen:
                 return env
         elif command == p.FREEZE:
@@ -561,6 +577,7 @@ class Emulator:
         if some and env.track_seed is not None:  # the game respawns just these cars
             sims = [env.ids[agent] for agent in agents]
             observations = env.env.respawn(sims)
+            env.fresh.update(sims)
             for sim in sims:
                 env.actions[sim] = np.zeros(3)
             env.last_reset = {

@@ -1,13 +1,16 @@
 """The reward of the observation/action contract, shared by both backends.
 
 For the simulator this module computes it; for Roblox the game does, and this module is
-its reference (tests and docs). Per car and step, as the seed game defines it:
+its reference (tests and docs). Per car and step, with the seed game's terms:
 
     progress  = Δp · 1000              (Δp: progress in laps; × 20 when Δp < 0)
     speed     = (exp(2 · clip(v / v_max, 0, 1)) − 1) · 0.5
-    reward    = progress + speed,  or −10 on the step the episode terminates (a crash)
+    reward    = progress + speed,  or ``crash`` (−10) on the step the episode terminates
 
-Every coefficient is a field of ``RewardConfig`` and set in YAML.
+The game's own end reward differs: −20, on a crash and also when a car is truncated for
+being stuck (its ``CmdHandler.GetReward``); the simulator's is −10 on a crash only, the
+value every default run and benchmark here was trained with. ``backend.reward.crash=-20``
+matches the game's crash. Every coefficient is a field of ``RewardConfig`` and set in YAML.
 """
 
 from __future__ import annotations

@@ -151,6 +151,10 @@ def evaluate(cfg: DictConfig, difficulty: str | None = None) -> dict[str, Any]:
         from racing_rl.bridge.training_bridge import TrainingBridge
 
         bridge = TrainingBridge.from_config(backend_config(backend))
+        log.info(
+            "the game chooses its tracks (the unmodified game has one map and ignores the "
+            "seeds racing-rl suggests): each track_seed row is one episode in the game"
+        )
     try:
         races = _run_rounds(cfg, backend, episode, drivers, seeds, split, follower, bridge)
     finally:

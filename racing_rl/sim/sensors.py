@@ -27,7 +27,10 @@ VERTEX_TOLERANCE = 1e-9
 #: forward ray). The game casts them (x, z) studs = (0, -15)·25, (±8, -15)·25,
 #: (±15, -15)·25, (±15, 0)·10, (0, 15)·5, right before left, and reports each distance
 #: over its own length. The 16 rays are the 8 twice: the first 8 ignore cars, the
-#: last 8 see the cars of their environment.
+#: last 8 see cars. The simulator's see the other cars of the race; the game's skip
+#: every car of the car's own environment and see those of the others (its raycast
+#: filter), and the game casts from 7 studs above the car while it measures from the
+#: car, so that a hit there reads at least 7 studs (docs/roblox.md).
 ROBLOX_CAR_RAYS = (
     (0.0, 1.0),
     (-math.degrees(math.atan2(8, 15)), 17 / 15),

@@ -113,6 +113,32 @@ def test_the_watchdog_counts_ticks_without_an_action_and_a_freeze_only_pauses_it
     assert game.stopped and game.watchdog_shutdowns == 1 and not game.envs
 
 
+@pytest.mark.parametrize("lockstep", [False, True], ids=["game clock", "lock-step"])
+def test_a_new_cars_first_action_moves_it_only_in_lockstep(lockstep):
+    """The game's ACTION sets a car's inputs and updates it from the car's previous
+    ACTION on: a new car's first moves nothing. Lock-step applies it (the simulator's
+    race, step for step)."""
+    game = emu.Emulator("ws://unused", lockstep=lockstep, watchdog_ticks=0)
+    connection = Recorder()
+    drive = frame(p.ACTION, "e0", {"car0": [1.0, 0.0, 0.0]})
+
+    async def play(frames: list[str]) -> None:
+        await game._play(connection, frames)
+        if not lockstep:
+            await game._game_tick(connection)
+
+    def moved_after(frames: list[str]) -> bool:
+        cars = game.envs["e0"].env.world.cars
+        before = cars.position.copy()
+        asyncio.run(play(frames))
+        return bool((cars.position != before).any())
+
+    standing = {"agents": ["car0"], "options": {"spawn": "grid"}}  # a grid start: at rest
+    asyncio.run(play([frame(p.SPAWN_AGENTS, "e0", standing)]))
+    assert moved_after([drive]) is lockstep
+    assert moved_after([drive])
+
+
 def test_each_connection_meets_a_fresh_game():
     """The game cleans up when a connection ends and greets the next with a new command
     handler: no environment of the last connection, nothing frozen, the clock ticking."""
