@@ -165,6 +165,11 @@ def test_eval_records_replays_that_agree_with_metrics(tiny_runs, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert sorted(p.name for p in (out / "replays").iterdir()) == ["track_6.npz"]
     assert "removed 1 replays of an earlier eval" in result.stderr
+    # Without record=true the earlier replays stay, and the log says they are not this one's.
+    result = racing_rl("eval", *again, f"out_dir={out}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sorted(p.name for p in (out / "replays").iterdir()) == ["track_6.npz"]
+    assert "holds 1 replays of an earlier eval, not of this one" in result.stderr
 
 
 def test_a_three_car_race_leaderboard_matches_the_replays(tiny_runs, tmp_path):

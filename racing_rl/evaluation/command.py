@@ -208,12 +208,19 @@ def evaluate(cfg: DictConfig, difficulty: str | None = None) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     text = json.dumps(metrics, indent=2)
     write_atomic(out / "metrics.json", lambda tmp: tmp.write_text(text))
+    stale = set((out / "replays").glob("track_*.npz")) - {Path(r) for r in replays}
     if cfg.record:  # the replays folder is this eval's: an earlier one's would mix in
-        stale = set((out / "replays").glob("track_*.npz")) - {Path(r) for r in replays}
         for path in stale:
             path.unlink()
         if stale:
             log.info("removed %d replays of an earlier eval from %s", len(stale), out / "replays")
+    elif stale:  # kept: nothing asked to remove them, but they are not this eval's
+        log.info(
+            "%s holds %d replays of an earlier eval, not of this one (record=true records "
+            "this eval's and replaces them)",
+            out / "replays",
+            len(stale),
+        )
     metrics["out_dir"] = str(out)
     return metrics
 
