@@ -142,9 +142,7 @@ def test_the_cli_refuses_a_key_appended_with_plus_before_the_run_dir(tmp_path):
         ("backend.car.max_speed=fast", 1, "Value 'fast' of type 'str' could not be converted"),
     ],
 )
-def test_the_cli_refuses_a_typo_or_a_wrong_type_before_the_run_dir(
-    tmp_path, override, code, says
-):
+def test_the_cli_refuses_a_typo_or_a_wrong_type_before_the_run_dir(tmp_path, override, code, says):
     """A typo is the CLI's key check (exit 2, as every first mistake); a wrong type is
     Hydra's, when it composes (exit 1)."""
     run_dir = tmp_path / "run"
