@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -332,6 +333,36 @@ def _checked_info(
     return kept
 
 
+_BARE_NON_FINITE = re.compile(
+    r"(?<=[\[,:])(\s*)(-?)(nan(?:\([a-z]*\))?|inf(?:inity)?)(?=\s*[,\]}])", re.IGNORECASE
+)
+"""A bare non-finite number in a value's place, as other JSON writers than Python's
+spell it (``nan``, ``-nan(ind)``, ``inf``, ``INF``): not JSON, unlike ``NaN``."""
+
+
+def _loads(frame: str) -> Any:
+    """``json.loads``, and once more with bare non-finite numbers spelt as Python's
+    ``NaN`` and ``Infinity`` if it fails: an entry with one is then dropped alone
+    (``non_finite``) instead of every car's of the frame. Python's own spelling parses
+    at the first try; the second is only paid by a frame that fails it.
+
+    Raises:
+        ValueError, RecursionError: as ``json.loads`` on ``frame``.
+    """
+    try:
+        return json.loads(frame)
+    except ValueError as err:
+        spelt = _BARE_NON_FINITE.sub(
+            lambda m: m[1] + ("NaN" if m[3][:1] in "nN" else m[2] + "Infinity"), frame
+        )
+        if spelt == frame:
+            raise
+        try:
+            return json.loads(spelt)
+        except ValueError:
+            raise err from None
+
+
 def decode_game_message(
     frame: str | bytes, observation_size: int | None, known_agents: Container[str]
 ) -> GameFrame | Hello:
@@ -357,7 +388,7 @@ def decode_game_message(
     if isinstance(frame, bytes):
         raise BridgeProtocolError("Binary frame; the protocol uses JSON text frames.")
     try:
-        message = json.loads(frame)
+        message = _loads(frame)
     except (ValueError, RecursionError) as err:  # ValueError: also an integer of > 4300 digits
         raise BridgeProtocolError(f"Invalid JSON ({err!s:.200}): {frame[:80]!r}") from err
     if message == []:  # Roblox's JSONEncode of an empty table

@@ -111,6 +111,22 @@ def test_frames_that_break_the_json_parser_are_refused_whole(frame):
         decode(frame)
 
 
+@pytest.mark.parametrize("spelt", ["nan", "-nan", "-nan(ind)", "NAN", "inf", "-INF", "-Infinity"])
+def test_a_bare_non_finite_number_drops_its_entry_not_the_frame(spelt):
+    """Not JSON, and not Python's NaN: how another JSON writer (Roblox's JSONEncode) may
+    spell one. The entry that holds it is dropped; the frame's other cars are kept."""
+    other = "car_1_env_a"
+    frame = json.dumps({AGENT: entry(obs=[7.0] + [0.5] * 12), other: entry()})
+    frame = frame.replace("[7.0,", f"[{spelt},")
+    decoded = decode(frame, known=(AGENT, other))
+    assert list(decoded.steps) == [other] and list(decoded.dropped["non_finite"]) == [AGENT]
+
+
+def test_a_frame_still_broken_once_non_finite_numbers_are_read_is_refused_whole():
+    with pytest.raises(BridgeProtocolError, match="Invalid JSON"):
+        decode('{"car_0_env_a": {"obs": [nan, oops]}}')
+
+
 def test_without_a_size_the_first_entry_sets_it():
     other = "car_1_env_a"
     frame = decode({AGENT: entry(obs=[0.5] * 19), other: entry()}, size=None, known=(AGENT, other))
