@@ -351,12 +351,13 @@ class TrainingBridge:
     def freeze(self, status: bool) -> None:
         """``FREEZE``: stop (True) or restart (False) the game's physics, in every
         environment. Sent only when the state changes."""
-        with self._lock:
+        with self._lock:  # sent under the lock: no command of another thread (a spawn
+            # after the cached state said "unfrozen") overtakes it on the wire
             if self._frozen == status:
                 return
+            self._send(FREEZE, "", {"status": status})
             self._frozen = status
             self.freezes += 1
-        self._send(FREEZE, "", {"status": status})
 
     def update_collisions(self, status: bool) -> None:
         """``UPDATE_COLLISIONS``: car-car collisions on or off (kept for reconnections)."""

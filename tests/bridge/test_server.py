@@ -238,3 +238,30 @@ def test_the_tick_period_is_the_nominal_one_until_frames_measure_it(bridge):
     measured = bridge.tick_period(1 / 15)
     assert measured == pytest.approx(1 / bridge.server.tick_hz)
     assert 0.01 < measured < 1 / 15
+
+
+def test_no_command_overtakes_the_thaw_that_precedes_it(bridge):
+    """Environments reset in threads, each sending FREEZE false (only once: the state is
+    cached) before its spawn. The second must not send its spawn while the first's FREEZE
+    false is still on its way: a game frozen then would hold the new cars."""
+    sent = []
+
+    def send(command, envid, data, wait=True, **extra):
+        if command == "FREEZE":
+            time.sleep(0.2)  # a slow write, or the thread preempted
+        sent.append(command)
+
+    bridge._send = send
+    bridge._frozen = True
+
+    def reset():
+        bridge.freeze(False)
+        bridge._send("SPAWN_AGENTS", "e", {})
+
+    threads = [threading.Thread(target=reset) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+        time.sleep(0.05)
+    for thread in threads:
+        thread.join(5)
+    assert sent == ["FREEZE", "SPAWN_AGENTS", "SPAWN_AGENTS"]
