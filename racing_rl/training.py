@@ -418,7 +418,9 @@ def _train_on(
 
     started = time.perf_counter()
     start_timesteps = model.num_timesteps
-    with interrupts:
+    # The environments close inside this block (``opened``, which ``_train`` holds too),
+    # however it ends, while the signal handlers still hold a Ctrl-C for the run's files.
+    with interrupts, opened:
         try:
             model.learn(
                 total_timesteps=max(0, cfg.total_timesteps - model.num_timesteps),
@@ -516,6 +518,7 @@ def _train_on(
             )
         else:
             log.info("done: %s timesteps%s", f"{summary['timesteps']:,}", figures)
+        opened.close()  # the environments: a signal meanwhile is held, and read below
         stopped = stopped or interrupts.pending
     if stopped:  # the run is complete; the signal still stops a sweep
         unvalidated = (

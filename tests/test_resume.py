@@ -440,13 +440,17 @@ def test_ctrl_c_during_the_final_save_completes_the_run_and_says_what_was_skippe
     assert leg["status"] == "completed"
 
 
-def test_ctrl_c_while_the_run_s_files_are_written_waits_for_them(tmp_path, monkeypatch):
-    """A signal after the final validation (closing the environments, writing summary.json
-    and run.json) was reported as "while setting up; nothing was saved"."""
+@pytest.mark.parametrize("at", ["files", "closing"])
+def test_ctrl_c_while_the_run_s_files_are_written_waits_for_them(tmp_path, monkeypatch, at):
+    """A signal after the final validation (writing summary.json and run.json, closing
+    the environments) was reported as "while setting up; nothing was saved"."""
     import racing_rl.training as train_module
+    from racing_rl.vec import SimVecEnv
 
-    closing = interrupt_once(train_module.write_atomic)
-    monkeypatch.setattr(train_module, "write_atomic", closing)
+    if at == "files":
+        monkeypatch.setattr(train_module, "write_atomic", interrupt_once(train_module.write_atomic))
+    else:
+        monkeypatch.setattr(SimVecEnv, "close", interrupt_once(SimVecEnv.close))
     with initialize():
         cfg = compose("train", overrides=[*PPO, *QUICK, "validation.every=1000"])
     with pytest.raises(TrainingInterrupted) as raised:
