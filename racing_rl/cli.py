@@ -295,7 +295,8 @@ def _check_backend_keys(name: str, overrides: list[Override], doc: ConfigDoc) ->
     """Refuse an override below ``backend`` that the chosen backend does not have
     (``backend=roblox backend.sensors.n_rays=16``), for which Hydra would suggest
     ``+backend.sensors.n_rays``, which its schema refuses too. Checked only where the
-    backend is known (given, or the command's default) and not swept."""
+    backend is known (given, or the command's default, not a resumed run's own) and not
+    swept."""
     from omegaconf import OmegaConf
 
     from racing_rl.config import default_backend
@@ -304,6 +305,8 @@ def _check_backend_keys(name: str, overrides: list[Override], doc: ConfigDoc) ->
     chosen = next((o for o in overrides if o.key_or_group == "backend"), None)
     if group is None or (chosen is not None and chosen.is_sweep_override()):
         return
+    if any(o.key_or_group == "resume" for o in overrides):
+        return  # the run's own backend, which racing-rl train checks when it loads it
     backend = str(chosen.value()) if chosen is not None else group.default
     if backend not in group.options:
         return  # none (eval: the run's own), or Hydra says the option is unknown

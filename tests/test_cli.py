@@ -134,7 +134,7 @@ def test_a_first_mistake_gets_one_line_exit_2_and_leaves_nothing(args, says, tmp
     assert list(tmp_path.iterdir()) == []  # no nope/, no nope/eval/eval.log, no outputs/
 
 
-def test_keys_groups_appends_and_nested_keys_pass_the_key_check():
+def test_keys_groups_appends_and_nested_keys_pass_the_key_check(tmp_path):
     args = ["+extra=1", "algo=sac", "algo.modle=1", "hydra/launcher=joblib", "seed=1"]
     cli.check_arguments("train", args)  # algo.modle: Hydra's to refuse
     cli.check_arguments("emulate", ["sim.sensors.n_rays=16", "~token"])
@@ -142,6 +142,10 @@ def test_keys_groups_appends_and_nested_keys_pass_the_key_check():
     cli.check_arguments("train", ["backend=roblox", "backend.server.port=9000"])
     cli.check_arguments("train", ["backend.sensors.n_rays=16", "backend.track.width=12"])
     cli.check_arguments("train", ["backend=pygame,roblox", "backend.server.port=9000"])
+    # A resumed run's backend is its own (resume_config checks the keys).
+    (tmp_path / ".hydra").mkdir()
+    (tmp_path / ".hydra" / "config.yaml").write_text("backend: {name: roblox}\n")
+    cli.check_arguments("train", [f"resume={tmp_path}", "backend.server.port=9000"])
 
 
 def test_hydra_full_error_shows_the_stack(tmp_path):

@@ -126,7 +126,8 @@ def default_out(run_dir: Path, checkpoint: str, fmt: str) -> Path:
 
 def output_path(out: str | None, run_dir: Path, checkpoint: str, fmt: str) -> Path:
     """The file an export writes: ``out``, or ``default_out``'s name inside ``out`` when it
-    is a directory (exists as one, ends in ``/``, or has no suffix: ``out=exports``), or
+    is a directory (exists as one, ends in ``/``, or is new and has no suffix:
+    ``out=exports``), or
     ``default_out`` without it.
 
     Raises:
@@ -137,7 +138,7 @@ def output_path(out: str | None, run_dir: Path, checkpoint: str, fmt: str) -> Pa
     if not out:
         return default
     path = Path(out).expanduser()
-    if str(out).endswith(("/", "\\")) or path.is_dir() or not path.suffix:
+    if str(out).endswith(("/", "\\")) or path.is_dir() or not (path.suffix or path.exists()):
         return path / default.name
     other = {suffix: name for name, suffix in FORMATS.items() if name != fmt}
     if path.suffix.lower() in other:

@@ -102,6 +102,9 @@ def test_out_may_name_a_directory_but_not_another_format_s_file(trained_runs, tm
     assert result["path"] == str(tmp_path / "new" / "policy_final.luau")
     result = export(export_cfg(run_dir, "checkpoint=final", f"out={tmp_path}/exports"))
     assert result["path"] == str(tmp_path / "exports" / "policy_final.luau")  # no suffix
+    (tmp_path / "driver").write_text("an older export")  # an existing file: replaced
+    result = export(export_cfg(run_dir, "checkpoint=final", f"out={tmp_path}/driver"))
+    assert result["path"] == str(tmp_path / "driver") and (tmp_path / "driver").stat().st_size > 99
     refused = r"names a \.luau file \(luau\), but format=onnx: name it d\.onnx"
     with pytest.raises(ConfigError, match=refused):
         export(export_cfg(run_dir, "checkpoint=final", "format=onnx", f"out={tmp_path}/d.luau"))
