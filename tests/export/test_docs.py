@@ -13,6 +13,9 @@ DOC = Path(__file__).parents[2] / "docs" / "roblox.md"
 
 def test_the_npc_driver_script_compiles():
     section = DOC.read_text().split("## Drive NPC cars with an exported policy", 1)[1]
-    (script,) = re.findall(r"```lua\n(.*?)```", section, flags=re.DOTALL)
+    # The line the game needs added, and the NPC script.
+    line, script = re.findall(r"```lua\n(.*?)```", section, flags=re.DOTALL)
+    assert 'SetAttribute("TrackReady", true)' in line and "TrackReady" in script
     assert "policy:act(id, observation)" in script and "policy:reset(id)" in script
-    pluau().Lua().load_chunk(script, name="=NpcDrivers")  # compiles; not run
+    for chunk in (line, script):
+        pluau().Lua().load_chunk(chunk, name="=NpcDrivers")  # compiles; not run
