@@ -5,7 +5,8 @@ it connects to ``ws://<host>:<port>/ws/<model_id>``, honours every command, send
 + 3 numbers per car (nitro, speed, is_reverse; the ray count is the simulator's
 ``sensors.n_rays``), sends ``[]`` on every tick without an unfrozen car, respawns a car
 by itself when its episode ends (that frame carries the fresh car's observation and
-reward ``done_reward``), skips frozen cars, closes every environment and goes silent
+reward ``done_reward``), skips frozen cars (a ``FREEZE`` holds the cars that exist
+then; cars spawned later run), closes every environment and goes silent
 after ``watchdog_ticks`` ticks with an unfrozen car and no ``ACTION`` (ticks without
 an unfrozen car pause that count; the connection stays open), warns when more
 environments open than ``max_environments`` (the game's collision groups), and drops
@@ -79,6 +80,9 @@ class _GameEnv:
         # Cars (re)spawned since their last ACTION: the game's first ACTION for a new car
         # only sets its inputs (CmdHandler's ACTION updates a car from its second on).
         self.fresh: set[str] = set(self.env.possible_agents)
+        # FREEZE holds the cars that exist when it arrives; cars spawned later run (the
+        # game's SetupCar makes a car unfrozen). Here per environment: a spawn thaws it.
+        self.frozen = False
         self.removed: set[str] = set()
         self.lost: set[str] = set()
         self.acted = False
@@ -258,6 +262,7 @@ class Emulator:
         self.faults_sent: Counter[str] = Counter()
         """Bad frames sent on purpose (``Faults``), by kind."""
         self.frozen = False
+        """The last ``FREEZE``'s status (it holds the cars that existed then)."""
         self.unresponsive_ticks = 0
         self.collisions = False
         self.envs: dict[str, _GameEnv] = {}
@@ -465,7 +470,7 @@ class Emulator:
     async def _game_tick(self, connection: ClientConnection) -> None:
         """One tick: every unfrozen car's entry (``[]`` if none), then the watchdog."""
         self.ticks += 1
-        envs = [] if self.frozen else list(self.envs.values())
+        envs = [env for env in self.envs.values() if not env.frozen]
         acted = any(env.acted for env in envs)
         for env in envs:
             if env.acted:
@@ -526,12 +531,12 @@ class Emulator:
                     if not self.lockstep:  # the game's: a new car's first moves nothing
                         continue
                 env.actions[sim] = np.asarray(action, dtype=np.float64)
-            if self.lockstep and not self.frozen:
+            if self.lockstep and not env.frozen:
                 return env
         elif command == p.FREEZE:
             self.frozen = bool(data.get("status"))
             for env in self.envs.values():  # no answer is due across a freeze
-                env.reported = False
+                env.reported, env.frozen = False, self.frozen
             if self.frozen and self.lockstep:  # the ticks while frozen
                 await self._send(connection, {})
         elif command == p.UPDATE_COLLISIONS:
@@ -544,7 +549,7 @@ class Emulator:
             self.envs.clear()
         elif command not in (p.PING, p.CREATE_ENV, p.HELLO):
             log.warning("emulator: ignoring command %r for env %r", command, envid)
-        if answer is not None and self.lockstep and not self.frozen:
+        if answer is not None and self.lockstep and not answer.frozen:
             await self._send(connection, self._entries(answer, answer.last_reset))
         return None
 
@@ -573,6 +578,7 @@ class Emulator:
             self._apply_collisions(env)
         env.removed.clear()
         env.lost.difference_update(agents)
+        env.frozen = False  # new cars run, frozen game or not
         env.driven, env.missed = False, 0  # the wait for the new cars is no ACTION's due
         if some and env.track_seed is not None:  # the game respawns just these cars
             sims = [env.ids[agent] for agent in agents]

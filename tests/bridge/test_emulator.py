@@ -139,6 +139,23 @@ def test_a_new_cars_first_action_moves_it_only_in_lockstep(lockstep):
     assert moved_after([drive])
 
 
+def test_a_freeze_holds_the_cars_that_exist_and_new_cars_run():
+    """The game's FREEZE anchors the cars it has; SetupCar makes a new car unfrozen."""
+    game = emu.Emulator("ws://unused", lockstep=False, watchdog_ticks=0)
+    connection = Recorder()
+
+    async def play(frames: list[str]) -> None:
+        await game._play(connection, frames)
+        await game._game_tick(connection)
+
+    asyncio.run(play([frame(p.SPAWN_AGENTS, "e0", {"agents": ["a0"]})]))
+    freeze = frame(p.FREEZE, "", {"status": True})
+    asyncio.run(play([freeze, frame(p.SPAWN_AGENTS, "e1", {"agents": ["b0"]})]))
+    assert list(connection.sent[-1]) == ["b0"]  # a0 frozen, b0 spawned after: running
+    asyncio.run(play([frame(p.FREEZE, "", {"status": False})]))
+    assert sorted(connection.sent[-1]) == ["a0", "b0"]
+
+
 def test_each_connection_meets_a_fresh_game():
     """The game cleans up when a connection ends and greets the next with a new command
     handler: no environment of the last connection, nothing frozen, the clock ticking."""
