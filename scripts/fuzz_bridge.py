@@ -112,7 +112,8 @@ def fuzz(frames: int, timeout: float, run_dir: Path) -> dict:
         f"hydra.run.dir={run_dir}",
     ]
     faults = Faults(flood=FLOOD, inject={m: "oversized" for m in (50, messages // 2)})
-    emulator = Emulator(f"ws://127.0.0.1:{port}/ws/fuzz", faults=faults).start()
+    url = f"ws://127.0.0.1:{port}/ws/fuzz"
+    emulator = Emulator(url, lockstep=True, faults=faults).start()  # as fast as training
     started = time.monotonic()
     trainer = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     rss_before = rss_after = math.nan

@@ -147,7 +147,8 @@ class Emulator:
     Args:
         url: the server's ``ws://host:port/ws/<model_id>``.
         sim: the simulator's settings (tracks, cars, sensors, rules, rewards).
-        lockstep: step on each ``ACTION`` (True) or tick on the game's clock (False).
+        lockstep: step on each ``ACTION`` (True: tests, benchmarks) or tick on the game's
+            clock (False, the default: the game).
         tick_hz: the game's tick rate before its accumulator reset (its ``MaxFPS``) [Hz].
         heartbeat_hz: the game engine's frame rate (Roblox's Heartbeat) [Hz].
         token: sent as ``Authorization: Bearer <token>``.
@@ -186,7 +187,7 @@ class Emulator:
         url: str,
         sim: RaceConfig | None = None,
         *,
-        lockstep: bool = True,
+        lockstep: bool = False,
         tick_hz: float = 15.0,
         heartbeat_hz: float = 60.0,
         token: str | None = None,
