@@ -297,52 +297,55 @@ def _check_backend_keys(name: str, overrides: list[Override], doc: ConfigDoc) ->
     ``+backend.sensors.n_rays``, which its schema refuses too. Checked only where the
     backend is known (given, or the command's default, not a resumed run's own) and not
     swept."""
-    from omegaconf import OmegaConf
-
-    from racing_rl.config import default_backend
-
+    below = [
+        o
+        for o in overrides
+        if o.key_or_group.startswith("backend.") and not (o.is_add() or o.is_delete())
+    ]
     group = next((g for g in doc.groups if g.name == "backend"), None)
     chosen = next((o for o in overrides if o.key_or_group == "backend"), None)
-    if group is None or (chosen is not None and chosen.is_sweep_override()):
+    if not below or group is None or (chosen is not None and chosen.is_sweep_override()):
         return
     if any(o.key_or_group == "resume" for o in overrides):
         return  # the run's own backend, which racing-rl train checks when it loads it
     backend = str(chosen.value()) if chosen is not None else group.default
     if backend not in group.options:
         return  # none (eval: the run's own), or Hydra says the option is unknown
+    from omegaconf import OmegaConf
+
+    from racing_rl.config import default_backend
+
     keys = {
         option: OmegaConf.to_container(default_backend(option), resolve=False)
         for option in group.options
     }
-    for override in overrides:
-        parts = override.key_or_group.split(".")
-        if parts[0] != "backend" or override.is_add() or override.is_delete():
+    for override in below:
+        parts = override.key_or_group.split(".")[1:]
+        found, node = _walk(keys[backend], parts)
+        if found == len(parts):
             continue
-        node: Any = keys[backend]
-        for depth, part in enumerate(parts[1:], start=2):
-            if isinstance(node, dict) and part in node:
-                node = node[part]
-                continue
-            missing = ".".join(parts[:depth])
-            elsewhere = [o for o in group.options if _has_key(keys[o], parts[1:depth])]
-            close = difflib.get_close_matches(part, sorted(node), n=1) if node else []
-            hint = (
-                f"it is a key of backend={' and '.join(elsewhere)} only. "
-                if elsewhere
-                else (f"did you mean {close[0]}? " if close else "")
-            )
-            raise UsageError(
-                f"{override.input_line}: backend={backend} has no {missing}; {hint}"
-                f"racing-rl {name} backend={backend} --cfg job prints its keys"
-            )
+        known = parts[: found + 1]
+        elsewhere = [o for o in group.options if _walk(keys[o], known)[0] == len(known)]
+        close = difflib.get_close_matches(known[-1], sorted(node), n=1) if node else []
+        hint = (
+            f"it is a key of backend={' and '.join(elsewhere)} only. "
+            if elsewhere
+            else (f"did you mean {close[0]}? " if close else "")
+        )
+        raise UsageError(
+            f"{override.input_line}: backend={backend} has no backend.{'.'.join(known)}; "
+            f"{hint}racing-rl {name} backend={backend} --cfg job prints its keys"
+        )
 
 
-def _has_key(node: Any, parts: list[str]) -> bool:
-    for part in parts:
+def _walk(node: Any, parts: list[str]) -> tuple[int, dict]:
+    """How many of ``parts`` lead down the nested dicts ``node``, and the last dict
+    reached (empty past a value)."""
+    for found, part in enumerate(parts):
         if not (isinstance(node, dict) and part in node):
-            return False
+            return found, node if isinstance(node, dict) else {}
         node = node[part]
-    return True
+    return len(parts), node if isinstance(node, dict) else {}
 
 
 def _check_path(key: str, kind: str, value: object) -> None:

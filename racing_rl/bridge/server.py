@@ -7,11 +7,11 @@ the same one while the first is open is closed (code 1013, try again later). Fra
 are validated on arrival (``racing_rl.bridge.protocol``): a bad frame is logged with
 its reason and dropped, a bad entry is dropped alone (counted per kind in
 ``dropped``), ``[]`` is counted as an empty tick (``empty_ticks``), and the
-connection stays up. The arrival times of frames
-give the game's tick rate (``tick_hz``); the first entry gives its observation size
-when none is configured. A frame over ``max_message_bytes`` makes ``websockets`` close
-the connection (code 1009); the game reconnects. After ``ping_after`` of silence the
-server sends ``PING`` (the game drops a connection after 20 s without a message).
+connection stays up. The arrival times of frames give the game's tick rate
+(``tick_hz``); the first entry gives its observation size when none is configured. A
+frame over ``max_message_bytes`` makes ``websockets`` close the connection (code 1009);
+the game reconnects. After ``ping_after`` of silence the server sends ``PING`` (the
+game drops a connection after 20 s without a message).
 
 Threads: the server's event loop runs in its own thread. The training thread talks to it
 only through ``send`` (``asyncio.run_coroutine_threadsafe``) and the ``Inbox``, a

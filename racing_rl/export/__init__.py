@@ -127,8 +127,7 @@ def default_out(run_dir: Path, checkpoint: str, fmt: str) -> Path:
 def output_path(out: str | None, run_dir: Path, checkpoint: str, fmt: str) -> Path:
     """The file an export writes: ``out``, or ``default_out``'s name inside ``out`` when it
     is a directory (exists as one, ends in ``/``, or is new and has no suffix:
-    ``out=exports``), or
-    ``default_out`` without it.
+    ``out=exports``), or ``default_out`` without it.
 
     Raises:
         ConfigError: if ``out``'s suffix is another format's (``.luau`` with
