@@ -31,7 +31,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar, get_type_hints
+from typing import TYPE_CHECKING, Any, TypeVar, get_origin, get_type_hints
 
 from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
@@ -383,10 +383,17 @@ def schema(cls: type) -> DictConfig:
 
 
 def _writable(node: DictConfig) -> None:
+    """Make ``node`` writable, and its mapping fields (``dict[K, V]``, e.g. ``faults.inject``)
+    open to new keys of their key type, which Hydra's struct mode would refuse."""
     OmegaConf.set_readonly(node, None)  # None: inherit, i.e. writable at the root
     for key in node:
-        if not OmegaConf.is_missing(node, key) and isinstance(node[key], DictConfig):
-            _writable(node[key])
+        child = node._get_node(key)
+        if not isinstance(child, DictConfig):
+            continue
+        if get_origin(child._metadata.ref_type) is dict:
+            OmegaConf.set_struct(child, False)
+        elif not OmegaConf.is_missing(node, key):
+            _writable(child)
 
 
 def backend_schema(name: str) -> DictConfig:

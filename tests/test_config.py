@@ -75,6 +75,7 @@ COMMANDS_FAIL_AT_COMPOSE = [
     ("emulate", ["tick_hz=fast"], "tick_hz"),
     ("emulate", ["lockstep=maybe"], "lockstep"),
     ("emulate", ["faults.drop_after=soon"], "faults.drop_after"),
+    ("emulate", ["faults.inject={soon:oversized}"], "faults.inject.soon"),
     ("replay", ["path=x.npz", "speed=fast"], "speed"),
     ("export", ["run_dir=r", "format=[luau]"], "format"),
 ]
@@ -312,6 +313,14 @@ def test_experiment_race_sees_the_car_beside_it_on_the_grid():
     assert seen.any() and not seen[race.sensors.n_rays // 2 :].any()  # on its left only
     plain = backend_config(default.backend)
     np.testing.assert_array_equal(second_car_rays(plain, True), second_car_rays(plain, False))
+
+
+def test_a_mapping_key_takes_new_keys_of_its_key_type():
+    # Hydra's struct mode refused every new key of a dict[int, str] field ("Key '5' is not in
+    # struct"), so faults.inject could not be set from the command line.
+    with initialize():
+        cfg = compose("emulate", overrides=["faults.inject={5:oversized,17:nan}"])
+    assert OmegaConf.to_container(cfg.faults.inject) == {5: "oversized", 17: "nan"}
 
 
 def test_a_backend_error_names_the_group_s_own_path():
