@@ -31,6 +31,8 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from racing_rl.evaluation.tables import markdown_table
+
 #: Report columns: (header, Job attribute, format of a number).
 COLUMNS = (
     ("job", "name", ""),
@@ -153,10 +155,8 @@ def markdown(jobs: Sequence[Job], shared: Sequence[str], sweep_dir: Path) -> str
     done = sum(j.status == "completed" for j in jobs)
     out.write(f"{len(jobs)} jobs, {done} completed. ")
     out.write(f"Shared overrides: `{' '.join(shared)}`\n\n" if shared else "\n\n")
-    out.write("| " + " | ".join(h for h, _, _ in COLUMNS) + " |\n")
-    out.write("|" + "|".join("---" for _ in COLUMNS) + "|\n")
-    for job in jobs:
-        out.write("| " + " | ".join(_cell(getattr(job, a), f) for _, a, f in COLUMNS) + " |\n")
+    rows = ([_cell(getattr(job, a), f) for _, a, f in COLUMNS] for job in jobs)
+    out.write(markdown_table([h for h, _, _ in COLUMNS], rows) + "\n")
     failed = [j for j in jobs if j.status != "completed"]
     if failed:
         out.write("\nJobs that did not complete:\n\n")

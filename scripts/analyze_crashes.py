@@ -58,7 +58,7 @@ from omegaconf import OmegaConf
 from racing_rl import config_dir
 from racing_rl.checkpoints.runs import load_run_config
 from racing_rl.config import parse, track_seeds
-from racing_rl.evaluation.tables import format_table
+from racing_rl.evaluation.tables import format_table, markdown_table
 from racing_rl.replay import Replay, load_replay
 from racing_rl.sim.car import CarConfig
 
@@ -385,14 +385,11 @@ def rows(failures: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return table
 
 
-def markdown_table(table: Sequence[dict[str, Any]]) -> str:
-    """``table`` (rows of equal keys) as a Markdown table."""
+def markdown(table: Sequence[dict[str, Any]]) -> str:
+    """``table`` (rows of equal keys) as a Markdown table; "" for no rows."""
     if not table:
         return ""
-    heads = list(table[0])
-    lines = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
-    lines += ["| " + " | ".join(str(row[h]) for h in heads) + " |" for row in table]
-    return "\n".join(lines)
+    return markdown_table(list(table[0]), ([row[h] for h in table[0]] for row in table))
 
 
 def summary_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
@@ -511,9 +508,9 @@ def main() -> None:
     )
     table, summary = rows(result["failures"]), summary_rows(result["summary"])
     if args.markdown:
-        print(markdown_table(table) or "(no failures)")
+        print(markdown(table) or "(no failures)")
         print()
-        print(markdown_table(summary))
+        print(markdown(summary))
     else:
         print(format_table(table, list(table[0])) if table else "(no failures)")
         print()

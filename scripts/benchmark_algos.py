@@ -72,6 +72,7 @@ from racing_rl.checkpoints.runs import load_run_config
 from racing_rl.config import initialize, track_seeds
 from racing_rl.errors import RacingRLError
 from racing_rl.evaluation.command import SCRIPTED, evaluate
+from racing_rl.evaluation.tables import markdown_table
 from racing_rl.provenance import environment_record
 
 ALGOS = ("ppo", "sac", "td3", "recurrent_ppo")
@@ -336,11 +337,15 @@ def markdown(rows: Sequence[dict[str, Any]], baseline: dict[str, Any]) -> str:
     """The results table: a row per run (seed), the mean and the worst per driver, and the
     scripted driver."""
     head = ["driver", "seed", "timesteps", *(c[2] for c in COLUMNS)]
-    lines = ["| " + " | ".join(head) + " |", "|---|---:|" + "---:|" * (len(head) - 2)]
+    table: list[list[str]] = []
 
-    def line(driver: str, seed: str, timesteps: str, values: Sequence[float]) -> str:
-        cells = [cell(v, c[3]) for v, c in zip(values, COLUMNS, strict=True)]
-        return "| " + " | ".join([driver, seed, timesteps, *cells]) + " |"
+    def line(driver: str, seed: str, timesteps: str, values: Sequence[float]) -> list[str]:
+        return [
+            driver,
+            seed,
+            timesteps,
+            *(cell(v, c[3]) for v, c in zip(values, COLUMNS, strict=True)),
+        ]
 
     labels = list(dict.fromkeys(row["label"] for row in rows))
     for label in labels:
@@ -348,13 +353,13 @@ def markdown(rows: Sequence[dict[str, Any]], baseline: dict[str, Any]) -> str:
         for row in group:
             steps = f"{row['timesteps']:,}" if row.get("timesteps") else "–"
             values = [row[name][key] for name, key, *_ in COLUMNS]
-            lines.append(line(label, str(row["seed"]), steps, values))
+            table.append(line(label, str(row["seed"]), steps, values))
         if len(group) > 1:
             means, worst = aggregate(group)
-            lines.append(line(f"**{label}: mean**", "", "", means))
-            lines.append(line(f"**{label}: worst**", "", "", worst))
-    lines.append(line("scripted driver", "–", "–", scripted_figures(rows, baseline)))
-    return "\n".join(lines) + "\n"
+            table.append(line(f"**{label}: mean**", "", "", means))
+            table.append(line(f"**{label}: worst**", "", "", worst))
+    table.append(line("scripted driver", "–", "–", scripted_figures(rows, baseline)))
+    return markdown_table(head, table, right=range(1, len(head))) + "\n"
 
 
 def scripted_win_rate(race: dict[str, float]) -> float:

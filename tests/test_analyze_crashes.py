@@ -126,7 +126,7 @@ def test_analyze_counts_every_car_and_compares_failed_with_clean_tracks(crashes,
     assert summary["by_cause"] == {"wall": 1} and summary["by_side"] == {"outside": 1}
     assert summary["tracks_with_failure"]["tracks"] == summary["tracks_without"]["tracks"] == 1
     assert [f["cause"] for f in result["failures"]] == ["wall"]
-    assert "| track | car | cause |" in crashes.markdown_table(crashes.rows(result["failures"]))
+    assert "| track | car | cause |" in crashes.markdown(crashes.rows(result["failures"]))
 
 
 def test_the_script_evaluates_a_run_with_replays_and_ends_with_one_json_line(

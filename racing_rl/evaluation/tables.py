@@ -1,8 +1,9 @@
-"""Results as plain-text tables: ``racing-rl eval``'s, ``play``'s and the scripts'."""
+"""Results as tables: plain text (``racing-rl eval``'s, ``play``'s and the scripts') and
+Markdown (``racing-rl report``'s and the scripts' ``docs/`` tables)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 
@@ -16,6 +17,31 @@ def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
     widths = [max(len(c), *(len(r[i]) for r in body)) for i, c in enumerate(columns)]
     lines = ["  ".join(c.rjust(w) for c, w in zip(columns, widths, strict=True))]
     lines += ["  ".join(v.rjust(w) for v, w in zip(r, widths, strict=True)) for r in body]
+    return "\n".join(lines)
+
+
+def markdown_table(
+    head: Sequence[str], rows: Iterable[Sequence[Any]], right: Collection[int] = ()
+) -> str:
+    """A Markdown (GitHub pipe) table, without a trailing newline.
+
+    Args:
+        head: the column headers.
+        rows: one sequence of cells per row, as many as ``head``; each cell is ``str()``-ed.
+        right: the indices of the columns aligned right (``---:``); the others align left.
+
+    Raises:
+        ValueError: if a row has more or fewer cells than ``head``.
+    """
+    lines = [
+        "| " + " | ".join(head) + " |",
+        "|" + "".join("---:|" if i in right else "---|" for i in range(len(head))),
+    ]
+    for row in rows:
+        cells = [str(c) for c in row]
+        if len(cells) != len(head):
+            raise ValueError(f"a row of {len(cells)} cells in a table of {len(head)} columns")
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

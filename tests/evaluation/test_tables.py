@@ -2,7 +2,13 @@
 
 import pytest
 
-from racing_rl.evaluation.tables import fixed, format_table, race_tables, tracks_phrase
+from racing_rl.evaluation.tables import (
+    fixed,
+    format_table,
+    markdown_table,
+    race_tables,
+    tracks_phrase,
+)
 
 
 @pytest.mark.parametrize(
@@ -46,3 +52,10 @@ def test_tables_print_no_negative_zero():
 )
 def test_tracks_are_named_by_their_split_or_their_seeds(seeds, split, difficulty, phrase):
     assert tracks_phrase(list(seeds), split, difficulty) == phrase
+
+
+def test_a_markdown_table_aligns_the_columns_asked_and_refuses_a_ragged_row():
+    table = markdown_table(["driver", "laps"], [["ppo", 0.97], ["sac", 1]], right=[1])
+    assert table == "| driver | laps |\n|---|---:|\n| ppo | 0.97 |\n| sac | 1 |"
+    with pytest.raises(ValueError, match="a row of 1 cells in a table of 2 columns"):
+        markdown_table(["driver", "laps"], [["ppo"]])
