@@ -21,7 +21,7 @@ from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.type_aliases import TrainFrequencyUnit
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize, sync_envs_normalization
 
-from racing_rl.checkpoints.saving import save_checkpoint, save_model_files, write_atomic
+from racing_rl.checkpoints.saving import save_checkpoint, save_model_files, write_json
 from racing_rl.errors import BridgeError
 from racing_rl.evaluation.episodes import run_episodes
 from racing_rl.evaluation.results import lap_figures, summarize
@@ -303,10 +303,10 @@ class ValidationCallback(PeriodicCallback):
                 self.pause()
             self.best = self.objective(metrics)
             self.best_dir.mkdir(parents=True, exist_ok=True)
-            record = json.dumps({**metrics, "timesteps": int(self.num_timesteps)}, indent=2)
+            record = {**metrics, "timesteps": int(self.num_timesteps)}
             with self.hold():
                 save_model_files(self.model, self.training_env, self.best_dir)
-                write_atomic(self.best_dir / "metrics.json", lambda tmp: tmp.write_text(record))
+                write_json(self.best_dir / "metrics.json", record)
         self.validations += 1
         if self.video is not None and self.validations % self.video.every == 0:
             self.video.log(self.model, self.training_env, self.logger, self.num_timesteps)

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 OBJECTIVES = ("laps", "return")
 
 
-def objective(metrics: Mapping[str, float], kind: str, lap_time_limit: float) -> float:
+def objective(metrics: Mapping[str, float | None], kind: str, lap_time_limit: float) -> float:
     """One float to maximise, from validation metrics.
 
     ``laps``: ``c − t / (T · (n + 1))`` with ``c`` the lap-completion rate over ``n``
@@ -28,7 +28,8 @@ def objective(metrics: Mapping[str, float], kind: str, lap_time_limit: float) ->
 
     Args:
         metrics: ``racing_rl.evaluation.results.summarize`` output (``lap_completion_rate``,
-            ``mean_lap_time_s``, ``mean_return``, ``episodes``).
+            ``mean_lap_time_s``, ``mean_return``, ``episodes``), or the same read back
+            from a ``metrics.json``, where a mean lap time of no lap is ``null``.
         kind: ``laps`` or ``return``.
         lap_time_limit: ``T`` in seconds (validation.max_steps × the step length).
 
@@ -40,7 +41,7 @@ def objective(metrics: Mapping[str, float], kind: str, lap_time_limit: float) ->
     if kind != "laps":
         raise ValueError(f"Unknown objective {kind!r}; choose one of {', '.join(OBJECTIVES)}.")
     lap_time = metrics["mean_lap_time_s"]
-    if math.isnan(lap_time):
+    if lap_time is None or math.isnan(lap_time):  # no lap: NaN, or null in metrics.json
         lap_time = lap_time_limit
     tie_break = min(lap_time, lap_time_limit) / lap_time_limit / (metrics["episodes"] + 1)
     return float(metrics["lap_completion_rate"] - tie_break)

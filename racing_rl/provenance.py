@@ -14,7 +14,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from racing_rl.checkpoints.saving import write_atomic
+from racing_rl.checkpoints.saving import write_json
 
 log = logging.getLogger(__name__)
 
@@ -119,8 +119,7 @@ def record_leg(run_dir: Path, leg: dict[str, Any]) -> None:
                 old["status"] = "killed"
                 old["killed_noticed_at"] = leg.get("started_at")
         legs.append(leg)
-    text = json.dumps(record, indent=2)
-    write_atomic(path, lambda tmp: tmp.write_text(text))
+    write_json(path, record)
 
 
 def _same_leg(a: Any, b: dict[str, Any]) -> bool:

@@ -49,7 +49,12 @@ from racing_rl.checkpoints.runs import (
     newest_loadable,
     resume_config,
 )
-from racing_rl.checkpoints.saving import save_checkpoint, save_model_files, write_atomic
+from racing_rl.checkpoints.saving import (
+    save_checkpoint,
+    save_model_files,
+    write_atomic,
+    write_json,
+)
 from racing_rl.checks import check_train_config
 from racing_rl.config import backend_config, track_seeds, train_mix
 from racing_rl.errors import CheckpointError, ConfigError, TrainingInterrupted
@@ -498,8 +503,7 @@ def _train_on(
             best = json.loads((run_dir / "best" / "metrics.json").read_text())
             summary["best"] = best
             summary["objective"] = {"kind": kind, "value": run_objective(best)}
-        text = json.dumps(summary, indent=2)
-        write_atomic(run_dir / "summary.json", lambda tmp: tmp.write_text(text))
+        write_json(run_dir / "summary.json", summary)
         record_leg(run_dir, {**leg, "status": "completed", "end_timesteps": model.num_timesteps})
         best = summary.get("best")
         if not best:

@@ -41,12 +41,11 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -57,6 +56,7 @@ from omegaconf import OmegaConf
 
 from racing_rl import config_dir
 from racing_rl.checkpoints.runs import load_run_config
+from racing_rl.checkpoints.saving import strict_json
 from racing_rl.config import parse, track_seeds
 from racing_rl.evaluation.tables import format_table, markdown_table
 from racing_rl.replay import Replay, load_replay
@@ -458,22 +458,6 @@ def load_replays(directory: Path) -> list[Replay]:
     return [load_replay(path) for path in paths]
 
 
-def json_line(report: Mapping[str, Any]) -> str:
-    """``report`` as one line of strict JSON: a figure that is not finite (NaN, the median
-    of no values; an infinity) becomes ``null``, as JSON has no NaN."""
-
-    def finite(value: Any) -> Any:
-        if isinstance(value, float):
-            return value if math.isfinite(value) else None
-        if isinstance(value, Mapping):
-            return {key: finite(v) for key, v in value.items()}
-        if isinstance(value, (list, tuple)):
-            return [finite(v) for v in value]
-        return value
-
-    return json.dumps(finite(report), allow_nan=False)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dir", type=Path, help="the run (its config gives the car's grip)")
@@ -515,7 +499,7 @@ def main() -> None:
         print(format_table(table, list(table[0])) if table else "(no failures)")
         print()
         print(format_table(summary, ["figure", "value"]))
-    print(json_line({"run_dir": str(args.run_dir), "replays": str(replays_dir), **result}))
+    print(strict_json({"run_dir": str(args.run_dir), "replays": str(replays_dir), **result}))
 
 
 if __name__ == "__main__":

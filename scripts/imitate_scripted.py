@@ -36,7 +36,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import time
@@ -51,7 +50,7 @@ from stable_baselines3.common.vec_env import VecNormalize
 from racing_rl.algos import discount
 from racing_rl.checkpoints.loading import load_model
 from racing_rl.checkpoints.runs import load_run_config
-from racing_rl.checkpoints.saving import save_model_files
+from racing_rl.checkpoints.saving import save_model_files, strict_json, write_json
 from racing_rl.config import track_seeds, train_mix
 from racing_rl.drivers.pure_pursuit import TUNINGS, PurePursuitDriver
 from racing_rl.errors import ConfigError, RacingRLError
@@ -193,7 +192,7 @@ def imitate(
         venv.training = False
     (run_dir / "best").mkdir(exist_ok=True)
     save_model_files(model, venv, run_dir / "best")
-    (run_dir / "imitation.json").write_text(json.dumps(history, indent=2))
+    write_json(run_dir / "imitation.json", history)
     venv.close()
     return history
 
@@ -226,7 +225,7 @@ def main() -> None:
     except KeyboardInterrupt:
         log.error("interrupted: nothing was written (the student is written at the end)")
         sys.exit(130)
-    print(json.dumps({"run_dir": str(args.run_dir), "iterations": history}))
+    print(strict_json({"run_dir": str(args.run_dir), "iterations": history}))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 and the scripts under scripts/ loaded as modules."""
 
 import importlib.util
+import json
 import signal
 import subprocess
 import sys
@@ -64,3 +65,13 @@ def load_script(name: str) -> ModuleType:
     sys.modules[name] = module  # the importlib recipe: dataclasses look their module up
     spec.loader.exec_module(module)
     return module
+
+
+def strict_json(text: str) -> object:
+    """``json.loads`` of ``text``, refusing ``NaN`` and ``Infinity``, which are not JSON
+    (RFC 8259) though Python writes and reads them."""
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import math
 import sys
 from dataclasses import replace
 from types import ModuleType
 
 import numpy as np
 import pytest
-from runs import load_script
+from runs import load_script, strict_json
 
 from racing_rl.config import default_backend
 from racing_rl.evaluation.races import run_races
@@ -139,7 +137,7 @@ def test_the_script_evaluates_a_run_with_replays_and_ends_with_one_json_line(
     crashes.main()  # in this process; the evaluation is a racing-rl eval subprocess
     stdout = capfd.readouterr().out
     lines = stdout.strip().splitlines()
-    report = json.loads(lines[-1], parse_constant=reject_non_json)
+    report = strict_json(lines[-1])
     assert sorted(p.name for p in (out / "replays").iterdir()) == [
         "track_3000000.npz",
         "track_3000001.npz",
@@ -148,7 +146,7 @@ def test_the_script_evaluates_a_run_with_replays_and_ends_with_one_json_line(
     assert summary["cars"] == 2 and summary["finished"] + summary["failures"] == 2
     assert len(report["failures"]) == summary["failures"]
     assert "cars finished / raced" in stdout
-    metrics = json.loads((out / "metrics.json").read_text())
+    metrics = strict_json((out / "metrics.json").read_text())
     assert metrics["episodes"] == 2 and metrics["difficulty"] == "default"
     # The analysis of the recorded replays agrees with the evaluation's own figures.
     assert summary["finished"] == round(metrics["lap_completion_rate"] * 2)
@@ -158,18 +156,3 @@ def test_the_script_evaluates_a_run_with_replays_and_ends_with_one_json_line(
     # --replays reads the same files again, without evaluating.
     replays = crashes.load_replays(out / "replays")
     assert crashes.analyze(replays, CAR)["failures"] == report["failures"]
-
-
-def reject_non_json(constant: str) -> None:
-    """``json.loads``'s ``parse_constant``: NaN and Infinity are no JSON."""
-    raise ValueError(f"{constant} is not JSON")
-
-
-def test_the_json_line_writes_null_for_figures_that_are_not_finite(crashes):
-    report = {"median": math.nan, "by_track": [math.inf, 1.5], "group": {"obstacles": -math.inf}}
-    line = crashes.json_line(report)
-    assert json.loads(line, parse_constant=reject_non_json) == {
-        "median": None,
-        "by_track": [None, 1.5],
-        "group": {"obstacles": None},
-    }

@@ -3,6 +3,7 @@
 import base64
 import contextlib
 import json
+import math
 import pickle
 import shutil
 import zipfile
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 from hydra import compose
 from omegaconf import OmegaConf
-from runs import TINY, racing_rl
+from runs import TINY, racing_rl, strict_json
 from stable_baselines3 import PPO, SAC
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
@@ -30,7 +31,7 @@ from racing_rl.checkpoints.loading import (
     load_replay_buffer,
 )
 from racing_rl.checkpoints.runs import load_run_config, newest_loadable
-from racing_rl.checkpoints.saving import save_checkpoint, save_replay_buffer
+from racing_rl.checkpoints.saving import save_checkpoint, save_replay_buffer, write_json
 from racing_rl.config import initialize
 from racing_rl.errors import CheckpointError
 from racing_rl.training import train
@@ -348,3 +349,17 @@ def test_a_memory_optimised_replay_buffer_round_trips_with_its_last_next_observa
     assert load_replay_buffer(fresh, tmp_path)
     for key in ("observations", "actions", "rewards", "dones"):
         assert np.array_equal(getattr(fresh.replay_buffer, key), getattr(model.replay_buffer, key))
+
+
+def test_json_files_are_strict_json_with_null_for_a_figure_that_is_not_finite(tmp_path):
+    # json.dumps writes NaN as a bare token that JavaScript, jq and most JSON readers refuse.
+    value = {"mean_lap_time_s": math.nan, "tracks": [(math.inf, 1.5)], "best": {"x": -math.inf}}
+    write_json(tmp_path / "metrics.json", value)
+    assert strict_json((tmp_path / "metrics.json").read_text()) == {
+        "mean_lap_time_s": None,
+        "tracks": [[None, 1.5]],
+        "best": {"x": None},
+    }
+    with pytest.raises(TypeError):
+        write_json(tmp_path / "metrics.json", {"x": object()})
+    assert strict_json((tmp_path / "metrics.json").read_text())["tracks"] == [[None, 1.5]]

@@ -15,7 +15,7 @@ import torch
 import tqdm
 from hydra import compose
 from omegaconf import OmegaConf
-from runs import racing_rl
+from runs import racing_rl, strict_json
 
 from racing_rl import config_dir
 from racing_rl.checkpoints.layout import resolve_model
@@ -61,6 +61,7 @@ def test_summarize_without_any_lap_reports_nan_lap_times():
     assert math.isnan(metrics["mean_lap_time_s"]) and math.isnan(metrics["best_lap_time_s"])
     # The logs leave the NaN out ("mean lap nan s" said nothing).
     assert lap_figures(metrics) == "lap completion 0%"
+    assert lap_figures({**metrics, "mean_lap_time_s": None}) == "lap completion 0%"  # read back
     laps = summarize([episode(True, 20.0), episode(True, 22.0), episode(False, crashed=True)])
     assert lap_figures(laps) == "lap completion 67%, mean lap 21.00 s"
 
@@ -120,7 +121,7 @@ def assert_metrics_agree_with_replays(metrics: dict) -> None:
         if row["finished"]:
             assert row["lap_time"] == laps[0]
         else:
-            assert math.isnan(row["lap_time"])
+            assert row["lap_time"] is None  # NaN, written as JSON's null
         assert row["crashed"] == bool(replay.terminated[-1, 0])
         assert row["length"] == replay.n_steps
         assert row["progress"] == replay.progress[-1, 0]
@@ -150,7 +151,7 @@ def test_eval_records_replays_that_agree_with_metrics(tiny_runs, tmp_path):
             cwd=tmp_path,
         )
         assert result.returncode == 0, result.stderr[-3000:]
-        metrics = json.loads((out / "metrics.json").read_text())
+        metrics = strict_json((out / "metrics.json").read_text())
         assert [Path(p).name for p in metrics["replays"]] == ["track_5.npz", "track_6.npz"]
         assert str(out / "replays") in result.stdout
         # Seeds given explicitly are no split's: neither the summary nor the file says test.
@@ -186,7 +187,7 @@ def test_a_three_car_race_leaderboard_matches_the_replays(tiny_runs, tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     out = a / "eval" / "race"
-    metrics = json.loads((out / "metrics.json").read_text())
+    metrics = strict_json((out / "metrics.json").read_text())
     assert [d["label"] for d in metrics["drivers"]] == [a.name, b.name, "scripted"]
     for track, path in zip(metrics["tracks"], metrics["replays"], strict=True):
         replay = load_replay(path)
@@ -221,7 +222,7 @@ def test_eval_of_a_ppo_run_that_laps_agrees_with_its_replays(tmp_path):
         "eval", f"run_dir={run_dir}", "checkpoint=final", "record=true", cwd=tmp_path
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    metrics = json.loads((run_dir / "eval" / "metrics.json").read_text())
+    metrics = strict_json((run_dir / "eval" / "metrics.json").read_text())
     assert metrics["episodes"] == 20 and metrics["lap_completion_rate"] >= 0.5
     assert_metrics_agree_with_replays(metrics)
 
@@ -256,7 +257,7 @@ def test_eval_difficulty_default_undoes_a_run_trained_on_hard(tiny_runs, tmp_pat
         result = racing_rl(*args, f"out_dir={out}", *difficulty, cwd=tmp_path)
         assert result.returncode == 0, result.stderr[-3000:]
         return [
-            track["lap_time"] for track in json.loads((out / "metrics.json").read_text())["tracks"]
+            track["lap_time"] for track in strict_json((out / "metrics.json").read_text())["tracks"]
         ]
 
     default = lap_times(tiny_runs[0])

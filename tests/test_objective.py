@@ -23,6 +23,10 @@ def test_the_objective_ranks_lap_completion_first_then_lap_time():
     assert objective(metrics(0.05, 99.0), "laps", limit) > objective(
         metrics(0.0, math.nan), "laps", limit
     )
+    # No lap: NaN in memory, null once metrics.json is read back (a resumed run's best/).
+    assert objective(metrics(0.0, None), "laps", limit) == objective(
+        metrics(0.0, math.nan), "laps", limit
+    )
     assert objective({"mean_return": 12.5}, "return", limit) == 12.5
     with pytest.raises(ValueError, match="laps, return"):
         objective(metrics(1.0, 1.0), "speed", limit)

@@ -448,7 +448,7 @@ def test_ctrl_c_while_the_run_s_files_are_written_waits_for_them(tmp_path, monke
     from racing_rl.vec import SimVecEnv
 
     if at == "files":
-        monkeypatch.setattr(train_module, "write_atomic", interrupt_once(train_module.write_atomic))
+        monkeypatch.setattr(train_module, "write_json", interrupt_once(train_module.write_json))
     else:
         monkeypatch.setattr(SimVecEnv, "close", interrupt_once(SimVecEnv.close))
     with initialize():

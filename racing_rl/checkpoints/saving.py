@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
@@ -60,6 +62,37 @@ def write_atomic(path: Path, write: Callable[[Path], object], keep_suffix: bool 
         tmp.unlink(missing_ok=True)
 
 
+def strict_json(value: Any, indent: int | None = None) -> str:
+    """``value`` as strict JSON (RFC 8259): a float that is not finite (NaN, e.g. the mean
+    lap time of an evaluation with no lap; an infinity) becomes ``null``, where
+    ``json.dumps`` would write the bare token ``NaN`` that other JSON readers refuse.
+
+    Raises:
+        TypeError: on a value ``json.dumps`` cannot encode.
+    """
+
+    def finite(item: Any) -> Any:
+        if isinstance(item, float):
+            return item if math.isfinite(item) else None
+        if isinstance(item, Mapping):
+            return {key: finite(v) for key, v in item.items()}
+        if isinstance(item, list | tuple):
+            return [finite(v) for v in item]
+        return item
+
+    return json.dumps(finite(value), indent=indent, allow_nan=False)
+
+
+def write_json(path: Path, value: Any) -> None:
+    """Write ``value`` to ``path`` as indented ``strict_json``, atomically (``write_atomic``).
+
+    Raises:
+        TypeError: on a value ``json.dumps`` cannot encode; ``path`` is then left as it was.
+    """
+    text = strict_json(value, indent=2)
+    write_atomic(path, lambda tmp: tmp.write_text(text))
+
+
 def save_model_files(model: BaseAlgorithm, env: VecEnv | None, directory: Path) -> None:
     """Write ``model.zip`` and, if ``env`` is a VecNormalize, ``vecnormalize.npz`` and
     ``vecnormalize.pkl``, each atomically (see ``write_atomic``), into an existing
@@ -102,7 +135,7 @@ def save_checkpoint(
         "algorithm": type(model).__name__,
         "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    write_atomic(partial / MANIFEST, lambda tmp: tmp.write_text(json.dumps(manifest, indent=2)))
+    write_json(partial / MANIFEST, manifest)
     final = checkpoints_dir / name
     if final.exists():  # same kind at the same timestep (e.g. interrupted twice): replace
         shutil.rmtree(final)

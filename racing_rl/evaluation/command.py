@@ -10,7 +10,6 @@ first).
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -25,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from racing_rl.checkpoints.layout import resolve_model
 from racing_rl.checkpoints.runs import load_policy_driver, load_run_config
-from racing_rl.checkpoints.saving import write_atomic
+from racing_rl.checkpoints.saving import write_json
 from racing_rl.checks import LIMITS, check_torch_threads
 from racing_rl.config import backend_config, eval_dir, track_seeds, with_difficulty
 from racing_rl.drivers import Driver, ScriptedDriver
@@ -206,8 +205,7 @@ def evaluate(cfg: DictConfig, difficulty: str | None = None) -> dict[str, Any]:
             metrics["bridge"]["steps_per_tick"],
         )
     out.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(metrics, indent=2)
-    write_atomic(out / "metrics.json", lambda tmp: tmp.write_text(text))
+    write_json(out / "metrics.json", metrics)
     stale = set((out / "replays").glob("track_*.npz")) - {Path(r) for r in replays}
     if cfg.record:  # the replays folder is this eval's: an earlier one's would mix in
         for path in stale:

@@ -96,10 +96,12 @@ def summarize(results: Sequence[EpisodeResult]) -> dict[str, float]:
     }
 
 
-def lap_figures(metrics: Mapping[str, float]) -> str:
+def lap_figures(metrics: Mapping[str, float | None]) -> str:
     """``lap completion 95%, mean lap 20.09 s`` of ``summarize``'s metrics, for the logs;
-    ``lap completion 0%`` alone when no lap was completed (its mean lap time is NaN)."""
+    ``lap completion 0%`` alone when no lap was completed (its mean lap time is NaN, or
+    ``null`` in a ``metrics.json``)."""
     text = f"lap completion {100 * metrics['lap_completion_rate']:.0f}%"
-    if not math.isnan(metrics["mean_lap_time_s"]):
-        text += f", mean lap {metrics['mean_lap_time_s']:.2f} s"
+    lap_time = metrics["mean_lap_time_s"]
+    if lap_time is not None and not math.isnan(lap_time):
+        text += f", mean lap {lap_time:.2f} s"
     return text
