@@ -345,6 +345,7 @@ def check_train_config(cfg: DictConfig, *, device: bool = True) -> None:
             f" = {n_races * (agents + opponents):_} cars; must be <= {LIMITS['cars']:_}",
         )
     check_torch_threads(cfg)
+    _integer(cfg, "log_interval", minimum=1)
     _integer(cfg, "checkpoint.every", minimum=0)
     if OmegaConf.select(cfg, "checkpoint.keep") is not None:
         _integer(cfg, "checkpoint.keep", minimum=0)

@@ -76,6 +76,7 @@ INVALID = [
     (["algo=sac", "algo.model.ent_coef=abc"], "must be auto, auto_<initial value> or a number"),
     (["algo.model.max_grad_norm=0"], "algo.model.max_grad_norm=0"),
     (["checkpoint.keep=-1"], "checkpoint.keep=-1; must be an integer >= 0"),
+    (["log_interval=0"], "log_interval=0; must be an integer >= 1"),
     (["tracks.train_mix=[brutal]"], "tracks.train_mix=['brutal']: Unknown difficulty='brutal'"),
     (["scripted_opponents=-1"], "scripted_opponents=-1; must be an integer >= 0"),
     (["cars_per_race=200", "scripted_opponents=60"], "scripted_opponents=60; must be <= 56"),
