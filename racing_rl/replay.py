@@ -281,7 +281,10 @@ def load_replay(path: Path | str) -> Replay:
             f"{path} is not a racing-rl replay (format {str(contents.get('format'))!r}, "
             f"expected {FORMAT!r})."
         )
-    version = int(contents.get("version", -1))
+    try:
+        version = int(contents.get("version", -1))
+    except (TypeError, ValueError) as err:
+        raise _damaged(path, err) from err
     if version not in READABLE_VERSIONS:
         raise ReplayError(
             f"{path} is a replay of format version {version}; this racing-rl reads versions "
@@ -290,7 +293,10 @@ def load_replay(path: Path | str) -> Replay:
         )
     if version == 1 and "ray_range" in contents and "ray_angles" in contents:
         contents["ray_ranges"] = np.full(len(contents["ray_angles"]), float(contents["ray_range"]))
-    return _replay_from_arrays(path, contents)
+    try:
+        return _replay_from_arrays(path, contents)
+    except (TypeError, ValueError) as err:  # a field of another type or size: not meta JSON,
+        raise _damaged(path, err) from err  # a scalar that is an array, ...
 
 
 def _damaged(path: Path, err: Exception) -> ReplayError:

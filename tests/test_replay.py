@@ -84,6 +84,13 @@ def test_another_version_or_a_damaged_file_is_a_clear_error(saved, tmp_path):
     with pytest.raises(ReplayError, match=r"ray_ranges has shape \(\d+,\), expected"):
         load_replay(tmp_path / "short.npz")
 
+    # Fields of another type or size (were a ValueError, a JSONDecodeError, a TypeError).
+    arrays["ray_ranges"] = np.concatenate([arrays["ray_ranges"], [1.0]])
+    for name, value in (("version", "x"), ("meta", "{bad"), ("dt", [1.0, 2.0])):
+        np.savez_compressed(tmp_path / "odd.npz", **{**arrays, name: np.array(value)})
+        with pytest.raises(ReplayError, match="truncated or damaged"):
+            load_replay(tmp_path / "odd.npz")
+
     # A corrupted member (a flipped byte inside the compressed positions).
     with zipfile.ZipFile(saved) as archive:
         info = archive.getinfo("position.npy")
