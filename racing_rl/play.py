@@ -41,6 +41,7 @@ def play(cfg: DictConfig) -> dict[str, Any]:
     from racing_rl.config import backend_config
     from racing_rl.evaluation.races import leaderboard, run_races
     from racing_rl.ui.keyboard import KeyboardDriver, ScriptedKeys, pygame_keys
+    from racing_rl.ui.render import window_size
     from racing_rl.ui.window import RaceWindow
     from racing_rl.vec import make_parallel_envs
 
@@ -57,7 +58,7 @@ def play(cfg: DictConfig) -> dict[str, Any]:
     episode = {"spawn": "grid" if collisions else "line", "laps": int(cfg.laps)}
     episode["max_steps"] = int(cfg.max_steps)
     envs = make_parallel_envs(backend, 1, len(drivers), [[int(cfg.seed)]], episode)
-    window = RaceWindow(float(cfg.fps), (int(cfg.size[0]), int(cfg.size[1])), cfg.camera)
+    window = RaceWindow(float(cfg.fps), window_size(cfg.size), cfg.camera)
     labels = tuple(d.label for d in drivers)
     draw = window.on_step(envs[0], labels, "racing-rl play · arrows drive, space nitro, esc quits")
 

@@ -16,6 +16,7 @@ from racing_rl.cli import print_error
 from racing_rl.config import hydra_main
 from racing_rl.errors import RacingRLError
 from racing_rl.replay import load_replay
+from racing_rl.ui.render import window_size
 from racing_rl.ui.video import export_video
 from racing_rl.ui.viewer import play_replay
 
@@ -30,7 +31,7 @@ def run(cfg: DictConfig) -> str:
         ReplayError: if the replay cannot be read or the video path is not .mp4/.gif.
     """
     replay = load_replay(Path(cfg.path).expanduser())
-    size = (int(cfg.size[0]), int(cfg.size[1]))
+    size = window_size(cfg.size)
     options = {"camera": cfg.camera, "follow": int(cfg.follow), "size_px": size}
     if cfg.video:
         started = time.perf_counter()

@@ -269,9 +269,10 @@ def _run_rounds(
     if cfg.get("render") is not None:
         if cfg.render != "human":
             raise ConfigError(f"Invalid config: render={cfg.render}; must be human or null.")
+        from racing_rl.ui.render import window_size
         from racing_rl.ui.window import RaceWindow
 
-        window = RaceWindow(float(cfg.fps), (int(cfg.size[0]), int(cfg.size[1])))
+        window = RaceWindow(float(cfg.fps), window_size(cfg.size))
     races: list[Any] = []
     try:
         while rounds == 0 or len(races) < rounds * len(seeds):

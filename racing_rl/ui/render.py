@@ -30,6 +30,7 @@ import logging
 import math
 import os
 from collections import deque
+from collections.abc import Sequence
 
 import numpy as np
 import pygame
@@ -50,6 +51,22 @@ RENDER_MODES = ("human", "rgb_array")
 CAMERAS = ("track", "chase")
 HEADLESS_DRIVERS = ("offscreen", "dummy")
 """SDL video drivers that draw into memory: what SDL falls back to without a display."""
+
+
+def window_size(size: Sequence[int]) -> tuple[int, int]:
+    """``size`` of ``racing-rl play``, ``replay`` and ``eval render=human`` (a list of
+    integers: the schemas type it) as the (width, height) [px] of a window or video; the
+    ``Renderer`` checks the range.
+
+    Raises:
+        ConfigError: unless ``size`` has two values.
+    """
+    if len(size) != 2:
+        raise ConfigError(
+            f"Invalid config: size={list(size)}; must be [width, height] in pixels, e.g. "
+            "size=[800,800]."
+        )
+    return int(size[0]), int(size[1])
 
 
 class Renderer:

@@ -12,7 +12,7 @@ from racing_rl.errors import ConfigError
 from racing_rl.sim.snapshot import RaceSnapshot
 from racing_rl.sim.world import World
 from racing_rl.ui.colours import CAR_COLOURS, SPEED_RAMP, speed_colour
-from racing_rl.ui.render import Renderer
+from racing_rl.ui.render import Renderer, window_size
 
 THROTTLE = np.array([0.4, 0.0, 0.0])
 
@@ -251,3 +251,11 @@ def test_a_shrunk_hud_keeps_its_size_while_its_numbers_change(monkeypatch) -> No
     assert len(sizes) == 30
     scales = [scaled / width for width, scaled in sizes]
     assert max(scales) - min(scales) <= 1 / min(width for width, _ in sizes)  # one, rounded
+
+
+@pytest.mark.parametrize("size", [[100], [100, 100, 3], []])
+def test_a_size_of_other_than_two_values_is_a_config_error(size):
+    # play, replay and eval render=human indexed size[1]: an IndexError's traceback.
+    assert window_size([640, 480]) == (640, 480)
+    with pytest.raises(ConfigError, match=r"must be \[width, height\] in pixels"):
+        window_size(size)
