@@ -13,6 +13,7 @@ import numpy as np
 import pygame
 from numpy.typing import NDArray
 
+from racing_rl.errors import ConfigError
 from racing_rl.sim.world import World
 
 #: Key names (``pygame.key.name``) and what they do.
@@ -62,13 +63,31 @@ class KeyboardDriver:
 class ScriptedKeys:
     """Key states from a script, one entry per step (``"up+left"``; ``"-"`` for none).
 
+    Key names are ``pygame.key.name``'s (any case); ``shift`` stands for either shift key.
+
     Attributes:
         done: every entry has been used (the game then stops).
+
+    Raises:
+        ConfigError: on a key name that drives nothing (a typo would hold no key).
     """
 
     def __init__(self, script: Sequence[str]) -> None:
-        self._script = list(script)
+        self._script = [self._keys(step) for step in script]
         self._next = 0
+
+    @staticmethod
+    def _keys(step: str) -> set[str]:
+        names = {key.strip().lower() for key in step.split("+")} - {"", "-"}
+        names = {"left shift" if key == "shift" else key for key in names}
+        known = (*THROTTLE_KEYS, *BRAKE_KEYS, *LEFT_KEYS, *RIGHT_KEYS, *NITRO_KEYS)
+        unknown = sorted(names - set(known))
+        if unknown:
+            raise ConfigError(
+                f"Invalid config: script entry {step!r} has unknown keys {unknown}; the keys "
+                f"are {', '.join(known)} and shift, joined by + (e.g. up+left), or - for none."
+            )
+        return names
 
     @property
     def done(self) -> bool:
@@ -79,4 +98,4 @@ class ScriptedKeys:
             return set()
         step = self._script[self._next]
         self._next += 1
-        return {key.strip() for key in step.split("+") if key.strip() not in ("", "-")}
+        return set(step)
