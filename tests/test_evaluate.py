@@ -172,6 +172,15 @@ def test_eval_records_replays_that_agree_with_metrics(tiny_runs, tmp_path):
     assert sorted(p.name for p in (out / "replays").iterdir()) == ["track_6.npz"]
     assert "holds 1 replays of an earlier eval, not of this one" in result.stderr
 
+    # A seed given twice: two replays (the second overwrote the first).
+    twice = [f"run_dir={run_dir}", "driver=scripted", "seeds=[6,6]", "max_steps=600"]
+    result = racing_rl("eval", *twice, "record=true", f"out_dir={out}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    names = ["track_6.npz", "track_6_2.npz"]
+    assert sorted(p.name for p in (out / "replays").iterdir()) == names
+    metrics = strict_json((out / "metrics.json").read_text())
+    assert [Path(p).name for p in metrics["replays"]] == names
+
 
 def test_a_three_car_race_leaderboard_matches_the_replays(tiny_runs, tmp_path):
     a, b = tiny_runs

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -163,10 +164,14 @@ def evaluate(cfg: DictConfig, difficulty: str | None = None) -> dict[str, Any]:
     out = Path(cfg.out_dir) if cfg.get("out_dir") else Path(eval_dir(entries))
     replays = []
     if cfg.record:
+        named: Counter[str] = Counter()
         for i, race in enumerate(races):
             name = f"track_{race.track_seed}"
             if i >= len(seeds):  # later rounds on the same tracks
                 name += f"_round{i // len(seeds) + 1}"
+            named[name] += 1
+            if named[name] > 1:  # a seed given twice (seeds=[5,5])
+                name += f"_{named[name]}"
             replays.append(str(race.replay.save(out / "replays" / f"{name}.npz")))
     metrics: dict[str, Any]
     if not racing:
