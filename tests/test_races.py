@@ -1,6 +1,7 @@
 """Races of several drivers on the same tracks: per-driver observation pipelines, leaderboards."""
 
 import math
+import threading
 from dataclasses import replace
 
 import numpy as np
@@ -8,6 +9,7 @@ import pytest
 from omegaconf import OmegaConf
 from stable_baselines3.common.vec_env import VecNormalize
 
+from racing_rl.bridge.env import RobloxParallelEnv
 from racing_rl.checkpoints.runs import load_policy_driver, load_run_config
 from racing_rl.config import backend_config, default_backend
 from racing_rl.drivers import ScriptedDriver
@@ -93,3 +95,25 @@ def test_cars_that_do_not_finish_rank_behind_by_progress():
     nobody = run_races(race_envs(backend, 2, max_steps=30), [Parked(), ScriptedDriver()])
     assert [row["wins"] for row in standings(nobody)] == [0, 0]
     assert [row["wins"] for row in standings(races)] == [len(races), 0]
+
+
+class FailingGameEnv(RobloxParallelEnv):
+    """A game's environment (so run_races resets in threads) whose reset may fail."""
+
+    def __init__(self, fails: bool) -> None:  # no bridge: nothing reaches a game
+        self.possible_agents, self.fails = ["car_0"], fails
+
+    def reset(self, seed=None, options=None):
+        if self.fails:
+            raise RuntimeError("the game went away")
+        return {"car_0": np.zeros(19, np.float32)}, {"car_0": {"track_seed": 1}}
+
+
+def test_a_failed_reset_in_a_game_leaves_no_thread_behind():
+    # The error's traceback (kept here, as a caller that logs it keeps it) holds the pool.
+    with pytest.raises(RuntimeError, match="the game went away") as raised:
+        run_races([FailingGameEnv(False), FailingGameEnv(True)], [ScriptedDriver()])
+    threads = [t for t in threading.enumerate() if t.name.startswith("racing-rl-env")]
+    for thread in threads:
+        thread.join(timeout=2)
+    assert not any(t.is_alive() for t in threads), raised.traceback[-1]

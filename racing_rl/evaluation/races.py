@@ -87,8 +87,13 @@ def run_races(
     n_tracks, n_cars = len(envs), len(drivers)
     worlds, recorders, observations, seeds = [], [], None, []
     agents = [list(env.possible_agents) for env in envs]
-    pool = env_pool(envs)
-    for b, (obs, infos) in enumerate(map_envs(pool, lambda env: env.reset(), envs)):
+    pool = env_pool(envs)  # a game's resets wait on it: all at once
+    try:
+        resets = map_envs(pool, lambda env: env.reset(), envs)
+    finally:  # an error or Ctrl-C leaves no thread waiting on the game
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+    for b, (obs, infos) in enumerate(resets):
         world = getattr(envs[b].unwrapped, "world", None)
         if world is None and (record or any(isinstance(d, ScriptedDriver) for d in drivers)):
             raise ConfigError(
@@ -176,8 +181,6 @@ def run_races(
                 )
         if on_step is not None and on_step() is False:
             stopped = True
-    if pool is not None:
-        pool.shutdown()
     races = []
     for b, world in enumerate(worlds):
         cars = []
