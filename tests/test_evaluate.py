@@ -21,7 +21,7 @@ from racing_rl import config_dir
 from racing_rl.checkpoints.layout import resolve_model
 from racing_rl.config import default_backend, initialize, with_difficulty
 from racing_rl.errors import CheckpointError, ConfigError
-from racing_rl.evaluation.command import check_runs, evaluate
+from racing_rl.evaluation.command import check_runs, evaluate, unique_labels
 from racing_rl.evaluation.results import EpisodeResult, lap_figures, summarize
 from racing_rl.replay import load_replay
 
@@ -370,3 +370,9 @@ def test_eval_shows_races_progress_on_a_terminal(tiny_runs, tmp_path, monkeypatc
     monkeypatch.setattr("sys.stderr", io.StringIO())
     evaluate(cfg)
     assert "cars done" not in sys.stderr.getvalue()
+
+
+def test_every_car_gets_its_own_label_even_when_a_run_is_named_like_a_repeat():
+    assert unique_labels(["ppo", "sac", "ppo"]) == ["ppo", "sac", "ppo#2"]
+    # ppo#2 given by the user: the repeat of ppo is ppo#3 (two cars shared ppo#2).
+    assert unique_labels(["ppo", "ppo", "ppo#2"]) == ["ppo", "ppo#3", "ppo#2"]

@@ -358,12 +358,16 @@ def _race_one_track(
 
 
 def unique_labels(labels: Sequence[str]) -> list[str]:
-    """``labels`` with repeats numbered (``ppo``, ``ppo#2``), so each car has its own name."""
-    seen: dict[str, int] = {}
-    unique = []
+    """``labels`` with repeats numbered (``ppo``, ``ppo#2``), so each car has its own name;
+    a number is skipped where another label already has that name (``ppo#2`` given)."""
+    taken = set(labels)
+    unique: list[str] = []
     for label in labels:
-        seen[label] = seen.get(label, 0) + 1
-        unique.append(label if seen[label] == 1 else f"{label}#{seen[label]}")
+        name, n = label, 1
+        while name in unique or (n > 1 and name in taken):
+            n += 1
+            name = f"{label}#{n}"
+        unique.append(name)
     return unique
 
 
