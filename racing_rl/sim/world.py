@@ -172,7 +172,13 @@ class WorldBatch:
         self._layout = StackedLayout.of(self._layouts, self.counts)
 
     def rows(self, track: int) -> slice:
-        """Rows of track ``track``'s cars in every state array."""
+        """Rows of track ``track``'s cars in every state array.
+
+        Raises:
+            IndexError: no such track (a negative index counts as none).
+        """
+        if not 0 <= track < len(self.tracks):
+            raise IndexError(f"track {track} of a batch of {len(self.tracks)} tracks")
         return slice(self.offsets[track], self.offsets[track + 1])
 
     def set_track(self, track: int, new: Track) -> None:

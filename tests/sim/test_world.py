@@ -516,6 +516,9 @@ def test_a_copy_of_one_race_is_that_race() -> None:
     before = batch.cars.position.copy()
     copy.step(np.ones((3, 3)))
     np.testing.assert_array_equal(batch.cars.position, before)
+    for track in (-1, 2):  # -1 failed deep in the layout with "max() arg is an empty sequence"
+        with pytest.raises(IndexError, match=f"track {track} of a batch of 2 tracks"):
+            batch.world(track)
 
 
 def test_the_roblox_car_layout_sees_as_the_games_car() -> None:
