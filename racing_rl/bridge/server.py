@@ -291,8 +291,15 @@ class BridgeServer:
     def _run(self) -> None:
         try:
             asyncio.run(self._serve())
-        except BaseException as err:  # reported by start()
-            self._error = err
+        except BaseException as err:
+            if self._ready.is_set():  # after start(): nobody would hear of it
+                log.error(
+                    "the bridge's event loop stopped: %r; the game can no longer connect or "
+                    "be heard, and training will stop on its next timeout",
+                    err,
+                    exc_info=err,
+                )
+            self._error = err  # before start() returns: it raises it
             self._ready.set()
 
     async def _serve(self) -> None:

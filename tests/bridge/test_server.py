@@ -265,3 +265,13 @@ def test_no_command_overtakes_the_thaw_that_precedes_it(bridge):
     for thread in threads:
         thread.join(5)
     assert sent == ["FREEZE", "SPAWN_AGENTS", "SPAWN_AGENTS"]
+
+
+def test_an_event_loop_that_dies_after_start_is_logged(bridge, caplog):
+    # The error was kept for start() only, which had returned: nothing said the bridge died.
+    server = bridge.server
+    with caplog.at_level(logging.ERROR, logger="racing_rl.bridge.server"):
+        server._loop.call_soon_threadsafe(server._stop.set_exception, RuntimeError("died"))
+        server._thread.join(timeout=10)
+    assert not server._thread.is_alive()
+    assert "the bridge's event loop stopped: RuntimeError('died')" in caplog.text
