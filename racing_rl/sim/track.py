@@ -327,31 +327,6 @@ def point_segment_distance(points: FloatArray, starts: FloatArray, ends: FloatAr
     return np.sqrt(dx * dx + dy * dy)
 
 
-def segments_intersect(
-    a0: FloatArray, a1: FloatArray, b0: FloatArray, b1: FloatArray
-) -> NDArray[np.bool_]:
-    """Whether segments a0→a1 and b0→b1 properly cross, broadcast over leading axes.
-
-    Orientation test (Cormen et al., *Introduction to Algorithms*, §33.1); segments
-    that only touch at an end point do not count.
-
-    Args:
-        a0, a1, b0, b1: end points, shape (..., 2) [m], mutually broadcastable.
-
-    Returns:
-        Boolean array of the broadcast shape without the last axis.
-    """
-
-    def orient(p: FloatArray, q: FloatArray, r: FloatArray) -> FloatArray:
-        return (q[..., 0] - p[..., 0]) * (r[..., 1] - p[..., 1]) - (q[..., 1] - p[..., 1]) * (
-            r[..., 0] - p[..., 0]
-        )
-
-    d1, d2 = orient(b0, b1, a0), orient(b0, b1, a1)
-    d3, d4 = orient(a0, a1, b0), orient(a0, a1, b1)
-    return (d1 * d2 < 0) & (d3 * d4 < 0)
-
-
 @functools.lru_cache(maxsize=64)
 def generate_track(seed: int, config: TrackConfig = TrackConfig()) -> Track:
     """Generate the track for ``seed``; the same seed and config give the same track.

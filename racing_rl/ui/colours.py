@@ -48,12 +48,6 @@ def speed_colours(speeds: FloatArray, max_speed: float) -> NDArray[np.int64]:
     return np.rint(np.stack(channels, axis=-1)).astype(np.int64)
 
 
-def speed_colour(speed: float, max_speed: float) -> Colour:
-    """The trail colour of one ``speed`` [m/s] (``speed_colours``)."""
-    r, g, b = speed_colours(np.array([speed]), max_speed)[0].tolist()
-    return r, g, b
-
-
 def greyed(colour: Colour) -> Colour:
     """The colour mixed 75 % towards its own luminance grey (for inactive cars)."""
     grey = 0.299 * colour[0] + 0.587 * colour[1] + 0.114 * colour[2]

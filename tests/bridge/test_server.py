@@ -275,3 +275,28 @@ def test_an_event_loop_that_dies_after_start_is_logged(bridge, caplog):
         server._thread.join(timeout=10)
     assert not server._thread.is_alive()
     assert "the bridge's event loop stopped: RuntimeError('died')" in caplog.text
+
+
+def test_the_seeds_commands_reach_the_game_as_the_protocol_writes_them(bridge):
+    # TrainingBridge's API for scripts (DESIGN.md): the ones training itself does not call.
+    with connect(url(bridge)) as client:
+        assert bridge.server.wait_connected(5)
+        bridge.update_collisions(True)
+        bridge.close_environment("e")
+        bridge.close_all()
+        sent = [json.loads(client.recv(timeout=5)) for _ in range(3)]
+        assert [(m["command"], m["envid"], m["data"]) for m in sent] == [
+            ("UPDATE_COLLISIONS", "", {"enable_collisions": True}),
+            ("CLOSE", "e", {}),
+            ("CLOSE_ALL", "", {}),
+        ]
+        assert bridge.collisions  # sent again to a game that reconnects
+
+        bridge.spawn_agents("e", ["car_0_env_e"])
+        client.recv(timeout=5)
+        after = bridge.inbox.mark()
+        good = {"obs": [0.5] * 13, "reward": 0.0, "terminated": False, "truncated": False}
+        client.send(json.dumps({"car_0_env_e": good}))
+        assert not bridge.get_observation(["car_0_env_e"], after, timeout=5)[1]
+        bridge.clear_observations(["car_0_env_e"])
+        assert bridge.get_observation(["car_0_env_e"], after, timeout=0.2)[1] == ["car_0_env_e"]

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from numpy.typing import NDArray
 
 from racing_rl.errors import ConfigError, RacingRLError, TrackGenerationError
 from racing_rl.sim.track import (
@@ -15,7 +16,6 @@ from racing_rl.sim.track import (
     TrackConfig,
     generate_track,
     point_segment_distance,
-    segments_intersect,
 )
 
 SEEDS = st.integers(min_value=0, max_value=10**6)
@@ -31,6 +31,36 @@ ARRAY_FIELDS = tuple(
     for f in dataclasses.fields(Track)
     if isinstance(getattr(generate_track(0), f.name), np.ndarray)
 )
+
+
+def segments_intersect(
+    a0: NDArray[np.float64],
+    a1: NDArray[np.float64],
+    b0: NDArray[np.float64],
+    b1: NDArray[np.float64],
+) -> NDArray[np.bool_]:
+    """Whether segments a0→a1 and b0→b1 properly cross, broadcast over leading axes.
+
+    Orientation test (Cormen et al., *Introduction to Algorithms*, §33.1); segments
+    that only touch at an end point do not count.
+
+    Args:
+        a0, a1, b0, b1: end points, shape (..., 2) [m], mutually broadcastable.
+
+    Returns:
+        Boolean array of the broadcast shape without the last axis.
+    """
+
+    def orient(
+        p: NDArray[np.float64], q: NDArray[np.float64], r: NDArray[np.float64]
+    ) -> NDArray[np.float64]:
+        return (q[..., 0] - p[..., 0]) * (r[..., 1] - p[..., 1]) - (q[..., 1] - p[..., 1]) * (
+            r[..., 0] - p[..., 0]
+        )
+
+    d1, d2 = orient(b0, b1, a0), orient(b0, b1, a1)
+    d3, d4 = orient(a0, a1, b0), orient(a0, a1, b1)
+    return (d1 * d2 < 0) & (d3 * d4 < 0)
 
 
 def _segment_lengths(track: Track) -> np.ndarray:

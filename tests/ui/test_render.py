@@ -11,7 +11,7 @@ from racing_rl.envs.race import RaceParallelEnv
 from racing_rl.errors import ConfigError
 from racing_rl.sim.snapshot import RaceSnapshot
 from racing_rl.sim.world import World
-from racing_rl.ui.colours import CAR_COLOURS, SPEED_RAMP, speed_colour
+from racing_rl.ui.colours import CAR_COLOURS, SPEED_RAMP, speed_colours
 from racing_rl.ui.render import Renderer, window_size
 
 THROTTLE = np.array([0.4, 0.0, 0.0])
@@ -183,6 +183,10 @@ def test_chase_camera_centres_the_followed_car_and_labels_show() -> None:
     renderer.draw(snapshot)
     assert renderer.world_to_px(world.cars.position[1]).tolist() != [160, 120]
     renderer.close()
+
+
+def speed_colour(speed: float, max_speed: float) -> tuple[int, ...]:
+    return tuple(speed_colours(np.array([speed]), max_speed)[0].tolist())
 
 
 def test_trails_are_coloured_by_speed() -> None:
