@@ -184,6 +184,10 @@ def check_algo(algo: DictConfig, num_envs: int) -> None:
         algo: the ``algo`` config group.
         num_envs: VecEnv slots (n_races × cars_per_race), to check PPO's batch size
             against the rollout.
+
+    Raises:
+        ConfigError: naming the first key whose value the class does not accept, that is
+            out of range, or that cannot be made.
     """
     cls = algorithm_class(algo)
     model = to_container(algo.model)

@@ -124,7 +124,7 @@ class TrainingBridge:
     def close(self) -> None:
         """Stop the server (the game sees the connection close and reconnects later).
 
-        Waits for the game end at once (``wait_for_game`` raises ``BridgeError``).
+        A ``wait_for_game`` in progress ends at once with ``BridgeError``.
         """
         self._closed = True
         self.server.stop()

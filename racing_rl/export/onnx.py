@@ -56,11 +56,28 @@ class SpecModule(nn.Module):
         state_h: torch.Tensor | None = None,
         state_c: torch.Tensor | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The action of each car: the ONNX graph's signature.
+
+        Args:
+            observation: the stacked frames, shape (N, observation size × frame stack),
+                newest frame last, not normalised.
+            state_h, state_c: an LSTM driver's state, each shape (LSTM layers, N, hidden);
+                zeros at an episode's start. None for a feed-forward driver.
+
+        Returns:
+            The actions (throttle, steering, nitro), shape (N, 3), within the action
+            space's bounds; an LSTM driver also returns its next ``state_h`` and
+            ``state_c``.
+
+        Raises:
+            ValueError: if an LSTM driver is not given its state.
+        """
         x = observation
         if self.mean is not None:
             x = torch.clamp((x - self.mean) / self.std, -self.clip, self.clip)
         if self.lstm is not None:
-            assert state_h is not None and state_c is not None
+            if state_h is None or state_c is None:
+                raise ValueError("an LSTM driver needs state_h and state_c")
             out, (state_h, state_c) = self.lstm(x.unsqueeze(0), (state_h, state_c))
             x = out.squeeze(0)
         y = self.net(x)
