@@ -177,8 +177,7 @@ def free_width(replay: Replay, distance: float) -> float:
     track = replay.track
     if not len(track.obstacle_index):
         return float(track.width)
-    apart = np.abs(track.arc_length[track.obstacle_index] - distance % track.length)
-    apart = np.minimum(apart, track.length - apart)
+    apart = track.arc_distance(track.arc_length[track.obstacle_index], distance % track.length)
     near = apart <= OBSTACLE_NEAR_M
     gaps = track.width / 2 + np.abs(track.obstacle_offset) - track.obstacles[:, 2]
     return float(min(track.width, *gaps[near])) if near.any() else float(track.width)

@@ -142,13 +142,11 @@ def plan_path(track: Track, car: CarConfig, config: DriverConfig) -> RacingPath:
 def centre_offsets(track: Track, car: CarConfig, config: DriverConfig) -> FloatArray:
     """The centre path's lateral offset at each centreline point, shape (n,) [m], positive
     left: 0, blended into the middle of the gap beside each obstacle."""
-    n, length = track.n_points, track.length
-    offset = np.zeros(n)
+    offset = np.zeros(track.n_points)
     for index, radius, gap_centre in zip(
         track.obstacle_index, track.obstacles[:, 2], track.obstacle_gap_centre, strict=True
     ):
-        apart = np.abs(track.arc_length - track.arc_length[index])
-        apart = np.minimum(apart, length - apart)
+        apart = track.arc_distance(track.arc_length, track.arc_length[index])
         hold = radius + car.length
         weight = np.clip(1.0 - (apart - hold) / config.obstacle_blend, 0.0, 1.0)
         weight = 0.5 - 0.5 * np.cos(np.pi * weight)
@@ -179,8 +177,7 @@ def racing_line_offsets(
     for index, radius, offset in zip(
         track.obstacle_index, track.obstacles[:, 2], track.obstacle_offset, strict=True
     ):
-        apart = np.abs(track.arc_length - track.arc_length[index])
-        near = np.minimum(apart, track.length - apart) < radius + car.length
+        near = track.arc_distance(track.arc_length, track.arc_length[index]) < radius + car.length
         if offset > 0:  # on the left: pass on its right
             high[near] = np.minimum(high[near], offset - radius - config.line_margin)
         else:

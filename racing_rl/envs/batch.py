@@ -280,9 +280,8 @@ class RaceBatch:
         if len(track.obstacle_index):
             # A car spawned beside an obstacle goes to the middle of the gap it leaves
             # (beside two, the gap of the later one).
-            apart = np.abs(arc[:, None] - track.arc_length[track.obstacle_index])  # (n, M)
-            reach = track.obstacles[:, 2] + self.config.car.length
-            near = np.minimum(apart, track.length - apart) < reach
+            apart = track.arc_distance(arc[:, None], track.arc_length[track.obstacle_index])
+            near = apart < track.obstacles[:, 2] + self.config.car.length  # (n, M)
             last = near.shape[1] - 1 - np.argmax(near[:, ::-1], axis=1)
             lateral = np.where(near.any(axis=1), track.obstacle_gap_centre[last], lateral)
         heading = rng.uniform(-episode.max_spawn_heading, episode.max_spawn_heading, n)

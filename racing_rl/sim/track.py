@@ -161,6 +161,12 @@ class Track:
         """
         return turning_angles(self.centreline) / (self.length / self.n_points)
 
+    def arc_distance(self, a: FloatArray | float, b: FloatArray | float) -> FloatArray:
+        """Distance along the centreline between the arc positions ``a`` and ``b`` [m]
+        (each in [0, length)), the shorter way round the closed loop; broadcast."""
+        apart = np.abs(np.asarray(a) - np.asarray(b))
+        return np.minimum(apart, self.length - apart)
+
     @property
     def obstacle_gap_centre(self) -> FloatArray:
         """Lateral offset of the middle of the gap beside each obstacle, shape (m,) [m].

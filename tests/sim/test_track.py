@@ -355,3 +355,14 @@ def test_impossible_shape_raises_track_generation_error() -> None:
     config = TrackConfig(base_radius=20.0, min_separation=100.0, max_attempts=3)
     with pytest.raises(TrackGenerationError, match="seed 1"):
         generate_track(1, config)
+
+
+@PROPERTY
+@given(seed=SEEDS, a=st.floats(0.0, 1.0, exclude_max=True), b=st.floats(0.0, 1.0, exclude_max=True))
+def test_arc_distance_is_the_shorter_way_round_the_loop(seed: int, a: float, b: float) -> None:
+    track = generate_track(seed % 50)
+    a, b = a * track.length, b * track.length
+    distance = track.arc_distance(a, b)
+    assert distance == track.arc_distance(b, a)
+    assert 0.0 <= distance <= track.length / 2
+    assert track.arc_distance(a, (a + distance) % track.length) == pytest.approx(distance)
