@@ -104,11 +104,17 @@ def track_seeds(split: Sequence[int]) -> range:
     return range(start, stop)
 
 
+def run_entries(run_dir: str | Sequence[Any]) -> list[str]:
+    """``racing-rl eval``'s ``run_dir`` (one run dir, or a list for a race; ``scripted``
+    for the scripted driver) as a list of strings."""
+    return [run_dir] if isinstance(run_dir, str) else [str(r) for r in run_dir]
+
+
 def eval_dir(run_dir: str | Sequence[str]) -> str:
     """``${racing_rl.eval_dir:${run_dir}}`` (conf/eval.yaml): where ``racing-rl eval``
     writes: ``<run dir>/eval`` for one run; ``<first run dir>/eval/race`` for a race of
     several (``scripted`` entries are not directories)."""
-    entries = [run_dir] if isinstance(run_dir, str) else [str(r) for r in run_dir]
+    entries = run_entries(run_dir)
     runs = [r for r in entries if r != "scripted"] or entries
     return f"{runs[0]}/eval" + ("/race" if len(entries) > 1 else "")
 

@@ -27,7 +27,13 @@ from racing_rl.checkpoints.layout import resolve_model
 from racing_rl.checkpoints.runs import load_policy_driver, load_run_config
 from racing_rl.checkpoints.saving import write_json
 from racing_rl.checks import LIMITS, check_torch_threads
-from racing_rl.config import backend_config, eval_dir, track_seeds, with_difficulty
+from racing_rl.config import (
+    backend_config,
+    eval_dir,
+    run_entries,
+    track_seeds,
+    with_difficulty,
+)
 from racing_rl.drivers import Driver, ScriptedDriver
 from racing_rl.errors import ConfigError
 from racing_rl.evaluation.races import TrackRace, leaderboard, run_races, standings
@@ -75,7 +81,7 @@ def evaluate(cfg: DictConfig, difficulty: str | None = None) -> dict[str, Any]:
     """
     check_runs(cfg)
     torch.set_num_threads(int(cfg.torch_threads))
-    entries = [cfg.run_dir] if isinstance(cfg.run_dir, str) else [str(r) for r in cfg.run_dir]
+    entries = run_entries(cfg.run_dir)
     runs = [Path(r).expanduser() for r in entries if r != SCRIPTED]
     if not runs:
         raise ConfigError(
@@ -406,7 +412,7 @@ def check_runs(cfg: DictConfig) -> None:
             f"Invalid config: seeds has {len(cfg.seeds):,} tracks; eval races them all at once, "
             f"one environment each, at most {LIMITS['tracks']:,}."
         )
-    entries = [cfg.run_dir] if isinstance(cfg.run_dir, str) else [str(r) for r in cfg.run_dir]
+    entries = run_entries(cfg.run_dir)
     backends: dict[str, DictConfig] = {}  # run dir -> the backend it was trained on
     for entry in entries:
         if entry == SCRIPTED:
