@@ -18,6 +18,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from racing_rl.checkpoints.layout import MODEL
 from racing_rl.checkpoints.runs import check_init_from
 from racing_rl.checks import check_train_config
 from racing_rl.cli import print_error
@@ -29,21 +30,47 @@ from racing_rl.training import resume_run, train
 log = logging.getLogger(__name__)
 
 
+def saved_work(run_dir: Path) -> list[str]:
+    """What a run has saved in ``run_dir``: of ``model.zip``, ``best/`` and the entries of
+    ``checkpoints/``, those that exist (empty for a run stopped before its first save)."""
+    found = [name for name in (MODEL, "best") if (run_dir / name).exists()]
+    return found + [f"checkpoints/{p.name}" for p in sorted((run_dir / "checkpoints").glob("*"))]
+
+
+def check_new_run_dir(run_dir: Path) -> None:
+    """Refuse to start a new run in ``run_dir`` if a run has saved anything there: the two
+    would share ``best/``, ``checkpoints/`` and the history, and the old run's saved
+    config would be replaced. (A run stopped before its first save may be started again.)
+
+    Raises:
+        ConfigError: naming the directory and what it holds, and ``resume=``.
+    """
+    saved = saved_work(run_dir)
+    if saved:
+        raise ConfigError(
+            f"{run_dir} already holds a run ({', '.join(saved[:3])}"
+            f"{', ...' if len(saved) > 3 else ''}): continue it with resume={run_dir}, or "
+            "train a new run elsewhere (leave hydra.run.dir out for a new dated directory)."
+        )
+
+
 class CheckConfig(Callback):
     """Hydra callback (``hydra.callbacks`` in conf/train.yaml): check a single run's
     config before Hydra creates its run directory, so that an invalid one leaves nothing
     behind. (A sweep's jobs are checked in ``train``: a failed job keeps its run.json.)"""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        """Check ``config`` (a resumed run's is checked once it is loaded).
+        """Check ``config`` (a resumed run's is checked once it is loaded), and that its run
+        directory holds no run yet.
 
         Raises:
             SystemExit: 1, after printing the error (``racing_rl.cli.print_error``), if the
-                config is invalid.
+                config is invalid or the directory already holds a run.
         """
         if config.get("resume"):
             return
         try:
+            check_new_run_dir(Path(str(OmegaConf.select(config, "hydra.run.dir"))))
             check_known_keys(config, "train")
             check_train_config(config)
             check_logger(config)
@@ -54,12 +81,27 @@ class CheckConfig(Callback):
             raise SystemExit(1) from err
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        """Refuse an Optuna search of runs that return no objective (validation off).
+        """Refuse an Optuna search of runs that return no objective (validation off), and a
+        sweep into a directory that holds an earlier sweep's runs (its job directories
+        would be reused), unless a named study continues there.
 
         Raises:
             SystemExit: 1, after printing the error: every trial would fail, then Optuna.
         """
         sweeper = str(OmegaConf.select(config, "hydra.sweeper._target_", default=""))
+        sweep_dir = Path(str(OmegaConf.select(config, "hydra.sweep.dir")))
+        runs = sorted(job for job in sweep_dir.glob("*/") if saved_work(job))
+        if runs and OmegaConf.select(config, "hydra.sweeper.study_name") is None:
+            print_error(
+                "train",
+                ConfigError(
+                    f"hydra.sweep.dir={sweep_dir} already holds the runs of an earlier sweep "
+                    f"({len(runs)}, e.g. {runs[0].name}): its jobs would reuse their "
+                    "directories. Leave hydra.sweep.dir out for a new dated one, or choose "
+                    "another."
+                ),
+            )
+            raise SystemExit(1)
         if "optuna" in sweeper.lower() and config.validation.every == 0:
             print_error(
                 "train",

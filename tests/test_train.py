@@ -1,6 +1,7 @@
 """Real, short `racing-rl train` / `racing-rl eval` runs in temporary directories."""
 
 import json
+import shutil
 
 import pytest
 from hydra import compose
@@ -56,7 +57,7 @@ def test_train_each_algorithm_leaves_a_loadable_model(algo, tmp_path):
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["timesteps"] == model.num_timesteps
     # The first line says where the run will stop (SB3 checks between rollouts).
-    budget = "2,000 of 2,000 timesteps"
+    budget = "2,000 timesteps"
     if model.num_timesteps != 2000:
         budget += f" (it stops at {model.num_timesteps:,}, after the rollout that reaches them)"
     assert f"{budget}, run dir {run_dir}" in result.stderr
@@ -215,3 +216,34 @@ def test_checkpoint_keep_null_keeps_every_periodic_checkpoint(tmp_path, keep, ke
     train(cfg, tmp_path)
     kinds = [c.kind for c in find_checkpoints(tmp_path)]
     assert kinds == ["ppo"] * kept + ["final"]
+
+
+def test_a_new_run_into_a_directory_that_holds_a_run_is_refused_and_changes_nothing(tmp_path):
+    # It mixed the two: one best/, both finals in checkpoints/, the new algorithm's config.
+    run_dir = tmp_path / "run"
+    (run_dir / ".hydra").mkdir(parents=True)
+    (run_dir / "checkpoints" / "final_2048_steps").mkdir(parents=True)
+    (run_dir / ".hydra" / "config.yaml").write_text("the old run's config\n")
+    before = sorted(p.relative_to(run_dir) for p in run_dir.rglob("*"))
+    result = racing_rl("train", *TINY, f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert result.returncode == 1
+    assert (
+        f"{run_dir} already holds a run (checkpoints/final_2048_steps): continue it with resume="
+    ) in result.stderr
+    assert sorted(p.relative_to(run_dir) for p in run_dir.rglob("*")) == before
+    assert (run_dir / ".hydra" / "config.yaml").read_text() == "the old run's config\n"
+    # A run stopped before its first save ("nothing was saved") may be started again.
+    shutil.rmtree(run_dir / "checkpoints")
+    (run_dir / "run.json").write_text('{"legs": []}')
+    result = racing_rl("train", *TINY, f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (run_dir / "model.zip").is_file()
+
+
+def test_a_sweep_into_a_directory_of_an_earlier_sweep_is_refused(tmp_path):
+    job = tmp_path / "sweep" / "0_seed=0"
+    (job / "best").mkdir(parents=True)
+    result = racing_rl("train", "-m", "seed=0,1", f"hydra.sweep.dir={job.parent}", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "already holds the runs of an earlier sweep (1, e.g. 0_seed=0)" in result.stderr
+    assert sorted(p.name for p in job.parent.rglob("*")) == ["0_seed=0", "best"]
