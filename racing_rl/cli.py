@@ -234,6 +234,7 @@ def check_arguments(name: str, args: list[str]) -> None:
     try:
         overrides = OverridesParser.create().parse_overrides([a for a in args if a[:1] != "-"])
     except OverrideParseException:
+        _check_quoted_paths(name, args)
         return  # Hydra says what is wrong with it
     doc = read_config_doc(config_dir() / f"{name}.yaml")
     _check_keys(name, overrides, doc)
@@ -491,6 +492,31 @@ def _interrupts_while_starting(command: str) -> Iterator[Callable[[Any], None]]:
         yield started
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def _check_quoted_paths(name: str, args: list[str]) -> None:
+    """Say how to quote a path that Hydra's override grammar cannot read as one value: a
+    sweep job's directory (``0_seed=0,total_timesteps=2000``) has ``=`` and ``,``.
+
+    Raises:
+        UsageError: for the first such path of a key that names a run or a file.
+    """
+    keys = {*COMMANDS[name].paths, "init_from"}
+    for arg in args:
+        key, _, value = arg.partition("=")
+        if key not in keys or not any(c in value for c in "=, ") or value[:1] in ("'", '"'):
+            continue
+        if value.startswith("["):
+            example = f"{key}=['<run dir>',scripted]"
+            raise UsageError(
+                f"{arg}: a path with '=', ',' or a space must be quoted inside the list, e.g. "
+                f'racing-rl {name} "{example}"'
+            )
+        quoted = f"{key}='{value}'"
+        raise UsageError(
+            f"{arg}: Hydra reads '=', ',' and spaces in a value as its own syntax; quote the "
+            f'path: racing-rl {name} "{quoted}"'
+        )
 
 
 def print_error(command: str, err: Exception) -> None:

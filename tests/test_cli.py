@@ -124,6 +124,12 @@ def test_version_and_python_m_racing_rl(tmp_path):
             "backend=roblox has no backend.sensors; it is a key of backend=pygame only.",
         ),
         (["train", "backend.sensors.n_ray=16"], "has no backend.sensors.n_ray; did you mean n_"),
+        # A sweep job's dir, unquoted (Hydra: "mismatched input '=' expecting <EOF>").
+        (
+            ["eval", "run_dir=s/0_seed=0,n_races=2"],
+            """quote the path: racing-rl eval "run_dir='s/0_s""",
+        ),
+        (["eval", "run_dir=[s/0_seed=0,scripted]"], "must be quoted inside the list, e.g. racing"),
     ],
 )
 def test_a_first_mistake_gets_one_line_exit_2_and_leaves_nothing(args, says, tmp_path):
