@@ -342,7 +342,9 @@ def _train_on(
     leg["start_timesteps"] = int(model.num_timesteps)
     record_leg(run_dir, leg)
     left = max(0, cfg.total_timesteps - model.num_timesteps)  # < 0: stopped past the total
-    budget = f"{left:,} of {cfg.total_timesteps:,} timesteps"
+    budget = f"{left:,} timesteps"
+    if model.num_timesteps:  # resumed
+        budget += f" left (at {model.num_timesteps:,} of {cfg.total_timesteps:,})"
     end = planned_timesteps(model, cfg.total_timesteps)
     if left and end != cfg.total_timesteps:  # SB3 checks the budget only between rollouts
         budget += f" (it stops at {end:,}, after the rollout that reaches them)"
@@ -357,6 +359,16 @@ def _train_on(
         budget,
         run_dir,
     )
+    starts = int(getattr(model, "learning_starts", 0))
+    if left and cfg.total_timesteps <= starts:
+        log.warning(
+            "total_timesteps=%s is within algo.model.learning_starts=%s: %s only collects "
+            "experience and never updates its policy, so the saved model is untrained. Raise "
+            "total_timesteps or lower learning_starts.",
+            f"{cfg.total_timesteps:_}",
+            f"{starts:_}",
+            cfg.algo.name,
+        )
 
     checkpoints_dir = run_dir / "checkpoints"
     callbacks: list[BaseCallback] = [RaceMetricsCallback()]

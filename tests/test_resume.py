@@ -364,7 +364,10 @@ def test_a_run_stopped_after_its_last_rollout_is_finished_by_resume(tmp_path, mo
     assert checkpoint.timesteps == 2000
     with caplog.at_level(logging.INFO, logger="racing_rl"):
         summary = train_module.train(cfg, tmp_path, resume=checkpoint)
-    assert "resuming ppo on pygame: 4 cars (2 tracks x 2), 0 of 1,900 timesteps, run" in caplog.text
+    assert (
+        "resuming ppo on pygame: 4 cars (2 tracks x 2), 0 timesteps left (at 2,000 of 1,900), "
+        in caplog.text
+    )
     assert "done: 2,000 timesteps; best validation" in caplog.text
     assert summary["timesteps"] == 2000 and "best" in summary
     assert summary["env_steps_per_s"] is None  # this leg trained nothing
