@@ -3,6 +3,7 @@
 import json
 import os
 import queue
+import re
 import shutil
 import signal
 import subprocess
@@ -81,3 +82,7 @@ def test_follow_switches_to_a_checkpoint_saved_after_it_started(tiny_runs, tmp_p
     assert process.returncode == 0, out[-3000:]
     metrics = json.loads((run_dir / "eval" / "metrics.json").read_text())
     assert metrics["driver"].endswith("ppo_4096_steps/model.zip")
+    # Only that checkpoint's races: the first one's were counted in under its name.
+    said = _wait_for(lines, "metrics cover the")
+    covered, raced = (int(n) for n in re.findall(r"the (\d+) race", said))
+    assert metrics["episodes"] == covered < raced

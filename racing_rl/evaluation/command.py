@@ -260,7 +260,9 @@ def _run_rounds(
         bridge: Roblox only: the running bridge; None on the simulator.
 
     Returns:
-        Every completed race, in order (those before a Ctrl-C, if one came after the first).
+        Every completed race, in order (those before a Ctrl-C, if one came after the first);
+        with ``follower``, those of the last checkpoint that raced, whose driver is then
+        ``drivers[0]`` (the metrics describe one policy).
 
     Raises:
         ConfigError: for an invalid ``render``.
@@ -285,6 +287,7 @@ def _run_rounds(
 
         window = RaceWindow(float(cfg.fps), window_size(cfg.size))
     races: list[Any] = []
+    driven_by: list[Driver] = []  # follow=true: the checkpoint's driver of each race
     try:
         while rounds == 0 or len(races) < rounds * len(seeds):
             if window is None and follower is None:
@@ -296,6 +299,7 @@ def _run_rounds(
                     envs[len(races) % len(seeds)], drivers, cfg, meta, window
                 )
                 if follower is not None:
+                    driven_by.extend(drivers[0] for _ in finished)
                     drivers[0] = follower.driver()
                 if window is not None and window.closed:
                     log.info("window closed after %d races; metrics cover those", len(races))
@@ -318,6 +322,17 @@ def _run_rounds(
         if window is not None:
             window.close()
             log.info("render: %d frames drawn", window.frames)
+    if follower is not None and races:  # the metrics are of one checkpoint: the last one's
+        drivers[0] = driven_by[len(races) - 1]
+        last = [race for race, d in zip(races, driven_by, strict=True) if d is drivers[0]]
+        if len(last) < len(races):
+            log.info(
+                "metrics cover the %d races of the last checkpoint (%s) of the %d raced",
+                len(last),
+                getattr(drivers[0], "checkpoint", drivers[0].label),
+                len(races),
+            )
+        races = last
     return races
 
 
