@@ -258,7 +258,10 @@ class TrainingBridge:
                 f"{error} Give the game's cars {expected - STATE_SIZE} rays ({expected} "
                 "numbers per car), or train a new run with backend.observation_size set to "
                 "what the game sends (or null to take it from the game): a resumed run or a "
-                "checkpoint keeps its size."
+                "checkpoint keeps its size. A run trained on the simulator sees as the "
+                "game's 16-ray Car with backend.sensors.n_rays=16 "
+                "backend.sensors.layout=roblox_car (docs/roblox.md); racing-rl emulate "
+                "takes other sensors with sim.sensors.n_rays=<rays> sim.sensors.layout=fan."
             )
 
     def describe(self) -> str:
