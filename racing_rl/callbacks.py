@@ -283,6 +283,12 @@ class ValidationCallback(PeriodicCallback):
 
     def validate(self) -> dict[str, float]:
         """Run the validation episodes now; returns the metrics."""
+        if not self.laps:  # a game runs in real time: this can take minutes
+            log.info(
+                "validating at %d steps in the game: each car until its episode ends or "
+                "validation.max_steps ticks pass (lower it to validate sooner)",
+                self.num_timesteps,
+            )
         sync_envs_normalization(self.training_env, self.eval_env)
         metrics = summarize(run_episodes(self.model, self.eval_env))
         for key, value in metrics.items():

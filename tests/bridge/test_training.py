@@ -70,6 +70,8 @@ def test_train_on_roblox_leaves_the_simulators_run_dir_and_freezes_for_updates(s
     assert "ranks checkpoints by mean episode return" in result.stderr
     validations = [line for line in result.stderr.splitlines() if "validation at" in line]
     assert validations and not any("lap completion" in line for line in validations)
+    # Each is announced: in a game it runs in real time, up to validation.max_steps ticks.
+    assert result.stderr.count("in the game: each car until its episode ends") == len(validations)
     assert result.stderr.count("tracks.train_mix") == 1  # said once, not per config check
 
     # FREEZE true after every rollout (before each policy update) and before each save,
