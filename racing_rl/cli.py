@@ -238,6 +238,7 @@ def check_arguments(name: str, args: list[str]) -> None:
         return  # Hydra says what is wrong with it
     doc = read_config_doc(config_dir() / f"{name}.yaml")
     _check_keys(name, overrides, doc)
+    _check_group_options(name, overrides, doc)
     _check_backend_keys(name, overrides, doc)
     whole = integer_keys(name)
     for override in overrides:  # Hydra: "Value '100000.0' of type 'float' could not be ..."
@@ -290,6 +291,30 @@ def _check_keys(name: str, overrides: list[Override], doc: ConfigDoc) -> None:
             f"{override.key_or_group!r} is not a key of racing-rl {name}: {hint}"
             f"racing-rl {name} --help lists the keys"
         )
+
+
+def _check_group_options(name: str, overrides: list[Override], doc: ConfigDoc) -> None:
+    """Refuse a config group option that ``conf/<group>/`` does not have (``algo=ppo2``),
+    for which Hydra prints its options with its config search path; a sweep's options
+    (``algo=ppo,sac``) are each checked."""
+    from hydra.core.override_parser.types import ChoiceSweep
+
+    groups = {group.name: group.options for group in doc.groups}
+    for override in overrides:
+        options = groups.get(override.key_or_group)
+        if not options or override.is_delete():
+            continue
+        value = override.value()
+        values = value.list if isinstance(value, ChoiceSweep) else [value]
+        for option in values:
+            if isinstance(option, str) and option not in options:
+                close = difflib.get_close_matches(option, options, n=1)
+                hint = f"did you mean {close[0]}? " if close else ""
+                raise UsageError(
+                    f"{override.key_or_group}={option}: no such option; {hint}"
+                    f"{override.key_or_group} is one of {', '.join(options)} "
+                    f"(conf/{override.key_or_group.split('@')[0]}/)"
+                )
 
 
 def _check_backend_keys(name: str, overrides: list[Override], doc: ConfigDoc) -> None:

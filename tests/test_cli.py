@@ -124,6 +124,9 @@ def test_version_and_python_m_racing_rl(tmp_path):
             "backend=roblox has no backend.sensors; it is a key of backend=pygame only.",
         ),
         (["train", "backend.sensors.n_ray=16"], "has no backend.sensors.n_ray; did you mean n_"),
+        # A group option conf/ lacks (Hydra: its options and its config search path).
+        (["train", "algo=ppo2"], "algo=ppo2: no such option; did you mean ppo? algo is one of"),
+        (["train", "-m", "backend=pygame,robloxx"], "backend=robloxx: no such option; did you"),
         # A sweep job's dir, unquoted (Hydra: "mismatched input '=' expecting <EOF>").
         (
             ["eval", "run_dir=s/0_seed=0,n_races=2"],
