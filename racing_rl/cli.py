@@ -238,7 +238,7 @@ def check_arguments(name: str, args: list[str]) -> None:
         return  # Hydra says what is wrong with it
     doc = read_config_doc(config_dir() / f"{name}.yaml")
     _check_keys(name, overrides, doc)
-    _check_group_options(name, overrides, doc)
+    _check_group_options(overrides, doc)
     _check_backend_keys(name, overrides, doc)
     whole = integer_keys(name)
     for override in overrides:  # Hydra: "Value '100000.0' of type 'float' could not be ..."
@@ -293,7 +293,7 @@ def _check_keys(name: str, overrides: list[Override], doc: ConfigDoc) -> None:
         )
 
 
-def _check_group_options(name: str, overrides: list[Override], doc: ConfigDoc) -> None:
+def _check_group_options(overrides: list[Override], doc: ConfigDoc) -> None:
     """Refuse a config group option that ``conf/<group>/`` does not have (``algo=ppo2``),
     for which Hydra prints its options with its config search path; a sweep's options
     (``algo=ppo,sac``) are each checked."""

@@ -18,9 +18,6 @@ from racing_rl.checkpoints.saving import write_json
 
 log = logging.getLogger(__name__)
 
-RUN_RECORD = "run.json"
-"""A run directory's history (``record_leg``); its presence marks a directory as a run's."""
-
 #: Distributions whose versions decide what a run computes.
 PACKAGES = (
     "racing-rl",
@@ -100,7 +97,7 @@ def record_leg(run_dir: Path, leg: dict[str, Any]) -> None:
         run_dir: the run directory.
         leg: the entry: ``started_at``, ``pid``, ``host``, ``status``, ...
     """
-    path = run_dir / RUN_RECORD
+    path = run_dir / "run.json"
     record: dict[str, Any] = {"legs": []}
     if path.is_file():
         try:

@@ -32,7 +32,6 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from racing_rl.evaluation.tables import markdown_table
-from racing_rl.provenance import RUN_RECORD
 
 #: Report columns: (header, Job attribute, format of a number).
 COLUMNS = (
@@ -82,7 +81,7 @@ def read_job(path: Path) -> Job:
     overrides_file = path / ".hydra" / "overrides.yaml"
     overrides = list(OmegaConf.load(overrides_file)) if overrides_file.is_file() else []
     job = Job(path, _job_name(path), [str(o) for o in overrides], "failed")
-    run_file = path / RUN_RECORD
+    run_file = path / "run.json"
     if not run_file.is_file():
         job.error = "no run.json: the job stopped before training started (see its log)"
         return job
