@@ -13,6 +13,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from filelock import BaseFileLock, FileLock, Timeout
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
@@ -54,28 +55,81 @@ def check_new_run_dir(run_dir: Path) -> None:
         )
 
 
+RUN_LOCK = ".lock"
+
+
+def lock_run_dir(run_dir: Path, *, what: str, then: str) -> BaseFileLock:
+    """Hold ``run_dir/.lock`` (created, with ``run_dir``, if need be) while this process
+    runs, so that no other ``racing-rl train`` writes into the directory meanwhile. The
+    operating system releases it when the process ends, however it ends (``filelock``: an
+    ``flock`` on POSIX, ``msvcrt.locking`` on Windows).
+
+    Args:
+        run_dir: a run or sweep directory.
+        what: the directory's kind in the error message ("run", "sweep").
+        then: what to do instead, for the error message.
+
+    Raises:
+        ConfigError: if another process holds the lock.
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(run_dir / RUN_LOCK)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise ConfigError(
+            f"another racing-rl process is running the {what} in {run_dir} ({RUN_LOCK} is "
+            f"held): {then}"
+        ) from None
+    return lock
+
+
 class CheckConfig(Callback):
     """Hydra callback (``hydra.callbacks`` in conf/train.yaml): check a single run's
     config before Hydra creates its run directory, so that an invalid one leaves nothing
-    behind. (A sweep's jobs are checked in ``train``: a failed job keeps its run.json.)"""
+    behind. (A sweep's jobs are checked in ``train``: a failed job keeps its run.json.)
+
+    It then holds the run's (or the sweep's) directory (``lock_run_dir``) until the run
+    ends: two runs started in the same second get the same dated directory, and a run
+    resumed while it still trains would write into its own files.
+    """
+
+    def __init__(self) -> None:
+        self._lock: BaseFileLock | None = None
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        """Check ``config`` (a resumed run's is checked once it is loaded), and that its run
-        directory holds no run yet.
+        """Check ``config`` (a resumed run's is checked once it is loaded), that its run
+        directory holds no run yet, and that no other process runs there.
 
         Raises:
             SystemExit: 1, after printing the error (``racing_rl.cli.print_error``), if the
-                config is invalid or the directory already holds a run.
+                config is invalid, the directory already holds a run, or another process
+                runs in it.
         """
-        if config.get("resume"):
-            return
+        run_dir = Path(str(OmegaConf.select(config, "hydra.run.dir")))
         try:
-            check_new_run_dir(Path(str(OmegaConf.select(config, "hydra.run.dir"))))
+            if config.get("resume"):
+                if run_dir.is_dir():  # else resume_run says it is no run directory
+                    self._lock = lock_run_dir(
+                        run_dir,
+                        what="run",
+                        then="it is still training. Wait for it to end, or stop it (Ctrl-C "
+                        "saves a checkpoint), then resume.",
+                    )
+                return
+            check_new_run_dir(run_dir)
             check_known_keys(config, "train")
             check_train_config(config)
             check_logger(config)
             if config.get("init_from"):
                 check_init_from(config, Path(config.init_from).expanduser())
+            self._lock = lock_run_dir(
+                run_dir,
+                what="run",
+                then="start this one again (two runs started in the same second get the "
+                "same dated directory), give each run its own hydra.run.dir=..., or run them "
+                "as one sweep (racing-rl train -m seed=0,1,2,3).",
+            )
         except RacingRLError as err:
             print_error("train", err)
             raise SystemExit(1) from err
@@ -83,35 +137,46 @@ class CheckConfig(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         """Refuse an Optuna search of runs that return no objective (validation off), and a
         sweep into a directory that holds an earlier sweep's runs (its job directories
-        would be reused), unless a named study continues there.
+        would be reused), unless a named study continues there. Then hold the sweep
+        directory until the sweep ends (``lock_run_dir``).
 
         Raises:
-            SystemExit: 1, after printing the error: every trial would fail, then Optuna.
+            SystemExit: 1, after printing the error: every trial would fail, then Optuna;
+                or another process runs a sweep in the directory.
         """
         sweeper = str(OmegaConf.select(config, "hydra.sweeper._target_", default=""))
         sweep_dir = Path(str(OmegaConf.select(config, "hydra.sweep.dir")))
         runs = sorted(job for job in sweep_dir.glob("*/") if saved_work(job))
-        if runs and OmegaConf.select(config, "hydra.sweeper.study_name") is None:
-            print_error(
-                "train",
-                ConfigError(
+        try:
+            if runs and OmegaConf.select(config, "hydra.sweeper.study_name") is None:
+                raise ConfigError(
                     f"hydra.sweep.dir={sweep_dir} already holds the runs of an earlier sweep "
                     f"({len(runs)}, e.g. {runs[0].name}): its jobs would reuse their "
                     "directories. Leave hydra.sweep.dir out for a new dated one, or choose "
                     "another."
-                ),
-            )
-            raise SystemExit(1)
-        if "optuna" in sweeper.lower() and config.validation.every == 0:
-            print_error(
-                "train",
-                ConfigError(
+                )
+            if "optuna" in sweeper.lower() and config.validation.every == 0:
+                raise ConfigError(
                     "Invalid config: validation.every=0 with an Optuna sweeper: a run without "
                     "validation has no objective to maximise. Set validation.every > 0 (e.g. "
                     "validation.every=50000)."
-                ),
+                )
+            self._lock = lock_run_dir(
+                sweep_dir,
+                what="sweep",
+                then="start this one again (two sweeps started in the same second get the "
+                "same dated directory), or give it its own hydra.sweep.dir=...",
             )
-            raise SystemExit(1)
+        except ConfigError as err:
+            print_error("train", err)
+            raise SystemExit(1) from err
+
+    def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
+        """Release the run's (or, as ``on_multirun_end``, the sweep's) directory."""
+        if self._lock is not None:
+            self._lock.release()
+
+    on_multirun_end = on_run_end
 
 
 @hydra_main("train")

@@ -4,6 +4,7 @@ import json
 import shutil
 
 import pytest
+from filelock import FileLock
 from hydra import compose
 from runs import OFF_POLICY, QUICK, QUICK_ALGO, TINY, racing_rl
 
@@ -238,6 +239,29 @@ def test_a_new_run_into_a_directory_that_holds_a_run_is_refused_and_changes_noth
     result = racing_rl("train", *TINY, f"hydra.run.dir={run_dir}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert (run_dir / "model.zip").is_file()
+
+
+def test_a_directory_another_process_runs_in_is_refused(tmp_path):
+    # Two runs started in the same second shared the dated directory (and one .hydra/);
+    # a resume of a run still training wrote into its files.
+    run_dir, sweep_dir = tmp_path / "run", tmp_path / "sweep"
+    with FileLock(run_dir / ".lock", timeout=0):  # what a running `racing-rl train` holds
+        result = racing_rl("train", *TINY, f"hydra.run.dir={run_dir}", cwd=tmp_path)
+        assert result.returncode == 1
+        assert f"another racing-rl process is running the run in {run_dir}" in result.stderr
+        assert "(two runs started in the same second get the same dated" in result.stderr
+        assert [p.name for p in run_dir.iterdir()] == [".lock"]  # no .hydra/, no log
+    result = racing_rl("train", *TINY, f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]  # the lock went with its process
+    with FileLock(run_dir / ".lock", timeout=0):
+        result = racing_rl("train", f"resume={run_dir}", "total_timesteps=4000", cwd=tmp_path)
+        assert result.returncode == 1
+        assert "it is still training. Wait for it to end" in result.stderr
+    with FileLock(sweep_dir / ".lock", timeout=0):
+        result = racing_rl("train", "-m", "seed=0,1", f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path)
+        assert result.returncode == 1
+        assert f"is running the sweep in {sweep_dir}" in result.stderr
+        assert [p.name for p in sweep_dir.iterdir()] == [".lock"]
 
 
 def test_a_sweep_into_a_directory_of_an_earlier_sweep_is_refused(tmp_path):
