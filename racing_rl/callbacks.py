@@ -168,9 +168,13 @@ class RobloxCallback(BaseCallback):
 
 
 class PeriodicCallback(BaseCallback):
-    """Calls ``on_due`` whenever ``num_timesteps`` passes a multiple of ``every``.
+    """Calls ``on_due`` at the first rollout start at or past each multiple of ``every``
+    timesteps.
 
-    The schedule follows the model's timestep counter, so a resumed run keeps it.
+    A rollout starts after the update on the previous one, so the model that ``on_due``
+    saves or validates is trained on exactly ``num_timesteps`` (mid-rollout, PPO's weights
+    would lag its counter by up to a rollout, which it then discards if stopped). The
+    schedule follows the model's timestep counter, so a resumed run keeps it.
     """
 
     def __init__(self, every: int) -> None:
@@ -181,10 +185,13 @@ class PeriodicCallback(BaseCallback):
     def _init_callback(self) -> None:
         self._next = (self.model.num_timesteps // self.every + 1) * self.every
 
-    def _on_step(self) -> bool:
+    def _on_rollout_start(self) -> None:
+        self.num_timesteps = self.model.num_timesteps
         if self.num_timesteps >= self._next:
             self._next = (self.num_timesteps // self.every + 1) * self.every
             self.on_due()
+
+    def _on_step(self) -> bool:
         return True
 
     def on_due(self) -> None:

@@ -29,6 +29,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from racing_rl.algos import discount, make_model
@@ -135,6 +136,23 @@ class _Interrupts:
             return
         self.saving = True
         raise KeyboardInterrupt(name)
+
+
+class _RolloutStart(BaseCallback):
+    """``timesteps``: the model's ``num_timesteps`` when the rollout being collected began,
+    None between rollouts. An on-policy algorithm discards an unfinished rollout, so an
+    interrupted checkpoint counts only the timesteps before it."""
+
+    timesteps: int | None = None
+
+    def _on_rollout_start(self) -> None:
+        self.timesteps = self.model.num_timesteps
+
+    def _on_rollout_end(self) -> None:
+        self.timesteps = None
+
+    def _on_step(self) -> bool:
+        return True
 
 
 def _best_timesteps(run_dir: Path) -> int | None:
@@ -371,7 +389,8 @@ def _train_on(
         )
 
     checkpoints_dir = run_dir / "checkpoints"
-    callbacks: list[BaseCallback] = [RaceMetricsCallback()]
+    rollout = _RolloutStart()
+    callbacks: list[BaseCallback] = [rollout, RaceMetricsCallback()]
     if cfg.progress_bar:
         callbacks.append(ProgressBar())
     interrupts = _Interrupts()
@@ -448,6 +467,15 @@ def _train_on(
         except KeyboardInterrupt as interrupt:
             interrupts.saving = True
             name = str(interrupt) or "SIGINT"
+            if isinstance(model, OnPolicyAlgorithm) and rollout.timesteps is not None:
+                log.info(
+                    "the unfinished rollout's %s timesteps are discarded (%s trains on whole "
+                    "rollouts): the checkpoint is at the %s timesteps trained on",
+                    f"{model.num_timesteps - rollout.timesteps:,}",
+                    cfg.algo.name,
+                    f"{rollout.timesteps:,}",
+                )
+                model.num_timesteps = rollout.timesteps
             checkpoint = save_checkpoint(model, venv, checkpoints_dir, INTERRUPTED)
             end = {"status": "interrupted", "end_timesteps": model.num_timesteps}
             record_leg(run_dir, {**leg, **end})

@@ -38,8 +38,9 @@ EVAL_LAP_TAGS = {"eval/mean_lap_time_s", "eval/best_lap_time_s"}
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
-    """A QUICK run (validation on 2 tracks at 1000 and 2000 timesteps, and at the end,
-    2048) that logs a validation video every second validation."""
+    """A QUICK run (validation on 2 tracks every 1000 timesteps: at 1024, the first rollout
+    start past 1000, PPO's rollouts being 1024 timesteps; and at the end, 2048) that logs a
+    validation video every second validation."""
     root = tmp_path_factory.mktemp("callbacks")
     run_dir = root / "run"
     video = [
@@ -114,7 +115,7 @@ def test_race_metrics_average_finished_episodes_and_every_completed_lap():
 def test_eval_scalars_of_every_validation(run_dir):
     evals = scalars(run_dir, "eval/")
     steps = sorted(evals["eval/episodes"])
-    assert steps == [1000, 2000, 2048]  # every 1000 timesteps, and the final model's
+    assert steps == [1024, 2048]  # between rollouts past 1000 timesteps, and the final model
     for step in steps:
         logged = {tag: by_step[step] for tag, by_step in evals.items() if step in by_step}
         lapped = logged["eval/lap_completion_rate"] > 0.0
@@ -131,8 +132,8 @@ def test_eval_scalars_of_every_validation(run_dir):
 def test_validation_video_reaches_tensorboard_as_an_animated_gif(run_dir):
     events = EventAccumulator(str(run_dir / "tb"), size_guidance={"images": 0})
     events.Reload()
-    # Validations at 1000, 2000 and 2048: the second one logs the video.
+    # Validations at 1024 and 2048: the second one logs the video.
     (image,) = events.Images("eval/video")
-    assert image.step == 2000 and (image.width, image.height) == (96, 96)
+    assert image.step == 2048 and (image.width, image.height) == (96, 96)
     frames = iio.imread(image.encoded_image_string, index=None, extension=".gif")
     assert frames.shape[1:] == (96, 96, 3) and 2 <= len(frames) <= 41

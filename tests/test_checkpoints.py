@@ -287,8 +287,9 @@ def test_resume_falls_back_to_the_newest_checkpoint_that_loads(tmp_path, caplog)
     summary = train(cfg, tmp_path, resume=final)
     assert summary["timesteps"] == 800
     legs = json.loads((tmp_path / "run.json").read_text())["legs"]
-    assert legs[-1]["resumed_from"].endswith("ppo_600_steps")
-    assert "resuming from" in caplog.text and "ppo_600_steps" in caplog.text
+    # Periodic checkpoints are saved between rollouts: at 200 and 400 (600 is the end).
+    assert legs[-1]["resumed_from"].endswith("ppo_400_steps")
+    assert "resuming from" in caplog.text and "ppo_400_steps" in caplog.text
 
 
 def test_resume_with_no_loadable_checkpoint_says_why(tmp_path):

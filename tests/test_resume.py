@@ -73,11 +73,14 @@ def test_resume_continues_the_run_where_it_stopped(algo, tmp_path):
     if "algo=ppo" in algo:
         # The linear schedule spans the run's total: 2000 steps in the first leg, 4000 in
         # the second, which goes on from step 2000 (not from 0). Each value is logged one
-        # rollout (200 steps) after it was set.
+        # rollout (200 steps) after it was set; a validation (between rollouts) logs the
+        # value just set, at the step of the rollout's own row.
         start = cfg.algo.model.learning_rate.start
+        validations = {step for step, _ in scalars(run_dir, "eval/episodes")}
         for step, rate in scalars(run_dir, "train/learning_rate"):
             total = 2000 if step <= 2000 else 4000
-            assert rate == pytest.approx(start * (1 - (step - 200) / total), rel=1e-5)
+            set_at = {step - 200, step} if step in validations else {step - 200}
+            assert rate in [pytest.approx(start * (1 - s / total), rel=1e-5) for s in set_at]
     else:
         # The replay buffer came back: it holds both legs' transitions, not the last 2000.
         assert load_replay_buffer(model, final.path)
@@ -331,7 +334,7 @@ def test_ctrl_c_while_starting_exits_130_without_a_traceback(tmp_path, after_s):
 
 def stop_at(timesteps: int, train_module):
     """A RaceMetricsCallback that raises KeyboardInterrupt (as a signal does) once training
-    reaches ``timesteps``."""
+    reaches ``timesteps``, in the middle of collecting a rollout."""
 
     class Stopping(train_module.RaceMetricsCallback):
         def _on_step(self) -> bool:
@@ -342,10 +345,30 @@ def stop_at(timesteps: int, train_module):
     return Stopping
 
 
+def test_a_ctrl_c_in_a_rollout_counts_only_the_timesteps_trained_on(tmp_path, monkeypatch):
+    """PPO discards an unfinished rollout; its steps were counted in the interrupted
+    checkpoint all the same, so that each resumed run ended up to a rollout short."""
+    import racing_rl.training as train_module
+
+    with initialize():
+        cfg = compose("train", overrides=[*PPO, *QUICK])
+    (tmp_path / ".hydra").mkdir()
+    OmegaConf.save(cfg, tmp_path / ".hydra" / "config.yaml")
+    monkeypatch.setattr(train_module, "RaceMetricsCallback", stop_at(1900, train_module))
+    with pytest.raises(TrainingInterrupted, match="at 1,800 timesteps"):
+        train_module.train(cfg, tmp_path)  # stopped in the rollout of 1,800-2,000
+    checkpoint = latest_checkpoint(tmp_path)
+    assert (checkpoint.kind, checkpoint.timesteps) == ("interrupted", 1800)
+    (leg,) = json.loads((tmp_path / "run.json").read_text())["legs"]
+    assert leg["end_timesteps"] == 1800
+
+
 def test_a_run_stopped_after_its_last_rollout_is_finished_by_resume(tmp_path, monkeypatch, caplog):
     """A Ctrl-C in the last rollout's update left interrupted_2000_steps of a 2000-step run:
     the printed resume command was refused ("already at 2,000 timesteps"), and the run had
     no final model, best/ or summary. Now resume ends it without training."""
+    from stable_baselines3 import PPO as PPOModel
+
     import racing_rl.training as train_module
 
     # Rollouts of 200 timesteps overshoot a total of 1,900: the last one ends at 2,000.
@@ -353,8 +376,9 @@ def test_a_run_stopped_after_its_last_rollout_is_finished_by_resume(tmp_path, mo
         cfg = compose("train", overrides=[*PPO, *QUICK, "total_timesteps=1900"])
     (tmp_path / ".hydra").mkdir()
     OmegaConf.save(cfg, tmp_path / ".hydra" / "config.yaml")
+    in_the_last_update = interrupt_once(PPOModel.train, lambda self: self.num_timesteps >= 2000)
     with monkeypatch.context() as patched:
-        patched.setattr(train_module, "RaceMetricsCallback", stop_at(2000, train_module))
+        patched.setattr(PPOModel, "train", in_the_last_update)
         with pytest.raises(TrainingInterrupted, match="Finish the run with: racing-rl train"):
             train_module.train(cfg, tmp_path)
     assert latest_checkpoint(tmp_path).kind == "interrupted"
