@@ -1,8 +1,11 @@
 """racing-rl: train racing cars with reinforcement learning.
 
 A Hydra experiment runner that composes a backend (the built-in 2-D simulator or a
-Roblox game over a WebSocket bridge), a wrapper stack (PettingZoo → SB3 VecEnv →
-frame stack → VecMonitor → VecNormalize) and an algorithm (PPO, SAC, TD3, RecurrentPPO).
+Roblox game over a WebSocket bridge), a wrapper stack (an SB3 VecEnv: the simulator's
+own, or one over the game's PettingZoo envs → frame stack → VecMonitor → VecNormalize)
+and an algorithm (PPO, SAC, TD3, TQC, CrossQ, RecurrentPPO); docs/architecture.md maps
+the code. The Gymnasium env ``racing_rl/Race-v0`` is registered by importing
+``racing_rl.envs``.
 """
 
 import os

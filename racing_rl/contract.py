@@ -1,4 +1,5 @@
-"""The observation/action contract every backend keeps (DESIGN.md, "Observation and action").
+"""The observation/action contract every backend keeps (DESIGN.md, "The contract both
+backends share").
 
 Per car, an observation is ``[ray_0 … ray_{R-1}] / range, nitro fuel, signed speed / max
 speed, is_reverse`` (float32, ``R`` rays then ``STATE_SIZE`` numbers) and an action is

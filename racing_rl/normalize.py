@@ -92,12 +92,18 @@ class FiniteVecNormalize(VecNormalize):
         )
 
     def step_wait(self) -> VecEnvStepReturn:
+        """VecNormalize's step, its statistics checked.
+
+        Raises:
+            NonFiniteError: the step would make a statistic non-finite; it is kept as it was.
+        """
         saved = self._statistics()
         observations, rewards, dones, infos = super().step_wait()
         self._check(saved, self.old_obs, self.old_reward)
         return observations, rewards, dones, infos
 
     def reset(self) -> VecEnvObs:
+        """VecNormalize's reset, its statistics checked (as ``step_wait``)."""
         saved = self._statistics()
         observations = super().reset()
         self._check(saved, self.old_obs, np.zeros(0))

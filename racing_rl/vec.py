@@ -172,6 +172,7 @@ class ParallelEnvsVecEnv(VecEnv):
         return self._obs.copy()
 
     def step_async(self, actions: np.ndarray) -> None:
+        """Hold the actions, shape (num_envs, 3), for ``step_wait``."""
         self._actions = actions
 
     def step_wait(self) -> VecEnvStepReturn:
@@ -231,6 +232,7 @@ class ParallelEnvsVecEnv(VecEnv):
                 self._obs[start + j] = observations[agent]
 
     def close(self) -> None:
+        """Stop the thread pool (not waiting for a step cut short) and close every env."""
         if self._pool is not None:  # a step cut short (Ctrl-C) may still wait on the game
             self._pool.shutdown(wait=False, cancel_futures=True)
         for env in self.envs:
@@ -244,6 +246,8 @@ class ParallelEnvsVecEnv(VecEnv):
         return [getattr(env.unwrapped, attr_name) for env in self._slot_envs(indices)]
 
     def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
+        """Set an attribute of the (unwrapped) ParallelEnv behind each slot of ``indices``
+        (slots of one ParallelEnv share it)."""
         for env in self._slot_envs(indices):
             setattr(env.unwrapped, attr_name, value)
 
@@ -254,12 +258,15 @@ class ParallelEnvsVecEnv(VecEnv):
         indices: VecEnvIndices = None,
         **method_kwargs: Any,
     ) -> list[Any]:
+        """Call a method of the (unwrapped) ParallelEnv behind each slot of ``indices``: once
+        per slot, so a ParallelEnv of several slots is called as often."""
         return [
             getattr(env.unwrapped, method_name)(*method_args, **method_kwargs)
             for env in self._slot_envs(indices)
         ]
 
     def env_is_wrapped(self, wrapper_class: type, indices: VecEnvIndices = None) -> list[bool]:
+        """False for every slot: the ParallelEnvs are not Gymnasium envs."""
         return [False for _ in self._get_indices(indices)]
 
     def get_images(self) -> Sequence[np.ndarray | None]:

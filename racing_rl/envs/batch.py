@@ -10,6 +10,7 @@ steps K races through it with no per-agent dicts, and ``RaceParallelEnv``
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -115,6 +116,21 @@ class RaceStep:
         return infos
 
 
+def _track_seed_option(options: dict[str, Any] | None) -> int | None:
+    """The ``track_seed`` of a reset's ``options`` (None without one). Other keys are
+    ignored, as Gymnasium's and PettingZoo's environments (and their checkers) expect.
+
+    Raises:
+        ValueError: a seed that is no integer (``5.5`` would race on track 5).
+    """
+    track_seed = (options or {}).get("track_seed")
+    if track_seed is not None and (
+        isinstance(track_seed, bool) or not isinstance(track_seed, numbers.Integral)
+    ):
+        raise ValueError(f"options['track_seed'] must be an integer, got {track_seed!r}.")
+    return None if track_seed is None else int(track_seed)
+
+
 class RaceBatch:
     """K races of ``n_cars`` cars under one ``RaceConfig``, stepped as one ``WorldBatch``.
 
@@ -203,10 +219,13 @@ class RaceBatch:
 
         Returns:
             The track's seed.
+
+        Raises:
+            ValueError: a ``track_seed`` option that is no integer.
         """
+        track_seed = _track_seed_option(options)
         if seed is not None:
             self.np_random[race], _ = seeding.np_random(seed)
-        track_seed = (options or {}).get("track_seed")
         config, worlds = self.config, self.worlds
         tracks = self._pending if worlds is None else worlds.tracks
         due = self._episodes_on_track[race] >= config.episode.track_change_every
@@ -304,10 +323,26 @@ class RaceBatch:
 
         Raises:
             RuntimeError: before every race has been reset.
+            ValueError: ``actions`` is not of shape (K · n_cars, 3), or a racing car's
+                action is not finite (a policy whose weights diverged); nothing moves.
         """
         worlds = self.worlds
         if worlds is None:
             raise RuntimeError("step() before reset(): reset every race first.")
+        actions = np.asarray(actions, np.float64)
+        cars = self.n_races * self.n_cars
+        if actions.shape != (cars, 3):
+            raise ValueError(
+                f"actions of shape {actions.shape}: expected ({cars}, 3), a row of throttle, "
+                "steering and nitro per car."
+            )
+        finite = np.isfinite(actions).all(axis=1) | ~worlds.active
+        if not finite.all():
+            car = int(np.argmin(finite))
+            raise ValueError(
+                f"car {car}'s action {actions[car].tolist()} is not finite (a policy whose "
+                "weights or observation statistics diverged?); nothing was stepped."
+            )
         config, episode = self.config, self.config.episode
         events = worlds.step(actions)
         observations = worlds.observe()

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import gymnasium
 import numpy as np
 from gymnasium import spaces
 from numpy.typing import NDArray
@@ -43,8 +44,9 @@ class RaceParallelEnv(ParallelEnv):
 
     ## Rewards
     ``racing_rl.envs.rewards``: 1000 per lap of progress (× 20 backwards), a speed bonus
-    (exp(2·v/v_max) − 1)·0.5, and −10 on a crash. ``info["reward_terms"]`` has the terms
-    (``progress``, ``speed``, ``crash``), which sum to the reward.
+    clip((exp(2·v/v_max) − 1)·0.5, 0, 1) (none when reversing), and −10 on a crash.
+    ``info["reward_terms"]`` has the terms (``progress``, ``speed``, ``crash``), which sum
+    to the reward.
 
     ## Starting State
     ``episode.spawn="random"``: cars spread evenly around the track with random offset,
@@ -62,6 +64,8 @@ class RaceParallelEnv(ParallelEnv):
     ## Arguments
     config: a ``RaceConfig``; n_cars: cars on the track; track_seeds: seeds the track is
     drawn from on reset; env_id: used in agent names; render_mode: "human" or "rgb_array".
+    ``metadata["render_fps"]`` is the simulation's rate, 1 / ``rules.dt`` (15 by default).
+    There is no global ``state()``: each car sees only its own observation.
 
     ## Version History
     v0: first version.
@@ -89,6 +93,7 @@ class RaceParallelEnv(ParallelEnv):
                 f"got {render_mode!r}."
             )
         self.races = RaceBatch(config, n_cars, [track_seeds])
+        self.metadata = {**self.metadata, "render_fps": max(1, round(1 / config.rules.dt))}
         self.render_mode = render_mode
         self.n_cars = n_cars
         self.track_seeds = track_seeds
@@ -100,12 +105,26 @@ class RaceParallelEnv(ParallelEnv):
         self._renderer: Any = None
 
     def observation_space(self, agent: AgentID) -> spaces.Box:
-        """The observation space; the same object for every agent."""
+        """The observation space; the same object for every agent.
+
+        Raises:
+            KeyError: ``agent`` is not one of ``possible_agents``.
+        """
+        self._check_agent(agent)
         return self._observation_space
 
     def action_space(self, agent: AgentID) -> spaces.Box:
-        """The action space; the same object for every agent."""
+        """The action space; the same object for every agent.
+
+        Raises:
+            KeyError: ``agent`` is not one of ``possible_agents``.
+        """
+        self._check_agent(agent)
         return self._action_space
+
+    def _check_agent(self, agent: AgentID) -> None:
+        if agent not in self._index:
+            raise KeyError(f"{agent!r} is not an agent of this race: {self.possible_agents}.")
 
     @property
     def config(self) -> RaceConfig:
@@ -126,6 +145,10 @@ class RaceParallelEnv(ParallelEnv):
         """The generator of track choices and spawns."""
         return self.races.np_random[0]
 
+    @np_random.setter
+    def np_random(self, value: np.random.Generator) -> None:
+        self.races.np_random[0] = value
+
     @property
     def track(self) -> Track:
         """The current track (after the first reset)."""
@@ -144,6 +167,9 @@ class RaceParallelEnv(ParallelEnv):
 
         Returns:
             Observations and infos (``{"track_seed": int}``) of every agent.
+
+        Raises:
+            ValueError: a ``track_seed`` option that is no integer (other keys are ignored).
         """
         track_seed = self.races.reset(0, seed, options)
         self.agents = self.possible_agents[:]
@@ -197,6 +223,7 @@ class RaceParallelEnv(ParallelEnv):
         Raises:
             RuntimeError: no live agents (call ``reset`` first).
             KeyError: an action for an agent that is not live.
+            ValueError: an action that is not three finite numbers; nothing moves.
         """
         world = self.world
         if world is None or not self.agents:
@@ -207,6 +234,12 @@ class RaceParallelEnv(ParallelEnv):
             i = index.get(agent)
             if i is None or not active[i]:
                 raise KeyError(f"Action for {agent!r}, which is not a live agent: {self.agents}.")
+            action = np.asarray(action)
+            if action.shape != (3,):  # a (1,) action would set all three
+                raise ValueError(
+                    f"the action for {agent!r} has shape {action.shape}: expected (3,), throttle, "
+                    "steering and nitro."
+                )
             action_array[i] = action
         result = self.races.step(action_array)
         car_infos = result.infos()
@@ -226,9 +259,16 @@ class RaceParallelEnv(ParallelEnv):
     def render(self) -> NDArray[np.uint8] | None:
         """Draw the race: an (H, W, 3) uint8 frame in "rgb_array" mode, a window in "human".
 
-        Returns None (with a warning-free no-op) when ``render_mode`` is None.
+        Returns None, with a warning (as Gymnasium's environments do), when ``render_mode``
+        is None; None before the first reset.
         """
-        if self.render_mode is None or self.world is None:
+        if self.render_mode is None:
+            gymnasium.logger.warn(
+                "render() without a render_mode: pass render_mode='rgb_array' or 'human' "
+                "when making the environment."
+            )
+            return None
+        if self.world is None:
             return None
         if self._renderer is None:
             from racing_rl.ui.render import Renderer

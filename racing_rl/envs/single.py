@@ -20,6 +20,12 @@ class RaceEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
     same keys (progress, laps, lap_time, speed, mean_speed, crashed, stuck, finished,
     reward_terms).
 
+    The time limit is the race's own ``config.episode.max_steps`` (1500 steps, 100 s by
+    default), which truncates the episode as ``TimeLimit`` would; the registered spec has
+    no ``max_episode_steps``, so ``gymnasium.make(..., max_episode_steps=N)`` can only
+    shorten it. ``np_random`` is the race's generator (track choice and spawns), seeded by
+    ``reset(seed=...)``.
+
     Args:
         config: the race configuration.
         track_seeds: seeds the track is drawn from on reset.
@@ -29,7 +35,7 @@ class RaceEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
         v0: first version.
     """
 
-    metadata = RaceParallelEnv.metadata
+    metadata = {"render_modes": ["human", "rgb_array"], "render_fps": 15}
 
     def __init__(
         self,
@@ -40,6 +46,7 @@ class RaceEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
         self._race = RaceParallelEnv(
             config, n_cars=1, track_seeds=track_seeds, render_mode=render_mode
         )
+        self.metadata = {**self.metadata, "render_fps": self._race.metadata["render_fps"]}
         self._agent = self._race.possible_agents[0]
         self.observation_space = self._race.observation_space(self._agent)
         self.action_space = self._race.action_space(self._agent)
@@ -50,18 +57,52 @@ class RaceEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
         """The underlying one-car ParallelEnv (its ``world`` holds the simulator state)."""
         return self._race
 
+    @property
+    def np_random(self) -> np.random.Generator:
+        """The generator of track choices and spawns (the race's)."""
+        return self._race.np_random
+
+    @np_random.setter
+    def np_random(self, value: np.random.Generator) -> None:
+        self._race.np_random = value
+        self._np_random_seed = -1  # as Gymnasium's setter: the seed is unknown
+
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[NDArray[np.float32], dict[str, Any]]:
-        super().reset(seed=seed)
+        """Start an episode (``RaceParallelEnv.reset`` with one car).
+
+        Args:
+            seed: seeds ``np_random`` (``np_random_seed`` is then this seed) and draws a new
+                track.
+            options: ``{"track_seed": int}`` races on that track.
+
+        Returns:
+            The observation, shape (n_rays + 3,) float32, and ``{"track_seed": int}``.
+
+        Raises:
+            ValueError: a ``track_seed`` option that is no integer (other keys are ignored).
+        """
+        super().reset(seed=seed)  # np_random_seed; the race seeds its generator alike
         observations, infos = self._race.reset(seed=seed, options=options)
-        # One generator drives tracks and spawns: the race's, seeded like ours.
-        self.np_random = self._race.np_random
         return observations[self._agent], infos[self._agent]
 
     def step(
         self, action: NDArray[np.float32]
     ) -> tuple[NDArray[np.float32], float, bool, bool, dict[str, Any]]:
+        """Advance the car by one step of ``rules.dt`` seconds.
+
+        Args:
+            action: shape (3,) in [-1, 1]: throttle, steering, nitro.
+
+        Returns:
+            observation (n_rays + 3,) float32, reward, terminated (a crash), truncated (time
+            limit, stuck, or the race's laps done), info.
+
+        Raises:
+            RuntimeError: the episode has ended (call ``reset``).
+            ValueError: an action that is not three finite numbers; nothing moves.
+        """
         observations, rewards, terminations, truncations, infos = self._race.step(
             {self._agent: action}
         )
@@ -75,7 +116,10 @@ class RaceEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
         )
 
     def render(self) -> NDArray[np.uint8] | None:
+        """An (H, W, 3) uint8 frame ("rgb_array"), or None after drawing the window
+        ("human"); see ``RaceParallelEnv.render``."""
         return self._race.render()
 
     def close(self) -> None:
+        """Close the render window, if any; the environment can be reset again."""
         self._race.close()

@@ -154,6 +154,7 @@ class SimVecEnv(VecEnv):
         return self._obs.copy()
 
     def step_async(self, actions: np.ndarray) -> None:
+        """Hold the learners' actions, shape (num_envs, 3), for ``step_wait``."""
         self._actions = actions
 
     def step_wait(self) -> VecEnvStepReturn:
@@ -200,6 +201,7 @@ class SimVecEnv(VecEnv):
         return self._learners
 
     def close(self) -> None:
+        """Close the renderer, if any (the simulator holds no other resource)."""
         if self._renderer is not None:
             self._renderer.close()
             self._renderer = None
@@ -222,6 +224,8 @@ class SimVecEnv(VecEnv):
         return [value for _ in self._get_indices(indices)]
 
     def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
+        """Set an attribute of the VecEnv, once for every slot (they share one simulator):
+        ``indices`` cannot set it for some slots only."""
         setattr(self, attr_name, value)
 
     def env_method(
@@ -237,4 +241,5 @@ class SimVecEnv(VecEnv):
         return [result for _ in self._get_indices(indices)]
 
     def env_is_wrapped(self, wrapper_class: type, indices: VecEnvIndices = None) -> list[bool]:
+        """False for every slot: no Gymnasium wrapper lies under this VecEnv."""
         return [False for _ in self._get_indices(indices)]

@@ -387,11 +387,20 @@ def test_env_rejects_bad_arguments() -> None:
         RaceParallelEnv(render_mode="ascii")
 
 
-def test_render_without_mode_returns_none() -> None:
+def test_render_without_mode_returns_none_with_a_warning() -> None:
     env = RaceParallelEnv()
     env.reset(seed=0)
-    assert env.render() is None
+    with pytest.warns(UserWarning, match="render\\(\\) without a render_mode"):
+        assert env.render() is None
     env.close()
+
+
+def test_the_spaces_of_an_unknown_agent_are_refused() -> None:
+    env = RaceParallelEnv(n_cars=2)
+    with pytest.raises(KeyError, match="'car_7_env_0' is not an agent of this race"):
+        env.observation_space("car_7_env_0")
+    with pytest.raises(KeyError, match="is not an agent"):
+        env.action_space("bogus")
 
 
 def test_new_rules_and_spawns_apply_to_a_running_env() -> None:

@@ -7,12 +7,14 @@ that returns the wrong type) as ``UserWarning``s: these tests make them failures
 from __future__ import annotations
 
 import gymnasium
+import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env as gymnasium_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 from racing_rl.config import parse
 from racing_rl.envs.config import RaceConfig
+from racing_rl.envs.single import RaceEnv
 
 #: Per configuration: the ``RaceConfig`` sections that differ from the defaults, and the
 #: render mode (the checkers then check ``render()`` too).
@@ -61,3 +63,54 @@ def test_observations_hold_the_configured_rays_and_three_car_numbers(name: str) 
     observation, _ = env.reset(seed=0)
     assert env.observation_space.shape == observation.shape == (n_rays + 3,)
     env.close()
+
+
+def test_the_generator_and_its_seed_are_the_races() -> None:
+    # np_random_seed was -1 after reset(seed=42), and a generator set on the env did not
+    # reach the race's track choices and spawns.
+    env = make("default").unwrapped
+    env.reset(seed=42)
+    assert env.np_random_seed == 42 and env.np_random is env.race.np_random
+    fresh = RaceEnv(track_seeds=range(10_000))
+    fresh.np_random = np.random.default_rng(7)
+    assert fresh.race.np_random is fresh.np_random and fresh.np_random_seed == -1
+    _, info = fresh.reset()  # its first track is drawn from the generator set
+    assert info["track_seed"] == int(np.random.default_rng(7).integers(10_000))
+
+
+@pytest.mark.parametrize(
+    ("action", "message"),
+    [
+        ([np.nan, 0.0, 0.0], r"car 0's action \[nan, 0.0, 0.0\] is not finite"),
+        ([0.7], r"has shape \(1,\): expected \(3,\)"),  # it set all three, nitro too
+        ([0.1, 0.2], r"has shape \(2,\): expected \(3,\)"),
+    ],
+)
+def test_a_bad_action_is_refused_and_moves_nothing(action, message) -> None:
+    env = make("default").unwrapped
+    env.reset(seed=0)
+    before = env.race.world.cars.position.copy()
+    with pytest.raises(ValueError, match=message):
+        env.step(np.array(action, np.float32))
+    np.testing.assert_array_equal(env.race.world.cars.position, before)
+    env.step(np.zeros(3, np.float32))  # the car drives on (a NaN once broke every step after)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"track_seed": 5.5}, "must be an integer, got 5.5"),  # it raced on track 5
+        ({"track_seed": True}, "must be an integer, got True"),
+    ],
+)
+def test_reset_options_are_checked(options, message) -> None:
+    env = make("default")
+    with pytest.raises(ValueError, match=message):
+        env.reset(seed=0, options=options)
+    assert env.reset(options={"track_seed": np.int64(5)})[1] == {"track_seed": 5}
+
+
+def test_render_fps_is_the_simulation_rate_and_metadata_is_the_envs_own() -> None:
+    env = RaceEnv(parse(RaceConfig, {"rules": {"dt": 0.05}}, "backend"))
+    assert env.metadata["render_fps"] == 20 and make("default").metadata["render_fps"] == 15
+    assert "is_parallelizable" not in RaceEnv.metadata  # PettingZoo's keys stay its own
