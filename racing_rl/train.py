@@ -97,6 +97,11 @@ class CheckConfig(Callback):
     def __init__(self) -> None:
         self._lock: BaseFileLock | None = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Launchers that run jobs in other processes (joblib, submitit) pickle the
+        # callbacks; the lock stays with the process that holds it.
+        return {**self.__dict__, "_lock": None}
+
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         """Check ``config`` (a resumed run's is checked once it is loaded), that its run
         directory holds no run yet, and that no other process runs there.
