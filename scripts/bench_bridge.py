@@ -112,8 +112,12 @@ def run_bridged(
 
     Returns:
         The vec steps' times, the round trips [s], frames the server rejected, and the
-        emulator's own count (``in_time`` of ``awaited`` ticks, ``empty`` ticks,
-        ``watchdog`` shutdowns) with the bridge's measured ``tick_hz``.
+        bridge's measured ``tick_hz`` with, on the game's clock, the emulator's own count
+        (``in_time`` of ``awaited`` ticks, ``empty`` ticks, ``watchdog`` shutdowns, from
+        the line it logs when it stops; lock-step has no ticks to count).
+
+    Raises:
+        RuntimeError: the emulator's stop line is not there (or not as expected).
     """
     roblox_cfg = default_backend("roblox")
     roblox_cfg.server.port = free_port()
@@ -143,21 +147,18 @@ def run_bridged(
     finally:
         game.send_signal(signal.SIGINT)
         _, stderr = game.communicate(timeout=30)
-    found = re.search(
-        r"(\d+) ticks \((\d+) empty\); ACTION in time for (\d+) of (\d+) ticks; "
-        r"(\d+) watchdog",
+    report: dict = {"tick_hz": tick_hz}
+    if lockstep:
+        return times, trips, rejected, report
+    found = re.search(  # racing_rl/emulate.py's stop line
+        r"(\d+) ticks \((\d+) empty\); an environment's ACTION was in time for (\d+) of "
+        r"its (\d+) driven ticks; (\d+) watchdog",
         stderr,
     )
     if found is None:
         raise RuntimeError(f"The emulator did not report its ticks:\n{stderr[-2000:]}")
     _, empty, in_time, awaited, watchdog = (int(v) for v in found.groups())
-    report = {
-        "in_time": in_time,
-        "awaited": awaited,
-        "empty": empty,
-        "watchdog": watchdog,
-        "tick_hz": tick_hz,
-    }
+    report |= {"in_time": in_time, "awaited": awaited, "empty": empty, "watchdog": watchdog}
     return times, trips, rejected, report
 
 
