@@ -376,3 +376,29 @@ def test_every_car_gets_its_own_label_even_when_a_run_is_named_like_a_repeat():
     assert unique_labels(["ppo", "sac", "ppo"]) == ["ppo", "sac", "ppo#2"]
     # ppo#2 given by the user: the repeat of ppo is ppo#3 (two cars shared ppo#2).
     assert unique_labels(["ppo", "ppo", "ppo#2"]) == ["ppo", "ppo#3", "ppo#2"]
+
+
+def test_a_ctrl_c_in_a_round_keeps_the_races_that_had_ended(tiny_runs, tmp_path, monkeypatch):
+    """Every track of a round races at once, and a Ctrl-C lost the whole round: minutes of
+    racing in a game, and with rounds=0 every figure (no metrics.json)."""
+    import racing_rl.evaluation.command as command
+
+    real = command.run_races
+
+    def interrupted_once_one_track_ends(envs, drivers, record, meta, on_step=None):
+        def step() -> None:
+            if on_step is not None:
+                on_step()
+            if sum(not env.agents for env in envs) == 1:  # track 5's race ended, 6's goes on
+                raise KeyboardInterrupt
+
+        return real(envs, drivers, record, meta, on_step=step)
+
+    monkeypatch.setattr(command, "run_races", interrupted_once_one_track_ends)
+    overrides = [f"run_dir={tiny_runs[0]}", "driver=scripted", "seeds=[5,6]", "max_steps=900"]
+    with initialize():
+        cfg = compose("eval", overrides=[*overrides, "rounds=0", f"out_dir={tmp_path}"])
+    evaluate(cfg)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["episodes"] == 1 and metrics["lap_completion_rate"] == 1.0
+    assert [track["track_seed"] for track in metrics["tracks"]] == [5]

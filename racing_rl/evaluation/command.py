@@ -312,7 +312,11 @@ def _run_rounds(
                 log.info(
                     "round %d: lap completion %.0f%%", len(races) // len(seeds), 100 * completion
                 )
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
+        ended = getattr(interrupt, "races", [])  # RacesInterrupted: the round's ended races
+        races.extend(ended)
+        if follower is not None:
+            driven_by.extend(drivers[0] for _ in ended)
         if not races:
             raise
         log.info("stopped after %d races; metrics cover those", len(races))

@@ -55,6 +55,15 @@ class TrackRace:
     replay: Any = None
 
 
+class RacesInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or SIGTERM) during ``run_races``: ``races`` holds the ``TrackRace`` of every
+    env whose race had ended, in env order (in a game, a round of tracks can take minutes)."""
+
+    def __init__(self, races: list[TrackRace]) -> None:
+        super().__init__()
+        self.races = races
+
+
 def run_races(
     envs: Sequence[Any],
     drivers: Sequence[Driver],
@@ -83,6 +92,7 @@ def run_races(
     Raises:
         ConfigError: if replays or the scripted driver are asked for on envs without a
             simulator world.
+        RacesInterrupted: on Ctrl-C while racing, with the races that had ended.
     """
     n_tracks, n_cars = len(envs), len(drivers)
     worlds, recorders, observations, seeds = [], [], None, []
@@ -127,63 +137,9 @@ def run_races(
     finish = np.full((n_tracks, n_cars), math.nan)
     results: list[list[EpisodeResult | None]] = [[None] * n_cars for _ in envs]
     last_info: list[list[dict[str, Any]]] = [[{} for _ in drivers] for _ in envs]
-    stopped = on_step is not None and on_step() is False
-    while not stopped and any(env.agents for env in envs):
-        actions = np.stack(
-            [driver.act(observations[d], worlds, d) for d, driver in enumerate(drivers)]
-        )
-        racing = [b for b, env in enumerate(envs) if env.agents]
-        step_actions = {
-            b: np.where([[a in envs[b].agents] for a in agents[b]], actions[:, b], 0.0)
-            for b in racing
-        }
 
-        live_before = {b: set(envs[b].agents) for b in racing}
-        stepped = step_envs(
-            [envs[b] for b in racing],
-            [
-                {a: step_actions[b][d] for d, a in enumerate(agents[b]) if a in live_before[b]}
-                for b in racing
-            ],
-        )
-        for b, (obs, rewards, terminated, truncated, infos) in zip(racing, stepped, strict=True):
-            live = live_before[b]
-            world = worlds[b]
-            lap = np.full(n_cars, math.nan)
-            for d, agent in enumerate(agents[b]):
-                if agent not in live:
-                    continue
-                observations[d, b] = obs[agent]
-                returns[b, d] += rewards[agent]
-                lengths[b, d] += 1
-                info = infos[agent]
-                if "lap_time" in info:
-                    lap[d] = info["lap_time"]
-                    lap_times[b][d].append(float(info["lap_time"]))
-                    if info.get("finished"):
-                        # The crossing that ends the last lap starts the clock of the next;
-                        # without the simulator's clock (a game), the laps' sum (a line start).
-                        finish[b, d] = (
-                            world.time - world.lap_clock[d] if world else sum(lap_times[b][d])
-                        )
-                last_info[b][d] = info
-                if terminated[agent] or truncated[agent]:
-                    results[b][d] = EpisodeResult.from_info(
-                        seeds[b], info, lap_times[b][d], returns[b, d], lengths[b, d]
-                    )
-            if record:
-                recorders[b].step(
-                    step_actions[b],
-                    np.array([rewards.get(a, 0.0) for a in agents[b]]),
-                    lap,
-                    np.array([terminated.get(a, False) for a in agents[b]]),
-                    np.array([truncated.get(a, False) for a in agents[b]]),
-                )
-        if on_step is not None and on_step() is False:
-            stopped = True
-    races = []
-    for b, world in enumerate(worlds):
-        cars = []
+    def track_race(b: int) -> TrackRace:
+        world, cars = worlds[b], []
         for d, driver in enumerate(drivers):
             episode = results[b][d]
             if episode is None:  # still racing when stopped: neither finished nor crashed
@@ -198,9 +154,69 @@ def run_races(
                     seeds[b], figures, lap_times[b][d], returns[b, d], lengths[b, d]
                 )
             cars.append(CarResult(driver.label, episode, float(finish[b, d])))
-        replay = recorders[b].replay() if record else None
-        races.append(TrackRace(seeds[b], cars, replay))
-    return races
+        return TrackRace(seeds[b], cars, recorders[b].replay() if record else None)
+
+    stopped = on_step is not None and on_step() is False
+    try:
+        while not stopped and any(env.agents for env in envs):
+            actions = np.stack(
+                [driver.act(observations[d], worlds, d) for d, driver in enumerate(drivers)]
+            )
+            racing = [b for b, env in enumerate(envs) if env.agents]
+            step_actions = {
+                b: np.where([[a in envs[b].agents] for a in agents[b]], actions[:, b], 0.0)
+                for b in racing
+            }
+
+            live_before = {b: set(envs[b].agents) for b in racing}
+            stepped = step_envs(
+                [envs[b] for b in racing],
+                [
+                    {a: step_actions[b][d] for d, a in enumerate(agents[b]) if a in live_before[b]}
+                    for b in racing
+                ],
+            )
+            for b, (obs, rewards, terminated, truncated, infos) in zip(
+                racing, stepped, strict=True
+            ):
+                live = live_before[b]
+                world = worlds[b]
+                lap = np.full(n_cars, math.nan)
+                for d, agent in enumerate(agents[b]):
+                    if agent not in live:
+                        continue
+                    observations[d, b] = obs[agent]
+                    returns[b, d] += rewards[agent]
+                    lengths[b, d] += 1
+                    info = infos[agent]
+                    if "lap_time" in info:
+                        lap[d] = info["lap_time"]
+                        lap_times[b][d].append(float(info["lap_time"]))
+                        if info.get("finished"):
+                            # The crossing that ends the last lap starts the clock of the next;
+                            # without the simulator's clock (a game), the laps' sum (a line start).
+                            finish[b, d] = (
+                                world.time - world.lap_clock[d] if world else sum(lap_times[b][d])
+                            )
+                    last_info[b][d] = info
+                    if terminated[agent] or truncated[agent]:
+                        results[b][d] = EpisodeResult.from_info(
+                            seeds[b], info, lap_times[b][d], returns[b, d], lengths[b, d]
+                        )
+                if record:
+                    recorders[b].step(
+                        step_actions[b],
+                        np.array([rewards.get(a, 0.0) for a in agents[b]]),
+                        lap,
+                        np.array([terminated.get(a, False) for a in agents[b]]),
+                        np.array([truncated.get(a, False) for a in agents[b]]),
+                    )
+            if on_step is not None and on_step() is False:
+                stopped = True
+    except KeyboardInterrupt as interrupt:
+        ended = [b for b in range(n_tracks) if all(r is not None for r in results[b])]
+        raise RacesInterrupted([track_race(b) for b in ended]) from interrupt
+    return [track_race(b) for b in range(n_tracks)]
 
 
 def leaderboard(race: TrackRace) -> list[dict[str, Any]]:
