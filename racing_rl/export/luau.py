@@ -147,7 +147,7 @@ API (one instance drives any number of cars; carId is any value, e.g. the car's 
     }
   local throttle, steering, nitro = policy:act(carId, observation)
 
-observation: the car's newest frame, {spec.observation_size} numbers ({n_rays} rays):
+observation: the car's newest frame, {spec.observation_size} numbers ({n_rays} ray values):
 {layout}
 The module stacks the last {spec.frame_stack} frame(s) per car (zeros before the first, newest
 last), normalises them ({norm}), runs the network
@@ -176,7 +176,11 @@ RAY_ORDER = {
         + f"; the first {len(ROBLOX_CAR_RAYS)} ignore cars, the last {len(ROBLOX_CAR_RAYS)} "
         "repeat them and see cars (the game's Car)"
     ),
-    "game": "ray distance / that ray's length (0..1), in the order the game's car casts them",
+    "game": (
+        "the game car's ray values, in the order it sends them: a distance / that ray's "
+        "length (0..1) per ray, or (a Golf cart or Quad) [distance, surface-normal dot "
+        "(-1..1)] pairs"
+    ),
 }
 
 

@@ -69,7 +69,10 @@ def test_a_run_trained_in_the_game_exports_with_the_rays_its_checkpoint_saw(trai
     source = (tmp_path / "game.luau").read_text()
     assert result["path"] == str(tmp_path / "game.luau")
     assert "observationSize = 13," in source and "rayCount = 10," in source
-    assert "1-10  ray distance / that ray's length (0..1), in the order the game's car" in source
+    # 13 numbers from the game: 10 rays, or a Golf cart's 5 [distance, normal dot] pairs.
+    assert "13 numbers (10 ray values)" in source
+    assert "1-10  the game car's ray values, in the order it sends them" in source
+    assert "[distance, surface-normal dot (-1..1)] pairs" in source
 
 
 def test_the_header_gives_the_ray_order_of_the_run_s_sensor_layout(trained_runs):
