@@ -680,10 +680,15 @@ def _unreachable(err: Exception) -> tuple[str, str]:
     if isinstance(err, InvalidStatus):
         status = err.response.status_code
         body = err.response.body.decode(errors="replace").strip() if err.response.body else ""
+        advice = {
+            401: "check token= (or RACING_RL_BRIDGE_TOKEN) against the server's.",
+            404: "check that the url's path is /ws/<model_id> (the bridge's backend.server.path).",
+            403: "the bridge serves the game that connected first: use its model id in url=, "
+            "or start another run for this one.",
+        }
         return (
             f"the server refused it with HTTP {status}" + (f" ({body})" if body else ""),
-            "check token= (or RACING_RL_BRIDGE_TOKEN) against the server's, and that the url "
-            "is ws://<host>:<port>/ws/<model_id>.",
+            advice.get(status, "check url=ws://<host>:<port>/ws/<model_id> and token=."),
         )
     if isinstance(err, ConnectionRefusedError):
         reason = "connection refused (nothing listens there)"

@@ -165,8 +165,10 @@ class BridgeServer:
         if self._error is not None:
             raise BridgeError(
                 f"The bridge cannot listen on {self.config.host}:{self.config.port}: "
-                f"{self._error}. Is another run using the port? Choose another with "
-                "backend.server.port=<port>."
+                f"{self._error}. Is another run using the port? Stop it, or choose another "
+                "port with backend.server.port=<port>: the unmodified game connects to "
+                "8000 only (its main.server script), and racing-rl emulate then needs "
+                "url=ws://127.0.0.1:<port>/ws/emulator."
             ) from self._error
         log.info(
             "bridge listening on %s%s",

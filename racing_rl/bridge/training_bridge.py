@@ -241,7 +241,7 @@ class TrainingBridge:
                 f"No game connected to {self.server.url} within {timeout:g} s. Press Play "
                 "in Roblox Studio with the game's HttpService requests enabled (it "
                 "connects to this port and path; a refused game retries about every "
-                f"25 s), or run `racing-rl emulate`; or raise {key}."
+                f"25 s), or run `racing-rl emulate{self._emulate_url()}`; or raise {key}."
             )
 
     def check_size(self) -> None:
@@ -280,6 +280,14 @@ class TrainingBridge:
     def silence(self) -> float:
         """Seconds since the game's last frame (any frame, ``[]`` included) [s]."""
         return time.monotonic() - self.server.last_received
+
+    def _emulate_url(self) -> str:
+        """`` url=...`` for ``racing-rl emulate`` to reach this bridge; empty where its
+        default (conf/emulate.yaml, ws://127.0.0.1:8000/ws/emulator) does."""
+        config = self.server.config
+        host = "127.0.0.1" if config.host in ("0.0.0.0", "::") else config.host
+        url = f"ws://{host}:{self.server.port}{config.path.rstrip('/')}/emulator"
+        return "" if url == "ws://127.0.0.1:8000/ws/emulator" else f" url={url}"
 
     def tick_period(self, nominal: float) -> float:
         """The game's tick period as measured from its frames (``1 / tick_hz``) [s], or

@@ -224,6 +224,30 @@ def test_an_emulator_with_the_wrong_token_says_the_server_refused_it(caplog):
     assert "HTTP 401 (missing or wrong token (" in message and "check token=" in message
 
 
+@pytest.mark.parametrize(
+    ("path", "status", "advice"),
+    [
+        ("/foo/x", 404, "check that the url's path is /ws/<model_id>"),
+        ("/ws/other", 403, "use its model id in url="),  # a game with another id came first
+    ],
+)
+def test_a_refused_emulator_is_told_what_its_status_means(path, status, advice, caplog):
+    # Every refusal advised checking the token, which was not the cause of these.
+    bridge = TrainingBridge(ServerConfig(port=0), observation_size=19)
+    first = emu.Emulator(f"ws://127.0.0.1:{bridge.server.port}/ws/emulator").start()
+    try:
+        assert bridge.server.wait_connected(5)
+        with caplog.at_level(logging.WARNING, logger="racing_rl.bridge.emulator"):
+            game = emu.Emulator(f"ws://127.0.0.1:{bridge.server.port}{path}").start()
+            time.sleep(0.3)
+            game.stop()
+    finally:
+        first.stop()
+        bridge.close()
+    (message,) = [r.getMessage() for r in caplog.records if r.name == "racing_rl.bridge.emulator"]
+    assert f"HTTP {status}" in message and advice in message and "token" not in message
+
+
 def test_a_second_emulator_refused_by_a_busy_bridge_backs_off_and_says_so_once(caplog):
     bridge = TrainingBridge(ServerConfig(port=0), observation_size=19)
     url = f"ws://127.0.0.1:{bridge.server.port}/ws/emulator"

@@ -172,8 +172,11 @@ def test_the_game_stays_frozen_from_the_size_probe_to_the_first_reset(roblox_vec
 
 def test_no_game_at_all_is_a_clear_error(roblox_vec_env):
     expected = r"No game connected to ws://127.0.0.1:.*within 0.5 s.*Play.*racing-rl emulate"
-    with pytest.raises(BridgeError, match=expected):
+    with pytest.raises(BridgeError, match=expected) as raised:
         roblox_vec_env(roblox_backend(connect_timeout=0.5))
+    # Another port than emulate's default 8000: the url that reaches this bridge.
+    port = int(str(raised.value).split("ws://127.0.0.1:")[1].split("/")[0])
+    assert f"racing-rl emulate url=ws://127.0.0.1:{port}/ws/emulator`" in str(raised.value)
 
 
 def test_a_game_refused_for_its_token_is_named_when_the_wait_ends(roblox_vec_env):
