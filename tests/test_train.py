@@ -152,8 +152,10 @@ def test_eval_of_a_damaged_or_mismatched_checkpoint_says_which_and_why(tmp_path)
     # A checkpoint of another run with 12 rays: the shapes and the likely cause.
     other = racing_rl("eval", f"run_dir={run_dir}", f"checkpoint={rays12}/model.zip", cwd=tmp_path)
     assert other.returncode == 1
-    assert "expects observations of shape (30,)" in other.stderr  # (12 + 3) × PPO's 2 frames
-    assert "gives (26,)" in other.stderr and "backend.sensors" in other.stderr
+    # (12 + 3) × PPO's 2 frames, where this run's sensors give 13 numbers: the override.
+    assert "takes observations of shape (30,) (2 stacked frames of 15" in other.stderr
+    assert "gives 13 numbers a frame" in other.stderr
+    assert "backend.sensors.n_rays=12" in other.stderr
 
     # A model file cut in half (its VecNormalize statistics intact beside it).
     damaged = tmp_path / "damaged"

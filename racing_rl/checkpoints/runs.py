@@ -333,12 +333,14 @@ def load_policy_driver(
         observation_size = model.observation_space.shape[0] // stack
     expected = (observation_size * stack,)
     if model.observation_space.shape != expected:
+        frame = model.observation_space.shape[0] // stack
         raise CheckpointError(
-            f"{model_path} expects observations of shape {model.observation_space.shape} "
-            f"but {run_dir}'s config gives {expected}: the "
-            "checkpoint was trained with other sensors (backend.sensors) or another "
-            "frame stack (wrappers.frame_stack). Evaluate it with the run dir it was "
-            "trained in."
+            f"{model_path} takes observations of shape {model.observation_space.shape} "
+            f"({stack} stacked frames of {frame} numbers), but the environment it would race "
+            f"in gives {observation_size} numbers a frame: it was trained with other sensors. "
+            "On the simulator, give it the sensors it was trained with: backend.sensors."
+            f"n_rays={frame - 3} (and backend.sensors.layout=roblox_car if it learned in the "
+            "game, whose 16-ray car sends 19 numbers)."
         )
     normalizer = (
         load_normalizer(model_path.parent, expected, bool(cfg.get("trust_pickles", False)))
