@@ -220,6 +220,7 @@ def check_arguments(name: str, args: list[str]) -> None:
             f"{' and '.join(modes)} cannot be given together: one of --multirun, --cfg, "
             "--info, --run, --shell-completion at a time"
         )
+    _check_dashed_keys(name, args)
     if any(a.startswith("-") and a not in ("-m", "--multirun") for a in args):
         return  # --cfg, --info, ...: Hydra's own questions, nothing is run
     for arg in args:
@@ -381,6 +382,17 @@ def _check_path(key: str, kind: str, value: object) -> None:
     if not path.exists():
         raise UsageError(f"{key}={value}: no such file or directory; pass {key}=<{kind}>")
     if kind == "run" and not (path / ".hydra" / "config.yaml").is_file():
+        run = next(
+            (p for p in path.resolve().parents[:3] if (p / ".hydra" / "config.yaml").is_file()),
+            None,
+        )
+        if run is not None:  # <run>/best, <run>/checkpoints/<name>[/model.zip]
+            checkpoint = "best" if path.name == "best" else str(value)
+            also = "" if key == "resume" else f" checkpoint={checkpoint}"
+            raise UsageError(
+                f"{key}={value} is not a run directory but lies in the run {run}: pass "
+                f"{key}={run}{also}"
+            )
         raise UsageError(
             f"{key}={value} is not a run directory (it has no .hydra/config.yaml); pass "
             f"{key}=<run>, a directory racing-rl train made, e.g. outputs/<date>/<time>_ppo_pygame"
@@ -517,6 +529,30 @@ def _interrupts_while_starting(command: str) -> Iterator[Callable[[Any], None]]:
         yield started
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def _check_dashed_keys(name: str, args: list[str]) -> None:
+    """Refuse ``--run_dir X`` (the argparse habit), for which Hydra prints its own flags'
+    usage: racing-rl's options are Hydra overrides, ``run_dir=X``.
+
+    Raises:
+        UsageError: for the first ``--<name>`` that is none of Hydra's flags.
+    """
+    from hydra._internal.utils import get_args_parser
+
+    flags = {o for action in get_args_parser()._actions for o in action.option_strings}
+    for i, arg in enumerate(args):
+        flag = arg.split("=", 1)[0]
+        if not arg.startswith("--") or flag in flags:
+            continue
+        key = flag[2:].replace("-", "_")
+        value = arg.partition("=")[2]
+        if not value and i + 1 < len(args) and not args[i + 1].startswith("-"):
+            value = args[i + 1]
+        raise UsageError(
+            f"{arg}: options are KEY=VALUE overrides, without dashes: write "
+            f"{key}={value or '<value>'} (racing-rl {name} --help lists the keys)"
+        )
 
 
 def _check_quoted_paths(name: str, args: list[str]) -> None:

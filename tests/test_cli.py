@@ -133,6 +133,9 @@ def test_version_and_python_m_racing_rl(tmp_path):
             """quote the path: racing-rl eval "run_dir='s/0_s""",
         ),
         (["eval", "run_dir=[s/0_seed=0,scripted]"], "must be quoted inside the list, e.g. racing"),
+        # The argparse habit (Hydra: its own flags' usage).
+        (["export", "--run_dir", "x"], "--run_dir: options are KEY=VALUE overrides, without"),
+        (["train", "--total-timesteps=5"], "dashes: write total_timesteps=5 (racing-rl train"),
     ],
 )
 def test_a_first_mistake_gets_one_line_exit_2_and_leaves_nothing(args, says, tmp_path):
@@ -141,6 +144,19 @@ def test_a_first_mistake_gets_one_line_exit_2_and_leaves_nothing(args, says, tmp
     assert result.stderr.splitlines() == [result.stderr.strip()]  # one line
     assert says in result.stderr and "Traceback" not in result.stderr
     assert list(tmp_path.iterdir()) == []  # no nope/, no nope/eval/eval.log, no outputs/
+
+
+def test_a_path_inside_a_run_names_the_run(tmp_path):
+    # It said only "not a run directory" to run_dir=<run>/best.
+    (tmp_path / ".hydra").mkdir()
+    (tmp_path / ".hydra" / "config.yaml").write_text("{}\n")
+    (tmp_path / "best").mkdir()
+    with pytest.raises(cli.UsageError, match=f"lies in the run {tmp_path}: pass run_dir="):
+        cli.check_arguments("export", [f"run_dir={tmp_path / 'best'}"])
+    with pytest.raises(cli.UsageError, match=f"resume={tmp_path}$"):
+        cli.check_arguments("train", [f"resume={tmp_path / 'best'}"])
+    with pytest.raises(cli.UsageError, match=f"run_dir={tmp_path} checkpoint=best$"):
+        cli.check_arguments("eval", [f"run_dir={tmp_path / 'best'}"])
 
 
 def test_keys_groups_appends_and_nested_keys_pass_the_key_check(tmp_path):
