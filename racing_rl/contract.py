@@ -10,6 +10,7 @@ drives on the other.
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import numpy as np
@@ -45,3 +46,18 @@ def observation_space(n_rays: int) -> spaces.Box:
 def action_space() -> spaces.Box:
     """The action space: ``Box(-1, 1, shape=(3,), float32)``, throttle, steering, nitro."""
     return spaces.Box(-1.0, 1.0, shape=(ACTION_SIZE,), dtype=np.float32)
+
+
+def track_seed_option(options: dict[str, Any] | None) -> int | None:
+    """The ``track_seed`` of a reset's ``options`` (None without one). Other keys are
+    ignored, as Gymnasium's and PettingZoo's environments (and their checkers) expect.
+
+    Raises:
+        ValueError: a seed that is no integer (``5.5`` would race on track 5).
+    """
+    track_seed = (options or {}).get("track_seed")
+    if track_seed is not None and (
+        isinstance(track_seed, bool) or not isinstance(track_seed, numbers.Integral)
+    ):
+        raise ValueError(f"options['track_seed'] must be an integer, got {track_seed!r}.")
+    return None if track_seed is None else int(track_seed)

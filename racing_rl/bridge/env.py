@@ -32,6 +32,7 @@ from racing_rl.contract import (
     ParallelStepReturn,
     action_space,
     observation_space,
+    track_seed_option,
 )
 from racing_rl.errors import BridgeError, ConfigError
 
@@ -160,13 +161,14 @@ class RobloxParallelEnv(ParallelEnv):
             options: ``{"track_seed": int}`` suggests that track.
 
         Raises:
+            ValueError: a ``track_seed`` option that is no integer.
             BridgeError: no game connects within ``connect_timeout``, or the cars'
                 first observations do not arrive within ``observation_timeout``.
         """
         if seed is not None:
             self.np_random, _ = seeding.np_random(seed)
         episode = self.config.episode
-        track_seed = (options or {}).get("track_seed")
+        track_seed = track_seed_option(options)
         due = self._episodes_on_track >= episode.track_change_every
         if track_seed is None and (self._track_seed is None or seed is not None or due):
             track_seed = self.track_seeds[int(self.np_random.integers(len(self.track_seeds)))]

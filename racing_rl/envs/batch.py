@@ -10,7 +10,6 @@ steps K races through it with no per-agent dicts, and ``RaceParallelEnv``
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +18,7 @@ import numpy as np
 from gymnasium.utils import seeding
 from numpy.typing import NDArray
 
+from racing_rl.contract import track_seed_option
 from racing_rl.envs.config import RaceConfig
 from racing_rl.envs.rewards import compute_rewards
 from racing_rl.errors import ConfigError
@@ -116,21 +116,6 @@ class RaceStep:
         return infos
 
 
-def _track_seed_option(options: dict[str, Any] | None) -> int | None:
-    """The ``track_seed`` of a reset's ``options`` (None without one). Other keys are
-    ignored, as Gymnasium's and PettingZoo's environments (and their checkers) expect.
-
-    Raises:
-        ValueError: a seed that is no integer (``5.5`` would race on track 5).
-    """
-    track_seed = (options or {}).get("track_seed")
-    if track_seed is not None and (
-        isinstance(track_seed, bool) or not isinstance(track_seed, numbers.Integral)
-    ):
-        raise ValueError(f"options['track_seed'] must be an integer, got {track_seed!r}.")
-    return None if track_seed is None else int(track_seed)
-
-
 class RaceBatch:
     """K races of ``n_cars`` cars under one ``RaceConfig``, stepped as one ``WorldBatch``.
 
@@ -223,7 +208,7 @@ class RaceBatch:
         Raises:
             ValueError: a ``track_seed`` option that is no integer.
         """
-        track_seed = _track_seed_option(options)
+        track_seed = track_seed_option(options)
         if seed is not None:
             self.np_random[race], _ = seeding.np_random(seed)
         config, worlds = self.config, self.worlds
