@@ -302,7 +302,11 @@ class Emulator:
                         self.url,
                         self.connections,
                     )
-                    await self._session(connection)
+                    try:
+                        await self._session(connection)
+                    except asyncio.CancelledError:  # Ctrl-C: leave as a game that quits
+                        await connection.close(1001, "the game is stopping")
+                        raise  # (websockets would close with 1011, an internal error)
             except (OSError, InvalidHandshake, InvalidStatus, asyncio.TimeoutError) as err:
                 reason, advice = _unreachable(err)
                 now = loop.time()

@@ -224,6 +224,31 @@ def test_an_emulator_with_the_wrong_token_says_the_server_refused_it(caplog):
     assert "HTTP 401 (missing or wrong token (" in message and "check token=" in message
 
 
+def test_an_emulator_stopped_by_ctrl_c_closes_as_a_game_that_quits(caplog):
+    # asyncio.run cancels the emulator on Ctrl-C; websockets then closed with 1011, an
+    # internal error, which the training log showed.
+    bridge = TrainingBridge(ServerConfig(port=0), observation_size=19)
+    url = f"ws://127.0.0.1:{bridge.server.port}/ws/emulator"
+
+    async def play_then_cancel() -> None:
+        task = asyncio.ensure_future(emu.Emulator(url).run())
+        while not bridge.server.connected:
+            await asyncio.sleep(0.02)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    try:
+        with caplog.at_level(logging.INFO, logger="racing_rl.bridge.server"):
+            asyncio.run(play_then_cancel())
+            deadline = time.monotonic() + 5
+            while "game disconnected" not in caplog.text and time.monotonic() < deadline:
+                time.sleep(0.02)
+    finally:
+        bridge.close()
+    assert "received close code 1001: the game is stopping" in caplog.text
+
+
 @pytest.mark.parametrize(
     ("path", "status", "advice"),
     [
