@@ -120,6 +120,7 @@ def _escaped(data: bytes) -> Iterator[str]:
 def _header(spec: PolicySpec) -> str:
     info = spec.info
     n_rays = info.get("ray_count")
+    rays = "ray values" if info.get("ray_layout") == "game" else "rays"  # 13: maybe 5 pairs
     layout = "\n".join(f"    {row}" for row in observation_layout(spec))
     network = " -> ".join(_describe(layer) for layer in (*spec.lstm, *spec.layers))
     norm = (
@@ -147,7 +148,7 @@ API (one instance drives any number of cars; carId is any value, e.g. the car's 
     }
   local throttle, steering, nitro = policy:act(carId, observation)
 
-observation: the car's newest frame, {spec.observation_size} numbers ({n_rays} ray values):
+observation: the car's newest frame, {spec.observation_size} numbers ({n_rays} {rays}):
 {layout}
 The module stacks the last {spec.frame_stack} frame(s) per car (zeros before the first, newest
 last), normalises them ({norm}), runs the network
