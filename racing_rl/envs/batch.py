@@ -308,8 +308,8 @@ class RaceBatch:
 
         Raises:
             RuntimeError: before every race has been reset.
-            ValueError: ``actions`` is not of shape (K · n_cars, 3), or a racing car's
-                action is not finite (a policy whose weights diverged); nothing moves.
+            ValueError: ``actions`` is not of shape (K · n_cars, 3), or a car's action is
+                not finite (a policy whose weights diverged); nothing moves.
         """
         worlds = self.worlds
         if worlds is None:
@@ -321,7 +321,7 @@ class RaceBatch:
                 f"actions of shape {actions.shape}: expected ({cars}, 3), a row of throttle, "
                 "steering and nitro per car."
             )
-        finite = np.isfinite(actions).all(axis=1) | ~worlds.active
+        finite = np.isfinite(actions).all(axis=1)  # a car not racing too: NaN · 0 is NaN
         if not finite.all():
             car = int(np.argmin(finite))
             raise ValueError(

@@ -6,6 +6,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from gymnasium.utils import seeding
 from numpy.typing import NDArray
 
 from racing_rl.envs.config import RaceConfig
@@ -47,6 +48,8 @@ class RaceEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
             config, n_cars=1, track_seeds=track_seeds, render_mode=render_mode
         )
         self.metadata = {**self.metadata, "render_fps": self._race.metadata["render_fps"]}
+        # The race's generator, from a seed np_random_seed can tell (reset(seed=) reseeds).
+        self._race.np_random, self._np_random_seed = seeding.np_random()
         self._agent = self._race.possible_agents[0]
         self.observation_space = self._race.observation_space(self._agent)
         self.action_space = self._race.action_space(self._agent)

@@ -71,6 +71,11 @@ def test_the_generator_and_its_seed_are_the_races() -> None:
     env = make("default").unwrapped
     env.reset(seed=42)
     assert env.np_random_seed == 42 and env.np_random is env.race.np_random
+    unseeded = RaceEnv()  # its np_random_seed is the race generator's: it replays the race
+    observation, info = unseeded.reset()
+    replayed, replayed_info = RaceEnv().reset(seed=unseeded.np_random_seed)
+    assert info == replayed_info
+    np.testing.assert_array_equal(observation, replayed)
     fresh = RaceEnv(track_seeds=range(10_000))
     fresh.np_random = np.random.default_rng(7)
     assert fresh.race.np_random is fresh.np_random and fresh.np_random_seed == -1
