@@ -386,9 +386,10 @@ def _check_path(key: str, kind: str, value: object) -> None:
             (p for p in path.resolve().parents[:3] if (p / ".hydra" / "config.yaml").is_file()),
             None,
         )
-        if run is not None:  # <run>/best, <run>/checkpoints/<name>[/model.zip]
+        if run is not None:  # <run>/best, <run>/checkpoints/<name>[/model.zip], <run>/tb, ...
+            model = path.name == "best" or path.parent.name == "checkpoints" or path.is_file()
             checkpoint = "best" if path.name == "best" else str(value)
-            also = "" if key == "resume" else f" checkpoint={checkpoint}"
+            also = f" checkpoint={checkpoint}" if model and key != "resume" else ""
             raise UsageError(
                 f"{key}={value} is not a run directory but lies in the run {run}: pass "
                 f"{key}={run}{also}"
@@ -573,10 +574,11 @@ def _check_quoted_paths(name: str, args: list[str]) -> None:
                 f"{arg}: a path with '=', ',' or a space must be quoted inside the list, e.g. "
                 f'racing-rl {name} "{example}"'
             )
-        quoted = f"{key}='{value}'"
+        from racing_rl.config import path_override
+
         raise UsageError(
             f"{arg}: Hydra reads '=', ',' and spaces in a value as its own syntax; quote the "
-            f'path: racing-rl {name} "{quoted}"'
+            f"path: racing-rl {name} {path_override(key, value)}"
         )
 
 

@@ -110,6 +110,16 @@ def run_entries(run_dir: str | Sequence[Any]) -> list[str]:
     return [run_dir] if isinstance(run_dir, str) else [str(r) for r in run_dir]
 
 
+def path_override(key: str, path: object) -> str:
+    """``key=path`` as a shell word that Hydra reads back as that path: quoted
+    (``"key='path'"``) where the path has what Hydra's override grammar or the shell would
+    read as their own (a sweep job's directory, ``0_seed=0,total_timesteps=2000``)."""
+    text = str(path)
+    if re.fullmatch(r"[\w./~+@%:-]+", text):
+        return f"{key}={text}"
+    return f"\"{key}='{text}'\""
+
+
 def eval_dir(run_dir: str | Sequence[str]) -> str:
     """``${racing_rl.eval_dir:${run_dir}}`` (conf/eval.yaml): where ``racing-rl eval``
     writes: ``<run dir>/eval`` for one run; ``<first run dir>/eval/race`` for a race of

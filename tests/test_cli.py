@@ -157,6 +157,9 @@ def test_a_path_inside_a_run_names_the_run(tmp_path):
         cli.check_arguments("train", [f"resume={tmp_path / 'best'}"])
     with pytest.raises(cli.UsageError, match=f"run_dir={tmp_path} checkpoint=best$"):
         cli.check_arguments("eval", [f"run_dir={tmp_path / 'best'}"])
+    (tmp_path / "tb").mkdir()  # no checkpoint: only the run
+    with pytest.raises(cli.UsageError, match=f"pass run_dir={tmp_path}$"):
+        cli.check_arguments("eval", [f"run_dir={tmp_path / 'tb'}"])
 
 
 def test_keys_groups_appends_and_nested_keys_pass_the_key_check(tmp_path):

@@ -2,6 +2,7 @@
 group option composes, each default in one place, run configs parsed by the schemas."""
 
 import re
+import shlex
 import subprocess
 import sys
 from dataclasses import replace
@@ -9,6 +10,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from hydra import compose
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import ConfigCompositionException
 from omegaconf import DictConfig, OmegaConf
 from runs import racing_rl
@@ -23,6 +25,7 @@ from racing_rl.config import (
     check_known_keys,
     default_backend,
     initialize,
+    path_override,
     train_mix,
     with_difficulty,
 )
@@ -344,3 +347,15 @@ def test_the_discount_is_the_configs_or_the_algorithms_own_default():
         assert discount(compose("train", overrides=["algo=ppo"]).algo) == 0.996
         bare = compose("train", overrides=["algo=td3", "~algo.model.gamma"]).algo
     assert discount(bare) == 0.99  # TD3's own default
+
+
+def test_a_path_override_quotes_what_hydra_or_the_shell_would_read():
+    # The printed resume command of a sweep job's run did not parse.
+    assert path_override("resume", "outputs/2026-12-05/14-03-12_ppo_pygame") == (
+        "resume=outputs/2026-12-05/14-03-12_ppo_pygame"
+    )
+    job = "s/0_seed=0,total_timesteps=2000"
+    assert path_override("resume", job) == f"\"resume='{job}'\""
+    (word,) = shlex.split(path_override("resume", job))
+    (override,) = OverridesParser.create().parse_overrides([word])
+    assert override.value() == job

@@ -32,6 +32,7 @@ from racing_rl.checkpoints.loading import (
 )
 from racing_rl.checks import check_device, check_train_config
 from racing_rl.config import RUNTIME_KEYS, backend_config, under
+from racing_rl.contract import STATE_SIZE
 from racing_rl.drivers import PolicyDriver
 from racing_rl.errors import CheckpointError, ConfigError
 
@@ -333,14 +334,20 @@ def load_policy_driver(
         observation_size = model.observation_space.shape[0] // stack
     expected = (observation_size * stack,)
     if model.observation_space.shape != expected:
-        frame = model.observation_space.shape[0] // stack
+        size = model.observation_space.shape[0]
+        sensors = ""
+        if size % stack == 0 and size // stack > STATE_SIZE:  # the run's stack: other sensors?
+            sensors = (
+                f" With {stack} frames it reads {size // stack} numbers a frame: on the "
+                "simulator, backend.sensors.n_rays="
+                f"{size // stack - STATE_SIZE} gives them (with backend.sensors.layout="
+                "roblox_car for a run trained in the game with its 16-ray car, 19 numbers)."
+            )
         raise CheckpointError(
-            f"{model_path} takes observations of shape {model.observation_space.shape} "
-            f"({stack} stacked frames of {frame} numbers), but the environment it would race "
-            f"in gives {observation_size} numbers a frame: it was trained with other sensors. "
-            "On the simulator, give it the sensors it was trained with: backend.sensors."
-            f"n_rays={frame - 3} (and backend.sensors.layout=roblox_car if it learned in the "
-            "game, whose 16-ray car sends 19 numbers)."
+            f"{model_path} takes observations of shape {model.observation_space.shape}, but "
+            f"{run_dir}'s frame stack ({stack}) of the environment's {observation_size} "
+            f"numbers a frame gives {expected}: it was trained with other sensors "
+            f"(backend.sensors) or another frame stack (wrappers.frame_stack).{sensors}"
         )
     normalizer = (
         load_normalizer(model_path.parent, expected, bool(cfg.get("trust_pickles", False)))

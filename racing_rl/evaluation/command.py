@@ -319,6 +319,13 @@ def _run_rounds(
             driven_by.extend(drivers[0] for _ in ended)
         if not races:
             raise
+        if ended:
+            log.info(
+                "a round was stopped with %d of its %d tracks' races ended: they count, and "
+                "races that end sooner are more often crashes",
+                len(ended),
+                len(seeds),
+            )
         log.info("stopped after %d races; metrics cover those", len(races))
     finally:
         for env in envs:
