@@ -181,6 +181,8 @@ class PeriodicCallback(BaseCallback):
         super().__init__()
         self.every = every
         self._next = every
+        #: ``num_timesteps`` when ``on_due`` last ran in this leg (None: not yet).
+        self.last: int | None = None
 
     def _init_callback(self) -> None:
         self._next = (self.model.num_timesteps // self.every + 1) * self.every
@@ -189,6 +191,7 @@ class PeriodicCallback(BaseCallback):
         self.num_timesteps = self.model.num_timesteps
         if self.num_timesteps >= self._next:
             self._next = (self.num_timesteps // self.every + 1) * self.every
+            self.last = self.num_timesteps
             self.on_due()
 
     def _on_step(self) -> bool:
@@ -201,7 +204,7 @@ class PeriodicCallback(BaseCallback):
 
 class CheckpointCallback(PeriodicCallback):
     """Saves a checkpoint (``racing_rl.checkpoints.saving.save_checkpoint``) every ``every``
-    timesteps.
+    timesteps, between rollouts (``PeriodicCallback``).
 
     Args:
         every: timesteps between checkpoints.
@@ -240,7 +243,8 @@ class CheckpointCallback(PeriodicCallback):
 
 
 class ValidationCallback(PeriodicCallback):
-    """Every ``every`` timesteps, races the deterministic policy on the validation tracks.
+    """Every ``every`` timesteps, between rollouts (``PeriodicCallback``), races the
+    deterministic policy on the validation tracks.
 
     One car per track from a standing start, one lap. Logs ``eval/`` scalars and keeps
     the best model so far by ``objective`` (the run's, ``racing_rl.objective``: by

@@ -23,7 +23,7 @@ from racing_rl.checkpoints.layout import MODEL
 from racing_rl.checkpoints.runs import check_init_from
 from racing_rl.checks import check_train_config
 from racing_rl.cli import print_error
-from racing_rl.config import check_known_keys, hydra_main
+from racing_rl.config import check_known_keys, hydra_main, path_override
 from racing_rl.errors import ConfigError, RacingRLError, TrainingInterrupted
 from racing_rl.loggers import check_logger
 from racing_rl.training import resume_run, train
@@ -50,24 +50,35 @@ def check_new_run_dir(run_dir: Path) -> None:
     if saved:
         raise ConfigError(
             f"{run_dir} already holds a run ({', '.join(saved[:3])}"
-            f"{', ...' if len(saved) > 3 else ''}): continue it with resume={run_dir}, or "
+            f"{', ...' if len(saved) > 3 else ''}): continue it with "
+            f"{path_override('resume', run_dir)}, or "
             "train a new run elsewhere (leave hydra.run.dir out for a new dated directory)."
         )
 
 
 RUN_LOCK = ".lock"
+#: What to do when a new run's directory is held (``lock_run_dir``'s ``then``).
+SAME_DIR = (
+    "start this one again (two runs started in the same second get the same dated "
+    "directory), give each run its own hydra.run.dir=..., or run them as one sweep "
+    "(racing-rl train -m seed=0,1,2,3)."
+)
 
 
-def lock_run_dir(run_dir: Path, *, what: str, then: str) -> BaseFileLock:
+def lock_run_dir(run_dir: Path, *, what: str, then: str) -> BaseFileLock | None:
     """Hold ``run_dir/.lock`` (created, with ``run_dir``, if need be) while this process
     runs, so that no other ``racing-rl train`` writes into the directory meanwhile. The
     operating system releases it when the process ends, however it ends (``filelock``: an
-    ``flock`` on POSIX, ``msvcrt.locking`` on Windows).
+    ``flock`` on POSIX, ``msvcrt.locking`` on Windows), where the filesystem has locks.
 
     Args:
         run_dir: a run or sweep directory.
         what: the directory's kind in the error message ("run", "sweep").
         then: what to do instead, for the error message.
+
+    Returns:
+        The held lock; None, with a warning, where the filesystem cannot lock (some
+        network or FUSE mounts): the run goes on unguarded.
 
     Raises:
         ConfigError: if another process holds the lock.
@@ -81,6 +92,13 @@ def lock_run_dir(run_dir: Path, *, what: str, then: str) -> BaseFileLock:
             f"another racing-rl process is running the {what} in {run_dir} ({RUN_LOCK} is "
             f"held): {then}"
         ) from None
+    except (OSError, NotImplementedError) as err:
+        log.warning(
+            "cannot lock %s (%s): another racing-rl train in this directory would not be refused",
+            run_dir / RUN_LOCK,
+            err,
+        )
+        return None
     return lock
 
 
@@ -122,19 +140,17 @@ class CheckConfig(Callback):
                         "saves a checkpoint), then resume.",
                     )
                 return
-            check_new_run_dir(run_dir)
             check_known_keys(config, "train")
             check_train_config(config)
             check_logger(config)
             if config.get("init_from"):
                 check_init_from(config, Path(config.init_from).expanduser())
-            self._lock = lock_run_dir(
-                run_dir,
-                what="run",
-                then="start this one again (two runs started in the same second get the "
-                "same dated directory), give each run its own hydra.run.dir=..., or run them "
-                "as one sweep (racing-rl train -m seed=0,1,2,3).",
-            )
+            locked = (run_dir / RUN_LOCK).exists()
+            if locked:  # a run may still be training there: say that first
+                self._lock = lock_run_dir(run_dir, what="run", then=SAME_DIR)
+            check_new_run_dir(run_dir)
+            if not locked:  # a valid config, a free directory: only now is it made
+                self._lock = lock_run_dir(run_dir, what="run", then=SAME_DIR)
         except RacingRLError as err:
             print_error("train", err)
             raise SystemExit(1) from err
@@ -199,7 +215,12 @@ def main(cfg: DictConfig) -> float | None:
     """
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
+    job_lock = None
     try:
+        if hydra_cfg.mode == RunMode.MULTIRUN:  # the sweep holds its directory, a job its own
+            job_lock = lock_run_dir(
+                run_dir, what="run", then="a sweep job's directory is the sweep's to use."
+            )
         checkpoint = None
         if cfg.get("resume"):
             cfg, checkpoint = resume_run(run_dir, hydra_cfg.overrides.task)
@@ -212,4 +233,7 @@ def main(cfg: DictConfig) -> float | None:
         if hydra_cfg.mode == RunMode.MULTIRUN:  # without the stack: the message says it all
             raise err.with_traceback(None) from None
         raise SystemExit(1) from err
+    finally:
+        if job_lock is not None:
+            job_lock.release()
     return summary.get("objective", {}).get("value")

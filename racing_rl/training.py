@@ -57,7 +57,7 @@ from racing_rl.checkpoints.saving import (
     write_json,
 )
 from racing_rl.checks import check_train_config
-from racing_rl.config import backend_config, track_seeds, train_mix
+from racing_rl.config import backend_config, path_override, track_seeds, train_mix
 from racing_rl.errors import CheckpointError, ConfigError, TrainingInterrupted
 from racing_rl.evaluation.episodes import evaluation_env
 from racing_rl.evaluation.results import lap_figures
@@ -138,21 +138,38 @@ class _Interrupts:
         raise KeyboardInterrupt(name)
 
 
-class _RolloutStart(BaseCallback):
-    """``timesteps``: the model's ``num_timesteps`` when the rollout being collected began,
-    None between rollouts. An on-policy algorithm discards an unfinished rollout, so an
-    interrupted checkpoint counts only the timesteps before it."""
+class _TrainedTimesteps(BaseCallback):
+    """``timesteps``: the model's ``num_timesteps`` at the start of its latest rollout, after
+    the update on the one before: what an on-policy model (PPO, RecurrentPPO) has trained
+    on. Stopped while it collects a rollout, or before that rollout's update is complete,
+    it discards the rollout (``rewind``)."""
 
-    timesteps: int | None = None
+    timesteps = 0
+
+    def _on_training_start(self) -> None:
+        self.timesteps = self.model.num_timesteps
 
     def _on_rollout_start(self) -> None:
         self.timesteps = self.model.num_timesteps
 
-    def _on_rollout_end(self) -> None:
-        self.timesteps = None
-
     def _on_step(self) -> bool:
         return True
+
+    def rewind(self, name: str) -> None:
+        """Set an on-policy model's counter back to the timesteps it trained on, and log
+        what is discarded; off-policy models keep theirs (their steps are in the replay
+        buffer)."""
+        model = self.model
+        if not isinstance(model, OnPolicyAlgorithm) or model.num_timesteps == self.timesteps:
+            return
+        log.info(
+            "the unfinished rollout's %s timesteps are discarded (%s trains on whole "
+            "rollouts): the checkpoint counts the %s timesteps trained on",
+            f"{model.num_timesteps - self.timesteps:,}",
+            name,
+            f"{self.timesteps:,}",
+        )
+        model.num_timesteps = self.timesteps
 
 
 def _best_timesteps(run_dir: Path) -> int | None:
@@ -271,7 +288,8 @@ def train(cfg: DictConfig, run_dir: Path, resume: Checkpoint | None = None) -> d
             message += "command again to start."
         else:
             message = "before this leg saved anything; the newest checkpoint is still "
-            message += f"{checkpoint.path}. Continue with: racing-rl train resume={run_dir}"
+            again = path_override("resume", run_dir)
+            message += f"{checkpoint.path}. Continue with: racing-rl train {again}"
         raise TrainingInterrupted(
             f"Interrupted by {name} {message}",
             exit_code=128 + getattr(signal, name, signal.SIGINT),
@@ -389,8 +407,8 @@ def _train_on(
         )
 
     checkpoints_dir = run_dir / "checkpoints"
-    rollout = _RolloutStart()
-    callbacks: list[BaseCallback] = [rollout, RaceMetricsCallback()]
+    trained_on = _TrainedTimesteps()
+    callbacks: list[BaseCallback] = [trained_on, RaceMetricsCallback()]
     if cfg.progress_bar:
         callbacks.append(ProgressBar())
     interrupts = _Interrupts()
@@ -467,26 +485,22 @@ def _train_on(
         except KeyboardInterrupt as interrupt:
             interrupts.saving = True
             name = str(interrupt) or "SIGINT"
-            if isinstance(model, OnPolicyAlgorithm) and rollout.timesteps is not None:
-                log.info(
-                    "the unfinished rollout's %s timesteps are discarded (%s trains on whole "
-                    "rollouts): the checkpoint is at the %s timesteps trained on",
-                    f"{model.num_timesteps - rollout.timesteps:,}",
-                    cfg.algo.name,
-                    f"{rollout.timesteps:,}",
-                )
-                model.num_timesteps = rollout.timesteps
+            trained_on.rewind(cfg.algo.name)
+            if model.num_timesteps == start_timesteps:  # no update yet: nothing to save
+                raise KeyboardInterrupt(name) from None
             checkpoint = save_checkpoint(model, venv, checkpoints_dir, INTERRUPTED)
             end = {"status": "interrupted", "end_timesteps": model.num_timesteps}
             record_leg(run_dir, {**leg, **end})
             left = "Continue" if model.num_timesteps < cfg.total_timesteps else "Finish the run"
+            again = path_override("resume", run_dir)
             raise TrainingInterrupted(
                 f"Training interrupted by {name} at {model.num_timesteps:,} timesteps; saved "
-                f"{checkpoint.path}. {left} with: racing-rl train resume={run_dir}",
+                f"{checkpoint.path}. {left} with: racing-rl train {again}",
                 exit_code=128 + getattr(signal, name, signal.SIGINT),
             ) from None
         except Exception as err:
             interrupts.saving = True
+            trained_on.rewind(cfg.algo.name)
             # Nothing trained in this leg (an error at the first reset): nothing to save.
             trained = model.num_timesteps > start_timesteps
             saved = _save_after_error(model, venv, checkpoints_dir, err) if trained else None
@@ -494,10 +508,10 @@ def _train_on(
                 leg["checkpoint"] = str(saved.path)
                 log.warning(
                     "training stopped by an error at %s timesteps; saved %s. After fixing the "
-                    "cause, continue with: racing-rl train resume=%s",
+                    "cause, continue with: racing-rl train %s",
                     f"{model.num_timesteps:,}",
                     saved.path,
-                    run_dir,
+                    path_override("resume", run_dir),
                 )
             leg["end_timesteps"] = model.num_timesteps
             raise
@@ -506,9 +520,7 @@ def _train_on(
         save_checkpoint(model, venv, checkpoints_dir, FINAL)
         save_model_files(model, venv, run_dir)
         stopped = interrupts.pending  # a signal during the save skips the final validation
-        due = validation is not None and (
-            validation.n_calls == 0 or model.num_timesteps % cfg.validation.every != 0
-        )
+        due = validation is not None and validation.last != model.num_timesteps
         validated = not due
         if due and not stopped:
             try:

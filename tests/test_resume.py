@@ -271,9 +271,10 @@ def test_an_exception_during_training_saves_an_interrupted_checkpoint(tmp_path, 
         cfg = compose("train", overrides=[*PPO, *QUICK, "validation.every=0"])
     with pytest.raises(RuntimeError, match="a bug in a callback"):
         train_module.train(cfg, tmp_path)
+    # Raised in the rollout of 400-600, which PPO discards: the checkpoint counts 400.
     checkpoint = latest_checkpoint(tmp_path)
-    assert checkpoint.kind == "interrupted" and checkpoint.timesteps == 600
-    assert load_model(cfg.algo, checkpoint.model).num_timesteps == 600
+    assert checkpoint.kind == "interrupted" and checkpoint.timesteps == 400
+    assert load_model(cfg.algo, checkpoint.model).num_timesteps == 400
     (leg,) = json.loads((tmp_path / "run.json").read_text())["legs"]
     assert leg["status"] == "failed" and "a bug in a callback" in leg["error"]
     assert leg["checkpoint"] == str(checkpoint.path)
@@ -363,45 +364,86 @@ def test_a_ctrl_c_in_a_rollout_counts_only_the_timesteps_trained_on(tmp_path, mo
     assert leg["end_timesteps"] == 1800
 
 
-def test_a_run_stopped_after_its_last_rollout_is_finished_by_resume(tmp_path, monkeypatch, caplog):
-    """A Ctrl-C in the last rollout's update left interrupted_2000_steps of a 2000-step run:
-    the printed resume command was refused ("already at 2,000 timesteps"), and the run had
-    no final model, best/ or summary. Now resume ends it without training."""
-    from stable_baselines3 import PPO as PPOModel
+def test_a_run_stopped_after_its_last_step_is_finished_by_resume(tmp_path, monkeypatch, caplog):
+    """A Ctrl-C in the last update of a run past its total (SAC's updates follow every
+    step) left interrupted_1900_steps of a 1,898-step run: the printed resume command was
+    refused ("already at 1,900 timesteps"), and the run had no final model, best/ or
+    summary. Now resume ends it without training. (PPO, stopped in an update, discards
+    that rollout: test_a_ctrl_c_in_an_update_discards_its_rollout.)"""
+    from stable_baselines3 import SAC as SACModel
 
     import racing_rl.training as train_module
 
-    # Rollouts of 200 timesteps overshoot a total of 1,900: the last one ends at 2,000.
+    # Steps of 4 timesteps (4 cars) overshoot a total of 1,898: the last one ends at 1,900.
     with initialize():
-        cfg = compose("train", overrides=[*PPO, *QUICK, "total_timesteps=1900"])
+        cfg = compose("train", overrides=[*SAC, *QUICK, "total_timesteps=1898"])
     (tmp_path / ".hydra").mkdir()
     OmegaConf.save(cfg, tmp_path / ".hydra" / "config.yaml")
-    in_the_last_update = interrupt_once(PPOModel.train, lambda self: self.num_timesteps >= 2000)
+    in_the_last_update = interrupt_once(
+        SACModel.train, lambda self, *a, **k: self.num_timesteps >= 1900
+    )
     with monkeypatch.context() as patched:
-        patched.setattr(PPOModel, "train", in_the_last_update)
+        patched.setattr(SACModel, "train", in_the_last_update)
         with pytest.raises(TrainingInterrupted, match="Finish the run with: racing-rl train"):
             train_module.train(cfg, tmp_path)
     assert latest_checkpoint(tmp_path).kind == "interrupted"
     assert not (tmp_path / "summary.json").exists()
 
     cfg, checkpoint = train_module.resume_run(tmp_path, [])
-    assert checkpoint.timesteps == 2000
+    assert checkpoint.timesteps == 1900
     with caplog.at_level(logging.INFO, logger="racing_rl"):
         summary = train_module.train(cfg, tmp_path, resume=checkpoint)
     assert (
-        "resuming ppo on pygame: 4 cars (2 tracks x 2), 0 timesteps left (at 2,000 of 1,900), "
+        "resuming sac on pygame: 4 cars (2 tracks x 2), 0 timesteps left (at 1,900 of 1,898), "
         in caplog.text
     )
-    assert "done: 2,000 timesteps; best validation" in caplog.text
-    assert summary["timesteps"] == 2000 and "best" in summary
+    assert "done: 1,900 timesteps; best validation" in caplog.text
+    assert summary["timesteps"] == 1900 and "best" in summary
     assert summary["env_steps_per_s"] is None  # this leg trained nothing
     final = latest_checkpoint(tmp_path)
-    assert final.kind == "final" and final.timesteps == 2000
+    assert final.kind == "final" and final.timesteps == 1900
     assert (tmp_path / "model.zip").is_file() and (tmp_path / "summary.json").is_file()
     legs = json.loads((tmp_path / "run.json").read_text())["legs"]
     assert [leg["status"] for leg in legs] == ["interrupted", "completed"]
-    with pytest.raises(ConfigError, match="is already at 2,000 timesteps"):  # now finished
+    with pytest.raises(ConfigError, match="is already at 1,900 timesteps"):  # now finished
         train_module.resume_run(tmp_path, [])
+
+
+def test_a_ctrl_c_in_an_update_discards_its_rollout(tmp_path, monkeypatch):
+    """Stopped in PPO's update (or between its rollout and the update), the rollout's
+    steps were counted as trained; a periodic checkpoint due at the next rollout start was
+    then skipped on resume."""
+    from stable_baselines3 import PPO as PPOModel
+
+    import racing_rl.training as train_module
+
+    with initialize():
+        cfg = compose("train", overrides=[*PPO, *QUICK, "checkpoint.every=1000"])
+    (tmp_path / ".hydra").mkdir()
+    OmegaConf.save(cfg, tmp_path / ".hydra" / "config.yaml")
+    in_an_update = interrupt_once(PPOModel.train, lambda self: self.num_timesteps >= 1000)
+    with monkeypatch.context() as patched:
+        patched.setattr(PPOModel, "train", in_an_update)
+        with pytest.raises(TrainingInterrupted, match="at 800 timesteps"):
+            train_module.train(cfg, tmp_path)
+    cfg, checkpoint = train_module.resume_run(tmp_path, [])
+    assert checkpoint.timesteps == 800
+    train_module.train(cfg, tmp_path, resume=checkpoint)
+    names = [c.path.name for c in find_checkpoints(tmp_path)]
+    assert names == ["interrupted_800_steps", "ppo_1000_steps", "final_2000_steps"]
+
+
+def test_a_ctrl_c_before_the_first_update_saves_nothing(tmp_path, monkeypatch):
+    import racing_rl.training as train_module
+
+    with initialize():
+        cfg = compose("train", overrides=[*PPO, *QUICK])
+    (tmp_path / ".hydra").mkdir()
+    OmegaConf.save(cfg, tmp_path / ".hydra" / "config.yaml")
+    monkeypatch.setattr(train_module, "RaceMetricsCallback", stop_at(100, train_module))
+    with pytest.raises(TrainingInterrupted, match="before any training; nothing was saved"):
+        train_module.train(cfg, tmp_path)
+    assert not (tmp_path / "checkpoints").exists()
 
 
 def interrupt_once(function, when=lambda *args, **kwargs: True):

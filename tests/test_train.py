@@ -1,6 +1,8 @@
 """Real, short `racing-rl train` / `racing-rl eval` runs in temporary directories."""
 
 import json
+import logging
+import re
 import shutil
 
 import pytest
@@ -153,9 +155,9 @@ def test_eval_of_a_damaged_or_mismatched_checkpoint_says_which_and_why(tmp_path)
     other = racing_rl("eval", f"run_dir={run_dir}", f"checkpoint={rays12}/model.zip", cwd=tmp_path)
     assert other.returncode == 1
     # (12 + 3) × PPO's 2 frames, where this run's sensors give 13 numbers: the override.
-    assert "takes observations of shape (30,) (2 stacked frames of 15" in other.stderr
-    assert "gives 13 numbers a frame" in other.stderr
-    assert "backend.sensors.n_rays=12" in other.stderr
+    assert "takes observations of shape (30,), but" in other.stderr
+    assert "frame stack (2) of the environment's 13 numbers a frame gives (26,)" in other.stderr
+    assert "reads 15 numbers a frame: on the simulator, backend.sensors.n_rays=12" in other.stderr
 
     # A model file cut in half (its VecNormalize statistics intact beside it).
     damaged = tmp_path / "damaged"
@@ -276,3 +278,32 @@ def test_a_sweep_into_a_directory_of_an_earlier_sweep_is_refused(tmp_path):
     assert result.returncode == 1
     assert "already holds the runs of an earlier sweep (1, e.g. 0_seed=0)" in result.stderr
     assert sorted(p.name for p in job.parent.rglob("*")) == ["0_seed=0", "best"]
+
+
+def test_the_final_model_is_validated_when_training_ends_on_a_multiple_of_every(tmp_path, caplog):
+    # Validations run between rollouts, and none follows the last: a run ending on a
+    # multiple of validation.every (TD3's defaults: 1.5M of 150k) never validated its
+    # final model.
+    overrides = [*QUICK, "total_timesteps=2048", "validation.every=1024", "checkpoint.every=0"]
+    with initialize():
+        cfg = compose("train", overrides=overrides)
+    with caplog.at_level(logging.INFO, logger="racing_rl"):
+        train(cfg, tmp_path)
+    validations = re.findall(r"validation at (\d+) steps", caplog.text)
+    assert validations == ["1024", "2048"]
+
+
+def test_a_filesystem_without_locks_warns_and_runs_unguarded(tmp_path, monkeypatch, caplog):
+    # Some network and FUSE mounts refuse flock: the run goes on (the lock guards against
+    # a mistake; it must not forbid training there).
+    from filelock import FileLock as Lock
+
+    from racing_rl import train as train_app
+
+    def unsupported(self, *args, **kwargs):
+        raise OSError(95, "Operation not supported")
+
+    monkeypatch.setattr(Lock, "acquire", unsupported)
+    with caplog.at_level(logging.WARNING, logger="racing_rl"):
+        assert train_app.lock_run_dir(tmp_path / "run", what="run", then="") is None
+    assert "cannot lock" in caplog.text and "would not be refused" in caplog.text
