@@ -405,6 +405,21 @@ def _train_on(
             f"{starts:_}",
             cfg.algo.name,
         )
+    if left and isinstance(model, OnPolicyAlgorithm):
+        first = model.num_timesteps + model.n_steps * model.n_envs  # the first update's
+        if (
+            first >= cfg.total_timesteps
+            and model.lr_schedule(1.0 - first / cfg.total_timesteps) <= 0
+        ):
+            log.warning(
+                "total_timesteps=%s ends within %s's first rollout (%s timesteps): by its "
+                "only update the learning-rate schedule has run down to 0, so the policy does "
+                "not change. Raise total_timesteps past %s.",
+                f"{cfg.total_timesteps:_}",
+                cfg.algo.name,
+                f"{model.n_steps * model.n_envs:_}",
+                f"{first:_}",
+            )
 
     checkpoints_dir = run_dir / "checkpoints"
     trained_on = _TrainedTimesteps()

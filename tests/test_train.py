@@ -307,3 +307,27 @@ def test_a_filesystem_without_locks_warns_and_runs_unguarded(tmp_path, monkeypat
     with caplog.at_level(logging.WARNING, logger="racing_rl"):
         assert train_app.lock_run_dir(tmp_path / "run", what="run", then="") is None
     assert "cannot lock" in caplog.text and "would not be refused" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("overrides", "says"),
+    [
+        (["total_timesteps=500"], "ends within ppo's first rollout (1_024 timesteps)"),
+        (["algo=sac"], "total_timesteps=2_000 is within algo.model.learning_starts=10_000"),
+    ],
+)
+def test_a_budget_that_cannot_train_the_policy_is_named(overrides, says, tmp_path, caplog):
+    # A smoke run that saves an untrained policy without a word looks like a failure to
+    # learn. (Rollouts of 256 steps x 4 cars; SAC learns after 10,000 steps.)
+    with initialize():
+        cfg = compose("train", overrides=[*TINY, *overrides])
+    with caplog.at_level(logging.WARNING, logger="racing_rl"):
+        train(cfg, tmp_path)
+    assert says in caplog.text
+    with initialize():
+        cfg = compose("train", overrides=TINY)  # 2,000 timesteps: an update at 1,024
+    caplog.clear()
+    (tmp_path / "trains").mkdir()
+    with caplog.at_level(logging.WARNING, logger="racing_rl"):
+        train(cfg, tmp_path / "trains")
+    assert "first rollout" not in caplog.text and "learning_starts" not in caplog.text
