@@ -33,6 +33,15 @@ SAC = [
 ]
 
 
+def saved_config(run_dir, overrides: list[str]):
+    """The ``train`` config of ``overrides``, saved in ``run_dir/.hydra`` as Hydra does."""
+    with initialize():
+        cfg = compose("train", overrides=overrides)
+    (run_dir / ".hydra").mkdir()
+    OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml")
+    return cfg
+
+
 def scalars(run_dir, tag):
     events = EventAccumulator(str(run_dir / "tb"))
     events.Reload()
@@ -215,10 +224,7 @@ def test_a_save_killed_midway_leaves_the_previous_checkpoint_loadable(tmp_path):
     ],
 )
 def test_resume_refuses_overrides_other_than_the_resumable_keys(tmp_path, override, why):
-    with initialize():
-        cfg = compose("train")
-    (tmp_path / ".hydra").mkdir()
-    OmegaConf.save(cfg, tmp_path / ".hydra" / "config.yaml")
+    cfg = saved_config(tmp_path, [])
     with pytest.raises(ConfigError, match=why):
         resume_config(tmp_path, [f"resume={tmp_path}", override])
     resumed = resume_config(tmp_path, [f"resume={tmp_path}", "total_timesteps=5000000"])
@@ -351,10 +357,7 @@ def test_a_ctrl_c_in_a_rollout_counts_only_the_timesteps_trained_on(tmp_path, mo
     checkpoint all the same, so that each resumed run ended up to a rollout short."""
     import racing_rl.training as train_module
 
-    with initialize():
-        cfg = compose("train", overrides=[*PPO, *QUICK])
-    (tmp_path / ".hydra").mkdir()
-    OmegaConf.save(cfg, tmp_path / ".hydra" / "config.yaml")
+    cfg = saved_config(tmp_path, [*PPO, *QUICK])
     monkeypatch.setattr(train_module, "RaceMetricsCallback", stop_at(1900, train_module))
     with pytest.raises(TrainingInterrupted, match="at 1,800 timesteps"):
         train_module.train(cfg, tmp_path)  # stopped in the rollout of 1,800-2,000
@@ -375,10 +378,7 @@ def test_a_run_stopped_after_its_last_step_is_finished_by_resume(tmp_path, monke
     import racing_rl.training as train_module
 
     # Steps of 4 timesteps (4 cars) overshoot a total of 1,898: the last one ends at 1,900.
-    with initialize():
-        cfg = compose("train", overrides=[*SAC, *QUICK, "total_timesteps=1898"])
-    (tmp_path / ".hydra").mkdir()
-    OmegaConf.save(cfg, tmp_path / ".hydra" / "config.yaml")
+    cfg = saved_config(tmp_path, [*SAC, *QUICK, "total_timesteps=1898"])
     in_the_last_update = interrupt_once(
         SACModel.train, lambda self, *a, **k: self.num_timesteps >= 1900
     )
@@ -417,10 +417,7 @@ def test_a_ctrl_c_in_an_update_discards_its_rollout(tmp_path, monkeypatch):
 
     import racing_rl.training as train_module
 
-    with initialize():
-        cfg = compose("train", overrides=[*PPO, *QUICK, "checkpoint.every=1000"])
-    (tmp_path / ".hydra").mkdir()
-    OmegaConf.save(cfg, tmp_path / ".hydra" / "config.yaml")
+    cfg = saved_config(tmp_path, [*PPO, *QUICK, "checkpoint.every=1000"])
     in_an_update = interrupt_once(PPOModel.train, lambda self: self.num_timesteps >= 1000)
     with monkeypatch.context() as patched:
         patched.setattr(PPOModel, "train", in_an_update)
@@ -436,10 +433,7 @@ def test_a_ctrl_c_in_an_update_discards_its_rollout(tmp_path, monkeypatch):
 def test_a_ctrl_c_before_the_first_update_saves_nothing(tmp_path, monkeypatch):
     import racing_rl.training as train_module
 
-    with initialize():
-        cfg = compose("train", overrides=[*PPO, *QUICK])
-    (tmp_path / ".hydra").mkdir()
-    OmegaConf.save(cfg, tmp_path / ".hydra" / "config.yaml")
+    cfg = saved_config(tmp_path, [*PPO, *QUICK])
     monkeypatch.setattr(train_module, "RaceMetricsCallback", stop_at(100, train_module))
     with pytest.raises(TrainingInterrupted, match="before any training; nothing was saved"):
         train_module.train(cfg, tmp_path)

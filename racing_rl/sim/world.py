@@ -279,12 +279,21 @@ class WorldBatch:
             The step's events per car, shape (N,) (inactive cars report nothing).
 
         Raises:
-            ValueError: ``actions`` is not of shape (N, 3).
+            ValueError: ``actions`` is not of shape (N, 3), or a car's action is not finite
+                (a policy whose weights diverged), an inactive car's too (NaN · 0 is NaN);
+                nothing moves.
         """
         actions = np.asarray(actions, dtype=np.float64)
         if actions.shape != (self.n_cars, 3):
             raise ValueError(
                 f"actions must have shape ({self.n_cars}, 3), one row per car; got {actions.shape}."
+            )
+        finite = np.isfinite(actions).all(axis=1)
+        if not finite.all():
+            car = int(np.argmin(finite))
+            raise ValueError(
+                f"car {car}'s action {actions[car].tolist()} is not finite (a policy whose "
+                "weights or observation statistics diverged?); nothing was stepped."
             )
         dt = self.rules.dt
         active = self.active
