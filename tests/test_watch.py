@@ -64,7 +64,8 @@ def test_follow_switches_to_a_checkpoint_saved_after_it_started(tiny_runs, tmp_p
         preexec_fn=default_sigint,
     )
     lines: queue.Queue = queue.Queue()
-    threading.Thread(target=_lines, args=(process.stderr, lines), daemon=True).start()
+    reader = threading.Thread(target=_lines, args=(process.stderr, lines), daemon=True)
+    reader.start()
     try:
         assert first.name in _wait_for(lines, "driving")
         # Training saves a newer checkpoint while the evaluation races.
@@ -78,7 +79,10 @@ def test_follow_switches_to_a_checkpoint_saved_after_it_started(tiny_runs, tmp_p
         _wait_for(lines, "round")
     finally:
         process.send_signal(signal.SIGINT)
-        out, _ = process.communicate(timeout=60)
+        # Not communicate(): it would read stderr too, taking lines from the reader.
+        process.wait(timeout=60)
+        reader.join(timeout=60)
+    out = process.stdout.read()
     assert process.returncode == 0, out[-3000:]
     metrics = json.loads((run_dir / "eval" / "metrics.json").read_text())
     assert metrics["driver"].endswith("ppo_4096_steps/model.zip")
