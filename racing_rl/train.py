@@ -15,6 +15,7 @@ from typing import Any
 
 from filelock import BaseFileLock, FileLock, Timeout
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import CompactHydraException
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
@@ -29,6 +30,12 @@ from racing_rl.loggers import check_logger
 from racing_rl.training import resume_run, train
 
 log = logging.getLogger(__name__)
+
+
+class SweepJobFailed(CompactHydraException):
+    """A sweep job's racing-rl error, re-raised so that Hydra marks the job failed and
+    ends the sweep with status 1. Hydra prints a ``CompactHydraException`` as its message
+    alone, after "Error executing job with overrides: [...]", without a stack."""
 
 
 def saved_work(run_dir: Path) -> list[str]:
@@ -210,8 +217,9 @@ def main(cfg: DictConfig) -> float | None:
 
     Raises:
         SystemExit: on a config or checkpoint error (1) or an interruption (128 + signal)
-            in a single run. In a multirun a failed job's error is re-raised instead, so
-            that Hydra marks the job failed and the sweep's other jobs go on.
+            in a single run. In a multirun a failed job's error is re-raised instead, as
+            ``SweepJobFailed``, so that Hydra marks the job failed and the sweep's other
+            jobs go on.
     """
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
@@ -231,7 +239,7 @@ def main(cfg: DictConfig) -> float | None:
     except RacingRLError as err:
         log.error("%s", err)
         if hydra_cfg.mode == RunMode.MULTIRUN:  # without the stack: the message says it all
-            raise err.with_traceback(None) from None
+            raise SweepJobFailed(f"{type(err).__name__}: {err}") from None
         raise SystemExit(1) from err
     finally:
         if job_lock is not None:
