@@ -240,7 +240,7 @@ def check_arguments(name: str, args: list[str]) -> None:
     doc = read_config_doc(config_dir() / f"{name}.yaml")
     _check_keys(name, overrides, doc)
     _check_group_options(overrides, doc)
-    _check_backend_keys(name, overrides, doc)
+    _check_group_keys(name, overrides, doc)
     whole = integer_keys(name)
     for override in overrides:  # Hydra: "Value '100000.0' of type 'float' could not be ..."
         value = None if override.is_sweep_override() else override.value()
@@ -271,26 +271,37 @@ def check_arguments(name: str, args: list[str]) -> None:
 
 
 def _check_keys(name: str, overrides: list[Override], doc: ConfigDoc) -> None:
-    """Refuse an override whose first part is no key or group of the command's config
-    (a typo such as ``fromat=onnx``, for which Hydra would suggest ``+fromat=onnx``).
-    Appends (``+``, ``++``) and deletions (``~``) are Hydra's business, and so are the
-    keys below the first part."""
+    """Refuse an override that is no key or group of the command's config (a typo such
+    as ``fromat=onnx`` or ``validation.evry=5``, for which Hydra would suggest
+    ``+fromat=onnx``). Its first part is checked against the config's keys and groups,
+    the parts below it against the command's schema (``racing_rl.config.misspelt_key``;
+    below ``backend`` and ``algo`` see ``_check_group_keys``). Appends (``+``, ``++``)
+    and deletions (``~``) are Hydra's business."""
     import re
 
-    known = {option.key.split(".")[0] for option in doc.options}
-    known |= {part for group in doc.groups for part in group.name.split("@")}
-    known.add("hydra")
+    from racing_rl.config import misspelt_key
+
+    groups = {part for group in doc.groups for part in group.name.split("@")}
+    known = {option.key.split(".")[0] for option in doc.options} | groups | {"hydra"}
     for override in overrides:
         if override.is_add() or override.is_force_add() or override.is_delete():
             continue
-        root = re.split(r"[./@]", override.key_or_group)[0]
-        if root in known:
+        key = override.key_or_group
+        root = re.split(r"[./@]", key)[0]
+        if root not in known:
+            close = difflib.get_close_matches(root, sorted(known), n=1)
+            key, guess = root, close[0] if close else None
+        elif key in groups or root == "hydra" or "@" in key:
             continue
-        close = difflib.get_close_matches(root, sorted(known), n=1)
-        hint = f"did you mean {close[0]}? " if close else ""
+        else:
+            found = misspelt_key(name, key)
+            if found is None:
+                continue
+            key, guess = found
+        hint = f"did you mean {guess}? " if guess else ""
         raise UsageError(
-            f"{override.key_or_group!r} is not a key of racing-rl {name}: {hint}"
-            f"racing-rl {name} --help lists the keys"
+            f"{key!r} is not a key of racing-rl {name}: {hint}racing-rl {name} --help lists "
+            "the keys"
         )
 
 
@@ -318,51 +329,75 @@ def _check_group_options(overrides: list[Override], doc: ConfigDoc) -> None:
                 )
 
 
-def _check_backend_keys(name: str, overrides: list[Override], doc: ConfigDoc) -> None:
-    """Refuse an override below ``backend`` that the chosen backend does not have
-    (``backend=roblox backend.sensors.n_rays=16``), for which Hydra would suggest
-    ``+backend.sensors.n_rays``, which its schema refuses too. Checked only where the
-    backend is known (given, or the command's default, not a resumed run's own) and not
-    swept."""
-    below = [
-        o
-        for o in overrides
-        if o.key_or_group.startswith("backend.") and not (o.is_add() or o.is_delete())
-    ]
-    group = next((g for g in doc.groups if g.name == "backend"), None)
-    chosen = next((o for o in overrides if o.key_or_group == "backend"), None)
-    if not below or group is None or (chosen is not None and chosen.is_sweep_override()):
-        return
-    if any(o.key_or_group == "resume" for o in overrides):
-        return  # the run's own backend, which racing-rl train checks when it loads it
-    backend = str(chosen.value()) if chosen is not None else group.default
-    if backend not in group.options:
-        return  # none (eval: the run's own), or Hydra says the option is unknown
+def _check_group_keys(name: str, overrides: list[Override], doc: ConfigDoc) -> None:
+    """Refuse an override below ``backend`` or ``algo`` that the chosen option (with the
+    keys a given ``experiment`` adds) does not have (``backend=roblox
+    backend.sensors.n_rays=16``, ``algo.model.gama=0.99``), for which Hydra would suggest a
+    ``+`` append. Checked only where the option is known (given, or the command's
+    default, not a resumed run's own) and neither it nor the experiment is swept."""
     from omegaconf import OmegaConf
 
     from racing_rl.config import default_backend
 
-    keys = {
-        option: OmegaConf.to_container(default_backend(option), resolve=False)
-        for option in group.options
-    }
-    for override in below:
-        parts = override.key_or_group.split(".")[1:]
-        found, node = _walk(keys[backend], parts)
-        if found == len(parts):
+    experiment = next((o for o in overrides if o.key_or_group == "experiment"), None)
+    added: Any = {}
+    if experiment is not None and not experiment.is_delete():
+        if experiment.is_sweep_override():
+            return
+        path = config_dir() / "experiment" / f"{experiment.value()}.yaml"
+        added = OmegaConf.load(path) if path.is_file() else {}
+    for group in doc.groups:
+        if group.name not in ("backend", "algo"):
             continue
-        known = parts[: found + 1]
-        elsewhere = [o for o in group.options if _walk(keys[o], known)[0] == len(known)]
-        close = difflib.get_close_matches(known[-1], sorted(node), n=1) if node else []
-        hint = (
-            f"it is a key of backend={' and '.join(elsewhere)} only. "
-            if elsewhere
-            else (f"did you mean {close[0]}? " if close else "")
-        )
-        raise UsageError(
-            f"{override.input_line}: backend={backend} has no backend.{'.'.join(known)}; "
-            f"{hint}racing-rl {name} backend={backend} --cfg job prints its keys"
-        )
+        below = [
+            o
+            for o in overrides
+            if o.key_or_group.startswith(f"{group.name}.") and not (o.is_add() or o.is_delete())
+        ]
+        chosen = next((o for o in overrides if o.key_or_group == group.name), None)
+        if not below or (chosen is not None and chosen.is_sweep_override()):
+            continue
+        if any(o.key_or_group == "resume" for o in overrides):
+            return  # the run's own config, which racing-rl train checks when it loads it
+        option = str(chosen.value()) if chosen is not None else group.default
+        if option not in group.options:
+            continue  # none (eval: the run's own), or Hydra says the option is unknown
+        own = {
+            o: default_backend(o)
+            if group.name == "backend"
+            else OmegaConf.load(config_dir() / group.name / f"{o}.yaml")
+            for o in group.options
+        }
+        keys = {  # as plain dicts: the experiment may add keys that a schema does not have
+            o: OmegaConf.to_container(
+                OmegaConf.merge(
+                    OmegaConf.to_container(config, resolve=False), added.get(group.name) or {}
+                ),
+                resolve=False,
+            )
+            for o, config in own.items()
+        }
+        for override in below:
+            parts = override.key_or_group.split(".")[1:]
+            found, node = _walk(keys[option], parts)
+            if found == len(parts):
+                continue
+            known = parts[: found + 1]
+            elsewhere = [o for o in group.options if _walk(keys[o], known)[0] == len(known)]
+            close = difflib.get_close_matches(known[-1], sorted(node), n=1) if node else []
+            if elsewhere:
+                hint = f"it is a key of {group.name}={' and '.join(elsewhere)} only. "
+            elif close:
+                hint = f"did you mean {'.'.join([group.name, *known[:-1], close[0]])}? "
+            elif group.name == "algo" and known[:1] == ["model"] and len(known) == 2:
+                hint = f"+{override.input_line} adds an argument the YAML does not set. "
+            else:
+                hint = ""
+            raise UsageError(
+                f"{override.input_line}: {group.name}={option} has no "
+                f"{group.name}.{'.'.join(known)}; {hint}racing-rl {name} "
+                f"{group.name}={option} --cfg job prints its keys"
+            )
 
 
 def _walk(node: Any, parts: list[str]) -> tuple[int, dict]:

@@ -365,6 +365,32 @@ def check_known_keys(cfg: DictConfig, command: str) -> None:
     check(cfg, COMMAND_SCHEMAS[command], "")
 
 
+def misspelt_key(command: str, key: str) -> tuple[str, str | None] | None:
+    """Check a dotted key of an override (``validation.evry``) against ``command``'s
+    schema (``COMMAND_SCHEMAS``), walking its nested dataclasses.
+
+    Returns:
+        None if the schema has the key, or cannot tell (below a field typed ``Any``, such
+        as ``backend`` and ``algo``, which have their own checks; or a command without a
+        schema). Else the key up to its first unknown part (or past a value), and the
+        known key closest to that (None if none is close): ``("validation.evry",
+        "validation.every")``.
+    """
+    cls: Any = COMMAND_SCHEMAS.get(command)
+    where = ""
+    for part in key.split("."):
+        if cls is None or cls is Any:
+            return None
+        if not dataclasses.is_dataclass(cls):  # a value (``eval checkpoint.every``)
+            return where + part, None
+        hints = get_type_hints(cls)
+        if part not in hints:
+            close = difflib.get_close_matches(part, list(hints), n=1)
+            return where + part, (where + close[0] if close else None)
+        cls, where = hints[part], f"{where}{part}."
+    return None
+
+
 def integer_keys(command: str) -> set[str]:
     """The dotted keys that ``command``'s schema (``COMMAND_SCHEMAS``, nested dataclasses
     walked) types ``int``; none for a command without a schema."""

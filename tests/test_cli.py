@@ -123,7 +123,18 @@ def test_version_and_python_m_racing_rl(tmp_path):
             ["train", "backend=roblox", "backend.sensors.n_rays=16"],
             "backend=roblox has no backend.sensors; it is a key of backend=pygame only.",
         ),
-        (["train", "backend.sensors.n_ray=16"], "has no backend.sensors.n_ray; did you mean n_"),
+        (["train", "backend.sensors.n_ray=16"], "n_ray; did you mean backend.sensors.n_rays?"),
+        # Below a key (Hydra: +validation.evry=5, which the schema refuses).
+        (["train", "validation.evry=5"], "'validation.evry' is not a key of racing-rl train: did"),
+        (["eval", "run_dir=.", "checkpoint.every=5"], "'checkpoint.every' is not a key of racing"),
+        (
+            ["emulate", "faults.injct=1"],
+            "'faults.injct' is not a key of racing-rl emulate: did",
+        ),
+        # A key the chosen algorithm's file lacks (Hydra: +algo.model.gama=0.99).
+        (["train", "algo.model.gama=0.99"], "algo=ppo has no algo.model.gama; did you mean algo"),
+        (["train", "algo=sac", "algo.model.n_epochs=3"], "a key of algo=ppo and recurrent_ppo onl"),
+        (["train", "algo.model.sde_sample_freq=4"], "+algo.model.sde_sample_freq=4 adds an argu"),
         # A group option conf/ lacks (Hydra: its options and its config search path).
         (["train", "algo=ppo2"], "algo=ppo2: no such option; did you mean ppo? algo is one of"),
         (["train", "-m", "backend=pygame,robloxx"], "backend=robloxx: no such option; did you"),
@@ -163,9 +174,14 @@ def test_a_path_inside_a_run_names_the_run(tmp_path):
 
 
 def test_keys_groups_appends_and_nested_keys_pass_the_key_check(tmp_path):
-    args = ["+extra=1", "algo=sac", "algo.modle=1", "hydra/launcher=joblib", "seed=1"]
-    cli.check_arguments("train", args)  # algo.modle: Hydra's to refuse
-    cli.check_arguments("emulate", ["sim.sensors.n_rays=16", "~token"])
+    args = ["+extra=1", "algo=sac", "+algo.modle=1", "hydra/launcher=joblib", "seed=1"]
+    cli.check_arguments("train", args)  # appends: check_known_keys refuses them once composed
+    cli.check_arguments("emulate", ["sim.sensors.n_rays=16", "~token", "faults.inject=1"])
+    cli.check_arguments("train", ["validation.video.every=5", "wrappers.frame_stack=1"])
+    cli.check_arguments("train", ["difficulty=hard", "experiment=race", "hydra.job.chdir=true"])
+    # The keys an experiment adds: experiment=race sets algo.teacher_coef for any algorithm.
+    cli.check_arguments("train", ["algo=sac", "experiment=race", "algo.teacher_coef=0.5"])
+    cli.check_arguments("train", ["algo=sac,ppo", "algo.model.n_epochs=3"])  # Hydra's, per job
     # The chosen backend's own keys; a sweep over backends is Hydra's to compose.
     cli.check_arguments("train", ["backend=roblox", "backend.server.port=9000"])
     cli.check_arguments("train", ["backend.sensors.n_rays=16", "backend.track.width=12"])

@@ -142,7 +142,7 @@ def test_the_cli_refuses_a_key_appended_with_plus_before_the_run_dir(tmp_path):
 @pytest.mark.parametrize(
     ("override", "code", "says"),
     [
-        ("backend.car.max_sped=3", 2, "has no backend.car.max_sped; did you mean max_speed?"),
+        ("backend.car.max_sped=3", 2, "max_sped; did you mean backend.car.max_speed?"),
         ("backend.car.max_speed=fast", 1, "Value 'fast' of type 'str' could not be converted"),
     ],
 )
