@@ -155,21 +155,32 @@ class _TrainedTimesteps(BaseCallback):
     def _on_step(self) -> bool:
         return True
 
-    def rewind(self, name: str) -> None:
-        """Set an on-policy model's counter back to the timesteps it trained on, and log
-        what is discarded; off-policy models keep theirs (their steps are in the replay
-        buffer)."""
+    def rewind(self, name: str, start: int) -> int:
+        """Set an on-policy model's counter back to the timesteps it trained on; off-policy
+        models keep theirs (their steps are in the replay buffer).
+
+        Args:
+            name: the algorithm, for the log.
+            start: the leg's first timestep: a rewind to it (nothing trained yet) is not
+                logged, as nothing is saved; the caller says so.
+
+        Returns:
+            The timesteps discarded (0 for an off-policy model).
+        """
         model = self.model
-        if not isinstance(model, OnPolicyAlgorithm) or model.num_timesteps == self.timesteps:
-            return
-        log.info(
-            "the unfinished rollout's %s timesteps are discarded (%s trains on whole "
-            "rollouts): the checkpoint counts the %s timesteps trained on",
-            f"{model.num_timesteps - self.timesteps:,}",
-            name,
-            f"{self.timesteps:,}",
-        )
+        discarded = model.num_timesteps - self.timesteps
+        if not isinstance(model, OnPolicyAlgorithm) or not discarded:
+            return 0
+        if self.timesteps > start:
+            log.info(
+                "the unfinished rollout's %s timesteps are discarded (%s trains on whole "
+                "rollouts): the checkpoint counts the %s timesteps trained on",
+                f"{discarded:,}",
+                name,
+                f"{self.timesteps:,}",
+            )
         model.num_timesteps = self.timesteps
+        return discarded
 
 
 def _best_timesteps(run_dir: Path) -> int | None:
@@ -278,18 +289,30 @@ def train(cfg: DictConfig, run_dir: Path, resume: Checkpoint | None = None) -> d
             return _train(cfg, run_dir, resume, leg)
     except TrainingInterrupted:
         raise
-    except KeyboardInterrupt as interrupt:  # outside learn and the saves: nothing saved
-        name = str(interrupt) or "SIGINT"
+    except KeyboardInterrupt as interrupt:  # before the first update: nothing saved
+        # args: the signal's name, and the timesteps collected for the first update
+        name = str(interrupt.args[0]) if interrupt.args and interrupt.args[0] else "SIGINT"
+        collected = int(interrupt.args[1]) if len(interrupt.args) > 1 else 0
         record_leg(run_dir, {**leg, "status": "interrupted"})
+        discarded = (
+            f" ({collected:,} timesteps collected for its first update, discarded)"
+            if collected
+            else ""
+        )
         try:
             checkpoint = latest_checkpoint(run_dir)
         except CheckpointError:
-            message = "while setting up, before any training; nothing was saved. Run the "
-            message += "command again to start."
+            message = (
+                f"before the first update{discarded}; nothing was saved. Run the command "
+                "again to start."
+                if collected
+                else "while setting up, before any training; nothing was saved. Run the "
+                "command again to start."
+            )
         else:
-            message = "before this leg saved anything; the newest checkpoint is still "
+            message = f"before this leg saved anything{discarded}; the newest checkpoint is "
             again = path_override("resume", run_dir)
-            message += f"{checkpoint.path}. Continue with: racing-rl train {again}"
+            message += f"still {checkpoint.path}. Continue with: racing-rl train {again}"
         raise TrainingInterrupted(
             f"Interrupted by {name} {message}",
             exit_code=128 + getattr(signal, name, signal.SIGINT),
@@ -500,9 +523,9 @@ def _train_on(
         except KeyboardInterrupt as interrupt:
             interrupts.saving = True
             name = str(interrupt) or "SIGINT"
-            trained_on.rewind(cfg.algo.name)
+            discarded = trained_on.rewind(cfg.algo.name, start_timesteps)
             if model.num_timesteps == start_timesteps:  # no update yet: nothing to save
-                raise KeyboardInterrupt(name) from None
+                raise KeyboardInterrupt(name, discarded) from None
             checkpoint = save_checkpoint(model, venv, checkpoints_dir, INTERRUPTED)
             end = {"status": "interrupted", "end_timesteps": model.num_timesteps}
             record_leg(run_dir, {**leg, **end})
@@ -515,7 +538,7 @@ def _train_on(
             ) from None
         except Exception as err:
             interrupts.saving = True
-            trained_on.rewind(cfg.algo.name)
+            trained_on.rewind(cfg.algo.name, start_timesteps)
             # Nothing trained in this leg (an error at the first reset): nothing to save.
             trained = model.num_timesteps > start_timesteps
             saved = _save_after_error(model, venv, checkpoints_dir, err) if trained else None

@@ -430,13 +430,17 @@ def test_a_ctrl_c_in_an_update_discards_its_rollout(tmp_path, monkeypatch):
     assert names == ["interrupted_800_steps", "ppo_1000_steps", "final_2000_steps"]
 
 
-def test_a_ctrl_c_before_the_first_update_saves_nothing(tmp_path, monkeypatch):
+def test_a_ctrl_c_before_the_first_update_saves_nothing(tmp_path, monkeypatch, caplog):
     import racing_rl.training as train_module
 
     cfg = saved_config(tmp_path, [*PPO, *QUICK])
     monkeypatch.setattr(train_module, "RaceMetricsCallback", stop_at(100, train_module))
-    with pytest.raises(TrainingInterrupted, match="before any training; nothing was saved"):
+    # It said "while setting up, before any training" and logged "the checkpoint counts
+    # the 0 timesteps trained on", of a checkpoint it did not save.
+    says = r"before the first update \(1\d\d timesteps collected for its first update, disc"
+    with caplog.at_level(logging.INFO), pytest.raises(TrainingInterrupted, match=says):
         train_module.train(cfg, tmp_path)
+    assert "checkpoint counts" not in caplog.text
     assert not (tmp_path / "checkpoints").exists()
 
 
