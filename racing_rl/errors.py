@@ -20,6 +20,12 @@ class CheckpointError(RacingRLError):
     """A checkpoint or run directory is missing, damaged or does not match the config."""
 
 
+class PickleRefused(CheckpointError):
+    """A checkpoint holds a part (VecNormalize statistics, a replay buffer) only as a
+    pickle, and ``trust_pickles`` is off. Only the user can decide to trust it, so
+    ``racing-rl train resume=`` stops here instead of falling back to an older checkpoint."""
+
+
 class NonFiniteError(RacingRLError):
     """A value that training keeps (a normalisation statistic, a weight) would become
     infinite or NaN."""

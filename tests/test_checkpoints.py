@@ -7,6 +7,7 @@ import math
 import pickle
 import shutil
 import zipfile
+from functools import partial
 from pathlib import Path
 
 import gymnasium
@@ -33,7 +34,7 @@ from racing_rl.checkpoints.loading import (
 from racing_rl.checkpoints.runs import load_run_config, newest_loadable
 from racing_rl.checkpoints.saving import save_checkpoint, save_replay_buffer, write_json
 from racing_rl.config import initialize
-from racing_rl.errors import CheckpointError
+from racing_rl.errors import CheckpointError, PickleRefused
 from racing_rl.training import train
 
 
@@ -295,6 +296,26 @@ def test_resume_falls_back_to_the_newest_checkpoint_that_loads(tmp_path, caplog)
 def test_resume_with_no_loadable_checkpoint_says_why(tmp_path):
     with pytest.raises(CheckpointError, match="no complete checkpoint"):
         newest_loadable(tmp_path, lambda checkpoint: None)
+
+
+def test_resume_stops_at_a_pickle_instead_of_falling_back(tmp_path):
+    # A newest checkpoint whose replay buffer is only a pickle fell back to an older one,
+    # which keeps no buffer: the run went on with an empty one, the advice only logged.
+    for steps in (100, 200):
+        path = tmp_path / "checkpoints" / f"sac_{steps}_steps"
+        path.mkdir(parents=True)
+        (path / "checkpoint.json").write_text(json.dumps({"timesteps": steps, "kind": "sac"}))
+        (path / "model.zip").write_bytes(b"")
+
+    def load(checkpoint, refusal):
+        if checkpoint.timesteps == 200:
+            raise refusal(f"{checkpoint.path} has its replay buffer only as a pickle")
+        return checkpoint.timesteps
+
+    with pytest.raises(PickleRefused, match="sac_200_steps has its replay buffer only"):
+        newest_loadable(tmp_path, partial(load, refusal=PickleRefused))
+    # A damaged one is skipped for the newest that loads.
+    assert newest_loadable(tmp_path, partial(load, refusal=CheckpointError))[1] == 100
 
 
 def test_a_replay_buffer_round_trips_as_npz_and_an_old_pickle_needs_trust(tmp_path):

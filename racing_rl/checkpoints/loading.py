@@ -43,7 +43,7 @@ from racing_rl.checkpoints.layout import (
     VECNORMALIZE_PICKLE,
     filled_rows,
 )
-from racing_rl.errors import CheckpointError
+from racing_rl.errors import CheckpointError, PickleRefused
 from racing_rl.normalize import (
     apply_statistics,
     check_statistics,
@@ -158,8 +158,9 @@ def _locate(key: str, name: str) -> Any:
 
 _PICKLE_WARNING = (
     "Loading %s with pickle (trust_pickles=true). A pickle runs whatever code its author "
-    "put in it: do this only for run directories you made yourself. Checkpoints saved "
-    "from now on also hold the plain %s, which loads without trust_pickles."
+    "put in it: do this only for run directories you made yourself. The checkpoints that "
+    "racing-rl train saves from now on also hold the plain %s, which loads without "
+    "trust_pickles."
 )
 
 
@@ -262,14 +263,14 @@ def load_statistics(
     ``vecnormalize.pkl``, read only with ``trust_pickles`` (and a warning).
 
     Raises:
-        CheckpointError: if neither loads, or only the pickle is there without
-            ``trust_pickles``.
+        CheckpointError: if neither loads.
+        PickleRefused: if only the pickle is there without ``trust_pickles``.
     """
     plain, pickled = directory / STATISTICS, directory / VECNORMALIZE_PICKLE
     if plain.is_file() or not pickled.is_file():
         return read_statistics(plain, obs_shape)
     if not trust_pickles:
-        raise CheckpointError(
+        raise PickleRefused(
             f"{directory} has VecNormalize statistics only as {pickled.name}, a pickle, and a "
             f"pickle can run any code (checkpoints of racing-rl before {STATISTICS}). If you "
             "made this run yourself or trust who did, add trust_pickles=true."
@@ -319,13 +320,13 @@ def load_replay_buffer(
         Whether a buffer was found (False: it stays empty).
 
     Raises:
-        CheckpointError: if the saved buffer is damaged or of other shapes, or only the
-            pickle is there without ``trust_pickles``.
+        CheckpointError: if the saved buffer is damaged or of other shapes.
+        PickleRefused: if only the pickle is there without ``trust_pickles``.
     """
     plain, pickled = directory / REPLAY_BUFFER, directory / REPLAY_BUFFER_PICKLE
     if pickled.is_file() and not plain.is_file():
         if not trust_pickles:
-            raise CheckpointError(
+            raise PickleRefused(
                 f"{directory} has its replay buffer only as {pickled.name}, a pickle, and a "
                 "pickle can run any code. If you made this run yourself or trust who did, add "
                 "trust_pickles=true."

@@ -34,7 +34,7 @@ from racing_rl.checks import check_device, check_train_config
 from racing_rl.config import RUNTIME_KEYS, backend_config, under
 from racing_rl.contract import STATE_SIZE
 from racing_rl.drivers import PolicyDriver
-from racing_rl.errors import CheckpointError, ConfigError
+from racing_rl.errors import CheckpointError, ConfigError, PickleRefused
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -164,6 +164,8 @@ def newest_loadable(run_dir: Path, load: Callable[[Checkpoint], T]) -> tuple[Che
 
     Raises:
         CheckpointError: if the run has no checkpoint, or none loads (the newest's error).
+        PickleRefused: if a checkpoint holds a part only as a pickle and the config does
+            not trust pickles (no older one is tried: its replay buffer would be lost).
     """
     candidates = find_checkpoints(run_dir)[::-1]
     if not candidates:
@@ -172,6 +174,8 @@ def newest_loadable(run_dir: Path, load: Callable[[Checkpoint], T]) -> tuple[Che
     for checkpoint in candidates:
         try:
             loaded = load(checkpoint)
+        except PickleRefused:  # the user's to decide, not a damaged checkpoint to skip
+            raise
         except CheckpointError as err:
             log.warning("cannot resume from %s: %s", checkpoint.path, err)
             first_error = first_error or err
