@@ -85,6 +85,8 @@ def test_resolve_model(tmp_path):
     directory = tmp_path / "checkpoints" / "interrupted_3000_steps"
     assert resolve_model(tmp_path, str(directory)) == directory / "model.zip"
     assert resolve_model(tmp_path, str(directory / "model.zip")) == directory / "model.zip"
+    # A checkpoint's name is the run's (it was looked up in the working directory).
+    assert resolve_model(tmp_path, "interrupted_3000_steps") == directory / "model.zip"
 
 
 def test_a_missing_checkpoint_names_those_the_run_has(tmp_path):
@@ -96,7 +98,8 @@ def test_a_missing_checkpoint_names_those_the_run_has(tmp_path):
     (directory / "model.zip").touch()
     (directory / "checkpoint.json").write_text(json.dumps({"timesteps": 1000, "kind": "ppo"}))
     with pytest.raises(
-        CheckpointError, match=r"does not exist \(this run has checkpoint=final\|latest\)"
+        CheckpointError,
+        match=r"does not exist \(this run has checkpoint=final\|latest\|ppo_1000_steps\)",
     ):
         resolve_model(tmp_path, "best")
 

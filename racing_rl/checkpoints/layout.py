@@ -94,17 +94,19 @@ def latest_checkpoint(run_dir: Path) -> Checkpoint:
     checkpoints = find_checkpoints(run_dir)
     if not checkpoints:
         raise CheckpointError(
-            f"{run_dir} has no complete checkpoint under checkpoints/ (a run saves one every "
-            "checkpoint.every timesteps, on Ctrl-C and at the end)."
+            f"{run_dir} has no complete checkpoint under checkpoints/: a run saves one every "
+            "checkpoint.every timesteps, at the end, and on Ctrl-C once its policy has been "
+            "updated. A run stopped before that has nothing to go on from: start it again."
         )
     return checkpoints[-1]
 
 
 def resolve_model(run_dir: Path, checkpoint: str) -> Path:
-    """The ``model.zip`` of ``checkpoint`` = final | best | latest | <path> of a run.
+    """The ``model.zip`` of ``checkpoint`` = final | best | latest | <name> | <path> of a run.
 
-    ``latest`` is the newest complete checkpoint under ``checkpoints/``; a path may name a
-    model ``.zip`` or a checkpoint directory. The statistics are the files beside it.
+    ``latest`` is the newest complete checkpoint under ``checkpoints/``; a name is one of
+    them (``ppo_5120_steps``); a path may name a model ``.zip`` or a checkpoint directory.
+    The statistics are the files beside it.
 
     Raises:
         CheckpointError: if the model file is missing.
@@ -117,6 +119,9 @@ def resolve_model(run_dir: Path, checkpoint: str) -> Path:
         model = latest_checkpoint(run_dir).model
     else:
         model = Path(checkpoint).expanduser()
+        named = run_dir / "checkpoints" / checkpoint  # checkpoint=ppo_5120_steps
+        if not model.exists() and named.is_dir():
+            model = named
         if model.is_dir():
             model = model / MODEL
     if not model.is_file():
@@ -125,12 +130,14 @@ def resolve_model(run_dir: Path, checkpoint: str) -> Path:
             for name, path in ((FINAL, run_dir / MODEL), ("best", run_dir / "best" / MODEL))
             if name != checkpoint and path.is_file()
         ]
-        if find_checkpoints(run_dir) and checkpoint != "latest":
-            others.append("latest")
+        if checkpoints := find_checkpoints(run_dir):
+            others += ["latest"] if checkpoint != "latest" else []
+            others += [c.path.name for c in checkpoints[::-1][:3] if c.path.name != checkpoint]
         # best/ is missing after a run with validation.every=0, or one stopped before it.
         hint = f" (this run has checkpoint={'|'.join(others)})" if others else ""
         raise CheckpointError(
             f"Checkpoint {checkpoint!r} not found: {model} does not exist{hint}. Choose "
-            "checkpoint=final|best|latest, a path to a model .zip or a checkpoint directory."
+            "checkpoint=final|best|latest, the name of one under checkpoints/, or a path to a "
+            "model .zip or a checkpoint directory."
         )
     return model

@@ -54,7 +54,8 @@ def load_spec(
 
     Args:
         run_dir: the run directory.
-        checkpoint: ``final | best | latest | <model .zip or checkpoint dir>``.
+        checkpoint: ``final | best | latest | <name under checkpoints/> | <model .zip or
+            checkpoint dir>``.
         device: where to load the model (the weights are copied to the CPU).
         trust_pickles: read an old run's ``vecnormalize.pkl`` when it has no
             ``vecnormalize.npz`` (docs/checkpoints.md).
