@@ -249,11 +249,11 @@ def load_replay(path: Path | str) -> Replay:
             truncated or otherwise damaged (the message says which).
     """
     path = Path(path)
-    if path.is_dir():
-        found = sorted(path.glob("*.npz"))
+    if path.is_dir():  # a run's or an eval's: name a replay in it, not a vecnormalize.npz
+        found = next((p for p in sorted(path.rglob("*.npz")) if _is_replay(p)), None)
         raise ReplayError(
-            f"Replay {path} is a directory; give one file in it"
-            + (f", e.g. path={found[0]}" if found else "")
+            f"Replay {path} is a directory; give one replay file"
+            + (f", e.g. path={found}" if found else " (it holds none)")
             + " (racing-rl eval record=true writes <eval dir>/replays/track_<seed>.npz)."
         )
     if not path.is_file():
@@ -297,6 +297,15 @@ def load_replay(path: Path | str) -> Replay:
         return _replay_from_arrays(path, contents)
     except (TypeError, ValueError) as err:  # a field of another type or size: not meta JSON,
         raise _damaged(path, err) from err  # a scalar that is an array, ...
+
+
+def _is_replay(path: Path) -> bool:
+    """Whether ``path`` is an archive with a replay's track (read from its index only)."""
+    try:
+        with np.load(path, allow_pickle=False) as contents:
+            return f"track_{TRACK_FIELDS[0]}" in contents.files
+    except (OSError, ValueError):
+        return False
 
 
 def _damaged(path: Path, err: Exception) -> ReplayError:

@@ -101,8 +101,15 @@ def test_another_version_or_a_damaged_file_is_a_clear_error(saved, tmp_path):
         load_replay(tmp_path / "flipped.npz")
     with pytest.raises(ReplayError, match="does not exist"):
         load_replay(tmp_path / "nope.npz")
-    with pytest.raises(ReplayError, match=r"is a directory; give one file in it, e.g. path="):
-        load_replay(tmp_path)
+    # A run directory: it names a replay in it, not its vecnormalize.npz (it did).
+    run = tmp_path / "run"
+    (run / "eval" / "replays").mkdir(parents=True)
+    np.savez(run / "vecnormalize.npz", obs_mean=np.zeros(3))
+    with pytest.raises(ReplayError, match=r"is a directory; give one replay file \(it holds none"):
+        load_replay(run)
+    (run / "eval" / "replays" / "track_5.npz").write_bytes(saved.read_bytes())
+    with pytest.raises(ReplayError, match=f"e.g. path={run}/eval/replays/track_5.npz "):
+        load_replay(run)
 
 
 def test_replay_command_plays_headless_and_exports(saved, tmp_path):
