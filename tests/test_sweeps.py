@@ -231,8 +231,8 @@ def test_an_interrupted_optuna_study_continues_with_the_same_command(tmp_path):
     while not (job_dirs(study_dir)[1] / "run.json").is_file():
         time.sleep(0.1)
     sweep.send_signal(signal.SIGINT)
-    sweep.communicate(timeout=120)
-    assert sweep.returncode != 0
+    _, stderr = sweep.communicate(timeout=120)
+    assert sweep.returncode != 0, stderr.decode()[-5000:]
     assert_complete(job_dirs(study_dir)[0])
 
     again = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
