@@ -239,8 +239,9 @@ def check_arguments(name: str, args: list[str]) -> None:
         return  # Hydra says what is wrong with it
     doc = read_config_doc(config_dir() / f"{name}.yaml")
     _check_keys(name, overrides, doc)
-    _check_group_options(overrides, doc)
-    _check_group_keys(name, overrides, doc)
+    if not any(o.key_or_group == "hydra.searchpath" for o in overrides):  # else: more options
+        _check_group_options(overrides, doc)
+        _check_group_keys(name, overrides, doc)
     whole = integer_keys(name)
     for override in overrides:  # Hydra: "Value '100000.0' of type 'float' could not be ..."
         value = None if override.is_sweep_override() else override.value()

@@ -182,6 +182,9 @@ def test_keys_groups_appends_and_nested_keys_pass_the_key_check(tmp_path):
     # The keys an experiment adds: experiment=race sets algo.teacher_coef for any algorithm.
     cli.check_arguments("train", ["algo=sac", "experiment=race", "algo.teacher_coef=0.5"])
     cli.check_arguments("train", ["algo=sac,ppo", "algo.model.n_epochs=3"])  # Hydra's, per job
+    # Options from the user's own config dir (Hydra's searchpath) are Hydra's to find.
+    cli.check_arguments("train", ["hydra.searchpath=[file:///x]", "experiment=mine"])
+    cli.check_arguments("train", ["+hydra.searchpath=[pkg://x]", "algo=ppo", "algo.mine=1"])
     # The chosen backend's own keys; a sweep over backends is Hydra's to compose.
     cli.check_arguments("train", ["backend=roblox", "backend.server.port=9000"])
     cli.check_arguments("train", ["backend.sensors.n_rays=16", "backend.track.width=12"])
