@@ -142,9 +142,9 @@ class _TrainedTimesteps(BaseCallback):
     """``timesteps``: the model's ``num_timesteps`` at the start of its latest rollout, after
     the update on the one before: what an on-policy model (PPO, RecurrentPPO) has trained
     on. Stopped while it collects a rollout, or before that rollout's update is complete,
-    it discards the rollout (``rewind``)."""
+    it discards the rollout (``rewind``). None until training starts."""
 
-    timesteps = 0
+    timesteps: int | None = None
 
     def _on_training_start(self) -> None:
         self.timesteps = self.model.num_timesteps
@@ -167,6 +167,8 @@ class _TrainedTimesteps(BaseCallback):
         Returns:
             The timesteps discarded (0 for an off-policy model).
         """
+        if self.timesteps is None:  # stopped before learn started its callbacks
+            return 0
         model = self.model
         discarded = model.num_timesteps - self.timesteps
         if not isinstance(model, OnPolicyAlgorithm) or not discarded:

@@ -444,6 +444,24 @@ def test_a_ctrl_c_before_the_first_update_saves_nothing(tmp_path, monkeypatch, c
     assert not (tmp_path / "checkpoints").exists()
 
 
+def test_a_ctrl_c_before_learn_starts_its_callbacks_is_an_interrupt(tmp_path, monkeypatch):
+    # A SIGINT in SB3's _setup_learn (the first reset) raised an AttributeError from the
+    # rewind, of a callback not yet given its model: a sweep's Optuna trial then failed
+    # and the sweep went on, exit status 0.
+    from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
+
+    import racing_rl.training as train_module
+
+    def setup_interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt("SIGINT")
+
+    cfg = saved_config(tmp_path, [*PPO, *QUICK])
+    monkeypatch.setattr(OnPolicyAlgorithm, "_setup_learn", setup_interrupted)
+    with pytest.raises(TrainingInterrupted, match="while setting up, before any training"):
+        train_module.train(cfg, tmp_path)
+    assert not (tmp_path / "checkpoints").exists()
+
+
 def interrupt_once(function, when=lambda *args, **kwargs: True):
     """``function``, sending this process a SIGINT (training's handlers take it) the first
     time it is called with arguments that ``when`` accepts."""
