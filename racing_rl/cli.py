@@ -332,28 +332,30 @@ def _check_group_options(overrides: list[Override], doc: ConfigDoc) -> None:
 
 def _check_group_keys(name: str, overrides: list[Override], doc: ConfigDoc) -> None:
     """Refuse an override below ``backend`` or ``algo`` that the chosen option (with the
-    keys a given ``experiment`` adds) does not have (``backend=roblox
+    keys a given or swept ``experiment`` adds) does not have (``backend=roblox
     backend.sensors.n_rays=16``, ``algo.model.gama=0.99``), for which Hydra would suggest a
     ``+`` append. Checked only where the option is known (given, or the command's
-    default, not a resumed run's own) and neither it nor the experiment is swept."""
+    default, not a resumed run's own) and not swept; keys below a list are Hydra's."""
+    from hydra.core.override_parser.types import ChoiceSweep
     from omegaconf import OmegaConf
 
     from racing_rl.config import default_backend
 
     experiment = next((o for o in overrides if o.key_or_group == "experiment"), None)
-    added: Any = {}
+    added: Any = OmegaConf.create()  # the keys of the given (or swept) experiments
     if experiment is not None and not experiment.is_delete():
-        if experiment.is_sweep_override():
-            return
-        path = config_dir() / "experiment" / f"{experiment.value()}.yaml"
-        added = OmegaConf.load(path) if path.is_file() else {}
+        value = experiment.value()
+        for each in value.list if isinstance(value, ChoiceSweep) else [value]:
+            path = config_dir() / "experiment" / f"{each}.yaml"
+            added = OmegaConf.merge(added, OmegaConf.load(path)) if path.is_file() else added
     for group in doc.groups:
         if group.name not in ("backend", "algo"):
             continue
         below = [
             o
             for o in overrides
-            if o.key_or_group.startswith(f"{group.name}.") and not (o.is_add() or o.is_delete())
+            if o.key_or_group.startswith(f"{group.name}.")
+            and not (o.is_add() or o.is_force_add() or o.is_delete())
         ]
         chosen = next((o for o in overrides if o.key_or_group == group.name), None)
         if not below or (chosen is not None and chosen.is_sweep_override()):
@@ -385,15 +387,17 @@ def _check_group_keys(name: str, overrides: list[Override], doc: ConfigDoc) -> N
                 continue
             known = parts[: found + 1]
             elsewhere = [o for o in group.options if _walk(keys[o], known)[0] == len(known)]
-            close = difflib.get_close_matches(known[-1], sorted(node), n=1) if node else []
-            if elsewhere:
-                hint = f"it is a key of {group.name}={' and '.join(elsewhere)} only. "
-            elif close:
+            names = sorted(k for k in node if k != "_target_")
+            close = difflib.get_close_matches(known[-1], names, n=1)
+            hint = ""
+            if close:
                 hint = f"did you mean {'.'.join([group.name, *known[:-1], close[0]])}? "
-            elif group.name == "algo" and known[:1] == ["model"] and len(known) == 2:
-                hint = f"+{override.input_line} adds an argument the YAML does not set. "
-            else:
-                hint = ""
+            if group.name == "algo":  # the class may take arguments its file does not set
+                hint += f"+{override.input_line} adds it" + (
+                    " (checked against the class's arguments). " if known[0] == "model" else ". "
+                )
+            elif elsewhere:
+                hint = f"it is a key of {group.name}={' and '.join(elsewhere)} only. "
             raise UsageError(
                 f"{override.input_line}: {group.name}={option} has no "
                 f"{group.name}.{'.'.join(known)}; {hint}racing-rl {name} "
@@ -405,6 +409,8 @@ def _walk(node: Any, parts: list[str]) -> tuple[int, dict]:
     """How many of ``parts`` lead down the nested dicts ``node``, and the last dict
     reached (empty past a value)."""
     for found, part in enumerate(parts):
+        if isinstance(node, list):  # an index, or below one: Hydra's to check
+            return len(parts), {}
         if not (isinstance(node, dict) and part in node):
             return found, node if isinstance(node, dict) else {}
         node = node[part]

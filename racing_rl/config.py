@@ -31,7 +31,8 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar, get_origin, get_type_hints
+from types import UnionType
+from typing import TYPE_CHECKING, Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
@@ -370,20 +371,23 @@ def misspelt_key(command: str, key: str) -> tuple[str, str | None] | None:
     schema (``COMMAND_SCHEMAS``), walking its nested dataclasses.
 
     Returns:
-        None if the schema has the key, or cannot tell (below a field typed ``Any``, such
-        as ``backend`` and ``algo``, which have their own checks; or a command without a
-        schema). Else the key up to its first unknown part (or past a value), and the
-        known key closest to that (None if none is close): ``("validation.evry",
-        "validation.every")``.
+        None if the schema has the key, or cannot tell: below a field typed ``Any`` (such
+        as ``backend`` and ``algo``, which have their own checks), a dict or a list
+        (``wrappers.normalize.clip_obs``, ``tracks.train.0``), or for a command without a
+        schema. Else the key up to its first unknown part (or past a number, string or
+        bool: ``eval checkpoint.every``), and the known key closest to that (None if none
+        is close): ``("validation.evry", "validation.every")``.
     """
     cls: Any = COMMAND_SCHEMAS.get(command)
     where = ""
     for part in key.split("."):
-        if cls is None or cls is Any:
-            return None
-        if not dataclasses.is_dataclass(cls):  # a value (``eval checkpoint.every``)
+        union = get_origin(cls) in (Union, UnionType)  # X | None
+        types = [t for t in get_args(cls) if t is not type(None)] if union else [cls]
+        if all(t in (int, float, str, bool) for t in types):
             return where + part, None
-        hints = get_type_hints(cls)
+        if len(types) != 1 or not dataclasses.is_dataclass(types[0]):
+            return None
+        hints = get_type_hints(types[0])
         if part not in hints:
             close = difflib.get_close_matches(part, list(hints), n=1)
             return where + part, (where + close[0] if close else None)

@@ -250,7 +250,9 @@ def load_replay(path: Path | str) -> Replay:
     """
     path = Path(path)
     if path.is_dir():  # a run's or an eval's: name a replay in it, not a vecnormalize.npz
-        found = next((p for p in sorted(path.rglob("*.npz")) if _is_replay(p)), None)
+        where = [".", "replays", "eval/replays", "eval/race/replays", "race/replays"]
+        files = [f for w in where for f in sorted((path / w).glob("*.npz"))]
+        found = next((f for f in files if _is_replay(f)), None)
         raise ReplayError(
             f"Replay {path} is a directory; give one replay file"
             + (f", e.g. path={found}" if found else " (it holds none)")
@@ -304,7 +306,7 @@ def _is_replay(path: Path) -> bool:
     try:
         with np.load(path, allow_pickle=False) as contents:
             return f"track_{TRACK_FIELDS[0]}" in contents.files
-    except (OSError, ValueError):
+    except Exception:  # empty, truncated, not a zip: not one to suggest
         return False
 
 

@@ -102,6 +102,8 @@ def test_a_missing_checkpoint_names_those_the_run_has(tmp_path):
         match=r"does not exist \(this run has checkpoint=final\|latest\|ppo_1000_steps\)",
     ):
         resolve_model(tmp_path, "best")
+    with pytest.raises(CheckpointError, match=f"{tmp_path}/checkpoints/ppo_10_steps does not"):
+        resolve_model(tmp_path, "ppo_10_steps")  # a name is the run's checkpoint's
 
 
 @pytest.mark.parametrize("checkpoint", ["final", "best", "latest", "nope.zip"])

@@ -105,6 +105,7 @@ def test_another_version_or_a_damaged_file_is_a_clear_error(saved, tmp_path):
     run = tmp_path / "run"
     (run / "eval" / "replays").mkdir(parents=True)
     np.savez(run / "vecnormalize.npz", obs_mean=np.zeros(3))
+    (run / "eval" / "replays" / "track_1.npz").write_bytes(b"")  # empty: not one to suggest
     with pytest.raises(ReplayError, match=r"is a directory; give one replay file \(it holds none"):
         load_replay(run)
     (run / "eval" / "replays" / "track_5.npz").write_bytes(saved.read_bytes())

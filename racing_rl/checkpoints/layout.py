@@ -95,8 +95,9 @@ def latest_checkpoint(run_dir: Path) -> Checkpoint:
     if not checkpoints:
         raise CheckpointError(
             f"{run_dir} has no complete checkpoint under checkpoints/: a run saves one every "
-            "checkpoint.every timesteps, at the end, and on Ctrl-C once its policy has been "
-            "updated. A run stopped before that has nothing to go on from: start it again."
+            "checkpoint.every timesteps, at the end, and on Ctrl-C once it has trained (PPO: "
+            "after its first update). A run stopped before that has nothing to go on from: "
+            "start it again."
         )
     return checkpoints[-1]
 
@@ -120,8 +121,9 @@ def resolve_model(run_dir: Path, checkpoint: str) -> Path:
     else:
         model = Path(checkpoint).expanduser()
         named = run_dir / "checkpoints" / checkpoint  # checkpoint=ppo_5120_steps
-        if not model.exists() and named.is_dir():
-            model = named
+        bare = Path(checkpoint).name == checkpoint and model.suffix != ".zip"
+        if not model.exists() and (named.is_dir() or bare):
+            model = named  # a bare name not found is said as the run's
         if model.is_dir():
             model = model / MODEL
     if not model.is_file():
