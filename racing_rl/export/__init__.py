@@ -201,6 +201,7 @@ def load_exported_driver(run_dir: Path, cfg: DictConfig, fmt: str) -> Any:
     Raises:
         ConfigError, CheckpointError, ExportError: as ``export``.
     """
+    from racing_rl.checkpoints.layout import resolve_model
     from racing_rl.export.runtime import ExportedDriver, LuauPolicy, OnnxPolicy
 
     write = writer(fmt)
@@ -211,4 +212,5 @@ def load_exported_driver(run_dir: Path, cfg: DictConfig, fmt: str) -> Any:
         write(spec, path)
         policy = LuauPolicy.from_file(path) if fmt == "luau" else OnnxPolicy(path)
     label = f"{run_dir.name} ({fmt})"
-    return ExportedDriver(policy, label, str(run_dir), f"{spec.info['checkpoint']} as {fmt}")
+    model = resolve_model(run_dir, str(cfg.checkpoint))  # as the policy driver reports it
+    return ExportedDriver(policy, label, str(run_dir), f"{model} as {fmt}")

@@ -29,7 +29,9 @@ def test_exported_drivers_race_as_the_checkpoint(trained_runs, driver, tmp_path)
     run_dir = trained_runs["recurrent_ppo"]
     policy = eval_metrics(run_dir, "policy", tmp_path / "policy")
     exported = eval_metrics(run_dir, driver, tmp_path / driver)
-    assert exported["driver"] == f"recurrent_ppo/model.zip as {driver}"
+    # The model file as the policy's metrics name it (it said recurrent_ppo/model.zip).
+    assert exported["driver"] == f"{policy['driver']} as {driver}"
+    assert policy["driver"] == str(run_dir / "model.zip")
     assert exported["episodes"] == policy["episodes"] == 3
     for ours, theirs in zip(exported["tracks"], policy["tracks"], strict=True):
         assert ours["track_seed"] == theirs["track_seed"]
