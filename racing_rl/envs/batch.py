@@ -34,8 +34,6 @@ BoolArray = NDArray[np.bool_]
 GRID_ROW_GAP = 8.0
 #: Random spawns keep this far from the track's edge, beyond the car's radius [m].
 SPAWN_EDGE_MARGIN = 1.0
-#: Shortest race time a mean speed is divided by [s] (the race's first instant).
-MIN_RACE_TIME = 1e-9
 
 
 @dataclass(frozen=True)
@@ -51,7 +49,8 @@ class RaceStep:
         progress: total progress since the start line [laps].
         laps: full laps completed.
         speed: signed speed [m/s].
-        mean_speed: distance driven / race time [m/s].
+        mean_speed: distance driven since the car was placed (its race began, or it was
+            respawned) / the time since [m/s].
         stuck: no new progress for ``rules.stuck_time``.
         finished: completed ``episode.laps`` laps.
         lap_time: the lap's time where a lap was completed this step [s], else NaN.
@@ -337,7 +336,7 @@ class RaceBatch:
             progress=worlds.progress.copy(),
             laps=laps,
             speed=speed,
-            mean_speed=worlds.distance / np.maximum(worlds.clock, MIN_RACE_TIME),
+            mean_speed=worlds.mean_speed,
             stuck=events.stuck,
             finished=finished,
             lap_time=events.lap_time,

@@ -157,6 +157,7 @@ class WorldBatch:
         self._next_line = np.zeros(n)
         self._best_progress = np.zeros(n)
         self._last_improvement = np.zeros(n)
+        self._placed_at = np.zeros(n)
         for k, count in enumerate(self.counts):
             zeros = np.zeros(count)
             self.place_cars(zeros, zeros, zeros, zeros, track=k)
@@ -250,6 +251,7 @@ class WorldBatch:
         progress[np.abs(progress) < ON_LINE_PROGRESS] = 0.0
         self.progress[rows] = np.where(placed, progress, self.progress[rows])
         self.distance[rows] = np.where(placed, 0.0, self.distance[rows])
+        self._placed_at[rows] = np.where(placed, self.clock[rows], self._placed_at[rows])
         self.laps[rows] = np.where(placed, 0, self.laps[rows])
         self.last_lap_time[rows] = np.where(placed, np.nan, self.last_lap_time[rows])
         self.best_lap_time[rows] = np.where(placed, np.nan, self.best_lap_time[rows])
@@ -305,8 +307,9 @@ class WorldBatch:
 
         before = self.progress.copy()
         self.progress += self._project(slice(None)) / self._layout.length
-        lap_completed, lap_time = self._count_laps(before, dt)
         crashed = self._crashed() & active
+        # A crash in the step that crosses the line: no lap (nor a finish) for that car.
+        lap_completed, lap_time = self._count_laps(before, dt, active & ~crashed)
         improved = self.progress > self._best_progress
         np.maximum(self.progress, self._best_progress, out=self._best_progress)
         self._last_improvement[:] = np.where(improved, self.clock, self._last_improvement)
@@ -318,6 +321,12 @@ class WorldBatch:
             lap_completed=lap_completed,
             lap_time=np.where(lap_completed, lap_time, np.nan),
         )
+
+    @property
+    def mean_speed(self) -> FloatArray:
+        """Each car's distance driven since it was placed (its race began, or it was
+        respawned) over the time since, shape (N,) [m/s]; 0 at placement."""
+        return self.distance / np.maximum(self.clock - self._placed_at, 1e-9)
 
     @property
     def lap_clock(self) -> FloatArray:
@@ -427,9 +436,12 @@ class WorldBatch:
         self.index[rows], self.arc[rows] = index, new_arc
         return delta * self.active[rows]
 
-    def _count_laps(self, before: FloatArray, dt: float) -> tuple[BoolArray, FloatArray]:
-        """Detect start-line crossings; lap times are interpolated within the step."""
-        crossed = (self.progress >= self._next_line) & self.active
+    def _count_laps(
+        self, before: FloatArray, dt: float, counting: BoolArray
+    ) -> tuple[BoolArray, FloatArray]:
+        """Detect start-line crossings of the ``counting`` cars, shape (N,); lap times are
+        interpolated within the step."""
+        crossed = (self.progress >= self._next_line) & counting
         if not crossed.any():
             return crossed, np.full(self.n_cars, np.nan)
         span = np.where(crossed, self.progress - before, 1.0)
@@ -483,6 +495,7 @@ _STATE = (
     "_next_line",
     "_best_progress",
     "_last_improvement",
+    "_placed_at",
 )
 
 

@@ -1,6 +1,7 @@
 """RaceBatch: K races as arrays; each race's results are its own."""
 
 import numpy as np
+import pytest
 
 from racing_rl.envs.batch import RaceBatch
 from racing_rl.envs.config import RaceConfig
@@ -38,3 +39,40 @@ def test_a_track_mix_draws_tracks_from_every_generator_and_named_tracks_from_the
     for episode in range(10):
         batch.reset(0, options={"track_seed": 2_000_000 + episode})
         assert batch.worlds.tracks[0].width == 14.0
+
+
+def test_a_crash_in_the_step_that_finishes_the_last_lap_is_a_crash_not_a_finish():
+    # It was both: finished, its lap counted and timed, and crashed (terminated), so
+    # eval counted the episode in the lap completion rate and in the crash rate.
+    from racing_rl.drivers.pure_pursuit import PurePursuitDriver
+    from racing_rl.envs.config import EpisodeConfig
+
+    driver, agent = PurePursuitDriver(), "car_0_env_0"
+    env = RaceParallelEnv(RaceConfig(episode=EpisodeConfig(spawn="line", laps=1)), n_cars=1)
+    env.reset(seed=0, options={"track_seed": 3})
+    for _ in range(340):  # the scripted driver, then full throttle into the wall
+        env.step({agent: driver.act(env.world)[0]})
+    while env.agents:
+        _, reward, terminated, truncated, info = env.step({agent: np.array([1.0, -1.0, 1.0])})
+    assert terminated[agent] and info[agent]["crashed"] and reward[agent] == -10.0
+    assert not truncated[agent] and not info[agent]["finished"]
+    assert info[agent]["laps"] == 0 and "lap_time" not in info[agent]  # given with a lap
+
+
+def test_mean_speed_is_over_the_time_since_the_car_was_placed():
+    # A respawned car's distance restarted at 0 but the race clock did not: 9.4 m/s for a
+    # car that drove 22.7 m/s since its respawn.
+    from racing_rl.drivers.pure_pursuit import PurePursuitDriver
+    from racing_rl.envs.config import EpisodeConfig
+
+    batch = RaceBatch(RaceConfig(episode=EpisodeConfig(reset="car")), 2, [[0]])
+    batch.reset(0, seed=0)
+    worlds, driver = batch.worlds, PurePursuitDriver()
+    for _ in range(100):
+        batch.step(driver.act(worlds))
+    batch.respawn(0, np.array([True, False]))  # car 0 starts a new episode
+    for _ in range(60):
+        result = batch.step(driver.act(worlds))
+    assert worlds.clock[0] > 10.0  # the race's clock, not the car's 4 s
+    assert result.mean_speed[0] == pytest.approx(worlds.distance[0] / (60 * batch.config.rules.dt))
+    assert result.mean_speed[1] == pytest.approx(worlds.distance[1] / worlds.clock[1])
