@@ -34,6 +34,10 @@ BoolArray = NDArray[np.bool_]
 GRID_ROW_GAP = 8.0
 #: Random spawns keep this far from the track's edge, beyond the car's radius [m].
 SPAWN_EDGE_MARGIN = 1.0
+#: With car collisions on, a respawned car lands at least this many car lengths along the
+#: track from every car still racing (else both would crash), within this many draws.
+RESPAWN_CLEARANCE = 3.0
+RESPAWN_DRAWS = 10
 
 
 @dataclass(frozen=True)
@@ -277,6 +281,8 @@ class RaceBatch:
             world.place_cars(arc, lateral, np.zeros(n), np.zeros(n), cars, race)
             return
         arc = np.mod(rng.uniform(0.0, track.length) + np.arange(n) * track.length / n, track.length)
+        if cars is not None and self.config.rules.car_collisions:
+            arc = self._clear_of_racing_cars(race, cars, arc)
         edge = track.width / 2 - self.config.car.radius - SPAWN_EDGE_MARGIN
         limit = min(episode.max_spawn_lateral, edge)
         lateral = rng.uniform(-limit, limit, n)
@@ -291,6 +297,25 @@ class RaceBatch:
         moving = rng.random(n) >= episode.standing_start_prob
         speed = np.where(moving, rng.uniform(0.0, episode.max_spawn_speed, n), 0.0)
         world.place_cars(arc, lateral, heading, speed, cars, race)
+
+    def _clear_of_racing_cars(self, race: int, cars: BoolArray, arc: FloatArray) -> FloatArray:
+        """Redraw the arcs (shape (n_cars,) [m]) of the respawning ``cars`` that are within
+        ``RESPAWN_CLEARANCE`` car lengths of a car of race ``race`` still racing, up to
+        ``RESPAWN_DRAWS`` times (draws of the race's generator, taken only then)."""
+        world = self.worlds
+        assert world is not None
+        rows, track = self.rows(race), world.tracks[race]
+        racing = world.active[rows] & ~cars
+        if not racing.any():
+            return arc
+        others = world.arc[rows][racing]
+        clearance = RESPAWN_CLEARANCE * self.config.car.length
+        for _ in range(RESPAWN_DRAWS):
+            near = cars & (track.arc_distance(arc[:, None], others) < clearance).any(axis=1)
+            if not near.any():
+                break
+            arc = np.where(near, self.np_random[race].uniform(0.0, track.length, len(arc)), arc)
+        return arc
 
     def step(self, actions: NDArray[np.float64]) -> RaceStep:
         """Advance every race by one step.
