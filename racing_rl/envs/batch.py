@@ -137,7 +137,8 @@ class RaceBatch:
             leaves the race's random stream exactly as without a mix.
 
     Raises:
-        ConfigError: ``n_cars`` < 1, no race, or a race without track seeds.
+        ConfigError: ``n_cars`` < 1, no race, a race without track seeds, or cars that
+            would start on one spot with collisions on (``_check_spawn``).
     """
 
     def __init__(
@@ -151,8 +152,9 @@ class RaceBatch:
             raise ConfigError(f"n_cars must be >= 1, got {n_cars}.")
         if len(track_seeds) == 0 or any(len(seeds) == 0 for seeds in track_seeds):
             raise ConfigError("track_seeds is empty: give at least one track seed per race.")
-        self.config = config
         self.n_cars = n_cars
+        self._check_spawn(config)
+        self.config = config
         self.n_races = len(track_seeds)
         self.track_seeds = list(track_seeds)
         self.track_mix = tuple(track_mix)
@@ -183,9 +185,24 @@ class RaceBatch:
                 "Only the rules (but dt), rewards and episode settings of a race can change; "
                 "make a new environment for other car, sensor or track settings."
             )
+        self._check_spawn(config)
         self.config = config
         if self.worlds is not None:
             self.worlds.rules = config.rules
+
+    def _check_spawn(self, config: RaceConfig) -> None:
+        """Refuse ``spawn="line"`` (every car on one spot) for several cars with car
+        collisions on: every car would crash at the first step.
+
+        Raises:
+            ConfigError: naming ``spawn="grid"``, which lines them up two abreast.
+        """
+        if config.episode.spawn == "line" and config.rules.car_collisions and self.n_cars > 1:
+            raise ConfigError(
+                f"episode.spawn='line' puts all {self.n_cars} cars on one spot, and with "
+                "rules.car_collisions on every car would crash at the first step: use "
+                "episode.spawn='grid' (two abreast behind the line)."
+            )
 
     def rows(self, race: int) -> slice:
         """Rows of race ``race``'s cars."""
