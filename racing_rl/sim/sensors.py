@@ -51,7 +51,8 @@ class SensorConfig:
     Attributes:
         n_rays: rays per car (16 with ``layout="roblox_car"``).
         fov_deg: with ``layout="fan"``, the field of view the rays spread evenly over,
-            centred on the heading [deg].
+            centred on the heading, its edges included [deg]; at 360 the rays go all
+            round, 360/n_rays apart, from straight behind (the edges are one ray).
         range: longest distance a ray reports [m]; with ``layout="roblox_car"``, the
             forward ray's (the others are as long as the game's, relative to it).
         detect_cars: whether rays also see other cars (as circles); with
@@ -91,6 +92,8 @@ class SensorConfig:
         half = np.deg2rad(self.fov_deg) / 2
         if self.n_rays == 1:
             return np.zeros(1)
+        if self.fov_deg == 360:  # all round: +180° and -180° are one ray, cast once
+            return np.linspace(half, -half, self.n_rays, endpoint=False)
         return np.linspace(half, -half, self.n_rays)
 
     def ranges(self) -> FloatArray:

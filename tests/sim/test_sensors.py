@@ -325,6 +325,9 @@ def test_sensor_angles_span_the_field_of_view_left_to_right() -> None:
     np.testing.assert_array_equal(SensorConfig(n_rays=1).angles(), [0.0])
     directions = ray_directions(np.array([np.pi / 2]), angles)
     np.testing.assert_allclose(directions[0, 0], [-1.0, 0.0], atol=1e-12)  # left of +y
+    # All round: straight behind once (it was cast twice, as +180° and -180°).
+    round_ = SensorConfig(n_rays=4, fov_deg=360.0).angles()
+    np.testing.assert_allclose(round_, [np.pi, np.pi / 2, 0.0, -np.pi / 2])
 
 
 @pytest.mark.parametrize(
