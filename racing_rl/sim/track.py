@@ -345,15 +345,18 @@ def generate_track(seed: int, config: TrackConfig = TrackConfig()) -> Track:
     The start line is put at the straightest point.
 
     Args:
-        seed: any integer; one seed gives one track.
+        seed: an integer >= 0 (NumPy's seeds); one seed gives one track.
         config: generator parameters.
 
     Returns:
         The track (cached: repeated calls return the same object).
 
     Raises:
+        ConfigError: if ``seed`` is negative.
         TrackGenerationError: if no valid shape is found in ``config.max_attempts`` tries.
     """
+    if seed < 0:
+        raise ConfigError(f"a track seed must be an integer >= 0, got {seed}.")
     rng = np.random.default_rng(seed)
     for _ in range(config.max_attempts):
         centreline = _random_centreline(rng, config)

@@ -366,3 +366,10 @@ def test_arc_distance_is_the_shorter_way_round_the_loop(seed: int, a: float, b: 
     assert distance == track.arc_distance(b, a)
     assert 0.0 <= distance <= track.length / 2
     assert track.arc_distance(a, (a + distance) % track.length) == pytest.approx(distance)
+
+
+def test_a_negative_track_seed_is_a_config_error() -> None:
+    # It was NumPy's ValueError ("expected non-negative integer") with a stack, from
+    # eval seeds=[-1] too.
+    with pytest.raises(ConfigError, match="a track seed must be an integer >= 0, got -1"):
+        generate_track(-1)
