@@ -10,6 +10,7 @@ steps K races through it with no per-agent dicts, and ``RaceParallelEnv``
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -153,11 +154,11 @@ class RaceBatch:
         if len(track_seeds) == 0 or any(len(seeds) == 0 for seeds in track_seeds):
             raise ConfigError("track_seeds is empty: give at least one track seed per race.")
         self.n_cars = n_cars
+        self.track_mix = tuple(track_mix)
         self._check_spawn(config)
         self.config = config
         self.n_races = len(track_seeds)
         self.track_seeds = list(track_seeds)
-        self.track_mix = tuple(track_mix)
         self.np_random = [seeding.np_random()[0] for _ in track_seeds]
         #: The worlds, after the first ``reset`` of every race (a ``World`` for one race).
         self.worlds: WorldBatch | None = None
@@ -192,17 +193,36 @@ class RaceBatch:
 
     def _check_spawn(self, config: RaceConfig) -> None:
         """Refuse ``spawn="line"`` (every car on one spot) for several cars with car
-        collisions on: every car would crash at the first step.
+        collisions on: every car would crash at the first step. Warn of a grid that
+        reaches further behind the line than the stretch kept free of obstacles
+        (``track.obstacle_clearance``): on some tracks a car would start on one.
 
         Raises:
             ConfigError: naming ``spawn="grid"``, which lines them up two abreast.
         """
-        if config.episode.spawn == "line" and config.rules.car_collisions and self.n_cars > 1:
+        n, episode = self.n_cars, config.episode
+        if episode.spawn == "line" and config.rules.car_collisions and n > 1:
             raise ConfigError(
-                f"episode.spawn='line' puts all {self.n_cars} cars on one spot, and with "
+                f"episode.spawn='line' puts all {n} cars on one spot, and with "
                 "rules.car_collisions on every car would crash at the first step: use "
                 "episode.spawn='grid' (two abreast behind the line)."
             )
+        if episode.spawn != "grid" and not (episode.spawn == "random" and episode.grid_start_prob):
+            return
+        last = n - 1  # the grid's last slot: row last // 2, column last % 2
+        depth = GRID_ROW_GAP * (last // 2) + GRID_ROW_GAP / 2 * (last % 2)
+        for track in (config.track, *self.track_mix):
+            reach = depth + config.car.radius + track.obstacle_radius_max
+            if track.n_obstacles and reach > track.obstacle_clearance:
+                warnings.warn(
+                    f"a grid of {n} cars reaches {depth:g} m behind the start line ({reach:g} m "
+                    "with a car's and an obstacle's radius): more than the "
+                    f"{track.obstacle_clearance:g} m kept free of obstacles "
+                    "(track.obstacle_clearance), so on some tracks a car starts on an "
+                    "obstacle, crashed. Race fewer cars, or raise track.obstacle_clearance.",
+                    stacklevel=3,
+                )
+                return
 
     def rows(self, race: int) -> slice:
         """Rows of race ``race``'s cars."""
