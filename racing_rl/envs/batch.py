@@ -186,7 +186,8 @@ class RaceBatch:
                 "Only the rules (but dt), rewards and episode settings of a race can change; "
                 "make a new environment for other car, sensor or track settings."
             )
-        self._check_spawn(config)
+        # Not _check_spawn: the emulator changes collisions and spawns one at a time, as
+        # the game it stands in for asks (and a game's cars on one spot do crash).
         self.config = config
         if self.worlds is not None:
             self.worlds.rules = config.rules
