@@ -90,3 +90,55 @@ def test_follow_switches_to_a_checkpoint_saved_after_it_started(tiny_runs, tmp_p
     said = _wait_for(lines, "metrics cover the")
     covered, raced = (int(n) for n in re.findall(r"the (\d+) race", said))
     assert metrics["episodes"] == covered < raced
+
+
+def test_closing_the_window_while_following_keeps_the_races_that_ended(monkeypatch):
+    # The cut-short race's driver was recorded, the race dropped: zip(strict=True) then
+    # raised ValueError and the eval wrote no metrics.
+    import types
+
+    from omegaconf import OmegaConf
+
+    from racing_rl.config import default_backend
+    from racing_rl.drivers import ScriptedDriver
+    from racing_rl.evaluation import command
+
+    class ClosedDuringTheSecondRace:
+        def __init__(self, fps, size):
+            self.closed, self.frames, self.calls = False, 0, 0
+
+        def on_step(self, env, labels, caption):
+            def draw():
+                self.calls += 1
+                self.closed = self.calls > 700  # the first race ends at ~550 steps
+                return not self.closed
+
+            return draw
+
+        def close(self):
+            pass
+
+    class Follower:
+        def driver(self):
+            return ScriptedDriver("checkpoint")
+
+    window = types.SimpleNamespace(RaceWindow=ClosedDuringTheSecondRace)
+    monkeypatch.setitem(sys.modules, "racing_rl.ui.window", window)
+    cfg = OmegaConf.create(
+        {
+            "rounds": None,
+            "render": "human",
+            "fps": 0,
+            "size": [100, 100],
+            "record": False,
+            "laps": 1,
+            "checkpoint": "best",
+        }
+    )
+    episode = {"spawn": "line", "laps": 1, "max_steps": 900}
+    follower = Follower()
+    backend = default_backend("pygame")
+    races = command._run_rounds(
+        cfg, backend, episode, [follower.driver()], [5, 6], None, follower, None
+    )
+    assert len(races) == 1 and races[0].cars[0].episode.finished

@@ -298,12 +298,12 @@ def _run_rounds(
                 finished = _race_one_track(
                     envs[len(races) % len(seeds)], drivers, cfg, meta, window
                 )
+                if window is not None and window.closed:  # its race is cut short: not kept
+                    log.info("window closed after %d races; metrics cover those", len(races))
+                    break
                 if follower is not None:
                     driven_by.extend(drivers[0] for _ in finished)
                     drivers[0] = follower.driver()
-                if window is not None and window.closed:
-                    log.info("window closed after %d races; metrics cover those", len(races))
-                    break
             races.extend(finished)
             if rounds != 1 and len(races) % len(seeds) == 0:
                 completion = np.mean(
