@@ -97,6 +97,33 @@ def test_cars_that_do_not_finish_rank_behind_by_progress():
     assert [row["wins"] for row in standings(races)] == [len(races), 0]
 
 
+def test_ties_share_a_position_and_figures_that_are_not_finite_rank_last():
+    # Exact ties went to the entry listed first (its win, its better mean position); a
+    # NaN finishing time or progress (a game's unread tick, an interrupted episode) in the
+    # sort key scrambled the order: 0.9 of a lap ranked behind 0.5.
+    from racing_rl.evaluation.races import CarResult, TrackRace
+    from racing_rl.evaluation.results import EpisodeResult
+
+    def car(label, finish=math.nan, progress=1.0):
+        finished = label.startswith("f")
+        lap = 20.0 if finished else math.nan
+        episode = EpisodeResult(1, finished, False, lap, progress, 10.0, 0.0, 100, (lap,))
+        return CarResult(label, episode, finish)
+
+    tied = TrackRace(1, [car("f a", 20.0), car("f b", 20.0), car("slow", progress=0.5)])
+    assert [(r["label"], r["position"]) for r in leaderboard(tied)] == [
+        ("f a", 1),
+        ("f b", 1),
+        ("slow", 3),
+    ]
+    assert [(r["position"], r["wins"]) for r in standings([tied])] == [(1, 1), (1, 1), (3, 0)]
+    cars = [car("p.5", progress=0.5), car("pnan", progress=math.nan), car("p.9", progress=0.9)]
+    cars += [car("f nan"), car("f 40", 40.0), car("f 30", 30.0)]
+    board = leaderboard(TrackRace(1, cars))
+    assert [r["label"] for r in board] == ["f 30", "f 40", "f nan", "p.9", "p.5", "pnan"]
+    assert board[0]["gap_s"] == 0.0 and board[1]["gap_s"] == 10.0
+
+
 class FailingGameEnv(RobloxParallelEnv):
     """A game's environment (so run_races resets in threads) whose reset may fail."""
 

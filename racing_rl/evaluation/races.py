@@ -8,8 +8,9 @@ driver this is ``racing-rl eval``'s measurement; with several, a race.
 
 Finishing time is the race clock at the start-line crossing that completes the car's
 last lap. Cars start on the line together (``spawn="line"``) unless car collisions are
-on (then two abreast on a grid), so without collisions a car's finishing time is the sum
-of its lap times and the leaderboard's order is the order of those sums.
+on or rays see cars (then two abreast on a grid, in the drivers' order), so otherwise a
+car's finishing time is the sum of its lap times and the leaderboard's order is the
+order of those sums.
 """
 
 from __future__ import annotations
@@ -223,6 +224,9 @@ def leaderboard(race: TrackRace) -> list[dict[str, Any]]:
     """The positions of one track's race, winner first.
 
     Finishers by finishing time, then the others by progress (a crash before a stall).
+    Exact ties share a position (1, 1, 3). A figure that is not finite (a game's car
+    that finished on a tick the bridge did not read has no finishing time; an
+    interrupted episode no progress) ranks after the finite ones.
 
     Returns:
         Rows: ``position``, ``label``, ``finished``, ``crashed``, ``laps``,
@@ -230,16 +234,19 @@ def leaderboard(race: TrackRace) -> list[dict[str, Any]]:
         NaN for cars that did not finish), ``progress``.
     """
 
-    def key(car: CarResult) -> tuple[float, ...]:
+    def key(car: CarResult) -> tuple[float, float]:  # NaN in a key would scramble the sort
         if car.episode.finished:
-            return (0.0, car.finish_time)
-        return (1.0, -car.episode.progress)
+            time = car.finish_time
+            return (0.0, time) if math.isfinite(time) else (0.5, 0.0)
+        progress = car.episode.progress
+        return (1.0, -progress if math.isfinite(progress) else math.inf)
 
     ordered = sorted(race.cars, key=key)
+    keys = [key(car) for car in ordered]
     winner = ordered[0].finish_time
     return [
         {
-            "position": position,
+            "position": 1 + sum(other < mine for other in keys),
             "label": car.label,
             "finished": car.episode.finished,
             "crashed": car.episode.crashed,
@@ -250,16 +257,17 @@ def leaderboard(race: TrackRace) -> list[dict[str, Any]]:
             "gap_s": car.finish_time - winner,
             "progress": car.episode.progress,
         }
-        for position, car in enumerate(ordered, start=1)
+        for car, mine in zip(ordered, keys, strict=True)
     ]
 
 
 def standings(races: Sequence[TrackRace]) -> list[dict[str, Any]]:
-    """The overall order over several tracks: by mean position, then mean lap time.
+    """The overall order over several tracks: by mean position, then mean lap time
+    (exact ties share a position).
 
     Returns:
         Rows: ``position``, ``label``, ``wins`` (first and finished: a race in which no
-        car finished has no winner), ``mean_position``, ``finished_rate``,
+        car finished has no winner; cars tied first each win), ``mean_position``, ``finished_rate``,
         ``mean_lap_time_s`` (every lap of the races it finished).
     """
     boards = [leaderboard(race) for race in races]
@@ -276,11 +284,17 @@ def standings(races: Sequence[TrackRace]) -> list[dict[str, Any]]:
         rows.append(
             {
                 "label": label,
-                "wins": sum(b[0]["label"] == label and b[0]["finished"] for b in boards),
+                "wins": sum(
+                    r["label"] == label and r["position"] == 1 and r["finished"]
+                    for board in boards
+                    for r in board
+                ),
                 "mean_position": float(np.mean(positions)),
                 "finished_rate": float(np.mean([race.cars[d].episode.finished for race in races])),
                 "mean_lap_time_s": float(np.mean(lap_times)) if lap_times else math.nan,
             }
         )
-    rows.sort(key=lambda r: (r["mean_position"], np.nan_to_num(r["mean_lap_time_s"], nan=np.inf)))
-    return [{"position": i, **row} for i, row in enumerate(rows, start=1)]
+    keys = [(r["mean_position"], np.nan_to_num(r["mean_lap_time_s"], nan=np.inf)) for r in rows]
+    order = sorted(range(len(rows)), key=keys.__getitem__)
+    # Exact ties share a position, as in a leaderboard.
+    return [{"position": 1 + sum(k < keys[i] for k in keys), **rows[i]} for i in order]
