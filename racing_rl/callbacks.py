@@ -32,12 +32,20 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+#: The episode figures of a done car's info that ``RaceMetricsCallback`` logs, and their tags.
+RACE_FIGURES = {
+    "progress": "race/progress",
+    "laps": "race/laps",
+    "mean_speed": "race/mean_speed_mps",
+}
+
+
 class RaceMetricsCallback(BaseCallback):
     """Logs ``race/`` scalars of finished training episodes (means per logger dump).
 
-    ``race/progress`` [laps], ``race/laps``, ``race/mean_speed_mps``,
-    ``race/crash_rate``, ``race/stuck_rate`` per episode, and ``race/lap_time_s`` per
-    completed lap.
+    ``race/progress`` [laps], ``race/laps``, ``race/mean_speed_mps`` (of the episodes
+    whose info has them: a game's interrupted episode's has not), ``race/crash_rate``,
+    ``race/stuck_rate`` per episode, and ``race/lap_time_s`` per completed lap.
     """
 
     def _on_step(self) -> bool:
@@ -45,9 +53,9 @@ class RaceMetricsCallback(BaseCallback):
             if "lap_time" in info:
                 self.logger.record_mean("race/lap_time_s", info["lap_time"])
             if done:
-                self.logger.record_mean("race/progress", info.get("progress", 0.0))
-                self.logger.record_mean("race/laps", info.get("laps", 0))
-                self.logger.record_mean("race/mean_speed_mps", info.get("mean_speed", 0.0))
+                for key, tag in RACE_FIGURES.items():
+                    if key in info:  # missing is unknown, not 0
+                        self.logger.record_mean(tag, info[key])
                 self.logger.record_mean("race/crash_rate", float(info.get("crashed", False)))
                 self.logger.record_mean("race/stuck_rate", float(info.get("stuck", False)))
         return True

@@ -97,6 +97,8 @@ def test_race_metrics_average_finished_episodes_and_every_completed_lap():
             ],
         ),
     ]
+    # A game's interrupted episode reports no figures: unknown, not 0 (it logged 0s).
+    steps.append(([True, False], [{"interrupted": True, "finished": False}, running]))
     for dones, infos in steps:
         callback.update_locals({"dones": dones, "infos": infos})
         callback.on_step()
@@ -106,8 +108,8 @@ def test_race_metrics_average_finished_episodes_and_every_completed_lap():
             "race/progress": 1.75,
             "race/laps": 1.5,
             "race/mean_speed_mps": 9.0,
-            "race/crash_rate": 0.5,  # car 1's info has no "crashed": not a crash
-            "race/stuck_rate": 0.5,
+            "race/crash_rate": 1 / 3,  # car 1's info has no "crashed": not a crash
+            "race/stuck_rate": 1 / 3,
         }
     )
 

@@ -55,6 +55,15 @@ def test_multi_lap_episodes_count_every_lap_of_the_finished_ones():
     assert metrics["mean_progress"] == pytest.approx((3 + 3 + 2.4) / 3)
 
 
+def test_summarize_averages_the_figures_the_episodes_report():
+    # A game's interrupted episode reports no progress or speed: one made both means NaN.
+    interrupted = EpisodeResult.from_info(1, {"finished": False}, (), 0.0, 10)
+    metrics = summarize([episode(True, 20.0), interrupted])
+    assert metrics["mean_progress"] == 1.0 and metrics["mean_speed_mps"] == 20.0
+    assert metrics["lap_completion_rate"] == 0.5 and metrics["episodes"] == 2
+    assert math.isnan(summarize([interrupted])["mean_progress"])
+
+
 def test_summarize_without_any_lap_reports_nan_lap_times():
     metrics = summarize([episode(False, crashed=True)])
     assert metrics["lap_completion_rate"] == 0.0

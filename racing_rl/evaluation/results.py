@@ -80,18 +80,24 @@ def summarize(results: Sequence[EpisodeResult]) -> dict[str, float]:
 
     Returns:
         ``lap_completion_rate``, ``mean_lap_time_s`` and ``best_lap_time_s`` (over every
-        lap of the episodes that finished; NaN if none), ``mean_progress``, ``crash_rate``,
-        ``mean_speed_mps``, ``mean_return``, ``episodes``.
+        lap of the episodes that finished; NaN if none), ``mean_progress`` and
+        ``mean_speed_mps`` (over the episodes that report them: a game's interrupted
+        episode does not; NaN if none), ``crash_rate``, ``mean_return``, ``episodes``.
     """
+
+    def known_mean(values: list[float]) -> float:
+        known = [v for v in values if not math.isnan(v)]
+        return float(np.mean(known)) if known else math.nan
+
     lap_times = [t for r in results if r.finished for t in r.lap_times]
     return {
         "episodes": len(results),
         "lap_completion_rate": float(np.mean([r.finished for r in results])),
         "mean_lap_time_s": float(np.mean(lap_times)) if lap_times else math.nan,
         "best_lap_time_s": float(np.min(lap_times)) if lap_times else math.nan,
-        "mean_progress": float(np.mean([r.progress for r in results])),
+        "mean_progress": known_mean([r.progress for r in results]),
         "crash_rate": float(np.mean([r.crashed for r in results])),
-        "mean_speed_mps": float(np.mean([r.mean_speed for r in results])),
+        "mean_speed_mps": known_mean([r.mean_speed for r in results]),
         "mean_return": float(np.mean([r.episode_return for r in results])),
     }
 
