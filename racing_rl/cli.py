@@ -341,6 +341,8 @@ def _check_group_keys(name: str, overrides: list[Override], doc: ConfigDoc) -> N
 
     from racing_rl.config import default_backend
 
+    if any(o.key_or_group == "resume" for o in overrides):
+        return  # the run's own config, which racing-rl train checks when it loads it
     experiment = next((o for o in overrides if o.key_or_group == "experiment"), None)
     added: Any = OmegaConf.create()  # the keys of the given (or swept) experiments
     if experiment is not None and not experiment.is_delete():
@@ -360,8 +362,6 @@ def _check_group_keys(name: str, overrides: list[Override], doc: ConfigDoc) -> N
         chosen = next((o for o in overrides if o.key_or_group == group.name), None)
         if not below or (chosen is not None and chosen.is_sweep_override()):
             continue
-        if any(o.key_or_group == "resume" for o in overrides):
-            return  # the run's own config, which racing-rl train checks when it loads it
         option = str(chosen.value()) if chosen is not None else group.default
         if option not in group.options:
             continue  # none (eval: the run's own), or Hydra says the option is unknown

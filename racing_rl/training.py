@@ -304,13 +304,9 @@ def train(cfg: DictConfig, run_dir: Path, resume: Checkpoint | None = None) -> d
         try:
             checkpoint = latest_checkpoint(run_dir)
         except CheckpointError:
-            message = (
-                f"before the first update{discarded}; nothing was saved. Run the command "
-                "again to start."
-                if collected
-                else "while setting up, before any training; nothing was saved. Run the "
-                "command again to start."
-            )
+            when = "while setting up, before any training"
+            when = f"before the first update{discarded}" if collected else when
+            message = f"{when}; nothing was saved. Run the command again to start."
         else:
             message = f"before this leg saved anything{discarded}; the newest checkpoint is "
             again = path_override("resume", run_dir)

@@ -147,7 +147,7 @@ def run_races(
                 info = last_info[b][d]
                 figures = {
                     "progress": world.progress[d] if world else info.get("progress", math.nan),
-                    "mean_speed": world.distance[d] / max(world.time, 1e-9)
+                    "mean_speed": world.mean_speed[d]
                     if world
                     else info.get("mean_speed", math.nan),
                 }
@@ -220,6 +220,11 @@ def run_races(
     return [track_race(b) for b in range(n_tracks)]
 
 
+def _ranks(keys: Sequence[tuple[float, float]]) -> list[int]:
+    """Each key's position (1 + how many keys sort before it): exact ties share one."""
+    return [1 + sum(other < mine for other in keys) for mine in keys]
+
+
 def leaderboard(race: TrackRace) -> list[dict[str, Any]]:
     """The positions of one track's race, winner first.
 
@@ -242,11 +247,10 @@ def leaderboard(race: TrackRace) -> list[dict[str, Any]]:
         return (1.0, -progress if math.isfinite(progress) else math.inf)
 
     ordered = sorted(race.cars, key=key)
-    keys = [key(car) for car in ordered]
     winner = ordered[0].finish_time
     return [
         {
-            "position": 1 + sum(other < mine for other in keys),
+            "position": position,
             "label": car.label,
             "finished": car.episode.finished,
             "crashed": car.episode.crashed,
@@ -257,7 +261,7 @@ def leaderboard(race: TrackRace) -> list[dict[str, Any]]:
             "gap_s": car.finish_time - winner,
             "progress": car.episode.progress,
         }
-        for car, mine in zip(ordered, keys, strict=True)
+        for car, position in zip(ordered, _ranks([key(car) for car in ordered]), strict=True)
     ]
 
 
@@ -294,7 +298,10 @@ def standings(races: Sequence[TrackRace]) -> list[dict[str, Any]]:
                 "mean_lap_time_s": float(np.mean(lap_times)) if lap_times else math.nan,
             }
         )
-    keys = [(r["mean_position"], np.nan_to_num(r["mean_lap_time_s"], nan=np.inf)) for r in rows]
-    order = sorted(range(len(rows)), key=keys.__getitem__)
-    # Exact ties share a position, as in a leaderboard.
-    return [{"position": 1 + sum(k < keys[i] for k in keys), **rows[i]} for i in order]
+
+    def key(row: dict[str, Any]) -> tuple[float, float]:
+        return row["mean_position"], float(np.nan_to_num(row["mean_lap_time_s"], nan=np.inf))
+
+    rows.sort(key=key)
+    ranks = _ranks([key(row) for row in rows])
+    return [{"position": rank, **row} for rank, row in zip(ranks, rows, strict=True)]
