@@ -56,7 +56,8 @@ class RaceRules:
     Attributes:
         dt: environment step [s] (the seed game's 15 Hz tick).
         stuck_time: a car that makes no new progress for this long is stuck [s].
-        car_collisions: whether touching cars crash.
+        car_collisions: whether touching cars crash (touching at any time in a step:
+            ``WorldBatch._crashed``).
     """
 
     dt: float = 1.0 / 15.0
@@ -302,12 +303,13 @@ class WorldBatch:
         if not active.all():
             actions = actions * active[:, None]
             self.cars.speed[:] = self.cars.speed * active
+        start = self.cars.position.copy()
         self.distance += step_cars(self.cars, actions, dt, self.car)
         self.clock += dt
 
         before = self.progress.copy()
         self.progress += self._project(slice(None)) / self._layout.length
-        crashed = self._crashed() & active
+        crashed = self._crashed(start) & active
         # A crash in the step that crosses the line: no lap (nor a finish) for that car.
         lap_completed, lap_time = self._count_laps(before, dt, active & ~crashed)
         improved = self.progress > self._best_progress
@@ -458,8 +460,17 @@ class WorldBatch:
         self._next_line += crossed
         return completed, lap_time
 
-    def _crashed(self) -> BoolArray:
-        """Off the track, on an obstacle or (with collisions on) touching another car."""
+    def _crashed(self, start: FloatArray) -> BoolArray:
+        """Off the track, on an obstacle or (with collisions on) touching another car.
+
+        Track and obstacles are tested where each car ends the step. Cars are tested over
+        the whole step (a swept test): each pair's closest approach while both move in a
+        straight line from ``start``, shape (N, 2) [m], to where they are now. Tested only
+        at the step's end, two cars closing at 65 m/s (a step is 4.3 m then) could pass
+        through each other unseen. The closest approach of p(t) = p0 + t·(p1 - p0),
+        t ∈ [0, 1], the pair's relative position, is at t* = clamp(-p0·d / d·d, 0, 1)
+        with d = p1 - p0.
+        """
         layout = self._layout
         crashed = np.abs(self.lateral) > layout.crash_half_width
         position = self.cars.position
@@ -468,9 +479,15 @@ class WorldBatch:
             fy = position[:, 1, None] - layout.obstacle_xy[..., 1]
             crashed |= (fx * fx + fy * fy < layout.obstacle_reach2).any(axis=1)
         if self.rules.car_collisions and self.n_cars > 1:
-            fx = position[:, 0, None] - position[None, :, 0]
-            fy = position[:, 1, None] - position[None, :, 1]
-            touching = (fx * fx + fy * fy < (2 * self.car.radius) ** 2) & self.active[None, :]
+            # Relative positions at the step's start (x0, y0) and their change (dx, dy).
+            x0 = start[:, 0, None] - start[None, :, 0]
+            y0 = start[:, 1, None] - start[None, :, 1]
+            dx = position[:, 0, None] - position[None, :, 0] - x0
+            dy = position[:, 1, None] - position[None, :, 1] - y0
+            moved = dx * dx + dy * dy
+            t = np.minimum(np.maximum(-(x0 * dx + y0 * dy) / np.maximum(moved, 1e-12), 0.0), 1.0)
+            cx, cy = x0 + t * dx, y0 + t * dy
+            touching = (cx * cx + cy * cy < (2 * self.car.radius) ** 2) & self.active[None, :]
             np.fill_diagonal(touching, False)
             if layout.same_track is not None:
                 touching &= layout.same_track

@@ -249,6 +249,27 @@ def test_overlapping_cars_crash_only_with_car_collisions(collisions: bool) -> No
     np.testing.assert_array_equal(crashed, [collisions, collisions, False])
 
 
+@pytest.mark.parametrize("overtake", [False, True])
+def test_cars_that_pass_through_each_other_within_a_step_crash(overtake: bool) -> None:
+    """Head on at 40 and 25 m/s from 2.2 m apart, or a car at top speed grazing a
+    standing one: they overlap in the middle of the step only."""
+    track = generate_track(11, NO_OBSTACLES)
+    world = make_world(track, n_cars=3, rules=RaceRules(car_collisions=True))
+    if overtake:
+        arc, lateral = np.array([20.0, 20.8, 80.0]), np.array([0.95, -0.95, 0.0])
+        heading, speed = np.zeros(3), np.array([world.car.max_speed, 0.0, 0.0])
+    else:
+        arc, lateral = np.array([20.0, 22.2, 80.0]), np.zeros(3)
+        heading, speed = np.array([0.0, np.pi, 0.0]), np.array([40.0, 25.0, 0.0])
+    world.place_cars(arc, lateral, heading, speed)
+    start = world.cars.position.copy()
+    crashed = world.step(np.zeros((3, 3))).crashed
+    # They started and ended apart: a test at either end alone would miss the contact.
+    for position in (start, world.cars.position):
+        assert np.hypot(*(position[0] - position[1])) > 2 * world.car.radius
+    np.testing.assert_array_equal(crashed, [True, True, False])
+
+
 def test_inactive_cars_neither_collide_nor_move() -> None:
     track = generate_track(11, NO_OBSTACLES)
     world = make_world(track, n_cars=2, rules=RaceRules(car_collisions=True))
