@@ -56,13 +56,18 @@ class FiniteVecNormalize(VecNormalize):
             non-finite; the statistics are then those from before the step.
     """
 
-    def _statistics(self) -> tuple[Any, ...]:
-        # RunningMeanStd.update and _update_reward assign new arrays, so references are
-        # a snapshot (no copy on the hot path).
+    def snapshot(self) -> tuple[Any, ...]:
+        """The running statistics as they are now, for ``restore``: the observation and
+        return means, variances and counts, and the per-environment discounted returns.
+
+        ``RunningMeanStd.update`` and ``_update_reward`` assign new arrays, so references
+        are a snapshot (no copy on the hot path).
+        """
         obs, ret = self.obs_rms, self.ret_rms
         return obs.mean, obs.var, obs.count, ret.mean, ret.var, ret.count, self.returns
 
-    def _restore(self, saved: tuple[Any, ...]) -> None:
+    def restore(self, saved: tuple[Any, ...]) -> None:
+        """Put back the statistics of a ``snapshot``."""
         obs, ret = self.obs_rms, self.ret_rms
         obs.mean, obs.var, obs.count, ret.mean, ret.var, ret.count, self.returns = saved
 
@@ -79,7 +84,7 @@ class FiniteVecNormalize(VecNormalize):
         ]
         if not bad:
             return
-        self._restore(saved)
+        self.restore(saved)
         raw_obs = np.abs(np.asarray(observations, dtype=np.float64))
         raw_reward = np.abs(np.asarray(rewards, dtype=np.float64))
         raise NonFiniteError(
@@ -97,14 +102,14 @@ class FiniteVecNormalize(VecNormalize):
         Raises:
             NonFiniteError: the step would make a statistic non-finite; it is kept as it was.
         """
-        saved = self._statistics()
+        saved = self.snapshot()
         observations, rewards, dones, infos = super().step_wait()
         self._check(saved, self.old_obs, self.old_reward)
         return observations, rewards, dones, infos
 
     def reset(self) -> VecEnvObs:
         """VecNormalize's reset, its statistics checked (as ``step_wait``)."""
-        saved = self._statistics()
+        saved = self.snapshot()
         observations = super().reset()
         self._check(saved, self.old_obs, np.zeros(0))
         return observations

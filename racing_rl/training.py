@@ -62,7 +62,7 @@ from racing_rl.errors import CheckpointError, ConfigError, TrainingInterrupted
 from racing_rl.evaluation.episodes import evaluation_env
 from racing_rl.evaluation.results import lap_figures
 from racing_rl.loggers import sb3_logger, wandb_run
-from racing_rl.normalize import is_finite
+from racing_rl.normalize import FiniteVecNormalize, is_finite
 from racing_rl.objective import objective
 from racing_rl.provenance import environment_record, record_leg
 from racing_rl.vec import make_env, wrap_vec_env
@@ -142,15 +142,21 @@ class _TrainedTimesteps(BaseCallback):
     """``timesteps``: the model's ``num_timesteps`` at the start of its latest rollout, after
     the update on the one before: what an on-policy model (PPO, RecurrentPPO) has trained
     on. Stopped while it collects a rollout, or before that rollout's update is complete,
-    it discards the rollout (``rewind``). None until training starts."""
+    it discards the rollout (``rewind``), and the VecNormalize statistics go back to
+    where they were when the rollout began. None until training starts."""
 
     timesteps: int | None = None
+    #: The training VecNormalize's statistics at the latest rollout's start (None without).
+    statistics: tuple[Any, ...] | None = None
 
     def _on_training_start(self) -> None:
-        self.timesteps = self.model.num_timesteps
+        self._on_rollout_start()
 
     def _on_rollout_start(self) -> None:
         self.timesteps = self.model.num_timesteps
+        normalizer = self.model.get_vec_normalize_env()
+        if isinstance(normalizer, FiniteVecNormalize):
+            self.statistics = normalizer.snapshot()
 
     def _on_step(self) -> bool:
         return True
@@ -176,12 +182,16 @@ class _TrainedTimesteps(BaseCallback):
         if self.timesteps > start:
             log.info(
                 "the unfinished rollout's %s timesteps are discarded (%s trains on whole "
-                "rollouts): the checkpoint counts the %s timesteps trained on",
+                "rollouts): the checkpoint counts the %s timesteps trained on, and its "
+                "observation statistics leave the discarded rollout out",
                 f"{discarded:,}",
                 name,
                 f"{self.timesteps:,}",
             )
         model.num_timesteps = self.timesteps
+        normalizer = model.get_vec_normalize_env()
+        if isinstance(normalizer, FiniteVecNormalize) and self.statistics is not None:
+            normalizer.restore(self.statistics)
         return discarded
 
 

@@ -9,6 +9,7 @@ import sys
 import textwrap
 import time
 
+import numpy as np
 import pytest
 from hydra import compose
 from omegaconf import OmegaConf
@@ -365,6 +366,32 @@ def test_a_ctrl_c_in_a_rollout_counts_only_the_timesteps_trained_on(tmp_path, mo
     assert (checkpoint.kind, checkpoint.timesteps) == ("interrupted", 1800)
     (leg,) = json.loads((tmp_path / "run.json").read_text())["legs"]
     assert leg["end_timesteps"] == 1800
+
+
+def test_a_ctrl_c_in_a_rollout_leaves_its_observations_out_of_the_statistics(tmp_path, monkeypatch):
+    """The discarded rollout's observations were in the interrupted checkpoint's
+    VecNormalize statistics: a resumed run normalised with statistics of steps it never
+    trained on. They are now those of the rollout's start, as its timesteps are."""
+    import racing_rl.training as train_module
+    from racing_rl.normalize import read_statistics
+
+    at_rollout_start = []
+
+    class Recording(stop_at(1900, train_module)):
+        def _on_rollout_start(self) -> None:
+            obs_rms = self.model.get_vec_normalize_env().obs_rms
+            at_rollout_start.append((self.num_timesteps, obs_rms.count, obs_rms.mean.copy()))
+            super()._on_rollout_start()
+
+    cfg = saved_config(tmp_path, [*PPO, *QUICK])
+    monkeypatch.setattr(train_module, "RaceMetricsCallback", Recording)
+    with pytest.raises(TrainingInterrupted, match="at 1,800 timesteps"):
+        train_module.train(cfg, tmp_path)
+    timesteps, count, mean = at_rollout_start[-1]
+    assert timesteps == 1800
+    saved = read_statistics(latest_checkpoint(tmp_path).statistics)
+    assert saved["obs_count"] == count  # not the 100 observations after it
+    np.testing.assert_array_equal(saved["obs_mean"], mean)
 
 
 def test_a_run_stopped_after_its_last_step_is_finished_by_resume(tmp_path, monkeypatch, caplog):
