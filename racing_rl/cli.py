@@ -309,7 +309,7 @@ def _check_keys(name: str, overrides: list[Override], doc: ConfigDoc) -> None:
 def _check_group_options(overrides: list[Override], doc: ConfigDoc) -> None:
     """Refuse a config group option that ``conf/<group>/`` does not have (``algo=ppo2``),
     for which Hydra prints its options with its config search path; a sweep's options
-    (``algo=ppo,sac``) are each checked."""
+    (``algo=ppo,sac``) are each checked, and none may be null."""
     from hydra.core.override_parser.types import ChoiceSweep
 
     groups = {group.name: group.options for group in doc.groups}
@@ -320,6 +320,15 @@ def _check_group_options(overrides: list[Override], doc: ConfigDoc) -> None:
         value = override.value()
         values = value.list if isinstance(value, ChoiceSweep) else [value]
         for option in values:
+            if option is None:  # Hydra: a traceback, "Got NoneType"
+                group = override.key_or_group
+                raise UsageError(
+                    f"{override.input_line}: a sweep cannot choose no {group} (null) for one "
+                    "of its legs; run that leg as a command of its own"
+                    if len(values) > 1
+                    else f"{override.input_line}: Hydra takes no null option; to choose no "
+                    f"{group}, leave it out, or ~{group} drops the default one"
+                )
             if isinstance(option, str) and option not in options:
                 close = difflib.get_close_matches(option, options, n=1)
                 hint = f"did you mean {close[0]}? " if close else ""
@@ -335,21 +344,35 @@ def _check_group_keys(name: str, overrides: list[Override], doc: ConfigDoc) -> N
     keys a given or swept ``experiment`` adds) does not have (``backend=roblox
     backend.sensors.n_rays=16``, ``algo.model.gama=0.99``), for which Hydra would suggest a
     ``+`` append. Checked only where the option is known (given, or the command's
-    default, not a resumed run's own) and not swept; keys below a list are Hydra's."""
+    default, not a resumed run's own) and not swept; keys below a list are Hydra's. A
+    swept ``experiment``'s every leg must have the key."""
     from hydra.core.override_parser.types import ChoiceSweep
     from omegaconf import OmegaConf
-
-    from racing_rl.config import default_backend
 
     if any(o.key_or_group == "resume" for o in overrides):
         return  # the run's own config, which racing-rl train checks when it loads it
     experiment = next((o for o in overrides if o.key_or_group == "experiment"), None)
-    added: Any = OmegaConf.create()  # the keys of the given (or swept) experiments
+    legs: list[Any] = [None]  # the given experiment, or each of a sweep's
     if experiment is not None and not experiment.is_delete():
         value = experiment.value()
-        for each in value.list if isinstance(value, ChoiceSweep) else [value]:
-            path = config_dir() / "experiment" / f"{each}.yaml"
-            added = OmegaConf.merge(added, OmegaConf.load(path)) if path.is_file() else added
+        legs = value.list if isinstance(value, ChoiceSweep) else [value]
+    for leg in legs:
+        path = config_dir() / "experiment" / f"{leg}.yaml"
+        added = OmegaConf.load(path) if leg is not None and path.is_file() else OmegaConf.create()
+        # Hydra refuses the leg that lacks the key when it composes it: name the leg.
+        where = f" in the sweep's leg experiment={leg}" if len(legs) > 1 else ""
+        _check_leg_keys(name, overrides, doc, added, where)
+
+
+def _check_leg_keys(
+    name: str, overrides: list[Override], doc: ConfigDoc, added: Any, where: str
+) -> None:
+    """``_check_group_keys`` for one experiment's keys ``added`` (an OmegaConf node);
+    ``where`` names the sweep's leg in the message."""
+    from omegaconf import OmegaConf
+
+    from racing_rl.config import default_backend
+
     for group in doc.groups:
         if group.name not in ("backend", "algo"):
             continue
@@ -393,14 +416,15 @@ def _check_group_keys(name: str, overrides: list[Override], doc: ConfigDoc) -> N
             if close:
                 hint = f"did you mean {'.'.join([group.name, *known[:-1], close[0]])}? "
             if group.name == "algo":  # the class may take arguments its file does not set
-                hint += f"+{override.input_line} adds it" + (
+                # ++ where another leg has the key (a + there is refused as a duplicate)
+                hint += f"{'++' if where else '+'}{override.input_line} adds it" + (
                     " (checked against the class's arguments). " if known[0] == "model" else ". "
                 )
             elif elsewhere:
                 hint = f"it is a key of {group.name}={' and '.join(elsewhere)} only. "
             raise UsageError(
                 f"{override.input_line}: {group.name}={option} has no "
-                f"{group.name}.{'.'.join(known)}; {hint}racing-rl {name} "
+                f"{group.name}.{'.'.join(known)}{where}; {hint}racing-rl {name} "
                 f"{group.name}={option} --cfg job prints its keys"
             )
 

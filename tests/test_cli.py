@@ -138,6 +138,9 @@ def test_version_and_python_m_racing_rl(tmp_path):
         # A group option conf/ lacks (Hydra: its options and its config search path).
         (["train", "algo=ppo2"], "algo=ppo2: no such option; did you mean ppo? algo is one of"),
         (["train", "-m", "backend=pygame,robloxx"], "backend=robloxx: no such option; did you"),
+        # No option (Hydra: a traceback, "Config group override must be a string ...").
+        (["train", "experiment=null"], "takes no null option; to choose no experiment, leave"),
+        (["train", "-m", "experiment=race,null"], "a sweep cannot choose no experiment (null)"),
         # A sweep job's dir, unquoted (Hydra: "mismatched input '=' expecting <EOF>").
         (
             ["eval", "run_dir=s/0_seed=0,n_races=2"],
@@ -182,7 +185,6 @@ def test_keys_groups_appends_and_nested_keys_pass_the_key_check(tmp_path):
     # The keys an experiment adds: experiment=race sets algo.teacher_coef for any algorithm.
     cli.check_arguments("train", ["algo=sac", "experiment=race", "algo.teacher_coef=0.5"])
     cli.check_arguments("train", ["algo=sac,ppo", "algo.model.n_epochs=3"])  # Hydra's, per job
-    cli.check_arguments("train", ["-m", "experiment=race,null", "algo=sac", "algo.teacher_coef=1"])
     # Keys below a dict or a list field (a list's indexes): Hydra checks them.
     cli.check_arguments("train", ["wrappers.normalize.clip_obs=5.0", "tracks.train.0=5"])
     cli.check_arguments("play", ["size.0=640"])
@@ -200,6 +202,25 @@ def test_keys_groups_appends_and_nested_keys_pass_the_key_check(tmp_path):
     (tmp_path / ".hydra").mkdir()
     (tmp_path / ".hydra" / "config.yaml").write_text("backend: {name: roblox}\n")
     cli.check_arguments("train", [f"resume={tmp_path}", "backend.server.port=9000"])
+
+
+def test_a_key_one_leg_of_a_swept_experiment_lacks_is_refused(tmp_path, monkeypatch):
+    """The keys of a sweep's experiments were merged: a key that only experiment=race adds
+    passed, and Hydra refused the other leg ("Key 'teacher_coef' is not in struct")."""
+    import shutil
+
+    conf = shutil.copytree(cli.config_dir(), tmp_path / "conf")
+    (conf / "experiment" / "solo.yaml").write_text("# @package _global_\nseed: 1\n")
+    monkeypatch.setattr(cli, "config_dir", lambda: conf)
+    sweep = ["-m", "experiment=race,solo", "algo=sac"]
+    with pytest.raises(
+        cli.UsageError,
+        match=r"no algo.teacher_coef in the sweep's leg experi"
+        r"ment=solo; \+\+algo.teacher_coef=1 adds it",
+    ):
+        cli.check_arguments("train", [*sweep, "algo.teacher_coef=1"])
+    cli.check_arguments("train", [*sweep, "++algo.teacher_coef=1"])  # Hydra's, per leg
+    cli.check_arguments("train", ["-m", "experiment=race,solo", "algo.teacher_coef=1"])  # ppo's
 
 
 def test_hydra_full_error_shows_the_stack(tmp_path):
