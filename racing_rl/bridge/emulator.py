@@ -12,8 +12,10 @@ an unfrozen car pause that count; the connection stays open), warns when more
 environments open than ``max_environments`` (the game's collision groups), and drops
 the connection after ``silence_timeout`` without a server message, then reconnects;
 each connection starts anew, with no environment, nothing frozen and its clock
-ticking (the game cleans up when a connection ends). It sends no ``info``, no hello
-and no step echo.
+ticking (the game cleans up when a connection ends). A frame it cannot decode, a
+command that fails (data of another type) and an action that is not three numbers are
+ignored with a warning, as the game's ``pcall`` around each does. It sends no
+``info``, no hello and no step echo.
 
 Two clocks: ``lockstep=False`` is the game's Heartbeat loop (``heartbeat_hz``): time
 accumulates until it reaches 1/``tick_hz``, then a tick runs and the accumulator is
@@ -428,11 +430,24 @@ class Emulator:
         """
         due: list[_GameEnv] = []
         for frame in frames:
-            message = json.loads(frame)
+            message = _decoded(frame)
+            if message is None:
+                continue
             if message.get("command") != p.ACTION or self.envs.get(message.get("envid")) in due:
                 await self._answer(connection, due)  # answered before what follows
                 due = []
-            env = await self._command(connection, message)
+            try:
+                env = await self._command(connection, message)
+            except (AttributeError, TypeError, ValueError, KeyError, IndexError) as err:
+                # The game runs each handler under pcall: it warns and carries on.
+                log.warning(
+                    "emulator: error handling command %.40r for env %.60r (ignored, as the "
+                    "game does): %r",
+                    message.get("command"),
+                    message.get("envid"),
+                    err,
+                )
+                continue
             if env is not None:
                 due.append(env)
         await self._answer(connection, due)
@@ -531,11 +546,19 @@ class Emulator:
                 sim = env.ids.get(agent)
                 if sim is None:
                     continue
+                if not _is_action(action):  # the game's handler fails on it: inputs kept
+                    log.warning(
+                        "emulator: the action for %s is %.80r, not [throttle, steering, "
+                        "nitro] numbers: ignored (the game's ACTION handler fails on it)",
+                        agent,
+                        action,
+                    )
+                    continue
                 if sim in env.fresh:
                     env.fresh.discard(sim)
                     if not self.lockstep:  # the game's: a new car's first moves nothing
                         continue
-                env.actions[sim] = np.asarray(action, dtype=np.float64)
+                env.actions[sim] = np.asarray(action[:3], dtype=np.float64)
             if self.lockstep and not env.frozen:
                 return env
         elif command == p.FREEZE:
@@ -670,6 +693,34 @@ class Emulator:
             self._dropped = True
             log.warning("emulator: dropping the connection (fault)")
             await connection.close(1001, "dropped on purpose")
+
+
+def _decoded(frame: str | bytes) -> dict[str, Any] | None:
+    """A server frame as the game reads it: a JSON object with a string, null or no
+    ``envid``; None, with a warning, for anything else (the game's ``JSONDecode`` fails,
+    or its ``CmdHandler`` cannot use it: it warns and carries on)."""
+    try:
+        message = json.loads(frame)
+    except ValueError as err:
+        log.warning("emulator: failed to decode a message (ignored, as the game does): %s", err)
+        return None
+    if not isinstance(message, dict) or not isinstance(message.get("envid") or "", str):
+        log.warning(
+            "emulator: a message that is not a command object (ignored, as the game does): %.80r",
+            message,
+        )
+        return None
+    return message
+
+
+def _is_action(action: Any) -> bool:
+    """Whether ``action`` is what the game's ``ACTION`` handler reads: a list of (at
+    least) 3 finite numbers, throttle, steering and nitro (it uses the first 3)."""
+    return (
+        isinstance(action, list)
+        and len(action) >= 3
+        and all(type(v) in (int, float) and math.isfinite(v) for v in action[:3])
+    )
 
 
 def _unreachable(err: Exception) -> tuple[str, str]:

@@ -25,6 +25,7 @@ from numpy.typing import NDArray
 from pettingzoo import ParallelEnv
 
 from racing_rl.bridge.config import RobloxConfig
+from racing_rl.bridge.protocol import RESET_AGENTS, SPAWN_AGENTS
 from racing_rl.bridge.training_bridge import TrainingBridge
 from racing_rl.contract import (
     STATE_SIZE,
@@ -37,6 +38,17 @@ from racing_rl.contract import (
 from racing_rl.errors import BridgeError, ConfigError
 
 log = logging.getLogger(__name__)
+
+NOT_SPAWNED = (
+    "It did not spawn them, and says nothing of it: its main.server script's "
+    "carModel must name a model in ServerStorage.CarModels (the repository has 'Car', "
+    "'Bus', 'Golf cart', 'Quad', 'Telsa', 'Truck'), and the place needs at least as many "
+    "parts tagged SPAWN as an environment has cars (cars_per_race: each car of an "
+    "environment takes a part of its own). Fix the place, press Play again, and run the "
+    "command again (`racing-rl train resume=<run dir>` if it saved a checkpoint)."
+)
+"""Why a ticking game reports no entry of cars it was told to spawn (``CmdHandler``'s
+``SPAWN_AGENTS`` skips a car whose model or spawn part it cannot find, silently)."""
 
 
 @dataclass(frozen=True)
@@ -182,12 +194,15 @@ class RobloxParallelEnv(ParallelEnv):
             self.bridge.wait_for_game(self.config.connect_timeout, why="spawning the cars")
             generation = self.bridge.generation
             after = self.bridge.inbox.mark()
+            frames_before, dropped_before = self._frames_and_drops()
             try:
                 self.bridge.freeze(False)  # a frozen game sends nothing
                 if generation != self._generation:
+                    command = SPAWN_AGENTS
                     self.bridge.spawn_agents(self.envid, self.possible_agents, hints)
                     self._generation = generation
                 else:
+                    command = RESET_AGENTS
                     self.bridge.reset_agents(self.envid, self.possible_agents, hints)
             except BridgeError:
                 continue  # the game went away while we sent: wait for it again
@@ -196,6 +211,8 @@ class RobloxParallelEnv(ParallelEnv):
             )
             if not missing:
                 break
+            if not self._game_is_silent(frames_before, generation):
+                raise self._unreported(missing, command, frames_before, dropped_before)
             self._check_connection(missing, generation, "spawning")
         self.agents = self.possible_agents[:]
         self._steps = 0
@@ -213,7 +230,7 @@ class RobloxParallelEnv(ParallelEnv):
         if self.bridge.connected and self.bridge.generation == generation:
             raise BridgeError(
                 f"No observation from the game for {len(missing)} car(s) of env "
-                f"{self.env_id} ({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}) "
+                f"{self.env_id} ({_names(missing)}) "
                 f"within {self.config.observation_timeout:g} s of {doing}; "
                 f"{self.bridge.describe()}. The game is connected but silent: its tick loop "
                 "has stopped (its watchdog closes every environment after 250 ticks without "
@@ -231,6 +248,30 @@ class RobloxParallelEnv(ParallelEnv):
         )
         self.bridge.wait_for_game(
             self.config.reconnect_timeout, "reconnection", key="backend.reconnect_timeout"
+        )
+
+    def _frames_and_drops(self) -> tuple[int, int]:
+        """The game's frames received so far, and its entries dropped so far."""
+        server = self.bridge.server
+        return server.frames, sum(server.dropped.values())
+
+    def _unreported(
+        self, missing: list[str], command: str, frames_before: int, dropped_before: int
+    ) -> BridgeError:
+        """The error for cars a ticking game does not report after ``command`` (sent when
+        ``_frames_and_drops`` was ``frames_before``, ``dropped_before``): it dropped their
+        entries as bad, or it never spawned them."""
+        frames, dropped = self._frames_and_drops()
+        cause = (
+            f"{dropped - dropped_before} entries were dropped meanwhile: the game sends bad "
+            "values (see the warnings above, and docs/protocol.md#error-behaviour)"
+            if dropped > dropped_before
+            else NOT_SPAWNED
+        )
+        return BridgeError(
+            f"The game ticks ({frames - frames_before} frame(s) since {command}) but reported "
+            f"no usable entry of car(s) {_names(missing)} of env {self.env_id} within "
+            f"{self.config.observation_timeout:g} s; {self.bridge.describe()}. {cause}"
         )
 
     def _game_is_silent(self, frames_before: int, generation: int) -> bool:
@@ -383,17 +424,14 @@ class RobloxParallelEnv(ParallelEnv):
         if ask:
             generation = self.bridge.generation
             after = self.bridge.inbox.mark()
-            frames_before = self.bridge.server.frames
+            frames_before, dropped_before = self._frames_and_drops()
             with contextlib.suppress(BridgeError):  # the game went away: the wait finds out
                 self.bridge.reset_agents(self.envid, ask)
             received, missing = self.bridge.get_observation(
                 ask, after, self.config.observation_timeout, None, generation
             )
             if missing and not self._game_is_silent(frames_before, generation):
-                raise BridgeError(
-                    f"The game does not report car(s) {', '.join(missing)} of env "
-                    f"{self.env_id} even after RESET_AGENTS; {self.bridge.describe()}."
-                )
+                raise self._unreported(missing, RESET_AGENTS, frames_before, dropped_before)
             if missing:
                 self._check_connection(missing, generation, "respawning cars")
             for agent, got in received.items():
@@ -423,3 +461,8 @@ class RobloxParallelEnv(ParallelEnv):
                 pass  # the game is gone already
         self.bridge.drop_envid()
         self.bridge.release()
+
+
+def _names(agents: Sequence[str], shown: int = 3) -> str:
+    """The first ``shown`` agent ids, then ``...`` if there are more."""
+    return ", ".join(agents[:shown]) + (", ..." if len(agents) > shown else "")

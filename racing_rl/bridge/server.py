@@ -34,7 +34,7 @@ import math
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Container
+from collections.abc import Container, Iterable
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import ServerConnection, serve
@@ -75,6 +75,10 @@ TOKEN_REFUSED = (
     "given, is set; the unmodified game sends no token: on loopback, unset both)"
 )
 """The reason of a 401: the text the game receives and the bridge logs."""
+REMOVED_GRACE_S = 2.0
+"""How long after ``REMOVE_AGENTS`` a removed car's entries are dropped without a word
+[s]: the game's ticks that were on the wire when it removed the car still carry it (at
+12-15 Hz, a tick or two, more on a busy machine); later ones are ``unknown_agent``."""
 RELEASE_WAIT_S = 5.0
 """How long a new connection waits for a closing one's handler to let go of the slot
 before it is refused [s]. The closing one is aborted first, so its handler lets go at
@@ -134,6 +138,9 @@ class BridgeServer:
         self.entries = 0
         """Entries accepted."""
         self._arrivals: deque[float] = deque(maxlen=61)
+        # Agent id -> when it was removed (``forget``), for ``REMOVED_GRACE_S``.
+        self._removed: dict[str, float] = {}
+        self._removed_lock = threading.Lock()
         self.model_id: str | None = None
         self.last_received = 0.0
         self._connection: ServerConnection | None = None
@@ -232,6 +239,23 @@ class BridgeServer:
     def wait_connected(self, timeout: float) -> bool:
         """Block until a game is connected or ``timeout`` [s] passes; True if connected."""
         return self._connected.wait(timeout)
+
+    def forget(self, agents: Iterable[str]) -> None:
+        """The game was told to remove ``agents`` (any thread): their entries in the
+        next ``REMOVED_GRACE_S`` seconds were on the wire before it did, and are dropped
+        without a warning or a count (later ones are ``unknown_agent``)."""
+        now = time.monotonic()
+        with self._removed_lock:
+            self._removed = {
+                agent: at for agent, at in self._removed.items() if now - at < REMOVED_GRACE_S
+            }
+            self._removed.update(dict.fromkeys(agents, now))
+
+    def _late(self, agents: Iterable[str]) -> set[str]:
+        """Those of ``agents`` removed less than ``REMOVED_GRACE_S`` ago."""
+        now = time.monotonic()
+        with self._removed_lock:
+            return {a for a in agents if now - self._removed.get(a, -math.inf) < REMOVED_GRACE_S}
 
     def send(self, frame: str, wait: bool = True) -> None:
         """Send one frame to the connected game (any thread).
@@ -453,7 +477,14 @@ class BridgeServer:
             return
         self.frames += 1
         self._arrivals.append(self.last_received)
-        for kind, entries in message.dropped.items():
+        dropped = message.dropped
+        late = self._late(dropped.get("unknown_agent", ()))
+        if late:  # removed cars in ticks that were on the wire: no fault of the game's
+            unknown = {a: why for a, why in dropped["unknown_agent"].items() if a not in late}
+            dropped = {k: v for k, v in dropped.items() if k != "unknown_agent"}
+            if unknown:
+                dropped["unknown_agent"] = unknown
+        for kind, entries in dropped.items():
             self.dropped[kind] += len(entries)
             count = sum(self.dropped.values())
             if count <= 10 or count % 1000 == 0:

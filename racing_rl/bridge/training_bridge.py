@@ -342,7 +342,10 @@ class TrainingBridge:
         self._send(RESET_AGENTS, envid, data)
 
     def remove_agents(self, envid: str, agents: Sequence[str]) -> None:
-        """``REMOVE_AGENTS``: take the cars out of the game; their messages become unknown."""
+        """``REMOVE_AGENTS``: take the cars out of the game; their entries become
+        ``unknown_agent``, after those of the ticks already on the wire (dropped without a
+        word, ``BridgeServer.forget``)."""
+        self.server.forget(agents)
         self._send(REMOVE_AGENTS, envid, {"agents": list(agents)})
         self._agents.difference_update(agents)
         self.inbox.clear(agents)

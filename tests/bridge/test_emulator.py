@@ -156,6 +156,39 @@ def test_a_freeze_holds_the_cars_that_exist_and_new_cars_run():
     assert sorted(connection.sent[-1]) == ["a0", "b0"]
 
 
+def test_a_command_the_game_cannot_use_is_ignored_and_the_game_plays_on(caplog):
+    """The game's JSONDecode and each command handler run under pcall: a frame it cannot
+    decode or use, or an action that is no [throttle, steering, nitro], is warned about
+    and ignored. The emulator on the game's clock keeps its connection and its ticks."""
+    bridge = TrainingBridge(ServerConfig(port=0), observation_size=None)
+    game = emu.Emulator(f"ws://127.0.0.1:{bridge.server.port}/ws/test", tick_hz=30.0).start()
+    try:
+        bridge.wait_for_game(10.0)
+        envid, car = "e0", "car_0_env_e0"
+        bridge.spawn_agents(envid, [car])
+        _, missing = bridge.get_observation([car], bridge.inbox.mark(), 5.0)
+        assert not missing
+        for bad in (
+            frame(p.ACTION, envid, {car: [1.0, 0.0, 0.0]}),  # fine (a new car's first)
+            frame(p.ACTION, envid, {car: [1.0, 0.0]}),  # no nitro: the handler fails
+            frame(p.ACTION, envid, {car: [1.0, "left", 0.0]}),
+            "not json",
+            "[1, 2]",
+            json.dumps({"command": p.ACTION, "envid": envid, "data": [1, 2]}),
+            json.dumps({"command": p.SPAWN_AGENTS, "envid": ["e0"], "data": {}}),
+        ):
+            bridge.server.send(bad)
+        after = bridge.inbox.mark()
+        time.sleep(0.3)  # ticks with the bad actions stored
+        _, missing = bridge.get_observation([car], after, 5.0)
+        assert not missing and game.connections == 1
+        warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert sum("ignored" in line for line in warned) == 6
+    finally:
+        game.stop()
+        bridge.close()
+
+
 def test_each_connection_meets_a_fresh_game():
     """The game cleans up when a connection ends and greets the next with a new command
     handler: no environment of the last connection, nothing frozen, the clock ticking."""

@@ -8,6 +8,7 @@ import pytest
 from pettingzoo.test import parallel_api_test
 from roblox_game import game, roblox_backend
 
+from racing_rl.bridge.emulator import Emulator
 from racing_rl.bridge.env import RobloxParallelEnv
 from racing_rl.bridge.faults import Faults
 from racing_rl.bridge.training_bridge import TrainingBridge
@@ -141,6 +142,42 @@ def test_a_silent_game_is_a_clear_error_within_the_observation_timeout(roblox_ve
         with pytest.raises(BridgeError, match=expected):
             rollout(venv, steps=50)
         assert time.monotonic() - started < 30  # a wait of 1 s, not a hang
+
+
+class GameWithoutItsCarModel(Emulator):
+    """The game whose main.server names a car model it does not have: SPAWN_AGENTS
+    spawns nothing (``CmdHandler`` skips the car, silently), and every tick sends ``[]``."""
+
+    def _spawn(self, command, envid, data):
+        return None
+
+
+@pytest.mark.parametrize(
+    ("make", "unreported"),
+    [
+        # No car at all: the game ticks [] on.
+        (lambda url: GameWithoutItsCarModel(url, tick_hz=30.0), "car_0_env_.*, car_1_env_"),
+        # Fewer SPAWN parts than cars: the car without one is never reported.
+        (lambda url: Emulator(url, lockstep=True, faults=Faults(lose_car_after=0)), "car_0_env_"),
+    ],
+)
+def test_cars_a_ticking_game_never_spawned_are_named_with_the_likely_cause(make, unreported):
+    """A game that ticks on without the cars it was told to spawn is not "silent": the
+    error says which cars it did not spawn and what in the place to check."""
+    config = backend_config(roblox_backend(observation_timeout=1.0))
+    bridge = TrainingBridge(config.server, config.observation_size)
+    emulator = make(f"ws://127.0.0.1:{bridge.server.port}/ws/test").start()
+    expected = (
+        rf"The game ticks \(\d+ frame\(s\) since SPAWN_AGENTS\) but reported no usable entry "
+        rf"of car\(s\) {unreported}[^ ]* of env .*It did not spawn them.*carModel.*SPAWN"
+    )
+    try:
+        with pytest.raises(BridgeError, match=expected) as raised:
+            RobloxParallelEnv(bridge, config, n_cars=2)
+        assert "silent" not in str(raised.value)
+    finally:
+        emulator.stop()
+        bridge.close()
 
 
 def test_the_watchdog_of_a_real_time_game_is_a_clear_error(roblox_vec_env):

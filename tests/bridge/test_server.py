@@ -300,3 +300,33 @@ def test_the_seeds_commands_reach_the_game_as_the_protocol_writes_them(bridge):
         assert not bridge.get_observation(["car_0_env_e"], after, timeout=5)[1]
         bridge.clear_observations(["car_0_env_e"])
         assert bridge.get_observation(["car_0_env_e"], after, timeout=0.2)[1] == ["car_0_env_e"]
+
+
+def test_a_removed_cars_entries_on_the_wire_are_dropped_without_a_warning(
+    bridge, caplog, monkeypatch
+):
+    """The game's tick that was on the wire when it removed a car still carries it (the
+    end of every eval or training run): no warning, no count. Its entries after the
+    grace period are an unknown agent's, as before."""
+    from racing_rl.bridge import server as bridge_server
+
+    monkeypatch.setattr(bridge_server, "REMOVED_GRACE_S", 0.5, raising=False)
+    entry = {"obs": [0.5] * 13, "reward": 0.0, "terminated": False, "truncated": False}
+    with connect(url(bridge)) as client:
+        assert bridge.server.wait_connected(5)
+        bridge.spawn_agents("e", ["car_0_env_e", "car_1_env_e"])
+        bridge.remove_agents("e", ["car_0_env_e", "car_1_env_e"])
+        for _ in range(2):
+            client.recv(timeout=5)
+        frames = bridge.server.frames
+        client.send(json.dumps({"car_0_env_e": entry, "car_1_env_e": entry}))  # on the wire
+        deadline = time.monotonic() + 5
+        while bridge.server.frames == frames and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not bridge.server.dropped and "dropped" not in caplog.text
+        time.sleep(0.5)
+        client.send(json.dumps({"car_0_env_e": entry}))  # a game that still reports it
+        while bridge.server.frames == frames + 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert bridge.server.dropped == {"unknown_agent": 1}
+    assert "dropped 1 unknown_agent entry" in caplog.text
