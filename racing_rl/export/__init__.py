@@ -164,8 +164,9 @@ def export(cfg: DictConfig) -> dict[str, Any]:
     Raises:
         ConfigError: without a ``run_dir``, or for a format other than ``luau`` or ``onnx``.
         CheckpointError: if the run, checkpoint or statistics are missing or damaged.
-        ExportError: if the policy has parts export does not translate, or ``onnx``
-            lacks its package (``writer``).
+        ExportError: if the policy has parts export does not translate, ``onnx``
+            lacks its package (``writer``), or ``out`` cannot be written (an earlier
+            file there is kept).
     """
     if OmegaConf.is_missing(cfg, "run_dir"):
         raise ConfigError(
@@ -177,8 +178,14 @@ def export(cfg: DictConfig) -> dict[str, Any]:
     run_dir = Path(str(cfg.run_dir)).expanduser()
     out = output_path(cfg.get("out"), run_dir, str(cfg.checkpoint), fmt)
     spec = load_spec(run_dir, str(cfg.checkpoint), str(cfg.device), bool(cfg.trust_pickles))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(out, lambda tmp: write(spec, tmp))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(out, lambda tmp: write(spec, tmp))
+    except OSError as err:  # not writable, a file where a directory should be, disk full
+        raise ExportError(
+            f"Cannot write out={out}: {err.filename or out}: {err.strerror or err}. Choose "
+            "an out= in a directory you can write (or none: <run dir>/export/)."
+        ) from err
     return {
         "path": str(out),
         "bytes": out.stat().st_size,

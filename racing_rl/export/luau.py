@@ -13,6 +13,9 @@ unrolled by four. One instance drives many cars: each car id has its own frame s
     policy:reset(carId)                               -- on spawn and respawn
     local throttle, steering, nitro = policy:act(carId, observation)
 
+``act`` refuses (raises an error for) an observation of another length or with a value
+that is not a finite number, before it touches the car's state.
+
 Luau numbers are doubles, so the module computes in float64 what SB3 computes in
 float32: actions agree to ~1e-7 (``tests/export/test_runtime.py``).
 
@@ -23,6 +26,7 @@ together.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import numpy as np
@@ -41,7 +45,8 @@ def luau_source(spec: PolicySpec) -> str:
         spec: the driver (``racing_rl.export.spec.policy_spec``).
 
     Returns:
-        Luau source text, ASCII only, ending in a newline.
+        Luau source text, ending in a newline; ASCII but for a run's or checkpoint's name
+        in the header comment.
     """
     blob = _Blob()
     decode: list[str] = []
@@ -64,8 +69,10 @@ def luau_source(spec: PolicySpec) -> str:
         decode.append(f"local W{k} = takeRows({layer.n_out}, {layer.n_in})")
         decode.append(f"local B{k} = take({layer.n_out})")
         blob.add(layer.weight, layer.bias)
+    header = _header(spec)
     return _TEMPLATE.format(
-        header=_header(spec),
+        header=header,
+        level=_comment_level(header),
         info=_info_table(spec),
         weights=blob.literal(),
         n_floats=blob.n_floats,
@@ -108,10 +115,14 @@ class _Blob:
         return '"' + "\\z\n".join(lines) + '"'
 
 
-def _escaped(data: bytes) -> Iterator[str]:
+def _escaped(data: bytes, space: bool = False) -> Iterator[str]:
+    """Each byte as Luau string-literal text: printable ASCII as it is, the rest (and
+    ``"``, ``\\``, and spaces unless ``space``, which ``\\z`` would skip at a line's
+    start) as ``\\xNN``."""
+    lowest = 0x20 if space else 0x21
     for byte in data:
         char = chr(byte)
-        if 0x20 < byte < 0x7F and char not in '"\\':
+        if lowest <= byte < 0x7F and char not in '"\\':
             yield char
         else:
             yield f"\\x{byte:02x}"
@@ -148,6 +159,9 @@ API (one instance drives any number of cars; carId is any value, e.g. the car's 
     }
   local throttle, steering, nitro = policy:act(carId, observation)
 
+act raises an error, and keeps the car's state, for an observation of another length or
+with a value that is not a finite number (NaN, an infinity).
+
 observation: the car's newest frame, {spec.observation_size} numbers ({n_rays} {rays}):
 {layout}
 The module stacks the last {spec.frame_stack} frame(s) per car (zeros before the first, newest
@@ -156,6 +170,15 @@ last), normalises them ({norm}), runs the network
 and returns the action {post}:
 throttle (negative brakes, then reverses), steering (negative left), nitro (on while
 > 0.5), each in [-1, 1]. Policy.info holds the same facts as a table."""
+
+
+def _comment_level(text: str) -> str:
+    """The ``=`` signs of a long comment ``--[=[ ... ]=]`` that ``text`` cannot close
+    (``""``, a plain ``--[[ ... ]]``, unless ``text`` holds ``]]``: a run named so)."""
+    level = ""
+    while f"]{level}]" in text:
+        level += "="
+    return level
 
 
 def _direction(angle_deg: float) -> str:
@@ -225,7 +248,7 @@ def _info_table(spec: PolicySpec) -> str:
 
 def _luau_value(value: object) -> str:
     if isinstance(value, str):
-        return '"' + "".join(_escaped(value.encode())) + '"'
+        return '"' + "".join(_escaped(value.encode(), space=True)) + '"'
     return repr(value)
 
 
@@ -246,12 +269,11 @@ def _forward(spec: PolicySpec) -> str:
     """The body of ``act`` after the frame stack: normalisation, LSTM, layers."""
     lines = []
     if spec.normalization is not None:
-        clip = f"{spec.normalization.clip!r}"
-        lines += [
-            f"for i = 1, {spec.input_size} do",
-            f"\tX[i] = math.clamp((frames[i] - MEAN[i]) / STD[i], -{clip}, {clip})",
-            "end",
-        ]
+        clip = spec.normalization.clip
+        value = "(frames[i] - MEAN[i]) / STD[i]"
+        if math.isfinite(clip):  # clip_obs=inf clips nothing (and Luau has no inf literal)
+            value = f"math.clamp({value}, -{clip!r}, {clip!r})"
+        lines += [f"for i = 1, {spec.input_size} do", f"\tX[i] = {value}", "end"]
     else:
         lines += [f"for i = 1, {spec.input_size} do", "\tX[i] = frames[i]", "end"]
     current, size = "X", spec.input_size
@@ -302,9 +324,9 @@ def _indent(text: str, levels: int) -> str:
 _TEMPLATE = """\
 --!strict
 --!native
---[[
+--[{level}[
 {header}
-]]
+]{level}]
 
 local Policy = {{}}
 Policy.__index = Policy
@@ -392,7 +414,9 @@ function Policy.reset(self: Policy, carId: any)
 	self.cars[carId] = nil
 end
 
--- The car's action for its newest observation frame (OBS_SIZE numbers).
+-- The car's action for its newest observation frame (OBS_SIZE numbers). A frame of
+-- another length, or with a value that is not a finite number (NaN, an infinity),
+-- raises an error and leaves the car's frames and LSTM state as they were.
 function Policy.act(self: Policy, carId: any, observation: {{ number }}): (number, number, number)
 	if #observation ~= OBS_SIZE then
 		error(
@@ -404,6 +428,20 @@ function Policy.act(self: Policy, carId: any, observation: {{ number }}): (numbe
 			),
 			2
 		)
+	end
+	for i = 1, OBS_SIZE do
+		local v = observation[i]
+		if type(v) ~= "number" or v ~= v or v == math.huge or v == -math.huge then
+			error(
+				string.format(
+					"Policy:act: observation[%d] is %s, not a finite number: skip this frame "
+						.. "(the car's frames and state are kept) or respawn the car",
+					i,
+					tostring(v)
+				),
+				2
+			)
+		end
 	end
 	local car: Car = self.cars[carId] or newCar()
 	self.cars[carId] = car

@@ -126,7 +126,8 @@ class LuauPolicy:
         """Actions of cars 0 … B-1, shape (B, 3), float64, for frames of shape (B, obs_size).
 
         Raises:
-            ExportError: if the module raises (it names a wrong observation size).
+            ExportError: if the module raises (it names an observation of the wrong size
+                or a value that is not a finite number).
         """
         observations = np.ascontiguousarray(observations, dtype="<f4")
         count, size = observations.shape

@@ -265,7 +265,11 @@ def _network(
         lstm: tuple[LSTMLayer, ...] = ()
         if isinstance(policy, RecurrentActorCriticPolicy):
             if policy.shared_lstm:
-                raise ExportError(f"{algorithm} with shared_lstm=True is not supported.")
+                raise ExportError(
+                    f"{algorithm} with shared_lstm=True is not supported: export translates "
+                    "the actor's own LSTM (sb3-contrib's default). Train with "
+                    "algo.model.policy_kwargs.shared_lstm=false."
+                )
             lstm = _lstm(policy.lstm_actor, algorithm)
         layers = (
             *_sequential(policy.mlp_extractor.policy_net, algorithm, "mlp_extractor.policy_net"),

@@ -8,11 +8,14 @@ import sys
 from pathlib import Path
 
 import gymnasium as gym
+import numpy as np
 import pytest
 from hydra import compose
 from omegaconf import OmegaConf
 from runs import racing_rl
-from stable_baselines3 import PPO
+from sb3_contrib import CrossQ, RecurrentPPO
+from stable_baselines3 import PPO, SAC
+from stable_baselines3.common.torch_layers import FlattenExtractor
 from torch import nn
 
 from racing_rl.checkpoints.layout import STATISTICS
@@ -21,6 +24,7 @@ from racing_rl.errors import CheckpointError, ConfigError, ExportError
 from racing_rl.evaluation.command import evaluate
 from racing_rl.export import export, load_spec
 from racing_rl.export.luau import observation_layout
+from racing_rl.export.spec import policy_spec
 
 
 class Spaces(gym.Env):
@@ -173,6 +177,21 @@ def test_the_cli_reports_a_damaged_checkpoint_in_one_line(trained_runs, tmp_path
     assert not (run_dir / "export").exists()
 
 
+def test_an_out_that_cannot_be_written_is_refused_in_one_line(trained_runs, tmp_path):
+    """A file where out='s directory should be (or a directory one cannot write): the
+    command says which path and what to do, not a traceback."""
+    (tmp_path / "notes.txt").write_text("a file, not a directory")
+    out = tmp_path / "notes.txt" / "policy.luau"
+    with pytest.raises(ExportError, match=r"Cannot write out=.*notes\.txt/policy\.luau: "):
+        export(export_cfg(trained_runs["td3"], "checkpoint=final", f"out={out}"))
+    result = racing_rl(
+        "export", f"run_dir={trained_runs['td3']}", "checkpoint=final", f"out={out}", cwd=tmp_path
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("racing-rl export: Cannot write out=")
+    assert files(tmp_path) == ["notes.txt"]
+
+
 def test_an_unsupported_activation_is_refused_naming_it(trained_runs, tmp_path):
     run_dir = shutil.copytree(trained_runs["ppo"], tmp_path / "run")
     trained = PPO.load(run_dir / "model.zip", device="cpu")
@@ -191,6 +210,55 @@ def test_an_unsupported_activation_is_refused_naming_it(trained_runs, tmp_path):
     with pytest.raises(ExportError, match=r"mlp_extractor.policy_net\[1\] is a GELU"):
         export(export_cfg(run_dir, "checkpoint=final", "format=onnx"))
     assert not (run_dir / "export").exists()
+
+
+class CustomExtractor(FlattenExtractor):
+    """A feature extractor of the user's own (here it only flattens)."""
+
+
+OBSERVATIONS = gym.spaces.Box(-1.0, 1.0, (26,), np.float32)
+ACTIONS = gym.spaces.Box(-1.0, 1.0, (3,), np.float32)
+#: What export refuses (docs/export.md), as (algorithm, spaces, arguments, message).
+UNSUPPORTED = {
+    "ppo_gsde": (PPO, None, {"use_sde": True}, r"StateDependentNoiseDistribution is not"),
+    "sac_gsde": (SAC, None, {"use_sde": True}, r"SAC with use_sde=True \(gSDE\) is not"),
+    "shared_lstm": (
+        RecurrentPPO,
+        None,
+        {"policy_kwargs": {"shared_lstm": True, "enable_critic_lstm": False}},
+        r"shared_lstm=True is not supported: .* Train with "
+        r"algo\.model\.policy_kwargs\.shared_lstm=false",
+    ),
+    "crossq": (CrossQ, None, {}, r"CrossQ's policy class CrossQPolicy is not supported"),
+    "extractor": (
+        PPO,
+        None,
+        {"policy_kwargs": {"features_extractor_class": CustomExtractor}},
+        r"feature extractor CustomExtractor is not supported",
+    ),
+    "2d_observation": (
+        PPO,
+        (gym.spaces.Box(-1.0, 1.0, (2, 13), np.float32), ACTIONS),
+        {},
+        r"observation space Box\(.*\(2, 13\).* is not supported: export needs a 1-D Box",
+    ),
+    "two_actions": (
+        PPO,
+        (OBSERVATIONS, gym.spaces.Box(-1.0, 1.0, (2,), np.float32)),
+        {},
+        r"action space .* is not supported: export needs a Box of 3",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(UNSUPPORTED))
+def test_what_export_cannot_translate_is_refused_naming_it(case):
+    algorithm, given, kwargs, message = UNSUPPORTED[case]
+    policy = "MlpLstmPolicy" if algorithm is RecurrentPPO else "MlpPolicy"
+    env = Spaces(*(given or (OBSERVATIONS, ACTIONS)))
+    model = algorithm(policy, env, device="cpu", **kwargs)
+    with pytest.raises(ExportError, match=message):
+        policy_spec(model, None, frame_stack=2 if case != "2d_observation" else 1)
 
 
 def test_a_failed_write_leaves_no_file(trained_runs, tmp_path, monkeypatch):

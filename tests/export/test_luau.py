@@ -4,16 +4,19 @@ wrong with a bad observation."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import subprocess
 
 import numpy as np
 import pytest
+import torch
 
 from racing_rl import __version__
 from racing_rl.errors import ExportError
 from racing_rl.export import load_spec
-from racing_rl.export.luau import LINE_WIDTH, _Blob, luau_source
+from racing_rl.export.luau import LINE_WIDTH, _Blob, luau_source, observation_layout
+from racing_rl.export.onnx import SpecModule
 from racing_rl.export.runtime import LuauPolicy, pluau
 
 
@@ -86,6 +89,77 @@ def test_a_wrong_observation_length_says_what_the_policy_reads(sources):
     policy = LuauPolicy(sources["ppo"])
     with pytest.raises(ExportError, match="the observation has 19 numbers, this policy reads 13"):
         policy.act(np.zeros((1, 19), np.float32))
+
+
+@pytest.mark.parametrize("algo", ["ppo", "recurrent_ppo"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_a_non_finite_value_is_refused_and_the_car_keeps_its_frames_and_memory(sources, algo, bad):
+    """A NaN stacked into the frames (or an LSTM's state) would make every later action
+    NaN; the module refuses the frame before it touches the car's state."""
+    frames = np.random.default_rng(1).uniform(0, 1, (3, 1, 13)).astype(np.float32)
+    clean = LuauPolicy(sources[algo])
+    expected = np.stack([clean.act(step) for step in frames])
+    policy = LuauPolicy(sources[algo])
+    policy.act(frames[0])
+    malformed = frames[1].copy()
+    malformed[0, 3] = bad
+    with pytest.raises(ExportError, match=r"observation\[4\] is -?(nan|inf), not a finite number"):
+        policy.act(malformed)
+    actions = np.stack([policy.act(step) for step in frames[1:]])
+    np.testing.assert_array_equal(actions, expected[1:])
+
+
+def test_a_value_that_is_not_a_number_is_refused_naming_it(sources):
+    lua = pluau().Lua()
+    module = lua.load_chunk(sources["ppo"], name="=policy")()[0]
+    act = lua.load_chunk(
+        "local Policy = ...\n"
+        "local observation = table.create(13, 0.5)\n"
+        "observation[13] = true\n"
+        "return pcall(Policy.act, Policy.new(), 1, observation)"
+    )
+    ok, message = act(module)
+    assert ok is False and "observation[13] is true, not a finite number" in str(message)
+
+
+def test_a_run_named_with_closing_brackets_still_makes_a_module(trained_runs):
+    """The header is a long comment: a checkpoint name holding ``]]`` must not end it."""
+    spec = load_spec(trained_runs["ppo"], "final")
+    named = dataclasses.replace(spec, info={**spec.info, "checkpoint": "a]]b]=]c/model.zip"})
+    source = luau_source(named)
+    assert source.startswith("--!strict\n--!native\n--[==[\n")
+    assert "a]]b]=]c/model.zip" in source[: source.index("]==]")]
+    assert LuauPolicy(source).info["checkpoint"] == "a]]b]=]c/model.zip"
+
+
+def test_policy_info_strings_are_readable_in_the_source(trained_runs):
+    """Policy.info's strings are written as text (spaces as spaces), escaping only what a
+    Luau string literal needs; they read back as they were."""
+    spec = load_spec(trained_runs["ppo"], "final")
+    named = dataclasses.replace(spec, info={**spec.info, "checkpoint": 'my "best" run\\é/m.zip'})
+    source = luau_source(named)
+    assert '\tobservationLayout = table.freeze({ "1-10  ray distance / sensor range' in source
+    assert '\tcheckpoint = "my \\x22best\\x22 run\\x5c\\xc3\\xa9/m.zip",' in source
+    info = LuauPolicy(source).info
+    assert info["checkpoint"] == 'my "best" run\\é/m.zip'
+    assert info["observationLayout"] == observation_layout(spec)
+
+
+def test_statistics_without_clipping_make_a_module(trained_runs):
+    """``wrappers.normalize.clip_obs=inf`` (the config allows it): normalised, not clipped."""
+    spec = load_spec(trained_runs["ppo"], "final")
+    assert spec.normalization is not None
+    unclipped = dataclasses.replace(
+        spec, normalization=dataclasses.replace(spec.normalization, clip=float("inf"))
+    )
+    frame = np.linspace(-3.0, 3.0, 13, dtype=np.float32)[None]  # beyond ±10 once normalised
+    actions = LuauPolicy(luau_source(unclipped)).act(frame)
+    stacked = torch.as_tensor(np.concatenate([np.zeros_like(frame), frame], axis=1))
+    with torch.no_grad():
+        expected = SpecModule(unclipped)(stacked).numpy()
+        clipped = SpecModule(spec)(stacked).numpy()
+    np.testing.assert_allclose(actions, expected, atol=1e-5)
+    assert np.abs(expected - clipped).max() > 1e-3  # the frame is one clipping changes
 
 
 def test_every_byte_survives_the_weight_string():

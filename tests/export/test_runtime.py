@@ -35,7 +35,7 @@ def test_exported_actions_match_sb3_predict(trained_runs, algo, fmt, tmp_path):
     cfg = OmegaConf.create({"checkpoint": "final", "device": "cpu"})
     driver = load_policy_driver(run_dir, cfg, observation_size=13)
     size = 13
-    # The run's own wrapper stack (SuperSuit frame stack, VecNormalize frozen with the
+    # The run's own wrapper stack (SB3's frame stack, VecNormalize frozen with the
     # checkpoint's statistics); random spawns and a short step limit end episodes at
     # different times per car, and the VecEnv resets each car as training does.
     base = make_env(
