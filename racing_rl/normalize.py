@@ -31,6 +31,7 @@ An observation x becomes ``clip((x - obs_mean) / sqrt(obs_var + epsilon), ±clip
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -178,8 +179,8 @@ def check_statistics(
 
     Raises:
         CheckpointError: if they are of another format version, lack a key, have another
-            observation shape than ``obs_shape`` (None: any), or hold a non-finite or
-            negative statistic.
+            observation shape than ``obs_shape`` (None: any), hold a non-finite or
+            negative statistic, or a clip that is not > 0 (inf is one: no clipping).
     """
     version = raw.get("format_version")
     if version is None or int(version) != STATISTICS_VERSION:
@@ -206,10 +207,22 @@ def check_statistics(
             f"{stats['obs_var'].shape}); expected {obs_shape}. Keep the statistics beside "
             "the model.zip they were saved with."
         )
-    values = [stats["obs_mean"], stats["obs_var"], *(stats[k] for k in scalars)]
+    statistics = ("obs_count", "return_mean", "return_var", "return_count")
+    values = [stats["obs_mean"], stats["obs_var"], *(stats[k] for k in statistics)]
     if not all(np.isfinite(v).all() for v in values):
         raise CheckpointError(
             f"{source} holds a non-finite statistic (inf or NaN): it is unusable."
+        )
+    # Settings: a clip may be inf (wrappers.normalize.clip_obs=inf clips nothing).
+    if not (
+        stats["clip_obs"] > 0
+        and stats["clip_reward"] > 0
+        and math.isfinite(stats["gamma"])
+        and stats["epsilon"] > 0
+    ):
+        raise CheckpointError(
+            f"{source} holds a clip or epsilon that is not > 0, or a non-finite gamma "
+            f"({', '.join(f'{k}={stats[k]}' for k in _FLOATS)}): it is damaged."
         )
     if (stats["obs_var"] < 0).any() or stats["return_var"] < 0 or stats["obs_count"] <= 0:
         raise CheckpointError(f"{source} holds a negative variance or count: it is damaged.")

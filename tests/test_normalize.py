@@ -88,3 +88,28 @@ def test_training_stops_with_a_clear_error_and_a_checkpoint_from_before(tmp_path
     assert stats["obs_var"].max() < 1e6
     model = load_model(cfg.algo, checkpoint.model)
     assert all(np.isfinite(p.detach().numpy()).all() for p in model.policy.parameters())
+
+
+def test_statistics_without_clipping_are_saved_and_read_back(tmp_path):
+    # wrappers.normalize.clip_obs=inf (allowed: "clips nothing") trained, and then every
+    # load refused its statistics as "a non-finite statistic (inf or NaN): it is unusable".
+    from racing_rl.errors import CheckpointError
+    from racing_rl.normalize import save_statistics
+
+    wrappers = OmegaConf.create({"frame_stack": 1, "normalize": {"clip_obs": float("inf")}})
+    venv = wrap_vec_env(make_env(BACKEND, 2, 2, [range(100)] * 2), wrappers, gamma=0.99)
+    venv.reset()
+    venv.step(np.zeros((venv.num_envs, 3), np.float32))
+    save_statistics(venv, tmp_path / "vecnormalize.npz")
+    stats = read_statistics(tmp_path / "vecnormalize.npz", venv.observation_space.shape)
+    assert stats["clip_obs"] == float("inf")
+    # A clip of NaN or 0, or a NaN statistic, is still refused.
+    for key, value, says in [
+        ("clip_obs", np.nan, "clip or epsilon that is not > 0"),
+        ("clip_reward", 0.0, "clip or epsilon that is not > 0"),
+        ("return_var", np.inf, "non-finite statistic"),
+    ]:
+        raw = dict(np.load(tmp_path / "vecnormalize.npz"))
+        np.savez(tmp_path / "bad.npz", **{**raw, key: np.float64(value)})
+        with pytest.raises(CheckpointError, match=says):
+            read_statistics(tmp_path / "bad.npz")

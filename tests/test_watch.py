@@ -92,6 +92,15 @@ def test_follow_switches_to_a_checkpoint_saved_after_it_started(tiny_runs, tmp_p
     assert metrics["episodes"] == covered < raced
 
 
+def test_follow_refuses_an_exported_driver(tiny_runs, tmp_path):
+    # It raced the SB3 policy under driver=onnx's name, without a word.
+    for driver in ("onnx", "luau", "scripted"):
+        args = f"run_dir={tiny_runs[0]}", "follow=true", f"driver={driver}"
+        result = racing_rl("eval", *args, cwd=tmp_path)
+        assert result.returncode != 0
+        assert f"give one run_dir and driver=policy (got 1 and driver={driver})" in result.stderr
+
+
 def test_closing_the_window_while_following_keeps_the_races_that_ended(monkeypatch):
     # The cut-short race's driver was recorded, the race dropped: zip(strict=True) then
     # raised ValueError and the eval wrote no metrics.

@@ -106,10 +106,10 @@ def evaluate(cfg: DictConfig, difficulty: str | None = None) -> dict[str, Any]:
     observation_size = backend_config(run_cfg.backend).observation_size
     follower = None
     if cfg.get("follow"):
-        if racing or cfg.driver == SCRIPTED:
+        if racing or cfg.driver != "policy":  # an exported driver is of one checkpoint
             raise ConfigError(
-                "follow=true watches one run's newest checkpoint: give one run_dir and "
-                "driver=policy."
+                "follow=true drives one run's newest checkpoint with its policy: give one "
+                f"run_dir and driver=policy (got {len(entries)} and driver={cfg.driver})."
             )
         from racing_rl.watch import CheckpointFollower
 
