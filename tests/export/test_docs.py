@@ -16,6 +16,6 @@ def test_the_npc_driver_script_compiles():
     # The line the game needs added, and the NPC script.
     line, script = re.findall(r"```lua\n(.*?)```", section, flags=re.DOTALL)
     assert 'SetAttribute("TrackReady", true)' in line and "TrackReady" in script
-    assert "policy:act(id, observation)" in script and "policy:reset(id)" in script
+    assert "pcall(policy.act, policy, id, observation)" in script and "policy:reset(id)" in script
     for chunk in (line, script):
         pluau().Lua().load_chunk(chunk, name="=NpcDrivers")  # compiles; not run
