@@ -118,6 +118,8 @@ class StackedLayout:
         obstacle_xy, obstacle_radius, obstacle_reach2: each car's track's obstacles,
             shapes (N, M, 2), (N, M), (N, M), padded with NaN to the most obstacles.
         same_track: (N, N) mask of cars on one track; None for a single track.
+        car_pairs: every two cars on one track, (i, j) with i < j, two index arrays of
+            shape (P,): the pairs the car-car collision test looks at.
     """
 
     seg_dir: FloatArray
@@ -133,6 +135,7 @@ class StackedLayout:
     obstacle_radius: FloatArray
     obstacle_reach2: FloatArray
     same_track: BoolArray | None
+    car_pairs: tuple[IntArray, IntArray]
 
     @classmethod
     def of(cls, layouts: Sequence[TrackLayout], counts: Sequence[int]) -> StackedLayout:
@@ -154,6 +157,7 @@ class StackedLayout:
                 obstacle_radius=np.broadcast_to(layout.obstacle_radius, (n, m)),
                 obstacle_reach2=np.broadcast_to(layout.obstacle_reach2, (n, m)),
                 same_track=None,
+                car_pairs=np.triu_indices(n, 1),
             )
         points = [len(layout.arc_length) for layout in layouts]
         point_offsets = np.cumsum([0, *points[:-1]])
@@ -187,6 +191,7 @@ class StackedLayout:
             row = p0 * RAY_SECTORS  # a track's cells follow the previous tracks' cells
             np.add(table, w0, out=ray_table[row : row + len(table), : table.shape[1]])
         track_of_car = np.repeat(np.arange(len(layouts)), counts)
+        same_track = track_of_car[:, None] == track_of_car[None, :]
         return cls(
             seg_dir=np.concatenate([layout.seg_dir for layout in layouts]),
             arc_length=np.concatenate([layout.arc_length for layout in layouts]),
@@ -200,5 +205,6 @@ class StackedLayout:
             obstacle_xy=xy,
             obstacle_radius=radius,
             obstacle_reach2=reach2,
-            same_track=track_of_car[:, None] == track_of_car[None, :],
+            same_track=same_track,
+            car_pairs=np.nonzero(np.triu(same_track, 1)),
         )

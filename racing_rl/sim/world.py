@@ -479,19 +479,19 @@ class WorldBatch:
             fy = position[:, 1, None] - layout.obstacle_xy[..., 1]
             crashed |= (fx * fx + fy * fy < layout.obstacle_reach2).any(axis=1)
         if self.rules.car_collisions and self.n_cars > 1:
+            i, j = layout.car_pairs  # each pair of cars on one track once
             # Relative positions at the step's start (x0, y0) and their change (dx, dy).
-            x0 = start[:, 0, None] - start[None, :, 0]
-            y0 = start[:, 1, None] - start[None, :, 1]
-            dx = position[:, 0, None] - position[None, :, 0] - x0
-            dy = position[:, 1, None] - position[None, :, 1] - y0
+            x0 = start[i, 0] - start[j, 0]
+            y0 = start[i, 1] - start[j, 1]
+            dx = position[i, 0] - position[j, 0] - x0
+            dy = position[i, 1] - position[j, 1] - y0
             moved = dx * dx + dy * dy
             t = np.minimum(np.maximum(-(x0 * dx + y0 * dy) / np.maximum(moved, 1e-12), 0.0), 1.0)
             cx, cy = x0 + t * dx, y0 + t * dy
-            touching = (cx * cx + cy * cy < (2 * self.car.radius) ** 2) & self.active[None, :]
-            np.fill_diagonal(touching, False)
-            if layout.same_track is not None:
-                touching &= layout.same_track
-            crashed |= touching.any(axis=1)
+            touching = cx * cx + cy * cy < (2 * self.car.radius) ** 2
+            touching &= self.active[i] & self.active[j]  # inactive cars are not there
+            crashed[i[touching]] = True
+            crashed[j[touching]] = True
         return crashed
 
 
