@@ -59,7 +59,7 @@ from racing_rl.bridge import protocol as p
 from racing_rl.bridge.faults import Faults, bad_frame
 from racing_rl.envs.config import RaceConfig
 from racing_rl.envs.race import RaceParallelEnv
-from racing_rl.errors import ConfigError
+from racing_rl.errors import ConfigError, RacingRLError
 
 log = logging.getLogger(__name__)
 
@@ -392,6 +392,8 @@ class Emulator:
             hello = {"protocol": p.PROTOCOL_VERSION, "observation_size": self.observation_size}
             await connection.send(json.dumps({"hello": {**hello, "game": "racing-rl emulator"}}))
         ticker = None if self.lockstep else asyncio.create_task(self._tick(connection))
+        if ticker is not None:  # a tick that fails drops the connection, not the game's voice
+            ticker.add_done_callback(lambda task: self._ticker_ended(task, connection))
         watchdog = asyncio.create_task(self._watchdog(connection))
         arrived: asyncio.Queue[str | bytes | None] = asyncio.Queue()
         reader = asyncio.create_task(self._read(connection, arrived))
@@ -409,6 +411,14 @@ class Emulator:
             watchdog.cancel()
             if ticker is not None:
                 ticker.cancel()
+
+    def _ticker_ended(self, task: asyncio.Task[None], connection: ClientConnection) -> None:
+        """A tick loop that raised would leave the game connected and silent: log the
+        error and close the connection, which makes a fresh game (as after any error)."""
+        if task.cancelled() or task.exception() is None:
+            return
+        log.error("emulator: a tick failed; closing the connection", exc_info=task.exception())
+        task.get_loop().create_task(connection.close(1011, "emulator tick failed"))
 
     async def _read(
         self, connection: ClientConnection, arrived: asyncio.Queue[str | bytes | None]
@@ -438,6 +448,8 @@ class Emulator:
                 due = []
             try:
                 env = await self._command(connection, message)
+            except RacingRLError:  # the emulator's own settings (a spawn option): not pcall's
+                raise
             except (AttributeError, TypeError, ValueError, KeyError, IndexError) as err:
                 # The game runs each handler under pcall: it warns and carries on.
                 log.warning(
@@ -602,7 +614,7 @@ class Emulator:
                     len(self.envs) + 1,
                     self.max_environments,
                 )
-            env = self.envs[envid] = _GameEnv(agents, self.config)
+            env = _GameEnv(agents, self.config)  # registered once its race is set up
             self._apply_collisions(env)
         env.removed.clear()
         env.lost.difference_update(agents)
@@ -625,6 +637,7 @@ class Emulator:
         if seed is None and command == p.SPAWN_AGENTS:  # a new race: seed its spawns
             seed = int(self.rng.integers(2**31))
         env.last_reset = env.reset(int(track_seed), options.get("spawn", "random"), seed)
+        self.envs[envid] = env
         return env
 
     def _apply_collisions(self, env: _GameEnv) -> None:
@@ -704,7 +717,8 @@ def _decoded(frame: str | bytes) -> dict[str, Any] | None:
     except ValueError as err:
         log.warning("emulator: failed to decode a message (ignored, as the game does): %s", err)
         return None
-    if not isinstance(message, dict) or not isinstance(message.get("envid") or "", str):
+    envid = message.get("envid") if isinstance(message, dict) else None
+    if not isinstance(message, dict) or not (envid is None or isinstance(envid, str)):
         log.warning(
             "emulator: a message that is not a command object (ignored, as the game does): %.80r",
             message,

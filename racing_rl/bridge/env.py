@@ -262,12 +262,20 @@ class RobloxParallelEnv(ParallelEnv):
         ``_frames_and_drops`` was ``frames_before``, ``dropped_before``): it dropped their
         entries as bad, or it never spawned them."""
         frames, dropped = self._frames_and_drops()
-        cause = (
-            f"{dropped - dropped_before} entries were dropped meanwhile: the game sends bad "
-            "values (see the warnings above, and docs/protocol.md#error-behaviour)"
-            if dropped > dropped_before
-            else NOT_SPAWNED
-        )
+        if dropped > dropped_before:
+            cause = (
+                f"{dropped - dropped_before} entries were dropped meanwhile: the game sends "
+                "bad values (see the warnings above, and docs/protocol.md#error-behaviour)"
+            )
+        elif command == SPAWN_AGENTS:
+            cause = NOT_SPAWNED
+        else:  # the same cars spawned before on this connection: model and parts exist
+            cause = (
+                "The game spawned them before on this connection, so it has lost them since "
+                "(a destroyed car model, or a Luau error: see Studio's Output). Press Play "
+                "again and run the command again (`racing-rl train resume=<run dir>` if it "
+                "saved a checkpoint)."
+            )
         return BridgeError(
             f"The game ticks ({frames - frames_before} frame(s) since {command}) but reported "
             f"no usable entry of car(s) {_names(missing)} of env {self.env_id} within "

@@ -176,6 +176,7 @@ def test_a_command_the_game_cannot_use_is_ignored_and_the_game_plays_on(caplog):
             "[1, 2]",
             json.dumps({"command": p.ACTION, "envid": envid, "data": [1, 2]}),
             json.dumps({"command": p.SPAWN_AGENTS, "envid": ["e0"], "data": {}}),
+            json.dumps({"command": p.ACTION, "envid": [], "data": {}}),  # was unhashable
         ):
             bridge.server.send(bad)
         after = bridge.inbox.mark()
@@ -183,7 +184,33 @@ def test_a_command_the_game_cannot_use_is_ignored_and_the_game_plays_on(caplog):
         _, missing = bridge.get_observation([car], after, 5.0)
         assert not missing and game.connections == 1
         warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-        assert sum("ignored" in line for line in warned) == 6
+        assert sum("ignored" in line for line in warned) == 7
+    finally:
+        game.stop()
+        bridge.close()
+
+
+def test_a_spawn_the_emulator_cannot_set_up_drops_the_connection_loudly(caplog):
+    """A spawn option the simulator refuses (spawn="nope") is the server's mistake, not a
+    command the game would skip: it was ignored half-done, the environment registered
+    without a race, and the next tick's error silenced the game for good (connected,
+    sending nothing). Now the connection drops with the error and a fresh game follows."""
+    bridge = TrainingBridge(ServerConfig(port=0), observation_size=None)
+    game = emu.Emulator(f"ws://127.0.0.1:{bridge.server.port}/ws/test", tick_hz=30.0).start()
+    try:
+        bridge.wait_for_game(10.0)
+        bridge.server.send(
+            frame(p.SPAWN_AGENTS, "e1", {"agents": ["car_0_env_e1"], "options": {"spawn": "nope"}})
+        )
+        deadline = time.monotonic() + 10.0
+        while game.connections < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert game.connections == 2  # dropped and reconnected
+        assert any("error on connection 1" in r.getMessage() for r in caplog.records)
+        bridge.wait_for_game(10.0)
+        bridge.spawn_agents("e0", ["car_0_env_e0"])  # the fresh game plays
+        _, missing = bridge.get_observation(["car_0_env_e0"], bridge.inbox.mark(), 5.0)
+        assert not missing
     finally:
         game.stop()
         bridge.close()

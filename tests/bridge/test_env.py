@@ -180,6 +180,27 @@ def test_cars_a_ticking_game_never_spawned_are_named_with_the_likely_cause(make,
         bridge.close()
 
 
+def test_cars_a_game_loses_after_a_reset_are_not_blamed_on_its_car_model():
+    # After RESET_AGENTS of cars the game spawned before, the carModel and SPAWN parts
+    # exist: the advice to check them was wrong there.
+    from types import SimpleNamespace
+
+    from racing_rl.bridge.protocol import RESET_AGENTS, SPAWN_AGENTS
+
+    env = RobloxParallelEnv.__new__(RobloxParallelEnv)
+    server = SimpleNamespace(frames=40, dropped={})
+    env.bridge = SimpleNamespace(server=server, describe=lambda: "connected")
+    env.env_id, env.config = 0, SimpleNamespace(observation_timeout=10.0)
+    spawned = str(env._unreported(["car_0"], SPAWN_AGENTS, 10, 0))
+    assert "It did not spawn them" in spawned and "carModel" in spawned
+    reset = str(env._unreported(["car_0"], RESET_AGENTS, 10, 0))
+    assert "has lost them since" in reset and "carModel" not in reset
+    server.dropped = {"non_finite": 3}
+    assert "3 entries were dropped meanwhile" in str(
+        env._unreported(["car_0"], RESET_AGENTS, 10, 0)
+    )
+
+
 def test_the_watchdog_of_a_real_time_game_is_a_clear_error(roblox_vec_env):
     """The game's clock, its watchdog at 5 ticks: a pause of training longer than that
     (here a sleep) stops the game; the next step says what happened."""
