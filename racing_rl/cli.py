@@ -324,7 +324,7 @@ def _check_group_options(overrides: list[Override], doc: ConfigDoc) -> None:
                 group = override.key_or_group
                 raise UsageError(
                     f"{override.input_line}: a sweep cannot choose no {group} (null) for one "
-                    "of its legs; run that leg as a command of its own"
+                    f"of its legs; run that leg as a command of its own, without {group}="
                     if len(values) > 1
                     else f"{override.input_line}: Hydra takes no null option; to choose no "
                     f"{group}, leave it out, or ~{group} drops the default one"

@@ -99,6 +99,10 @@ def test_follow_refuses_an_exported_driver(tiny_runs, tmp_path):
         result = racing_rl("eval", *args, cwd=tmp_path)
         assert result.returncode != 0
         assert f"give one run_dir and driver=policy (got 1 and driver={driver})" in result.stderr
+    # A race of two runs: two, not three with the scripted car driver=scripted adds.
+    two = f"run_dir=[{tiny_runs[0]},{tiny_runs[0]}]"
+    result = racing_rl("eval", two, "follow=true", "driver=scripted", cwd=tmp_path)
+    assert "(got 2 and driver=scripted)" in result.stderr
 
 
 def test_closing_the_window_while_following_keeps_the_races_that_ended(monkeypatch):

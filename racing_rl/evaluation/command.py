@@ -109,7 +109,8 @@ def evaluate(cfg: DictConfig, difficulty: str | None = None) -> dict[str, Any]:
         if racing or cfg.driver != "policy":  # an exported driver is of one checkpoint
             raise ConfigError(
                 "follow=true drives one run's newest checkpoint with its policy: give one "
-                f"run_dir and driver=policy (got {len(entries)} and driver={cfg.driver})."
+                f"run_dir and driver=policy (got {len(run_entries(cfg.run_dir))} and "
+                f"driver={cfg.driver})."
             )
         from racing_rl.watch import CheckpointFollower
 
