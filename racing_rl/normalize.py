@@ -158,7 +158,12 @@ def read_statistics(path: Path, obs_shape: tuple[int, ...] | None = None) -> dic
             ``check_statistics``.
     """
     if not path.is_file():
-        raise CheckpointError(f"VecNormalize statistics {path} are missing.")
+        raise CheckpointError(
+            f"VecNormalize statistics {path} are missing. A model trained with them is "
+            "saved with them, so this folder is incomplete: put the vecnormalize.npz saved "
+            "with its model.zip back beside it, or choose another checkpoint (checkpoint="
+            "best|latest|<name>)."
+        )
     try:
         with np.load(path, allow_pickle=False) as data:
             raw = {key: data[key] for key in data.files}

@@ -226,6 +226,14 @@ def test_an_old_run_s_pickled_statistics_load_only_when_trusted(run_copy, tmp_pa
     assert np.array_equal(trusted.normalize_obs(observation), pickled.normalize_obs(observation))
 
 
+def test_missing_statistics_say_what_to_do(run_copy):
+    # It said only "VecNormalize statistics <path> are missing."
+    for saved in (*run_copy.rglob(STATISTICS), *run_copy.rglob(VECNORMALIZE_PICKLE)):
+        saved.unlink()
+    with pytest.raises(CheckpointError, match=r"are missing\. .*put the vecnormalize\.npz"):
+        load_normalizer(run_copy, (26,))
+
+
 def test_plain_statistics_normalise_as_the_pickle_does(run_copy):
     normalizer = load_normalizer(run_copy, (26,))
     pickled = pickle.loads((run_copy / VECNORMALIZE_PICKLE).read_bytes())  # our own run

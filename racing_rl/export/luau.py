@@ -406,7 +406,10 @@ export type Policy = typeof(setmetatable({{}} :: PolicyData, Policy))
 
 -- A driver for any number of cars.
 function Policy.new(): Policy
-	return setmetatable({{ cars = {{}} }} :: PolicyData, Policy)
+	-- Weak keys: a car id that is an object (the car's Model) is let go with the car,
+	-- with its frames, when nothing else holds it, reset or not.
+	local cars = setmetatable({{}} :: {{ [any]: Car? }}, {{ __mode = "k" }})
+	return setmetatable({{ cars = cars }} :: PolicyData, Policy)
 end
 
 -- Forget a car's frames and memory: call it when the car spawns or respawns.

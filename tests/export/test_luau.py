@@ -109,17 +109,42 @@ def test_a_non_finite_value_is_refused_and_the_car_keeps_its_frames_and_memory(s
     np.testing.assert_array_equal(actions, expected[1:])
 
 
-def test_a_value_that_is_not_a_number_is_refused_naming_it(sources):
+def run_with_module(source: str, chunk: str) -> list:
+    """What the Luau ``chunk`` returns, run with the module ``source`` as ``...``; values
+    other than booleans, numbers and strings as their text (the VM ends here)."""
     lua = pluau().Lua()
-    module = lua.load_chunk(sources["ppo"], name="=policy")()[0]
-    act = lua.load_chunk(
+    module = lua.load_chunk(source, name="=policy")()[0]
+    results = lua.load_chunk(chunk)(module)
+    return [v if isinstance(v, bool | int | float | str) else str(v) for v in results]
+
+
+def test_a_value_that_is_not_a_number_is_refused_naming_it(sources):
+    ok, message = run_with_module(
+        sources["ppo"],
         "local Policy = ...\n"
         "local observation = table.create(13, 0.5)\n"
         "observation[13] = true\n"
-        "return pcall(Policy.act, Policy.new(), 1, observation)"
+        "return pcall(Policy.act, Policy.new(), 1, observation)",
     )
-    ok, message = act(module)
     assert ok is False and "observation[13] is true, not a finite number" in str(message)
+
+
+def test_a_car_id_object_nothing_else_holds_is_let_go_with_its_frames(sources):
+    # Cars keyed by their Model kept their frames for good once destroyed, without reset.
+    n, kept = run_with_module(
+        sources["ppo"],
+        "local Policy = ...\n"
+        "local policy = Policy.new()\n"
+        "local kept, observation = {}, table.create(13, 0.5)\n"
+        "policy:act(kept, observation)\n"
+        "policy:act({}, observation) -- a car model destroyed, held by nothing\n"
+        "policy:act('car_1', observation)\n"
+        "collectgarbage('collect')\n"
+        "local n = 0\n"
+        "for _ in policy.cars do n += 1 end\n"
+        "return n, policy.cars[kept] ~= nil",
+    )
+    assert (n, kept) == (2, True)  # the held object and the string id stay
 
 
 def test_a_run_named_with_closing_brackets_still_makes_a_module(trained_runs):
