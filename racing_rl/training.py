@@ -314,8 +314,8 @@ def train(cfg: DictConfig, run_dir: Path, resume: Checkpoint | None = None) -> d
         try:
             checkpoint = latest_checkpoint(run_dir)
         except CheckpointError:
-            when = "while setting up, before any training"
-            when = f"before the first update{discarded}" if collected else when
+            setting_up = "while setting up, before any training"
+            when = f"before the first update{discarded}" if collected else setting_up
             message = f"{when}; nothing was saved. Run the command again to start."
         else:
             message = f"before this leg saved anything{discarded}; the newest checkpoint is "

@@ -262,6 +262,7 @@ class Emulator:
         self.commands: deque[dict[str, Any]] = deque(maxlen=history)
         self.received = 0
         self.connections = 0
+        self._closing: asyncio.Task[None] | None = None  # a failed tick's connection close
         self.faults_sent: Counter[str] = Counter()
         """Bad frames sent on purpose (``Faults``), by kind."""
         self.frozen = False
@@ -418,7 +419,8 @@ class Emulator:
         if task.cancelled() or task.exception() is None:
             return
         log.error("emulator: a tick failed; closing the connection", exc_info=task.exception())
-        task.get_loop().create_task(connection.close(1011, "emulator tick failed"))
+        # Held until done (the loop keeps only weak references to tasks).
+        self._closing = task.get_loop().create_task(connection.close(1011, "emulator tick failed"))
 
     async def _read(
         self, connection: ClientConnection, arrived: asyncio.Queue[str | bytes | None]

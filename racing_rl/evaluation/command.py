@@ -88,7 +88,8 @@ def evaluate(cfg: DictConfig, difficulty: str | None = None) -> dict[str, Any]:
             f"run_dir={entries} names no run directory; the tracks and rules come from the "
             "first run's config. Give at least one run dir, e.g. run_dir=[<run dir>,scripted]."
         )
-    racing = len(entries) > 1
+    given = len(entries)  # before driver=scripted adds its car
+    racing = given > 1
     if racing and cfg.driver == SCRIPTED and SCRIPTED not in entries:
         entries.append(SCRIPTED)
     run_cfg = load_run_config(runs[0])
@@ -109,8 +110,7 @@ def evaluate(cfg: DictConfig, difficulty: str | None = None) -> dict[str, Any]:
         if racing or cfg.driver != "policy":  # an exported driver is of one checkpoint
             raise ConfigError(
                 "follow=true drives one run's newest checkpoint with its policy: give one "
-                f"run_dir and driver=policy (got {len(run_entries(cfg.run_dir))} and "
-                f"driver={cfg.driver})."
+                f"run_dir and driver=policy (got {given} and driver={cfg.driver})."
             )
         from racing_rl.watch import CheckpointFollower
 

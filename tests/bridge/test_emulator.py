@@ -216,6 +216,30 @@ def test_a_spawn_the_emulator_cannot_set_up_drops_the_connection_loudly(caplog):
         bridge.close()
 
 
+def test_a_tick_that_fails_drops_the_connection_not_the_game(caplog, monkeypatch):
+    """An error in the tick task, which nothing awaits, left the game connected and
+    silent for good; the connection now closes, and a fresh game follows."""
+    failed = []
+
+    async def failing_tick(self, connection):
+        if not failed:
+            failed.append(True)
+            raise RuntimeError("a tick bug")
+
+    monkeypatch.setattr(emu.Emulator, "_game_tick", failing_tick)
+    bridge = TrainingBridge(ServerConfig(port=0), observation_size=None)
+    game = emu.Emulator(f"ws://127.0.0.1:{bridge.server.port}/ws/test", tick_hz=30.0).start()
+    try:
+        deadline = time.monotonic() + 10.0
+        while game.connections < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert game.connections == 2
+        assert any("a tick failed; closing" in r.getMessage() for r in caplog.records)
+    finally:
+        game.stop()
+        bridge.close()
+
+
 def test_each_connection_meets_a_fresh_game():
     """The game cleans up when a connection ends and greets the next with a new command
     handler: no environment of the last connection, nothing frozen, the clock ticking."""
