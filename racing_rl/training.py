@@ -11,6 +11,7 @@ TensorBoard run. SIGINT (Ctrl-C), SIGTERM and any error during training save an
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -142,21 +143,29 @@ class _TrainedTimesteps(BaseCallback):
     """``timesteps``: the model's ``num_timesteps`` at the start of its latest rollout, after
     the update on the one before: what an on-policy model (PPO, RecurrentPPO) has trained
     on. Stopped while it collects a rollout, or before that rollout's update is complete,
-    it discards the rollout (``rewind``), and the VecNormalize statistics go back to
-    where they were when the rollout began. None until training starts."""
+    it discards the rollout (``rewind``): the VecNormalize statistics, and an on-policy
+    model's weights, optimiser state and update count, go back to where they were when
+    the rollout began. None until training starts."""
 
     timesteps: int | None = None
     #: The training VecNormalize's statistics at the latest rollout's start (None without).
     statistics: tuple[Any, ...] | None = None
+    #: An on-policy model's weights, optimiser state and ``_n_updates`` then (None else).
+    trained: tuple[dict[str, Any], dict[str, Any], int] | None = None
 
     def _on_training_start(self) -> None:
         self._on_rollout_start()
 
     def _on_rollout_start(self) -> None:
-        self.timesteps = self.model.num_timesteps
-        normalizer = self.model.get_vec_normalize_env()
+        model = self.model
+        self.timesteps = model.num_timesteps
+        normalizer = model.get_vec_normalize_env()
         if isinstance(normalizer, FiniteVecNormalize):
             self.statistics = normalizer.snapshot()
+        if isinstance(model, OnPolicyAlgorithm):  # a few MB: cheap beside a rollout
+            policy = model.policy
+            weights = {k: v.detach().clone() for k, v in policy.state_dict().items()}
+            self.trained = weights, copy.deepcopy(policy.optimizer.state_dict()), model._n_updates
 
     def _on_step(self) -> bool:
         return True
@@ -192,6 +201,11 @@ class _TrainedTimesteps(BaseCallback):
         normalizer = model.get_vec_normalize_env()
         if isinstance(normalizer, FiniteVecNormalize) and self.statistics is not None:
             normalizer.restore(self.statistics)
+        if self.trained is not None:  # stopped inside the update: its first steps are undone
+            weights, optimizer, updates = self.trained
+            model.policy.load_state_dict(weights)
+            model.policy.optimizer.load_state_dict(optimizer)
+            model._n_updates = updates
         return discarded
 
 

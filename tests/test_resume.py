@@ -457,6 +457,56 @@ def test_a_ctrl_c_in_an_update_discards_its_rollout(tmp_path, monkeypatch):
     assert names == ["interrupted_800_steps", "ppo_1000_steps", "final_2000_steps"]
 
 
+def test_a_ctrl_c_in_the_middle_of_an_update_saves_the_weights_before_it(tmp_path, monkeypatch):
+    """A Ctrl-C after some of an update's gradient steps saved those weights (and the
+    optimiser's state) as the checkpoint of the rollout's start, which a resume then
+    trained on again: the checkpoint now holds the weights of its last complete update."""
+    import torch
+    from stable_baselines3 import PPO as PPOModel
+    from torch.utils._pytree import tree_leaves
+
+    import racing_rl.training as train_module
+
+    cfg = saved_config(tmp_path, [*PPO, *QUICK, "checkpoint.every=200", "checkpoint.keep=0"])
+    updating = []
+    original_train = PPOModel.train
+
+    def train(self):
+        updating.append(self.num_timesteps >= 1000)
+        return original_train(self)
+
+    steps = []
+    original_step = torch.optim.Adam.step
+
+    def step(self, *args, **kwargs):
+        result = original_step(self, *args, **kwargs)
+        if updating and updating[-1]:
+            steps.append(True)
+            if len(steps) == 3:  # the third gradient step of the update at 1,000
+                os.kill(os.getpid(), signal.SIGINT)
+        return result
+
+    with monkeypatch.context() as patched:
+        patched.setattr(PPOModel, "train", train)
+        patched.setattr(torch.optim.Adam, "step", step)
+        with pytest.raises(TrainingInterrupted, match="at 800 timesteps"):
+            train_module.train(cfg, tmp_path)
+    assert len(steps) == 3  # stopped inside the update, not after it
+    algo = OmegaConf.create({"model": {"_target_": "stable_baselines3.PPO", "policy": "MlpPolicy"}})
+    saved = {
+        name: load_model(algo, tmp_path / "checkpoints" / name / "model.zip")
+        for name in ("ppo_800_steps", "interrupted_800_steps")
+    }
+    before, interrupted = (saved[name].get_parameters() for name in saved)
+    assert before.keys() == interrupted.keys()
+    for part in before:  # the policy's weights and its optimiser's state
+        pairs = zip(tree_leaves(before[part]), tree_leaves(interrupted[part]), strict=True)
+        assert all(
+            torch.equal(a, b) if isinstance(a, torch.Tensor) else a == b for a, b in pairs
+        ), part
+    assert saved["interrupted_800_steps"]._n_updates == saved["ppo_800_steps"]._n_updates
+
+
 def test_a_ctrl_c_before_the_first_update_saves_nothing(tmp_path, monkeypatch, caplog):
     import racing_rl.training as train_module
 
