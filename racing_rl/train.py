@@ -139,6 +139,13 @@ class CheckConfig(Callback):
         run_dir = Path(str(OmegaConf.select(config, "hydra.run.dir")))
         try:
             if config.get("resume"):
+                resumed = Path(str(config.resume)).expanduser()
+                if resumed.resolve() != run_dir.expanduser().resolve():
+                    raise ConfigError(
+                        f"resume={resumed} with hydra.run.dir={run_dir}: a run is resumed in "
+                        "its own directory. Leave hydra.run.dir out (to train a copy of a "
+                        "run elsewhere, copy its directory and resume the copy)."
+                    )
                 if run_dir.is_dir():  # else resume_run says it is no run directory
                     self._lock = lock_run_dir(
                         run_dir,

@@ -622,3 +622,14 @@ def test_ctrl_c_while_the_run_s_files_are_written_waits_for_them(tmp_path, monke
     assert summary["best"]["timesteps"] in (1000, 2000)
     (leg,) = json.loads((tmp_path / "run.json").read_text())["legs"]
     assert leg["status"] == "completed"
+
+
+def test_resume_refuses_another_run_directory(tmp_path):
+    """``resume=a hydra.run.dir=b`` resumed and rewrote b, leaving a as it was."""
+    run, other = tmp_path / "run", tmp_path / "other"
+    run.mkdir()
+    saved_config(run, [])
+    result = racing_rl("train", f"resume={run}", f"hydra.run.dir={other}", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "a run is resumed in its own directory. Leave hydra.run.dir out" in result.stderr
+    assert not other.exists()
