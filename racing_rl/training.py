@@ -209,10 +209,10 @@ class _TrainedTimesteps(BaseCallback):
         return discarded
 
 
-def _best_timesteps(run_dir: Path) -> int | None:
-    """The timesteps of the model in ``run_dir/best`` (None if there is none yet)."""
-    path = run_dir / "best" / "metrics.json"
-    return json.loads(path.read_text())["timesteps"] if path.is_file() else None
+def _timesteps_in(record: Path) -> int | None:
+    """The ``timesteps`` of a run's JSON record (``best/metrics.json``: the best model's;
+    ``summary.json``, written when a run completes: the run's); None if there is none."""
+    return json.loads(record.read_text())["timesteps"] if record.is_file() else None
 
 
 def _all_finite(model: BaseAlgorithm, venv: VecEnv) -> bool:
@@ -262,13 +262,17 @@ def resume_run(run_dir: Path, overrides: Sequence[str]) -> tuple[DictConfig, Che
     check_train_config(cfg)
     checkpoint = latest_checkpoint(run_dir)
     if checkpoint.timesteps >= cfg.total_timesteps:
-        if checkpoint.kind == FINAL:
+        if (
+            checkpoint.kind == FINAL
+            and _timesteps_in(run_dir / "summary.json") == checkpoint.timesteps
+        ):
             raise ConfigError(
                 f"{checkpoint.path} is already at {checkpoint.timesteps:,} timesteps, "
                 f"total_timesteps={cfg.total_timesteps:,}: pass a larger total_timesteps to "
                 "train on."
             )
-        # Stopped after its last rollout, before the final save: the run only ends.
+        # Stopped after its last rollout, or by an error after the final checkpoint
+        # (before summary.json): the run only ends.
         log.info(
             "%s is at %s timesteps, total_timesteps=%s: nothing is left to train; the run "
             "ends as a finished one does (final model, final validation, summary.json)",
@@ -532,6 +536,9 @@ def _train_on(
 
     started = time.perf_counter()
     start_timesteps = model.num_timesteps
+    normalizer = model.get_vec_normalize_env()
+    if not left and normalizer is not None:  # learn's first reset would update them
+        normalizer.training = False
     # The environments close inside this block (``opened``, which ``_train`` holds too),
     # however it ends, while the signal handlers still hold a Ctrl-C for the run's files.
     with interrupts, opened:
@@ -594,13 +601,13 @@ def _train_on(
             except KeyboardInterrupt as interrupt:  # best/ is written whole (held)
                 stopped = str(interrupt) or "SIGINT"
                 # Raised once best/ was written: the final model did compete, and won.
-                validated = _best_timesteps(run_dir) == model.num_timesteps
+                validated = _timesteps_in(run_dir / "best" / "metrics.json") == model.num_timesteps
         if stopped and not validated:
             log.warning(
                 "%s: the final model is saved; its validation is skipped, so %s",
                 stopped,
                 "best/ is the best of the earlier validations"
-                if _best_timesteps(run_dir) is not None
+                if _timesteps_in(run_dir / "best" / "metrics.json") is not None
                 else "the run has no best/",
             )
         trained = model.num_timesteps - start_timesteps

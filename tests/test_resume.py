@@ -21,6 +21,7 @@ from racing_rl.checkpoints.loading import load_model, load_replay_buffer
 from racing_rl.checkpoints.runs import load_run_config, resume_config
 from racing_rl.config import initialize
 from racing_rl.errors import ConfigError, TrainingInterrupted
+from racing_rl.normalize import read_statistics
 from racing_rl.training import _Interrupts
 
 # Rollouts of 50 steps × 4 cars = 200 timesteps, so the legs end exactly on 2000 and 4000.
@@ -373,7 +374,6 @@ def test_a_ctrl_c_in_a_rollout_leaves_its_observations_out_of_the_statistics(tmp
     VecNormalize statistics: a resumed run normalised with statistics of steps it never
     trained on. They are now those of the rollout's start, as its timesteps are."""
     import racing_rl.training as train_module
-    from racing_rl.normalize import read_statistics
 
     at_rollout_start = []
 
@@ -633,3 +633,36 @@ def test_resume_refuses_another_run_directory(tmp_path):
     assert result.returncode == 1
     assert "a run is resumed in its own directory. Leave hydra.run.dir out" in result.stderr
     assert not other.exists()
+
+
+def test_a_run_that_failed_after_its_final_checkpoint_is_finished_by_resume(tmp_path, monkeypatch):
+    """An error after final_<T>_steps was saved (a full disk writing the run's model.zip,
+    a game lost in the final validation) left a run without summary.json that resume
+    refused ("already at T timesteps"). Finishing it trains nothing, and the statistics
+    stay the checkpoint's: learn's first reset updated them."""
+    import racing_rl.training as train_module
+
+    cfg = saved_config(tmp_path, [*PPO, *QUICK])
+    real_save = train_module.save_model_files
+
+    def disk_full(model, env, directory):
+        if directory == tmp_path:
+            raise OSError(28, "No space left on device")
+        return real_save(model, env, directory)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(train_module, "save_model_files", disk_full)
+        with pytest.raises(OSError, match="No space left"):
+            train_module.train(cfg, tmp_path)
+    assert not (tmp_path / "summary.json").exists()
+    cfg, checkpoint = train_module.resume_run(tmp_path, [])
+    assert (checkpoint.kind, checkpoint.timesteps) == ("final", 2000)
+    saved = read_statistics(checkpoint.statistics)
+    summary = train_module.train(cfg, tmp_path, resume=checkpoint)
+    assert summary["timesteps"] == 2000 and summary["env_steps_per_s"] is None
+    legs = json.loads((tmp_path / "run.json").read_text())["legs"]
+    assert [leg["status"] for leg in legs] == ["failed", "completed"]
+    for statistics in (latest_checkpoint(tmp_path).statistics, tmp_path / "vecnormalize.npz"):
+        assert read_statistics(statistics)["obs_count"] == saved["obs_count"]
+    with pytest.raises(ConfigError, match="is already at 2,000 timesteps"):  # now complete
+        train_module.resume_run(tmp_path, [])
