@@ -234,14 +234,18 @@ def check_statistics(
     return stats
 
 
-def apply_statistics(normalizer: VecNormalize, stats: dict[str, Any]) -> None:
+def apply_statistics(
+    normalizer: VecNormalize, stats: dict[str, Any], settings: bool = True
+) -> None:
     """Put statistics and settings from ``read_statistics`` into ``normalizer`` (as
-    ``VecNormalize.load`` does with a pickle: the saved settings win)."""
+    ``VecNormalize.load`` does with a pickle: the saved settings win). ``settings=False``
+    puts the running statistics alone: ``normalizer`` keeps its clips, gamma, epsilon and
+    flags (a new run started from another's statistics, ``init_from``)."""
     normalizer.obs_rms = _running(stats["obs_mean"], stats["obs_var"], stats["obs_count"])
     normalizer.ret_rms = _running(
         np.float64(stats["return_mean"]), np.float64(stats["return_var"]), stats["return_count"]
     )
-    for key in (*_FLOATS, *_FLAGS):
+    for key in (*_FLOATS, *_FLAGS) if settings else ():
         setattr(normalizer, key, stats[key])
 
 

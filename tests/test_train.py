@@ -14,6 +14,7 @@ from racing_rl.checkpoints.layout import find_checkpoints
 from racing_rl.checkpoints.loading import load_model
 from racing_rl.config import initialize
 from racing_rl.errors import BridgeError, TrainingInterrupted
+from racing_rl.normalize import read_statistics
 from racing_rl.training import train
 
 ALGOS = ["ppo", "sac", "td3", "recurrent_ppo", "tqc"]
@@ -135,6 +136,8 @@ def test_init_from_a_run_that_cannot_start_this_one_is_refused_before_the_run_di
     for extra, says in (
         ([], "expects observations of shape (30,)"),  # (12 + 3) × 2 frames; this run: 10 rays
         (["algo=sac"], "was trained with algo=ppo; this run uses algo=sac"),
+        # Its weights would get raw observations: this was trained without a word.
+        (["backend.sensors.n_rays=12", "wrappers.normalize=null"], "on normalised observ"),
     ):
         new = tmp_path / "new"
         refused = racing_rl(
@@ -142,6 +145,25 @@ def test_init_from_a_run_that_cannot_start_this_one_is_refused_before_the_run_di
         )
         assert refused.returncode == 1 and says in refused.stderr, refused.stderr[-3000:]
         assert not new.exists()
+
+
+def test_init_from_takes_the_statistics_and_keeps_this_runs_normalize_settings(tmp_path):
+    """The source's clips and flags replaced this run's, so that its .hydra config
+    described settings it did not train with."""
+    source, new = tmp_path / "source", tmp_path / "new"
+    tiny = [*QUICK, "total_timesteps=500", "validation.every=0", "checkpoint.every=0"]
+    result = racing_rl("train", *tiny, f"hydra.run.dir={source}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    own = ["wrappers.normalize.clip_obs=5.0", "wrappers.normalize.norm_reward=false"]
+    result = racing_rl(
+        "train", *tiny, *own, f"init_from={source}", f"hydra.run.dir={new}", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "with its VecNormalize statistics" in (new / "train.log").read_text()
+    before, after = (read_statistics(run / "vecnormalize.npz") for run in (source, new))
+    assert (after["clip_obs"], after["norm_reward"]) == (5.0, False)
+    assert (before["clip_obs"], before["norm_reward"]) == (10.0, True)
+    assert after["obs_count"] > before["obs_count"]  # the source's, then this run's steps
 
 
 def test_eval_of_a_damaged_or_mismatched_checkpoint_says_which_and_why(tmp_path):

@@ -299,13 +299,18 @@ def load_normalizer(
     return frozen_normalizer(load_statistics(directory, obs_shape, trust_pickles))
 
 
-def restore_statistics(venv: VecNormalize, directory: Path, trust_pickles: bool = False) -> None:
-    """Load the statistics saved in ``directory`` into the training ``venv``.
+def restore_statistics(
+    venv: VecNormalize, directory: Path, trust_pickles: bool = False, settings: bool = True
+) -> None:
+    """Load the statistics saved in ``directory`` into the training ``venv``: with their
+    settings (clips, gamma, ...), or with ``settings=False`` the running statistics alone
+    (``apply_statistics``).
 
     Raises:
         CheckpointError: as ``load_statistics``.
     """
-    apply_statistics(venv, load_statistics(directory, venv.observation_space.shape, trust_pickles))
+    stats = load_statistics(directory, venv.observation_space.shape, trust_pickles)
+    apply_statistics(venv, stats, settings)
 
 
 def load_replay_buffer(

@@ -245,7 +245,25 @@ def check_init_from(cfg: DictConfig, source: Path) -> DictConfig:
     expected, got = _stacked_size(source_cfg), _stacked_size(cfg)
     if expected is not None and got is not None and expected != got:
         raise _observation_mismatch(source, source_cfg, (expected,), (got,))
+    theirs, ours = _normalized_observations(source_cfg), _normalized_observations(cfg)
+    if theirs != ours:
+        fix = (
+            "give this run VecNormalize's observations (wrappers.normalize as in "
+            "conf/wrappers/default.yaml, with norm_obs: true)"
+            if theirs
+            else "pass wrappers.normalize=null (or the source's wrappers.normalize.norm_obs=false)"
+        )
+        raise ConfigError(
+            f"init_from={source} learned on {'normalised' if theirs else 'raw'} observations; "
+            f"this run would give its weights {'normalised' if ours else 'raw'} ones: {fix}."
+        )
     return source_cfg
+
+
+def _normalized_observations(cfg: DictConfig) -> bool:
+    """Whether a run's policy sees VecNormalize's normalised observations."""
+    normalize = cfg.wrappers.get("normalize")
+    return bool(normalize) and bool(normalize.get("norm_obs", True))
 
 
 def _stacked_size(cfg: DictConfig) -> int | None:
@@ -299,14 +317,18 @@ def initialize_from(cfg: DictConfig, source: Path, venv: VecEnv) -> tuple[BaseAl
         raise _observation_mismatch(source, source_cfg, expected, got)
     model = make_model(cfg.algo, venv, seed=cfg.seed, device=cfg.device)
     model.set_parameters(loaded.get_parameters(), exact_match=True, device=cfg.device)
-    if isinstance(venv, VecNormalize) and source_cfg.wrappers.get("normalize"):
-        restore_statistics(venv, model_path.parent, bool(cfg.get("trust_pickles", False)))
+    # The observations are normalised in both runs or in neither (check_init_from).
+    with_statistics = isinstance(venv, VecNormalize) and bool(source_cfg.wrappers.get("normalize"))
+    if with_statistics:  # the statistics the weights learned on; this run's own settings
+        trust = bool(cfg.get("trust_pickles", False))
+        restore_statistics(venv, model_path.parent, trust, settings=False)
         venv.training = True
     log.info(
-        "initialized from %s (%s model, %s) with its VecNormalize statistics",
+        "initialized from %s (%s model, %s)%s",
         source,
         checkpoint,
         model_path,
+        " with its VecNormalize statistics" if with_statistics else "",
     )
     return model, venv
 
