@@ -21,7 +21,12 @@ from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.type_aliases import TrainFrequencyUnit
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize, sync_envs_normalization
 
-from racing_rl.checkpoints.saving import save_checkpoint, save_model_files, write_json
+from racing_rl.checkpoints.saving import (
+    replace_directory,
+    save_checkpoint,
+    save_model_files,
+    write_json,
+)
 from racing_rl.errors import BridgeError
 from racing_rl.evaluation.episodes import run_episodes
 from racing_rl.evaluation.results import lap_figures, summarize
@@ -257,8 +262,8 @@ class ValidationCallback(PeriodicCallback):
     One car per track from a standing start, one lap. Logs ``eval/`` scalars and keeps
     the best model so far by ``objective`` (the run's, ``racing_rl.objective``: by
     default lap completion, then mean lap time) in ``best_dir`` as
-    ``model.zip``, ``vecnormalize.npz`` (+ ``.pkl``) and ``metrics.json`` (each file written
-    atomically, ``metrics.json`` last). A resumed run competes with the ``best/`` it has.
+    ``model.zip``, ``vecnormalize.npz`` (+ ``.pkl``) and ``metrics.json``, written as one set
+    (``replace_directory``). A resumed run competes with the ``best/`` it has.
 
     Args:
         eval_env: from ``racing_rl.evaluation.episodes.evaluation_env``.
@@ -326,12 +331,15 @@ class ValidationCallback(PeriodicCallback):
         if improved:
             if self.pause is not None:
                 self.pause()
-            self.best = self.objective(metrics)
-            self.best_dir.mkdir(parents=True, exist_ok=True)
             record = {**metrics, "timesteps": int(self.num_timesteps)}
+
+            def write(directory: Path) -> None:
+                save_model_files(self.model, self.training_env, directory)
+                write_json(directory / "metrics.json", record)
+
             with self.hold():
-                save_model_files(self.model, self.training_env, self.best_dir)
-                write_json(self.best_dir / "metrics.json", record)
+                replace_directory(self.best_dir, write)
+            self.best = self.objective(metrics)
         self.validations += 1
         if self.video is not None and self.validations % self.video.every == 0:
             self.video.log(self.model, self.training_env, self.logger, self.num_timesteps)

@@ -32,7 +32,12 @@ from racing_rl.checkpoints.loading import (
     load_replay_buffer,
 )
 from racing_rl.checkpoints.runs import load_run_config, newest_loadable
-from racing_rl.checkpoints.saving import save_checkpoint, save_replay_buffer, write_json
+from racing_rl.checkpoints.saving import (
+    replace_directory,
+    save_checkpoint,
+    save_replay_buffer,
+    write_json,
+)
 from racing_rl.config import initialize
 from racing_rl.errors import CheckpointError, PickleRefused
 from racing_rl.training import train
@@ -393,3 +398,48 @@ def test_json_files_are_strict_json_with_null_for_a_figure_that_is_not_finite(tm
     with pytest.raises(TypeError):
         write_json(tmp_path / "metrics.json", {"x": object()})
     assert strict_json((tmp_path / "metrics.json").read_text())["tracks"] == [[None, 1.5]]
+
+
+def test_a_failed_save_of_a_directory_leaves_the_old_files_whole(tmp_path):
+    """best/ was written file by file: a save that failed after the statistics (a full
+    disk writing model.zip) left new statistics beside the old model."""
+    best = tmp_path / "best"
+
+    def files(**contents):
+        def write(directory):
+            for name, text in contents.items():
+                (directory / name).write_text(text)
+
+        return write
+
+    replace_directory(best, files(model="old", statistics="old"))
+
+    def disk_full(directory):
+        files(statistics="new")(directory)
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError):
+        replace_directory(best, disk_full)
+    assert {p.name: p.read_text() for p in best.iterdir()} == {"model": "old", "statistics": "old"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best"]
+
+    # Killed between the swap's two renames: the next save finishes it first.
+    replace_directory(best, files(model="new", statistics="new"))
+    partial, old = tmp_path / ".best.partial", tmp_path / ".best.old"
+    shutil.copytree(best, partial)
+    best.rename(old)
+    replace_directory(tmp_path / "other", files(model="x"))  # another directory: untouched
+    assert not best.exists()
+    replace_directory(best, files(model="newer", statistics="newer"))
+    assert {p.name: p.read_text() for p in best.iterdir()} == {
+        "model": "newer",
+        "statistics": "newer",
+    }
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best", "other"]
+
+
+def test_a_hidden_checkpoint_directory_is_not_listed(tmp_path):
+    model, env = tiny_model()
+    checkpoint = save_checkpoint(model, env, tmp_path / "checkpoints", "ppo")
+    shutil.copytree(checkpoint.path, tmp_path / "checkpoints" / ".ppo_0_steps.old")
+    assert [c.path.name for c in find_checkpoints(tmp_path)] == ["ppo_0_steps"]

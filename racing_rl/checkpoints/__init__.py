@@ -31,6 +31,7 @@ Saves are atomic: the files are written into ``.<name>.partial/`` and the direct
 renamed into place only once every file is complete and flushed, so a process killed
 in the middle of a save leaves the previous checkpoints as they were and no
 half-written one (leftover ``.partial`` directories are ignored and removed by the next
-save). Only the newest checkpoint keeps its replay buffer, which can be hundreds of MB;
-``keep`` bounds how many periodic checkpoints stay.
+save). ``best/`` is replaced the same way, as one set (``saving.replace_directory``).
+Only the newest checkpoint keeps its replay buffer, which can be hundreds of MB; ``keep``
+bounds how many periodic checkpoints stay.
 """

@@ -71,10 +71,13 @@ def find_checkpoints(run_dir: Path) -> list[Checkpoint]:
     """The complete checkpoints of a run, oldest first (by timesteps, then save order).
 
     Directories without a readable ``checkpoint.json`` and a ``model.zip`` (partial or
-    damaged saves) are skipped.
+    damaged saves) are skipped, and hidden ones (``.<name>.partial``: a save or a
+    deletion under way, or cut short).
     """
     found = []
     for manifest in (run_dir / "checkpoints").glob(f"*/{MANIFEST}"):
+        if manifest.parent.name.startswith("."):  # a save or a deletion under way
+            continue
         try:
             data = json.loads(manifest.read_text())
             checkpoint = Checkpoint(manifest.parent, int(data["timesteps"]), str(data["kind"]))

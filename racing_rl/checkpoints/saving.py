@@ -103,6 +103,36 @@ def save_model_files(model: BaseAlgorithm, env: VecEnv | None, directory: Path) 
     write_atomic(directory / MODEL, model.save)
 
 
+def replace_directory(directory: Path, write: Callable[[Path], object]) -> None:
+    """Write a directory's files as one set: ``directory`` holds either all of its old
+    files or all of the new ones, never a model beside another model's statistics.
+
+    ``write(tmp)`` fills a new directory ``.<name>.partial`` beside ``directory``, which
+    then takes its place: two renames, the old directory aside as ``.<name>.old``, the new
+    one in (``os.replace``: atomic on POSIX and Windows). A process killed between the
+    two leaves ``directory`` missing; the next call for it finishes that swap first.
+    However ``write`` ends (an error, Ctrl-C), the partial directory is removed and
+    ``directory`` is left as it was.
+    """
+    partial = directory.with_name(f".{directory.name}.partial")
+    old = directory.with_name(f".{directory.name}.old")
+    if old.exists():  # a swap cut between its renames: the partial one was complete
+        if not directory.exists():
+            os.replace(partial if partial.is_dir() else old, directory)
+        shutil.rmtree(old, ignore_errors=True)
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    try:
+        write(partial)
+        if directory.exists():
+            os.replace(directory, old)
+        os.replace(partial, directory)
+        _fsync_dir(directory.parent)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    shutil.rmtree(old, ignore_errors=True)
+
+
 def save_checkpoint(
     model: BaseAlgorithm, env: VecEnv | None, checkpoints_dir: Path, kind: str, keep: int = 0
 ) -> Checkpoint:
@@ -122,25 +152,24 @@ def save_checkpoint(
     """
     checkpoints_dir.mkdir(parents=True, exist_ok=True)
     name = f"{kind}_{model.num_timesteps}_steps"
-    partial = checkpoints_dir / f".{name}.partial"
-    for stale in checkpoints_dir.glob(".*.partial"):
+    for stale in checkpoints_dir.glob(".*.partial"):  # saves a kill cut short
         shutil.rmtree(stale, ignore_errors=True)
-    partial.mkdir()
-    save_model_files(model, env, partial)
-    if isinstance(model, OffPolicyAlgorithm):
-        write_atomic(partial / REPLAY_BUFFER, lambda tmp: save_replay_buffer(model, tmp))
-    manifest = {
-        "timesteps": int(model.num_timesteps),
-        "kind": kind,
-        "algorithm": type(model).__name__,
-        "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-    write_json(partial / MANIFEST, manifest)
+
+    def write(directory: Path) -> None:
+        save_model_files(model, env, directory)
+        if isinstance(model, OffPolicyAlgorithm):
+            write_atomic(directory / REPLAY_BUFFER, lambda tmp: save_replay_buffer(model, tmp))
+        manifest = {
+            "timesteps": int(model.num_timesteps),
+            "kind": kind,
+            "algorithm": type(model).__name__,
+            "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        write_json(directory / MANIFEST, manifest)
+
     final = checkpoints_dir / name
-    if final.exists():  # same kind at the same timestep (e.g. interrupted twice): replace
-        shutil.rmtree(final)
-    os.replace(partial, final)
-    _fsync_dir(checkpoints_dir)
+    # The same kind at the same timestep (e.g. interrupted twice) is replaced.
+    replace_directory(final, write)
     checkpoint = Checkpoint(final, int(model.num_timesteps), kind)
     older = [c for c in find_checkpoints(checkpoints_dir.parent) if c.path != final]
     for previous in older:
