@@ -182,7 +182,7 @@ class RobloxCallback(BaseCallback):
 
 class PeriodicCallback(BaseCallback):
     """Calls ``on_due`` at the first rollout start at or past each multiple of ``every``
-    timesteps.
+    timesteps (and at the first one of all with ``due_at_start``).
 
     A rollout starts after the update on the previous one, so the model that ``on_due``
     saves or validates is trained on exactly ``num_timesteps`` (mid-rollout, PPO's weights
@@ -190,22 +190,32 @@ class PeriodicCallback(BaseCallback):
     schedule follows the model's timestep counter, so a resumed run keeps it.
     """
 
-    def __init__(self, every: int) -> None:
+    def __init__(self, every: int, due_at_start: bool = False) -> None:
         super().__init__()
         self.every = every
+        self.due_at_start = due_at_start
         self._next = every
-        #: ``num_timesteps`` when ``on_due`` last ran in this leg (None: not yet).
+        self._started: int | None = None
+        #: ``num_timesteps`` when ``on_due`` last ran to its end in this leg (None: not yet).
         self.last: int | None = None
 
     def _init_callback(self) -> None:
-        self._next = (self.model.num_timesteps // self.every + 1) * self.every
+        now = self.model.num_timesteps
+        self._next = now if self.due_at_start else (now // self.every + 1) * self.every
 
     def _on_rollout_start(self) -> None:
         self.num_timesteps = self.model.num_timesteps
         if self.num_timesteps >= self._next:
             self._next = (self.num_timesteps // self.every + 1) * self.every
-            self.last = self.num_timesteps
+            self._started = self.num_timesteps
             self.on_due()
+            self.last = self.num_timesteps
+
+    def owed(self, timesteps: int) -> bool:
+        """Whether ``on_due`` was due at the rollout start at ``timesteps`` and has not run
+        to its end (training stopped in it, or before it). A run resumed from there passes
+        ``due_at_start``, so that the work is done then."""
+        return timesteps >= self._next or (self._started == timesteps != self.last)
 
     def _on_step(self) -> bool:
         return True
@@ -275,6 +285,8 @@ class ValidationCallback(PeriodicCallback):
         hold: the context the best model's save runs in (as ``CheckpointCallback``'s).
         laps: the environment reports laps; False (a Roblox game, which sends none): the
             log line gives the mean return and crash rate alone.
+        due_at_start: validate at the first rollout start too (a run resumed from a
+            checkpoint whose validation was cut short: ``Checkpoint.validation_due``).
     """
 
     def __init__(
@@ -287,8 +299,9 @@ class ValidationCallback(PeriodicCallback):
         pause: Callable[[], None] | None = None,
         hold: Callable[[], AbstractContextManager[None]] = nullcontext,
         laps: bool = True,
+        due_at_start: bool = False,
     ) -> None:
-        super().__init__(every)
+        super().__init__(every, due_at_start)
         self.laps = laps
         self.pause = pause
         self.hold = hold

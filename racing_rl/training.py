@@ -531,6 +531,7 @@ def _train_on(
             pause=pause,
             hold=interrupts.held,
             laps=bridge is None,
+            due_at_start=resume is not None and resume.validation_due,
         )
         callbacks.append(validation)
 
@@ -555,7 +556,10 @@ def _train_on(
             discarded = trained_on.rewind(cfg.algo.name, start_timesteps)
             if model.num_timesteps == start_timesteps:  # no update yet: nothing to save
                 raise KeyboardInterrupt(name, discarded) from None
-            checkpoint = save_checkpoint(model, venv, checkpoints_dir, INTERRUPTED)
+            owed = validation is not None and validation.owed(model.num_timesteps)
+            checkpoint = save_checkpoint(
+                model, venv, checkpoints_dir, INTERRUPTED, validation_due=owed
+            )
             end = {"status": "interrupted", "end_timesteps": model.num_timesteps}
             record_leg(run_dir, {**leg, **end})
             left = "Continue" if model.num_timesteps < cfg.total_timesteps else "Finish the run"

@@ -3,6 +3,7 @@
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -666,3 +667,36 @@ def test_a_run_that_failed_after_its_final_checkpoint_is_finished_by_resume(tmp_
         assert read_statistics(statistics)["obs_count"] == saved["obs_count"]
     with pytest.raises(ConfigError, match="is already at 2,000 timesteps"):  # now complete
         train_module.resume_run(tmp_path, [])
+
+
+def test_a_validation_cut_by_ctrl_c_is_run_when_the_run_resumes(tmp_path, monkeypatch, caplog):
+    """A Ctrl-C in a periodic validation saved the checkpoint of its timestep, and the
+    resumed run scheduled the next validation after it: that model never competed for
+    best/."""
+    import racing_rl.training as train_module
+
+    cfg = saved_config(tmp_path, [*PPO, *QUICK, "validation.every=1000"])
+    callback = train_module.ValidationCallback
+    cut = interrupt_once(callback.validate, lambda self: self.num_timesteps >= 1000)
+    with monkeypatch.context() as patched:
+        patched.setattr(callback, "validate", cut)
+        with pytest.raises(TrainingInterrupted, match="at 1,000 timesteps"):
+            train_module.train(cfg, tmp_path)
+    checkpoint = latest_checkpoint(tmp_path)
+    assert (checkpoint.timesteps, checkpoint.validation_due) == (1000, True)
+    cfg, checkpoint = train_module.resume_run(tmp_path, [])
+    with caplog.at_level(logging.INFO, logger="racing_rl"):
+        train_module.train(cfg, tmp_path, resume=checkpoint)
+    validated = [int(s) for s in re.findall(r"validation at (\d+) steps", caplog.text)]
+    assert validated == [1000, 2000]
+
+
+def test_a_ctrl_c_in_a_rollout_after_a_validation_owes_none(tmp_path, monkeypatch):
+    import racing_rl.training as train_module
+
+    cfg = saved_config(tmp_path, [*PPO, *QUICK, "validation.every=1000"])
+    monkeypatch.setattr(train_module, "RaceMetricsCallback", stop_at(1100, train_module))
+    with pytest.raises(TrainingInterrupted, match="at 1,000 timesteps"):
+        train_module.train(cfg, tmp_path)
+    checkpoint = latest_checkpoint(tmp_path)
+    assert (checkpoint.timesteps, checkpoint.validation_due) == (1000, False)

@@ -48,11 +48,14 @@ class Checkpoint:
         path: the directory.
         timesteps: the model's ``num_timesteps`` when it was saved.
         kind: algorithm name (periodic), ``interrupted`` or ``final``.
+        validation_due: training stopped before the validation due at ``timesteps`` ran
+            to its end (a Ctrl-C in it): a run resumed from here validates first.
     """
 
     path: Path
     timesteps: int
     kind: str
+    validation_due: bool = False
 
     @property
     def model(self) -> Path:
@@ -80,7 +83,12 @@ def find_checkpoints(run_dir: Path) -> list[Checkpoint]:
             continue
         try:
             data = json.loads(manifest.read_text())
-            checkpoint = Checkpoint(manifest.parent, int(data["timesteps"]), str(data["kind"]))
+            checkpoint = Checkpoint(
+                manifest.parent,
+                int(data["timesteps"]),
+                str(data["kind"]),
+                bool(data.get("validation_due", False)),
+            )
         except (OSError, ValueError, KeyError, TypeError):
             continue
         if checkpoint.model.is_file():

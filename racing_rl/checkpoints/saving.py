@@ -134,7 +134,12 @@ def replace_directory(directory: Path, write: Callable[[Path], object]) -> None:
 
 
 def save_checkpoint(
-    model: BaseAlgorithm, env: VecEnv | None, checkpoints_dir: Path, kind: str, keep: int = 0
+    model: BaseAlgorithm,
+    env: VecEnv | None,
+    checkpoints_dir: Path,
+    kind: str,
+    keep: int = 0,
+    validation_due: bool = False,
 ) -> Checkpoint:
     """Save ``model`` (+ VecNormalize statistics, + replay buffer) as a new checkpoint.
 
@@ -146,6 +151,8 @@ def save_checkpoint(
             ``final``.
         keep: for a periodic checkpoint, how many of that kind to keep (the newest; the
             older ones are deleted); 0 keeps all. Other kinds are never deleted.
+        validation_due: the validation due at this timestep has not run to its end
+            (recorded in the manifest: ``Checkpoint.validation_due``).
 
     Returns:
         The new checkpoint. Older checkpoints lose their replay buffers.
@@ -164,13 +171,14 @@ def save_checkpoint(
             "kind": kind,
             "algorithm": type(model).__name__,
             "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            **({"validation_due": True} if validation_due else {}),
         }
         write_json(directory / MANIFEST, manifest)
 
     final = checkpoints_dir / name
     # The same kind at the same timestep (e.g. interrupted twice) is replaced.
     replace_directory(final, write)
-    checkpoint = Checkpoint(final, int(model.num_timesteps), kind)
+    checkpoint = Checkpoint(final, int(model.num_timesteps), kind, validation_due)
     older = [c for c in find_checkpoints(checkpoints_dir.parent) if c.path != final]
     for previous in older:
         previous.replay_buffer.unlink(missing_ok=True)
