@@ -345,9 +345,30 @@ def test_a_race_of_runs_that_observe_differently_says_so(tiny_runs, tmp_path):
     cfg = eval_config([str(tiny_runs[0]), "scripted", str(rays16)])
     with pytest.raises(ConfigError, match="observe differently") as raised:
         check_runs(cfg)
-    assert "13 numbers per car (10 rays + 3)" in str(raised.value)
-    assert "rays16 sees 19 (16 rays + 3)" in str(raised.value)
+    assert "backend.sensors.layout=fan, " in str(raised.value)
+    assert "rays16 with backend.sensors.layout=roblox_car (and 1 more setting(s))" in str(
+        raised.value
+    )
     check_runs(eval_config([str(tiny_runs[0]), str(tiny_runs[1]), "scripted"]))  # alike: fine
+
+    # Of the same size, but another field of view: it raced, and lost every race.
+    wide = shutil.copytree(tiny_runs[1], tmp_path / "wide")
+    config = OmegaConf.load(wide / ".hydra" / "config.yaml")
+    config.backend.sensors.fov_deg = 180.0
+    OmegaConf.save(config, wide / ".hydra" / "config.yaml")
+    with pytest.raises(ConfigError, match=r"wide with backend.sensors.fov_deg=180.0\. A race"):
+        check_runs(eval_config([str(tiny_runs[0]), str(wide)]))
+
+
+def test_a_race_refuses_a_checkpoint_path(tiny_runs):
+    """checkpoint=<path> made every car of a race drive that one model, each under its
+    own run's name (a run without any model won races)."""
+    model = tiny_runs[0] / "model.zip"
+    race = [str(tiny_runs[0]), str(tiny_runs[1]), "scripted"]
+    with pytest.raises(ConfigError, match="is a path, and a race has 2 runs"):
+        check_runs(eval_config(race, checkpoint=str(model)))
+    check_runs(eval_config([str(tiny_runs[0]), "scripted"], checkpoint=str(model)))  # one run
+    check_runs(eval_config(race, checkpoint="final"))
 
 
 def test_eval_sets_its_torch_threads(tiny_runs, tmp_path):

@@ -35,6 +35,7 @@ from racing_rl.config import (
     with_difficulty,
 )
 from racing_rl.drivers import Driver, ScriptedDriver
+from racing_rl.envs.config import RaceConfig
 from racing_rl.errors import ConfigError
 from racing_rl.evaluation.races import TrackRace, leaderboard, run_races, standings
 from racing_rl.evaluation.results import summarize
@@ -415,7 +416,7 @@ def check_runs(cfg: DictConfig) -> None:
         ConfigError: if ``cfg.driver`` is not a known driver, ``split`` not one of the
             first run's track ranges, more tracks than ``LIMITS["tracks"]`` (the training
             range), ``laps``, ``max_steps``, ``rounds`` or ``torch_threads`` out of range,
-            or a race's runs observe differently.
+            a race's runs observe differently, or a race is given a checkpoint path.
     """
     drivers_allowed = ("policy", SCRIPTED, *EXPORTED)
     if cfg.driver not in drivers_allowed:
@@ -440,6 +441,15 @@ def check_runs(cfg: DictConfig) -> None:
             f"one environment each, at most {LIMITS['tracks']:,}."
         )
     entries = run_entries(cfg.run_dir)
+    checkpoint = str(cfg.checkpoint)
+    runs = [entry for entry in entries if entry != SCRIPTED]
+    if len(runs) > 1 and (Path(checkpoint).name != checkpoint or checkpoint.endswith(".zip")):
+        raise ConfigError(
+            f"checkpoint={checkpoint} is a path, and a race has {len(runs)} runs: every car "
+            "would drive that one model under its own run's name. In a race give "
+            "checkpoint=final|best|latest or a checkpoint's name under each run's "
+            "checkpoints/ (e.g. ppo_5120_steps)."
+        )
     backends: dict[str, DictConfig] = {}  # run dir -> the backend it was trained on
     for entry in entries:
         if entry == SCRIPTED:
@@ -450,7 +460,7 @@ def check_runs(cfg: DictConfig) -> None:
             _check_split(str(cfg.split), run_cfg.tracks)
         backends[entry] = run_cfg.backend
         if not cfg.get("follow") and not (len(entries) == 1 and cfg.driver == SCRIPTED):
-            resolve_model(run, str(cfg.checkpoint))
+            resolve_model(run, checkpoint)
     if len(entries) > 1:
         _check_observe_alike(backends)
 
@@ -482,31 +492,56 @@ def _check_split(split: str, tracks: DictConfig) -> None:
 
 def _check_observe_alike(backends: dict[str, DictConfig]) -> None:
     """Check that the runs of a race observe alike: every car races on the first run's
-    backend and sensors, so a run trained with other sensors cannot drive there.
+    backend, sensors and car, so a run trained with other ones cannot drive there.
+
+    On the simulator every setting of ``backend.sensors`` and ``backend.car`` must agree
+    (the field of view, the range and the car's top speed scale what a policy reads,
+    even where the observation's size is the same); a run trained in a game is known by
+    its observation size alone.
 
     Args:
         backends: run dir → the backend config the run was trained on.
 
     Raises:
-        ConfigError: if two runs' observations have different sizes.
+        ConfigError: naming the first setting on which two runs differ.
     """
-    sizes = {run: backend_config(backend).observation_size for run, backend in backends.items()}
-    known = {run: size for run, size in sizes.items() if size is not None}  # None: a game's own
-    if len(set(known.values())) <= 1:
-        return
+    settings = {run: _observation_settings(backend) for run, backend in backends.items()}
+    first, *others = backends
+    for other in others:
+        theirs, ours = settings[first], settings[other]
+        if "observation_size" in theirs.keys() | ours.keys():  # a game's run: sizes alone
+            theirs, ours = (
+                {"observation_size": backend_config(backends[run]).observation_size}
+                for run in (first, other)
+            )
+            if None in (theirs["observation_size"], ours["observation_size"]):
+                continue  # a game's own size: known once it connects
+        differing = sorted(
+            key for key in theirs.keys() | ours.keys() if theirs.get(key) != ours.get(key)
+        )
+        if not differing:
+            continue
+        key = differing[0]
+        raise ConfigError(
+            f"These runs observe differently and cannot race each other: {first} was "
+            f"trained with backend.{key}={theirs.get(key)}, {other} with "
+            f"backend.{key}={ours.get(key)}"
+            f"{f' (and {len(differing) - 1} more setting(s))' if len(differing) > 1 else ''}. "
+            "A race runs every car on the first run's backend, sensors and car, so its runs "
+            "must have been trained with the same backend.sensors and backend.car. Evaluate "
+            f"them separately on the same tracks (racing-rl eval run_dir={first} seeds=[...], "
+            f"then run_dir={other} seeds=[...]), or retrain one with the other's settings."
+        )
 
-    def rays(run: str) -> str:
-        n_rays = OmegaConf.select(backends[run], "sensors.n_rays")
-        return f" ({n_rays} rays + 3)" if n_rays else ""
 
-    first, *others = known
-    other = next(run for run in others if known[run] != known[first])
-    raise ConfigError(
-        f"These runs observe differently and cannot race each other: {first} sees "
-        f"{known[first]} numbers per car{rays(first)}, {other} sees {known[other]}{rays(other)}. "
-        "A race runs every car on the first run's backend and sensors, so its runs must "
-        "have been trained with the same observation (backend.sensors). Evaluate them "
-        f"separately on the same tracks (racing-rl eval run_dir={first} seeds=[...], then "
-        f"run_dir={other} seeds=[...]), "
-        "or retrain one with the other's backend.sensors."
-    )
+def _observation_settings(backend: DictConfig) -> dict[str, Any]:
+    """What shapes a run's observations, as ``{"sensors.n_rays": 10, ...}``: its sensors'
+    and car's settings on the simulator; ``{"observation_size": ...}`` in a game."""
+    config = backend_config(backend)
+    if not isinstance(config, RaceConfig):
+        return {"observation_size": config.observation_size}
+    return {
+        f"{group}.{key}": value
+        for group in ("sensors", "car")
+        for key, value in asdict(getattr(config, group)).items()
+    }
