@@ -51,6 +51,8 @@ def main(cfg: DictConfig) -> None:
     except RacingRLError as err:
         log.error("%s", err)
         raise SystemExit(1) from err
+    if metrics is None:  # the window was closed before a race ended: said in the log
+        return
     out = Path(metrics["out_dir"]) / "metrics.json"
     seeds = [t["track_seed"] for t in metrics["tracks"]]
     tracks = tracks_phrase(seeds, metrics["split"], metrics.get("difficulty"))

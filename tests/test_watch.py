@@ -155,3 +155,86 @@ def test_closing_the_window_while_following_keeps_the_races_that_ended(monkeypat
         cfg, backend, episode, [follower.driver()], [5, 6], None, follower, None
     )
     assert len(races) == 1 and races[0].cars[0].episode.finished
+
+
+class _Window:
+    """A stand-in for RaceWindow that is closed after ``steps`` drawn steps."""
+
+    steps = 10**9
+
+    def __init__(self, fps, size):
+        self.closed, self.frames, self.calls = False, 0, 0
+
+    def on_step(self, env, labels, caption):
+        def draw():
+            self.calls += 1
+            self.closed = self.calls > self.steps
+            return not self.closed
+
+        return draw
+
+    def close(self):
+        pass
+
+
+def test_ctrl_c_while_following_loads_the_next_checkpoint_keeps_the_races(monkeypatch):
+    """A Ctrl-C while the next checkpoint was loaded (a good part of each one-track cycle)
+    found one driver recorded more than races run: a ValueError, and no metrics."""
+    import types
+
+    from omegaconf import OmegaConf
+
+    from racing_rl.config import default_backend
+    from racing_rl.drivers import ScriptedDriver
+    from racing_rl.evaluation import command
+
+    class Follower:
+        calls = 0
+
+        def driver(self):
+            self.calls += 1
+            if self.calls == 3:  # after the second race
+                raise KeyboardInterrupt
+            return ScriptedDriver(f"checkpoint {self.calls}")
+
+    monkeypatch.setitem(
+        sys.modules, "racing_rl.ui.window", types.SimpleNamespace(RaceWindow=_Window)
+    )
+    cfg = OmegaConf.create(
+        {"rounds": None, "render": None, "record": False, "laps": 1, "checkpoint": "best"}
+    )
+    episode = {"spawn": "line", "laps": 1, "max_steps": 900}
+    follower = Follower()
+    drivers = [follower.driver()]
+    races = command._run_rounds(
+        cfg, default_backend("pygame"), episode, drivers, [5, 6], None, follower, None
+    )
+    assert len(races) == 1 and drivers[0].label == "checkpoint 2"  # the last one's race
+
+
+def test_closing_the_window_in_the_first_race_writes_nothing(tiny_runs, tmp_path, monkeypatch):
+    """No race ended: a race crashed in standings([]) with an IndexError, and one run's eval
+    wrote a metrics.json of nothing over the last eval's."""
+    import types
+
+    from hydra import compose
+
+    from racing_rl.config import initialize
+    from racing_rl.evaluation.command import evaluate
+
+    monkeypatch.setattr(_Window, "steps", 5)
+    monkeypatch.setitem(
+        sys.modules, "racing_rl.ui.window", types.SimpleNamespace(RaceWindow=_Window)
+    )
+    for run_dir in (f"run_dir={tiny_runs[0]}", f"run_dir=[{tiny_runs[0]},scripted]"):
+        overrides = [
+            run_dir,
+            "checkpoint=final",
+            "render=human",
+            "seeds=[5,6]",
+            f"out_dir={tmp_path}/out",
+        ]
+        with initialize():
+            cfg = compose("eval", overrides=overrides)
+        assert evaluate(cfg) is None
+        assert not (tmp_path / "out").exists()

@@ -54,7 +54,7 @@ SCRIPTED = "scripted"
 EXPORTED = ("luau", "onnx")
 
 
-def evaluate(cfg: DictConfig, difficulty: str | None = None) -> dict[str, Any]:
+def evaluate(cfg: DictConfig, difficulty: str | None = None) -> dict[str, Any] | None:
     """``racing-rl eval``: measure a run's checkpoint, or race several, on held-out tracks.
 
     One run (``run_dir=<dir>``): its checkpoint (or, with ``driver=scripted``, the
@@ -72,7 +72,8 @@ def evaluate(cfg: DictConfig, difficulty: str | None = None) -> dict[str, Any]:
 
     Returns:
         The metrics, also written to ``<out_dir>/metrics.json``; recorded replays go to
-        ``<out_dir>/replays/track_<seed>.npz``.
+        ``<out_dir>/replays/track_<seed>.npz``. None, with nothing written, if the
+        ``render`` window was closed before a race ended.
 
     Raises:
         CheckpointError: if a run dir, its config or a checkpoint is missing or does not
@@ -168,6 +169,9 @@ def evaluate(cfg: DictConfig, difficulty: str | None = None) -> dict[str, Any]:
     finally:
         if bridge is not None:
             bridge.close()
+    if not races:  # the window was closed during the first race
+        log.warning("no race ended before the window was closed: nothing measured or written")
+        return None
     seconds = time.perf_counter() - started
     out = Path(cfg.out_dir) if cfg.get("out_dir") else Path(eval_dir(entries))
     replays = []
@@ -303,10 +307,10 @@ def _run_rounds(
                 if window is not None and window.closed:  # its race is cut short: not kept
                     log.info("window closed after %d races; metrics cover those", len(races))
                     break
-                if follower is not None:
-                    driven_by.extend(drivers[0] for _ in finished)
-                    drivers[0] = follower.driver()
             races.extend(finished)
+            if follower is not None:  # what raced is recorded first: a Ctrl-C may come next
+                driven_by.extend(drivers[0] for _ in finished)
+                drivers[0] = follower.driver()
             if rounds != 1 and len(races) % len(seeds) == 0:
                 completion = np.mean(
                     [car.episode.finished for r in races[-len(seeds) :] for car in r.cars]
