@@ -397,6 +397,7 @@ class ReplayRecorder:
         lap_time: np.ndarray,
         terminated: np.ndarray,
         truncated: np.ndarray,
+        rays: np.ndarray | None = None,
     ) -> None:
         """Record one step and the frame after it.
 
@@ -405,15 +406,19 @@ class ReplayRecorder:
             rewards: raw rewards, shape (N,); 0 for cars that were out.
             lap_time: time of the lap completed in this step, shape (N,) [s]; NaN where none.
             terminated, truncated: shape (N,), as the environment reported them.
+            rays: the ray distances the cars observed after the step, shape (N, R) [m]
+                (their observations' rays × ``sensors.ranges()``; a car out of the race,
+                its last ones). None reads them from the world now, which with
+                ``detect_cars`` no longer sees the cars that left the race in this step.
         """
         lap_time = np.asarray(lap_time, dtype=np.float64)
         values = (actions, rewards, ~np.isnan(lap_time), lap_time, terminated, truncated)
         dtypes = (np.float64, np.float64, bool, np.float64, bool, bool)
         for name, value, dtype in zip(STEP_FIELDS, values, dtypes, strict=True):
             self._steps[name].append(np.asarray(value, dtype=dtype).copy())
-        self._frame()
+        self._frame(rays)
 
-    def _frame(self) -> None:
+    def _frame(self, rays: np.ndarray | None = None) -> None:
         world = self._world
         if world is None:
             raise RuntimeError("ReplayRecorder.start(world) must come first.")
@@ -428,7 +433,7 @@ class ReplayRecorder:
             "laps": world.laps,
             "lap_clock": world.lap_clock,
             "active": world.active,
-            "rays": world.ray_distances().astype(np.float32),
+            "rays": (world.ray_distances() if rays is None else rays).astype(np.float32),
         }
         for name, value in frame.items():
             self._frames[name].append(np.array(value, copy=True))

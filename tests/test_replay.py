@@ -192,3 +192,39 @@ def test_a_version_1_replay_loads_with_its_one_ray_range(saved, tmp_path):
     np.savez_compressed(tmp_path / "v1.npz", **arrays)
     loaded = load_replay(tmp_path / "v1.npz")
     np.testing.assert_array_equal(loaded.ray_ranges, np.full(loaded.rays.shape[-1], 50.0))
+
+
+def test_recorded_rays_are_what_the_cars_observed_as_cars_leave_the_race():
+    """With detect_cars the replay read the rays from the world after the step, when the
+    cars that crashed or finished in it were no longer sensed: in the frame a car left,
+    the others' recorded rays missed it."""
+    from racing_rl.evaluation.races import run_races
+    from racing_rl.vec import make_parallel_envs
+
+    class Seeing(ScriptedDriver):
+        """The scripted driver, keeping the observations it is given (frame t's)."""
+
+        def __init__(self, label):
+            super().__init__(label)
+            self.seen = []
+
+        def act(self, observations, worlds, car):
+            self.seen.append(observations[:, :10].copy())
+            return super().act(observations, worlds, car)
+
+    backend = default_backend("pygame")
+    backend.sensors.detect_cars = True
+    backend.rules.car_collisions = True
+    seeds = [[3_000_000 + i] for i in range(6)]
+    envs = make_parallel_envs(backend, 6, 4, seeds, {"spawn": "grid", "laps": 1, "max_steps": 400})
+    drivers = [Seeing(f"car {d}") for d in range(4)]
+    races = run_races(envs, drivers, record=True)
+    left = 0
+    for b, race in enumerate(races):
+        replay = race.replay
+        for d, driver in enumerate(drivers):
+            for t, seen in enumerate(driver.seen[: len(replay.rays) - 1]):
+                if replay.active[t, d]:  # what the car saw before its step t
+                    np.testing.assert_allclose(replay.rays[t, d] / 50.0, seen[b], atol=1e-5)
+        left += int((np.diff(replay.active.sum(axis=1)) < 0).sum())
+    assert left > 0  # cars left races while others drove on

@@ -211,6 +211,7 @@ def run_races(
                         lap,
                         np.array([terminated.get(a, False) for a in agents[b]]),
                         np.array([truncated.get(a, False) for a in agents[b]]),
+                        observations[:, b, : world.sensors.n_rays] * world.sensors.ranges(),
                     )
             if on_step is not None and on_step() is False:
                 stopped = True
