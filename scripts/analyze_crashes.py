@@ -104,8 +104,10 @@ class Failure:
         free_width_m: the gap beside an obstacle within ``OBSTACLE_NEAR_M``, else the width [m].
         lateral_m: offset from the centreline at the end [m], positive to the left.
         min_ray_m: the shortest ray reading over the last ``BEFORE_S`` [m].
-        front_ray_before_m: the middle rays' mean reading ``BEFORE_S`` before the end [m].
-        rays_before_m: every ray's reading ``BEFORE_S`` before the end, left to right [m].
+        front_ray_before_m: the mean reading ``BEFORE_S`` before the end of the rays
+            closest to straight ahead (one, or the two either side of it) [m].
+        rays_before_m: every ray's reading ``BEFORE_S`` before the end, in the order of
+            ``replay.ray_angles`` (a fan: left to right) [m].
         throttle: mean throttle over the last ``BEFORE_S`` (−1 … 1).
         steering: mean steering over the last ``BEFORE_S`` (−1 … 1, negative left).
         full_lock: share of those steps at |steering| > ``FULL_LOCK``.
@@ -248,8 +250,8 @@ def classify(replay: Replay, car: int, car_config: CarConfig) -> Failure | None:
     window = max(1, round(BEFORE_S / replay.dt))
     first = max(0, frame - window)
     rays = replay.rays[:, car].astype(np.float64)
-    middle = len(replay.ray_angles) // 2
-    front = rays[first, max(0, middle - 1) : middle + 1].mean()
+    ahead = np.abs(replay.ray_angles)  # the rays closest to straight ahead: one or two
+    front = rays[first, np.isclose(ahead, ahead.min())].mean()
     actions = replay.actions[max(0, step + 1 - window) : step + 1, car]
     speed = float(replay.speed[frame, car])
     return Failure(

@@ -71,6 +71,18 @@ def test_driving_straight_into_a_bend_is_a_wall_crash_on_its_outside(crashes, st
     assert len(failure.rays_before_m) == len(straight.ray_angles)
 
 
+@pytest.mark.parametrize("angles", [np.linspace(-0.7, 0.7, 11), np.r_[0.0, 0.5, 3.14, -0.5]])
+def test_the_front_ray_is_the_one_straight_ahead(crashes, straight, angles):
+    """It took the middle two of the rays' order: with 11 rays the one at 0 and one
+    beside it; with the game car's layout the one behind."""
+    rays = np.broadcast_to(
+        np.arange(len(angles), dtype=np.float32), (*straight.rays.shape[:2], len(angles))
+    )
+    replay = replace(straight, ray_angles=angles, rays=rays)
+    failure = crashes.classify(replay, 0, CAR)
+    assert failure.front_ray_before_m == float(np.argmin(np.abs(angles)))
+
+
 def test_the_same_crash_on_an_obstacle_or_another_car_is_classified_as_such(crashes, straight):
     step = int(np.flatnonzero(straight.terminated[:, 0])[0])
     where = straight.position[step + 1, 0]
