@@ -14,6 +14,7 @@ from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from racing_rl.cli import print_error
@@ -45,9 +46,19 @@ class CheckRuns(Callback):
 
 @hydra_main("eval")
 def main(cfg: DictConfig) -> None:
-    """Hydra entry point of ``racing-rl eval``."""
+    """Hydra entry point of ``racing-rl eval``.
+
+    In a sweep (``-m``) each job writes into its own directory (Hydra's, beside its
+    ``eval.log``) unless ``out_dir=`` is given: by the default ``out_dir`` every job of
+    ``-m checkpoint=best,final`` would replace the one before's ``metrics.json``.
+    """
+    hydra = HydraConfig.get()
+    if hydra.mode == RunMode.MULTIRUN and not any(
+        override.split("=", 1)[0].lstrip("+") == "out_dir" for override in hydra.overrides.task
+    ):
+        cfg.out_dir = hydra.runtime.output_dir
     try:
-        metrics = evaluate(cfg, difficulty=HydraConfig.get().runtime.choices.get("difficulty"))
+        metrics = evaluate(cfg, difficulty=hydra.runtime.choices.get("difficulty"))
     except RacingRLError as err:
         log.error("%s", err)
         raise SystemExit(1) from err

@@ -439,3 +439,17 @@ def test_a_ctrl_c_in_a_round_keeps_the_races_that_had_ended(tiny_runs, tmp_path,
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["episodes"] == 1 and metrics["lap_completion_rate"] == 1.0
     assert [track["track_seed"] for track in metrics["tracks"]] == [5]
+
+
+def test_an_eval_sweep_writes_each_jobs_metrics_apart(tiny_runs, tmp_path):
+    """-m checkpoint=final,latest wrote both jobs' metrics.json to <run>/eval: the second
+    replaced the first."""
+    run_dir = shutil.copytree(tiny_runs[0], tmp_path / "run")
+    args = ["-m", f"run_dir={run_dir}", "checkpoint=final,latest", "seeds=[5]", "max_steps=20"]
+    result = racing_rl("eval", *args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (sweep,) = (tmp_path / "outputs" / "multirun").glob("*/*_eval")
+    drivers = [json.loads((sweep / job / "metrics.json").read_text())["driver"] for job in "01"]
+    assert drivers[0] == str(run_dir / "model.zip") and "final_" in drivers[1]
+    assert (sweep / "0" / "eval.log").is_file()
+    assert not (run_dir / "eval" / "metrics.json").exists()
