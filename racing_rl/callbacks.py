@@ -328,6 +328,8 @@ class ValidationCallback(PeriodicCallback):
             )
         sync_envs_normalization(self.training_env, self.eval_env)
         metrics = summarize(run_episodes(self.model, self.eval_env))
+        # The row's x value in progress.csv (SB3's EvalCallback records it too).
+        self.logger.record("time/total_timesteps", self.num_timesteps, exclude="tensorboard")
         for key, value in metrics.items():
             if not (isinstance(value, float) and math.isnan(value)):
                 self.logger.record(f"eval/{key}", value)

@@ -1,5 +1,6 @@
 """Resume, interruption and atomic checkpoints, through real `racing-rl train` runs."""
 
+import csv
 import json
 import logging
 import os
@@ -66,6 +67,10 @@ def test_resume_continues_the_run_where_it_stopped(algo, tmp_path):
         (2000, 4000),
     ]
     assert legs[1]["resumed_from"].endswith("final_2000_steps")
+    # Validation rows have their timesteps in progress.csv (they had none: no x value).
+    rows = list(csv.DictReader((run_dir / "progress.csv").open()))
+    validated = [row["time/total_timesteps"] for row in rows if row["eval/lap_completion_rate"]]
+    assert validated == ["1000", "2000", "3000", "4000"]
     # Resuming a finished run is refused before a leg is recorded.
     again = racing_rl("train", f"resume={run_dir}", cwd=tmp_path)
     assert again.returncode == 1
