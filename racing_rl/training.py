@@ -636,9 +636,12 @@ def _train_on(
         else:
             figures = f"; best validation: {lap_figures(best)}"
         if trained:
+            # A resumed leg: its own steps and time beside the run's total.
+            leg_steps = f" (this leg {trained:,})" if start_timesteps else ""
             log.info(
-                "done: %s timesteps in %.0f s (%.0f env-steps/s)%s",
+                "done: %s timesteps%s in %.0f s (%.0f env-steps/s)%s",
                 f"{summary['timesteps']:,}",
+                leg_steps,
                 seconds,
                 summary["env_steps_per_s"],
                 figures,

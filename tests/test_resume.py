@@ -60,6 +60,7 @@ def test_resume_continues_the_run_where_it_stopped(algo, tmp_path):
     assert latest_checkpoint(run_dir).timesteps == 2000
     second = racing_rl("train", f"resume={run_dir}", "total_timesteps=4000", cwd=tmp_path)
     assert second.returncode == 0, second.stderr[-3000:]
+    assert "done: 4,000 timesteps (this leg 2,000) in " in second.stderr  # time: this leg's
 
     legs = json.loads((run_dir / "run.json").read_text())["legs"]
     assert [(leg["start_timesteps"], leg["end_timesteps"]) for leg in legs] == [
