@@ -386,8 +386,14 @@ def _check_leg_keys(
         if not below or (chosen is not None and chosen.is_sweep_override()):
             continue
         option = str(chosen.value()) if chosen is not None else group.default
+        if chosen is None and group.default in (None, "null"):  # eval: the run's own backend
+            line = below[0].input_line
+            raise UsageError(
+                f"{line}: racing-rl {name} takes the run's own {group.name}, and a setting "
+                f"of it is changed with a +: +{line}"
+            )
         if option not in group.options:
-            continue  # none (eval: the run's own), or Hydra says the option is unknown
+            continue  # Hydra says the option is unknown
         own = {
             o: default_backend(o)
             if group.name == "backend"

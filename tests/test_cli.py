@@ -124,6 +124,11 @@ def test_version_and_python_m_racing_rl(tmp_path):
             "backend=roblox has no backend.sensors; it is a key of backend=pygame only.",
         ),
         (["train", "backend.sensors.n_ray=16"], "n_ray; did you mean backend.sensors.n_rays?"),
+        # eval's backend is the run's own (Hydra: "Key 'rules' is not in struct").
+        (
+            ["eval", "run_dir=.", "backend.rules.car_collisions=true"],
+            "own backend, and a setting of it is changed with a +: +backend.rules.car_collis",
+        ),
         # Below a key (Hydra: +validation.evry=5, which the schema refuses).
         (["train", "validation.evry=5"], "'validation.evry' is not a key of racing-rl train: did"),
         (["eval", "run_dir=.", "checkpoint.every=5"], "'checkpoint.every' is not a key of racing"),
