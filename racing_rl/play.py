@@ -4,8 +4,9 @@ Arrow keys drive (↑ throttle, ↓ brake and reverse, ←/→ steer), space or 
 nitro, esc or q gives up. ``play`` races ``racing_rl.evaluation.races.run_races`` with a
 ``KeyboardDriver`` (``racing_rl.ui.keyboard``) as car 0 and, with ``opponent=<run dir>``,
 the run's checkpoint as car 1 (its own frame stack and frozen normalisation, on the run's
-tracks and rules), shown live in a ``RaceWindow`` (``racing_rl.ui.window``) at the
-simulator's 15 Hz; ``main``, the Hydra app, prints the leaderboard.
+tracks and rules, with the command line's ``backend.*`` settings on top), shown live in
+a ``RaceWindow`` (``racing_rl.ui.window``) at the simulator's 15 Hz; ``main``, the Hydra
+app, prints the leaderboard.
 """
 
 from __future__ import annotations
@@ -14,17 +15,20 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
 
 from racing_rl.cli import print_error
 from racing_rl.config import hydra_main
-from racing_rl.errors import RacingRLError
+from racing_rl.errors import ConfigError, RacingRLError
 
 log = logging.getLogger(__name__)
 
 
 def play(cfg: DictConfig) -> dict[str, Any]:
-    """``racing-rl play``: one race of you (and ``cfg.opponent``) on track ``cfg.seed``.
+    """``racing-rl play``: one race of you (and ``cfg.opponent``) on track ``cfg.seed``,
+    on the opponent run's backend (with the command line's ``backend.*`` settings on top)
+    or ``cfg.backend``.
 
     Returns:
         ``leaderboard`` rows (``racing_rl.evaluation.races.leaderboard``), ``replay`` (the saved
@@ -32,7 +36,8 @@ def play(cfg: DictConfig) -> dict[str, Any]:
 
     Raises:
         CheckpointError: if the opponent's run or checkpoint cannot be loaded.
-        ConfigError: for ``torch_threads`` out of range.
+        ConfigError: for ``torch_threads`` out of range, or a ``record`` path that is no
+            ``.npz`` file.
     """
     import torch
 
@@ -49,9 +54,16 @@ def play(cfg: DictConfig) -> dict[str, Any]:
     backend = cfg.backend
     script = ScriptedKeys(list(cfg.script)) if cfg.script is not None else None
     drivers: list[Any] = [KeyboardDriver(script or pygame_keys)]
+    if cfg.record and Path(cfg.record).suffix != ".npz":
+        raise ConfigError(
+            f"record={cfg.record}: a replay is a .npz file; record=play.npz, then racing-rl "
+            "replay path=play.npz video=play.mp4 makes a video of it."
+        )
     if cfg.opponent:
         run_dir = Path(cfg.opponent).expanduser()
         backend = load_run_config(run_dir).backend
+        for key, value in _backend_settings():  # the command line's, on the run's own
+            OmegaConf.update(backend, key, value, merge=True)
         size = backend_config(backend).observation_size
         drivers.append(load_policy_driver(run_dir, cfg, size))
     collisions = bool(backend.rules.get("car_collisions", False))
@@ -74,6 +86,21 @@ def play(cfg: DictConfig) -> dict[str, Any]:
     if cfg.record:
         result["replay"] = str(race.replay.save(Path(cfg.record).expanduser()))
     return result
+
+
+def _backend_settings() -> list[tuple[str, Any]]:
+    """The command line's ``backend.<key>=<value>`` settings (also given with ``+`` or
+    ``++``), as (key below ``backend``, value); none outside a Hydra app."""
+    if not HydraConfig.initialized():
+        return []
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    overrides = OverridesParser.create().parse_overrides(list(HydraConfig.get().overrides.task))
+    return [
+        (override.key_or_group.removeprefix("backend."), override.value())
+        for override in overrides
+        if override.key_or_group.startswith("backend.") and not override.is_delete()
+    ]
 
 
 @hydra_main("play")

@@ -2,10 +2,12 @@
 
 import numpy as np
 import pygame
+import pytest
 from hydra import compose
 from runs import racing_rl
 
 from racing_rl.config import initialize
+from racing_rl.errors import ConfigError
 from racing_rl.play import play
 from racing_rl.replay import load_replay
 from racing_rl.ui.keyboard import keys_to_action
@@ -49,3 +51,30 @@ def test_escape_ends_the_game(tmp_path):
     assert result["steps"] == 0
     (row,) = result["leaderboard"]
     assert row["label"] == "you" and not row["finished"]
+
+
+def test_a_backend_setting_applies_to_the_opponents_race(tiny_runs, tmp_path):
+    """With opponent= the run's backend was used and backend.* settings were dropped
+    without a word (a top speed of 1 m/s still drove at 20)."""
+    record = tmp_path / "play.npz"
+    result = racing_rl(
+        "play",
+        "seed=5",
+        f"opponent={tiny_runs[0]}",
+        "checkpoint=final",
+        f"script=[{','.join(SCRIPT)}]",
+        "fps=0",
+        "backend.car.max_speed=3",
+        f"record={record}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert load_replay(record).speed.max() <= 3.0 + 1e-9
+
+
+def test_a_record_path_that_is_not_a_replay_file_is_refused(tmp_path):
+    """record=play.mp4 wrote a NumPy archive named .mp4 and said "replay written"."""
+    with initialize():
+        cfg = compose("play", overrides=["record=play.mp4", "script=[up]", "fps=0"])
+    with pytest.raises(ConfigError, match=r"a replay is a \.npz file; record=play\.npz, then"):
+        play(cfg)
