@@ -15,19 +15,28 @@ from racing_rl.ui.keyboard import keys_to_action
 SCRIPT = ["up"] * 20 + ["up+space"] * 5 + ["up+left"] * 5 + ["down+right"] * 3 + ["-"] * 2
 
 
-def test_play_against_a_checkpoint_headless(tiny_runs, tmp_path):
+def play_against(run_dir, tmp_path, *settings):
+    """``racing-rl play`` of SCRIPT against ``run_dir``'s final checkpoint on track 5,
+    recorded to ``tmp_path/play.npz``; returns the finished process."""
     record = tmp_path / "play.npz"
     result = racing_rl(
         "play",
         "seed=5",
-        f"opponent={tiny_runs[0]}",
+        f"opponent={run_dir}",
         "checkpoint=final",
         f"script=[{','.join(SCRIPT)}]",
         "fps=0",
         f"record={record}",
+        *settings,
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def test_play_against_a_checkpoint_headless(tiny_runs, tmp_path):
+    record = tmp_path / "play.npz"
+    result = play_against(tiny_runs[0], tmp_path)
     assert "you" in result.stdout and tiny_runs[0].name in result.stdout
     replay = load_replay(record)
     assert replay.labels == ("you", tiny_runs[0].name) and replay.runs[0] == "human"
@@ -56,20 +65,8 @@ def test_escape_ends_the_game(tmp_path):
 def test_a_backend_setting_applies_to_the_opponents_race(tiny_runs, tmp_path):
     """With opponent= the run's backend was used and backend.* settings were dropped
     without a word (a top speed of 1 m/s still drove at 20)."""
-    record = tmp_path / "play.npz"
-    result = racing_rl(
-        "play",
-        "seed=5",
-        f"opponent={tiny_runs[0]}",
-        "checkpoint=final",
-        f"script=[{','.join(SCRIPT)}]",
-        "fps=0",
-        "backend.car.max_speed=3",
-        f"record={record}",
-        cwd=tmp_path,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert load_replay(record).speed.max() <= 3.0 + 1e-9
+    play_against(tiny_runs[0], tmp_path, "backend.car.max_speed=3")
+    assert load_replay(tmp_path / "play.npz").speed.max() <= 3.0 + 1e-9
 
 
 def test_a_record_path_that_is_not_a_replay_file_is_refused(tmp_path):
