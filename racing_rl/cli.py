@@ -179,9 +179,29 @@ def command_help(name: str) -> str:
             extra.append(
                 (group, options, f"with -m; needs an extra: {', '.join(extras)} (README, Sweeps)")
             )
-    return format_help(
-        read_config_doc(config_dir() / f"{name}.yaml"), COMMANDS[name].examples, extra
-    )
+    doc = read_config_doc(config_dir() / f"{name}.yaml")
+    return format_help(doc, COMMANDS[name].examples, extra, resolved=_selected_defaults(doc))
+
+
+def _selected_defaults(doc: ConfigDoc) -> dict[str, str]:
+    """What an option's ``${oc.select:<group>.<key>,<fallback>}`` default is with the
+    group's default option (``total_timesteps``: 1500000, algo=ppo's), read from that
+    option's YAML without composing the config (help stays light)."""
+    import re
+
+    from omegaconf import OmegaConf
+
+    defaults = {group.name: group.default for group in doc.groups}
+    resolved = {}
+    for option in doc.options:
+        selected = re.fullmatch(r"\$\{oc\.select:(\w+)\.([\w.]+),(.*)\}", option.value)
+        if selected is None:
+            continue
+        group, key, fallback = selected.groups()
+        path = config_dir() / group / f"{defaults.get(group)}.yaml"
+        value = OmegaConf.select(OmegaConf.load(path), key) if path.is_file() else None
+        resolved[option.key] = str(fallback if value is None else value)
+    return resolved
 
 
 #: Hydra's mode flags (its ``--run``, ``--multirun``, ``--cfg``, ``--info`` and

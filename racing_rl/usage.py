@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 import textwrap
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -144,6 +144,7 @@ def format_help(
     examples: Sequence[str],
     extra_groups: Iterable[tuple[str, Sequence[str], str]] = (),
     width: int = 88,
+    resolved: Mapping[str, str] | None = None,
 ) -> str:
     """The text of ``racing-rl <command> --help``.
 
@@ -153,6 +154,8 @@ def format_help(
         extra_groups: (group, options, what it is) of groups not in the defaults list
             that the command also takes (a sweeper, a launcher).
         width: the line width to wrap comments to [characters].
+        resolved: key → the value an interpolated default (``${...}``) resolves to in
+            the command's default config, shown beside it.
 
     Returns:
         The help text: usage, paragraph, config groups, options, examples.
@@ -175,7 +178,10 @@ def format_help(
             out += wrapped(note, 6)
     out += ["", "options (KEY=VALUE; defaults as in the YAML):"]
     for option in doc.options:
-        out.append(f"  {option.key}={option.value}" if option.value else f"  {option.key}.*")
+        line = f"  {option.key}={option.value}" if option.value else f"  {option.key}.*"
+        if option.key in (resolved or {}):  # an interpolation: what it gives by default
+            line += f"  (= {(resolved or {})[option.key]} by default)"
+        out.append(line)
         out += wrapped(option.comment, 6)
     out += ["", "examples:", *(f"  {example}" for example in examples)]
     out += [

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
 from racing_rl import __version__, cli
 from racing_rl.usage import read_config_doc
@@ -49,6 +50,11 @@ def test_every_command_answers_help_with_usage_options_and_examples(command, tmp
         if option.comment:
             assert option.comment.split()[0] in text
     assert "is powered by Hydra" not in text
+    if command == "train":  # an interpolated default, and what it is with algo=ppo
+        budget = OmegaConf.load(cli.config_dir() / "algo" / "ppo.yaml").total_timesteps
+        assert (
+            f"total_timesteps=${{oc.select:algo.total_timesteps,1_000_000}}  (= {budget} by" in text
+        )
 
 
 def test_help_lists_only_the_groups_a_command_takes(tmp_path):
