@@ -19,6 +19,7 @@ from hydra.errors import CompactHydraException
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from racing_rl.checkpoints.layout import MODEL
 from racing_rl.checkpoints.runs import check_init_from
@@ -167,6 +168,14 @@ class CheckConfig(Callback):
                 self._lock = lock_run_dir(run_dir, what="run", then=SAME_DIR)
         except RacingRLError as err:
             print_error("train", err)
+            raise SystemExit(1) from err
+        except OmegaConfBaseException as err:  # e.g. ~algo.teacher_coef, which a key uses
+            unresolved = ConfigError(
+                f"Invalid config: {str(err).splitlines()[0]} (full key: "
+                f"{getattr(err, 'full_key', '?')}): a key that another key refers to was "
+                "removed (~) or never set; racing-rl train --cfg job shows the config."
+            )
+            print_error("train", unresolved)
             raise SystemExit(1) from err
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:

@@ -353,3 +353,17 @@ def test_a_budget_that_cannot_train_the_policy_is_named(overrides, says, tmp_pat
     with caplog.at_level(logging.WARNING, logger="racing_rl"):
         train(cfg, tmp_path / "trains")
     assert "first rollout" not in caplog.text and "learning_starts" not in caplog.text
+
+
+def test_a_removed_key_that_another_refers_to_is_one_line_and_no_run_dir(tmp_path):
+    """~algo.teacher_coef (which algo.model.teacher_coef interpolates) was a Hydra warning,
+    a traceback and a run directory with a failed run.json."""
+    run_dir = tmp_path / "run"
+    result = racing_rl("train", "~algo.teacher_coef", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "racing-rl train: Invalid config: Interpolation key 'algo.teacher_coef' not found "
+        "(full key: algo.model.teacher_coef): a key that another key refers to was removed "
+        "(~) or never set; racing-rl train --cfg job shows the config."
+    )
+    assert not run_dir.exists()
