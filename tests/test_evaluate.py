@@ -319,6 +319,9 @@ def eval_config(run_dir: object, **settings: object) -> OmegaConf:
         # 100,000 environments at once filled the memory (7 GB after 45 s, no output).
         ({"split": "train"}, r"split=train has 100,000 tracks .* e.g. seeds=\[0,1,2\]"),
         ({"seeds": list(range(10_001))}, "seeds has 10,001 tracks; .* at most 10,000"),
+        # Said after the model loaded, of settings the user does not have (fps, size_px).
+        ({"render": "human", "fps": -1, "size": [800, 800]}, "fps=-1; must be >= 0"),
+        ({"render": "human", "fps": 15, "size": [10, 10]}, r"size=\[10, 10\]; .* at least 64"),
     ],
 )
 def test_eval_names_the_setting_that_is_out_of_range(tiny_runs, setting, message):

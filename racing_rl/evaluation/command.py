@@ -291,7 +291,7 @@ def _run_rounds(
         from racing_rl.ui.render import window_size
         from racing_rl.ui.window import RaceWindow
 
-        window = RaceWindow(float(cfg.fps), window_size(cfg.size))
+        window = RaceWindow(float(cfg.fps), window_size(cfg.size, float(cfg.fps)))
     races: list[Any] = []
     driven_by: list[Driver] = []  # follow=true: the checkpoint's driver of each race
     try:
@@ -419,8 +419,9 @@ def check_runs(cfg: DictConfig) -> None:
         CheckpointError: if a run's config or checkpoint is missing or damaged.
         ConfigError: if ``cfg.driver`` is not a known driver, ``split`` not one of the
             first run's track ranges, more tracks than ``LIMITS["tracks"]`` (the training
-            range), ``laps``, ``max_steps``, ``rounds`` or ``torch_threads`` out of range,
-            a race's runs observe differently, or a race is given a checkpoint path.
+            range), ``laps``, ``max_steps``, ``rounds``, ``torch_threads`` or a window's
+            ``size`` or ``fps`` out of range, a race's runs observe differently, or a
+            race is given a checkpoint path.
     """
     drivers_allowed = ("policy", SCRIPTED, *EXPORTED)
     if cfg.driver not in drivers_allowed:
@@ -439,6 +440,10 @@ def check_runs(cfg: DictConfig) -> None:
             f"Invalid config: rounds={cfg.rounds}; must be >= 1, or 0 for until Ctrl-C."
         )
     check_torch_threads(cfg)
+    if cfg.get("render") is not None:
+        from racing_rl.ui.render import window_size
+
+        window_size(cfg.size, float(cfg.fps))
     if cfg.get("seeds") and len(cfg.seeds) > LIMITS["tracks"]:
         raise ConfigError(
             f"Invalid config: seeds has {len(cfg.seeds):,} tracks; eval races them all at once, "

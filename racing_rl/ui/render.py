@@ -53,18 +53,28 @@ HEADLESS_DRIVERS = ("offscreen", "dummy")
 """SDL video drivers that draw into memory: what SDL falls back to without a display."""
 
 
-def window_size(size: Sequence[int]) -> tuple[int, int]:
+#: The smallest side of a window or video (``size=``) [px]: the track's border takes 40.
+MIN_SIZE_PX = 64
+
+
+def window_size(size: Sequence[int], fps: float = 0.0) -> tuple[int, int]:
     """``size`` of ``racing-rl play``, ``replay`` and ``eval render=human`` (a list of
-    integers: the schemas type it) as the (width, height) [px] of a window or video; the
-    ``Renderer`` checks the range.
+    integers: the schemas type it) as the (width, height) [px] of a window or video,
+    checked with the command's ``fps`` (a window's frame rate) so that a wrong one is
+    said in the user's own keys.
 
     Raises:
-        ConfigError: unless ``size`` has two values.
+        ConfigError: unless ``size`` has two values of at least ``MIN_SIZE_PX``, and
+            ``fps`` is >= 0.
     """
-    if len(size) != 2:
+    if len(size) != 2 or min(size) < MIN_SIZE_PX:
         raise ConfigError(
-            f"Invalid config: size={list(size)}; must be [width, height] in pixels, e.g. "
-            "size=[800,800]."
+            f"Invalid config: size={list(size)}; must be [width, height] in pixels, each at "
+            f"least {MIN_SIZE_PX}, e.g. size=[800,800]."
+        )
+    if fps < 0:
+        raise ConfigError(
+            f"Invalid config: fps={fps:g}; must be >= 0 (frames per second; 0: as fast as it goes)."
         )
     return int(size[0]), int(size[1])
 
