@@ -2,12 +2,14 @@
 
 import json
 import logging
+import math
 import re
 import shutil
 
 import pytest
 from filelock import FileLock
 from hydra import compose
+from omegaconf import OmegaConf
 from runs import OFF_POLICY, QUICK, QUICK_ALGO, TINY, racing_rl
 
 from racing_rl.checkpoints.layout import find_checkpoints
@@ -367,3 +369,21 @@ def test_a_removed_key_that_another_refers_to_is_one_line_and_no_run_dir(tmp_pat
         "(~) or never set; racing-rl train --cfg job shows the config."
     )
     assert not run_dir.exists()
+
+
+def test_init_from_a_sac_run_goes_on_from_its_entropy_coefficient(tmp_path):
+    """The optimiser of SAC's entropy coefficient came with the weights, but the
+    coefficient restarted at its initial value."""
+    source, new = tmp_path / "source", tmp_path / "new"
+    tiny = [*TINY, "algo=sac", "algo.model.learning_starts=100", "total_timesteps=600"]
+    result = racing_rl("train", *tiny, f"hydra.run.dir={source}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    # Nothing trains in the new run (learning_starts beyond its budget): its model is
+    # what init_from made.
+    frozen = [*tiny, "algo.model.learning_starts=10000", f"init_from={source}"]
+    result = racing_rl("train", *frozen, f"hydra.run.dir={new}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    algo = OmegaConf.create({"model": {"_target_": "stable_baselines3.SAC", "policy": "MlpPolicy"}})
+    before, after = (load_model(algo, run / "model.zip").log_ent_coef for run in (source, new))
+    assert before.item() != pytest.approx(math.log(0.1))  # trained from auto_0.1
+    assert after.item() == before.item()

@@ -14,6 +14,7 @@ from hydra.errors import OverrideParseException
 from omegaconf import DictConfig, OmegaConf, open_dict
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.save_util import recursive_getattr
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from racing_rl.algos import make_model
@@ -291,8 +292,9 @@ def initialize_from(cfg: DictConfig, source: Path, venv: VecEnv) -> tuple[BaseAl
     """A new model on ``venv`` that starts from another run's weights and VecNormalize
     statistics (``init_from=<run dir>``; ML-Agents' ``--initialize-from``).
 
-    The source's best model is taken (its final one if it has no ``best/``); its
-    timestep count, optimiser schedule and replay buffer are not: this is a new run.
+    The source's best model is taken (its final one if it has no ``best/``): its weights,
+    optimisers' states and other saved tensors (SAC's entropy coefficient); its timestep
+    count, schedules' position and replay buffer are not: this is a new run.
 
     Args:
         cfg: this run's config.
@@ -317,6 +319,10 @@ def initialize_from(cfg: DictConfig, source: Path, venv: VecEnv) -> tuple[BaseAl
         raise _observation_mismatch(source, source_cfg, expected, got)
     model = make_model(cfg.algo, venv, seed=cfg.seed, device=cfg.device)
     model.set_parameters(loaded.get_parameters(), exact_match=True, device=cfg.device)
+    # The tensors SB3 saves beside the state dicts (SAC's log_ent_coef, whose optimiser's
+    # state set_parameters just copied): the entropy coefficient goes on from the source's.
+    for name in loaded._get_torch_save_params()[1]:
+        recursive_getattr(model, name).data.copy_(recursive_getattr(loaded, name).data)
     # The observations are normalised in both runs or in neither (check_init_from).
     with_statistics = isinstance(venv, VecNormalize) and bool(source_cfg.wrappers.get("normalize"))
     if with_statistics:  # the statistics the weights learned on; this run's own settings
