@@ -291,6 +291,14 @@ def check_arguments(name: str, args: list[str]) -> None:
             _check_path(key, kind, entry)
 
 
+#: Keys users bring from other commands or tools, and what the command calls them.
+ALIASES = {
+    ("train", "out_dir"): "hydra.run.dir",
+    ("train", "output_dir"): "hydra.run.dir",
+    ("train", "run_dir"): "hydra.run.dir (or resume=, to continue a run)",
+}
+
+
 def _check_keys(name: str, overrides: list[Override], doc: ConfigDoc) -> None:
     """Refuse an override that is no key or group of the command's config (a typo such
     as ``fromat=onnx`` or ``validation.evry=5``, for which Hydra would suggest
@@ -311,7 +319,7 @@ def _check_keys(name: str, overrides: list[Override], doc: ConfigDoc) -> None:
         root = re.split(r"[./@]", key)[0]
         if root not in known:
             close = difflib.get_close_matches(root, sorted(known), n=1)
-            key, guess = root, close[0] if close else None
+            key, guess = root, ALIASES.get((name, root)) or (close[0] if close else None)
         elif key in groups or root == "hydra" or "@" in key:
             continue
         else:

@@ -120,6 +120,7 @@ def test_version_and_python_m_racing_rl(tmp_path):
         (["emulate", "."], "racing-rl emulate: '.' is not a KEY=VALUE override: racing-rl emulate"),
         # A misspelt key (Hydra would suggest appending it: +fromat=onnx).
         (["export", "run_dir=.", "fromat=onnx"], "'fromat' is not a key of racing-rl export: did"),
+        (["train", "out_dir=x"], "'out_dir' is not a key of racing-rl train: did you mean hydra.r"),
         (
             ["train", "sed=3"],
             "racing-rl train: 'sed' is not a key of racing-rl train: did you mean seed?",
