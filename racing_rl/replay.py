@@ -206,6 +206,7 @@ class Replay:
             max_speed=self.max_speed,
             labels=self.labels,
             trails=tuple(trails),
+            finished=self.laps[frame] >= laps if (laps := self.meta.get("laps")) else None,
         )
 
     def save(self, path: Path) -> Path:

@@ -3,6 +3,7 @@
 The ``replay`` fixture (tests/conftest.py) is a recorded race of two scripted cars.
 """
 
+import dataclasses
 import zipfile
 
 import imageio.v3 as iio
@@ -17,6 +18,7 @@ from racing_rl.envs.race import RaceParallelEnv
 from racing_rl.errors import ReplayError
 from racing_rl.replay import FRAME_FIELDS, STEP_FIELDS, VERSION, ReplayRecorder, load_replay
 from racing_rl.ui.layers import ray_hits
+from racing_rl.ui.render import Renderer
 
 BACKEND = default_backend("pygame")
 
@@ -228,3 +230,23 @@ def test_recorded_rays_are_what_the_cars_observed_as_cars_leave_the_race():
                     np.testing.assert_allclose(replay.rays[t, d] / 50.0, seen[b], atol=1e-5)
         left += int((np.diff(replay.active.sum(axis=1)) < 0).sum())
     assert left > 0  # cars left races while others drove on
+
+
+def test_a_replay_snapshot_knows_which_cars_finished():
+    """The HUD called a car that had won "out", greyed like a crashed one."""
+    from racing_rl.evaluation.races import run_races
+    from racing_rl.vec import make_parallel_envs
+
+    envs = make_parallel_envs(
+        default_backend("pygame"), 1, 1, [[5]], {"spawn": "line", "laps": 1, "max_steps": 600}
+    )
+    (race,) = run_races(envs, [ScriptedDriver()], record=True, meta={"laps": 1})
+    replay = race.replay
+    assert race.cars[0].episode.finished and not replay.active[-1, 0]
+    assert replay.snapshot(replay.n_frames - 1).finished.tolist() == [True]
+    assert replay.snapshot(0).finished.tolist() == [False]
+    unknown = dataclasses.replace(replay, meta={})
+    assert unknown.snapshot(0).finished is None
+    renderer = Renderer(size_px=(200, 200))
+    for snapshot in (replay.snapshot(replay.n_frames - 1), unknown.snapshot(1)):
+        assert renderer.draw(snapshot).shape == (200, 200, 3)

@@ -43,6 +43,8 @@ class RaceSnapshot:
         trails: per car, the positions and speeds of its trail, oldest first, shape
             (k, 3): x [m], y [m], speed [m/s]; None lets the renderer keep its own
             trails from the snapshots it is shown.
+        finished: cars that completed the race's laps, shape (N,) bool; None where the
+            race's laps are not known (the HUD then calls every car out of the race "out").
     """
 
     track: Track
@@ -63,6 +65,7 @@ class RaceSnapshot:
     max_speed: float
     labels: tuple[str, ...] = ()
     trails: tuple[FloatArray, ...] | None = None
+    finished: NDArray[np.bool_] | None = None
 
     @property
     def n_cars(self) -> int:

@@ -331,6 +331,7 @@ class Renderer:
         ]
         shown = min(snapshot.n_cars, self.max_hud_cars)
         width = max(len(snapshot.label(i)) for i in range(shown)) if shown else 0
+        done = np.zeros(snapshot.n_cars, bool) if snapshot.finished is None else snapshot.finished
         for i in range(shown):
             active = bool(snapshot.active[i])
             clock, last = snapshot.lap_clock[i], snapshot.last_lap_time[i]
@@ -340,7 +341,7 @@ class Renderer:
             text = (
                 f"{snapshot.label(i):<{width}}  {snapshot.speed[i] * 3.6:4.0f} km/h  "
                 f"lap {snapshot.laps[i]:2d}  time {clock_text}  last {last_text}  "
-                f"{fraction:4.0%}" + ("" if active else "  out")
+                f"{fraction:4.0%}" + ("" if active else f"  {'done' if done[i] else 'out'}")
             )
             lines.append((text, HUD_TEXT if active else HUD_INACTIVE, car_colour(i, active)))
         if snapshot.n_cars > shown:
