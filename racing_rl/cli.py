@@ -270,6 +270,7 @@ def check_arguments(name: str, args: list[str]) -> None:
             raise UsageError(
                 f"{override.input_line}: {override.key_or_group} is a whole number; write {spelt}"
             )
+    _check_swept_types(name, overrides)
     given = {o.key_or_group: o for o in overrides}
     for override in overrides:
         plugin = PLUGINS.get((override.key_or_group, str(override.value())))
@@ -289,6 +290,34 @@ def check_arguments(name: str, args: list[str]) -> None:
         value = override.value()
         for entry in value if isinstance(value, list) else [value]:
             _check_path(key, kind, entry)
+
+
+def _check_swept_types(name: str, overrides: list[Override]) -> None:
+    """Refuse a sweep value of the wrong type (``-m seed=0,abc``) before Hydra starts: it
+    fails when its job is composed, after the sweep's directory was made."""
+    from hydra.core.override_parser.types import ChoiceSweep, RangeSweep
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from racing_rl.config import COMMAND_SCHEMAS, schema
+
+    if name not in COMMAND_SCHEMAS:
+        return
+    typed = schema(COMMAND_SCHEMAS[name])
+    keys = set(typed.keys())  # (`in typed` is False for a key whose value is ???)
+    for override in overrides:
+        key = override.key_or_group
+        # Nested keys (algo.model.*) are typed by their classes, not here.
+        if not isinstance(override.value(), ChoiceSweep | RangeSweep) or key not in keys:
+            continue
+        for value in override.sweep_iterator():
+            try:
+                OmegaConf.merge(typed, {key: value})
+            except OmegaConfBaseException as err:
+                raise UsageError(
+                    f"{override.input_line}: {str(err).splitlines()[0]} (the sweep's value "
+                    f"{value!r} of {key})"
+                ) from None
 
 
 #: Keys users bring from other commands or tools, and what the command calls them.

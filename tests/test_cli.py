@@ -114,6 +114,9 @@ def test_version_and_python_m_racing_rl(tmp_path):
         (["train", "-m", "seed=0,1", "--cfg", "job"], "-m and --cfg cannot be given together"),
         (["train", "--info=config", "--cfg=job"], "--info=config and --cfg=job cannot be given"),
         (["train", "total_timesteps=1e5"], "whole number; write 100000 or 100_000"),
+        # A sweep's value of the wrong type (Hydra: when its job is composed, after the
+        # sweep's directory was made).
+        (["train", "-m", "seed=0,abc"], "seed=0,abc: Value 'abc' of type 'str' could not be"),
         # A path or a word without its key (Hydra: a lexer error).
         (["eval", "."], "racing-rl eval: '.' is not a KEY=VALUE override: did you mean run_dir=.?"),
         (["train", "sac"], "'sac' is not a KEY=VALUE override: racing-rl train --help lists"),
