@@ -706,3 +706,15 @@ def test_a_ctrl_c_in_a_rollout_after_a_validation_owes_none(tmp_path, monkeypatc
         train_module.train(cfg, tmp_path)
     checkpoint = latest_checkpoint(tmp_path)
     assert (checkpoint.timesteps, checkpoint.validation_due) == (1000, False)
+
+
+def test_resume_with_another_validation_step_limit_warns(tmp_path, caplog):
+    """best/ is kept and compared with the resumed run's validations: under another step
+    limit they measure unlike lap times, which nothing said."""
+    cfg = saved_config(tmp_path, [])
+    limit = cfg.validation.max_steps
+    with caplog.at_level(logging.WARNING, logger="racing_rl"):
+        resume_config(tmp_path, [f"resume={tmp_path}", f"validation.max_steps={limit}"])
+        assert "best/ was chosen under the old limit" not in caplog.text
+        resume_config(tmp_path, [f"resume={tmp_path}", f"validation.max_steps={limit // 2}"])
+    assert f"validation.max_steps {limit} -> {limit // 2}: best/ was chosen" in caplog.text

@@ -148,6 +148,14 @@ def resume_config(run_dir: Path, overrides: Sequence[str]) -> DictConfig:
                 f"change only {', '.join(RESUMABLE)} (and their sub-keys); start a new run "
                 "to train with other settings."
             )
+        if key == "validation.max_steps" and override.value() != cfg.validation.max_steps:
+            log.warning(
+                "validation.max_steps %s -> %s: best/ was chosen under the old limit, and the "
+                "validations from here run under the new one, so they compare unlike lap "
+                "times and crashes",
+                cfg.validation.max_steps,
+                override.value(),
+            )
         OmegaConf.update(cfg, key, override.value(), merge=False)
     return cfg
 
