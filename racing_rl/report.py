@@ -5,8 +5,9 @@ overrides.yaml``, ``run.json`` (status, error), ``summary.json`` (objective, bes
 validation metrics, throughput) and the TensorBoard events in ``tb/`` — and writes, into
 the sweep dir (or ``--out``):
 
-* ``report.md``: a Markdown table sorted by objective (best first; failed jobs last, with
-  their error), also printed;
+* ``report.md``: a Markdown table sorted by objective (best first; jobs that did not
+  complete last, with their error, and without the figures of an earlier leg), also
+  printed;
 * ``report.csv``: the same rows;
 * ``learning_curves.png``: each job's validation metric (``eval/lap_completion_rate``,
   or ``eval/mean_return`` for ``objective=return``) against timesteps.
@@ -66,9 +67,10 @@ class Job:
 
 
 def _job_name(path: Path) -> str:
-    """A job's number (Hydra's ``<job number>_<overrides>`` dir names), else its dir name."""
-    match = re.match(r"\d+", path.name)
-    return match.group() if match else path.name
+    """A job's number (Hydra's ``<job number>`` or ``<job number>_<overrides>`` dir
+    names), else its dir name (a single run's ``14-03-12_ppo_pygame``)."""
+    match = re.match(r"(\d+)(?:_|$)", path.name)
+    return match.group(1) if match else path.name
 
 
 def _job_order(path: Path) -> tuple[int, str]:
@@ -87,9 +89,11 @@ def read_job(path: Path) -> Job:
         return job
     leg = json.loads(run_file.read_text())["legs"][-1]
     job.status, job.error = leg["status"], leg.get("error")
+    job.objective_kind = _objective_kind(path)
     summary_file = path / "summary.json"
-    if summary_file.is_file():
-        summary = json.loads(summary_file.read_text())
+    summary = json.loads(summary_file.read_text()) if summary_file.is_file() else None
+    # A summary of an earlier leg (resumed for more steps, then stopped) is not the job's.
+    if summary is not None and job.status == "completed":
         job.env_steps_per_s = summary.get("env_steps_per_s")
         job.seconds = summary.get("seconds")
         best = summary.get("best") or {}
@@ -98,9 +102,17 @@ def read_job(path: Path) -> Job:
         job.mean_lap_time_s = None if lap_time is None or math.isnan(lap_time) else lap_time
         objective = summary.get("objective") or {}
         job.objective = objective.get("value")
-        job.objective_kind = objective.get("kind", job.objective_kind)
     job.curve = learning_curve(path / "tb", _curve_tag(job.objective_kind))
     return job
+
+
+def _objective_kind(path: Path) -> str:
+    """What a job's validation ranks by, from its config: ``return`` in a Roblox game
+    (which sends no laps) or with ``objective=return``, else ``laps``."""
+    config = OmegaConf.load(path / ".hydra" / "config.yaml")
+    if OmegaConf.select(config, "backend.name") == "roblox":
+        return "return"
+    return str(OmegaConf.select(config, "objective", default="laps"))
 
 
 def _curve_tag(objective_kind: str) -> str:
@@ -138,7 +150,7 @@ def read_sweep(sweep_dir: Path) -> tuple[list[Job], list[str]]:
     shared = [o for o in jobs[0].overrides if all(o in j.overrides for j in jobs)]
     for job in jobs:
         job.swept = " ".join(o for o in job.overrides if o not in shared) or "(none)"
-    jobs.sort(key=lambda j: (j.objective is None, -(j.objective or 0.0)))
+    jobs.sort(key=lambda j: (j.status != "completed", j.objective is None, -(j.objective or 0)))
     return jobs, shared
 
 

@@ -256,3 +256,33 @@ def test_an_interrupted_optuna_study_continues_with_the_same_command(tmp_path):
     rows = report_rows(study_dir)
     assert rows["1"]["status"] == "interrupted"
     assert {rows[n]["status"] for n in ("0", "2")} == {"completed"}
+
+
+def test_the_report_ranks_complete_jobs_by_their_own_figures(tmp_path):
+    """A job resumed for more steps and stopped kept its earlier leg's summary and was
+    ranked above finished jobs; a single run's dir was named by its hour ("22"); a job
+    without summary.json counted as a laps job in an objective=return sweep."""
+    from racing_rl.report import read_sweep
+
+    def job(name, status, objective=None, kind="laps"):
+        path = tmp_path / name
+        (path / ".hydra").mkdir(parents=True)
+        (path / ".hydra" / "config.yaml").write_text(f"objective: {kind}\n")
+        (path / ".hydra" / "overrides.yaml").write_text(f"- seed={name[0]}\n")
+        (path / "run.json").write_text(json.dumps({"legs": [{"status": status}]}))
+        if objective is not None:
+            summary = {"objective": {"kind": kind, "value": objective}, "seconds": 1.0}
+            (path / "summary.json").write_text(json.dumps(summary))
+
+    job("0_seed=0", "completed", 0.5)
+    job("1_seed=1", "interrupted", 0.9)  # the summary of its first leg
+    job("22-53-01_ppo_pygame", "completed", 0.7)
+    job("3_seed=3", "failed", kind="return")
+    jobs, _ = read_sweep(tmp_path)
+    assert [(j.name, j.objective) for j in jobs] == [
+        ("22-53-01_ppo_pygame", 0.7),
+        ("0", 0.5),
+        ("1", None),
+        ("3", None),
+    ]
+    assert [j.objective_kind for j in jobs] == ["laps", "laps", "laps", "return"]
