@@ -123,9 +123,17 @@ class TeacherPPO(PPO):
         #: The scripted driver's action for each observation of the rollout, shape
         #: (n_steps, n_envs, 3), filled by ``TeacherLabels`` as the rollout is collected.
         self.teacher_actions = np.zeros((self.n_steps, self.n_envs, 3), np.float32)
+        #: Whether ``TeacherLabels`` labelled the rollout in the buffer: not when the
+        #: weight was 0 as it began (a schedule that starts at 0 and rises).
+        self.teacher_labelled = False
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "teacher_schedule", "teacher_actions"]
+        return [
+            *super()._excluded_save_params(),
+            "teacher_schedule",
+            "teacher_actions",
+            "teacher_labelled",
+        ]
 
     def teacher_weight(self) -> float:
         """The teacher term's weight now (``teacher_coef`` at the current progress; 0 on an
@@ -164,7 +172,7 @@ class TeacherPPO(PPO):
         super().train()
         weight = self.teacher_weight()
         self.logger.record("train/teacher_coef", weight)
-        if weight <= 0.0:
+        if weight <= 0.0 or not self.teacher_labelled:  # unlabelled: its labels are stale
             return
         # super().train() flattened the rollout buffer to (n_envs * n_steps, ...).
         observations = th.as_tensor(self.rollout_buffer.observations, device=self.device)
@@ -214,10 +222,14 @@ class TeacherLabels(BaseCallback):
         self.label = np.zeros((simulator.num_envs, 3), np.float32)
 
     def _labels(self) -> None:
-        if self.model.teacher_weight() > 0.0:
+        if self.model.teacher_labelled:
             self.label = scripted_actions(self.simulator, TUNINGS[self.model.teacher])
 
     def _on_rollout_start(self) -> None:
+        # The weight is fixed through a rollout (SB3 moves the progress between rollouts):
+        # a rollout is labelled whole or not at all, and train() skips the term for one
+        # that is not, whatever the weight has become.
+        self.model.teacher_labelled = self.model.teacher_weight() > 0.0
         self._labels()
 
     def _on_step(self) -> bool:

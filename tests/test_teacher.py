@@ -58,6 +58,28 @@ def test_without_the_term_it_is_ppo_step_for_step():
         assert th.equal(ours, theirs)
 
 
+def test_a_weight_that_rises_from_0_skips_the_rollout_it_did_not_label():
+    """The rollout before the weight rose from 0 was not labelled, but its update applied
+    the term: to labels left from before (all zeros), pulling the policy to stand still."""
+    updates = []
+
+    class Recording(TeacherPPO):
+        def train(self):
+            unlabelled = not self.teacher_actions.any()
+            self.logger.name_to_value.pop("train/teacher_loss", None)
+            super().train()
+            updates.append((unlabelled, "train/teacher_loss" in self.logger.name_to_value))
+
+    # 0 at the first rollout's progress (1.0), 1 from then on.
+    model = Recording(
+        "MlpPolicy", simulator(), teacher_coef=lambda progress: float(progress < 1.0), **PPO_ARGS
+    )
+    model.learn(64 * 6 * 3)
+    # The first rollout was collected at weight 0: no labels, and no term, though the
+    # weight is 1 by its update; the later ones are labelled and taught.
+    assert updates == [(True, False), (False, True), (False, True)]
+
+
 def test_the_term_moves_the_policy_to_the_scripted_driver():
     def taught(coef: float) -> tuple[float, TeacherPPO]:
         """The policy's squared error to the scripted actions after 8 rollouts, at the
