@@ -211,6 +211,15 @@ def test_an_optuna_study_refuses_a_sweep_with_other_overrides(tmp_path):
     refused = subprocess.run(off, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert refused.returncode == 1 and "has no objective to maximise" in refused.stderr
     assert "Traceback" not in refused.stderr
+    # A search that continues no study there would train in job 0's dir and return its
+    # best/ objective: refused, without a study (storage: null) and with a new one.
+    for study in ("hydra.sweeper.storage=null", "hydra.sweeper.study_name=new_study"):
+        refused = subprocess.run(
+            [*first, study], cwd=tmp_path, capture_output=True, text=True, timeout=300
+        )
+        assert refused.returncode == 1
+        assert "holds the runs of an earlier sweep (1, e.g. 0_" in refused.stderr
+    assert sorted(job_dirs(study_dir)) == [0]
 
 
 def test_an_interrupted_optuna_study_continues_with_the_same_command(tmp_path):

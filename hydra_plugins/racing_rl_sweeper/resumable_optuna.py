@@ -10,7 +10,9 @@ study kept in ``storage``:
   ``trial.number``) runs in job dir ``k_<overrides>`` and no earlier job dir is reused;
 * a seeded sampler is re-seeded with ``seed + trials so far``, so that a resumed
   sweep does not propose the first trials' parameters again (and stays reproducible);
-* the sweep dir exists before the study opens (an SQLite storage can live in it);
+* the sweep dir exists before the study opens (an SQLite storage can live in it), and a
+  search that continues no study there (``storage: null``, or a study that storage
+  does not hold) is refused if the dir holds an earlier sweep's runs;
 * trials an interrupted sweep left ``RUNNING`` are marked ``FAIL`` (their job dirs keep
   the ``interrupted`` checkpoint and the run.json that say so);
 * the study records the sweep's command-line overrides (``racing_rl_overrides``; not
@@ -59,6 +61,32 @@ def study_overrides(overrides: list[str]) -> list[str]:
     return sorted(o.input_line for o in parsed if not under(o.key_or_group, RUNTIME_KEYS))
 
 
+def _refuse_earlier_runs(sweep_dir: str, why: str) -> None:
+    """Refuse a new search in a sweep dir that holds an earlier sweep's runs: its job
+    numbers start at 0 again, so a trial would train in an earlier trial's directory and
+    return that run's ``best/`` objective. (``racing-rl train`` skips this check for a
+    named study, which may continue there: ``racing_rl.train.CheckConfig``.)
+
+    Raises:
+        SystemExit: 1, after logging why and what to do.
+    """
+    from racing_rl.train import saved_work
+
+    runs = sorted(job for job in Path(sweep_dir).glob("*/") if saved_work(job))
+    if runs:
+        log.error(
+            "hydra.sweep.dir=%s holds the runs of an earlier sweep (%d, e.g. %s), and this "
+            "sweep does not continue them: %s, so its trials would train in their "
+            "directories and report their best/. Give it another hydra.sweep.dir, or the "
+            "storage and study_name of the study those runs belong to.",
+            sweep_dir,
+            len(runs),
+            runs[0].name,
+            why,
+        )
+        raise SystemExit(1)
+
+
 class ResumableOptunaSweeper(OptunaSweeper):
     """``OptunaSweeper`` that continues a study found in its storage (see the module doc)."""
 
@@ -75,12 +103,16 @@ class ResumableOptunaSweeper(OptunaSweeper):
         # An SQLite storage in the sweep dir needs the dir before the first trial makes it.
         Path(config.hydra.sweep.dir).mkdir(parents=True, exist_ok=True)
         if impl.storage is None or impl.study_name is None:
+            _refuse_earlier_runs(config.hydra.sweep.dir, "it keeps no study (storage: null)")
             return
         overrides = study_overrides(config.hydra.overrides.task)
         params = {str(k): str(v) for k, v in (config.hydra.sweeper.params or {}).items()}
         try:
             study = optuna.load_study(study_name=impl.study_name, storage=impl.storage)
         except KeyError:  # a new study: created here, to record what it searches
+            _refuse_earlier_runs(
+                config.hydra.sweep.dir, f"its storage holds no study {impl.study_name!r}"
+            )
             direction = config.hydra.sweeper.direction
             directions = list(direction) if OmegaConf.is_list(direction) else [direction]
             study = optuna.create_study(
