@@ -220,6 +220,12 @@ def test_an_optuna_study_refuses_a_sweep_with_other_overrides(tmp_path):
         assert refused.returncode == 1
         assert "holds the runs of an earlier sweep (1, e.g. 0_" in refused.stderr
     assert sorted(job_dirs(study_dir)) == [0]
+    # A study whose every trial fails ends in one line, where Optuna's best_trial raised.
+    elsewhere = f"hydra.sweep.dir={tmp_path / 'failing'}"
+    failing = [*first, elsewhere, "hydra.sweeper.study_name=failing", "seed=-1"]
+    failed = subprocess.run(failing, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert failed.returncode == 1 and "Traceback" not in failed.stderr
+    assert "no trial of Optuna study 'failing' has completed: every one failed" in failed.stderr
 
 
 def test_an_interrupted_optuna_study_continues_with_the_same_command(tmp_path):

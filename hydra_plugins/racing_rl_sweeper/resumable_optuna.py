@@ -175,6 +175,26 @@ class ResumableOptunaSweeper(OptunaSweeper):
             impl.n_trials,
         )
 
+    def sweep(self, arguments: list[str]) -> None:
+        """Run the trials; a study with no completed trial at the end (every trial
+        failed: ``max_failure_rate`` 1.0 lets the sweep go on) is said in one line, exit
+        status 1, where Optuna's ``best_trial`` raised a bare ``ValueError``.
+
+        Raises:
+            SystemExit: 1 if no trial of the study has completed.
+        """
+        try:
+            super().sweep(arguments)
+        except ValueError as err:  # Optuna's words for a study without a completed trial
+            if not any(words in str(err) for words in ("Record does not", "No trials are")):
+                raise
+            log.error(
+                "no trial of Optuna study %r has completed: every one failed (their errors "
+                "are the 'Failed experiment' lines above, and each job's run.json)",
+                self.sweeper.study_name,
+            )
+            raise SystemExit(1) from None
+
 
 def _drop_next_reopen_line(study_name: str) -> None:
     """Drop Optuna's next ``Using an existing study with name '<study_name>'`` line.
