@@ -431,8 +431,17 @@ def merge(sources: list[dict[str, Any]]) -> dict[str, Any]:
                     f"{len(sources[0][key])} from {sources[0][key][:1]}), so their rows do "
                     "not compare. Measure again with the same tracks.benchmark and --race-tracks."
                 )
+        own: dict[tuple[str, int], str] = {}  # a later file replaces rows; one file may not
         for row in results["rows"]:
-            rows[row["label"], row["seed"]] = {**row, "source": index}
+            key = row["label"], row["seed"]
+            if key in own:
+                raise SystemExit(
+                    f"One results file holds two rows of {key[0]!r} seed {key[1]} ({own[key]} "
+                    f"and {row['run_dir']}): one would hide the other. Measure them with a "
+                    "--label each."
+                )
+            own[key] = row["run_dir"]
+            rows[key] = {**row, "source": index}
     order = {label: i for i, label in enumerate(ALGOS)}
     ordered = sorted(rows.values(), key=lambda r: (order.get(r["label"], len(order)), r["seed"]))
     return {"sources": sources, "rows": ordered, "scripted": sources[0]["scripted"]}
@@ -558,11 +567,20 @@ def benchmark(
         ``scripted`` (``FIGURES`` per single-car set).
 
     Raises:
-        SystemExit: if a run's tracks overlap the benchmark's (``check_held_out``), before
-            anything is measured.
+        SystemExit: if a run's tracks overlap the benchmark's (``check_held_out``), or two
+            runs would make the row of one label and seed, before anything is measured.
     """
+    rows_of: dict[tuple[str, int], Path] = {}
     for run_dir, _ in trained:
         check_held_out(run_dir, seeds)
+        cfg = load_run_config(run_dir)
+        key = label or str(cfg.algo.name), int(cfg.seed)
+        if key in rows_of:  # one row would hide the other in the tables
+            raise SystemExit(
+                f"{rows_of[key]} and {run_dir} would both be the row of {key[0]!r} seed "
+                f"{key[1]}: measure them with a --label each."
+            )
+        rows_of[key] = run_dir
     baseline = scripted_baseline(trained[0][0], runs / "eval", seeds)
     rows = []
     for index, (run_dir, wall) in enumerate(trained):

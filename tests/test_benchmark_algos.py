@@ -141,6 +141,24 @@ def test_a_later_file_replaces_a_driver_s_seed_and_keeps_the_rest_of_the_doc(ben
     assert "- ppo seed 1: /runs/ppo_1: `python scripts/benchmark_algos.py  # at bbb222`" in text
 
 
+def test_two_runs_of_one_label_and_seed_are_refused_not_one_hidden(bench, tmp_path):
+    """Two PPO seed-0 runs measured together without --label made one row: the other
+    disappeared from the table and its provenance without a word."""
+    twins = [row("ppo", 0, 0.8), {**row("ppo", 0, 0.6), "run_dir": "/runs/ppo_32rays"}]
+    with pytest.raises(SystemExit, match=r"two rows of 'ppo' seed 0 \(/runs/ppo_0 and /runs/p"):
+        bench.merge([results("x", twins)])
+    runs = []
+    for name in ("a", "b"):  # both the default config: ppo, seed 0
+        run_dir = tmp_path / name
+        (run_dir / ".hydra").mkdir(parents=True)
+        with initialize():
+            OmegaConf.save(compose("train"), run_dir / ".hydra" / "config.yaml")
+        runs.append((run_dir, None))
+    with pytest.raises(SystemExit, match="would both be the row of 'ppo' seed 0: measure them"):
+        bench.benchmark(runs, tmp_path / "bench", bench.benchmark_seeds(), [])
+    assert not (tmp_path / "bench").exists()  # refused before anything was measured
+
+
 def test_the_committed_table_is_the_render_of_the_listed_results(bench, tmp_path):
     # docs/benchmarks.md's table is not edited by hand: docs/results/rendered.txt lists
     # the results.json files that write it (scripts/benchmark_algos.py --render @...).
