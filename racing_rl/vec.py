@@ -55,7 +55,7 @@ from racing_rl.contract import ParallelStepReturn
 from racing_rl.drivers.pure_pursuit import PurePursuitDriver
 from racing_rl.envs.config import RaceConfig
 from racing_rl.envs.race import RaceParallelEnv
-from racing_rl.envs.vec_env import SimVecEnv, episode_ends, mark_terminal
+from racing_rl.envs.vec_env import SimVecEnv, episode_ends, mark_terminal, race_seed
 from racing_rl.errors import ConfigError
 from racing_rl.normalize import FiniteVecNormalize
 
@@ -157,11 +157,12 @@ class ParallelEnvsVecEnv(VecEnv):
             self._obs[start + j] = observations[agent]
 
     def reset(self) -> VecEnvObs:
-        """Reset every ParallelEnv, with the seeds and options set by ``seed``/``set_options``."""
+        """Reset every ParallelEnv, with the seed set by ``seed`` (ParallelEnv i:
+        ``race_seed``) and the options set by ``set_options`` (those of its first slot)."""
 
         def reset(i: int) -> tuple[dict[str, Any], dict[str, Any]]:
-            start = self._offsets[i]
-            return self.envs[i].reset(seed=self._seeds[start], options=self._options[start] or None)
+            options = self._options[self._offsets[i]] or None
+            return self.envs[i].reset(seed=race_seed(self._seeds[0], i), options=options)
 
         for i, (observations, infos) in enumerate(self._map(reset)):
             self._store(i, observations)

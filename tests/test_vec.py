@@ -10,7 +10,7 @@ from stable_baselines3.common.vec_env import VecMonitor, VecNormalize
 from racing_rl.drivers.pure_pursuit import PurePursuitDriver
 from racing_rl.envs.config import EpisodeConfig, RaceConfig
 from racing_rl.envs.race import RaceParallelEnv
-from racing_rl.envs.vec_env import SimVecEnv, episode_ends
+from racing_rl.envs.vec_env import SimVecEnv, episode_ends, race_seed
 from racing_rl.errors import ConfigError
 from racing_rl.vec import ParallelEnvsVecEnv, wrap_vec_env
 
@@ -239,7 +239,7 @@ def test_the_simulators_vecenv_draws_each_race_and_passes_sb3s_checks():
     frames = venv.get_images()
     assert len(frames) == 4 and frames[0] is frames[1] and frames[2] is frames[3]
     env = RaceParallelEnv(RaceConfig(), n_cars=2, track_seeds=[4], render_mode="rgb_array")
-    env.reset(seed=2)  # the second race: its first slot, 2, has seed 0 + 2 (VecEnv.seed)
+    env.reset(seed=race_seed(0, 1))  # the second race of a VecEnv seeded 0
     env.step({agent: np.full(3, 0.5, np.float32) for agent in env.agents})
     np.testing.assert_array_equal(frames[2], env.render())
     assert venv.render_mode == "rgb_array" and venv.get_attr("n_cars") == [2] * 4
@@ -293,3 +293,24 @@ def test_episode_ends_is_the_one_rule_of_both_vec_envs(reset, ending, whole):
     got_ending, got_whole = episode_ends(done, reset)
     np.testing.assert_array_equal(got_ending, np.array(ending, dtype=bool))
     np.testing.assert_array_equal(got_whole, np.array(whole, dtype=bool))
+
+
+def test_runs_of_other_seeds_draw_other_races():
+    """Race k took its first slot's seed, seed + k × cars: runs seeded 0 and 2 with 2 cars
+    per race (experiment=race's shape) shared all their races but one."""
+
+    def tracks(seed: int) -> list[list[int]]:
+        """The tracks each race draws over 6 episodes (a race ends: the next track)."""
+        venv = SimVecEnv(RaceConfig(), 4, 2, [range(1000)] * 4)
+        venv.seed(seed)
+        drawn = [[] for _ in range(4)]
+        for _ in range(6):
+            venv.reset()
+            for race in range(4):
+                drawn[race].append(venv.races.worlds.world(race).track.seed)
+        return drawn
+
+    first, other = tracks(0), tracks(2)
+    assert first == tracks(0)  # a seed reproduces its races
+    assert not any(race in other for race in first)  # and another seed shares none
+    assert len({tuple(race) for race in first}) == 4  # the races of a run differ

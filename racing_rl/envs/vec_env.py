@@ -72,6 +72,18 @@ def mark_terminal(info: dict[str, Any], observation: NDArray[np.float32], termin
     info["TimeLimit.truncated"] = not terminated
 
 
+def race_seed(seed: int | None, race: int) -> int | None:
+    """The seed of race ``race`` (a PettingZoo env's, or a ``RaceBatch`` race's) of a
+    VecEnv that SB3's ``VecEnv.seed`` seeded with ``seed`` (its first slot's): a stream
+    of its own per (seed, race), from NumPy's ``SeedSequence``. (A race used to take its
+    first slot's seed, ``seed + race × cars``, so that runs seeded s and s + cars shared
+    all races but one: their tracks and spawns.) None, unseeded, stays None.
+    """
+    if seed is None:
+        return None
+    return int(np.random.SeedSequence([seed % 2**63, race]).generate_state(1, np.uint64)[0])
+
+
 class SimVecEnv(VecEnv):
     """``n_races`` simulated races of ``n_cars`` cars as one SB3 VecEnv.
 
@@ -142,11 +154,11 @@ class SimVecEnv(VecEnv):
             self.reset_infos[slot] = {"track_seed": track_seed}
 
     def reset(self) -> VecEnvObs:
-        """Reset every race, with the seeds and options set by ``seed``/``set_options``
-        (race k takes those of its first slot)."""
+        """Reset every race, with the seed set by ``seed`` (race k: ``race_seed``) and the
+        options set by ``set_options`` (race k: those of its first slot)."""
         for race in range(self.races.n_races):
             first = race * self.n_cars
-            self._reset_race(race, self._seeds[first], self._options[first] or None)
+            self._reset_race(race, race_seed(self._seeds[0], race), self._options[first] or None)
         self._reset_seeds()
         self._reset_options()
         assert self.races.worlds is not None
