@@ -377,18 +377,16 @@ def _train(
         return _train_on(cfg, run_dir, resume, leg, bridge, opened)
 
 
-def _train_on(
-    cfg: DictConfig,
-    run_dir: Path,
-    resume: Checkpoint | None,
-    leg: dict[str, Any],
-    bridge: TrainingBridge | None,
-    opened: ExitStack,
-) -> dict[str, Any]:
-    """``_train`` with the Roblox backend's ``bridge`` (None for the simulator); the
-    VecEnvs it makes are closed by ``opened``."""
-    torch.set_num_threads(cfg.torch_threads)
-    train_seeds = track_seeds(cfg.tracks.train)
+def training_env(cfg: DictConfig, bridge: TrainingBridge | None = None) -> VecEnv:
+    """The VecEnv ``racing-rl train`` trains on, built from ``cfg`` (the ``train``
+    config): ``cfg.n_races`` races of ``cfg.cars_per_race`` learning cars on the training
+    tracks (drawn from ``tracks.train_mix``'s generators too, with ``scripted_opponents``
+    cars besides), behind ``cfg.wrappers``; ``bridge``: a Roblox game's. The benchmark
+    scripts build it here too, so that they measure what training runs.
+
+    Raises:
+        ConfigError: on an invalid backend, mix or wrapper setting.
+    """
     track_mix = train_mix(cfg)
     if track_mix:
         log.info(
@@ -408,13 +406,26 @@ def _train_on(
         cfg.backend,
         cfg.n_races,
         cfg.cars_per_race,
-        [train_seeds] * cfg.n_races,
+        [track_seeds(cfg.tracks.train)] * cfg.n_races,
         bridge=bridge,
         track_mix=track_mix,
         scripted_opponents=opponents,
     )
-    gamma = discount(cfg.algo)
-    venv = wrap_vec_env(base, cfg.wrappers, gamma=gamma)
+    return wrap_vec_env(base, cfg.wrappers, gamma=discount(cfg.algo))
+
+
+def _train_on(
+    cfg: DictConfig,
+    run_dir: Path,
+    resume: Checkpoint | None,
+    leg: dict[str, Any],
+    bridge: TrainingBridge | None,
+    opened: ExitStack,
+) -> dict[str, Any]:
+    """``_train`` with the Roblox backend's ``bridge`` (None for the simulator); the
+    VecEnvs it makes are closed by ``opened``."""
+    torch.set_num_threads(cfg.torch_threads)
+    venv = training_env(cfg, bridge)
     opened.callback(venv.close)
     if resume is not None:
         resume, model = newest_loadable(run_dir, partial(load_for_resume, cfg, venv=venv))

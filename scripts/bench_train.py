@@ -4,14 +4,19 @@ Trains the default PPO config (conf/algo/ppo.yaml) on two stacks in the same pro
 each for the same number of timesteps after a warm-up, taking turns (``--rounds``) so
 that a slow spell of the machine falls on both:
 
-* **real**: the default training stack — n_races × cars_per_race cars on the built-in
-  simulator, our SB3 adapter, the per-car frame stack, VecMonitor, VecNormalize;
+* **real**: the default training stack, as ``racing-rl train`` builds it
+  (``racing_rl.training.training_env``) — n_races × cars_per_race cars on the built-in
+  simulator (half of the tracks hard: ``tracks.train_mix``), our SB3 adapter, the per-car
+  frame stack, VecMonitor, VecNormalize — and the default TeacherPPO's teacher, which
+  reads the simulator: the scripted driver's label of every step and one more pass per
+  update;
 * **zero-cost**: a VecEnv with the same number of slots and the same observation and
   action spaces whose step does nothing (zeros), wrapped in the same VecMonitor and
-  VecNormalize.
+  VecNormalize; with no simulator to read, TeacherPPO is plain PPO there.
 
 The ratio real / zero-cost is the share of PPO's throughput left once the environment
-runs: 1.0 would mean the environment is free. By default each stack trains for the
+(and the teacher that needs it) runs: 1.0 would mean they are free
+(``algo.teacher_coef=0`` leaves the teacher out of both). By default each stack trains for the
 default training's budget (``total_timesteps``: 1.5M steps for PPO, ~6 min for both
 stacks), since what the environment costs changes as PPO learns: a policy that still
 crashes often ends races (restarting them and drawing new tracks) several times as
@@ -41,8 +46,8 @@ from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.vec_env import VecEnv, VecMonitor, VecNormalize
 
 from racing_rl.algos import discount, make_model
-from racing_rl.config import initialize, to_container, track_seeds
-from racing_rl.vec import make_env, wrap_vec_env
+from racing_rl.config import initialize, to_container
+from racing_rl.training import training_env
 
 
 class ZeroCostVecEnv(VecEnv):
@@ -128,9 +133,7 @@ def run(
     """
     torch.set_num_threads(cfg.torch_threads)
     gamma = discount(cfg.algo)
-    train_seeds = track_seeds(cfg.tracks.train)
-    base = make_env(cfg.backend, cfg.n_races, cfg.cars_per_race, [train_seeds] * cfg.n_races)
-    real = wrap_vec_env(base, cfg.wrappers, gamma=gamma)
+    real = training_env(cfg)  # as racing-rl train builds it: the track mix, opponents
     zero = VecNormalize(
         VecMonitor(ZeroCostVecEnv(real.num_envs, real.observation_space, real.action_space)),
         gamma=gamma,

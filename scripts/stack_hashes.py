@@ -1,7 +1,8 @@
 """Fingerprint what the training stack returns, to show a refactor changed nothing.
 
 Steps the simulator's SB3 VecEnv stack, built as ``racing-rl train`` builds it
-(``make_env`` → ``wrap_vec_env``), for ``--steps`` steps with seeded random
+(``racing_rl.training.training_env``: the training track mix, ``make_env`` →
+``wrap_vec_env``), for ``--steps`` steps with seeded random
 actions, and prints one SHA-256 per configuration over every observation, reward, done
 flag and info (``terminal_observation``, ``TimeLimit.truncated``, ``episode`` but for its
 wall-clock ``t``, lap times, reward terms, …) it returned. The same code and seed give
@@ -32,9 +33,8 @@ from typing import Any
 import numpy as np
 from hydra import compose
 
-from racing_rl.algos import discount
-from racing_rl.config import initialize, track_seeds
-from racing_rl.vec import make_env, wrap_vec_env
+from racing_rl.config import initialize
+from racing_rl.training import training_env
 
 CONFIGS: dict[str, tuple[list[str], int, int]] = {
     # name: (overrides of conf/train.yaml, virtual environments, cars per environment)
@@ -76,11 +76,10 @@ def _feed(digest: Any, value: Any) -> None:
 
 def stack_hash(overrides: list[str], n_envs: int, n_cars: int, steps: int, seed: int) -> str:
     """The SHA-256 of ``steps`` steps of one configuration's stack (see module doc)."""
+    shape = [f"n_races={n_envs}", f"cars_per_race={n_cars}"]
     with initialize():
-        cfg = compose("train", overrides=overrides)
-    seeds = track_seeds(cfg.tracks.train)
-    base = make_env(cfg.backend, n_envs, n_cars, [seeds] * n_envs)
-    venv = wrap_vec_env(base, cfg.wrappers, gamma=discount(cfg.algo))  # as training's
+        cfg = compose("train", overrides=[*overrides, *shape])
+    venv = training_env(cfg)  # as racing-rl train builds it: the track mix too
     venv.seed(seed)
     rng = np.random.default_rng(seed)
     digest = hashlib.sha256()
