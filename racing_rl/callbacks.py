@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 #: The episode figures of a done car's info that ``RaceMetricsCallback`` logs, and their tags.
 RACE_FIGURES = {
-    "progress": "race/progress",
+    "distance": "race/distance_m",
     "laps": "race/laps",
     "mean_speed": "race/mean_speed_mps",
 }
@@ -48,8 +48,9 @@ RACE_FIGURES = {
 class RaceMetricsCallback(BaseCallback):
     """Logs ``race/`` scalars of finished training episodes (means per logger dump).
 
-    ``race/progress`` [laps], ``race/laps``, ``race/mean_speed_mps`` (of the episodes
-    whose info has them: a game's interrupted episode's has not), ``race/crash_rate``,
+    ``race/distance_m`` (driven in the episode: a car placed anywhere on the track starts
+    at 0), ``race/laps``, ``race/mean_speed_mps`` (of the episodes whose info has them: a
+    game's has no distance, its interrupted episode's none of them), ``race/crash_rate``,
     ``race/stuck_rate`` per episode, and ``race/lap_time_s`` per completed lap.
     """
 

@@ -17,7 +17,7 @@ from racing_rl.callbacks import RaceMetricsCallback
 #: RaceMetricsCallback's scalars of finished training episodes (``race/lap_time_s``, per
 #: completed lap, comes on top when a car laps).
 RACE_EPISODE_TAGS = {
-    "race/progress",
+    "race/distance_m",
     "race/laps",
     "race/mean_speed_mps",
     "race/crash_rate",
@@ -84,7 +84,7 @@ def test_race_metrics_average_finished_episodes_and_every_completed_lap():
     logger = Logger(folder=None, output_formats=[])
     callback = RaceMetricsCallback()
     callback.init_callback(SimpleNamespace(logger=logger, num_timesteps=0))
-    running = {"progress": 0.4, "laps": 0, "mean_speed": 30.0, "crashed": False, "stuck": False}
+    running = {"distance": 40.0, "laps": 0, "mean_speed": 30.0, "crashed": False, "stuck": False}
     steps = [
         # Car 0 completes a lap; car 1 drives on (its figures are not an episode's yet).
         ([False, False], [{"lap_time": 20.0}, running]),
@@ -92,8 +92,8 @@ def test_race_metrics_average_finished_episodes_and_every_completed_lap():
         (
             [True, True],
             [
-                {"progress": 1.5, "laps": 1, "mean_speed": 10.0, "crashed": True, "stuck": False},
-                {"lap_time": 30.0, "progress": 2.0, "laps": 2, "mean_speed": 8.0, "stuck": True},
+                {"distance": 150.0, "laps": 1, "mean_speed": 10.0, "crashed": True, "stuck": False},
+                {"lap_time": 30.0, "distance": 200.0, "laps": 2, "mean_speed": 8.0, "stuck": True},
             ],
         ),
     ]
@@ -105,7 +105,7 @@ def test_race_metrics_average_finished_episodes_and_every_completed_lap():
     assert logger.name_to_value == pytest.approx(
         {
             "race/lap_time_s": 25.0,
-            "race/progress": 1.75,
+            "race/distance_m": 175.0,
             "race/laps": 1.5,
             "race/mean_speed_mps": 9.0,
             "race/crash_rate": 1 / 3,  # car 1's info has no "crashed": not a crash

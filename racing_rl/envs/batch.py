@@ -56,6 +56,7 @@ class RaceStep:
         speed: signed speed [m/s].
         mean_speed: distance driven since the car was placed (its race began, or it was
             respawned) / the time since [m/s].
+        distance: distance driven since the car was placed [m].
         stuck: no new progress for ``rules.stuck_time``.
         finished: completed ``episode.laps`` laps.
         lap_time: the lap's time where a lap was completed this step [s], else NaN.
@@ -70,6 +71,7 @@ class RaceStep:
     laps: NDArray[np.int64]
     speed: FloatArray
     mean_speed: FloatArray
+    distance: FloatArray
     stuck: BoolArray
     finished: BoolArray
     lap_time: FloatArray
@@ -85,6 +87,7 @@ class RaceStep:
             self.laps.tolist(),
             self.speed.tolist(),
             self.mean_speed.tolist(),
+            self.distance.tolist(),
             self.terminated.tolist(),
             self.stuck.tolist(),
             self.finished.tolist(),
@@ -98,6 +101,7 @@ class RaceStep:
             laps,
             speed,
             mean_speed,
+            distance,
             crashed,
             stuck,
             finished,
@@ -109,6 +113,7 @@ class RaceStep:
                 "laps": laps,
                 "speed": speed,
                 "mean_speed": mean_speed,
+                "distance": distance,
                 "crashed": crashed,
                 "stuck": stuck,
                 "finished": finished,
@@ -400,6 +405,7 @@ class RaceBatch:
             laps=laps,
             speed=speed,
             mean_speed=worlds.mean_speed,
+            distance=worlds.distance.copy(),
             stuck=events.stuck,
             finished=finished,
             lap_time=events.lap_time,

@@ -217,8 +217,8 @@ class RaceParallelEnv(ParallelEnv):
             observations, rewards, terminations, truncations, infos of the agents that
             were live before the step. Info keys: ``progress`` (laps since the start
             line), ``laps``, ``lap_time`` [s] (only on the step a lap is completed),
-            ``speed`` [m/s], ``mean_speed`` [m/s], ``crashed``, ``stuck``, ``finished``,
-            ``reward_terms``.
+            ``speed`` [m/s], ``mean_speed`` [m/s], ``distance`` [m] (driven since the car
+            was placed), ``crashed``, ``stuck``, ``finished``, ``reward_terms``.
 
         Raises:
             RuntimeError: no live agents (call ``reset`` first).

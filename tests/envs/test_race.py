@@ -258,6 +258,20 @@ def test_stuck_car_is_truncated_not_terminated() -> None:
     assert infos[agent]["stuck"] and not terminations[agent]
     assert step * env.config.rules.dt == pytest.approx(1.0, abs=2 * env.config.rules.dt)
     assert env.agents == []
+    # It never moved: no distance, wherever on the track it was placed (race/distance_m;
+    # race/progress logged the spawn's position on the lap).
+    assert infos[agent]["distance"] == 0.0
+
+
+def test_distance_is_what_the_car_drove_since_it_was_placed() -> None:
+    env = single_car_env()
+    (agent,) = env.possible_agents
+    env.reset(seed=1)
+    driven = 0.0
+    for _ in range(30):
+        _, _, _, _, infos = env.step({agent: np.array([1.0, 0.0, 0.0])})
+        driven += abs(infos[agent]["speed"]) * env.config.rules.dt
+    assert infos[agent]["distance"] == pytest.approx(driven, rel=0.05)
 
 
 def test_max_steps_truncates_every_car() -> None:
