@@ -44,7 +44,8 @@ class RaceParallelEnv(ParallelEnv):
 
     ## Rewards
     ``racing_rl.envs.rewards``: 1000 per lap of progress (× 20 backwards), a speed bonus
-    clip((exp(2·v/v_max) − 1)·0.5, 0, 1) (none when reversing), and −10 on a crash.
+    (exp(2·clip(v/v_max, 0, 1)) − 1)·0.5 (0 … 3.19; none when reversing), and −10 on a
+    crash.
     ``info["reward_terms"]`` has the terms (``progress``, ``speed``, ``crash``), which sum
     to the reward.
 
