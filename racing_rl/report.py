@@ -42,7 +42,7 @@ COLUMNS = (
     ("lap completion", "lap_completion_rate", ".0%"),
     ("mean lap (s)", "mean_lap_time_s", ".2f"),
     ("env-steps/s", "env_steps_per_s", ",.0f"),
-    ("wall time (s)", "seconds", ",.0f"),
+    ("training time (s)", "seconds", ",.0f"),  # model.learn, the last leg's
     ("status", "status", ""),
 )
 
@@ -234,7 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="racing-rl report",
         description="Tabulate a sweep's jobs (objective, validation lap completion, lap time, "
-        "throughput, wall time, status) and plot their learning curves.",
+        "throughput, training time, status) and plot their learning curves.",
         epilog="examples:\n  racing-rl report outputs/multirun/<date>/<time>\n"
         "  racing-rl report outputs/optuna/ppo_search --out /tmp/ppo_search   # elsewhere",
         formatter_class=argparse.RawDescriptionHelpFormatter,
