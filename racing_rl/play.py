@@ -79,7 +79,8 @@ def play(cfg: DictConfig) -> dict[str, Any]:
 
     log.info("Arrow keys drive, space or shift burns nitro, esc quits.")
     try:
-        (race,) = run_races(envs, drivers, record=bool(cfg.record), on_step=on_step)
+        meta = {"laps": int(cfg.laps)}  # a replay's HUD then says "done" for a finisher
+        (race,) = run_races(envs, drivers, record=bool(cfg.record), meta=meta, on_step=on_step)
     finally:
         window.close()
     result: dict[str, Any] = {"leaderboard": leaderboard(race), "steps": window.frames - 1}

@@ -72,7 +72,16 @@ FRAME_FIELDS = (
     "rays",
 )
 #: Per-step arrays, shape (T, N, ...): step t leads from frame t to frame t + 1.
-STEP_FIELDS = ("actions", "rewards", "lap_completed", "lap_time", "terminated", "truncated")
+#: Each step field and its dtype (docs/replays.md).
+STEP_DTYPES: dict[str, type] = {
+    "actions": np.float64,
+    "rewards": np.float64,
+    "lap_completed": bool,
+    "lap_time": np.float64,
+    "terminated": bool,
+    "truncated": bool,
+}
+STEP_FIELDS = tuple(STEP_DTYPES)
 #: Scalar fields, one number each.
 SCALAR_FIELDS = ("dt", "car_length", "car_width", "max_speed")
 
@@ -414,9 +423,8 @@ class ReplayRecorder:
         """
         lap_time = np.asarray(lap_time, dtype=np.float64)
         values = (actions, rewards, ~np.isnan(lap_time), lap_time, terminated, truncated)
-        dtypes = (np.float64, np.float64, bool, np.float64, bool, bool)
-        for name, value, dtype in zip(STEP_FIELDS, values, dtypes, strict=True):
-            self._steps[name].append(np.asarray(value, dtype=dtype).copy())
+        for name, value in zip(STEP_FIELDS, values, strict=True):
+            self._steps[name].append(np.asarray(value, dtype=STEP_DTYPES[name]).copy())
         self._frame(rays)
 
     def _frame(self, rays: np.ndarray | None = None) -> None:
@@ -444,12 +452,11 @@ class ReplayRecorder:
         world = self._world
         if world is None:
             raise RuntimeError("Nothing recorded: call start(world) first.")
-        n, r = world.n_cars, world.sensors.n_rays
-        empty = {"actions": (0, n, 3), "rays": (0, n, r)}
-        stacked = {
-            name: np.stack(values) if values else np.zeros(empty.get(name, (0, n)))
-            for name, values in (*self._frames.items(), *self._steps.items())
-        }
+        n = world.n_cars
+        stacked = {name: np.stack(values) for name, values in self._frames.items()}  # frame 0 on
+        for name, values in self._steps.items():  # none before the first step: empty, typed
+            shape = (0, n, 3) if name == "actions" else (0, n)
+            stacked[name] = np.stack(values) if values else np.zeros(shape, STEP_DTYPES[name])
         return Replay(
             track=world.track,
             labels=self.labels,

@@ -43,7 +43,7 @@ def run(cfg: DictConfig) -> str:
             **options,
         )
         seconds = time.perf_counter() - started
-        racing_time = replay.n_frames * replay.dt
+        racing_time = replay.n_steps * replay.dt  # T steps between the T + 1 frames
         return (
             f"wrote {count} frames ({racing_time:.1f} s of racing) to {cfg.video} "
             f"in {seconds:.1f} s"

@@ -40,6 +40,7 @@ def test_play_against_a_checkpoint_headless(tiny_runs, tmp_path):
     assert "you" in result.stdout and tiny_runs[0].name in result.stdout
     replay = load_replay(record)
     assert replay.labels == ("you", tiny_runs[0].name) and replay.runs[0] == "human"
+    assert replay.meta["laps"] == 3  # the HUD knows who finished
     assert replay.n_steps == len(SCRIPT)
     np.testing.assert_array_equal(
         replay.actions[:, 0], [keys_to_action(s.split("+")) for s in SCRIPT]

@@ -126,7 +126,7 @@ def test_replay_command_plays_headless_and_exports(saved, tmp_path):
         "replay", f"path={saved}", f"video={video}", "size=[320,240]", "speed=2", cwd=tmp_path
     )
     assert exported.returncode == 0, exported.stderr[-3000:]
-    assert f"wrote 91 frames (6.1 s of racing) to {video}" in exported.stdout
+    assert f"wrote 91 frames (6.0 s of racing) to {video}" in exported.stdout  # 90 steps
     assert (exported.stdout + exported.stderr).count("wrote ") == 1  # said once
     assert iio.improps(video, plugin="FFMPEG").shape[1:] == (240, 320, 3)
     assert iio.immeta(video, plugin="FFMPEG")["fps"] == pytest.approx(30.0)
@@ -250,3 +250,17 @@ def test_a_replay_snapshot_knows_which_cars_finished():
     renderer = Renderer(size_px=(200, 200))
     for snapshot in (replay.snapshot(replay.n_frames - 1), unknown.snapshot(1)):
         assert renderer.draw(snapshot).shape == (200, 200, 3)
+
+
+def test_a_replay_of_no_step_has_typed_step_arrays():
+    """Recorded then stopped before the first step (Esc at once in play record=...): the
+    step flags were float64, and lap_times raised IndexError."""
+    env = RaceParallelEnv(backend_config(BACKEND, REPLAY_EPISODE), n_cars=2, track_seeds=[3])
+    env.reset(seed=0)
+    recorder = ReplayRecorder(["a", "b"], ["scripted", "scripted"], {})
+    recorder.start(env.world)
+    replay = recorder.replay()
+    assert replay.n_steps == 0 and replay.n_frames == 1
+    for name in ("lap_completed", "terminated", "truncated"):
+        assert getattr(replay, name).dtype == bool and getattr(replay, name).shape == (0, 2)
+    assert replay.actions.shape == (0, 2, 3) and replay.lap_times(0) == []

@@ -337,7 +337,8 @@ class Renderer:
             clock, last = snapshot.lap_clock[i], snapshot.last_lap_time[i]
             clock_text = "  --.-- s" if np.isnan(clock) or not active else f"{clock:7.2f} s"
             last_text = "  --.-- s" if np.isnan(last) else f"{last:7.2f} s"
-            fraction = float(np.mod(snapshot.progress[i], 1.0))
+            # Behind the line (a grid slot, before its first crossing) is 0 %, not 99 %.
+            fraction = float(np.mod(max(snapshot.progress[i], 0.0), 1.0))
             text = (
                 f"{snapshot.label(i):<{width}}  {snapshot.speed[i] * 3.6:4.0f} km/h  "
                 f"lap {snapshot.laps[i]:2d}  time {clock_text}  last {last_text}  "

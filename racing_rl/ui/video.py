@@ -124,12 +124,15 @@ def export_video(
             written = count
             return
         stride = math.ceil(rate / GIF_MAX_FPS)
-        delays_ms = gif_delays_ms(math.ceil(replay.n_frames / stride), stride / rate)
+        kept = math.ceil(replay.n_frames / stride)
+        delays_ms = gif_delays_ms(kept, stride / rate)
+        # Pillow takes one delay for a one-frame GIF (a list of one: a TypeError).
+        duration = delays_ms if kept > 1 else delays_ms[0]
         with iio.imopen(tmp, "w", plugin="pillow") as gif:
             for i, frame in enumerate(counted()):
                 if i % stride == 0:
                     # bits=8: held as a 256-colour image (1 byte a pixel) until written.
-                    gif.write(frame, is_batch=False, bits=8, duration=delays_ms, loop=0)
+                    gif.write(frame, is_batch=False, bits=8, duration=duration, loop=0)
                     written += 1
             # Pillow encodes the whole GIF when the file closes, after the bar ends.
             log.info("encoding %d frames as %s (Pillow) ...", written, path.name)

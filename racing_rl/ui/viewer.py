@@ -15,7 +15,7 @@ import pygame
 
 from racing_rl.errors import ReplayError
 from racing_rl.replay import Replay
-from racing_rl.ui.render import Renderer
+from racing_rl.ui.render import CAMERAS, Renderer
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class ReplayPlayer:
         follow: the car the chase camera follows.
 
     Raises:
-        ReplayError: on a speed outside ``SPEEDS``.
+        ReplayError: on a speed outside ``SPEEDS`` or a camera outside ``CAMERAS``.
     """
 
     def __init__(
@@ -55,6 +55,8 @@ class ReplayPlayer:
     ) -> None:
         if speed not in SPEEDS:
             raise ReplayError(f"speed must be one of {SPEEDS}, got {speed}.")
+        if camera not in CAMERAS:  # the Renderer's own check never sees a camera set later
+            raise ReplayError(f"camera must be one of {', '.join(CAMERAS)}, got {camera!r}.")
         self.replay = replay
         self.speed = float(speed)
         self.camera = camera

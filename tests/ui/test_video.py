@@ -3,11 +3,14 @@
 The ``replay`` fixture (tests/conftest.py) is a recorded race of two scripted cars.
 """
 
+import dataclasses
+
 import imageio.v3 as iio
 import numpy as np
 import pytest
 
 from racing_rl.errors import ReplayError
+from racing_rl.replay import FRAME_FIELDS, STEP_FIELDS
 from racing_rl.ui.video import export_video, gif_delays_ms
 
 
@@ -80,3 +83,16 @@ def test_a_video_stopped_halfway_leaves_the_earlier_file_and_no_partial_one(
         export_video(replay, path, size_px=(160, 128))
     assert path.read_bytes() == b"an earlier video"
     assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+
+
+def test_a_one_frame_gif_is_written(replay, tmp_path):
+    """A replay of no step (Esc at once in play record=...) or a speed that keeps one
+    frame: Pillow was given a list of delays for one frame, a TypeError."""
+    start = dataclasses.replace(
+        replay,
+        **{name: getattr(replay, name)[:1] for name in (*FRAME_FIELDS, "time")},
+        **{name: getattr(replay, name)[:0] for name in STEP_FIELDS},
+    )
+    gif = tmp_path / "start.gif"
+    assert export_video(start, gif, size_px=(160, 128)) == 1
+    assert iio.imread(gif, index=None).shape[0] == 1

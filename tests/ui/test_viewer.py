@@ -56,6 +56,9 @@ def test_player_keys_seek_change_speed_and_camera(replay):
     assert (player.camera, player.follow) == ("chase", 1)
     with pytest.raises(ReplayError, match="speed"):
         ReplayPlayer(replay, speed=3.0)
+    # The window set the camera after its Renderer's check: camera=foo drew a broken view.
+    with pytest.raises(ReplayError, match="camera must be one of track, chase, got 'foo'"):
+        ReplayPlayer(replay, camera="foo")
 
 
 @pytest.mark.parametrize(
