@@ -30,7 +30,7 @@ def main(cfg: DictConfig) -> None:
             heartbeat_hz=cfg.heartbeat_hz,
             token=cfg.token,
             done_reward=cfg.done_reward,
-            track_seeds=track_seeds(cfg.track_seeds),
+            track_seeds=track_seeds(cfg.track_seeds, "track_seeds"),
             hello=cfg.hello,
             info=cfg.info,
             echo_step=cfg.echo_step,

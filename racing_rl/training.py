@@ -406,7 +406,7 @@ def training_env(cfg: DictConfig, bridge: TrainingBridge | None = None) -> VecEn
         cfg.backend,
         cfg.n_races,
         cfg.cars_per_race,
-        [track_seeds(cfg.tracks.train)] * cfg.n_races,
+        [track_seeds(cfg.tracks.train, "tracks.train")] * cfg.n_races,
         bridge=bridge,
         track_mix=track_mix,
         scripted_opponents=opponents,
@@ -510,7 +510,7 @@ def _train_on(
     kind = "return" if bridge is not None else cfg.objective
     run_objective = partial(objective, kind=kind, lap_time_limit=lap_time_limit)
     if cfg.validation.every > 0:
-        seeds = track_seeds(cfg.tracks.validation)
+        seeds = track_seeds(cfg.tracks.validation, "tracks.validation")
         if bridge is None:
             eval_env = evaluation_env(cfg, seeds)
         else:  # one more environment in the game, of cars_per_race cars

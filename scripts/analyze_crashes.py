@@ -477,7 +477,7 @@ def main() -> None:
     run_cfg = load_run_config(args.run_dir)
     if args.replays is None:
         seeds = args.seeds or track_seeds(
-            OmegaConf.load(config_dir() / "train.yaml").tracks.benchmark
+            OmegaConf.load(config_dir() / "train.yaml").tracks.benchmark, "tracks.benchmark"
         )
         options = [
             f"checkpoint={args.checkpoint}",

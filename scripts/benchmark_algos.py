@@ -102,7 +102,9 @@ BEGIN, END = "<!-- benchmark_algos: begin -->", "<!-- benchmark_algos: end -->"
 
 def benchmark_seeds() -> range:
     """The held-out benchmark's track seeds, ``tracks.benchmark`` of conf/train.yaml."""
-    return track_seeds(OmegaConf.load(config_dir() / "train.yaml").tracks.benchmark)
+    return track_seeds(
+        OmegaConf.load(config_dir() / "train.yaml").tracks.benchmark, "tracks.benchmark"
+    )
 
 
 def check_held_out(run_dir: Path, seeds: Sequence[int]) -> None:

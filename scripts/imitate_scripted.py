@@ -108,7 +108,7 @@ def imitate(
             "the built-in simulator (the scripted driver reads its state)."
         )
     torch.set_num_threads(int(cfg.torch_threads))
-    train_seeds = track_seeds(cfg.tracks.train)
+    train_seeds = track_seeds(cfg.tracks.train, "tracks.train")
     base = make_env(
         cfg.backend,
         n_races,

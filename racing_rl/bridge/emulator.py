@@ -174,8 +174,9 @@ class Emulator:
         history: commands kept in ``commands``.
 
     Raises:
-        ConfigError: if ``url`` is not a ``ws://`` or ``wss://`` address, or a rate is not
-            > 0.
+        ConfigError: if ``url`` is not a ``ws://`` or ``wss://`` address, a rate or
+            ``silence_timeout`` is not > 0, ``watchdog_ticks`` < 0, ``max_environments`` < 1
+            or ``track_seeds`` empty.
 
     Attributes:
         commands: the last ``history`` commands received, ``{"command", "envid", "data"}``,
@@ -217,6 +218,15 @@ class Emulator:
         for name, rate in (("tick_hz", tick_hz), ("heartbeat_hz", heartbeat_hz)):
             if not (math.isfinite(rate) and rate > 0):
                 raise ConfigError(f"{name}={rate}; must be a frame rate > 0 [Hz].")
+        if not silence_timeout > 0:  # 0 dropped every connection at once, again and again
+            raise ConfigError(f"silence_timeout={silence_timeout}; must be > 0 [s].")
+        if watchdog_ticks < 0 or max_environments < 1 or len(track_seeds) == 0:
+            raise ConfigError(
+                f"watchdog_ticks={watchdog_ticks} (>= 0; 0: off), max_environments="
+                f"{max_environments} (>= 1), {len(track_seeds)} track_seeds (>= 1): out of range."
+            )
+        if record is not None:  # a missing folder read as "cannot connect", every second
+            record.parent.mkdir(parents=True, exist_ok=True)
         config = sim or RaceConfig()
         # Episodes end when the car's does (crash, stuck); limits are the server's.
         episode = dataclasses.replace(

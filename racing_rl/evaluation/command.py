@@ -102,7 +102,11 @@ def evaluate(cfg: DictConfig, difficulty: str | None = None) -> dict[str, Any] |
             run_cfg.backend = with_difficulty(run_cfg.backend, difficulty)
         if cfg.get("backend"):  # the difficulty's keys again, and any given on the command line
             run_cfg.backend = OmegaConf.merge(run_cfg.backend, cfg.backend)
-    seeds = list(cfg.seeds) if cfg.get("seeds") else track_seeds(run_cfg.tracks[cfg.split])
+    seeds = (
+        list(cfg.seeds)
+        if cfg.get("seeds")
+        else track_seeds(run_cfg.tracks[cfg.split], f"tracks.{cfg.split}")
+    )
     split = None if cfg.get("seeds") else str(cfg.split)  # explicit seeds are no split's
     started = time.perf_counter()
     # None: a Roblox game's own size, which the (first) checkpoint then pins.

@@ -408,3 +408,33 @@ def test_the_record_keeps_each_command_as_received(tmp_path):
     lines = [json.loads(line) for line in record.read_text().splitlines()]
     assert [line["command"] for line in lines] == [p.SPAWN_AGENTS, p.ACTION]
     assert lines[1]["step"] == 7 and lines[1] == json.loads(action)
+
+
+@pytest.mark.parametrize(
+    ("setting", "refused"),
+    [
+        # 0 dropped every connection as it was made, and reconnected, twice a second.
+        ({"silence_timeout": 0}, "silence_timeout=0; must be > 0"),
+        ({"watchdog_ticks": -1}, "watchdog_ticks=-1 "),
+        ({"max_environments": 0}, "max_environments=0 "),
+        # Every SPAWN_AGENTS without a track failed ("high <= 0"): the server waited.
+        ({"track_seeds": range(5, 5)}, "0 track_seeds"),
+    ],
+)
+def test_settings_out_of_range_are_refused(setting, refused):
+    with pytest.raises(ConfigError, match=refused):
+        emu.Emulator("ws://unused", **setting)
+
+
+def test_a_record_file_in_a_new_folder_is_made(tmp_path):
+    """Its missing folder read as "cannot connect", again every second."""
+    emu.Emulator("ws://unused", record=tmp_path / "new" / "commands.jsonl")
+    assert (tmp_path / "new").is_dir()
+
+
+def test_emulate_names_a_track_range_that_is_no_range():
+    from racing_rl.config import track_seeds
+
+    for seeds in ([5, 5], [0, 1, 2]):  # empty; three values ("too many values to unpack")
+        with pytest.raises(ConfigError, match=r"track_seeds=\[.*\]; must be \[start, stop\)"):
+            track_seeds(seeds, "track_seeds")
