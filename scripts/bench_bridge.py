@@ -146,7 +146,8 @@ def run_bridged(
         bridged.close()
     finally:
         game.send_signal(signal.SIGINT)
-        _, stderr = game.communicate(timeout=30)
+        # Seconds on a quiet machine; a 2-core machine under 5 other jobs took over 30.
+        _, stderr = game.communicate(timeout=120)
     report: dict = {"tick_hz": tick_hz}
     if lockstep:
         return times, trips, rejected, report
