@@ -409,7 +409,11 @@ class ValidationVideo:
         driver = PolicyDriver(model, "policy", "training", stack, normalizer)
         episode = {"spawn": "grid", "laps": 1, "max_steps": self.max_steps}
         envs = make_parallel_envs(self.cfg.backend, 1, 1, [[self.track_seed]], episode)
-        (race,) = run_races(envs, [driver], record=True)
+        try:
+            (race,) = run_races(envs, [driver], record=True)
+        finally:
+            for env in envs:
+                env.close()
         return list(frames(race.replay, size_px=self.size_px))
 
     def log(self, model: object, train_env: VecEnv, logger: Logger, timesteps: int) -> None:

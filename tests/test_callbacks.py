@@ -139,3 +139,31 @@ def test_validation_video_reaches_tensorboard_as_an_animated_gif(run_dir):
     assert image.step == 2048 and (image.width, image.height) == (96, 96)
     frames = iio.imread(image.encoded_image_string, index=None, extension=".gif")
     assert frames.shape[1:] == (96, 96, 3) and 2 <= len(frames) <= 41
+
+
+def test_a_validation_video_closes_the_env_it_raced(monkeypatch):
+    """Each validation video left its race's environment open."""
+    from hydra import compose
+    from stable_baselines3 import PPO
+
+    from racing_rl import vec
+    from racing_rl.callbacks import ValidationVideo
+    from racing_rl.config import initialize
+
+    closed = []
+    made = vec.make_parallel_envs
+
+    def spied(*args, **kwargs):
+        envs = made(*args, **kwargs)
+        for env in envs:
+            env.close = lambda close=env.close: (closed.append(True), close())
+        return envs
+
+    monkeypatch.setattr(vec, "make_parallel_envs", spied)
+    with initialize():
+        cfg = compose("train", overrides=["wrappers=none"])
+    venv = vec.make_env(cfg.backend, 1, 1, [[5]])
+    model = PPO("MlpPolicy", venv, n_steps=16, batch_size=16)
+    video = ValidationVideo(cfg, 5, 1, 5, (64, 64))
+    assert len(video.frames(model, venv)) >= 2
+    assert closed == [True]
