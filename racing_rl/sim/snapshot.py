@@ -77,8 +77,9 @@ class RaceSnapshot:
         return self.labels[index] if index < len(self.labels) else f"car {index}"
 
     @classmethod
-    def from_world(cls, world: World, labels: tuple[str, ...] = ()) -> RaceSnapshot:
-        """A copy of ``world``'s current state (arrays are copied; the track is shared)."""
+    def from_world(cls, world: World, labels: tuple[str, ...] = (), laps: int = 0) -> RaceSnapshot:
+        """A copy of ``world``'s current state (arrays are copied; the track is shared);
+        ``laps``: the race's, for ``finished`` (0: not known)."""
         return cls(
             track=world.track,
             time=float(world.time),
@@ -97,4 +98,5 @@ class RaceSnapshot:
             car_width=float(world.car.width),
             max_speed=float(world.car.max_speed),
             labels=tuple(labels),
+            finished=world.laps >= laps if laps else None,
         )

@@ -53,8 +53,11 @@ class RaceWindow:
             The hook: it draws a frame and returns False once the window is closed.
         """
 
+        race = env.unwrapped
+        laps = int(race.config.episode.laps)  # the HUD's "done" for a car that finished
+
         def draw() -> bool:
-            self._renderer.draw(RaceSnapshot.from_world(env.unwrapped.world, labels))
+            self._renderer.draw(RaceSnapshot.from_world(race.world, labels, laps))
             pygame.display.set_caption(caption)
             self.frames += 1
             for event in pygame.event.get():

@@ -39,3 +39,16 @@ def test_the_hook_draws_until_the_window_is_closed(event):
 def test_an_unknown_camera_is_a_config_error():
     with pytest.raises(ConfigError, match="camera"):
         RaceWindow(fps=0, size_px=(160, 120), camera="drone")
+
+
+def test_a_live_snapshot_knows_the_races_laps():
+    """A live window called a car that had finished "out", as a crashed one."""
+    from racing_rl.sim.snapshot import RaceSnapshot
+
+    env = RaceParallelEnv(n_cars=2)
+    env.reset(seed=0)
+    world = env.world
+    assert RaceSnapshot.from_world(world).finished is None  # laps unknown
+    assert RaceSnapshot.from_world(world, laps=1).finished.tolist() == [False, False]
+    world.laps[1] = 1  # as the step that completes its lap leaves it
+    assert RaceSnapshot.from_world(world, laps=1).finished.tolist() == [False, True]
