@@ -187,10 +187,12 @@ class Replay:
         """
         if not 0 <= frame < self.n_frames:
             raise IndexError(f"Frame {frame} is outside the replay's 0 … {self.n_frames - 1}.")
-        start = max(0, frame + 1 - trail_length) if trail_length else frame + 1
         trails = []
         for car in range(self.n_cars):
-            seen = start + np.flatnonzero(self.active[start : frame + 1, car])
+            # The last trail_length frames it raced in, as the live Renderer keeps them (a
+            # window of frames would shrink a finished car's trail as the others raced on).
+            raced = np.flatnonzero(self.active[: frame + 1, car])
+            seen = raced[len(raced) - trail_length :] if trail_length else raced[:0]
             trails.append(
                 np.column_stack([self.position[seen, car], self.speed[seen, car]])
                 if trail_length

@@ -245,6 +245,9 @@ def test_a_replay_snapshot_knows_which_cars_finished():
     assert race.cars[0].episode.finished and not replay.active[-1, 0]
     assert replay.snapshot(replay.n_frames - 1).finished.tolist() == [True]
     assert replay.snapshot(0).finished.tolist() == [False]
+    # A finished car keeps a whole trail, as a live window keeps it (it lost a position
+    # for every frame the race went on after it).
+    assert len(replay.snapshot(replay.n_frames - 1, trail_length=50).trails[0]) == 50
     unknown = dataclasses.replace(replay, meta={})
     assert unknown.snapshot(0).finished is None
     renderer = Renderer(size_px=(200, 200))
