@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
@@ -282,7 +283,25 @@ def resume_run(run_dir: Path, overrides: Sequence[str]) -> tuple[DictConfig, Che
         )
     saved = OmegaConf.to_yaml(cfg)
     write_atomic(run_dir / ".hydra" / "config.yaml", lambda tmp: tmp.write_text(saved))
+    _record_overrides(run_dir / ".hydra" / "overrides.yaml", overrides)
     return cfg, checkpoint
+
+
+def _record_overrides(path: Path, overrides: Sequence[str]) -> None:
+    """Put a resume's overrides into the run's ``.hydra/overrides.yaml``, each in place
+    of the one of its key, so that the file keeps saying what the run's config was made
+    with (``racing-rl report`` shows it); ``resume=`` itself is left out."""
+    if not path.is_file():
+        return
+    parser = OverridesParser.create()
+    lines = [o.input_line for o in parser.parse_overrides([str(o) for o in OmegaConf.load(path)])]
+    for override in parser.parse_overrides(list(overrides)):
+        key = override.key_or_group
+        if key != "resume":
+            lines = [line for line in lines if parser.parse_override(line).key_or_group != key]
+            lines.append(override.input_line)
+    text = OmegaConf.to_yaml(OmegaConf.create(lines))
+    write_atomic(path, lambda tmp: tmp.write_text(text))
 
 
 def train(cfg: DictConfig, run_dir: Path, resume: Checkpoint | None = None) -> dict[str, Any]:

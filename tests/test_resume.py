@@ -68,6 +68,10 @@ def test_resume_continues_the_run_where_it_stopped(algo, tmp_path):
         (2000, 4000),
     ]
     assert legs[1]["resumed_from"].endswith("final_2000_steps")
+    # The run's overrides say what its config now holds (racing-rl report shows them).
+    overrides = OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")
+    assert "total_timesteps=4000" in overrides and "total_timesteps=2000" not in overrides
+    assert not any(str(o).startswith("resume=") for o in overrides)
     # Validation rows have their timesteps in progress.csv (they had none: no x value).
     rows = list(csv.DictReader((run_dir / "progress.csv").open()))
     validated = [row["time/total_timesteps"] for row in rows if row["eval/lap_completion_rate"]]
