@@ -169,6 +169,11 @@ def markdown(jobs: Sequence[Job], shared: Sequence[str], sweep_dir: Path) -> str
     out.write(f"Shared overrides: `{' '.join(shared)}`\n\n" if shared else "\n\n")
     rows = ([_cell(getattr(job, a), f) for _, a, f in COLUMNS] for job in jobs)
     out.write(markdown_table([h for h, _, _ in COLUMNS], rows) + "\n")
+    if not any(job.curve for job in jobs):
+        out.write(
+            "\nNo job has validation curves (eval/ in tb/): trained with validation.every=0, "
+            "or stopped before its first validation; learning_curves.png is empty.\n"
+        )
     failed = [j for j in jobs if j.status != "completed"]
     if failed:
         out.write("\nJobs that did not complete:\n\n")
@@ -208,6 +213,8 @@ def plot_curves(jobs: Sequence[Job], path: Path) -> None:
     axes.grid(alpha=0.3)
     if axes.lines:
         axes.legend(fontsize=8, loc="best", title="report.md: overrides per job")
+    else:
+        axes.text(0.5, 0.5, "no validation curves (validation.every=0?)", ha="center")
     figure.tight_layout()
     figure.savefig(path)
 

@@ -277,7 +277,7 @@ def test_the_report_ranks_complete_jobs_by_their_own_figures(tmp_path):
     """A job resumed for more steps and stopped kept its earlier leg's summary and was
     ranked above finished jobs; a single run's dir was named by its hour ("22"); a job
     without summary.json counted as a laps job in an objective=return sweep."""
-    from racing_rl.report import read_sweep
+    from racing_rl.report import markdown, read_sweep
 
     def job(name, status, objective=None, kind="laps"):
         path = tmp_path / name
@@ -301,3 +301,5 @@ def test_the_report_ranks_complete_jobs_by_their_own_figures(tmp_path):
         ("3", None),
     ]
     assert [j.objective_kind for j in jobs] == ["laps", "laps", "laps", "return"]
+    # No job has curves (no tb/): the report says so, where it wrote an empty plot silently.
+    assert "No job has validation curves" in markdown(jobs, [], tmp_path)
