@@ -177,10 +177,11 @@ def format_help(
             out += wrapped(f"{name}: {', '.join(opts)}", 2)
             out += wrapped(note, 6)
     out += ["", "options (KEY=VALUE; defaults as in the YAML):"]
+    resolved = resolved or {}
     for option in doc.options:
         line = f"  {option.key}={option.value}" if option.value else f"  {option.key}.*"
-        if option.key in (resolved or {}):  # an interpolation: what it gives by default
-            line += f"  (= {(resolved or {})[option.key]} by default)"
+        if option.key in resolved:  # an interpolation: what it gives by default
+            line += f"  (= {resolved[option.key]} by default)"
         out.append(line)
         out += wrapped(option.comment, 6)
     out += ["", "examples:", *(f"  {example}" for example in examples)]

@@ -518,17 +518,16 @@ def _check_observe_alike(backends: dict[str, DictConfig]) -> None:
     Raises:
         ConfigError: naming the first setting on which two runs differ.
     """
-    settings = {run: _observation_settings(backend) for run, backend in backends.items()}
-    first, *others = backends
+    configs = {run: backend_config(backend) for run, backend in backends.items()}
+    first, *others = configs
     for other in others:
-        theirs, ours = settings[first], settings[other]
-        if "observation_size" in theirs.keys() | ours.keys():  # a game's run: sizes alone
-            theirs, ours = (
-                {"observation_size": backend_config(backends[run]).observation_size}
-                for run in (first, other)
-            )
-            if None in (theirs["observation_size"], ours["observation_size"]):
+        pair = (configs[first], configs[other])
+        if all(isinstance(config, RaceConfig) for config in pair):
+            theirs, ours = (_observation_settings(config) for config in pair)
+        else:  # a game's run is known by its observation size alone
+            if any(config.observation_size is None for config in pair):
                 continue  # a game's own size: known once it connects
+            theirs, ours = ({"observation_size": config.observation_size} for config in pair)
         differing = sorted(
             key for key in theirs.keys() | ours.keys() if theirs.get(key) != ours.get(key)
         )
@@ -547,12 +546,9 @@ def _check_observe_alike(backends: dict[str, DictConfig]) -> None:
         )
 
 
-def _observation_settings(backend: DictConfig) -> dict[str, Any]:
-    """What shapes a run's observations, as ``{"sensors.n_rays": 10, ...}``: its sensors'
-    and car's settings on the simulator; ``{"observation_size": ...}`` in a game."""
-    config = backend_config(backend)
-    if not isinstance(config, RaceConfig):
-        return {"observation_size": config.observation_size}
+def _observation_settings(config: RaceConfig) -> dict[str, Any]:
+    """What shapes a simulator run's observations: its sensors' and car's settings, as
+    ``{"sensors.n_rays": 10, ...}``."""
     return {
         f"{group}.{key}": value
         for group in ("sensors", "car")
