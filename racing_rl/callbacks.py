@@ -22,6 +22,7 @@ from stable_baselines3.common.type_aliases import TrainFrequencyUnit
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize, sync_envs_normalization
 
 from racing_rl.checkpoints.saving import (
+    finish_swap,
     replace_directory,
     save_checkpoint,
     save_model_files,
@@ -312,6 +313,7 @@ class ValidationCallback(PeriodicCallback):
         self.best_dir = best_dir
         self.objective = objective
         self.best: float | None = None
+        finish_swap(best_dir)  # a save of best/ cut short between its renames
         saved = best_dir / "metrics.json"
         if saved.is_file():
             self.best = objective(json.loads(saved.read_text()))

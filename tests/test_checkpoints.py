@@ -24,6 +24,8 @@ from racing_rl.checkpoints.layout import (
     VECNORMALIZE_PICKLE,
     find_checkpoints,
     latest_checkpoint,
+    resolve_model,
+    swapped_in,
 )
 from racing_rl.checkpoints.loading import (
     check_named_classes,
@@ -430,12 +432,33 @@ def test_a_failed_save_of_a_directory_leaves_the_old_files_whole(tmp_path):
     best.rename(old)
     replace_directory(tmp_path / "other", files(model="x"))  # another directory: untouched
     assert not best.exists()
+    assert swapped_in(best) == partial  # where readers find it meanwhile
+    (partial / "model.zip").write_text("new")
+    assert resolve_model(tmp_path, "best") == partial / "model.zip"
     replace_directory(best, files(model="newer", statistics="newer"))
+    assert swapped_in(best) == best
     assert {p.name: p.read_text() for p in best.iterdir()} == {
         "model": "newer",
         "statistics": "newer",
     }
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best", "other"]
+
+
+def test_a_checkpoint_swap_cut_short_is_finished_by_the_next_save(tmp_path):
+    """The sweep of stale .partial directories deleted the complete half of a same-name
+    swap that a kill cut between its renames: the checkpoint was lost."""
+    model, env = tiny_model()
+    checkpoints = tmp_path / "checkpoints"
+    first = save_checkpoint(model, env, checkpoints, "interrupted")
+    shutil.copytree(first.path, checkpoints / ".interrupted_0_steps.partial")
+    first.path.rename(checkpoints / ".interrupted_0_steps.old")  # killed here
+    model.num_timesteps = 64
+    save_checkpoint(model, env, checkpoints, "ppo")
+    assert [c.path.name for c in find_checkpoints(tmp_path)] == [
+        "interrupted_0_steps",
+        "ppo_64_steps",
+    ]
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["interrupted_0_steps", "ppo_64_steps"]
 
 
 def test_a_hidden_checkpoint_directory_is_not_listed(tmp_path):

@@ -70,6 +70,28 @@ class Checkpoint:
         return self.path / REPLAY_BUFFER
 
 
+def swap_paths(directory: Path) -> tuple[Path, Path]:
+    """Where ``saving.replace_directory`` builds ``directory`` anew and puts the old one
+    aside: ``(.<name>.partial, .<name>.old)`` beside it."""
+    return (
+        directory.with_name(f".{directory.name}.partial"),
+        directory.with_name(f".{directory.name}.old"),
+    )
+
+
+def swapped_in(directory: Path) -> Path:
+    """``directory``, or where its new files are while a swap is cut short.
+
+    A process killed between ``replace_directory``'s two renames leaves ``directory``
+    missing and its complete new files in ``.<name>.partial`` (``.<name>.old`` marks that
+    state); readers take those, and the next save of ``directory`` puts them in place.
+    """
+    partial, old = swap_paths(directory)
+    if not directory.exists() and old.exists() and partial.is_dir():
+        return partial
+    return directory
+
+
 def find_checkpoints(run_dir: Path) -> list[Checkpoint]:
     """The complete checkpoints of a run, oldest first (by timesteps, then save order).
 
@@ -126,7 +148,7 @@ def resolve_model(run_dir: Path, checkpoint: str) -> Path:
     if checkpoint == FINAL:
         model = run_dir / MODEL
     elif checkpoint == "best":
-        model = run_dir / "best" / MODEL
+        model = swapped_in(run_dir / "best") / MODEL
     elif checkpoint == "latest":
         model = latest_checkpoint(run_dir).model
     else:

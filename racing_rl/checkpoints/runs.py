@@ -19,10 +19,12 @@ from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from racing_rl.algos import make_model
 from racing_rl.checkpoints.layout import (
+    MODEL,
     Checkpoint,
     find_checkpoints,
     latest_checkpoint,
     resolve_model,
+    swapped_in,
 )
 from racing_rl.checkpoints.loading import (
     check_named_classes,
@@ -319,7 +321,7 @@ def initialize_from(cfg: DictConfig, source: Path, venv: VecEnv) -> tuple[BaseAl
             have them), naming the key to change.
     """
     source_cfg = check_init_from(cfg, source)
-    checkpoint = "best" if (source / "best" / "model.zip").is_file() else "final"
+    checkpoint = "best" if (swapped_in(source / "best") / MODEL).is_file() else "final"
     model_path = resolve_model(source, checkpoint)
     loaded = load_model(source_cfg.algo, model_path, env=None, device=cfg.device)
     expected, got = loaded.observation_space.shape, venv.observation_space.shape

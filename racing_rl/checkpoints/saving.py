@@ -35,6 +35,7 @@ from racing_rl.checkpoints.layout import (
     Checkpoint,
     filled_rows,
     find_checkpoints,
+    swap_paths,
 )
 from racing_rl.errors import CheckpointError
 from racing_rl.normalize import save_statistics
@@ -110,16 +111,12 @@ def replace_directory(directory: Path, write: Callable[[Path], object]) -> None:
     ``write(tmp)`` fills a new directory ``.<name>.partial`` beside ``directory``, which
     then takes its place: two renames, the old directory aside as ``.<name>.old``, the new
     one in (``os.replace``: atomic on POSIX and Windows). A process killed between the
-    two leaves ``directory`` missing; the next call for it finishes that swap first.
-    However ``write`` ends (an error, Ctrl-C), the partial directory is removed and
-    ``directory`` is left as it was.
+    two leaves ``directory`` missing (readers find it with ``swapped_in``); the next call
+    for it finishes that swap first (``finish_swap``). However ``write`` ends (an error,
+    Ctrl-C), the partial directory is removed and ``directory`` is left as it was.
     """
-    partial = directory.with_name(f".{directory.name}.partial")
-    old = directory.with_name(f".{directory.name}.old")
-    if old.exists():  # a swap cut between its renames: the partial one was complete
-        if not directory.exists():
-            os.replace(partial if partial.is_dir() else old, directory)
-        shutil.rmtree(old, ignore_errors=True)
+    partial, old = swap_paths(directory)
+    finish_swap(directory)
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     try:
@@ -131,6 +128,21 @@ def replace_directory(directory: Path, write: Callable[[Path], object]) -> None:
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def finish_swap(directory: Path) -> None:
+    """Finish a ``replace_directory`` swap of ``directory`` that a kill cut short.
+
+    ``.<name>.old`` exists only once the new ``.<name>.partial`` is complete: the partial
+    one goes in if ``directory`` is missing, and the old one is deleted. Nothing is done
+    where no swap was cut short. For the process that writes ``directory`` only: another
+    process's swap under way looks the same.
+    """
+    partial, old = swap_paths(directory)
+    if old.exists():
+        if not directory.exists():
+            os.replace(partial if partial.is_dir() else old, directory)
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def save_checkpoint(
@@ -159,6 +171,8 @@ def save_checkpoint(
     """
     checkpoints_dir.mkdir(parents=True, exist_ok=True)
     name = f"{kind}_{model.num_timesteps}_steps"
+    for cut in checkpoints_dir.glob(".*.old"):  # a swap's complete half is in its .partial
+        finish_swap(checkpoints_dir / cut.name[1 : -len(".old")])
     for stale in checkpoints_dir.glob(".*.partial"):  # saves a kill cut short
         shutil.rmtree(stale, ignore_errors=True)
 
