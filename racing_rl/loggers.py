@@ -2,13 +2,16 @@
 
 ``sb3_logger`` is SB3's ``configure(folder, ["stdout", "csv", "tensorboard"])`` laid out
 for a run directory: the table on stderr (with the project's other logs; stdout is left
-for results), ``progress.csv`` in the run dir (its earlier rows kept when a run is
-resumed) and TensorBoard events in ``tb/``. ``wandb_run`` adds an optional Weights &
+for results), ``progress.csv`` in the run dir and TensorBoard events in ``tb/``. A resumed
+run keeps its earlier legs' figures up to the checkpoint it resumed from, and drops those
+past it, which it logs again (a rollout discarded by a Ctrl-C, steps trained after the
+last checkpoint of a killed run). ``wandb_run`` adds an optional Weights &
 Biases run (``logger=wandb``) that syncs those TensorBoard events.
 """
 
 from __future__ import annotations
 
+import csv
 import importlib.util
 import logging
 import sys
@@ -23,37 +26,64 @@ from stable_baselines3.common.logger import (
     Logger,
     TensorBoardOutputFormat,
 )
+from torch.utils.tensorboard import SummaryWriter
 
 from racing_rl.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
+#: The column of ``progress.csv`` with the timesteps a row was logged at.
+TIMESTEPS = "time/total_timesteps"
 
-def csv_output(path: Path) -> CSVOutputFormat:
+
+def csv_output(path: Path, until: int | None = None) -> CSVOutputFormat:
     """SB3's CSV writer on ``path``, keeping the rows already in it.
 
     SB3 truncates the file it opens; a resumed run would lose its earlier legs' rows.
 
     Args:
         path: the CSV file, e.g. ``<run dir>/progress.csv``; need not exist.
+        until: keep only the earlier rows whose ``time/total_timesteps`` is at most this
+            (the timesteps of the checkpoint a run resumes from); None keeps every row.
 
     Returns:
         The writer, positioned after the earlier rows, with their columns.
     """
-    earlier = path.read_text() if path.is_file() else ""
+    earlier = path.read_text().splitlines(keepends=True) if path.is_file() else []
     writer = CSVOutputFormat(str(path))
     if earlier:
-        writer.keys = earlier.splitlines()[0].split(writer.separator)
-        writer.file.write(earlier)
+        writer.keys = earlier[0].rstrip("\r\n").split(writer.separator)
+        if until is not None and TIMESTEPS in writer.keys:
+            column = writer.keys.index(TIMESTEPS)
+            rows = csv.reader(earlier[1:])  # a row may hold a quoted separator
+            earlier[1:] = [
+                line
+                for line, row in zip(earlier[1:], rows, strict=True)
+                if not row[column] or float(row[column]) <= until
+            ]
+        writer.file.writelines(earlier)
         writer.file.flush()
     return writer
 
 
-def sb3_logger(run_dir: Path) -> Logger:
+class TensorBoardOutput(TensorBoardOutputFormat):
+    """SB3's TensorBoard writer, with ``SummaryWriter``'s ``purge_step``: TensorBoard hides
+    the events of earlier files at that step or later, which a resumed run logs again."""
+
+    def __init__(self, folder: str, purge_step: int | None = None) -> None:
+        # SB3's __init__ opens a SummaryWriter without purge_step; this is all it does.
+        self.writer = SummaryWriter(log_dir=folder, purge_step=purge_step)
+        self._is_closed = False
+
+
+def sb3_logger(run_dir: Path, resumed_at: int | None = None) -> Logger:
     """The SB3 logger of a run: table on stderr, ``progress.csv``, TensorBoard in ``tb/``.
 
     Args:
         run_dir: the run directory (it exists).
+        resumed_at: the timesteps of the checkpoint a resumed run goes on from: the
+            figures logged past it (in ``progress.csv`` and ``tb/``) are dropped. None for
+            a new run.
 
     Returns:
         The logger to give ``model.set_logger``.
@@ -62,8 +92,8 @@ def sb3_logger(run_dir: Path) -> Logger:
         str(run_dir),
         [
             HumanOutputFormat(sys.stderr),
-            csv_output(run_dir / "progress.csv"),
-            TensorBoardOutputFormat(str(run_dir / "tb")),
+            csv_output(run_dir / "progress.csv", resumed_at),
+            TensorBoardOutput(str(run_dir / "tb"), None if resumed_at is None else resumed_at + 1),
         ],
     )
 

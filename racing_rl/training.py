@@ -453,7 +453,7 @@ def _train_on(
         model, venv = initialize_from(cfg, Path(cfg.init_from).expanduser(), venv)
     else:
         model = make_model(cfg.algo, venv, seed=cfg.seed, device=cfg.device)
-    model.set_logger(sb3_logger(run_dir))
+    model.set_logger(sb3_logger(run_dir, None if resume is None else model.num_timesteps))
     leg["start_timesteps"] = int(model.num_timesteps)
     record_leg(run_dir, leg)
     left = max(0, cfg.total_timesteps - model.num_timesteps)  # < 0: stopped past the total

@@ -466,6 +466,11 @@ def test_a_ctrl_c_in_an_update_discards_its_rollout(tmp_path, monkeypatch):
     train_module.train(cfg, tmp_path, resume=checkpoint)
     names = [c.path.name for c in find_checkpoints(tmp_path)]
     assert names == ["interrupted_800_steps", "ppo_1000_steps", "final_2000_steps"]
+    # The discarded rollout's row (SB3 logs it before the update) is not there twice.
+    rows = list(csv.DictReader((tmp_path / "progress.csv").open()))
+    logged = [int(float(row["time/total_timesteps"])) for row in rows if row["time/fps"]]
+    assert logged == list(range(200, 2001, 200))
+    assert [step for step, _ in scalars(tmp_path, "time/fps")] == logged
 
 
 def test_a_ctrl_c_in_the_middle_of_an_update_saves_the_weights_before_it(tmp_path, monkeypatch):
