@@ -429,7 +429,8 @@ class ValidationVideo:
         if not writers:
             return
         clip = self.frames(model, train_env)
-        delays_ms = gif_delays_ms(len(clip), float(self.cfg.backend.rules.dt))
+        dt = float(self.cfg.backend.rules.dt)
+        delays_ms = gif_delays_ms([k * dt for k in range(len(clip) + 1)])
         gif = iio.imwrite("<bytes>", clip, extension=".gif", duration=delays_ms, loop=0)
         height, width = clip[0].shape[:2]
         image = Summary.Image(height=height, width=width, colorspace=3, encoded_image_string=gif)

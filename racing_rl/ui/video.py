@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,22 +22,26 @@ from racing_rl.ui.render import Renderer
 
 log = logging.getLogger(__name__)
 
-GIF_MAX_FPS = 50
-"""A GIF's frame delays are whole 1/100 s, and browsers play delays under 2/100 s at
-1/10 s: a faster GIF keeps every k-th frame instead."""
+MAX_FPS = {".gif": 50.0, ".mp4": 60.0}
+"""The fastest frame rate a video is written at; a faster one keeps fewer frames
+(``kept_frames``). A GIF's frame delays are whole 1/100 s, and browsers play delays under
+2/100 s at 1/10 s; players show an MP4 at the screen's rate (60 Hz) at most."""
 
 
-def frames(replay: Replay, **renderer_options: Any) -> Iterator[NDArray[np.uint8]]:
-    """Every frame of ``replay`` drawn off-screen, as (H, W, 3) uint8 RGB arrays.
+def frames(
+    replay: Replay, indices: Iterable[int] | None = None, **renderer_options: Any
+) -> Iterator[NDArray[np.uint8]]:
+    """The frames of ``replay`` drawn off-screen, as (H, W, 3) uint8 RGB arrays.
 
     Args:
         replay: the replay.
+        indices: the frames to draw, in order; None draws every frame.
         renderer_options: ``racing_rl.ui.render.Renderer`` arguments (size_px, camera,
             follow, trail_length, ...).
     """
     renderer = Renderer(mode="rgb_array", **renderer_options)
     try:
-        for t in range(replay.n_frames):
+        for t in range(replay.n_frames) if indices is None else indices:
             frame = renderer.draw(replay.snapshot(t, renderer.trail_length))
             assert frame is not None
             yield frame
@@ -45,16 +49,34 @@ def frames(replay: Replay, **renderer_options: Any) -> Iterator[NDArray[np.uint8
         renderer.close()
 
 
-def gif_delays_ms(frames: int, interval_s: float) -> list[int]:
-    """Each GIF frame's delay [ms], in whole 1/100 s, so that frame k starts at
-    ``k × interval_s`` rounded to 1/100 s: a rate a GIF cannot hold (15 fps: 6.67/100 s)
-    alternates delays (70, 60, 70 ms) instead of drifting (70 ms each: 5 % slow).
+def kept_frames(n_frames: int, rate: float, max_fps: float) -> NDArray[np.int64]:
+    """The frames a video at ``rate`` fps keeps to play at ``max_fps`` at most: evenly
+    spread from the first to the last, at least ``ceil(rate / max_fps)`` frames apart.
 
     Args:
-        frames: the number of frames.
-        interval_s: the time between frames [s]; >= 0.02 keeps every delay >= 20 ms.
+        n_frames: the replay's frames (>= 1).
+        rate: the frame rate they play at [fps].
+        max_fps: the fastest rate the video may have [fps].
+
+    Returns:
+        The kept frames' indices, ascending, shape (m,): 0 and ``n_frames - 1`` among them
+        (closer than ``stride`` where the replay is shorter than that).
     """
-    starts = np.floor(100 * interval_s * np.arange(frames + 1) + 0.5).astype(np.int64)
+    stride = math.ceil(rate / max_fps - 1e-9)
+    kept = max((n_frames - 1) // stride + 1, min(n_frames, 2))  # a replay's last frame too
+    return np.round(np.linspace(0, n_frames - 1, kept)).astype(np.int64)
+
+
+def gif_delays_ms(starts_s: NDArray[np.float64]) -> list[int]:
+    """Each GIF frame's delay [ms], in whole 1/100 s, so that every frame starts at its
+    time rounded to 1/100 s: a rate a GIF cannot hold (15 fps: 6.67/100 s) alternates
+    delays (70, 60, 70 ms) instead of drifting (70 ms each: 5 % slow).
+
+    Args:
+        starts_s: each frame's start time, then the end of the last frame [s], shape
+            (frames + 1,); frames >= 20 ms apart keep every delay >= 20 ms.
+    """
+    starts = np.floor(100 * np.asarray(starts_s, dtype=np.float64) + 0.5).astype(np.int64)
     return (10 * np.diff(starts)).tolist()
 
 
@@ -68,17 +90,21 @@ def export_video(
     """Render a replay headless to a video file through imageio, with the viewer's overlays.
 
     ``.mp4`` (H.264 through imageio-ffmpeg) or ``.gif`` (Pillow). Every frame of the
-    replay is drawn; ``speed`` sets the playback rate by the frame rate. A GIF keeps
-    every k-th frame above ``GIF_MAX_FPS``, and holds its frames as 256-colour images
+    replay is drawn; ``speed`` sets the playback rate by the frame rate. Above
+    ``MAX_FPS`` (50 for a GIF, 60 for an MP4) a video keeps fewer frames, the first and
+    the last among them (``kept_frames``). A GIF holds its frames as 256-colour images
     (1 byte a pixel) until Pillow writes the file; an MP4 is written as it is drawn.
 
     Args:
         replay: the replay.
         path: the output file, ``.mp4`` or ``.gif``.
-        speed: playback speed [×]: the frame rate is ``speed / replay.dt`` unless ``fps``.
-        fps: frames per second of the video.
+        speed: playback speed [×]: the replay's frames play at ``speed / replay.dt`` fps
+            unless ``fps``.
+        fps: the rate the replay's frames play at [fps] (above ``MAX_FPS``, fewer of them
+            are kept).
         renderer_options: ``racing_rl.ui.render.Renderer`` arguments (size_px, camera,
-            follow, trail_length); MP4 sizes are rounded up to multiples of 16 px.
+            follow, trail_length); an MP4's odd width or height is drawn one pixel larger
+            (H.264's 4:2:0 colour needs even ones).
 
     Returns:
         The number of frames written.
@@ -103,37 +129,42 @@ def export_video(
             f"A video's frame rate must be > 0, got {rate:g} fps (speed={speed:g}): give a "
             f"speed > 0 (the frame rate is speed × {1 / replay.dt:g} fps)."
         )
+    if suffix == ".mp4" and "size_px" in renderer_options:  # H.264 4:2:0: even sizes
+        renderer_options["size_px"] = tuple(n + n % 2 for n in renderer_options["size_px"])
     path.parent.mkdir(parents=True, exist_ok=True)
-    count = 0
-
-    def counted() -> Iterator[NDArray[np.uint8]]:
-        nonlocal count
-        # A bar on stderr while frames are drawn (and, for .mp4, encoded); none off a TTY.
-        drawn = frames(replay, **renderer_options)
-        for frame in tqdm(drawn, total=replay.n_frames, desc=path.name, unit="frame", disable=None):
-            count += 1
-            yield frame
-
+    kept = kept_frames(replay.n_frames, rate, MAX_FPS[suffix])
+    # The kept frames span the replay's time: (kept - 1) intervals over (n_frames - 1).
+    spread = (replay.n_frames - 1) / (len(kept) - 1) if len(kept) > 1 else 1.0
     written = 0
 
-    def write(tmp: Path) -> None:
+    def counted() -> Iterator[NDArray[np.uint8]]:
         nonlocal written
+        # A bar on stderr while frames are drawn (and, for .mp4, encoded); none off a TTY.
+        drawn = frames(replay, kept.tolist(), **renderer_options)
+        for frame in tqdm(drawn, total=len(kept), desc=path.name, unit="frame", disable=None):
+            written += 1
+            yield frame
+
+    def write(tmp: Path) -> None:
         if suffix == ".mp4":
-            # The legacy ffmpeg plugin writes frames as they come (no whole-video array).
-            iio.imwrite(tmp, counted(), is_batch=True, plugin="FFMPEG", fps=rate)
-            written = count
+            # The legacy ffmpeg plugin writes frames as they come (no whole-video array);
+            # its default macro_block_size (16) stretched 302 px to 304.
+            iio.imwrite(
+                tmp,
+                counted(),
+                is_batch=True,
+                plugin="FFMPEG",
+                fps=rate / spread,
+                macro_block_size=2,
+            )
             return
-        stride = math.ceil(rate / GIF_MAX_FPS)
-        kept = math.ceil(replay.n_frames / stride)
-        delays_ms = gif_delays_ms(kept, stride / rate)
+        delays_ms = gif_delays_ms(np.append(kept, kept[-1] + spread) / rate)
         # Pillow takes one delay for a one-frame GIF (a list of one: a TypeError).
-        duration = delays_ms if kept > 1 else delays_ms[0]
+        duration = delays_ms if len(kept) > 1 else delays_ms[0]
         with iio.imopen(tmp, "w", plugin="pillow") as gif:
-            for i, frame in enumerate(counted()):
-                if i % stride == 0:
-                    # bits=8: held as a 256-colour image (1 byte a pixel) until written.
-                    gif.write(frame, is_batch=False, bits=8, duration=duration, loop=0)
-                    written += 1
+            for frame in counted():
+                # bits=8: held as a 256-colour image (1 byte a pixel) until written.
+                gif.write(frame, is_batch=False, bits=8, duration=duration, loop=0)
             # Pillow encodes the whole GIF when the file closes, after the bar ends.
             log.info("encoding %d frames as %s (Pillow) ...", written, path.name)
 

@@ -4,6 +4,7 @@ The ``replay`` fixture (tests/conftest.py) is a recorded race of two scripted ca
 """
 
 import dataclasses
+import math
 
 import imageio.v3 as iio
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 
 from racing_rl.errors import ReplayError
 from racing_rl.replay import FRAME_FIELDS, STEP_FIELDS
-from racing_rl.ui.video import export_video, gif_delays_ms
+from racing_rl.ui.video import export_video, frames, gif_delays_ms, kept_frames
 
 
 def test_export_mp4_and_gif_read_back_with_imageio(replay, tmp_path):
@@ -42,10 +43,39 @@ def test_a_fast_gif_keeps_every_kth_frame_at_50_fps_at_most(replay, tmp_path):
 def test_gif_delays_keep_the_clock_to_a_hundredth_of_a_second(frames, interval_s):
     """Each frame starts at k × interval, rounded to 1/100 s; no delay under 20 ms (a
     browser would slow it to 100 ms)."""
-    delays = gif_delays_ms(frames, interval_s)
+    delays = gif_delays_ms(interval_s * np.arange(frames + 1))
     assert len(delays) == frames and min(delays) >= 20
     starts = np.cumsum([0, *delays])
     assert np.abs(starts - 1000 * interval_s * np.arange(frames + 1)).max() <= 5 + 1e-9
+
+
+@pytest.mark.parametrize("n_frames", [1, 2, 91, 92, 93, 1000])
+@pytest.mark.parametrize("rate", [15.0, 50.0, 120.0, 180.0, 1500.0])
+def test_a_fast_video_keeps_its_first_and_last_frames_at_most_max_fps(n_frames, rate):
+    """A fast GIF kept every k-th frame: the last (a finish) was lost unless it fell on one."""
+    kept = kept_frames(n_frames, rate, 50.0)
+    assert kept[0] == 0 and kept[-1] == n_frames - 1
+    stride = math.ceil(rate / 50.0 - 1e-9)
+    if n_frames - 1 >= stride:  # else the first and the last, closer
+        assert np.all(np.diff(kept) >= stride)  # never faster than 50 fps
+        assert len(kept) == (n_frames - 1) // stride + 1
+
+
+def test_a_fast_video_ends_on_the_replay_s_last_frame_and_plays_at_its_speed(replay, tmp_path):
+    """speed=12: 180 fps: the GIF's 23 frames ended on frame 88 of 90; an MP4 was written
+    at 150 fps (speed=10; speed=100: 1,500 fps), and 301 px were stretched to 304."""
+    gif, mp4 = tmp_path / "fast.gif", tmp_path / "fast.mp4"
+    assert export_video(replay, gif, speed=12.0, size_px=(160, 128)) == 23
+    shown = iio.imread(gif, index=None)
+    last, before = (next(frames(replay, [i], size_px=(160, 128))) for i in (90, 88))
+    error = [np.abs(shown[-1].astype(int) - frame).mean() for frame in (last, before)]
+    assert error[0] < error[1]  # the replay's last frame, not frame 88
+    total_ms = sum(iio.immeta(gif, index=k)["duration"] for k in range(23))
+    assert abs(total_ms - 1000 * (90 + 90 / 22) / 180) <= 10  # 90 intervals + the last
+    assert export_video(replay, mp4, speed=10.0, size_px=(301, 201)) == 31  # 150 fps: every 3rd
+    meta = iio.immeta(mp4, plugin="FFMPEG")
+    assert meta["fps"] <= 60 and meta["size"] == (302, 202)
+    assert 30 / meta["fps"] == pytest.approx(90 / 150, rel=0.01)  # the replay's time
 
 
 @pytest.mark.parametrize("speed", [0.0, -1.0])
