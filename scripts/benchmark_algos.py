@@ -322,13 +322,17 @@ def cell(value: float | None, style: str) -> str:
 
 
 def aggregate(rows: Sequence[dict[str, Any]]) -> tuple[list[float], list[float]]:
-    """The mean and the worst of each of ``COLUMNS`` over ``rows`` (NaNs left out)."""
+    """The mean and the worst of each of ``COLUMNS`` over ``rows``.
+
+    The mean leaves out NaNs (a seed without the figure: no lap completed to time); the
+    worst is NaN where any seed has none, as no figure is worse than a seed without one.
+    """
     means, worst = [], []
     for name, key, _, _, higher in COLUMNS:
         values = np.array([row[name][key] for row in rows], dtype=float)
-        values = values[~np.isnan(values)]
-        means.append(float(values.mean()) if len(values) else math.nan)
-        if not len(values):
+        known = values[~np.isnan(values)]
+        means.append(float(known.mean()) if len(known) else math.nan)
+        if len(known) < len(values):
             worst.append(math.nan)
         else:
             worst.append(float(values.min() if higher else values.max()))
@@ -495,7 +499,8 @@ def section(sources: list[dict[str, Any]]) -> str:
         "on (a touch crashes both); *finished*: share of the learned cars that "
         "completed the laps; *position*: mean finishing position (1–4) of the learned "
         "cars, *scripted position* that of the scripted ones. The *worst* row takes each "
-        "column's worst seed; the scripted driver's race columns are the scripted cars' "
+        "column's worst seed (`–` where a seed has no figure: no lap to time); the "
+        "scripted driver's race columns are the scripted cars' "
         "side of the races above, averaged.\n\n"
         f"{markdown(merged['rows'], merged['scripted'])}\n"
         "Rows by the command that measured them (`--render` merges several "

@@ -118,6 +118,14 @@ def test_per_seed_rows_come_with_the_mean_and_the_worst_seed(bench):
     assert ppo[3].endswith("| 3.00 | 2.00 |")
     assert not any("**sac" in line for line in lines)  # one seed: nothing to aggregate
     assert lines[-1].startswith("| scripted driver | – | – | 100 % | 100 % | 0 % | 1.00× |")
+    # A seed that timed no lap has no ratio: the worst was the other seeds' (0.92×).
+    crashed = row("ppo", 2, 0.0)
+    crashed["unseen"]["lap_time_ratio"] = math.nan
+    scripted = results("x", [])["scripted"]
+    worst = bench.markdown([row("ppo", 0, 0.8), row("ppo", 1, 0.8), crashed], scripted)
+    worst = worst.splitlines()
+    worst = next(line for line in worst if "**ppo: worst**" in line)
+    assert worst.startswith("| **ppo: worst** |  |  | 100 % | 0 % | 100 % | – |")
 
 
 def test_a_later_file_replaces_a_driver_s_seed_and_keeps_the_rest_of_the_doc(bench, tmp_path):
