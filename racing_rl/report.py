@@ -150,7 +150,15 @@ def read_sweep(sweep_dir: Path) -> tuple[list[Job], list[str]]:
     shared = [o for o in jobs[0].overrides if all(o in j.overrides for j in jobs)]
     for job in jobs:
         job.swept = " ".join(o for o in job.overrides if o not in shared) or "(none)"
-    jobs.sort(key=lambda j: (j.status != "completed", j.objective is None, -(j.objective or 0)))
+    # Ranked within an objective kind: a lap completion and a return do not compare.
+    jobs.sort(
+        key=lambda j: (
+            j.status != "completed",
+            j.objective is None,
+            j.objective_kind,
+            -(j.objective or 0),
+        )
+    )
     return jobs, shared
 
 
@@ -169,6 +177,13 @@ def markdown(jobs: Sequence[Job], shared: Sequence[str], sweep_dir: Path) -> str
     out.write(f"Shared overrides: `{' '.join(shared)}`\n\n" if shared else "\n\n")
     rows = ([_cell(getattr(job, a), f) for _, a, f in COLUMNS] for job in jobs)
     out.write(markdown_table([h for h, _, _ in COLUMNS], rows) + "\n")
+    kinds = sorted({job.objective_kind for job in jobs if job.objective is not None})
+    if len(kinds) > 1:
+        out.write(
+            f"\nThe jobs rank by different objectives ({', '.join(kinds)}: objective=laps "
+            "is lap completion, then lap time; objective=return the mean episode return): "
+            "each job ranks among those of its own objective.\n"
+        )
     if not any(job.curve for job in jobs):
         out.write(
             "\nNo job has validation curves (eval/ in tb/): trained with validation.every=0, "
@@ -200,19 +215,33 @@ def plot_curves(jobs: Sequence[Job], path: Path) -> None:
     figure = Figure(figsize=(8, 5), dpi=100)
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
-    for job in jobs:
+    kinds = {j.objective_kind for j in jobs if j.curve}
+    # Lap completion (0-1) and returns (hundreds) do not share an axis: returns go right.
+    returns = axes.twinx() if kinds == {"laps", "return"} else axes
+    for number, job in enumerate(jobs):
         if job.curve:
             steps, values = zip(*job.curve, strict=True)
-            axes.plot(steps, values, marker="o", markersize=3, label=f"job {job.name}")
-    kinds = {j.objective_kind for j in jobs}
+            drawn_on = returns if job.objective_kind == "return" else axes
+            drawn_on.plot(
+                steps,
+                values,
+                marker="o",
+                markersize=3,
+                label=f"job {job.name}",
+                color=f"C{number % 10}",
+                linestyle="--" if drawn_on is not axes else "-",
+            )
     axes.set_xlabel("timesteps")
     axes.set_ylabel(
         "validation mean return" if kinds == {"return"} else "validation lap completion"
     )
+    if returns is not axes:
+        returns.set_ylabel("validation mean return (dashed)")
     axes.set_title("Learning curves (validation tracks)")
     axes.grid(alpha=0.3)
-    if axes.lines:
-        axes.legend(fontsize=8, loc="best", title="report.md: overrides per job")
+    lines = axes.lines + (returns.lines if returns is not axes else [])
+    if lines:
+        axes.legend(handles=lines, fontsize=8, loc="best", title="report.md: overrides per job")
     else:
         axes.text(0.5, 0.5, "no validation curves (validation.every=0?)", ha="center")
     figure.tight_layout()

@@ -303,3 +303,29 @@ def test_the_report_ranks_complete_jobs_by_their_own_figures(tmp_path):
     assert [j.objective_kind for j in jobs] == ["laps", "laps", "laps", "return"]
     # No job has curves (no tb/): the report says so, where it wrote an empty plot silently.
     assert "No job has validation curves" in markdown(jobs, [], tmp_path)
+    assert "different objectives" not in markdown(jobs, [], tmp_path)
+
+
+def test_a_sweep_over_objectives_ranks_each_job_among_its_own_kind(tmp_path):
+    """objective=laps,return ranked a return of 250 above a lap completion of 0.9 in one
+    list, and drew both on the lap-completion axis."""
+    from racing_rl.report import markdown, plot_curves, read_sweep
+
+    for name, kind, value in (("0", "laps", 0.9), ("1", "return", 250.0), ("2", "laps", 0.95)):
+        path = tmp_path / name
+        (path / ".hydra").mkdir(parents=True)
+        (path / ".hydra" / "config.yaml").write_text(f"objective: {kind}\n")
+        (path / ".hydra" / "overrides.yaml").write_text(f"- objective={kind}\n")
+        (path / "run.json").write_text(json.dumps({"legs": [{"status": "completed"}]}))
+        summary = {"objective": {"kind": kind, "value": value}, "seconds": 1.0}
+        (path / "summary.json").write_text(json.dumps(summary))
+    jobs, _ = read_sweep(tmp_path)
+    assert [(j.name, j.objective_kind) for j in jobs] == [
+        ("2", "laps"),
+        ("0", "laps"),
+        ("1", "return"),
+    ]
+    assert "different objectives (laps, return" in markdown(jobs, [], tmp_path)
+    jobs[0].curve, jobs[2].curve = [(100, 0.5), (200, 0.9)], [(100, 10.0), (200, 250.0)]
+    plot_curves(jobs, tmp_path / "curves.png")  # returns on a second axis
+    assert (tmp_path / "curves.png").stat().st_size > 0
