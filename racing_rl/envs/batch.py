@@ -36,7 +36,8 @@ GRID_ROW_GAP = 8.0
 #: Random spawns keep this far from the track's edge, beyond the car's radius [m].
 SPAWN_EDGE_MARGIN = 1.0
 #: With car collisions on, a respawned car lands at least this many car lengths along the
-#: track from every car still racing (else both would crash), within this many draws.
+#: track from every car still racing and every car respawned with it (else both would
+#: crash), within this many draws.
 RESPAWN_CLEARANCE = 3.0
 RESPAWN_DRAWS = 10
 
@@ -343,18 +344,20 @@ class RaceBatch:
 
     def _clear_of_racing_cars(self, race: int, cars: BoolArray, arc: FloatArray) -> FloatArray:
         """Redraw the arcs (shape (n_cars,) [m]) of the respawning ``cars`` that are within
-        ``RESPAWN_CLEARANCE`` car lengths of a car of race ``race`` still racing, up to
+        ``RESPAWN_CLEARANCE`` car lengths of a car of race ``race`` still racing, or of
+        another car respawning with it (the later of the two is redrawn), up to
         ``RESPAWN_DRAWS`` times (draws of the race's generator, taken only then)."""
         world = self.worlds
         assert world is not None
         rows, track = self.rows(race), world.tracks[race]
-        racing = world.active[rows] & ~cars
-        if not racing.any():
-            return arc
-        others = world.arc[rows][racing]
+        others = world.arc[rows][world.active[rows] & ~cars]
+        # earlier[i, j]: car j respawns too and comes before car i.
+        earlier = np.tril(cars[:, None] & cars[None, :], k=-1)
         clearance = RESPAWN_CLEARANCE * self.config.car.length
         for _ in range(RESPAWN_DRAWS):
-            near = cars & (track.arc_distance(arc[:, None], others) < clearance).any(axis=1)
+            near = (track.arc_distance(arc[:, None], others) < clearance).any(axis=1)
+            near |= (earlier & (track.arc_distance(arc[:, None], arc) < clearance)).any(axis=1)
+            near &= cars
             if not near.any():
                 break
             arc = np.where(near, self.np_random[race].uniform(0.0, track.length, len(arc)), arc)

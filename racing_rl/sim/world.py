@@ -463,21 +463,27 @@ class WorldBatch:
     def _crashed(self, start: FloatArray) -> BoolArray:
         """Off the track, on an obstacle or (with collisions on) touching another car.
 
-        Track and obstacles are tested where each car ends the step. Cars are tested over
-        the whole step (a swept test): each pair's closest approach while both move in a
-        straight line from ``start``, shape (N, 2) [m], to where they are now. Tested only
-        at the step's end, two cars closing at 65 m/s (a step is 4.3 m then) could pass
-        through each other unseen. The closest approach of p(t) = p0 + t·(p1 - p0),
-        t ∈ [0, 1], the pair's relative position, is at t* = clamp(-p0·d / d·d, 0, 1)
-        with d = p1 - p0.
+        The track's edges are tested where each car ends the step. Obstacles and cars are
+        tested over the whole step (a swept test): the closest approach while the car (each
+        car of a pair) moves in a straight line from ``start``, shape (N, 2) [m], to where
+        it is now. Tested only at the step's end, two cars closing at 65 m/s (a step is
+        4.3 m then) could pass through each other unseen, and a car at 40 m/s (2.7 m a
+        step) could clip an obstacle's edge. The closest approach of p(t) = p0 + t·(p1 -
+        p0), t ∈ [0, 1], a position relative to the obstacle (the other car), is at
+        t* = clamp(-p0·d / d·d, 0, 1) with d = p1 - p0.
         """
         layout = self._layout
         crashed = np.abs(self.lateral) > layout.crash_half_width
         position = self.cars.position
         if layout.obstacle_radius.shape[-1]:
-            fx = position[:, 0, None] - layout.obstacle_xy[..., 0]
-            fy = position[:, 1, None] - layout.obstacle_xy[..., 1]
-            crashed |= (fx * fx + fy * fy < layout.obstacle_reach2).any(axis=1)
+            x0 = start[:, 0, None] - layout.obstacle_xy[..., 0]  # (N, K)
+            y0 = start[:, 1, None] - layout.obstacle_xy[..., 1]
+            dx = (position[:, 0] - start[:, 0])[:, None]  # (N, 1)
+            dy = (position[:, 1] - start[:, 1])[:, None]
+            moved = np.maximum(dx * dx + dy * dy, 1e-12)
+            t = np.minimum(np.maximum(-(x0 * dx + y0 * dy) / moved, 0.0), 1.0)
+            cx, cy = x0 + t * dx, y0 + t * dy
+            crashed |= (cx * cx + cy * cy < layout.obstacle_reach2).any(axis=1)
         if self.rules.car_collisions and self.n_cars > 1:
             i, j = layout.car_pairs  # each pair of cars on one track once
             # Relative positions at the step's start (x0, y0) and their change (dx, dy).

@@ -237,6 +237,23 @@ def test_nitro_runs_out_after_fuel_over_drain_seconds() -> None:
     assert state.fuel[0] == pytest.approx(0.0, abs=1e-12)
 
 
+def test_nitro_flicked_on_and_off_boosts_no_more_than_its_fuel_pays_for() -> None:
+    """Any fuel left bought a whole step of boost: nitro on every other step boosted 450
+    of 900 steps and held 33.3 m/s; its fuel pays for one step in six (a step's refill is
+    a fifth of a step's burn), the pattern that holds its tank full, at 30.4 m/s."""
+    config = CarConfig()
+
+    def speed_after_60_s(nitro_on) -> float:
+        state = _state()
+        for k in range(900):
+            step_cars(state, np.array([[1.0, 0.0, float(nitro_on(k))]]), DT, config)
+        return float(state.speed[0])
+
+    paid_for = speed_after_60_s(lambda k: k % 6 == 0)
+    assert speed_after_60_s(lambda k: k % 2 == 0) <= paid_for
+    assert speed_after_60_s(lambda k: False) < paid_for
+
+
 def test_actions_are_clipped_to_unit_range() -> None:
     a, b = _state(), _state()
     step_cars(a, np.array([[5.0, -7.0, 0.0]]), DT, FRICTIONLESS)

@@ -237,6 +237,26 @@ def test_hitting_an_obstacle_is_a_crash_and_its_gap_is_not() -> None:
     assert world.step(np.zeros((1, 3))).crashed[0]
 
 
+def test_a_car_that_clips_an_obstacle_within_a_step_crashes() -> None:
+    """At 40 m/s (2.7 m a step) a car passing 15 cm inside an obstacle's reach overlaps
+    it only mid-step: the end-of-step test let it through."""
+    track = generate_track(10, TrackConfig(n_obstacles=2))
+    index = int(track.obstacle_index[0])
+    offset = float(track.obstacle_offset[0])
+    world = make_world(track)
+    reach = float(track.obstacles[0, 2]) + world.car.radius
+    lateral = offset - math.copysign(reach - 0.15, offset)
+    step = 40.0 * DT
+    arc = np.array([track.arc_length[index] - step / 2])  # ends the step past it
+    world.place_cars(arc, np.array([lateral]), np.zeros(1), np.array([40.0]))
+    centre = track.obstacles[0, :2]
+    start = world.cars.position[0].copy()
+    crashed = world.step(np.array([[0.0, 0.0, 0.0]])).crashed[0]
+    ends = [np.hypot(*(point - centre)) for point in (start, world.cars.position[0])]
+    assert min(ends) > reach  # neither end of the step touches it
+    assert crashed
+
+
 @pytest.mark.parametrize("collisions", [True, False])
 def test_overlapping_cars_crash_only_with_car_collisions(collisions: bool) -> None:
     track = generate_track(11, NO_OBSTACLES)
