@@ -185,7 +185,7 @@ class NaiveWorld:
             before = self.progress[i]
             self.progress[i] = before + self._project(i) / self.length
             lap = self._count_lap(i, before, dt)
-            crashed = self._crashed(i) and self.active[i]
+            crashed = self._crashed(i, x0, y0) and self.active[i]
             if self.progress[i] > self.best_progress[i]:
                 self.best_progress[i] = self.progress[i]
                 self.last_improvement[i] = self.time
@@ -210,11 +210,12 @@ class NaiveWorld:
         h = dt / c.substeps
         speed, heading, fuel = self.speed[i] * scale, self.heading[i], self.fuel[i]
         x, y = self.x[i], self.y[i]
+        full_burn = c.nitro_drain * h
         for _ in range(c.substeps):
-            burning = wants_nitro and fuel > 0.0
+            burn = min(fuel, full_burn) if wants_nitro else 0.0
             braking = pedal < 0.0 and speed > 0.0
             pedal_accel = pedal * (c.brake_decel if braking else c.reverse_accel)
-            boost = 1.0 + (c.nitro_multiplier - 1.0) * burning
+            boost = 1.0 + (c.nitro_multiplier - 1.0) * burn / full_burn
             resistance = (c.drag * abs(speed) + c.rolling_resistance) * speed
             new_speed = speed + (drive * boost + pedal_accel - resistance) * h
             if braking and new_speed < 0.0:
@@ -226,7 +227,7 @@ class NaiveWorld:
             x += new_speed * h * math.cos(heading)
             y += new_speed * h * math.sin(heading)
             speed = new_speed
-            fuel += (-c.nitro_drain if wants_nitro else c.nitro_refill) * h
+            fuel += -burn if wants_nitro else c.nitro_refill * h
             fuel = min(0.0 if fuel < 1e-9 else fuel, 1.0)
         self.heading[i] = (heading + math.pi) % (2 * math.pi) - math.pi
         self.speed[i], self.fuel[i], self.x[i], self.y[i] = speed, fuel, x, y
@@ -268,13 +269,17 @@ class NaiveWorld:
         self.next_line[i] += 1.0
         return completed
 
-    def _crashed(self, i: int) -> bool:
-        """Off the track or on an obstacle."""
+    def _crashed(self, i: int, x0: float, y0: float) -> bool:
+        """Off the track, or on an obstacle anywhere on the straight from (x0, y0)."""
         if abs(self.lateral[i]) > self.half_width - self.car.radius:
             return True
+        mx, my = self.x[i] - x0, self.y[i] - y0
+        moved = max(mx * mx + my * my, 1e-12)
         for (ox, oy, _), reach2 in zip(self.obstacles, self.obstacle_reach2, strict=True):
-            fx, fy = self.x[i] - ox, self.y[i] - oy
-            if fx * fx + fy * fy < reach2:
+            fx, fy = x0 - ox, y0 - oy
+            t = min(max(-(fx * mx + fy * my) / moved, 0.0), 1.0)
+            cx, cy = fx + t * mx, fy + t * my
+            if cx * cx + cy * cy < reach2:
                 return True
         return False
 
