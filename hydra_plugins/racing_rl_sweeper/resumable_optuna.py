@@ -4,8 +4,9 @@
 ``OptunaSweeper`` with these changes that make "run the same command again" resume a
 study kept in ``storage``:
 
-* ``n_trials`` is the number of *completed* trials the study should have: a restarted
-  sweep runs only the ones still missing;
+* ``n_trials`` is the number of *completed* trials the study should have: a sweep runs
+  as many trials as it lacks (all of them the first time, failed ones included), so a
+  restarted sweep runs only the ones still missing, failed trials made up for;
 * Hydra job numbers continue from the study's trial count, so trial ``k`` (Optuna's
   ``trial.number``) runs in job dir ``k_<overrides>`` and no earlier job dir is reused;
 * a seeded sampler is re-seeded with ``seed + trials so far``, so that a resumed
