@@ -428,6 +428,9 @@ class Emulator:
         error and close the connection, which makes a fresh game (as after any error)."""
         if task.cancelled() or task.exception() is None:
             return
+        if isinstance(task.exception(), ConnectionClosed):  # the server closed it: not a fault
+            log.debug("emulator: the connection closed during a tick: %s", task.exception())
+            return
         log.error("emulator: a tick failed; closing the connection", exc_info=task.exception())
         # Held until done (the loop keeps only weak references to tasks).
         self._closing = task.get_loop().create_task(connection.close(1011, "emulator tick failed"))

@@ -319,8 +319,10 @@ class RobloxParallelEnv(ParallelEnv):
         # folded with the next if that has come as well (``Inbox.take``). A tick older
         # than the game's tick period (as measured) is not: training paused, and the game
         # went on.
-        after = self.bridge.inbox.mark()
-        if self.bridge.silence() < self.bridge.tick_period(self.config.rules.dt):
+        # The age of the newest observations, not of the newest frame: the `[]` a frozen
+        # game sends every tick would make a tick from before a pause look fresh.
+        after, age = self.bridge.inbox.newest()
+        if age < self.bridge.tick_period(self.config.rules.dt):
             after = max(self._read, after - 1)
         try:
             self.bridge.freeze(False)

@@ -10,6 +10,7 @@ A condition variable guards it (the seed's DataBridge queues).
 from __future__ import annotations
 
 import dataclasses
+import math
 import threading
 import time
 from collections import deque
@@ -48,10 +49,11 @@ class Received:
 class Inbox:
     """Observation entries per agent, in arrival order, between the server and training.
 
-    Every message gets a sequence number. A caller notes ``mark()`` before it sends an
-    action, and ``take`` returns per agent the entries that arrived after it (and, if
-    the game echoes steps, answer that step), folded into one: an observation that
-    arrived before an action was sent is never that action's result, and a tick the
+    Every message gets a sequence number. A caller notes ``mark()`` (or ``newest()``)
+    before it sends an action, and ``take`` returns per agent the entries that arrived
+    after it (and, if the game echoes steps, answer that step), folded into one: nothing
+    from before the mark is that action's result (the bridge's environment moves the mark
+    one message back for a tick that came while the action was chosen), and a tick the
     action missed is counted, never lost.
 
     Args:
@@ -62,6 +64,7 @@ class Inbox:
     def __init__(self, capacity: int = 64) -> None:
         self._cond = threading.Condition()
         self._seq = 0
+        self._arrived = -math.inf  # time.monotonic() of message _seq
         self._entries: dict[str, deque[tuple[int, AgentStep]]] = {}
         self._lost_end: set[str] = set()
         self._capacity = capacity
@@ -70,6 +73,7 @@ class Inbox:
         """Add one message's entries (server thread)."""
         with self._cond:
             self._seq += 1
+            self._arrived = time.monotonic()
             for agent, step in steps.items():
                 queue = self._entries.setdefault(agent, deque())
                 if len(queue) == self._capacity:
@@ -83,6 +87,13 @@ class Inbox:
         """The sequence number of the newest message so far."""
         with self._cond:
             return self._seq
+
+    def newest(self) -> tuple[int, float]:
+        """The newest message's sequence number (``mark()``) and its age [s]: how long
+        ago it arrived (infinite before the first). Frames without entries (the game's
+        ``[]``) are no messages here, so they do not make it younger."""
+        with self._cond:
+            return self._seq, time.monotonic() - self._arrived
 
     def wake(self) -> None:
         """Wake every ``take`` so that it re-checks its ``stop`` (e.g. on a disconnect)."""

@@ -240,6 +240,34 @@ def test_a_tick_that_fails_drops_the_connection_not_the_game(caplog, monkeypatch
         bridge.close()
 
 
+def test_a_tick_that_meets_a_closed_connection_is_no_error(caplog, monkeypatch):
+    """The end of a training run (the server closes with 1001) met by a tick logged
+    "a tick failed" with a traceback, as if the game had crashed."""
+    from websockets.exceptions import ConnectionClosedOK
+    from websockets.frames import Close
+
+    closed = []
+
+    async def closing_tick(self, connection):
+        if not closed:
+            closed.append(True)
+            raise ConnectionClosedOK(Close(1001, "racing-rl is shutting down"), None)
+
+    monkeypatch.setattr(emu.Emulator, "_game_tick", closing_tick)
+    bridge = TrainingBridge(ServerConfig(port=0), observation_size=None)
+    game = emu.Emulator(f"ws://127.0.0.1:{bridge.server.port}/ws/test", tick_hz=30.0).start()
+    try:
+        deadline = time.monotonic() + 10.0
+        while not closed and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.2)
+        assert closed
+        assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    finally:
+        game.stop()
+        bridge.close()
+
+
 def test_each_connection_meets_a_fresh_game():
     """The game cleans up when a connection ends and greets the next with a new command
     handler: no environment of the last connection, nothing frozen, the clock ticking."""

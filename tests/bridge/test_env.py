@@ -353,3 +353,55 @@ def test_more_environments_than_the_game_keeps_apart_are_refused(roblox_vec_env)
         ConfigError, match=r"3 environments .* keeps at most 2 apart.*Lower n_races"
     ):
         roblox_vec_env(roblox_backend(max_environments=2), n_races=3)
+
+
+def test_a_tick_from_before_a_freeze_does_not_answer_the_first_step_after_it():
+    """The game's `[]` while frozen made the bridge take the newest observations as
+    fresh: a tick sent 2 s before the pause's end answered the next ACTION (obs 0.3 for
+    the ACTION that 0.4 answers). A fake game that acts as the real one: each ACTION
+    answered on its next tick, one more tick before the FREEZE arrives, `[]` while frozen.
+    """
+    import json
+    import threading
+
+    from websockets.sync.client import connect
+
+    config = backend_config(roblox_backend(observation_size=19))
+    bridge = TrainingBridge(config.server, config.observation_size)
+    reply = {"value": 0.1}
+    connected = threading.Event()
+
+    def frame(agent, value):
+        entry = {"obs": [value] * 16 + [0, 0, 0], "reward": value}
+        return json.dumps({agent: {**entry, "terminated": False, "truncated": False}})
+
+    def play():
+        with connect(f"ws://127.0.0.1:{bridge.server.port}/ws/test") as ws:
+            reply["ws"] = ws
+            connected.set()
+            for message in ws:
+                command = json.loads(message)
+                if command["command"] in ("SPAWN_AGENTS", "ACTION"):
+                    time.sleep(0.03)  # the next tick
+                    ws.send(frame(reply["agent"], reply["value"]))
+
+    threading.Thread(target=play, daemon=True).start()
+    env = RobloxParallelEnv(bridge, config, n_cars=1)
+    try:
+        agent = reply["agent"] = env.possible_agents[0]
+        assert env.reset()[0][agent][0] == pytest.approx(0.1)
+        reply["value"] = 0.2
+        assert env.step({agent: np.zeros(3)})[0][agent][0] == pytest.approx(0.2)
+        time.sleep(0.04)
+        reply["ws"].send(frame(agent, 0.3))  # the tick that left before the FREEZE came
+        time.sleep(0.03)
+        bridge.freeze(True)
+        for _ in range(30):  # a 2 s update; the frozen game sends [] every tick
+            time.sleep(1 / 15)
+            reply["ws"].send("[]")
+        time.sleep(0.01)  # the update ends just after a tick
+        reply["value"] = 0.4
+        observations, rewards, *_ = env.step({agent: np.zeros(3)})
+        assert observations[agent][0] == pytest.approx(0.4) and rewards[agent] == 0.4
+    finally:
+        env.close()
