@@ -189,6 +189,7 @@ def load_model(
     if not path.is_file():
         raise CheckpointError(f"No checkpoint at {path}.")
     cls = algorithm_class(algo)
+    data: dict[str, Any] = {}
     try:
         with zipfile.ZipFile(path) as archive:
             data = json.loads(archive.read("data"))
@@ -197,7 +198,22 @@ def load_model(
     except Exception as err:
         raise CheckpointError(
             f"{path} is not a loadable {cls.__name__} checkpoint ({type(err).__name__}: {err})."
+            + _other_algorithm(cls, algo, data)
         ) from err
+
+
+def _other_algorithm(cls: type[BaseAlgorithm], algo: DictConfig, data: dict[str, Any]) -> str:
+    """A sentence for a model whose policy (as ``data`` records its module) is not of
+    ``cls``'s: the checkpoint of another algorithm's run; else empty."""
+    saved = (data.get("policy_class") or {}).get("__module__")
+    policy = cls.policy_aliases.get(str(algo.model.get("policy", "MlpPolicy")))
+    if not isinstance(saved, str) or policy is None or saved == policy.__module__:
+        return ""
+    return (
+        f" It holds a policy of {saved}, not of {cls.__name__} ({policy.__module__}): a "
+        "checkpoint of another algorithm's run? A checkpoint loads with the config of the "
+        "run it came from: give that run's run_dir."
+    )
 
 
 def trusted_objects(

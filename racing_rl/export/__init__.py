@@ -131,8 +131,9 @@ def output_path(out: str | None, run_dir: Path, checkpoint: str, fmt: str) -> Pa
     ``out=exports``), or ``default_out`` without it.
 
     Raises:
-        ConfigError: if ``out``'s suffix is another format's (``.luau`` with
-            ``format=onnx``, say).
+        ConfigError: if ``out``'s suffix is not the format's (``.luau`` with
+            ``format=onnx``; ``model.zip``, which would replace a checkpoint), or ``out``
+            is an existing file without a suffix (neither a directory nor an export).
     """
     default = default_out(run_dir, checkpoint, fmt)
     if not out:
@@ -140,14 +141,21 @@ def output_path(out: str | None, run_dir: Path, checkpoint: str, fmt: str) -> Pa
     path = Path(out).expanduser()
     if str(out).endswith(("/", "\\")) or path.is_dir() or not (path.suffix or path.exists()):
         return path / default.name
+    suffix = path.suffix.lower()
+    if suffix == FORMATS[fmt]:
+        return path
     other = {suffix: name for name, suffix in FORMATS.items() if name != fmt}
-    if path.suffix.lower() in other:
+    if suffix in other:
         raise ConfigError(
-            f"out={out} names a {path.suffix.lower()} file ({other[path.suffix.lower()]}), but "
-            f"format={fmt}: name it "
-            f"{path.with_suffix(FORMATS[fmt]).name}, or pass format={other[path.suffix.lower()]}."
+            f"out={out} names a {suffix} file ({other[suffix]}), but format={fmt}: name it "
+            f"{path.with_suffix(FORMATS[fmt]).name}, or pass format={other[suffix]}."
         )
-    return path
+    what = f"a {suffix} file" if suffix else "an existing file that is not a directory"
+    raise ConfigError(
+        f"out={out} is {what}: an export writes a {FORMATS[fmt]} file (format={fmt}) and "
+        f"replaces no other. Name it {path.with_suffix(FORMATS[fmt]).name}, or give a "
+        "directory to write it into (out=exports/)."
+    )
 
 
 def export(cfg: DictConfig) -> dict[str, Any]:

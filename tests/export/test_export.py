@@ -99,7 +99,7 @@ def test_onnx_goes_to_out(trained_runs, tmp_path):
     assert files(tmp_path) == ["d.onnx"]
 
 
-def test_out_may_name_a_directory_but_not_another_format_s_file(trained_runs, tmp_path):
+def test_out_is_a_directory_or_the_format_s_file_and_replaces_nothing_else(trained_runs, tmp_path):
     run_dir = trained_runs["td3"]
     into = tmp_path / "exports"
     into.mkdir()
@@ -109,9 +109,19 @@ def test_out_may_name_a_directory_but_not_another_format_s_file(trained_runs, tm
     assert result["path"] == str(tmp_path / "new" / "policy_final.luau")
     result = export(export_cfg(run_dir, "checkpoint=final", f"out={tmp_path}/exports"))
     assert result["path"] == str(tmp_path / "exports" / "policy_final.luau")  # no suffix
-    (tmp_path / "driver").write_text("an older export")  # an existing file: replaced
-    result = export(export_cfg(run_dir, "checkpoint=final", f"out={tmp_path}/driver"))
-    assert result["path"] == str(tmp_path / "driver") and (tmp_path / "driver").stat().st_size > 99
+    # An existing file without a suffix was overwritten, and any suffix was taken: out=
+    # <run dir>/model.zip replaced the checkpoint being exported with Luau.
+    (tmp_path / "notes").write_text("keep")
+    with pytest.raises(ConfigError, match=r"is an existing file that is not a directory"):
+        export(export_cfg(run_dir, "checkpoint=final", f"out={tmp_path}/notes"))
+    assert (tmp_path / "notes").read_text() == "keep"
+    model = run_dir / "model.zip"
+    before = model.read_bytes()
+    with pytest.raises(ConfigError, match=r"is a \.zip file: an export writes a \.luau file"):
+        export(export_cfg(run_dir, "checkpoint=final", f"out={model}"))
+    assert model.read_bytes() == before
+    result = export(export_cfg(run_dir, "checkpoint=final", f"out={tmp_path}/Driver.LUAU"))
+    assert result["path"] == str(tmp_path / "Driver.LUAU")
     refused = r"names a \.luau file \(luau\), but format=onnx: name it d\.onnx"
     with pytest.raises(ConfigError, match=refused):
         export(export_cfg(run_dir, "checkpoint=final", "format=onnx", f"out={tmp_path}/d.luau"))
@@ -141,6 +151,16 @@ def test_a_damaged_checkpoint_is_refused_and_leaves_the_old_file(trained_runs, t
         export(export_cfg(run_dir, "checkpoint=final", f"out={out}"))
     assert out.read_text() == "-- an earlier export\n"
     assert files(tmp_path).count("policy.luau") == 1 and not list(tmp_path.glob(".*partial"))
+
+
+def test_another_algorithm_s_checkpoint_is_refused_naming_it(trained_runs, tmp_path):
+    """A SAC model given to a PPO run was refused with SB3's TypeError alone ("got
+    multiple values for keyword argument 'use_sde'")."""
+    sac_model = trained_runs["sac"] / "model.zip"
+    refused = r"holds a policy of stable_baselines3\.sac\.policies, not of TeacherPPO"
+    with pytest.raises(CheckpointError, match=refused):
+        export(export_cfg(trained_runs["ppo"], f"checkpoint={sac_model}", f"out={tmp_path}/"))
+    assert files(tmp_path) == []
 
 
 def test_an_old_run_s_pickled_statistics_export_only_when_trusted(trained_runs, tmp_path):
@@ -276,3 +296,22 @@ def test_a_failed_write_leaves_no_file(trained_runs, tmp_path, monkeypatch):
             )
         )
     assert files(tmp_path) == []
+
+
+def test_an_export_sweep_writes_its_files_and_only_hydra_s_record_of_it(trained_runs, tmp_path):
+    """export -m left an empty multirun/<date>/<time>/<job>/ per job in the current
+    directory."""
+    run_dir = trained_runs["ppo"]
+    result = racing_rl(
+        "export", "-m", f"run_dir={run_dir}", "checkpoint=final", "format=luau,onnx",
+        f"out={tmp_path}/out/", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "policy_final.luau",
+        "policy_final.onnx",
+    ]
+    made = sorted(p.relative_to(tmp_path).parts[0] for p in tmp_path.rglob("*") if p.is_file())
+    assert set(made) == {"out", "outputs"}
+    (sweep,) = (tmp_path / "outputs" / "multirun").glob("*/*_export")
+    assert [p.name for p in sweep.iterdir()] == ["multirun.yaml"]
