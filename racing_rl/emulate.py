@@ -12,10 +12,19 @@ from omegaconf import DictConfig
 from racing_rl.bridge.emulator import Emulator
 from racing_rl.bridge.faults import Faults
 from racing_rl.cli import print_error
-from racing_rl.config import backend_config, hydra_main, to_container, track_seeds
+from racing_rl.config import (
+    backend_config,
+    default_backend,
+    hydra_main,
+    to_container,
+    track_seeds,
+)
 from racing_rl.errors import RacingRLError
 
 log = logging.getLogger(__name__)
+
+#: ``sim.episode`` keys the game does not have: the training server's settings decide.
+SERVER_EPISODE_KEYS = ("max_steps", "laps", "track_change_every", "spawn")
 
 
 @hydra_main("emulate")
@@ -44,6 +53,18 @@ def main(cfg: DictConfig) -> None:
     except (RacingRLError, ValueError) as err:
         print_error("emulate", err)
         raise SystemExit(1) from err
+    defaults = default_backend("pygame").episode
+    ignored = [
+        f"sim.episode.{key}={cfg.sim.episode[key]}"
+        for key in SERVER_EPISODE_KEYS
+        if cfg.sim.episode[key] != defaults[key]
+    ]
+    if ignored:
+        log.warning(
+            "%s: ignored, as in the game: the training server decides when episodes end "
+            "and where cars spawn (its backend.episode settings and SPAWN/RESET options)",
+            ", ".join(ignored),
+        )
     log.info(
         "emulating the game at %s (%s); Ctrl-C stops",
         cfg.url,

@@ -466,3 +466,31 @@ def test_emulate_names_a_track_range_that_is_no_range():
     for seeds in ([5, 5], [0, 1, 2]):  # empty; three values ("too many values to unpack")
         with pytest.raises(ConfigError, match=r"track_seeds=\[.*\]; must be \[start, stop\)"):
             track_seeds(seeds, "track_seeds")
+
+
+def test_emulate_says_which_sim_episode_settings_the_server_decides(tmp_path):
+    """sim.episode.max_steps=10 and laps=2 were dropped without a word: the game has no
+    such limits, the training server's settings decide."""
+    import signal
+    import subprocess
+    import sys
+
+    command = [
+        sys.executable, "-m", "racing_rl.cli", "emulate",
+        f"url=ws://127.0.0.1:{free_port()}/ws/emulator", "sim.episode.max_steps=10",
+        "sim.episode.laps=2", "sim.episode.spawn=grid", f"hydra.run.dir={tmp_path}",
+    ]  # fmt: skip
+    game = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    said = []
+    try:
+        assert game.stderr is not None
+        for line in game.stderr:  # until the emulator runs (or exits)
+            said.append(line)
+            if "emulating the game" in line:
+                break
+        game.send_signal(signal.SIGINT)
+        game.wait(timeout=30)
+    finally:
+        game.kill()
+    expected = "sim.episode.max_steps=10, sim.episode.laps=2, sim.episode.spawn=grid: ignored"
+    assert expected in "".join(said)
