@@ -297,7 +297,7 @@ class Emulator:
         refused_since: float | None = None  # when closes before any command began
         said = 0.0  # when either was last reported
         while not self._stop.is_set():
-            received = self.received
+            received, opened = self.received, self.connections
             try:
                 async with connect(
                     self.url,
@@ -321,25 +321,35 @@ class Emulator:
                         await connection.close(1001, "the game is stopping")
                         raise  # (websockets would close with 1011, an internal error)
             except (OSError, InvalidHandshake, InvalidStatus, asyncio.TimeoutError) as err:
-                reason, advice = _unreachable(err)
-                now = loop.time()
-                if unreachable_since is None:
-                    unreachable_since = said = now
+                if self.connections > opened:  # connected, then failed: not unreachable
+                    delay, refused_since = 0.05, None
                     log.warning(
-                        "emulator cannot connect to %s: %s. It keeps retrying; %s",
+                        "emulator: connection %d to %s failed (%s: %s); reconnecting",
+                        self.connections,
                         self.url,
-                        reason,
-                        advice,
+                        type(err).__name__,
+                        err,
                     )
-                elif now - said >= self.unreachable_every:
-                    said = now
-                    log.warning(
-                        "emulator still cannot connect to %s after %.0f s: %s; retrying",
-                        self.url,
-                        now - unreachable_since,
-                        reason,
-                    )
-                log.debug("emulator: no connection (%s); retry in %.2f s", err, delay)
+                else:
+                    reason, advice = _unreachable(err)
+                    now = loop.time()
+                    if unreachable_since is None:
+                        unreachable_since = said = now
+                        log.warning(
+                            "emulator cannot connect to %s: %s. It keeps retrying; %s",
+                            self.url,
+                            reason,
+                            advice,
+                        )
+                    elif now - said >= self.unreachable_every:
+                        said = now
+                        log.warning(
+                            "emulator still cannot connect to %s after %.0f s: %s; retrying",
+                            self.url,
+                            now - unreachable_since,
+                            reason,
+                        )
+                    log.debug("emulator: no connection (%s); retry in %.2f s", err, delay)
             except ConnectionClosed as err:
                 if self.received > received:  # it played: reconnect at once
                     delay, refused_since = 0.05, None

@@ -268,6 +268,34 @@ def test_a_tick_that_meets_a_closed_connection_is_no_error(caplog, monkeypatch):
         bridge.close()
 
 
+def test_an_os_error_in_a_session_is_no_failure_to_connect(caplog, monkeypatch):
+    """An OSError once connected (a full disk writing record=, a reset socket) was
+    reported as "emulator cannot connect ... nothing listens there"."""
+    failed = []
+    session = emu.Emulator._session
+
+    async def failing_session(self, connection):
+        if not failed:
+            failed.append(True)
+            raise OSError(28, "No space left on device")
+        await session(self, connection)
+
+    monkeypatch.setattr(emu.Emulator, "_session", failing_session)
+    bridge = TrainingBridge(ServerConfig(port=0), observation_size=None)
+    game = emu.Emulator(f"ws://127.0.0.1:{bridge.server.port}/ws/test").start()
+    try:
+        deadline = time.monotonic() + 10.0
+        while game.connections < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert game.connections == 2
+        said = [r.getMessage() for r in caplog.records]
+        assert any("connection 1 to" in m and "No space left" in m for m in said)
+        assert not any("cannot connect" in m for m in said)
+    finally:
+        game.stop()
+        bridge.close()
+
+
 def test_each_connection_meets_a_fresh_game():
     """The game cleans up when a connection ends and greets the next with a new command
     handler: no environment of the last connection, nothing frozen, the clock ticking."""
