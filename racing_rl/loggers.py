@@ -50,20 +50,30 @@ def csv_output(path: Path, until: int | None = None) -> CSVOutputFormat:
         The writer, positioned after the earlier rows, with their columns.
     """
     earlier = path.read_text().splitlines(keepends=True) if path.is_file() else []
+    if len(earlier) > 1 and not earlier[-1].endswith("\n"):
+        earlier.pop()  # a row cut short by a kill: the next row would run on from it
     writer = CSVOutputFormat(str(path))
     if earlier:
         writer.keys = earlier[0].rstrip("\r\n").split(writer.separator)
         if until is not None and TIMESTEPS in writer.keys:
             column = writer.keys.index(TIMESTEPS)
-            rows = csv.reader(earlier[1:])  # a row may hold a quoted separator
-            earlier[1:] = [
-                line
-                for line, row in zip(earlier[1:], rows, strict=True)
-                if not row[column] or float(row[column]) <= until
-            ]
+            earlier[1:] = [line for line in earlier[1:] if _logged_by(line, column, until)]
         writer.file.writelines(earlier)
         writer.file.flush()
     return writer
+
+
+def _logged_by(line: str, column: int, until: int) -> bool:
+    """Whether a ``progress.csv`` line was logged at ``until`` timesteps or before: its
+    ``column`` (``time/total_timesteps``) is at most ``until``. A blank line is dropped;
+    a row without a number there (a validation row of an old run) is kept."""
+    row = next(csv.reader([line]), [])  # a row may hold a quoted separator
+    if not row:
+        return False
+    try:
+        return float(row[column]) <= until
+    except (IndexError, ValueError):
+        return True
 
 
 class TensorBoardOutput(TensorBoardOutputFormat):

@@ -28,6 +28,20 @@ def test_progress_csv_keeps_the_rows_of_earlier_legs(tmp_path):
     assert rows[1]["train/loss"] == "0.25"
 
 
+def test_a_resumed_progress_csv_drops_later_rows_and_survives_a_damaged_one(tmp_path):
+    """Resume filters the rows past its checkpoint; a row cut short by a kill, a blank
+    line or a cell that is no number made it raise (IndexError, ValueError), so the run
+    could not be resumed."""
+    path = tmp_path / "progress.csv"
+    path.write_text("time/fps,time/total_timesteps\n1.0,512\n\n2.0,n/a\n2.5,1024\n3.0,1536\n3.5,20")
+    resumed = csv_output(path, until=1024)
+    resumed.write({"time/fps": 4.0, "time/total_timesteps": 1536}, {}, 1536)
+    resumed.close()
+    rows = list(csv.DictReader(path.open()))
+    assert [row["time/total_timesteps"] for row in rows] == ["512", "n/a", "1024", "1536"]
+    assert rows[-1]["time/fps"] == "4.0"  # the new row, not the one past the checkpoint
+
+
 def wandb_history(run_file) -> list[dict]:
     """The history rows of an offline W&B run file (``run-<id>.wandb``).
 

@@ -322,7 +322,8 @@ class Emulator:
                         raise  # (websockets would close with 1011, an internal error)
             except (OSError, InvalidHandshake, InvalidStatus, asyncio.TimeoutError) as err:
                 if self.connections > opened:  # connected, then failed: not unreachable
-                    delay, refused_since = 0.05, None
+                    if self.received > received:  # it played: reconnect at once
+                        delay, refused_since = 0.05, None
                     log.warning(
                         "emulator: connection %d to %s failed (%s: %s); reconnecting",
                         self.connections,

@@ -133,8 +133,11 @@ def export_video(
         renderer_options["size_px"] = tuple(n + n % 2 for n in renderer_options["size_px"])
     path.parent.mkdir(parents=True, exist_ok=True)
     kept = kept_frames(replay.n_frames, rate, MAX_FPS[suffix])
-    # The kept frames span the replay's time: (kept - 1) intervals over (n_frames - 1).
-    spread = (replay.n_frames - 1) / (len(kept) - 1) if len(kept) > 1 else 1.0
+    # Frames of the replay between two kept ones: they span its time, (kept - 1)
+    # intervals over (n_frames - 1), at MAX_FPS at most (a replay shorter than one such
+    # interval plays slower than speed, its first and last frame 1 / MAX_FPS apart).
+    stride = math.ceil(rate / MAX_FPS[suffix] - 1e-9)
+    spread = max((replay.n_frames - 1) / (len(kept) - 1) if len(kept) > 1 else 0.0, stride)
     written = 0
 
     def counted() -> Iterator[NDArray[np.uint8]]:
@@ -158,7 +161,7 @@ def export_video(
                 macro_block_size=2,
             )
             return
-        delays_ms = gif_delays_ms(np.append(kept, kept[-1] + spread) / rate)
+        delays_ms = gif_delays_ms(np.arange(len(kept) + 1) * spread / rate)
         # Pillow takes one delay for a one-frame GIF (a list of one: a TypeError).
         duration = delays_ms if len(kept) > 1 else delays_ms[0]
         with iio.imopen(tmp, "w", plugin="pillow") as gif:

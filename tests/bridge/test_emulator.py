@@ -296,6 +296,24 @@ def test_an_os_error_in_a_session_is_no_failure_to_connect(caplog, monkeypatch):
         bridge.close()
 
 
+def test_an_error_that_recurs_in_every_session_backs_off(caplog, monkeypatch):
+    """An OSError in every session (a disk that stays full) reconnected 20 times a
+    second, with a warning each time."""
+
+    async def failing_session(self, connection):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(emu.Emulator, "_session", failing_session)
+    bridge = TrainingBridge(ServerConfig(port=0), observation_size=None)
+    game = emu.Emulator(f"ws://127.0.0.1:{bridge.server.port}/ws/test").start()
+    try:
+        time.sleep(2.0)
+    finally:
+        game.stop()
+        bridge.close()
+    assert 2 <= game.connections <= 8  # 0.05, 0.1, 0.2, 0.4, 0.8, then 1 s apart
+
+
 def test_each_connection_meets_a_fresh_game():
     """The game cleans up when a connection ends and greets the next with a new command
     handler: no environment of the last connection, nothing frozen, the clock ticking."""

@@ -126,3 +126,22 @@ def test_a_one_frame_gif_is_written(replay, tmp_path):
     gif = tmp_path / "start.gif"
     assert export_video(start, gif, size_px=(160, 128)) == 1
     assert iio.imread(gif, index=None).shape[0] == 1
+
+
+@pytest.mark.parametrize("n_frames", [1, 2, 5])
+def test_a_replay_shorter_than_one_video_frame_plays_at_the_cap(replay, tmp_path, n_frames):
+    """speed=100 (1,500 fps) on a 2- or 5-frame replay kept its first and last frames
+    0 or 10 ms apart in a GIF (browsers play them at 100 ms) and wrote a 375-1,500 fps
+    MP4."""
+    short = dataclasses.replace(
+        replay,
+        **{name: getattr(replay, name)[:n_frames] for name in (*FRAME_FIELDS, "time")},
+        **{name: getattr(replay, name)[: n_frames - 1] for name in STEP_FIELDS},
+    )
+    gif, mp4 = tmp_path / "short.gif", tmp_path / "short.mp4"
+    kept = export_video(short, gif, speed=100.0, size_px=(160, 128))
+    assert kept == min(n_frames, 2)
+    delays = [iio.immeta(gif, index=k)["duration"] for k in range(kept)]
+    assert min(delays) >= 20
+    export_video(short, mp4, speed=100.0, size_px=(160, 128))
+    assert iio.immeta(mp4, plugin="FFMPEG")["fps"] <= 60
