@@ -93,4 +93,5 @@ def make_model(
     except Exception as err:
         # The class's own ConfigError says what to fix; Hydra's wrapper adds only noise.
         why = err.__cause__ if isinstance(err.__cause__, ConfigError) else err
+        why = " ".join(line.strip() for line in str(why).splitlines() if line.strip())
         raise ConfigError(f"Could not create algorithm {algo.get('name')!r}: {why}") from err

@@ -212,9 +212,7 @@ def check_algo(algo: DictConfig, num_envs: int) -> None:
     try:  # nested objects (schedules, action noise) are made, the algorithm is not
         arguments = hydra.utils.instantiate(algo.model, _partial_=True, _convert_="all")
     except Exception as err:  # Hydra's message spans lines and points at its own stack
-        why = str(err).replace(", set env var HYDRA_FULL_ERROR=1 to see chained exception", "")
-        why = " ".join(line.strip() for line in why.splitlines() if line.strip())
-        raise ConfigError(f"algo.model cannot be instantiated: {why}") from err
+        raise ConfigError(f"algo.model cannot be instantiated: {one_line(err)}") from err
     check_arguments = getattr(cls, "check_arguments", None)  # racing_rl.teacher.TeacherPPO
     if check_arguments is not None:
         check_arguments(arguments.keywords)
@@ -225,12 +223,24 @@ def check_algo(algo: DictConfig, num_envs: int) -> None:
             policy,
             f"{cls.__name__} policies are {', '.join(cls.policy_aliases)}",
         )
+    policy_kwargs = model.get("policy_kwargs") or {}
+    if isinstance(policy, str) and policy in cls.policy_aliases:
+        check_policy_kwargs(cls.policy_aliases[policy], policy_kwargs)
     where = "algo.model"
     inf = float("inf")
     _number(model, "gamma", where, 0.0, 1.0, open_low=True)
     _number(model, "gae_lambda", where, 0.0, 1.0, open_low=False)
     _number(model, "tau", where, 0.0, 1.0, open_low=True)
-    if not isinstance(model.get("learning_rate"), dict):  # a schedule is checked by its class
+    learning_rate = arguments.keywords.get("learning_rate")
+    if callable(learning_rate):  # a schedule of progress remaining, 1 at the start to 0
+        first, last = float(learning_rate(1.0)), float(learning_rate(0.0))
+        if not (first > 0 and last >= 0):
+            raise invalid(
+                "algo.model.learning_rate",
+                f"a schedule from {first:g} to {last:g}",
+                "must start > 0 and end >= 0",
+            )
+    else:
         _number(model, "learning_rate", where, 0.0, float("inf"), open_low=True)
     if not isinstance(model.get("clip_range"), dict):  # a schedule is checked by its class
         _number(model, "clip_range", where, 0.0, 1.0, open_low=True)
@@ -250,6 +260,18 @@ def check_algo(algo: DictConfig, num_envs: int) -> None:
     check_net_arch((model.get("policy_kwargs") or {}).get("net_arch"))
     if "learning_starts" in model:
         _integer(algo.model, "learning_starts", minimum=0, where="algo.model.")
+    if "policy_delay" in model:  # TD3, CrossQ: updates per actor update
+        _integer(algo.model, "policy_delay", minimum=1, where="algo.model.")
+    check_train_freq(model.get("train_freq"))
+    if "top_quantiles_to_drop_per_net" in model:  # TQC
+        quantiles = policy_kwargs.get("n_quantiles", 25)
+        drop = _integer(algo.model, "top_quantiles_to_drop_per_net", 0, "algo.model.")
+        if drop >= quantiles:
+            raise invalid(
+                "algo.model.top_quantiles_to_drop_per_net",
+                drop,
+                f"must be < the critics' n_quantiles = {quantiles} (none would be left)",
+            )
     if issubclass(cls, OnPolicyAlgorithm):
         n_steps = model.get("n_steps", parameters["n_steps"].default)
         batch = model.get("batch_size", parameters["batch_size"].default)
@@ -267,6 +289,8 @@ def check_algo(algo: DictConfig, num_envs: int) -> None:
                 n_steps,
                 f"the rollout n_steps × {num_envs} cars must hold at least 2 steps",
             )
+        if batch < 2:  # PPO normalises advantages over a minibatch
+            raise invalid("algo.model.batch_size", batch, "must be >= 2 for an on-policy algorithm")
         if batch > rollout:
             raise invalid(
                 "algo.model.batch_size",
@@ -280,6 +304,45 @@ def check_algo(algo: DictConfig, num_envs: int) -> None:
             raise invalid(
                 "algo.model.batch_size", batch, f"must be <= algo.model.buffer_size = {buffer}"
             )
+
+
+def one_line(err: BaseException) -> str:
+    """Hydra's instantiation error in one line, without its HYDRA_FULL_ERROR hint."""
+    why = str(err).replace(", set env var HYDRA_FULL_ERROR=1 to see chained exception", "")
+    return " ".join(line.strip() for line in why.splitlines() if line.strip())
+
+
+def check_policy_kwargs(policy: type, policy_kwargs: Mapping[str, Any]) -> None:
+    """``algo.model.policy_kwargs``: keys that ``policy``'s constructor accepts.
+
+    Raises:
+        ConfigError: naming the first key it does not take, and those it does.
+    """
+    parameters = inspect.signature(policy.__init__).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    given = {"self", "observation_space", "action_space", "lr_schedule"}
+    accepted = sorted(set(parameters) - given)
+    for key, value in policy_kwargs.items():
+        if key not in parameters or key in given:
+            raise invalid(
+                f"algo.model.policy_kwargs.{key}",
+                value,
+                f"not an argument of {policy.__name__} (allowed: {', '.join(accepted)})",
+            )
+
+
+def check_train_freq(train_freq: Any) -> None:
+    """``algo.model.train_freq`` (off-policy): n >= 1, or ``[n, step|episode]``."""
+    if train_freq is None:
+        return
+    n, unit = train_freq if isinstance(train_freq, list | tuple) else (train_freq, "step")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1 or unit not in ("step", "episode"):
+        raise invalid(
+            "algo.model.train_freq",
+            train_freq,
+            "must be an integer >= 1 (steps), or [n, step] / [n, episode]",
+        )
 
 
 def check_ent_coef(model: Mapping[str, Any], parameters: Mapping[str, Any]) -> None:

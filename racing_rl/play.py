@@ -36,8 +36,9 @@ def play(cfg: DictConfig) -> dict[str, Any]:
 
     Raises:
         CheckpointError: if the opponent's run or checkpoint cannot be loaded.
-        ConfigError: for ``torch_threads`` out of range, or a ``record`` path that is no
-            ``.npz`` file.
+        ConfigError: for ``torch_threads``, ``laps`` or ``max_steps`` out of range, a
+            ``record`` path that is no ``.npz`` file, or a backend (or an opponent's)
+            other than the built-in simulator.
     """
     import torch
 
@@ -59,9 +60,26 @@ def play(cfg: DictConfig) -> dict[str, Any]:
             f"record={cfg.record}: a replay is a .npz file; record=play.npz, then racing-rl "
             "replay path=play.npz video=play.mp4 makes a video of it."
         )
+    if backend.name != "pygame":
+        raise ConfigError(
+            f"backend={backend.name}: racing-rl play drives the built-in simulator in its "
+            "own window (backend=pygame, the default). To drive in a Roblox game, play "
+            "the game; to watch a run drive in it, racing-rl eval run_dir=<run> "
+            "backend=roblox."
+        )
+    if int(cfg.laps) < 0 or int(cfg.max_steps) < 1:
+        raise ConfigError(
+            f"laps={cfg.laps}, max_steps={cfg.max_steps}: laps must be >= 0 (0: race until "
+            "max_steps) and max_steps >= 1."
+        )
     if cfg.opponent:
         run_dir = Path(cfg.opponent).expanduser()
         backend = load_run_config(run_dir).backend
+        if backend.name != "pygame":
+            raise ConfigError(
+                f"opponent={cfg.opponent} was trained with backend={backend.name}; racing-rl "
+                "play races on the built-in simulator, against runs trained on it."
+            )
         for key, value in _backend_settings():  # the command line's, on the run's own
             OmegaConf.update(backend, key, value, merge=True)
         size = backend_config(backend).observation_size

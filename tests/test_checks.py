@@ -83,6 +83,17 @@ INVALID = [
     (["backend=roblox", "scripted_opponents=2"], "on the built-in simulator only"),
     (["backend.episode.grid_start_prob=2"], "episode.grid_start_prob must be in [0, 1]"),
     (["backend=roblox", "backend.episode.grid_start_prob=0.5"], "a Roblox game spawns its cars"),
+    # Each raised in the model, after the run dir was made, or broke training with a
+    # traceback (a review of the algorithm configs).
+    (["algo=td3", "+algo.model.policy_delay=0"], "policy_delay=0; must be an integer >= 1"),
+    (["algo=crossq", "algo.model.policy_delay=0"], "policy_delay=0; must be an integer >= 1"),
+    (["algo=sac", "algo.model.train_freq=0"], "train_freq=0; must be an integer >= 1"),
+    (["algo=sac", "algo.model.train_freq=[1,lap]"], "train_freq=[1, 'lap']; must be an"),
+    (["algo=tqc", "algo.model.top_quantiles_to_drop_per_net=25"], "must be < the critics'"),
+    (["algo=tqc", "algo.model.top_quantiles_to_drop_per_net=-1"], "must be an integer >= 0"),
+    (["algo.model.batch_size=1"], "batch_size=1; must be >= 2 for an on-policy algorithm"),
+    (["+algo.model.policy_kwargs.foo=1"], "policy_kwargs.foo=1; not an argument of ActorCritic"),
+    (["algo.model.learning_rate.start=-1"], "a schedule from -1 to 0'; must start > 0"),
 ]
 
 

@@ -76,3 +76,20 @@ def test_a_record_path_that_is_not_a_replay_file_is_refused(tmp_path):
         cfg = compose("play", overrides=["record=play.mp4", "script=[up]", "fps=0"])
     with pytest.raises(ConfigError, match=r"a replay is a \.npz file; record=play\.npz, then"):
         play(cfg)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "refused"),
+    [
+        # A traceback (RobloxParallelEnv has no .world) once a game connected.
+        (["backend=roblox"], r"backend=roblox: racing-rl play drives the built-in simulator"),
+        # The error named backend.episode.* and episode.track_change_every.
+        (["laps=-1"], r"laps=-1, max_steps=9000: laps must be >= 0"),
+        (["max_steps=0"], r"laps=3, max_steps=0: .* max_steps >= 1"),
+    ],
+)
+def test_play_refuses_what_it_cannot_do_in_its_own_words(overrides, refused):
+    with initialize():
+        cfg = compose("play", overrides=[*overrides, "script=[up]", "fps=0"])
+    with pytest.raises(ConfigError, match=refused):
+        play(cfg)
