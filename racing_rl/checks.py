@@ -240,8 +240,8 @@ def check_algo(algo: DictConfig, num_envs: int) -> None:
                 f"a schedule from {first:g} to {last:g}",
                 "must start > 0 and end >= 0",
             )
-    else:
-        _number(model, "learning_rate", where, 0.0, float("inf"), open_low=True)
+    elif learning_rate is not None:  # as made (a config may build the number too)
+        _number({"learning_rate": learning_rate}, "learning_rate", where, 0.0, inf, open_low=True)
     if not isinstance(model.get("clip_range"), dict):  # a schedule is checked by its class
         _number(model, "clip_range", where, 0.0, 1.0, open_low=True)
     if model.get("clip_range_vf") is not None:
