@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
 
-from racing_rl.errors import ConfigError
+from racing_rl.errors import ConfigError, one_line
 
 #: Constructor arguments racing-rl passes itself; an algorithm YAML must not set them.
 SET_BY_RACING_RL = frozenset({"seed", "device", "verbose", "tensorboard_log"})
@@ -93,5 +93,6 @@ def make_model(
     except Exception as err:
         # The class's own ConfigError says what to fix; Hydra's wrapper adds only noise.
         why = err.__cause__ if isinstance(err.__cause__, ConfigError) else err
-        why = " ".join(line.strip() for line in str(why).splitlines() if line.strip())
-        raise ConfigError(f"Could not create algorithm {algo.get('name')!r}: {why}") from err
+        raise ConfigError(
+            f"Could not create algorithm {algo.get('name')!r}: {one_line(why)}"
+        ) from err

@@ -30,7 +30,7 @@ from stable_baselines3.common.vec_env import VecNormalize
 from racing_rl.algos import SET_BY_RACING_RL, algorithm_class, constructor_parameters
 from racing_rl.config import backend_config, to_container, train_mix
 from racing_rl.envs.config import RaceConfig
-from racing_rl.errors import ConfigError
+from racing_rl.errors import ConfigError, one_line
 from racing_rl.objective import OBJECTIVES
 
 SPLITS = ("train", "validation", "test")
@@ -257,7 +257,7 @@ def check_algo(algo: DictConfig, num_envs: int) -> None:
             _integer(algo.model, key, minimum=1, where="algo.model.", maximum=limits.get(key))
     if "net_width" in algo:
         _integer(algo, "net_width", minimum=1, where="algo.", maximum=LIMITS["net_width"])
-    check_net_arch((model.get("policy_kwargs") or {}).get("net_arch"))
+    check_net_arch(policy_kwargs.get("net_arch"))
     if "learning_starts" in model:
         _integer(algo.model, "learning_starts", minimum=0, where="algo.model.")
     if "policy_delay" in model:  # TD3, CrossQ: updates per actor update
@@ -304,12 +304,6 @@ def check_algo(algo: DictConfig, num_envs: int) -> None:
             raise invalid(
                 "algo.model.batch_size", batch, f"must be <= algo.model.buffer_size = {buffer}"
             )
-
-
-def one_line(err: BaseException) -> str:
-    """Hydra's instantiation error in one line, without its HYDRA_FULL_ERROR hint."""
-    why = str(err).replace(", set env var HYDRA_FULL_ERROR=1 to see chained exception", "")
-    return " ".join(line.strip() for line in why.splitlines() if line.strip())
 
 
 def check_policy_kwargs(policy: type, policy_kwargs: Mapping[str, Any]) -> None:

@@ -4,6 +4,13 @@ Messages say what was got, what was expected and how to fix it.
 """
 
 
+def one_line(err: BaseException) -> str:
+    """An error's message in one line (Hydra's span lines), without Hydra's
+    HYDRA_FULL_ERROR hint."""
+    why = str(err).replace(", set env var HYDRA_FULL_ERROR=1 to see chained exception", "")
+    return " ".join(line.strip() for line in why.splitlines() if line.strip())
+
+
 class RacingRLError(Exception):
     """Base class of racing-rl's own errors."""
 

@@ -318,9 +318,8 @@ class RobloxParallelEnv(ParallelEnv):
         # sent) is the game's next state, which this ACTION missed: it is taken too,
         # folded with the next if that has come as well (``Inbox.take``). A tick older
         # than the game's tick period (as measured) is not: training paused, and the game
-        # went on.
-        # The age of the newest observations, not of the newest frame: the `[]` a frozen
-        # game sends every tick would make a tick from before a pause look fresh.
+        # went on. The age is the newest observations', not the newest frame's: the `[]`
+        # a frozen game sends every tick would make a tick from before a pause look fresh.
         after, age = self.bridge.inbox.newest()
         if age < self.bridge.tick_period(self.config.rules.dt):
             after = max(self._read, after - 1)

@@ -476,29 +476,39 @@ class WorldBatch:
         crashed = np.abs(self.lateral) > layout.crash_half_width
         position = self.cars.position
         if layout.obstacle_radius.shape[-1]:
-            x0 = start[:, 0, None] - layout.obstacle_xy[..., 0]  # (N, K)
-            y0 = start[:, 1, None] - layout.obstacle_xy[..., 1]
-            dx = (position[:, 0] - start[:, 0])[:, None]  # (N, 1)
-            dy = (position[:, 1] - start[:, 1])[:, None]
-            moved = np.maximum(dx * dx + dy * dy, 1e-12)
-            t = np.minimum(np.maximum(-(x0 * dx + y0 * dy) / moved, 0.0), 1.0)
-            cx, cy = x0 + t * dx, y0 + t * dy
-            crashed |= (cx * cx + cy * cy < layout.obstacle_reach2).any(axis=1)
+            moved = position - start  # each car's straight line against each obstacle
+            closest2 = _closest_approach2(
+                start[:, 0, None] - layout.obstacle_xy[..., 0],  # (N, K)
+                start[:, 1, None] - layout.obstacle_xy[..., 1],
+                moved[:, 0, None],  # (N, 1)
+                moved[:, 1, None],
+            )
+            crashed |= (closest2 < layout.obstacle_reach2).any(axis=1)
         if self.rules.car_collisions and self.n_cars > 1:
             i, j = layout.car_pairs  # each pair of cars on one track once
-            # Relative positions at the step's start (x0, y0) and their change (dx, dy).
+            # Relative positions at the step's start (x0, y0) and their change.
             x0 = start[i, 0] - start[j, 0]
             y0 = start[i, 1] - start[j, 1]
-            dx = position[i, 0] - position[j, 0] - x0
-            dy = position[i, 1] - position[j, 1] - y0
-            moved = dx * dx + dy * dy
-            t = np.minimum(np.maximum(-(x0 * dx + y0 * dy) / np.maximum(moved, 1e-12), 0.0), 1.0)
-            cx, cy = x0 + t * dx, y0 + t * dy
-            touching = cx * cx + cy * cy < (2 * self.car.radius) ** 2
+            closest2 = _closest_approach2(
+                x0, y0, position[i, 0] - position[j, 0] - x0, position[i, 1] - position[j, 1] - y0
+            )
+            touching = closest2 < (2 * self.car.radius) ** 2
             touching &= self.active[i] & self.active[j]  # inactive cars are not there
             crashed[i[touching]] = True
             crashed[j[touching]] = True
         return crashed
+
+
+def _closest_approach2(
+    x0: FloatArray, y0: FloatArray, dx: FloatArray, dy: FloatArray
+) -> FloatArray:
+    """The squared least distance [m²] of p(t) = p0 + t·d, t ∈ [0, 1], from the origin:
+    |p(t*)|² with t* = clamp(-p0·d / d·d, 0, 1); arrays broadcast together."""
+    t = np.minimum(
+        np.maximum(-(x0 * dx + y0 * dy) / np.maximum(dx * dx + dy * dy, 1e-12), 0.0), 1.0
+    )
+    cx, cy = x0 + t * dx, y0 + t * dy
+    return cx * cx + cy * cy
 
 
 #: Per-car state arrays of a ``WorldBatch`` besides ``cars`` (what ``world`` copies).

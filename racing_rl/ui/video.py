@@ -49,6 +49,12 @@ def frames(
         renderer.close()
 
 
+def video_stride(rate: float, max_fps: float) -> int:
+    """The fewest replay frames between two kept ones, ``ceil(rate / max_fps)``, for a
+    video whose frames play at ``rate`` [fps] to play at ``max_fps`` at most."""
+    return math.ceil(rate / max_fps - 1e-9)
+
+
 def kept_frames(n_frames: int, rate: float, max_fps: float) -> NDArray[np.int64]:
     """The frames a video at ``rate`` fps keeps to play at ``max_fps`` at most: evenly
     spread from the first to the last, at least ``ceil(rate / max_fps)`` frames apart.
@@ -62,7 +68,7 @@ def kept_frames(n_frames: int, rate: float, max_fps: float) -> NDArray[np.int64]
         The kept frames' indices, ascending, shape (m,): 0 and ``n_frames - 1`` among them
         (closer than ``stride`` where the replay is shorter than that).
     """
-    stride = math.ceil(rate / max_fps - 1e-9)
+    stride = video_stride(rate, max_fps)
     kept = max((n_frames - 1) // stride + 1, min(n_frames, 2))  # a replay's last frame too
     return np.round(np.linspace(0, n_frames - 1, kept)).astype(np.int64)
 
@@ -89,10 +95,10 @@ def export_video(
 ) -> int:
     """Render a replay headless to a video file through imageio, with the viewer's overlays.
 
-    ``.mp4`` (H.264 through imageio-ffmpeg) or ``.gif`` (Pillow). Every frame of the
-    replay is drawn; ``speed`` sets the playback rate by the frame rate. Above
-    ``MAX_FPS`` (50 for a GIF, 60 for an MP4) a video keeps fewer frames, the first and
-    the last among them (``kept_frames``). A GIF holds its frames as 256-colour images
+    ``.mp4`` (H.264 through imageio-ffmpeg) or ``.gif`` (Pillow). ``speed`` sets the
+    playback rate by the frame rate. Every frame of the replay is drawn up to ``MAX_FPS``
+    (50 for a GIF, 60 for an MP4); above it a video keeps, and draws, fewer frames, the
+    first and the last among them (``kept_frames``). A GIF holds its frames as 256-colour images
     (1 byte a pixel) until Pillow writes the file; an MP4 is written as it is drawn.
 
     Args:
@@ -136,7 +142,7 @@ def export_video(
     # Frames of the replay between two kept ones: they span its time, (kept - 1)
     # intervals over (n_frames - 1), at MAX_FPS at most (a replay shorter than one such
     # interval plays slower than speed, its first and last frame 1 / MAX_FPS apart).
-    stride = math.ceil(rate / MAX_FPS[suffix] - 1e-9)
+    stride = video_stride(rate, MAX_FPS[suffix])
     spread = max((replay.n_frames - 1) / (len(kept) - 1) if len(kept) > 1 else 0.0, stride)
     written = 0
 
