@@ -54,12 +54,14 @@ NOT_SPAWNED = (
 @dataclass(frozen=True)
 class _Sent:
     """An ACTION sent: to whom, on which connection, after which inbox mark (None: not
-    sent, the game is gone), and its step number."""
+    sent, the game is gone), its step number, and the game's frames received before it
+    (a lock-step game may answer before ``step`` starts waiting)."""
 
     agents: list[AgentID]
     generation: int
     after: int | None
     step: int
+    frames: int
 
 
 class RobloxParallelEnv(ParallelEnv):
@@ -310,8 +312,9 @@ class RobloxParallelEnv(ParallelEnv):
     def _send(self, actions: dict[AgentID, Any]) -> _Sent:
         """Send an ACTION for the live cars (unless the game is gone)."""
         live, generation, step = self.agents, self._generation, self._action_step + 1
+        frames = self.bridge.server.frames
         if self.bridge.generation != generation or not self.bridge.connected:
-            return _Sent(live, generation, None, step)
+            return _Sent(live, generation, None, step, frames)
         self._action_step = step
         # The answer is the first tick after the one the actions were chosen from. A tick
         # that came since (while they were chosen, or other environments' ACTIONs were
@@ -330,8 +333,8 @@ class RobloxParallelEnv(ParallelEnv):
                 self.envid, {a: actions[a] for a in live if a in actions}, step, wait=False
             )
         except BridgeError:
-            return _Sent(live, generation, None, step)  # the connection broke while sending
-        return _Sent(live, generation, after, step)
+            return _Sent(live, generation, None, step, frames)  # it broke while sending
+        return _Sent(live, generation, after, step, frames)
 
     def step(self, actions: dict[AgentID, Any]) -> ParallelStepReturn:
         """Send the live cars' actions and wait for the game's next observations.
@@ -357,7 +360,6 @@ class RobloxParallelEnv(ParallelEnv):
         live, generation = sent.agents, sent.generation
         received: dict[str, Any] = {}
         missing = live
-        frames_before = self.bridge.server.frames
         if sent.after is not None:
             try:
                 received, missing = self.bridge.get_observation(
@@ -365,7 +367,7 @@ class RobloxParallelEnv(ParallelEnv):
                 )
             except BridgeError:
                 missing = live  # the connection broke while waiting
-        if missing and self._game_is_silent(frames_before, generation):
+        if missing and self._game_is_silent(sent.frames, generation):
             self._check_connection(missing, generation, "stepping")
         elif missing:  # the game ticks on without these cars: truncated, then respawned
             log.warning(

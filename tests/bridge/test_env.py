@@ -107,6 +107,34 @@ def test_a_car_that_stops_reporting_is_truncated_and_respawned(roblox_vec_env, c
     assert "sent nothing for 1 s while the game ticked on" in caplog.text
 
 
+def test_a_lost_car_whose_frame_came_before_the_wait_is_truncated_not_a_silent_game(caplog):
+    # A lock-step game can answer an ACTION before ``step`` starts waiting (CI saw it
+    # under load): the frame without the lost car still shows that the game ticks.
+    config = backend_config(roblox_backend(observation_timeout=1.0))
+    bridge = TrainingBridge(config.server, config.observation_size)
+    with (
+        caplog.at_level(logging.WARNING),
+        game(bridge.server.port, faults=Faults(lose_car_after=3)),
+    ):
+        env = RobloxParallelEnv(bridge, config, n_cars=2)
+        env.reset(seed=0)
+        while env.bridge.server.frames < 3:
+            env.step({agent: np.array([1.0, 0.0, 0.0], np.float32) for agent in env.agents})
+        frames = env.bridge.server.frames
+        env.send_actions({agent: np.array([1.0, 0.0, 0.0], np.float32) for agent in env.agents})
+        deadline = time.monotonic() + 5.0
+        while env.bridge.server.frames == frames and time.monotonic() < deadline:
+            time.sleep(0.01)  # the answer, without the lost car, has arrived
+        assert env.bridge.server.frames == frames + 1
+        *_, truncations, infos = env.step(
+            {agent: np.array([1.0, 0.0, 0.0], np.float32) for agent in env.agents}
+        )
+        env.close()
+    lost = [agent for agent, info in infos.items() if info["interrupted"]]
+    assert len(lost) == 1 and truncations[lost[0]]
+    assert "sent nothing for 1 s while the game ticked on" in caplog.text
+
+
 def test_a_dropped_connection_truncates_the_episode_and_the_cars_are_respawned(
     roblox_vec_env, caplog
 ):
