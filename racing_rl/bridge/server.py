@@ -11,7 +11,8 @@ connection stays up. The arrival times of frames give the game's tick rate
 (``tick_hz``); the first entry gives its observation size when none is configured. A
 frame over ``max_message_bytes`` makes ``websockets`` close the connection (code 1009);
 the game reconnects. After ``ping_after`` of silence the server sends ``PING`` (the
-game drops a connection after 20 s without a message).
+game drops a connection after 20 s without a message); it sends no WebSocket-level
+pings, which Roblox does not document its client to answer.
 
 Threads: the server's event loop runs in its own thread. The training thread talks to it
 only through ``send`` (``asyncio.run_coroutine_threadsafe``) and the ``Inbox``, a
@@ -337,8 +338,11 @@ class BridgeServer:
             self.config.port,
             max_size=self.config.max_message_bytes,
             compression=None,  # small JSON frames: deflate costs more latency than it saves
-            ping_interval=self.config.ping_after * 2,
-            ping_timeout=20.0,
+            # No WebSocket-level pings: whether Roblox's WebStreamClient answers them is
+            # undocumented, and one that did not would be dropped every ping_timeout. The
+            # game's tick stream shows it is alive (observation_timeout), and our PING
+            # command keeps its 20 s read timeout from firing (``_keepalive``).
+            ping_interval=None,
             logger=_WEBSOCKETS_LOG,
             process_request=self._admit,
         ) as server:

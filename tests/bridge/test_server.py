@@ -9,6 +9,7 @@ import time
 import pytest
 from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.frames import Frame
 from websockets.protocol import State
 from websockets.sync.client import connect
 from websockets.uri import parse_uri
@@ -193,6 +194,31 @@ def test_the_server_pings_a_silent_connection(bridge):
         bridge.wait_for_game(5)  # sends UPDATE_COLLISIONS to a new game
         assert json.loads(client.recv(timeout=5))["command"] == "UPDATE_COLLISIONS"
         assert json.loads(client.recv(timeout=5))["command"] == "PING"  # after 0.2 s
+
+
+@pytest.mark.parametrize("bridge", [{"ping_after": 0.2}], indirect=True)
+def test_a_game_that_never_answers_websocket_pings_is_kept(bridge):
+    # Roblox's WebStreamClient is not documented to answer WebSocket pings: the server
+    # must not depend on pongs. A raw socket driven by websockets' sans-I/O client, whose
+    # automatic pongs are never sent, plays such a game; it hears only our PING command.
+    game = ClientProtocol(parse_uri(url(bridge)))
+    with socket.create_connection(("127.0.0.1", bridge.server.port)) as raw:
+        game.send_request(game.connect())
+        raw.sendall(b"".join(game.data_to_send()))
+        while game.state is State.CONNECTING:
+            game.receive_data(raw.recv(65536))
+        assert game.handshake_exc is None and bridge.server.wait_connected(5)
+        raw.settimeout(0.1)
+        opcodes, deadline = set(), time.monotonic() + 1.5  # 7 x ping_after
+        while time.monotonic() < deadline:
+            try:
+                game.receive_data(raw.recv(65536))
+            except TimeoutError:
+                continue
+            events = game.events_received()  # the handshake's Response, then frames
+            opcodes.update(event.opcode.name for event in events if isinstance(event, Frame))
+        assert opcodes == {"TEXT"}  # PING commands; no protocol ping to leave unanswered
+        assert bridge.server.connected and game.state is State.OPEN
 
 
 def test_a_game_that_drops_right_after_the_handshake_is_waited_for_again(bridge):
