@@ -27,8 +27,9 @@ from torch import nn
 
 from racing_rl.export.spec import Activation, Dense, PolicySpec
 
-#: The ONNX opset the models are written with.
-OPSET = 17
+#: The ONNX opset the models are written with: 15, the newest that every Unity Sentis
+#: release imports (before 2.6 they document opsets 7-15); onnxruntime reads any.
+OPSET = 15
 
 
 class SpecModule(nn.Module):
