@@ -43,7 +43,7 @@ from racing_rl.checkpoints.layout import (
     VECNORMALIZE_PICKLE,
     filled_rows,
 )
-from racing_rl.errors import CheckpointError, PickleRefused
+from racing_rl.errors import CheckpointError, PickleRefused, one_line
 from racing_rl.normalize import (
     apply_statistics,
     check_statistics,
@@ -196,21 +196,32 @@ def load_model(
         custom_objects = trusted_objects(cls, algo, data, env)
         return cls.load(path, env=env, device=device, custom_objects=custom_objects)
     except Exception as err:
+        other = _other_algorithm(cls, algo, data)
+        if other:  # SB3's error (a state_dict's missing keys, a TypeError) says less
+            raise CheckpointError(
+                f"{path} is not a loadable {cls.__name__} checkpoint: {other}"
+            ) from err
+        why = one_line(err)
+        if len(why) > _MAX_CAUSE:
+            why = why[: _MAX_CAUSE - 1] + "…"
         raise CheckpointError(
-            f"{path} is not a loadable {cls.__name__} checkpoint ({type(err).__name__}: {err})."
-            + _other_algorithm(cls, algo, data)
+            f"{path} is not a loadable {cls.__name__} checkpoint ({type(err).__name__}: {why})."
         ) from err
 
 
+#: The most characters of the underlying error a refusal to load quotes.
+_MAX_CAUSE = 300
+
+
 def _other_algorithm(cls: type[BaseAlgorithm], algo: DictConfig, data: dict[str, Any]) -> str:
-    """A sentence for a model whose policy (as ``data`` records its module) is not of
-    ``cls``'s: the checkpoint of another algorithm's run; else empty."""
+    """The sentences for a model whose policy (as ``data`` records its module) is not
+    of ``cls``'s: the checkpoint of another algorithm's run; else empty."""
     saved = (data.get("policy_class") or {}).get("__module__")
     policy = cls.policy_aliases.get(str(algo.model.get("policy", "MlpPolicy")))
     if not isinstance(saved, str) or policy is None or saved == policy.__module__:
         return ""
     return (
-        f" It holds a policy of {saved}, not of {cls.__name__} ({policy.__module__}): a "
+        f"it holds a policy of {saved}, not of {cls.__name__} ({policy.__module__}): a "
         "checkpoint of another algorithm's run? A checkpoint loads with the config of the "
         "run it came from: give that run's run_dir."
     )
