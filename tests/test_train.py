@@ -136,7 +136,11 @@ def test_init_from_a_run_that_cannot_start_this_one_is_refused_before_the_run_di
     )
     assert result.returncode == 0, result.stderr[-3000:]
     for extra, says in (
-        ([], "expects observations of shape (30,)"),  # (12 + 3) × 2 frames; this run: 10 rays
+        # (12 + 3) × 2 frames; this run: 10 rays. The fix names the setting that differs
+        # (it gave the Roblox game's advice on the simulator).
+        ([], "expects observations of shape (30,)"),
+        ([], "this run the source's sensors: backend.sensors.n_rays=12."),
+        (["backend.sensors.n_rays=12", "wrappers.frame_stack=3"], "wrappers.frame_stack=2."),
         (["algo=sac"], "was trained with algo=ppo; this run uses algo=sac"),
         # Its weights would get raw observations: this was trained without a word.
         (["backend.sensors.n_rays=12", "wrappers.normalize=null"], "on normalised observ"),

@@ -255,7 +255,7 @@ def check_init_from(cfg: DictConfig, source: Path) -> DictConfig:
         )
     expected, got = _stacked_size(source_cfg), _stacked_size(cfg)
     if expected is not None and got is not None and expected != got:
-        raise _observation_mismatch(source, source_cfg, (expected,), (got,))
+        raise _observation_mismatch(source, source_cfg, cfg, (expected,), (got,))
     theirs, ours = _normalized_observations(source_cfg), _normalized_observations(cfg)
     if theirs != ours:
         fix = (
@@ -284,18 +284,34 @@ def _stacked_size(cfg: DictConfig) -> int | None:
 
 
 def _observation_mismatch(
-    source: Path, source_cfg: DictConfig, expected: tuple[int, ...], got: tuple[int, ...]
+    source: Path,
+    source_cfg: DictConfig,
+    cfg: DictConfig,
+    expected: tuple[int, ...],
+    got: tuple[int, ...],
 ) -> ConfigError:
-    stack = int(source_cfg.wrappers.frame_stack)
-    return ConfigError(
-        f"init_from={source} expects observations of shape {expected} ({stack} stacked "
-        f"frames of {expected[0] // stack} numbers: backend.sensors.n_rays="
-        f"{OmegaConf.select(source_cfg, 'backend.sensors.n_rays')} + 3), this run's "
-        f"environment gives {got}. Train the source run with the game car's sensors "
-        "(backend.sensors.n_rays=<numbers the game sends - 3>, "
-        "backend.sensors.layout=roblox_car for its 16-ray car) and the same "
-        "wrappers.frame_stack, or set backend.observation_size to match."
+    """The refusal of a source whose observations differ from this run's, with the
+    setting that differs: the frame stack, the simulator's sensors, or the game's size."""
+    theirs, ours = int(source_cfg.wrappers.frame_stack), int(cfg.wrappers.frame_stack)
+    shapes = (
+        f"init_from={source} expects observations of shape {expected} ({theirs} stacked "
+        f"frame(s) of {expected[0] // theirs} numbers), this run's environment gives {got} "
+        f"({ours} of {got[0] // ours})."
     )
+    if theirs != ours:
+        fix = f"Give this run the source's wrappers.frame_stack={theirs}."
+    elif cfg.backend.get("name") == "pygame":
+        sensors = OmegaConf.to_container(source_cfg.backend.sensors, resolve=True)
+        own = OmegaConf.to_container(cfg.backend.sensors, resolve=True)
+        differ = [f"backend.sensors.{k}={v}" for k, v in sensors.items() if own.get(k) != v]
+        fix = f"Give this run the source's sensors: {' '.join(differ)}."
+    else:
+        fix = (
+            "Train the source run with the game car's sensors (backend.sensors.n_rays="
+            "<numbers the game sends - 3>, backend.sensors.layout=roblox_car for its 16-ray "
+            "car), or set backend.observation_size to match."
+        )
+    return ConfigError(f"{shapes} {fix}")
 
 
 def initialize_from(cfg: DictConfig, source: Path, venv: VecEnv) -> tuple[BaseAlgorithm, VecEnv]:
@@ -326,7 +342,7 @@ def initialize_from(cfg: DictConfig, source: Path, venv: VecEnv) -> tuple[BaseAl
     loaded = load_model(source_cfg.algo, model_path, env=None, device=cfg.device)
     expected, got = loaded.observation_space.shape, venv.observation_space.shape
     if expected != got:
-        raise _observation_mismatch(source, source_cfg, expected, got)
+        raise _observation_mismatch(source, source_cfg, cfg, expected, got)
     model = make_model(cfg.algo, venv, seed=cfg.seed, device=cfg.device)
     model.set_parameters(loaded.get_parameters(), exact_match=True, device=cfg.device)
     # The tensors SB3 saves beside the state dicts (SAC's log_ent_coef, whose optimiser's
