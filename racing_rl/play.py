@@ -88,7 +88,12 @@ def play(cfg: DictConfig) -> dict[str, Any]:
     episode = {"spawn": "grid" if collisions else "line", "laps": int(cfg.laps)}
     episode["max_steps"] = int(cfg.max_steps)
     envs = make_parallel_envs(backend, 1, len(drivers), [[int(cfg.seed)]], episode)
-    window = RaceWindow(float(cfg.fps), window_size(cfg.size, float(cfg.fps)), cfg.camera)
+    window = RaceWindow(
+        float(cfg.fps),
+        window_size(cfg.size, float(cfg.fps)),
+        cfg.camera,
+        "play drives from the keyboard in a window: run it where a display is.",
+    )
     labels = tuple(d.label for d in drivers)
     draw = window.on_step(envs[0], labels, "racing-rl play · arrows drive, space nitro, esc quits")
 

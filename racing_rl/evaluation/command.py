@@ -295,7 +295,13 @@ def _run_rounds(
         from racing_rl.ui.render import window_size
         from racing_rl.ui.window import RaceWindow
 
-        window = RaceWindow(float(cfg.fps), window_size(cfg.size, float(cfg.fps)))
+        window = RaceWindow(
+            float(cfg.fps),
+            window_size(cfg.size, float(cfg.fps)),
+            "track",
+            "Record the race instead (record=true, then racing-rl replay path=<replay .npz> "
+            "video=race.mp4), or run where a display is.",
+        )
     races: list[Any] = []
     driven_by: list[Driver] = []  # follow=true: the checkpoint's driver of each race
     try:

@@ -103,6 +103,8 @@ class Renderer:
         chase_scale_px: the chase camera's zoom [px/m].
         pump_events: in ``"human"`` mode, read the window's event queue (and stop on
             QUIT); False leaves the events to the caller (the replay viewer, ``play``).
+        headless_hint: what to do instead, for the warning a ``"human"`` window logs on
+            a machine without a display (each command has its own way).
 
     Raises:
         ConfigError: on an unknown mode or camera or a size, margin or count out of range.
@@ -121,6 +123,7 @@ class Renderer:
         follow: int = 0,
         chase_scale_px: float = 6.0,
         pump_events: bool = True,
+        headless_hint: str = 'Draw frames with render_mode="rgb_array" instead.',
     ) -> None:
         if mode not in RENDER_MODES:
             raise ConfigError(f"Render mode must be one of {RENDER_MODES}, got {mode!r}.")
@@ -150,6 +153,7 @@ class Renderer:
         self.follow = follow
         self.chase_scale_px = chase_scale_px
         self.pump_events = pump_events
+        self.headless_hint = headless_hint
 
         self._canvas = pygame.Surface(self.size_px)
         self._window: pygame.Surface | None = None
@@ -414,11 +418,10 @@ class Renderer:
             driver = pygame.display.get_driver()
             if driver in HEADLESS_DRIVERS and "SDL_VIDEODRIVER" not in os.environ:
                 logger.warning(
-                    "render=human: this machine has no display (pygame's video driver is "
-                    "%r), so no window is shown. Record the race instead (record=true, "
-                    "then racing-rl replay path=<replay .npz> video=race.mp4), or run where a "
-                    "display is.",
+                    "This machine has no display (pygame's video driver is %r), so no "
+                    "window is shown. %s",
                     driver,
+                    self.headless_hint,
                 )
             self._clock = pygame.time.Clock()
         if self.pump_events and any(event.type == pygame.QUIT for event in pygame.event.get()):

@@ -149,7 +149,12 @@ def play_replay(
         )
     player = ReplayPlayer(replay, speed, camera, follow)
     renderer = Renderer(
-        mode="human", fps=0, size_px=size_px, trail_length=trail_length, pump_events=False
+        mode="human",
+        fps=0,
+        size_px=size_px,
+        trail_length=trail_length,
+        pump_events=False,
+        headless_hint="Write a video instead (video=race.mp4), or run where a display is.",
     )
     keys = iter(script) if script is not None else None
     clock = pygame.time.Clock()

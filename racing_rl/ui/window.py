@@ -26,15 +26,23 @@ class RaceWindow:
             does not wait.
         size_px: window size, (width, height) [px].
         camera: ``"track"`` (the whole track) or ``"chase"`` (follows car 0).
+        headless_hint: what to do instead on a machine without a display (``Renderer``).
 
     Raises:
         ConfigError: on a negative ``fps``, a size out of range or an unknown camera
             (``Renderer``).
     """
 
-    def __init__(self, fps: float, size_px: tuple[int, int], camera: str = "track") -> None:
+    def __init__(
+        self, fps: float, size_px: tuple[int, int], camera: str, headless_hint: str
+    ) -> None:
         self._renderer = Renderer(
-            mode="human", fps=fps, size_px=size_px, camera=camera, pump_events=False
+            mode="human",
+            fps=fps,
+            size_px=size_px,
+            camera=camera,
+            pump_events=False,
+            headless_hint=headless_hint,
         )
         #: Whether the window was closed (window button, esc or q): stop racing.
         self.closed = False

@@ -100,13 +100,15 @@ def test_human_mode_without_a_display_warns_unless_a_driver_was_chosen(
     assert "no window is shown" not in caplog.text
     pygame.display.init()  # kept open: the next renderer finds the dummy driver running
     monkeypatch.delenv("SDL_VIDEODRIVER")
-    renderer = Renderer(mode="human", fps=0, size_px=(200, 150))
+    renderer = Renderer(mode="human", fps=0, size_px=(200, 150), headless_hint="Do X instead.")
     try:
         renderer.draw(env.world)
     finally:
         renderer.close()
         pygame.display.quit()
-    assert "this machine has no display (pygame's video driver is 'dummy')" in caplog.text
+    # The command's own advice (replay's and play's were eval's render=human text).
+    said = "This machine has no display (pygame's video driver is 'dummy'), so no window"
+    assert said in caplog.text and "is shown. Do X instead." in caplog.text
 
 
 def test_trails_are_bounded_and_reset_on_a_new_episode() -> None:

@@ -20,7 +20,7 @@ from racing_rl.ui.window import RaceWindow
 def test_the_hook_draws_until_the_window_is_closed(event):
     env = RaceParallelEnv(n_cars=2)
     env.reset(seed=0)
-    window = RaceWindow(fps=0, size_px=(160, 120), camera="chase")
+    window = RaceWindow(fps=0, size_px=(160, 120), camera="chase", headless_hint="")
     draw = window.on_step(env, ("first", "second"), "a caption")
     try:
         assert draw() and draw()
@@ -38,7 +38,7 @@ def test_the_hook_draws_until_the_window_is_closed(event):
 
 def test_an_unknown_camera_is_a_config_error():
     with pytest.raises(ConfigError, match="camera"):
-        RaceWindow(fps=0, size_px=(160, 120), camera="drone")
+        RaceWindow(fps=0, size_px=(160, 120), camera="drone", headless_hint="")
 
 
 def test_a_live_snapshot_knows_the_races_laps():
