@@ -113,6 +113,15 @@ def test_a_missing_checkpoint_names_those_the_run_has(tmp_path):
         resolve_model(tmp_path, "best")
     with pytest.raises(CheckpointError, match=f"{tmp_path}/checkpoints/ppo_10_steps does not"):
         resolve_model(tmp_path, "ppo_10_steps")  # a name is the run's checkpoint's
+    # The three newest are named; the others are counted, not left unsaid.
+    for steps in (2000, 3000, 4000, 5000):
+        directory = tmp_path / "checkpoints" / f"ppo_{steps}_steps"
+        directory.mkdir()
+        (directory / "model.zip").touch()
+        (directory / "checkpoint.json").write_text(json.dumps({"timesteps": steps, "kind": "ppo"}))
+    listed = r"latest\|ppo_5000_steps\|ppo_4000_steps\|ppo_3000_steps; 2 older under "
+    with pytest.raises(CheckpointError, match=listed):
+        resolve_model(tmp_path, "best")
 
 
 @pytest.mark.parametrize("checkpoint", ["final", "best", "latest", "nope.zip"])

@@ -165,11 +165,15 @@ def resolve_model(run_dir: Path, checkpoint: str) -> Path:
             for name, path in ((FINAL, run_dir / MODEL), ("best", run_dir / "best" / MODEL))
             if name != checkpoint and path.is_file()
         ]
+        newest = ""
         if checkpoints := find_checkpoints(run_dir):
             others += ["latest"] if checkpoint != "latest" else []
-            others += [c.path.name for c in checkpoints[::-1][:3] if c.path.name != checkpoint]
+            named = [c.path.name for c in checkpoints[::-1] if c.path.name != checkpoint]
+            others += named[:3]
+            if len(named) > 3:
+                newest = f"; {len(named) - 3} older under {run_dir / 'checkpoints'}"
         # best/ is missing after a run with validation.every=0, or one stopped before it.
-        hint = f" (this run has checkpoint={'|'.join(others)})" if others else ""
+        hint = f" (this run has checkpoint={'|'.join(others)}{newest})" if others else ""
         raise CheckpointError(
             f"Checkpoint {checkpoint!r} not found: {model} does not exist{hint}. Choose "
             "checkpoint=final|best|latest, the name of one under checkpoints/, or a path to a "
