@@ -22,7 +22,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -164,8 +164,10 @@ class UsageError(Exception):
     """A command line that cannot run: the message says what to pass instead."""
 
 
-def command_help(name: str) -> str:
-    """``racing-rl <name> --help``, from ``conf/<name>.yaml`` and its comments."""
+def command_help(name: str, args: Sequence[str] = ()) -> str:
+    """``racing-rl <name> --help``, from ``conf/<name>.yaml`` and its comments; a
+    ``GROUP=OPTION`` among ``args`` (``algo=sac``) picks what the options that depend on
+    the group show."""
     from racing_rl.usage import format_help, read_config_doc
 
     extra = []
@@ -180,13 +182,16 @@ def command_help(name: str) -> str:
                 (group, options, f"with -m; needs an extra: {', '.join(extras)} (README, Sweeps)")
             )
     doc = read_config_doc(config_dir() / f"{name}.yaml")
-    return format_help(doc, COMMANDS[name].examples, extra, resolved=_selected_defaults(doc))
+    chosen = dict(arg.split("=", 1) for arg in args if "=" in arg and not arg.startswith("-"))
+    resolved = _selected_defaults(doc, chosen)
+    return format_help(doc, COMMANDS[name].examples, extra, resolved=resolved)
 
 
-def _selected_defaults(doc: ConfigDoc) -> dict[str, str]:
-    """What an option's ``${oc.select:<group>.<key>,<fallback>}`` default is with the
-    group's default option (``total_timesteps``: 1500000, algo=ppo's), read from that
-    option's YAML without composing the config (help stays light)."""
+def _selected_defaults(doc: ConfigDoc, chosen: Mapping[str, str]) -> dict[str, str]:
+    """What an option's ``${oc.select:<group>.<key>,<fallback>}`` default gives: with
+    the group's option in ``chosen`` (``algo=sac``: "1700000 with algo=sac"), else its
+    default one ("1500000 by default"), read from that option's YAML without composing
+    the config (help stays light)."""
     import re
 
     from omegaconf import OmegaConf
@@ -198,9 +203,13 @@ def _selected_defaults(doc: ConfigDoc) -> dict[str, str]:
         if selected is None:
             continue
         group, key, fallback = selected.groups()
-        path = config_dir() / group / f"{defaults.get(group)}.yaml"
+        picked = chosen.get(group, defaults.get(group))
+        path = config_dir() / group / f"{picked}.yaml"
+        if group in chosen and not path.is_file():
+            continue  # not an option of the group: running the command says so
         value = OmegaConf.select(OmegaConf.load(path), key) if path.is_file() else None
-        resolved[option.key] = str(fallback if value is None else value)
+        how = "by default" if group not in chosen else f"with {group}={picked}"
+        resolved[option.key] = f"{fallback if value is None else value} {how}"
     return resolved
 
 
@@ -610,7 +619,7 @@ def run(argv: list[str]) -> int:
     if name == "report":
         return importlib.import_module(module).main(rest)
     if "-h" in rest or "--help" in rest:
-        print(command_help(name))
+        print(command_help(name, rest))
         return 0
     with _interrupts_while_starting(name) as started:
         check_arguments(name, rest)

@@ -154,8 +154,8 @@ def format_help(
         extra_groups: (group, options, what it is) of groups not in the defaults list
             that the command also takes (a sweeper, a launcher).
         width: the line width to wrap comments to [characters].
-        resolved: key → the value an interpolated default (``${...}``) resolves to in
-            the command's default config, shown beside it.
+        resolved: key → what an interpolated default (``${...}``) resolves to, shown
+            beside it (``"1500000 by default"``, ``"1700000 with algo=sac"``).
 
     Returns:
         The help text: usage, paragraph, config groups, options, examples.
@@ -180,8 +180,8 @@ def format_help(
     resolved = resolved or {}
     for option in doc.options:
         line = f"  {option.key}={option.value}" if option.value else f"  {option.key}.*"
-        if option.key in resolved:  # an interpolation: what it gives by default
-            line += f"  (= {resolved[option.key]} by default)"
+        if option.key in resolved:  # an interpolation: what it gives
+            line += f"  (= {resolved[option.key]})"
         out.append(line)
         out += wrapped(option.comment, 6)
     out += ["", "examples:", *(f"  {example}" for example in examples)]

@@ -71,6 +71,14 @@ def test_help_lists_only_the_groups_a_command_takes(tmp_path):
     assert "config groups" not in replay
 
 
+def test_help_shows_what_a_chosen_group_option_sets():
+    """``train algo=sac --help`` showed PPO's budget as the one it would train for."""
+    sac = OmegaConf.load(cli.config_dir() / "algo" / "sac.yaml").total_timesteps
+    assert f"(= {sac} with algo=sac)" in cli.command_help("train", ["algo=sac", "--help"])
+    # An option the group does not have shows no figure (running it says what is wrong).
+    assert "(= " not in cli.command_help("train", ["algo=nope"]).split("total_timesteps")[1][:60]
+
+
 def test_help_imports_nothing_heavy():
     code = (
         "import sys, contextlib, io\n"
