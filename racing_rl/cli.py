@@ -279,7 +279,7 @@ def check_arguments(name: str, args: list[str]) -> None:
             raise UsageError(
                 f"{override.input_line}: {override.key_or_group} is a whole number; write {spelt}"
             )
-    _check_swept_types(name, overrides)
+    _check_types(name, overrides)
     given = {o.key_or_group: o for o in overrides}
     for override in overrides:
         plugin = PLUGINS.get((override.key_or_group, str(override.value())))
@@ -301,9 +301,10 @@ def check_arguments(name: str, args: list[str]) -> None:
             _check_path(key, kind, entry)
 
 
-def _check_swept_types(name: str, overrides: list[Override]) -> None:
-    """Refuse a sweep value of the wrong type (``-m seed=0,abc``) before Hydra starts: it
-    fails when its job is composed, after the sweep's directory was made."""
+def _check_types(name: str, overrides: list[Override]) -> None:
+    """Refuse a value of the wrong type for a key of the command's schema before Hydra
+    starts: a swept one (``-m seed=0,abc``) fails when its job is composed, after the
+    sweep's directory was made, and a single one (``seed=abc``) in Hydra's five lines."""
     from hydra.core.override_parser.types import ChoiceSweep, RangeSweep
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
@@ -317,15 +318,18 @@ def _check_swept_types(name: str, overrides: list[Override]) -> None:
     for override in overrides:
         key = override.key_or_group
         # Nested keys (algo.model.*) are typed by their classes, not here.
-        if not isinstance(override.value(), ChoiceSweep | RangeSweep) or key not in keys:
+        if key not in keys or override.is_delete():
             continue
-        for value in override.sweep_iterator():
+        swept = isinstance(override.value(), ChoiceSweep | RangeSweep)
+        if override.is_sweep_override() and not swept:
+            continue  # a glob or an interval: the sweeper's own
+        for value in override.sweep_iterator() if swept else [override.value()]:
             try:
                 OmegaConf.merge(typed, {key: value})
             except OmegaConfBaseException as err:
+                which = f" (the sweep's value {value!r} of {key})" if swept else ""
                 raise UsageError(
-                    f"{override.input_line}: {str(err).splitlines()[0]} (the sweep's value "
-                    f"{value!r} of {key})"
+                    f"{override.input_line}: {str(err).splitlines()[0]}{which}"
                 ) from None
 
 

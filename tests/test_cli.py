@@ -125,6 +125,9 @@ def test_version_and_python_m_racing_rl(tmp_path):
         # A sweep's value of the wrong type (Hydra: when its job is composed, after the
         # sweep's directory was made).
         (["train", "-m", "seed=0,abc"], "seed=0,abc: Value 'abc' of type 'str' could not be"),
+        # A single one, in one line (Hydra: five, with its HYDRA_FULL_ERROR hint).
+        (["train", "progress_bar=maybe"], "train: progress_bar=maybe: Value 'maybe' is not a v"),
+        (["eval", "run_dir=.", "seeds=[abc]"], "seeds=[abc]: Value 'abc' of type 'str' could"),
         # A path or a word without its key (Hydra: a lexer error).
         (["eval", "."], "racing-rl eval: '.' is not a KEY=VALUE override: did you mean run_dir=.?"),
         (["train", "sac"], "'sac' is not a KEY=VALUE override: racing-rl train --help lists"),
