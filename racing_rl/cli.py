@@ -233,7 +233,8 @@ def check_arguments(name: str, args: list[str]) -> None:
 
     Raises:
         UsageError: two of Hydra's mode flags (``MODE_FLAGS``) are given, an argument is
-            not an override (``KEY=VALUE``, ``~KEY``) or a flag, a required key (``???``
+            not an override (``KEY=VALUE``, ``~KEY``) or a flag, a sweeper or launcher is
+            chosen without ``-m``, a required key (``???``
             in its YAML) is missing, a path of ``Command.paths`` does not exist (or is not
             a run directory), or a sweeper or launcher's plugin is not installed.
     """
@@ -281,6 +282,13 @@ def check_arguments(name: str, args: list[str]) -> None:
             )
     _check_types(name, overrides)
     given = {o.key_or_group: o for o in overrides}
+    multirun = any(MODE_FLAGS.get(a) == "multirun" for a in args)
+    for group in ("hydra/sweeper", "hydra/launcher"):
+        if group in given and not multirun:  # Hydra: ignored, and one run trains
+            raise UsageError(
+                f"{given[group].input_line} is used only by a sweep: add -m "
+                f"(racing-rl {name} -m {given[group].input_line} ...)"
+            )
     for override in overrides:
         plugin = PLUGINS.get((override.key_or_group, str(override.value())))
         if plugin and importlib.util.find_spec(plugin[0]) is None:

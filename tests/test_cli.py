@@ -125,6 +125,9 @@ def test_version_and_python_m_racing_rl(tmp_path):
         # A sweep's value of the wrong type (Hydra: when its job is composed, after the
         # sweep's directory was made).
         (["train", "-m", "seed=0,abc"], "seed=0,abc: Value 'abc' of type 'str' could not be"),
+        # A sweeper or a launcher without -m (Hydra: ignored, and a single run trains).
+        (["train", "hydra/sweeper=ppo_search"], "hydra/sweeper=ppo_search is used only by a s"),
+        (["train", "hydra/launcher=joblib"], "launcher=joblib is used only by a sweep: add -m"),
         # A single one, in one line (Hydra: five, with its HYDRA_FULL_ERROR hint).
         (["train", "progress_bar=maybe"], "train: progress_bar=maybe: Value 'maybe' is not a v"),
         (["eval", "run_dir=.", "seeds=[abc]"], "seeds=[abc]: Value 'abc' of type 'str' could"),
