@@ -437,7 +437,7 @@ class BridgeServer:
         self._released.clear()
         self.model_id = model_id
         self.generation += 1
-        self.last_received = time.monotonic()
+        self.last_received = self._last_sent = time.monotonic()  # silence counts from here
         self._arrivals.clear()
         self._connected.set()
         log.info(
