@@ -182,7 +182,8 @@ def command_help(name: str, args: Sequence[str] = ()) -> str:
                 (group, options, f"with -m; needs an extra: {', '.join(extras)} (README, Sweeps)")
             )
     doc = read_config_doc(config_dir() / f"{name}.yaml")
-    chosen = dict(arg.split("=", 1) for arg in args if "=" in arg and not arg.startswith("-"))
+    pairs = (arg.split("=", 1) for arg in args if "=" in arg and not arg.startswith("-"))
+    chosen = {key.lstrip("+"): value.strip("'\"") for key, value in pairs}
     resolved = _selected_defaults(doc, chosen)
     return format_help(doc, COMMANDS[name].examples, extra, resolved=resolved)
 
@@ -280,15 +281,20 @@ def check_arguments(name: str, args: list[str]) -> None:
             raise UsageError(
                 f"{override.input_line}: {override.key_or_group} is a whole number; write {spelt}"
             )
-    _check_types(name, overrides)
+    _check_types(name, overrides, {group.name for group in doc.groups})
     given = {o.key_or_group: o for o in overrides}
-    multirun = any(MODE_FLAGS.get(a) == "multirun" for a in args)
+    mode = given.get("hydra.mode")
+    multirun = any(MODE_FLAGS.get(a) == "multirun" for a in args) or (
+        mode is not None and str(mode.value()).upper() == "MULTIRUN"
+    )
     for group in ("hydra/sweeper", "hydra/launcher"):
-        if group in given and not multirun:  # Hydra: ignored, and one run trains
-            raise UsageError(
-                f"{given[group].input_line} is used only by a sweep: add -m "
-                f"(racing-rl {name} -m {given[group].input_line} ...)"
-            )
+        chosen = given.get(group)
+        if multirun or chosen is None or chosen.is_delete() or chosen.value() == "basic":
+            continue
+        raise UsageError(  # Hydra: ignored, and one run trains
+            f"{chosen.input_line} is used only by a sweep: add -m "
+            f"(racing-rl {name} -m {chosen.input_line} ...)"
+        )
     for override in overrides:
         plugin = PLUGINS.get((override.key_or_group, str(override.value())))
         if plugin and importlib.util.find_spec(plugin[0]) is None:
@@ -309,10 +315,11 @@ def check_arguments(name: str, args: list[str]) -> None:
             _check_path(key, kind, entry)
 
 
-def _check_types(name: str, overrides: list[Override]) -> None:
+def _check_types(name: str, overrides: list[Override], groups: set[str]) -> None:
     """Refuse a value of the wrong type for a key of the command's schema before Hydra
     starts: a swept one (``-m seed=0,abc``) fails when its job is composed, after the
-    sweep's directory was made, and a single one (``seed=abc``) in Hydra's five lines."""
+    sweep's directory was made, and a single one (``seed=abc``) in Hydra's five lines.
+    A config group's option (``wrappers=none``: ``groups``) is a name, not a value."""
     from hydra.core.override_parser.types import ChoiceSweep, RangeSweep
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
@@ -326,7 +333,7 @@ def _check_types(name: str, overrides: list[Override]) -> None:
     for override in overrides:
         key = override.key_or_group
         # Nested keys (algo.model.*) are typed by their classes, not here.
-        if key not in keys or override.is_delete():
+        if key not in keys or key in groups or override.is_delete():
             continue
         swept = isinstance(override.value(), ChoiceSweep | RangeSweep)
         if override.is_sweep_override() and not swept:

@@ -14,8 +14,9 @@ from runs import OFF_POLICY, QUICK, QUICK_ALGO, TINY, racing_rl
 
 from racing_rl.checkpoints.layout import find_checkpoints
 from racing_rl.checkpoints.loading import load_model
+from racing_rl.checkpoints.runs import check_init_from
 from racing_rl.config import initialize
-from racing_rl.errors import BridgeError, TrainingInterrupted
+from racing_rl.errors import BridgeError, ConfigError, TrainingInterrupted
 from racing_rl.normalize import read_statistics
 from racing_rl.training import train
 
@@ -139,8 +140,9 @@ def test_init_from_a_run_that_cannot_start_this_one_is_refused_before_the_run_di
         # (12 + 3) × 2 frames; this run: 10 rays. The fix names the setting that differs
         # (it gave the Roblox game's advice on the simulator).
         ([], "expects observations of shape (30,)"),
-        ([], "this run the source's sensors: backend.sensors.n_rays=12."),
+        ([], "Give this run the source's backend.sensors.n_rays=12."),
         (["backend.sensors.n_rays=12", "wrappers.frame_stack=3"], "wrappers.frame_stack=2."),
+        (["wrappers.frame_stack=3"], "source's wrappers.frame_stack=2 backend.sensors.n_rays=12."),
         (["algo=sac"], "was trained with algo=ppo; this run uses algo=sac"),
         # Its weights would get raw observations: this was trained without a word.
         (["backend.sensors.n_rays=12", "wrappers.normalize=null"], "on normalised observ"),
@@ -151,6 +153,21 @@ def test_init_from_a_run_that_cannot_start_this_one_is_refused_before_the_run_di
         )
         assert refused.returncode == 1 and says in refused.stderr, refused.stderr[-3000:]
         assert not new.exists()
+
+
+def test_init_from_a_game_run_into_a_simulator_run_says_so(tmp_path):
+    """A Roblox-trained source (no backend.sensors) made the advice for the simulator's
+    sensors fail with OmegaConf's "Missing key sensors"."""
+    with initialize():
+        game = compose("train", overrides=["backend=roblox", "backend.observation_size=19"])
+        simulator = compose("train")
+    (tmp_path / ".hydra").mkdir()
+    OmegaConf.save(game, tmp_path / ".hydra" / "config.yaml")
+    (tmp_path / "model.zip").touch()
+    with pytest.raises(ConfigError) as refused:
+        check_init_from(simulator, tmp_path)
+    assert "expects observations of shape (38,) (2 stacked frame(s) of 19" in str(refused.value)
+    assert "trained on backend=roblox, this run is backend=pygame" in str(refused.value)
 
 
 def test_init_from_takes_the_statistics_and_keeps_this_runs_normalize_settings(tmp_path):

@@ -298,18 +298,22 @@ def _observation_mismatch(
         f"frame(s) of {expected[0] // theirs} numbers), this run's environment gives {got} "
         f"({ours} of {got[0] // ours})."
     )
-    if theirs != ours:
-        fix = f"Give this run the source's wrappers.frame_stack={theirs}."
-    elif cfg.backend.get("name") == "pygame":
+    differ = [f"wrappers.frame_stack={theirs}"] if theirs != ours else []
+    if cfg.backend.get("name") == source_cfg.backend.get("name") == "pygame":
         sensors = OmegaConf.to_container(source_cfg.backend.sensors, resolve=True)
         own = OmegaConf.to_container(cfg.backend.sensors, resolve=True)
-        differ = [f"backend.sensors.{k}={v}" for k, v in sensors.items() if own.get(k) != v]
-        fix = f"Give this run the source's sensors: {' '.join(differ)}."
+        differ += [f"backend.sensors.{k}={v}" for k, v in sensors.items() if own.get(k) != v]
+    backends = (source_cfg.backend.get("name"), cfg.backend.get("name"))
+    if differ:
+        fix = f"Give this run the source's {' '.join(differ)}."
+    elif backends[0] == backends[1]:
+        fix = f"Compare the source's {source / '.hydra' / 'config.yaml'} with this run's."
     else:
         fix = (
-            "Train the source run with the game car's sensors (backend.sensors.n_rays="
-            "<numbers the game sends - 3>, backend.sensors.layout=roblox_car for its 16-ray "
-            "car), or set backend.observation_size to match."
+            f"The source trained on backend={backends[0]}, this run is "
+            f"backend={backends[1]}: a game's cars send rays + 3 numbers (the "
+            "simulator's backend.sensors.n_rays=16 backend.sensors.layout=roblox_car match the "
+            "game's 16-ray car); set backend.observation_size or the sensors to match."
         )
     return ConfigError(f"{shapes} {fix}")
 
