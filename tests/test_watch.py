@@ -117,7 +117,7 @@ def test_closing_the_window_while_following_keeps_the_races_that_ended(monkeypat
     from racing_rl.evaluation import command
 
     class ClosedDuringTheSecondRace:
-        def __init__(self, fps, size):
+        def __init__(self, fps, size, camera, headless_hint):
             self.closed, self.frames, self.calls = False, 0, 0
 
         def on_step(self, env, labels, caption):
@@ -162,7 +162,7 @@ class _Window:
 
     steps = 10**9
 
-    def __init__(self, fps, size):
+    def __init__(self, fps, size, camera, headless_hint):
         self.closed, self.frames, self.calls = False, 0, 0
 
     def on_step(self, env, labels, caption):
