@@ -27,6 +27,17 @@ class Recorder:
         self.sent.append(json.loads(frame))
 
 
+def emulator_said(caplog, at_least: int = 1, timeout: float = 10.0) -> list[str]:
+    """The emulator's log messages, once there are ``at_least`` of them (or after
+    ``timeout`` s): a loaded machine may take longer than any fixed sleep."""
+    deadline = time.monotonic() + timeout
+    while True:
+        said = [r.getMessage() for r in caplog.records if r.name == "racing_rl.bridge.emulator"]
+        if len(said) >= at_least or time.monotonic() > deadline:
+            return said
+        time.sleep(0.02)
+
+
 def frame(command: str, envid: str, data: dict) -> str:
     return p.encode_command(command, envid, data)
 
@@ -360,12 +371,14 @@ def test_an_emulator_without_a_server_says_so_once_and_what_to_do(caplog):
 def test_an_emulator_that_stays_unreachable_reminds_every_interval(caplog):
     url = f"ws://127.0.0.1:{free_port()}/ws/emulator"
     with caplog.at_level(logging.WARNING, logger="racing_rl.bridge.emulator"):
+        started = time.monotonic()
         game = emu.Emulator(url, unreachable_every=0.3).start()
-        time.sleep(1.0)
+        said = emulator_said(caplog, at_least=3)  # the first, then two reminders
         game.stop()
-    said = [r.getMessage() for r in caplog.records]
-    assert "cannot connect" in said[0] and 1 <= len(said) - 1 <= 3
+        elapsed = time.monotonic() - started
+    assert "cannot connect" in said[0] and len(said) >= 3
     assert all("still cannot connect" in message for message in said[1:])
+    assert len(said) - 1 <= elapsed / 0.3  # no more often than every 0.3 s
 
 
 def test_an_emulator_with_the_wrong_token_says_the_server_refused_it(caplog):
@@ -374,7 +387,7 @@ def test_an_emulator_with_the_wrong_token_says_the_server_refused_it(caplog):
     try:
         with caplog.at_level(logging.WARNING, logger="racing_rl.bridge.emulator"):
             game = emu.Emulator(url, token="wrong").start()
-            time.sleep(0.3)
+            emulator_said(caplog)
             game.stop()
     finally:
         bridge.close()
@@ -426,7 +439,7 @@ def test_a_refused_emulator_is_told_what_its_status_means(path, status, advice, 
         assert bridge.server.wait_connected(5)
         with caplog.at_level(logging.WARNING, logger="racing_rl.bridge.emulator"):
             game = emu.Emulator(f"ws://127.0.0.1:{bridge.server.port}{path}").start()
-            time.sleep(0.3)
+            emulator_said(caplog)
             game.stop()
     finally:
         first.stop()
