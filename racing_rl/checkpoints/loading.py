@@ -9,6 +9,7 @@ import json
 import logging
 import pickle
 import pydoc
+import textwrap
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -156,6 +157,9 @@ def _locate(key: str, name: str) -> Any:
     return found
 
 
+#: The most characters of the underlying error a refusal to load quotes.
+_MAX_CAUSE = 300
+
 _PICKLE_WARNING = (
     "Loading %s with pickle (trust_pickles=true). A pickle runs whatever code its author "
     "put in it: do this only for run directories you made yourself. The checkpoints that "
@@ -201,16 +205,10 @@ def load_model(
             raise CheckpointError(
                 f"{path} is not a loadable {cls.__name__} checkpoint: {other}"
             ) from err
-        why = one_line(err)
-        if len(why) > _MAX_CAUSE:
-            why = why[: _MAX_CAUSE - 1] + "…"
+        why = textwrap.shorten(one_line(err), _MAX_CAUSE, placeholder=" …")
         raise CheckpointError(
             f"{path} is not a loadable {cls.__name__} checkpoint ({type(err).__name__}: {why})."
         ) from err
-
-
-#: The most characters of the underlying error a refusal to load quotes.
-_MAX_CAUSE = 300
 
 
 def _other_algorithm(cls: type[BaseAlgorithm], algo: DictConfig, data: dict[str, Any]) -> str:
