@@ -80,17 +80,19 @@ def jobs_per_machine(threads_per_job: int) -> int:
     return max(1, (cores or 1) // max(1, int(threads_per_job)))
 
 
-def job_dirname(override_dirname: str, limit: int = 160) -> str:
-    """``${racing_rl.job_dirname:${hydra.job.override_dirname}}`` (conf/train.yaml's sweep
-    subdir): a sweep job's dir name from Hydra's ``override_dirname``, short enough for a
-    file system (255 bytes a name): ``algo.model.`` dropped, floats to 4 significant
-    digits, and beyond ``limit`` characters cut with a hash of the whole for uniqueness."""
+def job_dirname(num: int, override_dirname: str, limit: int = 160) -> str:
+    """``${racing_rl.job_dirname:${hydra.job.num},${hydra.job.override_dirname}}``
+    (conf/train.yaml's sweep subdir): a sweep job's dir name, ``<job number>_<overrides>``
+    (the number alone for a job without overrides) from Hydra's ``override_dirname``, short
+    enough for a file system (255 bytes a name): ``algo.model.`` dropped, floats to 4
+    significant digits, and beyond ``limit`` characters cut with a hash of the whole for
+    uniqueness."""
     name = override_dirname.replace("algo.model.", "")
     name = re.sub(r"\d+\.\d+(?:e-?\d+)?", lambda m: f"{float(m.group()):.4g}", name)
     if len(name) > limit:
         digest = hashlib.sha1(override_dirname.encode()).hexdigest()[:8]
         name = f"{name[: limit - 9]}~{digest}"
-    return name
+    return f"{num}_{name}" if name else str(num)
 
 
 def under(key: str, prefixes: Sequence[str]) -> bool:

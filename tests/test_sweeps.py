@@ -57,10 +57,11 @@ def report_rows(sweep_dir: Path) -> dict[str, dict[str, str]]:
 def test_job_dir_names_stay_short_and_distinct():
     long = ",".join(f"algo.model.key_{i}=0.000123456789{i}" for i in range(20))
     other = long.replace("key_19=", "key_19=9")
-    name = job_dirname(long)
-    assert len(name) <= 160 and name != job_dirname(other)
-    assert name.startswith("key_0=0.0001235,key_1=")
-    assert job_dirname("algo=sac,seed=1") == "algo=sac,seed=1"
+    name = job_dirname(3, long)
+    assert len(name) <= len("3_") + 160 and name != job_dirname(3, other)
+    assert name.startswith("3_key_0=0.0001235,key_1=")
+    assert job_dirname(0, "algo=sac,seed=1") == "0_algo=sac,seed=1"
+    assert job_dirname(0, "") == "0"  # a job of no overrides (e.g. a sweeper's own search)
 
 
 def test_a_multirun_finishes_the_other_jobs_when_one_fails_and_the_report_marks_it(tmp_path):
