@@ -189,29 +189,57 @@ def command_help(name: str, args: Sequence[str] = ()) -> str:
 
 
 def _selected_defaults(doc: ConfigDoc, chosen: Mapping[str, str]) -> dict[str, str]:
-    """What an option's ``${oc.select:<group>.<key>,<fallback>}`` default gives: with
-    the group's option in ``chosen`` (``algo=sac``: "1700000 with algo=sac"), else its
-    default one ("1500000 by default"), read from that option's YAML without composing
-    the config (help stays light)."""
+    """What the chosen config group options make of the command's options, read from
+    their YAML without composing the config (help stays light):
+
+    - an option's ``${oc.select:<group>.<key>,<fallback>}`` default, with the group's
+      option in ``chosen`` ("1700000 with algo=sac"; a swept ``algo=sac,td3`` gives one
+      figure per option), else with its default one ("1500000 by default");
+    - an option that a chosen ``# @package _global_`` file sets (``experiment=race``:
+      "10 with experiment=race"), which wins as it is applied last.
+
+    An option name that is not one of the group's is left out: running the command says
+    what is wrong.
+    """
     import re
 
-    from omegaconf import OmegaConf
+    from omegaconf import DictConfig, OmegaConf
 
-    defaults = {group.name: group.default for group in doc.groups}
-    resolved = {}
+    def loaded(group: str, option: str) -> DictConfig | None:
+        path = config_dir() / group / f"{option}.yaml"
+        return OmegaConf.load(path) if path.is_file() else None
+
+    def shown(value: object) -> str:  # as on a command line: 10, [hard]
+        return f"[{', '.join(map(str, value))}]" if OmegaConf.is_list(value) else str(value)
+
+    groups = {group.name: group.default for group in doc.groups}
+    picks = {group: options.split(",") for group, options in chosen.items() if group in groups}
+    resolved: dict[str, list[str]] = {}
     for option in doc.options:
         selected = re.fullmatch(r"\$\{oc\.select:(\w+)\.([\w.]+),(.*)\}", option.value)
         if selected is None:
             continue
         group, key, fallback = selected.groups()
-        picked = chosen.get(group, defaults.get(group))
-        path = config_dir() / group / f"{picked}.yaml"
-        if group in chosen and not path.is_file():
-            continue  # not an option of the group: running the command says so
-        value = OmegaConf.select(OmegaConf.load(path), key) if path.is_file() else None
-        how = "by default" if group not in chosen else f"with {group}={picked}"
-        resolved[option.key] = f"{fallback if value is None else value} {how}"
-    return resolved
+        for picked in picks.get(group, [groups.get(group)]):
+            node = loaded(group, picked) if picked else None
+            if group in picks and node is None:
+                continue
+            value = OmegaConf.select(node, key) if node is not None else None
+            how = f"with {group}={picked}" if group in picks else "by default"
+            resolved.setdefault(option.key, []).append(
+                f"{fallback if value is None else shown(value)} {how}"
+            )
+    for group, options in picks.items():
+        for picked in options:
+            path = config_dir() / group / f"{picked}.yaml"
+            if not path.is_file() or "# @package _global_" not in path.read_text():
+                continue
+            node = loaded(group, picked)
+            for option in doc.options:
+                value = OmegaConf.select(node, option.key)
+                if value is not None and not OmegaConf.is_dict(value):
+                    resolved[option.key] = [f"{shown(value)} with {group}={picked}"]
+    return {key: ", ".join(values) for key, values in resolved.items()}
 
 
 #: Hydra's mode flags (its ``--run``, ``--multirun``, ``--cfg``, ``--info`` and

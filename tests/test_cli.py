@@ -79,6 +79,19 @@ def test_help_shows_what_a_chosen_group_option_sets():
     text = cli.command_help("train", ["algo=nope"])
     assert "(= " not in text.split("  total_timesteps=")[1].splitlines()[0]
     assert f"(= {sac} with algo=sac)" in cli.command_help("train", ["+algo=sac"])
+    # A sweep's options each give theirs.
+    td3 = OmegaConf.load(cli.config_dir() / "algo" / "td3.yaml").total_timesteps
+    swept = cli.command_help("train", ["-m", "algo=sac,td3"])
+    assert f"(= {sac} with algo=sac, {td3} with algo=td3)" in swept
+
+
+def test_help_shows_what_a_chosen_experiment_sets():
+    """``train experiment=race --help`` showed the YAML's 4 races and no scripted cars."""
+    race = OmegaConf.load(cli.config_dir() / "experiment" / "race.yaml")
+    text = cli.command_help("train", ["experiment=race"])
+    assert f"  n_races=4  (= {race.n_races} with experiment=race)" in text
+    assert f"  scripted_opponents=0  (= {race.scripted_opponents} with experiment=race)" in text
+    assert "seed=0\n" in text  # what the experiment leaves alone shows no figure
 
 
 def test_help_imports_nothing_heavy():
