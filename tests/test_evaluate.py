@@ -194,6 +194,9 @@ def test_eval_records_replays_that_agree_with_metrics(tiny_runs, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert sorted(p.name for p in (out / "replays").iterdir()) == ["track_6.npz"]
     assert "holds 1 replays of an earlier eval, not of this one" in result.stderr
+    # Its log replaced the one before, as its metrics.json did.
+    log = (out / "eval.log").read_text()
+    assert "holds 1 replays of an earlier eval" in log and "removed 1 replays" not in log
 
     # A seed given twice: two replays (the second overwrote the first).
     twice = [f"run_dir={run_dir}", "driver=scripted", "seeds=[6,6]", "max_steps=600"]
