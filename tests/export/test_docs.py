@@ -17,5 +17,8 @@ def test_the_npc_driver_script_compiles():
     line, script = re.findall(r"```lua\n(.*?)```", section, flags=re.DOTALL)
     assert 'SetAttribute("TrackReady", true)' in line and "TrackReady" in script
     assert "pcall(policy.act, policy, id, observation)" in script and "policy:reset(id)" in script
+    # A car of another size stops the script once, not every NPC's act every tick; the
+    # tick resets its clock as the game's does (the rate the policy was trained at).
+    assert "#first ~= Policy.info.observationSize" in script and "elapsed = 0" in script
     for chunk in (line, script):
         pluau().Lua().load_chunk(chunk, name="=NpcDrivers")  # compiles; not run
