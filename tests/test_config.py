@@ -261,7 +261,7 @@ def test_composing_train_needs_nothing_but_racing_rl_config():
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
     )
-    assert result.stdout.split("\n")[:2] == ["True 3_", "[]"]
+    assert result.stdout.split("\n")[:2] == ["True 3", "[]"]  # a job of no overrides: its number
 
 
 def test_the_default_mix_is_half_hard_tracks_and_left_out_for_a_game(caplog):
