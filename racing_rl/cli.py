@@ -234,7 +234,7 @@ def _selected_defaults(doc: ConfigDoc, chosen: Mapping[str, str]) -> dict[str, s
             path = config_dir() / group / f"{picked}.yaml"
             if not path.is_file() or "# @package _global_" not in path.read_text():
                 continue
-            node = loaded(group, picked)
+            node = OmegaConf.load(path)
             for option in doc.options:
                 value = OmegaConf.select(node, option.key)
                 if value is not None and not OmegaConf.is_dict(value):
