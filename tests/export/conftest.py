@@ -30,7 +30,7 @@ ALGORITHMS = {
         "algo.model.batch_size=32",
     ],
     "tqc": [
-        "algo.model.policy_kwargs.net_arch=[16,16]",
+        "algo.net_width=16",
         "algo.model.policy_kwargs.n_quantiles=5",
         "algo.model.top_quantiles_to_drop_per_net=1",
         "algo.model.learning_starts=64",
