@@ -446,6 +446,11 @@ def _train_on(
     torch.set_num_threads(cfg.torch_threads)
     venv = training_env(cfg, bridge)
     opened.callback(venv.close)
+    if bridge is not None:  # connected by now: which game, and what its cars observe
+        leg["game"] = {
+            "model_id": bridge.server.model_id,
+            "observation_size": bridge.server.observation_size,
+        }
     if resume is not None:
         resume, model = newest_loadable(run_dir, partial(load_for_resume, cfg, venv=venv))
         leg["resumed_from"] = str(resume.path)

@@ -67,6 +67,9 @@ def test_train_on_roblox_leaves_the_simulators_run_dir_and_freezes_for_updates(s
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["timesteps"] == 2048 and "best" in summary
     assert summary["objective"]["kind"] == "return"  # the game sends no lap information
+    # The run says which game it trained with, and what that game's cars observe.
+    (leg,) = json.loads((run_dir / "run.json").read_text())["legs"]
+    assert leg["game"] == {"model_id": "test", "observation_size": 13}
     assert "ranks checkpoints by mean episode return" in result.stderr
     validations = [line for line in result.stderr.splitlines() if "validation at" in line]
     assert validations and not any("lap completion" in line for line in validations)
