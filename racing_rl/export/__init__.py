@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime
 import importlib.util
+import json
 import logging
 import tempfile
 from collections.abc import Callable
@@ -89,10 +90,23 @@ def load_spec(
         "ray_count": int(n_rays),
         # fan or roblox_car (the simulator's SensorConfig.layout); game: the game's rays
         "ray_layout": sensors.layout if sensors is not None else "game",
+        # The model id of the game it trained with (run.json), "" for the simulator.
+        "game_model_id": _game_model_id(run_dir) if sensors is None else "",
         "racing_rl_version": __version__,
         "exported_at": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     return policy_spec(driver.model, driver.normalizer, driver.frame_stack, info)
+
+
+def _game_model_id(run_dir: Path) -> str:
+    """The model id of the game the run's newest ``backend=roblox`` leg trained with
+    (``run.json``), else "" (a run from before legs recorded it, or no readable record)."""
+    try:
+        legs = json.loads((run_dir / "run.json").read_text())["legs"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
+    games = [leg["game"] for leg in legs if isinstance(leg, dict) and leg.get("game")]
+    return str(games[-1].get("model_id") or "") if games else ""
 
 
 def writer(fmt: str) -> Callable[[PolicySpec, Path], None]:

@@ -233,6 +233,7 @@ def _info_table(spec: PolicySpec) -> str:
         "timesteps": int(info.get("timesteps", 0)),
         "racingRlVersion": info.get("racing_rl_version", ""),
         "exportedAt": info.get("exported_at", ""),
+        "gameModelId": info.get("game_model_id", ""),
         "observationSize": spec.observation_size,
         "rayCount": spec.n_rays,
         "frameStack": spec.frame_stack,

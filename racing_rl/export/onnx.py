@@ -137,6 +137,7 @@ def metadata(spec: PolicySpec) -> dict[str, str]:
         "timesteps": str(int(info.get("timesteps", 0))),
         "racing_rl_version": str(info.get("racing_rl_version", "")),
         "exported_at": str(info.get("exported_at", "")),
+        "game_model_id": str(info.get("game_model_id", "")),
         "observation_size": str(spec.observation_size),
         "ray_count": str(spec.n_rays),
         "frame_stack": str(spec.frame_stack),

@@ -24,6 +24,7 @@ from racing_rl.bridge.faults import Faults
 from racing_rl.config import initialize
 from racing_rl.envs.config import RaceConfig
 from racing_rl.errors import ConfigError
+from racing_rl.export import load_spec
 from racing_rl.normalize import read_statistics
 from racing_rl.sim.sensors import SensorConfig
 from racing_rl.training import train
@@ -70,6 +71,8 @@ def test_train_on_roblox_leaves_the_simulators_run_dir_and_freezes_for_updates(s
     # The run says which game it trained with, and what that game's cars observe.
     (leg,) = json.loads((run_dir / "run.json").read_text())["legs"]
     assert leg["game"] == {"model_id": "test", "observation_size": 13}
+    # ... and so does a policy exported from it.
+    assert load_spec(run_dir).info["game_model_id"] == "test"
     assert "ranks checkpoints by mean episode return" in result.stderr
     validations = [line for line in result.stderr.splitlines() if "validation at" in line]
     assert validations and not any("lap completion" in line for line in validations)

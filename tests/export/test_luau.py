@@ -65,6 +65,7 @@ def test_the_header_and_info_state_layout_stack_algorithm_checkpoint_and_version
     assert info["observationSize"] == 13 and info["rayCount"] == 10
     assert info["frameStack"] == 2 and info["timesteps"] >= 512
     assert info["racingRlVersion"] == __version__ and info["exportedAt"].endswith("Z")
+    assert info["gameModelId"] == ""  # a simulator run
     assert len(info["observationLayout"]) == 4
     assert max(len(line) for line in source.splitlines()[:40]) <= 110
 

@@ -51,6 +51,7 @@ def test_metadata_props_state_what_the_luau_header_states(models):
     assert props["frame_stack"] == "2" and props["observation_size"] == "13"
     assert props["ray_count"] == "10" and int(props["timesteps"]) >= 512
     assert props["racing_rl_version"] == __version__ and props["exported_at"].endswith("Z")
+    assert props["game_model_id"] == ""  # a simulator run
     assert json.loads(props["observation_layout"])[0].startswith("1-10  ray distance")
 
 
