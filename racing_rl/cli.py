@@ -18,6 +18,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import importlib.util
+import itertools
 import os
 import signal
 import sys
@@ -183,7 +184,7 @@ def command_help(name: str, args: Sequence[str] = ()) -> str:
             )
     doc = read_config_doc(config_dir() / f"{name}.yaml")
     pairs = (arg.split("=", 1) for arg in args if "=" in arg and not arg.startswith("-"))
-    chosen = {key.lstrip("+"): value.strip("'\"") for key, value in pairs}
+    chosen = {key.lstrip("+"): value for key, value in pairs}
     resolved = _selected_defaults(doc, chosen)
     return format_help(doc, COMMANDS[name].examples, extra, resolved=resolved)
 
@@ -196,24 +197,38 @@ def _selected_defaults(doc: ConfigDoc, chosen: Mapping[str, str]) -> dict[str, s
       option in ``chosen`` ("1700000 with algo=sac"; a swept ``algo=sac,td3`` gives one
       figure per option), else with its default one ("1500000 by default");
     - an option that a chosen ``# @package _global_`` file sets (``experiment=race``:
-      "10 with experiment=race"), which wins as it is applied last.
+      "10 with experiment=race"), which wins as it is applied last; in a sweep of such
+      files, each one's figure (the YAML's where a file leaves the option alone).
 
-    An option name that is not one of the group's is left out: running the command says
-    what is wrong.
+    A value that names none of the group's files (a typo, a sweep function such as
+    ``choice(a,b)``, a path) shows nothing: running the command says what is wrong.
     """
     import re
 
     from omegaconf import DictConfig, OmegaConf
 
+    def named(value: str) -> list[str]:  # the options a command line's value names
+        if len(value) > 1 and value[0] == value[-1] and value[0] in "'\"":
+            options = [value[1:-1]]  # quoted: one option, as Hydra reads it
+        else:
+            options = [option.strip() for option in value.split(",")]
+        return [o for o in options if o and not set(o) & set("/()\\")]
+
     def loaded(group: str, option: str) -> DictConfig | None:
         path = config_dir() / group / f"{option}.yaml"
         return OmegaConf.load(path) if path.is_file() else None
+
+    def is_global(group: str, option: str) -> bool:  # Hydra's header: the first comments
+        path = config_dir() / group / f"{option}.yaml"
+        lines = path.read_text().splitlines() if path.is_file() else []
+        header = itertools.takewhile(lambda line: line.startswith("#") or not line, lines)
+        return any(re.fullmatch(r"#\s*@package\s+_global_\s*", line) for line in header)
 
     def shown(value: object) -> str:  # as on a command line: 10, [hard]
         return f"[{', '.join(map(str, value))}]" if OmegaConf.is_list(value) else str(value)
 
     groups = {group.name: group.default for group in doc.groups}
-    picks = {group: options.split(",") for group, options in chosen.items() if group in groups}
+    picks = {group: named(value) for group, value in chosen.items() if group in groups}
     resolved: dict[str, list[str]] = {}
     for option in doc.options:
         selected = re.fullmatch(r"\$\{oc\.select:(\w+)\.([\w.]+),(.*)\}", option.value)
@@ -230,15 +245,15 @@ def _selected_defaults(doc: ConfigDoc, chosen: Mapping[str, str]) -> dict[str, s
                 f"{fallback if value is None else shown(value)} {how}"
             )
     for group, options in picks.items():
-        for picked in options:
-            path = config_dir() / group / f"{picked}.yaml"
-            if not path.is_file() or "# @package _global_" not in path.read_text():
+        files = [(o, loaded(group, o)) for o in options if is_global(group, o)]
+        for option in doc.options:
+            values = [(o, OmegaConf.select(node, option.key)) for o, node in files]
+            if all(value is None or OmegaConf.is_dict(value) for _, value in values):
                 continue
-            node = OmegaConf.load(path)
-            for option in doc.options:
-                value = OmegaConf.select(node, option.key)
-                if value is not None and not OmegaConf.is_dict(value):
-                    resolved[option.key] = [f"{shown(value)} with {group}={picked}"]
+            resolved[option.key] = [
+                f"{option.value if value is None else shown(value)} with {group}={o}"
+                for o, value in values
+            ]
     return {key: ", ".join(values) for key, values in resolved.items()}
 
 

@@ -446,11 +446,6 @@ def _train_on(
     torch.set_num_threads(cfg.torch_threads)
     venv = training_env(cfg, bridge)
     opened.callback(venv.close)
-    if bridge is not None:  # connected by now: which game, and what its cars observe
-        leg["game"] = {
-            "model_id": bridge.server.model_id,
-            "observation_size": bridge.server.observation_size,
-        }
     if resume is not None:
         resume, model = newest_loadable(run_dir, partial(load_for_resume, cfg, venv=venv))
         leg["resumed_from"] = str(resume.path)
@@ -459,6 +454,12 @@ def _train_on(
     else:
         model = make_model(cfg.algo, venv, seed=cfg.seed, device=cfg.device)
     model.set_logger(sb3_logger(run_dir, None if resume is None else model.num_timesteps))
+    if bridge is not None:  # which game this leg trains with (its first reset waits too)
+        bridge.wait_for_game(cfg.backend.connect_timeout, why="training starts")
+        leg["game"] = {
+            "model_id": bridge.server.model_id,
+            "observation_size": bridge.server.observation_size,
+        }
     leg["start_timesteps"] = int(model.num_timesteps)
     record_leg(run_dir, leg)
     left = max(0, cfg.total_timesteps - model.num_timesteps)  # < 0: stopped past the total

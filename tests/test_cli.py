@@ -83,6 +83,12 @@ def test_help_shows_what_a_chosen_group_option_sets():
     td3 = OmegaConf.load(cli.config_dir() / "algo" / "td3.yaml").total_timesteps
     swept = cli.command_help("train", ["-m", "algo=sac,td3"])
     assert f"(= {sac} with algo=sac, {td3} with algo=td3)" in swept
+    # What names no file of the group shows no figure: a quoted value is one option (as
+    # Hydra reads it), a sweep function or a path none.
+    for value in ("'sac,td3'", "choice(sac,td3)", "../experiment/race"):
+        text = cli.command_help("train", ["-m", f"algo={value}"])
+        assert "(= " not in text.split("  total_timesteps=")[1].splitlines()[0], value
+    assert f"(= {sac} with algo=sac)" in cli.command_help("train", ["algo='sac'"])
 
 
 def test_help_shows_what_a_chosen_experiment_sets():
@@ -91,7 +97,7 @@ def test_help_shows_what_a_chosen_experiment_sets():
     text = cli.command_help("train", ["experiment=race"])
     assert f"  n_races=4  (= {race.n_races} with experiment=race)" in text
     assert f"  scripted_opponents=0  (= {race.scripted_opponents} with experiment=race)" in text
-    assert "seed=0\n" in text  # what the experiment leaves alone shows no figure
+    assert "\n  seed=0\n" in text  # what the experiment leaves alone shows no figure
 
 
 def test_help_imports_nothing_heavy():

@@ -99,13 +99,20 @@ def load_spec(
 
 
 def _game_model_id(run_dir: Path) -> str:
-    """The model id of the game the run's newest ``backend=roblox`` leg trained with
-    (``run.json``), else "" (a run from before legs recorded it, or no readable record)."""
+    """The model id of the game that the run's newest ``backend=roblox`` leg which trained
+    (its timesteps moved on) trained with (``run.json``); else "" (a run from before legs
+    recorded it, or no readable record)."""
     try:
         legs = json.loads((run_dir / "run.json").read_text())["legs"]
     except (OSError, ValueError, KeyError, TypeError):
         return ""
-    games = [leg["game"] for leg in legs if isinstance(leg, dict) and leg.get("game")]
+    games = [
+        leg["game"]
+        for leg in legs
+        if isinstance(leg, dict)
+        and isinstance(leg.get("game"), dict)
+        and (leg.get("end_timesteps") or 0) > (leg.get("start_timesteps") or 0)
+    ]
     return str(games[-1].get("model_id") or "") if games else ""
 
 

@@ -218,6 +218,16 @@ def test_init_from_a_run_with_other_sensors_names_the_key(sim_run, tmp_path):
     assert spawned and envids(emulator, "CLOSE") == spawned
 
 
+def test_a_run_with_a_pinned_observation_size_records_its_game_too(tmp_path):
+    """With backend.observation_size set, nothing waits for the game before training's
+    first reset: the leg recorded model_id null and the export named no game."""
+    port = free_port()
+    with game(port):
+        train(roblox_cfg(port, "backend.observation_size=13"), tmp_path)
+    (leg,) = json.loads((tmp_path / "run.json").read_text())["legs"]
+    assert leg["game"] == {"model_id": "test", "observation_size": 13}
+
+
 def roblox_cfg(port, *overrides):
     with initialize():
         return compose(
