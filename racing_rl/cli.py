@@ -183,13 +183,38 @@ def command_help(name: str, args: Sequence[str] = ()) -> str:
                 (group, options, f"with -m; needs an extra: {', '.join(extras)} (README, Sweeps)")
             )
     doc = read_config_doc(config_dir() / f"{name}.yaml")
-    pairs = (arg.split("=", 1) for arg in args if "=" in arg and not arg.startswith("-"))
-    chosen = {key.lstrip("+"): value for key, value in pairs}
-    resolved = _selected_defaults(doc, chosen)
+    resolved = _selected_defaults(doc, _chosen_options(args))
     return format_help(doc, COMMANDS[name].examples, extra, resolved=resolved)
 
 
-def _selected_defaults(doc: ConfigDoc, chosen: Mapping[str, str]) -> dict[str, str]:
+def _chosen_options(args: Sequence[str]) -> dict[str, list[str]]:
+    """The options each ``KEY=VALUE`` of ``args`` names, as Hydra's override parser reads
+    it: one (``algo=sac``, ``algo='sac'``) or a swept list (``algo=sac,td3``); none for
+    any other sweep (``choice(...)``, ``range(...)``). An argument Hydra would refuse is
+    left out."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import ChoiceSweep
+    from hydra.errors import OverrideParseException
+
+    parser = OverridesParser.create()
+    chosen = {}
+    for arg in args:
+        if arg.startswith("-"):
+            continue
+        try:
+            (override,) = parser.parse_overrides([arg])
+        except OverrideParseException:
+            continue
+        value = override.value()
+        if isinstance(value, str):
+            chosen[override.key_or_group] = [value]
+        else:  # a sweep: a plain list names its options, a function none to show
+            plain = isinstance(value, ChoiceSweep) and value.simple_form
+            chosen[override.key_or_group] = list(override.sweep_string_iterator()) if plain else []
+    return chosen
+
+
+def _selected_defaults(doc: ConfigDoc, chosen: Mapping[str, Sequence[str]]) -> dict[str, str]:
     """What the chosen config group options make of the command's options, read from
     their YAML without composing the config (help stays light):
 
@@ -200,27 +225,23 @@ def _selected_defaults(doc: ConfigDoc, chosen: Mapping[str, str]) -> dict[str, s
       "10 with experiment=race"), which wins as it is applied last; in a sweep of such
       files, each one's figure (the YAML's where a file leaves the option alone).
 
-    A value that names none of the group's files (a typo, a sweep function such as
-    ``choice(a,b)``, a path) shows nothing: running the command says what is wrong.
+    ``chosen``: group → the options the command line names (``_chosen_options``). One
+    that names none of the group's files (a typo, a path) shows nothing: running the
+    command says what is wrong.
     """
     import re
 
     from omegaconf import DictConfig, OmegaConf
 
-    def named(value: str) -> list[str]:  # the options a command line's value names
-        if len(value) > 1 and value[0] == value[-1] and value[0] in "'\"":
-            options = [value[1:-1]]  # quoted: one option, as Hydra reads it
-        else:
-            options = [option.strip() for option in value.split(",")]
-        return [o for o in options if o and not set(o) & set("/()\\")]
+    def path(group: str, option: str) -> Path:
+        return config_dir() / group / f"{option}.yaml"
 
     def loaded(group: str, option: str) -> DictConfig | None:
-        path = config_dir() / group / f"{option}.yaml"
-        return OmegaConf.load(path) if path.is_file() else None
+        return OmegaConf.load(path(group, option)) if path(group, option).is_file() else None
 
     def is_global(group: str, option: str) -> bool:  # Hydra's header: the first comments
-        path = config_dir() / group / f"{option}.yaml"
-        lines = path.read_text().splitlines() if path.is_file() else []
+        file = path(group, option)
+        lines = file.read_text().splitlines() if file.is_file() else []
         header = itertools.takewhile(lambda line: line.startswith("#") or not line, lines)
         return any(re.fullmatch(r"#\s*@package\s+_global_\s*", line) for line in header)
 
@@ -228,7 +249,11 @@ def _selected_defaults(doc: ConfigDoc, chosen: Mapping[str, str]) -> dict[str, s
         return f"[{', '.join(map(str, value))}]" if OmegaConf.is_list(value) else str(value)
 
     groups = {group.name: group.default for group in doc.groups}
-    picks = {group: named(value) for group, value in chosen.items() if group in groups}
+    picks = {  # an option is a file of the group's folder, not a path to elsewhere
+        group: [o for o in options if "/" not in o]
+        for group, options in chosen.items()
+        if group in groups
+    }
     resolved: dict[str, list[str]] = {}
     for option in doc.options:
         selected = re.fullmatch(r"\$\{oc\.select:(\w+)\.([\w.]+),(.*)\}", option.value)

@@ -154,8 +154,9 @@ def format_help(
         extra_groups: (group, options, what it is) of groups not in the defaults list
             that the command also takes (a sweeper, a launcher).
         width: the line width to wrap comments to [characters].
-        resolved: key → what an interpolated default (``${...}``) resolves to, shown
-            beside it (``"1500000 by default"``, ``"1700000 with algo=sac"``).
+        resolved: key → what the option is with the chosen config groups (an
+            interpolated default's value, or what a chosen experiment sets), shown beside
+            it (``"1500000 by default"``, ``"1700000 with algo=sac"``).
 
     Returns:
         The help text: usage, paragraph, config groups, options, examples.
@@ -180,7 +181,7 @@ def format_help(
     resolved = resolved or {}
     for option in doc.options:
         line = f"  {option.key}={option.value}" if option.value else f"  {option.key}.*"
-        if option.key in resolved:  # an interpolation: what it gives
+        if option.key in resolved:  # what it is with the chosen groups
             line += f"  (= {resolved[option.key]})"
         out.append(line)
         out += wrapped(option.comment, 6)
