@@ -106,6 +106,13 @@ class ProgressBar(ProgressBarCallback):
             total=planned - self.model.num_timesteps, options={"console": Console(stderr=True)}
         )
 
+    def close(self) -> None:
+        """End the bar where ``learn`` did not (it stopped by Ctrl-C or an error), so that
+        the log lines after it start on a line of their own and it is not drawn again at
+        exit. Closing a closed bar, or one never started, does nothing."""
+        if getattr(self, "pbar", None) is not None:
+            self.pbar.close()
+
 
 class RobloxCallback(BaseCallback):
     """Keeps a Roblox game calm while training pauses, and logs the bridge's counters.

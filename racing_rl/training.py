@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, closing, contextmanager, nullcontext
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -509,8 +509,9 @@ def _train_on(
     checkpoints_dir = run_dir / "checkpoints"
     trained_on = _TrainedTimesteps()
     callbacks: list[BaseCallback] = [trained_on, RaceMetricsCallback()]
-    if cfg.progress_bar:
-        callbacks.append(ProgressBar())
+    bar = ProgressBar() if cfg.progress_bar else None
+    if bar is not None:
+        callbacks.append(bar)
     interrupts = _Interrupts()
     pause = None
     if bridge is not None:
@@ -580,12 +581,13 @@ def _train_on(
     # however it ends, while the signal handlers still hold a Ctrl-C for the run's files.
     with interrupts, opened:
         try:
-            model.learn(
-                total_timesteps=max(0, cfg.total_timesteps - model.num_timesteps),
-                callback=CallbackList(callbacks),
-                log_interval=cfg.log_interval,
-                reset_num_timesteps=resume is None,
-            )
+            with closing(bar) if bar is not None else nullcontext():
+                model.learn(
+                    total_timesteps=max(0, cfg.total_timesteps - model.num_timesteps),
+                    callback=CallbackList(callbacks),
+                    log_interval=cfg.log_interval,
+                    reset_num_timesteps=resume is None,
+                )
         except KeyboardInterrupt as interrupt:
             interrupts.saving = True
             name = str(interrupt) or "SIGINT"

@@ -380,6 +380,29 @@ def test_a_ctrl_c_in_a_rollout_counts_only_the_timesteps_trained_on(tmp_path, mo
     assert leg["end_timesteps"] == 1800
 
 
+def test_a_ctrl_c_closes_the_progress_bar_before_the_interrupted_save_is_logged(
+    tmp_path, monkeypatch
+):
+    """The bar stayed open after a Ctrl-C: the interrupted save's log lines began on the
+    bar's line, and the bar was drawn again below them at exit."""
+    import racing_rl.training as train_module
+
+    bars = []
+
+    class Recorded(train_module.ProgressBar):
+        def __init__(self) -> None:
+            super().__init__()
+            bars.append(self)
+
+    cfg = saved_config(tmp_path, [*PPO, *QUICK, "progress_bar=true"])
+    monkeypatch.setattr(train_module, "RaceMetricsCallback", stop_at(1900, train_module))
+    monkeypatch.setattr(train_module, "ProgressBar", Recorded)
+    with pytest.raises(TrainingInterrupted):
+        train_module.train(cfg, tmp_path)
+    (bar,) = bars
+    assert bar.pbar.disable  # tqdm's mark of a closed bar
+
+
 def test_a_ctrl_c_in_a_rollout_leaves_its_observations_out_of_the_statistics(tmp_path, monkeypatch):
     """The discarded rollout's observations were in the interrupted checkpoint's
     VecNormalize statistics: a resumed run normalised with statistics of steps it never
