@@ -388,10 +388,6 @@ def _check_types(name: str, overrides: list[Override], groups: set[str]) -> None
     starts: a swept one (``-m seed=0,abc``) fails when its job is composed, after the
     sweep's directory was made, and a single one (``seed=abc``) in Hydra's five lines.
     A config group's option (``wrappers=none``: ``groups``) is a name, not a value."""
-    from hydra.core.override_parser.types import ChoiceSweep, RangeSweep
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-
     from racing_rl.config import COMMAND_SCHEMAS, schema
 
     if name not in COMMAND_SCHEMAS:
@@ -400,20 +396,32 @@ def _check_types(name: str, overrides: list[Override], groups: set[str]) -> None
     keys = set(typed.keys())  # (`in typed` is False for a key whose value is ???)
     for override in overrides:
         key = override.key_or_group
-        # Nested keys (algo.model.*) are typed by their classes, not here.
+        # Nested keys: backend.* in _check_leg_keys; algo.model.* are typed by their classes.
         if key not in keys or key in groups or override.is_delete():
             continue
-        swept = isinstance(override.value(), ChoiceSweep | RangeSweep)
-        if override.is_sweep_override() and not swept:
-            continue  # a glob or an interval: the sweeper's own
-        for value in override.sweep_iterator() if swept else [override.value()]:
-            try:
-                OmegaConf.merge(typed, {key: value})
-            except OmegaConfBaseException as err:
-                which = f" (the sweep's value {value!r} of {key})" if swept else ""
-                raise UsageError(
-                    f"{override.input_line}: {str(err).splitlines()[0]}{which}"
-                ) from None
+        _check_type(typed, key, override)
+
+
+def _check_type(typed: Any, key: str, override: Override) -> None:
+    """Refuse ``override``'s value, or a value of its sweep, that the typed config
+    ``typed`` (a structured config) cannot hold at the dotted ``key`` (relative to
+    ``typed``): ``seed=abc``, ``-m seed=0,abc``, ``backend.car.max_speed=fast``. A glob
+    or an interval is the sweeper's own, and not checked."""
+    import copy
+
+    from hydra.core.override_parser.types import ChoiceSweep, RangeSweep
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    swept = isinstance(override.value(), ChoiceSweep | RangeSweep)
+    if override.is_sweep_override() and not swept:
+        return
+    for value in override.sweep_iterator() if swept else [override.value()]:
+        try:
+            OmegaConf.update(copy.deepcopy(typed), key, value, merge=True)
+        except OmegaConfBaseException as err:
+            which = f" (the sweep's value {value!r} of {override.key_or_group})" if swept else ""
+            raise UsageError(f"{override.input_line}: {str(err).splitlines()[0]}{which}") from None
 
 
 #: Keys users bring from other commands or tools, and what the command calls them.
@@ -524,7 +532,7 @@ def _check_leg_keys(
     ``where`` names the sweep's leg in the message."""
     from omegaconf import OmegaConf
 
-    from racing_rl.config import default_backend
+    from racing_rl.config import ALGO_KEYS, default_backend
 
     for group in doc.groups:
         if group.name not in ("backend", "algo"):
@@ -566,6 +574,8 @@ def _check_leg_keys(
             parts = override.key_or_group.split(".")[1:]
             found, node = _walk(keys[option], parts)
             if found == len(parts):
+                if group.name == "backend":  # the algorithm's keys are typed by its class
+                    _check_type(own[option], ".".join(parts), override)
                 continue
             known = parts[: found + 1]
             elsewhere = [o for o in group.options if _walk(keys[o], known)[0] == len(known)]
@@ -574,9 +584,11 @@ def _check_leg_keys(
             hint = ""
             if close:
                 hint = f"did you mean {'.'.join([group.name, *known[:-1], close[0]])}? "
-            if group.name == "algo":  # the class may take arguments its file does not set
-                # ++ where another leg has the key (a + there is refused as a duplicate)
-                hint += f"{'++' if where else '+'}{override.input_line} adds it" + (
+            if group.name == "algo" and not close and known[0] in ALGO_KEYS:
+                # The class may take arguments its file does not set, and a file may leave
+                # out a key of racing-rl's; ++ where another leg has the key (a + there is
+                # refused as a duplicate).
+                hint = f"{'++' if where else '+'}{override.input_line} adds it" + (
                     " (checked against the class's arguments). " if known[0] == "model" else ". "
                 )
             elif elsewhere:

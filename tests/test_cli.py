@@ -152,6 +152,9 @@ def test_version_and_python_m_racing_rl(tmp_path):
         # A single one, in one line (Hydra: five, with its HYDRA_FULL_ERROR hint).
         (["train", "progress_bar=maybe"], "train: progress_bar=maybe: Value 'maybe' is not a v"),
         (["eval", "run_dir=.", "seeds=[abc]"], "seeds=[abc]: Value 'abc' of type 'str' could"),
+        # ... below a backend too (Hydra: "Error merging override" and four more lines).
+        (["train", "-m", "backend.sensors.n_rays=10,x"], "(the sweep's value 'x' of backend.s"),
+        (["train", "backend=roblox", "backend.server.port=x"], "port=x: Value 'x' of type"),
         # A path or a word without its key (Hydra: a lexer error).
         (["eval", "."], "racing-rl eval: '.' is not a KEY=VALUE override: did you mean run_dir=.?"),
         (["train", "sac"], "'sac' is not a KEY=VALUE override: racing-rl train --help lists"),
@@ -182,7 +185,8 @@ def test_version_and_python_m_racing_rl(tmp_path):
             "'faults.injct' is not a key of racing-rl emulate: did",
         ),
         # A key the chosen algorithm's file lacks (Hydra: +algo.model.gama=0.99).
-        (["train", "algo.model.gama=0.99"], "algo=ppo has no algo.model.gama; did you mean algo"),
+        (["train", "algo.model.gama=0.99"], "gama; did you mean algo.model.gamma? racing-rl t"),
+        (["train", "algo.net_widht=3"], "did you mean algo.net_width? racing-rl train algo=ppo"),
         (["train", "algo=sac", "algo.model.n_epochs=3"], "has no algo.model.n_epochs; +algo.mode"),
         (["train", "algo.model.sde_sample_freq=4"], "+algo.model.sde_sample_freq=4 adds it (ch"),
         # A group option conf/ lacks (Hydra: its options and its config search path).

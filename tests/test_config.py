@@ -104,6 +104,8 @@ def test_every_command_refuses_a_wrong_type_at_compose_time(command, overrides, 
             "unknown key total_timestep; did you mean total_timesteps?",
         ),
         ("train", "+wrappers.frame_stak=3", "unknown key wrappers.frame_stak; did you mean"),
+        # Nothing reads it (the + that the misspelt key's hint suggested trained without it).
+        ("train", "+algo.net_widht=3", "unknown key algo.net_widht; did you mean algo.net_width?"),
         ("eval", "+chekpoint=final", "unknown key chekpoint; did you mean checkpoint?"),
         ("emulate", "+faults.dropafter=3", "unknown key faults.dropafter; did you mean"),
     ],
@@ -143,16 +145,18 @@ def test_the_cli_refuses_a_key_appended_with_plus_before_the_run_dir(tmp_path):
     ("override", "code", "says"),
     [
         ("backend.car.max_sped=3", 2, "max_sped; did you mean backend.car.max_speed?"),
-        ("backend.car.max_speed=fast", 1, "Value 'fast' of type 'str' could not be converted"),
+        ("backend.car.max_speed=fast", 2, "Value 'fast' of type 'str' could not be converted"),
     ],
 )
 def test_the_cli_refuses_a_typo_or_a_wrong_type_before_the_run_dir(tmp_path, override, code, says):
-    """A typo is the CLI's key check (exit 2, as every first mistake); a wrong type is
-    Hydra's, when it composes (exit 1)."""
+    """A typo and a wrong type below a backend are the CLI's checks (exit 2, as every
+    first mistake), in one line; a wrong type was Hydra's, when it composed (exit 1, five
+    lines with its HYDRA_FULL_ERROR hint)."""
     run_dir = tmp_path / "run"
     result = racing_rl("train", override, f"hydra.run.dir={run_dir}", cwd=tmp_path, timeout=60)
     assert result.returncode == code
     assert says in result.stderr and "backend.car.max_sp" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert not run_dir.exists()
 
 
