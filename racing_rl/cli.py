@@ -424,6 +424,20 @@ def _check_type(typed: Any, key: str, override: Override) -> None:
             raise UsageError(f"{override.input_line}: {str(err).splitlines()[0]}{which}") from None
 
 
+#: The keys of an ``algo`` option (``conf/algo/*.yaml``) that racing-rl reads: ``model`` is
+#: the algorithm's constructor arguments; train.yaml takes ``total_timesteps`` and
+#: ``log_interval`` from it, wrappers/default.yaml ``frame_stack``; ``net_width`` sizes the
+#: networks where its file refers to it; ``teacher_coef`` is ``TeacherPPO``'s.
+ALGO_KEYS = (
+    "name",
+    "total_timesteps",
+    "log_interval",
+    "frame_stack",
+    "net_width",
+    "teacher_coef",
+    "model",
+)
+
 #: Keys users bring from other commands or tools, and what the command calls them.
 ALIASES = {
     ("train", "out_dir"): "hydra.run.dir",
@@ -532,22 +546,26 @@ def _check_leg_keys(
     ``where`` names the sweep's leg in the message."""
     from omegaconf import OmegaConf
 
-    from racing_rl.config import ALGO_KEYS, default_backend
+    from racing_rl.config import default_backend
 
     for group in doc.groups:
         if group.name not in ("backend", "algo"):
             continue
-        below = [
+        under = [o for o in overrides if o.key_or_group.startswith(f"{group.name}.")]
+        below = [o for o in under if not (o.is_add() or o.is_force_add() or o.is_delete())]
+        # A key added to algo itself that nothing reads (Hydra adds it, and it is ignored).
+        added_keys = [
             o
-            for o in overrides
-            if o.key_or_group.startswith(f"{group.name}.")
-            and not (o.is_add() or o.is_force_add() or o.is_delete())
+            for o in under
+            if group.name == "algo"
+            and (o.is_add() or o.is_force_add())
+            and o.key_or_group.split(".")[1] not in ALGO_KEYS
         ]
         chosen = next((o for o in overrides if o.key_or_group == group.name), None)
-        if not below or (chosen is not None and chosen.is_sweep_override()):
+        if not (below or added_keys) or (chosen is not None and chosen.is_sweep_override()):
             continue
         option = str(chosen.value()) if chosen is not None else group.default
-        if chosen is None and group.default in (None, "null"):  # eval: the run's own backend
+        if below and chosen is None and group.default in (None, "null"):  # eval's backend
             line = below[0].input_line
             raise UsageError(
                 f"{line}: racing-rl {name} takes the run's own {group.name}, and a setting "
@@ -570,6 +588,17 @@ def _check_leg_keys(
             )
             for o, config in own.items()
         }
+        for override in added_keys:
+            key = override.key_or_group.split(".")[1]
+            if key in keys[option]:
+                continue  # the file's own key (++ sets it; + is Hydra's to refuse)
+            close = difflib.get_close_matches(key, [*ALGO_KEYS, *keys[option]], n=1)
+            hint = f"did you mean algo.{close[0]}? " if close else ""
+            raise UsageError(
+                f"{override.input_line}: nothing reads algo.{key}, so it would change nothing "
+                f"(racing-rl reads algo.{', algo.'.join(ALGO_KEYS)}, and algo={option}'s file "
+                f"its own keys); {hint}racing-rl {name} algo={option} --cfg job prints its keys"
+            )
         for override in below:
             parts = override.key_or_group.split(".")[1:]
             found, node = _walk(keys[option], parts)

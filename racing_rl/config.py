@@ -28,7 +28,7 @@ import hashlib
 import logging
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import UnionType
@@ -335,20 +335,6 @@ class ExportSchema:
     trust_pickles: bool = MISSING
 
 
-#: The keys of an ``algo`` option (``conf/algo/*.yaml``) that racing-rl reads: ``model`` is
-#: the algorithm's constructor arguments; train.yaml takes ``total_timesteps`` and
-#: ``log_interval`` from it, wrappers/default.yaml ``frame_stack``; ``net_width`` sizes the
-#: networks in its own file; ``teacher_coef`` is ``TeacherPPO``'s.
-ALGO_KEYS = (
-    "name",
-    "total_timesteps",
-    "log_interval",
-    "frame_stack",
-    "net_width",
-    "teacher_coef",
-    "model",
-)
-
 COMMAND_SCHEMAS: dict[str, type] = {
     "train": TrainSchema,
     "eval": EvalSchema,
@@ -374,30 +360,22 @@ def check_known_keys(cfg: DictConfig, command: str) -> None:
         ConfigError: naming the unknown key, and the known one it is closest to.
     """
 
-    def refuse(key: str, known: Iterable[str], where: str) -> None:
-        close = difflib.get_close_matches(key, list(known), n=1)
-        raise ConfigError(
-            f"Invalid config: unknown key {where}{key}"
-            + (f"; did you mean {where}{close[0]}?" if close else ".")
-            + f" `racing-rl {command} --help` lists the keys."
-        )
-
     def check(node: DictConfig, cls: type, where: str) -> None:
         hints = get_type_hints(cls)
         for key in map(str, node):
             if key == "hydra":
                 continue
             if key not in hints:
-                refuse(key, hints, where)
+                close = difflib.get_close_matches(key, list(hints), n=1)
+                raise ConfigError(
+                    f"Invalid config: unknown key {where}{key}"
+                    + (f"; did you mean {where}{close[0]}?" if close else ".")
+                    + f" `racing-rl {command} --help` lists the keys."
+                )
             if dataclasses.is_dataclass(hints[key]) and isinstance(node[key], DictConfig):
                 check(node[key], hints[key], f"{where}{key}.")
 
     check(cfg, COMMAND_SCHEMAS[command], "")
-    algo = cfg.get("algo")
-    if isinstance(algo, DictConfig):  # its model's keys are checked against the class
-        for key in map(str, algo):
-            if key not in ALGO_KEYS:
-                refuse(key, ALGO_KEYS, "algo.")
 
 
 def misspelt_key(command: str, key: str) -> tuple[str, str | None] | None:

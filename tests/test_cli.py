@@ -187,6 +187,8 @@ def test_version_and_python_m_racing_rl(tmp_path):
         # A key the chosen algorithm's file lacks (Hydra: +algo.model.gama=0.99).
         (["train", "algo.model.gama=0.99"], "gama; did you mean algo.model.gamma? racing-rl t"),
         (["train", "algo.net_widht=3"], "did you mean algo.net_width? racing-rl train algo=ppo"),
+        # A key added to algo that nothing reads (Hydra: added, and the run trains without it).
+        (["train", "+algo.net_widht=3"], "nothing reads algo.net_widht, so it would change not"),
         (["train", "algo=sac", "algo.model.n_epochs=3"], "has no algo.model.n_epochs; +algo.mode"),
         (["train", "algo.model.sde_sample_freq=4"], "+algo.model.sde_sample_freq=4 adds it (ch"),
         # A group option conf/ lacks (Hydra: its options and its config search path).
@@ -231,8 +233,9 @@ def test_a_path_inside_a_run_names_the_run(tmp_path):
 
 
 def test_keys_groups_appends_and_nested_keys_pass_the_key_check(tmp_path):
-    args = ["-m", "+extra=1", "algo=sac", "+algo.modle=1", "hydra/launcher=joblib", "seed=1"]
+    args = ["-m", "+extra=1", "algo=sac", "+algo.model.x=1", "hydra/launcher=joblib", "seed=1"]
     cli.check_arguments("train", args)  # appends: check_known_keys refuses them once composed
+    cli.check_arguments("train", ["++algo.net_width=64", "+algo.frame_stack=2"])  # read keys
     # A group's option is a name, though the schema types the group's node.
     cli.check_arguments("train", ["wrappers=none"])
     cli.check_arguments("train", ["-m", "wrappers=default,none"])

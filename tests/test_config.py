@@ -104,8 +104,6 @@ def test_every_command_refuses_a_wrong_type_at_compose_time(command, overrides, 
             "unknown key total_timestep; did you mean total_timesteps?",
         ),
         ("train", "+wrappers.frame_stak=3", "unknown key wrappers.frame_stak; did you mean"),
-        # Nothing reads it (the + that the misspelt key's hint suggested trained without it).
-        ("train", "+algo.net_widht=3", "unknown key algo.net_widht; did you mean algo.net_width?"),
         ("eval", "+chekpoint=final", "unknown key chekpoint; did you mean checkpoint?"),
         ("emulate", "+faults.dropafter=3", "unknown key faults.dropafter; did you mean"),
     ],
