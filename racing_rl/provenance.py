@@ -98,32 +98,43 @@ def record_leg(run_dir: Path, leg: dict[str, Any]) -> None:
         leg: the entry: ``started_at``, ``pid``, ``host``, ``status``, ...
     """
     path = run_dir / "run.json"
-    record: dict[str, Any] = {"legs": []}
+    legs: list[dict[str, Any]] = []
     if path.is_file():
         try:
-            record = json.loads(path.read_text())
-            if not isinstance(record.get("legs"), list):
-                raise ValueError("no list of legs")
-        except (ValueError, AttributeError) as err:
+            legs = read_legs(run_dir)
+        except ValueError as err:
             kept = path.with_name(f"{path.name}.damaged")
             os.replace(path, kept)
             log.warning("%s is damaged (%s); kept as %s, starting a new history", path, err, kept)
-            record = {"legs": []}
-    legs = record["legs"]
     mine = [i for i, old in enumerate(legs) if _same_leg(old, leg)]
     if mine:
         legs[mine[-1]] = leg
     else:
         for old in legs:
-            if isinstance(old, dict) and old.get("status") == "running" and not _alive(old):
+            if old.get("status") == "running" and not _alive(old):
                 old["status"] = "killed"
                 old["killed_noticed_at"] = leg.get("started_at")
         legs.append(leg)
-    write_json(path, record)
+    write_json(path, {"legs": legs})
 
 
-def _same_leg(a: Any, b: dict[str, Any]) -> bool:
-    return isinstance(a, dict) and (a.get("status"), a.get("started_at"), a.get("pid")) == (
+def read_legs(run_dir: Path) -> list[dict[str, Any]]:
+    """The legs of ``<run dir>/run.json``, oldest first (the format ``record_leg`` writes).
+
+    Raises:
+        FileNotFoundError: the run has no ``run.json`` (it stopped before training
+            started, or it is not a run directory).
+        ValueError: ``run.json`` is not a JSON object whose ``legs`` is a list of objects.
+    """
+    record = json.loads((run_dir / "run.json").read_text())  # JSONDecodeError: a ValueError
+    legs = record.get("legs") if isinstance(record, dict) else None
+    if not isinstance(legs, list) or not all(isinstance(leg, dict) for leg in legs):
+        raise ValueError("no list of legs")
+    return legs
+
+
+def _same_leg(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return (a.get("status"), a.get("started_at"), a.get("pid")) == (
         "running",
         b.get("started_at"),
         b.get("pid"),

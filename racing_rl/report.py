@@ -33,6 +33,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from racing_rl.evaluation.tables import markdown_table
+from racing_rl.provenance import read_legs
 
 #: Report columns: (header, Job attribute, format of a number).
 COLUMNS = (
@@ -83,12 +84,18 @@ def read_job(path: Path) -> Job:
     overrides_file = path / ".hydra" / "overrides.yaml"
     overrides = list(OmegaConf.load(overrides_file)) if overrides_file.is_file() else []
     job = Job(path, _job_name(path), [str(o) for o in overrides], "failed")
-    run_file = path / "run.json"
-    if not run_file.is_file():
+    try:
+        legs = read_legs(path)
+    except FileNotFoundError:
         job.error = "no run.json: the job stopped before training started (see its log)"
         return job
-    leg = json.loads(run_file.read_text())["legs"][-1]
-    job.status, job.error = leg["status"], leg.get("error")
+    except ValueError as err:
+        job.error = f"run.json is damaged ({err}): see the job's log"
+        return job
+    if not legs:
+        job.error = "run.json records no leg: see the job's log"
+        return job
+    job.status, job.error = str(legs[-1].get("status", "failed")), legs[-1].get("error")
     job.objective_kind = _objective_kind(path)
     summary_file = path / "summary.json"
     summary = json.loads(summary_file.read_text()) if summary_file.is_file() else None

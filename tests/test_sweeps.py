@@ -307,6 +307,21 @@ def test_the_report_ranks_complete_jobs_by_their_own_figures(tmp_path):
     assert "different objectives" not in markdown(jobs, [], tmp_path)
 
 
+def test_the_report_marks_a_job_with_a_damaged_run_json_and_reads_the_others(tmp_path):
+    """A run.json cut short (a full disk) stopped the whole report with a JSONDecodeError."""
+    from racing_rl.report import read_sweep
+
+    for name, run_json in (("0", '{"legs": [{"status": "completed"}]}'), ("1", '{"legs": [{"sta')):
+        path = tmp_path / name
+        (path / ".hydra").mkdir(parents=True)
+        (path / ".hydra" / "config.yaml").write_text("objective: laps\n")
+        (path / ".hydra" / "overrides.yaml").write_text(f"- seed={name}\n")
+        (path / "run.json").write_text(run_json)
+    jobs, _ = read_sweep(tmp_path)
+    assert [(j.name, j.status) for j in jobs] == [("0", "completed"), ("1", "failed")]
+    assert jobs[1].error.startswith("run.json is damaged")
+
+
 def test_a_sweep_over_objectives_ranks_each_job_among_its_own_kind(tmp_path):
     """objective=laps,return ranked a return of 250 above a lap completion of 0.9 in one
     list, and drew both on the lap-completion axis."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime
 import importlib.util
-import json
 import logging
 import tempfile
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from racing_rl.checkpoints.saving import write_atomic
 from racing_rl.contract import STATE_SIZE
 from racing_rl.errors import ConfigError, ExportError
 from racing_rl.export.spec import PolicySpec, policy_spec
+from racing_rl.provenance import read_legs
 
 log = logging.getLogger(__name__)
 
@@ -103,14 +103,13 @@ def _game_model_id(run_dir: Path) -> str:
     (its timesteps moved on) trained with (``run.json``); else "" (a run from before legs
     recorded it, or no readable record)."""
     try:
-        legs = json.loads((run_dir / "run.json").read_text())["legs"]
-    except (OSError, ValueError, KeyError, TypeError):
+        legs = read_legs(run_dir)
+    except (OSError, ValueError):
         return ""
     games = [
         leg["game"]
         for leg in legs
-        if isinstance(leg, dict)
-        and isinstance(leg.get("game"), dict)
+        if isinstance(leg.get("game"), dict)
         and (leg.get("end_timesteps") or 0) > (leg.get("start_timesteps") or 0)
     ]
     return str(games[-1].get("model_id") or "") if games else ""
