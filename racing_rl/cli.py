@@ -381,6 +381,19 @@ def check_arguments(name: str, args: list[str]) -> None:
         value = override.value()
         for entry in value if isinstance(value, list) else [value]:
             _check_path(key, kind, entry)
+    resume = given.get("resume")
+    if name == "train" and resume is not None and not resume.is_sweep_override():
+        from racing_rl.checkpoints.runs import resume_overrides
+        from racing_rl.errors import ConfigError
+
+        # Hydra's own (hydra.run.dir=, hydra/launcher=) are not the task's.
+        task = [
+            o.input_line for o in overrides if not o.key_or_group.startswith(("hydra.", "hydra/"))
+        ]
+        try:  # racing-rl train checks them again once it has loaded the run's config
+            resume_overrides(Path(str(resume.value())).expanduser(), task)
+        except ConfigError as err:
+            raise UsageError(str(err)) from None
 
 
 def _check_types(name: str, overrides: list[Override], groups: set[str]) -> None:
@@ -426,17 +439,9 @@ def _check_type(typed: Any, key: str, override: Override) -> None:
 
 #: The keys of an ``algo`` option (``conf/algo/*.yaml``) that racing-rl reads: ``model`` is
 #: the algorithm's constructor arguments; train.yaml takes ``total_timesteps`` and
-#: ``log_interval`` from it, wrappers/default.yaml ``frame_stack``; ``net_width`` sizes the
-#: networks where its file refers to it; ``teacher_coef`` is ``TeacherPPO``'s.
-ALGO_KEYS = (
-    "name",
-    "total_timesteps",
-    "log_interval",
-    "frame_stack",
-    "net_width",
-    "teacher_coef",
-    "model",
-)
+#: ``log_interval`` from it, wrappers/default.yaml ``frame_stack``; ``teacher_coef`` is
+#: ``TeacherPPO``'s. (``net_width`` is a key of the files that size their networks with it.)
+ALGO_KEYS = ("name", "total_timesteps", "log_interval", "frame_stack", "teacher_coef", "model")
 
 #: Keys users bring from other commands or tools, and what the command calls them.
 ALIASES = {
@@ -539,6 +544,11 @@ def _check_group_keys(name: str, overrides: list[Override], doc: ConfigDoc) -> N
         _check_leg_keys(name, overrides, doc, added, where)
 
 
+def _and(names: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 2 else names)
+
+
 def _check_leg_keys(
     name: str, overrides: list[Override], doc: ConfigDoc, added: Any, where: str
 ) -> None:
@@ -593,7 +603,10 @@ def _check_leg_keys(
             if key in keys[option]:
                 continue  # the file's own key (++ sets it; + is Hydra's to refuse)
             close = difflib.get_close_matches(key, [*ALGO_KEYS, *keys[option]], n=1)
+            elsewhere = [o for o in group.options if key in keys[o]]
             hint = f"did you mean algo.{close[0]}? " if close else ""
+            if elsewhere and not close:  # +algo.net_width=64 algo=crossq
+                hint = f"it is a key of algo={_and(elsewhere)} only. "
             raise UsageError(
                 f"{override.input_line}: nothing reads algo.{key}, so it would change nothing "
                 f"(racing-rl reads algo.{', algo.'.join(ALGO_KEYS)}, and algo={option}'s file "
@@ -621,7 +634,7 @@ def _check_leg_keys(
                     " (checked against the class's arguments). " if known[0] == "model" else ". "
                 )
             elif elsewhere:
-                hint = f"it is a key of {group.name}={' and '.join(elsewhere)} only. "
+                hint = f"it is a key of {group.name}={_and(elsewhere)} only. "
             raise UsageError(
                 f"{override.input_line}: {group.name}={option} has no "
                 f"{group.name}.{'.'.join(known)}{where}; {hint}racing-rl {name} "

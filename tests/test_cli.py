@@ -189,6 +189,9 @@ def test_version_and_python_m_racing_rl(tmp_path):
         (["train", "algo.net_widht=3"], "did you mean algo.net_width? racing-rl train algo=ppo"),
         # A key added to algo that nothing reads (Hydra: added, and the run trains without it).
         (["train", "+algo.net_widht=3"], "nothing reads algo.net_widht, so it would change not"),
+        # A helper key of some algo files only (it passed, and CrossQ's network stayed).
+        (["train", "algo=crossq", "+algo.net_width=64"], "key of algo=ppo, sac and tqc only."),
+        (["train", "algo=td3", "algo.net_width=64"], "td3 has no algo.net_width; it is a key"),
         (["train", "algo=sac", "algo.model.n_epochs=3"], "has no algo.model.n_epochs; +algo.mode"),
         (["train", "algo.model.sde_sample_freq=4"], "+algo.model.sde_sample_freq=4 adds it (ch"),
         # A group option conf/ lacks (Hydra: its options and its config search path).
@@ -261,10 +264,28 @@ def test_keys_groups_appends_and_nested_keys_pass_the_key_check(tmp_path):
     cli.check_arguments("train", ["backend=roblox", "backend.server.port=9000"])
     cli.check_arguments("train", ["backend.sensors.n_rays=16", "backend.track.width=12"])
     cli.check_arguments("train", ["backend=pygame,roblox", "backend.server.port=9000"])
-    # A resumed run's backend is its own (resume_config checks the keys).
+    # What a resume may change, and Hydra's own keys.
     (tmp_path / ".hydra").mkdir()
     (tmp_path / ".hydra" / "config.yaml").write_text("backend: {name: roblox}\n")
-    cli.check_arguments("train", [f"resume={tmp_path}", "backend.server.port=9000"])
+    resume = [f"resume={tmp_path}", f"hydra.run.dir={tmp_path}", "hydra/launcher=basic"]
+    cli.check_arguments("train", [*resume, "total_timesteps=5000", "validation.every=0"])
+
+
+def test_a_resume_with_a_key_it_may_not_change_is_refused_before_hydra_starts(tmp_path):
+    """It was refused once the job had started: a log line (also appended to the run's
+    train.log) and exit 1, where every other refusal is one line and exit 2."""
+    (tmp_path / ".hydra").mkdir()
+    (tmp_path / ".hydra" / "config.yaml").write_text("backend: {name: roblox}\n")
+    for override, why in (
+        ("backend.server.port=9000", "a resumed run keeps its own config"),
+        ("n_races=2", "it would change the model's shape"),
+        ("algo.model.gamma=0.9", "the algorithm and its settings are the run's own"),
+    ):
+        with pytest.raises(
+            cli.UsageError, match=f"Cannot resume {tmp_path} with '{override}': {why}"
+        ):
+            cli.check_arguments("train", [f"resume={tmp_path}", override])
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".hydra"]
 
 
 def test_a_key_one_leg_of_a_swept_experiment_lacks_is_refused(tmp_path, monkeypatch):

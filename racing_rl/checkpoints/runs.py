@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
 from hydra.errors import OverrideParseException
 from omegaconf import DictConfig, OmegaConf, open_dict
 from stable_baselines3.common.base_class import BaseAlgorithm
@@ -112,26 +113,22 @@ SHAPE_KEYS = (
 )
 
 
-def resume_config(run_dir: Path, overrides: Sequence[str]) -> DictConfig:
-    """The config of a run to resume: its saved config with the allowed overrides applied.
+def resume_overrides(run_dir: Path, overrides: Sequence[str]) -> list[Override]:
+    """The overrides of a resume's command line that it may make (``resume=`` left out).
 
     Args:
-        run_dir: the run directory.
-        overrides: the command line's overrides (``resume=...`` itself is skipped).
-
-    Returns:
-        The config to continue with.
+        run_dir: the run directory (named in the error).
+        overrides: the command line's overrides.
 
     Raises:
-        CheckpointError: if ``run_dir`` is not a run directory.
         ConfigError: if an override would change anything but ``RESUMABLE`` keys;
             changes of the model's shape (``SHAPE_KEYS``) say so.
     """
-    cfg = load_run_config(run_dir)
     try:
         parsed = OverridesParser.create().parse_overrides(list(overrides))
     except OverrideParseException as err:
         raise ConfigError(f"Could not parse the overrides {list(overrides)}: {err}") from err
+    allowed = []
     for override in parsed:
         key = override.key_or_group
         if key == "resume":
@@ -150,6 +147,27 @@ def resume_config(run_dir: Path, overrides: Sequence[str]) -> DictConfig:
                 f"change only {', '.join(RESUMABLE)} (and their sub-keys); start a new run "
                 "to train with other settings."
             )
+        allowed.append(override)
+    return allowed
+
+
+def resume_config(run_dir: Path, overrides: Sequence[str]) -> DictConfig:
+    """The config of a run to resume: its saved config with the allowed overrides applied.
+
+    Args:
+        run_dir: the run directory.
+        overrides: the command line's overrides (``resume=...`` itself is skipped).
+
+    Returns:
+        The config to continue with.
+
+    Raises:
+        CheckpointError: if ``run_dir`` is not a run directory.
+        ConfigError: if an override may not change on resume (``resume_overrides``).
+    """
+    cfg = load_run_config(run_dir)
+    for override in resume_overrides(run_dir, overrides):
+        key = override.key_or_group
         if key == "validation.max_steps" and override.value() != cfg.validation.max_steps:
             log.warning(
                 "validation.max_steps %s -> %s: best/ was chosen under the old limit, and the "
