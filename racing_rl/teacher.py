@@ -149,7 +149,11 @@ class TeacherPPO(PPO):
         return env.unwrapped if env is not None and isinstance(env.unwrapped, SimVecEnv) else None
 
     def learn(self, total_timesteps: int, callback: MaybeCallback = None, **kwargs: Any) -> Any:
-        """PPO's ``learn``, with ``TeacherLabels`` before ``callback``."""
+        """PPO's ``learn``, with ``TeacherLabels`` before ``callback``.
+
+        Raises:
+            ConfigError: if the policy's action distribution is not a diagonal Gaussian.
+        """
         if not isinstance(self.policy.action_dist, DiagGaussianDistribution):
             raise ConfigError(
                 f"TeacherPPO fits a diagonal Gaussian's mean; this policy's actions are a "

@@ -166,7 +166,12 @@ class BridgeServer:
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
-        """Start listening; returns once the socket is bound."""
+        """Start listening; returns once the socket is bound.
+
+        Raises:
+            BridgeError: if the socket cannot be bound (the port is in use, the host is
+                not this machine's).
+        """
         self._thread = threading.Thread(target=self._run, name="racing-rl-bridge", daemon=True)
         self._thread.start()
         self._ready.wait()

@@ -38,8 +38,9 @@ class EpisodeConfig:
             info; 0 races on until ``max_steps``.
         track_change_every: episodes raced on one track before drawing the next from
             the track seeds (a reset with a seed or a ``track_seed`` option always draws).
-        reset: what ends when one car's episode ends (``ParallelEnvsVecEnv``): ``"race"``
-            truncates every other car and restarts the race; ``"car"`` respawns that car
+        reset: what ends when one car's episode ends (``SimVecEnv``,
+            ``ParallelEnvsVecEnv``): ``"race"`` truncates every other car and restarts
+            the race; ``"car"`` respawns that car
             alone while the others race on (the Roblox game's rule; with car collisions,
             clear of the cars racing: ``RaceBatch``), and the race restarts
             only when every car is done at once (``max_steps``). Default PPO, seed 0,

@@ -195,6 +195,7 @@ class RaceParallelEnv(ParallelEnv):
 
         Raises:
             RuntimeError: before the first reset.
+            KeyError: for an agent that is not one of ``possible_agents``.
         """
         world = self.world
         if world is None:

@@ -375,7 +375,8 @@ def _normalization(normalizer: Any, input_size: int) -> Normalization | None:
     if mean.shape != (input_size,):
         raise ExportError(
             f"The VecNormalize statistics are for observations of shape {mean.shape}, the "
-            f"model's input is ({input_size},): keep vecnormalize.pkl beside its model.zip."
+            f"model's input is ({input_size},): keep the vecnormalize.npz saved with its "
+            "model.zip beside it."
         )
     std = np.sqrt(var + float(normalizer.epsilon))
     return Normalization(

@@ -77,8 +77,11 @@ class CarConfig:
 
     def __post_init__(self) -> None:
         for name, value in vars(self).items():
-            if value < 0 or (value == 0 and name not in ("drag", "rolling_resistance")):
-                raise ConfigError(f"car.{name} must be > 0, got {value}.")
+            resistance = name in ("drag", "rolling_resistance")  # 0: none
+            if value < 0 or (value == 0 and not resistance):
+                raise ConfigError(
+                    f"car.{name} must be {'>=' if resistance else '>'} 0, got {value}."
+                )
         if self.nitro_multiplier < 1:
             raise ConfigError(f"car.nitro_multiplier must be >= 1, got {self.nitro_multiplier}.")
 

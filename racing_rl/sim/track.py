@@ -36,7 +36,7 @@ class TrackConfig:
 
     Attributes:
         base_radius: mean radius of the loop [m].
-        radius_variation: largest relative deviation of the radius noise [-], in [0, 0.9].
+        radius_variation: largest relative deviation of the radius noise [-], in [0, 0.9).
         n_harmonics: Fourier terms of the periodic radius noise; more gives busier tracks.
         stretch: the loop is scaled by 1 ± U(0, stretch) along x and the inverse along y [-].
         width: distance between the walls [m].
