@@ -71,10 +71,8 @@ def discount(algo: DictConfig) -> float:
     return float(gamma)
 
 
-def make_model(
-    algo: DictConfig, env: VecEnv, *, seed: int, device: str, tensorboard_log: str | None = None
-) -> BaseAlgorithm:
-    """Instantiate ``algo.model`` on ``env``.
+def make_model(algo: DictConfig, env: VecEnv, *, seed: int, device: str) -> BaseAlgorithm:
+    """Instantiate ``algo.model`` on ``env`` (its logger is set by the caller, ``set_logger``).
 
     Raises:
         ConfigError: if the class is unknown or rejects its arguments.
@@ -87,7 +85,6 @@ def make_model(
             seed=seed,
             device=device,
             verbose=0,
-            tensorboard_log=tensorboard_log,
             _convert_="all",
         )
     except Exception as err:

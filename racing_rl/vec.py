@@ -304,7 +304,6 @@ def make_parallel_envs(
     cars_per_race: int,
     track_seeds: Sequence[Sequence[int]],
     episode: dict[str, Any] | None = None,
-    render_mode: str | None = None,
     bridge: TrainingBridge | None = None,
 ) -> list[ParallelEnv]:
     """The backend's ParallelEnvs, one per virtual environment.
@@ -315,7 +314,6 @@ def make_parallel_envs(
         cars_per_race: cars in each.
         track_seeds: per ParallelEnv, the seeds its tracks are drawn from.
         episode: overrides of ``backend.episode`` (e.g. grid spawn for evaluation).
-        render_mode: passed to every ParallelEnv.
         bridge: Roblox only: a running bridge to share (the training env's, for
             validation); by default a new one is started (it stops when its
             environments are closed).
@@ -332,7 +330,6 @@ def make_parallel_envs(
                 n_cars=cars_per_race,
                 track_seeds=track_seeds[i],
                 env_id=i,
-                render_mode=render_mode,
             )
             for i in range(n_races)
         ]
@@ -346,9 +343,7 @@ def make_parallel_envs(
     try:
         bridge.check_room(n_races)
         for i in range(n_races):
-            roblox_envs.append(
-                RobloxParallelEnv(bridge, config, cars_per_race, track_seeds[i], i, render_mode)
-            )
+            roblox_envs.append(RobloxParallelEnv(bridge, config, cars_per_race, track_seeds[i], i))
     except BaseException:
         for env in roblox_envs:
             env.close()
@@ -388,7 +383,7 @@ def make_env(
             n_opponents=scripted_opponents,
             opponent_driver=PurePursuitDriver().act,
         )
-    envs = make_parallel_envs(backend, n_races, cars_per_race, track_seeds, episode, None, bridge)
+    envs = make_parallel_envs(backend, n_races, cars_per_race, track_seeds, episode, bridge)
     return ParallelEnvsVecEnv(envs)
 
 

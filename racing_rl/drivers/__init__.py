@@ -108,7 +108,8 @@ class DriverFrameStack:
 
 
 class PolicyDriver:
-    """A trained policy behind its run's frame stack and frozen observation normalisation.
+    """A trained policy behind its run's frame stack and frozen observation normalisation,
+    acting deterministically (SB3's ``predict(..., deterministic=True)``).
 
     Args:
         model: anything with SB3's ``predict`` (recurrent policies included).
@@ -117,7 +118,6 @@ class PolicyDriver:
         frame_stack: observations stacked, as the run's ``wrappers.frame_stack``.
         normalizer: the run's VecNormalize (statistics loaded, no VecEnv needed), or None.
         checkpoint: the model file, for reports.
-        deterministic: use the policy's deterministic action.
     """
 
     def __init__(
@@ -128,7 +128,6 @@ class PolicyDriver:
         frame_stack: int = 1,
         normalizer: Any = None,
         checkpoint: str = "",
-        deterministic: bool = True,
     ) -> None:
         self.model = model
         self.label = label
@@ -136,7 +135,6 @@ class PolicyDriver:
         self.frame_stack = frame_stack
         self.normalizer = normalizer
         self.checkpoint = checkpoint
-        self.deterministic = deterministic
         self._stack = DriverFrameStack(frame_stack)
         self._state: Any = None
         self._episode_start: NDArray[np.bool_] | None = None
@@ -156,7 +154,7 @@ class PolicyDriver:
             observation,
             state=self._state,
             episode_start=self._episode_start,
-            deterministic=self.deterministic,
+            deterministic=True,
         )
         self._episode_start = np.zeros(len(observations), dtype=bool)
         return np.asarray(actions, dtype=np.float64)

@@ -74,8 +74,9 @@ def evaluation_env(
     return venv
 
 
-def run_episodes(policy: Policy, venv: VecEnv, deterministic: bool = True) -> list[EpisodeResult]:
-    """Run one episode in every slot of ``venv`` and report each.
+def run_episodes(policy: Policy, venv: VecEnv) -> list[EpisodeResult]:
+    """Run one episode in every slot of ``venv`` with the policy's deterministic action,
+    and report each.
 
     Slots that finish early keep stepping (their results are already taken) until the
     last slot is done, as SB3's ``evaluate_policy`` does.
@@ -83,7 +84,6 @@ def run_episodes(policy: Policy, venv: VecEnv, deterministic: bool = True) -> li
     Args:
         policy: anything with SB3's ``predict`` (recurrent policies included).
         venv: an evaluation VecEnv, e.g. from ``evaluation_env``.
-        deterministic: use the policy's deterministic action.
 
     Returns:
         One result per slot, in slot order.
@@ -98,7 +98,7 @@ def run_episodes(policy: Policy, venv: VecEnv, deterministic: bool = True) -> li
     results: list[EpisodeResult | None] = [None] * n
     while any(r is None for r in results):
         actions, state = policy.predict(
-            observation, state=state, episode_start=episode_start, deterministic=deterministic
+            observation, state=state, episode_start=episode_start, deterministic=True
         )
         observation, rewards, dones, infos = venv.step(actions)
         raw = venv.get_original_reward() if isinstance(venv, VecNormalize) else rewards
