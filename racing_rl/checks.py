@@ -422,21 +422,13 @@ def check_train_config(cfg: DictConfig, *, device: bool = True) -> None:
     train_mix(cfg, say=False)
     check_wrappers(cfg.wrappers)
     backend = backend_config(cfg.backend)
-    if not isinstance(backend, RaceConfig):
-        if opponents:
-            raise invalid(
-                "scripted_opponents",
-                opponents,
-                "scripted opponents race on the built-in simulator only (backend=pygame); "
-                "in a Roblox game, put the game's own NPC cars on track",
-            )
-        if backend.episode.grid_start_prob:
-            raise invalid(
-                "backend.episode.grid_start_prob",
-                backend.episode.grid_start_prob,
-                "grid starts in training are the built-in simulator's (backend=pygame); "
-                "a Roblox game spawns its cars itself",
-            )
+    if not isinstance(backend, RaceConfig) and opponents:
+        raise invalid(
+            "scripted_opponents",
+            opponents,
+            "scripted opponents race on the built-in simulator only (backend=pygame); "
+            "in a Roblox game, put the game's own NPC cars on track",
+        )
     # None: a Roblox game's size, read from its first frame (the bridge bounds it then).
     if backend.observation_size is not None:
         observation_dim = backend.observation_size * cfg.wrappers.frame_stack

@@ -82,7 +82,6 @@ INVALID = [
     (["cars_per_race=200", "scripted_opponents=60"], "scripted_opponents=60; must be <= 56"),
     (["backend=roblox", "scripted_opponents=2"], "on the built-in simulator only"),
     (["backend.episode.grid_start_prob=2"], "episode.grid_start_prob must be in [0, 1]"),
-    (["backend=roblox", "backend.episode.grid_start_prob=0.5"], "a Roblox game spawns its cars"),
     # Each raised in the model, after the run dir was made, or broke training with a
     # traceback (a review of the algorithm configs).
     (["algo=td3", "+algo.model.policy_delay=0"], "policy_delay=0; must be an integer >= 1"),

@@ -192,6 +192,11 @@ def test_version_and_python_m_racing_rl(tmp_path):
         # A helper key of some algo files only (it passed, and CrossQ's network stayed).
         (["train", "algo=crossq", "+algo.net_width=64"], "key of algo=ppo, sac and tqc only."),
         (["train", "algo=td3", "algo.net_width=64"], "td3 has no algo.net_width; it is a key"),
+        # The simulator's spawn spread, which a game (spawning its cars itself) ignored.
+        (
+            ["train", "backend=roblox", "backend.episode.grid_start_prob=0.5"],
+            "roblox has no backend.episode.grid_start_prob; it is a key of backend=pygame only",
+        ),
         (["train", "algo=sac", "algo.model.n_epochs=3"], "has no algo.model.n_epochs; +algo.mode"),
         (["train", "algo.model.sde_sample_freq=4"], "+algo.model.sde_sample_freq=4 adds it (ch"),
         # A group option conf/ lacks (Hydra: its options and its config search path).

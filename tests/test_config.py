@@ -30,7 +30,7 @@ from racing_rl.config import (
     with_difficulty,
 )
 from racing_rl.envs.batch import RaceBatch
-from racing_rl.envs.config import EpisodeConfig, RaceConfig
+from racing_rl.envs.config import GameEpisodeConfig, RaceConfig
 from racing_rl.errors import ConfigError
 from racing_rl.sim.car import CarConfig
 
@@ -214,7 +214,7 @@ def test_the_backend_defaults_are_the_dataclasses():
     assert backend_config(default_backend("pygame")) == RaceConfig()
     roblox = backend_config(default_backend("roblox"))
     assert roblox == RobloxConfig(server=roblox.server)  # the token comes from the environment
-    assert roblox.episode == EpisodeConfig(reset="car")
+    assert roblox.episode == GameEpisodeConfig(reset="car")
     assert set(BACKENDS) == {"pygame", "roblox"}
 
 

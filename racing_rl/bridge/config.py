@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from racing_rl.bridge.protocol import MAX_ENVIRONMENTS
 from racing_rl.contract import STATE_SIZE
-from racing_rl.envs.config import EpisodeConfig
+from racing_rl.envs.config import GameEpisodeConfig
 from racing_rl.errors import ConfigError
 
 
@@ -114,7 +114,7 @@ class RobloxConfig:
     reconnect_timeout: float = 120.0
     observation_timeout: float = 10.0
     rules: GameRules = field(default_factory=GameRules)
-    episode: EpisodeConfig = field(default_factory=lambda: EpisodeConfig(reset="car"))
+    episode: GameEpisodeConfig = field(default_factory=lambda: GameEpisodeConfig(reset="car"))
 
     def __post_init__(self) -> None:
         if self.observation_size is not None and self.observation_size <= STATE_SIZE:

@@ -17,8 +17,10 @@ RESET_MODES = ("race", "car")
 
 
 @dataclass(frozen=True)
-class EpisodeConfig:
-    """How episodes start and end.
+class GameEpisodeConfig:
+    """How episodes end, and where cars spawn: what every backend's episodes take (a
+    Roblox game's, ``backend=roblox``; the simulator's ``EpisodeConfig`` adds how its
+    cars are spread at a random spawn).
 
     Attributes:
         max_steps: steps before every car is truncated.
@@ -26,14 +28,8 @@ class EpisodeConfig:
             headings and speeds (training); ``"grid"`` lines them up at rest on the
             start line (evaluation and races with car collisions); ``"line"`` puts every
             car at rest on the start line on the centreline, overlapping (a race of
-            "ghost" cars without car collisions: every car starts alike).
-        standing_start_prob: with ``spawn="random"``, chance that a car starts at rest.
-        grid_start_prob: with ``spawn="random"``, chance that a race (every car at once,
-            not a car respawned alone) starts on the grid instead, its cars in random
-            grid slots: training for two-abreast standing starts in traffic.
-        max_spawn_speed: with ``spawn="random"``, fastest initial speed [m/s].
-        max_spawn_lateral: with ``spawn="random"``, largest offset from the centreline [m].
-        max_spawn_heading: with ``spawn="random"``, largest heading error [rad].
+            "ghost" cars without car collisions: every car starts alike). A Roblox game
+            is sent it as a hint, and spawns its cars itself.
         laps: a car that completes this many laps is truncated with ``finished`` in its
             info; 0 races on until ``max_steps``.
         track_change_every: episodes raced on one track before drawing the next from
@@ -51,11 +47,6 @@ class EpisodeConfig:
 
     max_steps: int = 1500
     spawn: str = "random"
-    standing_start_prob: float = 0.3
-    grid_start_prob: float = 0.0
-    max_spawn_speed: float = 15.0
-    max_spawn_lateral: float = 3.0
-    max_spawn_heading: float = 0.2
     laps: int = 0
     track_change_every: int = 4
     reset: str = "race"
@@ -73,6 +64,31 @@ class EpisodeConfig:
                 "episode.max_steps and episode.track_change_every must be >= 1 and episode.laps "
                 f">= 0, got {self.max_steps}, {self.track_change_every}, {self.laps}."
             )
+
+
+@dataclass(frozen=True)
+class EpisodeConfig(GameEpisodeConfig):
+    """The simulator's episodes: ``GameEpisodeConfig`` and how its cars are spread at a
+    random spawn (``backend=pygame``; a Roblox game spawns its cars itself).
+
+    Attributes:
+        standing_start_prob: with ``spawn="random"``, chance that a car starts at rest.
+        grid_start_prob: with ``spawn="random"``, chance that a race (every car at once,
+            not a car respawned alone) starts on the grid instead, its cars in random
+            grid slots: training for two-abreast standing starts in traffic.
+        max_spawn_speed: with ``spawn="random"``, fastest initial speed [m/s].
+        max_spawn_lateral: with ``spawn="random"``, largest offset from the centreline [m].
+        max_spawn_heading: with ``spawn="random"``, largest heading error [rad].
+    """
+
+    standing_start_prob: float = 0.3
+    grid_start_prob: float = 0.0
+    max_spawn_speed: float = 15.0
+    max_spawn_lateral: float = 3.0
+    max_spawn_heading: float = 0.2
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
         for name in ("standing_start_prob", "grid_start_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"episode.{name} must be in [0, 1], got {getattr(self, name)}.")
