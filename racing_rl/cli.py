@@ -541,7 +541,46 @@ def _check_group_keys(name: str, overrides: list[Override], doc: ConfigDoc) -> N
         added = OmegaConf.load(path) if leg is not None and path.is_file() else OmegaConf.create()
         # Hydra refuses the leg that lacks the key when it composes it: name the leg.
         where = f" in the sweep's leg experiment={leg}" if len(legs) > 1 else ""
+        _check_experiment_backend(leg, overrides, doc, added)
         _check_leg_keys(name, overrides, doc, added, where)
+
+
+def _check_experiment_backend(
+    experiment: Any, overrides: list[Override], doc: ConfigDoc, added: Any
+) -> None:
+    """Refuse an experiment whose ``backend`` keys the chosen backend lacks
+    (``experiment=race backend=roblox``; Hydra: "Key 'sensors' not in 'RobloxConfig'" in
+    five lines). ``added`` is the experiment's file (an OmegaConf node)."""
+    from omegaconf import OmegaConf
+
+    from racing_rl.config import default_backend
+
+    chosen = next((o for o in overrides if o.key_or_group == "backend"), None)
+    group = next((g for g in doc.groups if g.name == "backend"), None)
+    if experiment is None or group is None or "backend" not in added:
+        return
+    if chosen is not None and (chosen.is_sweep_override() or chosen.is_delete()):
+        return  # Hydra composes each leg
+    option = str(chosen.value()) if chosen is not None else group.default
+    if option not in group.options:
+        return  # Hydra says the option is unknown
+    own = {o: OmegaConf.to_container(default_backend(o), resolve=False) for o in group.options}
+
+    def leaves(node: Any, path: list[str]) -> Iterator[list[str]]:
+        if not isinstance(node, dict) or not node:
+            yield path
+            return
+        for key, value in node.items():
+            yield from leaves(value, [*path, str(key)])
+
+    for path in leaves(OmegaConf.to_container(added.backend, resolve=False), []):
+        if _walk(own[option], path)[0] < len(path):
+            users = [o for o in group.options if _walk(own[o], path)[0] == len(path)]
+            raise UsageError(
+                f"experiment={experiment} sets backend.{'.'.join(path)}, which backend="
+                f"{option} does not have: experiment={experiment} is for backend="
+                f"{_and(users)}; leave one of the two out"
+            )
 
 
 def _and(names: list[str]) -> str:

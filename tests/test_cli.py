@@ -192,6 +192,11 @@ def test_version_and_python_m_racing_rl(tmp_path):
         # A helper key of some algo files only (it passed, and CrossQ's network stayed).
         (["train", "algo=crossq", "+algo.net_width=64"], "key of algo=ppo, sac and tqc only."),
         (["train", "algo=td3", "algo.net_width=64"], "td3 has no algo.net_width; it is a key"),
+        # An experiment for the other backend (Hydra: "Key 'sensors' not in 'RobloxConfig'").
+        (
+            ["train", "experiment=race", "backend=roblox"],
+            "experiment=race sets backend.sensors.n_rays, which backend=roblox does not have",
+        ),
         # The simulator's spawn spread, which a game (spawning its cars itself) ignored.
         (
             ["train", "backend=roblox", "backend.episode.grid_start_prob=0.5"],
