@@ -14,7 +14,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from racing_rl.checkpoints.saving import write_json
+from racing_rl.files import write_json
 
 log = logging.getLogger(__name__)
 

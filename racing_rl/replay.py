@@ -19,7 +19,6 @@ together (a new array touches all four), so they stay side by side.
 from __future__ import annotations
 
 import json
-import os
 import zipfile
 import zlib
 from collections.abc import Mapping, Sequence
@@ -31,6 +30,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from racing_rl.errors import ReplayError
+from racing_rl.files import write_atomic
 from racing_rl.sim.snapshot import RaceSnapshot
 from racing_rl.sim.track import Track
 from racing_rl.sim.world import World
@@ -239,13 +239,8 @@ class Replay:
         arrays.update({name: getattr(self, name) for name in FRAME_FIELDS + STEP_FIELDS})
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.partial")
-        try:
-            with open(tmp, "wb") as file:
-                np.savez_compressed(file, **arrays)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        # numpy adds .npz to a name without it: the temporary file keeps the suffix.
+        write_atomic(path, lambda tmp: np.savez_compressed(tmp, **arrays), keep_suffix=True)
         return path
 
 

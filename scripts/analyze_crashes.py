@@ -56,9 +56,9 @@ from omegaconf import OmegaConf
 
 from racing_rl import config_dir
 from racing_rl.checkpoints.runs import load_run_config
-from racing_rl.checkpoints.saving import strict_json
 from racing_rl.config import parse, track_seeds
 from racing_rl.evaluation.tables import format_table, markdown_table
+from racing_rl.files import strict_json
 from racing_rl.replay import Replay, load_replay
 from racing_rl.sim.car import CarConfig
 

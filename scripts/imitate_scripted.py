@@ -50,10 +50,11 @@ from stable_baselines3.common.vec_env import VecNormalize
 from racing_rl.algos import discount
 from racing_rl.checkpoints.loading import load_model
 from racing_rl.checkpoints.runs import load_run_config
-from racing_rl.checkpoints.saving import save_model_files, strict_json, write_json
+from racing_rl.checkpoints.saving import save_model_files
 from racing_rl.config import track_seeds, train_mix
 from racing_rl.drivers.pure_pursuit import TUNINGS, PurePursuitDriver
 from racing_rl.errors import ConfigError, RacingRLError
+from racing_rl.files import strict_json, write_json
 from racing_rl.vec import make_env, wrap_vec_env
 
 log = logging.getLogger("imitate_scripted")

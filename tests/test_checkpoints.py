@@ -34,14 +34,10 @@ from racing_rl.checkpoints.loading import (
     load_replay_buffer,
 )
 from racing_rl.checkpoints.runs import load_run_config, newest_loadable
-from racing_rl.checkpoints.saving import (
-    replace_directory,
-    save_checkpoint,
-    save_replay_buffer,
-    write_json,
-)
+from racing_rl.checkpoints.saving import replace_directory, save_checkpoint, save_replay_buffer
 from racing_rl.config import initialize
 from racing_rl.errors import CheckpointError, PickleRefused
+from racing_rl.files import write_json
 from racing_rl.training import train
 
 

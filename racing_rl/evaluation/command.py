@@ -25,7 +25,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from racing_rl.checkpoints.layout import resolve_model
 from racing_rl.checkpoints.runs import load_policy_driver, load_run_config
-from racing_rl.checkpoints.saving import write_json
 from racing_rl.checks import LIMITS, check_torch_threads
 from racing_rl.config import (
     backend_config,
@@ -39,6 +38,7 @@ from racing_rl.envs.config import RaceConfig
 from racing_rl.errors import ConfigError
 from racing_rl.evaluation.races import TrackRace, leaderboard, run_races, standings
 from racing_rl.evaluation.results import summarize
+from racing_rl.files import write_json
 from racing_rl.vec import make_parallel_envs
 
 if TYPE_CHECKING:

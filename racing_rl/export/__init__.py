@@ -22,10 +22,10 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from racing_rl import __version__
-from racing_rl.checkpoints.saving import write_atomic
 from racing_rl.contract import STATE_SIZE
 from racing_rl.errors import ConfigError, ExportError
 from racing_rl.export.spec import PolicySpec, policy_spec
+from racing_rl.files import write_atomic
 from racing_rl.provenance import read_legs
 
 log = logging.getLogger(__name__)

@@ -122,7 +122,7 @@ def export_video(
     import imageio.v3 as iio
     from tqdm import tqdm
 
-    from racing_rl.checkpoints.saving import write_atomic
+    from racing_rl.files import write_atomic
 
     replay.check_car(int(renderer_options.get("follow", 0)))
     path = Path(path)

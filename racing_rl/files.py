@@ -1,0 +1,64 @@
+"""Files written so that a reader never sees half of one: ``write_atomic`` and the
+strict JSON every racing-rl record is written in. No dependency beyond the standard
+library, so that light modules (replays, provenance) can use it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+
+def write_atomic(path: Path, write: Callable[[Path], object], keep_suffix: bool = False) -> None:
+    """Write a file so that ``path`` holds either its old content or the complete new one.
+
+    ``write(tmp)`` creates a temporary file beside ``path``: ``.<name>.partial``, or
+    ``.<stem>.partial<suffix>`` with ``keep_suffix`` (for writers that choose the format
+    by the file's suffix, such as ffmpeg). It is flushed to disk and renamed over
+    ``path`` (``os.replace`` is atomic on POSIX and Windows); however ``write`` ends (an
+    error, Ctrl-C), the temporary file is removed.
+    """
+    name = f".{path.stem}.partial{path.suffix}" if keep_suffix else f".{path.name}.partial"
+    tmp = path.with_name(name)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as file:
+            os.fsync(file.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def strict_json(value: Any, indent: int | None = None) -> str:
+    """``value`` as strict JSON (RFC 8259): a float that is not finite (NaN, e.g. the mean
+    lap time of an evaluation with no lap; an infinity) becomes ``null``, where
+    ``json.dumps`` would write the bare token ``NaN`` that other JSON readers refuse.
+
+    Raises:
+        TypeError: on a value ``json.dumps`` cannot encode.
+    """
+
+    def finite(item: Any) -> Any:
+        if isinstance(item, float):
+            return item if math.isfinite(item) else None
+        if isinstance(item, Mapping):
+            return {key: finite(v) for key, v in item.items()}
+        if isinstance(item, list | tuple):
+            return [finite(v) for v in item]
+        return item
+
+    return json.dumps(finite(value), indent=indent, allow_nan=False)
+
+
+def write_json(path: Path, value: Any) -> None:
+    """Write ``value`` to ``path`` as indented ``strict_json``, atomically (``write_atomic``).
+
+    Raises:
+        TypeError: on a value ``json.dumps`` cannot encode; ``path`` is then left as it was.
+    """
+    text = strict_json(value, indent=2)
+    write_atomic(path, lambda tmp: tmp.write_text(text))
