@@ -705,9 +705,16 @@ def _check_path(key: str, kind: str, value: object) -> None:
             None,
         )
         if run is not None:  # <run>/best, <run>/checkpoints/<name>[/model.zip], <run>/tb, ...
-            model = path.name == "best" or path.parent.name == "checkpoints" or path.is_file()
+            model = path.name == "best" or path.parent.name == "checkpoints"
+            model = model or (path.is_file() and path.suffix == ".zip")
             checkpoint = "best" if path.name == "best" else str(value)
             also = f" checkpoint={checkpoint}" if model and key != "resume" else ""
+            if path.suffix in (".luau", ".onnx"):  # an export's output
+                also += (
+                    f" ({path.name} is an exported policy, which racing-rl does not load: "
+                    "checkpoint= names the checkpoint it came from, and eval driver=luau|onnx "
+                    "exports it again)"
+                )
             raise UsageError(
                 f"{key}={value} is not a run directory but lies in the run {run}: pass "
                 f"{key}={run}{also}"

@@ -243,6 +243,14 @@ def test_a_path_inside_a_run_names_the_run(tmp_path):
     (tmp_path / "tb").mkdir()  # no checkpoint: only the run
     with pytest.raises(cli.UsageError, match=f"pass run_dir={tmp_path}$"):
         cli.check_arguments("eval", [f"run_dir={tmp_path / 'tb'}"])
+    # A file that is no checkpoint: checkpoint=<it> failed on loading it.
+    (tmp_path / "train.log").write_text("")
+    with pytest.raises(cli.UsageError, match=f"pass run_dir={tmp_path}$"):
+        cli.check_arguments("eval", [f"run_dir={tmp_path / 'train.log'}"])
+    (tmp_path / "export").mkdir()
+    (tmp_path / "export" / "policy_final.luau").write_text("")
+    with pytest.raises(cli.UsageError, match=r"run_dir=\S+ \(policy_final.luau is an exported"):
+        cli.check_arguments("export", [f"run_dir={tmp_path / 'export' / 'policy_final.luau'}"])
 
 
 def test_keys_groups_appends_and_nested_keys_pass_the_key_check(tmp_path):

@@ -108,7 +108,8 @@ def test_a_missing_checkpoint_names_those_the_run_has(tmp_path):
     (directory / "checkpoint.json").write_text(json.dumps({"timesteps": 1000, "kind": "ppo"}))
     with pytest.raises(
         CheckpointError,
-        match=r"does not exist \(this run has checkpoint=final\|latest\|ppo_1000_steps\)",
+        match=r"does not exist \(validation writes it: the run had validation.every=0, or "
+        r"stopped first\); this run has checkpoint=final\|latest\|ppo_1000_steps\. ",
     ):
         resolve_model(tmp_path, "best")
     with pytest.raises(CheckpointError, match=f"{tmp_path}/checkpoints/ppo_10_steps does not"):

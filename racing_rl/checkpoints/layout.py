@@ -172,11 +172,13 @@ def resolve_model(run_dir: Path, checkpoint: str) -> Path:
             others += named[:3]
             if len(named) > 3:
                 newest = f"; {len(named) - 3} older under {run_dir / 'checkpoints'}"
-        # best/ is missing after a run with validation.every=0, or one stopped before it.
-        hint = f" (this run has checkpoint={'|'.join(others)}{newest})" if others else ""
+        why = ""
+        if checkpoint == "best":
+            why = " (validation writes it: the run had validation.every=0, or stopped first)"
+        hint = f"; this run has checkpoint={'|'.join(others)}{newest}" if others else ""
         raise CheckpointError(
-            f"Checkpoint {checkpoint!r} not found: {model} does not exist{hint}. Choose "
-            "checkpoint=final|best|latest, the name of one under checkpoints/, or a path to a "
-            "model .zip or a checkpoint directory."
+            f"Checkpoint {checkpoint!r} not found: {model} does not exist{why}{hint}. "
+            "checkpoint= takes final, best, latest, the name of one under checkpoints/, or "
+            "a path to a model .zip or a checkpoint directory."
         )
     return model

@@ -434,4 +434,5 @@ def load_policy_driver(
         if run_cfg.wrappers.get("normalize")
         else None
     )
-    return PolicyDriver(model, run_dir.name, str(run_dir), stack, normalizer, str(model_path))
+    label = run_dir.resolve().name  # run_dir=. has no name
+    return PolicyDriver(model, label, str(run_dir), stack, normalizer, str(model_path))

@@ -85,7 +85,7 @@ def load_spec(
         shown = str(model_path)
     sensors = getattr(backend, "sensors", None)  # a Roblox run's are the game's
     info = {
-        "checkpoint": f"{run_dir.name}/{shown}",
+        "checkpoint": f"{run_dir.resolve().name}/{shown}",  # run_dir=. has no name
         "timesteps": int(driver.model.num_timesteps),
         "ray_count": int(n_rays),
         # fan or roblox_car (the simulator's SensorConfig.layout); game: the game's rays
@@ -210,8 +210,11 @@ def export(cfg: DictConfig) -> dict[str, Any]:
         out.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(out, lambda tmp: write(spec, tmp))
     except OSError as err:  # not writable, a file where a directory should be, disk full
+        blocking = next((p for p in out.parents if p.is_file()), None)
+        why = f"{err.filename or out}: {err.strerror or err}"
         raise ExportError(
-            f"Cannot write out={out}: {err.filename or out}: {err.strerror or err}. Choose "
+            f"Cannot write out={out}: "
+            f"{f'{blocking} is a file, not a directory' if blocking else why}. Choose "
             "an out= in a directory you can write (or none: <run dir>/export/)."
         ) from err
     return {
@@ -246,6 +249,6 @@ def load_exported_driver(run_dir: Path, cfg: DictConfig, fmt: str) -> Any:
         path = Path(tmp) / f"policy{FORMATS[fmt]}"
         write(spec, path)
         policy = LuauPolicy.from_file(path) if fmt == "luau" else OnnxPolicy(path)
-    label = f"{run_dir.name} ({fmt})"
+    label = f"{run_dir.resolve().name} ({fmt})"
     model = resolve_model(run_dir, str(cfg.checkpoint))  # as the policy driver reports it
     return ExportedDriver(policy, label, str(run_dir), f"{model} as {fmt}")

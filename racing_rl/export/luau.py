@@ -202,16 +202,23 @@ RAY_ORDER = {
     ),
     "game": (
         "the game car's ray values, in the order it sends them: a distance / that ray's "
-        "length (0..1) per ray, or (a Golf cart or Quad) [distance, surface-normal dot "
-        "(-1..1)] pairs"
+        "length (0..1) per ray"
     ),
 }
+#: What the game's 5-ray cars (Golf cart, Quad: 13 numbers, ROBLOX_GAME.md) send instead.
+GAME_RAY_PAIRS = (
+    "the game car's ray values, in the order it sends them: a distance / that ray's "
+    "length (0..1) per ray, or (a Golf cart or Quad) [distance, surface-normal dot "
+    "(-1..1)] pairs"
+)
 
 
 def observation_layout(spec: PolicySpec) -> list[str]:
     """One line per observation index (1-based, as Luau counts), e.g. ``1-10  ray distance``."""
     n_rays = spec.n_rays
-    rows = [f"1-{n_rays}  {RAY_ORDER[spec.info.get('ray_layout', 'fan')]}"]
+    layout = spec.info.get("ray_layout", "fan")
+    order = GAME_RAY_PAIRS if layout == "game" and n_rays == 10 else RAY_ORDER[layout]
+    rows = [f"1-{n_rays}  {order}"]
     rest = ["nitro fuel (0..1)", "signed speed / max speed (-1..1)", "is_reverse (0 or 1)"]
     rows += [f"{n_rays + 1 + i}  {text}" for i, text in enumerate(rest)]
     return rows[: 1 + spec.observation_size - n_rays]

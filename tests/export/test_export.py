@@ -60,6 +60,9 @@ def test_export_command_writes_the_file_and_says_where(trained_runs, tmp_path):
     assert "PPO run/model.zip, " in result.stdout
     assert path.read_text().startswith("--!strict\n--!native\n")
     assert files(run_dir / "export") == ["policy_final.luau"]
+    # From inside the run (run_dir=.): the run's name, where it said "PPO /model.zip".
+    result = racing_rl("export", "run_dir=.", "checkpoint=final", "out=here.luau", cwd=run_dir)
+    assert "PPO run/model.zip, " in result.stdout, result.stderr[-3000:]
 
 
 def test_a_run_trained_in_the_game_exports_with_the_rays_its_checkpoint_saw(trained_runs, tmp_path):
@@ -78,6 +81,11 @@ def test_a_run_trained_in_the_game_exports_with_the_rays_its_checkpoint_saw(trai
     assert "13 numbers (10 ray values)" in source
     assert "1-10  the game car's ray values, in the order it sends them" in source
     assert "[distance, surface-normal dot (-1..1)] pairs" in source
+    # 19 numbers (the game's Car and Bus): 16 rays, which no 5-ray car sends.
+    spec = load_spec(run_dir, "final")
+    car = dataclasses.replace(spec, observation_size=19, info={**spec.info, "ray_count": 16})
+    assert observation_layout(spec)[0].endswith("pairs")
+    assert observation_layout(car)[0].endswith("a distance / that ray's length (0..1) per ray")
 
 
 def test_the_header_gives_the_ray_order_of_the_run_s_sensor_layout(trained_runs):
@@ -206,7 +214,7 @@ def test_an_out_that_cannot_be_written_is_refused_in_one_line(trained_runs, tmp_
     command says which path and what to do, not a traceback."""
     (tmp_path / "notes.txt").write_text("a file, not a directory")
     out = tmp_path / "notes.txt" / "policy.luau"
-    with pytest.raises(ExportError, match=r"Cannot write out=.*notes\.txt/policy\.luau: "):
+    with pytest.raises(ExportError, match=r"out=.*policy\.luau: .*notes\.txt is a file, not a"):
         export(export_cfg(trained_runs["td3"], "checkpoint=final", f"out={out}"))
     result = racing_rl(
         "export", f"run_dir={trained_runs['td3']}", "checkpoint=final", f"out={out}", cwd=tmp_path
