@@ -45,7 +45,7 @@ from stable_baselines3.common.type_aliases import MaybeCallback, Schedule
 from stable_baselines3.common.utils import FloatSchedule
 from torch.nn import functional as F
 
-from racing_rl.drivers.pure_pursuit import TUNINGS, DriverConfig, PurePursuitDriver
+from racing_rl.drivers.pure_pursuit import TUNINGS, PurePursuitDriver
 from racing_rl.envs.vec_env import SimVecEnv
 from racing_rl.errors import ConfigError
 
@@ -198,11 +198,11 @@ class TeacherPPO(PPO):
         self.logger.record("train/teacher_loss", float(np.mean(losses)))
 
 
-def scripted_actions(simulator: SimVecEnv, config: DriverConfig) -> NDArray[np.float32]:
-    """What the scripted driver tuned by ``config`` would do now in each of
-    ``simulator``'s slots, shape (num_envs, 3): throttle, steering, nitro in [-1, 1]."""
+def scripted_actions(simulator: SimVecEnv, driver: PurePursuitDriver) -> NDArray[np.float32]:
+    """What the scripted ``driver`` would do now in each of ``simulator``'s slots, shape
+    (num_envs, 3): throttle, steering, nitro in [-1, 1]."""
     assert simulator.races.worlds is not None, "reset() must come before scripted_actions()"
-    actions = PurePursuitDriver(config).act(simulator.races.worlds)[simulator.learners]
+    actions = driver.act(simulator.races.worlds)[simulator.learners]
     return actions.astype(np.float32)
 
 
@@ -223,11 +223,12 @@ class TeacherLabels(BaseCallback):
         simulator = self.model.simulator
         assert simulator is not None, "TeacherPPO.learn labels on the simulator only"
         self.simulator = simulator
+        self.driver = PurePursuitDriver(TUNINGS[self.model.teacher])
         self.label = np.zeros((simulator.num_envs, 3), np.float32)
 
     def _labels(self) -> None:
         if self.model.teacher_labelled:
-            self.label = scripted_actions(self.simulator, TUNINGS[self.model.teacher])
+            self.label = scripted_actions(self.simulator, self.driver)
 
     def _on_rollout_start(self) -> None:
         # The weight is fixed through a rollout (SB3 moves the progress between rollouts):

@@ -12,7 +12,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
 from racing_rl.algos import constructor_parameters, make_model
 from racing_rl.config import default_backend
-from racing_rl.drivers.pure_pursuit import RACING, TUNINGS
+from racing_rl.drivers.pure_pursuit import RACING, TUNINGS, PurePursuitDriver
 from racing_rl.errors import ConfigError
 from racing_rl.teacher import TeacherPPO, scripted_actions
 from racing_rl.vec import make_env
@@ -45,7 +45,7 @@ def test_labels_are_the_scripted_actions_in_the_state_each_observation_shows(n_o
     replica.seed(3)
     replica.reset()
     for step in range(64):
-        expected = scripted_actions(replica, TUNINGS[teacher])
+        expected = scripted_actions(replica, PurePursuitDriver(TUNINGS[teacher]))
         np.testing.assert_allclose(labels[step], expected, atol=1e-6)
         replica.step(actions[step])
     assert starts[1:].any(), "no episode ended within the rollout: the test checks too little"
@@ -89,7 +89,10 @@ def test_the_term_moves_the_policy_to_the_scripted_driver():
             "MlpPolicy", env, teacher_coef=coef, teacher_epochs=5, **PPO_ARGS | LEARN_FAST
         )
         model.learn(64 * 6 * 8)
-        observations, labels = env.reset(), scripted_actions(env.unwrapped, RACING)
+        observations, labels = (
+            env.reset(),
+            scripted_actions(env.unwrapped, PurePursuitDriver(RACING)),
+        )
         mean = model.policy.get_distribution(model.policy.obs_to_tensor(observations)[0])
         return float(((mean.distribution.mean.detach().numpy() - labels) ** 2).mean()), model
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -202,6 +203,15 @@ class PurePursuitDriver:
 
     def __init__(self, config: DriverConfig | None = None) -> None:
         self.config = config or DriverConfig()
+        self._paths: tuple[tuple[Any, ...], _Paths] | None = None
+
+    def _paths_of(self, world: WorldBatch) -> _Paths:
+        """``_Paths`` of ``world``'s tracks, built again only when they change (a race
+        drew a new track): the concatenation costs about as much as the rest of ``act``."""
+        key = (*world.tracks, world.car, *world.counts)  # Track compares by identity
+        if self._paths is None or self._paths[0] != key:
+            self._paths = (key, _Paths(world, self.config))
+        return self._paths[1]
 
     def act(self, world: WorldBatch) -> FloatArray:
         """Actions for every car of ``world``, shape (N, 3): throttle, steering, nitro.
@@ -211,7 +221,7 @@ class PurePursuitDriver:
         own track's path.
         """
         config, car = self.config, world.car
-        paths = _Paths(world, config)
+        paths = self._paths_of(world)
         speed = world.cars.speed
         lookahead = np.clip(
             config.lookahead_time * np.abs(speed), config.lookahead_min, config.lookahead_max

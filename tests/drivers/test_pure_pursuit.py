@@ -155,3 +155,22 @@ def test_a_batch_of_tracks_is_driven_as_each_track_alone(config):
         alone = np.concatenate([driver.act(batch.world(k)) for k in range(len(tracks))])
         np.testing.assert_array_equal(actions, alone)
         batch.step(actions)
+
+
+def test_a_driver_that_kept_its_paths_drives_a_new_track_as_a_new_driver():
+    """The driver keeps its tracks' paths between calls; a race's new track (set_track)
+    must not be driven along the old track's path."""
+    from racing_rl.sim.world import WorldBatch
+
+    batch = WorldBatch(
+        [generate_track(3), generate_track(4)], [2, 2], CarConfig(), SensorConfig(), RaceRules()
+    )
+    driver = PurePursuitDriver()
+    for _ in range(5):
+        batch.step(driver.act(batch))
+    batch.set_track(1, generate_track(5))
+    batch.place_cars(np.full(2, 50.0), np.zeros(2), np.zeros(2), np.full(2, 9.0), track=1)
+    for _ in range(5):
+        actions = driver.act(batch)
+        np.testing.assert_array_equal(actions, PurePursuitDriver().act(batch))
+        batch.step(actions)
