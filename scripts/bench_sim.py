@@ -26,25 +26,34 @@ How it runs
     side is warmed up first, then timed with ``time.perf_counter`` for about ``--seconds``
     of stepping per size (the naive side for at least ``--min-naive-steps`` steps).
 
+A new track
+    A race that draws a new track (``WorldBatch.set_track``: its layout built, its ray
+    table written into the batch's) is timed against one step + observe of the whole
+    batch (``--tracks`` races of 4 cars), both in the same run: the last column says how
+    many steps of the batch one track change costs. The new tracks come from a pool
+    generated beforehand (generation is the environment's, and not timed).
+
 How to read it
     ``agent-steps/s`` is N × steps / seconds. Small N measures per-call overhead (a few dozen
     NumPy calls per step, whatever N); large N measures the batched arithmetic. The naive
     column scales as 1 / (wall segments × rays) and barely with N. The last line is one JSON
     object with the same figures, for scripts:
 
-        {"bench": "sim", "results": [{"n_cars": 32, "agent_steps_per_s": ..., ...}, ...]}
+        {"bench": "sim", "results": [{"n_cars": 32, "agent_steps_per_s": ..., ...}, ...],
+         "track_change": {"tracks": 32, "set_track_ms": ..., "step_ms": ..., ...}}
 
     Absolute rates on a busy machine move by tens of percent between runs; the speedup,
     whose two sides are timed in the same run, moves less. Compare runs on one machine.
 
 Usage:
     python scripts/bench_sim.py                    # 1, 8, 32 and 128 cars, ~1.5 s per timing
-    python scripts/bench_sim.py --cars 32 --seconds 3
+    python scripts/bench_sim.py --cars 32 --seconds 3 --tracks 4
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -60,7 +69,7 @@ from racing_rl.errors import ConfigError
 from racing_rl.sim.car import CarConfig
 from racing_rl.sim.sensors import VERTEX_TOLERANCE, SensorConfig
 from racing_rl.sim.track import Track, TrackConfig, generate_track
-from racing_rl.sim.world import RaceRules, World
+from racing_rl.sim.world import RaceRules, World, WorldBatch
 
 FloatArray = NDArray[np.float64]
 #: One car's action as plain floats: throttle, steering, nitro, each in [-1, 1].
@@ -456,6 +465,45 @@ def bench_size(
     )
 
 
+def bench_track_change(n_tracks: int, seconds: float) -> dict[str, float]:
+    """What a race's new track costs beside one step + observe of a batch of ``n_tracks``
+    races of 4 cars (see the module doc), each timed for about ``seconds``."""
+    cars = 4
+    setting = (CarConfig(), SensorConfig(), RaceRules())
+    batch = WorldBatch([generate_track(s) for s in range(n_tracks)], [cars] * n_tracks, *setting)
+    pool = [generate_track(1_000 + s) for s in range(16)]
+    actions = np.tile(MILD_ACTION, (batch.n_cars, 1))
+
+    def place(episode: int) -> None:
+        for k in range(n_tracks):
+            arc = np.linspace(0.0, 40.0, cars) + 10.0 * (episode % 10)
+            batch.place_cars(arc, np.zeros(cars), np.zeros(cars), np.full(cars, 5.0), track=k)
+
+    def step() -> None:
+        batch.step(actions)
+        batch.observe()
+
+    changes = itertools.count()
+
+    def change() -> None:
+        i = next(changes)
+        batch.set_track(i % n_tracks, pool[i % len(pool)])
+
+    for _ in range(2 * n_tracks):  # the batch grows its ray table once, then writes slots
+        change()
+    place(0)
+    steps, step_s = time_steps(step, place, seconds, 15, 2)
+    done, change_s = time_steps(change, lambda episode: None, seconds, 1, 2)
+    step_ms, set_track_ms = 1e3 * step_s / steps, 1e3 * change_s / done
+    return {
+        "tracks": n_tracks,
+        "cars": n_tracks * cars,
+        "set_track_ms": round(set_track_ms, 3),
+        "step_ms": round(step_ms, 3),
+        "steps_per_track_change": round(set_track_ms / step_ms, 2),
+    }
+
+
 def format_table(results: Sequence[SizeResult]) -> str:
     """The results as an aligned text table."""
     header = f"{'cars':>6}  {'vectorised/s':>14}  {'naive/s':>10}  {'speedup':>8}  {'crashed':>8}"
@@ -471,7 +519,7 @@ def format_table(results: Sequence[SizeResult]) -> str:
 _RATE_FIELDS = ("agent_steps_per_s", "naive_agent_steps_per_s", "speedup_vs_naive")
 
 
-def to_json(results: Sequence[SizeResult], track: Track) -> str:
+def to_json(results: Sequence[SizeResult], track: Track, track_change: dict[str, float]) -> str:
     """One JSON line with every figure."""
     return json.dumps(
         {
@@ -485,6 +533,7 @@ def to_json(results: Sequence[SizeResult], track: Track) -> str:
                 | {k: round(getattr(r, k), 1) for k in _RATE_FIELDS}
                 for r in results
             ],
+            "track_change": track_change,
         }
     )
 
@@ -524,16 +573,22 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "(default: 15, one simulated second)",
     )
     parser.add_argument(
+        "--tracks",
+        type=int,
+        default=32,
+        help="races (of 4 cars) of the batch whose track changes are timed (default: 32)",
+    )
+    parser.add_argument(
         "--min-naive-steps",
         type=int,
         default=2,
         help="fewest timed naive steps per size, however slow (default: 2)",
     )
     args = parser.parse_args(argv)
-    if min(args.cars) < 1 or args.seconds <= 0 or args.episode_steps < 1:
+    if min(args.cars) < 1 or args.seconds <= 0 or min(args.episode_steps, args.tracks) < 1:
         parser.error(
-            f"--cars must be >= 1, --seconds > 0 and --episode-steps >= 1; got {args.cars}, "
-            f"{args.seconds} and {args.episode_steps}."
+            f"--cars must be >= 1, --seconds > 0, --episode-steps and --tracks >= 1; got "
+            f"{args.cars}, {args.seconds}, {args.episode_steps} and {args.tracks}."
         )
     return args
 
@@ -553,7 +608,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         for n in args.cars
     ]
     print(format_table(results))
-    print(to_json(results, track))
+    change = bench_track_change(args.tracks, args.seconds)
+    print(
+        f"a new track, {change['tracks']} races of 4 cars: set_track {change['set_track_ms']:.2f} "
+        f"ms, a step + observe of the batch {change['step_ms']:.2f} ms: one track change "
+        f"costs {change['steps_per_track_change']:.1f} steps"
+    )
+    print(to_json(results, track, change))
     return 0
 
 

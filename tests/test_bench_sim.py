@@ -19,13 +19,19 @@ def run_script(name: str, *args: str, cwd) -> dict:
 
 
 def test_the_simulator_benchmark_reports_every_car_count(tmp_path):
-    figures = run_script("bench_sim.py", "--cars", "1", "4", "--seconds", "0.2", cwd=tmp_path)
+    figures = run_script(
+        "bench_sim.py", "--cars", "1", "4", "--seconds", "0.2", "--tracks", "3", cwd=tmp_path
+    )
     assert figures["bench"] == "sim" and figures["n_rays"] == 10
     assert [row["n_cars"] for row in figures["results"]] == [1, 4]
     for row in figures["results"]:
         assert row["steps"] > 0 and row["naive_steps"] > 0 and 0 <= row["crashed_fraction"] <= 1
         ratio = row["agent_steps_per_s"] / row["naive_agent_steps_per_s"]
         assert abs(row["speedup_vs_naive"] - ratio) <= 0.051  # printed to 1 decimal
+    change = figures["track_change"]
+    assert (change["tracks"], change["cars"]) == (3, 12)
+    ratio = change["set_track_ms"] / change["step_ms"]
+    assert abs(change["steps_per_track_change"] - ratio) <= 0.01 * ratio + 0.006
 
 
 def test_the_stack_fingerprints_repeat(tmp_path):

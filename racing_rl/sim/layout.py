@@ -106,14 +106,25 @@ class StackedLayout:
     """The layouts of a batch's tracks as one: the track arrays end to end (a car finds
     its track's rows through ``point_offset``) and per-car copies of the per-track values.
 
+    The ray tables, by far the largest arrays (~0.7 MB a track), are kept in one slot per
+    track instead, so that a race's new track (``replaced``) writes its own slot and
+    copies none of the others'.
+
     Attributes:
-        seg_dir, arc_length, window, ray_table, ray_counts: as ``TrackLayout``'s, the
-            tracks' rows end to end; window planes are padded to the widest window by
-            repeating their last column (which changes no nearest segment: the first
-            minimum wins) and ``ray_table`` rows point into ``walls``.
-        walls: every track's walls, end to end; each track keeps its own no-hit row, and
-            rows of a narrower table are padded with the last track's.
+        seg_dir, arc_length, window: as ``TrackLayout``'s, the tracks' rows end to end;
+            window planes are padded to the widest window by repeating their last column
+            (which changes no nearest segment: the first minimum wins).
+        walls: every track's walls (each with its own no-hit row), end to end.
+        ray_table: the tracks' ``ray_table``s, shape (K · C · S, k): track j's cells at
+            rows from j · C · S, for C ≥ the most centreline points of a track (its slot's
+            capacity) and k ≥ the widest table; entries index the track's own walls
+            (add ``wall_offset``), columns past a track's own are its no-hit row.
+        ray_counts: candidates in each row of ``ray_table``, shape (K · C · S,).
+        capacity: C, the centreline points a slot of ``ray_table`` holds.
         point_offset: index of each car's track's first centreline point, shape (N,).
+        table_offset: first centreline point of each car's track's slot (j · C), shape
+            (N,): a car's cell is (table_offset + point) · S + sector.
+        wall_offset: index of each car's track's first wall in ``walls``, shape (N,).
         length, crash_half_width: each car's track's, shape (N,) [m].
         obstacle_xy, obstacle_radius, obstacle_reach2: each car's track's obstacles,
             shapes (N, M, 2), (N, M), (N, M), padded with NaN to the most obstacles.
@@ -128,7 +139,10 @@ class StackedLayout:
     walls: FloatArray
     ray_table: NDArray[np.int32]
     ray_counts: IntArray
+    capacity: int
     point_offset: IntArray
+    table_offset: IntArray
+    wall_offset: IntArray
     length: FloatArray
     crash_half_width: FloatArray
     obstacle_xy: FloatArray
@@ -138,31 +152,56 @@ class StackedLayout:
     car_pairs: tuple[IntArray, IntArray]
 
     @classmethod
-    def of(cls, layouts: Sequence[TrackLayout], counts: Sequence[int]) -> StackedLayout:
-        """Stack ``layouts`` for ``counts`` cars on each (~0.5 ms for 4 tracks)."""
-        if len(layouts) == 1:  # nothing to shift or pad
-            (layout,), (n,) = layouts, counts
-            m = len(layout.obstacle_radius)
-            return cls(
-                seg_dir=layout.seg_dir,
-                arc_length=layout.arc_length,
-                window=layout.window,
-                walls=layout.walls,
-                ray_table=layout.ray_table,
-                ray_counts=layout.ray_counts,
-                point_offset=np.zeros(n, np.int64),
-                length=np.full(n, layout.length),
-                crash_half_width=np.full(n, layout.crash_half_width),
-                obstacle_xy=np.broadcast_to(layout.obstacle_xy, (n, m, 2)),
-                obstacle_radius=np.broadcast_to(layout.obstacle_radius, (n, m)),
-                obstacle_reach2=np.broadcast_to(layout.obstacle_reach2, (n, m)),
-                same_track=None,
-                car_pairs=np.triu_indices(n, 1),
-            )
+    def of(
+        cls,
+        layouts: Sequence[TrackLayout],
+        counts: Sequence[int],
+        capacity: int = 0,
+        width: int = 0,
+    ) -> StackedLayout:
+        """Stack ``layouts`` for ``counts`` cars on each (~0.5 ms for 4 tracks), with ray
+        table slots of at least ``capacity`` points and ``width`` columns."""
+        if len(layouts) == 1:  # nothing to shift or pad: the track's own table
+            (layout,) = layouts
+            capacity = len(layout.arc_length)
+            return cls._stack(layouts, counts, layout.ray_table, layout.ray_counts, capacity)
+        capacity = max(capacity, *(len(layout.arc_length) for layout in layouts))
+        width = max(width, *(layout.ray_table.shape[1] for layout in layouts))
+        table = np.empty((len(layouts) * capacity * RAY_SECTORS, width), np.int32)
+        ray_counts = np.zeros(len(layouts) * capacity * RAY_SECTORS, np.int64)
+        for j, layout in enumerate(layouts):
+            _fill_slot(table, ray_counts, capacity, j, layout)
+        return cls._stack(layouts, counts, table, ray_counts, capacity)
+
+    def replaced(
+        self, j: int, layouts: Sequence[TrackLayout], counts: Sequence[int]
+    ) -> StackedLayout:
+        """This stack with track ``j``'s layout now ``layouts[j]`` (the others as they
+        were): its ray table is written into its slot in place when it fits (this stack
+        must not be used after), else every table is stacked again (``of``) into slots
+        with a quarter more room, so that the next tracks fit."""
+        layout = layouts[j]
+        width = self.ray_table.shape[1]
+        fits = len(layout.arc_length) <= self.capacity and layout.ray_table.shape[1] <= width
+        if len(layouts) == 1:  # a single track's table is its layout's own
+            return StackedLayout.of(layouts, counts)
+        if not fits:
+            return StackedLayout.of(layouts, counts, self.capacity * 5 // 4, width * 5 // 4)
+        _fill_slot(self.ray_table, self.ray_counts, self.capacity, j, layout)
+        return StackedLayout._stack(layouts, counts, self.ray_table, self.ray_counts, self.capacity)
+
+    @classmethod
+    def _stack(
+        cls,
+        layouts: Sequence[TrackLayout],
+        counts: Sequence[int],
+        ray_table: NDArray[np.int32],
+        ray_counts: IntArray,
+        capacity: int,
+    ) -> StackedLayout:
+        """The stack of ``layouts`` around ray tables already in their slots."""
         points = [len(layout.arc_length) for layout in layouts]
         point_offsets = np.cumsum([0, *points[:-1]])
-        # Every track keeps its own no-hit row (its last wall), so its table entries
-        # only shift by the track's first wall: no remapping of the padding.
         wall_offsets = np.cumsum([0, *(len(layout.walls) for layout in layouts[:-1])])
         width = max(layout.window.shape[2] for layout in layouts)
         windows = []
@@ -182,29 +221,36 @@ class StackedLayout:
             xy[a:b, :k] = layout.obstacle_xy
             radius[a:b, :k] = layout.obstacle_radius
             reach2[a:b, :k] = layout.obstacle_reach2
-        walls = np.concatenate([layout.walls for layout in layouts])
-        tables = [layout.ray_table for layout in layouts]
-        ray_table = np.full(
-            (sum(len(t) for t in tables), max(t.shape[1] for t in tables)), len(walls) - 1, np.int32
-        )
-        for table, w0, p0 in zip(tables, wall_offsets, point_offsets, strict=True):
-            row = p0 * RAY_SECTORS  # a track's cells follow the previous tracks' cells
-            np.add(table, w0, out=ray_table[row : row + len(table), : table.shape[1]])
         track_of_car = np.repeat(np.arange(len(layouts)), counts)
         same_track = track_of_car[:, None] == track_of_car[None, :]
         return cls(
             seg_dir=np.concatenate([layout.seg_dir for layout in layouts]),
             arc_length=np.concatenate([layout.arc_length for layout in layouts]),
             window=np.concatenate(windows, axis=1),
-            walls=walls,
+            walls=np.concatenate([layout.walls for layout in layouts]),
             ray_table=ray_table,
-            ray_counts=np.concatenate([layout.ray_counts for layout in layouts]),
+            ray_counts=ray_counts,
+            capacity=capacity,
             point_offset=np.repeat(point_offsets, counts).astype(np.int64),
+            table_offset=track_of_car * capacity,
+            wall_offset=np.repeat(wall_offsets, counts).astype(np.int64),
             length=np.repeat([layout.length for layout in layouts], counts),
             crash_half_width=np.repeat([layout.crash_half_width for layout in layouts], counts),
             obstacle_xy=xy,
             obstacle_radius=radius,
             obstacle_reach2=reach2,
-            same_track=same_track,
+            same_track=same_track if len(layouts) > 1 else None,
             car_pairs=np.nonzero(np.triu(same_track, 1)),
         )
+
+
+def _fill_slot(
+    table: NDArray[np.int32], counts: IntArray, capacity: int, j: int, layout: TrackLayout
+) -> None:
+    """Write ``layout``'s ray table into slot ``j`` of ``table`` and ``counts``; columns
+    past its own width point at its no-hit wall (its last)."""
+    rows, width = layout.ray_table.shape
+    start = j * capacity * RAY_SECTORS
+    table[start : start + rows, :width] = layout.ray_table
+    table[start : start + rows, width:] = len(layout.walls) - 1
+    counts[start : start + rows] = layout.ray_counts

@@ -188,7 +188,7 @@ class WorldBatch:
         rest (``place_cars`` them next). The other races go on untouched."""
         self.tracks[track] = new
         self._layouts[track] = TrackLayout.of(new, self.car, self.sensors, self.rules.dt)
-        self._layout = StackedLayout.of(self._layouts, self.counts)
+        self._layout = self._layout.replaced(track, self._layouts, self.counts)
         zeros = np.zeros(self.counts[track])
         self.place_cars(zeros, zeros, zeros, zeros, track=track)
 
@@ -368,9 +368,9 @@ class WorldBatch:
         sector = (
             np.floor((self.cars.heading + np.pi) * (RAY_SECTORS / (2 * np.pi))) % RAY_SECTORS
         ).astype(np.int64)
-        cell = (self.index + layout.point_offset) * RAY_SECTORS + sector
+        cell = (self.index + layout.table_offset) * RAY_SECTORS + sector
         k = layout.ray_counts.take(cell).max()
-        rows = layout.ray_table.take(cell, axis=0)[:, :k]
+        rows = layout.ray_table.take(cell, axis=0)[:, :k] + layout.wall_offset[:, None]
         walls = layout.walls.take(rows, axis=0)  # (N, k, 4)
         dist = cast_segments(origins, directions, walls[..., :2], walls[..., 2:], max_range)
         if layout.obstacle_radius.shape[-1]:

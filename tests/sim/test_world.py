@@ -521,11 +521,18 @@ def test_a_batch_is_bit_identical_to_stepping_each_world(rules: RaceRules, senso
             batch.active[rows] &= ~stopped
             if t % 60 == 59 and not world.active.all():  # respawn the stopped cars alone
                 place(k, ~world.active)
-        if t == 100:  # a new track for the second race; the others race on
-            new = generate_track(21, TrackConfig(n_obstacles=2))
-            alone[1] = World(new, counts[1], *setting)
-            batch.set_track(1, new)
-            place(1)
+        # New tracks while the others race on: one in its race's slot of the ray tables,
+        # one longer than any (every table stacked again), then one shorter.
+        for when, k, config in (
+            (100, 1, TrackConfig(n_obstacles=2)),
+            (140, 0, TrackConfig(base_radius=110.0)),
+            (180, 2, TrackConfig(base_radius=50.0, n_obstacles=0)),
+        ):
+            if t == when:
+                new = generate_track(21 + k, config)
+                alone[k] = World(new, counts[k], *setting)
+                batch.set_track(k, new)
+                place(k)
 
 
 def test_a_batch_refuses_what_it_cannot_step() -> None:
