@@ -128,7 +128,8 @@ class StackedLayout:
         length, crash_half_width: each car's track's, shape (N,) [m].
         obstacle_xy, obstacle_radius, obstacle_reach2: each car's track's obstacles,
             shapes (N, M, 2), (N, M), (N, M), padded with NaN to the most obstacles.
-        same_track: (N, N) mask of cars on one track; None for a single track.
+        mates: the cars of each car's track (itself included), shape (N, C) for C the
+            most cars on a track, padded with the car itself: what its rays may see.
         car_pairs: every two cars on one track, (i, j) with i < j, two index arrays of
             shape (P,): the pairs the car-car collision test looks at.
     """
@@ -148,7 +149,7 @@ class StackedLayout:
     obstacle_xy: FloatArray
     obstacle_radius: FloatArray
     obstacle_reach2: FloatArray
-    same_track: BoolArray | None
+    mates: IntArray
     car_pairs: tuple[IntArray, IntArray]
 
     @classmethod
@@ -223,6 +224,10 @@ class StackedLayout:
             reach2[a:b, :k] = layout.obstacle_reach2
         track_of_car = np.repeat(np.arange(len(layouts)), counts)
         same_track = track_of_car[:, None] == track_of_car[None, :]
+        seat = np.arange(max(counts))
+        first = np.repeat(car_offsets[:-1], counts)[:, None]
+        seated = seat < np.repeat(counts, counts)[:, None]
+        mates = np.where(seated, first + seat, np.arange(n)[:, None])
         return cls(
             seg_dir=np.concatenate([layout.seg_dir for layout in layouts]),
             arc_length=np.concatenate([layout.arc_length for layout in layouts]),
@@ -239,7 +244,7 @@ class StackedLayout:
             obstacle_xy=xy,
             obstacle_radius=radius,
             obstacle_reach2=reach2,
-            same_track=same_track if len(layouts) > 1 else None,
+            mates=mates,
             car_pairs=np.nonzero(np.triu(same_track, 1)),
         )
 

@@ -380,13 +380,11 @@ class WorldBatch:
                     origins, directions, layout.obstacle_xy, layout.obstacle_radius, max_range
                 ),
             )
-        n = self.n_cars
-        if sensors.detect_cars and n > 1:
-            radii = np.where(self.active, self.car.radius, np.nan)[None, :].repeat(n, 0)
-            np.fill_diagonal(radii, np.nan)
-            if layout.same_track is not None:
-                radii[~layout.same_track] = np.nan
-            centres = np.broadcast_to(origins[None], (n, n, 2))
+        if sensors.detect_cars and self.n_cars > 1:  # the other cars of each car's track
+            mates = layout.mates  # (N, C)
+            radii = np.where(self.active, self.car.radius, np.nan)[mates]
+            radii[mates == np.arange(self.n_cars)[:, None]] = np.nan  # itself, the padding
+            centres = origins[mates]
             rays = sensors.car_rays()
             dist[:, rays] = np.minimum(
                 dist[:, rays],
