@@ -9,9 +9,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Any
+
+from omegaconf import OmegaConf
 
 #: ``objective=`` choices of conf/train.yaml.
 OBJECTIVES = ("laps", "return")
+
+
+def objective_kind(cfg: Any) -> str:
+    """What a run's validation ranks by, from its config (composed or saved):
+    ``return`` in a Roblox game (its cars send no laps), else ``cfg.objective``."""
+    if OmegaConf.select(cfg, "backend.name") == "roblox":
+        return "return"
+    return str(OmegaConf.select(cfg, "objective", default="laps"))
 
 
 def objective(metrics: Mapping[str, float | None], kind: str, lap_time_limit: float) -> float:

@@ -33,6 +33,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from racing_rl.evaluation.tables import markdown_table
+from racing_rl.objective import objective_kind
 from racing_rl.provenance import read_legs
 
 #: Report columns: (header, Job attribute, format of a number).
@@ -114,12 +115,8 @@ def read_job(path: Path) -> Job:
 
 
 def _objective_kind(path: Path) -> str:
-    """What a job's validation ranks by, from its config: ``return`` in a Roblox game
-    (which sends no laps) or with ``objective=return``, else ``laps``."""
-    config = OmegaConf.load(path / ".hydra" / "config.yaml")
-    if OmegaConf.select(config, "backend.name") == "roblox":
-        return "return"
-    return str(OmegaConf.select(config, "objective", default="laps"))
+    """What a job's validation ranks by, from its saved config (``objective_kind``)."""
+    return objective_kind(OmegaConf.load(path / ".hydra" / "config.yaml"))
 
 
 def _curve_tag(objective_kind: str) -> str:

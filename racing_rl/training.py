@@ -65,7 +65,7 @@ from racing_rl.evaluation.episodes import evaluation_env
 from racing_rl.evaluation.results import lap_figures
 from racing_rl.loggers import sb3_logger, wandb_run
 from racing_rl.normalize import FiniteVecNormalize, is_finite
-from racing_rl.objective import objective
+from racing_rl.objective import objective, objective_kind
 from racing_rl.provenance import environment_record, record_leg
 from racing_rl.vec import make_env, wrap_vec_env
 
@@ -532,8 +532,7 @@ def _train_on(
         )
     validation = None
     lap_time_limit = cfg.validation.max_steps * cfg.backend.rules.dt
-    # In the game, validation ranks by return: the game's own cars send no laps.
-    kind = "return" if bridge is not None else cfg.objective
+    kind = objective_kind(cfg)
     run_objective = partial(objective, kind=kind, lap_time_limit=lap_time_limit)
     if cfg.validation.every > 0:
         seeds = track_seeds(cfg.tracks.validation, "tracks.validation")

@@ -279,6 +279,22 @@ def _space(key: str, recorded: dict[str, Any]) -> spaces.Box:
     return spaces.Box(low, high, tuple(shape), np.float32)
 
 
+def _read_pickle_if_trusted(pickled: Path, instead: str, what: str, trust_pickles: bool) -> None:
+    """Refuse to read ``pickled`` (a run's ``what``, from before ``instead``) unless
+    ``trust_pickles``, and warn when it is read.
+
+    Raises:
+        PickleRefused: without ``trust_pickles``.
+    """
+    if not trust_pickles:
+        raise PickleRefused(
+            f"{pickled.parent} has {what} only as {pickled.name}, a pickle, and a pickle can "
+            f"run any code (checkpoints of racing-rl before {instead}). If you made this run "
+            "yourself or trust who did, add trust_pickles=true."
+        )
+    log.warning(_PICKLE_WARNING, pickled, instead)
+
+
 def load_statistics(
     directory: Path, obs_shape: tuple[int, ...] | None, trust_pickles: bool = False
 ) -> dict[str, Any]:
@@ -294,13 +310,7 @@ def load_statistics(
     plain, pickled = directory / STATISTICS, directory / VECNORMALIZE_PICKLE
     if plain.is_file() or not pickled.is_file():
         return read_statistics(plain, obs_shape)
-    if not trust_pickles:
-        raise PickleRefused(
-            f"{directory} has VecNormalize statistics only as {pickled.name}, a pickle, and a "
-            f"pickle can run any code (checkpoints of racing-rl before {STATISTICS}). If you "
-            "made this run yourself or trust who did, add trust_pickles=true."
-        )
-    log.warning(_PICKLE_WARNING, pickled, STATISTICS)
+    _read_pickle_if_trusted(pickled, STATISTICS, "VecNormalize statistics", trust_pickles)
     try:
         with open(pickled, "rb") as file:
             normalizer = pickle.load(file)
@@ -355,13 +365,7 @@ def load_replay_buffer(
     """
     plain, pickled = directory / REPLAY_BUFFER, directory / REPLAY_BUFFER_PICKLE
     if pickled.is_file() and not plain.is_file():
-        if not trust_pickles:
-            raise PickleRefused(
-                f"{directory} has its replay buffer only as {pickled.name}, a pickle, and a "
-                "pickle can run any code. If you made this run yourself or trust who did, add "
-                "trust_pickles=true."
-            )
-        log.warning(_PICKLE_WARNING, pickled, REPLAY_BUFFER)
+        _read_pickle_if_trusted(pickled, REPLAY_BUFFER, "its replay buffer", trust_pickles)
         model.load_replay_buffer(pickled)
         return True
     if not plain.is_file():

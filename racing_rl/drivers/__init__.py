@@ -139,6 +139,12 @@ class PolicyDriver:
         self._state: Any = None
         self._episode_start: NDArray[np.bool_] | None = None
 
+    @property
+    def observation_size(self) -> int:
+        """Numbers per raw observation frame the policy reads: its input over the frames
+        stacked."""
+        return int(self.model.observation_space.shape[0]) // self.frame_stack
+
     def reset(self, n_tracks: int) -> None:
         self._stack.reset()
         self._state = None

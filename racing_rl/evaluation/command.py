@@ -140,8 +140,7 @@ def evaluate(cfg: DictConfig, difficulty: str | None = None) -> dict[str, Any] |
         else:
             driver = load_policy_driver(Path(entry).expanduser(), cfg, observation_size)
             if observation_size is None:
-                space = driver.model.observation_space.shape
-                observation_size = space[0] // driver.frame_stack
+                observation_size = driver.observation_size
                 run_cfg.backend.observation_size = observation_size
             drivers.append(driver)
     labels = unique_labels([d.label for d in drivers])

@@ -77,7 +77,7 @@ def load_spec(
         {"checkpoint": checkpoint, "device": device, "trust_pickles": trust_pickles}
     )
     driver = load_policy_driver(run_dir, cfg, observation_size)
-    n_rays = driver.model.observation_space.shape[0] // driver.frame_stack - STATE_SIZE
+    n_rays = driver.observation_size - STATE_SIZE
     model_path = Path(driver.checkpoint)
     try:
         shown = str(model_path.resolve().relative_to(run_dir.resolve()))
