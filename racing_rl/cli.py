@@ -524,13 +524,25 @@ def _check_group_keys(name: str, overrides: list[Override], doc: ConfigDoc) -> N
     keys a given or swept ``experiment`` adds) does not have (``backend=roblox
     backend.sensors.n_rays=16``, ``algo.model.gama=0.99``), for which Hydra would suggest a
     ``+`` append. Checked only where the option is known (given, or the command's
-    default, not a resumed run's own) and not swept; keys below a list are Hydra's. A
-    swept ``experiment``'s every leg must have the key."""
+    default; a resumed run's backend, not its algorithm, whose keys a resume may not
+    change) and not swept; keys below a list are Hydra's. A swept ``experiment``'s every
+    leg must have the key."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.core.override_parser.types import ChoiceSweep
     from omegaconf import OmegaConf
 
-    if any(o.key_or_group == "resume" for o in overrides):
-        return  # the run's own config, which racing-rl train checks when it loads it
+    from racing_rl.checkpoints.runs import run_backend
+
+    groups = ("backend", "algo")
+    resume = next((o for o in overrides if o.key_or_group == "resume"), None)
+    if resume is not None:  # the run's own backend, as Hydra will compose it
+        backend = None if resume.is_sweep_override() else run_backend(Path(str(resume.value())))
+        if backend is None:
+            return  # racing-rl train checks the run's config when it loads it
+        if not any(o.key_or_group == "backend" for o in overrides):
+            chosen = OverridesParser.create().parse_overrides([f"backend={backend}"])
+            overrides = [*overrides, *chosen]
+        groups = ("backend",)
     experiment = next((o for o in overrides if o.key_or_group == "experiment"), None)
     legs: list[Any] = [None]  # the given experiment, or each of a sweep's
     if experiment is not None and not experiment.is_delete():
@@ -542,7 +554,7 @@ def _check_group_keys(name: str, overrides: list[Override], doc: ConfigDoc) -> N
         # Hydra refuses the leg that lacks the key when it composes it: name the leg.
         where = f" in the sweep's leg experiment={leg}" if len(legs) > 1 else ""
         _check_experiment_backend(leg, overrides, doc, added)
-        _check_leg_keys(name, overrides, doc, added, where)
+        _check_leg_keys(name, overrides, doc, added, where, groups)
 
 
 def _check_experiment_backend(
@@ -589,16 +601,21 @@ def _and(names: list[str]) -> str:
 
 
 def _check_leg_keys(
-    name: str, overrides: list[Override], doc: ConfigDoc, added: Any, where: str
+    name: str,
+    overrides: list[Override],
+    doc: ConfigDoc,
+    added: Any,
+    where: str,
+    groups: tuple[str, ...],
 ) -> None:
-    """``_check_group_keys`` for one experiment's keys ``added`` (an OmegaConf node);
-    ``where`` names the sweep's leg in the message."""
+    """``_check_group_keys`` for one experiment's keys ``added`` (an OmegaConf node) and
+    the config ``groups``; ``where`` names the sweep's leg in the message."""
     from omegaconf import OmegaConf
 
     from racing_rl.config import default_backend
 
     for group in doc.groups:
-        if group.name not in ("backend", "algo"):
+        if group.name not in groups:
             continue
         under = [o for o in overrides if o.key_or_group.startswith(f"{group.name}.")]
         below = [o for o in under if not (o.is_add() or o.is_force_add() or o.is_delete())]
@@ -810,6 +827,8 @@ def run(argv: list[str]) -> int:
         return 0
     with _interrupts_while_starting(name) as started:
         check_arguments(name, rest)
+        if name == "train":
+            rest = _with_resumed_backend(rest)
         # Hydra parses sys.argv itself; the program name shows in its messages.
         sys.argv = [f"racing-rl {name}", *rest]
         try:
@@ -820,6 +839,27 @@ def run(argv: list[str]) -> int:
             print(f"racing-rl {name}: interrupted (Ctrl-C).", file=sys.stderr)
             return 130
     return 0
+
+
+def _with_resumed_backend(args: list[str]) -> list[str]:
+    """``train``'s command line with ``backend=<the run's own>`` added for a single
+    ``resume=`` that names none: Hydra composes the default backend, which lacks a Roblox
+    run's keys that a resume may change (``backend.server.port``)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    from racing_rl.checkpoints.runs import run_backend
+
+    try:
+        overrides = OverridesParser.create().parse_overrides([a for a in args if a[:1] != "-"])
+    except OverrideParseException:
+        return args
+    given = {o.key_or_group: o for o in overrides}
+    resume = given.get("resume")
+    if resume is None or resume.is_sweep_override() or "backend" in given:
+        return args
+    backend = run_backend(Path(str(resume.value())).expanduser())
+    return [*args, f"backend={backend}"] if backend else args
 
 
 @contextmanager

@@ -62,6 +62,11 @@ RUNTIME_KEYS = (
     "log_interval",
     "checkpoint",
     "trust_pickles",
+    # How a Roblox run reaches its game (the port, token, waits).
+    "backend.server",
+    "backend.connect_timeout",
+    "backend.reconnect_timeout",
+    "backend.observation_timeout",
 )
 """``train`` keys that change how a run runs, not what it learns: a resume may change
 them (``racing_rl.checkpoints.runs.RESUMABLE``), and an Optuna study's identity leaves

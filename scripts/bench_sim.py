@@ -498,9 +498,9 @@ def bench_track_change(n_tracks: int, seconds: float) -> dict[str, float]:
     return {
         "tracks": n_tracks,
         "cars": n_tracks * cars,
-        "set_track_ms": round(set_track_ms, 3),
-        "step_ms": round(step_ms, 3),
-        "steps_per_track_change": round(set_track_ms / step_ms, 2),
+        "set_track_ms": set_track_ms,
+        "step_ms": step_ms,
+        "steps_per_track_change": set_track_ms / step_ms,
     }
 
 

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 from runs import SCRIPTS
 
 
@@ -31,7 +32,7 @@ def test_the_simulator_benchmark_reports_every_car_count(tmp_path):
     change = figures["track_change"]
     assert (change["tracks"], change["cars"]) == (3, 12)
     ratio = change["set_track_ms"] / change["step_ms"]
-    assert abs(change["steps_per_track_change"] - ratio) <= 0.01 * ratio + 0.006
+    assert change["steps_per_track_change"] == pytest.approx(ratio)
 
 
 def test_the_stack_fingerprints_repeat(tmp_path):

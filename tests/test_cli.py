@@ -295,7 +295,7 @@ def test_a_resume_with_a_key_it_may_not_change_is_refused_before_hydra_starts(tm
     (tmp_path / ".hydra").mkdir()
     (tmp_path / ".hydra" / "config.yaml").write_text("backend: {name: roblox}\n")
     for override, why in (
-        ("backend.server.port=9000", "a resumed run keeps its own config"),
+        ("seed=3", "a resumed run keeps its own config"),
         ("n_races=2", "it would change the model's shape"),
         ("algo.model.gamma=0.9", "the algorithm and its settings are the run's own"),
     ):
@@ -304,6 +304,14 @@ def test_a_resume_with_a_key_it_may_not_change_is_refused_before_hydra_starts(tm
         ):
             cli.check_arguments("train", [f"resume={tmp_path}", override])
     assert sorted(p.name for p in tmp_path.iterdir()) == [".hydra"]
+    # How the run reaches its game may change; Hydra composes the run's own backend.
+    cli.check_arguments("train", [f"resume={tmp_path}", "backend.server.port=9000"])
+    cli.check_arguments("train", [f"resume={tmp_path}", "backend=roblox"])
+    assert cli._with_resumed_backend([f"resume={tmp_path}"])[-1] == "backend=roblox"
+    with pytest.raises(cli.UsageError, match="'backend=pygame': it would change the model"):
+        cli.check_arguments("train", [f"resume={tmp_path}", "backend=pygame"])
+    with pytest.raises(cli.UsageError, match=r"backend=roblox has no backend\.car"):
+        cli.check_arguments("train", [f"resume={tmp_path}", "backend.car.max_speed=3"])
 
 
 def test_a_key_one_leg_of_a_swept_experiment_lacks_is_refused(tmp_path, monkeypatch):

@@ -238,8 +238,9 @@ class RobloxParallelEnv(ParallelEnv):
                 "has stopped (its watchdog closes every environment after 250 ticks without "
                 "an ACTION, and a Luau error inside a tick stops it for good: see the "
                 "Output window in Studio). Stop the game and press Play again, then "
-                "continue with `racing-rl train resume=<run dir>`; raise "
-                "backend.observation_timeout if the game is only slow."
+                "continue with `racing-rl train resume=<run dir>` if it saved a checkpoint "
+                "(else run the command again); raise backend.observation_timeout if the "
+                "game is only slow."
             )
         log.warning(
             "the game disconnected while env %s was %s; waiting up to %.0f s for it to "

@@ -406,6 +406,11 @@ def decode_game_message(
         size = hello.get("observation_size")
         if size is not None and (isinstance(size, bool) or not isinstance(size, int)):
             raise BridgeProtocolError(f"hello.observation_size is {size!r}; expected an integer.")
+        if size is not None and size <= STATE_SIZE:
+            raise BridgeProtocolError(
+                f"hello.observation_size is {size}; expected the rays + {STATE_SIZE} (nitro, "
+                "speed, is_reverse), more than 3."
+            )
         game = hello.get("game", "")
         return Hello(hello["protocol"], size, game[:100] if isinstance(game, str) else "")
     steps: dict[str, AgentStep] = {}

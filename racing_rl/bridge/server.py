@@ -478,7 +478,7 @@ class BridgeServer:
         except BridgeProtocolError as err:
             self.rejected["invalid"] += 1
             count = self.rejected["invalid"]
-            if count <= 10 or count % 1000 == 0:
+            if _worth_saying(count - 1, count):
                 log.warning("dropped a game message (%d so far): %s", count, err)
             return
         if isinstance(message, Hello):
@@ -494,9 +494,10 @@ class BridgeServer:
             if unknown:
                 dropped["unknown_agent"] = unknown
         for kind, entries in dropped.items():
+            before = sum(self.dropped.values())
             self.dropped[kind] += len(entries)
-            count = sum(self.dropped.values())
-            if count <= 10 or count % 1000 == 0:
+            count = before + len(entries)
+            if _worth_saying(before, count):
                 log.warning(
                     "dropped %d %s entr%s of a game frame (%d so far): %s",
                     len(entries),
@@ -509,9 +510,10 @@ class BridgeServer:
                 first, count, reason = self._wrong_sized or (time.monotonic(), 0, "")
                 self._wrong_sized = (first, count + 1, reason or next(iter(entries.values())))
         for kind, reasons in message.info_dropped.items():
+            before = sum(self.info_dropped.values())
             self.info_dropped[kind] += len(reasons)
-            count = sum(self.info_dropped.values())
-            if count <= 10 or count % 1000 == 0:
+            count = before + len(reasons)
+            if _worth_saying(before, count):
                 log.warning("dropped an info key (%d so far): %s", count, reasons[0])
         if message.empty:
             self.empty_ticks += 1
@@ -574,3 +576,9 @@ def _close_story(connection: ServerConnection) -> str:
                 f"{side} close code {frame.code}" + (f": {frame.reason}" if frame.reason else "")
             )
     return "; ".join(parts) or "connection lost without a close frame"
+
+
+def _worth_saying(before: int, count: int) -> bool:
+    """Whether a count of dropped things that went from ``before`` to ``count`` is logged:
+    its first 10, then once in every thousand."""
+    return before < 10 or count // 1000 > before // 1000

@@ -252,17 +252,25 @@ class TrainingBridge:
             BridgeError: naming both sizes and what to change.
         """
         error = self.server.size_error
-        if error is not None:
-            expected = self.server.observation_size
+        if error is None:
+            return
+        expected = self.server.observation_size
+        if expected is None:  # null, and every entry too short to hold one ray
             raise BridgeError(
-                f"{error} Give the game's cars {expected - STATE_SIZE} rays ({expected} "
-                "numbers per car), or train a new run with backend.observation_size set to "
-                "what the game sends (or null to take it from the game): a resumed run or a "
-                "checkpoint keeps its size. A run trained on the simulator sees as the "
-                "game's 16-ray Car with backend.sensors.n_rays=16 "
-                "backend.sensors.layout=roblox_car (docs/roblox.md); racing-rl emulate "
-                "takes other sensors with sim.sensors.n_rays=<rays> sim.sensors.layout=fan."
+                f"{error} The game's cars report no rays (an observation is a car's rays, "
+                "then nitro, speed and is_reverse): give the car model its rays (its "
+                "config's Rays, read by CarsController.GetRaycasts), or race a car that has "
+                "them (the game's Car and Bus: 16)."
             )
+        raise BridgeError(
+            f"{error} Give the game's cars {expected - STATE_SIZE} rays ({expected} "
+            "numbers per car), or train a new run with backend.observation_size set to "
+            "what the game sends (or null to take it from the game): a resumed run or a "
+            "checkpoint keeps its size. A run trained on the simulator sees as the "
+            "game's 16-ray Car with backend.sensors.n_rays=16 "
+            "backend.sensors.layout=roblox_car (docs/roblox.md); racing-rl emulate "
+            "takes other sensors with sim.sensors.n_rays=<rays> sim.sensors.layout=fan."
+        )
 
     def describe(self) -> str:
         """A line on the connection's state, for error messages."""
@@ -286,7 +294,9 @@ class TrainingBridge:
         default (conf/emulate.yaml, ws://127.0.0.1:8000/ws/emulator) does."""
         config = self.server.config
         host = "127.0.0.1" if config.host in ("0.0.0.0", "::") else config.host
-        url = f"ws://{host}:{self.server.port}{config.path.rstrip('/')}/emulator"
+        # After a game went away its slot is kept for its model id: the emulator takes it.
+        model_id = self.server.model_id or "emulator"
+        url = f"ws://{host}:{self.server.port}{config.path.rstrip('/')}/{model_id}"
         return "" if url == "ws://127.0.0.1:8000/ws/emulator" else f" url={url}"
 
     def tick_period(self, nominal: float) -> float:

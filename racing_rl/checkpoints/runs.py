@@ -113,12 +113,25 @@ SHAPE_KEYS = (
 )
 
 
+def run_backend(run_dir: Path) -> str | None:
+    """``backend.name`` of a run's saved config, or None where it cannot be read."""
+    try:
+        name = OmegaConf.select(OmegaConf.load(run_dir / ".hydra" / "config.yaml"), "backend.name")
+    except Exception:  # no run, or no readable mapping: load_run_config says which
+        return None
+    return str(name) if name is not None else None
+
+
 def resume_overrides(run_dir: Path, overrides: Sequence[str]) -> list[Override]:
     """The overrides of a resume's command line that it may make (``resume=`` left out).
 
     Args:
         run_dir: the run directory (named in the error).
         overrides: the command line's overrides.
+
+    ``backend=<the run's own backend>`` is allowed (and left out): it makes Hydra compose
+    the keys of that backend that a resume may change (``backend.server.port`` of a
+    Roblox run; the default backend has none).
 
     Raises:
         ConfigError: if an override would change anything but ``RESUMABLE`` keys;
@@ -131,7 +144,7 @@ def resume_overrides(run_dir: Path, overrides: Sequence[str]) -> list[Override]:
     allowed = []
     for override in parsed:
         key = override.key_or_group
-        if key == "resume":
+        if key == "resume" or (key == "backend" and override.value() == run_backend(run_dir)):
             continue
         if override.is_add() or override.is_delete() or not under(key, RESUMABLE):
             if under(key, ("algo",)):

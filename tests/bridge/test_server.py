@@ -371,3 +371,50 @@ def test_a_removed_cars_entries_on_the_wire_are_dropped_without_a_warning(
             time.sleep(0.01)
     assert bridge.server.dropped == {"unknown_agent": 1}
     assert "dropped 1 unknown_agent entry" in caplog.text
+
+
+def test_cars_that_report_no_rays_are_named_as_such_with_the_size_left_to_the_game():
+    """A car model without rays sends [nitro, speed, is_reverse]; with observation_size
+    null check_size raised a TypeError (None - 3) instead of saying so."""
+    from racing_rl.bridge.server import SIZE_ERROR_AFTER
+
+    bridge = TrainingBridge(ServerConfig(port=0), observation_size=None)
+    try:
+        with connect(url(bridge)) as client:
+            assert bridge.server.wait_connected(5)
+            bridge.spawn_agents("e", ["car_0_env_e"])
+            client.recv(timeout=5)
+            short = {"obs": [0.5, 0.1, 0.0], "reward": 0.0, "terminated": False, "truncated": False}
+            for _ in range(SIZE_ERROR_AFTER[0]):
+                client.send(json.dumps({"car_0_env_e": short}))
+            deadline = time.monotonic() + 5
+            while bridge.server.size_error is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+            with pytest.raises(BridgeError, match="The game's cars report no rays"):
+                bridge.check_size()
+            assert bridge.server.dropped["wrong_length"] == SIZE_ERROR_AFTER[0]
+        # After it left, its slot is kept for its model id: the emulator is sent there.
+        assert bridge._emulate_url().endswith("/ws/test")
+    finally:
+        bridge.close()
+
+
+def test_drops_are_logged_ten_times_then_once_a_thousand():
+    from racing_rl.bridge.server import _worth_saying
+
+    said = [
+        count
+        for before, count in zip(range(0, 9000, 3), range(3, 9003, 3), strict=True)
+        if _worth_saying(before, count)
+    ]
+    assert said[:4] == [3, 6, 9, 12] and said[4:] == [
+        1002,
+        2001,
+        3000,
+        4002,
+        5001,
+        6000,
+        7002,
+        8001,
+        9000,
+    ]

@@ -73,6 +73,20 @@ def test_train_on_roblox_leaves_the_simulators_run_dir_and_freezes_for_updates(s
     assert leg["game"] == {"model_id": "test", "observation_size": 13}
     # ... and so does a policy exported from it.
     assert load_spec(run_dir).info["game_model_id"] == "test"
+    # Resumed against a game on another port, with a longer wait: Hydra composes the run's
+    # own backend (the default one has no server keys), and a resume may change them.
+    port = free_port()
+    with game(port):
+        resumed = racing_rl(
+            "train",
+            f"resume={run_dir}",
+            f"backend.server.port={port}",
+            "backend.observation_timeout=30",
+            "total_timesteps=3000",
+            cwd=tmp_path,
+        )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert json.loads((run_dir / "summary.json").read_text())["timesteps"] == 3072
     assert "ranks checkpoints by mean episode return" in result.stderr
     validations = [line for line in result.stderr.splitlines() if "validation at" in line]
     assert validations and not any("lap completion" in line for line in validations)
