@@ -714,6 +714,9 @@ class Emulator:
                 log.warning("emulator: car %s is not reported any more (fault)", env.agents[0])
                 env.lost.add(env.agents[0])
                 entries.pop(env.agents[0], None)
+        if faults.spoil_after is not None and self._sent > faults.spoil_after:
+            nan = float("nan")
+            entries = {a: {**e, "obs": [nan] * len(e["obs"])} for a, e in entries.items()}
         if faults.delay:
             await asyncio.sleep(faults.delay)
         for kind in faults.flood:

@@ -25,7 +25,7 @@ from numpy.typing import NDArray
 from pettingzoo import ParallelEnv
 
 from racing_rl.bridge.config import RobloxConfig
-from racing_rl.bridge.protocol import RESET_AGENTS, SPAWN_AGENTS
+from racing_rl.bridge.protocol import ACTION, RESET_AGENTS, SPAWN_AGENTS
 from racing_rl.bridge.training_bridge import TrainingBridge
 from racing_rl.contract import (
     STATE_SIZE,
@@ -49,19 +49,25 @@ NOT_SPAWNED = (
 )
 """Why a ticking game reports no entry of cars it was told to spawn (``CmdHandler``'s
 ``SPAWN_AGENTS`` skips a car whose model or spawn part it cannot find, silently)."""
+UNREPORTED_STEPS = 3
+"""Steps in a row in which a ticking game reports no usable entry of any car of an
+environment (each car truncated and respawned after every one) before training stops:
+the game no longer serves these cars (it drops their entries as bad, or lost them)."""
 
 
 @dataclass(frozen=True)
 class _Sent:
     """An ACTION sent: to whom, on which connection, after which inbox mark (None: not
     sent, the game is gone), its step number, and the game's frames received before it
-    (a lock-step game may answer before ``step`` starts waiting)."""
+    (a lock-step game may answer before ``step`` starts waiting) and its entries dropped
+    as bad before it."""
 
     agents: list[AgentID]
     generation: int
     after: int | None
     step: int
     frames: int
+    dropped: int
 
 
 class RobloxParallelEnv(ParallelEnv):
@@ -142,6 +148,7 @@ class RobloxParallelEnv(ParallelEnv):
         self._read = 0  # the newest inbox message the cars' observations were read from
         self._last_obs: dict[AgentID, NDArray[np.float32]] = {}
         self._respawned: set[AgentID] = set()  # ended by the game, already respawned by it
+        self._unreported_steps = 0  # steps in a row in which no car reported (UNREPORTED_STEPS)
         self._closed = False
         if not bridge.server.size_known.is_set():
             self.reset()  # the game's first observation tells its size
@@ -313,9 +320,9 @@ class RobloxParallelEnv(ParallelEnv):
     def _send(self, actions: dict[AgentID, Any]) -> _Sent:
         """Send an ACTION for the live cars (unless the game is gone)."""
         live, generation, step = self.agents, self._generation, self._action_step + 1
-        frames = self.bridge.server.frames
+        frames, dropped = self._frames_and_drops()
         if self.bridge.generation != generation or not self.bridge.connected:
-            return _Sent(live, generation, None, step, frames)
+            return _Sent(live, generation, None, step, frames, dropped)
         self._action_step = step
         # The answer is the first tick after the one the actions were chosen from. A tick
         # that came since (while they were chosen, or other environments' ACTIONs were
@@ -334,8 +341,8 @@ class RobloxParallelEnv(ParallelEnv):
                 self.envid, {a: actions[a] for a in live if a in actions}, step, wait=False
             )
         except BridgeError:
-            return _Sent(live, generation, None, step, frames)  # it broke while sending
-        return _Sent(live, generation, after, step, frames)
+            return _Sent(live, generation, None, step, frames, dropped)  # broke while sending
+        return _Sent(live, generation, after, step, frames, dropped)
 
     def step(self, actions: dict[AgentID, Any]) -> ParallelStepReturn:
         """Send the live cars' actions and wait for the game's next observations.
@@ -368,14 +375,22 @@ class RobloxParallelEnv(ParallelEnv):
                 )
             except BridgeError:
                 missing = live  # the connection broke while waiting
+        unreported = bool(missing) and len(missing) == len(live)
+        self._unreported_steps = self._unreported_steps + 1 if unreported else 0
         if missing and self._game_is_silent(sent.frames, generation):
             self._check_connection(missing, generation, "stepping")
         elif missing:  # the game ticks on without these cars: truncated, then respawned
+            if self._unreported_steps >= UNREPORTED_STEPS:
+                raise self._unreported(missing, ACTION, sent.frames, sent.dropped)
+            dropped = self._frames_and_drops()[1] - sent.dropped
             log.warning(
-                "car(s) %s of env %s sent nothing for %.0f s while the game ticked on: "
-                "their episodes are truncated and the cars respawned",
+                "car(s) %s of env %s %s for %.0f s while the game ticked on: their "
+                "episodes are truncated and the cars respawned",
                 ", ".join(missing),
                 self.env_id,
+                f"sent only entries dropped as bad ({dropped} dropped meanwhile)"
+                if dropped
+                else "sent nothing",
                 self.config.observation_timeout,
             )
         self._steps += 1

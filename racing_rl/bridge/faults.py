@@ -50,6 +50,8 @@ class Faults:
             (the game after a Luau error inside its tick).
         lose_car_after: after message k, the first car of the first environment is not
             reported any more (its model destroyed) until it is spawned again.
+        spoil_after: after message k, every car's observation is sent as NaN (a game
+            whose car reads broke), which the bridge drops as bad.
     """
 
     inject: Mapping[int, str] = field(default_factory=dict)
@@ -58,6 +60,7 @@ class Faults:
     delay: float = 0.0
     silent_after: int | None = None
     lose_car_after: int | None = None
+    spoil_after: int | None = None
 
     def __post_init__(self) -> None:
         unknown = sorted({*self.inject.values(), *self.flood} - set(FAULT_KINDS), key=str)

@@ -107,6 +107,25 @@ def test_a_car_that_stops_reporting_is_truncated_and_respawned(roblox_vec_env, c
     assert "sent nothing for 1 s while the game ticked on" in caplog.text
 
 
+def test_a_game_whose_every_entry_is_dropped_as_bad_stops_training_and_says_so(
+    roblox_vec_env, caplog
+):
+    """A game that ticks on but sends only bad observations (NaN) had every car truncated
+    and respawned, one step per observation_timeout, with no end; the warning said the
+    cars "sent nothing"."""
+    from racing_rl.bridge.env import UNREPORTED_STEPS
+
+    backend = roblox_backend(observation_timeout=0.5)
+    with (
+        caplog.at_level(logging.WARNING),
+        game(backend.server.port, faults=Faults(spoil_after=5)),
+        pytest.raises(BridgeError, match=r"reported no usable entry .* entries were dropped"),
+    ):
+        venv = roblox_vec_env(backend)
+        rollout(venv, steps=5 + 2 * UNREPORTED_STEPS)
+    assert "sent only entries dropped as bad" in caplog.text
+
+
 def test_a_lost_car_whose_frame_came_before_the_wait_is_truncated_not_a_silent_game(caplog):
     # A lock-step game can answer an ACTION before ``step`` starts waiting (CI saw it
     # under load): the frame without the lost car still shows that the game ticks.
