@@ -133,6 +133,23 @@ def read_legs(run_dir: Path) -> list[dict[str, Any]]:
     return legs
 
 
+def trained_game(run_dir: Path) -> dict[str, Any]:
+    """The game record (``model_id``, ``observation_size``) of the run's newest
+    ``backend=roblox`` leg that trained (its timesteps moved on); {} for a run that never
+    trained in a game, one from before legs recorded it, or no readable ``run.json``."""
+    try:
+        legs = read_legs(run_dir)
+    except (OSError, ValueError):
+        return {}
+    games = [
+        leg["game"]
+        for leg in legs
+        if isinstance(leg.get("game"), dict)
+        and (leg.get("end_timesteps") or 0) > (leg.get("start_timesteps") or 0)
+    ]
+    return games[-1] if games else {}
+
+
 def _same_leg(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return (a.get("status"), a.get("started_at"), a.get("pid")) == (
         "running",

@@ -66,7 +66,7 @@ from racing_rl.evaluation.results import lap_figures
 from racing_rl.loggers import sb3_logger, wandb_run
 from racing_rl.normalize import FiniteVecNormalize, is_finite
 from racing_rl.objective import objective, objective_kind
-from racing_rl.provenance import environment_record, record_leg
+from racing_rl.provenance import environment_record, record_leg, trained_game
 from racing_rl.vec import make_env, wrap_vec_env
 
 if TYPE_CHECKING:
@@ -284,6 +284,13 @@ def resume_run(run_dir: Path, overrides: Sequence[str]) -> tuple[DictConfig, Che
     saved = OmegaConf.to_yaml(cfg)
     write_atomic(run_dir / ".hydra" / "config.yaml", lambda tmp: tmp.write_text(saved))
     _record_overrides(run_dir / ".hydra" / "overrides.yaml", overrides)
+    # A game run's checkpoint takes the size its game sent: pinned for this leg, a game
+    # that sends another is named at once (else its size is taken, and the checkpoint
+    # looks broken: "statistics for observations of shape (38,) ...").
+    if cfg.backend.name == "roblox" and cfg.backend.get("observation_size") is None:
+        size = trained_game(run_dir).get("observation_size")
+        if isinstance(size, int):
+            cfg.backend.observation_size = size
     return cfg, checkpoint
 
 

@@ -26,7 +26,7 @@ from racing_rl.contract import STATE_SIZE
 from racing_rl.errors import ConfigError, ExportError
 from racing_rl.export.spec import PolicySpec, policy_spec
 from racing_rl.files import write_atomic
-from racing_rl.provenance import read_legs
+from racing_rl.provenance import trained_game
 
 log = logging.getLogger(__name__)
 
@@ -91,28 +91,13 @@ def load_spec(
         # fan or roblox_car (the simulator's SensorConfig.layout); game: the game's rays
         "ray_layout": sensors.layout if sensors is not None else "game",
         # The model id of the game it trained with (run.json), "" for the simulator.
-        "game_model_id": _game_model_id(run_dir) if sensors is None else "",
+        "game_model_id": str(trained_game(run_dir).get("model_id") or "")
+        if sensors is None
+        else "",
         "racing_rl_version": __version__,
         "exported_at": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     return policy_spec(driver.model, driver.normalizer, driver.frame_stack, info)
-
-
-def _game_model_id(run_dir: Path) -> str:
-    """The model id of the game that the run's newest ``backend=roblox`` leg which trained
-    (its timesteps moved on) trained with (``run.json``); else "" (a run from before legs
-    recorded it, or no readable record)."""
-    try:
-        legs = read_legs(run_dir)
-    except (OSError, ValueError):
-        return ""
-    games = [
-        leg["game"]
-        for leg in legs
-        if isinstance(leg.get("game"), dict)
-        and (leg.get("end_timesteps") or 0) > (leg.get("start_timesteps") or 0)
-    ]
-    return str(games[-1].get("model_id") or "") if games else ""
 
 
 def writer(fmt: str) -> Callable[[PolicySpec, Path], None]:

@@ -87,6 +87,20 @@ def test_train_on_roblox_leaves_the_simulators_run_dir_and_freezes_for_updates(s
         )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert json.loads((run_dir / "summary.json").read_text())["timesteps"] == 3072
+    # Against a game whose cars send 19 numbers: the run's size (13) is named at once,
+    # where the game's was taken and the checkpoint's statistics looked damaged.
+    port = free_port()
+    with game(port, sim=RaceConfig(sensors=SensorConfig(n_rays=16, layout="roblox_car"))):
+        other = racing_rl(
+            "train",
+            f"resume={run_dir}",
+            f"backend.server.port={port}",
+            "total_timesteps=4000",
+            cwd=tmp_path,
+        )
+    assert other.returncode == 1
+    assert "Give the game's cars 10 rays (13 numbers per car)" in other.stderr
+    assert "None of the" not in other.stderr
     assert "ranks checkpoints by mean episode return" in result.stderr
     validations = [line for line in result.stderr.splitlines() if "validation at" in line]
     assert validations and not any("lap completion" in line for line in validations)
