@@ -61,3 +61,20 @@ def test_two_legs_of_one_process_in_the_same_second_stay_two(tmp_path):
     record_leg(tmp_path, first)  # resumed in-process within the same second
     legs = json.loads((tmp_path / "run.json").read_text())["legs"]
     assert [entry["status"] for entry in legs] == ["completed", "running"]
+
+
+def test_the_game_of_a_run_is_the_one_of_its_newest_leg_that_trained(tmp_path):
+    """A resume refused before it trained (another car) left its game in run.json: an
+    export must not name it, nor a resume take its size."""
+    from racing_rl.provenance import trained_game
+
+    assert trained_game(tmp_path) == {}  # no run.json
+    trained = {
+        "game": {"model_id": "car", "observation_size": 19},
+        "start_timesteps": 0,
+        "end_timesteps": 2048,
+    }
+    refused = {"game": {"model_id": "bus"}, "start_timesteps": 2048, "status": "failed"}
+    legs = [{"start_timesteps": 0}, trained, refused, {"game": "hand-edited"}]
+    (tmp_path / "run.json").write_text(json.dumps({"legs": legs}))
+    assert trained_game(tmp_path) == {"model_id": "car", "observation_size": 19}

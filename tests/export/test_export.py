@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import shutil
 import sys
 from pathlib import Path
@@ -327,16 +326,3 @@ def test_an_export_sweep_writes_its_files_and_only_hydra_s_record_of_it(trained_
     assert set(made) == {"out", "outputs"}
     (sweep,) = (tmp_path / "outputs" / "multirun").glob("*/*_export")
     assert [p.name for p in sweep.iterdir()] == ["multirun.yaml"]
-
-
-def test_the_game_named_is_the_one_of_the_newest_leg_that_trained(tmp_path):
-    """A resume refused before it trained (another car) left its game in run.json: an
-    export must not name it."""
-    from racing_rl.export import _game_model_id
-
-    assert _game_model_id(tmp_path) == ""  # no run.json
-    trained = {"game": {"model_id": "car"}, "start_timesteps": 0, "end_timesteps": 2048}
-    refused = {"game": {"model_id": "bus"}, "start_timesteps": 2048, "status": "failed"}
-    legs = [{"start_timesteps": 0}, trained, refused, {"game": "hand-edited"}]
-    (tmp_path / "run.json").write_text(json.dumps({"legs": legs}))
-    assert _game_model_id(tmp_path) == "car"
