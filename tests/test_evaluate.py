@@ -391,12 +391,15 @@ def test_eval_sets_its_torch_threads(tiny_runs, tmp_path):
     """``torch_threads`` (1 by default: more threads wait on a busy machine,
     scripts/bench_eval.py) is what the policies run on."""
     before = torch.get_num_threads()
+    threads = before + 1  # not this process's count already, whatever the machine
     overrides = [f"run_dir={tiny_runs[0]}", "checkpoint=final", "seeds=[5]", "max_steps=20"]
     try:
         with initialize():
-            cfg = compose("eval", overrides=[*overrides, "torch_threads=3", f"out_dir={tmp_path}"])
+            cfg = compose(
+                "eval", overrides=[*overrides, f"torch_threads={threads}", f"out_dir={tmp_path}"]
+            )
         evaluate(cfg)
-        assert torch.get_num_threads() == 3
+        assert torch.get_num_threads() == threads
     finally:
         torch.set_num_threads(before)
 

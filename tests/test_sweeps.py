@@ -245,6 +245,7 @@ def test_an_interrupted_optuna_study_continues_with_the_same_command(tmp_path):
         assert sweep.poll() is None and time.monotonic() < deadline, sweep.communicate()[1][-3000:]
         time.sleep(0.2)
     while not (job_dirs(study_dir)[1] / "run.json").is_file():
+        assert sweep.poll() is None and time.monotonic() < deadline, sweep.communicate()[1][-3000:]
         time.sleep(0.1)
     sweep.send_signal(signal.SIGINT)
     _, stderr = sweep.communicate(timeout=120)

@@ -82,9 +82,9 @@ def test_invalid_frame_stack_is_refused(stack):
 def test_seeded_ppo_is_reproducible():
     """SuperSuit's own SB3 adapter raises on PPO(seed=...); ours seeds every env."""
 
-    def rollout():
+    def rollout(seed=7):
         venv = wrap_vec_env(sim_venv(), WRAPPERS, gamma=0.99)
-        model = PPO("MlpPolicy", venv, n_steps=32, batch_size=64, n_epochs=1, seed=7)
+        model = PPO("MlpPolicy", venv, n_steps=32, batch_size=64, n_epochs=1, seed=seed)
         model.learn(64)
         obs = venv.reset()
         trace = []
@@ -94,7 +94,9 @@ def test_seeded_ppo_is_reproducible():
             trace.append(venv.get_original_reward().copy())
         return np.array(trace)
 
-    np.testing.assert_array_equal(rollout(), rollout())
+    first = rollout()
+    np.testing.assert_array_equal(rollout(), first)
+    assert not np.array_equal(rollout(seed=8), first)  # the seed reaches what is compared
 
 
 def test_truncation_reaches_sb3_with_terminal_observation():

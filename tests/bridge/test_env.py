@@ -386,7 +386,7 @@ def test_a_real_time_game_answers_every_step_with_a_fresh_tick(roblox_vec_env):
         bridge.freeze(True)
         time.sleep(0.3)
         assert emulator.empty_frames > 0 and bridge.server.empty_ticks > 0
-        assert 20 < bridge.server.tick_hz < 70  # accumulator-reset ticks: below 60 Hz
+        assert bridge.server.tick_hz < 70  # accumulator-reset ticks: below 60 Hz
         # What the bridge takes as one tick is the measured period, not the nominal 1/15 s.
         assert bridge.tick_period(1 / 15) == pytest.approx(1 / bridge.server.tick_hz)
         assert bridge.tick_period(1 / 15) < 1 / 15

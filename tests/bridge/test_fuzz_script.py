@@ -22,14 +22,14 @@ def test_the_memory_of_a_process_that_has_exited_is_unknown_not_zero():
     """A trainer that exits between two polls is a zombie until it is reaped: no VmRSS.
     Its memory is NaN, so the last reading before it stays the script's figure."""
     import math
+    import os
     import subprocess
     import sys
-    import time
 
     fuzz = load_script("fuzz_bridge")
     process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.3)"])
     assert fuzz.rss_mib(process.pid) > 0
-    time.sleep(1.0)  # exited, not reaped
+    os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOWAIT)  # exited, not reaped
     assert math.isnan(fuzz.rss_mib(process.pid))
     process.wait()
     assert math.isnan(fuzz.rss_mib(process.pid))
