@@ -45,6 +45,7 @@ def test_the_simulators_vecenv_is_the_parallelenvs_one(reset):
     for _ in range(300):
         actions = rng.uniform(-0.3, 1.0, (6, 3)).astype(np.float32)
         got, expected = sim.step(actions), generic.step(actions)
+        assert all(sim.observation_space.contains(o) for o in got[0])
         for a, b in zip(got[:3], expected[:3], strict=True):
             np.testing.assert_array_equal(a, b)
         for a, b in zip(got[3], expected[3], strict=True):

@@ -28,6 +28,14 @@ ENV_CONFIGS = {
         {"sensors": {"detect_cars": True}, "rules": {"car_collisions": True}},
         6,
     ),
+    # The game's 16-ray Car (19 numbers, rays of their own lengths; the last 8 see cars).
+    "game_car_in_traffic": (
+        {
+            "sensors": {"n_rays": 16, "layout": "roblox_car", "detect_cars": True},
+            "rules": {"car_collisions": True},
+        },
+        3,
+    ),
 }
 
 
