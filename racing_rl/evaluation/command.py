@@ -127,6 +127,7 @@ def evaluate(cfg: DictConfig, difficulty: str | None = None) -> dict[str, Any] |
             ),
         )
     drivers: list[Driver] = []
+    size_from = "backend.observation_size"  # who wants that size, for the bridge's errors
     for entry in entries:
         if follower is not None:
             drivers.append(follower.driver())
@@ -142,6 +143,7 @@ def evaluate(cfg: DictConfig, difficulty: str | None = None) -> dict[str, Any] |
             if observation_size is None:
                 observation_size = driver.observation_size
                 run_cfg.backend.observation_size = observation_size
+                size_from = f"the checkpoint {driver.checkpoint}"
             drivers.append(driver)
     labels = unique_labels([d.label for d in drivers])
     for driver, label in zip(drivers, labels, strict=True):
@@ -163,6 +165,7 @@ def evaluate(cfg: DictConfig, difficulty: str | None = None) -> dict[str, Any] |
         from racing_rl.bridge.training_bridge import TrainingBridge
 
         bridge = TrainingBridge.from_config(backend_config(backend))
+        bridge.server.expected_by = size_from
         log.info(
             "the game chooses its tracks (the unmodified game has one map and ignores the "
             "seeds racing-rl suggests): each track_seed row is one episode in the game"

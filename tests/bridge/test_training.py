@@ -134,6 +134,23 @@ def test_train_on_roblox_leaves_the_simulators_run_dir_and_freezes_for_updates(s
     assert saves >= 2  # checkpoints at 1,000 and 2,000 steps (and best models)
 
 
+def test_eval_in_a_game_of_other_cars_names_the_checkpoint_that_wants_its_size(sim_run, tmp_path):
+    """The size comes from the checkpoint: the error named backend.observation_size."""
+    port = free_port()
+    with game(port, sim=RaceConfig(sensors=SensorConfig(n_rays=16, layout="roblox_car"))):
+        result = racing_rl(
+            "eval",
+            f"run_dir={sim_run}",
+            "seeds=[5]",
+            "checkpoint=final",
+            "backend=roblox",
+            f"backend.server.port={port}",
+            cwd=tmp_path,
+        )
+    assert result.returncode == 1
+    assert f"than the checkpoint {sim_run / 'model.zip'} expects" in result.stderr
+
+
 def test_a_policy_trained_on_the_simulator_races_the_same_through_the_bridge(sim_run, tmp_path):
     seeds = "seeds=[2000000,2000001,2000002,2000003,2000004,2000005]"
     direct = racing_rl("eval", f"run_dir={sim_run}", seeds, "checkpoint=final", cwd=tmp_path)
