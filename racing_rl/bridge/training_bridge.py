@@ -277,6 +277,11 @@ class TrainingBridge:
         if not self.server.connected:
             return f"no game is connected to {self.server.url}"
         server = self.server
+        if not server.frames:  # its silence counts from the connection
+            return (
+                f"a game is connected as {server.model_id!r} and has sent no frame in the "
+                f"{self.silence():.1f} s since it connected"
+            )
         dropped = ", ".join(f"{n} {kind}" for kind, n in sorted(server.dropped.items()))
         return (
             f"a game is connected as {server.model_id!r}, its last frame arrived "

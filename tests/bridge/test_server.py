@@ -418,3 +418,10 @@ def test_drops_are_logged_ten_times_then_once_a_thousand():
         8001,
         9000,
     ]
+
+
+def test_a_game_that_has_sent_nothing_is_described_so(bridge):
+    """It read "its last frame arrived 0.3 s ago; 0 frame(s) received"."""
+    with connect(url(bridge)):
+        assert bridge.server.wait_connected(5)
+        assert bridge.describe().startswith("a game is connected as 'test' and has sent no frame")
