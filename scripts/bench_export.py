@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import tempfile
 import time
 from collections.abc import Callable
@@ -106,7 +107,9 @@ def main() -> None:
     try:
         figures = run(args.run_dir, args.checkpoint, args.steps)
     except RacingRLError as err:  # a wrong run dir or checkpoint: its message, no traceback
-        raise SystemExit(f"bench_export.py: {err}") from None
+        # The message speaks racing-rl's key (checkpoint=...); this script's is an option.
+        message = re.sub("checkpoint= ?", "--checkpoint ", str(err))
+        raise SystemExit(f"bench_export.py: {message}") from None
     print(f"{figures['algorithm']} {figures['checkpoint']}: µs per action (per car)")
     print(f"{'driver':<8}" + "".join(f"{f'{cars} car(s)':>12}" for cars in CARS))
     for driver, row in figures["us_per_action"].items():
