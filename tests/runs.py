@@ -75,3 +75,18 @@ def strict_json(text: str) -> object:
         raise ValueError(f"{constant} is not JSON")
 
     return json.loads(text, parse_constant=refuse)
+
+
+def saved_config(run_dir: Path, overrides: list[str]):
+    """The ``train`` config of ``overrides``, saved in ``run_dir/.hydra`` as Hydra does
+    (``run_dir`` is made if it is not there)."""
+    from hydra import compose
+    from omegaconf import OmegaConf
+
+    from racing_rl.config import initialize
+
+    with initialize():
+        cfg = compose("train", overrides=overrides)
+    (run_dir / ".hydra").mkdir(parents=True)
+    OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml")
+    return cfg

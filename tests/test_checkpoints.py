@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from hydra import compose
 from omegaconf import OmegaConf
-from runs import TINY, racing_rl, strict_json
+from runs import TINY, racing_rl, saved_config, strict_json
 from stable_baselines3 import PPO, SAC
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
@@ -287,10 +287,7 @@ def test_resume_falls_back_to_the_newest_checkpoint_that_loads(tmp_path, caplog)
         "checkpoint.every=200",
         "progress_bar=false",
     ]
-    with initialize():
-        cfg = compose("train", overrides=overrides)
-    (tmp_path / ".hydra").mkdir()
-    OmegaConf.save(cfg, tmp_path / ".hydra" / "config.yaml")
+    cfg = saved_config(tmp_path, overrides)
     train(cfg, tmp_path)
     final = latest_checkpoint(tmp_path)
     damaged = final.model.read_bytes()

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from hydra import compose
 from omegaconf import OmegaConf
-from runs import QUICK, QUICK_OFF_POLICY, default_sigint, racing_rl
+from runs import QUICK, QUICK_OFF_POLICY, default_sigint, racing_rl, saved_config
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from racing_rl.checkpoints.layout import find_checkpoints, latest_checkpoint
@@ -35,15 +35,6 @@ SAC = [
     "algo.model.gradient_steps=1",
     "log_interval=1",  # a row every episode: both legs log, whatever the tracks
 ]
-
-
-def saved_config(run_dir, overrides: list[str]):
-    """The ``train`` config of ``overrides``, saved in ``run_dir/.hydra`` as Hydra does."""
-    with initialize():
-        cfg = compose("train", overrides=overrides)
-    (run_dir / ".hydra").mkdir()
-    OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml")
-    return cfg
 
 
 def scalars(run_dir, tag):

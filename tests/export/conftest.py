@@ -5,11 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hydra import compose
-from omegaconf import OmegaConf
-from runs import TINY
+from runs import TINY, saved_config
 
-from racing_rl.config import initialize
 from racing_rl.training import train
 
 #: PPO's orthogonal initialisation scales the action layer by 0.01, so a briefly trained
@@ -49,11 +46,7 @@ ALGORITHMS = {
 
 def train_run(run_dir: Path, overrides: list[str]) -> Path:
     """Train a run with ``overrides`` into ``run_dir`` and save its config as Hydra does."""
-    with initialize():
-        cfg = compose("train", overrides=overrides)
-    run_dir.mkdir(parents=True)
-    (run_dir / ".hydra").mkdir()
-    OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml")
+    cfg = saved_config(run_dir, overrides)
     train(cfg, run_dir)
     return run_dir
 
