@@ -531,12 +531,13 @@ def _check_group_keys(name: str, overrides: list[Override], doc: ConfigDoc) -> N
     from hydra.core.override_parser.types import ChoiceSweep
     from omegaconf import OmegaConf
 
-    from racing_rl.checkpoints.runs import run_backend
-
     groups = ("backend", "algo")
     resume = next((o for o in overrides if o.key_or_group == "resume"), None)
     if resume is not None:  # the run's own backend, as Hydra will compose it
-        backend = None if resume.is_sweep_override() else run_backend(Path(str(resume.value())))
+        from racing_rl.checkpoints.runs import run_backend  # (imports SB3: only here)
+
+        run = Path(str(resume.value())).expanduser()
+        backend = None if resume.is_sweep_override() else run_backend(run)
         if backend is None:
             return  # racing-rl train checks the run's config when it loads it
         if not any(o.key_or_group == "backend" for o in overrides):
@@ -848,8 +849,6 @@ def _with_resumed_backend(args: list[str]) -> list[str]:
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import OverrideParseException
 
-    from racing_rl.checkpoints.runs import run_backend
-
     try:
         overrides = OverridesParser.create().parse_overrides([a for a in args if a[:1] != "-"])
     except OverrideParseException:
@@ -858,6 +857,8 @@ def _with_resumed_backend(args: list[str]) -> list[str]:
     resume = given.get("resume")
     if resume is None or resume.is_sweep_override() or "backend" in given:
         return args
+    from racing_rl.checkpoints.runs import run_backend
+
     backend = run_backend(Path(str(resume.value())).expanduser())
     return [*args, f"backend={backend}"] if backend else args
 
