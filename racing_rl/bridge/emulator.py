@@ -108,6 +108,15 @@ class _GameEnv:
         self.fresh = set(env.possible_agents)
         return {sim: (obs, 0.0, False, False, {}) for sim, obs in observations.items()}
 
+    def respawn(self, sims: Sequence[str]) -> dict[str, Any]:
+        """Respawn some cars, as the game does (the others race on): they start afresh,
+        with no action yet. Returns sim agent → the new car's observation."""
+        observations = self.env.respawn(sims)
+        self.fresh.update(sims)
+        for sim in sims:
+            self.actions[sim] = np.zeros(3)
+        return observations
+
     @staticmethod
     def advance_many(envs: Sequence[_GameEnv], done_reward: float) -> list[dict[str, Any]]:
         """Step environments with their last actions (as a game steps every car of a
@@ -124,10 +133,7 @@ class _GameEnv:
         ):
             ended = [sim for sim in observations if terminated[sim] or truncated[sim]]
             if ended:  # the game respawns a car at once; the message carries the new car
-                observations.update(env.env.respawn(ended))
-                env.fresh.update(ended)
-                for sim in ended:
-                    env.actions[sim] = np.zeros(3)
+                observations.update(env.respawn(ended))
             answers.append(
                 {
                     sim: (
@@ -647,11 +653,7 @@ class Emulator:
         env.frozen = False  # new cars run, frozen game or not
         env.driven, env.missed = False, 0  # the wait for the new cars is no ACTION's due
         if some and env.track_seed is not None:  # the game respawns just these cars
-            sims = [env.ids[agent] for agent in agents]
-            observations = env.env.respawn(sims)
-            env.fresh.update(sims)
-            for sim in sims:
-                env.actions[sim] = np.zeros(3)
+            observations = env.respawn([env.ids[agent] for agent in agents])
             env.last_reset = {
                 sim: (obs, 0.0, False, False, {}) for sim, obs in observations.items()
             }
