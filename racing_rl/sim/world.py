@@ -140,6 +140,8 @@ class WorldBatch:
             )
         self.car, self.sensors, self.rules = car, sensors, rules
         self._angles = sensors.angles()
+        self._ranges = sensors.ranges()  # each ray's length [m], built once (per observe: 1-6 us)
+        self._max_range = float(self._ranges.max())
         self._setup(tracks, counts, [TrackLayout.of(t, car, sensors, rules.dt) for t in tracks])
         n = self.n_cars
         self.cars = CarState.zeros(n)
@@ -350,7 +352,7 @@ class WorldBatch:
         world = World.__new__(World)
         world._setup([self.tracks[track]], [self.counts[track]], self._layouts[track : track + 1])
         world.car, world.sensors, world.rules = self.car, self.sensors, self.rules
-        world._angles = self._angles
+        world._angles, world._ranges, world._max_range = self._angles, self._ranges, self._max_range
         world.cars = CarState(
             *(getattr(self.cars, f)[rows].copy() for f in CarState.__dataclass_fields__)
         )
@@ -362,7 +364,7 @@ class WorldBatch:
     def ray_distances(self) -> FloatArray:
         """Distance along each car's rays to walls, obstacles (and cars), shape (N, R) [m]."""
         layout = self._layout
-        sensors, max_range = self.sensors, self.sensors.max_range()
+        sensors, max_range = self.sensors, self._max_range
         origins = self.cars.position
         directions = ray_directions(self.cars.heading, self._angles)
         sector = (
@@ -391,7 +393,7 @@ class WorldBatch:
                 cast_circles(origins, directions[:, rays], centres, radii, max_range),
             )
         if sensors.layout != "fan":  # rays of their own lengths
-            dist = np.minimum(dist, sensors.ranges())
+            dist = np.minimum(dist, self._ranges)
         return dist
 
     def is_reverse(self) -> BoolArray:
@@ -405,7 +407,7 @@ class WorldBatch:
         # The 3 is racing_rl.contract.STATE_SIZE, the contract this writes (the simulator
         # does not import it: the contract imports gymnasium).
         obs = np.empty((self.n_cars, self.sensors.n_rays + 3), dtype=np.float32)
-        np.divide(self.ray_distances(), self.sensors.ranges(), out=obs[:, :-3])
+        np.divide(self.ray_distances(), self._ranges, out=obs[:, :-3])
         obs[:, -3] = self.cars.fuel
         obs[:, -2] = np.minimum(np.maximum(self.cars.speed / self.car.max_speed, -1.0), 1.0)
         obs[:, -1] = self.is_reverse()
