@@ -30,8 +30,9 @@ first place) and the mean position of the learned and the scripted cars. Each dr
 Everything goes to ``<runs>/<stamp>/``: trained runs, every ``metrics.json`` under
 ``eval/<n>_<run name>/<set>/`` and ``eval/scripted/<set>/`` (a measured run dir is only
 read), ``results.json`` with every figure, and a
-Markdown section of ``--out`` (``docs/benchmarks.md``; the rest of that file is kept).
-``--render <results.json> ...`` rewrites that section from saved figures; given several
+Markdown section of ``--out`` (by default ``benchmark.md`` beside ``results.json``; an
+existing file's other text is kept). ``--render <results.json> ...`` rewrites that
+section of ``--out`` (by default ``docs/benchmarks.md``) from saved figures; given several
 files, a later file's row for a driver and seed replaces an earlier one's. The files of
 ``docs/benchmarks.md``'s table are listed, in order, in ``docs/results/rendered.txt``:
 ``--render @docs/results/rendered.txt`` re-renders it as committed.
@@ -625,7 +626,13 @@ def main() -> None:
     parser.add_argument(
         "--runs", type=Path, default=Path("outputs/benchmark"), help="benchmark dirs go here"
     )
-    parser.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="the Markdown file whose section is written (default: benchmark.md beside "
+        "results.json; with --render, docs/benchmarks.md)",
+    )
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every training run")
     parser.add_argument(
         "--render",
@@ -638,9 +645,10 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.render is not None:
-        text = write_markdown([json.loads(path.read_text()) for path in args.render], args.out)
+        out = args.out or Path("docs/benchmarks.md")
+        text = write_markdown([json.loads(path.read_text()) for path in args.render], out)
         print(text)
-        print(f"written to {args.out}")
+        print(f"written to {out}")
         return
     seeds = benchmark_seeds()
     race_seeds = seeds[: args.race_tracks] if args.race_tracks else seeds
@@ -658,9 +666,10 @@ def main() -> None:
         **benchmark(trained, runs, seeds, race_seeds, args.checkpoint, args.label),
     }
     (runs / "results.json").write_text(json.dumps(results, indent=2))
-    text = write_markdown([results], args.out)
+    out = args.out or runs / "benchmark.md"  # docs/benchmarks.md only by --render's choice
+    text = write_markdown([results], out)
     print(text)
-    print(f"written to {args.out}; evaluations and results.json in {runs}")
+    print(f"written to {out}; evaluations and results.json in {runs}")
     print(json.dumps(results))
 
 
