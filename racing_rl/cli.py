@@ -510,7 +510,7 @@ def _check_group_options(overrides: list[Override], doc: ConfigDoc) -> None:
                     f"{group}, leave it out, or ~{group} drops the default one"
                 )
             if isinstance(option, str) and option not in options:
-                close = difflib.get_close_matches(option, options, n=1)
+                close = difflib.get_close_matches(option.lower(), options, n=1)  # algo=PPO
                 hint = f"did you mean {close[0]}? " if close else ""
                 raise UsageError(
                     f"{override.key_or_group}={option}: no such option; {hint}"

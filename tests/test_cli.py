@@ -206,6 +206,7 @@ def test_version_and_python_m_racing_rl(tmp_path):
         (["train", "algo.model.sde_sample_freq=4"], "+algo.model.sde_sample_freq=4 adds it (ch"),
         # A group option conf/ lacks (Hydra: its options and its config search path).
         (["train", "algo=ppo2"], "algo=ppo2: no such option; did you mean ppo? algo is one of"),
+        (["train", "algo=PPO"], "algo=PPO: no such option; did you mean ppo? algo is one of"),
         (["train", "-m", "backend=pygame,robloxx"], "backend=robloxx: no such option; did you"),
         # No option (Hydra: a traceback, "Config group override must be a string ...").
         (["train", "experiment=null"], "takes no null option; to choose no experiment, leave"),
