@@ -313,6 +313,8 @@ def check_arguments(name: str, args: list[str]) -> None:
     from racing_rl.config import integer_keys
     from racing_rl.usage import read_config_doc
 
+    if name == "train":  # checked as Hydra will compose it (run adds the same)
+        args = _with_resumed_backend(args)
     modes = [a for a in args if a.split("=", 1)[0] in MODE_FLAGS]  # --cfg job, --cfg=job
     if len({MODE_FLAGS[a.split("=", 1)[0]] for a in modes}) > 1:  # Hydra: a ValueError stack
         raise UsageError(
@@ -527,23 +529,14 @@ def _check_group_keys(name: str, overrides: list[Override], doc: ConfigDoc) -> N
     default; a resumed run's backend, not its algorithm, whose keys a resume may not
     change) and not swept; keys below a list are Hydra's. A swept ``experiment``'s every
     leg must have the key."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.core.override_parser.types import ChoiceSweep
     from omegaconf import OmegaConf
 
     groups = ("backend", "algo")
-    resume = next((o for o in overrides if o.key_or_group == "resume"), None)
-    if resume is not None:  # the run's own backend, as Hydra will compose it
-        from racing_rl.checkpoints.runs import run_backend  # (imports SB3: only here)
-
-        run = Path(str(resume.value())).expanduser()
-        backend = None if resume.is_sweep_override() else run_backend(run)
-        if backend is None:
-            return  # racing-rl train checks the run's config when it loads it
+    if any(o.key_or_group == "resume" for o in overrides):
         if not any(o.key_or_group == "backend" for o in overrides):
-            chosen = OverridesParser.create().parse_overrides([f"backend={backend}"])
-            overrides = [*overrides, *chosen]
-        groups = ("backend",)
+            return  # no readable run (or a swept one): racing-rl train checks its config
+        groups = ("backend",)  # its own (_with_resumed_backend), or one a resume refuses
     experiment = next((o for o in overrides if o.key_or_group == "experiment"), None)
     legs: list[Any] = [None]  # the given experiment, or each of a sweep's
     if experiment is not None and not experiment.is_delete():

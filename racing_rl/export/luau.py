@@ -205,11 +205,10 @@ RAY_ORDER = {
         "length (0..1) per ray"
     ),
 }
-#: What the game's 5-ray cars (Golf cart, Quad: 13 numbers, ROBLOX_GAME.md) send instead.
+#: 13 numbers from the game: 10 rays, or what its 5-ray cars (Golf cart, Quad,
+#: ROBLOX_GAME.md) send instead.
 GAME_RAY_PAIRS = (
-    "the game car's ray values, in the order it sends them: a distance / that ray's "
-    "length (0..1) per ray, or (a Golf cart or Quad) [distance, surface-normal dot "
-    "(-1..1)] pairs"
+    RAY_ORDER["game"] + ", or (a Golf cart or Quad) [distance, surface-normal dot (-1..1)] pairs"
 )
 
 
