@@ -28,13 +28,16 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import OmegaConf
 
 from racing_rl.evaluation.tables import markdown_table
 from racing_rl.objective import objective_kind
 from racing_rl.provenance import read_legs
+
+if TYPE_CHECKING:  # matplotlib is imported when a plot is drawn
+    from matplotlib.figure import Figure
 
 #: Report columns: (header, Job attribute, format of a number).
 COLUMNS = (
@@ -211,8 +214,14 @@ def write_csv(jobs: Sequence[Job], path: Path) -> None:
             writer.writerow([*values, " ".join(job.overrides), job.error or "", str(job.path)])
 
 
-def plot_curves(jobs: Sequence[Job], path: Path) -> None:
-    """``learning_curves.png``: every job's validation metric against timesteps."""
+def plot_curves(jobs: Sequence[Job], path: Path) -> Figure:
+    """Draw every job's validation metric against timesteps and save it to ``path``
+    (``learning_curves.png``).
+
+    Returns:
+        The figure saved: one axes, or two (lap completion left, mean returns right,
+        dashed) for a sweep whose jobs optimised both kinds of objective.
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -250,6 +259,7 @@ def plot_curves(jobs: Sequence[Job], path: Path) -> None:
         axes.text(0.5, 0.5, "no validation curves (validation.every=0?)", ha="center")
     figure.tight_layout()
     figure.savefig(path)
+    return figure
 
 
 def report(sweep_dir: Path, out_dir: Path | None = None) -> str:

@@ -325,7 +325,8 @@ def test_the_report_marks_a_job_with_a_damaged_run_json_and_reads_the_others(tmp
 
 def test_a_sweep_over_objectives_ranks_each_job_among_its_own_kind(tmp_path):
     """objective=laps,return ranked a return of 250 above a lap completion of 0.9 in one
-    list, and drew both on the lap-completion axis."""
+    list, and drew both on the lap-completion axis: each kind is ranked, and drawn on an
+    axis, of its own."""
     from racing_rl.report import markdown, plot_curves, read_sweep
 
     for name, kind, value in (("0", "laps", 0.9), ("1", "return", 250.0), ("2", "laps", 0.95)):
@@ -344,5 +345,12 @@ def test_a_sweep_over_objectives_ranks_each_job_among_its_own_kind(tmp_path):
     ]
     assert "different objectives (laps, return" in markdown(jobs, [], tmp_path)
     jobs[0].curve, jobs[2].curve = [(100, 0.5), (200, 0.9)], [(100, 10.0), (200, 250.0)]
-    plot_curves(jobs, tmp_path / "curves.png")  # returns on a second axis
+    figure = plot_curves(jobs, tmp_path / "curves.png")
     assert (tmp_path / "curves.png").stat().st_size > 0
+    laps, returns = figure.axes  # returns on a second axis, dashed
+    assert [line.get_label() for line in laps.lines] == ["job 2"]
+    assert [line.get_label() for line in returns.lines] == ["job 1"]
+    assert returns.lines[0].get_linestyle() == "--" and "return" in returns.get_ylabel()
+    assert laps.get_ylim()[1] < 2 < 250 < returns.get_ylim()[1]
+    jobs[1].curve = [(100, 0.7)]  # both of lap completion: one axis
+    assert len(plot_curves(jobs[:2], tmp_path / "laps.png").axes) == 1
