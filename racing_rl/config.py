@@ -122,6 +122,18 @@ def track_seeds(split: Sequence[int], key: str) -> range:
     return range(*values)
 
 
+def benchmark_seeds() -> range:
+    """The held-out benchmark's track seeds: ``tracks.benchmark`` of conf/train.yaml, a
+    range no training, validation or tuning ever reads (``scripts/benchmark_algos.py``,
+    ``scripts/analyze_crashes.py``).
+
+    Raises:
+        ConfigError: as ``track_seeds``, for a malformed range.
+    """
+    tracks = OmegaConf.load(config_dir() / "train.yaml").tracks
+    return track_seeds(tracks.benchmark, "tracks.benchmark")
+
+
 def run_entries(run_dir: str | Sequence[Any]) -> list[str]:
     """``racing-rl eval``'s ``run_dir`` (one run dir, or a list for a race; ``scripted``
     for the scripted driver) as a list of strings."""

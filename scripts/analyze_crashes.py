@@ -52,11 +52,9 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from omegaconf import OmegaConf
 
-from racing_rl import config_dir
 from racing_rl.checkpoints.runs import load_run_config
-from racing_rl.config import parse, track_seeds
+from racing_rl.config import benchmark_seeds, parse
 from racing_rl.evaluation.tables import format_table, markdown_table
 from racing_rl.files import strict_json
 from racing_rl.replay import Replay, load_replay
@@ -476,9 +474,7 @@ def main() -> None:
     args = parser.parse_args()
     run_cfg = load_run_config(args.run_dir)
     if args.replays is None:
-        seeds = args.seeds or track_seeds(
-            OmegaConf.load(config_dir() / "train.yaml").tracks.benchmark, "tracks.benchmark"
-        )
+        seeds = args.seeds or benchmark_seeds()
         options = [
             f"checkpoint={args.checkpoint}",
             f"driver={args.driver}",

@@ -66,11 +66,9 @@ from typing import Any
 
 import numpy as np
 from hydra import compose
-from omegaconf import OmegaConf
 
-from racing_rl import config_dir
 from racing_rl.checkpoints.runs import load_run_config
-from racing_rl.config import initialize, track_seeds
+from racing_rl.config import benchmark_seeds, initialize
 from racing_rl.errors import RacingRLError
 from racing_rl.evaluation.command import SCRIPTED, evaluate
 from racing_rl.evaluation.tables import markdown_table
@@ -99,13 +97,6 @@ RACES = {
 }
 #: Markers around the section this script owns in ``--out``.
 BEGIN, END = "<!-- benchmark_algos: begin -->", "<!-- benchmark_algos: end -->"
-
-
-def benchmark_seeds() -> range:
-    """The held-out benchmark's track seeds, ``tracks.benchmark`` of conf/train.yaml."""
-    return track_seeds(
-        OmegaConf.load(config_dir() / "train.yaml").tracks.benchmark, "tracks.benchmark"
-    )
 
 
 def check_held_out(run_dir: Path, seeds: Sequence[int]) -> None:

@@ -15,7 +15,7 @@ from hydra import compose
 from omegaconf import OmegaConf
 from runs import load_script
 
-from racing_rl.config import initialize
+from racing_rl.config import benchmark_seeds, initialize
 
 TRAIN_YAML = Path(__file__).parents[1] / "conf" / "train.yaml"
 
@@ -83,7 +83,7 @@ def results(commit: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def test_the_benchmark_tracks_are_held_out_from_every_other_range(bench):
-    seeds = bench.benchmark_seeds()
+    seeds = benchmark_seeds()
     tracks = OmegaConf.load(TRAIN_YAML).tracks
     assert len(seeds) >= 50 and list(seeds) == list(range(*tracks.benchmark))
     for split in ("train", "validation", "test"):
@@ -98,7 +98,7 @@ def test_a_run_that_trained_or_selected_on_benchmark_tracks_is_refused(bench, tm
         config = compose("train", overrides=["tracks.test=[3000050,3000070]"])
     OmegaConf.save(config, run_dir / ".hydra" / "config.yaml")  # a complete run's config
     with pytest.raises(SystemExit, match=r"tracks.test=\[3000050, 3000070\).*overlaps"):
-        bench.benchmark([(run_dir, None)], tmp_path / "bench", bench.benchmark_seeds(), [])
+        bench.benchmark([(run_dir, None)], tmp_path / "bench", benchmark_seeds(), [])
     assert not (tmp_path / "bench").exists()  # refused before anything was measured
 
 
@@ -163,7 +163,7 @@ def test_two_runs_of_one_label_and_seed_are_refused_not_one_hidden(bench, tmp_pa
             OmegaConf.save(compose("train"), run_dir / ".hydra" / "config.yaml")
         runs.append((run_dir, None))
     with pytest.raises(SystemExit, match="would both be the row of 'ppo' seed 0: measure them"):
-        bench.benchmark(runs, tmp_path / "bench", bench.benchmark_seeds(), [])
+        bench.benchmark(runs, tmp_path / "bench", benchmark_seeds(), [])
     assert not (tmp_path / "bench").exists()  # refused before anything was measured
 
 
