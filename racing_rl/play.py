@@ -95,12 +95,12 @@ def play(cfg: DictConfig) -> dict[str, Any]:
         "play drives from the keyboard in a window: run it where a display is.",
     )
     labels = tuple(d.label for d in drivers)
-    draw = window.on_step(envs[0], labels, "racing-rl play · arrows drive, space nitro, esc quits")
+    draw = window.on_step(envs[0], labels, "racing-rl play · arrows drive, space nitro, q/esc quit")
 
     def on_step() -> bool:
         return draw() and not (script is not None and script.done)
 
-    log.info("Arrow keys drive, space or shift burns nitro, esc quits.")
+    log.info("Arrow keys drive, space or shift burns nitro, q or esc quits.")
     try:
         meta = {"laps": int(cfg.laps)}  # a replay's HUD then says "done" for a finisher
         (race,) = run_races(envs, drivers, record=bool(cfg.record), meta=meta, on_step=on_step)
