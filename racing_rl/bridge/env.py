@@ -199,30 +199,13 @@ class RobloxParallelEnv(ParallelEnv):
         hints = {"track_seed": self._track_seed, "spawn": episode.spawn}
         if seed is not None:
             hints["seed"] = seed
-        while True:  # until the cars report; a game that goes away is waited for again
+        received: dict[AgentID, Any] | None = None
+        while received is None:  # a game that goes away is waited for again
             self.bridge.wait_for_game(self.config.connect_timeout, why="spawning the cars")
-            generation = self.bridge.generation
-            after = self.bridge.inbox.mark()
-            frames_before, dropped_before = self._frames_and_drops()
-            try:
-                self.bridge.freeze(False)  # a frozen game sends nothing
-                if generation != self._generation:
-                    command = SPAWN_AGENTS
-                    self.bridge.spawn_agents(self.envid, self.possible_agents, hints)
-                    self._generation = generation
-                else:
-                    command = RESET_AGENTS
-                    self.bridge.reset_agents(self.envid, self.possible_agents, hints)
-            except BridgeError:
-                continue  # the game went away while we sent: wait for it again
-            received, missing = self.bridge.get_observation(
-                self.possible_agents, after, self.config.observation_timeout, None, generation
-            )
-            if not missing:
-                break
-            if not self._game_is_silent(frames_before, generation):
-                raise self._unreported(missing, command, frames_before, dropped_before)
-            self._check_connection(missing, generation, "spawning")
+            # A new connection's game has no cars yet; the one that spawned them resets them.
+            command = SPAWN_AGENTS if self.bridge.generation != self._generation else RESET_AGENTS
+            self._generation = self.bridge.generation
+            received = self._start_cars(self.possible_agents, command, "spawning", hints)
         self.agents = self.possible_agents[:]
         self._steps = 0
         self._sent = None
@@ -231,6 +214,44 @@ class RobloxParallelEnv(ParallelEnv):
         self._read = max(got.seq for got in received.values())
         info = {"track_seed": self._track_seed}
         return dict(self._last_obs), {agent: dict(info) for agent in self.agents}
+
+    def _start_cars(
+        self,
+        agents: Sequence[AgentID],
+        command: str,
+        doing: str,
+        hints: dict[str, Any] | None = None,
+    ) -> dict[AgentID, Any] | None:
+        """Send ``command`` (``SPAWN_AGENTS`` or ``RESET_AGENTS``) for ``agents`` and wait
+        for their first observations (``doing`` names the wait in errors and warnings).
+
+        Returns:
+            The ``Inbox`` entries of every one of ``agents``; None if the game went away
+            meanwhile (once it has reconnected, within ``reconnect_timeout``).
+
+        Raises:
+            BridgeError: the game ticks on but does not report some of the cars (it
+                dropped their entries as bad, or did not spawn them), it stays connected
+                but silent, or it does not reconnect in time.
+        """
+        generation = self.bridge.generation
+        after = self.bridge.inbox.mark()
+        frames_before, dropped_before = self._frames_and_drops()
+        try:
+            self.bridge.freeze(False)  # a frozen game sends nothing
+            send = self.bridge.spawn_agents if command == SPAWN_AGENTS else self.bridge.reset_agents
+            send(self.envid, list(agents), hints)
+        except BridgeError:
+            return None  # the game went away while we sent
+        received, missing = self.bridge.get_observation(
+            agents, after, self.config.observation_timeout, None, generation
+        )
+        if not missing:
+            return received
+        if not self._game_is_silent(frames_before, generation):
+            raise self._unreported(missing, command, frames_before, dropped_before)
+        self._check_connection(missing, generation, doing)
+        return None
 
     def _check_connection(self, missing: list[str], generation: int, doing: str) -> None:
         """After a wait that came back short: return on a reconnect (after waiting for
@@ -448,19 +469,10 @@ class RobloxParallelEnv(ParallelEnv):
         """
         ask = [agent for agent in agents if agent not in self._respawned]
         self._respawned.difference_update(agents)
-        if ask:
-            generation = self.bridge.generation
-            after = self.bridge.inbox.mark()
-            frames_before, dropped_before = self._frames_and_drops()
-            with contextlib.suppress(BridgeError):  # the game went away: the wait finds out
-                self.bridge.reset_agents(self.envid, ask)
-            received, missing = self.bridge.get_observation(
-                ask, after, self.config.observation_timeout, None, generation
-            )
-            if missing and not self._game_is_silent(frames_before, generation):
-                raise self._unreported(missing, RESET_AGENTS, frames_before, dropped_before)
-            if missing:
-                self._check_connection(missing, generation, "respawning cars")
+        # A game that went away meanwhile is waited for; the next step finds its cars
+        # lost (their episodes interrupted) and the reset spawns them on the new connection.
+        received = self._start_cars(ask, RESET_AGENTS, "respawning cars") if ask else None
+        if received:
             for agent, got in received.items():
                 self._last_obs[agent] = got.step.observation
                 self._read = max(self._read, got.seq)
