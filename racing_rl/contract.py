@@ -61,3 +61,14 @@ def track_seed_option(options: dict[str, Any] | None) -> int | None:
     ):
         raise ValueError(f"options['track_seed'] must be an integer, got {track_seed!r}.")
     return None if track_seed is None else int(track_seed)
+
+
+def track_change_due(episodes_on_track: int, every: int, seed: int | None, first: bool) -> bool:
+    """Whether a reset without a ``track_seed`` option draws a new track: at the first
+    reset, at a reset with a ``seed`` (a seeded reset starts the track draw afresh), and
+    once ``every`` (``episode.track_change_every``) episodes have raced on the track.
+
+    Both backends follow it: the simulator's ``RaceBatch.reset`` and the bridge's
+    ``RobloxParallelEnv.reset``, which suggests the track to the game.
+    """
+    return first or seed is not None or episodes_on_track >= every

@@ -33,6 +33,7 @@ from racing_rl.contract import (
     ParallelStepReturn,
     action_space,
     observation_space,
+    track_change_due,
     track_seed_option,
 )
 from racing_rl.errors import BridgeError, ConfigError
@@ -190,8 +191,13 @@ class RobloxParallelEnv(ParallelEnv):
             self.np_random, _ = seeding.np_random(seed)
         episode = self.config.episode
         track_seed = track_seed_option(options)
-        due = self._episodes_on_track >= episode.track_change_every
-        if track_seed is None and (self._track_seed is None or seed is not None or due):
+        due = track_change_due(
+            self._episodes_on_track,
+            episode.track_change_every,
+            seed,
+            first=self._track_seed is None,
+        )
+        if track_seed is None and due:
             track_seed = self.track_seeds[int(self.np_random.integers(len(self.track_seeds)))]
         if track_seed is not None:
             self._track_seed, self._episodes_on_track = int(track_seed), 0

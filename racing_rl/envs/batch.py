@@ -19,7 +19,7 @@ import numpy as np
 from gymnasium.utils import seeding
 from numpy.typing import NDArray
 
-from racing_rl.contract import track_seed_option
+from racing_rl.contract import track_change_due, track_seed_option
 from racing_rl.envs.config import RaceConfig
 from racing_rl.envs.rewards import compute_rewards
 from racing_rl.errors import ConfigError
@@ -260,8 +260,13 @@ class RaceBatch:
             self.np_random[race], _ = seeding.np_random(seed)
         config, worlds = self.config, self.worlds
         tracks = self._pending if worlds is None else worlds.tracks
-        due = self._episodes_on_track[race] >= config.episode.track_change_every
-        if track_seed is not None or seed is not None or tracks[race] is None or due:
+        due = track_change_due(
+            self._episodes_on_track[race],
+            config.episode.track_change_every,
+            seed,
+            first=tracks[race] is None,
+        )
+        if track_seed is not None or due:
             generator = config.track
             if track_seed is None:
                 rng, seeds = self.np_random[race], self.track_seeds[race]
