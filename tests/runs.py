@@ -57,6 +57,21 @@ def racing_rl(*args: str, cwd: Path, timeout: float = 300) -> subprocess.Complet
     )
 
 
+def tb_scalars(run_dir: Path, prefix: str = "") -> dict[str, list[tuple[int, float]]]:
+    """The run's TensorBoard scalars (``<run dir>/tb``) whose tag starts with ``prefix``:
+    tag -> (step, value) pairs in the order written, every one of them (TensorBoard's
+    reader otherwise keeps a sample of 10,000 per tag)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir / "tb"), size_guidance={"scalars": 0})
+    events.Reload()
+    return {
+        tag: [(event.step, event.value) for event in events.Scalars(tag)]
+        for tag in events.Tags()["scalars"]
+        if tag.startswith(prefix)
+    }
+
+
 def load_script(name: str) -> ModuleType:
     """``scripts/<name>.py`` as a module (scripts are not part of the package)."""
     spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")

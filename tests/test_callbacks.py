@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import imageio.v3 as iio
 import pytest
 from omegaconf import OmegaConf
-from runs import QUICK, racing_rl
+from runs import QUICK, racing_rl, tb_scalars
 from stable_baselines3.common.logger import Logger
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -55,21 +55,10 @@ def run_dir(tmp_path_factory) -> Path:
     return run_dir
 
 
-def scalars(run_dir: Path, prefix: str) -> dict[str, dict[int, float]]:
-    """The run's TensorBoard scalars whose tag starts with ``prefix``: tag -> step -> value."""
-    events = EventAccumulator(str(run_dir / "tb"), size_guidance={"scalars": 0})
-    events.Reload()
-    return {
-        tag: {event.step: event.value for event in events.Scalars(tag)}
-        for tag in events.Tags()["scalars"]
-        if tag.startswith(prefix)
-    }
-
-
 def test_race_scalars_of_training_episodes(run_dir):
-    race = scalars(run_dir, "race/")
+    race = tb_scalars(run_dir, "race/")
     assert set(race) - {"race/lap_time_s"} == RACE_EPISODE_TAGS
-    values = {tag: list(by_step.values()) for tag, by_step in race.items()}
+    values = {tag: [value for _, value in pairs] for tag, pairs in race.items()}
     assert all(v and all(math.isfinite(x) for x in v) for v in values.values()), values
     for rate in ("race/crash_rate", "race/stuck_rate"):
         assert all(0.0 <= x <= 1.0 for x in values[rate]), (rate, values[rate])
@@ -115,7 +104,7 @@ def test_race_metrics_average_finished_episodes_and_every_completed_lap():
 
 
 def test_eval_scalars_of_every_validation(run_dir):
-    evals = scalars(run_dir, "eval/")
+    evals = {tag: dict(pairs) for tag, pairs in tb_scalars(run_dir, "eval/").items()}
     steps = sorted(evals["eval/episodes"])
     assert steps == [1024, 2048]  # between rollouts past 1000 timesteps, and the final model
     for step in steps:

@@ -8,8 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from runs import TINY
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from runs import TINY, tb_scalars
 
 from racing_rl.loggers import csv_output
 
@@ -107,17 +106,15 @@ def test_training_shows_a_table_writes_progress_csv_and_syncs_wandb(tmp_path):
     assert [int(row["time/total_timesteps"]) for row in progress] == [1024, 2048]
 
     # The offline W&B run holds every TensorBoard scalar at the same step.
-    tensorboard = EventAccumulator(str(run_dir / "tb"))
-    tensorboard.Reload()
+    tensorboard = tb_scalars(run_dir)
     (run_file,) = (run_dir / "wandb").glob("offline-run-*/run-*.wandb")
     rows = wandb_history(run_file)
     # W&B's own rows (system metrics, the run's end) have no TensorBoard step.
     history = {row["global_step"]: row for row in rows if "global_step" in row}
-    tags = tensorboard.Tags()["scalars"]
-    assert "rollout/ep_rew_mean" in tags and "train/loss" in tags
-    for tag in tags:
-        for event in tensorboard.Scalars(tag):
-            assert history[event.step][tag] == pytest.approx(event.value, rel=1e-6), tag
+    assert "rollout/ep_rew_mean" in tensorboard and "train/loss" in tensorboard
+    for tag, pairs in tensorboard.items():
+        for step, value in pairs:
+            assert history[step][tag] == pytest.approx(value, rel=1e-6), tag
 
 
 def test_wandb_without_a_login_is_one_line_that_says_what_to_do(tmp_path):

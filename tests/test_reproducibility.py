@@ -4,8 +4,7 @@ import json
 
 import pytest
 import torch
-from runs import QUICK, QUICK_OFF_POLICY, racing_rl
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from runs import QUICK, QUICK_OFF_POLICY, racing_rl, tb_scalars
 
 from racing_rl.checkpoints.loading import load_model
 from racing_rl.checkpoints.runs import load_run_config
@@ -23,9 +22,7 @@ def train(tmp_path, name, algo, seed):
         "train", *RUNS[algo], *QUICK, f"seed={seed}", f"hydra.run.dir={run_dir}", cwd=tmp_path
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    events = EventAccumulator(str(run_dir / "tb"))
-    events.Reload()
-    rewards = [(s.step, s.value) for s in events.Scalars("rollout/ep_rew_mean")]
+    rewards = tb_scalars(run_dir)["rollout/ep_rew_mean"]
     cfg = load_run_config(run_dir)
     weights = load_model(cfg.algo, run_dir / "model.zip", env=None, device="cpu").get_parameters()
     validation = json.loads((run_dir / "best" / "metrics.json").read_text())

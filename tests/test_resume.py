@@ -15,8 +15,7 @@ import numpy as np
 import pytest
 from hydra import compose
 from omegaconf import OmegaConf
-from runs import QUICK, QUICK_OFF_POLICY, default_sigint, racing_rl, saved_config
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from runs import QUICK, QUICK_OFF_POLICY, default_sigint, racing_rl, saved_config, tb_scalars
 
 from racing_rl.checkpoints.layout import find_checkpoints, latest_checkpoint
 from racing_rl.checkpoints.loading import load_model, load_replay_buffer
@@ -35,12 +34,6 @@ SAC = [
     "algo.model.gradient_steps=1",
     "log_interval=1",  # a row every episode: both legs log, whatever the tracks
 ]
-
-
-def scalars(run_dir, tag):
-    events = EventAccumulator(str(run_dir / "tb"))
-    events.Reload()
-    return [(s.step, s.value) for s in events.Scalars(tag)]
 
 
 @pytest.mark.parametrize("algo", [PPO, SAC], ids=["ppo", "sac"])
@@ -81,7 +74,7 @@ def test_resume_continues_the_run_where_it_stopped(algo, tmp_path):
     # The schedule's position: progress is measured against the whole run's 4000 steps.
     assert model._total_timesteps == 4000
     # One TensorBoard run whose steps go on from the first leg.
-    steps = [step for step, _ in scalars(run_dir, "time/fps")]
+    steps = [step for step, _ in tb_scalars(run_dir)["time/fps"]]
     assert steps == sorted(steps) and steps[-1] > 2000
     if "algo=ppo" in algo:
         # The linear schedule spans the run's total: 2000 steps in the first leg, 4000 in
@@ -89,8 +82,8 @@ def test_resume_continues_the_run_where_it_stopped(algo, tmp_path):
         # rollout (200 steps) after it was set; a validation (between rollouts) logs the
         # value just set, at the step of the rollout's own row.
         start = cfg.algo.model.learning_rate.start
-        validations = {step for step, _ in scalars(run_dir, "eval/episodes")}
-        for step, rate in scalars(run_dir, "train/learning_rate"):
+        validations = {step for step, _ in tb_scalars(run_dir)["eval/episodes"]}
+        for step, rate in tb_scalars(run_dir)["train/learning_rate"]:
             total = 2000 if step <= 2000 else 4000
             set_at = {step - 200, step} if step in validations else {step - 200}
             assert rate in [pytest.approx(start * (1 - s / total), rel=1e-5) for s in set_at]
@@ -484,7 +477,7 @@ def test_a_ctrl_c_in_an_update_discards_its_rollout(tmp_path, monkeypatch):
     rows = list(csv.DictReader((tmp_path / "progress.csv").open()))
     logged = [int(float(row["time/total_timesteps"])) for row in rows if row["time/fps"]]
     assert logged == list(range(200, 2001, 200))
-    assert [step for step, _ in scalars(tmp_path, "time/fps")] == logged
+    assert [step for step, _ in tb_scalars(tmp_path)["time/fps"]] == logged
 
 
 def test_a_ctrl_c_in_the_middle_of_an_update_saves_the_weights_before_it(tmp_path, monkeypatch):
