@@ -3,7 +3,9 @@
 import base64
 import contextlib
 import json
+import logging
 import math
+import os
 import pickle
 import shutil
 import zipfile
@@ -22,6 +24,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 from racing_rl.checkpoints.layout import (
     STATISTICS,
     VECNORMALIZE_PICKLE,
+    damaged_checkpoints,
     find_checkpoints,
     latest_checkpoint,
     resolve_model,
@@ -459,3 +462,62 @@ def test_a_hidden_checkpoint_directory_is_not_listed(tmp_path):
     checkpoint = save_checkpoint(model, env, tmp_path / "checkpoints", "ppo")
     shutil.copytree(checkpoint.path, tmp_path / "checkpoints" / ".ppo_0_steps.old")
     assert [c.path.name for c in find_checkpoints(tmp_path)] == ["ppo_0_steps"]
+
+
+def test_checkpoints_of_one_timestep_keep_the_order_they_were_saved_in_whatever_their_times(
+    tmp_path, caplog
+):
+    """A Ctrl-C during a periodic save writes an interrupted checkpoint at the same step
+    (with the replay buffer and the validation owed); the tie was broken by the manifests'
+    times, which a copy of the run (without its times) could reverse: resume then took
+    the periodic one and its next save deleted the interrupted one's replay buffer."""
+    model, env = tiny_model()
+    model.num_timesteps = 400
+    checkpoints = tmp_path / "checkpoints"
+    periodic = save_checkpoint(model, env, checkpoints, "ppo")
+    interrupted = save_checkpoint(model, env, checkpoints, "interrupted", validation_due=True)
+    copied_first = periodic.path.stat().st_mtime - 60  # the copy wrote the later one first
+    for path in interrupted.path.iterdir():
+        os.utime(path, (copied_first, copied_first))
+    assert [c.path.name for c in find_checkpoints(tmp_path)] == [
+        "ppo_400_steps",
+        "interrupted_400_steps",
+    ]
+    assert latest_checkpoint(tmp_path).validation_due
+    # A damaged manifest is no checkpoint, and resume says so (it was skipped silently).
+    (interrupted.path / "checkpoint.json").write_text("")
+    assert damaged_checkpoints(tmp_path) == [interrupted.path]
+    with caplog.at_level(logging.WARNING):
+        chosen, _ = newest_loadable(tmp_path, lambda checkpoint: None)
+    assert chosen.path == periodic.path
+    assert f"cannot resume from {interrupted.path}: it has no readable checkpoint.json" in (
+        caplog.text
+    )
+
+
+def test_a_replay_buffer_that_does_not_load_costs_only_itself_on_resume(tmp_path, caplog):
+    """A newest checkpoint whose replay buffer was damaged fell back to an older checkpoint,
+    which has no buffer either: the newer model was thrown away for nothing."""
+    overrides = [
+        "algo=sac",
+        "algo.model.learning_starts=50",
+        "total_timesteps=200",
+        "n_races=1",
+        "cars_per_race=2",
+        "validation.every=0",
+        "checkpoint.every=100",
+        "progress_bar=false",
+    ]
+    cfg = saved_config(tmp_path, overrides)
+    train(cfg, tmp_path)
+    final = latest_checkpoint(tmp_path)
+    buffer = final.replay_buffer.read_bytes()
+    final.replay_buffer.write_bytes(buffer[: len(buffer) // 2])
+    cfg.total_timesteps = 300
+    with caplog.at_level(logging.WARNING):
+        summary = train(cfg, tmp_path, resume=final)
+    assert summary["timesteps"] == 300
+    legs = json.loads((tmp_path / "run.json").read_text())["legs"]
+    assert legs[-1]["resumed_from"] == str(final.path)
+    assert f"{final.path}: its replay buffer does not load (" in caplog.text
+    assert "it starts empty" in caplog.text and "newer ones did not" not in caplog.text

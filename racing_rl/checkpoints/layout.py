@@ -92,30 +92,60 @@ def swapped_in(directory: Path) -> Path:
     return directory
 
 
+#: At one timestep a run saves a periodic checkpoint before an interrupted one (Ctrl-C
+#: during the periodic save) and before the final one: the order ``find_checkpoints``
+#: keeps, whatever the files' times (a copied run's are the copy's).
+_SAVE_ORDER = {INTERRUPTED: 1, FINAL: 2}
+
+
+def _read_checkpoint(directory: Path) -> Checkpoint | None:
+    """The checkpoint in ``directory``; None unless it has a readable manifest and a
+    ``model.zip``."""
+    try:
+        data = json.loads((directory / MANIFEST).read_text())
+        checkpoint = Checkpoint(
+            directory,
+            int(data["timesteps"]),
+            str(data["kind"]),
+            bool(data.get("validation_due", False)),
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return checkpoint if checkpoint.model.is_file() else None
+
+
+def _saved(run_dir: Path) -> list[Path]:
+    """The checkpoint directories of a run, complete or not; hidden ones (``.<name>.partial``:
+    a save or a deletion under way, or cut short) left out."""
+    return [
+        directory
+        for directory in sorted((run_dir / "checkpoints").glob("*"))
+        if directory.is_dir() and not directory.name.startswith(".")
+    ]
+
+
 def find_checkpoints(run_dir: Path) -> list[Checkpoint]:
-    """The complete checkpoints of a run, oldest first (by timesteps, then save order).
+    """The complete checkpoints of a run, oldest first: by timesteps, then in the order a
+    run saves them at one timestep (periodic, interrupted, final), then by the manifest's
+    modification time.
 
     Directories without a readable ``checkpoint.json`` and a ``model.zip`` (partial or
-    damaged saves) are skipped, and hidden ones (``.<name>.partial``: a save or a
-    deletion under way, or cut short).
+    damaged saves: ``damaged_checkpoints``) are skipped, and hidden ones.
     """
     found = []
-    for manifest in (run_dir / "checkpoints").glob(f"*/{MANIFEST}"):
-        if manifest.parent.name.startswith("."):  # a save or a deletion under way
-            continue
-        try:
-            data = json.loads(manifest.read_text())
-            checkpoint = Checkpoint(
-                manifest.parent,
-                int(data["timesteps"]),
-                str(data["kind"]),
-                bool(data.get("validation_due", False)),
-            )
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-        if checkpoint.model.is_file():
-            found.append((checkpoint.timesteps, manifest.stat().st_mtime_ns, checkpoint))
-    return [checkpoint for *_, checkpoint in sorted(found, key=lambda t: t[:2])]
+    for directory in _saved(run_dir):
+        checkpoint = _read_checkpoint(directory)
+        if checkpoint is not None:
+            order = _SAVE_ORDER.get(checkpoint.kind, 0)
+            mtime = (directory / MANIFEST).stat().st_mtime_ns
+            found.append((checkpoint.timesteps, order, mtime, checkpoint))
+    return [checkpoint for *_, checkpoint in sorted(found, key=lambda t: t[:3])]
+
+
+def damaged_checkpoints(run_dir: Path) -> list[Path]:
+    """The checkpoint directories of a run that ``find_checkpoints`` skips: no readable
+    ``checkpoint.json`` (a damaged file) or no ``model.zip``."""
+    return [directory for directory in _saved(run_dir) if _read_checkpoint(directory) is None]
 
 
 def latest_checkpoint(run_dir: Path) -> Checkpoint:

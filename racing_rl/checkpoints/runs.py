@@ -20,8 +20,10 @@ from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from racing_rl.algos import make_model
 from racing_rl.checkpoints.layout import (
+    MANIFEST,
     MODEL,
     Checkpoint,
+    damaged_checkpoints,
     find_checkpoints,
     latest_checkpoint,
     resolve_model,
@@ -209,6 +211,13 @@ def newest_loadable(run_dir: Path, load: Callable[[Checkpoint], T]) -> tuple[Che
         PickleRefused: if a checkpoint holds a part only as a pickle and the config does
             not trust pickles (no older one is tried: its replay buffer would be lost).
     """
+    for damaged in damaged_checkpoints(run_dir):
+        log.warning(
+            "cannot resume from %s: it has no readable %s with a %s (a damaged save)",
+            damaged,
+            MANIFEST,
+            MODEL,
+        )
     candidates = find_checkpoints(run_dir)[::-1]
     if not candidates:
         latest_checkpoint(run_dir)  # raises the "no checkpoint" error
@@ -253,12 +262,21 @@ def load_for_resume(cfg: DictConfig, checkpoint: Checkpoint, venv: VecEnv) -> Ba
         venv.training = True
     model = load_model(cfg.algo, checkpoint.model, env=venv, device=cfg.device)
     if isinstance(model, OffPolicyAlgorithm):
-        if load_replay_buffer(model, checkpoint.path, trust):
-            buffer = model.replay_buffer
-            assert buffer is not None
-            log.info("replay buffer: %d transitions", buffer.size() * buffer.n_envs)
+        try:
+            loaded = load_replay_buffer(model, checkpoint.path, trust)
+        except PickleRefused:
+            raise
+        except CheckpointError as err:  # an older checkpoint has no buffer either
+            log.warning(
+                "%s: its replay buffer does not load (%s): it starts empty", checkpoint.path, err
+            )
         else:
-            log.warning("%s has no replay buffer: it starts empty", checkpoint.path)
+            if loaded:
+                buffer = model.replay_buffer
+                assert buffer is not None
+                log.info("replay buffer: %d transitions", buffer.size() * buffer.n_envs)
+            else:
+                log.warning("%s has no replay buffer: it starts empty", checkpoint.path)
     # A resumed leg is as reproducible as a fresh run: seed it from the config and step.
     model.set_random_seed(cfg.seed + model.num_timesteps)
     return model
