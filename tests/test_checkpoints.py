@@ -24,6 +24,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 from racing_rl.checkpoints.layout import (
     STATISTICS,
     VECNORMALIZE_PICKLE,
+    Checkpoint,
     damaged_checkpoints,
     find_checkpoints,
     latest_checkpoint,
@@ -279,24 +280,33 @@ def test_keep_prunes_the_oldest_periodic_checkpoints_only(tmp_path):
     assert names == ["interrupted_0_steps", "ppo_300_steps", "ppo_400_steps", "final_400_steps"]
 
 
+def resume_with_a_damaged_part(
+    run_dir: Path, overrides: list[str], part: str, total: int
+) -> tuple[Checkpoint, dict]:
+    """Train a small run (one race of 2 cars, no validation) with ``overrides``, cut the
+    ``part`` file of its newest checkpoint in half, and resume it to ``total`` timesteps.
+
+    Returns:
+        The checkpoint damaged, and the resumed run's summary.
+    """
+    small = ["n_races=1", "cars_per_race=2", "validation.every=0", "progress_bar=false"]
+    cfg = saved_config(run_dir, [*small, *overrides])
+    train(cfg, run_dir)
+    newest = latest_checkpoint(run_dir)
+    data = (newest.path / part).read_bytes()
+    (newest.path / part).write_bytes(data[: len(data) // 2])
+    cfg.total_timesteps = total
+    return newest, train(cfg, run_dir, resume=newest)
+
+
 def test_resume_falls_back_to_the_newest_checkpoint_that_loads(tmp_path, caplog):
     overrides = [
         "total_timesteps=600",
-        "n_races=1",
-        "cars_per_race=2",
         "algo.model.n_steps=100",
         "algo.model.batch_size=100",
-        "validation.every=0",
         "checkpoint.every=200",
-        "progress_bar=false",
     ]
-    cfg = saved_config(tmp_path, overrides)
-    train(cfg, tmp_path)
-    final = latest_checkpoint(tmp_path)
-    damaged = final.model.read_bytes()
-    final.model.write_bytes(damaged[: len(damaged) // 2])
-    cfg.total_timesteps = 800
-    summary = train(cfg, tmp_path, resume=final)
+    _, summary = resume_with_a_damaged_part(tmp_path, overrides, "model.zip", total=800)
     assert summary["timesteps"] == 800
     legs = json.loads((tmp_path / "run.json").read_text())["legs"]
     # Periodic checkpoints are saved between rollouts: at 200 and 400 (600 is the end).
@@ -502,20 +512,12 @@ def test_a_replay_buffer_that_does_not_load_costs_only_itself_on_resume(tmp_path
         "algo=sac",
         "algo.model.learning_starts=50",
         "total_timesteps=200",
-        "n_races=1",
-        "cars_per_race=2",
-        "validation.every=0",
         "checkpoint.every=100",
-        "progress_bar=false",
     ]
-    cfg = saved_config(tmp_path, overrides)
-    train(cfg, tmp_path)
-    final = latest_checkpoint(tmp_path)
-    buffer = final.replay_buffer.read_bytes()
-    final.replay_buffer.write_bytes(buffer[: len(buffer) // 2])
-    cfg.total_timesteps = 300
     with caplog.at_level(logging.WARNING):
-        summary = train(cfg, tmp_path, resume=final)
+        final, summary = resume_with_a_damaged_part(
+            tmp_path, overrides, "replay_buffer.npz", total=300
+        )
     assert summary["timesteps"] == 300
     legs = json.loads((tmp_path / "run.json").read_text())["legs"]
     assert legs[-1]["resumed_from"] == str(final.path)
