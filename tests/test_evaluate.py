@@ -436,8 +436,35 @@ def test_every_car_gets_its_own_label_even_when_a_run_is_named_like_a_repeat():
 
 def test_a_ctrl_c_in_a_round_keeps_the_races_that_had_ended(tiny_runs, tmp_path, monkeypatch):
     """Every track of a round races at once, and a Ctrl-C lost the whole round: minutes of
-    racing in a game, and with rounds=0 every figure (no metrics.json)."""
+    racing in a game, and with rounds=0 every figure (no metrics.json). An eval of one
+    round, cut short, replaced a whole eval's metrics.json with its biased few and exited
+    0; one cut short while writing its replays left them mixed with the earlier eval's."""
     import racing_rl.evaluation.command as command
+    from racing_rl.replay import Replay
+
+    overrides = [f"run_dir={tiny_runs[0]}", "driver=scripted", "seeds=[5,6]", "max_steps=900"]
+    whole = tmp_path / "whole"
+    with initialize():
+        once = compose("eval", overrides=[*overrides, "record=true", f"out_dir={whole}"])
+    evaluate(once)
+
+    def files() -> dict[str, bytes]:
+        return {str(p.relative_to(whole)): p.read_bytes() for p in whole.rglob("*") if p.is_file()}
+
+    before = files()
+    assert sorted(before) == ["metrics.json", "replays/track_5.npz", "replays/track_6.npz"]
+    real_save = Replay.save
+
+    def save_one_then_stop(replay, path):
+        if any(path.parent.iterdir()):
+            raise KeyboardInterrupt
+        return real_save(replay, path)
+
+    monkeypatch.setattr(Replay, "save", save_one_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(once)
+    assert files() == before
+    monkeypatch.undo()
 
     real = command.run_races
 
@@ -451,7 +478,9 @@ def test_a_ctrl_c_in_a_round_keeps_the_races_that_had_ended(tiny_runs, tmp_path,
         return real(envs, drivers, record, meta, on_step=step)
 
     monkeypatch.setattr(command, "run_races", interrupted_once_one_track_ends)
-    overrides = [f"run_dir={tiny_runs[0]}", "driver=scripted", "seeds=[5,6]", "max_steps=900"]
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(once)
+    assert files() == before
     with initialize():
         cfg = compose("eval", overrides=[*overrides, "rounds=0", f"out_dir={tmp_path}"])
     evaluate(cfg)

@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from racing_rl.checkpoints.layout import resolve_model
 from racing_rl.checkpoints.runs import load_policy_driver, load_run_config
+from racing_rl.checkpoints.saving import replace_directory
 from racing_rl.checks import LIMITS, check_torch_threads
 from racing_rl.config import (
     backend_config,
@@ -180,17 +181,26 @@ def evaluate(cfg: DictConfig, difficulty: str | None = None) -> dict[str, Any] |
         return None
     seconds = time.perf_counter() - started
     out = Path(cfg.out_dir) if cfg.get("out_dir") else Path(eval_dir(entries))
-    replays = []
+    replays: list[str] = []
+    earlier = sorted((out / "replays").glob("track_*.npz"))
     if cfg.record:
-        named: Counter[str] = Counter()
-        for i, race in enumerate(races):
-            name = f"track_{race.track_seed}"
-            if i >= len(seeds):  # later rounds on the same tracks
-                name += f"_round{i // len(seeds) + 1}"
-            named[name] += 1
-            if named[name] > 1:  # a seed given twice (seeds=[5,5])
-                name += f"_{named[name]}"
-            replays.append(str(race.replay.save(out / "replays" / f"{name}.npz")))
+        names = _replay_names(races, len(seeds))
+
+        def write(tmp: Path) -> None:  # as one set: a Ctrl-C leaves the earlier eval's
+            for race, name in zip(races, names, strict=True):
+                race.replay.save(tmp / name)
+
+        replace_directory(out / "replays", write)
+        replays = [str(out / "replays" / name) for name in names]
+        if stale := [path for path in earlier if path.name not in names]:
+            log.info("removed %d replays of an earlier eval from %s", len(stale), out / "replays")
+    elif earlier:  # kept: nothing asked to remove them, but they are not this eval's
+        log.info(
+            "%s holds %d replays of an earlier eval, not of this one (record=true records "
+            "this eval's and replaces them)",
+            out / "replays",
+            len(earlier),
+        )
     metrics: dict[str, Any]
     if not racing:
         results = [race.cars[0].episode for race in races]
@@ -229,21 +239,24 @@ def evaluate(cfg: DictConfig, difficulty: str | None = None) -> dict[str, Any] |
         )
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "metrics.json", metrics)
-    stale = set((out / "replays").glob("track_*.npz")) - {Path(r) for r in replays}
-    if cfg.record:  # the replays folder is this eval's: an earlier one's would mix in
-        for path in stale:
-            path.unlink()
-        if stale:
-            log.info("removed %d replays of an earlier eval from %s", len(stale), out / "replays")
-    elif stale:  # kept: nothing asked to remove them, but they are not this eval's
-        log.info(
-            "%s holds %d replays of an earlier eval, not of this one (record=true records "
-            "this eval's and replaces them)",
-            out / "replays",
-            len(stale),
-        )
     metrics["out_dir"] = str(out)
     return metrics
+
+
+def _replay_names(races: Sequence[TrackRace], n_tracks: int) -> list[str]:
+    """The file name of each race's replay: ``track_<seed>.npz``, ``_round<k>`` for later
+    rounds on the same ``n_tracks`` tracks, ``_<n>`` for a seed given twice."""
+    named: Counter[str] = Counter()
+    names = []
+    for i, race in enumerate(races):
+        name = f"track_{race.track_seed}"
+        if i >= n_tracks:  # later rounds on the same tracks
+            name += f"_round{i // n_tracks + 1}"
+        named[name] += 1
+        if named[name] > 1:  # a seed given twice (seeds=[5,5])
+            name += f"_{named[name]}"
+        names.append(f"{name}.npz")
+    return names
 
 
 def _run_rounds(
@@ -336,6 +349,16 @@ def _run_rounds(
         if follower is not None:
             driven_by.extend(drivers[0] for _ in ended)
         if not races:
+            raise
+        if rounds != 0 and window is None and follower is None:
+            # An eval that ends by itself, cut short: its metrics would replace a whole
+            # eval's with a biased few (the races still running are the longest ones).
+            log.warning(
+                "interrupted after %d of its %d races: nothing written (rounds=0 races until "
+                "Ctrl-C and keeps the races that ended)",
+                len(races),
+                rounds * len(seeds),
+            )
             raise
         if ended:
             log.info(
