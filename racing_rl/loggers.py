@@ -86,14 +86,15 @@ class TensorBoardOutput(TensorBoardOutputFormat):
         self._is_closed = False
 
 
-def sb3_logger(run_dir: Path, resumed_at: int | None = None) -> Logger:
+def sb3_logger(run_dir: Path, resumed_at: int = 0) -> Logger:
     """The SB3 logger of a run: table on stderr, ``progress.csv``, TensorBoard in ``tb/``.
 
     Args:
         run_dir: the run directory (it exists).
         resumed_at: the timesteps of the checkpoint a resumed run goes on from: the
-            figures logged past it (in ``progress.csv`` and ``tb/``) are dropped. None for
-            a new run.
+            figures logged past it (in ``progress.csv`` and ``tb/``) are dropped. 0 for a
+            new run: the figures of an attempt stopped before its first save, in the same
+            directory, are dropped too.
 
     Returns:
         The logger to give ``model.set_logger``.
@@ -103,7 +104,7 @@ def sb3_logger(run_dir: Path, resumed_at: int | None = None) -> Logger:
         [
             HumanOutputFormat(sys.stderr),
             csv_output(run_dir / "progress.csv", resumed_at),
-            TensorBoardOutput(str(run_dir / "tb"), None if resumed_at is None else resumed_at + 1),
+            TensorBoardOutput(str(run_dir / "tb"), resumed_at + 1),
         ],
     )
 

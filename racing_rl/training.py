@@ -460,7 +460,7 @@ def _train_on(
         model, venv = initialize_from(cfg, Path(cfg.init_from).expanduser(), venv)
     else:
         model = make_model(cfg.algo, venv, seed=cfg.seed, device=cfg.device)
-    model.set_logger(sb3_logger(run_dir, None if resume is None else model.num_timesteps))
+    model.set_logger(sb3_logger(run_dir, 0 if resume is None else model.num_timesteps))
     if bridge is not None:  # which game this leg trains with (its first reset waits too)
         bridge.wait_for_game(cfg.backend.connect_timeout, why="training starts")
         leg["game"] = {

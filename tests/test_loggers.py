@@ -10,7 +10,7 @@ import sys
 import pytest
 from runs import TINY, tb_scalars
 
-from racing_rl.loggers import csv_output
+from racing_rl.loggers import csv_output, sb3_logger
 
 
 def test_progress_csv_keeps_the_rows_of_earlier_legs(tmp_path):
@@ -39,6 +39,23 @@ def test_a_resumed_progress_csv_drops_later_rows_and_survives_a_damaged_one(tmp_
     rows = list(csv.DictReader(path.open()))
     assert [row["time/total_timesteps"] for row in rows] == ["512", "n/a", "1024", "1536"]
     assert rows[-1]["time/fps"] == "4.0"  # the new row, not the one past the checkpoint
+
+
+def test_a_new_run_drops_the_figures_of_an_attempt_stopped_before_its_first_save(tmp_path):
+    """Run again after "nothing was saved" (Ctrl-C before the first update) in the same
+    hydra.run.dir: the aborted attempt's rows and events stayed, and both attempts' first
+    rollout was logged at the same step, twice."""
+    for attempt in (1.0, 2.0):
+        logger = sb3_logger(tmp_path)
+        logger.record("time/total_timesteps", 1024)
+        logger.record("rollout/ep_rew_mean", attempt)
+        logger.dump(1024)
+        logger.close()
+    rows = list(csv.DictReader((tmp_path / "progress.csv").open()))
+    assert [(r["time/total_timesteps"], r["rollout/ep_rew_mean"]) for r in rows] == [
+        ("1024", "2.0")
+    ]
+    assert tb_scalars(tmp_path)["rollout/ep_rew_mean"] == [(1024, 2.0)]
 
 
 def wandb_history(run_file) -> list[dict]:
