@@ -577,6 +577,12 @@ def _train_on(
             due_at_start=resume is not None and resume.validation_due,
         )
         callbacks.append(validation)
+    elif resume is not None and resume.validation_due:
+        log.warning(
+            "the validation due at %s timesteps (cut short when the run stopped) is skipped: "
+            "validation.every=0",
+            f"{resume.timesteps:,}",
+        )
 
     started = time.perf_counter()
     start_timesteps = model.num_timesteps
@@ -665,8 +671,9 @@ def _train_on(
             # None if this leg only finished a run that had trained to the end (resume=)
             "env_steps_per_s": trained / seconds if trained else None,
         }
-        # no best/ if stopped before any validation
-        if validation is not None and (run_dir / "best" / "metrics.json").is_file():
+        # no best/ if stopped before any validation; a resumed leg without validation
+        # reports the earlier legs' best/
+        if (run_dir / "best" / "metrics.json").is_file():
             best = json.loads((run_dir / "best" / "metrics.json").read_text())
             summary["best"] = best
             summary["objective"] = {"kind": kind, "value": run_objective(best)}

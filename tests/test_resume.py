@@ -734,3 +734,25 @@ def test_resume_with_another_validation_step_limit_warns(tmp_path, caplog):
         assert "best/ was chosen under the old limit" not in caplog.text
         resume_config(tmp_path, [f"resume={tmp_path}", f"validation.max_steps={limit // 2}"])
     assert f"validation.max_steps {limit} -> {limit // 2}: best/ was chosen" in caplog.text
+
+
+def test_a_leg_resumed_without_validation_reports_the_runs_best_and_skips_the_owed_one(
+    tmp_path, caplog
+):
+    """validation.every=0 on resume wrote a summary.json without the run's best/ (and gave
+    a sweep no objective), and dropped a validation the checkpoint owed without a word."""
+    import racing_rl.training as train_module
+
+    cfg = saved_config(tmp_path, [*QUICK, "checkpoint.every=0"])
+    train_module.train(cfg, tmp_path)
+    best = json.loads((tmp_path / "best" / "metrics.json").read_text())
+    checkpoint = latest_checkpoint(tmp_path)
+    manifest = checkpoint.path / "checkpoint.json"
+    manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "validation_due": True}))
+    cfg.total_timesteps, cfg.validation.every = 3000, 0
+    with caplog.at_level(logging.WARNING):
+        summary = train_module.train(cfg, tmp_path, resume=latest_checkpoint(tmp_path))
+    assert summary["timesteps"] >= 3000 and summary["best"] == best
+    assert summary["objective"]["value"] is not None
+    assert f"the validation due at {checkpoint.timesteps:,} timesteps" in caplog.text
+    assert json.loads((tmp_path / "summary.json").read_text())["best"] == best
