@@ -12,6 +12,7 @@ from racing_rl.envs.config import EpisodeConfig, RaceConfig
 from racing_rl.envs.race import RaceParallelEnv
 from racing_rl.envs.vec_env import SimVecEnv, episode_ends, race_seed
 from racing_rl.errors import ConfigError
+from racing_rl.sim.world import RaceRules
 from racing_rl.vec import ParallelEnvsVecEnv, wrap_vec_env
 
 WRAPPERS = OmegaConf.create(
@@ -188,6 +189,10 @@ def test_scripted_opponents_race_beside_the_slots_and_their_crash_ends_the_race(
     assert dones.tolist() == [False, True]
     assert not infos[1]["crashed"] and infos[1]["TimeLimit.truncated"] is True
     assert venv.races._steps.tolist() == [31, 0]
+    # One action for every slot was broadcast over the learners' rows, unnoticed.
+    for wrong in (np.zeros(3, np.float32), np.zeros((2, 1), np.float32)):
+        with pytest.raises(ValueError, match=r"must have shape \(2, 3\), one row per slot"):
+            venv.step(wrong)
     with pytest.raises(ConfigError, match="n_opponents"):
         SimVecEnv(config, 1, 1, [[3]], n_opponents=-1)
     with pytest.raises(ConfigError, match="an opponent_driver"):
@@ -247,6 +252,17 @@ def test_the_simulators_vecenv_draws_each_race_and_passes_sb3s_checks():
     np.testing.assert_array_equal(frames[2], env.render())
     assert venv.render_mode == "rgb_array" and venv.get_attr("n_cars") == [2] * 4
     assert venv.env_is_wrapped(VecMonitor) == [False] * 4
+    assert venv.metadata["render_fps"] == env.metadata["render_fps"] == 15
+    slow = RaceConfig(rules=RaceRules(dt=0.05))  # VecVideoRecorder plays at render_fps
+    assert SimVecEnv(slow, 1, 1, [[3]]).metadata["render_fps"] == 20
+    # One simulator for every slot: a method or attribute of some slots only is refused
+    # (it acted on every slot, where SB3's DummyVecEnv acts on those alone).
+    assert venv.env_method("get_attr", "n_cars", indices=range(4)) == [[2] * 4] * 4
+    with pytest.raises(ValueError, match=r"indices=\[0\] cannot select some of its 4 slots"):
+        venv.set_attr("render_mode", None, indices=[0])
+    with pytest.raises(ValueError, match="env_method acts on the one simulator"):
+        venv.env_method("reset", indices=[0])
+    assert venv.render_mode == "rgb_array"
     venv.close()
     with pytest.raises(ConfigError, match="render_mode"):
         SimVecEnv(RaceConfig(), 1, 1, [[3]], render_mode="human")

@@ -113,3 +113,9 @@ class RaceConfig:
     def observation_size(self) -> int:
         """Numbers per observation: rays, then nitro fuel, speed and is_reverse."""
         return self.sensors.n_rays + STATE_SIZE
+
+    @property
+    def render_fps(self) -> int:
+        """Frames per second that play a race in real time, 1 / ``rules.dt`` (15 by
+        default): the environments' ``metadata["render_fps"]``."""
+        return max(1, round(1 / self.rules.dt))

@@ -94,7 +94,7 @@ class RaceParallelEnv(ParallelEnv):
                 f"got {render_mode!r}."
             )
         self.races = RaceBatch(config, n_cars, [track_seeds])
-        self.metadata = {**self.metadata, "render_fps": max(1, round(1 / config.rules.dt))}
+        self.metadata = {**self.metadata, "render_fps": config.render_fps}
         self.render_mode = render_mode
         self.n_cars = n_cars
         self.track_seeds = track_seeds

@@ -18,8 +18,8 @@ class RaceEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
 
     Spaces, reward, starting state and episode end are those of ``RaceParallelEnv``
     with one car: see its docstring for the full specification. ``info`` carries the
-    same keys (progress, laps, lap_time, speed, mean_speed, crashed, stuck, finished,
-    reward_terms).
+    same keys (progress, laps, lap_time, speed, mean_speed, distance, crashed, stuck,
+    finished, reward_terms).
 
     The time limit is the race's own ``config.episode.max_steps`` (1500 steps, 100 s by
     default), which truncates the episode as ``TimeLimit`` would; the registered spec has

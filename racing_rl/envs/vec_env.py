@@ -34,7 +34,7 @@ from stable_baselines3.common.vec_env.base_vec_env import (
     VecEnvStepReturn,
 )
 
-from racing_rl.contract import action_space, observation_space
+from racing_rl.contract import ACTION_SIZE, action_space, observation_space
 from racing_rl.envs.batch import RaceBatch
 from racing_rl.envs.config import RaceConfig
 from racing_rl.errors import ConfigError
@@ -143,7 +143,7 @@ class SimVecEnv(VecEnv):
         self.render_mode = render_mode  # SB3's VecEnv reads it back through get_attr
         self._renderer: Any = None
         super().__init__(n_races * n_cars, observation_space(config.sensors.n_rays), action_space())
-        self.metadata = {"render_modes": ["rgb_array"], "render_fps": 15}
+        self.metadata = {"render_modes": ["rgb_array"], "render_fps": config.render_fps}
         self._obs = np.zeros((self.num_envs, *self.observation_space.shape), np.float32)
         self._actions: NDArray[np.float32] | None = None
 
@@ -166,7 +166,18 @@ class SimVecEnv(VecEnv):
         return self._obs.copy()
 
     def step_async(self, actions: np.ndarray) -> None:
-        """Hold the learners' actions, shape (num_envs, 3), for ``step_wait``."""
+        """Hold the learners' actions, shape (num_envs, 3), for ``step_wait``.
+
+        Raises:
+            ValueError: actions of another shape (with scripted opponents they would
+                otherwise be broadcast over the slots' rows).
+        """
+        actions = np.asarray(actions)
+        if actions.shape != (self.num_envs, ACTION_SIZE):
+            raise ValueError(
+                f"actions must have shape ({self.num_envs}, {ACTION_SIZE}), one row per slot; "
+                f"got {actions.shape}."
+            )
         self._actions = actions
 
     def step_wait(self) -> VecEnvStepReturn:
@@ -236,8 +247,12 @@ class SimVecEnv(VecEnv):
         return [value for _ in self._get_indices(indices)]
 
     def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
-        """Set an attribute of the VecEnv, once for every slot (they share one simulator):
-        ``indices`` cannot set it for some slots only."""
+        """Set an attribute of the VecEnv, once for every slot (they share one simulator).
+
+        Raises:
+            ValueError: ``indices`` that leave a slot out.
+        """
+        self._all_slots(indices, "set_attr")
         setattr(self, attr_name, value)
 
     def env_method(
@@ -248,9 +263,23 @@ class SimVecEnv(VecEnv):
         **method_kwargs: Any,
     ) -> list[Any]:
         """Call a method of the VecEnv once (every slot shares one simulator); its result
-        once per slot."""
+        once per slot.
+
+        Raises:
+            ValueError: ``indices`` that leave a slot out.
+        """
+        self._all_slots(indices, "env_method")
         result = getattr(self, method_name)(*method_args, **method_kwargs)
-        return [result for _ in self._get_indices(indices)]
+        return [result for _ in range(self.num_envs)]
+
+    def _all_slots(self, indices: VecEnvIndices, call: str) -> None:
+        """Refuse ``indices`` that leave a slot out: SB3's ``DummyVecEnv`` acts on those
+        environments alone, which one simulator for every slot cannot."""
+        if sorted(set(self._get_indices(indices))) != list(range(self.num_envs)):
+            raise ValueError(
+                f"SimVecEnv.{call} acts on the one simulator every slot shares: indices="
+                f"{indices!r} cannot select some of its {self.num_envs} slots (leave it out)."
+            )
 
     def env_is_wrapped(self, wrapper_class: type, indices: VecEnvIndices = None) -> list[bool]:
         """False for every slot: no Gymnasium wrapper lies under this VecEnv."""
