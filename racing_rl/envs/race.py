@@ -176,6 +176,8 @@ class RaceParallelEnv(ParallelEnv):
         self.agents = self.possible_agents[:]
         assert self.world is not None
         obs = self.world.observe()
+        if self.render_mode == "human":  # the start is shown too, as Gymnasium's envs do
+            self.render()
         return (
             {agent: obs[i] for i, agent in enumerate(self.agents)},
             {agent: {"track_seed": track_seed} for agent in self.agents},

@@ -81,6 +81,7 @@ def test_world_to_px_flips_y_and_fits_the_track() -> None:
 def test_human_mode_runs_headless_and_returns_none() -> None:
     env = RaceParallelEnv(n_cars=2, render_mode="human")
     env.reset(seed=1)
+    assert pygame.display.get_init()  # reset() draws the start (it waited for a step)
     _drive(env, 3)  # step() renders in human mode
     assert env.render() is None
     assert pygame.display.get_init()
