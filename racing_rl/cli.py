@@ -9,8 +9,9 @@ status 2 (``HYDRA_FULL_ERROR=1``: the stack instead). Only then is the command's
 imported and its Hydra app run.
 
 Over 400 lines on purpose: everything the console script does before a command's own
-imports (dispatch, help, completion, the first-use checks, Ctrl-C while starting) is
-here, in one module that imports nothing heavy, so the start-up path reads in one place.
+imports (dispatch, help, completion, the first-use checks) is here, in one module that
+imports nothing heavy, so the start-up path reads in one place (the signals that reach
+the command's process outside training: ``racing_rl.interrupts``).
 """
 
 from __future__ import annotations
@@ -20,17 +21,13 @@ import importlib
 import importlib.util
 import itertools
 import os
-import signal
 import sys
-import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import CodeType, FrameType
 from typing import TYPE_CHECKING, Any
 
-from racing_rl import __version__, config_dir
+from racing_rl import __version__, config_dir, interrupts
 
 if TYPE_CHECKING:  # imported where used: the dispatcher starts fast
     from hydra.core.override_parser.types import Override
@@ -303,7 +300,7 @@ def check_arguments(name: str, args: list[str]) -> None:
     Raises:
         UsageError: two of Hydra's mode flags (``MODE_FLAGS``) are given, an argument is
             not an override (``KEY=VALUE``, ``~KEY``) or a flag, a sweeper or launcher is
-            chosen without ``-m``, a required key (``???``
+            chosen without ``-m``, ``resume=`` with ``-m``, a required key (``???``
             in its YAML) is missing, a path of ``Command.paths`` does not exist (or is not
             a run directory), or a sweeper or launcher's plugin is not installed.
     """
@@ -357,6 +354,12 @@ def check_arguments(name: str, args: list[str]) -> None:
     multirun = any(MODE_FLAGS.get(a) == "multirun" for a in args) or (
         mode is not None and str(mode.value()).upper() == "MULTIRUN"
     )
+    if name == "train" and multirun and "resume" in given:  # Hydra: "not a run directory"
+        raise UsageError(
+            f"{given['resume'].input_line} with -m: resume= continues one run, in its own "
+            "directory, and is no sweep's job. Resume each run with its own command: "
+            "racing-rl train \"resume='<run dir>'\" (an interrupted job's log ends with it)"
+        )
     for group in ("hydra/sweeper", "hydra/launcher"):
         chosen = given.get(group)
         if multirun or chosen is None or chosen.is_delete() or chosen.value() == "basic":
@@ -819,7 +822,7 @@ def run(argv: list[str]) -> int:
     if "-h" in rest or "--help" in rest:
         print(command_help(name, rest))
         return 0
-    with _interrupts_while_starting(name) as started:
+    with interrupts.handled(name) as started:
         check_arguments(name, rest)
         if name == "train":
             rest = _with_resumed_backend(rest)
@@ -854,41 +857,6 @@ def _with_resumed_backend(args: list[str]) -> list[str]:
 
     backend = run_backend(Path(str(resume.value())).expanduser())
     return [*args, f"backend={backend}"] if backend else args
-
-
-@contextmanager
-def _interrupts_while_starting(command: str) -> Iterator[Callable[[Any], None]]:
-    """Ctrl-C before the command's own code runs (while Python imports it or Hydra
-    composes its config) exits at once with 130 and one line, not a traceback: a
-    KeyboardInterrupt raised inside Hydra's config handling leaves it half-updated and
-    ends in an unrelated error. Once the command's task function is on the stack, SIGINT
-    raises KeyboardInterrupt as usual, which the commands handle (train saves a
-    checkpoint). Yields ``started(app)``, to be called with the Hydra app once imported.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield lambda app: None
-        return
-    task_code: list[CodeType] = []
-
-    def started(app: Any) -> None:
-        task = getattr(app, "__wrapped__", None)  # hydra.main keeps the task function here
-        if task is not None:
-            task_code.append(task.__code__)
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        while frame is not None:
-            if frame.f_code in task_code:
-                raise KeyboardInterrupt
-            frame = frame.f_back
-        print(f"racing-rl {command}: interrupted while starting (Ctrl-C).", file=sys.stderr)
-        sys.stderr.flush()
-        os._exit(130)
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield started
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def _check_dashed_keys(name: str, args: list[str]) -> None:
@@ -961,10 +929,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
         code = run(argv)
-        _ending(code)
+        interrupts.ending(code)
         return code
     except SystemExit as exit_:
-        _ending(exit_.code)
+        interrupts.ending(exit_.code)
         raise
     except UsageError as err:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
@@ -976,16 +944,6 @@ def main(argv: list[str] | None = None) -> int:
         # Python would report the failed flush of stdout at exit; point it at devnull.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141  # 128 + SIGPIPE, as a shell reports it
-
-
-def _ending(code: object) -> None:
-    """If the exit status ``code`` says the command was interrupted (130: SIGINT, 143:
-    SIGTERM), ignore further signals: the command has saved what it had, and a second
-    Ctrl-C while Python shuts down would otherwise end the process with a traceback or a
-    signal instead of that status."""
-    if code in (130, 143) and threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 if __name__ == "__main__":

@@ -32,8 +32,18 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import UnionType
-from typing import TYPE_CHECKING, Any, TypeVar, Union, get_args, get_origin, get_type_hints
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    NoReturn,
+    TypeVar,
+    Union,
+    get_args,
+    get_origin,
+    get_type_hints,
+)
 
+from hydra.errors import CompactHydraException
 from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
@@ -90,14 +100,22 @@ def job_dirname(num: int, override_dirname: str, limit: int = 160) -> str:
     (conf/train.yaml's sweep subdir): a sweep job's dir name, ``<job number>_<overrides>``
     (the number alone for a job without overrides) from Hydra's ``override_dirname``, short
     enough for a file system (255 bytes a name): ``algo.model.`` dropped, floats to 4
-    significant digits, and beyond ``limit`` characters cut with a hash of the whole for
-    uniqueness."""
+    significant digits, a path (``init_from='outputs/.../0_seed=0'``) as its last part
+    without quotes (a ``/`` would nest the job's directory), and beyond ``limit``
+    characters cut with a hash of the whole for uniqueness."""
     name = override_dirname.replace("algo.model.", "")
+    name = re.sub(r"'([^']*)'|\"([^\"]*)\"", lambda m: _last_part(m.group(1) or m.group(2)), name)
+    name = re.sub(r"(?<==)[^,=]*/[^,=]*", lambda m: _last_part(m.group()), name)
     name = re.sub(r"\d+\.\d+(?:e-?\d+)?", lambda m: f"{float(m.group()):.4g}", name)
     if len(name) > limit:
         digest = hashlib.sha1(override_dirname.encode()).hexdigest()[:8]
         name = f"{name[: limit - 9]}~{digest}"
     return f"{num}_{name}" if name else str(num)
+
+
+def _last_part(path: str) -> str:
+    """A path's last part (``a/b/`` -> ``b``), or the path with ``/`` as ``_`` if none."""
+    return path.rstrip("/").rsplit("/", 1)[-1] or path.replace("/", "_")
 
 
 def under(key: str, prefixes: Sequence[str]) -> bool:
@@ -609,7 +627,7 @@ def hydra_main(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Call
                 check_known_keys(cfg, config_name)
             except ConfigError as err:
                 logging.getLogger(task.__module__).error("%s", err)
-                raise SystemExit(1) from err
+                job_failed(err)
             return task(cfg)
 
         app = hydra.main(
@@ -624,6 +642,29 @@ def hydra_main(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Call
         return main
 
     return decorator
+
+
+class SweepJobFailed(CompactHydraException):
+    """A sweep job's racing-rl error (or its interruption, in a worker process), raised so
+    that Hydra marks the job failed and ends the sweep with status 1. Hydra prints a
+    ``CompactHydraException`` as its message alone, after "Error executing job with
+    overrides: [...]", without a stack."""
+
+
+def job_failed(err: Exception) -> NoReturn:
+    """End the running Hydra job on ``err``, whose message the caller has logged.
+
+    Raises:
+        SystemExit: 1, in a single run.
+        SweepJobFailed: in a sweep's job (``-m``), so that Hydra marks the job failed and
+            the sweep's other jobs go on (a SystemExit would end the sweep there).
+    """
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        raise SweepJobFailed(f"{type(err).__name__}: {err}") from None
+    raise SystemExit(1) from err
 
 
 @contextmanager

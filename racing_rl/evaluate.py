@@ -18,10 +18,11 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from racing_rl.cli import print_error
-from racing_rl.config import hydra_main
+from racing_rl.config import hydra_main, job_failed
 from racing_rl.errors import RacingRLError
 from racing_rl.evaluation.command import check_runs, evaluate
 from racing_rl.evaluation.tables import format_table, race_tables, tracks_phrase
+from racing_rl.interrupts import sweep_started
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,10 @@ class CheckRuns(Callback):
             print_error("eval", err)
             raise SystemExit(1) from err
 
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """From now on a signal stops the sweep (``racing_rl.interrupts``)."""
+        sweep_started(Path(str(config.hydra.sweep.dir)))
+
 
 @hydra_main("eval")
 def main(cfg: DictConfig) -> None:
@@ -61,7 +66,7 @@ def main(cfg: DictConfig) -> None:
         metrics = evaluate(cfg, difficulty=hydra.runtime.choices.get("difficulty"))
     except RacingRLError as err:
         log.error("%s", err)
-        raise SystemExit(1) from err
+        job_failed(err)
     if metrics is None:  # the window was closed before a race ended: said in the log
         return
     out = Path(metrics["out_dir"]) / "metrics.json"

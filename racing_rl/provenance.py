@@ -158,6 +158,16 @@ def _same_leg(a: dict[str, Any], b: dict[str, Any]) -> bool:
     )
 
 
+def leg_status(leg: dict[str, Any]) -> str:
+    """A leg's status as of now: ``killed`` for one still marked ``running`` whose process
+    on this host is gone (it could not write its end; ``record_leg`` marks it so only when
+    the next leg starts); otherwise the status it records (``failed`` if none)."""
+    status = str(leg.get("status", "failed"))
+    if status == "running" and leg.get("host") == platform.node() and not _alive(leg):
+        return "killed"
+    return status
+
+
 def _alive(leg: dict[str, Any]) -> bool:
     """Whether the process of ``leg`` is still running (on this host)."""
     pid = leg.get("pid")

@@ -34,7 +34,7 @@ from omegaconf import OmegaConf
 
 from racing_rl.evaluation.tables import markdown_table
 from racing_rl.objective import objective_kind
-from racing_rl.provenance import read_legs
+from racing_rl.provenance import leg_status, read_legs
 
 if TYPE_CHECKING:  # matplotlib is imported when a plot is drawn
     from matplotlib.figure import Figure
@@ -99,7 +99,13 @@ def read_job(path: Path) -> Job:
     if not legs:
         job.error = "run.json records no leg: see the job's log"
         return job
-    job.status, job.error = str(legs[-1].get("status", "failed")), legs[-1].get("error")
+    job.status, job.error = leg_status(legs[-1]), legs[-1].get("error")
+    if job.status == "killed" and job.error is None:
+        job.error = (
+            f"its process ({legs[-1].get('pid')}) ended without recording how: killed "
+            "(SIGKILL, out of memory) or its machine stopped; resume it from its newest "
+            "checkpoint"
+        )
     job.objective_kind = _objective_kind(path)
     summary_file = path / "summary.json"
     summary = json.loads(summary_file.read_text()) if summary_file.is_file() else None
@@ -149,12 +155,23 @@ def read_sweep(sweep_dir: Path) -> tuple[list[Job], list[str]]:
         (p.parent.parent for p in sweep_dir.glob("*/.hydra/config.yaml")), key=_job_order
     )
     if not paths:
+        one_run = ""
+        if (sweep_dir / ".hydra" / "config.yaml").is_file():
+            one_run = (
+                f" It is one run's directory: pass the directory that holds it "
+                f"({sweep_dir.resolve().parent}) to compare it with the runs beside it."
+            )
         raise FileNotFoundError(
             f"{sweep_dir} holds no job directories (subdirectories with .hydra/config.yaml). "
-            "Pass the dir of a multirun, e.g. outputs/multirun/<date>/<time>."
+            f"Pass the dir of a multirun, e.g. outputs/multirun/<date>/<time>.{one_run}"
         )
     jobs = [read_job(p) for p in paths]
-    shared = [o for o in jobs[0].overrides if all(o in j.overrides for j in jobs)]
+    swept = _swept_keys(sweep_dir, paths[0])
+    shared = [
+        o
+        for o in jobs[0].overrides
+        if all(o in j.overrides for j in jobs) and o.split("=", 1)[0].lstrip("+~") not in swept
+    ]
     for job in jobs:
         job.swept = " ".join(o for o in job.overrides if o not in shared) or "(none)"
     # Ranked within an objective kind: a lap completion and a return do not compare.
@@ -169,6 +186,29 @@ def read_sweep(sweep_dir: Path) -> tuple[list[Job], list[str]]:
     return jobs, shared
 
 
+def _swept_keys(sweep_dir: Path, job: Path) -> set[str]:
+    """The keys a sweep varies, though every job may have drawn one value (a search's
+    first trials, a sweep stopped after its first job): its sweep overrides (``seed=0,1``
+    in ``multirun.yaml``, which the basic sweeper writes) and its sweeper's search space
+    (``hydra.sweeper.params`` in ``job``'s ``.hydra/hydra.yaml``: Optuna's)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    keys: set[str] = set()
+    multirun = sweep_dir / "multirun.yaml"
+    if multirun.is_file():
+        task = OmegaConf.select(OmegaConf.load(multirun), "hydra.overrides.task") or []
+        try:
+            overrides = OverridesParser.create().parse_overrides([str(o) for o in task])
+        except OverrideParseException:
+            overrides = []
+        keys |= {o.key_or_group for o in overrides if o.is_sweep_override()}
+    hydra_file = job / ".hydra" / "hydra.yaml"
+    if hydra_file.is_file():
+        keys |= set(OmegaConf.select(OmegaConf.load(hydra_file), "hydra.sweeper.params") or {})
+    return keys
+
+
 def _cell(value: Any, spec: str) -> str:
     if value is None:
         return "—"
@@ -180,7 +220,7 @@ def markdown(jobs: Sequence[Job], shared: Sequence[str], sweep_dir: Path) -> str
     out = io.StringIO()
     out.write(f"# Sweep report: {sweep_dir}\n\n")
     done = sum(j.status == "completed" for j in jobs)
-    out.write(f"{len(jobs)} jobs, {done} completed. ")
+    out.write(f"{len(jobs)} job{'s' if len(jobs) != 1 else ''}, {done} completed. ")
     out.write(f"Shared overrides: `{' '.join(shared)}`\n\n" if shared else "\n\n")
     rows = ([_cell(getattr(job, a), f) for _, a, f in COLUMNS] for job in jobs)
     out.write(markdown_table([h for h, _, _ in COLUMNS], rows) + "\n")

@@ -15,7 +15,6 @@ from typing import Any
 
 from filelock import BaseFileLock, FileLock, Timeout
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import CompactHydraException
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
@@ -25,18 +24,13 @@ from racing_rl.checkpoints.layout import MODEL
 from racing_rl.checkpoints.runs import check_init_from
 from racing_rl.checks import check_train_config
 from racing_rl.cli import print_error
-from racing_rl.config import check_known_keys, hydra_main, path_override
+from racing_rl.config import SweepJobFailed, check_known_keys, hydra_main, job_failed, path_override
 from racing_rl.errors import ConfigError, RacingRLError, TrainingInterrupted
+from racing_rl.interrupts import end_orphaned_job, in_command_process, sweep_started
 from racing_rl.loggers import check_logger
 from racing_rl.training import resume_run, train
 
 log = logging.getLogger(__name__)
-
-
-class SweepJobFailed(CompactHydraException):
-    """A sweep job's racing-rl error, re-raised so that Hydra marks the job failed and
-    ends the sweep with status 1. Hydra prints a ``CompactHydraException`` as its message
-    alone, after "Error executing job with overrides: [...]", without a stack."""
 
 
 def saved_work(run_dir: Path) -> list[str]:
@@ -182,7 +176,8 @@ class CheckConfig(Callback):
         """Refuse an Optuna search of runs that return no objective (validation off), and a
         sweep into a directory that holds an earlier sweep's runs (its job directories
         would be reused), unless a named study continues there. Then hold the sweep
-        directory until the sweep ends (``lock_run_dir``).
+        directory until the sweep ends (``lock_run_dir``); from then on a signal stops the
+        sweep (``racing_rl.interrupts``).
 
         Raises:
             SystemExit: 1, after printing the error: every trial would fail, then Optuna;
@@ -211,6 +206,7 @@ class CheckConfig(Callback):
                 then="start this one again (two sweeps started in the same second get the "
                 "same dated directory), or give it its own hydra.sweep.dir=...",
             )
+            sweep_started(sweep_dir)
         except ConfigError as err:
             print_error("train", err)
             raise SystemExit(1) from err
@@ -233,9 +229,12 @@ def main(cfg: DictConfig) -> float | None:
 
     Raises:
         SystemExit: on a config or checkpoint error (1) or an interruption (128 + signal)
-            in a single run. In a multirun a failed job's error is re-raised instead, as
-            ``SweepJobFailed``, so that Hydra marks the job failed and the sweep's other
-            jobs go on.
+            in a single run, or an interruption of a sweep's job that runs in the sweep's
+            own process (hydra/launcher=basic: the sweep stops). In a multirun a failed
+            job's error is re-raised instead, as ``SweepJobFailed``, so that Hydra marks the
+            job failed and the sweep's other jobs go on; so is the interruption of a job in
+            a worker process (joblib's: an exception there would make joblib kill the other
+            workers), unless the sweep's process has gone (``end_orphaned_job``).
     """
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
@@ -251,12 +250,19 @@ def main(cfg: DictConfig) -> float | None:
         summary = train(cfg, run_dir, resume=checkpoint)
     except TrainingInterrupted as err:
         log.warning("%s", err)
+        if "optuna" in str(OmegaConf.select(hydra_cfg, "sweeper._target_", default="")).lower():
+            log.warning(
+                "This run is a trial of an Optuna search, and a resumed trial does not report "
+                "to its study: to continue the search, run the sweep's command again (this "
+                "trial is marked failed and another runs in its place)."
+            )
+        if hydra_cfg.mode == RunMode.MULTIRUN and not in_command_process():
+            end_orphaned_job(err.exit_code)
+            raise SweepJobFailed(f"interrupted: {err}") from None
         raise SystemExit(err.exit_code) from err
     except RacingRLError as err:
         log.error("%s", err)
-        if hydra_cfg.mode == RunMode.MULTIRUN:  # without the stack: the message says it all
-            raise SweepJobFailed(f"{type(err).__name__}: {err}") from None
-        raise SystemExit(1) from err
+        job_failed(err)
     finally:
         if job_lock is not None:
             job_lock.release()

@@ -149,6 +149,8 @@ def test_version_and_python_m_racing_rl(tmp_path):
         # A sweeper or a launcher without -m (Hydra: ignored, and a single run trains).
         (["train", "hydra/sweeper=ppo_search"], "hydra/sweeper=ppo_search is used only by a s"),
         (["train", "hydra/launcher=joblib"], "launcher=joblib is used only by a sweep: add -m"),
+        # resume= in a sweep (Hydra: each job "is not a racing-rl run directory", exit 0).
+        (["train", "-m", "resume=a,b"], "resume=a,b with -m: resume= continues one run, in"),
         # A single one, in one line (Hydra: five, with its HYDRA_FULL_ERROR hint).
         (["train", "progress_bar=maybe"], "train: progress_bar=maybe: Value 'maybe' is not a v"),
         (["eval", "run_dir=.", "seeds=[abc]"], "seeds=[abc]: Value 'abc' of type 'str' could"),

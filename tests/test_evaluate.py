@@ -489,15 +489,23 @@ def test_a_ctrl_c_in_a_round_keeps_the_races_that_had_ended(tiny_runs, tmp_path,
     assert [track["track_seed"] for track in metrics["tracks"]] == [5]
 
 
-def test_an_eval_sweep_writes_each_jobs_metrics_apart(tiny_runs, tmp_path):
+def test_an_eval_sweep_writes_each_jobs_metrics_apart_and_goes_on_past_a_failed_job(
+    tiny_runs, tmp_path
+):
     """-m checkpoint=final,latest wrote both jobs' metrics.json to <run>/eval: the second
-    replaced the first."""
+    replaced the first. A job that failed (a run without best/) ended the sweep there,
+    and the jobs' directories were named by their number alone."""
     run_dir = shutil.copytree(tiny_runs[0], tmp_path / "run")
-    args = ["-m", f"run_dir={run_dir}", "checkpoint=final,latest", "seeds=[5]", "max_steps=20"]
+    args = ["-m", f"run_dir={run_dir}", "checkpoint=best,final,latest", "seeds=[5]", "max_steps=20"]
     result = racing_rl("eval", *args, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "Error executing job with overrides: ['run_dir=" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "CheckpointError: Checkpoint 'best' not found" in result.stderr
     (sweep,) = (tmp_path / "outputs" / "multirun").glob("*/*_eval")
-    drivers = [json.loads((sweep / job / "metrics.json").read_text())["driver"] for job in "01"]
+    jobs = {p.name.split("_")[0]: p for p in sweep.iterdir()}
+    assert jobs["1"].name == "1_checkpoint=final,max_steps=20,run_dir=run,seeds=[5]"
+    drivers = [json.loads((jobs[n] / "metrics.json").read_text())["driver"] for n in "12"]
     assert drivers[0] == str(run_dir / "model.zip") and "final_" in drivers[1]
-    assert (sweep / "0" / "eval.log").is_file()
+    assert (jobs["1"] / "eval.log").is_file() and not list(sweep.glob("0*/metrics.json"))
     assert not (run_dir / "eval" / "metrics.json").exists()

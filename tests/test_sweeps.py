@@ -6,6 +6,8 @@ Each sweep runs real (tiny) training jobs in subprocesses, as a user would.
 import csv
 import json
 import math
+import os
+import platform
 import signal
 import subprocess
 import sys
@@ -17,7 +19,9 @@ import pytest
 from runs import QUICK, QUICK_OFF_POLICY, default_sigint, racing_rl
 
 from hydra_plugins.racing_rl_sweeper.resumable_optuna import OVERRIDES_ATTR
+from racing_rl.checkpoints.layout import latest_checkpoint
 from racing_rl.config import job_dirname
+from racing_rl.errors import CheckpointError
 
 
 def job_dirs(sweep_dir: Path) -> dict[int, Path]:
@@ -62,6 +66,11 @@ def test_job_dir_names_stay_short_and_distinct():
     assert name.startswith("3_key_0=0.0001235,key_1=")
     assert job_dirname(0, "algo=sac,seed=1") == "0_algo=sac,seed=1"
     assert job_dirname(0, "") == "0"  # a job of no overrides (e.g. a sweeper's own search)
+    # A path is named by its last part, without quotes: a "/" would nest the job's dir.
+    quoted = "init_from='/tmp/sweep/0_seed=0,total_timesteps=2000/',seed=1"
+    assert job_dirname(4, quoted) == "4_init_from=0_seed=0,total_timesteps=2000,seed=1"
+    assert job_dirname(5, 'init_from="runs/a b",seed=1') == "5_init_from=a b,seed=1"
+    assert job_dirname(6, "init_from=outputs/2026/ppo_run,seed=1") == "6_init_from=ppo_run,seed=1"
 
 
 def test_a_multirun_finishes_the_other_jobs_when_one_fails_and_the_report_marks_it(tmp_path):
@@ -113,6 +122,74 @@ def test_each_launcher_runs_a_two_job_sweep(tmp_path, launcher):
     rows = report_rows(sweep_dir)
     for n, summary in summaries.items():
         assert float(rows[str(n)]["objective"]) == pytest.approx(summary["objective"]["value"])
+
+
+def _gone(pid: int) -> bool:
+    """Whether process ``pid`` has ended (a zombie that no one reaps counts as ended)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def test_a_parallel_sweep_stops_whole_on_a_signal_to_it_and_goes_on_past_one_to_a_job(tmp_path):
+    """hydra/launcher=parallel (joblib's loky workers). A signal to one job's worker ends
+    that job alone (joblib killed the other workers once the job's exception came back);
+    SIGTERM to the sweep's process stops every job with a saved checkpoint and leaves no
+    worker behind (the sweep exited at once and its workers trained on)."""
+    sweep_dir = tmp_path / "sweep"
+    endless = [o for o in QUICK if not o.startswith(("total_timesteps", "validation.every"))]
+    command = ["train", "-m", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", "seed=0,1"]
+    command += [*endless, "total_timesteps=100000000", "validation.every=0", "torch_threads=1"]
+    with (tmp_path / "err").open("w") as err:
+        sweep = subprocess.Popen(
+            [sys.executable, "-m", "racing_rl.cli", *command, f"hydra.sweep.dir={sweep_dir}"],
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            preexec_fn=default_sigint,
+        )
+    try:
+        deadline = time.monotonic() + 240
+        pids: dict[int, int] = {}
+        while len(pids) < 2:  # each job has saved a checkpoint: it trains
+            assert sweep.poll() is None and time.monotonic() < deadline
+            for n, job in job_dirs(sweep_dir).items() if sweep_dir.is_dir() else ():
+                if latest_checkpoint_kind(job) == "ppo":  # a periodic one
+                    pids[n] = json.loads((job / "run.json").read_text())["legs"][-1]["pid"]
+            time.sleep(0.2)
+        jobs = job_dirs(sweep_dir)
+        os.kill(pids[0], signal.SIGINT)
+        while latest_checkpoint_kind(jobs[0]) != "interrupted":
+            assert time.monotonic() < deadline, (tmp_path / "err").read_text()[-3000:]
+            time.sleep(0.2)
+        time.sleep(3)  # joblib had killed the other workers by then
+        assert sweep.poll() is None and not _gone(pids[1])
+        assert not _gone(pids[0])  # the worker itself stays in the pool, its job failed
+
+        sweep.send_signal(signal.SIGTERM)
+        assert sweep.wait(timeout=30) == 128 + signal.SIGTERM
+        while not all(_gone(pid) for pid in pids.values()):
+            assert time.monotonic() < deadline, "a worker outlived its sweep"
+            time.sleep(0.2)
+    finally:
+        if sweep.poll() is None:
+            sweep.kill()
+    stderr = (tmp_path / "err").read_text()
+    assert "Traceback" not in stderr, stderr[-3000:]
+    assert "racing-rl train: SIGTERM: the sweep stops. Its 2 worker processes" in stderr
+    for n, job in jobs.items():
+        assert latest_checkpoint_kind(job) == "interrupted", n
+        leg = json.loads((job / "run.json").read_text())["legs"][-1]
+        assert leg["status"] == "interrupted", (n, leg)
+
+
+def latest_checkpoint_kind(run_dir: Path) -> str | None:
+    """The kind of ``run_dir``'s newest checkpoint (None before its first)."""
+    try:
+        return latest_checkpoint(run_dir).kind
+    except CheckpointError:
+        return None
 
 
 @pytest.mark.slow
@@ -227,6 +304,15 @@ def test_an_optuna_study_refuses_a_sweep_with_other_overrides(tmp_path):
     failed = subprocess.run(failing, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert failed.returncode == 1 and "Traceback" not in failed.stderr
     assert "no trial of Optuna study 'failing' has completed: every one failed" in failed.stderr
+    # A study kept in a storage that ends short of n_trials (a trial failed) exits with 1,
+    # as a basic sweep with a failed job does: it exited with 0.
+    partly = [f"hydra.sweep.dir={tmp_path / 'partly'}", "hydra.sweeper.study_name=partly"]
+    partly += ["hydra.sweeper.sampler.seed=2", "seed=choice(0,-1)"]  # trial 0 fails, 1 trains
+    result = subprocess.run(
+        [*optuna_command(study_dir), *partly], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert "Optuna study 'partly' has 1 of its 2 trials completed" in result.stderr
 
 
 def test_an_interrupted_optuna_study_continues_with_the_same_command(tmp_path):
@@ -250,6 +336,7 @@ def test_an_interrupted_optuna_study_continues_with_the_same_command(tmp_path):
     sweep.send_signal(signal.SIGINT)
     _, stderr = sweep.communicate(timeout=120)
     assert sweep.returncode != 0, stderr.decode()[-5000:]
+    assert "a resumed trial does not report to its study" in stderr.decode()
     assert_complete(job_dirs(study_dir)[0])
 
     again = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
@@ -321,6 +408,64 @@ def test_the_report_marks_a_job_with_a_damaged_run_json_and_reads_the_others(tmp
     jobs, _ = read_sweep(tmp_path)
     assert [(j.name, j.status) for j in jobs] == [("0", "completed"), ("1", "failed")]
     assert jobs[1].error.startswith("run.json is damaged")
+
+
+def test_the_report_shows_a_swept_key_per_job_though_every_job_drew_one_value(tmp_path):
+    """Two trials that drew the same gamma, or a sweep stopped after its first job, listed
+    the swept key among the overrides all jobs share, and no job showed it."""
+    from racing_rl.report import markdown, read_sweep
+
+    for name in ("0", "1"):
+        path = tmp_path / name
+        (path / ".hydra").mkdir(parents=True)
+        (path / ".hydra" / "config.yaml").write_text("objective: laps\n")
+        (path / ".hydra" / "overrides.yaml").write_text(
+            f"- algo.model.gamma=0.99\n- algo.model.n_steps={128 * (1 + int(name))}\n- seed=0\n"
+        )
+        (path / ".hydra" / "hydra.yaml").write_text(  # an Optuna search's space
+            "hydra:\n  sweeper:\n    params:\n      algo.model.gamma: choice(0.99, 0.999)\n"
+            "      algo.model.n_steps: choice(128, 256)\n"
+        )
+    (tmp_path / "multirun.yaml").write_text("hydra:\n  overrides:\n    task: ['seed=0,1']\n")
+    jobs, shared = read_sweep(tmp_path)
+    assert shared == [] and len(jobs) == 2
+    assert {j.swept for j in jobs} == {
+        f"algo.model.gamma=0.99 algo.model.n_steps={n} seed=0" for n in (128, 256)
+    }
+    (tmp_path / "multirun.yaml").unlink()
+    assert read_sweep(tmp_path)[1] == ["seed=0"]
+    assert markdown(jobs[:1], [], tmp_path).splitlines()[2] == "1 job, 0 completed. "
+    # A run's own directory is no sweep's: the report says to pass the one that holds it.
+    with pytest.raises(FileNotFoundError, match=f"one run's directory: pass .*\\({tmp_path}\\)"):
+        read_sweep(tmp_path / "0")
+
+
+def test_the_report_marks_a_running_job_whose_process_is_gone_killed(tmp_path):
+    """A job killed with SIGKILL (or out of memory) stayed "running" in the report for good."""
+    from racing_rl.report import read_sweep
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    alive = subprocess.Popen(["sleep", "60"])
+    host = platform.node()
+    legs = {"0": (gone.pid, host), "1": (alive.pid, host), "2": (gone.pid, "another-host")}
+    try:
+        for name, (pid, on) in legs.items():
+            path = tmp_path / name
+            (path / ".hydra").mkdir(parents=True)
+            (path / ".hydra" / "config.yaml").write_text("objective: laps\n")
+            (path / ".hydra" / "overrides.yaml").write_text(f"- seed={name}\n")
+            leg = {"status": "running", "pid": pid, "host": on}
+            (path / "run.json").write_text(json.dumps({"legs": [leg]}))
+        jobs, _ = read_sweep(tmp_path)
+    finally:
+        alive.kill()
+    assert [(j.name, j.status) for j in jobs] == [
+        ("0", "killed"),
+        ("1", "running"),
+        ("2", "running"),
+    ]
+    assert f"its process ({gone.pid}) ended without recording how" in jobs[0].error
 
 
 def test_a_sweep_over_objectives_ranks_each_job_among_its_own_kind(tmp_path):

@@ -101,6 +101,7 @@ class ResumableOptunaSweeper(OptunaSweeper):
 
         super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
         impl = self.sweeper
+        self._wanted = impl.n_trials
         # An SQLite storage in the sweep dir needs the dir before the first trial makes it.
         Path(config.hydra.sweep.dir).mkdir(parents=True, exist_ok=True)
         if impl.storage is None or impl.study_name is None:
@@ -177,24 +178,47 @@ class ResumableOptunaSweeper(OptunaSweeper):
         )
 
     def sweep(self, arguments: list[str]) -> None:
-        """Run the trials; a study with no completed trial at the end (every trial
-        failed: ``max_failure_rate`` 1.0 lets the sweep go on) is said in one line, exit
-        status 1, where Optuna's ``best_trial`` raised a bare ``ValueError``.
+        """Run the trials. A study with no completed trial at the end (every trial
+        failed: ``max_failure_rate`` 1.0 lets the sweep go on) is said in one line, where
+        Optuna's ``best_trial`` raised a bare ``ValueError``; a study kept in a storage
+        with fewer completed trials than ``n_trials`` (some failed) ends the sweep with
+        status 1 too, as a basic sweep with a failed job does, after its results are
+        written: the same command makes them up.
 
         Raises:
-            SystemExit: 1 if no trial of the study has completed.
+            SystemExit: 1 if no trial of the study has completed, or a kept study has
+                fewer completed trials than ``n_trials``.
         """
+        impl = self.sweeper
+        failed = "their errors are the 'Failed experiment' lines above, and each job's run.json"
         try:
             super().sweep(arguments)
         except ValueError as err:  # Optuna's words for a study without a completed trial
             if not any(words in str(err) for words in ("Record does not", "No trials are")):
                 raise
             log.error(
-                "no trial of Optuna study %r has completed: every one failed (their errors "
-                "are the 'Failed experiment' lines above, and each job's run.json)",
-                self.sweeper.study_name,
+                "no trial of Optuna study %r has completed: every one failed (%s)",
+                impl.study_name,
+                failed,
             )
             raise SystemExit(1) from None
+        if impl.storage is None or impl.study_name is None:
+            return  # an in-memory study, gone with the sweeper: its log said what failed
+        import optuna
+        from optuna.trial import TrialState
+
+        study = optuna.load_study(study_name=impl.study_name, storage=impl.storage)
+        completed = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+        if completed < self._wanted:
+            log.error(
+                "Optuna study %r has %d of its %d trials completed: the others failed (%s). "
+                "Run the same command again to make them up.",
+                impl.study_name,
+                completed,
+                self._wanted,
+                failed,
+            )
+            raise SystemExit(1)
 
 
 def _drop_next_reopen_line(study_name: str) -> None:

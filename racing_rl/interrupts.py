@@ -1,0 +1,146 @@
+"""Signals that reach a command's own process outside training: Ctrl-C while the command
+starts, and SIGINT or SIGTERM while a sweep (``-m``) runs its jobs.
+
+Training handles its own signals (``racing_rl.training._Interrupts``: the first saves an
+``interrupted`` checkpoint, a second waits for it). What is left is here:
+
+- Before the command's task function runs (while Python imports it or Hydra composes its
+  config), Ctrl-C exits at once with status 130 and one line: a KeyboardInterrupt raised
+  inside Hydra's config handling leaves it half-updated and ends in an unrelated error.
+- Once a sweep has started (``racing_rl.config.SweepSignals``, a Hydra callback), SIGINT
+  and SIGTERM that come between its jobs, or while its jobs run in other processes
+  (``hydra/launcher=parallel``: joblib's loky workers), stop the sweep. The signal is
+  passed on to the worker processes, where each job that trains saves an interrupted
+  checkpoint, and this process exits at once, with 128 + the signal's number, so that
+  no job starts after it. It exits rather than waits: joblib, in this process, answers
+  the first job that ends in an error by killing the other workers (SIGKILL), which would
+  cut their saves short. A job whose sweep process has gone ends its own process once it
+  has saved (``end_orphaned_job``), rather than idle in the worker pool for minutes.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from types import CodeType, FrameType
+from typing import Any
+
+#: The command this process runs (``racing-rl <command>``), its pid (a forked child
+#: inherits the value, not the pid), the code of its Hydra task function, and the sweep
+#: directory once a sweep has started.
+_command: dict[str, Any] = {}
+
+
+def in_command_process() -> bool:
+    """Whether this process is the one that runs ``racing-rl <command>`` (False in a
+    sweep's worker process: joblib's, submitit's, Ray's)."""
+    return _command.get("pid") == os.getpid()
+
+
+@contextmanager
+def handled(command: str) -> Iterator[Callable[[Any], None]]:
+    """Handle SIGINT for the command ``command`` (and SIGTERM once a sweep has started), as
+    the module's docstring says; the previous handlers come back at the end. Yields
+    ``started(app)``, to be called with the command's Hydra app once it is imported: a
+    SIGINT while its task function is on the stack raises KeyboardInterrupt as usual,
+    which the commands handle (train saves a checkpoint). Outside the main thread (where
+    Python allows no handlers) it does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda app: None
+        return
+    _command.clear()
+    _command.update(name=command, pid=os.getpid(), task_code=[])
+
+    def started(app: Any) -> None:
+        task = getattr(app, "__wrapped__", None)  # hydra.main keeps the task function here
+        if task is not None:
+            _command["task_code"].append(task.__code__)
+
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGINT, _handle)
+    try:
+        yield started
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        _command.clear()
+
+
+def sweep_started(sweep_dir: Path) -> None:
+    """Note that this command's sweep has started in ``sweep_dir``: from now on SIGINT and
+    SIGTERM outside a job's training stop the sweep (``_handle``)."""
+    if not in_command_process():
+        return
+    _command["sweep_dir"] = sweep_dir
+    signal.signal(signal.SIGTERM, _handle)
+
+
+def _handle(signum: int, frame: FrameType | None) -> None:
+    task_code: list[CodeType] = _command.get("task_code", [])
+    while frame is not None:
+        if frame.f_code in task_code:
+            raise KeyboardInterrupt
+        frame = frame.f_back
+    name = signal.Signals(signum).name
+    command = f"racing-rl {_command.get('name', '')}"
+    sweep_dir = _command.get("sweep_dir")
+    if sweep_dir is None:
+        print(f"{command}: interrupted while starting (Ctrl-C).", file=sys.stderr)
+    else:
+        workers = multiprocessing.active_children()
+        for worker in workers:
+            with suppress(ProcessLookupError, TypeError):  # gone, or not started (no pid)
+                os.kill(worker.pid, signum)
+        if workers:
+            print(
+                f"{command}: {name}: the sweep stops. Its {len(workers)} worker processes "
+                f"were sent {name}: each job that trains saves an interrupted checkpoint once "
+                "this process has exited, and logs how to continue it; the jobs not started "
+                f"yet do not run. The sweep's runs are in {sweep_dir}.",
+                file=sys.stderr,
+            )
+        else:
+            print(
+                f"{command}: {name} between the sweep's jobs: the sweep stops; the jobs not "
+                f"started yet do not run. The sweep's runs are in {sweep_dir}.",
+                file=sys.stderr,
+            )
+    sys.stderr.flush()
+    os._exit(128 + signum)
+
+
+def end_orphaned_job(code: int, wait_s: float = 1.0) -> None:
+    """In a sweep's job that a signal interrupted, in a worker process of the sweep's own
+    process (joblib's loky worker): if that process has gone (it exits at once on a
+    signal, see the module's docstring), end this process too, with status ``code``, as
+    soon as it has; its result has no one to go to. Waits up to ``wait_s`` seconds for it
+    to go, since the signal may have reached both at once; returns if it stays (the signal
+    came to this job alone: the job ends as a failed one, and the sweep goes on)."""
+    parent = multiprocessing.parent_process()
+    if parent is None or in_command_process():
+        return
+    deadline = time.monotonic() + wait_s
+    while os.getppid() == parent.pid:
+        if time.monotonic() > deadline:
+            return
+        time.sleep(0.02)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def ending(code: object) -> None:
+    """If the exit status ``code`` says the command was interrupted (130: SIGINT, 143:
+    SIGTERM), ignore further signals: the command has saved what it had, and a second
+    Ctrl-C while Python shuts down would otherwise end the process with a traceback or a
+    signal instead of that status."""
+    if code in (130, 143) and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
