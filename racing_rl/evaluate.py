@@ -46,7 +46,7 @@ class CheckRuns(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         """From now on a signal stops the sweep (``racing_rl.interrupts``)."""
-        sweep_started(Path(str(config.hydra.sweep.dir)))
+        sweep_started(Path(str(config.hydra.sweep.dir)), str(config.hydra.launcher._target_))
 
 
 @hydra_main("eval")

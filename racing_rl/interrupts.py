@@ -73,12 +73,14 @@ def handled(command: str) -> Iterator[Callable[[Any], None]]:
         _command.clear()
 
 
-def sweep_started(sweep_dir: Path) -> None:
-    """Note that this command's sweep has started in ``sweep_dir``: from now on SIGINT and
-    SIGTERM outside a job's training stop the sweep (``_handle``)."""
+def sweep_started(sweep_dir: Path, launcher: str) -> None:
+    """Note that this command's sweep has started in ``sweep_dir``, its jobs run by the
+    Hydra launcher ``launcher`` (its ``_target_``): from now on SIGINT and SIGTERM outside
+    a job's training stop the sweep (``_handle``)."""
     if not in_command_process():
         return
     _command["sweep_dir"] = sweep_dir
+    _command["in_process"] = launcher.endswith(".BasicLauncher")
     signal.signal(signal.SIGTERM, _handle)
 
 
@@ -106,10 +108,18 @@ def _handle(signum: int, frame: FrameType | None) -> None:
                 f"yet do not run. The sweep's runs are in {sweep_dir}.",
                 file=sys.stderr,
             )
-        else:
+        elif _command.get("in_process"):
             print(
                 f"{command}: {name} between the sweep's jobs: the sweep stops; the jobs not "
                 f"started yet do not run. The sweep's runs are in {sweep_dir}.",
+                file=sys.stderr,
+            )
+        else:  # submitit's, Ray's: their jobs are not this process's to signal
+            print(
+                f"{command}: {name}: this process stops; its launcher's jobs run in processes "
+                "it does not manage, where a signal (SIGINT, SIGTERM; Ctrl-C reaches local "
+                "ones) saves an interrupted checkpoint: stop them there (scancel, ray stop). "
+                f"The sweep's runs are in {sweep_dir}.",
                 file=sys.stderr,
             )
     sys.stderr.flush()

@@ -206,7 +206,7 @@ class CheckConfig(Callback):
                 then="start this one again (two sweeps started in the same second get the "
                 "same dated directory), or give it its own hydra.sweep.dir=...",
             )
-            sweep_started(sweep_dir)
+            sweep_started(sweep_dir, str(OmegaConf.select(config, "hydra.launcher._target_")))
         except ConfigError as err:
             print_error("train", err)
             raise SystemExit(1) from err
