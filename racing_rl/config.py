@@ -31,6 +31,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import UnionType
 from typing import (
     TYPE_CHECKING,
@@ -43,7 +44,9 @@ from typing import (
     get_type_hints,
 )
 
+from hydra.core.utils import JobReturn, JobStatus
 from hydra.errors import CompactHydraException
+from hydra.experimental.callback import Callback
 from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
@@ -642,6 +645,33 @@ def hydra_main(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Call
         return main
 
     return decorator
+
+
+class SweepSignals(Callback):
+    """Hydra callback base of the commands' own (``train.CheckConfig``,
+    ``evaluate.CheckRuns``): once a sweep starts, a signal to this process stops it, and a
+    sweep's worker process whose sweep has gone ends with its job (``racing_rl.interrupts``:
+    a joblib worker would idle for minutes)."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """Note the sweep's start (``interrupts.sweep_started``)."""
+        from racing_rl.interrupts import sweep_started
+
+        sweep_dir = Path(str(OmegaConf.select(config, "hydra.sweep.dir")))
+        sweep_started(sweep_dir, str(OmegaConf.select(config, "hydra.launcher._target_")))
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """In a sweep's worker process, note a signal during the job
+        (``interrupts.job_started``)."""
+        from racing_rl.interrupts import job_started
+
+        job_started()
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        """End a worker process whose sweep has gone (``interrupts.job_ended``)."""
+        from racing_rl.interrupts import job_ended
+
+        job_ended(failed=job_return.status == JobStatus.FAILED)
 
 
 class SweepJobFailed(CompactHydraException):

@@ -13,23 +13,22 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
-from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from racing_rl.cli import print_error
-from racing_rl.config import hydra_main, job_failed
+from racing_rl.config import SweepSignals, hydra_main, job_failed
 from racing_rl.errors import RacingRLError
 from racing_rl.evaluation.command import check_runs, evaluate
 from racing_rl.evaluation.tables import format_table, race_tables, tracks_phrase
-from racing_rl.interrupts import sweep_started
 
 log = logging.getLogger(__name__)
 
 
-class CheckRuns(Callback):
+class CheckRuns(SweepSignals):
     """Hydra callback (``hydra.callbacks`` in conf/eval.yaml): ``check_runs`` before Hydra
-    creates ``out_dir`` and its log file, so that a failed eval leaves nothing behind."""
+    creates ``out_dir`` and its log file, so that a failed eval leaves nothing behind; and
+    ``SweepSignals``' for a sweep."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         """Check ``config``.
@@ -43,10 +42,6 @@ class CheckRuns(Callback):
         except RacingRLError as err:
             print_error("eval", err)
             raise SystemExit(1) from err
-
-    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        """From now on a signal stops the sweep (``racing_rl.interrupts``)."""
-        sweep_started(Path(str(config.hydra.sweep.dir)), str(config.hydra.launcher._target_))
 
 
 @hydra_main("eval")

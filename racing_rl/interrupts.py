@@ -14,8 +14,8 @@ Training handles its own signals (``racing_rl.training._Interrupts``: the first 
   checkpoint, and this process exits at once, with 128 + the signal's number, so that
   no job starts after it. It exits rather than waits: joblib, in this process, answers
   the first job that ends in an error by killing the other workers (SIGKILL), which would
-  cut their saves short. A job whose sweep process has gone ends its own process once it
-  has saved (``end_orphaned_job``), rather than idle in the worker pool for minutes.
+  cut their saves short. A worker whose sweep process has gone ends with its job
+  (``job_ended``), rather than idle in the worker pool for minutes.
 """
 
 from __future__ import annotations
@@ -36,6 +36,9 @@ from typing import Any
 #: inherits the value, not the pid), the code of its Hydra task function, and the sweep
 #: directory once a sweep has started.
 _command: dict[str, Any] = {}
+#: In a sweep's worker process, during a job: the signal handlers it replaced, and
+#: whether a signal came (``job_started``).
+_job: dict[str, Any] = {}
 
 
 def in_command_process() -> bool:
@@ -103,15 +106,16 @@ def _handle(signum: int, frame: FrameType | None) -> None:
         if workers:
             print(
                 f"{command}: {name}: the sweep stops. Its {len(workers)} worker processes "
-                f"were sent {name}: each job that trains saves an interrupted checkpoint once "
-                "this process has exited, and logs how to continue it; the jobs not started "
-                f"yet do not run. The sweep's runs are in {sweep_dir}.",
+                f"were sent {name}, and each running job stops as on {name}, once this "
+                "process has exited (a training job saves an interrupted checkpoint and logs "
+                "how to continue it); the jobs not started yet do not run. The sweep's "
+                f"output is in {sweep_dir}.",
                 file=sys.stderr,
             )
         elif _command.get("in_process"):
             print(
                 f"{command}: {name} between the sweep's jobs: the sweep stops; the jobs not "
-                f"started yet do not run. The sweep's runs are in {sweep_dir}.",
+                f"started yet do not run. The sweep's output is in {sweep_dir}.",
                 file=sys.stderr,
             )
         else:  # submitit's, Ray's: their jobs are not this process's to signal
@@ -119,31 +123,54 @@ def _handle(signum: int, frame: FrameType | None) -> None:
                 f"{command}: {name}: this process stops; its launcher's jobs run in processes "
                 "it does not manage, where a signal (SIGINT, SIGTERM; Ctrl-C reaches local "
                 "ones) saves an interrupted checkpoint: stop them there (scancel, ray stop). "
-                f"The sweep's runs are in {sweep_dir}.",
+                f"The sweep's output is in {sweep_dir}.",
                 file=sys.stderr,
             )
     sys.stderr.flush()
     os._exit(128 + signum)
 
 
-def end_orphaned_job(code: int, wait_s: float = 1.0) -> None:
-    """In a sweep's job that a signal interrupted, in a worker process of the sweep's own
-    process (joblib's loky worker): if that process has gone (it exits at once on a
-    signal, see the module's docstring), end this process too, with status ``code``, as
-    soon as it has; its result has no one to go to. Waits up to ``wait_s`` seconds for it
-    to go, since the signal may have reached both at once; returns if it stays (the signal
-    came to this job alone: the job ends as a failed one, and the sweep goes on)."""
+def job_started() -> None:
+    """In a sweep's worker process (joblib's), at the start of a job: SIGINT and SIGTERM
+    raise KeyboardInterrupt (as Ctrl-C does; training replaces this with its own
+    handlers while it trains), and are noted for ``job_ended``."""
+    if (
+        in_command_process()
+        or multiprocessing.parent_process() is None
+        or threading.current_thread() is not threading.main_thread()
+    ):
+        return
+    _job.clear()
+    _job["previous"] = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in _job["previous"]:
+        signal.signal(sig, _job_signal)
+
+
+def _job_signal(signum: int, frame: FrameType | None) -> None:
+    _job["signalled"] = True
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def job_ended(failed: bool) -> None:
+    """At the end of a sweep's job in a worker process of the sweep's own process
+    (joblib's): if that process has gone (it exits at once on a signal, see the module's
+    docstring), end this one too; the job's result has no one to go to. After a job that
+    failed (an interrupted one) or saw a signal, wait up to a second for it to go, since
+    the signal may have reached both at once; if it stays (the signal came to this job
+    alone), the sweep goes on."""
+    for sig, handler in _job.pop("previous", {}).items():
+        signal.signal(sig, handler)
     parent = multiprocessing.parent_process()
     if parent is None or in_command_process():
         return
-    deadline = time.monotonic() + wait_s
+    deadline = time.monotonic() + (1.0 if failed or _job.pop("signalled", False) else 0.0)
     while os.getppid() == parent.pid:
-        if time.monotonic() > deadline:
+        if time.monotonic() >= deadline:
             return
         time.sleep(0.02)
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(code)
+    os._exit(1 if failed else 0)
 
 
 def ending(code: object) -> None:

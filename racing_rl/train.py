@@ -15,7 +15,6 @@ from typing import Any
 
 from filelock import BaseFileLock, FileLock, Timeout
 from hydra.core.hydra_config import HydraConfig
-from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -24,9 +23,16 @@ from racing_rl.checkpoints.layout import MODEL
 from racing_rl.checkpoints.runs import check_init_from
 from racing_rl.checks import check_train_config
 from racing_rl.cli import print_error
-from racing_rl.config import SweepJobFailed, check_known_keys, hydra_main, job_failed, path_override
+from racing_rl.config import (
+    SweepJobFailed,
+    SweepSignals,
+    check_known_keys,
+    hydra_main,
+    job_failed,
+    path_override,
+)
 from racing_rl.errors import ConfigError, RacingRLError, TrainingInterrupted
-from racing_rl.interrupts import end_orphaned_job, in_command_process, sweep_started
+from racing_rl.interrupts import in_command_process
 from racing_rl.loggers import check_logger
 from racing_rl.training import resume_run, train
 
@@ -104,14 +110,15 @@ def lock_run_dir(run_dir: Path, *, what: str, then: str) -> BaseFileLock | None:
     return lock
 
 
-class CheckConfig(Callback):
+class CheckConfig(SweepSignals):
     """Hydra callback (``hydra.callbacks`` in conf/train.yaml): check a single run's
     config before Hydra creates its run directory, so that an invalid one leaves nothing
     behind. (A sweep's jobs are checked in ``train``: a failed job keeps its run.json.)
 
     It then holds the run's (or the sweep's) directory (``lock_run_dir``) until the run
     ends: two runs started in the same second get the same dated directory, and a run
-    resumed while it still trains would write into its own files.
+    resumed while it still trains would write into its own files. In a sweep it is also
+    ``SweepSignals``.
     """
 
     def __init__(self) -> None:
@@ -206,7 +213,7 @@ class CheckConfig(Callback):
                 then="start this one again (two sweeps started in the same second get the "
                 "same dated directory), or give it its own hydra.sweep.dir=...",
             )
-            sweep_started(sweep_dir, str(OmegaConf.select(config, "hydra.launcher._target_")))
+            super().on_multirun_start(config)
         except ConfigError as err:
             print_error("train", err)
             raise SystemExit(1) from err
@@ -234,7 +241,7 @@ def main(cfg: DictConfig) -> float | None:
             job's error is re-raised instead, as ``SweepJobFailed``, so that Hydra marks the
             job failed and the sweep's other jobs go on; so is the interruption of a job in
             a worker process (joblib's: an exception there would make joblib kill the other
-            workers), unless the sweep's process has gone (``end_orphaned_job``).
+            workers).
     """
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
@@ -257,7 +264,6 @@ def main(cfg: DictConfig) -> float | None:
                 "trial is marked failed and another runs in its place)."
             )
         if hydra_cfg.mode == RunMode.MULTIRUN and not in_command_process():
-            end_orphaned_job(err.exit_code)
             raise SweepJobFailed(f"interrupted: {err}") from None
         raise SystemExit(err.exit_code) from err
     except RacingRLError as err:

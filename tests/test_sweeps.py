@@ -177,7 +177,10 @@ def test_a_parallel_sweep_stops_whole_on_a_signal_to_it_and_goes_on_past_one_to_
             sweep.kill()
     stderr = (tmp_path / "err").read_text()
     assert "Traceback" not in stderr, stderr[-3000:]
-    assert "racing-rl train: SIGTERM: the sweep stops. Its 2 worker processes" in stderr
+    assert (
+        "racing-rl train: SIGTERM: the sweep stops. Its 2 worker processes were sent SIGTERM"
+        in stderr
+    )
     for n, job in jobs.items():
         assert latest_checkpoint_kind(job) == "interrupted", n
         leg = json.loads((job / "run.json").read_text())["legs"][-1]
