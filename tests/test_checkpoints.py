@@ -195,6 +195,15 @@ def test_a_run_config_cannot_import_a_module_from_the_working_directory(
     check_named_classes({"algo": {"model": {"policy": "installed_policies.Policy"}}})
 
 
+def test_a_ctrl_c_while_a_named_class_imports_is_no_invalid_config(tmp_path, monkeypatch):
+    """pydoc.locate wraps the KeyboardInterrupt of a Ctrl-C during the import in an
+    ErrorDuringImport: export and eval said the healthy run's config was invalid."""
+    (tmp_path / "slow_policies.py").write_text("raise KeyboardInterrupt\nclass Policy: ...\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(KeyboardInterrupt):
+        check_named_classes({"algo": {"model": {"policy": "slow_policies.Policy"}}})
+
+
 @pytest.mark.filterwarnings("ignore:get_linear_fn\\(\\) is deprecated")
 def test_a_run_config_may_name_torch_classes_and_sb3_schedule_functions(run_copy):
     activation = {"_target_": "hydra.utils.get_class", "path": "torch.nn.Tanh"}

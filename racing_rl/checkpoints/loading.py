@@ -151,7 +151,12 @@ def _locate(key: str, name: str) -> Any:
             f"{key} = {name!r}: {root} would be imported from the working directory "
             f"({inside[0]}), not from an installed package"
         )
-    found = pydoc.locate(name)  # imports the module, calls nothing in it
+    try:
+        found = pydoc.locate(name)  # imports the module, calls nothing in it
+    except pydoc.ErrorDuringImport as err:  # a Ctrl-C while it imports is no bad config
+        if isinstance(err.value, KeyboardInterrupt):
+            raise err.value from None
+        raise
     if found is None:
         raise ValueError(f"{key} = {name!r} cannot be imported")
     return found

@@ -131,9 +131,10 @@ def default_out(run_dir: Path, checkpoint: str, fmt: str) -> Path:
 
 
 def output_path(out: str | None, run_dir: Path, checkpoint: str, fmt: str) -> Path:
-    """The file an export writes: ``out``, or ``default_out``'s name inside ``out`` when it
-    is a directory (exists as one, ends in ``/``, or is new and has no suffix:
-    ``out=exports``), or ``default_out`` without it.
+    """The file an export writes: ``out``; or, when ``out`` is a directory (exists as one,
+    ends in ``/``, or is new and has no suffix: ``out=exports``), ``default_out``'s name
+    after the run's (``<run dir name>_policy_best.luau``: a sweep over runs into one
+    directory writes a file per run); or ``default_out`` without ``out``.
 
     Raises:
         ConfigError: if ``out``'s suffix is not the format's (``.luau`` with
@@ -145,7 +146,7 @@ def output_path(out: str | None, run_dir: Path, checkpoint: str, fmt: str) -> Pa
         return default
     path = Path(out).expanduser()
     if str(out).endswith(("/", "\\")) or path.is_dir() or not (path.suffix or path.exists()):
-        return path / default.name
+        return path / f"{run_dir.resolve().name}_{default.name}"
     suffix = path.suffix.lower()
     if suffix == FORMATS[fmt]:
         return path

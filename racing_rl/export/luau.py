@@ -428,6 +428,17 @@ end
 -- another length, or with a value that is not a finite number (NaN, an infinity),
 -- raises an error and leaves the car's frames and LSTM state as they were.
 function Policy.act(self: Policy, carId: any, observation: {{ number }}): (number, number, number)
+	if type(observation) ~= "table" then
+		error(
+			string.format(
+				"Policy:act: the observation is a %s, not a table of %d numbers "
+					.. "(rays, nitro, speed, is_reverse)",
+				typeof(observation),
+				OBS_SIZE
+			),
+			2
+		)
+	end
 	if #observation ~= OBS_SIZE then
 		error(
 			string.format(
@@ -447,7 +458,9 @@ function Policy.act(self: Policy, carId: any, observation: {{ number }}): (numbe
 					"Policy:act: observation[%d] is %s, not a finite number: skip this frame "
 						.. "(the car's frames and state are kept) or respawn the car",
 					i,
-					tostring(v)
+					if type(v) == "number"
+						then tostring(v)
+						else "a " .. typeof(v) .. " (" .. tostring(v) .. ")"
 				),
 				2
 			)

@@ -112,11 +112,12 @@ def test_out_is_a_directory_or_the_format_s_file_and_replaces_nothing_else(train
     into = tmp_path / "exports"
     into.mkdir()
     result = export(export_cfg(run_dir, "checkpoint=final", "format=onnx", f"out={into}"))
-    assert result["path"] == str(into / "policy_final.onnx")
+    # Named after the run too: a sweep over runs into one directory replaced its files.
+    assert result["path"] == str(into / f"{run_dir.name}_policy_final.onnx")
     result = export(export_cfg(run_dir, "checkpoint=final", f"out={tmp_path}/new/"))
-    assert result["path"] == str(tmp_path / "new" / "policy_final.luau")
+    assert result["path"] == str(tmp_path / "new" / f"{run_dir.name}_policy_final.luau")
     result = export(export_cfg(run_dir, "checkpoint=final", f"out={tmp_path}/exports"))
-    assert result["path"] == str(tmp_path / "exports" / "policy_final.luau")  # no suffix
+    assert result["path"] == str(into / f"{run_dir.name}_policy_final.luau")  # no suffix
     # An existing file without a suffix was overwritten, and any suffix was taken: out=
     # <run dir>/model.zip replaced the checkpoint being exported with Luau.
     (tmp_path / "notes").write_text("keep")

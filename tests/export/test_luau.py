@@ -124,10 +124,15 @@ def test_a_value_that_is_not_a_number_is_refused_naming_it(sources):
         sources["ppo"],
         "local Policy = ...\n"
         "local observation = table.create(13, 0.5)\n"
-        "observation[13] = true\n"
+        'observation[12] = "0.5"\n'
         "return pcall(Policy.act, Policy.new(), 1, observation)",
     )
-    assert ok is False and "observation[13] is true, not a finite number" in str(message)
+    # A string read as a number ("observation[12] is 0.5"); a missing frame: Luau's own error.
+    assert ok is False and "observation[12] is a string (0.5), not a finite number" in message
+    ok, message = run_with_module(
+        sources["ppo"], "local Policy = ...\nreturn pcall(Policy.act, Policy.new(), 1, nil)"
+    )
+    assert ok is False and "the observation is a nil, not a table of 13 numbers" in message
 
 
 def test_a_car_id_object_nothing_else_holds_is_let_go_with_its_frames(sources):
