@@ -325,7 +325,7 @@ def check_arguments(name: str, args: list[str]) -> None:
         if arg[:1] not in ("-", "~") and "=" not in arg:  # Hydra: a lexer error
             keys = list(COMMANDS[name].paths)  # a path is likeliest the command's path key's
             hint = ""
-            if keys and Path(arg).expanduser().exists():
+            if keys and ("/" in arg or Path(arg).expanduser().exists()):  # a path, or a run
                 hint = f"did you mean {keys[0]}={arg}? "
             raise UsageError(
                 f"{arg!r} is not a KEY=VALUE override: {hint}racing-rl {name} --help lists the keys"
@@ -357,8 +357,9 @@ def check_arguments(name: str, args: list[str]) -> None:
     if name == "train" and multirun and "resume" in given:  # Hydra: "not a run directory"
         raise UsageError(
             f"{given['resume'].input_line} with -m: resume= continues one run, in its own "
-            "directory, and is no sweep's job. Resume each run with its own command: "
-            "racing-rl train \"resume='<run dir>'\" (an interrupted job's log ends with it)"
+            "directory, and is no sweep's job. Resume a run with its own command, racing-rl "
+            "train \"resume='<run dir>'\"; continue an interrupted sweep with its own "
+            "command and hydra.sweep.dir=<its dir>"
         )
     for group in ("hydra/sweeper", "hydra/launcher"):
         chosen = given.get(group)

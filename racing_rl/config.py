@@ -121,6 +121,27 @@ def _last_part(path: str) -> str:
     return path.rstrip("/").rsplit("/", 1)[-1] or path.replace("/", "_")
 
 
+def sweep_overrides(overrides: Sequence[str]) -> list[str]:
+    """A sweep's command-line overrides that define what its jobs learn, sorted: those of
+    ``RUNTIME_KEYS`` (``progress_bar=false``, ``torch_threads=2``) change how they run,
+    and are left out. Two sweeps with the same are the same sweep (an Optuna study's
+    identity; a basic sweep continued in its directory)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(list(overrides))
+    return sorted(o.input_line for o in parsed if not under(o.key_or_group, RUNTIME_KEYS))
+
+
+def config_subdir(resume: Any, output_dir: str) -> str | None:
+    """``${racing_rl.config_subdir:${resume},${hydra.runtime.output_dir}}`` (conf/train.yaml's
+    ``hydra.output_subdir``): ``.hydra``, where Hydra saves a run's config, except for a run
+    that continues (``resume=``, or a sweep's job whose directory already holds its run):
+    its saved config stays the one it trained with."""
+    from racing_rl.checkpoints.layout import saved_work
+
+    return None if resume or saved_work(Path(output_dir)) else ".hydra"
+
+
 def under(key: str, prefixes: Sequence[str]) -> bool:
     """Whether the dotted config ``key`` is one of ``prefixes`` or below one."""
     return any(key == p or key.startswith(p + ".") for p in prefixes)
@@ -184,6 +205,7 @@ RESOLVERS: dict[str, Callable[..., Any]] = {
     "racing_rl.if": if_then_else,
     "racing_rl.jobs_per_machine": jobs_per_machine,
     "racing_rl.job_dirname": job_dirname,
+    "racing_rl.config_subdir": config_subdir,
     "racing_rl.eval_dir": eval_dir,
 }
 """The OmegaConf resolvers that conf/ uses, by name."""
@@ -653,12 +675,18 @@ class SweepSignals(Callback):
     sweep's worker process whose sweep has gone ends with its job (``racing_rl.interrupts``:
     a joblib worker would idle for minutes)."""
 
+    def continue_with(self, config: DictConfig) -> str:
+        """How to continue the sweep of ``config`` once a signal stopped it ("" if the
+        command has no way): the end of the signal's message."""
+        return ""
+
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         """Note the sweep's start (``interrupts.sweep_started``)."""
         from racing_rl.interrupts import sweep_started
 
         sweep_dir = Path(str(OmegaConf.select(config, "hydra.sweep.dir")))
-        sweep_started(sweep_dir, str(OmegaConf.select(config, "hydra.launcher._target_")))
+        launcher = str(OmegaConf.select(config, "hydra.launcher._target_"))
+        sweep_started(sweep_dir, launcher, then=self.continue_with(config))
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         """In a sweep's worker process, note a signal during the job

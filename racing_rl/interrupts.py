@@ -76,13 +76,15 @@ def handled(command: str) -> Iterator[Callable[[Any], None]]:
         _command.clear()
 
 
-def sweep_started(sweep_dir: Path, launcher: str) -> None:
+def sweep_started(sweep_dir: Path, launcher: str, then: str = "") -> None:
     """Note that this command's sweep has started in ``sweep_dir``, its jobs run by the
     Hydra launcher ``launcher`` (its ``_target_``): from now on SIGINT and SIGTERM outside
-    a job's training stop the sweep (``_handle``)."""
+    a job's training stop the sweep (``_handle``), whose message ends with ``then`` (how
+    to continue the sweep)."""
     if not in_command_process():
         return
     _command["sweep_dir"] = sweep_dir
+    _command["then"] = then
     _command["in_process"] = launcher.endswith(".BasicLauncher")
     signal.signal(signal.SIGTERM, _handle)
 
@@ -126,6 +128,8 @@ def _handle(signum: int, frame: FrameType | None) -> None:
                 f"The sweep's output is in {sweep_dir}.",
                 file=sys.stderr,
             )
+    if sweep_dir is not None and _command.get("then"):
+        print(f"{command}: {_command['then']}", file=sys.stderr)
     sys.stderr.flush()
     os._exit(128 + signum)
 

@@ -9,18 +9,20 @@ launchers use are ``racing_rl.config``'s.
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
 
 from filelock import BaseFileLock, FileLock, Timeout
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import OverrideParseException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from racing_rl.checkpoints.layout import MODEL
-from racing_rl.checkpoints.runs import check_init_from
+from racing_rl.checkpoints.layout import Checkpoint, latest_checkpoint, saved_work
+from racing_rl.checkpoints.runs import RESUMABLE, check_init_from
 from racing_rl.checks import check_train_config
 from racing_rl.cli import print_error
 from racing_rl.config import (
@@ -30,20 +32,69 @@ from racing_rl.config import (
     hydra_main,
     job_failed,
     path_override,
+    sweep_overrides,
+    under,
 )
 from racing_rl.errors import ConfigError, RacingRLError, TrainingInterrupted
 from racing_rl.interrupts import in_command_process
 from racing_rl.loggers import check_logger
+from racing_rl.provenance import read_legs
 from racing_rl.training import resume_run, train
 
 log = logging.getLogger(__name__)
 
 
-def saved_work(run_dir: Path) -> list[str]:
-    """What a run has saved in ``run_dir``: of ``model.zip``, ``best/`` and the entries of
-    ``checkpoints/``, those that exist (empty for a run stopped before its first save)."""
-    found = [name for name in (MODEL, "best") if (run_dir / name).exists()]
-    return found + [f"checkpoints/{p.name}" for p in sorted((run_dir / "checkpoints").glob("*"))]
+def _sweep_hint(hydra_cfg: DictConfig) -> str:
+    """How to finish the sweep of the Hydra config ``hydra_cfg`` once it was interrupted:
+    an Optuna study continues with the same command (a resumed trial would not report to
+    it); a basic sweep with the same command in its directory (``_continued_job``)."""
+    if "optuna" in str(OmegaConf.select(hydra_cfg, "sweeper._target_", default="")).lower():
+        return (
+            "This run is a trial of an Optuna search, and a resumed trial does not report to "
+            "its study: to continue the search, run the sweep's command again (this trial is "
+            "marked failed and another runs in its place)."
+        )
+    sweep_dir = path_override("hydra.sweep.dir", hydra_cfg.sweep.dir)
+    return (
+        f"To finish the sweep, run its command again with {sweep_dir}: its completed jobs "
+        "are kept, interrupted ones resume from their newest checkpoint, the others run."
+    )
+
+
+def _earlier_sweep(sweep_dir: Path) -> list[str] | None:
+    """The overrides (``sweep_overrides``) of the sweep that ``sweep_dir``'s
+    ``multirun.yaml`` records (the basic sweeper writes it); None if there is none."""
+    try:
+        task = OmegaConf.select(OmegaConf.load(sweep_dir / "multirun.yaml"), "hydra.overrides.task")
+        return sweep_overrides([str(o) for o in task or []])
+    except (OSError, OmegaConfBaseException, OverrideParseException):
+        return None
+
+
+def _continued_job(run_dir: Path, overrides: list[str]) -> Checkpoint | None:
+    """For a sweep's job whose directory holds its run from an earlier start of the same
+    sweep: None if that run completed (it is kept), else its newest checkpoint, to resume.
+
+    Raises:
+        ConfigError: if the directory holds a run of other overrides.
+        CheckpointError: if it holds no complete checkpoint.
+    """
+    try:
+        saved = OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")
+    except OSError as err:
+        raise ConfigError(f"{run_dir} holds a run but not its .hydra/overrides.yaml") from err
+    if sweep_overrides([str(o) for o in saved]) != sweep_overrides(overrides):
+        raise ConfigError(
+            f"{run_dir} holds a run of other overrides ({' '.join(str(o) for o in saved)}): "
+            "give this sweep its own hydra.sweep.dir"
+        )
+    try:
+        legs = read_legs(run_dir)
+    except (OSError, ValueError):  # none, or damaged: the checkpoints say what is left
+        legs = []
+    if legs and legs[-1].get("status") == "completed" and (run_dir / "summary.json").is_file():
+        return None
+    return latest_checkpoint(run_dir)
 
 
 def check_new_run_dir(run_dir: Path) -> None:
@@ -70,6 +121,11 @@ SAME_DIR = (
     "start this one again (two runs started in the same second get the same dated "
     "directory), give each run its own hydra.run.dir=..., or run them as one sweep "
     "(racing-rl train -m seed=0,1,2,3)."
+)
+#: ... when the command named it (``hydra.run.dir=``): starting again would meet it again.
+NAMED_DIR = (
+    "wait for that run to end, or give this one another hydra.run.dir=... (or leave it out "
+    "for a new dated directory)."
 )
 
 
@@ -161,12 +217,17 @@ class CheckConfig(SweepSignals):
             check_logger(config)
             if config.get("init_from"):
                 check_init_from(config, Path(config.init_from).expanduser())
+            named = any(
+                str(o).startswith("hydra.run.dir=")
+                for o in OmegaConf.select(config, "hydra.overrides.hydra", default=[]) or []
+            )
+            then = NAMED_DIR if named else SAME_DIR
             locked = (run_dir / RUN_LOCK).exists()
             if locked:  # a run may still be training there: say that first
-                self._lock = lock_run_dir(run_dir, what="run", then=SAME_DIR)
+                self._lock = lock_run_dir(run_dir, what="run", then=then)
             check_new_run_dir(run_dir)
             if not locked:  # a valid config, a free directory: only now is it made
-                self._lock = lock_run_dir(run_dir, what="run", then=SAME_DIR)
+                self._lock = lock_run_dir(run_dir, what="run", then=then)
         except RacingRLError as err:
             print_error("train", err)
             raise SystemExit(1) from err
@@ -182,7 +243,8 @@ class CheckConfig(SweepSignals):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         """Refuse an Optuna search of runs that return no objective (validation off), and a
         sweep into a directory that holds an earlier sweep's runs (its job directories
-        would be reused), unless a named study continues there. Then hold the sweep
+        would be reused), unless a named study or the same sweep (``sweep_overrides``, a
+        continued sweep: ``_continued_job``) continues there. Then hold the sweep
         directory until the sweep ends (``lock_run_dir``); from then on a signal stops the
         sweep (``racing_rl.interrupts``).
 
@@ -195,11 +257,25 @@ class CheckConfig(SweepSignals):
         runs = sorted(job for job in sweep_dir.glob("*/") if saved_work(job))
         try:
             if runs and OmegaConf.select(config, "hydra.sweeper.study_name") is None:
-                raise ConfigError(
-                    f"hydra.sweep.dir={sweep_dir} already holds the runs of an earlier sweep "
-                    f"({len(runs)}, e.g. {runs[0].name}): its jobs would reuse their "
-                    "directories. Leave hydra.sweep.dir out for a new dated one, or choose "
-                    "another."
+                earlier = _earlier_sweep(sweep_dir)
+                if earlier != sweep_overrides(config.hydra.overrides.task):
+                    raise ConfigError(
+                        f"hydra.sweep.dir={sweep_dir} already holds the runs of an earlier "
+                        f"sweep ({len(runs)}, e.g. {runs[0].name}): its jobs would reuse "
+                        "their directories. Leave hydra.sweep.dir out for a new dated one, "
+                        "or choose another"
+                        + (
+                            f" (the same command continues that sweep: its overrides were "
+                            f"{' '.join(earlier) or '(none)'})."
+                            if earlier is not None
+                            else "."
+                        )
+                    )
+                log.info(
+                    "continuing the sweep in %s: its %d jobs with saved work are kept "
+                    "(completed) or resumed from their newest checkpoint; the others run",
+                    sweep_dir,
+                    len(runs),
                 )
             if "optuna" in sweeper.lower() and config.validation.every == 0:
                 raise ConfigError(
@@ -217,6 +293,11 @@ class CheckConfig(SweepSignals):
         except ConfigError as err:
             print_error("train", err)
             raise SystemExit(1) from err
+
+    def continue_with(self, config: DictConfig) -> str:
+        """The same command, in the same sweep directory (or, for an Optuna study, the
+        same command): see ``_sweep_hint``."""
+        return _sweep_hint(config.hydra)
 
     def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
         """Release the run's (or, as ``on_multirun_end``, the sweep's) directory."""
@@ -254,15 +335,21 @@ def main(cfg: DictConfig) -> float | None:
         checkpoint = None
         if cfg.get("resume"):
             cfg, checkpoint = resume_run(run_dir, hydra_cfg.overrides.task)
+        elif hydra_cfg.mode == RunMode.MULTIRUN and saved_work(run_dir):  # a continued sweep
+            overrides = list(hydra_cfg.overrides.task)
+            if _continued_job(run_dir, overrides) is None:
+                log.info("%s completed when this sweep ran before: kept", run_dir)
+                summary = json.loads((run_dir / "summary.json").read_text())
+                return summary.get("objective", {}).get("value")
+            cfg, checkpoint = resume_run(
+                run_dir, [o for o in overrides if under(o.split("=", 1)[0], RESUMABLE)]
+            )
+            log.info("resuming %s (this sweep's job from before) from %s", run_dir, checkpoint.path)
         summary = train(cfg, run_dir, resume=checkpoint)
     except TrainingInterrupted as err:
         log.warning("%s", err)
-        if "optuna" in str(OmegaConf.select(hydra_cfg, "sweeper._target_", default="")).lower():
-            log.warning(
-                "This run is a trial of an Optuna search, and a resumed trial does not report "
-                "to its study: to continue the search, run the sweep's command again (this "
-                "trial is marked failed and another runs in its place)."
-            )
+        if hydra_cfg.mode == RunMode.MULTIRUN:
+            log.warning("%s", _sweep_hint(hydra_cfg))
         if hydra_cfg.mode == RunMode.MULTIRUN and not in_command_process():
             raise SweepJobFailed(f"interrupted: {err}") from None
         raise SystemExit(err.exit_code) from err

@@ -159,6 +159,7 @@ def test_version_and_python_m_racing_rl(tmp_path):
         (["train", "backend=roblox", "backend.server.port=x"], "port=x: Value 'x' of type"),
         # A path or a word without its key (Hydra: a lexer error).
         (["eval", "."], "racing-rl eval: '.' is not a KEY=VALUE override: did you mean run_dir=.?"),
+        (["eval", "outputs/nope"], "'outputs/nope' is not a KEY=VALUE override: did you mean run_"),
         (["train", "sac"], "'sac' is not a KEY=VALUE override: racing-rl train --help lists"),
         (["emulate", "."], "racing-rl emulate: '.' is not a KEY=VALUE override: racing-rl emulate"),
         # A misspelt key (Hydra would suggest appending it: +fromat=onnx).

@@ -124,6 +124,57 @@ def test_each_launcher_runs_a_two_job_sweep(tmp_path, launcher):
         assert float(rows[str(n)]["objective"]) == pytest.approx(summary["objective"]["value"])
 
 
+def test_the_same_command_finishes_an_interrupted_sweep_in_its_directory(tmp_path):
+    """A basic sweep stopped in its second job: the same command and hydra.sweep.dir were
+    refused ("already holds the runs of an earlier sweep"), so it could not be finished."""
+    sweep_dir = tmp_path / "sweep"
+    quick = [o for o in QUICK if not o.startswith(("total_timesteps", "validation.every"))]
+    command = [sys.executable, "-m", "racing_rl.cli", "train", "-m", "seed=0,1,2", *quick]
+    command += ["total_timesteps=12000", "validation.every=4000", f"hydra.sweep.dir={sweep_dir}"]
+    with (tmp_path / "err").open("w") as err:
+        first = subprocess.Popen(
+            command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=err, preexec_fn=default_sigint
+        )
+    try:
+        deadline = time.monotonic() + 240
+        while not (sweep_dir.is_dir() and 1 in job_dirs(sweep_dir)) or (
+            latest_checkpoint_kind(job_dirs(sweep_dir)[1]) is None
+        ):  # job 1 trains, and has saved a checkpoint
+            assert first.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        first.send_signal(signal.SIGINT)
+        assert first.wait(timeout=120) == 128 + signal.SIGINT
+    finally:
+        if first.poll() is None:
+            first.kill()
+    stderr = (tmp_path / "err").read_text()
+    assert f"To finish the sweep, run its command again with hydra.sweep.dir={sweep_dir}" in stderr
+    jobs = job_dirs(sweep_dir)
+    assert sorted(jobs) == [0, 1]
+    kept = {p: p.stat().st_mtime_ns for p in jobs[0].rglob("*") if p.is_file()}
+
+    again = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"continuing the sweep in {sweep_dir}" in again.stderr
+    jobs = job_dirs(sweep_dir)
+    assert sorted(jobs) == [0, 1, 2]
+    # Job 0 is untouched (its files, its saved config); job 1 resumed; job 2 ran.
+    changed = [p.name for p, t in kept.items() if p.stat().st_mtime_ns != t]
+    assert set(changed) <= {".lock", "train.log"}  # the log says the job is kept
+    legs = json.loads((jobs[1] / "run.json").read_text())["legs"]
+    assert [leg["status"] for leg in legs] == ["interrupted", "completed"]
+    assert legs[1]["resumed_from"] is not None
+    summaries = {n: assert_complete(job) for n, job in jobs.items()}
+    rows = report_rows(sweep_dir)
+    for n, summary in summaries.items():
+        assert float(rows[str(n)]["objective"]) == pytest.approx(summary["objective"]["value"])
+    # Another sweep into the directory is refused, naming the overrides that continue it.
+    command = [a.replace("seed=0,1,2", "seed=0,1,3") for a in command]
+    other = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert other.returncode == 1
+    assert "(the same command continues that sweep: its overrides were" in other.stderr
+
+
 def _gone(pid: int) -> bool:
     """Whether process ``pid`` has ended (a zombie that no one reaps counts as ended)."""
     try:

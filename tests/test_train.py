@@ -301,7 +301,8 @@ def test_a_directory_another_process_runs_in_is_refused(tmp_path):
         result = racing_rl("train", *TINY, f"hydra.run.dir={run_dir}", cwd=tmp_path)
         assert result.returncode == 1
         assert f"another racing-rl process is running the run in {run_dir}" in result.stderr
-        assert "(two runs started in the same second get the same dated" in result.stderr
+        # The directory was named: starting again (the advice for a dated one) meets it again.
+        assert "wait for that run to end, or give this one another hydra.run.dir" in result.stderr
         assert [p.name for p in run_dir.iterdir()] == [".lock"]  # no .hydra/, no log
     result = racing_rl("train", *TINY, f"hydra.run.dir={run_dir}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]  # the lock went with its process

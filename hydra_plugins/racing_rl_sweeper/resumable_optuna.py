@@ -36,6 +36,8 @@ from hydra.utils import instantiate
 from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
 from omegaconf import DictConfig, OmegaConf
 
+from racing_rl.config import sweep_overrides
+
 log = logging.getLogger(__name__)
 # Importing optuna imports Alembic, which logs a line per Alembic plugin at INFO: through
 # Hydra's handler, seven lines of "setup plugin alembic..." before every Optuna sweep.
@@ -50,18 +52,6 @@ PARAMS_ATTR = "racing_rl_params"
 with (studies created before it was recorded have none, and are not checked)."""
 
 
-def study_overrides(overrides: list[str]) -> list[str]:
-    """A sweep's command-line overrides that define its search, sorted: those of
-    ``racing_rl.config.RUNTIME_KEYS`` (``progress_bar=false``, ``torch_threads=2``) change
-    how its trials run, not what they learn, and are left out."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    from racing_rl.config import RUNTIME_KEYS, under
-
-    parsed = OverridesParser.create().parse_overrides(list(overrides))
-    return sorted(o.input_line for o in parsed if not under(o.key_or_group, RUNTIME_KEYS))
-
-
 def _refuse_earlier_runs(sweep_dir: str, why: str) -> None:
     """Refuse a new search in a sweep dir that holds an earlier sweep's runs: its job
     numbers start at 0 again, so a trial would train in an earlier trial's directory and
@@ -71,7 +61,7 @@ def _refuse_earlier_runs(sweep_dir: str, why: str) -> None:
     Raises:
         SystemExit: 1, after logging why and what to do.
     """
-    from racing_rl.train import saved_work
+    from racing_rl.checkpoints.layout import saved_work
 
     runs = sorted(job for job in Path(sweep_dir).glob("*/") if saved_work(job))
     if runs:
@@ -107,7 +97,7 @@ class ResumableOptunaSweeper(OptunaSweeper):
         if impl.storage is None or impl.study_name is None:
             _refuse_earlier_runs(config.hydra.sweep.dir, "it keeps no study (storage: null)")
             return
-        overrides = study_overrides(config.hydra.overrides.task)
+        overrides = sweep_overrides(config.hydra.overrides.task)
         params = {str(k): str(v) for k, v in (config.hydra.sweeper.params or {}).items()}
         try:
             study = optuna.load_study(study_name=impl.study_name, storage=impl.storage)
@@ -128,7 +118,7 @@ class ResumableOptunaSweeper(OptunaSweeper):
             return
         recorded = study.user_attrs.get(OVERRIDES_ATTR)
         if recorded is not None:
-            recorded = study_overrides(recorded)  # recorded whole before RUNTIME_KEYS were
+            recorded = sweep_overrides(recorded)  # recorded whole before RUNTIME_KEYS were
         if recorded is not None and recorded != overrides:
             log.error(
                 "Optuna study %r (%s) was started by a sweep with the overrides %s; this one "

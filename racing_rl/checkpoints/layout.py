@@ -212,3 +212,10 @@ def resolve_model(run_dir: Path, checkpoint: str) -> Path:
             "a path to a model .zip or a checkpoint directory."
         )
     return model
+
+
+def saved_work(run_dir: Path) -> list[str]:
+    """What a run has saved in ``run_dir``: of ``model.zip``, ``best/`` and the entries of
+    ``checkpoints/``, those that exist (empty for a run stopped before its first save)."""
+    found = [name for name in (MODEL, "best") if (run_dir / name).exists()]
+    return found + [f"checkpoints/{p.name}" for p in sorted((run_dir / "checkpoints").glob("*"))]

@@ -358,11 +358,17 @@ def _observation_mismatch(
     elif backends[0] == backends[1]:
         fix = f"Compare the source's {source / '.hydra' / 'config.yaml'} with this run's."
     else:
+        # Only a Roblox run has backend.observation_size; the simulator's is its sensors'.
+        match = (
+            "set this run's backend.observation_size to the source's"
+            if backends[1] == "roblox"
+            else "give this run the sensors that match the game's cars"
+        )
         fix = (
             f"The source trained on backend={backends[0]}, this run is "
             f"backend={backends[1]}: a game's cars send rays + 3 numbers (the "
             "simulator's backend.sensors.n_rays=16 backend.sensors.layout=roblox_car match the "
-            "game's 16-ray car); set backend.observation_size or the sensors to match."
+            f"game's 16-ray car); {match}."
         )
     return ConfigError(f"{shapes} {fix}")
 
