@@ -463,7 +463,8 @@ def _check_keys(name: str, overrides: list[Override], doc: ConfigDoc) -> None:
     ``+fromat=onnx``). Its first part is checked against the config's keys and groups,
     the parts below it against the command's schema (``racing_rl.config.misspelt_key``;
     below ``backend`` and ``algo`` see ``_check_group_keys``). Appends (``+``, ``++``)
-    and deletions (``~``) are Hydra's business."""
+    and deletions (``~``) are Hydra's business, but for a ``+`` of a top-level key that
+    the command does not have (``+total_timestep=1``: the schema has no room for it)."""
     import re
 
     from racing_rl.config import misspelt_key
@@ -471,10 +472,13 @@ def _check_keys(name: str, overrides: list[Override], doc: ConfigDoc) -> None:
     groups = {part for group in doc.groups for part in group.name.split("@")}
     known = {option.key.split(".")[0] for option in doc.options} | groups | {"hydra"}
     for override in overrides:
-        if override.is_add() or override.is_force_add() or override.is_delete():
-            continue
         key = override.key_or_group
         root = re.split(r"[./@]", key)[0]
+        adds_root = override.is_add() and root not in known and root == key  # +total_timestep
+        if (override.is_add() or override.is_force_add() or override.is_delete()) and not (
+            adds_root
+        ):
+            continue
         if root not in known:
             close = difflib.get_close_matches(root, sorted(known), n=1)
             key, guess = root, ALIASES.get((name, root)) or (close[0] if close else None)
@@ -499,6 +503,9 @@ def _check_group_options(overrides: list[Override], doc: ConfigDoc) -> None:
     from hydra.core.override_parser.types import ChoiceSweep
 
     groups = {group.name: group.options for group in doc.groups}
+    chosen = {o.key_or_group for o in overrides}
+    for group in HYDRA_GROUPS & chosen:  # Hydra: its many-line "Could not find ..."
+        groups[group] = _hydra_group_options(group)
     for override in overrides:
         options = groups.get(override.key_or_group)
         if not options or override.is_delete():
@@ -523,6 +530,23 @@ def _check_group_options(overrides: list[Override], doc: ConfigDoc) -> None:
                     f"{override.key_or_group} is one of {', '.join(options)} "
                     f"(conf/{override.key_or_group.split('@')[0]}/)"
                 )
+
+
+#: Hydra's own groups that a command line chooses from (their options: conf/hydra/ and
+#: the installed plugins').
+HYDRA_GROUPS = {"hydra/launcher", "hydra/sweeper"}
+
+
+def _hydra_group_options(group: str) -> list[str]:
+    """The options of Hydra's group ``group`` (``hydra/launcher``): racing-rl's conf/hydra/,
+    Hydra's own and the installed plugins', and those of ``PLUGINS`` (an option whose
+    plugin is missing is told how to install it, not that it does not exist)."""
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    from hydra._internal.utils import create_automatic_config_search_path
+
+    search_path = create_automatic_config_search_path(None, None, str(config_dir()))
+    found = ConfigLoaderImpl(config_search_path=search_path).get_group_options(group)
+    return sorted({*found, *(option for g, option in PLUGINS if g == group)})
 
 
 def _check_group_keys(name: str, overrides: list[Override], doc: ConfigDoc) -> None:

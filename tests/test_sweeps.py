@@ -324,6 +324,7 @@ def test_an_optuna_study_refuses_a_sweep_with_other_overrides(tmp_path):
     assert refused.returncode == 1
     assert "was started by a sweep with the overrides" in refused.stderr
     assert "total_timesteps=6000" in refused.stderr and "hydra.sweeper.study_name" in refused.stderr
+    assert "(it lacks total_timesteps=6000; it adds total_timesteps=5000)" in refused.stderr
     assert "progress_bar" not in refused.stderr  # not part of the search: not named
     # The same overrides over another search space (SAC's params) are refused too.
     space = [a.replace("=ppo_search", "=sac_search") for a in first]

@@ -122,13 +122,15 @@ class ResumableOptunaSweeper(OptunaSweeper):
         if recorded is not None and recorded != overrides:
             log.error(
                 "Optuna study %r (%s) was started by a sweep with the overrides %s; this one "
-                "has %s. Their trials would mix two searches: run the same overrides to "
-                "continue it, or give this search its own study with "
+                "has %s (it lacks %s; it adds %s). Their trials would mix two searches: run "
+                "the same overrides to continue it, or give this search its own study with "
                 "hydra.sweeper.study_name=<name>.",
                 impl.study_name,
                 impl.storage,
                 " ".join(recorded) or "(none)",
                 " ".join(overrides) or "(none)",
+                " ".join(o for o in recorded if o not in overrides) or "nothing",
+                " ".join(o for o in overrides if o not in recorded) or "nothing",
             )
             raise SystemExit(1)
         searched = study.user_attrs.get(PARAMS_ATTR)
