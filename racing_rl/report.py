@@ -37,6 +37,7 @@ from racing_rl.objective import objective_kind
 from racing_rl.provenance import leg_status, read_legs
 
 if TYPE_CHECKING:  # matplotlib is imported when a plot is drawn
+    from hydra.core.override_parser.types import Override
     from matplotlib.figure import Figure
 
 #: Report columns: (header, Job attribute, format of a number).
@@ -191,22 +192,40 @@ def _swept_keys(sweep_dir: Path, job: Path) -> set[str]:
     first trials, a sweep stopped after its first job): its sweep overrides (``seed=0,1``
     in ``multirun.yaml``, which the basic sweeper writes) and its sweeper's search space
     (``hydra.sweeper.params`` in ``job``'s ``.hydra/hydra.yaml``: Optuna's)."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import OverrideParseException
-
-    keys: set[str] = set()
-    multirun = sweep_dir / "multirun.yaml"
-    if multirun.is_file():
-        task = OmegaConf.select(OmegaConf.load(multirun), "hydra.overrides.task") or []
-        try:
-            overrides = OverridesParser.create().parse_overrides([str(o) for o in task])
-        except OverrideParseException:
-            overrides = []
-        keys |= {o.key_or_group for o in overrides if o.is_sweep_override()}
+    keys = {o.key_or_group for o in _sweep_overrides(sweep_dir)}
     hydra_file = job / ".hydra" / "hydra.yaml"
     if hydra_file.is_file():
         keys |= set(OmegaConf.select(OmegaConf.load(hydra_file), "hydra.sweeper.params") or {})
     return keys
+
+
+def _sweep_overrides(sweep_dir: Path) -> list[Override]:
+    """The sweep overrides (``seed=0,1``) that ``sweep_dir/multirun.yaml`` records; []
+    without one (an Optuna study writes none) or if it cannot be read."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    try:
+        task = OmegaConf.select(OmegaConf.load(sweep_dir / "multirun.yaml"), "hydra.overrides.task")
+        overrides = OverridesParser.create().parse_overrides([str(o) for o in task or []])
+    except (OSError, OverrideParseException):
+        return []
+    return [o for o in overrides if o.is_sweep_override()]
+
+
+def planned_jobs(sweep_dir: Path) -> int | None:
+    """How many jobs a basic sweep launches: the product of its sweep overrides' lengths
+    (``seed=0,1 algo=ppo,sac``: 4); None where it cannot tell (no ``multirun.yaml``, a
+    sweep that is not a list or range, e.g. an Optuna search's)."""
+    overrides = _sweep_overrides(sweep_dir)
+    if not overrides:
+        return None
+    from hydra.errors import HydraException
+
+    try:
+        return math.prod(sum(1 for _ in o.sweep_iterator()) for o in overrides)
+    except HydraException:  # an interval (a search's), or a glob of a group's options
+        return None
 
 
 def _cell(value: Any, spec: str) -> str:
@@ -220,7 +239,15 @@ def markdown(jobs: Sequence[Job], shared: Sequence[str], sweep_dir: Path) -> str
     out = io.StringIO()
     out.write(f"# Sweep report: {sweep_dir}\n\n")
     done = sum(j.status == "completed" for j in jobs)
-    out.write(f"{len(jobs)} job{'s' if len(jobs) != 1 else ''}, {done} completed. ")
+    planned = planned_jobs(sweep_dir)
+    if planned is not None and planned > len(jobs):
+        out.write(
+            f"{len(jobs)} of the sweep's {planned} jobs ran ({planned - len(jobs)} never "
+            "started: the sweep's command again, with hydra.sweep.dir=<this dir>, runs them), "
+            f"{done} completed. "
+        )
+    else:
+        out.write(f"{len(jobs)} job{'s' if len(jobs) != 1 else ''}, {done} completed. ")
     out.write(f"Shared overrides: `{' '.join(shared)}`\n\n" if shared else "\n\n")
     rows = ([_cell(getattr(job, a), f) for _, a, f in COLUMNS] for job in jobs)
     out.write(markdown_table([h for h, _, _ in COLUMNS], rows) + "\n")

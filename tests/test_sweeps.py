@@ -487,6 +487,11 @@ def test_the_report_shows_a_swept_key_per_job_though_every_job_drew_one_value(tm
     assert {j.swept for j in jobs} == {
         f"algo.model.gamma=0.99 algo.model.n_steps={n} seed=0" for n in (128, 256)
     }
+    # seed=0,1 x algo=ppo,sac launches 4 jobs, of which 2 ran: the report says so.
+    (tmp_path / "multirun.yaml").write_text(
+        "hydra:\n  overrides:\n    task: ['seed=0,1', 'algo=ppo,sac', 'total_timesteps=9']\n"
+    )
+    assert "2 of the sweep's 4 jobs ran (2 never started" in markdown(jobs, [], tmp_path)
     (tmp_path / "multirun.yaml").unlink()
     assert read_sweep(tmp_path)[1] == ["seed=0"]
     assert markdown(jobs[:1], [], tmp_path).splitlines()[2] == "1 job, 0 completed. "
