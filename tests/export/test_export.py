@@ -320,8 +320,8 @@ def test_an_export_sweep_writes_its_files_and_only_hydra_s_record_of_it(trained_
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "policy_final.luau",
-        "policy_final.onnx",
+        f"{run_dir.name}_policy_final.luau",
+        f"{run_dir.name}_policy_final.onnx",
     ]
     made = sorted(p.relative_to(tmp_path).parts[0] for p in tmp_path.rglob("*") if p.is_file())
     assert set(made) == {"out", "outputs"}
