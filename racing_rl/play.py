@@ -36,7 +36,7 @@ def play(cfg: DictConfig) -> dict[str, Any]:
 
     Raises:
         CheckpointError: if the opponent's run or checkpoint cannot be loaded.
-        ConfigError: for ``torch_threads``, ``laps`` or ``max_steps`` out of range, a
+        ConfigError: for ``torch_threads``, ``seed``, ``laps`` or ``max_steps`` out of range, a
             ``record`` path that is no ``.npz`` file, or a backend (or an opponent's)
             other than the built-in simulator.
     """
@@ -67,6 +67,8 @@ def play(cfg: DictConfig) -> dict[str, Any]:
             "the game; to watch a run drive in it, racing-rl eval run_dir=<run> "
             "backend=roblox."
         )
+    if int(cfg.seed) < 0:  # the simulator's error came after the window and its banner
+        raise ConfigError(f"seed={cfg.seed}: a track seed is an integer >= 0.")
     if int(cfg.laps) < 0 or int(cfg.max_steps) < 1:
         raise ConfigError(
             f"laps={cfg.laps}, max_steps={cfg.max_steps}: laps must be >= 0 (0: race until "
@@ -145,7 +147,7 @@ def main(cfg: DictConfig) -> None:
             "lap_times_s": " ".join(f"{t:.2f}" for t in row["lap_times_s"]) or "-",
             "result": f"{row['finish_time_s']:.2f} s"
             if row["finished"]
-            else ("crash" if row["crashed"] else f"{row['progress']:.2f} laps"),
+            else ("crash" if row["crashed"] else f"{round(row['progress'], 2) + 0.0:.2f} laps"),
         }
         for row in result["leaderboard"]
     ]

@@ -332,6 +332,8 @@ def eval_config(run_dir: object, **settings: object) -> OmegaConf:
         # 100,000 environments at once filled the memory (7 GB after 45 s, no output).
         ({"split": "train"}, r"split=train has 100,000 tracks .* e.g. seeds=\[0,1,2\]"),
         ({"seeds": list(range(10_001))}, "seeds has 10,001 tracks; .* at most 10,000"),
+        # seeds=[] drove the split's 20 tracks without a word.
+        ({"seeds": []}, r"seeds=\[\] names no track; .* split=test tracks"),
         # Said after the model loaded, of settings the user does not have (fps, size_px).
         ({"render": "human", "fps": -1, "size": [800, 800]}, "fps=-1; must be >= 0"),
         ({"render": "human", "fps": 15, "size": [10, 10]}, r"size=\[10, 10\]; .* at least 64"),

@@ -86,6 +86,8 @@ def test_a_record_path_that_is_not_a_replay_file_is_refused(tmp_path):
         # The error named backend.episode.* and episode.track_change_every.
         (["laps=-1"], r"laps=-1, max_steps=9000: laps must be >= 0"),
         (["max_steps=0"], r"laps=3, max_steps=0: .* max_steps >= 1"),
+        # The simulator's error came after the window opened and the keys were told.
+        (["seed=-1"], r"seed=-1: a track seed is an integer >= 0"),
     ],
 )
 def test_play_refuses_what_it_cannot_do_in_its_own_words(overrides, refused):

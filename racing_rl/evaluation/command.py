@@ -452,11 +452,11 @@ def check_runs(cfg: DictConfig) -> None:
 
     Raises:
         CheckpointError: if a run's config or checkpoint is missing or damaged.
-        ConfigError: if ``cfg.driver`` is not a known driver, ``split`` not one of the
-            first run's track ranges, more tracks than ``LIMITS["tracks"]`` (the training
-            range), ``laps``, ``max_steps``, ``rounds``, ``torch_threads`` or a window's
-            ``size`` or ``fps`` out of range, a race's runs observe differently, or a
-            race is given a checkpoint path.
+        ConfigError: if ``cfg.driver`` is not a known driver, ``seeds`` empty, ``split``
+            not one of the first run's track ranges, more tracks than ``LIMITS["tracks"]``
+            (the training range), ``laps``, ``max_steps``, ``rounds``, ``torch_threads``
+            or a window's ``size`` or ``fps`` out of range, a race's runs observe
+            differently, or a race is given a checkpoint path.
     """
     drivers_allowed = ("policy", SCRIPTED, *EXPORTED)
     if cfg.driver not in drivers_allowed:
@@ -465,6 +465,11 @@ def check_runs(cfg: DictConfig) -> None:
         )
     if int(cfg.laps) < 1:
         raise ConfigError(f"Invalid config: laps={cfg.laps}; must be >= 1 (laps per race).")
+    if cfg.get("seeds") is not None and len(cfg.seeds) == 0:  # it fell back to the split
+        raise ConfigError(
+            "Invalid config: seeds=[] names no track; give some (seeds=[5,6,7]), or leave "
+            f"seeds out for the run's split={cfg.split} tracks."
+        )
     if cfg.get("max_steps") is not None and int(cfg.max_steps) < 1:
         raise ConfigError(
             f"Invalid config: max_steps={cfg.max_steps}; must be >= 1, or null for the run's "
