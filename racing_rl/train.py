@@ -21,7 +21,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from racing_rl.checkpoints.layout import Checkpoint, latest_checkpoint, saved_work
+from racing_rl.checkpoints.layout import saved_work
 from racing_rl.checkpoints.runs import RESUMABLE, check_init_from
 from racing_rl.checks import check_train_config
 from racing_rl.cli import print_error
@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 def _sweep_hint(hydra_cfg: DictConfig) -> str:
     """How to finish the sweep of the Hydra config ``hydra_cfg`` once it was interrupted:
     an Optuna study continues with the same command (a resumed trial would not report to
-    it); a basic sweep with the same command in its directory (``_continued_job``)."""
+    it); a basic sweep with the same command in its directory (``_completed_before``)."""
     if "optuna" in str(OmegaConf.select(hydra_cfg, "sweeper._target_", default="")).lower():
         return (
             "This run is a trial of an Optuna search, and a resumed trial does not report to "
@@ -71,13 +71,12 @@ def _earlier_sweep(sweep_dir: Path) -> list[str] | None:
         return None
 
 
-def _continued_job(run_dir: Path, overrides: list[str]) -> Checkpoint | None:
+def _completed_before(run_dir: Path, overrides: list[str]) -> bool:
     """For a sweep's job whose directory holds its run from an earlier start of the same
-    sweep: None if that run completed (it is kept), else its newest checkpoint, to resume.
+    sweep: whether that run completed (it is kept; else it is resumed).
 
     Raises:
         ConfigError: if the directory holds a run of other overrides.
-        CheckpointError: if it holds no complete checkpoint.
     """
     try:
         saved = OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")
@@ -92,9 +91,11 @@ def _continued_job(run_dir: Path, overrides: list[str]) -> Checkpoint | None:
         legs = read_legs(run_dir)
     except (OSError, ValueError):  # none, or damaged: the checkpoints say what is left
         legs = []
-    if legs and legs[-1].get("status") == "completed" and (run_dir / "summary.json").is_file():
-        return None
-    return latest_checkpoint(run_dir)
+    return (
+        bool(legs)
+        and legs[-1].get("status") == "completed"
+        and (run_dir / "summary.json").is_file()
+    )
 
 
 def check_new_run_dir(run_dir: Path) -> None:
@@ -244,7 +245,7 @@ class CheckConfig(SweepSignals):
         """Refuse an Optuna search of runs that return no objective (validation off), and a
         sweep into a directory that holds an earlier sweep's runs (its job directories
         would be reused), unless a named study or the same sweep (``sweep_overrides``, a
-        continued sweep: ``_continued_job``) continues there. Then hold the sweep
+        continued sweep: ``_completed_before``) continues there. Then hold the sweep
         directory until the sweep ends (``lock_run_dir``); from then on a signal stops the
         sweep (``racing_rl.interrupts``).
 
@@ -337,7 +338,7 @@ def main(cfg: DictConfig) -> float | None:
             cfg, checkpoint = resume_run(run_dir, hydra_cfg.overrides.task)
         elif hydra_cfg.mode == RunMode.MULTIRUN and saved_work(run_dir):  # a continued sweep
             overrides = list(hydra_cfg.overrides.task)
-            if _continued_job(run_dir, overrides) is None:
+            if _completed_before(run_dir, overrides):
                 log.info("%s completed when this sweep ran before: kept", run_dir)
                 summary = json.loads((run_dir / "summary.json").read_text())
                 return summary.get("objective", {}).get("value")
