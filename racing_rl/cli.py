@@ -177,7 +177,11 @@ def command_help(name: str, args: Sequence[str] = ()) -> str:
             )
             extras = sorted({extra for (g, _), (_, extra) in PLUGINS.items() if g == group})
             extra.append(
-                (group, options, f"with -m; needs an extra: {', '.join(extras)} (README, Sweeps)")
+                (
+                    group,
+                    ["basic (default)", *options],
+                    f"with -m; all but basic need an extra: {', '.join(extras)} (README, Sweeps)",
+                )
             )
     doc = read_config_doc(config_dir() / f"{name}.yaml")
     resolved = _selected_defaults(doc, _chosen_options(args))

@@ -162,9 +162,10 @@ def format_help(
         The help text: usage, paragraph, config groups, options, examples.
     """
 
-    def wrapped(text: str, indent: int) -> list[str]:
+    def wrapped(text: str, indent: int, more: int = 0) -> list[str]:
+        """``text`` wrapped at ``indent``, its later lines ``more`` further in."""
         return textwrap.wrap(
-            text, width, initial_indent=" " * indent, subsequent_indent=" " * indent
+            text, width, initial_indent=" " * indent, subsequent_indent=" " * (indent + more)
         )
 
     out = [f"usage: {doc.usage}", "", *textwrap.wrap(doc.paragraph, width)]
@@ -175,7 +176,7 @@ def format_help(
     if groups:
         out += ["", "config groups (GROUP=OPTION):"]
         for name, opts, note in groups:
-            out += wrapped(f"{name}: {', '.join(opts)}", 2)
+            out += wrapped(f"{name}: {', '.join(opts)}", 2, more=4)  # not a group's name
             out += wrapped(note, 6)
     out += ["", "options (KEY=VALUE; defaults as in the YAML):"]
     resolved = resolved or {}

@@ -62,6 +62,10 @@ def test_help_lists_only_the_groups_a_command_takes(tmp_path):
     for group in ("algo:", "backend:", "wrappers:", "logger:", "hydra/sweeper:"):
         assert group in train
     assert "tqc" in train and "crossq" in train
+    # Hydra's own default is listed, and a wrapped list of options is indented past the
+    # group names (it read as a group "submitit_slurm").
+    assert "hydra/launcher: basic (default), joblib, parallel," in train
+    assert "\n  submitit" not in train
     # Train's comments, which Hydra's --help drops.
     assert "Track seeds: [start, stop)" in train
     evaluate = timed("eval", "--help", cwd=tmp_path).stdout
