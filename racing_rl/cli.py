@@ -645,6 +645,15 @@ def _check_leg_keys(
             continue
         under = [o for o in overrides if o.key_or_group.startswith(f"{group.name}.")]
         below = [o for o in under if not (o.is_add() or o.is_force_add() or o.is_delete())]
+        # A backend's schema has every key it reads: a key added below a chosen backend
+        # (train's, not eval's run's own) is a misspelt one (Hydra: "not in 'RaceRules'").
+        adds = [
+            o
+            for o in under
+            if group.name == "backend"
+            and group.default not in (None, "null")
+            and (o.is_add() or o.is_force_add())
+        ]
         # A key added to algo itself that nothing reads (Hydra adds it, and it is ignored).
         added_keys = [
             o
@@ -654,7 +663,7 @@ def _check_leg_keys(
             and o.key_or_group.split(".")[1] not in ALGO_KEYS
         ]
         chosen = next((o for o in overrides if o.key_or_group == group.name), None)
-        if not (below or added_keys) or (chosen is not None and chosen.is_sweep_override()):
+        if not (below or added_keys or adds) or (chosen is not None and chosen.is_sweep_override()):
             continue
         option = str(chosen.value()) if chosen is not None else group.default
         if below and chosen is None and group.default in (None, "null"):  # eval's backend
@@ -694,10 +703,12 @@ def _check_leg_keys(
                 f"(racing-rl reads algo.{', algo.'.join(ALGO_KEYS)}, and algo={option}'s file "
                 f"its own keys); {hint}racing-rl {name} algo={option} --cfg job prints its keys"
             )
-        for override in below:
+        for override in [*below, *adds]:
             parts = override.key_or_group.split(".")[1:]
             found, node = _walk(keys[option], parts)
             if found == len(parts):
+                if override in adds:
+                    continue  # Hydra: "remove + prefix", in its own words
                 if group.name == "backend":  # the algorithm's keys are typed by its class
                     _check_type(own[option], ".".join(parts), override)
                 continue

@@ -169,6 +169,8 @@ def test_version_and_python_m_racing_rl(tmp_path):
         (["train", "sac"], "'sac' is not a KEY=VALUE override: racing-rl train --help lists"),
         # A top-level key added with + (Hydra added it; the schema refused it with status 1).
         (["train", "+total_timestep=1"], "'total_timestep' is not a key of racing-rl train: did"),
+        # ... and below a backend, whose schema has every key (Hydra: "not in 'RaceRules'", 1).
+        (["train", "+backend.rules.car_colisions=1"], "did you mean backend.rules.car_collisi"),
         (["emulate", "."], "racing-rl emulate: '.' is not a KEY=VALUE override: racing-rl emulate"),
         # A misspelt key (Hydra would suggest appending it: +fromat=onnx).
         (["export", "run_dir=.", "fromat=onnx"], "'fromat' is not a key of racing-rl export: did"),
