@@ -132,6 +132,17 @@ def sweep_overrides(overrides: Sequence[str]) -> list[str]:
     return sorted(o.input_line for o in parsed if not under(o.key_or_group, RUNTIME_KEYS))
 
 
+def recorded_sweep(sweep_dir: Path) -> list[str] | None:
+    """The command-line overrides (``hydra.overrides.task``: ``seed=0,1``) of the sweep
+    that ``sweep_dir/multirun.yaml`` records (the basic sweeper writes it; an Optuna
+    search none); None without a readable one."""
+    try:
+        task = OmegaConf.select(OmegaConf.load(sweep_dir / "multirun.yaml"), "hydra.overrides.task")
+    except (OSError, OmegaConfBaseException):
+        return None
+    return [str(o) for o in task or []]
+
+
 def config_subdir(resume: Any, output_dir: str) -> str | None:
     """``${racing_rl.config_subdir:${resume},${hydra.runtime.output_dir}}`` (conf/train.yaml's
     ``hydra.output_subdir``): ``.hydra``, where Hydra saves a run's config, except for a run

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from omegaconf import OmegaConf
 
+from racing_rl.config import recorded_sweep
 from racing_rl.evaluation.tables import markdown_table
 from racing_rl.objective import objective_kind
 from racing_rl.provenance import leg_status, read_legs
@@ -206,9 +207,8 @@ def _sweep_overrides(sweep_dir: Path) -> list[Override]:
     from hydra.errors import OverrideParseException
 
     try:
-        task = OmegaConf.select(OmegaConf.load(sweep_dir / "multirun.yaml"), "hydra.overrides.task")
-        overrides = OverridesParser.create().parse_overrides([str(o) for o in task or []])
-    except (OSError, OverrideParseException):
+        overrides = OverridesParser.create().parse_overrides(recorded_sweep(sweep_dir) or [])
+    except OverrideParseException:
         return []
     return [o for o in overrides if o.is_sweep_override()]
 

@@ -32,6 +32,7 @@ from racing_rl.config import (
     hydra_main,
     job_failed,
     path_override,
+    recorded_sweep,
     sweep_overrides,
     under,
 )
@@ -64,10 +65,10 @@ def _sweep_hint(hydra_cfg: DictConfig) -> str:
 def _earlier_sweep(sweep_dir: Path) -> list[str] | None:
     """The overrides (``sweep_overrides``) of the sweep that ``sweep_dir``'s
     ``multirun.yaml`` records (the basic sweeper writes it); None if there is none."""
+    recorded = recorded_sweep(sweep_dir)
     try:
-        task = OmegaConf.select(OmegaConf.load(sweep_dir / "multirun.yaml"), "hydra.overrides.task")
-        return sweep_overrides([str(o) for o in task or []])
-    except (OSError, OmegaConfBaseException, OverrideParseException):
+        return None if recorded is None else sweep_overrides(recorded)
+    except OverrideParseException:
         return None
 
 
@@ -351,8 +352,8 @@ def main(cfg: DictConfig) -> float | None:
         log.warning("%s", err)
         if hydra_cfg.mode == RunMode.MULTIRUN:
             log.warning("%s", _sweep_hint(hydra_cfg))
-        if hydra_cfg.mode == RunMode.MULTIRUN and not in_command_process():
-            raise SweepJobFailed(f"interrupted: {err}") from None
+            if not in_command_process():
+                raise SweepJobFailed(f"interrupted: {err}") from None
         raise SystemExit(err.exit_code) from err
     except RacingRLError as err:
         log.error("%s", err)
