@@ -293,6 +293,10 @@ MODE_FLAGS = {
     **dict.fromkeys(("-sc", "--shell-completion"), "shell-completion"),
 }
 
+#: The commands whose Hydra settings (their output directories) read the command's own
+#: config: Hydra resolves ``--cfg hydra --resolve`` without it, an InterpolationKeyError.
+HYDRA_READS_CONFIG = {"train", "eval"}
+
 
 def check_arguments(name: str, args: list[str]) -> None:
     """Refuse a command line that cannot run, before Hydra writes anything.
@@ -323,6 +327,11 @@ def check_arguments(name: str, args: list[str]) -> None:
             "--info, --run, --shell-completion at a time"
         )
     _check_dashed_keys(name, args)
+    if name in HYDRA_READS_CONFIG and "--resolve" in args and _cfg_part(args) == "hydra":
+        raise UsageError(
+            "--cfg hydra --resolve cannot resolve Hydra's settings alone: their directories "
+            f"read the {name} config's keys; --cfg all --resolve prints both, resolved"
+        )
     if any(a.startswith("-") and a not in ("-m", "--multirun") for a in args):
         return  # --cfg, --info, ...: Hydra's own questions, nothing is run
     for arg in args:
@@ -897,6 +906,15 @@ def _with_resumed_backend(args: list[str]) -> list[str]:
 
     backend = run_backend(Path(str(resume.value())).expanduser())
     return [*args, f"backend={backend}"] if backend else args
+
+
+def _cfg_part(args: Sequence[str]) -> str | None:
+    """The part of the config that ``--cfg``/``-c`` asks for (``job``, ``hydra``, ``all``)."""
+    for i, arg in enumerate(args):
+        flag, _, value = arg.partition("=")
+        if flag in ("-c", "--cfg"):
+            return value or (args[i + 1] if i + 1 < len(args) else None)
+    return None
 
 
 def _check_dashed_keys(name: str, args: list[str]) -> None:

@@ -147,6 +147,9 @@ def test_version_and_python_m_racing_rl(tmp_path):
         (["train", "-m", "seed=0,1", "--cfg", "job"], "-m and --cfg cannot be given together"),
         (["train", "--info=config", "--cfg=job"], "--info=config and --cfg=job cannot be given"),
         (["train", "total_timesteps=1e5"], "whole number; write 100000 or 100_000"),
+        # Hydra resolves its node alone, and the run dir reads ${algo.name} (a traceback).
+        (["train", "--cfg", "hydra", "--resolve"], "--cfg all --resolve prints both, resolved"),
+        (["eval", "-c", "hydra", "--resolve"], "settings alone: their directories read the"),
         # A sweep's value of the wrong type (Hydra: when its job is composed, after the
         # sweep's directory was made).
         (["train", "-m", "seed=0,abc"], "seed=0,abc: Value 'abc' of type 'str' could not be"),
@@ -241,6 +244,14 @@ def test_a_first_mistake_gets_one_line_exit_2_and_leaves_nothing(args, says, tmp
     assert result.stderr.splitlines() == [result.stderr.strip()]  # one line
     assert says in result.stderr and "Traceback" not in result.stderr
     assert list(tmp_path.iterdir()) == []  # no nope/, no nope/eval/eval.log, no outputs/
+
+
+@pytest.mark.parametrize("name", sorted(set(cli.COMMANDS) - cli.HYDRA_READS_CONFIG - {"report"}))
+def test_the_other_commands_resolve_their_hydra_settings_alone(name, tmp_path):
+    # HYDRA_READS_CONFIG names every command whose --cfg hydra --resolve would fail.
+    result = timed(name, "--cfg=hydra", "--resolve", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("hydra:\n")
 
 
 def test_a_path_inside_a_run_names_the_run(tmp_path):
