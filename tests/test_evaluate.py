@@ -511,3 +511,30 @@ def test_an_eval_sweep_writes_each_jobs_metrics_apart_and_goes_on_past_a_failed_
     assert drivers[0] == str(run_dir / "model.zip") and "final_" in drivers[1]
     assert (jobs["1"] / "eval.log").is_file() and not list(sweep.glob("0*/metrics.json"))
     assert not (run_dir / "eval" / "metrics.json").exists()
+
+
+def test_the_readmes_plain_sb3_loop_drives_as_eval_does(tiny_runs, tmp_path):
+    """README's loop (SB3's load, VecFrameStack and VecNormalize.load around Race-v0) gives
+    a run's car the trajectory that ``racing-rl eval`` gives it."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    (code,) = [
+        b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "VecNormalize.load" in b
+    ]
+    run_dir = tiny_runs[0]
+    assert code.count('Path("outputs/<date>/<time>_ppo_pygame")') == 1
+    code = code.replace('Path("outputs/<date>/<time>_ppo_pygame")', f"Path({str(run_dir)!r})")
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)  # the README's own code
+    out = tmp_path / "eval"
+    result = racing_rl(
+        "eval",
+        f"run_dir={run_dir}",
+        "checkpoint=final",
+        "seeds=[3000000]",
+        f"out_dir={out}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    (track,) = json.loads((out / "metrics.json").read_text())["tracks"]
+    info = namespace["infos"][0]
+    assert (info["progress"], info.get("lap_time")) == (track["progress"], track["lap_time"])

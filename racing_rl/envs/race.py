@@ -40,7 +40,8 @@ class RaceParallelEnv(ParallelEnv):
 
     ## Action Space
     ``Box(-1, 1, shape=(3,), float32)``: throttle (negative brakes, then reverses),
-    steering (negative left), nitro (active while > 0.5 and fuel remains).
+    steering (negative left), nitro (active while > 0.5 and fuel remains). A finite value
+    outside [-1, 1] is clipped to it; a non-finite one is refused.
 
     ## Rewards
     ``racing_rl.envs.rewards``: 1000 per lap of progress (× 20 backwards), a speed bonus
@@ -63,8 +64,11 @@ class RaceParallelEnv(ParallelEnv):
     (``info["finished"]``). Finished cars leave ``agents``; the others race on.
 
     ## Arguments
-    config: a ``RaceConfig``; n_cars: cars on the track; track_seeds: seeds the track is
-    drawn from on reset; env_id: used in agent names; render_mode: "human" or "rgb_array".
+    config: a ``RaceConfig`` (``racing_rl.config.backend_config`` builds one from a
+    mapping of the ``backend`` group's keys); n_cars: cars on the track; track_seeds: seeds
+    the track is drawn from on reset; env_id: used in agent names; render_mode: "human" or
+    "rgb_array". Raises ``ConfigError`` on an invalid ``render_mode``, ``n_cars`` or
+    ``track_seeds``, and ``TypeError`` when ``config`` is no ``RaceConfig``.
     ``metadata["render_fps"]`` is the simulation's rate, 1 / ``rules.dt`` (15 by default).
     There is no global ``state()``: each car sees only its own observation.
 
@@ -87,7 +91,13 @@ class RaceParallelEnv(ParallelEnv):
         env_id: int | str = 0,
         render_mode: str | None = None,
     ) -> None:
-        config = config or RaceConfig()
+        config = RaceConfig() if config is None else config
+        if not isinstance(config, RaceConfig):  # a dict failed later, an AttributeError
+            raise TypeError(
+                f"config must be a RaceConfig, got {type(config).__name__}; "
+                "racing_rl.config.backend_config({'name': 'pygame', ...}) builds one from "
+                "the backend group's keys"
+            )
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ConfigError(
                 f"render_mode must be one of {self.metadata['render_modes']} or None, "

@@ -28,9 +28,14 @@ class RaceEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
     ``reset(seed=...)``.
 
     Args:
-        config: the race configuration.
+        config: the race configuration (None: the defaults of ``racing_rl/Race-v0``).
         track_seeds: seeds the track is drawn from on reset.
         render_mode: "human", "rgb_array" or None.
+
+    Raises:
+        ConfigError: an invalid ``render_mode`` or ``track_seeds``.
+        TypeError: ``config`` is no ``RaceConfig`` (``racing_rl.config.backend_config``
+            builds one from the ``backend`` group's keys).
 
     Version History:
         v0: first version.
@@ -96,11 +101,13 @@ class RaceEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
         """Advance the car by one step of ``rules.dt`` seconds.
 
         Args:
-            action: shape (3,) in [-1, 1]: throttle, steering, nitro.
+            action: shape (3,) in [-1, 1] (a finite value outside is clipped): throttle,
+                steering, nitro.
 
         Returns:
-            observation (n_rays + 3,) float32, reward, terminated (a crash), truncated (time
-            limit, stuck, or the race's laps done), info.
+            observation (n_rays + 3,) float32, reward (1000 per lap of progress, a speed
+            bonus of 0 … 3.19 a step, −10 on a crash), terminated (a crash), truncated
+            (time limit, stuck, or the race's laps done), info.
 
         Raises:
             RuntimeError: the episode has ended (call ``reset``).

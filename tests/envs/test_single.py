@@ -119,3 +119,23 @@ def test_render_fps_is_the_simulation_rate_and_metadata_is_the_envs_own() -> Non
     env = RaceEnv(parse(RaceConfig, {"rules": {"dt": 0.05}}, "backend"))
     assert env.metadata["render_fps"] == 20 and make("default").metadata["render_fps"] == 15
     assert "is_parallelizable" not in RaceEnv.metadata  # PettingZoo's keys stay its own
+
+
+def test_a_config_that_is_no_race_config_says_how_to_make_one() -> None:
+    # A dict reached the simulator and failed there: "'dict' object has no attribute ...".
+    with pytest.raises(TypeError, match=r"config must be a RaceConfig, got dict; racing_rl"):
+        gymnasium.make("racing_rl/Race-v0", config={"episode": {"max_steps": 10}})
+
+
+def test_an_action_outside_the_box_is_clipped_to_it() -> None:
+    config = parse(RaceConfig, {"episode": {"spawn": "line"}}, "backend")  # at rest on the line
+    env, clipped = RaceEnv(config), RaceEnv(config)
+    env.reset(seed=3)
+    clipped.reset(seed=3)
+    for step in range(20):
+        steering = -3.0 if step % 4 == 0 else 0.0
+        observation, _, terminated, *_ = env.step(np.array([5.0, steering, 2.0], np.float32))
+        expected, *_ = clipped.step(np.array([1.0, max(steering, -1.0), 1.0], np.float32))
+        np.testing.assert_array_equal(observation, expected)
+        assert not terminated
+    assert observation[-2] > 0.3  # it went somewhere: speed over max speed
