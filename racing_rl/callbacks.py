@@ -291,6 +291,8 @@ class ValidationCallback(PeriodicCallback):
         objective: validation metrics -> the number to maximise.
         video: logs a validation episode's video every few validations, or None.
         pause: called before the best model is saved (``RobloxCallback.pause``).
+        after: called once a validation's episodes are over (a game's: its validation
+            cars are taken out until the next validation).
         hold: the context the best model's save runs in (as ``CheckpointCallback``'s).
         laps: the environment reports laps; False (a Roblox game, which sends none): the
             log line gives the mean return and crash rate alone.
@@ -306,6 +308,7 @@ class ValidationCallback(PeriodicCallback):
         objective: Callable[[Mapping[str, float]], float],
         video: ValidationVideo | None = None,
         pause: Callable[[], None] | None = None,
+        after: Callable[[], None] | None = None,
         hold: Callable[[], AbstractContextManager[None]] = nullcontext,
         laps: bool = True,
         due_at_start: bool = False,
@@ -313,6 +316,7 @@ class ValidationCallback(PeriodicCallback):
         super().__init__(every, due_at_start)
         self.laps = laps
         self.pause = pause
+        self.after = after
         self.hold = hold
         self.video = video
         self.validations = 0
@@ -338,12 +342,23 @@ class ValidationCallback(PeriodicCallback):
             )
         sync_envs_normalization(self.training_env, self.eval_env)
         metrics = summarize(run_episodes(self.model, self.eval_env))
+        if self.after is not None:
+            self.after()
         # The row's x value in progress.csv (SB3's EvalCallback records it too).
         self.logger.record("time/total_timesteps", self.num_timesteps, exclude="tensorboard")
         for key, value in metrics.items():
             if not (isinstance(value, float) and math.isnan(value)):
                 self.logger.record(f"eval/{key}", value)
-        improved = self.best is None or self.objective(metrics) > self.best
+        value = self.objective(metrics)  # NaN when the game lost every validation car
+        improved = not math.isnan(value) and (self.best is None or value > self.best)
+        if metrics.get("interrupted"):
+            log.warning(
+                "validation at %d steps: the game lost %d of its cars mid-episode (a "
+                "reconnection); the figures are the other %d's",
+                self.num_timesteps,
+                metrics["interrupted"],
+                metrics["episodes"],
+            )
         laps = f"{lap_figures(metrics)}, " if self.laps else ""
         log.info(
             "validation at %d steps: %scrash rate %.0f%%, mean return %.1f%s",
@@ -364,7 +379,7 @@ class ValidationCallback(PeriodicCallback):
 
             with self.hold():
                 replace_directory(self.best_dir, write)
-            self.best = self.objective(metrics)
+            self.best = value
         self.validations += 1
         if self.video is not None and self.validations % self.video.every == 0:
             self.video.log(self.model, self.training_env, self.logger, self.num_timesteps)

@@ -12,6 +12,7 @@ TensorBoard run. SIGINT (Ctrl-C), SIGTERM and any error during training save an
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import logging
 import os
@@ -572,6 +573,7 @@ def _train_on(
             if video and video.every > 0 and bridge is None
             else None,
             pause=pause,
+            after=None if bridge is None else functools.partial(eval_env.env_method, "remove_cars"),
             hold=interrupts.held,
             laps=bridge is None,
             due_at_start=resume is not None and resume.validation_due,

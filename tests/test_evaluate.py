@@ -41,6 +41,18 @@ def test_summarize_averages_lap_times_over_completed_laps_only():
     assert metrics["mean_progress"] == pytest.approx(0.8)
 
 
+def test_summarize_leaves_out_the_episodes_a_game_lost():
+    # A reconnection cut the episode: it counted as a lap not completed, its return too.
+    lost = EpisodeResult.from_info(1, {"interrupted": True, "finished": False}, [], 52.5, 1231)
+    metrics = summarize([episode(True, 20.0), lost])
+    assert (metrics["episodes"], metrics["interrupted"]) == (1, 1)
+    assert (metrics["lap_completion_rate"], metrics["mean_return"]) == (1.0, 100.0)
+    assert "interrupted" not in summarize([episode(True, 20.0)])
+    nothing = summarize([lost])
+    assert nothing["episodes"] == 0 and math.isnan(nothing["lap_completion_rate"])
+    assert math.isnan(nothing["mean_return"]) and math.isnan(nothing["crash_rate"])
+
+
 def test_multi_lap_episodes_count_every_lap_of_the_finished_ones():
     """laps=3: an episode's lap_time is its mean lap, the summary's mean and best are over
     every lap of the finished episodes (not their first, standing-start, laps alone); a

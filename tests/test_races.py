@@ -124,6 +124,30 @@ def test_ties_share_a_position_and_figures_that_are_not_finite_rank_last():
     assert board[0]["gap_s"] == 0.0 and board[1]["gap_s"] == 10.0
 
 
+def test_a_race_on_which_a_game_lost_a_car_counts_for_no_one():
+    # A reconnection ends the lost car's episode as "interrupted": it ranked last (no
+    # progress) and handed the others a position they had not raced for.
+    from racing_rl.evaluation.races import CarResult, TrackRace
+    from racing_rl.evaluation.results import EpisodeResult
+    from racing_rl.evaluation.tables import race_tables
+
+    def car(label, finish, interrupted=False):
+        info = {"finished": not interrupted, "progress": 1.0, "interrupted": interrupted}
+        episode = EpisodeResult.from_info(1, info, [] if interrupted else [finish], 0.0, 9)
+        return CarResult(label, episode, finish)
+
+    clean = TrackRace(1, [car("a", 20.0), car("b", 21.0)])
+    lost = TrackRace(2, [car("a", math.nan, interrupted=True), car("b", 19.0)])
+    assert leaderboard(lost)[1]["interrupted"]
+    assert [(r["label"], r["mean_position"]) for r in standings([clean, lost])] == [
+        ("a", 1.0),
+        ("b", 2.0),
+    ]
+    metrics = {"tracks": [{"track_seed": 2, "leaderboard": leaderboard(lost)}]}
+    table = race_tables({**metrics, "standings": standings([lost])})
+    assert " lost " in table and "no standings: the game lost a car" in table
+
+
 class FailingGameEnv(RobloxParallelEnv):
     """A game's environment (so run_races resets in threads) whose reset may fail."""
 

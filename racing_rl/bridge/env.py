@@ -141,6 +141,7 @@ class RobloxParallelEnv(ParallelEnv):
         self._action_space = action_space()
         self.np_random, _ = seeding.np_random()
         self._generation = 0  # the connection the cars were spawned on
+        self._removed = False  # taken out of the game by remove_cars until the next reset
         self._track_seed: int | None = None
         self._episodes_on_track = 0
         self._steps = 0
@@ -209,8 +210,9 @@ class RobloxParallelEnv(ParallelEnv):
         while received is None:  # a game that goes away is waited for again
             self.bridge.wait_for_game(self.config.connect_timeout, why="spawning the cars")
             # A new connection's game has no cars yet; the one that spawned them resets them.
-            command = SPAWN_AGENTS if self.bridge.generation != self._generation else RESET_AGENTS
-            self._generation = self.bridge.generation
+            spawned = self.bridge.generation == self._generation and not self._removed
+            command = RESET_AGENTS if spawned else SPAWN_AGENTS
+            self._generation, self._removed = self.bridge.generation, False
             received = self._start_cars(self.possible_agents, command, "spawning", hints)
         self.agents = self.possible_agents[:]
         self._steps = 0
@@ -493,17 +495,30 @@ class RobloxParallelEnv(ParallelEnv):
         """The game renders itself; nothing to draw here."""
         return None
 
+    def remove_cars(self) -> None:
+        """Take this environment's cars out of the game until the next ``reset`` spawns
+        them again (``REMOVE_AGENTS``): the validation environment's between validations,
+        which would otherwise drive on their last actions, be stuck and respawned every
+        ``rules.stuck_time``, and show in the other environments' car rays. Does nothing
+        if its cars are not in the game (removed already, or a connection that has not
+        spawned them)."""
+        in_game = self.bridge.connected and self._generation == self.bridge.generation
+        if in_game and not self._removed:
+            with contextlib.suppress(BridgeError):  # the game is gone, and its cars with it
+                self.bridge.remove_agents(self.envid, self.possible_agents)
+        self._removed = True  # the next reset spawns them (SPAWN_AGENTS)
+        self.agents = []
+
     def close(self) -> None:
         """Remove this environment from the game; the last env stops the bridge."""
         if self._closed:
             return
         self._closed = True
         if self.bridge.connected and self._generation == self.bridge.generation:
-            try:
-                self.bridge.remove_agents(self.envid, self.possible_agents)
+            with contextlib.suppress(BridgeError):  # the game is gone already
+                if not self._removed:
+                    self.bridge.remove_agents(self.envid, self.possible_agents)
                 self.bridge.close_environment(self.envid)
-            except BridgeError:
-                pass  # the game is gone already
         self.bridge.drop_envid()
         self.bridge.release()
 

@@ -201,6 +201,14 @@ def evaluate(cfg: DictConfig, difficulty: str | None = None) -> dict[str, Any] |
             out / "replays",
             len(earlier),
         )
+    if lost := [r.track_seed for r in races if any(c.episode.interrupted for c in r.cars)]:
+        log.warning(
+            "the game lost a car mid-episode (a reconnection) on %d tracks: left out of the "
+            "%s; seeds=[%s] measures them again",
+            len(lost),
+            "standings" if racing else "figures",
+            ",".join(map(str, lost)),
+        )
     metrics: dict[str, Any]
     if not racing:
         results = [race.cars[0].episode for race in races]

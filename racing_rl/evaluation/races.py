@@ -261,6 +261,7 @@ def leaderboard(race: TrackRace) -> list[dict[str, Any]]:
             "finish_time_s": car.finish_time,
             "gap_s": car.finish_time - winner,
             "progress": car.episode.progress,
+            "interrupted": car.episode.interrupted,
         }
         for car, position in zip(ordered, _ranks([key(car) for car in ordered]), strict=True)
     ]
@@ -268,13 +269,17 @@ def leaderboard(race: TrackRace) -> list[dict[str, Any]]:
 
 def standings(races: Sequence[TrackRace]) -> list[dict[str, Any]]:
     """The overall order over several tracks: by mean position, then mean lap time
-    (exact ties share a position).
+    (exact ties share a position). A track on which a game lost a car mid-race (a
+    reconnection: ``EpisodeResult.interrupted``) counts for no one.
 
     Returns:
         Rows: ``position``, ``label``, ``wins`` (first and finished: a race in which no
         car finished has no winner; cars tied first each win), ``mean_position``, ``finished_rate``,
         ``mean_lap_time_s`` (every lap of the races it finished).
     """
+    races = [race for race in races if not any(car.episode.interrupted for car in race.cars)]
+    if not races:
+        return []
     boards = [leaderboard(race) for race in races]
     labels = [car.label for car in races[0].cars]
     rows = []

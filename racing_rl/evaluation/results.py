@@ -26,6 +26,9 @@ class EpisodeResult:
         length: steps.
         lap_times: every lap it completed [s], in order (a car that did not finish
             may have some).
+        interrupted: a game lost the car mid-episode (a reconnection, a car that
+            stopped reporting: ``info["interrupted"]``); the episode measures the
+            connection, not the driver, and ``summarize`` leaves it out.
     """
 
     track_seed: int
@@ -37,6 +40,7 @@ class EpisodeResult:
     episode_return: float
     length: int
     lap_times: tuple[float, ...] = ()
+    interrupted: bool = False
 
     @classmethod
     def from_info(
@@ -52,8 +56,8 @@ class EpisodeResult:
         Args:
             track_seed: the track.
             info: the car's info of its last step (``finished``, ``crashed``,
-                ``progress`` [laps], ``mean_speed`` [m/s]; missing flags are False,
-                missing figures NaN).
+                ``interrupted``, ``progress`` [laps], ``mean_speed`` [m/s]; missing flags
+                are False, missing figures NaN).
             lap_times: the laps it completed [s]; ``lap_time`` is their mean if the car
                 ``finished`` (NaN without any: a game's tick that completed the lap may go
                 unread).
@@ -72,34 +76,41 @@ class EpisodeResult:
             episode_return=float(episode_return),
             length=int(length),
             lap_times=laps,
+            interrupted=bool(info.get("interrupted", False)),
         )
 
 
 def summarize(results: Sequence[EpisodeResult]) -> dict[str, float]:
-    """The ``eval/`` metrics of a set of episodes.
+    """The ``eval/`` metrics of a set of episodes, leaving out the interrupted ones (a
+    game that lost the car: ``EpisodeResult.interrupted``).
 
     Returns:
         ``lap_completion_rate``, ``mean_lap_time_s`` and ``best_lap_time_s`` (over every
         lap of the episodes that finished; NaN if none), ``mean_progress`` and
-        ``mean_speed_mps`` (over the episodes that report them: a game's interrupted
-        episode does not; NaN if none), ``crash_rate``, ``mean_return``, ``episodes``.
+        ``mean_speed_mps`` (over the episodes that report them; NaN if none),
+        ``crash_rate``, ``mean_return``, ``episodes`` (those measured: a rate or mean of
+        none is NaN), and ``interrupted`` (how many were left out) where any was.
     """
 
-    def known_mean(values: list[float]) -> float:
+    def mean(values: Sequence[float]) -> float:
         known = [v for v in values if not math.isnan(v)]
         return float(np.mean(known)) if known else math.nan
 
-    lap_times = [t for r in results if r.finished for t in r.lap_times]
-    return {
-        "episodes": len(results),
-        "lap_completion_rate": float(np.mean([r.finished for r in results])),
-        "mean_lap_time_s": float(np.mean(lap_times)) if lap_times else math.nan,
+    measured = [r for r in results if not r.interrupted]
+    lap_times = [t for r in measured if r.finished for t in r.lap_times]
+    metrics = {
+        "episodes": len(measured),
+        "lap_completion_rate": mean([r.finished for r in measured]),
+        "mean_lap_time_s": mean(lap_times),
         "best_lap_time_s": float(np.min(lap_times)) if lap_times else math.nan,
-        "mean_progress": known_mean([r.progress for r in results]),
-        "crash_rate": float(np.mean([r.crashed for r in results])),
-        "mean_speed_mps": known_mean([r.mean_speed for r in results]),
-        "mean_return": float(np.mean([r.episode_return for r in results])),
+        "mean_progress": mean([r.progress for r in measured]),
+        "crash_rate": mean([r.crashed for r in measured]),
+        "mean_speed_mps": mean([r.mean_speed for r in measured]),
+        "mean_return": mean([r.episode_return for r in measured]),
     }
+    if len(measured) < len(results):
+        metrics["interrupted"] = len(results) - len(measured)
+    return metrics
 
 
 def lap_figures(metrics: Mapping[str, float | None]) -> str:

@@ -86,7 +86,7 @@ def race_tables(metrics: dict[str, Any]) -> str:
                 result = f"{row['finish_time_s']:.2f}"
                 gap = f"+{row['gap_s']:.2f}" if row["position"] > 1 else ""
             else:
-                result = "crash" if row["crashed"] else "DNF"
+                result = "lost" if row.get("interrupted") else "crash" if row["crashed"] else "DNF"
                 gap = f"{fixed(row['progress'], 2)} laps"
             rows.append(
                 {
@@ -99,9 +99,12 @@ def race_tables(metrics: dict[str, Any]) -> str:
                 }
             )
     columns = ["position", "label", "wins", "mean_position", "finished_rate", "mean_lap_time_s"]
+    standings = metrics["standings"]
     return "\n\n".join(
         [
             format_table(rows, ["track", "pos", "car", "lap_times_s", "time_s", "gap"]),
-            format_table(metrics["standings"], columns),
+            format_table(standings, columns)
+            if standings
+            else "no standings: the game lost a car (time_s: lost) on every track",
         ]
     )

@@ -179,6 +179,48 @@ def test_a_policy_trained_on_the_simulator_races_the_same_through_the_bridge(sim
         assert [t[key] for t in on_roblox["tracks"]] == [t[key] for t in on_sim["tracks"]], key
 
 
+def test_an_episode_a_reconnection_cut_is_left_out_of_the_figures(sim_run, tmp_path):
+    # It counted as a lap not completed, its return (of ~100 of 300 steps) too.
+    port = free_port()
+    with game(port, info=True, faults=Faults(drop_after=100)) as emulator:
+        result = racing_rl(
+            "eval",
+            f"run_dir={sim_run}",
+            "seeds=[2000000,2000001]",
+            "checkpoint=final",
+            "backend=roblox",
+            f"backend.server.port={port}",
+            f"out_dir={tmp_path / 'eval'}",
+            cwd=tmp_path,
+        )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert emulator.connections == 2
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    lost = [t["track_seed"] for t in metrics["tracks"] if t["interrupted"]]
+    assert lost and metrics["interrupted"] == len(lost)
+    assert metrics["episodes"] == 2 - len(lost)
+    assert f"left out of the figures; seeds=[{','.join(map(str, lost))}] measures" in result.stderr
+
+
+def test_the_validation_cars_leave_the_game_between_validations(tmp_path):
+    # They stayed, driving on their last actions, stuck and respawned every 4 s (-20 each,
+    # a line in Studio's Output), and seen by the other environments' car rays.
+    port = free_port()
+    validation = ["validation.every=1024", "validation.max_steps=20"]
+    cfg = roblox_cfg(port, "total_timesteps=3072", *validation)
+    with game(port, history=100_000) as emulator:
+        train(cfg, tmp_path)
+        commands = [(c["command"], c["envid"]) for c in list(emulator.commands)]
+    envids = list(dict.fromkeys(e for c, e in commands if c == "SPAWN_AGENTS"))
+    ours = [c for c, e in commands if e == envids[-1] and c != "ACTION"]  # validation's
+    # Validated at 1024, 2048 and 3072 steps: each time spawned, raced (and reset by the
+    # VecEnv as its episode ended), removed; closed at the end.
+    assert ours.count("SPAWN_AGENTS") == 3 and ours[-1] == "CLOSE", ours
+    validations = " ".join(ours[:-1]).split("SPAWN_AGENTS")[1:]
+    assert all(v.strip().endswith("REMOVE_AGENTS") for v in validations), ours
+    assert ours.count("REMOVE_AGENTS") == 3, ours  # once per validation, not once per car
+
+
 def test_training_survives_a_dropped_connection(tmp_path, caplog):
     port = free_port()
     with initialize():
