@@ -139,6 +139,7 @@ class BridgeServer:
         self.entries = 0
         """Entries accepted."""
         self._arrivals: deque[float] = deque(maxlen=61)
+        self._earlier_tick_hz = math.nan  # the last connection's tick rate [Hz]
         # Agent id -> when it was removed (``forget``), for ``REMOVED_GRACE_S``.
         self._removed: dict[str, float] = {}
         self._removed_lock = threading.Lock()
@@ -227,14 +228,15 @@ class BridgeServer:
 
     @property
     def tick_hz(self) -> float:
-        """The game's tick rate [Hz] over its last (up to) 60 frames; NaN before two.
+        """The game's tick rate [Hz] over its last (up to) 60 frames of this connection
+        (fewer than two yet: the last connection's rate; NaN before any).
 
         Every tick of the game sends a frame (``[]`` if no car is unfrozen), so frame
         arrivals are its ticks; in a lock-step stand-in they follow the actions instead.
         """
         arrivals = list(self._arrivals)
         if len(arrivals) < 2 or arrivals[-1] <= arrivals[0]:
-            return math.nan
+            return self._earlier_tick_hz
         return (len(arrivals) - 1) / (arrivals[-1] - arrivals[0])
 
     @property
@@ -443,6 +445,7 @@ class BridgeServer:
         self.model_id = model_id
         self.generation += 1
         self.last_received = self._last_sent = time.monotonic()  # silence counts from here
+        self._earlier_tick_hz = self.tick_hz  # until this connection has measured its own
         self._arrivals.clear()
         self._connected.set()
         log.info(

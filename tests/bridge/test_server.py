@@ -2,6 +2,7 @@
 
 import json
 import logging
+import math
 import socket
 import threading
 import time
@@ -120,6 +121,24 @@ def test_the_games_slot_is_kept_for_its_reconnection(bridge):
     assert status == 403 and body.endswith("'game', whose slot is kept for it\n")
     with connect(url(bridge, "/ws/game")):  # the game itself comes back
         assert wait_for_connection(bridge, 2)
+
+
+def test_the_tick_rate_of_the_last_connection_stands_until_the_next_has_its_own(bridge):
+    # It was NaN right after a reconnection: eval's summary said "ticked at nan Hz".
+    assert math.isnan(bridge.server.tick_hz)
+    with connect(url(bridge, "/ws/game")) as game:
+        assert bridge.server.wait_connected(5)
+        for _ in range(5):
+            game.send("[]")
+            time.sleep(0.02)
+        deadline = time.monotonic() + 5
+        while math.isnan(bridge.server.tick_hz) and time.monotonic() < deadline:
+            time.sleep(0.01)
+    measured = bridge.server.tick_hz
+    assert 5 < measured < 60
+    with connect(url(bridge, "/ws/game")):
+        assert wait_for_connection(bridge, 2)
+        assert bridge.server.tick_hz == measured
 
 
 def test_closing_the_bridge_says_the_game_left_without_a_warning(caplog):
