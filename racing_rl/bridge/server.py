@@ -138,6 +138,7 @@ class BridgeServer:
         """Frames without entries: the game's ``[]`` while no car is unfrozen."""
         self.entries = 0
         """Entries accepted."""
+        self._connection_entries = 0  # entries of the connection now (or last)
         self._arrivals: deque[float] = deque(maxlen=61)
         self._earlier_tick_hz = math.nan  # the last connection's tick rate [Hz]
         # Agent id -> when it was removed (``forget``), for ``REMOVED_GRACE_S``.
@@ -202,9 +203,10 @@ class BridgeServer:
 
     @property
     def size_error(self) -> str | None:
-        """Why the game's entries cannot be used: every one so far had another length
-        (for ``SIZE_ERROR_AFTER`` frames or seconds); None while that is not so."""
-        if self.entries:
+        """Why the game's entries cannot be used: every one of this connection so far had
+        another length (for ``SIZE_ERROR_AFTER`` frames or seconds: a game that reconnects
+        with another car, too); None while that is not so."""
+        if self._connection_entries:
             return None
         if self._hello_refused is not None:  # the game said so: no need to count frames
             return f"The game's hello was refused: {self._hello_refused}."
@@ -446,6 +448,7 @@ class BridgeServer:
         self.generation += 1
         self.last_received = self._last_sent = time.monotonic()  # silence counts from here
         self._earlier_tick_hz = self.tick_hz  # until this connection has measured its own
+        self._connection_entries, self._wrong_sized = 0, None
         self._arrivals.clear()
         self._connected.set()
         log.info(
@@ -509,7 +512,7 @@ class BridgeServer:
                     count,
                     next(iter(entries.values())),
                 )
-            if kind == "wrong_length" and self.entries == 0 and not message.steps:
+            if kind == "wrong_length" and not self._connection_entries and not message.steps:
                 first, count, reason = self._wrong_sized or (time.monotonic(), 0, "")
                 self._wrong_sized = (first, count + 1, reason or next(iter(entries.values())))
         for kind, reasons in message.info_dropped.items():
@@ -530,6 +533,7 @@ class BridgeServer:
                 self.size_known.set()
             log.info("game sends %d numbers per car: %s", size, observation_layout(size))
         self.entries += len(message.steps)
+        self._connection_entries += len(message.steps)
         self.inbox.put(message.steps)
 
     async def _hello(self, connection: ServerConnection, hello: Hello) -> None:

@@ -264,7 +264,8 @@ class TrainingBridge:
             )
         raise BridgeError(
             f"{error} Give the game's cars {expected - STATE_SIZE} rays ({expected} "
-            "numbers per car), or train a new run with backend.observation_size set to "
+            "numbers per car: main.server's carModel chooses the car, docs/roblox.md), "
+            "or train a new run with backend.observation_size set to "
             "what the game sends (or null to take it from the game): a resumed run or a "
             "checkpoint keeps its size. A run trained on the simulator sees as the "
             "game's 16-ray Car with backend.sensors.n_rays=16 "

@@ -359,8 +359,10 @@ def _observation_mismatch(
         fix = f"Compare the source's {source / '.hydra' / 'config.yaml'} with this run's."
     else:
         # Only a Roblox run has backend.observation_size; the simulator's is its sensors'.
-        match = (
-            "set this run's backend.observation_size to the source's"
+        rays = expected[0] // theirs - STATE_SIZE
+        match = (  # a game's size is its car model's: no key of this run changes it
+            f"race a car with the source's {rays} rays in the game (main.server's carModel: "
+            "docs/roblox.md), or train the source with the game car's sensors"
             if backends[1] == "roblox"
             else "give this run the sensors that match the game's cars"
         )

@@ -315,7 +315,7 @@ def test_a_pinned_size_the_game_does_not_send_is_a_clear_error_at_once(roblox_ve
     message = str(error.value)
     if hello:
         assert message.startswith("The game's hello was refused: the game sends 13 numbers")
-    assert "Give the game's cars 16 rays (19 numbers per car)" in message
+    assert "Give the game's cars 16 rays (19 numbers per car: main.server's carModel" in message
     assert "backend.sensors.n_rays=16 backend.sensors.layout=roblox_car" in message
 
 

@@ -418,6 +418,33 @@ def test_cars_that_report_no_rays_are_named_as_such_with_the_size_left_to_the_ga
         bridge.close()
 
 
+def test_a_game_that_reconnects_with_another_car_is_told_so():
+    # Its entries of the first connection hid the size: "2880 entries were dropped
+    # meanwhile: the game sends bad values".
+    from racing_rl.bridge.server import SIZE_ERROR_AFTER
+
+    bridge = TrainingBridge(ServerConfig(port=0), observation_size=None)
+    entry = {"obs": [0.5] * 19, "reward": 0.0, "terminated": False, "truncated": False}
+    try:
+        with connect(url(bridge, "/ws/game")) as client:
+            assert bridge.server.wait_connected(5)
+            bridge.spawn_agents("e", ["car_0_env_e"])
+            client.recv(timeout=5)
+            client.send(json.dumps({"car_0_env_e": entry}))
+            bridge.check_size()  # 19 numbers: the run's size
+        with connect(url(bridge, "/ws/game")) as client:
+            assert wait_for_connection(bridge, 2)
+            for _ in range(SIZE_ERROR_AFTER[0]):
+                client.send(json.dumps({"car_0_env_e": {**entry, "obs": [0.5] * 13}}))
+            deadline = time.monotonic() + 5
+            while bridge.server.size_error is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+            with pytest.raises(BridgeError, match="has 13 numbers; expected 19"):
+                bridge.check_size()
+    finally:
+        bridge.close()
+
+
 def test_drops_are_logged_ten_times_then_once_a_thousand():
     from racing_rl.bridge.server import _worth_saying
 
