@@ -48,7 +48,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.errors import CompactHydraException
 from hydra.experimental.callback import Callback
 from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from racing_rl import config_dir
 from racing_rl.errors import ConfigError
@@ -461,7 +461,11 @@ def misspelt_key(command: str, key: str) -> tuple[str, str | None] | None:
         bool: ``eval checkpoint.every``), and the known key closest to that (None if none
         is close): ``("validation.evry", "validation.every")``.
     """
-    cls: Any = COMMAND_SCHEMAS.get(command)
+    return _misspelt(COMMAND_SCHEMAS.get(command), key)
+
+
+def _misspelt(cls: Any, key: str) -> tuple[str, str | None] | None:
+    """``misspelt_key`` below the schema ``cls`` (a dataclass, or None)."""
     where = ""
     for part in key.split("."):
         union = get_origin(cls) in (Union, UnionType)  # X | None
@@ -772,8 +776,12 @@ def parse(cls: type[T], values: Mapping[str, Any] | None, where: str) -> T:
     try:
         return OmegaConf.to_object(OmegaConf.merge(schema(cls), values or {}))
     except OmegaConfBaseException as err:
-        key = f"{where}.{err.full_key}" if getattr(err, "full_key", None) else where
+        full_key = getattr(err, "full_key", None)
+        key = f"{where}.{full_key}" if full_key else where
         why = str(err).strip().splitlines()[0]
+        found = _misspelt(cls, str(full_key)) if isinstance(err, ConfigKeyError) else None
+        if found is not None and found[1] is not None:  # Key 'car_colisions' not in ...
+            why += f"; did you mean {where}.{found[1]}?"
         raise ConfigError(f"Invalid config: {key}: {why}") from err
     except ConfigError as err:
         raise ConfigError(f"Invalid config: {where}.{err}") from err
