@@ -3,6 +3,9 @@
 Messages say what was got, what was expected and how to fix it.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 
 def one_line(err: BaseException) -> str:
     """An error's message in one line (Hydra's span lines), without Hydra's
@@ -66,3 +69,20 @@ class ReplayError(RacingRLError):
 class ExportError(RacingRLError):
     """A policy cannot be exported: its network or settings are not ones ``racing-rl export``
     translates (a custom feature extractor or layer, gSDE, a non-Box space)."""
+
+
+@contextmanager
+def reported(program: str) -> Iterator[None]:
+    """Around a script's ``main()``: a ``RacingRLError`` (a wrong run directory, checkpoint
+    or setting) or a missing file ends the program with ``<program>: <message>`` on one
+    line and exit status 1, instead of a traceback.
+
+    Raises:
+        SystemExit: with that message.
+    """
+    try:
+        yield
+    except RacingRLError as err:
+        raise SystemExit(f"{program}: {one_line(err)}") from None
+    except FileNotFoundError as err:
+        raise SystemExit(f"{program}: no such file or directory: {err.filename}") from None

@@ -26,8 +26,9 @@ classifies every car that did not complete its laps:
 
 It prints a table (a row per failure), a summary (counts by cause; how the crashed
 tracks differ from the completed ones) and, last, one JSON line with every figure.
-The evaluation writes to ``--out`` (metrics.json and replays/; the run dir is only
-read); ``--replays <dir>`` analyses replays already recorded (e.g. a race's).
+The evaluation writes to ``--out`` (metrics.json and replays/; without it, to
+``<run dir>/eval/crashes``: the run's own files are only read); ``--replays <dir>``
+analyses replays already recorded (e.g. a race's).
 
 Usage::
 
@@ -53,8 +54,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from racing_rl.checkpoints.runs import load_run_config
+from racing_rl.checkpoints.runs import check_simulator_run, load_run_config
 from racing_rl.config import benchmark_seeds, parse
+from racing_rl.errors import reported
 from racing_rl.evaluation.tables import format_table, markdown_table
 from racing_rl.files import strict_json
 from racing_rl.replay import Replay, load_replay
@@ -474,6 +476,7 @@ def main() -> None:
     args = parser.parse_args()
     run_cfg = load_run_config(args.run_dir)
     if args.replays is None:
+        check_simulator_run(args.run_dir, "analyze_crashes.py (it records replays)")
         seeds = args.seeds or benchmark_seeds()
         options = [
             f"checkpoint={args.checkpoint}",
@@ -500,4 +503,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with reported("analyze_crashes.py"):
+        main()

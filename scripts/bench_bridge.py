@@ -63,6 +63,7 @@ import time
 import numpy as np
 
 from racing_rl.config import default_backend
+from racing_rl.errors import reported
 from racing_rl.vec import ParallelEnvsVecEnv, make_env
 
 
@@ -247,4 +248,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with reported("bench_bridge.py"):
+        main()

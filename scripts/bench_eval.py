@@ -35,7 +35,9 @@ from pathlib import Path
 
 from hydra import compose
 
+from racing_rl.checkpoints.runs import check_simulator_run
 from racing_rl.config import initialize
+from racing_rl.errors import reported
 from racing_rl.evaluation.command import SCRIPTED, evaluate
 
 
@@ -75,6 +77,10 @@ def main() -> None:
         "--threads", type=int, default=os.cpu_count() or 2, help="the thread count to compare"
     )
     args = parser.parse_args()
+    if args.threads < 2 or args.rounds < 1:
+        parser.error("--threads must be >= 2 (it is compared with one) and --rounds >= 1")
+    for run in args.runs:
+        check_simulator_run(Path(run), "bench_eval.py")
     settings = (1, args.threads)
     load = os.getloadavg()[0]
     print(f"load average (1 min) before: {load:.2f}; {os.cpu_count()} cores", flush=True)
@@ -127,4 +133,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with reported("bench_eval.py"):
+        main()

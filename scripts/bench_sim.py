@@ -65,7 +65,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from racing_rl.errors import ConfigError
+from racing_rl.errors import ConfigError, reported
 from racing_rl.sim.car import CarConfig
 from racing_rl.sim.sensors import VERTEX_TOLERANCE, SensorConfig
 from racing_rl.sim.track import Track, TrackConfig, generate_track
@@ -511,7 +511,7 @@ def format_table(results: Sequence[SizeResult]) -> str:
     for r in results:
         lines.append(
             f"{r.n_cars:>6}  {r.agent_steps_per_s:>14,.0f}  {r.naive_agent_steps_per_s:>10,.0f}"
-            f"  {r.speedup_vs_naive:>7,.0f}x  {r.crashed_fraction:>8.1%}"
+            f"  {r.speedup_vs_naive:>7,.1f}x  {r.crashed_fraction:>8.1%}"
         )
     return "\n".join(lines)
 
@@ -619,4 +619,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    with reported("bench_sim.py"):
+        raise SystemExit(main())

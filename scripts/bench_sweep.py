@@ -25,7 +25,7 @@ def sweep_seconds(launcher: str | None, timesteps: int, overrides: list[str], ro
     """Wall time of one 2-job sweep, in seconds.
 
     Raises:
-        RuntimeError: if the sweep fails (its stderr is in the message).
+        SystemExit: if the sweep fails (its stderr is in the message).
     """
     name = launcher or "basic"
     command = [sys.executable, "-m", "racing_rl.cli", "train", "-m", "seed=0,1"]
@@ -36,7 +36,7 @@ def sweep_seconds(launcher: str | None, timesteps: int, overrides: list[str], ro
     result = subprocess.run(command, cwd=root, capture_output=True, text=True)
     seconds = time.perf_counter() - started
     if result.returncode != 0:
-        raise RuntimeError(f"the {name} sweep failed:\n{result.stderr[-3000:]}")
+        raise SystemExit(f"bench_sweep.py: the {name} sweep failed:\n{result.stderr[-3000:]}")
     return seconds
 
 

@@ -47,6 +47,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecMonitor, VecNormalize
 
 from racing_rl.algos import discount, make_model
 from racing_rl.config import initialize, to_container
+from racing_rl.errors import reported
 from racing_rl.training import training_env
 
 
@@ -193,9 +194,15 @@ def main() -> None:
     timesteps = int(cfg.total_timesteps) if args.timesteps is None else args.timesteps
     if args.rounds < 1 or timesteps < args.rounds:
         parser.error("--rounds must be >= 1 and --timesteps at least --rounds.")
+    if cfg.backend.name != "pygame" or "n_steps" not in cfg.algo.model:
+        parser.error(
+            "it times PPO's rollouts on the built-in simulator: backend=pygame, "
+            "algo=ppo or recurrent_ppo"
+        )
     cars = cfg.n_races * cfg.cars_per_race
     print(
-        f"PPO ({cfg.algo.name}), {cars} cars, {timesteps:,} timesteps each, in {args.rounds} turns"
+        f"PPO ({cfg.algo.name}), {cars} cars, {timesteps:,} timesteps each in {args.rounds} "
+        "turns (each turn rounded up to whole rollouts: the last line says how many)"
     )
     print(f"{'turn':<6}{'zero-cost/s':>13}{'real/s':>10}{'ratio':>8}", flush=True)
     figures = run(cfg, timesteps, args.rounds, on_turn=print_turn)
@@ -210,4 +217,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with reported("bench_train.py"):
+        main()

@@ -67,9 +67,9 @@ from typing import Any
 import numpy as np
 from hydra import compose
 
-from racing_rl.checkpoints.runs import load_run_config
+from racing_rl.checkpoints.runs import check_simulator_run, load_run_config
 from racing_rl.config import benchmark_seeds, initialize
-from racing_rl.errors import RacingRLError
+from racing_rl.errors import RacingRLError, reported
 from racing_rl.evaluation.command import SCRIPTED, evaluate
 from racing_rl.evaluation.tables import markdown_table
 from racing_rl.provenance import environment_record
@@ -641,6 +641,10 @@ def main() -> None:
         print(text)
         print(f"written to {out}")
         return
+    if args.race_tracks is not None and args.race_tracks < 1:
+        parser.error("--race-tracks must be >= 1 (leave it out to race on every track)")
+    for run_dir in args.measure or []:  # before a benchmark dir is made for them
+        check_simulator_run(run_dir, "the benchmark")
     seeds = benchmark_seeds()
     race_seeds = seeds[: args.race_tracks] if args.race_tracks else seeds
     runs = new_runs_dir(args.runs)
@@ -665,4 +669,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with reported("benchmark_algos.py"):
+        main()

@@ -37,7 +37,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import socket
 import subprocess
@@ -50,6 +49,8 @@ from racing_rl.bridge.emulator import Emulator
 from racing_rl.bridge.faults import FAULT_KINDS, Faults
 from racing_rl.bridge.protocol import ENTRY_FAULTS, INFO_FAULTS
 from racing_rl.envs.config import RaceConfig
+from racing_rl.errors import reported
+from racing_rl.files import strict_json
 from racing_rl.report import learning_curve
 
 CARS = 4  # 2 environments × 2 cars
@@ -171,9 +172,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"crashes: {result['crashes']} (trainer exit code {result['returncode']})")
     if result["output_tail"]:
         print(result["output_tail"], file=sys.stderr)
-    print(json.dumps({k: v for k, v in result.items() if k != "output_tail"}))
+    print(strict_json({k: v for k, v in result.items() if k != "output_tail"}))
     return 0 if result["crashes"] == 0 and result["bad_frames"] >= args.frames else 1
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with reported("fuzz_bridge.py"):
+        sys.exit(main())

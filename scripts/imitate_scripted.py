@@ -49,7 +49,7 @@ from stable_baselines3.common.vec_env import VecNormalize
 
 from racing_rl.algos import discount
 from racing_rl.checkpoints.loading import load_model
-from racing_rl.checkpoints.runs import load_run_config
+from racing_rl.checkpoints.runs import check_simulator_run, load_run_config
 from racing_rl.checkpoints.saving import save_model_files
 from racing_rl.config import track_seeds, train_mix
 from racing_rl.drivers.pure_pursuit import TUNINGS, PurePursuitDriver
@@ -86,8 +86,8 @@ def imitate(
 
     Returns:
         Per iteration: ``beta``, ``labels`` (so far), ``loss_before`` and ``loss`` (the
-        mean squared error per action component over all labels so far before fitting,
-        and over the last epoch's batches), ``crashes`` (of the cars this iteration) and
+        mean squared error per action component over all labels so far, before and after
+        fitting), ``crashes`` (of the cars this iteration) and
         ``seconds``.
 
     Raises:
@@ -103,11 +103,7 @@ def imitate(
             "made for the student (validation.every=0 leaves no best/; see --help), or move "
             "best/ away first."
         )
-    if cfg.backend.name != "pygame":
-        raise ConfigError(
-            f"{run_dir} trained on backend={cfg.backend.name}: imitation needs "
-            "the built-in simulator (the scripted driver reads its state)."
-        )
+    check_simulator_run(run_dir, "imitation (the scripted driver reads the simulator)")
     torch.set_num_threads(int(cfg.torch_threads))
     train_seeds = track_seeds(cfg.tracks.train, "tracks.train")
     base = make_env(
@@ -158,21 +154,21 @@ def imitate(
             before = torch.nn.functional.mse_loss(policy.get_distribution(x).distribution.mean, y)
         policy.set_training_mode(True)
         for _ in range(epochs):
-            losses = []
             for batch in torch.randperm(len(x)).split(batch_size):
                 mean = policy.get_distribution(x[batch]).distribution.mean
                 loss = torch.nn.functional.mse_loss(mean, y[batch])
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
-                losses.append(loss.item())
         policy.set_training_mode(False)
+        with torch.no_grad():  # the fitted policy on the same labels
+            after = torch.nn.functional.mse_loss(policy.get_distribution(x).distribution.mean, y)
         figures = {
             "iteration": iteration,
             "beta": beta,
             "labels": len(x),
             "loss_before": before.item(),
-            "loss": float(np.mean(losses)),
+            "loss": after.item(),
             "crashes": crashes,
             "seconds": time.perf_counter() - started,
         }
@@ -215,6 +211,8 @@ def main() -> None:
         "(its racing line, ~0.92x the lap time)",
     )
     args = parser.parse_args()
+    if min(args.iterations, args.steps, args.races, args.epochs) < 1:
+        parser.error("--iterations, --steps, --races and --epochs must each be >= 1")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     try:
         history = imitate(

@@ -34,6 +34,7 @@ import numpy as np
 from hydra import compose
 
 from racing_rl.config import initialize
+from racing_rl.errors import reported
 from racing_rl.training import training_env
 
 CONFIGS: dict[str, tuple[list[str], int, int]] = {
@@ -105,4 +106,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with reported("stack_hashes.py"):
+        main()

@@ -115,6 +115,25 @@ SHAPE_KEYS = (
 )
 
 
+def check_simulator_run(run_dir: Path, needs: str) -> None:
+    """Refuse a run that did not train on the built-in simulator.
+
+    Args:
+        run_dir: the run.
+        needs: what needs the simulator, for the message (``imitation``).
+
+    Raises:
+        CheckpointError: ``run_dir`` is no run directory (``load_run_config``'s message).
+        ConfigError: it trained in a Roblox game (``backend=roblox``).
+    """
+    backend = load_run_config(run_dir).backend.name
+    if backend != "pygame":
+        raise ConfigError(
+            f"{run_dir} trained on backend={backend}: {needs} needs the built-in simulator "
+            "(its state and its tracks); give it a run of backend=pygame."
+        )
+
+
 def run_backend(run_dir: Path) -> str | None:
     """``backend.name`` of a run's saved config, or None where it cannot be read."""
     try:

@@ -1,0 +1,72 @@
+"""The scripts under scripts/ end a wrong run directory, a Roblox run or a bad option with
+one line and a non-zero status (they printed tracebacks, or waited 120 s for a game)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from hydra import compose
+from omegaconf import OmegaConf
+from runs import SCRIPTS
+
+from racing_rl.checkpoints.runs import check_simulator_run
+from racing_rl.config import initialize
+from racing_rl.errors import ConfigError, RacingRLError, reported
+
+
+def script(name: str, *args: str, cwd) -> subprocess.CompletedProcess:
+    command = [sys.executable, str(SCRIPTS / name), *args]
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def roblox_run(tmp_path):
+    """A run directory whose saved config trained in a Roblox game."""
+    with initialize():
+        cfg = compose("train", overrides=["backend=roblox"])
+    run = tmp_path / "roblox_run"
+    (run / ".hydra").mkdir(parents=True)
+    OmegaConf.save(cfg, run / ".hydra" / "config.yaml")
+    return run
+
+
+def test_reported_turns_racing_rl_errors_and_missing_files_into_one_line():
+    with pytest.raises(SystemExit, match=r"^x\.py: no run$"), reported("x.py"):
+        raise RacingRLError("no run")
+    missing = r"^x\.py: no such file or directory: /nope$"
+    with pytest.raises(SystemExit, match=missing), reported("x.py"):
+        open("/nope").close()  # the error is the point
+    with pytest.raises(KeyError), reported("x.py"):  # a bug keeps its traceback
+        raise KeyError("bug")
+
+
+def test_a_roblox_run_is_refused_by_what_needs_the_simulator(roblox_run):
+    with pytest.raises(ConfigError, match=r"trained on backend=roblox: the benchmark needs"):
+        check_simulator_run(roblox_run, "the benchmark")
+
+
+@pytest.mark.parametrize(
+    ("name", "args", "says"),
+    [
+        ("bench_eval.py", ["{roblox}", "--rounds", "1"], "trained on backend=roblox"),
+        ("bench_eval.py", ["{tmp}/nope"], "bench_eval.py: "),
+        ("bench_eval.py", ["{tmp}/nope", "--threads", "1"], "--threads must be >= 2"),
+        ("analyze_crashes.py", ["{roblox}"], "trained on backend=roblox: analyze_crashes"),
+        ("analyze_crashes.py", ["{tmp}/nope"], "analyze_crashes.py: "),
+        ("benchmark_algos.py", ["--measure", "{roblox}", "--runs", "{tmp}/b"], "backend=roblox"),
+        ("benchmark_algos.py", ["--render", "{tmp}/nothere.json"], "no such file or directory"),
+        ("bench_train.py", ["backend=roblox"], "backend=pygame, algo=ppo or recurrent_ppo"),
+        ("bench_train.py", ["algo=sac"], "backend=pygame, algo=ppo or recurrent_ppo"),
+        ("imitate_scripted.py", ["{roblox}", "--epochs", "0"], "--epochs must each be >= 1"),
+    ],
+)
+def test_a_script_given_what_it_cannot_use_says_so_in_one_line(
+    name, args, says, roblox_run, tmp_path
+):
+    args = [a.format(roblox=roblox_run, tmp=tmp_path) for a in args]
+    result = script(name, *args, cwd=tmp_path)
+    assert result.returncode in (1, 2), result.stderr[-2000:]
+    assert says in result.stderr and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert not (tmp_path / "b").exists()  # no benchmark dir for a run it refuses
