@@ -32,7 +32,8 @@ What is measured
       stepped by the same VecEnv as fast as the ticks come. The figure is the share of
       ticks whose ``ACTION`` reaches the game before its next tick (the emulator counts,
       per environment, the ticks that follow a tick that reported its cars and those
-      before which the answer had arrived), and the tick rate the bridge measured.
+      before which the answer had arrived, over the whole session: the 50 untimed
+      warm-up steps included), and the tick rate the bridge measured.
 
 How to read it
     A readable table, then one JSON line:

@@ -636,7 +636,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.render is not None:
-        out = args.out or Path("docs/benchmarks.md")
+        out = args.out or Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
         text = write_markdown([json.loads(path.read_text()) for path in args.render], out)
         print(text)
         print(f"written to {out}")
