@@ -56,22 +56,16 @@ import argparse
 import json
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
 
 import numpy as np
 
+from racing_rl.bridge.server import free_port
 from racing_rl.config import default_backend
 from racing_rl.errors import reported
 from racing_rl.vec import ParallelEnvsVecEnv, make_env
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def run(venv, seconds: float, seed: int = 0) -> tuple[list[float], list[float]]:

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import socket
 import subprocess
 import sys
 import tempfile
@@ -48,6 +47,7 @@ from pathlib import Path
 from racing_rl.bridge.emulator import Emulator
 from racing_rl.bridge.faults import FAULT_KINDS, Faults
 from racing_rl.bridge.protocol import ENTRY_FAULTS, INFO_FAULTS
+from racing_rl.bridge.server import free_port
 from racing_rl.envs.config import RaceConfig
 from racing_rl.errors import reported
 from racing_rl.files import strict_json
@@ -55,13 +55,6 @@ from racing_rl.report import learning_curve
 
 CARS = 4  # 2 environments × 2 cars
 FLOOD = tuple(kind for kind in FAULT_KINDS if kind != "oversized")
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def rss_mib(pid: int) -> float:

@@ -32,6 +32,7 @@ import contextlib
 import hmac
 import logging
 import math
+import socket
 import threading
 import time
 from collections import Counter, deque
@@ -84,6 +85,15 @@ RELEASE_WAIT_S = 5.0
 """How long a new connection waits for a closing one's handler to let go of the slot
 before it is refused [s]. The closing one is aborted first, so its handler lets go at
 once; this only bounds a handler that is slow to run."""
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now, for a bridge and a game started in two processes
+    that must agree on it before the bridge listens (a bridge started here takes port 0
+    and reads its ``port`` instead); another process may take it meanwhile."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 class BridgeServer:

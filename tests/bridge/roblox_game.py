@@ -2,20 +2,13 @@
 config on it, and the emulator playing the game (imported by name, so not in conftest.py)."""
 
 import contextlib
-import socket
 from collections.abc import Iterator
 
 from omegaconf import OmegaConf
 
 from racing_rl.bridge.emulator import Emulator
+from racing_rl.bridge.server import free_port
 from racing_rl.config import default_backend
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def roblox_backend(**overrides):
