@@ -14,7 +14,7 @@ from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from racing_rl.cli import print_error
 from racing_rl.config import SweepSignals, hydra_main, job_failed
@@ -38,7 +38,7 @@ class CheckRuns(SweepSignals):
                 or its checkpoint is unusable.
         """
         try:
-            check_runs(config)
+            check_runs(config, OmegaConf.select(config, "hydra.runtime.choices.difficulty"))
         except RacingRLError as err:
             print_error("eval", err)
             raise SystemExit(1) from err

@@ -550,3 +550,19 @@ def test_the_readmes_plain_sb3_loop_drives_as_eval_does(tiny_runs, tmp_path):
     (track,) = json.loads((out / "metrics.json").read_text())["tracks"]
     info = namespace["infos"][0]
     assert (info["progress"], info.get("lap_time")) == (track["progress"], track["lap_time"])
+
+
+def test_a_misspelt_key_of_the_runs_own_backend_is_one_line_before_anything_is_written(
+    tiny_runs, tmp_path
+):
+    # It was a log line of the job, after Hydra had made out_dir and its eval.log, with no
+    # suggestion ("Key 'car_colisions' not in 'RaceRules'").
+    out = tmp_path / "out"
+    args = [f"run_dir={tiny_runs[0]}", "+backend.rules.car_colisions=true", f"out_dir={out}"]
+    result = racing_rl("eval", *args, "difficulty=hard", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "racing-rl eval: Invalid config: backend.rules.car_colisions: Key 'car_colisions' not "
+        "in 'RaceRules'; did you mean backend.rules.car_collisions?"
+    ]
+    assert not out.exists()

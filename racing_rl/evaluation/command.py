@@ -82,7 +82,7 @@ def evaluate(cfg: DictConfig, difficulty: str | None = None) -> dict[str, Any] |
         ConfigError: if no run dir is given to take the tracks from, or ``check_runs``
             finds a setting out of range or a race of runs that observe differently.
     """
-    check_runs(cfg)
+    check_runs(cfg, difficulty)
     torch.set_num_threads(int(cfg.torch_threads))
     entries = run_entries(cfg.run_dir)
     runs = [Path(r).expanduser() for r in entries if r != SCRIPTED]
@@ -96,13 +96,7 @@ def evaluate(cfg: DictConfig, difficulty: str | None = None) -> dict[str, Any] |
     if racing and cfg.driver == SCRIPTED and SCRIPTED not in entries:
         entries.append(SCRIPTED)
     run_cfg = load_run_config(runs[0])
-    if cfg.get("backend") and cfg.backend.get("name", run_cfg.backend.name) != run_cfg.backend.name:
-        run_cfg.backend = cfg.backend  # another backend: backend=roblox
-    else:
-        if difficulty is not None:
-            run_cfg.backend = with_difficulty(run_cfg.backend, difficulty)
-        if cfg.get("backend"):  # the difficulty's keys again, and any given on the command line
-            run_cfg.backend = OmegaConf.merge(run_cfg.backend, cfg.backend)
+    run_cfg.backend = race_backend(cfg, run_cfg.backend, difficulty)
     seeds = (
         list(cfg.seeds)
         if cfg.get("seeds")
@@ -452,18 +446,33 @@ def unique_labels(labels: Sequence[str]) -> list[str]:
     return unique
 
 
-def check_runs(cfg: DictConfig) -> None:
+def race_backend(cfg: DictConfig, backend: DictConfig, difficulty: str | None) -> DictConfig:
+    """The backend config that ``racing-rl eval`` races on: the first run's ``backend``
+    at ``difficulty``'s level (None: the run's own) with the command line's ``backend.*``
+    (``+backend.rules.car_collisions=true``), or another backend given whole
+    (``backend=roblox``)."""
+    if cfg.get("backend") and cfg.backend.get("name", backend.name) != backend.name:
+        return cfg.backend
+    if difficulty is not None:
+        backend = with_difficulty(backend, difficulty)
+    if cfg.get("backend"):  # the difficulty's keys again, and any given on the command line
+        backend = OmegaConf.merge(backend, cfg.backend)
+    return backend
+
+
+def check_runs(cfg: DictConfig, difficulty: str | None = None) -> None:
     """Check what ``racing-rl eval`` will do and load, before anything is written: the
     driver, ``laps``, ``max_steps`` and ``rounds``, every run's config and (unless the
-    scripted driver or ``follow`` drives) its checkpoint, and that a race's runs observe
-    alike.
+    scripted driver or ``follow`` drives) its checkpoint, the backend the races run on
+    (``race_backend`` at ``difficulty``), and that a race's runs observe alike.
 
     Raises:
         CheckpointError: if a run's config or checkpoint is missing or damaged.
         ConfigError: if ``cfg.driver`` is not a known driver, ``seeds`` empty, ``split``
             not one of the first run's track ranges, more tracks than ``LIMITS["tracks"]``
             (the training range), ``laps``, ``max_steps``, ``rounds``, ``torch_threads``
-            or a window's ``size`` or ``fps`` out of range, a race's runs observe
+            or a window's ``size`` or ``fps`` out of range, the race's backend settings
+            are invalid (a misspelt ``+backend.*`` key), a race's runs observe
             differently, or a race is given a checkpoint path.
     """
     drivers_allowed = ("policy", SCRIPTED, *EXPORTED)
@@ -513,8 +522,10 @@ def check_runs(cfg: DictConfig) -> None:
             continue
         run = Path(entry).expanduser()
         run_cfg = load_run_config(run)
-        if not backends and not cfg.get("seeds"):  # the first run's tracks are raced
-            _check_split(str(cfg.split), run_cfg.tracks)
+        if not backends:  # the first run's tracks and rules are raced
+            if not cfg.get("seeds"):
+                _check_split(str(cfg.split), run_cfg.tracks)
+            backend_config(race_backend(cfg, run_cfg.backend, difficulty))
         backends[entry] = run_cfg.backend
         if not cfg.get("follow") and not (len(entries) == 1 and cfg.driver == SCRIPTED):
             resolve_model(run, checkpoint)
