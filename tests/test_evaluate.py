@@ -137,9 +137,18 @@ def test_a_missing_checkpoint_names_those_the_run_has(tmp_path):
         resolve_model(tmp_path, "best")
 
 
-@pytest.mark.parametrize("checkpoint", ["final", "best", "latest", "nope.zip"])
-def test_missing_checkpoints_raise_a_clear_error(tmp_path, checkpoint):
-    with pytest.raises(CheckpointError, match=r"(?i)checkpoint"):
+@pytest.mark.parametrize(
+    ("checkpoint", "says"),
+    [
+        ("final", r"^Checkpoint 'final' not found: .*/model\.zip does not exist\. checkpoint= t"),
+        ("best", r"^Checkpoint 'best' not found: .*/best/model\.zip does not exist \(validation"),
+        ("latest", r" has no complete checkpoint under checkpoints/: a run saves one every"),
+        ("nope.zip", r"^Checkpoint 'nope\.zip' not found: nope\.zip does not exist\. checkpoint="),
+    ],
+)
+def test_missing_checkpoints_raise_a_clear_error(tmp_path, checkpoint, says):
+    # (?i)checkpoint matched tmp_path's own name: any message with the path passed.
+    with pytest.raises(CheckpointError, match=says):
         resolve_model(tmp_path, checkpoint)
 
 

@@ -339,9 +339,9 @@ def test_the_final_model_is_validated_when_training_ends_on_a_multiple_of_every(
     assert validations == ["1024", "2048"]
 
 
-def test_a_filesystem_without_locks_warns_and_runs_unguarded(tmp_path, monkeypatch, caplog):
-    # Some network and FUSE mounts refuse flock: the run goes on (the lock guards against
-    # a mistake; it must not forbid training there).
+def test_a_filesystem_without_locks_warns_and_locks_nothing(tmp_path, monkeypatch, caplog):
+    # Some network and FUSE mounts refuse flock: no lock, and the caller goes on (the lock
+    # guards against a mistake; it must not forbid training there).
     from filelock import FileLock as Lock
 
     from racing_rl import train as train_app

@@ -26,8 +26,9 @@ def test_eval_render_human_draws_every_step_of_the_races(tiny_runs, tmp_path):
     metrics = json.loads((run_dir / "eval" / "metrics.json").read_text())
     assert metrics["episodes"] == 2  # two rounds of the one track, each in the window
     (drawn,) = [line for line in result.stderr.splitlines() if "frames drawn" in line]
-    # Every step of both races and their starting grids: up to 2 × (20 + 1).
-    assert 10 < int(drawn.split("render: ")[1].split()[0]) <= 42
+    # Every step of both races, and each starting grid once.
+    steps = sum(track["length"] for track in metrics["tracks"])
+    assert int(drawn.split("render: ")[1].split()[0]) == steps + len(metrics["tracks"])
 
 
 def _lines(stream, into: queue.Queue) -> None:

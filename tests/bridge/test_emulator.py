@@ -358,7 +358,11 @@ def test_an_emulator_without_a_server_says_so_once_and_what_to_do(caplog):
     url = f"ws://127.0.0.1:{free_port()}/ws/emulator"
     with caplog.at_level(logging.DEBUG, logger="racing_rl.bridge.emulator"):
         game = emu.Emulator(url, unreachable_every=60.0).start()
-        time.sleep(0.6)  # failed attempts after 0, 0.05, 0.15, 0.35 s
+        deadline = time.monotonic() + 30  # failed attempts after 0, 0.05, 0.15, 0.35 s, ...
+        while time.monotonic() < deadline and (
+            sum("no connection" in r.getMessage() for r in list(caplog.records)) < 2
+        ):
+            time.sleep(0.05)
         game.stop()
     attempts = [r for r in caplog.records if "no connection" in r.getMessage()]
     said = [r for r in caplog.records if r.levelno >= logging.WARNING]
