@@ -283,6 +283,34 @@ def test_an_exception_during_training_saves_an_interrupted_checkpoint(tmp_path, 
     assert leg["checkpoint"] == str(checkpoint.path)
 
 
+def test_an_exception_is_what_the_user_sees_when_its_checkpoint_cannot_be_saved(
+    tmp_path, monkeypatch, caplog
+):
+    # A save that fails after the error (a full disk) is logged; the error that stopped
+    # training is the one raised, and the leg records no checkpoint.
+    import racing_rl.training as train_module
+
+    class Failing(train_module.RaceMetricsCallback):
+        def _on_step(self) -> bool:
+            if self.num_timesteps >= 600:
+                raise RuntimeError("a bug in a callback")
+            return super()._on_step()
+
+    def failing_save(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(train_module, "RaceMetricsCallback", Failing)
+    monkeypatch.setattr(train_module, "save_checkpoint", failing_save)
+    with initialize():
+        cfg = compose("train", overrides=[*PPO, *QUICK, "validation.every=0"])
+    with caplog.at_level(logging.ERROR), pytest.raises(RuntimeError, match="a bug in a"):
+        train_module.train(cfg, tmp_path)
+    assert find_checkpoints(tmp_path) == []
+    assert "could not save a checkpoint after the error: [Errno 28] No space left" in caplog.text
+    (leg,) = json.loads((tmp_path / "run.json").read_text())["legs"]
+    assert leg["status"] == "failed" and "checkpoint" not in leg
+
+
 def test_an_exception_before_the_first_timestep_saves_nothing(tmp_path, monkeypatch):
     # A game whose observations have another size fails at the first reset: an
     # interrupted_0_steps checkpoint and "continue with resume=" would only mislead.
