@@ -2,6 +2,7 @@
 
 import math
 import threading
+import types
 from dataclasses import replace
 
 import numpy as np
@@ -14,7 +15,7 @@ from racing_rl.checkpoints.runs import load_policy_driver, load_run_config
 from racing_rl.config import backend_config, default_backend
 from racing_rl.drivers import ScriptedDriver
 from racing_rl.drivers.pure_pursuit import DriverConfig
-from racing_rl.evaluation.episodes import evaluation_env, run_episodes
+from racing_rl.evaluation.episodes import RERUNS, evaluation_env, run_episodes
 from racing_rl.evaluation.races import leaderboard, run_races, standings
 from racing_rl.vec import make_parallel_envs
 
@@ -168,3 +169,49 @@ def test_a_failed_reset_in_a_game_leaves_no_thread_behind():
     for thread in threads:
         thread.join(timeout=2)
     assert not any(t.is_alive() for t in threads), raised.traceback[-1]
+
+
+class LosingVecEnv:
+    """Two evaluation slots: slot 0's first ``lost`` episodes end after 3 steps as a game
+    ends a car it lost (``interrupted``), its next one laps in 5 steps; slot 1 laps in 4."""
+
+    num_envs = 2
+
+    def __init__(self, lost: int) -> None:
+        self.lost, self.steps, self.episodes = lost, [0, 0], [0, 0]
+        self.unwrapped = types.SimpleNamespace(reset_infos=[{"track_seed": 5}, {"track_seed": 6}])
+
+    def reset(self):
+        return np.zeros((2, 3), np.float32)
+
+    def step(self, actions):
+        dones, infos = np.zeros(2, dtype=bool), [{}, {}]
+        for k in range(2):
+            self.steps[k] += 1
+            lost = k == 0 and self.episodes[k] < self.lost
+            if self.steps[k] == (3 if lost else 5 - k):
+                dones[k], self.steps[k] = True, 0
+                self.episodes[k] += 1
+                infos[k] = (
+                    {"interrupted": True, "finished": False}
+                    if lost
+                    else {"finished": True, "progress": 1.0, "lap_time": 9.5}
+                )
+        return np.zeros((2, 3), np.float32), np.ones(2, np.float32), dones, infos
+
+
+class Still:
+    def predict(self, observation, state=None, episode_start=None, deterministic=False):
+        return np.zeros((len(observation), 3)), None
+
+
+@pytest.mark.parametrize("lost", [1, RERUNS + 1])
+def test_a_validation_episode_a_game_lost_is_driven_again_a_few_times(lost):
+    # It was reported as a lap not completed (and, since, left out of the figures).
+    first, second = run_episodes(Still(), LosingVecEnv(lost))
+    assert (second.finished, second.length, second.episode_return) == (True, 4, 4.0)
+    if lost <= RERUNS:
+        assert (first.finished, first.interrupted, first.length) == (True, False, 5)
+        assert first.episode_return == 5.0 and first.lap_times == (9.5,)
+    else:
+        assert first.interrupted and not first.finished and first.length == 3

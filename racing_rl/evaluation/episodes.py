@@ -74,12 +74,19 @@ def evaluation_env(
     return venv
 
 
+#: Times a slot's episode is driven again after a game lost its car mid-episode.
+RERUNS = 2
+
+
 def run_episodes(policy: Policy, venv: VecEnv) -> list[EpisodeResult]:
     """Run one episode in every slot of ``venv`` with the policy's deterministic action,
     and report each.
 
     Slots that finish early keep stepping (their results are already taken) until the
-    last slot is done, as SB3's ``evaluate_policy`` does.
+    last slot is done, as SB3's ``evaluate_policy`` does. An episode that a game lost
+    (a reconnection: ``info["interrupted"]``) is driven again in its slot, on its track,
+    up to ``RERUNS`` times; then it is reported as interrupted (``summarize`` leaves it
+    out).
 
     Args:
         policy: anything with SB3's ``predict`` (recurrent policies included).
@@ -96,6 +103,7 @@ def run_episodes(policy: Policy, venv: VecEnv) -> list[EpisodeResult]:
     returns = np.zeros(n)
     lengths = np.zeros(n, dtype=np.int64)
     results: list[EpisodeResult | None] = [None] * n
+    reruns = np.zeros(n, dtype=np.int64)
     while any(r is None for r in results):
         actions, state = policy.predict(
             observation, state=state, episode_start=episode_start, deterministic=True
@@ -107,6 +115,10 @@ def run_episodes(policy: Policy, venv: VecEnv) -> list[EpisodeResult]:
         lengths += pending
         for k in np.flatnonzero(dones & pending):
             info = infos[k]
+            if info.get("interrupted") and reruns[k] < RERUNS:  # the slot's next episode
+                reruns[k] += 1
+                returns[k], lengths[k] = 0.0, 0
+                continue
             results[k] = EpisodeResult.from_info(
                 seeds[k],
                 info,
