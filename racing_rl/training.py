@@ -346,33 +346,57 @@ def train(cfg: DictConfig, run_dir: Path, resume: Checkpoint | None = None) -> d
             return _train(cfg, run_dir, resume, leg)
     except TrainingInterrupted:
         raise
-    except KeyboardInterrupt as interrupt:  # before the first update: nothing saved
-        # args: the signal's name, and the timesteps collected for the first update
-        name = str(interrupt.args[0]) if interrupt.args and interrupt.args[0] else "SIGINT"
-        collected = int(interrupt.args[1]) if len(interrupt.args) > 1 else 0
-        record_leg(run_dir, {**leg, "status": "interrupted"})
-        discarded = (
-            f" ({collected:,} timesteps collected for its first update, discarded)"
-            if collected
-            else ""
-        )
-        try:
-            checkpoint = latest_checkpoint(run_dir)
-        except CheckpointError:
-            setting_up = "while setting up, before any training"
-            when = f"before the first update{discarded}" if collected else setting_up
-            message = f"{when}; nothing was saved. Run the command again to start."
-        else:
-            message = f"before this leg saved anything{discarded}; the newest checkpoint is "
-            again = path_override("resume", run_dir)
-            message += f"still {checkpoint.path}. Continue with: racing-rl train {again}"
-        raise TrainingInterrupted(
-            f"Interrupted by {name} {message}",
-            exit_code=128 + getattr(signal, name, signal.SIGINT),
-        ) from None
     except Exception as err:
-        record_leg(run_dir, {**leg, "status": "failed", "error": f"{type(err).__name__}: {err}"})
-        raise
+        if (interrupt := _interrupt_behind(err)) is None:
+            error = f"{type(err).__name__}: {err}"
+            record_leg(run_dir, {**leg, "status": "failed", "error": error})
+            raise
+        log.debug("a Ctrl-C cut short a library's work, whose clean-up then failed: %r", err)
+        raise _interrupted(interrupt, run_dir, leg) from None
+    except KeyboardInterrupt as interrupt:
+        raise _interrupted(interrupt, run_dir, leg) from None
+
+
+def _interrupt_behind(err: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl-C (or SIGTERM) that ``err`` was raised while handling, if any: a library
+    cut short in the middle of its work, whose clean-up then failed (OmegaConf restoring
+    a node's flags: ``'NoneType' object has no attribute '_invalidate_flags_cache'``)."""
+    seen: set[int] = set()
+    cause: BaseException | None = err
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, KeyboardInterrupt):
+            return cause
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
+def _interrupted(
+    interrupt: KeyboardInterrupt, run_dir: Path, leg: dict[str, Any]
+) -> TrainingInterrupted:
+    """The ``TrainingInterrupted`` of a leg that a signal stopped before its first update
+    (nothing saved in this leg), recorded as ``interrupted``."""
+    # args: the signal's name, and the timesteps collected for the first update
+    name = str(interrupt.args[0]) if interrupt.args and interrupt.args[0] else "SIGINT"
+    collected = int(interrupt.args[1]) if len(interrupt.args) > 1 else 0
+    record_leg(run_dir, {**leg, "status": "interrupted"})
+    discarded = (
+        f" ({collected:,} timesteps collected for its first update, discarded)" if collected else ""
+    )
+    try:
+        checkpoint = latest_checkpoint(run_dir)
+    except CheckpointError:
+        setting_up = "while setting up, before any training"
+        when = f"before the first update{discarded}" if collected else setting_up
+        message = f"{when}; nothing was saved. Run the command again to start."
+    else:
+        message = f"before this leg saved anything{discarded}; the newest checkpoint is "
+        again = path_override("resume", run_dir)
+        message += f"still {checkpoint.path}. Continue with: racing-rl train {again}"
+    return TrainingInterrupted(
+        f"Interrupted by {name} {message}",
+        exit_code=128 + getattr(signal, name, signal.SIGINT),
+    )
 
 
 def _train(

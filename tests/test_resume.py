@@ -311,6 +311,31 @@ def test_an_exception_is_what_the_user_sees_when_its_checkpoint_cannot_be_saved(
     assert leg["status"] == "failed" and "checkpoint" not in leg
 
 
+def test_a_ctrl_c_whose_unwinding_fails_in_a_library_is_still_an_interruption(
+    tmp_path, monkeypatch
+):
+    # A Ctrl-C in the middle of an OmegaConf flag change made its clean-up fail
+    # ("ConfigKeyError: 'NoneType' object has no attribute '_invalidate_flags_cache'"):
+    # the leg was "failed", and a sweep's trial failed instead of being interrupted.
+    import racing_rl.training as train_module
+
+    class CutShort(train_module.RaceMetricsCallback):
+        def _on_training_start(self) -> None:
+            try:
+                raise KeyboardInterrupt("SIGINT")
+            finally:
+                raise AttributeError("'NoneType' object has no attribute '_invalidate_flags'")
+
+    monkeypatch.setattr(train_module, "RaceMetricsCallback", CutShort)
+    with initialize():
+        cfg = compose("train", overrides=[*PPO, *QUICK, "validation.every=0"])
+    with pytest.raises(TrainingInterrupted, match="Interrupted by SIGINT while setting up") as e:
+        train_module.train(cfg, tmp_path)
+    assert e.value.exit_code == 130
+    (leg,) = json.loads((tmp_path / "run.json").read_text())["legs"]
+    assert leg["status"] == "interrupted"
+
+
 def test_an_exception_before_the_first_timestep_saves_nothing(tmp_path, monkeypatch):
     # A game whose observations have another size fails at the first reset: an
     # interrupted_0_steps checkpoint and "continue with resume=" would only mislead.
