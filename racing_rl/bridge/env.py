@@ -495,6 +495,12 @@ class RobloxParallelEnv(ParallelEnv):
         """The game renders itself; nothing to draw here."""
         return None
 
+    @property
+    def _on_this_connection(self) -> bool:
+        """Whether the connected game is the one this environment last spawned its cars
+        in (which knows its envid)."""
+        return self.bridge.connected and self._generation == self.bridge.generation
+
     def remove_cars(self) -> None:
         """Take this environment's cars out of the game until the next ``reset`` spawns
         them again (``REMOVE_AGENTS``): the validation environment's between validations,
@@ -502,8 +508,7 @@ class RobloxParallelEnv(ParallelEnv):
         ``rules.stuck_time``, and show in the other environments' car rays. Does nothing
         if its cars are not in the game (removed already, or a connection that has not
         spawned them)."""
-        in_game = self.bridge.connected and self._generation == self.bridge.generation
-        if in_game and not self._removed:
+        if self._on_this_connection and not self._removed:
             with contextlib.suppress(BridgeError):  # the game is gone, and its cars with it
                 self.bridge.remove_agents(self.envid, self.possible_agents)
         self._removed = True  # the next reset spawns them (SPAWN_AGENTS)
@@ -514,7 +519,7 @@ class RobloxParallelEnv(ParallelEnv):
         if self._closed:
             return
         self._closed = True
-        if self.bridge.connected and self._generation == self.bridge.generation:
+        if self._on_this_connection:
             with contextlib.suppress(BridgeError):  # the game is gone already
                 if not self._removed:
                     self.bridge.remove_agents(self.envid, self.possible_agents)
