@@ -311,6 +311,34 @@ def test_an_exception_is_what_the_user_sees_when_its_checkpoint_cannot_be_saved(
     assert leg["status"] == "failed" and "checkpoint" not in leg
 
 
+def test_a_divergence_saves_no_checkpoint_of_its_non_finite_weights(tmp_path, monkeypatch, caplog):
+    # An update that left NaN weights: the next action fails in torch's Normal. Saving
+    # those weights as the newest checkpoint would make resume= continue from them.
+    import torch
+
+    import racing_rl.training as train_module
+
+    class Diverging(train_module.RaceMetricsCallback):
+        def _on_rollout_start(self) -> None:
+            if self.num_timesteps == 800:
+                with torch.no_grad():
+                    for parameter in self.model.policy.parameters():
+                        parameter.fill_(float("nan"))
+
+    monkeypatch.setattr(train_module, "RaceMetricsCallback", Diverging)
+    with initialize():
+        cfg = compose("train", overrides=[*PPO, *QUICK, "validation.every=0"])
+    with caplog.at_level(logging.ERROR), pytest.raises(ValueError, match="invalid values"):
+        train_module.train(cfg, tmp_path)
+    assert find_checkpoints(tmp_path) == []
+    assert (
+        "training stopped by ValueError at 800 timesteps; not saving: the weights or the "
+        "VecNormalize statistics are not finite" in caplog.text
+    )
+    (leg,) = json.loads((tmp_path / "run.json").read_text())["legs"]
+    assert leg["status"] == "failed" and "checkpoint" not in leg
+
+
 def test_a_ctrl_c_whose_unwinding_fails_in_a_library_is_still_an_interruption(
     tmp_path, monkeypatch
 ):
