@@ -462,9 +462,18 @@ def load_replays(directory: Path) -> list[Replay]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dir", type=Path, help="the run (its config gives the car's grip)")
-    parser.add_argument("--checkpoint", default="best", help="racing-rl eval's checkpoint")
-    parser.add_argument("--driver", default="policy", choices=("policy", "scripted"))
-    parser.add_argument("--difficulty", default="default", help="a conf/difficulty level")
+    parser.add_argument(
+        "--checkpoint", default="best", help="racing-rl eval's checkpoint (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--driver",
+        default="policy",
+        choices=("policy", "scripted"),
+        help="the run's policy, or the scripted driver on the same tracks (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--difficulty", default="default", help="a conf/difficulty level (default: %(default)s)"
+    )
     parser.add_argument(
         "--seeds", type=int, nargs="+", default=None, help="track seeds (default: the benchmark)"
     )

@@ -183,10 +183,16 @@ def time_round_trips(env, sink: list[float]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--races", type=int, default=4, help="races (virtual environments)")
-    parser.add_argument("--cars", type=int, default=5, help="cars per race")
-    parser.add_argument("--seconds", type=float, default=10.0, help="timed seconds per side")
-    parser.add_argument("--tracks", type=int, default=8, help="track seeds raced on")
+    parser.add_argument(
+        "--races", type=int, default=4, help="races (virtual environments) (default: %(default)s)"
+    )
+    parser.add_argument("--cars", type=int, default=5, help="cars per race (default: %(default)s)")
+    parser.add_argument(
+        "--seconds", type=float, default=10.0, help="timed seconds per side (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--tracks", type=int, default=8, help="track seeds raced on (default: %(default)s)"
+    )
     args = parser.parse_args()
     cars = args.races * args.cars
     seeds = [range(args.tracks)] * args.races

@@ -69,12 +69,23 @@ def timed_eval(args: argparse.Namespace, threads: int, out: Path) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", help="run dirs whose checkpoints race")
-    parser.add_argument("--checkpoint", default="best", help="best, final, latest or a path")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[5, 6], help="track seeds")
-    parser.add_argument("--rounds", type=int, default=3, help="turns of each setting")
-    parser.add_argument("--max-steps", type=int, default=900, help="steps per race at most")
     parser.add_argument(
-        "--threads", type=int, default=os.cpu_count() or 2, help="the thread count to compare"
+        "--checkpoint", default="best", help="best, final, latest or a path (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", default=[5, 6], help="track seeds (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="turns of each setting (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--max-steps", type=int, default=900, help="steps per race at most (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=os.cpu_count() or 2,
+        help="the thread count to compare (default: the CPU count, %(default)s)",
     )
     args = parser.parse_args()
     if args.threads < 2 or args.rounds < 1:

@@ -101,8 +101,12 @@ def run(run_dir: Path, checkpoint: str = "best", steps: int = 200) -> dict[str, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dir", type=Path, help="a run directory (racing-rl train)")
-    parser.add_argument("--checkpoint", default="best", help="final | best | latest | <path>")
-    parser.add_argument("--steps", type=int, default=200, help="steps timed per car count")
+    parser.add_argument(
+        "--checkpoint", default="best", help="final | best | latest | <path> (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--steps", type=int, default=200, help="steps timed per car count (default: %(default)s)"
+    )
     args = parser.parse_args()
     try:
         figures = run(args.run_dir, args.checkpoint, args.steps)

@@ -42,7 +42,9 @@ def sweep_seconds(launcher: str | None, timesteps: int, overrides: list[str], ro
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--timesteps", type=int, default=100_000, help="timesteps per job")
+    parser.add_argument(
+        "--timesteps", type=int, default=100_000, help="timesteps per job (default: %(default)s)"
+    )
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for both sweeps")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:

@@ -186,7 +186,12 @@ def main() -> None:
         default=None,
         help="measured timesteps per stack (default: the config's total_timesteps)",
     )
-    parser.add_argument("--rounds", type=int, default=30, help="turns each stack takes (see run())")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=30,
+        help="turns each stack takes (see run()) (default: %(default)s)",
+    )
     parser.add_argument("overrides", nargs="*", help="Hydra overrides of conf/train.yaml")
     args = parser.parse_args()
     with initialize():

@@ -600,8 +600,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], fromfile_prefix_chars="@"
     )
-    parser.add_argument("--algos", nargs="+", default=list(ALGOS), help="algorithms to train")
-    parser.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS), help="seeds to train")
+    parser.add_argument(
+        "--algos",
+        nargs="+",
+        default=list(ALGOS),
+        help=f"algorithms to train (default: {' '.join(ALGOS)})",
+    )
+    parser.add_argument(
+        "--seeds",
+        nargs="+",
+        type=int,
+        default=list(SEEDS),
+        help=f"seeds to train (default: {' '.join(map(str, SEEDS))})",
+    )
     parser.add_argument(
         "--measure",
         type=Path,
@@ -609,13 +620,25 @@ def main() -> None:
         default=None,
         help="finished run dirs to measure instead of training (only read)",
     )
-    parser.add_argument("--label", default=None, help="driver name of --measure's runs")
-    parser.add_argument("--checkpoint", default="best", help="racing-rl eval's checkpoint")
     parser.add_argument(
-        "--race-tracks", type=int, default=None, help="race on the first N benchmark tracks"
+        "--label",
+        default=None,
+        help="driver name of --measure's runs (default: each run's algorithm)",
     )
     parser.add_argument(
-        "--runs", type=Path, default=Path("outputs/benchmark"), help="benchmark dirs go here"
+        "--checkpoint", default="best", help="racing-rl eval's checkpoint (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--race-tracks",
+        type=int,
+        default=None,
+        help="race on the first N benchmark tracks (default: all)",
+    )
+    parser.add_argument(
+        "--runs",
+        type=Path,
+        default=Path("outputs/benchmark"),
+        help="benchmark dirs go here (default: %(default)s)",
     )
     parser.add_argument(
         "--out",

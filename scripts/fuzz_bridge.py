@@ -147,8 +147,15 @@ def fuzz(frames: int, timeout: float, run_dir: Path) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--frames", type=int, default=10_000, help="bad frames to send, at least")
-    parser.add_argument("--timeout", type=float, default=900.0, help="longest run [s]")
+    parser.add_argument(
+        "--frames",
+        type=int,
+        default=10_000,
+        help="bad frames to send, at least (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=900.0, help="longest run [s] (default: %(default)s)"
+    )
     parser.add_argument("--run-dir", type=Path, help="the training run's dir (default: a temp dir)")
     args = parser.parse_args(argv)
     if args.frames < 1 or args.timeout <= 0:

@@ -95,8 +95,12 @@ def stack_hash(overrides: list[str], n_envs: int, n_cars: int, steps: int, seed:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=400, help="steps per configuration")
-    parser.add_argument("--seed", type=int, default=0, help="VecEnv and action seed")
+    parser.add_argument(
+        "--steps", type=int, default=400, help="steps per configuration (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="VecEnv and action seed (default: %(default)s)"
+    )
     args = parser.parse_args()
     hashes = {}
     for name, (overrides, n_envs, n_cars) in CONFIGS.items():
