@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from racing_rl import __version__, cli
+from racing_rl import __version__, arguments, cli
+from racing_rl.arguments import UsageError, check_arguments
 from racing_rl.usage import read_config_doc
 
 #: Modules that --help must not wait for.
@@ -246,7 +247,10 @@ def test_a_first_mistake_gets_one_line_exit_2_and_leaves_nothing(args, says, tmp
     assert list(tmp_path.iterdir()) == []  # no nope/, no nope/eval/eval.log, no outputs/
 
 
-@pytest.mark.parametrize("name", sorted(set(cli.COMMANDS) - cli.HYDRA_READS_CONFIG - {"report"}))
+OTHERS = sorted(set(cli.COMMANDS) - arguments.HYDRA_READS_CONFIG - {"report"})
+
+
+@pytest.mark.parametrize("name", OTHERS)
 def test_the_other_commands_resolve_their_hydra_settings_alone(name, tmp_path):
     # HYDRA_READS_CONFIG names every command whose --cfg hydra --resolve would fail.
     result = timed(name, "--cfg=hydra", "--resolve", cwd=tmp_path)
@@ -259,60 +263,60 @@ def test_a_path_inside_a_run_names_the_run(tmp_path):
     (tmp_path / ".hydra").mkdir()
     (tmp_path / ".hydra" / "config.yaml").write_text("{}\n")
     (tmp_path / "best").mkdir()
-    with pytest.raises(cli.UsageError, match=f"lies in the run {tmp_path}: pass run_dir="):
-        cli.check_arguments("export", [f"run_dir={tmp_path / 'best'}"])
-    with pytest.raises(cli.UsageError, match=f"resume={tmp_path}$"):
-        cli.check_arguments("train", [f"resume={tmp_path / 'best'}"])
-    with pytest.raises(cli.UsageError, match=f"run_dir={tmp_path} checkpoint=best$"):
-        cli.check_arguments("eval", [f"run_dir={tmp_path / 'best'}"])
+    with pytest.raises(UsageError, match=f"lies in the run {tmp_path}: pass run_dir="):
+        check_arguments("export", [f"run_dir={tmp_path / 'best'}"])
+    with pytest.raises(UsageError, match=f"resume={tmp_path}$"):
+        check_arguments("train", [f"resume={tmp_path / 'best'}"])
+    with pytest.raises(UsageError, match=f"run_dir={tmp_path} checkpoint=best$"):
+        check_arguments("eval", [f"run_dir={tmp_path / 'best'}"])
     (tmp_path / "tb").mkdir()  # no checkpoint: only the run
-    with pytest.raises(cli.UsageError, match=f"pass run_dir={tmp_path}$"):
-        cli.check_arguments("eval", [f"run_dir={tmp_path / 'tb'}"])
+    with pytest.raises(UsageError, match=f"pass run_dir={tmp_path}$"):
+        check_arguments("eval", [f"run_dir={tmp_path / 'tb'}"])
     # A file that is no checkpoint: checkpoint=<it> failed on loading it.
     (tmp_path / "train.log").write_text("")
-    with pytest.raises(cli.UsageError, match=f"pass run_dir={tmp_path}$"):
-        cli.check_arguments("eval", [f"run_dir={tmp_path / 'train.log'}"])
+    with pytest.raises(UsageError, match=f"pass run_dir={tmp_path}$"):
+        check_arguments("eval", [f"run_dir={tmp_path / 'train.log'}"])
     (tmp_path / "export").mkdir()
     (tmp_path / "export" / "policy_final.luau").write_text("")
-    with pytest.raises(cli.UsageError, match=r"run_dir=\S+ \(policy_final.luau is an exported"):
-        cli.check_arguments("export", [f"run_dir={tmp_path / 'export' / 'policy_final.luau'}"])
+    with pytest.raises(UsageError, match=r"run_dir=\S+ \(policy_final.luau is an exported"):
+        check_arguments("export", [f"run_dir={tmp_path / 'export' / 'policy_final.luau'}"])
 
 
 def test_keys_groups_appends_and_nested_keys_pass_the_key_check(tmp_path):
     args = ["-m", "algo=sac", "+algo.model.x=1", "hydra/launcher=joblib", "seed=1"]
-    cli.check_arguments("train", args)  # appends: check_known_keys refuses them once composed
+    check_arguments("train", args)  # appends: check_known_keys refuses them once composed
     # ... but for a top-level key, which no schema has room for (refused: test_a_first_mistake_...).
-    cli.check_arguments("train", ["++algo.net_width=64", "+algo.frame_stack=2"])  # read keys
+    check_arguments("train", ["++algo.net_width=64", "+algo.frame_stack=2"])  # read keys
     # A group's option is a name, though the schema types the group's node.
-    cli.check_arguments("train", ["wrappers=none"])
-    cli.check_arguments("train", ["-m", "wrappers=default,none"])
+    check_arguments("train", ["wrappers=none"])
+    check_arguments("train", ["-m", "wrappers=default,none"])
     # A sweep without -m, and a launcher or sweeper choice that changes nothing.
-    cli.check_arguments("train", ["hydra.mode=MULTIRUN", "hydra/launcher=joblib", "seed=0,1"])
-    cli.check_arguments("train", ["hydra/launcher=basic", "~hydra/sweeper"])
-    cli.check_arguments("emulate", ["sim.sensors.n_rays=16", "~token", "faults.inject=1"])
-    cli.check_arguments("train", ["validation.video.every=5", "wrappers.frame_stack=1"])
-    cli.check_arguments("train", ["difficulty=hard", "experiment=race", "hydra.job.chdir=true"])
+    check_arguments("train", ["hydra.mode=MULTIRUN", "hydra/launcher=joblib", "seed=0,1"])
+    check_arguments("train", ["hydra/launcher=basic", "~hydra/sweeper"])
+    check_arguments("emulate", ["sim.sensors.n_rays=16", "~token", "faults.inject=1"])
+    check_arguments("train", ["validation.video.every=5", "wrappers.frame_stack=1"])
+    check_arguments("train", ["difficulty=hard", "experiment=race", "hydra.job.chdir=true"])
     # The keys an experiment adds: experiment=race sets algo.teacher_coef for any algorithm.
-    cli.check_arguments("train", ["algo=sac", "experiment=race", "algo.teacher_coef=0.5"])
-    cli.check_arguments("train", ["algo=sac,ppo", "algo.model.n_epochs=3"])  # Hydra's, per job
+    check_arguments("train", ["algo=sac", "experiment=race", "algo.teacher_coef=0.5"])
+    check_arguments("train", ["algo=sac,ppo", "algo.model.n_epochs=3"])  # Hydra's, per job
     # Keys below a dict or a list field (a list's indexes): Hydra checks them.
-    cli.check_arguments("train", ["wrappers.normalize.clip_obs=5.0", "tracks.train.0=5"])
-    cli.check_arguments("play", ["size.0=640"])
-    cli.check_arguments("train", ["algo.model.policy_kwargs.net_arch.0=64"])
-    cli.check_arguments("train", ["algo=td3", "algo.model.action_noise.sigma.0=0.2"])
-    cli.check_arguments("train", ["++algo.model.policy_kwargs.log_std_init=-1"])  # benchmarks.md
+    check_arguments("train", ["wrappers.normalize.clip_obs=5.0", "tracks.train.0=5"])
+    check_arguments("play", ["size.0=640"])
+    check_arguments("train", ["algo.model.policy_kwargs.net_arch.0=64"])
+    check_arguments("train", ["algo=td3", "algo.model.action_noise.sigma.0=0.2"])
+    check_arguments("train", ["++algo.model.policy_kwargs.log_std_init=-1"])  # benchmarks.md
     # Options from the user's own config dir (Hydra's searchpath) are Hydra's to find.
-    cli.check_arguments("train", ["hydra.searchpath=[file:///x]", "experiment=mine"])
-    cli.check_arguments("train", ["+hydra.searchpath=[pkg://x]", "algo=ppo", "algo.mine=1"])
+    check_arguments("train", ["hydra.searchpath=[file:///x]", "experiment=mine"])
+    check_arguments("train", ["+hydra.searchpath=[pkg://x]", "algo=ppo", "algo.mine=1"])
     # The chosen backend's own keys; a sweep over backends is Hydra's to compose.
-    cli.check_arguments("train", ["backend=roblox", "backend.server.port=9000"])
-    cli.check_arguments("train", ["backend.sensors.n_rays=16", "backend.track.width=12"])
-    cli.check_arguments("train", ["backend=pygame,roblox", "backend.server.port=9000"])
+    check_arguments("train", ["backend=roblox", "backend.server.port=9000"])
+    check_arguments("train", ["backend.sensors.n_rays=16", "backend.track.width=12"])
+    check_arguments("train", ["backend=pygame,roblox", "backend.server.port=9000"])
     # What a resume may change, and Hydra's own keys.
     (tmp_path / ".hydra").mkdir()
     (tmp_path / ".hydra" / "config.yaml").write_text("backend: {name: roblox}\n")
     resume = [f"resume={tmp_path}", f"hydra.run.dir={tmp_path}", "hydra/launcher=basic"]
-    cli.check_arguments("train", [*resume, "total_timesteps=5000", "validation.every=0"])
+    check_arguments("train", [*resume, "total_timesteps=5000", "validation.every=0"])
 
 
 def test_a_resume_with_a_key_it_may_not_change_is_refused_before_hydra_starts(tmp_path):
@@ -325,19 +329,17 @@ def test_a_resume_with_a_key_it_may_not_change_is_refused_before_hydra_starts(tm
         ("n_races=2", "it would change the model's shape"),
         ("algo.model.gamma=0.9", "the algorithm and its settings are the run's own"),
     ):
-        with pytest.raises(
-            cli.UsageError, match=f"Cannot resume {tmp_path} with '{override}': {why}"
-        ):
-            cli.check_arguments("train", [f"resume={tmp_path}", override])
+        with pytest.raises(UsageError, match=f"Cannot resume {tmp_path} with '{override}': {why}"):
+            check_arguments("train", [f"resume={tmp_path}", override])
     assert sorted(p.name for p in tmp_path.iterdir()) == [".hydra"]
     # How the run reaches its game may change; Hydra composes the run's own backend.
-    cli.check_arguments("train", [f"resume={tmp_path}", "backend.server.port=9000"])
-    cli.check_arguments("train", [f"resume={tmp_path}", "backend=roblox"])
-    assert cli._with_resumed_backend([f"resume={tmp_path}"])[-1] == "backend=roblox"
-    with pytest.raises(cli.UsageError, match="'backend=pygame': it would change the model"):
-        cli.check_arguments("train", [f"resume={tmp_path}", "backend=pygame"])
-    with pytest.raises(cli.UsageError, match=r"backend=roblox has no backend\.car"):
-        cli.check_arguments("train", [f"resume={tmp_path}", "backend.car.max_speed=3"])
+    check_arguments("train", [f"resume={tmp_path}", "backend.server.port=9000"])
+    check_arguments("train", [f"resume={tmp_path}", "backend=roblox"])
+    assert arguments.with_resumed_backend([f"resume={tmp_path}"])[-1] == "backend=roblox"
+    with pytest.raises(UsageError, match="'backend=pygame': it would change the model"):
+        check_arguments("train", [f"resume={tmp_path}", "backend=pygame"])
+    with pytest.raises(UsageError, match=r"backend=roblox has no backend\.car"):
+        check_arguments("train", [f"resume={tmp_path}", "backend.car.max_speed=3"])
 
 
 def test_a_key_one_leg_of_a_swept_experiment_lacks_is_refused(tmp_path, monkeypatch):
@@ -347,16 +349,16 @@ def test_a_key_one_leg_of_a_swept_experiment_lacks_is_refused(tmp_path, monkeypa
 
     conf = shutil.copytree(cli.config_dir(), tmp_path / "conf")
     (conf / "experiment" / "solo.yaml").write_text("# @package _global_\nseed: 1\n")
-    monkeypatch.setattr(cli, "config_dir", lambda: conf)
+    monkeypatch.setattr(arguments, "config_dir", lambda: conf)
     sweep = ["-m", "experiment=race,solo", "algo=sac"]
     with pytest.raises(
-        cli.UsageError,
+        UsageError,
         match=r"no algo.teacher_coef in the sweep's leg experi"
         r"ment=solo; \+\+algo.teacher_coef=1 adds it",
     ):
-        cli.check_arguments("train", [*sweep, "algo.teacher_coef=1"])
-    cli.check_arguments("train", [*sweep, "++algo.teacher_coef=1"])  # Hydra's, per leg
-    cli.check_arguments("train", ["-m", "experiment=race,solo", "algo.teacher_coef=1"])  # ppo's
+        check_arguments("train", [*sweep, "algo.teacher_coef=1"])
+    check_arguments("train", [*sweep, "++algo.teacher_coef=1"])  # Hydra's, per leg
+    check_arguments("train", ["-m", "experiment=race,solo", "algo.teacher_coef=1"])  # ppo's
 
 
 def test_hydra_full_error_shows_the_stack(tmp_path):
@@ -367,9 +369,9 @@ def test_hydra_full_error_shows_the_stack(tmp_path):
 
 
 def test_a_sweeper_or_launcher_without_its_plugin_says_which_extra(monkeypatch):
-    installed = cli.importlib.util.find_spec
+    installed = arguments.importlib.util.find_spec
     monkeypatch.setattr(
-        cli.importlib.util,
+        arguments.importlib.util,
         "find_spec",
         lambda name: None if name.startswith("hydra_plugins.hydra_") else installed(name),
     )
@@ -379,8 +381,8 @@ def test_a_sweeper_or_launcher_without_its_plugin_says_which_extra(monkeypatch):
         (["-m", "hydra/launcher=slurm", "seed=0,1"], "slurm"),
         (["-m", "hydra/launcher=ray_cluster", "seed=0,1"], "ray"),
     ):
-        with pytest.raises(cli.UsageError, match=rf"pip install 'racing-rl\[{extra}\]'"):
-            cli.check_arguments("train", args)
+        with pytest.raises(UsageError, match=rf"pip install 'racing-rl\[{extra}\]'"):
+            check_arguments("train", args)
 
 
 def test_the_sweeper_plugin_hides_itself_without_hydra_optuna_sweeper():

@@ -1,0 +1,723 @@
+"""What each ``racing-rl`` command is (``COMMANDS``) and the first-use checks of its
+command line (``check_arguments``), run before Hydra writes anything.
+
+The checks catch the mistakes Hydra reports late, with a stack, or not at all: two mode
+flags, ``--key value`` (the argparse habit), an argument that is no override, a misspelt
+key or config group option (with a did-you-mean), a value of the wrong type, a sweeper or
+launcher without ``-m`` or without its plugin, a required key left out, a path that does
+not exist or is not a run directory, and a ``resume=`` that would change the run. Each is
+a ``UsageError`` whose one line says what to pass instead (``racing_rl.cli`` prints it and
+exits 2). Only Hydra's override parser and the command's YAML are read: nothing heavy is
+imported, so the dispatcher stays fast.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import importlib.util
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from racing_rl import config_dir
+
+if TYPE_CHECKING:  # imported where used: the dispatcher starts fast
+    from hydra.core.override_parser.types import Override
+
+    from racing_rl.usage import ConfigDoc
+
+
+@dataclass(frozen=True)
+class Command:
+    """One command of the dispatcher.
+
+    Attributes:
+        module: the module whose ``main`` runs it (a Hydra app, except ``report``).
+        summary: what it does, in one line.
+        examples: command lines, each optionally followed by ``  # what it does``.
+        paths: keys that name something that must exist, and what: ``run`` (a run
+            directory of ``racing-rl train``) or ``file``.
+    """
+
+    module: str
+    summary: str
+    examples: tuple[str, ...]
+    paths: dict[str, str] = field(default_factory=dict)
+
+
+COMMANDS = {
+    "train": Command(
+        "racing_rl.train",
+        "train a policy (PPO, SAC, TD3, TQC, CrossQ, RecurrentPPO) on a backend",
+        (
+            "racing-rl train                                 # PPO on the built-in simulator",
+            "racing-rl train algo=sac seed=1 total_timesteps=500000",
+            "racing-rl train -m algo=ppo,sac seed=0,1,2      # a sweep of 6 runs",
+            "racing-rl train algo=sac backend=roblox         # a Roblox game over the bridge",
+        ),
+        {"resume": "run"},
+    ),
+    "eval": Command(
+        "racing_rl.evaluate",
+        "measure a saved checkpoint on held-out tracks, watch it, or race several",
+        (
+            "racing-rl eval run_dir=outputs/<date>/<time>_ppo_pygame checkpoint=best",
+            "racing-rl eval run_dir=<run dir> render=human follow=true   # watch it train",
+            "racing-rl eval run_dir=[<run a>,<run b>,scripted] laps=3   # a race",
+        ),
+        {"run_dir": "run"},
+    ),
+    "replay": Command(
+        "racing_rl.replay_app",
+        "play a recorded race in a window, or export it to a video",
+        (
+            "racing-rl replay path=<run dir>/eval/replays/track_2000000.npz",
+            "racing-rl replay path=<replay .npz> video=race.mp4 camera=chase   # or .gif",
+        ),
+        {"path": "file"},
+    ),
+    "play": Command(
+        "racing_rl.play",
+        "drive a car yourself with the arrow keys (space: nitro)",
+        (
+            "racing-rl play seed=2000003",
+            "racing-rl play seed=2000003 opponent=<run dir> laps=3   # against a checkpoint",
+        ),
+        {"opponent": "run"},
+    ),
+    "export": Command(
+        "racing_rl.export.app",
+        "write a trained driver as one file: a Roblox ModuleScript or an ONNX model",
+        (
+            "racing-rl export run_dir=<run dir> format=luau   # <run dir>/export/policy_best.luau",
+            "racing-rl export run_dir=<run dir> format=onnx out=driver.onnx",
+        ),
+        {"run_dir": "run"},
+    ),
+    "emulate": Command(
+        "racing_rl.emulate",
+        "stand in for the Roblox game: race the simulator over the bridge",
+        (
+            "racing-rl train backend=roblox &  racing-rl emulate   # the game's own port and path",
+            "racing-rl emulate lockstep=true   # as fast as can be, not on the game's clock",
+        ),
+    ),
+    "report": Command(
+        "racing_rl.report",
+        "tabulate a sweep's jobs and plot their learning curves (not a Hydra app)",
+        ("racing-rl report outputs/multirun/<date>/<time>",),
+    ),
+}
+
+
+#: Sweepers and launchers that come from a Hydra plugin: (group, option) -> (the
+#: plugin's module, the racing-rl extra that installs it).
+PLUGINS = {
+    **{
+        ("hydra/sweeper", option): ("hydra_plugins.hydra_optuna_sweeper", "sweeps")
+        for option in ("optuna", "ppo_search", "sac_search")
+    },
+    **{
+        ("hydra/launcher", option): ("hydra_plugins.hydra_joblib_launcher", "sweeps")
+        for option in ("joblib", "parallel")
+    },
+    **{
+        ("hydra/launcher", option): ("hydra_plugins.hydra_submitit_launcher", "slurm")
+        for option in ("submitit_local", "submitit_slurm", "slurm")
+    },
+    **{
+        ("hydra/launcher", option): ("hydra_plugins.hydra_ray_launcher", "ray")
+        for option in ("ray", "ray_cluster")
+    },
+}
+
+
+class UsageError(Exception):
+    """A command line that cannot run: the message says what to pass instead."""
+
+
+#: Hydra's mode flags (its ``--run``, ``--multirun``, ``--cfg``, ``--info`` and
+#: ``--shell-completion``, short or long), of which a command line may give one.
+MODE_FLAGS = {
+    **dict.fromkeys(("-r", "--run"), "run"),
+    **dict.fromkeys(("-m", "--multirun"), "multirun"),
+    **dict.fromkeys(("-c", "--cfg"), "cfg"),
+    **dict.fromkeys(("-i", "--info"), "info"),
+    **dict.fromkeys(("-sc", "--shell-completion"), "shell-completion"),
+}
+
+#: The commands whose Hydra settings (their output directories) read the command's own
+#: config: Hydra resolves ``--cfg hydra --resolve`` without it, an InterpolationKeyError.
+HYDRA_READS_CONFIG = {"train", "eval"}
+
+
+def check_arguments(name: str, args: list[str]) -> None:
+    """Refuse a command line that cannot run, before Hydra writes anything.
+
+    Args:
+        name: a Hydra command of ``COMMANDS``.
+        args: its command line after the command name.
+
+    Raises:
+        UsageError: two of Hydra's mode flags (``MODE_FLAGS``) are given, an argument is
+            not an override (``KEY=VALUE``, ``~KEY``) or a flag, a sweeper or launcher is
+            chosen without ``-m``, ``resume=`` with ``-m``, a required key (``???``
+            in its YAML) is missing, a path of ``Command.paths`` does not exist (or is not
+            a run directory), or a sweeper or launcher's plugin is not installed.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    from racing_rl.config import integer_keys
+    from racing_rl.usage import read_config_doc
+
+    if name == "train":  # checked as Hydra will compose it (run adds the same)
+        args = with_resumed_backend(args)
+    modes = [a for a in args if a.split("=", 1)[0] in MODE_FLAGS]  # --cfg job, --cfg=job
+    if len({MODE_FLAGS[a.split("=", 1)[0]] for a in modes}) > 1:  # Hydra: a ValueError stack
+        raise UsageError(
+            f"{' and '.join(modes)} cannot be given together: one of --multirun, --cfg, "
+            "--info, --run, --shell-completion at a time"
+        )
+    _check_dashed_keys(name, args)
+    if name in HYDRA_READS_CONFIG and "--resolve" in args and _cfg_part(args) == "hydra":
+        raise UsageError(
+            "--cfg hydra --resolve cannot resolve Hydra's settings alone: their directories "
+            f"read the {name} config's keys; --cfg all --resolve prints both, resolved"
+        )
+    if any(a.startswith("-") and a not in ("-m", "--multirun") for a in args):
+        return  # --cfg, --info, ...: Hydra's own questions, nothing is run
+    for arg in args:
+        if arg[:1] not in ("-", "~") and "=" not in arg:  # Hydra: a lexer error
+            keys = list(COMMANDS[name].paths)  # a path is likeliest the command's path key's
+            hint = ""
+            if keys and ("/" in arg or Path(arg).expanduser().exists()):  # a path, or a run
+                hint = f"did you mean {keys[0]}={arg}? "
+            raise UsageError(
+                f"{arg!r} is not a KEY=VALUE override: {hint}racing-rl {name} --help lists the keys"
+            )
+    try:
+        overrides = OverridesParser.create().parse_overrides([a for a in args if a[:1] != "-"])
+    except OverrideParseException:
+        _check_quoted_paths(name, args)
+        return  # Hydra says what is wrong with it
+    doc = read_config_doc(config_dir() / f"{name}.yaml")
+    _check_keys(name, overrides, doc)
+    if not any(o.key_or_group == "hydra.searchpath" for o in overrides):  # else: more options
+        _check_group_options(overrides, doc)
+        _check_group_keys(name, overrides, doc)
+    whole = integer_keys(name)
+    for override in overrides:  # Hydra: "Value '100000.0' of type 'float' could not be ..."
+        value = None if override.is_sweep_override() else override.value()
+        if override.key_or_group in whole and isinstance(value, float) and value.is_integer():
+            spelt = f"{int(value)}" + (f" or {int(value):_}" if abs(value) >= 10_000 else "")
+            raise UsageError(
+                f"{override.input_line}: {override.key_or_group} is a whole number; write {spelt}"
+            )
+    _check_types(name, overrides, {group.name for group in doc.groups})
+    given = {o.key_or_group: o for o in overrides}
+    mode = given.get("hydra.mode")
+    multirun = any(MODE_FLAGS.get(a) == "multirun" for a in args) or (
+        mode is not None and str(mode.value()).upper() == "MULTIRUN"
+    )
+    if name == "train" and multirun and "resume" in given:  # Hydra: "not a run directory"
+        raise UsageError(
+            f"{given['resume'].input_line} with -m: resume= continues one run, in its own "
+            "directory, and is no sweep's job. Resume a run with its own command, racing-rl "
+            "train \"resume='<run dir>'\"; continue an interrupted sweep with its own "
+            "command and hydra.sweep.dir=<its dir>"
+        )
+    for group in ("hydra/sweeper", "hydra/launcher"):
+        chosen = given.get(group)
+        if multirun or chosen is None or chosen.is_delete() or chosen.value() == "basic":
+            continue
+        raise UsageError(  # Hydra: ignored, and one run trains
+            f"{chosen.input_line} is used only by a sweep: add -m "
+            f"(racing-rl {name} -m {chosen.input_line} ...)"
+        )
+    for override in overrides:
+        plugin = PLUGINS.get((override.key_or_group, str(override.value())))
+        if plugin and importlib.util.find_spec(plugin[0]) is None:
+            raise UsageError(
+                f"{override.input_line} needs the Hydra plugin {plugin[0].split('.')[-1]}, "
+                f"which is not installed: pip install 'racing-rl[{plugin[1]}]'"
+            )
+    for option in doc.options:
+        if option.value == "???" and option.key not in given:
+            kind = COMMANDS[name].paths.get(option.key, "value")
+            raise UsageError(f"missing {option.key}: pass {option.key}=<{kind}> ({option.comment})")
+    for key, kind in COMMANDS[name].paths.items():
+        override = given.get(key)
+        if override is None or override.is_sweep_override():
+            continue
+        value = override.value()
+        for entry in value if isinstance(value, list) else [value]:
+            _check_path(key, kind, entry)
+    resume = given.get("resume")
+    if name == "train" and resume is not None and not resume.is_sweep_override():
+        from racing_rl.checkpoints.runs import resume_overrides
+        from racing_rl.errors import ConfigError
+
+        # Hydra's own (hydra.run.dir=, hydra/launcher=) are not the task's.
+        task = [
+            o.input_line for o in overrides if not o.key_or_group.startswith(("hydra.", "hydra/"))
+        ]
+        try:  # racing-rl train checks them again once it has loaded the run's config
+            resume_overrides(Path(str(resume.value())).expanduser(), task)
+        except ConfigError as err:
+            raise UsageError(str(err)) from None
+
+
+def _check_types(name: str, overrides: list[Override], groups: set[str]) -> None:
+    """Refuse a value of the wrong type for a key of the command's schema before Hydra
+    starts: a swept one (``-m seed=0,abc``) fails when its job is composed, after the
+    sweep's directory was made, and a single one (``seed=abc``) in Hydra's five lines.
+    A config group's option (``wrappers=none``: ``groups``) is a name, not a value."""
+    from racing_rl.config import COMMAND_SCHEMAS, schema
+
+    if name not in COMMAND_SCHEMAS:
+        return
+    typed = schema(COMMAND_SCHEMAS[name])
+    keys = set(typed.keys())  # (`in typed` is False for a key whose value is ???)
+    for override in overrides:
+        key = override.key_or_group
+        # Nested keys: backend.* in _check_leg_keys; algo.model.* are typed by their classes.
+        if key not in keys or key in groups or override.is_delete():
+            continue
+        _check_type(typed, key, override)
+
+
+def _check_type(typed: Any, key: str, override: Override) -> None:
+    """Refuse ``override``'s value, or a value of its sweep, that the typed config
+    ``typed`` (a structured config) cannot hold at the dotted ``key`` (relative to
+    ``typed``): ``seed=abc``, ``-m seed=0,abc``, ``backend.car.max_speed=fast``. A glob
+    or an interval is the sweeper's own, and not checked."""
+    import copy
+
+    from hydra.core.override_parser.types import ChoiceSweep, RangeSweep
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    swept = isinstance(override.value(), ChoiceSweep | RangeSweep)
+    if override.is_sweep_override() and not swept:
+        return
+    for value in override.sweep_iterator() if swept else [override.value()]:
+        try:
+            OmegaConf.update(copy.deepcopy(typed), key, value, merge=True)
+        except OmegaConfBaseException as err:
+            which = f" (the sweep's value {value!r} of {override.key_or_group})" if swept else ""
+            raise UsageError(f"{override.input_line}: {str(err).splitlines()[0]}{which}") from None
+
+
+#: The keys of an ``algo`` option (``conf/algo/*.yaml``) that racing-rl reads: ``model`` is
+#: the algorithm's constructor arguments; train.yaml takes ``total_timesteps`` and
+#: ``log_interval`` from it, wrappers/default.yaml ``frame_stack``; ``teacher_coef`` is
+#: ``TeacherPPO``'s. (``net_width`` is a key of the files that size their networks with it.)
+ALGO_KEYS = ("name", "total_timesteps", "log_interval", "frame_stack", "teacher_coef", "model")
+
+#: Keys users bring from other commands or tools, and what the command calls them.
+ALIASES = {
+    ("train", "out_dir"): "hydra.run.dir",
+    ("train", "output_dir"): "hydra.run.dir",
+    ("train", "run_dir"): "hydra.run.dir (or resume=, to continue a run)",
+}
+
+
+def _check_keys(name: str, overrides: list[Override], doc: ConfigDoc) -> None:
+    """Refuse an override that is no key or group of the command's config (a typo such
+    as ``fromat=onnx`` or ``validation.evry=5``, for which Hydra would suggest
+    ``+fromat=onnx``). Its first part is checked against the config's keys and groups,
+    the parts below it against the command's schema (``racing_rl.config.misspelt_key``;
+    below ``backend`` and ``algo`` see ``_check_group_keys``). Appends (``+``, ``++``)
+    and deletions (``~``) are Hydra's business, but for a ``+`` of a top-level key that
+    the command does not have (``+total_timestep=1``: the schema has no room for it)."""
+    import re
+
+    from racing_rl.config import misspelt_key
+
+    groups = {part for group in doc.groups for part in group.name.split("@")}
+    known = {option.key.split(".")[0] for option in doc.options} | groups | {"hydra"}
+    for override in overrides:
+        key = override.key_or_group
+        root = re.split(r"[./@]", key)[0]
+        adds_root = override.is_add() and root not in known and root == key  # +total_timestep
+        if (override.is_add() or override.is_force_add() or override.is_delete()) and not (
+            adds_root
+        ):
+            continue
+        if root not in known:
+            close = difflib.get_close_matches(root, sorted(known), n=1)
+            key, guess = root, ALIASES.get((name, root)) or (close[0] if close else None)
+        elif key in groups or root == "hydra" or "@" in key:
+            continue
+        else:
+            found = misspelt_key(name, key)
+            if found is None:
+                continue
+            key, guess = found
+        hint = f"did you mean {guess}? " if guess else ""
+        raise UsageError(
+            f"{key!r} is not a key of racing-rl {name}: {hint}racing-rl {name} --help lists "
+            "the keys"
+        )
+
+
+def _check_group_options(overrides: list[Override], doc: ConfigDoc) -> None:
+    """Refuse a config group option that ``conf/<group>/`` does not have (``algo=ppo2``),
+    for which Hydra prints its options with its config search path; a sweep's options
+    (``algo=ppo,sac``) are each checked, and none may be null."""
+    from hydra.core.override_parser.types import ChoiceSweep
+
+    groups = {group.name: group.options for group in doc.groups}
+    chosen = {o.key_or_group for o in overrides}
+    for group in HYDRA_GROUPS & chosen:  # Hydra: its many-line "Could not find ..."
+        groups[group] = _hydra_group_options(group)
+    for override in overrides:
+        options = groups.get(override.key_or_group)
+        if not options or override.is_delete():
+            continue
+        value = override.value()
+        values = value.list if isinstance(value, ChoiceSweep) else [value]
+        for option in values:
+            if option is None:  # Hydra: a traceback, "Got NoneType"
+                group = override.key_or_group
+                raise UsageError(
+                    f"{override.input_line}: a sweep cannot choose no {group} (null) for one "
+                    f"of its legs; run that leg as a command of its own, without {group}="
+                    if len(values) > 1
+                    else f"{override.input_line}: Hydra takes no null option; to choose no "
+                    f"{group}, leave it out, or ~{group} drops the default one"
+                )
+            if isinstance(option, str) and option not in options:
+                close = difflib.get_close_matches(option.lower(), options, n=1)  # algo=PPO
+                hint = f"did you mean {close[0]}? " if close else ""
+                raise UsageError(
+                    f"{override.key_or_group}={option}: no such option; {hint}"
+                    f"{override.key_or_group} is one of {', '.join(options)} "
+                    f"(conf/{override.key_or_group.split('@')[0]}/)"
+                )
+
+
+#: Hydra's own groups that a command line chooses from (their options: conf/hydra/ and
+#: the installed plugins').
+HYDRA_GROUPS = {"hydra/launcher", "hydra/sweeper"}
+
+
+def _hydra_group_options(group: str) -> list[str]:
+    """The options of Hydra's group ``group`` (``hydra/launcher``): racing-rl's conf/hydra/,
+    Hydra's own and the installed plugins', and those of ``PLUGINS`` (an option whose
+    plugin is missing is told how to install it, not that it does not exist)."""
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    from hydra._internal.utils import create_automatic_config_search_path
+
+    search_path = create_automatic_config_search_path(None, None, str(config_dir()))
+    found = ConfigLoaderImpl(config_search_path=search_path).get_group_options(group)
+    return sorted({*found, *(option for g, option in PLUGINS if g == group)})
+
+
+def _check_group_keys(name: str, overrides: list[Override], doc: ConfigDoc) -> None:
+    """Refuse an override below ``backend`` or ``algo`` that the chosen option (with the
+    keys a given or swept ``experiment`` adds) does not have (``backend=roblox
+    backend.sensors.n_rays=16``, ``algo.model.gama=0.99``), for which Hydra would suggest a
+    ``+`` append. Checked only where the option is known (given, or the command's
+    default; a resumed run's backend, not its algorithm, whose keys a resume may not
+    change) and not swept; keys below a list are Hydra's. A swept ``experiment``'s every
+    leg must have the key."""
+    from hydra.core.override_parser.types import ChoiceSweep
+    from omegaconf import OmegaConf
+
+    groups = ("backend", "algo")
+    if any(o.key_or_group == "resume" for o in overrides):
+        if not any(o.key_or_group == "backend" for o in overrides):
+            return  # no readable run (or a swept one): racing-rl train checks its config
+        groups = ("backend",)  # its own (with_resumed_backend), or one a resume refuses
+    experiment = next((o for o in overrides if o.key_or_group == "experiment"), None)
+    legs: list[Any] = [None]  # the given experiment, or each of a sweep's
+    if experiment is not None and not experiment.is_delete():
+        value = experiment.value()
+        legs = value.list if isinstance(value, ChoiceSweep) else [value]
+    for leg in legs:
+        path = config_dir() / "experiment" / f"{leg}.yaml"
+        added = OmegaConf.load(path) if leg is not None and path.is_file() else OmegaConf.create()
+        # Hydra refuses the leg that lacks the key when it composes it: name the leg.
+        where = f" in the sweep's leg experiment={leg}" if len(legs) > 1 else ""
+        _check_experiment_backend(leg, overrides, doc, added)
+        _check_leg_keys(name, overrides, doc, added, where, groups)
+
+
+def _check_experiment_backend(
+    experiment: Any, overrides: list[Override], doc: ConfigDoc, added: Any
+) -> None:
+    """Refuse an experiment whose ``backend`` keys the chosen backend lacks
+    (``experiment=race backend=roblox``; Hydra: "Key 'sensors' not in 'RobloxConfig'" in
+    five lines). ``added`` is the experiment's file (an OmegaConf node)."""
+    from omegaconf import OmegaConf
+
+    from racing_rl.config import default_backend
+
+    chosen = next((o for o in overrides if o.key_or_group == "backend"), None)
+    group = next((g for g in doc.groups if g.name == "backend"), None)
+    if experiment is None or group is None or "backend" not in added:
+        return
+    if chosen is not None and (chosen.is_sweep_override() or chosen.is_delete()):
+        return  # Hydra composes each leg
+    option = str(chosen.value()) if chosen is not None else group.default
+    if option not in group.options:
+        return  # Hydra says the option is unknown
+    own = {o: OmegaConf.to_container(default_backend(o), resolve=False) for o in group.options}
+
+    def leaves(node: Any, path: list[str]) -> Iterator[list[str]]:
+        if not isinstance(node, dict) or not node:
+            yield path
+            return
+        for key, value in node.items():
+            yield from leaves(value, [*path, str(key)])
+
+    for path in leaves(OmegaConf.to_container(added.backend, resolve=False), []):
+        if _walk(own[option], path)[0] < len(path):
+            users = [o for o in group.options if _walk(own[o], path)[0] == len(path)]
+            raise UsageError(
+                f"experiment={experiment} sets backend.{'.'.join(path)}, which backend="
+                f"{option} does not have: experiment={experiment} is for backend="
+                f"{_and(users)}; leave one of the two out"
+            )
+
+
+def _and(names: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 2 else names)
+
+
+def _check_leg_keys(
+    name: str,
+    overrides: list[Override],
+    doc: ConfigDoc,
+    added: Any,
+    where: str,
+    groups: tuple[str, ...],
+) -> None:
+    """``_check_group_keys`` for one experiment's keys ``added`` (an OmegaConf node) and
+    the config ``groups``; ``where`` names the sweep's leg in the message."""
+    from omegaconf import OmegaConf
+
+    from racing_rl.config import default_backend
+
+    for group in doc.groups:
+        if group.name not in groups:
+            continue
+        under = [o for o in overrides if o.key_or_group.startswith(f"{group.name}.")]
+        below = [o for o in under if not (o.is_add() or o.is_force_add() or o.is_delete())]
+        # A backend's schema has every key it reads: a key added below a chosen backend
+        # (train's, not eval's run's own) is a misspelt one (Hydra: "not in 'RaceRules'").
+        adds = [
+            o
+            for o in under
+            if group.name == "backend"
+            and group.default not in (None, "null")
+            and (o.is_add() or o.is_force_add())
+        ]
+        # A key added to algo itself that nothing reads (Hydra adds it, and it is ignored).
+        added_keys = [
+            o
+            for o in under
+            if group.name == "algo"
+            and (o.is_add() or o.is_force_add())
+            and o.key_or_group.split(".")[1] not in ALGO_KEYS
+        ]
+        chosen = next((o for o in overrides if o.key_or_group == group.name), None)
+        if not (below or added_keys or adds) or (chosen is not None and chosen.is_sweep_override()):
+            continue
+        option = str(chosen.value()) if chosen is not None else group.default
+        if below and chosen is None and group.default in (None, "null"):  # eval's backend
+            line = below[0].input_line
+            raise UsageError(
+                f"{line}: racing-rl {name} takes the run's own {group.name}, and a setting "
+                f"of it is changed with a +: +{line}"
+            )
+        if option not in group.options:
+            continue  # Hydra says the option is unknown
+        own = {
+            o: default_backend(o)
+            if group.name == "backend"
+            else OmegaConf.load(config_dir() / group.name / f"{o}.yaml")
+            for o in group.options
+        }
+        keys = {  # as plain dicts: the experiment may add keys that a schema does not have
+            o: OmegaConf.to_container(
+                OmegaConf.merge(
+                    OmegaConf.to_container(config, resolve=False), added.get(group.name) or {}
+                ),
+                resolve=False,
+            )
+            for o, config in own.items()
+        }
+        for override in added_keys:
+            key = override.key_or_group.split(".")[1]
+            if key in keys[option]:
+                continue  # the file's own key (++ sets it; + is Hydra's to refuse)
+            close = difflib.get_close_matches(key, [*ALGO_KEYS, *keys[option]], n=1)
+            elsewhere = [o for o in group.options if key in keys[o]]
+            hint = f"did you mean algo.{close[0]}? " if close else ""
+            if elsewhere and not close:  # +algo.net_width=64 algo=crossq
+                hint = f"it is a key of algo={_and(elsewhere)} only. "
+            raise UsageError(
+                f"{override.input_line}: nothing reads algo.{key}, so it would change nothing "
+                f"(racing-rl reads algo.{', algo.'.join(ALGO_KEYS)}, and algo={option}'s file "
+                f"its own keys); {hint}racing-rl {name} algo={option} --cfg job prints its keys"
+            )
+        for override in [*below, *adds]:
+            parts = override.key_or_group.split(".")[1:]
+            found, node = _walk(keys[option], parts)
+            if found == len(parts):
+                if override in adds:
+                    continue  # Hydra: "remove + prefix", in its own words
+                if group.name == "backend":  # the algorithm's keys are typed by its class
+                    _check_type(own[option], ".".join(parts), override)
+                continue
+            known = parts[: found + 1]
+            elsewhere = [o for o in group.options if _walk(keys[o], known)[0] == len(known)]
+            names = sorted(k for k in node if k != "_target_")
+            close = difflib.get_close_matches(known[-1], names, n=1)
+            hint = ""
+            if close:
+                hint = f"did you mean {'.'.join([group.name, *known[:-1], close[0]])}? "
+            if group.name == "algo" and not close and known[0] in ALGO_KEYS:
+                # The class may take arguments its file does not set, and a file may leave
+                # out a key of racing-rl's; ++ where another leg has the key (a + there is
+                # refused as a duplicate).
+                hint = f"{'++' if where else '+'}{override.input_line} adds it" + (
+                    " (checked against the class's arguments). " if known[0] == "model" else ". "
+                )
+            elif elsewhere:
+                hint = f"it is a key of {group.name}={_and(elsewhere)} only. "
+            raise UsageError(
+                f"{override.input_line}: {group.name}={option} has no "
+                f"{group.name}.{'.'.join(known)}{where}; {hint}racing-rl {name} "
+                f"{group.name}={option} --cfg job prints its keys"
+            )
+
+
+def _walk(node: Any, parts: list[str]) -> tuple[int, dict]:
+    """How many of ``parts`` lead down the nested dicts ``node``, and the last dict
+    reached (empty past a value)."""
+    for found, part in enumerate(parts):
+        if isinstance(node, list):  # an index, or below one: Hydra's to check
+            return len(parts), {}
+        if not (isinstance(node, dict) and part in node):
+            return found, node if isinstance(node, dict) else {}
+        node = node[part]
+    return len(parts), node if isinstance(node, dict) else {}
+
+
+def _check_path(key: str, kind: str, value: object) -> None:
+    if value is None or (kind == "run" and value == "scripted"):
+        return
+    path = Path(str(value)).expanduser()
+    if not path.exists():
+        raise UsageError(f"{key}={value}: no such file or directory; pass {key}=<{kind}>")
+    if kind == "run" and not (path / ".hydra" / "config.yaml").is_file():
+        run = next(
+            (p for p in path.resolve().parents[:3] if (p / ".hydra" / "config.yaml").is_file()),
+            None,
+        )
+        if run is not None:  # <run>/best, <run>/checkpoints/<name>[/model.zip], <run>/tb, ...
+            model = path.name == "best" or path.parent.name == "checkpoints"
+            model = model or (path.is_file() and path.suffix == ".zip")
+            checkpoint = "best" if path.name == "best" else str(value)
+            also = f" checkpoint={checkpoint}" if model and key != "resume" else ""
+            if path.suffix in (".luau", ".onnx"):  # an export's output
+                also += (
+                    f" ({path.name} is an exported policy, which racing-rl does not load: "
+                    "checkpoint= names the checkpoint it came from, and eval driver=luau|onnx "
+                    "exports it again)"
+                )
+            raise UsageError(
+                f"{key}={value} is not a run directory but lies in the run {run}: pass "
+                f"{key}={run}{also}"
+            )
+        raise UsageError(
+            f"{key}={value} is not a run directory (it has no .hydra/config.yaml); pass "
+            f"{key}=<run>, a directory racing-rl train made, e.g. outputs/<date>/<time>_ppo_pygame"
+        )
+
+
+def with_resumed_backend(args: list[str]) -> list[str]:
+    """``train``'s command line with ``backend=<the run's own>`` added for a single
+    ``resume=`` that names none: Hydra composes the default backend, which lacks a Roblox
+    run's keys that a resume may change (``backend.server.port``)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    try:
+        overrides = OverridesParser.create().parse_overrides([a for a in args if a[:1] != "-"])
+    except OverrideParseException:
+        return args
+    given = {o.key_or_group: o for o in overrides}
+    resume = given.get("resume")
+    if resume is None or resume.is_sweep_override() or "backend" in given:
+        return args
+    from racing_rl.checkpoints.runs import run_backend
+
+    backend = run_backend(Path(str(resume.value())).expanduser())
+    return [*args, f"backend={backend}"] if backend else args
+
+
+def _cfg_part(args: Sequence[str]) -> str | None:
+    """The part of the config that ``--cfg``/``-c`` asks for (``job``, ``hydra``, ``all``)."""
+    for i, arg in enumerate(args):
+        flag, _, value = arg.partition("=")
+        if flag in ("-c", "--cfg"):
+            return value or (args[i + 1] if i + 1 < len(args) else None)
+    return None
+
+
+def _check_dashed_keys(name: str, args: list[str]) -> None:
+    """Refuse ``--run_dir X`` (the argparse habit), for which Hydra prints its own flags'
+    usage: racing-rl's options are Hydra overrides, ``run_dir=X``.
+
+    Raises:
+        UsageError: for the first ``--<name>`` that is none of Hydra's flags.
+    """
+    from hydra._internal.utils import get_args_parser
+
+    flags = {o for action in get_args_parser()._actions for o in action.option_strings}
+    for i, arg in enumerate(args):
+        flag = arg.split("=", 1)[0]
+        if not arg.startswith("--") or flag in flags:
+            continue
+        key = flag[2:].replace("-", "_")
+        value = arg.partition("=")[2]
+        if not value and i + 1 < len(args) and not args[i + 1].startswith("-"):
+            value = args[i + 1]
+        raise UsageError(
+            f"{arg}: options are KEY=VALUE overrides, without dashes: write "
+            f"{key}={value or '<value>'} (racing-rl {name} --help lists the keys)"
+        )
+
+
+def _check_quoted_paths(name: str, args: list[str]) -> None:
+    """Say how to quote a path that Hydra's override grammar cannot read as one value: a
+    sweep job's directory (``0_seed=0,total_timesteps=2000``) has ``=`` and ``,``.
+
+    Raises:
+        UsageError: for the first such path of a key that names a run or a file.
+    """
+    keys = {*COMMANDS[name].paths, "init_from"}
+    for arg in args:
+        key, _, value = arg.partition("=")
+        if key not in keys or not any(c in value for c in "=, ") or value[:1] in ("'", '"'):
+            continue
+        if value.startswith("["):
+            example = f"{key}=['<run dir>',scripted]"
+            raise UsageError(
+                f"{arg}: a path with '=', ',' or a space must be quoted inside the list, e.g. "
+                f'racing-rl {name} "{example}"'
+            )
+        from racing_rl.config import path_override
+
+        raise UsageError(
+            f"{arg}: Hydra reads '=', ',' and spaces in a value as its own syntax; quote the "
+            f"path: racing-rl {name} {path_override(key, value)}"
+        )
