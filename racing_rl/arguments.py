@@ -164,10 +164,12 @@ def check_arguments(name: str, args: list[str]) -> None:
         UsageError: two of Hydra's mode flags (``MODE_FLAGS``) are given, an argument is
             not an override (``KEY=VALUE``, ``~KEY``) or a flag, a sweeper or launcher is
             chosen without ``-m``, ``resume=`` with ``-m``, a required key (``???``
-            in its YAML) is missing, a path of ``Command.paths`` does not exist (or is not
-            a run directory), or a sweeper or launcher's plugin is not installed.
+            in its YAML) is missing, a path of ``Command.paths`` (each of a swept list,
+            ``-m run_dir=a,b``) does not exist (or is not a run directory), or a sweeper
+            or launcher's plugin is not installed.
     """
     from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import ChoiceSweep
     from hydra.errors import OverrideParseException
 
     from racing_rl.config import integer_keys
@@ -250,11 +252,17 @@ def check_arguments(name: str, args: list[str]) -> None:
             raise UsageError(f"missing {option.key}: pass {option.key}=<{kind}> ({option.comment})")
     for key, kind in COMMANDS[name].paths.items():
         override = given.get(key)
-        if override is None or override.is_sweep_override():
+        if override is None:
             continue
-        value = override.value()
-        for entry in value if isinstance(value, list) else [value]:
-            _check_path(key, kind, entry)
+        if not override.is_sweep_override():
+            values = [override.value()]
+        elif isinstance(override.value(), ChoiceSweep):  # -m run_dir=a,b: each job's
+            values = list(override.sweep_iterator())
+        else:  # glob(...), range(...): Hydra's to expand
+            continue
+        for value in values:
+            for entry in value if isinstance(value, list) else [value]:
+                _check_path(key, kind, entry)
     resume = given.get("resume")
     if name == "train" and resume is not None and not resume.is_sweep_override():
         from racing_rl.checkpoints.runs import resume_overrides

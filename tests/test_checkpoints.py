@@ -230,6 +230,13 @@ def test_training_a_config_that_loading_would_refuse_says_so(tmp_path, caplog):
         load_run_config(tmp_path)
 
 
+def test_a_run_dir_that_does_not_exist_is_named_so(tmp_path):
+    with pytest.raises(CheckpointError, match=r"nope: no such directory\. Pass a directory"):
+        load_run_config(tmp_path / "nope")
+    with pytest.raises(CheckpointError, match=r"is not a racing-rl run directory"):
+        load_run_config(tmp_path)
+
+
 def test_an_old_run_s_pickled_statistics_load_only_when_trusted(run_copy, tmp_path):
     for npz in run_copy.rglob(STATISTICS):
         npz.unlink()

@@ -137,6 +137,9 @@ def test_version_and_python_m_racing_rl(tmp_path):
         (["replay"], "racing-rl replay: missing path: pass path=<file>"),
         (["eval", "run_dir=nope"], "run_dir=nope: no such file or directory"),
         (["eval", "run_dir=[nope,scripted]"], "run_dir=nope: no such file or directory"),
+        # A swept job's missing run failed in its job, "not a racing-rl run directory".
+        (["eval", "-m", "run_dir=scripted,nope"], "run_dir=nope: no such file or directory"),
+        (["eval", "-m", "run_dir=[scripted,nope],[scripted]"], "run_dir=nope: no such file or"),
         (["eval", "run_dir=."], "run_dir=. is not a run directory"),
         (["replay", "path=nope/race.npz"], "path=nope/race.npz: no such file or directory"),
         (["play", "opponent=nope"], "opponent=nope: no such file or directory"),

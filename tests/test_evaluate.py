@@ -358,6 +358,8 @@ def eval_config(run_dir: object, **settings: object) -> OmegaConf:
         # Said after the model loaded, of settings the user does not have (fps, size_px).
         ({"render": "human", "fps": -1, "size": [800, 800]}, "fps=-1; must be >= 0"),
         ({"render": "human", "fps": 15, "size": [10, 10]}, r"size=\[10, 10\]; .* at least 64"),
+        # Said once the models had loaded, after eval.log had replaced the earlier one.
+        ({"render": "Human", "fps": 15, "size": [800, 800]}, "render=Human; must be human or null"),
     ],
 )
 def test_eval_names_the_setting_that_is_out_of_range(tiny_runs, setting, message):

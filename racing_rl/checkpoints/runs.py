@@ -80,6 +80,10 @@ def load_run_config(run_dir: Path) -> DictConfig:
             is refused before anything in it is instantiated.
     """
     saved = run_dir / ".hydra" / "config.yaml"
+    if not run_dir.exists():
+        raise CheckpointError(
+            f"{run_dir}: no such directory. Pass a directory written by racing-rl train."
+        )
     if not saved.is_file():
         raise CheckpointError(
             f"{run_dir} is not a racing-rl run directory (no .hydra/config.yaml). "

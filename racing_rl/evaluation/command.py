@@ -306,9 +306,7 @@ def _run_rounds(
     rounds = cfg.get("rounds")
     rounds = (0 if follower else 1) if rounds is None else int(rounds)
     window = None
-    if cfg.get("render") is not None:
-        if cfg.render != "human":
-            raise ConfigError(f"Invalid config: render={cfg.render}; must be human or null.")
+    if cfg.get("render") is not None:  # human (check_runs)
         from racing_rl.ui.render import window_size
         from racing_rl.ui.window import RaceWindow
 
@@ -471,7 +469,7 @@ def check_runs(cfg: DictConfig, difficulty: str | None = None) -> None:
         ConfigError: if ``cfg.driver`` is not a known driver, ``seeds`` empty, ``split``
             not one of the first run's track ranges, more tracks than ``LIMITS["tracks"]``
             (the training range), ``laps``, ``max_steps``, ``rounds``, ``torch_threads``
-            or a window's ``size`` or ``fps`` out of range, the race's backend settings
+            or a window's ``render``, ``size`` or ``fps`` out of range, the race's backend settings
             are invalid (a misspelt ``+backend.*`` key), a race's runs observe
             differently, or a race is given a checkpoint path.
     """
@@ -500,6 +498,8 @@ def check_runs(cfg: DictConfig, difficulty: str | None = None) -> None:
     if cfg.get("render") is not None:
         from racing_rl.ui.render import window_size
 
+        if cfg.render != "human":
+            raise ConfigError(f"Invalid config: render={cfg.render}; must be human or null.")
         window_size(cfg.size, float(cfg.fps))
     if cfg.get("seeds") and len(cfg.seeds) > LIMITS["tracks"]:
         raise ConfigError(
