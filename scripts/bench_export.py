@@ -32,8 +32,7 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from racing_rl.checkpoints.runs import load_policy_driver, load_run_config
-from racing_rl.config import backend_config
+from racing_rl.checkpoints.runs import load_policy_driver
 from racing_rl.errors import RacingRLError
 from racing_rl.export import FORMATS, load_spec, writer
 from racing_rl.export.runtime import LuauPolicy, OnnxPolicy
@@ -69,9 +68,8 @@ def run(run_dir: Path, checkpoint: str = "best", steps: int = 200) -> dict[str, 
         ``algorithm``, ``checkpoint``, ``steps``.
     """
     torch.set_num_threads(1)
-    run_cfg = load_run_config(run_dir)
-    size = backend_config(run_cfg.backend).observation_size
     spec = load_spec(run_dir, checkpoint)
+    size = spec.observation_size  # a game run's backend leaves it to the game (None)
     frames = observations(size, steps)
     cfg = OmegaConf.create({"checkpoint": checkpoint, "device": "cpu"})
     sb3 = load_policy_driver(run_dir, cfg, size)

@@ -105,3 +105,21 @@ def saved_config(run_dir: Path, overrides: list[str]):
     (run_dir / ".hydra").mkdir(parents=True)
     OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml")
     return cfg
+
+
+def game_run_copy(run_dir: Path, copy: Path) -> Path:
+    """A copy of a simulator run at ``copy`` whose config says it trained in a Roblox game
+    (``backend=roblox``: no sensors, the game sends its observations)."""
+    import shutil
+
+    from hydra import compose
+    from omegaconf import OmegaConf
+
+    from racing_rl.config import initialize
+
+    shutil.copytree(run_dir, copy)
+    config = OmegaConf.load(copy / ".hydra" / "config.yaml")
+    with initialize():
+        config.backend = compose("train", overrides=["backend=roblox"]).backend
+    OmegaConf.save(config, copy / ".hydra" / "config.yaml")
+    return copy

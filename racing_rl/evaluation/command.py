@@ -129,17 +129,18 @@ def evaluate(cfg: DictConfig, difficulty: str | None = None) -> dict[str, Any] |
             continue
         if entry == SCRIPTED or (not racing and cfg.driver == SCRIPTED):
             drivers.append(ScriptedDriver("scripted driver" if not racing else SCRIPTED))
-        elif cfg.driver in EXPORTED:  # the checkpoint exported, run outside SB3
+            continue
+        if cfg.driver in EXPORTED:  # the checkpoint exported, run outside SB3
             from racing_rl.export import load_exported_driver
 
-            drivers.append(load_exported_driver(Path(entry).expanduser(), cfg, cfg.driver))
+            driver = load_exported_driver(Path(entry).expanduser(), cfg, cfg.driver)
         else:
             driver = load_policy_driver(Path(entry).expanduser(), cfg, observation_size)
-            if observation_size is None:
-                observation_size = driver.observation_size
-                run_cfg.backend.observation_size = observation_size
-                size_from = f"the checkpoint {driver.checkpoint}"
-            drivers.append(driver)
+        if observation_size is None:
+            observation_size = driver.observation_size
+            run_cfg.backend.observation_size = observation_size
+            size_from = f"the checkpoint {driver.checkpoint}"
+        drivers.append(driver)
     labels = unique_labels([d.label for d in drivers])
     for driver, label in zip(drivers, labels, strict=True):
         driver.label = label

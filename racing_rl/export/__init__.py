@@ -237,4 +237,4 @@ def load_exported_driver(run_dir: Path, cfg: DictConfig, fmt: str) -> Any:
         policy = LuauPolicy.from_file(path) if fmt == "luau" else OnnxPolicy(path)
     label = f"{run_dir.resolve().name} ({fmt})"
     model = resolve_model(run_dir, str(cfg.checkpoint))  # as the policy driver reports it
-    return ExportedDriver(policy, label, str(run_dir), f"{model} as {fmt}")
+    return ExportedDriver(policy, label, str(run_dir), f"{model} as {fmt}", spec.observation_size)

@@ -208,6 +208,8 @@ class OnnxPolicy:
             raise ExportError(f"{path} is not a loadable racing-rl ONNX policy: {err}") from err
         self._frames = DriverFrameStack(frame_stack)
         self._state: list[NDArray[np.float32]] | None = None
+        #: Numbers per raw observation frame the model reads (its input over the frames).
+        self.observation_size = int(self._session.get_inputs()[0].shape[-1]) // frame_stack
 
     def reset(self, car: int) -> None:
         self._frames.reset([car])
@@ -216,6 +218,17 @@ class OnnxPolicy:
                 state[:, car] = 0.0
 
     def act(self, observations: NDArray[np.float32]) -> FloatArray:
+        """Actions of cars 0 … B-1, shape (B, 3), float64, for frames of shape (B, obs_size).
+
+        Raises:
+            ExportError: if the frames are not of ``observation_size`` numbers (onnxruntime
+                would fail with its own INVALID_ARGUMENT).
+        """
+        if np.ndim(observations) != 2 or np.shape(observations)[1] != self.observation_size:
+            raise ExportError(
+                f"The ONNX policy reads observations of {self.observation_size} numbers per "
+                f"car, shape (B, {self.observation_size}); got shape {np.shape(observations)}."
+            )
         feed = {"observation": self._frames.push(np.asarray(observations, np.float32))}
         if self._lstm_shape[0] == 0:
             (action,) = self._session.run(["action"], feed)
@@ -238,13 +251,23 @@ class ExportedDriver:
         label: the driver's name.
         run: the run directory it was exported from.
         checkpoint: what it was exported from, for reports.
+        observation_size: numbers per raw observation frame the policy reads (as
+            ``PolicyDriver.observation_size``: a game's bridge is held to it).
     """
 
-    def __init__(self, policy: ExportedPolicy, label: str, run: str, checkpoint: str) -> None:
+    def __init__(
+        self,
+        policy: ExportedPolicy,
+        label: str,
+        run: str,
+        checkpoint: str,
+        observation_size: int,
+    ) -> None:
         self.policy = policy
         self.label = label
         self.run = run
         self.checkpoint = checkpoint
+        self.observation_size = observation_size
 
     def reset(self, n_tracks: int) -> None:
         for car in range(n_tracks):

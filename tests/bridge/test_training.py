@@ -134,8 +134,12 @@ def test_train_on_roblox_leaves_the_simulators_run_dir_and_freezes_for_updates(s
     assert saves >= 2  # checkpoints at 1,000 and 2,000 steps (and best models)
 
 
-def test_eval_in_a_game_of_other_cars_names_the_checkpoint_that_wants_its_size(sim_run, tmp_path):
-    """The size comes from the checkpoint: the error named backend.observation_size."""
+@pytest.mark.parametrize("driver", ["policy", "onnx", "luau"])
+def test_eval_in_a_game_of_other_cars_names_the_checkpoint_that_wants_its_size(
+    sim_run, tmp_path, driver
+):
+    """The size comes from the checkpoint: the error named backend.observation_size. An
+    exported driver took the game's size, and onnxruntime failed with a traceback."""
     port = free_port()
     with game(port, sim=RaceConfig(sensors=SensorConfig(n_rays=16, layout="roblox_car"))):
         result = racing_rl(
@@ -143,12 +147,15 @@ def test_eval_in_a_game_of_other_cars_names_the_checkpoint_that_wants_its_size(s
             f"run_dir={sim_run}",
             "seeds=[5]",
             "checkpoint=final",
+            f"driver={driver}",
             "backend=roblox",
             f"backend.server.port={port}",
             cwd=tmp_path,
         )
     assert result.returncode == 1
-    assert f"than the checkpoint {sim_run / 'model.zip'} expects" in result.stderr
+    exported = "" if driver == "policy" else f" as {driver}"
+    assert f"than the checkpoint {sim_run / 'model.zip'}{exported} expects" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_a_policy_trained_on_the_simulator_races_the_same_through_the_bridge(sim_run, tmp_path):

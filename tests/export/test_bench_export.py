@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from runs import load_script
+from runs import game_run_copy, load_script
 
 
 def test_bench_export_times_every_driver(trained_runs):
@@ -13,6 +13,13 @@ def test_bench_export_times_every_driver(trained_runs):
     for row in figures["us_per_action"].values():
         assert set(row) == {1, 20} and all(us > 0 for us in row.values())
     assert figures["bytes"]["luau"] > figures["bytes"]["onnx"] > 0
+
+
+def test_bench_export_times_a_run_trained_in_the_game(trained_runs, tmp_path):
+    # Its backend leaves the observation size to the game: a TypeError on None.
+    run_dir = game_run_copy(trained_runs["ppo"], tmp_path / "game_run")
+    figures = load_script("bench_export").run(run_dir, checkpoint="final", steps=2)
+    assert set(figures["us_per_action"]) == {"luau", "onnx", "sb3"}
     assert figures["algorithm"] == "TeacherPPO"  # algo=ppo (conf/algo/ppo.yaml)
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from hydra import compose
 from omegaconf import OmegaConf
-from runs import racing_rl
+from runs import game_run_copy, racing_rl
 from sb3_contrib import CrossQ, RecurrentPPO
 from stable_baselines3 import PPO, SAC
 from stable_baselines3.common.torch_layers import FlattenExtractor
@@ -67,11 +67,7 @@ def test_export_command_writes_the_file_and_says_where(trained_runs, tmp_path):
 def test_a_run_trained_in_the_game_exports_with_the_rays_its_checkpoint_saw(trained_runs, tmp_path):
     """A ``backend=roblox`` run's config has no sensors (the game sends its rays): the
     ray count comes from the checkpoint's observation space."""
-    run_dir = shutil.copytree(trained_runs["ppo"], tmp_path / "game_run")
-    config = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
-    with initialize():
-        config.backend = compose("train", overrides=["backend=roblox"]).backend
-    OmegaConf.save(config, run_dir / ".hydra" / "config.yaml")
+    run_dir = game_run_copy(trained_runs["ppo"], tmp_path / "game_run")
     result = export(export_cfg(run_dir, "checkpoint=final", f"out={tmp_path}/game.luau"))
     source = (tmp_path / "game.luau").read_text()
     assert result["path"] == str(tmp_path / "game.luau")

@@ -55,10 +55,40 @@ def test_metadata_props_state_what_the_luau_header_states(models):
     assert json.loads(props["observation_layout"])[0].startswith("1-10  ray distance")
 
 
-def test_normalisation_and_clipping_are_in_the_graph(models):
+def test_normalisation_and_clipping_are_in_the_graph(models, trained_runs):
+    """Far outside the observations seen in training (the runtime test drives recorded
+    ones), the graph's actions are SB3's behind the run's VecNormalize: an action clipped
+    to the action space alone would pass a bound check without either."""
+    from omegaconf import OmegaConf
+
+    from racing_rl.checkpoints.runs import load_policy_driver
+
+    cfg = OmegaConf.create({"checkpoint": "final", "device": "cpu"})
+    driver = load_policy_driver(trained_runs["ppo"], cfg, observation_size=13)
     session = onnxruntime.InferenceSession(models["ppo"], providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
     for batch in (1, 7):
-        extreme = np.full((batch, 26), 1e6, np.float32)  # normalised and clipped to 10
-        (action,) = session.run(["action"], {"observation": extreme})
-        assert action.shape == (batch, 3)
-        assert np.all(np.abs(action) <= 1.0)
+        for scale in (1.0, 30.0, 1e6):  # inside the statistics, beyond clip_obs, far beyond
+            stacked = (rng.standard_normal((batch, 26)) * scale).astype(np.float32)
+            (action,) = session.run(["action"], {"observation": stacked})
+            normalised = driver.normalizer.normalize_obs(stacked)
+            expected, _ = driver.model.predict(normalised, deterministic=True)
+            assert action.shape == (batch, 3)
+            np.testing.assert_allclose(action, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("algo", ["ppo", "recurrent_ppo"])
+def test_the_docs_python_example_drives_the_model(models, algo, tmp_path, monkeypatch):
+    # It fed no LSTM state: onnxruntime refused a RecurrentPPO model ("Required inputs
+    # (['state_h', 'state_c']) are missing").
+    import re
+    import shutil
+    from pathlib import Path
+
+    doc = (Path(__file__).parents[2] / "docs" / "export.md").read_text()
+    (example,) = re.findall(r"```python\n(.*?)```", doc, re.S)
+    shutil.copy(models[algo], tmp_path / "driver.onnx")
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(example, scope)
+    assert -1.0 <= scope["throttle"] <= 1.0 and scope["action"].shape == (1, 3)

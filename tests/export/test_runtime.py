@@ -69,3 +69,14 @@ def test_exported_actions_match_sb3_predict(trained_runs, algo, fmt, tmp_path):
     venv.close()
     assert resets >= 2 * venv.num_envs  # episodes ended, at different steps
     assert worst < TOLERANCE, f"{algo} {fmt}: max |action - SB3| = {worst:.2e}"
+
+
+@pytest.mark.parametrize("fmt", ["luau", "onnx"])
+def test_an_observation_of_the_wrong_size_is_an_export_error(trained_runs, fmt, tmp_path):
+    # onnxruntime failed with its own INVALID_ARGUMENT ("Got: 38 Expected: 26").
+    from racing_rl.errors import ExportError
+
+    policy = exported(trained_runs["ppo"], fmt, tmp_path)
+    assert policy.act(np.zeros((2, 13), np.float32)).shape == (2, 3)
+    with pytest.raises(ExportError, match="13"):
+        policy.act(np.zeros((2, 19), np.float32))
