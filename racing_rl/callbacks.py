@@ -383,8 +383,24 @@ class ValidationCallback(PeriodicCallback):
         self.validations += 1
         if self.video is not None and self.validations % self.video.every == 0:
             self.video.log(self.model, self.training_env, self.logger, self.num_timesteps)
-        self.logger.dump(self.num_timesteps)
+        _dump_only(self.logger, ("eval/", "time/total_timesteps"), self.num_timesteps)
         return metrics
+
+
+def _dump_only(logger: Logger, prefixes: tuple[str, ...], step: int) -> None:
+    """Write the logger's values whose keys start with one of ``prefixes`` at ``step``
+    and keep the others for the algorithm's own next dump.
+
+    A validation runs at a rollout's start, after the update on the rollout before had
+    recorded its ``train/`` figures, at the step the algorithm had just dumped: a whole
+    dump there wrote a second ``train/`` value at that step (the newer update's) and left
+    none for the next rollout's step."""
+    tables = (logger.name_to_value, logger.name_to_count, logger.name_to_excluded)
+    keys = [key for key in logger.name_to_value if not key.startswith(prefixes)]
+    held = [{key: table.pop(key) for key in keys if key in table} for table in tables]
+    logger.dump(step)
+    for table, values in zip(tables, held, strict=True):
+        table.update(values)
 
 
 class ValidationVideo:

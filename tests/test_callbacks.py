@@ -103,6 +103,18 @@ def test_race_metrics_average_finished_episodes_and_every_completed_lap():
     )
 
 
+def test_validation_leaves_the_algorithm_s_own_figures_to_its_own_dumps(run_dir):
+    """PPO writes an update's train/ figures at the next rollout's dump (2048 here, the
+    second of two rollouts). A validation dumped everything at a rollout's start, right
+    after an update: its figures went out a rollout early, at a step PPO had dumped at
+    already (two values at one step in a longer run), and that rollout's dump had none."""
+    train = tb_scalars(run_dir, "train/")
+    assert "train/learning_rate" in train
+    assert {tag: [step for step, _ in pairs] for tag, pairs in train.items()} == {
+        tag: [2048] for tag in train
+    }
+
+
 def test_eval_scalars_of_every_validation(run_dir):
     evals = {tag: dict(pairs) for tag, pairs in tb_scalars(run_dir, "eval/").items()}
     steps = sorted(evals["eval/episodes"])
