@@ -13,6 +13,32 @@ from pathlib import Path
 from typing import Any
 
 
+def cannot_write(path: Path) -> str | None:
+    """Why a file cannot be written at ``path``, or None if it can: checked before long
+    work (drawing a video, a race a person drives) so that its result is not lost at the
+    end. Creates ``path``'s missing directories and tries a file beside it.
+
+    Returns:
+        ``<path> is a directory``, ``<parent> is a file, not a directory``, or the
+        operating system's reason (``/proc: No such file or directory``, ``Permission
+        denied``).
+    """
+    if path.is_dir():
+        return f"{path} is a directory"
+    blocking = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        return f"{blocking} is a file, not a directory"
+    probe = path.with_name(f".{path.name}.probe")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        probe.touch()
+        probe.unlink()
+    except OSError as err:  # named after the directory, not the probe
+        where = path.parent if err.filename in (None, str(probe)) else err.filename
+        return f"{where}: {err.strerror or err}"
+    return None
+
+
 def write_atomic(path: Path, write: Callable[[Path], object], keep_suffix: bool = False) -> None:
     """Write a file so that ``path`` holds either its old content or the complete new one.
 

@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from racing_rl.cli import print_error
 from racing_rl.config import hydra_main
 from racing_rl.errors import ConfigError, RacingRLError
+from racing_rl.files import cannot_write
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +38,8 @@ def play(cfg: DictConfig) -> dict[str, Any]:
     Raises:
         CheckpointError: if the opponent's run or checkpoint cannot be loaded.
         ConfigError: for ``torch_threads``, ``seed``, ``laps`` or ``max_steps`` out of range, a
-            ``record`` path that is no ``.npz`` file, or a backend (or an opponent's)
-            other than the built-in simulator.
+            ``record`` path that is no ``.npz`` file or cannot be written, or a backend (or
+            an opponent's) other than the built-in simulator.
     """
     import torch
 
@@ -60,6 +61,8 @@ def play(cfg: DictConfig) -> dict[str, Any]:
             f"record={cfg.record}: a replay is a .npz file; record=play.npz, then racing-rl "
             "replay path=play.npz video=play.mp4 makes a video of it."
         )
+    if cfg.record and (why := cannot_write(Path(cfg.record).expanduser())):
+        raise ConfigError(f"record={cfg.record} cannot be written: {why}.")  # not after it
     if backend.name != "pygame":
         raise ConfigError(
             f"backend={backend.name}: racing-rl play drives the built-in simulator in its "

@@ -78,6 +78,16 @@ def test_a_record_path_that_is_not_a_replay_file_is_refused(tmp_path):
         play(cfg)
 
 
+def test_a_record_path_that_cannot_be_written_is_refused_before_the_race(tmp_path):
+    """The race was driven to its end, then saving failed with a traceback and the
+    leaderboard was never printed."""
+    (tmp_path / "file").write_text("")
+    with initialize():
+        cfg = compose("play", overrides=[f"record={tmp_path}/file/play.npz", "script=[up]"])
+    with pytest.raises(ConfigError, match=r"play\.npz cannot be written: .*file is a file"):
+        play(cfg)
+
+
 @pytest.mark.parametrize(
     ("overrides", "refused"),
     [

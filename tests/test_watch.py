@@ -12,6 +12,8 @@ import threading
 
 from runs import default_sigint, racing_rl
 
+from racing_rl.replay import load_replay
+
 #: A short race on one track in a small window, drawn as fast as it goes.
 WATCH = ["render=human", "fps=0", "size=[160,160]", "seeds=[2000000]", "max_steps=20"]
 
@@ -55,6 +57,7 @@ def test_follow_switches_to_a_checkpoint_saved_after_it_started(tiny_runs, tmp_p
             "eval",
             f"run_dir={run_dir}",
             "follow=true",
+            "record=true",
             *WATCH,
         ],
         cwd=tmp_path,
@@ -91,6 +94,10 @@ def test_follow_switches_to_a_checkpoint_saved_after_it_started(tiny_runs, tmp_p
     said = _wait_for(lines, "metrics cover the")
     covered, raced = (int(n) for n in re.findall(r"the (\d+) race", said))
     assert metrics["episodes"] == covered < raced
+    # Its replays name it (they said checkpoint=best, which follow=true never drove).
+    replays = [load_replay(path) for path in metrics["replays"]]
+    assert len(replays) == covered
+    assert all(r.meta["checkpoint"].endswith("ppo_4096_steps/model.zip") for r in replays)
 
 
 def test_follow_refuses_an_exported_driver(tiny_runs, tmp_path):

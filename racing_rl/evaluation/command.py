@@ -327,6 +327,8 @@ def _run_rounds(
                 with _progress(envs, episode, round_number if rounds != 1 else None) as bar:
                     finished = run_races(envs, drivers, bool(cfg.record), meta, on_step=bar)
             else:  # one track at a time: the window shows it, a newer checkpoint drives the next
+                if follower is not None:  # the replay names the checkpoint that drove it
+                    meta = {**meta, "checkpoint": getattr(drivers[0], "checkpoint", "")}
                 finished = _race_one_track(
                     envs[len(races) % len(seeds)], drivers, cfg, meta, window
                 )

@@ -116,13 +116,14 @@ def export_video(
         The number of frames written.
 
     Raises:
-        ReplayError: on another file type, a frame rate that is not > 0, or a ``follow``
-            that is not a car of the replay.
+        ReplayError: on another file type, a frame rate that is not > 0, a ``follow``
+            that is not a car of the replay, or a ``path`` that cannot be written (said
+            before the frames are drawn; an earlier file there is kept).
     """
     import imageio.v3 as iio
     from tqdm import tqdm
 
-    from racing_rl.files import write_atomic
+    from racing_rl.files import cannot_write, write_atomic
 
     replay.check_car(int(renderer_options.get("follow", 0)))
     path = Path(path)
@@ -137,7 +138,8 @@ def export_video(
         )
     if suffix == ".mp4" and "size_px" in renderer_options:  # H.264 4:2:0: even sizes
         renderer_options["size_px"] = tuple(n + n % 2 for n in renderer_options["size_px"])
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if why := cannot_write(path):  # before the frames are drawn, not after
+        raise ReplayError(f"Cannot write the video {path}: {why}. Choose another video= path.")
     kept = kept_frames(replay.n_frames, rate, MAX_FPS[suffix])
     # Frames of the replay between two kept ones: they span its time, (kept - 1)
     # intervals over (n_frames - 1), at MAX_FPS at most (a replay shorter than one such
@@ -179,6 +181,9 @@ def export_video(
 
     # Stopped halfway (Ctrl-C, a full disk), a video file is unplayable: the file appears
     # whole or not at all, and an earlier one stays as it was.
-    write_atomic(path, write, keep_suffix=True)
+    try:
+        write_atomic(path, write, keep_suffix=True)
+    except OSError as err:  # a full disk; ffmpeg's broken pipe when it could not write
+        raise ReplayError(f"Cannot write the video {path}: {err}") from err
     log.debug("wrote %d frames to %s", written, path)  # the caller prints the result
     return written

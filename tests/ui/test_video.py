@@ -5,6 +5,7 @@ The ``replay`` fixture (tests/conftest.py) is a recorded race of two scripted ca
 
 import dataclasses
 import math
+from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
@@ -27,6 +28,23 @@ def test_export_mp4_and_gif_read_back_with_imageio(replay, tmp_path):
     assert iio.immeta(gif, index=0)["duration"] == 30  # 1/30 s in whole 1/100 s: 30, 40, 30, ...
     with pytest.raises(ReplayError, match=r"\.mp4 or \.gif"):
         export_video(replay, tmp_path / "race.avi")
+
+
+@pytest.mark.parametrize("fmt", ["mp4", "gif"])
+def test_a_video_path_that_cannot_be_written_is_refused_before_drawing(replay, tmp_path, fmt):
+    """Tracebacks after the whole video was drawn and encoded (IsADirectoryError from the
+    final rename), or ffmpeg's broken pipe and a FileNotFoundError."""
+    (tmp_path / f"folder.{fmt}").mkdir()
+    (tmp_path / "file").write_text("")
+    cases = {
+        tmp_path / f"folder.{fmt}": "is a directory",
+        tmp_path / "file" / f"race.{fmt}": "file is a file, not a directory",
+        Path("/proc") / f"race.{fmt}": r"/proc: ",  # no file can be made there
+    }
+    for path, why in cases.items():
+        with pytest.raises(ReplayError, match=rf"Cannot write the video .*{why}.*\. Choose"):
+            export_video(replay, path, size_px=(64, 64))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", f"folder.{fmt}"]
 
 
 def test_a_fast_gif_keeps_every_kth_frame_at_50_fps_at_most(replay, tmp_path):
