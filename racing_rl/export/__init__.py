@@ -25,7 +25,7 @@ from racing_rl import __version__
 from racing_rl.contract import STATE_SIZE
 from racing_rl.errors import ConfigError, ExportError
 from racing_rl.export.spec import PolicySpec, policy_spec
-from racing_rl.files import write_atomic
+from racing_rl.files import cannot_write, write_atomic
 from racing_rl.provenance import trained_game
 
 log = logging.getLogger(__name__)
@@ -196,12 +196,10 @@ def export(cfg: DictConfig) -> dict[str, Any]:
         out.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(out, lambda tmp: write(spec, tmp))
     except OSError as err:  # not writable, a file where a directory should be, disk full
-        blocking = next((p for p in out.parents if p.is_file()), None)
-        why = f"{err.filename or out}: {err.strerror or err}"
+        why = cannot_write(out) or f"{err.filename or out}: {err.strerror or err}"
         raise ExportError(
-            f"Cannot write out={out}: "
-            f"{f'{blocking} is a file, not a directory' if blocking else why}. Choose "
-            "an out= in a directory you can write (or none: <run dir>/export/)."
+            f"Cannot write out={out}: {why}. Choose an out= in a directory you can write "
+            "(or none: <run dir>/export/)."
         ) from err
     return {
         "path": str(out),
