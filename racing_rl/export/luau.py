@@ -154,7 +154,7 @@ API (one instance drives any number of cars; carId is any value, e.g. the car's 
 
   local Policy = require(path.to.this.module)
   local policy = Policy.new()
-  policy:reset(carId)     -- when the car spawns or respawns: clears its frames{
+  policy:reset(carId)     -- when the car spawns, respawns or leaves: clears its frames{
         " and LSTM state" if spec.lstm else ""
     }
   local throttle, steering, nitro = policy:act(carId, observation)
@@ -413,13 +413,14 @@ export type Policy = typeof(setmetatable({{}} :: PolicyData, Policy))
 
 -- A driver for any number of cars.
 function Policy.new(): Policy
-	-- Weak keys: a car id that is an object (the car's Model) is let go with the car,
-	-- with its frames, when nothing else holds it, reset or not.
-	local cars = setmetatable({{}} :: {{ [any]: Car? }}, {{ __mode = "k" }})
-	return setmetatable({{ cars = cars }} :: PolicyData, Policy)
+	-- Strong keys: in Roblox an Instance's Lua value is collected when no script holds
+	-- it, the Instance living on, so a weakly held Model id would lose its car's frames
+	-- mid-race. A car's state goes with reset.
+	return setmetatable({{ cars = {{}} :: {{ [any]: Car? }} }} :: PolicyData, Policy)
 end
 
--- Forget a car's frames and memory: call it when the car spawns or respawns.
+-- Forget a car's frames and memory: call it when the car spawns or respawns, and when
+-- it leaves the game (a car id that is an object is held until then).
 function Policy.reset(self: Policy, carId: any)
 	self.cars[carId] = nil
 end
