@@ -357,7 +357,8 @@ def eval_config(run_dir: object, **settings: object) -> OmegaConf:
         ({"seeds": []}, r"seeds=\[\] names no track; .* split=test tracks"),
         # Said after the model loaded, of settings the user does not have (fps, size_px).
         ({"render": "human", "fps": -1, "size": [800, 800]}, "fps=-1; must be >= 0"),
-        ({"render": "human", "fps": 15, "size": [10, 10]}, r"size=\[10, 10\]; .* at least 64"),
+        ({"render": "human", "fps": 15, "size": [10, 10]}, r"size=\[10, 10\]; .* 64 to 8192"),
+        ({"render": "human", "fps": 15, "size": [80000, 800]}, r"size=\[80000, 800\]; .* 64 to"),
         # Said once the models had loaded, after eval.log had replaced the earlier one.
         ({"render": "Human", "fps": 15, "size": [800, 800]}, "render=Human; must be human or null"),
     ],

@@ -55,6 +55,8 @@ HEADLESS_DRIVERS = ("offscreen", "dummy")
 
 #: The smallest side of a window or video (``size=``) [px]: the track's border takes 40.
 MIN_SIZE_PX = 64
+#: The largest (8K): a typo's size=[80000,80000] would draw 19 GB frames.
+MAX_SIZE_PX = 8192
 
 
 def window_size(size: Sequence[int], fps: float = 0.0) -> tuple[int, int]:
@@ -64,13 +66,13 @@ def window_size(size: Sequence[int], fps: float = 0.0) -> tuple[int, int]:
     said in the user's own keys.
 
     Raises:
-        ConfigError: unless ``size`` has two values of at least ``MIN_SIZE_PX``, and
-            ``fps`` is >= 0.
+        ConfigError: unless ``size`` has two values from ``MIN_SIZE_PX`` to
+            ``MAX_SIZE_PX``, and ``fps`` is >= 0.
     """
-    if len(size) != 2 or min(size) < MIN_SIZE_PX:
+    if len(size) != 2 or min(size) < MIN_SIZE_PX or max(size) > MAX_SIZE_PX:
         raise ConfigError(
-            f"Invalid config: size={list(size)}; must be [width, height] in pixels, each at "
-            f"least {MIN_SIZE_PX}, e.g. size=[800,800]."
+            f"Invalid config: size={list(size)}; must be [width, height] in pixels, each "
+            f"{MIN_SIZE_PX} to {MAX_SIZE_PX}, e.g. size=[800,800]."
         )
     if fps < 0:
         raise ConfigError(
