@@ -817,6 +817,18 @@ def test_resume_with_another_validation_step_limit_warns(tmp_path, caplog):
     assert f"validation.max_steps {limit} -> {limit // 2}: best/ was chosen" in caplog.text
 
 
+def test_resume_with_another_total_says_the_schedules_span_it(tmp_path, caplog):
+    """A learning rate that decays over total_timesteps dropped at the first update of a
+    resume to a larger total (3.7e-4 to 1.5e-4), and the log said nothing."""
+    cfg = saved_config(tmp_path, [])
+    total = cfg.total_timesteps
+    with caplog.at_level(logging.INFO, logger="racing_rl"):
+        resume_config(tmp_path, [f"resume={tmp_path}", f"total_timesteps={total}"])
+        assert "the algorithm's schedules" not in caplog.text
+        resume_config(tmp_path, [f"resume={tmp_path}", f"total_timesteps={2 * total}"])
+    assert f"total_timesteps {total:,} -> {2 * total:,}: the algorithm's schedules" in caplog.text
+
+
 def test_a_leg_resumed_without_validation_reports_the_runs_best_and_skips_the_owed_one(
     tmp_path, caplog
 ):
