@@ -262,7 +262,9 @@ def check_arguments(name: str, args: list[str]) -> None:
             continue
         for value in values:
             for entry in value if isinstance(value, list) else [value]:
-                _check_path(key, kind, entry)
+                # A swept item in quotes ('<job dir>', as a path with = or , must be) is a
+                # QuotedString.
+                _check_path(key, kind, getattr(entry, "text", entry))
     resume = given.get("resume")
     if name == "train" and resume is not None and not resume.is_sweep_override():
         from racing_rl.checkpoints.runs import resume_overrides

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -16,26 +17,25 @@ from typing import Any
 def cannot_write(path: Path) -> str | None:
     """Why a file cannot be written at ``path``, or None if it can: checked before long
     work (drawing a video, a race a person drives) so that its result is not lost at the
-    end. Creates ``path``'s missing directories and tries a file beside it.
+    end. Creates ``path``'s missing directories and a temporary file beside it (removed).
 
     Returns:
         ``<path> is a directory``, ``<parent> is a file, not a directory``, or the
         operating system's reason (``/proc: No such file or directory``, ``Permission
-        denied``).
+        denied``). Raises nothing: every ``OSError`` is a reason.
     """
-    if path.is_dir():
-        return f"{path} is a directory"
-    blocking = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
-    if blocking is not None:
-        return f"{blocking} is a file, not a directory"
-    probe = path.with_name(f".{path.name}.probe")
     try:
+        if path.is_dir():
+            return f"{path} is a directory"
+        blocking = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+        if blocking is not None:
+            return f"{blocking} is a file, not a directory"
         path.parent.mkdir(parents=True, exist_ok=True)
-        probe.touch()
-        probe.unlink()
-    except OSError as err:  # named after the directory, not the probe
-        where = path.parent if err.filename in (None, str(probe)) else err.filename
-        return f"{where}: {err.strerror or err}"
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".probe"):
+            pass
+    except OSError as err:  # named after the file or directory, not the probe
+        where = err.filename if err.filename and ".probe" not in str(err.filename) else None
+        return f"{where or path.parent}: {err.strerror or err}"
     return None
 
 

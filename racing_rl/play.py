@@ -61,8 +61,6 @@ def play(cfg: DictConfig) -> dict[str, Any]:
             f"record={cfg.record}: a replay is a .npz file; record=play.npz, then racing-rl "
             "replay path=play.npz video=play.mp4 makes a video of it."
         )
-    if cfg.record and (why := cannot_write(Path(cfg.record).expanduser())):
-        raise ConfigError(f"record={cfg.record} cannot be written: {why}.")  # not after it
     if backend.name != "pygame":
         raise ConfigError(
             f"backend={backend.name}: racing-rl play drives the built-in simulator in its "
@@ -89,6 +87,9 @@ def play(cfg: DictConfig) -> dict[str, Any]:
             OmegaConf.update(backend, key, value, merge=True)
         size = backend_config(backend).observation_size
         drivers.append(load_policy_driver(run_dir, cfg, size))
+    # Last of the checks (it makes record's directories): not after the race.
+    if cfg.record and (why := cannot_write(Path(cfg.record).expanduser())):
+        raise ConfigError(f"record={cfg.record} cannot be written: {why}.")
     collisions = bool(backend.rules.get("car_collisions", False))
     episode = {"spawn": "grid" if collisions else "line", "laps": int(cfg.laps)}
     episode["max_steps"] = int(cfg.max_steps)

@@ -250,6 +250,20 @@ def test_a_first_mistake_gets_one_line_exit_2_and_leaves_nothing(args, says, tmp
     assert list(tmp_path.iterdir()) == []  # no nope/, no nope/eval/eval.log, no outputs/
 
 
+def test_each_run_of_a_swept_run_dir_is_checked_quoted_or_not(tmp_path, monkeypatch):
+    # A sweep job's dir has = and , in its name, so it is quoted: Hydra's QuotedString
+    # was checked as the path "QuotedString(text='...')".
+    for name in ("r1", "0_seed=0,total_timesteps=2000"):
+        (tmp_path / name / ".hydra").mkdir(parents=True)
+        (tmp_path / name / ".hydra" / "config.yaml").write_text("")
+    monkeypatch.chdir(tmp_path)
+    check_arguments("eval", ["-m", "run_dir='r1','0_seed=0,total_timesteps=2000'"])
+    check_arguments("eval", ["-m", "run_dir=r1,'0_seed=0,total_timesteps=2000'"])
+    check_arguments("eval", ["-m", "run_dir=['r1',scripted],[r1]"])
+    with pytest.raises(UsageError, match="run_dir=r2: no such file or directory"):
+        check_arguments("eval", ["-m", "run_dir='r1','r2'"])
+
+
 OTHERS = sorted(set(cli.COMMANDS) - arguments.HYDRA_READS_CONFIG - {"report"})
 
 

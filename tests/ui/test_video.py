@@ -47,6 +47,17 @@ def test_a_video_path_that_cannot_be_written_is_refused_before_drawing(replay, t
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file", f"folder.{fmt}"]
 
 
+def test_a_directory_that_cannot_be_read_is_a_reason_not_an_error(tmp_path, monkeypatch):
+    # Path.is_dir raises PermissionError under a directory the user cannot search.
+    from racing_rl.files import cannot_write
+
+    def refused(self):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "is_dir", refused)
+    assert cannot_write(tmp_path / "x.mp4") == f"{tmp_path / 'x.mp4'}: Permission denied"
+
+
 def test_a_fast_gif_keeps_every_kth_frame_at_50_fps_at_most(replay, tmp_path):
     # speed 8: 120 fps, which a GIF cannot show: every 3rd frame, 25 ms apart, which a GIF
     # stores in whole 1/100 s: 30 and 20 ms in turn, 40 fps on average.
