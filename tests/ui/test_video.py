@@ -31,9 +31,17 @@ def test_export_mp4_and_gif_read_back_with_imageio(replay, tmp_path):
 
 
 @pytest.mark.parametrize("fmt", ["mp4", "gif"])
-def test_a_video_path_that_cannot_be_written_is_refused_before_drawing(replay, tmp_path, fmt):
+def test_a_video_path_that_cannot_be_written_is_refused_before_drawing(
+    replay, tmp_path, fmt, monkeypatch
+):
     """Tracebacks after the whole video was drawn and encoded (IsADirectoryError from the
     final rename), or ffmpeg's broken pipe and a FileNotFoundError."""
+    import racing_rl.ui.video as video
+
+    def drawn(*args, **kwargs):
+        raise AssertionError("a frame was drawn")
+
+    monkeypatch.setattr(video, "frames", drawn)
     (tmp_path / f"folder.{fmt}").mkdir()
     (tmp_path / "file").write_text("")
     cases = {
