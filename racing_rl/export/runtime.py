@@ -135,7 +135,8 @@ class LuauPolicy:
         try:
             packed = self._vm.batch(self._vm.policy, count, size, data)[0]
         except RuntimeError as err:  # a Luau error, e.g. an observation of the wrong size
-            raise ExportError(f"The Luau policy failed: {err}") from err
+            message = str(err).split("\nstack traceback:", 1)[0]  # the Lua stack: in __cause__
+            raise ExportError(f"The Luau policy failed: {message}") from err
         return np.frombuffer(packed.as_bytes(), dtype="<f8").reshape(count, 3).copy()
 
 
