@@ -16,6 +16,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import importlib.util
+import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -265,6 +266,8 @@ def check_arguments(name: str, args: list[str]) -> None:
                 # A swept item in quotes ('<job dir>', as a path with = or , must be) is a
                 # QuotedString.
                 _check_path(key, kind, getattr(entry, "text", entry))
+    if name == "export" and multirun:
+        _check_export_outputs(given, doc)
     resume = given.get("resume")
     if name == "train" and resume is not None and not resume.is_sweep_override():
         from racing_rl.checkpoints.runs import resume_overrides
@@ -606,6 +609,47 @@ def _check_leg_keys(
                 f"{override.input_line}: {group.name}={option} has no "
                 f"{group.name}.{'.'.join(known)}{where}; {hint}racing-rl {name} "
                 f"{group.name}={option} --cfg job prints its keys"
+            )
+
+
+def _check_export_outputs(given: dict[str, Override], doc: ConfigDoc) -> None:
+    """Refuse an export sweep in which two jobs would write one file, the second replacing
+    the first: ``-m run_dir=a/seed=0,b/seed=0 out=exports/`` (both name theirs
+    ``seed=0_policy_best.luau``), or ``-m run_dir=a,b out=driver.luau``.
+
+    Raises:
+        UsageError: naming the file and two of its jobs.
+    """
+    from hydra.core.override_parser.types import ChoiceSweep
+
+    from racing_rl.errors import ConfigError
+    from racing_rl.export import output_path
+
+    defaults = {option.key: option.value for option in doc.options}
+    swept: dict[str, list[Any]] = {}
+    for key in ("run_dir", "checkpoint", "format", "out"):
+        override = given.get(key)
+        if override is None:
+            swept[key] = [None if defaults[key] == "null" else defaults[key]]
+        elif not override.is_sweep_override():
+            swept[key] = [override.value()]
+        elif isinstance(override.value(), ChoiceSweep):
+            swept[key] = [getattr(v, "text", v) for v in override.sweep_iterator()]
+        else:  # glob(...), range(...): Hydra's to expand
+            return
+    jobs: dict[Path, str] = {}
+    for values in itertools.product(*swept.values()):
+        run_dir, checkpoint, fmt, out = (None if v is None else str(v) for v in values)
+        job = " ".join(f"{k}={v}" for k, v in zip(swept, values, strict=True) if len(swept[k]) > 1)
+        try:
+            path = output_path(out, Path(str(run_dir)).expanduser(), str(checkpoint), str(fmt))
+        except ConfigError:
+            continue  # the job says what is wrong with its out=
+        first = jobs.setdefault(path.resolve(), job)
+        if first != job:
+            raise UsageError(
+                f"two jobs of this sweep would write {path} ({first}; {job}), the second "
+                "replacing the first: export them one at a time, each with its own out="
             )
 
 

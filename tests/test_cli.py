@@ -264,6 +264,24 @@ def test_each_run_of_a_swept_run_dir_is_checked_quoted_or_not(tmp_path, monkeypa
         check_arguments("eval", ["-m", "run_dir='r1','r2'"])
 
 
+def test_an_export_sweep_whose_jobs_would_write_one_file_is_refused(tmp_path, monkeypatch):
+    # Both jobs wrote exports/seed=0_policy_best.luau, the second replacing the first.
+    for name in ("a/seed=0", "b/seed=0", "b/seed=1"):
+        (tmp_path / name / ".hydra").mkdir(parents=True)
+        (tmp_path / name / ".hydra" / "config.yaml").write_text("")
+    monkeypatch.chdir(tmp_path)
+    same = r"two jobs of this sweep would write (exports/)?{} \(run_dir=a/seed=0; run_dir={}\)"
+    with pytest.raises(UsageError, match=same.format("seed=0_policy_best.luau", "b/seed=0")):
+        check_arguments("export", ["-m", "run_dir='a/seed=0','b/seed=0'", "out=exports/"])
+    with pytest.raises(UsageError, match=same.format("driver.luau", "b/seed=1")):
+        check_arguments("export", ["-m", "run_dir='a/seed=0','b/seed=1'", "out=driver.luau"])
+    # Files of their own: each run's own export/, other names, other checkpoints or formats.
+    check_arguments("export", ["-m", "run_dir='a/seed=0','b/seed=0'"])
+    check_arguments("export", ["-m", "run_dir='a/seed=0','b/seed=1'", "out=exports/"])
+    check_arguments("export", ["-m", "run_dir='a/seed=0'", "checkpoint=best,final", "out=x/"])
+    check_arguments("export", ["-m", "run_dir='a/seed=0'", "format=luau,onnx", "out=x/"])
+
+
 OTHERS = sorted(set(cli.COMMANDS) - arguments.HYDRA_READS_CONFIG - {"report"})
 
 
