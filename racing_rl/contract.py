@@ -48,6 +48,23 @@ def action_space() -> spaces.Box:
     return spaces.Box(-1.0, 1.0, shape=(ACTION_SIZE,), dtype=np.float32)
 
 
+def slot_actions(actions: Any, num_envs: int) -> NDArray[Any]:
+    """A VecEnv's ``step_async`` actions as an array of shape (num_envs, 3), one row per
+    slot.
+
+    Raises:
+        ValueError: actions of another shape (a row short would end in an ``IndexError``
+            deep in ``step_wait``; with scripted opponents they would be broadcast).
+    """
+    actions = np.asarray(actions)
+    if actions.shape != (num_envs, ACTION_SIZE):
+        raise ValueError(
+            f"actions must have shape ({num_envs}, {ACTION_SIZE}), one row per slot; "
+            f"got {actions.shape}."
+        )
+    return actions
+
+
 def track_seed_option(options: dict[str, Any] | None) -> int | None:
     """The ``track_seed`` of a reset's ``options`` (None without one). Other keys are
     ignored, as Gymnasium's and PettingZoo's environments (and their checkers) expect.

@@ -35,6 +35,7 @@ threads, one per ParallelEnv, as each waits on the game.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -51,7 +52,7 @@ from stable_baselines3.common.vec_env.base_vec_env import (
 )
 
 from racing_rl.config import backend_config, to_container
-from racing_rl.contract import ParallelStepReturn
+from racing_rl.contract import ParallelStepReturn, slot_actions
 from racing_rl.drivers.pure_pursuit import PurePursuitDriver
 from racing_rl.envs.config import RaceConfig
 from racing_rl.envs.race import RaceParallelEnv
@@ -107,14 +108,18 @@ def step_envs(
 
 
 class ParallelEnvsVecEnv(VecEnv):
-    """An SB3 VecEnv with one slot per agent of several PettingZoo ParallelEnvs.
+    """An SB3 VecEnv with one slot per agent of several of racing-rl's PettingZoo
+    ParallelEnvs.
 
     Slots are ordered env by env, agent by agent (``possible_agents`` order). Every
     ParallelEnv must give all its agents the same observation and action spaces.
 
     Args:
-        envs: the ParallelEnvs (possibly wrapped, e.g. by PettingZoo's or SuperSuit's
-            wrappers), not yet reset.
+        envs: racing-rl's ParallelEnvs (``RobloxParallelEnv``; ``RaceParallelEnv`` in
+            the tests), possibly wrapped (e.g. by PettingZoo's or SuperSuit's wrappers),
+            not yet reset. Not any ParallelEnv: each env's ``unwrapped.config.episode.reset``
+            says how its episodes end (``episode_ends``), and with ``car`` its
+            ``unwrapped.respawn(agents)`` starts those cars' next episodes.
 
     Raises:
         ConfigError: if ``envs`` is empty or their spaces differ.
@@ -173,8 +178,12 @@ class ParallelEnvsVecEnv(VecEnv):
         return self._obs.copy()
 
     def step_async(self, actions: np.ndarray) -> None:
-        """Hold the actions, shape (num_envs, 3), for ``step_wait``."""
-        self._actions = actions
+        """Hold the actions, shape (num_envs, 3), for ``step_wait``.
+
+        Raises:
+            ValueError: actions of another shape (``contract.slot_actions``).
+        """
+        self._actions = slot_actions(actions, self.num_envs)
 
     def step_wait(self) -> VecEnvStepReturn:
         """Step every ParallelEnv; restart a ParallelEnv's race when its first car is done."""
@@ -401,16 +410,23 @@ def wrap_vec_env(venv: VecEnv, wrappers: DictConfig, gamma: float) -> VecEnv:
         The outermost VecEnv.
 
     Raises:
-        ConfigError: if ``wrappers.frame_stack`` is not a positive integer.
+        ConfigError: if ``wrappers.frame_stack`` is not a positive integer, or
+            ``wrappers.normalize`` has a key that is no keyword of VecNormalize's.
     """
     stack = wrappers.get("frame_stack", 1)
-    if not isinstance(stack, int) or stack < 1:
+    if isinstance(stack, bool) or not isinstance(stack, int) or stack < 1:
         raise ConfigError(f"wrappers.frame_stack must be an integer >= 1, got {stack!r}.")
+    normalize = to_container(wrappers.get("normalize") or {})
+    keywords = set(inspect.signature(FiniteVecNormalize).parameters) - {"venv", "gamma"}
+    if unknown := sorted(set(normalize) - keywords):
+        raise ConfigError(
+            f"wrappers.normalize.{unknown[0]} is not a keyword of SB3's VecNormalize; it "
+            f"takes {', '.join(sorted(keywords))}."
+        )
     if stack > 1:
         venv = FrameStack(venv, stack)
     if wrappers.get("monitor", True):
         venv = VecMonitor(venv)
-    normalize = wrappers.get("normalize")
     if normalize:
-        venv = FiniteVecNormalize(venv, gamma=gamma, **to_container(normalize))
+        venv = FiniteVecNormalize(venv, gamma=gamma, **normalize)
     return venv

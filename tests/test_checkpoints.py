@@ -235,6 +235,8 @@ def test_a_run_dir_that_does_not_exist_is_named_so(tmp_path):
         load_run_config(tmp_path / "nope")
     with pytest.raises(CheckpointError, match=r"is not a racing-rl run directory"):
         load_run_config(tmp_path)
+    with pytest.raises(CheckpointError, match=r"is not a racing-rl run directory"):
+        load_run_config(str(tmp_path))  # a str, as SB3's load takes: it was a TypeError
 
 
 def test_an_old_run_s_pickled_statistics_load_only_when_trusted(run_copy, tmp_path):

@@ -75,10 +75,19 @@ def test_bare_stack_without_wrappers():
     assert venv.observation_space.shape == (13,)
 
 
-@pytest.mark.parametrize("stack", [0, -1, 2.5, "4"])
+@pytest.mark.parametrize("stack", [0, -1, 2.5, "4", True])
 def test_invalid_frame_stack_is_refused(stack):
     with pytest.raises(ConfigError, match="frame_stack"):
         wrap_vec_env(sim_venv(), OmegaConf.create({"frame_stack": stack}), gamma=0.99)
+
+
+def test_a_normalize_key_that_vecnormalize_lacks_is_refused():
+    # It was VecNormalize's TypeError, after the other wrappers were made.
+    wrappers = OmegaConf.create({"normalize": {"clip_obs": 5.0, "foo": 1}})
+    with pytest.raises(
+        ConfigError, match=r"normalize.foo is not a keyword of SB3's VecNorm.*clip_obs"
+    ):
+        wrap_vec_env(sim_venv(), wrappers, gamma=0.99)
 
 
 def test_seeded_ppo_is_reproducible():
@@ -124,6 +133,10 @@ def test_truncation_reaches_sb3_with_terminal_observation():
         # returned one starts a new episode (three empty frames, then the first one).
         assert np.all(terminal[:10] > 0) and np.all(fresh[: 3 * 13] == 0)  # rays of frame 1
         np.testing.assert_array_equal(terminal[-13:], fresh[-13:])  # standing still
+    # A row too many was ignored; a row short ended in an IndexError inside step_wait.
+    for rows in (5, 3):
+        with pytest.raises(ValueError, match=r"must have shape \(4, 3\), one row per slot"):
+            venv.step(np.zeros((rows, 3), np.float32))
 
 
 def test_first_done_car_ends_its_race_and_truncates_the_others():

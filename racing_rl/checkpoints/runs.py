@@ -5,6 +5,7 @@ the run runs)."""
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -69,7 +70,7 @@ def _rename_old_keys(cfg: DictConfig) -> None:
                 node[new] = node.pop(key)
 
 
-def load_run_config(run_dir: Path) -> DictConfig:
+def load_run_config(run_dir: str | os.PathLike[str]) -> DictConfig:
     """The config a run was trained with (``<run_dir>/.hydra/config.yaml``), checked; keys
     renamed since it was saved (``RENAMED``) take their new names.
 
@@ -79,6 +80,7 @@ def load_run_config(run_dir: Path) -> DictConfig:
             or names a class that loading must not call (``check_named_classes``): that
             is refused before anything in it is instantiated.
     """
+    run_dir = Path(run_dir)
     saved = run_dir / ".hydra" / "config.yaml"
     if not run_dir.exists():
         raise CheckpointError(

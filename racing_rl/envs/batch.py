@@ -10,6 +10,7 @@ steps K races through it with no per-agent dicts, and ``RaceParallelEnv``
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -126,6 +127,24 @@ class RaceStep:
         return infos
 
 
+def _check_track_seeds(seeds: Any) -> None:
+    """Refuse a race's ``track_seeds`` that are not a collection of whole numbers >= 0:
+    a seed 1.5 raced on track 1, and -1 failed only at the first reset.
+
+    Raises:
+        ConfigError: naming the first bad seed, or a single seed given for the list.
+    """
+    if isinstance(seeds, str | bytes | numbers.Number) or not hasattr(seeds, "__len__"):
+        raise ConfigError(
+            f"track_seeds must be a list or range of track seeds, got {seeds!r}"
+            + (f": pass [{seeds}] for one track." if isinstance(seeds, numbers.Integral) else ".")
+        )
+    ends = (seeds[0], seeds[-1]) if isinstance(seeds, range) and len(seeds) else seeds
+    for seed in ends:
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+            raise ConfigError(f"a track seed must be an integer >= 0, got {seed!r}.")
+
+
 class RaceBatch:
     """K races of ``n_cars`` cars under one ``RaceConfig``, stepped as one ``WorldBatch``.
 
@@ -157,6 +176,8 @@ class RaceBatch:
     ) -> None:
         if n_cars < 1:
             raise ConfigError(f"n_cars must be >= 1, got {n_cars}.")
+        for seeds in track_seeds:
+            _check_track_seeds(seeds)
         if len(track_seeds) == 0 or any(len(seeds) == 0 for seeds in track_seeds):
             raise ConfigError("track_seeds is empty: give at least one track seed per race.")
         self.n_cars = n_cars

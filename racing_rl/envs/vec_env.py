@@ -34,7 +34,7 @@ from stable_baselines3.common.vec_env.base_vec_env import (
     VecEnvStepReturn,
 )
 
-from racing_rl.contract import ACTION_SIZE, action_space, observation_space
+from racing_rl.contract import action_space, observation_space, slot_actions
 from racing_rl.envs.batch import RaceBatch
 from racing_rl.envs.config import RaceConfig
 from racing_rl.errors import ConfigError
@@ -169,16 +169,9 @@ class SimVecEnv(VecEnv):
         """Hold the learners' actions, shape (num_envs, 3), for ``step_wait``.
 
         Raises:
-            ValueError: actions of another shape (with scripted opponents they would
-                otherwise be broadcast over the slots' rows).
+            ValueError: actions of another shape (``contract.slot_actions``).
         """
-        actions = np.asarray(actions)
-        if actions.shape != (self.num_envs, ACTION_SIZE):
-            raise ValueError(
-                f"actions must have shape ({self.num_envs}, {ACTION_SIZE}), one row per slot; "
-                f"got {actions.shape}."
-            )
-        self._actions = actions
+        self._actions = slot_actions(actions, self.num_envs)
 
     def step_wait(self) -> VecEnvStepReturn:
         """Step every race; restart races (or respawn cars) whose episodes ended."""

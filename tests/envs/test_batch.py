@@ -133,3 +133,23 @@ def test_a_grid_deeper_than_the_stretch_free_of_obstacles_warns():
         warnings.simplefilter("error")
         RaceBatch(grid, 8, [[0]])  # 28 m: clear
         RaceBatch(RaceConfig(), 12, [[0]])  # random spawns, never a grid (grid_start_prob=0)
+
+
+@pytest.mark.parametrize(
+    ("seeds", "message"),
+    [
+        ([1.5], r"integer >= 0, got 1.5"),  # raced on track 1
+        ([3, -1], r"integer >= 0, got -1"),  # failed only at the first reset
+        (range(-2, 5), r"integer >= 0, got -2"),
+        ([True], r"integer >= 0, got True"),
+        (5, r"a list or range of track seeds, got 5: pass \[5\] for one track"),
+        ("12", r"a list or range of track seeds, got '12'\.$"),
+    ],
+)
+def test_track_seeds_that_are_no_seeds_are_refused_when_the_env_is_made(seeds, message):
+    from racing_rl.envs.single import RaceEnv
+    from racing_rl.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        RaceEnv(track_seeds=seeds)
+    RaceEnv(track_seeds=np.arange(3)).reset(seed=0)  # NumPy's integers are seeds
