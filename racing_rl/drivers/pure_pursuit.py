@@ -28,7 +28,7 @@ Without ``traffic`` the driver ignores other cars: it is the benchmark's blind o
 
 from __future__ import annotations
 
-import functools
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,10 +113,23 @@ class RacingPath:
     offset: FloatArray
 
 
-@functools.lru_cache(maxsize=1024)
+#: Each live track's planned paths, by car and driver settings, dropped with the track: an
+#: ``lru_cache`` kept up to 1,024 tracks alive, ~0.8 MB each with their ray tables.
+_PLANS: weakref.WeakKeyDictionary[Track, dict[tuple[CarConfig, DriverConfig], RacingPath]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def plan_path(track: Track, car: CarConfig, config: DriverConfig) -> RacingPath:
-    """The obstacle-avoiding path (``config.line``) and its speed profile for ``track``
-    (cached)."""
+    """The obstacle-avoiding path (``config.line``) and its speed profile for ``track``,
+    planned once per track, car and settings while the track lives."""
+    plans = _PLANS.setdefault(track, {})
+    if (car, config) not in plans:
+        plans[car, config] = _plan_path(track, car, config)
+    return plans[car, config]
+
+
+def _plan_path(track: Track, car: CarConfig, config: DriverConfig) -> RacingPath:
     n = track.n_points
     offset = centre_offsets(track, car, config)
     if config.line == "racing":
@@ -184,10 +197,11 @@ def racing_line_offsets(
         else:
             low[near] = np.maximum(low[near], offset + radius + config.line_margin)
     centre, normals = track.centreline, track.normals
+    before, after = np.roll(np.arange(track.n_points), 1), np.roll(np.arange(track.n_points), -1)
     offset = np.clip(start, low, high)
-    for _ in range(config.line_iterations):
+    for _ in range(config.line_iterations):  # take: np.roll's result, twice as fast here
         points = centre + normals * offset[:, None]
-        midpoint = 0.5 * (np.roll(points, 1, axis=0) + np.roll(points, -1, axis=0))
+        midpoint = 0.5 * (points.take(before, axis=0) + points.take(after, axis=0))
         step = np.einsum("ij,ij->i", midpoint - points, normals)
         offset = np.clip(offset + 0.5 * step, low, high)
     return offset
