@@ -104,11 +104,20 @@ class ZeroCostVecEnv(VecEnv):
         return [False for _ in self._get_indices(indices)]
 
 
-def warmed_model(cfg: DictConfig, venv: VecEnv) -> Any:
-    """The configured PPO on ``venv``, silent, after one warm-up rollout."""
+def warmed_model(cfg: DictConfig, venv: VecEnv, timesteps: int) -> Any:
+    """The configured PPO on ``venv``, silent, after one warm-up rollout, its schedules
+    (learning rate, clip range, the teacher's weight) running over the warm-up and
+    ``timesteps`` more, as one ``learn`` of that budget runs them: each turn's ``learn(...,
+    reset_num_timesteps=False)`` would start them afresh and end them at 0 (SB3 measures
+    progress to that call's end), training later turns as slowly as a run's last steps."""
     model = make_model(cfg.algo, venv, seed=cfg.seed, device=cfg.device)
     model.set_logger(Logger(folder=None, output_formats=[]))  # no log dir, no output
-    model.learn(cfg.algo.model.n_steps * venv.num_envs)
+    warm_up = cfg.algo.model.n_steps * venv.num_envs
+    update = model._update_current_progress_remaining
+    model._update_current_progress_remaining = lambda num_timesteps, _end: update(
+        num_timesteps, warm_up + timesteps
+    )
+    model.learn(warm_up)
     return model
 
 
@@ -140,7 +149,9 @@ def run(
         gamma=gamma,
         **to_container(cfg.wrappers.normalize),
     )
-    models = {"zero": warmed_model(cfg, zero), "real": warmed_model(cfg, real)}
+    models = {
+        name: warmed_model(cfg, venv, timesteps) for name, venv in (("zero", zero), ("real", real))
+    }
     steps = dict.fromkeys(models, 0)
     seconds = dict.fromkeys(models, 0.0)
     turns = []

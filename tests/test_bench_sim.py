@@ -33,6 +33,7 @@ def test_the_simulator_benchmark_reports_every_car_count(tmp_path):
     assert (change["tracks"], change["cars"]) == (3, 12)
     ratio = change["set_track_ms"] / change["step_ms"]
     assert change["steps_per_track_change"] == pytest.approx(ratio)
+    assert change["generate_ms"] > 0
 
 
 def test_the_stack_fingerprints_repeat(tmp_path):

@@ -40,3 +40,18 @@ def test_both_stacks_train_in_turns_and_each_rate_sums_its_turns(bench: ModuleTy
     assert figures["real_env_steps_per_s"] == pytest.approx(real, rel=1e-9)
     assert figures["zero_cost_env_steps_per_s"] == pytest.approx(zero_cost, rel=1e-9)
     assert figures["ratio"] == pytest.approx(real / zero_cost, rel=1e-9)
+
+
+def test_the_schedules_run_over_the_whole_budget_as_in_one_run(bench: ModuleType) -> None:
+    # Each turn's learn(reset_num_timesteps=False) ended SB3's progress at 0 on that turn's
+    # last update: later turns trained at a fraction of a real run's learning rate.
+    from gymnasium import spaces
+
+    with initialize():
+        cfg = compose("train", overrides=["algo.model.n_steps=32", "algo.model.batch_size=64"])
+    box = spaces.Box(-1.0, 1.0, (4,), "float32")
+    model = bench.warmed_model(cfg, bench.ZeroCostVecEnv(2, box, box), timesteps=640)
+    assert model._current_progress_remaining == pytest.approx(1 - 64 / 704)  # after the warm-up
+    for turn in (1, 2):
+        bench.train_for(model, 64)
+        assert model._current_progress_remaining == pytest.approx(1 - 64 * (turn + 1) / 704)
