@@ -3,7 +3,6 @@ selection, and (opt-in) a video of a validation episode in TensorBoard."""
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Callable, Mapping
@@ -31,6 +30,7 @@ from racing_rl.checkpoints.saving import (
 from racing_rl.errors import BridgeError
 from racing_rl.evaluation.episodes import run_episodes
 from racing_rl.evaluation.results import lap_figures, summarize
+from racing_rl.files import read_record
 
 if TYPE_CHECKING:
     from racing_rl.bridge.training_bridge import TrainingBridge
@@ -325,9 +325,13 @@ class ValidationCallback(PeriodicCallback):
         self.objective = objective
         self.best: float | None = None
         finish_swap(best_dir)  # a save of best/ cut short between its renames
-        saved = best_dir / "metrics.json"
-        if saved.is_file():
-            self.best = objective(json.loads(saved.read_text()))
+        then = "best/ counts as unscored, and the next validation replaces it"
+        saved = read_record(best_dir / "metrics.json", then)
+        if saved is not None:
+            try:
+                self.best = objective(saved)
+            except (KeyError, TypeError, ValueError) as err:  # valid JSON of other keys
+                log.warning("%s lacks a figure (%r): %s", best_dir / "metrics.json", err, then)
 
     def on_due(self) -> None:
         self.validate()

@@ -6,6 +6,7 @@ library, so that light modules (replays, provenance) can use it.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import tempfile
@@ -88,3 +89,22 @@ def write_json(path: Path, value: Any) -> None:
     """
     text = strict_json(value, indent=2)
     write_atomic(path, lambda tmp: tmp.write_text(text))
+
+
+def read_record(path: Path, then: str) -> dict[str, Any] | None:
+    """A run's JSON record (``best/metrics.json``, ``summary.json``), or None where there is
+    none or it cannot be read (a full disk, an edit): a damaged record counts as none, with
+    a warning that names it and says ``then``, what follows from that.
+    """
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        why = f"{type(err).__name__}: {err}"
+    else:
+        if isinstance(record, dict):
+            return record
+        why = f"a JSON {type(record).__name__}, not an object"
+    logging.getLogger(__name__).warning("%s cannot be read (%s): %s", path, why, then)
+    return None

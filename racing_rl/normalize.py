@@ -24,6 +24,8 @@ The statistics are saved as ``vecnormalize.npz``, a NumPy archive read with
     epsilon          float64                      added to the variance before the sqrt
     norm_obs         bool                         whether observations are normalised
     norm_reward      bool                         whether rewards are normalised
+    timesteps        int64 (optional)             the model's timesteps when both were
+                                                  saved: a model.zip of others is refused
 
 An observation x becomes ``clip((x - obs_mean) / sqrt(obs_var + epsilon), ±clip_obs)``
 (SB3's ``VecNormalize.normalize_obs``).
@@ -116,10 +118,12 @@ class FiniteVecNormalize(VecNormalize):
         return observations
 
 
-def statistics_of(normalizer: VecNormalize) -> dict[str, Any]:
-    """``normalizer``'s statistics and settings, as the keys of the module docstring."""
+def statistics_of(normalizer: VecNormalize, timesteps: int | None = None) -> dict[str, Any]:
+    """``normalizer``'s statistics and settings, as the keys of the module docstring
+    (``timesteps``, the model's saved with them, only when given)."""
     obs, ret = normalizer.obs_rms, normalizer.ret_rms
     return {
+        **({} if timesteps is None else {"timesteps": np.int64(timesteps)}),
         "format_version": np.int64(STATISTICS_VERSION),
         "obs_mean": np.asarray(obs.mean, np.float64),
         "obs_var": np.asarray(obs.var, np.float64),
@@ -132,15 +136,17 @@ def statistics_of(normalizer: VecNormalize) -> dict[str, Any]:
     }
 
 
-def save_statistics(normalizer: VecNormalize, path: Path) -> None:
+def save_statistics(normalizer: VecNormalize, path: Path, timesteps: int | None = None) -> None:
     """Write ``normalizer``'s statistics and settings to ``path`` as ``vecnormalize.npz``.
 
     Args:
         normalizer: a VecNormalize over Box observations.
         path: the file to write (any name; nothing is appended).
+        timesteps: the timesteps of the model saved beside it (its ``num_timesteps``),
+            which a reader checks the model against; None records none.
     """
     with open(path, "wb") as file:
-        np.savez(file, **statistics_of(normalizer))
+        np.savez(file, **statistics_of(normalizer, timesteps))
 
 
 def read_statistics(path: Path, obs_shape: tuple[int, ...] | None = None) -> dict[str, Any]:
@@ -180,7 +186,8 @@ def check_statistics(
     """Check statistics read from ``source`` (``statistics_of``'s keys).
 
     Returns:
-        Arrays for the observation mean and variance, Python floats and bools for the rest.
+        Arrays for the observation mean and variance, Python floats and bools for the rest,
+        ``timesteps`` an int (None where the file has none).
 
     Raises:
         CheckpointError: if they are of another format version, lack a key, have another
@@ -202,6 +209,7 @@ def check_statistics(
             "obs_var": np.asarray(raw["obs_var"], np.float64),
             **{key: float(raw[key]) for key in scalars},
             **{key: bool(raw[key]) for key in _FLAGS},
+            "timesteps": int(raw["timesteps"]) if "timesteps" in raw else None,
         }
     except (TypeError, ValueError) as err:
         raise CheckpointError(f"{source} holds a value of the wrong type: {err}.") from err

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import json
 import logging
 import os
 import shlex
@@ -64,6 +63,7 @@ from racing_rl.config import backend_config, path_override, track_seeds, train_m
 from racing_rl.errors import CheckpointError, ConfigError, TrainingInterrupted
 from racing_rl.evaluation.episodes import evaluation_env
 from racing_rl.evaluation.results import lap_figures
+from racing_rl.files import read_record
 from racing_rl.loggers import sb3_logger, wandb_run
 from racing_rl.normalize import FiniteVecNormalize, is_finite
 from racing_rl.objective import objective, objective_kind
@@ -213,8 +213,10 @@ class _TrainedTimesteps(BaseCallback):
 
 def _timesteps_in(record: Path) -> int | None:
     """The ``timesteps`` of a run's JSON record (``best/metrics.json``: the best model's;
-    ``summary.json``, written when a run completes: the run's); None if there is none."""
-    return json.loads(record.read_text())["timesteps"] if record.is_file() else None
+    ``summary.json``, written when a run completes: the run's); None if there is none, or
+    it is damaged (``read_record`` warns)."""
+    read = read_record(record, "taken as missing; the run writes it again")
+    return None if read is None else read.get("timesteps")
 
 
 def _all_finite(model: BaseAlgorithm, venv: VecEnv) -> bool:
@@ -481,6 +483,15 @@ def _train_on(
     if resume is not None:
         resume, model = newest_loadable(run_dir, partial(load_for_resume, cfg, venv=venv))
         leg["resumed_from"] = str(resume.path)
+        best_at = _timesteps_in(run_dir / "best" / "metrics.json")
+        if best_at is not None and best_at > resume.timesteps:  # after a kill -9
+            log.warning(
+                "best/ holds the model validated at %s timesteps, after %s: it comes from "
+                "training lost when the run stopped with no checkpoint. It stays best/ until a "
+                "validation of this leg beats it",
+                f"{best_at:,}",
+                resume.path.name,
+            )
     elif cfg.get("init_from"):
         model, venv = initialize_from(cfg, Path(cfg.init_from).expanduser(), venv)
     else:
@@ -699,8 +710,8 @@ def _train_on(
         }
         # no best/ if stopped before any validation; a resumed leg without validation
         # reports the earlier legs' best/
-        if (run_dir / "best" / "metrics.json").is_file():
-            best = json.loads((run_dir / "best" / "metrics.json").read_text())
+        best = read_record(run_dir / "best" / "metrics.json", "summary.json has no best")
+        if best is not None:
             summary["best"] = best
             summary["objective"] = {"kind": kind, "value": run_objective(best)}
         write_json(run_dir / "summary.json", summary)

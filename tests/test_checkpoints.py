@@ -259,6 +259,28 @@ def test_missing_statistics_say_what_to_do(run_copy):
         load_normalizer(run_copy, (26,))
 
 
+def test_a_model_and_statistics_of_two_saves_are_refused(run_copy):
+    # A kill between the run directory's final writes paired a resumed run's new
+    # statistics with its old model.zip, and eval and export used them without a word.
+    from racing_rl.checkpoints.runs import load_policy_driver
+
+    with np.load(run_copy / STATISTICS) as saved:
+        stats = dict(saved)
+    timesteps = int(stats["timesteps"])  # the model's, saved with them
+    assert timesteps == json.loads((run_copy / "summary.json").read_text())["timesteps"]
+    cfg = OmegaConf.create({"checkpoint": "final", "device": "cpu"})
+    np.savez(run_copy / STATISTICS, **{**stats, "timesteps": np.int64(timesteps + 1024)})
+    with pytest.raises(
+        CheckpointError,
+        match=rf"model\.zip has {timesteps:,} timesteps but vecnormalize\.npz was saved with a "
+        rf"model of {timesteps + 1024:,}: they are not one save",
+    ):
+        load_policy_driver(run_copy, cfg, None)
+    del stats["timesteps"]  # statistics saved before racing-rl recorded them: not checked
+    np.savez(run_copy / STATISTICS, **stats)
+    load_policy_driver(run_copy, cfg, None)
+
+
 def test_plain_statistics_normalise_as_the_pickle_does(run_copy):
     normalizer = load_normalizer(run_copy, (26,))
     pickled = pickle.loads((run_copy / VECNORMALIZE_PICKLE).read_bytes())  # our own run

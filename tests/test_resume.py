@@ -1,6 +1,7 @@
 """Resume, interruption and atomic checkpoints, through real `racing-rl train` runs."""
 
 import csv
+import functools
 import json
 import logging
 import os
@@ -849,3 +850,43 @@ def test_a_leg_resumed_without_validation_reports_the_runs_best_and_skips_the_ow
     assert summary["objective"]["value"] is not None
     assert f"the validation due at {checkpoint.timesteps:,} timesteps" in caplog.text
     assert json.loads((tmp_path / "summary.json").read_text())["best"] == best
+
+
+def test_a_best_from_after_the_checkpoint_resumed_is_said(tmp_path, caplog):
+    """After a kill -9, best/ may hold a model validated after the newest checkpoint: the
+    resumed leg then ranked its own validations against it without a word."""
+    import racing_rl.training as train_module
+
+    cfg = saved_config(tmp_path, [*QUICK, *PPO])
+    train_module.train(cfg, tmp_path)
+    first, *later = find_checkpoints(tmp_path)
+    for checkpoint in later:  # as a kill -9 after the first checkpoint leaves the run
+        os.replace(checkpoint.path, tmp_path / f"lost_{checkpoint.path.name}")
+    (tmp_path / "summary.json").unlink()
+    best = tmp_path / "best" / "metrics.json"
+    best.write_text(json.dumps({**json.loads(best.read_text()), "timesteps": 1800}))
+    with caplog.at_level(logging.WARNING):
+        train_module.train(cfg, tmp_path, resume=latest_checkpoint(tmp_path))
+    assert f"best/ holds the model validated at 1,800 timesteps, after {first.path.name}" in (
+        caplog.text
+    )
+
+
+def test_a_damaged_best_or_summary_record_is_taken_as_missing(tmp_path, caplog):
+    """A truncated best/metrics.json or summary.json ended resume in a JSONDecodeError
+    traceback."""
+    from racing_rl.callbacks import ValidationCallback
+    from racing_rl.objective import objective
+    from racing_rl.training import _timesteps_in
+
+    (tmp_path / "best").mkdir()
+    for damaged in ('{"timesteps": 20', "[]", '{"timesteps": 2048}'):
+        (tmp_path / "best" / "metrics.json").write_text(damaged)
+        (tmp_path / "summary.json").write_text(damaged)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            laps = functools.partial(objective, kind="laps", lap_time_limit=100.0)
+            validation = ValidationCallback(None, 1000, tmp_path / "best", laps)
+            assert validation.best is None  # the next validation replaces best/
+            assert _timesteps_in(tmp_path / "summary.json") == (2048 if "2048" in damaged else None)
+        assert "next validation replaces it" in caplog.text

@@ -37,6 +37,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 from racing_rl.algos import algorithm_class, constructor_parameters
 from racing_rl.checkpoints.layout import (
     BUFFER_ARRAYS,
+    MODEL,
     REPLAY_BUFFER,
     REPLAY_BUFFER_PICKLE,
     REPLAY_BUFFER_VERSION,
@@ -301,20 +302,42 @@ def _read_pickle_if_trusted(pickled: Path, instead: str, what: str, trust_pickle
 
 
 def load_statistics(
-    directory: Path, obs_shape: tuple[int, ...] | None, trust_pickles: bool = False
+    directory: Path,
+    obs_shape: tuple[int, ...] | None,
+    trust_pickles: bool = False,
+    timesteps: int | None = None,
 ) -> dict[str, Any]:
     """The VecNormalize statistics saved in ``directory`` (``racing_rl.normalize``).
 
     Reads ``vecnormalize.npz``; a run saved before it existed has only
     ``vecnormalize.pkl``, read only with ``trust_pickles`` (and a warning).
 
+    Args:
+        directory: the folder of the model they were saved with.
+        obs_shape: the observation shape they must have, or None for any.
+        trust_pickles: read a lone ``vecnormalize.pkl`` (a pickle: it can run code).
+        timesteps: the timesteps of the model loaded from ``directory``; statistics that
+            record others are refused. None: not checked.
+
     Raises:
-        CheckpointError: if neither loads.
+        CheckpointError: if neither loads, or the statistics were saved with a model of
+            other timesteps (the run directory's final files of two saves: a kill or a full
+            disk between their writes).
         PickleRefused: if only the pickle is there without ``trust_pickles``.
     """
     plain, pickled = directory / STATISTICS, directory / VECNORMALIZE_PICKLE
     if plain.is_file() or not pickled.is_file():
-        return read_statistics(plain, obs_shape)
+        stats = read_statistics(plain, obs_shape)
+        saved = stats["timesteps"]
+        if timesteps is not None and saved is not None and saved != timesteps:
+            raise CheckpointError(
+                f"{directory}: its {MODEL} has {timesteps:,} timesteps but {STATISTICS} was "
+                f"saved with a model of {saved:,}: they are not one save (a save cut short by "
+                "a kill or a full disk?). Each checkpoint under checkpoints/ is one "
+                "(checkpoint=latest); racing-rl train resume=<run dir> writes a run's final "
+                "files again."
+            )
+        return stats
     _read_pickle_if_trusted(pickled, STATISTICS, "VecNormalize statistics", trust_pickles)
     try:
         with open(pickled, "rb") as file:
@@ -328,28 +351,35 @@ def load_statistics(
 
 
 def load_normalizer(
-    directory: Path, obs_shape: tuple[int, ...], trust_pickles: bool = False
+    directory: Path,
+    obs_shape: tuple[int, ...],
+    trust_pickles: bool = False,
+    timesteps: int | None = None,
 ) -> VecNormalize:
     """Frozen VecNormalize statistics from ``directory``, without a VecEnv:
     ``normalize_obs`` works, nothing updates (``training=False``, raw rewards).
 
     Raises:
-        CheckpointError: as ``load_statistics``.
+        CheckpointError: as ``load_statistics`` (``timesteps``: the model's).
     """
-    return frozen_normalizer(load_statistics(directory, obs_shape, trust_pickles))
+    return frozen_normalizer(load_statistics(directory, obs_shape, trust_pickles, timesteps))
 
 
 def restore_statistics(
-    venv: VecNormalize, directory: Path, trust_pickles: bool = False, settings: bool = True
+    venv: VecNormalize,
+    directory: Path,
+    trust_pickles: bool = False,
+    settings: bool = True,
+    timesteps: int | None = None,
 ) -> None:
     """Load the statistics saved in ``directory`` into the training ``venv``: with their
     settings (clips, gamma, ...), or with ``settings=False`` the running statistics alone
     (``apply_statistics``).
 
     Raises:
-        CheckpointError: as ``load_statistics``.
+        CheckpointError: as ``load_statistics`` (``timesteps``: the model's).
     """
-    stats = load_statistics(directory, venv.observation_space.shape, trust_pickles)
+    stats = load_statistics(directory, venv.observation_space.shape, trust_pickles, timesteps)
     apply_statistics(venv, stats, settings)
 
 

@@ -291,7 +291,7 @@ def load_for_resume(cfg: DictConfig, checkpoint: Checkpoint, venv: VecEnv) -> Ba
     """
     trust = bool(cfg.get("trust_pickles", False))
     if isinstance(venv, VecNormalize):
-        restore_statistics(venv, checkpoint.path, trust)
+        restore_statistics(venv, checkpoint.path, trust, timesteps=checkpoint.timesteps)
         venv.training = True
     model = load_model(cfg.algo, checkpoint.model, env=venv, device=cfg.device)
     if isinstance(model, OffPolicyAlgorithm):
@@ -447,7 +447,9 @@ def initialize_from(cfg: DictConfig, source: Path, venv: VecEnv) -> tuple[BaseAl
     with_statistics = isinstance(venv, VecNormalize) and bool(source_cfg.wrappers.get("normalize"))
     if with_statistics:  # the statistics the weights learned on; this run's own settings
         trust = bool(cfg.get("trust_pickles", False))
-        restore_statistics(venv, model_path.parent, trust, settings=False)
+        restore_statistics(
+            venv, model_path.parent, trust, settings=False, timesteps=loaded.num_timesteps
+        )
         venv.training = True
     log.info(
         "initialized from %s (%s model, %s)%s",
@@ -502,7 +504,12 @@ def load_policy_driver(
             f"(backend.sensors) or another frame stack (wrappers.frame_stack).{sensors}"
         )
     normalizer = (
-        load_normalizer(model_path.parent, expected, bool(cfg.get("trust_pickles", False)))
+        load_normalizer(
+            model_path.parent,
+            expected,
+            bool(cfg.get("trust_pickles", False)),
+            timesteps=model.num_timesteps,
+        )
         if run_cfg.wrappers.get("normalize")
         else None
     )

@@ -42,11 +42,14 @@ log = logging.getLogger(__name__)
 
 
 def save_model_files(model: BaseAlgorithm, env: VecEnv | None, directory: Path) -> None:
-    """Write ``model.zip`` and, if ``env`` is a VecNormalize, ``vecnormalize.npz`` and
+    """Write ``model.zip`` and, if ``env`` is a VecNormalize, ``vecnormalize.npz`` (with
+    the model's timesteps: a reader refuses a pair from two saves) and
     ``vecnormalize.pkl``, each atomically (see ``write_atomic``), into an existing
     ``directory``."""
     if isinstance(env, VecNormalize):
-        write_atomic(directory / STATISTICS, lambda tmp: save_statistics(env, tmp))
+        write_atomic(
+            directory / STATISTICS, lambda tmp: save_statistics(env, tmp, model.num_timesteps)
+        )
         write_atomic(directory / VECNORMALIZE_PICKLE, lambda tmp: env.save(str(tmp)))
     write_atomic(directory / MODEL, model.save)
 
