@@ -334,20 +334,20 @@ def main(cfg: DictConfig) -> float | None:
             job_lock = lock_run_dir(
                 run_dir, what="run", then="a sweep job's directory is the sweep's to use."
             )
-        checkpoint = None
+        checkpoint, resume_files = None, {}
         if cfg.get("resume"):
-            cfg, checkpoint = resume_run(run_dir, hydra_cfg.overrides.task)
+            cfg, checkpoint, resume_files = resume_run(run_dir, hydra_cfg.overrides.task)
         elif hydra_cfg.mode == RunMode.MULTIRUN and saved_work(run_dir):  # a continued sweep
             overrides = list(hydra_cfg.overrides.task)
             if _completed_before(run_dir, overrides):
                 log.info("%s completed when this sweep ran before: kept", run_dir)
                 summary = json.loads((run_dir / "summary.json").read_text())
                 return summary.get("objective", {}).get("value")
-            cfg, checkpoint = resume_run(
+            cfg, checkpoint, resume_files = resume_run(
                 run_dir, [o for o in overrides if under(o.split("=", 1)[0], RESUMABLE)]
             )
             log.info("resuming %s (this sweep's job from before) from %s", run_dir, checkpoint.path)
-        summary = train(cfg, run_dir, resume=checkpoint)
+        summary = train(cfg, run_dir, resume=checkpoint, resume_files=resume_files)
     except TrainingInterrupted as err:
         log.warning("%s", err)
         if hydra_cfg.mode == RunMode.MULTIRUN:

@@ -20,7 +20,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, closing, contextmanager, nullcontext
 from functools import partial
 from pathlib import Path
@@ -246,11 +246,15 @@ def _save_after_error(
         return None
 
 
-def resume_run(run_dir: Path, overrides: Sequence[str]) -> tuple[DictConfig, Checkpoint]:
+def resume_run(
+    run_dir: Path, overrides: Sequence[str]
+) -> tuple[DictConfig, Checkpoint, dict[Path, str]]:
     """The config and checkpoint to continue a run with (``racing-rl train resume=``).
 
     The run's saved config with the overrides a resume may make (``resume_config``),
-    checked and written back to ``.hydra/config.yaml``, and its newest checkpoint.
+    checked; its newest checkpoint; and the run's files that record the overrides,
+    ``.hydra/config.yaml`` and ``overrides.yaml``, as their new texts: ``train`` writes
+    them once the checkpoint has loaded, so that a resume that cannot start leaves them.
 
     Args:
         run_dir: the run directory.
@@ -284,9 +288,10 @@ def resume_run(run_dir: Path, overrides: Sequence[str]) -> tuple[DictConfig, Che
             f"{checkpoint.timesteps:,}",
             f"{cfg.total_timesteps:,}",
         )
-    saved = OmegaConf.to_yaml(cfg)
-    write_atomic(run_dir / ".hydra" / "config.yaml", lambda tmp: tmp.write_text(saved))
-    _record_overrides(run_dir / ".hydra" / "overrides.yaml", overrides)
+    files = {run_dir / ".hydra" / "config.yaml": OmegaConf.to_yaml(cfg)}
+    recorded = _recorded_overrides(run_dir / ".hydra" / "overrides.yaml", overrides)
+    if recorded is not None:
+        files[run_dir / ".hydra" / "overrides.yaml"] = recorded
     # A game run's checkpoint takes the size its game sent: pinned for this leg, a game
     # that sends another is named at once (else its size is taken, and the checkpoint
     # looks broken: "statistics for observations of shape (38,) ...").
@@ -294,33 +299,52 @@ def resume_run(run_dir: Path, overrides: Sequence[str]) -> tuple[DictConfig, Che
         size = trained_game(run_dir).get("observation_size")
         if isinstance(size, int):
             cfg.backend.observation_size = size
-    return cfg, checkpoint
+    return cfg, checkpoint, files
 
 
-def _record_overrides(path: Path, overrides: Sequence[str]) -> None:
-    """Put a resume's overrides into the run's ``.hydra/overrides.yaml``, each in place
-    of the one of its key, so that the file keeps saying what the run's config was made
-    with (``racing-rl report`` shows it); ``resume=`` itself is left out."""
+def _recorded_overrides(path: Path, overrides: Sequence[str]) -> str | None:
+    """The run's ``.hydra/overrides.yaml`` with a resume's overrides, each in place of the
+    one of its key, so that the file keeps saying what the run's config was made with
+    (``racing-rl report`` shows it); ``resume=`` itself is left out. None without the file.
+
+    Raises:
+        ConfigError: if the file cannot be read as a list of overrides.
+    """
     if not path.is_file():
-        return
+        return None
     parser = OverridesParser.create()
-    lines = [o.input_line for o in parser.parse_overrides([str(o) for o in OmegaConf.load(path)])]
+    try:
+        saved = OmegaConf.load(path)
+        lines = [o.input_line for o in parser.parse_overrides([str(o) for o in saved])]
+    except Exception as err:  # YAML's, OmegaConf's or Hydra's parse errors
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(
+            f"{path} is damaged ({first}): it lists the overrides the run was made with. "
+            "Put its lines back (each KEY=VALUE of the run's command line, as a YAML list), "
+            "or delete it, and resume again."
+        ) from err
     for override in parser.parse_overrides(list(overrides)):
         key = override.key_or_group
         if key != "resume":
             lines = [line for line in lines if parser.parse_override(line).key_or_group != key]
             lines.append(override.input_line)
-    text = OmegaConf.to_yaml(OmegaConf.create(lines))
-    write_atomic(path, lambda tmp: tmp.write_text(text))
+    return OmegaConf.to_yaml(OmegaConf.create(lines))
 
 
-def train(cfg: DictConfig, run_dir: Path, resume: Checkpoint | None = None) -> dict[str, Any]:
+def train(
+    cfg: DictConfig,
+    run_dir: Path,
+    resume: Checkpoint | None = None,
+    resume_files: Mapping[Path, str] | None = None,
+) -> dict[str, Any]:
     """Train ``cfg.algo`` on ``cfg.backend`` and write the run directory.
 
     Args:
         cfg: the composed ``train`` config.
         run_dir: the run directory (Hydra's output dir), already created.
-        resume: a checkpoint of this run to continue from (see ``resume_config``).
+        resume: a checkpoint of this run to continue from (see ``resume_run``).
+        resume_files: the run's files a resume rewrites (``resume_run``), written once the
+            checkpoint has loaded.
 
     Returns:
         Summary: timesteps, wall time, env-steps/s and the best validation metrics.
@@ -345,7 +369,7 @@ def train(cfg: DictConfig, run_dir: Path, resume: Checkpoint | None = None) -> d
     record_leg(run_dir, leg)
     try:
         with wandb_run(cfg, run_dir):
-            return _train(cfg, run_dir, resume, leg)
+            return _train(cfg, run_dir, resume, leg, resume_files or {})
     except TrainingInterrupted:
         raise
     except Exception as err:
@@ -402,7 +426,11 @@ def _interrupted(
 
 
 def _train(
-    cfg: DictConfig, run_dir: Path, resume: Checkpoint | None, leg: dict[str, Any]
+    cfg: DictConfig,
+    run_dir: Path,
+    resume: Checkpoint | None,
+    leg: dict[str, Any],
+    resume_files: Mapping[Path, str],
 ) -> dict[str, Any]:
     """``train``'s work; updates ``leg`` in run.json as it goes.
 
@@ -427,7 +455,7 @@ def _train(
 
             bridge = TrainingBridge.from_config(backend_config(cfg.backend))
             opened.callback(bridge.close)
-        return _train_on(cfg, run_dir, resume, leg, bridge, opened)
+        return _train_on(cfg, run_dir, resume, leg, resume_files, bridge, opened)
 
 
 def training_env(cfg: DictConfig, bridge: TrainingBridge | None = None) -> VecEnv:
@@ -472,6 +500,7 @@ def _train_on(
     run_dir: Path,
     resume: Checkpoint | None,
     leg: dict[str, Any],
+    resume_files: Mapping[Path, str],
     bridge: TrainingBridge | None,
     opened: ExitStack,
 ) -> dict[str, Any]:
@@ -483,6 +512,8 @@ def _train_on(
     if resume is not None:
         resume, model = newest_loadable(run_dir, partial(load_for_resume, cfg, venv=venv))
         leg["resumed_from"] = str(resume.path)
+        for path, text in resume_files.items():
+            write_atomic(path, lambda tmp, text=text: tmp.write_text(text))
         best_at = _timesteps_in(run_dir / "best" / "metrics.json")
         if best_at is not None and best_at > resume.timesteps:  # after a kill -9
             log.warning(

@@ -516,7 +516,7 @@ def test_a_run_stopped_after_its_last_step_is_finished_by_resume(tmp_path, monke
     assert latest_checkpoint(tmp_path).kind == "interrupted"
     assert not (tmp_path / "summary.json").exists()
 
-    cfg, checkpoint = train_module.resume_run(tmp_path, [])
+    cfg, checkpoint, _ = train_module.resume_run(tmp_path, [])
     assert checkpoint.timesteps == 1900
     with caplog.at_level(logging.INFO, logger="racing_rl"):
         summary = train_module.train(cfg, tmp_path, resume=checkpoint)
@@ -550,7 +550,7 @@ def test_a_ctrl_c_in_an_update_discards_its_rollout(tmp_path, monkeypatch):
         patched.setattr(PPOModel, "train", in_an_update)
         with pytest.raises(TrainingInterrupted, match="at 800 timesteps"):
             train_module.train(cfg, tmp_path)
-    cfg, checkpoint = train_module.resume_run(tmp_path, [])
+    cfg, checkpoint, _ = train_module.resume_run(tmp_path, [])
     assert checkpoint.timesteps == 800
     train_module.train(cfg, tmp_path, resume=checkpoint)
     names = [c.path.name for c in find_checkpoints(tmp_path)]
@@ -760,7 +760,7 @@ def test_a_run_that_failed_after_its_final_checkpoint_is_finished_by_resume(tmp_
         with pytest.raises(OSError, match="No space left"):
             train_module.train(cfg, tmp_path)
     assert not (tmp_path / "summary.json").exists()
-    cfg, checkpoint = train_module.resume_run(tmp_path, [])
+    cfg, checkpoint, _ = train_module.resume_run(tmp_path, [])
     assert (checkpoint.kind, checkpoint.timesteps) == ("final", 2000)
     saved = read_statistics(checkpoint.statistics)
     summary = train_module.train(cfg, tmp_path, resume=checkpoint)
@@ -788,7 +788,7 @@ def test_a_validation_cut_by_ctrl_c_is_run_when_the_run_resumes(tmp_path, monkey
             train_module.train(cfg, tmp_path)
     checkpoint = latest_checkpoint(tmp_path)
     assert (checkpoint.timesteps, checkpoint.validation_due) == (1000, True)
-    cfg, checkpoint = train_module.resume_run(tmp_path, [])
+    cfg, checkpoint, _ = train_module.resume_run(tmp_path, [])
     with caplog.at_level(logging.INFO, logger="racing_rl"):
         train_module.train(cfg, tmp_path, resume=checkpoint)
     validated = [int(s) for s in re.findall(r"validation at (\d+) steps", caplog.text)]
@@ -890,3 +890,27 @@ def test_a_damaged_best_or_summary_record_is_taken_as_missing(tmp_path, caplog):
             assert validation.best is None  # the next validation replaces best/
             assert _timesteps_in(tmp_path / "summary.json") == (2048 if "2048" in damaged else None)
         assert "next validation replaces it" in caplog.text
+
+
+def test_a_resume_that_cannot_start_leaves_the_run_s_config(tmp_path):
+    """A resume whose checkpoint failed to load had already written its overrides into
+    .hydra/config.yaml and overrides.yaml (the next plain resume trained to its total);
+    a damaged overrides.yaml was Hydra's multi-line parse error, naming no file."""
+    import racing_rl.training as train_module
+    from racing_rl.errors import PickleRefused
+
+    cfg = saved_config(tmp_path, [*QUICK, *PPO, "validation.every=0"])
+    hydra = tmp_path / ".hydra"
+    (hydra / "overrides.yaml").write_text("- validation.every=0\n")
+    train_module.train(cfg, tmp_path)
+    before = {name: (hydra / name).read_text() for name in ("config.yaml", "overrides.yaml")}
+    for statistics in tmp_path.glob("checkpoints/*/vecnormalize.npz"):
+        statistics.unlink()  # their pickles alone: refused without trust_pickles
+    cfg, checkpoint, files = train_module.resume_run(tmp_path, ["total_timesteps=4000"])
+    assert set(files) == {hydra / name for name in before}
+    with pytest.raises(PickleRefused):
+        train_module.train(cfg, tmp_path, resume=checkpoint, resume_files=files)
+    assert {name: (hydra / name).read_text() for name in before} == before
+    (hydra / "overrides.yaml").write_text("- validation.every=0\n- 'seed=\n")  # cut short
+    with pytest.raises(ConfigError, match=r"overrides\.yaml is damaged \(.*or delete it, and"):
+        train_module.resume_run(tmp_path, ["total_timesteps=4000"])
