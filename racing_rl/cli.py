@@ -268,9 +268,10 @@ def run(argv: list[str]) -> int:
             app = importlib.import_module(module).main
             started(app)
             app()
-        except KeyboardInterrupt:  # the command let it through
-            print(f"racing-rl {name}: interrupted (Ctrl-C).", file=sys.stderr)
-            return 130
+        except KeyboardInterrupt as interrupt:  # the command let it through
+            sig = interrupts.interrupt_signal(interrupt)
+            print(f"racing-rl {name}: interrupted ({interrupts.how(sig.name)}).", file=sys.stderr)
+            return 128 + sig
     return 0
 
 

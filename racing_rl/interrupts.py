@@ -4,9 +4,14 @@ starts, and SIGINT or SIGTERM while a sweep (``-m``) runs its jobs.
 Training handles its own signals (``racing_rl.training._Interrupts``: the first saves an
 ``interrupted`` checkpoint, a second waits for it). What is left is here:
 
+- While the command's task function runs, SIGTERM raises ``KeyboardInterrupt("SIGTERM")``
+  as Ctrl-C raises KeyboardInterrupt, so that every command stops on it as on Ctrl-C
+  (saving what it saves, with one line) and exits with 143; Python's default would end
+  the process at once, silent, a training run's ``run.json`` still saying ``running``.
 - Before the command's task function runs (while Python imports it or Hydra composes its
-  config), Ctrl-C exits at once with status 130 and one line: a KeyboardInterrupt raised
-  inside Hydra's config handling leaves it half-updated and ends in an unrelated error.
+  config), Ctrl-C (SIGTERM) exits at once with status 130 (143) and one line: a
+  KeyboardInterrupt raised inside Hydra's config handling leaves it half-updated and ends
+  in an unrelated error.
 - Once a sweep has started (``racing_rl.config.SweepSignals``, a Hydra callback), SIGINT
   and SIGTERM that come between its jobs, or while its jobs run in other processes
   (``hydra/launcher=parallel``: joblib's loky workers), stop the sweep. The signal is
@@ -49,12 +54,12 @@ def in_command_process() -> bool:
 
 @contextmanager
 def handled(command: str) -> Iterator[Callable[[Any], None]]:
-    """Handle SIGINT for the command ``command`` (and SIGTERM once a sweep has started), as
-    the module's docstring says; the previous handlers come back at the end. Yields
-    ``started(app)``, to be called with the command's Hydra app once it is imported: a
-    SIGINT while its task function is on the stack raises KeyboardInterrupt as usual,
-    which the commands handle (train saves a checkpoint). Outside the main thread (where
-    Python allows no handlers) it does nothing."""
+    """Handle SIGINT and SIGTERM for the command ``command``, as the module's docstring
+    says; the previous handlers come back at the end. Yields ``started(app)``, to be called
+    with the command's Hydra app once it is imported: a SIGINT while its task function is
+    on the stack raises KeyboardInterrupt as usual (a SIGTERM, ``KeyboardInterrupt
+    ("SIGTERM")``), which the commands handle (train saves a checkpoint). Outside the main
+    thread (where Python allows no handlers) it does nothing."""
     if threading.current_thread() is not threading.main_thread():
         yield lambda app: None
         return
@@ -67,7 +72,8 @@ def handled(command: str) -> Iterator[Callable[[Any], None]]:
             _command["task_code"].append(task.__code__)
 
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    signal.signal(signal.SIGINT, _handle)
+    for sig in previous:
+        signal.signal(sig, _handle)
     try:
         yield started
     finally:
@@ -86,20 +92,19 @@ def sweep_started(sweep_dir: Path, launcher: str, then: str = "") -> None:
     _command["sweep_dir"] = sweep_dir
     _command["then"] = then
     _command["in_process"] = launcher.endswith(".BasicLauncher")
-    signal.signal(signal.SIGTERM, _handle)
 
 
 def _handle(signum: int, frame: FrameType | None) -> None:
+    name = signal.Signals(signum).name
     task_code: list[CodeType] = _command.get("task_code", [])
     while frame is not None:
         if frame.f_code in task_code:
-            raise KeyboardInterrupt
+            raise KeyboardInterrupt(*([] if signum == signal.SIGINT else [name]))
         frame = frame.f_back
-    name = signal.Signals(signum).name
     command = f"racing-rl {_command.get('name', '')}"
     sweep_dir = _command.get("sweep_dir")
     if sweep_dir is None:
-        print(f"{command}: interrupted while starting (Ctrl-C).", file=sys.stderr)
+        print(f"{command}: interrupted while starting ({how(name)}).", file=sys.stderr)
     else:
         workers = multiprocessing.active_children()
         for worker in workers:
@@ -132,6 +137,18 @@ def _handle(signum: int, frame: FrameType | None) -> None:
         print(f"{command}: {_command['then']}", file=sys.stderr)
     sys.stderr.flush()
     os._exit(128 + signum)
+
+
+def how(name: str) -> str:
+    """How a signal of ``name`` (``SIGINT``, ``SIGTERM``) reads in a message."""
+    return "Ctrl-C" if name == "SIGINT" else name
+
+
+def interrupt_signal(interrupt: KeyboardInterrupt) -> signal.Signals:
+    """The signal behind a KeyboardInterrupt: SIGTERM (or another) where ``_handle`` or
+    training named it as its first argument, else SIGINT."""
+    name = str(interrupt.args[0]) if interrupt.args else ""
+    return signal.Signals[name] if name in signal.Signals.__members__ else signal.SIGINT
 
 
 def job_started() -> None:

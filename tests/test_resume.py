@@ -418,6 +418,29 @@ def test_ctrl_c_while_starting_exits_130_without_a_traceback(tmp_path, after_s):
     assert "Traceback" not in stderr, stderr[-3000:]
 
 
+def test_sigterm_stops_a_command_as_ctrl_c_does():
+    """SIGTERM outside training ended a command at once and silent (eval, train while
+    setting up: exit 143, nothing said, run.json's leg left 'running')."""
+    from racing_rl import interrupts
+
+    def task() -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(10)  # the signal's handler raises first
+
+    def app() -> None:  # as hydra.main wraps a task function
+        task()
+
+    app.__wrapped__ = task
+    before = signal.getsignal(signal.SIGTERM)
+    with interrupts.handled("eval") as started:
+        started(app)
+        with pytest.raises(KeyboardInterrupt) as raised:
+            app()
+    assert interrupts.interrupt_signal(raised.value) == signal.SIGTERM
+    assert interrupts.interrupt_signal(KeyboardInterrupt()) == signal.SIGINT  # Ctrl-C's own
+    assert signal.getsignal(signal.SIGTERM) is before  # put back
+
+
 def stop_at(timesteps: int, train_module):
     """A RaceMetricsCallback that raises KeyboardInterrupt (as a signal does) once training
     reaches ``timesteps``, in the middle of collecting a rollout."""
