@@ -3,8 +3,22 @@
 Messages say what was got, what was expected and how to fix it.
 """
 
+import errno
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+
+def disk_full(err: BaseException) -> OSError | None:
+    """The ``OSError`` of a full disk (or quota: ``ENOSPC``, ``EDQUOT``) that ``err`` is or
+    was raised from (torch's zip writer says ``RuntimeError`` about it), or None."""
+    seen: set[int] = set()
+    cause: BaseException | None = err
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT):
+            return cause
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 def one_line(err: BaseException) -> str:

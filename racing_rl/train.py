@@ -36,7 +36,7 @@ from racing_rl.config import (
     sweep_overrides,
     under,
 )
-from racing_rl.errors import ConfigError, RacingRLError, TrainingInterrupted
+from racing_rl.errors import ConfigError, RacingRLError, TrainingInterrupted, disk_full
 from racing_rl.interrupts import in_command_process
 from racing_rl.loggers import check_logger
 from racing_rl.provenance import read_legs
@@ -358,6 +358,20 @@ def main(cfg: DictConfig) -> float | None:
     except RacingRLError as err:
         log.error("%s", err)
         job_failed(err)
+    except Exception as err:
+        if (full := disk_full(err)) is None:
+            raise
+        then = "run the command again"
+        if saved_work(run_dir):
+            then = f"continue with: racing-rl train {path_override('resume', run_dir)}"
+        log.error(
+            "%s: %s. What the run saved before is whole (every file is written beside its "
+            "name and renamed in once complete). Free space on that disk, then %s",
+            full.filename or run_dir,
+            full.strerror or full,
+            then,
+        )
+        job_failed(full)
     finally:
         if job_lock is not None:
             job_lock.release()

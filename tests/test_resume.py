@@ -441,6 +441,37 @@ def test_sigterm_stops_a_command_as_ctrl_c_does():
     assert signal.getsignal(signal.SIGTERM) is before  # put back
 
 
+def test_a_full_disk_ends_training_in_one_line(tmp_path):
+    """A full disk ended training in three chained tracebacks (ENOSPC's OSError, torch's
+    RuntimeError about it, OSError again)."""
+    run_dir = tmp_path / "run"
+    program = textwrap.dedent(
+        f"""
+        import errno, sys
+        import racing_rl.training as training
+
+        def full(model, env, directory):  # the run directory's final save, as torch fails
+            try:
+                raise OSError(errno.ENOSPC, "No space left on device", str(directory / "x"))
+            except OSError as err:
+                raise RuntimeError("[enforce fail at inline_container.cc] unexpected pos") from err
+
+        training.save_model_files = full
+        from racing_rl.cli import main
+        sys.exit(main(["train", *{QUICK!r}, "hydra.run.dir={run_dir}"]))
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", program], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert f"{run_dir / 'x'}: No space left on device. What the run saved before is whole" in (
+        result.stderr
+    )
+    assert f"then continue with: racing-rl train resume={run_dir}" in result.stderr
+
+
 def stop_at(timesteps: int, train_module):
     """A RaceMetricsCallback that raises KeyboardInterrupt (as a signal does) once training
     reaches ``timesteps``, in the middle of collecting a rollout."""
