@@ -296,7 +296,8 @@ def _read_pickle_if_trusted(pickled: Path, instead: str, what: str, trust_pickle
         raise PickleRefused(
             f"{pickled.parent} has {what} only as {pickled.name}, a pickle, and a pickle can "
             f"run any code (checkpoints of racing-rl before {instead}). If you made this run "
-            "yourself or trust who did, add trust_pickles=true."
+            f"yourself or trust who did, add trust_pickles=true; if its {instead} was lost, "
+            "choose another checkpoint."
         )
     log.warning(_PICKLE_WARNING, pickled, instead)
 
