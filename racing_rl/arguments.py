@@ -185,7 +185,14 @@ def check_arguments(name: str, args: list[str]) -> None:
             "--info, --run, --shell-completion at a time"
         )
     _check_dashed_keys(name, args)
-    if name in HYDRA_READS_CONFIG and "--resolve" in args and _cfg_part(args) == "hydra":
+    package = _flag_value(args, ("-p", "--package")) or "hydra"
+    reads_config = package == "hydra" or package.startswith(("hydra.run", "hydra.output_subdir"))
+    if (
+        name in HYDRA_READS_CONFIG
+        and "--resolve" in args
+        and _flag_value(args, ("-c", "--cfg")) == "hydra"
+        and reads_config
+    ):
         raise UsageError(
             "--cfg hydra --resolve cannot resolve Hydra's settings alone: their directories "
             f"read the {name} config's keys; --cfg all --resolve prints both, resolved"
@@ -404,6 +411,12 @@ def _check_group_options(overrides: list[Override], doc: ConfigDoc) -> None:
                     f"{group}, leave it out, or ~{group} drops the default one"
                 )
             if isinstance(option, str) and option not in options:
+                if override.key_or_group not in HYDRA_GROUPS:  # a SearchPathPlugin's too
+                    options = groups[override.key_or_group] = _hydra_group_options(
+                        override.key_or_group
+                    )
+                    if option in options:
+                        continue
                 close = difflib.get_close_matches(option.lower(), options, n=1)  # algo=PPO
                 hint = f"did you mean {close[0]}? " if close else ""
                 raise UsageError(
@@ -419,9 +432,10 @@ HYDRA_GROUPS = {"hydra/launcher", "hydra/sweeper"}
 
 
 def _hydra_group_options(group: str) -> list[str]:
-    """The options of Hydra's group ``group`` (``hydra/launcher``): racing-rl's conf/hydra/,
-    Hydra's own and the installed plugins', and those of ``PLUGINS`` (an option whose
-    plugin is missing is told how to install it, not that it does not exist)."""
+    """The options of the group ``group`` on Hydra's config search path: racing-rl's
+    ``conf/<group>/`` and those its installed plugins add (a ``SearchPathPlugin``'s
+    directories, Hydra's own for ``hydra/launcher``), and those of ``PLUGINS`` (an option
+    whose plugin is missing is told how to install it, not that it does not exist)."""
     from hydra._internal.config_loader_impl import ConfigLoaderImpl
     from hydra._internal.utils import create_automatic_config_search_path
 
@@ -666,8 +680,8 @@ def _walk(node: Any, parts: list[str]) -> tuple[int, dict]:
 
 
 def _check_path(key: str, kind: str, value: object) -> None:
-    if value is None or (kind == "run" and value == "scripted"):
-        return
+    if value is None or (kind == "run" and value == "scripted") or "${" in str(value):
+        return  # an interpolation (${oc.env:RUN}): Hydra resolves it, and the command checks
     path = Path(str(value)).expanduser()
     if not path.exists():
         raise UsageError(f"{key}={value}: no such file or directory; pass {key}=<{kind}>")
@@ -718,11 +732,12 @@ def with_resumed_backend(args: list[str]) -> list[str]:
     return [*args, f"backend={backend}"] if backend else args
 
 
-def _cfg_part(args: Sequence[str]) -> str | None:
-    """The part of the config that ``--cfg``/``-c`` asks for (``job``, ``hydra``, ``all``)."""
+def _flag_value(args: Sequence[str], flags: tuple[str, ...]) -> str | None:
+    """The value of Hydra's flag ``flags`` (its short and long spelling: ``--cfg hydra``,
+    ``-c=job``, ``-p hydra.job``), or None where it is not given."""
     for i, arg in enumerate(args):
         flag, _, value = arg.partition("=")
-        if flag in ("-c", "--cfg"):
+        if flag in flags:
             return value or (args[i + 1] if i + 1 < len(args) else None)
     return None
 

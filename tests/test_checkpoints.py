@@ -244,7 +244,7 @@ def test_an_old_run_s_pickled_statistics_load_only_when_trusted(run_copy, tmp_pa
         npz.unlink()
     shape = (26,)  # (10 rays + 3) × PPO's 2 frames
     # A lost vecnormalize.npz reads as an old run's: the message names both.
-    with pytest.raises(CheckpointError, match="trust_pickles=true; if its vecnormalize.npz was"):
+    with pytest.raises(CheckpointError, match=r"trust_pickles=true; if its vecnormalize\.npz was"):
         load_normalizer(run_copy, shape)
     trusted = load_normalizer(run_copy, shape, trust_pickles=True)
     pickled = pickle.loads((run_copy / VECNORMALIZE_PICKLE).read_bytes())  # our own run

@@ -486,3 +486,54 @@ def test_help_into_a_closed_pipe_ends_quietly():
         stderr = proc.stderr.read().decode()
     assert proc.returncode == 141, stderr
     assert stderr == ""
+
+
+PLUGIN = """
+from hydra.core.config_search_path import ConfigSearchPath
+from hydra.plugins.search_path_plugin import SearchPathPlugin
+
+
+class MyAlgos(SearchPathPlugin):
+    def manipulate_search_path(self, search_path: ConfigSearchPath) -> None:
+        search_path.append("my-algos", "file://{conf}")
+"""
+
+
+def test_an_option_that_a_search_path_plugin_adds_is_taken(tmp_path):
+    # Only conf/<group>/ was read: algo=<a plugin's option> was refused ("no such option"),
+    # though Hydra composes it and it trains.
+    plugin = tmp_path / "hydra_plugins" / "my_algos"
+    plugin.mkdir(parents=True)
+    (plugin / "__init__.py").write_text(PLUGIN.format(conf=tmp_path / "conf"))
+    (tmp_path / "conf" / "algo").mkdir(parents=True)
+    shutil.copy(cli.config_dir() / "algo" / "ppo.yaml", tmp_path / "conf" / "algo" / "myppo.yaml")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+
+    def job(*args: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "racing_rl.cli", "train", *args]
+        return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
+
+    result = job("algo=myppo", "--cfg", "job", "-p", "algo.model.n_steps")  # Hydra's view
+    assert result.returncode == 0 and result.stdout.strip() == "256", result.stderr
+    check = "from racing_rl.arguments import check_arguments as c; c('train', ['algo=myppo'])"
+    result = subprocess.run(
+        [sys.executable, "-c", check], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert "algo=myppo3: no such option; did you mean myppo?" in job("algo=myppo3").stderr
+
+
+def test_what_hydra_resolves_or_prints_is_not_refused(tmp_path, monkeypatch):
+    # A path given as an interpolation was checked as the literal "${oc.env:RUN}"; --cfg
+    # hydra --resolve -p hydra.job was refused, though only Hydra's run directory (and
+    # output_subdir) read the command's config.
+    (tmp_path / ".hydra").mkdir()
+    (tmp_path / ".hydra" / "config.yaml").write_text("")
+    monkeypatch.setenv("RUN", str(tmp_path))
+    check_arguments("eval", ["run_dir=${oc.env:RUN}"])
+    check_arguments("eval", ["run_dir=[${oc.env:RUN},scripted]"])
+    check_arguments("train", ["--cfg", "hydra", "--resolve", "-p", "hydra.job"])
+    check_arguments("eval", ["--cfg=hydra", "--resolve", "--package=hydra.job_logging"])
+    for part in ([], ["-p", "hydra.run"], ["-p", "hydra"]):
+        with pytest.raises(UsageError, match="cannot resolve Hydra's settings alone"):
+            check_arguments("train", ["--cfg", "hydra", "--resolve", *part])
