@@ -526,10 +526,9 @@ def _check_leg_keys(
     groups: tuple[str, ...],
 ) -> None:
     """``_check_group_keys`` for one experiment's keys ``added`` (an OmegaConf node) and
-    the config ``groups``; ``where`` names the sweep's leg in the message."""
-    from omegaconf import OmegaConf
-
-    from racing_rl.config import default_backend
+    the config ``groups``; ``where`` names the sweep's leg in the message. A swept
+    ``algo`` or ``backend`` has each of its legs checked."""
+    from hydra.core.override_parser.types import ChoiceSweep
 
     for group in doc.groups:
         if group.name not in groups:
@@ -554,76 +553,111 @@ def _check_leg_keys(
             and o.key_or_group.split(".")[1] not in ALGO_KEYS
         ]
         chosen = next((o for o in overrides if o.key_or_group == group.name), None)
-        if not (below or added_keys or adds) or (chosen is not None and chosen.is_sweep_override()):
+        if not (below or added_keys or adds):
             continue
-        option = str(chosen.value()) if chosen is not None else group.default
         if below and chosen is None and group.default in (None, "null"):  # eval's backend
             line = below[0].input_line
             raise UsageError(
                 f"{line}: racing-rl {name} takes the run's own {group.name}, and a setting "
                 f"of it is changed with a +: +{line}"
             )
-        if option not in group.options:
-            continue  # Hydra says the option is unknown
-        own = {
-            o: default_backend(o)
-            if group.name == "backend"
-            else OmegaConf.load(config_dir() / group.name / f"{o}.yaml")
-            for o in group.options
-        }
-        keys = {  # as plain dicts: the experiment may add keys that a schema does not have
-            o: OmegaConf.to_container(
-                OmegaConf.merge(
-                    OmegaConf.to_container(config, resolve=False), added.get(group.name) or {}
-                ),
-                resolve=False,
-            )
-            for o, config in own.items()
-        }
-        for override in added_keys:
-            key = override.key_or_group.split(".")[1]
-            if key in keys[option]:
-                continue  # the file's own key (++ sets it; + is Hydra's to refuse)
-            close = difflib.get_close_matches(key, [*ALGO_KEYS, *keys[option]], n=1)
-            elsewhere = [o for o in group.options if key in keys[o]]
-            hint = f"did you mean algo.{close[0]}? " if close else ""
-            if elsewhere and not close:  # +algo.net_width=64 algo=crossq
-                hint = f"it is a key of algo={_and(elsewhere)} only. "
-            raise UsageError(
-                f"{override.input_line}: nothing reads algo.{key}, so it would change nothing "
-                f"(racing-rl reads algo.{', algo.'.join(ALGO_KEYS)}, and algo={option}'s file "
-                f"its own keys); {hint}racing-rl {name} algo={option} --cfg job prints its keys"
-            )
-        for override in [*below, *adds]:
-            parts = override.key_or_group.split(".")[1:]
-            found, node = _walk(keys[option], parts)
-            if found == len(parts):
-                if override in adds:
-                    continue  # Hydra: "remove + prefix", in its own words
-                if group.name == "backend":  # the algorithm's keys are typed by its class
-                    _check_type(own[option], ".".join(parts), override)
-                continue
-            known = parts[: found + 1]
-            elsewhere = [o for o in group.options if _walk(keys[o], known)[0] == len(known)]
-            names = sorted(k for k in node if k != "_target_")
-            close = difflib.get_close_matches(known[-1], names, n=1)
-            hint = ""
-            if close:
-                hint = f"did you mean {'.'.join([group.name, *known[:-1], close[0]])}? "
-            if group.name == "algo" and not close and known[0] in ALGO_KEYS:
-                # The class may take arguments its file does not set, and a file may leave
-                # out a key of racing-rl's; ++ where another leg has the key (a + there is
-                # refused as a duplicate).
-                hint = f"{'++' if where else '+'}{override.input_line} adds it" + (
-                    " (checked against the class's arguments). " if known[0] == "model" else ". "
+        options = [str(chosen.value()) if chosen is not None else group.default]
+        if chosen is not None and chosen.is_sweep_override():  # each leg: Hydra stops the
+            if not isinstance(chosen.value(), ChoiceSweep):  # sweep at one that lacks the key
+                continue  # glob(...), range(...): Hydra's to expand
+            options = [str(leg) for leg in chosen.value().list]
+        for option in options:
+            if option in group.options:  # else Hydra says the option is unknown
+                leg = f" (a leg of the sweep {chosen.input_line})" if len(options) > 1 else ""
+                _check_option_keys(
+                    name,
+                    group.name,
+                    option,
+                    group.options,
+                    added,
+                    below,
+                    adds,
+                    added_keys,
+                    where or leg,
                 )
-            elif elsewhere:
-                hint = f"it is a key of {group.name}={_and(elsewhere)} only. "
-            raise UsageError(
-                f"{override.input_line}: {group.name}={option} has no "
-                f"{group.name}.{'.'.join(known)}{where}; {hint}racing-rl {name} "
-                f"{group.name}={option} --cfg job prints its keys"
+
+
+def _check_option_keys(
+    name: str,
+    group: str,
+    option: str,
+    options: Sequence[str],
+    added: Any,
+    below: list[Override],
+    adds: list[Override],
+    added_keys: list[Override],
+    where: str,
+) -> None:
+    """``_check_leg_keys`` for one option ``option`` of the config group ``group`` (of
+    ``options``): refuse the first of ``below`` (keys set below it), ``adds`` (keys added
+    below a backend) and ``added_keys`` (keys added to algo) that it does not have."""
+    from omegaconf import OmegaConf
+
+    from racing_rl.config import default_backend
+
+    own = {
+        o: default_backend(o)
+        if group == "backend"
+        else OmegaConf.load(config_dir() / group / f"{o}.yaml")
+        for o in options
+    }
+    keys = {  # as plain dicts: the experiment may add keys that a schema does not have
+        o: OmegaConf.to_container(
+            OmegaConf.merge(OmegaConf.to_container(config, resolve=False), added.get(group) or {}),
+            resolve=False,
+        )
+        for o, config in own.items()
+    }
+    for override in added_keys:
+        key = override.key_or_group.split(".")[1]
+        if key in keys[option]:
+            continue  # the file's own key (++ sets it; + is Hydra's to refuse)
+        close = difflib.get_close_matches(key, [*ALGO_KEYS, *keys[option]], n=1)
+        elsewhere = [o for o in options if key in keys[o]]
+        hint = f"did you mean algo.{close[0]}? " if close else ""
+        if elsewhere and not close:  # +algo.net_width=64 algo=crossq
+            hint = f"it is a key of algo={_and(elsewhere)} only. "
+        raise UsageError(
+            f"{override.input_line}: nothing reads algo.{key}, so it would change nothing "
+            f"(racing-rl reads algo.{', algo.'.join(ALGO_KEYS)}, and algo={option}'s file "
+            f"its own keys); {hint}racing-rl {name} algo={option} --cfg job prints its keys"
+        )
+    for override in [*below, *adds]:
+        parts = override.key_or_group.split(".")[1:]
+        found, node = _walk(keys[option], parts)
+        if found == len(parts):
+            if override in adds:
+                continue  # Hydra: "remove + prefix", in its own words
+            if group == "backend":  # the algorithm's keys are typed by its class
+                _check_type(own[option], ".".join(parts), override)
+            continue
+        known = parts[: found + 1]
+        elsewhere = [o for o in options if _walk(keys[o], known)[0] == len(known)]
+        names = sorted(k for k in node if k != "_target_")
+        close = difflib.get_close_matches(known[-1], names, n=1)
+        hint = ""
+        if close:
+            hint = f"did you mean {'.'.join([group, *known[:-1], close[0]])}? "
+        other_algos = elsewhere and known[0] == "model"  # algo.model.n_steps with algo=sac
+        if group == "algo" and not close and not other_algos and known[0] in ALGO_KEYS:
+            # The class may take arguments its file does not set, and a file may leave
+            # out a key of racing-rl's; ++ where another leg has the key (a + there is
+            # refused as a duplicate).
+            hint = f"{'++' if where else '+'}{override.input_line} adds it" + (
+                " (checked against the class's arguments). " if known[0] == "model" else ". "
             )
+        elif elsewhere:
+            hint = f"it is a key of {group}={_and(elsewhere)} only. "
+        raise UsageError(
+            f"{override.input_line}: {group}={option} has no "
+            f"{group}.{'.'.join(known)}{where}; {hint}racing-rl {name} "
+            f"{group}={option} --cfg job prints its keys"
+        )
 
 
 def _check_export_outputs(given: dict[str, Override], doc: ConfigDoc) -> None:

@@ -222,7 +222,7 @@ def test_version_and_python_m_racing_rl(tmp_path):
             ["train", "backend=roblox", "backend.episode.grid_start_prob=0.5"],
             "roblox has no backend.episode.grid_start_prob; it is a key of backend=pygame only",
         ),
-        (["train", "algo=sac", "algo.model.n_epochs=3"], "has no algo.model.n_epochs; +algo.mode"),
+        (["train", "algo=sac", "algo.model.n_epochs=3"], "n_epochs; it is a key of algo=ppo and"),
         (["train", "algo.model.sde_sample_freq=4"], "+algo.model.sde_sample_freq=4 adds it (ch"),
         # A group option conf/ lacks (Hydra: its options and its config search path).
         (["train", "algo=ppo2"], "algo=ppo2: no such option; did you mean ppo? algo is one of"),
@@ -333,7 +333,6 @@ def test_keys_groups_appends_and_nested_keys_pass_the_key_check(tmp_path):
     check_arguments("train", ["difficulty=hard", "experiment=race", "hydra.job.chdir=true"])
     # The keys an experiment adds: experiment=race sets algo.teacher_coef for any algorithm.
     check_arguments("train", ["algo=sac", "experiment=race", "algo.teacher_coef=0.5"])
-    check_arguments("train", ["algo=sac,ppo", "algo.model.n_epochs=3"])  # Hydra's, per job
     # Keys below a dict or a list field (a list's indexes): Hydra checks them.
     check_arguments("train", ["wrappers.normalize.clip_obs=5.0", "tracks.train.0=5"])
     check_arguments("play", ["size.0=640"])
@@ -343,10 +342,11 @@ def test_keys_groups_appends_and_nested_keys_pass_the_key_check(tmp_path):
     # Options from the user's own config dir (Hydra's searchpath) are Hydra's to find.
     check_arguments("train", ["hydra.searchpath=[file:///x]", "experiment=mine"])
     check_arguments("train", ["+hydra.searchpath=[pkg://x]", "algo=ppo", "algo.mine=1"])
-    # The chosen backend's own keys; a sweep over backends is Hydra's to compose.
+    # The chosen backend's own keys (every leg of a sweep over backends must have them).
     check_arguments("train", ["backend=roblox", "backend.server.port=9000"])
     check_arguments("train", ["backend.sensors.n_rays=16", "backend.track.width=12"])
-    check_arguments("train", ["backend=pygame,roblox", "backend.server.port=9000"])
+    with pytest.raises(UsageError, match=r"pygame has no backend\.server \(a leg of the sweep"):
+        check_arguments("train", ["-m", "backend=pygame,roblox", "backend.server.port=9000"])
     # What a resume may change, and Hydra's own keys.
     (tmp_path / ".hydra").mkdir()
     (tmp_path / ".hydra" / "config.yaml").write_text("backend: {name: roblox}\n")
@@ -537,3 +537,16 @@ def test_what_hydra_resolves_or_prints_is_not_refused(tmp_path, monkeypatch):
     for part in ([], ["-p", "hydra.run"], ["-p", "hydra"]):
         with pytest.raises(UsageError, match="cannot resolve Hydra's settings alone"):
             check_arguments("train", ["--cfg", "hydra", "--resolve", *part])
+
+
+def test_a_key_that_a_leg_of_a_swept_algo_lacks_is_refused():
+    # Hydra stopped the whole sweep when it composed the leg (Key 'n_steps' is not in
+    # struct), and the other legs never ran.
+    with pytest.raises(
+        UsageError,
+        match=r"^algo\.model\.n_steps=64: algo=sac has no algo\.model\.n_steps \(a leg of the "
+        r"sweep algo=sac,ppo\); it is a key of algo=ppo and recurrent_ppo only\.",
+    ):
+        check_arguments("train", ["-m", "algo.model.n_steps=64", "algo=sac,ppo"])
+    check_arguments("train", ["-m", "algo=ppo,recurrent_ppo", "algo.model.n_steps=64"])
+    check_arguments("train", ["-m", "algo=glob(*ppo)", "algo.model.n_steps=64"])  # Hydra's
