@@ -197,6 +197,12 @@ def check_arguments(name: str, args: list[str]) -> None:
             "--cfg hydra --resolve cannot resolve Hydra's settings alone: their directories "
             f"read the {name} config's keys; --cfg all --resolve prints both, resolved"
         )
+    if name == "train" and any(a.split("=", 1)[0] == "--experimental-rerun" for a in args):
+        raise UsageError(  # Hydra: trains again from scratch, over the run's files
+            "--experimental-rerun trains the run again from its start, in its own directory, "
+            "over its checkpoints and model; resume='<run dir>' continues a run, and a new "
+            "run of the same config is the same command again"
+        )
     if any(a.startswith("-") and a not in ("-m", "--multirun") for a in args):
         return  # --cfg, --info, ...: Hydra's own questions, nothing is run
     for arg in args:
@@ -228,6 +234,7 @@ def check_arguments(name: str, args: list[str]) -> None:
             )
     _check_types(name, overrides, {group.name for group in doc.groups})
     given = {o.key_or_group: o for o in overrides}
+    _check_hydra_settings(name, given, doc)
     mode = given.get("hydra.mode")
     multirun = any(MODE_FLAGS.get(a) == "multirun" for a in args) or (
         mode is not None and str(mode.value()).upper() == "MULTIRUN"
@@ -658,6 +665,76 @@ def _check_option_keys(
             f"{group}.{'.'.join(known)}{where}; {hint}racing-rl {name} "
             f"{group}={option} --cfg job prints its keys"
         )
+
+
+def _check_hydra_settings(name: str, given: dict[str, Override], doc: ConfigDoc) -> None:
+    """Refuse the Hydra settings that a racing-rl command cannot work under, each of which
+    Hydra takes, and the command then fails late or writes what it cannot read back.
+
+    Raises:
+        UsageError: ``hydra.job.chdir=true`` (relative paths, ``run_dir=outputs/...``,
+            would name files below the new directory), ``hydra.output_subdir`` for train
+            (runs are read from ``<run dir>/.hydra``), ``hydra.run.dir`` for eval (its
+            results go to ``out_dir``), ``hydra/job_logging=disabled`` (a traceback: the
+            commands' configs set its console handler's stream), Optuna's own sweeper
+            without a direction (it minimises), or a search whose parameters the chosen
+            algorithm lacks (``algo=sac hydra/sweeper=ppo_search``).
+    """
+    from omegaconf import OmegaConf
+
+    chdir = given.get("hydra.job.chdir")
+    if chdir is not None and not chdir.is_sweep_override() and chdir.value() is True:
+        raise UsageError(
+            f"{chdir.input_line}: racing-rl's commands take paths relative to the directory "
+            "they start in, and write into their run directory without it; leave it false"
+        )
+    if name == "train" and "hydra.output_subdir" in given:
+        raise UsageError(
+            f"{given['hydra.output_subdir'].input_line}: a run keeps its config in "
+            "<run dir>/.hydra, where eval, export and resume read it; leave it"
+        )
+    if name == "eval" and "hydra.run.dir" in given:
+        value = given["hydra.run.dir"].value()
+        raise UsageError(
+            f"{given['hydra.run.dir'].input_line}: eval writes its results into out_dir, "
+            f"and its log beside them (hydra.run.dir follows out_dir): pass out_dir={value}"
+        )
+    for group in ("hydra/job_logging", "hydra/hydra_logging"):
+        if group in given and given[group].value() == "disabled":  # Hydra: a traceback
+            raise UsageError(
+                f"{given[group].input_line}: racing-rl's commands set the stream of that "
+                f"config's console handler, which disabled lacks; {group}=none leaves "
+                "logging unset (warnings and errors still reach stderr)"
+            )
+    sweeper = given.get("hydra/sweeper")
+    if sweeper is None or sweeper.is_sweep_override() or sweeper.is_delete():
+        return
+    if sweeper.value() == "optuna" and "hydra.sweeper.direction" not in given:
+        raise UsageError(
+            f"{sweeper.input_line} minimises by default, and the objective of a run is to "
+            "maximise: add hydra.sweeper.direction=maximize (hydra/sweeper=ppo_search and "
+            "sac_search set it, with their search spaces)"
+        )
+    search = config_dir() / "hydra" / "sweeper" / f"{sweeper.value()}.yaml"
+    params = OmegaConf.load(search).get("params") if search.is_file() else None
+    algo = given.get("algo")
+    if not params or (algo is not None and algo.is_sweep_override()):
+        return  # no search space of racing-rl's, or a sweep's legs: Hydra composes each
+    default = next((group.default for group in doc.groups if group.name == "algo"), None)
+    chosen = str(algo.value()) if algo is not None else str(default)
+    file = config_dir() / "algo" / f"{chosen}.yaml"
+    if not file.is_file():
+        return  # Hydra says the option is unknown
+    keys = OmegaConf.to_container(OmegaConf.load(file), resolve=False)
+    for key in params:
+        parts = str(key).split(".")
+        if parts[0] == "algo" and _walk(keys, parts[1:])[0] < len(parts) - 1:
+            raise UsageError(
+                f"{sweeper.input_line} searches {key}, which algo={chosen} does not have: "
+                f"it searches {sweeper.value().removesuffix('_search')}'s settings (pass "
+                f"algo={sweeper.value().removesuffix('_search')}); it would fail on its first "
+                "trial, after recording its study"
+            )
 
 
 def _check_export_outputs(given: dict[str, Override], doc: ConfigDoc) -> None:

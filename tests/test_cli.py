@@ -1,6 +1,7 @@
 """The first five minutes: --help, --version, first-use errors, completion, plugin hints."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -330,7 +331,7 @@ def test_keys_groups_appends_and_nested_keys_pass_the_key_check(tmp_path):
     check_arguments("train", ["hydra/launcher=basic", "~hydra/sweeper"])
     check_arguments("emulate", ["sim.sensors.n_rays=16", "~token", "faults.inject=1"])
     check_arguments("train", ["validation.video.every=5", "wrappers.frame_stack=1"])
-    check_arguments("train", ["difficulty=hard", "experiment=race", "hydra.job.chdir=true"])
+    check_arguments("train", ["difficulty=hard", "experiment=race", "hydra.job.name=mine"])
     # The keys an experiment adds: experiment=race sets algo.teacher_coef for any algorithm.
     check_arguments("train", ["algo=sac", "experiment=race", "algo.teacher_coef=0.5"])
     # Keys below a dict or a list field (a list's indexes): Hydra checks them.
@@ -550,3 +551,38 @@ def test_a_key_that_a_leg_of_a_swept_algo_lacks_is_refused():
         check_arguments("train", ["-m", "algo.model.n_steps=64", "algo=sac,ppo"])
     check_arguments("train", ["-m", "algo=ppo,recurrent_ppo", "algo.model.n_steps=64"])
     check_arguments("train", ["-m", "algo=glob(*ppo)", "algo.model.n_steps=64"])  # Hydra's
+
+
+@pytest.mark.parametrize(
+    ("name", "args", "message"),
+    [
+        # Each ran, then failed late or wrote what could not be read back.
+        ("eval", ["run_dir=.", "hydra.job.chdir=true"], "take paths relative to the directory"),
+        ("train", ["hydra.output_subdir=cfg"], "keeps its config in <run dir>/.hydra, where"),
+        ("eval", ["run_dir=.", "hydra.run.dir=x"], "writes its results into out_dir, and its log"),
+        ("train", ["hydra/job_logging=disabled"], "hydra/job_logging=none leaves logging unset"),
+        ("train", ["-m", "hydra/sweeper=optuna"], "add hydra.sweeper.direction=maximize"),
+        (
+            "train",
+            ["-m", "algo=sac", "hydra/sweeper=ppo_search"],
+            "searches algo.model.n_steps, which algo=sac does not have: it searches ppo's",
+        ),
+        ("train", ["--experimental-rerun", "x.pickle"], "trains the run again from its start"),
+    ],
+)
+def test_hydra_settings_a_command_cannot_work_under_are_refused(
+    tmp_path, monkeypatch, name, args, message
+):
+    (tmp_path / ".hydra").mkdir()
+    (tmp_path / ".hydra" / "config.yaml").write_text("")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UsageError, match=re.escape(message)):
+        check_arguments(name, args)
+
+
+def test_the_searches_with_their_own_algorithm_and_optuna_told_to_maximise_pass():
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    check_arguments("train", ["-m", "hydra/sweeper=ppo_search"])
+    check_arguments("train", ["-m", "algo=sac", "hydra/sweeper=sac_search"])
+    check_arguments("train", ["-m", "hydra/sweeper=optuna", "hydra.sweeper.direction=maximize"])
+    check_arguments("train", ["hydra/job_logging=none", "hydra.job.chdir=false"])
