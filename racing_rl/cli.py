@@ -17,6 +17,7 @@ import difflib
 import importlib
 import itertools
 import os
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -196,6 +197,7 @@ def complete(line: str) -> str:
     from contextlib import redirect_stdout
 
     from racing_rl.config import hydra_main
+    from racing_rl.usage import read_config_doc
 
     os.environ["COMP_LINE"] = line.split(None, 1)[1]  # Hydra strips the first word
     argv, sys.argv = sys.argv, [f"racing-rl {name}", "-sc", "query=bash"]
@@ -205,7 +207,14 @@ def complete(line: str) -> str:
             hydra_main(name)(lambda cfg: None)()
     finally:
         sys.argv = argv
-    return answer.getvalue().strip()
+    # Hydra offers every group of the shared conf/: leave out those the command lacks
+    # (eval's algo=, experiment=), and the schemas, which no command line chooses.
+    doc = read_config_doc(config_dir() / f"{name}.yaml")
+    own = {group.name for group in doc.groups} | {o.key.split(".")[0] for o in doc.options}
+    others = {d.name for d in config_dir().iterdir() if d.is_dir()} - own - {"hydra"}
+    others.add("schema")  # racing_rl.config's structured configs (ConfigStore)
+    candidates = answer.getvalue().split()
+    return " ".join(c for c in candidates if re.split(r"[=.]", c, maxsplit=1)[0] not in others)
 
 
 def shell_completion(request: str) -> int:

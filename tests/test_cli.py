@@ -452,6 +452,17 @@ def test_the_completion_query_answers_through_the_dispatcher(line, expected, tmp
     assert expected <= set(result.stdout.split())
 
 
+def test_completion_offers_only_what_the_command_takes():
+    # Hydra completes over the shared conf/: eval was offered algo=, experiment=, logger=,
+    # wrappers= (each refused as no key of eval) and every command the schema group.
+    offered = set(cli.complete("racing-rl eval ").split())
+    assert {"run_dir=", "checkpoint=", "difficulty=", "seeds."} <= offered
+    assert not offered & {"algo=", "experiment=", "logger=", "wrappers=", "schema"}
+    offered = set(cli.complete("racing-rl train ").split())
+    assert {"algo=", "experiment=", "logger=", "wrappers=", "validation."} <= offered
+    assert "schema" not in offered
+
+
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
 def test_bash_completes_commands_and_algorithms_with_the_installed_script(tmp_path):
     # `racing-rl` on PATH, as pip installs it.
