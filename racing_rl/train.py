@@ -234,10 +234,13 @@ class CheckConfig(SweepSignals):
             print_error("train", err)
             raise SystemExit(1) from err
         except OmegaConfBaseException as err:  # e.g. ~algo.teacher_coef, which a key uses
+            first = str(err).splitlines()[0]
+            why = "a key that another key refers to was removed (~) or never set"
+            if "Environment variable" in first:  # ${oc.env:NAME} of a variable not set
+                why = "set that environment variable, or give the value itself"
             unresolved = ConfigError(
-                f"Invalid config: {str(err).splitlines()[0]} (full key: "
-                f"{getattr(err, 'full_key', '?')}): a key that another key refers to was "
-                "removed (~) or never set; racing-rl train --cfg job shows the config."
+                f"Invalid config: {first} (full key: {getattr(err, 'full_key', '?')}): {why}; "
+                "racing-rl train --cfg job shows the config."
             )
             print_error("train", unresolved)
             raise SystemExit(1) from err

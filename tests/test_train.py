@@ -391,6 +391,20 @@ def test_a_removed_key_that_another_refers_to_is_one_line_and_no_run_dir(tmp_pat
         "(~) or never set; racing-rl train --cfg job shows the config."
     )
     assert not run_dir.exists()
+    # An environment variable that is not set was blamed on a removed key too.
+    result = racing_rl(
+        "train", "seed=${oc.env:RACING_RL_NOT_SET}", f"hydra.run.dir={run_dir}", cwd=tmp_path
+    )
+    assert result.returncode == 1
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .endswith(
+            "'RACING_RL_NOT_SET' not found\" (full key: seed): set that environment variable, or "
+            "give the value itself; racing-rl train --cfg job shows the config."
+        )
+    )
+    assert not run_dir.exists()
 
 
 def test_init_from_a_sac_run_goes_on_from_its_entropy_coefficient(tmp_path):
