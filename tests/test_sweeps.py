@@ -19,6 +19,7 @@ import pytest
 from runs import QUICK, QUICK_OFF_POLICY, default_sigint, racing_rl
 
 from hydra_plugins.racing_rl_sweeper.resumable_optuna import OVERRIDES_ATTR
+from racing_rl import config_dir
 from racing_rl.checkpoints.layout import latest_checkpoint
 from racing_rl.config import job_dirname
 from racing_rl.errors import CheckpointError
@@ -326,12 +327,19 @@ def test_an_optuna_study_refuses_a_sweep_with_other_overrides(tmp_path):
     assert "total_timesteps=6000" in refused.stderr and "hydra.sweeper.study_name" in refused.stderr
     assert "(it lacks total_timesteps=6000; it adds total_timesteps=5000)" in refused.stderr
     assert "progress_bar" not in refused.stderr  # not part of the search: not named
-    # The same overrides over another search space (SAC's params) are refused too.
-    space = [a.replace("=ppo_search", "=sac_search") for a in first]
+    # The same overrides over another search space (a copy of ppo_search with one more
+    # parameter, from the user's own config dir) are refused too.
+    searches = tmp_path / "conf" / "hydra" / "sweeper"
+    searches.mkdir(parents=True)
+    wider = (config_dir() / "hydra" / "sweeper" / "ppo_search.yaml").read_text()
+    wider += "  algo.model.gae_lambda: choice(0.9, 0.95)\n"  # params is the file's last key
+    (searches / "ppo_wider.yaml").write_text(wider)
+    space = [a.replace("=ppo_search", "=ppo_wider") for a in first]
+    space.append(f"hydra.searchpath=[file://{tmp_path / 'conf'}]")
     refused = subprocess.run(space, cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert refused.returncode == 1
+    assert refused.returncode == 1, refused.stderr[-3000:]
     assert "was started with another search space (hydra.sweeper.params)" in refused.stderr
-    assert "algo.model.train_freq: (absent) then, choice(1, 2, 4) now" in refused.stderr
+    assert "algo.model.gae_lambda: (absent) then, choice(0.9, 0.95) now" in refused.stderr
     # Without progress_bar=false (how its trials run, not what they learn): the same study.
     same = [a for a in first if a != "progress_bar=false"]
     again = subprocess.run(same, cwd=tmp_path, capture_output=True, text=True, timeout=300)

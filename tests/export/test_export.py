@@ -225,7 +225,9 @@ def test_an_unsupported_activation_is_refused_naming_it(trained_runs, tmp_path):
     trained = PPO.load(run_dir / "model.zip", device="cpu")
     spaces = Spaces(trained.observation_space, trained.action_space)
     kwargs = {"activation_fn": nn.GELU, "net_arch": [16, 16]}
-    PPO("MlpPolicy", spaces, policy_kwargs=kwargs, device="cpu").save(run_dir / "model.zip")
+    replaced = PPO("MlpPolicy", spaces, policy_kwargs=kwargs, device="cpu")
+    replaced.num_timesteps = trained.num_timesteps  # the statistics' model's, as if trained
+    replaced.save(run_dir / "model.zip")
     # Models load with the run's config as the policy's trusted description, so the run's
     # config says GELU too (an activation_fn is a class: Hydra's get_class names it).
     config = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
