@@ -20,7 +20,9 @@ from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.type_aliases import TrainFrequencyUnit
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize, sync_envs_normalization
 
+from racing_rl.checkpoints.layout import Checkpoint
 from racing_rl.checkpoints.saving import (
+    clear_validation_due,
     finish_swap,
     replace_directory,
     save_checkpoint,
@@ -246,6 +248,9 @@ class CheckpointCallback(PeriodicCallback):
         pause: called before a save (``RobloxCallback.pause`` freezes a game).
         hold: the context every save runs in (training's holds SIGINT and SIGTERM until
             the save is complete).
+        validation: the validation, called after this callback: a checkpoint saved when
+            it is due too records so (``Checkpoint.validation_due``), so that a run killed
+            during it (``kill -9``) runs it when resumed from there.
     """
 
     def __init__(
@@ -256,6 +261,7 @@ class CheckpointCallback(PeriodicCallback):
         keep: int = 0,
         pause: Callable[[], None] | None = None,
         hold: Callable[[], AbstractContextManager[None]] = nullcontext,
+        validation: PeriodicCallback | None = None,
     ) -> None:
         super().__init__(every)
         self.checkpoints_dir = checkpoints_dir
@@ -263,15 +269,31 @@ class CheckpointCallback(PeriodicCallback):
         self.keep = keep
         self.pause = pause
         self.hold = hold
+        self.validation = validation
+        self._flagged: Checkpoint | None = None  # saved with validation_due, not yet run
 
     def on_due(self) -> None:
         if self.pause is not None:
             self.pause()
+        due = self.validation is not None and self.validation.owed(self.num_timesteps)
         with self.hold():
             checkpoint = save_checkpoint(
-                self.model, self.training_env, self.checkpoints_dir, self.kind, self.keep
+                self.model,
+                self.training_env,
+                self.checkpoints_dir,
+                self.kind,
+                self.keep,
+                validation_due=due,
             )
+        self._flagged = checkpoint if due else None
         log.info("checkpoint %s", checkpoint.path)
+
+    def _on_step(self) -> bool:
+        flagged, validation = self._flagged, self.validation
+        if flagged is not None and validation is not None and validation.last == flagged.timesteps:
+            clear_validation_due(flagged)  # it ran: a resume from here need not run it again
+            self._flagged = None
+        return True
 
 
 class ValidationCallback(PeriodicCallback):

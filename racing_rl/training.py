@@ -592,18 +592,6 @@ def _train_on(
         roblox = RobloxCallback(bridge, freeze=cfg.backend.freeze_during_updates)
         callbacks.append(roblox)
         pause = roblox.pause
-    if cfg.checkpoint.every > 0:
-        keep = int(cfg.checkpoint.get("keep") or 0)  # null: all, as 0
-        callbacks.append(
-            CheckpointCallback(
-                cfg.checkpoint.every,
-                checkpoints_dir,
-                cfg.algo.name,
-                keep,
-                pause,
-                interrupts.held,
-            )
-        )
     validation = None
     lap_time_limit = cfg.validation.max_steps * cfg.backend.rules.dt
     kind = objective_kind(cfg)
@@ -644,6 +632,20 @@ def _train_on(
             laps=bridge is None,
             due_at_start=resume is not None and resume.validation_due,
         )
+    if cfg.checkpoint.every > 0:  # before the validation due at the same rollout start
+        keep = int(cfg.checkpoint.get("keep") or 0)  # null: all, as 0
+        callbacks.append(
+            CheckpointCallback(
+                cfg.checkpoint.every,
+                checkpoints_dir,
+                cfg.algo.name,
+                keep,
+                pause,
+                interrupts.held,
+                validation=validation,
+            )
+        )
+    if validation is not None:
         callbacks.append(validation)
     elif resume is not None and resume.validation_due:
         log.warning(

@@ -968,3 +968,24 @@ def test_a_resume_that_cannot_start_leaves_the_run_s_config(tmp_path):
     (hydra / "overrides.yaml").write_text("- validation.every=0\n- 'seed=\n")  # cut short
     with pytest.raises(ConfigError, match=r"overrides\.yaml is damaged \(.*or delete it, and"):
         train_module.resume_run(tmp_path, ["total_timesteps=4000"])
+
+
+def test_a_checkpoint_owes_its_validation_until_that_has_run(tmp_path, monkeypatch):
+    """A kill -9 during a periodic validation left the checkpoint saved just before it
+    owing nothing: the resumed run skipped that validation, and that model never competed
+    for best/."""
+    import racing_rl.training as train_module
+    from racing_rl.callbacks import ValidationCallback
+
+    seen = []
+    validate = ValidationCallback.validate
+
+    def watched(self):  # what a kill -9 now would leave
+        seen.append((self.num_timesteps, latest_checkpoint(tmp_path).validation_due))
+        return validate(self)
+
+    monkeypatch.setattr(ValidationCallback, "validate", watched)
+    cfg = saved_config(tmp_path, [*QUICK, *PPO])  # a checkpoint and a validation every 1000
+    train_module.train(cfg, tmp_path)
+    assert seen[0] == (1000, True)
+    assert not any(checkpoint.validation_due for checkpoint in find_checkpoints(tmp_path))

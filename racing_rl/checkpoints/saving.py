@@ -5,6 +5,7 @@ See ``racing_rl.checkpoints`` for the layout and why saves are atomic.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -156,6 +157,18 @@ def save_checkpoint(
             shutil.rmtree(doomed, ignore_errors=True)
             log.info("checkpoint.keep=%d: deleted %s", keep, pruned.path)
     return checkpoint
+
+
+def clear_validation_due(checkpoint: Checkpoint) -> None:
+    """Drop ``validation_due`` from ``checkpoint``'s manifest, once the validation it was
+    saved before has run to its end (a checkpoint pruned meanwhile is left alone)."""
+    manifest = checkpoint.path / MANIFEST
+    try:
+        record = json.loads(manifest.read_text())
+    except (OSError, ValueError):
+        return
+    record.pop("validation_due", None)
+    write_json(manifest, record)
 
 
 def _fsync_dir(directory: Path) -> None:
