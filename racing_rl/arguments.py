@@ -186,7 +186,10 @@ def check_arguments(name: str, args: list[str]) -> None:
         )
     _check_dashed_keys(name, args)
     package = _flag_value(args, ("-p", "--package")) or "hydra"
-    reads_config = package == "hydra" or package.startswith(("hydra.run", "hydra.output_subdir"))
+    reads_config = package == "hydra" or any(  # hydra.runtime does not
+        package == part or package.startswith(f"{part}.")
+        for part in ("hydra.run", "hydra.output_subdir")
+    )
     if (
         name in HYDRA_READS_CONFIG
         and "--resolve" in args
@@ -791,8 +794,20 @@ def _walk(node: Any, parts: list[str]) -> tuple[int, dict]:
 
 
 def _check_path(key: str, kind: str, value: object) -> None:
-    if value is None or (kind == "run" and value == "scripted") or "${" in str(value):
-        return  # an interpolation (${oc.env:RUN}): Hydra resolves it, and the command checks
+    if value is not None and "${" in str(value):  # ${oc.env:RUN}, as Hydra will resolve it
+        from omegaconf import OmegaConf
+        from omegaconf.errors import OmegaConfBaseException
+
+        try:
+            value = OmegaConf.create({"value": value}).value
+        except OmegaConfBaseException as err:
+            if "Environment variable" not in str(err):
+                return  # another key of the config (${seed}), or a resolver of racing-rl's
+            raise UsageError(  # Hydra: a traceback of its run directory's interpolation
+                f"{key}={value}: {str(err).splitlines()[0]}; set it, or give the path itself"
+            ) from None
+    if value is None or (kind == "run" and value == "scripted"):
+        return
     path = Path(str(value)).expanduser()
     if not path.exists():
         raise UsageError(f"{key}={value}: no such file or directory; pass {key}=<{kind}>")

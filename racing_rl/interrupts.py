@@ -144,11 +144,19 @@ def how(name: str) -> str:
     return "Ctrl-C" if name == "SIGINT" else name
 
 
-def interrupt_signal(interrupt: KeyboardInterrupt) -> signal.Signals:
+def interrupt_signal(interrupt: BaseException) -> signal.Signals:
     """The signal behind a KeyboardInterrupt: SIGTERM (or another) where ``_handle`` or
-    training named it as its first argument, else SIGINT."""
-    name = str(interrupt.args[0]) if interrupt.args else ""
-    return signal.Signals[name] if name in signal.Signals.__members__ else signal.SIGINT
+    training named it as its first argument, in it or in one it was raised from (eval's
+    ``RacesInterrupted`` carries the races that ended), else SIGINT."""
+    seen: set[int] = set()
+    cause: BaseException | None = interrupt
+    while cause is not None and id(cause) not in seen:
+        name = str(cause.args[0]) if cause.args else ""
+        if name in signal.Signals.__members__:
+            return signal.Signals[name]
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return signal.SIGINT
 
 
 def job_started() -> None:

@@ -344,7 +344,7 @@ def train(
         run_dir: the run directory (Hydra's output dir), already created.
         resume: a checkpoint of this run to continue from (see ``resume_run``).
         resume_files: the run's files a resume rewrites (``resume_run``), written once the
-            checkpoint has loaded.
+            checkpoint has loaded (and a Roblox game has connected).
 
     Returns:
         Summary: timesteps, wall time, env-steps/s and the best validation metrics.
@@ -512,8 +512,6 @@ def _train_on(
     if resume is not None:
         resume, model = newest_loadable(run_dir, partial(load_for_resume, cfg, venv=venv))
         leg["resumed_from"] = str(resume.path)
-        for path, text in resume_files.items():
-            write_atomic(path, lambda tmp, text=text: tmp.write_text(text))
         best_at = _timesteps_in(run_dir / "best" / "metrics.json")
         if best_at is not None and best_at > resume.timesteps:  # after a kill -9
             log.warning(
@@ -534,6 +532,8 @@ def _train_on(
             "model_id": bridge.server.model_id,
             "observation_size": bridge.server.observation_size,
         }
+    for path, text in resume_files.items():  # the resume starts: its overrides are the run's
+        write_atomic(path, lambda tmp, text=text: tmp.write_text(text))
     leg["start_timesteps"] = int(model.num_timesteps)
     record_leg(run_dir, leg)
     left = max(0, cfg.total_timesteps - model.num_timesteps)  # < 0: stopped past the total

@@ -544,9 +544,13 @@ def test_what_hydra_resolves_or_prints_is_not_refused(tmp_path, monkeypatch):
     monkeypatch.setenv("RUN", str(tmp_path))
     check_arguments("eval", ["run_dir=${oc.env:RUN}"])
     check_arguments("eval", ["run_dir=[${oc.env:RUN},scripted]"])
+    monkeypatch.delenv("RUN")  # Hydra: a traceback, resolving its run directory
+    with pytest.raises(UsageError, match=r"Environment variable 'RUN' not found\"; set it, or"):
+        check_arguments("export", ["run_dir=${oc.env:RUN}"])
     check_arguments("train", ["--cfg", "hydra", "--resolve", "-p", "hydra.job"])
+    check_arguments("train", ["--cfg", "hydra", "--resolve", "-p", "hydra.runtime.choices"])
     check_arguments("eval", ["--cfg=hydra", "--resolve", "--package=hydra.job_logging"])
-    for part in ([], ["-p", "hydra.run"], ["-p", "hydra"]):
+    for part in ([], ["-p", "hydra.run"], ["-p", "hydra.run.dir"], ["-p", "hydra"]):
         with pytest.raises(UsageError, match="cannot resolve Hydra's settings alone"):
             check_arguments("train", ["--cfg", "hydra", "--resolve", *part])
 

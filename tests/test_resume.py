@@ -438,6 +438,16 @@ def test_sigterm_stops_a_command_as_ctrl_c_does():
             app()
     assert interrupts.interrupt_signal(raised.value) == signal.SIGTERM
     assert interrupts.interrupt_signal(KeyboardInterrupt()) == signal.SIGINT  # Ctrl-C's own
+    # eval's RacesInterrupted carries the races that ended, raised from the signal's.
+    from racing_rl.evaluation.races import RacesInterrupted
+
+    try:
+        try:
+            raise KeyboardInterrupt("SIGTERM")
+        except KeyboardInterrupt as interrupt:
+            raise RacesInterrupted([]) from interrupt
+    except KeyboardInterrupt as ended:
+        assert interrupts.interrupt_signal(ended) == signal.SIGTERM
     assert signal.getsignal(signal.SIGTERM) is before  # put back
 
 
