@@ -371,6 +371,11 @@ def _check_keys(name: str, overrides: list[Override], doc: ConfigDoc) -> None:
     known = {option.key.split(".")[0] for option in doc.options} | groups | {"hydra"}
     for override in overrides:
         key = override.key_or_group
+        if override.is_add() and key in {group.name for group in doc.groups}:
+            raise UsageError(  # Hydra: "Multiple values for experiment. To override ..."
+                f"{override.input_line}: {key} is a config group of racing-rl {name} already; "
+                f"choose its option without the +: {override.input_line.lstrip('+')}"
+            )
         root = re.split(r"[./@]", key)[0]
         adds_root = override.is_add() and root not in known and root == key  # +total_timestep
         if (override.is_add() or override.is_force_add() or override.is_delete()) and not (

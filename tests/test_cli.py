@@ -224,6 +224,8 @@ def test_version_and_python_m_racing_rl(tmp_path):
             "roblox has no backend.episode.grid_start_prob; it is a key of backend=pygame only",
         ),
         (["train", "algo=sac", "algo.model.n_epochs=3"], "n_epochs; it is a key of algo=ppo and"),
+        # Hydra: "Multiple values for experiment. To override a value use 'override ...'".
+        (["train", "+experiment=race"], "group of racing-rl train already; choose its option wi"),
         (["train", "algo.model.sde_sample_freq=4"], "+algo.model.sde_sample_freq=4 adds it (ch"),
         # A group option conf/ lacks (Hydra: its options and its config search path).
         (["train", "algo=ppo2"], "algo=ppo2: no such option; did you mean ppo? algo is one of"),

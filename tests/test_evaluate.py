@@ -110,31 +110,41 @@ def test_resolve_model(tmp_path):
     assert resolve_model(tmp_path, "interrupted_3000_steps") == directory / "model.zip"
 
 
+def saved_checkpoint(run_dir: Path, kind: str, steps: int) -> None:
+    """A checkpoint directory as find_checkpoints reads it (an empty model.zip)."""
+    directory = run_dir / "checkpoints" / f"{kind}_{steps}_steps"
+    directory.mkdir(parents=True)
+    (directory / "model.zip").touch()
+    (directory / "checkpoint.json").write_text(json.dumps({"timesteps": steps, "kind": kind}))
+
+
 def test_a_missing_checkpoint_names_those_the_run_has(tmp_path):
     """A run with validation.every=0 has no best/: eval's default checkpoint=best said only
     that best/model.zip does not exist."""
+
+    def refused(checkpoint: str, says: str) -> None:
+        with pytest.raises(CheckpointError, match=says):
+            resolve_model(tmp_path, checkpoint)
+
     (tmp_path / "model.zip").touch()
-    directory = tmp_path / "checkpoints" / "ppo_1000_steps"
-    directory.mkdir(parents=True)
-    (directory / "model.zip").touch()
-    (directory / "checkpoint.json").write_text(json.dumps({"timesteps": 1000, "kind": "ppo"}))
-    with pytest.raises(
-        CheckpointError,
-        match=r"does not exist \(validation writes it: the run had validation.every=0, or "
+    saved_checkpoint(tmp_path, "ppo", 1000)
+    refused(
+        "best",
+        r"does not exist \(validation writes it: the run had validation.every=0, or "
         r"stopped first\); this run has checkpoint=final\|latest\|ppo_1000_steps\. ",
-    ):
-        resolve_model(tmp_path, "best")
-    with pytest.raises(CheckpointError, match=f"{tmp_path}/checkpoints/ppo_10_steps does not"):
-        resolve_model(tmp_path, "ppo_10_steps")  # a name is the run's checkpoint's
+    )
+    # A name is the run's checkpoint's.
+    refused("ppo_10_steps", f"{tmp_path}/checkpoints/ppo_10_steps does not")
     # The three newest are named; the others are counted, not left unsaid.
     for steps in (2000, 3000, 4000, 5000):
-        directory = tmp_path / "checkpoints" / f"ppo_{steps}_steps"
-        directory.mkdir()
-        (directory / "model.zip").touch()
-        (directory / "checkpoint.json").write_text(json.dumps({"timesteps": steps, "kind": "ppo"}))
-    listed = r"latest\|ppo_5000_steps\|ppo_4000_steps\|ppo_3000_steps; 2 older under "
-    with pytest.raises(CheckpointError, match=listed):
-        resolve_model(tmp_path, "best")
+        saved_checkpoint(tmp_path, "ppo", steps)
+    refused("best", r"latest\|ppo_5000_steps\|ppo_4000_steps\|ppo_3000_steps; 2 older under ")
+    # A kill between the final checkpoint and the run directory's final files: it said only
+    # that model.zip does not exist.
+    (tmp_path / "model.zip").unlink()
+    saved_checkpoint(tmp_path, "final", 6000)
+    cut = rf"final_6000_steps, the same model: racing-rl train resume={tmp_path} finishes it\)"
+    refused("final", r"does not exist \(the run's final save was cut short after " + cut)
 
 
 @pytest.mark.parametrize(
