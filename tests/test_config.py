@@ -237,6 +237,8 @@ def test_a_saved_run_config_parses_with_its_overrides_and_an_episode_override():
         ({"name": "pygame", "car": {"max_speed": "fast"}}, "backend.car.max_speed"),
         ({"name": "pygame", "car": {"max_speed": -1}}, "car.max_speed must be > 0"),
         ({"name": "roblox", "server": {"host": "0.0.0.0"}}, "server.host='0.0.0.0'"),
+        # A wait for a missing car that sends no ACTION sets the game's watchdog off.
+        ({"name": "roblox", "observation_timeout": 25}, "250 ticks without one (16.7 s at its"),
         ({"name": "carla"}, "backend.name='carla'; must be one of pygame, roblox"),
     ],
 )

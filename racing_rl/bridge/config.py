@@ -7,7 +7,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
-from racing_rl.bridge.protocol import MAX_ENVIRONMENTS
+from racing_rl.bridge.protocol import MAX_ENVIRONMENTS, WATCHDOG_TICKS
 from racing_rl.contract import STATE_SIZE
 from racing_rl.envs.config import GameEpisodeConfig
 from racing_rl.errors import ConfigError
@@ -96,7 +96,9 @@ class RobloxConfig:
         reconnect_timeout: how long to wait for it after a disconnect [s].
         observation_timeout: how long a step waits for the cars' observations [s]: a
             car still missing then is truncated and respawned; a game that sent no
-            frame at all in that time has stopped, and training ends with an error.
+            frame at all in that time has stopped, and training ends with an error. Below
+            90 % of the game's watchdog (``WATCHDOG_TICKS`` ticks: 15 s at its 15 Hz),
+            which the wait, sending no ``ACTION``, would set off.
         rules: the game's nominal tick, used until the bridge has measured the real one
             (``tick_hz``, from the frames' arrivals).
         episode: episode limits applied on the Python side (``max_steps``, ``laps``),
@@ -127,6 +129,15 @@ class RobloxConfig:
                 f"max_environments={self.max_environments}: the game keeps at most "
                 f"{MAX_ENVIRONMENTS} environments apart (Roblox's 32 collision groups, less "
                 "the default one)."
+            )
+        watchdog = WATCHDOG_TICKS * self.rules.dt
+        if self.observation_timeout >= 0.9 * watchdog:
+            hz = 1 / self.rules.dt
+            raise ConfigError(
+                f"observation_timeout={self.observation_timeout:g}: while a step waits for a "
+                "missing car no ACTION reaches the game, which closes every environment after "
+                f"{WATCHDOG_TICKS} ticks without one ({watchdog:.1f} s at its {hz:g} Hz; "
+                f"ROBLOX_GAME.md, 'Watchdog'): keep it under {0.9 * watchdog:.0f} s."
             )
         if min(self.connect_timeout, self.reconnect_timeout, self.observation_timeout) <= 0:
             raise ConfigError(

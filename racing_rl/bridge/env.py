@@ -435,7 +435,9 @@ class RobloxParallelEnv(ParallelEnv):
             step = got.step
             self.bridge.car_steps += 1
             self.bridge.car_ticks += got.ticks
-            info = {"crashed": step.terminated, **step.info, "interrupted": False}
+            # The game truncates only a stuck car (4 s without moving; ROBLOX_GAME.md).
+            stuck = step.truncated and not step.terminated
+            info = {"crashed": step.terminated, "stuck": stuck, **step.info, "interrupted": False}
             finished = bool(episode.laps) and int(info.get("laps", 0)) >= episode.laps
             info["finished"] = finished
             game_end = step.terminated or step.truncated

@@ -70,6 +70,9 @@ COMMANDS = (
 MAX_ENVIRONMENTS = 31
 """Virtual environments the game keeps apart: a collision group each, and Roblox allows 32
 per place, one of which is the default group."""
+WATCHDOG_TICKS = 250
+"""Ticks with an unfrozen car and no ``ACTION`` after which the game closes every
+environment and stops ticking until restarted (``CmdHandler``; ROBLOX_GAME.md)."""
 ENTRY_FAULTS = ("unknown_agent", "wrong_length", "non_finite", "out_of_range", "malformed")
 """Why a single entry of a frame is dropped (``GameFrame.dropped``)."""
 OBSERVATION_LIMIT = 1e4

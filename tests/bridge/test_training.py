@@ -81,7 +81,7 @@ def test_train_on_roblox_leaves_the_simulators_run_dir_and_freezes_for_updates(s
             "train",
             f"resume={run_dir}",
             f"backend.server.port={port}",
-            "backend.observation_timeout=30",
+            "backend.observation_timeout=12",
             "total_timesteps=3000",
             cwd=tmp_path,
         )
