@@ -143,7 +143,7 @@ def test_a_missing_checkpoint_names_those_the_run_has(tmp_path):
     # that model.zip does not exist.
     (tmp_path / "model.zip").unlink()
     saved_checkpoint(tmp_path, "final", 6000)
-    cut = rf"final_6000_steps, the same model: racing-rl train resume={tmp_path} finishes it\)"
+    cut = r"final_6000_steps, the same model: racing-rl train resume=<this run dir> finishes it\)"
     refused("final", r"does not exist \(the run's final save was cut short after " + cut)
 
 

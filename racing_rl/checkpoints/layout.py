@@ -207,11 +207,9 @@ def resolve_model(run_dir: Path, checkpoint: str) -> Path:
             why = " (validation writes it: the run had validation.every=0, or stopped first)"
         finals = [c for c in find_checkpoints(run_dir) if c.kind == FINAL]
         if checkpoint == FINAL and finals:  # killed between the final checkpoint and these
-            from racing_rl.config import path_override
-
             why = (
                 f" (the run's final save was cut short after {finals[-1].path.name}, the same "
-                f"model: racing-rl train {path_override('resume', run_dir)} finishes it)"
+                "model: racing-rl train resume=<this run dir> finishes it)"
             )
         hint = f"; this run has checkpoint={'|'.join(others)}{newest}" if others else ""
         raise CheckpointError(
