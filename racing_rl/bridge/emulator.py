@@ -149,6 +149,13 @@ class _GameEnv:
         return answers
 
 
+def _as_roblox_writes(number: float) -> float | int:
+    """``number`` as Roblox's ``HttpService:JSONEncode`` writes it: a whole number without
+    a fraction (nitro's ``1``, is_reverse's ``0``, a reward of ``-20``), as a JSON
+    integer."""
+    return int(number) if number.is_integer() else number
+
+
 class Emulator:
     """Plays the game's side of the bridge with the built-in simulator.
 
@@ -692,8 +699,8 @@ class Emulator:
         for sim, obs in zip(sims, rows[:, : self.observation_size].tolist(), strict=True):
             _, reward, terminated, truncated, info = results[sim]
             entry: dict[str, Any] = {
-                "obs": obs,
-                "reward": float(reward),
+                "obs": [_as_roblox_writes(x) for x in obs],
+                "reward": _as_roblox_writes(float(reward)),
                 "terminated": bool(terminated),
                 "truncated": bool(truncated),
             }

@@ -561,3 +561,20 @@ def test_emulate_says_which_sim_episode_settings_the_server_decides(tmp_path):
         game.kill()
     expected = "sim.episode.max_steps=10, sim.episode.laps=2, sim.episode.spawn=grid: ignored"
     assert expected in "".join(said)
+
+
+def test_whole_numbers_go_out_as_json_integers_as_the_game_writes_them():
+    # Roblox's JSONEncode writes nitro's full tank, is_reverse and a reward of -20 as 1, 0
+    # and -20; the emulator wrote 1.0, so no test of the bridge met an integer.
+    game = emu.Emulator("ws://unused", lockstep=True)
+    sent: list[str] = []
+
+    class Raw:
+        async def send(self, message: str) -> None:
+            sent.append(message)
+
+    spawn = frame(p.SPAWN_AGENTS, "e0", {"agents": ["car0"]})
+    asyncio.run(game._play(Raw(), [spawn, frame(p.ACTION, "e0", {"car0": [0.0, 0.0, 0.0]})]))
+    *rays, nitro, _, reverse = json.loads(sent[-1])["car0"]["obs"]
+    assert (nitro, reverse) == (1, 0) and type(nitro) is type(reverse) is int
+    assert any(type(ray) is float for ray in rays)  # a fraction stays one
