@@ -618,8 +618,9 @@ class Emulator:
                 env.reported, env.frozen = False, self.frozen
             if self.frozen and self.lockstep:  # the ticks while frozen
                 await self._send(connection, {})
-        elif command == p.UPDATE_COLLISIONS:
-            self.collisions = bool(data.get("enable_collisions", data.get("status", False)))
+        elif command == p.UPDATE_COLLISIONS:  # without the flag the game keeps its setting
+            enabled = data.get("enable_collisions", data.get("status"))
+            self.collisions = self.collisions if enabled is None else bool(enabled)
             for env in self.envs.values():
                 self._apply_collisions(env)
         elif command == p.CLOSE:

@@ -578,3 +578,15 @@ def test_whole_numbers_go_out_as_json_integers_as_the_game_writes_them():
     *rays, nitro, _, reverse = json.loads(sent[-1])["car0"]["obs"]
     assert (nitro, reverse) == (1, 0) and type(nitro) is type(reverse) is int
     assert any(type(ray) is float for ray in rays)  # a fraction stays one
+
+
+def test_collisions_without_the_flag_stay_as_they_were_as_in_the_game():
+    # The game's UPDATE_COLLISIONS handler changes nothing without enable_collisions; the
+    # emulator turned collisions off.
+    game = emu.Emulator("ws://unused", lockstep=True)
+    on = frame(p.UPDATE_COLLISIONS, "", {"enable_collisions": True})
+    asyncio.run(game._play(Recorder(), [on, frame(p.UPDATE_COLLISIONS, "", {})]))
+    assert game.collisions is True
+    off = frame(p.UPDATE_COLLISIONS, "", {"enable_collisions": False})
+    asyncio.run(game._play(Recorder(), [off]))
+    assert game.collisions is False
