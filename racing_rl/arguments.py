@@ -544,6 +544,9 @@ def _check_leg_keys(
     the config ``groups``; ``where`` names the sweep's leg in the message. A swept
     ``algo`` or ``backend`` has each of its legs checked."""
     from hydra.core.override_parser.types import ChoiceSweep
+    from omegaconf import OmegaConf
+
+    from racing_rl.config import default_backend
 
     for group in doc.groups:
         if group.name not in groups:
@@ -581,19 +584,26 @@ def _check_leg_keys(
             if not isinstance(chosen.value(), ChoiceSweep):  # sweep at one that lacks the key
                 continue  # glob(...), range(...): Hydra's to expand
             options = [str(leg) for leg in chosen.value().list]
+        own = {
+            o: default_backend(o)
+            if group.name == "backend"
+            else OmegaConf.load(config_dir() / group.name / f"{o}.yaml")
+            for o in group.options
+        }
+        keys = {  # as plain dicts: the experiment may add keys that a schema does not have
+            o: OmegaConf.to_container(
+                OmegaConf.merge(
+                    OmegaConf.to_container(config, resolve=False), added.get(group.name) or {}
+                ),
+                resolve=False,
+            )
+            for o, config in own.items()
+        }
         for option in options:
             if option in group.options:  # else Hydra says the option is unknown
                 leg = f" (a leg of the sweep {chosen.input_line})" if len(options) > 1 else ""
                 _check_option_keys(
-                    name,
-                    group.name,
-                    option,
-                    group.options,
-                    added,
-                    below,
-                    adds,
-                    added_keys,
-                    where or leg,
+                    name, group.name, option, own, keys, below, adds, added_keys, where or leg
                 )
 
 
@@ -601,33 +611,18 @@ def _check_option_keys(
     name: str,
     group: str,
     option: str,
-    options: Sequence[str],
-    added: Any,
+    own: dict[str, Any],
+    keys: dict[str, dict],
     below: list[Override],
     adds: list[Override],
     added_keys: list[Override],
     where: str,
 ) -> None:
-    """``_check_leg_keys`` for one option ``option`` of the config group ``group`` (of
-    ``options``): refuse the first of ``below`` (keys set below it), ``adds`` (keys added
-    below a backend) and ``added_keys`` (keys added to algo) that it does not have."""
-    from omegaconf import OmegaConf
-
-    from racing_rl.config import default_backend
-
-    own = {
-        o: default_backend(o)
-        if group == "backend"
-        else OmegaConf.load(config_dir() / group / f"{o}.yaml")
-        for o in options
-    }
-    keys = {  # as plain dicts: the experiment may add keys that a schema does not have
-        o: OmegaConf.to_container(
-            OmegaConf.merge(OmegaConf.to_container(config, resolve=False), added.get(group) or {}),
-            resolve=False,
-        )
-        for o, config in own.items()
-    }
+    """``_check_leg_keys`` for one option ``option`` of the config group ``group``, whose
+    options' configs are ``own`` and their keys (with an experiment's) ``keys``: refuse the
+    first of ``below`` (keys set below it), ``adds`` (keys added below a backend) and
+    ``added_keys`` (keys added to algo) that it does not have."""
+    options = list(own)
     for override in added_keys:
         key = override.key_or_group.split(".")[1]
         if key in keys[option]:

@@ -288,12 +288,11 @@ class CheckpointCallback(PeriodicCallback):
         self._flagged = checkpoint if due else None
         log.info("checkpoint %s", checkpoint.path)
 
-    def _on_step(self) -> bool:
+    def _on_rollout_end(self) -> None:  # the validation due with the checkpoint ran before
         flagged, validation = self._flagged, self.validation
         if flagged is not None and validation is not None and validation.last == flagged.timesteps:
             clear_validation_due(flagged)  # it ran: a resume from here need not run it again
             self._flagged = None
-        return True
 
 
 class ValidationCallback(PeriodicCallback):

@@ -8,17 +8,22 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 
-def disk_full(err: BaseException) -> OSError | None:
-    """The ``OSError`` of a full disk (or quota: ``ENOSPC``, ``EDQUOT``) that ``err`` is or
-    was raised from (torch's zip writer says ``RuntimeError`` about it), or None."""
+def causes(err: BaseException) -> Iterator[BaseException]:
+    """``err``, then each exception it was raised from or while handling (``__cause__``,
+    else ``__context__``), each once (a cycle ends the walk)."""
     seen: set[int] = set()
     cause: BaseException | None = err
     while cause is not None and id(cause) not in seen:
-        if isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT):
-            return cause
+        yield cause
         seen.add(id(cause))
         cause = cause.__cause__ or cause.__context__
-    return None
+
+
+def disk_full(err: BaseException) -> OSError | None:
+    """The ``OSError`` of a full disk (or quota: ``ENOSPC``, ``EDQUOT``) that ``err`` is or
+    was raised from (torch's zip writer says ``RuntimeError`` about it), or None."""
+    full = (errno.ENOSPC, errno.EDQUOT)
+    return next((c for c in causes(err) if isinstance(c, OSError) and c.errno in full), None)
 
 
 def one_line(err: BaseException) -> str:

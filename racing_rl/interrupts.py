@@ -37,6 +37,8 @@ from pathlib import Path
 from types import CodeType, FrameType
 from typing import Any
 
+from racing_rl.errors import causes
+
 #: The command this process runs (``racing-rl <command>``), its pid (a forked child
 #: inherits the value, not the pid), the code of its Hydra task function, and the sweep
 #: directory once a sweep has started.
@@ -148,15 +150,9 @@ def interrupt_signal(interrupt: BaseException) -> signal.Signals:
     """The signal behind a KeyboardInterrupt: SIGTERM (or another) where ``_handle`` or
     training named it as its first argument, in it or in one it was raised from (eval's
     ``RacesInterrupted`` carries the races that ended), else SIGINT."""
-    seen: set[int] = set()
-    cause: BaseException | None = interrupt
-    while cause is not None and id(cause) not in seen:
-        name = str(cause.args[0]) if cause.args else ""
-        if name in signal.Signals.__members__:
-            return signal.Signals[name]
-        seen.add(id(cause))
-        cause = cause.__cause__ or cause.__context__
-    return signal.SIGINT
+    names = (str(cause.args[0]) for cause in causes(interrupt) if cause.args)
+    name = next((name for name in names if name in signal.Signals.__members__), "SIGINT")
+    return signal.Signals[name]
 
 
 def job_started() -> None:

@@ -60,7 +60,7 @@ from racing_rl.checkpoints.saving import (
 )
 from racing_rl.checks import check_train_config
 from racing_rl.config import backend_config, path_override, track_seeds, train_mix
-from racing_rl.errors import CheckpointError, ConfigError, TrainingInterrupted
+from racing_rl.errors import CheckpointError, ConfigError, TrainingInterrupted, causes
 from racing_rl.evaluation.episodes import evaluation_env
 from racing_rl.evaluation.results import lap_figures
 from racing_rl.files import read_record
@@ -387,14 +387,7 @@ def _interrupt_behind(err: BaseException) -> KeyboardInterrupt | None:
     """The Ctrl-C (or SIGTERM) that ``err`` was raised while handling, if any: a library
     cut short in the middle of its work, whose clean-up then failed (OmegaConf restoring
     a node's flags: ``'NoneType' object has no attribute '_invalidate_flags_cache'``)."""
-    seen: set[int] = set()
-    cause: BaseException | None = err
-    while cause is not None and id(cause) not in seen:
-        if isinstance(cause, KeyboardInterrupt):
-            return cause
-        seen.add(id(cause))
-        cause = cause.__cause__ or cause.__context__
-    return None
+    return next((c for c in causes(err) if isinstance(c, KeyboardInterrupt)), None)
 
 
 def _interrupted(
