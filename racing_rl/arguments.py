@@ -149,6 +149,9 @@ MODE_FLAGS = {
     **dict.fromkeys(("-sc", "--shell-completion"), "shell-completion"),
 }
 
+#: Hydra's flag that adds a config dir to the search path, behind the command's conf/.
+CONFIG_DIR_FLAGS = ("-cd", "--config-dir")
+
 #: The commands whose Hydra settings (their output directories) read the command's own
 #: config: Hydra resolves ``--cfg hydra --resolve`` without it, an InterpolationKeyError.
 HYDRA_READS_CONFIG = {"train", "eval"}
@@ -206,8 +209,12 @@ def check_arguments(name: str, args: list[str]) -> None:
             "over its checkpoints and model; resume='<run dir>' continues a run, and a new "
             "run of the same config is the same command again"
         )
+    # -cd adds a config dir behind conf/ (Hydra's search path): conf/'s files still decide
+    # the keys, and the groups may have more options, as with hydra.searchpath=.
+    more_options = _flag_value(args, CONFIG_DIR_FLAGS) is not None
+    args = _without_flag(args, CONFIG_DIR_FLAGS)
     if any(a.startswith("-") and a not in ("-m", "--multirun") for a in args):
-        return  # --cfg, --info, ...: Hydra's own questions, nothing is run
+        return  # --cfg, --info, -cn, ...: Hydra's own questions, or another primary config
     for arg in args:
         if arg[:1] not in ("-", "~") and "=" not in arg:  # Hydra: a lexer error
             keys = list(COMMANDS[name].paths)  # a path is likeliest the command's path key's
@@ -224,7 +231,7 @@ def check_arguments(name: str, args: list[str]) -> None:
         return  # Hydra says what is wrong with it
     doc = read_config_doc(config_dir() / f"{name}.yaml")
     _check_keys(name, overrides, doc)
-    if not any(o.key_or_group == "hydra.searchpath" for o in overrides):  # else: more options
+    if not more_options and not any(o.key_or_group == "hydra.searchpath" for o in overrides):
         _check_group_options(overrides, doc)
         _check_group_keys(name, overrides, doc)
     whole = integer_keys(name)
@@ -866,6 +873,20 @@ def _flag_value(args: Sequence[str], flags: tuple[str, ...]) -> str | None:
         if flag in flags:
             return value or (args[i + 1] if i + 1 < len(args) else None)
     return None
+
+
+def _without_flag(args: list[str], flags: tuple[str, ...]) -> list[str]:
+    """``args`` without Hydra's flag ``flags`` and its value (``-cd dir``, ``--config-dir=dir``)."""
+    kept: list[str] = []
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg.partition("=")[0] in flags:
+            skip = "=" not in arg
+        else:
+            kept.append(arg)
+    return kept
 
 
 def _check_dashed_keys(name: str, args: list[str]) -> None:

@@ -345,6 +345,10 @@ def test_keys_groups_appends_and_nested_keys_pass_the_key_check(tmp_path):
     # Options from the user's own config dir (Hydra's searchpath) are Hydra's to find.
     check_arguments("train", ["hydra.searchpath=[file:///x]", "experiment=mine"])
     check_arguments("train", ["+hydra.searchpath=[pkg://x]", "algo=ppo", "algo.mine=1"])
+    for flag in (["-cd", "my_conf"], ["--config-dir=my_conf"]):  # the same, behind conf/
+        check_arguments("train", [*flag, "experiment=mine", "algo=mine", "algo.mine=1"])
+        with pytest.raises(UsageError, match="could not be converted to Integer"):
+            check_arguments("train", [*flag, "experiment=mine", "seed=0,abc"])  # a sweep dir
     # The chosen backend's own keys (every leg of a sweep over backends must have them).
     check_arguments("train", ["backend=roblox", "backend.server.port=9000"])
     check_arguments("train", ["backend.sensors.n_rays=16", "backend.track.width=12"])
