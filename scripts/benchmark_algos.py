@@ -72,6 +72,7 @@ from racing_rl.config import benchmark_seeds, initialize
 from racing_rl.errors import RacingRLError, reported
 from racing_rl.evaluation.command import SCRIPTED, evaluate
 from racing_rl.evaluation.tables import markdown_table
+from racing_rl.files import strict_json, write_atomic, write_json
 from racing_rl.provenance import environment_record
 
 ALGOS = ("ppo", "sac", "td3", "recurrent_ppo")
@@ -394,6 +395,23 @@ def scripted_figures(rows: Sequence[dict[str, Any]], baseline: dict[str, Any]) -
     return values
 
 
+def read_results(path: Path) -> dict[str, Any]:
+    """A saved ``results.json``: its figures that are ``null`` (strict JSON's spelling of
+    NaN, a figure with no lap to time) are NaN again, as ``benchmark`` computed them.
+
+    Raises:
+        OSError, json.JSONDecodeError: the file cannot be read as JSON.
+    """
+    results = json.loads(path.read_text())
+    for figures in [
+        *results["scripted"].values(),
+        *(r for row in results["rows"] for r in row.values()),
+    ]:
+        if isinstance(figures, dict):
+            figures.update({k: math.nan for k, v in figures.items() if v is None})
+    return results
+
+
 def merge(sources: list[dict[str, Any]]) -> dict[str, Any]:
     """Combine saved results: a later file's row for a driver and seed replaces an earlier one's.
 
@@ -516,7 +534,7 @@ def write_markdown(sources: list[dict[str, Any]], out: Path) -> str:
     else:
         new = old.rstrip("\n") + "\n\n" + marked
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(new)
+    write_atomic(out, lambda tmp: tmp.write_text(new))
     return text
 
 
@@ -660,7 +678,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.render is not None:
         out = args.out or Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
-        text = write_markdown([json.loads(path.read_text()) for path in args.render], out)
+        text = write_markdown([read_results(path) for path in args.render], out)
         print(text)
         print(f"written to {out}")
         return
@@ -683,12 +701,12 @@ def main() -> None:
         "environment": environment,
         **benchmark(trained, runs, seeds, race_seeds, args.checkpoint, args.label),
     }
-    (runs / "results.json").write_text(json.dumps(results, indent=2))
+    write_json(runs / "results.json", results)
     out = args.out or runs / "benchmark.md"  # docs/benchmarks.md only by --render's choice
     text = write_markdown([results], out)
     print(text)
     print(f"written to {out}; evaluations and results.json in {runs}")
-    print(json.dumps(results))
+    print(strict_json(results))
 
 
 if __name__ == "__main__":

@@ -128,6 +128,25 @@ def test_per_seed_rows_come_with_the_mean_and_the_worst_seed(bench):
     assert worst.startswith("| **ppo: worst** |  |  | 100 % | 0 % | 100 % | – |")
 
 
+def test_results_json_is_strict_json_and_reads_back_its_nan(bench, tmp_path):
+    # The ratio of a seed that timed no lap is NaN: json.dumps wrote the bare token NaN,
+    # which other JSON readers refuse.
+    crashed = row("ppo", 2, 0.0)
+    crashed["unseen"]["lap_time_ratio"] = math.nan
+    saved = results("x", [row("ppo", 0, 0.8), crashed])
+    saved["scripted"]["hard"]["mean_lap_time_s"] = math.nan  # no lap: the scripted driver's
+    path = tmp_path / "results.json"
+    bench.write_json(path, saved)
+    assert "NaN" not in path.read_text()
+    json.loads(path.read_text(), parse_constant=lambda token: pytest.fail(token))
+    read = bench.read_results(path)
+    assert math.isnan(read["rows"][1]["unseen"]["lap_time_ratio"])
+    assert math.isnan(read["scripted"]["hard"]["mean_lap_time_s"])
+    assert bench.markdown(read["rows"], read["scripted"]) == bench.markdown(
+        saved["rows"], saved["scripted"]
+    )
+
+
 def test_a_later_file_replaces_a_driver_s_seed_and_keeps_the_rest_of_the_doc(bench, tmp_path):
     first = results("aaa111", [row("ppo", 0, 0.8), row("ppo", 1, 0.7), row("sac", 0, 0.9)])
     rerun = results("bbb222", [row("ppo", 1, 0.95)])
