@@ -116,13 +116,17 @@ class ParallelEnvsVecEnv(VecEnv):
 
     Args:
         envs: racing-rl's ParallelEnvs (``RobloxParallelEnv``; ``RaceParallelEnv`` in
-            the tests), possibly wrapped (e.g. by PettingZoo's or SuperSuit's wrappers),
-            not yet reset. Not any ParallelEnv: each env's ``unwrapped.config.episode.reset``
-            says how its episodes end (``episode_ends``), and with ``car`` its
-            ``unwrapped.respawn(agents)`` starts those cars' next episodes.
+            the tests), not yet reset. Not any ParallelEnv: each env's
+            ``unwrapped.config.episode.reset`` says how its episodes end
+            (``episode_ends``), and with ``car`` its ``unwrapped.respawn(agents)`` starts
+            those cars' next episodes. An env whose episodes end together (``race``) may
+            be wrapped (e.g. by PettingZoo's or SuperSuit's wrappers); one with ``car``
+            may not, as its wrappers would not see the respawned cars' observations
+            (wrap the VecEnv instead: ``wrap_vec_env``).
 
     Raises:
-        ConfigError: if ``envs`` is empty or their spaces differ.
+        ConfigError: if ``envs`` is empty, their spaces differ, or an env of per-car
+            episodes is wrapped.
     """
 
     def __init__(self, envs: Sequence[ParallelEnv]) -> None:
@@ -141,6 +145,14 @@ class ParallelEnvsVecEnv(VecEnv):
                         f"{env.action_space(agent)}; expected {observation_space}, "
                         f"{action_space} like {first!r}. All cars must share one contract."
                     )
+        for env in envs:
+            if env.unwrapped is not env and env.unwrapped.config.episode.reset == "car":
+                raise ConfigError(
+                    f"{env} ends each car's episode on its own (episode.reset=car): its "
+                    "cars respawn through env.unwrapped.respawn, which its wrappers would "
+                    "not see. Wrap the VecEnv instead (racing_rl.vec.wrap_vec_env: frame "
+                    "stack, VecNormalize), or end episodes together (episode.reset=race)."
+                )
         self.envs = list(envs)
         self._agents = [list(env.possible_agents) for env in self.envs]
         self._offsets = np.cumsum([0] + [len(a) for a in self._agents]).tolist()

@@ -250,6 +250,17 @@ def test_mismatched_spaces_are_refused():
         ParallelEnvsVecEnv(envs)
 
 
+def test_a_wrapped_env_of_per_car_episodes_is_refused_a_race_s_is_taken():
+    """A car respawned alone skipped the env's wrappers: a frame stack failed on the raw
+    observation's shape, an observation normaliser was silently bypassed."""
+    import supersuit as ss
+
+    with pytest.raises(ConfigError, match=r"episode.reset=car.*Wrap the VecEnv instead"):
+        ParallelEnvsVecEnv([ss.frame_stack_v1(env, 2) for env in race_envs(1, reset="car")])
+    venv = ParallelEnvsVecEnv([ss.frame_stack_v1(env, 2) for env in race_envs(1, reset="race")])
+    assert venv.reset().shape == (3, 2 * race_envs(1)[0].observation_space("car_0_env_0").shape[0])
+
+
 def test_the_simulators_vecenv_draws_each_race_and_passes_sb3s_checks():
     """``get_images`` draws every race once, as ``RaceParallelEnv.render`` draws it; SB3's
     ``VecEnv`` API (render modes, attributes, methods) answers as for any VecEnv."""

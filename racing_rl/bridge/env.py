@@ -61,8 +61,9 @@ class _Sent:
     """An ACTION sent: to whom, on which connection, after which inbox mark (None: not
     sent, the game is gone), its step number, and the game's frames received before it
     (a lock-step game may answer before ``step`` starts waiting) and its entries dropped
-    as bad before it."""
+    as bad before it; ``actions`` as ``send_actions`` was given them."""
 
+    actions: dict[AgentID, Any]
     agents: list[AgentID]
     generation: int
     after: int | None
@@ -166,12 +167,28 @@ class RobloxParallelEnv(ParallelEnv):
         self._observation_space = observation_space(size - STATE_SIZE)
 
     def observation_space(self, agent: AgentID) -> spaces.Box:
-        """The observation space; the same object for every agent."""
+        """The observation space; the same object for every agent. Its bounds are the
+        contract's (rays in 0..1): a Golf cart's or Quad's surface-normal dots, in -1..1
+        where a ray's bound is (ROBLOX_GAME.md), lie outside it; nothing clips them.
+
+        Raises:
+            KeyError: ``agent`` is not one of ``possible_agents``.
+        """
+        self._check_agent(agent)
         return self._observation_space
 
     def action_space(self, agent: AgentID) -> spaces.Box:
-        """The action space; the same object for every agent."""
+        """The action space; the same object for every agent.
+
+        Raises:
+            KeyError: ``agent`` is not one of ``possible_agents``.
+        """
+        self._check_agent(agent)
         return self._action_space
+
+    def _check_agent(self, agent: AgentID) -> None:
+        if agent not in self.possible_agents:
+            raise KeyError(f"{agent!r} is not a car of this environment: {self.possible_agents}.")
 
     # ------------------------------------------------------------------ episodes
     def reset(
@@ -337,7 +354,7 @@ class RobloxParallelEnv(ParallelEnv):
         ``racing_rl.vec.step_envs`` sends every virtual environment's
         ACTION this way before it steps the first one, so that they reach the game
         together (the same tick of a real-time game). ``step`` must follow, with the
-        same actions.
+        same actions (it checks them).
 
         Raises:
             RuntimeError: no live agents (call ``reset`` first).
@@ -351,7 +368,7 @@ class RobloxParallelEnv(ParallelEnv):
         live, generation, step = self.agents, self._generation, self._action_step + 1
         frames, dropped = self._frames_and_drops()
         if self.bridge.generation != generation or not self.bridge.connected:
-            return _Sent(live, generation, None, step, frames, dropped)
+            return _Sent(actions, live, generation, None, step, frames, dropped)
         self._action_step = step
         # The answer is the first tick after the one the actions were chosen from. A tick
         # that came since (while they were chosen, or other environments' ACTIONs were
@@ -370,8 +387,8 @@ class RobloxParallelEnv(ParallelEnv):
                 self.envid, {a: actions[a] for a in live if a in actions}, step, wait=False
             )
         except BridgeError:
-            return _Sent(live, generation, None, step, frames, dropped)  # broke while sending
-        return _Sent(live, generation, after, step, frames, dropped)
+            return _Sent(actions, live, generation, None, step, frames, dropped)  # broke
+        return _Sent(actions, live, generation, after, step, frames, dropped)
 
     def step(self, actions: dict[AgentID, Any]) -> ParallelStepReturn:
         """Send the live cars' actions and wait for the game's next observations.
@@ -381,19 +398,31 @@ class RobloxParallelEnv(ParallelEnv):
 
         Returns:
             observations, rewards, terminations, truncations, infos of the live agents.
-            Info keys: ``crashed`` (the game's ``terminated``), the game's ``info``
-            extension (``progress``, ``laps``, ``lap_time``, ``speed``, ...) if it
-            sends one, ``finished``, ``interrupted``.
+            Info keys: ``crashed`` (the game's ``terminated``), ``stuck`` (its
+            ``truncated``: the game truncates only a car that stopped moving), the game's
+            ``info`` extension (``progress``, ``laps``, ``lap_time``, ``speed``, ...) if
+            it sends one, ``finished``, ``interrupted`` (the game lost or ended the
+            episode unseen: truncated, neither crashed nor stuck).
 
         Raises:
             BridgeError: the observations do not arrive within
                 ``observation_timeout`` while the game stays connected (the message
                 names the missing agents), or the game does not reconnect in time.
+            RuntimeError: no live agents (call ``reset`` first), or ``send_actions``
+                sent other actions (a wrapper between that changes them).
         """
         if not self.agents:
             raise RuntimeError("step() called with no live agents: call reset() first.")
         sent = self._sent or self._send(actions)
         self._sent = None
+        if sent.actions is not actions and (
+            sent.actions.keys() != actions.keys()
+            or not all(np.array_equal(sent.actions[a], actions[a]) for a in actions)
+        ):
+            raise RuntimeError(
+                "step() got other actions than send_actions() sent to the game: a wrapper "
+                "between them changes actions (racing_rl.vec.step_envs needs one that does not)."
+            )
         live, generation = sent.agents, sent.generation
         received: dict[str, Any] = {}
         missing = live
@@ -430,7 +459,12 @@ class RobloxParallelEnv(ParallelEnv):
             if got is None or got.interrupted:  # the game lost or ended this episode unseen
                 observations[agent] = self._last_obs[agent]
                 rewards[agent], terminations[agent], truncations[agent] = 0.0, False, True
-                infos[agent] = {"interrupted": True, "finished": False}
+                infos[agent] = {
+                    "crashed": False,
+                    "stuck": False,
+                    "interrupted": True,
+                    "finished": False,
+                }
                 continue
             step = got.step
             self.bridge.car_steps += 1

@@ -149,7 +149,9 @@ class AgentStep:
     """One agent's entry of an observation message, validated.
 
     Attributes:
-        observation: shape (observation_size,), float32, in the contract's ranges.
+        observation: shape (observation_size,), float32, finite and within
+            ±``OBSERVATION_LIMIT``; not checked against the contract's ranges (a Golf
+            cart's or Quad's surface-normal dots lie in -1..1, ROBLOX_GAME.md).
         reward: the game's reward for the last step.
         terminated: the episode ended (crash); the game has already respawned the car.
         truncated: the episode was cut (time limit, stuck); respawned as well.

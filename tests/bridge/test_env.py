@@ -25,6 +25,17 @@ def test_parallel_api_test_passes_against_the_emulator():
         env = RobloxParallelEnv(bridge, config, n_cars=3)
         assert env.observation_space(env.possible_agents[0]).shape == (13,)  # from the game
         parallel_api_test(env, num_cycles=300)
+        for space in (env.observation_space, env.action_space):  # as the simulator's env
+            with pytest.raises(KeyError, match="'car_9' is not a car of this environment"):
+                space("car_9")
+        # step() answers what send_actions() sent: other actions are refused, not ignored.
+        env.reset(seed=0)
+        forward = {agent: np.array([1.0, 0.0, 0.0], np.float32) for agent in env.agents}
+        env.send_actions(forward)
+        with pytest.raises(RuntimeError, match="other actions than send_actions"):
+            env.step({agent: -action for agent, action in forward.items()})
+        env.send_actions(forward)
+        env.step({agent: action.copy() for agent, action in forward.items()})  # equal: taken
         env.close()
 
 
@@ -151,6 +162,9 @@ def test_a_lost_car_whose_frame_came_before_the_wait_is_truncated_not_a_silent_g
         env.close()
     lost = [agent for agent, info in infos.items() if info["interrupted"]]
     assert len(lost) == 1 and truncations[lost[0]]
+    # The keys every car's info has (an interrupted car's lacked crashed and stuck).
+    assert {"crashed", "stuck", "finished", "interrupted"} <= infos[lost[0]].keys()
+    assert not infos[lost[0]]["crashed"] and not infos[lost[0]]["stuck"]
     assert "sent nothing for 1 s while the game ticked on" in caplog.text
 
 
