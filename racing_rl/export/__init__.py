@@ -79,13 +79,13 @@ def load_spec(
     driver = load_policy_driver(run_dir, cfg, observation_size)
     n_rays = driver.observation_size - STATE_SIZE
     model_path = Path(driver.checkpoint)
-    try:
-        shown = str(model_path.resolve().relative_to(run_dir.resolve()))
+    try:  # <run name>/<path in the run> (run_dir=. has no name); one from elsewhere whole
+        shown = f"{run_dir.resolve().name}/{model_path.resolve().relative_to(run_dir.resolve())}"
     except ValueError:
-        shown = str(model_path)
+        shown = str(model_path.resolve())
     sensors = getattr(backend, "sensors", None)  # a Roblox run's are the game's
     info = {
-        "checkpoint": f"{run_dir.resolve().name}/{shown}",  # run_dir=. has no name
+        "checkpoint": shown,
         "timesteps": int(driver.model.num_timesteps),
         "ray_count": int(n_rays),
         # fan or roblox_car (the simulator's SensorConfig.layout); game: the game's rays

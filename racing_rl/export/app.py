@@ -5,19 +5,20 @@ from __future__ import annotations
 from omegaconf import DictConfig
 
 from racing_rl.cli import print_error
-from racing_rl.config import hydra_main
+from racing_rl.config import hydra_main, job_failed
 from racing_rl.errors import RacingRLError
 from racing_rl.export import export
 
 
 @hydra_main("export")
 def main(cfg: DictConfig) -> None:
-    """Hydra entry point of ``racing-rl export``."""
+    """Hydra entry point of ``racing-rl export``: a sweep's failed job is reported at its
+    end, and the other jobs go on (``job_failed``)."""
     try:
         result = export(cfg)
     except RacingRLError as err:
         print_error("export", err)
-        raise SystemExit(1) from err
+        job_failed(err)
     print(
         f"wrote {result['path']} ({result['bytes'] / 1024:.0f} KiB): {result['algorithm']} "
         f"{result['checkpoint']}, {result['timesteps']:,} timesteps"

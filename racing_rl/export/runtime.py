@@ -102,17 +102,21 @@ class LuauPolicy:
 
     def __init__(self, source: str, name: str = "policy") -> None:
         self._vm = _LuauVM(pluau().Lua())
-        lua = self._vm.lua
+        weakref.finalize(self, _close_quietly, self._vm)
         try:
-            module = lua.load_chunk(source, name=f"={name}")()[0]
+            module = self._vm.lua.load_chunk(source, name=f"={name}")()[0]
             self._vm.policy = module.get("new")()[0]
         except Exception as err:
-            raise ExportError(f"{name} is not a loadable racing-rl Luau policy: {err}") from err
+            failure = f"{name} is not a loadable racing-rl Luau policy: {err}"
+        else:
+            failure = None
+        if failure is not None:  # dropped here, quietly: the error's frames would hold it
+            _close_quietly(self._vm)
+            raise ExportError(failure)
         self._vm.reset = self._vm.policy.get("reset")
-        self._vm.batch = lua.load_chunk(_BATCH_ACT, name="=batch_act")
+        self._vm.batch = self._vm.lua.load_chunk(_BATCH_ACT, name="=batch_act")
         self.info: dict[str, Any] = _python(module.get("info"))
         del module
-        weakref.finalize(self, _close_quietly, self._vm)
 
     @classmethod
     def from_file(cls, path: Path) -> LuauPolicy:
@@ -209,10 +213,21 @@ class OnnxPolicy:
             raise ExportError(f"{path} is not a loadable racing-rl ONNX policy: {err}") from err
         self._frames = DriverFrameStack(frame_stack)
         self._state: list[NDArray[np.float32]] | None = None
+        self._cars: int | None = None  # cars of the first act: the frames' and state's rows
         #: Numbers per raw observation frame the model reads (its input over the frames).
         self.observation_size = int(self._session.get_inputs()[0].shape[-1]) // frame_stack
 
     def reset(self, car: int) -> None:
+        """Start car ``car``'s next episode: its frames and LSTM state are zeros.
+
+        Raises:
+            ExportError: ``car`` is not one of the cars of the first ``act``.
+        """
+        if self._cars is not None and not 0 <= car < self._cars:
+            raise ExportError(
+                f"car {car} is not one of the {self._cars} cars this ONNX policy drives "
+                "(the number of its first act); a policy for more cars is a new OnnxPolicy."
+            )
         self._frames.reset([car])
         if self._state is not None:
             for state in self._state:
@@ -223,12 +238,21 @@ class OnnxPolicy:
 
         Raises:
             ExportError: if the frames are not of ``observation_size`` numbers (onnxruntime
-                would fail with its own INVALID_ARGUMENT).
+                would fail with its own INVALID_ARGUMENT), or B is not the number of cars
+                of the first ``act`` (the frames and LSTM state it keeps per car).
         """
         if np.ndim(observations) != 2 or np.shape(observations)[1] != self.observation_size:
             raise ExportError(
                 f"The ONNX policy reads observations of {self.observation_size} numbers per "
                 f"car, shape (B, {self.observation_size}); got shape {np.shape(observations)}."
+            )
+        if self._cars is None:
+            self._cars = len(observations)
+        elif len(observations) != self._cars:
+            raise ExportError(
+                f"This ONNX policy drives {self._cars} cars (the number of its first act), "
+                f"got {len(observations)}: a policy for another number of cars is a new "
+                "OnnxPolicy."
             )
         feed = {"observation": self._frames.push(np.asarray(observations, np.float32))}
         if self._lstm_shape[0] == 0:

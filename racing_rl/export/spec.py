@@ -194,7 +194,8 @@ def policy_spec(
         ExportError: if the policy has anything this module does not translate: another
             policy class, a custom feature extractor or MLP extractor, a layer or
             activation outside ``ACTIVATIONS``, gSDE, a shared or critic-only LSTM, or
-            spaces other than 1-D Boxes.
+            spaces other than 1-D Boxes; or a weight or statistic that is not finite (a
+            diverged checkpoint, whose module would drive with NaN actions).
     """
     policy = model.policy
     algorithm = type(model).__name__
@@ -216,11 +217,13 @@ def policy_spec(
             "frames (wrappers.frame_stack): export it with the run dir it was trained in."
         )
     lstm, layers, postprocess = _network(policy, algorithm)
+    normalization = _normalization(normalizer, input_size)
+    _check_finite(algorithm, lstm, layers, normalization)
     return PolicySpec(
         algorithm=algorithm,
         observation_size=input_size // frame_stack,
         frame_stack=frame_stack,
-        normalization=_normalization(normalizer, input_size),
+        normalization=normalization,
         lstm=lstm,
         layers=layers,
         postprocess=postprocess,
@@ -365,6 +368,40 @@ def _lstm(module: nn.LSTM, algorithm: str) -> tuple[LSTMLayer, ...]:
         )
         for k in range(module.num_layers)
     )
+
+
+def _check_finite(
+    algorithm: str,
+    lstm: tuple[LSTMLayer, ...],
+    layers: tuple[Dense | Activation, ...],
+    normalization: Normalization | None,
+) -> None:
+    """Raise ``ExportError`` naming the first array of the exported network (or its
+    statistics) that holds a NaN or an infinity."""
+    named: list[tuple[str, FloatArray]] = [
+        (f"LSTM layer {k}'s {name}", getattr(layer, name))
+        for k, layer in enumerate(lstm)
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+    ]
+    dense = [layer for layer in layers if isinstance(layer, Dense)]
+    for k, layer in enumerate(dense):
+        named += [
+            (f"linear layer {k + 1} of {len(dense)}'s {name}", getattr(layer, name))
+            for name in ("weight", "bias")
+        ]
+    if normalization is not None:
+        named += [
+            ("VecNormalize mean", normalization.mean),
+            ("VecNormalize std", normalization.std),
+        ]
+    for name, array in named:
+        bad = int(np.size(array) - np.isfinite(array).sum())
+        if bad:
+            raise ExportError(
+                f"{algorithm}'s {name} has {bad} number(s) that are not finite: the "
+                "checkpoint diverged, and its module would drive with NaN actions. Export "
+                "an earlier checkpoint (checkpoint=<name>; racing-rl eval checks one)."
+            )
 
 
 def _normalization(normalizer: Any, input_size: int) -> Normalization | None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 from hydra import compose
 from omegaconf import OmegaConf
 from runs import game_run_copy, racing_rl
@@ -62,6 +63,16 @@ def test_export_command_writes_the_file_and_says_where(trained_runs, tmp_path):
     # From inside the run (run_dir=.): the run's name, where it said "PPO /model.zip".
     result = racing_rl("export", "run_dir=.", "checkpoint=final", "out=here.luau", cwd=run_dir)
     assert "PPO run/model.zip, " in result.stdout, result.stderr[-3000:]
+
+
+def test_a_checkpoint_from_outside_the_run_is_named_by_its_whole_path(trained_runs, tmp_path):
+    # It was "<run name>/<its path>": "ppo//tmp/.../model.zip".
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for name in ("model.zip", STATISTICS):
+        shutil.copy(trained_runs["ppo"] / name, elsewhere / name)
+    spec = load_spec(trained_runs["ppo"], str(elsewhere / "model.zip"))
+    assert spec.info["checkpoint"] == str((elsewhere / "model.zip").resolve())
 
 
 def test_a_run_trained_in_the_game_exports_with_the_rays_its_checkpoint_saw(trained_runs, tmp_path):
@@ -291,6 +302,24 @@ def test_what_export_cannot_translate_is_refused_naming_it(case):
         policy_spec(model, None, frame_stack=2 if case != "2d_observation" else 1)
 
 
+@pytest.mark.parametrize("algorithm", [PPO, RecurrentPPO])
+def test_a_diverged_policy_is_refused_naming_the_array(algorithm):
+    # Its module drove with NaN actions: math.clamp passes NaN through to the car.
+    policy = "MlpLstmPolicy" if algorithm is RecurrentPPO else "MlpPolicy"
+    model = algorithm(policy, Spaces(OBSERVATIONS, ACTIONS), device="cpu")
+    policy_spec(model, None, frame_stack=2)  # finite: taken
+    with torch.no_grad():
+        model.policy.action_net.weight[0, 0] = float("nan")
+    with pytest.raises(ExportError, match=r"linear layer 3 of 3's weight has 1 number\(s\) that"):
+        policy_spec(model, None, frame_stack=2)
+    if algorithm is RecurrentPPO:
+        with torch.no_grad():
+            model.policy.action_net.weight[0, 0] = 0.0
+            model.policy.lstm_actor.bias_hh_l0[:2] = float("inf")
+        with pytest.raises(ExportError, match=r"LSTM layer 0's bias_hh has 2 number"):
+            policy_spec(model, None, frame_stack=2)
+
+
 def test_a_failed_write_leaves_no_file(trained_runs, tmp_path, monkeypatch):
     import racing_rl.export.onnx as onnx_writer
 
@@ -325,3 +354,18 @@ def test_an_export_sweep_writes_its_files_and_only_hydra_s_record_of_it(trained_
     assert set(made) == {"out", "outputs"}
     (sweep,) = (tmp_path / "outputs" / "multirun").glob("*/*_export")
     assert [p.name for p in sweep.iterdir()] == ["multirun.yaml"]
+
+
+def test_an_export_sweep_s_failed_job_does_not_stop_the_others(trained_runs, tmp_path):
+    # The first failure ended the sweep (SystemExit), the later runs never exported.
+    damaged = shutil.copytree(trained_runs["ppo"], tmp_path / "damaged")
+    (damaged / "model.zip").write_bytes(b"PK\x03\x04 truncated")
+    result = racing_rl(
+        "export", "-m", f"run_dir={damaged},{trained_runs['sac']}", "checkpoint=final",
+        f"out={tmp_path}/out/", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "damaged/model.zip is not a loadable TeacherPPO checkpoint" in result.stderr
+    assert [p.name for p in (tmp_path / "out").iterdir()] == [
+        f"{trained_runs['sac'].name}_policy_final.luau"
+    ]

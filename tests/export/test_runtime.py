@@ -81,3 +81,32 @@ def test_an_observation_of_the_wrong_size_is_an_export_error(trained_runs, fmt, 
     with pytest.raises(ExportError, match="13") as raised:
         policy.act(np.zeros((2, 19), np.float32))
     assert "\n" not in str(raised.value)  # one line: Luau's stack traceback left out
+
+
+@pytest.mark.parametrize("algo", ["ppo", "recurrent_ppo"])
+def test_an_onnx_policy_drives_the_cars_of_its_first_act(trained_runs, algo, tmp_path):
+    # Its frames (and LSTM state) have a row per car: another count was numpy's
+    # ValueError in act, and a reset of another car an IndexError.
+    from racing_rl.errors import ExportError
+
+    policy = exported(trained_runs[algo], "onnx", tmp_path)
+    assert policy.act(np.zeros((2, 13), np.float32)).shape == (2, 3)
+    policy.reset(1)
+    with pytest.raises(ExportError, match=r"drives 2 cars .* got 3: .* a new OnnxPolicy"):
+        policy.act(np.zeros((3, 13), np.float32))
+    with pytest.raises(ExportError, match="car 2 is not one of the 2 cars"):
+        policy.reset(2)
+    assert policy.act(np.zeros((2, 13), np.float32)).shape == (2, 3)
+
+
+def test_a_module_that_fails_to_load_leaves_stdout_clean(capfd):
+    # pluau prints "Lua VM is being closed" when a VM is dropped; a module that failed to
+    # load dropped its VM unsilenced, into eval driver=luau's results on stdout.
+    import gc
+
+    from racing_rl.errors import ExportError
+
+    with pytest.raises(ExportError, match="is not a loadable racing-rl Luau policy"):
+        LuauPolicy("return 1 +", name="broken.luau")
+    gc.collect()
+    assert capfd.readouterr().out == ""
