@@ -152,7 +152,11 @@ def check_track_splits(tracks: DictConfig) -> None:
 
 def check_wrappers(wrappers: DictConfig) -> None:
     """``wrappers``: frame_stack in [1, LIMITS["frame_stack"]], normalize VecNormalize's
-    keyword arguments (its keys and types are the schema's)."""
+    keyword arguments (its keys and types are the schema's).
+
+    Raises:
+        ConfigError: a frame_stack out of range, or a normalize key VecNormalize lacks.
+    """
     _integer(wrappers, "frame_stack", minimum=1, where="wrappers.", maximum=LIMITS["frame_stack"])
     normalize = wrappers.get("normalize")
     if not normalize:
@@ -327,7 +331,11 @@ def check_policy_kwargs(policy: type, policy_kwargs: Mapping[str, Any]) -> None:
 
 
 def check_train_freq(train_freq: Any) -> None:
-    """``algo.model.train_freq`` (off-policy): n >= 1, or ``[n, step|episode]``."""
+    """``algo.model.train_freq`` (off-policy): n >= 1, or ``[n, step|episode]``.
+
+    Raises:
+        ConfigError: any other value.
+    """
     if train_freq is None:
         return
     n, unit = train_freq if isinstance(train_freq, list | tuple) else (train_freq, "step")
@@ -341,7 +349,11 @@ def check_train_freq(train_freq: Any) -> None:
 
 def check_ent_coef(model: Mapping[str, Any], parameters: Mapping[str, Any]) -> None:
     """``algo.model.ent_coef``: a number >= 0, or (SAC, TQC: where the default is
-    ``"auto"``) ``auto``, ``auto_<initial value>`` or a number > 0."""
+    ``"auto"``) ``auto``, ``auto_<initial value>`` or a number > 0.
+
+    Raises:
+        ConfigError: any other value.
+    """
     if "ent_coef" not in model or "ent_coef" not in parameters:
         return
     value = model["ent_coef"]
@@ -359,7 +371,11 @@ def check_ent_coef(model: Mapping[str, Any], parameters: Mapping[str, Any]) -> N
 
 def check_net_arch(net_arch: Any) -> None:
     """``algo.model.policy_kwargs.net_arch``: layer sizes in [1, LIMITS["net_width"]], as
-    a list or a dict of lists (``pi``, ``vf``, ``qf``)."""
+    a list or a dict of lists (``pi``, ``vf``, ``qf``).
+
+    Raises:
+        ConfigError: another shape, or a size out of range.
+    """
     if net_arch is None:
         return
     layers = net_arch if isinstance(net_arch, list) else None
@@ -454,7 +470,12 @@ def check_train_config(cfg: DictConfig, *, device: bool = True) -> None:
 
 
 def check_video(video: DictConfig) -> None:
-    """``validation.video``: a period, a frame count and a size whose frames fit in memory."""
+    """``validation.video``: a period, a frame count and a size whose frames fit in memory.
+
+    Raises:
+        ConfigError: a negative period, a size out of range, or frames over
+            ``LIMITS["video_bytes"]``.
+    """
     _integer(video, "every", minimum=0, where="validation.video.")
     frames = _integer(video, "max_steps", minimum=1, where="validation.video.")
     size = _integer(

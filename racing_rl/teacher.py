@@ -41,6 +41,7 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.callbacks import BaseCallback, ConvertCallback
 from stable_baselines3.common.distributions import DiagGaussianDistribution
+from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.type_aliases import MaybeCallback, Schedule
 from stable_baselines3.common.utils import FloatSchedule
 from torch.nn import functional as F
@@ -183,19 +184,59 @@ class TeacherPPO(PPO):
         labels = th.as_tensor(
             RolloutBuffer.swap_and_flatten(self.teacher_actions), device=self.device
         )
-        self.policy.set_training_mode(True)
-        losses = []
-        for _ in range(self.teacher_epochs):
-            for batch in th.randperm(len(labels), device=self.device).split(self.batch_size):
-                mean = self.policy.get_distribution(observations[batch]).distribution.mean
-                loss = F.mse_loss(mean, labels[batch])
-                self.policy.optimizer.zero_grad()
-                (weight * loss).backward()
-                th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
-                self.policy.optimizer.step()
-                losses.append(loss.item())
-        self.policy.set_training_mode(False)
+        losses = fit_mean(
+            self.policy,
+            self.policy.optimizer,
+            observations,
+            labels,
+            epochs=self.teacher_epochs,
+            batch_size=self.batch_size,
+            weight=weight,
+            max_grad_norm=self.max_grad_norm,
+        )
         self.logger.record("train/teacher_loss", float(np.mean(losses)))
+
+
+def fit_mean(
+    policy: ActorCriticPolicy,
+    optimizer: th.optim.Optimizer,
+    observations: th.Tensor,
+    labels: th.Tensor,
+    epochs: int,
+    batch_size: int,
+    weight: float = 1.0,
+    max_grad_norm: float | None = None,
+) -> list[float]:
+    """Fit the mean of ``policy``'s diagonal Gaussian to ``labels`` (behaviour cloning):
+    ``epochs`` passes of shuffled minibatches, each an optimizer step on ``weight`` × the
+    mean squared error (its gradients clipped to ``max_grad_norm``, if given).
+
+    Args:
+        policy: an SB3 actor-critic policy whose actions are a ``DiagGaussianDistribution``.
+        optimizer: the optimizer of ``policy``'s parameters.
+        observations: shape (N, observation size), as the policy reads them (normalised).
+        labels: the actions to imitate, shape (N, 3).
+        epochs, batch_size: passes over the N pairs, pairs per step.
+        weight: the loss's factor (the teacher term's weight).
+        max_grad_norm: the gradients' norm limit, or None.
+
+    Returns:
+        Each minibatch's unweighted loss, in order.
+    """
+    policy.set_training_mode(True)
+    losses = []
+    for _ in range(epochs):
+        for batch in th.randperm(len(labels), device=labels.device).split(batch_size):
+            mean = policy.get_distribution(observations[batch]).distribution.mean
+            loss = F.mse_loss(mean, labels[batch])
+            optimizer.zero_grad()
+            (weight * loss).backward()
+            if max_grad_norm is not None:
+                th.nn.utils.clip_grad_norm_(policy.parameters(), max_grad_norm)
+            optimizer.step()
+            losses.append(loss.item())
+    policy.set_training_mode(False)
+    return losses
 
 
 def scripted_actions(simulator: SimVecEnv, driver: PurePursuitDriver) -> NDArray[np.float32]:

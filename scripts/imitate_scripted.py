@@ -55,6 +55,7 @@ from racing_rl.config import track_seeds, train_mix
 from racing_rl.drivers.pure_pursuit import TUNINGS, PurePursuitDriver
 from racing_rl.errors import ConfigError, RacingRLError
 from racing_rl.files import strict_json, write_json
+from racing_rl.teacher import fit_mean
 from racing_rl.vec import make_env, wrap_vec_env
 
 log = logging.getLogger("imitate_scripted")
@@ -152,15 +153,7 @@ def imitate(
         y = torch.as_tensor(np.concatenate(labels))
         with torch.no_grad():  # the policy of this iteration on every label so far
             before = torch.nn.functional.mse_loss(policy.get_distribution(x).distribution.mean, y)
-        policy.set_training_mode(True)
-        for _ in range(epochs):
-            for batch in torch.randperm(len(x)).split(batch_size):
-                mean = policy.get_distribution(x[batch]).distribution.mean
-                loss = torch.nn.functional.mse_loss(mean, y[batch])
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-        policy.set_training_mode(False)
+        fit_mean(policy, optimizer, x, y, epochs=epochs, batch_size=batch_size)
         with torch.no_grad():  # the fitted policy on the same labels
             after = torch.nn.functional.mse_loss(policy.get_distribution(x).distribution.mean, y)
         figures = {

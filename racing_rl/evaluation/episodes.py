@@ -12,10 +12,11 @@ sums the env's own rewards, so one loop for both would change validation's figur
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING
 
 import numpy as np
 from omegaconf import DictConfig
+from stable_baselines3.common.type_aliases import PolicyPredictor
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from racing_rl.algos import discount
@@ -24,18 +25,6 @@ from racing_rl.vec import make_env, wrap_vec_env
 
 if TYPE_CHECKING:
     from racing_rl.bridge.training_bridge import TrainingBridge
-
-
-class Policy(Protocol):
-    """What ``run_episodes`` needs: SB3's ``predict`` signature."""
-
-    def predict(
-        self,
-        observation: np.ndarray,
-        state: Any = None,
-        episode_start: np.ndarray | None = None,
-        deterministic: bool = False,
-    ) -> tuple[np.ndarray, Any]: ...
 
 
 def evaluation_env(
@@ -78,7 +67,7 @@ def evaluation_env(
 RERUNS = 2
 
 
-def run_episodes(policy: Policy, venv: VecEnv) -> list[EpisodeResult]:
+def run_episodes(policy: PolicyPredictor, venv: VecEnv) -> list[EpisodeResult]:
     """Run one episode in every slot of ``venv`` with the policy's deterministic action,
     and report each.
 
