@@ -393,6 +393,20 @@ def test_a_replay_buffer_round_trips_as_npz_and_an_old_pickle_needs_trust(tmp_pa
         assert np.array_equal(getattr(fresh.replay_buffer, key), getattr(model.replay_buffer, key))
     assert fresh.replay_buffer.pos == model.replay_buffer.pos == 120
 
+    # A buffer that has wrapped round: all its rows, and full, or SAC resumed on pos rows.
+    wrapped = SAC("MlpPolicy", env, buffer_size=100, learning_starts=1000, seed=0)
+    wrapped.learn(130)
+    assert wrapped.replay_buffer.full and wrapped.replay_buffer.pos == 30
+    (tmp_path / "full").mkdir()
+    save_replay_buffer(wrapped, tmp_path / "full" / "replay_buffer.npz")
+    refilled = SAC("MlpPolicy", env, buffer_size=100, learning_starts=1000, seed=0)
+    assert load_replay_buffer(refilled, tmp_path / "full")
+    assert refilled.replay_buffer.full and refilled.replay_buffer.pos == 30
+    for key in ("observations", "next_observations", "actions", "rewards", "dones", "timeouts"):
+        assert np.array_equal(
+            getattr(refilled.replay_buffer, key), getattr(wrapped.replay_buffer, key)
+        )
+
     # A version-1 file (every row of the capacity) still loads.
     first = tmp_path / "v1"
     first.mkdir()

@@ -12,7 +12,7 @@ from racing_rl.checkpoints.layout import find_checkpoints
 from racing_rl.checkpoints.loading import load_model
 from racing_rl.config import default_backend, initialize
 from racing_rl.errors import NonFiniteError
-from racing_rl.normalize import FiniteVecNormalize, read_statistics
+from racing_rl.normalize import FiniteVecNormalize, is_finite, read_statistics
 from racing_rl.vec import make_env, wrap_vec_env
 
 BACKEND = default_backend("pygame")
@@ -33,7 +33,10 @@ class Poisoned(VecEnvWrapper):
         self.what, self.value, self.at, self.steps = what, value, at, 0
 
     def reset(self):
-        return self.venv.reset()
+        observations = self.venv.reset()
+        if self.at == 0:  # the reset's observation (a game's first frame)
+            observations[0, 0] = self.value
+        return observations
 
     def step_wait(self):
         observations, rewards, dones, infos = self.venv.step_wait()
@@ -74,6 +77,18 @@ def test_a_bad_value_leaves_the_statistics_as_they_were(what, value):
     assert all(np.isfinite(s).all() for s in after)
 
 
+def test_a_bad_reset_observation_leaves_the_statistics_as_they_were():
+    wrappers = OmegaConf.create({"frame_stack": 1, "normalize": {"norm_obs": True}})
+    venv = wrap_vec_env(poisoned_env("observation", 1e39, at=0), wrappers, gamma=0.99)
+    before = (venv.obs_rms.mean.copy(), venv.obs_rms.var.copy(), venv.obs_rms.count)
+    with pytest.raises(NonFiniteError, match="kept as they were"):
+        venv.reset()
+    assert np.array_equal(venv.obs_rms.mean, before[0]) and venv.obs_rms.count == before[2]
+    assert is_finite(venv)
+    venv.obs_rms.var[3] = np.nan  # any statistic, not the mean alone (training's guard)
+    assert not is_finite(venv)
+
+
 def test_training_stops_with_a_clear_error_and_a_checkpoint_from_before(tmp_path, monkeypatch):
     monkeypatch.setattr(
         train_module, "make_env", lambda *args, **kwargs: poisoned_env("observation", 1e39, 300)
@@ -108,6 +123,8 @@ def test_statistics_without_clipping_are_saved_and_read_back(tmp_path):
         ("clip_obs", np.nan, "clip or epsilon that is not > 0"),
         ("clip_reward", 0.0, "clip or epsilon that is not > 0"),
         ("return_var", np.inf, "non-finite statistic"),
+        ("return_var", -1.0, "negative variance or count"),
+        ("obs_count", 0.0, "negative variance or count"),
     ]:
         raw = dict(np.load(tmp_path / "vecnormalize.npz"))
         np.savez(tmp_path / "bad.npz", **{**raw, key: np.float64(value)})
