@@ -46,6 +46,7 @@ def test_extensions_decode():
         (b"{}", "Binary frame"),
         ("[1, 2]", "expected an object"),
         ({"hello": "hi"}, "Malformed hello"),
+        ({"hello": {"protocol": 1, "observation_size": 3}}, "observation_size is 3; expected"),
     ],
 )
 def test_bad_frames_are_refused_whole_with_the_reason(message, reason):
@@ -70,6 +71,7 @@ def test_bad_frames_are_refused_whole_with_the_reason(message, reason):
         ({AGENT: entry(terminated=1)}, "malformed", "terminated of"),
         ({AGENT: {"obs": [0.5] * 13}}, "malformed", "lacks reward, terminated, truncated"),
         ({AGENT: entry(step="3")}, "malformed", "step of"),
+        ({AGENT: entry(step=True)}, "malformed", "step of"),  # not step 1
         ({AGENT: [1, 2]}, "malformed", "expected an object"),
     ],
 )
@@ -79,6 +81,14 @@ def test_a_bad_entry_is_dropped_alone_by_kind(bad, kind, reason):
     assert list(frame.steps) == [other]  # the good entry is kept
     ((agent, message),) = frame.dropped[kind].items()
     assert agent in bad and reason in message
+
+
+def test_an_observation_without_rays_is_dropped_before_the_size_is_known():
+    frame = decode({AGENT: entry(obs=[0.5] * 3)}, size=None)
+    assert (
+        not frame.steps
+        and "has 3 numbers; expected rays + 3" in frame.dropped["wrong_length"][AGENT]
+    )
 
 
 @pytest.mark.parametrize(

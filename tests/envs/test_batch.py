@@ -153,3 +153,59 @@ def test_track_seeds_that_are_no_seeds_are_refused_when_the_env_is_made(seeds, m
     with pytest.raises(ConfigError, match=message):
         RaceEnv(track_seeds=seeds)
     RaceEnv(track_seeds=np.arange(3)).reset(seed=0)  # NumPy's integers are seeds
+
+
+def test_a_car_that_finished_stands_still_while_the_others_race_on():
+    # Truncated cars (finished, stuck, out of steps) stayed active: a finished car coasted
+    # on, seen by the others' rays and in their way, gaining laps.
+    from racing_rl.drivers.pure_pursuit import PurePursuitDriver
+    from racing_rl.envs.config import EpisodeConfig
+
+    config = RaceConfig(episode=EpisodeConfig(spawn="grid", laps=1, reset="race"))
+    batch, driver = RaceBatch(config, 2, [[3]]), PurePursuitDriver()
+    batch.reset(0, seed=0)
+    worlds = batch.worlds
+    while not (step := batch.step(driver.act(worlds))).truncated.any():
+        assert not step.terminated.any()
+    (first,) = np.flatnonzero(step.truncated)
+    assert not worlds.active[first] and worlds.active[1 - first]
+    where, laps = worlds.cars.position.copy(), worlds.laps[first]
+    for _ in range(5):
+        batch.step(driver.act(worlds))
+    np.testing.assert_array_equal(worlds.cars.position[first], where[first])
+    assert worlds.laps[first] == laps
+    assert not np.array_equal(worlds.cars.position[1 - first], where[1 - first])  # racing on
+
+
+def test_a_crash_on_the_last_allowed_step_is_terminated_not_truncated():
+    # Gymnasium: an episode that ends in the MDP's terminal state is terminated, whatever
+    # the time limit says.
+    from racing_rl.envs.config import EpisodeConfig
+
+    def drive_into_the_wall(max_steps: int) -> tuple[int, bool, bool]:
+        """The step the episode ends on, terminated, truncated."""
+        config = RaceConfig(episode=EpisodeConfig(spawn="line", max_steps=max_steps))
+        batch = RaceBatch(config, 1, [[3]])
+        batch.reset(0, seed=0)
+        steps = 0
+        while True:
+            step = batch.step(np.array([[1.0, -1.0, 1.0]]))
+            steps += 1
+            if step.terminated[0] or step.truncated[0]:
+                return steps, bool(step.terminated[0]), bool(step.truncated[0])
+
+    crash, terminated, _ = drive_into_the_wall(1000)
+    assert terminated
+    assert drive_into_the_wall(crash) == (crash, True, False)  # the limit's step too
+
+
+def test_a_grid_start_puts_the_cars_of_a_row_side_by_side():
+    from racing_rl.envs.config import EpisodeConfig
+
+    config = RaceConfig(episode=EpisodeConfig(spawn="grid"))
+    batch = RaceBatch(config, 4, [[3]])
+    batch.reset(0, seed=0)
+    positions, width = batch.worlds.cars.position, batch.worlds.tracks[0].width
+    for left, right in ((0, 1), (2, 3)):  # each row's cars half the track's width apart
+        gap = np.linalg.norm(positions[left] - positions[right])
+        assert gap > 0.45 * width, (left, right, gap)

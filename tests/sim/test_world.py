@@ -90,6 +90,37 @@ def test_progress_is_monotone_along_the_centreline_and_laps_wrap(seed: int) -> N
     assert world.distance[0] == 0.0  # the car never drove: it was moved
 
 
+def test_the_best_lap_is_the_fastest_and_the_last_lap_the_newest() -> None:
+    # Every other test's laps took the same time, so the best could as well be the slowest.
+    track = generate_track(3, NO_OBSTACLES)
+    world = make_world(track)
+    arc, lap_times = 0.0, []
+    for lap, step_arc in enumerate((2.0, 3.0, 2.5)):  # [m] per step: one lap at each speed
+        while len(lap_times) == lap:
+            arc += step_arc
+            glide_to(world, 0, arc)
+            events = world.step(np.zeros((1, 3)))
+            if events.lap_completed[0]:
+                lap_times.append(float(events.lap_time[0]))
+    assert lap_times[1] < lap_times[2] < lap_times[0]
+    assert world.best_lap_time[0] == lap_times[1] and world.last_lap_time[0] == lap_times[2]
+
+
+@pytest.mark.parametrize(
+    ("offset", "reverse"), [(80, False), (-80, False), (100, True), (-100, True)]
+)
+def test_a_car_faces_against_the_track_beyond_a_right_angle(offset: float, reverse: bool) -> None:
+    track = generate_track(7, NO_OBSTACLES)
+    world = make_world(track)
+    for arc in np.arange(2.5, 32.5, 2.5):  # the projection follows a car step by step
+        glide_to(world, 0, arc)
+        world.step(np.zeros((1, 3)))
+    world.cars.heading[0] += math.radians(offset)
+    world.step(np.zeros((1, 3)))  # at rest: it stays, heading and all
+    assert world.is_reverse()[0] == reverse
+    assert world.observe()[0, -1] == float(reverse)  # the observation's is_reverse
+
+
 def test_lap_timer_starts_at_the_first_line_crossing_from_the_grid() -> None:
     track = generate_track(5)
     world = make_world(track)
