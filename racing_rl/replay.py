@@ -19,6 +19,7 @@ together (a new array touches all four), so they stay side by side.
 from __future__ import annotations
 
 import json
+import math
 import zipfile
 import zlib
 from collections.abc import Mapping, Sequence
@@ -355,6 +356,7 @@ def _replay_from_arrays(path: Path, contents: Mapping[str, np.ndarray]) -> Repla
                 f"{path} is damaged: {name} has shape {contents[name].shape}, expected "
                 f"({n_rays},) for the {n_rays} rays each car reads. Record it again."
             )
+    _check_drawable(path, contents)
     return Replay(
         track=Track(**track_values),
         labels=labels,
@@ -366,6 +368,49 @@ def _replay_from_arrays(path: Path, contents: Mapping[str, np.ndarray]) -> Repla
         **{name: float(contents[name]) for name in SCALAR_FIELDS},
         **{name: contents[name] for name in FRAME_FIELDS + STEP_FIELDS},
     )
+
+
+#: Arrays the viewer and the video writer draw from: each must be finite (pygame's
+#: drawing crashes the process on NaN or on coordinates of 1e12).
+DRAWN_FIELDS = (
+    "position",
+    "heading",
+    "speed",
+    "rays",
+    "ray_angles",
+    "ray_ranges",
+    "track_centreline",
+    "track_left_wall",
+    "track_right_wall",
+    "track_obstacles",
+)
+
+
+def _check_drawable(path: Path, contents: Mapping[str, np.ndarray]) -> None:
+    """Refuse what a replay's renderer cannot draw: a value that is not finite, a scalar
+    (dt, car size, max speed) that is not > 0, or a car farther from the track than the
+    track is wide across (no race goes there: a crash ends a car's episode).
+
+    Raises:
+        ReplayError: naming the field.
+    """
+    for name in DRAWN_FIELDS:
+        if not np.isfinite(contents[name]).all():
+            raise ReplayError(
+                f"{path} is damaged: {name} holds a value that is not finite. Record it again."
+            )
+    for name in SCALAR_FIELDS:
+        value = float(contents[name])
+        if not (math.isfinite(value) and value > 0):
+            raise ReplayError(f"{path} is damaged: {name} is {value}, not > 0. Record it again.")
+    walls = np.concatenate([contents["track_left_wall"], contents["track_right_wall"]])
+    low, high = walls.min(axis=0), walls.max(axis=0)
+    span = float((high - low).max())
+    position = contents["position"].reshape(-1, 2)
+    if len(position) and ((position < low - span).any() or (position > high + span).any()):
+        raise ReplayError(
+            f"{path} is damaged: a car's position lies far off its track. Record it again."
+        )
 
 
 class ReplayRecorder:

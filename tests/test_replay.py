@@ -93,6 +93,21 @@ def test_another_version_or_a_damaged_file_is_a_clear_error(saved, tmp_path):
         with pytest.raises(ReplayError, match="truncated or damaged"):
             load_replay(tmp_path / "odd.npz")
 
+    # What the renderer cannot draw: pygame crashed the process (a segfault, a double
+    # free) on a NaN or far-off position, and dt=0 was a ZeroDivisionError.
+    position = arrays["position"].copy()
+    position[10, 0, 0] = np.nan
+    far = arrays["position"].copy()
+    far[10, 0, 0] = 1e12
+    for name, value, says in (
+        ("position", position, "position holds a value that is not finite"),
+        ("position", far, "a car's position lies far off its track"),
+        ("dt", np.array(0.0), "dt is 0.0, not > 0"),
+    ):
+        np.savez_compressed(tmp_path / "bad.npz", **{**arrays, name: value})
+        with pytest.raises(ReplayError, match=says):
+            load_replay(tmp_path / "bad.npz")
+
     # A corrupted member (a flipped byte inside the compressed positions).
     with zipfile.ZipFile(saved) as archive:
         info = archive.getinfo("position.npy")
