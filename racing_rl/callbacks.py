@@ -475,7 +475,8 @@ class ValidationVideo:
         episode = {"spawn": "grid", "laps": 1, "max_steps": self.max_steps}
         envs = make_parallel_envs(self.cfg.backend, 1, 1, [[self.track_seed]], episode)
         try:
-            (race,) = run_races(envs, [driver], record=True)
+            # The replay's laps tell its frames which car is done (the HUD said "out").
+            (race,) = run_races(envs, [driver], record=True, meta={"laps": 1})
         finally:
             for env in envs:
                 env.close()

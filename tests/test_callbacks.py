@@ -168,3 +168,10 @@ def test_a_validation_video_closes_the_env_it_raced(monkeypatch):
     video = ValidationVideo(cfg, 5, 1, 5, (64, 64))
     assert len(video.frames(model, venv)) >= 2
     assert closed == [True]
+    # Its replay knows the lap that ends the episode: a car that lapped read "out".
+    from racing_rl.ui import video as ui_video
+
+    drawn = []
+    monkeypatch.setattr(ui_video, "frames", lambda replay, size_px: drawn.append(replay) or [])
+    video.frames(model, venv)
+    assert drawn[0].meta["laps"] == 1

@@ -139,11 +139,11 @@ class Renderer:
                 f"size_px must be positive and margin_px below half of it, got size_px={size_px} "
                 f"and margin_px={margin_px}."
             )
-        if fps < 0 or trail_length < 0 or max_hud_cars < 0 or font_size_px < 1:
-            raise ConfigError(
-                "fps, trail_length and max_hud_cars must be >= 0 and font_size_px >= 1, got "
-                f"{fps}, {trail_length}, {max_hud_cars} and {font_size_px}."
-            )
+        minimums = {"fps": 0, "trail_length": 0, "max_hud_cars": 0, "font_size_px": 1}
+        given = {"fps": fps, "trail_length": trail_length, "max_hud_cars": max_hud_cars}
+        for name, value in {**given, "font_size_px": font_size_px}.items():
+            if value < minimums[name]:  # named alone: the user gave one of them
+                raise ConfigError(f"{name} must be >= {minimums[name]}, got {value}.")
         self.mode = mode
         self.fps = fps
         self.size_px = (int(width_px), int(height_px))
@@ -348,7 +348,7 @@ class Renderer:
             # Behind the line (a grid slot, before its first crossing) is 0 %, not 99 %.
             fraction = float(np.mod(max(snapshot.progress[i], 0.0), 1.0))
             text = (
-                f"{snapshot.label(i):<{width}}  {snapshot.speed[i] * 3.6:4.0f} km/h  "
+                f"{snapshot.label(i):<{width}}  {round(snapshot.speed[i] * 3.6) + 0:4d} km/h  "
                 f"lap {snapshot.laps[i]:2d}  time {clock_text}  last {last_text}  "
                 f"{fraction:4.0%}" + ("" if active else f"  {'done' if done[i] else 'out'}")
             )

@@ -266,3 +266,36 @@ def test_a_size_of_other_than_two_values_is_a_config_error(size):
     assert window_size([640, 480]) == (640, 480)
     with pytest.raises(ConfigError, match=r"must be \[width, height\] in pixels"):
         window_size(size)
+
+
+def test_the_hud_of_a_car_creeping_backwards_says_0_km_h(monkeypatch) -> None:
+    # A speed of -0.01 m/s read "-0 km/h".
+    env = RaceParallelEnv(n_cars=1)
+    env.reset(seed=5)
+    assert env.world is not None
+    env.world.cars.speed[0] = -0.01
+    renderer = Renderer(mode="rgb_array", size_px=(300, 300), trail_length=0)
+    font, texts = renderer._get_font(), []
+
+    class Recording:
+        def __getattr__(self, name):
+            return getattr(font, name)
+
+        def render(self, text, *args):
+            texts.append(text)
+            return font.render(text, *args)
+
+    monkeypatch.setattr(renderer, "_get_font", Recording)
+    renderer.draw(RaceSnapshot.from_world(env.world, labels=("me",)))
+    renderer.close()
+    (line,) = [text for text in texts if "km/h" in text]
+    assert "   0 km/h" in line and "-0" not in line
+
+
+def test_a_setting_out_of_range_is_named_alone() -> None:
+    # trail_length=-1 was "fps, trail_length and max_hud_cars must be >= 0 and
+    # font_size_px >= 1, got 15.0, -1, 6 and 20": keys the user never gave.
+    with pytest.raises(ConfigError, match=r"^trail_length must be >= 0, got -1\.$"):
+        Renderer(mode="rgb_array", trail_length=-1)
+    with pytest.raises(ConfigError, match=r"^font_size_px must be >= 1, got 0\.$"):
+        Renderer(mode="rgb_array", font_size_px=0)
