@@ -21,7 +21,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from racing_rl.checkpoints.layout import saved_work
+from racing_rl.checkpoints.layout import find_checkpoints, saved_work
 from racing_rl.checkpoints.runs import RESUMABLE, check_init_from
 from racing_rl.checks import check_train_config
 from racing_rl.cli import print_error
@@ -346,10 +346,19 @@ def main(cfg: DictConfig) -> float | None:
                 log.info("%s completed when this sweep ran before: kept", run_dir)
                 summary = json.loads((run_dir / "summary.json").read_text())
                 return summary.get("objective", {}).get("value")
-            cfg, checkpoint, resume_files = resume_run(
-                run_dir, [o for o in overrides if under(o.split("=", 1)[0], RESUMABLE)]
-            )
-            log.info("resuming %s (this sweep's job from before) from %s", run_dir, checkpoint.path)
+            if find_checkpoints(run_dir):
+                cfg, checkpoint, resume_files = resume_run(
+                    run_dir, [o for o in overrides if under(o.split("=", 1)[0], RESUMABLE)]
+                )
+                log.info(
+                    "resuming %s (this sweep's job from before) from %s", run_dir, checkpoint.path
+                )
+            else:  # killed after a validation (best/) but before its first checkpoint
+                log.warning(
+                    "%s (this sweep's job from before) stopped before its first checkpoint: "
+                    "it trains again from the start, and its best/ competes",
+                    run_dir,
+                )
         summary = train(cfg, run_dir, resume=checkpoint, resume_files=resume_files)
     except TrainingInterrupted as err:
         log.warning("%s", err)

@@ -8,6 +8,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import signal
 import subprocess
 import sys
@@ -174,6 +175,28 @@ def test_the_same_command_finishes_an_interrupted_sweep_in_its_directory(tmp_pat
     other = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert other.returncode == 1
     assert "(the same command continues that sweep: its overrides were" in other.stderr
+
+
+def test_a_job_killed_before_its_first_checkpoint_trains_again_in_the_continued_sweep(tmp_path):
+    """A job killed after a validation (best/) but before its first checkpoint made every
+    later start of the sweep fail on it ("has no complete checkpoint ... start it again")."""
+    result, sweep_dir = sweep(tmp_path, "seed=0")
+    assert result.returncode == 0, result.stderr[-3000:]
+    (job,) = job_dirs(sweep_dir).values()
+    # As a kill -9 leaves it: best/ and the running leg, no checkpoint, no final files.
+    for saved in ("checkpoints", "model.zip", "vecnormalize.npz", "vecnormalize.pkl"):
+        path = job / saved
+        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    (job / "summary.json").unlink()
+    record = json.loads((job / "run.json").read_text())
+    record["legs"][-1]["status"] = "running"
+    (job / "run.json").write_text(json.dumps(record))
+    again, _ = sweep(tmp_path, "seed=0")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "stopped before its first checkpoint: it trains again from the start" in again.stderr
+    assert_complete(job)
+    legs = json.loads((job / "run.json").read_text())["legs"]
+    assert [leg["status"] for leg in legs][-1] == "completed" and legs[-1]["resumed_from"] is None
 
 
 def _gone(pid: int) -> bool:
