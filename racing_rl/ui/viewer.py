@@ -15,7 +15,7 @@ import pygame
 
 from racing_rl.errors import ReplayError
 from racing_rl.replay import Replay
-from racing_rl.ui.render import CAMERAS, Renderer
+from racing_rl.ui.render import CAMERAS, HEADLESS_DRIVERS, Renderer
 
 log = logging.getLogger(__name__)
 
@@ -139,9 +139,16 @@ def play_replay(
 
     Raises:
         ReplayError: on a speed outside ``SPEEDS``, a ``follow`` that is not a car of the
-            replay, or a script key outside ``SCRIPT_KEYS``.
+            replay, a script key outside ``SCRIPT_KEYS``, or no display and no script (no
+            key could ever end the playback).
     """
     replay.check_car(follow)
+    if script is None and (driver := _video_driver()) in HEADLESS_DRIVERS:
+        raise ReplayError(
+            f"This machine has no display (pygame's video driver is {driver!r}): the viewer "
+            "would wait for keys no one can press. Write a video instead (video=race.mp4), "
+            "or run where a display is."
+        )
     unknown = sorted({key for key in script or () if key not in SCRIPT_KEYS})
     if unknown:
         raise ReplayError(
@@ -183,3 +190,14 @@ def play_replay(
     finally:
         renderer.close()
     return player
+
+
+def _video_driver() -> str:
+    """The name of pygame's video driver (``HEADLESS_DRIVERS`` show no window)."""
+    started = not pygame.display.get_init()
+    pygame.display.init()
+    try:
+        return pygame.display.get_driver()
+    finally:
+        if started:
+            pygame.display.quit()

@@ -72,3 +72,11 @@ def test_player_keys_seek_change_speed_and_camera(replay):
 def test_a_car_or_key_the_replay_lacks_is_refused(replay, kwargs, refused):
     with pytest.raises(ReplayError, match=refused):
         play_replay(replay, size_px=(320, 240), **kwargs)
+
+
+def test_without_a_display_the_viewer_says_so_and_does_not_wait_for_keys(replay, monkeypatch):
+    # It logged "no display" and then waited, forever, for keys no one could press.
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
+    with pytest.raises(ReplayError, match=r"no display \(pygame's video driver is 'dummy'\)"):
+        play_replay(replay)
+    assert play_replay(replay, script=["q"]).quit  # a script drives it headless
