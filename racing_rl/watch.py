@@ -37,19 +37,29 @@ class CheckpointFollower:
         self._current: Checkpoint | None = None
         self._driver: Any = None
 
-    def driver(self) -> Any:
+    def driver(self, newer: bool = False) -> Any:
         """The driver of the newest complete checkpoint (waiting for the first one).
 
         A checkpoint that cannot be loaded (being replaced, damaged) is skipped: the
         current driver drives on.
 
+        Args:
+            newer: wait for a checkpoint newer than the current one (races without a
+                window: the same checkpoint would race the same races again).
+
         Raises:
             CheckpointError: if the first checkpoint found cannot be loaded.
         """
         waiting = False
-        while not (checkpoints := find_checkpoints(self.run_dir)):
+        while not (checkpoints := find_checkpoints(self.run_dir)) or (
+            newer and self._current is not None and checkpoints[-1].path == self._current.path
+        ):
             if not waiting:
-                log.info("waiting for the first checkpoint of %s", self.run_dir)
+                log.info(
+                    "waiting for the %s checkpoint of %s",
+                    "first" if self._current is None else "next",
+                    self.run_dir,
+                )
                 waiting = True
             time.sleep(self._poll_interval)
         newest = checkpoints[-1]

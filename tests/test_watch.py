@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 from runs import default_sigint, racing_rl
 
@@ -140,7 +141,7 @@ def test_closing_the_window_while_following_keeps_the_races_that_ended(monkeypat
             pass
 
     class Follower:
-        def driver(self):
+        def driver(self, newer=False):
             return ScriptedDriver("checkpoint")
 
     window = types.SimpleNamespace(RaceWindow=ClosedDuringTheSecondRace)
@@ -198,9 +199,11 @@ def test_ctrl_c_while_following_loads_the_next_checkpoint_keeps_the_races(monkey
 
     class Follower:
         calls = 0
+        newer: list[bool] = []
 
-        def driver(self):
+        def driver(self, newer=False):
             self.calls += 1
+            self.newer.append(newer)
             if self.calls == 3:  # after the second race
                 raise KeyboardInterrupt
             return ScriptedDriver(f"checkpoint {self.calls}")
@@ -218,6 +221,9 @@ def test_ctrl_c_while_following_loads_the_next_checkpoint_keeps_the_races(monkey
         cfg, default_backend("pygame"), episode, drivers, [5, 6], None, follower, None
     )
     assert len(races) == 1 and drivers[0].label == "checkpoint 2"  # the last one's race
+    # Without a window, after a round of every track it waits for a newer checkpoint: the
+    # same one raced the same races again, in a loop, beside the training it watched.
+    assert follower.newer == [False, False, True]
 
 
 def test_closing_the_window_in_the_first_race_writes_nothing(tiny_runs, tmp_path, monkeypatch):
@@ -246,3 +252,20 @@ def test_closing_the_window_in_the_first_race_writes_nothing(tiny_runs, tmp_path
             cfg = compose("eval", overrides=overrides)
         assert evaluate(cfg) is None
         assert not (tmp_path / "out").exists()
+
+
+def test_the_follower_waits_for_a_newer_checkpoint_when_asked(monkeypatch):
+    import types
+
+    from racing_rl import watch
+
+    first, second = (
+        types.SimpleNamespace(path=Path(n), timesteps=t) for n, t in (("a", 1), ("b", 2))
+    )
+    found = iter([[first], [first], [first], [first, second]])
+    monkeypatch.setattr(watch, "find_checkpoints", lambda run_dir: next(found))
+    slept = []
+    monkeypatch.setattr(watch.time, "sleep", slept.append)
+    follower = watch.CheckpointFollower(Path("run"), load=lambda path: f"driver of {path}")
+    assert follower.driver() == "driver of a"
+    assert follower.driver(newer=True) == "driver of b" and slept == [2.0, 2.0]
