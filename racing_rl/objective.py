@@ -1,6 +1,7 @@
 """The number ``racing-rl train`` returns to Hydra sweepers (and writes to summary.json).
 
-Sweepers (Hydra's basic sweeper records it; Optuna maximises it) compare runs by one
+Sweepers (Optuna maximises it; Hydra's basic sweeper keeps it only in memory, so
+summary.json and ``racing-rl report`` are where a basic sweep's are read) compare runs by one
 float computed from the run's best validation metrics (``best/metrics.json``: the
 validation tracks, which choose ``best/`` and are disjoint from the test tracks).
 """

@@ -22,6 +22,7 @@ import argparse
 import csv
 import io
 import json
+import logging
 import math
 import re
 import sys
@@ -141,7 +142,15 @@ def learning_curve(tb_dir: Path, tag: str) -> list[tuple[int, float]]:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     events = EventAccumulator(str(tb_dir), size_guidance={"scalars": 0})
-    events.Reload()
+    # A resumed leg goes on from a checkpoint before the stretch the interruption lost:
+    # TensorBoard drops the lost stretch's points, and warns of "a TensorFlow restart".
+    tensorboard_log = logging.getLogger("tensorboard")
+    level = tensorboard_log.level
+    tensorboard_log.setLevel(logging.ERROR)
+    try:
+        events.Reload()
+    finally:
+        tensorboard_log.setLevel(level)
     if tag not in events.Tags()["scalars"]:
         return []
     return [(e.step, e.value) for e in events.Scalars(tag)]
@@ -239,8 +248,14 @@ def markdown(jobs: Sequence[Job], shared: Sequence[str], sweep_dir: Path) -> str
     out = io.StringIO()
     out.write(f"# Sweep report: {sweep_dir}\n\n")
     done = sum(j.status == "completed" for j in jobs)
+    running = sum(j.status == "running" for j in jobs)
     planned = planned_jobs(sweep_dir)
-    if planned is not None and planned > len(jobs):
+    if planned is not None and planned > len(jobs) and running:
+        out.write(
+            f"The sweep is running: {len(jobs)} of its {planned} jobs have started "
+            f"({running} running now), {done} completed. "
+        )
+    elif planned is not None and planned > len(jobs):
         out.write(
             f"{len(jobs)} of the sweep's {planned} jobs ran ({planned - len(jobs)} never "
             "started: the sweep's command again, with hydra.sweep.dir=<this dir>, runs them), "
@@ -263,7 +278,7 @@ def markdown(jobs: Sequence[Job], shared: Sequence[str], sweep_dir: Path) -> str
             "\nNo job has validation curves (eval/ in tb/): trained with validation.every=0, "
             "or stopped before its first validation; learning_curves.png is empty.\n"
         )
-    failed = [j for j in jobs if j.status != "completed"]
+    failed = [j for j in jobs if j.status not in ("completed", "running")]
     if failed:
         out.write("\nJobs that did not complete:\n\n")
         for job in failed:

@@ -5,6 +5,7 @@ Each sweep runs real (tiny) training jobs in subprocesses, as a user would.
 
 import csv
 import json
+import logging
 import math
 import os
 import platform
@@ -557,6 +558,15 @@ def test_the_report_marks_a_running_job_whose_process_is_gone_killed(tmp_path):
         ("2", "running"),
     ]
     assert f"its process ({gone.pid}) ended without recording how" in jobs[0].error
+    # A sweep with a job running is running: its later jobs are still to start (it told
+    # to run the sweep's command again, which its lock would refuse).
+    from racing_rl.report import markdown
+
+    (tmp_path / "multirun.yaml").write_text("hydra:\n  overrides:\n    task: ['seed=0,1,2,3']\n")
+    text = markdown(jobs, [], tmp_path)
+    assert "The sweep is running: 3 of its 4 jobs have started (2 running now)" in text
+    assert "never started" not in text
+    assert "- job 0 (killed)" in text and "- job 1 (running)" not in text
 
 
 def test_a_sweep_over_objectives_ranks_each_job_among_its_own_kind(tmp_path):
@@ -590,3 +600,24 @@ def test_a_sweep_over_objectives_ranks_each_job_among_its_own_kind(tmp_path):
     assert laps.get_ylim()[1] < 2 < 250 < returns.get_ylim()[1]
     jobs[1].curve = [(100, 0.7)]  # both of lap completion: one axis
     assert len(plot_curves(jobs[:2], tmp_path / "laps.png").axes) == 1
+
+
+def test_a_resumed_job_s_learning_curve_reads_without_tensorboard_s_warning(tmp_path, caplog):
+    # A leg resumed from a checkpoint before the stretch a kill lost logs its steps again:
+    # TensorBoard drops the lost points and warned of "a TensorFlow restart".
+    from torch.utils.tensorboard import SummaryWriter
+
+    from racing_rl.report import learning_curve
+
+    for steps, value in ((range(1, 6), 0.5), (range(3, 7), 0.8)):  # leg 1, then leg 2
+        # As training opens it: purge_step, the leg's first timestep, marks the restart.
+        writer = SummaryWriter(str(tmp_path / "tb"), purge_step=steps[0])
+        for step in steps:
+            writer.add_scalar("eval/lap_completion_rate", value, step)
+        writer.close()
+        time.sleep(0.01)  # a later event file
+    with caplog.at_level(logging.WARNING):
+        curve = learning_curve(tmp_path / "tb", "eval/lap_completion_rate")
+    assert "TensorFlow" not in caplog.text
+    assert [step for step, _ in curve] == [1, 2, 3, 4, 5, 6]
+    assert [round(value, 2) for _, value in curve] == [0.5, 0.5, 0.8, 0.8, 0.8, 0.8]
