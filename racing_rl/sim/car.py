@@ -18,6 +18,8 @@ the corner speed sqrt(a_grip / κ) the car understeers, so corner speed matters.
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -84,6 +86,12 @@ class CarConfig:
                 )
         if self.nitro_multiplier < 1:
             raise ConfigError(f"car.nitro_multiplier must be >= 1, got {self.nitro_multiplier}.")
+        if self.max_steer >= math.pi / 2:  # tan() changes sign there: full left turns right
+            raise ConfigError(
+                f"car.max_steer must be below pi/2 rad (a right angle), got {self.max_steer}."
+            )
+        if isinstance(self.substeps, bool) or not isinstance(self.substeps, numbers.Integral):
+            raise ConfigError(f"car.substeps must be a whole number, got {self.substeps!r}.")
 
     @property
     def radius(self) -> float:

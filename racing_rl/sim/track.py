@@ -94,6 +94,11 @@ class TrackConfig:
                 f"({self.obstacle_radius_max}) must not exceed track.width ({self.width}): "
                 "an obstacle would block the track. Lower one of them or widen the track."
             )
+        if self.min_separation <= self.width:
+            raise ConfigError(
+                f"track.min_separation ({self.min_separation}) must exceed track.width "
+                f"({self.width}), or distinct parts of the track may overlap."
+            )
         if self.min_curve_radius <= self.width / 2:
             raise ConfigError(
                 f"track.min_curve_radius ({self.min_curve_radius}) must exceed half the width "

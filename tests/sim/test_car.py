@@ -297,6 +297,8 @@ def test_cars_are_independent_and_heading_is_wrapped() -> None:
         {"drag": -0.1},
         {"nitro_multiplier": 0.5},
         {"substeps": 0},
+        {"substeps": 2.5},  # a TypeError in step_cars
+        {"max_steer": 1.6},  # past a right angle: full left turned right
     ],
 )
 def test_car_config_rejects_bad_values(kwargs: dict) -> None:

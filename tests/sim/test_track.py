@@ -331,6 +331,7 @@ def test_ray_candidates_narrow_each_row_of_segments_near_by_heading() -> None:
         {"obstacle_radius_min": 3.0, "obstacle_radius_max": 2.0},
         {"obstacle_radius_min": 0.0},
         {"min_curve_radius": 6.0, "width": 12.0},
+        {"min_separation": 10.0, "width": 12.0},  # parts of the track could overlap
     ],
 )
 def test_track_config_rejects_bad_values(kwargs: dict) -> None:
