@@ -45,7 +45,8 @@ class RaceParallelEnv(ParallelEnv):
 
     ## Rewards
     ``racing_rl.envs.rewards``: 1000 per lap of progress (× 20 backwards), a speed bonus
-    (exp(2·clip(v/v_max, 0, 1)) − 1)·0.5 (0 … 3.19; none when reversing), and −10 on a
+    (exp(2·clip(v/v_max, 0, 1)) − 1)·0.5 (0 … 3.19 by the formula; the car reaches 1.31 at
+    its 29 m/s top speed, 2.13 at 37 m/s with nitro; none when reversing), and −10 on a
     crash.
     ``info["reward_terms"]`` has the terms (``progress``, ``speed``, ``crash``), which sum
     to the reward.

@@ -106,8 +106,8 @@ class RaceEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
 
         Returns:
             observation (n_rays + 3,) float32, reward (1000 per lap of progress, a speed
-            bonus of 0 … 3.19 a step, −10 on a crash), terminated (a crash), truncated
-            (time limit, stuck, or the race's laps done), info.
+            bonus of 0 … 2.13 a step at the car's top speeds, −10 on a crash), terminated
+            (a crash), truncated (time limit, stuck, or the race's laps done), info.
 
         Raises:
             RuntimeError: the episode has ended (call ``reset``).

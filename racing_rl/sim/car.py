@@ -50,10 +50,13 @@ class CarConfig:
         brake_decel: deceleration at full brake [m/s²].
         reverse_accel: acceleration in reverse at full negative throttle [m/s²].
         max_reverse_speed: fastest reverse speed [m/s].
-        drag: quadratic air-drag coefficient [1/m]; top speed ≈ sqrt(engine_accel/drag).
+        drag: quadratic air-drag coefficient [1/m]. The top speed solves drag·v² +
+            rolling_resistance·v = engine_accel (× nitro_multiplier with nitro): 29 m/s
+            for the defaults, 37 m/s with nitro.
         rolling_resistance: linear resistance coefficient [1/s].
         lateral_grip: largest lateral acceleration the tyres hold [m/s²].
-        max_speed: hard speed limit, also the observation's speed scale [m/s].
+        max_speed: hard speed limit, also the observation's speed scale [m/s]; the
+            defaults' 45 is above the top speed (a scale: the observation reaches 0.83).
         nitro_multiplier: engine acceleration factor while nitro burns [-].
         nitro_drain: fuel burnt per second of nitro [1/s] (fuel is 0 … 1).
         nitro_refill: fuel regained per second without nitro [1/s].
