@@ -110,6 +110,12 @@ def play(cfg: DictConfig) -> dict[str, Any]:
     try:
         meta = {"laps": int(cfg.laps)}  # a replay's HUD then says "done" for a finisher
         (race,) = run_races(envs, drivers, record=bool(cfg.record), meta=meta, on_step=on_step)
+    except KeyboardInterrupt:
+        if cfg.record:  # the race that was running is no race that ended
+            log.warning(
+                "record=%s: nothing written (q or esc ends a race, and keeps it)", cfg.record
+            )
+        raise
     finally:
         window.close()
     result: dict[str, Any] = {"leaderboard": leaderboard(race), "steps": window.frames - 1}

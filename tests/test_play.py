@@ -105,3 +105,19 @@ def test_play_refuses_what_it_cannot_do_in_its_own_words(overrides, refused):
         cfg = compose("play", overrides=[*overrides, "script=[up]", "fps=0"])
     with pytest.raises(ConfigError, match=refused):
         play(cfg)
+
+
+def test_ctrl_c_says_the_race_was_not_recorded(tmp_path, monkeypatch, caplog):
+    # It said only "interrupted (Ctrl-C)", and no replay was written: esc keeps it.
+    from racing_rl.evaluation import races
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(races, "run_races", interrupted)
+    with initialize():
+        cfg = compose("play", overrides=["fps=0", "size=[200,200]", f"record={tmp_path}/p.npz"])
+    with pytest.raises(KeyboardInterrupt):
+        play(cfg)
+    assert "p.npz: nothing written (q or esc ends a race, and keeps it)" in caplog.text
+    assert not (tmp_path / "p.npz").exists()
