@@ -50,6 +50,8 @@ FloatArray = NDArray[np.float64]
 RENDER_MODES = ("human", "rgb_array")
 CAMERAS = ("track", "chase")
 HEADLESS_DRIVERS = ("offscreen", "dummy")
+#: A frame's size (width, height) [px] unless one is given.
+DEFAULT_SIZE_PX = (800, 800)
 """SDL video drivers that draw into memory: what SDL falls back to without a display."""
 
 
@@ -116,7 +118,7 @@ class Renderer:
         self,
         mode: str = "rgb_array",
         fps: float = 15.0,
-        size_px: tuple[int, int] = (800, 800),
+        size_px: tuple[int, int] = DEFAULT_SIZE_PX,
         margin_px: int = 20,
         trail_length: int = 200,
         max_hud_cars: int = 6,

@@ -18,11 +18,15 @@ from numpy.typing import NDArray
 
 from racing_rl.errors import ReplayError
 from racing_rl.replay import Replay
-from racing_rl.ui.render import Renderer
+from racing_rl.ui.render import DEFAULT_SIZE_PX, Renderer
 
 log = logging.getLogger(__name__)
 
 MAX_FPS = {".gif": 50.0, ".mp4": 60.0}
+#: Memory Pillow holds per pixel of a GIF's frames until it writes the file [bytes]
+#: (1.6-2.4 measured over 300x300 frames), and the size past which a GIF is warned of.
+GIF_BYTES_PER_PIXEL = 2
+GIF_WARN_BYTES = 2 * 10**9
 """The fastest frame rate a video is written at; a faster one keeps fewer frames
 (``kept_frames``). A GIF's frame delays are whole 1/100 s, and browsers play delays under
 2/100 s at 1/10 s; players show an MP4 at the screen's rate (60 Hz) at most."""
@@ -141,6 +145,20 @@ def export_video(
     if why := cannot_write(path):  # before the frames are drawn, not after
         raise ReplayError(f"Cannot write the video {path}: {why}. Choose another video= path.")
     kept = kept_frames(replay.n_frames, rate, MAX_FPS[suffix])
+    if suffix == ".gif":
+        width, height = renderer_options.get("size_px", DEFAULT_SIZE_PX)
+        held = len(kept) * width * height * GIF_BYTES_PER_PIXEL
+        if held > GIF_WARN_BYTES:
+            log.warning(
+                "%s: a GIF holds its frames in memory until it is written: %d frames of "
+                "%dx%d px take about %.1f GB. A .mp4 is written as it is drawn; a higher "
+                "speed= or a smaller size= keeps fewer or smaller frames.",
+                path.name,
+                len(kept),
+                width,
+                height,
+                held / 1e9,
+            )
     # Frames of the replay between two kept ones: they span its time, (kept - 1)
     # intervals over (n_frames - 1), at MAX_FPS at most (a replay shorter than one such
     # interval plays slower than speed, its first and last frame 1 / MAX_FPS apart).

@@ -76,6 +76,20 @@ def test_a_fast_gif_keeps_every_kth_frame_at_50_fps_at_most(replay, tmp_path):
     assert delays[:4] == [30, 20, 30, 20] and sum(delays) == 780  # 31 × 25 ms, to 10 ms
 
 
+def test_a_gif_too_big_for_memory_is_warned_of_before_it_is_drawn(
+    replay, tmp_path, monkeypatch, caplog
+):
+    # A 600 s race at 800x800 px grew a GIF export to ~14 GB, without a word.
+    from racing_rl.ui import video
+
+    monkeypatch.setattr(video, "GIF_WARN_BYTES", 91 * 160 * 128 * 2 - 1)  # this one's size
+    export_video(replay, tmp_path / "big.gif", size_px=(160, 128))
+    assert "91 frames of 160x128 px take about 0.0 GB. A .mp4 is written" in caplog.text
+    caplog.clear()
+    export_video(replay, tmp_path / "small.gif", size_px=(160, 120))
+    assert "GIF holds its frames" not in caplog.text
+
+
 @pytest.mark.parametrize("frames,interval_s", [(91, 1 / 15), (300, 1 / 15), (31, 0.025), (7, 0.02)])
 def test_gif_delays_keep_the_clock_to_a_hundredth_of_a_second(frames, interval_s):
     """Each frame starts at k × interval, rounded to 1/100 s; no delay under 20 ms (a
