@@ -88,6 +88,11 @@ class _Interrupts:
     a complete checkpoint, not a ``.partial`` one and tracebacks. A signal during the
     final save (``pending``) or the final validation after it skips that validation.
     Outside the main thread (where Python allows no handlers) it does nothing.
+
+    SIGUSR2, where a handler of its own is installed (submitit's, in a SLURM job: the job
+    is preempted or timed out, and the handler requeues it and exits), stops training as
+    SIGTERM does; once the interrupted checkpoint is saved, ``chain`` calls that handler,
+    so that the requeued job resumes from the checkpoint.
     """
 
     def __init__(self) -> None:
@@ -95,11 +100,15 @@ class _Interrupts:
         self._holding = False
         self._held: str | None = None
         self._previous: dict[signal.Signals, Any] = {}
+        self._chained: signal.Signals | None = None
 
     def __enter__(self) -> _Interrupts:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._previous[sig] = signal.signal(sig, self._handle)
+            usr2 = getattr(signal, "SIGUSR2", None)  # none on Windows
+            if usr2 is not None and callable(signal.getsignal(usr2)):
+                self._previous[usr2] = signal.signal(usr2, self._handle)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -127,8 +136,17 @@ class _Interrupts:
         """The first signal that came while a save was held or ``saving`` (its name)."""
         return self._held
 
+    def chain(self) -> None:
+        """Call the handler that was installed for a signal that stopped training (SIGUSR2:
+        submitit's requeue, which exits), if there is one."""
+        if self._chained is not None:
+            log.warning("%s: handing over to its handler (a requeue)", self._chained.name)
+            self._previous[self._chained](self._chained, None)
+
     def _handle(self, signum: int, frame: Any) -> None:
         name = signal.Signals(signum).name
+        if signum != signal.SIGINT and signum != signal.SIGTERM:
+            self._chained = self._chained or signal.Signals(signum)
         if self.saving or (self._holding and self._held is not None):
             log.warning("%s: still writing the run's files; it stops in a moment", name)
             self._held = self._held or name
@@ -668,6 +686,7 @@ def _train_on(
             name = str(interrupt) or "SIGINT"
             discarded = trained_on.rewind(cfg.algo.name, start_timesteps)
             if model.num_timesteps == start_timesteps:  # no update yet: nothing to save
+                interrupts.chain()
                 raise KeyboardInterrupt(name, discarded) from None
             owed = validation is not None and validation.owed(model.num_timesteps)
             checkpoint = save_checkpoint(
@@ -675,6 +694,7 @@ def _train_on(
             )
             end = {"status": "interrupted", "end_timesteps": model.num_timesteps}
             record_leg(run_dir, {**leg, **end})
+            interrupts.chain()  # submitit's requeue exits here: it resumes from the checkpoint
             left = "Continue" if model.num_timesteps < cfg.total_timesteps else "Finish the run"
             again = path_override("resume", run_dir)
             raise TrainingInterrupted(

@@ -999,3 +999,41 @@ def test_a_checkpoint_owes_its_validation_until_that_has_run(tmp_path, monkeypat
     train_module.train(cfg, tmp_path)
     assert seen[0] == (1000, True)
     assert not any(checkpoint.validation_due for checkpoint in find_checkpoints(tmp_path))
+
+
+def test_a_preempted_slurm_job_saves_its_checkpoint_before_submitit_requeues_it(
+    tmp_path, monkeypatch
+):
+    """submitit's SIGUSR2 handler (a SLURM job preempted or timed out) requeues the job and
+    exits inside learn: no interrupted checkpoint was saved, the leg stayed "running", and
+    the requeued job went back to the last periodic checkpoint."""
+    from stable_baselines3 import PPO as PPOModel
+
+    import racing_rl.training as train_module
+
+    requeued = []
+
+    def submitit_handler(signum, frame):  # as submitit's: requeue, then sys.exit(-1)
+        requeued.append(list(find_checkpoints(tmp_path)))
+        raise SystemExit(-1)
+
+    before = signal.signal(signal.SIGUSR2, submitit_handler)
+    try:
+        cfg = saved_config(tmp_path, [*PPO, *QUICK, "checkpoint.every=0"])
+        update, sent = PPOModel.train, []
+
+        def preempted(self):  # SLURM's SIGUSR2 in the update at 1,000 timesteps
+            if not sent and self.num_timesteps >= 1000:
+                sent.append(signal.raise_signal(signal.SIGUSR2))
+            return update(self)
+
+        monkeypatch.setattr(PPOModel, "train", preempted)
+        with pytest.raises(SystemExit) as exited:
+            train_module.train(cfg, tmp_path)
+    finally:
+        signal.signal(signal.SIGUSR2, before)
+    assert exited.value.code == -1
+    ((checkpoint,),) = requeued  # saved before the handler ran
+    assert checkpoint.kind == "interrupted" and checkpoint.timesteps == 800
+    assert json.loads((tmp_path / "run.json").read_text())["legs"][-1]["status"] == "interrupted"
+    assert signal.getsignal(signal.SIGUSR2) is before
