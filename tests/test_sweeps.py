@@ -351,6 +351,11 @@ def test_an_optuna_study_refuses_a_sweep_with_other_overrides(tmp_path):
     assert "total_timesteps=6000" in refused.stderr and "hydra.sweeper.study_name" in refused.stderr
     assert "(it lacks total_timesteps=6000; it adds total_timesteps=5000)" in refused.stderr
     assert "progress_bar" not in refused.stderr  # not part of the search: not named
+    # The other direction: Optuna's ValueError traceback ("Cannot overwrite study direction").
+    minimise = [*first, "hydra.sweeper.direction=minimize"]
+    refused = subprocess.run(minimise, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused.stderr[-3000:]
+    assert "was started to maximize its objective; this sweep asks to minimize it" in refused.stderr
     # The same overrides over another search space (a copy of ppo_search with one more
     # parameter, from the user's own config dir) are refused too.
     searches = tmp_path / "conf" / "hydra" / "sweeper"

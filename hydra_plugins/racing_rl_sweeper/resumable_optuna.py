@@ -99,23 +99,37 @@ class ResumableOptunaSweeper(OptunaSweeper):
             return
         overrides = sweep_overrides(config.hydra.overrides.task)
         params = {str(k): str(v) for k, v in (config.hydra.sweeper.params or {}).items()}
+        direction = config.hydra.sweeper.direction
+        directions = [
+            str(d) for d in (list(direction) if OmegaConf.is_list(direction) else [direction])
+        ]
         try:
             study = optuna.load_study(study_name=impl.study_name, storage=impl.storage)
         except KeyError:  # a new study: created here, to record what it searches
             _refuse_earlier_runs(
                 config.hydra.sweep.dir, f"its storage holds no study {impl.study_name!r}"
             )
-            direction = config.hydra.sweeper.direction
-            directions = list(direction) if OmegaConf.is_list(direction) else [direction]
             study = optuna.create_study(
                 study_name=impl.study_name,
                 storage=impl.storage,
-                directions=[str(d) for d in directions],
+                directions=directions,
             )
             study.set_user_attr(OVERRIDES_ATTR, overrides)
             study.set_user_attr(PARAMS_ATTR, params)
             _drop_next_reopen_line(impl.study_name)
             return
+        kept = [d.name.lower() for d in study.directions]
+        if kept != [d.lower() for d in directions]:  # Optuna: a ValueError's traceback
+            log.error(
+                "Optuna study %r (%s) was started to %s its objective; this sweep asks to %s "
+                "it (hydra.sweeper.direction). Keep the study's direction to continue it, or "
+                "give this search its own study with hydra.sweeper.study_name=<name>.",
+                impl.study_name,
+                impl.storage,
+                " and ".join(kept),
+                " and ".join(d.lower() for d in directions),
+            )
+            raise SystemExit(1)
         recorded = study.user_attrs.get(OVERRIDES_ATTR)
         if recorded is not None:
             recorded = sweep_overrides(recorded)  # recorded whole before RUNTIME_KEYS were
