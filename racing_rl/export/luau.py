@@ -1,7 +1,8 @@
 """A ``PolicySpec`` as a Luau ModuleScript: the driver runs inside a Roblox game.
 
-The module is self-contained: ``--!strict`` and ``--!native``; every float (normalisation
-statistics, weights, biases, action bounds) is one float32 little-endian binary string,
+The module is self-contained: ``--!strict`` and ``--!native``; every number (the
+normalisation statistics as float64, as SB3 keeps them; weights, biases and action bounds
+as float32) is in one little-endian binary string,
 written with ``\\xNN`` escapes for the bytes that are not printable ASCII, and decoded
 once at ``require`` with the ``buffer`` library into plain tables (numeric literals of
 this size fail Luau's type checker). The hot loop is a dense layer over those tables,
@@ -51,9 +52,11 @@ def luau_source(spec: PolicySpec) -> str:
     blob = _Blob()
     decode: list[str] = []
     if spec.normalization is not None:
-        decode.append(f"local MEAN = take({spec.input_size})")
-        decode.append(f"local STD = take({spec.input_size})")
-        blob.add(spec.normalization.mean, spec.normalization.std)
+        # float64, as SB3 keeps them: a near-constant input (a ray nearly always at full
+        # length: std 2e-4) normalised with float32 statistics was off by up to 1e-4.
+        decode.append(f"local MEAN = take({spec.input_size}, true)")
+        decode.append(f"local STD = take({spec.input_size}, true)")
+        blob.add(spec.normalization.mean, spec.normalization.std, dtype="<f8")
     decode.append(f"local LOW = take({spec.action_size})")
     decode.append(f"local HIGH = take({spec.action_size})")
     blob.add(spec.action_low, spec.action_high)
@@ -89,15 +92,16 @@ def luau_source(spec: PolicySpec) -> str:
 
 
 class _Blob:
-    """Arrays appended as float32 little-endian bytes, in the order ``take`` reads them."""
+    """Arrays appended as little-endian bytes (float32, or float64 with ``dtype="<f8"``),
+    in the order ``take`` reads them."""
 
     def __init__(self) -> None:
         self._parts: list[bytes] = []
         self.n_floats = 0
 
-    def add(self, *arrays: np.ndarray) -> None:
+    def add(self, *arrays: np.ndarray, dtype: str = "<f4") -> None:
         for array in arrays:
-            data = np.ascontiguousarray(array, dtype="<f4")
+            data = np.ascontiguousarray(array, dtype=dtype)
             self._parts.append(data.tobytes())
             self.n_floats += data.size
 
@@ -342,17 +346,23 @@ Policy.info = table.freeze({{
 {info}
 }})
 
--- {n_floats} float32 numbers, little-endian: normalisation, action bounds, weights.
+-- {n_floats} numbers, little-endian: normalisation statistics (float64, as SB3 keeps
+-- them), then action bounds and weights (float32).
 local WEIGHTS = {weights}
 
 local blob = buffer.fromstring(WEIGHTS)
 local cursor = 0
 
-local function take(n: number): {{ number }}
+local function take(n: number, float64: boolean?): {{ number }}
 	local values = table.create(n, 0)
 	for i = 1, n do
-		values[i] = buffer.readf32(blob, cursor)
-		cursor += 4
+		if float64 then
+			values[i] = buffer.readf64(blob, cursor)
+			cursor += 8
+		else
+			values[i] = buffer.readf32(blob, cursor)
+			cursor += 4
+		end
 	end
 	return values
 end

@@ -109,8 +109,8 @@ class Normalization:
     """Frozen VecNormalize observation statistics.
 
     Attributes:
-        mean: running mean, shape (input_size,), float32.
-        std: ``sqrt(var + epsilon)``, shape (input_size,), float32.
+        mean: running mean, shape (input_size,), float64 (as SB3 keeps it).
+        std: ``sqrt(var + epsilon)``, shape (input_size,), float64.
         clip: ``clip_obs``: normalised values are clipped to [-clip, clip].
     """
 
@@ -188,7 +188,7 @@ def policy_spec(
         info: metadata to carry into the exported file.
 
     Returns:
-        The spec; its arrays are copies, float32.
+        The spec; its arrays are copies, float32 (the statistics float64).
 
     Raises:
         ExportError: if the policy has anything this module does not translate: another
@@ -416,6 +416,4 @@ def _normalization(normalizer: Any, input_size: int) -> Normalization | None:
             "model.zip beside it."
         )
     std = np.sqrt(var + float(normalizer.epsilon))
-    return Normalization(
-        mean.astype(np.float32), std.astype(np.float32), float(normalizer.clip_obs)
-    )
+    return Normalization(mean, std, float(normalizer.clip_obs))

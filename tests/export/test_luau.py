@@ -205,3 +205,36 @@ def test_every_byte_survives_the_weight_string():
     lua = pluau().Lua()
     decoded = lua.load_chunk(f"return {literal}")()[0]
     assert decoded.as_bytes() == data.tobytes()
+
+
+def test_a_near_constant_input_is_normalised_with_sb3_s_float64_statistics():
+    """A ray nearly always at full length (a game car's rear ray: mean 0.99999998, std
+    2.2e-4) normalised with float32 statistics gave 0 where SB3 gives 9e-5: the mean
+    rounds to 1.0 in float32."""
+    from types import SimpleNamespace
+
+    import gymnasium as gym
+    from stable_baselines3 import PPO
+
+    from racing_rl.export.spec import policy_spec
+
+    class Spaces(gym.Env):
+        observation_space = gym.spaces.Box(-1.0, 1.0, (13,), np.float32)
+        action_space = gym.spaces.Box(-1.0, 1.0, (3,), np.float32)
+
+    model = PPO("MlpPolicy", Spaces(), policy_kwargs={"net_arch": []}, device="cpu")
+    with torch.no_grad():  # throttle = 1000 × the normalised input 12
+        model.policy.action_net.weight.zero_()
+        model.policy.action_net.bias.zero_()
+        model.policy.action_net.weight[0, 12] = 1000.0
+    mean, var = np.full(13, 0.5), np.full(13, 0.01)
+    mean[12], var[12] = 0.99999998, 2.2e-4**2
+    normalizer = SimpleNamespace(
+        norm_obs=True, obs_rms=SimpleNamespace(mean=mean, var=var), epsilon=1e-8, clip_obs=10.0
+    )
+    policy = LuauPolicy(luau_source(policy_spec(model, normalizer, frame_stack=1)))
+    observation = np.full((1, 13), 0.5, np.float32)
+    observation[0, 12] = 1.0
+    expected = 1000.0 * (1.0 - mean[12]) / np.sqrt(var[12] + 1e-8)  # SB3's, in float64
+    assert expected > 0.08  # where float32 statistics give 0
+    assert policy.act(observation)[0, 0] == pytest.approx(expected, rel=1e-5)
