@@ -214,10 +214,11 @@ class Renderer:
         canvas.blit(self._track_layer, (self._offset - self._layer_offset).round().tolist())
         layers.draw_trails(canvas, snapshot, trails, self.world_to_px)
         layers.draw_rays(canvas, snapshot, self.world_to_px)
-        self._draw_hud(canvas, snapshot)
-        # On top of the HUD: a car is never hidden.
-        layers.draw_cars(canvas, snapshot, self.world_to_px)
+        # Under the HUD, which a label over it made unreadable; the cars on top of it: a
+        # car is never hidden.
         layers.draw_labels(canvas, snapshot, self.world_to_px, self._scale, self._get_font())
+        self._draw_hud(canvas, snapshot)
+        layers.draw_cars(canvas, snapshot, self.world_to_px)
         if self.mode == "rgb_array":
             # The pixels in [y, x] order (pygame's own copy: half the time of transposing
             # surfarray's [x, y] view), in a writable array.

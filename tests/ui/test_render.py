@@ -299,3 +299,19 @@ def test_a_setting_out_of_range_is_named_alone() -> None:
         Renderer(mode="rgb_array", trail_length=-1)
     with pytest.raises(ConfigError, match=r"^font_size_px must be >= 1, got 0\.$"):
         Renderer(mode="rgb_array", font_size_px=0)
+
+
+def test_labels_go_under_the_hud_and_cars_over_it(monkeypatch) -> None:
+    # Labels drawn over the HUD made its rows unreadable (a 4-car race's grid start).
+    from racing_rl.ui import layers
+
+    order = []
+    for name in ("draw_labels", "draw_cars"):
+        monkeypatch.setattr(layers, name, lambda *args, name=name: order.append(name))
+    monkeypatch.setattr(Renderer, "_draw_hud", lambda *args: order.append("hud"))
+    env = RaceParallelEnv(n_cars=2)
+    env.reset(seed=5)
+    renderer = Renderer(mode="rgb_array", size_px=(200, 200))
+    renderer.draw(RaceSnapshot.from_world(env.world, labels=("a", "b")))
+    renderer.close()
+    assert order == ["draw_labels", "hud", "draw_cars"]
