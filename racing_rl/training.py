@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
+from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 from stable_baselines3.common.base_class import BaseAlgorithm
@@ -229,6 +230,17 @@ class _TrainedTimesteps(BaseCallback):
         return discarded
 
 
+def _command() -> str:
+    """The command line that started this leg: this process's, or, in a job that a
+    launcher's own program runs (submitit's ``_submit.py``: a SLURM job), the job's as a
+    ``racing-rl train`` of its overrides."""
+    program = Path(sys.argv[0])
+    ours = program.name == "racing-rl" or "racing_rl" in program.parts
+    if not ours and HydraConfig.initialized():
+        return f"racing-rl train {shlex.join(HydraConfig.get().overrides.task)}".strip()
+    return " ".join([sys.argv[0], shlex.join(sys.argv[1:])]).strip()
+
+
 def _timesteps_in(record: Path) -> int | None:
     """The ``timesteps`` of a run's JSON record (``best/metrics.json``: the best model's;
     ``summary.json``, written when a run completes: the run's); None if there is none, or
@@ -377,7 +389,7 @@ def train(
     """
     leg: dict[str, Any] = {
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "command": " ".join([sys.argv[0], shlex.join(sys.argv[1:])]).strip(),
+        "command": _command(),
         "pid": os.getpid(),
         "resumed_from": str(resume.path) if resume else None,
         "start_timesteps": None,

@@ -5,6 +5,8 @@ import logging
 import math
 import re
 import shutil
+import sys
+import types
 
 import pytest
 from filelock import FileLock
@@ -423,3 +425,18 @@ def test_init_from_a_sac_run_goes_on_from_its_entropy_coefficient(tmp_path):
     before, after = (load_model(algo, run / "model.zip").log_ent_coef for run in (source, new))
     assert before.item() != pytest.approx(math.log(0.1))  # trained from auto_0.1
     assert after.item() == before.item()
+
+
+def test_a_leg_started_by_a_launcher_s_own_program_records_the_job_s_command(monkeypatch):
+    # A SLURM job (submitit's _submit.py) recorded ".../submitit/core/_submit.py <folder>".
+    from hydra.core.hydra_config import HydraConfig
+
+    from racing_rl import training
+
+    monkeypatch.setattr(sys, "argv", ["/venv/bin/racing-rl", "train", "seed=1"])
+    assert training._command() == "/venv/bin/racing-rl train seed=1"
+    monkeypatch.setattr(sys, "argv", ["/venv/lib/submitit/core/_submit.py", "/sweep/.submitit"])
+    monkeypatch.setattr(HydraConfig, "initialized", staticmethod(lambda: True))
+    job = types.SimpleNamespace(overrides=types.SimpleNamespace(task=["seed=1", "algo=sac"]))
+    monkeypatch.setattr(HydraConfig, "get", staticmethod(lambda: job))
+    assert training._command() == "racing-rl train seed=1 algo=sac"
