@@ -30,18 +30,21 @@ def objective(metrics: Mapping[str, float | None], kind: str, lap_time_limit: fl
     """One float to maximise, from validation metrics.
 
     ``laps``: ``c − t / (T · (n + 1))`` with ``c`` the lap-completion rate over ``n``
-    episodes, ``t`` the mean lap time in seconds (``T`` when no lap was completed) and
-    ``T`` the time limit of a validation lap. As ``t ≤ T`` the tie-break term is below
-    ``1 / (n + 1)``, smaller than one more completed lap (``1 / n``): completion decides,
-    and among equal completion the faster driver wins (a lexicographic order as one
-    float, which is what sweepers need).
+    episodes, ``t`` the mean lap time in seconds and ``T`` the time limit of a validation
+    lap. As ``t ≤ T`` the tie-break term is below ``1 / (n + 1)``, smaller than one more
+    completed lap (``1 / n``): completion decides, and among equal completion the faster
+    driver wins (a lexicographic order as one float, which is what sweepers need). With
+    no lap completed, ``t`` is ``T · (1 − p / 2)``, ``p`` the mean progress (a share of
+    a lap, clipped to 0 … 1): the driver that gets further ranks higher, still below any
+    that laps (a constant made the first validation's model ``best/`` until one lapped).
 
     ``return``: the mean episode return.
 
     Args:
         metrics: ``racing_rl.evaluation.results.summarize`` output (``lap_completion_rate``,
-            ``mean_lap_time_s``, ``mean_return``, ``episodes``), or the same read back
-            from a ``metrics.json``, where a mean lap time of no lap is ``null``.
+            ``mean_lap_time_s``, ``mean_progress``, ``mean_return``, ``episodes``), or the
+            same read back from a ``metrics.json``, where a mean lap time of no lap is
+            ``null``.
         kind: ``laps`` or ``return``.
         lap_time_limit: ``T`` in seconds (validation.max_steps × the step length).
 
@@ -54,6 +57,8 @@ def objective(metrics: Mapping[str, float | None], kind: str, lap_time_limit: fl
         raise ValueError(f"Unknown objective {kind!r}; choose one of {', '.join(OBJECTIVES)}.")
     lap_time = metrics["mean_lap_time_s"]
     if lap_time is None or math.isnan(lap_time):  # no lap: NaN, or null in metrics.json
-        lap_time = lap_time_limit
+        progress = metrics.get("mean_progress")
+        progress = 0.0 if progress is None or math.isnan(progress) else progress
+        lap_time = lap_time_limit * (1.0 - min(max(progress, 0.0), 1.0) / 2)
     tie_break = min(lap_time, lap_time_limit) / lap_time_limit / (metrics["episodes"] + 1)
     return float(metrics["lap_completion_rate"] - tie_break)

@@ -27,6 +27,11 @@ def test_the_objective_ranks_lap_completion_first_then_lap_time():
     assert objective(metrics(0.0, None), "laps", limit) == objective(
         metrics(0.0, math.nan), "laps", limit
     )
+    # Without a lap, the driver that gets further ranks higher (a constant kept the first
+    # validation's model as best/ until one lapped), and below any that laps.
+    further, shorter = ({**metrics(0.0, None), "mean_progress": p} for p in (0.9, 0.1))
+    assert objective(further, "laps", limit) > objective(shorter, "laps", limit)
+    assert objective(metrics(0.05, 99.9), "laps", limit) > objective(further, "laps", limit)
     assert objective({"mean_return": 12.5}, "return", limit) == 12.5
     with pytest.raises(ValueError, match="laps, return"):
         objective(metrics(1.0, 1.0), "speed", limit)
