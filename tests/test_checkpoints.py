@@ -578,3 +578,6 @@ def test_a_replay_buffer_that_does_not_load_costs_only_itself_on_resume(tmp_path
     assert legs[-1]["resumed_from"] == str(final.path)
     assert f"{final.path}: its replay buffer does not load (" in caplog.text
     assert "it starts empty" in caplog.text and "newer ones did not" not in caplog.text
+    # Its gradient steps wait for learning_starts new transitions: they sampled whole
+    # batches from the first one or two.
+    assert f"gradient steps wait until {final.timesteps + 50} timesteps" in caplog.text

@@ -295,21 +295,29 @@ def load_for_resume(cfg: DictConfig, checkpoint: Checkpoint, venv: VecEnv) -> Ba
         venv.training = True
     model = load_model(cfg.algo, checkpoint.model, env=venv, device=cfg.device)
     if isinstance(model, OffPolicyAlgorithm):
+        why = ""
         try:
-            loaded = load_replay_buffer(model, checkpoint.path, trust)
+            if not load_replay_buffer(model, checkpoint.path, trust):
+                why = "it has no replay buffer"
         except PickleRefused:
             raise
         except CheckpointError as err:  # an older checkpoint has no buffer either
+            why = f"its replay buffer does not load ({err})"
+        if why:
+            # SB3 trains once num_timesteps passes learning_starts, which it long has: it
+            # would sample whole batches from the first transition or two.
+            model.learning_starts = model.num_timesteps + model.learning_starts
             log.warning(
-                "%s: its replay buffer does not load (%s): it starts empty", checkpoint.path, err
+                "%s: %s: it starts empty, and gradient steps wait until %s timesteps "
+                "(learning_starts after the resume)",
+                checkpoint.path,
+                why,
+                f"{model.learning_starts:,}",
             )
         else:
-            if loaded:
-                buffer = model.replay_buffer
-                assert buffer is not None
-                log.info("replay buffer: %d transitions", buffer.size() * buffer.n_envs)
-            else:
-                log.warning("%s has no replay buffer: it starts empty", checkpoint.path)
+            buffer = model.replay_buffer
+            assert buffer is not None
+            log.info("replay buffer: %d transitions", buffer.size() * buffer.n_envs)
     # A resumed leg is as reproducible as a fresh run: seed it from the config and step.
     model.set_random_seed(cfg.seed + model.num_timesteps)
     return model
