@@ -219,6 +219,9 @@ class _TrainedTimesteps(BaseCallback):
                 f"{self.timesteps:,}",
             )
         model.num_timesteps = self.timesteps
+        # The progress too (SB3 updates it at a rollout's end): the first resumed rollout
+        # read it, one rollout ahead, for the teacher's weight.
+        model._update_current_progress_remaining(model.num_timesteps, model._total_timesteps)
         normalizer = model.get_vec_normalize_env()
         if isinstance(normalizer, FiniteVecNormalize) and self.statistics is not None:
             normalizer.restore(self.statistics)

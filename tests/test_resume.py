@@ -616,6 +616,9 @@ def test_a_ctrl_c_in_an_update_discards_its_rollout(tmp_path, monkeypatch):
             train_module.train(cfg, tmp_path)
     cfg, checkpoint, _ = train_module.resume_run(tmp_path, [])
     assert checkpoint.timesteps == 800
+    # Its schedules' progress is that of 800 timesteps too (it was 1,000's).
+    saved = PPOModel.load(checkpoint.model, device="cpu")
+    assert saved._current_progress_remaining == pytest.approx(1 - 800 / 2000)
     train_module.train(cfg, tmp_path, resume=checkpoint)
     names = [c.path.name for c in find_checkpoints(tmp_path)]
     assert names == ["interrupted_800_steps", "ppo_1000_steps", "final_2000_steps"]
