@@ -581,3 +581,18 @@ def test_a_replay_buffer_that_does_not_load_costs_only_itself_on_resume(tmp_path
     # Its gradient steps wait for learning_starts new transitions: they sampled whole
     # batches from the first one or two.
     assert f"gradient steps wait until {final.timesteps + 50} timesteps" in caplog.text
+
+
+def test_a_checkpoint_name_is_the_run_s_own_before_a_directory_where_the_command_runs(
+    tmp_path, monkeypatch
+):
+    # A directory of that name in the working directory was taken for it: a race's every
+    # car drove that one model, and metrics.json did not say.
+    run, here = tmp_path / "run", tmp_path / "here"
+    for directory in (run / "checkpoints" / "ppo_1_steps", here / "ppo_1_steps"):
+        directory.mkdir(parents=True)
+        (directory / "model.zip").write_bytes(b"")
+    monkeypatch.chdir(here)
+    assert resolve_model(run, "ppo_1_steps") == run / "checkpoints" / "ppo_1_steps" / "model.zip"
+    assert resolve_model(run, "./ppo_1_steps") == Path("ppo_1_steps") / "model.zip"  # a path
+    assert resolve_model(tmp_path / "other", "ppo_1_steps") == Path("ppo_1_steps") / "model.zip"

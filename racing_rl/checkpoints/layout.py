@@ -185,7 +185,10 @@ def resolve_model(run_dir: Path, checkpoint: str) -> Path:
         model = Path(checkpoint).expanduser()
         named = run_dir / "checkpoints" / checkpoint  # checkpoint=ppo_5120_steps
         bare = Path(checkpoint).name == checkpoint and model.suffix != ".zip"
-        if not model.exists() and (named.is_dir() or bare):
+        # A bare name is the run's own first: a directory of that name where the command
+        # runs was taken for it (a race's every car then drove that one model).
+        found = named.is_dir() and (bare or not model.exists())
+        if found or (bare and not model.exists()):
             model = named  # a bare name not found is said as the run's
         if model.is_dir():
             model = model / MODEL
