@@ -205,18 +205,19 @@ def race_figures(metrics: dict[str, Any]) -> dict[str, float]:
     def mean(labels: Sequence[str], key: Callable[[str], float]) -> float:
         return float(np.mean([key(label) for label in labels]))
 
-    # A race that no car finished has no winner.
+    # Each race's winners: the finished cars in first position (an exact tie shares it,
+    # as eval's standings count it; the first row alone gave it to whichever car was
+    # listed first). A race that no car finished has no winner.
     winners = [
-        first["label"]
-        for first in (track["leaderboard"][0] for track in metrics["tracks"])
-        if first["finished"]
+        {row["label"] for row in track["leaderboard"] if row["finished"] and row["position"] == 1}
+        for track in metrics["tracks"]
     ]
     return {
         "races": len(metrics["tracks"]),
         "finished_rate": mean(learned, lambda c: metrics["cars"][c]["lap_completion_rate"]),
         "crash_rate": mean(learned, lambda c: metrics["cars"][c]["crash_rate"]),
-        "win_rate": sum(w in learned for w in winners) / len(metrics["tracks"]),
-        "scripted_win_rate": sum(w in scripted for w in winners) / len(metrics["tracks"]),
+        "win_rate": sum(bool(w & set(learned)) for w in winners) / len(metrics["tracks"]),
+        "scripted_win_rate": sum(bool(w & scripted) for w in winners) / len(metrics["tracks"]),
         "mean_position": mean(learned, position.__getitem__),
         "scripted_finished_rate": mean(
             sorted(scripted), lambda c: metrics["cars"][c]["lap_completion_rate"]

@@ -229,16 +229,16 @@ def test_lap_time_ratio_compares_only_the_tracks_both_drivers_completed(bench):
 def test_a_race_nobody_finished_is_won_by_neither_driver(bench):
     drivers = [{"label": "ppo", "run": "/runs/ppo"}, {"label": "scripted", "run": bench.SCRIPTED}]
 
-    def car(label: str, finished: bool) -> dict[str, Any]:
-        return {"label": label, "finished": finished}
+    def car(label: str, finished: bool, position: int) -> dict[str, Any]:
+        return {"label": label, "finished": finished, "position": position}
 
     metrics = {
         "drivers": drivers,
         "tracks": [
-            {"leaderboard": [car("ppo", True), car("scripted", True)]},
-            {"leaderboard": [car("scripted", True), car("ppo", False)]},
-            {"leaderboard": [car("ppo", False), car("scripted", False)]},  # both crashed
-            {"leaderboard": [car("scripted", False), car("ppo", False)]},
+            {"leaderboard": [car("ppo", True, 1), car("scripted", True, 2)]},
+            {"leaderboard": [car("scripted", True, 1), car("ppo", False, 2)]},
+            {"leaderboard": [car("ppo", False, 1), car("scripted", False, 2)]},  # both crashed
+            {"leaderboard": [car("scripted", False, 1), car("ppo", False, 2)]},
         ],
         "cars": {
             "ppo": {"lap_completion_rate": 0.25, "crash_rate": 0.75},
@@ -251,6 +251,10 @@ def test_a_race_nobody_finished_is_won_by_neither_driver(bench):
     }
     race = bench.race_figures(metrics)
     assert (race["win_rate"], race["scripted_win_rate"]) == (0.25, 0.25)
+    # An exact tie for first is both drivers' win, as eval's standings count it (the first
+    # row alone gave it to whichever was listed first).
+    tie = {**metrics, "tracks": [{"leaderboard": [car("ppo", True, 1), car("scripted", True, 1)]}]}
+    assert bench.race_figures(tie)["win_rate"] == bench.race_figures(tie)["scripted_win_rate"] == 1
     column = [c[:2] for c in bench.COLUMNS].index(("race", "win_rate"))
     assert bench.scripted_figures([{"race": race, "traffic": race}], {})[column] == 0.25
     # Saved before scripted_win_rate existed: exact only when the scripted car always finished.
