@@ -213,6 +213,18 @@ def test_eval_records_replays_that_agree_with_metrics(tiny_runs, tmp_path):
         assert "on 2 tracks (seeds 5, 6)," in result.stdout and "test track" not in result.stdout
         assert metrics["split"] is None and "-0.000" not in result.stdout
         assert_metrics_agree_with_replays(metrics)
+        # What was measured, to measure it again (the file held only the figures).
+        settings = metrics["settings"]
+        assert (
+            settings["command"].startswith("racing-rl eval run_dir=")
+            and "seeds=[5,6]" in (settings["command"])
+        )
+        assert (settings["laps"], settings["max_steps"], settings["checkpoint"]) == (
+            1,
+            600,
+            "final",
+        )
+        assert {"git", "packages"} <= metrics["environment"].keys()
     assert metrics["lap_completion_rate"] == 1.0  # the scripted driver's laps were checked
 
     # Recorded again into the same folder on one track: only its replay remains.
@@ -256,6 +268,10 @@ def test_a_three_car_race_leaderboard_matches_the_replays(tiny_runs, tmp_path):
     out = a / "eval" / "race"
     metrics = strict_json((out / "metrics.json").read_text())
     assert [d["label"] for d in metrics["drivers"]] == [a.name, b.name, "scripted"]
+    # Which model each car drove (a name could be resolved elsewhere than the run).
+    assert [d["checkpoint"] for d in metrics["drivers"][:2]] == [
+        str(run / "model.zip") for run in (a, b)
+    ]
     for track, path in zip(metrics["tracks"], metrics["replays"], strict=True):
         replay = load_replay(path)
         assert replay.labels == (a.name, b.name, "scripted") and replay.n_cars == 3

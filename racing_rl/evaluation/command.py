@@ -11,6 +11,7 @@ first).
 from __future__ import annotations
 
 import logging
+import shlex
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -40,6 +41,7 @@ from racing_rl.errors import ConfigError
 from racing_rl.evaluation.races import TrackRace, leaderboard, run_races, standings
 from racing_rl.evaluation.results import summarize
 from racing_rl.files import write_json
+from racing_rl.provenance import environment_record
 from racing_rl.vec import make_parallel_envs
 
 if TYPE_CHECKING:
@@ -218,7 +220,10 @@ def evaluate(cfg: DictConfig, difficulty: str | None = None) -> dict[str, Any] |
     else:
         metrics = {
             "race": True,
-            "drivers": [{"label": d.label, "run": d.run} for d in drivers],
+            "drivers": [
+                {"label": d.label, "run": d.run, "checkpoint": getattr(d, "checkpoint", "")}
+                for d in drivers
+            ],
             "split": split,
             "difficulty": difficulty,
             "laps": int(cfg.laps),
@@ -232,6 +237,14 @@ def evaluate(cfg: DictConfig, difficulty: str | None = None) -> dict[str, Any] |
             },
         }
     metrics["replays"] = replays
+    # What was measured, beyond the figures: enough to measure it again.
+    metrics["settings"] = {
+        "command": _command_line(),
+        "checkpoint": str(cfg.checkpoint),
+        "rounds": cfg.get("rounds"),
+        **episode,
+    }
+    metrics["environment"] = environment_record()
     if bridge is not None:
         metrics["bridge"] = bridge.counters()
         log.info(
@@ -244,6 +257,15 @@ def evaluate(cfg: DictConfig, difficulty: str | None = None) -> dict[str, Any] |
     write_json(out / "metrics.json", metrics)
     metrics["out_dir"] = str(out)
     return metrics
+
+
+def _command_line() -> str:
+    """``racing-rl eval`` with the overrides it was given (Hydra's, in a job; else "")."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return ""
+    return f"racing-rl eval {shlex.join(HydraConfig.get().overrides.task)}".strip()
 
 
 def _replay_names(races: Sequence[TrackRace], n_tracks: int) -> list[str]:
