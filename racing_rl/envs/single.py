@@ -133,3 +133,16 @@ class RaceEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
     def close(self) -> None:
         """Close the render window, if any; the environment can be reset again."""
         self._race.close()
+
+    def get_keys_to_action(self) -> dict[tuple[int, ...], NDArray[np.float32]]:
+        """The keyboard's actions for ``gymnasium.utils.play.play``, as ``racing-rl play``
+        maps them (``racing_rl.ui.keyboard``): every held combination of the arrow keys and
+        space (nitro), as sorted pygame key codes; no key held is ``play``'s ``noop``
+        (``noop=np.array([0, 0, -1], np.float32)``: coast, nitro off).
+
+        Returns:
+            Sorted key-code tuple -> action, shape (3,), float32.
+        """
+        from racing_rl.ui.keyboard import play_keys_to_action
+
+        return play_keys_to_action()

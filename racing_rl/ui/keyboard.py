@@ -7,6 +7,7 @@ key states (``ScriptedKeys``, for demos and headless tests).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
@@ -31,6 +32,27 @@ def keys_to_action(pressed: Iterable[str]) -> NDArray[np.float64]:
     steer = float(any(k in held for k in RIGHT_KEYS)) - float(any(k in held for k in LEFT_KEYS))
     nitro = 1.0 if any(k in held for k in NITRO_KEYS) else -1.0
     return np.array([throttle, steer, nitro])
+
+
+def play_keys_to_action() -> dict[tuple[int, ...], NDArray[np.float32]]:
+    """``keys_to_action`` of every combination of the arrow keys and space held, in
+    Gymnasium's form (``gymnasium.utils.play``): a sorted tuple of pygame key codes (no
+    empty one: that is ``play``'s ``noop``) -> float32 action, shape (3,)."""
+    codes = {
+        "up": pygame.K_UP,
+        "down": pygame.K_DOWN,
+        "left": pygame.K_LEFT,
+        "right": pygame.K_RIGHT,
+        "space": pygame.K_SPACE,
+    }
+    mapping = {}
+    for held in itertools.chain.from_iterable(
+        itertools.combinations(codes, n) for n in range(1, len(codes) + 1)
+    ):
+        mapping[tuple(sorted(codes[name] for name in held))] = keys_to_action(held).astype(
+            np.float32
+        )
+    return mapping
 
 
 def pygame_keys() -> set[str]:

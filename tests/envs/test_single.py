@@ -139,3 +139,29 @@ def test_an_action_outside_the_box_is_clipped_to_it() -> None:
         np.testing.assert_array_equal(observation, expected)
         assert not terminated
     assert observation[-2] > 0.3  # it went somewhere: speed over max speed
+
+
+def test_gymnasium_s_play_drives_it_from_the_keyboard(monkeypatch) -> None:
+    """``gymnasium.utils.play.play(env)`` raised MissingKeysToAction: its keys are those of
+    ``racing-rl play`` (the arrow keys, space for nitro)."""
+    import pygame
+    from gymnasium.utils.play import play
+
+    events = iter(
+        [[pygame.event.Event(pygame.KEYDOWN, key=pygame.K_UP)]]
+        + [[]] * 20
+        + [[pygame.event.Event(pygame.KEYDOWN, key=pygame.K_LEFT)]]
+        + [[]] * 5
+        + [[pygame.event.Event(pygame.QUIT)]]
+    )
+    monkeypatch.setattr(pygame.event, "get", lambda: next(events))
+    actions = []
+    env = gymnasium.make("racing_rl/Race-v0", render_mode="rgb_array")
+    play(
+        env,
+        fps=0,
+        noop=np.array([0, 0, -1], np.float32),
+        callback=lambda *step: actions.append(step[2]),
+    )
+    assert [list(a) for a in actions[:1]] == [[1.0, 0.0, -1.0]]  # up held
+    assert [1.0, -1.0, -1.0] in [list(a) for a in actions]  # up and left
