@@ -581,6 +581,16 @@ def test_a_replay_buffer_that_does_not_load_costs_only_itself_on_resume(tmp_path
     # Its gradient steps wait for learning_starts new transitions: they sampled whole
     # batches from the first one or two.
     assert f"gradient steps wait until {final.timesteps + 50} timesteps" in caplog.text
+    # Its checkpoints hold that moved learning_starts; a second resume without a buffer
+    # moves the run's own 50 again, not the moved one (it added up past the budget).
+    again = latest_checkpoint(tmp_path)
+    (again.path / "replay_buffer.npz").unlink()
+    cfg = load_run_config(tmp_path)
+    cfg.total_timesteps = 400
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        train(cfg, tmp_path, resume=again)
+    assert f"gradient steps wait until {again.timesteps + 50} timesteps" in caplog.text
 
 
 def test_a_checkpoint_name_is_the_run_s_own_before_a_directory_where_the_command_runs(

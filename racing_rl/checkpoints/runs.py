@@ -4,6 +4,7 @@ the run runs)."""
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -295,6 +296,12 @@ def load_for_resume(cfg: DictConfig, checkpoint: Checkpoint, venv: VecEnv) -> Ba
         venv.training = True
     model = load_model(cfg.algo, checkpoint.model, env=venv, device=cfg.device)
     if isinstance(model, OffPolicyAlgorithm):
+        # The run's own: a model saved after a resume without a buffer holds a shifted one.
+        learning_starts = OmegaConf.select(cfg, "algo.model.learning_starts")
+        if learning_starts is None:  # the algorithm's default
+            signature = inspect.signature(type(model).__init__)
+            learning_starts = signature.parameters["learning_starts"].default
+        model.learning_starts = int(learning_starts)
         why = ""
         try:
             if not load_replay_buffer(model, checkpoint.path, trust):
