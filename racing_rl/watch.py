@@ -35,6 +35,7 @@ class CheckpointFollower:
         self._load = load
         self._poll_interval = poll_interval
         self._current: Checkpoint | None = None
+        self._failed: Path | None = None  # the newest checkpoint, if it did not load
         self._driver: Any = None
 
     def driver(self, newer: bool = False) -> Any:
@@ -52,7 +53,9 @@ class CheckpointFollower:
         """
         waiting = False
         while not (checkpoints := find_checkpoints(self.run_dir)) or (
-            newer and self._current is not None and checkpoints[-1].path == self._current.path
+            newer
+            and self._current is not None
+            and checkpoints[-1].path in (self._current.path, self._failed)
         ):
             if not waiting:
                 log.info(
@@ -69,7 +72,9 @@ class CheckpointFollower:
             except CheckpointError:
                 if self._driver is None:
                     raise
-                log.warning("could not load %s; driving %s on", newest.path, self._current)
+                if newest.path != self._failed:
+                    log.warning("could not load %s; driving %s on", newest.path, self._current)
+                self._failed = newest.path
                 return self._driver
             self._current = newest
             log.info("driving %s (%s timesteps)", newest.path, f"{newest.timesteps:,}")

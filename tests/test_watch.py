@@ -224,6 +224,21 @@ def test_ctrl_c_while_following_loads_the_next_checkpoint_keeps_the_races(monkey
     # Without a window, after a round of every track it waits for a newer checkpoint: the
     # same one raced the same races again, in a loop, beside the training it watched.
     assert follower.newer == [False, False, True]
+    # ... but not after its last round: rounds=1 waited for ever, and wrote nothing.
+    follower = Follower()
+    follower.calls, follower.newer = -10, []
+    drivers = [follower.driver()]
+    races = command._run_rounds(
+        OmegaConf.merge(cfg, {"rounds": 1}),
+        default_backend("pygame"),
+        episode,
+        drivers,
+        [5, 6],
+        None,
+        follower,
+        None,
+    )
+    assert races and follower.newer == [False, False, False]  # it ended
 
 
 def test_closing_the_window_in_the_first_race_writes_nothing(tiny_runs, tmp_path, monkeypatch):
@@ -269,3 +284,21 @@ def test_the_follower_waits_for_a_newer_checkpoint_when_asked(monkeypatch):
     follower = watch.CheckpointFollower(Path("run"), load=lambda path: f"driver of {path}")
     assert follower.driver() == "driver of a"
     assert follower.driver(newer=True) == "driver of b" and slept == [2.0, 2.0]
+    # A newest checkpoint that does not load counts as raced: waiting for a newer one (it
+    # raced the older one again and again).
+    from racing_rl.errors import CheckpointError
+
+    third, fourth = (
+        types.SimpleNamespace(path=Path(n), timesteps=t) for n, t in (("c", 3), ("d", 4))
+    )
+
+    def load(path):
+        if path == Path("c"):
+            raise CheckpointError("damaged")
+        return f"driver of {path}"
+
+    found = iter([[first, second, third], [first, second, third], [first, second, third, fourth]])
+    follower._load = load
+    slept.clear()
+    assert follower.driver() == "driver of b"  # c does not load: b drives on
+    assert follower.driver(newer=True) == "driver of d" and slept == [2.0]

@@ -361,7 +361,9 @@ def _run_rounds(
             if follower is not None:  # what raced is recorded first: a Ctrl-C may come next
                 driven_by.extend(drivers[0] for _ in finished)
                 # Without a window a round of the same checkpoint would race the same races.
-                drivers[0] = follower.driver(newer=window is None and not len(races) % len(seeds))
+                more = rounds == 0 or len(races) < rounds * len(seeds)
+                round_done = not len(races) % len(seeds)
+                drivers[0] = follower.driver(newer=window is None and round_done and more)
             if rounds != 1 and len(races) % len(seeds) == 0:
                 completion = np.mean(
                     [car.episode.finished for r in races[-len(seeds) :] for car in r.cars]
