@@ -90,10 +90,10 @@ class _Interrupts:
     final save (``pending``) or the final validation after it skips that validation.
     Outside the main thread (where Python allows no handlers) it does nothing.
 
-    SIGUSR2, where a handler of its own is installed (submitit's, in a SLURM job: the job
-    is preempted or timed out, and the handler requeues it and exits), stops training as
-    SIGTERM does; once the interrupted checkpoint is saved, ``chain`` calls that handler,
-    so that the requeued job resumes from the checkpoint.
+    SIGUSR2, where submitit's handler is installed (a SLURM job, preempted or timed out:
+    the handler requeues it and exits), stops training as SIGTERM does; once the
+    interrupted checkpoint is saved, ``chain`` calls that handler, so that the requeued
+    job resumes from the checkpoint. Another program's SIGUSR2 handler is left alone.
     """
 
     def __init__(self) -> None:
@@ -108,7 +108,8 @@ class _Interrupts:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._previous[sig] = signal.signal(sig, self._handle)
             usr2 = getattr(signal, "SIGUSR2", None)  # none on Windows
-            if usr2 is not None and callable(signal.getsignal(usr2)):
+            handler = signal.getsignal(usr2) if usr2 is not None else None
+            if usr2 is not None and getattr(handler, "__module__", "").startswith("submitit"):
                 self._previous[usr2] = signal.signal(usr2, self._handle)
         return self
 

@@ -1020,6 +1020,8 @@ def test_a_preempted_slurm_job_saves_its_checkpoint_before_submitit_requeues_it(
         requeued.append(list(find_checkpoints(tmp_path)))
         raise SystemExit(-1)
 
+    submitit_handler.__module__ = "submitit.core.job_environment"  # another's is left alone
+
     before = signal.signal(signal.SIGUSR2, submitit_handler)
     try:
         cfg = saved_config(tmp_path, [*PPO, *QUICK, "checkpoint.every=0"])
@@ -1040,3 +1042,11 @@ def test_a_preempted_slurm_job_saves_its_checkpoint_before_submitit_requeues_it(
     assert checkpoint.kind == "interrupted" and checkpoint.timesteps == 800
     assert json.loads((tmp_path / "run.json").read_text())["legs"][-1]["status"] == "interrupted"
     assert signal.getsignal(signal.SIGUSR2) is before
+    # Another program's SIGUSR2 (a stack dump, a log level) does not stop training.
+    other = signal.signal(signal.SIGUSR2, lambda signum, frame: None)
+    try:
+        with _Interrupts():
+            assert signal.getsignal(signal.SIGUSR2) is not _Interrupts._handle
+            assert getattr(signal.getsignal(signal.SIGUSR2), "__self__", None) is None
+    finally:
+        signal.signal(signal.SIGUSR2, other)
