@@ -620,7 +620,7 @@ def test_a_resumed_job_s_learning_curve_reads_without_tensorboard_s_warning(tmp_
         for step in steps:
             writer.add_scalar("eval/lap_completion_rate", value, step)
         writer.close()
-        time.sleep(0.01)  # a later event file
+        time.sleep(1.1)  # a later event file: their names sort by the second they start
     with caplog.at_level(logging.WARNING):
         curve = learning_curve(tmp_path / "tb", "eval/lap_completion_rate")
     assert "TensorFlow" not in caplog.text

@@ -417,7 +417,7 @@ class RobloxParallelEnv(ParallelEnv):
         self._sent = None
         if sent.actions is not actions and (
             sent.actions.keys() != actions.keys()
-            or not all(np.array_equal(sent.actions[a], actions[a]) for a in actions)
+            or not all(np.array_equal(sent.actions[a], actions[a], equal_nan=True) for a in actions)
         ):
             raise RuntimeError(
                 "step() got other actions than send_actions() sent to the game: a wrapper "

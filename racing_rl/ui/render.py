@@ -50,9 +50,9 @@ FloatArray = NDArray[np.float64]
 RENDER_MODES = ("human", "rgb_array")
 CAMERAS = ("track", "chase")
 HEADLESS_DRIVERS = ("offscreen", "dummy")
+"""SDL video drivers that draw into memory: what SDL falls back to without a display."""
 #: A frame's size (width, height) [px] unless one is given.
 DEFAULT_SIZE_PX = (800, 800)
-"""SDL video drivers that draw into memory: what SDL falls back to without a display."""
 
 
 #: The smallest side of a window or video (``size=``) [px]: the track's border takes 40.

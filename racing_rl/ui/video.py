@@ -23,13 +23,13 @@ from racing_rl.ui.render import DEFAULT_SIZE_PX, Renderer
 log = logging.getLogger(__name__)
 
 MAX_FPS = {".gif": 50.0, ".mp4": 60.0}
+"""The fastest frame rate a video is written at; a faster one keeps fewer frames
+(``kept_frames``). A GIF's frame delays are whole 1/100 s, and browsers play delays under
+2/100 s at 1/10 s; players show an MP4 at the screen's rate (60 Hz) at most."""
 #: Memory Pillow holds per pixel of a GIF's frames until it writes the file [bytes]
 #: (1.6-2.4 measured over 300x300 frames), and the size past which a GIF is warned of.
 GIF_BYTES_PER_PIXEL = 2
 GIF_WARN_BYTES = 2 * 10**9
-"""The fastest frame rate a video is written at; a faster one keeps fewer frames
-(``kept_frames``). A GIF's frame delays are whole 1/100 s, and browsers play delays under
-2/100 s at 1/10 s; players show an MP4 at the screen's rate (60 Hz) at most."""
 
 
 def frames(
