@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import platform
+import shlex
 import subprocess
 import sys
 from importlib import metadata
@@ -82,6 +83,16 @@ def environment_record() -> dict[str, Any]:
         "machine": platform.machine(),
         "host": platform.node(),
     }
+
+
+def job_command(name: str) -> str:
+    """``racing-rl <name>`` with the overrides of the running Hydra job ("" outside one):
+    what reproduces the job, whatever program started it (a launcher's own, too)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return ""
+    return f"racing-rl {name} {shlex.join(HydraConfig.get().overrides.task)}".strip()
 
 
 def record_leg(run_dir: Path, leg: dict[str, Any]) -> None:

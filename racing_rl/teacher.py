@@ -19,7 +19,7 @@ It is minimised after PPO's epochs on each rollout, in ``teacher_epochs`` passes
 alternating form of PPO's loss plus the term, as Phasic Policy Gradient's auxiliary phase
 (Cobbe et al. 2021) is. As that optimizer is Adam, whose steps hardly depend on the
 loss's scale, and its moments carry PPO's last gradients into these steps, the weight
-acts nearly as an on/off switch: in one epoch on a review's rollout (2026-12-07) the
+acts nearly as an on/off switch: in one epoch on one rollout (2026-12-07) the
 policy's mean moved 0.0163 with weight 0 (PPO's momentum alone), 0.0186 with 0.1, and
 0.0211 with 1 and with 10 alike. Kickstarting's own form adds the weighted term to each
 of PPO's minibatch losses instead; it is not what the benchmarks measured.

@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 from stable_baselines3.common.base_class import BaseAlgorithm
@@ -68,7 +67,7 @@ from racing_rl.files import read_record
 from racing_rl.loggers import sb3_logger, wandb_run
 from racing_rl.normalize import FiniteVecNormalize, is_finite
 from racing_rl.objective import objective, objective_kind
-from racing_rl.provenance import environment_record, record_leg, trained_game
+from racing_rl.provenance import environment_record, job_command, record_leg, trained_game
 from racing_rl.vec import make_env, wrap_vec_env
 
 if TYPE_CHECKING:
@@ -147,7 +146,7 @@ class _Interrupts:
 
     def _handle(self, signum: int, frame: Any) -> None:
         name = signal.Signals(signum).name
-        if signum != signal.SIGINT and signum != signal.SIGTERM:
+        if signum not in (signal.SIGINT, signal.SIGTERM):
             self._chained = self._chained or signal.Signals(signum)
         if self.saving or (self._holding and self._held is not None):
             log.warning("%s: still writing the run's files; it stops in a moment", name)
@@ -240,8 +239,8 @@ def _command() -> str:
     ``racing-rl train`` of its overrides."""
     program = Path(sys.argv[0])
     ours = program.name == "racing-rl" or "racing_rl" in program.parts
-    if not ours and HydraConfig.initialized():
-        return f"racing-rl train {shlex.join(HydraConfig.get().overrides.task)}".strip()
+    if not ours and (job := job_command("train")):
+        return job
     return " ".join([sys.argv[0], shlex.join(sys.argv[1:])]).strip()
 
 

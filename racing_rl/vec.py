@@ -136,6 +136,13 @@ class ParallelEnvsVecEnv(VecEnv):
         observation_space = envs[0].observation_space(first)
         action_space = envs[0].action_space(first)
         for env in envs:
+            if env.unwrapped is not env and env.unwrapped.config.episode.reset == "car":
+                raise ConfigError(
+                    f"{env} ends each car's episode on its own (episode.reset=car): its "
+                    "cars respawn through env.unwrapped.respawn, which its wrappers would "
+                    "not see. Wrap the VecEnv instead (racing_rl.vec.wrap_vec_env: frame "
+                    "stack, VecNormalize), or end episodes together (episode.reset=race)."
+                )
             for agent in env.possible_agents:
                 if env.observation_space(agent) != observation_space or (
                     env.action_space(agent) != action_space
@@ -145,14 +152,6 @@ class ParallelEnvsVecEnv(VecEnv):
                         f"{env.action_space(agent)}; expected {observation_space}, "
                         f"{action_space} like {first!r}. All cars must share one contract."
                     )
-        for env in envs:
-            if env.unwrapped is not env and env.unwrapped.config.episode.reset == "car":
-                raise ConfigError(
-                    f"{env} ends each car's episode on its own (episode.reset=car): its "
-                    "cars respawn through env.unwrapped.respawn, which its wrappers would "
-                    "not see. Wrap the VecEnv instead (racing_rl.vec.wrap_vec_env: frame "
-                    "stack, VecNormalize), or end episodes together (episode.reset=race)."
-                )
         self.envs = list(envs)
         self._agents = [list(env.possible_agents) for env in self.envs]
         self._offsets = np.cumsum([0] + [len(a) for a in self._agents]).tolist()

@@ -11,7 +11,6 @@ first).
 from __future__ import annotations
 
 import logging
-import shlex
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -41,7 +40,7 @@ from racing_rl.errors import ConfigError
 from racing_rl.evaluation.races import TrackRace, leaderboard, run_races, standings
 from racing_rl.evaluation.results import summarize
 from racing_rl.files import write_json
-from racing_rl.provenance import environment_record
+from racing_rl.provenance import environment_record, job_command
 from racing_rl.vec import make_parallel_envs
 
 if TYPE_CHECKING:
@@ -239,7 +238,7 @@ def evaluate(cfg: DictConfig, difficulty: str | None = None) -> dict[str, Any] |
     metrics["replays"] = replays
     # What was measured, beyond the figures: enough to measure it again.
     metrics["settings"] = {
-        "command": _command_line(),
+        "command": job_command("eval"),
         "checkpoint": str(cfg.checkpoint),
         "rounds": cfg.get("rounds"),
         **episode,
@@ -257,15 +256,6 @@ def evaluate(cfg: DictConfig, difficulty: str | None = None) -> dict[str, Any] |
     write_json(out / "metrics.json", metrics)
     metrics["out_dir"] = str(out)
     return metrics
-
-
-def _command_line() -> str:
-    """``racing-rl eval`` with the overrides it was given (Hydra's, in a job; else "")."""
-    from hydra.core.hydra_config import HydraConfig
-
-    if not HydraConfig.initialized():
-        return ""
-    return f"racing-rl eval {shlex.join(HydraConfig.get().overrides.task)}".strip()
 
 
 def _replay_names(races: Sequence[TrackRace], n_tracks: int) -> list[str]:

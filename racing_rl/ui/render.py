@@ -141,11 +141,14 @@ class Renderer:
                 f"size_px must be positive and margin_px below half of it, got size_px={size_px} "
                 f"and margin_px={margin_px}."
             )
-        minimums = {"fps": 0, "trail_length": 0, "max_hud_cars": 0, "font_size_px": 1}
-        given = {"fps": fps, "trail_length": trail_length, "max_hud_cars": max_hud_cars}
-        for name, value in {**given, "font_size_px": font_size_px}.items():
-            if value < minimums[name]:  # named alone: the user gave one of them
-                raise ConfigError(f"{name} must be >= {minimums[name]}, got {value}.")
+        for name, value, minimum in (
+            ("fps", fps, 0),
+            ("trail_length", trail_length, 0),
+            ("max_hud_cars", max_hud_cars, 0),
+            ("font_size_px", font_size_px, 1),
+        ):
+            if value < minimum:  # named alone: the user gave one of them
+                raise ConfigError(f"{name} must be >= {minimum}, got {value}.")
         self.mode = mode
         self.fps = fps
         self.size_px = (int(width_px), int(height_px))
