@@ -311,6 +311,7 @@ class EvalSchema:
     seeds: list[int] | None = MISSING
     driver: str = MISSING
     laps: int = MISSING
+    rotate_grid: bool = MISSING
     max_steps: int | None = MISSING
     rounds: int | None = MISSING
     render: str | None = MISSING

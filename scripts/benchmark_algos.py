@@ -12,8 +12,9 @@ race      ``run_dir=[<run>,scripted] laps=3``: a 3-lap race against the scripted
           driver on the benchmark tracks (default difficulty), no contact
 traffic   ``run_dir=[<run>,scripted,scripted,<run>] laps=3
           +backend.rules.car_collisions=true``: 2 learned + 2 scripted cars starting
-          two abreast (learned cars on grid slots 1 and 4, scripted on 2 and 3, so
-          both sides start 12 m of grid behind the line in total), contact crashes
+          two abreast, contact crashes; the grid rotated per track (eval's
+          ``rotate_grid``: over 4 consecutive tracks each car starts once from each
+          slot, so neither side keeps pole)
 ========  =====================================================================
 
 and the scripted pure-pursuit driver once on the three single-car sets (the first run's
@@ -89,13 +90,17 @@ SETS = {
 }
 #: Laps of a race.
 RACE_LAPS = 3
-#: The races: name -> (the cars in grid order, RUN standing for the measured run;
-#: extra eval overrides). Grid slots alternate left and right, each 4 m behind the last.
+#: The races: name -> (the cars, RUN standing for the measured run; extra eval
+#: overrides). On a grid (car collisions on, or rays that see cars), eval rotates the
+#: slots per track (``rotate_grid``); results measured before it record no ``grid`` and
+#: raced in this order, the learned cars on slots 1 and 4 (``LISTED``).
 RUN = "<run>"
 RACES = {
     "race": ([RUN, SCRIPTED], []),
     "traffic": ([RUN, SCRIPTED, SCRIPTED, RUN], ["+backend.rules.car_collisions=true"]),
 }
+#: A row's ``grid``: how its races' cars started, when on a grid.
+ROTATED, LISTED = "rotated", "listed"
 #: Markers around the section this script owns in ``--out``.
 BEGIN, END = "<!-- benchmark_algos: begin -->", "<!-- benchmark_algos: end -->"
 
@@ -254,7 +259,8 @@ def measure(
         The run's row: ``label``, ``algo``, ``seed``, ``run_dir``, ``checkpoint``, the
         training figures of its summary.json (``timesteps``, ``train_s``,
         ``env_steps_per_s``; None if it has none), a dict of ``FIGURES`` plus
-        ``lap_time_ratio`` per single-car set and ``race_figures`` per race.
+        ``lap_time_ratio`` per single-car set, ``race_figures`` per race, and ``grid``
+        (``ROTATED``: the races' grids rotated per track).
     """
     cfg = load_run_config(run_dir)
     summary_path = run_dir / "summary.json"
@@ -273,18 +279,22 @@ def measure(
     for name, metrics in single_sets(str(run_dir), out, seeds, chosen).items():
         row[name] = {k: metrics[k] for k in FIGURES}
         row[name]["lap_time_ratio"] = lap_time_ratio(metrics, baseline[name])
-    for name, (grid, extra) in RACES.items():
-        entries = [str(run_dir) if e == RUN else e for e in grid]
-        metrics = run_eval(
+    raced = {}
+    for name, (cars, extra) in RACES.items():
+        entries = [str(run_dir) if e == RUN else e for e in cars]
+        raced[name] = metrics = run_eval(
             entries,
             out / name,
             chosen,
             f"laps={RACE_LAPS}",
             seeds_override(race_seeds),
             "difficulty=default",
+            "rotate_grid=true",
             *extra,
         )
         row[name] = race_figures(metrics)
+    # Traffic always starts on a grid (car collisions): its settings say how.
+    row["grid"] = ROTATED if raced["traffic"]["settings"].get("rotate_grid") else LISTED
     return row
 
 
@@ -420,9 +430,10 @@ def merge(sources: list[dict[str, Any]]) -> dict[str, Any]:
     others. Each row keeps where it came from (``source``: an index into ``sources``).
 
     Raises:
-        SystemExit: the files were measured on other benchmark or race tracks, or the
+        SystemExit: the files were measured on other benchmark or race tracks, the
             scripted driver's figures differ by more than 0.1 % between them (another
-            simulator): their rows would not compare.
+            simulator), or their races started on a grid rotated per track and in a fixed
+            order (``ROTATED``, ``LISTED``): their rows would not compare.
     """
 
     def same(a: dict[str, Any], b: dict[str, Any]) -> bool:
@@ -459,9 +470,22 @@ def merge(sources: list[dict[str, Any]]) -> dict[str, Any]:
                 )
             own[key] = row["run_dir"]
             rows[key] = {**row, "source": index}
+    grids = {row.get("grid", LISTED) for row in rows.values()}
+    if len(grids) > 1:
+        raise SystemExit(
+            "Some of the rows raced on a grid rotated per track, others in a fixed order "
+            "(the learned cars on slots 1 and 4, measured before eval's rotate_grid): pole "
+            "is worth places, so their race figures do not compare. Measure the older runs "
+            "again."
+        )
     order = {label: i for i, label in enumerate(ALGOS)}
     ordered = sorted(rows.values(), key=lambda r: (order.get(r["label"], len(order)), r["seed"]))
-    return {"sources": sources, "rows": ordered, "scripted": sources[0]["scripted"]}
+    return {
+        "sources": sources,
+        "rows": ordered,
+        "scripted": sources[0]["scripted"],
+        "grid": grids.pop() if grids else ROTATED,
+    }
 
 
 def provenance(results: dict[str, Any], rows: Sequence[dict[str, Any]]) -> str:
@@ -506,8 +530,14 @@ def section(sources: list[dict[str, Any]]) -> str:
         f"*race*: {RACE_LAPS} laps against the scripted driver on "
         + ("the benchmark tracks" if races == high - low else f"the first {races} of them")
         + ", no contact; *won*: the learned car first. *traffic*: the same "
-        "races with 2 learned and 2 scripted cars starting two abreast, car collisions "
-        "on (a touch crashes both); *finished*: share of the learned cars that "
+        "races with 2 learned and 2 scripted cars starting two abreast, "
+        + (
+            "the grid rotated per track (each car starts once from each slot over 4 tracks), "
+            if merged["grid"] == ROTATED
+            else "the learned cars on grid slots 1 and 4 on every track (pole is worth "
+            "places: measured before eval rotated the grid), "
+        )
+        + "car collisions on (a touch crashes both); *finished*: share of the learned cars that "
         "completed the laps; *position*: mean finishing position (1–4) of the learned "
         "cars, *scripted position* that of the scripted ones. The *worst* row takes each "
         "column's worst seed (`–` where a seed has no figure: no lap to time); the "

@@ -211,6 +211,13 @@ def test_runs_measured_on_other_tracks_or_another_simulator_are_refused(bench):
     other_tracks = r"other tracks \(race_seeds: 10 from \[3000000\] against 20"
     with pytest.raises(SystemExit, match=other_tracks):
         bench.merge([first, fewer_races])
+    # Races on a grid rotated per track against ones in a fixed order (files saved before
+    # rotate_grid have no "grid": they raced in the fixed order).
+    rotated = results("ccc333", [{**row("td3", 0, 0.8), "grid": "rotated"}])
+    with pytest.raises(SystemExit, match="rotated per track, others in a fixed order"):
+        bench.merge([first, rotated])
+    assert bench.merge([first])["grid"] == "listed"
+    assert bench.merge([rotated])["grid"] == "rotated"
 
 
 def test_lap_time_ratio_compares_only_the_tracks_both_drivers_completed(bench):
@@ -275,6 +282,7 @@ def test_measuring_a_finished_run_writes_every_set_beside_the_benchmark_not_in_t
     (result,) = measured["rows"]
     assert (result["label"], result["algo"], result["seed"]) == ("ppo", "ppo", 0)
     assert result["timesteps"] > 0 and result["checkpoint"] == "final"
+    assert result["grid"] == "rotated"  # its races' grids, rotated per track
     evaluations = tmp_path / "eval" / f"0_{run_dir.name}"
     for name in ("test", "unseen", "hard", "race", "traffic"):
         assert (evaluations / name / "metrics.json").is_file(), name

@@ -294,6 +294,24 @@ def test_a_three_car_race_leaderboard_matches_the_replays(tiny_runs, tmp_path):
     assert {row["label"] for row in metrics["standings"]} == {a.name, b.name, "scripted"}
 
 
+def test_a_race_on_a_grid_rotates_its_slots_per_track_unless_told_not_to(tiny_runs, tmp_path):
+    """With car collisions the cars start two abreast. Pole is worth places, so by default
+    car i starts from slot (i + track seed) mod n; ``rotate_grid=false`` keeps the listed
+    order on every track. The replays' first frames show the slots."""
+    a, _ = tiny_runs
+    race = [f"run_dir=[{a},scripted]", "checkpoint=final", "seeds=[5,6]", "max_steps=3"]
+    race += ["+backend.rules.car_collisions=true", "record=true"]
+    for rotate, pole in (("true", ["scripted", a.name]), ("false", [a.name, a.name])):
+        out = tmp_path / rotate
+        result = racing_rl("eval", *race, f"rotate_grid={rotate}", f"out_dir={out}", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr[-3000:]
+        metrics = strict_json((out / "metrics.json").read_text())
+        assert metrics["settings"]["spawn"] == "grid"
+        assert metrics["settings"]["rotate_grid"] is (rotate == "true")
+        starts = [load_replay(path) for path in metrics["replays"]]
+        assert [r.labels[int(np.argmax(r.progress[0]))] for r in starts] == pole
+
+
 @pytest.mark.slow
 def test_eval_of_a_ppo_run_that_laps_agrees_with_its_replays(tmp_path):
     """As the test above, with a PPO run trained long enough to complete laps (~1 min)."""

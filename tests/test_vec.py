@@ -234,6 +234,23 @@ def test_grid_starts_put_a_random_spawns_race_on_the_grid_in_random_order():
         EpisodeConfig(grid_start_prob=1.5)
 
 
+def test_a_rotated_grid_starts_each_car_from_each_slot_over_consecutive_tracks():
+    """``episode.rotate_grid``: on track seed s car i starts from slot (i + s) mod n, so
+    over n consecutive seeds each car starts once from each slot; without it, slot i."""
+    from racing_rl.envs.batch import GRID_ROW_GAP, RaceBatch
+
+    def slots(rotate: bool, seed: int) -> list[int]:
+        config = RaceConfig(episode=EpisodeConfig(spawn="grid", rotate_grid=rotate))
+        batch = RaceBatch(config, 3, [[seed]])
+        batch.reset(0)
+        back = -batch.worlds.progress * batch.worlds.tracks[0].length / (GRID_ROW_GAP / 2)
+        return np.rint(back).astype(int).tolist()
+
+    assert [slots(False, seed) for seed in (7, 8, 9)] == [[0, 1, 2]] * 3
+    rotated = [slots(True, seed) for seed in (7, 8, 9)]
+    assert rotated == [[1, 2, 0], [2, 0, 1], [0, 1, 2]]  # (i + seed) mod 3
+
+
 def test_frame_stack_space_is_supersuits():
     """Runs saved with SuperSuit's frame_stack_v1 (bounds tiled) load into ours."""
     import supersuit as ss

@@ -343,8 +343,12 @@ class RaceBatch:
         rng = self.np_random[race]
         grid_start = cars is None and episode.grid_start_prob > 0  # drawn only when it can be
         if episode.spawn == "grid" or (grid_start and rng.random() < episode.grid_start_prob):
-            # The grid's slots in order, or (a random spawn's grid start) shuffled.
-            slot = np.arange(n) if episode.spawn == "grid" else rng.permutation(n)
+            # The grid's slots in order (rotated by the track's seed), or (a random
+            # spawn's grid start) shuffled.
+            if episode.spawn == "grid":
+                slot = (np.arange(n) + (track.seed if episode.rotate_grid else 0)) % n
+            else:
+                slot = rng.permutation(n)
             row, col = np.divmod(slot, 2)
             arc = -GRID_ROW_GAP * row - GRID_ROW_GAP / 2 * col
             lateral = np.where(col == 0, 1.0, -1.0) * track.width / 4 if n > 1 else np.zeros(1)

@@ -72,6 +72,11 @@ class EpisodeConfig(GameEpisodeConfig):
     random spawn (``backend=pygame``; a Roblox game spawns its cars itself).
 
     Attributes:
+        rotate_grid: with ``spawn="grid"``, the race on track seed ``s`` starts car ``i``
+            from grid slot ``(i + s) mod n_cars`` instead of slot ``i``: over ``n_cars``
+            consecutive track seeds every car starts once from every slot. ``racing-rl
+            eval``'s races rotate (``rotate_grid`` in conf/eval.yaml): the front of the
+            grid is worth places, so a fixed order biases a race's figures.
         standing_start_prob: with ``spawn="random"``, chance that a car starts at rest.
         grid_start_prob: with ``spawn="random"``, chance that a race (every car at once,
             not a car respawned alone) starts on the grid instead, its cars in random
@@ -81,6 +86,7 @@ class EpisodeConfig(GameEpisodeConfig):
         max_spawn_heading: with ``spawn="random"``, largest heading error [rad].
     """
 
+    rotate_grid: bool = False
     standing_start_prob: float = 0.3
     grid_start_prob: float = 0.0
     max_spawn_speed: float = 15.0

@@ -152,11 +152,13 @@ def evaluate(cfg: DictConfig, difficulty: str | None = None) -> dict[str, Any] |
     )
     detect = bool(OmegaConf.select(backend, "sensors.detect_cars", default=False))
     max_steps = cfg.max_steps or int(run_cfg.validation.max_steps) * int(cfg.laps)
-    episode = {
+    episode: dict[str, Any] = {
         "spawn": "grid" if collisions or detect else "line",
         "laps": int(cfg.laps),
         "max_steps": int(max_steps),
     }
+    if episode["spawn"] == "grid" and backend.name != "roblox":  # a game spawns its own
+        episode["rotate_grid"] = bool(cfg.rotate_grid)
     bridge = None
     if backend.name == "roblox":  # started here, stopped however the races end
         from racing_rl.bridge.training_bridge import TrainingBridge

@@ -8,7 +8,7 @@ driver this is ``racing-rl eval``'s measurement; with several, a race.
 
 Finishing time is the race clock at the start-line crossing that completes the car's
 last lap. Cars start on the line together (``spawn="line"``) unless car collisions are
-on or rays see cars (then two abreast on a grid, in the drivers' order), so otherwise a
+on or rays see cars (then two abreast on a grid: ``episode.rotate_grid``), so otherwise a
 car's finishing time is the sum of its lap times and the leaderboard's order is the
 order of those sums.
 """
