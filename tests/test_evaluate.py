@@ -19,9 +19,9 @@ from runs import racing_rl, strict_json
 
 from racing_rl import config_dir
 from racing_rl.checkpoints.layout import resolve_model
-from racing_rl.config import default_backend, initialize, with_difficulty
+from racing_rl.config import backend_config, default_backend, initialize, with_difficulty
 from racing_rl.errors import CheckpointError, ConfigError
-from racing_rl.evaluation.command import check_runs, evaluate, unique_labels
+from racing_rl.evaluation.command import check_runs, evaluate, race_episode, unique_labels
 from racing_rl.evaluation.results import EpisodeResult, lap_figures, summarize
 from racing_rl.replay import load_replay
 
@@ -299,9 +299,13 @@ def test_a_race_on_a_grid_rotates_its_slots_per_track_unless_told_not_to(tiny_ru
     car i starts from slot (i + track seed) mod n; ``rotate_grid=false`` keeps the listed
     order on every track. The replays' first frames show the slots."""
     a, _ = tiny_runs
-    race = [f"run_dir=[{a},scripted]", "checkpoint=final", "seeds=[5,6]", "max_steps=3"]
-    race += ["+backend.rules.car_collisions=true", "record=true"]
-    for rotate, pole in (("true", ["scripted", a.name]), ("false", [a.name, a.name])):
+    race = [f"run_dir=[{a},scripted,scripted]", "checkpoint=final", "seeds=[5,6]"]
+    race += ["max_steps=3", "+backend.rules.car_collisions=true", "record=true"]
+    listed = [a.name, "scripted", "scripted#2"]
+    for rotate, grids in (
+        ("true", [["scripted", "scripted#2", a.name], listed]),  # slots (i + 5) % 3, (i + 6) % 3
+        ("false", [listed, listed]),
+    ):
         out = tmp_path / rotate
         result = racing_rl("eval", *race, f"rotate_grid={rotate}", f"out_dir={out}", cwd=tmp_path)
         assert result.returncode == 0, result.stderr[-3000:]
@@ -309,7 +313,19 @@ def test_a_race_on_a_grid_rotates_its_slots_per_track_unless_told_not_to(tiny_ru
         assert metrics["settings"]["spawn"] == "grid"
         assert metrics["settings"]["rotate_grid"] is (rotate == "true")
         starts = [load_replay(path) for path in metrics["replays"]]
-        assert [r.labels[int(np.argmax(r.progress[0]))] for r in starts] == pole
+        # The cars from pole backwards, as the replays' first frames place them.
+        assert [[r.labels[d] for d in np.argsort(-r.progress[0])] for r in starts] == grids
+
+
+def test_a_race_s_grid_rotation_is_not_sent_to_a_game():
+    """A game spawns its cars itself: its episode config has no rotate_grid (a ConfigError
+    had every eval of a game with car collisions fail)."""
+    game = OmegaConf.merge(default_backend("roblox"), {"update_collisions": True})
+    sim = OmegaConf.merge(default_backend("pygame"), {"rules": {"car_collisions": True}})
+    assert race_episode(game, 3, 900, True) == {"spawn": "grid", "laps": 3, "max_steps": 900}
+    backend_config(game, race_episode(game, 3, 900, True))  # accepted
+    assert backend_config(sim, race_episode(sim, 3, 900, True)).episode.rotate_grid
+    assert race_episode(default_backend("pygame"), 1, 90, True)["spawn"] == "line"
 
 
 @pytest.mark.slow

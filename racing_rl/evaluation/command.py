@@ -146,19 +146,8 @@ def evaluate(cfg: DictConfig, difficulty: str | None = None) -> dict[str, Any] |
     for driver, label in zip(drivers, labels, strict=True):
         driver.label = label
     backend = run_cfg.backend
-    collisions = bool(
-        OmegaConf.select(backend, "rules.car_collisions", default=False)
-        or backend.get("update_collisions", False)  # a Roblox game's collisions
-    )
-    detect = bool(OmegaConf.select(backend, "sensors.detect_cars", default=False))
     max_steps = cfg.max_steps or int(run_cfg.validation.max_steps) * int(cfg.laps)
-    episode: dict[str, Any] = {
-        "spawn": "grid" if collisions or detect else "line",
-        "laps": int(cfg.laps),
-        "max_steps": int(max_steps),
-    }
-    if episode["spawn"] == "grid" and backend.name != "roblox":  # a game spawns its own
-        episode["rotate_grid"] = bool(cfg.rotate_grid)
+    episode = race_episode(backend, int(cfg.laps), int(max_steps), bool(cfg.rotate_grid))
     bridge = None
     if backend.name == "roblox":  # started here, stopped however the races end
         from racing_rl.bridge.training_bridge import TrainingBridge
@@ -228,7 +217,7 @@ def evaluate(cfg: DictConfig, difficulty: str | None = None) -> dict[str, Any] |
             "split": split,
             "difficulty": difficulty,
             "laps": int(cfg.laps),
-            "car_collisions": collisions,
+            "car_collisions": car_collisions(backend),
             "seconds": seconds,
             "standings": standings(races),
             "tracks": [{"track_seed": r.track_seed, "leaderboard": leaderboard(r)} for r in races],
@@ -258,6 +247,45 @@ def evaluate(cfg: DictConfig, difficulty: str | None = None) -> dict[str, Any] |
     write_json(out / "metrics.json", metrics)
     metrics["out_dir"] = str(out)
     return metrics
+
+
+def car_collisions(backend: DictConfig) -> bool:
+    """Whether cars touch in ``backend``'s races: the simulator's ``rules.car_collisions``
+    or a Roblox game's ``update_collisions``."""
+    return bool(
+        OmegaConf.select(backend, "rules.car_collisions", default=False)
+        or backend.get("update_collisions", False)
+    )
+
+
+def race_episode(
+    backend: DictConfig, laps: int, max_steps: int, rotate_grid: bool
+) -> dict[str, Any]:
+    """The ``backend.episode`` overrides of eval's races.
+
+    Cars start at rest: on the start line on one spot (``spawn="line"``), or, where they
+    would touch (car collisions on, a Roblox game's ``update_collisions``) or see each
+    other (``sensors.detect_cars``), two abreast on a grid (``spawn="grid"``), rotated per
+    track with ``rotate_grid`` on the simulator (a game spawns its cars itself and is not
+    sent it).
+
+    Args:
+        backend: the races' backend config.
+        laps: laps of a race; max_steps: steps allowed per race.
+        rotate_grid: eval's ``rotate_grid``.
+
+    Returns:
+        ``spawn``, ``laps``, ``max_steps`` and, on the simulator's grid, ``rotate_grid``.
+    """
+    detect = bool(OmegaConf.select(backend, "sensors.detect_cars", default=False))
+    episode: dict[str, Any] = {
+        "spawn": "grid" if car_collisions(backend) or detect else "line",
+        "laps": laps,
+        "max_steps": max_steps,
+    }
+    if episode["spawn"] == "grid" and backend.name != "roblox":
+        episode["rotate_grid"] = rotate_grid
+    return episode
 
 
 def _replay_names(races: Sequence[TrackRace], n_tracks: int) -> list[str]:
