@@ -145,12 +145,13 @@ def run_eval(entries: Sequence[str], out_dir: Path, *overrides: str) -> dict[str
     """
     run_dir = entries[0] if len(entries) == 1 else f"[{','.join(entries)}]"
     args = [f"run_dir={run_dir}", f"out_dir={out_dir}", *overrides]
-    print("racing-rl eval " + " ".join(args), file=sys.stderr, flush=True)
+    command = shlex.join(["racing-rl", "eval", *args])
+    print(command, file=sys.stderr, flush=True)
     with initialize(job_name="eval"):
         cfg = compose(config_name="eval", overrides=args)
     levels = [o.split("=", 1)[1] for o in overrides if o.startswith("difficulty=")]
     try:
-        return evaluate(cfg, difficulty=levels[-1] if levels else None)
+        return evaluate(cfg, difficulty=levels[-1] if levels else None, command=command)
     except RacingRLError as err:
         raise SystemExit(f"racing-rl eval {' '.join(args)} failed: {err}") from err
 

@@ -285,7 +285,10 @@ def test_measuring_a_finished_run_writes_every_set_beside_the_benchmark_not_in_t
     assert result["grid"] == "rotated"  # its races' grids, rotated per track
     evaluations = tmp_path / "eval" / f"0_{run_dir.name}"
     for name in ("test", "unseen", "hard", "race", "traffic"):
-        assert (evaluations / name / "metrics.json").is_file(), name
+        metrics = json.loads((evaluations / name / "metrics.json").read_text())
+        # The command that measures it again (composed here, outside a Hydra job).
+        command = metrics["settings"]["command"]
+        assert command.startswith("racing-rl eval ") and f"out_dir={evaluations / name} " in command
     assert sorted(p.relative_to(run_dir) for p in run_dir.rglob("*")) == before
     assert set(measured["scripted"]) == {"test", "unseen", "hard"}
 

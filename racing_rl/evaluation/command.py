@@ -56,7 +56,9 @@ SCRIPTED = "scripted"
 EXPORTED = ("luau", "onnx")
 
 
-def evaluate(cfg: DictConfig, difficulty: str | None = None) -> dict[str, Any] | None:
+def evaluate(
+    cfg: DictConfig, difficulty: str | None = None, command: str | None = None
+) -> dict[str, Any] | None:
     """``racing-rl eval``: measure a run's checkpoint, or race several, on held-out tracks.
 
     One run (``run_dir=<dir>``): its checkpoint (or, with ``driver=scripted``, the
@@ -71,6 +73,9 @@ def evaluate(cfg: DictConfig, difficulty: str | None = None) -> dict[str, Any] |
             ``out_dir``, ``torch_threads`` (set for this process).
         difficulty: a ``conf/difficulty`` group option to race on instead of the run's
             own tracks and rules (``with_difficulty``); None keeps the run's.
+        command: the ``racing-rl eval`` command line that ``cfg`` stands for, for
+            ``metrics.json``'s ``settings``; None: the running Hydra job's (a config
+            composed outside one, as a script's, has none).
 
     Returns:
         The metrics, also written to ``<out_dir>/metrics.json``; recorded replays go to
@@ -229,7 +234,7 @@ def evaluate(cfg: DictConfig, difficulty: str | None = None) -> dict[str, Any] |
     metrics["replays"] = replays
     # What was measured, beyond the figures: enough to measure it again.
     metrics["settings"] = {
-        "command": job_command("eval"),
+        "command": command or job_command("eval"),
         "checkpoint": str(cfg.checkpoint),
         "rounds": cfg.get("rounds"),
         **episode,
