@@ -575,6 +575,19 @@ def test_a_ctrl_c_in_a_round_keeps_the_races_that_had_ended(tiny_runs, tmp_path,
     assert [track["track_seed"] for track in metrics["tracks"]] == [5]
 
 
+def test_rounds_on_the_simulator_warn_that_they_race_the_same_races(tiny_runs, tmp_path, caplog):
+    """The simulator's races are deterministic: rounds=2 raced the same races twice and
+    reported twice the episodes, without a word."""
+    overrides = [f"run_dir={tiny_runs[0]}", "driver=scripted", "seeds=[5]", "max_steps=20"]
+    with initialize():
+        cfg = compose("eval", overrides=[*overrides, "rounds=2", f"out_dir={tmp_path}"])
+    metrics = evaluate(cfg)
+    assert metrics is not None and metrics["episodes"] == 2
+    (first, second) = metrics["tracks"]
+    assert first == second  # the same race
+    assert "rounds=2 on the simulator races the same races every round" in caplog.text
+
+
 def test_an_eval_sweep_writes_each_jobs_metrics_apart_and_goes_on_past_a_failed_job(
     tiny_runs, tmp_path
 ):

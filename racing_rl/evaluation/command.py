@@ -353,6 +353,14 @@ def _run_rounds(
     meta = {"split": split, "laps": int(cfg.laps), "checkpoint": cfg.checkpoint}
     rounds = cfg.get("rounds")
     rounds = (0 if follower else 1) if rounds is None else int(rounds)
+    if rounds != 1 and bridge is None and follower is None and cfg.get("render") is None:
+        log.warning(
+            "rounds=%d on the simulator races the same races every round (deterministic "
+            "drivers, the same tracks and start): the figures are one round's, each race "
+            "counted once per round. Rounds are for a game (backend=roblox), a window "
+            "(render=human) or follow=true.",
+            rounds,
+        )
     window = None
     if cfg.get("render") is not None:  # human (check_runs)
         from racing_rl.ui.render import window_size
