@@ -153,7 +153,7 @@ def run_eval(entries: Sequence[str], out_dir: Path, *overrides: str) -> dict[str
     try:
         return evaluate(cfg, difficulty=levels[-1] if levels else None, command=command)
     except RacingRLError as err:
-        raise SystemExit(f"racing-rl eval {' '.join(args)} failed: {err}") from err
+        raise SystemExit(f"{command} failed: {err}") from err
 
 
 def seeds_override(seeds: Sequence[int]) -> str:

@@ -304,5 +304,5 @@ def test_measuring_a_finished_run_writes_every_set_beside_the_benchmark_not_in_t
 
 def test_a_failing_evaluation_stops_the_benchmark_with_its_message(bench, tiny_runs, tmp_path):
     # Tiny runs validate never, so they have no best/.
-    with pytest.raises(SystemExit, match=r"checkpoint=best seeds=\[3000000\] failed: Checkpoint"):
+    with pytest.raises(SystemExit, match=r"checkpoint=best 'seeds=\[3000000\]' failed: Checkpoint"):
         bench.run_eval([str(tiny_runs[0])], tmp_path, "checkpoint=best", "seeds=[3000000]")

@@ -353,12 +353,11 @@ def _run_rounds(
     meta = {"split": split, "laps": int(cfg.laps), "checkpoint": cfg.checkpoint}
     rounds = cfg.get("rounds")
     rounds = (0 if follower else 1) if rounds is None else int(rounds)
-    if rounds != 1 and bridge is None and follower is None and cfg.get("render") is None:
+    if rounds != 1 and bridge is None and follower is None:
         log.warning(
             "rounds=%d on the simulator races the same races every round (deterministic "
             "drivers, the same tracks and start): the figures are one round's, each race "
-            "counted once per round. Rounds are for a game (backend=roblox), a window "
-            "(render=human) or follow=true.",
+            "counted once per round. A game (backend=roblox) or follow=true races new ones.",
             rounds,
         )
     window = None
