@@ -313,8 +313,10 @@ def test_a_race_on_a_grid_rotates_its_slots_per_track_unless_told_not_to(tiny_ru
         assert metrics["settings"]["spawn"] == "grid"
         assert metrics["settings"]["rotate_grid"] is (rotate == "true")
         starts = [load_replay(path) for path in metrics["replays"]]
-        # The cars from pole backwards, as the replays' first frames place them.
+        # The cars from pole backwards, as the replays' first frames place them, and as
+        # each track's "grid" says.
         assert [[r.labels[d] for d in np.argsort(-r.progress[0])] for r in starts] == grids
+        assert [track["grid"] for track in metrics["tracks"]] == grids
 
 
 def test_a_race_s_grid_rotation_is_not_sent_to_a_game():

@@ -43,6 +43,14 @@ RESPAWN_CLEARANCE = 3.0
 RESPAWN_DRAWS = 10
 
 
+def grid_slots(n_cars: int, track_seed: int, rotate: bool) -> NDArray[np.int64]:
+    """Each car's slot on a grid start (``episode.spawn="grid"``), shape (n_cars,): 0 is
+    pole, then the cars alternate right and left, each ``GRID_ROW_GAP / 2`` [m] behind the
+    one before. Car i takes slot i, or with ``rotate`` (``episode.rotate_grid``) slot
+    (i + track_seed) mod n_cars."""
+    return (np.arange(n_cars) + (track_seed if rotate else 0)) % n_cars
+
+
 @dataclass(frozen=True)
 class RaceStep:
     """What one step of a ``RaceBatch`` gives every car; arrays of shape (N,) over all
@@ -346,7 +354,7 @@ class RaceBatch:
             # The grid's slots in order (rotated by the track's seed), or (a random
             # spawn's grid start) shuffled.
             if episode.spawn == "grid":
-                slot = (np.arange(n) + (track.seed if episode.rotate_grid else 0)) % n
+                slot = grid_slots(n, track.seed, episode.rotate_grid)
             else:
                 slot = rng.permutation(n)
             row, col = np.divmod(slot, 2)

@@ -35,6 +35,7 @@ from racing_rl.config import (
     with_difficulty,
 )
 from racing_rl.drivers import Driver, ScriptedDriver
+from racing_rl.envs.batch import grid_slots
 from racing_rl.envs.config import RaceConfig
 from racing_rl.errors import ConfigError
 from racing_rl.evaluation.races import TrackRace, leaderboard, run_races, standings
@@ -225,7 +226,14 @@ def evaluate(
             "car_collisions": car_collisions(backend),
             "seconds": seconds,
             "standings": standings(races),
-            "tracks": [{"track_seed": r.track_seed, "leaderboard": leaderboard(r)} for r in races],
+            "tracks": [
+                {
+                    "track_seed": r.track_seed,
+                    **({"grid": grid_order(r, episode)} if "rotate_grid" in episode else {}),
+                    "leaderboard": leaderboard(r),
+                }
+                for r in races
+            ],
             "cars": {
                 label: summarize([race.cars[d].episode for race in races])
                 for d, label in enumerate(labels)
@@ -261,6 +269,13 @@ def car_collisions(backend: DictConfig) -> bool:
         OmegaConf.select(backend, "rules.car_collisions", default=False)
         or backend.get("update_collisions", False)
     )
+
+
+def grid_order(race: TrackRace, episode: dict[str, Any]) -> list[str]:
+    """The labels of ``race``'s cars from pole backwards, as the simulator's grid placed
+    them (``race_episode``'s ``episode`` with ``rotate_grid``: a grid on the simulator)."""
+    slots = grid_slots(len(race.cars), race.track_seed, episode["rotate_grid"])
+    return [race.cars[d].label for d in np.argsort(slots)]
 
 
 def race_episode(
