@@ -197,6 +197,18 @@ def test_the_committed_table_is_the_render_of_the_listed_results(bench, tmp_path
     assert out.read_text() == (root / "docs" / "benchmarks.md").read_text()
 
 
+def test_the_rotated_grid_table_is_the_render_of_its_results(bench):
+    # docs/benchmarks.md's first table is rendered apart (its scripted figures are of
+    # today's simulator): the files its section names give it again.
+    root = Path(__file__).parents[1]
+    parts = ("ppo", "sac", "td3_tqc_recurrent_ppo_crossq", "experiment_race")
+    files = [root / "docs" / "results" / f"grid2026-12-07_{part}_seeds0123.json" for part in parts]
+    merged = bench.merge([bench.read_results(path) for path in files])
+    assert merged["grid"] == "rotated"
+    table = bench.markdown(merged["rows"], merged["scripted"])
+    assert table in (root / "docs" / "benchmarks.md").read_text()
+
+
 def test_runs_measured_on_other_tracks_or_another_simulator_are_refused(bench):
     first = results("aaa111", [row("ppo", 0, 0.8)])
     other = copy.deepcopy(results("bbb222", [row("sac", 0, 0.8)]))
