@@ -20,7 +20,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, closing, contextmanager, nullcontext
 from functools import partial
 from pathlib import Path
@@ -521,6 +521,138 @@ def training_env(cfg: DictConfig, bridge: TrainingBridge | None = None) -> VecEn
     return wrap_vec_env(base, cfg.wrappers, gamma=discount(cfg.algo))
 
 
+def _warn_if_untrained(cfg: DictConfig, model: BaseAlgorithm) -> None:
+    """Warn of a budget with timesteps left that would leave the policy as it is: within
+    an off-policy algorithm's ``learning_starts``, or ending within an on-policy
+    algorithm's first rollout, whose only update the learning-rate schedule zeroes."""
+    starts = int(getattr(model, "learning_starts", 0))
+    if cfg.total_timesteps <= starts:
+        log.warning(
+            "total_timesteps=%s is within algo.model.learning_starts=%s: %s only collects "
+            "experience and never updates its policy, so the saved model is untrained. Raise "
+            "total_timesteps or lower learning_starts.",
+            f"{cfg.total_timesteps:_}",
+            f"{starts:_}",
+            cfg.algo.name,
+        )
+    if isinstance(model, OnPolicyAlgorithm):
+        first = model.num_timesteps + model.n_steps * model.n_envs  # the first update's
+        if (
+            first >= cfg.total_timesteps
+            and model.lr_schedule(1.0 - first / cfg.total_timesteps) <= 0
+        ):
+            log.warning(
+                "total_timesteps=%s ends within %s's first rollout (%s timesteps): by its "
+                "only update the learning-rate schedule has run down to 0, so the policy does "
+                "not change. Raise total_timesteps past %s.",
+                f"{cfg.total_timesteps:_}",
+                cfg.algo.name,
+                f"{model.n_steps * model.n_envs:_}",
+                f"{first:_}",
+            )
+
+
+def _validation_callback(
+    cfg: DictConfig,
+    run_dir: Path,
+    bridge: TrainingBridge | None,
+    resume: Checkpoint | None,
+    run_objective: Callable[[Mapping[str, float | None]], float],
+    pause: Callable[[], None] | None,
+    interrupts: _Interrupts,
+    opened: ExitStack,
+) -> ValidationCallback:
+    """The callback that validates the policy every ``validation.every`` timesteps on the
+    validation tracks (in a game: one more environment of ``cars_per_race`` cars) and keeps
+    the best in ``<run dir>/best``; its env is closed by ``opened``."""
+    seeds = track_seeds(cfg.tracks.validation, "tracks.validation")
+    if bridge is None:
+        eval_env = evaluation_env(cfg, seeds)
+    else:  # one more environment in the game, of cars_per_race cars
+        eval_env = evaluation_env(cfg, seeds[:1], agents=cfg.cars_per_race, bridge=bridge)
+    opened.callback(eval_env.close)
+    if bridge is not None:
+        tick_hz = 1.0 / bridge.tick_period(cfg.backend.rules.dt)
+        log.info(
+            "validation in the game: %d cars, each until its first episode ends or "
+            "for at most validation.max_steps=%d ticks (%.0f s at the game's %.1f Hz); "
+            "it ranks checkpoints by mean episode return (objective=return): the "
+            "game sends no lap information",
+            cfg.cars_per_race,
+            cfg.validation.max_steps,
+            cfg.validation.max_steps / tick_hz,
+            tick_hz,
+        )
+    video = cfg.validation.get("video")
+    return ValidationCallback(
+        eval_env,
+        cfg.validation.every,
+        run_dir / "best",
+        run_objective,
+        video=ValidationVideo(cfg, seeds[0], video.every, video.max_steps, (video.size, video.size))
+        if video and video.every > 0 and bridge is None
+        else None,
+        pause=pause,
+        after=None if bridge is None else functools.partial(eval_env.env_method, "remove_cars"),
+        hold=interrupts.held,
+        laps=bridge is None,
+        due_at_start=resume is not None and resume.validation_due,
+    )
+
+
+def _write_summary(
+    run_dir: Path,
+    leg: dict[str, Any],
+    model: BaseAlgorithm,
+    start_timesteps: int,
+    seconds: float,
+    kind: str,
+    run_objective: Callable[[Mapping[str, float | None]], float],
+) -> dict[str, Any]:
+    """Write a completed leg's ``summary.json`` (timesteps, seconds, env-steps/s, the best
+    validation and its objective), record the leg as completed and log what was done.
+
+    Returns:
+        The summary.
+    """
+    trained = model.num_timesteps - start_timesteps
+    summary: dict[str, Any] = {
+        "timesteps": int(model.num_timesteps),
+        "seconds": seconds,
+        # None if this leg only finished a run that had trained to the end (resume=)
+        "env_steps_per_s": trained / seconds if trained else None,
+    }
+    # no best/ if stopped before any validation; a resumed leg without validation
+    # reports the earlier legs' best/
+    best = read_record(run_dir / "best" / "metrics.json", "summary.json has no best")
+    if best is not None:
+        summary["best"] = best
+        summary["objective"] = {"kind": kind, "value": run_objective(best)}
+    write_json(run_dir / "summary.json", summary)
+    record_leg(run_dir, {**leg, "status": "completed", "end_timesteps": model.num_timesteps})
+    best = summary.get("best")
+    if not best:
+        figures = ""
+    elif kind == "return":  # a Roblox game sends no lap information
+        figures = f"; best validation: mean return {best['mean_return']:.1f}"
+    else:
+        figures = f"; best validation: {lap_figures(best)}"
+    if trained:
+        # A resumed leg: its own steps and time beside the run's total.
+        leg_steps = f" (this leg {trained:,})" if start_timesteps else ""
+        log.info(
+            "done: %s timesteps%s in %.0f s (%.0f env-steps/s)%s",
+            f"{summary['timesteps']:,}",
+            leg_steps,
+            seconds,
+            summary["env_steps_per_s"],
+            figures,
+        )
+    else:
+        log.info("done: %s timesteps%s", f"{summary['timesteps']:,}", figures)
+    return summary
+
+
 def _train_on(
     cfg: DictConfig,
     run_dir: Path,
@@ -580,31 +712,8 @@ def _train_on(
         budget,
         run_dir,
     )
-    starts = int(getattr(model, "learning_starts", 0))
-    if left and cfg.total_timesteps <= starts:
-        log.warning(
-            "total_timesteps=%s is within algo.model.learning_starts=%s: %s only collects "
-            "experience and never updates its policy, so the saved model is untrained. Raise "
-            "total_timesteps or lower learning_starts.",
-            f"{cfg.total_timesteps:_}",
-            f"{starts:_}",
-            cfg.algo.name,
-        )
-    if left and isinstance(model, OnPolicyAlgorithm):
-        first = model.num_timesteps + model.n_steps * model.n_envs  # the first update's
-        if (
-            first >= cfg.total_timesteps
-            and model.lr_schedule(1.0 - first / cfg.total_timesteps) <= 0
-        ):
-            log.warning(
-                "total_timesteps=%s ends within %s's first rollout (%s timesteps): by its "
-                "only update the learning-rate schedule has run down to 0, so the policy does "
-                "not change. Raise total_timesteps past %s.",
-                f"{cfg.total_timesteps:_}",
-                cfg.algo.name,
-                f"{model.n_steps * model.n_envs:_}",
-                f"{first:_}",
-            )
+    if left:
+        _warn_if_untrained(cfg, model)
 
     checkpoints_dir = run_dir / "checkpoints"
     trained_on = _TrainedTimesteps()
@@ -618,45 +727,13 @@ def _train_on(
         roblox = RobloxCallback(bridge, freeze=cfg.backend.freeze_during_updates)
         callbacks.append(roblox)
         pause = roblox.pause
-    validation = None
     lap_time_limit = cfg.validation.max_steps * cfg.backend.rules.dt
     kind = objective_kind(cfg)
     run_objective = partial(objective, kind=kind, lap_time_limit=lap_time_limit)
+    validation = None
     if cfg.validation.every > 0:
-        seeds = track_seeds(cfg.tracks.validation, "tracks.validation")
-        if bridge is None:
-            eval_env = evaluation_env(cfg, seeds)
-        else:  # one more environment in the game, of cars_per_race cars
-            eval_env = evaluation_env(cfg, seeds[:1], agents=cfg.cars_per_race, bridge=bridge)
-        opened.callback(eval_env.close)
-        if bridge is not None:
-            tick_hz = 1.0 / bridge.tick_period(cfg.backend.rules.dt)
-            log.info(
-                "validation in the game: %d cars, each until its first episode ends or "
-                "for at most validation.max_steps=%d ticks (%.0f s at the game's %.1f Hz); "
-                "it ranks checkpoints by mean episode return (objective=return): the "
-                "game sends no lap information",
-                cfg.cars_per_race,
-                cfg.validation.max_steps,
-                cfg.validation.max_steps / tick_hz,
-                tick_hz,
-            )
-        video = cfg.validation.get("video")
-        validation = ValidationCallback(
-            eval_env,
-            cfg.validation.every,
-            run_dir / "best",
-            run_objective,
-            video=ValidationVideo(
-                cfg, seeds[0], video.every, video.max_steps, (video.size, video.size)
-            )
-            if video and video.every > 0 and bridge is None
-            else None,
-            pause=pause,
-            after=None if bridge is None else functools.partial(eval_env.env_method, "remove_cars"),
-            hold=interrupts.held,
-            laps=bridge is None,
-            due_at_start=resume is not None and resume.validation_due,
+        validation = _validation_callback(
+            cfg, run_dir, bridge, resume, run_objective, pause, interrupts, opened
         )
     if cfg.checkpoint.every > 0:  # before the validation due at the same rollout start
         keep = int(cfg.checkpoint.get("keep") or 0)  # null: all, as 0
@@ -762,41 +839,7 @@ def _train_on(
                 if _timesteps_in(run_dir / "best" / "metrics.json") is not None
                 else "the run has no best/",
             )
-        trained = model.num_timesteps - start_timesteps
-        summary: dict[str, Any] = {
-            "timesteps": int(model.num_timesteps),
-            "seconds": seconds,
-            # None if this leg only finished a run that had trained to the end (resume=)
-            "env_steps_per_s": trained / seconds if trained else None,
-        }
-        # no best/ if stopped before any validation; a resumed leg without validation
-        # reports the earlier legs' best/
-        best = read_record(run_dir / "best" / "metrics.json", "summary.json has no best")
-        if best is not None:
-            summary["best"] = best
-            summary["objective"] = {"kind": kind, "value": run_objective(best)}
-        write_json(run_dir / "summary.json", summary)
-        record_leg(run_dir, {**leg, "status": "completed", "end_timesteps": model.num_timesteps})
-        best = summary.get("best")
-        if not best:
-            figures = ""
-        elif kind == "return":  # a Roblox game sends no lap information
-            figures = f"; best validation: mean return {best['mean_return']:.1f}"
-        else:
-            figures = f"; best validation: {lap_figures(best)}"
-        if trained:
-            # A resumed leg: its own steps and time beside the run's total.
-            leg_steps = f" (this leg {trained:,})" if start_timesteps else ""
-            log.info(
-                "done: %s timesteps%s in %.0f s (%.0f env-steps/s)%s",
-                f"{summary['timesteps']:,}",
-                leg_steps,
-                seconds,
-                summary["env_steps_per_s"],
-                figures,
-            )
-        else:
-            log.info("done: %s timesteps%s", f"{summary['timesteps']:,}", figures)
+        summary = _write_summary(run_dir, leg, model, start_timesteps, seconds, kind, run_objective)
         opened.close()  # the environments: a signal meanwhile is held, and read below
         stopped = stopped or interrupts.pending
     if stopped:  # the run is complete; the signal still stops a sweep
