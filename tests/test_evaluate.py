@@ -319,6 +319,18 @@ def test_a_race_on_a_grid_rotates_its_slots_per_track_unless_told_not_to(tiny_ru
         assert [track["grid"] for track in metrics["tracks"]] == grids
 
 
+def test_seeds_that_share_the_rotated_grid_out_unevenly_are_warned_of(tiny_runs, tmp_path, caplog):
+    """The grid rotates by seed value: seeds=[10,12] left car 0 on pole on both tracks of
+    a two-car race, without a word."""
+    race = [f"run_dir=[{tiny_runs[0]},scripted]", "checkpoint=final", "max_steps=3"]
+    race += ["+backend.rules.car_collisions=true", f"out_dir={tmp_path}"]
+    for seeds, warned in (("[10,12]", True), ("[10,11]", False)):
+        caplog.clear()
+        with initialize():
+            evaluate(compose("eval", overrides=[*race, f"seeds={seeds}"]))
+        assert ("put the cars on pole 2/0 times" in caplog.text) is warned, seeds
+
+
 def test_a_race_s_grid_rotation_is_not_sent_to_a_game():
     """A game spawns its cars itself: its episode config has no rotate_grid (a ConfigError
     had every eval of a game with car collisions fail)."""

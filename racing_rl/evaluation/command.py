@@ -154,6 +154,17 @@ def evaluate(
     backend = run_cfg.backend
     max_steps = cfg.max_steps or int(run_cfg.validation.max_steps) * int(cfg.laps)
     episode = race_episode(backend, int(cfg.laps), int(max_steps), bool(cfg.rotate_grid))
+    if episode.get("rotate_grid") and len(drivers) > 1:
+        # Car i is on pole where (i + seed) mod n is 0: even only over consecutive seeds.
+        poles = np.bincount(-np.asarray(seeds) % len(drivers), minlength=len(drivers))
+        if poles.max() - poles.min() > 1:
+            log.warning(
+                "the grid rotates by track seed, and these %d seeds put the cars on pole "
+                "%s times (in run_dir's order): uneven. Consecutive seeds (a split, "
+                "seeds=[a, a+1, ...]) share the slots out evenly",
+                len(seeds),
+                "/".join(str(n) for n in poles),
+            )
     bridge = None
     if backend.name == "roblox":  # started here, stopped however the races end
         from racing_rl.bridge.training_bridge import TrainingBridge
