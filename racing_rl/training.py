@@ -630,7 +630,6 @@ def _write_summary(
         summary["objective"] = {"kind": kind, "value": run_objective(best)}
     write_json(run_dir / "summary.json", summary)
     record_leg(run_dir, {**leg, "status": "completed", "end_timesteps": model.num_timesteps})
-    best = summary.get("best")
     if not best:
         figures = ""
     elif kind == "return":  # a Roblox game sends no lap information

@@ -155,8 +155,9 @@ def evaluate(
     max_steps = cfg.max_steps or int(run_cfg.validation.max_steps) * int(cfg.laps)
     episode = race_episode(backend, int(cfg.laps), int(max_steps), bool(cfg.rotate_grid))
     if episode.get("rotate_grid") and len(drivers) > 1:
-        # Car i is on pole where (i + seed) mod n is 0: even only over consecutive seeds.
-        poles = np.bincount(-np.asarray(seeds) % len(drivers), minlength=len(drivers))
+        # Even only over consecutive seeds: the rotation goes by the seed's value.
+        n = len(drivers)
+        poles = np.bincount([np.argmin(grid_slots(n, s, True)) for s in seeds], minlength=n)
         if poles.max() - poles.min() > 1:
             log.warning(
                 "the grid rotates by track seed, and these %d seeds put the cars on pole "
