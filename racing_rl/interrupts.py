@@ -1,8 +1,8 @@
 """Signals that reach a command's own process outside training: Ctrl-C while the command
 starts, and SIGINT or SIGTERM while a sweep (``-m``) runs its jobs.
 
-Training handles its own signals (``racing_rl.training._Interrupts``: the first saves an
-``interrupted`` checkpoint, a second waits for it). What is left is here:
+While a run trains, ``TrainingSignals`` handles them: the first saves an ``interrupted``
+checkpoint, a second waits for it. Outside training:
 
 - While the command's task function runs, SIGTERM raises ``KeyboardInterrupt("SIGTERM")``
   as Ctrl-C raises KeyboardInterrupt, so that every command stops on it as on Ctrl-C
@@ -25,6 +25,7 @@ Training handles its own signals (``racing_rl.training._Interrupts``: the first 
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import signal
@@ -38,6 +39,8 @@ from types import CodeType, FrameType
 from typing import Any
 
 from racing_rl.errors import causes
+
+log = logging.getLogger(__name__)
 
 #: The command this process runs (``racing-rl <command>``), its pid (a forked child
 #: inherits the value, not the pid), the code of its Hydra task function, and the sweep
@@ -206,3 +209,87 @@ def ending(code: object) -> None:
     if code in (130, 143) and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+class TrainingSignals:
+    """SIGINT and SIGTERM while training (a context manager).
+
+    The first signal raises ``KeyboardInterrupt`` (SIGTERM too), which ends ``learn``
+    so that an ``interrupted`` checkpoint is saved. Inside ``held()`` (the saves that
+    callbacks make during ``learn``) it is held and raised when the block ends: raised
+    inside ``torch.save``, it would surface as a ``RuntimeError`` of the half-written
+    zip file. Any later signal, and any signal once ``saving`` is set (the interrupted
+    or final save), is logged and otherwise waits for the save: a double Ctrl-C leaves
+    a complete checkpoint, not a ``.partial`` one and tracebacks. A signal during the
+    final save (``pending``) or the final validation after it skips that validation.
+    Outside the main thread (where Python allows no handlers) it does nothing.
+
+    SIGUSR2, where submitit's handler is installed (a SLURM job, preempted or timed out:
+    the handler requeues it and exits), stops training as SIGTERM does; once the
+    interrupted checkpoint is saved, ``chain`` calls that handler, so that the requeued
+    job resumes from the checkpoint. Another program's SIGUSR2 handler is left alone.
+    """
+
+    def __init__(self) -> None:
+        self.saving = False
+        self._holding = False
+        self._held: str | None = None
+        self._previous: dict[signal.Signals, Any] = {}
+        self._chained: signal.Signals | None = None
+
+    def __enter__(self) -> TrainingSignals:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+            usr2 = getattr(signal, "SIGUSR2", None)  # none on Windows
+            handler = signal.getsignal(usr2) if usr2 is not None else None
+            if usr2 is not None and getattr(handler, "__module__", "").startswith("submitit"):
+                self._previous[usr2] = signal.signal(usr2, self._handle)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """A block (a save) that a signal does not cut: it is raised when the block ends.
+
+        Raises:
+            KeyboardInterrupt: after the block, if a signal came during it.
+        """
+        self._holding = True
+        try:
+            yield
+        finally:
+            self._holding = False
+        if self._held is not None and not self.saving:
+            self.saving = True
+            raise KeyboardInterrupt(self._held)
+
+    @property
+    def pending(self) -> str | None:
+        """The first signal that came while a save was held or ``saving`` (its name)."""
+        return self._held
+
+    def chain(self) -> None:
+        """Call the handler that was installed for a signal that stopped training (SIGUSR2:
+        submitit's requeue, which exits), if there is one."""
+        if self._chained is not None:
+            log.warning("%s: handing over to its handler (a requeue)", self._chained.name)
+            self._previous[self._chained](self._chained, None)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        name = signal.Signals(signum).name
+        if signum not in (signal.SIGINT, signal.SIGTERM):
+            self._chained = self._chained or signal.Signals(signum)
+        if self.saving or (self._holding and self._held is not None):
+            log.warning("%s: still writing the run's files; it stops in a moment", name)
+            self._held = self._held or name
+            return
+        if self._holding:
+            self._held = name
+            log.warning("%s: stopping once the checkpoint being written is complete", name)
+            return
+        self.saving = True
+        raise KeyboardInterrupt(name)

@@ -23,8 +23,8 @@ from racing_rl.checkpoints.loading import load_model, load_replay_buffer
 from racing_rl.checkpoints.runs import load_run_config, resume_config
 from racing_rl.config import initialize
 from racing_rl.errors import ConfigError, TrainingInterrupted
+from racing_rl.interrupts import TrainingSignals
 from racing_rl.normalize import read_statistics
-from racing_rl.training import _Interrupts
 
 # Rollouts of 50 steps × 4 cars = 200 timesteps, so the legs end exactly on 2000 and 4000.
 PPO = ["algo=ppo", "algo.model.n_steps=50", "algo.model.batch_size=100"]
@@ -137,7 +137,7 @@ def test_a_signal_saves_an_interrupted_checkpoint_that_resume_continues(sig, tmp
 def test_a_signal_during_a_save_in_training_is_raised_once_the_save_is_complete(caplog):
     # Raised inside torch.save, the KeyboardInterrupt became a RuntimeError of the
     # half-written zip, and the run exited 1 instead of saving an interrupted checkpoint.
-    interrupts = _Interrupts()
+    interrupts = TrainingSignals()
     saved = []
     with interrupts:
         with pytest.raises(KeyboardInterrupt, match="SIGTERM"), interrupts.held():
@@ -151,7 +151,7 @@ def test_a_signal_during_a_save_in_training_is_raised_once_the_save_is_complete(
     assert "stopping once the checkpoint being written is complete" in caplog.text
     assert caplog.text.count("still writing the run's files") == 2
     # Outside a save, a signal interrupts at once.
-    with _Interrupts(), pytest.raises(KeyboardInterrupt, match="SIGINT"):
+    with TrainingSignals(), pytest.raises(KeyboardInterrupt, match="SIGINT"):
         os.kill(os.getpid(), signal.SIGINT)
         saved.append(sum(range(1000)))
     assert len(saved) == 2
@@ -1045,8 +1045,8 @@ def test_a_preempted_slurm_job_saves_its_checkpoint_before_submitit_requeues_it(
     # Another program's SIGUSR2 (a stack dump, a log level) does not stop training.
     other = signal.signal(signal.SIGUSR2, lambda signum, frame: None)
     try:
-        with _Interrupts():
-            assert signal.getsignal(signal.SIGUSR2) is not _Interrupts._handle
+        with TrainingSignals():
+            assert signal.getsignal(signal.SIGUSR2) is not TrainingSignals._handle
             assert getattr(signal.getsignal(signal.SIGUSR2), "__self__", None) is None
     finally:
         signal.signal(signal.SIGUSR2, other)
