@@ -9,6 +9,7 @@ directory. The ``racing_rl.eval_dir`` resolver (``racing_rl.config``) names that
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from racing_rl.config import SweepSignals, hydra_main, job_failed
 from racing_rl.errors import RacingRLError
 from racing_rl.evaluation.command import check_runs, evaluate
 from racing_rl.evaluation.tables import format_table, race_tables, tracks_phrase
+from racing_rl.files import read_record
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +59,15 @@ def main(cfg: DictConfig) -> None:
         override.split("=", 1)[0].lstrip("+") == "out_dir" for override in hydra.overrides.task
     ):
         cfg.out_dir = hydra.runtime.output_dir
+    metrics = None
     try:
         metrics = evaluate(cfg, difficulty=hydra.runtime.choices.get("difficulty"))
     except RacingRLError as err:
         log.error("%s", err)
         job_failed(err)
+    finally:  # an error, Ctrl-C, or the window closed before a race ended
+        if metrics is None:
+            _name_earlier_metrics(Path(cfg.out_dir))
     if metrics is None:  # the window was closed before a race ended: said in the log
         return
     out = Path(metrics["out_dir"]) / "metrics.json"
@@ -89,3 +95,21 @@ def main(cfg: DictConfig) -> None:
         print(f"{replays} replay{'' if replays == 1 else 's'} in {where}")
     rounds = f", {len(seeds)} episodes" if len(seeds) > len(set(seeds)) else ""
     print(f"{metrics['driver']} on {tracks}{rounds}, {metrics['seconds']:.1f} s; written to {out}")
+
+
+def _name_earlier_metrics(out_dir: Path) -> None:
+    """Log, where ``out_dir`` holds a ``metrics.json``, that it is an earlier eval's (when
+    it was written, by which command): this eval ended before writing its own, and its log
+    (``eval.log``) replaced the one of the eval that wrote it."""
+    path = out_dir / "metrics.json"
+    if not path.is_file():
+        return
+    record = read_record(path, "it is an earlier eval's") or {}
+    command = record.get("settings", {}).get("command") or "a command it does not record"
+    written = datetime.fromtimestamp(path.stat().st_mtime).strftime("%Y-%m-%d %H:%M:%S")
+    log.warning(
+        "%s is an earlier eval's, written %s by %s; this eval wrote no metrics",
+        path,
+        written,
+        command,
+    )

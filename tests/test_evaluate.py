@@ -6,6 +6,7 @@ import json
 import math
 import re
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -250,6 +251,26 @@ def test_eval_records_replays_that_agree_with_metrics(tiny_runs, tmp_path):
     assert sorted(p.name for p in (out / "replays").iterdir()) == names
     metrics = strict_json((out / "metrics.json").read_text())
     assert [Path(p).name for p in metrics["replays"]] == names
+
+    # Ctrl-C before the races end writes no metrics: the log says whose metrics.json stays.
+    written = (out / "metrics.json").read_bytes()
+    program = (
+        "import sys\n"
+        "import racing_rl.evaluation.command as command\n"
+        "def interrupted(*args, **kwargs):\n"
+        "    raise KeyboardInterrupt\n"
+        "command.run_races = interrupted\n"
+        "from racing_rl.cli import main\n"
+        f"sys.exit(main(['eval', *{again!r}, 'out_dir={out}']))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", program], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 130, result.stderr[-3000:]
+    assert (out / "metrics.json").read_bytes() == written
+    said = f"{out / 'metrics.json'} is an earlier eval's, written 20"
+    assert said in result.stderr and "seeds=[6,6]" in result.stderr
+    assert "this eval wrote no metrics" in (out / "eval.log").read_text()
 
 
 def test_a_three_car_race_leaderboard_matches_the_replays(tiny_runs, tmp_path):
