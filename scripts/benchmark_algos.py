@@ -62,6 +62,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +70,7 @@ import numpy as np
 from hydra import compose
 
 from racing_rl.checkpoints.runs import check_simulator_run, load_run_config
-from racing_rl.config import benchmark_seeds, initialize
+from racing_rl.config import backend_config, benchmark_seeds, initialize
 from racing_rl.errors import RacingRLError, reported
 from racing_rl.evaluation.command import SCRIPTED, evaluate
 from racing_rl.evaluation.tables import markdown_table
@@ -121,6 +122,19 @@ def check_held_out(run_dir: Path, seeds: Sequence[int]) -> None:
                 f"benchmark's tracks [{low}, {high}) (tracks.benchmark in conf/train.yaml): "
                 "its figures would not be held out. Measure runs trained on other seeds."
             )
+
+
+def scripted_world(run_dir: Path) -> dict[str, Any]:
+    """What the scripted driver's figures on ``run_dir``'s sets depend on: the run's test
+    tracks, track generator, car and rules (car collisions aside: the single-car sets race
+    one car), as ``{"tracks.test": [...], "track.width": 10.0, ...}``."""
+    cfg = load_run_config(run_dir)
+    config = backend_config(cfg.backend)
+    world = {"tracks.test": [int(v) for v in cfg.tracks.test]}
+    for group in ("track", "car", "rules"):
+        world.update({f"{group}.{k}": v for k, v in asdict(getattr(config, group)).items()})
+    del world["rules.car_collisions"]
+    return world
 
 
 def racing_rl(*args: str) -> None:
@@ -617,11 +631,22 @@ def benchmark(
 
     Raises:
         SystemExit: if a run's tracks overlap the benchmark's (``check_held_out``), or two
-            runs would make the row of one label and seed, before anything is measured.
+            runs would make the row of one label and seed, or a run races on other tracks or
+            rules than the first (``scripted_world``), before anything is measured.
     """
     rows_of: dict[tuple[str, int], Path] = {}
+    first = trained[0][0]
     for run_dir, _ in trained:
         check_held_out(run_dir, seeds)
+        theirs, ours = scripted_world(first), scripted_world(run_dir)
+        differing = [key for key in theirs if theirs[key] != ours[key]]
+        if differing:  # the scripted driver's figures are measured once, on the first's
+            raise SystemExit(
+                f"{run_dir} races on other tracks or rules than {first} ("
+                + ", ".join(f"{k}: {ours[k]} against {theirs[k]}" for k in differing)
+                + "): the scripted driver's figures, measured on the first run's, would not "
+                "be its baseline. Measure them with a --measure each."
+            )
         cfg = load_run_config(run_dir)
         key = label or str(cfg.algo.name), int(cfg.seed)
         if key in rows_of:  # one row would hide the other in the tables

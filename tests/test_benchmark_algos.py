@@ -186,6 +186,27 @@ def test_two_runs_of_one_label_and_seed_are_refused_not_one_hidden(bench, tmp_pa
     assert not (tmp_path / "bench").exists()  # refused before anything was measured
 
 
+def test_runs_of_other_tracks_or_rules_in_one_measure_are_refused(bench, tmp_path):
+    """The scripted driver is measured once, on the first run's tracks and rules: a run of
+    wider tracks or another car measured beside it was compared with the wrong baseline."""
+    runs = []
+    for seed, overrides in enumerate(
+        ([], ["experiment=race"], ["backend.track.width=16", "backend.car.engine_accel=10"])
+    ):
+        run_dir = tmp_path / str(seed)
+        (run_dir / ".hydra").mkdir(parents=True)
+        with initialize():
+            cfg = compose("train", overrides=[f"seed={seed}", *overrides])
+        OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml")
+        runs.append((run_dir, None))
+    # Other sensors and car collisions leave the scripted driver's single-car figures alone.
+    assert bench.scripted_world(runs[0][0]) == bench.scripted_world(runs[1][0])
+    said = r"2 races on other tracks or rules than .*0 \(track.width: 16.0 against 14.0, car"
+    with pytest.raises(SystemExit, match=said):
+        bench.benchmark(runs, tmp_path / "bench", benchmark_seeds(), [])
+    assert not (tmp_path / "bench").exists()
+
+
 def test_the_committed_table_is_the_render_of_the_listed_results(bench, tmp_path):
     # docs/benchmarks.md's table is not edited by hand: docs/results/rendered.txt lists
     # the results.json files that write it (scripts/benchmark_algos.py --render @...).
