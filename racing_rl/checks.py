@@ -29,7 +29,7 @@ from stable_baselines3.common.vec_env import VecNormalize
 
 from racing_rl.algos import SET_BY_RACING_RL, algorithm_class, constructor_parameters
 from racing_rl.config import backend_config, to_container, train_mix
-from racing_rl.envs.config import RaceConfig
+from racing_rl.envs.config import EpisodeConfig, RaceConfig
 from racing_rl.errors import ConfigError, one_line
 from racing_rl.objective import OBJECTIVES
 
@@ -444,6 +444,15 @@ def check_train_config(cfg: DictConfig, *, device: bool = True) -> None:
             opponents,
             "scripted opponents race on the built-in simulator only (backend=pygame); "
             "in a Roblox game, put the game's own NPC cars on track",
+        )
+    episode = getattr(backend, "episode", None)  # a game's episode has no spawn
+    if isinstance(episode, EpisodeConfig) and episode.rotate_grid and episode.spawn != "grid":
+        raise invalid(
+            "backend.episode.rotate_grid",
+            True,
+            "it rotates the slots of a grid start by the track's seed (spawn='grid', as "
+            f"eval's races), and spawn={episode.spawn!r} has none to rotate (a random "
+            "spawn's grid starts, grid_start_prob, draw their slots at random): leave it out",
         )
     # None: a Roblox game's size, read from its first frame (the bridge bounds it then).
     if backend.observation_size is not None:

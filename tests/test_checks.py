@@ -45,6 +45,7 @@ INVALID = [
     (["backend.track.width=-3"], "backend.track.width must be > 0, got -3.0"),
     (["+backend.track.colour=red"], "backend.track.colour"),
     (["backend.episode.spawn=air"], "episode.spawn"),
+    (["backend.episode.rotate_grid=true"], "spawn='random' has none to rotate"),
     (["backend.name=carla"], "backend.name='carla'; must be one of pygame, roblox"),
     (["backend=roblox", "backend.server.host=0.0.0.0"], "server.host='0.0.0.0'"),
     (["backend=roblox", "backend.observation_size=3"], "observation_size=3"),

@@ -76,7 +76,8 @@ class EpisodeConfig(GameEpisodeConfig):
             from grid slot ``(i + s) mod n_cars`` instead of slot ``i``: over ``n_cars``
             consecutive track seeds every car starts once from every slot. ``racing-rl
             eval``'s races rotate (``rotate_grid`` in conf/eval.yaml): the front of the
-            grid is worth places, so a fixed order biases a race's figures.
+            grid is worth places, so a fixed order biases a race's figures. Training
+            refuses it with another spawn, where it would do nothing.
         standing_start_prob: with ``spawn="random"``, chance that a car starts at rest.
         grid_start_prob: with ``spawn="random"``, chance that a race (every car at once,
             not a car respawned alone) starts on the grid instead, its cars in random
