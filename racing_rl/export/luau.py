@@ -67,10 +67,12 @@ def luau_source(spec: PolicySpec) -> str:
         decode.append(f"local LSTM{k}_B = take({4 * h})")
         decode.append(f"for i, v in take({4 * h}) do\n\tLSTM{k}_B[i] += v\nend")
         blob.add(np.hstack([layer.weight_ih, layer.weight_hh]), layer.bias_ih, layer.bias_hh)
-    dense = [layer for layer in spec.layers if isinstance(layer, Dense)]
-    for k, layer in enumerate(dense):
-        decode.append(f"local W{k} = takeRows({layer.n_out}, {layer.n_in})")
-        decode.append(f"local B{k} = take({layer.n_out})")
+    # The dense layers' weights in tables, W[k] and B[k], not a local each: a chunk holds
+    # at most 200 locals (and a function 200 upvalues), which deep networks exceeded.
+    decode.append("local W: { { { number } } }, B: { { number } } = {}, {}")
+    for k, layer in enumerate(_dense_layers(spec), start=1):
+        decode.append(f"W[{k}] = takeRows({layer.n_out}, {layer.n_in})")
+        decode.append(f"B[{k}] = take({layer.n_out})")
         blob.add(layer.weight, layer.bias)
     header = _header(spec)
     return _TEMPLATE.format(
@@ -271,9 +273,15 @@ def _scratch(spec: PolicySpec) -> str:
         for k, layer in enumerate(spec.lstm):
             n = int(layer.weight_ih.shape[1]) + layer.hidden_size
             lines.append(f"local XH{k} = table.create({n}, 0)")
-    dense = [layer for layer in spec.layers if isinstance(layer, Dense)]
-    lines += [f"local Y{k} = table.create({layer.n_out}, 0)" for k, layer in enumerate(dense)]
+    lines.append("local Y: { { number } } = {}")
+    dense = enumerate(_dense_layers(spec), start=1)
+    lines += [f"Y[{k}] = table.create({layer.n_out}, 0)" for k, layer in dense]
     return "\n".join(lines)
+
+
+def _dense_layers(spec: PolicySpec) -> list[Dense]:
+    """``spec``'s dense layers after the LSTM, in order: W[k], B[k] and Y[k] in Luau."""
+    return [layer for layer in spec.layers if isinstance(layer, Dense)]
 
 
 def _forward(spec: PolicySpec) -> str:
@@ -300,9 +308,9 @@ def _forward(spec: PolicySpec) -> str:
     k = 0
     for layer in spec.layers:
         if isinstance(layer, Dense):
-            lines.append(f"dense(W{k}, B{k}, {current}, {size}, Y{k})")
-            current, size = f"Y{k}", layer.n_out
             k += 1
+            lines.append(f"dense(W[{k}], B[{k}], {current}, {size}, Y[{k}])")
+            current, size = f"Y[{k}]", layer.n_out
         else:
             lines += _activation(layer, current, size)
     lines.append(f"local out = {current}")
@@ -317,7 +325,9 @@ def _activation(layer: Activation, x: str, n: int) -> list[str]:
         "leaky_relu": "if v >= 0 then v else v * {0!r}",
         "hardtanh": "math.clamp(v, {0!r}, {1!r})",
     }[layer.name].format(*layer.params)
-    return [f"for i = 1, {n} do", f"\tlocal v = {x}[i]", f"\t{x}[i] = {expression}", "end"]
+    # In a block of its own: x, a local (one index, not one per element), ends with it.
+    loop = [f"for i = 1, {n} do", "\tlocal v = x[i]", f"\tx[i] = {expression}", "end"]
+    return ["do", f"\tlocal x = {x}", *("\t" + line for line in loop), "end"]
 
 
 def _outputs(spec: PolicySpec) -> str:

@@ -18,6 +18,7 @@ from racing_rl.export import load_spec
 from racing_rl.export.luau import LINE_WIDTH, _Blob, luau_source, observation_layout
 from racing_rl.export.onnx import SpecModule
 from racing_rl.export.runtime import LuauPolicy, pluau
+from racing_rl.export.spec import Dense
 
 
 @pytest.fixture(scope="module")
@@ -238,3 +239,25 @@ def test_a_near_constant_input_is_normalised_with_sb3_s_float64_statistics():
     expected = 1000.0 * (1.0 - mean[12]) / np.sqrt(var[12] + 1e-8)  # SB3's, in float64
     assert expected > 0.08  # where float32 statistics give 0
     assert policy.act(observation)[0, 0] == pytest.approx(expected, rel=1e-5)
+
+
+def test_a_network_of_a_hundred_layers_makes_a_module_that_acts_as_the_policy():
+    """A dense layer's weights, bias and output were a local each: a chunk holds at most
+    200, so a network of 62 layers or more made a module that did not compile."""
+    import gymnasium as gym
+    from stable_baselines3 import PPO
+
+    from racing_rl.export.spec import policy_spec
+
+    class Spaces(gym.Env):
+        observation_space = gym.spaces.Box(-1.0, 1.0, (13,), np.float32)
+        action_space = gym.spaces.Box(-1.0, 1.0, (3,), np.float32)
+
+    model = PPO("MlpPolicy", Spaces(), policy_kwargs={"net_arch": [8] * 99}, device="cpu")
+    spec = policy_spec(model, None, frame_stack=1)
+    assert sum(isinstance(layer, Dense) for layer in spec.layers) == 100
+    observation = np.random.default_rng(2).uniform(-1, 1, (2, 13)).astype(np.float32)
+    with torch.no_grad():
+        expected = SpecModule(spec)(torch.as_tensor(observation)).numpy()
+    actions = LuauPolicy(luau_source(spec)).act(observation)
+    np.testing.assert_allclose(actions, expected, atol=1e-5)
