@@ -47,6 +47,8 @@ BoolArray = NDArray[np.bool_]
 #: A placed car's progress closer to 0 than this is 0 [laps]: the car stands on the line
 #: (rounding of the projection must not put it a hair behind, an extra lap to drive).
 ON_LINE_PROGRESS = 1e-9
+#: Rounding slack of the race clock (a sum of dt) when it is compared with a time [s].
+_CLOCK_SLACK = 1e-9
 
 
 @dataclass(frozen=True)
@@ -317,7 +319,10 @@ class WorldBatch:
         improved = self.progress > self._best_progress
         np.maximum(self.progress, self._best_progress, out=self._best_progress)
         self._last_improvement[:] = np.where(improved, self.clock, self._last_improvement)
-        stuck = (self.clock - self._last_improvement > self.rules.stuck_time) & active & ~crashed
+        # The clock is a sum of dt: at dt = 1/15, 60 steps make 4.000000000000005 s, and
+        # "more than 4 s" held a step early. A nanosecond's slack is below any dt.
+        stalled = self.clock - self._last_improvement > self.rules.stuck_time + _CLOCK_SLACK
+        stuck = stalled & active & ~crashed
         return StepEvents(
             progress_delta=self.progress - before,
             crashed=crashed,

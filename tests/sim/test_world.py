@@ -353,6 +353,16 @@ def test_a_car_that_does_not_move_becomes_stuck_after_stuck_time() -> None:
     assert rules.stuck_time <= first_stuck <= rules.stuck_time + DT + 1e-9
 
 
+@pytest.mark.parametrize("stuck_time", [1.0, 2.0, 4.0])
+def test_stuck_means_more_than_stuck_time_on_the_summed_clock(stuck_time) -> None:
+    """The clock adds dt = 1/15 each step: after 60 steps it read 4.000000000000005 s, and
+    the default stuck_time of 4 s fired a step early (at 4.0 s, not after it)."""
+    world = make_world(generate_track(12), rules=RaceRules(stuck_time=stuck_time))
+    world.place_cars(np.zeros(1), np.zeros(1), np.zeros(1), np.zeros(1))
+    steps = [world.step(np.zeros((1, 3))).stuck[0] for _ in range(round(stuck_time / DT) + 1)]
+    assert not any(steps[:-1]) and steps[-1]  # the first step past stuck_time
+
+
 def test_stuck_clock_restarts_on_new_progress_only() -> None:
     track = generate_track(12)
     rules = RaceRules(stuck_time=1.0)
