@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,8 +19,13 @@ from hydra import compose
 from omegaconf import OmegaConf
 from runs import QUICK, QUICK_OFF_POLICY, default_sigint, racing_rl, saved_config, tb_scalars
 
-from racing_rl.checkpoints.layout import find_checkpoints, latest_checkpoint
-from racing_rl.checkpoints.loading import load_model, load_replay_buffer
+from racing_rl.checkpoints.layout import (
+    MANIFEST,
+    Checkpoint,
+    find_checkpoints,
+    latest_checkpoint,
+)
+from racing_rl.checkpoints.loading import load_episodes, load_model, load_replay_buffer
 from racing_rl.checkpoints.runs import load_run_config, resume_config
 from racing_rl.config import initialize
 from racing_rl.errors import ConfigError, TrainingInterrupted
@@ -77,6 +83,12 @@ def test_resume_continues_the_run_where_it_stopped(algo, tmp_path):
     # One TensorBoard run whose steps go on from the first leg.
     steps = [step for step, _ in tb_scalars(run_dir)["time/fps"]]
     assert steps == sorted(steps) and steps[-1] > 2000
+    # The latest episodes came back with the checkpoint (SB3's ep_info_buffer, which its
+    # loading leaves empty): the second leg's record goes on from the first's.
+    before = json.loads((Path(legs[1]["resumed_from"]) / MANIFEST).read_text())["episodes"]
+    after = json.loads((final.path / MANIFEST).read_text())["episodes"]
+    assert 0 < len(before) < len(after) < 100, (len(before), len(after))
+    assert after[: len(before)] == before
     if "algo=ppo" in algo:
         # The linear schedule spans the run's total: 2000 steps in the first leg, 4000 in
         # the second, which goes on from step 2000 (not from 0). Each value is logged one
@@ -93,6 +105,21 @@ def test_resume_continues_the_run_where_it_stopped(algo, tmp_path):
         assert load_replay_buffer(model, final.path)
         assert model.replay_buffer.size() * model.replay_buffer.n_envs == 4000
         assert "replay buffer: 2000 transitions" in second.stderr
+
+
+def test_a_malformed_record_of_episodes_resumes_without_them(tmp_path, caplog):
+    checkpoint = tmp_path / "ppo_200_steps"
+    checkpoint.mkdir()
+    record = {"timesteps": 200, "kind": "ppo", "algorithm": "PPO"}
+    (checkpoint / MANIFEST).write_text(json.dumps(record))  # saved before the record
+    assert load_episodes(Checkpoint(checkpoint, 200, "ppo")) == []
+    assert not caplog.records
+    episodes = [{"r": 1.5, "l": 20, "t": 0.25}, {"r": float("nan"), "l": 3, "t": 0.5}]
+    (checkpoint / MANIFEST).write_text(json.dumps({**record, "episodes": episodes}))
+    assert load_episodes(Checkpoint(checkpoint, 200, "ppo")) == []
+    assert "record of the latest episodes is malformed ([{'l': 20" in caplog.text
+    (checkpoint / MANIFEST).write_text(json.dumps({**record, "episodes": episodes[:1]}))
+    assert load_episodes(Checkpoint(checkpoint, 200, "ppo")) == episodes[:1]
 
 
 def training_with_a_checkpoint(run_dir) -> subprocess.Popen:

@@ -16,7 +16,8 @@ itself hold the same model files)::
       vecnormalize.pkl             the same as SB3's pickle, for SB3's own tools; never read
                                    unless trust_pickles=true and the .npz is missing
       replay_buffer.npz            the replay buffer's arrays (off-policy, newest only)
-      checkpoint.json              {"timesteps", "kind", "algorithm", "saved_at"}
+      checkpoint.json              {"timesteps", "kind", "algorithm", "saved_at",
+                                   "episodes": the latest episodes' return, length, time}
 
 **Trust model** (docs/checkpoints.md): loading a run directory runs no code from it.
 ``model.zip``'s weights are read with ``torch.load(weights_only=True)`` (SB3 does so);

@@ -19,6 +19,8 @@ VECNORMALIZE_PICKLE = "vecnormalize.pkl"
 REPLAY_BUFFER_PICKLE = "replay_buffer.pkl"
 REPLAY_BUFFER = "replay_buffer.npz"
 MANIFEST = "checkpoint.json"
+#: The figures of an episode that the manifest keeps (its ``episodes``): VecMonitor's.
+EPISODE_KEYS = ("r", "l", "t")
 #: Kinds that are not periodic; ``keep`` never prunes them.
 INTERRUPTED, FINAL = "interrupted", "final"
 #: The replay buffer's arrays saved in ``replay_buffer.npz`` (None ones are skipped).

@@ -9,6 +9,7 @@ import json
 import logging
 import pickle
 import pydoc
+import reprlib
 import textwrap
 import zipfile
 from pathlib import Path
@@ -37,12 +38,15 @@ from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 from racing_rl.algos import algorithm_class, constructor_parameters
 from racing_rl.checkpoints.layout import (
     BUFFER_ARRAYS,
+    EPISODE_KEYS,
+    MANIFEST,
     MODEL,
     REPLAY_BUFFER,
     REPLAY_BUFFER_PICKLE,
     REPLAY_BUFFER_VERSION,
     STATISTICS,
     VECNORMALIZE_PICKLE,
+    Checkpoint,
     filled_rows,
 )
 from racing_rl.errors import CheckpointError, PickleRefused, one_line
@@ -437,3 +441,34 @@ def load_replay_buffer(
             f"{plain} is not a loadable replay buffer ({type(err).__name__}: {err})."
         ) from err
     return True
+
+
+def load_episodes(checkpoint: Checkpoint) -> list[dict[str, float]]:
+    """The latest episodes saved with ``checkpoint`` (its manifest's ``episodes``,
+    ``saving.episode_record``), for SB3's ``ep_info_buffer``: a resumed run's first
+    ``rollout/ep_rew_mean`` then averages them with its own, as the run did before it
+    stopped, not the few short episodes that end in its first rollout.
+
+    Returns:
+        The episodes; none for a checkpoint saved before they were recorded, or, with a
+        warning, one whose record is malformed (the run resumes without them).
+    """
+    try:
+        episodes = json.loads((checkpoint.path / MANIFEST).read_text()).get("episodes", [])
+    except (OSError, ValueError, AttributeError) as err:
+        episodes = f"{type(err).__name__}: {err}"
+    well_formed = isinstance(episodes, list) and all(
+        isinstance(info, dict)
+        and set(info) == set(EPISODE_KEYS)
+        and all(isinstance(v, int | float) and np.isfinite(v) for v in info.values())
+        for info in episodes
+    )
+    if not well_formed:
+        log.warning(
+            "%s: its record of the latest episodes is malformed (%s): the resumed run's "
+            "rollout/ep_rew_mean starts from its own episodes",
+            checkpoint.path / MANIFEST,
+            reprlib.repr(episodes),
+        )
+        return []
+    return episodes

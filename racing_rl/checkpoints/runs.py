@@ -7,6 +7,7 @@ from __future__ import annotations
 import inspect
 import logging
 import os
+from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -33,6 +34,7 @@ from racing_rl.checkpoints.layout import (
 )
 from racing_rl.checkpoints.loading import (
     check_named_classes,
+    load_episodes,
     load_model,
     load_normalizer,
     load_replay_buffer,
@@ -325,6 +327,11 @@ def load_for_resume(cfg: DictConfig, checkpoint: Checkpoint, venv: VecEnv) -> Ba
             buffer = model.replay_buffer
             assert buffer is not None
             log.info("replay buffer: %d transitions", buffer.size() * buffer.n_envs)
+    # learn(reset_num_timesteps=False) keeps them (and wants both buffers, or neither):
+    # rollout/ep_rew_mean goes on smoothly. The race's episodes report no success.
+    window = model._stats_window_size
+    model.ep_info_buffer = deque(load_episodes(checkpoint), maxlen=window)
+    model.ep_success_buffer = deque(maxlen=window)
     # A resumed leg is as reproducible as a fresh run: seed it from the config and step.
     model.set_random_seed(cfg.seed + model.num_timesteps)
     return model

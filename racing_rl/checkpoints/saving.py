@@ -21,6 +21,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from racing_rl.checkpoints.layout import (
     BUFFER_ARRAYS,
+    EPISODE_KEYS,
     FINAL,
     INTERRUPTED,
     MANIFEST,
@@ -137,6 +138,7 @@ def save_checkpoint(
             "algorithm": type(model).__name__,
             "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             **({"validation_due": True} if validation_due else {}),
+            "episodes": episode_record(model),
         }
         write_json(directory / MANIFEST, manifest)
 
@@ -157,6 +159,18 @@ def save_checkpoint(
             shutil.rmtree(doomed, ignore_errors=True)
             log.info("checkpoint.keep=%d: deleted %s", keep, pruned.path)
     return checkpoint
+
+
+def episode_record(model: BaseAlgorithm) -> list[dict[str, float]]:
+    """The model's latest episodes as JSON: SB3's ``ep_info_buffer`` (up to
+    ``stats_window_size``, 100, of VecMonitor's ``{"r": return, "l": length [steps],
+    "t": wall time since the monitor started [s]}``), whose means are TensorBoard's
+    ``rollout/ep_rew_mean`` and ``ep_len_mean``. Other keys are left out."""
+    return [
+        {key: float(info[key]) for key in EPISODE_KEYS}
+        for info in model.ep_info_buffer or []
+        if all(key in info for key in EPISODE_KEYS)
+    ]
 
 
 def clear_validation_due(checkpoint: Checkpoint) -> None:
