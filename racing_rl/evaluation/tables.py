@@ -7,17 +7,33 @@ from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 
-def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
-    """A plain-text table of ``rows`` (dicts) with the given columns."""
+def format_table(
+    rows: Sequence[dict[str, Any]], columns: Sequence[str], left: Collection[str] = ()
+) -> str:
+    """A plain-text table of ``rows`` (dicts) with the given columns, two spaces apart,
+    without a trailing newline.
+
+    Args:
+        rows: one dict per row, with a value for each of ``columns``; a float prints with
+            3 decimals, any other value ``str()``-ed (pass a string, such as
+            ``f"{rate:,.0f}"``, for another format).
+        columns: the keys shown, in order, which are also the headers.
+        left: the columns aligned left (a column of names); the others align right.
+    """
 
     def cell(value: Any) -> str:
         return fixed(value, 3) if isinstance(value, float) else str(value)
 
+    def line(cells: Sequence[str]) -> str:
+        aligned = (
+            v.ljust(w) if c in left else v.rjust(w)
+            for c, v, w in zip(columns, cells, widths, strict=True)
+        )
+        return "  ".join(aligned)
+
     body = [[cell(row[c]) for c in columns] for row in rows]
     widths = [max(len(c), *(len(r[i]) for r in body)) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.rjust(w) for c, w in zip(columns, widths, strict=True))]
-    lines += ["  ".join(v.rjust(w) for v, w in zip(r, widths, strict=True)) for r in body]
-    return "\n".join(lines)
+    return "\n".join([line(columns), *(line(r) for r in body)])
 
 
 def markdown_table(

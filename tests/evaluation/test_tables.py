@@ -38,6 +38,20 @@ def test_tables_print_no_negative_zero():
     assert "0.00 laps" in race_tables(metrics) and "-0.00" not in race_tables(metrics)
 
 
+def test_a_text_table_aligns_right_but_for_the_columns_asked_left():
+    rows = [
+        {"driver": "ppo", "laps": 0.97, "cars": "1,200"},
+        {"driver": "scripted", "laps": 1, "cars": 20},
+    ]
+    table = format_table(rows, ["driver", "laps", "cars"], left={"driver"})
+    assert table.splitlines() == [
+        "driver     laps   cars",
+        "ppo       0.970  1,200",
+        "scripted      1     20",
+    ]
+    assert format_table(rows, ["driver", "laps"]).splitlines()[1] == "     ppo  0.970"
+
+
 @pytest.mark.parametrize(
     ("seeds", "split", "difficulty", "phrase"),
     [
