@@ -65,6 +65,7 @@ import numpy as np
 from racing_rl.bridge.server import free_port
 from racing_rl.config import default_backend
 from racing_rl.errors import reported
+from racing_rl.evaluation.tables import format_table
 from racing_rl.vec import ParallelEnvsVecEnv, make_env
 
 
@@ -216,12 +217,18 @@ def main() -> None:
         vec99 = float(np.percentile(times, 99)) * 1e3
         rows.append((name, cars * len(times) / sum(times), p50, p99, vec99, len(times)))
     print(f"{args.races} races x {args.cars} cars = {cars} cars on {args.tracks} tracks, loopback")
-    print(
-        f"{'backend':<28}{'env-steps/s':>12}{'step p50':>10}{'step p99':>10}"
-        f"{'vec p99':>9}{'vec steps':>10}   [ms]"
-    )
-    for name, rate, p50, p99, vec99, steps in rows:
-        print(f"{name:<28}{rate:>12,.0f}{p50:>10.2f}{p99:>10.2f}{vec99:>9.2f}{steps:>10}")
+    table = [
+        {
+            "backend": name,
+            "env-steps/s": f"{rate:,.0f}",
+            "step p50 [ms]": f"{p50:.2f}",
+            "step p99 [ms]": f"{p99:.2f}",
+            "vec p99 [ms]": f"{vec99:.2f}",
+            "vec steps": steps,
+        }
+        for name, rate, p50, p99, vec99, steps in rows
+    ]
+    print(format_table(table, list(table[0]), left={"backend"}))
     (_, bridge_rate, p50, p99, vec99, _), (_, direct_rate, *_), _ = rows
     print(f"bridge / direct: {bridge_rate / direct_rate:.2f}; messages rejected: {rejected}")
     share = realtime["in_time"] / max(1, realtime["awaited"])

@@ -39,6 +39,7 @@ from racing_rl.checkpoints.runs import check_simulator_run
 from racing_rl.config import initialize
 from racing_rl.errors import reported
 from racing_rl.evaluation.command import SCRIPTED, evaluate
+from racing_rl.evaluation.tables import format_table
 
 
 def spin() -> None:
@@ -109,7 +110,7 @@ def main() -> None:
                     for n in settings:
                         seconds = timed_eval(args, n, Path(tmp))
                         times[condition][n].append(seconds)
-                        print(f"{condition:>22}  torch_threads={n}: {seconds:6.2f} s", flush=True)
+                        print(f"{condition}, torch_threads={n}: {seconds:.2f} s", flush=True)
             finally:
                 if busy is not None:
                     busy.terminate()
@@ -124,10 +125,16 @@ def main() -> None:
         }
         for condition, runs in times.items()
     }
-    print(f"\n{'condition':>22}  " + "  ".join(f"threads={n:<3} (× 1)" for n in settings))
-    for condition, row in figures.items():
-        cells = [f"{v['median_s']:6.2f} s ({v['vs_one_thread']:.2f}×)" for v in row.values()]
-        print(f"{condition:>22}  " + "  ".join(cells))
+    columns = {f"threads={n} (× 1)": f"torch_threads={n}" for n in settings}
+    table = [
+        {"condition": condition}
+        | {
+            head: f"{row[key]['median_s']:.2f} s ({row[key]['vs_one_thread']:.2f}×)"
+            for head, key in columns.items()
+        }
+        for condition, row in figures.items()
+    ]
+    print("\n" + format_table(table, ["condition", *columns]))
     print(
         json.dumps(
             {

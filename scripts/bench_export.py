@@ -34,6 +34,7 @@ from omegaconf import OmegaConf
 
 from racing_rl.checkpoints.runs import load_policy_driver
 from racing_rl.errors import RacingRLError
+from racing_rl.evaluation.tables import format_table
 from racing_rl.export import FORMATS, load_spec, writer
 from racing_rl.export.runtime import LuauPolicy, OnnxPolicy
 
@@ -113,9 +114,11 @@ def main() -> None:
         message = re.sub("checkpoint= ?", "--checkpoint ", str(err))
         raise SystemExit(f"bench_export.py: {message}") from None
     print(f"{figures['algorithm']} {figures['checkpoint']}: µs per action (per car)")
-    print(f"{'driver':<8}" + "".join(f"{f'{cars} car(s)':>12}" for cars in CARS))
-    for driver, row in figures["us_per_action"].items():
-        print(f"{driver:<8}" + "".join(f"{row[cars]:>12.1f}" for cars in CARS))
+    table = [
+        {"driver": driver} | {f"{cars} car(s)": f"{row[cars]:.1f}" for cars in CARS}
+        for driver, row in figures["us_per_action"].items()
+    ]
+    print(format_table(table, ["driver", *(f"{cars} car(s)" for cars in CARS)], left={"driver"}))
     for fmt, size in figures["bytes"].items():
         print(f"{fmt} file: {size / 1024:.0f} KiB")
     print(json.dumps(figures))

@@ -71,6 +71,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from racing_rl.errors import ConfigError, reported
+from racing_rl.evaluation.tables import format_table
 from racing_rl.sim.car import CarConfig
 from racing_rl.sim.sensors import VERTEX_TOLERANCE, SensorConfig
 from racing_rl.sim.track import Track, TrackConfig, generate_track
@@ -522,16 +523,19 @@ def bench_track_change(n_tracks: int, seconds: float) -> dict[str, float]:
     }
 
 
-def format_table(results: Sequence[SizeResult]) -> str:
-    """The results as an aligned text table."""
-    header = f"{'cars':>6}  {'vectorised/s':>14}  {'naive/s':>10}  {'speedup':>8}  {'crashed':>8}"
-    lines = [header, "-" * len(header)]
-    for r in results:
-        lines.append(
-            f"{r.n_cars:>6}  {r.agent_steps_per_s:>14,.0f}  {r.naive_agent_steps_per_s:>10,.0f}"
-            f"  {r.speedup_vs_naive:>7,.1f}x  {r.crashed_fraction:>8.1%}"
-        )
-    return "\n".join(lines)
+def size_table(results: Sequence[SizeResult]) -> str:
+    """The results as a plain-text table, a row per number of cars."""
+    rows = [
+        {
+            "cars": r.n_cars,
+            "vectorised/s": f"{r.agent_steps_per_s:,.0f}",
+            "naive/s": f"{r.naive_agent_steps_per_s:,.0f}",
+            "speedup": f"{r.speedup_vs_naive:,.1f}x",
+            "crashed": f"{r.crashed_fraction:.1%}",
+        }
+        for r in results
+    ]
+    return format_table(rows, ["cars", "vectorised/s", "naive/s", "speedup", "crashed"])
 
 
 _RATE_FIELDS = ("agent_steps_per_s", "naive_agent_steps_per_s", "speedup_vs_naive")
@@ -625,7 +629,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         bench_size(track, n, args.seconds, args.episode_steps, args.min_naive_steps)
         for n in args.cars
     ]
-    print(format_table(results))
+    print(size_table(results))
     change = bench_track_change(args.tracks, args.seconds)
     print(
         f"a new track, {change['tracks']} races of 4 cars: set_track {change['set_track_ms']:.2f} "

@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from racing_rl.evaluation.tables import format_table
+
 
 def sweep_seconds(launcher: str | None, timesteps: int, overrides: list[str], root: Path) -> float:
     """Wall time of one 2-job sweep, in seconds.
@@ -51,9 +53,11 @@ def main() -> None:
         basic = sweep_seconds(None, args.timesteps, args.overrides, Path(tmp))
         parallel = sweep_seconds("parallel", args.timesteps, args.overrides, Path(tmp))
     print(f"2-job sweep, {args.timesteps:,} timesteps per job")
-    print(f"{'launcher':<24}{'wall time (s)':>14}")
-    print(f"{'basic (sequential)':<24}{basic:>14.1f}")
-    print(f"{'parallel (joblib)':<24}{parallel:>14.1f}")
+    table = [
+        {"launcher": "basic (sequential)", "wall time (s)": f"{basic:.1f}"},
+        {"launcher": "parallel (joblib)", "wall time (s)": f"{parallel:.1f}"},
+    ]
+    print(format_table(table, ["launcher", "wall time (s)"], left={"launcher"}))
     print(f"speed-up: {basic / parallel:.2f}x")
     figures = {
         "bench": "sweep",

@@ -21,7 +21,7 @@ default training's budget (``total_timesteps``: 1.5M steps for PPO, ~6 min for b
 stacks), since what the environment costs changes as PPO learns: a policy that still
 crashes often ends races (restarting them and drawing new tracks) several times as
 often as one that laps, so the first turns cost the real stack more than later ones.
-The per-turn rows, printed as each turn ends, show it. Usage::
+The per-turn lines, printed as each turn ends, and the table at the end show it. Usage::
 
     python scripts/bench_train.py [--timesteps N] [--rounds 30] [overrides ...]
 
@@ -48,6 +48,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecMonitor, VecNormalize
 from racing_rl.algos import discount, make_model
 from racing_rl.config import initialize, to_container
 from racing_rl.errors import reported
+from racing_rl.evaluation.tables import format_table
 from racing_rl.training import training_env
 
 
@@ -181,12 +182,36 @@ def run(
     }
 
 
-def print_turn(k: int | str, rates: dict[str, float]) -> None:
-    """One row of the table: a turn's (or all turns') rates and ratio."""
+def print_turn(k: int, rates: dict[str, float]) -> None:
+    """A turn's rates and ratio, as a line of progress while the turns run."""
     print(
-        f"{k:<6}{rates['zero_cost']:>13,.0f}{rates['real']:>10,.0f}{rates['ratio']:>8.2f}",
+        f"turn {k}: zero-cost {rates['zero_cost']:,.0f}/s, real {rates['real']:,.0f}/s, "
+        f"ratio {rates['ratio']:.2f}",
         flush=True,
     )
+
+
+def turns_table(figures: dict[str, Any]) -> str:
+    """A row per turn and one of all turns (``all``): the stacks' rates and their ratio.
+
+    Args:
+        figures: what ``run`` returns.
+    """
+    overall = {
+        "zero_cost": figures["zero_cost_env_steps_per_s"],
+        "real": figures["real_env_steps_per_s"],
+        "ratio": figures["ratio"],
+    }
+    rows = [
+        {
+            "turn": k,
+            "zero-cost/s": f"{rates['zero_cost']:,.0f}",
+            "real/s": f"{rates['real']:,.0f}",
+            "ratio": f"{rates['ratio']:.2f}",
+        }
+        for k, rates in [*enumerate(figures["turns"], start=1), ("all", overall)]
+    ]
+    return format_table(rows, ["turn", "zero-cost/s", "real/s", "ratio"], left={"turn"})
 
 
 def main() -> None:
@@ -220,14 +245,8 @@ def main() -> None:
         f"PPO ({cfg.algo.name}), {cars} cars, {timesteps:,} timesteps each in {args.rounds} "
         "turns (each turn rounded up to whole rollouts: the last line says how many)"
     )
-    print(f"{'turn':<6}{'zero-cost/s':>13}{'real/s':>10}{'ratio':>8}", flush=True)
     figures = run(cfg, timesteps, args.rounds, on_turn=print_turn)
-    overall = {
-        "zero_cost": figures["zero_cost_env_steps_per_s"],
-        "real": figures["real_env_steps_per_s"],
-        "ratio": figures["ratio"],
-    }
-    print_turn("all", overall)
+    print(turns_table(figures))
     print(f"(target: ratio >= 0.70; {figures['timesteps']:,} timesteps each)")
     print(json.dumps(figures))
 

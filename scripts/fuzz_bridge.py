@@ -50,6 +50,7 @@ from racing_rl.bridge.protocol import ENTRY_FAULTS, INFO_FAULTS
 from racing_rl.bridge.server import free_port
 from racing_rl.envs.config import RaceConfig
 from racing_rl.errors import reported
+from racing_rl.evaluation.tables import format_table
 from racing_rl.files import strict_json
 from racing_rl.report import learning_curve
 
@@ -162,10 +163,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--frames must be >= 1 and --timeout > 0")
     with tempfile.TemporaryDirectory(prefix="fuzz_bridge_") as tmp:
         result = fuzz(args.frames, args.timeout, args.run_dir or Path(tmp) / "run")
-    print(f"{'fault kind':<18} {'sent':>8}")
-    for kind, n in result["sent"].items():
-        print(f"{kind:<18} {n:>8}")
-    print(f"{'total':<18} {result['bad_frames']:>8}  ({result['kinds']} kinds)")
+    table = [{"fault kind": kind, "sent": n} for kind, n in result["sent"].items()]
+    table.append({"fault kind": f"total ({result['kinds']} kinds)", "sent": result["bad_frames"]})
+    print(format_table(table, ["fault kind", "sent"], left={"fault kind"}))
     print("trainer counted:  rejected", result["rejected"], "| dropped", result["dropped"])
     print("                  info keys dropped", result["info_dropped"])
     print(f"trainer RSS [MiB]: {result['rss_before_mib']} before, {result['rss_after_mib']} after")

@@ -40,6 +40,10 @@ def test_both_stacks_train_in_turns_and_each_rate_sums_its_turns(bench: ModuleTy
     assert figures["real_env_steps_per_s"] == pytest.approx(real, rel=1e-9)
     assert figures["zero_cost_env_steps_per_s"] == pytest.approx(zero_cost, rel=1e-9)
     assert figures["ratio"] == pytest.approx(real / zero_cost, rel=1e-9)
+    # The table printed at the end: a row per turn, then the overall rates.
+    table = bench.turns_table(figures).splitlines()
+    assert [line.split()[0] for line in table] == ["turn", "1", "2", "all"]
+    assert table[-1].split()[-1] == f"{figures['ratio']:.2f}"
 
 
 def test_the_schedules_run_over_the_whole_budget_as_in_one_run(bench: ModuleType) -> None:
