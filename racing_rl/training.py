@@ -175,11 +175,20 @@ def _all_finite(model: BaseAlgorithm, venv: VecEnv) -> bool:
 
 
 def _save_after_error(
-    model: BaseAlgorithm, venv: VecEnv, checkpoints_dir: Path, err: BaseException
-) -> Checkpoint | None:
+    model: BaseAlgorithm, venv: VecEnv, run_dir: Path, leg: dict[str, Any], err: BaseException
+) -> None:
     """Save an ``interrupted`` checkpoint after ``err`` ended training, if the model and
-    statistics are finite (else the previous checkpoints stay the newest). A failure to
-    save is logged, so that ``err`` is what the user sees."""
+    statistics are finite (else the previous checkpoints stay the newest); note it in
+    ``leg`` (``checkpoint``) and log how to continue. A failure to save is logged, so that
+    ``err`` is what the user sees.
+
+    Args:
+        model: the model, its ``num_timesteps`` already rewound to those trained on.
+        venv: the training VecEnv (its VecNormalize statistics are saved, if any).
+        run_dir: the run directory.
+        leg: this leg's record in run.json (updated here, written by the caller).
+        err: the error that ended training.
+    """
     if not _all_finite(model, venv):
         log.error(
             "training stopped by %s at %s timesteps; not saving: the weights or the "
@@ -187,12 +196,20 @@ def _save_after_error(
             type(err).__name__,
             f"{model.num_timesteps:,}",
         )
-        return None
+        return
     try:
-        return save_checkpoint(model, venv, checkpoints_dir, INTERRUPTED)
+        saved = save_checkpoint(model, venv, run_dir / "checkpoints", INTERRUPTED)
     except Exception as save_err:
         log.error("could not save a checkpoint after the error: %s", save_err)
-        return None
+        return
+    leg["checkpoint"] = str(saved.path)
+    log.warning(
+        "training stopped by an error at %s timesteps; saved %s. After fixing the "
+        "cause, continue with: racing-rl train %s",
+        f"{model.num_timesteps:,}",
+        saved.path,
+        path_override("resume", run_dir),
+    )
 
 
 def resume_run(
@@ -568,6 +585,167 @@ def _write_summary(
     return summary
 
 
+def _warn_if_best_is_newer(run_dir: Path, resume: Checkpoint) -> None:
+    """Warn if the run's ``best/`` was validated after the checkpoint a resume loaded:
+    training a kill -9 lost (no checkpoint of it), whose model stays ``best/`` until a
+    validation of this leg beats it.
+
+    Args:
+        run_dir: the run directory.
+        resume: the checkpoint this leg resumes from.
+    """
+    best_at = _timesteps_in(run_dir / "best" / "metrics.json")
+    if best_at is not None and best_at > resume.timesteps:  # after a kill -9
+        log.warning(
+            "best/ holds the model validated at %s timesteps, after %s: it comes from "
+            "training lost when the run stopped with no checkpoint. It stays best/ until a "
+            "validation of this leg beats it",
+            f"{best_at:,}",
+            resume.path.name,
+        )
+
+
+def _budget(model: BaseAlgorithm, total_timesteps: int, left: int) -> str:
+    """What a leg has to train, as its start line says it: ``left`` timesteps, where a
+    resumed run stands, and where ``learn`` will stop past ``total_timesteps`` (SB3
+    checks the budget only between rollouts: ``planned_timesteps``).
+
+    Args:
+        model: the model, at the leg's first timestep.
+        total_timesteps: the run's budget (absolute).
+        left: the timesteps left to train, ``total_timesteps`` less the model's (not < 0).
+
+    Returns:
+        The budget's text, e.g. ``"5,000 timesteps (it stops at 5,120, after the rollout
+        that reaches them)"``.
+    """
+    budget = f"{left:,} timesteps"
+    if model.num_timesteps:  # resumed
+        budget += f" left (at {model.num_timesteps:,} of {total_timesteps:,})"
+    end = planned_timesteps(model, total_timesteps)
+    if left and end != total_timesteps:  # SB3 checks the budget only between rollouts
+        budget += f" (it stops at {end:,}, after the rollout that reaches them)"
+    return budget
+
+
+def _save_interrupted(
+    model: BaseAlgorithm,
+    venv: VecEnv,
+    run_dir: Path,
+    leg: dict[str, Any],
+    name: str,
+    validation_due: bool,
+    total_timesteps: int,
+) -> TrainingInterrupted:
+    """Save the ``interrupted`` checkpoint of a leg that a signal stopped after its first
+    update, and record the leg in run.json as ``interrupted``.
+
+    Args:
+        model: the model, its ``num_timesteps`` already rewound to those trained on.
+        venv: the training VecEnv (its VecNormalize statistics are saved, if any).
+        run_dir: the run directory.
+        leg: this leg's record in run.json.
+        name: the signal's name (``SIGINT``, ``SIGTERM``, ``SIGUSR2``).
+        validation_due: the validation due at this timestep has not run to its end.
+        total_timesteps: the run's budget, to say whether a resume continues or only
+            finishes the run.
+
+    Returns:
+        The ``TrainingInterrupted`` to raise (once a chained handler has had its turn):
+        where the checkpoint is and how to continue; exit code 128 + the signal's number.
+
+    Raises:
+        OSError: or whatever else ``save_checkpoint`` raises when the checkpoint cannot
+            be written (a full disk); the leg is then not recorded here.
+    """
+    checkpoint = save_checkpoint(
+        model, venv, run_dir / "checkpoints", INTERRUPTED, validation_due=validation_due
+    )
+    end = {"status": "interrupted", "end_timesteps": model.num_timesteps}
+    record_leg(run_dir, {**leg, **end})
+    left = "Continue" if model.num_timesteps < total_timesteps else "Finish the run"
+    again = path_override("resume", run_dir)
+    return TrainingInterrupted(
+        f"Training interrupted by {name} at {model.num_timesteps:,} timesteps; saved "
+        f"{checkpoint.path}. {left} with: racing-rl train {again}",
+        exit_code=128 + getattr(signal, name, signal.SIGINT),
+    )
+
+
+def _validate_final(
+    model: BaseAlgorithm,
+    validation: ValidationCallback | None,
+    interrupts: TrainingSignals,
+    run_dir: Path,
+) -> tuple[str | None, bool]:
+    """After the final save, let the final model compete for ``best/``, unless a signal
+    came during that save or the model was validated at this timestep already; a signal
+    during the validation stops it (``best/`` is written whole). Logs when a signal left
+    the final model unvalidated.
+
+    Args:
+        model: the final model.
+        validation: the leg's validation callback (None: validation.every=0).
+        interrupts: the leg's signal handlers, ``saving`` set by the final save; set again
+            here after a validation that ran to its end.
+        run_dir: the run directory.
+
+    Returns:
+        The name of the signal that came during the final save or validation (None if
+        none did), and whether the final model has been validated.
+    """
+    stopped = interrupts.pending  # a signal during the save skips the final validation
+    due = validation is not None and validation.last != model.num_timesteps
+    validated = not due
+    if due and not stopped:
+        try:
+            interrupts.saving = False
+            log.info(
+                "validating the final model (%s timesteps) for best/",
+                f"{model.num_timesteps:,}",
+            )
+            validation.validate()  # let the final model compete for best/
+            validated = interrupts.saving = True
+        except KeyboardInterrupt as interrupt:  # best/ is written whole (held)
+            stopped = str(interrupt) or "SIGINT"
+            # Raised once best/ was written: the final model did compete, and won.
+            validated = _timesteps_in(run_dir / "best" / "metrics.json") == model.num_timesteps
+    if stopped and not validated:
+        log.warning(
+            "%s: the final model is saved; its validation is skipped, so %s",
+            stopped,
+            "best/ is the best of the earlier validations"
+            if _timesteps_in(run_dir / "best" / "metrics.json") is not None
+            else "the run has no best/",
+        )
+    return stopped, validated
+
+
+def _stopped_at_end(name: str, run_dir: Path, validated: bool) -> TrainingInterrupted:
+    """The ``TrainingInterrupted`` of a run that a signal reached once it was complete
+    (during the final save, validation or summary): the run needs no resume, but the
+    signal still stops a sweep.
+
+    Args:
+        name: the signal's name (``SIGINT``, ``SIGTERM``).
+        run_dir: the run directory.
+        validated: whether the final model was validated.
+
+    Returns:
+        The exception, with exit code 128 + the signal's number.
+    """
+    unvalidated = (
+        ""
+        if validated
+        else " but for the final model's validation (racing-rl eval "
+        f"run_dir={run_dir} checkpoint=final measures it)"
+    )
+    return TrainingInterrupted(
+        f"Stopped by {name} at the end of the run; {run_dir} is complete{unvalidated}.",
+        exit_code=128 + getattr(signal, name, signal.SIGINT),
+    )
+
+
 def _train_on(
     cfg: DictConfig,
     run_dir: Path,
@@ -585,15 +763,7 @@ def _train_on(
     if resume is not None:
         resume, model = newest_loadable(run_dir, partial(load_for_resume, cfg, venv=venv))
         leg["resumed_from"] = str(resume.path)
-        best_at = _timesteps_in(run_dir / "best" / "metrics.json")
-        if best_at is not None and best_at > resume.timesteps:  # after a kill -9
-            log.warning(
-                "best/ holds the model validated at %s timesteps, after %s: it comes from "
-                "training lost when the run stopped with no checkpoint. It stays best/ until a "
-                "validation of this leg beats it",
-                f"{best_at:,}",
-                resume.path.name,
-            )
+        _warn_if_best_is_newer(run_dir, resume)
     elif cfg.get("init_from"):
         model, venv = initialize_from(cfg, Path(cfg.init_from).expanduser(), venv)
     else:
@@ -610,12 +780,6 @@ def _train_on(
     leg["start_timesteps"] = int(model.num_timesteps)
     record_leg(run_dir, leg)
     left = max(0, cfg.total_timesteps - model.num_timesteps)  # < 0: stopped past the total
-    budget = f"{left:,} timesteps"
-    if model.num_timesteps:  # resumed
-        budget += f" left (at {model.num_timesteps:,} of {cfg.total_timesteps:,})"
-    end = planned_timesteps(model, cfg.total_timesteps)
-    if left and end != cfg.total_timesteps:  # SB3 checks the budget only between rollouts
-        budget += f" (it stops at {end:,}, after the rollout that reaches them)"
     log.info(
         "%s %s on %s: %d cars (%d tracks x %d), %s, run dir %s",
         "resuming" if resume else "training",
@@ -624,7 +788,7 @@ def _train_on(
         venv.num_envs,
         cfg.n_races,
         cfg.cars_per_race,
-        budget,
+        _budget(model, cfg.total_timesteps, left),
         run_dir,
     )
     if left:
@@ -696,76 +860,25 @@ def _train_on(
                 interrupts.chain()
                 raise KeyboardInterrupt(name, discarded) from None
             owed = validation is not None and validation.owed(model.num_timesteps)
-            checkpoint = save_checkpoint(
-                model, venv, checkpoints_dir, INTERRUPTED, validation_due=owed
-            )
-            end = {"status": "interrupted", "end_timesteps": model.num_timesteps}
-            record_leg(run_dir, {**leg, **end})
+            stop = _save_interrupted(model, venv, run_dir, leg, name, owed, cfg.total_timesteps)
             interrupts.chain()  # submitit's requeue exits here: it resumes from the checkpoint
-            left = "Continue" if model.num_timesteps < cfg.total_timesteps else "Finish the run"
-            again = path_override("resume", run_dir)
-            raise TrainingInterrupted(
-                f"Training interrupted by {name} at {model.num_timesteps:,} timesteps; saved "
-                f"{checkpoint.path}. {left} with: racing-rl train {again}",
-                exit_code=128 + getattr(signal, name, signal.SIGINT),
-            ) from None
+            raise stop from None
         except Exception as err:
             interrupts.saving = True
             trained_on.rewind(cfg.algo.name, start_timesteps)
             # Nothing trained in this leg (an error at the first reset): nothing to save.
-            trained = model.num_timesteps > start_timesteps
-            saved = _save_after_error(model, venv, checkpoints_dir, err) if trained else None
-            if saved is not None:
-                leg["checkpoint"] = str(saved.path)
-                log.warning(
-                    "training stopped by an error at %s timesteps; saved %s. After fixing the "
-                    "cause, continue with: racing-rl train %s",
-                    f"{model.num_timesteps:,}",
-                    saved.path,
-                    path_override("resume", run_dir),
-                )
+            if model.num_timesteps > start_timesteps:
+                _save_after_error(model, venv, run_dir, leg, err)
             leg["end_timesteps"] = model.num_timesteps
             raise
         seconds = time.perf_counter() - started
         interrupts.saving = True  # from here a signal waits for the run's files
         save_checkpoint(model, venv, checkpoints_dir, FINAL)
         save_model_files(model, venv, run_dir)
-        stopped = interrupts.pending  # a signal during the save skips the final validation
-        due = validation is not None and validation.last != model.num_timesteps
-        validated = not due
-        if due and not stopped:
-            try:
-                interrupts.saving = False
-                log.info(
-                    "validating the final model (%s timesteps) for best/",
-                    f"{model.num_timesteps:,}",
-                )
-                validation.validate()  # let the final model compete for best/
-                validated = interrupts.saving = True
-            except KeyboardInterrupt as interrupt:  # best/ is written whole (held)
-                stopped = str(interrupt) or "SIGINT"
-                # Raised once best/ was written: the final model did compete, and won.
-                validated = _timesteps_in(run_dir / "best" / "metrics.json") == model.num_timesteps
-        if stopped and not validated:
-            log.warning(
-                "%s: the final model is saved; its validation is skipped, so %s",
-                stopped,
-                "best/ is the best of the earlier validations"
-                if _timesteps_in(run_dir / "best" / "metrics.json") is not None
-                else "the run has no best/",
-            )
+        stopped, validated = _validate_final(model, validation, interrupts, run_dir)
         summary = _write_summary(run_dir, leg, model, start_timesteps, seconds, kind, run_objective)
         opened.close()  # the environments: a signal meanwhile is held, and read below
         stopped = stopped or interrupts.pending
     if stopped:  # the run is complete; the signal still stops a sweep
-        unvalidated = (
-            ""
-            if validated
-            else " but for the final model's validation (racing-rl eval "
-            f"run_dir={run_dir} checkpoint=final measures it)"
-        )
-        raise TrainingInterrupted(
-            f"Stopped by {stopped} at the end of the run; {run_dir} is complete{unvalidated}.",
-            exit_code=128 + getattr(signal, stopped, signal.SIGINT),
-        )
+        raise _stopped_at_end(stopped, run_dir, validated)
     return summary
