@@ -341,7 +341,10 @@ class RaceBatch:
 
     def _spawn(self, race: int, cars: BoolArray | None = None) -> None:
         """Place race ``race``'s cars (all, or those in the mask ``cars``) as
-        ``episode.spawn`` says."""
+        ``episode.spawn`` says. A grid is a race's start: cars respawned while the others
+        race (``cars``) are placed as a random spawn places them, clear of the racing
+        cars where cars collide, not on their slots behind the line, which the racing
+        cars cross every lap."""
         world = self.worlds
         assert world is not None
         track, episode, n = world.tracks[race], self.config.episode, self.n_cars
@@ -350,7 +353,8 @@ class RaceBatch:
             return
         rng = self.np_random[race]
         grid_start = cars is None and episode.grid_start_prob > 0  # drawn only when it can be
-        if episode.spawn == "grid" or (grid_start and rng.random() < episode.grid_start_prob):
+        grid = episode.spawn == "grid" and cars is None
+        if grid or (grid_start and rng.random() < episode.grid_start_prob):
             # The grid's slots in order (rotated by the track's seed), or (a random
             # spawn's grid start) shuffled.
             if episode.spawn == "grid":

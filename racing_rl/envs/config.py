@@ -26,7 +26,8 @@ class GameEpisodeConfig:
         max_steps: steps before every car is truncated.
         spawn: ``"random"`` spreads the cars around the track with random offsets,
             headings and speeds (training); ``"grid"`` lines them up at rest on the
-            start line (evaluation and races with car collisions); ``"line"`` puts every
+            start line (evaluation and races with car collisions; a car respawned alone
+            is placed as by ``"random"``, clear of the racing cars); ``"line"`` puts every
             car at rest on the start line on the centreline, overlapping (a race of
             "ghost" cars without car collisions: every car starts alike). A Roblox game
             is sent it as a hint, and spawns its cars itself.

@@ -5,7 +5,7 @@ import warnings
 import numpy as np
 import pytest
 
-from racing_rl.envs.batch import RaceBatch
+from racing_rl.envs.batch import RESPAWN_CLEARANCE, RaceBatch
 from racing_rl.envs.config import RaceConfig
 from racing_rl.envs.race import RaceParallelEnv
 from racing_rl.sim.track import TrackConfig
@@ -107,6 +107,28 @@ def test_a_car_respawned_with_collisions_on_lands_clear_of_the_cars_racing():
         arcs = worlds.arc[respawned]
         apart = track.arc_distance(arcs[:, None], arcs)[np.triu_indices(len(arcs), k=1)]
         assert apart.min() >= clearance, k
+
+
+def test_a_car_respawned_from_a_grid_start_lands_clear_of_the_cars_racing():
+    """A grid is a race's start: a car respawned alone (episode.reset=car, the bridge's
+    emulator) went back to its slot behind the line, on the racing cars' line."""
+    from racing_rl.envs.config import EpisodeConfig
+    from racing_rl.sim.world import RaceRules
+
+    grid = EpisodeConfig(spawn="grid", reset="car")
+    batch = RaceBatch(RaceConfig(rules=RaceRules(car_collisions=True), episode=grid), 4, [[7]])
+    batch.reset(0, seed=0)
+    worlds, track = batch.worlds, batch.worlds.tracks[0]
+    slots = worlds.arc.copy()  # the grid: rows of two behind the line, at rest
+    assert np.all(worlds.cars.speed == 0.0)
+    worlds.place_cars(slots - 2.0, np.zeros(4), np.zeros(4), np.zeros(4), None, 0)  # racing
+    respawned = np.array([True, False, False, False])
+    batch.respawn(0, respawned)
+    others = worlds.arc[~respawned]
+    assert worlds.arc[0] != slots[0]
+    clearance = RESPAWN_CLEARANCE * batch.config.car.length
+    assert track.arc_distance(worlds.arc[0], others).min() >= clearance
+    assert not worlds._crashed(worlds.cars.position).any()
 
 
 def test_cars_on_one_spot_with_collisions_on_are_refused():
