@@ -1,5 +1,5 @@
-"""Checks of a composed ``train`` config that its schema cannot express, run before any
-work starts.
+"""Checks of a composed ``train`` config (and ``eval``'s, ``check_eval_config``) that its
+schema cannot express, run before any work starts.
 
 The schemas (``racing_rl.config``) already refuse, while Hydra composes, a key they lack
 (``backend.car.max_sped=3``) or a value of the wrong type (``backend.car.max_speed=fast``),
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import hydra
@@ -476,6 +476,49 @@ def check_train_config(cfg: DictConfig, *, device: bool = True) -> None:
             + (", or turn validation off (validation.every=0)." if needed > n_races else ".")
         )
     check_algo(cfg.algo, n_races * agents)
+
+
+def check_eval_config(cfg: DictConfig, drivers: Sequence[str]) -> None:
+    """Check the settings of a composed ``eval`` config that need no run: the driver,
+    ``laps``, ``seeds``, ``max_steps``, ``rounds``, ``torch_threads`` and a window's
+    ``render``, ``size`` and ``fps`` (``racing_rl.evaluation.command.check_runs`` then
+    checks the runs and what they allow).
+
+    Args:
+        cfg: the config (conf/eval.yaml).
+        drivers: the drivers ``cfg.driver`` may name.
+
+    Raises:
+        ConfigError: on the first invalid value, naming the key, the value and what is
+            allowed (at most ``LIMITS["tracks"]`` seeds: eval races them all at once).
+    """
+    if cfg.driver not in drivers:
+        raise invalid("driver", cfg.driver, f"must be one of {', '.join(drivers)}")
+    if cfg.laps < 1:
+        raise invalid("laps", cfg.laps, "must be >= 1 (laps per race)")
+    seeds = cfg.get("seeds")
+    if seeds is not None and len(seeds) == 0:  # it fell back to the split
+        raise ConfigError(
+            "Invalid config: seeds=[] names no track; give some (seeds=[5,6,7]), or leave "
+            f"seeds out for the run's split={cfg.split} tracks."
+        )
+    if seeds and len(seeds) > LIMITS["tracks"]:
+        raise ConfigError(
+            f"Invalid config: seeds has {len(seeds):,} tracks; eval races them all at once, "
+            f"one environment each, at most {LIMITS['tracks']:,}."
+        )
+    if cfg.get("max_steps") is not None and cfg.max_steps < 1:
+        allowed = "must be >= 1, or null for the run's validation.max_steps per lap"
+        raise invalid("max_steps", cfg.max_steps, allowed)
+    if cfg.get("rounds") is not None and cfg.rounds < 0:
+        raise invalid("rounds", cfg.rounds, "must be >= 1, or 0 for until Ctrl-C")
+    check_torch_threads(cfg)
+    if cfg.get("render") is not None:
+        from racing_rl.ui.render import window_size
+
+        if cfg.render != "human":
+            raise invalid("render", cfg.render, "must be human or null")
+        window_size(cfg.size, float(cfg.fps))
 
 
 def check_video(video: DictConfig) -> None:

@@ -455,7 +455,10 @@ def eval_config(run_dir: object, **settings: object) -> OmegaConf:
         ({"render": "human", "fps": 15, "size": [10, 10]}, r"size=\[10, 10\]; .* 64 to 8192"),
         ({"render": "human", "fps": 15, "size": [80000, 800]}, r"size=\[80000, 800\]; .* 64 to"),
         # Said once the models had loaded, after eval.log had replaced the earlier one.
-        ({"render": "Human", "fps": 15, "size": [800, 800]}, "render=Human; must be human or null"),
+        (
+            {"render": "Human", "fps": 15, "size": [800, 800]},
+            "render='Human'; must be human or null",
+        ),
     ],
 )
 def test_eval_names_the_setting_that_is_out_of_range(tiny_runs, setting, message):

@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from racing_rl.checkpoints.layout import resolve_model
 from racing_rl.checkpoints.runs import load_policy_driver, load_run_config
 from racing_rl.checkpoints.saving import replace_directory
-from racing_rl.checks import LIMITS, check_torch_threads
+from racing_rl.checks import LIMITS, check_eval_config
 from racing_rl.config import (
     backend_config,
     eval_dir,
@@ -560,39 +560,7 @@ def check_runs(cfg: DictConfig, difficulty: str | None = None) -> None:
             are invalid (a misspelt ``+backend.*`` key), a race's runs observe
             differently, or a race is given a checkpoint path.
     """
-    drivers_allowed = ("policy", SCRIPTED, *EXPORTED)
-    if cfg.driver not in drivers_allowed:
-        raise ConfigError(
-            f"Invalid config: driver={cfg.driver!r}; must be one of {', '.join(drivers_allowed)}."
-        )
-    if int(cfg.laps) < 1:
-        raise ConfigError(f"Invalid config: laps={cfg.laps}; must be >= 1 (laps per race).")
-    if cfg.get("seeds") is not None and len(cfg.seeds) == 0:  # it fell back to the split
-        raise ConfigError(
-            "Invalid config: seeds=[] names no track; give some (seeds=[5,6,7]), or leave "
-            f"seeds out for the run's split={cfg.split} tracks."
-        )
-    if cfg.get("max_steps") is not None and int(cfg.max_steps) < 1:
-        raise ConfigError(
-            f"Invalid config: max_steps={cfg.max_steps}; must be >= 1, or null for the run's "
-            "validation.max_steps per lap."
-        )
-    if cfg.get("rounds") is not None and int(cfg.rounds) < 0:
-        raise ConfigError(
-            f"Invalid config: rounds={cfg.rounds}; must be >= 1, or 0 for until Ctrl-C."
-        )
-    check_torch_threads(cfg)
-    if cfg.get("render") is not None:
-        from racing_rl.ui.render import window_size
-
-        if cfg.render != "human":
-            raise ConfigError(f"Invalid config: render={cfg.render}; must be human or null.")
-        window_size(cfg.size, float(cfg.fps))
-    if cfg.get("seeds") and len(cfg.seeds) > LIMITS["tracks"]:
-        raise ConfigError(
-            f"Invalid config: seeds has {len(cfg.seeds):,} tracks; eval races them all at once, "
-            f"one environment each, at most {LIMITS['tracks']:,}."
-        )
+    check_eval_config(cfg, ("policy", SCRIPTED, *EXPORTED))
     entries = run_entries(cfg.run_dir)
     checkpoint = str(cfg.checkpoint)
     runs = [entry for entry in entries if entry != SCRIPTED]
