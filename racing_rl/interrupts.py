@@ -1,5 +1,5 @@
-"""Signals that reach a command's own process outside training: Ctrl-C while the command
-starts, and SIGINT or SIGTERM while a sweep (``-m``) runs its jobs.
+"""Signals that reach a command's own process: SIGINT (Ctrl-C) and SIGTERM while a run
+trains, while the command starts, and while a sweep (``-m``) runs its jobs.
 
 While a run trains, ``TrainingSignals`` handles them: the first saves an ``interrupted``
 checkpoint, a second waits for it. Outside training:
