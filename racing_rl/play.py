@@ -39,7 +39,8 @@ def play(cfg: DictConfig) -> dict[str, Any]:
         CheckpointError: if the opponent's run or checkpoint cannot be loaded.
         ConfigError: for ``torch_threads``, ``seed``, ``laps`` or ``max_steps`` out of range, a
             ``record`` path that is no ``.npz`` file or cannot be written, or a backend (or
-            an opponent's) other than the built-in simulator.
+            an opponent's) other than the built-in simulator, or no display and no
+            ``script``.
     """
     import torch
 
@@ -48,7 +49,7 @@ def play(cfg: DictConfig) -> dict[str, Any]:
     from racing_rl.config import backend_config
     from racing_rl.evaluation.races import leaderboard, run_races
     from racing_rl.ui.keyboard import KeyboardDriver, ScriptedKeys, pygame_keys
-    from racing_rl.ui.render import window_size
+    from racing_rl.ui.render import HEADLESS_DRIVERS, video_driver, window_size
     from racing_rl.ui.window import RaceWindow
     from racing_rl.vec import make_parallel_envs
 
@@ -67,6 +68,12 @@ def play(cfg: DictConfig) -> dict[str, Any]:
             "own window (backend=pygame, the default). To drive in a Roblox game, play "
             "the game; to watch a run drive in it, racing-rl eval run_dir=<run> "
             "backend=roblox."
+        )
+    if script is None and (driver := video_driver()) in HEADLESS_DRIVERS:
+        raise ConfigError(
+            f"This machine has no display (pygame's video driver is {driver!r}): play would "
+            "race a car that no key can drive. Run it where a display is, or give the keys "
+            "of each frame, script=[up,up,left,...] (racing-rl play --help)."
         )
     if int(cfg.seed) < 0:  # the simulator's error came after the window and its banner
         raise ConfigError(f"seed={cfg.seed}: a track seed is an integer >= 0.")

@@ -107,6 +107,15 @@ def test_play_refuses_what_it_cannot_do_in_its_own_words(overrides, refused):
         play(cfg)
 
 
+def test_play_without_a_display_or_a_script_is_refused():
+    """It raced a car no key could drive, for a few seconds, and exited 0 (replay, in the
+    same place, refuses)."""
+    with initialize():
+        cfg = compose("play", overrides=["fps=0"])
+    with pytest.raises(ConfigError, match=r"no display .*'dummy'.*give the keys of each frame"):
+        play(cfg)
+
+
 def test_ctrl_c_says_the_race_was_not_recorded(tmp_path, monkeypatch, caplog):
     # It said only "interrupted (Ctrl-C)", and no replay was written: esc keeps it.
     from racing_rl.evaluation import races
@@ -116,7 +125,8 @@ def test_ctrl_c_says_the_race_was_not_recorded(tmp_path, monkeypatch, caplog):
 
     monkeypatch.setattr(races, "run_races", interrupted)
     with initialize():
-        cfg = compose("play", overrides=["fps=0", "size=[200,200]", f"record={tmp_path}/p.npz"])
+        overrides = ["fps=0", "size=[200,200]", "script=[up]", f"record={tmp_path}/p.npz"]
+        cfg = compose("play", overrides=overrides)
     with pytest.raises(KeyboardInterrupt):
         play(cfg)
     assert "p.npz: nothing written (q or esc ends a race, and keeps it)" in caplog.text

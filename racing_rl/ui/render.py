@@ -443,3 +443,15 @@ class Renderer:
         pygame.display.flip()
         assert self._clock is not None
         self._clock.tick(self.fps)
+
+
+def video_driver() -> str:
+    """The name of pygame's video driver (``HEADLESS_DRIVERS`` show no window), starting
+    pygame's display module only to ask (and stopping it again if it was not running)."""
+    started = not pygame.display.get_init()
+    pygame.display.init()
+    try:
+        return pygame.display.get_driver()
+    finally:
+        if started:
+            pygame.display.quit()

@@ -15,7 +15,7 @@ import pygame
 
 from racing_rl.errors import ReplayError
 from racing_rl.replay import Replay
-from racing_rl.ui.render import CAMERAS, HEADLESS_DRIVERS, Renderer
+from racing_rl.ui.render import CAMERAS, HEADLESS_DRIVERS, Renderer, video_driver
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ def play_replay(
             key could ever end the playback).
     """
     replay.check_car(follow)
-    if script is None and (driver := _video_driver()) in HEADLESS_DRIVERS:
+    if script is None and (driver := video_driver()) in HEADLESS_DRIVERS:
         raise ReplayError(
             f"This machine has no display (pygame's video driver is {driver!r}): the viewer "
             "would wait for keys no one can press. Write a video instead (video=race.mp4), "
@@ -190,14 +190,3 @@ def play_replay(
     finally:
         renderer.close()
     return player
-
-
-def _video_driver() -> str:
-    """The name of pygame's video driver (``HEADLESS_DRIVERS`` show no window)."""
-    started = not pygame.display.get_init()
-    pygame.display.init()
-    try:
-        return pygame.display.get_driver()
-    finally:
-        if started:
-            pygame.display.quit()
