@@ -48,6 +48,7 @@ from racing_rl.checkpoints.loading import check_named_classes
 from racing_rl.checkpoints.runs import (
     initialize_from,
     load_for_resume,
+    load_run_config,
     newest_loadable,
     resume_config,
 )
@@ -228,14 +229,22 @@ def resume_run(
 
     Raises:
         CheckpointError: if ``run_dir`` is not a run directory or has no checkpoint.
-        ConfigError: if an override may not change on resume, the config is invalid, or
-            the run's final checkpoint is already at ``total_timesteps`` (checked here,
+        ConfigError: if an override may not change on resume, the config is invalid, the
+            run's final checkpoint is already at ``total_timesteps``, or a
+            ``total_timesteps`` given is below the checkpoint's timesteps (checked here,
             before ``train`` records a leg in run.json).
     """
     cfg = resume_config(run_dir, overrides)
     check_train_config(cfg)
     checkpoint = latest_checkpoint(run_dir)
     if checkpoint.timesteps >= cfg.total_timesteps:
+        own = load_run_config(run_dir).total_timesteps  # a total given here is cfg's
+        if own != cfg.total_timesteps and checkpoint.timesteps > cfg.total_timesteps:
+            raise ConfigError(  # a typo would end the run
+                f"total_timesteps={cfg.total_timesteps:,} is below the "
+                f"{checkpoint.timesteps:,} timesteps of {checkpoint.path}: pass a larger "
+                "total_timesteps to train on, or leave it out to go on to the run's own."
+            )
         if (
             checkpoint.kind == FINAL
             and _timesteps_in(run_dir / "summary.json") == checkpoint.timesteps

@@ -607,6 +607,10 @@ def test_a_run_stopped_after_its_last_step_is_finished_by_resume(tmp_path, monke
     assert latest_checkpoint(tmp_path).kind == "interrupted"
     assert not (tmp_path / "summary.json").exists()
 
+    # A total below where the run stands, given by mistake, ended it as complete.
+    with pytest.raises(ConfigError, match="total_timesteps=1,000 is below the 1,900 timest"):
+        train_module.resume_run(tmp_path, ["total_timesteps=1000"])
+    train_module.resume_run(tmp_path, ["total_timesteps=1898"])  # the run's own: it ends
     cfg, checkpoint, _ = train_module.resume_run(tmp_path, [])
     assert checkpoint.timesteps == 1900
     with caplog.at_level(logging.INFO, logger="racing_rl"):
