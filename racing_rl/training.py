@@ -157,8 +157,18 @@ def _command() -> str:
     program = Path(sys.argv[0])
     ours = program.name == "racing-rl" or "racing_rl" in program.parts
     if not ours and (job := job_command("train")):
-        return job
-    return " ".join([sys.argv[0], shlex.join(sys.argv[1:])]).strip()
+        words = shlex.split(job)
+        return shlex.join([w for w in words if not _resumed_backend(w, words)])
+    args = [a for a in sys.argv[1:] if not _resumed_backend(a, sys.argv)]
+    return " ".join([sys.argv[0], shlex.join(args)]).strip()
+
+
+def _resumed_backend(arg: str, args: Sequence[str]) -> bool:
+    """Whether ``arg`` is a ``backend=`` of a resume's command line (``args``): the run's
+    own, which ``racing_rl.arguments.with_resumed_backend`` adds for Hydra to compose (a
+    resume refuses another), and no part of what the user asked for."""
+    resumed = any(a.startswith(("resume=", "+resume=")) for a in args)
+    return resumed and arg.lstrip("+").startswith("backend=")
 
 
 def _timesteps_in(record: Path) -> int | None:
@@ -280,7 +290,8 @@ def resume_run(
 def _recorded_overrides(path: Path, overrides: Sequence[str]) -> str | None:
     """The run's ``.hydra/overrides.yaml`` with a resume's overrides, each in place of the
     one of its key, so that the file keeps saying what the run's config was made with
-    (``racing-rl report`` shows it); ``resume=`` itself is left out. None without the file.
+    (``racing-rl report`` shows it); ``resume=`` itself and the run's own ``backend=``
+    are left out. None without the file.
 
     Raises:
         ConfigError: if the file cannot be read as a list of overrides.
@@ -300,7 +311,7 @@ def _recorded_overrides(path: Path, overrides: Sequence[str]) -> str | None:
         ) from err
     for override in parser.parse_overrides(list(overrides)):
         key = override.key_or_group
-        if key != "resume":
+        if key not in ("resume", "backend"):  # backend: the run's own (_resumed_backend)
             lines = [line for line in lines if parser.parse_override(line).key_or_group != key]
             lines.append(override.input_line)
     return OmegaConf.to_yaml(OmegaConf.create(lines))

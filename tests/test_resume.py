@@ -62,7 +62,9 @@ def test_resume_continues_the_run_where_it_stopped(algo, tmp_path):
     # The run's overrides say what its config now holds (racing-rl report shows them).
     overrides = OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")
     assert "total_timesteps=4000" in overrides and "total_timesteps=2000" not in overrides
-    assert not any(str(o).startswith("resume=") for o in overrides)
+    assert not any(str(o).startswith(("resume=", "backend=")) for o in overrides)
+    # The run's own backend, added for Hydra to compose, is not the user's: not recorded.
+    assert legs[1]["command"].endswith(f"train resume={run_dir} total_timesteps=4000")
     # Validation rows have their timesteps in progress.csv (they had none: no x value).
     rows = list(csv.DictReader((run_dir / "progress.csv").open()))
     validated = [row["time/total_timesteps"] for row in rows if row["eval/lap_completion_rate"]]
