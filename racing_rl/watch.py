@@ -14,6 +14,7 @@ from typing import Any
 
 from racing_rl.checkpoints.layout import Checkpoint, find_checkpoints
 from racing_rl.errors import CheckpointError
+from racing_rl.provenance import leg_status, read_legs
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,11 @@ class CheckpointFollower:
 
         Args:
             newer: wait for a checkpoint newer than the current one (races without a
-                window: the same checkpoint would race the same races again).
+                window: the same checkpoint would race the same races again), unless the
+                run is not training (``training``): none will come.
+
+        Returns:
+            The driver; None where ``newer`` waits for a checkpoint that will not come.
 
         Raises:
             CheckpointError: if the first checkpoint found cannot be loaded.
@@ -57,6 +62,14 @@ class CheckpointFollower:
             and self._current is not None
             and checkpoints[-1].path in (self._current.path, self._failed)
         ):
+            if checkpoints and not self.training():
+                if find_checkpoints(self.run_dir)[-1].path == checkpoints[-1].path:
+                    log.info(
+                        "%s is not training (run.json): its newest checkpoint has raced",
+                        self.run_dir,
+                    )
+                    return None
+                continue  # saved as the training ended: race it
             if not waiting:
                 log.info(
                     "waiting for the %s checkpoint of %s",
@@ -79,3 +92,13 @@ class CheckpointFollower:
             self._current = newest
             log.info("driving %s (%s timesteps)", newest.path, f"{newest.timesteps:,}")
         return self._driver
+
+    def training(self) -> bool:
+        """Whether the run is training now: its ``run.json``'s last leg is ``running``
+        (``leg_status``: a process on this host that is gone is not). True where there is
+        no readable ``run.json`` yet (a run that has not started training)."""
+        try:
+            legs = read_legs(self.run_dir)
+        except (OSError, ValueError):
+            return True
+        return not legs or leg_status(legs[-1]) == "running"

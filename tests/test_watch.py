@@ -302,3 +302,28 @@ def test_the_follower_waits_for_a_newer_checkpoint_when_asked(monkeypatch):
     slept.clear()
     assert follower.driver() == "driver of b"  # c does not load: b drives on
     assert follower.driver(newer=True) == "driver of d" and slept == [2.0]
+
+
+def test_the_follower_stops_waiting_when_the_run_is_not_training(tmp_path, monkeypatch):
+    """follow=true on a finished run raced its last checkpoint and then waited for a newer
+    one until Ctrl-C."""
+    import platform
+    import types
+
+    from racing_rl import watch
+
+    first, second = (
+        types.SimpleNamespace(path=Path(n), timesteps=t) for n, t in (("a", 1), ("b", 2))
+    )
+    found = iter([[first], [first], [first], [first, second]])
+    monkeypatch.setattr(watch, "find_checkpoints", lambda run_dir: next(found))
+    slept = []
+    monkeypatch.setattr(watch.time, "sleep", slept.append)
+    leg = {"status": "running", "pid": os.getppid(), "host": platform.node()}
+    (tmp_path / "run.json").write_text(json.dumps({"legs": [leg]}))
+    follower = watch.CheckpointFollower(tmp_path, load=lambda path: f"driver of {path}")
+    assert follower.driver() == "driver of a" and follower.training()
+    assert follower.driver(newer=True) == "driver of b" and slept == [2.0, 2.0]  # it trains
+    (tmp_path / "run.json").write_text(json.dumps({"legs": [{**leg, "status": "completed"}]}))
+    found = iter([[first, second]] * 2)
+    assert follower.driver(newer=True) is None and slept == [2.0, 2.0]  # at once

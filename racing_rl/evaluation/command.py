@@ -422,7 +422,10 @@ def _run_rounds(
                 # Without a window a round of the same checkpoint would race the same races.
                 more = rounds == 0 or len(races) < rounds * len(seeds)
                 round_done = not len(races) % len(seeds)
-                drivers[0] = follower.driver(newer=window is None and round_done and more)
+                driver = follower.driver(newer=window is None and round_done and more)
+                if driver is None:  # the run is not training: no newer checkpoint comes
+                    break
+                drivers[0] = driver
             if rounds != 1 and len(races) % len(seeds) == 0:
                 completion = np.mean(
                     [car.episode.finished for r in races[-len(seeds) :] for car in r.cars]
