@@ -11,6 +11,7 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
 from runs import default_sigint, racing_rl
 
 from racing_rl.replay import load_replay
@@ -269,61 +270,66 @@ def test_closing_the_window_in_the_first_race_writes_nothing(tiny_runs, tmp_path
         assert not (tmp_path / "out").exists()
 
 
-def test_the_follower_waits_for_a_newer_checkpoint_when_asked(monkeypatch):
+def _checkpoints(*names: str) -> list:
+    """Stand-ins for ``Checkpoint``s named ``names``, their timesteps 1, 2, ..."""
     import types
 
+    return [types.SimpleNamespace(path=Path(n), timesteps=t) for t, n in enumerate(names, 1)]
+
+
+@pytest.fixture
+def listings(monkeypatch) -> tuple[list, list]:
+    """What ``watch.find_checkpoints`` returns, a listing per call (``listings[0]``, to
+    fill), and the follower's sleeps (``listings[1]``)."""
     from racing_rl import watch
 
-    first, second = (
-        types.SimpleNamespace(path=Path(n), timesteps=t) for n, t in (("a", 1), ("b", 2))
-    )
-    found = iter([[first], [first], [first], [first, second]])
-    monkeypatch.setattr(watch, "find_checkpoints", lambda run_dir: next(found))
-    slept = []
+    found: list = []
+    slept: list = []
+    monkeypatch.setattr(watch, "find_checkpoints", lambda run_dir: found.pop(0))
     monkeypatch.setattr(watch.time, "sleep", slept.append)
+    return found, slept
+
+
+def test_the_follower_waits_for_a_newer_checkpoint_when_asked(listings):
+    from racing_rl import watch
+    from racing_rl.errors import CheckpointError
+
+    found, slept = listings
+    a, b, c, d = _checkpoints("a", "b", "c", "d")
+    found[:] = [[a], [a], [a], [a, b]]
     follower = watch.CheckpointFollower(Path("run"), load=lambda path: f"driver of {path}")
     assert follower.driver() == "driver of a"
     assert follower.driver(newer=True) == "driver of b" and slept == [2.0, 2.0]
     # A newest checkpoint that does not load counts as raced: waiting for a newer one (it
     # raced the older one again and again).
-    from racing_rl.errors import CheckpointError
-
-    third, fourth = (
-        types.SimpleNamespace(path=Path(n), timesteps=t) for n, t in (("c", 3), ("d", 4))
-    )
 
     def load(path):
         if path == Path("c"):
             raise CheckpointError("damaged")
         return f"driver of {path}"
 
-    found = iter([[first, second, third], [first, second, third], [first, second, third, fourth]])
+    found[:] = [[a, b, c], [a, b, c], [a, b, c, d]]
     follower._load = load
     slept.clear()
     assert follower.driver() == "driver of b"  # c does not load: b drives on
     assert follower.driver(newer=True) == "driver of d" and slept == [2.0]
 
 
-def test_the_follower_stops_waiting_when_the_run_is_not_training(tmp_path, monkeypatch):
+def test_the_follower_stops_waiting_when_the_run_is_not_training(tmp_path, listings):
     """follow=true on a finished run raced its last checkpoint and then waited for a newer
     one until Ctrl-C."""
     import platform
-    import types
 
     from racing_rl import watch
 
-    first, second = (
-        types.SimpleNamespace(path=Path(n), timesteps=t) for n, t in (("a", 1), ("b", 2))
-    )
-    found = iter([[first], [first], [first], [first, second]])
-    monkeypatch.setattr(watch, "find_checkpoints", lambda run_dir: next(found))
-    slept = []
-    monkeypatch.setattr(watch.time, "sleep", slept.append)
+    found, slept = listings
+    a, b = _checkpoints("a", "b")
+    found[:] = [[a], [a], [a], [a, b]]
     leg = {"status": "running", "pid": os.getppid(), "host": platform.node()}
     (tmp_path / "run.json").write_text(json.dumps({"legs": [leg]}))
     follower = watch.CheckpointFollower(tmp_path, load=lambda path: f"driver of {path}")
     assert follower.driver() == "driver of a" and follower.training()
     assert follower.driver(newer=True) == "driver of b" and slept == [2.0, 2.0]  # it trains
     (tmp_path / "run.json").write_text(json.dumps({"legs": [{**leg, "status": "completed"}]}))
-    found = iter([[first, second]] * 2)
+    found[:] = [[a, b], [a, b]]
     assert follower.driver(newer=True) is None and slept == [2.0, 2.0]  # at once
