@@ -690,3 +690,23 @@ def test_a_misspelt_key_of_the_runs_own_backend_is_one_line_before_anything_is_w
         "in 'RaceRules'; did you mean backend.rules.car_collisions?"
     ]
     assert not out.exists()
+
+
+def test_checkpoint_final_says_when_the_run_has_a_newer_checkpoint(tiny_runs, tmp_path, caplog):
+    """A run resumed after it completed, then interrupted: checkpoint=final evaluated the
+    completed leg's model.zip, and nothing said that a newer checkpoint existed."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(tiny_runs[0], run_dir)
+    (final,) = (run_dir / "checkpoints").iterdir()
+    newer = run_dir / "checkpoints" / "interrupted_4096_steps"
+    shutil.copytree(final, newer)
+    manifest = json.loads((newer / "checkpoint.json").read_text())
+    manifest.update(kind="interrupted", timesteps=4096)
+    (newer / "checkpoint.json").write_text(json.dumps(manifest))
+    overrides = [f"run_dir={run_dir}", "seeds=[5]", "max_steps=20", f"out_dir={tmp_path}/out"]
+    with initialize():
+        evaluate(compose("eval", overrides=[*overrides, "checkpoint=final"]))
+        assert "interrupted_4096_steps is newer (checkpoint=latest evaluates it)" in caplog.text
+        caplog.clear()
+        evaluate(compose("eval", overrides=[*overrides, "checkpoint=latest"]))
+    assert "is newer" not in caplog.text

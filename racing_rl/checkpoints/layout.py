@@ -225,6 +225,18 @@ def resolve_model(run_dir: Path, checkpoint: str) -> Path:
     return model
 
 
+def newer_than_final(run_dir: Path) -> Checkpoint | None:
+    """The run's newest checkpoint where it is newer than the final model
+    (``checkpoint=final``: the run dir's ``model.zip``, saved with the newest ``final``
+    checkpoint): a leg resumed after the run completed, interrupted or still training.
+    None where the final model is the newest, or the run has no final checkpoint."""
+    checkpoints = find_checkpoints(run_dir)
+    finals = [c for c in checkpoints if c.kind == FINAL]
+    if finals and checkpoints[-1].timesteps > finals[-1].timesteps:
+        return checkpoints[-1]
+    return None
+
+
 def saved_work(run_dir: Path) -> list[str]:
     """What a run has saved in ``run_dir``: of ``model.zip``, ``best/`` and the entries of
     ``checkpoints/``, those that exist (empty for a run stopped before its first save)."""

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from racing_rl.checkpoints.layout import resolve_model
+from racing_rl.checkpoints.layout import FINAL, newer_than_final, resolve_model
 from racing_rl.checkpoints.runs import load_policy_driver, load_run_config
 from racing_rl.checkpoints.saving import replace_directory
 from racing_rl.checks import LIMITS, check_eval_config
@@ -102,6 +102,15 @@ def evaluate(
     racing = given > 1
     if racing and cfg.driver == SCRIPTED and SCRIPTED not in entries:
         entries.append(SCRIPTED)
+    drives = not cfg.get("follow") and not (given == 1 and cfg.driver == SCRIPTED)
+    for run in runs:  # checkpoint=final: the model of a run's last completed leg
+        if drives and cfg.checkpoint == FINAL and (newer := newer_than_final(run)):
+            log.warning(
+                "%s: checkpoint=final is the model of the run's last completed leg; %s is "
+                "newer (checkpoint=latest evaluates it)",
+                run,
+                newer.path.name,
+            )
     run_cfg = load_run_config(runs[0])
     run_cfg.backend = race_backend(cfg, run_cfg.backend, difficulty)
     seeds = (
