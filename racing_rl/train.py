@@ -360,6 +360,7 @@ def main(cfg: DictConfig) -> float | None:
                     run_dir,
                 )
         summary = train(cfg, run_dir, resume=checkpoint, resume_files=resume_files)
+        print(run_dir, flush=True)  # stdout: the result, RUN=$(racing-rl train ...)
     except TrainingInterrupted as err:
         log.warning("%s", err)
         if hydra_cfg.mode == RunMode.MULTIRUN:

@@ -112,6 +112,7 @@ def test_eval_measures_a_trained_run(tmp_path):
     quick = [*QUICK, "validation.max_steps=600", "validation.every=0", "checkpoint.every=2000"]
     result = racing_rl("train", *quick, f"hydra.run.dir={run_dir}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout == f"{run_dir}\n"  # the logs and SB3's table go to stderr
     result = racing_rl(
         "eval", f"run_dir={run_dir}", "checkpoint=final", "seeds=[5,6]", cwd=tmp_path
     )
