@@ -16,7 +16,7 @@ import torch
 import tqdm
 from hydra import compose
 from omegaconf import OmegaConf
-from runs import racing_rl, strict_json
+from runs import game_run_copy, racing_rl, strict_json
 
 from racing_rl import config_dir
 from racing_rl.checkpoints.layout import resolve_model
@@ -498,6 +498,14 @@ def test_a_race_of_runs_that_observe_differently_says_so(tiny_runs, tmp_path):
     OmegaConf.save(config, wide / ".hydra" / "config.yaml")
     with pytest.raises(ConfigError, match=r"wide with backend.sensors.fov_deg=180.0\. A race"):
         check_runs(eval_config([str(tiny_runs[0]), str(wide)]))
+
+    # A run trained in a game, of the game's 16 rays: its size is its run.json's. It was
+    # let through, and its checkpoint then refused as a run's of other sensors.
+    game = game_run_copy(tiny_runs[1], tmp_path / "game")
+    leg = {"game": {"observation_size": 19}, "start_timesteps": 0, "end_timesteps": 2048}
+    (game / "run.json").write_text(json.dumps({"legs": [leg]}))
+    with pytest.raises(ConfigError, match=r"observation_size=13, .*game with backend.observati"):
+        check_runs(eval_config([str(tiny_runs[0]), str(game)]))
 
 
 def test_a_race_refuses_a_checkpoint_path(tiny_runs):

@@ -41,7 +41,7 @@ from racing_rl.errors import ConfigError
 from racing_rl.evaluation.races import TrackRace, leaderboard, run_races, standings
 from racing_rl.evaluation.results import summarize
 from racing_rl.files import write_json
-from racing_rl.provenance import environment_record, job_command
+from racing_rl.provenance import environment_record, job_command, trained_game
 from racing_rl.vec import make_parallel_envs
 
 if TYPE_CHECKING:
@@ -632,7 +632,7 @@ def _check_observe_alike(backends: dict[str, DictConfig]) -> None:
     On the simulator every setting of ``backend.sensors`` and ``backend.car`` must agree
     (the field of view, the range and the car's top speed scale what a policy reads,
     even where the observation's size is the same); a run trained in a game is known by
-    its observation size alone.
+    its observation size alone (the game's, as its run.json records it).
 
     Args:
         backends: run dir → the backend config the run was trained on.
@@ -647,9 +647,14 @@ def _check_observe_alike(backends: dict[str, DictConfig]) -> None:
         if all(isinstance(config, RaceConfig) for config in pair):
             theirs, ours = (_observation_settings(config) for config in pair)
         else:  # a game's run is known by its observation size alone
-            if any(config.observation_size is None for config in pair):
-                continue  # a game's own size: known once it connects
-            theirs, ours = ({"observation_size": config.observation_size} for config in pair)
+            sizes = [
+                config.observation_size  # None: the game's own, recorded in its run.json
+                or trained_game(Path(run).expanduser()).get("observation_size")
+                for run, config in ((first, pair[0]), (other, pair[1]))
+            ]
+            if None in sizes:
+                continue  # a game's own size, not recorded: known once it connects
+            theirs, ours = ({"observation_size": size} for size in sizes)
         differing = sorted(
             key for key in theirs.keys() | ours.keys() if theirs.get(key) != ours.get(key)
         )
