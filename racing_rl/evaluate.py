@@ -21,7 +21,7 @@ from racing_rl.cli import print_error
 from racing_rl.config import SweepSignals, hydra_main, job_failed
 from racing_rl.errors import RacingRLError
 from racing_rl.evaluation.command import check_runs, evaluate
-from racing_rl.evaluation.tables import format_table, race_tables, tracks_phrase
+from racing_rl.evaluation.tables import ending, format_table, race_tables, tracks_phrase
 from racing_rl.files import read_record
 
 log = logging.getLogger(__name__)
@@ -81,8 +81,8 @@ def main(cfg: DictConfig) -> None:
             f"written to {out}"
         )
         return
-    columns = ["track_seed", "finished", "crashed", "lap_time", "progress", "mean_speed"]
-    print(format_table(metrics["tracks"], columns))
+    columns = ["track_seed", "ending", "lap_time", "progress", "mean_speed"]
+    print(format_table([{**t, "ending": ending(t)} for t in metrics["tracks"]], columns))
     summary = {k: v for k, v in metrics.items() if k not in ("tracks", "replays", "out_dir")}
     hidden = ("driver", "split", "difficulty")  # said on the last line
     # Figures only: a nested record (the bridge's counters, logged on their own) stays in

@@ -210,6 +210,14 @@ def test_eval_records_replays_that_agree_with_metrics(tiny_runs, tmp_path):
         metrics = strict_json((out / "metrics.json").read_text())
         assert [Path(p).name for p in metrics["replays"]] == ["track_5.npz", "track_6.npz"]
         assert str(out / "replays") in result.stdout
+        # How each episode ended, in one column (a car out of time read "False False").
+        head, *rows = result.stdout.splitlines()[:3]
+        assert head.split()[:2] == ["track_seed", "ending"]
+        endings = [
+            "finished" if t["finished"] else "crash" if t["crashed"] else "DNF"
+            for t in metrics["tracks"]
+        ]
+        assert [row.split()[1] for row in rows] == endings
         # Seeds given explicitly are no split's: neither the summary nor the file says test.
         assert "on 2 tracks (seeds 5, 6)," in result.stdout and "test track" not in result.stdout
         assert metrics["split"] is None and "-0.000" not in result.stdout

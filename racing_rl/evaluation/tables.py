@@ -86,6 +86,15 @@ def tracks_phrase(seeds: Sequence[int], split: str | None, difficulty: str | Non
     return f"{len(distinct)} {kind + ' ' if kind else ''}track{plural} (seed{plural} {shown})"
 
 
+def ending(row: dict[str, Any]) -> str:
+    """How a car's episode ended, from its row (``finished``, ``crashed``, and
+    ``interrupted`` where a game lost the car): ``finished``, ``crash``, ``lost`` or ``DNF``
+    (out of time, or stuck)."""
+    if row.get("interrupted"):
+        return "lost"
+    return "finished" if row["finished"] else "crash" if row["crashed"] else "DNF"
+
+
 def race_tables(metrics: dict[str, Any]) -> str:
     """A race's leaderboard per track (position, lap times, gaps), a blank line, and the
     standings.
@@ -102,7 +111,7 @@ def race_tables(metrics: dict[str, Any]) -> str:
                 result = f"{row['finish_time_s']:.2f}"
                 gap = f"+{row['gap_s']:.2f}" if row["position"] > 1 else ""
             else:
-                result = "lost" if row.get("interrupted") else "crash" if row["crashed"] else "DNF"
+                result = ending(row)
                 gap = f"{fixed(row['progress'], 2)} laps"
             rows.append(
                 {

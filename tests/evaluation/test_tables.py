@@ -3,6 +3,7 @@
 import pytest
 
 from racing_rl.evaluation.tables import (
+    ending,
     fixed,
     format_table,
     markdown_table,
@@ -73,3 +74,11 @@ def test_a_markdown_table_aligns_the_columns_asked_and_refuses_a_ragged_row():
     assert table == "| driver | laps |\n|---|---:|\n| ppo | 0.97 |\n| sac | 1 |"
     with pytest.raises(ValueError, match="a row of 1 cells in a table of 2 columns"):
         markdown_table(["driver", "laps"], [["ppo"]])
+
+
+def test_an_episode_ends_finished_crashed_lost_or_out_of_the_race():
+    row = {"finished": False, "crashed": False}
+    assert ending({**row, "finished": True}) == "finished"
+    assert ending({**row, "crashed": True}) == "crash"
+    assert ending({**row, "interrupted": True}) == "lost"  # a game lost the car
+    assert ending(row) == "DNF"  # out of time, or stuck
