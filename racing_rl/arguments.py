@@ -817,7 +817,9 @@ def _check_path(key: str, kind: str, value: object) -> None:
         return
     path = Path(str(value)).expanduser()
     if not path.exists():
-        raise UsageError(f"{key}={value}: no such file or directory; pass {key}=<{kind}>")
+        scripted = kind == "run" and difflib.get_close_matches(str(value), ["scripted"])
+        meant = "; did you mean scripted (the scripted driver)?" if scripted else ""
+        raise UsageError(f"{key}={value}: no such file or directory{meant}; pass {key}=<{kind}>")
     if kind == "run" and not (path / ".hydra" / "config.yaml").is_file():
         run = next(
             (p for p in path.resolve().parents[:3] if (p / ".hydra" / "config.yaml").is_file()),

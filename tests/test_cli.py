@@ -138,6 +138,7 @@ def test_version_and_python_m_racing_rl(tmp_path):
         (["replay"], "racing-rl replay: missing path: pass path=<file>"),
         (["eval", "run_dir=nope"], "run_dir=nope: no such file or directory"),
         (["eval", "run_dir=[nope,scripted]"], "run_dir=nope: no such file or directory"),
+        (["eval", "run_dir=[scriptd]"], "scriptd: no such file or directory; did you mean scripte"),
         # A swept job's missing run failed in its job, "not a racing-rl run directory".
         (["eval", "-m", "run_dir=scripted,nope"], "run_dir=nope: no such file or directory"),
         (["eval", "-m", "run_dir=[scripted,nope],[scripted]"], "run_dir=nope: no such file or"),
