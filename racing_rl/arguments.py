@@ -213,8 +213,13 @@ def check_arguments(name: str, args: list[str]) -> None:
     # the keys, and the groups may have more options, as with hydra.searchpath=.
     more_options = _flag_value(args, CONFIG_DIR_FLAGS) is not None
     args = _without_flag(args, CONFIG_DIR_FLAGS)
+    # --cfg, -p and --resolve print the config these overrides make: check them as a run's
+    # (but for the keys it needs: a printed config may leave them ???).
+    printing = _flag_value(args, ("-c", "--cfg")) is not None
+    args = _without_flag(_without_flag(args, ("-c", "--cfg")), ("-p", "--package"))
+    args = [a for a in args if a != "--resolve"]
     if any(a.startswith("-") and a not in ("-m", "--multirun") for a in args):
-        return  # --cfg, --info, -cn, ...: Hydra's own questions, or another primary config
+        return  # --info, -cn, ...: Hydra's own questions, or another primary config
     for arg in args:
         if arg[:1] not in ("-", "~") and "=" not in arg:  # Hydra: a lexer error
             keys = list(COMMANDS[name].paths)  # a path is likeliest the command's path key's
@@ -271,8 +276,9 @@ def check_arguments(name: str, args: list[str]) -> None:
                 f"{override.input_line} needs the Hydra plugin {plugin[0].split('.')[-1]}, "
                 f"which is not installed: pip install 'racing-rl[{plugin[1]}]'"
             )
-    for option in doc.options:
-        if option.value == "???" and option.key not in given:
+    required = [] if printing else [option for option in doc.options if option.value == "???"]
+    for option in required:
+        if option.key not in given:
             kind = COMMANDS[name].paths.get(option.key, "value")
             raise UsageError(f"missing {option.key}: pass {option.key}=<{kind}> ({option.comment})")
     for key, kind in COMMANDS[name].paths.items():

@@ -178,6 +178,9 @@ def test_version_and_python_m_racing_rl(tmp_path):
         (["train", "sac"], "'sac' is not a KEY=VALUE override: racing-rl train --help lists"),
         # A top-level key added with + (Hydra added it; the schema refused it with status 1).
         (["train", "+total_timestep=1"], "'total_timestep' is not a key of racing-rl train: did"),
+        # ... and with --cfg, which printed Hydra's advice to append it (+total_timestep=10).
+        (["train", "--cfg", "job", "total_timestep=10"], "'total_timestep' is not a key of rac"),
+        (["train", "-c=all", "-p", "algo", "sed=1"], "'sed' is not a key of racing-rl train"),
         # ... and below a backend, whose schema has every key (Hydra: "not in 'RaceRules'", 1).
         (["train", "+backend.rules.car_colisions=1"], "did you mean backend.rules.car_collisi"),
         (["emulate", "."], "racing-rl emulate: '.' is not a KEY=VALUE override: racing-rl emulate"),
