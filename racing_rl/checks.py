@@ -393,13 +393,16 @@ def check_net_arch(net_arch: Any) -> None:
         )
 
 
-def check_train_config(cfg: DictConfig, *, device: bool = True) -> None:
+def check_train_config(cfg: DictConfig, *, device: bool = True, new_run: bool = True) -> None:
     """Check a composed ``train`` config; raise before anything is built.
 
     Args:
         cfg: the config.
         device: also check that this machine has ``cfg.device`` (off for a run's config
             read to evaluate it elsewhere).
+        new_run: also refuse what a run could be saved with but should not start with
+            (``backend.episode.rotate_grid`` without a grid spawn, which does nothing);
+            off for a saved run's config (loaded, or resumed).
 
     Raises:
         ConfigError: on the first invalid value, naming the key, the value and what is
@@ -446,13 +449,17 @@ def check_train_config(cfg: DictConfig, *, device: bool = True) -> None:
             "in a Roblox game, put the game's own NPC cars on track",
         )
     episode = getattr(backend, "episode", None)  # a game's episode has no spawn
-    if isinstance(episode, EpisodeConfig) and episode.rotate_grid and episode.spawn != "grid":
-        raise invalid(
-            "backend.episode.rotate_grid",
-            True,
-            "it rotates the slots of a grid start by the track's seed (spawn='grid', as "
-            f"eval's races), and spawn={episode.spawn!r} has none to rotate (a random "
-            "spawn's grid starts, grid_start_prob, draw their slots at random): leave it out",
+    if (
+        new_run
+        and isinstance(episode, EpisodeConfig)
+        and episode.rotate_grid
+        and episode.spawn != "grid"
+    ):
+        raise ConfigError(
+            "Invalid config: backend.episode.rotate_grid=true; it rotates the slots of a grid "
+            "start by the track's seed (spawn='grid', as eval's races), and "
+            f"spawn={episode.spawn!r} has none to rotate (a random spawn's grid starts, "
+            "grid_start_prob, draw their slots at random): leave it out."
         )
     # None: a Roblox game's size, read from its first frame (the bridge bounds it then).
     if backend.observation_size is not None:

@@ -245,7 +245,7 @@ def resume_run(
             before ``train`` records a leg in run.json).
     """
     cfg = resume_config(run_dir, overrides)
-    check_train_config(cfg)
+    check_train_config(cfg, new_run=False)
     checkpoint = latest_checkpoint(run_dir)
     if checkpoint.timesteps >= cfg.total_timesteps:
         own = load_run_config(run_dir).total_timesteps  # a total given here is cfg's
@@ -418,7 +418,7 @@ def _train(
     Ctrl-C), every environment it opened is closed, then the bridge is stopped: the
     game's cars leave with their environments.
     """
-    check_train_config(cfg)
+    check_train_config(cfg, new_run=resume is None)
     try:  # the user's own config may name anything; a loaded run's may not
         check_named_classes(OmegaConf.to_container(cfg, resolve=False))
     except ValueError as err:

@@ -106,6 +106,23 @@ def test_invalid_config_fails_naming_the_key(overrides, message):
     assert message in str(raised.value)
 
 
+def test_a_saved_run_with_a_setting_a_new_run_may_not_start_with_still_loads(tmp_path):
+    """rotate_grid=true without a grid spawn did nothing, and runs were saved with it: the
+    refusal of it made their run directories unloadable (eval, export, resume)."""
+    from omegaconf import OmegaConf
+
+    from racing_rl.checkpoints.runs import load_run_config
+
+    with initialize():
+        cfg = compose("train", overrides=["backend.episode.rotate_grid=true"])
+    with pytest.raises(ConfigError, match="rotate_grid=true; it rotates"):
+        check_train_config(cfg)
+    check_train_config(cfg, new_run=False)
+    (tmp_path / ".hydra").mkdir()
+    OmegaConf.save(cfg, tmp_path / ".hydra" / "config.yaml")
+    assert load_run_config(tmp_path).backend.episode.rotate_grid
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 def test_cuda_without_cuda_fails_naming_the_key():
     with initialize():

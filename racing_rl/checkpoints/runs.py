@@ -102,7 +102,7 @@ def load_run_config(run_dir: str | os.PathLike[str]) -> DictConfig:
         OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
         # Nothing is called but what a run may name (written out: see check_named_classes).
         check_named_classes(OmegaConf.to_container(cfg, resolve=False))
-        check_train_config(cfg, device=False)
+        check_train_config(cfg, device=False, new_run=False)
     except Exception as err:
         why = (str(err).strip().splitlines() or [""])[0]
         raise CheckpointError(
