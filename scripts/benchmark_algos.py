@@ -70,7 +70,7 @@ import numpy as np
 from hydra import compose
 
 from racing_rl.checkpoints.runs import check_simulator_run, load_run_config
-from racing_rl.config import backend_config, benchmark_seeds, initialize
+from racing_rl.config import backend_config, benchmark_seeds, initialize, with_difficulty
 from racing_rl.errors import RacingRLError, reported
 from racing_rl.evaluation.command import SCRIPTED, evaluate
 from racing_rl.evaluation.tables import markdown_table
@@ -126,14 +126,24 @@ def check_held_out(run_dir: Path, seeds: Sequence[int]) -> None:
 
 def scripted_world(run_dir: Path) -> dict[str, Any]:
     """What the scripted driver's figures on ``run_dir``'s sets depend on: the run's test
-    tracks, track generator, car and rules (car collisions aside: the single-car sets race
-    one car), as ``{"tracks.test": [...], "track.width": 10.0, ...}``."""
+    tracks, and the track generator, car and rules of each difficulty level the sets race
+    at (``with_difficulty``: its tracks and rules, the run's car), car collisions aside
+    (the single-car sets race one car), as ``{"tracks.test": [...], "hard.track.width":
+    12.0, ...}``."""
     cfg = load_run_config(run_dir)
-    config = backend_config(cfg.backend)
-    world = {"tracks.test": [int(v) for v in cfg.tracks.test]}
-    for group in ("track", "car", "rules"):
-        world.update({f"{group}.{k}": v for k, v in asdict(getattr(config, group)).items()})
-    del world["rules.car_collisions"]
+    world: dict[str, Any] = {"tracks.test": [int(v) for v in cfg.tracks.test]}
+    levels = {
+        arg.split("=", 1)[1]
+        for overrides in SETS.values()
+        for arg in overrides
+        if arg.startswith("difficulty=")
+    }
+    for level in sorted(levels):
+        config = backend_config(with_difficulty(cfg.backend, level))
+        for group in ("track", "car", "rules"):
+            values = asdict(getattr(config, group))
+            world.update({f"{level}.{group}.{k}": v for k, v in values.items()})
+        del world[f"{level}.rules.car_collisions"]
     return world
 
 

@@ -188,10 +188,16 @@ def test_two_runs_of_one_label_and_seed_are_refused_not_one_hidden(bench, tmp_pa
 
 def test_runs_of_other_tracks_or_rules_in_one_measure_are_refused(bench, tmp_path):
     """The scripted driver is measured once, on the first run's tracks and rules: a run of
-    wider tracks or another car measured beside it was compared with the wrong baseline."""
+    another car or test range measured beside it was compared with the wrong baseline.
+    Every set races at a difficulty level, whose tracks and rules replace the run's own: a
+    run trained on hard tracks is measured on the same ones as the default."""
     runs = []
     for seed, overrides in enumerate(
-        ([], ["experiment=race"], ["backend.track.width=16", "backend.car.engine_accel=10"])
+        (
+            [],
+            ["experiment=race", "difficulty=hard", "backend.track.width=16"],
+            ["backend.car.engine_accel=10", "tracks.test=[2000100,2000120]"],
+        )
     ):
         run_dir = tmp_path / str(seed)
         (run_dir / ".hydra").mkdir(parents=True)
@@ -199,11 +205,12 @@ def test_runs_of_other_tracks_or_rules_in_one_measure_are_refused(bench, tmp_pat
             cfg = compose("train", overrides=[f"seed={seed}", *overrides])
         OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml")
         runs.append((run_dir, None))
-    # Other sensors and car collisions leave the scripted driver's single-car figures alone.
+    # Other sensors, car collisions and training tracks leave the scripted figures alone.
     assert bench.scripted_world(runs[0][0]) == bench.scripted_world(runs[1][0])
-    said = r"2 races on other tracks or rules than .*0 \(track.width: 16.0 against 14.0, car"
-    with pytest.raises(SystemExit, match=said):
+    said = r"2 races on other tracks or rules than .*0 \(tracks.test: \[2000100, 2000120\] a"
+    with pytest.raises(SystemExit, match=said) as refused:
         bench.benchmark(runs, tmp_path / "bench", benchmark_seeds(), [])
+    assert "default.car.engine_accel: 10.0 against 9.0" in str(refused.value)
     assert not (tmp_path / "bench").exists()
 
 
