@@ -295,7 +295,8 @@ def check_arguments(name: str, args: list[str]) -> None:
             for entry in value if isinstance(value, list) else [value]:
                 # A swept item in quotes ('<job dir>', as a path with = or , must be) is a
                 # QuotedString.
-                _check_path(key, kind, getattr(entry, "text", entry))
+                racing = name == "eval" and key == "run_dir"  # a race's scripted car
+                _check_path(key, kind, getattr(entry, "text", entry), racing)
     if name == "export" and multirun:
         _check_export_outputs(given, doc)
     resume = given.get("resume")
@@ -806,7 +807,13 @@ def _walk(node: Any, parts: list[str]) -> tuple[int, dict]:
     return len(parts), node if isinstance(node, dict) else {}
 
 
-def _check_path(key: str, kind: str, value: object) -> None:
+def _check_path(key: str, kind: str, value: object, scripted: bool = False) -> None:
+    """Refuse ``key=value``, a path of ``kind`` (``run``: a run directory; ``file``), that
+    does not exist; ``scripted``: the entry ``scripted`` (eval's baseline driver) is one.
+
+    Raises:
+        UsageError: naming the key and what to pass.
+    """
     if value is not None and "${" in str(value):  # ${oc.env:RUN}, as Hydra will resolve it
         from omegaconf import OmegaConf
         from omegaconf.errors import OmegaConfBaseException
@@ -819,12 +826,12 @@ def _check_path(key: str, kind: str, value: object) -> None:
             raise UsageError(  # Hydra: a traceback of its run directory's interpolation
                 f"{key}={value}: {str(err).splitlines()[0]}; set it, or give the path itself"
             ) from None
-    if value is None or (kind == "run" and value == "scripted"):
+    if value is None or (scripted and value == "scripted"):
         return
     path = Path(str(value)).expanduser()
     if not path.exists():
-        scripted = kind == "run" and difflib.get_close_matches(str(value), ["scripted"])
-        meant = "; did you mean scripted (the scripted driver)?" if scripted else ""
+        close = scripted and difflib.get_close_matches(str(value), ["scripted"])
+        meant = "; did you mean scripted (the scripted driver)?" if close else ""
         raise UsageError(f"{key}={value}: no such file or directory{meant}; pass {key}=<{kind}>")
     if kind == "run" and not (path / ".hydra" / "config.yaml").is_file():
         run = next(

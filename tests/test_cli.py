@@ -139,6 +139,9 @@ def test_version_and_python_m_racing_rl(tmp_path):
         (["eval", "run_dir=nope"], "run_dir=nope: no such file or directory"),
         (["eval", "run_dir=[nope,scripted]"], "run_dir=nope: no such file or directory"),
         (["eval", "run_dir=[scriptd]"], "scriptd: no such file or directory; did you mean scripte"),
+        # ... where scripted is a driver, not for a run to resume or export.
+        (["train", "resume=scriptd"], "resume=scriptd: no such file or directory; pass resume"),
+        (["export", "run_dir=scripted"], "run_dir=scripted: no such file or directory; pass"),
         # A swept job's missing run failed in its job, "not a racing-rl run directory".
         (["eval", "-m", "run_dir=scripted,nope"], "run_dir=nope: no such file or directory"),
         (["eval", "-m", "run_dir=[scripted,nope],[scripted]"], "run_dir=nope: no such file or"),
