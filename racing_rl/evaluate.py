@@ -104,12 +104,12 @@ def _name_earlier_metrics(out_dir: Path) -> None:
     path = out_dir / "metrics.json"
     if not path.is_file():
         return
-    record = read_record(path, "it is an earlier eval's") or {}
-    command = record.get("settings", {}).get("command") or "a command it does not record"
+    settings = (read_record(path, "it is an earlier eval's") or {}).get("settings")
+    command = settings.get("command") if isinstance(settings, dict) else None
     written = datetime.fromtimestamp(path.stat().st_mtime).strftime("%Y-%m-%d %H:%M:%S")
     log.warning(
         "%s is an earlier eval's, written %s by %s; this eval wrote no metrics",
         path,
         written,
-        command,
+        command or "a command it does not record",
     )

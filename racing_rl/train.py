@@ -345,6 +345,7 @@ def main(cfg: DictConfig) -> float | None:
             if _completed_before(run_dir, overrides):
                 log.info("%s completed when this sweep ran before: kept", run_dir)
                 summary = json.loads((run_dir / "summary.json").read_text())
+                print(run_dir, flush=True)  # its result, as a job that trains prints it
                 return summary.get("objective", {}).get("value")
             if find_checkpoints(run_dir):
                 cfg, checkpoint, resume_files = resume_run(

@@ -1,5 +1,6 @@
 """Resume, interruption and atomic checkpoints, through real `racing-rl train` runs."""
 
+import collections
 import csv
 import functools
 import json
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import types
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +29,7 @@ from racing_rl.checkpoints.layout import (
 )
 from racing_rl.checkpoints.loading import load_episodes, load_model, load_replay_buffer
 from racing_rl.checkpoints.runs import load_run_config, resume_config
+from racing_rl.checkpoints.saving import episode_record
 from racing_rl.config import initialize
 from racing_rl.errors import ConfigError, TrainingInterrupted
 from racing_rl.interrupts import TrainingSignals
@@ -122,6 +125,11 @@ def test_a_malformed_record_of_episodes_resumes_without_them(tmp_path, caplog):
     assert "record of the latest episodes is malformed ([{'l': 20" in caplog.text
     (checkpoint / MANIFEST).write_text(json.dumps({**record, "episodes": episodes[:1]}))
     assert load_episodes(Checkpoint(checkpoint, 200, "ppo")) == episodes[:1]
+    # Saved, an episode that JSON cannot hold (a diverged return) is left out: written as
+    # null, it made the whole record malformed.
+    buffer = [*episodes, {"r": np.float32(2.0), "l": 7, "t": 1.0, "extra": "kept out"}]
+    model = types.SimpleNamespace(ep_info_buffer=collections.deque(buffer))
+    assert episode_record(model) == [episodes[0], {"r": 2.0, "l": 7.0, "t": 1.0}]
 
 
 def training_with_a_checkpoint(run_dir) -> subprocess.Popen:

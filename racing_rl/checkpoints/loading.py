@@ -460,7 +460,10 @@ def load_episodes(checkpoint: Checkpoint) -> list[dict[str, float]]:
     well_formed = isinstance(episodes, list) and all(
         isinstance(info, dict)
         and set(info) == set(EPISODE_KEYS)
-        and all(isinstance(v, int | float) and np.isfinite(v) for v in info.values())
+        and all(
+            isinstance(v, int | float) and not isinstance(v, bool) and np.isfinite(v)
+            for v in info.values()
+        )
         for info in episodes
     )
     if not well_formed:

@@ -165,12 +165,14 @@ def episode_record(model: BaseAlgorithm) -> list[dict[str, float]]:
     """The model's latest episodes as JSON: SB3's ``ep_info_buffer`` (up to
     ``stats_window_size``, 100, of VecMonitor's ``{"r": return, "l": length [steps],
     "t": wall time since the monitor started [s]}``), whose means are TensorBoard's
-    ``rollout/ep_rew_mean`` and ``ep_len_mean``. Other keys are left out."""
-    return [
+    ``rollout/ep_rew_mean`` and ``ep_len_mean``. Other keys, and an episode with a value
+    that is not finite (which JSON cannot hold), are left out."""
+    episodes = (
         {key: float(info[key]) for key in EPISODE_KEYS}
         for info in model.ep_info_buffer or []
         if all(key in info for key in EPISODE_KEYS)
-    ]
+    )
+    return [episode for episode in episodes if np.isfinite(list(episode.values())).all()]
 
 
 def clear_validation_due(checkpoint: Checkpoint) -> None:
