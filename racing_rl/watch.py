@@ -54,7 +54,8 @@ class CheckpointFollower:
             The driver; None where ``newer`` waits for a checkpoint that will not come.
 
         Raises:
-            CheckpointError: if the first checkpoint found cannot be loaded.
+            CheckpointError: if the first checkpoint found cannot be loaded, or the run has
+                none and is not training.
         """
         waiting = False
         while not (checkpoints := find_checkpoints(self.run_dir)) or (
@@ -62,6 +63,11 @@ class CheckpointFollower:
             and self._current is not None
             and checkpoints[-1].path in (self._current.path, self._failed)
         ):
+            if not checkpoints and not self.training():
+                raise CheckpointError(
+                    f"{self.run_dir} has no checkpoint and is not training (its run.json): "
+                    "follow=true has nothing to drive. Resume or start the run first."
+                )
             if checkpoints and not self.training():
                 if find_checkpoints(self.run_dir)[-1].path == checkpoints[-1].path:
                     log.info(

@@ -333,3 +333,9 @@ def test_the_follower_stops_waiting_when_the_run_is_not_training(tmp_path, listi
     (tmp_path / "run.json").write_text(json.dumps({"legs": [{**leg, "status": "completed"}]}))
     found[:] = [[a, b], [a, b]]
     assert follower.driver(newer=True) is None and slept == [2.0, 2.0]  # at once
+    # With no checkpoint at all, none will come either: it waited for the first for ever.
+    from racing_rl.errors import CheckpointError
+
+    found[:] = [[]]
+    with pytest.raises(CheckpointError, match="has no checkpoint and is not training"):
+        watch.CheckpointFollower(tmp_path, load=str).driver()
