@@ -239,6 +239,8 @@ def test_a_saved_run_config_parses_with_its_overrides_and_an_episode_override():
         ({"name": "roblox", "server": {"host": "0.0.0.0"}}, "server.host='0.0.0.0'"),
         # A wait for a missing car that sends no ACTION sets the game's watchdog off.
         ({"name": "roblox", "observation_timeout": 25}, "250 ticks without one (16.7 s at its"),
+        # 15 s itself: 90 % of 250 ticks of 1/15 s is 15.000000000000002, which let it in.
+        ({"name": "roblox", "observation_timeout": 15}, "keep it under 15 s"),
         ({"name": "carla"}, "backend.name='carla'; must be one of pygame, roblox"),
     ],
 )

@@ -97,8 +97,8 @@ class RobloxConfig:
         observation_timeout: how long a step waits for the cars' observations [s]: a
             car still missing then is truncated and respawned; a game that sent no
             frame at all in that time has stopped, and training ends with an error. Below
-            90 % of the game's watchdog (``WATCHDOG_TICKS`` ticks: 15 s at its 15 Hz),
-            which the wait, sending no ``ACTION``, would set off.
+            90 % of the game's watchdog (``WATCHDOG_TICKS`` ticks: 16.7 s at its 15 Hz,
+            so under 15 s), which the wait, sending no ``ACTION``, would set off.
         rules: the game's nominal tick, used until the bridge has measured the real one
             (``tick_hz``, from the frames' arrivals).
         episode: episode limits applied on the Python side (``max_steps``, ``laps``),
@@ -131,7 +131,8 @@ class RobloxConfig:
                 "the default one)."
             )
         watchdog = WATCHDOG_TICKS * self.rules.dt
-        if self.observation_timeout >= 0.9 * watchdog:
+        # Rounded: 0.9 × 250 × 1/15 is 15.000000000000002, which let 15 s through.
+        if self.observation_timeout >= round(0.9 * watchdog, 6):
             hz = 1 / self.rules.dt
             raise ConfigError(
                 f"observation_timeout={self.observation_timeout:g}: while a step waits for a "

@@ -399,7 +399,8 @@ class RobloxParallelEnv(ParallelEnv):
         Returns:
             observations, rewards, terminations, truncations, infos of the live agents.
             Info keys: ``crashed`` (the game's ``terminated``), ``stuck`` (its
-            ``truncated``: the game truncates only a car that stopped moving), the game's
+            ``truncated``: the game truncates only a car that made no new progress for
+            4 s), the game's
             ``info`` extension (``progress``, ``laps``, ``lap_time``, ``speed``, ...) if
             it sends one, ``finished``, ``interrupted`` (the game lost or ended the
             episode unseen: truncated, neither crashed nor stuck).
@@ -469,7 +470,7 @@ class RobloxParallelEnv(ParallelEnv):
             step = got.step
             self.bridge.car_steps += 1
             self.bridge.car_ticks += got.ticks
-            # The game truncates only a stuck car (4 s without moving; ROBLOX_GAME.md).
+            # The game truncates only a stuck car (4 s without new progress: its GetReward).
             stuck = step.truncated and not step.terminated
             info = {"crashed": step.terminated, "stuck": stuck, **step.info, "interrupted": False}
             finished = bool(episode.laps) and int(info.get("laps", 0)) >= episode.laps
