@@ -151,6 +151,8 @@ MODE_FLAGS = {
 
 #: Hydra's flag that adds a config dir to the search path, behind the command's conf/.
 CONFIG_DIR_FLAGS = ("-cd", "--config-dir")
+#: Hydra's flags that name another primary config (its name, its directory).
+NAMING_FLAGS = (("-cn", "--config-name"), ("-cp", "--config-path"))
 
 #: The commands whose Hydra settings (their output directories) read the command's own
 #: config: Hydra resolves ``--cfg hydra --resolve`` without it, an InterpolationKeyError.
@@ -263,7 +265,8 @@ def check_arguments(name: str, args: list[str]) -> None:
         )
     for group in ("hydra/sweeper", "hydra/launcher"):
         chosen = given.get(group)
-        if multirun or chosen is None or chosen.is_delete() or chosen.value() == "basic":
+        basic = chosen is None or chosen.is_delete() or chosen.value() == "basic"
+        if multirun or printing or basic:  # printing: --cfg shows what -m would use
             continue
         raise UsageError(  # Hydra: ignored, and one run trains
             f"{chosen.input_line} is used only by a sweep: add -m "
@@ -866,8 +869,11 @@ def with_resumed_backend(args: list[str]) -> list[str]:
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import OverrideParseException
 
+    words = args  # the overrides: without Hydra's flags and their values (--cfg job)
+    for flags in (CONFIG_DIR_FLAGS, ("-c", "--cfg"), ("-p", "--package"), *NAMING_FLAGS):
+        words = _without_flag(words, flags)
     try:
-        overrides = OverridesParser.create().parse_overrides([a for a in args if a[:1] != "-"])
+        overrides = OverridesParser.create().parse_overrides([a for a in words if a[:1] != "-"])
     except OverrideParseException:
         return args
     given = {o.key_or_group: o for o in overrides}

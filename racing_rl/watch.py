@@ -66,7 +66,8 @@ class CheckpointFollower:
             if not checkpoints and not self.training():
                 raise CheckpointError(
                     f"{self.run_dir} has no checkpoint and is not training (its run.json): "
-                    "follow=true has nothing to drive. Resume or start the run first."
+                    "follow=true has nothing to drive. Start it (racing-rl train), then follow "
+                    "it."
                 )
             if checkpoints and not self.training():
                 if find_checkpoints(self.run_dir)[-1].path == checkpoints[-1].path:

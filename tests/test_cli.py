@@ -385,6 +385,11 @@ def test_a_resume_with_a_key_it_may_not_change_is_refused_before_hydra_starts(tm
     check_arguments("train", [f"resume={tmp_path}", "backend.server.port=9000"])
     check_arguments("train", [f"resume={tmp_path}", "backend=roblox"])
     assert arguments.with_resumed_backend([f"resume={tmp_path}"])[-1] == "backend=roblox"
+    # ... with a flag's value before it too: "job" failed to parse as an override, and
+    # Hydra composed the simulator, which has no backend.server (+backend.server.port=).
+    for flag in (["--cfg", "job"], ["-cd", str(tmp_path)], ["-p", "backend"]):
+        resumed = arguments.with_resumed_backend([*flag, f"resume={tmp_path}"])
+        assert resumed[-1] == "backend=roblox", flag
     with pytest.raises(UsageError, match="'backend=pygame': it would change the model"):
         check_arguments("train", [f"resume={tmp_path}", "backend=pygame"])
     with pytest.raises(UsageError, match=r"backend=roblox has no backend\.car"):
@@ -563,6 +568,9 @@ def test_what_hydra_resolves_or_prints_is_not_refused(tmp_path, monkeypatch):
     check_arguments("train", ["--cfg", "hydra", "--resolve", "-p", "hydra.job"])
     check_arguments("train", ["--cfg", "hydra", "--resolve", "-p", "hydra.runtime.choices"])
     check_arguments("eval", ["--cfg=hydra", "--resolve", "--package=hydra.job_logging"])
+    # A launcher's or sweeper's settings, printed: "add -m", and -m refused with --cfg.
+    check_arguments("train", ["--cfg", "hydra", "hydra/launcher=joblib"])
+    check_arguments("train", ["--cfg", "hydra", "hydra/sweeper=ppo_search"])
     for part in ([], ["-p", "hydra.run"], ["-p", "hydra.run.dir"], ["-p", "hydra"]):
         with pytest.raises(UsageError, match="cannot resolve Hydra's settings alone"):
             check_arguments("train", ["--cfg", "hydra", "--resolve", *part])

@@ -239,8 +239,12 @@ def test_a_saved_run_config_parses_with_its_overrides_and_an_episode_override():
         ({"name": "roblox", "server": {"host": "0.0.0.0"}}, "server.host='0.0.0.0'"),
         # A wait for a missing car that sends no ACTION sets the game's watchdog off.
         ({"name": "roblox", "observation_timeout": 25}, "250 ticks without one (16.7 s at its"),
-        # 15 s itself: 90 % of 250 ticks of 1/15 s is 15.000000000000002, which let it in.
-        ({"name": "roblox", "observation_timeout": 15}, "keep it under 15 s"),
+        # The bound said "under 15 s" and let 15 in; it is 15 (a saved run may hold it).
+        ({"name": "roblox", "observation_timeout": 15.01}, "keep it at most 15 s (90 % of"),
+        (
+            {"name": "roblox", "observation_timeout": 15.8, "rules": {"dt": 0.07}},
+            "(17.5 s at its 14.2857 Hz; ROBLOX_GAME.md, 'Watchdog'): keep it at most 15.75 s",
+        ),
         ({"name": "carla"}, "backend.name='carla'; must be one of pygame, roblox"),
     ],
 )
@@ -248,6 +252,12 @@ def test_an_invalid_saved_backend_is_a_config_error_naming_the_key(backend, mess
     with pytest.raises(ConfigError) as raised:
         backend_config(OmegaConf.create(backend))
     assert message in str(raised.value)
+
+
+def test_the_longest_observation_timeout_is_allowed():
+    """15 s at 15 Hz, 90 % of the watchdog: runs were saved with it, and must load."""
+    config = backend_config(OmegaConf.create({"name": "roblox", "observation_timeout": 15}))
+    assert config.observation_timeout == 15
 
 
 def test_composing_train_needs_nothing_but_racing_rl_config():

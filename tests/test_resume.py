@@ -122,6 +122,9 @@ def test_a_malformed_record_of_episodes_resumes_without_them(tmp_path, caplog):
     episodes = [{"r": 1.5, "l": 20, "t": 0.25}, {"r": float("nan"), "l": 3, "t": 0.5}]
     (checkpoint / MANIFEST).write_text(json.dumps({**record, "episodes": episodes}))
     assert load_episodes(Checkpoint(checkpoint, 200, "ppo")) == []
+    flag = [{"r": True, "l": 3, "t": 0.5}]  # a boolean is no figure
+    (checkpoint / MANIFEST).write_text(json.dumps({**record, "episodes": flag}))
+    assert load_episodes(Checkpoint(checkpoint, 200, "ppo")) == []
     assert "record of the latest episodes is malformed ([{'l': 20" in caplog.text
     (checkpoint / MANIFEST).write_text(json.dumps({**record, "episodes": episodes[:1]}))
     assert load_episodes(Checkpoint(checkpoint, 200, "ppo")) == episodes[:1]

@@ -5,6 +5,7 @@ server and needs no WebSocket library."""
 from __future__ import annotations
 
 import ipaddress
+import math
 from dataclasses import dataclass, field
 
 from racing_rl.bridge.protocol import MAX_ENVIRONMENTS, WATCHDOG_TICKS
@@ -98,7 +99,7 @@ class RobloxConfig:
             car still missing then is truncated and respawned; a game that sent no
             frame at all in that time has stopped, and training ends with an error. Below
             90 % of the game's watchdog (``WATCHDOG_TICKS`` ticks: 16.7 s at its 15 Hz,
-            so under 15 s), which the wait, sending no ``ACTION``, would set off.
+            so at most 15 s), which the wait, sending no ``ACTION``, would set off.
         rules: the game's nominal tick, used until the bridge has measured the real one
             (``tick_hz``, from the frames' arrivals).
         episode: episode limits applied on the Python side (``max_steps``, ``laps``),
@@ -131,14 +132,15 @@ class RobloxConfig:
                 "the default one)."
             )
         watchdog = WATCHDOG_TICKS * self.rules.dt
-        # Rounded: 0.9 × 250 × 1/15 is 15.000000000000002, which let 15 s through.
-        if self.observation_timeout >= round(0.9 * watchdog, 6):
+        limit = 0.9 * watchdog  # 15 s at 1/15 s (as a float, 15.000000000000002)
+        if self.observation_timeout > limit:
             hz = 1 / self.rules.dt
             raise ConfigError(
                 f"observation_timeout={self.observation_timeout:g}: while a step waits for a "
                 "missing car no ACTION reaches the game, which closes every environment after "
                 f"{WATCHDOG_TICKS} ticks without one ({watchdog:.1f} s at its {hz:g} Hz; "
-                f"ROBLOX_GAME.md, 'Watchdog'): keep it under {0.9 * watchdog:.0f} s."
+                f"ROBLOX_GAME.md, 'Watchdog'): keep it at most {math.floor(limit * 100) / 100:g} s "
+                "(90 % of that)."
             )
         if min(self.connect_timeout, self.reconnect_timeout, self.observation_timeout) <= 0:
             raise ConfigError(
