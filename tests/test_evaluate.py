@@ -726,3 +726,14 @@ def test_checkpoint_final_says_when_the_run_has_a_newer_checkpoint(tiny_runs, tm
         caplog.clear()
         evaluate(compose("eval", overrides=[*overrides, "checkpoint=latest"]))
     assert "is newer" not in caplog.text
+
+
+def test_a_failed_eval_names_an_earlier_metrics_file_it_cannot_read_whole(tmp_path, caplog):
+    """A metrics.json whose settings are not an object raised inside the failed eval's
+    cleanup, hiding the eval's own error."""
+    from racing_rl.evaluate import _name_earlier_metrics
+
+    (tmp_path / "metrics.json").write_text(json.dumps({"settings": [1, 2]}))
+    _name_earlier_metrics(tmp_path)
+    assert "is an earlier eval's, written 20" in caplog.text
+    assert "by a command it does not record" in caplog.text

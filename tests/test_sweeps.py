@@ -164,6 +164,8 @@ def test_the_same_command_finishes_an_interrupted_sweep_in_its_directory(tmp_pat
     # Job 0 is untouched (its files, its saved config); job 1 resumed; job 2 ran.
     changed = [p.name for p, t in kept.items() if p.stat().st_mtime_ns != t]
     assert set(changed) <= {".lock", "train.log"}  # the log says the job is kept
+    # Each job's result on stdout, the kept one's too: its run dir.
+    assert again.stdout.split() == [str(jobs[n]) for n in (0, 1, 2)]
     legs = json.loads((jobs[1] / "run.json").read_text())["legs"]
     assert [leg["status"] for leg in legs] == ["interrupted", "completed"]
     assert legs[1]["resumed_from"] is not None
