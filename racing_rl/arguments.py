@@ -151,8 +151,10 @@ MODE_FLAGS = {
 
 #: Hydra's flag that adds a config dir to the search path, behind the command's conf/.
 CONFIG_DIR_FLAGS = ("-cd", "--config-dir")
+#: Hydra's flags that print the config (``--cfg job``, ``-p <package>``), with a value.
+PRINT_FLAGS = ("-c", "--cfg", "-p", "--package")
 #: Hydra's flags that name another primary config (its name, its directory).
-NAMING_FLAGS = (("-cn", "--config-name"), ("-cp", "--config-path"))
+NAMING_FLAGS = ("-cn", "--config-name", "-cp", "--config-path")
 
 #: The commands whose Hydra settings (their output directories) read the command's own
 #: config: Hydra resolves ``--cfg hydra --resolve`` without it, an InterpolationKeyError.
@@ -218,7 +220,7 @@ def check_arguments(name: str, args: list[str]) -> None:
     # --cfg, -p and --resolve print the config these overrides make: check them as a run's
     # (but for the keys it needs: a printed config may leave them ???).
     printing = _flag_value(args, ("-c", "--cfg")) is not None
-    args = _without_flag(_without_flag(args, ("-c", "--cfg")), ("-p", "--package"))
+    args = _without_flag(args, PRINT_FLAGS)
     args = [a for a in args if a != "--resolve"]
     if any(a.startswith("-") and a not in ("-m", "--multirun") for a in args):
         return  # --info, -cn, ...: Hydra's own questions, or another primary config
@@ -869,9 +871,8 @@ def with_resumed_backend(args: list[str]) -> list[str]:
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import OverrideParseException
 
-    words = args  # the overrides: without Hydra's flags and their values (--cfg job)
-    for flags in (CONFIG_DIR_FLAGS, ("-c", "--cfg"), ("-p", "--package"), *NAMING_FLAGS):
-        words = _without_flag(words, flags)
+    # The overrides: without Hydra's flags and their values (--cfg job).
+    words = _without_flag(args, (*CONFIG_DIR_FLAGS, *PRINT_FLAGS, *NAMING_FLAGS))
     try:
         overrides = OverridesParser.create().parse_overrides([a for a in words if a[:1] != "-"])
     except OverrideParseException:
@@ -897,7 +898,8 @@ def _flag_value(args: Sequence[str], flags: tuple[str, ...]) -> str | None:
 
 
 def _without_flag(args: list[str], flags: tuple[str, ...]) -> list[str]:
-    """``args`` without Hydra's flag ``flags`` and its value (``-cd dir``, ``--config-dir=dir``)."""
+    """``args`` without Hydra's flags ``flags`` and their values (``-cd dir``,
+    ``--config-dir=dir``)."""
     kept: list[str] = []
     skip = False
     for arg in args:

@@ -29,7 +29,7 @@ from stable_baselines3.common.vec_env import VecNormalize
 
 from racing_rl.algos import SET_BY_RACING_RL, algorithm_class, constructor_parameters
 from racing_rl.config import backend_config, to_container, train_mix
-from racing_rl.envs.config import EpisodeConfig, RaceConfig
+from racing_rl.envs.config import RaceConfig
 from racing_rl.errors import ConfigError, one_line
 from racing_rl.objective import OBJECTIVES
 
@@ -448,13 +448,9 @@ def check_train_config(cfg: DictConfig, *, device: bool = True, new_run: bool = 
             "scripted opponents race on the built-in simulator only (backend=pygame); "
             "in a Roblox game, put the game's own NPC cars on track",
         )
-    episode = getattr(backend, "episode", None)  # a game's episode has no spawn
-    if (
-        new_run
-        and isinstance(episode, EpisodeConfig)
-        and episode.rotate_grid
-        and episode.spawn != "grid"
-    ):
+    episode = backend.episode
+    simulated = isinstance(backend, RaceConfig)  # a game spawns its cars itself
+    if new_run and simulated and episode.rotate_grid and episode.spawn != "grid":
         raise ConfigError(
             "Invalid config: backend.episode.rotate_grid=true; it rotates the slots of a grid "
             "start by the track's seed (spawn='grid', as eval's races), and "

@@ -171,6 +171,12 @@ def _resumed_backend(arg: str, args: Sequence[str]) -> bool:
     return resumed and arg.lstrip("+").startswith("backend=")
 
 
+def _exit_code(name: str) -> int:
+    """The exit status of a run a signal of ``name`` stopped: 128 + its number (130 for
+    SIGINT, 143 for SIGTERM; SIGINT's for a name that is no signal)."""
+    return 128 + getattr(signal, name, signal.SIGINT)
+
+
 def _timesteps_in(record: Path) -> int | None:
     """The ``timesteps`` of a run's JSON record (``best/metrics.json``: the best model's;
     ``summary.json``, written when a run completes: the run's); None if there is none, or
@@ -400,7 +406,7 @@ def _interrupted(
         message += f"still {checkpoint.path}. Continue with: racing-rl train {again}"
     return TrainingInterrupted(
         f"Interrupted by {name} {message}",
-        exit_code=128 + getattr(signal, name, signal.SIGINT),
+        exit_code=_exit_code(name),
     )
 
 
@@ -688,7 +694,7 @@ def _save_interrupted(
     return TrainingInterrupted(
         f"Training interrupted by {name} at {model.num_timesteps:,} timesteps; saved "
         f"{checkpoint.path}. {left} with: racing-rl train {again}",
-        exit_code=128 + getattr(signal, name, signal.SIGINT),
+        exit_code=_exit_code(name),
     )
 
 
@@ -762,7 +768,7 @@ def _stopped_at_end(name: str, run_dir: Path, validated: bool) -> TrainingInterr
     )
     return TrainingInterrupted(
         f"Stopped by {name} at the end of the run; {run_dir} is complete{unvalidated}.",
-        exit_code=128 + getattr(signal, name, signal.SIGINT),
+        exit_code=_exit_code(name),
     )
 
 

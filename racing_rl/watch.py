@@ -63,13 +63,13 @@ class CheckpointFollower:
             and self._current is not None
             and checkpoints[-1].path in (self._current.path, self._failed)
         ):
-            if not checkpoints and not self.training():
-                raise CheckpointError(
-                    f"{self.run_dir} has no checkpoint and is not training (its run.json): "
-                    "follow=true has nothing to drive. Start it (racing-rl train), then follow "
-                    "it."
-                )
-            if checkpoints and not self.training():
+            if not self.training():  # no checkpoint will come
+                if not checkpoints:
+                    raise CheckpointError(
+                        f"{self.run_dir} has no checkpoint and is not training (its "
+                        "run.json): follow=true has nothing to drive. Start it (racing-rl "
+                        "train), then follow it."
+                    )
                 if find_checkpoints(self.run_dir)[-1].path == checkpoints[-1].path:
                     log.info(
                         "%s is not training (run.json): its newest checkpoint has raced",

@@ -646,9 +646,10 @@ def benchmark(
     """
     rows_of: dict[tuple[str, int], Path] = {}
     first = trained[0][0]
+    theirs = scripted_world(first)
     for run_dir, _ in trained:
         check_held_out(run_dir, seeds)
-        theirs, ours = scripted_world(first), scripted_world(run_dir)
+        ours = scripted_world(run_dir)
         differing = [key for key in theirs if theirs[key] != ours[key]]
         if differing:  # the scripted driver's figures are measured once, on the first's
             raise SystemExit(

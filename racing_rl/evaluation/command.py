@@ -103,14 +103,15 @@ def evaluate(
     if racing and cfg.driver == SCRIPTED and SCRIPTED not in entries:
         entries.append(SCRIPTED)
     drives = not cfg.get("follow") and not (given == 1 and cfg.driver == SCRIPTED)
-    for run in runs:  # checkpoint=final: the model of a run's last completed leg
-        if drives and cfg.checkpoint == FINAL and (newer := newer_than_final(run)):
-            log.warning(
-                "%s: checkpoint=final is the model of the run's last completed leg; %s is "
-                "newer (checkpoint=latest evaluates it)",
-                run,
-                newer.path.name,
-            )
+    if drives and cfg.checkpoint == FINAL:  # the model of a run's last completed leg
+        for run in runs:
+            if newer := newer_than_final(run):
+                log.warning(
+                    "%s: checkpoint=final is the model of the run's last completed leg; %s "
+                    "is newer (checkpoint=latest evaluates it)",
+                    run,
+                    newer.path.name,
+                )
     run_cfg = load_run_config(runs[0])
     run_cfg.backend = race_backend(cfg, run_cfg.backend, difficulty)
     seeds = (
