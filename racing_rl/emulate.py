@@ -4,7 +4,9 @@ a stand-in for the Roblox game, until Ctrl-C (conf/emulate.yaml)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
 from pathlib import Path
 
 from omegaconf import DictConfig
@@ -70,19 +72,53 @@ def main(cfg: DictConfig) -> None:
         cfg.url,
         "lock-step" if cfg.lockstep else f"the game's clock ({cfg.tick_hz:g} Hz, reset ticks)",
     )
+    with contextlib.suppress(KeyboardInterrupt):  # a signal before the loop takes them
+        asyncio.run(play(emulator))
+    if emulator.lockstep:  # no clock: every command is answered, nothing is late
+        log.info("emulator stopped after %d commands (lock-step)", emulator.received)
+        return
+    log.info(
+        "emulator stopped after %d commands, %d ticks (%d empty); an environment's "
+        "ACTION was in time for %d of its %d driven ticks; %d watchdog shutdowns",
+        emulator.received,
+        emulator.ticks,
+        emulator.empty_frames,
+        emulator.in_time,
+        emulator.awaited,
+        emulator.watchdog_shutdowns,
+    )
+
+
+async def play(emulator: Emulator) -> None:
+    """Run ``emulator`` until SIGINT or SIGTERM (Ctrl-C, ``kill``), then return.
+
+    The event loop takes both signals (``loop.add_signal_handler``), so they act between
+    two of its steps: the session is cancelled, and the game closes the connection with
+    1001 as a game that quits; ``Emulator.stop`` ends the reconnect loop as well, should a
+    cancel be lost on its way. asyncio.run does this for SIGINT only where Python's
+    default handler is set, and racing-rl's own (``racing_rl.interrupts``) is: it raised
+    KeyboardInterrupt wherever the loop was, inside websockets' and asyncio's callbacks
+    too, and an emulator was once still running 120 s after its SIGINT. The handlers
+    before come back on return.
+
+    Raises:
+        ValueError: not in the main thread, where Python allows no signal handlers.
+    """
+    loop = asyncio.get_running_loop()
+    session = asyncio.ensure_future(emulator.run())
+
+    def stop() -> None:
+        emulator.stop()
+        session.cancel()
+
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
+        loop.add_signal_handler(sig, stop)
     try:
-        asyncio.run(emulator.run())
-    except KeyboardInterrupt:
-        if emulator.lockstep:  # no clock: every command is answered, nothing is late
-            log.info("emulator stopped after %d commands (lock-step)", emulator.received)
-            return
-        log.info(
-            "emulator stopped after %d commands, %d ticks (%d empty); an environment's "
-            "ACTION was in time for %d of its %d driven ticks; %d watchdog shutdowns",
-            emulator.received,
-            emulator.ticks,
-            emulator.empty_frames,
-            emulator.in_time,
-            emulator.awaited,
-            emulator.watchdog_shutdowns,
-        )
+        await asyncio.wait([session])
+    finally:
+        for sig, handler in previous.items():
+            loop.remove_signal_handler(sig)
+            signal.signal(sig, handler)
+    if not session.cancelled():
+        session.result()  # an error that ended it

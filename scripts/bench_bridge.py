@@ -114,7 +114,8 @@ def run_bridged(
         the line it logs when it stops; lock-step has no ticks to count).
 
     Raises:
-        RuntimeError: the emulator's stop line is not there (or not as expected).
+        RuntimeError: the emulator's stop line is not there (or not as expected), or it
+            did not stop within 120 s of its SIGINT (it is killed).
     """
     roblox_cfg = default_backend("roblox")
     roblox_cfg.server.port = free_port()
@@ -144,7 +145,14 @@ def run_bridged(
     finally:
         game.send_signal(signal.SIGINT)
         # Seconds on a quiet machine; a 2-core machine under 5 other jobs took over 30.
-        _, stderr = game.communicate(timeout=120)
+        try:
+            _, stderr = game.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            game.kill()  # not left running behind the script
+            _, stderr = game.communicate()
+            raise RuntimeError(
+                f"The emulator was still running 120 s after its SIGINT:\n{stderr[-2000:]}"
+            ) from None
     report: dict = {"tick_hz": tick_hz}
     if lockstep:
         return times, trips, rejected, report

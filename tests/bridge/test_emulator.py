@@ -5,6 +5,7 @@ import asyncio
 import json
 import logging
 import re
+import signal
 import time
 
 import pytest
@@ -400,8 +401,8 @@ def test_an_emulator_with_the_wrong_token_says_the_server_refused_it(caplog):
 
 
 def test_an_emulator_stopped_by_ctrl_c_closes_as_a_game_that_quits(caplog):
-    # asyncio.run cancels the emulator on Ctrl-C; websockets then closed with 1011, an
-    # internal error, which the training log showed.
+    # racing-rl emulate cancels the emulator on Ctrl-C (emulate.play); websockets then
+    # closed with 1011, an internal error, which the training log showed.
     bridge = TrainingBridge(ServerConfig(port=0), observation_size=19)
     url = f"ws://127.0.0.1:{bridge.server.port}/ws/emulator"
 
@@ -424,6 +425,44 @@ def test_an_emulator_stopped_by_ctrl_c_closes_as_a_game_that_quits(caplog):
             while "game disconnected" not in caplog.text and time.monotonic() < deadline:
                 time.sleep(0.02)
     finally:
+        bridge.close()
+    assert "received close code 1001: the game is stopping" in caplog.text
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_emulate_stops_on_a_signal_between_two_steps_of_its_loop(sig, caplog):
+    """racing-rl's own handler, which raises KeyboardInterrupt wherever the main thread is,
+    kept asyncio.run from taking SIGINT: it struck inside the loop's callbacks, and CI saw
+    an emulator still running 120 s after its SIGINT. The loop takes both signals now."""
+    from racing_rl.emulate import play
+
+    def raising(signum, frame):  # as racing_rl.interrupts._handle does in a command
+        raise KeyboardInterrupt
+
+    bridge = TrainingBridge(ServerConfig(port=0), observation_size=19)
+    game = emu.Emulator(f"ws://127.0.0.1:{bridge.server.port}/ws/emulator")
+
+    async def signal_once_connected() -> None:
+        while not (bridge.server.connected and game.connections):
+            await asyncio.sleep(0.02)
+        signal.raise_signal(sig)
+
+    async def main() -> None:
+        signalling = asyncio.ensure_future(signal_once_connected())
+        await play(game)
+        await signalling
+
+    before = {s: signal.signal(s, raising) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with caplog.at_level(logging.INFO, logger="racing_rl.bridge.server"):
+            asyncio.run(main())  # no KeyboardInterrupt
+            assert signal.getsignal(sig) is raising  # the handler before comes back
+            deadline = time.monotonic() + 5
+            while "game disconnected" not in caplog.text and time.monotonic() < deadline:
+                time.sleep(0.02)
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)
         bridge.close()
     assert "received close code 1001: the game is stopping" in caplog.text
 
@@ -538,7 +577,6 @@ def test_emulate_names_a_track_range_that_is_no_range():
 def test_emulate_says_which_sim_episode_settings_the_server_decides(tmp_path):
     """sim.episode.max_steps=10 and laps=2 were dropped without a word: the game has no
     such limits, the training server's settings decide."""
-    import signal
     import subprocess
     import sys
 
