@@ -171,8 +171,9 @@ class RaceBatch:
             leaves the race's random stream exactly as without a mix.
 
     Raises:
-        ConfigError: ``n_cars`` < 1, no race, a race without track seeds, or cars that
-            would start on one spot with collisions on (``_check_spawn``).
+        ConfigError: ``n_cars`` that is no whole number >= 1, no race, a race without track
+            seeds, or cars that would start on one spot with collisions on
+            (``_check_spawn``).
     """
 
     def __init__(
@@ -182,8 +183,8 @@ class RaceBatch:
         track_seeds: Sequence[Sequence[int]],
         track_mix: Sequence[TrackConfig] = (),
     ) -> None:
-        if n_cars < 1:
-            raise ConfigError(f"n_cars must be >= 1, got {n_cars}.")
+        if isinstance(n_cars, bool) or not isinstance(n_cars, numbers.Integral) or n_cars < 1:
+            raise ConfigError(f"n_cars must be a whole number >= 1, got {n_cars!r}.")
         for seeds in track_seeds:
             _check_track_seeds(seeds)
         if len(track_seeds) == 0 or any(len(seeds) == 0 for seeds in track_seeds):

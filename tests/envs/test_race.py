@@ -412,6 +412,11 @@ def test_episode_config_rejects_bad_values(kwargs: dict) -> None:
 def test_env_rejects_bad_arguments() -> None:
     with pytest.raises(ConfigError):
         RaceParallelEnv(n_cars=0)
+    for n_cars in (2.0, "2", True):  # failed in range() or a comparison, naming no argument
+        with pytest.raises(
+            ConfigError, match=rf"^n_cars must be a whole number >= 1, got {n_cars!r}"
+        ):
+            RaceParallelEnv(n_cars=n_cars)
     with pytest.raises(ConfigError):
         RaceParallelEnv(track_seeds=[])
     with pytest.raises(ConfigError):
