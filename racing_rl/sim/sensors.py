@@ -7,6 +7,7 @@ over cars, rays or obstacles. Distances are metres, capped at the sensor range.
 from __future__ import annotations
 
 import math
+import numbers
 import threading
 from dataclasses import dataclass
 
@@ -71,14 +72,15 @@ class SensorConfig:
     def __post_init__(self) -> None:
         if self.layout not in LAYOUTS:
             raise ConfigError(f"sensors.layout must be one of {LAYOUTS}, got {self.layout!r}.")
+        n_rays = self.n_rays
+        if isinstance(n_rays, bool) or not isinstance(n_rays, numbers.Integral) or n_rays < 1:
+            raise ConfigError(f"sensors.n_rays must be a whole number >= 1, got {n_rays!r}.")
         if self.layout == "roblox_car" and self.n_rays != 2 * len(ROBLOX_CAR_RAYS):
             raise ConfigError(
                 f"sensors.n_rays={self.n_rays}: layout=roblox_car has "
                 f"{2 * len(ROBLOX_CAR_RAYS)} rays (the game's Car); set n_rays="
                 f"{2 * len(ROBLOX_CAR_RAYS)}, or layout=fan."
             )
-        if self.n_rays < 1:
-            raise ConfigError(f"sensors.n_rays must be >= 1, got {self.n_rays}.")
         if not 0 <= self.fov_deg <= 360:
             raise ConfigError(f"sensors.fov_deg must be in [0, 360], got {self.fov_deg}.")
         if self.range <= 0:

@@ -338,6 +338,14 @@ def test_sensor_config_rejects_bad_values(kwargs: dict) -> None:
         SensorConfig(**kwargs)
 
 
+@pytest.mark.parametrize("n_rays", [-3, 5.0, "5", True])
+def test_a_ray_count_that_is_no_whole_number_from_1_is_refused_naming_it(n_rays) -> None:
+    # "5" failed with TypeError: '<' not supported; 5.0 deep in the env's construction; True
+    # made one ray.
+    with pytest.raises(ConfigError, match=r"^sensors\.n_rays must be a whole number >= 1, got"):
+        SensorConfig(n_rays=n_rays)
+
+
 # ---------------------------------------------------------------------- world culling
 @settings(max_examples=150, deadline=None)
 @given(
