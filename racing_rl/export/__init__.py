@@ -164,6 +164,46 @@ def output_path(out: str | None, run_dir: Path, checkpoint: str, fmt: str) -> Pa
     )
 
 
+def check_replaceable(path: Path, fmt: str) -> None:
+    """Refuse to write over a file at ``path`` that is not an earlier racing-rl export.
+
+    An earlier export is recognised by what racing-rl writes into it: the Luau module's
+    header (``A racing-rl driver, exported for Roblox``) or the ONNX model's
+    ``producer_name`` (``racing-rl``).
+
+    Args:
+        path: the file an export is about to write (``output_path``).
+        fmt: ``luau`` or ``onnx``.
+
+    Raises:
+        ConfigError: if ``path`` is a file that racing-rl export did not write (a game's
+            own script, another program's model); the file is kept.
+    """
+    if not path.is_file():
+        return
+    if fmt == "luau":
+        from racing_rl.export.luau import HEADER_MARK
+
+        with path.open("rb") as file:
+            ours = HEADER_MARK.encode() in file.read(256)
+    else:
+        import onnx
+        from google.protobuf.message import DecodeError
+
+        from racing_rl.export.onnx import PRODUCER
+
+        try:
+            ours = onnx.load(str(path), load_external_data=False).producer_name == PRODUCER
+        except DecodeError:  # not an ONNX model at all
+            ours = False
+    if not ours:
+        raise ConfigError(
+            f"{path} exists and is not a file racing-rl export wrote: an export replaces "
+            "only an earlier export, and this file is kept. Move it away, or choose "
+            "another out=."
+        )
+
+
 def export(cfg: DictConfig) -> dict[str, Any]:
     """``racing-rl export``: write a run's checkpoint as one Luau or ONNX file.
 
@@ -176,7 +216,8 @@ def export(cfg: DictConfig) -> dict[str, Any]:
         ``timesteps``.
 
     Raises:
-        ConfigError: without a ``run_dir``, or for a format other than ``luau`` or ``onnx``.
+        ConfigError: without a ``run_dir``, for a format other than ``luau`` or ``onnx``,
+            or an ``out`` that is a file racing-rl did not export (``check_replaceable``).
         CheckpointError: if the run, checkpoint or statistics are missing or damaged.
         ExportError: if the policy has parts export does not translate, ``onnx``
             lacks its package (``writer``), or ``out`` cannot be written (an earlier
@@ -191,6 +232,7 @@ def export(cfg: DictConfig) -> dict[str, Any]:
     write = writer(fmt)
     run_dir = Path(str(cfg.run_dir)).expanduser()
     out = output_path(cfg.get("out"), run_dir, str(cfg.checkpoint), fmt)
+    check_replaceable(out, fmt)
     spec = load_spec(run_dir, str(cfg.checkpoint), str(cfg.device), bool(cfg.trust_pickles))
     try:
         out.parent.mkdir(parents=True, exist_ok=True)

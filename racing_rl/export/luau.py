@@ -37,6 +37,9 @@ from racing_rl.sim.sensors import ROBLOX_CAR_RAYS
 
 #: Characters per line of the weight string (``\\z`` continues it on the next line).
 LINE_WIDTH = 96
+#: The first words of every module's header: what tells an earlier export
+#: (``racing_rl.export.check_replaceable``) from a file racing-rl did not write.
+HEADER_MARK = "A racing-rl driver, exported for Roblox"
 
 
 def luau_source(spec: PolicySpec) -> str:
@@ -151,7 +154,7 @@ def _header(spec: PolicySpec) -> str:
         else "rescaled from [-1, 1] to the action bounds"
     )
     return f"""\
-A racing-rl driver, exported for Roblox: {spec.algorithm}, {info.get("timesteps", 0):,} timesteps.
+{HEADER_MARK}: {spec.algorithm}, {info.get("timesteps", 0):,} timesteps.
 
   checkpoint   {info.get("checkpoint", "?")}
   exported     {info.get("exported_at", "?")} by racing-rl {info.get("racing_rl_version", "?")}

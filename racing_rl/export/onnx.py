@@ -30,6 +30,9 @@ from racing_rl.export.spec import Activation, Dense, PolicySpec
 #: The ONNX opset the models are written with: 15, the newest that every Unity Sentis
 #: release imports (before 2.6 they document opsets 7-15); onnxruntime reads any.
 OPSET = 15
+#: The models' ``producer_name``: what tells an earlier export
+#: (``racing_rl.export.check_replaceable``) from another program's model.
+PRODUCER = "racing-rl"
 
 
 class SpecModule(nn.Module):
@@ -131,7 +134,7 @@ def metadata(spec: PolicySpec) -> dict[str, str]:
 
     info = spec.info
     props = {
-        "producer": "racing-rl",
+        "producer": PRODUCER,
         "algorithm": spec.algorithm,
         "checkpoint": str(info.get("checkpoint", "")),
         "timesteps": str(int(info.get("timesteps", 0))),
@@ -193,6 +196,6 @@ def write_onnx(spec: PolicySpec, path: Path) -> None:
         )
     model = onnx.load(str(path))
     onnx.helper.set_model_props(model, metadata(spec))
-    model.producer_name = "racing-rl"
+    model.producer_name = PRODUCER
     onnx.checker.check_model(model)
     onnx.save(model, str(path))

@@ -144,6 +144,29 @@ def test_out_is_a_directory_or_the_format_s_file_and_replaces_nothing_else(train
     assert not (tmp_path / "d.luau").exists()
 
 
+@pytest.mark.parametrize("fmt", ["luau", "onnx"])
+def test_an_existing_file_is_replaced_only_if_it_is_an_earlier_export(trained_runs, fmt, tmp_path):
+    # out=src/NpcDrivers.server.luau replaced a game's own script with the module, and
+    # out=model.onnx another program's model, without a word.
+    import onnx
+
+    run_dir = trained_runs["sac"]
+    out = tmp_path / f"mine.{fmt}"
+    if fmt == "luau":
+        out.write_text("-- NpcDrivers: a game's own script\n")
+    else:
+        graph = onnx.helper.make_graph([], "mine", [], [])
+        onnx.save(onnx.helper.make_model(graph, producer_name="pytorch"), str(out))
+    before = out.read_bytes()
+    with pytest.raises(ConfigError, match=r"mine\.\w+ exists and is not a file racing-rl export"):
+        export(export_cfg(run_dir, "checkpoint=final", f"format={fmt}", f"out={out}"))
+    assert out.read_bytes() == before and files(tmp_path) == [out.name]
+    out.unlink()
+    for _ in range(2):  # an earlier export is replaced
+        result = export(export_cfg(run_dir, "checkpoint=final", f"format={fmt}", f"out={out}"))
+        assert result["path"] == str(out)
+
+
 def test_a_wrong_format_is_refused_naming_the_formats(trained_runs, tmp_path):
     out = tmp_path / "policy.lua"
     with pytest.raises(ConfigError, match=r"format='lua'; must be one of luau, onnx"):
@@ -160,12 +183,13 @@ def test_onnx_without_the_export_extra_says_what_to_install(trained_runs, tmp_pa
 
 def test_a_damaged_checkpoint_is_refused_and_leaves_the_old_file(trained_runs, tmp_path):
     run_dir = shutil.copytree(trained_runs["ppo"], tmp_path / "run")
-    (run_dir / "model.zip").write_bytes(b"PK\x03\x04 truncated")
     out = tmp_path / "policy.luau"
-    out.write_text("-- an earlier export\n")
+    export(export_cfg(run_dir, "checkpoint=final", f"out={out}"))  # an earlier export
+    before = out.read_text()
+    (run_dir / "model.zip").write_bytes(b"PK\x03\x04 truncated")
     with pytest.raises(CheckpointError, match="is not a loadable TeacherPPO checkpoint"):
         export(export_cfg(run_dir, "checkpoint=final", f"out={out}"))
-    assert out.read_text() == "-- an earlier export\n"
+    assert out.read_text() == before
     assert files(tmp_path).count("policy.luau") == 1 and not list(tmp_path.glob(".*partial"))
 
 
