@@ -155,7 +155,8 @@ def _command() -> str:
     launcher's own program runs (submitit's ``_submit.py``: a SLURM job), the job's as a
     ``racing-rl train`` of its overrides."""
     program = Path(sys.argv[0])
-    ours = program.name == "racing-rl" or "racing_rl" in program.parts
+    # racing_rl.cli names the program "racing-rl train" for Hydra's messages
+    ours = program.name.split(" ")[0] == "racing-rl" or "racing_rl" in program.parts
     if not ours and (job := job_command("train")):
         words = shlex.split(job)
         return shlex.join([w for w in words if not _resumed_backend(w, words)])

@@ -441,3 +441,19 @@ def test_a_leg_started_by_a_launcher_s_own_program_records_the_job_s_command(mon
     job = types.SimpleNamespace(overrides=types.SimpleNamespace(task=["seed=1", "algo=sac"]))
     monkeypatch.setattr(HydraConfig, "get", staticmethod(lambda: job))
     assert training._command() == "racing-rl train seed=1 algo=sac"
+
+
+def test_a_leg_started_by_racing_rl_s_cli_records_its_whole_command_line(monkeypatch):
+    # racing_rl.cli hands Hydra argv[0] "racing-rl train": run.json recorded the job's
+    # overrides instead, without --config-dir or hydra.run.dir.
+    from hydra.core.hydra_config import HydraConfig
+
+    from racing_rl import training
+
+    argv = ["racing-rl train", "--config-dir", "my_conf", "experiment=mine", "hydra.run.dir=r"]
+    monkeypatch.setattr(sys, "argv", argv)
+    monkeypatch.setattr(HydraConfig, "initialized", staticmethod(lambda: True))
+    job = types.SimpleNamespace(overrides=types.SimpleNamespace(task=["experiment=mine"]))
+    monkeypatch.setattr(HydraConfig, "get", staticmethod(lambda: job))
+    expected = "racing-rl train --config-dir my_conf experiment=mine hydra.run.dir=r"
+    assert training._command() == expected
