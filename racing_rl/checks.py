@@ -30,7 +30,7 @@ from stable_baselines3.common.vec_env import VecNormalize
 from racing_rl.algos import SET_BY_RACING_RL, algorithm_class, constructor_parameters
 from racing_rl.config import backend_config, to_container, train_mix
 from racing_rl.envs.config import RaceConfig
-from racing_rl.errors import ConfigError, one_line
+from racing_rl.errors import ConfigError, is_integer, is_number, one_line
 from racing_rl.objective import OBJECTIVES
 
 SPLITS = ("train", "validation", "test")
@@ -67,7 +67,7 @@ def _integer(
     cfg: DictConfig, key: str, minimum: int, where: str = "", maximum: int | None = None
 ) -> int:
     value = OmegaConf.select(cfg, key)
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    if not is_integer(value) or value < minimum:
         raise invalid(f"{where}{key}", value, f"must be an integer >= {minimum}")
     if maximum is not None and value > maximum:
         raise invalid(
@@ -112,7 +112,7 @@ def _number(
     if key not in values:
         return
     value = values[key]
-    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    ok = is_number(value)
     ok = ok and (value > low if open_low else value >= low) and value <= high
     if not ok:
         bracket = "(" if open_low else "["
@@ -339,7 +339,7 @@ def check_train_freq(train_freq: Any) -> None:
     if train_freq is None:
         return
     n, unit = train_freq if isinstance(train_freq, list | tuple) else (train_freq, "step")
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1 or unit not in ("step", "episode"):
+    if not is_integer(n) or n < 1 or unit not in ("step", "episode"):
         raise invalid(
             "algo.model.train_freq",
             train_freq,
@@ -360,7 +360,7 @@ def check_ent_coef(model: Mapping[str, Any], parameters: Mapping[str, Any]) -> N
     if isinstance(parameters["ent_coef"].default, str):  # learned: SAC, TQC
         if isinstance(value, str) and _AUTO_ENT_COEF.match(value):
             return
-        number = isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+        number = is_number(value) and value > 0
         if not number:
             raise invalid(
                 "algo.model.ent_coef", value, "must be auto, auto_<initial value> or a number > 0"
@@ -382,9 +382,7 @@ def check_net_arch(net_arch: Any) -> None:
     if isinstance(net_arch, dict):
         layers = [n for value in net_arch.values() for n in (value or [])]
     limit = LIMITS["net_width"]
-    ok = layers is not None and all(
-        isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= limit for n in layers
-    )
+    ok = layers is not None and all(is_integer(n) and 1 <= n <= limit for n in layers)
     if not ok:
         raise invalid(
             "algo.model.policy_kwargs.net_arch",

@@ -10,12 +10,13 @@ drives on the other.
 
 from __future__ import annotations
 
-import numbers
 from typing import Any
 
 import numpy as np
 from gymnasium import spaces
 from numpy.typing import NDArray
+
+from racing_rl.errors import is_integer
 
 ACTION_SIZE = 3
 """Numbers per action: throttle, steering, nitro."""
@@ -73,9 +74,7 @@ def track_seed_option(options: dict[str, Any] | None) -> int | None:
         ValueError: a seed that is no integer (``5.5`` would race on track 5).
     """
     track_seed = (options or {}).get("track_seed")
-    if track_seed is not None and (
-        isinstance(track_seed, bool) or not isinstance(track_seed, numbers.Integral)
-    ):
+    if track_seed is not None and not is_integer(track_seed):
         raise ValueError(f"options['track_seed'] must be an integer, got {track_seed!r}.")
     return None if track_seed is None else int(track_seed)
 

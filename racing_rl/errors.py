@@ -4,6 +4,7 @@ Messages say what was got, what was expected and how to fix it.
 """
 
 import errno
+import numbers
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -24,6 +25,19 @@ def disk_full(err: BaseException) -> OSError | None:
     was raised from (torch's zip writer says ``RuntimeError`` about it), or None."""
     full = (errno.ENOSPC, errno.EDQUOT)
     return next((c for c in causes(err) if isinstance(c, OSError) and c.errno in full), None)
+
+
+def is_integer(value: object) -> bool:
+    """Whether ``value`` is an integer (Python's or NumPy's) and not a bool: what a count,
+    a size or a seed must be, where ``True`` would read as 1 and ``5.0`` or ``"5"`` fail
+    further on, or round."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def is_number(value: object) -> bool:
+    """Whether ``value`` is a real number (an integer or a float, Python's or NumPy's) and
+    not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def one_line(err: BaseException) -> str:

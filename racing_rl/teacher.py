@@ -53,7 +53,7 @@ from torch.nn import functional as F
 
 from racing_rl.drivers.pure_pursuit import TUNINGS, PurePursuitDriver
 from racing_rl.envs.vec_env import SimVecEnv
-from racing_rl.errors import ConfigError
+from racing_rl.errors import ConfigError, is_integer, is_number
 
 log = logging.getLogger(__name__)
 
@@ -106,14 +106,14 @@ class TeacherPPO(PPO):
                 schedule, ``teacher_epochs`` < 1, or an unknown ``teacher``.
         """
         coef = arguments.get("teacher_coef", 0.0)
-        number = isinstance(coef, int | float) and not isinstance(coef, bool)
+        number = is_number(coef)
         if not callable(coef) and not (number and coef >= 0):
             raise ConfigError(
                 "TeacherPPO's teacher_coef must be a number >= 0 or a schedule of the "
                 f"progress (algo.teacher_coef), got {coef!r}."
             )
         epochs = arguments.get("teacher_epochs", 1)
-        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        if not is_integer(epochs) or epochs < 1:
             raise ConfigError(
                 f"TeacherPPO's teacher_epochs must be an integer >= 1, got {epochs!r}."
             )

@@ -57,7 +57,7 @@ from racing_rl.drivers.pure_pursuit import PurePursuitDriver
 from racing_rl.envs.config import RaceConfig
 from racing_rl.envs.race import RaceParallelEnv
 from racing_rl.envs.vec_env import SimVecEnv, episode_ends, mark_terminal, race_seed
-from racing_rl.errors import ConfigError
+from racing_rl.errors import ConfigError, is_integer
 from racing_rl.normalize import FiniteVecNormalize
 
 if TYPE_CHECKING:
@@ -425,7 +425,7 @@ def wrap_vec_env(venv: VecEnv, wrappers: DictConfig, gamma: float) -> VecEnv:
             ``wrappers.normalize`` has a key that is no keyword of VecNormalize's.
     """
     stack = wrappers.get("frame_stack", 1)
-    if isinstance(stack, bool) or not isinstance(stack, int) or stack < 1:
+    if not is_integer(stack) or stack < 1:
         raise ConfigError(f"wrappers.frame_stack must be an integer >= 1, got {stack!r}.")
     normalize = to_container(wrappers.get("normalize") or {})
     keywords = set(inspect.signature(FiniteVecNormalize).parameters) - {"venv", "gamma"}

@@ -38,7 +38,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from racing_rl.contract import STATE_SIZE
-from racing_rl.errors import BridgeProtocolError
+from racing_rl.errors import BridgeProtocolError, is_integer
 
 PROTOCOL_VERSION = 1
 """Bumped when a message changes meaning; additions that old games ignore keep it."""
@@ -295,7 +295,7 @@ def _checked_step(
         if not isinstance(entry[key], bool):
             raise BridgeProtocolError(f"{key} of {agent!r} is {entry[key]!r}; expected a boolean.")
     step = entry.get("step")
-    if step is not None and (isinstance(step, bool) or not isinstance(step, int)):
+    if step is not None and not is_integer(step):
         raise BridgeProtocolError(f"step of {agent!r} is {step!r}; expected an integer.")
     info = entry.get("info", {})
     if not isinstance(info, dict):
@@ -409,7 +409,7 @@ def decode_game_message(
                 f"Malformed hello {hello!r:.80}; expected {{'protocol': int}}."
             )
         size = hello.get("observation_size")
-        if size is not None and (isinstance(size, bool) or not isinstance(size, int)):
+        if size is not None and not is_integer(size):
             raise BridgeProtocolError(f"hello.observation_size is {size!r}; expected an integer.")
         if size is not None and size <= STATE_SIZE:
             raise BridgeProtocolError(

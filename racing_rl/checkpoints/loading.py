@@ -49,7 +49,7 @@ from racing_rl.checkpoints.layout import (
     Checkpoint,
     filled_rows,
 )
-from racing_rl.errors import CheckpointError, PickleRefused, one_line
+from racing_rl.errors import CheckpointError, PickleRefused, is_number, one_line
 from racing_rl.normalize import (
     apply_statistics,
     check_statistics,
@@ -460,10 +460,7 @@ def load_episodes(checkpoint: Checkpoint) -> list[dict[str, float]]:
     well_formed = isinstance(episodes, list) and all(
         isinstance(info, dict)
         and set(info) == set(EPISODE_KEYS)
-        and all(
-            isinstance(v, int | float) and not isinstance(v, bool) and np.isfinite(v)
-            for v in info.values()
-        )
+        and all(is_number(v) and np.isfinite(v) for v in info.values())
         for info in episodes
     )
     if not well_formed:

@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 from racing_rl.contract import track_change_due, track_seed_option
 from racing_rl.envs.config import RaceConfig
 from racing_rl.envs.rewards import compute_rewards
-from racing_rl.errors import ConfigError
+from racing_rl.errors import ConfigError, is_integer
 from racing_rl.sim.track import Track, TrackConfig, generate_track
 from racing_rl.sim.world import World, WorldBatch
 
@@ -149,7 +149,7 @@ def _check_track_seeds(seeds: Any) -> None:
         )
     ends = (seeds[0], seeds[-1]) if isinstance(seeds, range) and len(seeds) else seeds
     for seed in ends:
-        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        if not is_integer(seed) or seed < 0:
             raise ConfigError(f"a track seed must be an integer >= 0, got {seed!r}.")
 
 
@@ -183,7 +183,7 @@ class RaceBatch:
         track_seeds: Sequence[Sequence[int]],
         track_mix: Sequence[TrackConfig] = (),
     ) -> None:
-        if isinstance(n_cars, bool) or not isinstance(n_cars, numbers.Integral) or n_cars < 1:
+        if not is_integer(n_cars) or n_cars < 1:
             raise ConfigError(f"n_cars must be a whole number >= 1, got {n_cars!r}.")
         for seeds in track_seeds:
             _check_track_seeds(seeds)

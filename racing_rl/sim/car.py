@@ -19,13 +19,12 @@ the corner speed sqrt(a_grip / κ) the car understeers, so corner speed matters.
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
-from racing_rl.errors import ConfigError
+from racing_rl.errors import ConfigError, is_integer
 
 FloatArray = NDArray[np.float64]
 
@@ -93,7 +92,7 @@ class CarConfig:
             raise ConfigError(
                 f"car.max_steer must be below pi/2 rad (a right angle), got {self.max_steer}."
             )
-        if isinstance(self.substeps, bool) or not isinstance(self.substeps, numbers.Integral):
+        if not is_integer(self.substeps):
             raise ConfigError(f"car.substeps must be a whole number, got {self.substeps!r}.")
 
     @property

@@ -7,14 +7,13 @@ over cars, rays or obstacles. Distances are metres, capped at the sensor range.
 from __future__ import annotations
 
 import math
-import numbers
 import threading
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
-from racing_rl.errors import ConfigError
+from racing_rl.errors import ConfigError, is_integer
 
 FloatArray = NDArray[np.float64]
 
@@ -73,7 +72,7 @@ class SensorConfig:
         if self.layout not in LAYOUTS:
             raise ConfigError(f"sensors.layout must be one of {LAYOUTS}, got {self.layout!r}.")
         n_rays = self.n_rays
-        if isinstance(n_rays, bool) or not isinstance(n_rays, numbers.Integral) or n_rays < 1:
+        if not is_integer(n_rays) or n_rays < 1:
             raise ConfigError(f"sensors.n_rays must be a whole number >= 1, got {n_rays!r}.")
         if self.layout == "roblox_car" and self.n_rays != 2 * len(ROBLOX_CAR_RAYS):
             raise ConfigError(
