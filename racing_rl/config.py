@@ -125,11 +125,28 @@ def sweep_overrides(overrides: Sequence[str]) -> list[str]:
     """A sweep's command-line overrides that define what its jobs learn, sorted: those of
     ``RUNTIME_KEYS`` (``progress_bar=false``, ``torch_threads=2``) change how they run,
     and are left out. Two sweeps with the same are the same sweep (an Optuna study's
-    identity; a basic sweep continued in its directory)."""
+    identity; a basic sweep continued in its directory, given its sweeps in the same order:
+    ``job_order``)."""
+    return sorted(defining_overrides(overrides))
+
+
+def defining_overrides(overrides: Sequence[str]) -> list[str]:
+    """``overrides`` but those of ``RUNTIME_KEYS``, in their order (``sweep_overrides``)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     parsed = OverridesParser.create().parse_overrides(list(overrides))
-    return sorted(o.input_line for o in parsed if not under(o.key_or_group, RUNTIME_KEYS))
+    return [o.input_line for o in parsed if not under(o.key_or_group, RUNTIME_KEYS)]
+
+
+def job_order(overrides: Sequence[str]) -> list[str]:
+    """The sweeps (``seed=0,1``) among a sweep's command-line ``overrides``, in their
+    order, which numbers its jobs: Hydra's basic sweeper runs the product of their values
+    (``seed=0,1 algo=ppo,sac``: job 1 is seed=0 algo=sac; ``algo=ppo,sac seed=0,1``: job 1
+    is algo=ppo seed=1), and a job's directory is ``<job number>_<overrides>``."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(list(overrides))
+    return [o.input_line for o in parsed if o.is_sweep_override()]
 
 
 def recorded_sweep(sweep_dir: Path) -> list[str] | None:

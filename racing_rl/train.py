@@ -29,8 +29,10 @@ from racing_rl.config import (
     SweepJobFailed,
     SweepSignals,
     check_known_keys,
+    defining_overrides,
     hydra_main,
     job_failed,
+    job_order,
     path_override,
     recorded_sweep,
     sweep_overrides,
@@ -63,11 +65,12 @@ def _sweep_hint(hydra_cfg: DictConfig) -> str:
 
 
 def _earlier_sweep(sweep_dir: Path) -> list[str] | None:
-    """The overrides (``sweep_overrides``) of the sweep that ``sweep_dir``'s
-    ``multirun.yaml`` records (the basic sweeper writes it); None if there is none."""
+    """The overrides (``defining_overrides``, in the order given) of the sweep that
+    ``sweep_dir``'s ``multirun.yaml`` records (the basic sweeper writes it); None if there
+    is none."""
     recorded = recorded_sweep(sweep_dir)
     try:
-        return None if recorded is None else sweep_overrides(recorded)
+        return None if recorded is None else defining_overrides(recorded)
     except OverrideParseException:
         return None
 
@@ -263,14 +266,21 @@ class CheckConfig(SweepSignals):
         try:
             if runs and OmegaConf.select(config, "hydra.sweeper.study_name") is None:
                 earlier = _earlier_sweep(sweep_dir)
-                if earlier != sweep_overrides(config.hydra.overrides.task):
+                given = defining_overrides(config.hydra.overrides.task)
+                # The same sweeps in another order number the jobs otherwise: job 1 would
+                # be another job's directory, and the jobs run again beside their own.
+                if earlier is None or (sorted(earlier), job_order(earlier)) != (
+                    sorted(given),
+                    job_order(given),
+                ):
                     raise ConfigError(
                         f"hydra.sweep.dir={sweep_dir} already holds the runs of an earlier "
                         f"sweep ({len(runs)}, e.g. {runs[0].name}): its jobs would reuse "
                         "their directories. Leave hydra.sweep.dir out for a new dated one, "
                         "or choose another"
                         + (
-                            f" (the same command continues that sweep: its overrides were "
+                            " (the same command continues that sweep: its overrides were, "
+                            f"in this order, "
                             f"{' '.join(earlier) or '(none)'})."
                             if earlier is not None
                             else "."

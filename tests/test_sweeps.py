@@ -180,6 +180,21 @@ def test_the_same_command_finishes_an_interrupted_sweep_in_its_directory(tmp_pat
     assert "(the same command continues that sweep: its overrides were" in other.stderr
 
 
+def test_a_sweep_continued_with_its_sweeps_in_another_order_is_refused(tmp_path):
+    """``-m seed=0,1 algo.model.gamma=0.99,0.98`` continued as ``-m algo.model.gamma=0.99,0.98
+    seed=0,1`` (the order the refusal of another sweep listed them in) was taken for the
+    same sweep, but numbers the jobs otherwise: jobs 1 and 2 trained again, in new
+    directories beside their own."""
+    result, sweep_dir = sweep(tmp_path, "seed=0,1", "algo.model.gamma=0.99,0.98")
+    assert result.returncode == 0, result.stderr[-3000:]
+    before = sorted(p.name for p in sweep_dir.iterdir())
+    again, _ = sweep(tmp_path, "algo.model.gamma=0.99,0.98", "seed=0,1")
+    assert again.returncode == 1
+    assert "already holds the runs of an earlier sweep" in again.stderr
+    assert "its overrides were, in this order, seed=0,1 algo.model.gamma=0.99,0.98" in again.stderr
+    assert sorted(p.name for p in sweep_dir.iterdir()) == before
+
+
 def test_a_job_killed_before_its_first_checkpoint_trains_again_in_the_continued_sweep(tmp_path):
     """A job killed after a validation (best/) but before its first checkpoint made every
     later start of the sweep fail on it ("has no complete checkpoint ... start it again")."""
