@@ -361,8 +361,9 @@ def report(sweep_dir: Path, out_dir: Path | None = None) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``racing-rl report``; returns the exit status (2 without an existing sweep dir,
-    1 if the dir holds no jobs)."""
+    """``racing-rl report``; returns the exit status (2 without an existing sweep dir, or
+    with an ``--out`` that is no directory; 1 if the dir holds no jobs, or the report
+    cannot be written)."""
     parser = argparse.ArgumentParser(
         prog="racing-rl report",
         description="Tabulate a sweep's jobs (objective, validation lap completion, lap time, "
@@ -390,10 +391,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.out is not None and args.out.exists() and not args.out.is_dir():
+        print(
+            f"racing-rl report: --out {args.out} is a file; pass a directory (made if need "
+            "be) for report.md, report.csv and learning_curves.png",
+            file=sys.stderr,
+        )
+        return 2
     try:
         text = report(args.sweep_dir, args.out)
     except FileNotFoundError as err:
         print(f"racing-rl report: {err}", file=sys.stderr)
+        return 1
+    except OSError as err:  # --out under a file, a read-only or full disk
+        print(f"racing-rl report: cannot write the report: {err}", file=sys.stderr)
         return 1
     print(text)
     out = args.out or args.sweep_dir

@@ -519,6 +519,25 @@ def test_the_report_marks_a_job_with_a_damaged_run_json_and_reads_the_others(tmp
     assert jobs[1].error.startswith("run.json is damaged")
 
 
+def test_the_report_refuses_an_out_that_is_no_directory_in_one_line(tmp_path, capsys):
+    """``--out`` naming a file (or a path under one) ended in a FileExistsError's
+    (NotADirectoryError's) traceback."""
+    from racing_rl.report import main
+
+    job = tmp_path / "sweep" / "0_seed=0"
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "config.yaml").write_text("objective: laps\n")
+    (job / ".hydra" / "overrides.yaml").write_text("- seed=0\n")
+    (job / "run.json").write_text('{"legs": [{"status": "completed"}]}')
+    (tmp_path / "file").write_text("")
+    assert main([str(tmp_path / "sweep"), "--out", str(tmp_path / "file")]) == 2
+    assert f"--out {tmp_path / 'file'} is a file; pass a directory" in capsys.readouterr().err
+    assert main([str(tmp_path / "sweep"), "--out", str(tmp_path / "file" / "report")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("racing-rl report: cannot write the report: ") and err.count("\n") == 1
+    assert (tmp_path / "file").read_text() == ""
+
+
 def test_the_report_shows_a_swept_key_per_job_though_every_job_drew_one_value(tmp_path):
     """Two trials that drew the same gamma, or a sweep stopped after its first job, listed
     the swept key among the overrides all jobs share, and no job showed it."""
