@@ -956,7 +956,31 @@ def _check_quoted_paths(name: str, args: list[str]) -> None:
             )
         from racing_rl.config import path_override
 
+        syntax = f"{arg}: Hydra reads '=', ',' and spaces in a value as its own syntax"
+        sweep = "," in value and any(a in ("-m", "--multirun") for a in args)
+        paths = _cut_into_paths(value) if sweep else None
+        if paths is not None and len(paths) > 1:  # a sweep over several runs' paths
+            each = ",".join(f"'{p}'" for p in paths)
+            raise UsageError(
+                f'{syntax}; with -m, quote each path: racing-rl {name} -m "{key}={each}"'
+            )
+        several = ""
+        if sweep and paths is None:  # no existing path, or not only paths
+            several = f"; a sweep over several, each of them: -m \"{key}='<run a>','<run b>'\""
         raise UsageError(
-            f"{arg}: Hydra reads '=', ',' and spaces in a value as its own syntax; quote the "
-            f"path: racing-rl {name} {path_override(key, value)}"
+            f"{syntax}; quote the path: racing-rl {name} {path_override(key, value)}{several}"
         )
+
+
+def _cut_into_paths(value: str) -> list[str] | None:
+    """``value`` cut at commas into paths that exist, each as short as it can be
+    (``s/0_seed=0,n_races=2,s/1_seed=1,n_races=2``: a sweep's two job dirs); None where
+    something is left over."""
+    paths: list[str] = []
+    current = ""
+    for part in value.split(","):
+        current = f"{current},{part}" if current else part
+        if Path(current).exists():
+            paths.append(current)
+            current = ""
+    return None if current else paths

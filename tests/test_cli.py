@@ -247,6 +247,10 @@ def test_version_and_python_m_racing_rl(tmp_path):
             """quote the path: racing-rl eval "run_dir='s/0_s""",
         ),
         (["eval", "run_dir=[s/0_seed=0,scripted]"], "must be quoted inside the list, e.g. racing"),
+        (
+            ["eval", "-m", "run_dir=s/0_seed=0,n_races=2,s/1_seed=1,n_races=2"],
+            """a sweep over several, each of them: -m "run_dir='<run a>','<run b>'\"""",
+        ),
         # The argparse habit (Hydra: its own flags' usage).
         (["export", "--run_dir", "x"], "--run_dir: options are KEY=VALUE overrides, without"),
         (["train", "--total-timesteps=5"], "dashes: write total_timesteps=5 (racing-rl train"),
@@ -258,6 +262,23 @@ def test_a_first_mistake_gets_one_line_exit_2_and_leaves_nothing(args, says, tmp
     assert result.stderr.splitlines() == [result.stderr.strip()]  # one line
     assert says in result.stderr and "Traceback" not in result.stderr
     assert list(tmp_path.iterdir()) == []  # no nope/, no nope/eval/eval.log, no outputs/
+
+
+def test_a_sweep_over_unquoted_job_dirs_is_told_to_quote_each_of_them(tmp_path):
+    """``eval -m run_dir=<job a>,<job b>`` (two sweep jobs' dirs, unquoted) was told to
+    quote the whole value as one path, a sweep of one job on a directory that is not."""
+    for job in ("s/0_seed=0,n_races=2", "s/1_seed=1,n_races=2"):
+        (tmp_path / job / ".hydra").mkdir(parents=True)
+    result = timed("eval", "-m", "run_dir=s/0_seed=0,n_races=2,s/1_seed=1,n_races=2", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().endswith(
+        "with -m, quote each path: racing-rl eval -m "
+        """"run_dir='s/0_seed=0,n_races=2','s/1_seed=1,n_races=2'\""""
+    )
+    # One job's dir in a sweep over other keys: that path, quoted.
+    result = timed("eval", "-m", "run_dir=s/0_seed=0,n_races=2", "laps=1,2", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().endswith(""""run_dir='s/0_seed=0,n_races=2'\"""")
 
 
 def test_each_run_of_a_swept_run_dir_is_checked_quoted_or_not(tmp_path, monkeypatch):
