@@ -490,6 +490,14 @@ def _check_group_keys(name: str, overrides: list[Override], doc: ConfigDoc) -> N
     from omegaconf import OmegaConf
 
     groups = ("backend", "algo")
+    # A difficulty level is a file of backend keys (# @package backend): the simulator's.
+    difficulty = next((o for o in overrides if o.key_or_group == "difficulty"), None)
+    if difficulty is not None and not difficulty.is_delete():
+        value = difficulty.value()
+        for level in value.list if isinstance(value, ChoiceSweep) else [value]:
+            path = config_dir() / "difficulty" / f"{level}.yaml"
+            if path.is_file():  # else Hydra says the option is unknown
+                _check_backend_keys(f"difficulty={level}", OmegaConf.load(path), overrides, doc)
     if any(o.key_or_group == "resume" for o in overrides):
         if not any(o.key_or_group == "backend" for o in overrides):
             return  # no readable run (or a swept one): racing-rl train checks its config
@@ -504,29 +512,32 @@ def _check_group_keys(name: str, overrides: list[Override], doc: ConfigDoc) -> N
         added = OmegaConf.load(path) if leg is not None and path.is_file() else OmegaConf.create()
         # Hydra refuses the leg that lacks the key when it composes it: name the leg.
         where = f" in the sweep's leg experiment={leg}" if len(legs) > 1 else ""
-        _check_experiment_backend(leg, overrides, doc, added)
+        if leg is not None:
+            _check_backend_keys(f"experiment={leg}", added.get("backend"), overrides, doc)
         _check_leg_keys(name, overrides, doc, added, where, groups)
 
 
-def _check_experiment_backend(
-    experiment: Any, overrides: list[Override], doc: ConfigDoc, added: Any
+def _check_backend_keys(
+    choice: str, backend: Any, overrides: list[Override], doc: ConfigDoc
 ) -> None:
-    """Refuse an experiment whose ``backend`` keys the chosen backend lacks
-    (``experiment=race backend=roblox``; Hydra: "Key 'sensors' not in 'RobloxConfig'" in
-    five lines). ``added`` is the experiment's file (an OmegaConf node)."""
+    """Refuse a group option whose ``backend`` keys the chosen backend lacks
+    (``experiment=race backend=roblox``, ``difficulty=hard backend=roblox``; Hydra: "Key
+    'sensors' not in 'RobloxConfig'" in five lines). ``choice`` is the option as given
+    (``experiment=race``), ``backend`` the keys it sets below ``backend`` (an OmegaConf
+    node, or None for none)."""
     from omegaconf import OmegaConf
 
     from racing_rl.config import default_backend
 
     chosen = next((o for o in overrides if o.key_or_group == "backend"), None)
     group = next((g for g in doc.groups if g.name == "backend"), None)
-    if experiment is None or group is None or "backend" not in added:
+    if backend is None or group is None:
         return
     if chosen is not None and (chosen.is_sweep_override() or chosen.is_delete()):
         return  # Hydra composes each leg
     option = str(chosen.value()) if chosen is not None else group.default
     if option not in group.options:
-        return  # Hydra says the option is unknown
+        return  # Hydra says the option is unknown (or eval: the run's own backend)
     own = {o: OmegaConf.to_container(default_backend(o), resolve=False) for o in group.options}
 
     def leaves(node: Any, path: list[str]) -> Iterator[list[str]]:
@@ -536,13 +547,12 @@ def _check_experiment_backend(
         for key, value in node.items():
             yield from leaves(value, [*path, str(key)])
 
-    for path in leaves(OmegaConf.to_container(added.backend, resolve=False), []):
-        if _walk(own[option], path)[0] < len(path):
+    for path in leaves(OmegaConf.to_container(backend, resolve=False), []):
+        if path and _walk(own[option], path)[0] < len(path):
             users = [o for o in group.options if _walk(own[o], path)[0] == len(path)]
             raise UsageError(
-                f"experiment={experiment} sets backend.{'.'.join(path)}, which backend="
-                f"{option} does not have: experiment={experiment} is for backend="
-                f"{_and(users)}; leave one of the two out"
+                f"{choice} sets backend.{'.'.join(path)}, which backend={option} does not "
+                f"have: {choice} is for backend={_and(users)}; leave one of the two out"
             )
 
 

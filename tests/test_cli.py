@@ -225,6 +225,14 @@ def test_version_and_python_m_racing_rl(tmp_path):
             ["train", "experiment=race", "backend=roblox"],
             "experiment=race sets backend.sensors.n_rays, which backend=roblox does not have",
         ),
+        # ... and a difficulty level, the simulator's tracks (Hydra: "Key 'track' not in
+        # 'RobloxConfig'" in five lines, exit 1), a sweep's leg too.
+        (
+            ["train", "difficulty=hard", "backend=roblox"],
+            "difficulty=hard sets backend.track.width, which backend=roblox does not have: "
+            "difficulty=hard is for backend=pygame",
+        ),
+        (["train", "-m", "backend=roblox", "difficulty=default,hard"], "difficulty=hard sets b"),
         # The simulator's spawn spread, which a game (spawning its cars itself) ignored.
         (
             ["train", "backend=roblox", "backend.episode.grid_start_prob=0.5"],
