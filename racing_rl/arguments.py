@@ -362,9 +362,10 @@ def _check_type(typed: Any, key: str, override: Override) -> None:
 
 #: The keys of an ``algo`` option (``conf/algo/*.yaml``) that racing-rl reads: ``model`` is
 #: the algorithm's constructor arguments; train.yaml takes ``total_timesteps`` and
-#: ``log_interval`` from it, wrappers/default.yaml ``frame_stack``; ``teacher_coef`` is
-#: ``TeacherPPO``'s. (``net_width`` is a key of the files that size their networks with it.)
-ALGO_KEYS = ("name", "total_timesteps", "log_interval", "frame_stack", "teacher_coef", "model")
+#: ``log_interval`` from it, wrappers/default.yaml ``frame_stack``. (``teacher_coef`` and
+#: ``net_width`` are keys of the files whose ``model`` reads them: ``TeacherPPO``'s
+#: ``model.teacher_coef``, the files that size their networks with it.)
+ALGO_KEYS = ("name", "total_timesteps", "log_interval", "frame_stack", "model")
 
 #: Keys users bring from other commands or tools, and what the command calls them.
 ALIASES = {

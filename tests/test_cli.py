@@ -437,11 +437,24 @@ def test_a_key_one_leg_of_a_swept_experiment_lacks_is_refused(tmp_path, monkeypa
     with pytest.raises(
         UsageError,
         match=r"no algo.teacher_coef in the sweep's leg experi"
-        r"ment=solo; \+\+algo.teacher_coef=1 adds it",
+        r"ment=solo; it is a key of algo=ppo only",
     ):
         check_arguments("train", [*sweep, "algo.teacher_coef=1"])
-    check_arguments("train", [*sweep, "++algo.teacher_coef=1"])  # Hydra's, per leg
     check_arguments("train", ["-m", "experiment=race,solo", "algo.teacher_coef=1"])  # ppo's
+
+
+def test_teacher_coef_added_to_an_algorithm_without_a_teacher_is_refused():
+    """Only ppo.yaml's model reads algo.teacher_coef; algo=sac +algo.teacher_coef=0.5 was
+    taken (and trained unchanged), and algo=sac algo.teacher_coef=0.5 was told to add it so."""
+    for args, says in (
+        (["algo=sac", "+algo.teacher_coef=0.5"], "nothing reads algo.teacher_coef"),
+        (["algo=td3", "++algo.teacher_coef=0"], "nothing reads algo.teacher_coef"),
+        (["algo=sac", "algo.teacher_coef=0.5"], "teacher_coef; it is a key of algo=ppo only"),
+    ):
+        with pytest.raises(UsageError, match=says):
+            check_arguments("train", args)
+    check_arguments("train", ["algo.teacher_coef=0"])  # ppo's own key
+    check_arguments("train", ["algo=sac", "experiment=race", "algo.teacher_coef=0.5"])
 
 
 def test_hydra_full_error_shows_the_stack(tmp_path):
