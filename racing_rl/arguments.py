@@ -675,6 +675,15 @@ def _check_option_keys(
                 continue  # Hydra: "remove + prefix", in its own words
             if group == "backend":  # the algorithm's keys are typed by its class
                 _check_type(own[option], ".".join(parts), override)
+            elif parts[0] not in ALGO_KEYS and parts[0] not in own[option]:
+                # An experiment's key (experiment=race's net_width) that this file never reads.
+                readers = [o for o in options if parts[0] in own[o]]
+                raise UsageError(
+                    f"{override.input_line}: nothing reads algo.{parts[0]} with algo={option}"
+                    f"{where}, so it would change nothing (the experiment sets it for the "
+                    f"files that read it: algo={_and(readers)}); racing-rl {name} "
+                    f"algo={option} --cfg job prints its keys"
+                )
             continue
         known = parts[: found + 1]
         elsewhere = [o for o in options if _walk(keys[o], known)[0] == len(known)]

@@ -370,8 +370,8 @@ def test_keys_groups_appends_and_nested_keys_pass_the_key_check(tmp_path):
     check_arguments("emulate", ["sim.sensors.n_rays=16", "~token", "faults.inject=1"])
     check_arguments("train", ["validation.video.every=5", "wrappers.frame_stack=1"])
     check_arguments("train", ["difficulty=hard", "experiment=race", "hydra.job.name=mine"])
-    # The keys an experiment adds: experiment=race sets algo.teacher_coef for any algorithm.
-    check_arguments("train", ["algo=sac", "experiment=race", "algo.teacher_coef=0.5"])
+    # The keys an experiment sets: experiment=race's algo.teacher_coef, ppo's.
+    check_arguments("train", ["experiment=race", "algo.teacher_coef=0.5"])
     # Keys below a dict or a list field (a list's indexes): Hydra checks them.
     check_arguments("train", ["wrappers.normalize.clip_obs=5.0", "tracks.train.0=5"])
     check_arguments("play", ["size.0=640"])
@@ -432,15 +432,17 @@ def test_a_key_one_leg_of_a_swept_experiment_lacks_is_refused(tmp_path, monkeypa
 
     conf = shutil.copytree(cli.config_dir(), tmp_path / "conf")
     (conf / "experiment" / "solo.yaml").write_text("# @package _global_\nseed: 1\n")
+    (conf / "experiment" / "deep.yaml").write_text("# @package _global_\nalgo: {frame_stack: 3}\n")
     monkeypatch.setattr(arguments, "config_dir", lambda: conf)
-    sweep = ["-m", "experiment=race,solo", "algo=sac"]
+    sweep = ["-m", "experiment=deep,solo", "algo=sac"]
     with pytest.raises(
         UsageError,
-        match=r"no algo.teacher_coef in the sweep's leg experi"
-        r"ment=solo; it is a key of algo=ppo only",
+        match=r"no algo.frame_stack in the sweep's leg experi"
+        r"ment=solo; \+\+algo.frame_stack=2 adds it",
     ):
-        check_arguments("train", [*sweep, "algo.teacher_coef=1"])
-    check_arguments("train", ["-m", "experiment=race,solo", "algo.teacher_coef=1"])  # ppo's
+        check_arguments("train", [*sweep, "algo.frame_stack=2"])
+    check_arguments("train", [*sweep, "++algo.frame_stack=2"])  # Hydra's, per leg
+    check_arguments("train", ["-m", "experiment=deep,solo", "algo=ppo", "algo.frame_stack=2"])
 
 
 def test_teacher_coef_added_to_an_algorithm_without_a_teacher_is_refused():
@@ -454,7 +456,20 @@ def test_teacher_coef_added_to_an_algorithm_without_a_teacher_is_refused():
         with pytest.raises(UsageError, match=says):
             check_arguments("train", args)
     check_arguments("train", ["algo.teacher_coef=0"])  # ppo's own key
-    check_arguments("train", ["algo=sac", "experiment=race", "algo.teacher_coef=0.5"])
+
+
+def test_an_experiment_key_the_algorithm_never_reads_is_refused():
+    """experiment=race sets algo.net_width and algo.teacher_coef for any algorithm (Hydra
+    needs the keys): algo=td3 experiment=race algo.net_width=64 was taken, and TD3 trained
+    its own [128, 128] network."""
+    for args, says in (
+        (["algo=td3", "algo.net_width=64"], "nothing reads algo.net_width with algo=td3, so"),
+        (["algo=recurrent_ppo", "algo.net_width=32"], "sets it for the files that read it: a"),
+        (["algo=sac", "algo.teacher_coef=0.5"], r"the files that read it: algo=ppo\);"),
+    ):
+        with pytest.raises(UsageError, match=says):
+            check_arguments("train", [*args, "experiment=race"])
+    check_arguments("train", ["algo=sac", "experiment=race", "algo.net_width=64"])  # sac's own
 
 
 def test_hydra_full_error_shows_the_stack(tmp_path):
