@@ -426,6 +426,7 @@ def _check_group_options(overrides: list[Override], doc: ConfigDoc) -> None:
     from hydra.core.override_parser.types import ChoiceSweep
 
     groups = {group.name: group.options for group in doc.groups}
+    defaults = {group.name: group.default for group in doc.groups}
     chosen = {o.key_or_group for o in overrides}
     for group in HYDRA_GROUPS & chosen:  # Hydra: its many-line "Could not find ..."
         groups[group] = _hydra_group_options(group)
@@ -443,7 +444,11 @@ def _check_group_options(overrides: list[Override], doc: ConfigDoc) -> None:
                     f"of its legs; run that leg as a command of its own, without {group}="
                     if len(values) > 1
                     else f"{override.input_line}: Hydra takes no null option; to choose no "
-                    f"{group}, leave it out, or ~{group} drops the default one"
+                    f"{group}, leave it out"
+                    if defaults.get(group) in (None, "null")
+                    else f"{override.input_line}: Hydra takes no null option; {group} is one "
+                    f"of {', '.join(options)} ({defaults[group]} by default; "
+                    f"conf/{group.split('@')[0]}/)"
                 )
             if isinstance(option, str) and option not in options:
                 if override.key_or_group not in HYDRA_GROUPS:  # a SearchPathPlugin's too

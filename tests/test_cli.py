@@ -248,6 +248,8 @@ def test_version_and_python_m_racing_rl(tmp_path):
         (["train", "-m", "backend=pygame,robloxx"], "backend=robloxx: no such option; did you"),
         # No option (Hydra: a traceback, "Config group override must be a string ...").
         (["train", "experiment=null"], "takes no null option; to choose no experiment, leave"),
+        # ... and a group racing-rl needs (it was told "to choose no algo, leave it out").
+        (["train", "algo=null"], "null option; algo is one of crossq, ppo, recurrent_ppo, sac, "),
         (["train", "-m", "experiment=race,null"], "a command of its own, without experiment="),
         # A sweep job's dir, unquoted (Hydra: "mismatched input '=' expecting <EOF>").
         (
