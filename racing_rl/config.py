@@ -210,14 +210,29 @@ def run_entries(run_dir: str | Sequence[Any]) -> list[str]:
     return [run_dir] if isinstance(run_dir, str) else [str(r) for r in run_dir]
 
 
+#: A value that Hydra's override grammar and the shell read as it is: a plain path or word.
+_PLAIN_VALUE = r"[\w./~+@%:-]+"
+
+
+def override_value(value: object) -> str:
+    """``value`` as the value of a Hydra override (``key=<this>``, or an item of a list,
+    ``key=[<this>,...]``) that Hydra reads back as that text: as it is where it is a plain
+    path or word, else single-quoted (a sweep job's directory,
+    ``0_seed=0,total_timesteps=2000``), its quotes and the backslashes before them or at its
+    end escaped, as the grammar asks."""
+    text = str(value)
+    if re.fullmatch(_PLAIN_VALUE, text):
+        return text
+    escaped = re.sub(r"(\\*)('|$)", lambda m: 2 * m[1] + ("\\'" if m[2] else ""), text)
+    return f"'{escaped}'"
+
+
 def path_override(key: str, path: object) -> str:
     """``key=path`` as a shell word that Hydra reads back as that path: quoted
     (``"key='path'"``) where the path has what Hydra's override grammar or the shell would
     read as their own (a sweep job's directory, ``0_seed=0,total_timesteps=2000``)."""
-    text = str(path)
-    if re.fullmatch(r"[\w./~+@%:-]+", text):
-        return f"{key}={text}"
-    return f"\"{key}='{text}'\""
+    value = override_value(path)
+    return f"{key}={value}" if value == str(path) else f'"{key}={value}"'
 
 
 def eval_dir(run_dir: str | Sequence[str]) -> str:

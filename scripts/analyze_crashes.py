@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import shlex
 import subprocess
 import sys
 from collections import Counter
@@ -55,7 +56,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from racing_rl.checkpoints.runs import check_simulator_run, load_run_config
-from racing_rl.config import benchmark_seeds, parse
+from racing_rl.config import benchmark_seeds, override_value, parse
 from racing_rl.errors import reported
 from racing_rl.evaluation.tables import format_table, markdown_table
 from racing_rl.files import strict_json
@@ -433,17 +434,18 @@ def record(run_dir: Path, out: Path, seeds: Sequence[int], options: Sequence[str
     returns the replays' dir. Its output goes to stderr (stdout is this script's)."""
     args = [
         "eval",
-        f"run_dir={run_dir}",
+        f"run_dir={override_value(run_dir)}",  # a sweep job's dir: '=' and ','
         "record=true",
         f"seeds=[{','.join(str(s) for s in seeds)}]",
-        f"out_dir={out}",
+        f"out_dir={override_value(out)}",
         *options,
     ]
-    print("racing-rl " + " ".join(args), file=sys.stderr, flush=True)
+    shown = shlex.join(["racing-rl", *args])
+    print(shown, file=sys.stderr, flush=True)
     command = [sys.executable, "-m", "racing_rl.cli", *args]
     result = subprocess.run(command, stdout=sys.stderr, text=True)
     if result.returncode != 0:
-        raise SystemExit(f"racing-rl {' '.join(args)} failed with exit code {result.returncode}")
+        raise SystemExit(f"{shown} failed with exit code {result.returncode}")
     return out / "replays"
 
 
@@ -488,7 +490,7 @@ def main() -> None:
         check_simulator_run(args.run_dir, "analyze_crashes.py (it records replays)")
         seeds = args.seeds or benchmark_seeds()
         options = [
-            f"checkpoint={args.checkpoint}",
+            f"checkpoint={override_value(args.checkpoint)}",
             f"driver={args.driver}",
             f"difficulty={args.difficulty}",
         ]

@@ -36,7 +36,7 @@ from pathlib import Path
 from hydra import compose
 
 from racing_rl.checkpoints.runs import check_simulator_run
-from racing_rl.config import initialize
+from racing_rl.config import initialize, override_value
 from racing_rl.errors import reported
 from racing_rl.evaluation.command import SCRIPTED, evaluate
 from racing_rl.evaluation.tables import format_table
@@ -52,13 +52,13 @@ def timed_eval(args: argparse.Namespace, threads: int, out: Path) -> float:
     """Seconds of one ``racing-rl eval run_dir=[<runs>,scripted] laps=2`` race on
     ``args.seeds`` with ``torch_threads=<threads>``."""
     overrides = [
-        f"run_dir=[{','.join([*args.runs, SCRIPTED])}]",
-        f"checkpoint={args.checkpoint}",
+        f"run_dir=[{','.join(override_value(r) for r in [*args.runs, SCRIPTED])}]",
+        f"checkpoint={override_value(args.checkpoint)}",
         f"seeds=[{','.join(str(s) for s in args.seeds)}]",
         "laps=2",
         f"max_steps={args.max_steps}",
         f"torch_threads={threads}",
-        f"out_dir={out}",
+        f"out_dir={override_value(out)}",
     ]
     with initialize(job_name="eval"):
         cfg = compose(config_name="eval", overrides=overrides)

@@ -70,7 +70,13 @@ import numpy as np
 from hydra import compose
 
 from racing_rl.checkpoints.runs import check_simulator_run, load_run_config
-from racing_rl.config import backend_config, benchmark_seeds, initialize, with_difficulty
+from racing_rl.config import (
+    backend_config,
+    benchmark_seeds,
+    initialize,
+    override_value,
+    with_difficulty,
+)
 from racing_rl.errors import RacingRLError, reported
 from racing_rl.evaluation.command import SCRIPTED, evaluate
 from racing_rl.evaluation.tables import markdown_table
@@ -167,8 +173,9 @@ def run_eval(entries: Sequence[str], out_dir: Path, *overrides: str) -> dict[str
         SystemExit: if the evaluation fails (a missing checkpoint, a bad override), with
             its message.
     """
-    run_dir = entries[0] if len(entries) == 1 else f"[{','.join(entries)}]"
-    args = [f"run_dir={run_dir}", f"out_dir={out_dir}", *overrides]
+    quoted = [override_value(entry) for entry in entries]  # a sweep job's dir: '=' and ','
+    run_dir = quoted[0] if len(quoted) == 1 else f"[{','.join(quoted)}]"
+    args = [f"run_dir={run_dir}", f"out_dir={override_value(out_dir)}", *overrides]
     command = shlex.join(["racing-rl", "eval", *args])
     print(command, file=sys.stderr, flush=True)
     with initialize(job_name="eval"):
@@ -300,7 +307,7 @@ def measure(
         "train_s": summary.get("seconds"),
         "env_steps_per_s": summary.get("env_steps_per_s"),
     }
-    chosen = f"checkpoint={checkpoint}"
+    chosen = f"checkpoint={override_value(checkpoint)}"
     for name, metrics in single_sets(str(run_dir), out, seeds, chosen).items():
         row[name] = {k: metrics[k] for k in FIGURES}
         row[name]["lap_time_ratio"] = lap_time_ratio(metrics, baseline[name])

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from dataclasses import replace
 from types import ModuleType
 
 import numpy as np
 import pytest
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from runs import load_script, strict_json
 
 from racing_rl.config import default_backend
@@ -168,3 +170,21 @@ def test_the_script_evaluates_a_run_with_replays_and_ends_with_one_json_line(
     # --replays reads the same files again, without evaluating.
     replays = crashes.load_replays(out / "replays")
     assert crashes.analyze(replays, CAR)["failures"] == report["failures"]
+
+
+def test_a_sweep_job_s_run_dir_reaches_eval_as_that_path(crashes, tmp_path, monkeypatch):
+    # A sweep job's directory (0_seed=0,...) made racing-rl eval refuse its run_dir.
+    job = tmp_path / "0_seed=0,total_timesteps=2000"
+    commands = []
+
+    def run(command, **kwargs):
+        commands.append(command)
+        return subprocess.CompletedProcess(command, 0)
+
+    monkeypatch.setattr(subprocess, "run", run)
+    crashes.record(job, job / "eval" / "crashes", [5], ["checkpoint=best"])
+    (command,) = commands
+    assert command[3] == "eval"
+    overrides = OverridesParser.create().parse_overrides(command[4:])
+    values = {o.key_or_group: o.value() for o in overrides}
+    assert values["run_dir"] == str(job) and values["out_dir"] == str(job / "eval" / "crashes")

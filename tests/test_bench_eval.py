@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
 import subprocess
 import sys
 
 import pytest
-from runs import SCRIPTS
+from runs import SCRIPTS, load_script
 
 
 def test_both_thread_counts_race_in_both_conditions(tiny_runs, tmp_path):
@@ -36,3 +37,15 @@ def test_both_thread_counts_race_in_both_conditions(tiny_runs, tmp_path):
             # The lines print 2 decimals, the JSON 3.
             median = row[f"torch_threads={n}"]["median_s"]
             assert median == pytest.approx(statistics.median(seconds), abs=0.006)
+
+
+def test_a_sweep_job_s_run_dir_reaches_eval_as_that_path(tmp_path, monkeypatch):
+    # A sweep job's directory (0_seed=0,...) ended in Hydra's OverrideParseException.
+    bench = load_script("bench_eval")
+    job, out = tmp_path / "0_seed=0,total_timesteps=2000", tmp_path / "out=1"
+    seen = []
+    monkeypatch.setattr(bench, "evaluate", seen.append)
+    args = argparse.Namespace(runs=[str(job)], checkpoint="best", seeds=[5], max_steps=10)
+    bench.timed_eval(args, 1, out)
+    (cfg,) = seen
+    assert list(cfg.run_dir) == [str(job), "scripted"] and cfg.out_dir == str(out)

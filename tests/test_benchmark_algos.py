@@ -346,3 +346,17 @@ def test_a_failing_evaluation_stops_the_benchmark_with_its_message(bench, tiny_r
     # Tiny runs validate never, so they have no best/.
     with pytest.raises(SystemExit, match=r"checkpoint=best 'seeds=\[3000000\]' failed: Checkpoint"):
         bench.run_eval([str(tiny_runs[0])], tmp_path, "checkpoint=best", "seeds=[3000000]")
+
+
+def test_a_sweep_job_s_run_dir_reaches_eval_as_that_path(bench, tmp_path, monkeypatch):
+    # A sweep job's directory (0_seed=0,...), and the eval dir named after it, ended in
+    # Hydra's OverrideParseException.
+    job = str(tmp_path / "0_seed=0,total_timesteps=2000")
+    out = tmp_path / "eval" / "0_0_seed=0,total_timesteps=2000" / "race"
+    seen = []
+    monkeypatch.setattr(bench, "evaluate", lambda cfg, **kwargs: seen.append(cfg) or {})
+    bench.run_eval([job], out, "checkpoint=best")
+    bench.run_eval([job, "scripted"], out, "checkpoint=best")
+    assert [cfg.run_dir for cfg in seen[:1]] == [job]
+    assert list(seen[1].run_dir) == [job, "scripted"]
+    assert seen[0].out_dir == seen[1].out_dir == str(out)

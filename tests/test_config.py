@@ -25,6 +25,7 @@ from racing_rl.config import (
     check_known_keys,
     default_backend,
     initialize,
+    override_value,
     path_override,
     train_mix,
     with_difficulty,
@@ -375,3 +376,12 @@ def test_a_path_override_quotes_what_hydra_or_the_shell_would_read():
     (word,) = shlex.split(path_override("resume", job))
     (override,) = OverridesParser.create().parse_overrides([word])
     assert override.value() == job
+
+
+@pytest.mark.parametrize(
+    "text", ["outputs/run", "s/0_seed=0,total_timesteps=2000", "it's", "a b\\", "x\\'y", ""]
+)
+def test_an_override_value_reads_back_as_its_text_alone_and_in_a_list(text):
+    value = override_value(text)
+    overrides = OverridesParser.create().parse_overrides([f"a={value}", f"b=[{value},scripted]"])
+    assert [o.value() for o in overrides] == [text, [text, "scripted"]]
