@@ -41,13 +41,15 @@ import gymnasium as gym
 import numpy as np
 import torch
 from hydra import compose
+from hydra.errors import HydraException
 from omegaconf import DictConfig
 from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.vec_env import VecEnv, VecMonitor, VecNormalize
 
 from racing_rl.algos import discount, make_model
+from racing_rl.arguments import UsageError, check_arguments
 from racing_rl.config import initialize, to_container
-from racing_rl.errors import reported
+from racing_rl.errors import one_line, reported
 from racing_rl.evaluation.tables import format_table
 from racing_rl.training import training_env
 
@@ -230,8 +232,12 @@ def main() -> None:
     )
     parser.add_argument("overrides", nargs="*", help="Hydra overrides of conf/train.yaml")
     args = parser.parse_args()
-    with initialize():
-        cfg = compose("train", overrides=args.overrides)
+    try:  # as racing-rl train checks them: a misspelt key, a bad value, in one line
+        check_arguments("train", args.overrides)
+        with initialize():
+            cfg = compose("train", overrides=args.overrides)
+    except (UsageError, HydraException) as err:
+        parser.error(one_line(err))
     timesteps = int(cfg.total_timesteps) if args.timesteps is None else args.timesteps
     if args.rounds < 1 or timesteps < args.rounds:
         parser.error("--rounds must be >= 1 and --timesteps at least --rounds.")

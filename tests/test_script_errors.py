@@ -59,6 +59,8 @@ def test_a_roblox_run_is_refused_by_what_needs_the_simulator(roblox_run):
         ("benchmark_algos.py", ["--render", "{tmp}/nothere.json"], "no such file or directory"),
         ("bench_train.py", ["backend=roblox"], "backend=pygame, algo=ppo or recurrent_ppo"),
         ("bench_train.py", ["algo=sac"], "backend=pygame, algo=ppo or recurrent_ppo"),
+        ("bench_train.py", ["n_racez=2"], "'n_racez' is not a key of racing-rl train"),
+        ("bench_train.py", ["n_races=[1"], "bench_train.py: error: "),
         ("imitate_scripted.py", ["{roblox}", "--epochs", "0"], "--epochs must each be >= 1"),
     ],
 )
