@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import signal
 import subprocess
@@ -203,6 +204,11 @@ def main() -> None:
         "--tracks", type=int, default=8, help="track seeds raced on (default: %(default)s)"
     )
     args = parser.parse_args()
+    if min(args.races, args.cars, args.tracks) < 1 or not 0 < args.seconds < math.inf:
+        parser.error(
+            f"--races, --cars and --tracks must be >= 1 and --seconds > 0; got {args.races}, "
+            f"{args.cars}, {args.tracks} and {args.seconds}."
+        )
     cars = args.races * args.cars
     seeds = [range(args.tracks)] * args.races
 
