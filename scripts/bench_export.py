@@ -107,6 +107,8 @@ def main() -> None:
         "--steps", type=int, default=200, help="steps timed per car count (default: %(default)s)"
     )
     args = parser.parse_args()
+    if args.steps < 1:
+        parser.error(f"--steps must be >= 1, got {args.steps}.")
     try:
         figures = run(args.run_dir, args.checkpoint, args.steps)
     except RacingRLError as err:  # a wrong run dir or checkpoint: its message, no traceback

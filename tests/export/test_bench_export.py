@@ -28,3 +28,13 @@ def test_bench_export_names_a_wrong_run_dir_without_a_traceback(tmp_path, monkey
     monkeypatch.setattr("sys.argv", ["bench_export.py", str(tmp_path)])
     with pytest.raises(SystemExit, match=r"bench_export.py: .* is not a racing-rl run directory"):
         bench.main()
+
+
+def test_bench_export_refuses_no_steps_to_time_without_a_traceback(tmp_path, monkeypatch, capsys):
+    # --steps 0 timed nothing: a ZeroDivisionError's traceback after exporting the run.
+    bench = load_script("bench_export")
+    monkeypatch.setattr("sys.argv", ["bench_export.py", str(tmp_path), "--steps", "0"])
+    with pytest.raises(SystemExit) as stopped:
+        bench.main()
+    assert stopped.value.code == 2
+    assert "bench_export.py: error: --steps must be >= 1, got 0." in capsys.readouterr().err
