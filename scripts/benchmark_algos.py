@@ -438,14 +438,32 @@ def scripted_figures(rows: Sequence[dict[str, Any]], baseline: dict[str, Any]) -
     return values
 
 
+#: The keys of a ``results.json`` that ``--render`` reads.
+RESULTS_KEYS = ("benchmark_seeds", "race_seeds", "rows", "scripted", "command", "date")
+
+
 def read_results(path: Path) -> dict[str, Any]:
     """A saved ``results.json``: its figures that are ``null`` (strict JSON's spelling of
     NaN, a figure with no lap to time) are NaN again, as ``benchmark`` computed them.
 
     Raises:
-        OSError, json.JSONDecodeError: the file cannot be read as JSON.
+        FileNotFoundError: there is no ``path``.
+        SystemExit: ``path`` is a directory, not JSON, or JSON without ``RESULTS_KEYS``
+            (another file than a results.json of this script), naming it.
     """
-    results = json.loads(path.read_text())
+    wanted = "give the results.json of a benchmark dir (<runs>/<stamp>/results.json)"
+    if path.is_dir():
+        raise SystemExit(f"{path} is a directory: {wanted}.")
+    try:
+        results = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise SystemExit(f"{path} is not JSON ({err}): {wanted}.") from None
+    missing = [k for k in RESULTS_KEYS if not isinstance(results, dict) or k not in results]
+    if missing:
+        raise SystemExit(
+            f"{path} is not a results.json of benchmark_algos.py (no {', '.join(missing)}): "
+            f"{wanted}."
+        )
     for figures in [
         *results["scripted"].values(),
         *(r for row in results["rows"] for r in row.values()),

@@ -57,6 +57,9 @@ def test_a_roblox_run_is_refused_by_what_needs_the_simulator(roblox_run):
         ("analyze_crashes.py", ["{tmp}/nope"], "analyze_crashes.py: "),
         ("benchmark_algos.py", ["--measure", "{roblox}", "--runs", "{tmp}/b"], "backend=roblox"),
         ("benchmark_algos.py", ["--render", "{tmp}/nothere.json"], "no such file or directory"),
+        ("benchmark_algos.py", ["--render", "{tmp}"], "is a directory: give the results.json"),
+        ("benchmark_algos.py", ["--render", "{roblox}/.hydra/config.yaml"], "is not JSON"),
+        ("benchmark_algos.py", ["--render", "{tmp}/metrics.json"], "(no benchmark_seeds, "),
         ("bench_train.py", ["backend=roblox"], "backend=pygame, algo=ppo or recurrent_ppo"),
         ("bench_train.py", ["algo=sac"], "backend=pygame, algo=ppo or recurrent_ppo"),
         ("bench_train.py", ["n_racez=2"], "'n_racez' is not a key of racing-rl train"),
@@ -69,6 +72,7 @@ def test_a_script_given_what_it_cannot_use_says_so_in_one_line(
     name, args, says, roblox_run, tmp_path
 ):
     args = [a.format(roblox=roblox_run, tmp=tmp_path) for a in args]
+    (tmp_path / "metrics.json").write_text('{"episodes": 2}')  # racing-rl eval's, not ours
     result = script(name, *args, cwd=tmp_path)
     assert result.returncode in (1, 2), result.stderr[-2000:]
     assert says in result.stderr and "Traceback" not in result.stderr, result.stderr[-2000:]
