@@ -80,7 +80,7 @@ from racing_rl.config import (
 from racing_rl.errors import RacingRLError, reported
 from racing_rl.evaluation.command import SCRIPTED, evaluate
 from racing_rl.evaluation.tables import markdown_table
-from racing_rl.files import strict_json, write_atomic, write_json
+from racing_rl.files import cannot_write, strict_json, write_atomic, write_json
 from racing_rl.provenance import environment_record
 
 ALGOS = ("ppo", "sac", "td3", "recurrent_ppo")
@@ -769,6 +769,9 @@ def main() -> None:
         "list.txt, one per line; docs/results/rendered.txt is docs/benchmarks.md's)",
     )
     args = parser.parse_args()
+    reason = None if args.out is None else cannot_write(args.out)
+    if reason is not None:  # before the measurement, which writes it last
+        parser.error(f"--out {args.out} cannot be written: {reason}; give a Markdown file")
     if args.render is not None:
         out = args.out or Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
         text = write_markdown([read_results(path) for path in args.render], out)
@@ -779,6 +782,9 @@ def main() -> None:
         parser.error("--race-tracks must be >= 1 (leave it out to race on every track)")
     for run_dir in args.measure or []:  # before a benchmark dir is made for them
         check_simulator_run(run_dir, "the benchmark")
+    reason = cannot_write(args.runs / "results.json")
+    if reason is not None:
+        parser.error(f"--runs {args.runs} cannot hold the benchmark dirs: {reason}")
     seeds = benchmark_seeds()
     race_seeds = seeds[: args.race_tracks] if args.race_tracks else seeds
     runs = new_runs_dir(args.runs)

@@ -9,7 +9,7 @@ import sys
 import pytest
 from hydra import compose
 from omegaconf import OmegaConf
-from runs import SCRIPTS
+from runs import SCRIPTS, saved_config
 
 from racing_rl.checkpoints.runs import check_simulator_run
 from racing_rl.config import initialize
@@ -60,6 +60,8 @@ def test_a_roblox_run_is_refused_by_what_needs_the_simulator(roblox_run):
         ("benchmark_algos.py", ["--render", "{tmp}"], "is a directory: give the results.json"),
         ("benchmark_algos.py", ["--render", "{roblox}/.hydra/config.yaml"], "is not JSON"),
         ("benchmark_algos.py", ["--render", "{tmp}/metrics.json"], "(no benchmark_seeds, "),
+        ("benchmark_algos.py", ["--render", "{tmp}/r.json", "--out", "{tmp}"], "is a directory"),
+        ("benchmark_algos.py", ["--measure", "{tmp}", "--out", "{tmp}"], "cannot be written: "),
         ("bench_train.py", ["backend=roblox"], "backend=pygame, algo=ppo or recurrent_ppo"),
         ("bench_train.py", ["algo=sac"], "backend=pygame, algo=ppo or recurrent_ppo"),
         ("bench_train.py", ["n_racez=2"], "'n_racez' is not a key of racing-rl train"),
@@ -77,3 +79,15 @@ def test_a_script_given_what_it_cannot_use_says_so_in_one_line(
     assert result.returncode in (1, 2), result.stderr[-2000:]
     assert says in result.stderr and "Traceback" not in result.stderr, result.stderr[-2000:]
     assert not (tmp_path / "b").exists()  # no benchmark dir for a run it refuses
+
+
+def test_benchmark_algos_refuses_a_runs_dir_it_cannot_make_before_measuring(tmp_path):
+    # A file given as --runs ended in a FileExistsError's traceback.
+    saved_config(tmp_path / "run", [])
+    (tmp_path / "file").write_text("")
+    result = script(
+        "benchmark_algos.py", "--measure", "run", "--runs", "file/b", "--out", "b.md", cwd=tmp_path
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "--runs file/b cannot hold the benchmark dirs: file is a file" in result.stderr
+    assert "Traceback" not in result.stderr
