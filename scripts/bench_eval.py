@@ -85,8 +85,8 @@ def main() -> None:
     parser.add_argument(
         "--threads",
         type=int,
-        default=os.cpu_count() or 2,
-        help="the thread count to compare (default: the CPU count, %(default)s)",
+        default=max(2, os.cpu_count() or 2),  # one core: two threads on it, still compared
+        help="the thread count to compare (default: the CPU count, at least 2: %(default)s)",
     )
     args = parser.parse_args()
     if args.threads < 2 or args.rounds < 1:

@@ -11,6 +11,8 @@ import sys
 import pytest
 from runs import SCRIPTS, load_script
 
+from racing_rl.errors import RacingRLError
+
 
 def test_both_thread_counts_race_in_both_conditions(tiny_runs, tmp_path):
     # Short races (50 steps): the test checks the script's figures, not the machine's
@@ -49,3 +51,14 @@ def test_a_sweep_job_s_run_dir_reaches_eval_as_that_path(tmp_path, monkeypatch):
     bench.timed_eval(args, 1, out)
     (cfg,) = seen
     assert list(cfg.run_dir) == [str(job), "scripted"] and cfg.out_dir == str(out)
+
+
+def test_the_default_thread_count_is_one_it_accepts_on_a_one_core_machine(
+    tmp_path, monkeypatch, capsys
+):
+    # The default was the CPU count, which the script refused (>= 2) on one core.
+    bench = load_script("bench_eval")
+    monkeypatch.setattr(bench.os, "cpu_count", lambda: 1)
+    monkeypatch.setattr("sys.argv", ["bench_eval.py", str(tmp_path / "nope")])
+    with pytest.raises(RacingRLError, match="no such directory"):  # the run, not the threads
+        bench.main()
