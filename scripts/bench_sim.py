@@ -607,10 +607,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="fewest timed naive steps per size, however slow (default: 2)",
     )
     args = parser.parse_args(argv)
-    if min(args.cars) < 1 or args.seconds <= 0 or min(args.episode_steps, args.tracks) < 1:
+    if not 0 < args.seconds < math.inf or min(*args.cars, args.episode_steps, args.tracks) < 1:
         parser.error(
-            f"--cars must be >= 1, --seconds > 0, --episode-steps and --tracks >= 1; got "
-            f"{args.cars}, {args.seconds}, {args.episode_steps} and {args.tracks}."
+            "--cars must be >= 1, --seconds > 0 and finite, --episode-steps and --tracks >= 1; "
+            f"got {args.cars}, {args.seconds}, {args.episode_steps} and {args.tracks}."
         )
     return args
 

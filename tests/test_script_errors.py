@@ -69,6 +69,7 @@ def test_a_roblox_run_is_refused_by_what_needs_the_simulator(roblox_run):
         ("imitate_scripted.py", ["{roblox}", "--epochs", "0"], "--epochs must each be >= 1"),
         ("bench_bridge.py", ["--seconds", "0"], "--seconds > 0; got 4, 5, 8 and 0.0"),
         ("stack_hashes.py", ["--seed", "-1"], "--seed must be >= 0, got 400 and -1."),
+        ("bench_sim.py", ["--seconds", "nan"], "got [1, 8, 32, 128], nan, 15 and 32."),
     ],
 )
 def test_a_script_given_what_it_cannot_use_says_so_in_one_line(
