@@ -48,6 +48,7 @@ from racing_rl.bridge.emulator import Emulator
 from racing_rl.bridge.faults import FAULT_KINDS, Faults
 from racing_rl.bridge.protocol import ENTRY_FAULTS, INFO_FAULTS
 from racing_rl.bridge.server import free_port
+from racing_rl.checkpoints.layout import saved_work
 from racing_rl.envs.config import RaceConfig
 from racing_rl.errors import reported
 from racing_rl.evaluation.tables import format_table
@@ -161,6 +162,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.frames < 1 or args.timeout <= 0:
         parser.error("--frames must be >= 1 and --timeout > 0")
+    saved = [] if args.run_dir is None else saved_work(args.run_dir)
+    if saved:  # racing-rl train would refuse it, which counted as a crash
+        parser.error(
+            f"--run-dir {args.run_dir} already holds a run ({', '.join(saved[:3])}): give a "
+            "new directory, or leave --run-dir out for a temporary one"
+        )
     with tempfile.TemporaryDirectory(prefix="fuzz_bridge_") as tmp:
         result = fuzz(args.frames, args.timeout, args.run_dir or Path(tmp) / "run")
     table = [{"fault kind": kind, "sent": n} for kind, n in result["sent"].items()]

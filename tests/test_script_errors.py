@@ -93,3 +93,13 @@ def test_benchmark_algos_refuses_a_runs_dir_it_cannot_make_before_measuring(tmp_
     assert result.returncode == 2, result.stderr[-2000:]
     assert "--runs file/b cannot hold the benchmark dirs: file is a file" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_fuzz_bridge_refuses_a_run_dir_that_holds_a_run_before_training(tmp_path):
+    # racing-rl train refused it, which the script counted as a crash of the bridge, after
+    # its report of 0 bad frames.
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "model.zip").write_bytes(b"")
+    result = script("fuzz_bridge.py", "--run-dir", "run", "--frames", "1", cwd=tmp_path)
+    assert result.returncode == 2 and result.stdout == "", result.stdout[-2000:]
+    assert "--run-dir run already holds a run (model.zip): give a new directory" in result.stderr
