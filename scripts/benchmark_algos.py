@@ -639,7 +639,8 @@ def train(algo: str, seed: int, runs: Path, overrides: Sequence[str]) -> tuple[P
     ``runs/<algo>_seed<seed>``; returns the run dir and the command's wall time [s]."""
     run_dir = runs / f"{algo}_seed{seed}"
     started = time.perf_counter()
-    racing_rl("train", f"algo={algo}", f"seed={seed}", *overrides, f"hydra.run.dir={run_dir}")
+    run = f"hydra.run.dir={override_value(run_dir)}"  # --runs may hold '=' or ','
+    racing_rl("train", f"algo={algo}", f"seed={seed}", *overrides, run)
     return run_dir, time.perf_counter() - started
 
 

@@ -49,6 +49,7 @@ from racing_rl.bridge.faults import FAULT_KINDS, Faults
 from racing_rl.bridge.protocol import ENTRY_FAULTS, INFO_FAULTS
 from racing_rl.bridge.server import free_port
 from racing_rl.checkpoints.layout import saved_work
+from racing_rl.config import override_value
 from racing_rl.envs.config import RaceConfig
 from racing_rl.errors import reported
 from racing_rl.evaluation.tables import format_table
@@ -105,7 +106,7 @@ def fuzz(frames: int, timeout: float, run_dir: Path) -> dict:
         "validation.every=0",
         "checkpoint.every=0",
         "torch_threads=1",
-        f"hydra.run.dir={run_dir}",
+        f"hydra.run.dir={override_value(run_dir)}",
     ]
     faults = Faults(flood=FLOOD, inject={m: "oversized" for m in (50, messages // 2)})
     url = f"ws://127.0.0.1:{port}/ws/fuzz"

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from hydra import compose
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 from runs import load_script
 
@@ -360,3 +361,15 @@ def test_a_sweep_job_s_run_dir_reaches_eval_as_that_path(bench, tmp_path, monkey
     assert [cfg.run_dir for cfg in seen[:1]] == [job]
     assert list(seen[1].run_dir) == [job, "scripted"]
     assert seen[0].out_dir == seen[1].out_dir == str(out)
+
+
+def test_a_run_trained_under_a_runs_dir_with_hydra_syntax_goes_there(bench, tmp_path, monkeypatch):
+    # --runs holding '=' or ',' (a sweep job's dir) reached hydra.run.dir= unquoted.
+    commands = []
+    monkeypatch.setattr(bench, "racing_rl", lambda *args: commands.append(args))
+    runs = tmp_path / "0_seed=0,x"
+    run_dir, _ = bench.train("ppo", 1, runs, ["total_timesteps=10"])
+    (command,) = commands
+    overrides = OverridesParser.create().parse_overrides(list(command[1:]))
+    assert {o.key_or_group: o.value() for o in overrides}["hydra.run.dir"] == str(run_dir)
+    assert run_dir == runs / "ppo_seed1"
