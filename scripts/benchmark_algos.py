@@ -69,6 +69,7 @@ from typing import Any
 import numpy as np
 from hydra import compose
 
+from racing_rl.checkpoints.layout import resolve_model
 from racing_rl.checkpoints.runs import check_simulator_run, load_run_config
 from racing_rl.config import (
     backend_config,
@@ -669,6 +670,7 @@ def benchmark(
         SystemExit: if a run's tracks overlap the benchmark's (``check_held_out``), or two
             runs would make the row of one label and seed, or a run races on other tracks or
             rules than the first (``scripted_world``), before anything is measured.
+        CheckpointError: a run has no ``checkpoint``, also before anything is measured.
     """
     rows_of: dict[tuple[str, int], Path] = {}
     first = trained[0][0]
@@ -692,6 +694,7 @@ def benchmark(
                 f"{key[1]}: measure them with a --label each."
             )
         rows_of[key] = run_dir
+        resolve_model(run_dir, checkpoint)  # a run without best/: before the scripted driver's
     baseline = scripted_baseline(trained[0][0], runs / "eval", seeds)
     rows = []
     for index, (run_dir, wall) in enumerate(trained):

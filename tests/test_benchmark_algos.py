@@ -17,6 +17,7 @@ from omegaconf import OmegaConf
 from runs import load_script
 
 from racing_rl.config import benchmark_seeds, initialize
+from racing_rl.errors import CheckpointError
 
 TRAIN_YAML = Path(__file__).parents[1] / "conf" / "train.yaml"
 
@@ -341,6 +342,16 @@ def test_measuring_a_finished_run_writes_every_set_beside_the_benchmark_not_in_t
     assert race["win_rate"] == (race["mean_position"] == 1)
     assert 2 * (traffic["mean_position"] + traffic["scripted_mean_position"]) == 10
     assert 0 <= traffic["finished_rate"] <= 1 and 0 <= traffic["crash_rate"] <= 1
+
+
+def test_a_run_without_the_checkpoint_is_refused_before_anything_is_measured(
+    bench, tiny_runs, tmp_path
+):
+    # It was refused by its first evaluation, after the scripted driver's three sets.
+    seeds = [3_000_000]
+    with pytest.raises(CheckpointError, match=r"Checkpoint 'best' not found: .*validation"):
+        bench.benchmark([(tiny_runs[0], None)], tmp_path, seeds, seeds, checkpoint="best")
+    assert not (tmp_path / "eval").exists()
 
 
 def test_a_failing_evaluation_stops_the_benchmark_with_its_message(bench, tiny_runs, tmp_path):
