@@ -178,14 +178,15 @@ def export_video(
         if suffix == ".mp4":
             # The legacy ffmpeg plugin writes frames as they come (no whole-video array);
             # its default macro_block_size (16) stretched 302 px to 304.
-            iio.imwrite(
-                tmp,
-                counted(),
-                is_batch=True,
-                plugin="FFMPEG",
-                fps=rate / spread,
-                macro_block_size=2,
-            )
+            with iio.imopen(tmp, "w", plugin="FFMPEG") as file:
+                writer = file.legacy_get_writer(fps=rate / spread, macro_block_size=2)
+                try:
+                    for frame in counted():
+                        writer.append_data(frame)
+                finally:
+                    # Also on an error (imwrite left ffmpeg running then, and it wrote
+                    # ``tmp`` after write_atomic had removed it): ffmpeg ends first.
+                    writer.close()
             return
         delays_ms = gif_delays_ms(np.arange(len(kept) + 1) * spread / rate)
         # Pillow takes one delay for a one-frame GIF (a list of one: a TypeError).

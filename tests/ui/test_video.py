@@ -142,24 +142,29 @@ def test_a_video_following_a_car_the_replay_lacks_is_refused(replay, tmp_path):
     assert not (tmp_path / "race.mp4").exists()
 
 
+def _stop_drawing_at(monkeypatch, frame: int, stop: type[BaseException]) -> None:
+    """Make ``export_video``'s frames raise ``stop`` when frame ``frame`` is drawn."""
+    from racing_rl.ui import video
+
+    drawn = video.frames
+
+    def stopping(*args, **kwargs):
+        for k, image in enumerate(drawn(*args, **kwargs)):
+            if k == frame:
+                raise stop
+            yield image
+
+    monkeypatch.setattr(video, "frames", stopping)
+
+
 @pytest.mark.parametrize("name", ["race.mp4", "race.gif"])
 def test_a_video_stopped_halfway_leaves_the_earlier_file_and_no_partial_one(
     replay, tmp_path, monkeypatch, name
 ):
     """Ctrl-C while frames are drawn: an unplayable half video never takes the name."""
-    from racing_rl.ui import video
-
-    drawn = video.frames
-
-    def interrupted(*args, **kwargs):
-        for k, frame in enumerate(drawn(*args, **kwargs)):
-            if k == 20:
-                raise KeyboardInterrupt
-            yield frame
-
     path = tmp_path / name
     path.write_bytes(b"an earlier video")
-    monkeypatch.setattr(video, "frames", interrupted)
+    _stop_drawing_at(monkeypatch, 20, KeyboardInterrupt)
     with pytest.raises(KeyboardInterrupt):
         export_video(replay, path, size_px=(160, 128))
     assert path.read_bytes() == b"an earlier video"
@@ -196,3 +201,19 @@ def test_a_replay_shorter_than_one_video_frame_plays_at_the_cap(replay, tmp_path
     assert min(delays) >= 20
     export_video(short, mp4, speed=100.0, size_px=(160, 128))
     assert iio.immeta(mp4, plugin="FFMPEG")["fps"] <= 60
+
+
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, RuntimeError])
+def test_an_mp4_stopped_at_its_first_frames_leaves_no_partial_file_later(
+    replay, tmp_path, monkeypatch, stop
+):
+    """An error before ffmpeg opened its output: ffmpeg, left running, wrote the temporary
+    file when the writer was collected, after it had been removed (a .race.partial.mp4)."""
+    import gc
+
+    _stop_drawing_at(monkeypatch, 1, stop)
+    with pytest.raises(stop) as stopped:
+        export_video(replay, tmp_path / "race.mp4", size_px=(160, 128))
+    del stopped
+    gc.collect()  # the writer, had it outlived the error, closes ffmpeg now
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
