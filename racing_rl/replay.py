@@ -342,20 +342,26 @@ def _replay_from_arrays(path: Path, contents: Mapping[str, np.ndarray]) -> Repla
         track_values[name] = track_values[name].item()
     labels = tuple(str(v) for v in contents["labels"])
     n_cars, n_frames = len(labels), len(contents["time"])
-    for name in FRAME_FIELDS + STEP_FIELDS:
-        expected = (n_frames if name in FRAME_FIELDS else n_frames - 1, n_cars)
-        if contents[name].shape[:2] != expected:
-            raise ReplayError(
-                f"{path} is damaged: {name} has shape {contents[name].shape}, expected "
-                f"{expected} + ... for {n_frames} frames of {n_cars} cars. Record it again."
-            )
-    n_rays = contents["rays"].shape[-1]
+    n_rays = contents["rays"].shape[-1] if contents["rays"].ndim else 0
     for name in ("ray_angles", "ray_ranges"):
         if contents[name].shape != (n_rays,):
             raise ReplayError(
                 f"{path} is damaged: {name} has shape {contents[name].shape}, expected "
                 f"({n_rays},) for the {n_rays} rays each car reads. Record it again."
             )
+    for name, expected in _shapes(contents, n_frames, n_cars, n_rays).items():
+        if contents[name].shape != expected:  # the renderer's IndexError or ValueError
+            raise ReplayError(
+                f"{path} is damaged: {name} has shape {contents[name].shape}, expected "
+                f"{expected} for {n_frames} frames of {n_cars} cars. Record it again."
+            )
+    meta = json.loads(str(contents["meta"]))
+    laps = meta.get("laps") if isinstance(meta, dict) else None
+    if not isinstance(meta, dict) or not (laps is None or type(laps) is int):
+        raise ReplayError(  # the HUD's "done" compares laps with meta's laps
+            f"{path} is damaged: its meta is {str(contents['meta'])[:80]!r}, expected a "
+            'JSON object whose "laps" is an integer. Record it again.'
+        )
     _check_drawable(path, contents)
     return Replay(
         track=Track(**track_values),
@@ -364,10 +370,31 @@ def _replay_from_arrays(path: Path, contents: Mapping[str, np.ndarray]) -> Repla
         ray_angles=contents["ray_angles"],
         ray_ranges=contents["ray_ranges"],
         time=contents["time"],
-        meta=json.loads(str(contents["meta"])),
+        meta=meta,
         **{name: float(contents[name]) for name in SCALAR_FIELDS},
         **{name: contents[name] for name in FRAME_FIELDS + STEP_FIELDS},
     )
+
+
+def _shapes(
+    contents: Mapping[str, np.ndarray], n_frames: int, n_cars: int, n_rays: int
+) -> dict[str, tuple[int, ...]]:
+    """The shape of each array a replay of ``n_frames`` frames of ``n_cars`` cars with
+    ``n_rays`` rays must have (docs/replays.md), with the track's points P and obstacles K
+    read from its centreline and obstacles."""
+    n_points, n_obstacles = len(contents["track_centreline"]), len(contents["track_obstacles"])
+    trailing = {"position": (2,), "rays": (n_rays,), "actions": (3,)}
+    shapes = {
+        name: (n_frames if name in FRAME_FIELDS else n_frames - 1, n_cars, *trailing.get(name, ()))
+        for name in FRAME_FIELDS + STEP_FIELDS
+    }
+    shapes.update({f"track_{name}": () for name in ("seed", "width", "length")})
+    for name in ("centreline", "tangents", "normals", "left_wall", "right_wall"):
+        shapes[f"track_{name}"] = (n_points, 2)
+    shapes["track_arc_length"] = (n_points,)
+    shapes["track_obstacles"] = (n_obstacles, 3)
+    shapes["track_obstacle_index"] = shapes["track_obstacle_offset"] = (n_obstacles,)
+    return {**shapes, "time": (n_frames,), "labels": (n_cars,), "runs": (n_cars,)}
 
 
 #: Arrays the viewer and the video writer draw from: each must be finite (pygame's

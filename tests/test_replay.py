@@ -130,6 +130,37 @@ def test_another_version_or_a_damaged_file_is_a_clear_error(saved, tmp_path):
         load_replay(run)
 
 
+@pytest.mark.parametrize(
+    "name,value,says",
+    [
+        (
+            "position",
+            lambda a: a[..., :1],
+            r"position has shape \(91, 2, 1\), expected \(91, 2, 2\)",
+        ),
+        ("actions", lambda a: a[..., :2], r"actions has shape \(90, 2, 2\), expected \(90, 2, 3\)"),
+        ("track_obstacles", lambda a: a[:, :2], r"track_obstacles has shape \(\d+, 2\)"),
+        ("track_left_wall", lambda a: a[:-1], r"track_left_wall has shape"),
+        ("runs", lambda a: a[:1], r"runs has shape \(1,\), expected \(2,\)"),
+        ("meta", lambda a: np.array("[1, 2]"), "its meta is '\\[1, 2\\]', expected a JSON object"),
+        ("meta", lambda a: np.array('{"laps": "3"}'), 'its meta is .* whose "laps" is an integer'),
+    ],
+)
+def test_a_replay_whose_arrays_the_renderer_cannot_draw_is_refused(
+    saved, tmp_path, name, value, says
+):
+    """Each array's whole shape and the meta's laps are checked: a position with one
+    coordinate, obstacles without radii or a meta that is a list loaded, then the renderer
+    or the HUD raised (IndexError, ValueError, AttributeError) with a traceback, leaving a
+    partial video."""
+    with np.load(saved) as data:
+        arrays = dict(data)
+    arrays[name] = value(arrays[name])
+    np.savez_compressed(tmp_path / "odd.npz", **arrays)
+    with pytest.raises(ReplayError, match=f"is damaged: {says}"):
+        load_replay(tmp_path / "odd.npz")
+
+
 def test_replay_command_plays_headless_and_exports(saved, tmp_path):
     played = racing_rl(
         "replay", f"path={saved}", "script=[space,right,right,c,tab,up,q]", cwd=tmp_path
