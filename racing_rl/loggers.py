@@ -36,6 +36,26 @@ log = logging.getLogger(__name__)
 TIMESTEPS = "time/total_timesteps"
 
 
+class CurrentStderr:
+    """``sys.stderr`` as it is at each write, for writers made before a progress bar
+    starts: SB3's table and the log's console handler (``conf/train.yaml``).
+
+    The bar (rich's, on a terminal) replaces ``sys.stderr`` while it runs, so that what is
+    written there prints above it. A writer holding the stream it was made with wrote past
+    the bar instead: the table's first line and each log line ran on from the bar's line.
+    """
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+#: The stream SB3's table and the log's console write to (``CurrentStderr``).
+STDERR = CurrentStderr()
+
+
 def csv_output(path: Path, until: int | None = None) -> CSVOutputFormat:
     """SB3's CSV writer on ``path``, keeping the rows already in it.
 
@@ -102,7 +122,7 @@ def sb3_logger(run_dir: Path, resumed_at: int = 0) -> Logger:
     return Logger(
         str(run_dir),
         [
-            HumanOutputFormat(sys.stderr),
+            HumanOutputFormat(STDERR),
             csv_output(run_dir / "progress.csv", resumed_at),
             TensorBoardOutput(str(run_dir / "tb"), resumed_at + 1),
         ],

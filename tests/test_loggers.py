@@ -1,16 +1,25 @@
 """What training shows and writes: SB3's table, progress.csv, the progress bar, W&B."""
 
 import csv
+import io
 import json
+import logging
+import logging.config
 import os
 import struct
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+import yaml
+from rich.console import Console
+from rich.progress import Progress
 from runs import TINY, tb_scalars
 
 from racing_rl.loggers import csv_output, sb3_logger
+
+TRAIN_YAML = Path(__file__).parents[1] / "conf" / "train.yaml"
 
 
 def test_progress_csv_keeps_the_rows_of_earlier_legs(tmp_path):
@@ -56,6 +65,36 @@ def test_a_new_run_drops_the_figures_of_an_attempt_stopped_before_its_first_save
         ("1024", "2.0")
     ]
     assert tb_scalars(tmp_path)["rollout/ep_rew_mean"] == [(1024, 2.0)]
+
+
+class Terminal(io.StringIO):
+    """A terminal's stderr: the progress bar draws itself live on it."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_table_and_the_log_print_above_the_progress_bar(tmp_path, monkeypatch):
+    """On a terminal the bar (rich's) redirects stderr while it runs, so that what is written
+    there prints above it; SB3's table and the log's console handler wrote to the stderr
+    they were made with, past it: the table's first line and each log line ran on from the
+    bar's line ("... 1,603 it/s ]-----", "... it/s ][...][INFO] - checkpoint ...")."""
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    logger = sb3_logger(tmp_path)
+    console = yaml.safe_load(TRAIN_YAML.read_text())["hydra"]["job_logging"]["handlers"]["console"]
+    handler = logging.StreamHandler(logging.config.BaseConfigurator({}).convert(console["stream"]))
+    with Progress(console=Console(stderr=True, force_terminal=True)) as progress:
+        progress.add_task("training", total=2048)
+        logger.record("rollout/ep_rew_mean", 1.5)
+        logger.dump(512)
+        handler.emit(logging.makeLogRecord({"msg": "checkpoint ppo_1024_steps"}))
+    logger.close()
+    # What a terminal shows on each line: what was written after its last carriage return.
+    shown = [line.rsplit("\r", 1)[-1] for line in terminal.getvalue().split("\n")]
+    assert any("ep_rew_mean" in line for line in shown)
+    assert any("checkpoint ppo_1024_steps" in line for line in shown)
+    assert not [line for line in shown if "━" in line and ("---" in line or "checkpoint" in line)]
 
 
 def wandb_history(run_file) -> list[dict]:
