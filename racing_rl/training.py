@@ -796,6 +796,9 @@ def _train_on(
     else:
         model = make_model(cfg.algo, venv, seed=cfg.seed, device=cfg.device)
     model.set_logger(sb3_logger(run_dir, 0 if resume is None else model.num_timesteps))
+    # Closed when the leg ends: a sweep's jobs share one process, and each left its
+    # progress.csv open and its TensorBoard writer's thread running until the sweep ended.
+    opened.callback(model.logger.close)
     if bridge is not None:  # which game this leg trains with (its first reset waits too)
         bridge.wait_for_game(cfg.backend.connect_timeout, why="training starts")
         leg["game"] = {

@@ -13,10 +13,14 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hydra import compose
 from rich.console import Console
 from rich.progress import Progress
 from runs import TINY, tb_scalars
+from stable_baselines3.common.logger import CSVOutputFormat, TensorBoardOutputFormat
 
+from racing_rl import training
+from racing_rl.config import initialize
 from racing_rl.loggers import csv_output, sb3_logger
 
 TRAIN_YAML = Path(__file__).parents[1] / "conf" / "train.yaml"
@@ -65,6 +69,25 @@ def test_a_new_run_drops_the_figures_of_an_attempt_stopped_before_its_first_save
         ("1024", "2.0")
     ]
     assert tb_scalars(tmp_path)["rollout/ep_rew_mean"] == [(1024, 2.0)]
+
+
+def test_a_run_closes_its_log_files(tmp_path, monkeypatch):
+    """A sweep's jobs share one process: each left its progress.csv open and its
+    TensorBoard writer's thread running until the whole sweep ended."""
+    made = []
+
+    def logger(*args, **kwargs):
+        made.append(sb3_logger(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(training, "sb3_logger", logger)
+    with initialize():
+        cfg = compose("train", overrides=TINY)
+    training.train(cfg, tmp_path)
+    (formats,) = [made_logger.output_formats for made_logger in made]
+    (progress,) = [f for f in formats if isinstance(f, CSVOutputFormat)]
+    (events,) = [f for f in formats if isinstance(f, TensorBoardOutputFormat)]
+    assert progress.file.closed and events._is_closed
 
 
 class Terminal(io.StringIO):
