@@ -164,6 +164,13 @@ def wandb_run(cfg: DictConfig, run_dir: Path) -> Iterator[object | None]:
     check_logger(cfg)
     import wandb
 
+    # The patch that sync_tensorboard would make, rooted at this run's tb/: without a
+    # root, W&B warned of a run dir outside the working directory ("Found log directory
+    # outside of given root_logdir") and, in a sweep's next job (one process, the patch
+    # kept), of "several event log directories". (A run W&B refused leaves it patched;
+    # the patch does nothing without a run, and the next one replaces it.)
+    wandb.tensorboard.unpatch()
+    wandb.tensorboard.patch(root_logdir=str(run_dir / "tb"))
     try:
         run = wandb.init(
             project=settings.project,
@@ -186,3 +193,4 @@ def wandb_run(cfg: DictConfig, run_dir: Path) -> Iterator[object | None]:
         yield run
     finally:
         run.finish()
+        wandb.tensorboard.unpatch()

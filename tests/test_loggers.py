@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 from hydra import compose
+from omegaconf import OmegaConf
 from rich.console import Console
 from rich.progress import Progress
 from runs import TINY, tb_scalars
@@ -21,7 +22,7 @@ from stable_baselines3.common.logger import CSVOutputFormat, TensorBoardOutputFo
 
 from racing_rl import training
 from racing_rl.config import initialize
-from racing_rl.loggers import csv_output, sb3_logger
+from racing_rl.loggers import TensorBoardOutput, csv_output, sb3_logger, wandb_run
 
 TRAIN_YAML = Path(__file__).parents[1] / "conf" / "train.yaml"
 
@@ -194,6 +195,32 @@ def test_training_shows_a_table_writes_progress_csv_and_syncs_wandb(tmp_path):
     for tag, pairs in tensorboard.items():
         for step, value in pairs:
             assert history[step][tag] == pytest.approx(value, rel=1e-6), tag
+
+
+def test_wandb_syncs_each_job_of_a_sweep_without_warnings(tmp_path, monkeypatch):
+    """A run dir outside the working directory made W&B warn "Found log directory outside
+    of given root_logdir", and a sweep's next job (one process) "When using several event
+    log directories, please call wandb.tensorboard.patch(...)": advice to the user for
+    what racing-rl sets up."""
+    wandb = pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    warnings = []
+    monkeypatch.setattr(
+        wandb, "termwarn", lambda message, *args, **kwargs: warnings.append(message)
+    )
+    cfg = OmegaConf.create({"logger": {"project": "p", "entity": None, "group": None, "tags": []}})
+    for job in ("0_seed=0", "1_seed=1"):
+        run_dir = tmp_path / job
+        run_dir.mkdir()
+        with wandb_run(cfg, run_dir):
+            events = TensorBoardOutput(str(run_dir / "tb"))
+            events.write({"rollout/ep_rew_mean": 1.0}, {"rollout/ep_rew_mean": None}, 512)
+            events.close()
+        (run_file,) = (run_dir / "wandb").glob("offline-run-*/run-*.wandb")
+        rows = [row for row in wandb_history(run_file) if "global_step" in row]
+        assert [(row["global_step"], row["rollout/ep_rew_mean"]) for row in rows] == [(512, 1.0)]
+    assert warnings == []
 
 
 def test_wandb_without_a_login_is_one_line_that_says_what_to_do(tmp_path):
