@@ -694,7 +694,8 @@ def benchmark(
                 f"{key[1]}: measure them with a --label each."
             )
         rows_of[key] = run_dir
-        resolve_model(run_dir, checkpoint)  # a run without best/: before the scripted driver's
+    for run_dir, _ in trained:  # a run without best/: before the scripted driver races
+        resolve_model(run_dir, checkpoint)
     baseline = scripted_baseline(trained[0][0], runs / "eval", seeds)
     rows = []
     for index, (run_dir, wall) in enumerate(trained):
