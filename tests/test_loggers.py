@@ -9,6 +9,7 @@ import os
 import struct
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -55,11 +56,20 @@ def test_a_resumed_progress_csv_drops_later_rows_and_survives_a_damaged_one(tmp_
     assert rows[-1]["time/fps"] == "4.0"  # the new row, not the one past the checkpoint
 
 
-def test_a_new_run_drops_the_figures_of_an_attempt_stopped_before_its_first_save(tmp_path):
+def test_a_new_run_drops_the_figures_of_an_attempt_stopped_before_its_first_save(
+    tmp_path, monkeypatch
+):
     """Run again after "nothing was saved" (Ctrl-C before the first update) in the same
     hydra.run.dir: the aborted attempt's rows and events stayed, and both attempts' first
     rollout was logged at the same step, twice."""
-    for attempt in (1.0, 2.0):
+    from tensorboard.summary.writer import event_file_writer
+
+    for second, attempt in enumerate((1.0, 2.0)):
+        # Two commands, seconds apart: TensorBoard reads event files in name order, a
+        # 10-digit time in seconds, then the process's count of writers, unpadded; in one
+        # process within one second its 10th file sorted before its 9th (CI saw it once).
+        clock = types.SimpleNamespace(time=lambda second=second: 1_800_000_000.0 + second)
+        monkeypatch.setattr(event_file_writer, "time", clock)
         logger = sb3_logger(tmp_path)
         logger.record("time/total_timesteps", 1024)
         logger.record("rollout/ep_rew_mean", attempt)
