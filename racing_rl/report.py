@@ -53,6 +53,12 @@ COLUMNS = (
     ("training time (s)", "seconds", ",.0f"),  # model.learn, the last leg's
     ("status", "status", ""),
 )
+#: How a job that did not complete goes on (README, Sweeps): the sweep's command again.
+CONTINUE = (
+    "the sweep's command again continues the sweep: a basic sweep's, with "
+    "hydra.sweep.dir=<this sweep>, resumes this job from its newest checkpoint (or starts "
+    "it again); an Optuna study's runs the trials it lacks"
+)
 
 
 @dataclass
@@ -106,9 +112,15 @@ def read_job(path: Path) -> Job:
     if job.status == "killed" and job.error is None:
         job.error = (
             f"its process ({legs[-1].get('pid')}) ended without recording how: killed "
-            "(SIGKILL, out of memory) or its machine stopped; resume it from its newest "
-            "checkpoint"
+            f"(SIGKILL, out of memory) or its machine stopped; {CONTINUE}"
         )
+    if job.status == "interrupted" and job.error is None:
+        steps = legs[-1].get("end_timesteps")
+        job.error = (
+            f"stopped by a signal at {steps:,} timesteps, its checkpoint saved"
+            if isinstance(steps, int)
+            else "stopped by a signal before its first update, nothing saved"
+        ) + f"; {CONTINUE}"
     job.objective_kind = _objective_kind(path)
     summary_file = path / "summary.json"
     summary = json.loads(summary_file.read_text()) if summary_file.is_file() else None

@@ -573,6 +573,25 @@ def test_the_report_shows_a_swept_key_per_job_though_every_job_drew_one_value(tm
         read_sweep(tmp_path / "0")
 
 
+def test_the_report_says_how_an_interrupted_job_goes_on(tmp_path):
+    """An interrupted job read "no error recorded", with nothing on how to go on."""
+    from racing_rl.report import markdown, read_sweep
+
+    legs = {"0": {"end_timesteps": 40_960}, "1": {}}  # saved; stopped before its first update
+    for name, end in legs.items():
+        path = tmp_path / name
+        (path / ".hydra").mkdir(parents=True)
+        (path / ".hydra" / "config.yaml").write_text("objective: laps\n")
+        (path / ".hydra" / "overrides.yaml").write_text(f"- seed={name}\n")
+        (path / "run.json").write_text(json.dumps({"legs": [{"status": "interrupted", **end}]}))
+    jobs, _ = read_sweep(tmp_path)
+    assert jobs[0].error.startswith("stopped by a signal at 40,960 timesteps, its checkpoint")
+    assert jobs[1].error.startswith("stopped by a signal before its first update, nothing")
+    text = markdown(jobs, [], tmp_path)
+    assert "no error recorded" not in text
+    assert text.count("the sweep's command again continues the sweep") == 2
+
+
 def test_the_report_marks_a_running_job_whose_process_is_gone_killed(tmp_path):
     """A job killed with SIGKILL (or out of memory) stayed "running" in the report for good."""
     from racing_rl.report import read_sweep
