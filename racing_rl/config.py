@@ -126,7 +126,7 @@ def sweep_overrides(overrides: Sequence[str]) -> list[str]:
     ``RUNTIME_KEYS`` (``progress_bar=false``, ``torch_threads=2``) change how they run,
     and are left out. Two sweeps with the same are the same sweep (an Optuna study's
     identity; a basic sweep continued in its directory, given its sweeps in the same order:
-    ``job_order``)."""
+    ``sweep_identity``)."""
     return sorted(defining_overrides(overrides))
 
 
@@ -138,15 +138,17 @@ def defining_overrides(overrides: Sequence[str]) -> list[str]:
     return [o.input_line for o in parsed if not under(o.key_or_group, RUNTIME_KEYS)]
 
 
-def job_order(overrides: Sequence[str]) -> list[str]:
-    """The sweeps (``seed=0,1``) among a sweep's command-line ``overrides``, in their
-    order, which numbers its jobs: Hydra's basic sweeper runs the product of their values
-    (``seed=0,1 algo=ppo,sac``: job 1 is seed=0 algo=sac; ``algo=ppo,sac seed=0,1``: job 1
-    is algo=ppo seed=1), and a job's directory is ``<job number>_<overrides>``."""
+def sweep_identity(overrides: Sequence[str]) -> tuple[list[str], list[str]]:
+    """What makes a basic sweep's jobs, and their numbers, from its command-line
+    ``overrides``: its ``sweep_overrides``, and the sweeps among them (``seed=0,1``) in
+    their order, which numbers the jobs. Hydra's basic sweeper runs the product of their
+    values (``seed=0,1 algo=ppo,sac``: job 1 is seed=0 algo=sac; ``algo=ppo,sac seed=0,1``:
+    job 1 is algo=ppo seed=1), and a job's directory is ``<job number>_<overrides>``."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    parsed = OverridesParser.create().parse_overrides(list(overrides))
-    return [o.input_line for o in parsed if o.is_sweep_override()]
+    parsed = OverridesParser.create().parse_overrides(defining_overrides(overrides))
+    sweeps = [o.input_line for o in parsed if o.is_sweep_override()]
+    return sorted(o.input_line for o in parsed), sweeps
 
 
 def recorded_sweep(sweep_dir: Path) -> list[str] | None:

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from racing_rl.errors import ReplayError
+from racing_rl.errors import ReplayError, is_integer
 from racing_rl.files import write_atomic
 from racing_rl.sim.snapshot import RaceSnapshot
 from racing_rl.sim.track import Track
@@ -356,8 +356,7 @@ def _replay_from_arrays(path: Path, contents: Mapping[str, np.ndarray]) -> Repla
                 f"{expected} for {n_frames} frames of {n_cars} cars. Record it again."
             )
     meta = json.loads(str(contents["meta"]))
-    laps = meta.get("laps") if isinstance(meta, dict) else None
-    if not isinstance(meta, dict) or not (laps is None or type(laps) is int):
+    if not isinstance(meta, dict) or not (meta.get("laps") is None or is_integer(meta["laps"])):
         raise ReplayError(  # the HUD's "done" compares laps with meta's laps
             f"{path} is damaged: its meta is {str(contents['meta'])[:80]!r}, expected a "
             'JSON object whose "laps" is an integer. Record it again.'

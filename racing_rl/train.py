@@ -32,9 +32,9 @@ from racing_rl.config import (
     defining_overrides,
     hydra_main,
     job_failed,
-    job_order,
     path_override,
     recorded_sweep,
+    sweep_identity,
     sweep_overrides,
     under,
 )
@@ -266,13 +266,10 @@ class CheckConfig(SweepSignals):
         try:
             if runs and OmegaConf.select(config, "hydra.sweeper.study_name") is None:
                 earlier = _earlier_sweep(sweep_dir)
-                given = defining_overrides(config.hydra.overrides.task)
+                given = sweep_identity(config.hydra.overrides.task)
                 # The same sweeps in another order number the jobs otherwise: job 1 would
                 # be another job's directory, and the jobs run again beside their own.
-                if earlier is None or (sorted(earlier), job_order(earlier)) != (
-                    sorted(given),
-                    job_order(given),
-                ):
+                if earlier is None or sweep_identity(earlier) != given:
                     raise ConfigError(
                         f"hydra.sweep.dir={sweep_dir} already holds the runs of an earlier "
                         f"sweep ({len(runs)}, e.g. {runs[0].name}): its jobs would reuse "
