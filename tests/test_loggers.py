@@ -9,6 +9,7 @@ import os
 import struct
 import subprocess
 import sys
+import time
 import types
 from pathlib import Path
 
@@ -131,8 +132,8 @@ def test_the_table_and_the_log_print_above_the_progress_bar(tmp_path, monkeypatc
     assert not [line for line in shown if "━" in line and ("---" in line or "checkpoint" in line)]
 
 
-def wandb_history(run_file) -> list[dict]:
-    """The history rows of an offline W&B run file (``run-<id>.wandb``).
+def wandb_records(run_file) -> list:
+    """The records of an offline W&B run file (``run-<id>.wandb``), in order.
 
     The file is a LevelDB-style log (wandb's transaction log): a 7-byte header, then
     32 KiB blocks of records, each ``crc32 (4) | length (2) | type (1) | data``; a record
@@ -142,7 +143,7 @@ def wandb_history(run_file) -> list[dict]:
 
     data, block, header = run_file.read_bytes(), 32768, 7
     assert data[:4] == b":W&B", f"{run_file} is not a W&B run file"
-    position, chunk, rows = header, b"", []
+    position, chunk, records = header, b"", []
     while position + header <= len(data):
         left = block - position % block
         _, length, kind = struct.unpack("<IHB", data[position : position + header])
@@ -155,12 +156,32 @@ def wandb_history(run_file) -> list[dict]:
             record = wandb_internal_pb2.Record()
             record.ParseFromString(chunk)
             chunk = b""
-            if record.WhichOneof("record_type") == "history":
-                items = record.history.item
-                rows.append(
-                    {i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in items}
-                )
-    return rows
+            records.append(record)
+    return records
+
+
+def wandb_history(run_file) -> list[dict]:
+    """The history rows of an offline W&B run file, each as ``{key: value}``."""
+    return [
+        {i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in record.history.item}
+        for record in wandb_records(run_file)
+        if record.WhichOneof("record_type") == "history"
+    ]
+
+
+def finished_run_file(run_dir, timeout=60.0):
+    """The offline run file of ``run_dir`` once it holds the run's exit record.
+
+    ``run.finish()`` returns before wandb-core has written the last records of its
+    transaction log (a sweep's next job runs in the same process meanwhile); the file is
+    complete at the exit record, the last one a run writes.
+    """
+    (run_file,) = (run_dir / "wandb").glob("offline-run-*/run-*.wandb")
+    deadline = time.monotonic() + timeout
+    while not any(r.WhichOneof("record_type") == "exit" for r in wandb_records(run_file)):
+        assert time.monotonic() < deadline, f"{run_file} has no exit record after {timeout} s"
+        time.sleep(0.05)
+    return run_file
 
 
 def test_training_shows_a_table_writes_progress_csv_and_syncs_wandb(tmp_path):
@@ -227,8 +248,7 @@ def test_wandb_syncs_each_job_of_a_sweep_without_warnings(tmp_path, monkeypatch)
             events = TensorBoardOutput(str(run_dir / "tb"))
             events.write({"rollout/ep_rew_mean": 1.0}, {"rollout/ep_rew_mean": None}, 512)
             events.close()
-        (run_file,) = (run_dir / "wandb").glob("offline-run-*/run-*.wandb")
-        rows = [row for row in wandb_history(run_file) if "global_step" in row]
+        rows = [row for row in wandb_history(finished_run_file(run_dir)) if "global_step" in row]
         assert [(row["global_step"], row["rollout/ep_rew_mean"]) for row in rows] == [(512, 1.0)]
     assert warnings == []
 
