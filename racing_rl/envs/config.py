@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from racing_rl.contract import STATE_SIZE
 from racing_rl.envs.rewards import RewardConfig
-from racing_rl.errors import ConfigError
+from racing_rl.errors import ConfigError, is_integer
 from racing_rl.sim.car import CarConfig
 from racing_rl.sim.sensors import SensorConfig
 from racing_rl.sim.track import TrackConfig
@@ -60,10 +60,12 @@ class GameEpisodeConfig:
                 f"episode.reset must be one of {RESET_MODES}, got {self.reset!r} (race: one "
                 "car's end restarts the race; car: that car respawns alone)."
             )
-        if self.max_steps < 1 or self.track_change_every < 1 or self.laps < 0:
+        counts = (self.max_steps, self.track_change_every, self.laps)
+        if not all(map(is_integer, counts)) or min(counts[:2]) < 1 or self.laps < 0:
             raise ConfigError(
-                "episode.max_steps and episode.track_change_every must be >= 1 and episode.laps "
-                f">= 0, got {self.max_steps}, {self.track_change_every}, {self.laps}."
+                "episode.max_steps and episode.track_change_every must be whole numbers >= 1 "
+                f"and episode.laps a whole number >= 0, got {self.max_steps!r}, "
+                f"{self.track_change_every!r}, {self.laps!r}."
             )
 
 

@@ -409,6 +409,16 @@ def test_episode_config_rejects_bad_values(kwargs: dict) -> None:
         EpisodeConfig(**kwargs)
 
 
+@pytest.mark.parametrize(
+    "kwargs", [{"laps": 1.5}, {"laps": True}, {"max_steps": 100.0}, {"track_change_every": "4"}]
+)
+def test_episode_counts_must_be_whole_numbers(kwargs: dict) -> None:
+    """laps=1.5 raced two laps (the lap count reached 2 before it passed 1.5), and
+    track_change_every="4" failed in a comparison naming no key."""
+    with pytest.raises(ConfigError, match=r"^episode\.max_steps and episode\.track_change_every"):
+        EpisodeConfig(**kwargs)
+
+
 def test_env_rejects_bad_arguments() -> None:
     with pytest.raises(ConfigError):
         RaceParallelEnv(n_cars=0)
