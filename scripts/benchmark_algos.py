@@ -719,14 +719,14 @@ def main() -> None:
     parser.add_argument(
         "--algos",
         nargs="+",
-        default=list(ALGOS),
+        default=None,
         help=f"algorithms to train (default: {' '.join(ALGOS)})",
     )
     parser.add_argument(
         "--seeds",
         nargs="+",
         type=int,
-        default=list(SEEDS),
+        default=None,
         help=f"seeds to train (default: {' '.join(map(str, SEEDS))})",
     )
     parser.add_argument(
@@ -777,6 +777,13 @@ def main() -> None:
     reason = None if args.out is None else cannot_write(args.out)
     if reason is not None:  # before the measurement, which writes it last
         parser.error(f"--out {args.out} cannot be written: {reason}; give a Markdown file")
+    training = {"--algos": args.algos, "--seeds": args.seeds, "overrides": args.overrides}
+    given = [name for name, value in training.items() if value]
+    if given and (args.measure is not None or args.render is not None):
+        parser.error(
+            f"{', '.join(given)} set the runs to train; --measure and --render train "
+            "nothing: leave them out"
+        )
     if args.render is not None:
         out = args.out or Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
         text = write_markdown([read_results(path) for path in args.render], out)
@@ -797,7 +804,8 @@ def main() -> None:
     if args.measure is not None:
         trained: list[tuple[Path, float | None]] = [(run_dir, None) for run_dir in args.measure]
     else:
-        trained = [train(a, s, runs, args.overrides) for a in args.algos for s in args.seeds]
+        algos, train_seeds = args.algos or ALGOS, args.seeds or SEEDS
+        trained = [train(a, s, runs, args.overrides) for a in algos for s in train_seeds]
     results = {
         "bench": "algos",
         "command": shlex.join(["python", "scripts/benchmark_algos.py", *sys.argv[1:]]),

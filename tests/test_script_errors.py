@@ -62,6 +62,9 @@ def test_a_roblox_run_is_refused_by_what_needs_the_simulator(roblox_run):
         ("benchmark_algos.py", ["--render", "{tmp}/metrics.json"], "(no benchmark_seeds, "),
         ("benchmark_algos.py", ["--render", "{tmp}/r.json", "--out", "{tmp}"], "is a directory"),
         ("benchmark_algos.py", ["--measure", "{tmp}", "--out", "{tmp}"], "cannot be written: "),
+        # Training's options were dropped without a word by a run that trains nothing.
+        ("benchmark_algos.py", ["--seeds", "1", "--measure", "{tmp}"], "--seeds set the runs"),
+        ("benchmark_algos.py", ["--algos", "sac", "--render", "{tmp}/r.json"], "--algos set"),
         ("bench_train.py", ["backend=roblox"], "backend=pygame, algo=ppo or recurrent_ppo"),
         ("bench_train.py", ["algo=sac"], "backend=pygame, algo=ppo or recurrent_ppo"),
         ("bench_train.py", ["n_racez=2"], "'n_racez' is not a key of racing-rl train"),
