@@ -939,7 +939,8 @@ def _without_flag(args: list[str], flags: tuple[str, ...]) -> list[str]:
 
 def _check_dashed_keys(name: str, args: list[str]) -> None:
     """Refuse ``--run_dir X`` (the argparse habit), for which Hydra prints its own flags'
-    usage: racing-rl's options are Hydra overrides, ``run_dir=X``.
+    usage: racing-rl's options are Hydra overrides, ``run_dir=X``; a misspelt Hydra flag
+    (``--multrun``) is told the flag.
 
     Raises:
         UsageError: for the first ``--<name>`` that is none of Hydra's flags.
@@ -951,6 +952,12 @@ def _check_dashed_keys(name: str, args: list[str]) -> None:
         flag = arg.split("=", 1)[0]
         if not arg.startswith("--") or flag in flags:
             continue
+        close = difflib.get_close_matches(flag, [f for f in flags if f[:2] == "--"], 1, 0.8)
+        if close:  # --multrun, --config-dri
+            raise UsageError(
+                f"{flag}: no such option; did you mean {close[0]}? "
+                f"(racing-rl {name} --hydra-help lists its flags)"
+            )
         key = flag[2:].replace("-", "_")
         value = arg.partition("=")[2]
         if not value and i + 1 < len(args) and not args[i + 1].startswith("-"):

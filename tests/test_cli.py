@@ -264,6 +264,9 @@ def test_version_and_python_m_racing_rl(tmp_path):
         # The argparse habit (Hydra: its own flags' usage).
         (["export", "--run_dir", "x"], "--run_dir: options are KEY=VALUE overrides, without"),
         (["train", "--total-timesteps=5"], "dashes: write total_timesteps=5 (racing-rl train"),
+        # ... and a misspelt Hydra flag (it was told to write multrun=<value>).
+        (["train", "--multrun", "seed=0,1"], "--multrun: no such option; did you mean --multirun?"),
+        (["eval", "--config-dri", "conf"], "did you mean --config-dir? (racing-rl eval --hydra-"),
     ],
 )
 def test_a_first_mistake_gets_one_line_exit_2_and_leaves_nothing(args, says, tmp_path):
