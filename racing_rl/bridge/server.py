@@ -64,6 +64,9 @@ _WEBSOCKETS_LOG.setLevel(logging.WARNING)
 
 POLICY_VIOLATION = 1008  # RFC 6455: wrong observation size
 TRY_AGAIN_LATER = 1013  # RFC 6455 (IANA registry): a game is already connected
+CLOSE_REASON_BYTES = 123
+"""The longest reason a close frame carries [bytes] (RFC 6455: a control frame's payload
+is at most 125 bytes, 2 of them the code); websockets refuses to send a longer one."""
 SIZE_ERROR_AFTER = (10, 1.0)
 """Frames with wrong-length entries and none accepted yet, or seconds since the first
 one, that make ``size_error`` (whichever comes first): one bad frame of a game that
@@ -432,7 +435,12 @@ class BridgeServer:
         log.warning("refused a connection from %s: %s%s", connection.remote_address, reason, more)
 
     async def _refuse(self, connection: ServerConnection, code: int, reason: str) -> None:
+        """Close ``connection`` with ``code`` and ``reason``, cut to ``CLOSE_REASON_BYTES``
+        (the log and ``last_refusal`` keep it whole)."""
         self._log_refusal(connection, reason)
+        data = reason.encode()
+        if len(data) > CLOSE_REASON_BYTES:  # "..." is 3 bytes
+            reason = data[: CLOSE_REASON_BYTES - 3].decode(errors="ignore") + "..."
         await connection.close(code, reason)
 
     async def _handle(self, connection: ServerConnection) -> None:

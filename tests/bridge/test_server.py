@@ -161,6 +161,22 @@ def test_a_second_game_is_refused_while_one_is_connected(bridge):
         assert bridge.server.rejected["refused"] == 1
 
 
+def test_a_refusal_too_long_for_a_close_frame_is_cut_to_fit_and_kept_whole_here(bridge):
+    """A close frame carries at most 123 bytes of reason: a hello refused for the size of
+    a checkpoint with a long path raised websockets' "control frame too long" in the
+    handler, and the game was closed with 1011 (internal error) and no reason."""
+    checkpoint = "/home/someone/" + "runs/" * 20 + "best/model.zip"
+    bridge.server.expected_by = f"the checkpoint {checkpoint}"
+    with connect(url(bridge)) as client:
+        client.send(json.dumps({"hello": {"protocol": 1, "observation_size": 19}}))
+        code, reason = closed_with(client)
+    assert code == 1008
+    assert reason.startswith("the game sends 19 numbers per observation, the checkpoint /home")
+    assert len(reason.encode()) <= 123
+    assert checkpoint in bridge.server.size_error
+    assert checkpoint in bridge.server.last_refusal
+
+
 def test_an_oversized_frame_closes_that_connection_and_the_server_stays_up(bridge):
     with connect(url(bridge), max_size=None) as client:
         assert bridge.server.wait_connected(5)
