@@ -79,6 +79,11 @@ OBSERVATION_LIMIT = 1e4
 """Largest magnitude of an observation number. The contract's ranges are [0, 1] and
 [-1, 1]; this bound only keeps a broken game from overflowing float32 (1e39 is ``inf``
 there) or VecNormalize's running variance (1e30 squared is ``inf``)."""
+OBSERVATION_SIZE_LIMIT = 10_000
+"""Most numbers per observation a game's hello may announce (the game's cars send 13 or
+19): a hello of more is malformed and dropped, before an observation space of that size
+is built (a hello of 10⁸ took 24 s to build one; 10¹² raised a bare ``MemoryError``).
+Entries need no such bound: a frame of ``max_message_bytes`` holds few enough numbers."""
 REWARD_LIMIT = 1e6
 """Largest magnitude of a reward (the game's rewards are below 1e3 per step)."""
 INFO_LIMIT = 1e9
@@ -411,10 +416,10 @@ def decode_game_message(
         size = hello.get("observation_size")
         if size is not None and not is_integer(size):
             raise BridgeProtocolError(f"hello.observation_size is {size!r}; expected an integer.")
-        if size is not None and size <= STATE_SIZE:
+        if size is not None and not STATE_SIZE < size <= OBSERVATION_SIZE_LIMIT:
             raise BridgeProtocolError(
-                f"hello.observation_size is {size}; expected the rays + {STATE_SIZE} (nitro, "
-                "speed, is_reverse), more than 3."
+                f"hello.observation_size is {size!r:.20}; expected the rays + {STATE_SIZE} "
+                f"(nitro, speed, is_reverse), more than 3 and at most {OBSERVATION_SIZE_LIMIT}."
             )
         game = hello.get("game", "")
         return Hello(hello["protocol"], size, game[:100] if isinstance(game, str) else "")

@@ -47,6 +47,8 @@ def test_extensions_decode():
         ("[1, 2]", "expected an object"),
         ({"hello": "hi"}, "Malformed hello"),
         ({"hello": {"protocol": 1, "observation_size": 3}}, "observation_size is 3; expected"),
+        # It was taken: the env built an observation space of 10¹² numbers (MemoryError)
+        ({"hello": {"protocol": 1, "observation_size": 10**12}}, "at most 10000"),
     ],
 )
 def test_bad_frames_are_refused_whole_with_the_reason(message, reason):
