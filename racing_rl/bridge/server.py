@@ -238,8 +238,26 @@ class BridgeServer:
 
     @property
     def url(self) -> str:
-        """The URL a game connects to, with ``<model_id>`` as a placeholder."""
-        return f"ws://{self.config.host}:{self.port}{self.config.path}/<model_id>"
+        """The URL a game connects to, with ``<model_id>`` as a placeholder, at the address
+        the server binds (a wildcard one, ``0.0.0.0`` or ``::``, as it is)."""
+        return self.url_for("<model_id>", self.config.host)
+
+    def url_for(self, model_id: str, host: str | None = None) -> str:
+        """The URL a game connects to as ``model_id``.
+
+        Args:
+            model_id: the game's model id (or a placeholder).
+            host: the address to write; None: the one a game on this machine reaches,
+                the bound address, or for a wildcard one the loopback address of its
+                family (``0.0.0.0``: ``127.0.0.1``; ``::``, IPv6 only: ``::1``).
+
+        Returns:
+            ``ws://<host>:<port><path>/<model_id>``, an IPv6 address in brackets.
+        """
+        if host is None:
+            host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(self.config.host, self.config.host)
+        host = f"[{host}]" if ":" in host else host
+        return f"ws://{host}:{self.port}{self.config.path.rstrip('/')}/{model_id}"
 
     @property
     def tick_hz(self) -> float:

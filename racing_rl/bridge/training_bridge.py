@@ -298,11 +298,8 @@ class TrainingBridge:
     def _emulate_url(self) -> str:
         """`` url=...`` for ``racing-rl emulate`` to reach this bridge; empty where its
         default (conf/emulate.yaml, ws://127.0.0.1:8000/ws/emulator) does."""
-        config = self.server.config
-        host = "127.0.0.1" if config.host in ("0.0.0.0", "::") else config.host
         # After a game went away its slot is kept for its model id: the emulator takes it.
-        model_id = self.server.model_id or "emulator"
-        url = f"ws://{host}:{self.server.port}{config.path.rstrip('/')}/{model_id}"
+        url = self.server.url_for(self.server.model_id or "emulator")
         return "" if url == "ws://127.0.0.1:8000/ws/emulator" else f" url={url}"
 
     def tick_period(self, nominal: float) -> float:

@@ -177,6 +177,45 @@ def test_a_refusal_too_long_for_a_close_frame_is_cut_to_fit_and_kept_whole_here(
     assert checkpoint in bridge.server.last_refusal
 
 
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback here")
+@pytest.mark.parametrize(("host", "token"), [("::1", None), ("::", "s3cret")])
+def test_an_ipv6_bridge_names_a_url_that_reaches_it(host, token):
+    """It wrote ws://::1:<port>/..., which is no URL (the emulator refused it as such), and
+    for ``::`` suggested the emulator ws://127.0.0.1:<port>, where nothing listens: asyncio
+    binds ``::`` to IPv6 only."""
+    bridge = TrainingBridge(ServerConfig(host=host, port=0, token=token), observation_size=None)
+    try:
+        port = bridge.server.port
+        assert bridge.server.url == f"ws://[{host}]:{port}/ws/<model_id>"
+        suggested = bridge._emulate_url().removeprefix(" url=")
+        assert suggested == f"ws://[::1]:{port}/ws/emulator"
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        with connect(suggested, additional_headers=headers):
+            assert bridge.server.wait_connected(5)
+    finally:
+        bridge.close()
+
+
+def test_a_path_with_a_trailing_slash_names_the_url_the_game_is_served_at():
+    """backend.server.path=/ws/ logged ws://...:<port>/ws//<model_id>, refused with 404."""
+    bridge = TrainingBridge(ServerConfig(port=0, path="/ws/"), observation_size=None)
+    try:
+        assert bridge.server.url == f"ws://127.0.0.1:{bridge.server.port}/ws/<model_id>"
+        with connect(bridge.server.url.replace("<model_id>", "game")):
+            assert bridge.server.wait_connected(5)
+    finally:
+        bridge.close()
+
+
 def test_an_oversized_frame_closes_that_connection_and_the_server_stays_up(bridge):
     with connect(url(bridge), max_size=None) as client:
         assert bridge.server.wait_connected(5)
