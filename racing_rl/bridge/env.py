@@ -295,13 +295,21 @@ class RobloxParallelEnv(ParallelEnv):
                 "(else run the command again); raise backend.observation_timeout if the "
                 "game is only slow."
             )
-        log.warning(
-            "the game disconnected while env %s was %s; waiting up to %.0f s for it to "
-            "reconnect, then its cars are re-spawned",
-            self.env_id,
-            doing,
-            self.config.reconnect_timeout,
-        )
+        if self.bridge.connected:  # back already (it left between two waits of this env)
+            log.info(
+                "the game reconnected (connection %d) since the cars of env %s were "
+                "spawned: they are spawned again",
+                self.bridge.generation,
+                self.env_id,
+            )
+        else:
+            log.warning(
+                "the game disconnected while env %s was %s; waiting up to %.0f s for it to "
+                "reconnect, then its cars are re-spawned",
+                self.env_id,
+                doing,
+                self.config.reconnect_timeout,
+            )
         self.bridge.wait_for_game(
             self.config.reconnect_timeout, "reconnection", key="backend.reconnect_timeout"
         )
