@@ -409,7 +409,7 @@ def decode_game_message(
         )
     if "hello" in message:
         hello = message["hello"]
-        if not isinstance(hello, dict) or not isinstance(hello.get("protocol"), int):
+        if not isinstance(hello, dict) or not is_integer(hello.get("protocol")):
             raise BridgeProtocolError(
                 f"Malformed hello {hello!r:.80}; expected {{'protocol': int}}."
             )

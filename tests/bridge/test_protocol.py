@@ -46,6 +46,7 @@ def test_extensions_decode():
         (b"{}", "Binary frame"),
         ("[1, 2]", "expected an object"),
         ({"hello": "hi"}, "Malformed hello"),
+        ({"hello": {"protocol": True}}, "Malformed hello"),  # was read as protocol 1
         ({"hello": {"protocol": 1, "observation_size": 3}}, "observation_size is 3; expected"),
         # It was taken: the env built an observation space of 10¹² numbers (MemoryError)
         ({"hello": {"protocol": 1, "observation_size": 10**12}}, "at most 10000"),
