@@ -1,11 +1,12 @@
 """``racing-rl play``: drive a car yourself, alone or against a saved checkpoint.
 
-Arrow keys drive (↑ throttle, ↓ brake and reverse, ←/→ steer), space or shift burns
-nitro, esc or q gives up. ``play`` races ``racing_rl.evaluation.races.run_races`` with a
-``KeyboardDriver`` (``racing_rl.ui.keyboard``) as car 0 and, with ``opponent=<run dir>``,
-the run's checkpoint as car 1 (its own frame stack and frozen normalisation, on the run's
-tracks and rules, with the command line's ``backend.*`` settings on top), shown live in
-a ``RaceWindow`` (``racing_rl.ui.window``) at the simulator's 15 Hz; ``main``, the Hydra
+Arrow keys drive (↑ throttle, ↓ brake and reverse, ←/→ steer; the race starts at the
+first key held), space or shift burns nitro, esc or q gives up. ``play`` races
+``racing_rl.evaluation.races.run_races`` with a ``KeyboardDriver``
+(``racing_rl.ui.keyboard``) as car 0 and, with ``opponent=<run dir>``, the run's
+checkpoint as car 1 (its own frame stack and frozen normalisation, on the run's tracks and
+rules, with the command line's ``backend.*`` settings on top), shown live in a
+``RaceWindow`` (``racing_rl.ui.window``) at the simulator's 15 Hz; ``main``, the Hydra
 app, prints the leaderboard.
 """
 
@@ -109,11 +110,25 @@ def play(cfg: DictConfig) -> dict[str, Any]:
     )
     labels = tuple(d.label for d in drivers)
     draw = window.on_step(envs[0], labels, "racing-rl play · arrows drive, space nitro, q/esc quit")
+    steps = -1  # run_races calls on_step before the first step too
 
     def on_step() -> bool:
-        return draw() and not (script is not None and script.done)
+        nonlocal steps
+        steps += 1
+        if not draw():
+            return False
+        # The race starts at the first key held, not as the window opens: a car that makes
+        # no progress for rules.stuck_time (4 s) is out, and was before a key was pressed.
+        # A script drives from the first step.
+        while steps == 0 and script is None and not pygame_keys():
+            if not draw():
+                return False
+        return not (script is not None and script.done)
 
-    log.info("Arrow keys drive, space or shift burns nitro, q or esc quits.")
+    log.info(
+        "Arrow keys drive (the race starts at the first), space or shift burns nitro, q or "
+        "esc quits."
+    )
     try:
         meta = {"laps": int(cfg.laps)}  # a replay's HUD then says "done" for a finisher
         (race,) = run_races(envs, drivers, record=bool(cfg.record), meta=meta, on_step=on_step)
@@ -125,7 +140,7 @@ def play(cfg: DictConfig) -> dict[str, Any]:
         raise
     finally:
         window.close()
-    result: dict[str, Any] = {"leaderboard": leaderboard(race), "steps": window.frames - 1}
+    result: dict[str, Any] = {"leaderboard": leaderboard(race), "steps": steps}
     if cfg.record:
         result["replay"] = str(race.replay.save(Path(cfg.record).expanduser()))
     return result

@@ -63,6 +63,31 @@ def test_escape_ends_the_game(tmp_path):
     assert row["label"] == "you" and not row["finished"]
 
 
+def test_the_race_starts_at_the_first_key_held(tmp_path, monkeypatch):
+    """The race started as the window opened: a player who took over 4 s to press a key
+    (rules.stuck_time without progress) was out, and the game over, before driving."""
+    from racing_rl.ui import keyboard, render
+
+    # 100 frames of waiting, the key that starts the race, 10 steps of throttle.
+    held = iter([set()] * 100 + [{"up"}] * 11)
+
+    def keys():
+        if (step := next(held, None)) is None:  # then esc
+            pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_ESCAPE))
+            return set()
+        return step
+
+    monkeypatch.setattr(keyboard, "pygame_keys", keys)
+    monkeypatch.setattr(render, "video_driver", lambda: "x11")  # as where a display is
+    with initialize():
+        cfg = compose("play", overrides=["fps=0", "size=[200,200]", f"record={tmp_path}/p.npz"])
+    result = play(cfg)
+    replay = load_replay(tmp_path / "p.npz")
+    assert result["steps"] == replay.n_steps == 11
+    np.testing.assert_array_equal(replay.actions[:, 0, 0], [1.0] * 10 + [0.0])
+    assert replay.active[-1, 0] and replay.progress[-1, 0] > 0.0
+
+
 def test_a_backend_setting_applies_to_the_opponents_race(tiny_runs, tmp_path):
     """With opponent= the run's backend was used and backend.* settings were dropped
     without a word (a top speed of 1 m/s still drove at 20)."""
