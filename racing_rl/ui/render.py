@@ -338,15 +338,22 @@ class Renderer:
             self._trails[i].append((float(x), float(y), float(snapshot.speed[i])))
 
     def _draw_hud(self, canvas: pygame.Surface, snapshot: RaceSnapshot) -> None:
-        """Race time, then per car: speed, laps, running and last lap time, lap progress."""
+        """Race time, then per car: speed, laps, running and last lap time, lap progress.
+
+        The first ``max_hud_cars`` cars are listed; the chase camera's car takes the last
+        row when it is not among them.
+        """
         font = self._get_font()
         lines: list[tuple[str, Colour, Colour | None]] = [
             (f"race time {snapshot.time:7.2f} s", HUD_TEXT, None)
         ]
         shown = min(snapshot.n_cars, self.max_hud_cars)
-        width = max(len(snapshot.label(i)) for i in range(shown)) if shown else 0
+        listed = list(range(shown))
+        if self.camera == "chase" and shown and (chased := self.follow % snapshot.n_cars) >= shown:
+            listed[-1] = chased  # the car in view, in the last row
+        width = max((len(snapshot.label(i)) for i in listed), default=0)
         done = np.zeros(snapshot.n_cars, bool) if snapshot.finished is None else snapshot.finished
-        for i in range(shown):
+        for i in listed:
             active = bool(snapshot.active[i])
             clock, last = snapshot.lap_clock[i], snapshot.last_lap_time[i]
             clock_text = "  --.-- s" if np.isnan(clock) or not active else f"{clock:7.2f} s"

@@ -32,6 +32,22 @@ def _colour_near(frame: np.ndarray, centre_px: np.ndarray, colour: tuple[int, ..
     return bool((patch == np.array(colour, dtype=np.uint8)).all(axis=-1).any())
 
 
+def _record_texts(renderer: Renderer, monkeypatch) -> list[str]:
+    """The texts ``renderer`` renders from now on (its HUD's lines), in order."""
+    font, texts = renderer._get_font(), []
+
+    class Recording:
+        def __getattr__(self, name):
+            return getattr(font, name)
+
+        def render(self, text, *args):
+            texts.append(text)
+            return font.render(text, *args)
+
+    monkeypatch.setattr(renderer, "_get_font", Recording)
+    return texts
+
+
 def test_rgb_array_frame_shows_track_and_cars() -> None:
     env = RaceParallelEnv(n_cars=3, render_mode="rgb_array")
     env.reset(seed=0)
@@ -275,21 +291,27 @@ def test_the_hud_of_a_car_creeping_backwards_says_0_km_h(monkeypatch) -> None:
     assert env.world is not None
     env.world.cars.speed[0] = -0.01
     renderer = Renderer(mode="rgb_array", size_px=(300, 300), trail_length=0)
-    font, texts = renderer._get_font(), []
-
-    class Recording:
-        def __getattr__(self, name):
-            return getattr(font, name)
-
-        def render(self, text, *args):
-            texts.append(text)
-            return font.render(text, *args)
-
-    monkeypatch.setattr(renderer, "_get_font", Recording)
+    texts = _record_texts(renderer, monkeypatch)
     renderer.draw(RaceSnapshot.from_world(env.world, labels=("me",)))
     renderer.close()
     (line,) = [text for text in texts if "km/h" in text]
     assert "   0 km/h" in line and "-0" not in line
+
+
+def test_the_chase_cameras_car_is_in_the_hud_when_more_cars_race_than_it_lists(
+    monkeypatch,
+) -> None:
+    # Following car 7 of 8 (tab in the viewer), the HUD listed cars 0-5: not the car in view.
+    env = RaceParallelEnv(n_cars=8)
+    env.reset(seed=5)
+    assert env.world is not None
+    renderer = Renderer(mode="rgb_array", size_px=(300, 300), camera="chase", follow=7)
+    texts = _record_texts(renderer, monkeypatch)
+    renderer.draw(RaceSnapshot.from_world(env.world))
+    renderer.close()
+    cars = [text.split("  ")[0] for text in texts if "km/h" in text]
+    assert cars == ["car 0", "car 1", "car 2", "car 3", "car 4", "car 7"]
+    assert "+ 2 more cars" in texts
 
 
 def test_a_setting_out_of_range_is_named_alone() -> None:
