@@ -474,6 +474,21 @@ def test_eval_names_the_setting_that_is_out_of_range(tiny_runs, setting, message
         check_runs(eval_config(str(tiny_runs[0]), **setting))
 
 
+def test_a_window_of_races_in_a_game_is_refused(tiny_runs, tmp_path):
+    """render=human with backend=roblox waited for the game, and once it had connected
+    ended in an AttributeError (RobloxParallelEnv has no .world to draw)."""
+    window = {"render": "human", "fps": 15, "size": [800, 800]}
+    refused = r"render=human draws races of the built-in simulator, .* \(backend=roblox\)"
+    game = game_run_copy(tiny_runs[0], tmp_path / "game")
+    with pytest.raises(ConfigError, match=refused):
+        check_runs(eval_config(str(game), **window))
+    with initialize():
+        roblox = compose("eval", overrides=["backend=roblox"]).backend
+    with pytest.raises(ConfigError, match=refused):
+        check_runs(eval_config(str(tiny_runs[0]), backend=roblox, **window))
+    check_runs(eval_config(str(tiny_runs[0]), **window))  # on the simulator: drawn
+
+
 def test_eval_laps_0_says_so_and_leaves_no_eval_dir(tiny_runs, tmp_path):
     out = tmp_path / "eval"
     result = racing_rl("eval", f"run_dir={tiny_runs[0]}", "laps=0", f"out_dir={out}", cwd=tmp_path)

@@ -570,8 +570,8 @@ def check_runs(cfg: DictConfig, difficulty: str | None = None) -> None:
             not one of the first run's track ranges, more tracks than ``LIMITS["tracks"]``
             (the training range), ``laps``, ``max_steps``, ``rounds``, ``torch_threads``
             or a window's ``render``, ``size`` or ``fps`` out of range, the race's backend settings
-            are invalid (a misspelt ``+backend.*`` key), a race's runs observe
-            differently, or a race is given a checkpoint path.
+            are invalid (a misspelt ``+backend.*`` key), a window is asked of races in a
+            game, a race's runs observe differently, or a race is given a checkpoint path.
     """
     check_eval_config(cfg, ("policy", SCRIPTED, *EXPORTED))
     entries = run_entries(cfg.run_dir)
@@ -593,7 +593,16 @@ def check_runs(cfg: DictConfig, difficulty: str | None = None) -> None:
         if not backends:  # the first run's tracks and rules are raced
             if not cfg.get("seeds"):
                 _check_split(str(cfg.split), run_cfg.tracks)
-            backend_config(race_backend(cfg, run_cfg.backend, difficulty))
+            race = race_backend(cfg, run_cfg.backend, difficulty)
+            backend_config(race)
+            if cfg.get("render") is not None and race.name != "pygame":
+                # The window draws the simulator's world: a game's race has none (an
+                # AttributeError once the game had connected).
+                raise ConfigError(
+                    f"render={cfg.render} draws races of the built-in simulator, and these "
+                    f"race in a game (backend={race.name}): watch them in the game and leave "
+                    "render out, or race on the simulator (backend=pygame)."
+                )
         backends[entry] = run_cfg.backend
         if not cfg.get("follow") and not (len(entries) == 1 and cfg.driver == SCRIPTED):
             resolve_model(run, checkpoint)
