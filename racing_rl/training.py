@@ -60,7 +60,14 @@ from racing_rl.checkpoints.saving import (
 )
 from racing_rl.checks import check_train_config
 from racing_rl.config import backend_config, path_override, track_seeds, train_mix
-from racing_rl.errors import CheckpointError, ConfigError, TrainingInterrupted, causes
+from racing_rl.errors import (
+    CheckpointError,
+    ConfigError,
+    TrainingInterrupted,
+    causes,
+    disk_full,
+    one_line,
+)
 from racing_rl.evaluation.episodes import evaluation_env
 from racing_rl.evaluation.results import lap_figures
 from racing_rl.files import read_record
@@ -395,19 +402,35 @@ def _interrupted(
     discarded = (
         f" ({collected:,} timesteps collected for its first update, discarded)" if collected else ""
     )
-    try:
-        checkpoint = latest_checkpoint(run_dir)
-    except CheckpointError:
-        setting_up = "while setting up, before any training"
-        when = f"before the first update{discarded}" if collected else setting_up
-        message = f"{when}; nothing was saved. Run the command again to start."
-    else:
-        message = f"before this leg saved anything{discarded}; the newest checkpoint is "
-        again = path_override("resume", run_dir)
-        message += f"still {checkpoint.path}. Continue with: racing-rl train {again}"
+    setting_up = "while setting up, before any training"
+    when = f"before the first update{discarded}" if collected else setting_up
+    if _newest_checkpoint(run_dir) is not None:
+        when = f"before this leg saved anything{discarded}"
     return TrainingInterrupted(
-        f"Interrupted by {name} {message}",
+        f"Interrupted by {name} {when}; {_going_on(run_dir)}",
         exit_code=_exit_code(name),
+    )
+
+
+def _newest_checkpoint(run_dir: Path) -> Checkpoint | None:
+    """The run's newest complete checkpoint; None if it has none."""
+    try:
+        return latest_checkpoint(run_dir)
+    except CheckpointError:
+        return None
+
+
+def _going_on(run_dir: Path, first: str = "") -> str:
+    """How a run goes on after a leg that saved nothing: from its newest checkpoint, which
+    is unchanged, or, with none, from the start; ``first``: a sentence to say before how
+    (what to fix)."""
+    checkpoint = _newest_checkpoint(run_dir)
+    if checkpoint is None:
+        return f"nothing was saved. {first}Run the command again to start."
+    resume = path_override("resume", run_dir)
+    return (
+        f"the newest checkpoint is still {checkpoint.path}. {first}Continue with: "
+        f"racing-rl train {resume}"
     )
 
 
@@ -679,15 +702,29 @@ def _save_interrupted(
 
     Returns:
         The ``TrainingInterrupted`` to raise (once a chained handler has had its turn):
-        where the checkpoint is and how to continue; exit code 128 + the signal's number.
-
-    Raises:
-        OSError: or whatever else ``save_checkpoint`` raises when the checkpoint cannot
-            be written (a full disk); the leg is then not recorded here.
+        where the checkpoint is and how to continue; where it could not be saved (a full
+        disk), why, and the run's newest checkpoint instead (the leg records that as its
+        ``error``). Exit code 128 + the signal's number either way, so that a sweep stops.
     """
-    checkpoint = save_checkpoint(
-        model, venv, run_dir / "checkpoints", INTERRUPTED, validation_due=validation_due
-    )
+    try:
+        checkpoint = save_checkpoint(
+            model, venv, run_dir / "checkpoints", INTERRUPTED, validation_due=validation_due
+        )
+    except Exception as err:  # a full disk: say so, not that nothing was trained
+        full = disk_full(err)
+        why = (
+            f"{full.filename}: {full.strerror}"
+            if full
+            else f"{type(err).__name__}: {one_line(err)}"
+        )
+        unsaved = f"its checkpoint could not be saved ({why})"
+        record_leg(run_dir, {**leg, "status": "interrupted", "error": unsaved})
+        fix = "Free space on that disk first. " if full else "Fix that first. "
+        return TrainingInterrupted(
+            f"Training interrupted by {name} at {model.num_timesteps:,} timesteps, but "
+            f"{unsaved}; {_going_on(run_dir, fix)}",
+            exit_code=_exit_code(name),
+        )
     end = {"status": "interrupted", "end_timesteps": model.num_timesteps}
     record_leg(run_dir, {**leg, **end})
     left = "Continue" if model.num_timesteps < total_timesteps else "Finish the run"

@@ -2,6 +2,7 @@
 
 import collections
 import csv
+import errno
 import functools
 import json
 import logging
@@ -548,6 +549,37 @@ def test_a_ctrl_c_in_a_rollout_counts_only_the_timesteps_trained_on(tmp_path, mo
     assert (checkpoint.kind, checkpoint.timesteps) == ("interrupted", 1800)
     (leg,) = json.loads((tmp_path / "run.json").read_text())["legs"]
     assert leg["end_timesteps"] == 1800
+
+
+def test_a_ctrl_c_whose_checkpoint_cannot_be_saved_says_so(tmp_path, monkeypatch):
+    """A Ctrl-C on a full disk said "Interrupted by SIGINT before this leg saved anything"
+    (it had saved ppo_1000_steps, and trained 800 timesteps more), not a word of the disk."""
+    import racing_rl.training as train_module
+
+    cfg = saved_config(tmp_path, [*PPO, *QUICK])
+    monkeypatch.setattr(train_module, "RaceMetricsCallback", stop_at(1900, train_module))
+    saving = train_module.save_checkpoint
+
+    def full_disk(model, env, directory, kind, *args, **kwargs):
+        if kind == "interrupted":
+            raise OSError(errno.ENOSPC, "No space left on device", str(directory / "x"))
+        return saving(model, env, directory, kind, *args, **kwargs)
+
+    monkeypatch.setattr(train_module, "save_checkpoint", full_disk)
+    with pytest.raises(TrainingInterrupted) as stopped:
+        train_module.train(cfg, tmp_path)
+    unsaved = (
+        f"its checkpoint could not be saved ({tmp_path / 'checkpoints' / 'x'}: No space left "
+        "on device)"
+    )
+    assert str(stopped.value) == (
+        f"Training interrupted by SIGINT at 1,800 timesteps, but {unsaved}; the newest "
+        f"checkpoint is still {tmp_path / 'checkpoints' / 'ppo_1000_steps'}. Free space on "
+        f"that disk first. Continue with: racing-rl train resume={tmp_path}"
+    )
+    assert stopped.value.exit_code == 130  # a sweep stops
+    (leg,) = json.loads((tmp_path / "run.json").read_text())["legs"]
+    assert (leg["status"], leg["error"]) == ("interrupted", unsaved)
 
 
 def test_a_ctrl_c_closes_the_progress_bar_before_the_interrupted_save_is_logged(
