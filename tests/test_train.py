@@ -173,6 +173,30 @@ def test_init_from_a_game_run_into_a_simulator_run_says_so(tmp_path):
     assert "trained on backend=roblox, this run is backend=pygame" in str(refused.value)
 
 
+def test_init_from_a_run_of_another_network_says_which_setting(tmp_path):
+    """A source of another width failed in torch's load_state_dict: a traceback and one
+    "size mismatch" line per tensor."""
+    source, new = tmp_path / "source", tmp_path / "new"
+    tiny = [*QUICK, "total_timesteps=500", "validation.every=0", "checkpoint.every=0"]
+    result = racing_rl("train", *tiny, f"hydra.run.dir={source}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    refused = racing_rl(
+        "train",
+        *tiny,
+        "algo.net_width=32",
+        f"init_from={source}",
+        f"hydra.run.dir={new}",
+        cwd=tmp_path,
+    )
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused.stderr[-3000:]
+    assert (
+        f"init_from={source} holds another network than this run's: its "
+        "mlp_extractor.policy_net.0.weight is (256, 26), this run's (32, 26) (10 tensor(s) "
+        "differ). Give this run the source's network settings (algo.net_width, "
+        f"algo.model.policy_kwargs: see {source / '.hydra' / 'config.yaml'})."
+    ) in refused.stderr
+
+
 def test_init_from_takes_the_statistics_and_keeps_this_runs_normalize_settings(tmp_path):
     """The source's clips and flags replaced this run's, so that its .hydra config
     described settings it did not train with."""

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
+import torch
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.errors import OverrideParseException
@@ -450,7 +451,8 @@ def initialize_from(cfg: DictConfig, source: Path, venv: VecEnv) -> tuple[BaseAl
         CheckpointError: if ``source`` is not a run directory or its files are damaged.
         ConfigError: if its algorithm or its observations differ from this run's
             (``check_init_from``; the observations again as the model and the VecEnv
-            have them), naming the key to change.
+            have them), naming the key to change, or its network does
+            (``_check_same_network``).
     """
     source_cfg = check_init_from(cfg, source)
     checkpoint = "best" if (swapped_in(source / "best") / MODEL).is_file() else "final"
@@ -460,6 +462,7 @@ def initialize_from(cfg: DictConfig, source: Path, venv: VecEnv) -> tuple[BaseAl
     if expected != got:
         raise _observation_mismatch(source, source_cfg, cfg, expected, got)
     model = make_model(cfg.algo, venv, seed=cfg.seed, device=cfg.device)
+    _check_same_network(source, loaded, model)
     model.set_parameters(loaded.get_parameters(), exact_match=True, device=cfg.device)
     # The tensors SB3 saves beside the state dicts (SAC's log_ent_coef, whose optimiser's
     # state set_parameters just copied): the entropy coefficient goes on from the source's.
@@ -481,6 +484,29 @@ def initialize_from(cfg: DictConfig, source: Path, venv: VecEnv) -> tuple[BaseAl
         " with its VecNormalize statistics" if with_statistics else "",
     )
     return model, venv
+
+
+def _check_same_network(source: Path, loaded: BaseAlgorithm, model: BaseAlgorithm) -> None:
+    """Refuse ``init_from=source`` where its policy's tensors (``loaded``) are not those of
+    this run's new ``model``: another network (``algo.net_width``, ``policy_kwargs``).
+
+    Raises:
+        ConfigError: naming the first tensor that differs, its shapes and the settings.
+    """
+    theirs, ours = loaded.policy.state_dict(), model.policy.state_dict()
+
+    def shape(tensors: dict[str, torch.Tensor], key: str) -> str:
+        return str(tuple(tensors[key].shape)) if key in tensors else "missing"
+
+    differ = [key for key in {**theirs, **ours} if shape(theirs, key) != shape(ours, key)]
+    if differ:
+        key = differ[0]
+        raise ConfigError(
+            f"init_from={source} holds another network than this run's: its {key} is "
+            f"{shape(theirs, key)}, this run's {shape(ours, key)} ({len(differ)} tensor(s) "
+            "differ). Give this run the source's network settings (algo.net_width, "
+            f"algo.model.policy_kwargs: see {source / '.hydra' / 'config.yaml'})."
+        )
 
 
 def load_policy_driver(
