@@ -288,11 +288,15 @@ class CheckpointCallback(PeriodicCallback):
         self._flagged = checkpoint if due else None
         log.info("checkpoint %s", checkpoint.path)
 
-    def _on_rollout_end(self) -> None:  # the validation due with the checkpoint ran before
+    def _on_step(self) -> bool:
+        # At the first step after the rollout start whose validation was due with the
+        # checkpoint (at its end, a kill -9 in the rollout left it owing a validation that
+        # had run, and the resumed run logged that one's eval/ row again).
         flagged, validation = self._flagged, self.validation
         if flagged is not None and validation is not None and validation.last == flagged.timesteps:
             clear_validation_due(flagged)  # it ran: a resume from here need not run it again
             self._flagged = None
+        return True
 
 
 class ValidationCallback(PeriodicCallback):

@@ -1080,6 +1080,26 @@ def test_a_checkpoint_owes_its_validation_until_that_has_run(tmp_path, monkeypat
     assert not any(checkpoint.validation_due for checkpoint in find_checkpoints(tmp_path))
 
 
+def test_a_checkpoint_owes_no_validation_once_that_has_run(tmp_path, monkeypatch):
+    """The flag was cleared at the end of the rollout after the validation: a kill -9 in
+    that rollout left the checkpoint owing a validation that had run, and the resumed run
+    validated its model again, logging a second eval/ row at its timesteps."""
+    import racing_rl.training as train_module
+
+    seen = []
+
+    class Watching(train_module.RaceMetricsCallback):
+        def _on_step(self) -> bool:  # what a kill -9 now would leave
+            if 1004 < self.num_timesteps < 1200:  # the validated rollout, after its first step
+                seen.append(latest_checkpoint(tmp_path).validation_due)
+            return super()._on_step()
+
+    monkeypatch.setattr(train_module, "RaceMetricsCallback", Watching)
+    cfg = saved_config(tmp_path, [*QUICK, *PPO])  # a checkpoint and a validation every 1000
+    train_module.train(cfg, tmp_path)
+    assert seen and not any(seen)
+
+
 def test_a_preempted_slurm_job_saves_its_checkpoint_before_submitit_requeues_it(
     tmp_path, monkeypatch
 ):
