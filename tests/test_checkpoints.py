@@ -374,8 +374,14 @@ def test_resume_stops_at_a_pickle_instead_of_falling_back(tmp_path):
             raise refusal(f"{checkpoint.path} has its replay buffer only as a pickle")
         return checkpoint.timesteps
 
-    with pytest.raises(PickleRefused, match="sac_200_steps has its replay buffer only"):
+    with pytest.raises(PickleRefused, match="sac_200_steps has its replay buffer only") as refused:
         newest_loadable(tmp_path, partial(load, refusal=PickleRefused))
+    # Its advice, "choose another checkpoint", is eval's checkpoint=: a resume has none.
+    newest = tmp_path / "checkpoints" / "sac_200_steps"
+    assert str(refused.value).endswith(
+        "A resume goes on from the newest checkpoint: to go on from the one before it, move "
+        f"{newest} out of {newest.parent}."
+    )
     # A damaged one is skipped for the newest that loads.
     assert newest_loadable(tmp_path, partial(load, refusal=CheckpointError))[1] == 100
 

@@ -246,7 +246,8 @@ def newest_loadable(run_dir: Path, load: Callable[[Checkpoint], T]) -> tuple[Che
     Raises:
         CheckpointError: if the run has no checkpoint, or none loads (the newest's error).
         PickleRefused: if a checkpoint holds a part only as a pickle and the config does
-            not trust pickles (no older one is tried: its replay buffer would be lost).
+            not trust pickles (no older one is tried: its replay buffer would be lost); the
+            message says how to go on from an older one, if there is one.
     """
     for damaged in damaged_checkpoints(run_dir):
         log.warning(
@@ -262,8 +263,14 @@ def newest_loadable(run_dir: Path, load: Callable[[Checkpoint], T]) -> tuple[Che
     for checkpoint in candidates:
         try:
             loaded = load(checkpoint)
-        except PickleRefused:  # the user's to decide, not a damaged checkpoint to skip
-            raise
+        except PickleRefused as err:  # the user's to decide, not a damaged checkpoint to skip
+            if checkpoint is candidates[-1]:
+                raise
+            # Its advice, "choose another checkpoint", is eval's checkpoint=; a resume has none.
+            raise PickleRefused(
+                f"{err} A resume goes on from the newest checkpoint: to go on from the one "
+                f"before it, move {checkpoint.path} out of {checkpoint.path.parent}."
+            ) from err
         except CheckpointError as err:
             log.warning("cannot resume from %s: %s", checkpoint.path, err)
             first_error = first_error or err
