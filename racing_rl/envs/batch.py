@@ -32,15 +32,28 @@ BoolArray = NDArray[np.bool_]
 
 #: Grid start (``episode.spawn="grid"``): cars two abreast, each row this far behind the
 #: one ahead [m], the right-hand car of a row half a row behind the left-hand one, and
-#: the two a quarter of the track's width either side of the centreline.
+#: the two a quarter of the track's width either side of the centreline (nearer, on a
+#: track too narrow for the car there: ``spawn_lateral_limit``).
 GRID_ROW_GAP = 8.0
-#: Random spawns keep this far from the track's edge, beyond the car's radius [m].
+#: Spawns keep this far from the track's edge, beyond the car's radius [m].
 SPAWN_EDGE_MARGIN = 1.0
 #: With car collisions on, a respawned car lands at least this many car lengths along the
 #: track from every car still racing and every car respawned with it (else both would
 #: crash), within this many draws.
 RESPAWN_CLEARANCE = 3.0
 RESPAWN_DRAWS = 10
+
+
+def spawn_lateral_limit(track_width: float, car_radius: float) -> float:
+    """The largest offset from the centreline a car spawns at [m]: ``SPAWN_EDGE_MARGIN``
+    inside the edge where it crashes, or 0 (the centreline) on a track with less room
+    beside the car than that margin.
+
+    Args:
+        track_width: the track's width [m].
+        car_radius: the car's collision radius [m].
+    """
+    return max(track_width / 2 - car_radius - SPAWN_EDGE_MARGIN, 0.0)
 
 
 def grid_slots(n_cars: int, track_seed: int, rotate: bool) -> NDArray[np.int64]:
@@ -364,13 +377,14 @@ class RaceBatch:
                 slot = rng.permutation(n)
             row, col = np.divmod(slot, 2)
             arc = -GRID_ROW_GAP * row - GRID_ROW_GAP / 2 * col
-            lateral = np.where(col == 0, 1.0, -1.0) * track.width / 4 if n > 1 else np.zeros(1)
+            side = min(track.width / 4, spawn_lateral_limit(track.width, self.config.car.radius))
+            lateral = np.where(col == 0, 1.0, -1.0) * side if n > 1 else np.zeros(1)
             world.place_cars(arc, lateral, np.zeros(n), np.zeros(n), cars, race)
             return
         arc = np.mod(rng.uniform(0.0, track.length) + np.arange(n) * track.length / n, track.length)
         if cars is not None and self.config.rules.car_collisions:
             arc = self._clear_of_racing_cars(race, cars, arc)
-        edge = track.width / 2 - self.config.car.radius - SPAWN_EDGE_MARGIN
+        edge = spawn_lateral_limit(track.width, self.config.car.radius)
         limit = min(episode.max_spawn_lateral, edge)
         lateral = rng.uniform(-limit, limit, n)
         if len(track.obstacle_index):

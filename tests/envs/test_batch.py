@@ -144,6 +144,29 @@ def test_cars_on_one_spot_with_collisions_on_are_refused():
     RaceBatch(crowded, 1, [[0]])  # one car: nothing to touch
 
 
+@pytest.mark.parametrize(("spawn", "n_cars", "car_width"), [("random", 3, 12.5), ("grid", 4, 8.0)])
+def test_a_car_with_little_room_beside_it_spawns_on_the_track(spawn, n_cars, car_width):
+    # On the 14 m track a 12.5 m car has 0.75 m either side: the random spawn asked for
+    # offsets in [0.25, -0.25] m and failed with NumPy's "high - low < 0"; the grid put an
+    # 8 m car 3.5 m off the centreline, 0.5 m past where it crashes, every car crashed.
+    from racing_rl.envs.config import EpisodeConfig
+    from racing_rl.sim.car import CarConfig
+
+    config = RaceConfig(
+        track=TrackConfig(n_obstacles=0),  # a car this wide passes no obstacle's gap
+        car=CarConfig(width=car_width),
+        episode=EpisodeConfig(spawn=spawn),
+    )
+    batch = RaceBatch(config, n_cars, [range(5)])
+    for seed in range(5):
+        batch.reset(0, seed=seed)
+        worlds = batch.worlds
+        half = worlds.tracks[0].width / 2 - config.car.radius
+        assert np.all(np.abs(worlds.lateral) <= half)
+        step = batch.step(np.zeros((n_cars, 3)))
+        assert not step.terminated.any()
+
+
 def test_a_grid_deeper_than_the_stretch_free_of_obstacles_warns():
     # A 12-car grid on hard tracks started a car on an obstacle in 19 of 400 races.
     from racing_rl.envs.config import EpisodeConfig
