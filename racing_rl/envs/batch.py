@@ -185,8 +185,8 @@ class RaceBatch:
 
     Raises:
         ConfigError: ``n_cars`` that is no whole number >= 1, no race, a race without track
-            seeds, or cars that would start on one spot with collisions on
-            (``_check_spawn``).
+            seeds, a car too wide for a track (``_check_car_fits``), or cars that would
+            start on one spot with collisions on (``_check_spawn``).
     """
 
     def __init__(
@@ -204,6 +204,7 @@ class RaceBatch:
             raise ConfigError("track_seeds is empty: give at least one track seed per race.")
         self.n_cars = n_cars
         self.track_mix = tuple(track_mix)
+        self._check_car_fits(config)
         self._check_spawn(config)
         self.config = config
         self.n_races = len(track_seeds)
@@ -240,6 +241,26 @@ class RaceBatch:
         self.config = config
         if self.worlds is not None:
             self.worlds.rules = config.rules
+
+    def _check_car_fits(self, config: RaceConfig) -> None:
+        """Refuse a car as wide as a track (``config.track`` or a ``track_mix`` one), or,
+        on a track with obstacles, as wide as the gap each leaves (``track.min_gap``): no
+        offset keeps it on the track, or it cannot pass an obstacle, and every episode
+        ends in a crash.
+
+        Raises:
+            ConfigError: naming the widths.
+        """
+        width = config.car.width
+        for track in (config.track, *self.track_mix):
+            if width >= track.width or (track.n_obstacles and width >= track.min_gap):
+                raise ConfigError(
+                    f"car.width ({width:g} m) must be below track.width ({track.width:g} m)"
+                    + (f" and track.min_gap ({track.min_gap:g} m)" if track.n_obstacles else "")
+                    + ": a car that wide crashes wherever it is on the track, or at every "
+                    "obstacle. Narrow the car, or widen the track (and the gap beside "
+                    "obstacles, or set track.n_obstacles=0)."
+                )
 
     def _check_spawn(self, config: RaceConfig) -> None:
         """Refuse ``spawn="line"`` (every car on one spot) for several cars with car

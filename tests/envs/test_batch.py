@@ -167,6 +167,33 @@ def test_a_car_with_little_room_beside_it_spawns_on_the_track(spawn, n_cars, car
         assert not step.terminated.any()
 
 
+@pytest.mark.parametrize(
+    ("track", "car_width", "message"),
+    [
+        (
+            TrackConfig(n_obstacles=0),
+            14.0,
+            r"car.width \(14 m\) must be below track.width \(14 m\):",
+        ),
+        (TrackConfig(), 6.5, r"below track.width \(14 m\) and track.min_gap \(6 m\): a car"),
+    ],
+)
+def test_a_car_too_wide_for_the_track_or_its_obstacle_gaps_is_refused(track, car_width, message):
+    # The first crashed at every step wherever it was; the second at every obstacle, and
+    # a spawn beside one put it off the track.
+    from racing_rl.errors import ConfigError
+    from racing_rl.sim.car import CarConfig
+
+    wide = RaceConfig(track=track, car=CarConfig(width=car_width))
+    with pytest.raises(ConfigError, match=message):
+        RaceBatch(wide, 1, [[0]])
+    roomy = RaceConfig(track=TrackConfig(width=20.0, n_obstacles=0), car=wide.car)
+    RaceBatch(roomy, 1, [[0]])
+    with pytest.raises(ConfigError, match=message):  # a track of the training mix too
+        RaceBatch(roomy, 1, [[0]], track_mix=[track])
+    RaceBatch(RaceConfig(track=track, car=CarConfig(width=car_width - 1.0)), 1, [[0]])
+
+
 def test_a_grid_deeper_than_the_stretch_free_of_obstacles_warns():
     # A 12-car grid on hard tracks started a car on an obstacle in 19 of 400 races.
     from racing_rl.envs.config import EpisodeConfig
