@@ -38,6 +38,10 @@ class RaceParallelEnv(ParallelEnv):
     | R+1        | signed speed / max speed                          | -1  | 1   | -    |
     | R+2        | is_reverse: heading against the track direction  | 0   | 1   | -    |
 
+    With ``sensors.layout="roblox_car"`` the rays are in the game car's order (ahead, 28°
+    right, 28° left, …, behind, then the same 8 seeing cars), each over its own length
+    (``SensorConfig.angles``, ``SensorConfig.ranges``).
+
     ## Action Space
     ``Box(-1, 1, shape=(3,), float32)``: throttle (negative brakes, then reverses),
     steering (negative left), nitro (active while > 0.5 and fuel remains). A finite value

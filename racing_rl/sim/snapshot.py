@@ -34,7 +34,8 @@ class RaceSnapshot:
             first start-line crossing.
         progress: progress since the start line, shape (N,) [laps].
         rays: ray distances, shape (N, R) [m].
-        ray_angles: ray angles relative to the heading, shape (R,) [rad], left to right.
+        ray_angles: ray angles relative to the heading, shape (R,) [rad], left to right
+            (``fan``) or the game car's order (``roblox_car``: ``SensorConfig.angles``).
         ray_ranges: each ray's length, shape (R,) [m]; a ray this long hit nothing.
         car_length: body length [m].
         car_width: body width [m].
