@@ -497,6 +497,18 @@ def test_eval_laps_0_says_so_and_leaves_no_eval_dir(tiny_runs, tmp_path):
     assert not out.exists()
 
 
+def test_eval_of_the_scripted_driver_alone_says_so_and_leaves_no_eval_dir(tmp_path):
+    # Said by evaluate once Hydra had made ./scripted/eval/ and its eval.log, as a log line.
+    result = racing_rl("eval", "run_dir=scripted", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "racing-rl eval: run_dir=[scripted] names no run directory; the tracks and rules "
+        "come from the first run's config. Give one: run_dir=<run dir> driver=scripted for "
+        "the scripted driver alone, run_dir=[<run dir>,scripted] to race it."
+    ]
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_race_of_runs_that_observe_differently_says_so(tiny_runs, tmp_path):
     """A race gives every car the first run's sensors: a 16-ray run cannot race a 10-ray
     one, and the message says that, not that a checkpoint lost its run dir."""

@@ -93,11 +93,6 @@ def evaluate(
     torch.set_num_threads(int(cfg.torch_threads))
     entries = run_entries(cfg.run_dir)
     runs = [Path(r).expanduser() for r in entries if r != SCRIPTED]
-    if not runs:
-        raise ConfigError(
-            f"run_dir={entries} names no run directory; the tracks and rules come from the "
-            "first run's config. Give at least one run dir, e.g. run_dir=[<run dir>,scripted]."
-        )
     given = len(entries)  # before driver=scripted adds its car
     racing = given > 1
     if racing and cfg.driver == SCRIPTED and SCRIPTED not in entries:
@@ -566,7 +561,8 @@ def check_runs(cfg: DictConfig, difficulty: str | None = None) -> None:
 
     Raises:
         CheckpointError: if a run's config or checkpoint is missing or damaged.
-        ConfigError: if ``cfg.driver`` is not a known driver, ``seeds`` empty, ``split``
+        ConfigError: if ``run_dir`` names no run (``scripted`` alone), ``cfg.driver``
+            is not a known driver, ``seeds`` empty, ``split``
             not one of the first run's track ranges, more tracks than ``LIMITS["tracks"]``
             (the training range), ``laps``, ``max_steps``, ``rounds``, ``torch_threads``
             or a window's ``render``, ``size`` or ``fps`` out of range, the race's backend settings
@@ -577,6 +573,12 @@ def check_runs(cfg: DictConfig, difficulty: str | None = None) -> None:
     entries = run_entries(cfg.run_dir)
     checkpoint = str(cfg.checkpoint)
     runs = [entry for entry in entries if entry != SCRIPTED]
+    if not runs:
+        raise ConfigError(
+            f"run_dir=[{','.join(entries)}] names no run directory; the tracks and rules "
+            "come from the first run's config. Give one: run_dir=<run dir> driver=scripted "
+            "for the scripted driver alone, run_dir=[<run dir>,scripted] to race it."
+        )
     if len(runs) > 1 and (Path(checkpoint).name != checkpoint or checkpoint.endswith(".zip")):
         raise ConfigError(
             f"checkpoint={checkpoint} is a path, and a race has {len(runs)} runs: every car "
