@@ -883,6 +883,15 @@ def _check_path(key: str, kind: str, value: object, scripted: bool = False) -> N
                 f"{key}={value} is not a run directory but lies in the run {run}: pass "
                 f"{key}={run}{also}"
             )
+        if jobs := sorted(p.parent.parent for p in path.glob("*/.hydra/config.yaml")):
+            from racing_rl.config import override_value
+
+            # A job's name holds = and , (0_seed=0,total_timesteps=2000): quoted for Hydra.
+            raise UsageError(
+                f"{key}={value} is a sweep's directory, not a run: each of its {len(jobs)} "
+                f'jobs is one; pass one, e.g. "{key}={override_value(jobs[0])}" (racing-rl '
+                f"report {value} compares them)"
+            )
         raise UsageError(
             f"{key}={value} is not a run directory (it has no .hydra/config.yaml); pass "
             f"{key}=<run>, a directory racing-rl train made, e.g. outputs/<date>/<time>_ppo_pygame"

@@ -361,6 +361,25 @@ def test_a_path_inside_a_run_names_the_run(tmp_path):
         check_arguments("export", [f"run_dir={tmp_path / 'export' / 'policy_final.luau'}"])
 
 
+def test_a_sweep_s_directory_names_a_job_to_pass(tmp_path, monkeypatch):
+    # It said "not a run directory ... a directory racing-rl train made", of a directory
+    # racing-rl train -m made.
+    for name in ("0_seed=0,n_races=2", "1_seed=1,n_races=2"):
+        (tmp_path / "sweep" / name / ".hydra").mkdir(parents=True)
+        (tmp_path / "sweep" / name / ".hydra" / "config.yaml").write_text("")
+    monkeypatch.chdir(tmp_path)
+    for command in ("eval", "export"):
+        with pytest.raises(UsageError) as refused:
+            check_arguments(command, ["run_dir=sweep"])
+        assert str(refused.value) == (
+            "run_dir=sweep is a sweep's directory, not a run: each of its 2 jobs is one; pass "
+            """one, e.g. "run_dir='sweep/0_seed=0,n_races=2'" (racing-rl report sweep compares """
+            "them)"
+        )
+    # The job it names is taken as it is written.
+    check_arguments("eval", ["run_dir='sweep/0_seed=0,n_races=2'"])
+
+
 def test_keys_groups_appends_and_nested_keys_pass_the_key_check(tmp_path):
     args = ["-m", "algo=sac", "+algo.model.x=1", "hydra/launcher=joblib", "seed=1"]
     check_arguments("train", args)  # appends: check_known_keys refuses them once composed
