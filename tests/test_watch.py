@@ -102,6 +102,18 @@ def test_follow_switches_to_a_checkpoint_saved_after_it_started(tiny_runs, tmp_p
     assert all(r.meta["checkpoint"].endswith("ppo_4096_steps/model.zip") for r in replays)
 
 
+def test_follow_records_the_checkpoint_it_drove(tiny_runs, tmp_path):
+    # A run that is not training: its newest checkpoint races one round, and eval ends.
+    out = tmp_path / "eval"
+    args = f"run_dir={tiny_runs[0]}", "follow=true", "seeds=[2000000]", "max_steps=20"
+    result = racing_rl("eval", *args, f"out_dir={out}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["driver"].endswith("checkpoints/final_2048_steps/model.zip")
+    # settings said checkpoint=best, the default that follow=true never drove.
+    assert metrics["settings"]["checkpoint"] == metrics["driver"]
+
+
 def test_follow_refuses_an_exported_driver(tiny_runs, tmp_path):
     # It raced the SB3 policy under driver=onnx's name, without a word.
     for driver in ("onnx", "luau", "scripted"):

@@ -260,7 +260,8 @@ def evaluate(
     # What was measured, beyond the figures: enough to measure it again.
     metrics["settings"] = {
         "command": command or job_command("eval"),
-        "checkpoint": str(cfg.checkpoint),
+        # follow=true drives the run's newest checkpoint, whatever checkpoint= says.
+        "checkpoint": getattr(drivers[0], "checkpoint", "") if follower else str(cfg.checkpoint),
         "rounds": cfg.get("rounds"),
         **episode,
     }
