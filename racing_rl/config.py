@@ -584,6 +584,22 @@ def default_backend(name: str) -> DictConfig:
     return OmegaConf.merge(backend_schema(name), values)
 
 
+def changed_settings(values: DictConfig, defaults: DictConfig) -> DictConfig:
+    """The settings of ``values`` that differ from ``defaults`` (or that it lacks), as a
+    config of their own: a group option composed whole (``backend=pygame``) less its
+    defaults, what its command line changed.
+
+    A setting given on the command line with its default's value is not told apart from
+    the default, and is left out.
+    """
+    changed, known = OmegaConf.create({}), set(_leaf_keys(defaults))
+    for key in _leaf_keys(values):
+        value = OmegaConf.select(values, key)
+        if key not in known or value != OmegaConf.select(defaults, key):
+            OmegaConf.update(changed, key, value, force_add=True)
+    return changed
+
+
 def with_difficulty(backend: DictConfig, difficulty: str) -> DictConfig:
     """A run's simulator settings with the tracks and rules of a difficulty level.
 

@@ -22,7 +22,13 @@ from racing_rl import config_dir
 from racing_rl.checkpoints.layout import resolve_model
 from racing_rl.config import backend_config, default_backend, initialize, with_difficulty
 from racing_rl.errors import CheckpointError, ConfigError
-from racing_rl.evaluation.command import check_runs, evaluate, race_episode, unique_labels
+from racing_rl.evaluation.command import (
+    check_runs,
+    evaluate,
+    race_backend,
+    race_episode,
+    unique_labels,
+)
 from racing_rl.evaluation.results import EpisodeResult, lap_figures, summarize
 from racing_rl.replay import load_replay
 
@@ -403,6 +409,19 @@ def test_a_difficulty_level_sets_the_same_tracks_and_rules_whatever_the_run_trai
         with_difficulty(defaults, "brutal")
     with pytest.raises(ConfigError, match="roblox"):
         with_difficulty(OmegaConf.create({"name": "roblox"}), "hard")
+
+
+def test_the_runs_own_backend_chosen_whole_keeps_the_runs_settings():
+    run = default_backend("pygame")
+    run.sensors.n_rays, run.track.n_obstacles = 5, 7
+    # backend=pygame backend.rules.car_collisions=true, as Hydra composes it: the option's
+    # defaults raced instead of the run's (10 rays: its policy's observations no longer fit).
+    given = default_backend("pygame")
+    given.rules.car_collisions = True
+    raced = race_backend(OmegaConf.create({"backend": given}), run, None)
+    assert (raced.sensors.n_rays, raced.track.n_obstacles) == (5, 7)
+    assert raced.rules.car_collisions
+    assert race_backend(OmegaConf.create({"backend": given}), run, "hard").track.n_obstacles == 6
 
 
 def test_eval_difficulty_default_undoes_a_run_trained_on_hard(tiny_runs, tmp_path):

@@ -29,6 +29,8 @@ from racing_rl.checkpoints.saving import replace_directory
 from racing_rl.checks import LIMITS, check_eval_config
 from racing_rl.config import (
     backend_config,
+    changed_settings,
+    default_backend,
     eval_dir,
     run_entries,
     track_seeds,
@@ -544,13 +546,18 @@ def race_backend(cfg: DictConfig, backend: DictConfig, difficulty: str | None) -
     """The backend config that ``racing-rl eval`` races on: the first run's ``backend``
     at ``difficulty``'s level (None: the run's own) with the command line's ``backend.*``
     (``+backend.rules.car_collisions=true``), or another backend given whole
-    (``backend=roblox``)."""
-    if cfg.get("backend") and cfg.backend.get("name", backend.name) != backend.name:
-        return cfg.backend
+    (``backend=roblox``). The run's own backend chosen whole (``backend=pygame`` of a
+    simulator run) adds what differs from that option's defaults (``changed_settings``):
+    its defaults would undo the run's sensors, car, tracks and rules."""
+    given = cfg.get("backend")
+    if given and given.get("name", backend.name) != backend.name:
+        return given
+    if given and "name" in given:
+        given = changed_settings(given, default_backend(backend.name))
     if difficulty is not None:
         backend = with_difficulty(backend, difficulty)
-    if cfg.get("backend"):  # the difficulty's keys again, and any given on the command line
-        backend = OmegaConf.merge(backend, cfg.backend)
+    if given:  # the difficulty's keys again, and any given on the command line
+        backend = OmegaConf.merge(backend, given)
     return backend
 
 
