@@ -486,6 +486,9 @@ def eval_config(run_dir: object, **settings: object) -> OmegaConf:
             {"render": "Human", "fps": 15, "size": [800, 800]},
             "render='Human'; must be human or null",
         ),
+        # Accepted, and the races' own episode raced instead (1 lap, not 2).
+        ({"backend": {"episode": {"laps": 2}}}, r"episode.laps=2 would be ignored: .* give laps=2"),
+        ({"backend": {"episode": {"grid_start_prob": 1.0}}}, r"prob=1.0 would .* leave it out"),
     ],
 )
 def test_eval_names_the_setting_that_is_out_of_range(tiny_runs, setting, message):

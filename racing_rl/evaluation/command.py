@@ -548,12 +548,25 @@ def race_backend(cfg: DictConfig, backend: DictConfig, difficulty: str | None) -
     (``+backend.rules.car_collisions=true``), or another backend given whole
     (``backend=roblox``). The run's own backend chosen whole (``backend=pygame`` of a
     simulator run) adds what differs from that option's defaults (``changed_settings``):
-    its defaults would undo the run's sensors, car, tracks and rules."""
+    its defaults would undo the run's sensors, car, tracks and rules.
+
+    Raises:
+        ConfigError: for a ``backend.episode`` setting given on the command line: eval's
+            races set the episode (``race_episode``), which would ignore it.
+    """
     given = cfg.get("backend")
     if given and given.get("name", backend.name) != backend.name:
         return given
     if given and "name" in given:
         given = changed_settings(given, default_backend(backend.name))
+    if given and given.get("episode"):
+        key, value = next(iter(given.episode.items()))
+        ours = ("laps", "max_steps", "rotate_grid")
+        instead = f"give {key}={value}" if key in ours else "leave it out"
+        raise ConfigError(
+            f"backend.episode.{key}={value} would be ignored: eval's races set their episodes "
+            f"themselves (a standing start, laps=, max_steps=, rotate_grid=); {instead}."
+        )
     if difficulty is not None:
         backend = with_difficulty(backend, difficulty)
     if given:  # the difficulty's keys again, and any given on the command line
