@@ -491,7 +491,8 @@ def check_eval_config(cfg: DictConfig, drivers: Sequence[str]) -> None:
 
     Raises:
         ConfigError: on the first invalid value, naming the key, the value and what is
-            allowed (at most ``LIMITS["tracks"]`` seeds: eval races them all at once).
+            allowed (at most ``LIMITS["tracks"]`` seeds, each >= 0: eval races them all
+            at once).
     """
     if cfg.driver not in drivers:
         raise invalid("driver", cfg.driver, f"must be one of {', '.join(drivers)}")
@@ -502,6 +503,10 @@ def check_eval_config(cfg: DictConfig, drivers: Sequence[str]) -> None:
         raise ConfigError(
             "Invalid config: seeds=[] names no track; give some (seeds=[5,6,7]), or leave "
             f"seeds out for the run's split={cfg.split} tracks."
+        )
+    if seeds and (negative := next((seed for seed in seeds if seed < 0), None)) is not None:
+        raise ConfigError(
+            f"Invalid config: seeds holds {negative}; a track seed is an integer >= 0."
         )
     if seeds and len(seeds) > LIMITS["tracks"]:
         raise ConfigError(

@@ -475,6 +475,8 @@ def eval_config(run_dir: object, **settings: object) -> OmegaConf:
         # 100,000 environments at once filled the memory (7 GB after 45 s, no output).
         ({"split": "train"}, r"split=train has 100,000 tracks .* e.g. seeds=\[0,1,2\]"),
         ({"seeds": list(range(10_001))}, "seeds has 10,001 tracks; .* at most 10,000"),
+        # Said by the first track's generator, after eval.log had replaced the earlier one.
+        ({"seeds": [5, -1]}, "seeds holds -1; a track seed is an integer >= 0"),
         # seeds=[] drove the split's 20 tracks without a word.
         ({"seeds": []}, r"seeds=\[\] names no track; .* split=test tracks"),
         # Said after the model loaded, of settings the user does not have (fps, size_px).
