@@ -886,11 +886,15 @@ def _check_path(key: str, kind: str, value: object, scripted: bool = False) -> N
         if jobs := sorted(p.parent.parent for p in path.glob("*/.hydra/config.yaml")):
             from racing_rl.config import override_value
 
+            whole = (
+                f"; the sweep's own command with hydra.sweep.dir={value} continues them all"
+                if key == "resume"
+                else f" (racing-rl report {value} compares them)"
+            )
             # A job's name holds = and , (0_seed=0,total_timesteps=2000): quoted for Hydra.
             raise UsageError(
                 f"{key}={value} is a sweep's directory, not a run: each of its {len(jobs)} "
-                f'jobs is one; pass one, e.g. "{key}={override_value(jobs[0])}" (racing-rl '
-                f"report {value} compares them)"
+                f'jobs is one; pass one, e.g. "{key}={override_value(jobs[0])}"{whole}'
             )
         raise UsageError(
             f"{key}={value} is not a run directory (it has no .hydra/config.yaml); pass "

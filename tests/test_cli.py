@@ -378,6 +378,8 @@ def test_a_sweep_s_directory_names_a_job_to_pass(tmp_path, monkeypatch):
         )
     # The job it names is taken as it is written.
     check_arguments("eval", ["run_dir='sweep/0_seed=0,n_races=2'"])
+    with pytest.raises(UsageError, match=r"hydra\.sweep\.dir=sweep continues them all$"):
+        check_arguments("train", ["resume=sweep"])
 
 
 def test_keys_groups_appends_and_nested_keys_pass_the_key_check(tmp_path):
