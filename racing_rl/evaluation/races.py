@@ -229,7 +229,7 @@ def _ranks(keys: Sequence[tuple[float, float]]) -> list[int]:
 def leaderboard(race: TrackRace) -> list[dict[str, Any]]:
     """The positions of one track's race, winner first.
 
-    Finishers by finishing time, then the others by progress (a crash before a stall).
+    Finishers by finishing time, then the others by progress, crashed or not.
     Exact ties share a position (1, 1, 3). A figure that is not finite (a game's car
     that finished on a tick the bridge did not read has no finishing time; an
     interrupted episode no progress) ranks after the finite ones.
