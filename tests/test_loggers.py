@@ -241,15 +241,25 @@ def test_wandb_syncs_each_job_of_a_sweep_without_warnings(tmp_path, monkeypatch)
         wandb, "termwarn", lambda message, *args, **kwargs: warnings.append(message)
     )
     cfg = OmegaConf.create({"logger": {"project": "p", "entity": None, "group": None, "tags": []}})
-    for job in ("0_seed=0", "1_seed=1"):
-        run_dir = tmp_path / job
-        run_dir.mkdir()
-        with wandb_run(cfg, run_dir):
-            events = TensorBoardOutput(str(run_dir / "tb"))
-            events.write({"rollout/ep_rew_mean": 1.0}, {"rollout/ep_rew_mean": None}, 512)
-            events.close()
-        rows = [row for row in wandb_history(finished_run_file(run_dir)) if "global_step" in row]
-        assert [(row["global_step"], row["rollout/ep_rew_mean"]) for row in rows] == [(512, 1.0)]
+    try:
+        for job in ("0_seed=0", "1_seed=1"):
+            run_dir = tmp_path / job
+            run_dir.mkdir()
+            with wandb_run(cfg, run_dir):
+                events = TensorBoardOutput(str(run_dir / "tb"))
+                events.write({"rollout/ep_rew_mean": 1.0}, {"rollout/ep_rew_mean": None}, 512)
+                events.close()
+            rows = wandb_history(finished_run_file(run_dir))
+            rows = [row for row in rows if "global_step" in row]
+            assert [(row["global_step"], row["rollout/ep_rew_mean"]) for row in rows] == [
+                (512, 1.0)
+            ]
+    finally:
+        # The wandb-core this test started, and WANDB_SERVICE, which wandb set in this
+        # process's environment to reach it: left, every later racing-rl in this worker
+        # with logger=wandb used that service, and ended without waiting for it to write
+        # its run file.
+        wandb.teardown()
     assert warnings == []
 
 
