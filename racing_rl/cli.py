@@ -199,6 +199,7 @@ def complete(line: str) -> str:
     from racing_rl.config import hydra_main
     from racing_rl.usage import read_config_doc
 
+    comp_line = os.environ.get("COMP_LINE")  # put back after: the process's, not Hydra's
     os.environ["COMP_LINE"] = line.split(None, 1)[1]  # Hydra strips the first word
     argv, sys.argv = sys.argv, [f"racing-rl {name}", "-sc", "query=bash"]
     answer = io.StringIO()
@@ -207,6 +208,10 @@ def complete(line: str) -> str:
             hydra_main(name)(lambda cfg: None)()
     finally:
         sys.argv = argv
+        if comp_line is None:
+            del os.environ["COMP_LINE"]
+        else:
+            os.environ["COMP_LINE"] = comp_line
     # Hydra offers every group of the shared conf/: leave out those the command lacks
     # (eval's algo=, experiment=), and the schemas, which no command line chooses.
     doc = read_config_doc(config_dir() / f"{name}.yaml")

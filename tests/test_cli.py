@@ -553,15 +553,19 @@ def test_the_completion_query_answers_through_the_dispatcher(line, expected, tmp
     assert expected <= set(result.stdout.split())
 
 
-def test_completion_offers_only_what_the_command_takes():
+def test_completion_offers_only_what_the_command_takes(monkeypatch):
     # Hydra completes over the shared conf/: eval was offered algo=, experiment=, logger=,
     # wrappers= (each refused as no key of eval) and every command the schema group.
+    monkeypatch.delenv("COMP_LINE", raising=False)
     offered = set(cli.complete("racing-rl eval ").split())
     assert {"run_dir=", "checkpoint=", "difficulty=", "seeds."} <= offered
     assert not offered & {"algo=", "experiment=", "logger=", "wrappers=", "schema"}
     offered = set(cli.complete("racing-rl train ").split())
     assert {"algo=", "experiment=", "logger=", "wrappers=", "validation."} <= offered
     assert "schema" not in offered
+    # The query's line was left in the environment of the process (of every racing-rl
+    # that an xdist worker started after this test).
+    assert "COMP_LINE" not in os.environ
 
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
