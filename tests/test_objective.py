@@ -3,7 +3,7 @@
 import math
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from racing_rl.objective import objective
@@ -37,6 +37,7 @@ def test_the_objective_ranks_lap_completion_first_then_lap_time():
         objective(metrics(1.0, 1.0), "speed", limit)
 
 
+@settings(deadline=None)  # a loaded CI machine may stall one example past 200 ms
 @given(
     episodes=st.integers(min_value=1, max_value=10_000),
     data=st.data(),
