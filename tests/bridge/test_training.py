@@ -263,8 +263,8 @@ def test_eval_serves_the_policy_to_the_game_until_ctrl_c(sim_run, tmp_path):
         eval_process = subprocess.Popen(
             command, cwd=tmp_path, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint
         )
-        resets = 0
-        for _ in range(600):  # a round is a SPAWN (first) or RESET per track
+        resets, deadline = 0, time.monotonic() + 240  # its start and two rounds, under load
+        while time.monotonic() < deadline:  # a round is a SPAWN (first) or RESET per track
             resets = sum(c["command"] == "RESET_AGENTS" for c in list(emulator.commands))
             if resets >= 2 * len(seeds) or eval_process.poll() is not None:
                 break
