@@ -27,8 +27,12 @@ def test_the_memory_of_a_process_that_has_exited_is_unknown_not_zero():
     import sys
 
     fuzz = load_script("fuzz_bridge")
-    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.3)"])
+    # Runs until its stdin closes: one that slept 0.3 s could have exited before the first
+    # reading on a loaded machine (its start-up alone can take that long).
+    reading = [sys.executable, "-c", "import sys; sys.stdin.read()"]
+    process = subprocess.Popen(reading, stdin=subprocess.PIPE)
     assert fuzz.rss_mib(process.pid) > 0
+    process.stdin.close()
     os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOWAIT)  # exited, not reaped
     assert math.isnan(fuzz.rss_mib(process.pid))
     process.wait()
