@@ -1,5 +1,6 @@
 """RobloxParallelEnv against the emulator over loopback: the API, faults, timeouts."""
 
+import contextlib
 import logging
 import time
 
@@ -419,56 +420,79 @@ def test_more_environments_than_the_game_keeps_apart_are_refused(roblox_vec_env)
         roblox_vec_env(roblox_backend(max_environments=2), n_races=3)
 
 
+class HandMadeGame:
+    """A fake game on a websocket client that acts as the real one: ``SPAWN_AGENTS`` and
+    each ``ACTION`` answered on its next tick (a frame of ``value`` for ``agent``); the
+    test sends any other tick itself (``send``), in the order it chooses."""
+
+    def __init__(self, port: int) -> None:
+        import threading
+
+        self.value, self.agent = 0.1, ""
+        self._connected = threading.Event()
+        threading.Thread(target=self._play, args=(port,), daemon=True).start()
+        assert self._connected.wait(10), "the fake game did not connect"
+
+    def _play(self, port: int) -> None:
+        import json
+
+        from websockets.exceptions import ConnectionClosed
+        from websockets.sync.client import connect
+
+        # Closed by the bridge at the test's end, maybe before the last answer is sent.
+        with (
+            contextlib.suppress(ConnectionClosed),
+            connect(f"ws://127.0.0.1:{port}/ws/test") as self.ws,
+        ):
+            self._connected.set()
+            for message in self.ws:
+                if json.loads(message)["command"] in ("SPAWN_AGENTS", "ACTION"):
+                    time.sleep(0.03)  # the next tick
+                    self.send(self.value)
+
+    def send(self, value: float, reward: float | None = None, terminated: bool = False) -> None:
+        import json
+
+        entry = {"obs": [value] * 16 + [0, 0, 0], "reward": value if reward is None else reward}
+        entry |= {"terminated": terminated, "truncated": False}
+        self.ws.send(json.dumps({self.agent: entry}))
+
+
+@contextlib.contextmanager
+def one_car_in_a_hand_made_game():
+    """(bridge, fake game, env, its car) with the car spawned on an observation of 0.1."""
+    config = backend_config(roblox_backend(observation_size=19))
+    bridge = TrainingBridge(config.server, config.observation_size)
+    fake = HandMadeGame(bridge.server.port)
+    env = RobloxParallelEnv(bridge, config, n_cars=1)
+    try:
+        agent = fake.agent = env.possible_agents[0]
+        assert env.reset()[0][agent][0] == pytest.approx(0.1)
+        yield bridge, fake, env, agent
+    finally:
+        env.close()
+
+
 def test_a_tick_from_before_a_freeze_does_not_answer_the_first_step_after_it():
     """The game's `[]` while frozen made the bridge take the newest observations as
     fresh: a tick sent 2 s before the pause's end answered the next ACTION (obs 0.3 for
     the ACTION that 0.4 answers). A fake game that acts as the real one: each ACTION
     answered on its next tick, one more tick before the FREEZE arrives, `[]` while frozen.
     """
-    import json
-    import threading
-
-    from websockets.sync.client import connect
-
-    config = backend_config(roblox_backend(observation_size=19))
-    bridge = TrainingBridge(config.server, config.observation_size)
-    reply = {"value": 0.1}
-    connected = threading.Event()
-
-    def frame(agent, value):
-        entry = {"obs": [value] * 16 + [0, 0, 0], "reward": value}
-        return json.dumps({agent: {**entry, "terminated": False, "truncated": False}})
-
-    def play():
-        with connect(f"ws://127.0.0.1:{bridge.server.port}/ws/test") as ws:
-            reply["ws"] = ws
-            connected.set()
-            for message in ws:
-                command = json.loads(message)
-                if command["command"] in ("SPAWN_AGENTS", "ACTION"):
-                    time.sleep(0.03)  # the next tick
-                    ws.send(frame(reply["agent"], reply["value"]))
-
-    threading.Thread(target=play, daemon=True).start()
-    env = RobloxParallelEnv(bridge, config, n_cars=1)
-    try:
-        agent = reply["agent"] = env.possible_agents[0]
-        assert env.reset()[0][agent][0] == pytest.approx(0.1)
-        reply["value"] = 0.2
+    with one_car_in_a_hand_made_game() as (bridge, fake, env, agent):
+        fake.value = 0.2
         assert env.step({agent: np.zeros(3)})[0][agent][0] == pytest.approx(0.2)
         time.sleep(0.04)
-        reply["ws"].send(frame(agent, 0.3))  # the tick that left before the FREEZE came
+        fake.send(0.3)  # the tick that left before the FREEZE came
         time.sleep(0.03)
         bridge.freeze(True)
         for _ in range(30):  # a 2 s update; the frozen game sends [] every tick
             time.sleep(1 / 15)
-            reply["ws"].send("[]")
+            fake.ws.send("[]")
         time.sleep(0.01)  # the update ends just after a tick
-        reply["value"] = 0.4
+        fake.value = 0.4
         observations, rewards, *_ = env.step({agent: np.zeros(3)})
         assert observations[agent][0] == pytest.approx(0.4) and rewards[agent] == 0.4
-    finally:
-        env.close()
 
 
 def test_a_car_the_game_truncates_is_stuck_in_its_info():
