@@ -94,15 +94,17 @@ class RobloxParallelEnv(ParallelEnv):
     ``seed``} for games that can use them, and waits for their first observations.
 
     ## Episode End
-    As the game reports: ``terminated`` (crash) or ``truncated`` (stuck); plus, on this
-    side, truncation after ``episode.max_steps`` steps, after ``episode.laps`` laps
-    (``info["finished"]``, needs the game's ``info.laps``), and when an episode was
-    interrupted (a reconnection, a car that stopped reporting for
-    ``observation_timeout``, or an episode end the env did not see in time:
-    ``info["interrupted"]``). The game respawns a car as soon as its episode ends and
-    sends the new car's observation in that message, so the observation returned with
-    a game-reported episode end is the car's previous one (its last real state), and
-    ``respawn`` returns the new one without asking the game for anything.
+    As the game reports: ``terminated`` (crash) or ``truncated`` (stuck), also when it
+    came in a tick the env did not read (the car drove on with its last action: the
+    step ends there); plus, on this side, truncation after ``episode.max_steps`` steps,
+    after ``episode.laps`` laps (``info["finished"]``, needs the game's ``info.laps``),
+    and when an episode was interrupted (a reconnection, a car that stopped reporting
+    for ``observation_timeout``, or an episode end lost before the env read it: over
+    64 of the car's ticks came meanwhile; ``info["interrupted"]``). The game respawns
+    a car as soon as its episode ends and sends the new car's observation in that
+    message, so the observation returned with a game-reported episode end is the car's
+    previous one (its last real state), and ``respawn`` returns the new one without
+    asking the game for anything.
 
     ## Arguments
     bridge: the shared ``TrainingBridge``; config: ``RobloxConfig``; n_cars: cars;
@@ -148,7 +150,9 @@ class RobloxParallelEnv(ParallelEnv):
         self._steps = 0
         self._action_step = 0
         self._sent: _Sent | None = None  # an ACTION sent by send_actions, not yet awaited
-        self._read = 0  # the newest inbox message the cars' observations were read from
+        # Per car, the inbox message its observation was last read from: the game's ticks
+        # since then are the car's, in its current episode (``Inbox.take``'s ``read``).
+        self._read: dict[AgentID, int] = {}
         self._last_obs: dict[AgentID, NDArray[np.float32]] = {}
         self._respawned: set[AgentID] = set()  # ended by the game, already respawned by it
         self._unreported_steps = 0  # steps in a row in which no car reported (UNREPORTED_STEPS)
@@ -236,7 +240,7 @@ class RobloxParallelEnv(ParallelEnv):
         self._sent = None
         self._respawned.clear()
         self._last_obs = {agent: received[agent].step.observation for agent in self.agents}
-        self._read = max(got.seq for got in received.values())
+        self._read = {agent: got.seq for agent, got in received.items()}
         info = {"track_seed": self._track_seed}
         return dict(self._last_obs), {agent: dict(info) for agent in self.agents}
 
@@ -380,14 +384,16 @@ class RobloxParallelEnv(ParallelEnv):
         self._action_step = step
         # The answer is the first tick after the one the actions were chosen from. A tick
         # that came since (while they were chosen, or other environments' ACTIONs were
-        # sent) is the game's next state, which this ACTION missed: it is taken too,
-        # folded with the next if that has come as well (``Inbox.take``). A tick older
-        # than the game's tick period (as measured) is not: training paused, and the game
-        # went on. The age is the newest observations', not the newest frame's: the `[]`
-        # a frozen game sends every tick would make a tick from before a pause look fresh.
+        # sent) is the game's next state, which this ACTION missed: it answers it, folded
+        # with the next if that has come as well (``Inbox.take``). A tick older than the
+        # game's tick period (as measured) does not: training paused, and the game went
+        # on. The age is the newest observations', not the newest frame's: the `[]` a
+        # frozen game sends every tick would make a tick from before a pause look fresh.
+        # Either way the ticks since a car was read are its own (it drove on with its last
+        # action): folded into the step, and an episode end among them is the step's end.
         after, age = self.bridge.inbox.newest()
         if age < self.bridge.tick_period(self.config.rules.dt):
-            after = max(self._read, after - 1)
+            after = max(max(self._read.values(), default=0), after - 1)
         try:
             self.bridge.freeze(False)
             # Queued, not awaited: a broken connection shows as missing observations.
@@ -410,8 +416,9 @@ class RobloxParallelEnv(ParallelEnv):
             ``truncated``: the game truncates only a car that made no new progress for
             4 s), the game's
             ``info`` extension (``progress``, ``laps``, ``lap_time``, ``speed``, ...) if
-            it sends one, ``finished``, ``interrupted`` (the game lost or ended the
-            episode unseen: truncated, neither crashed nor stuck).
+            it sends one, ``finished``, ``interrupted`` (the game lost the car, or its
+            episode end was lost before it was read: truncated, neither crashed nor
+            stuck).
 
         Raises:
             BridgeError: the observations do not arrive within
@@ -438,7 +445,12 @@ class RobloxParallelEnv(ParallelEnv):
         if sent.after is not None:
             try:
                 received, missing = self.bridge.get_observation(
-                    live, sent.after, self.config.observation_timeout, sent.step, generation
+                    live,
+                    sent.after,
+                    self.config.observation_timeout,
+                    sent.step,
+                    generation,
+                    read={agent: self._read.get(agent, sent.after) for agent in live},
                 )
             except BridgeError:
                 missing = live  # the connection broke while waiting
@@ -465,7 +477,7 @@ class RobloxParallelEnv(ParallelEnv):
         observations, rewards, terminations, truncations, infos = {}, {}, {}, {}, {}
         for agent in live:
             got = received.get(agent)
-            if got is None or got.interrupted:  # the game lost or ended this episode unseen
+            if got is None or got.interrupted:  # the car, or its episode's end, was lost
                 observations[agent] = self._last_obs[agent]
                 rewards[agent], terminations[agent], truncations[agent] = 0.0, False, True
                 infos[agent] = {
@@ -494,7 +506,7 @@ class RobloxParallelEnv(ParallelEnv):
             ) and not step.terminated
             infos[agent] = info
             self._last_obs[agent] = step.observation
-            self._read = max(self._read, got.seq)
+            self._read[agent] = got.seq
         self.agents = [a for a in live if not (terminations[a] or truncations[a])]
         return observations, rewards, terminations, truncations, infos
 
@@ -528,7 +540,7 @@ class RobloxParallelEnv(ParallelEnv):
         if received:
             for agent, got in received.items():
                 self._last_obs[agent] = got.step.observation
-                self._read = max(self._read, got.seq)
+                self._read[agent] = got.seq
         if not self.agents:  # every car starts anew, as after a reset
             self._steps = 0
         live = set(self.agents) | set(agents)

@@ -2,8 +2,9 @@
 
 The server thread puts every valid entry of a frame in (``put``); the training thread
 takes an agent's entries out (``take``), blocking until they come. When a real-time game
-ticked more than once since an action, the entries are folded into one (``Received``):
-the newest observation, the rewards summed, lap info kept, up to the first episode end.
+ticked more than once since the caller last read a car (it drove on with its last
+action), the entries are folded into one (``Received``): the newest observation, the
+rewards summed, lap info kept, up to the first episode end.
 A condition variable guards it (the seed's DataBridge queues).
 """
 
@@ -29,14 +30,14 @@ class Received:
     """An agent's entry taken from the inbox.
 
     Attributes:
-        step: the entry; when several arrived after the action (a real-time game ticked
-            again before the next action), they are folded into one: the newest
-            observation, the rewards summed, the infos merged (a ``lap_time`` of an
-            earlier tick is kept), up to the first episode end.
+        step: the entry; when several arrived since the caller last read the agent (a
+            real-time game ticked again before the action reached it), they are folded
+            into one: the newest observation, the rewards summed, the infos merged (a
+            ``lap_time`` of an earlier tick is kept), up to the first episode end.
         interrupted: an episode end of this agent was skipped (it came in a stale
             message, or the inbox overflowed): the episode the caller is tracking is over.
         ticks: the game's entries folded into ``step`` (1: the action was in time for
-            the game's next tick).
+            the game's next tick, and no tick went unread before it).
         seq: the message ``step``'s newest entry came in (``Inbox.mark`` numbering).
     """
 
@@ -50,11 +51,13 @@ class Inbox:
     """Observation entries per agent, in arrival order, between the server and training.
 
     Every message gets a sequence number. A caller notes ``mark()`` (or ``newest()``)
-    before it sends an action, and ``take`` returns per agent the entries that arrived
-    after it (and, if the game echoes steps, answer that step), folded into one: nothing
-    from before the mark is that action's result (the bridge's environment moves the mark
-    one message back for a tick that came while the action was chosen), and a tick the
-    action missed is counted, never lost.
+    before it sends an action, and ``take`` waits per agent for an entry that arrived
+    after it (and, if the game echoes steps, answers that step): nothing from before the
+    mark is that action's result (the bridge's environment moves the mark one message
+    back for a tick that came while the action was chosen). Given what the caller last
+    read of each agent (``read``), the entries since then that are no answer (the car
+    drove on with its last action) are folded in with it: a tick the action missed is
+    counted, never lost, and an episode end among them is the step's end.
 
     Args:
         capacity: entries kept per agent; older ones are dropped (an episode end among
@@ -114,22 +117,29 @@ class Inbox:
         timeout: float,
         min_step: int | None = None,
         stop: Callable[[], bool] = lambda: False,
+        read: Mapping[str, int] | None = None,
     ) -> tuple[dict[str, Received], list[str]]:
-        """Wait for an entry of every agent that arrived after ``after``.
+        """Wait for an entry of every agent that arrived after ``after`` (its answer).
 
         Args:
             agents: the agents to wait for.
             after: a ``mark()`` taken before the action was sent.
             timeout: longest wait [s].
-            min_step: entries that echo a ``step`` below this are stale (skipped).
+            min_step: entries that echo a ``step`` below this are no answer.
             stop: checked on every wake-up, and at least every ``STOP_POLL_S``; True
                 ends the wait early (it can turn True without an entry: a size error
                 that ``SIZE_ERROR_AFTER`` seconds make, a closed bridge).
+            read: per agent, the ``Received.seq`` the caller last read of it: entries
+                up to it are stale (skipped; an episode end among them is
+                ``interrupted``), later ones that are no answer are ticks the caller
+                did not read, in the agent's current episode (folded in; an episode end
+                among them is taken at once, with no answer). None: ``after`` for every
+                agent (a new episode: what came before the command is stale).
 
         Returns:
             The entries found, and the agents still missing (empty unless the wait
-            timed out or ``stop`` said so). Every entry of an agent that arrived after
-            ``after`` is consumed, folded into one up to an episode end (``Received``).
+            timed out or ``stop`` said so). Every entry of an agent after its ``read``
+            is consumed, folded into one up to an episode end (``Received``).
         """
         deadline = time.monotonic() + timeout
         found: dict[str, Received] = {}
@@ -137,7 +147,8 @@ class Inbox:
             while True:
                 for agent in agents:
                     if agent not in found:
-                        received = self._pop_after(agent, after, min_step)
+                        since = after if read is None else read.get(agent, after)
+                        received = self._pop_after(agent, since, after, min_step)
                         if received is not None:
                             found[agent] = received
                 missing = [agent for agent in agents if agent not in found]
@@ -146,25 +157,33 @@ class Inbox:
                     return found, missing
                 self._cond.wait(min(remaining, STOP_POLL_S))
 
-    def _pop_after(self, agent: str, after: int, min_step: int | None) -> Received | None:
-        queue = self._entries.get(agent)
+    def _pop_after(
+        self, agent: str, read: int, after: int, min_step: int | None
+    ) -> Received | None:
+        """The agent's entries after ``read`` folded up to an episode end, once they hold
+        one or an answer (after ``after``, echoing no step below ``min_step``)."""
+        queue = self._entries.setdefault(agent, deque())
         interrupted = agent in self._lost_end
+        while queue and queue[0][0] <= read:  # stale: from before the caller's last read
+            _, step = queue.popleft()
+            interrupted = interrupted or step.terminated or step.truncated
+        if interrupted:
+            self._lost_end.add(agent)
         taken: list[AgentStep] = []
-        newest = 0
-        while queue and not (taken and (taken[-1].terminated or taken[-1].truncated)):
-            seq, step = queue.popleft()
-            stale = seq <= after or (
-                min_step is not None and step.step is not None and step.step < min_step
+        answered = False
+        for seq, step in queue:
+            taken.append(step)
+            answered = answered or (
+                seq > after and (min_step is None or step.step is None or step.step >= min_step)
             )
-            if not stale:
-                taken.append(step)
-                newest = seq
-            elif step.terminated or step.truncated:
-                interrupted = True
-        if not taken:
-            if interrupted:
-                self._lost_end.add(agent)
-            return None
+            if step.terminated or step.truncated:
+                break
+        else:
+            if not answered:
+                return None  # no answer yet: the ticks it missed wait with the queue
+        newest = queue[len(taken) - 1][0]
+        for _ in taken:
+            queue.popleft()
         self._lost_end.discard(agent)
         return Received(_fold(taken), interrupted, len(taken), newest)
 

@@ -406,6 +406,7 @@ class TrainingBridge:
         timeout: float,
         step: int | None = None,
         generation: int | None = None,
+        read: Mapping[str, int] | None = None,
     ) -> tuple[dict[str, Received], list[str]]:
         """Block until every agent has an entry newer than ``after`` (an ``inbox.mark()``).
 
@@ -413,9 +414,11 @@ class TrainingBridge:
             agents: agent ids to wait for.
             after: the inbox mark taken before the action was sent.
             timeout: longest wait [s].
-            step: the ``ACTION`` step; entries echoing an older step are stale.
+            step: the ``ACTION`` step; entries echoing an older step are no answer.
             generation: the connection the caller sent on; the wait ends early when the
                 game disconnects or a new connection replaces it.
+            read: per agent, the ``Received.seq`` last read of it: the entries since then
+                are the car's (see ``Inbox.take``); None: the ones after ``after`` only.
 
         Returns:
             The entries found and the agents still missing (see ``Inbox.take``).
@@ -429,7 +432,7 @@ class TrainingBridge:
                 or self.server.size_error is not None
             )
 
-        return self.inbox.take(agents, after, timeout, min_step=step, stop=stop)
+        return self.inbox.take(agents, after, timeout, min_step=step, stop=stop, read=read)
 
     def clear_observations(self, agents: Collection[str] | None = None) -> None:
         """Forget buffered observations (of ``agents``, or all)."""

@@ -492,7 +492,43 @@ def test_a_tick_from_before_a_freeze_does_not_answer_the_first_step_after_it():
         time.sleep(0.01)  # the update ends just after a tick
         fake.value = 0.4
         observations, rewards, *_ = env.step({agent: np.zeros(3)})
-        assert observations[agent][0] == pytest.approx(0.4) and rewards[agent] == 0.4
+        # The answer's observation; the tick the car drove before the FREEZE is its too.
+        assert observations[agent][0] == pytest.approx(0.4)
+        assert rewards[agent] == pytest.approx(0.3 + 0.4)
+
+
+def test_a_crash_in_a_tick_training_did_not_read_is_a_crash():
+    """Training slower than the game's tick: after a step's answer the game ticked on,
+    the car crashed on its last action (-20, respawned) and ticked again, all before the
+    next ACTION. The crash was skipped as stale: the step said interrupted, reward 0,
+    and steps_per_tick stayed 1.0."""
+    with one_car_in_a_hand_made_game() as (bridge, fake, env, agent):
+        fake.value = 0.2
+        env.step({agent: np.zeros(3)})
+        read = bridge.inbox.mark()
+        fake.send(0.25)  # ticks training did not read: the car drove on
+        fake.send(0.9, reward=-20.0, terminated=True)  # crashed; respawned by the game
+        fake.send(0.3)
+        deadline = time.monotonic() + 10
+        while bridge.inbox.mark() < read + 3:
+            assert time.monotonic() < deadline, "the game's ticks did not arrive"
+            time.sleep(0.01)
+        fake.value = 0.4
+        _, rewards, terminations, truncations, infos = env.step({agent: np.zeros(3)})
+        assert terminations[agent] and not truncations[agent]
+        assert infos[agent]["crashed"] and not infos[agent]["interrupted"]
+        assert rewards[agent] == pytest.approx(0.25 - 20.0)
+        assert bridge.counters()["steps_per_tick"] == pytest.approx(2 / 3)  # 3 ticks read
+        assert env.respawned_by_game([agent]) and env.respawn([agent])[agent][0] == 0.9
+        # The new episode's tick is the next step's: answered by it or folded with the
+        # answer (whether it counts as the answer depends on its age).
+        while bridge.inbox.mark() < read + 4:  # the answer to the ACTION that missed it
+            assert time.monotonic() < deadline, "the game did not answer the ACTION"
+            time.sleep(0.01)
+        fake.value = 0.5
+        _, rewards, terminations, truncations, infos = env.step({agent: np.zeros(3)})
+        assert not (terminations[agent] or truncations[agent] or infos[agent]["interrupted"])
+        assert rewards[agent] in (pytest.approx(0.3), pytest.approx(0.7), pytest.approx(1.2))
 
 
 def test_a_car_the_game_truncates_is_stuck_in_its_info():

@@ -50,3 +50,57 @@ def test_folding_stops_at_an_episode_end():
     assert ended.step.reward == pytest.approx(-19.0)
     again, _ = inbox.take(["a"], after, timeout=1.0)
     assert again["a"].step.reward == 5.0 and not again["a"].interrupted
+
+
+def test_an_episode_end_in_a_tick_the_caller_did_not_read_is_taken_as_it_was():
+    """A step read the car at one tick; the game ticked on (training was slow) and the car
+    crashed on its last action before the next ACTION came: the crash (-20) was skipped
+    as stale and the episode reported interrupted, reward 0, the ticks not counted."""
+    inbox = Inbox()
+    inbox.put({"a": entry(0.1)})
+    read = inbox.take(["a"], 0, timeout=1.0)[0]["a"].seq  # the step's answer
+    inbox.put({"a": entry(0.2, reward=2.0)})  # unread: the car drove on
+    inbox.put({"a": entry(0.9, reward=-20.0, terminated=True)})  # crashed, respawned
+    inbox.put({"a": entry(0.3, reward=3.0)})  # the new episode's first tick
+    after = inbox.mark()  # then the next ACTION is sent
+    found, missing = inbox.take(["a"], after, timeout=1.0, read={"a": read})
+    crashed = found["a"]
+    assert not missing and not crashed.interrupted and crashed.step.terminated
+    assert crashed.ticks == 2 and crashed.step.reward == pytest.approx(-18.0)
+    np.testing.assert_array_equal(crashed.step.observation, np.full(4, 0.9, np.float32))
+    # The new episode's tick is the next step's, with that step's answer.
+    inbox.put({"a": entry(0.4, reward=4.0)})
+    again, _ = inbox.take(["a"], after, timeout=1.0, read={"a": crashed.seq})
+    assert again["a"].ticks == 2 and again["a"].step.reward == pytest.approx(7.0)
+    assert not again["a"].interrupted and not again["a"].step.terminated
+
+
+def test_ticks_the_caller_did_not_read_wait_for_the_answer_and_are_folded_into_it():
+    inbox = Inbox()
+    inbox.put({"a": entry(0.1)})
+    read = inbox.take(["a"], 0, timeout=1.0)[0]["a"].seq
+    inbox.put({"a": entry(0.2, reward=2.0, lap_time=20.5)})  # before the ACTION
+    after = inbox.mark()
+    # No answer yet: the unread tick is not the ACTION's result, and is not lost.
+    assert inbox.take(["a"], after, timeout=0.05, read={"a": read}) == ({}, ["a"])
+    inbox.put({"a": entry(0.3, reward=3.0)})
+    found, _ = inbox.take(["a"], after, timeout=1.0, read={"a": read})
+    assert found["a"].ticks == 2 and found["a"].step.reward == pytest.approx(5.0)
+    assert found["a"].step.info == {"lap_time": 20.5}
+    np.testing.assert_array_equal(found["a"].step.observation, np.full(4, 0.3, np.float32))
+
+
+def test_an_episode_end_before_the_callers_last_read_is_an_interruption():
+    inbox = Inbox()
+    inbox.put({"a": entry(0.9, reward=-20.0, terminated=True)})  # before the read
+    inbox.put({"a": entry(0.1), "b": entry(0.1)})
+    read = inbox.mark()  # read there (another car's entry, say)
+    inbox.put({"a": entry(0.2)})
+    found, _ = inbox.take(["a"], read, timeout=1.0, read={"a": read})
+    assert found["a"].interrupted and found["a"].ticks == 1 and found["a"].step.reward == 1.0
+    # Without ``read`` (a new episode), nothing up to ``after`` is the car's.
+    inbox.put({"a": entry(0.8, reward=-20.0, terminated=True)})
+    after = inbox.mark()
+    inbox.put({"a": entry(0.3)})
+    found, _ = inbox.take(["a"], after, timeout=1.0)
+    assert found["a"].interrupted and found["a"].step.reward == 1.0
