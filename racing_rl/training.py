@@ -544,10 +544,12 @@ def _validation_callback(
     pause: Callable[[], None] | None,
     interrupts: TrainingSignals,
     opened: ExitStack,
+    venv: VecEnv,
 ) -> ValidationCallback:
     """The callback that validates the policy every ``validation.every`` timesteps on the
     validation tracks (in a game: one more environment of ``cars_per_race`` cars) and keeps
-    the best in ``<run dir>/best``; its env is closed by ``opened``."""
+    the best in ``<run dir>/best``; its env is closed by ``opened``. In a game, ``venv``
+    (the training environments) drops the ticks its cars drove blind meanwhile."""
     seeds = track_seeds(cfg.tracks.validation, "tracks.validation")
     if bridge is None:
         eval_env = evaluation_env(cfg, seeds)
@@ -576,11 +578,20 @@ def _validation_callback(
         if video and video.every > 0 and bridge is None
         else None,
         pause=pause,
-        after=None if bridge is None else functools.partial(eval_env.env_method, "remove_cars"),
+        after=None if bridge is None else functools.partial(_after_game_validation, eval_env, venv),
         hold=interrupts.held,
         laps=bridge is None,
         due_at_start=resume is not None and resume.validation_due,
     )
+
+
+def _after_game_validation(eval_env: VecEnv, venv: VecEnv) -> None:
+    """End a validation in a game: its cars leave the game, and the training cars' ticks
+    since their last step, driven blind on their last actions while the game could not
+    be frozen for them alone, are not their next steps' (``RobloxParallelEnv``'s
+    ``remove_cars``, ``drop_unread``)."""
+    eval_env.env_method("remove_cars")
+    venv.env_method("drop_unread")
 
 
 def _write_summary(
@@ -879,7 +890,7 @@ def _train_on(
     validation = None
     if cfg.validation.every > 0:
         validation = _validation_callback(
-            cfg, run_dir, bridge, resume, run_objective, pause, interrupts, opened
+            cfg, run_dir, bridge, resume, run_objective, pause, interrupts, opened, venv
         )
     if cfg.checkpoint.every > 0:  # before the validation due at the same rollout start
         keep = int(cfg.checkpoint.get("keep") or 0)  # null: all, as 0

@@ -558,6 +558,14 @@ class RobloxParallelEnv(ParallelEnv):
         in (which knows its envid)."""
         return self.bridge.connected and self._generation == self.bridge.generation
 
+    def drop_unread(self) -> None:
+        """Take none of the game's ticks so far into the cars' next step: the cars drove on
+        blind (a validation in the game, which cannot freeze some cars alone), not on a
+        step of theirs. The next step takes the ticks after now, as after a pause; an
+        episode end among those dropped ends it as interrupted."""
+        newest = self.bridge.inbox.mark()
+        self._read = dict.fromkeys(self._read, newest)
+
     def remove_cars(self) -> None:
         """Take this environment's cars out of the game until the next ``reset`` spawns
         them again (``REMOVE_AGENTS``): the validation environment's between validations,

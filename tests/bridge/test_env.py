@@ -531,6 +531,42 @@ def test_a_crash_in_a_tick_training_did_not_read_is_a_crash():
         assert rewards[agent] in (pytest.approx(0.3), pytest.approx(0.7), pytest.approx(1.2))
 
 
+def wait_for_ticks(bridge, mark: int) -> None:
+    """Wait until the inbox has ``mark`` messages (the fake game's ticks have arrived)."""
+    deadline = time.monotonic() + 10
+    while bridge.inbox.mark() < mark:
+        assert time.monotonic() < deadline, "the game's ticks did not arrive"
+        time.sleep(0.01)
+
+
+def test_the_ticks_a_car_drove_blind_in_a_validation_are_not_its_next_step():
+    """A validation in the game cannot freeze the training cars alone: they drive on
+    blind, and their ticks meanwhile were folded into their next step (up to 64 ticks'
+    rewards on one transition, a crash charged to the action before the validation).
+    ``drop_unread`` (after a validation) leaves them out, as after a pause."""
+    with one_car_in_a_hand_made_game() as (bridge, fake, env, agent):
+        fake.value = 0.2
+        env.step({agent: np.zeros(3)})
+        read = bridge.inbox.mark()
+        fake.send(0.25)  # driven blind
+        fake.send(0.3)
+        wait_for_ticks(bridge, read + 2)
+        env.drop_unread()
+        fake.value = 0.4
+        observations, rewards, *_ = env.step({agent: np.zeros(3)})
+        assert observations[agent][0] == pytest.approx(0.4)
+        assert rewards[agent] == pytest.approx(0.4)  # the answer's alone
+        read = bridge.inbox.mark()
+        fake.send(0.9, reward=-20.0, terminated=True)  # crashed blind; respawned by the game
+        fake.send(0.3)
+        wait_for_ticks(bridge, read + 2)
+        env.drop_unread()
+        fake.value = 0.5
+        _, rewards, terminations, truncations, infos = env.step({agent: np.zeros(3)})
+        assert truncations[agent] and not terminations[agent] and rewards[agent] == 0.0
+        assert infos[agent]["interrupted"] and not infos[agent]["crashed"]
+
+
 def test_a_car_the_game_truncates_is_stuck_in_its_info():
     # The game truncates a car only when it is stuck (ROBLOX_GAME.md); the info said
     # stuck false, so race/stuck_rate read 0 however many cars stood still.
