@@ -1,6 +1,6 @@
 """The algorithm registry: ``conf/algo/<name>.yaml`` is the whole registry.
 
-Each file names an SB3-compatible class in ``model._target_`` with its constructor
+Each file names an SB3 on- or off-policy algorithm in ``model._target_`` with its constructor
 arguments; Hydra instantiates it. Adding an algorithm needs only a new YAML file.
 """
 
@@ -11,6 +11,8 @@ import inspect
 import hydra
 from omegaconf import DictConfig
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
 
 from racing_rl.errors import ConfigError, one_line
@@ -20,10 +22,14 @@ SET_BY_RACING_RL = frozenset({"seed", "device", "verbose", "tensorboard_log"})
 
 
 def algorithm_class(algo: DictConfig) -> type[BaseAlgorithm]:
-    """The class named by ``algo.model._target_``.
+    """The class named by ``algo.model._target_``: an SB3 ``OnPolicyAlgorithm`` or
+    ``OffPolicyAlgorithm``, whose rollouts step the VecEnv as training's callbacks read
+    them (``dones``, ``infos``) and whose γ VecNormalize's return statistics take.
 
     Raises:
-        ConfigError: if it cannot be imported or is not an SB3 ``BaseAlgorithm``.
+        ConfigError: if it cannot be imported, or is not such a class (sb3-contrib's ARS,
+            a ``BaseAlgorithm`` of neither kind, has no γ and evaluates candidate policies
+            instead).
     """
     target = algo.get("model", {}).get("_target_")
     try:
@@ -36,6 +42,13 @@ def algorithm_class(algo: DictConfig) -> type[BaseAlgorithm]:
     if not issubclass(cls, BaseAlgorithm):
         raise ConfigError(
             f"algo.model._target_ = {target!r} is not a stable_baselines3 BaseAlgorithm."
+        )
+    if not issubclass(cls, OnPolicyAlgorithm | OffPolicyAlgorithm):
+        raise ConfigError(
+            f"algo.model._target_ = {target!r} is neither an on-policy nor an off-policy "
+            "stable_baselines3 algorithm (OnPolicyAlgorithm, OffPolicyAlgorithm), which "
+            "racing-rl trains: name one such as stable_baselines3.PPO, sb3_contrib.TRPO, "
+            "stable_baselines3.SAC or sb3_contrib.TQC."
         )
     return cls
 

@@ -33,6 +33,8 @@ INVALID = [
     (["algo=sac", "algo.model.learning_rate=-0.1"], "algo.model.learning_rate=-0.1"),
     (["algo=sac", "algo.model.buffer_size=100"], "algo.model.batch_size=256; must be <="),
     (["algo.model._target_=stable_baselines3.PPOO"], "algo.model._target_"),
+    # ARS is a BaseAlgorithm, neither on- nor off-policy: it crashed with KeyError 'gamma'.
+    (["algo.model._target_=sb3_contrib.ARS"], "'sb3_contrib.ARS' is neither an on-policy"),
     # The arguments TeacherPPO checks itself, and nested objects that cannot be made.
     (["algo.teacher_coef=abc"], "TeacherPPO's teacher_coef must be a number >= 0"),
     (["algo.model.teacher=fast"], "TeacherPPO's teacher must be one of default, racing"),
