@@ -75,8 +75,9 @@ class TeacherPPO(PPO):
 
     Raises:
         ConfigError: for a ``teacher_coef`` that is neither a number >= 0 nor a schedule,
-            ``teacher_epochs`` < 1, or an unknown ``teacher``; at ``learn``, if the policy's
-            actions are not a diagonal Gaussian.
+            ``teacher_epochs`` < 1, or an unknown ``teacher``; at ``learn`` on the
+            simulator with a ``teacher_coef`` other than 0, if the policy's actions are not
+            a diagonal Gaussian (``use_sde``: the term is off with 0, and on other envs).
     """
 
     def __init__(
@@ -158,12 +159,16 @@ class TeacherPPO(PPO):
         """PPO's ``learn``, with ``TeacherLabels`` before ``callback``.
 
         Raises:
-            ConfigError: if the policy's action distribution is not a diagonal Gaussian.
+            ConfigError: if the policy's action distribution is not a diagonal Gaussian
+                while the term can be on (on the simulator, ``teacher_coef`` not 0).
         """
-        if not isinstance(self.policy.action_dist, DiagGaussianDistribution):
+        off = is_number(self.teacher_coef) and self.teacher_coef == 0
+        gaussian = isinstance(self.policy.action_dist, DiagGaussianDistribution)
+        if not gaussian and not off and self.simulator is not None:
             raise ConfigError(
-                f"TeacherPPO fits a diagonal Gaussian's mean; this policy's actions are a "
-                f"{type(self.policy.action_dist).__name__}."
+                f"TeacherPPO's teacher term fits a diagonal Gaussian's mean; this policy's "
+                f"actions are a {type(self.policy.action_dist).__name__}. Set "
+                "algo.model.use_sde=false, or algo.teacher_coef=0 (PPO alone)."
             )
         if self.simulator is None:
             env = self.get_env()

@@ -58,6 +58,18 @@ def test_without_the_term_it_is_ppo_step_for_step():
         assert th.equal(ours, theirs)
 
 
+def test_without_the_term_it_is_ppo_with_gsde_too():
+    """teacher_coef=0 is PPO alone, gSDE (use_sde) included: it was refused, as the term
+    fits a diagonal Gaussian's mean; with the term on it still is."""
+    args = {**PPO_ARGS, "use_sde": True}
+    teacher = TeacherPPO("MlpPolicy", simulator(), teacher_coef=0.0, **args).learn(64 * 12)
+    ppo = PPO("MlpPolicy", simulator(), **args).learn(64 * 12)
+    for ours, theirs in zip(teacher.policy.parameters(), ppo.policy.parameters(), strict=True):
+        assert th.equal(ours, theirs)
+    with pytest.raises(ConfigError, match=r"NoiseDistribution\. Set algo\.model\.use_sde=false"):
+        TeacherPPO("MlpPolicy", simulator(), teacher_coef=1.0, **args).learn(64 * 6)
+
+
 def test_a_weight_that_rises_from_0_skips_the_rollout_it_did_not_label():
     """The rollout before the weight rose from 0 was not labelled, but its update applied
     the term: to labels left from before (all zeros), pulling the policy to stand still."""
