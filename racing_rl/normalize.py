@@ -237,7 +237,10 @@ def check_statistics(
             f"{source} holds a clip or epsilon that is not > 0, or a non-finite gamma "
             f"({', '.join(f'{k}={stats[k]}' for k in _FLOATS)}): it is damaged."
         )
-    if (stats["obs_var"] < 0).any() or stats["return_var"] < 0 or stats["obs_count"] <= 0:
+    # VecNormalize starts both counts at 1e-4: one <= 0 makes the next update's variance
+    # negative (a return_count of -3: NaN rewards), which no check of finiteness catches.
+    counts = (stats["obs_count"], stats["return_count"])
+    if (stats["obs_var"] < 0).any() or stats["return_var"] < 0 or min(counts) <= 0:
         raise CheckpointError(f"{source} holds a negative variance or count: it is damaged.")
     return stats
 

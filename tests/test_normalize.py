@@ -125,6 +125,8 @@ def test_statistics_without_clipping_are_saved_and_read_back(tmp_path):
         ("return_var", np.inf, "non-finite statistic"),
         ("return_var", -1.0, "negative variance or count"),
         ("obs_count", 0.0, "negative variance or count"),
+        # It loaded, and the next step's return variance was negative: NaN rewards.
+        ("return_count", -3.0, "negative variance or count"),
     ]:
         raw = dict(np.load(tmp_path / "vecnormalize.npz"))
         np.savez(tmp_path / "bad.npz", **{**raw, key: np.float64(value)})
