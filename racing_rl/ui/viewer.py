@@ -130,7 +130,7 @@ def play_replay(
         speed, camera, follow: the start settings (``ReplayPlayer``).
         size_px: window size (width, height) [px].
         trail_length: trail positions per car.
-        script: key names pressed one per drawn frame instead of the keyboard's (demos
+        script: key names (any case) pressed one per drawn frame instead of the keyboard's (demos
             and headless tests); playback stops after the last one. ``"-"`` presses none.
         on_frame: called as ``on_frame(player, snapshot)`` after each frame is drawn.
 
@@ -149,6 +149,7 @@ def play_replay(
             "would wait for keys no one can press. Write a video instead (video=race.mp4), "
             "or run where a display is."
         )
+    script = None if script is None else [key.strip().lower() for key in script]  # as play's
     unknown = sorted({key for key in script or () if key not in SCRIPT_KEYS})
     if unknown:
         raise ReplayError(
