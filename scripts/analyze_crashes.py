@@ -465,16 +465,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dir", type=Path, help="the run (its config gives the car's grip)")
     parser.add_argument(
-        "--checkpoint", default="best", help="racing-rl eval's checkpoint (default: %(default)s)"
+        "--checkpoint", default=None, help="racing-rl eval's checkpoint (default: best)"
     )
     parser.add_argument(
         "--driver",
-        default="policy",
+        default=None,
         choices=("policy", "scripted"),
-        help="the run's policy, or the scripted driver on the same tracks (default: %(default)s)",
+        help="the run's policy, or the scripted driver on the same tracks (default: policy)",
     )
     parser.add_argument(
-        "--difficulty", default="default", help="a conf/difficulty level (default: %(default)s)"
+        "--difficulty", default=None, help="a conf/difficulty level (default: default)"
     )
     parser.add_argument(
         "--seeds", type=int, nargs="+", default=None, help="track seeds (default: the benchmark)"
@@ -485,14 +485,21 @@ def main() -> None:
     parser.add_argument("--replays", type=Path, default=None, help="analyse these replays instead")
     parser.add_argument("--markdown", action="store_true", help="Markdown tables")
     args = parser.parse_args()
+    recording = ("checkpoint", "driver", "difficulty", "seeds", "out")
+    given = [f"--{name}" for name in recording if getattr(args, name) is not None]
+    if args.replays is not None and given:
+        parser.error(
+            f"{', '.join(given)} set how the replays are recorded; --replays analyses "
+            "replays recorded already: leave them out"
+        )
     run_cfg = load_run_config(args.run_dir)
     if args.replays is None:
         check_simulator_run(args.run_dir, "analyze_crashes.py (it records replays)")
         seeds = args.seeds or benchmark_seeds()
         options = [
-            f"checkpoint={override_value(args.checkpoint)}",
-            f"driver={args.driver}",
-            f"difficulty={args.difficulty}",
+            f"checkpoint={override_value(args.checkpoint or 'best')}",
+            f"driver={args.driver or 'policy'}",
+            f"difficulty={args.difficulty or 'default'}",
         ]
         out = args.out or args.run_dir / "eval" / "crashes"
         replays_dir = record(args.run_dir, out, seeds, options)

@@ -55,6 +55,8 @@ def test_a_roblox_run_is_refused_by_what_needs_the_simulator(roblox_run):
         ("bench_eval.py", ["{tmp}/nope", "--threads", "1"], "--threads must be >= 2"),
         ("analyze_crashes.py", ["{roblox}"], "trained on backend=roblox: analyze_crashes"),
         ("analyze_crashes.py", ["{tmp}/nope"], "analyze_crashes.py: "),
+        # The recording's options were dropped without a word by one that records nothing.
+        ("analyze_crashes.py", ["{tmp}", "--replays", "{tmp}", "--seeds", "1"], "--seeds set how"),
         ("benchmark_algos.py", ["--measure", "{roblox}", "--runs", "{tmp}/b"], "backend=roblox"),
         ("benchmark_algos.py", ["--render", "{tmp}/nothere.json"], "no such file or directory"),
         ("benchmark_algos.py", ["--render", "{tmp}"], "is a directory: give the results.json"),
