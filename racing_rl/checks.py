@@ -151,13 +151,16 @@ def check_track_splits(tracks: DictConfig) -> None:
 
 
 def check_wrappers(wrappers: DictConfig) -> None:
-    """``wrappers``: frame_stack in [1, LIMITS["frame_stack"]], normalize VecNormalize's
-    keyword arguments (its keys and types are the schema's).
+    """``wrappers``: frame_stack in [1, LIMITS["frame_stack"]] (if given), normalize
+    VecNormalize's keyword arguments (its keys and types are the schema's). Checked by
+    ``racing_rl.vec.wrap_vec_env`` too, for a stack built without the CLI.
 
     Raises:
         ConfigError: a frame_stack out of range, or a normalize key VecNormalize lacks.
     """
-    _integer(wrappers, "frame_stack", minimum=1, where="wrappers.", maximum=LIMITS["frame_stack"])
+    if "frame_stack" in wrappers:
+        limit = LIMITS["frame_stack"]
+        _integer(wrappers, "frame_stack", minimum=1, where="wrappers.", maximum=limit)
     normalize = wrappers.get("normalize")
     if not normalize:
         return

@@ -35,7 +35,6 @@ threads, one per ParallelEnv, as each waits on the game.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -51,13 +50,14 @@ from stable_baselines3.common.vec_env.base_vec_env import (
     VecEnvStepReturn,
 )
 
+from racing_rl.checks import check_wrappers
 from racing_rl.config import backend_config, to_container
 from racing_rl.contract import ParallelStepReturn, slot_actions
 from racing_rl.drivers.pure_pursuit import PurePursuitDriver
 from racing_rl.envs.config import RaceConfig
 from racing_rl.envs.race import RaceParallelEnv
 from racing_rl.envs.vec_env import SimVecEnv, episode_ends, mark_terminal, race_seed
-from racing_rl.errors import ConfigError, is_integer
+from racing_rl.errors import ConfigError
 from racing_rl.normalize import FiniteVecNormalize
 
 if TYPE_CHECKING:
@@ -421,19 +421,12 @@ def wrap_vec_env(venv: VecEnv, wrappers: DictConfig, gamma: float) -> VecEnv:
         The outermost VecEnv.
 
     Raises:
-        ConfigError: if ``wrappers.frame_stack`` is not a positive integer, or
-            ``wrappers.normalize`` has a key that is no keyword of VecNormalize's.
+        ConfigError: as ``racing_rl.checks.check_wrappers``: a ``frame_stack`` that is
+            no integer in [1, 64], or a ``normalize`` key that VecNormalize lacks.
     """
+    check_wrappers(wrappers)
     stack = wrappers.get("frame_stack", 1)
-    if not is_integer(stack) or stack < 1:
-        raise ConfigError(f"wrappers.frame_stack must be an integer >= 1, got {stack!r}.")
     normalize = to_container(wrappers.get("normalize") or {})
-    keywords = set(inspect.signature(FiniteVecNormalize).parameters) - {"venv", "gamma"}
-    if unknown := sorted(set(normalize) - keywords):
-        raise ConfigError(
-            f"wrappers.normalize.{unknown[0]} is not a keyword of SB3's VecNormalize; it "
-            f"takes {', '.join(sorted(keywords))}."
-        )
     if stack > 1:
         venv = FrameStack(venv, stack)
     if wrappers.get("monitor", True):

@@ -85,7 +85,7 @@ def test_a_normalize_key_that_vecnormalize_lacks_is_refused():
     # It was VecNormalize's TypeError, after the other wrappers were made.
     wrappers = OmegaConf.create({"normalize": {"clip_obs": 5.0, "foo": 1}})
     with pytest.raises(
-        ConfigError, match=r"normalize.foo is not a keyword of SB3's VecNorm.*clip_obs"
+        ConfigError, match=r"normalize.foo=1; not an argument of VecNormalize \(allowed: .*clip_obs"
     ):
         wrap_vec_env(sim_venv(), wrappers, gamma=0.99)
 
