@@ -6,7 +6,8 @@ for results), ``progress.csv`` in the run dir and TensorBoard events in ``tb/``.
 run keeps its earlier legs' figures up to the checkpoint it resumed from, and drops those
 past it, which it logs again (a rollout discarded by a Ctrl-C, steps trained after the
 last checkpoint of a killed run). ``wandb_run`` adds an optional Weights &
-Biases run (``logger=wandb``) that syncs those TensorBoard events.
+Biases run (``logger=wandb``) that syncs those TensorBoard events; a resumed run's legs
+continue one W&B run.
 """
 
 from __future__ import annotations
@@ -140,7 +141,7 @@ def check_logger(cfg: DictConfig) -> None:
 
 
 @contextmanager
-def wandb_run(cfg: DictConfig, run_dir: Path) -> Iterator[object | None]:
+def wandb_run(cfg: DictConfig, run_dir: Path, run_id: str | None = None) -> Iterator[object | None]:
     """A Weights & Biases run for the duration of training, if ``cfg.logger`` asks for one.
 
     ``wandb.init`` patches TensorBoard's writer (``sync_tensorboard=True``), so it must
@@ -149,6 +150,11 @@ def wandb_run(cfg: DictConfig, run_dir: Path) -> Iterator[object | None]:
     Args:
         cfg: the run's config; ``cfg.logger`` is ``conf/logger/wandb.yaml`` or absent.
         run_dir: the run directory: W&B's files go in ``<run dir>/wandb``.
+        run_id: the id of the W&B run to continue (a resumed run's earlier legs' run,
+            ``provenance.wandb_id``): W&B resumes it (``resume="allow"``: one it does not
+            know, say an offline run not synced yet, is started with that id; offline, the
+            leg's ``offline-run-*`` directory records the resume, and ``wandb sync`` adds it
+            to the same run). None starts a new W&B run.
 
     Yields:
         The W&B run, or None without ``logger=wandb``.
@@ -178,6 +184,8 @@ def wandb_run(cfg: DictConfig, run_dir: Path) -> Iterator[object | None]:
             group=settings.group,
             tags=list(settings.tags),
             name=run_dir.name,
+            id=run_id,
+            resume=None if run_id is None else "allow",
             dir=str(run_dir),
             config=OmegaConf.to_container(cfg, resolve=True),
             sync_tensorboard=True,
@@ -188,7 +196,7 @@ def wandb_run(cfg: DictConfig, run_dir: Path) -> Iterator[object | None]:
             "with `wandb login` (or set WANDB_API_KEY), or keep the run on disk with "
             "WANDB_MODE=offline (`wandb sync` uploads it later)."
         ) from err
-    log.info("W&B run %s (%s)", run.name, run.dir)
+    log.info("W&B run %s (id %s%s): %s", run.name, run.id, ", resumed" if run_id else "", run.dir)
     try:
         yield run
     finally:

@@ -161,6 +161,18 @@ def trained_game(run_dir: Path) -> dict[str, Any]:
     return games[-1] if games else {}
 
 
+def wandb_id(run_dir: Path) -> str | None:
+    """The W&B run id of the run's newest leg that logged to W&B (``wandb_id``), which a
+    resumed leg continues; None for a run none of whose legs recorded one (a run that
+    trained before racing-rl recorded it), or no readable ``run.json``."""
+    try:
+        legs = read_legs(run_dir)
+    except (OSError, ValueError):
+        return None
+    ids = [leg["wandb_id"] for leg in legs if isinstance(leg.get("wandb_id"), str)]
+    return ids[-1] if ids else None
+
+
 def _same_leg(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return (a.get("status"), a.get("started_at"), a.get("pid")) == (
         "running",

@@ -75,7 +75,13 @@ from racing_rl.interrupts import TrainingSignals
 from racing_rl.loggers import sb3_logger, wandb_run
 from racing_rl.normalize import FiniteVecNormalize, is_finite
 from racing_rl.objective import objective, objective_kind
-from racing_rl.provenance import environment_record, job_command, record_leg, trained_game
+from racing_rl.provenance import (
+    environment_record,
+    job_command,
+    record_leg,
+    trained_game,
+    wandb_id,
+)
 from racing_rl.vec import make_env, wrap_vec_env
 
 if TYPE_CHECKING:
@@ -355,7 +361,9 @@ def train(
         TrainingInterrupted: on SIGINT/SIGTERM, after saving an ``interrupted`` checkpoint.
 
     Every invocation is a leg in ``run.json``; an error marks it ``failed`` with the
-    error's text (what ``racing-rl report`` shows for a failed sweep job).
+    error's text (what ``racing-rl report`` shows for a failed sweep job). With
+    ``logger=wandb`` the leg records its W&B run's id (``wandb_id``), which the run's
+    next resumed leg continues.
     """
     leg: dict[str, Any] = {
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -368,7 +376,11 @@ def train(
     }
     record_leg(run_dir, leg)
     try:
-        with wandb_run(cfg, run_dir):
+        # A resumed leg continues the W&B run of the run's earlier legs.
+        with wandb_run(cfg, run_dir, wandb_id(run_dir) if resume else None) as logged:
+            if logged is not None:
+                leg["wandb_id"] = logged.id
+                record_leg(run_dir, leg)
             return _train(cfg, run_dir, resume, leg, resume_files or {})
     except TrainingInterrupted:
         raise

@@ -169,19 +169,41 @@ def wandb_history(run_file) -> list[dict]:
     ]
 
 
-def finished_run_file(run_dir, timeout=60.0):
-    """The offline run file of ``run_dir`` once it holds the run's exit record.
+def finished_run_files(run_dir, timeout=60.0) -> list:
+    """The offline run files of ``run_dir``, one per leg, oldest first (their directories
+    are named ``offline-run-<start time>-<id>``), once each holds its run's exit record.
 
     ``run.finish()`` returns before wandb-core has written the last records of its
     transaction log (a sweep's next job runs in the same process meanwhile); the file is
     complete at the exit record, the last one a run writes.
     """
-    (run_file,) = (run_dir / "wandb").glob("offline-run-*/run-*.wandb")
+    run_files = sorted((run_dir / "wandb").glob("offline-run-*/run-*.wandb"))
     deadline = time.monotonic() + timeout
-    while not any(r.WhichOneof("record_type") == "exit" for r in wandb_records(run_file)):
-        assert time.monotonic() < deadline, f"{run_file} has no exit record after {timeout} s"
-        time.sleep(0.05)
+    for run_file in run_files:
+        while not any(r.WhichOneof("record_type") == "exit" for r in wandb_records(run_file)):
+            assert time.monotonic() < deadline, f"{run_file} has no exit record after {timeout} s"
+            time.sleep(0.05)
+    return run_files
+
+
+def finished_run_file(run_dir, timeout=60.0):
+    """The offline run file of a ``run_dir`` of one leg, once it is complete."""
+    (run_file,) = finished_run_files(run_dir, timeout)
     return run_file
+
+
+def train_offline(overrides: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """``racing-rl train <overrides>`` with W&B offline (and silent), which succeeds."""
+    result = subprocess.run(
+        [sys.executable, "-m", "racing_rl.cli", "train", *overrides],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
 
 
 def test_training_shows_a_table_writes_progress_csv_and_syncs_wandb(tmp_path):
@@ -189,12 +211,8 @@ def test_training_shows_a_table_writes_progress_csv_and_syncs_wandb(tmp_path):
     run_dir = tmp_path / "run"
     overrides = [o for o in TINY if o not in ("total_timesteps=2000", "progress_bar=false")]
     # 2 rollouts of 256 steps × 4 cars: 1,025 timesteps run 2,048.
-    result = subprocess.run(
+    result = train_offline(
         [
-            sys.executable,
-            "-m",
-            "racing_rl.cli",
-            "train",
             *overrides,
             "total_timesteps=1025",
             "progress_bar=true",
@@ -202,12 +220,7 @@ def test_training_shows_a_table_writes_progress_csv_and_syncs_wandb(tmp_path):
             f"hydra.run.dir={run_dir}",
         ],
         cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"},
     )
-    assert result.returncode == 0, result.stderr[-3000:]
     # SB3's table on stderr, with the logs; stdout is left for results.
     assert "| rollout/" in result.stderr and "ep_rew_mean" in result.stderr
     assert "ep_rew_mean" not in result.stdout
@@ -224,6 +237,41 @@ def test_training_shows_a_table_writes_progress_csv_and_syncs_wandb(tmp_path):
     history = {row["global_step"]: row for row in rows if "global_step" in row}
     assert "rollout/ep_rew_mean" in tensorboard and "train/loss" in tensorboard
     for tag, pairs in tensorboard.items():
+        for step, value in pairs:
+            assert history[step][tag] == pytest.approx(value, rel=1e-6), tag
+
+
+def test_a_resumed_run_continues_its_wandb_run(tmp_path):
+    """Each resumed leg started a new W&B run of the same name (no id, no resume): in
+    W&B a run resumed once was two runs, each with part of its curves."""
+    pytest.importorskip("wandb")
+    run_dir = tmp_path / "run"
+    # 2 rollouts of 256 steps × 4 cars (2,048 timesteps), then one more (3,072).
+    for leg in (
+        [*TINY, "logger=wandb", f"hydra.run.dir={run_dir}"],
+        [f"resume={run_dir}", "total_timesteps=3000"],
+    ):
+        train_offline(leg, cwd=tmp_path)
+    run_files = finished_run_files(run_dir)
+    starts = [r.run for f in run_files for r in wandb_records(f) if r.HasField("run")]
+    run_id = starts[0].run_id
+    # One W&B run; the second leg's says it resumes: `wandb sync` adds it to the first's.
+    assert [(start.run_id, start.resume) for start in starts] == [(run_id, False), (run_id, True)]
+    legs = json.loads((run_dir / "run.json").read_text())["legs"]
+    assert [leg.get("wandb_id") for leg in legs] == [run_id, run_id]
+    # Each step once, in the leg that logged it, as TensorBoard has it.
+    steps = [
+        [row["global_step"] for row in wandb_history(f) if "rollout/ep_rew_mean" in row]
+        for f in run_files
+    ]
+    assert steps == [[1024, 2048], [3072]]
+    history = {
+        row["global_step"]: row
+        for f in run_files
+        for row in wandb_history(f)
+        if "global_step" in row
+    }
+    for tag, pairs in tb_scalars(run_dir).items():
         for step, value in pairs:
             assert history[step][tag] == pytest.approx(value, rel=1e-6), tag
 
