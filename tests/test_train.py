@@ -12,7 +12,7 @@ import pytest
 from filelock import FileLock
 from hydra import compose
 from omegaconf import OmegaConf
-from runs import OFF_POLICY, QUICK, QUICK_ALGO, TINY, racing_rl
+from runs import OFF_POLICY, QUICK, QUICK_ALGO, QUICK_OFF_POLICY, TINY, racing_rl
 
 from racing_rl.checkpoints.layout import find_checkpoints
 from racing_rl.checkpoints.loading import load_model
@@ -217,15 +217,32 @@ def test_init_from_takes_the_statistics_and_keeps_this_runs_normalize_settings(t
 
 
 def test_eval_of_a_damaged_or_mismatched_checkpoint_says_which_and_why(tmp_path):
+    """Said before anything is written, from what the model file records: another run's
+    model was refused only once it had loaded, after eval.log had replaced the earlier
+    eval's, as a log line."""
     tiny = [*QUICK, "total_timesteps=500", "validation.every=0", "checkpoint.every=0"]
-    run_dir, rays12 = tmp_path / "run", tmp_path / "rays12"
-    for path, extra in ((run_dir, []), (rays12, ["backend.sensors.n_rays=12"])):
+    run_dir, rays12, sac = tmp_path / "run", tmp_path / "rays12", tmp_path / "sac"
+    for path, extra in (
+        (run_dir, []),
+        (rays12, ["backend.sensors.n_rays=12"]),
+        (sac, ["algo=sac", *QUICK_OFF_POLICY]),
+    ):
         result = racing_rl("train", *tiny, *extra, f"hydra.run.dir={path}", cwd=tmp_path)
         assert result.returncode == 0, result.stderr[-3000:]
+
+    # A checkpoint of another algorithm's run: which, and whose config it needs.
+    other = racing_rl("eval", f"run_dir={run_dir}", f"checkpoint={sac}/model.zip", cwd=tmp_path)
+    assert other.returncode == 1
+    assert other.stderr.startswith(f"racing-rl eval: {sac}/model.zip is not a loadable TeacherPPO")
+    assert "holds a policy of stable_baselines3.sac.policies" in other.stderr
+    assert other.stderr.count("\n") == 1
+    assert not (run_dir / "eval").exists()
 
     # A checkpoint of another run with 12 rays: the shapes and the likely cause.
     other = racing_rl("eval", f"run_dir={run_dir}", f"checkpoint={rays12}/model.zip", cwd=tmp_path)
     assert other.returncode == 1
+    assert other.stderr.startswith("racing-rl eval: ") and other.stderr.count("\n") == 1
+    assert not (run_dir / "eval").exists()
     # (12 + 3) × PPO's 2 frames, where this run's sensors give 13 numbers: the override.
     assert "takes observations of shape (30,), but" in other.stderr
     assert "frame stack (2) of the environment's 13 numbers a frame gives (26,)" in other.stderr
@@ -240,6 +257,7 @@ def test_eval_of_a_damaged_or_mismatched_checkpoint_says_which_and_why(tmp_path)
     result = racing_rl("eval", f"run_dir={run_dir}", f"checkpoint={damaged}", cwd=tmp_path)
     assert result.returncode == 1
     assert f"{damaged}/model.zip is not a loadable TeacherPPO checkpoint" in result.stderr
+    assert not (run_dir / "eval").exists()
 
 
 def test_unknown_algorithm_names_the_available_ones(tmp_path):

@@ -200,31 +200,72 @@ def load_model(
     Raises:
         CheckpointError: if ``path`` is missing or is not a loadable model of that class.
     """
-    if not path.is_file():
-        raise CheckpointError(f"No checkpoint at {path}.")
     cls = algorithm_class(algo)
-    data: dict[str, Any] = {}
+    data = _model_data(cls, algo, path)
     try:
-        with zipfile.ZipFile(path) as archive:
-            data = json.loads(archive.read("data"))
         custom_objects = trusted_objects(cls, algo, data, env)
         return cls.load(path, env=env, device=device, custom_objects=custom_objects)
     except Exception as err:
-        other = _other_algorithm(cls, algo, data)
-        if other:  # SB3's error (a state_dict's missing keys, a TypeError) says less
-            raise CheckpointError(
-                f"{path} is not a loadable {cls.__name__} checkpoint: {other}"
-            ) from err
-        why = textwrap.shorten(one_line(err), _MAX_CAUSE, placeholder=" …")
-        raise CheckpointError(
-            f"{path} is not a loadable {cls.__name__} checkpoint ({type(err).__name__}: {why})."
-        ) from err
+        raise _not_loadable(cls, path, err) from err
+
+
+def recorded_observation_shape(algo: DictConfig, path: Path) -> tuple[int, ...]:
+    """The observation shape of the model saved at ``path``, as its ``data`` records it,
+    read without loading the model: what ``racing-rl eval`` checks before it writes
+    anything.
+
+    Args:
+        algo: the ``algo`` config of the run the model is to load with.
+        path: the ``model.zip``.
+
+    Raises:
+        CheckpointError: as ``load_model`` for a missing or damaged file, or a model of
+            another algorithm than ``algo``'s; or if the file records no valid shape.
+    """
+    cls = algorithm_class(algo)
+    data = _model_data(cls, algo, path)
+    try:
+        return _space("observation_space", data["observation_space"]).shape
+    except Exception as err:
+        raise _not_loadable(cls, path, err) from err
+
+
+def _model_data(cls: type[BaseAlgorithm], algo: DictConfig, path: Path) -> dict[str, Any]:
+    """The ``data`` JSON of the model saved at ``path`` (SB3's archive), checked to be of
+    ``cls``, ``algo``'s class.
+
+    Raises:
+        CheckpointError: if the file is missing, is no SB3 archive, or holds another
+            algorithm's model (SB3's error on loading one says less: a state dict's
+            missing keys, a TypeError).
+    """
+    if not path.is_file():
+        raise CheckpointError(f"No checkpoint at {path}.")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            data = json.loads(archive.read("data"))
+        if not isinstance(data, dict):
+            raise ValueError(f"its data is a JSON {type(data).__name__}, not an object")
+    except Exception as err:
+        raise _not_loadable(cls, path, err) from err
+    if other := _other_algorithm(cls, algo, data):
+        raise CheckpointError(f"{path} is not a loadable {cls.__name__} checkpoint: {other}")
+    return data
+
+
+def _not_loadable(cls: type[BaseAlgorithm], path: Path, err: Exception) -> CheckpointError:
+    """The refusal of ``path`` as a model of ``cls``, quoting ``err`` (shortened)."""
+    why = textwrap.shorten(one_line(err), _MAX_CAUSE, placeholder=" …")
+    return CheckpointError(
+        f"{path} is not a loadable {cls.__name__} checkpoint ({type(err).__name__}: {why})."
+    )
 
 
 def _other_algorithm(cls: type[BaseAlgorithm], algo: DictConfig, data: dict[str, Any]) -> str:
     """The sentences for a model whose policy (as ``data`` records its module) is not
     of ``cls``'s: the checkpoint of another algorithm's run; else empty."""
-    saved = (data.get("policy_class") or {}).get("__module__")
+    recorded = data.get("policy_class")
+    saved = recorded.get("__module__") if isinstance(recorded, dict) else None
     policy = cls.policy_aliases.get(str(algo.model.get("policy", "MlpPolicy")))
     if not isinstance(saved, str) or policy is None or saved == policy.__module__:
         return ""

@@ -39,6 +39,7 @@ from racing_rl.checkpoints.loading import (
     load_model,
     load_normalizer,
     load_replay_buffer,
+    recorded_observation_shape,
     restore_statistics,
 )
 from racing_rl.checks import check_device, check_train_config
@@ -516,6 +517,52 @@ def _check_same_network(source: Path, loaded: BaseAlgorithm, model: BaseAlgorith
         )
 
 
+def check_policy_model(
+    run_dir: Path, run_cfg: DictConfig, model_path: Path, observation_size: int | None
+) -> int:
+    """Refuse ``model_path`` as the model of ``run_dir``'s driver from what its file
+    records, without loading it (``racing-rl eval`` checks this before it writes
+    anything): a model of another algorithm than the run's, or one that takes other
+    observations than the run's frame stack of the environment's gives.
+
+    Args:
+        run_dir: the run; run_cfg: its config.
+        model_path: the ``model.zip`` (``resolve_model``).
+        observation_size: numbers per raw observation of the race's environment; None
+            takes the model's (a Roblox game then has to send that many).
+
+    Returns:
+        The numbers per raw observation the model reads: ``observation_size``, or the
+        model's where it is None.
+
+    Raises:
+        CheckpointError: if the model file is missing or damaged, of another algorithm,
+            or expects other observations.
+    """
+    shape = recorded_observation_shape(run_cfg.algo, model_path)
+    stack = int(run_cfg.wrappers.frame_stack)
+    if observation_size is None:
+        observation_size = shape[0] // stack
+    expected = (observation_size * stack,)
+    if shape != expected:
+        size = shape[0]
+        sensors = ""
+        if size % stack == 0 and size // stack > STATE_SIZE:  # the run's stack: other sensors?
+            sensors = (
+                f" With {stack} frames it reads {size // stack} numbers a frame: on the "
+                "simulator, backend.sensors.n_rays="
+                f"{size // stack - STATE_SIZE} gives them (with backend.sensors.layout="
+                "roblox_car for a run trained in the game with its 16-ray car, 19 numbers)."
+            )
+        raise CheckpointError(
+            f"{model_path} takes observations of shape {shape}, but {run_dir}'s frame stack "
+            f"({stack}) of the environment's {observation_size} numbers a frame gives "
+            f"{expected}: it was trained with other sensors (backend.sensors) or another "
+            f"frame stack (wrappers.frame_stack).{sensors}"
+        )
+    return observation_size
+
+
 def load_policy_driver(
     run_dir: Path, cfg: DictConfig, observation_size: int | None
 ) -> PolicyDriver:
@@ -537,31 +584,12 @@ def load_policy_driver(
     check_device(cfg.device)
     run_cfg = load_run_config(run_dir)
     model_path = resolve_model(run_dir, cfg.checkpoint)
+    check_policy_model(run_dir, run_cfg, model_path, observation_size)
     model = load_model(run_cfg.algo, model_path, env=None, device=cfg.device)
-    stack = int(run_cfg.wrappers.frame_stack)
-    if observation_size is None:
-        observation_size = model.observation_space.shape[0] // stack
-    expected = (observation_size * stack,)
-    if model.observation_space.shape != expected:
-        size = model.observation_space.shape[0]
-        sensors = ""
-        if size % stack == 0 and size // stack > STATE_SIZE:  # the run's stack: other sensors?
-            sensors = (
-                f" With {stack} frames it reads {size // stack} numbers a frame: on the "
-                "simulator, backend.sensors.n_rays="
-                f"{size // stack - STATE_SIZE} gives them (with backend.sensors.layout="
-                "roblox_car for a run trained in the game with its 16-ray car, 19 numbers)."
-            )
-        raise CheckpointError(
-            f"{model_path} takes observations of shape {model.observation_space.shape}, but "
-            f"{run_dir}'s frame stack ({stack}) of the environment's {observation_size} "
-            f"numbers a frame gives {expected}: it was trained with other sensors "
-            f"(backend.sensors) or another frame stack (wrappers.frame_stack).{sensors}"
-        )
     normalizer = (
         load_normalizer(
             model_path.parent,
-            expected,
+            model.observation_space.shape,  # the checked one: the file's recorded shape
             bool(cfg.get("trust_pickles", False)),
             timesteps=model.num_timesteps,
         )
@@ -569,4 +597,5 @@ def load_policy_driver(
         else None
     )
     label = run_dir.resolve().name  # run_dir=. has no name
+    stack = int(run_cfg.wrappers.frame_stack)
     return PolicyDriver(model, label, str(run_dir), stack, normalizer, str(model_path))

@@ -24,7 +24,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from racing_rl.checkpoints.layout import FINAL, newer_than_final, resolve_model
-from racing_rl.checkpoints.runs import load_policy_driver, load_run_config
+from racing_rl.checkpoints.runs import check_policy_model, load_policy_driver, load_run_config
 from racing_rl.checkpoints.saving import replace_directory
 from racing_rl.checks import LIMITS, check_eval_config
 from racing_rl.config import (
@@ -577,11 +577,15 @@ def race_backend(cfg: DictConfig, backend: DictConfig, difficulty: str | None) -
 def check_runs(cfg: DictConfig, difficulty: str | None = None) -> None:
     """Check what ``racing-rl eval`` will do and load, before anything is written: the
     driver, ``laps``, ``max_steps`` and ``rounds``, every run's config and (unless the
-    scripted driver or ``follow`` drives) its checkpoint, the backend the races run on
-    (``race_backend`` at ``difficulty``), and that a race's runs observe alike.
+    scripted driver or ``follow`` drives) its checkpoint, of the run's algorithm and
+    observations (``check_policy_model``: from what the model file records), the backend
+    the races run on (``race_backend`` at ``difficulty``), and that a race's runs observe
+    alike.
 
     Raises:
-        CheckpointError: if a run's config or checkpoint is missing or damaged.
+        CheckpointError: if a run's config or checkpoint is missing or damaged, or the
+            checkpoint is of another algorithm or takes other observations than the run
+            (``checkpoint=`` another run's model).
         ConfigError: if ``run_dir`` names no run (``scripted`` alone), ``cfg.driver``
             is not a known driver, ``seeds`` empty, ``split``
             not one of the first run's track ranges, more tracks than ``LIMITS["tracks"]``
@@ -608,6 +612,8 @@ def check_runs(cfg: DictConfig, difficulty: str | None = None) -> None:
             "checkpoints/ (e.g. ppo_5120_steps)."
         )
     backends: dict[str, DictConfig] = {}  # run dir -> the backend it was trained on
+    models: dict[Path, tuple[DictConfig, Path]] = {}  # run -> its config, the model it drives
+    observation_size = None  # the race's numbers a frame; None: a game's, the first model's
     for entry in entries:
         if entry == SCRIPTED:
             continue
@@ -617,7 +623,7 @@ def check_runs(cfg: DictConfig, difficulty: str | None = None) -> None:
             if not cfg.get("seeds"):
                 _check_split(str(cfg.split), run_cfg.tracks)
             race = race_backend(cfg, run_cfg.backend, difficulty)
-            backend_config(race)
+            observation_size = backend_config(race).observation_size
             if cfg.get("render") is not None and race.name != "pygame":
                 # The window draws the simulator's world: a game's race has none (an
                 # AttributeError once the game had connected).
@@ -628,9 +634,11 @@ def check_runs(cfg: DictConfig, difficulty: str | None = None) -> None:
                 )
         backends[entry] = run_cfg.backend
         if not cfg.get("follow") and not (len(entries) == 1 and cfg.driver == SCRIPTED):
-            resolve_model(run, checkpoint)
+            models[run] = (run_cfg, resolve_model(run, checkpoint))
     if len(entries) > 1:
         _check_observe_alike(backends)
+    for run, (run_cfg, model) in models.items():  # as evaluate's drivers will load them
+        observation_size = check_policy_model(run, run_cfg, model, observation_size)
 
 
 def _check_split(split: str, tracks: DictConfig) -> None:
