@@ -207,7 +207,8 @@ class PeriodicCallback(BaseCallback):
         self.due_at_start = due_at_start
         self._next = every
         self._started: int | None = None
-        #: ``num_timesteps`` when ``on_due`` last ran to its end in this leg (None: not yet).
+        #: ``num_timesteps`` when ``on_due`` last ran to its end in this leg (None: not yet;
+        #: a ``ValidationCallback``'s may start at the resumed checkpoint's, ``validated_at``).
         self.last: int | None = None
 
     def _init_callback(self) -> None:
@@ -323,6 +324,10 @@ class ValidationCallback(PeriodicCallback):
             log line gives the mean return and crash rate alone.
         due_at_start: validate at the first rollout start too (a run resumed from a
             checkpoint whose validation was cut short: ``Checkpoint.validation_due``).
+        validated_at: the timesteps of the checkpoint a run resumed from, where an earlier
+            leg validated its model to the end (``racing_rl.loggers.validation_logged``):
+            ``last`` starts there, so that the final validation of a leg with nothing
+            left to train does not run it again.
     """
 
     def __init__(
@@ -337,8 +342,10 @@ class ValidationCallback(PeriodicCallback):
         hold: Callable[[], AbstractContextManager[None]] = nullcontext,
         laps: bool = True,
         due_at_start: bool = False,
+        validated_at: int | None = None,
     ) -> None:
         super().__init__(every, due_at_start)
+        self.last = validated_at
         self.laps = laps
         self.pause = pause
         self.after = after

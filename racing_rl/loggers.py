@@ -97,6 +97,24 @@ def _logged_by(line: str, column: int, until: int) -> bool:
         return True
 
 
+def validation_logged(path: Path, timesteps: int) -> bool:
+    """Whether ``path`` (a run's ``progress.csv``) holds a validation's row logged at
+    ``timesteps``: a row with an ``eval/`` figure, which ``ValidationCallback.validate``
+    writes last, once the validation and its ``best/`` are done."""
+    if not path.is_file():
+        return False
+    with open(path, newline="") as file:
+        for row in csv.DictReader(file):
+            try:
+                logged_at = float(row.get(TIMESTEPS) or "nan")
+            except ValueError:  # a row without a number there (an old run's)
+                continue
+            figures = [value for key, value in row.items() if key and key.startswith("eval/")]
+            if logged_at == timesteps and any(figures):
+                return True
+    return False
+
+
 class TensorBoardOutput(TensorBoardOutputFormat):
     """SB3's TensorBoard writer, with ``SummaryWriter``'s ``purge_step``: TensorBoard hides
     the events of earlier files at that step or later, which a resumed run logs again."""

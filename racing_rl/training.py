@@ -72,7 +72,7 @@ from racing_rl.evaluation.episodes import evaluation_env
 from racing_rl.evaluation.results import lap_figures
 from racing_rl.files import read_record
 from racing_rl.interrupts import TrainingSignals
-from racing_rl.loggers import sb3_logger, wandb_run
+from racing_rl.loggers import sb3_logger, validation_logged, wandb_run
 from racing_rl.normalize import FiniteVecNormalize, is_finite
 from racing_rl.objective import objective, objective_kind
 from racing_rl.provenance import (
@@ -561,7 +561,9 @@ def _validation_callback(
     """The callback that validates the policy every ``validation.every`` timesteps on the
     validation tracks (in a game: one more environment of ``cars_per_race`` cars) and keeps
     the best in ``<run dir>/best``; its env is closed by ``opened``. In a game, ``venv``
-    (the training environments) drops the ticks its cars drove blind meanwhile."""
+    (the training environments) drops the ticks its cars drove blind meanwhile. A model
+    that an earlier leg validated (``resume``'s, its row in ``progress.csv``) is not
+    validated again."""
     seeds = track_seeds(cfg.tracks.validation, "tracks.validation")
     if bridge is None:
         eval_env = evaluation_env(cfg, seeds)
@@ -581,6 +583,12 @@ def _validation_callback(
             tick_hz,
         )
     video = cfg.validation.get("video")
+    # The checkpoint's model was validated by an earlier leg (a kill -9 after the
+    # validation, before its record was cleared or the run's summary written): its row is
+    # in progress.csv, which sb3_logger kept up to the checkpoint.
+    validated_at = None
+    if resume is not None and validation_logged(run_dir / "progress.csv", resume.timesteps):
+        validated_at = resume.timesteps
     return ValidationCallback(
         eval_env,
         cfg.validation.every,
@@ -593,7 +601,8 @@ def _validation_callback(
         after=None if bridge is None else functools.partial(_after_game_validation, eval_env, venv),
         hold=interrupts.held,
         laps=bridge is None,
-        due_at_start=resume is not None and resume.validation_due,
+        due_at_start=resume is not None and resume.validation_due and validated_at is None,
+        validated_at=validated_at,
     )
 
 

@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -932,6 +933,56 @@ def test_a_run_that_failed_after_its_final_checkpoint_is_finished_by_resume(tmp_
         assert read_statistics(statistics)["obs_count"] == saved["obs_count"]
     with pytest.raises(ConfigError, match="is already at 2,000 timesteps"):  # now complete
         train_module.resume_run(tmp_path, [])
+
+
+def test_a_resume_with_nothing_left_does_not_validate_the_validated_final_model_again(
+    tmp_path, monkeypatch, caplog
+):
+    """A run stopped after its final validation (a kill -9 before its summary.json): the
+    resumed leg validated that final model again, a second eval/ row at 2,000 in
+    progress.csv and TensorBoard. Its row in progress.csv says that it ran."""
+    import racing_rl.training as train_module
+
+    cfg = saved_config(tmp_path, [*PPO, *QUICK])
+
+    def killed(*args, **kwargs):
+        raise RuntimeError("killed after the final validation")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(train_module, "_write_summary", killed)
+        with pytest.raises(RuntimeError, match="killed"):
+            train_module.train(cfg, tmp_path)
+    cfg, checkpoint, _ = train_module.resume_run(tmp_path, [])
+    assert (checkpoint.kind, checkpoint.timesteps) == ("final", 2000)
+    with caplog.at_level(logging.INFO, logger="racing_rl"):
+        summary = train_module.train(cfg, tmp_path, resume=checkpoint)
+    assert "validation at" not in caplog.text and summary["timesteps"] == 2000
+    with open(tmp_path / "progress.csv", newline="") as file:
+        rows = [row for row in csv.DictReader(file) if row.get("eval/mean_return")]
+    assert [float(row["time/total_timesteps"]) for row in rows] == [1000, 2000]
+    steps = [step for step, _ in tb_scalars(tmp_path, "eval/mean_return")["eval/mean_return"]]
+    assert steps == [1000, 2000]
+
+
+def test_a_checkpoint_s_validation_that_ran_is_not_run_again_on_resume(tmp_path, caplog):
+    """A kill -9 after a periodic validation, before the checkpoint's record that it was
+    due was cleared (at the next step), left the checkpoint owing it: the resumed run ran
+    it again, a second eval/ row at 1,000."""
+    import racing_rl.training as train_module
+
+    cfg = saved_config(tmp_path, [*PPO, *QUICK])
+    train_module.train(cfg, tmp_path)
+    for checkpoint in find_checkpoints(tmp_path):
+        if checkpoint.timesteps > 1000:  # as if killed in the rollout after 1,000's
+            shutil.rmtree(checkpoint.path)
+    manifest = latest_checkpoint(tmp_path).path / "checkpoint.json"
+    manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "validation_due": True}))
+    checkpoint = latest_checkpoint(tmp_path)
+    assert (checkpoint.timesteps, checkpoint.validation_due) == (1000, True)
+    with caplog.at_level(logging.INFO, logger="racing_rl"):
+        train_module.train(cfg, tmp_path, resume=checkpoint)
+    validated = [int(s) for s in re.findall(r"validation at (\d+) steps", caplog.text)]
+    assert validated == [2000]
 
 
 def test_a_validation_cut_by_ctrl_c_is_run_when_the_run_resumes(tmp_path, monkeypatch, caplog):
