@@ -103,15 +103,18 @@ def validation_logged(path: Path, timesteps: int) -> bool:
     writes last, once the validation and its ``best/`` are done."""
     if not path.is_file():
         return False
-    with open(path, newline="") as file:
-        for row in csv.DictReader(file):
-            try:
-                logged_at = float(row.get(TIMESTEPS) or "nan")
-            except ValueError:  # a row without a number there (an old run's)
-                continue
-            figures = [value for key, value in row.items() if key and key.startswith("eval/")]
-            if logged_at == timesteps and any(figures):
-                return True
+    with open(path, newline="", errors="replace") as file:
+        try:
+            for row in csv.DictReader(file):
+                try:
+                    logged_at = float(row.get(TIMESTEPS) or "nan")
+                except (TypeError, ValueError):  # a row without a number there (an old run's)
+                    continue
+                figures = [v for k, v in row.items() if isinstance(k, str) and k[:5] == "eval/"]
+                if logged_at == timesteps and any(figures):
+                    return True
+        except csv.Error:  # a damaged file (a NUL byte): the validation runs again
+            return False
     return False
 
 
