@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 
 from racing_rl.errors import ReplayError
 from racing_rl.replay import Replay
-from racing_rl.ui.render import DEFAULT_SIZE_PX, Renderer
+from racing_rl.ui.render import Renderer
 
 log = logging.getLogger(__name__)
 
@@ -33,17 +33,22 @@ GIF_WARN_BYTES = 2 * 10**9
 
 
 def frames(
-    replay: Replay, indices: Iterable[int] | None = None, **renderer_options: Any
+    replay: Replay,
+    indices: Iterable[int] | None = None,
+    renderer: Renderer | None = None,
+    **renderer_options: Any,
 ) -> Iterator[NDArray[np.uint8]]:
     """The frames of ``replay`` drawn off-screen, as (H, W, 3) uint8 RGB arrays.
 
     Args:
         replay: the replay.
         indices: the frames to draw, in order; None draws every frame.
+        renderer: an ``"rgb_array"`` renderer to draw with (closed at the end); None makes
+            one of ``renderer_options``.
         renderer_options: ``racing_rl.ui.render.Renderer`` arguments (size_px, camera,
             follow, trail_length, ...).
     """
-    renderer = Renderer(mode="rgb_array", **renderer_options)
+    renderer = renderer or Renderer(mode="rgb_array", **renderer_options)
     try:
         for t in range(replay.n_frames) if indices is None else indices:
             frame = renderer.draw(replay.snapshot(t, renderer.trail_length))
@@ -123,6 +128,8 @@ def export_video(
         ReplayError: on another file type, a frame rate that is not > 0, a ``follow``
             that is not a car of the replay, or a ``path`` that cannot be written (said
             before the frames are drawn; an earlier file there is kept).
+        ConfigError: on a renderer option out of range (a camera, size or trail length),
+            said before ``path``'s missing folders are made.
     """
     import imageio.v3 as iio
     from tqdm import tqdm
@@ -142,11 +149,12 @@ def export_video(
         )
     if suffix == ".mp4" and "size_px" in renderer_options:  # H.264 4:2:0: even sizes
         renderer_options["size_px"] = tuple(n + n % 2 for n in renderer_options["size_px"])
+    renderer = Renderer(mode="rgb_array", **renderer_options)  # its settings checked first
     if why := cannot_write(path):  # before the frames are drawn, not after
         raise ReplayError(f"Cannot write the video {path}: {why}. Choose another video= path.")
     kept = kept_frames(replay.n_frames, rate, MAX_FPS[suffix])
     if suffix == ".gif":
-        width, height = renderer_options.get("size_px", DEFAULT_SIZE_PX)
+        width, height = renderer.size_px
         held = len(kept) * width * height * GIF_BYTES_PER_PIXEL
         if held > GIF_WARN_BYTES:
             log.warning(
@@ -169,7 +177,7 @@ def export_video(
     def counted() -> Iterator[NDArray[np.uint8]]:
         nonlocal written
         # A bar on stderr while frames are drawn (and, for .mp4, encoded); none off a TTY.
-        drawn = frames(replay, kept.tolist(), **renderer_options)
+        drawn = frames(replay, kept.tolist(), renderer)
         for frame in tqdm(drawn, total=len(kept), desc=path.name, unit="frame", disable=None):
             written += 1
             yield frame

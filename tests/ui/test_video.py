@@ -11,7 +11,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from racing_rl.errors import ReplayError
+from racing_rl.errors import ConfigError, ReplayError
 from racing_rl.replay import FRAME_FIELDS, STEP_FIELDS
 from racing_rl.ui.video import export_video, frames, gif_delays_ms, kept_frames
 
@@ -140,6 +140,16 @@ def test_a_video_following_a_car_the_replay_lacks_is_refused(replay, tmp_path):
     with pytest.raises(ReplayError, match=r"follow=7; this replay has 2 car\(s\)"):
         export_video(replay, tmp_path / "race.mp4", camera="chase", follow=7)
     assert not (tmp_path / "race.mp4").exists()
+
+
+@pytest.mark.parametrize("options", [{"camera": "foo"}, {"trail_length": -1}])
+def test_a_renderer_option_out_of_range_is_refused_before_folders_are_made(
+    replay, tmp_path, options
+):
+    """video=<new dir>/race.gif camera=foo made <new dir> first, then was refused."""
+    with pytest.raises(ConfigError, match=next(iter(options))):
+        export_video(replay, tmp_path / "new" / "race.gif", **options)
+    assert list(tmp_path.iterdir()) == []
 
 
 def _stop_drawing_at(monkeypatch, frame: int, stop: type[BaseException]) -> None:
