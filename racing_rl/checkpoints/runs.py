@@ -276,11 +276,10 @@ def newest_loadable(run_dir: Path, load: Callable[[Checkpoint], T]) -> tuple[Che
             log.warning("cannot resume from %s: %s", checkpoint.path, err)
             first_error = first_error or err
             continue
-        if checkpoint is not candidates[0]:
+        if checkpoint is not candidates[0]:  # the newer ones, and the damaged, are warned of
             log.warning(
-                "resuming from %s, the newest checkpoint that loads (%d newer ones did not)",
+                "resuming from %s, the newest checkpoint that loads: the newer ones above do not",
                 checkpoint.path,
-                candidates.index(checkpoint),
             )
         return checkpoint, loaded
     raise CheckpointError(
