@@ -458,7 +458,8 @@ def check_train_config(cfg: DictConfig, *, device: bool = True, new_run: bool = 
             f"spawn={episode.spawn!r} has none to rotate (a random spawn's grid starts, "
             "grid_start_prob, draw their slots at random): leave it out."
         )
-    # None: a Roblox game's size, read from its first frame (the bridge bounds it then).
+    # None: a Roblox game's size, read from its first frame (bounded by the bridge's 1 MiB
+    # frame and OBSERVATION_SIZE_LIMIT for a hello, not by this limit).
     if backend.observation_size is not None:
         observation_dim = backend.observation_size * cfg.wrappers.frame_stack
         if observation_dim > LIMITS["observation_dim"]:
