@@ -999,13 +999,13 @@ def _check_quoted_paths(name: str, args: list[str]) -> None:
                 f"{arg}: a path with '=', ',' or a space must be quoted inside the list, e.g. "
                 f'racing-rl {name} "{example}"'
             )
-        from racing_rl.config import path_override
+        from racing_rl.config import override_value, path_override
 
         syntax = f"{arg}: Hydra reads '=', ',' and spaces in a value as its own syntax"
         sweep = "," in value and any(a in ("-m", "--multirun") for a in args)
         paths = _cut_into_paths(value) if sweep else None
         if paths is not None and len(paths) > 1:  # a sweep over several runs' paths
-            each = ",".join(f"'{p}'" for p in paths)
+            each = ",".join(map(override_value, paths))
             raise UsageError(
                 f'{syntax}; with -m, quote each path: racing-rl {name} -m "{key}={each}"'
             )

@@ -130,8 +130,9 @@ def play_replay(
         speed, camera, follow: the start settings (``ReplayPlayer``).
         size_px: window size (width, height) [px].
         trail_length: trail positions per car.
-        script: key names (any case) pressed one per drawn frame instead of the keyboard's (demos
-            and headless tests); playback stops after the last one. ``"-"`` presses none.
+        script: key names (any case) pressed one per drawn frame instead of the
+            keyboard's (demos and headless tests); playback stops after the last one.
+            ``"-"`` presses none.
         on_frame: called as ``on_frame(player, snapshot)`` after each frame is drawn.
 
     Returns:
