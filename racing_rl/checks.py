@@ -528,7 +528,7 @@ def check_eval_config(cfg: DictConfig, drivers: Sequence[str]) -> None:
 
         if cfg.render != "human":
             raise invalid("render", cfg.render, "must be human or null")
-        window_size(cfg.size, float(cfg.fps))
+        window_size(cfg.size, cfg.fps)
 
 
 def check_video(video: DictConfig) -> None:

@@ -349,7 +349,7 @@ class EvalSchema:
     max_steps: int | None = MISSING
     rounds: int | None = MISSING
     render: str | None = MISSING
-    fps: float = MISSING
+    fps: float | None = MISSING
     size: list[int] = MISSING
     follow: bool = MISSING
     record: bool = MISSING
@@ -372,7 +372,7 @@ class PlaySchema:
     torch_threads: int = MISSING
     trust_pickles: bool = MISSING
     max_steps: int = MISSING
-    fps: float = MISSING
+    fps: float | None = MISSING
     camera: str = MISSING
     size: list[int] = MISSING
     record: str | None = MISSING

@@ -6,7 +6,7 @@ first key held), space or shift burns nitro, esc or q gives up. ``play`` races
 (``racing_rl.ui.keyboard``) as car 0 and, with ``opponent=<run dir>``, the run's
 checkpoint as car 1 (its own frame stack and frozen normalisation, on the run's tracks and
 rules, with the command line's ``backend.*`` settings on top), shown live in a
-``RaceWindow`` (``racing_rl.ui.window``) at the simulator's 15 Hz; ``main``, the Hydra
+``RaceWindow`` (``racing_rl.ui.window``) in real time (``fps=null``); ``main``, the Hydra
 app, prints the leaderboard.
 """
 
@@ -103,8 +103,8 @@ def play(cfg: DictConfig) -> dict[str, Any]:
     episode["max_steps"] = int(cfg.max_steps)
     envs = make_parallel_envs(backend, 1, len(drivers), [[int(cfg.seed)]], episode)
     window = RaceWindow(
-        float(cfg.fps),
-        window_size(cfg.size, float(cfg.fps)),
+        cfg.fps,
+        window_size(cfg.size, cfg.fps),
         cfg.camera,
         "play drives from the keyboard in a window: run it where a display is.",
     )

@@ -401,8 +401,8 @@ def _run_rounds(
         from racing_rl.ui.window import RaceWindow
 
         window = RaceWindow(
-            float(cfg.fps),
-            window_size(cfg.size, float(cfg.fps)),
+            cfg.fps,
+            window_size(cfg.size, cfg.fps),
             "track",
             "Record the race instead (record=true, then racing-rl replay path=<replay .npz> "
             "video=race.mp4), or run where a display is.",

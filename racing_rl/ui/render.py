@@ -61,7 +61,7 @@ MIN_SIZE_PX = 64
 MAX_SIZE_PX = 8192
 
 
-def window_size(size: Sequence[int], fps: float = 0.0) -> tuple[int, int]:
+def window_size(size: Sequence[int], fps: float | None = None) -> tuple[int, int]:
     """``size`` of ``racing-rl play``, ``replay`` and ``eval render=human`` (a list of
     integers: the schemas type it) as the (width, height) [px] of a window or video,
     checked with the command's ``fps`` (a window's frame rate) so that a wrong one is
@@ -69,16 +69,17 @@ def window_size(size: Sequence[int], fps: float = 0.0) -> tuple[int, int]:
 
     Raises:
         ConfigError: unless ``size`` has two values from ``MIN_SIZE_PX`` to
-            ``MAX_SIZE_PX``, and ``fps`` is >= 0.
+            ``MAX_SIZE_PX``, and ``fps`` is >= 0 (or None: the race's real time).
     """
     if len(size) != 2 or min(size) < MIN_SIZE_PX or max(size) > MAX_SIZE_PX:
         raise ConfigError(
             f"Invalid config: size={list(size)}; must be [width, height] in pixels, each "
             f"{MIN_SIZE_PX} to {MAX_SIZE_PX}, e.g. size=[800,800]."
         )
-    if fps < 0:
+    if fps is not None and fps < 0:
         raise ConfigError(
-            f"Invalid config: fps={fps:g}; must be >= 0 (frames per second; 0: as fast as it goes)."
+            f"Invalid config: fps={fps:g}; must be >= 0 (frames per second; 0: as fast as it "
+            "goes; null: real time, one frame per simulator step)."
         )
     return int(size[0]), int(size[1])
 

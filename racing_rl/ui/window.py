@@ -22,8 +22,8 @@ class RaceWindow:
     """A pygame window that shows one track's race at a time.
 
     Args:
-        fps: frame rate the window is held to [1/s]; 15 is the simulator's real time, 0
-            does not wait.
+        fps: frame rate the window is held to [1/s]; 0 does not wait; None: the race's real
+            time, one frame per simulator step (``RaceConfig.render_fps``: 15 by default).
         size_px: window size, (width, height) [px].
         camera: ``"track"`` (the whole track) or ``"chase"`` (follows car 0).
         headless_hint: what to do instead on a machine without a display (``Renderer``).
@@ -34,11 +34,12 @@ class RaceWindow:
     """
 
     def __init__(
-        self, fps: float, size_px: tuple[int, int], camera: str, headless_hint: str
+        self, fps: float | None, size_px: tuple[int, int], camera: str, headless_hint: str
     ) -> None:
+        self._fps = fps
         self._renderer = Renderer(
             mode="human",
-            fps=fps,
+            fps=fps or 0,  # None: set per race by on_step
             size_px=size_px,
             camera=camera,
             pump_events=False,
@@ -63,6 +64,7 @@ class RaceWindow:
 
         race = env.unwrapped
         laps = int(race.config.episode.laps)  # the HUD's "done" for a car that finished
+        self._renderer.fps = race.config.render_fps if self._fps is None else self._fps
 
         def draw() -> bool:
             self._renderer.draw(RaceSnapshot.from_world(race.world, labels, laps))

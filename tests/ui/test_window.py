@@ -36,6 +36,23 @@ def test_the_hook_draws_until_the_window_is_closed(event):
     assert not pygame.display.get_init()
 
 
+@pytest.mark.parametrize(("fps", "held_to"), [(None, 20), (0, 0), (15, 15)])
+def test_the_window_plays_the_race_in_real_time_unless_told_a_rate(fps, held_to):
+    """fps=15 was real time only at the default rules.dt: a run trained at dt=0.05 (20
+    steps a second) played at 0.75x."""
+    from racing_rl.envs.config import RaceConfig
+    from racing_rl.sim.world import RaceRules
+
+    env = RaceParallelEnv(RaceConfig(rules=RaceRules(dt=0.05)))
+    env.reset(seed=0)
+    window = RaceWindow(fps=fps, size_px=(160, 120), camera="track", headless_hint="")
+    try:
+        window.on_step(env, ("car",), "a caption")
+        assert window._renderer.fps == held_to
+    finally:
+        window.close()
+
+
 def test_an_unknown_camera_is_a_config_error():
     with pytest.raises(ConfigError, match="camera"):
         RaceWindow(fps=0, size_px=(160, 120), camera="drone", headless_hint="")
