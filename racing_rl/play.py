@@ -5,7 +5,8 @@ first key held), space or shift burns nitro, esc or q gives up. ``play`` races
 ``racing_rl.evaluation.races.run_races`` with a ``KeyboardDriver``
 (``racing_rl.ui.keyboard``) as car 0 and, with ``opponent=<run dir>``, the run's
 checkpoint as car 1 (its own frame stack and frozen normalisation, on the run's tracks and
-rules, with the command line's ``backend.*`` settings on top), shown live in a
+rules, with the command line's ``backend.*`` settings on top), or with
+``opponent=scripted`` the pure-pursuit baseline driver, shown live in a
 ``RaceWindow`` (``racing_rl.ui.window``) in real time (``fps=null``); ``main``, the Hydra
 app, prints the leaderboard.
 """
@@ -48,6 +49,8 @@ def play(cfg: DictConfig) -> dict[str, Any]:
     from racing_rl.checkpoints.runs import load_policy_driver, load_run_config
     from racing_rl.checks import check_torch_threads
     from racing_rl.config import backend_config
+    from racing_rl.drivers import ScriptedDriver
+    from racing_rl.evaluation.command import SCRIPTED
     from racing_rl.evaluation.races import leaderboard, run_races
     from racing_rl.ui.keyboard import KeyboardDriver, ScriptedKeys, pygame_keys
     from racing_rl.ui.render import HEADLESS_DRIVERS, video_driver, window_size
@@ -83,7 +86,9 @@ def play(cfg: DictConfig) -> dict[str, Any]:
             f"laps={cfg.laps}, max_steps={cfg.max_steps}: laps must be >= 0 (0: race until "
             "max_steps) and max_steps >= 1."
         )
-    if cfg.opponent:
+    if cfg.opponent == SCRIPTED:  # the pure-pursuit baseline, on cfg.backend's rules
+        drivers.append(ScriptedDriver(SCRIPTED))
+    elif cfg.opponent:
         run_dir = Path(cfg.opponent).expanduser()
         backend = load_run_config(run_dir).backend
         if backend.name != "pygame":

@@ -156,3 +156,15 @@ def test_ctrl_c_says_the_race_was_not_recorded(tmp_path, monkeypatch, caplog):
         play(cfg)
     assert "p.npz: nothing written (q or esc ends a race, and keeps it)" in caplog.text
     assert not (tmp_path / "p.npz").exists()
+
+
+def test_play_against_the_scripted_driver(tmp_path):
+    """opponent=scripted was read as a run dir: 'no such file or directory'."""
+    with initialize():
+        overrides = ["opponent=scripted", f"script=[{','.join(SCRIPT)}]", "fps=0"]
+        cfg = compose("play", overrides=[*overrides, "size=[200,200]", "laps=1"])
+    result = play(cfg)
+    labels = {row["label"] for row in result["leaderboard"]}
+    assert labels == {"you", "scripted"}
+    scripted = next(row for row in result["leaderboard"] if row["label"] == "scripted")
+    assert scripted["progress"] > 0.0  # it drove while the script's keys lasted
