@@ -47,7 +47,7 @@ from racing_rl.training import resume_run, train
 log = logging.getLogger(__name__)
 
 
-def _sweep_hint(hydra_cfg: DictConfig) -> str:
+def sweep_hint(hydra_cfg: DictConfig) -> str:
     """How to finish the sweep of the Hydra config ``hydra_cfg`` once it was interrupted:
     an Optuna study continues with the same command (a resumed trial would not report to
     it); a basic sweep with the same command in its directory (``_completed_before``)."""
@@ -308,8 +308,8 @@ class CheckConfig(SweepSignals):
 
     def continue_with(self, config: DictConfig) -> str:
         """The same command, in the same sweep directory (or, for an Optuna study, the
-        same command): see ``_sweep_hint``."""
-        return _sweep_hint(config.hydra)
+        same command): see ``sweep_hint``."""
+        return sweep_hint(config.hydra)
 
     def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
         """Release the run's (or, as ``on_multirun_end``, the sweep's) directory."""
@@ -372,7 +372,7 @@ def main(cfg: DictConfig) -> float | None:
     except TrainingInterrupted as err:
         log.warning("%s", err)
         if hydra_cfg.mode == RunMode.MULTIRUN:
-            log.warning("%s", _sweep_hint(hydra_cfg))
+            log.warning("%s", sweep_hint(hydra_cfg))
             if not in_command_process():
                 raise SweepJobFailed(f"interrupted: {err}") from None
         raise SystemExit(err.exit_code) from err

@@ -3,6 +3,7 @@
 Each sweep runs real (tiny) training jobs in subprocesses, as a user would.
 """
 
+import contextlib
 import csv
 import json
 import logging
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
@@ -225,14 +227,15 @@ def _gone(pid: int) -> bool:
         return True
 
 
-def test_a_parallel_sweep_stops_whole_on_a_signal_to_it_and_goes_on_past_one_to_a_job(tmp_path):
-    """hydra/launcher=parallel (joblib's loky workers). A signal to one job's worker ends
-    that job alone (joblib killed the other workers once the job's exception came back);
-    SIGTERM to the sweep's process stops every job with a saved checkpoint and leaves no
-    worker behind (the sweep exited at once and its workers trained on)."""
+def endless_parallel_sweep(
+    tmp_path: Path, seeds: str, **popen: Any
+) -> tuple[subprocess.Popen, Path]:
+    """Start `racing-rl train -m hydra/launcher=parallel hydra.launcher.n_jobs=2 <seeds>`
+    of jobs that train until stopped, into ``tmp_path/sweep``, its stderr in
+    ``tmp_path/err``."""
     sweep_dir = tmp_path / "sweep"
     endless = [o for o in QUICK if not o.startswith(("total_timesteps", "validation.every"))]
-    command = ["train", "-m", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", "seed=0,1"]
+    command = ["train", "-m", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", seeds]
     command += [*endless, "total_timesteps=100000000", "validation.every=0", "torch_threads=1"]
     with (tmp_path / "err").open("w") as err:
         sweep = subprocess.Popen(
@@ -240,8 +243,17 @@ def test_a_parallel_sweep_stops_whole_on_a_signal_to_it_and_goes_on_past_one_to_
             cwd=tmp_path,
             stdout=subprocess.DEVNULL,
             stderr=err,
-            preexec_fn=default_sigint,
+            **popen,
         )
+    return sweep, sweep_dir
+
+
+def test_a_parallel_sweep_stops_whole_on_a_signal_to_it_and_goes_on_past_one_to_a_job(tmp_path):
+    """hydra/launcher=parallel (joblib's loky workers). A signal to one job's worker ends
+    that job alone (joblib killed the other workers once the job's exception came back);
+    SIGTERM to the sweep's process stops every job with a saved checkpoint and leaves no
+    worker behind (the sweep exited at once and its workers trained on)."""
+    sweep, sweep_dir = endless_parallel_sweep(tmp_path, "seed=0,1", preexec_fn=default_sigint)
     try:
         deadline = time.monotonic() + 240
         pids: dict[int, int] = {}
@@ -278,6 +290,37 @@ def test_a_parallel_sweep_stops_whole_on_a_signal_to_it_and_goes_on_past_one_to_
         assert latest_checkpoint_kind(job) == "interrupted", n
         leg = json.loads((job / "run.json").read_text())["legs"][-1]
         assert leg["status"] == "interrupted", (n, leg)
+
+
+def test_a_parallel_sweep_whose_worker_is_killed_names_the_jobs_that_did_not_complete(tmp_path):
+    """A worker killed with SIGKILL (as the out-of-memory killer does): loky then kills
+    the other workers, and the sweep ended in joblib's TerminatedWorkerError stack, naming
+    no job. It ends with status 1 and one message: each job that did not complete, its
+    directory, and how to finish the sweep."""
+    sweep, sweep_dir = endless_parallel_sweep(tmp_path, "seed=0,1,2")
+    pids: dict[int, int] = {}
+    try:
+        deadline = time.monotonic() + 240
+        while len(pids) < 2:  # both jobs have started
+            assert sweep.poll() is None and time.monotonic() < deadline
+            for n, job in job_dirs(sweep_dir).items() if sweep_dir.is_dir() else ():
+                with contextlib.suppress(OSError, ValueError, KeyError):
+                    pids[n] = json.loads((job / "run.json").read_text())["legs"][-1]["pid"]
+            time.sleep(0.2)
+        os.kill(pids[0], signal.SIGKILL)
+        assert sweep.wait(timeout=120) == 1
+    finally:
+        for pid in [sweep.pid, *pids.values()]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    stderr = (tmp_path / "err").read_text()
+    assert "Traceback" not in stderr and "TerminatedWorkerError" not in stderr, stderr[-3000:]
+    jobs = job_dirs(sweep_dir)
+    assert "a worker process of the sweep in" in stderr and "SIGKILL(-9)" in stderr
+    assert f"job 0 (ended while running): {jobs[0]}" in stderr
+    assert f"job 1 (ended while running): {jobs[1]}" in stderr
+    assert "never started: job 2" in stderr
+    assert f"run its command again with hydra.sweep.dir={sweep_dir}" in stderr
 
 
 def latest_checkpoint_kind(run_dir: Path) -> str | None:
