@@ -192,7 +192,9 @@ def leg_status(leg: dict[str, Any]) -> str:
 
 
 def _alive(leg: dict[str, Any]) -> bool:
-    """Whether the process of ``leg`` is still running (on this host)."""
+    """Whether the process of ``leg`` is still running (on this host): its ``pid`` exists
+    and, where the leg recorded it (``pid_started``) and ``/proc`` tells, started when the
+    leg's process did; a process that got the pid of a killed one since is not it."""
     pid = leg.get("pid")
     if not isinstance(pid, int) or leg.get("host") != platform.node() or pid == os.getpid():
         return False
@@ -201,5 +203,26 @@ def _alive(leg: dict[str, Any]) -> bool:
     except ProcessLookupError:
         return False
     except OSError:  # it exists but belongs to another user
+        pass
+    started = leg.get("pid_started")  # None in a leg of a run from before it was recorded
+    if not isinstance(started, int):
         return True
-    return True
+    now = process_start(pid)
+    return now is None or now == started
+
+
+def process_start(pid: int) -> int | None:
+    """When process ``pid`` started, in clock ticks since boot: field 22 (``starttime``)
+    of ``/proc/<pid>/stat`` (proc(5)). With its pid it names a process, though the pid is
+    reused once the process ends. None where there is no ``/proc`` (not Linux) or no such
+    process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # Field 2, the command in parentheses, may hold spaces and ")": field 3 on follow the last.
+    fields = stat.rsplit(")", 1)[-1].split()
+    try:
+        return int(fields[22 - 3])
+    except (IndexError, ValueError):
+        return None

@@ -78,6 +78,7 @@ from racing_rl.objective import objective, objective_kind
 from racing_rl.provenance import (
     environment_record,
     job_command,
+    process_start,
     record_leg,
     trained_game,
     wandb_id,
@@ -369,6 +370,7 @@ def train(
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "command": _command(),
         "pid": os.getpid(),
+        "pid_started": process_start(os.getpid()),  # the pid alone may be reused
         "resumed_from": str(resume.path) if resume else None,
         "start_timesteps": None,
         "status": "running",

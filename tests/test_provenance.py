@@ -6,7 +6,9 @@ import platform
 import subprocess
 import sys
 
-from racing_rl.provenance import record_leg
+import pytest
+
+from racing_rl.provenance import process_start, record_leg
 
 
 def leg(started_at: str, pid: int, status: str = "running") -> dict:
@@ -44,6 +46,30 @@ def test_a_leg_whose_process_still_runs_is_left_alone(tmp_path):
             other.kill()
     first, _ = json.loads((tmp_path / "run.json").read_text())["legs"]
     assert first["status"] == "running"
+
+
+@pytest.mark.skipif(process_start(os.getpid()) is None, reason="no /proc/<pid>/stat")
+def test_a_leg_whose_pid_another_process_took_is_killed(tmp_path):
+    """A killed run's pid, taken since by another process (after a reboot, in a container),
+    kept its leg "running": the report showed it running, eval follow=true waited on it."""
+    from racing_rl.provenance import leg_status
+
+    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as other:
+        try:
+            started = process_start(other.pid)
+            assert isinstance(started, int)
+            ours = {**leg("2026-12-01T10:00:00", other.pid), "pid_started": started}
+            taken = {**leg("2026-12-01T10:00:01", other.pid), "pid_started": started - 1}
+            assert leg_status(ours) == "running" and leg_status(taken) == "killed"
+            record_leg(tmp_path, ours)
+            record_leg(tmp_path, taken)
+            record_leg(tmp_path, leg("2026-12-01T11:00:00", os.getpid()))
+        finally:
+            other.kill()
+    statuses = [
+        entry["status"] for entry in json.loads((tmp_path / "run.json").read_text())["legs"]
+    ]
+    assert statuses == ["running", "killed", "running"]
 
 
 def test_a_damaged_run_json_starts_a_new_history(tmp_path):
