@@ -44,8 +44,10 @@ from racing_rl.sim.track import Track
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
 
-#: A placed car's progress closer to 0 than this is 0 [laps]: the car stands on the line
-#: (rounding of the projection must not put it a hair behind, an extra lap to drive).
+#: A placed car's progress closer to a whole number of laps than this is that number
+#: [laps]: the car stands on the line (rounding of the projection must not put it a hair
+#: past it, a lap to drive before its lap timer starts, nor exactly on a line still to
+#: cross, which timed the lap from 0 / 0).
 ON_LINE_PROGRESS = 1e-9
 #: Rounding slack of the race clock (a sum of dt) when it is compared with a time [s].
 _CLOCK_SLACK = 1e-9
@@ -120,7 +122,8 @@ class WorldBatch:
         last_lap_time, best_lap_time: (N,) [s], NaN before the first lap.
         distance: path length driven, (N,) [m] (the integral of |speed|).
         lateral: signed offset from the centreline, (N,) [m], positive to the left.
-        arc: arc-length position on the car's track's centreline, (N,) [m].
+        arc: arc-length position on the car's track's centreline, (N,) [m], in [0, L]
+            (L, up to rounding, where a car projects on the end of the last segment).
         index: the centreline point each car is projected from, (N,), on its own track.
 
     Raises:
@@ -211,7 +214,8 @@ class WorldBatch:
         Args:
             arc: signed arc length from the start line, shape (n,) for the track's n cars
                 [m]; negative is behind the line (a grid slot), and the car's progress
-                starts at arc / L.
+                starts at arc / L. A whole number of laps (0, ±L, …) is on the line: that
+                car's lap timer starts at once.
             lateral: offset from the centreline, shape (n,) [m], positive to the left.
             heading_offset: heading relative to the track direction, shape (n,) [rad].
             speed: initial speed, shape (n,) [m/s].
@@ -253,21 +257,22 @@ class WorldBatch:
         # be the previous one). Cars not placed project where they are (no change).
         delta = self._project(rows)
         progress = (np.asarray(arc, dtype=np.float64) + delta) / length
-        progress[np.abs(progress) < ON_LINE_PROGRESS] = 0.0
+        whole = np.round(progress) + 0.0  # + 0.0: a hair behind the line is 0, not -0
+        on_line = np.abs(progress - whole) < ON_LINE_PROGRESS
+        progress[on_line] = whole[on_line]
         self.progress[rows] = np.where(placed, progress, self.progress[rows])
         self.distance[rows] = np.where(placed, 0.0, self.distance[rows])
         self._placed_at[rows] = np.where(placed, self.clock[rows], self._placed_at[rows])
         self.laps[rows] = np.where(placed, 0, self.laps[rows])
         self.last_lap_time[rows] = np.where(placed, np.nan, self.last_lap_time[rows])
         self.best_lap_time[rows] = np.where(placed, np.nan, self.best_lap_time[rows])
-        # A lap is timed from a start-line crossing; a car placed exactly on the line
-        # starts its first lap at once.
-        progress = self.progress[rows]
-        on_line = placed & (progress == 0.0)
+        # A lap is timed from a start-line crossing; a car placed on the line (at a whole
+        # number of laps) starts its lap at once, and the next line is a lap ahead.
+        on_line &= placed
         self._lap_started[rows] = np.where(placed, on_line, self._lap_started[rows])
         self._lap_start_time[rows] = np.where(placed, self.clock[rows], self._lap_start_time[rows])
         self._next_line[rows] = np.where(
-            placed, np.where(on_line, 1.0, np.ceil(progress)), self._next_line[rows]
+            placed, np.where(on_line, progress + 1.0, np.ceil(progress)), self._next_line[rows]
         )
         self._best_progress[rows] = np.where(placed, progress, self._best_progress[rows])
         self._last_improvement[rows] = np.where(

@@ -156,6 +156,38 @@ def test_a_car_placed_mid_track_times_its_first_lap_from_the_line() -> None:
     assert world.last_lap_time[0] == pytest.approx(track.length / step_arc * DT, rel=1e-6)
 
 
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(min_value=0, max_value=50),
+    laps=st.integers(min_value=-2, max_value=2),
+    off_line=st.one_of(st.just(0.0), st.floats(-1e-7, 1e-7)),  # [m]: rounding of arc
+)
+def test_a_car_placed_on_the_line_at_any_whole_lap_times_its_lap_at_once(
+    seed: int, laps: int, off_line: float
+) -> None:
+    """arc = k·L is the start line as arc = 0 is: finite progress k, and the lap timer runs
+    from placement (arc = L once gave progress 1 + 2e-16, a lap to drive before the timer
+    started, and arc = 2L exactly 2 with the line still to cross: a lap timed from 0 / 0)."""
+    track = generate_track(seed)
+    world = make_world(track)
+    arc = laps * track.length + off_line
+    world.place_cars(np.array([arc]), np.zeros(1), np.zeros(1), np.zeros(1))
+    assert world.progress[0] == laps
+    for _ in range(3):  # at rest: no progress, no crossing
+        events = world.step(np.zeros((1, 3)))
+        assert np.isfinite(world.progress[0]) and world.progress[0] == laps
+        assert 0.0 <= world.arc[0] <= track.length + 1e-9
+        assert not events.lap_completed[0]
+    assert world.lap_clock[0] == pytest.approx(3 * DT)
+    step_arc = 2.5
+    for k in range(1, math.ceil(track.length / step_arc) + 1):  # one lap, and a bit
+        glide_to(world, 0, arc + k * step_arc)
+        world.step(np.zeros((1, 3)))
+    assert world.laps[0] == 1
+    expected = (track.length / step_arc + 3) * DT  # 3 steps at rest
+    assert world.last_lap_time[0] == pytest.approx(expected, rel=1e-6)
+
+
 def test_driving_a_lap_with_a_simple_controller() -> None:
     track = generate_track(2, NO_OBSTACLES)
     world = make_world(track)
