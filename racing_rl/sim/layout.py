@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from racing_rl.errors import ConfigError
 from racing_rl.sim.car import CarConfig
 from racing_rl.sim.sensors import SensorConfig
 from racing_rl.sim.track import Track
@@ -63,7 +64,21 @@ class TrackLayout:
     @classmethod
     def of(cls, track: Track, car: CarConfig, sensors: SensorConfig, dt: float) -> TrackLayout:
         """The layout of ``track`` for cars and sensors of these settings and steps of
-        ``dt`` seconds."""
+        ``dt`` seconds.
+
+        Raises:
+            ConfigError: a car at ``car.max_speed`` moves half the track or more in ``dt``:
+                a step's progress, wrapped to ± half a lap, could not tell forwards from
+                back (and the projection window would cover the whole loop).
+        """
+        step = car.max_speed * dt  # the farthest a car moves in a step [m]
+        if not step < track.length / 2:
+            raise ConfigError(
+                f"rules.dt ({dt} s) lets a car at car.max_speed ({car.max_speed} m/s) move "
+                f"{step:.1f} m in a step, half or more of track {track.seed}'s "
+                f"{track.length:.1f} m: progress along it would be ambiguous. Use a rules.dt "
+                f"below {track.length / (2 * car.max_speed):.3g} s ({1 / 15:.4f} s by default)."
+            )
         n = track.n_points
         seg = np.roll(track.centreline, -1, axis=0) - track.centreline
         seg_len = np.sqrt((seg * seg).sum(axis=1))

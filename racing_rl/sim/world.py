@@ -69,10 +69,12 @@ class RaceRules:
     car_collisions: bool = False
 
     def __post_init__(self) -> None:
-        if self.dt <= 0 or self.stuck_time <= 0:
+        # ``not x > 0`` also refuses NaN; infinity has no step and no clock either.
+        if not (0 < self.dt < np.inf and 0 < self.stuck_time < np.inf):
             raise ConfigError(
-                f"rules.dt and rules.stuck_time must be > 0 seconds, got {self.dt} and "
-                f"{self.stuck_time}."
+                f"rules.dt and rules.stuck_time must be finite and > 0 seconds, got "
+                f"{self.dt} and {self.stuck_time}. dt is 1/15 s by default (the game's 15 Hz "
+                "tick); a race also refuses one in which a car at top speed drives half its track."
             )
 
 

@@ -528,10 +528,24 @@ def test_observation_layout_and_range() -> None:
 def test_world_and_rules_reject_bad_values() -> None:
     with pytest.raises(ConfigError):
         make_world(generate_track(0), n_cars=0)
-    with pytest.raises(ConfigError):
-        RaceRules(dt=0.0)
-    with pytest.raises(ConfigError):
-        RaceRules(stuck_time=-1.0)
+    for dt in (0.0, -0.1, math.nan, math.inf):
+        with pytest.raises(ConfigError, match=r"rules\.dt .* finite and > 0 seconds"):
+            RaceRules(dt=dt)
+    for stuck_time in (-1.0, math.nan):
+        with pytest.raises(ConfigError):
+            RaceRules(stuck_time=stuck_time)
+
+
+def test_a_race_refuses_a_dt_in_which_a_car_drives_half_its_track() -> None:
+    """Progress per step is wrapped to ± half a lap: at 45 m/s, dt = 10 s (450 m a step on
+    a 460 m track) read as driving backwards."""
+    track = generate_track(0)
+    longest = track.length / (2 * CarConfig().max_speed)
+    with pytest.raises(ConfigError, match=r"rules\.dt \(10\.0 s\).* below 5\.11 s"):
+        make_world(track, rules=RaceRules(dt=10.0))
+    with pytest.raises(ConfigError, match=r"rules\.dt"):
+        make_world(track, rules=RaceRules(dt=longest))
+    make_world(track, rules=RaceRules(dt=0.99 * longest))  # coarse, but progress is sound
 
 
 # ---------------------------------------------------------------------- WorldBatch
