@@ -155,6 +155,7 @@ class RobloxParallelEnv(ParallelEnv):
         self._read: dict[AgentID, int] = {}
         self._last_obs: dict[AgentID, NDArray[np.float32]] = {}
         self._respawned: set[AgentID] = set()  # ended by the game, already respawned by it
+        self._overflow_told: set[AgentID] = set()  # warned of an inbox overflow this episode
         self._unreported_steps = 0  # steps in a row in which no car reported (UNREPORTED_STEPS)
         self._closed = False
         if not bridge.server.size_known.is_set():
@@ -239,6 +240,7 @@ class RobloxParallelEnv(ParallelEnv):
         self._steps = 0
         self._sent = None
         self._respawned.clear()
+        self._overflow_told.clear()
         self._last_obs = {agent: received[agent].step.observation for agent in self.agents}
         self._read = {agent: got.seq for agent, got in received.items()}
         info = {"track_seed": self._track_seed}
@@ -475,6 +477,7 @@ class RobloxParallelEnv(ParallelEnv):
         self._steps += 1
         episode = self.config.episode
         observations, rewards, terminations, truncations, infos = {}, {}, {}, {}, {}
+        self._tell_overflows(received)
         for agent in live:
             got = received.get(agent)
             if got is None or got.interrupted:  # the car, or its episode's end, was lost
@@ -510,6 +513,30 @@ class RobloxParallelEnv(ParallelEnv):
         self.agents = [a for a in live if not (terminations[a] or truncations[a])]
         return observations, rewards, terminations, truncations, infos
 
+    def _tell_overflows(self, received: dict[str, Any]) -> None:
+        """Warn, once per car and episode, that the game ticked more often since a car was
+        last read than the inbox keeps (``Received.overflowed``)."""
+        overflowed = {
+            agent: got.overflowed
+            for agent, got in received.items()
+            if got.overflowed and agent not in self._overflow_told
+        }
+        if not overflowed:
+            return
+        self._overflow_told.update(overflowed)
+        log.warning(
+            "car(s) %s of env %s: the game ticked more than the %d times the bridge keeps "
+            "per car (up to %d more) before training read them: those ticks' rewards are "
+            "summed into this step, but the policy never saw their observations (an episode "
+            "that ended among them is truncated, interrupted). Training runs slower than the "
+            "game (13-15 ticks a second): keep backend.freeze_during_updates=true, run fewer "
+            "environments or cars, or train on a faster machine. Said once per car and episode.",
+            _names(sorted(overflowed)),
+            self.env_id,
+            self.bridge.inbox.capacity,
+            max(overflowed.values()),
+        )
+
     def respawned_by_game(self, agents: Sequence[AgentID]) -> bool:
         """Whether the game ended the episodes of all ``agents`` and respawned the cars
         itself: ``respawn`` then needs no round trip, even for every car at once."""
@@ -534,6 +561,7 @@ class RobloxParallelEnv(ParallelEnv):
         """
         ask = [agent for agent in agents if agent not in self._respawned]
         self._respawned.difference_update(agents)
+        self._overflow_told.difference_update(agents)
         # A game that went away meanwhile is waited for; the next step finds its cars
         # lost (their episodes interrupted) and the reset spawns them on the new connection.
         received = self._start_cars(ask, RESET_AGENTS, "respawning cars") if ask else None
@@ -563,7 +591,9 @@ class RobloxParallelEnv(ParallelEnv):
         blind (a validation in the game, which cannot freeze some cars alone), not on a
         step of theirs. The next step takes the ticks after now, as after a pause; an
         episode end among those dropped ends it as interrupted."""
-        newest = self.bridge.inbox.mark()
+        # Skipped now, not at the next step: they would otherwise be folded, once the
+        # inbox overflows, into the ticks after now.
+        newest = self.bridge.inbox.skip(self._read)
         self._read = dict.fromkeys(self._read, newest)
 
     def remove_cars(self) -> None:

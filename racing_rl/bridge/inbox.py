@@ -4,7 +4,9 @@ The server thread puts every valid entry of a frame in (``put``); the training t
 takes an agent's entries out (``take``), blocking until they come. When a real-time game
 ticked more than once since the caller last read a car (it drove on with its last
 action), the entries are folded into one (``Received``): the newest observation, the
-rewards summed, lap info kept, up to the first episode end.
+rewards summed, lap info kept, up to the first episode end. An agent's entries beyond
+the inbox's capacity (training read the car too late) are folded the same way into the
+next one kept, so that their rewards still reach the episode's return.
 A condition variable guards it (the seed's DataBridge queues).
 """
 
@@ -39,12 +41,15 @@ class Received:
         ticks: the game's entries folded into ``step`` (1: the action was in time for
             the game's next tick, and no tick went unread before it).
         seq: the message ``step``'s newest entry came in (``Inbox.mark`` numbering).
+        overflowed: of ``ticks``, those folded in when the inbox was full (over its
+            ``capacity``): their rewards are in ``step``, their observations are gone.
     """
 
     step: AgentStep
     interrupted: bool
     ticks: int = 1
     seq: int = 0
+    overflowed: int = 0
 
 
 class Inbox:
@@ -60,17 +65,20 @@ class Inbox:
     counted, never lost, and an episode end among them is the step's end.
 
     Args:
-        capacity: entries kept per agent; older ones are dropped (an episode end among
-            them is remembered as ``Received.interrupted``).
+        capacity: entries kept per agent. When a new one comes to a full queue, the
+            oldest is folded into the next (its reward, info and tick count are kept,
+            ``Received.overflowed`` counts it); an episode end is not folded into the
+            next episode's entry but remembered as ``Received.interrupted``.
     """
 
     def __init__(self, capacity: int = 64) -> None:
         self._cond = threading.Condition()
         self._seq = 0
         self._arrived = -math.inf  # time.monotonic() of message _seq
-        self._entries: dict[str, deque[tuple[int, AgentStep]]] = {}
+        # Per agent: (message seq, entry, the game's ticks folded into it)
+        self._entries: dict[str, deque[tuple[int, AgentStep, int]]] = {}
         self._lost_end: set[str] = set()
-        self._capacity = capacity
+        self.capacity = capacity
 
     def put(self, steps: Mapping[str, AgentStep]) -> None:
         """Add one message's entries (server thread)."""
@@ -79,11 +87,14 @@ class Inbox:
             self._arrived = time.monotonic()
             for agent, step in steps.items():
                 queue = self._entries.setdefault(agent, deque())
-                if len(queue) == self._capacity:
-                    _, dropped = queue.popleft()
+                if len(queue) == self.capacity:
+                    _, dropped, ticks = queue.popleft()
                     if dropped.terminated or dropped.truncated:
                         self._lost_end.add(agent)
-                queue.append((self._seq, step))
+                    elif queue:  # capacity > 1: the next entry carries the dropped one
+                        seq, kept, kept_ticks = queue[0]
+                        queue[0] = (seq, _fold([dropped, kept]), ticks + kept_ticks)
+                queue.append((self._seq, step, 1))
             self._cond.notify_all()
 
     def mark(self) -> int:
@@ -102,6 +113,15 @@ class Inbox:
         """Wake every ``take`` so that it re-checks its ``stop`` (e.g. on a disconnect)."""
         with self._cond:
             self._cond.notify_all()
+
+    def skip(self, agents: Collection[str]) -> int:
+        """Drop the entries of ``agents`` so far as stale (none is any step's): an episode
+        end among them is ``interrupted`` in the agent's next ``take``. Returns the
+        ``mark()`` skipped up to (to ``take`` as the agents' ``read``)."""
+        with self._cond:
+            for agent in agents:
+                self._skip_stale(agent, self._seq)
+            return self._seq
 
     def clear(self, agents: Collection[str] | None = None) -> None:
         """Drop the entries of ``agents`` (all if None)."""
@@ -162,17 +182,14 @@ class Inbox:
     ) -> Received | None:
         """The agent's entries after ``read`` folded up to an episode end, once they hold
         one or an answer (after ``after``, echoing no step below ``min_step``)."""
-        queue = self._entries.setdefault(agent, deque())
+        queue = self._skip_stale(agent, read)
         interrupted = agent in self._lost_end
-        while queue and queue[0][0] <= read:  # stale: from before the caller's last read
-            _, step = queue.popleft()
-            interrupted = interrupted or step.terminated or step.truncated
-        if interrupted:
-            self._lost_end.add(agent)
         taken: list[AgentStep] = []
         answered = False
-        for seq, step in queue:
+        ticks = 0
+        for seq, step, step_ticks in queue:
             taken.append(step)
+            ticks += step_ticks
             answered = answered or (
                 seq > after and (min_step is None or step.step is None or step.step >= min_step)
             )
@@ -185,7 +202,17 @@ class Inbox:
         for _ in taken:
             queue.popleft()
         self._lost_end.discard(agent)
-        return Received(_fold(taken), interrupted, len(taken), newest)
+        return Received(_fold(taken), interrupted, ticks, newest, ticks - len(taken))
+
+    def _skip_stale(self, agent: str, read: int) -> deque[tuple[int, AgentStep, int]]:
+        """Drop the agent's entries up to ``read`` (stale: from before the caller's last
+        read), remembering an episode end among them; the agent's queue."""
+        queue = self._entries.setdefault(agent, deque())
+        while queue and queue[0][0] <= read:
+            _, step, _ = queue.popleft()
+            if step.terminated or step.truncated:
+                self._lost_end.add(agent)
+        return queue
 
 
 def _fold(steps: list[AgentStep]) -> AgentStep:

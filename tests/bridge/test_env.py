@@ -614,3 +614,24 @@ def test_a_game_that_reconnected_between_two_steps_is_not_said_to_be_awaited(cap
             env.reset()  # its cars are spawned in the new game
     finally:
         env.close()
+
+
+def test_ticks_beyond_what_the_inbox_keeps_count_in_the_step_and_are_said_once(caplog):
+    """Training slower than the game (an update with the game not frozen): the ticks
+    beyond the inbox's capacity were dropped with their rewards, silently. Now their
+    rewards are in the next step, and a warning says so once per car and episode."""
+    with one_car_in_a_hand_made_game() as (bridge, fake, env, agent):
+        bridge.inbox.capacity = 3
+        for _ in range(2):
+            fake.value = 0.2
+            env.step({agent: np.zeros(3)})
+            read = bridge.inbox.mark()
+            for value in (0.21, 0.22, 0.23, 0.24):  # ticks training did not read
+                fake.send(value)
+            wait_for_ticks(bridge, read + 4)
+            fake.value = 0.5
+            with caplog.at_level(logging.WARNING):
+                observations, rewards, *_ = env.step({agent: np.zeros(3)})
+            assert observations[agent][0] == pytest.approx(0.5)
+            assert rewards[agent] == pytest.approx(0.21 + 0.22 + 0.23 + 0.24 + 0.5)
+        assert caplog.text.count("the game ticked more than the 3 times") == 1

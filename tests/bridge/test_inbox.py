@@ -104,3 +104,45 @@ def test_an_episode_end_before_the_callers_last_read_is_an_interruption():
     inbox.put({"a": entry(0.3)})
     found, _ = inbox.take(["a"], after, timeout=1.0)
     assert found["a"].interrupted and found["a"].step.reward == 1.0
+
+
+def test_ticks_beyond_the_capacity_keep_their_rewards_in_the_next_entry_kept():
+    """Training read a car after more ticks than the inbox keeps (a slow update with
+    the game not frozen): the oldest entries were dropped with their rewards (6 ticks of
+    reward 1 made a step of 4). Now they are folded into the next entry kept: the
+    return is whole, only the observations are gone (``overflowed``)."""
+    inbox = Inbox(capacity=4)
+    after = inbox.mark()
+    for k in range(6):
+        inbox.put({"a": entry(0.1 * k, reward=1.0)})
+    found, _ = inbox.take(["a"], after, timeout=1.0)
+    a = found["a"]
+    assert a.step.reward == pytest.approx(6.0) and a.ticks == 6 and a.overflowed == 2
+    assert not a.interrupted
+    np.testing.assert_array_equal(a.step.observation, np.full(4, 0.5, np.float32))
+
+
+def test_an_episode_end_beyond_the_capacity_is_not_folded_into_the_next_episode():
+    inbox = Inbox(capacity=2)
+    after = inbox.mark()
+    inbox.put({"a": entry(0.1, reward=1.0)})
+    inbox.put({"a": entry(0.9, reward=-20.0, terminated=True)})  # respawned
+    for x in (0.2, 0.3, 0.4):  # the new episode's ticks
+        inbox.put({"a": entry(x, reward=2.0)})
+    found, _ = inbox.take(["a"], after, timeout=1.0)
+    a = found["a"]
+    assert a.interrupted and not a.step.terminated  # the end was lost: interrupted
+    assert a.step.reward == pytest.approx(6.0) and a.ticks == 3 and a.overflowed == 1
+
+
+def test_skipped_entries_are_stale_and_an_episode_end_among_them_interrupts():
+    inbox = Inbox(capacity=2)
+    inbox.put({"a": entry(0.9, reward=-20.0, terminated=True)})
+    inbox.put({"a": entry(0.1, reward=1.0)})
+    read = inbox.skip(["a"])
+    assert read == inbox.mark()
+    for x in (0.2, 0.3, 0.4):  # overflowing: nothing skipped is folded into these
+        inbox.put({"a": entry(x, reward=2.0)})
+    found, _ = inbox.take(["a"], read, timeout=1.0, read={"a": read})
+    a = found["a"]
+    assert a.interrupted and a.step.reward == pytest.approx(6.0) and a.overflowed == 1
