@@ -20,7 +20,8 @@ class ServerConfig:
 
     Attributes:
         host: address to bind; anything but loopback needs ``token``.
-        port: TCP port; 0 picks a free one (see ``BridgeServer.url``).
+        port: TCP port; 0 picks a free one, bound on the first address of ``host`` only
+            where it has several (``BridgeServer.url`` names it).
         path: URL path prefix; the game connects to ``<path>/<model_id>``.
         token: shared secret the game presents as ``Authorization: Bearer <token>`` or
             ``?token=<token>`` in the URL; None accepts any game (loopback only).

@@ -177,6 +177,7 @@ class BridgeServer:
         self._flush_scheduled = False
         self._writing: set[asyncio.Future[None]] = set()
         self._port = config.port
+        self._host = config.host  # the address bound (one of the host's, for port 0)
         self._last_sent = time.monotonic()
 
     # ------------------------------------------------------------------ lifecycle
@@ -239,8 +240,9 @@ class BridgeServer:
     @property
     def url(self) -> str:
         """The URL a game connects to, with ``<model_id>`` as a placeholder, at the address
-        the server binds (a wildcard one, ``0.0.0.0`` or ``::``, as it is)."""
-        return self.url_for("<model_id>", self.config.host)
+        the server binds (a wildcard one, ``0.0.0.0`` or ``::``, as it is; for port 0 and
+        a host name of several addresses, the one address bound)."""
+        return self.url_for("<model_id>", self._host)
 
     def url_for(self, model_id: str, host: str | None = None) -> str:
         """The URL a game connects to as ``model_id``.
@@ -248,14 +250,15 @@ class BridgeServer:
         Args:
             model_id: the game's model id (or a placeholder).
             host: the address to write; None: the one a game on this machine reaches,
-                the bound address, or for a wildcard one the loopback address of its
-                family (``0.0.0.0``: ``127.0.0.1``; ``::``, IPv6 only: ``::1``).
+                the bound address (as ``url``), or for a wildcard one the loopback
+                address of its family (``0.0.0.0``: ``127.0.0.1``; ``::``, IPv6 only:
+                ``::1``).
 
         Returns:
             ``ws://<host>:<port><path>/<model_id>``, an IPv6 address in brackets.
         """
         if host is None:
-            host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(self.config.host, self.config.host)
+            host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(self._host, self._host)
         host = f"[{host}]" if ":" in host else host
         return f"ws://{host}:{self.port}{self.config.path.rstrip('/')}/{model_id}"
 
@@ -372,9 +375,18 @@ class BridgeServer:
     async def _serve(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = self._loop.create_future()
+        if self.config.port == 0:
+            # asyncio binds port 0 once per address of the host, each on its own free
+            # port (localhost: 127.0.0.1 and ::1 where it names both), and a URL has one
+            # port: bind the first address only, which the URL then names.
+            addresses = await self._loop.getaddrinfo(
+                self._host or None, 0, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+            )
+            if len({address[4][0] for address in addresses}) > 1:
+                self._host = addresses[0][4][0]
         async with serve(
             self._handle,
-            self.config.host,
+            self._host,
             self.config.port,
             max_size=self.config.max_message_bytes,
             compression=None,  # small JSON frames: deflate costs more latency than it saves

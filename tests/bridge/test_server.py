@@ -205,6 +205,33 @@ def test_an_ipv6_bridge_names_a_url_that_reaches_it(host, token):
         bridge.close()
 
 
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback here")
+def test_port_0_on_a_host_of_two_addresses_names_a_url_that_reaches_every_address_of_it(
+    monkeypatch,
+):
+    """host=localhost port=0 where localhost is ::1 and 127.0.0.1 (Windows, macOS): asyncio
+    bound each address to its own free port, and the URL (ws://localhost:<the IPv4 one>)
+    did not reach the IPv6 one, where a client may try first."""
+    resolve = socket.getaddrinfo
+
+    def localhost_of_two_families(host, *args, **kwargs):
+        if host == "localhost":
+            return resolve("::1", *args, **kwargs) + resolve("127.0.0.1", *args, **kwargs)
+        return resolve(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", localhost_of_two_families)
+    bridge = TrainingBridge(ServerConfig(host="localhost", port=0), observation_size=None)
+    try:
+        uri = parse_uri(bridge.server.url.replace("<model_id>", "game"))
+        for *_, address in socket.getaddrinfo(uri.host, uri.port, type=socket.SOCK_STREAM):
+            with socket.create_connection(address[:2], timeout=5):  # refused: not listening
+                pass
+        with connect(bridge.server.url.replace("<model_id>", "game")):
+            assert bridge.server.wait_connected(5)
+    finally:
+        bridge.close()
+
+
 def test_a_path_with_a_trailing_slash_names_the_url_the_game_is_served_at():
     """backend.server.path=/ws/ logged ws://...:<port>/ws//<model_id>, refused with 404."""
     bridge = TrainingBridge(ServerConfig(port=0, path="/ws/"), observation_size=None)
