@@ -86,7 +86,9 @@ class RobloxParallelEnv(ParallelEnv):
     ``Box(-1, 1, shape=(3,), float32)``: throttle, steering, nitro.
 
     ## Rewards
-    The game's (progress × 1000, × 20 backwards, a speed bonus; −20 on an episode end).
+    The game's (progress × 1000, × 20 backwards, a speed bonus; −20 on an episode end),
+    summed over the game's ticks folded into the step (those its ``ACTION`` missed,
+    including any beyond the 64 the bridge keeps per car: a warning says so).
 
     ## Starting State
     ``reset`` spawns the cars (``SPAWN_AGENTS``, first time and after a reconnection)
