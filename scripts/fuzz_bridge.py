@@ -42,6 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from racing_rl.bridge.emulator import Emulator
@@ -83,6 +84,24 @@ def last_counters(tb_dir: Path) -> dict[str, int]:
     return counters
 
 
+def watch(command: list[str], timeout: float, poll: Callable[[int], None]) -> tuple[int, str]:
+    """Run ``command`` until it exits, or for ``timeout`` [s] (then kill it), calling
+    ``poll`` with its pid every 0.2 s; its exit code and its output (stdout and stderr).
+    The output goes to a temporary file: a pipe read only at the end fills up (64 KiB of
+    log lines) and blocks the trainer's next write, training and the bridge with it."""
+    started = time.monotonic()
+    with tempfile.TemporaryFile() as output:
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+        while process.poll() is None and time.monotonic() - started < timeout:
+            poll(process.pid)
+            time.sleep(0.2)
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        output.seek(0)
+        return process.returncode, output.read().decode(errors="replace")
+
+
 def fuzz(frames: int, timeout: float, run_dir: Path) -> dict:
     """Run training under a flood of at least ``frames`` bad frames; the results."""
     messages = math.ceil(frames / len(FLOOD))
@@ -112,31 +131,30 @@ def fuzz(frames: int, timeout: float, run_dir: Path) -> dict:
     url = f"ws://127.0.0.1:{port}/ws/fuzz"
     emulator = Emulator(url, lockstep=True, faults=faults).start()  # as fast as training
     started = time.monotonic()
-    trainer = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     rss_before = rss_after = math.nan
+
+    def measure(pid: int) -> None:
+        nonlocal rss_before, rss_after
+        rss = rss_mib(pid)
+        if math.isnan(rss_before) and emulator.received > 2 * 256:
+            rss_before = rss  # the first rollout is under way: the policy is built
+        if not math.isnan(rss):
+            rss_after = rss
+
     try:
-        while trainer.poll() is None and time.monotonic() - started < timeout:
-            rss = rss_mib(trainer.pid)
-            if math.isnan(rss_before) and emulator.received > 2 * 256:
-                rss_before = rss  # the first rollout is under way: the policy is built
-            if not math.isnan(rss):
-                rss_after = rss
-            time.sleep(0.2)
-        if trainer.poll() is None:
-            trainer.kill()
-        output = trainer.communicate()[0].decode(errors="replace")
+        returncode, output = watch(command, timeout, measure)
     finally:
         emulator.stop()
     seconds = time.monotonic() - started
     counters = last_counters(run_dir / "tb")
-    crashes = int(trainer.returncode != 0) + output.count("Traceback (most recent call last)")
+    crashes = int(returncode != 0) + output.count("Traceback (most recent call last)")
     return {
         "bench": "fuzz_bridge",
         "bad_frames": sum(emulator.faults_sent.values()),
         "kinds": len(emulator.faults_sent),
         "sent": dict(sorted(emulator.faults_sent.items())),
         "crashes": crashes,
-        "returncode": trainer.returncode,
+        "returncode": returncode,
         "rejected": counters.get("rejected", 0),
         "dropped": {k[8:]: n for k, n in counters.items() if k.startswith("dropped_")},
         "info_dropped": {k[13:]: n for k, n in counters.items() if k.startswith("info_dropped_")},

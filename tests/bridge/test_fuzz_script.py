@@ -37,3 +37,15 @@ def test_the_memory_of_a_process_that_has_exited_is_unknown_not_zero():
     assert math.isnan(fuzz.rss_mib(process.pid))
     process.wait()
     assert math.isnan(fuzz.rss_mib(process.pid))
+
+
+def test_a_trainer_that_logs_more_than_a_pipe_holds_is_not_blocked():
+    """The script read the trainer's output from a pipe only once it had exited: past 64
+    KiB of log lines (a longer --frames run) the trainer blocked on its next write, the
+    game's connection went silent, and the run was killed at --timeout as a crash."""
+    import sys
+
+    fuzz = load_script("fuzz_bridge")
+    logs = [sys.executable, "-c", "import sys; sys.stderr.write('x' * (1 << 20))"]
+    returncode, output = fuzz.watch(logs, timeout=120, poll=lambda pid: None)
+    assert returncode == 0 and len(output) == 1 << 20
