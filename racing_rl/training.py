@@ -930,7 +930,12 @@ def _train_on(
         )
     if validation is not None:
         callbacks.append(validation)
-    elif resume is not None and resume.validation_due:
+    elif (
+        resume is not None
+        and resume.validation_due
+        # unless an earlier leg ran it to its end (killed before clearing the record)
+        and not validation_logged(run_dir / "progress.csv", resume.timesteps)
+    ):
         log.warning(
             "the validation due at %s timesteps (cut short when the run stopped) is skipped: "
             "validation.every=0",
