@@ -614,3 +614,21 @@ def test_a_checkpoint_name_is_the_run_s_own_before_a_directory_where_the_command
     assert resolve_model(run, "ppo_1_steps") == run / "checkpoints" / "ppo_1_steps" / "model.zip"
     assert resolve_model(run, "./ppo_1_steps") == Path("ppo_1_steps") / "model.zip"  # a path
     assert resolve_model(tmp_path / "other", "ppo_1_steps") == Path("ppo_1_steps") / "model.zip"
+
+
+def test_a_run_without_checkpoints_names_the_models_it_has(tmp_path):
+    """checkpoint=latest (or a resume) of a run whose checkpoints/ is gone or empty said
+    only "start it again", though its model.zip and best/ were there for eval."""
+    (tmp_path / "checkpoints").mkdir()
+    with pytest.raises(CheckpointError, match="nothing to go on from: start it again"):
+        latest_checkpoint(tmp_path)
+    for directory in (tmp_path, tmp_path / "best"):
+        directory.mkdir(exist_ok=True)
+        (directory / "model.zip").write_bytes(b"")
+    has = r"It has checkpoint=final\|best, which eval takes, and init_from=.* starts a new run"
+    with pytest.raises(CheckpointError, match=has):
+        resolve_model(tmp_path, "latest")
+    shutil.rmtree(tmp_path / "checkpoints")
+    (tmp_path / "model.zip").unlink()
+    with pytest.raises(CheckpointError, match=r"It has checkpoint=best, which eval"):
+        latest_checkpoint(tmp_path)

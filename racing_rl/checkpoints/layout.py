@@ -158,13 +158,25 @@ def latest_checkpoint(run_dir: Path) -> Checkpoint:
     """
     checkpoints = find_checkpoints(run_dir)
     if not checkpoints:
+        then = "A run stopped before that has nothing to go on from: start it again."
+        if models := saved_models(run_dir):
+            then = (
+                f"It has checkpoint={'|'.join(models)}, which eval takes, and "
+                f"init_from={run_dir} starts a new run from; a resume needs a checkpoint."
+            )
         raise CheckpointError(
             f"{run_dir} has no complete checkpoint under checkpoints/: a run saves one every "
             "checkpoint.every timesteps, at the end, and on Ctrl-C once it has trained (PPO: "
-            "after its first update). A run stopped before that has nothing to go on from: "
-            "start it again."
+            f"after its first update). {then}"
         )
     return checkpoints[-1]
+
+
+def saved_models(run_dir: Path) -> list[str]:
+    """Which of ``checkpoint=final`` (``model.zip``) and ``best`` (``best/model.zip``) a
+    run has, in that order."""
+    models = ((FINAL, run_dir / MODEL), ("best", swapped_in(run_dir / "best") / MODEL))
+    return [name for name, path in models if path.is_file()]
 
 
 def resolve_model(run_dir: Path, checkpoint: str) -> Path:
@@ -195,11 +207,7 @@ def resolve_model(run_dir: Path, checkpoint: str) -> Path:
         if model.is_dir():
             model = model / MODEL
     if not model.is_file():
-        others = [
-            name
-            for name, path in ((FINAL, run_dir / MODEL), ("best", run_dir / "best" / MODEL))
-            if name != checkpoint and path.is_file()
-        ]
+        others = [name for name in saved_models(run_dir) if name != checkpoint]
         newest = ""
         if checkpoints := find_checkpoints(run_dir):
             others += ["latest"] if checkpoint != "latest" else []
