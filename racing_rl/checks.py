@@ -175,8 +175,16 @@ def check_wrappers(wrappers: DictConfig) -> None:
             )
     values = to_container(normalize)
     inf = float("inf")
-    for key in ("clip_obs", "clip_reward", "epsilon"):
+    for key in ("clip_obs", "clip_reward"):  # inf: no clipping
         _number(values, key, "wrappers.normalize", 0.0, inf, open_low=True)
+    epsilon = values.get("epsilon", 1.0)
+    if not (is_number(epsilon) and 0 < epsilon < inf):
+        raise invalid(
+            "wrappers.normalize.epsilon",
+            epsilon,
+            "must be a finite number > 0 (it is added to the variance: inf would normalise "
+            "every observation to 0)",
+        )
     for key in ("norm_obs", "norm_reward", "training"):
         if key in values and not isinstance(values[key], bool):
             raise invalid(f"wrappers.normalize.{key}", values[key], "must be true or false")

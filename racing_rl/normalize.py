@@ -192,7 +192,8 @@ def check_statistics(
     Raises:
         CheckpointError: if they are of another format version, lack a key, have another
             observation shape than ``obs_shape`` (None: any), hold a non-finite or
-            negative statistic, or a clip that is not > 0 (inf is one: no clipping).
+            negative statistic, a clip that is not > 0 (inf is one: no clipping), a
+            gamma outside [0, 1] or an epsilon that is not finite and > 0.
     """
     version = raw.get("format_version")
     if version is None or int(version) != STATISTICS_VERSION:
@@ -226,16 +227,18 @@ def check_statistics(
         raise CheckpointError(
             f"{source} holds a non-finite statistic (inf or NaN): it is unusable."
         )
-    # Settings: a clip may be inf (wrappers.normalize.clip_obs=inf clips nothing).
+    # Settings: a clip may be inf (wrappers.normalize.clip_obs=inf clips nothing); an
+    # epsilon of inf would normalise every observation to 0. NaN fails every comparison.
     if not (
         stats["clip_obs"] > 0
         and stats["clip_reward"] > 0
-        and math.isfinite(stats["gamma"])
-        and stats["epsilon"] > 0
+        and 0 <= stats["gamma"] <= 1
+        and 0 < stats["epsilon"] < math.inf
     ):
         raise CheckpointError(
-            f"{source} holds a clip or epsilon that is not > 0, or a non-finite gamma "
-            f"({', '.join(f'{k}={stats[k]}' for k in _FLOATS)}): it is damaged."
+            f"{source} holds a setting out of range "
+            f"({', '.join(f'{k}={stats[k]}' for k in _FLOATS)}; expected clip_obs and "
+            "clip_reward > 0, gamma in [0, 1], epsilon finite and > 0): it is damaged."
         )
     # VecNormalize starts both counts at 1e-4: one <= 0 makes the next update's variance
     # negative (a return_count of -3: NaN rewards), which no check of finiteness catches.

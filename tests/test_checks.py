@@ -75,6 +75,7 @@ INVALID = [
     (["algo.net_width=0"], "algo.net_width=0; must be an integer >= 1"),
     (["algo.net_width=100000"], "algo.net_width=100000; must be <= 16_384"),
     (["wrappers.normalize.clip_obs=-1"], "wrappers.normalize.clip_obs=-1; must be a number in"),
+    (["wrappers.normalize.epsilon=inf"], "normalize.epsilon=inf; must be a finite number > 0"),
     (["algo.model.ent_coef=abc"], "algo.model.ent_coef='abc'; must be a number in [0.0, inf]"),
     (["algo=sac", "algo.model.ent_coef=abc"], "must be auto, auto_<initial value> or a number"),
     (["algo.model.max_grad_norm=0"], "algo.model.max_grad_norm=0"),

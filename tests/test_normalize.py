@@ -118,10 +118,14 @@ def test_statistics_without_clipping_are_saved_and_read_back(tmp_path):
     save_statistics(venv, tmp_path / "vecnormalize.npz")
     stats = read_statistics(tmp_path / "vecnormalize.npz", venv.observation_space.shape)
     assert stats["clip_obs"] == float("inf")
-    # A clip of NaN or 0, or a NaN statistic, is still refused.
+    # A clip of NaN or 0, or a NaN statistic, is still refused; an epsilon of inf (every
+    # observation normalised to 0) or a gamma outside [0, 1] loaded.
     for key, value, says in [
-        ("clip_obs", np.nan, "clip or epsilon that is not > 0"),
-        ("clip_reward", 0.0, "clip or epsilon that is not > 0"),
+        ("clip_obs", np.nan, "setting out of range"),
+        ("clip_reward", 0.0, "setting out of range"),
+        ("epsilon", np.inf, r"epsilon=inf; expected clip_obs and clip_reward > 0, gamma in"),
+        ("gamma", 1.5, r"gamma=1.5, epsilon=1e-08; expected .*\): it is damaged"),
+        ("gamma", -0.1, "setting out of range"),
         ("return_var", np.inf, "non-finite statistic"),
         ("return_var", -1.0, "negative variance or count"),
         ("obs_count", 0.0, "negative variance or count"),
