@@ -36,6 +36,7 @@ not labelled (they are not VecEnv slots).
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -74,10 +75,11 @@ class TeacherPPO(PPO):
             (the benchmark's reference).
 
     Raises:
-        ConfigError: for a ``teacher_coef`` that is neither a number >= 0 nor a schedule,
-            ``teacher_epochs`` < 1, or an unknown ``teacher``; at ``learn`` on the
-            simulator with a ``teacher_coef`` other than 0, if the policy's actions are not
-            a diagonal Gaussian (``use_sde``: the term is off with 0, and on other envs).
+        ConfigError: for a ``teacher_coef`` that is neither a finite number >= 0 nor a
+            schedule that starts and ends at one, ``teacher_epochs`` < 1, or an unknown
+            ``teacher``; at ``learn`` on the simulator with a ``teacher_coef`` other than
+            0, if the policy's actions are not a diagonal Gaussian (``use_sde``: the
+            term is off with 0, and on other envs).
     """
 
     def __init__(
@@ -103,15 +105,17 @@ class TeacherPPO(PPO):
         Called by ``__init__``, and by ``racing_rl.checks.check_algo`` before a run starts.
 
         Raises:
-            ConfigError: for a ``teacher_coef`` that is neither a number >= 0 nor a
-                schedule, ``teacher_epochs`` < 1, or an unknown ``teacher``.
+            ConfigError: for a ``teacher_coef`` that is neither a finite number >= 0 nor
+                a schedule that starts and ends at one, ``teacher_epochs`` < 1, or an
+                unknown ``teacher``.
         """
         coef = arguments.get("teacher_coef", 0.0)
-        number = is_number(coef)
-        if not callable(coef) and not (number and coef >= 0):
+        # A schedule's values at the start and the end (progress remaining 1 and 0).
+        values = [coef(1.0), coef(0.0)] if callable(coef) else [coef]
+        if not all(is_number(value) and 0 <= value < math.inf for value in values):
             raise ConfigError(
-                "TeacherPPO's teacher_coef must be a number >= 0 or a schedule of the "
-                f"progress (algo.teacher_coef), got {coef!r}."
+                "TeacherPPO's teacher_coef must be a finite number >= 0 or a schedule of the "
+                f"progress with such values (algo.teacher_coef), got {coef!r}."
             )
         epochs = arguments.get("teacher_epochs", 1)
         if not is_integer(epochs) or epochs < 1:

@@ -36,7 +36,8 @@ INVALID = [
     # ARS is a BaseAlgorithm, neither on- nor off-policy: it crashed with KeyError 'gamma'.
     (["algo.model._target_=sb3_contrib.ARS"], "'sb3_contrib.ARS' is neither an on-policy"),
     # The arguments TeacherPPO checks itself, and nested objects that cannot be made.
-    (["algo.teacher_coef=abc"], "TeacherPPO's teacher_coef must be a number >= 0"),
+    (["algo.teacher_coef=abc"], "TeacherPPO's teacher_coef must be a finite number >= 0"),
+    (["algo.teacher_coef=inf"], "TeacherPPO's teacher_coef must be a finite number >= 0"),
     (["algo.model.teacher=fast"], "TeacherPPO's teacher must be one of default, racing"),
     (["+algo.model.teacher_epochs=0"], "TeacherPPO's teacher_epochs must be an integer >= 1"),
     (

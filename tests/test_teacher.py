@@ -8,6 +8,7 @@ import pytest
 import torch as th
 from omegaconf import OmegaConf
 from stable_baselines3 import PPO
+from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
 from racing_rl.algos import constructor_parameters, make_model
@@ -119,8 +120,15 @@ def test_the_term_moves_the_policy_to_the_scripted_driver():
     ("arguments", "message"),
     [
         ({"teacher": "fast"}, "teacher must be one of default, racing, got 'fast'"),
-        ({"teacher_coef": "abc"}, "teacher_coef must be a number >= 0 or a schedule"),
-        ({"teacher_coef": -1.0}, "teacher_coef must be a number >= 0"),
+        ({"teacher_coef": "abc"}, "teacher_coef must be a finite number >= 0 or a schedule"),
+        ({"teacher_coef": -1.0}, "teacher_coef must be a finite number >= 0"),
+        # inf was taken (nan refused): its weight made every update's loss inf or NaN.
+        ({"teacher_coef": float("inf")}, "teacher_coef must be a finite number >= 0"),
+        ({"teacher_coef": float("nan")}, "teacher_coef must be a finite number >= 0"),
+        (
+            {"teacher_coef": LinearSchedule(float("inf"), 0.0, 0.5)},
+            r"with such values \(algo.teacher_coef\), got LinearSchedule\(start=inf",
+        ),
         ({"teacher_epochs": 0}, "teacher_epochs must be an integer >= 1, got 0"),
     ],
 )
@@ -144,8 +152,8 @@ def test_the_run_names_the_bad_argument_not_hydra():
     with pytest.raises(ConfigError) as caught:
         make_model(algo, simulator(), seed=0, device="cpu")
     assert str(caught.value) == (
-        "Could not create algorithm 'ppo': TeacherPPO's teacher_coef must be a number >= 0 "
-        "or a schedule of the progress (algo.teacher_coef), got 'abc'."
+        "Could not create algorithm 'ppo': TeacherPPO's teacher_coef must be a finite number "
+        ">= 0 or a schedule of the progress with such values (algo.teacher_coef), got 'abc'."
     )
 
 
