@@ -461,13 +461,32 @@ def test_init_from_a_sac_run_goes_on_from_its_entropy_coefficient(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     # Nothing trains in the new run (learning_starts beyond its budget): its model is
     # what init_from made.
-    frozen = [*tiny, "algo.model.learning_starts=10000", f"init_from={source}"]
-    result = racing_rl("train", *frozen, f"hydra.run.dir={new}", cwd=tmp_path)
+    frozen = [*tiny, "algo.model.learning_starts=10000"]
+    result = racing_rl(
+        "train", *frozen, f"init_from={source}", f"hydra.run.dir={new}", cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr[-3000:]
-    algo = OmegaConf.create({"model": {"_target_": "stable_baselines3.SAC", "policy": "MlpPolicy"}})
-    before, after = (load_model(algo, run / "model.zip").log_ent_coef for run in (source, new))
+
+    def sac(ent_coef="auto"):
+        model = {"_target_": "stable_baselines3.SAC", "policy": "MlpPolicy", "ent_coef": ent_coef}
+        return OmegaConf.create({"model": model})
+
+    before, after = (load_model(sac(), run / "model.zip").log_ent_coef for run in (source, new))
     assert before.item() != pytest.approx(math.log(0.1))  # trained from auto_0.1
     assert after.item() == before.item()
+    # A run that fixes the coefficient from one that learned it, and the other way round,
+    # ended in SB3's traceback ("Names of parameters do not match" or 'NoneType' object
+    # has no attribute 'load_state_dict'): the coefficient is then this run's own.
+    fixed, learning = tmp_path / "fixed", tmp_path / "learning"
+    for run_dir, since in ((fixed, source), (learning, fixed)):
+        own = ["algo.model.ent_coef=0.05"] if run_dir == fixed else []
+        command = [*frozen, *own, f"init_from={since}", f"hydra.run.dir={run_dir}"]
+        result = racing_rl("train", *command, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "this run's starts as its config says, not from the source's" in result.stderr
+    assert load_model(sac(0.05), fixed / "model.zip").ent_coef_tensor.item() == pytest.approx(0.05)
+    learned = load_model(sac(), learning / "model.zip").log_ent_coef.item()
+    assert learned == pytest.approx(math.log(0.1))
 
 
 def test_a_leg_started_by_a_launcher_s_own_program_records_the_job_s_command(monkeypatch):

@@ -443,8 +443,9 @@ def initialize_from(cfg: DictConfig, source: Path, venv: VecEnv) -> tuple[BaseAl
     statistics (``init_from=<run dir>``; ML-Agents' ``--initialize-from``).
 
     The source's best model is taken (its final one if it has no ``best/``): its weights,
-    optimisers' states and other saved tensors (SAC's entropy coefficient); its timestep
-    count, schedules' position and replay buffer are not: this is a new run.
+    optimisers' states and other learned tensors (SAC's entropy coefficient with
+    ``ent_coef=auto`` in both runs: ``_copy_learned``); its timestep count, schedules'
+    position and replay buffer are not: this is a new run.
 
     Args:
         cfg: this run's config.
@@ -470,11 +471,7 @@ def initialize_from(cfg: DictConfig, source: Path, venv: VecEnv) -> tuple[BaseAl
         raise _observation_mismatch(source, source_cfg, cfg, expected, got)
     model = make_model(cfg.algo, venv, seed=cfg.seed, device=cfg.device)
     _check_same_network(source, loaded, model)
-    model.set_parameters(loaded.get_parameters(), exact_match=True, device=cfg.device)
-    # The tensors SB3 saves beside the state dicts (SAC's log_ent_coef, whose optimiser's
-    # state set_parameters just copied): the entropy coefficient goes on from the source's.
-    for name in loaded._get_torch_save_params()[1]:
-        recursive_getattr(model, name).data.copy_(recursive_getattr(loaded, name).data)
+    _copy_learned(source, loaded, model, cfg.device)
     # The observations are normalised in both runs or in neither (check_init_from).
     with_statistics = isinstance(venv, VecNormalize) and bool(source_cfg.wrappers.get("normalize"))
     if with_statistics:  # the statistics the weights learned on; this run's own settings
@@ -491,6 +488,40 @@ def initialize_from(cfg: DictConfig, source: Path, venv: VecEnv) -> tuple[BaseAl
         " with its VecNormalize statistics" if with_statistics else "",
     )
     return model, venv
+
+
+def _copy_learned(source: Path, loaded: BaseAlgorithm, model: BaseAlgorithm, device: str) -> None:
+    """Copy into ``model`` what ``loaded`` (``init_from=source``'s model, of the same
+    algorithm and network: ``check_init_from``, ``_check_same_network``) learned and
+    ``model`` has too: its state dicts (weights, optimisers' states) and the learned tensors
+    SB3 saves beside them (SAC's ``log_ent_coef``, with ``ent_coef=auto``). A fixed
+    ``ent_coef`` (its ``ent_coef_tensor``) is a setting: this run's own. Where one run
+    learns the coefficient and the other fixes it, this run starts it (and its optimiser)
+    as its config says, and the log says so."""
+    ours = model._get_torch_save_params()[0]
+    params = {name: value for name, value in loaded.get_parameters().items() if name in ours}
+    model.set_parameters(params, exact_match=False, device=device)
+    theirs, own = _learned_tensors(loaded), _learned_tensors(model)
+    for name in set(theirs) & set(own):
+        own[name].data.copy_(theirs[name].data)
+    if bool(theirs) != bool(own):
+        log.info(
+            "init_from=%s %s its entropy coefficient, this run %s it (algo.model.ent_coef="
+            "%s): this run's starts as its config says, not from the source's",
+            source,
+            "learned" if theirs else "fixed",
+            "learns" if own else "fixes",
+            model.ent_coef,
+        )
+
+
+def _learned_tensors(algorithm: BaseAlgorithm) -> dict[str, torch.Tensor]:
+    """The tensors SB3 saves beside an algorithm's state dicts that it learns (SAC's
+    ``log_ent_coef`` with ``ent_coef=auto``), by name."""
+    tensors = {
+        name: recursive_getattr(algorithm, name) for name in algorithm._get_torch_save_params()[1]
+    }
+    return {name: tensor for name, tensor in tensors.items() if tensor.requires_grad}
 
 
 def _check_same_network(source: Path, loaded: BaseAlgorithm, model: BaseAlgorithm) -> None:
