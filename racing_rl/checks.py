@@ -319,6 +319,17 @@ def check_algo(algo: DictConfig, num_envs: int) -> None:
             raise invalid(
                 "algo.model.batch_size", batch, f"must be <= algo.model.buffer_size = {buffer}"
             )
+        timeouts = (model.get("replay_buffer_kwargs") or {}).get("handle_timeout_termination")
+        if model.get("optimize_memory_usage") and timeouts in (None, True):
+            raise invalid(  # SB3's ReplayBuffer raised it after the run dir was made
+                "algo.model.optimize_memory_usage",
+                model["optimize_memory_usage"],
+                "SB3's ReplayBuffer cannot also tell a time limit from a crash "
+                "(handle_timeout_termination, on by default): pass "
+                "+algo.model.replay_buffer_kwargs.handle_timeout_termination=false (a "
+                "truncated episode, as at backend.episode.max_steps, then counts as ended), "
+                "or drop optimize_memory_usage",
+            )
 
 
 def check_policy_kwargs(policy: type, policy_kwargs: Mapping[str, Any]) -> None:

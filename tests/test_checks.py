@@ -92,6 +92,10 @@ INVALID = [
     (["algo=td3", "+algo.model.policy_delay=0"], "policy_delay=0; must be an integer >= 1"),
     (["algo=crossq", "algo.model.policy_delay=0"], "policy_delay=0; must be an integer >= 1"),
     (["algo=sac", "algo.model.train_freq=0"], "train_freq=0; must be an integer >= 1"),
+    (
+        ["algo=td3", "+algo.model.optimize_memory_usage=true"],
+        "optimize_memory_usage=True; SB3's ReplayBuffer cannot also tell a time limit from",
+    ),
     (["algo=sac", "algo.model.train_freq=[1,lap]"], "train_freq=[1, 'lap']; must be an"),
     (["algo=tqc", "algo.model.top_quantiles_to_drop_per_net=25"], "must be < the critics'"),
     (["algo=tqc", "algo.model.top_quantiles_to_drop_per_net=-1"], "must be an integer >= 0"),
