@@ -4,6 +4,7 @@ Messages say what was got, what was expected and how to fix it.
 """
 
 import errno
+import math
 import numbers
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,6 +39,53 @@ def is_number(value: object) -> bool:
     """Whether ``value`` is a real number (an integer or a float, Python's or NumPy's) and
     not a bool."""
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def check_range(
+    setting: str,
+    value: float,
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+    inf: str | None = None,
+) -> None:
+    """Refuse a numeric setting that is NaN, infinite or out of its range.
+
+    Every comparison with NaN is False, so ``value <= 0`` lets it through; this check does
+    not. A settings dataclass calls it from ``__post_init__`` for each number it takes.
+
+    Args:
+        setting: the setting's path as users type it (``car.max_speed``), for the message.
+        value: the number given.
+        low, high: the bounds of the range; None for none on that side.
+        low_open, high_open: whether that bound is excluded (``> 0`` rather than ``>= 0``).
+        inf: what ``+inf`` means where it is a valid value (``"wait for ever"``), said in
+            the message; None refuses it like ``-inf`` and NaN.
+
+    Raises:
+        ConfigError: naming the setting, the value and the range, e.g. ``car.max_speed
+            must be a finite number > 0, got nan.``
+    """
+    below = low is not None and (value <= low if low_open else value < low)
+    above = high is not None and (value >= high if high_open else value > high)
+    infinite_ok = inf is not None and value == math.inf
+    if (math.isfinite(value) or infinite_ok) and not (below or above):
+        return
+    if low is not None and high is not None:
+        rule = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    elif low is not None:
+        rule = f"{'>' if low_open else '>='} {low:g}"
+    elif high is not None:
+        rule = f"{'<' if high_open else '<='} {high:g}"
+    else:
+        rule = ""
+    if inf is not None:
+        rule += f", or inf ({inf})"
+    elif not math.isfinite(value) or not rule:
+        rule = f"a finite number {rule}".rstrip()
+    raise ConfigError(f"{setting} must be {rule}, got {value}.")
 
 
 def one_line(err: BaseException) -> str:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from racing_rl.bridge.protocol import MAX_ENVIRONMENTS, WATCHDOG_TICKS
 from racing_rl.contract import STATE_SIZE
 from racing_rl.envs.config import GameEpisodeConfig
-from racing_rl.errors import ConfigError
+from racing_rl.errors import ConfigError, check_range
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class ServerConfig:
         token: shared secret the game presents as ``Authorization: Bearer <token>`` or
             ``?token=<token>`` in the URL; None accepts any game (loopback only).
         max_message_bytes: largest frame accepted [bytes]; larger closes the connection.
-        ping_after: silence before the server sends ``PING`` [s].
+        ping_after: silence before the server sends ``PING`` [s]; inf never pings.
         send_timeout: longest a send may block on a slow connection [s].
     """
 
@@ -39,6 +39,8 @@ class ServerConfig:
     send_timeout: float = 5.0
 
     def __post_init__(self) -> None:
+        check_range("server.ping_after", self.ping_after, 0, low_open=True, inf="never ping")
+        check_range("server.send_timeout", self.send_timeout, 0, low_open=True)
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"server.port must be in [0, 65535], got {self.port}.")
         if not self.path.startswith("/"):
@@ -76,6 +78,9 @@ class GameRules:
 
     dt: float = 1 / 15
 
+    def __post_init__(self) -> None:
+        check_range("rules.dt", self.dt, 0, low_open=True)
+
 
 @dataclass(frozen=True)
 class RobloxConfig:
@@ -94,8 +99,9 @@ class RobloxConfig:
         update_collisions: car-car collisions in the game (``UPDATE_COLLISIONS``).
         freeze_during_updates: ``FREEZE`` the game during every pause of training that
             can last seconds (policy updates, validation set-up, checkpoint saves).
-        connect_timeout: how long to wait for the game to connect [s].
-        reconnect_timeout: how long to wait for it after a disconnect [s].
+        connect_timeout: how long to wait for the game to connect [s]; inf waits for ever.
+        reconnect_timeout: how long to wait for it after a disconnect [s]; inf waits for
+            ever.
         observation_timeout: how long a step waits for the cars' observations [s]: a
             car still missing then is truncated and respawned; a game that sent no
             frame at all in that time has stopped, and training ends with an error. Below
@@ -121,6 +127,8 @@ class RobloxConfig:
     episode: GameEpisodeConfig = field(default_factory=lambda: GameEpisodeConfig(reset="car"))
 
     def __post_init__(self) -> None:
+        for name in ("connect_timeout", "reconnect_timeout"):
+            check_range(name, getattr(self, name), 0, low_open=True, inf="wait for ever")
         if self.observation_size is not None and self.observation_size <= STATE_SIZE:
             raise ConfigError(
                 f"observation_size={self.observation_size!r}: it must be null (take it from "
@@ -143,9 +151,4 @@ class RobloxConfig:
                 f"ROBLOX_GAME.md, 'Watchdog'): keep it at most {math.floor(limit * 100) / 100:g} s "
                 "(90 % of that)."
             )
-        if min(self.connect_timeout, self.reconnect_timeout, self.observation_timeout) <= 0:
-            raise ConfigError(
-                "connect_timeout, reconnect_timeout and observation_timeout must be > 0 "
-                f"seconds, got {self.connect_timeout}, {self.reconnect_timeout} and "
-                f"{self.observation_timeout}."
-            )
+        check_range("observation_timeout", self.observation_timeout, 0, low_open=True)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from racing_rl.contract import STATE_SIZE
 from racing_rl.envs.rewards import RewardConfig
-from racing_rl.errors import ConfigError, is_integer
+from racing_rl.errors import ConfigError, check_range, is_integer
 from racing_rl.sim.car import CarConfig
 from racing_rl.sim.sensors import SensorConfig
 from racing_rl.sim.track import TrackConfig
@@ -100,8 +100,9 @@ class EpisodeConfig(GameEpisodeConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         for name in ("standing_start_prob", "grid_start_prob"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ConfigError(f"episode.{name} must be in [0, 1], got {getattr(self, name)}.")
+            check_range(f"episode.{name}", getattr(self, name), 0, 1)
+        for name in ("max_spawn_speed", "max_spawn_lateral", "max_spawn_heading"):
+            check_range(f"episode.{name}", getattr(self, name))
 
 
 @dataclass(frozen=True)

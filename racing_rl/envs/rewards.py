@@ -15,17 +15,19 @@ matches the game's crash. Every coefficient is a field of ``RewardConfig`` and s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 from numpy.typing import NDArray
+
+from racing_rl.errors import check_range
 
 FloatArray = NDArray[np.float64]
 
 
 @dataclass(frozen=True)
 class RewardConfig:
-    """Reward coefficients.
+    """Reward coefficients, each a finite number of either sign.
 
     Attributes:
         progress: reward per lap of progress along the centreline [1/lap].
@@ -40,6 +42,10 @@ class RewardConfig:
     speed: float = 0.5
     speed_exponent: float = 2.0
     crash: float = -10.0
+
+    def __post_init__(self) -> None:
+        for name in (f.name for f in fields(self)):
+            check_range(f"reward.{name}", getattr(self, name))
 
 
 def compute_rewards(

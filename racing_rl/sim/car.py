@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from racing_rl.errors import ConfigError, is_integer
+from racing_rl.errors import ConfigError, check_range, is_integer
 
 FloatArray = NDArray[np.float64]
 
@@ -38,7 +38,7 @@ MIN_CURVATURE = 1e-9
 
 @dataclass(frozen=True)
 class CarConfig:
-    """Car parameters; every unit is SI and given in brackets.
+    """Car parameters; every unit is SI and given in brackets, every number finite.
 
     Attributes:
         length: body length, for drawing [m].
@@ -82,12 +82,8 @@ class CarConfig:
     def __post_init__(self) -> None:
         for name, value in vars(self).items():
             resistance = name in ("drag", "rolling_resistance")  # 0: none
-            if value < 0 or (value == 0 and not resistance):
-                raise ConfigError(
-                    f"car.{name} must be {'>=' if resistance else '>'} 0, got {value}."
-                )
-        if self.nitro_multiplier < 1:
-            raise ConfigError(f"car.nitro_multiplier must be >= 1, got {self.nitro_multiplier}.")
+            check_range(f"car.{name}", value, 0, low_open=not resistance)
+        check_range("car.nitro_multiplier", self.nitro_multiplier, 1)
         if self.max_steer >= math.pi / 2:  # tan() changes sign there: full left turns right
             raise ConfigError(
                 f"car.max_steer must be below pi/2 rad (a right angle), got {self.max_steer}."

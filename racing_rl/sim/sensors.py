@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from racing_rl.errors import ConfigError, is_integer
+from racing_rl.errors import ConfigError, check_range, is_integer
 
 FloatArray = NDArray[np.float64]
 
@@ -46,7 +46,7 @@ LAYOUTS = ("fan", "roblox_car")
 
 @dataclass(frozen=True)
 class SensorConfig:
-    """Ray sensor parameters.
+    """Ray sensor parameters (finite numbers).
 
     Attributes:
         n_rays: rays per car (16 with ``layout="roblox_car"``).
@@ -80,10 +80,8 @@ class SensorConfig:
                 f"{2 * len(ROBLOX_CAR_RAYS)} rays (the game's Car); set n_rays="
                 f"{2 * len(ROBLOX_CAR_RAYS)}, or layout=fan."
             )
-        if not 0 <= self.fov_deg <= 360:
-            raise ConfigError(f"sensors.fov_deg must be in [0, 360], got {self.fov_deg}.")
-        if self.range <= 0:
-            raise ConfigError(f"sensors.range must be > 0, got {self.range}.")
+        check_range("sensors.fov_deg", self.fov_deg, 0, 360)
+        check_range("sensors.range", self.range, 0, low_open=True)
 
     def angles(self) -> FloatArray:
         """Ray angles relative to the heading, shape (n_rays,) [rad]: left to right

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from racing_rl.errors import ConfigError, TrackGenerationError
+from racing_rl.errors import ConfigError, TrackGenerationError, check_range
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -32,7 +32,8 @@ _DENSE_SAMPLES = 4096
 
 @dataclass(frozen=True)
 class TrackConfig:
-    """Parameters of the track generator. Every length is in metres.
+    """Parameters of the track generator. Every length is in metres; every number is
+    finite.
 
     Attributes:
         base_radius: mean radius of the loop [m].
@@ -72,12 +73,17 @@ class TrackConfig:
     def __post_init__(self) -> None:
         positive = ("base_radius", "width", "point_spacing", "min_curve_radius", "min_separation")
         for name in positive:
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"track.{name} must be > 0, got {getattr(self, name)}.")
-        if not 0 <= self.radius_variation < 0.9:
-            raise ConfigError(
-                f"track.radius_variation must be in [0, 0.9), got {self.radius_variation}."
-            )
+            check_range(f"track.{name}", getattr(self, name), 0, low_open=True)
+        finite = (
+            "stretch",
+            "obstacle_radius_max",
+            "min_gap",
+            "obstacle_clearance",
+            "obstacle_spacing",
+        )
+        for name in finite:
+            check_range(f"track.{name}", getattr(self, name))
+        check_range("track.radius_variation", self.radius_variation, 0, 0.9, high_open=True)
         if self.n_harmonics < 1 or self.n_obstacles < 0 or self.max_attempts < 1:
             raise ConfigError(
                 "track.n_harmonics and track.max_attempts must be >= 1 and track.n_obstacles "

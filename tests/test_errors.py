@@ -1,0 +1,102 @@
+"""``check_range``, and every settings dataclass refusing NaN and infinities through it."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+
+import pytest
+from runs import racing_rl
+
+from racing_rl.bridge.config import GameRules, RobloxConfig, ServerConfig
+from racing_rl.config import backend_config
+from racing_rl.envs.config import EpisodeConfig
+from racing_rl.envs.rewards import RewardConfig
+from racing_rl.errors import ConfigError, check_range
+from racing_rl.sim.car import CarConfig
+from racing_rl.sim.sensors import SensorConfig
+from racing_rl.sim.track import TrackConfig
+from racing_rl.sim.world import RaceRules
+
+SETTINGS = (
+    CarConfig,
+    TrackConfig,
+    SensorConfig,
+    RaceRules,
+    RewardConfig,
+    EpisodeConfig,
+    ServerConfig,
+    GameRules,
+    RobloxConfig,
+)
+#: Settings where +inf means something (no limit), and is accepted.
+INFINITY_MEANS = {
+    (ServerConfig, "ping_after"): "never ping",
+    (RobloxConfig, "connect_timeout"): "wait for ever",
+    (RobloxConfig, "reconnect_timeout"): "wait for ever",
+}
+FLOAT_FIELDS = [
+    (cls, f.name) for cls in SETTINGS for f in dataclasses.fields(cls) if f.type in (float, "float")
+]
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf], ids=str)
+@pytest.mark.parametrize(("cls", "name"), FLOAT_FIELDS, ids=lambda x: getattr(x, "__name__", x))
+def test_every_float_setting_refuses_nan_and_infinities(cls, name, value):
+    if value == math.inf and (cls, name) in INFINITY_MEANS:
+        cls(**{name: value})  # no limit
+        return
+    # The message names the setting (as in ``car.max_speed``) and the value.
+    with pytest.raises(ConfigError, match=rf"\b{name}\b.*{re.escape(str(value))}\b"):
+        cls(**{name: value})
+
+
+def test_a_backend_setting_is_named_by_its_path():
+    with pytest.raises(ConfigError) as info:
+        backend_config({"name": "pygame", "car": {"max_speed": math.nan}})
+    assert str(info.value) == (
+        "Invalid config: backend.car.max_speed must be a finite number > 0, got nan."
+    )
+    with pytest.raises(ConfigError, match=re.escape("backend.server.ping_after must be > 0, or")):
+        backend_config({"name": "roblox", "server": {"ping_after": math.nan}})
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "message"),
+    [
+        (("x", math.nan, 0), {"low_open": True}, "x must be a finite number > 0, got nan."),
+        (("x", -1, 0), {"low_open": True}, "x must be > 0, got -1."),
+        (("x", math.inf, 0, 1), {}, "x must be a finite number in [0, 1], got inf."),
+        (("x", 1, 0, 1), {"high_open": True}, "x must be in [0, 1), got 1."),
+        (("x", 2, None, 1), {}, "x must be <= 1, got 2."),
+        (("x", -math.inf), {}, "x must be a finite number, got -inf."),
+        (("x", math.nan, 0), {"inf": "no limit"}, "x must be >= 0, or inf (no limit), got nan."),
+    ],
+)
+def test_check_range_says_what_is_allowed(args, kwargs, message):
+    with pytest.raises(ConfigError, match=f"^{re.escape(message)}$"):
+        check_range(*args, **kwargs)
+
+
+def test_check_range_passes_numbers_in_range():
+    check_range("x", 0, 0)
+    check_range("x", 0.5, 0, 1, low_open=True, high_open=True)
+    check_range("x", -1e300)
+    check_range("x", math.inf, 0, inf="no limit")
+
+
+def test_the_cli_refuses_a_nan_setting_before_the_run_dir(tmp_path):
+    run_dir = tmp_path / "run"
+    result = racing_rl(
+        "train",
+        "backend.car.max_speed=nan",
+        "total_timesteps=100",
+        f"hydra.run.dir={run_dir}",
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert result.returncode == 1  # as every config error
+    why = "backend.car.max_speed must be a finite number > 0, got nan."
+    assert result.stderr.splitlines() == [f"racing-rl train: Invalid config: {why}"]
+    assert not run_dir.exists()
