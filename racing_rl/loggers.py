@@ -213,9 +213,11 @@ def wandb_run(cfg: DictConfig, run_dir: Path, run_id: str | None = None) -> Iter
         )
     except wandb.errors.Error as err:  # no API key, no network, an unknown entity
         raise ConfigError(
-            f"logger=wandb: W&B refused to start the run ({str(err).rstrip('.')}). Log in "
-            "with `wandb login` (or set WANDB_API_KEY), or keep the run on disk with "
-            "WANDB_MODE=offline (`wandb sync` uploads it later)."
+            f"logger=wandb: W&B could not start the run ({str(err).rstrip('.')}). Check "
+            "that you are logged in (`wandb login`, or WANDB_API_KEY), that "
+            "logger.entity and logger.project exist for you and that this machine reaches "
+            "W&B; or keep the run on disk with WANDB_MODE=offline (`wandb sync` uploads it "
+            "later)."
         ) from err
     log.info("W&B run %s (id %s%s): %s", run.name, run.id, ", resumed" if run_id else "", run.dir)
     try:

@@ -325,5 +325,5 @@ def test_wandb_without_a_login_is_one_line_that_says_what_to_do(tmp_path):
         env={**env, "HOME": str(tmp_path), "WANDB_MODE": "online", "WANDB_SILENT": "true"},
     )
     assert result.returncode == 1
-    assert "logger=wandb: W&B refused to start the run (No API key configured" in result.stderr
+    assert "logger=wandb: W&B could not start the run (No API key configured" in result.stderr
     assert "WANDB_MODE=offline" in result.stderr and "Traceback" not in result.stderr
