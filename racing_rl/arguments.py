@@ -174,7 +174,8 @@ def check_arguments(name: str, args: list[str]) -> None:
             chosen without ``-m``, ``resume=`` with ``-m``, a required key (``???``
             in its YAML) is missing, a path of ``Command.paths`` (each of a swept list,
             ``-m run_dir=a,b``) does not exist (or is not a run directory), or a sweeper
-            or launcher's plugin is not installed.
+            or launcher's plugin is not installed, or ``algo.frame_stack`` is given where
+            nothing reads it (``wrappers=none``; ``_check_frame_stack``).
     """
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.core.override_parser.types import ChoiceSweep
@@ -243,6 +244,8 @@ def check_arguments(name: str, args: list[str]) -> None:
     if not more_options and not any(o.key_or_group == "hydra.searchpath" for o in overrides):
         _check_group_options(overrides, doc)
         _check_group_keys(name, overrides, doc)
+        if name == "train":
+            _check_frame_stack(overrides, doc)
     whole = integer_keys(name)
     for override in overrides:  # Hydra: "Value '100000.0' of type 'float' could not be ..."
         value = None if override.is_sweep_override() else override.value()
@@ -712,6 +715,69 @@ def _check_option_keys(
             f"{group}.{'.'.join(known)}{where}; {hint}racing-rl {name} "
             f"{group}={option} --cfg job prints its keys"
         )
+
+
+def _check_frame_stack(overrides: list[Override], doc: ConfigDoc) -> None:
+    """Refuse ``algo.frame_stack`` (set, added or swept) where the frames stacked do not
+    read it: ``wrappers=none`` stacks none (its ``wrappers.frame_stack`` is 1), and a
+    given ``wrappers.frame_stack`` or an experiment's decides instead. Only
+    ``wrappers/default.yaml``'s ``frame_stack`` reads it (``${oc.select:algo.frame_stack,
+    4}``); Hydra takes it, and the run trains as if it were not given. A swept
+    ``wrappers`` or ``experiment`` has each of its legs checked."""
+    from hydra.core.override_parser.types import ChoiceSweep
+    from omegaconf import OmegaConf
+
+    given = next(
+        (o for o in overrides if o.key_or_group == "algo.frame_stack" and not o.is_delete()),
+        None,
+    )
+    if given is None or any(o.key_or_group == "resume" for o in overrides):
+        return  # a resume keeps the run's own (resume_overrides refuses a change)
+
+    def legs(group: str, default: str | None) -> list[tuple[str, Any]]:
+        chosen = next((o for o in overrides if o.key_or_group == group), None)
+        if chosen is None:
+            return [("", default)]
+        if chosen.is_delete():
+            return [("", None)]
+        value = chosen.value()
+        if chosen.is_sweep_override() and not isinstance(value, ChoiceSweep):
+            return []  # glob(...), range(...): Hydra's to expand
+        values = value.list if isinstance(value, ChoiceSweep) else [value]
+        return [(f"{group}={leg}" if len(values) > 1 else "", leg) for leg in values]
+
+    defaults = {group.name: group.default for group in doc.groups}
+    stacked = next((o for o in overrides if o.key_or_group == "wrappers.frame_stack"), None)
+    for wrappers_leg, wrappers in legs("wrappers", defaults.get("wrappers")):
+        path = config_dir() / "wrappers" / f"{wrappers}.yaml"
+        if wrappers in (None, "null") or not path.is_file():
+            continue  # Hydra says the option is unknown
+        # As written (``${oc.select:algo.frame_stack,4}``), not resolved; none: 1 (vec.py).
+        own = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+        value, source = own.get("frame_stack", 1), f"wrappers={wrappers}"
+        for experiment_leg, experiment in legs("experiment", defaults.get("experiment")):
+            path = config_dir() / "experiment" / f"{experiment}.yaml"
+            if experiment not in (None, "null") and path.is_file():
+                added = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+                if "frame_stack" in (added.get("wrappers") or {}):
+                    value = added["wrappers"]["frame_stack"]
+                    source = f"experiment={experiment}"
+            if stacked is not None and not stacked.is_delete():
+                cause = f"{stacked.input_line} decides the frames stacked instead"
+            elif "algo.frame_stack" in str(value):
+                continue
+            else:
+                cause = (
+                    f"{source} stacks wrappers.frame_stack={value} frames, not algo.frame_stack's"
+                )
+            leg = " and ".join(filter(None, (wrappers_leg, experiment_leg)))
+            where = f" (in the sweep's leg {leg})" if leg else ""
+            raise UsageError(
+                f"{given.input_line}: {cause}{where}, so it would change nothing. Only "
+                "wrappers=default stacks algo.frame_stack frames; set the frames with "
+                "wrappers.frame_stack=<frames> (with wrappers=none too: on the bare VecEnv) "
+                "and leave algo.frame_stack out"
+            )
 
 
 def _check_hydra_settings(name: str, given: dict[str, Override], doc: ConfigDoc) -> None:

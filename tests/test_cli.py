@@ -471,6 +471,34 @@ def test_a_key_one_leg_of_a_swept_experiment_lacks_is_refused(tmp_path, monkeypa
     check_arguments("train", ["-m", "experiment=deep,solo", "algo=ppo", "algo.frame_stack=2"])
 
 
+def test_algo_frame_stack_that_no_wrapper_reads_is_refused(tmp_path, monkeypatch):
+    """Only wrappers=default reads algo.frame_stack: algo.frame_stack=4 wrappers=none was
+    taken, and the run trained on unstacked observations."""
+    for args, says in (
+        (["algo.frame_stack=4", "wrappers=none"], "wrappers=none stacks wrappers.frame_stack=1"),
+        (["algo=sac", "+algo.frame_stack=4", "wrappers=none"], "wrappers=none stacks"),
+        (["algo.frame_stack=4", "wrappers.frame_stack=3"], "wrappers.frame_stack=3 decides"),
+        (["-m", "algo.frame_stack=2,4", "wrappers=none"], "wrappers=none stacks"),
+        (
+            ["-m", "algo.frame_stack=4", "wrappers=default,none"],
+            "wrappers=none stacks .*leg wrappers=none\\)",
+        ),
+    ):
+        with pytest.raises(UsageError, match=f"{re.escape(args[-2])}: {says}.* would change"):
+            check_arguments("train", args)
+    check_arguments("train", ["algo.frame_stack=4", "wrappers=default"])
+    check_arguments("train", ["algo=sac", "++algo.frame_stack=4", "experiment=race"])
+    check_arguments("train", ["wrappers=none", "wrappers.frame_stack=4"])
+    # An experiment that sets the frames stacked decides them too.
+    conf = shutil.copytree(cli.config_dir(), tmp_path / "conf")
+    (conf / "experiment" / "flat.yaml").write_text(
+        "# @package _global_\nwrappers: {frame_stack: 1}\n"
+    )
+    monkeypatch.setattr(arguments, "config_dir", lambda: conf)
+    with pytest.raises(UsageError, match=r"experiment=flat stacks wrappers\.frame_stack=1"):
+        check_arguments("train", ["experiment=flat", "algo.frame_stack=4"])
+
+
 def test_teacher_coef_added_to_an_algorithm_without_a_teacher_is_refused():
     """Only ppo.yaml's model reads algo.teacher_coef; algo=sac +algo.teacher_coef=0.5 was
     taken (and trained unchanged), and algo=sac algo.teacher_coef=0.5 was told to add it so."""
