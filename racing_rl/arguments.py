@@ -791,9 +791,12 @@ def _check_hydra_settings(name: str, given: dict[str, Override], doc: ConfigDoc)
             results go to ``out_dir``), ``hydra/job_logging=disabled`` (a traceback: the
             commands' configs set its console handler's stream), Optuna's own sweeper
             without a direction (it minimises), or a search whose parameters the chosen
-            algorithm lacks (``algo=sac hydra/sweeper=ppo_search``).
+            algorithm lacks (``algo=sac hydra/sweeper=ppo_search``), or a ``hydra.run.dir``
+            or ``hydra.sweep.dir`` that starts with ``~`` (Hydra does not expand it).
     """
     from omegaconf import OmegaConf
+
+    from racing_rl.config import path_override
 
     chdir = given.get("hydra.job.chdir")
     if chdir is not None and not chdir.is_sweep_override() and chdir.value() is True:
@@ -810,8 +813,17 @@ def _check_hydra_settings(name: str, given: dict[str, Override], doc: ConfigDoc)
         value = given["hydra.run.dir"].value()
         raise UsageError(
             f"{given['hydra.run.dir'].input_line}: eval writes its results into out_dir, "
-            f"and its log beside them (hydra.run.dir follows out_dir): pass out_dir={value}"
+            f"and its log beside them (hydra.run.dir follows out_dir): pass "
+            f"{path_override('out_dir', value)}"
         )
+    for key in ("hydra.run.dir", "hydra.sweep.dir"):
+        value = given[key].value() if key in given else None
+        if isinstance(value, str) and value.startswith("~"):  # Hydra: makes ./~/...
+            raise UsageError(
+                f"{given[key].input_line}: Hydra makes that directory as written, a directory "
+                f"named ~ here, not in your home: write the path out, "
+                f"{key}=$HOME{value[1:]} (the shell expands $HOME)"
+            )
     for group in ("hydra/job_logging", "hydra/hydra_logging"):
         if group in given and given[group].value() == "disabled":  # Hydra: a traceback
             raise UsageError(
@@ -1048,16 +1060,34 @@ def _check_dashed_keys(name: str, args: list[str]) -> None:
 
 
 def _check_quoted_paths(name: str, args: list[str]) -> None:
-    """Say how to quote a path that Hydra's override grammar cannot read as one value: a
-    sweep job's directory (``0_seed=0,total_timesteps=2000``) has ``=`` and ``,``.
+    """Say how to quote a value that Hydra's override grammar cannot read as one (it
+    prints its lexer's error): a sweep job's directory (``0_seed=0,total_timesteps=2000``)
+    has ``=`` and ``,``; a path in the home directory (``~/runs/r1``, as zsh and a quoted
+    word leave it) has ``~``, which the grammar reads only quoted.
 
     Raises:
-        UsageError: for the first such path of a key that names a run or a file.
+        UsageError: for the first such path of a key that names a run or a file, else for
+            the first other override that reads as one value once quoted (after the key
+            check: ``run_dir=~/r`` for train is no key of it).
     """
-    keys = {*COMMANDS[name].paths, "init_from"}
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    from racing_rl.config import override_value, path_override
+
+    def parses(line: str) -> bool:
+        try:
+            OverridesParser.create().parse_overrides([line])
+        except OverrideParseException:
+            return False
+        return True
+
+    keys = {*COMMANDS[name].paths, *(["init_from"] if name == "train" else [])}
     for arg in args:
         key, _, value = arg.partition("=")
-        if key not in keys or not any(c in value for c in "=, ") or value[:1] in ("'", '"'):
+        if key not in keys or value[:1] in ("'", '"'):
+            continue
+        if not any(c in value for c in "=, ") and parses(arg):
             continue
         if value.startswith("["):
             example = f"{key}=['<run dir>',scripted]"
@@ -1065,9 +1095,9 @@ def _check_quoted_paths(name: str, args: list[str]) -> None:
                 f"{arg}: a path with '=', ',' or a space must be quoted inside the list, e.g. "
                 f'racing-rl {name} "{example}"'
             )
-        from racing_rl.config import override_value, path_override
-
         syntax = f"{arg}: Hydra reads '=', ',' and spaces in a value as its own syntax"
+        if not any(c in value for c in "=, "):  # ~/runs/r1
+            syntax = f"{arg}: Hydra's override grammar reads this path only quoted"
         sweep = "," in value and any(a in ("-m", "--multirun") for a in args)
         paths = _cut_into_paths(value) if sweep else None
         if paths is not None and len(paths) > 1:  # a sweep over several runs' paths
@@ -1080,6 +1110,21 @@ def _check_quoted_paths(name: str, args: list[str]) -> None:
             several = f"; a sweep over several, each of them: -m \"{key}='<run a>','<run b>'\""
         raise UsageError(
             f"{syntax}; quote the path: racing-rl {name} {path_override(key, value)}{several}"
+        )
+    from racing_rl.usage import read_config_doc
+
+    for arg in args:
+        key, _, value = arg.partition("=")
+        quoted = f"{key}={override_value(value)}"
+        if arg[:1] == "-" or value[:1] in ("'", '"', "[") or parses(arg) or not parses(quoted):
+            continue
+        override = OverridesParser.create().parse_overrides([quoted])[0]
+        doc = read_config_doc(config_dir() / f"{name}.yaml")
+        _check_keys(name, [override], doc)  # a key the command lacks: say that first
+        _check_hydra_settings(name, {override.key_or_group: override}, doc)
+        raise UsageError(
+            f"{arg}: Hydra's override grammar reads this value only quoted; quote it: "
+            f"racing-rl {name} {path_override(key, value)}"
         )
 
 

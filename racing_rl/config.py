@@ -91,6 +91,13 @@ def if_then_else(condition: Any, then: Any, otherwise: Any) -> Any:
     return then if condition else otherwise
 
 
+def expand_home(path: Any) -> Any:
+    """``${racing_rl.expanduser:${resume}}`` (conf/train.yaml, conf/eval.yaml): ``path`` with
+    a leading ``~`` made the home directory, as the commands read their paths; None stays
+    None. Hydra makes its run directory as written: ``resume='~/r'`` trained in ``./~/r``."""
+    return None if path is None else os.path.expanduser(str(path))
+
+
 def jobs_per_machine(threads_per_job: int) -> int:
     """``${racing_rl.jobs_per_machine:${torch_threads}}`` (conf/hydra/launcher/parallel.yaml):
     how many jobs of ``threads_per_job`` cores each fit on this machine's cores."""
@@ -212,8 +219,9 @@ def run_entries(run_dir: str | Sequence[Any]) -> list[str]:
     return [run_dir] if isinstance(run_dir, str) else [str(r) for r in run_dir]
 
 
-#: A value that Hydra's override grammar and the shell read as it is: a plain path or word.
-_PLAIN_VALUE = r"[\w./~+@%:-]+"
+#: A value that Hydra's override grammar and the shell read as it is: a plain path or word
+#: (a ``~`` only quoted: the grammar's lexer refuses it anywhere in an unquoted value).
+_PLAIN_VALUE = r"[\w./+@%:-]+"
 
 
 def override_value(value: object) -> str:
@@ -248,6 +256,7 @@ def eval_dir(run_dir: str | Sequence[str]) -> str:
 
 RESOLVERS: dict[str, Callable[..., Any]] = {
     "racing_rl.if": if_then_else,
+    "racing_rl.expanduser": expand_home,
     "racing_rl.jobs_per_machine": jobs_per_machine,
     "racing_rl.job_dirname": job_dirname,
     "racing_rl.config_subdir": config_subdir,

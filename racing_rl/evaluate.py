@@ -18,7 +18,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from racing_rl.cli import print_error
-from racing_rl.config import SweepSignals, hydra_main, job_failed
+from racing_rl.config import SweepSignals, expand_home, hydra_main, job_failed
 from racing_rl.errors import RacingRLError
 from racing_rl.evaluation.command import check_runs, evaluate
 from racing_rl.evaluation.tables import ending, format_table, race_tables, tracks_phrase
@@ -59,6 +59,8 @@ def main(cfg: DictConfig) -> None:
         override.split("=", 1)[0].lstrip("+") == "out_dir" for override in hydra.overrides.task
     ):
         cfg.out_dir = hydra.runtime.output_dir
+    else:  # where Hydra made it (conf/eval.yaml): out_dir='~/e' is the home's, not ./~/e
+        cfg.out_dir = expand_home(cfg.out_dir)
     metrics = None
     try:
         metrics = evaluate(cfg, difficulty=hydra.runtime.choices.get("difficulty"))

@@ -257,6 +257,15 @@ def test_version_and_python_m_racing_rl(tmp_path):
             """quote the path: racing-rl eval "run_dir='s/0_s""",
         ),
         (["eval", "run_dir=[s/0_seed=0,scripted]"], "must be quoted inside the list, e.g. racing"),
+        # A path in the home, as zsh or a quoted word leaves it (Hydra: a lexer error).
+        (["eval", "run_dir=~/r"], """only quoted; quote the path: racing-rl eval "run_dir='~/r'"""),
+        (["train", "init_from=~/my runs"], """quote the path: racing-rl train "init_from='~/m"""),
+        (["eval", "out_dir=~/e"], """this value only quoted; quote it: racing-rl eval "out_dir"""),
+        # ... its key checked first (the lexer's error came before it).
+        (["train", "run_dir=~/r"], "'run_dir' is not a key of racing-rl train: did you mean h"),
+        # ... and a Hydra directory, which Hydra does not expand (it made ./~/r).
+        (["train", "hydra.run.dir='~/r'"], "a directory named ~ here, not in your home: write"),
+        (["train", "hydra.run.dir=~/r"], "write the path out, hydra.run.dir=$HOME/r (the shell"),
         (
             ["eval", "-m", "run_dir=s/0_seed=0,n_races=2,s/1_seed=1,n_races=2"],
             """a sweep over several, each of them: -m "run_dir='<run a>','<run b>'\"""",

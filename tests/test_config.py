@@ -379,9 +379,23 @@ def test_a_path_override_quotes_what_hydra_or_the_shell_would_read():
 
 
 @pytest.mark.parametrize(
-    "text", ["outputs/run", "s/0_seed=0,total_timesteps=2000", "it's", "a b\\", "x\\'y", ""]
+    "text",
+    ["outputs/run", "s/0_seed=0,total_timesteps=2000", "it's", "a b\\", "x\\'y", "", "~/runs/r1"],
 )
 def test_an_override_value_reads_back_as_its_text_alone_and_in_a_list(text):
     value = override_value(text)
     overrides = OverridesParser.create().parse_overrides([f"a={value}", f"b=[{value},scripted]"])
     assert [o.value() for o in overrides] == [text, [text, "scripted"]]
+
+
+def test_a_run_dir_named_from_the_home_is_made_in_the_home(monkeypatch, tmp_path):
+    """Hydra makes its run directory as written: train resume='~/r' made ./~/r (and failed
+    there: no run), eval run_dir='~/r' wrote its results to ./~/r/eval."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with initialize():
+        train = compose("train", overrides=["resume='~/r'"], return_hydra_config=True)
+        evaluate = compose("eval", overrides=["run_dir='~/r'"], return_hydra_config=True)
+        given = compose("eval", ["run_dir=r", "out_dir='~/e'"], return_hydra_config=True)
+    assert train.hydra.run.dir == f"{tmp_path}/r"
+    assert evaluate.hydra.run.dir == f"{tmp_path}/r/eval"
+    assert given.hydra.run.dir == f"{tmp_path}/e"

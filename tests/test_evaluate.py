@@ -447,6 +447,23 @@ def test_eval_difficulty_default_undoes_a_run_trained_on_hard(tiny_runs, tmp_pat
     assert lap_times(tiny_runs[0], "difficulty=hard") == lap_times(hard_run)
 
 
+def test_eval_of_paths_in_the_home_writes_in_the_home(tiny_runs, tmp_path, monkeypatch):
+    """run_dir='~/r' (quoted, as Hydra reads a ~) wrote eval.log and metrics.json to
+    ./~/r/eval, a directory named ~ where eval ran; out_dir='~/e' to ./~/e."""
+    home, cwd = tmp_path / "home", tmp_path / "cwd"
+    home.mkdir()
+    cwd.mkdir()
+    (home / "r").symlink_to(tiny_runs[0])
+    monkeypatch.setenv("HOME", str(home))
+    for out, where in (([], tiny_runs[0] / "eval"), (["out_dir='~/e'"], home / "e")):
+        result = racing_rl(
+            "eval", "run_dir='~/r'", *out, "checkpoint=final", "seeds=[2000000]", cwd=cwd
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert (where / "metrics.json").is_file() and (where / "eval.log").is_file()
+    assert list(cwd.iterdir()) == []
+
+
 def test_eval_of_a_missing_checkpoint_leaves_no_eval_dir(tiny_runs, tmp_path):
     run_dir = shutil.copytree(tiny_runs[0], tmp_path / "run")
     shutil.rmtree(run_dir / "eval", ignore_errors=True)
