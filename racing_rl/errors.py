@@ -6,7 +6,8 @@ Messages say what was got, what was expected and how to fix it.
 import errno
 import math
 import numbers
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 
@@ -153,10 +154,16 @@ class ExportError(RacingRLError):
 
 
 @contextmanager
-def reported(program: str) -> Iterator[None]:
+def reported(program: str, options: Mapping[str, str] | None = None) -> Iterator[None]:
     """Around a script's ``main()``: a ``RacingRLError`` (a wrong run directory, checkpoint
     or setting) or a missing file ends the program with ``<program>: <message>`` on one
     line and exit status 1, instead of a traceback.
+
+    Args:
+        program: the script's name, which starts the line.
+        options: the racing-rl keys that the script takes as options of its own, each with
+            its option (``{"checkpoint": "--checkpoint"}``): the message names the option,
+            ``--checkpoint final``, where racing-rl's says ``checkpoint=final``.
 
     Raises:
         SystemExit: with that message.
@@ -164,6 +171,9 @@ def reported(program: str) -> Iterator[None]:
     try:
         yield
     except RacingRLError as err:
-        raise SystemExit(f"{program}: {one_line(err)}") from None
+        message = one_line(err)
+        for key, option in (options or {}).items():
+            message = re.sub(rf"(?<![\w.]){re.escape(key)}= ?", f"{option} ", message)
+        raise SystemExit(f"{program}: {message}") from None
     except FileNotFoundError as err:
         raise SystemExit(f"{program}: no such file or directory: {err.filename}") from None

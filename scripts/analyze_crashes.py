@@ -55,6 +55,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from racing_rl.checkpoints.layout import resolve_model
 from racing_rl.checkpoints.runs import check_simulator_run, load_run_config
 from racing_rl.config import benchmark_seeds, override_value, parse
 from racing_rl.errors import reported
@@ -495,6 +496,8 @@ def main() -> None:
     run_cfg = load_run_config(args.run_dir)
     if args.replays is None:
         check_simulator_run(args.run_dir, "analyze_crashes.py (it records replays)")
+        # Here, not in racing-rl eval's words (checkpoint=), after it has started.
+        resolve_model(args.run_dir, args.checkpoint or "best")
         seeds = args.seeds or benchmark_seeds()
         options = [
             f"checkpoint={override_value(args.checkpoint or 'best')}",
@@ -521,5 +524,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    with reported("analyze_crashes.py"):
+    with reported("analyze_crashes.py", {"checkpoint": "--checkpoint"}):
         main()

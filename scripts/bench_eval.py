@@ -151,5 +151,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    with reported("bench_eval.py"):
+    with reported("bench_eval.py", {"checkpoint": "--checkpoint"}):
         main()

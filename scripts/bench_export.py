@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import tempfile
 import time
 from collections.abc import Callable
@@ -33,7 +32,7 @@ import torch
 from omegaconf import OmegaConf
 
 from racing_rl.checkpoints.runs import load_policy_driver
-from racing_rl.errors import RacingRLError
+from racing_rl.errors import reported
 from racing_rl.evaluation.tables import format_table
 from racing_rl.export import FORMATS, load_spec, writer
 from racing_rl.export.runtime import LuauPolicy, OnnxPolicy
@@ -109,12 +108,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.steps < 1:
         parser.error(f"--steps must be >= 1, got {args.steps}.")
-    try:
+    # A wrong run dir or checkpoint: its message, naming --checkpoint, no traceback.
+    with reported("bench_export.py", {"checkpoint": "--checkpoint"}):
         figures = run(args.run_dir, args.checkpoint, args.steps)
-    except RacingRLError as err:  # a wrong run dir or checkpoint: its message, no traceback
-        # The message speaks racing-rl's key (checkpoint=...); this script's is an option.
-        message = re.sub("checkpoint= ?", "--checkpoint ", str(err))
-        raise SystemExit(f"bench_export.py: {message}") from None
     print(f"{figures['algorithm']} {figures['checkpoint']}: µs per action (per car)")
     table = [
         {"driver": driver} | {f"{cars} car(s)": f"{row[cars]:.1f}" for cars in CARS}

@@ -822,5 +822,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    with reported("benchmark_algos.py"):
+    with reported("benchmark_algos.py", {"checkpoint": "--checkpoint"}):
         main()

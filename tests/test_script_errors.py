@@ -88,6 +88,27 @@ def test_a_script_given_what_it_cannot_use_says_so_in_one_line(
     assert not (tmp_path / "b").exists()  # no benchmark dir for a run it refuses
 
 
+@pytest.mark.parametrize(
+    ("name", "args"),
+    [
+        ("analyze_crashes.py", ["run"]),
+        ("bench_eval.py", ["run", "--rounds", "1"]),
+        ("bench_export.py", ["run"]),
+        ("benchmark_algos.py", ["--measure", "run"]),
+    ],
+)
+def test_a_script_names_its_own_checkpoint_option(name, args, tmp_path):
+    """They said racing-rl's checkpoint= (analyze_crashes.py in racing-rl eval's words,
+    after starting it)."""
+    saved_config(tmp_path / "run", [])
+    result = script(name, *args, "--checkpoint", "nope", cwd=tmp_path)
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert result.stderr.startswith(f"{name}: Checkpoint 'nope' not found: "), result.stderr
+    assert "--checkpoint takes final, best" in result.stderr, result.stderr
+    assert "checkpoint=" not in result.stderr and "Traceback" not in result.stderr
+    assert [p.name for p in (tmp_path / "run").iterdir()] == [".hydra"]  # no eval dir
+
+
 def test_benchmark_algos_refuses_a_runs_dir_it_cannot_make_before_measuring(tmp_path):
     # A file given as --runs ended in a FileExistsError's traceback.
     saved_config(tmp_path / "run", [])
