@@ -193,7 +193,7 @@ def check_arguments(name: str, args: list[str]) -> None:
             "--info, --run, --shell-completion at a time"
         )
     _check_dashed_keys(name, args)
-    package = _flag_value(args, ("-p", "--package")) or "hydra"
+    package = flag_value(args, ("-p", "--package")) or "hydra"
     reads_config = package == "hydra" or any(  # hydra.runtime does not
         package == part or package.startswith(f"{part}.")
         for part in ("hydra.run", "hydra.output_subdir")
@@ -201,7 +201,7 @@ def check_arguments(name: str, args: list[str]) -> None:
     if (
         name in HYDRA_READS_CONFIG
         and "--resolve" in args
-        and _flag_value(args, ("-c", "--cfg")) == "hydra"
+        and flag_value(args, ("-c", "--cfg")) == "hydra"
         and reads_config
     ):
         raise UsageError(
@@ -216,11 +216,11 @@ def check_arguments(name: str, args: list[str]) -> None:
         )
     # -cd adds a config dir behind conf/ (Hydra's search path): conf/'s files still decide
     # the keys, and the groups may have more options, as with hydra.searchpath=.
-    more_options = _flag_value(args, CONFIG_DIR_FLAGS) is not None
+    more_options = flag_value(args, CONFIG_DIR_FLAGS) is not None
     args = _without_flag(args, CONFIG_DIR_FLAGS)
     # --cfg, -p and --resolve print the config these overrides make: check them as a run's
     # (but for the keys it needs: a printed config may leave them ???).
-    printing = _flag_value(args, ("-c", "--cfg")) is not None
+    printing = flag_value(args, ("-c", "--cfg")) is not None
     args = _without_flag(args, PRINT_FLAGS)
     args = [a for a in args if a != "--resolve"]
     if any(a.startswith("-") and a not in ("-m", "--multirun") for a in args):
@@ -1003,7 +1003,7 @@ def with_resumed_backend(args: list[str]) -> list[str]:
     return [*args, f"backend={backend}"] if backend else args
 
 
-def _flag_value(args: Sequence[str], flags: tuple[str, ...]) -> str | None:
+def flag_value(args: Sequence[str], flags: tuple[str, ...]) -> str | None:
     """The value of Hydra's flag ``flags`` (its short and long spelling: ``--cfg hydra``,
     ``-c=job``, ``-p hydra.job``), or None where it is not given."""
     for i, arg in enumerate(args):

@@ -26,9 +26,12 @@ from typing import TYPE_CHECKING
 from racing_rl import __version__, config_dir, interrupts
 from racing_rl.arguments import (
     COMMANDS,
+    CONFIG_DIR_FLAGS,
+    NAMING_FLAGS,
     PLUGINS,
     UsageError,
     check_arguments,
+    flag_value,
     with_resumed_backend,
 )
 
@@ -58,15 +61,18 @@ def usage() -> str:
 def command_help(name: str, args: Sequence[str] = ()) -> str:
     """``racing-rl <name> --help``, from ``conf/<name>.yaml`` and its comments; a
     ``GROUP=OPTION`` among ``args`` (``algo=sac``) picks what the options that depend on
-    the group show."""
-    from racing_rl.usage import format_help, read_config_doc
+    the group show. A ``--config-dir`` among ``args`` adds its options (``usage.with_config_dir``);
+    a ``--config-name`` is said to be another config, which ``--cfg job`` prints."""
+    from racing_rl.usage import format_help, read_config_doc, with_config_dir
 
+    given = flag_value(args, CONFIG_DIR_FLAGS)
+    dirs = [config_dir(), *([Path(given).expanduser()] if given is not None else [])]
     extra = []
     if name == "train":
         for group in ("hydra/sweeper", "hydra/launcher"):
             options = sorted(
                 {o for g, o in PLUGINS if g == group}
-                | {p.stem for p in (config_dir() / group).glob("*.yaml")}
+                | {p.stem for d in dirs for p in (d / group).glob("*.yaml")}
             )
             extras = sorted({extra for (g, _), (_, extra) in PLUGINS.items() if g == group})
             extra.append(
@@ -77,8 +83,20 @@ def command_help(name: str, args: Sequence[str] = ()) -> str:
                 )
             )
     doc = read_config_doc(config_dir() / f"{name}.yaml")
-    resolved = _selected_defaults(doc, _chosen_options(args))
-    return format_help(doc, COMMANDS[name].examples, extra, resolved=resolved)
+    if given is not None:
+        doc, more = with_config_dir(doc, dirs[1], taken=[group for group, _, _ in extra])
+        extra += more
+    resolved = _selected_defaults(doc, _chosen_options(args), dirs)
+    text = format_help(doc, COMMANDS[name].examples, extra, resolved=resolved)
+    primary = flag_value(args, NAMING_FLAGS[:2])
+    if primary is not None and primary != name:
+        shown = " ".join(a for a in args if a not in ("-h", "--help"))
+        text = (
+            f"--config-name {primary}: the config below is racing-rl {name}'s own "
+            f"(conf/{name}.yaml); racing-rl {name} {shown} --cfg job prints {primary}'s, "
+            f"composed\n\n{text}"
+        )
+    return text
 
 
 def _chosen_options(args: Sequence[str]) -> dict[str, list[str]]:
@@ -108,7 +126,9 @@ def _chosen_options(args: Sequence[str]) -> dict[str, list[str]]:
     return chosen
 
 
-def _selected_defaults(doc: ConfigDoc, chosen: Mapping[str, Sequence[str]]) -> dict[str, str]:
+def _selected_defaults(
+    doc: ConfigDoc, chosen: Mapping[str, Sequence[str]], dirs: Sequence[Path] = ()
+) -> dict[str, str]:
     """What the chosen config group options make of the command's options, read from
     their YAML without composing the config (help stays light):
 
@@ -121,14 +141,16 @@ def _selected_defaults(doc: ConfigDoc, chosen: Mapping[str, Sequence[str]]) -> d
 
     ``chosen``: group → the options the command line names (``_chosen_options``). One
     that names none of the group's files (a typo, a path) shows nothing: running the
-    command says what is wrong.
+    command says what is wrong. ``dirs``: the config dirs, in Hydra's search order
+    (conf/, then a ``--config-dir``); conf/ alone where none are given.
     """
     import re
 
     from omegaconf import DictConfig, OmegaConf
 
     def path(group: str, option: str) -> Path:
-        return config_dir() / group / f"{option}.yaml"
+        files = [d / group / f"{option}.yaml" for d in dirs or [config_dir()]]
+        return next((file for file in files if file.is_file()), files[0])
 
     def loaded(group: str, option: str) -> DictConfig | None:
         return OmegaConf.load(path(group, option)) if path(group, option).is_file() else None

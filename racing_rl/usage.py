@@ -139,6 +139,46 @@ def _group_options(directory: Path) -> tuple[str, ...]:
     return tuple(sorted(p.stem for p in directory.glob("*.yaml")))
 
 
+def with_config_dir(
+    doc: ConfigDoc, directory: Path, taken: Iterable[str] = ()
+) -> tuple[ConfigDoc, list[tuple[str, list[str], str]]]:
+    """``doc`` with the config options of a ``--config-dir`` (Hydra looks in ``directory``
+    after conf/: a file of the same name there is not the one used): each group gets the
+    options ``directory/<group>/*.yaml`` adds, named in its comment.
+
+    Args:
+        doc: the command's config documentation (``read_config_doc``).
+        directory: the ``--config-dir`` given.
+        taken: groups shown besides ``doc``'s (``hydra/sweeper``), left to the caller.
+
+    Returns:
+        The documentation, and (group, options, what it is) of the groups of
+        ``directory`` that the defaults list does not name (``+<group>=<option>`` adds
+        one), as ``format_help``'s ``extra_groups``.
+    """
+    groups = []
+    for group in doc.groups:
+        own = _group_options(directory / group.name.split("@")[0])
+        added = [o for o in own if o not in group.options]
+        if added:
+            note = f"--config-dir {directory} adds {', '.join(added)}."
+            comment = f"{group.comment} {note}".strip()
+            group = Group(group.name, group.default, (*group.options, *added), comment)
+        groups.append(group)
+    named = {g.name.split("@")[0] for g in doc.groups} | set(taken)
+    folders = sorted({p.parent for p in directory.rglob("*.yaml")} - {directory})
+    others = [
+        (
+            f"+{name}",
+            list(_group_options(folder)),
+            f"from --config-dir {directory}, not in the defaults list: +{name}=<option>",
+        )
+        for folder in folders
+        if (name := folder.relative_to(directory).as_posix()) not in named
+    ]
+    return ConfigDoc(doc.usage, doc.paragraph, tuple(groups), doc.options), others
+
+
 def format_help(
     doc: ConfigDoc,
     examples: Sequence[str],

@@ -106,6 +106,26 @@ def test_help_shows_what_a_chosen_experiment_sets():
     assert "\n  seed=0\n" in text  # what the experiment leaves alone shows no figure
 
 
+def test_help_lists_what_a_config_dir_adds(tmp_path):
+    """``train --config-dir <dir> --help`` listed conf/'s options alone: the dir's
+    algo=mine, its own groups and algo=mine's budget were missing; a --config-name was
+    described as conf/train.yaml without a word."""
+    (tmp_path / "algo").mkdir()
+    (tmp_path / "algo" / "mine.yaml").write_text("name: mine\ntotal_timesteps: 123\n")
+    (tmp_path / "sensors").mkdir()
+    (tmp_path / "sensors" / "wide.yaml").write_text("n_rays: 20\n")
+    for flag in (["--config-dir", str(tmp_path)], [f"--config-dir={tmp_path}"]):
+        text = cli.command_help("train", [*flag, "algo=mine", "--help"])
+        assert "  algo: crossq, ppo (default), recurrent_ppo, sac, td3, tqc, mine\n" in text
+        assert f"--config-dir {tmp_path} adds mine." in " ".join(text.split())
+        assert "  +sensors: wide\n" in text
+        assert "(= 123 with algo=mine)" in text
+    assert "mine" not in cli.command_help("train", ["algo=mine"])
+    text = cli.command_help("train", ["-cd", str(tmp_path), "-cn", "mine", "--help"])
+    assert text.startswith("--config-name mine: the config below is racing-rl train's own")
+    assert f"racing-rl train -cd {tmp_path} -cn mine --cfg job prints mine's" in text
+
+
 def test_help_imports_nothing_heavy():
     code = (
         "import sys, contextlib, io\n"
