@@ -453,9 +453,9 @@ def test_eval_of_paths_in_the_home_writes_in_the_home(tiny_runs, tmp_path, monke
     home, cwd = tmp_path / "home", tmp_path / "cwd"
     home.mkdir()
     cwd.mkdir()
-    (home / "r").symlink_to(tiny_runs[0])
+    shutil.copytree(tiny_runs[0], home / "r")  # the shared run keeps no eval/
     monkeypatch.setenv("HOME", str(home))
-    for out, where in (([], tiny_runs[0] / "eval"), (["out_dir='~/e'"], home / "e")):
+    for out, where in (([], home / "r" / "eval"), (["out_dir='~/e'"], home / "e")):
         result = racing_rl(
             "eval", "run_dir='~/r'", *out, "checkpoint=final", "seeds=[2000000]", cwd=cwd
         )
