@@ -28,7 +28,7 @@ from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecNormalize
 
 from racing_rl.algos import SET_BY_RACING_RL, algorithm_class, constructor_parameters
-from racing_rl.config import backend_config, to_container, train_mix
+from racing_rl.config import backend_config, to_container, track_seeds, train_mix
 from racing_rl.envs.config import RaceConfig
 from racing_rl.errors import ConfigError, is_integer, is_number, one_line
 from racing_rl.objective import OBJECTIVES
@@ -128,11 +128,8 @@ def check_track_splits(tracks: DictConfig) -> None:
     ranges = {}
     for split in SPLITS:
         value = tracks.get(split)
-        if value is None or len(value) != 2 or not int(value[0]) < int(value[1]):
-            raise invalid(
-                f"tracks.{split}", to_container(value), "must be [start, stop) with start < stop"
-            )
-        ranges[split] = (int(value[0]), int(value[1]))
+        seeds = track_seeds(value, f"tracks.{split}")
+        ranges[split] = (seeds.start, seeds.stop)
         if split != "train" and ranges[split][1] - ranges[split][0] > LIMITS["tracks"]:
             raise invalid(
                 f"tracks.{split}",

@@ -184,16 +184,16 @@ def under(key: str, prefixes: Sequence[str]) -> bool:
     return any(key == p or key.startswith(p + ".") for p in prefixes)
 
 
-def track_seeds(split: Sequence[int], key: str) -> range:
+def track_seeds(split: Sequence[int] | None, key: str) -> range:
     """The seeds of a ``[start, stop)`` range from the config (``tracks.<split>``,
     emulate's ``track_seeds``).
 
     Raises:
         ConfigError: unless ``split`` is two integers with start < stop (``key`` names
-            the setting).
+            the setting; None, a run config's missing range, too).
     """
-    values = [int(v) for v in split]
-    if len(values) != 2 or values[0] >= values[1]:
+    values = None if split is None else [int(v) for v in split]
+    if values is None or len(values) != 2 or values[0] >= values[1]:
         raise ConfigError(
             f"Invalid config: {key}={values}; must be [start, stop) with start < stop, "
             "e.g. [0,100000]."

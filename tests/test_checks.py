@@ -179,6 +179,7 @@ def test_hydra_refuses_keys_that_are_not_in_the_config(tmp_path):
         ({"train": [0, 10], "validation": [5, 15], "test": [20, 30]}, "overlap"),
         ({"train": [0, 10], "validation": [10, 20], "test": [0, 1]}, "overlap"),
         ({"train": [10, 0], "validation": [10, 20], "test": [20, 30]}, "start < stop"),
+        ({"train": [0, 10], "validation": [10, 20]}, r"tracks\.test=None; must be \[start"),
     ],
 )
 def test_track_splits_must_be_disjoint(tracks, message):
