@@ -15,7 +15,8 @@ unrolled by four. One instance drives many cars: each car id has its own frame s
     local throttle, steering, nitro = policy:act(carId, observation)
 
 ``act`` refuses (raises an error for) an observation of another length or with a value
-that is not a finite number, before it touches the car's state.
+that is not a finite number, before it touches the car's state; ``act`` and ``reset``
+refuse a call with a dot (``policy.act(...)``) and a nil or NaN car id, naming them.
 
 Luau numbers are doubles, so the module computes in float64 what SB3 computes in
 float32: actions agree to ~1e-7 (``tests/export/test_runtime.py``).
@@ -442,9 +443,39 @@ function Policy.new(): Policy
 	return setmetatable({{ cars = {{}} :: {{ [any]: Car? }} }} :: PolicyData, Policy)
 end
 
+-- A call with a dot (policy.act(carId, observation)) passes the car id as self, and a
+-- nil or NaN car id cannot key a table: both are refused, naming the mistake.
+local function checkCall(self: any, carId: any, method: string, arguments: string)
+	if getmetatable(self) ~= Policy then
+		error(
+			string.format(
+				"Policy:%s: called with a dot, so its first argument (a %s) is taken for "
+					.. "the policy: call it with a colon, policy:%s(%s)",
+				method,
+				typeof(self),
+				method,
+				arguments
+			),
+			3
+		)
+	end
+	if carId == nil or carId ~= carId then
+		error(
+			string.format(
+				"Policy:%s: carId is %s: pass the car's id, any value but nil and NaN "
+					.. "(a string id, the car's Model)",
+				method,
+				tostring(carId)
+			),
+			3
+		)
+	end
+end
+
 -- Forget a car's frames and memory: call it when the car spawns or respawns, and when
 -- it leaves the game (a car id that is an object is held until then).
 function Policy.reset(self: Policy, carId: any)
+	checkCall(self, carId, "reset", "carId")
 	self.cars[carId] = nil
 end
 
@@ -452,6 +483,7 @@ end
 -- another length, or with a value that is not a finite number (NaN, an infinity),
 -- raises an error and leaves the car's frames and LSTM state as they were.
 function Policy.act(self: Policy, carId: any, observation: {{ number }}): (number, number, number)
+	checkCall(self, carId, "act", "carId, observation")
 	if type(observation) ~= "table" then
 		error(
 			string.format(

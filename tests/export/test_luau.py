@@ -136,6 +136,33 @@ def test_a_value_that_is_not_a_number_is_refused_naming_it(sources):
     assert ok is False and "the observation is a nil, not a table of 13 numbers" in message
 
 
+@pytest.mark.parametrize(
+    ("call", "expected"),
+    [
+        # Luau's own errors were "attempt to index string with 'cars'" or, for act, "the
+        # observation is a nil" (the observation taken for the car id, the id for self).
+        (
+            "policy.act('car_1', observation)",
+            "Policy:act: called with a dot, so its first argument (a string) is taken for "
+            "the policy: call it with a colon, policy:act(carId, observation)",
+        ),
+        ("policy.reset('car_1')", "call it with a colon, policy:reset(carId)"),
+        # Luau's own: "table index is nil" and "table index is NaN".
+        ("policy:act(nil, observation)", "Policy:act: carId is nil: pass the car's id"),
+        ("policy:act(0 / 0, observation)", "Policy:act: carId is nan: pass the car's id"),
+        ("policy:reset(nil)", "Policy:reset: carId is nil: pass the car's id"),
+    ],
+)
+def test_a_call_with_a_dot_or_without_a_car_id_says_so(sources, call, expected):
+    ok, message = run_with_module(
+        sources["ppo"],
+        "local Policy = ...\n"
+        "local policy, observation = Policy.new(), table.create(13, 0.5)\n"
+        f"return pcall(function() return {call} end)",
+    )
+    assert ok is False and expected in message
+
+
 def test_a_car_id_object_keeps_its_frames_until_reset(sources):
     # Weak keys: in Roblox a Model's Lua value that no script holds is collected while the
     # car lives on, and the car's frames were lost mid-race.
