@@ -170,7 +170,8 @@ API (one instance drives any number of cars; carId is any value, e.g. the car's 
   local throttle, steering, nitro = policy:act(carId, observation)
 
 act raises an error, and keeps the car's state, for an observation of another length or
-with a value that is not a finite number (NaN, an infinity).
+with a value that is not a finite number (NaN, an infinity); act and reset raise one when
+called with a dot (policy.act) or with a carId that is nil or NaN.
 
 observation: the car's newest frame, {spec.observation_size} numbers ({n_rays} {rays}):
 {layout}

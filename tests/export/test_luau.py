@@ -161,6 +161,8 @@ def test_a_call_with_a_dot_or_without_a_car_id_says_so(sources, call, expected):
         f"return pcall(function() return {call} end)",
     )
     assert ok is False and expected in message
+    # The header, which a game's developer reads, says so.
+    assert "act and reset raise one when\ncalled with a dot (policy.act)" in sources["ppo"]
 
 
 def test_a_car_id_object_keeps_its_frames_until_reset(sources):
