@@ -19,7 +19,9 @@ that is not a finite number, before it touches the car's state; ``act`` and ``re
 refuse a call with a dot (``policy.act(...)``) and a nil or NaN car id, naming them.
 
 Luau numbers are doubles, so the module computes in float64 what SB3 computes in
-float32: actions agree to ~1e-7 (``tests/export/test_runtime.py``).
+float32: actions agree to ~1e-7 (``tests/export/test_runtime.py``). The observation is
+rounded to float32 first, as every observation training saw was (a game's float64 rays
+differ from those by up to 3e-8, which a near-constant input's std of 2e-4 made 1.5e-4).
 
 Why one module of ~400 lines: most of it is the Luau source it writes (header, decoder,
 layers, the per-car API), kept beside the Python that fills it in so the two change
@@ -170,8 +172,9 @@ API (one instance drives any number of cars; carId is any value, e.g. the car's 
   local throttle, steering, nitro = policy:act(carId, observation)
 
 act raises an error, and keeps the car's state, for an observation of another length or
-with a value that is not a finite number (NaN, an infinity); act and reset raise one when
-called with a dot (policy.act) or with a carId that is nil or NaN.
+with a value that is not a finite number in float32's range (NaN, an infinity, 1e39); act
+and reset raise one when called with a dot (policy.act) or with a carId that is nil or NaN.
+The observation is read as float32, as training read it.
 
 observation: the car's newest frame, {spec.observation_size} numbers ({n_rays} {rays}):
 {layout}
@@ -394,6 +397,8 @@ end
 assert(cursor == buffer.len(blob), "racing-rl policy: weight string has the wrong length")
 
 local OBS_SIZE = {obs_size}
+local FLOAT32 = buffer.create(4)
+local FLOAT32_MAX = 3.4028234663852886e38
 local INPUT_SIZE = {input_size}
 local N_LSTM = {n_lstm}
 local HIDDEN = {hidden}
@@ -481,8 +486,9 @@ function Policy.reset(self: Policy, carId: any)
 end
 
 -- The car's action for its newest observation frame (OBS_SIZE numbers). A frame of
--- another length, or with a value that is not a finite number (NaN, an infinity),
--- raises an error and leaves the car's frames and LSTM state as they were.
+-- another length, or with a value that is not a finite number in float32's range (NaN,
+-- an infinity, 1e39), raises an error and leaves the car's frames and LSTM state as they
+-- were.
 function Policy.act(self: Policy, carId: any, observation: {{ number }}): (number, number, number)
 	checkCall(self, carId, "act", "carId, observation")
 	if type(observation) ~= "table" then
@@ -509,11 +515,12 @@ function Policy.act(self: Policy, carId: any, observation: {{ number }}): (numbe
 	end
 	for i = 1, OBS_SIZE do
 		local v = observation[i]
-		if type(v) ~= "number" or v ~= v or v == math.huge or v == -math.huge then
+		if type(v) ~= "number" or v ~= v or math.abs(v) > FLOAT32_MAX then
 			error(
 				string.format(
-					"Policy:act: observation[%d] is %s, not a finite number: skip this frame "
-						.. "(the car's frames and state are kept) or respawn the car",
+					"Policy:act: observation[%d] is %s, not a finite number in float32's "
+						.. "range: skip this frame (the car's frames and state are kept) or "
+						.. "respawn the car",
 					i,
 					if type(v) == "number"
 						then tostring(v)
@@ -527,7 +534,12 @@ function Policy.act(self: Policy, carId: any, observation: {{ number }}): (numbe
 	self.cars[carId] = car
 	local frames = car.frames
 	table.move(frames, OBS_SIZE + 1, INPUT_SIZE, 1)
-	table.move(observation, 1, OBS_SIZE, INPUT_SIZE - OBS_SIZE + 1, frames)
+	-- Rounded to float32, as every observation training saw was (the simulator's and the
+	-- bridge's, which reads the game's JSON into float32).
+	for i = 1, OBS_SIZE do
+		buffer.writef32(FLOAT32, 0, observation[i])
+		frames[INPUT_SIZE - OBS_SIZE + i] = buffer.readf32(FLOAT32, 0)
+	end
 {forward}
 	return {outputs}
 end

@@ -162,7 +162,30 @@ def test_a_call_with_a_dot_or_without_a_car_id_says_so(sources, call, expected):
     )
     assert ok is False and expected in message
     # The header, which a game's developer reads, says so.
-    assert "act and reset raise one when\ncalled with a dot (policy.act)" in sources["ppo"]
+    assert "act\nand reset raise one when called with a dot (policy.act)" in sources["ppo"]
+
+
+def test_a_game_s_float64_observation_is_read_as_the_float32_training_saw(sources):
+    """The simulator's observations and the bridge's (the game's JSON read into float32)
+    are float32; the module acted on a game's float64 numbers, up to 3e-8 away, which an
+    input of std 2e-4 (a car's rear ray, docs/export.md) made 1.5e-4 after normalising."""
+    same, ok, message = run_with_module(
+        sources["sac"],
+        "local Policy = ...\n"
+        "local policy = Policy.new()\n"
+        "local f32 = buffer.create(4)\n"
+        "buffer.writef32(f32, 0, 1 / 3)\n"
+        "local exact, rounded = table.create(13, 1 / 3), table.create(13, buffer.readf32(f32, 0))\n"
+        "local a = { policy:act('exact', exact) }\n"
+        "local b = { policy:act('rounded', rounded) }\n"
+        "exact[5] = 1e39 -- finite in Luau, infinite in float32\n"
+        "local ok, message = pcall(policy.act, policy, 'exact', exact)\n"
+        "return a[1] == b[1] and a[2] == b[2] and a[3] == b[3], ok, tostring(message)",
+    )
+    assert same is True
+    assert ok is False and "observation[5] is 1e+39, not a finite number in float32's range" in (
+        message
+    )
 
 
 def test_a_car_id_object_keeps_its_frames_until_reset(sources):
