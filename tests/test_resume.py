@@ -271,6 +271,21 @@ def test_resume_refuses_overrides_other_than_the_resumable_keys(tmp_path, overri
     assert resumed.total_timesteps == 5_000_000 and resumed.seed == cfg.seed
 
 
+def test_resume_takes_the_command_that_started_the_run(tiny_runs):
+    """Overrides that repeat the run's own settings were refused ('Cannot resume ... with
+    'seed=1'') although they change nothing: the run's own command with resume= added
+    failed."""
+    run = tiny_runs[1]
+    saved = OmegaConf.load(run / ".hydra" / "config.yaml")
+    validation = ",".join(map(str, saved.tracks.validation))
+    own = ["seed=1", "algo=ppo", f"tracks.validation=[{validation}]", "backend=pygame"]
+    resumed = resume_config(run, [f"resume={run}", *own, "total_timesteps=9000"])
+    assert resumed.seed == 1 and resumed.total_timesteps == 9000
+    for change in ("seed=0", "algo=sac", "seed=1.0", "+seed2=1"):
+        with pytest.raises(ConfigError, match="Cannot resume"):
+            resume_config(run, [f"resume={run}", change])
+
+
 def test_ctrl_c_while_setting_up_is_recorded_and_explained(tmp_path, monkeypatch):
     """A SIGINT before training starts has nothing to save: run.json says interrupted."""
     import racing_rl.training as train_module

@@ -16,7 +16,7 @@ import torch
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.errors import OverrideParseException
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.save_util import recursive_getattr
@@ -163,7 +163,9 @@ def resume_overrides(run_dir: Path, overrides: Sequence[str]) -> list[Override]:
 
     ``backend=<the run's own backend>`` is allowed (and left out): it makes Hydra compose
     the keys of that backend that a resume may change (``backend.server.port`` of a
-    Roblox run; the default backend has none).
+    Roblox run; the default backend has none). So is any override that repeats the run's
+    own value (``seed=0`` of a run of seed 0, ``algo=ppo`` of a PPO run): the command
+    that started a run, with ``resume=<run>`` added, resumes it.
 
     Raises:
         ConfigError: if an override would change anything but ``RESUMABLE`` keys;
@@ -174,9 +176,13 @@ def resume_overrides(run_dir: Path, overrides: Sequence[str]) -> list[Override]:
     except OverrideParseException as err:
         raise ConfigError(f"Could not parse the overrides {list(overrides)}: {err}") from err
     allowed = []
+    saved = _saved_settings(run_dir)
     for override in parsed:
         key = override.key_or_group
         if key == "resume" or (key == "backend" and override.value() == run_backend(run_dir)):
+            continue
+        if not under(key, RESUMABLE) and _repeats(override, *saved):
+            log.debug("%s is the run's own setting: nothing to change", override.input_line)
             continue
         if override.is_add() or override.is_delete() or not under(key, RESUMABLE):
             if under(key, ("algo",)):
@@ -194,6 +200,41 @@ def resume_overrides(run_dir: Path, overrides: Sequence[str]) -> list[Override]:
             )
         allowed.append(override)
     return allowed
+
+
+def _saved_settings(run_dir: Path) -> tuple[DictConfig | None, dict[str, object]]:
+    """A run's saved config (unresolved; None where it cannot be read) and its config
+    groups' choices (``.hydra/hydra.yaml``'s ``hydra.runtime.choices``; empty where it
+    cannot be read), for ``resume_overrides`` to tell an override that changes nothing."""
+    try:
+        cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+    except Exception:  # no run, or no readable mapping: load_run_config says which
+        cfg = None
+    try:
+        hydra = OmegaConf.load(run_dir / ".hydra" / "hydra.yaml")
+        choices = OmegaConf.to_container(hydra.hydra.runtime.choices)
+    except Exception:  # a run saved without it (a test's), or unreadable: none known
+        choices = {}
+    return (cfg if isinstance(cfg, DictConfig) else None), dict(choices or {})
+
+
+def _repeats(override: Override, cfg: DictConfig | None, choices: dict[str, object]) -> bool:
+    """Whether ``override`` sets what the run already has: its group's choice, or its
+    key's value in ``cfg`` (resolved; of the same type: ``seed=0.0`` is not ``seed=0``)."""
+    if override.is_add() or override.is_delete() or override.is_sweep_override():
+        return False
+    key, value = override.key_or_group, override.value()
+    if key in choices:
+        return value == choices[key]
+    if cfg is None:
+        return False
+    try:
+        current = OmegaConf.select(cfg, key, throw_on_missing=True)
+        if isinstance(current, (DictConfig, ListConfig)):
+            current = OmegaConf.to_container(current, resolve=True)
+    except Exception:  # an interpolation that does not resolve here: not known equal
+        return False
+    return type(current) is type(value) and current == value
 
 
 def resume_config(run_dir: Path, overrides: Sequence[str]) -> DictConfig:
