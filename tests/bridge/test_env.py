@@ -531,10 +531,15 @@ def test_a_crash_in_a_tick_training_did_not_read_is_a_crash():
         assert rewards[agent] in (pytest.approx(0.3), pytest.approx(0.7), pytest.approx(1.2))
 
 
-def wait_for_ticks(bridge, mark: int) -> None:
-    """Wait until the inbox has ``mark`` messages (the fake game's ticks have arrived)."""
+def wait_for_ticks(bridge, mark: int, aged: bool = False) -> None:
+    """Wait until the inbox has ``mark`` messages (the fake game's ticks have arrived),
+    and with ``aged`` until the newest is older than the game's tick period as measured:
+    ticks of an update's time, none of which answers the next ACTION (a younger one came
+    while the action was chosen, and does: ``RobloxParallelEnv._send``)."""
     deadline = time.monotonic() + 10
-    while bridge.inbox.mark() < mark:
+    while bridge.inbox.mark() < mark or (
+        aged and bridge.inbox.newest()[1] < bridge.tick_period(1 / 15)
+    ):
         assert time.monotonic() < deadline, "the game's ticks did not arrive"
         time.sleep(0.01)
 
@@ -628,7 +633,7 @@ def test_ticks_beyond_what_the_inbox_keeps_count_in_the_step_and_are_said_once(c
             read = bridge.inbox.mark()
             for value in (0.21, 0.22, 0.23, 0.24):  # ticks training did not read
                 fake.send(value)
-            wait_for_ticks(bridge, read + 4)
+            wait_for_ticks(bridge, read + 4, aged=True)
             fake.value = 0.5
             with caplog.at_level(logging.WARNING):
                 observations, rewards, *_ = env.step({agent: np.zeros(3)})
