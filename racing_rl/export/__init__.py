@@ -22,6 +22,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from racing_rl import __version__
+from racing_rl.checkpoints.layout import MODEL
 from racing_rl.contract import STATE_SIZE
 from racing_rl.errors import ConfigError, ExportError
 from racing_rl.export.spec import PolicySpec, policy_spec
@@ -46,6 +47,18 @@ def check_format(fmt: str) -> str:
             "(luau: a Roblox ModuleScript; onnx: an ONNX model)."
         )
     return fmt
+
+
+def checkpoint_name(run_dir: Path, model: Path) -> str:
+    """How an exported file names its checkpoint, without the machine's directories (the
+    file ships inside a game): ``<run name>/<path in the run>`` (``default_s0/best/model.zip``;
+    run_dir=. too), and one from outside the run by its checkpoint directory and file
+    (``ppo_5120_steps/model.zip``), or a model ``.zip`` of another name by its file name.
+    """
+    model, run = model.resolve(), run_dir.resolve()
+    if model.is_relative_to(run):
+        return f"{run.name}/{model.relative_to(run).as_posix()}"
+    return f"{model.parent.name}/{model.name}" if model.name == MODEL else model.name
 
 
 def load_spec(
@@ -78,14 +91,9 @@ def load_spec(
     )
     driver = load_policy_driver(run_dir, cfg, observation_size)
     n_rays = driver.observation_size - STATE_SIZE
-    model_path = Path(driver.checkpoint)
-    try:  # <run name>/<path in the run> (run_dir=. has no name); one from elsewhere whole
-        shown = f"{run_dir.resolve().name}/{model_path.resolve().relative_to(run_dir.resolve())}"
-    except ValueError:
-        shown = str(model_path.resolve())
     sensors = getattr(backend, "sensors", None)  # a Roblox run's are the game's
     info = {
-        "checkpoint": shown,
+        "checkpoint": checkpoint_name(run_dir, Path(driver.checkpoint)),
         "timesteps": int(driver.model.num_timesteps),
         "ray_count": int(n_rays),
         # fan or roblox_car (the simulator's SensorConfig.layout); game: the game's rays

@@ -65,14 +65,23 @@ def test_export_command_writes_the_file_and_says_where(trained_runs, tmp_path):
     assert "PPO run/model.zip, " in result.stdout, result.stderr[-3000:]
 
 
-def test_a_checkpoint_from_outside_the_run_is_named_by_its_whole_path(trained_runs, tmp_path):
-    # It was "<run name>/<its path>": "ppo//tmp/.../model.zip".
+def test_a_checkpoint_from_outside_the_run_is_named_without_its_directories(trained_runs, tmp_path):
+    # It was "<run name>/<its path>": "ppo//tmp/.../model.zip"; then the whole absolute
+    # path, which the module carries into a game (/home/<user>/...).
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     for name in ("model.zip", STATISTICS):
         shutil.copy(trained_runs["ppo"] / name, elsewhere / name)
     spec = load_spec(trained_runs["ppo"], str(elsewhere / "model.zip"))
-    assert spec.info["checkpoint"] == str((elsewhere / "model.zip").resolve())
+    assert spec.info["checkpoint"] == "elsewhere/model.zip"
+    (elsewhere / "model.zip").rename(elsewhere / "driver.zip")
+    spec = load_spec(trained_runs["ppo"], str(elsewhere / "driver.zip"))
+    assert spec.info["checkpoint"] == "driver.zip"
+    for fmt in ("luau", "onnx"):
+        out = tmp_path / f"driver.{fmt}"
+        model = f"checkpoint={elsewhere / 'driver.zip'}"
+        export(export_cfg(trained_runs["ppo"], model, f"format={fmt}", f"out={out}"))
+        assert str(tmp_path).encode() not in out.read_bytes()
 
 
 def test_a_run_trained_in_the_game_exports_with_the_rays_its_checkpoint_saw(trained_runs, tmp_path):
