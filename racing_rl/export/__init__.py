@@ -11,7 +11,6 @@ driver=luau|onnx`` and the tests. The Hydra app is ``racing_rl.export.app``.
 
 from __future__ import annotations
 
-import datetime
 import importlib.util
 import logging
 import tempfile
@@ -103,7 +102,6 @@ def load_spec(
         if sensors is None
         else "",
         "racing_rl_version": __version__,
-        "exported_at": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     return policy_spec(driver.model, driver.normalizer, driver.frame_stack, info)
 

@@ -160,7 +160,8 @@ def _header(spec: PolicySpec) -> str:
 {HEADER_MARK}: {spec.algorithm}, {info.get("timesteps", 0):,} timesteps.
 
   checkpoint   {info.get("checkpoint", "?")}
-  exported     {info.get("exported_at", "?")} by racing-rl {info.get("racing_rl_version", "?")}
+  weights      sha256 {spec.weights_sha256}
+  exported by  racing-rl {info.get("racing_rl_version", "?")}
 
 API (one instance drives any number of cars; carId is any value, e.g. the car's Model):
 
@@ -252,7 +253,7 @@ def _info_table(spec: PolicySpec) -> str:
         "checkpoint": info.get("checkpoint", ""),
         "timesteps": int(info.get("timesteps", 0)),
         "racingRlVersion": info.get("racing_rl_version", ""),
-        "exportedAt": info.get("exported_at", ""),
+        "weightsSha256": spec.weights_sha256,
         "gameModelId": info.get("game_model_id", ""),
         "observationSize": spec.observation_size,
         "rayCount": spec.n_rays,

@@ -10,7 +10,7 @@ frames (zeros at an episode start, newest frame last)::
              state_h_out, state_c_out                             (RecurrentPPO only)
 
 The model's metadata props carry what the Luau module's header carries (algorithm,
-checkpoint, timesteps, observation layout, frame stack, racing-rl version, export date).
+checkpoint, timesteps, observation layout, frame stack, racing-rl version, the weights' SHA-256).
 It is made by ``torch.onnx.export`` (the TorchScript exporter, opset ``OPSET``) of a small
 ``nn.Module`` built from the spec.
 """
@@ -139,7 +139,7 @@ def metadata(spec: PolicySpec) -> dict[str, str]:
         "checkpoint": str(info.get("checkpoint", "")),
         "timesteps": str(int(info.get("timesteps", 0))),
         "racing_rl_version": str(info.get("racing_rl_version", "")),
-        "exported_at": str(info.get("exported_at", "")),
+        "weights_sha256": spec.weights_sha256,
         "game_model_id": str(info.get("game_model_id", "")),
         "observation_size": str(spec.observation_size),
         "ray_count": str(spec.n_rays),

@@ -24,6 +24,8 @@ an episode start, newest frame last) normalised as VecNormalize's ``normalize_ob
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -136,7 +138,7 @@ class PolicySpec:
         action_low: shape (action_size,), float32.
         action_high: shape (action_size,), float32.
         info: what the exported file tells its reader: algorithm, checkpoint, timesteps,
-            ray count, observation layout, racing-rl version, export date.
+            ray count, observation layout, racing-rl version.
     """
 
     algorithm: str
@@ -169,6 +171,26 @@ class PolicySpec:
     def lstm_hidden_size(self) -> int:
         """Units per LSTM layer (0 without an LSTM)."""
         return self.lstm[0].hidden_size if self.lstm else 0
+
+    @property
+    def weights_sha256(self) -> str:
+        """SHA-256 (64 hex digits) of the function the driver computes: the sizes, the
+        statistics, every layer's arrays (dtype, shape, bytes) and activation, the
+        post-processing and the action bounds, not ``info``. One checkpoint's exports
+        state the same one, in either format; another checkpoint's differs. It stands in
+        for an export date, which would make every export of one checkpoint a new file.
+        """
+        digest = hashlib.sha256(repr((self.observation_size, self.frame_stack)).encode())
+        for part in (self.normalization, *self.lstm, *self.layers, self.postprocess):
+            for value in dataclasses.astuple(part) if dataclasses.is_dataclass(part) else (part,):
+                if isinstance(value, np.ndarray):
+                    digest.update(f"{value.dtype.str}{value.shape}".encode())
+                    digest.update(np.ascontiguousarray(value).tobytes())
+                else:
+                    digest.update(repr(value).encode())
+        for bound in (self.action_low, self.action_high):
+            digest.update(np.ascontiguousarray(bound, np.float32).tobytes())
+        return digest.hexdigest()
 
 
 def policy_spec(

@@ -84,6 +84,23 @@ def test_a_checkpoint_from_outside_the_run_is_named_without_its_directories(trai
         assert str(tmp_path).encode() not in out.read_bytes()
 
 
+@pytest.mark.parametrize("fmt", ["luau", "onnx"])
+def test_exporting_a_checkpoint_again_writes_the_same_bytes(trained_runs, tmp_path, fmt):
+    # Each export stated its date (exportedAt), so a committed module changed every time.
+    run_dir = trained_runs["ppo"]
+    first, again = tmp_path / f"first.{fmt}", tmp_path / f"again.{fmt}"
+    for out in (first, again):
+        export(export_cfg(run_dir, "checkpoint=final", f"format={fmt}", f"out={out}"))
+    assert first.read_bytes() == again.read_bytes()
+    # The hash that stands for the date: of the numbers, not of the metadata.
+    spec = load_spec(run_dir, "final")
+    assert dataclasses.replace(spec, info={}).weights_sha256 == spec.weights_sha256
+    dense = spec.layers[0]
+    nudged = dataclasses.replace(dense, bias=np.nextafter(dense.bias, np.float32(np.inf)))
+    changed = dataclasses.replace(spec, layers=(nudged, *spec.layers[1:]))
+    assert changed.weights_sha256 != spec.weights_sha256
+
+
 def test_a_run_trained_in_the_game_exports_with_the_rays_its_checkpoint_saw(trained_runs, tmp_path):
     """A ``backend=roblox`` run's config has no sensors (the game sends its rays): the
     ray count comes from the checkpoint's observation space."""

@@ -58,14 +58,16 @@ def test_the_header_and_info_state_layout_stack_algorithm_checkpoint_and_version
         "1-10  ray distance / sensor range",
         "13  is_reverse",
         "last 2 frame(s)",
-        "by racing-rl 0.1.0",
+        "exported by  racing-rl 0.1.0",
+        "weights      sha256 ",
     ):
         assert text in header
     info = LuauPolicy(source).info
     assert info["algorithm"] == "TeacherPPO" and info["checkpoint"] == "ppo/model.zip"
     assert info["observationSize"] == 13 and info["rayCount"] == 10
     assert info["frameStack"] == 2 and info["timesteps"] >= 512
-    assert info["racingRlVersion"] == __version__ and info["exportedAt"].endswith("Z")
+    assert info["racingRlVersion"] == __version__
+    assert info["weightsSha256"] == load_spec(trained_runs["ppo"], "final").weights_sha256
     assert info["gameModelId"] == ""  # a simulator run
     assert len(info["observationLayout"]) == 4
     assert max(len(line) for line in source.splitlines()[:40]) <= 110

@@ -12,7 +12,9 @@ import pytest
 
 from racing_rl import __version__
 from racing_rl.export import load_spec
+from racing_rl.export.luau import luau_source
 from racing_rl.export.onnx import OPSET, write_onnx
+from racing_rl.export.runtime import LuauPolicy
 
 
 @pytest.fixture(scope="module")
@@ -45,12 +47,14 @@ def test_inputs_outputs_and_opset(models):
     assert list(shapes(recurrent.graph.output)) == ["action", "state_h_out", "state_c_out"]
 
 
-def test_metadata_props_state_what_the_luau_header_states(models):
+def test_metadata_props_state_what_the_luau_header_states(models, trained_runs):
+    spec = load_spec(trained_runs["ppo"], "final")
     props = {p.key: p.value for p in onnx.load(models["ppo"]).metadata_props}
     assert props["algorithm"] == "TeacherPPO" and props["checkpoint"] == "ppo/model.zip"
     assert props["frame_stack"] == "2" and props["observation_size"] == "13"
     assert props["ray_count"] == "10" and int(props["timesteps"]) >= 512
-    assert props["racing_rl_version"] == __version__ and props["exported_at"].endswith("Z")
+    assert props["racing_rl_version"] == __version__
+    assert props["weights_sha256"] == LuauPolicy(luau_source(spec)).info["weightsSha256"]
     assert props["game_model_id"] == ""  # a simulator run
     assert json.loads(props["observation_layout"])[0].startswith("1-10  ray distance")
 
