@@ -21,9 +21,12 @@ def cannot_write(path: Path) -> str | None:
     end. Creates ``path``'s missing directories and a temporary file beside it (removed).
 
     Returns:
-        ``<path> is a directory``, ``<parent> is a file, not a directory``, or the
-        operating system's reason (``/proc: No such file or directory``, ``Permission
-        denied``). Raises nothing: every ``OSError`` is a reason.
+        ``<path> is a directory``, ``<parent> is a file, not a directory``, ``<parent>
+        does not accept new files (creating one there failed: <the operating system's
+        reason>)`` (``/proc``, whose "No such file or directory" is about the new file, a
+        directory without write permission, a read-only or full disk), or the operating
+        system's reason for a path that cannot be checked or a directory that cannot be
+        made (``<path>: Permission denied``). Raises nothing: every ``OSError`` is a reason.
     """
     try:
         if path.is_dir():
@@ -32,11 +35,14 @@ def cannot_write(path: Path) -> str | None:
         if blocking is not None:
             return f"{blocking} is a file, not a directory"
         path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # named after the file or directory it is about
+        return f"{err.filename or path.parent}: {err.strerror or err}"
+    try:
         with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".probe"):
             pass
-    except OSError as err:  # named after the file or directory, not the probe
-        where = err.filename if err.filename and ".probe" not in str(err.filename) else None
-        return f"{where or path.parent}: {err.strerror or err}"
+    except OSError as err:  # about the probe file, not its existing directory
+        why = err.strerror or err
+        return f"{path.parent} does not accept new files (creating one there failed: {why})"
     return None
 
 
