@@ -48,6 +48,12 @@ ACTIVATIONS: dict[type[nn.Module], str] = {
     nn.Hardtanh: "hardtanh",
 }
 
+#: What to do about gSDE, which no export format translates.
+NO_SDE = (
+    "Train without gSDE (algo.model.use_sde=false, the default), or let the checkpoint "
+    "itself drive in the game over the bridge (racing-rl eval run_dir=<run> backend=roblox)."
+)
+
 
 @dataclass(frozen=True)
 class Dense:
@@ -284,8 +290,8 @@ def _network(
         if not isinstance(policy.action_dist, DiagGaussianDistribution):
             raise ExportError(
                 f"{algorithm}'s action distribution {type(policy.action_dist).__name__} is not "
-                "supported (gSDE, use_sde=True, is not): export translates the diagonal "
-                "Gaussian's mean."
+                "supported (gSDE, use_sde=True, is not): export, to Luau and ONNX alike, "
+                f"translates the diagonal Gaussian's mean. {NO_SDE}"
             )
         lstm: tuple[LSTMLayer, ...] = ()
         if isinstance(policy, RecurrentActorCriticPolicy):
@@ -306,8 +312,8 @@ def _network(
         check_extractor(actor.features_extractor)
         if actor.use_sde:
             raise ExportError(
-                f"{algorithm} with use_sde=True (gSDE) is not supported: export translates "
-                "the squashed Gaussian's mean."
+                f"{algorithm} with use_sde=True (gSDE) is not supported: export, to Luau and "
+                f"ONNX alike, translates the squashed Gaussian's mean. {NO_SDE}"
             )
         layers = (
             *_sequential(actor.latent_pi, algorithm, "actor.latent_pi"),
@@ -359,8 +365,10 @@ def _activation(module: nn.Module, algorithm: str, where: str) -> Activation:
         raise ExportError(
             f"{algorithm}'s {where} is a {type(module).__name__}, which is not supported: "
             "export translates nn.Linear layers and the activations "
-            f"{', '.join(cls.__name__ for cls in ACTIVATIONS)}. Train with one of those "
-            "(policy_kwargs.activation_fn)."
+            f"{', '.join(cls.__name__ for cls in ACTIVATIONS)}. Train without "
+            "algo.model.policy_kwargs.activation_fn (SB3's default, Tanh or ReLU, is "
+            "supported) or with one of those, e.g. '+algo.model.policy_kwargs."
+            "activation_fn={_target_:hydra.utils.get_class,path:torch.nn.ReLU}'."
         )
     if isinstance(module, nn.ELU):
         return Activation(name, (float(module.alpha),))

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 from hydra import compose
+from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from runs import game_run_copy, racing_rl
 from sb3_contrib import CrossQ, RecurrentPPO
@@ -298,8 +299,14 @@ def test_an_unsupported_activation_is_refused_naming_it(trained_runs, tmp_path):
         "activation_fn": {"_target_": "hydra.utils.get_class", "path": "torch.nn.GELU"},
     }
     OmegaConf.save(config, run_dir / ".hydra" / "config.yaml")
-    with pytest.raises(ExportError, match=r"mlp_extractor.policy_net\[1\] is a GELU"):
+    with pytest.raises(ExportError, match=r"mlp_extractor.policy_net\[1\] is a GELU") as err:
         export(export_cfg(run_dir, "checkpoint=final", "format=onnx"))
+    # It said "(policy_kwargs.activation_fn)": now the override that trains with ReLU.
+    override = str(err.value).split("'")[-2]
+    assert override.startswith("+algo.model.policy_kwargs.activation_fn={_target_:")
+    with initialize():
+        cfg = compose("train", overrides=[override])
+    assert instantiate(cfg.algo.model.policy_kwargs.activation_fn) is nn.ReLU
     assert not (run_dir / "export").exists()
 
 
@@ -311,8 +318,18 @@ OBSERVATIONS = gym.spaces.Box(-1.0, 1.0, (26,), np.float32)
 ACTIONS = gym.spaces.Box(-1.0, 1.0, (3,), np.float32)
 #: What export refuses (docs/export.md), as (algorithm, spaces, arguments, message).
 UNSUPPORTED = {
-    "ppo_gsde": (PPO, None, {"use_sde": True}, r"StateDependentNoiseDistribution is not"),
-    "sac_gsde": (SAC, None, {"use_sde": True}, r"SAC with use_sde=True \(gSDE\) is not"),
+    "ppo_gsde": (
+        PPO,
+        None,
+        {"use_sde": True},
+        r"StateDependentNoiseDistribution is not.* Train without gSDE \(algo\.model\.use_sde=false",
+    ),
+    "sac_gsde": (
+        SAC,
+        None,
+        {"use_sde": True},
+        r"SAC with use_sde=True \(gSDE\) is not.* Train without gSDE \(algo\.model\.use_sde",
+    ),
     "shared_lstm": (
         RecurrentPPO,
         None,
