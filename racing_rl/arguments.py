@@ -5,7 +5,8 @@ The checks catch the mistakes Hydra reports late, with a stack, or not at all: t
 flags, ``--key value`` (the argparse habit), an argument that is no override, a misspelt
 key or config group option (with a did-you-mean), a value of the wrong type, a sweeper or
 launcher without ``-m`` or without its plugin, a required key left out, a path that does
-not exist or is not a run directory, and a ``resume=`` that would change the run. Each is
+not exist or is not a run directory, a ``resume=`` that would change the run, and a
+setting that another turns off (``validation.every=0 validation.video.every=2``). Each is
 a ``UsageError`` whose one line says what to pass instead (``racing_rl.cli`` prints it and
 exits 2). Only Hydra's override parser and the command's YAML are read: nothing heavy is
 imported, so the dispatcher stays fast.
@@ -175,7 +176,9 @@ def check_arguments(name: str, args: list[str]) -> None:
             in its YAML) is missing, a path of ``Command.paths`` (each of a swept list,
             ``-m run_dir=a,b``) does not exist (or is not a run directory), or a sweeper
             or launcher's plugin is not installed, or ``algo.frame_stack`` is given where
-            nothing reads it (``wrappers=none``; ``_check_frame_stack``).
+            nothing reads it (``wrappers=none``; ``_check_frame_stack``), or a setting
+            whose feature another turns off in every job (``checkpoint.every=0
+            checkpoint.keep=2``; ``UNREAD``).
     """
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.core.override_parser.types import ChoiceSweep
@@ -241,7 +244,8 @@ def check_arguments(name: str, args: list[str]) -> None:
         return  # Hydra says what is wrong with it
     doc = read_config_doc(config_dir() / f"{name}.yaml")
     _check_keys(name, overrides, doc)
-    if not more_options and not any(o.key_or_group == "hydra.searchpath" for o in overrides):
+    own_conf = not more_options and not any(o.key_or_group == "hydra.searchpath" for o in overrides)
+    if own_conf:
         _check_group_options(overrides, doc)
         _check_group_keys(name, overrides, doc)
         if name == "train":
@@ -268,6 +272,8 @@ def check_arguments(name: str, args: list[str]) -> None:
             "train \"resume='<run dir>'\"; continue an interrupted sweep with its own "
             "command and hydra.sweep.dir=<its dir>"
         )
+    if own_conf and not (name == "train" and "resume" in given):  # a resume: the run's own
+        _check_unread(name, given, multirun)
     for group in ("hydra/sweeper", "hydra/launcher"):
         chosen = given.get(group)
         basic = chosen is None or chosen.is_delete() or chosen.value() == "basic"
@@ -778,6 +784,137 @@ def _check_frame_stack(overrides: list[Override], doc: ConfigDoc) -> None:
                 "wrappers.frame_stack=<frames> (with wrappers=none too: on the bare VecEnv) "
                 "and leave algo.frame_stack out"
             )
+
+
+@dataclass(frozen=True)
+class Unread:
+    """Settings that only a feature reads, which its switches can turn off.
+
+    Attributes:
+        keys: the settings (dotted keys).
+        switches: the keys that turn the feature on: it is off where each is 0 or null.
+        off: what happens with every switch off, e.g. ``no validation runs``.
+        hint: what to add for the feature, e.g. ``validation.every=<timesteps>``.
+        in_sweeps: False where a sweep's job reads the settings with its switches off too
+            (a continued sweep's job resumes from its checkpoint: ``trust_pickles``).
+    """
+
+    keys: tuple[str, ...]
+    switches: tuple[str, ...]
+    off: str
+    hint: str
+    in_sweeps: bool = True
+
+
+#: Per command, the settings that Hydra takes and the command then never reads, because
+#: another setting turns their feature off (the first that applies is reported).
+UNREAD = {
+    "train": (
+        Unread(
+            ("validation.video.every", "validation.video.max_steps", "validation.video.size"),
+            ("validation.every",),
+            "no validation runs (the video is a validation's)",
+            "validation.every=<timesteps>",
+        ),
+        Unread(
+            ("validation.video.max_steps", "validation.video.size"),
+            ("validation.video.every",),
+            "no video is made",
+            "validation.video.every=<validations>",
+        ),
+        Unread(
+            ("checkpoint.keep",),
+            ("checkpoint.every",),
+            "no periodic checkpoint is saved (the only ones keep deletes)",
+            "checkpoint.every=<timesteps>",
+        ),
+        Unread(
+            ("trust_pickles",),
+            ("resume", "init_from"),
+            "no run's files are loaded",
+            "resume=<run dir> or init_from=<run dir>",
+            in_sweeps=False,
+        ),
+    ),
+    "eval": (Unread(("fps", "size"), ("render",), "no window is drawn", "render=human"),),
+}
+
+
+def _check_unread(name: str, given: dict[str, Override], multirun: bool) -> None:
+    """Refuse a setting given on the command line (other than its default) that the
+    command would not read, because every switch of its feature is off (``UNREAD``):
+    ``validation.every=0 validation.video.every=2`` made no video, and the run trained as
+    if it were not given. A switch not given is the command's default, or what a chosen
+    ``experiment`` sets; a swept switch or experiment is off only where each of its legs
+    is (``-m validation.every=0,1000 validation.video.every=2`` is taken), and a glob or
+    an interval is Hydra's to expand (taken).
+
+    Raises:
+        UsageError: naming the setting, the switches and what to add.
+    """
+    from omegaconf import OmegaConf
+
+    defaults = OmegaConf.load(config_dir() / f"{name}.yaml")
+    experiment = given.get("experiment")  # a train default of none (null)
+    chosen = [] if experiment is None or experiment.is_delete() else _legs(experiment)
+    presets = {
+        leg: OmegaConf.load(path)
+        for leg in chosen or []
+        if (path := config_dir() / "experiment" / f"{leg}.yaml").is_file()
+    }
+
+    def switch(key: str) -> tuple[list[Any] | None, str]:
+        """What ``key`` is in each job (None: unknown), and where that comes from."""
+        if key in given:
+            return (None if given[key].is_delete() else _legs(given[key])), given[key].input_line
+        if chosen is None:
+            return None, key
+        default = OmegaConf.select(defaults, key, throw_on_resolution_failure=False)
+        unset = object()
+        set_by = {
+            leg: value
+            for leg, preset in presets.items()
+            if (value := OmegaConf.select(preset, key, default=unset)) is not unset
+        }
+        values = [set_by.get(leg, default) for leg in presets] or [default]
+        leg, value = next(iter(set_by.items()), (None, default))
+        spelt = "null" if value is None else value
+        return values, f"{key}={spelt} ({f'experiment={leg}' if leg else 'the default'})"
+
+    for unread in UNREAD.get(name, ()):
+        if multirun and not unread.in_sweeps:
+            continue
+        for key in unread.keys:
+            override = given.get(key)
+            if override is None or override.is_delete():
+                continue
+            default = OmegaConf.select(defaults, key, throw_on_resolution_failure=False)
+            default = OmegaConf.to_container(default) if OmegaConf.is_config(default) else default
+            legs = _legs(override)
+            if legs is not None and all(leg == default for leg in legs):
+                continue  # the default: it changes nothing anyway
+            switches = [switch(s) for s in unread.switches]
+            if any(v is None or any(leg not in (0, None) for leg in v) for v, _ in switches):
+                continue
+            raise UsageError(
+                f"{override.input_line}: with {' and '.join(s for _, s in switches)}, "
+                f"{unread.off}, so it would change nothing; add {unread.hint}, or leave "
+                f"{key} out"
+            )
+
+
+def _legs(override: Override) -> list[Any] | None:
+    """The values of ``override``'s jobs: its value, or each of its sweep's (a quoted one
+    as its text); None for a glob or an interval, which Hydra expands."""
+    from hydra.core.override_parser.types import ChoiceSweep
+
+    if not override.is_sweep_override():
+        values = [override.value()]
+    elif isinstance(override.value(), ChoiceSweep):
+        values = list(override.sweep_iterator())
+    else:
+        return None
+    return [getattr(value, "text", value) for value in values]
 
 
 def _check_hydra_settings(name: str, given: dict[str, Override], doc: ConfigDoc) -> None:

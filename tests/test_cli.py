@@ -528,6 +528,81 @@ def test_algo_frame_stack_that_no_wrapper_reads_is_refused(tmp_path, monkeypatch
         check_arguments("train", ["experiment=flat", "algo.frame_stack=4"])
 
 
+@pytest.mark.parametrize(
+    ("name", "args", "says"),
+    [
+        (
+            "train",
+            ["validation.every=0", "validation.video.every=2"],
+            r"validation\.every=0, no validation runs",
+        ),
+        ("train", ["validation.every=0", "validation.video.size=128"], "no validation runs"),
+        (
+            "train",
+            ["-m", "validation.every=0", "validation.video.every=2,3"],
+            "no validation runs",
+        ),
+        (
+            "train",
+            ["validation.video.max_steps=50"],
+            r"validation\.video\.every=0 \(the default\), no video is made",
+        ),
+        ("train", ["checkpoint.every=0", "checkpoint.keep=2"], "no periodic checkpoint is saved"),
+        (
+            "train",
+            ["trust_pickles=true"],
+            r"resume=null \(the default\) and init_from=null \(the default\), no run's files",
+        ),
+        ("eval", ["run_dir={run}", "fps=30"], r"render=null \(the default\), no window"),
+        ("eval", ["run_dir={run}", "size=[400,400]"], "no window is drawn"),
+    ],
+)
+def test_a_setting_whose_feature_is_off_is_refused(tmp_path, name, args, says):
+    """A setting that another one turns off was taken and then never read: validation.every=0
+    validation.video.every=2 made no video, checkpoint.every=0 checkpoint.keep=2 kept every
+    checkpoint there was (none), trust_pickles=true without resume= or init_from= loaded
+    nothing, and eval's fps= and size= without render=human drew no window."""
+    (tmp_path / ".hydra").mkdir()
+    (tmp_path / ".hydra" / "config.yaml").write_text("{}\n")
+    args = [arg.format(run=tmp_path) for arg in args]
+    with pytest.raises(UsageError, match=f"^{re.escape(args[-1])}: with .*{says}.*would change"):
+        check_arguments(name, args)
+
+
+def test_a_setting_whose_feature_is_on_in_some_job_or_by_default_is_taken(tmp_path, monkeypatch):
+    """The setting given where its feature may run, or at its default value, is taken: a
+    sweep whose other legs validate, a sweep's job that resumes (trust_pickles)."""
+    (tmp_path / ".hydra").mkdir()
+    (tmp_path / ".hydra" / "config.yaml").write_text("{}\n")
+    for name, args in (
+        ("train", ["validation.video.every=2"]),
+        ("train", ["validation.video.every=1", "validation.video.size=128"]),
+        ("train", ["validation.every=0", "validation.video.every=0"]),
+        ("train", ["validation.every=0", "validation.max_steps=900"]),  # eval's races read it
+        ("train", ["-m", "validation.every=0,1000", "validation.video.every=2"]),
+        ("train", ["-m", "validation.every=range(0,2000,1000)", "validation.video.every=2"]),
+        ("train", ["checkpoint.keep=2"]),
+        ("train", ["checkpoint.every=0", "checkpoint.keep=5"]),  # the default
+        ("train", ["trust_pickles=false"]),
+        ("train", [f"init_from={tmp_path}", "trust_pickles=true"]),
+        ("train", ["-m", "seed=0,1", "trust_pickles=true"]),  # a continued sweep resumes
+        ("eval", [f"run_dir={tmp_path}", "render=human", "fps=30", "size=[400,400]"]),
+        ("eval", [f"run_dir={tmp_path}", "size=[800,800]"]),
+    ):
+        check_arguments(name, args)
+    # An experiment that turns the feature on or off decides it too.
+    conf = shutil.copytree(cli.config_dir(), tmp_path / "conf")
+    for preset, keys in (("filmed", "{video: {every: 1}}"), ("quick", "{every: 0}")):
+        (conf / "experiment" / f"{preset}.yaml").write_text(
+            f"# @package _global_\nvalidation: {keys}\n"
+        )
+    monkeypatch.setattr(arguments, "config_dir", lambda: conf)
+    check_arguments("train", ["experiment=filmed", "validation.video.size=128"])
+    check_arguments("train", ["-m", "experiment=filmed,race", "validation.video.size=128"])
+    with pytest.raises(UsageError, match=r"validation\.every=0 \(experiment=quick\), no val"):
+        check_arguments("train", ["experiment=quick", "validation.video.every=2"])
+
+
 def test_teacher_coef_added_to_an_algorithm_without_a_teacher_is_refused():
     """Only ppo.yaml's model reads algo.teacher_coef; algo=sac +algo.teacher_coef=0.5 was
     taken (and trained unchanged), and algo=sac algo.teacher_coef=0.5 was told to add it so."""
