@@ -1,4 +1,5 @@
-"""``check_range``, and every settings dataclass refusing NaN and infinities through it."""
+"""``check_range``, and every settings dataclass refusing NaN, infinities and values out of
+range through it."""
 
 from __future__ import annotations
 
@@ -50,6 +51,36 @@ def test_every_float_setting_refuses_nan_and_infinities(cls, name, value):
     # The message names the setting (as in ``car.max_speed``) and the value.
     with pytest.raises(ConfigError, match=rf"\b{name}\b.*{re.escape(str(value))}\b"):
         cls(**{name: value})
+
+
+#: Bounds (``check_range``'s words) of settings whose negative values mean nothing: a
+#: stretch, heading or lateral bound of -s draws from ±s as s would (a lateral one then
+#: uncapped by the walls), a speed bound spawns reversing cars, a clearance or spacing
+#: below 0 acts as 0, and a gap of 0 m or less lets an obstacle close the track.
+NOT_NEGATIVE = [
+    (TrackConfig, "stretch", ">= 0"),
+    (TrackConfig, "min_gap", "> 0"),
+    (TrackConfig, "obstacle_clearance", ">= 0"),
+    (TrackConfig, "obstacle_spacing", ">= 0"),
+    (EpisodeConfig, "max_spawn_speed", ">= 0"),
+    (EpisodeConfig, "max_spawn_lateral", ">= 0"),
+    (EpisodeConfig, "max_spawn_heading", ">= 0"),
+]
+
+
+@pytest.mark.parametrize(
+    ("cls", "name", "rule"), NOT_NEGATIVE, ids=lambda x: getattr(x, "__name__", x)
+)
+def test_a_bound_refuses_negative_values_and_says_its_range(cls, name, rule):
+    section = "track" if cls is TrackConfig else "episode"
+    bad = [-1.0, 0.0] if rule == "> 0" else [-1.0]
+    for value in bad:
+        with pytest.raises(
+            ConfigError, match=f"^{re.escape(f'{section}.{name} must be {rule}, got {value}.')}$"
+        ):
+            cls(**{name: value})
+    if rule == ">= 0":
+        cls(**{name: 0.0})  # none: no stretch, no clearance, every car at rest, ...
 
 
 def test_a_backend_setting_is_named_by_its_path():

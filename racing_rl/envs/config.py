@@ -85,9 +85,12 @@ class EpisodeConfig(GameEpisodeConfig):
         grid_start_prob: with ``spawn="random"``, chance that a race (every car at once,
             not a car respawned alone) starts on the grid instead, its cars in random
             grid slots: training for two-abreast standing starts in traffic.
-        max_spawn_speed: with ``spawn="random"``, fastest initial speed [m/s].
-        max_spawn_lateral: with ``spawn="random"``, largest offset from the centreline [m].
-        max_spawn_heading: with ``spawn="random"``, largest heading error [rad].
+        max_spawn_speed: with ``spawn="random"``, fastest initial speed [m/s], >= 0 (0:
+            every car starts at rest).
+        max_spawn_lateral: with ``spawn="random"``, largest offset from the centreline
+            either side [m], >= 0.
+        max_spawn_heading: with ``spawn="random"``, largest heading error either side
+            [rad], >= 0.
     """
 
     rotate_grid: bool = False
@@ -102,7 +105,7 @@ class EpisodeConfig(GameEpisodeConfig):
         for name in ("standing_start_prob", "grid_start_prob"):
             check_range(f"episode.{name}", getattr(self, name), 0, 1)
         for name in ("max_spawn_speed", "max_spawn_lateral", "max_spawn_heading"):
-            check_range(f"episode.{name}", getattr(self, name))
+            check_range(f"episode.{name}", getattr(self, name), 0)
 
 
 @dataclass(frozen=True)

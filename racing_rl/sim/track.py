@@ -39,7 +39,8 @@ class TrackConfig:
         base_radius: mean radius of the loop [m].
         radius_variation: largest relative deviation of the radius noise [-], in [0, 0.9).
         n_harmonics: Fourier terms of the periodic radius noise; more gives busier tracks.
-        stretch: the loop is scaled by 1 ± U(0, stretch) along x and the inverse along y [-].
+        stretch: the loop is scaled by 1 ± U(0, stretch) along x and the inverse along y
+            [-], >= 0 (0: no stretch).
         width: distance between the walls [m].
         point_spacing: arc length between centreline samples [m].
         min_curve_radius: tightest allowed radius of curvature of the centreline [m].
@@ -48,9 +49,10 @@ class TrackConfig:
         n_obstacles: circular obstacles on the track.
         obstacle_radius_min: smallest obstacle radius [m].
         obstacle_radius_max: largest obstacle radius [m].
-        min_gap: free width left beside every obstacle [m].
-        obstacle_clearance: arc length before and after the start line kept free [m].
-        obstacle_spacing: smallest arc length between two obstacles [m].
+        min_gap: free width left beside every obstacle [m], > 0 (0 would let an obstacle
+            close the track).
+        obstacle_clearance: arc length before and after the start line kept free [m], >= 0.
+        obstacle_spacing: smallest arc length between two obstacles [m], >= 0.
         max_attempts: shapes tried per seed before giving up.
     """
 
@@ -74,15 +76,10 @@ class TrackConfig:
         positive = ("base_radius", "width", "point_spacing", "min_curve_radius", "min_separation")
         for name in positive:
             check_range(f"track.{name}", getattr(self, name), 0, low_open=True)
-        finite = (
-            "stretch",
-            "obstacle_radius_max",
-            "min_gap",
-            "obstacle_clearance",
-            "obstacle_spacing",
-        )
-        for name in finite:
-            check_range(f"track.{name}", getattr(self, name))
+        check_range("track.obstacle_radius_max", self.obstacle_radius_max)
+        check_range("track.min_gap", self.min_gap, 0, low_open=True)
+        for name in ("stretch", "obstacle_clearance", "obstacle_spacing"):
+            check_range(f"track.{name}", getattr(self, name), 0)
         check_range("track.radius_variation", self.radius_variation, 0, 0.9, high_open=True)
         if self.n_harmonics < 1 or self.n_obstacles < 0 or self.max_attempts < 1:
             raise ConfigError(
