@@ -54,11 +54,10 @@ def test_every_float_setting_refuses_nan_and_infinities(cls, name, value):
 
 
 #: Bounds (``check_range``'s words) of settings whose negative values mean nothing: a
-#: stretch, heading or lateral bound of -s draws from ±s as s would (a lateral one then
+#: heading or lateral bound of -s draws from ±s as s would (a lateral one then
 #: uncapped by the walls), a speed bound spawns reversing cars, a clearance or spacing
 #: below 0 acts as 0, and a gap of 0 m or less lets an obstacle close the track.
 NOT_NEGATIVE = [
-    (TrackConfig, "stretch", ">= 0"),
     (TrackConfig, "min_gap", "> 0"),
     (TrackConfig, "obstacle_clearance", ">= 0"),
     (TrackConfig, "obstacle_spacing", ">= 0"),
@@ -80,7 +79,17 @@ def test_a_bound_refuses_negative_values_and_says_its_range(cls, name, rule):
         ):
             cls(**{name: value})
     if rule == ">= 0":
-        cls(**{name: 0.0})  # none: no stretch, no clearance, every car at rest, ...
+        cls(**{name: 0.0})  # none: no clearance, every car at rest, ...
+
+
+def test_a_stretch_is_refused_outside_0_to_1():
+    """stretch=1.5 drew x-scales 1 + U(-1.5, 1.5): 0 divided y by zero, below 0 mirrored
+    the loop; a stretch of -s draws from ±s as s would."""
+    for value in (-1.0, 1.0, 1.5):
+        with pytest.raises(ConfigError, match=re.escape("track.stretch must be in [0, 1), got")):
+            TrackConfig(stretch=value)
+    TrackConfig(stretch=0.0)
+    TrackConfig(stretch=0.99)
 
 
 def test_a_backend_setting_is_named_by_its_path():

@@ -40,7 +40,7 @@ class TrackConfig:
         radius_variation: largest relative deviation of the radius noise [-], in [0, 0.9).
         n_harmonics: Fourier terms of the periodic radius noise; more gives busier tracks.
         stretch: the loop is scaled by 1 ± U(0, stretch) along x and the inverse along y
-            [-], >= 0 (0: no stretch).
+            [-], in [0, 1) (0: no stretch).
         width: distance between the walls [m].
         point_spacing: arc length between centreline samples [m].
         min_curve_radius: tightest allowed radius of curvature of the centreline [m].
@@ -78,8 +78,10 @@ class TrackConfig:
             check_range(f"track.{name}", getattr(self, name), 0, low_open=True)
         check_range("track.obstacle_radius_max", self.obstacle_radius_max)
         check_range("track.min_gap", self.min_gap, 0, low_open=True)
-        for name in ("stretch", "obstacle_clearance", "obstacle_spacing"):
+        for name in ("obstacle_clearance", "obstacle_spacing"):
             check_range(f"track.{name}", getattr(self, name), 0)
+        # 1 or more could scale x by 0 (a division by zero for y) or mirror the loop.
+        check_range("track.stretch", self.stretch, 0, 1, high_open=True)
         check_range("track.radius_variation", self.radius_variation, 0, 0.9, high_open=True)
         if self.n_harmonics < 1 or self.n_obstacles < 0 or self.max_attempts < 1:
             raise ConfigError(
