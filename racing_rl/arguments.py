@@ -273,7 +273,7 @@ def check_arguments(name: str, args: list[str]) -> None:
             "command and hydra.sweep.dir=<its dir>"
         )
     if own_conf and not (name == "train" and "resume" in given):  # a resume: the run's own
-        _check_unread(name, given, multirun)
+        _check_unread(name, given, multirun, doc)
     for group in ("hydra/sweeper", "hydra/launcher"):
         chosen = given.get(group)
         basic = chosen is None or chosen.is_delete() or chosen.value() == "basic"
@@ -792,24 +792,36 @@ class Unread:
 
     Attributes:
         keys: the settings (dotted keys).
-        switches: the keys that turn the feature on: it is off where each is 0 or null.
+        switches: the keys or config groups that turn the feature on: it is off where
+            each is one of ``off_at``.
         off: what happens with every switch off, e.g. ``no validation runs``.
-        hint: what to add for the feature, e.g. ``validation.every=<timesteps>``.
+        hint: what to add for the feature, e.g. ``validation.every=<timesteps>``; None
+            where no setting adds it (``backend=roblox`` makes no video).
         in_sweeps: False where a sweep's job reads the settings with its switches off too
             (a continued sweep's job resumes from its checkpoint: ``trust_pickles``).
+        off_at: the switches' values (a group's options) that turn the feature off.
     """
 
     keys: tuple[str, ...]
     switches: tuple[str, ...]
     off: str
-    hint: str
+    hint: str | None
     in_sweeps: bool = True
+    off_at: tuple[Any, ...] = (0, None)
 
 
 #: Per command, the settings that Hydra takes and the command then never reads, because
 #: another setting turns their feature off (the first that applies is reported).
 UNREAD = {
     "train": (
+        Unread(  # ValidationCallback's video draws the simulator's races (training._validation)
+            ("validation.video.every", "validation.video.max_steps", "validation.video.size"),
+            ("backend",),
+            "no video is made (the built-in simulator draws the validation videos, and a "
+            "Roblox run has none: record the game itself for one)",
+            None,
+            off_at=("roblox",),
+        ),
         Unread(
             ("validation.video.every", "validation.video.max_steps", "validation.video.size"),
             ("validation.every",),
@@ -840,14 +852,15 @@ UNREAD = {
 }
 
 
-def _check_unread(name: str, given: dict[str, Override], multirun: bool) -> None:
+def _check_unread(name: str, given: dict[str, Override], multirun: bool, doc: ConfigDoc) -> None:
     """Refuse a setting given on the command line (other than its default) that the
     command would not read, because every switch of its feature is off (``UNREAD``):
     ``validation.every=0 validation.video.every=2`` made no video, and the run trained as
-    if it were not given. A switch not given is the command's default, or what a chosen
-    ``experiment`` sets; a swept switch or experiment is off only where each of its legs
-    is (``-m validation.every=0,1000 validation.video.every=2`` is taken), and a glob or
-    an interval is Hydra's to expand (taken).
+    if it were not given. A switch not given is the command's default (a group's default
+    option, from ``doc``), or what a chosen ``experiment`` sets; a swept switch or
+    experiment is off only where each of its legs is (``-m validation.every=0,1000
+    validation.video.every=2`` and ``-m backend=pygame,roblox validation.video.every=2``
+    are taken), and a glob or an interval is Hydra's to expand (taken).
 
     Raises:
         UsageError: naming the setting, the switches and what to add.
@@ -857,6 +870,7 @@ def _check_unread(name: str, given: dict[str, Override], multirun: bool) -> None
     defaults = OmegaConf.load(config_dir() / f"{name}.yaml")
     experiment = given.get("experiment")  # a train default of none (null)
     chosen = [] if experiment is None or experiment.is_delete() else _legs(experiment)
+    groups = {group.name: group.default for group in doc.groups}
     presets = {
         leg: OmegaConf.load(path)
         for leg in chosen or []
@@ -867,6 +881,8 @@ def _check_unread(name: str, given: dict[str, Override], multirun: bool) -> None
         """What ``key`` is in each job (None: unknown), and where that comes from."""
         if key in given:
             return (None if given[key].is_delete() else _legs(given[key])), given[key].input_line
+        if key in groups:  # an experiment's own choice of the group is not read
+            return [groups[key]], f"{key}={groups[key]} (the default)"
         if chosen is None:
             return None, key
         default = OmegaConf.select(defaults, key, throw_on_resolution_failure=False)
@@ -894,12 +910,12 @@ def _check_unread(name: str, given: dict[str, Override], multirun: bool) -> None
             if legs is not None and all(leg == default for leg in legs):
                 continue  # the default: it changes nothing anyway
             switches = [switch(s) for s in unread.switches]
-            if any(v is None or any(leg not in (0, None) for leg in v) for v, _ in switches):
+            if any(v is None or any(leg not in unread.off_at for leg in v) for v, _ in switches):
                 continue
+            add = f"add {unread.hint}, or " if unread.hint else ""
             raise UsageError(
                 f"{override.input_line}: with {' and '.join(s for _, s in switches)}, "
-                f"{unread.off}, so it would change nothing; add {unread.hint}, or leave "
-                f"{key} out"
+                f"{unread.off}, so it would change nothing; {add}leave {key} out"
             )
 
 

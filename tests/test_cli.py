@@ -547,6 +547,17 @@ def test_algo_frame_stack_that_no_wrapper_reads_is_refused(tmp_path, monkeypatch
             ["validation.video.max_steps=50"],
             r"validation\.video\.every=0 \(the default\), no video is made",
         ),
+        (
+            "train",
+            ["backend=roblox", "validation.video.every=2"],
+            r"backend=roblox, no video is made \(the built-in simulator draws .*a Roblox run "
+            r"has none: record the game itself",
+        ),
+        (
+            "train",
+            ["-m", "backend=roblox", "validation.video.size=64", "validation.video.every=1"],
+            "backend=roblox, no video is made",
+        ),
         ("train", ["checkpoint.every=0", "checkpoint.keep=2"], "no periodic checkpoint is saved"),
         (
             "train",
@@ -559,7 +570,8 @@ def test_algo_frame_stack_that_no_wrapper_reads_is_refused(tmp_path, monkeypatch
 )
 def test_a_setting_whose_feature_is_off_is_refused(tmp_path, name, args, says):
     """A setting that another one turns off was taken and then never read: validation.every=0
-    validation.video.every=2 made no video, checkpoint.every=0 checkpoint.keep=2 kept every
+    validation.video.every=2 made no video (and backend=roblox validation.video.every=2: the
+    simulator draws the video), checkpoint.every=0 checkpoint.keep=2 kept every
     checkpoint there was (none), trust_pickles=true without resume= or init_from= loaded
     nothing, and eval's fps= and size= without render=human drew no window."""
     (tmp_path / ".hydra").mkdir()
@@ -581,6 +593,8 @@ def test_a_setting_whose_feature_is_on_in_some_job_or_by_default_is_taken(tmp_pa
         ("train", ["validation.every=0", "validation.max_steps=900"]),  # eval's races read it
         ("train", ["-m", "validation.every=0,1000", "validation.video.every=2"]),
         ("train", ["-m", "validation.every=range(0,2000,1000)", "validation.video.every=2"]),
+        ("train", ["-m", "backend=pygame,roblox", "validation.video.every=2"]),
+        ("train", ["backend=roblox", "validation.video.every=0"]),  # the default
         ("train", ["checkpoint.keep=2"]),
         ("train", ["checkpoint.every=0", "checkpoint.keep=5"]),  # the default
         ("train", ["trust_pickles=false"]),
