@@ -55,13 +55,14 @@ benchmark tracks only); training every algorithm on 4 seeds takes hours.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import shlex
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -620,18 +621,27 @@ def write_markdown(sources: list[dict[str, Any]], out: Path) -> str:
     return text
 
 
-def new_runs_dir(parent: Path) -> Path:
+@contextlib.contextmanager
+def new_runs_dir(parent: Path) -> Iterator[Path]:
     """A fresh ``<parent>/<date>_<time>`` dir (``_2``, ``_3``… if two benchmarks start
-    in the same second: they would otherwise write into the same dirs)."""
+    in the same second: they would otherwise write into the same dirs), removed again if
+    the benchmark stops before writing into it (``racing-rl train`` refusing an override,
+    a ``--measure`` run without ``--checkpoint``): no empty dir is left behind."""
     stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
     parent.mkdir(parents=True, exist_ok=True)
     for attempt in range(1, 1000):
         runs = parent / (stamp if attempt == 1 else f"{stamp}_{attempt}")
         try:
             runs.mkdir()
-            return runs
         except FileExistsError:
             continue
+        try:
+            yield runs
+        except BaseException:
+            if not any(runs.iterdir()):
+                runs.rmdir()
+            raise
+        return
     raise SystemExit(f"Could not create a new benchmark dir under {parent}.")
 
 
@@ -774,9 +784,8 @@ def main() -> None:
         "list.txt, one per line; docs/results/rendered.txt is docs/benchmarks.md's)",
     )
     args = parser.parse_args()
-    reason = None if args.out is None else cannot_write(args.out)
-    if reason is not None:  # before the measurement, which writes it last
-        parser.error(f"--out {args.out} cannot be written: {reason}; give a Markdown file")
+    # Every refusal before the first directory is made: the probes below make --out's and
+    # --runs's, and a refusal after them left them behind, empty.
     training = {"--algos": args.algos, "--seeds": args.seeds, "overrides": args.overrides}
     given = [name for name, value in training.items() if value]
     if given and (args.measure is not None or args.render is not None):
@@ -784,41 +793,45 @@ def main() -> None:
             f"{', '.join(given)} set the runs to train; --measure and --render train "
             "nothing: leave them out"
         )
-    if args.render is not None:
-        out = args.out or Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
-        text = write_markdown([read_results(path) for path in args.render], out)
-        print(text)
-        print(f"written to {out}")
-        return
-    if args.race_tracks is not None and args.race_tracks < 1:
+    if args.render is None and args.race_tracks is not None and args.race_tracks < 1:
         parser.error("--race-tracks must be >= 1 (leave it out to race on every track)")
     for run_dir in args.measure or []:  # before a benchmark dir is made for them
         check_simulator_run(run_dir, "the benchmark")
+    rendered = [read_results(path) for path in args.render or []]
+    reason = None if args.out is None else cannot_write(args.out)
+    if reason is not None:  # before the measurement, which writes it last
+        parser.error(f"--out {args.out} cannot be written: {reason}; give a Markdown file")
+    if args.render is not None:
+        out = args.out or Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+        text = write_markdown(rendered, out)
+        print(text)
+        print(f"written to {out}")
+        return
     reason = cannot_write(args.runs / "results.json")
     if reason is not None:
         parser.error(f"--runs {args.runs} cannot hold the benchmark dirs: {reason}")
     seeds = benchmark_seeds()
     race_seeds = seeds[: args.race_tracks] if args.race_tracks else seeds
-    runs = new_runs_dir(args.runs)
-    environment = environment_record()  # before training: the code that runs
-    if args.measure is not None:
-        trained: list[tuple[Path, float | None]] = [(run_dir, None) for run_dir in args.measure]
-    else:
-        algos, train_seeds = args.algos or ALGOS, args.seeds or SEEDS
-        trained = [train(a, s, runs, args.overrides) for a in algos for s in train_seeds]
-    results = {
-        "bench": "algos",
-        "command": shlex.join(["python", "scripts/benchmark_algos.py", *sys.argv[1:]]),
-        "date": time.strftime("%Y-%m-%d"),
-        "environment": environment,
-        **benchmark(trained, runs, seeds, race_seeds, args.checkpoint, args.label),
-    }
-    write_json(runs / "results.json", results)
-    out = args.out or runs / "benchmark.md"  # docs/benchmarks.md only by --render's choice
-    text = write_markdown([results], out)
-    print(text)
-    print(f"written to {out}; evaluations and results.json in {runs}")
-    print(strict_json(results))
+    with new_runs_dir(args.runs) as runs:  # removed if nothing is written into it
+        environment = environment_record()  # before training: the code that runs
+        if args.measure is not None:
+            trained: list[tuple[Path, float | None]] = [(run_dir, None) for run_dir in args.measure]
+        else:
+            algos, train_seeds = args.algos or ALGOS, args.seeds or SEEDS
+            trained = [train(a, s, runs, args.overrides) for a in algos for s in train_seeds]
+        results = {
+            "bench": "algos",
+            "command": shlex.join(["python", "scripts/benchmark_algos.py", *sys.argv[1:]]),
+            "date": time.strftime("%Y-%m-%d"),
+            "environment": environment,
+            **benchmark(trained, runs, seeds, race_seeds, args.checkpoint, args.label),
+        }
+        write_json(runs / "results.json", results)
+        out = args.out or runs / "benchmark.md"  # docs/benchmarks.md only by --render's choice
+        text = write_markdown([results], out)
+        print(text)
+        print(f"written to {out}; evaluations and results.json in {runs}")
+        print(strict_json(results))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -384,3 +385,35 @@ def test_a_run_trained_under_a_runs_dir_with_hydra_syntax_goes_there(bench, tmp_
     overrides = OverridesParser.create().parse_overrides(list(command[1:]))
     assert {o.key_or_group: o.value() for o in overrides}["hydra.run.dir"] == str(run_dir)
     assert run_dir == runs / "ppo_seed1"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--race-tracks", "0"],
+        ["--measure", "{tmp}/no_run"],
+        ["--render", "{tmp}/no_results.json"],
+        ["--algos", "ppo", "--measure", "{tmp}/no_run"],
+    ],
+)
+def test_a_refused_command_line_makes_no_directory(bench, tmp_path, monkeypatch, args):
+    # The probes of --out and --runs came first: a refusal after them left their dirs, empty.
+    given = ["--runs", f"{tmp_path}/runs", "--out", f"{tmp_path}/out/bench.md"]
+    monkeypatch.setattr("sys.argv", ["benchmark_algos.py", *given, *args])
+    monkeypatch.setattr("sys.argv", [arg.format(tmp=tmp_path) for arg in sys.argv])
+    with pytest.raises((SystemExit, CheckpointError, FileNotFoundError)):  # each its message
+        bench.main()
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "out").exists()
+
+
+def test_a_benchmark_refused_by_its_first_command_leaves_no_empty_dir(bench, tmp_path, monkeypatch):
+    # racing-rl train refusing an override (total_timestep=1) left runs/<date>_<time>, empty.
+    def refused(*args):
+        raise SystemExit(f"racing-rl {' '.join(args)} failed with exit code 2")
+
+    monkeypatch.setattr(bench, "racing_rl", refused)
+    given = ["total_timestep=1", "--runs", str(tmp_path / "runs"), "--algos", "ppo", "--seeds", "0"]
+    monkeypatch.setattr("sys.argv", ["benchmark_algos.py", *given])
+    with pytest.raises(SystemExit, match="failed with exit code 2"):
+        bench.main()
+    assert list((tmp_path / "runs").iterdir()) == []
