@@ -5,12 +5,15 @@ What it does
     validation or checkpoints) in its own process, on a free port of 127.0.0.1 (loopback
     only), and plays the game with the emulator (``racing_rl.bridge.emulator``) in this
     process. Before every message the emulator sends one bad frame of each fault kind of
-    ``FAULT_KINDS`` but ``oversized`` (a copy of the message with one fault: invalid
-    JSON, a binary frame, JSON nested 100,000 deep, a 5,000-digit integer, an
-    observation of 1e39 or 1e30, a reward of 1e300 or a string, an unknown agent, a bad
-    ``info`` key, ...), then the message itself (``backend.observation_size`` is pinned
-    to the emulator's, as a game's first frame may be a bad one); ``oversized`` frames
-    (over the 1 MiB cap: they cost the connection, and the game reconnects) go in twice. The run's
+    ``FAULT_KINDS`` but ``oversized`` (made of its first car's entry, with one fault:
+    invalid JSON, a binary frame, JSON nested 100,000 deep, a 5,000-digit integer, an
+    observation of 1e39 or 1e30, a reward of 1e300 or a string, an unknown agent, ...),
+    then the message itself with the bad ``info`` keys in its entries (no bad frame
+    carries another car's valid entry: as in a real game, each car ticks once a
+    message, its reward counted once; ``bad_frames`` counts a bad key as one).
+    ``backend.observation_size`` is pinned to the emulator's, as a game's first frame
+    may be a bad one. ``oversized`` frames (over the 1 MiB cap: they cost the
+    connection, and the game reconnects) go in twice. The run's
     length follows ``--frames`` (its timesteps are enough for that many bad frames). It
     stops by itself: when training ends, or after ``--timeout`` seconds (the trainer is
     then killed and the run counts as a crash).

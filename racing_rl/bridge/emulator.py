@@ -41,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import itertools
 import json
 import logging
 import math
@@ -56,7 +57,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from websockets.uri import parse_uri
 
 from racing_rl.bridge import protocol as p
-from racing_rl.bridge.faults import Faults, bad_frame
+from racing_rl.bridge.faults import BAD_INFO, Faults, bad_frame, with_bad_info
 from racing_rl.envs.config import RaceConfig
 from racing_rl.envs.race import RaceParallelEnv
 from racing_rl.errors import ConfigError, RacingRLError
@@ -729,9 +730,15 @@ class Emulator:
             entries = {a: {**e, "obs": [nan] * len(e["obs"])} for a, e in entries.items()}
         if faults.delay:
             await asyncio.sleep(faults.delay)
+        first = dict(itertools.islice(entries.items(), 1))  # no other car's valid entry
         for kind in faults.flood:
-            self.faults_sent[kind] += 1
-            await connection.send(bad_frame(kind, entries)[0])
+            if kind not in BAD_INFO:
+                self.faults_sent[kind] += 1
+                await connection.send(bad_frame(kind, first)[0])
+        bad_info = [kind for kind in faults.flood if kind in BAD_INFO]
+        if bad_info and entries:  # in the message itself: each car ticks once
+            self.faults_sent.update(bad_info)
+            entries = with_bad_info(bad_info, entries)
         kind = faults.inject.get(self._sent)
         if kind is not None:
             self.faults_sent[kind] += 1

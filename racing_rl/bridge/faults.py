@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +36,14 @@ a bad ``info`` key (a string lap time or ``crashed``, a reserved ``episode``), a
 over the size cap (``oversized``: it costs the connection)."""
 
 
+BAD_INFO = {
+    "lap_time_string": {"lap_time": "1:02.5"},
+    "crashed_string": {"crashed": "yes"},
+    "episode_key": {"episode": {"r": 1e9, "l": "x", "t": None}},
+}
+"""The fault kinds of a bad ``info`` key, and the key each puts in an entry's ``info``."""
+
+
 @dataclass(frozen=True)
 class Faults:
     """Misbehaviour on purpose (tests). Observation messages are counted from 1 over the
@@ -42,8 +51,10 @@ class Faults:
 
     Attributes:
         inject: before message k, send a bad frame of a kind in ``FAULT_KINDS``.
-        flood: before every message, send a bad frame of each of these kinds (copies of
-            that message with one fault each; the message itself follows, unspoilt).
+        flood: before every message, send a bad frame of each of these kinds but those
+            of ``BAD_INFO`` (``bad_frame`` of the message's first entry alone: no other
+            car's valid entry, so each car ticks once a message), then the message with
+            the keys of those of ``BAD_INFO`` in its entries (``with_bad_info``).
         drop_after: close the connection once, right after message k (then reconnect).
         delay: send every observation message this late [s].
         silent_after: after message k, stop sending anything, the connection kept open
@@ -69,10 +80,12 @@ class Faults:
 
 
 def bad_frame(kind: str, entries: dict[str, Any]) -> tuple[str | bytes, dict[str, Any]]:
-    """A frame of the fault ``kind`` built from a good frame's ``entries``, and what of
-    the good frame is still to send: all of it after a bad frame, the spoilt entry alone
-    after a frame with one bad entry (as the game's next tick would bring it), nothing
-    after a frame whose entries are all used (an extra unknown entry, a bad ``info`` key)."""
+    """A frame of the fault ``kind`` built from a good frame's ``entries`` (the first
+    car's entry spoilt), and what of the good frame is still to send: all of it after a
+    bad frame or an unknown car's entry alone, the spoilt entry alone after a frame with
+    one bad entry (as the game's next tick would bring it), nothing after a frame whose
+    entries are all kept (a bad ``info`` key is dropped, its entry kept). Each car's
+    entry is delivered once by the two: each one the bridge takes is a tick of the car."""
     agent, entry = next(iter(entries.items())) if entries else ("car_0_env_x", {"obs": [0.0]})
     whole = {
         "malformed_json": lambda: json.dumps(entries)[:-7],
@@ -83,10 +96,10 @@ def bad_frame(kind: str, entries: dict[str, Any]) -> tuple[str | bytes, dict[str
             '"reward": 0', '"reward": ' + "7" * 5000
         ),
         "oversized": lambda: json.dumps({agent: {**entry, "padding": "x" * (4 << 20)}}),
-        "unknown_agent": lambda: json.dumps({**entries, "car_99_env_nobody": entry}),
+        "unknown_agent": lambda: json.dumps({"car_99_env_nobody": entry}),
     }
     if kind in whole:
-        return whole[kind](), {} if kind == "unknown_agent" else entries
+        return whole[kind](), entries
     obs = list(entry["obs"])
     spoilt = {
         "wrong_length": {"obs": obs[:-1]},
@@ -97,10 +110,18 @@ def bad_frame(kind: str, entries: dict[str, Any]) -> tuple[str | bytes, dict[str
         "string_reward": {"reward": "3.7"},
         "bool_obs": {"obs": [True, *obs[1:]]},
         "missing_fields": {"reward": None},
-        "lap_time_string": {"info": {"lap_time": "1:02.5"}},
-        "crashed_string": {"info": {"crashed": "yes"}},
-        "episode_key": {"info": {"episode": {"r": 1e9, "l": "x", "t": None}}},
+        **{bad: {"info": {**entry.get("info", {}), **keys}} for bad, keys in BAD_INFO.items()},
     }[kind]
     bad = {key: value for key, value in {**entry, **spoilt}.items() if value is not None}
     rest = {} if "info" in spoilt else {agent: entry}
     return json.dumps({**entries, agent: bad}), rest
+
+
+def with_bad_info(kinds: Sequence[str], entries: dict[str, Any]) -> dict[str, Any]:
+    """``entries`` with the bad ``info`` key of each of ``kinds`` (of ``BAD_INFO``) put
+    in, one kind a car in turn (a car gets several keys when there are more kinds than
+    cars); ``entries`` itself is left as it was."""
+    spoilt = {agent: dict(entry) for agent, entry in entries.items()}
+    for kind, entry in zip(kinds, itertools.cycle(spoilt.values()), strict=False):
+        entry["info"] = {**entry.get("info", {}), **BAD_INFO[kind]}
+    return spoilt
