@@ -62,8 +62,13 @@ def test_a_roblox_run_is_refused_by_what_needs_the_simulator(roblox_run):
         ("benchmark_algos.py", ["--render", "{tmp}"], "is a directory: give the results.json"),
         ("benchmark_algos.py", ["--render", "{roblox}/.hydra/config.yaml"], "is not JSON"),
         ("benchmark_algos.py", ["--render", "{tmp}/metrics.json"], "(no benchmark_seeds, "),
-        ("benchmark_algos.py", ["--render", "{tmp}/r.json", "--out", "{tmp}"], "is a directory"),
-        ("benchmark_algos.py", ["--measure", "{tmp}", "--out", "{tmp}"], "cannot be written: "),
+        # --out is probed after the other refusals: given results that render.
+        ("benchmark_algos.py", ["--render", "{results}", "--out", "{tmp}"], "is a directory"),
+        (
+            "benchmark_algos.py",
+            ["--render", "{results}", "--out", "{tmp}/metrics.json/b.md"],
+            "cannot be written: ",
+        ),
         # Training's options were dropped without a word by a run that trains nothing.
         ("benchmark_algos.py", ["--seeds", "1", "--measure", "{tmp}"], "--seeds set the runs"),
         ("benchmark_algos.py", ["--algos", "sac", "--render", "{tmp}/r.json"], "--algos set"),
@@ -80,7 +85,8 @@ def test_a_roblox_run_is_refused_by_what_needs_the_simulator(roblox_run):
 def test_a_script_given_what_it_cannot_use_says_so_in_one_line(
     name, args, says, roblox_run, tmp_path
 ):
-    args = [a.format(roblox=roblox_run, tmp=tmp_path) for a in args]
+    results = SCRIPTS.parent / "docs" / "results" / "grid2026-12-07_ppo_seeds0123.json"
+    args = [a.format(roblox=roblox_run, tmp=tmp_path, results=results) for a in args]
     (tmp_path / "metrics.json").write_text('{"episodes": 2}')  # racing-rl eval's, not ours
     result = script(name, *args, cwd=tmp_path)
     assert result.returncode in (1, 2), result.stderr[-2000:]
