@@ -730,7 +730,6 @@ def _check_frame_stack(overrides: list[Override], doc: ConfigDoc) -> None:
     ``wrappers/default.yaml``'s ``frame_stack`` reads it (``${oc.select:algo.frame_stack,
     4}``); Hydra takes it, and the run trains as if it were not given. A swept
     ``wrappers`` or ``experiment`` has each of its legs checked."""
-    from hydra.core.override_parser.types import ChoiceSweep
     from omegaconf import OmegaConf
 
     given = next(
@@ -746,10 +745,8 @@ def _check_frame_stack(overrides: list[Override], doc: ConfigDoc) -> None:
             return [("", default)]
         if chosen.is_delete():
             return [("", None)]
-        value = chosen.value()
-        if chosen.is_sweep_override() and not isinstance(value, ChoiceSweep):
+        if (values := _legs(chosen)) is None:
             return []  # glob(...), range(...): Hydra's to expand
-        values = value.list if isinstance(value, ChoiceSweep) else [value]
         return [(f"{group}={leg}" if len(values) > 1 else "", leg) for leg in values]
 
     defaults = {group.name: group.default for group in doc.groups}

@@ -454,7 +454,7 @@ class RobloxParallelEnv(ParallelEnv):
                     self.config.observation_timeout,
                     sent.step,
                     generation,
-                    read={agent: self._read.get(agent, sent.after) for agent in live},
+                    read=self._read,  # a car not read yet: sent.after
                 )
             except BridgeError:
                 missing = live  # the connection broke while waiting

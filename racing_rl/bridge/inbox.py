@@ -16,7 +16,7 @@ import dataclasses
 import math
 import threading
 import time
-from collections import deque
+from collections import defaultdict, deque
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -76,7 +76,7 @@ class Inbox:
         self._seq = 0
         self._arrived = -math.inf  # time.monotonic() of message _seq
         # Per agent: (message seq, entry, the game's ticks folded into it)
-        self._entries: dict[str, deque[tuple[int, AgentStep, int]]] = {}
+        self._entries: defaultdict[str, deque[tuple[int, AgentStep, int]]] = defaultdict(deque)
         self._lost_end: set[str] = set()
         self.capacity = capacity
 
@@ -86,7 +86,7 @@ class Inbox:
             self._seq += 1
             self._arrived = time.monotonic()
             for agent, step in steps.items():
-                queue = self._entries.setdefault(agent, deque())
+                queue = self._entries[agent]
                 if len(queue) == self.capacity:
                     _, dropped, ticks = queue.popleft()
                     if dropped.terminated or dropped.truncated:
@@ -207,7 +207,7 @@ class Inbox:
     def _skip_stale(self, agent: str, read: int) -> deque[tuple[int, AgentStep, int]]:
         """Drop the agent's entries up to ``read`` (stale: from before the caller's last
         read), remembering an episode end among them; the agent's queue."""
-        queue = self._entries.setdefault(agent, deque())
+        queue = self._entries[agent]
         while queue and queue[0][0] <= read:
             _, step, _ = queue.popleft()
             if step.terminated or step.truncated:

@@ -176,12 +176,13 @@ def resume_overrides(run_dir: Path, overrides: Sequence[str]) -> list[Override]:
     except OverrideParseException as err:
         raise ConfigError(f"Could not parse the overrides {list(overrides)}: {err}") from err
     allowed = []
-    saved = _saved_settings(run_dir)
+    cfg, choices = _saved_settings(run_dir)
+    backend = None if cfg is None else OmegaConf.select(cfg, "backend.name")
     for override in parsed:
         key = override.key_or_group
-        if key == "resume" or (key == "backend" and override.value() == run_backend(run_dir)):
+        if key == "resume" or (key == "backend" and override.value() == backend):
             continue
-        if not under(key, RESUMABLE) and _repeats(override, *saved):
+        if not under(key, RESUMABLE) and _repeats(override, cfg, choices):
             log.debug("%s is the run's own setting: nothing to change", override.input_line)
             continue
         if override.is_add() or override.is_delete() or not under(key, RESUMABLE):

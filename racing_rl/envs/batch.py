@@ -453,9 +453,9 @@ class RaceBatch:
                 break
             arc = np.where(near, self.np_random[race].uniform(0.0, track.length, len(arc)), arc)
         for car in np.flatnonzero(near):  # every car respawning but those still to place
-            near[car] = False
-            taken = np.concatenate([others, arc[cars & ~near & (np.arange(len(arc)) != car)]])
+            taken = np.concatenate([others, arc[cars & ~near]])
             arc[car] = widest_gap_middle(taken, track.length)
+            near[car] = False
         return arc
 
     def step(self, actions: NDArray[np.float64]) -> RaceStep:
