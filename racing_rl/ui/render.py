@@ -434,13 +434,13 @@ class Renderer:
             self._window = pygame.display.set_mode(self.size_px)
             pygame.display.set_caption("racing-rl")
             driver = pygame.display.get_driver()
-            if driver in HEADLESS_DRIVERS:  # asked for (SDL_VIDEODRIVER) or fallen back to
-                why = (
-                    f"SDL_VIDEODRIVER={os.environ['SDL_VIDEODRIVER']} draws in memory"
-                    if "SDL_VIDEODRIVER" in os.environ
-                    else f"This machine has no display (pygame's video driver is {driver!r})"
+            if driver in HEADLESS_DRIVERS and "SDL_VIDEODRIVER" not in os.environ:
+                logger.warning(
+                    "This machine has no display (pygame's video driver is %r), so no "
+                    "window is shown. %s",
+                    driver,
+                    self.headless_hint,
                 )
-                logger.warning("%s, so no window is shown. %s", why, self.headless_hint)
             self._clock = pygame.time.Clock()
         if self.pump_events and any(event.type == pygame.QUIT for event in pygame.event.get()):
             logger.info("Render window closed; the race goes on without drawing.")
