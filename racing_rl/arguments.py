@@ -309,8 +309,9 @@ def check_arguments(name: str, args: list[str]) -> None:
             for entry in value if isinstance(value, list) else [value]:
                 # A swept item in quotes ('<job dir>', as a path with = or , must be) is a
                 # QuotedString.
-                racing = name == "eval" and key == "run_dir"  # a race's scripted car
-                _check_path(key, kind, getattr(entry, "text", entry), racing)
+                # eval's race and play may have the scripted driver for a run's car.
+                scripted = (name, key) in (("eval", "run_dir"), ("play", "opponent"))
+                _check_path(key, kind, getattr(entry, "text", entry), scripted)
     if name == "export" and multirun:
         _check_export_outputs(given, doc)
     resume = given.get("resume")
@@ -1067,7 +1068,8 @@ def _walk(node: Any, parts: list[str]) -> tuple[int, dict]:
 
 def _check_path(key: str, kind: str, value: object, scripted: bool = False) -> None:
     """Refuse ``key=value``, a path of ``kind`` (``run``: a run directory; ``file``), that
-    does not exist; ``scripted``: the entry ``scripted`` (eval's baseline driver) is one.
+    does not exist; ``scripted``: the entry ``scripted`` (the baseline driver, in eval's
+    races and as play's opponent) is one.
 
     Raises:
         UsageError: naming the key and what to pass.

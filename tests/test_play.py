@@ -158,6 +158,13 @@ def test_ctrl_c_says_the_race_was_not_recorded(tmp_path, monkeypatch, caplog):
     assert not (tmp_path / "p.npz").exists()
 
 
+def test_play_against_the_scripted_driver_from_the_command_line(tmp_path):
+    """The command line's path check refused opponent=scripted before play ran."""
+    result = racing_rl("play", "opponent=scripted", "script=[up,up,up]", "fps=0", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "scripted" in result.stdout
+
+
 def test_play_against_the_scripted_driver(tmp_path):
     """opponent=scripted was read as a run dir: 'no such file or directory'."""
     with initialize():
