@@ -150,7 +150,7 @@ class ReplayError(RacingRLError):
 
 class ExportError(RacingRLError):
     """A policy cannot be exported: its network or settings are not ones ``racing-rl export``
-    translates (a custom feature extractor or layer, gSDE, a non-Box space)."""
+    translates (a custom feature extractor or layer, a shared LSTM, a non-Box space)."""
 
 
 @contextmanager

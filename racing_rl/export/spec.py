@@ -10,11 +10,16 @@ refused here, once, with a message naming it.
 What SB3's ``predict(observation, deterministic=True)`` computes, per algorithm:
 
 - PPO (``ActorCriticPolicy``): ``action_net(policy_net(x))``, the Gaussian mean, then
-  ``np.clip`` to the action space.
+  ``np.clip`` to the action space. With gSDE (``use_sde=True``) the mode is the same mean
+  (``StateDependentNoiseDistribution.mode``: the noise is left out); with gSDE's
+  ``squash_output=True`` it is ``tanh`` of it, rescaled from [-1, 1] to the action space
+  (``unscale_action``) instead of clipped.
 - RecurrentPPO (``RecurrentActorCriticPolicy``): the same after ``lstm_actor``, whose
   (h, c) state is kept per car and zeroed at an episode start.
 - SAC and TQC (their ``Actor``): ``tanh(mu(latent_pi(x)))``, the squashed Gaussian's
-  mode, rescaled from [-1, 1] to the action space (``unscale_action``).
+  mode, rescaled from [-1, 1] to the action space (``unscale_action``). With gSDE, ``mu``
+  is the mean's linear layer followed by ``Hardtanh(-clip_mean, clip_mean)`` (none for
+  ``clip_mean=0``) and the mode is again ``tanh`` of it, rescaled.
 - TD3 (its ``Actor``): ``mu(x)``, which ends in tanh, rescaled likewise.
 
 The observation ``x`` is the frame stack (``racing_rl.vec.FrameStack`` per car: zeros at
@@ -47,12 +52,6 @@ ACTIVATIONS: dict[type[nn.Module], str] = {
     nn.LeakyReLU: "leaky_relu",
     nn.Hardtanh: "hardtanh",
 }
-
-#: What to do about gSDE, which no export format translates.
-NO_SDE = (
-    "Train without gSDE (algo.model.use_sde=false, the default), or let the checkpoint "
-    "itself drive in the game over the bridge (racing-rl eval run_dir=<run> backend=roblox)."
-)
 
 
 @dataclass(frozen=True)
@@ -221,7 +220,8 @@ def policy_spec(
     Raises:
         ExportError: if the policy has anything this module does not translate: another
             policy class, a custom feature extractor or MLP extractor, a layer or
-            activation outside ``ACTIVATIONS``, gSDE, a shared or critic-only LSTM, or
+            activation outside ``ACTIVATIONS``, an action distribution other than SB3's
+            diagonal Gaussian or gSDE's, a shared or critic-only LSTM, or
             spaces other than 1-D Boxes; or a weight or statistic that is not finite (a
             diverged checkpoint, whose module would drive with NaN actions).
     """
@@ -267,7 +267,10 @@ def _network(
     """The LSTM, layers and post-processing of a policy's deterministic action."""
     from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
     from sb3_contrib.tqc.policies import TQCPolicy
-    from stable_baselines3.common.distributions import DiagGaussianDistribution
+    from stable_baselines3.common.distributions import (
+        DiagGaussianDistribution,
+        StateDependentNoiseDistribution,
+    )
     from stable_baselines3.common.policies import ActorCriticPolicy
     from stable_baselines3.common.torch_layers import FlattenExtractor, MlpExtractor
     from stable_baselines3.sac.policies import SACPolicy
@@ -287,11 +290,14 @@ def _network(
                 f"{algorithm}'s MLP extractor {type(policy.mlp_extractor).__name__} is not "
                 "supported: export translates SB3's MlpExtractor (net_arch)."
             )
-        if not isinstance(policy.action_dist, DiagGaussianDistribution):
+        if not isinstance(
+            policy.action_dist, DiagGaussianDistribution | StateDependentNoiseDistribution
+        ):
             raise ExportError(
                 f"{algorithm}'s action distribution {type(policy.action_dist).__name__} is not "
-                "supported (gSDE, use_sde=True, is not): export, to Luau and ONNX alike, "
-                f"translates the diagonal Gaussian's mean. {NO_SDE}"
+                "supported: export translates the mean of SB3's DiagGaussianDistribution and "
+                "of gSDE's StateDependentNoiseDistribution. Train with SB3's policy class "
+                "(algo.model.policy=MlpPolicy)."
             )
         lstm: tuple[LSTMLayer, ...] = ()
         if isinstance(policy, RecurrentActorCriticPolicy):
@@ -306,19 +312,17 @@ def _network(
             *_sequential(policy.mlp_extractor.policy_net, algorithm, "mlp_extractor.policy_net"),
             _dense(policy.action_net, algorithm, "action_net"),
         )
-        return lstm, layers, "clip"  # squash_output needs gSDE, refused above
+        if policy.squash_output:  # gSDE's option: its mode is tanh(mean), and predict rescales
+            return lstm, (*layers, Activation("tanh")), "rescale"
+        return lstm, layers, "clip"
     if isinstance(policy, SACPolicy | TQCPolicy):
         actor = policy.actor
         check_extractor(actor.features_extractor)
-        if actor.use_sde:
-            raise ExportError(
-                f"{algorithm} with use_sde=True (gSDE) is not supported: export, to Luau and "
-                f"ONNX alike, translates the squashed Gaussian's mean. {NO_SDE}"
-            )
         layers = (
             *_sequential(actor.latent_pi, algorithm, "actor.latent_pi"),
-            _dense(actor.mu, algorithm, "actor.mu"),
-            Activation("tanh"),  # SquashedDiagGaussianDistribution's mode
+            # gSDE's mu ends in Hardtanh(-clip_mean, clip_mean) unless clip_mean=0
+            *_sequential(actor.mu, algorithm, "actor.mu"),
+            Activation("tanh"),  # the squashed distribution's mode, with or without gSDE
         )
         return (), layers, "rescale"
     if isinstance(policy, TD3Policy):

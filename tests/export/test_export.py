@@ -1,4 +1,5 @@
-"""racing-rl export: the command, its default path, and its errors, which leave no file."""
+"""racing-rl export: the command, its default path, what it translates, and its errors,
+which leave no file."""
 
 from __future__ import annotations
 
@@ -15,17 +16,20 @@ from hydra import compose
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from runs import game_run_copy, racing_rl
-from sb3_contrib import CrossQ, RecurrentPPO
+from sb3_contrib import TQC, CrossQ, RecurrentPPO
 from stable_baselines3 import PPO, SAC
+from stable_baselines3.common.distributions import BernoulliDistribution
 from stable_baselines3.common.torch_layers import FlattenExtractor
 from torch import nn
 
 from racing_rl.checkpoints.layout import STATISTICS
 from racing_rl.config import initialize
+from racing_rl.contract import action_space, observation_space
 from racing_rl.errors import CheckpointError, ConfigError, ExportError
 from racing_rl.evaluation.command import evaluate
-from racing_rl.export import export, load_spec
+from racing_rl.export import export, load_spec, writer
 from racing_rl.export.luau import observation_layout
+from racing_rl.export.runtime import LuauPolicy, OnnxPolicy
 from racing_rl.export.spec import policy_spec
 
 
@@ -318,18 +322,6 @@ OBSERVATIONS = gym.spaces.Box(-1.0, 1.0, (26,), np.float32)
 ACTIONS = gym.spaces.Box(-1.0, 1.0, (3,), np.float32)
 #: What export refuses (docs/export.md), as (algorithm, spaces, arguments, message).
 UNSUPPORTED = {
-    "ppo_gsde": (
-        PPO,
-        None,
-        {"use_sde": True},
-        r"StateDependentNoiseDistribution is not.* Train without gSDE \(algo\.model\.use_sde=false",
-    ),
-    "sac_gsde": (
-        SAC,
-        None,
-        {"use_sde": True},
-        r"SAC with use_sde=True \(gSDE\) is not.* Train without gSDE \(algo\.model\.use_sde",
-    ),
     "shared_lstm": (
         RecurrentPPO,
         None,
@@ -367,6 +359,68 @@ def test_what_export_cannot_translate_is_refused_naming_it(case):
     model = algorithm(policy, env, device="cpu", **kwargs)
     with pytest.raises(ExportError, match=message):
         policy_spec(model, None, frame_stack=2 if case != "2d_observation" else 1)
+
+
+def test_a_custom_action_distribution_is_refused_naming_it():
+    model = PPO("MlpPolicy", Spaces(OBSERVATIONS, ACTIONS), device="cpu")
+    model.policy.action_dist = BernoulliDistribution(3)  # as a custom policy class might
+    with pytest.raises(ExportError, match=r"action distribution BernoulliDistribution is not"):
+        policy_spec(model, None, frame_stack=2)
+
+
+#: gSDE (use_sde=True), as (algorithm, arguments): its deterministic action is the mean
+#: without the noise; clipped (PPO), or tanh-squashed and rescaled (PPO's squash_output,
+#: SAC and TQC, whose mean is first clipped to +-clip_mean, 2 unless 0).
+GSDE = {
+    "ppo": (PPO, {"policy_kwargs": {"ortho_init": False}}),
+    "ppo_squash_output": (PPO, {"policy_kwargs": {"ortho_init": False, "squash_output": True}}),
+    "recurrent_ppo": (RecurrentPPO, {"policy_kwargs": {"ortho_init": False}}),
+    "sac": (SAC, {}),
+    "sac_clip_mean_0": (SAC, {"policy_kwargs": {"clip_mean": 0.0}}),
+    "tqc": (TQC, {}),
+}
+
+
+@pytest.mark.parametrize("fmt", ["luau", "onnx"])
+@pytest.mark.parametrize("case", list(GSDE))
+def test_a_gsde_policy_exports_sb3_s_deterministic_action(case, fmt, tmp_path):
+    """gSDE was refused; its deterministic action leaves the noise out, so the exported
+    file computes SB3's predict(deterministic=True) as for a policy without gSDE."""
+    algorithm, kwargs = GSDE[case]
+    policy = "MlpLstmPolicy" if algorithm is RecurrentPPO else "MlpPolicy"
+    spaces = Spaces(observation_space(10), action_space())
+    model = algorithm(policy, spaces, use_sde=True, device="cpu", seed=0, **kwargs)
+    mean = model.actor.mu if hasattr(model, "actor") else model.policy.action_net
+    with torch.no_grad():  # means far beyond the action bounds and clip_mean too
+        for parameter in mean.parameters():
+            parameter.mul_(20.0)
+    path = tmp_path / f"policy.{fmt}"
+    writer(fmt)(policy_spec(model, None, frame_stack=1), path)
+    exported = LuauPolicy.from_file(path) if fmt == "luau" else OnnxPolicy(path)
+    observations = np.random.default_rng(0).uniform(-1, 1, (20, 4, 13)).astype(np.float32)
+    state, episode_start, actions = None, np.ones(4, dtype=bool), []
+    for observation in observations:  # RecurrentPPO's LSTM state carried over 20 steps
+        expected, state = model.predict(
+            observation, state=state, episode_start=episode_start, deterministic=True
+        )
+        np.testing.assert_allclose(exported.act(observation), expected, rtol=0, atol=1e-5)
+        episode_start, actions = np.zeros(4, dtype=bool), [*actions, expected]
+    magnitude = np.abs(actions)
+    assert (magnitude > 0.95).any() and (magnitude < 0.5).any()  # at the bounds and within
+
+
+def test_the_command_exports_gsde_runs(trained_runs, tmp_path):
+    # It refused them: "... Train without gSDE (algo.model.use_sde=false, the default)".
+    runs = [trained_runs["ppo_gsde"], trained_runs["sac_gsde"]]
+    result = racing_rl(
+        "export", "-m", f"run_dir={runs[0]},{runs[1]}", "checkpoint=final",
+        f"out={tmp_path}/out/", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "ppo_gsde_policy_final.luau",
+        "sac_gsde_policy_final.luau",
+    ]
 
 
 @pytest.mark.parametrize("algorithm", [PPO, RecurrentPPO])

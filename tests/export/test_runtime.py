@@ -15,7 +15,8 @@ from racing_rl.export import load_spec, writer
 from racing_rl.export.runtime import ExportedPolicy, LuauPolicy, OnnxPolicy
 from racing_rl.vec import make_env, wrap_vec_env
 
-ALGORITHMS = ["ppo", "sac", "td3", "tqc", "recurrent_ppo"]
+#: The runs of tests/export/conftest.py: each algorithm, and PPO and SAC with gSDE.
+RUNS = ["ppo", "sac", "td3", "tqc", "recurrent_ppo", "ppo_gsde", "sac_gsde"]
 #: Steps driven; episodes last at most MAX_STEPS, so every car has several.
 STEPS, MAX_STEPS = 150, 40
 TOLERANCE = 1e-5
@@ -28,7 +29,7 @@ def exported(run_dir: Path, fmt: str, tmp_path: Path) -> ExportedPolicy:
 
 
 @pytest.mark.parametrize("fmt", ["luau", "onnx"])
-@pytest.mark.parametrize("algo", ALGORITHMS)
+@pytest.mark.parametrize("algo", RUNS)
 def test_exported_actions_match_sb3_predict(trained_runs, algo, fmt, tmp_path):
     run_dir = trained_runs[algo]
     run_cfg = load_run_config(run_dir)
