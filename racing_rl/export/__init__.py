@@ -244,10 +244,12 @@ def export(cfg: DictConfig) -> dict[str, Any]:
         out.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(out, lambda tmp: write(spec, tmp))
     except OSError as err:  # not writable, a file where a directory should be, disk full
-        why = cannot_write(out) or f"{err.filename or out}: {err.strerror or err}"
+        # A failure while writing (a full disk) is about the temporary file: say it of out.
+        why = cannot_write(out) or str(err.strerror or err)
+        kept = "; the earlier file there is kept" if out.is_file() else ""
         raise ExportError(
-            f"Cannot write out={out}: {why}. Choose an out= in a directory you can write "
-            "(or none: <run dir>/export/)."
+            f"Cannot write out={out}: {why}{kept}. Choose an out= in a directory you can "
+            "write (or none: <run dir>/export/)."
         ) from err
     return {
         "path": str(out),

@@ -4,6 +4,8 @@ which leave no file."""
 from __future__ import annotations
 
 import dataclasses
+import errno
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -456,6 +458,30 @@ def test_a_failed_write_leaves_no_file(trained_runs, tmp_path, monkeypatch):
             )
         )
     assert files(tmp_path) == []
+
+
+def test_a_full_disk_is_refused_naming_out_and_keeping_the_earlier_file(
+    trained_runs, tmp_path, monkeypatch
+):
+    """It named the temporary file: "Cannot write out=.../p.onnx: .../.p.onnx.partial: No
+    space left on device"."""
+    import racing_rl.export.onnx as onnx_writer
+
+    out = tmp_path / "p.onnx"
+    export(export_cfg(trained_runs["sac"], "checkpoint=final", "format=onnx", f"out={out}"))
+    before = out.read_bytes()
+
+    def disk_full(spec, path):
+        path.write_bytes(b"half an onnx model")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr(onnx_writer, "write_onnx", disk_full)
+    with pytest.raises(ExportError) as err:
+        export(export_cfg(trained_runs["sac"], "checkpoint=final", "format=onnx", f"out={out}"))
+    assert str(err.value).startswith(
+        f"Cannot write out={out}: No space left on device; the earlier file there is kept. "
+    )
+    assert out.read_bytes() == before and files(tmp_path) == ["p.onnx"]
 
 
 def test_an_export_sweep_writes_its_files_and_only_hydra_s_record_of_it(trained_runs, tmp_path):
