@@ -123,6 +123,14 @@ def job_dirname(num: int, override_dirname: str, limit: int = 160) -> str:
     return f"{num}_{name}" if name else str(num)
 
 
+def job_name(path: Path) -> str:
+    """A job's number, read back from its directory's name (``job_dirname``'s
+    ``<job number>`` or ``<job number>_<overrides>``), else the directory's name (a single
+    run's ``14-03-12_ppo_pygame``)."""
+    match = re.match(r"(\d+)(?:_|$)", path.name)
+    return match.group(1) if match else path.name
+
+
 def _last_part(path: str) -> str:
     """A path's last part (``a/b/`` -> ``b``), or the path with ``/`` as ``_`` if none."""
     return path.rstrip("/").rsplit("/", 1)[-1] or path.replace("/", "_")

@@ -24,7 +24,6 @@ import io
 import json
 import logging
 import math
-import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -33,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from omegaconf import OmegaConf
 
-from racing_rl.config import recorded_sweep
+from racing_rl.config import job_name, recorded_sweep
 from racing_rl.evaluation.tables import markdown_table
 from racing_rl.objective import objective_kind
 from racing_rl.provenance import leg_status, read_legs
@@ -80,15 +79,8 @@ class Job:
     curve: list[tuple[int, float]] = field(default_factory=list)
 
 
-def _job_name(path: Path) -> str:
-    """A job's number (Hydra's ``<job number>`` or ``<job number>_<overrides>`` dir
-    names), else its dir name (a single run's ``14-03-12_ppo_pygame``)."""
-    match = re.match(r"(\d+)(?:_|$)", path.name)
-    return match.group(1) if match else path.name
-
-
 def _job_order(path: Path) -> tuple[int, str]:
-    name = _job_name(path)
+    name = job_name(path)
     return (int(name) if name.isdigit() else sys.maxsize, path.name)
 
 
@@ -96,7 +88,7 @@ def read_job(path: Path) -> Job:
     """Read one job directory (see the module doc). Missing files make a failed job."""
     overrides_file = path / ".hydra" / "overrides.yaml"
     overrides = list(OmegaConf.load(overrides_file)) if overrides_file.is_file() else []
-    job = Job(path, _job_name(path), [str(o) for o in overrides], "failed")
+    job = Job(path, job_name(path), [str(o) for o in overrides], "failed")
     try:
         legs = read_legs(path)
     except FileNotFoundError:

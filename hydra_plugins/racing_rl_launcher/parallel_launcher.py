@@ -22,6 +22,7 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
+from racing_rl.config import job_name
 from racing_rl.provenance import leg_status, read_legs
 
 
@@ -67,7 +68,7 @@ class ParallelLauncher(Launcher):
 def _job_dir(sweep_dir: Path, number: int) -> Path | None:
     """Job ``number``'s directory in ``sweep_dir`` (``<number>`` or ``<number>_<overrides>``,
     ``racing_rl.config.job_dirname``); None if it has none (it never started)."""
-    found = [p for p in sweep_dir.glob(f"{number}*") if p.name.split("_")[0] == str(number)]
+    found = [p for p in sweep_dir.glob(f"{number}*") if job_name(p) == str(number)]
     return found[0] if found else None
 
 
