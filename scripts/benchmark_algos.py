@@ -621,6 +621,26 @@ def write_markdown(sources: list[dict[str, Any]], out: Path) -> str:
     return text
 
 
+def missing_dirs(path: Path) -> list[Path]:
+    """``path`` and those of its parents that do not exist yet, deepest first: what making
+    ``path`` makes."""
+    return [p for p in (path, *path.parents) if not p.exists()]
+
+
+@contextlib.contextmanager
+def removed_if_stopped(directories: Sequence[Path]) -> Iterator[None]:
+    """Remove those of ``directories`` that are empty when the block ends with an
+    exception (a refusal, a failed command, Ctrl-C), deepest first, so that a benchmark
+    stopped before writing into them leaves no empty dir behind; ones it wrote into stay."""
+    try:
+        yield
+    except BaseException:
+        for directory in sorted(set(directories), key=lambda p: len(p.parts), reverse=True):
+            if directory.is_dir() and not any(directory.iterdir()):
+                directory.rmdir()
+        raise
+
+
 @contextlib.contextmanager
 def new_runs_dir(parent: Path) -> Iterator[Path]:
     """A fresh ``<parent>/<date>_<time>`` dir (``_2``, ``_3``… if two benchmarks start
@@ -635,12 +655,8 @@ def new_runs_dir(parent: Path) -> Iterator[Path]:
             runs.mkdir()
         except FileExistsError:
             continue
-        try:
+        with removed_if_stopped([runs]):
             yield runs
-        except BaseException:
-            if not any(runs.iterdir()):
-                runs.rmdir()
-            raise
         return
     raise SystemExit(f"Could not create a new benchmark dir under {parent}.")
 
@@ -784,8 +800,8 @@ def main() -> None:
         "list.txt, one per line; docs/results/rendered.txt is docs/benchmarks.md's)",
     )
     args = parser.parse_args()
-    # Every refusal before the first directory is made: the probes below make --out's and
-    # --runs's, and a refusal after them left them behind, empty.
+    # The command line's refusals before the first directory is made: the probes below
+    # make --out's and --runs's (removed again if a later refusal stops the benchmark).
     training = {"--algos": args.algos, "--seeds": args.seeds, "overrides": args.overrides}
     given = [name for name, value in training.items() if value]
     if given and (args.measure is not None or args.render is not None):
@@ -798,40 +814,44 @@ def main() -> None:
     for run_dir in args.measure or []:  # before a benchmark dir is made for them
         check_simulator_run(run_dir, "the benchmark")
     rendered = [read_results(path) for path in args.render or []]
-    reason = None if args.out is None else cannot_write(args.out)
-    if reason is not None:  # before the measurement, which writes it last
-        parser.error(f"--out {args.out} cannot be written: {reason}; give a Markdown file")
-    if args.render is not None:
-        out = args.out or Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
-        text = write_markdown(rendered, out)
-        print(text)
-        print(f"written to {out}")
-        return
-    reason = cannot_write(args.runs / "results.json")
-    if reason is not None:
-        parser.error(f"--runs {args.runs} cannot hold the benchmark dirs: {reason}")
-    seeds = benchmark_seeds()
-    race_seeds = seeds[: args.race_tracks] if args.race_tracks else seeds
-    with new_runs_dir(args.runs) as runs:  # removed if nothing is written into it
-        environment = environment_record()  # before training: the code that runs
-        if args.measure is not None:
-            trained: list[tuple[Path, float | None]] = [(run_dir, None) for run_dir in args.measure]
-        else:
-            algos, train_seeds = args.algos or ALGOS, args.seeds or SEEDS
-            trained = [train(a, s, runs, args.overrides) for a in algos for s in train_seeds]
-        results = {
-            "bench": "algos",
-            "command": shlex.join(["python", "scripts/benchmark_algos.py", *sys.argv[1:]]),
-            "date": time.strftime("%Y-%m-%d"),
-            "environment": environment,
-            **benchmark(trained, runs, seeds, race_seeds, args.checkpoint, args.label),
-        }
-        write_json(runs / "results.json", results)
-        out = args.out or runs / "benchmark.md"  # docs/benchmarks.md only by --render's choice
-        text = write_markdown([results], out)
-        print(text)
-        print(f"written to {out}; evaluations and results.json in {runs}")
-        print(strict_json(results))
+    made = missing_dirs(args.runs.absolute())
+    if args.out is not None:
+        made += missing_dirs(args.out.absolute().parent)
+    with removed_if_stopped(made):  # a refusal after the probes leaves no empty dir
+        reason = None if args.out is None else cannot_write(args.out)
+        if reason is not None:  # before the measurement, which writes it last
+            parser.error(f"--out {args.out} cannot be written: {reason}; give a Markdown file")
+        if args.render is not None:
+            out = args.out or Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+            text = write_markdown(rendered, out)
+            print(text)
+            print(f"written to {out}")
+            return
+        reason = cannot_write(args.runs / "results.json")
+        if reason is not None:
+            parser.error(f"--runs {args.runs} cannot hold the benchmark dirs: {reason}")
+        seeds = benchmark_seeds()
+        race_seeds = seeds[: args.race_tracks] if args.race_tracks else seeds
+        with new_runs_dir(args.runs) as runs:  # removed if nothing is written into it
+            environment = environment_record()  # before training: the code that runs
+            if args.measure is not None:
+                trained: list[tuple[Path, float | None]] = [(r, None) for r in args.measure]
+            else:
+                algos, train_seeds = args.algos or ALGOS, args.seeds or SEEDS
+                trained = [train(a, s, runs, args.overrides) for a in algos for s in train_seeds]
+            results = {
+                "bench": "algos",
+                "command": shlex.join(["python", "scripts/benchmark_algos.py", *sys.argv[1:]]),
+                "date": time.strftime("%Y-%m-%d"),
+                "environment": environment,
+                **benchmark(trained, runs, seeds, race_seeds, args.checkpoint, args.label),
+            }
+            write_json(runs / "results.json", results)
+            out = args.out or runs / "benchmark.md"  # docs/benchmarks.md only by --render's choice
+            text = write_markdown([results], out)
+            print(text)
+            print(f"written to {out}; evaluations and results.json in {runs}")
+            print(strict_json(results))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import pytest
 from hydra import compose
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
-from runs import load_script
+from runs import load_script, saved_config
 
 from racing_rl.config import benchmark_seeds, initialize
 from racing_rl.errors import CheckpointError
@@ -406,6 +406,28 @@ def test_a_refused_command_line_makes_no_directory(bench, tmp_path, monkeypatch,
     assert not (tmp_path / "runs").exists() and not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--runs", "{tmp}/file/b"],  # the --runs probe, after --out's had made out/
+        ["--checkpoint", "nope"],  # the run, after both probes
+        ["--measure", "{tmp}/run", "{tmp}/run"],  # two rows of one label and seed, likewise
+    ],
+)
+def test_a_benchmark_refused_after_its_probes_leaves_no_directory(
+    bench, tmp_path, monkeypatch, args
+):
+    # The probes of --out and --runs made their dirs, and a later refusal left them, empty.
+    saved_config(tmp_path / "run", [])
+    (tmp_path / "file").write_text("")
+    given = ["--measure", f"{tmp_path}/run", "--runs", f"{tmp_path}/runs/b"]
+    given += ["--out", f"{tmp_path}/out/bench.md", *(a.format(tmp=tmp_path) for a in args)]
+    monkeypatch.setattr("sys.argv", ["benchmark_algos.py", *given])
+    with pytest.raises((SystemExit, CheckpointError)):  # each its message
+        bench.main()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "run"]
+
+
 def test_a_benchmark_refused_by_its_first_command_leaves_no_empty_dir(bench, tmp_path, monkeypatch):
     # racing-rl train refusing an override (total_timestep=1) left runs/<date>_<time>, empty.
     def refused(*args):
@@ -416,4 +438,4 @@ def test_a_benchmark_refused_by_its_first_command_leaves_no_empty_dir(bench, tmp
     monkeypatch.setattr("sys.argv", ["benchmark_algos.py", *given])
     with pytest.raises(SystemExit, match="failed with exit code 2"):
         bench.main()
-    assert list((tmp_path / "runs").iterdir()) == []
+    assert not (tmp_path / "runs").exists()  # its --runs probe's too

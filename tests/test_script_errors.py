@@ -113,6 +113,8 @@ def test_a_script_names_its_own_checkpoint_option(name, args, tmp_path):
     assert "--checkpoint takes final, best" in result.stderr, result.stderr
     assert "checkpoint=" not in result.stderr and "Traceback" not in result.stderr
     assert [p.name for p in (tmp_path / "run").iterdir()] == [".hydra"]  # no eval dir
+    # benchmark_algos.py left its --runs probe's outputs/benchmark/, empty.
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]
 
 
 def test_benchmark_algos_refuses_a_runs_dir_it_cannot_make_before_measuring(tmp_path):
@@ -120,11 +122,13 @@ def test_benchmark_algos_refuses_a_runs_dir_it_cannot_make_before_measuring(tmp_
     saved_config(tmp_path / "run", [])
     (tmp_path / "file").write_text("")
     result = script(
-        "benchmark_algos.py", "--measure", "run", "--runs", "file/b", "--out", "b.md", cwd=tmp_path
-    )
+        "benchmark_algos.py", "--measure", "run", "--runs", "file/b", "--out", "out/b.md",
+        cwd=tmp_path,
+    )  # fmt: skip
     assert result.returncode == 2, result.stderr[-2000:]
     assert "--runs file/b cannot hold the benchmark dirs: file is a file" in result.stderr
     assert "Traceback" not in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "run"]  # no out/, empty
 
 
 def test_fuzz_bridge_refuses_a_run_dir_that_holds_a_run_before_training(tmp_path):
