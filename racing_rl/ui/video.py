@@ -211,6 +211,11 @@ def export_video(
     try:
         write_atomic(path, write, keep_suffix=True)
     except OSError as err:  # a full disk; ffmpeg's broken pipe when it could not write
-        raise ReplayError(f"Cannot write the video {path}: {err}") from err
+        # The error names the temporary file (.<name>.partial.mp4): say it of path.
+        kept = "; the earlier file there is kept" if path.is_file() else ""
+        raise ReplayError(
+            f"Cannot write the video {path}: {err.strerror or err}{kept}. Free some space or "
+            "choose another video= path."
+        ) from err
     log.debug("wrote %d frames to %s", written, path)  # the caller prints the result
     return written

@@ -227,3 +227,26 @@ def test_an_mp4_stopped_at_its_first_frames_leaves_no_partial_file_later(
     del stopped
     gc.collect()  # the writer, had it outlived the error, closes ffmpeg now
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("fmt", ["mp4", "gif"])
+def test_a_full_disk_names_the_video_not_its_temporary_file(replay, tmp_path, fmt, monkeypatch):
+    """The error of a write that fails part-way names ``.<name>.partial.<fmt>``."""
+    import errno
+
+    import racing_rl.files
+
+    def full(path, *args, **kwargs):
+        tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp))
+
+    monkeypatch.setattr(racing_rl.files, "write_atomic", full)
+    earlier = tmp_path / f"race.{fmt}"
+    earlier.write_bytes(b"earlier")
+    with pytest.raises(ReplayError) as raised:
+        export_video(replay, earlier, size_px=(64, 64))
+    assert str(raised.value) == (
+        f"Cannot write the video {earlier}: No space left on device; the earlier file there "
+        "is kept. Free some space or choose another video= path."
+    )
+    assert earlier.read_bytes() == b"earlier"
