@@ -51,6 +51,7 @@ def check_range(
     low_open: bool = False,
     high_open: bool = False,
     inf: str | None = None,
+    hint: str = "",
 ) -> None:
     """Refuse a numeric setting that is NaN, infinite or out of its range.
 
@@ -64,6 +65,7 @@ def check_range(
         low_open, high_open: whether that bound is excluded (``> 0`` rather than ``>= 0``).
         inf: what ``+inf`` means where it is a valid value (``"wait for ever"``), said in
             the message; None refuses it like ``-inf`` and NaN.
+        hint: a sentence the message ends with (the setting's unit and default), or "".
 
     Raises:
         ConfigError: naming the setting, the value and the range, e.g. ``car.max_speed
@@ -86,7 +88,7 @@ def check_range(
         rule += f", or inf ({inf})"
     elif not math.isfinite(value) or not rule:
         rule = f"a finite number {rule}".rstrip()
-    raise ConfigError(f"{setting} must be {rule}, got {value}.")
+    raise ConfigError(f"{setting} must be {rule}, got {value}." + (f" {hint}" if hint else ""))
 
 
 def one_line(err: BaseException) -> str:

@@ -112,6 +112,11 @@ def test_a_backend_setting_is_named_by_its_path():
         (("x", 2, None, 1), {}, "x must be <= 1, got 2."),
         (("x", -math.inf), {}, "x must be a finite number, got -inf."),
         (("x", math.nan, 0), {"inf": "no limit"}, "x must be >= 0, or inf (no limit), got nan."),
+        (
+            ("x", -1, 0),
+            {"hint": "It is 2 by default."},
+            "x must be >= 0, got -1. It is 2 by default.",
+        ),
     ],
 )
 def test_check_range_says_what_is_allowed(args, kwargs, message):

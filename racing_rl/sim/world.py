@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from racing_rl.errors import ConfigError
+from racing_rl.errors import ConfigError, check_range
 from racing_rl.sim.car import CarConfig, CarState, step_cars
 from racing_rl.sim.layout import (
     RAY_SECTORS,
@@ -69,13 +69,15 @@ class RaceRules:
     car_collisions: bool = False
 
     def __post_init__(self) -> None:
-        # ``not x > 0`` also refuses NaN; infinity has no step and no clock either.
-        if not (0 < self.dt < np.inf and 0 < self.stuck_time < np.inf):
-            raise ConfigError(
-                f"rules.dt and rules.stuck_time must be finite and > 0 seconds, got "
-                f"{self.dt} and {self.stuck_time}. dt is 1/15 s by default (the game's 15 Hz "
-                "tick); a race also refuses one in which a car at top speed drives half its track."
-            )
+        check_range(
+            "rules.dt",
+            self.dt,
+            0,
+            low_open=True,
+            hint="It is the step in seconds, 1/15 by default (the game's 15 Hz tick); a race "
+            "also refuses one in which a car at car.max_speed drives half a track.",
+        )
+        check_range("rules.stuck_time", self.stuck_time, 0, low_open=True)
 
 
 @dataclass(frozen=True)

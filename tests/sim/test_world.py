@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -528,11 +529,15 @@ def test_observation_layout_and_range() -> None:
 def test_world_and_rules_reject_bad_values() -> None:
     with pytest.raises(ConfigError):
         make_world(generate_track(0), n_cars=0)
-    for dt in (0.0, -0.1, math.nan, math.inf):
-        with pytest.raises(ConfigError, match=r"rules\.dt .* finite and > 0 seconds"):
+    # check_range's words, as every other setting's, and what dt is.
+    hint = " It is the step in seconds, 1/15 by default (the game's 15 Hz tick);"
+    for dt, rule in ((0.0, "> 0"), (-0.1, "> 0"), (math.nan, "a finite number > 0")):
+        with pytest.raises(
+            ConfigError, match=re.escape(f"rules.dt must be {rule}, got {dt}.{hint}")
+        ):
             RaceRules(dt=dt)
     for stuck_time in (-1.0, math.nan):
-        with pytest.raises(ConfigError):
+        with pytest.raises(ConfigError, match=r"^rules\.stuck_time must be .*> 0, got"):
             RaceRules(stuck_time=stuck_time)
 
 
