@@ -455,9 +455,9 @@ def check_train_config(cfg: DictConfig, *, device: bool = True, new_run: bool = 
     if cfg.objective not in OBJECTIVES:
         raise invalid("objective", cfg.objective, f"must be one of {', '.join(OBJECTIVES)}")
     check_track_splits(cfg.tracks)
-    train_mix(cfg, say=False)
     check_wrappers(cfg.wrappers)
     backend = backend_config(cfg.backend)
+    train_mix(cfg, say=False)  # after the run's own backend, whose errors it would repeat
     if not isinstance(backend, RaceConfig) and opponents:
         raise invalid(
             "scripted_opponents",

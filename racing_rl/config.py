@@ -671,7 +671,8 @@ def train_mix(cfg: DictConfig, *, say: bool = True) -> list[TrackConfig]:
         default mix is left out of every ``backend=roblox`` run).
 
     Raises:
-        ConfigError: for an unknown level.
+        ConfigError: for an unknown level, or one whose track settings the run's car and
+            rules cannot race on (``RaceConfig``'s checks).
     """
     names = list(OmegaConf.select(cfg, "tracks.train_mix", default=None) or [])
     if names and cfg.backend.get("name") != "pygame":
@@ -685,11 +686,11 @@ def train_mix(cfg: DictConfig, *, say: bool = True) -> list[TrackConfig]:
         return []
     configs = []
     for name in names:
-        try:
-            backend = with_difficulty(cfg.backend, name)
+        try:  # a level's track settings with the run's car and rules (rules.dt)
+            backend = backend_config(with_difficulty(cfg.backend, name))
         except ConfigError as err:
             raise ConfigError(f"Invalid config: tracks.train_mix={names}: {err}") from err
-        configs.append(backend_config(backend).track)  # type: ignore[union-attr]
+        configs.append(backend.track)  # type: ignore[union-attr]
     return configs
 
 

@@ -83,6 +83,9 @@ INVALID = [
     (["checkpoint.keep=-1"], "checkpoint.keep=-1; must be an integer >= 0"),
     (["log_interval=0"], "log_interval=0; must be an integer >= 1"),
     (["tracks.train_mix=[brutal]"], "tracks.train_mix=['brutal']: Unknown difficulty='brutal'"),
+    # A step of half a track or more (at car.max_speed) was refused at the first reset.
+    (["backend.rules.dt=10"], "backend.rules.dt (10.0 s) lets a car at car.max_speed (45.0"),
+    (["backend.rules.dt=3"], "train_mix=['hard']: Invalid config: backend.rules.dt (3.0 s)"),
     (["scripted_opponents=-1"], "scripted_opponents=-1; must be an integer >= 0"),
     (["cars_per_race=200", "scripted_opponents=60"], "scripted_opponents=60; must be <= 56"),
     (["backend=roblox", "scripted_opponents=2"], "on the built-in simulator only"),
@@ -239,3 +242,18 @@ def test_a_run_saved_with_keys_since_renamed_loads_with_the_new_names(tmp_path):
     assert (loaded.n_races, loaded.cars_per_race) == (3, 2)
     assert loaded.backend.connect_timeout == 7.0 and "ping_after" in loaded.backend.server
     assert "n_venvs" not in loaded and "connect_timeout_s" not in loaded.backend
+
+
+def test_the_cli_refuses_a_dt_too_long_for_the_tracks_before_the_run_dir(tmp_path):
+    """rules.dt=10 (450 m a step at car.max_speed, tracks of ~450 m) was refused by the
+    first reset, after the run dir, run.json and train.log were made."""
+    run_dir = tmp_path / "run"
+    result = racing_rl("train", "backend.rules.dt=10", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.splitlines() == [
+        "racing-rl train: Invalid config: backend.rules.dt (10.0 s) lets a car at "
+        "car.max_speed (45.0 m/s) move 450.0 m in a step, half or more of 306.0 m, the least "
+        "length of a track of these track settings (TrackConfig.shortest_length): progress "
+        "along it would be ambiguous. Use a rules.dt below 3.4 s (0.0667 s by default)."
+    ]
+    assert not run_dir.exists()

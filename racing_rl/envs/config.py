@@ -114,6 +114,10 @@ class RaceConfig:
 
     The schema of the ``backend=pygame`` config group and its defaults
     (``racing_rl.config.backend_schema``; conf/backend/pygame.yaml sets what differs).
+
+    Raises:
+        ConfigError: a car at ``car.max_speed`` moves half the shortest track the track
+            settings may make (``TrackConfig.shortest_length``) or more in ``rules.dt``.
     """
 
     track: TrackConfig = field(default_factory=TrackConfig)
@@ -122,6 +126,21 @@ class RaceConfig:
     rules: RaceRules = field(default_factory=RaceRules)
     reward: RewardConfig = field(default_factory=RewardConfig)
     episode: EpisodeConfig = field(default_factory=EpisodeConfig)
+
+    def __post_init__(self) -> None:
+        # TrackLayout.of refuses it for a track it is given, at the first reset: here it is
+        # refused with the config, before a run (and its directory) starts.
+        step = self.car.max_speed * self.rules.dt  # the farthest a car moves in a step [m]
+        shortest = self.track.shortest_length
+        if shortest > 0 and not step < shortest / 2:
+            raise ConfigError(
+                f"rules.dt ({self.rules.dt} s) lets a car at car.max_speed "
+                f"({self.car.max_speed} m/s) move {step:.1f} m in a step, half or more of "
+                f"{shortest:.1f} m, the least length of a track of these track settings "
+                "(TrackConfig.shortest_length): progress along it would be ambiguous. Use a "
+                f"rules.dt below {shortest / (2 * self.car.max_speed):.3g} s ({1 / 15:.4f} s "
+                "by default)."
+            )
 
     @property
     def observation_size(self) -> int:

@@ -58,7 +58,9 @@ class RaceRules:
     """Rules of a race.
 
     Attributes:
-        dt: environment step [s] (the seed game's 15 Hz tick).
+        dt: environment step [s] (the seed game's 15 Hz tick). A car at ``car.max_speed``
+            must move less than half a track in it: ``RaceConfig`` checks the shortest
+            track its track settings may make, ``TrackLayout.of`` each track raced on.
         stuck_time: a car that makes no new progress for this long is stuck [s].
         car_collisions: whether touching cars crash (touching at any time in a step:
             ``WorldBatch._crashed``).

@@ -369,6 +369,33 @@ def test_arc_distance_is_the_shorter_way_round_the_loop(seed: int, a: float, b: 
     assert track.arc_distance(a, (a + distance) % track.length) == pytest.approx(distance)
 
 
+#: Track settings far from the defaults' (a round loop, a wide spread of radii, a strong
+#: stretch, coarse points): TrackConfig.shortest_length must bound each one's tracks.
+SHAPES = [
+    TrackConfig(),
+    TrackConfig(radius_variation=0.0, stretch=0.0, n_obstacles=0),
+    TrackConfig(
+        radius_variation=0.85, stretch=0.6, base_radius=40.0, n_harmonics=3, point_spacing=8.0,
+        min_curve_radius=8.0, min_separation=20.0, width=10.0, n_obstacles=0,
+    ),
+    TrackConfig(radius_variation=0.5, stretch=0.9, min_curve_radius=8.0, n_obstacles=0),
+]  # fmt: skip
+
+
+@PROPERTY
+@given(seed=SEEDS, shape=st.sampled_from(range(len(SHAPES))))
+def test_shortest_length_bounds_every_track_of_the_settings(seed: int, shape: int) -> None:
+    """What ``RaceConfig`` refuses a rules.dt by before any track is made."""
+    config = SHAPES[shape]
+    try:
+        track = generate_track(seed, config)
+    except TrackGenerationError:
+        return  # no track of this seed to bound
+    assert 0 <= config.shortest_length <= track.length  # 0: no bound (the third shape)
+    if config.radius_variation == config.stretch == 0:  # a circle: the bound is tight
+        assert config.shortest_length > 0.998 * track.length
+
+
 def test_a_negative_track_seed_is_a_config_error() -> None:
     # It was NumPy's ValueError ("expected non-negative integer") with a stack, from
     # eval seeds=[-1] too.
