@@ -222,11 +222,12 @@ class NaiveWorld:
         curvature_cmd = math.tan(-c.max_steer * steer) / c.wheelbase
         drive = max(throttle, 0.0) * c.engine_accel
         pedal = min(throttle, 0.0)
-        h = dt / c.substeps
+        substeps = c.substeps_for(dt)
+        h = dt / substeps
         speed, heading, fuel = self.speed[i] * scale, self.heading[i], self.fuel[i]
         x, y = self.x[i], self.y[i]
         full_burn = c.nitro_drain * h
-        for _ in range(c.substeps):
+        for _ in range(substeps):
             burn = min(fuel, full_burn) if wants_nitro else 0.0
             braking = pedal < 0.0 and speed > 0.0
             pedal_accel = pedal * (c.brake_decel if braking else c.reverse_accel)
