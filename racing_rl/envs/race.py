@@ -60,7 +60,8 @@ class RaceParallelEnv(ParallelEnv):
     heading error and speed (a share at rest; with ``episode.grid_start_prob``, a race
     starts on the grid instead, its cars in random slots). ``"grid"``: at rest on the
     start line, two abreast. ``"line"``: at rest on the start line, all on the same spot
-    (no collisions).
+    (no collisions). A car spawned (or a grid slot) beside an obstacle starts in the
+    middle of the gap it leaves.
 
     ## Episode End
     Terminated: the car leaves the track, hits an obstacle, or (``rules.car_collisions``)
