@@ -192,15 +192,19 @@ class NaiveWorld:
         dt = self.rules.dt
         self.time += dt
         events = []
+        pieces = self.rules.pieces
         for i in range(self.n_cars):
-            x0, y0 = self.x[i], self.y[i]
-            self._drive(i, actions[i], dt)
-            mx, my = self.x[i] - x0, self.y[i] - y0
-            self.distance[i] += math.sqrt(mx * mx + my * my)
             before = self.progress[i]
-            self.progress[i] = before + self._project(i) / self.length
+            crashed = False
+            for _ in range(pieces):
+                x0, y0 = self.x[i], self.y[i]
+                self._drive(i, actions[i], dt / pieces)
+                mx, my = self.x[i] - x0, self.y[i] - y0
+                self.distance[i] += math.sqrt(mx * mx + my * my)
+                self.progress[i] += self._project(i) / self.length
+                crashed = self._crashed(i, x0, y0) or crashed
             lap = self._count_lap(i, before, dt)
-            crashed = self._crashed(i, x0, y0) and self.active[i]
+            crashed = crashed and self.active[i]
             if self.progress[i] > self.best_progress[i]:
                 self.best_progress[i] = self.progress[i]
                 self.last_improvement[i] = self.time
@@ -222,12 +226,11 @@ class NaiveWorld:
         curvature_cmd = math.tan(-c.max_steer * steer) / c.wheelbase
         drive = max(throttle, 0.0) * c.engine_accel
         pedal = min(throttle, 0.0)
-        substeps = c.substeps_for(dt)
-        h = dt / substeps
+        h = dt / c.substeps
         speed, heading, fuel = self.speed[i] * scale, self.heading[i], self.fuel[i]
         x, y = self.x[i], self.y[i]
         full_burn = c.nitro_drain * h
-        for _ in range(substeps):
+        for _ in range(c.substeps):
             burn = min(fuel, full_burn) if wants_nitro else 0.0
             braking = pedal < 0.0 and speed > 0.0
             pedal_accel = pedal * (c.brake_decel if braking else c.reverse_accel)

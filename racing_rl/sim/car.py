@@ -34,11 +34,6 @@ MIN_SPEED_SQUARED = 1e-9
 EMPTY_FUEL = 1e-9
 #: Floor of |curvature| in the corner speed sqrt(a / |κ|) [1/m]: a straight is not infinite.
 MIN_CURVATURE = 1e-9
-#: Longest physics sub-step [s]: the default ``rules.dt`` (the game's 15 Hz tick). A
-#: longer step is cut into sub-steps this long or shorter (``CarConfig.substeps_for``):
-#: integrated in one, a 0.5 s step left a car on full lock at top speed 1.7 m, and one
-#: braking from it 3.8 m, from where 30 steps of 1/60 s put it.
-MAX_SUBSTEP = 1.0 / 15.0
 
 
 @dataclass(frozen=True)
@@ -64,8 +59,8 @@ class CarConfig:
         nitro_multiplier: engine acceleration factor while nitro burns [-].
         nitro_drain: fuel burnt per second of nitro [1/s] (fuel is 0 … 1).
         nitro_refill: fuel regained per second without nitro [1/s].
-        substeps: physics sub-steps per environment step, at least: a step longer than
-            ``substeps`` × ``MAX_SUBSTEP`` takes more (``substeps_for``).
+        substeps: physics sub-steps per ``step_cars`` call: per environment step, or per
+            piece of a step longer than 1/15 s (``racing_rl.sim.world.RaceRules.pieces``).
     """
 
     length: float = 4.0
@@ -96,12 +91,6 @@ class CarConfig:
             )
         if not is_integer(self.substeps):
             raise ConfigError(f"car.substeps must be a whole number, got {self.substeps!r}.")
-
-    def substeps_for(self, dt: float) -> int:
-        """Physics sub-steps of an environment step of ``dt`` seconds: ``substeps``, or as
-        many more as keep each sub-step within ``MAX_SUBSTEP`` (0.2 s: 3 of 1/15 s)."""
-        # Less a hair of rounding: 0.2 / (1/15) is 3.0000000000000004.
-        return max(self.substeps, math.ceil(dt / MAX_SUBSTEP - 1e-9))
 
     @property
     def radius(self) -> float:
@@ -142,7 +131,7 @@ class CarState:
 
 
 def step_cars(state: CarState, actions: FloatArray, dt: float, config: CarConfig) -> FloatArray:
-    """Advance every car by ``dt`` seconds in place (``config.substeps_for(dt)`` sub-steps).
+    """Advance every car by ``dt`` seconds in place (``config.substeps`` sub-steps).
 
     Written for small N as much as large: a few dozen NumPy calls per sub-step, no
     ``np.clip``/``np.linalg.norm`` (slow for short arrays), no loop over cars.
@@ -166,11 +155,10 @@ def step_cars(state: CarState, actions: FloatArray, dt: float, config: CarConfig
     curvature_cmd = np.tan(-config.max_steer * steer) / config.wheelbase
     drive = np.maximum(throttle, 0.0) * config.engine_accel
     pedal = np.minimum(throttle, 0.0)
-    substeps = config.substeps_for(dt)
-    h = dt / substeps
+    h = dt / config.substeps
     full_burn = config.nitro_drain * h  # the fuel of one substep of nitro
     travelled = None
-    for _ in range(substeps):
+    for _ in range(config.substeps):
         # A substep boosts by the share of a full burn its fuel pays for: a tank with less
         # than one substep's fuel boosts part of it (a full boost for any fuel left let a
         # car flicking nitro on and off boost half of the time on a sixth of the fuel).

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from racing_rl.errors import ConfigError
 from racing_rl.sim.car import CarConfig
 from racing_rl.sim.sensors import SensorConfig
-from racing_rl.sim.track import Track, TrackConfig, generate_track
+from racing_rl.sim.track import Track, TrackConfig, generate_track, point_segment_distance
 from racing_rl.sim.world import RaceRules, World, WorldBatch
 
 DT = RaceRules().dt
@@ -551,6 +551,61 @@ def test_a_race_refuses_a_dt_in_which_a_car_drives_half_its_track() -> None:
     with pytest.raises(ConfigError, match=r"rules\.dt"):
         make_world(track, rules=RaceRules(dt=longest))
     make_world(track, rules=RaceRules(dt=0.99 * longest))  # coarse, but progress is sound
+
+
+#: No resistance: speeds follow the closed forms exactly.
+FRICTIONLESS = CarConfig(drag=0.0, rolling_resistance=0.0)
+
+
+@pytest.mark.parametrize(("dt", "pieces"), [(DT, 1), (0.2, 3), (0.5, 8)])
+def test_a_long_step_is_simulated_in_pieces_no_longer_than_the_default_step(dt, pieces) -> None:
+    """rules.dt=0.5 was one Euler step of 0.5 s: a car braking from 29 m/s stopped 7.0 m
+    short of v²/2a, and one on full lock left its circle by 8.7 m in 3 s (at 1/15 s: 1.0
+    and 1.2 m). A step is now simulated in pieces of at most MAX_PIECE (the default dt)."""
+    assert RaceRules(dt=dt).pieces == pieces  # of 1/15 s or less
+    world = World(generate_track(0), 1, FRICTIONLESS, SensorConfig(), RaceRules(dt=dt))
+    world.place_cars(np.zeros(1), np.zeros(1), np.zeros(1), np.array([29.0]))
+    start, heading = world.cars.position[0].copy(), world.cars.heading[0]
+    while world.cars.speed[0] > 0:  # braking stops the car (the next step reverses it)
+        world.step(np.array([[-1.0, 0.0, 0.0]]))
+    travelled = np.dot(world.cars.position[0] - start, [np.cos(heading), np.sin(heading)])
+    assert travelled == pytest.approx(29.0**2 / (2 * FRICTIONLESS.brake_decel), abs=1.1)
+    # At 20 m/s on full lock the grip limit holds the car on a circle of radius v²/a_grip.
+    world.place_cars(np.zeros(1), np.zeros(1), np.zeros(1), np.array([20.0]))
+    start, heading = world.cars.position[0].copy(), world.cars.heading[0]
+    for _ in range(round(3.0 / dt)):
+        world.step(np.array([[0.0, -1.0, 0.0]]))
+    radius = 20.0**2 / FRICTIONLESS.lateral_grip
+    angle = 20.0 * 3.0 / radius  # counter-clockwise (left)
+    c, s = np.cos(heading), np.sin(heading)
+    local = radius * np.array([np.sin(angle), 1.0 - np.cos(angle)])  # in the car's frame
+    expected = start + np.array([c * local[0] - s * local[1], s * local[0] + c * local[1]])
+    assert np.hypot(*(world.cars.position[0] - expected)) < 1.25
+
+
+def test_a_car_cutting_an_inner_corner_through_its_wall_crashes_in_a_long_step() -> None:
+    """At rules.dt=0.5 a car at 29 m/s went straight across the inside of a corner, its
+    centre 0.36 m past the wall halfway, from and to points inside the track: the crash
+    test, at the step's end only, saw nothing. Each piece of the step is tested now."""
+    track = generate_track(0)
+    corner = int(np.argmax(np.abs(track.curvature())))
+    inside = np.sign(track.curvature()[corner]) * (track.width / 2 - FRICTIONLESS.radius - 0.5)
+    world = World(track, 1, FRICTIONLESS, SensorConfig(), RaceRules(dt=0.5))
+    ends = []
+    for arc in (10.0, -10.0):  # 10 m after the corner, then 10 m before it
+        world.place_cars(track.arc_length[corner] + np.array([arc]), np.array([inside]),
+                         np.zeros(1), np.zeros(1))  # fmt: skip
+        ends.append(world.cars.position[0].copy())
+    chord = ends[0] - ends[1]
+    world.cars.heading[:] = np.arctan2(chord[1], chord[0])
+    world.cars.speed[:] = np.hypot(*chord) / 0.5  # straight to the far end in the step
+    middle = (ends[0] + ends[1]) / 2
+    centreline = track.centreline, np.roll(track.centreline, -1, axis=0)
+    assert point_segment_distance(middle, *centreline).min() > track.width / 2  # past the wall
+    crashed = world.step(np.zeros((1, 3))).crashed
+    np.testing.assert_allclose(world.cars.position[0], ends[0], atol=1e-6)
+    assert abs(world.lateral[0]) < track.width / 2 - FRICTIONLESS.radius  # ends on the track
+    assert crashed[0]
 
 
 # ---------------------------------------------------------------------- WorldBatch
