@@ -21,7 +21,14 @@ from racing_rl.cli import print_error
 from racing_rl.config import SweepSignals, expand_home, hydra_main, job_failed
 from racing_rl.errors import RacingRLError
 from racing_rl.evaluation.command import check_runs, evaluate
-from racing_rl.evaluation.tables import ending, format_table, race_tables, tracks_phrase
+from racing_rl.evaluation.results import GAME_INFO_FIGURES
+from racing_rl.evaluation.tables import (
+    ending,
+    format_table,
+    in_game_phrase,
+    race_tables,
+    tracks_phrase,
+)
 from racing_rl.files import read_record
 
 log = logging.getLogger(__name__)
@@ -74,29 +81,47 @@ def main(cfg: DictConfig) -> None:
         return
     out = Path(metrics["out_dir"]) / "metrics.json"
     seeds = [t["track_seed"] for t in metrics["tracks"]]
+    game = "bridge" in metrics  # raced in a game: its own track, whatever the seeds
     tracks = tracks_phrase(seeds, metrics["split"], metrics.get("difficulty"))
     if metrics.get("race"):
         races = len(metrics["tracks"])
         print(race_tables(metrics))
-        print(
-            f"{races} race{'' if races == 1 else 's'} on {tracks}, {metrics['seconds']:.1f} s; "
-            f"written to {out}"
+        where = (
+            in_game_phrase(races, "race")
+            if game
+            else f"{races} race{'' if races == 1 else 's'} on {tracks}"
         )
+        print(f"{where}, {metrics['seconds']:.1f} s; written to {out}")
         return
     columns = ["track_seed", "ending", "lap_time", "progress", "mean_speed"]
+    if game:  # what a game always reports of an episode
+        columns += ["episode_return", "length"]
+    unreported = metrics.get("unreported_info", [])
+    unmeasured = [figure for key in unreported for figure in GAME_INFO_FIGURES[key]]
+    columns = [c for c in columns if c not in unmeasured]
     print(format_table([{**t, "ending": ending(t)} for t in metrics["tracks"]], columns))
     summary = {k: v for k, v in metrics.items() if k not in ("tracks", "replays", "out_dir")}
-    hidden = ("driver", "split", "difficulty")  # said on the last line
+    hidden = ("driver", "split", "difficulty", *unmeasured)  # said on the last lines
     # Figures only: a nested record (the bridge's counters, logged on their own) stays in
     # metrics.json.
     shown = [k for k, v in summary.items() if k not in hidden and not isinstance(v, dict | list)]
     print(format_table([summary], shown))
+    if unreported:
+        print(
+            f"not measured: {', '.join(unmeasured)} (the game sent no "
+            f"{' or '.join(f'info.{key}' for key in unreported)}, the protocol's optional "
+            "lap info: docs/roblox.md#optional-game-side-improvements)"
+        )
     if metrics["replays"]:
         replays = len(metrics["replays"])
         where = Path(metrics["replays"][0]).parent
         print(f"{replays} replay{'' if replays == 1 else 's'} in {where}")
-    rounds = f", {len(seeds)} episodes" if len(seeds) > len(set(seeds)) else ""
-    print(f"{metrics['driver']} on {tracks}{rounds}, {metrics['seconds']:.1f} s; written to {out}")
+    if game:
+        raced = f": {in_game_phrase(len(seeds), 'episode')}"
+    else:
+        rounds = f", {len(seeds)} episodes" if len(seeds) > len(set(seeds)) else ""
+        raced = f" on {tracks}{rounds}"
+    print(f"{metrics['driver']}{raced}, {metrics['seconds']:.1f} s; written to {out}")
 
 
 def _name_earlier_metrics(out_dir: Path) -> None:

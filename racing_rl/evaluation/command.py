@@ -41,7 +41,7 @@ from racing_rl.envs.batch import grid_slots
 from racing_rl.envs.config import RaceConfig
 from racing_rl.errors import ConfigError
 from racing_rl.evaluation.races import TrackRace, leaderboard, run_races, standings
-from racing_rl.evaluation.results import summarize
+from racing_rl.evaluation.results import summarize, unreported_info
 from racing_rl.files import write_json
 from racing_rl.provenance import environment_record, job_command, trained_game
 from racing_rl.vec import make_parallel_envs
@@ -232,6 +232,8 @@ def evaluate(
             seconds=seconds,
             tracks=[asdict(r) for r in results],
         )
+        if bridge is not None:  # what the figures of the game's optional info lack
+            metrics["unreported_info"] = unreported_info(results)
     else:
         metrics = {
             "race": True,

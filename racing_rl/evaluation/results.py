@@ -113,6 +113,46 @@ def summarize(results: Sequence[EpisodeResult]) -> dict[str, float]:
     return metrics
 
 
+#: The figures of an episode (``EpisodeResult``) and of ``summarize`` that a game's
+#: optional ``info`` gives (docs/protocol.md), by the ``info`` key that tells whether it
+#: sent that: ``progress`` with the lap keys (``laps``, ``lap_time``), which the game's
+#: "lap info" sends together, and ``mean_speed``. Without them the figures read NaN and a
+#: lap completion of 0: not measured.
+GAME_INFO_FIGURES = {
+    "progress": (
+        "lap_time",
+        "progress",
+        "lap_completion_rate",
+        "mean_lap_time_s",
+        "best_lap_time_s",
+        "mean_progress",
+    ),
+    "mean_speed": ("mean_speed", "mean_speed_mps"),
+}
+
+
+def unreported_info(results: Sequence[EpisodeResult]) -> list[str]:
+    """The keys of ``GAME_INFO_FIGURES`` that no episode of a game reported: where no
+    measured (not interrupted) episode has a finite figure of that key. The simulator
+    reports both on every episode; a game without the ``info`` extension, neither.
+
+    Args:
+        results: the episodes of an evaluation in a game.
+
+    Returns:
+        ``progress`` and/or ``mean_speed``, in that order; empty where every episode was
+        interrupted (nothing was measured, so nothing tells what the game sends).
+    """
+    measured = [r for r in results if not r.interrupted]
+    if not measured:
+        return []
+    return [
+        key
+        for key in GAME_INFO_FIGURES
+        if not any(math.isfinite(getattr(r, key)) for r in measured)
+    ]
+
+
 def lap_figures(metrics: Mapping[str, float | None]) -> str:
     """``lap completion 95%, mean lap 20.09 s`` of ``summarize``'s metrics, for the logs;
     ``lap completion 0%`` alone when no lap was completed (its mean lap time is NaN, or

@@ -86,6 +86,21 @@ def tracks_phrase(seeds: Sequence[int], split: str | None, difficulty: str | Non
     return f"{len(distinct)} {kind + ' ' if kind else ''}track{plural} (seed{plural} {shown})"
 
 
+def in_game_phrase(count: int, what: str) -> str:
+    """The episodes or races of an evaluation in a game, in words: ``20 episodes in the
+    game, which chooses the track (track_seed: the seed suggested to it)``. The unmodified
+    game has one map and ignores the seeds it is sent, so they are no test tracks.
+
+    Args:
+        count: how many there were.
+        what: ``episode`` or ``race``.
+    """
+    return (
+        f"{count} {what}{'' if count == 1 else 's'} in the game, which chooses the track "
+        "(track_seed: the seed suggested to it)"
+    )
+
+
 def ending(row: dict[str, Any]) -> str:
     """How a car's episode ended, from its row (``finished``, ``crashed``, and
     ``interrupted`` where a game lost the car): ``finished``, ``crash``, ``lost`` or ``DNF``

@@ -181,9 +181,40 @@ def test_a_policy_trained_on_the_simulator_races_the_same_through_the_bridge(sim
     counters = on_roblox["bridge"]
     assert counters["rejected"] == 0 and not [k for k in counters if "dropped" in k], counters
     assert "tick_hz" not in bridged.stdout  # the summary table shows figures, not the record
+    # The game sends lap info: its figures are shown, as on the simulator.
+    assert "progress" in bridged.stdout.splitlines()[0] and "not measured" not in bridged.stdout
+    assert on_roblox["unreported_info"] == []
     # Same tracks, same physics, same actions: the very same episodes.
     for key in ("track_seed", "finished", "crashed", "length", "progress"):
         assert [t[key] for t in on_roblox["tracks"]] == [t[key] for t in on_sim["tracks"]], key
+
+
+def test_eval_in_the_game_says_what_it_raced_and_leaves_out_what_the_game_never_sends(
+    sim_run, tmp_path
+):
+    """It said '20 test tracks' of episodes on the game's own track, and printed nan for
+    the progress, lap times and speed that the unmodified game (no info) never sends."""
+    port = free_port()
+    with game(port):  # the real game's entries: no info
+        result = racing_rl(
+            "eval",
+            f"run_dir={sim_run}",
+            "checkpoint=final",
+            "backend=roblox",
+            f"backend.server.port={port}",
+            f"out_dir={tmp_path / 'eval'}",
+            cwd=tmp_path,
+        )
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = result.stdout.splitlines()
+    assert table[0].split() == ["track_seed", "ending", "episode_return", "length"]
+    assert "nan" not in result.stdout and "test tracks" not in result.stdout
+    assert "20 episodes in the game, which chooses the track" in table[-1]
+    (said,) = [line for line in table if line.startswith("not measured: ")]
+    assert "lap_time, progress, lap_completion_rate" in said and "no info.progress" in said
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["unreported_info"] == ["progress", "mean_speed"]
+    assert metrics["episodes"] == 20 and metrics["mean_progress"] is None
 
 
 def test_an_episode_a_reconnection_cut_is_left_out_of_the_figures(sim_run, tmp_path):

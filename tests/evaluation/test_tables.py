@@ -6,6 +6,7 @@ from racing_rl.evaluation.tables import (
     ending,
     fixed,
     format_table,
+    in_game_phrase,
     markdown_table,
     race_tables,
     tracks_phrase,
@@ -67,6 +68,14 @@ def test_a_text_table_aligns_right_but_for_the_columns_asked_left():
 )
 def test_tracks_are_named_by_their_split_or_their_seeds(seeds, split, difficulty, phrase):
     assert tracks_phrase(list(seeds), split, difficulty) == phrase
+
+
+def test_a_games_episodes_are_named_as_such_not_as_tracks():
+    # The unmodified game has one map and ignores the seeds it is sent.
+    assert in_game_phrase(1, "race") == (
+        "1 race in the game, which chooses the track (track_seed: the seed suggested to it)"
+    )
+    assert in_game_phrase(20, "episode").startswith("20 episodes in the game")
 
 
 def test_a_markdown_table_aligns_the_columns_asked_and_refuses_a_ragged_row():
