@@ -612,6 +612,26 @@ def test_eval_sets_its_torch_threads(tiny_runs, tmp_path):
         torch.set_num_threads(before)
 
 
+def test_eval_reads_the_models_recorded_observation_shape_once(tiny_runs, tmp_path, monkeypatch):
+    """check_runs read it from the model file, then load_policy_driver read it again before
+    it loaded the model, which records it: the driver now checks the loaded model's."""
+    from racing_rl.checkpoints import runs
+
+    read = []
+
+    def recorded(algo, path):
+        read.append(path)
+        return shape(algo, path)
+
+    shape = runs.recorded_observation_shape
+    monkeypatch.setattr(runs, "recorded_observation_shape", recorded)
+    overrides = [f"run_dir={tiny_runs[0]}", "checkpoint=final", "seeds=[5]", "max_steps=20"]
+    with initialize():
+        cfg = compose("eval", overrides=[*overrides, f"out_dir={tmp_path}"])
+    assert evaluate(cfg)["episodes"] == 1
+    assert read == [tiny_runs[0] / "model.zip"]
+
+
 def test_eval_shows_races_progress_on_a_terminal(tiny_runs, tmp_path, monkeypatch):
     """On a terminal a bar counts the cars done and the steps while the races run (a
     game's races run in real time); off one, nothing is drawn."""

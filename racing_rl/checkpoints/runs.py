@@ -612,6 +612,19 @@ def check_policy_model(
             or expects other observations.
     """
     shape = recorded_observation_shape(run_cfg.algo, model_path)
+    return _check_observation_shape(run_dir, run_cfg, model_path, shape, observation_size)
+
+
+def _check_observation_shape(
+    run_dir: Path,
+    run_cfg: DictConfig,
+    model_path: Path,
+    shape: tuple[int, ...],
+    observation_size: int | None,
+) -> int:
+    """Refuse a model of observation ``shape`` (as ``model_path`` records it) that takes
+    other observations than ``run_dir``'s frame stack of ``observation_size`` numbers a
+    frame gives; ``check_policy_model``'s arguments, Returns and Raises."""
     stack = int(run_cfg.wrappers.frame_stack)
     if observation_size is None:
         observation_size = shape[0] // stack
@@ -656,8 +669,10 @@ def load_policy_driver(
     check_device(cfg.device)
     run_cfg = load_run_config(run_dir)
     model_path = resolve_model(run_dir, cfg.checkpoint)
-    check_policy_model(run_dir, run_cfg, model_path, observation_size)
     model = load_model(run_cfg.algo, model_path, env=None, device=cfg.device)
+    # The shape the file records (load_model builds the space from it), read once.
+    shape = model.observation_space.shape
+    _check_observation_shape(run_dir, run_cfg, model_path, shape, observation_size)
     normalizer = (
         load_normalizer(
             model_path.parent,
