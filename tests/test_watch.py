@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -114,6 +115,43 @@ def test_follow_records_the_checkpoint_it_drove(tiny_runs, tmp_path):
     assert metrics["settings"]["checkpoint"] == metrics["driver"]
 
 
+def test_follow_times_the_races_not_the_waits_for_checkpoints(tiny_runs, tmp_path):
+    """Its seconds (metrics.json, the summary and the last line) counted the whole command:
+    the wait for the first checkpoint and for a newer one, beside 20 steps of racing."""
+    run_dir, aside = tmp_path / "run", tmp_path / "aside"
+    shutil.copytree(tiny_runs[0], run_dir)
+    aside.mkdir()
+    for name in ("checkpoints", "run.json"):  # a run that has not saved or started yet
+        (run_dir / name).rename(aside / name)
+    args = f"run_dir={run_dir}", "follow=true", "seeds=[2000000]", "max_steps=20"
+    command = [sys.executable, "-m", "racing_rl.cli", "eval", *args, f"out_dir={tmp_path}/e"]
+    process = subprocess.Popen(
+        command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    lines: queue.Queue = queue.Queue()
+    reader = threading.Thread(target=_lines, args=(process.stderr, lines), daemon=True)
+    reader.start()
+    try:
+        _wait_for(lines, "waiting for the first checkpoint")
+        time.sleep(2)
+        (aside / "checkpoints").rename(run_dir / "checkpoints")
+        _wait_for(lines, "waiting for the next checkpoint")  # raced; waits for a newer one
+        time.sleep(2)
+        (aside / "run.json").rename(run_dir / "run.json")  # not training: none will come
+        _wait_for(lines, "its newest checkpoint has raced")
+        process.wait(timeout=120)
+    finally:
+        process.kill()
+        reader.join(timeout=60)
+    out = process.stdout.read()
+    assert process.returncode == 0, out[-3000:]
+    metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert metrics["episodes"] == 1 and metrics["seconds"] < 1.5  # it waited 4 s or more
+    assert out.splitlines()[-1].endswith(
+        f", {metrics['seconds']:.1f} s; written to {tmp_path / 'e' / 'metrics.json'}"
+    )
+
+
 def test_follow_refuses_an_exported_driver(tiny_runs, tmp_path):
     # It raced the SB3 policy under driver=onnx's name, without a word.
     for driver in ("onnx", "luau", "scripted"):
@@ -173,7 +211,7 @@ def test_closing_the_window_while_following_keeps_the_races_that_ended(monkeypat
     episode = {"spawn": "line", "laps": 1, "max_steps": 900}
     follower = Follower()
     backend = default_backend("pygame")
-    races = command._run_rounds(
+    races, _ = command._run_rounds(
         cfg, backend, episode, [follower.driver()], [5, 6], None, follower, None
     )
     assert len(races) == 1 and races[0].cars[0].episode.finished
@@ -230,7 +268,7 @@ def test_ctrl_c_while_following_loads_the_next_checkpoint_keeps_the_races(monkey
     episode = {"spawn": "line", "laps": 1, "max_steps": 900}
     follower = Follower()
     drivers = [follower.driver()]
-    races = command._run_rounds(
+    races, _ = command._run_rounds(
         cfg, default_backend("pygame"), episode, drivers, [5, 6], None, follower, None
     )
     assert len(races) == 1 and drivers[0].label == "checkpoint 2"  # the last one's race
@@ -241,7 +279,7 @@ def test_ctrl_c_while_following_loads_the_next_checkpoint_keeps_the_races(monkey
     follower = Follower()
     follower.calls, follower.newer = -10, []
     drivers = [follower.driver()]
-    races = command._run_rounds(
+    races, _ = command._run_rounds(
         OmegaConf.merge(cfg, {"rounds": 1}),
         default_backend("pygame"),
         episode,

@@ -81,7 +81,9 @@ def evaluate(
             composed outside one, as a script's, has none).
 
     Returns:
-        The metrics, also written to ``<out_dir>/metrics.json``; recorded replays go to
+        The metrics, also written to ``<out_dir>/metrics.json``, ``seconds`` among them:
+        the time the measured races took from their start to their end, without the waits
+        for a checkpoint (``follow``) or the game; recorded replays go to
         ``<out_dir>/replays/track_<seed>.npz``. None, with nothing written, if the
         ``render`` window was closed before a race ended.
 
@@ -117,7 +119,6 @@ def evaluate(
         else track_seeds(run_cfg.tracks[cfg.split], f"tracks.{cfg.split}")
     )
     split = None if cfg.get("seeds") else str(cfg.split)  # explicit seeds are no split's
-    started = time.perf_counter()
     # None: a Roblox game's own size, which the (first) checkpoint then pins.
     observation_size = backend_config(run_cfg.backend).observation_size
     follower = None
@@ -184,14 +185,13 @@ def evaluate(
             "seeds racing-rl suggests): each track_seed row is one episode in the game"
         )
     try:
-        races = _run_rounds(cfg, backend, episode, drivers, seeds, split, follower, bridge)
+        races, seconds = _run_rounds(cfg, backend, episode, drivers, seeds, split, follower, bridge)
     finally:
         if bridge is not None:
             bridge.close()
     if not races:  # the window was closed during the first race
         log.warning("no race ended before the window was closed: nothing measured or written")
         return None
-    seconds = time.perf_counter() - started
     out = Path(cfg.out_dir) if cfg.get("out_dir") else Path(eval_dir(entries))
     replays: list[str] = []
     earlier = sorted((out / "replays").glob("track_*.npz"))
@@ -355,7 +355,7 @@ def _run_rounds(
     split: str | None,
     follower: CheckpointFollower | None,
     bridge: TrainingBridge | None,
-) -> list[TrackRace]:
+) -> tuple[list[TrackRace], float]:
     """Race ``drivers`` on every track of ``seeds`` ``cfg.rounds`` times (0: until Ctrl-C),
     in a window if ``cfg.render`` asks for one.
 
@@ -374,7 +374,9 @@ def _run_rounds(
     Returns:
         Every completed race, in order (those before a Ctrl-C, if one came after the first);
         with ``follower``, those of the last checkpoint that raced, whose driver is then
-        ``drivers[0]`` (the metrics describe one policy).
+        ``drivers[0]`` (the metrics describe one policy). And the seconds those races took
+        [s]: from their first step to their end (``_RaceClock``), without the waits for a
+        checkpoint or for the game to connect and spawn the cars.
 
     Raises:
         ConfigError: for an invalid ``render``.
@@ -411,22 +413,27 @@ def _run_rounds(
         )
     races: list[Any] = []
     driven_by: list[Driver] = []  # follow=true: the checkpoint's driver of each race
+    took: list[float] = []  # each race's racing time [s]: a round's, shared out over its races
+    clock = _RaceClock()
     try:
         while rounds == 0 or len(races) < rounds * len(seeds):
             if window is None and follower is None:
                 round_number = len(races) // len(seeds) + 1
                 with _progress(envs, episode, round_number if rounds != 1 else None) as bar:
-                    finished = run_races(envs, drivers, bool(cfg.record), meta, on_step=bar)
+                    finished = run_races(
+                        envs, drivers, bool(cfg.record), meta, on_step=clock.timing(bar)
+                    )
             else:  # one track at a time: the window shows it, a newer checkpoint drives the next
                 if follower is not None:  # the replay names the checkpoint that drove it
                     meta = {**meta, "checkpoint": getattr(drivers[0], "checkpoint", "")}
                 finished = _race_one_track(
-                    envs[len(races) % len(seeds)], drivers, cfg, meta, window
+                    envs[len(races) % len(seeds)], drivers, cfg, meta, window, clock
                 )
                 if window is not None and window.closed:  # its race is cut short: not kept
                     log.info("window closed after %d races; metrics cover those", len(races))
                     break
             races.extend(finished)
+            took.extend(clock.shares(len(finished)))
             if follower is not None:  # what raced is recorded first: a Ctrl-C may come next
                 driven_by.extend(drivers[0] for _ in finished)
                 # Without a window a round of the same checkpoint would race the same races.
@@ -446,6 +453,7 @@ def _run_rounds(
     except KeyboardInterrupt as interrupt:
         ended = getattr(interrupt, "races", [])  # RacesInterrupted: the round's ended races
         races.extend(ended)
+        took.extend(clock.shares(len(ended)))
         if follower is not None:
             driven_by.extend(drivers[0] for _ in ended)
         if not races:
@@ -484,8 +492,40 @@ def _run_rounds(
                 getattr(drivers[0], "checkpoint", drivers[0].label),
                 len(races),
             )
+        took = [t for t, d in zip(took, driven_by, strict=True) if d is drivers[0]]
         races = last
-    return races
+    return races, sum(took)
+
+
+class _RaceClock:
+    """The wall time of races from their first step to their end [s]: not the resets
+    before it (in a game, the wait for it to connect and spawn the cars), nor a wait for a
+    checkpoint between races. ``timing`` wraps the ``on_step`` of one ``run_races`` call,
+    which calls it first after the resets; ``shares`` reads the clock after the call.
+    """
+
+    def __init__(self) -> None:
+        self._started: float | None = None
+
+    def timing(self, on_step: Callable[[], bool | None] | None) -> Callable[[], bool | None]:
+        """``on_step`` (None: nothing) for the next ``run_races`` call, that also starts
+        the clock at its first call."""
+        self._started = None
+
+        def timed() -> bool | None:
+            if self._started is None:
+                self._started = time.perf_counter()
+            return on_step() if on_step is not None else None
+
+        return timed
+
+    def shares(self, races: int) -> list[float]:
+        """The seconds since the call's first step, shared out over the ``races`` it ended
+        (one share each; none if it ended none) [s]."""
+        if not races:
+            return []
+        seconds = 0.0 if self._started is None else time.perf_counter() - self._started
+        return [seconds / races] * races
 
 
 @contextmanager
@@ -518,16 +558,23 @@ def _progress(
 
 
 def _race_one_track(
-    env: Any, drivers: Sequence[Any], cfg: DictConfig, meta: dict[str, Any], window: Any
+    env: Any,
+    drivers: Sequence[Any],
+    cfg: DictConfig,
+    meta: dict[str, Any],
+    window: Any,
+    clock: _RaceClock,
 ) -> list[Any]:
     """``run_races`` on one track, drawn in ``window`` (a ``racing_rl.ui.window.RaceWindow``)
-    if there is one."""
+    if there is one, timed by ``clock``."""
     on_step = None
     if window is not None:
         labels = tuple(d.label for d in drivers)
         caption = f"racing-rl eval · {', '.join(labels)} · esc quits"
         on_step = window.on_step(env, labels, caption)
-    return run_races([env], drivers, record=bool(cfg.record), meta=meta, on_step=on_step)
+    return run_races(
+        [env], drivers, record=bool(cfg.record), meta=meta, on_step=clock.timing(on_step)
+    )
 
 
 def unique_labels(labels: Sequence[str]) -> list[str]:
