@@ -18,7 +18,7 @@ import difflib
 import importlib
 import importlib.util
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -798,6 +798,9 @@ class Unread:
         in_sweeps: False where a sweep's job reads the settings with its switches off too
             (a continued sweep's job resumes from its checkpoint: ``trust_pickles``).
         off_at: the switches' values (a group's options) that turn the feature off.
+        read_at: the keys of a composed config that hold the switches' values, in their
+            order (``backend.name``: the backend a run trains on, whichever file chose
+            it); None where the switches are keys themselves.
     """
 
     keys: tuple[str, ...]
@@ -806,6 +809,7 @@ class Unread:
     hint: str | None
     in_sweeps: bool = True
     off_at: tuple[Any, ...] = (0, None)
+    read_at: tuple[str, ...] | None = None
 
 
 #: Per command, the settings that Hydra takes and the command then never reads, because
@@ -819,6 +823,7 @@ UNREAD = {
             "Roblox run has none: record the game itself for one)",
             None,
             off_at=("roblox",),
+            read_at=("backend.name",),
         ),
         Unread(
             ("validation.video.every", "validation.video.max_steps", "validation.video.size"),
@@ -875,10 +880,9 @@ def _check_unread(name: str, given: dict[str, Override], multirun: bool, doc: Co
         if (path := config_dir() / "experiment" / f"{leg}.yaml").is_file()
     }
 
-    def switch(key: str) -> tuple[list[Any] | None, str]:
-        """What ``key`` is in each job (None: unknown), and where that comes from."""
-        if key in given:
-            return (None if given[key].is_delete() else _legs(given[key])), given[key].input_line
+    def switch(key: str, _: str) -> tuple[list[Any] | None, str]:
+        """What ``key``, not given, is in each job (None: unknown), and where that comes
+        from."""
         if key in groups:  # an experiment's own choice of the group is not read
             return [groups[key]], f"{key}={groups[key]} (the default)"
         if chosen is None:
@@ -895,6 +899,37 @@ def _check_unread(name: str, given: dict[str, Override], multirun: bool, doc: Co
         spelt = "null" if value is None else value
         return values, f"{key}={spelt} ({f'experiment={leg}' if leg else 'the default'})"
 
+    unread = _unread(name, given, multirun, switch, defaults)
+    if unread is not None:
+        raise UsageError(unread)
+
+
+def _unread(
+    name: str,
+    given: dict[str, Override],
+    multirun: bool,
+    switch: Callable[[str, str], tuple[list[Any] | None, str]],
+    defaults: Any,
+) -> str | None:
+    """The refusal of the first setting of ``given`` (other than its default) whose
+    feature every switch turns off (``UNREAD``); None if there is none.
+
+    Args:
+        name: the command.
+        given: the command line's overrides, by key.
+        multirun: whether the command line is a sweep (``Unread.in_sweeps``).
+        switch: a switch not given: its values in each job (None: unknown) and where they
+            come from, for the switch's key and the key of a composed config that holds
+            it (``Unread.read_at``).
+        defaults: the command's YAML (conf/<name>.yaml), for the settings' defaults.
+    """
+    from omegaconf import OmegaConf
+
+    def values(key: str, at: str) -> tuple[list[Any] | None, str]:
+        if key not in given:
+            return switch(key, at)
+        return (None if given[key].is_delete() else _legs(given[key])), given[key].input_line
+
     for unread in UNREAD.get(name, ()):
         if multirun and not unread.in_sweeps:
             continue
@@ -907,14 +942,54 @@ def _check_unread(name: str, given: dict[str, Override], multirun: bool, doc: Co
             legs = _legs(override)
             if legs is not None and all(leg == default for leg in legs):
                 continue  # the default: it changes nothing anyway
-            switches = [switch(s) for s in unread.switches]
+            read_at = unread.read_at or unread.switches
+            switches = [values(s, at) for s, at in zip(unread.switches, read_at, strict=True)]
             if any(v is None or any(leg not in unread.off_at for leg in v) for v, _ in switches):
                 continue
             add = f"add {unread.hint}, or " if unread.hint else ""
-            raise UsageError(
+            return (
                 f"{override.input_line}: with {' and '.join(s for _, s in switches)}, "
                 f"{unread.off}, so it would change nothing; {add}leave {key} out"
             )
+    return None
+
+
+def check_unread_config(
+    name: str, cfg: Any, overrides: Sequence[str], whose: str, *, resumed: bool = False
+) -> None:
+    """Refuse a setting of a command line that the composed config never reads, because
+    every switch of its feature is off there (``UNREAD``), as ``check_arguments`` does
+    before Hydra from the YAML files, which cannot know a switch that an experiment's
+    choice of a group sets (``backend: roblox``), a ``--config-dir``'s files, or a resumed
+    run's own (``checkpoint.every=0``).
+
+    Args:
+        name: the command (``train``).
+        cfg: its composed config (a resumed run's, with the resume's overrides).
+        overrides: the command line's overrides (Hydra's ``overrides.task``).
+        whose: where a switch not given comes from, for the message ("the run's").
+        resumed: ``cfg`` is the saved config of a run that a resume continues (its
+            ``resume`` null): the switch ``resume`` is on, also where the command line
+            has no ``resume=`` (a continued sweep's job).
+
+    Raises:
+        ConfigError: naming the setting, the switches and what to add.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    from racing_rl.errors import ConfigError
+
+    given = {o.key_or_group: o for o in OverridesParser.create().parse_overrides(list(overrides))}
+
+    def switch(key: str, at: str) -> tuple[list[Any] | None, str]:
+        value = True if resumed and key == "resume" else OmegaConf.select(cfg, at, default=None)
+        return [value], f"{key}={'null' if value is None else value} ({whose})"
+
+    defaults = OmegaConf.load(config_dir() / f"{name}.yaml")
+    unread = _unread(name, given, False, switch, defaults)
+    if unread is not None:
+        raise ConfigError(unread)
 
 
 def _legs(override: Override) -> list[Any] | None:

@@ -21,6 +21,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from racing_rl.arguments import check_unread_config
 from racing_rl.checkpoints.layout import find_checkpoints, saved_work
 from racing_rl.checkpoints.runs import RESUMABLE, check_init_from
 from racing_rl.checks import check_train_config
@@ -191,7 +192,9 @@ class CheckConfig(SweepSignals):
         return {**self.__dict__, "_lock": None}
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        """Check ``config`` (a resumed run's is checked once it is loaded), that its run
+        """Check ``config`` (a resumed run's is checked once it is loaded), also for a
+        setting the composed config never reads (``check_unread_config``: an experiment
+        that chooses ``backend: roblox``, with ``validation.video.every=1``), that its run
         directory holds no run yet, and that no other process runs there.
 
         Raises:
@@ -219,6 +222,9 @@ class CheckConfig(SweepSignals):
                 return
             check_known_keys(config, "train")
             check_train_config(config)
+            experiment = OmegaConf.select(config, "hydra.runtime.choices.experiment")
+            composed = "as composed" + (f" with experiment={experiment}" if experiment else "")
+            check_unread_config("train", config, config.hydra.overrides.task, composed)
             check_logger(config)
             if config.get("init_from"):
                 check_init_from(config, Path(config.init_from).expanduser())

@@ -34,6 +34,7 @@ from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from racing_rl.algos import discount, make_model
+from racing_rl.arguments import check_unread_config
 from racing_rl.callbacks import (
     CheckpointCallback,
     ProgressBar,
@@ -260,13 +261,16 @@ def resume_run(
 
     Raises:
         CheckpointError: if ``run_dir`` is not a run directory or has no checkpoint.
-        ConfigError: if an override may not change on resume, the config is invalid, the
-            run's final checkpoint is already at ``total_timesteps``, or a
-            ``total_timesteps`` given is below the checkpoint's timesteps (checked here,
-            before ``train`` records a leg in run.json).
+        ConfigError: if an override may not change on resume, the config is invalid, an
+            override is one the run never reads (``checkpoint.keep=3`` of a run saved with
+            ``checkpoint.every=0``: ``check_unread_config``), the run's final checkpoint
+            is already at ``total_timesteps``, or a ``total_timesteps`` given is below the
+            checkpoint's timesteps (checked here, before ``train`` records a leg in
+            run.json).
     """
     cfg = resume_config(run_dir, overrides)
     check_train_config(cfg, new_run=False)
+    check_unread_config("train", cfg, overrides, "the run's", resumed=True)
     checkpoint = latest_checkpoint(run_dir)
     if checkpoint.timesteps >= cfg.total_timesteps:
         own = load_run_config(run_dir).total_timesteps  # a total given here is cfg's

@@ -617,6 +617,27 @@ def test_a_setting_whose_feature_is_on_in_some_job_or_by_default_is_taken(tmp_pa
         check_arguments("train", ["experiment=quick", "validation.video.every=2"])
 
 
+def test_a_setting_that_an_experiment_s_group_choice_turns_off_is_refused(tmp_path):
+    """An experiment (here a --config-dir's) that chooses backend: roblox, with
+    validation.video.every=1 on the command line, was taken: the check before Hydra reads
+    a group's choice from the command line alone, and the run made no video. The composed
+    config's backend is read before the run directory is made."""
+    (tmp_path / "conf" / "experiment").mkdir(parents=True)
+    (tmp_path / "conf" / "experiment" / "game.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - override /backend: roblox\n"
+        "backend:\n  connect_timeout: 1\n  server:\n    port: 0\n"
+    )
+    run = tmp_path / "run"
+    args = ["--config-dir", str(tmp_path / "conf"), "experiment=game", f"hydra.run.dir={run}"]
+    result = timed("train", *args, "validation.video.every=1", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.startswith(
+        "racing-rl train: validation.video.every=1: with backend=roblox (as composed with "
+        "experiment=game), no video is made"
+    )
+    assert not run.exists()
+
+
 def test_teacher_coef_added_to_an_algorithm_without_a_teacher_is_refused():
     """Only ppo.yaml's model reads algo.teacher_coef; algo=sac +algo.teacher_coef=0.5 was
     taken (and trained unchanged), and algo=sac algo.teacher_coef=0.5 was told to add it so."""

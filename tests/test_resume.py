@@ -917,6 +917,36 @@ def test_resume_refuses_another_run_directory(tmp_path):
     assert not other.exists()
 
 
+def test_a_resume_with_a_setting_the_run_never_reads_is_refused(tiny_runs, tmp_path):
+    """resume= of a run saved with checkpoint.every=0, given checkpoint.keep=3, trained on
+    and kept nothing: the check of settings that nothing reads saw the command line alone
+    (before Hydra, where a resume's settings are the run's), so the run's own
+    checkpoint.every=0 (or validation.every=0, for validation.video.every) let it by."""
+    import racing_rl.training as train_module
+
+    run = shutil.copytree(tiny_runs[0], tmp_path / "run")  # checkpoint.every=0, validation too
+    legs = json.loads((run / "run.json").read_text())["legs"]
+    result = racing_rl(
+        "train", f"resume={run}", "total_timesteps=4000", "checkpoint.keep=3", cwd=tmp_path
+    )
+    assert result.returncode == 1
+    assert (
+        "checkpoint.keep=3: with checkpoint.every=0 (the run's), no periodic checkpoint is "
+        "saved (the only ones keep deletes), so it would change nothing; add "
+        "checkpoint.every=<timesteps>, or leave checkpoint.keep out"
+    ) in result.stderr
+    assert json.loads((run / "run.json").read_text())["legs"] == legs  # no leg started
+    more = ["total_timesteps=4000"]
+    with pytest.raises(
+        ConfigError, match=r"^validation\.video\.every=2: with validation\.every=0 \("
+    ):
+        train_module.resume_run(run, [*more, "validation.video.every=2"])
+    # The feature switched on by the same resume, or a setting a resume reads, is taken.
+    train_module.resume_run(run, [*more, "checkpoint.every=1000", "checkpoint.keep=3"])
+    train_module.resume_run(run, [*more, "validation.every=1000", "validation.video.every=2"])
+    train_module.resume_run(run, [*more, "trust_pickles=true"])  # no resume= in a sweep's job
+
+
 def test_a_run_that_failed_after_its_final_checkpoint_is_finished_by_resume(tmp_path, monkeypatch):
     """An error after final_<T>_steps was saved (a full disk writing the run's model.zip,
     a game lost in the final validation) left a run without summary.json that resume
