@@ -15,20 +15,25 @@ that allocates memory or environments has an upper bound (``LIMITS``), so a typo
 
 from __future__ import annotations
 
+import functools
 import inspect
 import re
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import gymnasium
 import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
-from stable_baselines3.common.vec_env import VecNormalize
+from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
+from racing_rl import config_dir
 from racing_rl.algos import SET_BY_RACING_RL, algorithm_class, constructor_parameters
 from racing_rl.config import backend_config, to_container, track_seeds, train_mix
+from racing_rl.contract import action_space, observation_space
 from racing_rl.envs.config import RaceConfig
 from racing_rl.errors import ConfigError, is_integer, is_number, one_line
 from racing_rl.objective import OBJECTIVES
@@ -327,6 +332,48 @@ def check_algo(algo: DictConfig, num_envs: int) -> None:
                 "truncated episode, as at backend.episode.max_steps, then counts as ended), "
                 "or drop optimize_memory_usage",
             )
+    check_environments(algo, arguments, num_envs)  # what the class checks itself, last
+
+
+class _Spaces(gymnasium.Env):
+    """A stand-in environment of racing-rl's spaces, which never steps
+    (``check_environments``)."""
+
+    observation_space = observation_space(0)
+    action_space = action_space()
+
+
+def check_environments(algo: DictConfig, arguments: functools.partial, num_envs: int) -> None:
+    """The algorithm takes racing-rl's environments: ``num_envs`` of them, with the
+    contract's continuous actions (``racing_rl.contract.action_space``). Its constructor
+    checks both before it builds anything, and is run so, on a stand-in VecEnv of those
+    spaces (``_init_setup_model=False``: no network, no buffer), where it has that
+    argument: SB3's DQN takes discrete actions only, and was refused once the run's
+    directory and environments were made.
+
+    Args:
+        algo: the ``algo`` config group (its name and class, for the message).
+        arguments: ``algo.model`` instantiated as a partial (its nested objects made).
+        num_envs: VecEnv slots (n_races × cars_per_race).
+
+    Raises:
+        ConfigError: naming the class, its reason and the algorithms of conf/algo/.
+    """
+    if "_init_setup_model" not in constructor_parameters(algorithm_class(algo)):
+        return
+    stand_in = DummyVecEnv([_Spaces] * num_envs)
+    try:
+        with warnings.catch_warnings():  # the model warns itself when training makes it
+            warnings.simplefilter("ignore")
+            arguments(env=stand_in, device="cpu", verbose=0, _init_setup_model=False)
+    except Exception as err:  # SB3 asserts the action space
+        names = sorted(path.stem for path in (config_dir() / "algo").glob("*.yaml"))
+        raise ConfigError(
+            f"Invalid config: algo.model._target_={algo.model._target_} cannot train "
+            f"racing-rl's {num_envs} cars of continuous actions (throttle, steering, nitro in "
+            f"[-1, 1]): {one_line(err)}. Choose algo= one of {', '.join(names)} (conf/algo/), "
+            "or an SB3 algorithm of Box actions."
+        ) from err
 
 
 def check_policy_kwargs(policy: type, policy_kwargs: Mapping[str, Any]) -> None:

@@ -171,6 +171,33 @@ def test_the_cli_fails_fast_and_leaves_nothing_behind(tmp_path):
     assert not run_dir.exists()
 
 
+def test_an_algorithm_of_discrete_actions_is_refused_before_the_run_dir_is_made(tmp_path):
+    """An algorithm file for SB3's DQN (its own, in a --config-dir) passed every check, then
+    failed once the run directory and the environments were made ("only supports
+    Discrete"), its run.json left behind as a failed run's."""
+    (tmp_path / "conf" / "algo").mkdir(parents=True)
+    (tmp_path / "conf" / "algo" / "dqn.yaml").write_text(
+        "name: dqn\nmodel:\n  _target_: stable_baselines3.DQN\n  policy: MlpPolicy\n"
+    )
+    run_dir = tmp_path / "run"
+    config_dir = ["--config-dir", str(tmp_path / "conf")]
+    result = racing_rl(
+        "train", *config_dir, "algo=dqn", f"hydra.run.dir={run_dir}", cwd=tmp_path, timeout=60
+    )
+    assert result.returncode == 1
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(
+        "racing-rl train: Invalid config: algo.model._target_=stable_baselines3.DQN cannot "
+        "train racing-rl's 20 cars of continuous actions"
+    )
+    assert "only supports" in line
+    assert line.endswith(
+        "Choose algo= one of crossq, ppo, recurrent_ppo, sac, td3, tqc (conf/algo/), or an "
+        "SB3 algorithm of Box actions."
+    )
+    assert not run_dir.exists()
+
+
 def test_hydra_refuses_keys_that_are_not_in_the_config(tmp_path):
     result = racing_rl("train", "total_timestep=5", cwd=tmp_path, timeout=60)
     assert result.returncode != 0 and "total_timestep" in result.stderr
