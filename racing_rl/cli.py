@@ -36,6 +36,8 @@ from racing_rl.arguments import (
 )
 
 if TYPE_CHECKING:  # imported where used: the dispatcher starts fast
+    from hydra.core.override_parser.types import Override
+
     from racing_rl.usage import ConfigDoc
 
 
@@ -61,12 +63,16 @@ def usage() -> str:
 def command_help(name: str, args: Sequence[str] = ()) -> str:
     """``racing-rl <name> --help``, from ``conf/<name>.yaml`` and its comments; a
     ``GROUP=OPTION`` among ``args`` (``algo=sac``) picks what the options that depend on
-    the group show. A ``--config-dir`` among ``args`` adds its options (``usage.with_config_dir``);
-    a ``--config-name`` is said to be another config, which ``--cfg job`` prints."""
+    the group show. A ``--config-dir`` among ``args`` adds its options (``usage.with_config_dir``),
+    and so does each directory of a ``hydra.searchpath=[...]`` (``_search_path``); a
+    ``--config-name`` is said to be another config, which ``--cfg job`` prints."""
     from racing_rl.usage import format_help, read_config_doc, with_config_dir
 
     given = flag_value(args, CONFIG_DIR_FLAGS)
-    dirs = [config_dir(), *([Path(given).expanduser()] if given is not None else [])]
+    added = {f"--config-dir {given}": Path(given).expanduser()} if given is not None else {}
+    searched, unread = _search_path(args)
+    added |= {f"hydra.searchpath's {directory}": directory for directory in searched}
+    dirs = [config_dir(), *added.values()]
     extra = []
     if name == "train":
         for group in ("hydra/sweeper", "hydra/launcher"):
@@ -83,11 +89,18 @@ def command_help(name: str, args: Sequence[str] = ()) -> str:
                 )
             )
     doc = read_config_doc(config_dir() / f"{name}.yaml")
-    if given is not None:
-        doc, more = with_config_dir(doc, dirs[1], taken=[group for group, _, _ in extra])
+    for source, directory in added.items():
+        taken = [group for group, _, _ in extra]
+        doc, more = with_config_dir(doc, directory, taken=taken, source=source)
         extra += more
     resolved = _selected_defaults(doc, _chosen_options(args), dirs)
     text = format_help(doc, COMMANDS[name].examples, extra, resolved=resolved)
+    if unread:
+        text = (
+            f"hydra.searchpath's {', '.join(unread)}: the options it adds are not listed "
+            f"below (only a directory's are); racing-rl {name} ... --info searchpath shows "
+            f"Hydra's search path\n\n{text}"
+        )
     primary = flag_value(args, NAMING_FLAGS[:2])
     if primary is not None and primary != name:
         shown = " ".join(a for a in args if a not in ("-h", "--help"))
@@ -99,24 +112,52 @@ def command_help(name: str, args: Sequence[str] = ()) -> str:
     return text
 
 
+def _overrides(args: Sequence[str]) -> list[Override]:
+    """The overrides among ``args`` as Hydra's parser reads them: flags, and an argument
+    Hydra would refuse, are left out."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    parser = OverridesParser.create()
+    overrides = []
+    for arg in args:
+        if arg.startswith("-"):
+            continue
+        try:
+            overrides += parser.parse_overrides([arg])
+        except OverrideParseException:
+            continue
+    return overrides
+
+
+def _search_path(args: Sequence[str]) -> tuple[list[Path], list[str]]:
+    """The config directories that a ``hydra.searchpath=[...]`` among ``args`` adds behind
+    conf/ (``file://<dir>``, or a path without a scheme, as Hydra reads it), in its order,
+    and its other entries (``pkg://<module>``: a package's, which help does not import).
+    Nothing where it is not there or Hydra would refuse it."""
+    dirs, others = [], []
+    for override in _overrides(args):
+        entries = override.value() if override.key_or_group == "hydra.searchpath" else None
+        for entry in entries if isinstance(entries, list) else []:
+            scheme, found, path = str(entry).partition("://")
+            if not found:
+                scheme, path = "file", scheme
+            if scheme == "file":
+                dirs.append(Path(path).expanduser())
+            else:
+                others.append(str(entry))
+    return dirs, others
+
+
 def _chosen_options(args: Sequence[str]) -> dict[str, list[str]]:
     """The options each ``KEY=VALUE`` of ``args`` names, as Hydra's override parser reads
     it: one (``algo=sac``, ``algo='sac'``) or a swept list (``algo=sac,td3``); none for
     any other sweep (``choice(...)``, ``range(...)``). An argument Hydra would refuse is
     left out."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.core.override_parser.types import ChoiceSweep
-    from hydra.errors import OverrideParseException
 
-    parser = OverridesParser.create()
     chosen = {}
-    for arg in args:
-        if arg.startswith("-"):
-            continue
-        try:
-            (override,) = parser.parse_overrides([arg])
-        except OverrideParseException:
-            continue
+    for override in _overrides(args):
         value = override.value()
         if isinstance(value, str):
             chosen[override.key_or_group] = [value]

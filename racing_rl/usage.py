@@ -140,28 +140,32 @@ def _group_options(directory: Path) -> tuple[str, ...]:
 
 
 def with_config_dir(
-    doc: ConfigDoc, directory: Path, taken: Iterable[str] = ()
+    doc: ConfigDoc, directory: Path, taken: Iterable[str] = (), source: str | None = None
 ) -> tuple[ConfigDoc, list[tuple[str, list[str], str]]]:
-    """``doc`` with the config options of a ``--config-dir`` (Hydra looks in ``directory``
-    after conf/: a file of the same name there is not the one used): each group gets the
-    options ``directory/<group>/*.yaml`` adds, named in its comment.
+    """``doc`` with the config options of a ``--config-dir`` or a directory of
+    ``hydra.searchpath`` (Hydra looks in ``directory`` after conf/: a file of the same
+    name there is not the one used): each group gets the options
+    ``directory/<group>/*.yaml`` adds, named in its comment.
 
     Args:
         doc: the command's config documentation (``read_config_doc``).
-        directory: the ``--config-dir`` given.
+        directory: the ``--config-dir`` given, or a directory of the search path.
         taken: groups shown besides ``doc``'s (``hydra/sweeper``), left to the caller.
+        source: what added ``directory``, for the help (``--config-dir <directory>``
+            where None).
 
     Returns:
         The documentation, and (group, options, what it is) of the groups of
         ``directory`` that the defaults list does not name (``+<group>=<option>`` adds
         one), as ``format_help``'s ``extra_groups``.
     """
+    source = source or f"--config-dir {directory}"
     groups = []
     for group in doc.groups:
         own = _group_options(directory / group.name.split("@")[0])
         added = [o for o in own if o not in group.options]
         if added:
-            note = f"--config-dir {directory} adds {', '.join(added)}."
+            note = f"{source} adds {', '.join(added)}."
             comment = f"{group.comment} {note}".strip()
             group = Group(group.name, group.default, (*group.options, *added), comment)
         groups.append(group)
@@ -171,7 +175,7 @@ def with_config_dir(
         (
             f"+{name}",
             list(_group_options(folder)),
-            f"from --config-dir {directory}, not in the defaults list: +{name}=<option>",
+            f"from {source}, not in the defaults list: +{name}=<option>",
         )
         for folder in folders
         if (name := folder.relative_to(directory).as_posix()) not in named

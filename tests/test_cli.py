@@ -126,6 +126,23 @@ def test_help_lists_what_a_config_dir_adds(tmp_path):
     assert f"racing-rl train -cd {tmp_path} -cn mine --cfg job prints mine's" in text
 
 
+def test_help_lists_what_a_search_path_adds(tmp_path):
+    """``train hydra.searchpath=[file://<dir>] --help`` listed conf/'s options alone, as
+    --config-dir's help once did; a package of the search path is said to be unlisted."""
+    (tmp_path / "algo").mkdir()
+    (tmp_path / "algo" / "mine.yaml").write_text("name: mine\ntotal_timesteps: 123\n")
+    for entry in (f"file://{tmp_path}", str(tmp_path)):
+        result = timed("train", f"hydra.searchpath=[{entry}]", "algo=mine", "--help", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        text = result.stdout
+        assert "  algo: crossq, ppo (default), recurrent_ppo, sac, td3, tqc, mine\n" in text
+        assert f"hydra.searchpath's {tmp_path} adds mine." in " ".join(text.split())
+        assert "(= 123 with algo=mine)" in text
+    text = cli.command_help("train", [f"hydra.searchpath=[pkg://my_conf,file://{tmp_path}]"])
+    assert text.startswith("hydra.searchpath's pkg://my_conf: the options it adds are not")
+    assert f"hydra.searchpath's {tmp_path} adds mine." in " ".join(text.split())
+
+
 def test_help_imports_nothing_heavy():
     code = (
         "import sys, contextlib, io\n"
