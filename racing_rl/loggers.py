@@ -182,7 +182,8 @@ def wandb_run(cfg: DictConfig, run_dir: Path, run_id: str | None = None) -> Iter
 
     Raises:
         ConfigError: ``logger=wandb`` without the ``wandb`` package, or when W&B refuses
-            to start the run (no API key, no network).
+            to start the run (no API key), or cannot within ``logger.init_timeout`` seconds
+            (no network: W&B's own limit, 90 s, was the only one).
     """
     settings = cfg.get("logger")
     if not settings:
@@ -198,6 +199,9 @@ def wandb_run(cfg: DictConfig, run_dir: Path, run_id: str | None = None) -> Iter
     # the patch does nothing without a run, and the next one replaces it.)
     wandb.tensorboard.unpatch()
     wandb.tensorboard.patch(root_logdir=str(run_dir / "tb"))
+    given = settings.get("init_timeout")  # None: a run saved before the key (W&B's own)
+    init = wandb.Settings() if given is None else wandb.Settings(init_timeout=given)
+    log.info("starting the W&B run (at most logger.init_timeout=%g s)", init.init_timeout)
     try:
         run = wandb.init(
             project=settings.project,
@@ -210,14 +214,18 @@ def wandb_run(cfg: DictConfig, run_dir: Path, run_id: str | None = None) -> Iter
             dir=str(run_dir),
             config=OmegaConf.to_container(cfg, resolve=True),
             sync_tensorboard=True,
+            settings=init,
         )
     except wandb.errors.Error as err:  # no API key, no network, an unknown entity
+        # W&B's first line: its advice on a timeout (wandb.Settings) is for its own callers.
+        lines = str(err).strip().splitlines() or [type(err).__name__]
         raise ConfigError(
-            f"logger=wandb: W&B could not start the run ({str(err).rstrip('.')}). Check "
-            "that you are logged in (`wandb login`, or WANDB_API_KEY), that "
-            "logger.entity and logger.project exist for you and that this machine reaches "
-            "W&B; or keep the run on disk with WANDB_MODE=offline (`wandb sync` uploads it "
-            "later)."
+            f"logger=wandb: W&B could not start the run ({lines[0].rstrip('.')}). Check that "
+            f"this machine reaches W&B (it waits logger.init_timeout={init.init_timeout:g} s: "
+            "raise it for a slow "
+            "network), that you are logged in (`wandb login`, or WANDB_API_KEY) and that "
+            "logger.entity and logger.project exist for you; or keep the run on disk with "
+            "WANDB_MODE=offline (`wandb sync` uploads it later)."
         ) from err
     log.info("W&B run %s (id %s%s): %s", run.name, run.id, ", resumed" if run_id else "", run.dir)
     try:

@@ -311,19 +311,45 @@ def test_wandb_syncs_each_job_of_a_sweep_without_warnings(tmp_path, monkeypatch)
     assert warnings == []
 
 
-def test_wandb_without_a_login_is_one_line_that_says_what_to_do(tmp_path):
-    """logger=wandb with no API key (and W&B online) ended in a 20-line traceback."""
-    pytest.importorskip("wandb")
+def train_online(overrides: list[str], home: Path, **wandb: str) -> subprocess.CompletedProcess:
+    """``racing-rl train <overrides>`` with W&B online (and silent), in ``home``, a home
+    without ~/.netrc or W&B settings, and no WANDB_ variables but ``wandb``'s: no key,
+    whatever this machine has, unless one is given."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
-    result = subprocess.run(
-        [sys.executable, "-m", "racing_rl.cli", "train", *TINY, "logger=wandb"],
-        cwd=tmp_path,
+    return subprocess.run(
+        [sys.executable, "-m", "racing_rl.cli", "train", *overrides],
+        cwd=home,
         capture_output=True,
         text=True,
         timeout=300,
-        # A home without ~/.netrc or W&B settings: no key, whatever this machine has.
-        env={**env, "HOME": str(tmp_path), "WANDB_MODE": "online", "WANDB_SILENT": "true"},
+        env={**env, "HOME": str(home), "WANDB_MODE": "online", "WANDB_SILENT": "true", **wandb},
     )
+
+
+def test_wandb_without_a_login_is_one_line_that_says_what_to_do(tmp_path):
+    """logger=wandb with no API key (and W&B online) ended in a 20-line traceback."""
+    pytest.importorskip("wandb")
+    result = train_online([*TINY, "logger=wandb"], tmp_path)
     assert result.returncode == 1
     assert "logger=wandb: W&B could not start the run (No API key configured" in result.stderr
     assert "WANDB_MODE=offline" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_wandb_that_cannot_be_reached_stops_after_logger_init_timeout(tmp_path):
+    """logger=wandb with an API key but no network waited W&B's own 90 s (~2 min in all)
+    before a message that spanned lines and advised wandb.Settings(init_timeout=...), a
+    call racing-rl makes. It now waits logger.init_timeout, and says so in one line. (A
+    W&B server address that refuses connections: no network is needed.)"""
+    pytest.importorskip("wandb")
+    args = [*TINY, "logger=wandb", "logger.init_timeout=3", f"hydra.run.dir={tmp_path / 'run'}"]
+    started = time.monotonic()
+    # The discard port of this machine: nothing listens there.
+    result = train_online(
+        args, tmp_path, WANDB_API_KEY="0" * 40, WANDB_BASE_URL="http://127.0.0.1:9"
+    )
+    assert result.returncode == 1
+    assert time.monotonic() - started < 80  # W&B's own limit was 90 s
+    (line,) = [line for line in result.stderr.splitlines() if "W&B could not start" in line]
+    assert "it waits logger.init_timeout=3 s: raise it for a slow network" in line
+    assert "WANDB_MODE=offline" in line and "Traceback" not in result.stderr
+    assert "Consider increasing" not in result.stderr
