@@ -24,7 +24,9 @@ from typing import Any
 
 import gymnasium
 import hydra
+import numpy as np
 import torch
+from gymnasium import spaces
 from omegaconf import DictConfig, OmegaConf
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
@@ -33,7 +35,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 from racing_rl import config_dir
 from racing_rl.algos import SET_BY_RACING_RL, algorithm_class, constructor_parameters
 from racing_rl.config import backend_config, to_container, track_seeds, train_mix
-from racing_rl.contract import action_space, observation_space
+from racing_rl.contract import action_space
 from racing_rl.envs.config import RaceConfig
 from racing_rl.errors import ConfigError, is_integer, is_number, one_line
 from racing_rl.objective import OBJECTIVES
@@ -192,15 +194,17 @@ def check_wrappers(wrappers: DictConfig) -> None:
             raise invalid(f"wrappers.normalize.{key}", values[key], "must be true or false")
 
 
-def check_algo(algo: DictConfig, num_envs: int) -> None:
+def check_algo(algo: DictConfig, num_envs: int, observation_dim: int | None = None) -> None:
     """``algo``: an importable SB3 class, constructor arguments it accepts, nested objects
-    that can be made (schedules, action noise), sane values, and whatever the class checks
-    itself (a static ``check_arguments(keyword arguments)``, as ``TeacherPPO`` has).
+    that can be made (schedules, action noise), sane values, whatever the class checks
+    itself (a static ``check_arguments(keyword arguments)``, as ``TeacherPPO`` has), and
+    the model made on stand-in environments (``check_model``).
 
     Args:
         algo: the ``algo`` config group.
         num_envs: VecEnv slots (n_races × cars_per_race), to check PPO's batch size
             against the rollout.
+        observation_dim: numbers per stacked observation (None: a game's, unknown yet).
 
     Raises:
         ConfigError: naming the first key whose value the class does not accept, that is
@@ -332,48 +336,69 @@ def check_algo(algo: DictConfig, num_envs: int) -> None:
                 "truncated episode, as at backend.episode.max_steps, then counts as ended), "
                 "or drop optimize_memory_usage",
             )
-    check_environments(algo, arguments, num_envs)  # what the class checks itself, last
+    check_model(algo, arguments, num_envs, observation_dim)  # what the class checks, last
 
 
 class _Spaces(gymnasium.Env):
-    """A stand-in environment of racing-rl's spaces, which never steps
-    (``check_environments``)."""
+    """A stand-in environment of racing-rl's spaces, which never steps (``check_model``):
+    observations of ``observation_dim`` numbers, unbounded (as VecNormalize gives them),
+    and the contract's actions."""
 
-    observation_space = observation_space(0)
-    action_space = action_space()
+    def __init__(self, observation_dim: int) -> None:
+        self.observation_space = spaces.Box(-np.inf, np.inf, (observation_dim,), np.float32)
+        self.action_space = action_space()
 
 
-def check_environments(algo: DictConfig, arguments: functools.partial, num_envs: int) -> None:
-    """The algorithm takes racing-rl's environments: ``num_envs`` of them, with the
-    contract's continuous actions (``racing_rl.contract.action_space``). Its constructor
-    checks both before it builds anything, and is run so, on a stand-in VecEnv of those
-    spaces (``_init_setup_model=False``: no network, no buffer), where it has that
-    argument: SB3's DQN takes discrete actions only, and was refused once the run's
-    directory and environments were made.
+def check_model(
+    algo: DictConfig, arguments: functools.partial, num_envs: int, observation_dim: int | None
+) -> None:
+    """The algorithm can be made for racing-rl's environments, as training makes it, on a
+    stand-in VecEnv of their spaces (``_Spaces``), where the class takes
+    ``_init_setup_model``: its constructor checks the number of environments and the
+    action space (SB3's DQN takes discrete actions only), and its ``_setup_model`` builds
+    the policy (``policy_kwargs``' values: ``activation_fn=relu``, a string, is no class)
+    and the buffers. Both were refused only once the run's directory was made. No seed is
+    set, torch's random state is kept and nothing trains: it costs the model's making
+    (0.1-0.3 s at the shipped sizes, once torch has started).
 
     Args:
-        algo: the ``algo`` config group (its name and class, for the message).
+        algo: the ``algo`` config group (its class, for the message).
         arguments: ``algo.model`` instantiated as a partial (its nested objects made).
         num_envs: VecEnv slots (n_races × cars_per_race).
+        observation_dim: numbers per stacked observation; None where a Roblox game sends
+            its own size: the constructor's checks alone are run.
 
     Raises:
-        ConfigError: naming the class, its reason and the algorithms of conf/algo/.
+        ConfigError: naming the class, its reason and the algorithms of conf/algo/ (for
+            the environments), or the policy's error.
     """
     if "_init_setup_model" not in constructor_parameters(algorithm_class(algo)):
         return
-    stand_in = DummyVecEnv([_Spaces] * num_envs)
-    try:
-        with warnings.catch_warnings():  # the model warns itself when training makes it
-            warnings.simplefilter("ignore")
-            arguments(env=stand_in, device="cpu", verbose=0, _init_setup_model=False)
-    except Exception as err:  # SB3 asserts the action space
-        names = sorted(path.stem for path in (config_dir() / "algo").glob("*.yaml"))
-        raise ConfigError(
-            f"Invalid config: algo.model._target_={algo.model._target_} cannot train "
-            f"racing-rl's {num_envs} cars of continuous actions (throttle, steering, nitro in "
-            f"[-1, 1]): {one_line(err)}. Choose algo= one of {', '.join(names)} (conf/algo/), "
-            "or an SB3 algorithm of Box actions."
-        ) from err
+    stand_in = DummyVecEnv([functools.partial(_Spaces, observation_dim or 1)] * num_envs)
+    with warnings.catch_warnings():  # the model warns itself when training makes it
+        warnings.simplefilter("ignore")
+        try:
+            model = arguments(env=stand_in, device="cpu", verbose=0, _init_setup_model=False)
+        except Exception as err:  # SB3 asserts the action space and the number of envs
+            names = sorted(path.stem for path in (config_dir() / "algo").glob("*.yaml"))
+            raise ConfigError(
+                f"Invalid config: algo.model._target_={algo.model._target_} cannot train "
+                f"racing-rl's {num_envs} cars of continuous actions (throttle, steering, nitro "
+                f"in [-1, 1]): {one_line(err)}. Choose algo= one of {', '.join(names)} "
+                "(conf/algo/), or an SB3 algorithm of Box actions."
+            ) from err
+        if observation_dim is None:
+            return
+        try:
+            with torch.random.fork_rng(devices=[]):  # the run's seeding is not touched
+                model._setup_model()
+        except Exception as err:
+            raise ConfigError(
+                f"Invalid config: algo.model cannot be made for observations of "
+                f"{observation_dim} numbers and {num_envs} cars: {one_line(err)}. Check "
+                "algo.model's policy and policy_kwargs (racing-rl train --cfg job -p algo "
+                "prints them)."
+            ) from err
 
 
 def check_policy_kwargs(policy: type, policy_kwargs: Mapping[str, Any]) -> None:
@@ -523,6 +548,7 @@ def check_train_config(cfg: DictConfig, *, device: bool = True, new_run: bool = 
         )
     # None: a Roblox game's size, read from its first frame (bounded by the bridge's 1 MiB
     # frame and OBSERVATION_SIZE_LIMIT for a hello, not by this limit).
+    observation_dim = None
     if backend.observation_size is not None:
         observation_dim = backend.observation_size * cfg.wrappers.frame_stack
         if observation_dim > LIMITS["observation_dim"]:
@@ -543,7 +569,7 @@ def check_train_config(cfg: DictConfig, *, device: bool = True, new_run: bool = 
             "cars_per_race keeps the cars)"
             + (", or turn validation off (validation.every=0)." if needed > n_races else ".")
         )
-    check_algo(cfg.algo, n_races * agents)
+    check_algo(cfg.algo, n_races * agents, observation_dim)
 
 
 def check_eval_config(cfg: DictConfig, drivers: Sequence[str]) -> None:

@@ -198,6 +198,27 @@ def test_an_algorithm_of_discrete_actions_is_refused_before_the_run_dir_is_made(
     assert not run_dir.exists()
 
 
+def test_a_model_that_cannot_be_made_is_refused_before_the_run_dir_is_made(tmp_path):
+    """A policy_kwargs value the policy cannot take (activation_fn=relu, a string for a
+    class) passed every check, then failed as the model was made, leaving a run directory
+    with a run.json and a train.log (the run marked failed)."""
+    run_dir = tmp_path / "run"
+    result = racing_rl(
+        "train",
+        "+algo.model.policy_kwargs.activation_fn=relu",
+        f"hydra.run.dir={run_dir}",
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "racing-rl train: Invalid config: algo.model cannot be made for observations of 26 "
+        "numbers and 20 cars: 'str' object is not callable. Check algo.model's policy and "
+        "policy_kwargs (racing-rl train --cfg job -p algo prints them)."
+    ]
+    assert not run_dir.exists()
+
+
 def test_hydra_refuses_keys_that_are_not_in_the_config(tmp_path):
     result = racing_rl("train", "total_timestep=5", cwd=tmp_path, timeout=60)
     assert result.returncode != 0 and "total_timestep" in result.stderr
