@@ -36,6 +36,7 @@ from racing_rl import config_dir
 from racing_rl.algos import SET_BY_RACING_RL, algorithm_class, constructor_parameters
 from racing_rl.config import backend_config, to_container, track_seeds, train_mix
 from racing_rl.contract import action_space
+from racing_rl.envs.batch import check_spawn
 from racing_rl.envs.config import RaceConfig
 from racing_rl.errors import ConfigError, is_integer, is_number, one_line
 from racing_rl.objective import OBJECTIVES
@@ -529,7 +530,7 @@ def check_train_config(cfg: DictConfig, *, device: bool = True, new_run: bool = 
     check_track_splits(cfg.tracks)
     check_wrappers(cfg.wrappers)
     backend = backend_config(cfg.backend)
-    train_mix(cfg, say=False)  # after the run's own backend, whose errors it would repeat
+    mix = train_mix(cfg, say=False)  # after the run's own backend, whose errors it would repeat
     if not isinstance(backend, RaceConfig) and opponents:
         raise invalid(
             "scripted_opponents",
@@ -539,6 +540,11 @@ def check_train_config(cfg: DictConfig, *, device: bool = True, new_run: bool = 
         )
     episode = backend.episode
     simulated = isinstance(backend, RaceConfig)  # a game spawns its cars itself
+    if simulated:  # the environments' own check, before the run directory is made
+        try:
+            check_spawn(backend, agents + opponents, mix)
+        except ConfigError as err:
+            raise ConfigError(f"Invalid config: backend.{err}") from err
     if new_run and simulated and episode.rotate_grid and episode.spawn != "grid":
         raise ConfigError(
             "Invalid config: backend.episode.rotate_grid=true; it rotates the slots of a grid "

@@ -86,6 +86,23 @@ INVALID = [
     # A step of half a track or more (at car.max_speed) was refused at the first reset.
     (["backend.rules.dt=10"], "backend.rules.dt (10.0 s) lets a car at car.max_speed (45.0"),
     (["backend.rules.dt=3"], "train_mix=['hard']: Invalid config: backend.rules.dt (3.0 s)"),
+    # A grid deeper than a lap started its last cars on its first: crashed at step 1.
+    (
+        ["backend.episode.spawn=grid", "backend.rules.car_collisions=true", "cars_per_race=77"],
+        "spawn='grid' lines up 77 cars 4 m apart, 308 m behind the start line, but a track of "
+        "the track mix may be as short as 261.8 m",
+    ),
+    (
+        [
+            "difficulty=hard",
+            "backend.episode.grid_start_prob=0.1",
+            "cars_per_race=60",
+            "scripted_opponents=6",
+            "algo.model.n_steps=256",
+        ],
+        "grid_start_prob=0.1 (races started on a grid) lines up 66 cars",
+    ),
+    (["backend.rules.car_collisions=true", "backend.episode.spawn=line"], "on one spot"),
     (["scripted_opponents=-1"], "scripted_opponents=-1; must be an integer >= 0"),
     (["cars_per_race=200", "scripted_opponents=60"], "scripted_opponents=60; must be <= 56"),
     (["backend=roblox", "scripted_opponents=2"], "on the built-in simulator only"),
@@ -292,16 +309,33 @@ def test_a_run_saved_with_keys_since_renamed_loads_with_the_new_names(tmp_path):
     assert "n_venvs" not in loaded and "connect_timeout_s" not in loaded.backend
 
 
-def test_the_cli_refuses_a_dt_too_long_for_the_tracks_before_the_run_dir(tmp_path):
-    """rules.dt=10 (450 m a step at car.max_speed, tracks of ~450 m) was refused by the
-    first reset, after the run dir, run.json and train.log were made."""
-    run_dir = tmp_path / "run"
-    result = racing_rl("train", "backend.rules.dt=10", f"hydra.run.dir={run_dir}", cwd=tmp_path)
-    assert result.returncode == 1, result.stderr
-    assert result.stderr.splitlines() == [
+#: Settings refused at the environments' first reset or first step, after the run dir,
+#: run.json and train.log were made; now by the CLI, before the run dir: (overrides, line).
+REFUSED_BEFORE_THE_RUN_DIR = [
+    (  # rules.dt=10: 450 m a step at car.max_speed, tracks of ~450 m
+        ["backend.rules.dt=10"],
         "racing-rl train: Invalid config: backend.rules.dt (10.0 s) lets a car at "
         "car.max_speed (45.0 m/s) move 450.0 m in a step, half or more of 306.0 m, the least "
         "length of a track of these track settings (TrackConfig.shortest_length): progress "
-        "along it would be ambiguous. Use a rules.dt below 3.4 s (0.0667 s by default)."
-    ]
+        "along it would be ambiguous. Use a rules.dt below 3.4 s (0.0667 s by default).",
+    ),
+    (  # a grid of 130 cars (520 m) on hard tracks (~480 m) wrapped round onto its first
+        # cars, and with car collisions on a hundred crashed at the first step of a race
+        ["difficulty=hard", "backend.episode.spawn=grid", "cars_per_race=130"],
+        "racing-rl train: Invalid config: backend.episode.spawn='grid' lines up 130 cars 4 m "
+        "apart, 520 m behind the start line, but a track of these track settings may be as "
+        "short as 261.8 m (TrackConfig.shortest_length, a lower bound), and with "
+        "rules.car_collisions on the last cars would start on the first: race at most 65 "
+        "cars (cars_per_race + scripted_opponents in training), or make the tracks longer "
+        "(track.base_radius).",
+    ),
+]
+
+
+@pytest.mark.parametrize(("overrides", "line"), REFUSED_BEFORE_THE_RUN_DIR)
+def test_the_cli_refuses_what_no_race_can_start_with_before_the_run_dir(tmp_path, overrides, line):
+    run_dir = tmp_path / "run"
+    result = racing_rl("train", *overrides, f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.splitlines() == [line]
     assert not run_dir.exists()

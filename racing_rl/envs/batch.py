@@ -201,6 +201,56 @@ def _check_track_seeds(seeds: Any) -> None:
             raise ConfigError(f"a track seed must be an integer >= 0, got {seed!r}.")
 
 
+def check_spawn(config: RaceConfig, n_cars: int, track_mix: Sequence[TrackConfig] = ()) -> None:
+    """Refuse, with car collisions on, starts that put cars on each other, so that every
+    race would begin with crashes: ``spawn="line"`` (every car on one spot) for several
+    cars, or a grid (``spawn="grid"``, or a random spawn's ``grid_start_prob``) deeper
+    than the shortest track the track settings may make (``TrackConfig.shortest_length``
+    of ``config.track`` and of each ``track_mix`` one; settings that give no bound, 0, are
+    not checked): its last slots wrap round the loop onto the first (130 cars on hard
+    tracks of ~500 m: a hundred crashed at the first step). Slot k is ``k ·
+    GRID_ROW_GAP / 2`` [m] behind the line, so n cars fit where ``n · GRID_ROW_GAP / 2``
+    is at most that length (76 for the defaults' 306 m, 65 for difficulty=hard's 262 m;
+    their tracks are 448-527 m: the bound is a proven one, not the typical length).
+
+    Args:
+        config: the race settings.
+        n_cars: cars in each race, opponents included.
+        track_mix: other track settings the races' tracks are drawn from.
+
+    Raises:
+        ConfigError: naming the spawn settings, the cars and the most that fit.
+    """
+    episode = config.episode
+    if not config.rules.car_collisions or n_cars < 2:
+        return
+    if episode.spawn == "line":
+        raise ConfigError(
+            f"episode.spawn='line' puts all {n_cars} cars on one spot, and with "
+            "rules.car_collisions on every car would crash at the first step: use "
+            "episode.spawn='grid' (two abreast behind the line)."
+        )
+    shortest = min(track.shortest_length for track in (config.track, *track_mix))
+    grid = episode.spawn == "grid" or (episode.spawn == "random" and episode.grid_start_prob > 0)
+    if not grid or shortest == 0 or n_cars * GRID_ROW_GAP / 2 <= shortest:
+        return
+    start = (
+        "episode.spawn='grid'"
+        if episode.spawn == "grid"
+        else f"episode.grid_start_prob={episode.grid_start_prob:g} (races started on a grid)"
+    )
+    most = int(shortest // (GRID_ROW_GAP / 2))
+    whose = "these track settings" if shortest == config.track.shortest_length else "the track mix"
+    raise ConfigError(
+        f"{start} lines up {n_cars} cars {GRID_ROW_GAP / 2:g} m apart, "
+        f"{n_cars * GRID_ROW_GAP / 2:g} m behind the start line, but a track of {whose} may "
+        f"be as short as {shortest:.1f} m (TrackConfig.shortest_length, a lower bound), and "
+        "with rules.car_collisions on the last cars would start on the first: race at most "
+        f"{most} cars (cars_per_race + scripted_opponents in training), or make the tracks "
+        "longer (track.base_radius)."
+    )
+
+
 class RaceBatch:
     """K races of ``n_cars`` cars under one ``RaceConfig``, stepped as one ``WorldBatch``.
 
@@ -221,7 +271,7 @@ class RaceBatch:
     Raises:
         ConfigError: ``n_cars`` that is no whole number >= 1, no race, a race without track
             seeds, a car too wide for a track (``_check_car_fits``), or cars that would
-            start on one spot with collisions on (``_check_spawn``).
+            start on each other with collisions on (``check_spawn``).
     """
 
     def __init__(
@@ -240,7 +290,7 @@ class RaceBatch:
         self.n_cars = n_cars
         self.track_mix = tuple(track_mix)
         self._check_car_fits(config)
-        self._check_spawn(config)
+        check_spawn(config, n_cars, self.track_mix)
         self.config = config
         self.n_races = len(track_seeds)
         self.track_seeds = list(track_seeds)
@@ -271,7 +321,7 @@ class RaceBatch:
                 "Only the rules (but dt), rewards and episode settings of a race can change; "
                 "make a new environment for other car, sensor or track settings."
             )
-        # Not _check_spawn: the emulator changes collisions and spawns one at a time, as
+        # Not check_spawn: the emulator changes collisions and spawns one at a time, as
         # the game it stands in for asks (and a game's cars on one spot do crash).
         self.config = config
         if self.worlds is not None:
@@ -296,21 +346,6 @@ class RaceBatch:
                     "obstacle. Narrow the car, or widen the track (and the gap beside "
                     "obstacles, or set track.n_obstacles=0)."
                 )
-
-    def _check_spawn(self, config: RaceConfig) -> None:
-        """Refuse ``spawn="line"`` (every car on one spot) for several cars with car
-        collisions on: every car would crash at the first step.
-
-        Raises:
-            ConfigError: naming ``spawn="grid"``, which lines them up two abreast.
-        """
-        n, episode = self.n_cars, config.episode
-        if episode.spawn == "line" and config.rules.car_collisions and n > 1:
-            raise ConfigError(
-                f"episode.spawn='line' puts all {n} cars on one spot, and with "
-                "rules.car_collisions on every car would crash at the first step: use "
-                "episode.spawn='grid' (two abreast behind the line)."
-            )
 
     def rows(self, race: int) -> slice:
         """Rows of race ``race``'s cars."""

@@ -229,6 +229,41 @@ def test_no_grid_slot_starts_on_an_obstacle_or_a_wall(track_seed, n_cars):
     assert not world.step(np.zeros((n_cars, 3))).crashed.any()
 
 
+#: Grid starts to fit behind the line: the defaults, CROWDED (hard tracks), and a round
+#: loop, whose TrackConfig.shortest_length is within 0.2 % of its tracks' length.
+GRID_TRACKS = [TrackConfig(), CROWDED, TrackConfig(radius_variation=0.0, stretch=0.0)]
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    track_seed=st.integers(0, 10**6),
+    n_cars=st.integers(2, 256),  # checks.LIMITS["cars_per_race"]
+    tracks=st.sampled_from(range(len(GRID_TRACKS))),
+    spawn=st.sampled_from([{"spawn": "grid"}, {"grid_start_prob": 1.0}]),
+)
+def test_a_grid_start_is_refused_or_starts_every_car_clear(track_seed, n_cars, tracks, spawn):
+    """A grid deeper than a lap (130 cars: 520 m, hard tracks of ~480 m) wrapped its last
+    cars onto the first, and with car collisions on a hundred crashed at the first step.
+    A grid deeper than TrackConfig.shortest_length is refused, naming the most cars that
+    fit; every grid taken starts with no car crashed."""
+    from racing_rl.envs.config import EpisodeConfig
+    from racing_rl.errors import ConfigError
+    from racing_rl.sim.world import RaceRules
+
+    track = GRID_TRACKS[tracks]
+    config = RaceConfig(
+        track=track, rules=RaceRules(car_collisions=True), episode=EpisodeConfig(**spawn)
+    )
+    most = int(track.shortest_length // 4)
+    if n_cars > most:
+        with pytest.raises(ConfigError, match=rf"{n_cars} cars .* race at most {most} cars"):
+            RaceBatch(config, n_cars, [[track_seed]])
+        return
+    batch = RaceBatch(config, n_cars, [[track_seed]])
+    batch.reset(0, seed=0)
+    assert not batch.worlds.step(np.zeros((n_cars, 3))).crashed.any()
+
+
 @pytest.mark.parametrize(
     ("seeds", "message"),
     [
