@@ -10,6 +10,8 @@ import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
+import numpy as np
+
 
 def causes(err: BaseException) -> Iterator[BaseException]:
     """``err``, then each exception it was raised from or while handling (``__cause__``,
@@ -53,7 +55,9 @@ def check_range(
     inf: str | None = None,
     hint: str = "",
 ) -> None:
-    """Refuse a numeric setting that is NaN, infinite or out of its range.
+    """Refuse a numeric setting that is no number (a string, None, a list, a bool: a
+    settings dataclass built by hand, not from Hydra's typed YAML), NaN, infinite or out of
+    its range.
 
     Every comparison with NaN is False, so ``value <= 0`` lets it through; this check does
     not. A settings dataclass calls it from ``__post_init__`` for each number it takes.
@@ -69,12 +73,13 @@ def check_range(
 
     Raises:
         ConfigError: naming the setting, the value and the range, e.g. ``car.max_speed
-            must be a finite number > 0, got nan.``
+            must be a finite number > 0, got nan.`` (``got '10'.`` for a string).
     """
-    below = low is not None and (value <= low if low_open else value < low)
-    above = high is not None and (value >= high if high_open else value > high)
-    infinite_ok = inf is not None and value == math.inf
-    if (math.isfinite(value) or infinite_ok) and not (below or above):
+    number = is_number(value)
+    below = number and low is not None and (value <= low if low_open else value < low)
+    above = number and high is not None and (value >= high if high_open else value > high)
+    infinite_ok = number and inf is not None and value == math.inf
+    if number and (math.isfinite(value) or infinite_ok) and not (below or above):
         return
     if low is not None and high is not None:
         rule = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
@@ -86,9 +91,37 @@ def check_range(
         rule = ""
     if inf is not None:
         rule += f", or inf ({inf})"
-    elif not math.isfinite(value) or not rule:
+    elif not number or not math.isfinite(value) or not rule:
         rule = f"a finite number {rule}".rstrip()
-    raise ConfigError(f"{setting} must be {rule}, got {value}." + (f" {hint}" if hint else ""))
+    got = value if number else repr(value)
+    raise ConfigError(f"{setting} must be {rule}, got {got}." + (f" {hint}" if hint else ""))
+
+
+def check_integer(setting: str, value: int, low: int) -> None:
+    """Refuse a count setting that is no integer (a float, a string, None, a bool:
+    ``is_integer``) or is below ``low``.
+
+    Args:
+        setting: the setting's path as users type it (``track.n_obstacles``).
+        value: the value given.
+        low: the least value allowed.
+
+    Raises:
+        ConfigError: ``track.n_obstacles must be a whole number >= 0, got 2.5.``
+    """
+    if not is_integer(value) or value < low:
+        raise ConfigError(f"{setting} must be a whole number >= {low}, got {value!r}.")
+
+
+def check_flag(setting: str, value: bool) -> None:
+    """Refuse a switch that is no bool (Python's or NumPy's): the string ``"false"``, or
+    any list or number but 0, is truthy, and would turn the switch on.
+
+    Raises:
+        ConfigError: ``rules.car_collisions must be true or false, got 'false'.``
+    """
+    if not isinstance(value, bool | np.bool_):
+        raise ConfigError(f"{setting} must be true or false, got {value!r}.")
 
 
 def one_line(err: BaseException) -> str:

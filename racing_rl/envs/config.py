@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from racing_rl.contract import STATE_SIZE
 from racing_rl.envs.rewards import RewardConfig
-from racing_rl.errors import ConfigError, check_range, is_integer
+from racing_rl.errors import ConfigError, check_flag, check_integer, check_range
 from racing_rl.sim.car import CarConfig
 from racing_rl.sim.sensors import SensorConfig
 from racing_rl.sim.track import TrackConfig
@@ -60,13 +60,9 @@ class GameEpisodeConfig:
                 f"episode.reset must be one of {RESET_MODES}, got {self.reset!r} (race: one "
                 "car's end restarts the race; car: that car respawns alone)."
             )
-        counts = (self.max_steps, self.track_change_every, self.laps)
-        if not all(map(is_integer, counts)) or min(counts[:2]) < 1 or self.laps < 0:
-            raise ConfigError(
-                "episode.max_steps and episode.track_change_every must be whole numbers >= 1 "
-                f"and episode.laps a whole number >= 0, got {self.max_steps!r}, "
-                f"{self.track_change_every!r}, {self.laps!r}."
-            )
+        check_integer("episode.max_steps", self.max_steps, 1)
+        check_integer("episode.track_change_every", self.track_change_every, 1)
+        check_integer("episode.laps", self.laps, 0)
 
 
 @dataclass(frozen=True)
@@ -102,6 +98,7 @@ class EpisodeConfig(GameEpisodeConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        check_flag("episode.rotate_grid", self.rotate_grid)
         for name in ("standing_start_prob", "grid_start_prob"):
             check_range(f"episode.{name}", getattr(self, name), 0, 1)
         for name in ("max_spawn_speed", "max_spawn_lateral", "max_spawn_heading"):

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from racing_rl.errors import ConfigError, check_range, is_integer
+from racing_rl.errors import ConfigError, check_integer, check_range
 
 FloatArray = NDArray[np.float64]
 
@@ -81,6 +81,7 @@ class CarConfig:
     substeps: int = 1
 
     def __post_init__(self) -> None:
+        check_integer("car.substeps", self.substeps, 1)
         for name, value in vars(self).items():
             resistance = name in ("drag", "rolling_resistance")  # 0: none
             check_range(f"car.{name}", value, 0, low_open=not resistance)
@@ -89,8 +90,6 @@ class CarConfig:
             raise ConfigError(
                 f"car.max_steer must be below pi/2 rad (a right angle), got {self.max_steer}."
             )
-        if not is_integer(self.substeps):
-            raise ConfigError(f"car.substeps must be a whole number, got {self.substeps!r}.")
 
     @property
     def radius(self) -> float:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from racing_rl.errors import ConfigError, check_range, is_integer
+from racing_rl.errors import ConfigError, check_flag, check_integer, check_range
 
 FloatArray = NDArray[np.float64]
 
@@ -71,9 +71,7 @@ class SensorConfig:
     def __post_init__(self) -> None:
         if self.layout not in LAYOUTS:
             raise ConfigError(f"sensors.layout must be one of {LAYOUTS}, got {self.layout!r}.")
-        n_rays = self.n_rays
-        if not is_integer(n_rays) or n_rays < 1:
-            raise ConfigError(f"sensors.n_rays must be a whole number >= 1, got {n_rays!r}.")
+        check_integer("sensors.n_rays", self.n_rays, 1)
         if self.layout == "roblox_car" and self.n_rays != 2 * len(ROBLOX_CAR_RAYS):
             raise ConfigError(
                 f"sensors.n_rays={self.n_rays}: layout=roblox_car has "
@@ -82,6 +80,7 @@ class SensorConfig:
             )
         check_range("sensors.fov_deg", self.fov_deg, 0, 360)
         check_range("sensors.range", self.range, 0, low_open=True)
+        check_flag("sensors.detect_cars", self.detect_cars)
 
     def angles(self) -> FloatArray:
         """Ray angles relative to the heading, shape (n_rays,) [rad]: left to right

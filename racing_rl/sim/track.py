@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from racing_rl.errors import ConfigError, TrackGenerationError, check_range
+from racing_rl.errors import ConfigError, TrackGenerationError, check_integer, check_range
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -83,11 +83,10 @@ class TrackConfig:
         # 1 or more could scale x by 0 (a division by zero for y) or mirror the loop.
         check_range("track.stretch", self.stretch, 0, 1, high_open=True)
         check_range("track.radius_variation", self.radius_variation, 0, 0.9, high_open=True)
-        if self.n_harmonics < 1 or self.n_obstacles < 0 or self.max_attempts < 1:
-            raise ConfigError(
-                "track.n_harmonics and track.max_attempts must be >= 1 and track.n_obstacles "
-                f">= 0, got {self.n_harmonics}, {self.max_attempts}, {self.n_obstacles}."
-            )
+        check_integer("track.n_harmonics", self.n_harmonics, 1)
+        check_integer("track.max_attempts", self.max_attempts, 1)
+        check_integer("track.n_obstacles", self.n_obstacles, 0)
+        check_range("track.obstacle_radius_min", self.obstacle_radius_min)
         if not 0 < self.obstacle_radius_min <= self.obstacle_radius_max:
             raise ConfigError(
                 "track.obstacle_radius_min must be in (0, obstacle_radius_max], got "

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from racing_rl.errors import ConfigError, check_range
+from racing_rl.errors import ConfigError, check_flag, check_range
 from racing_rl.sim.car import CarConfig, CarState, step_cars
 from racing_rl.sim.layout import (
     RAY_SECTORS,
@@ -88,6 +88,7 @@ class RaceRules:
             "also refuses one in which a car at car.max_speed drives half a track.",
         )
         check_range("rules.stuck_time", self.stuck_time, 0, low_open=True)
+        check_flag("rules.car_collisions", self.car_collisions)
 
     @property
     def pieces(self) -> int:
