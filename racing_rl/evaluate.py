@@ -26,6 +26,7 @@ from racing_rl.evaluation.tables import (
     ending,
     format_table,
     in_game_phrase,
+    not_measured,
     race_tables,
     tracks_phrase,
 )
@@ -107,11 +108,7 @@ def main(cfg: DictConfig) -> None:
     shown = [k for k, v in summary.items() if k not in hidden and not isinstance(v, dict | list)]
     print(format_table([summary], shown))
     if unreported:
-        print(
-            f"not measured: {', '.join(unmeasured)} (the game sent no "
-            f"{' or '.join(f'info.{key}' for key in unreported)}, the protocol's optional "
-            "lap info: docs/roblox.md#optional-game-side-improvements)"
-        )
+        print(not_measured(unmeasured, unreported))
     if metrics["replays"]:
         replays = len(metrics["replays"])
         where = Path(metrics["replays"][0]).parent

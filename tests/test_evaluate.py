@@ -83,6 +83,13 @@ def test_summarize_averages_the_figures_the_episodes_report():
     assert math.isnan(summarize([interrupted])["mean_progress"])
 
 
+def test_summarize_leaves_lap_completion_unmeasured_where_no_episode_reports_progress():
+    # A game without lap info: it said a lap completion of 0.0, as if measured.
+    unmeasured = EpisodeResult.from_info(1, {"crashed": True}, (), -20.0, 40)
+    assert math.isnan(summarize([unmeasured, unmeasured])["lap_completion_rate"])
+    assert summarize([episode(False, crashed=True), unmeasured])["lap_completion_rate"] == 0.0
+
+
 def test_summarize_without_any_lap_reports_nan_lap_times():
     metrics = summarize([episode(False, crashed=True)])
     assert metrics["lap_completion_rate"] == 0.0

@@ -40,7 +40,13 @@ from racing_rl.drivers import Driver, ScriptedDriver
 from racing_rl.envs.batch import grid_slots
 from racing_rl.envs.config import RaceConfig
 from racing_rl.errors import ConfigError
-from racing_rl.evaluation.races import TrackRace, leaderboard, run_races, standings
+from racing_rl.evaluation.races import (
+    TrackRace,
+    leaderboard,
+    run_races,
+    standings,
+    without_lap_figures,
+)
 from racing_rl.evaluation.results import EpisodeResult, summarize, unreported_info
 from racing_rl.files import write_json
 from racing_rl.provenance import environment_record, job_command, trained_game
@@ -54,6 +60,9 @@ log = logging.getLogger(__name__)
 
 #: The run-dir entry (and ``driver`` value) that stands for the scripted baseline driver.
 SCRIPTED = "scripted"
+#: ``metrics.json``'s ``split`` of races in a game: its own track, whatever seeds it was
+#: suggested (the unmodified game has one map), so none of the run's track splits.
+GAME = "game"
 #: ``driver`` values that export the checkpoint and drive with the exported file: a Luau
 #: module in a Luau VM, an ONNX model in onnxruntime (``racing_rl.export``).
 EXPORTED = ("luau", "onnx")
@@ -84,8 +93,10 @@ def evaluate(
         The metrics, also written to ``<out_dir>/metrics.json``, ``seconds`` among them:
         the time the measured races took from their start to their end, without the waits
         for a checkpoint (``follow``) or the game; recorded replays go to
-        ``<out_dir>/replays/track_<seed>.npz``. None, with nothing written, if the
-        ``render`` window was closed before a race ended.
+        ``<out_dir>/replays/track_<seed>.npz``. In a game ``split`` is ``GAME``, and
+        ``unreported_info`` names the optional ``info`` keys it did not send, whose figures
+        are null (a race's ``LAP_FIGURES`` too, without ``progress``). None, with nothing
+        written, if the ``render`` window was closed before a race ended.
 
     Raises:
         CheckpointError: if a run dir, its config or a checkpoint is missing or does not
@@ -119,6 +130,8 @@ def evaluate(
         else track_seeds(run_cfg.tracks[cfg.split], f"tracks.{cfg.split}")
     )
     split = None if cfg.get("seeds") else str(cfg.split)  # explicit seeds are no split's
+    if run_cfg.backend.name == "roblox":  # the game's own track, whatever the seeds
+        split = GAME
     # None: a Roblox game's own size, which the (first) checkpoint then pins.
     observation_size = backend_config(run_cfg.backend).observation_size
     follower = None
@@ -235,6 +248,12 @@ def evaluate(
         if bridge is not None:  # what the figures of the game's optional info lack
             metrics["unreported_info"] = unreported_info(results)
     else:
+        unreported = (
+            unreported_info([car.episode for race in races for car in race.cars])
+            if bridge is not None
+            else []
+        )
+        ranked = without_lap_figures if "progress" in unreported else list
         metrics = {
             "race": True,
             "drivers": [
@@ -246,12 +265,12 @@ def evaluate(
             "laps": int(cfg.laps),
             "car_collisions": car_collisions(backend),
             "seconds": seconds,
-            "standings": standings(races),
+            "standings": ranked(standings(races)),
             "tracks": [
                 {
                     "track_seed": r.track_seed,
                     **({"grid": grid_order(r, episode)} if "rotate_grid" in episode else {}),
-                    "leaderboard": leaderboard(r),
+                    "leaderboard": ranked(leaderboard(r)),
                 }
                 for r in races
             ],
@@ -260,6 +279,8 @@ def evaluate(
                 for d, label in enumerate(labels)
             },
         }
+        if bridge is not None:
+            metrics["unreported_info"] = unreported
     metrics["replays"] = replays
     # What was measured, beyond the figures: enough to measure it again.
     metrics["settings"] = {
@@ -367,7 +388,7 @@ def _run_rounds(
             ``drivers[0]`` before every race.
         seeds: the tracks.
         split: the ``cfg.tracks`` split ``seeds`` come from, for the replays' ``meta``;
-            None for seeds given explicitly.
+            None for seeds given explicitly, ``GAME`` in a game.
         follower: watches a run's newest checkpoint (``follow=true``), or None.
         bridge: Roblox only: the running bridge; None on the simulator.
 

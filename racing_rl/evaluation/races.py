@@ -221,6 +221,30 @@ def run_races(
     return [track_race(b) for b in range(n_tracks)]
 
 
+#: The figures of ``leaderboard`` and ``standings`` that come from the cars' laps and
+#: progress: in a game that sends no lap info (``unreported_info``: ``progress``) every car
+#: ranks alike (position 1, no lap), so they are not measured (``without_lap_figures``).
+LAP_FIGURES = (
+    "position",
+    "laps",
+    "lap_times_s",
+    "best_lap_s",
+    "finish_time_s",
+    "gap_s",
+    "progress",
+    "wins",
+    "mean_position",
+    "finished_rate",
+    "mean_lap_time_s",
+)
+
+
+def without_lap_figures(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``leaderboard`` or ``standings`` rows of races in a game that sends no lap info, with
+    their ``LAP_FIGURES`` None (null in a ``metrics.json``): not measured."""
+    return [{k: None if k in LAP_FIGURES else v for k, v in row.items()} for row in rows]
+
+
 def _ranks(keys: Sequence[tuple[float, float]]) -> list[int]:
     """Each key's position (1 + how many keys sort before it): exact ties share one."""
     return [1 + sum(other < mine for other in keys) for mine in keys]
@@ -237,7 +261,8 @@ def leaderboard(race: TrackRace) -> list[dict[str, Any]]:
     Returns:
         Rows: ``position``, ``label``, ``finished``, ``crashed``, ``laps``,
         ``lap_times_s``, ``best_lap_s``, ``finish_time_s``, ``gap_s`` (to the winner;
-        NaN for cars that did not finish), ``progress``.
+        NaN for cars that did not finish), ``progress``, ``interrupted``,
+        ``episode_return`` (raw rewards), ``length`` (steps).
     """
 
     def key(car: CarResult) -> tuple[float, float]:  # NaN in a key would scramble the sort
@@ -262,6 +287,8 @@ def leaderboard(race: TrackRace) -> list[dict[str, Any]]:
             "gap_s": car.finish_time - winner,
             "progress": car.episode.progress,
             "interrupted": car.episode.interrupted,
+            "episode_return": car.episode.episode_return,
+            "length": car.episode.length,
         }
         for car, position in zip(ordered, _ranks([key(car) for car in ordered]), strict=True)
     ]

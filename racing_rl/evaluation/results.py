@@ -85,11 +85,13 @@ def summarize(results: Sequence[EpisodeResult]) -> dict[str, float]:
     game that lost the car: ``EpisodeResult.interrupted``).
 
     Returns:
-        ``lap_completion_rate``, ``mean_lap_time_s`` and ``best_lap_time_s`` (over every
-        lap of the episodes that finished; NaN if none), ``mean_progress`` and
-        ``mean_speed_mps`` (over the episodes that report them; NaN if none),
-        ``crash_rate``, ``mean_return``, ``episodes`` (those measured: a rate or mean of
-        none is NaN), and ``interrupted`` (how many were left out) where any was.
+        ``lap_completion_rate`` (NaN where no episode reports its ``progress``: a game
+        that sends no lap info counts no laps, ``unreported_info``), ``mean_lap_time_s``
+        and ``best_lap_time_s`` (over every lap of the episodes that finished; NaN if
+        none), ``mean_progress`` and ``mean_speed_mps`` (over the episodes that report
+        them; NaN if none), ``crash_rate``, ``mean_return``, ``episodes`` (those measured:
+        a rate or mean of none is NaN), and ``interrupted`` (how many were left out) where
+        any was.
     """
 
     def mean(values: Sequence[float]) -> float:
@@ -100,7 +102,9 @@ def summarize(results: Sequence[EpisodeResult]) -> dict[str, float]:
     lap_times = [t for r in measured if r.finished for t in r.lap_times]
     metrics = {
         "episodes": len(measured),
-        "lap_completion_rate": mean([r.finished for r in measured]),
+        "lap_completion_rate": math.nan
+        if "progress" in unreported_info(measured)
+        else mean([r.finished for r in measured]),
         "mean_lap_time_s": mean(lap_times),
         "best_lap_time_s": float(np.min(lap_times)) if lap_times else math.nan,
         "mean_progress": mean([r.progress for r in measured]),
@@ -116,8 +120,8 @@ def summarize(results: Sequence[EpisodeResult]) -> dict[str, float]:
 #: The figures of an episode (``EpisodeResult``) and of ``summarize`` that a game's
 #: optional ``info`` gives (docs/protocol.md), by the ``info`` key that tells whether it
 #: sent that: ``progress`` with the lap keys (``laps``, ``lap_time``), which the game's
-#: "lap info" sends together, and ``mean_speed``. Without them the figures read NaN and a
-#: lap completion of 0: not measured.
+#: "lap info" sends together, and ``mean_speed``. Without them the figures read NaN (null
+#: in a ``metrics.json``): not measured.
 GAME_INFO_FIGURES = {
     "progress": (
         "lap_time",

@@ -101,6 +101,22 @@ def in_game_phrase(count: int, what: str) -> str:
     )
 
 
+def not_measured(figures: Sequence[str], unreported: Sequence[str]) -> str:
+    """The line that names the figures a game left unmeasured: ``not measured: lap_time,
+    progress (the game sent no info.progress, ...)``.
+
+    Args:
+        figures: the figures (columns, tables) left out.
+        unreported: the optional ``info`` keys the game did not send
+            (``racing_rl.evaluation.results.unreported_info``).
+    """
+    sent_no = " or ".join(f"info.{key}" for key in unreported)
+    return (
+        f"not measured: {', '.join(figures)} (the game sent no {sent_no}, the protocol's "
+        "optional lap info: docs/roblox.md#optional-game-side-improvements)"
+    )
+
+
 def ending(row: dict[str, Any]) -> str:
     """How a car's episode ended, from its row (``finished``, ``crashed``, and
     ``interrupted`` where a game lost the car): ``finished``, ``crash``, ``lost`` or ``DNF``
@@ -112,12 +128,30 @@ def ending(row: dict[str, Any]) -> str:
 
 def race_tables(metrics: dict[str, Any]) -> str:
     """A race's leaderboard per track (position, lap times, gaps), a blank line, and the
-    standings.
+    standings. In a game that sent no lap info (``unreported_info``: ``progress``),
+    which ranks no car, each car's ending, return and length per track, its figures
+    over the tracks (``cars``), and a line on what was not measured.
 
     Args:
         metrics: a race's metrics (``racing_rl.evaluation.command.evaluate``):
-            ``tracks`` with their ``leaderboard`` rows, ``standings``.
+            ``tracks`` with their ``leaderboard`` rows, ``standings``, ``cars``, and in
+            a game ``unreported_info``.
     """
+    unreported = metrics.get("unreported_info", [])
+    if "progress" in unreported:
+        rows = [
+            {"track": track["track_seed"], "car": row["label"], "ending": ending(row), **row}
+            for track in metrics["tracks"]
+            for row in track["leaderboard"]
+        ]
+        cars = [{"label": label, **figures} for label, figures in metrics["cars"].items()]
+        return "\n\n".join(
+            [
+                format_table(rows, ["track", "car", "ending", "episode_return", "length"]),
+                format_table(cars, ["label", "episodes", "crash_rate", "mean_return"]),
+                not_measured(["pos", "lap_times_s", "time_s", "gap", "standings"], unreported),
+            ]
+        )
     rows = []
     for track in metrics["tracks"]:
         for row in track["leaderboard"]:

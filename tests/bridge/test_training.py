@@ -17,7 +17,7 @@ import pytest
 import torch
 from hydra import compose
 from roblox_game import free_port, game
-from runs import QUICK, TINY, default_sigint, racing_rl
+from runs import QUICK, TINY, default_sigint, racing_rl, tb_scalars
 from websockets.sync.client import connect
 
 from racing_rl.bridge.faults import Faults
@@ -68,6 +68,8 @@ def test_train_on_roblox_leaves_the_simulators_run_dir_and_freezes_for_updates(s
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["timesteps"] == 2048 and "best" in summary
     assert summary["objective"]["kind"] == "return"  # the game sends no lap information
+    assert summary["best"]["lap_completion_rate"] is None  # not measured: it said 0.0
+    assert "eval/lap_completion_rate" not in tb_scalars(run_dir, "eval/")
     # The run says which game it trained with, and what that game's cars observe.
     (leg,) = json.loads((run_dir / "run.json").read_text())["legs"]
     assert leg["game"] == {"model_id": "test", "observation_size": 13}
@@ -189,23 +191,29 @@ def test_a_policy_trained_on_the_simulator_races_the_same_through_the_bridge(sim
         assert [t[key] for t in on_roblox["tracks"]] == [t[key] for t in on_sim["tracks"]], key
 
 
+def eval_in_the_game(tmp_path, *overrides):
+    """``racing-rl eval`` of the final model in the emulated game, whose entries are the
+    real game's (no lap info); it must succeed."""
+    port = free_port()
+    with game(port):
+        result = racing_rl(
+            "eval",
+            *overrides,
+            "checkpoint=final",
+            "backend=roblox",
+            f"backend.server.port={port}",
+            cwd=tmp_path,
+        )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
 def test_eval_in_the_game_says_what_it_raced_and_leaves_out_what_the_game_never_sends(
     sim_run, tmp_path
 ):
     """It said '20 test tracks' of episodes on the game's own track, and printed nan for
     the progress, lap times and speed that the unmodified game (no info) never sends."""
-    port = free_port()
-    with game(port):  # the real game's entries: no info
-        result = racing_rl(
-            "eval",
-            f"run_dir={sim_run}",
-            "checkpoint=final",
-            "backend=roblox",
-            f"backend.server.port={port}",
-            f"out_dir={tmp_path / 'eval'}",
-            cwd=tmp_path,
-        )
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = eval_in_the_game(tmp_path, f"run_dir={sim_run}", f"out_dir={tmp_path / 'eval'}")
     table = result.stdout.splitlines()
     assert table[0].split() == ["track_seed", "ending", "episode_return", "length"]
     assert "nan" not in result.stdout and "test tracks" not in result.stdout
@@ -215,6 +223,38 @@ def test_eval_in_the_game_says_what_it_raced_and_leaves_out_what_the_game_never_
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["unreported_info"] == ["progress", "mean_speed"]
     assert metrics["episodes"] == 20 and metrics["mean_progress"] is None
+    # It said split "test" and a lap completion of 0.0, as if measured on the test tracks.
+    assert metrics["split"] == "game" and metrics["lap_completion_rate"] is None
+
+
+def test_a_race_in_the_game_says_what_it_raced_and_leaves_out_what_the_game_never_sends(
+    sim_run, tmp_path
+):
+    """It printed 'nan laps' gaps and put every car on position 1 (nothing ranks them
+    without the game's lap info), with standings of 1.000 and finished rates of 0.000."""
+    result = eval_in_the_game(
+        tmp_path, f"run_dir=[{sim_run},{sim_run}]", "seeds=[5,6]", f"out_dir={tmp_path / 'race'}"
+    )
+    leaderboard, cars, rest = result.stdout.strip().split("\n\n")
+    said, last = rest.splitlines()
+    assert leaderboard.splitlines()[0].split() == [
+        "track",
+        "car",
+        "ending",
+        "episode_return",
+        "length",
+    ]
+    assert len(leaderboard.splitlines()) == 1 + 2 * 2  # a row per car and track
+    assert cars.splitlines()[0].split() == ["label", "episodes", "crash_rate", "mean_return"]
+    assert said.startswith("not measured: pos, lap_times_s, time_s, gap, standings")
+    assert "no info.progress" in said
+    assert "nan" not in result.stdout and last.startswith("2 races in the game")
+    metrics = json.loads((tmp_path / "race" / "metrics.json").read_text())
+    assert metrics["split"] == "game" and metrics["unreported_info"] == ["progress", "mean_speed"]
+    rows = [row for track in metrics["tracks"] for row in track["leaderboard"]]
+    assert all(row["position"] is None and row["length"] > 0 for row in rows)
+    assert [row["position"] for row in metrics["standings"]] == [None, None]
+    assert all(car["lap_completion_rate"] is None for car in metrics["cars"].values())
 
 
 def test_an_episode_a_reconnection_cut_is_left_out_of_the_figures(sim_run, tmp_path):
