@@ -512,6 +512,15 @@ class RobloxParallelEnv(ParallelEnv):
             infos[agent] = info
             self._last_obs[agent] = step.observation
             self._read[agent] = got.seq
+        interrupted = [agent for agent in live if infos[agent]["interrupted"]]
+        if interrupted and self.bridge.generation != generation:
+            log.warning(
+                "env %s: the game reconnected, so the episodes in flight of %d car(s) (%s) "
+                "end here, truncated as interrupted",
+                self.env_id,
+                len(interrupted),
+                _names(interrupted),
+            )
         self.agents = [a for a in live if not (terminations[a] or truncations[a])]
         return observations, rewards, terminations, truncations, infos
 

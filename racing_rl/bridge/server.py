@@ -159,6 +159,7 @@ class BridgeServer:
         self._removed_lock = threading.Lock()
         self.model_id: str | None = None
         self.last_received = 0.0
+        self._disconnected_at: float | None = None  # when the last connection closed
         self._connection: ServerConnection | None = None
         self._connected = threading.Event()
         # Set while no connection's handler holds the slot (asyncio: the server's loop).
@@ -499,11 +500,17 @@ class BridgeServer:
         self._connection_entries, self._wrong_sized = 0, None
         self._arrivals.clear()
         self._connected.set()
+        away = (  # how long the game was gone, on a reconnection
+            ""
+            if self._disconnected_at is None
+            else f": back {self.last_received - self._disconnected_at:.1f} s after it left"
+        )
         log.info(
-            "game connected from %s as %r (connection %d)",
+            "game connected from %s as %r (connection %d)%s",
             connection.remote_address,
             model_id,
             self.generation,
+            away,
         )
         keepalive = asyncio.create_task(self._keepalive(connection))
         try:
@@ -514,6 +521,7 @@ class BridgeServer:
             pass
         finally:
             keepalive.cancel()
+            self._disconnected_at = time.monotonic()
             self._connection = None
             self._connected.clear()
             self._released.set()

@@ -11,6 +11,7 @@ sums the env's own rewards, so one loop for both would change validation's figur
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -25,6 +26,8 @@ from racing_rl.vec import make_env, wrap_vec_env
 
 if TYPE_CHECKING:
     from racing_rl.bridge.training_bridge import TrainingBridge
+
+log = logging.getLogger(__name__)
 
 
 def evaluation_env(
@@ -102,11 +105,13 @@ def run_episodes(policy: PolicyPredictor, venv: VecEnv) -> list[EpisodeResult]:
         pending = np.array([r is None for r in results])
         returns += np.where(pending, raw, 0.0)
         lengths += pending
+        again = []  # the slots whose lost episode is driven again
         for k in np.flatnonzero(dones & pending):
             info = infos[k]
             if info.get("interrupted") and reruns[k] < RERUNS:  # the slot's next episode
                 reruns[k] += 1
                 returns[k], lengths[k] = 0.0, 0
+                again.append(k)
                 continue
             results[k] = EpisodeResult.from_info(
                 seeds[k],
@@ -114,6 +119,14 @@ def run_episodes(policy: PolicyPredictor, venv: VecEnv) -> list[EpisodeResult]:
                 [info["lap_time"]] if "lap_time" in info else [],
                 returns[k],
                 lengths[k],
+            )
+        if again:
+            log.warning(
+                "the game lost %d car(s) mid-episode (a reconnection): their episodes on "
+                "track seed(s) %s are driven again (a rerun, of at most %d each)",
+                len(again),
+                ", ".join(str(seeds[k]) for k in again),
+                RERUNS,
             )
         episode_start = dones
     return [r for r in results if r is not None]

@@ -2,6 +2,7 @@
 
 import contextlib
 import logging
+import re
 import time
 
 import numpy as np
@@ -183,7 +184,10 @@ def test_a_dropped_connection_truncates_the_episode_and_the_cars_are_respawned(
     assert "game disconnected" in caplog.text
     # The emulator is back 0.05 s after it left: the step may find it gone or back again.
     assert "waiting up to" in caplog.text or "the game reconnected" in caplog.text
-    assert "(connection 2)" in caplog.text
+    # How long the game was away, and that the episodes in flight were cut: no line said.
+    assert re.search(r"\(connection 2\): back \d+\.\d s after it left", caplog.text)
+    cut = re.findall(r"the episodes in flight of (\d) car\(s\) .* truncated as", caplog.text)
+    assert sum(map(int, cut)) == len(interrupted)
 
 
 def test_an_oversized_message_costs_the_connection_not_the_run(roblox_vec_env, caplog):

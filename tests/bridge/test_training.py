@@ -24,6 +24,7 @@ from racing_rl.bridge.faults import Faults
 from racing_rl.config import initialize
 from racing_rl.envs.config import RaceConfig
 from racing_rl.errors import ConfigError
+from racing_rl.evaluation.episodes import evaluation_env, run_episodes
 from racing_rl.export import load_spec
 from racing_rl.normalize import read_statistics
 from racing_rl.sim.sensors import SensorConfig
@@ -310,6 +311,30 @@ def test_training_survives_a_dropped_connection(tmp_path, caplog):
     assert summary["timesteps"] == 2048 and emulator.connections == 2
     assert "game disconnected" in caplog.text and "(connection 2)" in caplog.text
     assert (tmp_path / "model.zip").is_file()
+
+
+class Still:
+    """A policy that stands still: the game ends its cars' episodes as stuck after 4 s."""
+
+    def predict(self, observation, state=None, episode_start=None, deterministic=False):
+        return np.zeros((len(observation), 3), np.float32), None
+
+
+def test_a_validation_episode_a_reconnection_cut_is_driven_again_with_a_log_line(caplog):
+    # It was driven again without a word.
+    port = free_port()
+    cfg = roblox_cfg(port, "validation.max_steps=200")
+    with caplog.at_level(logging.INFO), game(port, faults=Faults(drop_after=20)):
+        venv = evaluation_env(cfg, [1000000])
+        try:
+            (result,) = run_episodes(Still(), venv)
+        finally:
+            venv.close()
+    assert not result.interrupted  # driven again to its end
+    assert "the game lost 1 car(s) mid-episode (a reconnection): their episodes on track " in (
+        caplog.text
+    )
+    assert "seed(s) 1000000 are driven again" in caplog.text
 
 
 def test_eval_serves_the_policy_to_the_game_until_ctrl_c(sim_run, tmp_path):
