@@ -206,13 +206,20 @@ def format_help(
         The help text: usage, paragraph, config groups, options, examples.
     """
 
-    def wrapped(text: str, indent: int, more: int = 0) -> list[str]:
-        """``text`` wrapped at ``indent``, its later lines ``more`` further in."""
+    def wrapped(text: str, indent: int = 0, more: int = 0) -> list[str]:
+        """``text`` wrapped at ``indent``, its later lines ``more`` further in. A path or
+        an override (``hydra.searchpath's /tmp/a-b/c``) is never split: a word longer than
+        the line stays whole, and a hyphen is no place to break."""
         return textwrap.wrap(
-            text, width, initial_indent=" " * indent, subsequent_indent=" " * (indent + more)
+            text,
+            width,
+            initial_indent=" " * indent,
+            subsequent_indent=" " * (indent + more),
+            break_long_words=False,
+            break_on_hyphens=False,
         )
 
-    out = [f"usage: {doc.usage}", "", *textwrap.wrap(doc.paragraph, width)]
+    out = [f"usage: {doc.usage}", "", *wrapped(doc.paragraph)]
     groups = [
         (g.name, [f"{o} (default)" if o == g.default else o for o in g.options], g.comment)
         for g in doc.groups
@@ -233,10 +240,9 @@ def format_help(
     out += ["", "examples:", *(f"  {example}" for example in examples)]
     out += [
         "",
-        *textwrap.wrap(
+        *wrapped(
             "Hydra: --cfg job prints the composed config, -m runs a sweep, --hydra-help lists "
-            "Hydra's own options; HYDRA_FULL_ERROR=1 shows an error's stack.",
-            width,
+            "Hydra's own options; HYDRA_FULL_ERROR=1 shows an error's stack."
         ),
     ]
     return "\n".join(out)

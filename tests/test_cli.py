@@ -128,8 +128,10 @@ def test_help_lists_what_a_config_dir_adds(tmp_path):
 
 def test_help_lists_what_a_search_path_adds(tmp_path):
     """``train hydra.searchpath=[file://<dir>] --help`` listed conf/'s options alone, as
-    --config-dir's help once did; a package of the search path is said to be unlisted."""
-    (tmp_path / "algo").mkdir()
+    --config-dir's help once did; a package of the search path is said to be unlisted. A
+    path longer than a line, with hyphens, is not split (textwrap broke it at a hyphen)."""
+    tmp_path = tmp_path / "a-config-directory-whose-name-is-longer-than-a-line-of-the-help"
+    (tmp_path / "algo").mkdir(parents=True)
     (tmp_path / "algo" / "mine.yaml").write_text("name: mine\ntotal_timesteps: 123\n")
     for entry in (f"file://{tmp_path}", str(tmp_path)):
         result = timed("train", f"hydra.searchpath=[{entry}]", "algo=mine", "--help", cwd=tmp_path)
