@@ -222,8 +222,8 @@ def wandb_run(cfg: DictConfig, run_dir: Path, run_id: str | None = None) -> Iter
         raise ConfigError(
             f"logger=wandb: W&B could not start the run ({lines[0].rstrip('.')}). Check that "
             f"this machine reaches W&B (it waits logger.init_timeout={init.init_timeout:g} s: "
-            "raise it for a slow "
-            "network), that you are logged in (`wandb login`, or WANDB_API_KEY) and that "
+            "raise it for a slow network), that you are logged in (`wandb login`, or "
+            "WANDB_API_KEY) and that "
             "logger.entity and logger.project exist for you; or keep the run on disk with "
             "WANDB_MODE=offline (`wandb sync` uploads it later)."
         ) from err

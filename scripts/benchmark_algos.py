@@ -830,28 +830,34 @@ def main() -> None:
         reason = cannot_write(args.runs / "results.json")
         if reason is not None:
             parser.error(f"--runs {args.runs} cannot hold the benchmark dirs: {reason}")
-        seeds = benchmark_seeds()
-        race_seeds = seeds[: args.race_tracks] if args.race_tracks else seeds
         with new_runs_dir(args.runs) as runs:  # removed if nothing is written into it
-            environment = environment_record()  # before training: the code that runs
-            if args.measure is not None:
-                trained: list[tuple[Path, float | None]] = [(r, None) for r in args.measure]
-            else:
-                algos, train_seeds = args.algos or ALGOS, args.seeds or SEEDS
-                trained = [train(a, s, runs, args.overrides) for a in algos for s in train_seeds]
-            results = {
-                "bench": "algos",
-                "command": shlex.join(["python", "scripts/benchmark_algos.py", *sys.argv[1:]]),
-                "date": time.strftime("%Y-%m-%d"),
-                "environment": environment,
-                **benchmark(trained, runs, seeds, race_seeds, args.checkpoint, args.label),
-            }
-            write_json(runs / "results.json", results)
-            out = args.out or runs / "benchmark.md"  # docs/benchmarks.md only by --render's choice
-            text = write_markdown([results], out)
-            print(text)
-            print(f"written to {out}; evaluations and results.json in {runs}")
-            print(strict_json(results))
+            run_benchmark(args, runs)
+
+
+def run_benchmark(args: argparse.Namespace, runs: Path) -> None:
+    """Train (or take ``--measure``'s runs), measure them into ``runs`` and write
+    ``results.json`` and the Markdown (``--out``, else ``runs/benchmark.md``)."""
+    seeds = benchmark_seeds()
+    race_seeds = seeds[: args.race_tracks] if args.race_tracks else seeds
+    environment = environment_record()  # before training: the code that runs
+    if args.measure is not None:
+        trained: list[tuple[Path, float | None]] = [(r, None) for r in args.measure]
+    else:
+        algos, train_seeds = args.algos or ALGOS, args.seeds or SEEDS
+        trained = [train(a, s, runs, args.overrides) for a in algos for s in train_seeds]
+    results = {
+        "bench": "algos",
+        "command": shlex.join(["python", "scripts/benchmark_algos.py", *sys.argv[1:]]),
+        "date": time.strftime("%Y-%m-%d"),
+        "environment": environment,
+        **benchmark(trained, runs, seeds, race_seeds, args.checkpoint, args.label),
+    }
+    write_json(runs / "results.json", results)
+    out = args.out or runs / "benchmark.md"  # docs/benchmarks.md only by --render's choice
+    text = write_markdown([results], out)
+    print(text)
+    print(f"written to {out}; evaluations and results.json in {runs}")
+    print(strict_json(results))
 
 
 if __name__ == "__main__":

@@ -13,10 +13,10 @@ What it does
     message, its reward counted once; ``bad_frames`` counts a bad key as one).
     ``backend.observation_size`` is pinned to the emulator's, as a game's first frame
     may be a bad one. ``oversized`` frames (over the 1 MiB cap: they cost the
-    connection, and the game reconnects) go in twice. The run's
-    length follows ``--frames`` (its timesteps are enough for that many bad frames). It
-    stops by itself: when training ends, or after ``--timeout`` seconds (the trainer is
-    then killed and the run counts as a crash).
+    connection, and the game reconnects) go in twice. The run's length follows
+    ``--frames`` (its timesteps are enough for that many bad frames). It stops by itself:
+    when training ends, or after ``--timeout`` seconds (the trainer is then killed and the
+    run counts as a crash).
 
 What it prints
     A table, then one JSON line:

@@ -505,9 +505,9 @@ class WorldBatch:
         line from ``start``, shape (N, 2) [m], to where it is now. Tested only at the
         step's end, two cars closing at 65 m/s (a step is 4.3 m then) could pass through
         each other unseen, and a car at 40 m/s (2.7 m a step) could clip an obstacle's
-        edge. The closest approach of p(t) = p0 + t·(p1 -
-        p0), t ∈ [0, 1], a position relative to the obstacle (the other car), is at
-        t* = clamp(-p0·d / d·d, 0, 1) with d = p1 - p0.
+        edge. The closest approach of p(t) = p0 + t·(p1 - p0), t ∈ [0, 1], a position
+        relative to the obstacle (the other car), is at t* = clamp(-p0·d / d·d, 0, 1) with
+        d = p1 - p0.
         """
         layout = self._layout
         crashed = np.abs(self.lateral) > layout.crash_half_width
