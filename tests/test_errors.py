@@ -53,6 +53,29 @@ def test_every_float_setting_refuses_nan_and_infinities(cls, name, value):
         cls(**{name: value})
 
 
+#: Values of the wrong type for each kind of setting: a settings dataclass built by hand,
+#: not from Hydra's typed YAML, got them as far as a bare ``TypeError`` in a comparison,
+#: or was accepted (``"false"`` is truthy, 2.5 environments).
+WRONG_TYPE = {int: ["3", 2.5, None, True], bool: ["false", 1, None], int | None: ["3", 2.5]}
+
+
+@pytest.mark.parametrize(
+    ("cls", "name", "value"),
+    [
+        (cls, f.name, value)
+        for cls in SETTINGS
+        for f in dataclasses.fields(cls)
+        for kind, values in WRONG_TYPE.items()
+        if f.type in (kind, str(kind).replace("<class '", "").replace("'>", ""))
+        for value in values
+    ],
+    ids=lambda x: getattr(x, "__name__", str(x)),
+)
+def test_every_whole_number_and_switch_refuses_a_value_of_another_type(cls, name, value):
+    with pytest.raises(ConfigError, match=rf"\b{name}\b"):
+        cls(**{name: value})
+
+
 #: Bounds (``check_range``'s words) of settings whose negative values mean nothing: a
 #: heading or lateral bound of -s draws from ±s as s would (a lateral one then
 #: uncapped by the walls), a speed bound spawns reversing cars, a clearance or spacing

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from racing_rl.bridge.protocol import MAX_ENVIRONMENTS, WATCHDOG_TICKS
 from racing_rl.contract import STATE_SIZE
 from racing_rl.envs.config import GameEpisodeConfig
-from racing_rl.errors import ConfigError, check_range
+from racing_rl.errors import ConfigError, check_flag, check_integer, check_range, is_integer
 
 
 @dataclass(frozen=True)
@@ -41,16 +41,12 @@ class ServerConfig:
     def __post_init__(self) -> None:
         check_range("server.ping_after", self.ping_after, 0, low_open=True, inf="never ping")
         check_range("server.send_timeout", self.send_timeout, 0, low_open=True)
-        if not 0 <= self.port <= 65535:
+        check_integer("server.port", self.port, 0)
+        if self.port > 65535:
             raise ConfigError(f"server.port must be in [0, 65535], got {self.port}.")
-        if not self.path.startswith("/"):
+        check_integer("server.max_message_bytes", self.max_message_bytes, 1024)
+        if not isinstance(self.path, str) or not self.path.startswith("/"):
             raise ConfigError(f"server.path must start with '/', got {self.path!r}.")
-        if self.max_message_bytes < 1024 or self.ping_after <= 0 or self.send_timeout <= 0:
-            raise ConfigError(
-                "server.max_message_bytes must be >= 1024 and server.ping_after, "
-                f"server.send_timeout > 0; got {self.max_message_bytes}, "
-                f"{self.ping_after}, {self.send_timeout}."
-            )
         if not _is_loopback(self.host) and not self.token:
             raise ConfigError(
                 f"server.host={self.host!r} exposes the bridge beyond this machine, so it "
@@ -129,12 +125,16 @@ class RobloxConfig:
     def __post_init__(self) -> None:
         for name in ("connect_timeout", "reconnect_timeout"):
             check_range(name, getattr(self, name), 0, low_open=True, inf="wait for ever")
-        if self.observation_size is not None and self.observation_size <= STATE_SIZE:
+        check_flag("update_collisions", self.update_collisions)
+        check_flag("freeze_during_updates", self.freeze_during_updates)
+        size = self.observation_size
+        if size is not None and (not is_integer(size) or size <= STATE_SIZE):
             raise ConfigError(
                 f"observation_size={self.observation_size!r}: it must be null (take it from "
                 f"the game) or the game's rays + {STATE_SIZE} (19 for its 16-ray cars)."
             )
-        if not 1 <= self.max_environments <= MAX_ENVIRONMENTS:
+        check_integer("max_environments", self.max_environments, 1)
+        if self.max_environments > MAX_ENVIRONMENTS:
             raise ConfigError(
                 f"max_environments={self.max_environments}: the game keeps at most "
                 f"{MAX_ENVIRONMENTS} environments apart (Roblox's 32 collision groups, less "
