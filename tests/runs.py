@@ -1,11 +1,14 @@
-"""Helpers for the tests that run `racing-rl` as a user would: a subprocess per command,
-and the scripts under scripts/ loaded as modules."""
+"""Helpers for the tests that run `racing-rl` as a user would: a process per command
+(``racing_rl``), and the scripts under scripts/ loaded as modules."""
 
 import importlib.util
 import json
+import multiprocessing
+import os
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from types import ModuleType
 
@@ -46,15 +49,68 @@ def default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def racing_rl(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run ``racing-rl <args>`` in ``cwd`` and capture its output."""
-    return subprocess.run(
-        [sys.executable, "-m", "racing_rl.cli", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+#: ``racing-rl`` as a command line, for the tests that signal or watch it as it runs
+#: (``subprocess.Popen``); ``racing_rl`` runs a command to its end.
+RACING_RL = [sys.executable, "-m", "racing_rl.cli"]
+#: What every ``racing-rl`` command imports before it runs: the children of ``racing_rl``
+#: start with them (about 3 s of each command's start on 2 cores).
+PRELOAD = ["racing_rl.cli", "racing_rl.train", "racing_rl.evaluate", "optuna", "tensorboard"]
+_commands = multiprocessing.get_context("forkserver")
+_commands.set_forkserver_preload(PRELOAD)
+
+
+def racing_rl(
+    *args: str, cwd: Path, timeout: float = 300, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """Run ``racing-rl <args>`` in ``cwd`` in a process of its own, and capture its output
+    (``stdout``, ``stderr``: text) and exit status (``returncode``: negative for a signal).
+
+    The process is forked from a server that has imported ``PRELOAD`` (multiprocessing's
+    forkserver): it runs ``racing_rl.cli.main`` as the console script does, with this
+    process's environment (and ``env`` over it), but without importing torch, SB3 and
+    Hydra again.
+
+    Raises:
+        subprocess.TimeoutExpired: the command ran past ``timeout`` [s] (it is killed).
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        out, err = Path(tmp, "stdout"), Path(tmp, "stderr")
+        command = _commands.Process(
+            target=_run_command, args=(list(args), cwd, {**os.environ, **(env or {})}, out, err)
+        )
+        command.start()
+        command.join(timeout)
+        if command.exitcode is None:
+            command.kill()
+            command.join()
+            raise subprocess.TimeoutExpired(["racing-rl", *args], timeout)
+        return subprocess.CompletedProcess(
+            ["racing-rl", *args], command.exitcode, out.read_text(), err.read_text()
+        )
+
+
+def _run_command(args: list[str], cwd: Path, env: dict[str, str], out: Path, err: Path):
+    """``racing_rl``'s child: ``racing-rl <args>`` with stdout and stderr (file descriptors
+    1 and 2, so output from C too) in ``out`` and ``err``, ending as Python ends a program:
+    it waits for the threads that are not daemons, then runs the ``atexit`` handlers
+    (multiprocessing's children skip them; in the other order, multiprocessing's own
+    handler waits for joblib's workers before joblib's thread has stopped them)."""
+    import atexit
+    import threading
+
+    from racing_rl.cli import main
+
+    os.chdir(cwd)
+    os.environ.clear()
+    os.environ.update(env)
+    for stream, path in ((sys.stdout, out), (sys.stderr, err)):
+        stream.flush()
+        os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), stream.fileno())
+    try:
+        sys.exit(main(args))
+    finally:
+        threading._shutdown()  # what Python's own shutdown calls first
+        atexit._run_exitfuncs()
 
 
 def tb_scalars(run_dir: Path, prefix: str = "") -> dict[str, list[tuple[int, float]]]:

@@ -895,3 +895,25 @@ def test_the_searches_with_their_own_algorithm_and_optuna_told_to_maximise_pass(
     check_arguments("train", ["-m", "algo=sac", "hydra/sweeper=sac_search"])
     check_arguments("train", ["-m", "hydra/sweeper=optuna", "hydra.sweeper.direction=maximize"])
     check_arguments("train", ["hydra/job_logging=none", "hydra.job.chdir=false"])
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("train", "algo=foo"),  # a usage error: 2
+        ("train", "backend.rules.dt=10", "hydra.run.dir=run"),  # refused config: 1
+        ("train", "--cfg", "job", "seed=7"),  # stdout: 0
+        ("eval", "run_dir=nowhere"),  # a missing run: 2
+    ],
+    ids=" ".join,
+)
+def test_the_tests_forked_commands_answer_as_the_console_script_does(args, tmp_path):
+    """``tests/runs.py``'s ``racing_rl`` (forked from a server that has imported torch,
+    SB3 and Hydra) gives the status, stdout and stderr of the program itself."""
+    from runs import racing_rl
+
+    forked, started = racing_rl(*args, cwd=tmp_path), timed(*args, cwd=tmp_path)
+    assert forked.returncode == started.returncode, (forked.stderr, started.stderr)
+    timestamp = re.compile(r"^\[[0-9-]+ [0-9:,]+\]", re.MULTILINE)  # Hydra's log lines
+    for out in ("stdout", "stderr"):
+        assert timestamp.sub("", getattr(forked, out)) == timestamp.sub("", getattr(started, out))

@@ -19,7 +19,7 @@ from hydra import compose
 from omegaconf import OmegaConf
 from rich.console import Console
 from rich.progress import Progress
-from runs import TINY, tb_scalars
+from runs import TINY, racing_rl, tb_scalars
 from stable_baselines3.common.logger import CSVOutputFormat, TensorBoardOutputFormat
 
 from racing_rl import training
@@ -194,13 +194,8 @@ def finished_run_file(run_dir, timeout=60.0):
 
 def train_offline(overrides: list[str], cwd: Path) -> subprocess.CompletedProcess:
     """``racing-rl train <overrides>`` with W&B offline (and silent), which succeeds."""
-    result = subprocess.run(
-        [sys.executable, "-m", "racing_rl.cli", "train", *overrides],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"},
+    result = racing_rl(
+        "train", *overrides, cwd=cwd, env={"WANDB_MODE": "offline", "WANDB_SILENT": "true"}
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return result

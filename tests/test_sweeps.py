@@ -20,7 +20,7 @@ from typing import Any
 
 import optuna
 import pytest
-from runs import QUICK, QUICK_OFF_POLICY, default_sigint, racing_rl
+from runs import QUICK, QUICK_OFF_POLICY, RACING_RL, default_sigint, racing_rl
 
 from hydra_plugins.racing_rl_sweeper.resumable_optuna import OVERRIDES_ATTR
 from racing_rl import config_dir
@@ -134,11 +134,15 @@ def test_the_same_command_finishes_an_interrupted_sweep_in_its_directory(tmp_pat
     refused ("already holds the runs of an earlier sweep"), so it could not be finished."""
     sweep_dir = tmp_path / "sweep"
     quick = [o for o in QUICK if not o.startswith(("total_timesteps", "validation.every"))]
-    command = [sys.executable, "-m", "racing_rl.cli", "train", "-m", "seed=0,1,2", *quick]
+    command = ["train", "-m", "seed=0,1,2", *quick]
     command += ["total_timesteps=12000", "validation.every=4000", f"hydra.sweep.dir={sweep_dir}"]
     with (tmp_path / "err").open("w") as err:
         first = subprocess.Popen(
-            command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=err, preexec_fn=default_sigint
+            [*RACING_RL, *command],
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            preexec_fn=default_sigint,
         )
     try:
         deadline = time.monotonic() + 240
@@ -158,7 +162,7 @@ def test_the_same_command_finishes_an_interrupted_sweep_in_its_directory(tmp_pat
     assert sorted(jobs) == [0, 1]
     kept = {p: p.stat().st_mtime_ns for p in jobs[0].rglob("*") if p.is_file()}
 
-    again = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    again = racing_rl(*command, cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
     assert f"continuing the sweep in {sweep_dir}" in again.stderr
     jobs = job_dirs(sweep_dir)
@@ -177,7 +181,7 @@ def test_the_same_command_finishes_an_interrupted_sweep_in_its_directory(tmp_pat
         assert float(rows[str(n)]["objective"]) == pytest.approx(summary["objective"]["value"])
     # Another sweep into the directory is refused, naming the overrides that continue it.
     command = [a.replace("seed=0,1,2", "seed=0,1,3") for a in command]
-    other = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    other = racing_rl(*command, cwd=tmp_path)
     assert other.returncode == 1
     assert "(the same command continues that sweep: its overrides were" in other.stderr
 
@@ -239,7 +243,7 @@ def endless_parallel_sweep(
     command += [*endless, "total_timesteps=100000000", "validation.every=0", "torch_threads=1"]
     with (tmp_path / "err").open("w") as err:
         sweep = subprocess.Popen(
-            [sys.executable, "-m", "racing_rl.cli", *command, f"hydra.sweep.dir={sweep_dir}"],
+            [*RACING_RL, *command, f"hydra.sweep.dir={sweep_dir}"],
             cwd=tmp_path,
             stdout=subprocess.DEVNULL,
             stderr=err,
@@ -372,10 +376,8 @@ def test_a_two_trial_optuna_search_over_sac(tmp_path):
 
 
 def optuna_command(study_dir: Path) -> list[str]:
+    """The arguments of ``racing-rl`` for an Optuna search of 2 trials into ``study_dir``."""
     return [
-        sys.executable,
-        "-m",
-        "racing_rl.cli",
         "train",
         "-m",
         "hydra/sweeper=ppo_search",
@@ -394,7 +396,7 @@ def test_an_optuna_study_refuses_a_sweep_with_other_overrides(tmp_path):
     # study_name would otherwise continue the old search and report its best trial.
     study_dir = tmp_path / "study"
     first = [a.replace("n_trials=2", "n_trials=1") for a in optuna_command(study_dir)]
-    done = subprocess.run(first, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    done = racing_rl(*first, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     # A new study says so, and not also that it uses an existing one.
     assert "A new study created" in done.stderr and "Using an existing study" not in done.stderr
@@ -405,7 +407,7 @@ def test_an_optuna_study_refuses_a_sweep_with_other_overrides(tmp_path):
     assert "progress_bar=false" not in recorded
     study.set_user_attr(OVERRIDES_ATTR, [*recorded, "progress_bar=false"])
     other = [a.replace("total_timesteps=6000", "total_timesteps=5000") for a in first]
-    refused = subprocess.run(other, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    refused = racing_rl(*other, cwd=tmp_path)
     assert refused.returncode == 1
     assert "was started by a sweep with the overrides" in refused.stderr
     assert "total_timesteps=6000" in refused.stderr and "hydra.sweeper.study_name" in refused.stderr
@@ -413,7 +415,7 @@ def test_an_optuna_study_refuses_a_sweep_with_other_overrides(tmp_path):
     assert "progress_bar" not in refused.stderr  # not part of the search: not named
     # The other direction: Optuna's ValueError traceback ("Cannot overwrite study direction").
     minimise = [*first, "hydra.sweeper.direction=minimize"]
-    refused = subprocess.run(minimise, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    refused = racing_rl(*minimise, cwd=tmp_path)
     assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused.stderr[-3000:]
     assert "was started to maximize its objective; this sweep asks to minimize it" in refused.stderr
     # The same overrides over another search space (a copy of ppo_search with one more
@@ -425,44 +427,40 @@ def test_an_optuna_study_refuses_a_sweep_with_other_overrides(tmp_path):
     (searches / "ppo_wider.yaml").write_text(wider)
     space = [a.replace("=ppo_search", "=ppo_wider") for a in first]
     space.append(f"hydra.searchpath=[file://{tmp_path / 'conf'}]")
-    refused = subprocess.run(space, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    refused = racing_rl(*space, cwd=tmp_path)
     assert refused.returncode == 1, refused.stderr[-3000:]
     assert "was started with another search space (hydra.sweeper.params)" in refused.stderr
     assert "algo.model.gae_lambda: (absent) then, choice(0.9, 0.95) now" in refused.stderr
     # Without progress_bar=false (how its trials run, not what they learn): the same study.
     same = [a for a in first if a != "progress_bar=false"]
-    again = subprocess.run(same, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    again = racing_rl(*same, cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "1 trials so far (1 completed), 0 to run" in again.stderr
     study = optuna.load_study(study_name="test_study", storage=storage)
     assert len(study.trials) == 1 and sorted(job_dirs(study_dir)) == [0]
     # Runs without validation return no objective: refused before the first trial.
     off = [*first, "validation.every=0", "hydra.sweeper.study_name=no_objective"]
-    refused = subprocess.run(off, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    refused = racing_rl(*off, cwd=tmp_path)
     assert refused.returncode == 1 and "has no objective to maximise" in refused.stderr
     assert "Traceback" not in refused.stderr
     # A search that continues no study there would train in job 0's dir and return its
     # best/ objective: refused, without a study (storage: null) and with a new one.
     for study in ("hydra.sweeper.storage=null", "hydra.sweeper.study_name=new_study"):
-        refused = subprocess.run(
-            [*first, study], cwd=tmp_path, capture_output=True, text=True, timeout=300
-        )
+        refused = racing_rl(*first, study, cwd=tmp_path)
         assert refused.returncode == 1
         assert "holds the runs of an earlier sweep (1, e.g. 0_" in refused.stderr
     assert sorted(job_dirs(study_dir)) == [0]
     # A study whose every trial fails ends in one line, where Optuna's best_trial raised.
     elsewhere = f"hydra.sweep.dir={tmp_path / 'failing'}"
     failing = [*first, elsewhere, "hydra.sweeper.study_name=failing", "seed=-1"]
-    failed = subprocess.run(failing, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    failed = racing_rl(*failing, cwd=tmp_path)
     assert failed.returncode == 1 and "Traceback" not in failed.stderr
     assert "no trial of Optuna study 'failing' has completed: every one failed" in failed.stderr
     # A study kept in a storage that ends short of n_trials (a trial failed) exits with 1,
     # as a basic sweep with a failed job does: it exited with 0.
     partly = [f"hydra.sweep.dir={tmp_path / 'partly'}", "hydra.sweeper.study_name=partly"]
     partly += ["hydra.sweeper.sampler.seed=2", "seed=choice(0,-1)"]  # trial 0 fails, 1 trains
-    result = subprocess.run(
-        [*optuna_command(study_dir), *partly], cwd=tmp_path, capture_output=True, text=True
-    )
+    result = racing_rl(*optuna_command(study_dir), *partly, cwd=tmp_path)
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
     assert "Optuna study 'partly' has 1 of its 2 trials completed" in result.stderr
 
@@ -471,7 +469,7 @@ def test_an_interrupted_optuna_study_continues_with_the_same_command(tmp_path):
     study_dir = tmp_path / "study"
     command = optuna_command(study_dir)
     sweep = subprocess.Popen(
-        command,
+        [*RACING_RL, *command],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -491,7 +489,7 @@ def test_an_interrupted_optuna_study_continues_with_the_same_command(tmp_path):
     assert "a resumed trial does not report to its study" in stderr.decode()
     assert_complete(job_dirs(study_dir)[0])
 
-    again = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    again = racing_rl(*command, cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "resuming study 'test_study'" in again.stderr
     study = optuna.load_study(study_name="test_study", storage=f"sqlite:///{study_dir}/optuna.db")
