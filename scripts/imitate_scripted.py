@@ -189,7 +189,9 @@ def imitate(
 
 def main() -> None:
     parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+        description=__doc__.split("\n\n")[0],
+        epilog="examples:" + __doc__.split("Usage::", 1)[1],  # the run it needs, made
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("run_dir", type=Path, help="a run of the built-in simulator (PPO)")
     parser.add_argument("--iterations", type=int, default=30, help="DAgger iterations (30)")

@@ -68,3 +68,14 @@ def test_a_run_with_a_best_model_is_left_alone(imitation, tiny_runs, tmp_path):
     with pytest.raises(ConfigError, match=r"best exists: the student would replace that model"):
         imitation.imitate(run_dir, iterations=1, steps=2, n_races=1)
     assert (run_dir / "best" / "model.zip").read_bytes() == b"the trained model"
+
+
+def test_help_shows_how_to_make_the_run_the_refusal_asks_for(imitation, monkeypatch, capsys):
+    """The refusal of a run with a best/ says "see --help" for a run made for the student,
+    but --help showed the docstring's first paragraph alone, without that command."""
+    monkeypatch.setattr(sys, "argv", ["imitate_scripted.py", "--help"])
+    with pytest.raises(SystemExit):
+        imitation.main()
+    shown = capsys.readouterr().out
+    assert "validation.every=0 checkpoint.every=0 hydra.run.dir=/tmp/student" in shown
+    assert "python scripts/imitate_scripted.py /tmp/student" in shown
