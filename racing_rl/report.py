@@ -370,6 +370,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     cannot be written)."""
     parser = argparse.ArgumentParser(
         prog="racing-rl report",
+        # sweep_dir is required; it is optional to argparse only so that its absence gets
+        # the one-line message below, which argparse's usage would otherwise bracket.
+        usage="%(prog)s [-h] [--out OUT] sweep_dir",
         description="Tabulate a sweep's jobs (objective, validation lap completion, lap time, "
         "throughput, training time, status) and plot their learning curves.",
         epilog="examples:\n  racing-rl report outputs/multirun/<date>/<time>\n"
