@@ -49,6 +49,8 @@ def main() -> None:
     )
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for both sweeps")
     args = parser.parse_args()
+    if args.timesteps < 1:  # else both sweeps start, and each job fails in Hydra's words
+        parser.error(f"--timesteps must be >= 1, got {args.timesteps}.")
     with tempfile.TemporaryDirectory() as tmp:
         basic = sweep_seconds(None, args.timesteps, args.overrides, Path(tmp))
         parallel = sweep_seconds("parallel", args.timesteps, args.overrides, Path(tmp))

@@ -80,6 +80,8 @@ def test_a_roblox_run_is_refused_by_what_needs_the_simulator(roblox_run):
         ("bench_bridge.py", ["--seconds", "0"], "--seconds > 0; got 4, 5, 8 and 0.0"),
         ("stack_hashes.py", ["--seed", "-1"], "--seed must be >= 0, got 400 and -1."),
         ("bench_sim.py", ["--seconds", "nan"], "got [1, 8, 32, 128], nan, 15 and 32."),
+        # Both sweeps ran, and the first one's jobs failed in Hydra's words (11 lines).
+        ("bench_sweep.py", ["--timesteps", "0"], "bench_sweep.py: error: --timesteps must be >="),
     ],
 )
 def test_a_script_given_what_it_cannot_use_says_so_in_one_line(
