@@ -53,7 +53,7 @@ from racing_rl.checkpoints.runs import check_simulator_run, load_run_config
 from racing_rl.checkpoints.saving import save_model_files
 from racing_rl.config import track_seeds, train_mix
 from racing_rl.drivers.pure_pursuit import TUNINGS, PurePursuitDriver
-from racing_rl.errors import ConfigError, RacingRLError
+from racing_rl.errors import ConfigError, reported
 from racing_rl.files import strict_json, write_json
 from racing_rl.teacher import fit_mean
 from racing_rl.vec import make_env, wrap_vec_env
@@ -210,12 +210,15 @@ def main() -> None:
         parser.error("--iterations, --steps, --races and --epochs must each be >= 1")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     try:
-        history = imitate(
-            args.run_dir, args.iterations, args.steps, args.races, args.epochs, teacher=args.teacher
-        )
-    except RacingRLError as err:
-        log.error("%s", err)
-        sys.exit(1)
+        with reported("imitate_scripted.py"):
+            history = imitate(
+                args.run_dir,
+                args.iterations,
+                args.steps,
+                args.races,
+                args.epochs,
+                teacher=args.teacher,
+            )
     except KeyboardInterrupt:
         log.error("interrupted: nothing was written (the student is written at the end)")
         sys.exit(130)

@@ -77,6 +77,8 @@ def test_a_roblox_run_is_refused_by_what_needs_the_simulator(roblox_run):
         ("bench_train.py", ["n_racez=2"], "'n_racez' is not a key of racing-rl train"),
         ("bench_train.py", ["n_races=[1"], "bench_train.py: error: "),
         ("imitate_scripted.py", ["{roblox}", "--epochs", "0"], "--epochs must each be >= 1"),
+        # Its refusals were logged with a time stamp, not the script's name, unlike the others'.
+        ("imitate_scripted.py", ["{tmp}/nope"], "imitate_scripted.py: "),
         ("bench_bridge.py", ["--seconds", "0"], "--seconds > 0; got 4, 5, 8 and 0.0"),
         ("stack_hashes.py", ["--seed", "-1"], "--seed must be >= 0, got 400 and -1."),
         ("bench_sim.py", ["--seconds", "nan"], "got [1, 8, 32, 128], nan, 15 and 32."),
