@@ -31,6 +31,14 @@ def disk_full(err: BaseException) -> OSError | None:
     return next((c for c in causes(err) if isinstance(c, OSError) and c.errno in full), None)
 
 
+def interruption(err: BaseException) -> KeyboardInterrupt | None:
+    """The ``KeyboardInterrupt`` (Ctrl-C, or SIGTERM as ``racing_rl.interrupts`` raises it)
+    that ``err`` is or was raised while handling, or None: a library whose cleanup fails
+    once Ctrl-C has cut it short (OmegaConf: an ``AttributeError`` of its half-updated
+    node) raises an error that says nothing of the file it was reading."""
+    return next((c for c in causes(err) if isinstance(c, KeyboardInterrupt)), None)
+
+
 def is_integer(value: object) -> bool:
     """Whether ``value`` is an integer (Python's or NumPy's) and not a bool: what a count,
     a size or a seed must be, where ``True`` would read as 1 and ``5.0`` or ``"5"`` fail

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from hydra import compose
 from omegaconf import OmegaConf
+from omegaconf.errors import ConfigKeyError
 from runs import TINY, racing_rl, saved_config, strict_json
 from stable_baselines3 import PPO, SAC
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
@@ -202,6 +203,25 @@ def test_a_ctrl_c_while_a_named_class_imports_is_no_invalid_config(tmp_path, mon
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(KeyboardInterrupt):
         check_named_classes({"algo": {"model": {"policy": "slow_policies.Policy"}}})
+
+
+def test_a_ctrl_c_that_a_library_turns_into_its_own_error_is_no_invalid_config(
+    run_copy, monkeypatch
+):
+    """Ctrl-C while OmegaConf resolves the run's config can end in OmegaConf's own error
+    (a ConfigKeyError of its half-updated node, raised while handling the KeyboardInterrupt):
+    export said the healthy run's config was invalid, with exit status 1."""
+
+    def cut_short(*args, **kwargs):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as interrupt:
+            message = "'NoneType' object has no attribute '_invalidate_flags_cache'"
+            raise ConfigKeyError(message) from interrupt
+
+    monkeypatch.setattr("racing_rl.checkpoints.runs.check_train_config", cut_short)
+    with pytest.raises(KeyboardInterrupt):
+        load_run_config(run_copy)
 
 
 @pytest.mark.filterwarnings("ignore:get_linear_fn\\(\\) is deprecated")

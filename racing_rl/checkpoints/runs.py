@@ -46,7 +46,7 @@ from racing_rl.checks import check_device, check_train_config
 from racing_rl.config import RUNTIME_KEYS, backend_config, under
 from racing_rl.contract import STATE_SIZE
 from racing_rl.drivers import PolicyDriver
-from racing_rl.errors import CheckpointError, ConfigError, PickleRefused
+from racing_rl.errors import CheckpointError, ConfigError, PickleRefused, interruption
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -84,6 +84,8 @@ def load_run_config(run_dir: str | os.PathLike[str]) -> DictConfig:
             readable, resolvable mapping of valid settings (one line naming the cause),
             or names a class that loading must not call (``check_named_classes``): that
             is refused before anything in it is instantiated.
+        KeyboardInterrupt: Ctrl-C (or SIGTERM) while it is read, as it came, even where
+            the library it cut short then failed with an error of its own.
     """
     run_dir = Path(run_dir)
     saved = run_dir / ".hydra" / "config.yaml"
@@ -106,6 +108,8 @@ def load_run_config(run_dir: str | os.PathLike[str]) -> DictConfig:
         check_named_classes(OmegaConf.to_container(cfg, resolve=False))
         check_train_config(cfg, device=False, new_run=False)
     except Exception as err:
+        if (interrupt := interruption(err)) is not None:  # Ctrl-C, not a damaged file
+            raise interrupt from None
         why = (str(err).strip().splitlines() or [""])[0]
         raise CheckpointError(
             f"{saved} is not a valid run config ({type(err).__name__}: {why}). It is written "
