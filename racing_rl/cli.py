@@ -330,8 +330,12 @@ def run(argv: list[str]) -> int:
         guess = f"did you mean {close[0]}? " if close else ""
         raise UsageError(f"unknown command {name!r}; {guess}the commands: {', '.join(COMMANDS)}")
     module = COMMANDS[name].module
-    if name == "report":
-        return importlib.import_module(module).main(rest)
+    if name == "report":  # no Hydra app: interrupts.handled's task is not there to find
+        try:
+            return importlib.import_module(module).main(rest)
+        except KeyboardInterrupt:  # while it imports (report.main names what it wrote)
+            print("racing-rl report: interrupted (Ctrl-C).", file=sys.stderr)
+            return 130
     if "-h" in rest or "--help" in rest:
         print(command_help(name, rest))
         return 0

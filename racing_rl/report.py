@@ -34,6 +34,7 @@ from omegaconf import OmegaConf
 
 from racing_rl.config import job_name, recorded_sweep
 from racing_rl.evaluation.tables import markdown_table
+from racing_rl.files import write_atomic
 from racing_rl.objective import objective_kind
 from racing_rl.provenance import leg_status, read_legs
 
@@ -291,18 +292,24 @@ def markdown(jobs: Sequence[Job], shared: Sequence[str], sweep_dir: Path) -> str
 
 
 def write_csv(jobs: Sequence[Job], path: Path) -> None:
-    """One row per job: the table's columns plus the job dir, all overrides and error."""
-    with path.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow([h for h, _, _ in COLUMNS] + ["all overrides", "error", "dir"])
-        for job in jobs:
-            values = ["" if getattr(job, a) is None else getattr(job, a) for _, a, _ in COLUMNS]
-            writer.writerow([*values, " ".join(job.overrides), job.error or "", str(job.path)])
+    """One row per job: the table's columns plus the job dir, all overrides and error;
+    written whole or not at all (``write_atomic``)."""
+
+    def write(tmp: Path) -> None:
+        with tmp.open("w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow([h for h, _, _ in COLUMNS] + ["all overrides", "error", "dir"])
+            for job in jobs:
+                values = ["" if getattr(job, a) is None else getattr(job, a) for _, a, _ in COLUMNS]
+                writer.writerow([*values, " ".join(job.overrides), job.error or "", str(job.path)])
+
+    write_atomic(path, write)
 
 
 def plot_curves(jobs: Sequence[Job], path: Path) -> Figure:
     """Draw every job's validation metric against timesteps and save it to ``path``
-    (``learning_curves.png``).
+    (``learning_curves.png``), whole or not at all (``write_atomic``: most of the drawing
+    happens as it is saved).
 
     Returns:
         The figure saved: one axes, or two (lap completion left, mean returns right,
@@ -344,30 +351,51 @@ def plot_curves(jobs: Sequence[Job], path: Path) -> Figure:
     else:
         axes.text(0.5, 0.5, "no validation curves (validation.every=0?)", ha="center")
     figure.tight_layout()
-    figure.savefig(path)
+    write_atomic(path, figure.savefig, keep_suffix=True)  # savefig's format: the suffix
     return figure
 
 
+class ReportInterrupted(KeyboardInterrupt):
+    """Ctrl-C while ``report`` ran.
+
+    Attributes:
+        written: the names of the files it had written (each whole), in order: none, or
+            some of ``report.md``, ``report.csv``, ``learning_curves.png``.
+    """
+
+    def __init__(self, written: Sequence[str]) -> None:
+        super().__init__()
+        self.written = list(written)
+
+
 def report(sweep_dir: Path, out_dir: Path | None = None) -> str:
-    """Write ``report.md``, ``report.csv`` and ``learning_curves.png``; return the Markdown.
+    """Write ``report.md``, ``report.csv`` and ``learning_curves.png``, each whole or not
+    at all (an earlier one stays as it was); return the Markdown.
 
     Raises:
         FileNotFoundError: if ``sweep_dir`` holds no job directory.
+        ReportInterrupted: on Ctrl-C, naming the files written before it.
     """
-    jobs, shared = read_sweep(sweep_dir)
-    out_dir = out_dir or sweep_dir
-    out_dir.mkdir(parents=True, exist_ok=True)
-    text = markdown(jobs, shared, sweep_dir)
-    (out_dir / "report.md").write_text(text)
-    write_csv(jobs, out_dir / "report.csv")
-    plot_curves(jobs, out_dir / "learning_curves.png")
+    written: list[str] = []
+    try:
+        jobs, shared = read_sweep(sweep_dir)
+        out_dir = out_dir or sweep_dir
+        out_dir.mkdir(parents=True, exist_ok=True)
+        text = markdown(jobs, shared, sweep_dir)
+        write_atomic(out_dir / "report.md", lambda tmp: tmp.write_text(text))
+        written.append("report.md")
+        write_csv(jobs, out_dir / "report.csv")
+        written.append("report.csv")
+        plot_curves(jobs, out_dir / "learning_curves.png")
+    except KeyboardInterrupt as interrupt:
+        raise ReportInterrupted(written) from interrupt
     return text
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``racing-rl report``; returns the exit status (2 without an existing sweep dir, or
     with an ``--out`` that is no directory; 1 if the dir holds no jobs, or the report
-    cannot be written)."""
+    cannot be written; 130 on Ctrl-C, with one line naming the files it wrote)."""
     parser = argparse.ArgumentParser(
         prog="racing-rl report",
         # sweep_dir is required; it is optional to argparse only so that its absence gets
@@ -413,6 +441,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as err:  # --out under a file, a read-only or full disk
         print(f"racing-rl report: cannot write the report: {err}", file=sys.stderr)
         return 1
+    except ReportInterrupted as interrupt:
+        written = ", ".join(interrupt.written) or "none"
+        print(
+            f"racing-rl report: interrupted (Ctrl-C); of report.md, report.csv and "
+            f"learning_curves.png it wrote {written} into {args.out or args.sweep_dir} (each "
+            "whole; the others are as they were): run it again for the whole report",
+            file=sys.stderr,
+        )
+        return 130
     print(text)
     out = args.out or args.sweep_dir
     print(f"written: {out / 'report.md'}, {out / 'report.csv'}, {out / 'learning_curves.png'}")

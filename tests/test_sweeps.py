@@ -560,6 +560,40 @@ def test_the_report_marks_a_job_with_a_damaged_run_json_and_reads_the_others(tmp
     assert jobs[1].error.startswith("run.json is damaged")
 
 
+@pytest.mark.parametrize("cut", ["reading", "drawing"])
+def test_a_ctrl_c_in_the_report_leaves_whole_files_and_says_which_in_one_line(
+    tmp_path, capsys, monkeypatch, cut
+):
+    """Ctrl-C in ``racing-rl report`` ended in a KeyboardInterrupt's traceback (status -2,
+    not 130), and, while it drew the curves, left a half-written learning_curves.png."""
+    from matplotlib.figure import Figure
+
+    from racing_rl import cli, report
+
+    job = tmp_path / "sweep" / "0_seed=0"
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "config.yaml").write_text("objective: laps\n")
+    (job / ".hydra" / "overrides.yaml").write_text("- seed=0\n")
+    (job / "run.json").write_text('{"legs": [{"status": "completed"}]}')
+
+    def interrupted(*args, **kwargs):
+        if cut == "drawing":  # savefig writes as it draws
+            Path(args[1]).write_bytes(b"\x89PNG\r\n\x1a\n")
+        raise KeyboardInterrupt
+
+    target = (Figure, "savefig") if cut == "drawing" else (report, "read_sweep")
+    monkeypatch.setattr(*target, interrupted)
+    assert cli.run(["report", str(tmp_path / "sweep")]) == 130
+    written = "report.md, report.csv" if cut == "drawing" else "none"
+    assert capsys.readouterr().err == (
+        "racing-rl report: interrupted (Ctrl-C); of report.md, report.csv and "
+        f"learning_curves.png it wrote {written} into {tmp_path / 'sweep'} (each whole; the "
+        "others are as they were): run it again for the whole report\n"
+    )
+    files = sorted(p.name for p in (tmp_path / "sweep").iterdir())
+    assert files == (["0_seed=0", "report.csv", "report.md"] if cut == "drawing" else ["0_seed=0"])
+
+
 def test_the_report_refuses_an_out_that_is_no_directory_in_one_line(tmp_path, capsys):
     """``--out`` naming a file (or a path under one) ended in a FileExistsError's
     (NotADirectoryError's) traceback."""
