@@ -786,6 +786,49 @@ class SweepSignals(Callback):
         job_ended(failed=job_return.status == JobStatus.FAILED)
 
 
+class CheckOutputDir(Callback):
+    """Hydra callback (``hydra.callbacks`` in conf/eval.yaml and conf/emulate.yaml): before
+    Hydra makes the command's output directory and opens its log there, refuse one where it
+    cannot, in one line (Hydra's OSError, or logging's "Unable to configure handler 'file'",
+    came as a traceback): a read-only run dir's ``<run dir>/eval``, a read-only working
+    directory's ``outputs/``.
+
+    Args:
+        key: the setting that names the directory, said in the message (eval's ``out_dir``,
+            which ``hydra.run.dir`` follows).
+    """
+
+    def __init__(self, key: str = "hydra.run.dir") -> None:
+        self.key = key
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """Check ``hydra.run.dir``.
+
+        Raises:
+            SystemExit: 1, after printing the reason (``racing_rl.cli.print_error``).
+        """
+        self._check(config, "hydra.run.dir", self.key)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """Check ``hydra.sweep.dir`` (where Hydra writes multirun.yaml), as ``on_run_start``."""
+        self._check(config, "hydra.sweep.dir", "hydra.sweep.dir")
+
+    @staticmethod
+    def _check(config: DictConfig, node: str, key: str) -> None:
+        from racing_rl.cli import print_error
+        from racing_rl.files import cannot_write
+
+        directory = Path(str(OmegaConf.select(config, node)))
+        name = str(OmegaConf.select(config, "hydra.job.name"))
+        if why := cannot_write(directory / f"{name}.log"):
+            print_error(
+                name,
+                f"cannot write into {key}={directory}: {why}; pass {key}=<a "
+                "directory you can write>",
+            )
+            raise SystemExit(1)
+
+
 class SweepJobFailed(CompactHydraException):
     """A sweep job's racing-rl error (or its interruption, in a worker process), raised so
     that Hydra marks the job failed and ends the sweep with status 1. Hydra prints a

@@ -545,6 +545,31 @@ def test_eval_laps_0_says_so_and_leaves_no_eval_dir(tiny_runs, tmp_path):
     assert not out.exists()
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_an_output_dir_that_cannot_be_written_is_refused_in_one_line(tiny_runs, tmp_path):
+    """Hydra makes eval's out_dir (emulate's outputs/...) and opens its log there before the
+    command runs: one it could not make or write (a read-only run's <run dir>/eval, a
+    read-only working directory) ended in a traceback of Hydra's OSError or logging's."""
+    (tmp_path / "file").write_text("")
+    run = [f"run_dir={tiny_runs[0]}", "checkpoint=final", "seeds=[2000000]"]
+    for out, why in (
+        (tmp_path / "file" / "eval", f"{tmp_path / 'file'} is a file, not a directory"),
+        (Path("/proc/eval"), "/proc/eval: No such file or directory"),
+    ):
+        result = racing_rl("eval", *run, f"out_dir={out}", cwd=tmp_path)
+        assert (result.returncode, result.stderr) == (
+            1,
+            f"racing-rl eval: cannot write into out_dir={out}: {why}; pass "
+            "out_dir=<a directory you can write>\n",
+        )
+    result = racing_rl("emulate", "url=ws://127.0.0.1:1/ws/x", cwd=Path("/proc"))
+    assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("racing-rl emulate: cannot write into hydra.run.dir=outputs/")
+    assert result.stderr.endswith(
+        "outputs: No such file or directory; pass hydra.run.dir=<a directory you can write>\n"
+    )
+
+
 def test_eval_of_the_scripted_driver_alone_says_so_and_leaves_no_eval_dir(tmp_path):
     # Said by evaluate once Hydra had made ./scripted/eval/ and its eval.log, as a log line.
     result = racing_rl("eval", "run_dir=scripted", cwd=tmp_path)
