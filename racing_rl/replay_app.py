@@ -69,3 +69,7 @@ def main(cfg: DictConfig) -> None:
     except RacingRLError as err:
         print_error("replay", err)
         raise SystemExit(1) from err
+    except KeyboardInterrupt:
+        if cfg.video:  # written whole or not at all (export_video)
+            print_error("replay", f"{cfg.video} not written: an earlier file there is as it was")
+        raise

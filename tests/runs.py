@@ -89,6 +89,17 @@ def racing_rl(
         )
 
 
+def racing_rl_patched(setup: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """``racing-rl <args>`` in a new Python process that first runs ``setup``: Python code
+    that patches a module (to raise KeyboardInterrupt where a Ctrl-C would land). Output
+    and exit status as ``racing_rl``'s."""
+    command = f"from racing_rl.cli import main\nsys.exit(main({list(args)!r}))\n"
+    program = f"import sys\n{setup}\n{command}"
+    return subprocess.run(
+        [sys.executable, "-c", program], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
+
+
 def _run_command(args: list[str], cwd: Path, env: dict[str, str], out: Path, err: Path):
     """``racing_rl``'s child: ``racing-rl <args>`` with stdout and stderr (file descriptors
     1 and 2, so output from C too) in ``out`` and ``err``, ending as Python ends a program:

@@ -6,7 +6,6 @@ import json
 import math
 import re
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import torch
 import tqdm
 from hydra import compose
 from omegaconf import OmegaConf
-from runs import game_run_copy, racing_rl, strict_json
+from runs import game_run_copy, racing_rl, racing_rl_patched, strict_json
 
 from racing_rl import config_dir
 from racing_rl.checkpoints.layout import resolve_model
@@ -275,18 +274,13 @@ def test_eval_records_replays_that_agree_with_metrics(tiny_runs, tmp_path):
 
     # Ctrl-C before the races end writes no metrics: the log says whose metrics.json stays.
     written = (out / "metrics.json").read_bytes()
-    program = (
-        "import sys\n"
+    cut = (
         "import racing_rl.evaluation.command as command\n"
         "def interrupted(*args, **kwargs):\n"
         "    raise KeyboardInterrupt\n"
         "command.run_races = interrupted\n"
-        "from racing_rl.cli import main\n"
-        f"sys.exit(main(['eval', *{again!r}, 'out_dir={out}']))\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", program], cwd=tmp_path, capture_output=True, text=True, timeout=300
-    )
+    result = racing_rl_patched(cut, "eval", *again, f"out_dir={out}", cwd=tmp_path)
     assert result.returncode == 130, result.stderr[-3000:]
     assert (out / "metrics.json").read_bytes() == written
     said = f"{out / 'metrics.json'} is an earlier eval's, written 20"

@@ -10,7 +10,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 from omegaconf import OmegaConf
-from runs import REPLAY_EPISODE, REPLAY_TRACK, racing_rl
+from runs import REPLAY_EPISODE, REPLAY_TRACK, racing_rl, racing_rl_patched
 
 from racing_rl.config import backend_config, default_backend
 from racing_rl.drivers import ScriptedDriver
@@ -313,3 +313,21 @@ def test_a_replay_of_no_step_has_typed_step_arrays():
     for name in ("lap_completed", "terminated", "truncated"):
         assert getattr(replay, name).dtype == bool and getattr(replay, name).shape == (0, 2)
     assert replay.actions.shape == (0, 2, 3) and replay.lap_times(0) == []
+
+
+def test_a_ctrl_c_while_a_video_is_written_says_it_was_not(replay, tmp_path):
+    """It said only "interrupted (Ctrl-C).", not what became of the video."""
+    replay.save(tmp_path / "race.npz")
+    cut = (
+        "import racing_rl.replay_app as app\n"
+        "def interrupted(*args, **kwargs):\n"
+        "    raise KeyboardInterrupt\n"
+        "app.export_video = interrupted\n"
+    )
+    result = racing_rl_patched(cut, "replay", "path=race.npz", "video=race.mp4", cwd=tmp_path)
+    assert (result.returncode, result.stderr) == (
+        130,
+        "racing-rl replay: race.mp4 not written: an earlier file there is as it was\n"
+        "racing-rl replay: interrupted (Ctrl-C).\n",
+    )
+    assert [p.name for p in tmp_path.iterdir()] == ["race.npz"]

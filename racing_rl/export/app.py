@@ -19,6 +19,9 @@ def main(cfg: DictConfig) -> None:
     except RacingRLError as err:
         print_error("export", err)
         job_failed(err)
+    except KeyboardInterrupt:  # the file is written whole or not at all (write_atomic)
+        print_error("export", "nothing written: an earlier export there is as it was")
+        raise
     print(
         f"wrote {result['path']} ({result['bytes'] / 1024:.0f} KiB): {result['algorithm']} "
         f"{result['checkpoint']}, {result['timesteps']:,} timesteps"

@@ -17,7 +17,7 @@ import torch
 from hydra import compose
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
-from runs import game_run_copy, racing_rl
+from runs import game_run_copy, racing_rl, racing_rl_patched
 from sb3_contrib import TQC, CrossQ, RecurrentPPO
 from stable_baselines3 import PPO, SAC
 from stable_baselines3.common.distributions import BernoulliDistribution
@@ -516,3 +516,21 @@ def test_an_export_sweep_s_failed_job_does_not_stop_the_others(trained_runs, tmp
     assert [p.name for p in (tmp_path / "out").iterdir()] == [
         f"{trained_runs['sac'].name}_policy_final.luau"
     ]
+
+
+def test_a_ctrl_c_while_exporting_says_nothing_was_written(tiny_runs, tmp_path):
+    """It said only "interrupted (Ctrl-C).", not what became of the file."""
+    cut = (
+        "import racing_rl.export as export\n"
+        "def interrupted(path, write, **kwargs):\n"
+        "    raise KeyboardInterrupt\n"
+        "export.write_atomic = interrupted\n"
+    )
+    run = [f"run_dir={tiny_runs[0]}", "checkpoint=final", f"out={tmp_path / 'driver.luau'}"]
+    result = racing_rl_patched(cut, "export", *run, cwd=tmp_path)
+    assert (result.returncode, result.stderr) == (
+        130,
+        "racing-rl export: nothing written: an earlier export there is as it was\n"
+        "racing-rl export: interrupted (Ctrl-C).\n",
+    )
+    assert list(tmp_path.iterdir()) == []
