@@ -61,6 +61,7 @@ from racing_rl.bridge.faults import BAD_INFO, Faults, bad_frame, with_bad_info
 from racing_rl.envs.config import RaceConfig
 from racing_rl.envs.race import RaceParallelEnv
 from racing_rl.errors import ConfigError, RacingRLError
+from racing_rl.files import cannot_write
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +191,7 @@ class Emulator:
     Raises:
         ConfigError: if ``url`` is not a ``ws://`` or ``wss://`` address, a rate or
             ``silence_timeout`` is not > 0, ``watchdog_ticks`` < 0, ``max_environments`` < 1
-            or ``track_seeds`` empty.
+            or ``track_seeds`` empty, or ``record`` cannot be written.
 
     Attributes:
         commands: the last ``history`` commands received, ``{"command", "envid", "data"}``,
@@ -239,8 +240,10 @@ class Emulator:
                 f"watchdog_ticks={watchdog_ticks} (>= 0; 0: off), max_environments="
                 f"{max_environments} (>= 1), {len(track_seeds)} track_seeds (>= 1): out of range."
             )
-        if record is not None:  # a missing folder read as "cannot connect", every second
-            record.parent.mkdir(parents=True, exist_ok=True)
+        # Each command is appended as it comes: a file that cannot be written failed every
+        # connection (said as a connection's failure), reconnecting again and again.
+        if record is not None and (why := cannot_write(record)):  # makes missing folders
+            raise ConfigError(f"record={record} cannot be written: {why}.")
         config = sim or RaceConfig()
         # Episodes end when the car's does (crash, stuck); limits are the server's.
         episode = dataclasses.replace(

@@ -7,9 +7,11 @@ import logging
 import re
 import signal
 import time
+from pathlib import Path
 
 import pytest
 from roblox_game import free_port
+from runs import racing_rl
 
 from racing_rl.bridge import emulator as emu
 from racing_rl.bridge import protocol as p
@@ -564,6 +566,19 @@ def test_a_record_file_in_a_new_folder_is_made(tmp_path):
     """Its missing folder read as "cannot connect", again every second."""
     emu.Emulator("ws://unused", record=tmp_path / "new" / "commands.jsonl")
     assert (tmp_path / "new").is_dir()
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_a_record_file_that_cannot_be_written_is_refused(tmp_path):
+    """Each command failed to be recorded, said as the connection's failure, and the
+    emulator reconnected again and again, for ever."""
+    with pytest.raises(ConfigError, match=r"record=/proc/commands.jsonl cannot be written: "):
+        emu.Emulator("ws://unused", record=Path("/proc/commands.jsonl"))
+    refused = "record=/proc/commands.jsonl cannot be written: /proc does not accept new files"
+    url = "url=ws://127.0.0.1:1/ws/x"  # nothing listens: it would retry until stopped
+    result = racing_rl("emulate", url, "record=/proc/commands.jsonl", cwd=tmp_path, timeout=60)
+    assert result.returncode == 1 and result.stderr.startswith(f"racing-rl emulate: {refused}")
+    assert result.stderr.count("\n") == 1
 
 
 def test_emulate_names_a_track_range_that_is_no_range():
