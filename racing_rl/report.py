@@ -433,24 +433,28 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    out = args.out or args.sweep_dir
     try:
         text = report(args.sweep_dir, args.out)
     except FileNotFoundError as err:
         print(f"racing-rl report: {err}", file=sys.stderr)
         return 1
     except OSError as err:  # --out under a file, a read-only or full disk
-        print(f"racing-rl report: cannot write the report: {err}", file=sys.stderr)
+        print(
+            f"racing-rl report: cannot write the report into {out}: {err.strerror or err}; "
+            "pass --out <a directory you can write>",
+            file=sys.stderr,
+        )
         return 1
     except ReportInterrupted as interrupt:
         written = ", ".join(interrupt.written) or "none"
         print(
             f"racing-rl report: interrupted (Ctrl-C); of report.md, report.csv and "
-            f"learning_curves.png it wrote {written} into {args.out or args.sweep_dir} (each "
+            f"learning_curves.png it wrote {written} into {out} (each "
             "whole; the others are as they were): run it again for the whole report",
             file=sys.stderr,
         )
         return 130
     print(text)
-    out = args.out or args.sweep_dir
     print(f"written: {out / 'report.md'}, {out / 'report.csv'}, {out / 'learning_curves.png'}")
     return 0
