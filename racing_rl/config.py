@@ -786,12 +786,34 @@ class SweepSignals(Callback):
         job_ended(failed=job_return.status == JobStatus.FAILED)
 
 
+def check_output_dir(directory: Path, key: str, file: str) -> None:
+    """Refuse an output directory that cannot be made or written (``files.cannot_write`` of
+    the ``file`` that Hydra writes there first), before Hydra makes it and opens its log
+    there: Hydra's OSError, or logging's "Unable to configure handler 'file'", came as a
+    traceback.
+
+    Args:
+        directory: the command's output directory (``hydra.run.dir``, ``hydra.sweep.dir``).
+        key: the setting that names it, said in the message (eval's ``out_dir``).
+        file: a run's log (``<hydra.job.name>.log``), a sweep's ``multirun.yaml``.
+
+    Raises:
+        ConfigError: ``cannot write into out_dir=ro/eval: ro does not accept new files
+            (...); pass out_dir=<a directory you can write>``.
+    """
+    from racing_rl.files import cannot_write
+
+    if why := cannot_write(directory / file):
+        raise ConfigError(
+            f"cannot write into {key}={directory}: {why}; pass {key}=<a directory you can write>"
+        )
+
+
 class CheckOutputDir(Callback):
-    """Hydra callback (``hydra.callbacks`` in conf/eval.yaml and conf/emulate.yaml): before
-    Hydra makes the command's output directory and opens its log there, refuse one where it
-    cannot, in one line (Hydra's OSError, or logging's "Unable to configure handler 'file'",
-    came as a traceback): a read-only run dir's ``<run dir>/eval``, a read-only working
-    directory's ``outputs/``.
+    """Hydra callback (``hydra.callbacks`` in conf/eval.yaml and conf/emulate.yaml): refuse,
+    in one line, an output directory that cannot be made or written (``check_output_dir``):
+    a read-only run dir's ``<run dir>/eval``, a read-only working directory's ``outputs/``.
+    (``racing_rl.train.CheckConfig`` checks train's, once its config is valid.)
 
     Args:
         key: the setting that names the directory, said in the message (eval's ``out_dir``,
@@ -807,26 +829,23 @@ class CheckOutputDir(Callback):
         Raises:
             SystemExit: 1, after printing the reason (``racing_rl.cli.print_error``).
         """
-        self._check(config, "hydra.run.dir", self.key)
+        self._check(config, "hydra.run.dir", self.key, "{name}.log")
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         """Check ``hydra.sweep.dir`` (where Hydra writes multirun.yaml), as ``on_run_start``."""
-        self._check(config, "hydra.sweep.dir", "hydra.sweep.dir")
+        self._check(config, "hydra.sweep.dir", "hydra.sweep.dir", "multirun.yaml")
 
     @staticmethod
-    def _check(config: DictConfig, node: str, key: str) -> None:
+    def _check(config: DictConfig, node: str, key: str, file: str) -> None:
         from racing_rl.cli import print_error
-        from racing_rl.files import cannot_write
 
-        directory = Path(str(OmegaConf.select(config, node)))
         name = str(OmegaConf.select(config, "hydra.job.name"))
-        if why := cannot_write(directory / f"{name}.log"):
-            print_error(
-                name,
-                f"cannot write into {key}={directory}: {why}; pass {key}=<a "
-                "directory you can write>",
-            )
-            raise SystemExit(1)
+        directory = Path(str(OmegaConf.select(config, node)))
+        try:
+            check_output_dir(directory, key, file.format(name=name))
+        except ConfigError as err:
+            print_error(name, err)
+            raise SystemExit(1) from err
 
 
 class SweepJobFailed(CompactHydraException):

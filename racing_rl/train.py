@@ -30,6 +30,7 @@ from racing_rl.config import (
     SweepJobFailed,
     SweepSignals,
     check_known_keys,
+    check_output_dir,
     defining_overrides,
     hydra_main,
     job_failed,
@@ -238,6 +239,7 @@ class CheckConfig(SweepSignals):
                 self._lock = lock_run_dir(run_dir, what="run", then=then)
             check_new_run_dir(run_dir)
             if not locked:  # a valid config, a free directory: only now is it made
+                check_output_dir(run_dir, "hydra.run.dir", "train.log")
                 self._lock = lock_run_dir(run_dir, what="run", then=then)
         except RacingRLError as err:
             print_error("train", err)
@@ -301,6 +303,7 @@ class CheckConfig(SweepSignals):
                     "validation has no objective to maximise. Set validation.every > 0 (e.g. "
                     "validation.every=50000)."
                 )
+            check_output_dir(sweep_dir, "hydra.sweep.dir", "multirun.yaml")
             self._lock = lock_run_dir(
                 sweep_dir,
                 what="sweep",

@@ -338,6 +338,26 @@ def test_a_new_run_into_a_directory_that_holds_a_run_is_refused_and_changes_noth
     assert (run_dir / "model.zip").is_file()
 
 
+def test_a_run_dir_that_cannot_be_made_is_refused_in_one_line(tmp_path):
+    """Hydra's OSError came as a traceback (``FileNotFoundError: ... '/proc/run'``), for a
+    single run's hydra.run.dir as for a sweep's hydra.sweep.dir."""
+    (tmp_path / "file").write_text("")
+    under_file = f"{tmp_path / 'file'} is a file, not a directory"
+    for args, key, why in (
+        (["hydra.run.dir=/proc/run"], "hydra.run.dir=/proc/run", "/proc/run: No such file"),
+        ([f"hydra.run.dir={tmp_path}/file/run"], f"hydra.run.dir={tmp_path}/file/run", under_file),
+        (
+            ["-m", "seed=0,1", f"hydra.sweep.dir={tmp_path}/file/sweep"],
+            f"hydra.sweep.dir={tmp_path}/file/sweep",
+            under_file,
+        ),
+    ):
+        result = racing_rl("train", *args, *TINY, cwd=tmp_path)
+        assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+        assert result.stderr.startswith(f"racing-rl train: cannot write into {key}: {why}")
+        assert result.stderr.endswith(f"; pass {key.split('=')[0]}=<a directory you can write>\n")
+
+
 def test_a_directory_another_process_runs_in_is_refused(tmp_path):
     # Two runs started in the same second shared the dated directory (and one .hydra/);
     # a resume of a run still training wrote into its files.
