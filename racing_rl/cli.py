@@ -34,6 +34,7 @@ from racing_rl.arguments import (
     flag_value,
     with_resumed_backend,
 )
+from racing_rl.errors import print_error
 
 if TYPE_CHECKING:  # imported where used: the dispatcher starts fast
     from hydra.core.override_parser.types import Override
@@ -354,14 +355,6 @@ def run(argv: list[str]) -> int:
             print(f"racing-rl {name}: interrupted ({interrupts.how(sig.name)}).", file=sys.stderr)
             return 128 + sig
     return 0
-
-
-def print_error(command: str, err: Exception) -> None:
-    """Print ``err`` as one line on stderr, ``racing-rl <command>: <message>``: how a
-    command reports an error that has no run log to go to (a usage error, a config or
-    checkpoint error found before Hydra makes the run directory, any error of export,
-    play and replay, which write no log)."""
-    print(f"racing-rl{' ' + command if command else ''}: {err}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -51,7 +51,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from racing_rl import config_dir
-from racing_rl.errors import ConfigError
+from racing_rl.errors import ConfigError, print_error
 
 log = logging.getLogger(__name__)
 
@@ -827,7 +827,7 @@ class CheckOutputDir(Callback):
         """Check ``hydra.run.dir``.
 
         Raises:
-            SystemExit: 1, after printing the reason (``racing_rl.cli.print_error``).
+            SystemExit: 1, after printing the reason (``racing_rl.errors.print_error``).
         """
         self._check(config, "hydra.run.dir", self.key, "{name}.log")
 
@@ -837,8 +837,6 @@ class CheckOutputDir(Callback):
 
     @staticmethod
     def _check(config: DictConfig, node: str, key: str, file: str) -> None:
-        from racing_rl.cli import print_error
-
         name = str(OmegaConf.select(config, "hydra.job.name"))
         directory = Path(str(OmegaConf.select(config, node)))
         try:

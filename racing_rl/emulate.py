@@ -13,7 +13,6 @@ from omegaconf import DictConfig
 
 from racing_rl.bridge.emulator import Emulator
 from racing_rl.bridge.faults import Faults
-from racing_rl.cli import print_error
 from racing_rl.config import (
     backend_config,
     default_backend,
@@ -21,7 +20,7 @@ from racing_rl.config import (
     to_container,
     track_seeds,
 )
-from racing_rl.errors import RacingRLError
+from racing_rl.errors import RacingRLError, print_error
 
 log = logging.getLogger(__name__)
 

@@ -7,6 +7,7 @@ import errno
 import math
 import numbers
 import re
+import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
@@ -130,6 +131,14 @@ def check_flag(setting: str, value: bool) -> None:
     """
     if not isinstance(value, bool | np.bool_):
         raise ConfigError(f"{setting} must be true or false, got {value!r}.")
+
+
+def print_error(command: str, err: Exception | str) -> None:
+    """Print ``err`` as one line on stderr, ``racing-rl <command>: <message>``: how a
+    command reports an error that has no run log to go to (a usage error, a config or
+    checkpoint error found before Hydra makes the run directory, any error of export,
+    play and replay, which write no log)."""
+    print(f"racing-rl{' ' + command if command else ''}: {err}", file=sys.stderr)
 
 
 def one_line(err: BaseException) -> str:

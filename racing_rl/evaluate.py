@@ -17,9 +17,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from racing_rl.cli import print_error
 from racing_rl.config import SweepSignals, expand_home, hydra_main, job_failed
-from racing_rl.errors import RacingRLError
+from racing_rl.errors import RacingRLError, print_error
 from racing_rl.evaluation.command import check_runs, evaluate
 from racing_rl.evaluation.results import GAME_INFO_FIGURES
 from racing_rl.evaluation.tables import (
@@ -44,7 +43,7 @@ class CheckRuns(SweepSignals):
         """Check ``config``.
 
         Raises:
-            SystemExit: 1, after printing the error (``racing_rl.cli.print_error``), if a run
+            SystemExit: 1, after printing the error (``racing_rl.errors.print_error``), if a run
                 or its checkpoint is unusable.
         """
         try:

@@ -20,9 +20,8 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from racing_rl.cli import print_error
 from racing_rl.config import hydra_main
-from racing_rl.errors import ConfigError, RacingRLError
+from racing_rl.errors import ConfigError, RacingRLError, print_error
 from racing_rl.files import cannot_write
 
 log = logging.getLogger(__name__)

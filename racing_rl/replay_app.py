@@ -12,9 +12,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from racing_rl.cli import print_error
 from racing_rl.config import hydra_main
-from racing_rl.errors import RacingRLError
+from racing_rl.errors import RacingRLError, print_error
 from racing_rl.replay import load_replay
 from racing_rl.ui.render import window_size
 from racing_rl.ui.video import export_video

@@ -25,7 +25,6 @@ from racing_rl.arguments import check_unread_config
 from racing_rl.checkpoints.layout import find_checkpoints, saved_work
 from racing_rl.checkpoints.runs import RESUMABLE, check_init_from
 from racing_rl.checks import check_train_config
-from racing_rl.cli import print_error
 from racing_rl.config import (
     SweepJobFailed,
     SweepSignals,
@@ -40,7 +39,7 @@ from racing_rl.config import (
     sweep_overrides,
     under,
 )
-from racing_rl.errors import ConfigError, RacingRLError, TrainingInterrupted, disk_full
+from racing_rl.errors import ConfigError, RacingRLError, TrainingInterrupted, disk_full, print_error
 from racing_rl.interrupts import in_command_process
 from racing_rl.loggers import check_logger
 from racing_rl.provenance import read_legs
@@ -199,7 +198,7 @@ class CheckConfig(SweepSignals):
         directory holds no run yet, and that no other process runs there.
 
         Raises:
-            SystemExit: 1, after printing the error (``racing_rl.cli.print_error``), if the
+            SystemExit: 1, after printing the error (``racing_rl.errors.print_error``), if the
                 config is invalid, the directory already holds a run, or another process
                 runs in it.
         """

@@ -180,7 +180,7 @@ def test_the_cli_fails_fast_and_leaves_nothing_behind(tmp_path):
         "train", "wrappers.frame_stack=0", f"hydra.run.dir={run_dir}", cwd=tmp_path, timeout=60
     )
     assert result.returncode == 1
-    # One line, as a usage error is reported (racing_rl.cli.print_error), no log prefix.
+    # One line, as a usage error is reported (racing_rl.errors.print_error), no log prefix.
     line = "racing-rl train: Invalid config: wrappers.frame_stack=0; must be an integer >= 1."
     assert line in result.stderr.splitlines()
     # Checked before Hydra makes the run dir (a sweep's failed job keeps its run.json:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from racing_rl.cli import print_error
 from racing_rl.config import hydra_main, job_failed
-from racing_rl.errors import RacingRLError
+from racing_rl.errors import RacingRLError, print_error
 from racing_rl.export import export
 
 
