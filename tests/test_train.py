@@ -7,6 +7,7 @@ import re
 import shutil
 import sys
 import types
+from pathlib import Path
 
 import pytest
 from filelock import FileLock
@@ -338,6 +339,7 @@ def test_a_new_run_into_a_directory_that_holds_a_run_is_refused_and_changes_noth
     assert (run_dir / "model.zip").is_file()
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
 def test_a_run_dir_that_cannot_be_made_is_refused_in_one_line(tmp_path):
     """Hydra's OSError came as a traceback (``FileNotFoundError: ... '/proc/run'``), for a
     single run's hydra.run.dir as for a sweep's hydra.sweep.dir."""
