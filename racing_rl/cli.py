@@ -335,7 +335,7 @@ def run(argv: list[str]) -> int:
         try:
             return importlib.import_module(module).main(rest)
         except KeyboardInterrupt:  # while it imports (report.main names what it wrote)
-            print("racing-rl report: interrupted (Ctrl-C).", file=sys.stderr)
+            print_error("report", "interrupted (Ctrl-C).")
             return 130
     if "-h" in rest or "--help" in rest:
         print(command_help(name, rest))

@@ -829,18 +829,20 @@ class CheckOutputDir(Callback):
         Raises:
             SystemExit: 1, after printing the reason (``racing_rl.errors.print_error``).
         """
-        self._check(config, "hydra.run.dir", self.key, "{name}.log")
+        self._check(config, "hydra.run.dir", self.key)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         """Check ``hydra.sweep.dir`` (where Hydra writes multirun.yaml), as ``on_run_start``."""
         self._check(config, "hydra.sweep.dir", "hydra.sweep.dir", "multirun.yaml")
 
     @staticmethod
-    def _check(config: DictConfig, node: str, key: str, file: str) -> None:
+    def _check(config: DictConfig, node: str, key: str, file: str | None = None) -> None:
+        """``check_output_dir`` of ``node``'s directory, for ``file`` (the command's log
+        by default)."""
         name = str(OmegaConf.select(config, "hydra.job.name"))
         directory = Path(str(OmegaConf.select(config, node)))
         try:
-            check_output_dir(directory, key, file.format(name=name))
+            check_output_dir(directory, key, file or f"{name}.log")
         except ConfigError as err:
             print_error(name, err)
             raise SystemExit(1) from err

@@ -223,9 +223,8 @@ def wandb_run(cfg: DictConfig, run_dir: Path, run_id: str | None = None) -> Iter
             f"logger=wandb: W&B could not start the run ({lines[0].rstrip('.')}). Check that "
             f"this machine reaches W&B (it waits logger.init_timeout={init.init_timeout:g} s: "
             "raise it for a slow network), that you are logged in (`wandb login`, or "
-            "WANDB_API_KEY) and that "
-            "logger.entity and logger.project exist for you; or keep the run on disk with "
-            "WANDB_MODE=offline (`wandb sync` uploads it later)."
+            "WANDB_API_KEY) and that logger.entity and logger.project exist for you; or "
+            "keep the run on disk with WANDB_MODE=offline (`wandb sync` uploads it later)."
         ) from err
     log.info("W&B run %s (id %s%s): %s", run.name, run.id, ", resumed" if run_id else "", run.dir)
     try:

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from omegaconf import OmegaConf
 
 from racing_rl.config import job_name, recorded_sweep
+from racing_rl.errors import print_error
 from racing_rl.evaluation.tables import markdown_table
 from racing_rl.files import write_atomic
 from racing_rl.objective import objective_kind
@@ -421,38 +422,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         got = (
             "missing the sweep dir" if args.sweep_dir is None else f"{args.sweep_dir}: no such dir"
         )
-        print(
-            f"racing-rl report: {got}; pass one: racing-rl report outputs/multirun/<date>/<time>",
-            file=sys.stderr,
-        )
+        print_error("report", f"{got}; pass one: racing-rl report outputs/multirun/<date>/<time>")
         return 2
     if args.out is not None and args.out.exists() and not args.out.is_dir():
-        print(
-            f"racing-rl report: --out {args.out} is a file; pass a directory (made if need "
-            "be) for report.md, report.csv and learning_curves.png",
-            file=sys.stderr,
+        print_error(
+            "report",
+            f"--out {args.out} is a file; pass a directory (made if need be) for report.md, "
+            "report.csv and learning_curves.png",
         )
         return 2
     out = args.out or args.sweep_dir
     try:
         text = report(args.sweep_dir, args.out)
     except FileNotFoundError as err:
-        print(f"racing-rl report: {err}", file=sys.stderr)
+        print_error("report", err)
         return 1
     except OSError as err:  # --out under a file, a read-only or full disk
-        print(
-            f"racing-rl report: cannot write the report into {out}: {err.strerror or err}; "
-            "pass --out <a directory you can write>",
-            file=sys.stderr,
+        print_error(
+            "report",
+            f"cannot write the report into {out}: {err.strerror or err}; pass --out <a "
+            "directory you can write>",
         )
         return 1
     except ReportInterrupted as interrupt:
         written = ", ".join(interrupt.written) or "none"
-        print(
-            f"racing-rl report: interrupted (Ctrl-C); of report.md, report.csv and "
-            f"learning_curves.png it wrote {written} into {out} (each "
-            "whole; the others are as they were): run it again for the whole report",
-            file=sys.stderr,
+        print_error(
+            "report",
+            "interrupted (Ctrl-C); of report.md, report.csv and learning_curves.png it wrote "
+            f"{written} into {out} (each whole; the others are as they were): run it again "
+            "for the whole report",
         )
         return 130
     print(text)
