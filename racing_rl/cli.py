@@ -86,7 +86,8 @@ def command_help(name: str, args: Sequence[str] = ()) -> str:
                 (
                     group,
                     ["basic (default)", *options],
-                    f"with -m; all but basic need an extra: {', '.join(extras)} (README, Sweeps)",
+                    f"with -m; all but basic need an extra: {', '.join(extras)} "
+                    "(docs/usage.md, Sweeps)",
                 )
             )
     doc = read_config_doc(config_dir() / f"{name}.yaml")
@@ -294,7 +295,9 @@ def shell_completion(request: str) -> int:
     """
     action, _, shell = request.partition("=")
     if shell not in ("bash", "zsh"):
-        raise UsageError(f"-sc {request}: pass -sc install=bash (zsh uses it too, README)")
+        raise UsageError(
+            f"-sc {request}: pass -sc install=bash (zsh uses it too: docs/usage.md, Tab completion)"
+        )
     if action == "query":
         print(complete(os.environ.get("COMP_LINE", "")))
         return 0

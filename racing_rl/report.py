@@ -54,7 +54,7 @@ COLUMNS = (
     ("training time (s)", "seconds", ",.0f"),  # model.learn, the last leg's
     ("status", "status", ""),
 )
-#: How a job that did not complete goes on (README, Sweeps): the sweep's command again.
+#: How a job that did not complete goes on (docs/usage.md, Sweeps): the sweep's command again.
 CONTINUE = (
     "the sweep's command again continues the sweep: a basic sweep's, with "
     "hydra.sweep.dir=<this sweep>, resumes this job from its newest checkpoint (or starts "

@@ -779,10 +779,10 @@ def test_an_eval_sweep_writes_each_jobs_metrics_apart_and_goes_on_past_a_failed_
     assert not (run_dir / "eval" / "metrics.json").exists()
 
 
-def test_the_readmes_plain_sb3_loop_drives_as_eval_does(tiny_runs, tmp_path):
-    """README's loop (SB3's load, VecFrameStack and VecNormalize.load around Race-v0) gives
-    a run's car the trajectory that ``racing-rl eval`` gives it."""
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
+def test_the_docs_plain_sb3_loop_drives_as_eval_does(tiny_runs, tmp_path):
+    """docs/usage.md's loop (SB3's load, VecFrameStack and VecNormalize.load around
+    Race-v0) gives a run's car the trajectory that ``racing-rl eval`` gives it."""
+    readme = (Path(__file__).parents[1] / "docs" / "usage.md").read_text()
     (code,) = [
         b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "VecNormalize.load" in b
     ]
@@ -790,7 +790,7 @@ def test_the_readmes_plain_sb3_loop_drives_as_eval_does(tiny_runs, tmp_path):
     assert code.count('Path("outputs/<date>/<time>_ppo_pygame")') == 1
     code = code.replace('Path("outputs/<date>/<time>_ppo_pygame")', f"Path({str(run_dir)!r})")
     namespace: dict = {}
-    exec(compile(code, "README.md", "exec"), namespace)  # the README's own code
+    exec(compile(code, "docs/usage.md", "exec"), namespace)  # the page's own code
     out = tmp_path / "eval"
     result = racing_rl(
         "eval",
