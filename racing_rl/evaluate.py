@@ -68,17 +68,26 @@ def main(cfg: DictConfig) -> None:
         cfg.out_dir = hydra.runtime.output_dir
     else:  # where Hydra made it (conf/eval.yaml): out_dir='~/e' is the home's, not ./~/e
         cfg.out_dir = expand_home(cfg.out_dir)
+    log_file = _log_file()
+    earlier_log = log_file.stat().st_size if log_file is not None else 0
     metrics = None
     try:
         metrics = evaluate(cfg, difficulty=hydra.runtime.choices.get("difficulty"))
     except RacingRLError as err:
         log.error("%s", err)
         job_failed(err)
+    except KeyboardInterrupt:  # metrics.json is written whole, after the races, or not at all
+        earlier = Path(cfg.out_dir) / "metrics.json"
+        kept = f"; {earlier}, an earlier eval's, is as it was" if earlier.is_file() else ""
+        print_error("eval", f"interrupted before its races ended: nothing written{kept}")
+        raise
     finally:  # an error, Ctrl-C, or the window closed before a race ended
         if metrics is None:
             _name_earlier_metrics(Path(cfg.out_dir))
     if metrics is None:  # the window was closed before a race ended: said in the log
         return
+    if log_file is not None:  # this eval's metrics.json: its log alone beside it
+        _drop_log_start(log_file, earlier_log)
     out = Path(metrics["out_dir"]) / "metrics.json"
     seeds = [t["track_seed"] for t in metrics["tracks"]]
     game = "bridge" in metrics  # raced in a game: its own track, whatever the seeds
@@ -120,10 +129,31 @@ def main(cfg: DictConfig) -> None:
     print(f"{metrics['driver']}{raced}, {metrics['seconds']:.1f} s; written to {out}")
 
 
+def _log_file() -> Path | None:
+    """The file this eval logs to: Hydra's ``eval.log`` (conf/eval.yaml opens it to append,
+    after an earlier eval's lines), or None where ``hydra/job_logging`` writes no file."""
+    handlers = logging.getLogger().handlers
+    files = [Path(h.baseFilename) for h in handlers if isinstance(h, logging.FileHandler)]
+    return files[0] if files and files[0].is_file() else None
+
+
+def _drop_log_start(path: Path, start: int) -> None:
+    """Remove the first ``start`` bytes of the log ``path`` (an earlier eval's lines), once
+    this eval has written its ``metrics.json``: the log beside it is then its own, as an
+    eval that writes none keeps the earlier eval's log, its own lines after it. The file
+    handler appends, so its next line goes to the new end."""
+    with path.open("r+b") as file:
+        file.seek(start)
+        own = file.read()
+        file.seek(0)
+        file.write(own)
+        file.truncate()
+
+
 def _name_earlier_metrics(out_dir: Path) -> None:
     """Log, where ``out_dir`` holds a ``metrics.json``, that it is an earlier eval's (when
     it was written, by which command): this eval ended before writing its own, and its log
-    (``eval.log``) replaced the one of the eval that wrote it."""
+    lines follow, in ``eval.log``, those of the eval that wrote it."""
     path = out_dir / "metrics.json"
     if not path.is_file():
         return

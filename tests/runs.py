@@ -89,6 +89,21 @@ def racing_rl(
         )
 
 
+def start_racing_rl(*args: str, cwd: Path, stderr: Path) -> subprocess.Popen:
+    """Start ``racing-rl <args>`` in ``cwd`` (``RACING_RL``), for a test that signals it as
+    it runs: SIGINT raises KeyboardInterrupt in it (``default_sigint``), its stdout is
+    dropped and its stderr written to ``stderr``, which the test reads to know when to
+    signal."""
+    with stderr.open("w") as err:
+        return subprocess.Popen(
+            [*RACING_RL, *args],
+            cwd=cwd,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            preexec_fn=default_sigint,
+        )
+
+
 def racing_rl_patched(setup: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
     """``racing-rl <args>`` in a new Python process that first runs ``setup``: Python code
     that patches a module (to raise KeyboardInterrupt where a Ctrl-C would land). Output

@@ -6,7 +6,9 @@ import json
 import math
 import re
 import shutil
+import signal
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +17,7 @@ import torch
 import tqdm
 from hydra import compose
 from omegaconf import OmegaConf
-from runs import game_run_copy, racing_rl, racing_rl_patched, strict_json
+from runs import game_run_copy, racing_rl, racing_rl_patched, start_racing_rl, strict_json
 
 from racing_rl import config_dir
 from racing_rl.checkpoints.layout import resolve_model
@@ -741,6 +743,50 @@ def test_a_ctrl_c_in_a_round_keeps_the_races_that_had_ended(tiny_runs, tmp_path,
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["episodes"] == 1 and metrics["lap_completion_rate"] == 1.0
     assert [track["track_seed"] for track in metrics["tracks"]] == [5]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_before_any_race_writes_nothing_and_keeps_the_earlier_eval_s_log(
+    tiny_runs, tmp_path, sig
+):
+    """Stopped while it waited for the game to connect (before any episode ran), eval said
+    only "interrupted (Ctrl-C)." and had replaced the earlier eval's eval.log, which
+    described the metrics.json it left, with its own."""
+    out = tmp_path / "eval"
+    if sig == signal.SIGINT:  # an earlier eval there, which logs (the same races twice)
+        earlier = ["driver=scripted", "seeds=[5]", "rounds=2", "max_steps=20"]
+        result = racing_rl(
+            "eval", f"run_dir={tiny_runs[0]}", *earlier, f"out_dir={out}", cwd=tmp_path
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+    before = {p.name: p.read_bytes() for p in out.glob("*")}
+    assert sig == signal.SIGTERM or b"races the same races" in before["eval.log"]
+    game = game_run_copy(tiny_runs[0], tmp_path / "game")
+    command = ["eval", f"run_dir={game}", "checkpoint=final", "+backend.server.port=0"]
+    process = start_racing_rl(*command, f"out_dir={out}", cwd=tmp_path, stderr=tmp_path / "err")
+    try:
+        deadline = time.monotonic() + 120
+        while "for the game to connect" not in (tmp_path / "err").read_text():
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        process.send_signal(sig)
+        assert process.wait(timeout=60) == 128 + sig
+    finally:
+        if process.poll() is None:
+            process.kill()
+    said = (tmp_path / "err").read_text().splitlines()
+    kept = f"; {out / 'metrics.json'}, an earlier eval's, is as it was" if before else ""
+    assert f"racing-rl eval: interrupted before its races ended: nothing written{kept}" in said
+    assert (
+        said[-1]
+        == f"racing-rl eval: interrupted ({'Ctrl-C' if sig == signal.SIGINT else 'SIGTERM'})."
+    )
+    log = (out / "eval.log").read_bytes()
+    if before:  # the earlier eval's log, whole, then this one's lines
+        assert (out / "metrics.json").read_bytes() == before["metrics.json"]
+        assert log.startswith(before["eval.log"]) and b"this eval wrote no metrics" in log
+    assert b"for the game to connect" in log
+    assert sorted(p.name for p in out.iterdir()) == sorted({"eval.log", *before})
 
 
 def test_rounds_on_the_simulator_warn_that_they_race_the_same_races(tiny_runs, tmp_path, caplog):

@@ -20,7 +20,7 @@ from typing import Any
 
 import optuna
 import pytest
-from runs import QUICK, QUICK_OFF_POLICY, RACING_RL, default_sigint, racing_rl
+from runs import QUICK, QUICK_OFF_POLICY, RACING_RL, default_sigint, racing_rl, start_racing_rl
 
 from hydra_plugins.racing_rl_sweeper.resumable_optuna import OVERRIDES_ATTR
 from racing_rl import config_dir
@@ -136,14 +136,7 @@ def test_the_same_command_finishes_an_interrupted_sweep_in_its_directory(tmp_pat
     quick = [o for o in QUICK if not o.startswith(("total_timesteps", "validation.every"))]
     command = ["train", "-m", "seed=0,1,2", *quick]
     command += ["total_timesteps=12000", "validation.every=4000", f"hydra.sweep.dir={sweep_dir}"]
-    with (tmp_path / "err").open("w") as err:
-        first = subprocess.Popen(
-            [*RACING_RL, *command],
-            cwd=tmp_path,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-            preexec_fn=default_sigint,
-        )
+    first = start_racing_rl(*command, cwd=tmp_path, stderr=tmp_path / "err")
     try:
         deadline = time.monotonic() + 240
         while not (sweep_dir.is_dir() and 1 in job_dirs(sweep_dir)) or (

@@ -479,8 +479,8 @@ def _run_rounds(
             # An eval that ends by itself, cut short: its metrics would replace a whole
             # eval's with a biased few (the races still running are the longest ones).
             log.warning(
-                "interrupted after %d of its %d races: nothing written (rounds=0 races until "
-                "Ctrl-C and keeps the races that ended)",
+                "interrupted after %d of its %d races, which are not kept (rounds=0 races "
+                "until Ctrl-C and keeps the races that ended)",
                 len(races),
                 rounds * len(seeds),
             )
