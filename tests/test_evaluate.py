@@ -232,6 +232,13 @@ def test_eval_records_replays_that_agree_with_metrics(tiny_runs, tmp_path):
             for t in metrics["tracks"]
         ]
         assert [row.split()[1] for row in rows] == endings
+        # A figure of nothing (null in metrics.json), such as the lap time of a car that did
+        # not finish, reads "-", not "nan".
+        unfinished = [
+            row.split()[2] for row, e in zip(rows, endings, strict=True) if e != "finished"
+        ]
+        assert unfinished == ["-"] * len(unfinished) and "nan" not in result.stdout
+        assert driver == "scripted" or unfinished
         # Seeds given explicitly are no split's: neither the summary nor the file says test.
         assert "on 2 tracks (seeds 5, 6)," in result.stdout and "test track" not in result.stdout
         assert metrics["split"] is None and "-0.000" not in result.stdout

@@ -3,6 +3,7 @@ Markdown (``racing-rl report``'s and the scripts' ``docs/`` tables)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
@@ -15,14 +16,18 @@ def format_table(
 
     Args:
         rows: one dict per row, with a value for each of ``columns``; a float prints with
-            3 decimals, any other value ``str()``-ed (pass a string, such as
-            ``f"{rate:,.0f}"``, for another format).
+            3 decimals, NaN as ``-`` (a figure of nothing, such as the lap time of a car
+            that did not finish or the crash rate of a car whose every episode a game
+            lost: ``null`` in a ``metrics.json``), any other value ``str()``-ed (pass a
+            string, such as ``f"{rate:,.0f}"``, for another format).
         columns: the keys shown, in order, which are also the headers.
         left: the columns aligned left (a column of names); the others align right.
     """
 
     def cell(value: Any) -> str:
-        return fixed(value, 3) if isinstance(value, float) else str(value)
+        if isinstance(value, float):
+            return "-" if math.isnan(value) else fixed(value, 3)
+        return str(value)
 
     def line(cells: Sequence[str]) -> str:
         aligned = (

@@ -1,7 +1,10 @@
 """``racing_rl.evaluation.tables``: the numbers and words ``racing-rl eval`` prints."""
 
+import json
+
 import pytest
 
+from racing_rl.evaluation.results import EpisodeResult, summarize
 from racing_rl.evaluation.tables import (
     ending,
     fixed,
@@ -11,6 +14,7 @@ from racing_rl.evaluation.tables import (
     race_tables,
     tracks_phrase,
 )
+from racing_rl.files import strict_json
 
 
 @pytest.mark.parametrize(
@@ -91,3 +95,32 @@ def test_an_episode_ends_finished_crashed_lost_or_out_of_the_race():
     assert ending({**row, "crashed": True}) == "crash"
     assert ending({**row, "interrupted": True}) == "lost"  # a game lost the car
     assert ending(row) == "DNF"  # out of time, or stuck
+
+
+def test_the_crash_rate_of_a_car_whose_every_episode_a_game_lost_prints_as_a_dash():
+    """Its figures are of no episode: they printed as nan (null in metrics.json)."""
+    lost = [
+        EpisodeResult.from_info(seed, {"interrupted": True}, [], episode_return=0.0, length=9)
+        for seed in (5, 6)
+    ]
+    driven = EpisodeResult.from_info(5, {"crashed": True}, [], episode_return=-3.0, length=40)
+    row = {"finished": False, "crashed": False, "interrupted": True, "episode_return": 0.0}
+    metrics = {
+        "unreported_info": ["progress", "mean_speed"],
+        "tracks": [{"track_seed": 5, "leaderboard": [{**row, "label": "a", "length": 9}]}],
+        "cars": {"a": summarize(lost), "b": summarize([driven])},
+    }
+    cars = race_tables(metrics).split("\n\n")[1].splitlines()
+    assert [line.split() for line in cars] == [
+        ["label", "episodes", "crash_rate", "mean_return"],
+        ["a", "0", "-", "-"],
+        ["b", "1", "1.000", "-3.000"],
+    ]
+    summary = summarize(lost)
+    assert format_table([summary], ["episodes", "crash_rate"]).split() == [
+        "episodes",
+        "crash_rate",
+        "0",
+        "-",
+    ]
+    assert json.loads(strict_json(summary))["crash_rate"] is None  # not NaN: strict JSON
