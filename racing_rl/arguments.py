@@ -3,13 +3,15 @@ command line (``check_arguments``), run before Hydra writes anything.
 
 The checks catch the mistakes Hydra reports late, with a stack, or not at all: two mode
 flags, ``--key value`` (the argparse habit), an argument that is no override, a misspelt
-key or config group option (with a did-you-mean), a value of the wrong type, a sweeper or
-launcher without ``-m`` or without its plugin, a required key left out, a path that does
-not exist or is not a run directory, a ``resume=`` that would change the run, and a
-setting that another turns off (``validation.every=0 validation.video.every=2``). Each is
-a ``UsageError`` whose one line says what to pass instead (``racing_rl.cli`` prints it and
-exits 2). Only Hydra's override parser and the command's YAML are read: nothing heavy is
-imported, so the dispatcher stays fast.
+key or config group option (with a did-you-mean), a ``+key=`` for a key that is there
+already, a value of the wrong type, a sweeper or launcher without ``-m`` or without its
+plugin, a required key left out, a path that does not exist or is not a run directory, a
+``resume=`` that would change the run, and a setting that another turns off
+(``validation.every=0 validation.video.every=2``). Each is a ``UsageError`` whose one
+line says what to pass instead (``racing_rl.cli`` prints it and exits 2). Only Hydra's
+override parser and the command's YAML are read (and, for a ``+key=``, the config
+composed as Hydra will compose it: is the key there already?): nothing heavy is imported,
+so the dispatcher stays fast.
 """
 
 from __future__ import annotations
@@ -178,7 +180,8 @@ def check_arguments(name: str, args: list[str]) -> None:
             or launcher's plugin is not installed, or ``algo.frame_stack`` is given where
             nothing reads it (``wrappers=none``; ``_check_frame_stack``), or a setting
             whose feature another turns off in every job (``checkpoint.every=0
-            checkpoint.keep=2``; ``UNREAD``).
+            checkpoint.keep=2``; ``UNREAD``), or a ``+`` adds a key that the config has
+            already (``+seed=3``; ``_check_appends``).
     """
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.core.override_parser.types import ChoiceSweep
@@ -259,6 +262,7 @@ def check_arguments(name: str, args: list[str]) -> None:
                 f"{override.input_line}: {override.key_or_group} is a whole number; write {spelt}"
             )
     _check_types(name, overrides, {group.name for group in doc.groups})
+    _check_appends(name, overrides)
     given = {o.key_or_group: o for o in overrides}
     _check_hydra_settings(name, given, doc)
     mode = given.get("hydra.mode")
@@ -370,6 +374,54 @@ def _check_type(typed: Any, key: str, override: Override) -> None:
             raise UsageError(f"{override.input_line}: {str(err).splitlines()[0]}{which}") from None
 
 
+def _check_appends(name: str, overrides: list[Override]) -> None:
+    """Refuse ``+key=value`` for a key that the composed config has a value at already
+    (``+seed=3``, ``+algo.model.gamma=0.9``, ``+backend.car.max_speed=3``), which Hydra
+    refuses in four lines with its HYDRA_FULL_ERROR hint. As Hydra, a ``+`` stands where
+    the key is not there, is null or ``???``, or is given a list or a mapping (merged into
+    the key's). The config is composed as Hydra will compose it, from the other overrides
+    (but the sweeps: a swept group has its default option); where it cannot be composed,
+    Hydra says why. Hydra's own keys (``+hydra.searchpath=``) are Hydra's.
+
+    Raises:
+        UsageError: for the first such ``+``, saying to set the key without it.
+    """
+    from hydra import compose
+    from hydra.core.override_parser.types import ChoiceSweep, RangeSweep
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from racing_rl.config import initialize
+
+    def merged(override: Override) -> bool:  # each value a list or a mapping
+        value = override.value()
+        swept = isinstance(value, ChoiceSweep | RangeSweep)
+        return all(
+            isinstance(v, dict | list) for v in (override.sweep_iterator() if swept else [value])
+        )
+
+    appends = [
+        o
+        for o in overrides
+        if o.is_add() and not o.key_or_group.startswith(("hydra.", "hydra/")) and not merged(o)
+    ]
+    if not appends:
+        return
+    others = [o.input_line for o in overrides if not (o.is_add() or o.is_sweep_override())]
+    try:
+        with initialize():
+            cfg = compose(name, overrides=others)
+        for override in appends:
+            if OmegaConf.select(cfg, override.key_or_group, throw_on_missing=False) is not None:
+                raise UsageError(  # Hydra: "Could not append to config. An item is already"
+                    f"{override.input_line}: {override.key_or_group} is a key of racing-rl "
+                    f"{name} already; set it without the +: {override.input_line[1:]}"
+                )
+    except (HydraException, OmegaConfBaseException):
+        return  # Hydra says what is wrong with the command line
+
+
 #: The keys of an ``algo`` option (``conf/algo/*.yaml``) that racing-rl reads: ``model`` is
 #: the algorithm's constructor arguments; train.yaml takes ``total_timesteps`` and
 #: ``log_interval`` from it, wrappers/default.yaml ``frame_stack``. (``teacher_coef`` and
@@ -392,7 +444,8 @@ def _check_keys(name: str, overrides: list[Override], doc: ConfigDoc) -> None:
     the parts below it against the command's schema (``racing_rl.config.misspelt_key``;
     below ``backend`` and ``algo`` see ``_check_group_keys``). Appends (``+``, ``++``)
     and deletions (``~``) are Hydra's business, but for a ``+`` of a top-level key that
-    the command does not have (``+total_timestep=1``: the schema has no room for it)."""
+    the command does not have (``+total_timestep=1``: the schema has no room for it) and
+    of a key it has (``_check_appends``)."""
     import re
 
     from racing_rl.config import misspelt_key
@@ -671,7 +724,7 @@ def _check_option_keys(
     for override in added_keys:
         key = override.key_or_group.split(".")[1]
         if key in keys[option]:
-            continue  # the file's own key (++ sets it; + is Hydra's to refuse)
+            continue  # the file's own key (++ sets it; _check_appends refuses a +)
         close = difflib.get_close_matches(key, [*ALGO_KEYS, *keys[option]], n=1)
         elsewhere = [o for o in options if key in keys[o]]
         hint = f"did you mean algo.{close[0]}? " if close else ""
@@ -687,7 +740,7 @@ def _check_option_keys(
         found, node = _walk(keys[option], parts)
         if found == len(parts):
             if override in adds:
-                continue  # Hydra: "remove + prefix", in its own words
+                continue  # there already: _check_appends refuses the +
             if group == "backend":  # the algorithm's keys are typed by its class
                 _check_type(own[option], ".".join(parts), override)
             elif parts[0] not in ALGO_KEYS and parts[0] not in own[option]:

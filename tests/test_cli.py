@@ -279,6 +279,19 @@ def test_version_and_python_m_racing_rl(tmp_path):
             "roblox has no backend.episode.grid_start_prob; it is a key of backend=pygame only",
         ),
         (["train", "algo=sac", "algo.model.n_epochs=3"], "n_epochs; it is a key of algo=ppo and"),
+        # A + of a key that is there already (Hydra: "Could not append to config. An item
+        # is already at 'seed'", its two ways out and its HYDRA_FULL_ERROR hint, exit 1).
+        (["train", "+seed=3"], "train: +seed=3: seed is a key of racing-rl train already; set "),
+        (["train", "+algo.model.gamma=0.9"], "; set it without the +: algo.model.gamma=0.9"),
+        (["train", "+backend.episode.laps=2"], "backend.episode.laps is a key of racing-rl t"),
+        (["train", "experiment=race", "+scripted_opponents=3"], "set it without the +: scr"),
+        (["train", "+wrappers.frame_stack=3"], "wrappers.frame_stack is a key of racing-rl "),
+        (["train", "-m", "+validation.every=1,2"], "without the +: validation.every=1,2"),
+        (["eval", "run_dir=.", "+checkpoint=final"], "checkpoint is a key of racing-rl eval al"),
+        (["export", "+format=onnx"], "export: +format=onnx: format is a key of racing-rl export"),
+        (["emulate", "+sim.sensors.n_rays=3"], "sim.sensors.n_rays is a key of racing-rl emu"),
+        (["play", "+seed=3"], "play: +seed=3: seed is a key of racing-rl play already; set i"),
+        (["replay", "+speed=2"], "replay: +speed=2: speed is a key of racing-rl replay already"),
         # Hydra: "Multiple values for experiment. To override a value use 'override ...'".
         (["train", "+experiment=race"], "group of racing-rl train already; choose its option wi"),
         (["train", "algo.model.sde_sample_freq=4"], "+algo.model.sde_sample_freq=4 adds it (ch"),
@@ -435,7 +448,14 @@ def test_keys_groups_appends_and_nested_keys_pass_the_key_check(tmp_path):
     args = ["-m", "algo=sac", "+algo.model.x=1", "hydra/launcher=joblib", "seed=1"]
     check_arguments("train", args)  # appends: check_known_keys refuses them once composed
     # ... but for a top-level key, which no schema has room for (refused: test_a_first_mistake_...).
-    check_arguments("train", ["++algo.net_width=64", "+algo.frame_stack=2"])  # read keys
+    # (sac's file has no frame_stack; ppo's has, and Hydra refuses a + of it: below).
+    check_arguments("train", ["algo=sac", "++algo.net_width=64", "+algo.frame_stack=2"])
+    # A + that Hydra takes: a key that is not there, is null, or is given a list or a
+    # mapping (merged into it); ++ sets a key that is there.
+    check_arguments("train", ["+algo.model.sde_sample_freq=4", "++seed=3", "++algo.frame_stack=3"])
+    check_arguments("train", ["+algo.model.policy_kwargs.net_arch=[64]", "+tracks.train_mix=[]"])
+    check_arguments("train", ["+algo.model.learning_rate={_target_:builtins.float,_args_:[3e-4]}"])
+    check_arguments("emulate", ["+token=secret", "+faults.inject={3:bad_json}"])
     # A group's option is a name, though the schema types the group's node.
     check_arguments("train", ["wrappers=none"])
     check_arguments("train", ["-m", "wrappers=default,none"])
@@ -470,6 +490,8 @@ def test_keys_groups_appends_and_nested_keys_pass_the_key_check(tmp_path):
     (tmp_path / ".hydra" / "config.yaml").write_text("backend: {name: roblox}\n")
     resume = [f"resume={tmp_path}", f"hydra.run.dir={tmp_path}", "hydra/launcher=basic"]
     check_arguments("train", [*resume, "total_timesteps=5000", "validation.every=0"])
+    # eval's backend is the run's own (null in eval.yaml): a + changes a setting of it.
+    check_arguments("eval", [f"run_dir={tmp_path}", "+backend.rules.car_collisions=true"])
 
 
 def test_a_resume_with_a_key_it_may_not_change_is_refused_before_hydra_starts(tmp_path):
