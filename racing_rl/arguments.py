@@ -336,27 +336,48 @@ def check_arguments(name: str, args: list[str]) -> None:
 def _check_types(name: str, overrides: list[Override], groups: set[str]) -> None:
     """Refuse a value of the wrong type for a key of the command's schema before Hydra
     starts: a swept one (``-m seed=0,abc``) fails when its job is composed, after the
-    sweep's directory was made, and a single one (``seed=abc``) in Hydra's five lines.
-    A config group's option (``wrappers=none``: ``groups``) is a name, not a value."""
+    sweep's directory was made, and a single one (``seed=abc``, ``checkpoint.keep=x``) in
+    Hydra's five lines. A config group's option (``wrappers=none``: ``groups``) is a name,
+    not a value."""
+    from omegaconf import OmegaConf
+
     from racing_rl.config import COMMAND_SCHEMAS, schema
 
     if name not in COMMAND_SCHEMAS:
         return
-    typed = schema(COMMAND_SCHEMAS[name])
-    keys = set(typed.keys())  # (`in typed` is False for a key whose value is ???)
+    own = OmegaConf.load(config_dir() / f"{name}.yaml")  # its defaults: the examples
+    for part in ("defaults", "hydra"):
+        own.pop(part, None)
+    typed = OmegaConf.merge(schema(COMMAND_SCHEMAS[name]), own)
     for override in overrides:
         key = override.key_or_group
-        # Nested keys: backend.* in _check_leg_keys; algo.model.* are typed by their classes.
-        if key not in keys or key in groups or override.is_delete():
+        # Keys below a field typed Any, a dict or a list: backend.* in _check_leg_keys;
+        # algo.model.* are typed by their classes; the others are Hydra's.
+        if _typed_node(typed, key) is None or key in groups or override.is_delete():
             continue
         _check_type(typed, key, override)
+
+
+def _typed_node(typed: Any, key: str) -> Any:
+    """The node of the typed config ``typed`` at the dotted ``key``, or None where the key
+    is not there or is below a field typed ``Any``, a dict or a list (or is one typed
+    ``Any``), which the schema does not type."""
+    from omegaconf import AnyNode, DictConfig
+
+    node = typed
+    for part in key.split("."):
+        if not isinstance(node, DictConfig) or node._is_missing() or node._is_none():
+            return None
+        node = node._get_node(part, validate_access=False)  # None where it is not there
+    return None if isinstance(node, AnyNode) else node
 
 
 def _check_type(typed: Any, key: str, override: Override) -> None:
     """Refuse ``override``'s value, or a value of its sweep, that the typed config
     ``typed`` (a structured config) cannot hold at the dotted ``key`` (relative to
-    ``typed``): ``seed=abc``, ``-m seed=0,abc``, ``backend.car.max_speed=fast``. A glob
-    or an interval is the sweeper's own, and not checked."""
+    ``typed``): ``seed=abc``, ``-m seed=0,abc``, ``backend.car.max_speed=fast``. The
+    message ends with what the key takes (``_what_to_pass``). A glob or an interval is
+    the sweeper's own, and not checked."""
     import copy
 
     from hydra.core.override_parser.types import ChoiceSweep, RangeSweep
@@ -371,7 +392,50 @@ def _check_type(typed: Any, key: str, override: Override) -> None:
             OmegaConf.update(copy.deepcopy(typed), key, value, merge=True)
         except OmegaConfBaseException as err:
             which = f" (the sweep's value {value!r} of {override.key_or_group})" if swept else ""
-            raise UsageError(f"{override.input_line}: {str(err).splitlines()[0]}{which}") from None
+            raise UsageError(
+                f"{override.input_line}: {str(err).splitlines()[0].rstrip('.')}{which}; "
+                + _what_to_pass(_typed_node(typed, key), override.key_or_group)
+            ) from None
+
+
+def _what_to_pass(node: Any, key: str) -> str:
+    """What the typed node ``node`` of the config key ``key`` takes, from its type, with
+    its default as the example where it has one: ``seed takes a whole number, such as
+    seed=0``, ``checkpoint.keep takes a whole number or null, such as checkpoint.keep=5``."""
+    from omegaconf import BooleanNode, DictConfig, FloatNode, IntegerNode, ListConfig, OmegaConf
+
+    kinds = {
+        IntegerNode: ["a whole number"],
+        FloatNode: ["a number"],
+        BooleanNode: ["true", "false"],
+    }
+    plural = {int: "whole numbers", float: "numbers"}
+    if isinstance(node, ListConfig):
+        kind = [f"a list of {plural.get(node._metadata.element_type, 'strings')}"]
+    elif isinstance(node, DictConfig):
+        kind = ["a mapping"]
+    else:
+        kind = kinds.get(type(node), ["a string"])
+    kind += ["null"] if node._metadata.optional else []
+    said = f"{key} takes {_listed(kind, 'or')}"
+    if isinstance(node, DictConfig) or any(
+        (node._is_missing(), node._is_none(), node._is_interpolation())
+    ):
+        return said
+    value = OmegaConf.to_container(node) if isinstance(node, ListConfig) else node._value()
+    return f"{said}, such as {key}={_as_override(value)}"
+
+
+def _as_override(value: Any) -> str:
+    """A default ``value`` (a number, a bool, a string, or a list of them) as Hydra's
+    override grammar reads it: ``true``, ``30.0``, ``[800,800]``."""
+    from racing_rl.config import override_value
+
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list):
+        return f"[{','.join(map(_as_override, value))}]"
+    return override_value(value)
 
 
 def _check_appends(name: str, overrides: list[Override]) -> None:
@@ -621,13 +685,13 @@ def _check_backend_keys(
             users = [o for o in group.options if _walk(own[o], path)[0] == len(path)]
             raise UsageError(
                 f"{choice} sets backend.{'.'.join(path)}, which backend={option} does not "
-                f"have: {choice} is for backend={_and(users)}; leave one of the two out"
+                f"have: {choice} is for backend={_listed(users)}; leave one of the two out"
             )
 
 
-def _and(names: list[str]) -> str:
-    """``a``, ``a and b``, ``a, b and c``."""
-    return " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 2 else names)
+def _listed(names: list[str], word: str = "and") -> str:
+    """``a``, ``a and b``, ``a, b and c`` (or another ``word``: ``a, b or c``)."""
+    return f" {word} ".join([", ".join(names[:-1]), names[-1]] if len(names) > 2 else names)
 
 
 def _check_leg_keys(
@@ -729,7 +793,7 @@ def _check_option_keys(
         elsewhere = [o for o in options if key in keys[o]]
         hint = f"did you mean algo.{close[0]}? " if close else ""
         if elsewhere and not close:  # +algo.net_width=64 algo=crossq
-            hint = f"it is a key of algo={_and(elsewhere)} only. "
+            hint = f"it is a key of algo={_listed(elsewhere)} only. "
         raise UsageError(
             f"{override.input_line}: nothing reads algo.{key}, so it would change nothing "
             f"(racing-rl reads algo.{', algo.'.join(ALGO_KEYS)}, and algo={option}'s file "
@@ -749,7 +813,7 @@ def _check_option_keys(
                 raise UsageError(
                     f"{override.input_line}: nothing reads algo.{parts[0]} with algo={option}"
                     f"{where}, so it would change nothing (the experiment sets it for the "
-                    f"files that read it: algo={_and(readers)}); racing-rl {name} "
+                    f"files that read it: algo={_listed(readers)}); racing-rl {name} "
                     f"algo={option} --cfg job prints its keys"
                 )
             continue
@@ -769,7 +833,7 @@ def _check_option_keys(
                 " (checked against the class's arguments). " if known[0] == "model" else ". "
             )
         elif elsewhere:
-            hint = f"it is a key of {group}={_and(elsewhere)} only. "
+            hint = f"it is a key of {group}={_listed(elsewhere)} only. "
         raise UsageError(
             f"{override.input_line}: {group}={option} has no "
             f"{group}.{'.'.join(known)}{where}; {hint}racing-rl {name} "

@@ -202,6 +202,21 @@ def test_version_and_python_m_racing_rl(tmp_path):
         # A sweep's value of the wrong type (Hydra: when its job is composed, after the
         # sweep's directory was made).
         (["train", "-m", "seed=0,abc"], "seed=0,abc: Value 'abc' of type 'str' could not be"),
+        # ... and what to pass, from the key's type, its default the example.
+        (["train", "-m", "seed=0,abc"], "(the sweep's value 'abc' of seed); seed takes a whole"),
+        (["train", "seed=abc"], "to Integer; seed takes a whole number, such as seed=0"),
+        (["train", "seed=1.5"], "to Integer; seed takes a whole number, such as seed=0"),
+        (["train", "progress_bar=maybe"], "progress_bar takes true or false, such as progress_"),
+        (["eval", "run_dir=.", "fps=fast"], "Float; fps takes a number or null"),
+        (["play", "size=abc"], "tuple; size takes a list of whole numbers, such as size=[800,800]"),
+        (
+            ["train", "backend.car.max_speed=fast"],
+            "Float; backend.car.max_speed takes a number, such as backend.car.max_speed=45.0",
+        ),
+        # ... below a key too (Hydra: its five lines, exit 1).
+        (["train", "checkpoint.keep=x"], "keep takes a whole number or null, such as checkpoint.k"),
+        (["emulate", "faults.drop_after=x"], "faults.drop_after takes a whole number or null"),
+        (["train", "-m", "validation.video.every=0,x"], "the sweep's value 'x' of validation.v"),
         # A sweeper or a launcher without -m (Hydra: ignored, and a single run trains).
         (["train", "hydra/sweeper=ppo_search"], "hydra/sweeper=ppo_search is used only by a s"),
         (["train", "hydra/launcher=joblib"], "launcher=joblib is used only by a sweep: add -m"),
@@ -455,14 +470,14 @@ def test_keys_groups_appends_and_nested_keys_pass_the_key_check(tmp_path):
     check_arguments("train", ["+algo.model.sde_sample_freq=4", "++seed=3", "++algo.frame_stack=3"])
     check_arguments("train", ["+algo.model.policy_kwargs.net_arch=[64]", "+tracks.train_mix=[]"])
     check_arguments("train", ["+algo.model.learning_rate={_target_:builtins.float,_args_:[3e-4]}"])
-    check_arguments("emulate", ["+token=secret", "+faults.inject={3:bad_json}"])
+    check_arguments("emulate", ["+token=secret", "+faults.inject={3:nan}"])
     # A group's option is a name, though the schema types the group's node.
     check_arguments("train", ["wrappers=none"])
     check_arguments("train", ["-m", "wrappers=default,none"])
     # A sweep without -m, and a launcher or sweeper choice that changes nothing.
     check_arguments("train", ["hydra.mode=MULTIRUN", "hydra/launcher=joblib", "seed=0,1"])
     check_arguments("train", ["hydra/launcher=basic", "~hydra/sweeper"])
-    check_arguments("emulate", ["sim.sensors.n_rays=16", "~token", "faults.inject=1"])
+    check_arguments("emulate", ["sim.sensors.n_rays=16", "~token", "faults.inject={1:nan}"])
     check_arguments("train", ["validation.video.every=5", "wrappers.frame_stack=1"])
     check_arguments("train", ["difficulty=hard", "experiment=race", "hydra.job.name=mine"])
     # The keys an experiment sets: experiment=race's algo.teacher_coef, ppo's.
