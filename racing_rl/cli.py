@@ -334,24 +334,22 @@ def run(argv: list[str]) -> int:
         guess = f"did you mean {close[0]}? " if close else ""
         raise UsageError(f"unknown command {name!r}; {guess}the commands: {', '.join(COMMANDS)}")
     module = COMMANDS[name].module
-    if name == "report":  # no Hydra app: interrupts.handled's task is not there to find
-        try:
-            return importlib.import_module(module).main(rest)
-        except KeyboardInterrupt:  # while it imports (report.main names what it wrote)
-            print_error("report", "interrupted (Ctrl-C).")
-            return 130
-    if "-h" in rest or "--help" in rest:
+    hydra_app = name != "report"  # report parses its own command line (argparse)
+    if hydra_app and ("-h" in rest or "--help" in rest):
         print(command_help(name, rest))
         return 0
     with interrupts.handled(name) as started:
-        check_arguments(name, rest)
-        if name == "train":
-            rest = with_resumed_backend(rest)
-        # Hydra parses sys.argv itself; the program name shows in its messages.
-        sys.argv = [f"racing-rl {name}", *rest]
+        if hydra_app:
+            check_arguments(name, rest)
+            if name == "train":
+                rest = with_resumed_backend(rest)
+            # Hydra parses sys.argv itself; the program name shows in its messages.
+            sys.argv = [f"racing-rl {name}", *rest]
         try:
             app = importlib.import_module(module).main
             started(app)
+            if not hydra_app:
+                return app(rest)  # interrupted, it names the files it wrote
             app()
         except KeyboardInterrupt as interrupt:  # the command let it through
             sig = interrupts.interrupt_signal(interrupt)

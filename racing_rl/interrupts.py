@@ -61,10 +61,12 @@ def in_command_process() -> bool:
 def handled(command: str) -> Iterator[Callable[[Any], None]]:
     """Handle SIGINT and SIGTERM for the command ``command``, as the module's docstring
     says; the previous handlers come back at the end. Yields ``started(app)``, to be called
-    with the command's Hydra app once it is imported: a SIGINT while its task function is
-    on the stack raises KeyboardInterrupt as usual (a SIGTERM, ``KeyboardInterrupt
-    ("SIGTERM")``), which the commands handle (train saves a checkpoint). Outside the main
-    thread (where Python allows no handlers) it does nothing."""
+    with the command's Hydra app once it is imported (or, for ``report``, which has none,
+    its ``main``): a SIGINT while its task function (the function ``hydra.main`` wraps;
+    report's ``main``) is on the stack raises KeyboardInterrupt as usual (a SIGTERM,
+    ``KeyboardInterrupt("SIGTERM")``), which the commands handle (train saves a
+    checkpoint). Outside the main thread (where Python allows no handlers) it does
+    nothing."""
     if threading.current_thread() is not threading.main_thread():
         yield lambda app: None
         return
@@ -72,9 +74,8 @@ def handled(command: str) -> Iterator[Callable[[Any], None]]:
     _command.update(name=command, pid=os.getpid(), task_code=[])
 
     def started(app: Any) -> None:
-        task = getattr(app, "__wrapped__", None)  # hydra.main keeps the task function here
-        if task is not None:
-            _command["task_code"].append(task.__code__)
+        task = getattr(app, "__wrapped__", app)  # hydra.main keeps the task function here
+        _command["task_code"].append(task.__code__)
 
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     for sig in previous:

@@ -36,6 +36,7 @@ from racing_rl.config import job_name, recorded_sweep
 from racing_rl.errors import print_error
 from racing_rl.evaluation.tables import markdown_table
 from racing_rl.files import write_atomic
+from racing_rl.interrupts import how, interrupt_signal
 from racing_rl.objective import objective_kind
 from racing_rl.provenance import leg_status, read_legs
 
@@ -357,7 +358,8 @@ def plot_curves(jobs: Sequence[Job], path: Path) -> Figure:
 
 
 class ReportInterrupted(KeyboardInterrupt):
-    """Ctrl-C while ``report`` ran.
+    """Ctrl-C (or SIGTERM, which ``racing_rl.interrupts`` turns into a KeyboardInterrupt)
+    while ``report`` ran.
 
     Attributes:
         written: the names of the files it had written (each whole), in order: none, or
@@ -375,7 +377,8 @@ def report(sweep_dir: Path, out_dir: Path | None = None) -> str:
 
     Raises:
         FileNotFoundError: if ``sweep_dir`` holds no job directory.
-        ReportInterrupted: on Ctrl-C, naming the files written before it.
+        ReportInterrupted: on Ctrl-C (SIGTERM), naming the files written before it, raised
+            from the KeyboardInterrupt (``interrupts.interrupt_signal`` tells which).
     """
     written: list[str] = []
     try:
@@ -396,7 +399,8 @@ def report(sweep_dir: Path, out_dir: Path | None = None) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """``racing-rl report``; returns the exit status (2 without an existing sweep dir, or
     with an ``--out`` that is no directory; 1 if the dir holds no jobs, or the report
-    cannot be written; 130 on Ctrl-C, with one line naming the files it wrote)."""
+    cannot be written; 130 on Ctrl-C, 143 on SIGTERM, with one line naming the files it
+    wrote)."""
     parser = argparse.ArgumentParser(
         prog="racing-rl report",
         # sweep_dir is required; it is optional to argparse only so that its absence gets
@@ -446,13 +450,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except ReportInterrupted as interrupt:
         written = ", ".join(interrupt.written) or "none"
+        sig = interrupt_signal(interrupt)
         print_error(
             "report",
-            "interrupted (Ctrl-C); of report.md, report.csv and learning_curves.png it wrote "
-            f"{written} into {out} (each whole; the others are as they were): run it again "
-            "for the whole report",
+            f"interrupted ({how(sig.name)}); of report.md, report.csv and learning_curves.png "
+            f"it wrote {written} into {out} (each whole; the others are as they were): run it "
+            "again for the whole report",
         )
-        return 130
+        return 128 + sig
     print(text)
     print(f"written: {out / 'report.md'}, {out / 'report.csv'}, {out / 'learning_curves.png'}")
     return 0

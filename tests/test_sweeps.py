@@ -587,6 +587,49 @@ def test_a_ctrl_c_in_the_report_leaves_whole_files_and_says_which_in_one_line(
     assert files == (["0_seed=0", "report.csv", "report.md"] if cut == "drawing" else ["0_seed=0"])
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_to_the_report_leaves_whole_files_and_says_which_in_one_line(tmp_path, sig):
+    """SIGTERM to ``racing-rl report`` (no Hydra app, so no handler of racing_rl.interrupts)
+    ended the process at once, silent (status -15), leaving the temporary file of the report
+    file it was writing; it stops as on Ctrl-C now, with exit status 143. A named pipe in
+    place of report.csv's temporary file holds the report as it writes report.csv (as a
+    slow disk would), once report.md is written."""
+    sweep_dir = tmp_path / "sweep"
+    job = sweep_dir / "0_seed=0"
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "config.yaml").write_text("objective: laps\n")
+    (job / ".hydra" / "overrides.yaml").write_text("- seed=0\n")
+    (job / "run.json").write_text('{"legs": [{"status": "completed"}]}')
+    os.mkfifo(sweep_dir / ".report.csv.partial")  # opening it to write waits for a reader
+    process = subprocess.Popen(
+        [*RACING_RL, "report", str(sweep_dir)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=default_sigint,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (sweep_dir / "report.md").is_file():
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        time.sleep(1)  # it opens the pipe to write report.csv a moment after
+        process.send_signal(sig)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 128 + sig, stderr
+    assert stderr == (
+        f"racing-rl report: interrupted ({'Ctrl-C' if sig == signal.SIGINT else 'SIGTERM'}); "
+        "of report.md, report.csv and learning_curves.png it wrote report.md into "
+        f"{sweep_dir} (each whole; the others are as they were): run it again for the whole "
+        "report\n"
+    )
+    assert sorted(p.name for p in sweep_dir.iterdir()) == ["0_seed=0", "report.md"]
+
+
 def test_the_report_refuses_an_out_that_is_no_directory_in_one_line(tmp_path, capsys):
     """``--out`` naming a file (or a path under one) ended in a FileExistsError's
     (NotADirectoryError's) traceback."""
