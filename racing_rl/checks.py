@@ -603,15 +603,11 @@ def check_eval_config(cfg: DictConfig, drivers: Sequence[str]) -> None:
             "Invalid config: seeds=[] names no track; give some (seeds=[5,6,7]), or leave "
             f"seeds out for the run's split={cfg.split} tracks."
         )
-    if seeds and (negative := next((seed for seed in seeds if seed < 0), None)) is not None:
-        raise ConfigError(
-            f"Invalid config: seeds holds {negative}; a track seed is an integer >= 0."
-        )
-    if seeds and len(seeds) > LIMITS["tracks"]:
-        raise ConfigError(
-            f"Invalid config: seeds has {len(seeds):,} tracks; eval races them all at once, "
-            f"one environment each, at most {LIMITS['tracks']:,}."
-        )
+    if seeds:
+        try:
+            check_track_seeds(seeds)
+        except ConfigError as err:
+            raise ConfigError(f"Invalid config: {err}") from err
     if cfg.get("max_steps") is not None and cfg.max_steps < 1:
         allowed = "must be >= 1, or null for the run's validation.max_steps per lap"
         raise invalid("max_steps", cfg.max_steps, allowed)
@@ -624,6 +620,26 @@ def check_eval_config(cfg: DictConfig, drivers: Sequence[str]) -> None:
         if cfg.render != "human":
             raise invalid("render", cfg.render, "must be human or null")
         window_size(cfg.size, cfg.fps)
+
+
+def check_track_seeds(seeds: Sequence[int], name: str = "seeds") -> None:
+    """Check the track seeds an eval races on (eval's ``seeds``, a script's ``--seeds``).
+
+    Args:
+        seeds: the seeds, at least one.
+        name: how the messages name them (``seeds``, ``--seeds``).
+
+    Raises:
+        ConfigError: on a negative seed, or more than ``LIMITS["tracks"]`` seeds (eval
+            races them all at once).
+    """
+    if (negative := next((seed for seed in seeds if seed < 0), None)) is not None:
+        raise ConfigError(f"{name} holds {negative}; a track seed is an integer >= 0.")
+    if len(seeds) > LIMITS["tracks"]:
+        raise ConfigError(
+            f"{name} has {len(seeds):,} tracks; eval races them all at once, one environment "
+            f"each, at most {LIMITS['tracks']:,}."
+        )
 
 
 def check_video(video: DictConfig) -> None:

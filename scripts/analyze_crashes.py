@@ -57,8 +57,9 @@ from numpy.typing import NDArray
 
 from racing_rl.checkpoints.layout import resolve_model
 from racing_rl.checkpoints.runs import check_simulator_run, load_run_config
+from racing_rl.checks import check_track_seeds
 from racing_rl.config import benchmark_seeds, override_value, parse
-from racing_rl.errors import reported
+from racing_rl.errors import ConfigError, reported
 from racing_rl.evaluation.tables import format_table, markdown_table
 from racing_rl.files import strict_json
 from racing_rl.replay import Replay, load_replay
@@ -432,7 +433,12 @@ def summary_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
 
 def record(run_dir: Path, out: Path, seeds: Sequence[int], options: Sequence[str]) -> Path:
     """``racing-rl eval run_dir=<run_dir> record=true seeds=<seeds> out_dir=<out> <options>``;
-    returns the replays' dir. Its output goes to stderr (stdout is this script's)."""
+    returns the replays' dir. Its output goes to stderr (stdout is this script's), and the
+    command line once it has recorded them.
+
+    Raises:
+        SystemExit: with eval's exit status, if it fails (its one line says why).
+    """
     args = [
         "eval",
         f"run_dir={override_value(run_dir)}",  # a sweep job's dir: '=' and ','
@@ -441,12 +447,11 @@ def record(run_dir: Path, out: Path, seeds: Sequence[int], options: Sequence[str
         f"out_dir={override_value(out)}",
         *options,
     ]
-    shown = shlex.join(["racing-rl", *args])
-    print(shown, file=sys.stderr, flush=True)
     command = [sys.executable, "-m", "racing_rl.cli", *args]
     result = subprocess.run(command, stdout=sys.stderr, text=True)
     if result.returncode != 0:
-        raise SystemExit(f"{shown} failed with exit code {result.returncode}")
+        raise SystemExit(result.returncode)
+    print(f"recorded by {shlex.join(['racing-rl', *args])}", file=sys.stderr, flush=True)
     return out / "replays"
 
 
@@ -493,6 +498,11 @@ def main() -> None:
             f"{', '.join(given)} set how the replays are recorded; --replays analyses "
             "replays recorded already: leave them out"
         )
+    if args.seeds is not None:  # before eval starts, in this command line's words
+        try:
+            check_track_seeds(args.seeds, "--seeds")
+        except ConfigError as err:
+            parser.error(str(err))
     run_cfg = load_run_config(args.run_dir)
     if args.replays is None:
         check_simulator_run(args.run_dir, "analyze_crashes.py (it records replays)")

@@ -10,7 +10,7 @@ from types import ModuleType
 import numpy as np
 import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from runs import load_script, strict_json
+from runs import SCRIPTS, load_script, strict_json
 
 from racing_rl.config import default_backend
 from racing_rl.evaluation.races import run_races
@@ -170,6 +170,37 @@ def test_the_script_evaluates_a_run_with_replays_and_ends_with_one_json_line(
     # --replays reads the same files again, without evaluating.
     replays = crashes.load_replays(out / "replays")
     assert crashes.analyze(replays, CAR)["failures"] == report["failures"]
+
+
+@pytest.mark.parametrize(
+    ("options", "says"),
+    [
+        (["--seeds", "5", "-1"], "error: --seeds holds -1; a track seed is an integer >= 0."),
+        (
+            ["--seeds", *map(str, range(10_001))],
+            "error: --seeds has 10,001 tracks; eval races them all at once, one environment "
+            "each, at most 10,000.",
+        ),
+        # What only eval can tell: its own line, the script adds none.
+        (["--difficulty", "nope"], "difficulty=nope: no such option; difficulty is one of "),
+    ],
+    ids=["negative", "too many", "eval's refusal"],
+)
+def test_seeds_eval_would_refuse_are_refused_in_one_line(tiny_runs, tmp_path, options, says):
+    """A seed eval refuses (and any refusal of eval's) printed three lines: the eval command,
+    eval's line, and "<the command> failed with exit code 1". The script refuses such
+    --seeds itself (argparse, exit 2), before eval starts."""
+    out = tmp_path / "crashes"
+    command = [sys.executable, str(SCRIPTS / "analyze_crashes.py"), str(tiny_runs[0])]
+    command += ["--checkpoint", "final", "--out", str(out), *options]
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stderr[-2000:]
+    *usage, line = result.stderr.splitlines()
+    if options[0] == "--seeds":
+        assert line == f"analyze_crashes.py: {says}" and usage[0].startswith("usage: ")
+    else:
+        assert usage == [] and line.startswith(f"racing-rl eval: {says}"), result.stderr
+    assert not out.exists()
 
 
 def test_a_sweep_job_s_run_dir_reaches_eval_as_that_path(crashes, tmp_path, monkeypatch):
