@@ -611,10 +611,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="fewest timed naive steps per size, however slow (default: 2)",
     )
     args = parser.parse_args(argv)
-    if not 0 < args.seconds < math.inf or min(*args.cars, args.episode_steps, args.tracks) < 1:
+    if (
+        not 0 < args.seconds < math.inf
+        or min(*args.cars, args.episode_steps, args.tracks) < 1
+        or args.min_naive_steps < 0
+    ):
         parser.error(
-            "--cars must be >= 1, --seconds > 0 and finite, --episode-steps and --tracks >= 1; "
-            f"got {args.cars}, {args.seconds}, {args.episode_steps} and {args.tracks}."
+            "--cars must be >= 1, --seconds > 0 and finite, --episode-steps and --tracks >= 1, "
+            f"--min-naive-steps >= 0; got {args.cars}, {args.seconds}, {args.episode_steps}, "
+            f"{args.tracks} and {args.min_naive_steps}."
         )
     return args
 

@@ -809,6 +809,8 @@ def main() -> None:
             f"{', '.join(given)} set the runs to train; --measure and --render train "
             "nothing: leave them out"
         )
+    if args.seeds is not None and min(args.seeds) < 0:  # else refused by its run's train
+        parser.error(f"--seeds must be >= 0 (racing-rl train's seed=), got {args.seeds}.")
     if args.render is None and args.race_tracks is not None and args.race_tracks < 1:
         parser.error("--race-tracks must be >= 1 (leave it out to race on every track)")
     for run_dir in args.measure or []:  # before a benchmark dir is made for them

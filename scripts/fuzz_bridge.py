@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--run-dir", type=Path, help="the training run's dir (default: a temp dir)")
     args = parser.parse_args(argv)
-    if args.frames < 1 or args.timeout <= 0:
+    if args.frames < 1 or not args.timeout > 0:  # nan: the trainer killed at once
         parser.error("--frames must be >= 1 and --timeout > 0")
     saved = [] if args.run_dir is None else saved_work(args.run_dir)
     if saved:  # racing-rl train would refuse it, which counted as a crash

@@ -102,8 +102,8 @@ def main() -> None:
         "--seed", type=int, default=0, help="VecEnv and action seed (default: %(default)s)"
     )
     args = parser.parse_args()
-    if min(args.steps, args.seed) < 0:
-        parser.error(f"--steps and --seed must be >= 0, got {args.steps} and {args.seed}.")
+    if args.steps < 1 or args.seed < 0:  # 0 steps: the reset's hash alone
+        parser.error(f"--steps must be >= 1 and --seed >= 0, got {args.steps} and {args.seed}.")
     hashes = {}
     for name, (overrides, n_envs, n_cars) in CONFIGS.items():
         hashes[name] = stack_hash(overrides, n_envs, n_cars, args.steps, args.seed)

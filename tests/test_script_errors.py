@@ -80,8 +80,8 @@ def test_a_roblox_run_is_refused_by_what_needs_the_simulator(roblox_run):
         # Its refusals were logged with a time stamp, not the script's name, unlike the others'.
         ("imitate_scripted.py", ["{tmp}/nope"], "imitate_scripted.py: "),
         ("bench_bridge.py", ["--seconds", "0"], "--seconds > 0; got 4, 5, 8 and 0.0"),
-        ("stack_hashes.py", ["--seed", "-1"], "--seed must be >= 0, got 400 and -1."),
-        ("bench_sim.py", ["--seconds", "nan"], "got [1, 8, 32, 128], nan, 15 and 32."),
+        ("stack_hashes.py", ["--seed", "-1"], "--seed >= 0, got 400 and -1."),
+        ("bench_sim.py", ["--seconds", "nan"], "got [1, 8, 32, 128], nan, 15, 32 and 2."),
         # Both sweeps ran, and the first one's jobs failed in Hydra's words (11 lines).
         ("bench_sweep.py", ["--timesteps", "0"], "bench_sweep.py: error: --timesteps must be >="),
     ],
@@ -96,6 +96,28 @@ def test_a_script_given_what_it_cannot_use_says_so_in_one_line(
     assert result.returncode in (1, 2), result.stderr[-2000:]
     assert says in result.stderr and "Traceback" not in result.stderr, result.stderr[-2000:]
     assert not (tmp_path / "b").exists()  # no benchmark dir for a run it refuses
+
+
+@pytest.mark.parametrize(
+    ("name", "args", "says"),
+    [
+        # It hashed the VecEnvs' resets alone, as if they were the stack's steps.
+        ("stack_hashes.py", ["--steps", "0"], "--steps must be >= 1 and --seed >= 0, got 0 and"),
+        # Its trainer was killed as it started, and the fuzzing counted as done.
+        ("fuzz_bridge.py", ["--timeout", "nan"], "--frames must be >= 1 and --timeout > 0"),
+        ("bench_sim.py", ["--min-naive-steps", "-1"], "--min-naive-steps >= 0; got [1, 8, 32"),
+        # racing-rl train refused seed=-1 once the seeds before it had trained.
+        ("benchmark_algos.py", ["--seeds", "0", "-1"], "--seeds must be >= 0 (racing-rl train"),
+    ],
+)
+def test_a_script_refuses_a_number_it_cannot_use_before_it_starts(name, args, says, tmp_path):
+    """Every script's counts, durations and seeds: zero where it means nothing, negative,
+    nan; the ones argparse's types let through and the script did not refuse."""
+    result = script(name, *args, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.splitlines()[-1].startswith(f"{name}: error: "), result.stderr
+    assert says in result.stderr.splitlines()[-1], result.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing made, nothing run
 
 
 @pytest.mark.parametrize(
