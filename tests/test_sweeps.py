@@ -368,6 +368,26 @@ def test_a_two_trial_optuna_search_over_sac(tmp_path):
         assert float(rows[str(n)]["objective"]) == pytest.approx(summary["objective"]["value"])
 
 
+def test_the_ppo_search_draws_only_batch_sizes_that_divide_the_rollout():
+    """n_steps 128 × 20 cars with batch_size 1024 made SB3 warn of a truncated mini-batch
+    (2560 transitions: 2 mini-batches of 1024 and one of 512 each epoch)."""
+    from hydra import compose
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    from racing_rl.config import initialize
+
+    space = OmegaConf.load(config_dir() / "hydra" / "sweeper" / "ppo_search.yaml").params
+    keys = ("algo.model.n_steps", "algo.model.batch_size")
+    drawn = OverridesParser.create().parse_overrides([f"{key}={space[key]}" for key in keys])
+    n_steps, batch_sizes = (list(override.sweep_iterator()) for override in drawn)
+    with initialize():
+        cfg = compose("train", overrides=["algo=ppo"])
+    cars = cfg.n_races * cfg.cars_per_race
+    cut = [(steps, batch) for steps in n_steps for batch in batch_sizes if steps * cars % batch]
+    assert cut == [], f"(n_steps, batch_size) whose rollout of {cars} cars is cut: {cut}"
+
+
 def optuna_command(study_dir: Path) -> list[str]:
     """The arguments of ``racing-rl`` for an Optuna search of 2 trials into ``study_dir``."""
     return [
