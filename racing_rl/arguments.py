@@ -262,7 +262,7 @@ def check_arguments(name: str, args: list[str]) -> None:
                 f"{override.input_line}: {override.key_or_group} is a whole number; write {spelt}"
             )
     _check_types(name, overrides, {group.name for group in doc.groups})
-    _check_appends(name, overrides)
+    _check_appends(name, overrides, {group.name for group in doc.groups})
     given = {o.key_or_group: o for o in overrides}
     _check_hydra_settings(name, given, doc)
     mode = given.get("hydra.mode")
@@ -438,18 +438,23 @@ def _as_override(value: Any) -> str:
     return override_value(value)
 
 
-def _check_appends(name: str, overrides: list[Override]) -> None:
+def _check_appends(name: str, overrides: list[Override], groups: set[str]) -> None:
     """Refuse ``+key=value`` for a key that the composed config has a value at already
     (``+seed=3``, ``+algo.model.gamma=0.9``, ``+backend.car.max_speed=3``), which Hydra
     refuses in four lines with its HYDRA_FULL_ERROR hint. As Hydra, a ``+`` stands where
     the key is not there, is null or ``???``, or is given a list or a mapping (merged into
-    the key's). The config is composed as Hydra will compose it, from the other overrides
-    (but the sweeps: a swept group has its default option); where it cannot be composed,
-    Hydra says why. Hydra's own keys (``+hydra.searchpath=``) are Hydra's.
+    the key's). The config is composed as Hydra will compose it, from the other overrides,
+    once for each leg of the swept config ``groups`` (``-m algo=ppo,sac``: each job's
+    algorithm; other sweeps are left out); where it cannot be composed, or a group's sweep
+    is a glob or an interval, Hydra says why. Hydra's own keys (``+hydra.searchpath=``)
+    are Hydra's.
 
     Raises:
-        UsageError: for the first such ``+``, saying to set the key without it.
+        UsageError: for the first such ``+``, saying to set the key without it, or, where
+            the key is there in some legs of the sweep only, with ``++`` (either way).
     """
+    import itertools
+
     from hydra import compose
     from hydra.core.override_parser.types import ChoiceSweep, RangeSweep
     from hydra.errors import HydraException
@@ -473,17 +478,36 @@ def _check_appends(name: str, overrides: list[Override]) -> None:
     if not appends:
         return
     others = [o.input_line for o in overrides if not (o.is_add() or o.is_sweep_override())]
+    swept = [
+        o
+        for o in overrides
+        if o.is_sweep_override() and not o.is_add() and o.key_or_group in groups
+    ]
+    options = {o.get_key_element(): _legs(o) for o in swept}
+    if None in options.values():
+        return  # glob(...), range(...): Hydra's to expand
+    # Each job's choices of the swept groups: (("algo=ppo",), ("algo=sac",)), or ((),).
+    legs = list(itertools.product(*([f"{k}={v}" for v in vs] for k, vs in options.items())))
     try:
         with initialize():
-            cfg = compose(name, overrides=others)
-        for override in appends:
-            if OmegaConf.select(cfg, override.key_or_group, throw_on_missing=False) is not None:
-                raise UsageError(  # Hydra: "Could not append to config. An item is already"
-                    f"{override.input_line}: {override.key_or_group} is a key of racing-rl "
-                    f"{name} already; set it without the +: {override.input_line[1:]}"
-                )
+            cfgs = [compose(name, overrides=[*others, *leg]) for leg in legs]
     except (HydraException, OmegaConfBaseException):
         return  # Hydra says what is wrong with the command line
+    for override in appends:
+        key, line = override.key_or_group, override.input_line
+        there = [OmegaConf.select(cfg, key, throw_on_missing=False) is not None for cfg in cfgs]
+        if all(there):  # Hydra: "Could not append to config. An item is already at ..."
+            raise UsageError(
+                f"{line}: {key} is a key of racing-rl {name} already; set it without the +: "
+                f"{line[1:]}"
+            )
+        if any(there):  # a + that Hydra refuses in those legs; without it, in the others
+            leg = " ".join(legs[there.index(True)])
+            other = " ".join(legs[there.index(False)])
+            raise UsageError(
+                f"{line}: {key} is a key of racing-rl {name} already in the sweep's leg "
+                f"{leg} but not in its leg {other}; ++ sets it either way: +{line}"
+            )
 
 
 #: The keys of an ``algo`` option (``conf/algo/*.yaml``) that racing-rl reads: ``model`` is

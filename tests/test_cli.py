@@ -302,6 +302,17 @@ def test_version_and_python_m_racing_rl(tmp_path):
         (["train", "experiment=race", "+scripted_opponents=3"], "set it without the +: scr"),
         (["train", "+wrappers.frame_stack=3"], "wrappers.frame_stack is a key of racing-rl "),
         (["train", "-m", "+validation.every=1,2"], "without the +: validation.every=1,2"),
+        # ... in each leg of a swept group (checked against the default algo=ppo, which has
+        # no tau: Hydra refused the + in the first job, exit 1) ...
+        (["train", "-m", "algo=sac,td3", "+algo.model.tau=0.01"], "set it without the +: al"),
+        # ... or in some legs only: without the +, the others refuse it; ++ sets it either
+        # way (was told to drop the +, or Hydra refused the sac job).
+        (
+            ["train", "-m", "algo=ppo,sac", "+algo.model.n_epochs=3"],
+            "n_epochs is a key of racing-rl train already in the sweep's leg algo=ppo but not in "
+            "its leg algo=sac; ++ sets it either way: ++algo.model.n_epochs=3",
+        ),
+        (["train", "-m", "algo=sac,ppo", "+algo.model.tau=1"], "leg algo=sac but not in its l"),
         (["eval", "run_dir=.", "+checkpoint=final"], "checkpoint is a key of racing-rl eval al"),
         (["export", "+format=onnx"], "export: +format=onnx: format is a key of racing-rl export"),
         (["emulate", "+sim.sensors.n_rays=3"], "sim.sensors.n_rays is a key of racing-rl emu"),
@@ -465,6 +476,8 @@ def test_keys_groups_appends_and_nested_keys_pass_the_key_check(tmp_path):
     # ... but for a top-level key, which no schema has room for (refused: test_a_first_mistake_...).
     # (sac's file has no frame_stack; ppo's has, and Hydra refuses a + of it: below).
     check_arguments("train", ["algo=sac", "++algo.net_width=64", "+algo.frame_stack=2"])
+    # ... nor has td3's: a sweep's legs are composed, not the default algo=ppo.
+    check_arguments("train", ["-m", "algo=sac,td3", "+algo.frame_stack=2"])
     # A + that Hydra takes: a key that is not there, is null, or is given a list or a
     # mapping (merged into it); ++ sets a key that is there.
     check_arguments("train", ["+algo.model.sde_sample_freq=4", "++seed=3", "++algo.frame_stack=3"])
