@@ -36,8 +36,9 @@ from pathlib import Path
 from hydra import compose
 
 from racing_rl.checkpoints.runs import check_simulator_run
+from racing_rl.checks import check_track_seeds
 from racing_rl.config import initialize, override_value
-from racing_rl.errors import reported
+from racing_rl.errors import ConfigError, reported
 from racing_rl.evaluation.command import SCRIPTED, evaluate
 from racing_rl.evaluation.tables import format_table
 
@@ -89,8 +90,15 @@ def main() -> None:
         help="the thread count to compare (default: the CPU count, at least 2: %(default)s)",
     )
     args = parser.parse_args()
-    if args.threads < 2 or args.rounds < 1:
-        parser.error("--threads must be >= 2 (it is compared with one) and --rounds >= 1")
+    if args.threads < 2 or args.rounds < 1 or args.max_steps < 1:  # eval's, before it starts
+        parser.error(
+            "--threads must be >= 2 (it is compared with one), --rounds >= 1 and --max-steps "
+            f">= 1; got {args.threads}, {args.rounds} and {args.max_steps}"
+        )
+    try:
+        check_track_seeds(args.seeds, "--seeds")
+    except ConfigError as err:
+        parser.error(str(err))
     for run in args.runs:
         check_simulator_run(Path(run), "bench_eval.py")
     settings = (1, args.threads)

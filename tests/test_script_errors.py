@@ -108,6 +108,9 @@ def test_a_script_given_what_it_cannot_use_says_so_in_one_line(
         ("bench_sim.py", ["--min-naive-steps", "-1"], "--min-naive-steps >= 0; got [1, 8, 32"),
         # racing-rl train refused seed=-1 once the seeds before it had trained.
         ("benchmark_algos.py", ["--seeds", "0", "-1"], "--seeds must be >= 0 (racing-rl train"),
+        # The load average was printed, then racing-rl eval's refusal (status 1).
+        ("bench_eval.py", ["run", "--seeds", "-1"], "--seeds holds -1; a track seed is an int"),
+        ("bench_eval.py", ["run", "--max-steps", "0"], "--rounds >= 1 and --max-steps >= 1; got "),
     ],
 )
 def test_a_script_refuses_a_number_it_cannot_use_before_it_starts(name, args, says, tmp_path):
