@@ -253,6 +253,8 @@ def check_arguments(name: str, args: list[str]) -> None:
         _check_group_keys(name, overrides, doc)
         if name == "train":
             _check_frame_stack(overrides, doc)
+    for override in overrides:
+        _check_environment(override)
     whole = integer_keys(name)
     for override in overrides:  # Hydra: "Value '100000.0' of type 'float' could not be ..."
         value = None if override.is_sweep_override() else override.value()
@@ -1282,26 +1284,51 @@ def _walk(node: Any, parts: list[str]) -> tuple[int, dict]:
     return len(parts), node if isinstance(node, dict) else {}
 
 
+def _resolved(key: str, value: object) -> object:
+    """``value`` (a value of ``key``'s override) with its ``${oc.env:NAME}`` resolved, as
+    Hydra will resolve it; ``value`` itself where it is no interpolation, and None where it
+    refers to another key of the config (``${seed}``) or to a resolver of racing-rl's.
+
+    Raises:
+        UsageError: where it names an environment variable that is not set (and has no
+            default): ``seeds=${oc.env:SEEDS}`` would end in Hydra's traceback, once the
+            run's directory is made.
+    """
+    if not isinstance(value, str) or "${" not in value:
+        return value
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        return OmegaConf.create({"value": value}).value
+    except OmegaConfBaseException as err:
+        if "Environment variable" not in str(err):
+            return None
+        raise UsageError(
+            f"{key}={value}: {str(err).splitlines()[0]}; set it, or give the value itself"
+        ) from None
+
+
+def _check_environment(override: Override) -> None:
+    """Refuse an override whose value, or a value of its sweep, names an environment
+    variable that is not set (``_resolved``)."""
+    from hydra.core.override_parser.types import ChoiceSweep
+
+    value = override.value()
+    for each in value.list if isinstance(value, ChoiceSweep) else [value]:
+        _resolved(override.key_or_group, each)
+
+
 def _check_path(key: str, kind: str, value: object, scripted: bool = False) -> None:
     """Refuse ``key=value``, a path of ``kind`` (``run``: a run directory; ``file``), that
     does not exist; ``scripted``: the entry ``scripted`` (the baseline driver, in eval's
-    races and as play's opponent) is one.
+    races and as play's opponent) is one. A ``${oc.env:RUN}`` is resolved as Hydra will
+    resolve it (``_resolved``); a reference to another key is not checked.
 
     Raises:
         UsageError: naming the key and what to pass.
     """
-    if value is not None and "${" in str(value):  # ${oc.env:RUN}, as Hydra will resolve it
-        from omegaconf import OmegaConf
-        from omegaconf.errors import OmegaConfBaseException
-
-        try:
-            value = OmegaConf.create({"value": value}).value
-        except OmegaConfBaseException as err:
-            if "Environment variable" not in str(err):
-                return  # another key of the config (${seed}), or a resolver of racing-rl's
-            raise UsageError(  # Hydra: a traceback of its run directory's interpolation
-                f"{key}={value}: {str(err).splitlines()[0]}; set it, or give the path itself"
-            ) from None
+    value = _resolved(key, value)
     if value is None or (scripted and value == "scripted"):
         return
     path = Path(str(value)).expanduser()

@@ -354,6 +354,12 @@ def test_version_and_python_m_racing_rl(tmp_path):
         (["train", "--total-timesteps=5"], "dashes: write total_timesteps=5 (racing-rl train"),
         # ... and a misspelt Hydra flag (it was told to write multrun=<value>).
         (["train", "--multrun", "seed=0,1"], "--multrun: no such option; did you mean --multirun?"),
+        # An environment variable that is not set: Hydra's traceback (78 lines for eval's
+        # seeds, export's out), once the run's directory was made.
+        (["eval", "run_dir=.", "seeds=${oc.env:RACING_RL_NOT_SET}"], "'RACING_RL_NOT_SET' not"),
+        (["export", "run_dir=.", "out=${oc.env:RACING_RL_NOT_SET}"], "set it, or give the value"),
+        (["train", "-m", "seed=0,${oc.env:RACING_RL_NOT_SET}"], "seed=${oc.env:RACING_RL_NOT_SET}"),
+        (["train", "seed=${oc.env:RACING_RL_NOT_SET}"], 'not found"; set it, or give the value'),
         (["eval", "--config-dri", "conf"], "did you mean --config-dir? (racing-rl eval --hydra-"),
     ],
 )

@@ -458,9 +458,17 @@ def test_a_removed_key_that_another_refers_to_is_one_line_and_no_run_dir(tmp_pat
         "(~) or never set; racing-rl train --cfg job shows the config."
     )
     assert not run_dir.exists()
-    # An environment variable that is not set was blamed on a removed key too.
+    # An environment variable that is not set was blamed on a removed key too. (Given on
+    # the command line it is refused before Hydra starts: tests/test_cli.py.)
+    experiment = tmp_path / "my_conf" / "experiment"
+    experiment.mkdir(parents=True)
+    (experiment / "env.yaml").write_text("# @package _global_\nseed: ${oc.env:RACING_RL_NOT_SET}\n")
     result = racing_rl(
-        "train", "seed=${oc.env:RACING_RL_NOT_SET}", f"hydra.run.dir={run_dir}", cwd=tmp_path
+        "train",
+        f"--config-dir={tmp_path / 'my_conf'}",
+        "experiment=env",
+        f"hydra.run.dir={run_dir}",
+        cwd=tmp_path,
     )
     assert result.returncode == 1
     assert (
