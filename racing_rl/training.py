@@ -272,8 +272,8 @@ def resume_run(
     check_train_config(cfg, new_run=False)
     check_unread_config("train", cfg, overrides, "the run's", resumed=True)
     checkpoint = latest_checkpoint(run_dir)
+    own = load_run_config(run_dir).total_timesteps  # a total given here is cfg's
     if checkpoint.timesteps >= cfg.total_timesteps:
-        own = load_run_config(run_dir).total_timesteps  # a total given here is cfg's
         if own != cfg.total_timesteps and checkpoint.timesteps > cfg.total_timesteps:
             raise ConfigError(  # a typo would end the run
                 f"total_timesteps={cfg.total_timesteps:,} is below the "
@@ -296,6 +296,14 @@ def resume_run(
             "ends as a finished one does (final model, final validation, summary.json)",
             checkpoint.path,
             f"{checkpoint.timesteps:,}",
+            f"{cfg.total_timesteps:,}",
+        )
+    if cfg.total_timesteps != own:  # said once the new total is taken
+        log.info(
+            "total_timesteps %s -> %s: the algorithm's schedules (a decaying learning rate or "
+            "clip range, the teacher's weight) span the new total from here, so they jump to "
+            "where it puts the run's timesteps",
+            f"{own:,}",
             f"{cfg.total_timesteps:,}",
         )
     files = {run_dir / ".hydra" / "config.yaml": OmegaConf.to_yaml(cfg)}

@@ -267,14 +267,6 @@ def resume_config(run_dir: Path, overrides: Sequence[str]) -> DictConfig:
                 cfg.validation.max_steps,
                 override.value(),
             )
-        if key == "total_timesteps" and override.value() != cfg.total_timesteps:
-            log.info(
-                "total_timesteps %s -> %s: the algorithm's schedules (a decaying learning "
-                "rate or clip range, the teacher's weight) span the new total from here, so "
-                "they jump to where it puts the run's timesteps",
-                f"{cfg.total_timesteps:,}",
-                f"{override.value():,}",
-            )
         OmegaConf.update(cfg, key, override.value(), merge=False)
     return cfg
 
