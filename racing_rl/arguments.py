@@ -390,6 +390,12 @@ def _check_type(typed: Any, key: str, override: Override) -> None:
     if override.is_sweep_override() and not swept:
         return
     for value in override.sweep_iterator() if swept else [override.value()]:
+        # As Hydra will resolve it: seed=${oc.env:HOME} is a path, not a whole number; a
+        # reference to another key (${algo.total_timesteps}) is Hydra's to resolve.
+        resolved = _resolved(override.key_or_group, value)
+        if resolved is None and value is not None:
+            continue
+        value = resolved
         try:
             OmegaConf.update(copy.deepcopy(typed), key, value, merge=True)
         except OmegaConfBaseException as err:

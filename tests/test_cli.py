@@ -360,6 +360,8 @@ def test_version_and_python_m_racing_rl(tmp_path):
         (["export", "run_dir=.", "out=${oc.env:RACING_RL_NOT_SET}"], "set it, or give the value"),
         (["train", "-m", "seed=0,${oc.env:RACING_RL_NOT_SET}"], "seed=${oc.env:RACING_RL_NOT_SET}"),
         (["train", "seed=${oc.env:RACING_RL_NOT_SET}"], 'not found"; set it, or give the value'),
+        # ... and one that is set, to a value of the wrong type: Hydra's 55 lines.
+        (["train", "seed=${oc.env:PATH}"], "converted to Integer; seed takes a whole number"),
         (["eval", "--config-dri", "conf"], "did you mean --config-dir? (racing-rl eval --hydra-"),
     ],
 )
@@ -892,6 +894,8 @@ def test_what_hydra_resolves_or_prints_is_not_refused(tmp_path, monkeypatch):
     monkeypatch.setenv("RUN", str(tmp_path))
     check_arguments("eval", ["run_dir=${oc.env:RUN}"])
     check_arguments("eval", ["run_dir=[${oc.env:RUN},scripted]"])
+    check_arguments("train", ["seed=${oc.env:RUN_SEED,3}"])  # resolved as Hydra will
+    check_arguments("train", ["total_timesteps=${algo.total_timesteps}"])  # Hydra's to resolve
     monkeypatch.delenv("RUN")  # Hydra: a traceback, resolving its run directory
     with pytest.raises(UsageError, match=r"Environment variable 'RUN' not found\"; set it, or"):
         check_arguments("export", ["run_dir=${oc.env:RUN}"])
