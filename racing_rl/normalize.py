@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 from stable_baselines3.common.running_mean_std import RunningMeanStd
-from stable_baselines3.common.vec_env import VecNormalize
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepReturn
 
 from racing_rl.errors import CheckpointError, NonFiniteError
@@ -52,12 +52,22 @@ _FLAGS = ("norm_obs", "norm_reward")
 
 
 class FiniteVecNormalize(VecNormalize):
-    """``VecNormalize`` whose statistics stay finite; see the module docstring.
+    """``VecNormalize`` whose statistics stay finite; see the module docstring. Without
+    ``norm_obs`` its observation statistics are a neutral set (mean 0, variance 1), kept
+    and saved but never updated or applied.
 
     Raises (from ``step_wait`` and ``reset``):
         NonFiniteError: if this step's observations or rewards would make a statistic
             non-finite; the statistics are then those from before the step.
     """
+
+    def __init__(self, venv: VecEnv, **kwargs: Any) -> None:
+        super().__init__(venv, **kwargs)
+        if not self.norm_obs:
+            # SB3 makes no observation statistics without norm_obs, which the checks, the
+            # snapshot and the saved statistics read: a neutral set (mean 0, variance 1),
+            # never updated, and never applied (norm_obs is saved with them).
+            self.obs_rms = RunningMeanStd(shape=self.observation_space.shape)
 
     def snapshot(self) -> tuple[Any, ...]:
         """The running statistics as they are now, for ``restore``: the observation and

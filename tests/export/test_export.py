@@ -17,7 +17,7 @@ import torch
 from hydra import compose
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
-from runs import game_run_copy, racing_rl, racing_rl_patched
+from runs import TINY, game_run_copy, racing_rl, racing_rl_patched
 from sb3_contrib import TQC, CrossQ, RecurrentPPO
 from stable_baselines3 import PPO, SAC
 from stable_baselines3.common.distributions import BernoulliDistribution
@@ -70,6 +70,19 @@ def test_export_command_writes_the_file_and_says_where(trained_runs, tmp_path):
     # From inside the run (run_dir=.): the run's name, where it said "PPO /model.zip".
     result = racing_rl("export", "run_dir=.", "checkpoint=final", "out=here.luau", cwd=run_dir)
     assert "PPO run/model.zip, " in result.stdout, result.stderr[-3000:]
+
+
+def test_a_run_without_observation_normalisation_trains_and_exports(tmp_path):
+    # wrappers.normalize.norm_obs=false (rewards normalised only): training ended in a
+    # traceback at its first reset ('SimVecEnv' object has no attribute 'obs_rms'), as SB3
+    # makes no observation statistics without norm_obs.
+    run_dir = tmp_path / "run"
+    overrides = (*TINY, "wrappers.normalize.norm_obs=false", f"hydra.run.dir={run_dir}")
+    result = racing_rl("train", *overrides, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    result = racing_rl("export", f"run_dir={run_dir}", "checkpoint=final", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "normalises them (none)" in (run_dir / "export" / "policy_final.luau").read_text()
 
 
 def test_a_checkpoint_from_outside_the_run_is_named_without_its_directories(trained_runs, tmp_path):
