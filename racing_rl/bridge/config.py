@@ -98,8 +98,9 @@ class RobloxConfig:
         connect_timeout: how long to wait for the game to connect [s]; inf waits for ever.
         reconnect_timeout: how long to wait for it after a disconnect [s]; inf waits for
             ever.
-        observation_timeout: how long a step waits for the cars' observations [s]: a
-            car still missing then is truncated and respawned; a game that sent no
+        observation_timeout: how long a step waits for the cars' observations [s],
+            from its ``ACTION``s (for every environment of the step together): a car
+            still missing then is truncated and respawned; a game that sent no
             frame at all in that time has stopped, and training ends with an error. Below
             90 % of the game's watchdog (``WATCHDOG_TICKS`` ticks: 16.7 s at its 15 Hz,
             so at most 15 s), which the wait, sending no ``ACTION``, would set off.

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -61,7 +62,9 @@ class _Sent:
     """An ACTION sent: to whom, on which connection, after which inbox mark (None: not
     sent, the game is gone), its step number, and the game's frames received before it
     (a lock-step game may answer before ``step`` starts waiting) and its entries dropped
-    as bad before it; ``actions`` as ``send_actions`` was given them."""
+    as bad before it; ``actions`` as ``send_actions`` was given them; ``deadline``
+    (``time.monotonic()``) ends the wait for the answer ``observation_timeout`` after it
+    was sent, however long the environments stepped before this one waited."""
 
     actions: dict[AgentID, Any]
     agents: list[AgentID]
@@ -70,6 +73,7 @@ class _Sent:
     step: int
     frames: int
     dropped: int
+    deadline: float
 
 
 class RobloxParallelEnv(ParallelEnv):
@@ -383,8 +387,11 @@ class RobloxParallelEnv(ParallelEnv):
         """Send an ACTION for the live cars (unless the game is gone)."""
         live, generation, step = self.agents, self._generation, self._action_step + 1
         frames, dropped = self._frames_and_drops()
+        # From the send: a step waits for its environments one after another, and no
+        # ACTION reaches the game meanwhile, which counts the ticks to its watchdog.
+        deadline = time.monotonic() + self.config.observation_timeout
         if self.bridge.generation != generation or not self.bridge.connected:
-            return _Sent(actions, live, generation, None, step, frames, dropped)
+            return _Sent(actions, live, generation, None, step, frames, dropped, deadline)
         self._action_step = step
         # The answer is the first tick after the one the actions were chosen from. A tick
         # that came since (while they were chosen, or other environments' ACTIONs were
@@ -404,9 +411,9 @@ class RobloxParallelEnv(ParallelEnv):
             self.bridge.send_actions(
                 self.envid, {a: actions[a] for a in live if a in actions}, step, wait=False
             )
-        except BridgeError:
-            return _Sent(actions, live, generation, None, step, frames, dropped)  # broke
-        return _Sent(actions, live, generation, after, step, frames, dropped)
+        except BridgeError:  # broke
+            return _Sent(actions, live, generation, None, step, frames, dropped, deadline)
+        return _Sent(actions, live, generation, after, step, frames, dropped, deadline)
 
     def step(self, actions: dict[AgentID, Any]) -> ParallelStepReturn:
         """Send the live cars' actions and wait for the game's next observations.
@@ -451,7 +458,7 @@ class RobloxParallelEnv(ParallelEnv):
                 received, missing = self.bridge.get_observation(
                     live,
                     sent.after,
-                    self.config.observation_timeout,
+                    max(0.0, sent.deadline - time.monotonic()),
                     sent.step,
                     generation,
                     read=self._read,  # a car not read yet: sent.after

@@ -282,6 +282,28 @@ def test_the_watchdog_of_a_real_time_game_is_a_clear_error(roblox_vec_env):
         assert emulator.watchdog_shutdowns == 1
 
 
+def test_one_step_waits_for_missing_cars_no_longer_than_the_observation_timeout(
+    roblox_vec_env,
+):
+    """A step waits for its environments one after another, and no ACTION reaches the game
+    meanwhile. Each waited observation_timeout for its own missing cars (10 s, under the
+    game's 250-tick watchdog: 17-20 s), so two environments with cars the game no longer
+    reports (destroyed models, bad values) outlasted the watchdog: the game closed every
+    environment, and training stopped saying the game had gone silent. The timeout bounds
+    the step: here the respawn's wait follows it, within the watchdog's 2.5 s."""
+    backend = roblox_backend(observation_timeout=1.0)
+    game_clock = {"lockstep": False, "tick_hz": 60.0, "watchdog_ticks": 150}
+    with (
+        game(backend.server.port, faults=Faults(spoil_after=5), **game_clock) as emulator,
+        pytest.raises(BridgeError, match=r"reported no usable entry .* entries were dropped"),
+    ):
+        venv = roblox_vec_env(backend, n_races=4)
+        venv.reset()
+        while True:  # every car of the 4 environments is missing from frame 6 on
+            venv.step(np.zeros((venv.num_envs, 3), np.float32))
+    assert emulator.watchdog_shutdowns == 0
+
+
 def test_the_game_stays_frozen_from_the_size_probe_to_the_first_reset(roblox_vec_env):
     """With observation_size null, the first environment spawns its cars to learn the
     size. What follows before training's first reset (building the model, loading a
