@@ -441,7 +441,12 @@ class BridgeServer:
             status, reason = 404, f"unknown path {path[:80]!r}; connect to {prefix}<model_id>"
         elif self.model_id is not None and model_id != self.model_id:
             status = 403
-            owner = "which is connected" if self.connected else "whose slot is kept for it"
+            owner = (
+                "which is connected"
+                if self.connected
+                else f"whose slot is kept for it; connect as {self.model_id!r}, or start the "
+                "command again for another game (racing-rl train resume=<run dir> for a run)"
+            )
             reason = f"model id {model_id[:80]!r} is not this run's game {self.model_id!r}, {owner}"
         else:
             return None

@@ -235,7 +235,7 @@ class TrainingBridge:
                 raise BridgeError(
                     f"No game connected to {self.server.url} within {timeout:g} s: "
                     f"{refused} connection(s) were refused, the last because: "
-                    f"{self.server.last_refusal}."
+                    f"{self.server.last_refusal}. Raise {key} to wait longer."
                 )
             raise BridgeError(
                 f"No game connected to {self.server.url} within {timeout:g} s. Press Play "

@@ -118,9 +118,26 @@ def test_the_games_slot_is_kept_for_its_reconnection(bridge):
         assert status == 403 and body.endswith("'game', which is connected\n")
     assert bridge.generation == 1
     status, body = refused(bridge, "/ws/intruder")  # while the game is away
-    assert status == 403 and body.endswith("'game', whose slot is kept for it\n")
+    assert status == 403 and "'game', whose slot is kept for it; connect as 'game'" in body
     with connect(url(bridge, "/ws/game")):  # the game itself comes back
         assert wait_for_connection(bridge, 2)
+
+
+def test_a_wait_that_only_another_game_tried_to_end_says_what_to_do(bridge):
+    """A game that left, and another model id refused while the bridge awaits it: the
+    error named the refusal alone, neither the game to connect nor the key to raise."""
+    with connect(url(bridge, "/ws/game")):
+        assert bridge.server.wait_connected(5)
+    intruder = threading.Timer(0.1, refused, (bridge, "/ws/intruder"))
+    intruder.start()
+    expected = (
+        r"1 connection\(s\) were refused, .*'intruder' is not this run's game 'game', "
+        r"whose slot is kept for it; connect as 'game', or start the command again .*"
+        r"Raise backend\.reconnect_timeout"
+    )
+    with pytest.raises(BridgeError, match=expected):
+        bridge.wait_for_game(1.0, key="backend.reconnect_timeout")
+    intruder.join()
 
 
 def test_the_tick_rate_of_the_last_connection_stands_until_the_next_has_its_own(bridge):
