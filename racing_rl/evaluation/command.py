@@ -661,6 +661,8 @@ def check_runs(cfg: DictConfig, difficulty: str | None = None) -> None:
         CheckpointError: if a run's config or checkpoint is missing or damaged, or the
             checkpoint is of another algorithm or takes other observations than the run
             (``checkpoint=`` another run's model).
+        ExportError: with ``driver=luau|onnx``, if export cannot translate a run's policy
+            (``racing_rl.export.load_spec``), or ``onnx`` is not installed.
         ConfigError: if ``run_dir`` names no run (``scripted`` alone), ``cfg.driver``
             is not a known driver, ``seeds`` empty, ``split``
             not one of the first run's track ranges, more tracks than ``LIMITS["tracks"]``
@@ -714,6 +716,12 @@ def check_runs(cfg: DictConfig, difficulty: str | None = None) -> None:
         _check_observe_alike(backends)
     for run, (run_cfg, model) in models.items():  # as evaluate's drivers will load them
         observation_size = check_policy_model(run, run_cfg, model, observation_size)
+    if cfg.driver in EXPORTED:  # what export refuses (CrossQ's policy, a GELU), said first
+        from racing_rl.export import load_spec, writer
+
+        writer(cfg.driver)
+        for run in models:
+            load_spec(run, checkpoint, str(cfg.device), bool(cfg.get("trust_pickles", False)))
 
 
 def _check_split(split: str, tracks: DictConfig) -> None:

@@ -327,6 +327,20 @@ def test_an_unsupported_activation_is_refused_naming_it(trained_runs, tmp_path):
         cfg = compose("train", overrides=[override])
     assert instantiate(cfg.algo.model.policy_kwargs.activation_fn) is nn.ReLU
     assert not (run_dir / "export").exists()
+    # eval driver=luau said it from inside the eval, in log format, after writing its
+    # eval.log: now in one line, before anything is written.
+    out = tmp_path / "eval"
+    result = racing_rl(
+        "eval",
+        f"run_dir={run_dir}",
+        "checkpoint=final",
+        "driver=luau",
+        f"out_dir={out}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("racing-rl eval: ") and "is a GELU" in result.stderr
+    assert result.stderr.count("\n") == 1 and not out.exists()
 
 
 class CustomExtractor(FlattenExtractor):
