@@ -420,8 +420,9 @@ def _what_to_pass(node: Any, key: str) -> str:
     plural = {int: "whole numbers", float: "numbers"}
     if isinstance(node, ListConfig):
         kind = [f"a list of {plural.get(node._metadata.element_type, 'strings')}"]
-    elif isinstance(node, DictConfig):
-        kind = ["a mapping"]
+    elif isinstance(node, DictConfig):  # checkpoint=abc: its keys are set one by one
+        keys = [f"{key}.{child}" for child in list(node.keys())[:3]]
+        kind = [f"a mapping: set its keys, such as {_listed(keys, 'or')}" if keys else "a mapping"]
     else:
         kind = kinds.get(type(node), ["a string"])
     kind += ["null"] if node._metadata.optional else []

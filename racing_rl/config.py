@@ -934,8 +934,14 @@ def backend_config(
         where: the group's config path, for messages (``sim`` in ``racing-rl emulate``).
 
     Raises:
-        ConfigError: on an unknown backend, an unknown key or an invalid value.
+        ConfigError: on a value that is no mapping (``racing-rl emulate sim=abc``), an
+            unknown backend, an unknown key or an invalid value.
     """
+    if not isinstance(backend, DictConfig | Mapping):
+        raise ConfigError(
+            f"Invalid config: {where}={backend!r}; {where} is a mapping of settings: set its "
+            f"keys one by one, such as {where}.sensors.n_rays=16."
+        )
     name = backend.get("name")
     classes = _backend_classes()
     if name not in classes:

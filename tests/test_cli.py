@@ -362,6 +362,8 @@ def test_version_and_python_m_racing_rl(tmp_path):
         (["train", "seed=${oc.env:RACING_RL_NOT_SET}"], 'not found"; set it, or give the value'),
         # ... and one that is set, to a value of the wrong type: Hydra's 55 lines.
         (["train", "seed=${oc.env:PATH}"], "converted to Integer; seed takes a whole number"),
+        # A group of settings given one value: which keys to set instead.
+        (["train", "checkpoint=abc"], "a mapping: set its keys, such as checkpoint.every or"),
         (["eval", "--config-dri", "conf"], "did you mean --config-dir? (racing-rl eval --hydra-"),
     ],
 )

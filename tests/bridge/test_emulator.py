@@ -581,6 +581,17 @@ def test_a_record_file_that_cannot_be_written_is_refused(tmp_path):
     assert result.stderr.count("\n") == 1
 
 
+def test_a_simulator_given_as_one_value_is_refused_in_one_line(tmp_path):
+    """``sim=abc`` (the simulator's settings replaced by a string) ended in a traceback:
+    AttributeError: 'str' object has no attribute 'get'."""
+    result = racing_rl("emulate", "sim=abc", cwd=tmp_path, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr == (
+        "racing-rl emulate: Invalid config: sim='abc'; sim is a mapping of settings: set its "
+        "keys one by one, such as sim.sensors.n_rays=16.\n"
+    )
+
+
 def test_emulate_names_a_track_range_that_is_no_range():
     from racing_rl.config import track_seeds
 
