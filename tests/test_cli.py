@@ -354,6 +354,7 @@ def test_version_and_python_m_racing_rl(tmp_path):
         (["train", "--total-timesteps=5"], "dashes: write total_timesteps=5 (racing-rl train"),
         # ... and a misspelt Hydra flag (it was told to write multrun=<value>).
         (["train", "--multrun", "seed=0,1"], "--multrun: no such option; did you mean --multirun?"),
+        (["eval", "--config-dri", "conf"], "did you mean --config-dir? (racing-rl eval --hydra-"),
         # An environment variable that is not set: Hydra's traceback (78 lines for eval's
         # seeds, export's out), once the run's directory was made.
         (["eval", "run_dir=.", "seeds=${oc.env:RACING_RL_NOT_SET}"], "'RACING_RL_NOT_SET' not"),
@@ -364,7 +365,6 @@ def test_version_and_python_m_racing_rl(tmp_path):
         (["train", "seed=${oc.env:PATH}"], "converted to Integer; seed takes a whole number"),
         # A group of settings given one value: which keys to set instead.
         (["train", "checkpoint=abc"], "a mapping: set its keys, such as checkpoint.every or"),
-        (["eval", "--config-dri", "conf"], "did you mean --config-dir? (racing-rl eval --hydra-"),
     ],
 )
 def test_a_first_mistake_gets_one_line_exit_2_and_leaves_nothing(args, says, tmp_path):

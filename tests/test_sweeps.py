@@ -621,14 +621,7 @@ def test_a_signal_to_the_report_leaves_whole_files_and_says_which_in_one_line(tm
     (job / ".hydra" / "overrides.yaml").write_text("- seed=0\n")
     (job / "run.json").write_text('{"legs": [{"status": "completed"}]}')
     os.mkfifo(sweep_dir / ".report.csv.partial")  # opening it to write waits for a reader
-    process = subprocess.Popen(
-        [*RACING_RL, "report", str(sweep_dir)],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=default_sigint,
-    )
+    process = start_racing_rl("report", str(sweep_dir), cwd=tmp_path, stderr=tmp_path / "err")
     try:
         deadline = time.monotonic() + 120
         while not (sweep_dir / "report.md").is_file():
@@ -636,10 +629,11 @@ def test_a_signal_to_the_report_leaves_whole_files_and_says_which_in_one_line(tm
             time.sleep(0.1)
         time.sleep(1)  # it opens the pipe to write report.csv a moment after
         process.send_signal(sig)
-        _, stderr = process.communicate(timeout=60)
+        process.wait(timeout=60)
     finally:
         if process.poll() is None:
             process.kill()
+    stderr = (tmp_path / "err").read_text()
     assert process.returncode == 128 + sig, stderr
     assert stderr == (
         f"racing-rl report: interrupted ({'Ctrl-C' if sig == signal.SIGINT else 'SIGTERM'}); "
