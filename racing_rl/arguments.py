@@ -6,12 +6,14 @@ flags, ``--key value`` (the argparse habit), an argument that is no override, a 
 key or config group option (with a did-you-mean), a ``+key=`` for a key that is there
 already, a value of the wrong type, a sweeper or launcher without ``-m`` or without its
 plugin, a required key left out, a path that does not exist or is not a run directory, a
-``resume=`` that would change the run, and a setting that another turns off
-(``validation.every=0 validation.video.every=2``). Each is a ``UsageError`` whose one
+``resume=`` that would change the run, a setting that another turns off
+(``validation.every=0 validation.video.every=2``), and a sweep's argument of
+``algo.model`` that one job's algorithm does not take. Each is a ``UsageError`` whose one
 line says what to pass instead (``racing_rl.cli`` prints it and exits 2). Only Hydra's
 override parser and the command's YAML are read (and, for a ``+key=``, the config
 composed as Hydra will compose it: is the key there already?): nothing heavy is imported,
-so the dispatcher stays fast.
+so the dispatcher stays fast, but for a sweep's ``+``/``++`` below ``algo.model``, whose
+algorithm classes are imported to read their arguments.
 """
 
 from __future__ import annotations
@@ -181,10 +183,12 @@ def check_arguments(name: str, args: list[str]) -> None:
             nothing reads it (``wrappers=none``; ``_check_frame_stack``), or a setting
             whose feature another turns off in every job (``checkpoint.every=0
             checkpoint.keep=2``; ``UNREAD``), or a ``+`` adds a key that the config has
-            already (``+seed=3``; ``_check_appends``).
+            already (``+seed=3``; ``_check_appends``), or a sweep sets an argument of
+            ``algo.model`` that the algorithm of one of its jobs does not take
+            (``-m algo=ppo,sac ++algo.model.n_epochs=3``; ``_check_model_arguments``).
     """
     from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.core.override_parser.types import ChoiceSweep
+    from hydra.core.override_parser.types import ChoiceSweep, Glob
     from hydra.errors import OverrideParseException
 
     from racing_rl.config import integer_keys
@@ -222,7 +226,8 @@ def check_arguments(name: str, args: list[str]) -> None:
         )
     # -cd adds a config dir behind conf/ (Hydra's search path): conf/'s files still decide
     # the keys, and the groups may have more options, as with hydra.searchpath=.
-    more_options = flag_value(args, CONFIG_DIR_FLAGS) is not None
+    more_dir = flag_value(args, CONFIG_DIR_FLAGS)
+    more_options = more_dir is not None
     args = _without_flag(args, CONFIG_DIR_FLAGS)
     # --cfg, -p and --resolve print the config these overrides make: check them as a run's
     # (but for the keys it needs: a printed config may leave them ???).
@@ -245,6 +250,9 @@ def check_arguments(name: str, args: list[str]) -> None:
     except OverrideParseException:
         _check_quoted_paths(name, args)
         return  # Hydra says what is wrong with it
+    if any(isinstance(o.value(), Glob) for o in overrides):  # listed as Hydra's sweeper lists it
+        parser = OverridesParser.create(config_loader=_config_loader(more_dir))
+        overrides = parser.parse_overrides([a for a in args if a[:1] != "-"])
     doc = read_config_doc(config_dir() / f"{name}.yaml")
     _check_keys(name, overrides, doc)
     own_conf = not more_options and not any(o.key_or_group == "hydra.searchpath" for o in overrides)
@@ -263,14 +271,17 @@ def check_arguments(name: str, args: list[str]) -> None:
             raise UsageError(
                 f"{override.input_line}: {override.key_or_group} is a whole number; write {spelt}"
             )
-    _check_types(name, overrides, {group.name for group in doc.groups})
-    _check_appends(name, overrides, {group.name for group in doc.groups})
+    groups = {group.name for group in doc.groups}
+    _check_types(name, overrides, groups)
     given = {o.key_or_group: o for o in overrides}
-    _check_hydra_settings(name, given, doc)
     mode = given.get("hydra.mode")
     multirun = any(MODE_FLAGS.get(a) == "multirun" for a in args) or (
         mode is not None and str(mode.value()).upper() == "MULTIRUN"
     )
+    if name == "train" and multirun:
+        _check_model_arguments(overrides, groups, more_dir)
+    _check_appends(name, overrides, groups, more_dir)
+    _check_hydra_settings(name, given, doc)
     if name == "train" and multirun and "resume" in given:  # Hydra: "not a run directory"
         raise UsageError(
             f"{given['resume'].input_line} with -m: resume= continues one run, in its own "
@@ -447,30 +458,70 @@ def _as_override(value: Any) -> str:
     return override_value(value)
 
 
-def _check_appends(name: str, overrides: list[Override], groups: set[str]) -> None:
+def _composed_legs(
+    name: str, overrides: list[Override], groups: set[str], more_dir: str | None
+) -> tuple[list[tuple[str, ...]], list[Any]] | None:
+    """The command's config composed as Hydra will compose its jobs, from the overrides
+    that neither add (``+``) nor sweep, once for each leg of the swept config ``groups``
+    (``-m algo=ppo,sac``, ``-m algo='glob(*)'``: each job's algorithm; other sweeps are
+    left out), on conf/ and a ``--config-dir`` ``more_dir`` (as Hydra adds it: behind
+    conf/, before a ``hydra.searchpath``'s directories).
+
+    Returns:
+        Each leg's choices of the swept groups (``[("algo=ppo",), ("algo=sac",)]``, or
+        ``[()]``) and its config; None where a sweep of a group cannot be listed (an
+        interval) or a leg cannot be composed: Hydra says why.
+    """
+    import os
+
+    from hydra import compose
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from racing_rl.config import initialize, override_value
+
+    if more_dir is not None and not os.path.isdir(more_dir):
+        return None  # Hydra: "Additional config directory ... not found"
+    others = [o.input_line for o in overrides if not (o.is_add() or o.is_sweep_override())]
+    if more_dir is not None:
+        searched = next((o for o in overrides if o.key_or_group == "hydra.searchpath"), None)
+        dirs = [f"file://{os.path.abspath(more_dir)}", *(searched.value() if searched else [])]
+        others = [o for o in others if searched is None or o != searched.input_line]
+        others.append(f"hydra.searchpath=[{','.join(map(override_value, dirs))}]")
+    swept = [
+        o
+        for o in overrides
+        if o.is_sweep_override() and not o.is_add() and o.key_or_group in groups
+    ]
+    options = {o.get_key_element(): _legs(o) for o in swept}
+    if None in options.values() or [] in options.values():  # a glob of no option: no job
+        return None
+    legs = list(itertools.product(*([f"{k}={v}" for v in vs] for k, vs in options.items())))
+    try:
+        with initialize():
+            return legs, [compose(name, overrides=[*others, *leg]) for leg in legs]
+    except (HydraException, OmegaConfBaseException):
+        return None
+
+
+def _check_appends(
+    name: str, overrides: list[Override], groups: set[str], more_dir: str | None
+) -> None:
     """Refuse ``+key=value`` for a key that the composed config has a value at already
     (``+seed=3``, ``+algo.model.gamma=0.9``, ``+backend.car.max_speed=3``), which Hydra
     refuses in four lines with its HYDRA_FULL_ERROR hint. As Hydra, a ``+`` stands where
     the key is not there, is null or ``???``, or is given a list or a mapping (merged into
-    the key's). The config is composed as Hydra will compose it, from the other overrides,
-    once for each leg of the swept config ``groups`` (``-m algo=ppo,sac``: each job's
-    algorithm; other sweeps are left out); where it cannot be composed, or a group's sweep
-    is a glob or an interval, Hydra says why. Hydra's own keys (``+hydra.searchpath=``)
-    are Hydra's.
+    the key's). The config is composed as Hydra will compose it, once for each leg of the
+    swept config ``groups`` (``_composed_legs``, with the ``--config-dir`` ``more_dir``);
+    where it cannot be composed, Hydra says why. Hydra's own keys
+    (``+hydra.searchpath=``) are Hydra's.
 
     Raises:
         UsageError: for the first such ``+``, saying to set the key without it, or, where
             the key is there in some legs of the sweep only, with ``++`` (either way).
     """
-    import itertools
-
-    from hydra import compose
     from hydra.core.override_parser.types import ChoiceSweep, RangeSweep
-    from hydra.errors import HydraException
     from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-
-    from racing_rl.config import initialize
 
     def merged(override: Override) -> bool:  # each value a list or a mapping
         value = override.value()
@@ -484,24 +535,10 @@ def _check_appends(name: str, overrides: list[Override], groups: set[str]) -> No
         for o in overrides
         if o.is_add() and not o.key_or_group.startswith(("hydra.", "hydra/")) and not merged(o)
     ]
-    if not appends:
+    composed = _composed_legs(name, overrides, groups, more_dir) if appends else None
+    if composed is None:
         return
-    others = [o.input_line for o in overrides if not (o.is_add() or o.is_sweep_override())]
-    swept = [
-        o
-        for o in overrides
-        if o.is_sweep_override() and not o.is_add() and o.key_or_group in groups
-    ]
-    options = {o.get_key_element(): _legs(o) for o in swept}
-    if None in options.values():
-        return  # glob(...), range(...): Hydra's to expand
-    # Each job's choices of the swept groups: (("algo=ppo",), ("algo=sac",)), or ((),).
-    legs = list(itertools.product(*([f"{k}={v}" for v in vs] for k, vs in options.items())))
-    try:
-        with initialize():
-            cfgs = [compose(name, overrides=[*others, *leg]) for leg in legs]
-    except (HydraException, OmegaConfBaseException):
-        return  # Hydra says what is wrong with the command line
+    legs, cfgs = composed
     for override in appends:
         key, line = override.key_or_group, override.input_line
         there = [OmegaConf.select(cfg, key, throw_on_missing=False) is not None for cfg in cfgs]
@@ -517,6 +554,62 @@ def _check_appends(name: str, overrides: list[Override], groups: set[str]) -> No
                 f"{line}: {key} is a key of racing-rl {name} already in the sweep's leg "
                 f"{leg} but not in its leg {other}; ++ sets it either way: +{line}"
             )
+
+
+def _check_model_arguments(
+    overrides: list[Override], groups: set[str], more_dir: str | None
+) -> None:
+    """Refuse a sweep of ``racing-rl train`` that adds an argument to ``algo.model``
+    (``++algo.model.n_epochs=3``, ``+algo.model.n_epochs=3``) that the algorithm of one
+    of its jobs does not take: that job would be refused only once the jobs before it
+    had trained (``-m algo=ppo,sac ++algo.model.n_epochs=3``: the PPO job trains, then the
+    SAC job fails). Each leg's algorithm is that of its composed config
+    (``_composed_legs``); where the config cannot be composed, Hydra says why.
+
+    Raises:
+        UsageError: naming the argument, the first leg whose algorithm lacks it and, where
+            some leg's takes it, to run the legs as sweeps of their own.
+    """
+    from racing_rl.algos import algorithm_class, constructor_parameters
+    from racing_rl.errors import ConfigError
+
+    added = [
+        o
+        for o in overrides
+        if (o.is_add() or o.is_force_add())
+        and o.key_or_group.startswith("algo.model.")
+        and not o.key_or_group.split(".")[2].startswith("_")  # Hydra's _target_, _partial_
+    ]
+    composed = _composed_legs("train", overrides, groups, more_dir) if added else None
+    if composed is None:
+        return
+    legs, cfgs = composed
+    try:
+        classes = [algorithm_class(cfg.algo) for cfg in cfgs]
+    except ConfigError:
+        return  # no algorithm: the job says why
+    takes = [set(constructor_parameters(cls)) - {"env"} for cls in classes]
+    for override in added:
+        key = override.key_or_group.split(".")[2]
+        lacking = [i for i, accepted in enumerate(takes) if key not in accepted]
+        if not lacking:
+            continue
+        cls, leg = classes[lacking[0]].__name__, " ".join(legs[lacking[0]])
+        taking = [" ".join(legs[i]) for i in range(len(legs)) if i not in lacking]
+        if taking:
+            raise UsageError(
+                f"{override.input_line}: {cls}, the algorithm of the sweep's leg {leg}, takes "
+                f"no argument {key}, so that job would fail after the jobs before it trained; "
+                f"run the legs as sweeps of their own, setting algo.model.{key} only in "
+                f"{_listed(taking)}"
+            )
+        close = difflib.get_close_matches(key, sorted(takes[lacking[0]]), n=1)
+        hint = f"; did you mean algo.model.{close[0]}?" if close else ""
+        where = f" (the sweep's leg {leg})" if leg else ""
+        raise UsageError(
+            f"{override.input_line}: {cls}{where} takes no argument {key}, so every job of "
+            f"the sweep would fail{hint}"
+        )
 
 
 #: The keys of an ``algo`` option (``conf/algo/*.yaml``) that racing-rl reads: ``model`` is
@@ -636,12 +729,29 @@ def _hydra_group_options(group: str) -> list[str]:
     ``conf/<group>/`` and those its installed plugins add (a ``SearchPathPlugin``'s
     directories, Hydra's own for ``hydra/launcher``), and those of ``PLUGINS`` (an option
     whose plugin is missing is told how to install it, not that it does not exist)."""
+    found = _config_loader(None).get_group_options(group)
+    return sorted({*found, *(option for g, option in PLUGINS if g == group)})
+
+
+def _config_loader(more_dir: str | None) -> Any:
+    """Hydra's config loader on the search path that ``racing-rl`` gives Hydra: conf/,
+    the installed plugins' directories and a ``--config-dir`` ``more_dir`` (prepended
+    before the schemas, as Hydra's ``run_hydra`` does). Its sweeper lists a glob's options
+    (``-m algo='glob(*)'``) from it; a ``hydra.searchpath``'s directories are not on it."""
+    import os
+
     from hydra._internal.config_loader_impl import ConfigLoaderImpl
     from hydra._internal.utils import create_automatic_config_search_path
+    from hydra.core.config_search_path import SearchPathQuery
 
     search_path = create_automatic_config_search_path(None, None, str(config_dir()))
-    found = ConfigLoaderImpl(config_search_path=search_path).get_group_options(group)
-    return sorted({*found, *(option for g, option in PLUGINS if g == group)})
+    if more_dir is not None:
+        search_path.prepend(
+            provider="command-line",
+            path=f"file://{os.path.abspath(more_dir)}",
+            anchor=SearchPathQuery(provider="schema"),
+        )
+    return ConfigLoaderImpl(config_search_path=search_path)
 
 
 def _check_group_keys(name: str, overrides: list[Override], doc: ConfigDoc) -> None:
@@ -738,7 +848,6 @@ def _check_leg_keys(
     """``_check_group_keys`` for one experiment's keys ``added`` (an OmegaConf node) and
     the config ``groups``; ``where`` names the sweep's leg in the message. A swept
     ``algo`` or ``backend`` has each of its legs checked."""
-    from hydra.core.override_parser.types import ChoiceSweep
     from omegaconf import OmegaConf
 
     from racing_rl.config import default_backend
@@ -776,9 +885,10 @@ def _check_leg_keys(
             )
         options = [str(chosen.value()) if chosen is not None else group.default]
         if chosen is not None and chosen.is_sweep_override():  # each leg: Hydra stops the
-            if not isinstance(chosen.value(), ChoiceSweep):  # sweep at one that lacks the key
-                continue  # glob(...), range(...): Hydra's to expand
-            options = [str(leg) for leg in chosen.value().list]
+            legs = _legs(chosen)  # sweep at one that lacks the key
+            if legs is None:
+                continue  # an interval: Hydra's to expand
+            options = [str(leg) for leg in legs]
         own = {
             o: default_backend(o)
             if group.name == "backend"
@@ -1144,12 +1254,16 @@ def check_unread_config(
 
 def _legs(override: Override) -> list[Any] | None:
     """The values of ``override``'s jobs: its value, or each of its sweep's (a quoted one
-    as its text); None for a glob or an interval, which Hydra expands."""
-    from hydra.core.override_parser.types import ChoiceSweep
+    as its text), as Hydra's sweeper lists them: a choice, a range, a glob of a group's
+    options (parsed with a config loader: ``check_arguments``); None for an interval
+    (an Optuna search's), or a glob parsed without a loader."""
+    from hydra.core.override_parser.types import Glob
 
     if not override.is_sweep_override():
         values = [override.value()]
-    elif isinstance(override.value(), ChoiceSweep):
+    elif override.is_discrete_sweep() and not (
+        isinstance(override.value(), Glob) and override.config_loader is None
+    ):
         values = list(override.sweep_iterator())
     else:
         return None

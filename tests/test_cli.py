@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
+from runs import TINY, racing_rl
 
 from racing_rl import __version__, arguments, cli
 from racing_rl.arguments import UsageError, check_arguments
@@ -306,13 +307,19 @@ def test_version_and_python_m_racing_rl(tmp_path):
         # no tau: Hydra refused the + in the first job, exit 1) ...
         (["train", "-m", "algo=sac,td3", "+algo.model.tau=0.01"], "set it without the +: al"),
         # ... or in some legs only: without the +, the others refuse it; ++ sets it either
-        # way (was told to drop the +, or Hydra refused the sac job).
+        # way (was told to drop the +, or Hydra refused the sac job) ...
+        (
+            ["train", "-m", "algo=ppo,sac", "+algo.model.n_steps=64"],
+            "n_steps is a key of racing-rl train already in the sweep's leg algo=ppo but not in "
+            "its leg algo=sac; ++ sets it either way: ++algo.model.n_steps=64",
+        ),
+        # ... where every leg's algorithm takes it (SAC takes no n_epochs: the ++ it was
+        # told to use failed the sac job after the ppo job had trained).
         (
             ["train", "-m", "algo=ppo,sac", "+algo.model.n_epochs=3"],
-            "n_epochs is a key of racing-rl train already in the sweep's leg algo=ppo but not in "
-            "its leg algo=sac; ++ sets it either way: ++algo.model.n_epochs=3",
+            "+algo.model.n_epochs=3: SAC, the algorithm of the sweep's leg algo=sac, takes no ",
         ),
-        (["train", "-m", "algo=sac,ppo", "+algo.model.tau=1"], "leg algo=sac but not in its l"),
+        (["train", "-m", "algo=sac,ppo", "+algo.model.tau=1"], "TeacherPPO, the algorithm of t"),
         (["eval", "run_dir=.", "+checkpoint=final"], "checkpoint is a key of racing-rl eval al"),
         (["export", "+format=onnx"], "export: +format=onnx: format is a key of racing-rl export"),
         (["emulate", "+sim.sensors.n_rays=3"], "sim.sensors.n_rays is a key of racing-rl emu"),
@@ -481,8 +488,10 @@ def test_a_sweep_s_directory_names_a_job_to_pass(tmp_path, monkeypatch):
 
 
 def test_keys_groups_appends_and_nested_keys_pass_the_key_check(tmp_path):
-    args = ["-m", "algo=sac", "+algo.model.x=1", "hydra/launcher=joblib", "seed=1"]
-    check_arguments("train", args)  # appends: check_known_keys refuses them once composed
+    # Appends: checked once composed (an argument of algo.model that the algorithm does
+    # not take is refused in a sweep: test_a_sweep_that_adds_an_argument_...).
+    args = ["-m", "algo=sac", "+algo.model.policy_kwargs.x=1", "hydra/launcher=joblib", "seed=1"]
+    check_arguments("train", args)
     # ... but for a top-level key, which no schema has room for (refused: test_a_first_mistake_...).
     # (sac's file has no frame_stack; ppo's has, and Hydra refuses a + of it: below).
     check_arguments("train", ["algo=sac", "++algo.net_width=64", "+algo.frame_stack=2"])
@@ -922,7 +931,55 @@ def test_a_key_that_a_leg_of_a_swept_algo_lacks_is_refused():
     ):
         check_arguments("train", ["-m", "algo.model.n_steps=64", "algo=sac,ppo"])
     check_arguments("train", ["-m", "algo=ppo,recurrent_ppo", "algo.model.n_steps=64"])
-    check_arguments("train", ["-m", "algo=glob(*ppo)", "algo.model.n_steps=64"])  # Hydra's
+    check_arguments("train", ["-m", "algo=glob(*ppo)", "algo.model.n_steps=64"])
+    # ... a glob's legs too (Hydra stopped the sweep at algo=crossq, after the jobs before).
+    with pytest.raises(UsageError, match=r"^algo\.model\.n_steps=64: algo=crossq has no al"):
+        check_arguments("train", ["-m", "algo=glob(*)", "algo.model.n_steps=64"])
+
+
+def test_a_sweep_that_adds_an_argument_one_legs_algorithm_lacks_is_refused(tmp_path):
+    """-m algo=ppo,sac ++algo.model.n_epochs=3 trained the ppo job, then the sac job failed
+    ("Invalid config: algo.model.n_epochs=3; not an argument of SAC"), exit 1."""
+    sweep_dir = tmp_path / "sweep"
+    args = ["-m", "algo=ppo,sac", "++algo.model.n_epochs=3", *TINY]
+    result = racing_rl("train", *args, f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path)
+    assert result.returncode == 2 and not sweep_dir.exists() and result.stdout == ""
+    assert result.stderr == (
+        "racing-rl train: ++algo.model.n_epochs=3: SAC, the algorithm of the sweep's leg "
+        "algo=sac, takes no argument n_epochs, so that job would fail after the jobs before it "
+        "trained; run the legs as sweeps of their own, setting algo.model.n_epochs only in "
+        "algo=ppo\n"
+    )
+    # An argument no leg's algorithm takes fails every job; a glob's legs are checked too.
+    with pytest.raises(UsageError, match=r"TeacherPPO takes no argument n_epoch, so every job"):
+        check_arguments("train", ["-m", "seed=0,1", "++algo.model.n_epoch=3"])
+    with pytest.raises(UsageError, match=r"CrossQ, the algorithm of the sweep's leg algo=cros"):
+        check_arguments("train", ["-m", "algo=glob(*)", "++algo.model.n_epochs=3"])
+    # Taken: an argument of every leg's algorithm (SAC takes n_steps, which sac.yaml leaves
+    # out), a leg that sets it as a key of its own, and a single run (checked as it starts).
+    check_arguments("train", ["-m", "algo=ppo,sac", "++algo.model.n_steps=64"])
+    check_arguments("train", ["-m", "algo=ppo,sac", "++algo.model.gamma=0.9"])
+    check_arguments("train", ["-m", "algo=glob(*ppo)", "++algo.model.n_epochs=3"])
+    check_arguments("train", ["-m", "algo=ppo,sac", "++algo.model.policy_kwargs.net_arch=[8]"])
+    check_arguments("train", ["algo=sac", "++algo.model.n_epochs=3"])
+
+
+def test_a_plus_is_checked_in_each_leg_of_a_glob_and_of_a_config_dir(tmp_path, monkeypatch):
+    """A glob's legs (-m algo='glob(*)') and the options of a --config-dir were not composed:
+    Hydra refused the + in the first job, after the sweep's directory was made."""
+    with pytest.raises(UsageError, match=r"^\+seed=1: seed is a key of racing-rl train alr"):
+        check_arguments("train", ["-m", "algo=glob(*)", "+seed=1"])
+    check_arguments("train", ["-m", "algo=glob(nothing*)", "+seed=1"])  # no job: Hydra's
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "my_conf" / "algo").mkdir(parents=True)
+    shutil.copy(cli.config_dir() / "algo" / "sac.yaml", tmp_path / "my_conf" / "algo" / "mine.yaml")
+    for flag in (["-cd", "my_conf"], [f"--config-dir={tmp_path / 'my_conf'}"]):
+        with pytest.raises(UsageError, match=r"^\+algo\.model\.tau=0\.1: algo\.model\.tau is a k"):
+            check_arguments("train", [*flag, "-m", "algo=mine,sac", "+algo.model.tau=0.1"])
+        with pytest.raises(UsageError, match=r"SAC, the algorithm of the sweep's leg algo=mine,"):
+            check_arguments("train", [*flag, "-m", "algo=ppo,mine", "++algo.model.n_epochs=3"])
+        with pytest.raises(UsageError, match=r"SAC \(the sweep's leg algo=mine\) takes no arg"):
+            check_arguments("train", [*flag, "-m", "algo=glob(mi*)", "++algo.model.n_epochs=3"])
 
 
 @pytest.mark.parametrize(
@@ -973,8 +1030,6 @@ def test_the_searches_with_their_own_algorithm_and_optuna_told_to_maximise_pass(
 def test_the_tests_forked_commands_answer_as_the_console_script_does(args, tmp_path):
     """``tests/runs.py``'s ``racing_rl`` (forked from a server that has imported torch,
     SB3 and Hydra) gives the status, stdout and stderr of the program itself."""
-    from runs import racing_rl
-
     forked, started = racing_rl(*args, cwd=tmp_path), timed(*args, cwd=tmp_path)
     assert forked.returncode == started.returncode, (forked.stderr, started.stderr)
     timestamp = re.compile(r"^\[[0-9-]+ [0-9:,]+\]", re.MULTILINE)  # Hydra's log lines
