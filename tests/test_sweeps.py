@@ -129,6 +129,45 @@ def test_each_launcher_runs_a_two_job_sweep(tmp_path, launcher):
         assert float(rows[str(n)]["objective"]) == pytest.approx(summary["objective"]["value"])
 
 
+def test_the_slurm_launcher_prints_the_run_dirs_of_the_jobs_that_completed(capsys):
+    """submitit's jobs print their run dirs into their logs (<sweep dir>/.submitit/), and a
+    hydra/launcher=slurm sweep printed none: it now prints those of the completed jobs from
+    the results submitit returns (here a stand-in for SLURM's)."""
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    from hydra import compose
+    from hydra.core.utils import JobReturn, JobStatus
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from racing_rl.config import initialize
+
+    with initialize():
+        cfg = compose("train", ["hydra/launcher=slurm"], return_hydra_config=True)
+    launcher = instantiate(cfg.hydra.launcher)  # conf/hydra/launcher/slurm.yaml's settings
+    plugin = type(launcher.submitit)  # Hydra's plugin discovery imports its module again
+    assert (plugin.__module__, plugin.__name__) == (
+        "hydra_plugins.hydra_submitit_launcher.submitit_launcher",
+        "SlurmLauncher",
+    )
+    assert launcher.submitit.params["array_parallelism"] == 64
+
+    def job(status: JobStatus, run_dir: str) -> JobReturn:
+        hydra_cfg = OmegaConf.create({"hydra": {"runtime": {"output_dir": run_dir}}})
+        return JobReturn(status=status, hydra_cfg=hydra_cfg, _return_value=0.5)
+
+    returns = [job(JobStatus.COMPLETED, "/s/0_seed=0"), job(JobStatus.FAILED, "/s/1_seed=-1")]
+    returns.append(job(JobStatus.COMPLETED, "/s/2_seed=2"))
+
+    class Submitted:  # submitit's SlurmLauncher, its jobs run: their results
+        def launch(self, job_overrides, initial_job_idx):
+            assert (job_overrides, initial_job_idx) == ([["seed=0"]], 3)
+            return returns
+
+    launcher.submitit = Submitted()
+    assert launcher.launch([["seed=0"]], 3) is returns
+    assert capsys.readouterr().out == "/s/0_seed=0\n/s/2_seed=2\n"
+
+
 def test_the_same_command_finishes_an_interrupted_sweep_in_its_directory(tmp_path):
     """A basic sweep stopped in its second job: the same command and hydra.sweep.dir were
     refused ("already holds the runs of an earlier sweep"), so it could not be finished."""
