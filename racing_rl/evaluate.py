@@ -29,7 +29,7 @@ from racing_rl.evaluation.tables import (
     race_tables,
     tracks_phrase,
 )
-from racing_rl.files import read_record
+from racing_rl.files import read_record, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +68,8 @@ def main(cfg: DictConfig) -> None:
         cfg.out_dir = hydra.runtime.output_dir
     else:  # where Hydra made it (conf/eval.yaml): out_dir='~/e' is the home's, not ./~/e
         cfg.out_dir = expand_home(cfg.out_dir)
-    log_file = _log_file()
-    earlier_log = log_file.stat().st_size if log_file is not None else 0
+    handler = _log_handler()
+    earlier_log = Path(handler.baseFilename).stat().st_size if handler is not None else 0
     metrics = None
     try:
         metrics = evaluate(cfg, difficulty=hydra.runtime.choices.get("difficulty"))
@@ -86,8 +86,8 @@ def main(cfg: DictConfig) -> None:
             _name_earlier_metrics(Path(cfg.out_dir))
     if metrics is None:  # the window was closed before a race ended: said in the log
         return
-    if log_file is not None:  # this eval's metrics.json: its log alone beside it
-        _drop_log_start(log_file, earlier_log)
+    if handler is not None:  # this eval's metrics.json: its log alone beside it
+        _keep_own_log(handler, earlier_log)
     out = Path(metrics["out_dir"]) / "metrics.json"
     seeds = [t["track_seed"] for t in metrics["tracks"]]
     game = "bridge" in metrics  # raced in a game: its own track, whatever the seeds
@@ -129,25 +129,26 @@ def main(cfg: DictConfig) -> None:
     print(f"{metrics['driver']}{raced}, {metrics['seconds']:.1f} s; written to {out}")
 
 
-def _log_file() -> Path | None:
-    """The file this eval logs to: Hydra's ``eval.log`` (conf/eval.yaml opens it to append,
-    after an earlier eval's lines), or None where ``hydra/job_logging`` writes no file."""
+def _log_handler() -> logging.FileHandler | None:
+    """The handler of the file this eval logs to: Hydra's ``eval.log`` (conf/eval.yaml opens
+    it to append, after an earlier eval's lines), or None where ``hydra/job_logging``
+    writes no file."""
     handlers = logging.getLogger().handlers
-    files = [Path(h.baseFilename) for h in handlers if isinstance(h, logging.FileHandler)]
-    return files[0] if files and files[0].is_file() else None
+    return next((h for h in handlers if isinstance(h, logging.FileHandler)), None)
 
 
-def _drop_log_start(path: Path, start: int) -> None:
-    """Remove the first ``start`` bytes of the log ``path`` (an earlier eval's lines), once
-    this eval has written its ``metrics.json``: the log beside it is then its own, as an
-    eval that writes none keeps the earlier eval's log, its own lines after it. The file
-    handler appends, so its next line goes to the new end."""
-    with path.open("r+b") as file:
-        file.seek(start)
-        own = file.read()
-        file.seek(0)
-        file.write(own)
-        file.truncate()
+def _keep_own_log(handler: logging.FileHandler, start: int) -> None:
+    """Remove the first ``start`` bytes of the log ``handler`` writes (an earlier eval's
+    lines), once this eval has written its ``metrics.json``: the log beside it is then its
+    own, as an eval that writes none keeps the earlier eval's log, its own lines after it.
+
+    The log is replaced whole (``write_atomic``): a signal or a crash midway leaves it as
+    it was. The handler is closed first; its next line opens the new file, to append.
+    """
+    path = Path(handler.baseFilename)
+    handler.close()
+    own = path.read_bytes()[start:]
+    write_atomic(path, lambda tmp: tmp.write_bytes(own))
 
 
 def _name_earlier_metrics(out_dir: Path) -> None:

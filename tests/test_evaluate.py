@@ -3,6 +3,7 @@
 import functools
 import io
 import json
+import logging
 import math
 import re
 import shutil
@@ -794,6 +795,55 @@ def test_a_signal_before_any_race_writes_nothing_and_keeps_the_earlier_eval_s_lo
         assert log.startswith(before["eval.log"]) and b"this eval wrote no metrics" in log
     assert b"for the game to connect" in log
     assert sorted(p.name for p in out.iterdir()) == sorted({"eval.log", *before})
+
+
+def test_the_log_loses_the_earlier_eval_s_lines_whole_or_not_at_all(tmp_path):
+    """Once an eval has written its metrics.json, its eval.log loses an earlier eval's
+    lines before its own. That was done in place (its own lines written at the start, then
+    the file cut): a signal between the two left the earlier log's tail after them. A
+    KeyboardInterrupt at any line of it leaves the log as it was, or cut."""
+    from racing_rl import evaluate as app
+    from racing_rl import files
+
+    earlier, own = b"an earlier eval's line\n" * 5, b"this eval's line\n"
+    path = tmp_path / "eval.log"
+    watched = {app.__file__, files.__file__}
+
+    def cut(stop_at: int) -> logging.FileHandler | None:
+        """``_keep_own_log`` of the log, stopped at its ``stop_at``-th line; its handler if
+        it ended, None if it was stopped."""
+        path.write_bytes(earlier + own)
+        handler = logging.FileHandler(path, mode="a", delay=True)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        lines = 0
+
+        def trace(frame, event, arg):
+            nonlocal lines
+            if frame.f_code.co_filename not in watched:
+                return None
+            if event == "line":
+                lines += 1
+                if lines == stop_at:
+                    raise KeyboardInterrupt
+            return trace
+
+        sys.settrace(trace)
+        try:
+            app._keep_own_log(handler, len(earlier))
+        except KeyboardInterrupt:
+            assert path.read_bytes() in (earlier + own, own), f"stopped at line {stop_at}"
+            return None
+        finally:
+            sys.settrace(None)
+        return handler
+
+    stop_at = 1
+    while (handler := cut(stop_at)) is None:  # stopped at its first line, second, ...
+        stop_at += 1
+    assert stop_at > 3 and path.read_bytes() == own
+    handler.handle(logging.makeLogRecord({"msg": "its next line"}))  # into the new file
+    handler.close()
+    assert path.read_bytes() == own + b"its next line\n"
 
 
 def test_rounds_on_the_simulator_warn_that_they_race_the_same_races(tiny_runs, tmp_path, caplog):
