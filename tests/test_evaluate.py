@@ -295,7 +295,7 @@ def test_eval_records_replays_that_agree_with_metrics(tiny_runs, tmp_path):
     assert (out / "metrics.json").read_bytes() == written
     said = f"{out / 'metrics.json'} is an earlier eval's, written 20"
     assert said in result.stderr and "seeds=[6,6]" in result.stderr
-    assert "this eval wrote no metrics" in (out / "eval.log").read_text()
+    assert "before its races ended: nothing written" in (out / "eval.log").read_text()
 
 
 def test_a_three_car_race_leaderboard_matches_the_replays(tiny_runs, tmp_path):
@@ -753,25 +753,37 @@ def test_a_ctrl_c_in_a_round_keeps_the_races_that_had_ended(tiny_runs, tmp_path,
     assert [track["track_seed"] for track in metrics["tracks"]] == [5]
 
 
+def files_in(directory: Path) -> dict[str, bytes | None]:
+    """Every file (its bytes) and directory (None) under ``directory``, by relative path."""
+    return {
+        str(p.relative_to(directory)): p.read_bytes() if p.is_file() else None
+        for p in directory.rglob("*")
+    }
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_signal_before_any_race_writes_nothing_and_keeps_the_earlier_eval_s_log(
     tiny_runs, tmp_path, sig
 ):
     """Stopped while it waited for the game to connect (before any episode ran), eval said
     only "interrupted (Ctrl-C)." and had replaced the earlier eval's eval.log, which
-    described the metrics.json it left, with its own."""
-    out = tmp_path / "eval"
+    described the metrics.json it left, with its own. Then it said so in two lines, the
+    second "interrupted (Ctrl-C)."; and the first eval of a run, stopped so (SIGTERM
+    here), left <run>/eval/ with an eval.log, as if an eval had run there. One line now,
+    and such a run as it was."""
+    game = game_run_copy(tiny_runs[0], tmp_path / "game")
+    out = game / "eval"
+    shutil.rmtree(out, ignore_errors=True)  # other tests' evals of tiny_runs[0]
     if sig == signal.SIGINT:  # an earlier eval there, which logs (the same races twice)
         earlier = ["driver=scripted", "seeds=[5]", "rounds=2", "max_steps=20"]
         result = racing_rl(
             "eval", f"run_dir={tiny_runs[0]}", *earlier, f"out_dir={out}", cwd=tmp_path
         )
         assert result.returncode == 0, result.stderr[-3000:]
-    before = {p.name: p.read_bytes() for p in out.glob("*")}
-    assert sig == signal.SIGTERM or b"races the same races" in before["eval.log"]
-    game = game_run_copy(tiny_runs[0], tmp_path / "game")
+        assert b"races the same races" in (out / "eval.log").read_bytes()
+    before = files_in(game)
     command = ["eval", f"run_dir={game}", "checkpoint=final", "+backend.server.port=0"]
-    process = start_racing_rl(*command, f"out_dir={out}", cwd=tmp_path, stderr=tmp_path / "err")
+    process = start_racing_rl(*command, cwd=tmp_path, stderr=tmp_path / "err")
     try:
         deadline = time.monotonic() + 120
         while "for the game to connect" not in (tmp_path / "err").read_text():
@@ -783,18 +795,70 @@ def test_a_signal_before_any_race_writes_nothing_and_keeps_the_earlier_eval_s_lo
         if process.poll() is None:
             process.kill()
     said = (tmp_path / "err").read_text().splitlines()
-    kept = f"; {out / 'metrics.json'}, an earlier eval's, is as it was" if before else ""
-    assert f"racing-rl eval: interrupted before its races ended: nothing written{kept}" in said
-    assert (
-        said[-1]
-        == f"racing-rl eval: interrupted ({'Ctrl-C' if sig == signal.SIGINT else 'SIGTERM'})."
+    assert [line for line in said if "interrupted" in line] == said[-1:]
+    how = "Ctrl-C" if sig == signal.SIGINT else "SIGTERM"
+    line = f"racing-rl eval: interrupted ({how}) before its races ended: nothing written"
+    after = files_in(game)
+    if sig == signal.SIGTERM:  # the first eval: nothing of it is left
+        assert said[-1] == line
+        assert after == before
+        return
+    earlier_metrics = f"{out / 'metrics.json'} is an earlier eval's, written 20"
+    assert said[-1].startswith(f"{line}; {earlier_metrics}")
+    assert said[-1].endswith(f"rounds=2 max_steps=20 out_dir={out}, and stays as it was")
+    # The earlier eval's log, whole, then this one's lines and the line.
+    log = after.pop("eval/eval.log")
+    assert log.startswith(before.pop("eval/eval.log")) and b"for the game to connect" in log
+    assert log.decode().splitlines()[-1].endswith(said[-1].removeprefix("racing-rl eval: "))
+    assert after == before
+
+
+@pytest.mark.parametrize("moment", ["between rounds", "writing"])
+def test_a_signal_after_races_ended_says_what_was_written_in_one_line(tiny_runs, tmp_path, moment):
+    """SIGTERM between rounds: eval logged that the races that had ended were not kept,
+    then said "nothing written", then "interrupted (SIGTERM)."; and left an eval.log.
+    SIGTERM once its replays were written: it said "before its races ended: nothing
+    written" beside them. One line now, which says what was written."""
+    # Without other tests' evals of it: this is the run's first.
+    run_dir = shutil.copytree(tiny_runs[0], tmp_path / "run", ignore=shutil.ignore_patterns("eval"))
+    target, call = ("run_races", 2) if moment == "between rounds" else ("write_json", 1)
+    signalled = (
+        "import os, signal, time\n"
+        "import racing_rl.evaluation.command as command\n"
+        f"real, calls = command.{target}, []\n"
+        "def signalled(*args, **kwargs):\n"
+        "    calls.append(None)\n"
+        f"    if len(calls) == {call}:\n"
+        "        os.kill(os.getpid(), signal.SIGTERM)\n"
+        "        time.sleep(30)  # its handler raises here\n"
+        "    return real(*args, **kwargs)\n"
+        f"command.{target} = signalled\n"
     )
-    log = (out / "eval.log").read_bytes()
-    if before:  # the earlier eval's log, whole, then this one's lines
-        assert (out / "metrics.json").read_bytes() == before["metrics.json"]
-        assert log.startswith(before["eval.log"]) and b"this eval wrote no metrics" in log
-    assert b"for the game to connect" in log
-    assert sorted(p.name for p in out.iterdir()) == sorted({"eval.log", *before})
+    before = files_in(run_dir)
+    args = [f"run_dir={run_dir}", "driver=scripted", "seeds=[5,6]", "max_steps=20"]
+    result = racing_rl_patched(signalled, "eval", *args, "rounds=2", "record=true", cwd=tmp_path)
+    assert result.returncode == 143, result.stderr[-3000:]
+    said = result.stderr.splitlines()
+    assert [line for line in said if "interrupted" in line] == said[-1:]
+    after = files_in(run_dir)
+    if moment == "between rounds":
+        assert said[-1] == (
+            "racing-rl eval: interrupted (SIGTERM) after 2 of its 4 races, which are not kept "
+            "(rounds=0 races until Ctrl-C and keeps the races that ended): nothing written"
+        )
+        assert after == before
+        return
+    replays = run_dir / "eval" / "replays"
+    assert said[-1] == (
+        f"racing-rl eval: interrupted (SIGTERM) while writing its results: its 4 replays are "
+        f"in {replays}, its metrics.json is not"
+    )
+    assert sorted(set(after) - set(before)) == [
+        "eval",
+        "eval/eval.log",  # which says the same races raced twice: the replays' log
+        "eval/replays",
+        *(f"eval/replays/track_{seed}{end}.npz" for seed in (5, 6) for end in ("", "_round2")),
+    ]
 
 
 def test_the_log_loses_the_earlier_eval_s_lines_whole_or_not_at_all(tmp_path):

@@ -68,6 +68,24 @@ GAME = "game"
 EXPORTED = ("luau", "onnx")
 
 
+class EvalInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or SIGTERM, which ``racing_rl.interrupts`` turns into a KeyboardInterrupt)
+    that stopped ``evaluate`` after races had ended, before it wrote its ``metrics.json``;
+    raised from that KeyboardInterrupt (``interrupts.interrupt_signal`` tells which).
+
+    Attributes:
+        done: what the eval had raced and written, for its message: ``after 3 of its 20
+            races, which are not kept (...): nothing written``, ``while writing its
+            results: its 20 replays are in <dir>, its metrics.json is not``.
+        wrote: whether it had written files (its replays).
+    """
+
+    def __init__(self, done: str, wrote: bool = False) -> None:
+        super().__init__()
+        self.done = done
+        self.wrote = wrote
+
+
 def evaluate(
     cfg: DictConfig, difficulty: str | None = None, command: str | None = None
 ) -> dict[str, Any] | None:
@@ -103,6 +121,9 @@ def evaluate(
             match the environment.
         ConfigError: if no run dir is given to take the tracks from, or ``check_runs``
             finds a setting out of range or a race of runs that observe differently.
+        KeyboardInterrupt: on Ctrl-C (SIGTERM) before any race ended, with nothing
+            written; ``EvalInterrupted`` after races had ended, before ``metrics.json``
+            was written.
     """
     check_runs(cfg, difficulty)
     torch.set_num_threads(int(cfg.torch_threads))
@@ -206,20 +227,9 @@ def evaluate(
         log.warning("no race ended before the window was closed: nothing measured or written")
         return None
     out = Path(cfg.out_dir) if cfg.get("out_dir") else Path(eval_dir(entries))
-    replays: list[str] = []
+    names = _replay_names(races, len(seeds)) if cfg.record else []
     earlier = sorted((out / "replays").glob("track_*.npz"))
-    if cfg.record:
-        names = _replay_names(races, len(seeds))
-
-        def write(tmp: Path) -> None:  # as one set: a Ctrl-C leaves the earlier eval's
-            for race, name in zip(races, names, strict=True):
-                race.replay.save(tmp / name)
-
-        replace_directory(out / "replays", write)
-        replays = [str(out / "replays" / name) for name in names]
-        if stale := [path for path in earlier if path.name not in names]:
-            log.info("removed %d replays of an earlier eval from %s", len(stale), out / "replays")
-    elif earlier:  # kept: nothing asked to remove them, but they are not this eval's
+    if earlier and not cfg.record:  # kept: nothing asked to remove them, but not this eval's
         log.info(
             "%s holds %d replays of an earlier eval, not of this one (record=true records "
             "this eval's and replaces them)",
@@ -281,7 +291,7 @@ def evaluate(
         }
         if bridge is not None:
             metrics["unreported_info"] = unreported
-    metrics["replays"] = replays
+    metrics["replays"] = [str(out / "replays" / name) for name in names]
     # What was measured, beyond the figures: enough to measure it again.
     metrics["settings"] = {
         "command": command or job_command("eval"),
@@ -299,10 +309,43 @@ def evaluate(
             metrics["bridge"]["tick_hz"],
             metrics["bridge"]["steps_per_tick"],
         )
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "metrics.json", metrics)
+    _write_results(out, races, names, metrics)
+    if cfg.record and (stale := [path for path in earlier if path.name not in names]):
+        log.info("removed %d replays of an earlier eval from %s", len(stale), out / "replays")
     metrics["out_dir"] = str(out)
     return metrics
+
+
+def _write_results(
+    out: Path, races: Sequence[TrackRace], names: Sequence[str], metrics: dict[str, Any]
+) -> None:
+    """Write ``races``' replays as ``names`` (none: no replays) into ``out/replays``, as one
+    set that replaces an earlier eval's, then ``metrics`` to ``out/metrics.json``, whole.
+
+    Raises:
+        EvalInterrupted: on Ctrl-C (SIGTERM), naming the replays if they were written.
+    """
+    replays = out / "replays"
+    earlier = replays.stat().st_ino if replays.is_dir() else None
+    try:
+        if names:
+
+            def write(tmp: Path) -> None:  # as one set: a Ctrl-C leaves the earlier eval's
+                for race, name in zip(races, names, strict=True):
+                    race.replay.save(tmp / name)
+
+            replace_directory(replays, write)
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / "metrics.json", metrics)
+    except KeyboardInterrupt as interrupt:
+        # Swapped in (another directory), even if the signal came as the earlier one went.
+        wrote = bool(names) and replays.is_dir() and replays.stat().st_ino != earlier
+        done = (
+            f"its {len(names)} replays are in {replays}, its metrics.json is not"
+            if wrote
+            else "nothing written"
+        )
+        raise EvalInterrupted(f"while writing its results: {done}", wrote) from interrupt
 
 
 def car_collisions(backend: DictConfig) -> bool:
@@ -401,6 +444,9 @@ def _run_rounds(
 
     Raises:
         ConfigError: for an invalid ``render``.
+        EvalInterrupted: on Ctrl-C (SIGTERM) after races had ended, where the eval ends
+            by itself (``rounds`` not 0, no window, no ``follow``): a few races would be
+            biased figures.
     """
     envs = make_parallel_envs(
         backend,
@@ -478,13 +524,10 @@ def _run_rounds(
         if rounds != 0 and window is None and follower is None:
             # An eval that ends by itself, cut short: its metrics would replace a whole
             # eval's with a biased few (the races still running are the longest ones).
-            log.warning(
-                "interrupted after %d of its %d races, which are not kept (rounds=0 races "
-                "until Ctrl-C and keeps the races that ended)",
-                len(races),
-                rounds * len(seeds),
-            )
-            raise
+            raise EvalInterrupted(
+                f"after {len(races)} of its {rounds * len(seeds)} races, which are not kept "
+                "(rounds=0 races until Ctrl-C and keeps the races that ended): nothing written"
+            ) from interrupt
         if ended:
             log.info(
                 "a round was stopped with %d of its %d tracks' races ended: they count, and "
