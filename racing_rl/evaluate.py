@@ -31,7 +31,7 @@ from racing_rl.evaluation.tables import (
     tracks_phrase,
 )
 from racing_rl.files import read_record, write_atomic
-from racing_rl.interrupts import how, in_command_process, interrupt_signal
+from racing_rl.interrupts import interrupted, stop
 
 log = logging.getLogger(__name__)
 
@@ -171,15 +171,13 @@ def _stopped(
 
     Raises:
         SystemExit: 128 + the signal's number (130: SIGINT, 143: SIGTERM), in the command's
-            own process; in a sweep's worker process, ``interrupt`` again.
+            own process; in a sweep's worker process, ``interrupt`` again
+            (``racing_rl.interrupts.stop``).
     """
-    sig = interrupt_signal(interrupt)
     stopped = interrupt if isinstance(interrupt, EvalInterrupted) else None
     done = stopped.done if stopped else "before its races ended: nothing written"
     earlier = _earlier_metrics(out_dir)
-    kept = f"; {earlier}, and stays as it was" if earlier else ""
-    message = f"interrupted ({how(sig.name)}) {done}{kept}"
-    print_error("eval", message)
+    what = f"{done}; {earlier}, and stays as it was" if earlier else done
     if handler is not None and earlier_log is None and not (stopped and stopped.wrote):
         path = Path(handler.baseFilename)
         handler.close()
@@ -188,10 +186,9 @@ def _stopped(
         with suppress(OSError):  # not empty: other files were there before
             path.parent.rmdir()
     elif handler is not None:  # the line, in the log beside the metrics.json it names
+        message = interrupted(interrupt, what)
         handler.handle(log.makeRecord(log.name, logging.WARNING, __file__, 0, message, (), None))
-    if not in_command_process():
-        raise interrupt
-    raise SystemExit(128 + sig) from interrupt
+    stop("eval", interrupt, what)
 
 
 def _name_earlier_metrics(out_dir: Path) -> None:

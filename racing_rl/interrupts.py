@@ -36,9 +36,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import CodeType, FrameType
-from typing import Any
+from typing import Any, NoReturn
 
-from racing_rl.errors import causes
+from racing_rl.errors import causes, print_error
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +148,28 @@ def _handle(signum: int, frame: FrameType | None) -> None:
 def how(name: str) -> str:
     """How a signal of ``name`` (``SIGINT``, ``SIGTERM``) reads in a message."""
     return "Ctrl-C" if name == "SIGINT" else name
+
+
+def interrupted(interrupt: BaseException, what: str) -> str:
+    """How a command stopped by ``interrupt`` says so, with ``what`` it wrote or kept:
+    ``interrupted (Ctrl-C) before its races ended: nothing written``."""
+    return f"interrupted ({how(interrupt_signal(interrupt).name)}) {what}"
+
+
+def stop(command: str, interrupt: KeyboardInterrupt, what: str) -> NoReturn:
+    """End ``racing-rl <command>``, stopped by ``interrupt`` (Ctrl-C, or SIGTERM as this
+    module raises it), with one line on stderr that says what it wrote or kept
+    (``interrupted``): ``racing-rl export: interrupted (Ctrl-C): nothing written``.
+
+    Raises:
+        SystemExit: 128 + the signal's number (130: SIGINT, 143: SIGTERM), in the
+            command's own process (so the CLI adds no line of its own); in a sweep's
+            worker process, ``interrupt`` again, which stops the sweep.
+    """
+    print_error(command, interrupted(interrupt, what))
+    if not in_command_process():
+        raise interrupt
+    raise SystemExit(128 + interrupt_signal(interrupt)) from interrupt
 
 
 def interrupt_signal(interrupt: BaseException) -> signal.Signals:

@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 
 from racing_rl.config import hydra_main
 from racing_rl.errors import RacingRLError, print_error
+from racing_rl.interrupts import stop
 from racing_rl.replay import load_replay
 from racing_rl.ui.render import window_size
 from racing_rl.ui.video import export_video
@@ -68,7 +69,9 @@ def main(cfg: DictConfig) -> None:
     except RacingRLError as err:
         print_error("replay", err)
         raise SystemExit(1) from err
-    except KeyboardInterrupt:
-        if cfg.video:  # written whole or not at all (export_video)
-            print_error("replay", f"{cfg.video} not written: an earlier file there is as it was")
-        raise
+    except KeyboardInterrupt as interrupt:
+        if not cfg.video:
+            raise  # the window: nothing to write
+        # written whole or not at all (export_video)
+        what = f"before {cfg.video} was written: nothing written; an earlier file there is kept"
+        stop("replay", interrupt, what)

@@ -316,7 +316,8 @@ def test_a_replay_of_no_step_has_typed_step_arrays():
 
 
 def test_a_ctrl_c_while_a_video_is_written_says_it_was_not(replay, tmp_path):
-    """It said only "interrupted (Ctrl-C).", not what became of the video."""
+    """It said only "interrupted (Ctrl-C).", not what became of the video; then that line
+    came after one that said so: one line says both."""
     replay.save(tmp_path / "race.npz")
     cut = (
         "import racing_rl.replay_app as app\n"
@@ -327,7 +328,7 @@ def test_a_ctrl_c_while_a_video_is_written_says_it_was_not(replay, tmp_path):
     result = racing_rl_patched(cut, "replay", "path=race.npz", "video=race.mp4", cwd=tmp_path)
     assert (result.returncode, result.stderr) == (
         130,
-        "racing-rl replay: race.mp4 not written: an earlier file there is as it was\n"
-        "racing-rl replay: interrupted (Ctrl-C).\n",
+        "racing-rl replay: interrupted (Ctrl-C) before race.mp4 was written: nothing written; "
+        "an earlier file there is kept\n",
     )
     assert [p.name for p in tmp_path.iterdir()] == ["race.npz"]

@@ -7,6 +7,7 @@ from omegaconf import DictConfig
 from racing_rl.config import hydra_main, job_failed
 from racing_rl.errors import RacingRLError, print_error
 from racing_rl.export import export
+from racing_rl.interrupts import stop
 
 
 @hydra_main("export")
@@ -18,9 +19,9 @@ def main(cfg: DictConfig) -> None:
     except RacingRLError as err:
         print_error("export", err)
         job_failed(err)
-    except KeyboardInterrupt:  # the file is written whole or not at all (write_atomic)
-        print_error("export", "nothing written: an earlier export there is as it was")
-        raise
+    except KeyboardInterrupt as interrupt:  # the file is written whole or not at all
+        what = "before its file was written: nothing written; an earlier export there is as it was"
+        stop("export", interrupt, what)
     print(
         f"wrote {result['path']} ({result['bytes'] / 1024:.0f} KiB): {result['algorithm']} "
         f"{result['checkpoint']}, {result['timesteps']:,} timesteps"

@@ -546,7 +546,8 @@ def test_an_export_sweep_s_failed_job_does_not_stop_the_others(trained_runs, tmp
 
 
 def test_a_ctrl_c_while_exporting_says_nothing_was_written(tiny_runs, tmp_path):
-    """It said only "interrupted (Ctrl-C).", not what became of the file."""
+    """It said only "interrupted (Ctrl-C).", not what became of the file; then that line
+    came after one that said so: one line says both."""
     cut = (
         "import racing_rl.export as export\n"
         "def interrupted(path, write, **kwargs):\n"
@@ -557,7 +558,7 @@ def test_a_ctrl_c_while_exporting_says_nothing_was_written(tiny_runs, tmp_path):
     result = racing_rl_patched(cut, "export", *run, cwd=tmp_path)
     assert (result.returncode, result.stderr) == (
         130,
-        "racing-rl export: nothing written: an earlier export there is as it was\n"
-        "racing-rl export: interrupted (Ctrl-C).\n",
+        "racing-rl export: interrupted (Ctrl-C) before its file was written: nothing written; "
+        "an earlier export there is as it was\n",
     )
     assert list(tmp_path.iterdir()) == []
