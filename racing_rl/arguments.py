@@ -22,6 +22,7 @@ import difflib
 import importlib
 import importlib.util
 import itertools
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +32,9 @@ from racing_rl import config_dir
 
 if TYPE_CHECKING:  # imported where used: the dispatcher starts fast
     from hydra.core.override_parser.types import Override
+    from omegaconf import DictConfig
 
+    from racing_rl.checkpoints.layout import Checkpoint
     from racing_rl.usage import ConfigDoc
 
 
@@ -333,17 +336,57 @@ def check_arguments(name: str, args: list[str]) -> None:
         _check_export_outputs(given, doc)
     resume = given.get("resume")
     if name == "train" and resume is not None and not resume.is_sweep_override():
-        from racing_rl.checkpoints.runs import resume_overrides
-        from racing_rl.errors import ConfigError
+        from racing_rl.errors import CheckpointError, ConfigError
 
         # Hydra's own (hydra.run.dir=, hydra/launcher=) are not the task's.
         task = [
             o.input_line for o in overrides if not o.key_or_group.startswith(("hydra.", "hydra/"))
         ]
-        try:  # racing-rl train checks them again once it has loaded the run's config
-            resume_overrides(Path(str(resume.value())).expanduser(), task)
-        except ConfigError as err:
+        # The run's warnings (validation.max_steps changed) are the job's to log, once,
+        # into its train.log: here only a refusal is said.
+        quiet = logging.root.manager.disable
+        logging.disable(logging.WARNING)
+        try:  # racing-rl train checks it again in the job (resume_run)
+            check_resume(Path(str(resume.value())).expanduser(), task)
+        except (ConfigError, CheckpointError) as err:
             raise UsageError(str(err)) from None
+        finally:
+            logging.disable(quiet)
+
+
+def check_resume(
+    run_dir: Path, overrides: Sequence[str]
+) -> tuple[DictConfig, Checkpoint, str | None]:
+    """What ``racing-rl train resume=<run_dir>`` with ``overrides`` goes on with, checked:
+    ``check_arguments`` refuses a resume that cannot start before Hydra starts (nothing
+    written), and ``racing_rl.training.resume_run`` prepares the resume with it.
+
+    Args:
+        run_dir: the run directory.
+        overrides: the command line's overrides (``resume=`` and the run's own
+            ``backend=`` among them).
+
+    Returns:
+        The run's config with the overrides (``resume_config``), checked; the checkpoint
+        the resume goes on from (``resume_checkpoint``); and the new text
+        of the run's ``.hydra/overrides.yaml`` (``recorded_overrides``; None without it).
+
+    Raises:
+        CheckpointError: if ``run_dir`` is not a run directory, or has no checkpoint.
+        ConfigError: if an override may not change on resume, the config is invalid, an
+            override is one the run never reads (``checkpoint.keep=3`` of a run saved with
+            ``checkpoint.every=0``: ``check_unread_config``), a ``total_timesteps`` given
+            is below the checkpoint's timesteps, the run's final checkpoint is already at
+            ``total_timesteps``, or ``.hydra/overrides.yaml`` is damaged.
+    """
+    from racing_rl.checkpoints.runs import recorded_overrides, resume_checkpoint, resume_config
+    from racing_rl.checks import check_train_config
+
+    cfg = resume_config(run_dir, overrides)
+    check_train_config(cfg, new_run=False)
+    check_unread_config("train", cfg, overrides, "the run's", resumed=True)
+    checkpoint = resume_checkpoint(run_dir, cfg)
+    return cfg, checkpoint, recorded_overrides(run_dir / ".hydra" / "overrides.yaml", overrides)
 
 
 def _check_types(name: str, overrides: list[Override], groups: set[str]) -> None:

@@ -114,3 +114,11 @@ def read_record(path: Path, then: str) -> dict[str, Any] | None:
         why = f"a JSON {type(record).__name__}, not an object"
     logging.getLogger(__name__).warning("%s cannot be read (%s): %s", path, why, then)
     return None
+
+
+def recorded_timesteps(record: Path) -> int | None:
+    """The ``timesteps`` of a run's JSON record (``best/metrics.json``: the best model's;
+    ``summary.json``, written when a run completes: the run's); None if there is none, or
+    it is damaged (``read_record`` warns)."""
+    read = read_record(record, "taken as missing; the run writes it again")
+    return None if read is None else read.get("timesteps")

@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
@@ -34,7 +33,7 @@ from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from racing_rl.algos import discount, make_model
-from racing_rl.arguments import check_unread_config
+from racing_rl.arguments import check_resume
 from racing_rl.callbacks import (
     CheckpointCallback,
     ProgressBar,
@@ -51,7 +50,6 @@ from racing_rl.checkpoints.runs import (
     load_for_resume,
     load_run_config,
     newest_loadable,
-    resume_config,
 )
 from racing_rl.checkpoints.saving import (
     save_checkpoint,
@@ -63,7 +61,6 @@ from racing_rl.checks import check_train_config
 from racing_rl.config import backend_config, path_override, track_seeds, train_mix
 from racing_rl.errors import (
     CheckpointError,
-    ConfigError,
     TrainingInterrupted,
     causes,
     disk_full,
@@ -71,7 +68,7 @@ from racing_rl.errors import (
 )
 from racing_rl.evaluation.episodes import evaluation_env
 from racing_rl.evaluation.results import lap_figures
-from racing_rl.files import read_record
+from racing_rl.files import read_record, recorded_timesteps
 from racing_rl.interrupts import TrainingSignals
 from racing_rl.loggers import sb3_logger, validation_logged, wandb_run
 from racing_rl.normalize import FiniteVecNormalize, is_finite
@@ -193,14 +190,6 @@ def _exit_code(name: str) -> int:
     return 128 + getattr(signal, name, signal.SIGINT)
 
 
-def _timesteps_in(record: Path) -> int | None:
-    """The ``timesteps`` of a run's JSON record (``best/metrics.json``: the best model's;
-    ``summary.json``, written when a run completes: the run's); None if there is none, or
-    it is damaged (``read_record`` warns)."""
-    read = read_record(record, "taken as missing; the run writes it again")
-    return None if read is None else read.get("timesteps")
-
-
 def _all_finite(model: BaseAlgorithm, venv: VecEnv) -> bool:
     """Whether the model's weights and the VecNormalize statistics are all finite."""
     weights = all(bool(torch.isfinite(p).all()) for p in model.policy.parameters())
@@ -250,8 +239,9 @@ def resume_run(
 ) -> tuple[DictConfig, Checkpoint, dict[Path, str]]:
     """The config and checkpoint to continue a run with (``racing-rl train resume=``).
 
-    The run's saved config with the overrides a resume may make (``resume_config``),
-    checked; its newest checkpoint; and the run's files that record the overrides,
+    The run's saved config with the overrides a resume may make, and the checkpoint it
+    goes on from, checked (``racing_rl.arguments.check_resume``, which ``racing-rl train``
+    also runs before Hydra starts); and the run's files that record the overrides,
     ``.hydra/config.yaml`` and ``overrides.yaml``, as their new texts: ``train`` writes
     them once the checkpoint has loaded, so that a resume that cannot start leaves them.
 
@@ -260,35 +250,15 @@ def resume_run(
         overrides: the command line's overrides.
 
     Raises:
-        CheckpointError: if ``run_dir`` is not a run directory or has no checkpoint.
-        ConfigError: if an override may not change on resume, the config is invalid, an
-            override is one the run never reads (``checkpoint.keep=3`` of a run saved with
-            ``checkpoint.every=0``: ``check_unread_config``), the run's final checkpoint
-            is already at ``total_timesteps``, or a ``total_timesteps`` given is below the
-            checkpoint's timesteps (checked here, before ``train`` records a leg in
+        CheckpointError: as ``check_resume``: no run directory, no checkpoint that loads.
+        ConfigError: as ``check_resume``: an override a resume may not make, or one the
+            run never reads, an invalid config, a ``total_timesteps`` below the
+            checkpoint's or one the run's final checkpoint is at, a damaged
+            ``.hydra/overrides.yaml`` (checked here, before ``train`` records a leg in
             run.json).
     """
-    cfg = resume_config(run_dir, overrides)
-    check_train_config(cfg, new_run=False)
-    check_unread_config("train", cfg, overrides, "the run's", resumed=True)
-    checkpoint = latest_checkpoint(run_dir)
-    own = load_run_config(run_dir).total_timesteps  # a total given here is cfg's
+    cfg, checkpoint, recorded = check_resume(run_dir, overrides)
     if checkpoint.timesteps >= cfg.total_timesteps:
-        if own != cfg.total_timesteps and checkpoint.timesteps > cfg.total_timesteps:
-            raise ConfigError(  # a typo would end the run
-                f"total_timesteps={cfg.total_timesteps:,} is below the "
-                f"{checkpoint.timesteps:,} timesteps of {checkpoint.path}: pass a larger "
-                "total_timesteps to train on, or leave it out to go on to the run's own."
-            )
-        if (
-            checkpoint.kind == FINAL
-            and _timesteps_in(run_dir / "summary.json") == checkpoint.timesteps
-        ):
-            raise ConfigError(
-                f"{checkpoint.path} is already at {checkpoint.timesteps:,} timesteps, "
-                f"total_timesteps={cfg.total_timesteps:,}: pass a larger total_timesteps to "
-                "train on."
-            )
         # Stopped after its last rollout, or by an error after the final checkpoint
         # (before summary.json): the run only ends.
         log.info(
@@ -298,6 +268,7 @@ def resume_run(
             f"{checkpoint.timesteps:,}",
             f"{cfg.total_timesteps:,}",
         )
+    own = load_run_config(run_dir).total_timesteps
     if cfg.total_timesteps != own:  # said once the new total is taken
         log.info(
             "total_timesteps %s -> %s: the algorithm's schedules (a decaying learning rate or "
@@ -307,7 +278,6 @@ def resume_run(
             f"{cfg.total_timesteps:,}",
         )
     files = {run_dir / ".hydra" / "config.yaml": OmegaConf.to_yaml(cfg)}
-    recorded = _recorded_overrides(run_dir / ".hydra" / "overrides.yaml", overrides)
     if recorded is not None:
         files[run_dir / ".hydra" / "overrides.yaml"] = recorded
     # A game run's checkpoint takes the size its game sent: pinned for this leg, a game
@@ -318,36 +288,6 @@ def resume_run(
         if isinstance(size, int):
             cfg.backend.observation_size = size
     return cfg, checkpoint, files
-
-
-def _recorded_overrides(path: Path, overrides: Sequence[str]) -> str | None:
-    """The run's ``.hydra/overrides.yaml`` with a resume's overrides, each in place of the
-    one of its key, so that the file keeps saying what the run's config was made with
-    (``racing-rl report`` shows it); ``resume=`` itself and the run's own ``backend=``
-    are left out. None without the file.
-
-    Raises:
-        ConfigError: if the file cannot be read as a list of overrides.
-    """
-    if not path.is_file():
-        return None
-    parser = OverridesParser.create()
-    try:
-        saved = OmegaConf.load(path)
-        lines = [o.input_line for o in parser.parse_overrides([str(o) for o in saved])]
-    except Exception as err:  # YAML's, OmegaConf's or Hydra's parse errors
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ConfigError(
-            f"{path} is damaged ({first}): it lists the overrides the run was made with. "
-            "Put its lines back (each KEY=VALUE of the run's command line, as a YAML list), "
-            "or delete it, and resume again."
-        ) from err
-    for override in parser.parse_overrides(list(overrides)):
-        key = override.key_or_group
-        if key not in ("resume", "backend"):  # backend: the run's own (_resumed_backend)
-            lines = [line for line in lines if parser.parse_override(line).key_or_group != key]
-            lines.append(override.input_line)
-    return OmegaConf.to_yaml(OmegaConf.create(lines))
 
 
 def train(
@@ -690,7 +630,7 @@ def _warn_if_best_is_newer(run_dir: Path, resume: Checkpoint) -> None:
         run_dir: the run directory.
         resume: the checkpoint this leg resumes from.
     """
-    best_at = _timesteps_in(run_dir / "best" / "metrics.json")
+    best_at = recorded_timesteps(run_dir / "best" / "metrics.json")
     if best_at is not None and best_at > resume.timesteps:  # after a kill -9
         log.warning(
             "best/ holds the model validated at %s timesteps, after %s: it comes from "
@@ -819,13 +759,13 @@ def _validate_final(
         except KeyboardInterrupt as interrupt:  # best/ is written whole (held)
             stopped = str(interrupt) or "SIGINT"
             # Raised once best/ was written: the final model did compete, and won.
-            validated = _timesteps_in(run_dir / "best" / "metrics.json") == model.num_timesteps
+            validated = recorded_timesteps(run_dir / "best" / "metrics.json") == model.num_timesteps
     if stopped and not validated:
         log.warning(
             "%s: the final model is saved; its validation is skipped, so %s",
             stopped,
             "best/ is the best of the earlier validations"
-            if _timesteps_in(run_dir / "best" / "metrics.json") is not None
+            if recorded_timesteps(run_dir / "best" / "metrics.json") is not None
             else "the run has no best/",
         )
     return stopped, validated

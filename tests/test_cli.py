@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
-from runs import TINY, racing_rl
+from runs import TINY, game_run_copy, racing_rl
 
 from racing_rl import __version__, arguments, cli
 from racing_rl.arguments import UsageError, check_arguments
@@ -487,7 +487,7 @@ def test_a_sweep_s_directory_names_a_job_to_pass(tmp_path, monkeypatch):
         check_arguments("train", ["resume=sweep"])
 
 
-def test_keys_groups_appends_and_nested_keys_pass_the_key_check(tmp_path):
+def test_keys_groups_appends_and_nested_keys_pass_the_key_check(tiny_runs, tmp_path):
     # Appends: checked once composed (an argument of algo.model that the algorithm does
     # not take is refused in a sweep: test_a_sweep_that_adds_an_argument_...).
     args = ["-m", "algo=sac", "+algo.model.policy_kwargs.x=1", "hydra/launcher=joblib", "seed=1"]
@@ -533,40 +533,41 @@ def test_keys_groups_appends_and_nested_keys_pass_the_key_check(tmp_path):
     with pytest.raises(UsageError, match=r"pygame has no backend\.server \(a leg of the sweep"):
         check_arguments("train", ["-m", "backend=pygame,roblox", "backend.server.port=9000"])
     # What a resume may change, and Hydra's own keys.
-    (tmp_path / ".hydra").mkdir()
-    (tmp_path / ".hydra" / "config.yaml").write_text("backend: {name: roblox}\n")
-    resume = [f"resume={tmp_path}", f"hydra.run.dir={tmp_path}", "hydra/launcher=basic"]
+    game = game_run_copy(tiny_runs[0], tmp_path / "game")
+    resume = [f"resume={game}", f"hydra.run.dir={game}", "hydra/launcher=basic"]
     check_arguments("train", [*resume, "total_timesteps=5000", "validation.every=0"])
     # eval's backend is the run's own (null in eval.yaml): a + changes a setting of it.
-    check_arguments("eval", [f"run_dir={tmp_path}", "+backend.rules.car_collisions=true"])
+    check_arguments("eval", [f"run_dir={game}", "+backend.rules.car_collisions=true"])
 
 
-def test_a_resume_with_a_key_it_may_not_change_is_refused_before_hydra_starts(tmp_path):
+def test_a_resume_with_a_key_it_may_not_change_is_refused_before_hydra_starts(tiny_runs, tmp_path):
     """It was refused once the job had started: a log line (also appended to the run's
     train.log) and exit 1, where every other refusal is one line and exit 2."""
-    (tmp_path / ".hydra").mkdir()
-    (tmp_path / ".hydra" / "config.yaml").write_text("backend: {name: roblox}\n")
+    run = game_run_copy(tiny_runs[0], tmp_path / "run")
+    (run / "summary.json").unlink()  # stopped after its final checkpoint: resume ends it
+    (run / ".hydra" / "hydra.yaml").unlink()  # its choices: the simulator run's, backend=pygame
+    files = sorted(run.rglob("*"))
     for override, why in (
         ("seed=3", "a resumed run keeps its own config"),
-        ("n_races=2", "it would change the model's shape"),
+        ("n_races=3", "it would change the model's shape"),
         ("algo.model.gamma=0.9", "the algorithm and its settings are the run's own"),
     ):
-        with pytest.raises(UsageError, match=f"Cannot resume {tmp_path} with '{override}': {why}"):
-            check_arguments("train", [f"resume={tmp_path}", override])
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".hydra"]
+        with pytest.raises(UsageError, match=f"Cannot resume {run} with '{override}': {why}"):
+            check_arguments("train", [f"resume={run}", override])
+    assert sorted(run.rglob("*")) == files
     # How the run reaches its game may change; Hydra composes the run's own backend.
-    check_arguments("train", [f"resume={tmp_path}", "backend.server.port=9000"])
-    check_arguments("train", [f"resume={tmp_path}", "backend=roblox"])
-    assert arguments.with_resumed_backend([f"resume={tmp_path}"])[-1] == "backend=roblox"
+    check_arguments("train", [f"resume={run}", "backend.server.port=9000"])
+    check_arguments("train", [f"resume={run}", "backend=roblox"])
+    assert arguments.with_resumed_backend([f"resume={run}"])[-1] == "backend=roblox"
     # ... with a flag's value before it too: "job" failed to parse as an override, and
     # Hydra composed the simulator, which has no backend.server (+backend.server.port=).
     for flag in (["--cfg", "job"], ["-cd", str(tmp_path)], ["-p", "backend"]):
-        resumed = arguments.with_resumed_backend([*flag, f"resume={tmp_path}"])
+        resumed = arguments.with_resumed_backend([*flag, f"resume={run}"])
         assert resumed[-1] == "backend=roblox", flag
     with pytest.raises(UsageError, match="'backend=pygame': it would change the model"):
-        check_arguments("train", [f"resume={tmp_path}", "backend=pygame"])
+        check_arguments("train", [f"resume={run}", "backend=pygame"])
     with pytest.raises(UsageError, match=r"backend=roblox has no backend\.car"):
-        check_arguments("train", [f"resume={tmp_path}", "backend.car.max_speed=3"])
+        check_arguments("train", [f"resume={run}", "backend.car.max_speed=3"])
 
 
 def test_a_key_one_leg_of_a_swept_experiment_lacks_is_refused(tmp_path, monkeypatch):

@@ -74,9 +74,9 @@ def test_resume_continues_the_run_where_it_stopped(algo, tmp_path):
     rows = list(csv.DictReader((run_dir / "progress.csv").open()))
     validated = [row["time/total_timesteps"] for row in rows if row["eval/lap_completion_rate"]]
     assert validated == ["1000", "2000", "3000", "4000"]
-    # Resuming a finished run is refused before a leg is recorded.
+    # Resuming a finished run is refused before Hydra starts.
     again = racing_rl("train", f"resume={run_dir}", cwd=tmp_path)
-    assert again.returncode == 1
+    assert again.returncode == 2
     assert "is already at 4,000 timesteps, total_timesteps=4,000" in again.stderr
     assert json.loads((run_dir / "run.json").read_text())["legs"] == legs
     cfg = load_run_config(run_dir)
@@ -913,12 +913,12 @@ def test_ctrl_c_while_the_run_s_files_are_written_waits_for_them(tmp_path, monke
     assert leg["status"] == "completed"
 
 
-def test_resume_refuses_another_run_directory(tmp_path):
+def test_resume_refuses_another_run_directory(tiny_runs, tmp_path):
     """``resume=a hydra.run.dir=b`` resumed and rewrote b, leaving a as it was."""
-    run, other = tmp_path / "run", tmp_path / "other"
-    run.mkdir()
-    saved_config(run, [])
-    result = racing_rl("train", f"resume={run}", f"hydra.run.dir={other}", cwd=tmp_path)
+    run, other = shutil.copytree(tiny_runs[0], tmp_path / "run"), tmp_path / "other"
+    result = racing_rl(
+        "train", f"resume={run}", "total_timesteps=4000", f"hydra.run.dir={other}", cwd=tmp_path
+    )
     assert result.returncode == 1
     assert "a run is resumed in its own directory. Leave hydra.run.dir out" in result.stderr
     assert not other.exists()
@@ -936,7 +936,7 @@ def test_a_resume_with_a_setting_the_run_never_reads_is_refused(tiny_runs, tmp_p
     result = racing_rl(
         "train", f"resume={run}", "total_timesteps=4000", "checkpoint.keep=3", cwd=tmp_path
     )
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert (
         "checkpoint.keep=3: with checkpoint.every=0 (the run's), no periodic checkpoint is "
         "saved (the only ones keep deletes), so it would change nothing; add "
@@ -952,6 +952,43 @@ def test_a_resume_with_a_setting_the_run_never_reads_is_refused(tiny_runs, tmp_p
     train_module.resume_run(run, [*more, "checkpoint.every=1000", "checkpoint.keep=3"])
     train_module.resume_run(run, [*more, "validation.every=1000", "validation.video.every=2"])
     train_module.resume_run(run, [*more, "trust_pickles=true"])  # no resume= in a sweep's job
+
+
+@pytest.mark.parametrize(
+    ("overrides", "said"),
+    [
+        (
+            ["total_timesteps=1000"],
+            "total_timesteps=1,000 is below the 2,048 timesteps of {final}: pass a larger "
+            "total_timesteps to train on, or leave it out to go on to the run's own.",
+        ),
+        (
+            ["checkpoint.every=0", "checkpoint.keep=2"],
+            "checkpoint.keep=2: with checkpoint.every=0, no periodic checkpoint is saved (the "
+            "only ones keep deletes), so it would change nothing; add "
+            "checkpoint.every=<timesteps>, or leave checkpoint.keep out",
+        ),
+        (
+            [],
+            "{final} is already at 2,048 timesteps, total_timesteps=2,000: pass a larger "
+            "total_timesteps to train on.",
+        ),
+    ],
+    ids=["below", "unread", "finished"],
+)
+def test_a_resume_that_cannot_start_is_refused_in_one_line_before_hydra(
+    tiny_runs, tmp_path, overrides, said
+):
+    """These refusals came from inside the Hydra job, in log format and with status 1,
+    once Hydra had added them to the run's train.log; the other mistakes of a command line
+    are one line, status 2, before Hydra starts."""
+    run = shutil.copytree(tiny_runs[0], tmp_path / "run")
+    files = {path: path.read_bytes() for path in run.rglob("*") if path.is_file()}
+    result = racing_rl("train", f"resume={run}", *overrides, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr[-3000:]
+    final = run / "checkpoints" / "final_2048_steps"
+    assert result.stderr.splitlines() == [f"racing-rl train: {said.format(final=final)}"]
+    assert {path: path.read_bytes() for path in run.rglob("*") if path.is_file()} == files
 
 
 def test_a_run_that_failed_after_its_final_checkpoint_is_finished_by_resume(tmp_path, monkeypatch):
@@ -1151,8 +1188,8 @@ def test_a_damaged_best_or_summary_record_is_taken_as_missing(tmp_path, caplog):
     """A truncated best/metrics.json or summary.json ended resume in a JSONDecodeError
     traceback."""
     from racing_rl.callbacks import ValidationCallback
+    from racing_rl.files import recorded_timesteps
     from racing_rl.objective import objective
-    from racing_rl.training import _timesteps_in
 
     (tmp_path / "best").mkdir()
     for damaged in ('{"timesteps": 20', "[]", '{"timesteps": 2048}'):
@@ -1163,7 +1200,9 @@ def test_a_damaged_best_or_summary_record_is_taken_as_missing(tmp_path, caplog):
             laps = functools.partial(objective, kind="laps", lap_time_limit=100.0)
             validation = ValidationCallback(None, 1000, tmp_path / "best", laps)
             assert validation.best is None  # the next validation replaces best/
-            assert _timesteps_in(tmp_path / "summary.json") == (2048 if "2048" in damaged else None)
+            assert recorded_timesteps(tmp_path / "summary.json") == (
+                2048 if "2048" in damaged else None
+            )
         assert "next validation replaces it" in caplog.text
 
 

@@ -24,6 +24,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from racing_rl.algos import make_model
 from racing_rl.checkpoints.layout import (
+    FINAL,
     MANIFEST,
     MODEL,
     Checkpoint,
@@ -47,6 +48,7 @@ from racing_rl.config import RUNTIME_KEYS, backend_config, under
 from racing_rl.contract import STATE_SIZE
 from racing_rl.drivers import PolicyDriver
 from racing_rl.errors import CheckpointError, ConfigError, PickleRefused, interruption
+from racing_rl.files import recorded_timesteps
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -269,6 +271,74 @@ def resume_config(run_dir: Path, overrides: Sequence[str]) -> DictConfig:
             )
         OmegaConf.update(cfg, key, override.value(), merge=False)
     return cfg
+
+
+def recorded_overrides(path: Path, overrides: Sequence[str]) -> str | None:
+    """The run's ``.hydra/overrides.yaml`` with a resume's overrides, each in place of the
+    one of its key, so that the file keeps saying what the run's config was made with
+    (``racing-rl report`` shows it); ``resume=`` itself and the run's own ``backend=``
+    are left out. None without the file.
+
+    Raises:
+        ConfigError: if the file cannot be read as a list of overrides.
+    """
+    if not path.is_file():
+        return None
+    parser = OverridesParser.create()
+    try:
+        saved = OmegaConf.load(path)
+        lines = [o.input_line for o in parser.parse_overrides([str(o) for o in saved])]
+    except Exception as err:  # YAML's, OmegaConf's or Hydra's parse errors
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(
+            f"{path} is damaged ({first}): it lists the overrides the run was made with. "
+            "Put its lines back (each KEY=VALUE of the run's command line, as a YAML list), "
+            "or delete it, and resume again."
+        ) from err
+    for override in parser.parse_overrides(list(overrides)):
+        key = override.key_or_group
+        if key not in ("resume", "backend"):  # backend: the run's own (_resumed_backend)
+            lines = [line for line in lines if parser.parse_override(line).key_or_group != key]
+            lines.append(override.input_line)
+    return OmegaConf.to_yaml(OmegaConf.create(lines))
+
+
+def resume_checkpoint(run_dir: Path, cfg: DictConfig) -> Checkpoint:
+    """The checkpoint a resume of ``run_dir`` goes on from, its newest
+    (``latest_checkpoint``), checked against the resume's ``total_timesteps``.
+
+    Args:
+        run_dir: the run directory.
+        cfg: the resume's config (``resume_config``).
+
+    Returns:
+        The checkpoint that ``load_for_resume`` is to load.
+
+    Raises:
+        CheckpointError: if the run has no checkpoint.
+        ConfigError: if a ``total_timesteps`` given is below the checkpoint's timesteps,
+            or the run's final checkpoint is already at ``total_timesteps``.
+    """
+    checkpoint = latest_checkpoint(run_dir)
+    if checkpoint.timesteps < cfg.total_timesteps:
+        return checkpoint
+    own = load_run_config(run_dir).total_timesteps  # a total given here is cfg's
+    if own != cfg.total_timesteps and checkpoint.timesteps > cfg.total_timesteps:
+        raise ConfigError(  # a typo would end the run
+            f"total_timesteps={cfg.total_timesteps:,} is below the "
+            f"{checkpoint.timesteps:,} timesteps of {checkpoint.path}: pass a larger "
+            "total_timesteps to train on, or leave it out to go on to the run's own."
+        )
+    if (
+        checkpoint.kind == FINAL
+        and recorded_timesteps(run_dir / "summary.json") == checkpoint.timesteps
+    ):
+        raise ConfigError(
+            f"{checkpoint.path} is already at {checkpoint.timesteps:,} timesteps, "
+            f"total_timesteps={cfg.total_timesteps:,}: pass a larger total_timesteps to "
+            "train on."
+        )
+    return checkpoint
 
 
 def newest_loadable(run_dir: Path, load: Callable[[Checkpoint], T]) -> tuple[Checkpoint, T]:
