@@ -342,7 +342,7 @@ def check_arguments(name: str, args: list[str]) -> None:
         task = [
             o.input_line for o in overrides if not o.key_or_group.startswith(("hydra.", "hydra/"))
         ]
-        # The run's warnings (validation.max_steps changed) are the job's to log, once,
+        # The run's warnings (a damaged checkpoint skipped) are the job's to log, once,
         # into its train.log: here only a refusal is said.
         quiet = logging.root.manager.disable
         logging.disable(logging.WARNING)
@@ -368,11 +368,12 @@ def check_resume(
 
     Returns:
         The run's config with the overrides (``resume_config``), checked; the checkpoint
-        the resume goes on from (``resume_checkpoint``); and the new text
+        the resume loads (``resume_checkpoint``: the newest that loads); and the new text
         of the run's ``.hydra/overrides.yaml`` (``recorded_overrides``; None without it).
 
     Raises:
-        CheckpointError: if ``run_dir`` is not a run directory, or has no checkpoint.
+        CheckpointError: if ``run_dir`` is not a run directory, or none of its
+            checkpoints loads (PickleRefused: a lone pickle, without trust_pickles).
         ConfigError: if an override may not change on resume, the config is invalid, an
             override is one the run never reads (``checkpoint.keep=3`` of a run saved with
             ``checkpoint.every=0``: ``check_unread_config``), a ``total_timesteps`` given

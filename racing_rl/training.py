@@ -49,7 +49,6 @@ from racing_rl.checkpoints.runs import (
     initialize_from,
     load_for_resume,
     load_run_config,
-    newest_loadable,
 )
 from racing_rl.checkpoints.saving import (
     save_checkpoint,
@@ -811,8 +810,7 @@ def _train_on(
     venv = training_env(cfg, bridge)
     opened.callback(venv.close)
     if resume is not None:
-        resume, model = newest_loadable(run_dir, partial(load_for_resume, cfg, venv=venv))
-        leg["resumed_from"] = str(resume.path)
+        model = load_for_resume(cfg, resume, venv)
         _warn_if_best_is_newer(run_dir, resume)
     elif cfg.get("init_from"):
         model, venv = initialize_from(cfg, Path(cfg.init_from).expanduser(), venv)

@@ -43,7 +43,7 @@ from racing_rl.checkpoints.saving import replace_directory, save_checkpoint, sav
 from racing_rl.config import initialize
 from racing_rl.errors import CheckpointError, PickleRefused
 from racing_rl.files import write_json
-from racing_rl.training import train
+from racing_rl.training import resume_run, train
 
 
 class Payload:
@@ -356,8 +356,8 @@ def resume_with_a_damaged_part(
     newest = latest_checkpoint(run_dir)
     data = (newest.path / part).read_bytes()
     (newest.path / part).write_bytes(data[: len(data) // 2])
-    cfg.total_timesteps = total
-    return newest, train(cfg, run_dir, resume=newest)
+    cfg, resumed, files = resume_run(run_dir, [f"total_timesteps={total}"])
+    return newest, train(cfg, run_dir, resume=resumed, resume_files=files)
 
 
 def test_resume_falls_back_to_the_newest_checkpoint_that_loads(tmp_path, caplog):

@@ -308,7 +308,7 @@ def test_ctrl_c_while_setting_up_is_recorded_and_explained(tmp_path, monkeypatch
     run_dir.mkdir()
     train_module.train(cfg, run_dir)
     saved = latest_checkpoint(run_dir)
-    monkeypatch.setattr(train_module, "newest_loadable", interrupted)
+    monkeypatch.setattr(train_module, "load_for_resume", interrupted)
     with pytest.raises(TrainingInterrupted) as raised:
         train_module.train(cfg, run_dir, resume=saved)
     assert str(raised.value) == (
@@ -991,6 +991,31 @@ def test_a_resume_that_cannot_start_is_refused_in_one_line_before_hydra(
     assert {path: path.read_bytes() for path in run.rglob("*") if path.is_file()} == files
 
 
+def test_a_resume_checks_its_total_against_the_checkpoint_it_goes_on_from(tmp_path):
+    """With the newest checkpoint damaged (a truncated model.zip), a resume goes on from
+    the newest that loads, but its total_timesteps was checked against the damaged one:
+    'total_timesteps=1,400 is below the 2,000 timesteps of .../final_2000_steps', and a
+    plain resume 'is already at 2,000 timesteps', though it would train from 1,000."""
+    import racing_rl.training as train_module
+
+    run = tmp_path / "run"
+    done = racing_rl(
+        "train", *QUICK, *PPO, "validation.every=0", f"hydra.run.dir={run}", cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    final = latest_checkpoint(run)
+    assert final.path.name == "final_2000_steps"
+    final.model.write_bytes(final.model.read_bytes()[:2000])
+    _, checkpoint, _ = train_module.resume_run(run, [])
+    assert checkpoint.path.name == "ppo_1000_steps"
+    result = racing_rl("train", f"resume={run}", "total_timesteps=1400", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stderr.count(f"cannot resume from {final.path}") == 1  # the job's, once
+    leg = json.loads((run / "run.json").read_text())["legs"][-1]
+    assert leg["resumed_from"] == str(run / "checkpoints" / "ppo_1000_steps")
+    assert leg["status"] == "completed" and leg["end_timesteps"] == 1400
+
+
 def test_a_run_that_failed_after_its_final_checkpoint_is_finished_by_resume(tmp_path, monkeypatch):
     """An error after final_<T>_steps was saved (a full disk writing the run's model.zip,
     a game lost in the final validation) left a run without summary.json that resume
@@ -1218,16 +1243,18 @@ def test_a_resume_that_cannot_start_leaves_the_run_s_config(tmp_path):
     (hydra / "overrides.yaml").write_text("- validation.every=0\n")
     train_module.train(cfg, tmp_path)
     before = {name: (hydra / name).read_text() for name in ("config.yaml", "overrides.yaml")}
-    for statistics in tmp_path.glob("checkpoints/*/vecnormalize.npz"):
-        statistics.unlink()  # their pickles alone: refused without trust_pickles
     cfg, checkpoint, files = train_module.resume_run(tmp_path, ["total_timesteps=4000"])
     assert set(files) == {hydra / name for name in before}
+    for statistics in tmp_path.glob("checkpoints/*/vecnormalize.npz"):
+        statistics.unlink()  # their pickles alone: refused without trust_pickles
     with pytest.raises(PickleRefused):
+        train_module.resume_run(tmp_path, ["total_timesteps=4000"])  # before Hydra starts
+    with pytest.raises(PickleRefused):  # or gone once it was checked
         train_module.train(cfg, tmp_path, resume=checkpoint, resume_files=files)
     assert {name: (hydra / name).read_text() for name in before} == before
     (hydra / "overrides.yaml").write_text("- validation.every=0\n- 'seed=\n")  # cut short
     with pytest.raises(ConfigError, match=r"overrides\.yaml is damaged \(.*or delete it, and"):
-        train_module.resume_run(tmp_path, ["total_timesteps=4000"])
+        train_module.resume_run(tmp_path, ["total_timesteps=4000", "trust_pickles=true"])
 
 
 def test_a_checkpoint_owes_its_validation_until_that_has_run(tmp_path, monkeypatch):

@@ -9,6 +9,7 @@ import logging
 import os
 from collections import deque
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -40,6 +41,7 @@ from racing_rl.checkpoints.loading import (
     load_model,
     load_normalizer,
     load_replay_buffer,
+    load_statistics,
     recorded_observation_shape,
     restore_statistics,
 )
@@ -304,8 +306,9 @@ def recorded_overrides(path: Path, overrides: Sequence[str]) -> str | None:
 
 
 def resume_checkpoint(run_dir: Path, cfg: DictConfig) -> Checkpoint:
-    """The checkpoint a resume of ``run_dir`` goes on from, its newest
-    (``latest_checkpoint``), checked against the resume's ``total_timesteps``.
+    """The checkpoint a resume of ``run_dir`` goes on from: the newest whose model (and
+    VecNormalize statistics) load (``newest_loadable``: a damaged newer one is skipped,
+    with a warning), checked against the resume's ``total_timesteps``.
 
     Args:
         run_dir: the run directory.
@@ -315,11 +318,12 @@ def resume_checkpoint(run_dir: Path, cfg: DictConfig) -> Checkpoint:
         The checkpoint that ``load_for_resume`` is to load.
 
     Raises:
-        CheckpointError: if the run has no checkpoint.
+        CheckpointError: if the run has no checkpoint, or none loads.
+        PickleRefused: as ``newest_loadable``.
         ConfigError: if a ``total_timesteps`` given is below the checkpoint's timesteps,
             or the run's final checkpoint is already at ``total_timesteps``.
     """
-    checkpoint = latest_checkpoint(run_dir)
+    checkpoint, _ = newest_loadable(run_dir, partial(_load_parts, cfg))
     if checkpoint.timesteps < cfg.total_timesteps:
         return checkpoint
     own = load_run_config(run_dir).total_timesteps  # a total given here is cfg's
@@ -339,6 +343,19 @@ def resume_checkpoint(run_dir: Path, cfg: DictConfig) -> Checkpoint:
             "train on."
         )
     return checkpoint
+
+
+def _load_parts(cfg: DictConfig, checkpoint: Checkpoint) -> None:
+    """Load what ``load_for_resume`` loads of ``checkpoint`` without the training VecEnv:
+    its model and, for a run that normalizes, its statistics.
+
+    Raises:
+        CheckpointError: if either is missing or damaged (PickleRefused: a lone pickle).
+    """
+    if cfg.wrappers.get("normalize"):
+        trust = bool(cfg.get("trust_pickles", False))
+        load_statistics(checkpoint.path, None, trust, timesteps=checkpoint.timesteps)
+    load_model(cfg.algo, checkpoint.model)
 
 
 def newest_loadable(run_dir: Path, load: Callable[[Checkpoint], T]) -> tuple[Checkpoint, T]:
