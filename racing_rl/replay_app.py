@@ -73,5 +73,5 @@ def main(cfg: DictConfig) -> None:
         if not cfg.video:
             raise  # the window: nothing to write
         # written whole or not at all (export_video)
-        what = f"before {cfg.video} was written: nothing written; an earlier file there is kept"
+        what = f"before {cfg.video} was written: nothing written; any earlier {cfg.video} is kept"
         stop("replay", interrupt, what)

@@ -329,6 +329,6 @@ def test_a_ctrl_c_while_a_video_is_written_says_it_was_not(replay, tmp_path):
     assert (result.returncode, result.stderr) == (
         130,
         "racing-rl replay: interrupted (Ctrl-C) before race.mp4 was written: nothing written; "
-        "an earlier file there is kept\n",
+        "any earlier race.mp4 is kept\n",
     )
     assert [p.name for p in tmp_path.iterdir()] == ["race.npz"]

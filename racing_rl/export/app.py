@@ -20,8 +20,11 @@ def main(cfg: DictConfig) -> None:
         print_error("export", err)
         job_failed(err)
     except KeyboardInterrupt as interrupt:  # the file is written whole or not at all
-        what = "before its file was written: nothing written; an earlier export there is as it was"
-        stop("export", interrupt, what)
+        stop(
+            "export",
+            interrupt,
+            "before its file was written: nothing written; any earlier file at its out= is kept",
+        )
     print(
         f"wrote {result['path']} ({result['bytes'] / 1024:.0f} KiB): {result['algorithm']} "
         f"{result['checkpoint']}, {result['timesteps']:,} timesteps"

@@ -559,6 +559,6 @@ def test_a_ctrl_c_while_exporting_says_nothing_was_written(tiny_runs, tmp_path):
     assert (result.returncode, result.stderr) == (
         130,
         "racing-rl export: interrupted (Ctrl-C) before its file was written: nothing written; "
-        "an earlier export there is as it was\n",
+        "any earlier file at its out= is kept\n",
     )
     assert list(tmp_path.iterdir()) == []
