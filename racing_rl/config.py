@@ -913,6 +913,9 @@ def parse(cls: type[T], values: Mapping[str, Any] | None, where: str) -> T:
         found = _misspelt(cls, str(full_key)) if isinstance(err, ConfigKeyError) else None
         if found is not None and found[1] is not None:  # Key 'car_colisions' not in ...
             why += f"; did you mean {where}.{found[1]}?"
+        elif isinstance(err, ConfigKeyError) and dataclasses.is_dataclass(err.object_type):
+            keys = ", ".join(field.name for field in dataclasses.fields(err.object_type))
+            why += f"; leave it out (its keys: {keys})"
         raise ConfigError(f"Invalid config: {key}: {why}") from err
     except ConfigError as err:
         raise ConfigError(f"Invalid config: {where}.{err}") from err

@@ -370,7 +370,12 @@ def test_track_changes_every_track_change_every_episodes() -> None:
             r"backend\.episode\.max_step: .*; did you mean backend\.ep",
         ),
         ({"reward": {"progress": 1.0, "crash_penalty": -1.0}}, r"backend\.reward\.crash_penalty"),
-        ({"rules": {"zzz": 1}}, r"backend\.rules\.zzz: Key 'zzz' not in 'RaceRules'$"),
+        # No close key: what it takes (it said only "Key 'zzz' not in 'RaceRules'").
+        (
+            {"rules": {"zzz": 1}},
+            r"backend\.rules\.zzz: Key 'zzz' not in 'RaceRules'; leave it out \(its keys: dt, "
+            r"stuck_time, car_collisions\)$",
+        ),
     ],
 )
 def test_unknown_config_keys_raise_config_error_naming_the_key(values: dict, key: str) -> None:
