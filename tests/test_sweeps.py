@@ -461,6 +461,9 @@ def test_an_optuna_study_refuses_a_sweep_with_other_overrides(tmp_path):
     other = [a.replace("total_timesteps=6000", "total_timesteps=5000") for a in first]
     refused = racing_rl(*other, cwd=tmp_path)
     assert refused.returncode == 1
+    # One line, as the command line's refusals (it was a log line of Hydra's).
+    assert refused.stderr.startswith("racing-rl train: Optuna study 'test_study' (sqlite:")
+    assert refused.stderr.count("\n") == 1
     assert "was started by a sweep with the overrides" in refused.stderr
     assert "total_timesteps=6000" in refused.stderr and "hydra.sweeper.study_name" in refused.stderr
     assert "(it lacks total_timesteps=6000; it adds total_timesteps=5000)" in refused.stderr

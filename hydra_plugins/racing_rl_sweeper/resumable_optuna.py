@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import NoReturn
 
 from hydra.types import HydraContext, TaskFunction
 from hydra.utils import instantiate
@@ -37,6 +38,7 @@ from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
 from omegaconf import DictConfig, OmegaConf
 
 from racing_rl.config import sweep_overrides
+from racing_rl.errors import print_error
 
 log = logging.getLogger(__name__)
 # Importing optuna imports Alembic, which logs a line per Alembic plugin at INFO: through
@@ -52,6 +54,17 @@ PARAMS_ATTR = "racing_rl_params"
 with (studies created before it was recorded have none, and are not checked)."""
 
 
+def _refuse(why: str) -> NoReturn:
+    """Refuse the sweep before its first trial, in one line on stderr as ``racing-rl
+    train`` refuses a command line (``racing-rl train: <why>``), not in Hydra's log format.
+
+    Raises:
+        SystemExit: 1.
+    """
+    print_error("train", why)
+    raise SystemExit(1)
+
+
 def _refuse_earlier_runs(sweep_dir: str, why: str) -> None:
     """Refuse a new search in a sweep dir that holds an earlier sweep's runs: its job
     numbers start at 0 again, so a trial would train in an earlier trial's directory and
@@ -59,23 +72,18 @@ def _refuse_earlier_runs(sweep_dir: str, why: str) -> None:
     named study, which may continue there: ``racing_rl.train.CheckConfig``.)
 
     Raises:
-        SystemExit: 1, after logging why and what to do.
+        SystemExit: 1, after saying why and what to do (``_refuse``).
     """
     from racing_rl.checkpoints.layout import saved_work
 
     runs = sorted(job for job in Path(sweep_dir).glob("*/") if saved_work(job))
     if runs:
-        log.error(
-            "hydra.sweep.dir=%s holds the runs of an earlier sweep (%d, e.g. %s), and this "
-            "sweep does not continue them: %s, so its trials would train in their "
-            "directories and report their best/. Give it another hydra.sweep.dir, or the "
-            "storage and study_name of the study those runs belong to.",
-            sweep_dir,
-            len(runs),
-            runs[0].name,
-            why,
+        _refuse(
+            f"hydra.sweep.dir={sweep_dir} holds the runs of an earlier sweep ({len(runs)}, "
+            f"e.g. {runs[0].name}), and this sweep does not continue them: {why}, so its "
+            "trials would train in their directories and report their best/. Give it another "
+            "hydra.sweep.dir, or the storage and study_name of the study those runs belong to."
         )
-        raise SystemExit(1)
 
 
 class ResumableOptunaSweeper(OptunaSweeper):
@@ -120,51 +128,41 @@ class ResumableOptunaSweeper(OptunaSweeper):
             return
         kept = [d.name.lower() for d in study.directions]
         if kept != [d.lower() for d in directions]:  # Optuna: a ValueError's traceback
-            log.error(
-                "Optuna study %r (%s) was started to %s its objective; this sweep asks to %s "
-                "it (hydra.sweeper.direction). Keep the study's direction to continue it, or "
-                "give this search its own study with hydra.sweeper.study_name=<name>.",
-                impl.study_name,
-                impl.storage,
-                " and ".join(kept),
-                " and ".join(d.lower() for d in directions),
+            _refuse(
+                f"Optuna study {impl.study_name!r} ({impl.storage}) was started to "
+                f"{' and '.join(kept)} its objective; this sweep asks to "
+                f"{' and '.join(d.lower() for d in directions)} it (hydra.sweeper.direction). "
+                "Keep the study's direction to continue it, or give this search its own study "
+                "with hydra.sweeper.study_name=<name>."
             )
-            raise SystemExit(1)
         recorded = study.user_attrs.get(OVERRIDES_ATTR)
         if recorded is not None:
             recorded = sweep_overrides(recorded)  # recorded whole before RUNTIME_KEYS were
         if recorded is not None and recorded != overrides:
-            log.error(
-                "Optuna study %r (%s) was started by a sweep with the overrides %s; this one "
-                "has %s (it lacks %s; it adds %s). Their trials would mix two searches: run "
-                "the same overrides to continue it, or give this search its own study with "
-                "hydra.sweeper.study_name=<name>.",
-                impl.study_name,
-                impl.storage,
-                " ".join(recorded) or "(none)",
-                " ".join(overrides) or "(none)",
-                " ".join(o for o in recorded if o not in overrides) or "nothing",
-                " ".join(o for o in overrides if o not in recorded) or "nothing",
+            lacks = " ".join(o for o in recorded if o not in overrides) or "nothing"
+            adds = " ".join(o for o in overrides if o not in recorded) or "nothing"
+            _refuse(
+                f"Optuna study {impl.study_name!r} ({impl.storage}) was started by a sweep "
+                f"with the overrides {' '.join(recorded) or '(none)'}; this one has "
+                f"{' '.join(overrides) or '(none)'} (it lacks {lacks}; it adds {adds}). Their "
+                "trials would mix two searches: run the same overrides to continue it, or give "
+                "this search its own study with hydra.sweeper.study_name=<name>."
             )
-            raise SystemExit(1)
         searched = study.user_attrs.get(PARAMS_ATTR)
         if searched is not None and searched != params:
             changed = sorted(
                 k for k in searched.keys() | params.keys() if searched.get(k) != params.get(k)
             )
-            log.error(
-                "Optuna study %r (%s) was started with another search space "
-                "(hydra.sweeper.params): %s. Their trials would mix two searches: restore "
-                "its params to continue it, or give this search its own study with "
-                "hydra.sweeper.study_name=<name>.",
-                impl.study_name,
-                impl.storage,
-                "; ".join(
-                    f"{k}: {searched.get(k, '(absent)')} then, {params.get(k, '(absent)')} now"
-                    for k in changed
-                ),
+            then_now = "; ".join(
+                f"{k}: {searched.get(k, '(absent)')} then, {params.get(k, '(absent)')} now"
+                for k in changed
             )
-            raise SystemExit(1)
+            _refuse(
+                f"Optuna study {impl.study_name!r} ({impl.storage}) was started with another "
+                f"search space (hydra.sweeper.params): {then_now}. Their trials would mix two "
+                "searches: restore its params to continue it, or give this search its own "
+                "study with hydra.sweeper.study_name=<name>."
+            )
         for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             log.warning("trial %d was interrupted: marking it failed", trial.number)
             study.tell(trial.number, state=TrialState.FAIL)
