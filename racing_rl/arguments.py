@@ -19,6 +19,7 @@ algorithm classes are imported to read their arguments.
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 import importlib.util
 import itertools
@@ -281,9 +282,11 @@ def check_arguments(name: str, args: list[str]) -> None:
     multirun = any(MODE_FLAGS.get(a) == "multirun" for a in args) or (
         mode is not None and str(mode.value()).upper() == "MULTIRUN"
     )
+    # The jobs' configs, composed once where a check needs them (a +, an algo.model key).
+    composed = functools.cache(functools.partial(_composed_legs, name, overrides, groups, more_dir))
     if name == "train" and multirun:
-        _check_model_arguments(overrides, groups, more_dir)
-    _check_appends(name, overrides, groups, more_dir)
+        _check_model_arguments(overrides, composed)
+    _check_appends(name, overrides, composed)
     _check_hydra_settings(name, given, doc)
     if name == "train" and multirun and "resume" in given:  # Hydra: "not a run directory"
         raise UsageError(
@@ -548,15 +551,13 @@ def _composed_legs(
         return None
 
 
-def _check_appends(
-    name: str, overrides: list[Override], groups: set[str], more_dir: str | None
-) -> None:
+def _check_appends(name: str, overrides: list[Override], composed: Callable[[], Any]) -> None:
     """Refuse ``+key=value`` for a key that the composed config has a value at already
     (``+seed=3``, ``+algo.model.gamma=0.9``, ``+backend.car.max_speed=3``), which Hydra
     refuses in four lines with its HYDRA_FULL_ERROR hint. As Hydra, a ``+`` stands where
     the key is not there, is null or ``???``, or is given a list or a mapping (merged into
     the key's). The config is composed as Hydra will compose it, once for each leg of the
-    swept config ``groups`` (``_composed_legs``, with the ``--config-dir`` ``more_dir``);
+    swept config groups (``composed``: ``_composed_legs``, called once for all the checks);
     where it cannot be composed, Hydra says why. Hydra's own keys
     (``+hydra.searchpath=``) are Hydra's.
 
@@ -579,10 +580,10 @@ def _check_appends(
         for o in overrides
         if o.is_add() and not o.key_or_group.startswith(("hydra.", "hydra/")) and not merged(o)
     ]
-    composed = _composed_legs(name, overrides, groups, more_dir) if appends else None
-    if composed is None:
+    jobs = composed() if appends else None
+    if jobs is None:
         return
-    legs, cfgs = composed
+    legs, cfgs = jobs
     for override in appends:
         key, line = override.key_or_group, override.input_line
         there = [OmegaConf.select(cfg, key, throw_on_missing=False) is not None for cfg in cfgs]
@@ -600,15 +601,13 @@ def _check_appends(
             )
 
 
-def _check_model_arguments(
-    overrides: list[Override], groups: set[str], more_dir: str | None
-) -> None:
+def _check_model_arguments(overrides: list[Override], composed: Callable[[], Any]) -> None:
     """Refuse a sweep of ``racing-rl train`` that adds an argument to ``algo.model``
     (``++algo.model.n_epochs=3``, ``+algo.model.n_epochs=3``) that the algorithm of one
     of its jobs does not take: that job would be refused only once the jobs before it
     had trained (``-m algo=ppo,sac ++algo.model.n_epochs=3``: the PPO job trains, then the
-    SAC job fails). Each leg's algorithm is that of its composed config
-    (``_composed_legs``); where the config cannot be composed, Hydra says why.
+    SAC job fails). Each leg's algorithm is that of its composed config (``composed``:
+    ``_composed_legs``); where the config cannot be composed, Hydra says why.
 
     Raises:
         UsageError: naming the argument, the first leg whose algorithm lacks it and, where
@@ -624,10 +623,10 @@ def _check_model_arguments(
         and o.key_or_group.startswith("algo.model.")
         and not o.key_or_group.split(".")[2].startswith("_")  # Hydra's _target_, _partial_
     ]
-    composed = _composed_legs("train", overrides, groups, more_dir) if added else None
-    if composed is None:
+    jobs = composed() if added else None
+    if jobs is None:
         return
-    legs, cfgs = composed
+    legs, cfgs = jobs
     try:
         classes = [algorithm_class(cfg.algo) for cfg in cfgs]
     except ConfigError:

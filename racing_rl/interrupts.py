@@ -159,7 +159,8 @@ def interrupted(interrupt: BaseException, what: str) -> str:
 def stop(command: str, interrupt: KeyboardInterrupt, what: str) -> NoReturn:
     """End ``racing-rl <command>``, stopped by ``interrupt`` (Ctrl-C, or SIGTERM as this
     module raises it), with one line on stderr that says what it wrote or kept
-    (``interrupted``): ``racing-rl export: interrupted (Ctrl-C): nothing written``.
+    (``interrupted``): ``racing-rl export: interrupted (Ctrl-C) before its file was
+    written: nothing written; ...``.
 
     Raises:
         SystemExit: 128 + the signal's number (130: SIGINT, 143: SIGTERM), in the
